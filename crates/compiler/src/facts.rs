@@ -1,0 +1,112 @@
+//! What the compiler is told about the host, and about what is live.
+
+use net_types::{ClassId, IfName, TenantId};
+use plan::{MapKey, MapValue, Plan};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Facts about the host the plan is for.
+///
+/// Offline (`tollgate plan --offline`) this is empty or read from a small
+/// TOML file; on a live host the dataplane fills it from the kernel.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// The interfaces present, or `None` if unknown (then every interface
+    /// the policy names is assumed to exist).
+    pub interfaces: Option<BTreeSet<IfName>>,
+    /// Where each owner's classes are now, so that they stay there.
+    #[serde(skip)]
+    pub live: Live,
+}
+
+/// Who a block of classes belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Owner {
+    /// A parent or a shared plan's pool, by node id.
+    Node(u16),
+    /// A tenant.
+    Tenant(TenantId),
+}
+
+/// Where an owner's block of classes sits in the HTB trees.
+///
+/// Every owner has the same block in both directions: the download and
+/// upload trees have the same shape, on different devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    /// Which shard (HTB tree) per direction.
+    pub shard: u16,
+    /// The first cell; a cell is four consecutive minors.
+    pub cell: u16,
+    /// How many cells.
+    pub cells: u16,
+    /// The class the block's first class sits under.
+    pub parent: ClassId,
+}
+
+impl Placement {
+    /// The handle of the block's first class.
+    pub fn base(&self) -> ClassId {
+        ClassId::new(crate::shard_major(self.shard), self.cell * 4)
+    }
+}
+
+/// The placements that exist in the kernel now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Live {
+    /// Every owner's block.
+    pub placements: BTreeMap<Owner, Placement>,
+}
+
+impl Live {
+    /// Reads the placements back out of a plan (usually one observed from the
+    /// kernel): tollgate records each owner's block in its registry maps, and
+    /// the classes themselves give the size and the parent.
+    pub fn from_plan(plan: &Plan) -> Live {
+        let mut placements = BTreeMap::new();
+        for (map, node) in [(crate::REG_NODES, true), (crate::REG_TENANTS, false)] {
+            let Some(m) = plan.maps.get(map) else {
+                continue;
+            };
+            for (k, v) in &m.elements {
+                let (MapKey::Number(id), MapValue::Class(base)) = (k, v) else {
+                    continue;
+                };
+                if base.major == 0 || base.minor % 4 != 0 {
+                    continue;
+                }
+                let shard = base.major - 1;
+                let dev = crate::ifb_name(policy::Direction::Down, shard);
+                let Some(class) = plan.classes.get(&plan::ClassKey {
+                    dev: dev.clone(),
+                    id: *base,
+                }) else {
+                    continue;
+                };
+                let groups = plan
+                    .classes
+                    .iter()
+                    .filter(|(ck, c)| ck.dev == dev && c.parent == *base && ck.id.minor % 4 == 0)
+                    .count() as u16;
+                let owner = if node {
+                    match u16::try_from(*id) {
+                        Ok(n) => Owner::Node(n),
+                        Err(_) => continue,
+                    }
+                } else {
+                    Owner::Tenant(TenantId(*id))
+                };
+                placements.insert(
+                    owner,
+                    Placement {
+                        shard,
+                        cell: base.minor / 4,
+                        cells: 1 + groups,
+                        parent: class.parent,
+                    },
+                );
+            }
+        }
+        Live { placements }
+    }
+}

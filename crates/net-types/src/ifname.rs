@@ -1,0 +1,121 @@
+//! Interface names, validated by the kernel's own rules.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A network interface name the kernel would accept (`dev_valid_name`).
+///
+/// The kernel refuses names that are empty, `.` or `..`, 16 bytes or longer
+/// (IFNAMSIZ counts the terminating NUL), or that contain `/`, `:` or
+/// white space. Checking here means a bad name is reported with its place in
+/// the policy file instead of as a netlink error halfway through an apply.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IfName(String);
+
+/// Why an interface name is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfNameError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than the kernel's 15 usable bytes.
+    TooLong(usize),
+    /// The name is `.` or `..`.
+    Dots,
+    /// The name contains a character the kernel refuses.
+    BadChar(char),
+}
+
+impl fmt::Display for IfNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IfNameError::Empty => write!(f, "interface name is empty"),
+            IfNameError::TooLong(n) => write!(
+                f,
+                "interface name is {n} bytes long; the kernel allows at most {}",
+                IfName::MAX_LEN
+            ),
+            IfNameError::Dots => write!(f, "`.` and `..` are not interface names"),
+            IfNameError::BadChar(c) => write!(
+                f,
+                "interface names may not contain {c:?} (the kernel refuses '/', ':' and white space)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IfNameError {}
+
+impl IfName {
+    /// The longest name the kernel accepts, in bytes.
+    pub const MAX_LEN: usize = 15;
+
+    /// Validates `name`.
+    pub fn new(name: &str) -> Result<Self, IfNameError> {
+        if name.is_empty() {
+            return Err(IfNameError::Empty);
+        }
+        if name.len() > Self::MAX_LEN {
+            return Err(IfNameError::TooLong(name.len()));
+        }
+        if name == "." || name == ".." {
+            return Err(IfNameError::Dots);
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+        {
+            return Err(IfNameError::BadChar(c));
+        }
+        Ok(IfName(name.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IfName {
+    type Error = IfNameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        IfName::new(&value)
+    }
+}
+
+impl From<IfName> for String {
+    fn from(value: IfName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_what_the_kernel_accepts() {
+        for ok in ["eth0", "vif12.0", "tap-a_b", "x", "abcdefghijklmno"] {
+            assert!(IfName::new(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_kernel_refuses() {
+        assert_eq!(IfName::new(""), Err(IfNameError::Empty));
+        assert_eq!(
+            IfName::new("abcdefghijklmnop"),
+            Err(IfNameError::TooLong(16))
+        );
+        assert_eq!(IfName::new(".."), Err(IfNameError::Dots));
+        assert_eq!(IfName::new("eth0:1"), Err(IfNameError::BadChar(':')));
+        assert_eq!(IfName::new("a/b"), Err(IfNameError::BadChar('/')));
+        assert_eq!(IfName::new("a b"), Err(IfNameError::BadChar(' ')));
+    }
+}

@@ -1,0 +1,332 @@
+//! The objects of a kernel plan.
+
+use net_types::{ClassId, IfName, Prefix, Rate, Size};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The name of tollgate's nftables table (family `netdev`). Tollgate owns
+/// everything in it and nothing outside it.
+pub const NFT_TABLE: &str = "tollgate";
+
+/// The first tc filter priority tollgate uses on a clsact hook. Filters at
+/// `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256` are tollgate's; others are not.
+pub const FILTER_PRIO_BASE: u16 = 0xc000;
+
+/// Everything tollgate wants to exist in the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Devices tollgate creates (IFBs).
+    pub links: BTreeMap<IfName, Link>,
+    /// Qdiscs, by device and attachment point.
+    pub qdiscs: BTreeMap<QdiscKey, Qdisc>,
+    /// HTB classes, by device and handle.
+    pub classes: BTreeMap<ClassKey, Class>,
+    /// tc filters on clsact hooks.
+    pub filters: BTreeMap<FilterKey, Filter>,
+    /// nftables chains in tollgate's table, by name.
+    pub chains: BTreeMap<String, Chain>,
+    /// nftables maps in tollgate's table, by name.
+    pub maps: BTreeMap<String, NftMap>,
+}
+
+/// A device tollgate creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// An intermediate functional block: a device that only exists to hold a qdisc.
+    Ifb,
+}
+
+/// Where a qdisc is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attach {
+    /// The device's root (egress) qdisc.
+    Root,
+    /// The clsact pseudo-qdisc that holds ingress and egress filters.
+    Clsact,
+}
+
+/// Identifies a qdisc.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct QdiscKey {
+    /// The device.
+    pub dev: IfName,
+    /// Where on it.
+    pub attach: Attach,
+}
+
+/// A qdisc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Qdisc {
+    /// A hierarchical token bucket.
+    Htb {
+        /// Its handle's major number.
+        major: u16,
+        /// The minor of the class that catches unclassified packets.
+        default_minor: u16,
+    },
+    /// clsact, for filters on the egress and ingress hooks.
+    Clsact,
+}
+
+/// Identifies an HTB class.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ClassKey {
+    /// The device whose qdisc holds it.
+    pub dev: IfName,
+    /// Its handle.
+    pub id: ClassId,
+}
+
+/// An HTB class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Class {
+    /// The class (or qdisc, minor 0) it sits under. HTB cannot change this
+    /// in place: a new parent means a new class.
+    pub parent: ClassId,
+    /// Guaranteed rate.
+    pub rate: Rate,
+    /// Borrowing limit.
+    pub ceil: Rate,
+    /// Burst at above `rate`, if not the kernel's default.
+    pub burst: Option<Size>,
+    /// Burst at above `ceil`, if not the kernel's default.
+    pub cburst: Option<Size>,
+    /// HTB priority: lower is served first when borrowing.
+    pub prio: u8,
+    /// Bytes served per round when borrowing; equal quanta share fairly.
+    pub quantum: u32,
+}
+
+/// Which clsact hook a filter sits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// Packets leaving the device.
+    Egress,
+    /// Packets arriving on the device.
+    Ingress,
+}
+
+/// Identifies a tc filter.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct FilterKey {
+    /// The device.
+    pub dev: IfName,
+    /// The hook.
+    pub hook: Hook,
+    /// The filter priority (tollgate uses [`FILTER_PRIO_BASE`] and up).
+    pub prio: u16,
+}
+
+/// A tc filter: which packets to send to which IFB.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Filter {
+    /// Which packets.
+    pub select: Select,
+    /// The IFB they are redirected to.
+    pub redirect_to: IfName,
+}
+
+/// How a filter selects packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// Every packet.
+    All,
+    /// Packets whose `skb->mark` equals this value. Tollgate's nftables
+    /// chain sets it from the HTB major the packet was classified into.
+    Mark(u32),
+}
+
+impl Select {
+    /// The selector as classic BPF bytecode in `tc … bpf bytecode` notation.
+    ///
+    /// Classic BPF is used because this kernel has neither cls_fw nor u32
+    /// mark matching, and a four-instruction program needs no compiler.
+    pub fn bytecode(self) -> String {
+        match self {
+            // ret #-1: match, use the filter's default class.
+            Select::All => "1,6 0 0 4294967295".into(),
+            // ld #mark (SKF_AD_OFF + SKF_AD_MARK); jeq #v ? next : skip; ret #-1; ret #0
+            Select::Mark(v) => format!("4,32 0 0 4294963220,21 0 1 {v},6 0 0 4294967295,6 0 0 0"),
+        }
+    }
+}
+
+/// Which netdev hook a base chain is attached to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainHook {
+    /// The device.
+    pub dev: IfName,
+}
+
+/// An nftables chain in tollgate's table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Chain {
+    /// For a base chain, the device whose egress it hooks.
+    pub hook: Option<ChainHook>,
+    /// Its rules, in nft syntax, in order.
+    pub rules: Vec<String>,
+}
+
+/// What an nftables map is keyed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapKind {
+    /// IPv4 destination or source prefix → realm (`0:realm`).
+    Realm4,
+    /// IPv6 prefix → realm.
+    Realm6,
+    /// IPv4 source . realm → class (upload).
+    Saddr4,
+    /// IPv6 source . realm → class (upload).
+    Saddr6,
+    /// IPv4 destination . realm → class (download, router mode).
+    Daddr4,
+    /// IPv6 destination . realm → class (download, router mode).
+    Daddr6,
+    /// Output interface . realm → class (download, hypervisor mode).
+    Oif,
+    /// HTB class range → packet mark, to steer packets to their shard.
+    Shard,
+    /// Owner id → first class of its block: tollgate's record of which
+    /// classes belong to whom, read back on restart. No rule uses it.
+    Registry,
+}
+
+impl MapKind {
+    /// The map's `typeof` declaration in nft syntax.
+    pub fn declaration(self) -> &'static str {
+        match self {
+            MapKind::Realm4 => "typeof ip daddr : meta priority; flags interval",
+            MapKind::Realm6 => "typeof ip6 daddr : meta priority; flags interval",
+            MapKind::Saddr4 => "typeof ip saddr . meta priority : meta priority; flags interval",
+            MapKind::Saddr6 => "typeof ip6 saddr . meta priority : meta priority; flags interval",
+            MapKind::Daddr4 => "typeof ip daddr . meta priority : meta priority; flags interval",
+            MapKind::Daddr6 => "typeof ip6 daddr . meta priority : meta priority; flags interval",
+            MapKind::Oif => "typeof meta oifname . meta priority : meta priority",
+            MapKind::Shard => "typeof meta priority : meta mark; flags interval",
+            MapKind::Registry => "typeof meta mark : meta priority",
+        }
+    }
+}
+
+/// An nftables map and its elements.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NftMap {
+    /// Key and value types.
+    pub kind: MapKind,
+    /// The elements.
+    pub elements: BTreeMap<MapKey, MapValue>,
+}
+
+/// A map element's key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapKey {
+    /// A prefix.
+    Prefix(Prefix),
+    /// A prefix and a realm scratch value.
+    PrefixRealm(Prefix, u16),
+    /// An interface name and a realm scratch value.
+    IfRealm(IfName, u16),
+    /// A range of class handles, both ends included.
+    ClassRange(ClassId, ClassId),
+    /// A plain number.
+    Number(u32),
+}
+
+/// A map element's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapValue {
+    /// A class handle (`meta priority`).
+    Class(ClassId),
+    /// A packet mark.
+    Mark(u32),
+}
+
+impl fmt::Display for MapKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapKey::Prefix(p) => write!(f, "{p}"),
+            MapKey::PrefixRealm(p, r) => write!(f, "{p} . 0:{r:x}"),
+            MapKey::IfRealm(i, r) => write!(f, "\"{i}\" . 0:{r:x}"),
+            MapKey::ClassRange(a, b) => write!(f, "{a}-{b}"),
+            MapKey::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl fmt::Display for MapValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapValue::Class(c) => write!(f, "{c}"),
+            MapValue::Mark(m) => write!(f, "0x{m:x}"),
+        }
+    }
+}
+
+/// Names one object of a plan, for provenance and change sets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectId {
+    /// A device.
+    Link(IfName),
+    /// A qdisc.
+    Qdisc(QdiscKey),
+    /// A class.
+    Class(ClassKey),
+    /// A filter.
+    Filter(FilterKey),
+    /// A chain.
+    Chain(String),
+    /// A map.
+    Map(String),
+    /// One element of a map.
+    Element(String, MapKey),
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectId::Link(n) => write!(f, "link {n}"),
+            ObjectId::Qdisc(k) => write!(f, "qdisc {:?} on {}", k.attach, k.dev),
+            ObjectId::Class(k) => write!(f, "class {} on {}", k.id, k.dev),
+            ObjectId::Filter(k) => write!(f, "filter {:?} prio {} on {}", k.hook, k.prio, k.dev),
+            ObjectId::Chain(c) => write!(f, "nft chain {c}"),
+            ObjectId::Map(m) => write!(f, "nft map {m}"),
+            ObjectId::Element(m, k) => write!(f, "nft element {m}[{k}]"),
+        }
+    }
+}
+
+impl Plan {
+    /// The number of objects, counting each map element as one.
+    pub fn object_count(&self) -> usize {
+        self.links.len()
+            + self.qdiscs.len()
+            + self.classes.len()
+            + self.filters.len()
+            + self.chains.len()
+            + self.maps.len()
+            + self.maps.values().map(|m| m.elements.len()).sum::<usize>()
+    }
+
+    /// Whether the object exists in this plan.
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        match id {
+            ObjectId::Link(n) => self.links.contains_key(n),
+            ObjectId::Qdisc(k) => self.qdiscs.contains_key(k),
+            ObjectId::Class(k) => self.classes.contains_key(k),
+            ObjectId::Filter(k) => self.filters.contains_key(k),
+            ObjectId::Chain(c) => self.chains.contains_key(c),
+            ObjectId::Map(m) => self.maps.contains_key(m),
+            ObjectId::Element(m, k) => self.maps.get(m).is_some_and(|m| m.elements.contains_key(k)),
+        }
+    }
+}

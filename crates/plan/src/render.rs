@@ -1,0 +1,272 @@
+//! Plans and change sets as text: `tc -batch` lines and `nft -f` scripts.
+//!
+//! The same text is what a person reads in `tollgate plan --format tc|nft`
+//! and what the snapshot tests compare, so it is kept stable and sorted.
+
+use crate::diff::{Change, ChangeSet};
+use crate::model::*;
+use std::fmt::Write as _;
+
+fn class_line(verb: &str, key: &ClassKey, c: &Class) -> String {
+    let mut s = format!(
+        "class {verb} dev {} parent {} classid {} htb rate {} ceil {}",
+        key.dev, c.parent, key.id, c.rate, c.ceil
+    );
+    if let Some(b) = c.burst {
+        let _ = write!(s, " burst {b}");
+    }
+    if let Some(b) = c.cburst {
+        let _ = write!(s, " cburst {b}");
+    }
+    let _ = write!(s, " prio {} quantum {}", c.prio, c.quantum);
+    s
+}
+
+fn qdisc_line(verb: &str, key: &QdiscKey, q: &Qdisc) -> String {
+    match q {
+        Qdisc::Htb {
+            major,
+            default_minor,
+        } => format!(
+            "qdisc {verb} dev {} root handle {major:x}: htb default {default_minor:x}",
+            key.dev
+        ),
+        Qdisc::Clsact => format!("qdisc {verb} dev {} clsact", key.dev),
+    }
+}
+
+fn hook_word(h: Hook) -> &'static str {
+    match h {
+        Hook::Egress => "egress",
+        Hook::Ingress => "ingress",
+    }
+}
+
+fn filter_line(verb: &str, key: &FilterKey, f: &Filter) -> String {
+    format!(
+        "filter {verb} dev {} {} prio {} handle 1 bpf bytecode \"{}\" action mirred egress redirect dev {}",
+        key.dev,
+        hook_word(key.hook),
+        key.prio,
+        f.select.bytecode(),
+        f.redirect_to
+    )
+}
+
+/// The whole plan as `tc -batch` input. Devices are not tc objects, so they
+/// are listed first as comments with the `ip` commands that create them.
+pub fn plan_tc(plan: &Plan) -> String {
+    let mut out = String::new();
+    for name in plan.links.keys() {
+        let _ = writeln!(
+            out,
+            "# ip link add {name} type ifb && ip link set {name} up"
+        );
+    }
+    for (k, q) in &plan.qdiscs {
+        let _ = writeln!(out, "{}", qdisc_line("add", k, q));
+    }
+    // Parents must exist before children; a stable depth-first order also
+    // makes the text easy to read.
+    for (dev_key, c) in topo(&plan.classes) {
+        let _ = writeln!(out, "{}", class_line("add", dev_key, c));
+    }
+    for (k, f) in &plan.filters {
+        let _ = writeln!(out, "{}", filter_line("add", k, f));
+    }
+    out
+}
+
+/// Classes ordered so that every parent precedes its children.
+fn topo(classes: &std::collections::BTreeMap<ClassKey, Class>) -> Vec<(&ClassKey, &Class)> {
+    let mut out = Vec::with_capacity(classes.len());
+    let mut children: std::collections::BTreeMap<
+        (&net_types::IfName, net_types::ClassId),
+        Vec<&ClassKey>,
+    > = Default::default();
+    let mut roots = Vec::new();
+    for (k, c) in classes {
+        let parent_key = ClassKey {
+            dev: k.dev.clone(),
+            id: c.parent,
+        };
+        if c.parent.minor == 0 || !classes.contains_key(&parent_key) {
+            roots.push(k);
+        } else {
+            children.entry((&k.dev, c.parent)).or_default().push(k);
+        }
+    }
+    let mut stack: Vec<&ClassKey> = roots.into_iter().rev().collect();
+    while let Some(k) = stack.pop() {
+        out.push((k, &classes[k]));
+        if let Some(kids) = children.get(&(&k.dev, k.id)) {
+            stack.extend(kids.iter().rev());
+        }
+    }
+    out
+}
+
+fn chain_header(name: &str, c: &Chain) -> String {
+    match &c.hook {
+        Some(h) => format!(
+            "chain {name} {{ type filter hook egress device \"{}\" priority 0; policy accept; }}",
+            h.dev
+        ),
+        None => format!("chain {name} {{ }}"),
+    }
+}
+
+/// The nftables part of the plan as one `nft -f` script that creates the
+/// table from nothing.
+pub fn plan_nft(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "table netdev {NFT_TABLE} {{");
+    for (name, m) in &plan.maps {
+        let _ = writeln!(out, "\tmap {name} {{");
+        let _ = writeln!(out, "\t\t{}", m.kind.declaration());
+        if !m.elements.is_empty() {
+            let elems: Vec<String> = m
+                .elements
+                .iter()
+                .map(|(k, v)| format!("{k} : {v}"))
+                .collect();
+            let _ = writeln!(out, "\t\telements = {{ {} }}", elems.join(",\n\t\t\t     "));
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    // Regular chains first so that base chains jump to chains already read.
+    let mut chains: Vec<(&String, &Chain)> = plan.chains.iter().collect();
+    chains.sort_by_key(|(n, c)| (c.hook.is_some(), *n));
+    for (name, c) in chains {
+        let _ = writeln!(out, "\tchain {name} {{");
+        if let Some(h) = &c.hook {
+            let _ = writeln!(
+                out,
+                "\t\ttype filter hook egress device \"{}\" priority 0; policy accept;",
+                h.dev
+            );
+        }
+        for r in &c.rules {
+            let _ = writeln!(out, "\t\t{r}");
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    let _ = writeln!(out, "}}");
+    out
+}
+
+/// The tc part of a change set as `tc -batch` input, in order.
+pub fn changes_tc(cs: &ChangeSet) -> String {
+    let mut out = String::new();
+    for c in &cs.changes {
+        let line = match c {
+            Change::AddLink { name, .. } => {
+                format!("# ip link add {name} type ifb && ip link set {name} up")
+            }
+            Change::DelLink { name } => format!("# ip link del {name}"),
+            Change::AddQdisc { key, qdisc } => qdisc_line("add", key, qdisc),
+            Change::DelQdisc { key } => match key.attach {
+                Attach::Root => format!("qdisc del dev {} root", key.dev),
+                Attach::Clsact => format!("qdisc del dev {} clsact", key.dev),
+            },
+            Change::AddClass { key, class } => class_line("add", key, class),
+            Change::ChangeClass { key, class } => class_line("change", key, class),
+            Change::DelClass { key } => format!("class del dev {} classid {}", key.dev, key.id),
+            Change::SetFilter { key, filter } => filter_line("replace", key, filter),
+            Change::DelFilter { key } => format!(
+                "filter del dev {} {} prio {}",
+                key.dev,
+                hook_word(key.hook),
+                key.prio
+            ),
+            _ => continue,
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// The nftables part of a change set as one `nft -f` transaction.
+pub fn changes_nft(cs: &ChangeSet) -> String {
+    let mut out = String::new();
+    let t = format!("netdev {NFT_TABLE}");
+    let mut any = false;
+    for c in &cs.changes {
+        let text = match c {
+            Change::AddMap { name, kind } => {
+                format!("add map {t} {name} {{ {}; }}", kind.declaration())
+            }
+            Change::DelMap { name } => format!("delete map {t} {name}"),
+            Change::SetChain { name, chain } => {
+                let mut s = format!(
+                    "add {}\nflush chain {t} {name}",
+                    chain_header(name, chain).replacen("chain ", &format!("chain {t} "), 1)
+                );
+                for r in &chain.rules {
+                    let _ = write!(s, "\nadd rule {t} {name} {r}");
+                }
+                s
+            }
+            Change::DelChain { name } => format!("flush chain {t} {name}\ndelete chain {t} {name}"),
+            Change::SetElement {
+                map,
+                key,
+                value,
+                previous,
+            } => {
+                let mut s = String::new();
+                if let Some(p) = previous {
+                    let _ = writeln!(s, "delete element {t} {map} {{ {key} : {p} }}");
+                }
+                let _ = write!(s, "add element {t} {map} {{ {key} : {value} }}");
+                s
+            }
+            Change::DelElement { map, key } => format!("delete element {t} {map} {{ {key} }}"),
+            _ => continue,
+        };
+        if !any {
+            let _ = writeln!(out, "add table {t}");
+            any = true;
+        }
+        let _ = writeln!(out, "{text}");
+    }
+    out
+}
+
+/// A change set as a short human summary, one line per change.
+pub fn changes_text(cs: &ChangeSet) -> String {
+    let mut out = String::new();
+    let mut step = None;
+    for c in &cs.changes {
+        if step != Some(c.step()) {
+            step = Some(c.step());
+            let _ = writeln!(out, "{:?}:", c.step());
+        }
+        let verb = match c {
+            Change::AddLink { .. }
+            | Change::AddQdisc { .. }
+            | Change::AddClass { .. }
+            | Change::AddMap { .. } => "create",
+            Change::ChangeClass { .. } => "change",
+            Change::SetChain { .. } | Change::SetFilter { .. } => "set",
+            Change::SetElement {
+                previous: Some(_), ..
+            } => "repoint",
+            Change::SetElement { .. } => "add",
+            _ => "remove",
+        };
+        let detail = match c {
+            Change::AddClass { class, .. } | Change::ChangeClass { class, .. } => {
+                format!(" (rate {} ceil {})", class.rate, class.ceil)
+            }
+            Change::SetElement { value, .. } => format!(" → {value}"),
+            Change::SetFilter { filter, .. } => format!(" → {}", filter.redirect_to),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {verb} {}{detail}", c.object());
+    }
+    if cs.is_empty() {
+        out.push_str("nothing to do: the kernel already matches the plan\n");
+    }
+    out
+}

@@ -1,0 +1,358 @@
+//! The validated policy: what each tenant gets, in the operator's terms.
+//!
+//! These types hold no kernel vocabulary (no handles, no qdiscs); the
+//! compiler turns them into a kernel plan. Every item keeps the [`Span`] it
+//! was read from so that later stages can still point at the policy file.
+
+use crate::source::Span;
+use net_types::{IfName, Prefix, Rate, RealmId, Size, TenantId};
+use serde::Serialize;
+
+/// Traffic direction, seen from the tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Toward the tenant (download).
+    Down,
+    /// From the tenant (upload).
+    Up,
+}
+
+impl Direction {
+    /// Both directions, download first.
+    pub const BOTH: [Direction; 2] = [Direction::Down, Direction::Up];
+
+    /// `down` or `up`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Down => "down",
+            Direction::Up => "up",
+        }
+    }
+}
+
+/// A value per direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PerDirection<T> {
+    /// Toward the tenant.
+    pub down: T,
+    /// From the tenant.
+    pub up: T,
+}
+
+impl<T> PerDirection<T> {
+    /// The value for one direction.
+    pub fn get(&self, dir: Direction) -> &T {
+        match dir {
+            Direction::Down => &self.down,
+            Direction::Up => &self.up,
+        }
+    }
+}
+
+/// Where tenants sit relative to the box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Each tenant has its own interface (a Xen vif, a tap).
+    Hypervisor,
+    /// Tenants are address blocks behind the box.
+    Router,
+}
+
+/// The box itself: its mode, its interfaces and their capacity.
+#[derive(Clone, Debug, Serialize)]
+pub struct Site {
+    /// Hypervisor or router.
+    pub mode: Mode,
+    /// The interface toward the upstream.
+    pub uplink: IfName,
+    /// The interface toward the tenants (router mode only).
+    pub lan: Option<IfName>,
+    /// What the uplink can carry, per direction.
+    pub capacity: PerDirection<Rate>,
+    /// How many HTB trees each direction is split into.
+    pub shards: u16,
+    /// The guaranteed rate of traffic that belongs to no tenant.
+    pub default_rate: PerDirection<Rate>,
+    /// Where `site` was written.
+    pub span: Span,
+}
+
+/// A destination realm (national, international…).
+#[derive(Clone, Debug, Serialize)]
+pub struct Realm {
+    /// Its 16-bit id.
+    pub id: RealmId,
+    /// Its name in the policy.
+    pub name: String,
+    /// Prefixes that belong to it, from inline lists and prefix-list files.
+    pub prefixes: Vec<(Prefix, Span)>,
+    /// Where it was declared.
+    pub span: Span,
+}
+
+/// The realms and which one catches everything else.
+#[derive(Clone, Debug, Serialize)]
+pub struct Realms {
+    /// Every realm, ordered by id.
+    pub list: Vec<Realm>,
+    /// The realm of destinations no prefix matches.
+    pub default: RealmId,
+}
+
+impl Realms {
+    /// The realm with a given name.
+    pub fn by_name(&self, name: &str) -> Option<&Realm> {
+        self.list.iter().find(|r| r.name == name)
+    }
+
+    /// The realm with a given id.
+    pub fn by_id(&self, id: RealmId) -> Option<&Realm> {
+        self.list.iter().find(|r| r.id == id)
+    }
+}
+
+/// The three priority bands inside each tenant × realm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    /// Small, latency-sensitive packets: DNS, SSH, VoIP, TCP ACKs.
+    Interactive,
+    /// Everything not otherwise classified.
+    Normal,
+    /// Background transfers.
+    Bulk,
+}
+
+impl Band {
+    /// All bands, highest priority first.
+    pub const ALL: [Band; 3] = [Band::Interactive, Band::Normal, Band::Bulk];
+
+    /// The band's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Interactive => "interactive",
+            Band::Normal => "normal",
+            Band::Bulk => "bulk",
+        }
+    }
+
+    /// Position from 0 (highest priority).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A transport protocol and port range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PortRange {
+    /// `tcp` or `udp`.
+    pub protocol: Transport,
+    /// First port.
+    pub from: u16,
+    /// Last port (inclusive).
+    pub to: u16,
+}
+
+/// A transport protocol that has ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// What sends a packet to a band.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BandMatch {
+    /// DSCP code points (0–63).
+    pub dscp: Vec<u8>,
+    /// Protocols matched whole: `icmp`, `ipv6-icmp`.
+    pub protocols: Vec<String>,
+    /// Transport ports (destination or source).
+    pub ports: Vec<PortRange>,
+    /// Pure TCP ACKs no longer than this many bytes, if set.
+    pub small_tcp_acks: Option<u16>,
+}
+
+/// Priority bands: which traffic is interactive or bulk, and each band's share.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bands {
+    /// What makes a packet interactive.
+    pub interactive: BandMatch,
+    /// What makes a packet bulk.
+    pub bulk: BandMatch,
+    /// Each band's share of its tenant × realm rate, in percent, by [`Band::index`].
+    pub shares: [u8; 3],
+}
+
+/// Rate, ceil and bursts of one HTB class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Shape {
+    /// Guaranteed rate.
+    pub rate: Rate,
+    /// The most it may borrow up to.
+    pub ceil: Rate,
+    /// Bytes it may send at link speed above `rate`.
+    pub burst: Option<Size>,
+    /// Bytes it may send at link speed above `ceil`.
+    pub cburst: Option<Size>,
+}
+
+/// Per-tenant changes to a plan's shape. Every field is optional.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ShapeOverride {
+    /// Replaces the rate.
+    pub rate: Option<Rate>,
+    /// Replaces the ceil.
+    pub ceil: Option<Rate>,
+    /// Replaces the burst.
+    pub burst: Option<Size>,
+    /// Replaces the cburst.
+    pub cburst: Option<Size>,
+}
+
+impl ShapeOverride {
+    /// `base` with this override's fields applied.
+    pub fn apply(&self, base: Shape) -> Shape {
+        Shape {
+            rate: self.rate.unwrap_or(base.rate),
+            ceil: self.ceil.unwrap_or(base.ceil),
+            burst: self.burst.or(base.burst),
+            cburst: self.cburst.or(base.cburst),
+        }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == ShapeOverride::default()
+    }
+}
+
+/// A cap on one realm inside a plan, e.g. international at most 3mbit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RealmCap {
+    /// Guaranteed rate for this realm; defaults to a fair share of the plan's rate.
+    pub rate: Option<Rate>,
+    /// The most this realm may use.
+    pub ceil: Rate,
+}
+
+/// A service plan (service class): what a tenant on it gets.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServicePlan {
+    /// Its name.
+    pub name: String,
+    /// For a shared plan, the id of its pooled class (in the node id space).
+    pub pool_id: Option<u16>,
+    /// For a shared plan, the parent its pooled class sits under.
+    pub parent: Option<String>,
+    /// Shape per direction (for a shared plan: of the whole pool).
+    pub shape: PerDirection<Shape>,
+    /// Per-realm caps, by realm id, per direction.
+    pub realm_caps: Vec<(RealmId, Direction, RealmCap, Span)>,
+    /// Where it was declared.
+    pub span: Span,
+}
+
+impl ServicePlan {
+    /// Whether tenants on this plan share one pooled class.
+    pub fn is_shared(&self) -> bool {
+        self.pool_id.is_some()
+    }
+
+    /// The cap on a realm in a direction, if the plan has one.
+    pub fn realm_cap(&self, realm: RealmId, dir: Direction) -> Option<RealmCap> {
+        self.realm_caps
+            .iter()
+            .find(|(r, d, _, _)| *r == realm && *d == dir)
+            .map(|(_, _, c, _)| *c)
+    }
+}
+
+/// An inner node of the hierarchy (uplink → rack or reseller → tenant).
+#[derive(Clone, Debug, Serialize)]
+pub struct Parent {
+    /// Its name.
+    pub name: String,
+    /// Its id in the node id space (shared with pooled plans).
+    pub id: u16,
+    /// The parent it sits under, or the site's root.
+    pub parent: Option<String>,
+    /// Shape per direction.
+    pub shape: PerDirection<Shape>,
+    /// Where it was declared.
+    pub span: Span,
+}
+
+/// A tenant: a VM or a customer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    /// The operator's id.
+    pub id: TenantId,
+    /// A human name.
+    pub name: String,
+    /// The plan it is on.
+    pub plan: String,
+    /// The parent it sits under (not for shared plans, whose pool decides).
+    pub parent: Option<String>,
+    /// Its addresses.
+    pub prefixes: Vec<(Prefix, Span)>,
+    /// Its own interface (hypervisor mode).
+    pub interface: Option<IfName>,
+    /// The rate it commits to pay for, for billing.
+    pub commit: Option<Rate>,
+    /// Changes to its plan's shape.
+    pub overrides: PerDirection<ShapeOverride>,
+    /// Where it was declared.
+    pub span: Span,
+    /// Where its `plan` key was written.
+    pub plan_span: Span,
+}
+
+/// A whole validated policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Policy {
+    /// The box.
+    pub site: Site,
+    /// Destination realms.
+    pub realms: Realms,
+    /// Priority bands, if enabled.
+    pub bands: Option<Bands>,
+    /// Service plans, ordered by name.
+    pub plans: Vec<ServicePlan>,
+    /// Inner nodes of the hierarchy, in file order.
+    pub parents: Vec<Parent>,
+    /// Tenants, ordered by id.
+    pub tenants: Vec<Tenant>,
+}
+
+impl Policy {
+    /// The plan with a given name.
+    pub fn plan(&self, name: &str) -> Option<&ServicePlan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    /// The parent with a given name.
+    pub fn parent(&self, name: &str) -> Option<&Parent> {
+        self.parents.iter().find(|p| p.name == name)
+    }
+
+    /// The tenant with a given id.
+    pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
+        self.tenants
+            .binary_search_by_key(&id, |t| t.id)
+            .ok()
+            .map(|i| &self.tenants[i])
+    }
+
+    /// A tenant's effective shape in one direction: its plan's with its overrides.
+    /// For a tenant on a shared plan this is its share inside the pool.
+    pub fn tenant_shape(&self, tenant: &Tenant, dir: Direction) -> Option<Shape> {
+        let plan = self.plan(&tenant.plan)?;
+        Some(tenant.overrides.get(dir).apply(*plan.shape.get(dir)))
+    }
+}

@@ -1,0 +1,221 @@
+//! One function per subcommand.
+
+use crate::cli::{Args, Command, Format, DEFAULT_CONFIG};
+use crate::files;
+use compiler::{Compiled, HostFacts};
+use policy::{Loaded, Policy};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn run(args: &Args) -> Result<ExitCode, String> {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    match &args.command {
+        Command::Check { json } => check(&path, *json),
+        Command::Plan {
+            offline,
+            host,
+            format,
+        } => {
+            if !offline {
+                return Err("reading the live kernel is not built yet, so `plan` needs --offline\n  hint: run `tollgate plan --offline` to see the plan compiled from the policy alone".into());
+            }
+            let facts = match host {
+                Some(h) => files::load_facts(h)?,
+                None => HostFacts::default(),
+            };
+            let (loaded, policy) = valid(&path)?;
+            let compiled = compile(&loaded, &policy, &facts)?;
+            print!("{}", show_plan(&policy, &compiled, *format)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { tenant, json } => {
+            let (loaded, policy) = valid(&path)?;
+            let compiled = compile(&loaded, &policy, &HostFacts::default())?;
+            print!("{}", explain(&policy, &compiled, tenant, *json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check(path: &std::path::Path, json: bool) -> Result<ExitCode, String> {
+    let loaded = files::load_policy(path)?;
+    // A policy is only valid if it also compiles: the kernel's limits (such
+    // as the number of classes an HTB tree can address) are checked too.
+    let mut diags = loaded.diagnostics.clone();
+    if let Some(p) = &loaded.policy {
+        match compiler::compile(p, &HostFacts::default()) {
+            Ok(c) => diags.extend(c.notes),
+            Err(e) => diags.extend(e),
+        }
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if json {
+        let records: Vec<_> = diags.iter().map(|d| d.to_record(&loaded.sources)).collect();
+        let out = serde_json::json!({ "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": records });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
+    } else {
+        for d in &diags {
+            eprint!("{}", d.render(&loaded.sources));
+        }
+        if errors == 0 {
+            let p = loaded.policy.as_ref();
+            println!(
+                "{}: valid ({} tenants, {} plans, {} realms{})",
+                path.display(),
+                p.map_or(0, |p| p.tenants.len()),
+                p.map_or(0, |p| p.plans.len()),
+                p.map_or(0, |p| p.realms.list.len()),
+                if warnings > 0 {
+                    format!(", {warnings} warnings")
+                } else {
+                    String::new()
+                }
+            );
+        } else {
+            eprintln!(
+                "{}: {errors} errors, {warnings} warnings; nothing was changed",
+                path.display()
+            );
+        }
+    }
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Loads a policy and refuses to go on if it has errors.
+fn valid(path: &std::path::Path) -> Result<(Loaded, Policy), String> {
+    let loaded = files::load_policy(path)?;
+    match loaded.policy.clone() {
+        Some(p) => {
+            for d in &loaded.diagnostics {
+                eprint!("{}", d.render(&loaded.sources));
+            }
+            Ok((loaded, p))
+        }
+        None => Err(format!(
+            "the policy is invalid; nothing was changed\n{}  hint: `tollgate check` lists the same problems",
+            loaded.render()
+        )),
+    }
+}
+
+fn compile(loaded: &Loaded, policy: &Policy, facts: &HostFacts) -> Result<Compiled, String> {
+    match compiler::compile(policy, facts) {
+        Ok(c) => {
+            for n in &c.notes {
+                eprint!("{}", n.render(&loaded.sources));
+            }
+            Ok(c)
+        }
+        Err(diags) => Err(format!(
+            "the policy cannot be compiled for this host; nothing was changed\n{}",
+            diags
+                .iter()
+                .map(|d| d.render(&loaded.sources))
+                .collect::<String>()
+        )),
+    }
+}
+
+fn show_plan(policy: &Policy, c: &Compiled, format: Format) -> Result<String, String> {
+    Ok(match format {
+        Format::Tc => plan::render::plan_tc(&c.plan),
+        Format::Nft => plan::render::plan_nft(&c.plan),
+        Format::Json => {
+            let provenance: Vec<_> = c
+                .provenance
+                .objects
+                .iter()
+                .map(|(id, s)| serde_json::json!({ "object": id.to_string(), "serves": s }))
+                .collect();
+            let out = serde_json::json!({ "plan": c.plan, "provenance": provenance });
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())? + "\n"
+        }
+        Format::Text => {
+            let p = &c.plan;
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
+                "{} mode, {} tenants, {} shard(s) per direction",
+                match policy.site.mode {
+                    policy::Mode::Router => "router",
+                    policy::Mode::Hypervisor => "hypervisor",
+                },
+                policy.tenants.len(),
+                policy.site.shards
+            );
+            let _ = writeln!(
+                out,
+                "{} devices, {} qdiscs, {} classes, {} filters, {} chains, {} map elements\n",
+                p.links.len(),
+                p.qdiscs.len(),
+                p.classes.len(),
+                p.filters.len(),
+                p.chains.len(),
+                p.maps.values().map(|m| m.elements.len()).sum::<usize>()
+            );
+            let _ = writeln!(out, "From an empty kernel, applying this plan would:");
+            out + &plan::render::changes_text(&plan::diff(p, &plan::Plan::default()))
+        }
+    })
+}
+
+fn explain(policy: &Policy, c: &Compiled, who: &str, json: bool) -> Result<String, String> {
+    let tenant = policy
+        .tenants
+        .iter()
+        .find(|t| t.name == who || who.parse::<u32>().is_ok_and(|id| t.id.0 == id))
+        .ok_or_else(|| {
+            let names: Vec<&str> = policy
+                .tenants
+                .iter()
+                .take(8)
+                .map(|t| t.name.as_str())
+                .collect();
+            format!(
+                "no tenant has the id or name `{who}`\n  hint: tenants include {}",
+                names.join(", ")
+            )
+        })?;
+    let objects: Vec<_> = c.provenance.of_tenant(tenant.id).collect();
+    if json {
+        let list: Vec<_> = objects
+            .iter()
+            .map(|(id, s)| serde_json::json!({ "object": id.to_string(), "serves": s }))
+            .collect();
+        let out = serde_json::json!({ "tenant": tenant.id, "name": tenant.name, "plan": tenant.plan, "objects": list });
+        return Ok(serde_json::to_string_pretty(&out).map_err(|e| e.to_string())? + "\n");
+    }
+    let mut out = format!(
+        "tenant {} `{}` on plan `{}`: {} kernel objects\n",
+        tenant.id,
+        tenant.name,
+        tenant.plan,
+        objects.len()
+    );
+    for (id, s) in objects {
+        let mut tags = Vec::new();
+        if let Some(d) = s.direction {
+            tags.push(d.as_str().to_string());
+        }
+        if let Some(r) = &s.realm {
+            tags.push(format!("realm {r}"));
+        }
+        if let Some(b) = s.band {
+            tags.push(format!("band {}", b.as_str()));
+        }
+        let _ = writeln!(out, "  {id}  [{}]\n      {}", tags.join(", "), s.why);
+    }
+    Ok(out)
+}

@@ -1,0 +1,31 @@
+//! The `tollgate` command: the one binary that wires the crates together.
+//!
+//! Subcommands live in their own modules; this file only parses the command
+//! line and sets up logging. Everything that touches files lives in
+//! `files.rs`, so the rest of the program works on values.
+
+mod cli;
+mod commands;
+mod files;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if args.verbose { "debug" } else { "warn" })
+            }),
+        )
+        .init();
+    match commands::run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
