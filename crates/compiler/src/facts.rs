@@ -55,6 +55,7 @@ impl Placement {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Live {
     /// Every owner's block.
+    #[serde(serialize_with = "plan::as_entries")]
     pub placements: BTreeMap<Owner, Placement>,
 }
 
@@ -63,6 +64,14 @@ impl Live {
     /// kernel): tollgate records each owner's block in its registry maps, and
     /// the classes themselves give the size and the parent.
     pub fn from_plan(plan: &Plan) -> Live {
+        // Count, in one pass, the cell-aligned children of every class in the
+        // download trees: a tenant's realm classes sit at the start of cells.
+        let mut groups: BTreeMap<(&IfName, ClassId), u16> = BTreeMap::new();
+        for (k, c) in &plan.classes {
+            if k.id.minor % 4 == 0 && k.dev.as_str().starts_with("tg-down") {
+                *groups.entry((&k.dev, c.parent)).or_default() += 1;
+            }
+        }
         let mut placements = BTreeMap::new();
         for (map, node) in [(crate::REG_NODES, true), (crate::REG_TENANTS, false)] {
             let Some(m) = plan.maps.get(map) else {
@@ -83,25 +92,24 @@ impl Live {
                 }) else {
                     continue;
                 };
-                let groups = plan
-                    .classes
-                    .iter()
-                    .filter(|(ck, c)| ck.dev == dev && c.parent == *base && ck.id.minor % 4 == 0)
-                    .count() as u16;
-                let owner = if node {
+                let (owner, cells) = if node {
+                    // A node's children are other owners' blocks, not its own.
                     match u16::try_from(*id) {
-                        Ok(n) => Owner::Node(n),
+                        Ok(n) => (Owner::Node(n), 1),
                         Err(_) => continue,
                     }
                 } else {
-                    Owner::Tenant(TenantId(*id))
+                    (
+                        Owner::Tenant(TenantId(*id)),
+                        1 + groups.get(&(&dev, *base)).copied().unwrap_or(0),
+                    )
                 };
                 placements.insert(
                     owner,
                     Placement {
                         shard,
                         cell: base.minor / 4,
-                        cells: 1 + groups,
+                        cells,
                         parent: class.parent,
                     },
                 );

@@ -34,6 +34,7 @@
 mod alloc;
 mod facts;
 mod provenance;
+pub mod synthetic;
 mod tree;
 
 pub use facts::{HostFacts, Live, Owner, Placement};

@@ -32,6 +32,7 @@ pub struct Serves {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Provenance {
     /// By object.
+    #[serde(serialize_with = "plan::as_entries")]
     pub objects: BTreeMap<ObjectId, Serves>,
 }
 

@@ -53,6 +53,8 @@ struct Builder<'p> {
     /// Realms in id order; empty if the policy has none.
     realms: Vec<(RealmId, String)>,
     bands: bool,
+    /// How many tenants each plan has, for sharing a pool.
+    members: BTreeMap<&'p str, u64>,
 }
 
 /// The realm scratch values a tenant's classification elements are keyed by.
@@ -177,12 +179,17 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         return Err(errors);
     }
 
+    let mut members: BTreeMap<&str, u64> = BTreeMap::new();
+    for t in &policy.tenants {
+        *members.entry(t.plan.as_str()).or_default() += 1;
+    }
     let mut b = Builder {
         policy,
         plan: Plan::default(),
         prov: Provenance::default(),
         realms,
         bands: policy.bands.is_some(),
+        members,
     };
     b.shards();
     b.nodes(&placed.placements);
@@ -348,7 +355,7 @@ impl Builder<'_> {
         let Some(plan) = policy.plan(&t.plan) else {
             return;
         };
-        let members = policy.tenants.iter().filter(|x| x.plan == t.plan).count() as u64;
+        let members = self.members.get(t.plan.as_str()).copied().unwrap_or(1);
         for dir in Direction::BOTH {
             let Some(mut s) = policy.tenant_shape(t, dir) else {
                 continue;

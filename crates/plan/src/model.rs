@@ -13,16 +13,33 @@ pub const NFT_TABLE: &str = "tollgate";
 /// `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256` are tollgate's; others are not.
 pub const FILTER_PRIO_BASE: u16 = 0xc000;
 
+/// Serializes a map as a list of `{ "key": …, "value": … }`, because most
+/// of the plan's keys are structures and JSON object keys must be strings.
+pub fn as_entries<K: Serialize, V: Serialize, S: serde::Serializer>(
+    map: &BTreeMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Entry<'a, K, V> {
+        key: &'a K,
+        value: &'a V,
+    }
+    s.collect_seq(map.iter().map(|(key, value)| Entry { key, value }))
+}
+
 /// Everything tollgate wants to exist in the kernel.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     /// Devices tollgate creates (IFBs).
     pub links: BTreeMap<IfName, Link>,
     /// Qdiscs, by device and attachment point.
+    #[serde(serialize_with = "as_entries")]
     pub qdiscs: BTreeMap<QdiscKey, Qdisc>,
     /// HTB classes, by device and handle.
+    #[serde(serialize_with = "as_entries")]
     pub classes: BTreeMap<ClassKey, Class>,
     /// tc filters on clsact hooks.
+    #[serde(serialize_with = "as_entries")]
     pub filters: BTreeMap<FilterKey, Filter>,
     /// nftables chains in tollgate's table, by name.
     pub chains: BTreeMap<String, Chain>,
@@ -221,6 +238,7 @@ pub struct NftMap {
     /// Key and value types.
     pub kind: MapKind,
     /// The elements.
+    #[serde(serialize_with = "as_entries")]
     pub elements: BTreeMap<MapKey, MapValue>,
 }
 

@@ -110,7 +110,7 @@ pub fn load(
     }
 
     let mut diags = cx.diags;
-    let policy = assemble(parsed, &mut diags);
+    let policy = assemble(parsed, whole, &mut diags);
     sort(&mut diags);
     let policy = policy.filter(|_| !diags.iter().any(Diagnostic::is_error));
     Loaded {
@@ -132,7 +132,7 @@ fn sort(diags: &mut [Diagnostic]) {
 }
 
 /// Resolves realm names, then runs the cross-item checks.
-fn assemble(mut p: parse::Parsed, diags: &mut Vec<Diagnostic>) -> Option<Policy> {
+fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> Option<Policy> {
     // Realm ids must be unique before anything refers to them by id.
     p.realms.sort_by_key(|r| r.id);
     let mut seen = std::collections::HashMap::new();
@@ -148,6 +148,7 @@ fn assemble(mut p: parse::Parsed, diags: &mut Vec<Diagnostic>) -> Option<Policy>
     let default = match &p.default_realm {
         Some((name, span)) => match p.realms.iter().find(|r| &r.name == name) {
             Some(r) => Some(r.id),
+            None if p.realm_names.contains(name) => None,
             None => {
                 let hint = match reader::closest(name, &names) {
                     Some(s) => format!("did you mean `{s}`?"),
@@ -174,6 +175,7 @@ fn assemble(mut p: parse::Parsed, diags: &mut Vec<Diagnostic>) -> Option<Policy>
     };
     for (plan, realm, dir, cap, span) in std::mem::take(&mut p.plan_realm_refs) {
         match p.realms.iter().find(|r| r.name == realm) {
+            None if p.realm_names.contains(&realm) => {}
             Some(r) => {
                 if let Some(pl) = p.plans.iter_mut().find(|pl| pl.name == plan) {
                     if pl.is_shared() {
@@ -207,17 +209,37 @@ fn assemble(mut p: parse::Parsed, diags: &mut Vec<Diagnostic>) -> Option<Policy>
     }
     p.plans.sort_by(|a, b| a.name.cmp(&b.name));
     p.tenants.sort_by_key(|t| t.id);
+    // Cross-item checks run even when [site] or the default realm could not
+    // be read, so that one early mistake does not hide the others. Checks
+    // that need the site are skipped then; the policy is not returned.
+    let complete = p.site.is_some() && default.is_some();
+    let site_ok = p.site.is_some();
     let policy = Policy {
-        site: p.site?,
+        site: p.site.unwrap_or_else(|| placeholder_site(whole)),
         realms: Realms {
             list: p.realms,
-            default: default?,
+            default: default.unwrap_or(net_types::RealmId(0)),
         },
         bands: p.bands,
         plans: p.plans,
         parents: p.parents,
         tenants: p.tenants,
     };
-    validate::policy(&policy, &p.plan_names, &p.parent_names, diags);
-    Some(policy)
+    validate::policy(&policy, site_ok, &p.plan_names, &p.parent_names, diags);
+    complete.then_some(policy)
+}
+
+/// A site no check can complain about, used only to run the other checks
+/// when the real [site] had errors.
+fn placeholder_site(span: Span) -> Site {
+    let max = net_types::Rate::from_bps(u64::MAX).expect("nonzero");
+    Site {
+        mode: Mode::Router,
+        uplink: net_types::IfName::new("placeholder").expect("valid name"),
+        lan: None,
+        capacity: PerDirection { down: max, up: max },
+        shards: 1,
+        default_rate: PerDirection { down: max, up: max },
+        span,
+    }
 }

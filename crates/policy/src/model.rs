@@ -309,8 +309,10 @@ pub struct Tenant {
     pub overrides: PerDirection<ShapeOverride>,
     /// Where it was declared.
     pub span: Span,
-    /// Where its `plan` key was written.
+    /// Where its `plan` value was written.
     pub plan_span: Span,
+    /// Where its `id` value was written.
+    pub id_span: Span,
 }
 
 /// A whole validated policy.

@@ -22,6 +22,8 @@ pub(crate) struct Parsed {
     pub plan_names: Vec<String>,
     pub parents: Vec<Parent>,
     pub parent_names: Vec<String>,
+    /// Names of realms that were declared, even those that failed to parse.
+    pub realm_names: Vec<String>,
     pub tenants: Vec<Tenant>,
     /// Realm names found inside plans, to be resolved once all realms are known.
     pub plan_realm_refs: Vec<(String, String, Direction, RealmCap, Span)>,
@@ -42,6 +44,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         plan_names: Vec::new(),
         parents: Vec::new(),
         parent_names: Vec::new(),
+        realm_names: Vec::new(),
         tenants: Vec::new(),
         plan_realm_refs: Vec::new(),
         realm_id_spans: Vec::new(),
@@ -214,6 +217,7 @@ fn realms(cx: &mut Cx, node: Node<'_>, p: &mut Parsed) {
         if entry.key == "default" {
             continue;
         }
+        p.realm_names.push(entry.key.to_owned());
         let Some(mut r) = cx.table(entry, format!("realms.{}", entry.key)) else {
             continue;
         };
@@ -588,8 +592,8 @@ fn parent(cx: &mut Cx, mut f: Fields<'_>) -> Option<Parent> {
 }
 
 fn tenant(cx: &mut Cx, mut f: Fields<'_>) -> Option<Tenant> {
-    let id = f
-        .require(cx, "id", "1")
+    let id_node = f.require(cx, "id", "1");
+    let id = id_node
         .and_then(|n| cx.integer(n, 1, u32::MAX as i64))
         .map(|v| TenantId(v as u32));
     let name = match f.get(cx, "name") {
@@ -628,6 +632,7 @@ fn tenant(cx: &mut Cx, mut f: Fields<'_>) -> Option<Tenant> {
         },
         span,
         plan_span: plan_node.map_or(span, |n| n.span),
+        id_span: id_node.map_or(span, |n| n.span),
     })
 }
 

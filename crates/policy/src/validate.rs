@@ -23,13 +23,16 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> (String, String) {
 /// Runs every cross-item check on a fully parsed policy.
 pub(crate) fn policy(
     p: &Policy,
+    site_ok: bool,
     plan_names: &[String],
     parent_names: &[String],
     diags: &mut Vec<Diagnostic>,
 ) {
-    site(p, diags);
+    if site_ok {
+        site(p, diags);
+    }
     ids(p, diags);
-    references(p, plan_names, parent_names, diags);
+    references(p, site_ok, plan_names, parent_names, diags);
     tenant_addresses(p, diags);
     realm_prefixes(p, diags);
     hierarchy(p, diags);
@@ -78,18 +81,17 @@ fn ids(p: &Policy, diags: &mut Vec<Diagnostic>) {
     let mut names: HashMap<&str, Span> = HashMap::new();
     let mut ifaces: HashMap<&str, Span> = HashMap::new();
     for t in &p.tenants {
-        if let Some(first) = tenants.insert(t.id.0, t.span) {
+        let dup_id = tenants.insert(t.id.0, t.span).is_some();
+        if dup_id {
             err(
                 diags,
-                t.span,
+                t.id_span,
                 format!("duplicate tenant id {}", t.id),
-                format!(
-                    "tenant ids must be unique; {} is already used at {}",
-                    t.id, first.start
-                ),
+                "tenant ids must be unique: they name the tenant in bills and in the kernel's registry".into(),
             );
         }
-        if names.insert(&t.name, t.span).is_some() {
+        // A duplicate id already makes the default names clash; say it once.
+        if names.insert(&t.name, t.span).is_some() && !dup_id {
             err(
                 diags,
                 t.span,
@@ -166,6 +168,7 @@ fn ids(p: &Policy, diags: &mut Vec<Diagnostic>) {
 
 fn references(
     p: &Policy,
+    site_ok: bool,
     plan_names: &[String],
     parent_names: &[String],
     diags: &mut Vec<Diagnostic>,
@@ -190,6 +193,8 @@ fn references(
             }
         }
         match p.site.mode {
+            _ if !site_ok => {}
+            Mode::Hypervisor if t.prefixes.is_empty() => err(diags, t.span, format!("tenant {} has no prefixes", t.id), "upload is classified by source address where it leaves the host: add prefixes = [\"…\"]".into()),
             Mode::Hypervisor if t.interface.is_none() => err(
                 diags,
                 t.span,
@@ -268,7 +273,7 @@ fn tenant_addresses(p: &Policy, diags: &mut Vec<Diagnostic>) {
     for (fam, start, end, t, span, pfx) in all {
         if let Some((rf, rend, rt, rp)) = reach {
             if rf == fam && start <= rend {
-                let whose = if rt.id == t.id {
+                let whose = if std::ptr::eq(rt, t) {
                     "its own".to_string()
                 } else {
                     format!("tenant {}'s", rt.id)

@@ -1,0 +1,372 @@
+//! The compiler at its boundary: policy in, plan and change sets out.
+
+use compiler::synthetic::{self, Shape};
+use compiler::{compile, Compiled, HostFacts, Live, Owner};
+use plan::{diff, Change, ObjectId, Plan, Step};
+use std::path::Path;
+
+fn load(name: &str, text: &str) -> policy::Policy {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let loaded = policy::load(name, text, &mut |p| {
+        std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string())
+    });
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    loaded.policy.unwrap()
+}
+
+fn example(name: &str) -> policy::Policy {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples")).join(name);
+    load(name, &std::fs::read_to_string(path).unwrap())
+}
+
+fn compiled(p: &policy::Policy, live: &Live) -> Compiled {
+    let facts = HostFacts {
+        interfaces: None,
+        live: live.clone(),
+    };
+    compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+#[test]
+fn router_example_snapshots() {
+    let c = compiled(&example("router.toml"), &Live::default());
+    insta::assert_snapshot!("router_tc", plan::render::plan_tc(&c.plan));
+    insta::assert_snapshot!("router_nft", plan::render::plan_nft(&c.plan));
+}
+
+#[test]
+fn hypervisor_example_snapshots() {
+    let c = compiled(&example("hypervisor.toml"), &Live::default());
+    insta::assert_snapshot!("hypervisor_tc", plan::render::plan_tc(&c.plan));
+    insta::assert_snapshot!("hypervisor_nft", plan::render::plan_nft(&c.plan));
+}
+
+#[test]
+fn compile_is_deterministic() {
+    for name in ["router.toml", "hypervisor.toml"] {
+        let p = example(name);
+        let a = compiled(&p, &Live::default());
+        let b = compiled(&p, &Live::default());
+        assert_eq!(a.plan, b.plan);
+        assert_eq!(
+            plan::render::plan_tc(&a.plan),
+            plan::render::plan_tc(&b.plan)
+        );
+        assert_eq!(
+            plan::render::plan_nft(&a.plan),
+            plan::render::plan_nft(&b.plan)
+        );
+        assert_eq!(
+            serde_json::to_string(&a.plan).unwrap(),
+            serde_json::to_string(&b.plan).unwrap()
+        );
+    }
+}
+
+#[test]
+fn placements_read_back_from_the_plan() {
+    for name in ["router.toml", "hypervisor.toml"] {
+        let c = compiled(&example(name), &Live::default());
+        assert_eq!(Live::from_plan(&c.plan), c.placements, "{name}");
+    }
+}
+
+#[test]
+fn every_object_has_provenance() {
+    let c = compiled(&example("hypervisor.toml"), &Live::default());
+    for (k, _) in &c.plan.classes {
+        assert!(
+            c.provenance
+                .objects
+                .contains_key(&ObjectId::Class(k.clone())),
+            "{k:?}"
+        );
+    }
+    let alice_objects = c.provenance.of_tenant(net_types::TenantId(2)).count();
+    // db-1: class + 2 realms × (1 + 3 bands), per direction, + map elements.
+    assert!(alice_objects >= 18, "{alice_objects}");
+}
+
+/// The objects a change set touches, with the tenant each serves.
+fn touched(
+    cs: &plan::ChangeSet,
+    new: &Compiled,
+    old: &Compiled,
+) -> Vec<(ObjectId, Option<net_types::TenantId>)> {
+    cs.changes
+        .iter()
+        .map(|c| {
+            let id = c.object();
+            let serves = new
+                .provenance
+                .objects
+                .get(&id)
+                .or_else(|| old.provenance.objects.get(&id));
+            (id, serves.and_then(|s| s.tenant))
+        })
+        .collect()
+}
+
+fn policy_with(shape: &Shape, extra: &str) -> policy::Policy {
+    load("synthetic.toml", &(synthetic::policy_text(shape) + extra))
+}
+
+#[test]
+fn adding_one_tenant_to_ten_thousand_touches_only_that_tenant() {
+    let shape = Shape::router(10_000);
+    let before = compiled(&policy_with(&shape, ""), &Live::default());
+    let live = Live::from_plan(&before.plan);
+    let extra = format!(
+        "[[tenants]]\nid = 10001\nplan = \"small\"\nparent = \"p3\"\nprefixes = [\"{}\"]\n",
+        synthetic::tenant_v4(10_001)
+    );
+    let after = compiled(&policy_with(&shape, &extra), &live);
+    let cs = diff(&after.plan, &before.plan);
+    assert!(!cs.is_empty());
+    for (id, tenant) in touched(&cs, &after, &before) {
+        assert_eq!(
+            tenant,
+            Some(net_types::TenantId(10_001)),
+            "{id} does not belong to the new tenant"
+        );
+    }
+    assert!(cs.changes.iter().all(|c| matches!(
+        c,
+        Change::AddClass { .. } | Change::SetElement { previous: None, .. }
+    )));
+    // And removing it again is the exact inverse.
+    let back = diff(&before.plan, &after.plan);
+    assert_eq!(back.len(), cs.len());
+    let mut p = after.plan.clone();
+    back.apply_to(&mut p);
+    assert_eq!(p, before.plan);
+}
+
+#[test]
+fn a_rate_change_is_changed_in_place() {
+    let shape = Shape {
+        tenants: 50,
+        shards: 1,
+        per_parent: 10,
+        hypervisor: false,
+    };
+    let before = compiled(&policy_with(&shape, ""), &Live::default());
+    let live = Live::from_plan(&before.plan);
+    let text = synthetic::policy_text(&shape).replacen(
+        "[[tenants]]\nid = 7\nname = \"t7\"\nplan = \"large\"\n",
+        "[[tenants]]\nid = 7\nname = \"t7\"\nplan = \"large\"\ndown = { ceil = \"40mbit\" }\n",
+        1,
+    );
+    let after = compiled(&load("s.toml", &text), &live);
+    let cs = diff(&after.plan, &before.plan);
+    assert!(!cs.is_empty());
+    for c in &cs.changes {
+        assert!(matches!(c, Change::ChangeClass { .. }), "{c:?}");
+    }
+    for (id, tenant) in touched(&cs, &after, &before) {
+        assert_eq!(tenant, Some(net_types::TenantId(7)), "{id}");
+    }
+}
+
+#[test]
+fn moving_a_tenant_is_make_before_break() {
+    let shape = Shape {
+        tenants: 50,
+        shards: 2,
+        per_parent: 10,
+        hypervisor: false,
+    };
+    let before = compiled(&policy_with(&shape, ""), &Live::default());
+    let live = Live::from_plan(&before.plan);
+    let text = synthetic::policy_text(&shape).replacen(
+        "[[tenants]]\nid = 7\nname = \"t7\"\nplan = \"large\"\nparent = \"p0\"\n",
+        "[[tenants]]\nid = 7\nname = \"t7\"\nplan = \"overage\"\n",
+        1,
+    );
+    let after = compiled(&load("s.toml", &text), &live);
+    let moved = after.placements.placements[&Owner::Tenant(net_types::TenantId(7))];
+    let was = before.placements.placements[&Owner::Tenant(net_types::TenantId(7))];
+    assert_ne!(moved.base(), was.base(), "a move takes fresh classes");
+    let cs = diff(&after.plan, &before.plan);
+    let steps: Vec<Step> = cs.changes.iter().map(Change::step).collect();
+    assert!(
+        steps.windows(2).all(|w| w[0] <= w[1]),
+        "create, then switch, then remove: {steps:?}"
+    );
+    assert!(
+        cs.changes.iter().any(|c| matches!(
+            c,
+            Change::SetElement {
+                previous: Some(_),
+                ..
+            }
+        )),
+        "classification is repointed, not deleted"
+    );
+    assert!(
+        !cs.changes
+            .iter()
+            .any(|c| matches!(c, Change::DelElement { .. })),
+        "no element is removed, so no packet falls through"
+    );
+    for (id, tenant) in touched(&cs, &after, &before) {
+        assert_eq!(tenant, Some(net_types::TenantId(7)), "{id}");
+    }
+    // Children are removed before their parents.
+    let dels: Vec<u16> = cs
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::DelClass { key } => Some(key.id.minor),
+            _ => None,
+        })
+        .collect();
+    let base = was.base().minor;
+    assert_eq!(
+        dels.last(),
+        Some(&base),
+        "the tenant's own class goes last: {dels:?}"
+    );
+}
+
+#[test]
+fn too_many_tenants_for_one_tree_is_reported() {
+    let shape = Shape {
+        tenants: 6_000,
+        shards: 1,
+        per_parent: 0,
+        hypervisor: false,
+    };
+    let p = policy_with(&shape, "");
+    let err = compile(&p, &HostFacts::default()).unwrap_err();
+    assert!(
+        err[0]
+            .message
+            .contains("more classes than the kernel can address"),
+        "{}",
+        err[0].message
+    );
+    assert!(err[0].hint.as_deref().unwrap().contains("site.shards"));
+    assert!(
+        err[0].span.is_some(),
+        "the error points at the first tenant that did not fit"
+    );
+    let fixed = Shape { shards: 2, ..shape };
+    assert!(compile(&policy_with(&fixed, ""), &HostFacts::default()).is_ok());
+}
+
+#[test]
+fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
+    let p = example("hypervisor.toml");
+    let ifs = |names: &[&str]| {
+        Some(
+            names
+                .iter()
+                .map(|n| net_types::IfName::new(n).unwrap())
+                .collect(),
+        )
+    };
+    let err = compile(
+        &p,
+        &HostFacts {
+            interfaces: ifs(&["vif1.0"]),
+            live: Live::default(),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err[0].message.contains("`eth0` does not exist"),
+        "{}",
+        err[0].message
+    );
+    let c = compile(
+        &p,
+        &HostFacts {
+            interfaces: ifs(&["eth0", "vif1.0"]),
+            live: Live::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(c.notes.len(), 3, "vif2.0, vif3.0 and vif4.0 are absent");
+    assert!(c.plan.chains.contains_key("down_vif1.0"));
+    assert!(!c.plan.chains.contains_key("down_vif2.0"));
+}
+
+fn small_policy(tenants: &[(u32, u8, u8)], shards: u16) -> policy::Policy {
+    let shape = Shape {
+        tenants: 0,
+        shards,
+        per_parent: 0,
+        hypervisor: false,
+    };
+    let mut text = synthetic::policy_text(&shape);
+    text.push_str("[[parents]]\nname = \"a\"\nid = 1\ndown = { rate = \"1gbit\" }\nup = { rate = \"1gbit\" }\n\n[[parents]]\nname = \"b\"\nid = 2\ndown = { rate = \"1gbit\" }\nup = { rate = \"1gbit\" }\n\n");
+    for (id, plan, parent) in tenants {
+        let plan = ["small", "large", "overage"][*plan as usize % 3];
+        let parent = if plan == "overage" {
+            String::new()
+        } else {
+            ["", "parent = \"a\"\n", "parent = \"b\"\n"][*parent as usize % 3].to_string()
+        };
+        text.push_str(&format!(
+            "[[tenants]]\nid = {id}\nplan = \"{plan}\"\n{parent}prefixes = [\"{}\"]\n\n",
+            synthetic::tenant_v4(*id)
+        ));
+    }
+    load("p.toml", &text)
+}
+
+fn tenants_strategy() -> impl proptest::strategy::Strategy<Value = Vec<(u32, u8, u8)>> {
+    use proptest::prelude::*;
+    proptest::collection::btree_map(1u32..60, (0u8..3, 0u8..3), 0..25)
+        .prop_map(|m| m.into_iter().map(|(k, (a, b))| (k, a, b)).collect())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// diff(a, b) applied to b yields a, for plans compiled from any two policies.
+    #[test]
+    fn diff_applied_to_b_yields_a(a in tenants_strategy(), b in tenants_strategy(), shards in 1u16..3) {
+        let pb = compiled(&small_policy(&b, shards), &Live::default());
+        let pa = compiled(&small_policy(&a, shards), &Live::from_plan(&pb.plan));
+        let cs = diff(&pa.plan, &pb.plan);
+        let mut applied = pb.plan.clone();
+        cs.apply_to(&mut applied);
+        proptest::prop_assert_eq!(&applied, &pa.plan);
+        // A second diff finds nothing left to do.
+        proptest::prop_assert!(diff(&pa.plan, &applied).is_empty());
+        // Make-before-break: phases never go backwards.
+        let steps: Vec<Step> = cs.changes.iter().map(Change::step).collect();
+        proptest::prop_assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{:?}", steps);
+    }
+
+    /// Compiling against the live state of the same policy changes nothing.
+    #[test]
+    fn recompiling_against_live_state_is_a_no_op(a in tenants_strategy()) {
+        let p = small_policy(&a, 2);
+        let first = compiled(&p, &Live::default());
+        let again = compiled(&p, &Live::from_plan(&first.plan));
+        proptest::prop_assert_eq!(first.plan, again.plan);
+    }
+
+    /// diff is exact on arbitrary plans too, not only on compiled ones.
+    #[test]
+    fn diff_is_exact_after_random_edits(a in tenants_strategy(), drop_every in 2usize..7) {
+        let full = compiled(&small_policy(&a, 1), &Live::default()).plan;
+        let mut edited: Plan = full.clone();
+        let keys: Vec<_> = edited.classes.keys().cloned().collect();
+        for k in keys.iter().step_by(drop_every) {
+            edited.classes.remove(k);
+        }
+        for m in edited.maps.values_mut() {
+            let ks: Vec<_> = m.elements.keys().cloned().collect();
+            for k in ks.iter().step_by(drop_every) {
+                m.elements.remove(k);
+            }
+        }
+        let mut repaired = edited.clone();
+        diff(&full, &edited).apply_to(&mut repaired);
+        proptest::prop_assert_eq!(repaired, full);
+    }
+}
