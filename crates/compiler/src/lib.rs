@@ -38,7 +38,7 @@ pub mod synthetic;
 mod tree;
 
 pub use facts::{HostFacts, Live, Owner, Placement};
-pub use provenance::{Provenance, Serves};
+pub use provenance::{Provenance, Role, Serves};
 
 use net_types::IfName;
 use plan::Plan;

@@ -2,19 +2,17 @@
 
 use crate::alloc::{self, Want};
 use crate::facts::{HostFacts, Live, Owner, Placement};
-use crate::provenance::{Provenance, Serves};
+use crate::provenance::{Provenance, Role, Serves};
 use crate::{ifb_name, shard_major, Compiled, DEFAULT_MINOR, REG_NODES, REG_TENANTS, ROOT_MINOR};
 use net_types::{ClassId, IfName, Rate, RealmId};
 use plan::*;
 use policy::{Band, BandMatch, Diagnostic, Direction, Mode, Policy, Shape, Tenant};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The smallest rate tollgate gives a class: HTB cannot shape at zero, and
 /// 8 kbit/s still lets a starved class send a packet now and then.
-const MIN_RATE: u64 = 8_000;
-
 fn min_rate() -> Rate {
-    Rate::from_bps(MIN_RATE).expect("nonzero")
+    Rate::from_bps(8_000).expect("nonzero")
 }
 
 /// HTB's quantum: how many bytes a class sends per round when borrowing.
@@ -51,21 +49,22 @@ struct Builder<'p> {
     plan: Plan,
     prov: Provenance,
     /// Realms in id order; empty if the policy has none.
-    realms: Vec<(RealmId, String)>,
-    bands: bool,
+    realms: Vec<RealmId>,
+    /// The IFB of each direction's shards, built once.
+    devs: [Vec<IfName>; 2],
     /// How many tenants each plan has, for sharing a pool.
-    members: BTreeMap<&'p str, u64>,
+    members: HashMap<&'p str, u64>,
+    /// Classes and map elements are gathered in lists and sorted once at the
+    /// end: building a large `BTreeMap` from sorted input is several times
+    /// cheaper than inserting into it one key at a time.
+    classes: Vec<Vec<(ClassKey, Class)>>,
+    elements: BTreeMap<&'static str, Vec<(MapKey, MapValue)>>,
 }
 
-/// The realm scratch values a tenant's classification elements are keyed by.
-fn realm_keys(b: &Builder<'_>) -> Vec<(u16, Option<String>)> {
-    if b.realms.is_empty() {
-        vec![(0, None)]
-    } else {
-        b.realms
-            .iter()
-            .map(|(id, name)| (id.0, Some(name.clone())))
-            .collect()
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Down => 0,
+        Direction::Up => 1,
     }
 }
 
@@ -86,32 +85,33 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         }
     }
 
-    let realms: Vec<(RealmId, String)> = policy
-        .realms
-        .list
+    let realms: Vec<RealmId> = policy.realms.list.iter().map(|r| r.id).collect();
+    let tenant_cells = 1 + realms.len() as u16;
+    let by_name: HashMap<&str, u16> = policy
+        .parents
         .iter()
-        .map(|r| (r.id, r.name.clone()))
+        .map(|p| (p.name.as_str(), p.id))
         .collect();
-    let tenant_cells = 1 + realms.len() as u16 * u16::from(!realms.is_empty());
+    let node_of = |name: Option<&str>| name.and_then(|n| by_name.get(n)).map(|id| Owner::Node(*id));
+    let plans: HashMap<&str, &policy::ServicePlan> =
+        policy.plans.iter().map(|p| (p.name.as_str(), p)).collect();
 
     // Owners, parents before children: parents in dependency order, then
     // shared pools, then tenants by id.
-    let mut wants: Vec<Want> = Vec::new();
-    let node_id = |name: &str| policy.parent(name).map(|p| Owner::Node(p.id));
-    let mut done: Vec<&str> = Vec::new();
+    let mut wants: Vec<Want> = Vec::with_capacity(policy.tenants.len() + policy.parents.len() + 4);
+    let mut done: std::collections::HashSet<&str> = Default::default();
     while done.len() < policy.parents.len() {
         let before = done.len();
         for p in &policy.parents {
-            if done.contains(&p.name.as_str()) {
-                continue;
-            }
-            if p.parent.as_deref().is_none_or(|up| done.contains(&up)) {
+            if !done.contains(p.name.as_str())
+                && p.parent.as_deref().is_none_or(|up| done.contains(up))
+            {
                 wants.push(Want {
                     owner: Owner::Node(p.id),
-                    parent: p.parent.as_deref().and_then(node_id),
+                    parent: node_of(p.parent.as_deref()),
                     cells: 1,
                 });
-                done.push(&p.name);
+                done.insert(&p.name);
             }
         }
         if done.len() == before {
@@ -122,18 +122,18 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         if let Some(id) = plan.pool_id {
             wants.push(Want {
                 owner: Owner::Node(id),
-                parent: plan.parent.as_deref().and_then(node_id),
+                parent: node_of(plan.parent.as_deref()),
                 cells: 1,
             });
         }
     }
     for t in &policy.tenants {
-        let Some(plan) = policy.plan(&t.plan) else {
+        let Some(plan) = plans.get(t.plan.as_str()) else {
             continue;
         };
         let parent = match plan.pool_id {
             Some(id) => Some(Owner::Node(id)),
-            None => t.parent.as_deref().and_then(node_id),
+            None => node_of(t.parent.as_deref()),
         };
         wants.push(Want {
             owner: Owner::Tenant(t.id),
@@ -142,24 +142,22 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         });
     }
     // The size of each top-level owner's subtree, to spread them over shards.
-    let mut subtree: BTreeMap<Owner, u32> = BTreeMap::new();
-    let parent_of: BTreeMap<Owner, Option<Owner>> =
+    let parent_of: HashMap<Owner, Option<Owner>> =
         wants.iter().map(|w| (w.owner, w.parent)).collect();
+    let mut subtree: BTreeMap<Owner, u32> = BTreeMap::new();
     for w in &wants {
         let mut top = w.owner;
-        let mut guard = 0;
-        while let Some(Some(p)) = parent_of.get(&top) {
-            top = *p;
-            guard += 1;
-            if guard > wants.len() {
-                break;
+        for _ in 0..=wants.len() {
+            match parent_of.get(&top) {
+                Some(Some(p)) => top = *p,
+                _ => break,
             }
         }
         *subtree.entry(top).or_default() += w.cells as u32;
     }
 
     let placed = alloc::place(&wants, site.shards, &facts.live, &subtree);
-    for (owner, shard) in &placed.full {
+    if let Some((owner, shard)) = placed.full.first() {
         let span = match owner {
             Owner::Tenant(id) => policy.tenant(*id).map(|t| t.span),
             Owner::Node(_) => None,
@@ -171,25 +169,29 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         let needed: u32 =
             wants.iter().map(|w| w.cells as u32).sum::<u32>() / alloc::MAX_CELL as u32 + 1;
         errors.push(
-            Diagnostic::error(span, format!("more classes than the kernel can address: {who} does not fit in shard {shard}, whose HTB tree has room for {} blocks of 4 classes", alloc::MAX_CELL))
-                .with_hint(format!("each tenant needs {tenant_cells} blocks here (one, plus one per realm); set site.shards to at least {needed}, or move tenants under another top-level parent")),
+            Diagnostic::error(span, format!("more classes than the kernel can address: {who} and {} more owners do not fit in shard {shard}, whose HTB tree has room for {} blocks of 4 classes", placed.full.len() - 1, alloc::MAX_CELL))
+                .with_hint(format!("each tenant needs {tenant_cells} blocks here (one, plus one per realm); set site.shards to at least {needed}, or spread tenants over more top-level parents")),
         );
     }
     if !errors.is_empty() {
         return Err(errors);
     }
 
-    let mut members: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut members: HashMap<&str, u64> = HashMap::new();
     for t in &policy.tenants {
         *members.entry(t.plan.as_str()).or_default() += 1;
     }
+    let devs = [Direction::Down, Direction::Up]
+        .map(|d| (0..site.shards).map(|s| ifb_name(d, s)).collect());
     let mut b = Builder {
         policy,
         plan: Plan::default(),
         prov: Provenance::default(),
         realms,
-        bands: policy.bands.is_some(),
+        devs,
         members,
+        classes: vec![Vec::new(); 2 * site.shards as usize],
+        elements: BTreeMap::new(),
     };
     b.shards();
     b.nodes(&placed.placements);
@@ -198,11 +200,14 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         let Some(p) = placed.placements.get(&Owner::Tenant(t.id)) else {
             continue;
         };
-        b.tenant(t, p);
+        let Some(plan) = plans.get(t.plan.as_str()) else {
+            continue;
+        };
+        b.tenant(t, plan, p);
         if site.mode == Mode::Hypervisor {
             if let Some(vif) = &t.interface {
                 if present(vif) {
-                    hooked_vifs.push((t, vif.clone(), p.shard));
+                    hooked_vifs.push((t, *vif, p.shard));
                 } else {
                     notes.push(
                         Diagnostic::warning(Some(t.span), format!("interface `{vif}` of tenant {} is absent; its download hook is left out", t.id))
@@ -214,6 +219,7 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
     }
     b.classification(&hooked_vifs, &placed.placements);
     b.registry(&placed.placements);
+    b.finish();
     Ok(Compiled {
         plan: b.plan,
         provenance: b.prov,
@@ -227,17 +233,32 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
 impl Builder<'_> {
     fn add_class(&mut self, dir: Direction, shard: u16, minor: u16, c: Class, serves: Serves) {
         let key = ClassKey {
-            dev: ifb_name(dir, shard),
+            dev: self.devs[dir_index(dir)][shard as usize],
             id: ClassId::new(shard_major(shard), minor),
         };
         self.prov.add(
-            ObjectId::Class(key.clone()),
+            ObjectId::Class(key),
             Serves {
-                direction: Some(dir),
-                ..serves
+                shard: Some(shard),
+                ..serves.dir(dir)
             },
         );
-        self.plan.classes.insert(key, c);
+        self.classes[dir_index(dir) * self.devs[0].len() + shard as usize].push((key, c));
+    }
+
+    /// Moves the gathered classes and elements into the plan's maps.
+    fn finish(&mut self) {
+        // Each device's list is already close to sorted (blocks are handed
+        // out in order), so visiting devices in name order gives the sort
+        // long presorted runs.
+        let mut lists: Vec<Vec<(ClassKey, Class)>> = std::mem::take(&mut self.classes);
+        lists.sort_by_key(|l| l.first().map(|(k, _)| k.dev));
+        self.plan.classes = lists.into_iter().flatten().collect();
+        for (name, elements) in std::mem::take(&mut self.elements) {
+            if let Some(m) = self.plan.maps.get_mut(name) {
+                m.elements = elements.into_iter().collect();
+            }
+        }
     }
 
     /// One IFB, HTB qdisc, root class and default class per shard and direction.
@@ -246,48 +267,30 @@ impl Builder<'_> {
         let k = site.shards as u64;
         for dir in Direction::BOTH {
             for shard in 0..site.shards {
-                let dev = ifb_name(dir, shard);
+                let dev = self.devs[dir_index(dir)][shard as usize];
                 let major = shard_major(shard);
-                self.plan.links.insert(dev.clone(), Link::Ifb);
-                self.prov.add(
-                    ObjectId::Link(dev.clone()),
-                    Serves {
-                        direction: Some(dir),
-                        why: format!("holds {} shaping tree {shard}", dir.as_str()),
-                        ..Default::default()
-                    },
-                );
+                let serves = |role| Serves {
+                    shard: Some(shard),
+                    ..Serves::new(role).dir(dir)
+                };
+                self.plan.links.insert(dev, Link::Ifb);
+                self.prov
+                    .add(ObjectId::Link(dev), serves(Role::ShardDevice));
                 let qk = QdiscKey {
-                    dev: dev.clone(),
+                    dev,
                     attach: Attach::Root,
                 };
                 self.plan.qdiscs.insert(
-                    qk.clone(),
+                    qk,
                     Qdisc::Htb {
                         major,
                         default_minor: DEFAULT_MINOR,
                     },
                 );
-                self.prov.add(
-                    ObjectId::Qdisc(qk),
-                    Serves {
-                        direction: Some(dir),
-                        why: format!("HTB tree {shard}; packets are classified by skb->priority"),
-                        ..Default::default()
-                    },
-                );
+                self.prov.add(ObjectId::Qdisc(qk), serves(Role::ShardQdisc));
                 let cap = *site.capacity.get(dir);
                 let root = class(ClassId::new(major, 0), cap.scaled(1, k), cap, 0);
-                self.add_class(
-                    dir,
-                    shard,
-                    ROOT_MINOR,
-                    root,
-                    Serves {
-                        why: "the link's capacity (shared by all shards)".into(),
-                        ..Default::default()
-                    },
-                );
+                self.add_class(dir, shard, ROOT_MINOR, root, Serves::new(Role::ShardRoot));
                 let def = *site.default_rate.get(dir);
                 let default = class(ClassId::new(major, ROOT_MINOR), def.scaled(1, k), cap, 7);
                 self.add_class(
@@ -295,10 +298,7 @@ impl Builder<'_> {
                     shard,
                     DEFAULT_MINOR,
                     default,
-                    Serves {
-                        why: "traffic of no tenant (ARP, routing, management)".into(),
-                        ..Default::default()
-                    },
+                    Serves::new(Role::DefaultClass),
                 );
             }
         }
@@ -306,56 +306,41 @@ impl Builder<'_> {
 
     fn nodes(&mut self, placements: &BTreeMap<Owner, Placement>) {
         let policy = self.policy;
-        for p in &policy.parents {
-            let Some(pl) = placements.get(&Owner::Node(p.id)) else {
-                continue;
-            };
-            for dir in Direction::BOTH {
-                let c = shaped(pl.parent, *p.shape.get(dir), 0);
-                self.add_class(
-                    dir,
-                    pl.shard,
-                    pl.cell * 4,
-                    c,
-                    Serves {
-                        node: Some(p.name.clone()),
-                        why: format!("parent `{}`: its children borrow its surplus", p.name),
-                        ..Default::default()
-                    },
-                );
-            }
-        }
-        for plan in &policy.plans {
-            let Some(id) = plan.pool_id else { continue };
+        let nodes = policy
+            .parents
+            .iter()
+            .map(|p| (p.id, p.shape, Role::ParentClass))
+            .chain(
+                policy
+                    .plans
+                    .iter()
+                    .filter_map(|p| p.pool_id.map(|id| (id, p.shape, Role::PoolClass))),
+            );
+        for (id, shape, role) in nodes {
             let Some(pl) = placements.get(&Owner::Node(id)) else {
                 continue;
             };
             for dir in Direction::BOTH {
-                let c = shaped(pl.parent, *plan.shape.get(dir), 0);
+                let c = shaped(pl.parent, *shape.get(dir), 0);
                 self.add_class(
                     dir,
                     pl.shard,
                     pl.cell * 4,
                     c,
                     Serves {
-                        node: Some(plan.name.clone()),
-                        why: format!(
-                            "pool of shared plan `{}`: its tenants share it fairly",
-                            plan.name
-                        ),
-                        ..Default::default()
+                        node: Some(id),
+                        ..Serves::new(role)
                     },
                 );
             }
         }
     }
 
-    fn tenant(&mut self, t: &Tenant, p: &Placement) {
+    fn tenant(&mut self, t: &Tenant, plan: &policy::ServicePlan, p: &Placement) {
         let policy = self.policy;
-        let Some(plan) = policy.plan(&t.plan) else {
-            return;
-        };
         let members = self.members.get(t.plan.as_str()).copied().unwrap_or(1);
+        let base = p.cell * 4;
+        let leaf_parent = ClassId::new(shard_major(p.shard), base);
         for dir in Direction::BOTH {
             let Some(mut s) = policy.tenant_shape(t, dir) else {
                 continue;
@@ -370,26 +355,15 @@ impl Builder<'_> {
                     .unwrap_or_else(|| s.rate.scaled(1, members.max(1)).max(min_rate()));
                 s.ceil = o.ceil.unwrap_or(s.ceil);
             }
-            let base = p.cell * 4;
-            let serves = |why: String| Serves {
-                tenant: Some(t.id),
-                why,
-                ..Default::default()
-            };
-            self.add_class(
-                dir,
-                p.shard,
-                base,
-                shaped(p.parent, s, 0),
-                serves(format!("tenant {} `{}` on plan `{}`", t.id, t.name, t.plan)),
-            );
-            let leaf_parent = ClassId::new(shard_major(p.shard), base);
+            let serves = Serves::new(Role::TenantClass).tenant(t.id);
+            self.add_class(dir, p.shard, base, shaped(p.parent, s, 0), serves);
             if self.realms.is_empty() {
-                self.bands_under(dir, p.shard, base, s.rate, s.ceil, t, None);
+                self.bands_under(dir, p.shard, base, s.rate, s.ceil, serves);
                 continue;
             }
             let n = self.realms.len() as u64;
-            for (g, (realm, name)) in self.realms.clone().into_iter().enumerate() {
+            for g in 0..self.realms.len() {
+                let realm = self.realms[g];
                 let cap = plan.realm_cap(realm, dir);
                 let ceil = cap.map_or(s.ceil, |c| c.ceil.min(s.ceil));
                 let rate = cap
@@ -397,24 +371,23 @@ impl Builder<'_> {
                     .unwrap_or_else(|| s.rate.scaled(1, n))
                     .min(ceil);
                 let minor = base + 4 * (g as u16 + 1);
-                let why = match cap {
-                    Some(c) => format!(
-                        "realm `{name}` capped at {} by plan `{}`",
-                        c.ceil, plan.name
-                    ),
-                    None => format!("realm `{name}`, counted separately, up to the tenant's ceil"),
+                let role = if cap.is_some() {
+                    Role::CappedRealmClass
+                } else {
+                    Role::RealmClass
+                };
+                let serves = Serves {
+                    realm: Some(realm),
+                    ..Serves::new(role).tenant(t.id)
                 };
                 self.add_class(
                     dir,
                     p.shard,
                     minor,
                     class(leaf_parent, rate, ceil, 1),
-                    Serves {
-                        realm: Some(name.clone()),
-                        ..serves(why)
-                    },
+                    serves,
                 );
-                self.bands_under(dir, p.shard, minor, rate, ceil, t, Some(name));
+                self.bands_under(dir, p.shard, minor, rate, ceil, serves);
             }
         }
     }
@@ -428,37 +401,27 @@ impl Builder<'_> {
         minor: u16,
         rate: Rate,
         ceil: Rate,
-        t: &Tenant,
-        realm: Option<String>,
+        serves: Serves,
     ) {
         let Some(bands) = &self.policy.bands else {
             return;
         };
+        let shares = bands.shares;
         let parent = ClassId::new(shard_major(shard), minor);
         for band in Band::ALL {
-            let share = bands.shares[band.index()] as u64;
+            let share = shares[band.index()] as u64;
             let c = class(
                 parent,
                 rate.scaled(share, 100).max(min_rate()),
                 ceil,
                 band.index() as u8,
             );
-            self.add_class(
-                dir,
-                shard,
-                minor + 1 + band.index() as u16,
-                c,
-                Serves {
-                    tenant: Some(t.id),
-                    realm: realm.clone(),
-                    band: Some(band),
-                    why: format!(
-                        "{} band: {share}% guaranteed, served in priority order",
-                        band.as_str()
-                    ),
-                    ..Default::default()
-                },
-            );
+            let s = Serves {
+                band: Some(band),
+                role: Role::BandClass,
+                ..serves
+            };
+            self.add_class(dir, shard, minor + 1 + band.index() as u16, c, s);
         }
     }
 
@@ -472,10 +435,10 @@ impl Builder<'_> {
             })
     }
 
-    fn element(&mut self, map: &str, kind: MapKind, key: MapKey, value: MapValue, serves: Serves) {
-        self.map(map, kind).elements.insert(key.clone(), value);
+    fn element(&mut self, map: &'static str, key: MapKey, value: MapValue, serves: Serves) {
         self.prov
-            .add(ObjectId::Element(map.to_owned(), key), serves);
+            .add(ObjectId::Element(map.to_owned(), key.clone()), serves);
+        self.elements.entry(map).or_default().push((key, value));
     }
 
     fn classification(
@@ -490,32 +453,32 @@ impl Builder<'_> {
         self.map("realm6", MapKind::Realm6);
         for r in &policy.realms.list {
             for (pfx, _) in &r.prefixes {
-                let (map, kind) = if pfx.is_ipv4() {
-                    ("realm4", MapKind::Realm4)
-                } else {
-                    ("realm6", MapKind::Realm6)
+                let map = if pfx.is_ipv4() { "realm4" } else { "realm6" };
+                let serves = Serves {
+                    realm: Some(r.id),
+                    ..Serves::new(Role::RealmPrefix)
                 };
                 self.element(
                     map,
-                    kind,
                     MapKey::Prefix(*pfx),
                     MapValue::Class(ClassId::new(0, r.id.0)),
-                    Serves {
-                        realm: Some(r.name.clone()),
-                        why: format!("{pfx} is in realm `{}`", r.name),
-                        ..Default::default()
-                    },
+                    serves,
                 );
             }
         }
-        // Tenant maps: local address (or vif) . realm → class.
-        let keys = realm_keys(self);
+        // Tenant maps: local address (or vif) . realm → class. Without
+        // realms, the realm scratch value is always 0.
+        let keys: Vec<u16> = if self.realms.is_empty() {
+            vec![0]
+        } else {
+            self.realms.iter().map(|r| r.0).collect()
+        };
         for dir in Direction::BOTH {
-            let (m4, m6) = match dir {
+            let by_vif = dir == Direction::Down && site.mode == Mode::Hypervisor;
+            let (m4, m6): (&'static str, &'static str) = match dir {
                 Direction::Up => ("up4", "up6"),
                 Direction::Down => ("down4", "down6"),
             };
-            let by_vif = dir == Direction::Down && site.mode == Mode::Hypervisor;
             if by_vif {
                 self.map("down_if", MapKind::Oif);
             } else {
@@ -530,7 +493,7 @@ impl Builder<'_> {
                 let Some(base) = placements.get(&Owner::Tenant(t.id)).map(Placement::base) else {
                     continue;
                 };
-                for (g, (realm, rname)) in keys.iter().enumerate() {
+                for (g, realm) in keys.iter().enumerate() {
                     let minor = if self.realms.is_empty() {
                         base.minor
                     } else {
@@ -538,84 +501,64 @@ impl Builder<'_> {
                     };
                     let value = MapValue::Class(ClassId::new(base.major, minor));
                     let serves = Serves {
-                        tenant: Some(t.id),
-                        realm: rname.clone(),
-                        direction: Some(dir),
-                        why: "classifies the tenant's packets into its class".into(),
-                        ..Default::default()
+                        realm: (*realm != 0).then_some(RealmId(*realm)),
+                        ..Serves::new(Role::TenantClassifier).tenant(t.id).dir(dir)
                     };
                     if by_vif {
-                        if let Some(vif) = &t.interface {
-                            self.element(
-                                "down_if",
-                                MapKind::Oif,
-                                MapKey::IfRealm(vif.clone(), *realm),
-                                value,
-                                serves,
-                            );
+                        if let Some(vif) = t.interface {
+                            self.element("down_if", MapKey::IfRealm(vif, *realm), value, serves);
                         }
                         continue;
                     }
                     for (pfx, _) in &t.prefixes {
-                        let (map, kind) = match (dir, pfx.is_ipv4()) {
-                            (Direction::Up, true) => (m4, MapKind::Saddr4),
-                            (Direction::Up, false) => (m6, MapKind::Saddr6),
-                            (Direction::Down, true) => (m4, MapKind::Daddr4),
-                            (Direction::Down, false) => (m6, MapKind::Daddr6),
-                        };
-                        self.element(
-                            map,
-                            kind,
-                            MapKey::PrefixRealm(*pfx, *realm),
-                            value,
-                            serves.clone(),
-                        );
+                        let map = if pfx.is_ipv4() { m4 } else { m6 };
+                        self.element(map, MapKey::PrefixRealm(*pfx, *realm), value, serves);
                     }
                 }
             }
             self.classify_chain(dir, by_vif);
         }
-        if self.bands {
+        if policy.bands.is_some() {
             self.bands_chain();
         }
         if site.shards > 1 {
+            self.map("shards", MapKind::Shard);
             for s in 0..site.shards {
                 let major = shard_major(s);
+                let key = MapKey::ClassRange(ClassId::new(major, 0), ClassId::new(major, 0xffff));
                 self.element(
                     "shards",
-                    MapKind::Shard,
-                    MapKey::ClassRange(ClassId::new(major, 0), ClassId::new(major, 0xffff)),
+                    key,
                     MapValue::Mark(major as u32),
                     Serves {
-                        why: format!("steers shard {s}'s packets to its IFB"),
-                        ..Default::default()
+                        shard: Some(s),
+                        ..Serves::new(Role::ShardSteering)
                     },
                 );
             }
             // Packets of no tenant carry major 0; they go to the first shard's default class.
+            let key = MapKey::ClassRange(ClassId::new(0, 0), ClassId::new(0, 0xffff));
             self.element(
                 "shards",
-                MapKind::Shard,
-                MapKey::ClassRange(ClassId::new(0, 0), ClassId::new(0, 0xffff)),
+                key,
                 MapValue::Mark(1),
                 Serves {
-                    why: "traffic of no tenant goes to shard 0".into(),
-                    ..Default::default()
+                    shard: Some(0),
+                    ..Serves::new(Role::ShardSteering)
                 },
             );
         }
         // Hooks: where traffic is seen, per direction.
-        let up_dev = site.uplink.clone();
-        self.hook(Direction::Up, &up_dev, None);
+        self.hook(Direction::Up, site.uplink, None);
         match site.mode {
             Mode::Router => {
-                if let Some(lan) = site.lan.clone() {
-                    self.hook(Direction::Down, &lan, None);
+                if let Some(lan) = site.lan {
+                    self.hook(Direction::Down, lan, None);
                 }
             }
             Mode::Hypervisor => {
                 for (t, vif, shard) in vifs {
-                    self.hook(Direction::Down, vif, Some((t, *shard)));
+                    self.hook(Direction::Down, *vif, Some((t, *shard)));
                 }
             }
         }
@@ -643,18 +586,13 @@ impl Builder<'_> {
                 "meta priority set ip6 {local} . meta priority map @{d}6"
             ));
         }
-        if self.bands {
+        if self.policy.bands.is_some() {
             rules.push("goto bands".into());
         }
         let name = format!("classify_{d}");
         self.prov.add(
             ObjectId::Chain(name.clone()),
-            Serves {
-                direction: Some(dir),
-                why: "realm, then tenant, then band: writes the HTB class into skb->priority"
-                    .into(),
-                ..Default::default()
-            },
+            Serves::new(Role::ClassifyChain).dir(dir),
         );
         self.plan.chains.insert(name, Chain { hook: None, rules });
     }
@@ -680,10 +618,7 @@ impl Builder<'_> {
         ));
         self.prov.add(
             ObjectId::Chain("bands".into()),
-            Serves {
-                why: "adds the band to the class: interactive +1, normal +2, bulk +3".into(),
-                ..Default::default()
-            },
+            Serves::new(Role::BandsChain),
         );
         self.plan
             .chains
@@ -691,7 +626,7 @@ impl Builder<'_> {
     }
 
     /// The base chain and the redirect filters on one interface's egress.
-    fn hook(&mut self, dir: Direction, dev: &IfName, vif: Option<(&Tenant, u16)>) {
+    fn hook(&mut self, dir: Direction, dev: IfName, vif: Option<(&Tenant, u16)>) {
         let shards = self.policy.site.shards;
         let d = dir.as_str();
         let mut rules = vec![format!("jump classify_{d}")];
@@ -699,35 +634,28 @@ impl Builder<'_> {
             rules.push("meta mark set meta priority map @shards".into());
         }
         let name = format!("{d}_{dev}");
-        let tenant = vif.map(|(t, _)| t.id);
+        let owner = |s: Serves| match vif {
+            Some((t, _)) => s.tenant(t.id),
+            None => s,
+        };
         self.prov.add(
             ObjectId::Chain(name.clone()),
-            Serves {
-                tenant,
-                direction: Some(dir),
-                why: format!("sees {d}load traffic leaving {dev}"),
-                ..Default::default()
-            },
+            owner(Serves::new(Role::HookChain).dir(dir)),
         );
         self.plan.chains.insert(
             name,
             Chain {
-                hook: Some(ChainHook { dev: dev.clone() }),
+                hook: Some(ChainHook { dev }),
                 rules,
             },
         );
         let qk = QdiscKey {
-            dev: dev.clone(),
+            dev,
             attach: Attach::Clsact,
         };
         self.prov.add(
-            ObjectId::Qdisc(qk.clone()),
-            Serves {
-                tenant,
-                direction: Some(dir),
-                why: "holds the redirect to the shaping IFB".into(),
-                ..Default::default()
-            },
+            ObjectId::Qdisc(qk),
+            owner(Serves::new(Role::Clsact).dir(dir)),
         );
         self.plan.qdiscs.insert(qk, Qdisc::Clsact);
         let targets: Vec<(u16, Select)> = match vif {
@@ -739,24 +667,22 @@ impl Builder<'_> {
         };
         for (shard, select) in targets {
             let key = FilterKey {
-                dev: dev.clone(),
+                dev,
                 hook: Hook::Egress,
                 prio: FILTER_PRIO_BASE + shard,
             };
             self.prov.add(
-                ObjectId::Filter(key.clone()),
-                Serves {
-                    tenant,
-                    direction: Some(dir),
-                    why: format!("redirects to {}", ifb_name(dir, shard)),
-                    ..Default::default()
-                },
+                ObjectId::Filter(key),
+                owner(Serves {
+                    shard: Some(shard),
+                    ..Serves::new(Role::Redirect).dir(dir)
+                }),
             );
             self.plan.filters.insert(
                 key,
                 Filter {
                     select,
-                    redirect_to: ifb_name(dir, shard),
+                    redirect_to: self.devs[dir_index(dir)][shard as usize],
                 },
             );
         }
@@ -771,27 +697,13 @@ impl Builder<'_> {
                     REG_NODES,
                     *n as u32,
                     Serves {
-                        why: format!("records node {n}'s block"),
-                        ..Default::default()
+                        node: Some(*n),
+                        ..Serves::new(Role::Registry)
                     },
                 ),
-                Owner::Tenant(t) => (
-                    REG_TENANTS,
-                    t.0,
-                    Serves {
-                        tenant: Some(*t),
-                        why: "records the tenant's block of classes".into(),
-                        ..Default::default()
-                    },
-                ),
+                Owner::Tenant(t) => (REG_TENANTS, t.0, Serves::new(Role::Registry).tenant(*t)),
             };
-            self.element(
-                map,
-                MapKind::Registry,
-                MapKey::Number(id),
-                MapValue::Class(p.base()),
-                serves,
-            );
+            self.element(map, MapKey::Number(id), MapValue::Class(p.base()), serves);
         }
     }
 }
@@ -812,7 +724,10 @@ fn match_rules(m: &BandMatch) -> Vec<String> {
     if !m.protocols.is_empty() {
         out.push(format!("meta l4proto {{ {} }}", m.protocols.join(", ")));
     }
-    for proto in [policy::Transport::Tcp, policy::Transport::Udp] {
+    for (proto, name) in [
+        (policy::Transport::Tcp, "tcp"),
+        (policy::Transport::Udp, "udp"),
+    ] {
         let ports: Vec<String> = m
             .ports
             .iter()
@@ -826,10 +741,6 @@ fn match_rules(m: &BandMatch) -> Vec<String> {
             })
             .collect();
         if !ports.is_empty() {
-            let name = match proto {
-                policy::Transport::Tcp => "tcp",
-                policy::Transport::Udp => "udp",
-            };
             // Either end: the server's port is the destination on the way
             // out and the source on the way back.
             out.push(format!("{name} dport {{ {} }}", ports.join(", ")));

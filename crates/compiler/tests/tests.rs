@@ -75,12 +75,7 @@ fn placements_read_back_from_the_plan() {
 fn every_object_has_provenance() {
     let c = compiled(&example("hypervisor.toml"), &Live::default());
     for (k, _) in &c.plan.classes {
-        assert!(
-            c.provenance
-                .objects
-                .contains_key(&ObjectId::Class(k.clone())),
-            "{k:?}"
-        );
+        assert!(c.provenance.get(&ObjectId::Class(*k)).is_some(), "{k:?}");
     }
     let alice_objects = c.provenance.of_tenant(net_types::TenantId(2)).count();
     // db-1: class + 2 realms × (1 + 3 bands), per direction, + map elements.
@@ -93,15 +88,12 @@ fn touched(
     new: &Compiled,
     old: &Compiled,
 ) -> Vec<(ObjectId, Option<net_types::TenantId>)> {
+    let (new, old) = (new.provenance.index(), old.provenance.index());
     cs.changes
         .iter()
         .map(|c| {
             let id = c.object();
-            let serves = new
-                .provenance
-                .objects
-                .get(&id)
-                .or_else(|| old.provenance.objects.get(&id));
+            let serves = new.get(&id).or_else(|| old.get(&id));
             (id, serves.and_then(|s| s.tenant))
         })
         .collect()

@@ -210,6 +210,45 @@ fn depth(classes: &BTreeMap<ClassKey, Class>, key: &ClassKey) -> usize {
     d
 }
 
+/// Walks two sorted maps together and calls `f` once per key with the value
+/// on each side: a merge join, so that diffing is linear and does no lookups.
+fn merge<'a, K: Ord, V>(
+    desired: &'a BTreeMap<K, V>,
+    observed: &'a BTreeMap<K, V>,
+    mut f: impl FnMut(&'a K, Option<&'a V>, Option<&'a V>),
+) {
+    let mut d = desired.iter().peekable();
+    let mut o = observed.iter().peekable();
+    loop {
+        match (d.peek(), o.peek()) {
+            (Some((dk, dv)), Some((ok, ov))) => match dk.cmp(ok) {
+                std::cmp::Ordering::Less => {
+                    f(dk, Some(dv), None);
+                    d.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    f(ok, None, Some(ov));
+                    o.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    f(dk, Some(dv), Some(ov));
+                    d.next();
+                    o.next();
+                }
+            },
+            (Some((dk, dv)), None) => {
+                f(dk, Some(dv), None);
+                d.next();
+            }
+            (None, Some((ok, ov))) => {
+                f(ok, None, Some(ov));
+                o.next();
+            }
+            (None, None) => break,
+        }
+    }
+}
+
 /// The changes that turn `observed` into `desired`, make-before-break.
 ///
 /// Objects that exist in both with equal content produce no change, so a
@@ -223,108 +262,108 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
     // compiler avoids it by giving moved tenants new handles.
     let mut early_remove = Vec::new();
     let mut late_create = Vec::new();
+    let mut remove_filters = Vec::new();
+    let mut remove_chains = Vec::new();
+    let mut remove_maps = Vec::new();
+    let mut remove_classes = Vec::new();
+    let mut remove_qdiscs = Vec::new();
+    let mut remove_links = Vec::new();
 
-    for (name, link) in &desired.links {
-        if observed.links.get(name) != Some(link) {
-            create.push(Change::AddLink {
-                name: name.clone(),
-                link: *link,
-            });
-        }
-    }
-    for (key, q) in &desired.qdiscs {
-        match observed.qdiscs.get(key) {
-            Some(o) if o == q => {}
-            Some(_) => {
-                early_remove.push(Change::DelQdisc { key: key.clone() });
+    merge(&desired.links, &observed.links, |name, d, o| match (d, o) {
+        (Some(d), o) if o != Some(d) => create.push(Change::AddLink {
+            name: *name,
+            link: *d,
+        }),
+        (None, Some(_)) => remove_links.push(Change::DelLink { name: *name }),
+        _ => {}
+    });
+    // A qdisc being replaced takes its classes and filters with it.
+    let mut replaced: Vec<QdiscKey> = Vec::new();
+    merge(&desired.qdiscs, &observed.qdiscs, |key, d, o| {
+        match (d, o) {
+            (Some(d), Some(o)) if d != o => {
+                replaced.push(*key);
+                early_remove.push(Change::DelQdisc { key: *key });
                 create.push(Change::AddQdisc {
-                    key: key.clone(),
-                    qdisc: *q,
+                    key: *key,
+                    qdisc: *d,
                 });
             }
-            None => create.push(Change::AddQdisc {
-                key: key.clone(),
-                qdisc: *q,
+            (Some(d), None) => create.push(Change::AddQdisc {
+                key: *key,
+                qdisc: *d,
             }),
+            (None, Some(_)) => remove_qdiscs.push(Change::DelQdisc { key: *key }),
+            _ => {}
         }
-    }
-    // A qdisc being replaced takes its classes with it, so they count as absent.
-    let replaced: Vec<&QdiscKey> = desired
-        .qdiscs
-        .iter()
-        .filter(|(k, q)| observed.qdiscs.get(*k).is_some_and(|o| o != *q))
-        .map(|(k, _)| k)
-        .collect();
-    let class_gone = |k: &ClassKey| {
-        replaced
-            .iter()
-            .any(|q| q.attach == Attach::Root && q.dev == k.dev)
+    });
+    let gone = |dev: &net_types::IfName, attach: Attach| {
+        replaced.iter().any(|q| q.attach == attach && q.dev == *dev)
     };
 
     let mut adds: Vec<(usize, Change)> = Vec::new();
-    for (key, class) in &desired.classes {
-        match observed.classes.get(key).filter(|_| !class_gone(key)) {
-            Some(o) if o == class => {}
-            Some(o) if o.parent == class.parent => {
-                create.push(Change::ChangeClass {
-                    key: key.clone(),
-                    class: *class,
-                });
-            }
-            Some(_) => {
-                early_remove.push(Change::DelClass { key: key.clone() });
+    merge(&desired.classes, &observed.classes, |key, d, o| {
+        let o = o.filter(|_| !gone(&key.dev, Attach::Root));
+        match (d, o) {
+            (Some(d), Some(o)) if d == o => {}
+            (Some(d), Some(o)) if d.parent == o.parent => create.push(Change::ChangeClass {
+                key: *key,
+                class: *d,
+            }),
+            (Some(d), Some(_)) => {
+                early_remove.push(Change::DelClass { key: *key });
                 late_create.push((
                     depth(&desired.classes, key),
                     Change::AddClass {
-                        key: key.clone(),
-                        class: *class,
+                        key: *key,
+                        class: *d,
                     },
                 ));
             }
-            None => adds.push((
+            (Some(d), None) => adds.push((
                 depth(&desired.classes, key),
                 Change::AddClass {
-                    key: key.clone(),
-                    class: *class,
+                    key: *key,
+                    class: *d,
                 },
             )),
+            (None, Some(_)) => remove_classes.push((
+                depth(&observed.classes, key),
+                Change::DelClass { key: *key },
+            )),
+            (None, None) => {}
         }
-    }
+    });
     adds.sort_by_key(|(d, _)| *d);
     create.extend(adds.into_iter().map(|(_, c)| c));
 
-    for (name, map) in &desired.maps {
-        match observed.maps.get(name) {
-            Some(o) if o.kind == map.kind => {
-                for (k, v) in &map.elements {
-                    let previous = o.elements.get(k).copied();
-                    if previous != Some(*v) {
-                        switch.push(Change::SetElement {
-                            map: name.clone(),
-                            key: k.clone(),
-                            value: *v,
-                            previous,
-                        });
-                    }
-                }
-                for k in o.elements.keys() {
-                    if !map.elements.contains_key(k) {
-                        remove.push(Change::DelElement {
-                            map: name.clone(),
-                            key: k.clone(),
-                        });
-                    }
-                }
+    let empty = BTreeMap::new();
+    merge(&desired.maps, &observed.maps, |name, d, o| match (d, o) {
+        (Some(d), Some(o)) if d.kind == o.kind => {
+            merge(&d.elements, &o.elements, |k, dv, ov| match (dv, ov) {
+                (Some(v), previous) if previous != Some(v) => switch.push(Change::SetElement {
+                    map: name.clone(),
+                    key: k.clone(),
+                    value: *v,
+                    previous: previous.copied(),
+                }),
+                (None, Some(_)) => remove.push(Change::DelElement {
+                    map: name.clone(),
+                    key: k.clone(),
+                }),
+                _ => {}
+            });
+        }
+        (Some(d), o) => {
+            if o.is_some() {
+                early_remove.push(Change::DelMap { name: name.clone() });
             }
-            other => {
-                if other.is_some() {
-                    early_remove.push(Change::DelMap { name: name.clone() });
-                }
-                create.push(Change::AddMap {
-                    name: name.clone(),
-                    kind: map.kind,
-                });
-                for (k, v) in &map.elements {
+            create.push(Change::AddMap {
+                name: name.clone(),
+                kind: d.kind,
+            });
+            merge(&d.elements, &empty, |k, v, _| {
+                if let Some(v) = v {
                     switch.push(Change::SetElement {
                         map: name.clone(),
                         key: k.clone(),
@@ -332,71 +371,51 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
                         previous: None,
                     });
                 }
-            }
+            });
         }
-    }
+        (None, Some(_)) => remove_maps.push(Change::DelMap { name: name.clone() }),
+        (None, None) => {}
+    });
     // Chains refer to maps, so they come after the maps in the create step.
-    for (name, chain) in &desired.chains {
-        if observed.chains.get(name) != Some(chain) {
-            create.push(Change::SetChain {
+    merge(&desired.chains, &observed.chains, |name, d, o| {
+        match (d, o) {
+            (Some(d), o) if o != Some(d) => create.push(Change::SetChain {
                 name: name.clone(),
-                chain: chain.clone(),
-            });
+                chain: d.clone(),
+            }),
+            (None, Some(o)) => {
+                remove_chains.push((o.hook.is_none(), Change::DelChain { name: name.clone() }))
+            }
+            _ => {}
         }
-    }
-    for (key, f) in &desired.filters {
-        let gone = replaced
-            .iter()
-            .any(|q| q.attach == Attach::Clsact && q.dev == key.dev);
-        if gone || observed.filters.get(key) != Some(f) {
-            switch.push(Change::SetFilter {
-                key: key.clone(),
-                filter: f.clone(),
-            });
+    });
+    merge(&desired.filters, &observed.filters, |key, d, o| {
+        match (d, o) {
+            (Some(d), o) if gone(&key.dev, Attach::Clsact) || o != Some(d) => {
+                switch.push(Change::SetFilter {
+                    key: *key,
+                    filter: *d,
+                })
+            }
+            (None, Some(_)) => remove_filters.push(Change::DelFilter { key: *key }),
+            _ => {}
         }
-    }
+    });
 
-    for key in observed.filters.keys() {
-        if !desired.filters.contains_key(key) {
-            remove.push(Change::DelFilter { key: key.clone() });
-        }
-    }
-    for name in observed.chains.keys() {
-        if !desired.chains.contains_key(name) {
-            remove.push(Change::DelChain { name: name.clone() });
-        }
-    }
-    for name in observed.maps.keys() {
-        if !desired.maps.contains_key(name) {
-            remove.push(Change::DelMap { name: name.clone() });
-        }
-    }
-    let mut dels: Vec<(usize, Change)> = observed
-        .classes
-        .keys()
-        .filter(|k| !desired.classes.contains_key(*k))
-        .map(|k| {
-            (
-                depth(&observed.classes, k),
-                Change::DelClass { key: k.clone() },
-            )
-        })
-        .collect();
-    dels.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
-    remove.extend(dels.into_iter().map(|(_, c)| c));
-    for key in observed.qdiscs.keys() {
-        if !desired.qdiscs.contains_key(key) {
-            remove.push(Change::DelQdisc { key: key.clone() });
-        }
-    }
-    for name in observed.links.keys() {
-        if !desired.links.contains_key(name) {
-            remove.push(Change::DelLink { name: name.clone() });
-        }
-    }
+    remove.extend(remove_filters);
+    // Base chains go first: they jump to the regular ones, and nftables
+    // refuses to delete a chain that is still jumped to.
+    remove_chains.sort_by_key(|(regular, _)| *regular);
+    remove.extend(remove_chains.into_iter().map(|(_, c)| c));
+    remove.extend(remove_maps);
+    // Children before parents.
+    remove_classes.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
+    remove.extend(remove_classes.into_iter().map(|(_, c)| c));
+    remove.extend(remove_qdiscs);
+    remove.extend(remove_links);
 
-    // Early removals (children first), then creates, switches, removals,
-    // and last the classes that had to be rebuilt under a new parent.
+    // Early removals (children first), then creates, then the classes that
+    // had to be rebuilt under a new parent, switches, and removals.
     early_remove.sort_by_key(|c| match c {
         Change::DelClass { key } => std::cmp::Reverse(depth(&observed.classes, key)),
         _ => std::cmp::Reverse(0),

@@ -66,7 +66,7 @@ pub enum Attach {
 }
 
 /// Identifies a qdisc.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct QdiscKey {
     /// The device.
     pub dev: IfName,
@@ -90,7 +90,7 @@ pub enum Qdisc {
 }
 
 /// Identifies an HTB class.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ClassKey {
     /// The device whose qdisc holds it.
     pub dev: IfName,
@@ -129,7 +129,7 @@ pub enum Hook {
 }
 
 /// Identifies a tc filter.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct FilterKey {
     /// The device.
     pub dev: IfName,
@@ -140,7 +140,7 @@ pub struct FilterKey {
 }
 
 /// A tc filter: which packets to send to which IFB.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Filter {
     /// Which packets.
     pub select: Select,
@@ -175,7 +175,7 @@ impl Select {
 }
 
 /// Which netdev hook a base chain is attached to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainHook {
     /// The device.
     pub dev: IfName,

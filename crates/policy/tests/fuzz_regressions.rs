@@ -6,12 +6,19 @@
 //! and every crashing input the fuzzer ever found, minimised, under a short
 //! name saying what it broke. A file added there is a test: nothing else to
 //! write. See `fuzz/README.md`.
+//!
+//! `FUZZ_REGRESSIONS_DIR=/some/folder` replays another folder instead, for
+//! example a whole fuzz corpus (`fuzz/corpus/policy_parse`) under the test
+//! profile's overflow checks.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 fn inputs() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let dir = match std::env::var_os("FUZZ_REGRESSIONS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions"),
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())

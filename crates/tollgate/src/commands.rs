@@ -137,7 +137,7 @@ fn show_plan(policy: &Policy, c: &Compiled, format: Format) -> Result<String, St
                 .provenance
                 .objects
                 .iter()
-                .map(|(id, s)| serde_json::json!({ "object": id.to_string(), "serves": s }))
+                .map(|(id, s)| serde_json::json!({ "object": id.to_string(), "serves": s, "why": s.describe(policy) }))
                 .collect();
             let out = serde_json::json!({ "plan": c.plan, "provenance": provenance });
             serde_json::to_string_pretty(&out).map_err(|e| e.to_string())? + "\n"
@@ -192,7 +192,7 @@ fn explain(policy: &Policy, c: &Compiled, who: &str, json: bool) -> Result<Strin
     if json {
         let list: Vec<_> = objects
             .iter()
-            .map(|(id, s)| serde_json::json!({ "object": id.to_string(), "serves": s }))
+            .map(|(id, s)| serde_json::json!({ "object": id.to_string(), "serves": s, "why": s.describe(policy) }))
             .collect();
         let out = serde_json::json!({ "tenant": tenant.id, "name": tenant.name, "plan": tenant.plan, "objects": list });
         return Ok(serde_json::to_string_pretty(&out).map_err(|e| e.to_string())? + "\n");
@@ -209,13 +209,18 @@ fn explain(policy: &Policy, c: &Compiled, who: &str, json: bool) -> Result<Strin
         if let Some(d) = s.direction {
             tags.push(d.as_str().to_string());
         }
-        if let Some(r) = &s.realm {
+        if let Some(r) = s.realm_name(policy) {
             tags.push(format!("realm {r}"));
         }
         if let Some(b) = s.band {
             tags.push(format!("band {}", b.as_str()));
         }
-        let _ = writeln!(out, "  {id}  [{}]\n      {}", tags.join(", "), s.why);
+        let _ = writeln!(
+            out,
+            "  {id}  [{}]\n      {}",
+            tags.join(", "),
+            s.describe(policy)
+        );
     }
     Ok(out)
 }
