@@ -1,2 +1,159 @@
-//! Placeholder replaced below.
-fn main() {}
+//! Repository chores, run as `cargo xtask <task>`.
+//!
+//! - `ci`: what CI runs (`.ci/run` calls it): installs the Debian packages
+//!   the namespace tests need, then fmt, clippy and every test.
+//! - `demo`: the README's main job: check and plan the shipped examples.
+//! - `tidy`: the architecture invariants (also run by `cargo test`).
+//! - `bench`: the criterion/divan benchmarks, printed for BENCHMARKS.md.
+//! - `fuzz [TARGET] [SECONDS]`: installs cargo-fuzz if needed and runs a target.
+
+mod tidy;
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("demo") => demo(),
+        Some("tidy") => {
+            tidy::check(&root()).map(|n| println!("tidy: {n} files checked, all invariants hold"))
+        }
+        Some("bench") => run("cargo", &["bench", "--workspace"]),
+        Some("fuzz") => fuzz(
+            args.get(1).map_or("policy_parse", String::as_str),
+            args.get(2).map_or("60", String::as_str),
+        ),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|demo|tidy|bench|fuzz [TARGET] [SECONDS]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("$ {cmd} {}", args.join(" "));
+    let status = Command::new(cmd)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{cmd} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs Debian packages for the commands that are missing.
+fn ensure_packages(wanted: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(cmd, _)| !have(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("installing Debian packages: {}", missing.join(" "));
+    run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(missing);
+    run("apt-get", &args)
+}
+
+fn ci() -> Result<(), String> {
+    // The namespace tests drive the real kernel through these tools.
+    ensure_packages(&[("ip", "iproute2"), ("tc", "iproute2"), ("nft", "nftables")])?;
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    tidy::check(&root()).map(|n| eprintln!("tidy: {n} files checked"))?;
+    run("cargo", &["test", "--workspace", "--no-fail-fast"])
+}
+
+fn demo() -> Result<(), String> {
+    run(
+        "cargo",
+        &["build", "--quiet", "--release", "-p", "tollgate"],
+    )?;
+    let bin = root().join("target/release/tollgate");
+    let bin = bin.to_str().ok_or("non-UTF-8 path")?;
+    for ex in ["examples/router.toml", "examples/hypervisor.toml"] {
+        println!("\n=== {ex} ===");
+        run(bin, &["check", "-c", ex])?;
+        run(bin, &["plan", "--offline", "-c", ex])?;
+    }
+    println!("\n=== what tenant `alice` gets (examples/router.toml) ===");
+    run(bin, &["explain", "alice", "-c", "examples/router.toml"])?;
+    println!("\n=== the nftables classification (examples/router.toml) ===");
+    run(
+        bin,
+        &[
+            "plan",
+            "--offline",
+            "--format",
+            "nft",
+            "-c",
+            "examples/router.toml",
+        ],
+    )
+}
+
+fn fuzz(target: &str, seconds: &str) -> Result<(), String> {
+    if !have("cargo-fuzz") {
+        run("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    let corpus = format!("fuzz/corpus/{target}");
+    std::fs::create_dir_all(root().join(&corpus)).map_err(|e| e.to_string())?;
+    let seeds = format!("fuzz/seeds/{target}");
+    let mut args = vec!["fuzz", "run", target, corpus.as_str()];
+    if root().join(&seeds).is_dir() {
+        args.push(seeds.as_str());
+    }
+    let time = format!("-max_total_time={seconds}");
+    args.extend(["--", time.as_str(), "-print_final_stats=1"]);
+    eprintln!("$ RUSTC_BOOTSTRAP=1 cargo {}", args.join(" "));
+    // cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable
+    // toolchain accept them.
+    let status = Command::new("cargo")
+        .args(&args)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .current_dir(root().join("fuzz"))
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "fuzzing {target} failed ({status}); crashes are in fuzz/artifacts/{target}"
+        ))
+    }
+}

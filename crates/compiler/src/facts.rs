@@ -87,7 +87,7 @@ impl Live {
                 let shard = base.major - 1;
                 let dev = crate::ifb_name(policy::Direction::Down, shard);
                 let Some(class) = plan.classes.get(&plan::ClassKey {
-                    dev: dev.clone(),
+                    dev,
                     id: *base,
                 }) else {
                     continue;

@@ -49,8 +49,8 @@ pub fn tenant_entry(out: &mut String, i: u32, shape: &Shape, plan: &str) {
         out,
         "[[tenants]]\nid = {i}\nname = \"t{i}\"\nplan = \"{plan}\""
     );
-    if shape.per_parent > 0 {
-        let _ = writeln!(out, "parent = \"p{}\"", (i - 1) / shape.per_parent);
+    if let Some(p) = (i - 1).checked_div(shape.per_parent) {
+        let _ = writeln!(out, "parent = \"p{p}\"");
     }
     let _ = writeln!(
         out,

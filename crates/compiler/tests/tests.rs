@@ -74,7 +74,7 @@ fn placements_read_back_from_the_plan() {
 #[test]
 fn every_object_has_provenance() {
     let c = compiled(&example("hypervisor.toml"), &Live::default());
-    for (k, _) in &c.plan.classes {
+    for k in c.plan.classes.keys() {
         assert!(c.provenance.get(&ObjectId::Class(*k)).is_some(), "{k:?}");
     }
     let alice_objects = c.provenance.of_tenant(net_types::TenantId(2)).count();

@@ -18,7 +18,7 @@ use std::fmt;
 /// read it as one big-endian `u128`, so comparing two names (the hottest
 /// operation when a plan is built or diffed) is one integer comparison and
 /// still sorts like the text.
-#[derive(Clone, Copy, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IfName {
     bytes: [u8; 16],
@@ -27,6 +27,12 @@ pub struct IfName {
 impl PartialEq for IfName {
     fn eq(&self, other: &Self) -> bool {
         u128::from_ne_bytes(self.bytes) == u128::from_ne_bytes(other.bytes)
+    }
+}
+
+impl std::hash::Hash for IfName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
     }
 }
 

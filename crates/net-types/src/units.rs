@@ -139,8 +139,7 @@ impl Rate {
                 ),
             });
         }
-        if unit.ends_with("bps") {
-            let prefix = &unit[..unit.len() - 3];
+        if let Some(prefix) = unit.strip_suffix("bps") {
             let word = match prefix {
                 "k" => "kilo",
                 "m" => "mega",
@@ -196,7 +195,7 @@ impl fmt::Display for Rate {
             ("mbit", 1_000_000),
             ("kbit", 1_000),
         ] {
-            if self.0 % mult == 0 {
+            if self.0.is_multiple_of(mult) {
                 return write!(f, "{}{unit}", self.0 / mult);
             }
         }
@@ -259,7 +258,7 @@ impl Size {
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (unit, mult) in [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10)] {
-            if self.0 != 0 && self.0 % mult == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(mult) {
                 return write!(f, "{}{unit}", self.0 / mult);
             }
         }

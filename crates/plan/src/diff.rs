@@ -81,13 +81,13 @@ impl Change {
     /// The object this change touches.
     pub fn object(&self) -> ObjectId {
         match self {
-            Change::AddLink { name, .. } | Change::DelLink { name } => ObjectId::Link(name.clone()),
-            Change::AddQdisc { key, .. } | Change::DelQdisc { key } => ObjectId::Qdisc(key.clone()),
+            Change::AddLink { name, .. } | Change::DelLink { name } => ObjectId::Link(*name),
+            Change::AddQdisc { key, .. } | Change::DelQdisc { key } => ObjectId::Qdisc(*key),
             Change::AddClass { key, .. }
             | Change::ChangeClass { key, .. }
-            | Change::DelClass { key } => ObjectId::Class(key.clone()),
+            | Change::DelClass { key } => ObjectId::Class(*key),
             Change::SetFilter { key, .. } | Change::DelFilter { key } => {
-                ObjectId::Filter(key.clone())
+                ObjectId::Filter(*key)
             }
             Change::AddMap { name, .. } | Change::DelMap { name } => ObjectId::Map(name.clone()),
             Change::SetChain { name, .. } | Change::DelChain { name } => {
@@ -202,7 +202,7 @@ fn depth(classes: &BTreeMap<ClassKey, Class>, key: &ClassKey) -> usize {
         d += 1;
         parent = classes
             .get(&ClassKey {
-                dev: key.dev.clone(),
+                dev: key.dev,
                 id: p,
             })
             .map(|c| c.parent);

@@ -87,7 +87,7 @@ fn topo(classes: &std::collections::BTreeMap<ClassKey, Class>) -> Vec<(&ClassKey
     let mut roots = Vec::new();
     for (k, c) in classes {
         let parent_key = ClassKey {
-            dev: k.dev.clone(),
+            dev: k.dev,
             id: c.parent,
         };
         if c.parent.minor == 0 || !classes.contains_key(&parent_key) {
