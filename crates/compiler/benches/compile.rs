@@ -52,11 +52,7 @@ fn diff_one_tenant(b: Bencher, tenants: u32) {
         .unwrap()
         .plan;
     let mut after = before.clone();
-    let key = *after
-        .classes
-        .keys()
-        .nth(after.classes.len() / 2)
-        .unwrap();
+    let key = *after.classes.keys().nth(after.classes.len() / 2).unwrap();
     after.classes.remove(&key);
     b.bench(|| plan::diff(divan::black_box(&before), divan::black_box(&after)));
 }

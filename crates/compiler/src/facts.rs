@@ -86,10 +86,7 @@ impl Live {
                 }
                 let shard = base.major - 1;
                 let dev = crate::ifb_name(policy::Direction::Down, shard);
-                let Some(class) = plan.classes.get(&plan::ClassKey {
-                    dev,
-                    id: *base,
-                }) else {
+                let Some(class) = plan.classes.get(&plan::ClassKey { dev, id: *base }) else {
                     continue;
                 };
                 let (owner, cells) = if node {

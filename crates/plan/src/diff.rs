@@ -86,9 +86,7 @@ impl Change {
             Change::AddClass { key, .. }
             | Change::ChangeClass { key, .. }
             | Change::DelClass { key } => ObjectId::Class(*key),
-            Change::SetFilter { key, .. } | Change::DelFilter { key } => {
-                ObjectId::Filter(*key)
-            }
+            Change::SetFilter { key, .. } | Change::DelFilter { key } => ObjectId::Filter(*key),
             Change::AddMap { name, .. } | Change::DelMap { name } => ObjectId::Map(name.clone()),
             Change::SetChain { name, .. } | Change::DelChain { name } => {
                 ObjectId::Chain(name.clone())
