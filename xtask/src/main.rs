@@ -46,6 +46,7 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("$ {cmd} {}", args.join(" "));
     let status = Command::new(cmd)
         .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run {cmd}: {e}"))?;
@@ -82,7 +83,12 @@ fn ensure_packages(wanted: &[(&str, &str)]) -> Result<(), String> {
 
 fn ci() -> Result<(), String> {
     // The namespace tests drive the real kernel through these tools.
-    ensure_packages(&[("ip", "iproute2"), ("tc", "iproute2"), ("nft", "nftables")])?;
+    ensure_packages(&[
+        ("ip", "iproute2"),
+        ("tc", "iproute2"),
+        ("nft", "nftables"),
+        ("iperf3", "iperf3"),
+    ])?;
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
         "cargo",

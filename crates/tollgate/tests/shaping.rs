@@ -1,0 +1,143 @@
+//! Real traffic through the compiled router example.
+//!
+//! Three namespaces: an upstream holding a national (198.51.100.0/24) and an
+//! international (203.0.113.0/24) network, the router where tollgate's plan
+//! is applied (as `tollgate plan --format tc|nft` prints it), and one tenant
+//! (alice, 100.64.1.0/24). iperf3 measures what the plan lets through.
+//!
+//! Tolerance: HTB is a limiter, so a measured rate must not exceed its
+//! ceil by more than 5% (TCP and timer slack) and should reach at least 80% of
+//! it (TCP's ramp-up over a 4-second test on a busy machine). Needs root,
+//! iproute2, nftables and iperf3; the namespaces are removed even on failure.
+
+use std::process::Command;
+
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("tg-iperf-{}", std::process::id())])
+            .status();
+    }
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "failed: {script}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Mbit/s received, from iperf3's JSON.
+fn iperf(ns: &str, server: &str, port: u16, reverse: bool) -> f64 {
+    let r = if reverse { "-R" } else { "" };
+    let out = sh(&format!(
+        "ip netns exec {ns} iperf3 -c {server} -p {port} {r} -t 4 -J"
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 -J prints JSON");
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("a received rate")
+        / 1e6
+}
+
+#[test]
+fn router_example_holds_national_and_international_caps() {
+    let id = std::process::id();
+    let (h, u, t) = (
+        format!("tgs-h{id}"),
+        format!("tgs-u{id}"),
+        format!("tgs-t{id}"),
+    );
+    let _guard = Namespaces(vec![h.clone(), u.clone(), t.clone()]);
+    sh(&format!(
+        "set -e
+        for n in {h} {u} {t}; do ip netns add $n; ip -n $n link set lo up; done
+        ip link add wan0 netns {h} type veth peer name up0 netns {u}
+        ip link add lan0 netns {h} type veth peer name t0 netns {t}
+        ip -n {h} addr add 192.0.2.1/30 dev wan0; ip -n {u} addr add 192.0.2.2/30 dev up0
+        ip -n {h} addr add 100.64.1.1/24 dev lan0; ip -n {t} addr add 100.64.1.2/24 dev t0
+        ip -n {u} addr add 198.51.100.1/24 dev lo; ip -n {u} addr add 203.0.113.1/24 dev lo
+        ip -n {h} link set wan0 up; ip -n {h} link set lan0 up; ip -n {u} link set up0 up; ip -n {t} link set t0 up
+        ip -n {h} route add 198.51.100.0/24 via 192.0.2.2; ip -n {h} route add 203.0.113.0/24 via 192.0.2.2
+        ip -n {u} route add 100.64.0.0/10 via 192.0.2.1; ip -n {t} route add default via 100.64.1.1
+        ip netns exec {h} sysctl -qw net.ipv4.ip_forward=1"
+    ));
+
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let text = std::fs::read_to_string(dir.join("router.toml")).unwrap();
+    let loaded = policy::load("router.toml", &text, &mut |p| {
+        std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string())
+    });
+    let c = compiler::compile(
+        loaded.policy.as_ref().unwrap(),
+        &compiler::HostFacts::default(),
+    )
+    .unwrap();
+    let tc_file = std::env::temp_dir().join(format!("tgs-{id}.tc"));
+    let nft_file = std::env::temp_dir().join(format!("tgs-{id}.nft"));
+    let tc: String = plan::render::plan_tc(&c.plan)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&tc_file, tc).unwrap();
+    std::fs::write(&nft_file, plan::render::plan_nft(&c.plan)).unwrap();
+    for dev in c.plan.links.keys() {
+        sh(&format!(
+            "ip -n {h} link add {dev} type ifb && ip -n {h} link set {dev} up"
+        ));
+    }
+    sh(&format!(
+        "ip netns exec {h} tc -batch {}",
+        tc_file.display()
+    ));
+    sh(&format!("ip netns exec {h} nft -f {}", nft_file.display()));
+    let _ = std::fs::remove_file(&tc_file);
+    let _ = std::fs::remove_file(&nft_file);
+    // The servers are tagged so that the guard can stop them.
+    sh(&format!(
+        "ip netns exec {u} bash -c 'exec -a tg-iperf-{id} iperf3 -s -D -B 198.51.100.1 -p 5201'
+         ip netns exec {u} bash -c 'exec -a tg-iperf-{id} iperf3 -s -D -B 203.0.113.1 -p 5202'
+         sleep 0.5"
+    ));
+
+    // alice is on plan `home`: 10mbit ceil overall, international capped at 3mbit.
+    let cases = [
+        ("national down", "198.51.100.1", 5201, true, 10.0),
+        ("international down", "203.0.113.1", 5202, true, 3.0),
+        ("national up", "198.51.100.1", 5201, false, 10.0),
+        ("international up", "203.0.113.1", 5202, false, 3.0),
+    ];
+    let mut report = String::new();
+    for (what, server, port, reverse, ceil) in cases {
+        let got = iperf(&t, server, port, reverse);
+        report.push_str(&format!(
+            "{what}: {got:.2} Mbit/s of {ceil} ({:+.1}%)\n",
+            (got / ceil - 1.0) * 100.0
+        ));
+        assert!(
+            got <= ceil * 1.05,
+            "{what}: {got:.2} Mbit/s exceeds the {ceil} Mbit/s ceil\n{report}"
+        );
+        assert!(
+            got >= ceil * 0.80,
+            "{what}: {got:.2} Mbit/s is far below the {ceil} Mbit/s ceil\n{report}"
+        );
+    }
+    // Both realms' classes of tenant 1 carried traffic, in both trees.
+    let classes = sh(&format!("ip netns exec {h} tc -s class show dev tg-down0"));
+    assert!(classes.contains("class htb 1:e "), "{classes}");
+    eprintln!("{report}");
+}
