@@ -17,11 +17,13 @@ mod diagnostic;
 mod model;
 mod parse;
 mod reader;
+mod route_rules;
 mod source;
 mod validate;
 
 pub use diagnostic::{Diagnostic, DiagnosticRecord, Severity};
 pub use model::*;
+pub use route_rules::{parse_community, parse_large_community, RouteRules, RouteView};
 pub use source::{FileId, SourceFile, Sources, Span};
 
 use reader::Cx;

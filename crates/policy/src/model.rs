@@ -88,6 +88,10 @@ pub struct Realm {
     pub name: String,
     /// Prefixes that belong to it, from inline lists and prefix-list files.
     pub prefixes: Vec<(Prefix, Span)>,
+    /// BGP attributes that put a learned route into it.
+    pub rules: crate::RouteRules,
+    /// Its position in the file: route rules are tried in this order.
+    pub order: usize,
     /// Where it was declared.
     pub span: Span,
 }
@@ -110,6 +114,16 @@ impl Realms {
     /// The realm with a given id.
     pub fn by_id(&self, id: RealmId) -> Option<&Realm> {
         self.list.iter().find(|r| r.id == id)
+    }
+
+    /// The realm a BGP route belongs to: the first realm, in file order,
+    /// whose rules match it, or the default realm.
+    pub fn for_route(&self, route: &crate::RouteView<'_>) -> RealmId {
+        self.list
+            .iter()
+            .filter(|r| r.rules.matches(route))
+            .min_by_key(|r| r.order)
+            .map_or(self.default, |r| r.id)
     }
 }
 

@@ -243,6 +243,8 @@ fn realms(cx: &mut Cx, node: Node<'_>, p: &mut Parsed) {
             .get(cx, "prefix_files")
             .map(|n| cx.strings(n))
             .unwrap_or_default();
+        let rules = crate::route_rules::read(cx, &mut r);
+        let order = p.realm_names.len();
         let span = r.span;
         r.finish(cx);
         if let Some(id) = id {
@@ -256,6 +258,8 @@ fn realms(cx: &mut Cx, node: Node<'_>, p: &mut Parsed) {
                 id,
                 name: entry.key.to_owned(),
                 prefixes,
+                rules,
+                order,
                 span,
             });
         }

@@ -212,3 +212,84 @@ proptest::proptest! {
         let _ = loaded.render();
     }
 }
+
+#[test]
+fn bgp_routes_take_the_first_matching_realm_in_file_order() {
+    let text = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "100mbit", up = "100mbit" }
+
+[realms]
+default = "international"
+
+[realms.ix]
+id = 30
+peers = ["192.0.2.1"]
+
+[realms.national]
+id = 1
+communities = ["65000:100"]
+large_communities = ["65000:1:100"]
+origin_as = [64500]
+as_path_contains = [64511]
+next_hops = ["2001:db8::1"]
+
+[realms.international]
+id = 2
+"#;
+    let loaded = policy::load_str("p.toml", text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let r = &p.realms;
+    let view = |peer: &str, path: &'static [u32], comms: &'static [u32]| policy::RouteView {
+        peer: peer.parse().ok(),
+        next_hop: None,
+        as_path: path,
+        communities: comms,
+        large_communities: &[],
+    };
+    let national = net_types::RealmId(1);
+    assert_eq!(
+        r.for_route(&view("198.51.100.9", &[64496, 64500], &[])),
+        national,
+        "origin AS"
+    );
+    assert_eq!(
+        r.for_route(&view("198.51.100.9", &[64511, 64496], &[])),
+        national,
+        "AS on the path"
+    );
+    assert_eq!(
+        r.for_route(&view("198.51.100.9", &[64496], &[65000 << 16 | 100])),
+        national,
+        "community"
+    );
+    assert_eq!(
+        r.for_route(&view("198.51.100.9", &[64496], &[])),
+        net_types::RealmId(2),
+        "default"
+    );
+    // The IX realm comes first in the file, so it wins over a national origin.
+    assert_eq!(
+        r.for_route(&view("192.0.2.1", &[64500], &[])),
+        net_types::RealmId(30)
+    );
+    let large = [[65000, 1, 100]];
+    let hop: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    let v = policy::RouteView {
+        large_communities: &large,
+        ..view("198.51.100.9", &[], &[])
+    };
+    assert_eq!(r.for_route(&v), national, "large community");
+    assert_eq!(
+        r.for_route(&policy::RouteView {
+            next_hop: Some(hop),
+            ..view("198.51.100.9", &[], &[])
+        }),
+        national,
+        "next hop"
+    );
+}
