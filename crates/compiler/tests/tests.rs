@@ -333,6 +333,17 @@ proptest::proptest! {
         proptest::prop_assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{:?}", steps);
     }
 
+    /// The same policy and facts always give a byte-identical plan.
+    #[test]
+    fn compile_is_deterministic_for_any_policy(a in tenants_strategy(), shards in 1u16..4) {
+        let p = small_policy(&a, shards);
+        let x = compiled(&p, &Live::default());
+        let y = compiled(&p, &Live::default());
+        proptest::prop_assert_eq!(plan::render::plan_tc(&x.plan), plan::render::plan_tc(&y.plan));
+        proptest::prop_assert_eq!(plan::render::plan_nft(&x.plan), plan::render::plan_nft(&y.plan));
+        proptest::prop_assert_eq!(serde_json::to_string(&x.plan).unwrap(), serde_json::to_string(&y.plan).unwrap());
+    }
+
     /// Compiling against the live state of the same policy changes nothing.
     #[test]
     fn recompiling_against_live_state_is_a_no_op(a in tenants_strategy()) {
