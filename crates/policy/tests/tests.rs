@@ -2,6 +2,15 @@
 
 use std::path::Path;
 
+/// A router site that every inline policy below starts with.
+const SITE: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "10mbit", up = "10mbit" }
+"#;
+
 fn examples() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
 }
@@ -109,13 +118,8 @@ fn every_diagnostic_has_a_hint() {
 
 #[test]
 fn a_missing_prefix_file_is_reported_where_it_is_named() {
-    let text = r#"
-[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "10mbit", up = "10mbit" }
-
+    let text = SITE.to_owned()
+        + r#"
 [realms]
 default = "intl"
 
@@ -123,7 +127,7 @@ default = "intl"
 id = 1
 prefix_files = ["nowhere.txt"]
 "#;
-    let loaded = policy::load_str("p.toml", text);
+    let loaded = policy::load_str("p.toml", &text);
     let r = loaded.diagnostics[0].to_record(&loaded.sources);
     assert_eq!((r.line, r.column), (Some(13), Some(17)));
     assert!(r.message.contains("nowhere.txt"));
@@ -131,13 +135,8 @@ prefix_files = ["nowhere.txt"]
 
 #[test]
 fn errors_in_a_prefix_file_point_into_that_file() {
-    let text = r#"
-[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "10mbit", up = "10mbit" }
-
+    let text = SITE.to_owned()
+        + r#"
 [realms]
 default = "intl"
 
@@ -145,7 +144,7 @@ default = "intl"
 id = 1
 prefix_files = ["list.txt"]
 "#;
-    let loaded = policy::load("p.toml", text, &mut |_| {
+    let loaded = policy::load("p.toml", &text, &mut |_| {
         Ok("# comment\n192.0.2.0/24\n  203.0.113.5/24  # oops\n".into())
     });
     assert_eq!(loaded.diagnostics.len(), 1, "{}", loaded.render());
@@ -158,13 +157,8 @@ prefix_files = ["list.txt"]
 
 #[test]
 fn oversubscription_is_a_warning_not_an_error() {
-    let text = r#"
-[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "10mbit", up = "10mbit" }
-
+    let text = SITE.to_owned()
+        + r#"
 [plans.p]
 down = { rate = "6mbit" }
 up = { rate = "1mbit" }
@@ -179,7 +173,7 @@ id = 2
 plan = "p"
 prefixes = ["100.64.1.0/24"]
 "#;
-    let loaded = policy::load_str("p.toml", text);
+    let loaded = policy::load_str("p.toml", &text);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     assert!(loaded.policy.is_some());
     assert_eq!(loaded.diagnostics.len(), 1);
@@ -240,7 +234,7 @@ next_hops = ["2001:db8::1"]
 [realms.international]
 id = 2
 "#;
-    let loaded = policy::load_str("p.toml", text);
+    let loaded = policy::load_str("p.toml", &text);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let p = loaded.policy.unwrap();
     let r = &p.realms;
