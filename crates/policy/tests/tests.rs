@@ -234,7 +234,7 @@ next_hops = ["2001:db8::1"]
 [realms.international]
 id = 2
 "#;
-    let loaded = policy::load_str("p.toml", &text);
+    let loaded = policy::load_str("p.toml", text);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let p = loaded.policy.unwrap();
     let r = &p.realms;
