@@ -9,7 +9,14 @@
 use std::path::{Path, PathBuf};
 
 /// Crates that must stay free of side effects.
-const PURE: &[&str] = &["net-types", "policy", "plan", "compiler", "prefix-map"];
+const PURE: &[&str] = &[
+    "net-types",
+    "policy",
+    "plan",
+    "compiler",
+    "prefix-map",
+    "bgp",
+];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &["tollgate", "linux-dataplane", "store"];
 /// Text that marks I/O or a clock in a pure crate.
