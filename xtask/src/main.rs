@@ -140,19 +140,23 @@ fn fuzz(target: &str, seconds: &str) -> Result<(), String> {
     let corpus = format!("fuzz/corpus/{target}");
     std::fs::create_dir_all(root().join(&corpus)).map_err(|e| e.to_string())?;
     let seeds = format!("fuzz/seeds/{target}");
-    let mut args = vec!["fuzz", "run", target, corpus.as_str()];
+    // -a: debug assertions, so the fuzzer sees the panics `cargo test` would.
+    let mut args = vec!["fuzz", "run", "-a", target, corpus.as_str()];
     if root().join(&seeds).is_dir() {
         args.push(seeds.as_str());
     }
     let time = format!("-max_total_time={seconds}");
-    args.extend(["--", time.as_str(), "-print_final_stats=1"]);
+    args.extend(["--", time.as_str(), "-print_final_stats=1", "-rss_limit_mb=2048", "-timeout=10"]);
+    if target == "policy_parse" {
+        args.push("-dict=fuzz/policy.dict");
+    }
     eprintln!("$ RUSTC_BOOTSTRAP=1 cargo {}", args.join(" "));
     // cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable
     // toolchain accept them.
     let status = Command::new("cargo")
         .args(&args)
         .env("RUSTC_BOOTSTRAP", "1")
-        .current_dir(root().join("fuzz"))
+        .current_dir(root())
         .status()
         .map_err(|e| e.to_string())?;
     if status.success() {

@@ -1,0 +1,342 @@
+//! Classification: the nftables maps and chains that write each packet's
+//! class into `skb->priority`, the redirect filters, and the registry.
+
+use super::{dir_index, Builder};
+use crate::facts::{Owner, Placement};
+use crate::provenance::{Role, Serves};
+use crate::{shard_major, REG_NODES, REG_TENANTS};
+use net_types::{ClassId, IfName, RealmId};
+use plan::*;
+use policy::{Band, BandMatch, Direction, Mode, Tenant};
+use std::collections::BTreeMap;
+
+impl Builder<'_> {
+    fn map(&mut self, name: &str, kind: MapKind) -> &mut NftMap {
+        self.plan
+            .maps
+            .entry(name.to_owned())
+            .or_insert_with(|| NftMap {
+                kind,
+                elements: BTreeMap::new(),
+            })
+    }
+
+    fn element(&mut self, map: &'static str, key: MapKey, value: MapValue, serves: Serves) {
+        self.prov
+            .add(ObjectId::Element(map.to_owned(), key.clone()), serves);
+        self.elements.entry(map).or_default().push((key, value));
+    }
+
+    pub(super) fn classification(
+        &mut self,
+        vifs: &[(&Tenant, IfName, u16)],
+        placements: &BTreeMap<Owner, Placement>,
+    ) {
+        let policy = self.policy;
+        let site = &policy.site;
+        // Realm maps: remote address → realm scratch value.
+        self.map("realm4", MapKind::Realm4);
+        self.map("realm6", MapKind::Realm6);
+        for r in &policy.realms.list {
+            for (pfx, _) in &r.prefixes {
+                let map = if pfx.is_ipv4() { "realm4" } else { "realm6" };
+                let serves = Serves {
+                    realm: Some(r.id),
+                    ..Serves::new(Role::RealmPrefix)
+                };
+                self.element(
+                    map,
+                    MapKey::Prefix(*pfx),
+                    MapValue::Class(ClassId::new(0, r.id.0)),
+                    serves,
+                );
+            }
+        }
+        // Tenant maps: local address (or vif) . realm → class. Without
+        // realms, the realm scratch value is always 0.
+        let keys: Vec<u16> = if self.realms.is_empty() {
+            vec![0]
+        } else {
+            self.realms.iter().map(|r| r.0).collect()
+        };
+        for dir in Direction::BOTH {
+            let by_vif = dir == Direction::Down && site.mode == Mode::Hypervisor;
+            let (m4, m6): (&'static str, &'static str) = match dir {
+                Direction::Up => ("up4", "up6"),
+                Direction::Down => ("down4", "down6"),
+            };
+            if by_vif {
+                self.map("down_if", MapKind::Oif);
+            } else {
+                let (k4, k6) = match dir {
+                    Direction::Up => (MapKind::Saddr4, MapKind::Saddr6),
+                    Direction::Down => (MapKind::Daddr4, MapKind::Daddr6),
+                };
+                self.map(m4, k4);
+                self.map(m6, k6);
+            }
+            for t in &policy.tenants {
+                let Some(base) = placements.get(&Owner::Tenant(t.id)).map(Placement::base) else {
+                    continue;
+                };
+                for (g, realm) in keys.iter().enumerate() {
+                    let minor = if self.realms.is_empty() {
+                        base.minor
+                    } else {
+                        base.minor + 4 * (g as u16 + 1)
+                    };
+                    let value = MapValue::Class(ClassId::new(base.major, minor));
+                    let serves = Serves {
+                        realm: (*realm != 0).then_some(RealmId(*realm)),
+                        ..Serves::new(Role::TenantClassifier).tenant(t.id).dir(dir)
+                    };
+                    if by_vif {
+                        if let Some(vif) = t.interface {
+                            self.element("down_if", MapKey::IfRealm(vif, *realm), value, serves);
+                        }
+                        continue;
+                    }
+                    for (pfx, _) in &t.prefixes {
+                        let map = if pfx.is_ipv4() { m4 } else { m6 };
+                        self.element(map, MapKey::PrefixRealm(*pfx, *realm), value, serves);
+                    }
+                }
+            }
+            self.classify_chain(dir, by_vif);
+        }
+        if policy.bands.is_some() {
+            self.bands_chain();
+        }
+        if site.shards > 1 {
+            self.map("shards", MapKind::Shard);
+            for s in 0..site.shards {
+                let major = shard_major(s);
+                let key = MapKey::ClassRange(ClassId::new(major, 0), ClassId::new(major, 0xffff));
+                self.element(
+                    "shards",
+                    key,
+                    MapValue::Mark(major as u32),
+                    Serves {
+                        shard: Some(s),
+                        ..Serves::new(Role::ShardSteering)
+                    },
+                );
+            }
+            // Packets of no tenant carry major 0; they go to the first shard's default class.
+            let key = MapKey::ClassRange(ClassId::new(0, 0), ClassId::new(0, 0xffff));
+            self.element(
+                "shards",
+                key,
+                MapValue::Mark(1),
+                Serves {
+                    shard: Some(0),
+                    ..Serves::new(Role::ShardSteering)
+                },
+            );
+        }
+        // Hooks: where traffic is seen, per direction.
+        self.hook(Direction::Up, site.uplink, None);
+        match site.mode {
+            Mode::Router => {
+                if let Some(lan) = site.lan {
+                    self.hook(Direction::Down, lan, None);
+                }
+            }
+            Mode::Hypervisor => {
+                for (t, vif, shard) in vifs {
+                    self.hook(Direction::Down, *vif, Some((t, *shard)));
+                }
+            }
+        }
+    }
+
+    fn classify_chain(&mut self, dir: Direction, by_vif: bool) {
+        let default = self.policy.realms.default.0;
+        let (remote, local) = match dir {
+            Direction::Up => ("daddr", "saddr"),
+            Direction::Down => ("saddr", "daddr"),
+        };
+        let d = dir.as_str();
+        let mut rules = vec![format!("meta priority set 0:{default:x}")];
+        if !self.realms.is_empty() {
+            rules.push(format!("meta priority set ip {remote} map @realm4"));
+            rules.push(format!("meta priority set ip6 {remote} map @realm6"));
+        }
+        if by_vif {
+            rules.push("meta priority set meta oifname . meta priority map @down_if".into());
+        } else {
+            rules.push(format!(
+                "meta priority set ip {local} . meta priority map @{d}4"
+            ));
+            rules.push(format!(
+                "meta priority set ip6 {local} . meta priority map @{d}6"
+            ));
+        }
+        if self.policy.bands.is_some() {
+            rules.push("goto bands".into());
+        }
+        let name = format!("classify_{d}");
+        self.prov.add(
+            ObjectId::Chain(name.clone()),
+            Serves::new(Role::ClassifyChain).dir(dir),
+        );
+        self.plan.chains.insert(name, Chain { hook: None, rules });
+    }
+
+    fn bands_chain(&mut self) {
+        let Some(bands) = &self.policy.bands else {
+            return;
+        };
+        let mut rules = Vec::new();
+        for (band, m) in [
+            (Band::Interactive, &bands.interactive),
+            (Band::Bulk, &bands.bulk),
+        ] {
+            let set = format!(
+                "meta priority set meta priority | 0x{:x} return",
+                band.index() + 1
+            );
+            rules.extend(match_rules(m).into_iter().map(|r| format!("{r} {set}")));
+        }
+        rules.push(format!(
+            "meta priority set meta priority | 0x{:x}",
+            Band::Normal.index() + 1
+        ));
+        self.prov.add(
+            ObjectId::Chain("bands".into()),
+            Serves::new(Role::BandsChain),
+        );
+        self.plan
+            .chains
+            .insert("bands".into(), Chain { hook: None, rules });
+    }
+
+    /// The base chain and the redirect filters on one interface's egress.
+    fn hook(&mut self, dir: Direction, dev: IfName, vif: Option<(&Tenant, u16)>) {
+        let shards = self.policy.site.shards;
+        let d = dir.as_str();
+        let mut rules = vec![format!("jump classify_{d}")];
+        if shards > 1 && vif.is_none() {
+            rules.push("meta mark set meta priority map @shards".into());
+        }
+        let name = format!("{d}_{dev}");
+        let owner = |s: Serves| match vif {
+            Some((t, _)) => s.tenant(t.id),
+            None => s,
+        };
+        self.prov.add(
+            ObjectId::Chain(name.clone()),
+            owner(Serves::new(Role::HookChain).dir(dir)),
+        );
+        self.plan.chains.insert(
+            name,
+            Chain {
+                hook: Some(ChainHook { dev }),
+                rules,
+            },
+        );
+        let qk = QdiscKey {
+            dev,
+            attach: Attach::Clsact,
+        };
+        self.prov.add(
+            ObjectId::Qdisc(qk),
+            owner(Serves::new(Role::Clsact).dir(dir)),
+        );
+        self.plan.qdiscs.insert(qk, Qdisc::Clsact);
+        let targets: Vec<(u16, Select)> = match vif {
+            Some((_, shard)) => vec![(shard, Select::All)],
+            None if shards == 1 => vec![(0, Select::All)],
+            None => (0..shards)
+                .map(|s| (s, Select::Mark(shard_major(s) as u32)))
+                .collect(),
+        };
+        for (shard, select) in targets {
+            let key = FilterKey {
+                dev,
+                hook: Hook::Egress,
+                prio: FILTER_PRIO_BASE + shard,
+            };
+            self.prov.add(
+                ObjectId::Filter(key),
+                owner(Serves {
+                    shard: Some(shard),
+                    ..Serves::new(Role::Redirect).dir(dir)
+                }),
+            );
+            self.plan.filters.insert(
+                key,
+                Filter {
+                    select,
+                    redirect_to: self.devs[dir_index(dir)][shard as usize],
+                },
+            );
+        }
+    }
+
+    pub(super) fn registry(&mut self, placements: &BTreeMap<Owner, Placement>) {
+        self.map(REG_NODES, MapKind::Registry);
+        self.map(REG_TENANTS, MapKind::Registry);
+        for (owner, p) in placements {
+            let (map, id, serves) = match owner {
+                Owner::Node(n) => (
+                    REG_NODES,
+                    *n as u32,
+                    Serves {
+                        node: Some(*n),
+                        ..Serves::new(Role::Registry)
+                    },
+                ),
+                Owner::Tenant(t) => (REG_TENANTS, t.0, Serves::new(Role::Registry).tenant(*t)),
+            };
+            self.element(map, MapKey::Number(id), MapValue::Class(p.base()), serves);
+        }
+    }
+}
+
+/// The nft match expressions for one band's rules, one per line.
+fn match_rules(m: &BandMatch) -> Vec<String> {
+    let mut out = Vec::new();
+    if !m.dscp.is_empty() {
+        let set = m
+            .dscp
+            .iter()
+            .map(|d| format!("0x{d:02x}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(format!("ip dscp {{ {set} }}"));
+        out.push(format!("ip6 dscp {{ {set} }}"));
+    }
+    if !m.protocols.is_empty() {
+        out.push(format!("meta l4proto {{ {} }}", m.protocols.join(", ")));
+    }
+    for (proto, name) in [
+        (policy::Transport::Tcp, "tcp"),
+        (policy::Transport::Udp, "udp"),
+    ] {
+        let ports: Vec<String> = m
+            .ports
+            .iter()
+            .filter(|p| p.protocol == proto)
+            .map(|p| {
+                if p.from == p.to {
+                    p.from.to_string()
+                } else {
+                    format!("{}-{}", p.from, p.to)
+                }
+            })
+            .collect();
+        if !ports.is_empty() {
+            // Either end: the server's port is the destination on the way
+            // out and the source on the way back.
+            out.push(format!("{name} dport {{ {} }}", ports.join(", ")));
+            out.push(format!("{name} sport {{ {} }}", ports.join(", ")));
+        }
+    }
+    if let Some(len) = m.small_tcp_acks {
+        out.push(format!(
+            "tcp flags & (fin | syn | rst | ack) == ack meta length <= {len}"
+        ));
+    }
+    out
+}
