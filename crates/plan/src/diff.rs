@@ -189,23 +189,69 @@ impl ChangeSet {
     }
 }
 
-/// How deep a class sits below its qdisc (0 for a class whose parent is the qdisc).
-fn depth(classes: &BTreeMap<ClassKey, Class>, key: &ClassKey) -> usize {
-    let mut d = 0;
-    let mut parent = classes.get(key).map(|c| c.parent);
-    while let Some(p) = parent {
-        if p.minor == 0 || d > classes.len() {
-            break;
+/// How deep classes sit below their qdisc (0 for a class whose parent is the
+/// qdisc), remembered as they are asked for: children are ordered after their
+/// parents and most parents are asked for many times, so each class's depth
+/// costs about one hash lookup.
+struct Depths<'a> {
+    classes: &'a BTreeMap<ClassKey, Class>,
+    memo: std::collections::HashMap<ClassKey, usize>,
+}
+
+impl<'a> Depths<'a> {
+    fn new(classes: &'a BTreeMap<ClassKey, Class>) -> Self {
+        Depths {
+            classes,
+            memo: Default::default(),
         }
-        d += 1;
-        parent = classes
-            .get(&ClassKey {
-                dev: key.dev,
-                id: p,
-            })
-            .map(|c| c.parent);
     }
-    d
+
+    /// The depth of a class whose parent is `parent` on `dev`.
+    fn below(&mut self, dev: net_types::IfName, parent: net_types::ClassId) -> usize {
+        if parent.minor == 0 {
+            return 0;
+        }
+        self.of(ClassKey { dev, id: parent }).map_or(0, |d| d + 1)
+    }
+
+    /// The depth of an existing class, or `None` if there is no such class.
+    fn of(&mut self, key: ClassKey) -> Option<usize> {
+        if let Some(d) = self.memo.get(&key) {
+            return Some(*d);
+        }
+        // Walk up to the first class whose depth is known (or the top), then
+        // fill in the chain on the way back down. A loop (impossible in a
+        // kernel, possible in a hand-made plan) stops after every class.
+        let mut chain = vec![key];
+        let mut top = 0;
+        loop {
+            let last = chain[chain.len() - 1];
+            let Some(class) = self.classes.get(&last) else {
+                chain.pop();
+                break;
+            };
+            let parent = ClassKey {
+                dev: last.dev,
+                id: class.parent,
+            };
+            if class.parent.minor == 0
+                || !self.classes.contains_key(&parent)
+                || chain.len() > self.classes.len()
+            {
+                break;
+            }
+            if let Some(d) = self.memo.get(&parent) {
+                top = d + 1;
+                break;
+            }
+            chain.push(parent);
+        }
+        let found = !chain.is_empty();
+        for (i, k) in chain.iter().rev().enumerate() {
+            self.memo.insert(*k, top + i);
+        }
+        found.then(|| self.memo[&key])
+    }
 }
 
 /// Walks two sorted maps together and calls `f` once per key with the value
@@ -300,6 +346,8 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
     };
 
     let mut adds: Vec<(usize, Change)> = Vec::new();
+    let mut desired_depth = Depths::new(&desired.classes);
+    let mut observed_depth = Depths::new(&observed.classes);
     merge(&desired.classes, &observed.classes, |key, d, o| {
         let o = o.filter(|_| !gone(&key.dev, Attach::Root));
         match (d, o) {
@@ -311,7 +359,7 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
             (Some(d), Some(_)) => {
                 early_remove.push(Change::DelClass { key: *key });
                 late_create.push((
-                    depth(&desired.classes, key),
+                    desired_depth.below(key.dev, d.parent),
                     Change::AddClass {
                         key: *key,
                         class: *d,
@@ -319,14 +367,14 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
                 ));
             }
             (Some(d), None) => adds.push((
-                depth(&desired.classes, key),
+                desired_depth.below(key.dev, d.parent),
                 Change::AddClass {
                     key: *key,
                     class: *d,
                 },
             )),
-            (None, Some(_)) => remove_classes.push((
-                depth(&observed.classes, key),
+            (None, Some(o)) => remove_classes.push((
+                observed_depth.below(key.dev, o.parent),
                 Change::DelClass { key: *key },
             )),
             (None, None) => {}
@@ -415,7 +463,7 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
     // Early removals (children first), then creates, then the classes that
     // had to be rebuilt under a new parent, switches, and removals.
     early_remove.sort_by_key(|c| match c {
-        Change::DelClass { key } => std::cmp::Reverse(depth(&observed.classes, key)),
+        Change::DelClass { key } => std::cmp::Reverse(observed_depth.of(*key).unwrap_or(0)),
         _ => std::cmp::Reverse(0),
     });
     late_create.sort_by_key(|(d, _)| *d);
