@@ -146,7 +146,13 @@ fn fuzz(target: &str, seconds: &str) -> Result<(), String> {
         args.push(seeds.as_str());
     }
     let time = format!("-max_total_time={seconds}");
-    args.extend(["--", time.as_str(), "-print_final_stats=1", "-rss_limit_mb=2048", "-timeout=10"]);
+    args.extend([
+        "--",
+        time.as_str(),
+        "-print_final_stats=1",
+        "-rss_limit_mb=2048",
+        "-timeout=10",
+    ]);
     if target == "policy_parse" {
         args.push("-dict=fuzz/policy.dict");
     }
