@@ -203,11 +203,27 @@ fn router_example_holds_national_and_international_caps() {
         ip -n {h} link set wan0 up; ip -n {h} link set lan0 up; ip -n {u} link set up0 up; ip -n {t} link set t0 up
         ip -n {h} route add 198.51.100.0/24 via 192.0.2.2; ip -n {h} route add 203.0.113.0/24 via 192.0.2.2
         ip -n {u} route add 100.64.0.0/10 via 192.0.2.1; ip -n {t} route add default via 100.64.1.1
-        ip netns exec {h} sysctl -qw net.ipv4.ip_forward=1"
+        ip netns exec {h} sysctl -qw net.ipv4.ip_forward=1
+        # The same over IPv6: alice has 2001:db8:1::/48; 2001:db8:5100::/40 is national.
+        ip -n {h} addr add 2001:db8:ffff::1/64 dev wan0 nodad; ip -n {u} addr add 2001:db8:ffff::2/64 dev up0 nodad
+        ip -n {h} addr add 2001:db8:1::1/48 dev lan0 nodad; ip -n {t} addr add 2001:db8:1::2/48 dev t0 nodad
+        ip -n {u} addr add 2001:db8:5100::1/64 dev lo nodad; ip -n {u} addr add 2001:db8:9999::1/64 dev lo nodad
+        ip -n {h} -6 route add 2001:db8:5100::/40 via 2001:db8:ffff::2
+        ip -n {h} -6 route add 2001:db8:9999::/48 via 2001:db8:ffff::2
+        ip -n {u} -6 route add 2001:db8:1::/48 via 2001:db8:ffff::1; ip -n {t} -6 route add default via 2001:db8:1::1
+        ip netns exec {h} sysctl -qw net.ipv6.conf.all.forwarding=1"
     ));
 
     apply_example(&h, "router.toml");
-    servers(&u, &[("198.51.100.1", 5201), ("203.0.113.1", 5202)]);
+    servers(
+        &u,
+        &[
+            ("198.51.100.1", 5201),
+            ("203.0.113.1", 5202),
+            ("2001:db8:5100::1", 5203),
+            ("2001:db8:9999::1", 5204),
+        ],
+    );
 
     // alice is on plan `home`: 10mbit ceil overall, international capped at 3mbit.
     let cases = [
@@ -215,6 +231,22 @@ fn router_example_holds_national_and_international_caps() {
         ("international down", "203.0.113.1", 5202, true, 3.0),
         ("national up", "198.51.100.1", 5201, false, 10.0),
         ("international up", "203.0.113.1", 5202, false, 3.0),
+        // IPv6 headers are 20 bytes longer, so expect about −5.7% of payload.
+        ("IPv6 national down", "2001:db8:5100::1", 5203, true, 10.0),
+        (
+            "IPv6 international down",
+            "2001:db8:9999::1",
+            5204,
+            true,
+            3.0,
+        ),
+        (
+            "IPv6 international up",
+            "2001:db8:9999::1",
+            5204,
+            false,
+            3.0,
+        ),
     ];
     let mut report = String::new();
     for (what, server, port, reverse, ceil) in cases {
