@@ -16,24 +16,7 @@ fn main() {
     divan::main();
 }
 
-/// splitmix64, so the table is the same on every run.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-    fn wide(&mut self) -> u128 {
-        (u128::from(self.next()) << 64) | u128::from(self.next())
-    }
-}
+use prefix_map::fuzzing::SplitMix64 as Gen;
 
 /// Prefix lengths with their share of a full IPv4 table, in prefixes per
 /// million: /24 dominates, then /22, /23, /21, /20, /19 and /16.
@@ -100,14 +83,14 @@ fn table(
         // a bounded number of tries instead of looping forever.
         while made < want && tries < want * 20 + 1000 {
             tries += 1;
-            let addr = if shorter > 0 && g.next() & 1 == 0 {
+            let addr = if shorter > 0 && g.next_u64() & 1 == 0 {
                 let (pa, pl, _) = out[g.below(shorter)];
                 (pa | (g.wide() & !mask(pl))) & mask(len)
             } else {
                 fresh(g) & mask(len)
             };
             if seen.insert((addr, len)) {
-                out.push((addr, len, g.next() as u16));
+                out.push((addr, len, g.next_u64() as u16));
                 made += 1;
             }
         }
@@ -134,7 +117,7 @@ static V4: LazyLock<Fixture4> = LazyLock::new(|| {
     let mut g = Gen(4);
     // Public unicast-looking space: skip 0/8, 10/8, 127/8 and 224/3.
     let raw = table(&mut g, 1_000_000, 32, V4_MIX, |g| loop {
-        let a = g.next() as u32;
+        let a = g.next_u64() as u32;
         let top = a >> 24;
         if top != 0 && top != 10 && top != 127 && top < 224 {
             return u128::from(a);
@@ -145,7 +128,7 @@ static V4: LazyLock<Fixture4> = LazyLock::new(|| {
     let addrs = (0..BATCH * 64)
         .map(|_| {
             let (a, l, _) = prefixes[g.below(prefixes.len())];
-            a | (g.next() as u32 & u32::MAX.checked_shr(u32::from(l)).unwrap_or(0))
+            a | (g.next_u64() as u32 & u32::MAX.checked_shr(u32::from(l)).unwrap_or(0))
         })
         .collect();
     Fixture4 {

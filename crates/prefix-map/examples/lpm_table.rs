@@ -24,24 +24,7 @@ use std::time::Instant;
 
 use prefix_map::{Key, PrefixMap};
 
-/// splitmix64: a small deterministic generator, enough to draw addresses.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-    fn wide(&mut self) -> u128 {
-        (u128::from(self.next()) << 64) | u128::from(self.next())
-    }
-}
+use prefix_map::fuzzing::SplitMix64 as Rng;
 
 /// What the benchmark needs from an address family beyond [`Key`].
 trait Family: Key {

@@ -121,6 +121,30 @@ fn splitmix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// splitmix64: a small deterministic generator, so that benchmarks, the
+/// example and tests draw the same tables and addresses on every run.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// The next 64 well-mixed bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let out = splitmix(self.0);
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        out
+    }
+
+    /// A number in `0..n` (0 if `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// 128 random bits.
+    pub fn wide(&mut self) -> u128 {
+        (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64())
+    }
+}
+
 /// One family's table and oracle, driven by the shared decoder.
 struct Pair<K: Key> {
     map: PrefixMap<K, u16>,
