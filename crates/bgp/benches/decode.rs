@@ -16,40 +16,32 @@ fn main() {
 
 const OPTS: wire::WireOptions = wire::WireOptions { four_byte_as: true };
 
-/// A deterministic xorshift generator, so every run measures the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use bgp::fuzzing::Xorshift64 as Rng;
 
 fn attributes(rng: &mut Rng) -> PathAttributes {
-    let hops = 3 + rng.next() % 4;
+    let hops = 3 + rng.next_u64() % 4;
     PathAttributes {
         origin: Some(Origin::Igp),
         as_path: vec![AsPathSegment {
             kind: SegmentKind::Sequence,
             asns: (0..hops)
-                .map(|_| 1 + (rng.next() % 400_000) as u32)
+                .map(|_| 1 + (rng.next_u64() % 400_000) as u32)
                 .collect(),
         }],
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         med: Some(10),
-        communities: (0..rng.next() % 6).map(|_| rng.next() as u32).collect(),
-        large_communities: vec![[64_512, 1, rng.next() as u32]],
+        communities: (0..rng.next_u64() % 6)
+            .map(|_| rng.next_u64() as u32)
+            .collect(),
+        large_communities: vec![[64_512, 1, rng.next_u64() as u32]],
         ..PathAttributes::default()
     }
 }
 
 /// A network address and a length from /16 to /24, host bits clear.
 fn address(rng: &mut Rng) -> (Ipv4Addr, u8) {
-    let len = 16 + (rng.next() % 9) as u8;
-    let bits = (rng.next() as u32) & (u32::MAX << (32 - u32::from(len)));
+    let len = 16 + (rng.next_u64() % 9) as u8;
+    let bits = (rng.next_u64() as u32) & (u32::MAX << (32 - u32::from(len)));
     (Ipv4Addr::from(bits), len)
 }
 
@@ -64,7 +56,9 @@ fn updates(n: usize) -> Vec<Vec<u8>> {
         .map(|_| {
             let update = Update {
                 attrs: attributes(&mut rng),
-                nlri: (0..1 + rng.next() % 3).map(|_| prefix(&mut rng)).collect(),
+                nlri: (0..1 + rng.next_u64() % 3)
+                    .map(|_| prefix(&mut rng))
+                    .collect(),
                 ..Update::default()
             };
             Message::Update(update).encode(OPTS).unwrap()

@@ -168,3 +168,23 @@ fn peer_open(variant: usize) -> Vec<u8> {
         .encode(WireOptions::default())
         .unwrap_or_default()
 }
+
+/// A deterministic xorshift64 generator, shared by the benchmark and the
+/// tests so that both draw the same reproducible inputs.
+#[derive(Clone, Debug)]
+pub struct Xorshift64(pub u64);
+
+impl Xorshift64 {
+    /// The next 64 bits. The seed must not be zero.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`; `n` must not be zero.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}

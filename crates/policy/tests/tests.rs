@@ -11,6 +11,11 @@ lan = "lan0"
 capacity = { down = "10mbit", up = "10mbit" }
 "#;
 
+/// The router site with one realm whose prefixes come from file `name`.
+fn with_prefix_file(name: &str) -> String {
+    format!("{SITE}\n[realms]\ndefault = \"intl\"\n\n[realms.intl]\nid = 1\nprefix_files = [\"{name}\"]\n")
+}
+
 fn examples() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
 }
@@ -118,15 +123,7 @@ fn every_diagnostic_has_a_hint() {
 
 #[test]
 fn a_missing_prefix_file_is_reported_where_it_is_named() {
-    let text = SITE.to_owned()
-        + r#"
-[realms]
-default = "intl"
-
-[realms.intl]
-id = 1
-prefix_files = ["nowhere.txt"]
-"#;
+    let text = with_prefix_file("nowhere.txt");
     let loaded = policy::load_str("p.toml", &text);
     let r = loaded.diagnostics[0].to_record(&loaded.sources);
     assert_eq!((r.line, r.column), (Some(13), Some(17)));
@@ -135,15 +132,7 @@ prefix_files = ["nowhere.txt"]
 
 #[test]
 fn errors_in_a_prefix_file_point_into_that_file() {
-    let text = SITE.to_owned()
-        + r#"
-[realms]
-default = "intl"
-
-[realms.intl]
-id = 1
-prefix_files = ["list.txt"]
-"#;
+    let text = with_prefix_file("list.txt");
     let loaded = policy::load("p.toml", &text, &mut |_| {
         Ok("# comment\n192.0.2.0/24\n  203.0.113.5/24  # oops\n".into())
     });
