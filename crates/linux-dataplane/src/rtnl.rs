@@ -1,0 +1,1 @@
+//! rtnetlink socket (being written).
