@@ -68,7 +68,7 @@ impl Live {
         // download trees: a tenant's realm classes sit at the start of cells.
         let mut groups: BTreeMap<(&IfName, ClassId), u16> = BTreeMap::new();
         for (k, c) in &plan.classes {
-            if k.id.minor % 4 == 0 && k.dev.as_str().starts_with("tg-down") {
+            if k.id.minor % 4 == 0 && k.dev == crate::ifb_name(policy::Direction::Down) {
                 *groups.entry((&k.dev, c.parent)).or_default() += 1;
             }
         }
@@ -84,8 +84,10 @@ impl Live {
                 if base.major == 0 || base.minor % 4 != 0 {
                     continue;
                 }
-                let shard = base.major - 1;
-                let dev = crate::ifb_name(policy::Direction::Down, shard);
+                let Some(shard) = crate::shard_of_major(base.major) else {
+                    continue;
+                };
+                let dev = crate::ifb_name(policy::Direction::Down);
                 let Some(class) = plan.classes.get(&plan::ClassKey { dev, id: *base }) else {
                     continue;
                 };

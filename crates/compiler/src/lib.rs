@@ -53,15 +53,28 @@ pub const REG_NODES: &str = "owners_nodes";
 /// The registry map that records each tenant's block.
 pub const REG_TENANTS: &str = "owners_tenants";
 
-/// The HTB major number of a shard.
+/// The HTB major of the root qdisc on each IFB, which holds one class per
+/// shard and nothing else.
+pub const OUTER_MAJOR: u16 = 1;
+
+/// The minor of the root tree's default class. Shard classes use minors
+/// 2 and up (the shard's major), so the default sits at the far end.
+pub const OUTER_DEFAULT_MINOR: u16 = 0xffff;
+
+/// The HTB major number of a shard: the handle of the HTB qdisc nested
+/// under the shard's class in the root tree.
 pub fn shard_major(shard: u16) -> u16 {
-    shard + 1
+    shard + 2
 }
 
-/// The IFB device that holds a shard's tree for a direction.
-pub fn ifb_name(dir: Direction, shard: u16) -> IfName {
-    // At most "tg-down65535": 13 bytes of letters and digits, always valid.
-    IfName::new(&format!("tg-{}{shard}", dir.as_str())).expect("IFB names are short and plain")
+/// The shard whose nested HTB qdisc has this major, if any.
+pub fn shard_of_major(major: u16) -> Option<u16> {
+    major.checked_sub(2)
+}
+
+/// The IFB device that holds a direction's shaping trees.
+pub fn ifb_name(dir: Direction) -> IfName {
+    IfName::new(&format!("tg-{}", dir.as_str())).expect("IFB names are short and plain")
 }
 
 /// A plan and the reasons for each of its objects.

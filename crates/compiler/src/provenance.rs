@@ -14,11 +14,17 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// An IFB device holding one shard's tree.
+    /// An IFB device holding one direction's trees.
     ShardDevice,
+    /// The root HTB qdisc of an IFB, with one class per shard.
+    OuterQdisc,
+    /// The root tree's filter that picks the shard class from the mark.
+    ShardClassifier,
+    /// A shard's class in the root tree, holding the shard's own HTB.
+    ShardClass,
     /// The HTB qdisc of one shard.
     ShardQdisc,
-    /// A shard's root class: the link's capacity.
+    /// A tree's root class: the link's capacity.
     ShardRoot,
     /// A shard's default class: traffic of no tenant.
     DefaultClass,
@@ -133,7 +139,17 @@ impl Serves {
         };
         let tenant = self.tenant.and_then(|t| policy.tenant(t));
         match self.role {
-            Role::ShardDevice => format!("holds shaping tree {}", self.shard.unwrap_or(0)),
+            Role::ShardDevice => "holds this direction's shaping trees".into(),
+            Role::OuterQdisc => {
+                "root HTB: one class per shard, so no qdisc holds many classes".into()
+            }
+            Role::ShardClassifier => {
+                "picks the shard class from the packet mark (one classic BPF program)".into()
+            }
+            Role::ShardClass => format!(
+                "holds shaping tree {}; borrows up to the link's capacity",
+                self.shard.unwrap_or(0)
+            ),
             Role::ShardQdisc => {
                 "HTB tree; packets are classified by skb->priority, no filter walk".into()
             }
@@ -169,7 +185,7 @@ impl Serves {
             },
             Role::RealmPrefix => format!("a prefix of realm `{realm}`"),
             Role::TenantClassifier => format!("sends the tenant's `{realm}` traffic to its class"),
-            Role::ShardSteering => "steers packets to their shard's IFB".into(),
+            Role::ShardSteering => "marks packets with their shard".into(),
             Role::Registry => "records which classes belong to whom, read back on restart".into(),
             Role::ClassifyChain => {
                 "realm, then tenant, then band: writes the HTB class into skb->priority".into()
@@ -179,7 +195,7 @@ impl Serves {
             }
             Role::HookChain => "sees traffic leaving this interface".into(),
             Role::Clsact => "holds the redirect to the shaping IFB".into(),
-            Role::Redirect => format!("redirects to shaping tree {}", self.shard.unwrap_or(0)),
+            Role::Redirect => "redirects to the shaping IFB".into(),
         }
     }
 }

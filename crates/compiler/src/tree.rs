@@ -3,7 +3,9 @@
 use crate::alloc::{self, Want};
 use crate::facts::{HostFacts, Live, Owner, Placement};
 use crate::provenance::{Provenance, Role, Serves};
-use crate::{ifb_name, shard_major, Compiled, DEFAULT_MINOR, ROOT_MINOR};
+use crate::{
+    ifb_name, shard_major, Compiled, DEFAULT_MINOR, OUTER_DEFAULT_MINOR, OUTER_MAJOR, ROOT_MINOR,
+};
 use net_types::{ClassId, IfName, Rate, RealmId};
 use plan::*;
 use policy::{Band, Diagnostic, Direction, Mode, Policy, Shape, Tenant};
@@ -52,13 +54,16 @@ struct Builder<'p> {
     prov: Provenance,
     /// Realms in id order; empty if the policy has none.
     realms: Vec<RealmId>,
-    /// The IFB of each direction's shards, built once.
-    devs: [Vec<IfName>; 2],
+    /// The IFB of each direction.
+    devs: [IfName; 2],
+    /// How many shards (nested HTB trees) each direction has.
+    shards: u16,
     /// How many tenants each plan has, for sharing a pool.
     members: HashMap<&'p str, u64>,
     /// Classes and map elements are gathered in lists and sorted once at the
     /// end: building a large `BTreeMap` from sorted input is several times
-    /// cheaper than inserting into it one key at a time.
+    /// cheaper than inserting into it one key at a time. There is one list
+    /// per direction and shard, then one per direction for the root trees.
     classes: Vec<Vec<(ClassKey, Class)>>,
     elements: BTreeMap<&'static str, Vec<(MapKey, MapValue)>>,
 }
@@ -158,7 +163,8 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         *subtree.entry(top).or_default() += w.cells as u32;
     }
 
-    let placed = alloc::place(&wants, site.shards, &facts.live, &subtree);
+    let shards = shard_count(site.shards, &wants, &facts.live);
+    let placed = alloc::place(&wants, shards, &facts.live, &subtree);
     if let Some((owner, shard)) = placed.full.first() {
         let span = match owner {
             Owner::Tenant(id) => policy.tenant(*id).map(|t| t.span),
@@ -168,11 +174,9 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
             Owner::Tenant(id) => format!("tenant {id}"),
             Owner::Node(id) => format!("node {id}"),
         };
-        let needed: u32 =
-            wants.iter().map(|w| w.cells as u32).sum::<u32>() / alloc::MAX_CELL as u32 + 1;
         errors.push(
             Diagnostic::error(span, format!("more classes than the kernel can address: {who} and {} more owners do not fit in shard {shard}, whose HTB tree has room for {} blocks of 4 classes", placed.full.len() - 1, alloc::MAX_CELL))
-                .with_hint(format!("each tenant needs {tenant_cells} blocks here (one, plus one per realm); set site.shards to at least {needed}, or spread tenants over more top-level parents")),
+                .with_hint(format!("each tenant needs {tenant_cells} blocks here (one, plus one per realm), and a top-level parent keeps all its descendants in one tree; spread them over more top-level parents")),
         );
     }
     if !errors.is_empty() {
@@ -183,16 +187,16 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
     for t in &policy.tenants {
         *members.entry(t.plan.as_str()).or_default() += 1;
     }
-    let devs = [Direction::Down, Direction::Up]
-        .map(|d| (0..site.shards).map(|s| ifb_name(d, s)).collect());
+    let devs = [Direction::Down, Direction::Up].map(ifb_name);
     let mut b = Builder {
         policy,
         plan: Plan::default(),
         prov: Provenance::default(),
         realms,
         devs,
+        shards,
         members,
-        classes: vec![Vec::new(); 2 * site.shards as usize],
+        classes: vec![Vec::new(); 2 * (shards as usize + 1)],
         elements: BTreeMap::new(),
     };
     b.shards();
@@ -232,10 +236,37 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
     })
 }
 
+/// How many classes a shard's HTB tree is meant to hold, in blocks of 4.
+///
+/// Creating a class makes the kernel walk every class already in the same
+/// qdisc (`tc_bind_tclass`), so one big tree costs O(N²) to build: 10,000
+/// classes in one HTB took 6.3 s here, the same classes in nested trees of
+/// 64 took 0.47 s (docs/dataplane.md). 64 blocks is 256 classes.
+pub(crate) const SHARD_CELLS: u32 = 64;
+
+/// The most shards: majors 2..=0xfffe, so that shard classes in the root
+/// tree (minor = major) never reach its default class at 0xffff.
+const MAX_SHARDS: u32 = 0xfffd;
+
+/// How many shards a direction gets: enough for [`SHARD_CELLS`] each, at
+/// least what the policy asks for, and never fewer than are live (so that
+/// nothing in use moves when tenants leave).
+fn shard_count(minimum: u16, wants: &[Want], live: &Live) -> u16 {
+    let cells: u32 = wants.iter().map(|w| w.cells as u32).sum();
+    let needed = cells.div_ceil(SHARD_CELLS);
+    let in_use = live
+        .placements
+        .values()
+        .map(|p| p.shard as u32 + 1)
+        .max()
+        .unwrap_or(0);
+    needed.max(in_use).max(minimum as u32).clamp(1, MAX_SHARDS) as u16
+}
+
 impl Builder<'_> {
     fn add_class(&mut self, dir: Direction, shard: u16, minor: u16, c: Class, serves: Serves) {
         let key = ClassKey {
-            dev: self.devs[dir_index(dir)][shard as usize],
+            dev: self.devs[dir_index(dir)],
             id: ClassId::new(shard_major(shard), minor),
         };
         self.prov.add(
@@ -245,7 +276,18 @@ impl Builder<'_> {
                 ..serves.dir(dir)
             },
         );
-        self.classes[dir_index(dir) * self.devs[0].len() + shard as usize].push((key, c));
+        self.classes[dir_index(dir) * (self.shards as usize + 1) + shard as usize].push((key, c));
+    }
+
+    /// A class of the root tree (major 1) on a direction's IFB.
+    fn add_outer_class(&mut self, dir: Direction, minor: u16, c: Class, serves: Serves) {
+        let key = ClassKey {
+            dev: self.devs[dir_index(dir)],
+            id: ClassId::new(OUTER_MAJOR, minor),
+        };
+        self.prov.add(ObjectId::Class(key), serves.dir(dir));
+        let outer = dir_index(dir) * (self.shards as usize + 1) + self.shards as usize;
+        self.classes[outer].push((key, c));
     }
 
     /// Moves the gathered classes and elements into the plan's maps.
@@ -254,7 +296,7 @@ impl Builder<'_> {
         // out in order), so visiting devices in name order gives the sort
         // long presorted runs.
         let mut lists: Vec<Vec<(ClassKey, Class)>> = std::mem::take(&mut self.classes);
-        lists.sort_by_key(|l| l.first().map(|(k, _)| k.dev));
+        lists.sort_by_key(|l| l.first().map(|(k, _)| *k));
         self.plan.classes = lists.into_iter().flatten().collect();
         for (name, elements) in std::mem::take(&mut self.elements) {
             if let Some(m) = self.plan.maps.get_mut(name) {
@@ -263,37 +305,86 @@ impl Builder<'_> {
         }
     }
 
-    /// One IFB, HTB qdisc, root class and default class per shard and direction.
+    /// Per direction: one IFB whose root HTB holds a class per shard, and
+    /// under each of those the shard's own HTB with its root and default
+    /// classes. A filter on the root HTB picks the shard class from the
+    /// packet mark; inside a shard, HTB finds the class from
+    /// `skb->priority` by itself.
     fn shards(&mut self) {
         let site = &self.policy.site;
-        let k = site.shards as u64;
+        let k = self.shards as u64;
         for dir in Direction::BOTH {
-            for shard in 0..site.shards {
-                let dev = self.devs[dir_index(dir)][shard as usize];
+            let dev = self.devs[dir_index(dir)];
+            let cap = *site.capacity.get(dir);
+            let def = *site.default_rate.get(dir);
+            self.plan.links.insert(dev, Link::Ifb);
+            self.prov
+                .add(ObjectId::Link(dev), Serves::new(Role::ShardDevice).dir(dir));
+            let qk = QdiscKey {
+                dev,
+                attach: Attach::Root,
+            };
+            self.plan.qdiscs.insert(
+                qk,
+                Qdisc::Htb {
+                    major: OUTER_MAJOR,
+                    default_minor: OUTER_DEFAULT_MINOR,
+                },
+            );
+            self.prov
+                .add(ObjectId::Qdisc(qk), Serves::new(Role::OuterQdisc).dir(dir));
+            let root = class(ClassId::new(OUTER_MAJOR, 0), cap, cap, 0);
+            self.add_outer_class(dir, ROOT_MINOR, root, Serves::new(Role::ShardRoot));
+            let outer_root = ClassId::new(OUTER_MAJOR, ROOT_MINOR);
+            let default = class(outer_root, def, cap, 7);
+            self.add_outer_class(
+                dir,
+                OUTER_DEFAULT_MINOR,
+                default,
+                Serves::new(Role::DefaultClass),
+            );
+            let fk = FilterKey {
+                dev,
+                hook: Hook::Root,
+                prio: FILTER_PRIO_BASE,
+            };
+            self.plan.filters.insert(
+                fk,
+                Filter {
+                    select: Select::MarkToClass(OUTER_MAJOR),
+                    redirect_to: None,
+                },
+            );
+            self.prov.add(
+                ObjectId::Filter(fk),
+                Serves::new(Role::ShardClassifier).dir(dir),
+            );
+            for shard in 0..self.shards {
                 let major = shard_major(shard);
                 let serves = |role| Serves {
                     shard: Some(shard),
-                    ..Serves::new(role).dir(dir)
+                    ..Serves::new(role)
                 };
-                self.plan.links.insert(dev, Link::Ifb);
-                self.prov
-                    .add(ObjectId::Link(dev), serves(Role::ShardDevice));
-                let qk = QdiscKey {
+                // Each shard is guaranteed an equal part of the link and may
+                // borrow all of it; equal rates give equal quanta, so busy
+                // shards share the link fairly.
+                let holder = class(outer_root, cap.scaled(1, k), cap, 0);
+                self.add_outer_class(dir, major, holder, serves(Role::ShardClass));
+                let nk = QdiscKey {
                     dev,
-                    attach: Attach::Root,
+                    attach: Attach::Class(ClassId::new(OUTER_MAJOR, major)),
                 };
                 self.plan.qdiscs.insert(
-                    qk,
+                    nk,
                     Qdisc::Htb {
                         major,
                         default_minor: DEFAULT_MINOR,
                     },
                 );
-                self.prov.add(ObjectId::Qdisc(qk), serves(Role::ShardQdisc));
-                let cap = *site.capacity.get(dir);
-                let root = class(ClassId::new(major, 0), cap.scaled(1, k), cap, 0);
+                self.prov
+                    .add(ObjectId::Qdisc(nk), serves(Role::ShardQdisc).dir(dir));
+                let root = class(ClassId::new(major, 0), cap, cap, 0);
                 self.add_class(dir, shard, ROOT_MINOR, root, Serves::new(Role::ShardRoot));
-                let def = *site.default_rate.get(dir);
                 let default = class(ClassId::new(major, ROOT_MINOR), def.scaled(1, k), cap, 7);
                 self.add_class(
                     dir,

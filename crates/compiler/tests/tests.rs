@@ -222,15 +222,33 @@ fn moving_a_tenant_is_make_before_break() {
 }
 
 #[test]
-fn too_many_tenants_for_one_tree_is_reported() {
+fn trees_stay_small_and_an_oversized_parent_is_reported() {
+    // Standalone tenants are spread over as many nested trees as it takes
+    // to keep each one small, because the kernel's cost of adding a class
+    // grows with the classes already in its qdisc.
     let shape = Shape {
         tenants: 6_000,
         shards: 1,
         per_parent: 0,
         hypervisor: false,
     };
-    let p = policy_with(&shape, "");
-    let err = compile(&p, &HostFacts::default()).unwrap_err();
+    let c = compile(&policy_with(&shape, ""), &HostFacts::default()).unwrap();
+    let mut per_tree: std::collections::BTreeMap<(net_types::IfName, u16), usize> =
+        Default::default();
+    for k in c.plan.classes.keys() {
+        *per_tree.entry((k.dev, k.id.major)).or_default() += 1;
+    }
+    let largest = per_tree.values().max().copied().unwrap_or(0);
+    assert!(largest <= 300, "a tree holds {largest} classes");
+    assert!(per_tree.len() > 2 * 20, "{} trees", per_tree.len());
+
+    // A parent lends only within its own tree, so all its descendants must
+    // fit in one: 6,000 tenants under one parent do not.
+    let one_parent = Shape {
+        per_parent: 6_000,
+        ..shape
+    };
+    let err = compile(&policy_with(&one_parent, ""), &HostFacts::default()).unwrap_err();
     assert!(
         err[0]
             .message
@@ -238,13 +256,20 @@ fn too_many_tenants_for_one_tree_is_reported() {
         "{}",
         err[0].message
     );
-    assert!(err[0].hint.as_deref().unwrap().contains("site.shards"));
+    assert!(err[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("top-level parents"));
     assert!(
         err[0].span.is_some(),
         "the error points at the first tenant that did not fit"
     );
-    let fixed = Shape { shards: 2, ..shape };
-    assert!(compile(&policy_with(&fixed, ""), &HostFacts::default()).is_ok());
+    let split = Shape {
+        per_parent: 1_000,
+        ..shape
+    };
+    assert!(compile(&policy_with(&split, ""), &HostFacts::default()).is_ok());
 }
 
 #[test]

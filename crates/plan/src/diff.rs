@@ -1,7 +1,7 @@
 //! From two plans to an ordered list of changes.
 
 use crate::model::*;
-use net_types::IfName;
+use net_types::{ClassId, IfName};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -135,18 +135,20 @@ impl ChangeSet {
                 Change::AddQdisc { key, qdisc } => {
                     plan.qdiscs.insert(key, qdisc);
                 }
-                Change::DelQdisc { key } => {
-                    match key.attach {
-                        Attach::Root => plan.classes.retain(|k, _| k.dev != key.dev),
-                        Attach::Clsact => plan.filters.retain(|k, _| k.dev != key.dev),
-                    }
-                    plan.qdiscs.remove(&key);
-                }
+                Change::DelQdisc { key } => remove_qdisc(plan, key),
                 Change::AddClass { key, class } | Change::ChangeClass { key, class } => {
                     plan.classes.insert(key, class);
                 }
                 Change::DelClass { key } => {
                     plan.classes.remove(&key);
+                    // The kernel deletes a class's leaf qdisc with it.
+                    remove_qdisc(
+                        plan,
+                        QdiscKey {
+                            dev: key.dev,
+                            attach: Attach::Class(key.id),
+                        },
+                    );
                 }
                 Change::SetFilter { key, filter } => {
                     plan.filters.insert(key, filter);
@@ -186,6 +188,43 @@ impl ChangeSet {
                 }
             }
         }
+    }
+}
+
+/// Removes a qdisc and what the kernel removes with it: the classes it
+/// holds, the qdiscs nested under them, and (for clsact or a root HTB) the
+/// filters attached to it.
+fn remove_qdisc(plan: &mut Plan, key: QdiscKey) {
+    let Some(q) = plan.qdiscs.remove(&key) else {
+        return;
+    };
+    match (key.attach, q) {
+        (Attach::Clsact, _) => plan
+            .filters
+            .retain(|k, _| k.dev != key.dev || k.hook == Hook::Root),
+        (Attach::Root, _) => {
+            plan.classes.retain(|k, _| k.dev != key.dev);
+            plan.qdiscs
+                .retain(|k, _| k.dev != key.dev || !matches!(k.attach, Attach::Class(_)));
+            plan.filters
+                .retain(|k, _| k.dev != key.dev || k.hook != Hook::Root);
+        }
+        (Attach::Class(_), Qdisc::Htb { major, .. }) => {
+            let nested: Vec<QdiscKey> = plan
+                .qdiscs
+                .keys()
+                .filter(|k| {
+                    k.dev == key.dev && matches!(k.attach, Attach::Class(c) if c.major == major)
+                })
+                .copied()
+                .collect();
+            plan.classes
+                .retain(|k, _| k.dev != key.dev || k.id.major != major);
+            for n in nested {
+                remove_qdisc(plan, n);
+            }
+        }
+        (Attach::Class(_), Qdisc::Clsact) => {}
     }
 }
 
@@ -298,6 +337,64 @@ fn merge<'a, K: Ord, V>(
 /// Objects that exist in both with equal content produce no change, so a
 /// change to one tenant yields a change set about that tenant only.
 pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
+    // A qdisc whose parameters changed cannot be changed in place: it is
+    // deleted first, with everything the kernel deletes along with it, and
+    // the rest is diffed against what remains. This is the only
+    // break-before-make the diff emits.
+    let replaced: Vec<QdiscKey> = desired
+        .qdiscs
+        .iter()
+        .filter(|(k, d)| observed.qdiscs.get(k).is_some_and(|o| o != *d))
+        .map(|(k, _)| *k)
+        .collect();
+    if replaced.is_empty() {
+        return diff_in_place(desired, observed);
+    }
+    let mut pruned = observed.clone();
+    let mut changes = Vec::new();
+    for key in replaced {
+        changes.push(Change::DelQdisc { key });
+        remove_qdisc(&mut pruned, key);
+    }
+    changes.extend(diff_in_place(desired, &pruned).changes);
+    ChangeSet { changes }
+}
+
+/// How many HTB qdiscs sit above each HTB qdisc of a plan (0 for a root
+/// qdisc), by device and major: a nested tree can only be built after the
+/// class it hangs from, and must be removed before it.
+struct Nesting {
+    parent: std::collections::HashMap<(IfName, u16), ClassId>,
+}
+
+impl Nesting {
+    fn of(plan: &Plan) -> Nesting {
+        let parent = plan
+            .qdiscs
+            .iter()
+            .filter_map(|(k, q)| match (k.attach, q) {
+                (Attach::Class(c), Qdisc::Htb { major, .. }) => Some(((k.dev, *major), c)),
+                _ => None,
+            })
+            .collect();
+        Nesting { parent }
+    }
+
+    fn level(&self, dev: IfName, major: u16) -> usize {
+        let mut level = 0;
+        let mut m = major;
+        while let Some(c) = self.parent.get(&(dev, m)) {
+            level += 1;
+            if level > self.parent.len() {
+                break; // a loop in a hand-made plan
+            }
+            m = c.major;
+        }
+        level
+    }
+}
+
+fn diff_in_place(desired: &Plan, observed: &Plan) -> ChangeSet {
     let mut create = Vec::new();
     let mut switch = Vec::new();
     let mut remove = Vec::new();
@@ -321,35 +418,38 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
         (None, Some(_)) => remove_links.push(Change::DelLink { name: *name }),
         _ => {}
     });
-    // A qdisc being replaced takes its classes and filters with it.
-    let mut replaced: Vec<QdiscKey> = Vec::new();
+    // Nested qdiscs are ordered with the classes: after the class they hang
+    // from and before the classes they hold (and the reverse on removal).
+    let desired_nesting = Nesting::of(desired);
+    let observed_nesting = Nesting::of(observed);
+    let mut adds: Vec<((usize, usize), Change)> = Vec::new();
     merge(&desired.qdiscs, &observed.qdiscs, |key, d, o| {
-        match (d, o) {
-            (Some(d), Some(o)) if d != o => {
-                replaced.push(*key);
-                early_remove.push(Change::DelQdisc { key: *key });
-                create.push(Change::AddQdisc {
+        match (d, o, key.attach) {
+            (Some(d), None, Attach::Class(c)) => adds.push((
+                (desired_nesting.level(key.dev, c.major) + 1, 0),
+                Change::AddQdisc {
                     key: *key,
                     qdisc: *d,
-                });
-            }
-            (Some(d), None) => create.push(Change::AddQdisc {
+                },
+            )),
+            (Some(d), None, _) => create.push(Change::AddQdisc {
                 key: *key,
                 qdisc: *d,
             }),
-            (None, Some(_)) => remove_qdiscs.push(Change::DelQdisc { key: *key }),
+            (None, Some(_), Attach::Class(c)) => remove_classes.push((
+                (observed_nesting.level(key.dev, c.major) + 1, 0),
+                Change::DelQdisc { key: *key },
+            )),
+            (None, Some(_), _) => remove_qdiscs.push(Change::DelQdisc { key: *key }),
             _ => {}
         }
     });
-    let gone = |dev: &net_types::IfName, attach: Attach| {
-        replaced.iter().any(|q| q.attach == attach && q.dev == *dev)
-    };
 
-    let mut adds: Vec<(usize, Change)> = Vec::new();
     let mut desired_depth = Depths::new(&desired.classes);
     let mut observed_depth = Depths::new(&observed.classes);
+    let dlevel = |key: &ClassKey| desired_nesting.level(key.dev, key.id.major);
+    let olevel = |key: &ClassKey| observed_nesting.level(key.dev, key.id.major);
     merge(&desired.classes, &observed.classes, |key, d, o| {
-        let o = o.filter(|_| !gone(&key.dev, Attach::Root));
         match (d, o) {
             (Some(d), Some(o)) if d == o => {}
             (Some(d), Some(o)) if d.parent == o.parent => create.push(Change::ChangeClass {
@@ -359,7 +459,7 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
             (Some(d), Some(_)) => {
                 early_remove.push(Change::DelClass { key: *key });
                 late_create.push((
-                    desired_depth.below(key.dev, d.parent),
+                    (dlevel(key), desired_depth.below(key.dev, d.parent) + 1),
                     Change::AddClass {
                         key: *key,
                         class: *d,
@@ -367,14 +467,14 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
                 ));
             }
             (Some(d), None) => adds.push((
-                desired_depth.below(key.dev, d.parent),
+                (dlevel(key), desired_depth.below(key.dev, d.parent) + 1),
                 Change::AddClass {
                     key: *key,
                     class: *d,
                 },
             )),
             (None, Some(o)) => remove_classes.push((
-                observed_depth.below(key.dev, o.parent),
+                (olevel(key), observed_depth.below(key.dev, o.parent) + 1),
                 Change::DelClass { key: *key },
             )),
             (None, None) => {}
@@ -437,12 +537,10 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
     });
     merge(&desired.filters, &observed.filters, |key, d, o| {
         match (d, o) {
-            (Some(d), o) if gone(&key.dev, Attach::Clsact) || o != Some(d) => {
-                switch.push(Change::SetFilter {
-                    key: *key,
-                    filter: *d,
-                })
-            }
+            (Some(d), o) if o != Some(d) => switch.push(Change::SetFilter {
+                key: *key,
+                filter: *d,
+            }),
             (None, Some(_)) => remove_filters.push(Change::DelFilter { key: *key }),
             _ => {}
         }
@@ -463,8 +561,10 @@ pub fn diff(desired: &Plan, observed: &Plan) -> ChangeSet {
     // Early removals (children first), then creates, then the classes that
     // had to be rebuilt under a new parent, switches, and removals.
     early_remove.sort_by_key(|c| match c {
-        Change::DelClass { key } => std::cmp::Reverse(observed_depth.of(*key).unwrap_or(0)),
-        _ => std::cmp::Reverse(0),
+        Change::DelClass { key } => {
+            std::cmp::Reverse((olevel(key), observed_depth.of(*key).unwrap_or(0)))
+        }
+        _ => std::cmp::Reverse((0, 0)),
     });
     late_create.sort_by_key(|(d, _)| *d);
     let mut changes = early_remove;

@@ -63,6 +63,9 @@ pub enum Attach {
     Root,
     /// The clsact pseudo-qdisc that holds ingress and egress filters.
     Clsact,
+    /// The leaf qdisc of an HTB class: how one HTB tree nests inside
+    /// another, so that no single qdisc holds many classes.
+    Class(ClassId),
 }
 
 /// Identifies a qdisc.
@@ -118,14 +121,16 @@ pub struct Class {
     pub quantum: u32,
 }
 
-/// Which clsact hook a filter sits on.
+/// Where a filter sits: a clsact hook, or the device's root HTB qdisc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
-    /// Packets leaving the device.
+    /// Packets leaving the device (clsact).
     Egress,
-    /// Packets arriving on the device.
+    /// Packets arriving on the device (clsact).
     Ingress,
+    /// The classifier list of the device's root HTB qdisc.
+    Root,
 }
 
 /// Identifies a tc filter.
@@ -139,13 +144,14 @@ pub struct FilterKey {
     pub prio: u16,
 }
 
-/// A tc filter: which packets to send to which IFB.
+/// A tc filter: which packets go where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Filter {
-    /// Which packets.
+    /// Which packets, or which class.
     pub select: Select,
-    /// The IFB they are redirected to.
-    pub redirect_to: IfName,
+    /// The IFB they are redirected to; `None` for a filter that only picks
+    /// a class.
+    pub redirect_to: Option<IfName>,
 }
 
 /// How a filter selects packets.
@@ -157,6 +163,10 @@ pub enum Select {
     /// Packets whose `skb->mark` equals this value. Tollgate's nftables
     /// chain sets it from the HTB major the packet was classified into.
     Mark(u32),
+    /// Every packet with a nonzero mark, classified into
+    /// `major:(mark & 0xffff)`: the program returns the class handle
+    /// itself, which cls_bpf hands to HTB.
+    MarkToClass(u16),
 }
 
 impl Select {
@@ -170,7 +180,29 @@ impl Select {
             Select::All => "1,6 0 0 4294967295".into(),
             // ld #mark (SKF_AD_OFF + SKF_AD_MARK); jeq #v ? next : skip; ret #-1; ret #0
             Select::Mark(v) => format!("4,32 0 0 4294963220,21 0 1 {v},6 0 0 4294967295,6 0 0 0"),
+            // ld #mark; jeq #0 ? ret #0 : next; and #0xffff; or #major<<16; ret a; ret #0
+            Select::MarkToClass(major) => format!(
+                "6,32 0 0 4294963220,21 3 0 0,84 0 0 65535,68 0 0 {},22 0 0 0,6 0 0 0",
+                (major as u32) << 16
+            ),
         }
+    }
+
+    /// The same program as (code, jt, jf, k) instructions, for netlink.
+    pub fn instructions(self) -> Vec<(u16, u8, u8, u32)> {
+        let text = self.bytecode();
+        text.split(',')
+            .skip(1)
+            .filter_map(|ins| {
+                let mut f = ins.split(' ').map(|n| n.parse::<u64>().ok());
+                Some((
+                    f.next()?? as u16,
+                    f.next()?? as u8,
+                    f.next()?? as u8,
+                    f.next()?? as u32,
+                ))
+            })
+            .collect()
     }
 }
 
@@ -313,7 +345,10 @@ impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ObjectId::Link(n) => write!(f, "link {n}"),
-            ObjectId::Qdisc(k) => write!(f, "qdisc {:?} on {}", k.attach, k.dev),
+            ObjectId::Qdisc(k) => match k.attach {
+                Attach::Class(c) => write!(f, "qdisc under class {c} on {}", k.dev),
+                a => write!(f, "qdisc {a:?} on {}", k.dev),
+            },
             ObjectId::Class(k) => write!(f, "class {} on {}", k.id, k.dev),
             ObjectId::Filter(k) => write!(f, "filter {:?} prio {} on {}", k.hook, k.prio, k.dev),
             ObjectId::Chain(c) => write!(f, "nft chain {c}"),

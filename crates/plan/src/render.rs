@@ -27,30 +27,42 @@ fn qdisc_line(verb: &str, key: &QdiscKey, q: &Qdisc) -> String {
         Qdisc::Htb {
             major,
             default_minor,
-        } => format!(
-            "qdisc {verb} dev {} root handle {major:x}: htb default {default_minor:x}",
-            key.dev
-        ),
+        } => match key.attach {
+            Attach::Class(parent) => format!(
+                "qdisc {verb} dev {} parent {parent} handle {major:x}: htb default {default_minor:x}",
+                key.dev
+            ),
+            _ => format!(
+                "qdisc {verb} dev {} root handle {major:x}: htb default {default_minor:x}",
+                key.dev
+            ),
+        },
         Qdisc::Clsact => format!("qdisc {verb} dev {} clsact", key.dev),
     }
 }
 
+/// Where a filter attaches, in tc's words. Tollgate's root HTB qdiscs
+/// always have major 1.
 fn hook_word(h: Hook) -> &'static str {
     match h {
         Hook::Egress => "egress",
         Hook::Ingress => "ingress",
+        Hook::Root => "parent 1:",
     }
 }
 
 fn filter_line(verb: &str, key: &FilterKey, f: &Filter) -> String {
-    format!(
-        "filter {verb} dev {} {} prio {} handle 1 bpf bytecode \"{}\" action mirred egress redirect dev {}",
+    let mut s = format!(
+        "filter {verb} dev {} {} prio {} handle 1 bpf bytecode \"{}\"",
         key.dev,
         hook_word(key.hook),
         key.prio,
         f.select.bytecode(),
-        f.redirect_to
-    )
+    );
+    if let Some(to) = f.redirect_to {
+        let _ = write!(s, " action mirred egress redirect dev {to}");
+    }
+    s
 }
 
 /// The whole plan as `tc -batch` input. Devices are not tc objects, so they
@@ -64,12 +76,22 @@ pub fn plan_tc(plan: &Plan) -> String {
         );
     }
     for (k, q) in &plan.qdiscs {
-        let _ = writeln!(out, "{}", qdisc_line("add", k, q));
+        if !matches!(k.attach, Attach::Class(_)) {
+            let _ = writeln!(out, "{}", qdisc_line("add", k, q));
+        }
     }
     // Parents must exist before children; a stable depth-first order also
-    // makes the text easy to read.
-    for (dev_key, c) in topo(&plan.classes) {
-        let _ = writeln!(out, "{}", class_line("add", dev_key, c));
+    // makes the text easy to read. A nested qdisc follows the class it
+    // hangs from, which comes before the nested tree's own classes.
+    for (key, c) in topo(&plan.classes) {
+        let _ = writeln!(out, "{}", class_line("add", key, c));
+        let nested = QdiscKey {
+            dev: key.dev,
+            attach: Attach::Class(key.id),
+        };
+        if let Some(q) = plan.qdiscs.get(&nested) {
+            let _ = writeln!(out, "{}", qdisc_line("add", &nested, q));
+        }
     }
     for (k, f) in &plan.filters {
         let _ = writeln!(out, "{}", filter_line("add", k, f));
@@ -168,6 +190,7 @@ pub fn changes_tc(cs: &ChangeSet) -> String {
             Change::DelQdisc { key } => match key.attach {
                 Attach::Root => format!("qdisc del dev {} root", key.dev),
                 Attach::Clsact => format!("qdisc del dev {} clsact", key.dev),
+                Attach::Class(c) => format!("qdisc del dev {} parent {c}", key.dev),
             },
             Change::AddClass { key, class } => class_line("add", key, class),
             Change::ChangeClass { key, class } => class_line("change", key, class),
@@ -260,7 +283,10 @@ pub fn changes_text(cs: &ChangeSet) -> String {
                 format!(" (rate {} ceil {})", class.rate, class.ceil)
             }
             Change::SetElement { value, .. } => format!(" → {value}"),
-            Change::SetFilter { filter, .. } => format!(" → {}", filter.redirect_to),
+            Change::SetFilter { filter, .. } => match filter.redirect_to {
+                Some(to) => format!(" → {to}"),
+                None => " → class from mark".into(),
+            },
             _ => String::new(),
         };
         let _ = writeln!(out, "  {verb} {}{detail}", c.object());

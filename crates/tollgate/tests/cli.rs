@@ -77,7 +77,7 @@ fn plan_offline_prints_every_format() {
     assert!(text(&t.stdout).contains("Create:") && text(&t.stdout).contains("Switch:"));
     let tc = text(&tollgate(&["plan", "--offline", "--format", "tc", "-c", ex]).stdout);
     assert!(
-        tc.contains("qdisc add dev tg-down0 root handle 1: htb default 2"),
+        tc.contains("qdisc add dev tg-down root handle 1: htb default ffff"),
         "{tc}"
     );
     let nft = text(&tollgate(&["plan", "--offline", "--format", "nft", "-c", ex]).stdout);

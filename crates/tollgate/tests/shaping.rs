@@ -253,7 +253,7 @@ fn router_example_holds_national_and_international_caps() {
         check(&mut report, what, iperf(&t, server, port, reverse), ceil);
     }
     // Both realms' classes of tenant 1 carried traffic, in both trees.
-    let classes = sh(&format!("ip netns exec {h} tc -s class show dev tg-down0"));
-    assert!(classes.contains("class htb 1:e "), "{classes}");
+    let classes = sh(&format!("ip netns exec {h} tc -s class show dev tg-down"));
+    assert!(classes.contains("class htb 2:e "), "{classes}");
     eprintln!("{report}");
 }

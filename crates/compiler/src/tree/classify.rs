@@ -107,9 +107,9 @@ impl Builder<'_> {
         if policy.bands.is_some() {
             self.bands_chain();
         }
-        if site.shards > 1 {
+        {
             self.map("shards", MapKind::Shard);
-            for s in 0..site.shards {
+            for s in 0..self.shards {
                 let major = shard_major(s);
                 let key = MapKey::ClassRange(ClassId::new(major, 0), ClassId::new(major, 0xffff));
                 self.element(
@@ -122,12 +122,14 @@ impl Builder<'_> {
                     },
                 );
             }
-            // Packets of no tenant carry major 0; they go to the first shard's default class.
+            // Packets of no tenant carry major 0. Mark 0 sends them to the
+            // root tree's default class, and clears any mark that could
+            // otherwise be mistaken for a shard.
             let key = MapKey::ClassRange(ClassId::new(0, 0), ClassId::new(0, 0xffff));
             self.element(
                 "shards",
                 key,
-                MapValue::Mark(1),
+                MapValue::Mark(0),
                 Serves {
                     shard: Some(0),
                     ..Serves::new(Role::ShardSteering)
@@ -143,8 +145,8 @@ impl Builder<'_> {
                 }
             }
             Mode::Hypervisor => {
-                for (t, vif, shard) in vifs {
-                    self.hook(Direction::Down, *vif, Some((t, *shard)));
+                for (t, vif, _) in vifs {
+                    self.hook(Direction::Down, *vif, Some(t));
                 }
             }
         }
@@ -212,16 +214,15 @@ impl Builder<'_> {
     }
 
     /// The base chain and the redirect filters on one interface's egress.
-    fn hook(&mut self, dir: Direction, dev: IfName, vif: Option<(&Tenant, u16)>) {
-        let shards = self.policy.site.shards;
+    fn hook(&mut self, dir: Direction, dev: IfName, vif: Option<&Tenant>) {
         let d = dir.as_str();
-        let mut rules = vec![format!("jump classify_{d}")];
-        if shards > 1 && vif.is_none() {
-            rules.push("meta mark set meta priority map @shards".into());
-        }
+        let rules = vec![
+            format!("jump classify_{d}"),
+            "meta mark set meta priority map @shards".into(),
+        ];
         let name = format!("{d}_{dev}");
         let owner = |s: Serves| match vif {
-            Some((t, _)) => s.tenant(t.id),
+            Some(t) => s.tenant(t.id),
             None => s,
         };
         self.prov.add(
@@ -244,34 +245,22 @@ impl Builder<'_> {
             owner(Serves::new(Role::Clsact).dir(dir)),
         );
         self.plan.qdiscs.insert(qk, Qdisc::Clsact);
-        let targets: Vec<(u16, Select)> = match vif {
-            Some((_, shard)) => vec![(shard, Select::All)],
-            None if shards == 1 => vec![(0, Select::All)],
-            None => (0..shards)
-                .map(|s| (s, Select::Mark(shard_major(s) as u32)))
-                .collect(),
+        let key = FilterKey {
+            dev,
+            hook: Hook::Egress,
+            prio: FILTER_PRIO_BASE,
         };
-        for (shard, select) in targets {
-            let key = FilterKey {
-                dev,
-                hook: Hook::Egress,
-                prio: FILTER_PRIO_BASE + shard,
-            };
-            self.prov.add(
-                ObjectId::Filter(key),
-                owner(Serves {
-                    shard: Some(shard),
-                    ..Serves::new(Role::Redirect).dir(dir)
-                }),
-            );
-            self.plan.filters.insert(
-                key,
-                Filter {
-                    select,
-                    redirect_to: self.devs[dir_index(dir)][shard as usize],
-                },
-            );
-        }
+        self.prov.add(
+            ObjectId::Filter(key),
+            owner(Serves::new(Role::Redirect).dir(dir)),
+        );
+        self.plan.filters.insert(
+            key,
+            Filter {
+                select: Select::All,
+                redirect_to: Some(self.devs[dir_index(dir)]),
+            },
+        );
     }
 
     pub(super) fn registry(&mut self, placements: &BTreeMap<Owner, Placement>) {
