@@ -65,6 +65,23 @@ fn filter_line(verb: &str, key: &FilterKey, f: &Filter) -> String {
     s
 }
 
+/// The comment tollgate puts on each nftables rule: `tg:` and a hash of the
+/// rule's text as tollgate wrote it.
+///
+/// nftables prints rules back in its own normal form, which differs from
+/// what was written (sets reordered, expressions simplified), so rules
+/// cannot be compared by text. The tag lets the dataplane see that a rule
+/// is still the one it wrote, and that none is missing or foreign.
+pub fn rule_tag(rule: &str) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in rule.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("tg:{h:016x}")
+}
+
 /// The whole plan as `tc -batch` input. Devices are not tc objects, so they
 /// are listed first as comments with the `ip` commands that create them.
 pub fn plan_tc(plan: &Plan) -> String {
@@ -169,7 +186,7 @@ pub fn plan_nft(plan: &Plan) -> String {
             );
         }
         for r in &c.rules {
-            let _ = writeln!(out, "\t\t{r}");
+            let _ = writeln!(out, "\t\t{r} comment \"{}\"", rule_tag(r));
         }
         let _ = writeln!(out, "\t}}");
     }
@@ -226,7 +243,7 @@ pub fn changes_nft(cs: &ChangeSet) -> String {
                     chain_header(name, chain).replacen("chain ", &format!("chain {t} "), 1)
                 );
                 for r in &chain.rules {
-                    let _ = write!(s, "\nadd rule {t} {name} {r}");
+                    let _ = write!(s, "\nadd rule {t} {name} {r} comment \"{}\"", rule_tag(r));
                 }
                 s
             }
