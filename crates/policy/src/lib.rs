@@ -14,6 +14,7 @@
 //! under `examples/`.
 
 mod diagnostic;
+pub mod edit;
 mod model;
 mod parse;
 mod reader;
