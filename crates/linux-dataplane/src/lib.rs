@@ -4,7 +4,143 @@
 //! filters on them and on the interfaces it hooks, and the `netdev tollgate`
 //! nftables table) as a [`plan::Plan`], and applies a [`plan::ChangeSet`]
 //! to the kernel: tc objects over one rtnetlink socket, nftables through
-//! one `nft -f` transaction.
+//! one `nft -f` transaction per run of changes.
+//!
+//! - [`rtnl`]: the rtnetlink socket (the wire format is the pure
+//!   `tc-netlink` crate).
+//! - [`observe`]: kernel → `Plan`.
+//! - [`apply`]: `ChangeSet` → kernel.
+//! - [`nft`]: the `nft` program.
+//! - [`netns`]: entering a network namespace (the lab, tests).
+//! - [`lab`]: the namespaces of `tollgate lab`.
 
-pub mod rtnl;
+pub mod apply;
 pub mod lab;
+pub mod netns;
+pub mod nft;
+pub mod observe;
+pub mod rtnl;
+
+pub use apply::{ApplyOptions, ApplyReport};
+pub use observe::Observed;
+
+use std::fmt;
+
+/// One change the kernel refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The object, as `ObjectId` prints it.
+    pub object: String,
+    /// The kernel's (or nft's) reason.
+    pub message: String,
+}
+
+/// Why the dataplane could not do its work at all.
+#[derive(Debug)]
+pub enum DataplaneError {
+    /// A system call failed.
+    Io {
+        /// What tollgate was doing.
+        what: String,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// nft refused or failed.
+    Nft {
+        /// What tollgate was doing.
+        what: String,
+        /// nft's message.
+        message: String,
+    },
+    /// The kernel or the system lacks something tollgate needs.
+    Missing {
+        /// What is missing.
+        feature: String,
+        /// What to do.
+        hint: String,
+    },
+}
+
+impl DataplaneError {
+    /// An I/O error while doing `what`.
+    pub fn io(what: impl Into<String>, error: std::io::Error) -> Self {
+        DataplaneError::Io {
+            what: what.into(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for DataplaneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataplaneError::Io { what, error } => {
+                write!(f, "could not {what}: {error}")?;
+                if error.raw_os_error() == Some(libc::EPERM) {
+                    write!(
+                        f,
+                        "\n  hint: changing the kernel's shaping needs root (CAP_NET_ADMIN)"
+                    )?;
+                }
+                Ok(())
+            }
+            DataplaneError::Nft { what, message } => write!(f, "nft could not {what}: {message}"),
+            DataplaneError::Missing { feature, hint } => {
+                write!(f, "this system lacks {feature}\n  hint: {hint}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DataplaneError {}
+
+/// The kernel, as tollgate sees it: one rtnetlink socket and nft.
+pub struct Dataplane {
+    /// The rtnetlink socket.
+    pub rtnl: rtnl::Rtnl,
+    /// nftables.
+    pub nft: nft::Nft,
+    /// Device indexes, refreshed by every observation.
+    pub ifindex: std::collections::HashMap<net_types::IfName, u32>,
+}
+
+impl Dataplane {
+    /// Opens the dataplane of the current network namespace.
+    pub fn open() -> Result<Dataplane, DataplaneError> {
+        let rtnl =
+            rtnl::Rtnl::open().map_err(|e| DataplaneError::io("open an rtnetlink socket", e))?;
+        Ok(Dataplane {
+            rtnl,
+            nft: nft::Nft::default(),
+            ifindex: Default::default(),
+        })
+    }
+
+    /// The names of every network device, for the compiler's host facts.
+    pub fn interfaces(&mut self) -> Result<Vec<net_types::IfName>, DataplaneError> {
+        let links = self
+            .rtnl
+            .links()
+            .map_err(|e| DataplaneError::io("list network devices", e))?;
+        Ok(links
+            .iter()
+            .filter_map(|l| net_types::IfName::new(&l.name).ok())
+            .collect())
+    }
+
+    /// Reads tollgate's objects back; `hint` is the desired plan.
+    pub fn observe(&mut self, hint: &plan::Plan) -> Result<Observed, DataplaneError> {
+        let o = observe::observe(&mut self.rtnl, &self.nft, hint)?;
+        self.ifindex = o.ifindex.clone();
+        Ok(o)
+    }
+
+    /// Applies a change set.
+    pub fn apply(
+        &mut self,
+        cs: &plan::ChangeSet,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyReport, DataplaneError> {
+        apply::apply(&mut self.rtnl, &self.nft, &mut self.ifindex, cs, opts)
+    }
+}

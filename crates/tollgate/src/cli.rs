@@ -19,6 +19,9 @@ maps and tc redirect filters. It validates the whole policy before anything touc
   tollgate plan --offline -c examples/router.toml  show what would be created
   tollgate plan --offline --format nft -c examples/router.toml
   tollgate explain alice -c examples/router.toml   every kernel object serving tenant alice
+  tollgate apply                                   make the kernel match the policy
+  tollgate status                                  tenants, their classes and current rates
+  tollgate lab up && tollgate lab traffic          try it all in network namespaces
 
 The policy format is described in docs/policy.md."
 )]
@@ -30,6 +33,11 @@ pub struct Args {
     /// Log more (also see TOLLGATE_LOG=debug).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Work on the kernel state of this network namespace (an `ip netns`
+    /// name) instead of the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub netns: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -51,10 +59,12 @@ Examples:
         json: bool,
     },
 
-    /// Compile the policy into a kernel plan and show it.
+    /// Show what `apply` would change in the kernel (or, with --offline, the
+    /// whole plan).
     #[command(
-        after_help = "Until the dataplane lands, plans are offline only: they are compiled \
-against the facts in --host (or none) and shown as the change set from an empty kernel.
+        after_help = "Without --offline, the plan is the difference between the policy and what \
+tollgate finds in the kernel now. With --offline, it is compiled against the facts in --host (or \
+none) and shown as the change set from an empty kernel.
 
 Formats:
   text  a summary and the ordered change set (default)
@@ -63,11 +73,13 @@ Formats:
   json  the plan and the provenance of every object
 
 Examples:
+  tollgate plan
+  tollgate plan --format nft
   tollgate plan --offline -c examples/hypervisor.toml
   tollgate plan --offline --host facts.toml --format tc -c examples/hypervisor.toml"
     )]
     Plan {
-        /// Compile without reading the live kernel (required for now).
+        /// Compile without reading the live kernel.
         #[arg(long)]
         offline: bool,
         /// A TOML file with host facts: `interfaces = ["eth0", "vif1.0"]`.
@@ -89,6 +101,129 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+
+    /// Make the kernel match the policy: observe, diff, apply.
+    #[command(
+        after_help = "Only what differs is changed: one tenant's edit touches that tenant's \
+objects and nothing else. A change that fails is reported and retried on the next round; with \
+--every, tollgate keeps reconciling, which also restores anything deleted by hand.
+
+Examples:
+  tollgate apply
+  tollgate apply --every 10s          reconcile loop
+  tollgate apply --json | jq .applied"
+    )]
+    Apply {
+        /// Keep reconciling at this interval (e.g. `10s`, `500ms`).
+        #[arg(long, value_parser = parse_duration, value_name = "INTERVAL")]
+        every: Option<std::time::Duration>,
+        /// One JSON line per round.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Tenants, their classes, and their current rates from class counters.
+    #[command(after_help = "Rates are measured over --interval (default 1s).
+
+Examples:
+  tollgate status
+  tollgate status --json | jq '.classes[] | select(.name == \"alice\")'")]
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How long to measure rates over.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        interval: std::time::Duration,
+    },
+
+    /// Remove everything tollgate created in the kernel, and nothing else.
+    #[command(
+        after_help = "Removes the tg-* IFB devices, tollgate's filters (and clsact qdiscs \
+that hold only tollgate's filters) and the nftables table `netdev tollgate`."
+    )]
+    Down,
+
+    /// Change one tenant: edits the policy file and applies just that change.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+
+    /// Hooks for hypervisors, called when a VM's interface appears or goes.
+    #[command(subcommand)]
+    Hook(HookCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Move a tenant to another plan (and optionally parent), make-before-break.
+    #[command(
+        after_help = "The policy file is edited in place, keeping its comments and layout, \
+and only that tenant's kernel objects change: new classes are built, classification switches to \
+them atomically, and the old classes are removed once their queues have drained.
+
+Examples:
+  tollgate tenant move alice --plan business
+  tollgate tenant move 7 --plan overage"
+    )]
+    Move {
+        /// The tenant's id or name.
+        tenant: String,
+        /// The plan to move to.
+        #[arg(long)]
+        plan: String,
+        /// The parent to move under.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCommand {
+    /// A VM interface appeared (`online`) or is going away (`offline`).
+    #[command(
+        after_help = "Applies or removes the shaping of the tenant whose `interface` is \
+IFNAME, and nothing else. See docs/dataplane.md for wiring it into Xen's vif scripts and \
+libvirt's qemu hook.
+
+Examples:
+  tollgate hook vif online vif3.0
+  tollgate hook vif offline vif3.0"
+    )]
+    Vif {
+        /// `online` or `offline`.
+        #[arg(value_enum)]
+        state: VifState,
+        /// The interface.
+        ifname: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VifState {
+    /// The interface exists: shape it.
+    Online,
+    /// The interface is going: unhook it.
+    Offline,
+}
+
+/// Parses `10s`, `500ms`, `2m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(
+        t.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. `10s` or `500ms`"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,8 @@
 //! One function per subcommand.
 
-use crate::cli::{Args, Command, Format, DEFAULT_CONFIG};
+use crate::cli::{Args, Command, Format, HookCommand, TenantCommand, VifState, DEFAULT_CONFIG};
 use crate::files;
+use crate::live;
 use compiler::{Compiled, HostFacts};
 use policy::{Loaded, Policy};
 use std::fmt::Write as _;
@@ -21,7 +22,11 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             format,
         } => {
             if !offline {
-                return Err("reading the live kernel is not built yet, so `plan` needs --offline\n  hint: run `tollgate plan --offline` to see the plan compiled from the policy alone".into());
+                if host.is_some() {
+                    return Err("--host only applies to --offline plans\n  hint: without --offline, the facts come from the live kernel".into());
+                }
+                print!("{}", live::plan(&path, *format)?);
+                return Ok(ExitCode::SUCCESS);
             }
             let facts = match host {
                 Some(h) => files::load_facts(h)?,
@@ -30,6 +35,37 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             let (loaded, policy) = valid(&path)?;
             let compiled = compile(&loaded, &policy, &facts)?;
             print!("{}", show_plan(&policy, &compiled, *format)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply { every, json } => Ok(if live::apply(&path, *every, *json)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
+        Command::Status { json, interval } => {
+            print!("{}", live::status(&path, *interval, *json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down => {
+            println!("{}", live::down()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(TenantCommand::Move {
+            tenant,
+            plan,
+            parent,
+        }) => {
+            println!(
+                "{}",
+                live::tenant_move(&path, tenant, plan, parent.as_deref())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hook(HookCommand::Vif { state, ifname }) => {
+            println!(
+                "{}",
+                live::hook_vif(&path, *state == VifState::Online, ifname)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { tenant, json } => {
@@ -94,7 +130,7 @@ fn check(path: &std::path::Path, json: bool) -> Result<ExitCode, String> {
 }
 
 /// Loads a policy and refuses to go on if it has errors.
-fn valid(path: &std::path::Path) -> Result<(Loaded, Policy), String> {
+pub(crate) fn valid(path: &std::path::Path) -> Result<(Loaded, Policy), String> {
     let loaded = files::load_policy(path)?;
     match loaded.policy.clone() {
         Some(p) => {
@@ -110,7 +146,11 @@ fn valid(path: &std::path::Path) -> Result<(Loaded, Policy), String> {
     }
 }
 
-fn compile(loaded: &Loaded, policy: &Policy, facts: &HostFacts) -> Result<Compiled, String> {
+pub(crate) fn compile(
+    loaded: &Loaded,
+    policy: &Policy,
+    facts: &HostFacts,
+) -> Result<Compiled, String> {
     match compiler::compile(policy, facts) {
         Ok(c) => {
             for n in &c.notes {

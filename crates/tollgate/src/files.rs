@@ -49,3 +49,32 @@ pub fn load_facts(path: &Path) -> Result<compiler::HostFacts, String> {
     }
     Ok(facts)
 }
+
+/// Reads a policy file's text, for editing.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Replaces a file's contents atomically: a crash leaves either the old
+/// file or the new one, never half of each.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("toml.tollgate-new");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Loads a policy from text that is not (yet) on disk, resolving prefix
+/// files next to `path`.
+pub fn load_policy_text(path: &Path, text: &str) -> Loaded {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut read = |name: &str| -> Result<String, String> {
+        let p = if Path::new(name).is_absolute() {
+            PathBuf::from(name)
+        } else {
+            dir.join(name)
+        };
+        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    policy::load(&path.display().to_string(), text, &mut read)
+}

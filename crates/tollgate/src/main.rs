@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod files;
+mod live;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -21,6 +22,14 @@ fn main() -> ExitCode {
             }),
         )
         .init();
+    if let Some(ns) = &args.netns {
+        // Before anything else: every socket and child process from here on
+        // lives in that namespace.
+        if let Err(e) = linux_dataplane::netns::enter(ns) {
+            eprintln!("tollgate: cannot enter network namespace `{ns}`: {e}\n  hint: `ip netns list` shows the namespaces");
+            return ExitCode::from(2);
+        }
+    }
     match commands::run(&args) {
         Ok(code) => code,
         Err(e) => {

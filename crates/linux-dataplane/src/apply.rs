@@ -1,0 +1,388 @@
+//! Applying a [`ChangeSet`] to the kernel.
+//!
+//! The change set is already ordered make-before-break. It is cut into
+//! runs of consecutive changes that go to the same place (rtnetlink or
+//! nftables), and each run is sent at once: all tc objects of a run in as
+//! few `sendmsg` calls as fit, all nftables changes of a run as one `nft -f`
+//! transaction. A run that fails does not stop the ones after it when they
+//! do not depend on it; the next reconcile round sees what is missing and
+//! sends it again, which is how a partial failure converges.
+
+use crate::nft::Nft;
+use crate::rtnl::Rtnl;
+use crate::{DataplaneError, Failure};
+use net_types::{ClassId, IfName};
+use plan::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tc_netlink::consts::{
+    CLSACT_EGRESS, CLSACT_HANDLE, CLSACT_INGRESS, ETH_P_ALL, TC_H_CLSACT, TC_H_ROOT,
+};
+use tc_netlink::{Request, SockFilter};
+
+/// How an apply behaves.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// How long to wait for a class being removed to send what it has
+    /// queued, before it is deleted anyway.
+    pub drain_timeout: Duration,
+    /// For tests: fail the change at this index, as if the kernel refused it.
+    pub inject_failure_at: Option<usize>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            drain_timeout: Duration::from_millis(500),
+            inject_failure_at: None,
+        }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Changes the kernel accepted.
+    pub applied: usize,
+    /// Changes it refused, each with the reason.
+    pub failed: Vec<Failure>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Time spent waiting for removed classes to drain.
+    pub drained: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Links,
+    Tc,
+    Nft,
+}
+
+fn backend(c: &Change) -> Backend {
+    match c {
+        Change::AddLink { .. } | Change::DelLink { .. } => Backend::Links,
+        Change::AddQdisc { .. }
+        | Change::DelQdisc { .. }
+        | Change::AddClass { .. }
+        | Change::ChangeClass { .. }
+        | Change::DelClass { .. }
+        | Change::SetFilter { .. }
+        | Change::DelFilter { .. } => Backend::Tc,
+        _ => Backend::Nft,
+    }
+}
+
+fn handle(id: ClassId) -> u32 {
+    (id.major as u32) << 16 | id.minor as u32
+}
+
+/// The request that creates (or changes) a class.
+pub(crate) fn htb_request(ifindex: u32, key: ClassKey, c: &Class, create: bool) -> Request {
+    let rate_bps = c.rate.bps();
+    let ceil_bps = c.ceil.bps();
+    // Always send a burst: the kernel's value is then one tollgate can
+    // compare against when it reads the class back.
+    let burst = c
+        .burst
+        .map_or_else(|| tc_netlink::default_burst(rate_bps), |b| b.bytes() as u32);
+    let cburst = c
+        .cburst
+        .map_or_else(|| tc_netlink::default_burst(ceil_bps), |b| b.bytes() as u32);
+    Request::HtbClass {
+        ifindex,
+        classid: handle(key.id),
+        parent: handle(c.parent),
+        rate_bps,
+        ceil_bps,
+        burst: Some(burst),
+        cburst: Some(cburst),
+        prio: c.prio as u32,
+        quantum: c.quantum,
+        create,
+    }
+}
+
+fn hook_parent(h: Hook) -> u32 {
+    match h {
+        Hook::Egress => CLSACT_EGRESS,
+        Hook::Ingress => CLSACT_INGRESS,
+        Hook::Root => 0x0001_0000,
+    }
+}
+
+/// The rtnetlink request for one tc change, or why there is none.
+fn tc_request(c: &Change, ifindex: &HashMap<IfName, u32>) -> Result<Request, String> {
+    let idx = |dev: &IfName| {
+        ifindex
+            .get(dev)
+            .copied()
+            .ok_or_else(|| format!("interface `{dev}` does not exist"))
+    };
+    Ok(match c {
+        Change::AddQdisc { key, qdisc } => match (key.attach, qdisc) {
+            (Attach::Clsact, _) => Request::QdiscAddClsact {
+                ifindex: idx(&key.dev)?,
+            },
+            (
+                attach,
+                Qdisc::Htb {
+                    major,
+                    default_minor,
+                },
+            ) => Request::QdiscAddHtb {
+                ifindex: idx(&key.dev)?,
+                parent: match attach {
+                    Attach::Class(c) => handle(c),
+                    _ => TC_H_ROOT,
+                },
+                major: *major,
+                default_minor: *default_minor,
+            },
+            (_, Qdisc::Clsact) => return Err("clsact can only be a device's clsact qdisc".into()),
+        },
+        Change::DelQdisc { key } => {
+            let (parent, h) = match key.attach {
+                Attach::Root => (TC_H_ROOT, 0),
+                Attach::Clsact => (TC_H_CLSACT, CLSACT_HANDLE),
+                Attach::Class(c) => (handle(c), 0),
+            };
+            Request::QdiscDel {
+                ifindex: idx(&key.dev)?,
+                parent,
+                handle: h,
+            }
+        }
+        Change::AddClass { key, class } => htb_request(idx(&key.dev)?, *key, class, true),
+        Change::ChangeClass { key, class } => htb_request(idx(&key.dev)?, *key, class, false),
+        Change::DelClass { key } => Request::ClassDel {
+            ifindex: idx(&key.dev)?,
+            classid: handle(key.id),
+        },
+        Change::SetFilter { key, filter } => Request::BpfFilter {
+            ifindex: idx(&key.dev)?,
+            parent: hook_parent(key.hook),
+            prio: key.prio,
+            protocol: ETH_P_ALL,
+            handle: 1,
+            ops: filter
+                .select
+                .instructions()
+                .into_iter()
+                .map(|(code, jt, jf, k)| SockFilter { code, jt, jf, k })
+                .collect(),
+            classid: None,
+            redirect_egress_to: match filter.redirect_to {
+                Some(d) => Some(idx(&d)?),
+                None => None,
+            },
+            replace: true,
+        },
+        Change::DelFilter { key } => Request::FilterDel {
+            ifindex: idx(&key.dev)?,
+            parent: hook_parent(key.hook),
+            prio: key.prio,
+            protocol: ETH_P_ALL,
+        },
+        _ => return Err("not a tc change".into()),
+    })
+}
+
+/// Applies a change set. Never stops at the first failure: every change
+/// that can be made is made, and every failure is reported.
+pub fn apply(
+    rtnl: &mut Rtnl,
+    nft: &Nft,
+    ifindex: &mut HashMap<IfName, u32>,
+    cs: &ChangeSet,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, DataplaneError> {
+    let start = Instant::now();
+    let mut report = ApplyReport::default();
+    let changes = &cs.changes;
+    let mut i = 0;
+    while i < changes.len() {
+        let b = backend(&changes[i]);
+        let mut j = i + 1;
+        while j < changes.len() && backend(&changes[j]) == b {
+            j += 1;
+        }
+        let run = &changes[i..j];
+        let injected = opts
+            .inject_failure_at
+            .filter(|k| (i..j).contains(k))
+            .map(|k| k - i);
+        match b {
+            Backend::Links => links(rtnl, ifindex, run, &mut report)?,
+            Backend::Tc => {
+                let deletes: Vec<ClassKey> = run
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::DelClass { key } => Some(*key),
+                        _ => None,
+                    })
+                    .collect();
+                if !deletes.is_empty() {
+                    let t = Instant::now();
+                    drain(rtnl, ifindex, &deletes, opts.drain_timeout);
+                    report.drained += t.elapsed();
+                }
+                tc(rtnl, ifindex, run, injected, &mut report)
+            }
+            Backend::Nft => {
+                let script = plan::render::changes_nft(&ChangeSet {
+                    changes: run.to_vec(),
+                });
+                let result = match injected {
+                    Some(_) => Err("injected failure".to_string()),
+                    None => nft.run_script(&script).map_err(|e| e.to_string()),
+                };
+                match result {
+                    Ok(()) => report.applied += run.len(),
+                    Err(message) => report.failed.push(Failure {
+                        object: format!(
+                            "{} nftables change(s), from {}",
+                            run.len(),
+                            run[0].object()
+                        ),
+                        message,
+                    }),
+                }
+            }
+        }
+        i = j;
+    }
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+fn links(
+    rtnl: &mut Rtnl,
+    ifindex: &mut HashMap<IfName, u32>,
+    run: &[Change],
+    report: &mut ApplyReport,
+) -> Result<(), DataplaneError> {
+    let mut reqs = Vec::new();
+    let mut added = Vec::new();
+    for c in run {
+        match c {
+            Change::AddLink { name, .. } => {
+                reqs.push((
+                    c,
+                    Request::LinkAddIfb {
+                        name: name.to_string(),
+                    },
+                ));
+                added.push(*name);
+            }
+            Change::DelLink { name } => match ifindex.get(name) {
+                Some(&i) => reqs.push((c, Request::LinkDel { ifindex: i })),
+                None => report.applied += 1,
+            },
+            _ => {}
+        }
+    }
+    execute(rtnl, reqs, report);
+    // New devices get their index now, and are brought up.
+    for l in rtnl
+        .links()
+        .map_err(|e| DataplaneError::io("list network devices", e))?
+    {
+        if let Ok(n) = IfName::new(&l.name) {
+            ifindex.insert(n, l.ifindex);
+        }
+    }
+    ifindex.retain(|n, _| {
+        !run.iter()
+            .any(|c| matches!(c, Change::DelLink { name } if name == n))
+    });
+    let ups: Vec<Request> = added
+        .iter()
+        .filter_map(|n| ifindex.get(n))
+        .map(|&i| Request::LinkSetUp { ifindex: i })
+        .collect();
+    for (r, req) in rtnl.execute(&ups).into_iter().zip(&ups) {
+        if let Err(e) = r {
+            report.failed.push(Failure {
+                object: format!("{req:?}"),
+                message: e.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn tc(
+    rtnl: &mut Rtnl,
+    ifindex: &HashMap<IfName, u32>,
+    run: &[Change],
+    injected: Option<usize>,
+    report: &mut ApplyReport,
+) {
+    let mut reqs = Vec::with_capacity(run.len());
+    for (k, c) in run.iter().enumerate() {
+        if injected == Some(k) {
+            report.failed.push(Failure {
+                object: c.object().to_string(),
+                message: "injected failure".into(),
+            });
+            continue;
+        }
+        match tc_request(c, ifindex) {
+            Ok(r) => reqs.push((c, r)),
+            Err(message) => report.failed.push(Failure {
+                object: c.object().to_string(),
+                message,
+            }),
+        }
+    }
+    execute(rtnl, reqs, report);
+}
+
+fn execute(rtnl: &mut Rtnl, reqs: Vec<(&Change, Request)>, report: &mut ApplyReport) {
+    let (changes, reqs): (Vec<&Change>, Vec<Request>) = reqs.into_iter().unzip();
+    for (r, c) in rtnl.execute(&reqs).into_iter().zip(changes) {
+        match r {
+            Ok(()) => report.applied += 1,
+            // Removing what is already gone is what was wanted.
+            Err(e) if e.errno == libc::ENOENT && c.step() == Step::Remove => report.applied += 1,
+            Err(e) => report.failed.push(Failure {
+                object: c.object().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Waits until the classes about to be removed have nothing queued, so
+/// that a tenant moved to new classes loses no packet that was already
+/// waiting in the old ones.
+fn drain(rtnl: &mut Rtnl, ifindex: &HashMap<IfName, u32>, keys: &[ClassKey], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut devs: Vec<IfName> = keys.iter().map(|k| k.dev).collect();
+    devs.sort();
+    devs.dedup();
+    loop {
+        let mut queued = 0u64;
+        for dev in &devs {
+            let Some(&i) = ifindex.get(dev) else { continue };
+            let Ok(classes) = rtnl.classes(i) else { return };
+            for c in classes {
+                let id = ClassId::new((c.handle >> 16) as u16, c.handle as u16);
+                if keys.contains(&ClassKey { dev: *dev, id }) {
+                    queued += c.stats.map_or(0, |s| s.qlen as u64);
+                }
+            }
+        }
+        if queued == 0 || Instant::now() >= deadline {
+            if queued > 0 {
+                tracing::warn!(
+                    queued,
+                    "classes still held packets when the drain time ran out"
+                );
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,370 @@
+//! Reading what tollgate owns back from the kernel, as a [`Plan`].
+//!
+//! What tollgate owns is recognisable by name and number alone, so that a
+//! restart needs no state file:
+//! - IFB devices named `tg-…`, and every qdisc and class on them;
+//! - tc filters at priorities `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256`,
+//!   and the clsact qdiscs that hold them;
+//! - the nftables table `netdev tollgate`.
+//!
+//! The kernel keeps some values in its own units (rates in bytes/s, bursts
+//! in 64 ns ticks) and nftables prints rules in its own normal form. So
+//! the reader takes the desired plan as a hint: wherever the kernel holds
+//! exactly what the desired object would have been sent as, the observed
+//! object is the desired one, and anything else is read as it is, which
+//! makes the diff repair it.
+
+use crate::nft::Nft;
+use crate::rtnl::Rtnl;
+use crate::DataplaneError;
+use net_types::{ClassId, IfName, Rate, Size};
+use plan::render::rule_tag;
+use plan::*;
+use std::collections::{BTreeMap, HashMap};
+use tc_netlink::consts::{CLSACT_EGRESS, CLSACT_INGRESS, TC_H_CLSACT, TC_H_ROOT};
+
+/// What tollgate found in the kernel.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Tollgate's objects, as a plan, read without a hint (see
+    /// [`Observed::plan_for`]).
+    pub plan: Plan,
+    /// Every class as the kernel holds it, for reading again with a hint.
+    raw_classes: Vec<(ClassKey, ClassId, tc_netlink::HtbParams)>,
+    /// The nftables table as read, for reading again with a hint.
+    table: Option<nft_reader::Table>,
+    /// Every device's index, by name.
+    pub ifindex: HashMap<IfName, u32>,
+    /// The counters of every class on tollgate's IFBs.
+    pub stats: BTreeMap<ClassKey, tc_netlink::Stats>,
+}
+
+/// Whether a device is one of tollgate's IFBs, by its name.
+pub fn is_own_link(name: &str, kind: Option<&str>) -> bool {
+    name.starts_with("tg-") && kind == Some("ifb")
+}
+
+/// Whether a filter priority is in tollgate's range.
+pub fn is_own_prio(prio: u16) -> bool {
+    (FILTER_PRIO_BASE..FILTER_PRIO_BASE.saturating_add(256)).contains(&prio)
+}
+
+fn class_id(handle: u32) -> ClassId {
+    ClassId::new((handle >> 16) as u16, handle as u16)
+}
+
+/// Reads tollgate's tc objects and nftables table.
+pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, DataplaneError> {
+    let mut out = Observed::default();
+    let links = rtnl
+        .links()
+        .map_err(|e| DataplaneError::io("list network devices", e))?;
+    let mut names: HashMap<u32, IfName> = HashMap::new();
+    let mut own: Vec<(u32, IfName)> = Vec::new();
+    for l in &links {
+        let Ok(name) = IfName::new(&l.name) else {
+            continue;
+        };
+        names.insert(l.ifindex, name);
+        out.ifindex.insert(name, l.ifindex);
+        if is_own_link(&l.name, l.kind.as_deref()) {
+            out.plan.links.insert(name, Link::Ifb);
+            own.push((l.ifindex, name));
+        }
+    }
+    let qdiscs = rtnl
+        .qdiscs()
+        .map_err(|e| DataplaneError::io("list qdiscs", e))?;
+    let mut clsact_devs = Vec::new();
+    for q in &qdiscs {
+        let Some(&dev) = names.get(&q.ifindex) else {
+            continue;
+        };
+        let ours = out.plan.links.contains_key(&dev);
+        if q.kind == "clsact" {
+            clsact_devs.push((q.ifindex, dev));
+            continue;
+        }
+        if !ours || q.kind != "htb" {
+            continue;
+        }
+        let Some(htb) = q.htb else { continue };
+        let attach = if q.parent == TC_H_ROOT {
+            Attach::Root
+        } else {
+            Attach::Class(class_id(q.parent))
+        };
+        out.plan.qdiscs.insert(
+            QdiscKey { dev, attach },
+            Qdisc::Htb {
+                major: (q.handle >> 16) as u16,
+                default_minor: htb.default_minor as u16,
+            },
+        );
+    }
+    for &(ifindex, dev) in &own {
+        for c in rtnl
+            .classes(ifindex)
+            .map_err(|e| DataplaneError::io(format!("list classes of {dev}"), e))?
+        {
+            let Some(p) = c.htb else { continue };
+            let key = ClassKey {
+                dev,
+                id: class_id(c.handle),
+            };
+            let parent = if c.parent == TC_H_ROOT {
+                ClassId::new(key.id.major, 0)
+            } else {
+                class_id(c.parent)
+            };
+            let class = read_class(parent, &p, hint.classes.get(&key));
+            out.plan.classes.insert(key, class);
+            out.raw_classes.push((key, parent, p));
+            if let Some(s) = c.stats {
+                out.stats.insert(key, s);
+            }
+        }
+        read_filters(
+            rtnl,
+            &mut out,
+            &names,
+            ifindex,
+            dev,
+            0x0001_0000,
+            Hook::Root,
+        )?;
+    }
+    for &(ifindex, dev) in &clsact_devs {
+        let before = out.plan.filters.len();
+        read_filters(
+            rtnl,
+            &mut out,
+            &names,
+            ifindex,
+            dev,
+            CLSACT_EGRESS,
+            Hook::Egress,
+        )?;
+        read_filters(
+            rtnl,
+            &mut out,
+            &names,
+            ifindex,
+            dev,
+            CLSACT_INGRESS,
+            Hook::Ingress,
+        )?;
+        let key = QdiscKey {
+            dev,
+            attach: Attach::Clsact,
+        };
+        // A clsact qdisc is tollgate's business if tollgate's filters are on
+        // it or the plan wants it; anyone else's is left alone.
+        if out.plan.filters.len() > before || hint.qdiscs.contains_key(&key) {
+            out.plan.qdiscs.insert(key, Qdisc::Clsact);
+        }
+    }
+    let _ = TC_H_CLSACT;
+    if let Some(json) = nft.list_table()? {
+        let table = nft_reader::read_table(&json).map_err(|e| DataplaneError::Nft {
+            what: "read tollgate's nftables table".into(),
+            message: e.to_string(),
+        })?;
+        read_nft(&mut out.plan, &table, hint);
+        out.table = Some(table);
+    }
+    Ok(out)
+}
+
+impl Observed {
+    /// The observed plan, read with `hint` as the desired plan: every
+    /// object the kernel holds exactly as `hint` would have sent it is
+    /// `hint`'s object. Reading is done once; this only re-interprets it.
+    pub fn plan_for(&self, hint: &Plan) -> Plan {
+        let mut plan = self.plan.clone();
+        for (key, parent, p) in &self.raw_classes {
+            plan.classes
+                .insert(*key, read_class(*parent, p, hint.classes.get(key)));
+        }
+        if let Some(t) = &self.table {
+            plan.chains.clear();
+            plan.maps.clear();
+            read_nft(&mut plan, t, hint);
+        }
+        plan
+    }
+}
+
+/// An HTB class as the kernel holds it; the desired class if they agree.
+fn read_class(parent: ClassId, p: &tc_netlink::HtbParams, want: Option<&Class>) -> Class {
+    if let Some(w) = want {
+        let sent = crate::apply::htb_request(
+            0,
+            ClassKey {
+                dev: IfName::new("x").expect("valid"),
+                id: ClassId::new(0, 0),
+            },
+            w,
+            true,
+        );
+        if let tc_netlink::Request::HtbClass {
+            rate_bps,
+            ceil_bps,
+            burst,
+            cburst,
+            prio,
+            quantum,
+            ..
+        } = sent
+        {
+            let same = w.parent == parent
+                && rate_bps / 8 * 8 == p.rate_bps
+                && ceil_bps / 8 * 8 == p.ceil_bps
+                && burst.map(|b| tc_netlink::htb_buffer_ticks(rate_bps, b)) == Some(p.buffer_ticks)
+                && cburst.map(|b| tc_netlink::htb_buffer_ticks(ceil_bps, b))
+                    == Some(p.cbuffer_ticks)
+                && prio == p.prio
+                && quantum == p.quantum;
+            if same {
+                return *w;
+            }
+        }
+    }
+    let rate = Rate::from_bps(p.rate_bps.max(8)).unwrap_or(Rate::from_bps(8).expect("8 > 0"));
+    let ceil = Rate::from_bps(p.ceil_bps.max(8)).unwrap_or(rate);
+    let burst = tc_netlink::htb_burst_bytes(p.rate_bps, p.buffer_ticks);
+    let cburst = tc_netlink::htb_burst_bytes(p.ceil_bps, p.cbuffer_ticks);
+    Class {
+        parent,
+        rate,
+        ceil,
+        burst: Some(Size::from_bytes(burst)),
+        cburst: Some(Size::from_bytes(cburst)),
+        prio: p.prio as u8,
+        quantum: p.quantum,
+    }
+}
+
+/// The known classic BPF programs, recognised by their instructions.
+fn read_select(ops: &[tc_netlink::SockFilter]) -> Option<Select> {
+    let ins: Vec<(u16, u8, u8, u32)> = ops.iter().map(|o| (o.code, o.jt, o.jf, o.k)).collect();
+    if ins == Select::All.instructions() {
+        return Some(Select::All);
+    }
+    if ins.len() == 4 && ins == Select::Mark(ins[1].3).instructions() {
+        return Some(Select::Mark(ins[1].3));
+    }
+    if ins.len() == 6 {
+        let major = (ins[3].3 >> 16) as u16;
+        if ins == Select::MarkToClass(major).instructions() {
+            return Some(Select::MarkToClass(major));
+        }
+    }
+    None
+}
+
+fn read_filters(
+    rtnl: &mut Rtnl,
+    out: &mut Observed,
+    names: &HashMap<u32, IfName>,
+    ifindex: u32,
+    dev: IfName,
+    parent: u32,
+    hook: Hook,
+) -> Result<(), DataplaneError> {
+    let filters = rtnl
+        .filters(ifindex, parent)
+        .map_err(|e| DataplaneError::io(format!("list filters of {dev}"), e))?;
+    for f in filters {
+        if !is_own_prio(f.prio) || f.handle == 0 {
+            continue;
+        }
+        let key = FilterKey {
+            dev,
+            hook,
+            prio: f.prio,
+        };
+        let (select, redirect_to) = match &f.bpf {
+            Some(b) => (
+                read_select(&b.ops),
+                b.redirect_ifindex().and_then(|i| names.get(&i).copied()),
+            ),
+            None => (None, None),
+        };
+        // A program tollgate does not recognise is read as one that
+        // matches nothing tollgate wants, so that it gets replaced.
+        let filter = match select {
+            Some(select) => Filter {
+                select,
+                redirect_to,
+            },
+            None => Filter {
+                select: Select::Mark(u32::MAX),
+                redirect_to: None,
+            },
+        };
+        out.plan.filters.insert(key, filter);
+    }
+    Ok(())
+}
+
+fn read_nft(plan: &mut Plan, table: &nft_reader::Table, hint: &Plan) {
+    for (name, c) in &table.chains {
+        let name = name.clone();
+        // Older nft prints no device for a netdev chain; the chain's name
+        // (`{direction}_{device}`) was chosen by tollgate, so a hooked chain
+        // tollgate still wants is taken to hook what the plan says.
+        let want_hook = hint.chains.get(&name).and_then(|w| w.hook);
+        let hook = c.hook.as_ref().map(|h| match h.device() {
+            Some(d) => IfName::new(d).ok().map(|dev| ChainHook { dev }),
+            None => want_hook,
+        });
+        let hook = hook.flatten();
+        let comments: Vec<Option<String>> = c.rules.iter().map(|r| r.comment.clone()).collect();
+        let rules = match hint.chains.get(&name) {
+            Some(want)
+                if want.rules.len() == comments.len()
+                    && want
+                        .rules
+                        .iter()
+                        .zip(&comments)
+                        .all(|(r, c)| c.as_deref() == Some(rule_tag(r).as_str())) =>
+            {
+                want.rules.clone()
+            }
+            // Rules tollgate did not write (or no longer wants) are kept as
+            // their tags; they never equal a desired rule, so the chain is
+            // rewritten.
+            _ => comments
+                .iter()
+                .map(|c| format!("# {}", c.as_deref().unwrap_or("foreign rule")))
+                .collect(),
+        };
+        plan.chains.insert(name, Chain { hook, rules });
+    }
+    for (name, m) in &table.maps {
+        let name = name.clone();
+        let want = hint.maps.get(&name).map(|w| w.kind);
+        let kind = match m.kind {
+            nft_reader::KindMatch::Exact(k) => k,
+            nft_reader::KindMatch::Either(a, b) => match want {
+                Some(w) if w == a || w == b => w,
+                _ => a,
+            },
+            nft_reader::KindMatch::Unrecognised => {
+                tracing::warn!(map = %name, "tollgate's nftables map has a type tollgate does not know; leaving it");
+                continue;
+            }
+        };
+        if !m.unreadable.is_empty() {
+            tracing::warn!(map = %name, count = m.unreadable.len(), "map elements tollgate cannot read");
+        }
+        plan.maps.insert(
+            name,
+            NftMap {
+                kind,
+                elements: m.elements.clone(),
+            },
+        );
+    }
+}
