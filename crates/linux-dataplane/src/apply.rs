@@ -208,6 +208,7 @@ pub fn apply(
             j += 1;
         }
         let run = &changes[i..j];
+        let run_start = Instant::now();
         let injected = opts
             .inject_failure_at
             .filter(|k| (i..j).contains(k))
@@ -250,6 +251,16 @@ pub fn apply(
                 }
             }
         }
+        tracing::debug!(
+            backend = match b {
+                Backend::Links => "links",
+                Backend::Tc => "tc",
+                Backend::Nft => "nft",
+            },
+            changes = j - i,
+            ms = run_start.elapsed().as_secs_f64() * 1e3,
+            "applied a run"
+        );
         i = j;
     }
     report.elapsed = start.elapsed();

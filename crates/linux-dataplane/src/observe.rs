@@ -33,6 +33,8 @@ pub struct Observed {
     raw_classes: Vec<(ClassKey, ClassId, tc_netlink::HtbParams)>,
     /// The nftables table as read, for reading again with a hint.
     table: Option<nft_reader::Table>,
+    /// Every device with a clsact qdisc, tollgate's or not.
+    clsact: Vec<IfName>,
     /// Every device's index, by name.
     pub ifindex: HashMap<IfName, u32>,
     /// The counters of every class on tollgate's IFBs.
@@ -83,6 +85,7 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
         let ours = out.plan.links.contains_key(&dev);
         if q.kind == "clsact" {
             clsact_devs.push((q.ifindex, dev));
+            out.clsact.push(dev);
             continue;
         }
         if !ours || q.kind != "htb" {
@@ -182,6 +185,17 @@ impl Observed {
     /// `hint`'s object. Reading is done once; this only re-interprets it.
     pub fn plan_for(&self, hint: &Plan) -> Plan {
         let mut plan = self.plan.clone();
+        // A clsact qdisc that holds none of tollgate's filters (someone
+        // deleted them) is still the one tollgate wants, not a new one.
+        for dev in &self.clsact {
+            let key = QdiscKey {
+                dev: *dev,
+                attach: Attach::Clsact,
+            };
+            if hint.qdiscs.contains_key(&key) {
+                plan.qdiscs.insert(key, Qdisc::Clsact);
+            }
+        }
         for (key, parent, p) in &self.raw_classes {
             plan.classes
                 .insert(*key, read_class(*parent, p, hint.classes.get(key)));
@@ -224,7 +238,9 @@ fn read_class(parent: ClassId, p: &tc_netlink::HtbParams, want: Option<&Class>) 
                 && cburst.map(|b| tc_netlink::htb_buffer_ticks(ceil_bps, b))
                     == Some(p.cbuffer_ticks)
                 && prio == p.prio
-                && quantum == p.quantum;
+                // HTB only sets the quantum of a leaf on `class change`,
+                // and only leaves use it, so an inner class's is ignored.
+                && (quantum == p.quantum || p.level > 0);
             if same {
                 return *w;
             }

@@ -582,7 +582,6 @@ fn clsact_bpf_mirred_to_ifb() {
     assert_eq!((clsact.handle, clsact.parent), (CLSACT_HANDLE, TC_H_CLSACT));
 
     let filters = rtnl.filters(v0, CLSACT_EGRESS).unwrap();
-    println!("{filters:#?}");
     // The classifier instance (handle 0), then the filter.
     assert_eq!(filters.len(), 2);
     assert!(filters
@@ -761,19 +760,6 @@ fn an_error_does_not_stop_the_batch() {
     let v0 = ifindex(&mut rtnl, "v0");
     let r = rtnl.execute(&[
         htb_root(v0, 0),
-        // A class in a qdisc that does not exist.
-        class(
-            v0,
-            handle(2, 0x20),
-            handle(2, 0x99),
-            1_000_000,
-            1_000_000,
-            None,
-            None,
-            0,
-            0,
-        ),
-        Request::DumpLinks,
         class(
             v0,
             handle(1, 0x21),
@@ -796,6 +782,35 @@ fn an_error_does_not_stop_the_batch() {
             0,
             0,
         ),
+        // 1:21 has a child: refused, with an extended-ack message.
+        Request::ClassDel {
+            ifindex: v0,
+            classid: handle(1, 0x21),
+        },
+        // A class in a qdisc that does not exist.
+        class(
+            v0,
+            handle(2, 0x20),
+            handle(2, 0x99),
+            1_000_000,
+            1_000_000,
+            None,
+            None,
+            0,
+            0,
+        ),
+        Request::DumpLinks,
+        class(
+            v0,
+            handle(1, 0x23),
+            handle(1, 0x22),
+            1_000_000,
+            1_000_000,
+            None,
+            None,
+            0,
+            0,
+        ),
         Request::ClassDel {
             ifindex: 9999,
             classid: handle(1, 1),
@@ -804,7 +819,7 @@ fn an_error_does_not_stop_the_batch() {
         // error. HTB puts the class at the top of its qdisc instead.
         class(
             v0,
-            handle(1, 0x23),
+            handle(1, 0x24),
             handle(1, 0x99),
             1_000_000,
             1_000_000,
@@ -814,29 +829,34 @@ fn an_error_does_not_stop_the_batch() {
             0,
         ),
     ]);
-    assert_eq!(r.len(), 7);
-    let e = r[1].as_ref().unwrap_err();
-    println!("class with a missing parent qdisc: {e}");
-    assert_eq!((e.index, e.errno), (1, libc::ENOENT));
+    assert_eq!(r.len(), 9);
+    let busy = r[3].as_ref().unwrap_err();
+    println!("delete of a class with a child: {busy}");
+    assert_eq!((busy.index, busy.errno), (3, libc::EBUSY));
+    assert_eq!(busy.message.as_deref(), Some("HTB class in use"));
+    assert_eq!(busy.request, format!("delete class 1:21 on link #{v0}"));
+    let e = r[4].as_ref().unwrap_err();
+    println!("class in a missing qdisc: {e}");
+    assert_eq!((e.index, e.errno), (4, libc::ENOENT));
     assert!(
         e.request.contains("2:20") && e.request.contains("parent 2:99"),
         "{}",
         e.request
     );
-    assert_eq!(r[2].as_ref().unwrap_err().errno, libc::EINVAL);
-    assert!(
-        r[0].is_ok() && r[3].is_ok() && r[4].is_ok() && r[6].is_ok(),
-        "{r:?}"
-    );
-    let bad_dev = r[5].as_ref().unwrap_err();
+    assert_eq!(r[5].as_ref().unwrap_err().errno, libc::EINVAL);
+    let bad_dev = r[7].as_ref().unwrap_err();
     println!("class delete on a missing device: {bad_dev}");
     assert_eq!(bad_dev.errno, libc::ENODEV);
+    for i in [0, 1, 2, 6, 8] {
+        assert!(r[i].is_ok(), "request {i}: {r:?}");
+    }
     let c = classes_by_handle(&mut rtnl, v0);
     assert_eq!(
         c.keys().copied().collect::<Vec<_>>(),
-        [0x10021, 0x10022, 0x10023]
+        [0x10021, 0x10022, 0x10023, 0x10024]
     );
-    assert_eq!(c[&0x10023].parent, TC_H_ROOT);
+    assert_eq!(c[&0x10023].parent, handle(1, 0x22));
+    assert_eq!(c[&0x10024].parent, TC_H_ROOT);
 
     // Dumping the classes of a device that does not exist is no error.
     assert!(rtnl.classes(9999).unwrap().is_empty());
@@ -854,14 +874,15 @@ fn thread_cpu() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
-#[test]
-fn timing_10k_classes_in_100_nested_qdiscs() {
+/// Creates `qdiscs` nested HTB qdiscs of `per_qdisc` classes each, in one
+/// [`Rtnl::execute`], and prints the time it took.
+fn time_nested_classes(tag: &str, qdiscs: u16, per_qdisc: u16) {
     let _k = one_at_a_time();
-    let ns = Netns::new("timing");
+    let ns = Netns::new(tag);
     let mut rtnl = Rtnl::open_in_netns(&ns.0).unwrap();
     let v0 = ifindex(&mut rtnl, "v0");
-    // 1: → 1:1 → 1:2..1:101, each holding HTB qdisc (0x100+i): with a top
-    // class and 99 children: 10,000 classes in the nested qdiscs.
+    // 1: → 1:1 → 1:2…, each holding HTB qdisc (0x100+i): with a top class
+    // and per_qdisc - 1 children.
     let mut reqs = vec![
         htb_root(v0, 0),
         class(
@@ -876,7 +897,7 @@ fn timing_10k_classes_in_100_nested_qdiscs() {
             0,
         ),
     ];
-    for i in 0..100u16 {
+    for i in 0..qdiscs {
         let (minor, major) = (i + 2, 0x100 + i);
         reqs.push(class(
             v0,
@@ -906,7 +927,7 @@ fn timing_10k_classes_in_100_nested_qdiscs() {
             0,
             0,
         ));
-        for m in 2..=100u16 {
+        for m in 2..=per_qdisc {
             reqs.push(class(
                 v0,
                 handle(major, m),
@@ -920,6 +941,7 @@ fn timing_10k_classes_in_100_nested_qdiscs() {
             ));
         }
     }
+    let n = qdiscs as usize * per_qdisc as usize;
     let (u0, s0) = thread_cpu();
     let t0 = Instant::now();
     let results = rtnl.execute(&reqs);
@@ -927,7 +949,7 @@ fn timing_10k_classes_in_100_nested_qdiscs() {
     let (u1, s1) = thread_cpu();
     all_ok(results);
     println!(
-        "execute: {} requests (10,000 classes in 100 nested HTB qdiscs) in {:.3} s wall, {:.3} s user, {:.3} s system",
+        "execute: {} requests ({n} classes in {qdiscs} nested HTB qdiscs) in {:.3} s wall, {:.3} s user, {:.3} s system",
         reqs.len(),
         wall.as_secs_f64(),
         u1 - u0,
@@ -945,13 +967,40 @@ fn timing_10k_classes_in_100_nested_qdiscs() {
         u1 - u0,
         s1 - s0
     );
-    assert_eq!(classes.len(), 1 + 100 + 10_000);
+    assert_eq!(classes.len(), 1 + qdiscs as usize + n);
     assert_eq!(
         rtnl.qdiscs()
             .unwrap()
             .iter()
             .filter(|q| q.ifindex == v0 && q.kind == "htb")
             .count(),
-        101
+        1 + qdiscs as usize
     );
+}
+
+#[test]
+fn timing_10k_classes_in_100_nested_qdiscs() {
+    time_nested_classes("timing", 100, 100);
+}
+
+/// The target scale; slow in debug builds, so run on demand:
+/// `cargo test --release -p linux-dataplane --test rtnl -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing_100k_classes_in_1000_nested_qdiscs() {
+    time_nested_classes("timing100k", 1000, 100);
+}
+
+#[test]
+#[ignore]
+fn tmp_experiment() {
+    for spec in std::env::var("TG_EXP").unwrap().split(',') {
+        let (q, c) = spec.split_once('x').unwrap();
+        time_nested_classes(
+            &format!("exp{q}x{c}"),
+            q.parse().unwrap(),
+            c.parse().unwrap(),
+        );
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
 }

@@ -53,7 +53,8 @@ fn typeof_exprs(kind: MapKind) -> (&'static [Expr], Expr) {
     }
 }
 
-/// Every kind, in declaration order.
+/// Every kind, in declaration order. (The matches above stop compiling
+/// when a kind is added; add it here too.)
 const ALL: [MapKind; 9] = [
     MapKind::Realm4,
     MapKind::Realm6,

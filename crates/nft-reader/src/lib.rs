@@ -55,6 +55,21 @@
 //!   stores them identically too. Newer nft prints `{"typeof": <expr>}` and the
 //!   kind is exact. [`KindMatch`] says which of the two happened.
 //!
+//! # Why unreadable elements matter: nft 1.0.6 corrupts big maps
+//!
+//! nft 1.0.6 sends one command's elements in netlink messages of at most
+//! 64 KiB. When an element does not fit, nft builds it again for the next
+//! message, and for a concatenation with a host-order field (`meta
+//! priority`, the realm) the second build swaps that field's bytes again.
+//! The kernel then really holds realm `0:2` as `0x02000000` (printed
+//! `"200:0"`, and `nft --debug=netlink` shows the raw `00000002`), so the
+//! element no longer matches. That is one element per 64 KiB of elements
+//! (every 1,365th of an `ip daddr . meta priority` map) loaded in one
+//! `elements = { … }` block, as `plan::render::plan_nft` writes them.
+//! The reader reports such an element as unreadable (a realm with a nonzero
+//! major) instead of guessing the intended value. Adding elements in
+//! commands of a few hundred avoids the corruption.
+//!
 //! This crate is pure: it reads a string and returns values. Running `nft` is
 //! the caller's business.
 
@@ -471,11 +486,14 @@ fn read_map(body: &Map<String, Value>, path: &str) -> Result<ObservedMap, ReadEr
         };
         match decoded {
             Ok((k, v)) => {
-                if map.elements.contains_key(&k) {
-                    map.unreadable
-                        .push(format!("{e}: a second element with key {k}"));
-                } else {
-                    map.elements.insert(k, v);
+                use std::collections::btree_map::Entry;
+                match map.elements.entry(k) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(v);
+                    }
+                    Entry::Occupied(slot) => map
+                        .unreadable
+                        .push(format!("{e}: a second element with key {}", slot.key())),
                 }
             }
             Err(why) => map.unreadable.push(format!("{e}: {why}")),
@@ -535,6 +553,23 @@ mod tests {
             }]
         );
         assert_eq!(t.nft_version.as_deref(), Some("1.0.6"));
+    }
+
+    #[test]
+    fn a_key_spelled_twice_is_reported_once() {
+        let t = read_table(&wrap(
+            r#", {"map": {"family": "netdev", "table": "tollgate", "name": "m", "type": "ipv4_addr", "map": "classid", "flags": ["interval"], "elem": [["192.0.2.7", "0:1"], [{"prefix": {"addr": "192.0.2.7", "len": 32}}, "0:2"], [{"range": ["192.0.2.8", "192.0.2.11"]}, "0:3"]]}}"#,
+        ))
+        .unwrap();
+        let m = &t.maps["m"];
+        assert_eq!(m.kind, KindMatch::Exact(MapKind::Realm4));
+        assert_eq!(m.elements.len(), 2);
+        assert_eq!(m.unreadable.len(), 1);
+        assert!(
+            m.unreadable[0].contains("a second element with key 192.0.2.7/32"),
+            "{:?}",
+            m.unreadable
+        );
     }
 
     #[test]

@@ -78,12 +78,20 @@ fn summary(r: &ApplyReport) -> String {
 /// `tollgate apply`: one round, or a reconcile loop with `every`.
 pub fn apply(path: &Path, every: Option<Duration>, json: bool) -> Result<bool, String> {
     let mut dp = Dataplane::open().map_err(dp_err)?;
+    // A testing aid, documented in docs/dataplane.md: make the kernel
+    // "refuse" the Nth change of the next round, to prove that the round
+    // after it converges.
+    let mut inject: Option<usize> = std::env::var("TOLLGATE_FAIL_CHANGE")
+        .ok()
+        .and_then(|v| v.parse().ok());
     loop {
         let started = Instant::now();
         let round = prepare(&mut dp, path, None)?;
-        let report = dp
-            .apply(&round.changes, &ApplyOptions::default())
-            .map_err(dp_err)?;
+        let opts = ApplyOptions {
+            inject_failure_at: inject.take(),
+            ..ApplyOptions::default()
+        };
+        let report = dp.apply(&round.changes, &opts).map_err(dp_err)?;
         if json {
             let failed: Vec<_> = report
                 .failed

@@ -1,0 +1,303 @@
+//! The dataplane against a real kernel, through the `tollgate` binary:
+//! apply, converge, repair drift, recover from a failed change, move a
+//! tenant, hook a vif, and tear down, each in its own network namespace.
+//!
+//! Needs root, iproute2 and nftables. Namespaces are removed even when a
+//! test fails.
+
+use std::process::{Command, Output};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str, links: &[(&str, &str)]) -> Netns {
+        let name = format!("tg-dp-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        sh(&format!("ip netns add {name}"));
+        let ns = Netns(name);
+        for (a, b) in links {
+            sh(&format!(
+                "ip -n {0} link add {a} type veth peer name {b} && ip -n {0} link set {a} up && ip -n {0} link set {b} up",
+                ns.0
+            ));
+        }
+        ns
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--netns", &self.0];
+        all.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(&all)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .output()
+            .expect("run tollgate")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "tollgate {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn sh(&self, cmd: &str) -> String {
+        sh(&format!("ip netns exec {} {cmd}", self.0))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "failed: {script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const ROUTER: &str = "examples/router.toml";
+
+fn converged(ns: &Netns, policy: &str) {
+    let plan = ns.ok(&["plan", "-c", policy]);
+    assert!(plan.contains("nothing to do"), "not converged:\n{plan}");
+}
+
+#[test]
+fn apply_converges_and_down_removes_only_what_tollgate_made() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("conv", &[("wan0", "wanp"), ("lan0", "lanp")]);
+    // Someone else's shaping on the peer, which tollgate must not touch.
+    ns.sh("tc qdisc add dev wanp root handle 9: htb default 1");
+    ns.sh("nft add table inet theirs");
+    let out = ns.ok(&["apply", "-c", ROUTER]);
+    assert!(out.contains("applied"), "{out}");
+    converged(&ns, ROUTER);
+    // A second apply changes nothing.
+    assert!(ns
+        .ok(&["apply", "-c", ROUTER])
+        .contains("applied 0 changes"));
+    let status = ns.ok(&["status", "--json", "--interval", "100ms", "-c", ROUTER]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["pending_changes"], 0);
+    assert!(v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["present"] == true));
+
+    ns.ok(&["down"]);
+    let links = ns.sh("ip -o link show");
+    assert!(!links.contains("tg-"), "{links}");
+    assert!(ns.sh("tc qdisc show dev wanp").contains("htb 9:"));
+    assert!(!ns.sh("tc qdisc show dev lan0").contains("clsact"));
+    let rules = ns.sh("nft list tables");
+    assert!(
+        rules.contains("inet theirs") && !rules.contains("tollgate"),
+        "{rules}"
+    );
+}
+
+#[test]
+fn drift_is_repaired_by_the_next_round() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("drift", &[("wan0", "wanp"), ("lan0", "lanp")]);
+    ns.ok(&["apply", "-c", ROUTER]);
+    // A class, a rule, a map element and a redirect filter, deleted by hand.
+    ns.sh("tc class del dev tg-down classid 2:25");
+    let handle = ns
+        .sh("nft -a list chain netdev tollgate classify_up")
+        .lines()
+        .filter_map(|l| l.split("# handle ").nth(1))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    ns.sh(&format!(
+        "nft delete rule netdev tollgate classify_up handle {handle}"
+    ));
+    ns.sh("nft delete element netdev tollgate up4 '{ 100.64.1.0/24 . 0:1 }'");
+    ns.sh("tc filter del dev lan0 egress prio 49152");
+    let plan = ns.ok(&["plan", "-c", ROUTER]);
+    for what in [
+        "class 2:25",
+        "chain classify_up",
+        "up4[100.64.1.0/24",
+        "filter Egress",
+    ] {
+        assert!(plan.contains(what), "{what} missing from:\n{plan}");
+    }
+    ns.ok(&["apply", "-c", ROUTER]);
+    converged(&ns, ROUTER);
+}
+
+#[test]
+fn a_failed_change_is_retried_and_the_next_round_converges() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("fail", &[("wan0", "wanp"), ("lan0", "lanp")]);
+    let mut args = vec!["--netns", ns.0.as_str(), "apply", "-c", ROUTER];
+    let failed = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(&args)
+        .env("TOLLGATE_FAIL_CHANGE", "20")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "a failed change fails the round"
+    );
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        text.contains("failed:") && text.contains("retries"),
+        "{text}"
+    );
+    let pending = ns.ok(&["plan", "-c", ROUTER]);
+    assert!(!pending.contains("nothing to do"), "{pending}");
+    args.truncate(5);
+    ns.ok(&args[2..]);
+    converged(&ns, ROUTER);
+}
+
+#[test]
+fn a_move_edits_the_policy_and_touches_only_that_tenant() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("move", &[("wan0", "wanp"), ("lan0", "lanp")]);
+    let dir = std::env::temp_dir().join(format!("tg-move-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    for f in ["router.toml", "national.txt"] {
+        std::fs::copy(format!("{root}/{f}"), dir.join(f)).unwrap();
+    }
+    let policy = dir.join("router.toml");
+    let p = policy.to_str().unwrap();
+    ns.ok(&["apply", "-c", p]);
+    let before = std::fs::read_to_string(&policy).unwrap();
+    let bob_before = ns.sh("tc class show dev tg-down");
+    let out = ns.ok(&["tenant", "move", "alice", "--plan", "business", "-c", p]);
+    assert!(out.contains("moved `alice`"), "{out}");
+    let after = std::fs::read_to_string(&policy).unwrap();
+    // Only alice's plan line changed; comments and layout are kept.
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].1.contains("plan = \"business\""));
+    converged(&ns, p);
+    // Every class that is not alice's is exactly as it was.
+    let alice = ns.ok(&["explain", "alice", "--json", "-c", p]);
+    let v: serde_json::Value = serde_json::from_str(&alice).unwrap();
+    let hers: Vec<String> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| {
+            o["object"]
+                .as_str()?
+                .strip_prefix("class ")
+                .map(|c| c.split(' ').next().unwrap().to_owned())
+        })
+        .collect();
+    let others = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter(|l| {
+                !hers
+                    .iter()
+                    .any(|id| l.starts_with(&format!("class htb {id} ")))
+            })
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let before_others = others(&bob_before);
+    let after_others = others(&ns.sh("tc class show dev tg-down"));
+    assert!(before_others.len() > 10);
+    assert_eq!(before_others, after_others);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_vif_hook_shapes_one_vm_when_its_interface_appears() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let policy = "examples/hypervisor.toml";
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/hypervisor.toml"
+    ))
+    .unwrap();
+    let uplink = text
+        .lines()
+        .find_map(|l| l.strip_prefix("uplink = \""))
+        .and_then(|l| l.split('"').next())
+        .unwrap()
+        .to_string();
+    let vifs: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("interface = \""))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(vifs.len() >= 2);
+    let ns = Netns::new("hook", &[(&uplink, "upp")]);
+    let veth = |vif: &str, peer: &str| {
+        ns.sh(&format!("ip link add {vif} type veth peer name {peer}"));
+        ns.sh(&format!("ip link set {vif} up"));
+        ns.sh(&format!("ip link set {peer} up"));
+    };
+    veth(&vifs[0], "vp0");
+    ns.ok(&["apply", "-c", policy]);
+    // The second VM starts: its vif appears and the hook shapes it.
+    veth(&vifs[1], "vp1");
+    assert!(!ns
+        .sh(&format!("tc filter show dev {} egress", vifs[1]))
+        .contains("bpf"));
+    let out = ns.ok(&["hook", "vif", "online", &vifs[1], "-c", policy]);
+    assert!(out.contains("shaped"), "{out}");
+    assert!(ns
+        .sh(&format!("tc filter show dev {} egress", vifs[1]))
+        .contains("bpf"));
+    converged(&ns, policy);
+    // It stops: the hook unhooks it, then the interface goes.
+    let out = ns.ok(&["hook", "vif", "offline", &vifs[1], "-c", policy]);
+    assert!(out.contains("unhooked"), "{out}");
+    assert!(!ns
+        .sh("nft list chains")
+        .contains(&format!("down_{}", vifs[1])));
+    assert!(ns
+        .sh("nft list chains")
+        .contains(&format!("down_{}", vifs[0])));
+}
+
+#[test]
+fn a_missing_interface_changes_nothing_and_names_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("missing", &[("wan0", "wanp")]);
+    let o = ns.run(&["apply", "-c", ROUTER]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("lan0") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(!ns.sh("ip -o link show").contains("tg-"));
+    assert!(!ns.sh("nft list tables").contains("tollgate"));
+}
