@@ -132,7 +132,10 @@ impl<'a> Fields<'a> {
 pub(crate) fn get_u32(p: &[u8], field: &'static str) -> Result<u32, DecodeError> {
     match <[u8; 4]>::try_from(p) {
         Ok(a) => Ok(u32::from_ne_bytes(a)),
-        Err(_) => Err(DecodeError::Length { field, len: p.len() }),
+        Err(_) => Err(DecodeError::Length {
+            field,
+            len: p.len(),
+        }),
     }
 }
 
@@ -140,7 +143,10 @@ pub(crate) fn get_u32(p: &[u8], field: &'static str) -> Result<u32, DecodeError>
 pub(crate) fn get_u16(p: &[u8], field: &'static str) -> Result<u16, DecodeError> {
     match <[u8; 2]>::try_from(p) {
         Ok(a) => Ok(u16::from_ne_bytes(a)),
-        Err(_) => Err(DecodeError::Length { field, len: p.len() }),
+        Err(_) => Err(DecodeError::Length {
+            field,
+            len: p.len(),
+        }),
     }
 }
 
@@ -148,7 +154,10 @@ pub(crate) fn get_u16(p: &[u8], field: &'static str) -> Result<u16, DecodeError>
 pub(crate) fn get_u64(p: &[u8], field: &'static str) -> Result<u64, DecodeError> {
     match <[u8; 8]>::try_from(p) {
         Ok(a) => Ok(u64::from_ne_bytes(a)),
-        Err(_) => Err(DecodeError::Length { field, len: p.len() }),
+        Err(_) => Err(DecodeError::Length {
+            field,
+            len: p.len(),
+        }),
     }
 }
 

@@ -47,11 +47,14 @@ impl SockFilter {
         for part in parts {
             let mut n = part.split_whitespace();
             let mut field = |what: &str| {
-                n.next()
-                    .ok_or_else(|| BytecodeError(format!("instruction {}: missing {what}", ops.len())))
+                n.next().ok_or_else(|| {
+                    BytecodeError(format!("instruction {}: missing {what}", ops.len()))
+                })
             };
             let (code, jt, jf, k) = (field("code")?, field("jt")?, field("jf")?, field("k")?);
-            let bad = |what: &str, v: &str| BytecodeError(format!("instruction {}: bad {what} {v:?}", ops.len()));
+            let bad = |what: &str, v: &str| {
+                BytecodeError(format!("instruction {}: bad {what} {v:?}", ops.len()))
+            };
             let op = SockFilter {
                 code: code.parse().map_err(|_| bad("code", code))?,
                 jt: jt.parse().map_err(|_| bad("jt", jt))?,
@@ -59,7 +62,10 @@ impl SockFilter {
                 k: k.parse().map_err(|_| bad("k", k))?,
             };
             if n.next().is_some() {
-                return Err(BytecodeError(format!("instruction {}: more than 4 numbers", ops.len())));
+                return Err(BytecodeError(format!(
+                    "instruction {}: more than 4 numbers",
+                    ops.len()
+                )));
             }
             ops.push(op);
         }

@@ -6,7 +6,7 @@
 //! message types, and longer-than-known structs, are skipped), because the
 //! kernel adds attributes and struct members over time.
 
-use crate::attr::{attrs, align4, get_str, get_u16, get_u32, get_u64, split_msg, Fields, RawMsg};
+use crate::attr::{align4, attrs, get_str, get_u16, get_u32, get_u64, split_msg, Fields, RawMsg};
 use crate::bpf::SockFilter;
 use crate::consts::*;
 use std::fmt;
@@ -52,7 +52,10 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::Truncated { field, need, have } => {
-                write!(f, "netlink reply: {field} truncated: {have} bytes, need {need}")
+                write!(
+                    f,
+                    "netlink reply: {field} truncated: {have} bytes, need {need}"
+                )
             }
             DecodeError::Length { field, len } => {
                 write!(f, "netlink reply: {field} has a bad length {len}")
@@ -504,7 +507,9 @@ fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
     let flags = f.u32(8);
     Ok(Link {
         ifindex: f.u32(4),
-        name: name.ok_or(DecodeError::Missing { field: "IFLA_IFNAME" })?,
+        name: name.ok_or(DecodeError::Missing {
+            field: "IFLA_IFNAME",
+        })?,
         kind,
         up: flags & IFF_UP != 0,
         flags,
@@ -637,13 +642,15 @@ fn decode_qdisc(p: &[u8]) -> Result<Qdisc, DecodeError> {
                     _ => {}
                 }
             }
-            htb = q.map(|(version, rate2quantum, default_minor, direct_packets)| HtbQdisc {
-                version,
-                rate2quantum,
-                default_minor,
-                direct_packets,
-                direct_qlen,
-            });
+            htb = q.map(
+                |(version, rate2quantum, default_minor, direct_packets)| HtbQdisc {
+                    version,
+                    rate2quantum,
+                    default_minor,
+                    direct_packets,
+                    direct_qlen,
+                },
+            );
         }
     }
     Ok(Qdisc {
@@ -727,7 +734,9 @@ fn decode_action(order: u16, p: &[u8]) -> Result<Action, DecodeError> {
             _ => {}
         }
     }
-    let kind = kind.ok_or(DecodeError::Missing { field: "TCA_ACT_KIND" })?;
+    let kind = kind.ok_or(DecodeError::Missing {
+        field: "TCA_ACT_KIND",
+    })?;
     let mut mirred = None;
     if kind == "mirred" {
         for a in attrs(options.unwrap_or(&[]), "mirred options") {
@@ -771,7 +780,10 @@ fn decode_bpf(opts: &[u8]) -> Result<BpfOptions, DecodeError> {
                         len: v.len(),
                     });
                 }
-                b.ops = v.chunks_exact(SOCK_FILTER_LEN).filter_map(SockFilter::read).collect();
+                b.ops = v
+                    .chunks_exact(SOCK_FILTER_LEN)
+                    .filter_map(SockFilter::read)
+                    .collect();
             }
             TCA_BPF_CLASSID => b.classid = Some(get_u32(v, "TCA_BPF_CLASSID")?),
             TCA_BPF_NAME => b.name = Some(get_str(v)),

@@ -92,7 +92,14 @@ mod tests {
 
     #[test]
     fn round_trip_never_grows() {
-        for rate in [8, 1000, 1_000_000, 123_456_789, 10_000_000_000, 400_000_000_000] {
+        for rate in [
+            8,
+            1000,
+            1_000_000,
+            123_456_789,
+            10_000_000_000,
+            400_000_000_000,
+        ] {
             for burst in [1, 1500, 1600, 65_535, 1_000_000, u32::MAX] {
                 let t = htb_buffer_ticks(rate, burst);
                 assert!(htb_burst_bytes(rate, t) <= burst as u64, "{rate} {burst}");

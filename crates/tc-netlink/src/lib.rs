@@ -45,9 +45,11 @@ mod request;
 
 pub use bpf::{BytecodeError, SockFilter};
 pub use decode::{
-    parse_messages, parse_messages_with_headers, Ack, Action, BpfOptions, Class, DecodeError,
-    Done, Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, Message, Mirred, Qdisc, Stats,
+    parse_messages, parse_messages_with_headers, Ack, Action, BpfOptions, Class, DecodeError, Done,
+    Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, Message, Mirred, Qdisc, Stats,
 };
 pub use handle::{handle, Handle};
-pub use htb::{default_burst, htb_buffer_ticks, htb_burst_bytes, DEFAULT_MTU, HTB_HZ, PSCHED_TICK_NS};
+pub use htb::{
+    default_burst, htb_buffer_ticks, htb_burst_bytes, DEFAULT_MTU, HTB_HZ, PSCHED_TICK_NS,
+};
 pub use request::Request;

@@ -1,6 +1,8 @@
 //! What tollgate asks of the kernel, and how each request is written.
 
-use crate::attr::{begin_msg, begin_nest, end_msg, end_nest, put, put_str, put_u16, put_u32, put_u64};
+use crate::attr::{
+    begin_msg, begin_nest, end_msg, end_nest, put, put_str, put_u16, put_u32, put_u64,
+};
 use crate::bpf::SockFilter;
 use crate::consts::*;
 use crate::handle::Handle;
@@ -337,14 +339,26 @@ impl Request {
                     CREATE
                 };
                 let m = begin_msg(out, RTM_NEWTFILTER, flags, seq);
-                tcmsg(out, *ifindex, *handle, *parent, filter_info(*prio, *protocol));
+                tcmsg(
+                    out,
+                    *ifindex,
+                    *handle,
+                    *parent,
+                    filter_info(*prio, *protocol),
+                );
                 put_str(out, TCA_KIND, "bpf");
                 let opts = begin_nest(out, TCA_OPTIONS);
                 // The attribute length is 16 bits: at most 8191 instructions
                 // fit. Longer programs (the kernel takes at most 4096 anyway)
                 // are cut, and the kernel refuses the mismatch with OPS_LEN.
-                let n = ops.len().min((u16::MAX as usize - NLA_HDRLEN) / SOCK_FILTER_LEN);
-                put_u16(out, TCA_BPF_OPS_LEN, ops.len().min(u16::MAX as usize) as u16);
+                let n = ops
+                    .len()
+                    .min((u16::MAX as usize - NLA_HDRLEN) / SOCK_FILTER_LEN);
+                put_u16(
+                    out,
+                    TCA_BPF_OPS_LEN,
+                    ops.len().min(u16::MAX as usize) as u16,
+                );
                 out.extend_from_slice(&((NLA_HDRLEN + n * SOCK_FILTER_LEN) as u16).to_ne_bytes());
                 out.extend_from_slice(&TCA_BPF_OPS.to_ne_bytes());
                 for op in &ops[..n] {

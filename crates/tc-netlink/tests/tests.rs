@@ -44,7 +44,10 @@ fn ifb_round_trip() {
     let (h, m) = one(Request::LinkAddIfb {
         name: "tg-up0".into(),
     });
-    assert_eq!(h.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+    assert_eq!(
+        h.flags,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    );
     assert_eq!(h.len as usize % 4, 0);
     let Message::Link(l) = m else { panic!("{m:?}") };
     assert_eq!(l.name, "tg-up0");
@@ -61,11 +64,19 @@ fn htb_qdisc_round_trip() {
         default_minor: 2,
     });
     assert_eq!(h.ty, RTM_NEWQDISC);
-    let Message::Qdisc(q) = m else { panic!("{m:?}") };
-    assert_eq!((q.ifindex, q.handle, q.parent), (3, handle(0x20, 0), handle(1, 0x10)));
+    let Message::Qdisc(q) = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        (q.ifindex, q.handle, q.parent),
+        (3, handle(0x20, 0), handle(1, 0x10))
+    );
     assert_eq!(q.kind, "htb");
     let htb = q.htb.unwrap();
-    assert_eq!((htb.version, htb.rate2quantum, htb.default_minor), (3, 10, 2));
+    assert_eq!(
+        (htb.version, htb.rate2quantum, htb.default_minor),
+        (3, 10, 2)
+    );
 }
 
 fn class(rate_bps: u64, ceil_bps: u64, burst: Option<u32>, create: bool) -> Request {
@@ -86,9 +97,17 @@ fn class(rate_bps: u64, ceil_bps: u64, burst: Option<u32>, create: bool) -> Requ
 #[test]
 fn htb_class_round_trip() {
     let (h, m) = one(class(10_000_000, 20_000_000, Some(2000), true));
-    assert_eq!(h.flags & (NLM_F_CREATE | NLM_F_EXCL), NLM_F_CREATE | NLM_F_EXCL);
-    let Message::Class(c) = m else { panic!("{m:?}") };
-    assert_eq!((c.ifindex, c.handle, c.parent, c.kind.as_str()), (4, 0x1000a, 0x10001, "htb"));
+    assert_eq!(
+        h.flags & (NLM_F_CREATE | NLM_F_EXCL),
+        NLM_F_CREATE | NLM_F_EXCL
+    );
+    let Message::Class(c) = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        (c.ifindex, c.handle, c.parent, c.kind.as_str()),
+        (4, 0x1000a, 0x10001, "htb")
+    );
     let p = c.htb.unwrap();
     assert_eq!((p.rate_bps, p.ceil_bps), (10_000_000, 20_000_000));
     assert_eq!(p.buffer_ticks, htb_buffer_ticks(10_000_000, 2000));
@@ -99,8 +118,13 @@ fn htb_class_round_trip() {
     // change: no CREATE/EXCL; default burst.
     let (h, m) = one(class(8_000_000, 8_000_000, None, false));
     assert_eq!(h.flags, NLM_F_REQUEST | NLM_F_ACK);
-    let Message::Class(c) = m else { panic!("{m:?}") };
-    assert_eq!(c.htb.unwrap().buffer_ticks, htb_buffer_ticks(8_000_000, 2600));
+    let Message::Class(c) = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        c.htb.unwrap().buffer_ticks,
+        htb_buffer_ticks(8_000_000, 2600)
+    );
 }
 
 #[test]
@@ -113,8 +137,14 @@ fn htb_class_64_bit_rates() {
     let huge = encode(&[class(big, 100_000_000_000, None, true)]);
     assert_eq!(large.len(), small.len() + 12);
     assert_eq!(huge.len(), small.len() + 24);
-    for (buf, rate, ceil) in [(small, edge, edge), (large, edge, big), (huge, big, 100_000_000_000)] {
-        let Some(Ok(Message::Class(c))) = parse_messages(&buf).next() else { panic!() };
+    for (buf, rate, ceil) in [
+        (small, edge, edge),
+        (large, edge, big),
+        (huge, big, 100_000_000_000),
+    ] {
+        let Some(Ok(Message::Class(c))) = parse_messages(&buf).next() else {
+            panic!()
+        };
         let p = c.htb.unwrap();
         assert_eq!((p.rate_bps, p.ceil_bps), (rate, ceil));
     }
@@ -122,7 +152,9 @@ fn htb_class_64_bit_rates() {
 
 #[test]
 fn bpf_filter_round_trip() {
-    let ops = SockFilter::parse_tc_bytecode("4,32 0 0 4294963220,21 0 1 7,6 0 0 4294967295,6 0 0 0").unwrap();
+    let ops =
+        SockFilter::parse_tc_bytecode("4,32 0 0 4294963220,21 0 1 7,6 0 0 4294967295,6 0 0 0")
+            .unwrap();
     let (h, m) = one(Request::BpfFilter {
         ifindex: 5,
         parent: CLSACT_EGRESS,
@@ -134,17 +166,31 @@ fn bpf_filter_round_trip() {
         redirect_egress_to: Some(9),
         replace: true,
     });
-    assert_eq!(h.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
-    let Message::Filter(f) = m else { panic!("{m:?}") };
-    assert_eq!((f.ifindex, f.parent, f.prio, f.protocol, f.handle), (5, CLSACT_EGRESS, 0xc001, ETH_P_ALL, 1));
+    assert_eq!(
+        h.flags,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    );
+    let Message::Filter(f) = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        (f.ifindex, f.parent, f.prio, f.protocol, f.handle),
+        (5, CLSACT_EGRESS, 0xc001, ETH_P_ALL, 1)
+    );
     assert_eq!(f.kind, "bpf");
     let b = f.bpf.unwrap();
     assert_eq!(b.ops, ops);
     assert_eq!(b.classid, Some(0x10002));
     assert_eq!(b.redirect_ifindex(), Some(9));
     let mirred = b.actions[0].mirred.unwrap();
-    assert_eq!((b.actions[0].order, b.actions[0].kind.as_str()), (1, "mirred"));
-    assert_eq!((mirred.action, mirred.eaction), (TC_ACT_STOLEN, TCA_EGRESS_REDIR));
+    assert_eq!(
+        (b.actions[0].order, b.actions[0].kind.as_str()),
+        (1, "mirred")
+    );
+    assert_eq!(
+        (mirred.action, mirred.eaction),
+        (TC_ACT_STOLEN, TCA_EGRESS_REDIR)
+    );
 }
 
 #[test]
@@ -164,9 +210,16 @@ fn filter_protocol_is_big_endian_in_info() {
 #[test]
 fn many_requests_pack_aligned() {
     let mut out = vec![0xAA]; // a caller's odd-length buffer gets padded
-    Request::LinkAddIfb { name: "abcde".into() }.encode(1, &mut out);
+    Request::LinkAddIfb {
+        name: "abcde".into(),
+    }
+    .encode(1, &mut out);
     Request::DumpLinks.encode(2, &mut out);
-    Request::ClassDel { ifindex: 1, classid: 0x10001 }.encode(3, &mut out);
+    Request::ClassDel {
+        ifindex: 1,
+        classid: 0x10001,
+    }
+    .encode(3, &mut out);
     let seqs: Vec<u32> = parse_messages_with_headers(&out[4..])
         .map(|m| m.unwrap().0.seq)
         .collect();
@@ -218,9 +271,24 @@ fn acks() {
     assert_eq!(
         msgs,
         [
-            Message::Ack(Ack { seq: 1, errno: 0, message: None, offset: None }),
-            Message::Ack(Ack { seq: 2, errno: 2, message: Some("Failed to find class".into()), offset: None }),
-            Message::Ack(Ack { seq: 3, errno: 22, message: Some("uncapped".into()), offset: None }),
+            Message::Ack(Ack {
+                seq: 1,
+                errno: 0,
+                message: None,
+                offset: None
+            }),
+            Message::Ack(Ack {
+                seq: 2,
+                errno: 2,
+                message: Some("Failed to find class".into()),
+                offset: None
+            }),
+            Message::Ack(Ack {
+                seq: 3,
+                errno: 22,
+                message: Some("uncapped".into()),
+                offset: None
+            }),
         ]
     );
 }
@@ -234,7 +302,10 @@ fn malformed_messages_name_the_field() {
     // Its nest and message lengths are unchanged, so the following 4 bytes
     // now read as a zero-length attribute: either error names a field.
     let err = parse_messages(&buf).next().unwrap().unwrap_err();
-    assert!(err.to_string().contains("TCA_HTB_PARMS") || err.to_string().contains("htb class options"), "{err}");
+    assert!(
+        err.to_string().contains("TCA_HTB_PARMS") || err.to_string().contains("htb class options"),
+        "{err}"
+    );
     // A broken header ends parsing.
     let mut it = parse_messages(&[8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert!(matches!(it.next(), Some(Err(DecodeError::Length { .. }))));
@@ -243,8 +314,15 @@ fn malformed_messages_name_the_field() {
 
 fn sample() -> Vec<u8> {
     let mut buf = encode(&[
-        Request::LinkAddIfb { name: "tg-down0".into() },
-        Request::QdiscAddHtb { ifindex: 2, parent: TC_H_ROOT, major: 1, default_minor: 2 },
+        Request::LinkAddIfb {
+            name: "tg-down0".into(),
+        },
+        Request::QdiscAddHtb {
+            ifindex: 2,
+            parent: TC_H_ROOT,
+            major: 1,
+            default_minor: 2,
+        },
         class(1_000_000_000, 400_000_000_000, Some(10_000), true),
         Request::BpfFilter {
             ifindex: 2,
@@ -258,7 +336,12 @@ fn sample() -> Vec<u8> {
             replace: false,
         },
     ]);
-    buf.extend(ack(9, -17, Some("Exclusivity flag on, cannot modify."), true));
+    buf.extend(ack(
+        9,
+        -17,
+        Some("Exclusivity flag on, cannot modify."),
+        true,
+    ));
     buf
 }
 

@@ -68,6 +68,10 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Lab(cmd) => {
+            crate::lab::run(cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Explain { tenant, json } => {
             let (loaded, policy) = valid(&path)?;
             let compiled = compile(&loaded, &policy, &HostFacts::default())?;

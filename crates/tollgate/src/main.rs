@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod files;
+mod lab;
 mod live;
 
 use clap::Parser;
