@@ -88,6 +88,7 @@ fn ci() -> Result<(), String> {
         ("tc", "iproute2"),
         ("nft", "nftables"),
         ("iperf3", "iperf3"),
+        ("ping", "iputils-ping"),
     ])?;
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(

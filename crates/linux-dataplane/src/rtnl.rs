@@ -11,8 +11,25 @@
 //!
 //! Two socket options shape the acks: `NETLINK_CAP_ACK` keeps the kernel
 //! from echoing a failed request back in full, and `NETLINK_EXT_ACK` makes
-//! it attach its explanation ("Parent class not found" rather than just
-//! `ENOENT`), which [`KernelError`] carries.
+//! it attach its explanation when it has one ("HTB class in use" rather
+//! than just `EBUSY`), which [`KernelError`] carries. Not every error has
+//! one: a class in a missing qdisc is a bare `ENOENT`.
+//!
+//! # Where the time goes
+//!
+//! User space is cheap: 10,202 requests (10,000 classes in 100 nested HTB
+//! qdiscs) cost 3–15 ms of user time, 102,002 requests 9 ms in a release
+//! build. The kernel is not (Linux 6.18, measured with `perf`):
+//!
+//! - Creating a class walks every class of its qdisc (`tc_bind_tclass`,
+//!   rebinding filters): quadratic per qdisc, 6.6 s of system time for
+//!   10,000 classes in one qdisc against 0.45 s in ten.
+//! - Every HTB class binds a filter block, and on devices without
+//!   hardware offload (veth, IFB) each bind adds to and searches one
+//!   kernel-wide list (`flow_indr_dev_setup_offload`): quadratic in the
+//!   number of classes in the whole system, across devices and network
+//!   namespaces. 10,000 classes take 0.3 s, 40,000 4.7 s, 100,000 106 s,
+//!   whether on one device or ten; deleting them is as slow.
 //!
 //! The receive buffer bounds a batch: an ack that does not fit into the
 //! socket's receive queue is dropped (the socket then reports `ENOBUFS`).

@@ -312,6 +312,70 @@ fn malformed_messages_name_the_field() {
     assert!(it.next().is_none());
 }
 
+/// Appends an attribute (test-side writer, independent of the crate's).
+fn attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+    out.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(payload);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+#[test]
+fn class_stats_prefer_64_bit_counters() {
+    // A class dump as the kernel writes it: tcmsg, kind, legacy stats,
+    // STATS2 { BASIC, QUEUE, PKT64 }, XSTATS.
+    let mut body = vec![0u8; 4];
+    for v in [7u32, 0x10005, 0x10001, 0] {
+        body.extend_from_slice(&v.to_ne_bytes());
+    }
+    attr(&mut body, TCA_KIND, b"htb\0");
+    attr(&mut body, TCA_STATS, &[0xAB; 36]);
+    let mut s2 = Vec::new();
+    let mut basic = (5_000_000_000u64).to_ne_bytes().to_vec();
+    basic.extend_from_slice(&u32::MAX.to_ne_bytes());
+    basic.extend_from_slice(&[0; 4]);
+    attr(&mut s2, TCA_STATS_BASIC, &basic);
+    let queue: Vec<u8> = [1u32, 1500, 3, 4, 5]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    attr(&mut s2, TCA_STATS_QUEUE, &queue);
+    attr(&mut s2, TCA_STATS_PKT64, &(6_000_000_000u64).to_ne_bytes());
+    attr(&mut body, TCA_STATS2 | NLA_F_NESTED, &s2);
+    let x: Vec<u8> = [10u32, 20, 0, (-5i32) as u32, 99]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    attr(&mut body, TCA_XSTATS, &x);
+    let mut buf = Vec::new();
+    buf.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+    buf.extend_from_slice(&RTM_NEWTCLASS.to_ne_bytes());
+    buf.extend_from_slice(&NLM_F_MULTI.to_ne_bytes());
+    buf.extend_from_slice(&[0; 8]);
+    buf.extend_from_slice(&body);
+    let Some(Ok(Message::Class(c))) = parse_messages(&buf).next() else {
+        panic!()
+    };
+    assert_eq!(
+        (c.ifindex, c.handle, c.parent, c.htb),
+        (7, 0x10005, 0x10001, None)
+    );
+    assert_eq!(
+        c.stats,
+        Some(Stats {
+            bytes: 5_000_000_000,
+            packets: 6_000_000_000,
+            qlen: 1,
+            backlog_bytes: 1500,
+            drops: 3,
+            requeues: 4,
+            overlimits: 5,
+        })
+    );
+    let x = c.htb_xstats.unwrap();
+    assert_eq!((x.lends, x.borrows, x.tokens, x.ctokens), (10, 20, -5, 99));
+}
+
 fn sample() -> Vec<u8> {
     let mut buf = encode(&[
         Request::LinkAddIfb {
