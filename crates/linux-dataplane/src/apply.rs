@@ -78,17 +78,23 @@ fn handle(id: ClassId) -> u32 {
 }
 
 /// The request that creates (or changes) a class.
-pub(crate) fn htb_request(ifindex: u32, key: ClassKey, c: &Class, create: bool) -> Request {
+/// The bursts sent for a class, in bytes: the policy's, or the default for
+/// the rate. A burst is always sent, so the kernel's value is one tollgate
+/// can compare against when it reads the class back.
+pub(crate) fn sent_bursts(c: &Class) -> (u32, u32) {
+    let pick = |b: Option<net_types::Size>, rate: net_types::Rate| {
+        b.map_or_else(
+            || tc_netlink::default_burst(rate.bps()),
+            |b| b.bytes() as u32,
+        )
+    };
+    (pick(c.burst, c.rate), pick(c.cburst, c.ceil))
+}
+
+fn htb_request(ifindex: u32, key: ClassKey, c: &Class, create: bool) -> Request {
     let rate_bps = c.rate.bps();
     let ceil_bps = c.ceil.bps();
-    // Always send a burst: the kernel's value is then one tollgate can
-    // compare against when it reads the class back.
-    let burst = c
-        .burst
-        .map_or_else(|| tc_netlink::default_burst(rate_bps), |b| b.bytes() as u32);
-    let cburst = c
-        .cburst
-        .map_or_else(|| tc_netlink::default_burst(ceil_bps), |b| b.bytes() as u32);
+    let (burst, cburst) = sent_bursts(c);
     Request::HtbClass {
         ifindex,
         classid: handle(key.id),
@@ -103,7 +109,9 @@ pub(crate) fn htb_request(ifindex: u32, key: ClassKey, c: &Class, create: bool) 
     }
 }
 
-fn hook_parent(h: Hook) -> u32 {
+/// The tc parent a filter on this hook attaches to; tollgate's root HTB
+/// qdiscs are always `1:`.
+pub(crate) fn hook_parent(h: Hook) -> u32 {
     match h {
         Hook::Egress => CLSACT_EGRESS,
         Hook::Ingress => CLSACT_INGRESS,

@@ -14,6 +14,7 @@
 //! object is the desired one, and anything else is read as it is, which
 //! makes the diff repair it.
 
+use crate::apply::hook_parent;
 use crate::nft::Nft;
 use crate::rtnl::Rtnl;
 use crate::DataplaneError;
@@ -21,7 +22,7 @@ use net_types::{ClassId, IfName, Rate, Size};
 use plan::render::rule_tag;
 use plan::*;
 use std::collections::{BTreeMap, HashMap};
-use tc_netlink::consts::{CLSACT_EGRESS, CLSACT_INGRESS, TC_H_CLSACT, TC_H_ROOT};
+use tc_netlink::consts::TC_H_ROOT;
 
 /// What tollgate found in the kernel.
 #[derive(Debug, Default)]
@@ -127,36 +128,12 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
                 out.stats.insert(key, s);
             }
         }
-        read_filters(
-            rtnl,
-            &mut out,
-            &names,
-            ifindex,
-            dev,
-            0x0001_0000,
-            Hook::Root,
-        )?;
+        read_filters(rtnl, &mut out, &names, ifindex, dev, Hook::Root)?;
     }
     for &(ifindex, dev) in &clsact_devs {
         let before = out.plan.filters.len();
-        read_filters(
-            rtnl,
-            &mut out,
-            &names,
-            ifindex,
-            dev,
-            CLSACT_EGRESS,
-            Hook::Egress,
-        )?;
-        read_filters(
-            rtnl,
-            &mut out,
-            &names,
-            ifindex,
-            dev,
-            CLSACT_INGRESS,
-            Hook::Ingress,
-        )?;
+        read_filters(rtnl, &mut out, &names, ifindex, dev, Hook::Egress)?;
+        read_filters(rtnl, &mut out, &names, ifindex, dev, Hook::Ingress)?;
         let key = QdiscKey {
             dev,
             attach: Attach::Clsact,
@@ -167,7 +144,6 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
             out.plan.qdiscs.insert(key, Qdisc::Clsact);
         }
     }
-    let _ = TC_H_CLSACT;
     if let Some(json) = nft.list_table()? {
         let table = nft_reader::read_table(&json).map_err(|e| DataplaneError::Nft {
             what: "read tollgate's nftables table".into(),
@@ -212,38 +188,20 @@ impl Observed {
 /// An HTB class as the kernel holds it; the desired class if they agree.
 fn read_class(parent: ClassId, p: &tc_netlink::HtbParams, want: Option<&Class>) -> Class {
     if let Some(w) = want {
-        let sent = crate::apply::htb_request(
-            0,
-            ClassKey {
-                dev: IfName::new("x").expect("valid"),
-                id: ClassId::new(0, 0),
-            },
-            w,
-            true,
-        );
-        if let tc_netlink::Request::HtbClass {
-            rate_bps,
-            ceil_bps,
-            burst,
-            cburst,
-            prio,
-            quantum,
-            ..
-        } = sent
-        {
-            let same = w.parent == parent
-                && rate_bps / 8 * 8 == p.rate_bps
-                && ceil_bps / 8 * 8 == p.ceil_bps
-                && burst.map(|b| tc_netlink::htb_buffer_ticks(rate_bps, b)) == Some(p.buffer_ticks)
-                && cburst.map(|b| tc_netlink::htb_buffer_ticks(ceil_bps, b))
-                    == Some(p.cbuffer_ticks)
-                && prio == p.prio
-                // HTB only sets the quantum of a leaf on `class change`,
-                // and only leaves use it, so an inner class's is ignored.
-                && (quantum == p.quantum || p.level > 0);
-            if same {
-                return *w;
-            }
+        let (burst, cburst) = crate::apply::sent_bursts(w);
+        // The kernel keeps bytes/s, so a rate reads back rounded down to a
+        // multiple of 8 bit/s.
+        let same = w.parent == parent
+            && w.rate.bps() / 8 * 8 == p.rate_bps
+            && w.ceil.bps() / 8 * 8 == p.ceil_bps
+            && tc_netlink::htb_buffer_ticks(w.rate.bps(), burst) == p.buffer_ticks
+            && tc_netlink::htb_buffer_ticks(w.ceil.bps(), cburst) == p.cbuffer_ticks
+            && w.prio as u32 == p.prio
+            // HTB only sets the quantum of a leaf on `class change`, and
+            // only leaves use it, so an inner class's is ignored.
+            && (w.quantum == p.quantum || p.level > 0);
+        if same {
+            return *w;
         }
     }
     let rate = Rate::from_bps(p.rate_bps.max(8)).unwrap_or(Rate::from_bps(8).expect("8 > 0"));
@@ -285,11 +243,10 @@ fn read_filters(
     names: &HashMap<u32, IfName>,
     ifindex: u32,
     dev: IfName,
-    parent: u32,
     hook: Hook,
 ) -> Result<(), DataplaneError> {
     let filters = rtnl
-        .filters(ifindex, parent)
+        .filters(ifindex, hook_parent(hook))
         .map_err(|e| DataplaneError::io(format!("list filters of {dev}"), e))?;
     for f in filters {
         if !is_own_prio(f.prio) || f.handle == 0 {
