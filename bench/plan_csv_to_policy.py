@@ -9,12 +9,17 @@ DEV (the shaped device in the bench namespace) and the uplink on its peer.
 tollgate shapes both directions, so it builds two classes per tenant where
 the baseline builds one.
 
-Usage: plan_csv_to_policy.py PLAN.csv DEV PEER > policy.toml
+With --realms, two realms are declared (national: 192.0.2.0/24 and
+198.51.100.0/24; international: everything else), so every packet also
+takes the realm lookup and every tenant gets a class per realm.
+
+Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] > policy.toml
 """
 import csv
 import sys
 
 plan, dev, peer = sys.argv[1], sys.argv[2], sys.argv[3]
+realms = "--realms" in sys.argv[4:]
 rows = list(csv.DictReader(open(plan)))
 parents = sorted({r["parent"] for r in rows}, key=lambda p: int(p.split(":")[1], 16))
 pid = {p: i + 1 for i, p in enumerate(parents)}
@@ -25,6 +30,18 @@ out = [
     f'lan = "{dev}"',
     'capacity = { down = "100gbit", up = "100gbit" }',
     "",
+] + ([
+    "[realms]",
+    'default = "international"',
+    "",
+    "[realms.national]",
+    "id = 1",
+    'prefixes = ["192.0.2.0/24", "198.51.100.0/24"]',
+    "",
+    "[realms.international]",
+    "id = 2",
+    "",
+] if realms else []) + [
     "[plans.base]",
     'down = { rate = "10mbit", ceil = "20mbit" }',
     'up = { rate = "10mbit", ceil = "20mbit" }',

@@ -196,11 +196,52 @@ fn tc_request(c: &Change, ifindex: &HashMap<IfName, u32>) -> Result<Request, Str
     })
 }
 
+/// The run as nfnetlink element changes, when it is nothing else and is
+/// small enough (see [`crate::nfnl`]); `None` sends it to `nft -f`.
+fn netlink_elements(run: &[Change]) -> Option<Vec<nft_netlink::ElementChange<'_>>> {
+    use nft_netlink::{element_bytes, ElementChange, ElementOp};
+    let mut out = Vec::with_capacity(run.len() + 1);
+    for c in run {
+        match c {
+            Change::SetElement {
+                map,
+                key,
+                value,
+                previous,
+            } => {
+                // Changing a value is a delete and an add, as in nft.
+                if previous.is_some() {
+                    out.push(ElementChange {
+                        map,
+                        op: ElementOp::Delete,
+                        element: element_bytes(key, None)?,
+                    });
+                }
+                out.push(ElementChange {
+                    map,
+                    op: ElementOp::Add,
+                    element: element_bytes(key, Some(*value))?,
+                });
+            }
+            Change::DelElement { map, key } => out.push(ElementChange {
+                map,
+                op: ElementOp::Delete,
+                element: element_bytes(key, None)?,
+            }),
+            _ => return None,
+        }
+        if out.len() > crate::nfnl::MAX_ELEMENTS {
+            return None;
+        }
+    }
+    Some(out)
+}
+
 /// Applies a change set. Never stops at the first failure: every change
 /// that can be made is made, and every failure is reported.
 pub fn apply(
     rtnl: &mut Rtnl,
-    nft: &Nft,
+    nft: &mut Nft,
     ifindex: &mut HashMap<IfName, u32>,
     cs: &ChangeSet,
     opts: &ApplyOptions,
@@ -242,9 +283,10 @@ pub fn apply(
                 let script = plan::render::changes_nft(&ChangeSet {
                     changes: run.to_vec(),
                 });
-                let result = match injected {
-                    Some(_) => Err("injected failure".to_string()),
-                    None => nft.run_script(&script).map_err(|e| e.to_string()),
+                let result = match (injected, netlink_elements(run)) {
+                    (Some(_), _) => Err("injected failure".to_string()),
+                    (None, Some(elements)) => nft.apply_elements(&elements),
+                    (None, None) => nft.run_script(&script).map_err(|e| e.to_string()),
                 };
                 match result {
                     Ok(()) => report.applied += run.len(),
@@ -378,21 +420,25 @@ fn execute(rtnl: &mut Rtnl, reqs: Vec<(&Change, Request)>, report: &mut ApplyRep
 /// waiting in the old ones.
 fn drain(rtnl: &mut Rtnl, ifindex: &HashMap<IfName, u32>, keys: &[ClassKey], timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    let mut devs: Vec<IfName> = keys.iter().map(|k| k.dev).collect();
-    devs.sort();
-    devs.dedup();
     loop {
+        // One class at a time: a dump would read every class of the device,
+        // thousands of them, to learn about the one or two being removed.
         let mut queued = 0u64;
-        for dev in &devs {
-            let Some(&i) = ifindex.get(dev) else { continue };
-            let Ok(classes) = rtnl.classes(i) else { return };
-            for c in classes {
-                let id = ClassId::new((c.handle >> 16) as u16, c.handle as u16);
-                if keys.contains(&ClassKey { dev: *dev, id }) {
-                    queued += c.stats.map_or(0, |s| s.qlen as u64);
+        for key in keys {
+            let Some(&i) = ifindex.get(&key.dev) else {
+                continue;
+            };
+            let handle = (u32::from(key.id.major) << 16) | u32::from(key.id.minor);
+            match rtnl.class(i, handle) {
+                Ok(Some(c)) => queued += c.stats.map_or(0, |s| u64::from(s.qlen)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(class = %key.id, dev = %key.dev, error = %e, "cannot read a class's queue; removing it without waiting");
+                    return;
                 }
             }
         }
+        tracing::debug!(queued, "draining classes before removing them");
         if queued == 0 || Instant::now() >= deadline {
             if queued > 0 {
                 tracing::warn!(

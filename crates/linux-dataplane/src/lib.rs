@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod lab;
 pub mod netns;
+pub mod nfnl;
 pub mod nft;
 pub mod observe;
 pub mod rtnl;
@@ -141,6 +142,6 @@ impl Dataplane {
         cs: &plan::ChangeSet,
         opts: &ApplyOptions,
     ) -> Result<ApplyReport, DataplaneError> {
-        apply::apply(&mut self.rtnl, &self.nft, &mut self.ifindex, cs, opts)
+        apply::apply(&mut self.rtnl, &mut self.nft, &mut self.ifindex, cs, opts)
     }
 }

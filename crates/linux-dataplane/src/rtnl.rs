@@ -61,8 +61,8 @@ const SNDBUF: i32 = 4 << 20;
 
 /// Receive slots per `recvmmsg`, and the size of each. An ack is 36 bytes
 /// plus its extended-ack message; 4 KiB is ample.
-const SLOTS: usize = 64;
-const SLOT: usize = 4096;
+pub(crate) const SLOTS: usize = 64;
+pub(crate) const SLOT: usize = 4096;
 
 /// How often a dump is restarted when the kernel flags it inconsistent.
 const DUMP_ATTEMPTS: usize = 5;
@@ -117,7 +117,7 @@ pub struct Rtnl {
 impl Rtnl {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Rtnl> {
-        let fd = sys::netlink_route_socket()?;
+        let fd = sys::netlink_socket(libc::NETLINK_ROUTE)?;
         let s = fd.as_fd();
         sys::set_int(s, SOL_NETLINK, NETLINK_EXT_ACK, 1)?;
         sys::set_int(s, SOL_NETLINK, NETLINK_CAP_ACK, 1)?;
@@ -327,6 +327,18 @@ impl Rtnl {
         })
     }
 
+    /// One class, by handle; `None` when the device has no such class.
+    pub fn class(&mut self, ifindex: u32, handle: u32) -> io::Result<Option<Class>> {
+        match self.dump(&Request::GetClass { ifindex, handle }, |m| match m {
+            Message::Class(c) => Some(c),
+            _ => None,
+        }) {
+            Ok(mut found) => Ok(found.pop()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every filter on one hook (`CLSACT_EGRESS`, `CLSACT_INGRESS`) or
     /// qdisc of one device, including the per-priority classifier entries
     /// with handle 0 (see [`tc_netlink::Filter`]).
@@ -433,7 +445,7 @@ fn os_error(req: &Request, errno: i32, message: Option<String>) -> io::Error {
 }
 
 /// The system calls, each a thin wrapper around one libc function.
-mod sys {
+pub(crate) mod sys {
     use super::*;
 
     fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -445,21 +457,21 @@ mod sys {
     }
 
     #[allow(unsafe_code)]
-    pub(super) fn netlink_route_socket() -> io::Result<OwnedFd> {
+    pub(crate) fn netlink_socket(protocol: libc::c_int) -> io::Result<OwnedFd> {
         // SAFETY: socket() takes no pointers; on success it returns a new
         // descriptor that nothing else owns, which OwnedFd takes over.
         unsafe {
             let fd = check(libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             ))?;
             Ok(OwnedFd::from_raw_fd(fd))
         }
     }
 
     #[allow(unsafe_code)]
-    pub(super) fn set_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    pub(crate) fn set_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
         // SAFETY: the pointer and length describe `value`, a live c_int.
         let ret = unsafe {
             libc::setsockopt(
@@ -474,7 +486,7 @@ mod sys {
     }
 
     #[allow(unsafe_code)]
-    pub(super) fn get_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    pub(crate) fn get_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
         let mut value: i32 = 0;
         let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
         // SAFETY: the pointers describe `value` and `len`, live locals of
@@ -492,7 +504,7 @@ mod sys {
     }
 
     #[allow(unsafe_code)]
-    pub(super) fn bind_kernel(fd: BorrowedFd<'_>) -> io::Result<()> {
+    pub(crate) fn bind_kernel(fd: BorrowedFd<'_>) -> io::Result<()> {
         // Port id 0: the kernel assigns one. No multicast groups.
         // SAFETY: sockaddr_nl is plain data for which all-zero is valid.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -517,7 +529,7 @@ mod sys {
     /// Sends one datagram to the kernel (the socket's default destination,
     /// port 0). Netlink sends whole datagrams or nothing.
     #[allow(unsafe_code)]
-    pub(super) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
         loop {
             // SAFETY: the pointer and length describe `buf`.
             let ret = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
@@ -557,7 +569,7 @@ mod sys {
     /// length (more than `slot` if truncated) in `lens` and returns how
     /// many arrived. Fails with `WouldBlock` if none is queued.
     #[allow(unsafe_code)]
-    pub(super) fn recv_many(
+    pub(crate) fn recv_many(
         fd: BorrowedFd<'_>,
         buf: &mut [u8],
         slot: usize,

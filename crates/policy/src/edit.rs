@@ -29,7 +29,20 @@ pub fn tenant_matches(table: &toml_edit::Table, who: &str) -> bool {
     who.parse::<i64>().ok().is_some_and(|n| Some(n) == id) || name == Some(who)
 }
 
-/// Sets one tenant's `plan` (and optionally `parent`) in the policy text.
+/// What to do with a tenant's `parent` when its plan changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentChange<'a> {
+    /// Leave it as it is.
+    Keep,
+    /// Put the tenant under this parent.
+    Set(&'a str),
+    /// Drop it, so the tenant sits at the site's root. A tenant moving into
+    /// a shared plan needs this, because the pool has a parent of its own.
+    Remove,
+}
+
+/// Sets one tenant's `plan` (and changes its `parent` as asked) in the
+/// policy text.
 ///
 /// Only the value changes; its comment and the spacing around it are
 /// kept. The result is not validated here: the caller loads it like any
@@ -38,7 +51,7 @@ pub fn set_tenant_plan(
     text: &str,
     who: &str,
     plan: &str,
-    parent: Option<&str>,
+    parent: ParentChange<'_>,
 ) -> Result<String, EditError> {
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| EditError {
         message: format!("the policy is not valid TOML: {}", e.message()),
@@ -58,8 +71,12 @@ pub fn set_tenant_plan(
             hint: "`tollgate status` lists the tenants".into(),
         })?;
         set_keeping_decor(tenant, "plan", plan);
-        if let Some(p) = parent {
-            set_keeping_decor(tenant, "parent", p);
+        match parent {
+            ParentChange::Keep => {}
+            ParentChange::Set(p) => set_keeping_decor(tenant, "parent", p),
+            ParentChange::Remove => {
+                tenant.remove("parent");
+            }
         }
     }
     Ok(doc.to_string())
@@ -97,29 +114,31 @@ plan = "business"
 
     #[test]
     fn only_the_value_changes() {
-        let out = set_tenant_plan(TEXT, "alice", "business", None).unwrap();
+        let out = set_tenant_plan(TEXT, "alice", "business", ParentChange::Keep).unwrap();
         assert_eq!(
             out,
             TEXT.replace("plan = \"home\"      #", "plan = \"business\"      #")
         );
-        let by_id = set_tenant_plan(TEXT, "2", "home", None).unwrap();
+        let by_id = set_tenant_plan(TEXT, "2", "home", ParentChange::Keep).unwrap();
         assert!(by_id.contains("id = 2   # bob\nname = \"bob\"\nplan = \"home\"\n"));
     }
 
     #[test]
     fn a_parent_is_added_when_asked() {
-        let out = set_tenant_plan(TEXT, "bob", "home", Some("acme")).unwrap();
+        let out = set_tenant_plan(TEXT, "bob", "home", ParentChange::Set("acme")).unwrap();
         assert!(
             out.contains("plan = \"home\"\nparent = \"acme\"\n"),
             "{out}"
         );
+        let back = set_tenant_plan(&out, "bob", "pool", ParentChange::Remove).unwrap();
+        assert_eq!(back, TEXT.replace("plan = \"business\"", "plan = \"pool\""));
     }
 
     #[test]
     fn unknown_tenants_and_bad_toml_say_what_to_do() {
-        let e = set_tenant_plan(TEXT, "carol", "home", None).unwrap_err();
+        let e = set_tenant_plan(TEXT, "carol", "home", ParentChange::Keep).unwrap_err();
         assert!(e.message.contains("carol") && e.hint.contains("status"));
-        let e = set_tenant_plan("[[tenants]\n", "1", "home", None).unwrap_err();
+        let e = set_tenant_plan("[[tenants]\n", "1", "home", ParentChange::Keep).unwrap_err();
         assert!(e.message.contains("not valid TOML"));
     }
 }

@@ -173,6 +173,15 @@ pub enum Request {
         /// The device.
         ifindex: u32,
     },
+    /// Read one class (`RTM_GETTCLASS` without a dump): its counters and
+    /// queue length, at the cost of one message however many classes the
+    /// device has. Answered by the class and then an ack.
+    GetClass {
+        /// The device.
+        ifindex: u32,
+        /// The class's handle, `major:minor`.
+        handle: u32,
+    },
     /// Dump the filters on one hook or qdisc of one device (`RTM_GETTFILTER`).
     DumpFilters {
         /// The device.
@@ -412,6 +421,11 @@ impl Request {
                 tcmsg(out, *ifindex, 0, 0, 0);
                 end_msg(out, m);
             }
+            Request::GetClass { ifindex, handle } => {
+                let m = begin_msg(out, RTM_GETTCLASS, NLM_F_REQUEST | NLM_F_ACK, seq);
+                tcmsg(out, *ifindex, *handle, 0, 0);
+                end_msg(out, m);
+            }
             Request::DumpFilters { ifindex, parent } => {
                 let m = begin_msg(out, RTM_GETTFILTER, NLM_F_REQUEST | NLM_F_DUMP, seq);
                 tcmsg(out, *ifindex, 0, *parent, 0);
@@ -504,6 +518,9 @@ impl fmt::Display for Request {
             Request::DumpLinks => f.write_str("dump links"),
             Request::DumpQdiscs => f.write_str("dump qdiscs"),
             Request::DumpClasses { ifindex } => write!(f, "dump classes of link #{ifindex}"),
+            Request::GetClass { ifindex, handle } => {
+                write!(f, "get class {} of link #{ifindex}", Handle(*handle))
+            }
             Request::DumpFilters { ifindex, parent } => {
                 write!(f, "dump filters parent {} of link #{ifindex}", Handle(*parent))
             }

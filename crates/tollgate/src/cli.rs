@@ -217,7 +217,8 @@ them atomically, and the old classes are removed once their queues have drained.
 
 Examples:
   tollgate tenant move alice --plan business
-  tollgate tenant move 7 --plan overage"
+  tollgate tenant move alice --plan business --parent reseller-b
+  tollgate tenant move 7 --plan overage      # into a shared pool"
     )]
     Move {
         /// The tenant's id or name.
@@ -225,7 +226,8 @@ Examples:
         /// The plan to move to.
         #[arg(long)]
         plan: String,
-        /// The parent to move under.
+        /// The parent to move under. A tenant moving into a shared plan
+        /// leaves its parent, because the plan's pool has its own.
         #[arg(long)]
         parent: Option<String>,
     },

@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
                 if host.is_some() {
                     return Err("--host only applies to --offline plans\n  hint: without --offline, the facts come from the live kernel".into());
                 }
-                print!("{}", live::plan(&path, *format)?);
+                say!("{}", live::plan(&path, *format)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let facts = match host {
@@ -34,7 +34,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             };
             let (loaded, policy) = valid(&path)?;
             let compiled = compile(&loaded, &policy, &facts)?;
-            print!("{}", show_plan(&policy, &compiled, *format)?);
+            say!("{}", show_plan(&policy, &compiled, *format)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply { every, json } => Ok(if live::apply(&path, *every, *json)? {
@@ -43,11 +43,11 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             ExitCode::from(1)
         }),
         Command::Status { json, interval } => {
-            print!("{}", live::status(&path, *interval, *json)?);
+            say!("{}", live::status(&path, *interval, *json)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Down => {
-            println!("{}", live::down()?);
+            sayln!("{}", live::down()?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant(TenantCommand::Move {
@@ -55,14 +55,14 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             plan,
             parent,
         }) => {
-            println!(
+            sayln!(
                 "{}",
                 live::tenant_move(&path, tenant, plan, parent.as_deref())?
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Hook(HookCommand::Vif { state, ifname }) => {
-            println!(
+            sayln!(
                 "{}",
                 live::hook_vif(&path, *state == VifState::Online, ifname)?
             );
@@ -97,7 +97,7 @@ fn check(path: &std::path::Path, json: bool) -> Result<ExitCode, String> {
     if json {
         let records: Vec<_> = diags.iter().map(|d| d.to_record(&loaded.sources)).collect();
         let out = serde_json::json!({ "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": records });
-        println!(
+        sayln!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
         );
@@ -107,7 +107,7 @@ fn check(path: &std::path::Path, json: bool) -> Result<ExitCode, String> {
         }
         if errors == 0 {
             let p = loaded.policy.as_ref();
-            println!(
+            sayln!(
                 "{}: valid ({} tenants, {} plans, {} realms{})",
                 path.display(),
                 p.map_or(0, |p| p.tenants.len()),

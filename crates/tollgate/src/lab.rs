@@ -19,7 +19,7 @@ pub fn run(cmd: &LabCommand) -> Result<(), String> {
                 tenants: *tenants,
             };
             let l = lab::up(&spec, examples).map_err(|e| e.to_string())?;
-            println!(
+            sayln!(
                 "lab up: {} mode, {} tenants, host namespace {}, policy {}",
                 l.mode.as_str(),
                 l.tenants.len(),
@@ -32,7 +32,7 @@ pub fn run(cmd: &LabCommand) -> Result<(), String> {
             if !crate::live::apply(&l.policy_path, None, false)? {
                 return Err("some changes failed; run `tollgate lab down` and try again".into());
             }
-            println!(
+            sayln!(
                 "next: `tollgate lab traffic` measures shaping; `tollgate --netns {} status -c {}` shows the classes",
                 l.host_netns,
                 l.policy_path.display()
@@ -63,7 +63,7 @@ pub fn run(cmd: &LabCommand) -> Result<(), String> {
                         })
                     })
                     .collect();
-                println!(
+                sayln!(
                     "{}",
                     serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
                 );
@@ -88,12 +88,12 @@ pub fn run(cmd: &LabCommand) -> Result<(), String> {
                 );
             }
             out.push_str("iperf3 counts TCP payload; HTB counts whole frames, so about 95% of a ceil is the most a TCP flow can show.\n");
-            print!("{out}");
+            say!("{out}");
             Ok(())
         }
         LabCommand::Down => {
             lab::down().map_err(|e| e.to_string())?;
-            println!("lab down: every tg-lab-* namespace removed");
+            sayln!("lab down: every tg-lab-* namespace removed");
             Ok(())
         }
     }

@@ -98,7 +98,7 @@ pub fn apply(path: &Path, every: Option<Duration>, json: bool) -> Result<bool, S
                 .iter()
                 .map(|f| serde_json::json!({"object": f.object, "error": f.message}))
                 .collect();
-            println!(
+            sayln!(
                 "{}",
                 serde_json::json!({
                     "changes": round.changes.len(),
@@ -109,7 +109,7 @@ pub fn apply(path: &Path, every: Option<Duration>, json: bool) -> Result<bool, S
                 })
             );
         } else if !round.changes.is_empty() || every.is_none() {
-            println!(
+            sayln!(
                 "{} (round {:.1} ms)",
                 summary(&report),
                 started.elapsed().as_secs_f64() * 1e3
@@ -244,7 +244,8 @@ pub fn status(path: &Path, gap: Duration, json: bool) -> Result<String, String> 
         let _ = writeln!(
             out,
             "{:<6} {:<12} {:<5} {:<14} {:>10} {:>10} {:>12}{}",
-            r["tenant"],
+            // A JSON value's Display ignores width, so pad a plain number.
+            r["tenant"].as_u64().unwrap_or(0),
             r["name"].as_str().unwrap_or(""),
             r["direction"].as_str().unwrap_or(""),
             r["realm"].as_str().unwrap_or("(all)"),
@@ -281,9 +282,26 @@ pub fn tenant_move(
     plan_name: &str,
     parent: Option<&str>,
 ) -> Result<String, String> {
+    use policy::edit::ParentChange;
     let text = files::read_text(path)?;
+    // A shared plan's pool has its own place in the tree, so a tenant
+    // moving into one leaves its parent; asking for both is a mistake.
+    let current = files::load_policy_text(path, &text);
+    let shared = current
+        .policy
+        .as_ref()
+        .and_then(|p| p.plans.iter().find(|pl| pl.name == plan_name))
+        .is_some_and(|pl| pl.is_shared());
+    let change = match (parent, shared) {
+        (Some(p), true) => {
+            return Err(format!("plan `{plan_name}` is shared: its members sit in its pool, not under `{p}`\n  hint: drop --parent, or give the pool a parent in [plans.{plan_name}]"))
+        }
+        (Some(p), false) => ParentChange::Set(p),
+        (None, true) => ParentChange::Remove,
+        (None, false) => ParentChange::Keep,
+    };
     let edited =
-        policy::edit::set_tenant_plan(&text, who, plan_name, parent).map_err(|e| e.to_string())?;
+        policy::edit::set_tenant_plan(&text, who, plan_name, change).map_err(|e| e.to_string())?;
     let loaded = files::load_policy_text(path, &edited);
     if loaded.has_errors() {
         return Err(format!(

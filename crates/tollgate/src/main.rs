@@ -4,6 +4,18 @@
 //! line and sets up logging. Everything that touches files lives in
 //! `files.rs`, so the rest of the program works on values.
 
+/// Prints command output like `print!`, but a closed pipe (`tollgate plan |
+/// head`) ends the program quietly, as it would any Unix filter, instead of
+/// panicking.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::write_stdout(&format!($($arg)*)) };
+}
+
+/// `say!` with a newline, like `println!`.
+macro_rules! sayln {
+    ($($arg:tt)*) => { $crate::write_stdout(&(format!($($arg)*) + "\n")) };
+}
+
 mod cli;
 mod commands;
 mod files;
@@ -37,5 +49,19 @@ fn main() -> ExitCode {
             eprintln!("tollgate: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Writes to stdout; see `say!`. Exits with 0 on a broken pipe, because the
+/// reader chose to stop reading, and with 2 on any other write error.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("tollgate: cannot write the output: {e}");
+        std::process::exit(2);
     }
 }

@@ -146,3 +146,38 @@ fn every_subcommand_has_examples_in_its_help() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // `tollgate plan | head -1`: the pipe closes after one line. The plan
+    // must be long enough to overflow the pipe's buffer, so the write
+    // really fails; the router example's plan in tc form is.
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(root())
+        .args([
+            "plan",
+            "--offline",
+            "--format",
+            "json",
+            "-c",
+            "examples/router.toml",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}

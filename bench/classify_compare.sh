@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# classify_compare.sh N -- per-packet classification cost of tollgate's
+# kernel plan at N tenants, side by side in one run with bare HTB and the
+# hashed u32 classifier (../shared/bench/tc_classify_tput.sh).
+#
+# The product mode applies the same tenants as a tollgate policy (router
+# mode, the shaped veth as the LAN side, a spare veth pair as the uplink)
+# with two realms, so every packet takes nftables' realm lookup, the tenant
+# lookup, the shard steering and the cBPF shard classifier on its way
+# through nested HTB trees on an IFB. The probe tenant's rate and ceil are
+# the harness's PROBE_RATE, so the shaper is not the limit.
+#
+# The harness checks that its own probe class carried the traffic; tollgate's
+# classes live on an IFB, so the product's check is done here instead: right
+# after applying, one second of UDP to the probe address must show up in the
+# probe tenant's classes (`tollgate status --json`), else the run stops.
+#
+# The harness removes only the root qdisc of the shaped device between
+# modes, so tollgate (which adds an IFB, clsact and an nftables table) runs
+# last, and each repetition is a separate run of the harness with fresh
+# namespaces.
+#
+# Usage: bench/classify_compare.sh N   (as root; cargo build --release -p tollgate)
+# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2")
+set -euo pipefail
+N=${1:?usage: classify_compare.sh N}
+REPS=${REPS:-3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+TG=${TOLLGATE:-$ROOT/target/release/tollgate}
+[[ -x $TG ]] || { echo "build first: cargo build --release -p tollgate" >&2; exit 1; }
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+export SHAPER_CMD="set -e
+ip link add tgu0 type veth peer name tgu1; ip link set tgu0 up; ip link set tgu1 up
+python3 $HERE/plan_csv_to_policy.py \$PLAN \$DEV tgu0 --realms > $W/policy.toml
+$TG apply -c $W/policy.toml > /dev/null 2>&1
+probe=\$(tail -1 \$PLAN | cut -d, -f2)
+iperf3 -c \$probe -A 0 -u -b 1M -t 1 > /dev/null
+bytes=\$($TG status --json --interval 10ms -c $W/policy.toml 2>/dev/null | python3 -c 'import json,sys; n=int(sys.argv[1]); print(sum(c[\"bytes\"] for c in json.load(sys.stdin)[\"classes\"] if c[\"tenant\"] == n and c[\"direction\"] == \"down\"))' \$N)
+echo \"product check: probe tenant \$N's download classes carried \$bytes bytes\" >&2
+[ \"\$bytes\" -gt 100000 ]"
+for r in $(seq 1 "$REPS"); do
+  REPS=1 MODES="${MODES:-noqdisc none hash2}" SHAPER_CMD="$SHAPER_CMD" \
+    bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | tee -a "$W/runs" | grep -E "^\| (noqdisc|none|hash2|hash1|linear|product) |RTNETLINK|rror|product check" || true
+done
+python3 - "$W/runs" "$N" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    f = [x.strip() for x in line.split("|")]
+    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product"):
+        rows[f[1]].append((float(f[2]), float(f[3])))
+print(f"\nmedians over {max(len(v) for v in rows.values())} runs, N={sys.argv[2]}:")
+for m, v in rows.items():
+    print(f"  {m:8} TCP {statistics.median(x[0] for x in v):.2f} Gbit/s  UDP {statistics.median(x[1] for x in v):.0f} kpps sent")
+if "none" in rows and "product" in rows:
+    n_udp = statistics.median(x[1] for x in rows["none"]); p_udp = statistics.median(x[1] for x in rows["product"])
+    n_tcp = statistics.median(x[0] for x in rows["none"]); p_tcp = statistics.median(x[0] for x in rows["product"])
+    print(f"RESULT classify N={sys.argv[2]}: tollgate/bare-HTB UDP pps {p_udp/n_udp:.2f}, TCP {p_tcp/n_tcp:.2f}")
+PY
