@@ -16,9 +16,14 @@ const PURE: &[&str] = &[
     "compiler",
     "prefix-map",
     "bgp",
+    "tc-netlink",
+    "nft-reader",
+    "nft-netlink",
+    "accounting",
+    "billing",
 ];
 /// Crates that may touch the world.
-const EFFECT: &[&str] = &["tollgate", "linux-dataplane", "store"];
+const EFFECT: &[&str] = &["tollgate", "linux-dataplane", "history"];
 /// Text that marks I/O or a clock in a pure crate.
 const FORBIDDEN: &[&str] = &[
     "std::fs",

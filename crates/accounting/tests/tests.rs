@@ -1,0 +1,326 @@
+//! The accountant seen from outside: readings in, samples out.
+
+use accounting::*;
+use jiff::{SignedDuration, Timestamp};
+use net_types::{RealmId, TenantId};
+
+fn key(tenant: u32, realm: u16, direction: Direction) -> UsageKey {
+    UsageKey {
+        tenant: TenantId(tenant),
+        realm: RealmId(realm),
+        direction,
+        band: Band::Whole,
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    // 2026-11-01T00:00:00Z is slot-aligned (1_793_491_200 = 300 × 5_978_304).
+    Timestamp::from_second(1_793_491_200 + secs).unwrap()
+}
+
+fn reading(object: u64, bytes: u64, packets: u64) -> Reading {
+    Reading {
+        object: ObjectIdentity(object),
+        bytes,
+        packets,
+    }
+}
+
+fn bytes_of(samples: &[Sample], k: UsageKey) -> u64 {
+    samples.iter().filter(|s| s.key == k).map(|s| s.bytes).sum()
+}
+
+#[test]
+fn steady_reads_give_exact_slot_totals() {
+    let k = key(1, 1, Direction::Down);
+    let mut a = Accountant::new(Config::default());
+    let mut all = Vec::new();
+    // 1000 bytes and 1 packet per second, read every 10 s for 20 minutes.
+    for i in 0..=120 {
+        let t = i * 10;
+        let c = a
+            .observe(at(t), &[(k, reading(7, t as u64 * 1000, t as u64))])
+            .unwrap();
+        all.extend(c.samples);
+    }
+    // Four full slots closed (the read at 1200 s closes the fourth).
+    assert_eq!(all.len(), 4);
+    for s in &all {
+        assert_eq!((s.bytes, s.packets), (300_000, 300));
+    }
+    assert_eq!(all[0].slot, Slot::containing(at(0)));
+}
+
+#[test]
+fn an_interval_across_a_boundary_is_split_by_time() {
+    let k = key(1, 1, Direction::Up);
+    let mut a = Accountant::new(Config::default());
+    a.observe(at(295), &[(k, reading(1, 0, 0))]).unwrap();
+    // 10,000 bytes between 295 s and 305 s: 5 s in each slot.
+    let c = a.observe(at(305), &[(k, reading(1, 10_000, 10))]).unwrap();
+    assert_eq!(c.samples.len(), 1);
+    assert_eq!((c.samples[0].bytes, c.samples[0].packets), (5_000, 5));
+    // The slot was observed only from 295 s: partial.
+    assert_eq!(c.slots[0].status, SlotStatus::Partial);
+    let c = a.observe(at(600), &[(k, reading(1, 10_000, 10))]).unwrap();
+    assert_eq!((c.samples[0].bytes, c.samples[0].packets), (5_000, 5));
+    // 305..600 s was read in one 295 s interval, longer than 60 s: estimated.
+    assert_eq!(c.slots[0].status, SlotStatus::Estimated);
+}
+
+#[test]
+fn measured_slots_when_reads_are_frequent() {
+    let k = key(1, 1, Direction::Up);
+    let mut a = Accountant::new(Config::default());
+    let mut slots = Vec::new();
+    for i in 0..=60 {
+        slots.extend(
+            a.observe(at(i * 10), &[(k, reading(1, 0, 0))])
+                .unwrap()
+                .slots,
+        );
+    }
+    assert_eq!(slots.len(), 2);
+    assert!(slots.iter().all(|s| s.status == SlotStatus::Measured));
+}
+
+#[test]
+fn a_32_bit_packet_wrap_inside_the_accountant() {
+    let k = key(3, 2, Direction::Down);
+    let mut a = Accountant::new(Config::default());
+    let near = u64::from(u32::MAX) - 99;
+    a.observe(at(0), &[(k, reading(1, 5_000_000, near))])
+        .unwrap();
+    let c = a
+        .observe(at(300), &[(k, reading(1, 5_150_000, 100))])
+        .unwrap();
+    // 100 packets to reach 2^32 (from MAX-99 through MAX is 100 steps) + 100.
+    assert_eq!((c.samples[0].bytes, c.samples[0].packets), (150_000, 200));
+    assert_eq!(c.events, vec![(k, CounterEvent::PacketWrap)]);
+}
+
+#[test]
+fn a_recreated_qdisc_loses_nothing_it_counted() {
+    let k = key(4, 1, Direction::Down);
+    let mut a = Accountant::new(Config::default());
+    a.observe(at(0), &[(k, reading(1, 0, 0))]).unwrap();
+    a.observe(at(100), &[(k, reading(1, 40_000, 40))]).unwrap();
+    // Recreated under the daemon: new identity, counter from zero.
+    a.observe(at(200), &[(k, reading(2, 7_000, 7))]).unwrap();
+    let c = a.observe(at(300), &[(k, reading(2, 9_000, 9))]).unwrap();
+    assert_eq!(bytes_of(&c.samples, k), 49_000);
+    assert!(c.events.is_empty());
+    // Recreated with the same identity: the byte counter went down.
+    let c = a.observe(at(400), &[(k, reading(2, 1_000, 1))]).unwrap();
+    assert_eq!(c.events, vec![(k, CounterEvent::Reset)]);
+    let c = a.observe(at(600), &[(k, reading(2, 1_500, 2))]).unwrap();
+    assert_eq!(bytes_of(&c.samples, k), 1_500);
+}
+
+/// Readings for three keys at 10 s intervals with irregular traffic, a wrap
+/// and a reset, to replay with crashes in between.
+fn script() -> Vec<(Timestamp, Vec<(UsageKey, Reading)>)> {
+    let keys = [
+        key(1, 1, Direction::Down),
+        key(1, 2, Direction::Up),
+        key(2, 1, Direction::Down),
+    ];
+    let mut counters = [(0u64, u64::from(u32::MAX) - 1000), (0, 0), (0, 0)];
+    let mut objects = [1u64, 1, 1];
+    let mut out = Vec::new();
+    for i in 0..200i64 {
+        let mut batch = Vec::new();
+        for (n, k) in keys.iter().enumerate() {
+            let grow = ((i * 7919 + n as i64 * 104_729) % 50_000) as u64;
+            counters[n].0 += grow;
+            counters[n].1 = (counters[n].1 + grow / 100) % (1u64 << 32);
+            if n == 2 && i == 120 {
+                objects[n] += 1;
+                counters[n] = (grow, grow / 100);
+            }
+            // Key 1 vanishes for a while, as an object briefly gone.
+            if n == 1 && (50..80).contains(&i) {
+                continue;
+            }
+            batch.push((*k, reading(objects[n], counters[n].0, counters[n].1)));
+        }
+        out.push((at(i * 10 + 3), batch));
+    }
+    out
+}
+
+fn run(a: &mut Accountant, steps: &[(Timestamp, Vec<(UsageKey, Reading)>)]) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for (t, b) in steps {
+        out.extend(a.observe(*t, b).unwrap().samples);
+    }
+    out
+}
+
+#[test]
+fn a_restart_from_persisted_state_matches_an_uninterrupted_run() {
+    let steps = script();
+    let config = Config {
+        first_sight: FirstSight::CountFromZero,
+        ..Config::default()
+    };
+    let reference = run(&mut Accountant::new(config), &steps);
+    for crash_after in [1usize, 17, 29, 30, 31, 64, 119, 120, 150, 199] {
+        let mut a = Accountant::new(config);
+        let mut committed = run(&mut a, &steps[..crash_after]);
+        // What was committed together with the samples, through bytes.
+        let blob = a.state().encode();
+        // The crashed process also worked on, but nothing of it was committed.
+        let _lost = run(
+            &mut a,
+            &steps[crash_after..(crash_after + 5).min(steps.len())],
+        );
+        let state = AccountantState::decode(&blob).unwrap();
+        let mut b = Accountant::resume(config, &state);
+        committed.extend(run(&mut b, &steps[crash_after..]));
+        assert_eq!(committed, reference, "crash after step {crash_after}");
+    }
+}
+
+#[test]
+fn traffic_during_downtime_is_counted_and_marked_estimated() {
+    let k = key(9, 1, Direction::Up);
+    let mut a = Accountant::new(Config::default());
+    a.observe(at(0), &[(k, reading(1, 0, 0))]).unwrap();
+    a.observe(at(10), &[(k, reading(1, 100, 1))]).unwrap();
+    let state = a.state();
+    // Down for 20 minutes 50 seconds; 1,200,000 bytes passed meanwhile.
+    let mut b = Accountant::resume(Config::default(), &state);
+    let c = b
+        .observe(at(1260), &[(k, reading(1, 1_200_100, 1_201))])
+        .unwrap();
+    assert_eq!(bytes_of(&c.samples, k), 100 + 1_200_000 * 1190 / 1250);
+    let statuses: Vec<_> = c.slots.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            SlotStatus::Estimated,
+            SlotStatus::Estimated,
+            SlotStatus::Estimated,
+            SlotStatus::Estimated
+        ]
+    );
+    // 1,200,000 bytes over 1250 s: 288,000 per full slot.
+    assert_eq!(c.samples[1].bytes, 288_000);
+}
+
+#[test]
+fn a_late_key_never_writes_into_a_closed_slot() {
+    let (k1, k2) = (key(1, 1, Direction::Down), key(2, 1, Direction::Down));
+    let mut a = Accountant::new(Config::default());
+    a.observe(at(0), &[(k1, reading(1, 0, 0)), (k2, reading(1, 0, 0))])
+        .unwrap();
+    let mut closed = Vec::new();
+    for i in 1..=40 {
+        closed.extend(
+            a.observe(at(i * 10), &[(k1, reading(1, 0, 0))])
+                .unwrap()
+                .samples,
+        );
+    }
+    // k2 returns at 410 s with 9,000 bytes; slot 0 closed at 300 s.
+    let c = a
+        .observe(
+            at(410),
+            &[(k1, reading(1, 0, 0)), (k2, reading(1, 9_000, 9))],
+        )
+        .unwrap();
+    assert!(c.samples.is_empty());
+    let c = a.observe(at(600), &[(k2, reading(1, 9_000, 9))]).unwrap();
+    assert_eq!(bytes_of(&c.samples, k2), 9_000);
+    assert_eq!(c.samples[0].slot, Slot::containing(at(300)));
+}
+
+#[test]
+fn the_clock_going_back_is_refused_and_changes_nothing() {
+    let k = key(1, 1, Direction::Down);
+    let mut a = Accountant::new(Config::default());
+    a.observe(at(100), &[(k, reading(1, 0, 0))]).unwrap();
+    let before = a.state();
+    let e = a.observe(at(50), &[(k, reading(1, 10, 1))]).unwrap_err();
+    assert!(matches!(e, AccountingError::TimeWentBackwards { .. }));
+    assert!(e.to_string().contains("older than the previous"));
+    assert_eq!(a.state(), before);
+}
+
+#[test]
+fn a_key_twice_in_one_batch_is_refused() {
+    let k = key(1, 1, Direction::Down);
+    let mut a = Accountant::new(Config::default());
+    let e = a
+        .observe(at(0), &[(k, reading(1, 0, 0)), (k, reading(1, 5, 1))])
+        .unwrap_err();
+    assert_eq!(e, AccountingError::DuplicateKey(k));
+    assert!(e.to_string().contains("tenant 1 realm 1 down whole"));
+}
+
+#[test]
+fn first_sight_is_a_baseline_by_default() {
+    let k = key(1, 1, Direction::Down);
+    let mut a = Accountant::new(Config::default());
+    let c = a.observe(at(0), &[(k, reading(1, 1 << 40, 5))]).unwrap();
+    assert_eq!(c.events, vec![(k, CounterEvent::FirstSight)]);
+    let c = a
+        .observe(at(300), &[(k, reading(1, (1 << 40) + 10, 6))])
+        .unwrap();
+    assert_eq!(bytes_of(&c.samples, k), 10);
+}
+
+#[test]
+fn counters_not_read_for_a_week_are_forgotten() {
+    let (k1, k2) = (key(1, 1, Direction::Down), key(2, 1, Direction::Down));
+    let config = Config {
+        forget_after: SignedDuration::from_secs(600),
+        ..Config::default()
+    };
+    let mut a = Accountant::new(config);
+    a.observe(at(0), &[(k1, reading(1, 0, 0)), (k2, reading(1, 0, 0))])
+        .unwrap();
+    a.observe(at(601), &[(k1, reading(1, 0, 0))]).unwrap();
+    assert_eq!(a.counters(), 1);
+}
+
+#[test]
+fn state_round_trips_through_bytes_and_json() {
+    let steps = script();
+    let mut a = Accountant::new(Config::default());
+    run(&mut a, &steps[..55]);
+    let s = a.state();
+    assert!(!s.open_samples.is_empty() && !s.counters.is_empty());
+    assert_eq!(AccountantState::decode(&s.encode()).unwrap(), s);
+    let json = serde_json::to_string(&s).unwrap();
+    assert_eq!(serde_json::from_str::<AccountantState>(&json).unwrap(), s);
+}
+
+#[test]
+fn a_damaged_state_is_refused_with_the_field_named() {
+    let mut a = Accountant::new(Config::default());
+    run(&mut a, &script()[..10]);
+    let blob = a.state().encode();
+    let e = AccountantState::decode(&blob[..blob.len() - 3]).unwrap_err();
+    assert!(e.to_string().contains("field `open_"), "{e}");
+    let e = AccountantState::decode(b"nope").unwrap_err();
+    assert_eq!(e.field, "magic");
+    let mut bad = blob.clone();
+    // The first counter's direction byte: 4 magic + 1 version + 9 time + 8 count + 6.
+    bad[4 + 1 + 9 + 8 + 6] = 7;
+    let e = AccountantState::decode(&bad).unwrap_err();
+    assert_eq!(e.field, "counters.key");
+    assert!(e.to_string().contains("direction"));
+    let mut long = blob;
+    long.push(0);
+    assert_eq!(AccountantState::decode(&long).unwrap_err().field, "end");
+    // A huge record count must not allocate.
+    let mut huge = b"TGAS\x01\x00".to_vec();
+    huge.extend_from_slice(&[0; 8]);
+    huge.extend_from_slice(&u64::MAX.to_le_bytes());
+    assert_eq!(
+        AccountantState::decode(&huge).unwrap_err().field,
+        "counters.len"
+    );
+}

@@ -1,0 +1,50 @@
+//! Billing: 95th percentile and volume per tenant per period, from the
+//! 5-minute [`accounting::Sample`]s.
+//!
+//! - [`BillingCycle`] and [`Period`]: a billing day (1–28) at local midnight
+//!   in an IANA zone; a period's expected sample count follows the calendar
+//!   and daylight-saving changes.
+//! - [`Series`]: one tenant's per-slot bytes in a period, for a
+//!   [`RealmSelection`].
+//! - [`percentile`]: the figure under a [`PercentileRule`] (percentile,
+//!   [`Method`], [`RankRule`], [`MissingSamples`]), always with its
+//!   [`Coverage`] and its rule in words.
+//! - [`Overage`] against a commit, [`VolumeFigure`] against a quota,
+//!   [`bill_tenant`] for one line per [`ChargeRule`].
+//! - [`project`] and [`decide`]: the overage automation.
+//!
+//! # Time zones: jiff with its bundled database
+//!
+//! Periods start at local midnight, so billing needs the IANA rules. `jiff`
+//! is used with `tzdb-bundle-always`: the database is compiled in, so a
+//! minimal host or container without `/usr/share/zoneinfo` bills the same
+//! as a full one, and a test that checks a Berlin DST month runs anywhere.
+//! Compared with `chrono-tz` (also compiled in), jiff's civil-time
+//! arithmetic makes "the same day next month at midnight, in that zone" one
+//! call, with an explicit rule for local times that a DST change skips.
+//!
+//! This crate is pure: no I/O, no clock. "Now" is an argument.
+
+mod bill;
+mod commit;
+mod error;
+mod figure;
+mod percentile;
+mod period;
+mod projection;
+mod rate;
+mod series;
+mod volume;
+
+pub use bill::{bill_tenant, check_rules, ChargeLine, ChargeRule, TenantBill};
+pub use commit::Overage;
+pub use error::BillingError;
+pub use figure::{
+    percentile, Coverage, Method, MissingSamples, PercentileFigure, PercentileRule, RankedSample,
+};
+pub use percentile::{rank_value, Percentile, RankRule};
+pub use period::{BillingCycle, Period};
+pub use projection::{decide, project, Decision, OveragePolicy, Projection};
+pub use rate::BitRate;
+pub use series::{RealmSelection, Series};
+pub use volume::{VolumeCounts, VolumeFigure, VolumeRule};

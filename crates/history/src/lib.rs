@@ -1,0 +1,33 @@
+//! The history store: the only crate that touches the database.
+//!
+//! - [`Store`]: the port. Append a [`Batch`] (samples, slot coverage and the
+//!   accounting state) in one transaction; read samples, coverage and usage
+//!   totals; apply [`Retention`]; freeze a closed period's bill; load the
+//!   last accounting state. A ClickHouse backend can implement the same
+//!   trait later.
+//! - [`SqliteStore`]: the default, one SQLite file (by default
+//!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
+//!   [`sqlite`](crate::SqliteStore) for why), a versioned schema with a
+//!   migration table, and hourly and daily rollups kept up to date inside
+//!   the same append transaction.
+//!
+//! # Exactly once
+//!
+//! The daemon's loop is: read counters → [`accounting::Accountant::observe`]
+//! → [`Store::append`] with the returned samples and the accountant's new
+//! state, under a sequence number one above the last. After a crash it
+//! resumes from [`Store::last_state`]. Because samples and state commit
+//! together, every byte lands in exactly one committed sample; the
+//! `batches` table refuses a sequence number twice, so a retried append
+//! cannot double count either.
+
+mod error;
+mod sqlite;
+mod store;
+
+pub use error::StoreError;
+pub use sqlite::{SqliteOptions, SqliteStore, DEFAULT_PATH, SCHEMA_VERSION};
+pub use store::{
+    Batch, Bucket, FrozenPeriod, Retention, RetentionReport, SampleQuery, Store, StoredState,
+    Tenants, UsageQuery, UsageTotal,
+};

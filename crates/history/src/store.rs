@@ -1,0 +1,184 @@
+//! The storage port: what the daemon and the CLI need from a history store.
+
+use crate::error::StoreError;
+use accounting::{Direction, Sample, Slot, SlotCoverage};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use net_types::{RealmId, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// What one accounting step produced, written in one transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// Strictly increasing: the store refuses a sequence it has seen, so a
+    /// batch can never be applied twice.
+    pub sequence: u64,
+    /// The closed samples.
+    pub samples: &'a [Sample],
+    /// The closed slots.
+    pub coverage: &'a [SlotCoverage],
+    /// The accountant's state after producing them
+    /// ([`accounting::AccountantState::encode`]).
+    pub state: &'a [u8],
+}
+
+/// The accounting state of the last committed batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredState {
+    /// The batch it was committed with.
+    pub sequence: u64,
+    /// The encoded state.
+    pub blob: Vec<u8>,
+}
+
+/// Which tenants a query is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tenants {
+    /// Everybody.
+    All,
+    /// These.
+    Only(Vec<TenantId>),
+}
+
+/// Samples of some tenants in `[from, to)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleQuery {
+    /// Whose.
+    pub tenants: Tenants,
+    /// The first slot.
+    pub from: Slot,
+    /// The first slot after the range.
+    pub to: Slot,
+}
+
+/// How usage totals are grouped in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// Local calendar days.
+    Day,
+    /// Local calendar months.
+    Month,
+}
+
+/// Usage totals per tenant × realm × direction per day or month.
+#[derive(Clone, Debug)]
+pub struct UsageQuery {
+    /// Whose.
+    pub tenants: Tenants,
+    /// From this instant (rounded down to the hour).
+    pub from: Timestamp,
+    /// To this instant (exclusive, rounded down to the hour).
+    pub to: Timestamp,
+    /// Days or months.
+    pub bucket: Bucket,
+    /// The zone whose calendar defines days and months.
+    pub zone: TimeZone,
+}
+
+/// One line of usage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotal {
+    /// Whose.
+    pub tenant: TenantId,
+    /// Which realm.
+    pub realm: RealmId,
+    /// Which direction.
+    pub direction: Direction,
+    /// The local day, or the first day of the local month.
+    pub bucket: Date,
+    /// Bytes.
+    pub bytes: u64,
+    /// Packets.
+    pub packets: u64,
+}
+
+/// How long each kind of data is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Raw 5-minute samples (and slot coverage). Never deleted inside a
+    /// period that is not frozen, whatever this says.
+    pub raw: SignedDuration,
+    /// Hourly rollups.
+    pub hourly: SignedDuration,
+    /// Daily rollups.
+    pub daily: SignedDuration,
+}
+
+impl Default for Retention {
+    /// Raw for 70 days (a 31-day period plus a month's grace to freeze
+    /// it), hourly for 3 years, daily for 10.
+    fn default() -> Self {
+        Retention {
+            raw: SignedDuration::from_hours(24 * 70),
+            hourly: SignedDuration::from_hours(24 * 1096),
+            daily: SignedDuration::from_hours(24 * 3653),
+        }
+    }
+}
+
+/// What a retention pass removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionReport {
+    /// Raw samples before this slot were removed.
+    pub raw_cutoff: Option<Slot>,
+    /// Why the raw cut-off is earlier than the retention asks, if it is.
+    pub raw_held_back: Option<String>,
+    /// Raw samples removed.
+    pub samples_deleted: u64,
+    /// Hourly rows removed.
+    pub hourly_deleted: u64,
+    /// Daily rows removed.
+    pub daily_deleted: u64,
+}
+
+/// A closed billing period's bill, immutable once stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrozenPeriod {
+    /// `YYYY-MM`.
+    pub label: String,
+    /// The period's first instant.
+    pub start: Timestamp,
+    /// The period's end (exclusive).
+    pub end: Timestamp,
+    /// When it was frozen.
+    pub frozen_at: Timestamp,
+    /// The bill as the daemon rendered it (JSON of every tenant's bill).
+    pub bill: String,
+}
+
+/// A history store. The SQLite one is [`crate::SqliteStore`]; a ClickHouse
+/// one can follow behind the same trait.
+pub trait Store {
+    /// Stores a batch of samples, coverage and the accounting state in one
+    /// transaction: all of it, or none of it.
+    fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError>;
+
+    /// The accounting state committed with the last batch.
+    fn last_state(&self) -> Result<Option<StoredState>, StoreError>;
+
+    /// Raw samples, ordered by slot then key.
+    fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError>;
+
+    /// Coverage of the slots in `[from, to)` that were observed.
+    fn coverage(&self, from: Slot, to: Slot) -> Result<Vec<SlotCoverage>, StoreError>;
+
+    /// Usage totals, ordered by tenant, realm, direction, bucket.
+    fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError>;
+
+    /// Removes what the retention allows, as of `now`.
+    fn apply_retention(
+        &mut self,
+        now: Timestamp,
+        retention: &Retention,
+    ) -> Result<RetentionReport, StoreError>;
+
+    /// Stores a closed period's bill. Refused if the period is already
+    /// frozen or has not ended at `period.frozen_at`.
+    fn freeze(&mut self, period: &FrozenPeriod) -> Result<(), StoreError>;
+
+    /// A frozen period's bill.
+    fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError>;
+}
