@@ -317,13 +317,8 @@ fn read_nft(plan: &mut Plan, table: &nft_reader::Table, hint: &Plan) {
     }
     for (name, m) in &table.maps {
         let name = name.clone();
-        let want = hint.maps.get(&name).map(|w| w.kind);
         let kind = match m.kind {
             nft_reader::KindMatch::Exact(k) => k,
-            nft_reader::KindMatch::Either(a, b) => match want {
-                Some(w) if w == a || w == b => w,
-                _ => a,
-            },
             nft_reader::KindMatch::Unrecognised => {
                 tracing::warn!(map = %name, "tollgate's nftables map has a type tollgate does not know; leaving it");
                 continue;

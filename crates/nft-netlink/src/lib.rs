@@ -14,18 +14,16 @@
 //!
 //! # Which maps
 //!
-//! Only maps whose elements are one netlink element each:
-//!
-//! - concatenated interval maps (`ip saddr . meta priority`, …: the kernel's
-//!   pipapo sets), whose element is a start key and an end key
-//!   (`NFTA_SET_ELEM_KEY_END`);
-//! - plain maps (`meta oifname . meta priority`, `meta mark`), one key.
-//!
-//! Single-field interval maps (realms, shards) are the kernel's rbtree
-//! sets, where an interval is two elements, a start and a flagged end,
-//! whose boundaries `nft` merges with the neighbours'. Those changes are
-//! rare (a route's realm, a new shard) and stay with `nft -f`:
-//! [`element_bytes`] returns `None` for them.
+//! Only the hash maps, whose elements are one key each: tenant id . realm
+//! → class (the map a move changes), interface → tenant, and the registry.
+//! Interval maps (tenants' and realms' prefixes, shards) are the kernel's
+//! rbtree sets, where an interval is two elements, a start and a flagged
+//! end, whose boundaries `nft` merges with the neighbours'. Those change
+//! when a tenant's addresses or a route's realm change, and stay with
+//! `nft -f`: [`element_bytes`] returns `None` for them. (Concatenated
+//! interval maps, the kernel's pipapo sets, would be one element with an
+//! end key, but removing one costs time in proportion to the map's size:
+//! 30 ms at 10,000 elements. tollgate no longer uses them.)
 //!
 //! # Byte order
 //!
@@ -51,7 +49,6 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_SET_ELEM_KEY_END: u16 = 10;
 const NFTA_DATA_VALUE: u16 = 1;
 const IFNAMSIZ: usize = 16;
 
@@ -78,19 +75,17 @@ pub enum ElementOp {
     Delete,
 }
 
-/// An element's key, optional end key, and value, in kernel byte layout.
+/// An element's key and value, in kernel byte layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElementBytes {
-    /// The key (the start, for an interval).
+    /// The key.
     pub key: Vec<u8>,
-    /// The last key of an interval, both ends included.
-    pub key_end: Option<Vec<u8>>,
     /// The value.
     pub data: Vec<u8>,
 }
 
 /// The kernel layout of a map element, or `None` for the map kinds this
-/// crate leaves to `nft` (single-field intervals; see the crate docs).
+/// crate leaves to `nft` (interval maps; see the crate docs).
 pub fn element_bytes(key: &MapKey, value: Option<MapValue>) -> Option<ElementBytes> {
     let data = match value {
         Some(MapValue::Class(c)) => ((u32::from(c.major) << 16) | u32::from(c.minor))
@@ -99,40 +94,23 @@ pub fn element_bytes(key: &MapKey, value: Option<MapValue>) -> Option<ElementByt
         Some(MapValue::Mark(m)) => m.to_ne_bytes().to_vec(),
         None => Vec::new(),
     };
-    let (key, key_end) = match key {
-        MapKey::PrefixRealm(p, realm) => {
-            let realm = u32::from(*realm).to_ne_bytes();
-            let (mut start, mut end) = match p.network() {
-                net_types::Prefix::V4(..) => {
-                    let p = p.network();
-                    (
-                        (p.start_bits() as u32).to_be_bytes().to_vec(),
-                        (p.end_bits() as u32).to_be_bytes().to_vec(),
-                    )
-                }
-                net_types::Prefix::V6(..) => {
-                    let p = p.network();
-                    (
-                        p.start_bits().to_be_bytes().to_vec(),
-                        p.end_bits().to_be_bytes().to_vec(),
-                    )
-                }
-            };
-            start.extend_from_slice(&realm);
-            end.extend_from_slice(&realm);
-            (start, Some(end))
+    let key = match key {
+        MapKey::TenantRealm(tenant, realm) => {
+            let mut k = tenant.to_ne_bytes().to_vec();
+            k.extend_from_slice(&u32::from(*realm).to_ne_bytes());
+            k
         }
-        MapKey::IfRealm(name, realm) => {
+        MapKey::Interface(name) => {
             let mut k = vec![0u8; IFNAMSIZ];
             let n = name.as_str().as_bytes();
-            k[..n.len().min(IFNAMSIZ - 1)].copy_from_slice(&n[..n.len().min(IFNAMSIZ - 1)]);
-            k.extend_from_slice(&u32::from(*realm).to_ne_bytes());
-            (k, None)
+            let len = n.len().min(IFNAMSIZ - 1);
+            k[..len].copy_from_slice(&n[..len]);
+            k
         }
-        MapKey::Number(n) => (n.to_ne_bytes().to_vec(), None),
+        MapKey::Number(n) => n.to_ne_bytes().to_vec(),
         MapKey::Prefix(_) | MapKey::ClassRange(..) => return None,
     };
-    Some(ElementBytes { key, key_end, data })
+    Some(ElementBytes { key, data })
 }
 
 /// Appends one batch holding `changes` to `out`, for the table `netdev
@@ -165,9 +143,6 @@ pub fn encode_batch(
         let elements = nest(out, NFTA_SET_ELEM_LIST_ELEMENTS);
         let element = nest(out, NFTA_LIST_ELEM);
         data_attr(out, NFTA_SET_ELEM_KEY, &c.element.key);
-        if let Some(end) = &c.element.key_end {
-            data_attr(out, NFTA_SET_ELEM_KEY_END, end);
-        }
         if c.op == ElementOp::Add && !c.element.data.is_empty() {
             data_attr(out, NFTA_SET_ELEM_DATA, &c.element.data);
         }

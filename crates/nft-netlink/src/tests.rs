@@ -6,37 +6,24 @@ fn ne(v: u32) -> [u8; 4] {
 }
 
 #[test]
-fn a_tenant_prefix_is_an_interval_of_address_and_realm() {
-    let key = MapKey::PrefixRealm(Prefix::parse("100.64.1.0/24").unwrap(), 2);
+fn a_tenant_and_realm_key_is_two_host_order_words() {
+    let key = MapKey::TenantRealm(0x0102_0304, 2);
     let e = element_bytes(&key, Some(MapValue::Class(ClassId::new(0x32, 0x94)))).unwrap();
-    let mut start = vec![100, 64, 1, 0];
-    start.extend_from_slice(&ne(2));
-    let mut end = vec![100, 64, 1, 255];
-    end.extend_from_slice(&ne(2));
-    assert_eq!(e.key, start);
-    assert_eq!(e.key_end, Some(end));
+    let mut want = ne(0x0102_0304).to_vec();
+    want.extend_from_slice(&ne(2));
+    assert_eq!(e.key, want);
     assert_eq!(e.data, ne(0x0032_0094).to_vec());
-}
-
-#[test]
-fn ipv6_keys_are_sixteen_bytes_then_the_realm() {
-    let key = MapKey::PrefixRealm(Prefix::parse("2001:db8:1::/48").unwrap(), 0);
-    let e = element_bytes(&key, None).unwrap();
-    assert_eq!(e.key.len(), 20);
-    assert_eq!(&e.key[..6], &[0x20, 0x01, 0x0d, 0xb8, 0, 1]);
-    assert!(e.key[6..16].iter().all(|b| *b == 0));
-    let end = e.key_end.unwrap();
-    assert!(end[6..16].iter().all(|b| *b == 0xff));
-    assert!(e.data.is_empty());
+    let bare = element_bytes(&key, None).unwrap();
+    assert!(bare.data.is_empty());
 }
 
 #[test]
 fn interface_names_are_padded_to_ifnamsiz() {
-    let key = MapKey::IfRealm(IfName::new("vif3.0").unwrap(), 1);
+    let key = MapKey::Interface(IfName::new("vif3.0").unwrap());
     let e = element_bytes(&key, Some(MapValue::Mark(7))).unwrap();
     assert_eq!(&e.key[..7], b"vif3.0\0");
-    assert_eq!(e.key.len(), 20);
-    assert_eq!(e.key_end, None);
+    assert_eq!(e.key.len(), 16);
+    assert_eq!(e.data, ne(7).to_vec());
 }
 
 #[test]
@@ -50,18 +37,18 @@ fn single_field_intervals_are_left_to_nft() {
 #[test]
 fn a_batch_is_framed_and_numbered() {
     let e = element_bytes(
-        &MapKey::PrefixRealm(Prefix::parse("100.64.1.0/24").unwrap(), 0),
+        &MapKey::TenantRealm(7, 0),
         Some(MapValue::Class(ClassId::new(2, 8))),
     )
     .unwrap();
     let changes = [
         ElementChange {
-            map: "down4",
+            map: "tenant_classes",
             op: ElementOp::Delete,
             element: e.clone(),
         },
         ElementChange {
-            map: "down4",
+            map: "tenant_classes",
             op: ElementOp::Add,
             element: e,
         },
@@ -86,5 +73,5 @@ fn a_batch_is_framed_and_numbered() {
     );
     // The table and map names are there, NUL-terminated.
     let text = String::from_utf8_lossy(&out);
-    assert!(text.contains("tollgate\0") && text.contains("down4\0"));
+    assert!(text.contains("tollgate\0") && text.contains("tenant_classes\0"));
 }

@@ -35,17 +35,12 @@ pub(crate) fn decode(elem: &Value, kind: MapKind) -> Result<(MapKey, MapValue), 
     let k = match kind {
         Realm4 => MapKey::Prefix(prefix(key, Family::V4)?),
         Realm6 => MapKey::Prefix(prefix(key, Family::V6)?),
-        Saddr4 | Daddr4 => {
-            let [p, r] = concat(key)?;
-            MapKey::PrefixRealm(prefix(p, Family::V4)?, realm(r)?)
-        }
-        Saddr6 | Daddr6 => {
-            let [p, r] = concat(key)?;
-            MapKey::PrefixRealm(prefix(p, Family::V6)?, realm(r)?)
-        }
-        Oif => {
-            let [i, r] = concat(key)?;
-            MapKey::IfRealm(ifname(i)?, realm(r)?)
+        Tenants4 => MapKey::Prefix(prefix(key, Family::V4)?),
+        Tenants6 => MapKey::Prefix(prefix(key, Family::V6)?),
+        VifTenants => MapKey::Interface(ifname(key)?),
+        TenantClasses => {
+            let [t, r] = concat(key)?;
+            MapKey::TenantRealm(number(t)?, realm(r)?)
         }
         Shard => {
             let (a, b) = class_range(key)?;
@@ -54,10 +49,8 @@ pub(crate) fn decode(elem: &Value, kind: MapKind) -> Result<(MapKey, MapValue), 
         Registry => MapKey::Number(number(key)?),
     };
     let v = match kind {
-        Shard => MapValue::Mark(number(value)?),
-        Realm4 | Realm6 | Saddr4 | Saddr6 | Daddr4 | Daddr6 | Oif | Registry => {
-            MapValue::Class(classid(value)?)
-        }
+        Shard | Tenants4 | Tenants6 | VifTenants => MapValue::Mark(number(value)?),
+        Realm4 | Realm6 | TenantClasses | Registry => MapValue::Class(classid(value)?),
     };
     Ok((k, v))
 }
@@ -348,26 +341,37 @@ mod tests {
 
     #[test]
     fn elements_must_have_the_map_kinds_shape() {
-        let e = json!([{"concat": ["192.0.2.10", "0:1"]}, "1:10"]);
+        let e = json!([{"concat": [7, "0:1"]}, "1:10"]);
         assert_eq!(
-            decode(&e, MapKind::Saddr4),
+            decode(&e, MapKind::TenantClasses),
             Ok((
-                MapKey::PrefixRealm(p("192.0.2.10/32"), 1),
+                MapKey::TenantRealm(7, 1),
                 MapValue::Class(ClassId::new(1, 0x10))
             ))
         );
-        assert!(decode(&e, MapKind::Saddr6).is_err());
         assert!(decode(&e, MapKind::Realm4).is_err());
-        // A bare address is also a valid interface name; a prefix is not.
-        let prefixed =
-            json!([{"concat": [{"prefix": {"addr": "100.64.0.0", "len": 30}}, "0:1"]}, "1:1"]);
-        assert!(decode(&prefixed, MapKind::Oif).is_err());
         assert!(decode(
-            &json!([{"concat": ["vif1.0", "0:1", "0:2"]}, "1:1"]),
-            MapKind::Oif
+            &json!([{"concat": [7, "1:1"]}, "1:10"]),
+            MapKind::TenantClasses
         )
         .is_err());
-        assert!(decode(&json!([{"concat": ["a/b", "0:1"]}, "1:1"]), MapKind::Oif).is_err());
+        assert_eq!(
+            decode(&json!(["192.0.2.10", "0x00000007"]), MapKind::Tenants4),
+            Ok((MapKey::Prefix(p("192.0.2.10/32")), MapValue::Mark(7)))
+        );
+        assert!(decode(&json!(["192.0.2.10", "1:1"]), MapKind::Tenants4).is_err());
+        assert!(decode(&json!(["192.0.2.10", 7]), MapKind::Tenants6).is_err());
+        // A bare address is also a valid interface name; a prefix is not.
+        let prefixed = json!([{"prefix": {"addr": "100.64.0.0", "len": 30}}, 1]);
+        assert!(decode(&prefixed, MapKind::VifTenants).is_err());
+        assert_eq!(
+            decode(&json!(["192.0.2.1", 1]), MapKind::VifTenants),
+            Ok((
+                MapKey::Interface(IfName::new("192.0.2.1").unwrap()),
+                MapValue::Mark(1)
+            ))
+        );
+        assert!(decode(&json!(["a/b", 1]), MapKind::VifTenants).is_err());
         assert!(decode(&json!([1, "1:1", 3]), MapKind::Registry).is_err());
         assert!(decode(&json!([1, 2]), MapKind::Registry).is_err());
         assert_eq!(

@@ -21,9 +21,10 @@ fn type_names(kind: MapKind) -> (&'static [&'static str], &'static str, bool) {
     match kind {
         MapKind::Realm4 => (&["ipv4_addr"], "classid", true),
         MapKind::Realm6 => (&["ipv6_addr"], "classid", true),
-        MapKind::Saddr4 | MapKind::Daddr4 => (&["ipv4_addr", "classid"], "classid", true),
-        MapKind::Saddr6 | MapKind::Daddr6 => (&["ipv6_addr", "classid"], "classid", true),
-        MapKind::Oif => (&["ifname", "classid"], "classid", false),
+        MapKind::Tenants4 => (&["ipv4_addr"], "mark", true),
+        MapKind::Tenants6 => (&["ipv6_addr"], "mark", true),
+        MapKind::VifTenants => (&["ifname"], "mark", false),
+        MapKind::TenantClasses => (&["mark", "classid"], "classid", false),
         MapKind::Shard => (&["classid"], "mark", true),
         MapKind::Registry => (&["mark"], "classid", false),
     }
@@ -43,11 +44,10 @@ fn typeof_exprs(kind: MapKind) -> (&'static [Expr], Expr) {
     match kind {
         MapKind::Realm4 => (&[Payload("ip", "daddr")], PRIO),
         MapKind::Realm6 => (&[Payload("ip6", "daddr")], PRIO),
-        MapKind::Saddr4 => (&[Payload("ip", "saddr"), PRIO], PRIO),
-        MapKind::Saddr6 => (&[Payload("ip6", "saddr"), PRIO], PRIO),
-        MapKind::Daddr4 => (&[Payload("ip", "daddr"), PRIO], PRIO),
-        MapKind::Daddr6 => (&[Payload("ip6", "daddr"), PRIO], PRIO),
-        MapKind::Oif => (&[Meta("oifname"), PRIO], PRIO),
+        MapKind::Tenants4 => (&[Payload("ip", "daddr")], Meta("mark")),
+        MapKind::Tenants6 => (&[Payload("ip6", "daddr")], Meta("mark")),
+        MapKind::VifTenants => (&[Meta("oifname")], Meta("mark")),
+        MapKind::TenantClasses => (&[Meta("mark"), PRIO], PRIO),
         MapKind::Shard => (&[PRIO], Meta("mark")),
         MapKind::Registry => (&[Meta("mark")], PRIO),
     }
@@ -55,14 +55,13 @@ fn typeof_exprs(kind: MapKind) -> (&'static [Expr], Expr) {
 
 /// Every kind, in declaration order. (The matches above stop compiling
 /// when a kind is added; add it here too.)
-const ALL: [MapKind; 9] = [
+const ALL: [MapKind; 8] = [
     MapKind::Realm4,
     MapKind::Realm6,
-    MapKind::Saddr4,
-    MapKind::Saddr6,
-    MapKind::Daddr4,
-    MapKind::Daddr6,
-    MapKind::Oif,
+    MapKind::Tenants4,
+    MapKind::Tenants6,
+    MapKind::VifTenants,
+    MapKind::TenantClasses,
     MapKind::Shard,
     MapKind::Registry,
 ];
@@ -131,9 +130,8 @@ pub(crate) fn recognise(key: &Value, data: &Value, flags: &[&str]) -> KindMatch 
             && matches(&key, key_names, key_exprs)
             && matches(&data, &[data_name], &[data_expr])
     });
-    match (fits.next(), fits.next(), fits.next()) {
-        (Some(a), None, _) => KindMatch::Exact(a),
-        (Some(a), Some(b), None) => KindMatch::Either(a, b),
+    match (fits.next(), fits.next()) {
+        (Some(a), None) => KindMatch::Exact(a),
         _ => KindMatch::Unrecognised,
     }
 }
@@ -144,31 +142,51 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn data_type_names_leave_saddr_and_daddr_open() {
-        let r = recognise(
-            &json!(["ipv4_addr", "classid"]),
-            &json!("classid"),
-            &["interval"],
-        );
-        assert_eq!(r, KindMatch::Either(MapKind::Saddr4, MapKind::Daddr4));
-        assert!(r.fits(MapKind::Saddr4) && r.fits(MapKind::Daddr4) && !r.fits(MapKind::Realm4));
-        assert_eq!(r.exact(), None);
-        assert_eq!(
-            recognise(&json!("ipv4_addr"), &json!("classid"), &["interval"]),
-            KindMatch::Exact(MapKind::Realm4)
-        );
-        assert_eq!(
-            recognise(&json!("classid"), &json!("mark"), &["interval"]),
-            KindMatch::Exact(MapKind::Shard)
-        );
-        assert_eq!(
-            recognise(&json!("mark"), &json!("classid"), &[]),
-            KindMatch::Exact(MapKind::Registry)
-        );
-        assert_eq!(
-            recognise(&json!(["ifname", "classid"]), &json!("classid"), &[]),
-            KindMatch::Exact(MapKind::Oif)
-        );
+    fn data_type_names_tell_every_kind_apart() {
+        for (key, data, flags, kind) in [
+            (
+                json!("ipv4_addr"),
+                json!("classid"),
+                &["interval"][..],
+                MapKind::Realm4,
+            ),
+            (
+                json!("ipv6_addr"),
+                json!("classid"),
+                &["interval"],
+                MapKind::Realm6,
+            ),
+            (
+                json!("ipv4_addr"),
+                json!("mark"),
+                &["interval"],
+                MapKind::Tenants4,
+            ),
+            (
+                json!("ipv6_addr"),
+                json!("mark"),
+                &["interval"],
+                MapKind::Tenants6,
+            ),
+            (json!("ifname"), json!("mark"), &[], MapKind::VifTenants),
+            (
+                json!(["mark", "classid"]),
+                json!("classid"),
+                &[],
+                MapKind::TenantClasses,
+            ),
+            (
+                json!("classid"),
+                json!("mark"),
+                &["interval"],
+                MapKind::Shard,
+            ),
+            (json!("mark"), json!("classid"), &[], MapKind::Registry),
+        ] {
+            let r = recognise(&key, &data, flags);
+            assert_eq!(r, KindMatch::Exact(kind), "{key} : {data}");
+            assert_eq!(r.exact(), Some(kind));
+        }
     }
 
     #[test]
@@ -197,15 +215,21 @@ mod tests {
 
     #[test]
     fn typeof_is_exact() {
-        let key = json!({"typeof": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"meta": {"key": "priority"}}]}});
+        let key = json!({"typeof": {"concat": [{"meta": {"key": "mark"}}, {"meta": {"key": "priority"}}]}});
         assert_eq!(
-            recognise(&key, &json!("classid"), &["interval"]),
-            KindMatch::Exact(MapKind::Daddr6)
+            recognise(&key, &json!("classid"), &[]),
+            KindMatch::Exact(MapKind::TenantClasses)
         );
         let data = json!({"typeof": {"meta": {"key": "priority"}}});
         assert_eq!(
-            recognise(&key, &data, &["interval"]),
-            KindMatch::Exact(MapKind::Daddr6)
+            recognise(&key, &data, &[]),
+            KindMatch::Exact(MapKind::TenantClasses)
+        );
+        let mark = json!({"typeof": {"meta": {"key": "mark"}}});
+        let tenants = json!({"typeof": {"payload": {"protocol": "ip6", "field": "daddr"}}});
+        assert_eq!(
+            recognise(&tenants, &mark, &["interval"]),
+            KindMatch::Exact(MapKind::Tenants6)
         );
         let realm = json!({"typeof": {"payload": {"protocol": "ip", "field": "daddr"}}});
         assert_eq!(
@@ -219,8 +243,11 @@ mod tests {
             recognise(&saddr, &data, &["interval"]),
             KindMatch::Unrecognised
         );
-        let oif = json!({"typeof": {"concat": [{"meta": {"key": "oifname"}}, {"meta": {"key": "priority"}}]}});
-        assert_eq!(recognise(&oif, &data, &[]), KindMatch::Exact(MapKind::Oif));
+        let oif = json!({"typeof": {"meta": {"key": "oifname"}}});
+        assert_eq!(
+            recognise(&oif, &mark, &[]),
+            KindMatch::Exact(MapKind::VifTenants)
+        );
         assert_eq!(
             recognise(&json!({"typeof": 3}), &data, &[]),
             KindMatch::Unrecognised

@@ -152,12 +152,10 @@ pub struct ObservedRule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KindMatch {
     /// Exactly this kind: nft printed the `typeof` expressions, or the data
-    /// types fit only one kind.
+    /// types fit only one kind. (Every kind tollgate declares today differs
+    /// from the others in its data types, so older nft, which prints only
+    /// those, is as exact as newer nft.)
     Exact(MapKind),
-    /// Either of these kinds. Older nft prints only data types, and
-    /// `ip saddr . meta priority` and `ip daddr . meta priority` have the same
-    /// ones (as they do in the kernel); the elements read the same either way.
-    Either(MapKind, MapKind),
     /// None of tollgate's kinds: the map must be recreated.
     Unrecognised,
 }
@@ -167,7 +165,6 @@ impl KindMatch {
     pub fn fits(self, kind: MapKind) -> bool {
         match self {
             KindMatch::Exact(k) => k == kind,
-            KindMatch::Either(a, b) => a == kind || b == kind,
             KindMatch::Unrecognised => false,
         }
     }
@@ -473,12 +470,7 @@ fn read_map(body: &Map<String, Value>, path: &str) -> Result<ObservedMap, ReadEr
         elements: BTreeMap::new(),
         unreadable: Vec::new(),
     };
-    // Saddr and Daddr (the only ambiguity) decode the same way, so either
-    // kind of a pair serves as the decoding guide.
-    let guide = match kind {
-        KindMatch::Exact(k) | KindMatch::Either(k, _) => Some(k),
-        KindMatch::Unrecognised => None,
-    };
+    let guide = kind.exact();
     for e in elems {
         let decoded = match guide {
             Some(k) => element::decode(e, k),

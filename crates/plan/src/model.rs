@@ -230,16 +230,17 @@ pub enum MapKind {
     Realm4,
     /// IPv6 prefix → realm.
     Realm6,
-    /// IPv4 source . realm → class (upload).
-    Saddr4,
-    /// IPv6 source . realm → class (upload).
-    Saddr6,
-    /// IPv4 destination . realm → class (download, router mode).
-    Daddr4,
-    /// IPv6 destination . realm → class (download, router mode).
-    Daddr6,
-    /// Output interface . realm → class (download, hypervisor mode).
-    Oif,
+    /// A tenant's IPv4 prefix → its tenant id, as a packet mark. One map
+    /// serves both directions (looked up by source or destination).
+    Tenants4,
+    /// A tenant's IPv6 prefix → its tenant id.
+    Tenants6,
+    /// A VM's interface → its tenant id (download, hypervisor mode).
+    VifTenants,
+    /// Tenant id . realm → class. Moving a tenant changes only its
+    /// elements here: a hash map, where an element changes in constant
+    /// time, unlike an interval map keyed by address (see docs/dataplane.md).
+    TenantClasses,
     /// HTB class range → packet mark, to steer packets to their shard.
     Shard,
     /// Owner id → first class of its block: tollgate's record of which
@@ -253,11 +254,10 @@ impl MapKind {
         match self {
             MapKind::Realm4 => "typeof ip daddr : meta priority; flags interval",
             MapKind::Realm6 => "typeof ip6 daddr : meta priority; flags interval",
-            MapKind::Saddr4 => "typeof ip saddr . meta priority : meta priority; flags interval",
-            MapKind::Saddr6 => "typeof ip6 saddr . meta priority : meta priority; flags interval",
-            MapKind::Daddr4 => "typeof ip daddr . meta priority : meta priority; flags interval",
-            MapKind::Daddr6 => "typeof ip6 daddr . meta priority : meta priority; flags interval",
-            MapKind::Oif => "typeof meta oifname . meta priority : meta priority",
+            MapKind::Tenants4 => "typeof ip daddr : meta mark; flags interval",
+            MapKind::Tenants6 => "typeof ip6 daddr : meta mark; flags interval",
+            MapKind::VifTenants => "typeof meta oifname : meta mark",
+            MapKind::TenantClasses => "typeof meta mark . meta priority : meta priority",
             MapKind::Shard => "typeof meta priority : meta mark; flags interval",
             MapKind::Registry => "typeof meta mark : meta priority",
         }
@@ -280,10 +280,10 @@ pub struct NftMap {
 pub enum MapKey {
     /// A prefix.
     Prefix(Prefix),
-    /// A prefix and a realm scratch value.
-    PrefixRealm(Prefix, u16),
-    /// An interface name and a realm scratch value.
-    IfRealm(IfName, u16),
+    /// An interface name.
+    Interface(IfName),
+    /// A tenant id and a realm scratch value.
+    TenantRealm(u32, u16),
     /// A range of class handles, both ends included.
     ClassRange(ClassId, ClassId),
     /// A plain number.
@@ -304,8 +304,8 @@ impl fmt::Display for MapKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MapKey::Prefix(p) => write!(f, "{p}"),
-            MapKey::PrefixRealm(p, r) => write!(f, "{p} . 0:{r:x}"),
-            MapKey::IfRealm(i, r) => write!(f, "\"{i}\" . 0:{r:x}"),
+            MapKey::Interface(i) => write!(f, "\"{i}\""),
+            MapKey::TenantRealm(t, r) => write!(f, "{t} . 0:{r:x}"),
             MapKey::ClassRange(a, b) => write!(f, "{a}-{b}"),
             MapKey::Number(n) => write!(f, "{n}"),
         }

@@ -118,7 +118,7 @@ fn drift_is_repaired_by_the_next_round() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("drift", &[("wan0", "wanp"), ("lan0", "lanp")]);
     ns.ok(&["apply", "-c", ROUTER]);
-    // A class, a rule, a map element and a redirect filter, deleted by hand.
+    // A class, a rule, map elements and a redirect filter, deleted by hand.
     ns.sh("tc class del dev tg-down classid 2:25");
     let handle = ns
         .sh("nft -a list chain netdev tollgate classify_up")
@@ -131,13 +131,15 @@ fn drift_is_repaired_by_the_next_round() {
     ns.sh(&format!(
         "nft delete rule netdev tollgate classify_up handle {handle}"
     ));
-    ns.sh("nft delete element netdev tollgate up4 '{ 100.64.1.0/24 . 0:1 }'");
+    ns.sh("nft delete element netdev tollgate tenants4 '{ 100.64.1.0/24 }'");
+    ns.sh("nft delete element netdev tollgate tenant_classes '{ 2 . 0:1 }'");
     ns.sh("tc filter del dev lan0 egress prio 49152");
     let plan = ns.ok(&["plan", "-c", ROUTER]);
     for what in [
         "class 2:25",
         "chain classify_up",
-        "up4[100.64.1.0/24",
+        "tenants4[100.64.1.0/24]",
+        "tenant_classes[2 . 0:1]",
         "filter Egress",
     ] {
         assert!(plan.contains(what), "{what} missing from:\n{plan}");

@@ -199,7 +199,12 @@ fn a_move_applies_make_before_break_to_a_real_kernel() {
     apply_plan(&ns, &before.plan);
     let tenants_before = element_count(&ns, "owners_tenants");
     assert_eq!(tenants_before, 4, "four tenants are registered");
-    assert_eq!(element_count(&ns, "down_if"), 8, "four vifs × two realms");
+    assert_eq!(element_count(&ns, "vif_tenants"), 4, "four vifs");
+    assert_eq!(
+        element_count(&ns, "tenant_classes"),
+        8,
+        "four tenants × two realms"
+    );
     // Move tenant 1 (web-1) from its reseller parent into the overage pool.
     let mut moved = p.clone();
     let t = moved.tenants.iter_mut().find(|t| t.id.0 == 1).unwrap();

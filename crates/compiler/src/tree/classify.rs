@@ -52,56 +52,60 @@ impl Builder<'_> {
                 );
             }
         }
-        // Tenant maps: local address (or vif) . realm → class. Without
-        // realms, the realm scratch value is always 0.
+        // Tenant maps, in two steps so that moving a tenant changes hash
+        // map elements only: its addresses (or its vif) → its id, as a
+        // mark, then id . realm → class. Without realms, the realm scratch
+        // value is always 0. Both directions share the maps: only the
+        // address looked up differs.
         let keys: Vec<u16> = if self.realms.is_empty() {
             vec![0]
         } else {
             self.realms.iter().map(|r| r.0).collect()
         };
-        for dir in Direction::BOTH {
-            let by_vif = dir == Direction::Down && site.mode == Mode::Hypervisor;
-            let (m4, m6): (&'static str, &'static str) = match dir {
-                Direction::Up => ("up4", "up6"),
-                Direction::Down => ("down4", "down6"),
+        let hypervisor = site.mode == Mode::Hypervisor;
+        self.map("tenants4", MapKind::Tenants4);
+        self.map("tenants6", MapKind::Tenants6);
+        if hypervisor {
+            self.map("vif_tenants", MapKind::VifTenants);
+        }
+        self.map("tenant_classes", MapKind::TenantClasses);
+        for t in &policy.tenants {
+            let Some(base) = placements.get(&Owner::Tenant(t.id)).map(Placement::base) else {
+                continue;
             };
-            if by_vif {
-                self.map("down_if", MapKind::Oif);
-            } else {
-                let (k4, k6) = match dir {
-                    Direction::Up => (MapKind::Saddr4, MapKind::Saddr6),
-                    Direction::Down => (MapKind::Daddr4, MapKind::Daddr6),
+            let id = MapValue::Mark(t.id.0);
+            let serves = Serves::new(Role::TenantClassifier).tenant(t.id);
+            for (pfx, _) in &t.prefixes {
+                let map = if pfx.is_ipv4() {
+                    "tenants4"
+                } else {
+                    "tenants6"
                 };
-                self.map(m4, k4);
-                self.map(m6, k6);
+                self.element(map, MapKey::Prefix(*pfx), id, serves);
             }
-            for t in &policy.tenants {
-                let Some(base) = placements.get(&Owner::Tenant(t.id)).map(Placement::base) else {
-                    continue;
+            if let (true, Some(vif)) = (hypervisor, t.interface) {
+                self.element("vif_tenants", MapKey::Interface(vif), id, serves);
+            }
+            for (g, realm) in keys.iter().enumerate() {
+                let minor = if self.realms.is_empty() {
+                    base.minor
+                } else {
+                    base.minor + 4 * (g as u16 + 1)
                 };
-                for (g, realm) in keys.iter().enumerate() {
-                    let minor = if self.realms.is_empty() {
-                        base.minor
-                    } else {
-                        base.minor + 4 * (g as u16 + 1)
-                    };
-                    let value = MapValue::Class(ClassId::new(base.major, minor));
-                    let serves = Serves {
-                        realm: (*realm != 0).then_some(RealmId(*realm)),
-                        ..Serves::new(Role::TenantClassifier).tenant(t.id).dir(dir)
-                    };
-                    if by_vif {
-                        if let Some(vif) = t.interface {
-                            self.element("down_if", MapKey::IfRealm(vif, *realm), value, serves);
-                        }
-                        continue;
-                    }
-                    for (pfx, _) in &t.prefixes {
-                        let map = if pfx.is_ipv4() { m4 } else { m6 };
-                        self.element(map, MapKey::PrefixRealm(*pfx, *realm), value, serves);
-                    }
-                }
+                let serves = Serves {
+                    realm: (*realm != 0).then_some(RealmId(*realm)),
+                    ..serves
+                };
+                self.element(
+                    "tenant_classes",
+                    MapKey::TenantRealm(t.id.0, *realm),
+                    MapValue::Class(ClassId::new(base.major, minor)),
+                    serves,
+                );
             }
+        }
+        for dir in Direction::BOTH {
+            let by_vif = dir == Direction::Down && hypervisor;
             self.classify_chain(dir, by_vif);
         }
         if policy.bands.is_some() {
@@ -164,16 +168,17 @@ impl Builder<'_> {
             rules.push(format!("meta priority set ip {remote} map @realm4"));
             rules.push(format!("meta priority set ip6 {remote} map @realm6"));
         }
+        // The mark carries the tenant id from one lookup to the next; it is
+        // cleared first so that no foreign mark is mistaken for a tenant,
+        // and the hook chain overwrites it with the shard's afterwards.
+        rules.push("meta mark set 0".into());
         if by_vif {
-            rules.push("meta priority set meta oifname . meta priority map @down_if".into());
+            rules.push("meta mark set meta oifname map @vif_tenants".into());
         } else {
-            rules.push(format!(
-                "meta priority set ip {local} . meta priority map @{d}4"
-            ));
-            rules.push(format!(
-                "meta priority set ip6 {local} . meta priority map @{d}6"
-            ));
+            rules.push(format!("meta mark set ip {local} map @tenants4"));
+            rules.push(format!("meta mark set ip6 {local} map @tenants6"));
         }
+        rules.push("meta priority set meta mark . meta priority map @tenant_classes".into());
         if self.policy.bands.is_some() {
             rules.push("goto bands".into());
         }

@@ -89,60 +89,60 @@ pub fn edge_plan() -> Plan {
         "realm6_all".into(),
         map(MapKind::Realm6, vec![(Prefix(p("::/0")), class("0:1"))]),
     );
+    let mark = MapValue::Mark;
     maps.insert(
-        "up4".into(),
+        "tenants4".into(),
         map(
-            MapKind::Saddr4,
+            MapKind::Tenants4,
             vec![
-                (PrefixRealm(p("192.0.2.10/32"), 1), class("1:10")),
-                (PrefixRealm(p("192.0.2.10/32"), 2), class("1:14")),
-                (PrefixRealm(p("100.64.0.0/30"), 1), class("1:0")),
-                (PrefixRealm(p("100.64.0.4/30"), 1), class("1:0")),
-                (PrefixRealm(p("255.255.255.255/32"), 0), class("0:0")),
+                (Prefix(p("192.0.2.10/32")), mark(1)),
+                (Prefix(p("100.64.0.0/30")), mark(2)),
+                (Prefix(p("100.64.0.4/30")), mark(3)),
+                (Prefix(p("255.255.255.255/32")), mark(u32::MAX)),
             ],
         ),
     );
     maps.insert(
-        "down4".into(),
-        map(
-            MapKind::Daddr4,
-            vec![(PrefixRealm(p("0.0.0.0/0"), 0xffff), class("ffff:ffff"))],
-        ),
+        "tenants4_all".into(),
+        map(MapKind::Tenants4, vec![(Prefix(p("0.0.0.0/0")), mark(5))]),
     );
     maps.insert(
-        "up6".into(),
+        "tenants6".into(),
         map(
-            MapKind::Saddr6,
+            MapKind::Tenants6,
             vec![
-                (PrefixRealm(p("2001:db8::7/128"), 1), class("1:10")),
-                (PrefixRealm(p("::/0"), 2), class("1:14")),
-                (
-                    PrefixRealm(p("2001:db8:10::/64"), 0xffff),
-                    class("ffff:fffe"),
-                ),
+                (Prefix(p("2001:db8::7/128")), mark(1)),
+                (Prefix(p("2001:db8:10::/64")), mark(0xffff)),
+                (Prefix(p("2001:db8:ff00::/40")), mark(65536)),
             ],
         ),
     );
     maps.insert(
-        "down6".into(),
-        map(
-            MapKind::Daddr6,
-            vec![
-                (PrefixRealm(p("2001:db8:ff00::/40"), 1), class("1:1")),
-                (PrefixRealm(p("2001:db8:ff00::/40"), 2), class("1:2")),
-            ],
-        ),
+        "tenants6_all".into(),
+        map(MapKind::Tenants6, vec![(Prefix(p("::/0")), mark(2))]),
     );
     let ifn = |s: &str| IfName::new(s).unwrap();
     maps.insert(
-        "down_if".into(),
+        "vif_tenants".into(),
         map(
-            MapKind::Oif,
+            MapKind::VifTenants,
             vec![
-                (IfRealm(ifn("vif1.0"), 1), class("1:10")),
-                (IfRealm(ifn("tap-a_b"), 2), class("1:14")),
-                (IfRealm(ifn("abcdefghijklmno"), 1), class("1:1")),
-                (IfRealm(ifn("192.0.2.1"), 0), class("0:0")),
+                (Interface(ifn("vif1.0")), mark(1)),
+                (Interface(ifn("tap-a_b")), mark(2)),
+                (Interface(ifn("abcdefghijklmno")), mark(3)),
+                (Interface(ifn("192.0.2.1")), mark(0)),
+            ],
+        ),
+    );
+    maps.insert(
+        "tenant_classes".into(),
+        map(
+            MapKind::TenantClasses,
+            vec![
+                (TenantRealm(1, 1), class("1:10")),
+                (TenantRealm(1, 2), class("1:14")),
+                (TenantRealm(0, 0), class("0:0")),
+                (TenantRealm(u32::MAX, 0xffff), class("ffff:ffff")),
             ],
         ),
     );
@@ -184,7 +184,8 @@ pub fn edge_plan() -> Plan {
             rules: vec![
                 "meta priority set 0:2".into(),
                 "meta priority set ip saddr map @realm4".into(),
-                "meta priority set ip saddr . meta priority map @up4".into(),
+                "meta mark set ip saddr map @tenants4".into(),
+                "meta priority set meta mark . meta priority map @tenant_classes".into(),
             ],
         },
     );
@@ -300,24 +301,24 @@ pub fn assert_matches_plan(
     }
 }
 
-/// One Daddr4 map of 1400 elements (700 /30s in two realms): just over the
-/// 64 KiB of elements that nft 1.0.6 puts into one netlink message.
+/// One tenant-class map of 2000 elements (1000 tenants in two realms):
+/// past the 64 KiB of elements that nft 1.0.6 puts into one netlink
+/// message, where it once corrupted an element of a concatenated map.
 pub fn overflow_plan() -> Plan {
     let mut elements = BTreeMap::new();
-    for i in 0..700u32 {
-        let a = u32::from(std::net::Ipv4Addr::new(100, 64, 0, 0)) + i * 4;
+    for t in 0..1000u32 {
         for realm in [1u16, 2] {
             elements.insert(
-                MapKey::PrefixRealm(Prefix::V4(a.into(), 30), realm),
-                MapValue::Class(ClassId::new(1, (i * 2 + realm as u32) as u16)),
+                MapKey::TenantRealm(t + 1, realm),
+                MapValue::Class(ClassId::new(1, (t * 2 + realm as u32) as u16)),
             );
         }
     }
     let mut plan = Plan::default();
     plan.maps.insert(
-        "down4".into(),
+        "tenant_classes".into(),
         NftMap {
-            kind: MapKind::Daddr4,
+            kind: MapKind::TenantClasses,
             elements,
         },
     );
