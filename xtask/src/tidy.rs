@@ -21,9 +21,10 @@ const PURE: &[&str] = &[
     "nft-netlink",
     "accounting",
     "billing",
+    "routes",
 ];
 /// Crates that may touch the world.
-const EFFECT: &[&str] = &["tollgate", "linux-dataplane", "history"];
+const EFFECT: &[&str] = &["tollgate", "linux-dataplane", "history", "bgp-speaker"];
 /// Text that marks I/O or a clock in a pure crate.
 const FORBIDDEN: &[&str] = &[
     "std::fs",

@@ -120,6 +120,11 @@ impl<'a> MrtReader<'a> {
         self.records
     }
 
+    /// How many bytes of the input were consumed, for progress reports.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
     /// The peers of the most recent PEER_INDEX_TABLE.
     pub fn peers(&self) -> &[MrtPeer] {
         self.peers.as_deref().unwrap_or_default()

@@ -156,6 +156,11 @@ that hold only tollgate's filters) and the nftables table `netdev tollgate`."
     /// international network, the host tollgate shapes, and tenants.
     #[command(subcommand)]
     Lab(LabCommand),
+
+    /// Realms from routes: import MRT dumps, look up addresses, count
+    /// prefixes per realm, and listen to BGP peers.
+    #[command(subcommand)]
+    Routes(crate::routes::RoutesCommand),
 }
 
 #[derive(Subcommand, Debug)]

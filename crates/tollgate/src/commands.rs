@@ -72,10 +72,11 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             crate::lab::run(cmd)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Routes(cmd) => crate::routes::run(&path, cmd),
         Command::Explain { tenant, json } => {
             let (loaded, policy) = valid(&path)?;
             let compiled = compile(&loaded, &policy, &HostFacts::default())?;
-            print!("{}", explain(&policy, &compiled, tenant, *json)?);
+            say!("{}", explain(&policy, &compiled, tenant, *json)?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -21,6 +21,7 @@ mod commands;
 mod files;
 mod lab;
 mod live;
+mod routes;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -57,7 +57,7 @@ impl AsPathSegment {
     /// How much the segment adds to the path length used in route selection
     /// and in the RFC 6793 merge: a set counts once, confederation
     /// segments not at all.
-    fn path_len(&self) -> usize {
+    pub fn path_len(&self) -> usize {
         match self.kind {
             SegmentKind::Sequence => self.asns.len(),
             SegmentKind::Set => 1,

@@ -91,6 +91,21 @@ impl PathAttributes {
             .collect()
     }
 
+    /// The AS path length that route selection compares (RFC 4271
+    /// §9.1.2.2): an AS_SET counts as one AS, confederation segments as
+    /// none.
+    pub fn path_len(&self) -> usize {
+        self.as_path.iter().map(AsPathSegment::path_len).sum()
+    }
+
+    /// The neighbouring AS the route came through: the first AS of the
+    /// first non-confederation segment. RFC 4271 §9.1.2.2 compares MEDs
+    /// only between routes from the same neighbouring AS.
+    pub fn neighbor_as(&self) -> Option<u32> {
+        let first = self.as_path.iter().find(|s| !s.kind.is_confed())?;
+        first.asns.first().copied()
+    }
+
     /// The AS that originated the route: the last AS of a final
     /// AS_SEQUENCE, or the only member of a final one-element AS_SET. An
     /// aggregate whose final set has several members has no single origin.
@@ -196,10 +211,14 @@ pub(crate) fn decode_attributes(bytes: &[u8], mode: AttrMode) -> Result<DecodedA
         // The partial bit is only meaningful for optional transitive
         // attributes; RFC 4271 §4.3 requires it clear everywhere else.
         let partial_ok = optional && transitive || flags & PARTIAL == 0;
-        if (flags & OPTIONAL != 0) != optional
+        // MRT dumps are records, not a peer's messages, and BIRD 2 writes
+        // well-known attributes such as NEXT_HOP and LOCAL_PREF with all
+        // flags clear; the type code alone identifies the attribute, so a
+        // dump's flags are not checked.
+        let flags_wrong = (flags & OPTIONAL != 0) != optional
             || (flags & TRANSITIVE != 0) != transitive
-            || !partial_ok
-        {
+            || !partial_ok;
+        if flags_wrong && !mode.mrt {
             return Err(DecodeError::update(
                 subcode::update::ATTRIBUTE_FLAGS_ERROR,
                 whole,
@@ -427,9 +446,55 @@ pub(crate) fn encode_attributes(
     Ok(())
 }
 
+/// Encodes the attributes alone, as an UPDATE's attribute block with
+/// four-octet AS numbers, for storing routes compactly outside BGP (the
+/// realm table's snapshots). `next_hop` is written only when it is IPv4,
+/// as NEXT_HOP; callers that need an IPv6 next hop store it themselves.
+pub fn encode_path_attributes(a: &PathAttributes) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_attributes(a, None, None, true, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a block written by [`encode_path_attributes`] (or any UPDATE
+/// attribute block with four-octet AS numbers). Multiprotocol attributes
+/// are refused, because a stored route has no NLRI of its own.
+pub fn decode_path_attributes(bytes: &[u8]) -> Result<PathAttributes, DecodeError> {
+    let mode = AttrMode {
+        four_byte_as: true,
+        mrt: false,
+    };
+    let decoded = decode_attributes(bytes, mode)?;
+    if decoded.mp_reach.is_some() || decoded.mp_unreach.is_some() {
+        return Err(list_error("a stored attribute block carries NLRI"));
+    }
+    Ok(decoded.attrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standalone_attribute_blocks_round_trip() {
+        let a = PathAttributes {
+            origin: Some(Origin::Egp),
+            as_path: vec![AsPathSegment {
+                kind: SegmentKind::Sequence,
+                asns: vec![65001, 4_200_000_000],
+            }],
+            next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            med: Some(5),
+            local_pref: Some(200),
+            communities: vec![65001 << 16 | 100],
+            large_communities: vec![[65001, 1, 2]],
+            ..PathAttributes::default()
+        };
+        let bytes = encode_path_attributes(&a).unwrap();
+        assert_eq!(decode_path_attributes(&bytes), Ok(a.clone()));
+        assert_eq!(a.path_len(), 2);
+        assert_eq!(a.neighbor_as(), Some(65001));
+    }
 
     fn decode2(bytes: &[u8]) -> PathAttributes {
         let mode = AttrMode {

@@ -17,7 +17,10 @@ mod update;
 use crate::bytes::{put_u16, Reader};
 
 pub(crate) use attrs::{decode_attributes, AttrMode};
-pub use attrs::{AsPathSegment, Origin, PathAttributes, RawAttribute, SegmentKind};
+pub use attrs::{
+    decode_path_attributes, encode_path_attributes, AsPathSegment, Origin, PathAttributes,
+    RawAttribute, SegmentKind,
+};
 pub use error::{code, subcode, DecodeError, EncodeError};
 pub(crate) use nlri::read_prefix;
 pub use open::{Capability, Open, AS_TRANS};

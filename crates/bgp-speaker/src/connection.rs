@@ -1,0 +1,191 @@
+//! One TCP connection with one peer: the loop that feeds a
+//! [`bgp::session::Session`] bytes and time and carries out what it asks.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp::session::{DownReason, Event, Output, Session, SessionConfig, State};
+use bgp::wire::Notification;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::config::{PeerConfig, SpeakerConfig};
+use crate::speaker::{PeerState, Shared};
+
+/// What the embedder can ask of a running session.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Command {
+    /// Send ROUTE-REFRESH for every negotiated family.
+    Refresh,
+    /// End the session with a Cease NOTIFICATION.
+    Stop,
+}
+
+/// Everything one connection task needs.
+pub(crate) struct Connection {
+    pub stream: TcpStream,
+    pub peer: PeerConfig,
+    pub speaker: Arc<SpeakerConfig>,
+    pub shared: Arc<Shared>,
+    pub events: mpsc::Sender<(IpAddr, Event)>,
+    pub commands: mpsc::Receiver<Command>,
+    pub shutdown: watch::Receiver<bool>,
+    /// The instant session time counts from.
+    pub epoch: Instant,
+}
+
+/// How large a read may be. Full-table feeds arrive fastest when many
+/// UPDATEs are handed to the session at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Connection {
+    /// Runs the session until it goes down, then returns.
+    pub(crate) async fn run(self) {
+        let Connection {
+            stream,
+            peer,
+            speaker,
+            shared,
+            events,
+            mut commands,
+            mut shutdown,
+            epoch,
+        } = self;
+        let reporter = Reporter {
+            addr: peer.address,
+            shared: Arc::clone(&shared),
+            events,
+        };
+        let addr = peer.address;
+        let label = peer.label();
+        let mut session = Session::new(SessionConfig {
+            local_as: speaker.local_as,
+            router_id: speaker.router_id,
+            peer_as: Some(peer.remote_as),
+            hold_time: peer.hold_time.unwrap_or(speaker.hold_time),
+        });
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let now = move || epoch.elapsed();
+        shared.set_state(addr, PeerState::OpenSent);
+        let mut outputs = session.connected(now());
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let mut failed_write = false;
+            for out in outputs.drain(..) {
+                match out {
+                    Output::Send(bytes) => {
+                        if let Err(e) = wr.write_all(&bytes).await {
+                            tracing::warn!(peer = %label, error = %e, "cannot write to the peer");
+                            failed_write = true;
+                            break;
+                        }
+                    }
+                    Output::Event(event) => reporter.report(&label, event).await,
+                }
+            }
+            if failed_write {
+                outputs = session.closed(now());
+                continue;
+            }
+            if session.state() == State::Idle {
+                break;
+            }
+            shared.set_state(addr, PeerState::from(session.state()));
+            let deadline = session.next_deadline().map(|d| epoch + d);
+            outputs = tokio::select! {
+                read = rd.read(&mut buf) => match read {
+                    Ok(0) => session.closed(now()),
+                    Ok(n) => session.handle_bytes(now(), &buf[..n]),
+                    Err(e) => {
+                        tracing::warn!(peer = %label, error = %e, "read from the peer failed");
+                        session.closed(now())
+                    }
+                },
+                () = sleep_until(deadline) => session.poll(now()),
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Refresh) => session.request_refresh(),
+                    Some(Command::Stop) | None => session.stop(now()),
+                },
+                _ = shutdown.changed() => session.stop(now()),
+            };
+        }
+        let _ = wr.shutdown().await;
+        shared.set_state(addr, PeerState::Idle);
+    }
+}
+
+/// Hands session events on and keeps the peer's status current.
+struct Reporter {
+    addr: IpAddr,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<(IpAddr, Event)>,
+}
+
+impl Reporter {
+    /// Passes an event to the table task and notes it in the peer's status.
+    async fn report(&self, label: &str, event: Event) {
+        let addr = self.addr;
+        match &event {
+            Event::Established {
+                peer_as,
+                peer_id,
+                four_byte_as,
+                families,
+            } => {
+                tracing::info!(peer = %label, %peer_as, %peer_id, four_byte_as, ?families, "session established");
+                self.shared.established(addr);
+            }
+            Event::Down { reason } => {
+                let why = describe(reason);
+                tracing::warn!(peer = %label, reason = %why, "session down; its routes are withdrawn");
+                self.shared.down(addr, why);
+            }
+            Event::Update { .. } => {}
+        }
+        // The table task only ends when the speaker does; then there is
+        // nobody left to tell.
+        let _ = self.events.send((addr, event)).await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A reason for logs and status, with the NOTIFICATION's code and subcode.
+pub(crate) fn describe(reason: &DownReason) -> String {
+    let n = |n: &Notification| {
+        format!(
+            "code {} subcode {} ({})",
+            n.code,
+            n.subcode,
+            code_name(n.code)
+        )
+    };
+    match reason {
+        DownReason::HoldTimerExpired => "hold timer expired".into(),
+        DownReason::NotificationReceived(x) => format!("peer sent NOTIFICATION {}", n(x)),
+        DownReason::NotificationSent(x) => format!("sent NOTIFICATION {}", n(x)),
+        DownReason::ConnectionClosed => "connection closed".into(),
+    }
+}
+
+fn code_name(code: u8) -> &'static str {
+    use bgp::wire::code;
+    match code {
+        code::MESSAGE_HEADER => "message header error",
+        code::OPEN_MESSAGE => "OPEN message error",
+        code::UPDATE_MESSAGE => "UPDATE message error",
+        code::HOLD_TIMER_EXPIRED => "hold timer expired",
+        code::FSM => "finite state machine error",
+        code::CEASE => "cease",
+        code::ROUTE_REFRESH_MESSAGE => "ROUTE-REFRESH message error",
+        _ => "unknown code",
+    }
+}

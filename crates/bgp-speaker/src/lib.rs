@@ -1,0 +1,44 @@
+//! tollgate's BGP speaker: the side-effect shell around the pure `bgp` and
+//! `routes` crates.
+//!
+//! It listens on TCP (port 179 by default) for the peers named in its
+//! [`SpeakerConfig`], runs one task per connection that drives a
+//! [`bgp::session::Session`] with the bytes it reads and the time, and
+//! forwards every session event to one table task that applies it to a
+//! [`routes::RouteTable`]. Realm changes come out of a channel the embedder
+//! passes in, so the daemon can push them to the dataplane and the CLI can
+//! log them.
+//!
+//! tollgate announces nothing. It is passive: peers connect to it (BIRD
+//! and ExaBGP do so by default). One session per peer address: a new
+//! connection from a peer replaces its old session, whose routes are
+//! withdrawn before the new session's routes arrive.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use bgp_speaker::{Speaker, SpeakerConfig};
+//! let config = SpeakerConfig::from_toml("bgp.toml", r#"
+//!     local_as = 65000
+//!     router_id = "192.0.2.1"
+//!     listen = ["127.0.0.1:1179"]
+//!     [[peers]]
+//!     address = "127.0.0.2"
+//!     remote_as = 65001
+//! "#)?;
+//! let rules = routes::RealmRules::new(vec![], (routes::RealmId(2), "international".into()));
+//! let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+//! let speaker = Speaker::bind(config).await?;
+//! let handle = speaker.start(routes::RouteTable::new(rules), tx);
+//! while let Some(batch) = changes.recv().await {
+//!     println!("{} realm changes from {}", batch.changes.len(), batch.peer);
+//! }
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod connection;
+mod speaker;
+
+pub use config::{ConfigError, PeerConfig, SpeakerConfig, DEFAULT_HOLD_TIME};
+pub use speaker::{PeerState, PeerStatus, RealmChanges, Speaker, SpeakerError, SpeakerHandle};

@@ -1,0 +1,393 @@
+//! Listeners, the per-peer session slots, the table task, and the handle
+//! the embedder keeps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bgp::session::{Event, State};
+use bgp::wire::{code, Message, Notification, WireOptions};
+use routes::{RealmChange, RouteTable};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::SpeakerConfig;
+use crate::connection::{Command, Connection};
+
+/// Cease subcode for a connection from an address that is not a peer
+/// (RFC 4486).
+const CEASE_CONNECTION_REJECTED: u8 = 5;
+
+/// How many session events may wait for the table task before sessions
+/// stop reading from their sockets, which pushes back on the peers.
+const EVENT_QUEUE: usize = 1024;
+
+/// The speaker could not start.
+#[derive(Debug)]
+pub struct SpeakerError {
+    /// The address that could not be bound.
+    pub addr: SocketAddr,
+    /// Why.
+    pub error: std::io::Error,
+}
+
+impl fmt::Display for SpeakerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.addr, self.error)?;
+        match self.error.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                write!(f, " (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+            }
+            std::io::ErrorKind::AddrInUse => write!(
+                f,
+                " (another BGP daemon may be running; `ss -ltnp` shows which)"
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                write!(f, " (that address is not configured on this host)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for SpeakerError {}
+
+/// Where a peer's session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// No connection.
+    Idle,
+    /// Connected; our OPEN is sent.
+    OpenSent,
+    /// OPENs exchanged.
+    OpenConfirm,
+    /// Routes flow.
+    Established,
+}
+
+impl From<State> for PeerState {
+    fn from(s: State) -> Self {
+        match s {
+            State::Idle => PeerState::Idle,
+            State::OpenSent => PeerState::OpenSent,
+            State::OpenConfirm => PeerState::OpenConfirm,
+            State::Established => PeerState::Established,
+        }
+    }
+}
+
+/// One configured peer as the speaker sees it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// Its configured name, or its address.
+    pub label: String,
+    /// Its session's state.
+    pub state: PeerState,
+    /// How many times its session reached Established.
+    pub established_count: u32,
+    /// Why its last session ended, if one did.
+    pub last_down: Option<String>,
+}
+
+/// Realm changes caused by one session event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealmChanges {
+    /// The peer whose event caused them.
+    pub peer: IpAddr,
+    /// The changes, in prefix order.
+    pub changes: Vec<RealmChange>,
+}
+
+/// State shared between the tasks and the handle.
+pub(crate) struct Shared {
+    status: Mutex<BTreeMap<IpAddr, PeerStatus>>,
+    table: Mutex<RouteTable>,
+}
+
+/// Locks a mutex even if a task panicked while holding it: the data is
+/// plain state that stays consistent between statements.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn set_state(&self, addr: IpAddr, state: PeerState) {
+        if let Some(s) = lock(&self.status).get_mut(&addr) {
+            s.state = state;
+        }
+    }
+
+    pub(crate) fn established(&self, addr: IpAddr) {
+        if let Some(s) = lock(&self.status).get_mut(&addr) {
+            s.state = PeerState::Established;
+            s.established_count += 1;
+        }
+    }
+
+    pub(crate) fn down(&self, addr: IpAddr, why: String) {
+        if let Some(s) = lock(&self.status).get_mut(&addr) {
+            s.state = PeerState::Idle;
+            s.last_down = Some(why);
+        }
+    }
+}
+
+/// A speaker whose listeners are bound but whose tasks have not started.
+#[derive(Debug)]
+pub struct Speaker {
+    config: Arc<SpeakerConfig>,
+    listeners: Vec<TcpListener>,
+}
+
+impl Speaker {
+    /// Binds every listen address. Fails on the first that cannot be bound,
+    /// before anything runs.
+    pub async fn bind(config: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        let mut listeners = Vec::new();
+        for &addr in &config.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|error| SpeakerError { addr, error })?;
+            listeners.push(l);
+        }
+        Ok(Speaker {
+            config: Arc::new(config),
+            listeners,
+        })
+    }
+
+    /// The bound addresses (with the real port when the configuration
+    /// asked for port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Starts accepting peers on the current tokio runtime. Realm changes
+    /// are sent to `changes`; a closed receiver is fine.
+    pub fn start(
+        self,
+        table: RouteTable,
+        changes: mpsc::UnboundedSender<RealmChanges>,
+    ) -> SpeakerHandle {
+        let status = self
+            .config
+            .peers
+            .iter()
+            .map(|p| {
+                let s = PeerStatus {
+                    address: p.address,
+                    label: p.label(),
+                    state: PeerState::Idle,
+                    established_count: 0,
+                    last_down: None,
+                };
+                (p.address, s)
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            status: Mutex::new(status),
+            table: Mutex::new(table),
+        });
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let slots: Arc<tokio::sync::Mutex<Slots>> = Arc::default();
+        let epoch = Instant::now();
+        let table_task = tokio::spawn(table_task(Arc::clone(&shared), events_rx, changes));
+        let accept_tasks = self
+            .listeners
+            .into_iter()
+            .map(|listener| {
+                let acceptor = Acceptor {
+                    config: Arc::clone(&self.config),
+                    shared: Arc::clone(&shared),
+                    events: events_tx.clone(),
+                    shutdown: shutdown_rx.clone(),
+                    slots: Arc::clone(&slots),
+                    epoch,
+                };
+                tokio::spawn(acceptor.run(listener))
+            })
+            .collect();
+        SpeakerHandle {
+            shared,
+            slots,
+            shutdown: shutdown_tx,
+            accept_tasks,
+            table_task,
+        }
+    }
+}
+
+/// The running session of each peer: how to command it and how to wait
+/// for it to end.
+type Slots = HashMap<IpAddr, (mpsc::Sender<Command>, JoinHandle<()>)>;
+
+/// Accepts connections on one listener.
+struct Acceptor {
+    config: Arc<SpeakerConfig>,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<(IpAddr, Event)>,
+    shutdown: watch::Receiver<bool>,
+    slots: Arc<tokio::sync::Mutex<Slots>>,
+    epoch: Instant,
+}
+
+impl Acceptor {
+    async fn run(self, listener: TcpListener) {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    // Running out of file descriptors is the usual cause;
+                    // pausing keeps the loop from spinning on it.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(peer) = self.config.peer(remote.ip()).cloned() else {
+                tracing::warn!(%remote, "connection from an address that is not a configured peer; rejected");
+                tokio::spawn(reject(stream));
+                continue;
+            };
+            tracing::debug!(peer = %peer.label(), %remote, "connection accepted");
+            let address = peer.address;
+            let label = peer.label();
+            let (cmd_tx, cmd_rx) = mpsc::channel(8);
+            let conn = Connection {
+                stream,
+                peer,
+                speaker: Arc::clone(&self.config),
+                shared: Arc::clone(&self.shared),
+                events: self.events.clone(),
+                commands: cmd_rx,
+                shutdown: self.shutdown.clone(),
+                epoch: self.epoch,
+            };
+            let mut slots = self.slots.lock().await;
+            let previous = slots.remove(&address);
+            // A new connection replaces the old session. The new one waits
+            // until the old one has ended, so that the old session's
+            // withdrawal reaches the table before the new session's routes.
+            let task = tokio::spawn(async move {
+                if let Some((old_cmd, old_task)) = previous {
+                    tracing::info!(peer = %label, "new connection replaces the running session");
+                    let _ = old_cmd.send(Command::Stop).await;
+                    let _ = old_task.await;
+                }
+                conn.run().await;
+            });
+            slots.insert(address, (cmd_tx, task));
+        }
+    }
+}
+
+/// Tells a stranger it is not welcome, and closes.
+async fn reject(mut stream: TcpStream) {
+    let n = Message::Notification(Notification {
+        code: code::CEASE,
+        subcode: CEASE_CONNECTION_REJECTED,
+        data: Vec::new(),
+    });
+    if let Ok(bytes) = n.encode(WireOptions::default()) {
+        let _ = stream.write_all(&bytes).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// Applies session events to the table, one at a time, in arrival order.
+async fn table_task(
+    shared: Arc<Shared>,
+    mut events: mpsc::Receiver<(IpAddr, Event)>,
+    changes: mpsc::UnboundedSender<RealmChanges>,
+) {
+    while let Some((peer, event)) = events.recv().await {
+        let batch = lock(&shared.table).apply(peer, &event);
+        if !batch.is_empty() {
+            tracing::debug!(%peer, changes = batch.len(), "realm changes");
+            let _ = changes.send(RealmChanges {
+                peer,
+                changes: batch,
+            });
+        }
+    }
+}
+
+/// The embedder's handle on a running speaker.
+#[derive(Debug)]
+pub struct SpeakerHandle {
+    shared: Arc<Shared>,
+    slots: Arc<tokio::sync::Mutex<Slots>>,
+    shutdown: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    table_task: JoinHandle<()>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl SpeakerHandle {
+    /// Runs `f` on the routes table. The table task waits meanwhile, so
+    /// keep it short.
+    pub fn with_table<R>(&self, f: impl FnOnce(&RouteTable) -> R) -> R {
+        f(&lock(&self.shared.table))
+    }
+
+    /// Every configured peer's status, by address.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        lock(&self.shared.status).values().cloned().collect()
+    }
+
+    /// Asks a peer to resend its routes (ROUTE-REFRESH). Returns whether a
+    /// session was there to ask; the session itself skips peers that did
+    /// not announce the capability.
+    pub async fn refresh(&self, peer: IpAddr) -> bool {
+        let slots = self.slots.lock().await;
+        match slots.get(&peer) {
+            Some((cmd, task)) if !task.is_finished() => cmd.send(Command::Refresh).await.is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Stops listening, ends every session with a Cease NOTIFICATION, and
+    /// waits (at most two seconds each) for the sessions and the table task
+    /// to finish. Take what you need from the table first.
+    pub async fn shutdown(self) {
+        for t in &self.accept_tasks {
+            t.abort();
+        }
+        let _ = self.shutdown.send(true);
+        let sessions: Vec<_> = self
+            .slots
+            .lock()
+            .await
+            .drain()
+            .map(|(_, (_, t))| t)
+            .collect();
+        let wait = async {
+            for t in sessions {
+                let _ = t.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+        for t in self.accept_tasks {
+            let _ = t.await;
+        }
+        // With the accept tasks and sessions gone, nobody holds an event
+        // sender any more, so the table task drains its queue and ends.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.table_task).await;
+    }
+}
