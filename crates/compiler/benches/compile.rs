@@ -41,6 +41,7 @@ fn compile_warm(b: Bencher, tenants: u32) {
     let facts = HostFacts {
         interfaces: None,
         live,
+        route_realms: Vec::new(),
     };
     b.bench(|| compile(divan::black_box(&p), &facts).unwrap());
 }

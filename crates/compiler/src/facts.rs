@@ -17,6 +17,12 @@ pub struct HostFacts {
     /// Where each owner's classes are now, so that they stay there.
     #[serde(skip)]
     pub live: Live,
+    /// The realm of every best route the host knows (from BGP or an MRT
+    /// dump, classified by the policy's realm rules). They may nest; the
+    /// longest match wins, and the policy's own prefix lists win over a
+    /// route for the same prefix.
+    #[serde(skip)]
+    pub route_realms: Vec<(net_types::Prefix, net_types::RealmId)>,
 }
 
 /// Who a block of classes belongs to.

@@ -34,6 +34,7 @@
 mod alloc;
 mod facts;
 mod provenance;
+pub mod realm_ranges;
 pub mod synthetic;
 mod tree;
 

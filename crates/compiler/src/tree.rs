@@ -66,6 +66,8 @@ struct Builder<'p> {
     /// per direction and shard, then one per direction for the root trees.
     classes: Vec<Vec<(ClassKey, Class)>>,
     elements: BTreeMap<&'static str, Vec<(MapKey, MapValue)>>,
+    /// The routes' realms, from the host facts.
+    route_realms: &'p [(net_types::Prefix, RealmId)],
 }
 
 fn dir_index(d: Direction) -> usize {
@@ -198,6 +200,7 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         members,
         classes: vec![Vec::new(); 2 * (shards as usize + 1)],
         elements: BTreeMap::new(),
+        route_realms: &facts.route_realms,
     };
     b.shards();
     b.nodes(&placed.placements);

@@ -23,6 +23,7 @@ fn compiled(p: &policy::Policy, live: &Live) -> Compiled {
     let facts = HostFacts {
         interfaces: None,
         live: live.clone(),
+        route_realms: Vec::new(),
     };
     compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
 }
@@ -288,6 +289,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
         &HostFacts {
             interfaces: ifs(&["vif1.0"]),
             live: Live::default(),
+            route_realms: Vec::new(),
         },
     )
     .unwrap_err();
@@ -301,6 +303,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
         &HostFacts {
             interfaces: ifs(&["eth0", "vif1.0"]),
             live: Live::default(),
+            route_realms: Vec::new(),
         },
     )
     .unwrap();

@@ -40,6 +40,7 @@ pub fn prepare(dp: &mut Dataplane, path: &Path, exclude: Option<&str>) -> Result
     let facts = HostFacts {
         interfaces: Some(interfaces),
         live: Live::from_plan(&observed.plan),
+        route_realms: route_realms(&policy),
     };
     let compiled = compile(&loaded, &policy, &facts)?;
     let observed_plan = observed.plan_for(&compiled.plan);
@@ -51,6 +52,18 @@ pub fn prepare(dp: &mut Dataplane, path: &Path, exclude: Option<&str>) -> Result
         observed_plan,
         changes,
     })
+}
+
+/// The routes' realms for the compiler (see `routes::saved_realms`). A
+/// table that cannot be read is logged and treated as absent.
+pub fn route_realms(policy: &Policy) -> Vec<(net_types::Prefix, net_types::RealmId)> {
+    match crate::routes::saved_realms(policy) {
+        Ok(realms) => realms,
+        Err(e) => {
+            tracing::error!("{e}");
+            Vec::new()
+        }
+    }
 }
 
 fn summary(r: &ApplyReport) -> String {

@@ -513,3 +513,29 @@ pub fn describe_changes(rules: &RealmRules, peer: IpAddr, changes: &[RealmChange
         changes.len()
     )]
 }
+
+/// The realm of every saved best route, classified by `policy`'s current
+/// realm rules (not the rules in force when the table was saved, so that
+/// editing the rules takes effect at the next apply). Empty when no table
+/// was saved. The table is read from `$TOLLGATE_STATE_DIR`, else the
+/// default state directory, as the `routes` subcommands write it.
+pub fn saved_realms(
+    policy: &policy::Policy,
+) -> Result<Vec<(net_types::Prefix, net_types::RealmId)>, String> {
+    let dir = std::env::var_os("TOLLGATE_STATE_DIR")
+        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
+    let path = dir.join(SNAPSHOT_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let s = load(&StateDir { dir })?;
+    let rules = routes::RealmRules::from_policy(&policy.realms);
+    Ok(s.routes
+        .iter()
+        .filter_map(|r| {
+            let peer = s.peers.get(r.peer as usize).map(|p| p.addr);
+            let attrs = s.attrs.get(r.attrs as usize)?;
+            Some((r.prefix, rules.classify(peer, attrs).realm))
+        })
+        .collect())
+}

@@ -34,23 +34,35 @@ impl Builder<'_> {
     ) {
         let policy = self.policy;
         let site = &policy.site;
-        // Realm maps: remote address → realm scratch value.
+        // Realm maps: remote address → realm scratch value. The policy's
+        // prefix lists and the routes' realms may nest, and an interval map
+        // holds no overlaps, so they are flattened to disjoint prefixes
+        // first (see `realm_ranges`).
         self.map("realm4", MapKind::Realm4);
         self.map("realm6", MapKind::Realm6);
-        for r in &policy.realms.list {
-            for (pfx, _) in &r.prefixes {
-                let map = if pfx.is_ipv4() { "realm4" } else { "realm6" };
-                let serves = Serves {
-                    realm: Some(r.id),
-                    ..Serves::new(Role::RealmPrefix)
-                };
-                self.element(
-                    map,
-                    MapKey::Prefix(*pfx),
-                    MapValue::Class(ClassId::new(0, r.id.0)),
-                    serves,
-                );
-            }
+        let from_policy = policy.realms.list.iter().flat_map(|r| {
+            r.prefixes
+                .iter()
+                .map(move |(pfx, _)| (*pfx, r.id, crate::realm_ranges::Source::Policy))
+        });
+        let from_routes = self
+            .route_realms
+            .iter()
+            .map(|(pfx, realm)| (*pfx, *realm, crate::realm_ranges::Source::Route));
+        let flat =
+            crate::realm_ranges::flatten(from_policy.chain(from_routes), policy.realms.default);
+        for (pfx, realm) in flat {
+            let map = if pfx.is_ipv4() { "realm4" } else { "realm6" };
+            let serves = Serves {
+                realm: Some(realm),
+                ..Serves::new(Role::RealmPrefix)
+            };
+            self.element(
+                map,
+                MapKey::Prefix(pfx),
+                MapValue::Class(ClassId::new(0, realm.0)),
+                serves,
+            );
         }
         // Tenant maps, in two steps so that moving a tenant changes hash
         // map elements only: its addresses (or its vif) → its id, as a

@@ -2,6 +2,9 @@
 //! tollgate applied by its own binary, and iperf3 and ping as the
 //! measuring tools.
 
+// Shared by several test binaries, each using a part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

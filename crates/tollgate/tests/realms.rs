@@ -1,0 +1,176 @@
+//! Realms from BGP, end to end: a community changed in BIRD moves a
+//! tenant's traffic from the national to the international cap.
+//!
+//! BIRD and `tollgate routes listen` talk on loopback (127.0.0.x) in the
+//! test's own namespace; the listener saves its table to a state folder,
+//! and `tollgate apply`, run inside a router built in network namespaces
+//! (see `lab_router`), reads it from there (`TOLLGATE_STATE_DIR`). iperf3
+//! measures the tenant's download from 198.51.100.1, which BIRD announces
+//! as 198.51.100.0/24: with community 65001:100 it is national (ceil
+//! 10 Mbit), without it international (ceil 3 Mbit).
+//!
+//! Needs root (CI runs as root); installs bird2 and exabgp if missing.
+
+#[path = "bgp/peers.rs"]
+#[allow(dead_code)]
+mod peers;
+
+mod lab_router;
+
+use lab_router::Router;
+use peers::{lab, loopback, wait_until, Bird, BirdPeer};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "100mbit", up = "100mbit" }
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+communities = ["65001:100"]
+
+[realms.international]
+id = 2
+
+[plans.home]
+down = { rate = "3mbit", ceil = "10mbit" }
+up = { rate = "3mbit", ceil = "10mbit" }
+
+[plans.home.realms.international]
+down = { ceil = "3mbit" }
+up = { ceil = "3mbit" }
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "home"
+prefixes = ["100.64.1.0/24"]
+"#;
+
+struct Listener(Child);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The realm map's elements in the router, as nft prints them.
+fn realm_map(r: &Router) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &r.host, "nft", "list", "map", "netdev"])
+        .args(["tollgate", "realm4"])
+        .output()
+        .expect("run nft");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_community_changed_in_bird_moves_traffic_between_realm_caps() {
+    let Some(lab) = lab("realm-e2e") else { return };
+    let r = Router::new("e", 1);
+    let policy_path = lab.dir.join("policy.toml");
+    std::fs::write(&policy_path, POLICY).unwrap();
+    let policy = policy_path.display().to_string();
+    let state = lab.dir.join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let local = loopback(31);
+    let bgp = lab.dir.join("bgp.toml");
+    std::fs::write(
+        &bgp,
+        format!("local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = [\"127.0.0.1:{port}\"]\n[[peers]]\naddress = \"{local}\"\nremote_as = 65001\n"),
+    )
+    .unwrap();
+    let _listener = Listener(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["routes", "listen", "--bgp", &bgp.display().to_string()])
+            .args(["-c", &policy, "--state-dir", &state.display().to_string()])
+            .args(["--save-every", "200ms"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start routes listen"),
+    );
+    let mut conf = BirdPeer {
+        local,
+        local_as: 65001,
+        tollgate_port: port,
+        hold_time: 9,
+        routes4: "route 198.51.100.0/24 blackhole;",
+        routes6: "",
+        filter: "bgp_community.add((65001,100));",
+    };
+    let bird = Bird::start(&lab, "bird", &conf.config());
+    let lookup = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["routes", "lookup", "198.51.100.1", "--json", "-c", &policy])
+            .args(["--state-dir", &state.display().to_string()])
+            .output()
+            .expect("run routes lookup");
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .ok()
+            .and_then(|v| v["realm"]["id"].as_u64())
+    };
+    wait_until("the national route saved", Duration::from_secs(20), || {
+        lookup() == Some(1)
+    });
+    let apply = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &r.host, "apply", "-c", &policy])
+            .env("TOLLGATE_STATE_DIR", &state)
+            .output()
+            .expect("run tollgate apply");
+        assert!(
+            o.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    apply();
+    assert!(
+        realm_map(&r).contains("198.51.100.0/24 : 0:1"),
+        "{}",
+        realm_map(&r)
+    );
+    let national = r.download(&[1], 4)[0];
+
+    // The community goes away in BIRD: the route becomes international.
+    conf.filter = "";
+    let changed = Instant::now();
+    bird.reconfigure(&conf.config());
+    wait_until(
+        "the route to turn international",
+        Duration::from_secs(20),
+        || lookup() == Some(2),
+    );
+    apply();
+    let in_kernel = changed.elapsed();
+    assert!(
+        !realm_map(&r).contains("198.51.100.0/24"),
+        "an international route needs no element (it is the default): {}",
+        realm_map(&r)
+    );
+    let international = r.download(&[1], 4)[0];
+    eprintln!(
+        "198.51.100.1 national: {national:.2} Mbit/s (ceil 10); after the community was removed in BIRD: \
+         {international:.2} Mbit/s (ceil 3); BIRD reconfigured → kernel realm map updated in {:.2} s \
+         (listener saves every 200 ms; apply run once the saved table showed the change)",
+        in_kernel.as_secs_f64()
+    );
+    assert!((8.5..=10.3).contains(&national), "national: {national}");
+    assert!(
+        (2.5..=3.1).contains(&international),
+        "international: {international}"
+    );
+}
