@@ -199,8 +199,13 @@ fn tc_request(c: &Change, ifindex: &HashMap<IfName, u32>) -> Result<Request, Str
 /// The run as nfnetlink element changes, when it is nothing else and is
 /// small enough (see [`crate::nfnl`]); `None` sends it to `nft -f`.
 fn netlink_elements(run: &[Change]) -> Option<Vec<nft_netlink::ElementChange<'_>>> {
-    use nft_netlink::{element_bytes, ElementChange, ElementOp};
-    let mut out = Vec::with_capacity(run.len() + 1);
+    use nft_netlink::{element_bytes, ElementOp};
+    // Deletions first, as in `plan::render::changes_nft`: the batch is one
+    // transaction, so the order is invisible to packets, and an interval
+    // replaced by a nested or neighbouring one must be gone before its
+    // replacement is checked for overlaps.
+    let mut deletes = Vec::new();
+    let mut adds = Vec::new();
     for c in run {
         match c {
             Change::SetElement {
@@ -211,30 +216,49 @@ fn netlink_elements(run: &[Change]) -> Option<Vec<nft_netlink::ElementChange<'_>
             } => {
                 // Changing a value is a delete and an add, as in nft.
                 if previous.is_some() {
-                    out.push(ElementChange {
-                        map,
-                        op: ElementOp::Delete,
-                        element: element_bytes(key, None)?,
-                    });
+                    push(
+                        &mut deletes,
+                        map.as_str(),
+                        ElementOp::Delete,
+                        element_bytes(key, None)?,
+                    );
                 }
-                out.push(ElementChange {
-                    map,
-                    op: ElementOp::Add,
-                    element: element_bytes(key, Some(*value))?,
-                });
+                push(
+                    &mut adds,
+                    map.as_str(),
+                    ElementOp::Add,
+                    element_bytes(key, Some(*value))?,
+                );
             }
-            Change::DelElement { map, key } => out.push(ElementChange {
-                map,
-                op: ElementOp::Delete,
-                element: element_bytes(key, None)?,
-            }),
+            Change::DelElement { map, key } => {
+                push(
+                    &mut deletes,
+                    map.as_str(),
+                    ElementOp::Delete,
+                    element_bytes(key, None)?,
+                );
+            }
             _ => return None,
         }
-        if out.len() > crate::nfnl::MAX_ELEMENTS {
+        if deletes.len() + adds.len() > crate::nfnl::MAX_ELEMENTS {
             return None;
         }
     }
-    Some(out)
+    deletes.extend(adds);
+    Some(deletes)
+}
+
+fn push<'a>(
+    to: &mut Vec<nft_netlink::ElementChange<'a>>,
+    map: &'a str,
+    op: nft_netlink::ElementOp,
+    elements: Vec<nft_netlink::ElementBytes>,
+) {
+    to.extend(
+        elements
+            .into_iter()
+            .map(|element| nft_netlink::ElementChange { map, op, element }),
+    );
 }
 
 /// Applies a change set. Never stops at the first failure: every change

@@ -156,6 +156,16 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
 }
 
 impl Observed {
+    /// The map elements nft listed that tollgate could not read back, per
+    /// map, with nft's text of each (see `nft_reader::ObservedMap`).
+    pub fn unreadable_elements(&self) -> Vec<(String, String)> {
+        self.table
+            .iter()
+            .flat_map(|t| &t.maps)
+            .flat_map(|(name, m)| m.unreadable.iter().map(move |u| (name.clone(), u.clone())))
+            .collect()
+    }
+
     /// The observed plan, read with `hint` as the desired plan: every
     /// object the kernel holds exactly as `hint` would have sent it is
     /// `hint`'s object. Reading is done once; this only re-interprets it.

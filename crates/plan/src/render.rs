@@ -227,10 +227,22 @@ pub fn changes_tc(cs: &ChangeSet) -> String {
 }
 
 /// The nftables part of a change set as one `nft -f` transaction.
+///
+/// Within each stretch of element changes, every deletion comes before any
+/// addition. The transaction is atomic, so the order is invisible to
+/// packets, but nft checks each addition to an interval map against what
+/// is there at that point: a realm prefix replaced by a neighbouring or
+/// nested one would otherwise "overlap" the element it replaces.
 pub fn changes_nft(cs: &ChangeSet) -> String {
     let mut out = String::new();
     let t = format!("netdev {NFT_TABLE}");
-    let mut any = false;
+    let mut deletes: Vec<String> = Vec::new();
+    let mut adds: Vec<String> = Vec::new();
+    let flush = |out: &mut String, deletes: &mut Vec<String>, adds: &mut Vec<String>| {
+        for line in deletes.drain(..).chain(adds.drain(..)) {
+            let _ = writeln!(out, "{line}");
+        }
+    };
     for c in &cs.changes {
         let text = match c {
             Change::AddMap { name, kind } => {
@@ -254,23 +266,26 @@ pub fn changes_nft(cs: &ChangeSet) -> String {
                 value,
                 previous,
             } => {
-                let mut s = String::new();
                 if let Some(p) = previous {
-                    let _ = writeln!(s, "delete element {t} {map} {{ {key} : {p} }}");
+                    deletes.push(format!("delete element {t} {map} {{ {key} : {p} }}"));
                 }
-                let _ = write!(s, "add element {t} {map} {{ {key} : {value} }}");
-                s
+                adds.push(format!("add element {t} {map} {{ {key} : {value} }}"));
+                continue;
             }
-            Change::DelElement { map, key } => format!("delete element {t} {map} {{ {key} }}"),
+            Change::DelElement { map, key } => {
+                deletes.push(format!("delete element {t} {map} {{ {key} }}"));
+                continue;
+            }
             _ => continue,
         };
-        if !any {
-            let _ = writeln!(out, "add table {t}");
-            any = true;
-        }
+        flush(&mut out, &mut deletes, &mut adds);
         let _ = writeln!(out, "{text}");
     }
-    out
+    flush(&mut out, &mut deletes, &mut adds);
+    if out.is_empty() {
+        return out;
+    }
+    format!("add table {t}\n{out}")
 }
 
 /// A change set as a short human summary, one line per change.
