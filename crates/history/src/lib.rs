@@ -2,14 +2,15 @@
 //!
 //! - [`Store`]: the port. Append a [`Batch`] (samples, slot coverage and the
 //!   accounting state) in one transaction; read samples, coverage and usage
-//!   totals; apply [`Retention`]; freeze a closed period's bill; load the
-//!   last accounting state. A ClickHouse backend can implement the same
-//!   trait later.
+//!   totals; rank tenants by traffic ([`Store::top_tenants`]); apply
+//!   [`Retention`]; freeze a closed period's bill; load the last accounting
+//!   state. A ClickHouse backend can implement the same trait later.
 //! - [`SqliteStore`]: the default, one SQLite file (by default
 //!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
 //!   [`sqlite`](crate::SqliteStore) for why), a versioned schema with a
-//!   migration table, and hourly and daily rollups kept up to date inside
-//!   the same append transaction.
+//!   migration table, samples packed one row per tenant per hour, and
+//!   hourly and daily rollups (per tenant, and every tenant's totals for
+//!   ranking) kept up to date inside the same append transaction.
 //!
 //! # Exactly once
 //!
@@ -28,6 +29,6 @@ mod store;
 pub use error::StoreError;
 pub use sqlite::{SqliteOptions, SqliteStore, DEFAULT_PATH, SCHEMA_VERSION};
 pub use store::{
-    Batch, Bucket, FrozenPeriod, Retention, RetentionReport, SampleQuery, Store, StoredState,
-    Tenants, UsageQuery, UsageTotal,
+    Batch, Bucket, FrozenPeriod, RankBy, Retention, RetentionReport, SampleQuery, Store,
+    StoredState, TenantTotal, Tenants, TopQuery, UsageQuery, UsageTotal,
 };

@@ -95,6 +95,69 @@ pub struct UsageTotal {
     pub packets: u64,
 }
 
+/// One tenant's traffic over a time range, all realms and bands added up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantTotal {
+    /// Whose.
+    pub tenant: TenantId,
+    /// Bytes toward the tenant.
+    pub down_bytes: u64,
+    /// Bytes from the tenant.
+    pub up_bytes: u64,
+    /// Packets toward the tenant.
+    pub down_packets: u64,
+    /// Packets from the tenant.
+    pub up_packets: u64,
+}
+
+impl TenantTotal {
+    /// A tenant without traffic.
+    pub fn new(tenant: TenantId) -> TenantTotal {
+        TenantTotal {
+            tenant,
+            down_bytes: 0,
+            up_bytes: 0,
+            down_packets: 0,
+            up_packets: 0,
+        }
+    }
+
+    /// The figure a [`RankBy`] ranks by.
+    pub fn bytes(&self, by: RankBy) -> u64 {
+        match by {
+            RankBy::Total => self.down_bytes.saturating_add(self.up_bytes),
+            RankBy::Down => self.down_bytes,
+            RankBy::Up => self.up_bytes,
+        }
+    }
+}
+
+/// Which bytes [`Store::top_tenants`] ranks by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankBy {
+    /// Down and up added.
+    #[default]
+    Total,
+    /// Toward the tenant.
+    Down,
+    /// From the tenant.
+    Up,
+}
+
+/// The tenants with the most traffic in `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopQuery {
+    /// From this instant (rounded down to the hour, like [`UsageQuery`]).
+    pub from: Timestamp,
+    /// To this instant (exclusive, rounded down to the hour).
+    pub to: Timestamp,
+    /// Which bytes.
+    pub by: RankBy,
+    /// At most this many tenants.
+    pub limit: usize,
+}
+
 /// How long each kind of data is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
@@ -128,9 +191,11 @@ pub struct RetentionReport {
     pub raw_held_back: Option<String>,
     /// Raw samples removed.
     pub samples_deleted: u64,
-    /// Hourly rows removed.
+    /// Hourly rollup rows removed (one per tenant and hour in the SQLite
+    /// store).
     pub hourly_deleted: u64,
-    /// Daily rows removed.
+    /// Daily rollup rows removed (one per tenant and day in the SQLite
+    /// store).
     pub daily_deleted: u64,
 }
 
@@ -181,4 +246,52 @@ pub trait Store {
 
     /// A frozen period's bill.
     fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError>;
+
+    /// The `limit` tenants with the most bytes in the range, the largest
+    /// first (ties by tenant number). Tenants without traffic are not
+    /// listed.
+    ///
+    /// The default adds up [`Store::usage`] by UTC day, which is correct
+    /// but reads every tenant's rollups; a store should answer it from
+    /// running totals instead, as [`crate::SqliteStore`] does.
+    fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
+        let usage = self.usage(&UsageQuery {
+            tenants: Tenants::All,
+            from: query.from,
+            to: query.to,
+            bucket: Bucket::Day,
+            zone: TimeZone::UTC,
+        })?;
+        let mut totals: Vec<TenantTotal> = Vec::new();
+        for u in usage {
+            if totals.last().is_none_or(|t| t.tenant != u.tenant) {
+                totals.push(TenantTotal::new(u.tenant));
+            }
+            if let Some(t) = totals.last_mut() {
+                let (bytes, packets) = match u.direction {
+                    Direction::Down => (&mut t.down_bytes, &mut t.down_packets),
+                    Direction::Up => (&mut t.up_bytes, &mut t.up_packets),
+                };
+                *bytes = bytes.saturating_add(u.bytes);
+                *packets = packets.saturating_add(u.packets);
+            }
+        }
+        Ok(rank(totals, query.by, query.limit))
+    }
+}
+
+/// The `limit` largest of `totals` by `by`, largest first, ties by tenant;
+/// tenants without any bytes by `by` are left out.
+pub(crate) fn rank(mut totals: Vec<TenantTotal>, by: RankBy, limit: usize) -> Vec<TenantTotal> {
+    totals.retain(|t| t.bytes(by) > 0);
+    let order = |a: &TenantTotal, b: &TenantTotal| {
+        b.bytes(by).cmp(&a.bytes(by)).then(a.tenant.cmp(&b.tenant))
+    };
+    // Selecting first keeps a top-100 of 10,000 tenants from sorting them all.
+    if limit < totals.len() {
+        totals.select_nth_unstable_by(limit, order);
+        totals.truncate(limit);
+    }
+    totals.sort_unstable_by(order);
+    totals
 }

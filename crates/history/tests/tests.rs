@@ -543,16 +543,10 @@ fn check_after_crash(path: &Path, reported: &[u64]) -> usize {
     let mut expected: Vec<Sample> = seqs.iter().flat_map(|&s| batch_samples(s)).collect();
     expected.sort_by_key(|s| (s.slot, s.key));
     assert_eq!(all, expected);
-    let raw: i64 = all.iter().map(|s| s.bytes as i64).sum();
-    for table in ["hourly", "daily"] {
-        let rolled: i64 = store
-            .connection()
-            .query_row(
-                &format!("SELECT COALESCE(SUM(bytes), 0) FROM {table}"),
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+    let raw: u64 = all.iter().map(|s| s.bytes).sum();
+    let rollups = store.rollup_bytes().unwrap();
+    assert_eq!(rollups.len(), 4);
+    for (table, rolled) in rollups {
         assert_eq!(rolled, raw, "{table} rollup disagrees with the raw samples");
     }
     assert_eq!(
@@ -630,4 +624,142 @@ fn kill_9_loses_nothing_committed_and_corrupts_nothing() {
         "{stored} stored, {} reported",
         reported.len()
     );
+}
+
+#[test]
+fn top_tenants_rank_a_local_month_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("h.sqlite"));
+    // Berlin's November is [31 Oct 23:00Z, 30 Nov 23:00Z): whole UTC days
+    // in the middle and single hours at both ends, from both rollups.
+    let inside = [
+        "2026-10-31T23:10Z",
+        "2026-11-01T00:00Z",
+        "2026-11-15T12:00Z",
+        "2026-11-30T22:55Z",
+    ];
+    let outside = ["2026-10-31T22:55Z", "2026-11-30T23:00Z"];
+    let mut samples = Vec::new();
+    for (n, t) in inside.iter().chain(&outside).enumerate() {
+        for tenant in 1..=5u32 {
+            let bytes = u64::from(tenant) * 1000 + n as u64;
+            samples.push(sample(
+                slot_at(t),
+                key(tenant, 1, Direction::Down, Band::Whole),
+                bytes,
+            ));
+            // Tenant 5 sends nothing up; tenant 1 sends the most.
+            if tenant != 5 {
+                let up = key(tenant, 2, Direction::Up, Band::Normal);
+                samples.push(sample(slot_at(t), up, 10_000 / u64::from(tenant)));
+            }
+        }
+    }
+    samples.sort_by_key(|s| (s.slot, s.key));
+    store
+        .append(&Batch {
+            sequence: 1,
+            samples: &samples,
+            coverage: &[],
+            state: b"",
+        })
+        .unwrap();
+    let in_month = |s: &&Sample| inside.iter().any(|t| s.slot.0 == slot_at(t));
+    let expected = |tenant: u32| {
+        let mut t = TenantTotal::new(TenantId(tenant));
+        for s in samples
+            .iter()
+            .filter(in_month)
+            .filter(|s| s.key.tenant.0 == tenant)
+        {
+            match s.key.direction {
+                Direction::Down => {
+                    (t.down_bytes, t.down_packets) =
+                        (t.down_bytes + s.bytes, t.down_packets + s.packets)
+                }
+                Direction::Up => {
+                    (t.up_bytes, t.up_packets) = (t.up_bytes + s.bytes, t.up_packets + s.packets)
+                }
+            }
+        }
+        t
+    };
+    let query = |by, limit| TopQuery {
+        from: ts("2026-10-31T23:00Z"),
+        to: ts("2026-11-30T23:00Z"),
+        by,
+        limit,
+    };
+    let top = store.top_tenants(&query(RankBy::Total, 3)).unwrap();
+    // Totals: 1 → 44,006; 2 → 28,006; 4 → 26,006; 3 → 25,338; 5 → 20,006.
+    assert_eq!(top, vec![expected(1), expected(2), expected(4)]);
+    let down = store.top_tenants(&query(RankBy::Down, 10)).unwrap();
+    let order: Vec<u32> = down.iter().map(|t| t.tenant.0).collect();
+    assert_eq!(order, vec![5, 4, 3, 2, 1]);
+    let up = store.top_tenants(&query(RankBy::Up, 10)).unwrap();
+    assert_eq!(
+        up.len(),
+        4,
+        "a tenant with no bytes up is not ranked by them"
+    );
+    // An empty range, and a range with no data, rank nobody.
+    let none = TopQuery {
+        to: ts("2026-10-31T23:00Z"),
+        ..query(RankBy::Total, 10)
+    };
+    assert!(store.top_tenants(&none).unwrap().is_empty());
+    let later = TopQuery {
+        from: ts("2027-01-01T00:00Z"),
+        to: ts("2027-02-01T00:00Z"),
+        ..query(RankBy::Total, 10)
+    };
+    assert!(store.top_tenants(&later).unwrap().is_empty());
+}
+
+#[test]
+fn retention_cuts_inside_an_hour_at_a_half_hour_period_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("h.sqlite"));
+    // Kolkata (+05:30): January ends at 31 January 18:30Z, mid-hour.
+    let first = slot_at("2026-01-31T17:00Z");
+    let samples: Vec<Sample> = (first..first + 36)
+        .flat_map(|s| [1u32, 2].map(|t| sample(s, key(t, 1, Direction::Up, Band::Whole), 5)))
+        .collect();
+    store
+        .append(&Batch {
+            sequence: 1,
+            samples: &samples,
+            coverage: &measured(first..first + 36),
+            state: b"",
+        })
+        .unwrap();
+    store
+        .freeze(&frozen(
+            "2026-01",
+            "2026-01-01T00:00+05:30",
+            "2026-02-01T00:00+05:30",
+            "2026-03-01T00:00Z",
+        ))
+        .unwrap();
+    let report = store
+        .apply_retention(ts("2026-07-01T00:00Z"), &Retention::default())
+        .unwrap();
+    let cut = slot_at("2026-01-31T18:30Z");
+    assert_eq!(report.raw_cutoff, Some(Slot(cut)));
+    // 17:00 to 18:30 is 18 slots of two tenants.
+    assert_eq!(report.samples_deleted, 36);
+    let left = store
+        .samples(&SampleQuery {
+            tenants: Tenants::All,
+            from: Slot(0),
+            to: Slot(i64::MAX / 2),
+        })
+        .unwrap();
+    let expected: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.slot.0 >= cut)
+        .copied()
+        .collect();
+    assert_eq!(left, expected);
+    assert_eq!(store.coverage(Slot(0), Slot(cut + 100)).unwrap().len(), 18);
 }

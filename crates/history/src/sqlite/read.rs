@@ -1,119 +1,131 @@
-//! Queries: samples, coverage, usage totals, frozen bills, the state.
+//! Queries: samples, coverage, usage totals, top tenants, frozen bills,
+//! the state.
 
-use super::write::SLOTS_PER_DAY;
+use super::codec::{self, RealmTotal, HOURS_PER_DAY, SLOTS_PER_HOUR};
 use crate::error::StoreError;
 use crate::store::*;
-use accounting::{Band, Direction, Sample, Slot, SlotCoverage, SlotStatus, UsageKey};
+use accounting::{Direction, Sample, Slot, SlotCoverage, SlotStatus};
 use jiff::civil::Date;
 use jiff::Timestamp;
 use net_types::{RealmId, TenantId};
-use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::collections::{BTreeMap, HashMap};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
 
 fn u64_of(v: i64, place: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::corrupt(place, format!("{v} is negative")))
 }
 
-fn tenant_of(v: i64, place: &str) -> Result<TenantId, StoreError> {
-    u32::try_from(v)
-        .map(TenantId)
-        .map_err(|_| StoreError::corrupt(place, format!("tenant {v} is not a u32")))
+/// The first and last hour (or day) a table has rows for. `key` is its
+/// integer primary key: a packed row id, or the hour (day) itself.
+fn stored_range(conn: &Connection, table: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    let ctx = format!("read the time range of {table}");
+    let (key, packed) = match table {
+        "tenants_hourly" => ("hour", false),
+        "tenants_daily" => ("day", false),
+        _ => ("id", true),
+    };
+    // Two subqueries: SQLite reads a MIN or MAX off the end of the tree
+    // only when it is the query's single aggregate; both in one SELECT
+    // scan the whole table.
+    let (lo, hi): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(&format!(
+            "SELECT (SELECT MIN({key}) FROM {table}), (SELECT MAX({key}) FROM {table})"
+        ))
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(StoreError::db(ctx))?;
+    let time = |v: i64| if packed { codec::split_row_id(v).0 } else { v };
+    Ok(lo.zip(hi).map(|(lo, hi)| (time(lo), time(hi))))
 }
 
-fn realm_of(v: i64, place: &str) -> Result<RealmId, StoreError> {
-    u16::try_from(v)
-        .map(RealmId)
-        .map_err(|_| StoreError::corrupt(place, format!("realm {v} is not a u16")))
-}
-
-fn direction_of(v: i64, place: &str) -> Result<Direction, StoreError> {
-    u8::try_from(v)
-        .ok()
-        .and_then(Direction::from_code)
-        .ok_or_else(|| StoreError::corrupt(place, format!("direction {v} is not 0 or 1")))
-}
-
-/// The raw columns of a sample row: tenant, realm, dir, band, slot, bytes, packets.
-type SampleRow = (i64, i64, i64, i64, i64, i64, i64);
-
-fn sample_row(r: &Row<'_>) -> rusqlite::Result<SampleRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
-
-fn sample_of(row: SampleRow) -> Result<Sample, StoreError> {
-    let (tenant, realm, dir, band, slot, bytes, packets) = row;
-    let band = u8::try_from(band)
-        .ok()
-        .and_then(Band::from_code)
-        .ok_or_else(|| StoreError::corrupt("samples.band", format!("band {band} is not 0..=3")))?;
-    Ok(Sample {
-        slot: Slot(slot),
-        key: UsageKey {
-            tenant: tenant_of(tenant, "samples.tenant")?,
-            realm: realm_of(realm, "samples.realm")?,
-            direction: direction_of(dir, "samples.dir")?,
-            band,
-        },
-        bytes: u64_of(bytes, "samples.bytes")?,
-        packets: u64_of(packets, "samples.packets")?,
-    })
-}
-
-pub(super) fn samples(conn: &Connection, q: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
-    let ctx = "read samples";
-    let mut out = Vec::new();
-    if q.from >= q.to {
-        return Ok(out);
-    }
-    let (d0, d1) = (
-        q.from.0.div_euclid(SLOTS_PER_DAY),
-        (q.to.0 - 1).div_euclid(SLOTS_PER_DAY),
-    );
-    match &q.tenants {
+/// Calls `each` with the tenant and blob of every row of `table` (a packed
+/// per-tenant table) at hour (or day) `time`, for every tenant or only
+/// those listed.
+fn each_row(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    time: i64,
+    tenants: &Tenants,
+    mut each: impl FnMut(u32, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let ctx = || format!("read {table}");
+    match tenants {
         Tenants::All => {
             let mut st = conn
-                .prepare_cached(
-                    "SELECT tenant, realm, dir, band, slot, bytes, packets FROM samples
-                     WHERE day >= ?1 AND day <= ?2 AND slot >= ?3 AND slot < ?4",
-                )
-                .map_err(StoreError::db(ctx))?;
-            let rows = st
-                .query_map(params![d0, d1, q.from.0, q.to.0], sample_row)
-                .map_err(StoreError::db(ctx))?;
-            for r in rows {
-                out.push(sample_of(r.map_err(StoreError::db(ctx))?)?);
+                .prepare_cached(&format!(
+                    "SELECT id, {column} FROM {table} WHERE id >= ?1 AND id < ?2"
+                ))
+                .map_err(StoreError::db(ctx()))?;
+            let range = params![codec::first_row_id(time), codec::first_row_id(time + 1)];
+            let mut rows = st.query(range).map_err(StoreError::db(ctx()))?;
+            while let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+                let id: i64 = r.get(0).map_err(StoreError::db(ctx()))?;
+                let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?));
+                each(
+                    codec::split_row_id(id).1,
+                    blob.map_err(StoreError::db(ctx()))?,
+                )?;
             }
         }
-        Tenants::Only(tenants) => {
-            // One short range read per day and tenant: the primary key
-            // starts with (day, tenant).
+        Tenants::Only(list) => {
             let mut st = conn
-                .prepare_cached(
-                    "SELECT tenant, realm, dir, band, slot, bytes, packets FROM samples
-                     WHERE day = ?1 AND tenant = ?2 AND slot >= ?3 AND slot < ?4",
-                )
-                .map_err(StoreError::db(ctx))?;
-            for t in tenants {
-                for day in d0..=d1 {
-                    let rows = st
-                        .query_map(params![day, t.0, q.from.0, q.to.0], sample_row)
-                        .map_err(StoreError::db(ctx))?;
-                    for r in rows {
-                        out.push(sample_of(r.map_err(StoreError::db(ctx))?)?);
-                    }
+                .prepare_cached(&format!("SELECT {column} FROM {table} WHERE id = ?1"))
+                .map_err(StoreError::db(ctx()))?;
+            for t in list {
+                let Some(id) = codec::row_id(time, t.0) else {
+                    continue;
+                };
+                let mut rows = st.query([id]).map_err(StoreError::db(ctx()))?;
+                if let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+                    let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+                    each(t.0, blob.map_err(StoreError::db(ctx()))?)?;
                 }
             }
         }
     }
-    out.sort_unstable_by_key(|s| (s.slot, s.key));
+    Ok(())
+}
+
+pub(super) fn samples(conn: &Connection, q: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
+    let mut out = Vec::new();
+    let Some((first, last)) = stored_range(conn, "samples")? else {
+        return Ok(out);
+    };
+    if q.from >= q.to {
+        return Ok(out);
+    }
+    let h0 = q.from.0.div_euclid(SLOTS_PER_HOUR).max(first);
+    let h1 = (q.to.0 - 1).div_euclid(SLOTS_PER_HOUR).min(last);
+    // Tenants in order, once each, so that an hour's rows come out in
+    // tenant order as they do for every tenant.
+    let tenants = match &q.tenants {
+        Tenants::All => Tenants::All,
+        Tenants::Only(list) => {
+            let mut list = list.clone();
+            list.sort_unstable();
+            list.dedup();
+            Tenants::Only(list)
+        }
+    };
+    for hour in h0..=h1 {
+        let start = out.len();
+        each_row(
+            conn,
+            "samples",
+            "samples",
+            hour,
+            &tenants,
+            |tenant, blob| {
+                codec::decode_samples(hour, TenantId(tenant), blob, (q.from, q.to), &mut out)
+            },
+        )?;
+        // Each row is sorted by slot then key; an hour of several tenants
+        // is sorted by tenant first and needs reordering by slot.
+        let hour_samples = &mut out[start..];
+        if !hour_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
+            hour_samples.sort_unstable_by_key(|s| (s.slot, s.key));
+        }
+    }
     Ok(out)
 }
 
@@ -148,85 +160,93 @@ pub(super) fn coverage(
     Ok(out)
 }
 
+/// Hours (or days) `[from, to)` clamped to what `tables` hold, so that an
+/// open-ended query does not walk through centuries of empty hours.
+fn clamp_hours(
+    conn: &Connection,
+    (hourly, daily): (&str, &str),
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let h0 = from.as_second().div_euclid(3600);
+    let h1 = to.as_second().div_euclid(3600);
+    let mut stored: Option<(i64, i64)> = None;
+    for (table, hours) in [(hourly, 1), (daily, HOURS_PER_DAY)] {
+        if let Some((lo, hi)) = stored_range(conn, table)? {
+            let (lo, hi) = (lo * hours, (hi + 1) * hours);
+            stored = Some(stored.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
+    Ok(stored
+        .map(|(lo, hi)| (h0.max(lo), h1.min(hi)))
+        .filter(|(a, b)| a < b))
+}
+
+/// A piece of a time range: a whole UTC day or a single hour.
+#[derive(Clone, Copy)]
+enum Piece {
+    Day(i64),
+    Hour(i64),
+}
+
+/// Cuts hours `[h0, h1)` into whole UTC days where `whole` accepts the
+/// day, and single hours elsewhere.
+fn pieces(h0: i64, h1: i64, mut whole: impl FnMut(i64) -> bool) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut h = h0;
+    while h < h1 {
+        let day = h.div_euclid(HOURS_PER_DAY);
+        if h == day * HOURS_PER_DAY && h + HOURS_PER_DAY <= h1 && whole(day) {
+            out.push(Piece::Day(day));
+            h += HOURS_PER_DAY;
+        } else {
+            out.push(Piece::Hour(h));
+            h += 1;
+        }
+    }
+    out
+}
+
 pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
-    let ctx = "read usage totals";
-    let h0 = q.from.as_second().div_euclid(3600);
-    let h1 = q.to.as_second().div_euclid(3600);
-    // Hour → local bucket, computed once per hour.
-    let mut buckets: HashMap<i64, Date> = HashMap::new();
+    let Some((h0, h1)) = clamp_hours(conn, ("hourly", "daily"), q.from, q.to)? else {
+        return Ok(Vec::new());
+    };
+    let bucket = |hour: i64| -> Result<Date, StoreError> {
+        let t = Timestamp::from_second(hour * 3600)
+            .map_err(|e| StoreError::corrupt("hourly.id", e.to_string()))?;
+        let date = t.to_zoned(q.zone.clone()).date();
+        Ok(match q.bucket {
+            Bucket::Day => date,
+            Bucket::Month => date.first_of_month(),
+        })
+    };
+    let buckets = (h0..h1).map(bucket).collect::<Result<Vec<_>, _>>()?;
+    let bucket_of = |hour: i64| buckets[(hour - h0) as usize];
+    // A UTC day whose 24 hours all fall in one local bucket is read from
+    // the daily rollup: one row instead of 24.
+    let pieces = pieces(h0, h1, |day| {
+        let first = bucket_of(day * HOURS_PER_DAY);
+        (1..HOURS_PER_DAY).all(|h| bucket_of(day * HOURS_PER_DAY + h) == first)
+    });
     let mut totals: BTreeMap<(u32, u16, u8, Date), (u64, u64)> = BTreeMap::new();
-    let mut add = |hour: i64, tenant: i64, realm: i64, dir: i64, bytes: i64, packets: i64| {
-        let bucket = match buckets.get(&hour) {
-            Some(d) => *d,
-            None => {
-                let t = Timestamp::from_second(hour * 3600)
-                    .map_err(|e| StoreError::corrupt("hourly.hour", e.to_string()))?;
-                let date = t.to_zoned(q.zone.clone()).date();
-                let d = match q.bucket {
-                    Bucket::Day => date,
-                    Bucket::Month => date.first_of_month(),
-                };
-                buckets.insert(hour, d);
-                d
-            }
+    let mut realms: Vec<RealmTotal> = Vec::new();
+    for piece in pieces {
+        let (table, time, date, place) = match piece {
+            Piece::Day(d) => ("daily", d, bucket_of(d * HOURS_PER_DAY), "daily.totals"),
+            Piece::Hour(h) => ("hourly", h, bucket_of(h), "hourly.totals"),
         };
-        let key = (
-            tenant_of(tenant, "hourly.tenant")?.0,
-            realm_of(realm, "hourly.realm")?.0,
-            direction_of(dir, "hourly.dir")?.code(),
-            bucket,
-        );
-        let e = totals.entry(key).or_default();
-        e.0 = e.0.saturating_add(u64_of(bytes, "hourly.bytes")?);
-        e.1 = e.1.saturating_add(u64_of(packets, "hourly.packets")?);
-        Ok::<(), StoreError>(())
-    };
-    type HourRow = (i64, i64, i64, i64, i64, i64);
-    let row = |r: &Row<'_>| -> rusqlite::Result<HourRow> {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-        ))
-    };
-    match &q.tenants {
-        Tenants::All => {
-            let mut st = conn
-                .prepare_cached(
-                    "SELECT hour, tenant, realm, dir, bytes, packets FROM hourly
-                     WHERE hour >= ?1 AND hour < ?2",
-                )
-                .map_err(StoreError::db(ctx))?;
-            for r in st
-                .query_map(params![h0, h1], row)
-                .map_err(StoreError::db(ctx))?
-            {
-                let (h, t, re, d, b, p) = r.map_err(StoreError::db(ctx))?;
-                add(h, t, re, d, b, p)?;
+        each_row(conn, table, "totals", time, &q.tenants, |tenant, blob| {
+            realms.clear();
+            codec::decode_realm_totals(blob, place, &mut realms)?;
+            for r in &realms {
+                let e = totals
+                    .entry((tenant, r.realm.0, r.direction.code(), date))
+                    .or_default();
+                e.0 = e.0.saturating_add(r.bytes);
+                e.1 = e.1.saturating_add(r.packets);
             }
-        }
-        Tenants::Only(tenants) => {
-            let mut st = conn
-                .prepare_cached(
-                    "SELECT hour, tenant, realm, dir, bytes, packets FROM hourly
-                     WHERE hour = ?1 AND tenant = ?2",
-                )
-                .map_err(StoreError::db(ctx))?;
-            for t in tenants {
-                for h in h0..h1 {
-                    for r in st
-                        .query_map(params![h, t.0], row)
-                        .map_err(StoreError::db(ctx))?
-                    {
-                        let (h, t, re, d, b, p) = r.map_err(StoreError::db(ctx))?;
-                        add(h, t, re, d, b, p)?;
-                    }
-                }
-            }
-        }
+            Ok(())
+        })?;
     }
     Ok(totals
         .into_iter()
@@ -241,6 +261,89 @@ pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>
             })
         })
         .collect())
+}
+
+/// Every tenant's totals over whole UTC days from `tenants_daily` and over
+/// the hours at either end from `tenants_hourly`: about 31 rows for a
+/// month, whatever the number of tenants.
+pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
+    let ctx = "rank tenants";
+    let Some((h0, h1)) = clamp_hours(conn, ("tenants_hourly", "tenants_daily"), q.from, q.to)?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut sum: Vec<TenantTotal> = Vec::new();
+    let mut one: Vec<TenantTotal> = Vec::new();
+    for piece in pieces(h0, h1, |_| true) {
+        let (sql, time, place) = match piece {
+            Piece::Day(d) => (
+                "SELECT totals FROM tenants_daily WHERE day = ?1",
+                d,
+                "tenants_daily.totals",
+            ),
+            Piece::Hour(h) => (
+                "SELECT totals FROM tenants_hourly WHERE hour = ?1",
+                h,
+                "tenants_hourly.totals",
+            ),
+        };
+        let mut st = conn.prepare_cached(sql).map_err(StoreError::db(ctx))?;
+        let mut rows = st.query([time]).map_err(StoreError::db(ctx))?;
+        if let Some(r) = rows.next().map_err(StoreError::db(ctx))? {
+            let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+            one.clear();
+            codec::decode_tenant_totals(blob.map_err(StoreError::db(ctx))?, place, |t| {
+                one.push(t)
+            })?;
+            codec::add_tenant_totals(&mut sum, &one);
+        }
+    }
+    Ok(rank(sum, q.by, q.limit))
+}
+
+/// Bytes summed over every row of each rollup table, for consistency
+/// checks: each must equal the raw samples' sum.
+pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for (table, place) in [("hourly", "hourly.totals"), ("daily", "daily.totals")] {
+        let mut bytes = 0u64;
+        let mut realms = Vec::new();
+        for_each_blob(conn, table, |blob| {
+            realms.clear();
+            codec::decode_realm_totals(blob, place, &mut realms)?;
+            bytes += realms.iter().map(|r| r.bytes).sum::<u64>();
+            Ok(())
+        })?;
+        out.push((table, bytes));
+    }
+    for (table, place) in [
+        ("tenants_hourly", "tenants_hourly.totals"),
+        ("tenants_daily", "tenants_daily.totals"),
+    ] {
+        let mut bytes = 0u64;
+        for_each_blob(conn, table, |blob| {
+            codec::decode_tenant_totals(blob, place, |t| bytes += t.down_bytes + t.up_bytes)
+        })?;
+        out.push((table, bytes));
+    }
+    Ok(out)
+}
+
+fn for_each_blob(
+    conn: &Connection,
+    table: &str,
+    mut each: impl FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let ctx = || format!("read every row of {table}");
+    let mut st = conn
+        .prepare(&format!("SELECT totals FROM {table}"))
+        .map_err(StoreError::db(ctx()))?;
+    let mut rows = st.query([]).map_err(StoreError::db(ctx()))?;
+    while let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+        let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+        each(blob.map_err(StoreError::db(ctx()))?)?;
+    }
+    Ok(())
 }
 
 pub(super) fn last_state(conn: &Connection) -> Result<Option<StoredState>, StoreError> {

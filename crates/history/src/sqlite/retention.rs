@@ -1,11 +1,12 @@
 //! Removing old data, never the raw samples of a period not yet frozen.
 
-use super::write::{SLOTS_PER_DAY, SLOTS_PER_HOUR};
+use super::codec::{self, HOURS_PER_DAY, SLOTS_PER_HOUR};
 use crate::error::StoreError;
 use crate::store::{Retention, RetentionReport};
-use accounting::Slot;
+use accounting::{Sample, Slot};
 use jiff::{SignedDuration, Timestamp};
-use rusqlite::{Connection, TransactionBehavior};
+use net_types::TenantId;
+use rusqlite::{params, Connection, TransactionBehavior};
 
 fn cutoff(now: Timestamp, keep: SignedDuration, field: &str) -> Result<Timestamp, StoreError> {
     if keep <= SignedDuration::ZERO {
@@ -63,27 +64,7 @@ pub(super) fn apply(
         }
     };
     if let Some(cut) = raw {
-        let cut_day = cut.0.div_euclid(SLOTS_PER_DAY);
-        let first: Option<i64> = conn
-            .query_row("SELECT MIN(day) FROM samples", [], |row| row.get(0))
-            .map_err(StoreError::db("retention: read the oldest day"))?;
-        // One transaction per day keeps the write-ahead log small.
-        if let Some(first) = first {
-            for day in first..cut_day {
-                report.samples_deleted += delete(
-                    conn,
-                    "raw samples",
-                    "DELETE FROM samples WHERE day = ?1",
-                    &[day],
-                )?;
-            }
-        }
-        report.samples_deleted += delete(
-            conn,
-            "raw samples",
-            "DELETE FROM samples WHERE day = ?1 AND slot < ?2",
-            &[cut_day, cut.0],
-        )?;
+        report.samples_deleted = delete_samples_before(conn, cut)?;
         delete(
             conn,
             "slot coverage",
@@ -92,19 +73,118 @@ pub(super) fn apply(
         )?;
         report.raw_cutoff = Some(cut);
     }
-    let hour = Slot::containing(hourly).0.div_euclid(SLOTS_PER_HOUR);
+    let hour = hour_of(hourly);
     report.hourly_deleted = delete(
         conn,
         "hourly rollups",
-        "DELETE FROM hourly WHERE hour < ?1",
+        "DELETE FROM hourly WHERE id < ?1",
+        &[codec::first_row_id(hour)],
+    )?;
+    delete(
+        conn,
+        "hourly rollups",
+        "DELETE FROM tenants_hourly WHERE hour < ?1",
         &[hour],
     )?;
-    let day = Slot::containing(daily).0.div_euclid(SLOTS_PER_DAY);
+    let day = hour_of(daily).div_euclid(HOURS_PER_DAY);
     report.daily_deleted = delete(
         conn,
         "daily rollups",
-        "DELETE FROM daily WHERE day < ?1",
+        "DELETE FROM daily WHERE id < ?1",
+        &[codec::first_row_id(day)],
+    )?;
+    delete(
+        conn,
+        "daily rollups",
+        "DELETE FROM tenants_daily WHERE day < ?1",
         &[day],
     )?;
     Ok(report)
+}
+
+fn hour_of(t: Timestamp) -> i64 {
+    t.as_second().div_euclid(3600)
+}
+
+/// Deletes the samples of slots before `cut` and returns how many: whole
+/// hours by row, a day per transaction to keep the write-ahead log small,
+/// and the hour `cut` falls in (a period boundary in a zone whose offset
+/// is not whole hours) by rewriting its rows.
+fn delete_samples_before(conn: &mut Connection, cut: Slot) -> Result<u64, StoreError> {
+    let ctx = "retention: delete raw samples";
+    let cut_hour = cut.0.div_euclid(SLOTS_PER_HOUR);
+    let first: Option<i64> = conn
+        .query_row("SELECT MIN(id) FROM samples", [], |row| row.get(0))
+        .map_err(StoreError::db(ctx))?;
+    let Some(first) = first.map(|id| codec::split_row_id(id).0) else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    let mut hour = first;
+    while hour < cut_hour {
+        let end = (hour + HOURS_PER_DAY).min(cut_hour);
+        let range = params![codec::first_row_id(hour), codec::first_row_id(end)];
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::db(ctx))?;
+        let n: i64 = tx
+            .query_row(
+                "SELECT COALESCE(SUM(count), 0) FROM samples WHERE id >= ?1 AND id < ?2",
+                range,
+                |r| r.get(0),
+            )
+            .map_err(StoreError::db(ctx))?;
+        tx.execute("DELETE FROM samples WHERE id >= ?1 AND id < ?2", range)
+            .map_err(StoreError::db(ctx))?;
+        tx.commit().map_err(StoreError::db(ctx))?;
+        deleted += n as u64;
+        hour = end;
+    }
+    if cut.0 == cut_hour * SLOTS_PER_HOUR {
+        return Ok(deleted);
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::db(ctx))?;
+    let rows: Vec<(i64, Vec<u8>)> = {
+        let mut st = tx
+            .prepare("SELECT id, samples FROM samples WHERE id >= ?1 AND id < ?2")
+            .map_err(StoreError::db(ctx))?;
+        let range = params![
+            codec::first_row_id(cut_hour),
+            codec::first_row_id(cut_hour + 1)
+        ];
+        st.query_map(range, |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(StoreError::db(ctx))?
+    };
+    let mut kept: Vec<Sample> = Vec::new();
+    let mut blob = Vec::new();
+    for (id, old) in rows {
+        let tenant = TenantId(codec::split_row_id(id).1);
+        let mut all = Vec::new();
+        codec::decode_samples(
+            cut_hour,
+            tenant,
+            &old,
+            (Slot(i64::MIN), Slot(i64::MAX)),
+            &mut all,
+        )?;
+        kept.clear();
+        kept.extend(all.iter().filter(|s| s.slot >= cut));
+        deleted += (all.len() - kept.len()) as u64;
+        if kept.is_empty() {
+            tx.execute("DELETE FROM samples WHERE id = ?1", [id])
+        } else {
+            blob.clear();
+            codec::encode_samples(cut_hour, &kept, &mut blob);
+            tx.execute(
+                "UPDATE samples SET count = ?2, samples = ?3 WHERE id = ?1",
+                params![id, kept.len() as i64, blob],
+            )
+        }
+        .map_err(StoreError::db(ctx))?;
+    }
+    tx.commit().map_err(StoreError::db(ctx))?;
+    Ok(deleted)
 }

@@ -1,47 +1,133 @@
 //! Appending batches and freezing periods.
 
+use super::codec::{self, SLOTS_PER_HOUR};
+use super::rollup::Rollups;
 use crate::error::StoreError;
 use crate::store::{Batch, FrozenPeriod};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-
-/// Slots per UTC day and per hour.
-pub(super) const SLOTS_PER_DAY: i64 = 288;
-pub(super) const SLOTS_PER_HOUR: i64 = 12;
+use accounting::{Sample, UsageKey};
+use net_types::TenantId;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 fn to_i64(v: u64, field: impl FnOnce() -> String) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::invalid(field(), format!("{v} is above 2^63 − 1")))
 }
 
-/// Names the first sample of the staged batch that is already stored.
-fn duplicate(tx: &rusqlite::Transaction<'_>, sequence: u64) -> Result<StoreError, StoreError> {
-    let row: (i64, i64, i64, i64, i64) = tx
-        .query_row(
-            "SELECT s.tenant, s.realm, s.dir, s.band, s.slot FROM temp.staged AS s
-             JOIN samples AS o USING (day, tenant, realm, dir, band, slot) LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .map_err(StoreError::db(format!(
-            "append batch {sequence}: find the duplicate"
-        )))?;
-    let (tenant, realm, dir, band, slot) = row;
-    let dir = if dir == 0 { "down" } else { "up" };
-    let band = u8::try_from(band)
-        .ok()
-        .and_then(accounting::Band::from_code)
-        .map_or("?", |b| b.as_str());
-    Ok(StoreError::invalid(
+/// A run of consecutive samples of one batch that share an hour and a
+/// tenant.
+struct Run {
+    hour: i64,
+    tenant: u32,
+    start: usize,
+    end: usize,
+}
+
+/// Checks the batch's values and cuts it into runs of one hour and tenant,
+/// sorted by hour, tenant and position. The accountant's batches are
+/// ordered by slot then key, so a run is one tenant's keys of one slot and
+/// sorting runs is much cheaper than sorting samples.
+fn runs(samples: &[Sample]) -> Result<Vec<Run>, StoreError> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        // Bytes and packets stay below 2⁶³ so that the sums SQL and other
+        // tools compute from them stay in SQLite's signed integers.
+        to_i64(s.bytes, || format!("batch.samples[{i}].bytes"))?;
+        to_i64(s.packets, || format!("batch.samples[{i}].packets"))?;
+        let hour = s.slot.0.div_euclid(SLOTS_PER_HOUR);
+        let tenant = s.key.tenant.0;
+        match runs.last_mut() {
+            Some(r) if r.hour == hour && r.tenant == tenant => r.end = i + 1,
+            _ => {
+                codec::new_row_id(hour, tenant).map_err(|e| match e {
+                    StoreError::Invalid { problem, .. } => {
+                        StoreError::invalid(format!("batch.samples[{i}].slot"), problem)
+                    }
+                    e => e,
+                })?;
+                runs.push(Run {
+                    hour,
+                    tenant,
+                    start: i,
+                    end: i + 1,
+                });
+            }
+        }
+    }
+    runs.sort_unstable_by_key(|r| (r.hour, r.tenant, r.start));
+    Ok(runs)
+}
+
+/// The error for a key and slot given twice in one batch.
+fn twice_in_batch(samples: &[Sample], dup: &Sample) -> StoreError {
+    let i = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| (s.slot, s.key) == (dup.slot, dup.key))
+        .nth(1)
+        .map_or(0, |(i, _)| i);
+    StoreError::invalid(
+        format!("batch.samples[{i}]"),
+        format!("{} at {} appears twice in the batch", dup.key, dup.slot),
+    )
+}
+
+fn already_stored(sequence: u64, key: &UsageKey, s: &Sample) -> StoreError {
+    StoreError::invalid(
         format!("batch {sequence}"),
-        format!(
-            "the sample of tenant {tenant} realm {realm} {dir} {band} at {} is already stored",
-            accounting::Slot(slot)
-        ),
-    ))
+        format!("the sample of {key} at {} is already stored", s.slot),
+    )
+}
+
+/// Stores one tenant's new samples of one hour, sorted by slot and key:
+/// a new row, or merged into the row an earlier batch left (the daemon
+/// appends an hour one slot at a time).
+pub(super) fn store_hour(
+    tx: &Transaction<'_>,
+    sequence: u64,
+    (hour, tenant): (i64, u32),
+    samples: &[Sample],
+    blob: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let ctx = || format!("append batch {sequence}: store the samples");
+    let id = codec::new_row_id(hour, tenant)?;
+    blob.clear();
+    codec::encode_samples(hour, samples, blob);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO samples (id, count, samples) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut st| st.execute(params![id, samples.len() as i64, &blob[..]]))
+        .map_err(StoreError::db(ctx()))?;
+    if inserted == 1 {
+        return Ok(());
+    }
+    let old: Vec<u8> = tx
+        .prepare_cached("SELECT samples FROM samples WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)))
+        .map_err(StoreError::db(ctx()))?;
+    let mut merged = Vec::with_capacity(samples.len() * 2);
+    let everything = (accounting::Slot(i64::MIN), accounting::Slot(i64::MAX));
+    codec::decode_samples(hour, TenantId(tenant), &old, everything, &mut merged)?;
+    merged.extend_from_slice(samples);
+    merged.sort_by_key(|s| (s.slot, s.key));
+    if let Some(w) = merged
+        .windows(2)
+        .find(|w| (w[0].slot, w[0].key) == (w[1].slot, w[1].key))
+    {
+        return Err(already_stored(sequence, &w[0].key, &w[0]));
+    }
+    blob.clear();
+    codec::encode_samples(hour, &merged, blob);
+    tx.prepare_cached("UPDATE samples SET count = ?2, samples = ?3 WHERE id = ?1")
+        .and_then(|mut st| st.execute(params![id, merged.len() as i64, &blob[..]]))
+        .map_err(StoreError::db(ctx()))?;
+    Ok(())
 }
 
 pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreError> {
     let ctx = |what: &str| format!("append batch {}: {what}", b.sequence);
     let sequence = to_i64(b.sequence, || "batch.sequence".into())?;
+    let runs = runs(b.samples)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::db(ctx("begin")))?;
@@ -54,68 +140,26 @@ pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreEr
             last: last as u64,
         });
     }
-    // The batch goes into an in-memory staging table first, row by row;
-    // from there one set-based statement each fills the samples and the
-    // two rollups. That is one statement per sample instead of three.
-    tx.execute("DELETE FROM temp.staged", [])
-        .map_err(StoreError::db(ctx("clear the staging table")))?;
-    {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO temp.staged (day, tenant, realm, dir, band, slot, bytes, packets)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(StoreError::db(ctx("prepare")))?;
-        for (i, s) in b.samples.iter().enumerate() {
-            let bytes = to_i64(s.bytes, || format!("batch.samples[{i}].bytes"))?;
-            let packets = to_i64(s.packets, || format!("batch.samples[{i}].packets"))?;
-            let k = &s.key;
-            insert
-                .execute(params![
-                    s.slot.0.div_euclid(SLOTS_PER_DAY),
-                    k.tenant.0,
-                    k.realm.0,
-                    k.direction.code(),
-                    k.band.code(),
-                    s.slot.0,
-                    bytes,
-                    packets
-                ])
-                .map_err(|e| match e.sqlite_error_code() {
-                    Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::invalid(
-                        format!("batch.samples[{i}]"),
-                        format!("{k} at {} appears twice in the batch", s.slot),
-                    ),
-                    _ => StoreError::db(ctx("stage a sample"))(e),
-                })?;
+    let mut rollups = Rollups::default();
+    let mut hour_samples: Vec<Sample> = Vec::new();
+    let mut blob = Vec::new();
+    for group in runs.chunk_by(|a, b| (a.hour, a.tenant) == (b.hour, b.tenant)) {
+        let key = (group[0].hour, group[0].tenant);
+        hour_samples.clear();
+        for r in group {
+            hour_samples.extend_from_slice(&b.samples[r.start..r.end]);
         }
-    }
-    tx.execute(
-        "INSERT INTO samples (day, tenant, realm, dir, band, slot, bytes, packets)
-         SELECT day, tenant, realm, dir, band, slot, bytes, packets FROM temp.staged
-         ORDER BY day, tenant, realm, dir, band, slot",
-        [],
-    )
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => {
-            duplicate(&tx, b.sequence).unwrap_or_else(|d| d)
+        if !hour_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
+            hour_samples.sort_by_key(|s| (s.slot, s.key));
         }
-        _ => StoreError::db(ctx("store the samples"))(e),
-    })?;
-    for (table, time, expr) in [("hourly", "hour", "slot / 12"), ("daily", "day", "day")] {
-        // `WHERE true` keeps SQLite from reading ON CONFLICT as a join.
-        tx.execute(
-            &format!(
-                "INSERT INTO {table} ({time}, tenant, realm, dir, bytes, packets)
-                 SELECT {expr}, tenant, realm, dir, SUM(bytes), SUM(packets)
-                 FROM temp.staged WHERE true GROUP BY {expr}, tenant, realm, dir
-                 ON CONFLICT ({time}, tenant, realm, dir) DO UPDATE
-                 SET bytes = bytes + excluded.bytes, packets = packets + excluded.packets"
-            ),
-            [],
-        )
-        .map_err(StoreError::db(ctx(&format!("{table} rollup"))))?;
+        let same = |w: &[Sample]| (w[0].slot, w[0].key) == (w[1].slot, w[1].key);
+        if let Some(w) = hour_samples.windows(2).find(|w| same(w)) {
+            return Err(twice_in_batch(b.samples, &w[0]));
+        }
+        store_hour(&tx, b.sequence, key, &hour_samples, &mut blob)?;
+        rollups.add_hour(&tx, key, &hour_samples)?;
     }
+    rollups.store(&tx)?;
     {
         let mut insert = tx
             .prepare_cached("INSERT INTO slots (slot, status) VALUES (?1, ?2)")

@@ -1,0 +1,446 @@
+//! The packed rows' keys and blobs.
+//!
+//! A row holds one tenant's hour (or day) of data instead of one sample, so
+//! the database has a few rows per tenant per hour instead of one per
+//! sample, and one tenant's month is 744 short reads.
+//!
+//! # Row keys
+//!
+//! Packed tables use SQLite's integer row id as their key:
+//! `time << 32 | tenant`, where `time` is the hour (or day) since the epoch.
+//! Ordering by it is ordering by time, then tenant, so an ingest appends at
+//! the end of the tree and one hour of every tenant is one contiguous
+//! range. A rowid table rather than a `WITHOUT ROWID` one, because its
+//! leaves keep payloads of up to 4 kB in the page, while a `WITHOUT ROWID`
+//! tree sends anything above about 1 kB (an hour of eight keys) to
+//! overflow pages.
+//!
+//! # Blobs
+//!
+//! Every blob starts with a format byte ([`FORMAT`]) and then holds sorted
+//! entries of LEB128 varints: a byte count of 5 GB is 5 bytes, not 8.
+//! - samples of one tenant's hour: slot within the hour (1 byte), realm,
+//!   `direction << 2 | band` (1 byte), bytes, packets; sorted by slot then
+//!   key, which is the order [`crate::Store::samples`] returns.
+//! - [`RealmTotal`]s of one tenant's hour or day: realm, direction (1 byte),
+//!   bytes, packets; sorted by realm then direction.
+//! - [`TenantTotal`]s of every tenant in one hour or day: the tenant as the
+//!   difference to the previous entry's, then bytes and packets down and
+//!   up; sorted by tenant.
+
+use crate::error::StoreError;
+use crate::store::TenantTotal;
+use accounting::{Band, Direction, Sample, Slot, UsageKey};
+use net_types::{RealmId, TenantId};
+
+/// The only blob format so far. A later one gets a new number, so a build
+/// that does not know it says so instead of misreading it.
+const FORMAT: u8 = 1;
+
+/// Slots in an hour and hours in a UTC day.
+pub(crate) const SLOTS_PER_HOUR: i64 = 12;
+pub(crate) const HOURS_PER_DAY: i64 = 24;
+
+/// The row id of `tenant`'s row for hour (or day) `time`. `None` beyond
+/// ±2³¹ hours (about 245,000 years), where the shift would overflow.
+pub(crate) fn row_id(time: i64, tenant: u32) -> Option<i64> {
+    let time = i32::try_from(time).ok()?;
+    Some(i64::from(time) << 32 | i64::from(tenant))
+}
+
+/// [`row_id`] for data being written: out of range is the input's fault.
+pub(crate) fn new_row_id(time: i64, tenant: u32) -> Result<i64, StoreError> {
+    row_id(time, tenant).ok_or_else(|| {
+        StoreError::invalid(
+            "slot",
+            format!("hour {time} since the epoch is beyond what the store keeps (±2³¹ hours)"),
+        )
+    })
+}
+
+/// The hour (or day) and tenant of a row id; the inverse of [`row_id`].
+pub(crate) fn split_row_id(id: i64) -> (i64, u32) {
+    (id >> 32, id as u32)
+}
+
+/// The first row id of hour (or day) `time`, clamped to the representable
+/// range, for range scans.
+pub(crate) fn first_row_id(time: i64) -> i64 {
+    time.clamp(i64::from(i32::MIN), i64::from(i32::MAX) + 1)
+        .saturating_mul(1 << 32)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a blob entry by entry; every method fails with the place named.
+struct Reader<'a> {
+    blob: &'a [u8],
+    at: usize,
+    place: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(blob: &'a [u8], place: &'static str) -> Result<Reader<'a>, StoreError> {
+        match blob.first() {
+            Some(&FORMAT) => Ok(Reader { blob, at: 1, place }),
+            Some(f) => Err(StoreError::corrupt(
+                place,
+                format!("unknown blob format {f}"),
+            )),
+            None => Err(StoreError::corrupt(place, "empty blob")),
+        }
+    }
+
+    fn more(&self) -> bool {
+        self.at < self.blob.len()
+    }
+
+    fn short(&self) -> StoreError {
+        StoreError::corrupt(
+            self.place,
+            format!("blob ends inside an entry at byte {}", self.at),
+        )
+    }
+
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        let b = *self.blob.get(self.at).ok_or_else(|| self.short())?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(StoreError::corrupt(
+            self.place,
+            "varint longer than 64 bits",
+        ))
+    }
+
+    fn realm(&mut self) -> Result<RealmId, StoreError> {
+        let v = self.varint()?;
+        u16::try_from(v)
+            .map(RealmId)
+            .map_err(|_| StoreError::corrupt(self.place, format!("realm {v} is not a u16")))
+    }
+
+    fn direction(&mut self, code: u8) -> Result<Direction, StoreError> {
+        Direction::from_code(code)
+            .ok_or_else(|| StoreError::corrupt(self.place, format!("direction {code}")))
+    }
+}
+
+/// Appends one tenant's samples of hour `hour`, sorted by slot then key,
+/// to `out` as a blob.
+pub(crate) fn encode_samples<'s>(
+    hour: i64,
+    samples: impl IntoIterator<Item = &'s Sample>,
+    out: &mut Vec<u8>,
+) {
+    out.push(FORMAT);
+    for s in samples {
+        out.push((s.slot.0 - hour * SLOTS_PER_HOUR) as u8);
+        put_varint(out, u64::from(s.key.realm.0));
+        out.push(s.key.direction.code() << 2 | s.key.band.code());
+        put_varint(out, s.bytes);
+        put_varint(out, s.packets);
+    }
+}
+
+/// Decodes a blob of `encode_samples`, keeping the samples of slots in
+/// `[from, to)`.
+pub(crate) fn decode_samples(
+    hour: i64,
+    tenant: TenantId,
+    blob: &[u8],
+    (from, to): (Slot, Slot),
+    out: &mut Vec<Sample>,
+) -> Result<(), StoreError> {
+    let mut r = Reader::new(blob, "samples.samples")?;
+    while r.more() {
+        let slot = Slot(hour * SLOTS_PER_HOUR + i64::from(r.byte()?));
+        let realm = r.realm()?;
+        let code = r.byte()?;
+        let direction = r.direction(code >> 2)?;
+        let band = Band::from_code(code & 3).ok_or_else(|| r.short())?;
+        let (bytes, packets) = (r.varint()?, r.varint()?);
+        if slot >= from && slot < to {
+            out.push(Sample {
+                slot,
+                key: UsageKey {
+                    tenant,
+                    realm,
+                    direction,
+                    band,
+                },
+                bytes,
+                packets,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One tenant's bytes and packets to one realm in one direction, over an
+/// hour or a day, summed over bands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RealmTotal {
+    pub realm: RealmId,
+    pub direction: Direction,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+/// Adds `add` into `into`, keeping it sorted by realm then direction.
+/// Sums saturate: a total above 2⁶⁴ bytes is not a real tenant's traffic.
+pub(crate) fn add_realm_totals(into: &mut Vec<RealmTotal>, add: &[RealmTotal]) {
+    for a in add {
+        match into.binary_search_by_key(&(a.realm, a.direction), |t| (t.realm, t.direction)) {
+            Ok(i) => {
+                into[i].bytes = into[i].bytes.saturating_add(a.bytes);
+                into[i].packets = into[i].packets.saturating_add(a.packets);
+            }
+            Err(i) => into.insert(i, *a),
+        }
+    }
+}
+
+pub(crate) fn encode_realm_totals(totals: &[RealmTotal], out: &mut Vec<u8>) {
+    out.push(FORMAT);
+    for t in totals {
+        put_varint(out, u64::from(t.realm.0));
+        out.push(t.direction.code());
+        put_varint(out, t.bytes);
+        put_varint(out, t.packets);
+    }
+}
+
+pub(crate) fn decode_realm_totals(
+    blob: &[u8],
+    place: &'static str,
+    out: &mut Vec<RealmTotal>,
+) -> Result<(), StoreError> {
+    let mut r = Reader::new(blob, place)?;
+    while r.more() {
+        let realm = r.realm()?;
+        let code = r.byte()?;
+        out.push(RealmTotal {
+            realm,
+            direction: r.direction(code)?,
+            bytes: r.varint()?,
+            packets: r.varint()?,
+        });
+    }
+    Ok(())
+}
+
+/// Adds one tenant's figures into another's (the same tenant's).
+pub(crate) fn add_tenant_total(into: &mut TenantTotal, add: &TenantTotal) {
+    into.down_bytes = into.down_bytes.saturating_add(add.down_bytes);
+    into.up_bytes = into.up_bytes.saturating_add(add.up_bytes);
+    into.down_packets = into.down_packets.saturating_add(add.down_packets);
+    into.up_packets = into.up_packets.saturating_add(add.up_packets);
+}
+
+/// Adds `add` into `into`, both sorted by tenant, keeping the order.
+pub(crate) fn add_tenant_totals(into: &mut Vec<TenantTotal>, add: &[TenantTotal]) {
+    let mut merged = Vec::with_capacity(into.len().max(add.len()));
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (into.get(i), add.get(j)) {
+            (Some(x), Some(y)) if x.tenant == y.tenant => {
+                let mut sum = *x;
+                add_tenant_total(&mut sum, y);
+                merged.push(sum);
+                (i, j) = (i + 1, j + 1);
+            }
+            (Some(x), Some(y)) if x.tenant < y.tenant => {
+                merged.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                merged.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                merged.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    *into = merged;
+}
+
+pub(crate) fn encode_tenant_totals(totals: &[TenantTotal], out: &mut Vec<u8>) {
+    out.push(FORMAT);
+    let mut previous = 0u32;
+    for t in totals {
+        put_varint(out, u64::from(t.tenant.0 - previous));
+        previous = t.tenant.0;
+        for v in [t.down_bytes, t.up_bytes, t.down_packets, t.up_packets] {
+            put_varint(out, v);
+        }
+    }
+}
+
+pub(crate) fn decode_tenant_totals(
+    blob: &[u8],
+    place: &'static str,
+    mut each: impl FnMut(TenantTotal),
+) -> Result<(), StoreError> {
+    let mut r = Reader::new(blob, place)?;
+    let mut tenant = 0u64;
+    while r.more() {
+        tenant += r.varint()?;
+        let tenant = u32::try_from(tenant)
+            .map_err(|_| StoreError::corrupt(place, format!("tenant {tenant} is not a u32")))?;
+        each(TenantTotal {
+            tenant: TenantId(tenant),
+            down_bytes: r.varint()?,
+            up_bytes: r.varint()?,
+            down_packets: r.varint()?,
+            up_packets: r.varint()?,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(slot: i64, realm: u16, direction: Direction, band: Band, bytes: u64) -> Sample {
+        Sample {
+            slot: Slot(slot),
+            key: UsageKey {
+                tenant: TenantId(7),
+                realm: RealmId(realm),
+                direction,
+                band,
+            },
+            bytes,
+            packets: bytes / 3,
+        }
+    }
+
+    #[test]
+    fn row_ids_order_by_time_then_tenant_and_round_trip() {
+        let ids = [
+            row_id(-2, u32::MAX).unwrap(),
+            row_id(-1, 0).unwrap(),
+            row_id(0, 5).unwrap(),
+            row_id(0, u32::MAX).unwrap(),
+            row_id(1, 0).unwrap(),
+        ];
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(split_row_id(ids[0]), (-2, u32::MAX));
+        assert_eq!(split_row_id(ids[2]), (0, 5));
+        assert_eq!(first_row_id(1), ids[4]);
+        assert_eq!(row_id(1 << 31, 0), None);
+    }
+
+    #[test]
+    fn samples_round_trip_and_filter_by_slot() {
+        let hour = 500_000;
+        let s0 = hour * SLOTS_PER_HOUR;
+        let samples = [
+            sample(s0, 1, Direction::Down, Band::Whole, 0),
+            sample(s0, 300, Direction::Up, Band::Bulk, u64::MAX),
+            sample(s0 + 11, 2, Direction::Up, Band::Interactive, 123_456_789),
+        ];
+        let mut blob = Vec::new();
+        encode_samples(hour, &samples, &mut blob);
+        let mut back = Vec::new();
+        let all = (Slot(0), Slot(i64::MAX));
+        decode_samples(hour, TenantId(7), &blob, all, &mut back).unwrap();
+        assert_eq!(back, samples);
+        back.clear();
+        decode_samples(
+            hour,
+            TenantId(7),
+            &blob,
+            (Slot(s0 + 1), Slot(s0 + 12)),
+            &mut back,
+        )
+        .unwrap();
+        assert_eq!(back, samples[2..]);
+        // A truncated blob, or one of an unknown format, is refused.
+        let e = decode_samples(hour, TenantId(7), &blob[..blob.len() - 1], all, &mut back);
+        assert!(e.unwrap_err().to_string().contains("ends inside an entry"));
+        blob[0] = 9;
+        let e = decode_samples(hour, TenantId(7), &blob, all, &mut back);
+        assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));
+    }
+
+    #[test]
+    fn tenant_totals_merge_and_round_trip() {
+        let t = |tenant, down_bytes| TenantTotal {
+            tenant: TenantId(tenant),
+            down_bytes,
+            up_bytes: 1,
+            down_packets: 2,
+            up_packets: 3,
+        };
+        let mut a = vec![t(1, 10), t(4, 40)];
+        add_tenant_totals(&mut a, &[t(0, 1), t(4, 2), t(9, 9)]);
+        assert_eq!(
+            a,
+            vec![
+                t(0, 1),
+                t(1, 10),
+                TenantTotal {
+                    up_bytes: 2,
+                    down_packets: 4,
+                    up_packets: 6,
+                    ..t(4, 42)
+                },
+                t(9, 9)
+            ]
+        );
+        let mut blob = Vec::new();
+        encode_tenant_totals(&a, &mut blob);
+        let mut back = Vec::new();
+        decode_tenant_totals(&blob, "t", |x| back.push(x)).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn realm_totals_merge_sorted() {
+        let r = |realm, direction, bytes| RealmTotal {
+            realm: RealmId(realm),
+            direction,
+            bytes,
+            packets: 1,
+        };
+        let mut a = vec![r(2, Direction::Up, 5)];
+        add_realm_totals(&mut a, &[r(1, Direction::Down, 1), r(2, Direction::Up, 5)]);
+        assert_eq!(
+            a,
+            vec![
+                r(1, Direction::Down, 1),
+                RealmTotal {
+                    packets: 2,
+                    ..r(2, Direction::Up, 10)
+                }
+            ]
+        );
+        let mut blob = Vec::new();
+        encode_realm_totals(&a, &mut blob);
+        let mut back = Vec::new();
+        decode_realm_totals(&blob, "r", &mut back).unwrap();
+        assert_eq!(back, a);
+    }
+}

@@ -1,0 +1,242 @@
+//! Converting a version 1 database (one row per sample and per rollup key)
+//! to the packed version 2, inside the migration's transaction.
+//!
+//! The rollups are converted from the version 1 rollups, not recomputed
+//! from the raw samples: retention may already have removed raw samples
+//! whose rollups are still kept.
+
+use super::codec::{self, RealmTotal, SLOTS_PER_HOUR};
+use super::write::store_hour;
+use crate::error::StoreError;
+use crate::store::TenantTotal;
+use accounting::{Band, Direction, Sample, Slot, UsageKey};
+use net_types::{RealmId, TenantId};
+use rusqlite::{params, Transaction};
+
+const CONTEXT: &str = "migrate the history database to version 2";
+
+fn corrupt(place: &'static str, v: i64) -> StoreError {
+    StoreError::corrupt(place, format!("{v} is out of range"))
+}
+
+pub(super) fn from_v1(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    samples(tx)?;
+    rollup(tx, "hourly")?;
+    rollup(tx, "daily")
+}
+
+/// Streams the samples one day and tenant at a time (at most 288 slots of
+/// one tenant's keys in memory) into packed hours.
+fn samples(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut st = tx
+        .prepare(
+            "SELECT day, tenant, realm, dir, band, slot, bytes, packets FROM samples_v1
+             ORDER BY day, tenant",
+        )
+        .map_err(StoreError::db(CONTEXT))?;
+    let mut rows = st.query([]).map_err(StoreError::db(CONTEXT))?;
+    let mut pending: Vec<Sample> = Vec::new();
+    let mut current = None;
+    let mut blob = Vec::new();
+    let mut flush = |pending: &mut Vec<Sample>| -> Result<(), StoreError> {
+        pending.sort_by_key(|s| (s.slot, s.key));
+        let hour = |s: &Sample| s.slot.0.div_euclid(SLOTS_PER_HOUR);
+        for chunk in pending.chunk_by(|a, b| hour(a) == hour(b)) {
+            let key = (hour(&chunk[0]), chunk[0].key.tenant.0);
+            store_hour(tx, 0, key, chunk, &mut blob)?;
+        }
+        pending.clear();
+        Ok(())
+    };
+    while let Some(r) = rows.next().map_err(StoreError::db(CONTEXT))? {
+        let v = |i| r.get::<_, i64>(i).map_err(StoreError::db(CONTEXT));
+        let (day, tenant) = (v(0)?, v(1)?);
+        if current != Some((day, tenant)) {
+            flush(&mut pending)?;
+            current = Some((day, tenant));
+        }
+        let (realm, dir, band) = (v(2)?, v(3)?, v(4)?);
+        pending.push(Sample {
+            slot: Slot(v(5)?),
+            key: UsageKey {
+                tenant: TenantId(
+                    u32::try_from(tenant).map_err(|_| corrupt("samples_v1.tenant", tenant))?,
+                ),
+                realm: RealmId(
+                    u16::try_from(realm).map_err(|_| corrupt("samples_v1.realm", realm))?,
+                ),
+                direction: Direction::from_code(dir as u8)
+                    .ok_or_else(|| corrupt("samples_v1.dir", dir))?,
+                band: Band::from_code(band as u8)
+                    .ok_or_else(|| corrupt("samples_v1.band", band))?,
+            },
+            bytes: v(6)? as u64,
+            packets: v(7)? as u64,
+        });
+    }
+    flush(&mut pending)
+}
+
+/// Converts `hourly_v1` or `daily_v1` into the packed per-tenant rows and
+/// the all-tenant rows.
+fn rollup(tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
+    let (time, all) = match table {
+        "hourly" => ("hour", "tenants_hourly"),
+        _ => ("day", "tenants_daily"),
+    };
+    let mut st = tx
+        .prepare(&format!(
+            "SELECT {time}, tenant, realm, dir, bytes, packets FROM {table}_v1
+             ORDER BY {time}, tenant, realm, dir"
+        ))
+        .map_err(StoreError::db(CONTEXT))?;
+    let mut insert = tx
+        .prepare(&format!("INSERT INTO {table} (id, totals) VALUES (?1, ?2)"))
+        .map_err(StoreError::db(CONTEXT))?;
+    let mut insert_all = tx
+        .prepare(&format!(
+            "INSERT INTO {all} ({time}, totals) VALUES (?1, ?2)"
+        ))
+        .map_err(StoreError::db(CONTEXT))?;
+    let mut rows = st.query([]).map_err(StoreError::db(CONTEXT))?;
+    // One tenant's realms, and every tenant of the current hour or day.
+    let mut realms: Vec<RealmTotal> = Vec::new();
+    let mut tenants: Vec<TenantTotal> = Vec::new();
+    let mut current: Option<(i64, u32)> = None;
+    let mut blob = Vec::new();
+    let mut flush_tenant = |key: (i64, u32), realms: &mut Vec<RealmTotal>| {
+        blob.clear();
+        codec::encode_realm_totals(realms, &mut blob);
+        let id = codec::new_row_id(key.0, key.1)?;
+        realms.clear();
+        insert
+            .execute(params![id, blob])
+            .map_err(StoreError::db(CONTEXT))
+    };
+    let mut flush_time = |t: i64, tenants: &mut Vec<TenantTotal>| {
+        let mut blob = Vec::new();
+        codec::encode_tenant_totals(tenants, &mut blob);
+        tenants.clear();
+        insert_all
+            .execute(params![t, blob])
+            .map_err(StoreError::db(CONTEXT))
+    };
+    while let Some(r) = rows.next().map_err(StoreError::db(CONTEXT))? {
+        let v = |i| r.get::<_, i64>(i).map_err(StoreError::db(CONTEXT));
+        let (t, tenant, realm, dir) = (v(0)?, v(1)?, v(2)?, v(3)?);
+        let tenant = u32::try_from(tenant).map_err(|_| corrupt("rollup tenant", tenant))?;
+        if let Some(key) = current.filter(|&k| k != (t, tenant)) {
+            flush_tenant(key, &mut realms)?;
+            if key.0 != t {
+                flush_time(key.0, &mut tenants)?;
+            }
+        }
+        current = Some((t, tenant));
+        let direction =
+            Direction::from_code(dir as u8).ok_or_else(|| corrupt("rollup dir", dir))?;
+        let (bytes, packets) = (v(4)? as u64, v(5)? as u64);
+        realms.push(RealmTotal {
+            realm: RealmId(u16::try_from(realm).map_err(|_| corrupt("rollup realm", realm))?),
+            direction,
+            bytes,
+            packets,
+        });
+        if tenants.last().is_none_or(|x| x.tenant.0 != tenant) {
+            tenants.push(TenantTotal::new(TenantId(tenant)));
+        }
+        if let Some(x) = tenants.last_mut() {
+            let add = match direction {
+                Direction::Down => TenantTotal {
+                    down_bytes: bytes,
+                    down_packets: packets,
+                    ..TenantTotal::new(x.tenant)
+                },
+                Direction::Up => TenantTotal {
+                    up_bytes: bytes,
+                    up_packets: packets,
+                    ..TenantTotal::new(x.tenant)
+                },
+            };
+            codec::add_tenant_total(x, &add);
+        }
+    }
+    if let Some(key) = current {
+        flush_tenant(key, &mut realms)?;
+        flush_time(key.0, &mut tenants)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{schema, SqliteOptions, SqliteStore};
+    use crate::store::*;
+    use accounting::Slot;
+    use jiff::tz::TimeZone;
+    use net_types::TenantId;
+    use rusqlite::Connection;
+
+    #[test]
+    fn a_version_1_database_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            schema::migrate_to(&mut conn, 1).unwrap();
+            // Two tenants' samples in two hours (slot 300 is hour 25, day
+            // 1), and a rollup hour whose raw samples retention removed.
+            conn.execute_batch(
+                "INSERT INTO samples VALUES
+                    (1, 7, 1, 0, 0, 300, 1000, 10), (1, 7, 1, 1, 2, 300, 50, 1),
+                    (1, 7, 1, 0, 0, 311, 2000, 20), (1, 9, 4, 1, 3, 312, 7, 1);
+                 INSERT INTO hourly VALUES
+                    (3, 7, 1, 0, 99, 9), (25, 7, 1, 0, 3000, 30), (25, 7, 1, 1, 50, 1),
+                    (26, 9, 4, 1, 7, 1);
+                 INSERT INTO daily VALUES
+                    (0, 7, 1, 0, 99, 9), (1, 7, 1, 0, 3000, 30), (1, 7, 1, 1, 50, 1),
+                    (1, 9, 4, 1, 7, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        let all = store
+            .samples(&SampleQuery {
+                tenants: Tenants::All,
+                from: Slot(0),
+                to: Slot(1000),
+            })
+            .unwrap();
+        let got: Vec<_> = all
+            .iter()
+            .map(|s| (s.slot.0, s.key.tenant.0, s.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(300, 7, 1000), (300, 7, 50), (311, 7, 2000), (312, 9, 7)]
+        );
+        let rollups = store.rollup_bytes().unwrap();
+        let sums: Vec<u64> = rollups.iter().map(|r| r.1).collect();
+        assert_eq!(sums, vec![3156, 3156, 3156, 3156]);
+        let usage = store
+            .usage(&UsageQuery {
+                tenants: Tenants::Only(vec![TenantId(7)]),
+                from: "1970-01-01T00:00Z".parse().unwrap(),
+                to: "1970-01-03T00:00Z".parse().unwrap(),
+                bucket: Bucket::Day,
+                zone: TimeZone::UTC,
+            })
+            .unwrap();
+        let got: Vec<_> = usage.iter().map(|u| (u.bucket.day(), u.bytes)).collect();
+        assert_eq!(got, vec![(1, 99), (2, 3000), (2, 50)]);
+        let v1_tables: i64 = store
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v1_tables, 0);
+    }
+}
