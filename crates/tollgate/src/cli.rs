@@ -161,6 +161,66 @@ that hold only tollgate's filters) and the nftables table `netdev tollgate`."
     /// prefixes per realm, and listen to BGP peers.
     #[command(subcommand)]
     Routes(crate::routes::RoutesCommand),
+
+    /// The daemon: reconcile the kernel with the policy and record every
+    /// tenant's traffic per realm and direction.
+    #[command(
+        after_help = "Every --interval the counters of the classes tollgate owns are read and \
+committed, with the accounting state, to DIR/history.sqlite in one transaction, so a crash \
+loses nothing committed and counts nothing twice. Every --reconcile the kernel is made to \
+match the policy, as `apply --every` does. SIGHUP reloads the policy (an invalid one is \
+refused and logged; the running one is kept); SIGTERM reads the counters one last time and \
+exits. Settings: --accounting FILE (docs/accounting.md). A systemd unit is in contrib/systemd/.
+
+Examples:
+  tollgate run
+  tollgate run --interval 10s --metrics 127.0.0.1:9188
+  tollgate --netns tg-lab-host run -c /run/tollgate-lab/policy.toml --state-dir /tmp/tg-lab-state"
+    )]
+    Run(crate::daemon::RunArgs),
+
+    /// Traffic per tenant, realm and direction, per day and in total.
+    #[command(
+        after_help = "Totals come from the daemon's history, up to its last read.
+
+Examples:
+  tollgate usage                       every tenant, the current billing period
+  tollgate usage alice --period 2026-11
+  tollgate usage 7 --since 2026-11-15 --json"
+    )]
+    Usage(crate::usage::UsageArgs),
+
+    /// Traffic per realm, to and from, like rtacct (IPv6 included).
+    #[command(after_help = "Examples:
+  tollgate realms
+  tollgate realms --period 2026-10 --json")]
+    Realms(crate::usage::RealmsArgs),
+
+    /// Live per-tenant rates, down and up per realm.
+    #[command(after_help = "Examples:
+  tollgate top
+  tollgate top --once --json
+  tollgate top --interval 5s --limit 20")]
+    Top(crate::top::TopArgs),
+
+    /// Bills: the 95th percentile (method and rank rule printed), coverage,
+    /// commit and overage, and volume, per tenant.
+    #[command(
+        after_help = "How figures are computed (percentile, method, rank rule, missing \
+samples, billing day and time zone, extra per-realm charges, quotas) is set in the accounting \
+settings (docs/accounting.md); commits come from the policy's `commit`.
+
+Examples:
+  tollgate bill --period 2026-11
+  tollgate bill --period 2026-11 --csv > 2026-11.csv
+  tollgate bill --period 2026-11 alice --json
+  tollgate bill --period 2026-10 --freeze     store a closed period's bill for good"
+    )]
+    Bill(crate::bill::BillArgs),
+
+    /// Tenants the daemon moved into the overage plan: list, release.
+    #[command(subcommand)]
+    Overage(crate::overage::OverageCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -43,7 +43,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             ExitCode::from(1)
         }),
         Command::Status { json, interval } => {
-            say!("{}", live::status(&path, *interval, *json)?);
+            let status = live::status(&path, *interval, *json)?;
+            say!("{}", crate::overage::annotate_status(status, *json));
             Ok(ExitCode::SUCCESS)
         }
         Command::Down => {
@@ -73,6 +74,12 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Routes(cmd) => crate::routes::run(&path, cmd),
+        Command::Run(a) => crate::daemon::run(&path, a),
+        Command::Usage(a) => out(crate::usage::usage(&path, a)?),
+        Command::Realms(a) => out(crate::usage::realms(&path, a)?),
+        Command::Top(a) => crate::top::run(&path, a).map(|()| ExitCode::SUCCESS),
+        Command::Bill(a) => out(crate::bill::run(&path, a)?),
+        Command::Overage(c) => out(crate::overage::run(c)?),
         Command::Explain { tenant, json } => {
             let (loaded, policy) = valid(&path)?;
             let compiled = compile(&loaded, &policy, &HostFacts::default())?;
@@ -80,6 +87,12 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a command's output.
+fn out(text: String) -> Result<ExitCode, String> {
+    say!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &std::path::Path, json: bool) -> Result<ExitCode, String> {

@@ -16,12 +16,19 @@ macro_rules! sayln {
     ($($arg:tt)*) => { $crate::write_stdout(&(format!($($arg)*) + "\n")) };
 }
 
+mod bill;
 mod cli;
 mod commands;
+mod daemon;
 mod files;
 mod lab;
+mod ledger;
 mod live;
+mod overage;
 mod routes;
+mod settings;
+mod top;
+mod usage;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -32,7 +39,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(if args.verbose { "debug" } else { "warn" })
+                tracing_subscriber::EnvFilter::new(if args.verbose {
+                    "debug"
+                } else if matches!(args.command, cli::Command::Run(_)) {
+                    // A daemon's log is its record of what it did.
+                    "info"
+                } else {
+                    "warn"
+                })
             }),
         )
         .init();
