@@ -107,8 +107,10 @@ fn ci() -> Result<(), String> {
 }
 
 /// The README's main job: the lab. Builds namespaces, applies the router
-/// example for real, measures every tenant × realm × direction with
-/// iperf3, and removes the lab again, also when a step fails.
+/// example for real, runs the daemon in the lab's host while iperf3
+/// measures every tenant × realm × direction, shows what the daemon
+/// recorded (usage, realms, the bill), and removes the lab again, also when
+/// a step fails.
 fn demo() -> Result<(), String> {
     ensure_packages(&[
         ("ip", "iproute2"),
@@ -126,6 +128,7 @@ fn demo() -> Result<(), String> {
     // A lab left over from an interrupted run would make `lab up` refuse.
     let _ = run(bin, &["lab", "down"]);
     println!("\n=== tollgate lab up: namespaces, then `tollgate apply` in the host ===");
+    let mut daemon = None;
     let result = run(bin, &["lab", "up", "--tenants", "3"])
         .and_then(|()| {
             println!("\n=== tollgate status (in the lab host) ===");
@@ -143,12 +146,60 @@ fn demo() -> Result<(), String> {
             )
         })
         .and_then(|()| {
+            println!("\n=== tollgate run: the daemon, in the lab host, reading counters every second ===");
+            let log = std::fs::File::create(format!("{LAB_STATE}.log")).map_err(|e| e.to_string())?;
+            let child = std::process::Command::new(bin)
+                .args(with_lab(&["run", "--interval", "1s", "--reconcile", "5s"]))
+                .stdout(log.try_clone().map_err(|e| e.to_string())?)
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("start the daemon: {e}"))?;
+            println!("(its log: {LAB_STATE}.log)");
+            daemon = Some(child);
+            std::thread::sleep(std::time::Duration::from_secs(2));
             println!("\n=== tollgate lab traffic: real iperf3 flows through the shaper ===");
             run(bin, &["lab", "traffic", "--seconds", "3"])
+        })
+        .and_then(|()| {
+            // SIGTERM: the daemon reads the counters one last time and exits.
+            let child = daemon.take().ok_or("the daemon is not running")?;
+            run("kill", &["-TERM", &child.id().to_string()])?;
+            let status = child.wait_with_output().map_err(|e| e.to_string())?.status;
+            if !status.success() {
+                return Err(format!("the daemon exited with {status}; see {LAB_STATE}.log"));
+            }
+            println!("\n=== what the daemon recorded: tollgate usage ===");
+            run(bin, &with_lab(&["usage"]))?;
+            println!("\n=== tollgate realms ===");
+            run(bin, &with_lab(&["realms"]))?;
+            println!("\n=== tollgate bill (the current period so far) ===");
+            run(bin, &with_lab(&["bill"]))
         });
+    if let Some(mut child) = daemon {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     println!("\n=== tollgate lab down ===");
     let down = run(bin, &["lab", "down"]);
+    let _ = std::fs::remove_dir_all(LAB_STATE);
     result.and(down)
+}
+
+/// Where the demo's daemon keeps its history.
+const LAB_STATE: &str = "/run/tollgate-lab-state";
+
+/// A tollgate command run in the lab's host, on the lab's policy and the
+/// demo's history.
+fn with_lab<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--netns", "tg-lab-host"];
+    all.extend_from_slice(args);
+    all.extend([
+        "-c",
+        "/run/tollgate-lab/policy.toml",
+        "--state-dir",
+        LAB_STATE,
+    ]);
+    all
 }
 
 fn fuzz(target: &str, seconds: &str) -> Result<(), String> {
