@@ -20,10 +20,12 @@
 # Usage (from anywhere):  bench/lpm_compare.sh
 # Environment: LOOKUPS (10000000), REPS (3), V2 (1), SHARED (path to the
 # shared lpm folder, default ../shared/bench/lpm next to the repository,
-# else /work/shared/bench/lpm).
+# else /work/shared/bench/lpm), CARGO_TARGET_DIR (where the example builds
+# go, under lpm-compare*/; default the repository's target/).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 LOOKUPS=${LOOKUPS:-10000000}
 REPS=${REPS:-3}
 V2=${V2:-1}
@@ -41,17 +43,17 @@ cp -r "$SHARED" "$TMP/lpm"
 rm -rf "$TMP/lpm/target"
 
 echo "== building the baseline ($SHARED)"
-(cd "$TMP/lpm" && nice -n 10 cargo build --release -q)
+(cd "$TMP/lpm" && CARGO_TARGET_DIR="$TMP/lpm/target" nice -n 10 cargo build --release -q)
 "$TMP/lpm/target/release/lpm" --dump "$TMP/table" >/dev/null
 
 echo "== building prefix-map's lpm_table example (fat LTO, 1 codegen unit, like the baseline)"
 # A separate target directory keeps these profile overrides from
 # invalidating the workspace's usual release build.
 export CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-(cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/lpm-compare" nice -n 10 \
+(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET/lpm-compare" nice -n 10 \
     cargo build --release -q -p prefix-map --example lpm_table)
 if [ "$V2" = 1 ]; then
-    (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/lpm-compare-v2" RUSTFLAGS="-C target-cpu=x86-64-v2" \
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET/lpm-compare-v2" RUSTFLAGS="-C target-cpu=x86-64-v2" \
         nice -n 10 cargo build --release -q -p prefix-map --example lpm_table)
 fi
 
@@ -60,10 +62,10 @@ echo "== baseline: $LOOKUPS lookups per set, $REPS reps"
 
 echo
 echo "== prefix-map (baseline x86-64 target)"
-"$ROOT/target/lpm-compare/release/examples/lpm_table" "$TMP/table" --lookups "$LOOKUPS" --reps "$REPS" | tee "$TMP/ours.txt"
+"$TARGET/lpm-compare/release/examples/lpm_table" "$TMP/table" --lookups "$LOOKUPS" --reps "$REPS" | tee "$TMP/ours.txt"
 if [ "$V2" = 1 ]; then
     echo "== prefix-map (built with -C target-cpu=x86-64-v2)"
-    "$ROOT/target/lpm-compare-v2/release/examples/lpm_table" "$TMP/table" --lookups "$LOOKUPS" --reps "$REPS" \
+    "$TARGET/lpm-compare-v2/release/examples/lpm_table" "$TMP/table" --lookups "$LOOKUPS" --reps "$REPS" \
         | sed 's/^FIGURES /FIGURES_V2 /' | tee -a "$TMP/ours.txt"
 fi
 

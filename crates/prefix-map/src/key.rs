@@ -20,6 +20,12 @@ pub(crate) mod sealed {
     pub trait Sealed: Copy {
         /// Bits resolved by the direct-pointing first level of the trie.
         const DIR_BITS: u32;
+        /// Layout of the direct level (see `dir.rs`).
+        type Dir: crate::dir::DirLevel;
+        /// Whether most lookups walk below the direct level, so that a
+        /// single lookup is worth a call into a copy compiled for `popcnt`
+        /// (see `cpu.rs`) rather than being inlined into the caller.
+        const WALKS_DEEP: bool;
         /// Key of the ordered shadow map: sorts by address first and prefix
         /// length second, so that every prefix inside an address range is
         /// one contiguous run of keys.
@@ -42,6 +48,13 @@ pub(crate) mod sealed {
         /// The six bits that start `d` bits from the top, padded with zero
         /// bits past the end of the address; `d` must be below the width.
         fn chunk(self, d: u32) -> usize;
+        /// The 64 bits that start `d` bits from the top, padded with zero
+        /// bits past the end of the address; `d` must be below the width.
+        fn window(self, d: u32) -> u64;
+        /// Sets the bits from `d` bits below the top to the end of the
+        /// address from `w`, the inverse of `window`: the bits of `self`
+        /// there must be clear, and bits of `w` past the end are dropped.
+        fn put_window(self, d: u32, w: u64) -> Self;
         /// Sets the six bits that start `d` bits from the top to `s`; the
         /// chunk must lie inside the address (`d + 6` ≤ width).
         fn with_chunk(self, d: u32, s: usize) -> Self;
@@ -84,9 +97,14 @@ impl Key for u128 {
 
 impl sealed::Sealed for u32 {
     // Eighteen bits put the most common IPv4 lengths (/19 to /24) inside the
-    // first six-bit node below the direct level, so a /24 is reached with a
-    // single node and a single leaf. 2^18 nodes of 24 bytes cost 6 MiB.
+    // bucket's six-bit node, so a /24 is answered by one cache line. A full
+    // table populates most of the 2^18 buckets, 16 MiB in all, so they form
+    // one dense array.
     const DIR_BITS: u32 = 18;
+    type Dir = crate::dir::DenseDir;
+    // A full IPv4 table ends nearly every lookup in the direct bucket,
+    // where inlining into the caller's loop beats a call (measured).
+    const WALKS_DEEP: bool = false;
     type Shadow = u64;
 
     #[inline(always)]
@@ -108,6 +126,13 @@ impl sealed::Sealed for u32 {
     #[inline(always)]
     fn chunk(self, d: u32) -> usize {
         ((self << d) >> 26) as usize
+    }
+    #[inline(always)]
+    fn window(self, d: u32) -> u64 {
+        (u64::from(self) << 32) << d
+    }
+    fn put_window(self, d: u32, w: u64) -> Self {
+        self | ((w >> 32) >> d) as u32
     }
     fn with_chunk(self, d: u32, s: usize) -> Self {
         self | ((s as u32) << (26 - d))
@@ -136,9 +161,13 @@ impl sealed::Sealed for u32 {
 
 impl sealed::Sealed for u128 {
     // Almost no IPv6 route is shorter than /16 and the populated space is a
-    // handful of /12 registry blocks, so a wider direct level would be
-    // mostly empty; 2^16 nodes cost 1.5 MiB.
+    // handful of /12 registry blocks, so even this level is mostly empty: a
+    // full table populates about 80 of the 2^16 slots, which is why it is
+    // sparse (a 256 KiB index and a bucket per populated slot).
     const DIR_BITS: u32 = 16;
+    type Dir = crate::dir::SparseDir;
+    // IPv6 lookups walk three to five nodes below the direct level.
+    const WALKS_DEEP: bool = true;
     type Shadow = (u128, u8);
 
     #[inline(always)]
@@ -160,6 +189,13 @@ impl sealed::Sealed for u128 {
     #[inline(always)]
     fn chunk(self, d: u32) -> usize {
         ((self << d) >> 122) as usize
+    }
+    #[inline(always)]
+    fn window(self, d: u32) -> u64 {
+        ((self << d) >> 64) as u64
+    }
+    fn put_window(self, d: u32, w: u64) -> Self {
+        self | ((u128::from(w) << 64) >> d)
     }
     fn with_chunk(self, d: u32, s: usize) -> Self {
         self | ((s as u128) << (122 - d))
@@ -212,6 +248,27 @@ mod tests {
         assert_eq!(0xffff_ffff_u32.chunk(18), 0b11_1111);
         assert_eq!(0xf_u128.chunk(124), 0b11_1100);
         assert_eq!((1_u128 << 127).chunk(0), 0b10_0000);
+    }
+
+    #[test]
+    fn windows_pad_with_zeros_past_the_end() {
+        assert_eq!(0xdead_beef_u32.window(0), 0xdead_beef_0000_0000);
+        assert_eq!(0xdead_beef_u32.window(16), 0xbeef_0000_0000_0000);
+        assert_eq!(0xdead_beef_u32.window(31), 1 << 63);
+        let a = (0x0123_4567_89ab_cdef_u128 << 64) | 0xfedc_ba98_7654_3210;
+        assert_eq!(a.window(0), 0x0123_4567_89ab_cdef);
+        assert_eq!(a.window(64), 0xfedc_ba98_7654_3210);
+        assert_eq!(a.window(120), 0x1000_0000_0000_0000);
+        for d in [0, 1, 31] {
+            let x = 0xdead_beef_u32;
+            assert_eq!(x.truncate(d).put_window(d, x.window(d)), x);
+        }
+        for d in [0, 17, 64, 100, 127] {
+            assert_eq!(
+                a.truncate(d).put_window(d, a.window(d)),
+                a.truncate((d + 64).min(128))
+            );
+        }
     }
 
     #[test]

@@ -104,83 +104,23 @@ impl BucketExt for Bucket {
     }
 }
 
-/// The direct level: `len` buckets, each starting on a 64-byte boundary.
+/// An inner node, kept as three words. Twenty-four bytes keep the deep
+/// IPv6 levels compact. There are two kinds, told apart by bit 0 of word 1,
+/// which is always clear in a run bitmap:
 ///
-/// The buckets live in a plain `Vec<u64>` with up to seven words of slack
-/// in front, and `off` is the first word at a 64-byte address. A `Vec` of
-/// integers is allocated as zeroed memory, which an over-aligned struct
-/// type would not be, so creating a table does not have to write the 16
-/// MiB of an empty IPv4 direct level. The vector never grows, so the
-/// alignment found at creation holds for its lifetime.
-pub(crate) struct Dir {
-    words: Vec<u64>,
-    off: usize,
-}
-
-impl Dir {
-    pub(crate) fn new(len: usize) -> Self {
-        let words = vec![0u64; len * 8 + 7];
-        // Reading a pointer's address is safe; only dereferencing is not.
-        let misalign = (words.as_ptr() as usize / 8) % 8;
-        let off = (8 - misalign) % 8;
-        Dir { words, off }
-    }
-
-    /// Bucket `i`, if `i` is in range.
-    #[inline(always)]
-    pub(crate) fn get(&self, i: usize) -> Option<&Bucket> {
-        self.words.get(self.off + i * 8..)?.first_chunk::<8>()
-    }
-
-    /// Where bucket `i` would be, for prefetching only: computing an
-    /// address is safe, and a prefetch of any address is harmless, so the
-    /// hot loop skips the bounds checks that a reference would need.
-    #[inline(always)]
-    pub(crate) fn addr_of(&self, i: usize) -> *const u64 {
-        self.words.as_ptr().wrapping_add(self.off + i * 8)
-    }
-
-    /// Bucket `i`, or the empty bucket when out of range.
-    #[inline(always)]
-    pub(crate) fn at(&self, i: usize) -> Bucket {
-        self.get(i).copied().unwrap_or([0; 8])
-    }
-
-    pub(crate) fn set(&mut self, i: usize, b: &Bucket) {
-        let s = self.off + i * 8;
-        if let Some(w) = self.words.get_mut(s..s + 8) {
-            w.copy_from_slice(b);
-        }
-    }
-
-    /// Number of buckets.
-    pub(crate) fn len(&self) -> usize {
-        (self.words.len() - 7) / 8
-    }
-
-    /// Heap bytes.
-    pub(crate) fn bytes(&self) -> usize {
-        self.words.capacity() * 8
-    }
-}
-
-impl Clone for Dir {
-    /// A copy must find its own alignment, so it is rebuilt bucket by bucket
-    /// rather than cloned word for word.
-    fn clone(&self) -> Self {
-        let len = self.len();
-        let mut d = Dir::new(len);
-        let (src, dst) = (self.off, d.off);
-        d.words[dst..dst + len * 8].copy_from_slice(&self.words[src..src + len * 8]);
-        d
-    }
-}
-
-/// An inner node, kept as three words: `vector`, `leafvec` (as in
-/// [`Bucket`]) and the bases, `base0` (first run code in the code arena) in
-/// the low half and `base1` (first child) in the high half. Twenty-four
-/// bytes keep the deep IPv6 levels compact. The all-zero node has one run,
-/// at code slot 0, which always holds code 0.
+/// - A **branch node** is a Poptrie node: `vector`, `leafvec` (as in
+///   [`Bucket`]) and the bases, `base0` (first run code in the code arena)
+///   in the low half of word 2 and `base1` (first child) in the high half.
+///   The all-zero node has one run, at code slot 0, which always holds
+///   code 0.
+/// - A **path node** stands for a whole subtree that holds a single stored
+///   prefix, or two where the longer lies inside the shorter. Most IPv6
+///   routes are alone below their /32, and without path nodes each would
+///   need a chain of one-child nodes, one dependent load per six bits. A
+///   path node answers in one load instead: word 0 holds the 64 address
+///   bits of the longer prefix starting at the node's depth, and the
+///   answer depends only on how many leading bits of the looked-up address
+///   agree with them. See [`path_node`] for the other two words.
 pub(crate) type Node = [u64; 3];
 
 pub(crate) const EMPTY_NODE: Node = [0; 3];
@@ -213,6 +153,95 @@ pub(crate) fn run_of(leafvec: u64, v: usize) -> usize {
 #[inline(always)]
 pub(crate) fn child_of(vector: u64, base1: usize, v: usize) -> usize {
     base1 + (vector & below(v)).count_ones() as usize
+}
+
+/// Relative length stored for "no shorter prefix" in a path node: longer
+/// than any match count, so it never matches.
+const NO_LEN: u64 = 127;
+
+/// Whether `n` is a path node rather than a branch node.
+#[inline(always)]
+pub(crate) fn is_path(n: &Node) -> bool {
+    n[1] & 1 == 1
+}
+
+/// The slots of `n` that lead to a child node; a path node has none.
+#[inline(always)]
+pub(crate) fn branches(n: &Node) -> u64 {
+    if is_path(n) {
+        0
+    } else {
+        n[0]
+    }
+}
+
+/// The path node for the prefixes `ps` (every one longer than `d`) below a
+/// node of depth `d` whose addresses default to code `dv`, when they fit
+/// one: a single prefix, or two where the second lies inside the first,
+/// ending at most 64 bits below `d`.
+///
+/// Word 1 is the tag (bit 0), the length of the longer prefix counted from
+/// `d` (bits 1 to 7), the same for the shorter one (bits 8 to 14, [`NO_LEN`]
+/// when there is none) and the longer prefix's code (high half). Word 2 is
+/// `dv` (low half) and the shorter prefix's code (high half).
+pub(crate) fn path_node<K: Key>(d: u32, dv: u32, ps: &[(K, u8, u32)]) -> Option<Node> {
+    let rel = |l: u8| u64::from(u32::from(l) - d);
+    let (bits, long, short) = match *ps {
+        [(a, l, c)] if rel(l) <= 64 => (a.window(d), (rel(l), c), (NO_LEN, 0)),
+        [(a0, l0, c0), (a1, l1, c1)]
+            if rel(l1) <= 64 && l0 < l1 && a1.truncate(u32::from(l0)) == a0 =>
+        {
+            (a1.window(d), (rel(l1), c1), (rel(l0), c0))
+        }
+        _ => return None,
+    };
+    Some([
+        bits,
+        1 | long.0 << 1 | short.0 << 8 | u64::from(long.1) << 32,
+        u64::from(dv) | u64::from(short.1) << 32,
+    ])
+}
+
+/// The answer of path node `n` for an address whose 64 bits starting at
+/// the node's depth are `window`: the longer prefix's code if all of its
+/// bits agree, else the shorter one's if its bits agree, else the inherited
+/// code.
+#[inline(always)]
+pub(crate) fn path_code(n: &Node, window: u64) -> u32 {
+    let agree = u64::from((window ^ n[0]).leading_zeros());
+    if agree >= (n[1] >> 1) & 0x7f {
+        (n[1] >> 32) as u32
+    } else if agree >= (n[1] >> 8) & 0x7f {
+        (n[2] >> 32) as u32
+    } else {
+        n[2] as u32
+    }
+}
+
+/// The lengths of a path node's prefixes, counted from its depth: the
+/// longer one, and the shorter one if there is one.
+pub(crate) fn path_lens(n: &Node) -> (u32, Option<u32>) {
+    let short = (n[1] >> 8) & 0x7f;
+    (
+        ((n[1] >> 1) & 0x7f) as u32,
+        (short != NO_LEN).then_some(short as u32),
+    )
+}
+
+/// The prefixes a path node of depth `d` over the range starting at `lo`
+/// stands for, in address-then-length order: the first `count` entries of
+/// the array.
+pub(crate) fn path_prefixes<K: Key>(n: &Node, lo: K, d: u32) -> ([(K, u8, u32); 2], usize) {
+    let (long, short) = path_lens(n);
+    let addr = lo.put_window(d, n[0]);
+    let long = (addr, (d + long) as u8, (n[1] >> 32) as u32);
+    match short {
+        Some(r) => {
+            let l = d + r;
+            ([(addr.truncate(l), l as u8, (n[2] >> 32) as u32), long], 2)
+        }
+        None => ([long, long], 1),
+    }
 }
 
 #[inline(always)]
@@ -260,6 +289,16 @@ impl Reuse {
     };
 }
 
+/// Makes room for `n` more entries at the end of `v`, growing its
+/// allocation by an eighth rather than the doubling of `Vec`: a table built
+/// in bulk is sized exactly, and the first update past that size must not
+/// add half the table's memory in spare capacity.
+fn grow_gently<T>(v: &mut Vec<T>, n: usize) {
+    if v.capacity() - v.len() < n {
+        v.reserve_exact(n.max(v.len() / 8));
+    }
+}
+
 /// Node and code storage with exact-size free lists.
 ///
 /// The trie needs the children of a node (and its run codes) to be
@@ -298,6 +337,7 @@ impl Arena {
             at as usize
         } else {
             let at = self.nodes.len();
+            grow_gently(&mut self.nodes, n);
             self.nodes.resize(at + n, EMPTY_NODE);
             at
         }
@@ -310,6 +350,7 @@ impl Arena {
             at as usize
         } else {
             let at = self.codes.len();
+            grow_gently(&mut self.codes, n);
             self.codes.resize(at + n, 0);
             at
         };
@@ -343,10 +384,47 @@ impl Arena {
         }
     }
 
-    /// Frees an inner node's own run codes (not its children).
+    /// Moves a children block (`vector`, `b1`) to a new block in which
+    /// slot `s` holds `child`, or no child when `child` is `None`, and
+    /// returns the new vector and block. The old child of slot `s`, if any,
+    /// is freed with its subtree; every other child keeps its subtree.
+    pub(crate) fn replace_child(
+        &mut self,
+        vector: u64,
+        b1: usize,
+        s: usize,
+        child: Option<Node>,
+    ) -> (u64, usize) {
+        let bit = 1u64 << s;
+        let new_vector = if child.is_some() {
+            vector | bit
+        } else {
+            vector & !bit
+        };
+        let n = new_vector.count_ones() as usize;
+        // The new block is filled before the old one is freed, since it
+        // copies the other children out of it.
+        let nb1 = if n == 0 { 0 } else { self.alloc_nodes(n) };
+        let mut rest = new_vector;
+        let mut k = 0;
+        while rest != 0 {
+            let t = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            self.nodes[nb1 + k] = match child {
+                Some(c) if t == s => c,
+                _ => self.nodes[child_of(vector, b1, t)],
+            };
+            k += 1;
+        }
+        self.free_children(vector, b1, !bit);
+        (new_vector, nb1)
+    }
+
+    /// Frees an inner node's own run codes (not its children). A path
+    /// node keeps its codes in itself.
     pub(crate) fn free_node_codes(&mut self, n: &Node) {
         let b0 = base0(n);
-        if b0 != 0 {
+        if !is_path(n) && b0 != 0 {
             self.free_code_block(b0, run_count(n[1]));
         }
     }
@@ -364,7 +442,7 @@ impl Arena {
     /// node's own slot is its parent's business.
     pub(crate) fn free_node(&mut self, n: Node) {
         self.free_node_codes(&n);
-        self.free_children(n[0], base1(&n), 0);
+        self.free_children(branches(&n), base1(&n), 0);
     }
 
     /// Returns every block of a bucket's subtree to the free lists.
@@ -388,9 +466,18 @@ impl Arena {
         reuse: Reuse,
     ) -> Built {
         let limit = d + STRIDE;
+        // The prefixes of one slot that end below this node are contiguous
+        // in sorted order (a prefix ending in this node starts on a slot
+        // boundary, so it sorts before everything inside that slot), and
+        // `deeper` finds where such a run, starting at `from`, ends.
+        let deeper = |from: usize, s: usize| {
+            let mut to = from;
+            while to < ps.len() && u32::from(ps[to].1) > limit && ps[to].0.chunk(d) == s {
+                to += 1;
+            }
+            to
+        };
         let mut val = [dv; FANOUT];
-        let mut child_from = [0usize; FANOUT];
-        let mut child_to = [0usize; FANOUT];
         let mut vector = 0u64;
         let mut i = 0;
         while i < ps.len() {
@@ -405,16 +492,8 @@ impl Arena {
                 val[s..s + n].fill(v);
                 i += 1;
             } else {
-                // Longer prefixes of one slot are contiguous in sorted order:
-                // a prefix ending in this node starts on a slot boundary, so
-                // it sorts before everything inside that slot.
-                let from = i;
-                while i < ps.len() && u32::from(ps[i].1) > limit && ps[i].0.chunk(d) == s {
-                    i += 1;
-                }
                 vector |= 1 << s;
-                child_from[s] = from;
-                child_to[s] = i;
+                i = deeper(i, s);
             }
         }
 
@@ -430,20 +509,29 @@ impl Arena {
             }
         }
 
+        // Children in slot order, found by a second pass over the prefixes
+        // rather than remembered from the first: most nodes have few
+        // children, and per-slot arrays would cost more to clear.
         let nc = vector.count_ones() as usize;
         let b1 = if nc == 0 { 0 } else { self.alloc_nodes(nc) };
         let mut k = 0;
-        let mut rest = vector;
-        while rest != 0 {
-            let s = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
+        let mut i = 0;
+        while k < nc && i < ps.len() {
+            let (a, l, _) = ps[i];
+            if u32::from(l) <= limit {
+                i += 1;
+                continue;
+            }
+            let s = a.chunk(d);
+            let to = deeper(i, s);
             let child = if (reuse.keep & reuse.vector) >> s & 1 == 1 {
                 self.nodes[child_of(reuse.vector, reuse.base1, s)]
             } else {
-                self.build_node(limit, val[s], &ps[child_from[s]..child_to[s]], Reuse::NONE)
+                self.build_node(limit, val[s], &ps[i..to], Reuse::NONE)
             };
             self.nodes[b1 + k] = child;
             k += 1;
+            i = to;
         }
         Built {
             vector,
@@ -453,7 +541,8 @@ impl Arena {
         }
     }
 
-    /// Builds an inner node (see [`Arena::build`]) and places its runs.
+    /// Builds an inner node (see [`Arena::build`]) and places its runs, or
+    /// makes a path node when the prefixes allow one.
     pub(crate) fn build_node<K: Key>(
         &mut self,
         d: u32,
@@ -461,6 +550,9 @@ impl Arena {
         ps: &[(K, u8, u32)],
         reuse: Reuse,
     ) -> Node {
+        if let Some(n) = path_node(d, dv, ps) {
+            return n;
+        }
         let b = self.build(d, dv, ps, reuse);
         let n = b.nruns();
         // A node whose only run is "no value" shares code slot 0.
@@ -509,23 +601,58 @@ impl Arena {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::sealed::Sealed;
 
     #[test]
-    fn direct_buckets_are_cache_line_aligned() {
-        for len in [1, 3, 64] {
-            let mut d = Dir::new(len);
-            assert_eq!(d.len(), len);
-            for i in 0..len {
-                let b = d.get(i).unwrap();
-                assert_eq!(b.as_ptr() as usize % 64, 0);
-            }
-            assert!(d.get(len).is_none());
-            d.set(len - 1, &[1, 2, 3, 4, 5, 6, 7, 8]);
-            let c = d.clone();
-            assert_eq!(c.at(len - 1), [1, 2, 3, 4, 5, 6, 7, 8]);
-            assert_eq!(c.get(0).unwrap().as_ptr() as usize % 64, 0);
-            assert_eq!(c.at(len), [0; 8]);
-        }
+    fn path_nodes_answer_by_matching_bits_and_spell_out_their_prefixes() {
+        let long = (0x2a01_04f8_1234_u128 << 80, 48u8, 7u32);
+        let short = (0x2a01_04f8_u128 << 96, 32u8, 9u32);
+        let lo = short.0.truncate(28);
+        // One prefix: its code inside it, the inherited code outside.
+        let n = path_node(28, 3, &[long]).unwrap();
+        assert!(is_path(&n) && branches(&n) == 0);
+        assert_eq!(path_code(&n, long.0.window(28)), 7);
+        assert_eq!(path_code(&n, (long.0 | 0xffff).window(28)), 7);
+        assert_eq!(path_code(&n, (long.0 ^ (1 << 80)).window(28)), 3);
+        assert_eq!(path_prefixes(&n, lo, 28), ([long, long], 1));
+        // A nested pair: the longer wins inside it, the shorter around it.
+        let n = path_node(28, 3, &[short, long]).unwrap();
+        assert_eq!(path_lens(&n), (20, Some(4)));
+        assert_eq!(path_code(&n, long.0.window(28)), 7);
+        assert_eq!(path_code(&n, (long.0 ^ (1 << 80)).window(28)), 9);
+        assert_eq!(path_code(&n, (short.0 ^ (1 << 96)).window(28)), 3);
+        assert_eq!(path_prefixes(&n, lo, 28), ([short, long], 2));
+        // Siblings, three prefixes, or a prefix ending more than 64 bits
+        // below the node need a branch node.
+        let sibling = (long.0 ^ (1 << 80), 48u8, 1u32);
+        assert!(path_node(28, 0, &[long, sibling]).is_none());
+        assert!(path_node(28, 0, &[short, long, (long.0, 64, 1)]).is_none());
+        assert!(path_node(28, 0, &[(long.0, 93, 1)]).is_none());
+        assert!(path_node(28, 0, &[(long.0, 92, 1)]).is_some());
+        // IPv4: a host route below a /24 node.
+        let n = path_node(24, 0, &[(0x0a00_0001_u32, 32, 5)]).unwrap();
+        assert_eq!(path_code(&n, 0x0a00_0001_u32.window(24)), 5);
+        assert_eq!(path_code(&n, 0x0a00_0002_u32.window(24)), 0);
+    }
+
+    #[test]
+    fn replacing_a_child_keeps_the_others_and_frees_the_old_one() {
+        let mut a = Arena::new();
+        let ps: Vec<(u32, u8, u32)> = vec![(0x0a00_0100, 28, 1), (0x0a00_0300, 28, 2)];
+        let b = a.build_bucket(18, 0, &ps, Reuse::NONE);
+        assert_eq!(b.vector().count_ones(), 2);
+        let kept = a.nodes[child_of(b.vector(), b.base1(), 3)];
+        let new = path_node(24, 0, &[(0x0a00_0200_u32, 30, 4)]).unwrap();
+        let (vector, b1) = a.replace_child(b.vector(), b.base1(), 2, Some(new));
+        assert_eq!(vector, b.vector() | 1 << 2);
+        assert_eq!(a.nodes[child_of(vector, b1, 2)], new);
+        assert_eq!(a.nodes[child_of(vector, b1, 3)], kept);
+        let (vector, b1) = a.replace_child(vector, b1, 1, None);
+        assert_eq!(vector, 0b1100);
+        assert_eq!(a.nodes[child_of(vector, b1, 3)], kept);
+        // The two-child block freed by the first replacement was reused by
+        // the second, which freed the three-child block.
+        assert_eq!(a.free_node_slots, 3);
     }
 
     #[test]

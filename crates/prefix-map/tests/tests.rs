@@ -134,6 +134,98 @@ fn ipv6_routes_resolve_through_deep_nodes() {
 }
 
 #[test]
+fn lone_and_nested_routes_become_path_nodes_and_return_to_them() {
+    let mut m = PrefixMap6::new();
+    // A /48 alone below its /28: one path node below the bucket's child.
+    m.insert(v6("2a01:4f8:1234::"), 48, 1u16).unwrap();
+    let lone = m.stats().nodes;
+    // A covering /32 makes a nested pair, still one path node.
+    m.insert(v6("2a01:4f8::"), 32, 2).unwrap();
+    assert_eq!(m.stats().nodes, lone);
+    assert_eq!(m.lookup(v6("2a01:4f8:1234:1::1")), Some(1));
+    assert_eq!(m.lookup(v6("2a01:4f8:1235::1")), Some(2));
+    assert_eq!(m.lookup(v6("2a01:4f9::1")), None);
+    // A sibling /48 needs branch nodes down to where the two part.
+    m.insert(v6("2a01:4f8:1235::"), 48, 3).unwrap();
+    assert!(m.stats().nodes > lone);
+    assert_eq!(m.lookup(v6("2a01:4f8:1235:ffff::")), Some(3));
+    assert_eq!(m.lookup(v6("2a01:4f8:1236::")), Some(2));
+    m.validate().unwrap();
+    // Removing it collapses the branch nodes back into one path node
+    // (`validate` rejects a branch node that could be a path node).
+    m.remove(v6("2a01:4f8:1235::"), 48).unwrap();
+    m.validate().unwrap();
+    assert_eq!(m.stats().nodes, lone);
+    m.remove(v6("2a01:4f8::"), 32).unwrap();
+    m.validate().unwrap();
+    assert_eq!(m.lookup(v6("2a01:4f8:1234::5")), Some(1));
+    assert_eq!(m.lookup(v6("2a01:4f8:1235::1")), None);
+    m.remove(v6("2a01:4f8:1234::"), 48).unwrap();
+    assert_eq!((m.stats().nodes, m.stats().codes), (0, 0));
+    m.validate().unwrap();
+    // Host routes are too long for one path node from the top levels.
+    m.insert(v6("2a01:4f8::1"), 128, 4).unwrap();
+    m.insert(v6("2a01:4f8::"), 127, 5).unwrap();
+    assert_eq!(m.lookup(v6("2a01:4f8::1")), Some(4));
+    assert_eq!(m.lookup(v6("2a01:4f8::")), Some(5));
+    assert_eq!(m.lookup(v6("2a01:4f8::2")), None);
+    m.validate().unwrap();
+}
+
+#[test]
+fn removing_the_only_deep_route_leaves_no_node_behind() {
+    // Regression: a host route sits below a chain of branch nodes (it is
+    // too long for one path node from the top levels). Removing it must
+    // drop the whole chain, not just the deepest node, and clear the
+    // slot's "holds long prefixes" mark.
+    let mut m = PrefixMap6::new();
+    m.insert(0u128, 128, 1u16).unwrap();
+    assert!(m.stats().nodes > 1);
+    assert_eq!(m.remove(0u128, 128), Ok(Some(1)));
+    m.validate().unwrap();
+    assert_eq!(m.stats().nodes, 0);
+    assert_eq!(m.lookup(0u128), None);
+    // Regression: an IPv4 host route is a path node right below its bucket,
+    // so removing it rebuilds the bucket with no inner node above it.
+    let mut m4 = PrefixMap4::new();
+    m4.insert(u32::MAX, 32, 1u16).unwrap();
+    assert_eq!(m4.stats().nodes, 1);
+    assert_eq!(m4.remove(u32::MAX, 32), Ok(Some(1)));
+    m4.validate().unwrap();
+    assert_eq!((m4.stats().nodes, m4.lookup(u32::MAX)), (0, None));
+}
+
+#[test]
+fn ipv6_churn_keeps_memory_near_a_fresh_build() {
+    let mut g = prefix_map::fuzzing::SplitMix64(11);
+    let mut routes: Vec<(u128, u8, u16)> = (0..3000)
+        .map(|i| {
+            let len = [32u8, 40, 44, 48][i % 4];
+            let addr = (0x2a00_u128 << 112) | (g.wide() >> 16);
+            (addr & !(u128::MAX >> len), len, i as u16)
+        })
+        .collect();
+    routes.sort_unstable_by_key(|r| (r.0, r.1));
+    routes.dedup_by_key(|r| (r.0, r.1));
+    let mut m = PrefixMap6::build(routes.iter().copied()).unwrap();
+    let fresh = m.memory_bytes();
+    for round in 0..4u16 {
+        for &(a, l, v) in routes.iter().skip(usize::from(round)).step_by(3) {
+            m.remove(a, l).unwrap();
+            m.insert(a, l, v ^ round).unwrap();
+        }
+    }
+    m.validate().unwrap();
+    let rebuilt = PrefixMap6::build(m.iter().map(|(p, v)| (p.addr(), p.prefix_len(), v))).unwrap();
+    assert_eq!(m.stats().nodes, rebuilt.stats().nodes);
+    assert!(
+        m.memory_bytes() < fresh + fresh / 4,
+        "{} bytes after churn, {fresh} fresh",
+        m.memory_bytes()
+    );
+}
+
+#[test]
 fn iter_is_ordered_and_collect_rebuilds_the_same_table() {
     let mut m = PrefixMap4::new();
     m.insert(v4("10.0.0.0"), 8, 1u16).unwrap();
@@ -336,6 +428,10 @@ fn run_differential<K: Key>(ops: &[Op], key: impl Fn(u128) -> K) -> Result<(), T
     }
     prop_assert!(m.validate().is_ok(), "{:?}", m.validate());
     prop_assert!(built.validate().is_ok(), "{:?}", built.validate());
+    // The trie's shape depends only on the stored prefixes, so updates and a
+    // bulk build of the same contents use the same live storage.
+    let (ms, bs) = (m.stats(), built.stats());
+    prop_assert_eq!((ms.nodes, ms.codes), (bs.nodes, bs.codes));
     Ok(())
 }
 
