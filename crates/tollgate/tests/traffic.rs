@@ -294,15 +294,20 @@ fn ceils_hold_from_1_mbit_to_1_gbit() {
     let r = Router::new("a", 1);
     let mut report = String::new();
     for mbit in [1u32, 10, 100, 1000] {
-        r.apply(&format!(
-            "{SITE}
+        r.apply(
+            &format!(
+                "{SITE}
 [plans.p]
 down = {{ rate = \"{mbit}mbit\", ceil = \"{mbit}mbit\" }}
 up = {{ rate = \"{mbit}mbit\", ceil = \"{mbit}mbit\" }}
 {}",
-            tenants(&[(1, "p", None)])
-        )
-        .replace("\"100mbit\", up = \"100mbit\"", "\"10gbit\", up = \"10gbit\""));
+                tenants(&[(1, "p", None)])
+            )
+            .replace(
+                "\"100mbit\", up = \"100mbit\"",
+                "\"10gbit\", up = \"10gbit\"",
+            ),
+        );
         let got = r.download(&[1], 4)[0];
         let at_l2 = got * 1514.0 / 1448.0;
         report.push_str(&format!(
