@@ -174,3 +174,109 @@ fn a_community_changed_in_bird_moves_traffic_between_realm_caps() {
         "international: {international}"
     );
 }
+
+/// 100,000 prefixes from BIRD, one in seven national by a community set on
+/// the route itself (scattered, so no two national prefixes merge), all the
+/// way into the router's realm map. Reports how long each stage took; the
+/// test requires the kernel's map to hold exactly the flattened national
+/// prefixes.
+#[test]
+fn bird_pushes_100000_prefixes_into_the_kernel() {
+    let Some(lab) = lab("realm-full") else { return };
+    let r = Router::new("k", 1);
+    let policy_path = lab.dir.join("policy.toml");
+    std::fs::write(&policy_path, POLICY).unwrap();
+    let policy = policy_path.display().to_string();
+    let state = lab.dir.join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let local = loopback(32);
+    let bgp = lab.dir.join("bgp.toml");
+    std::fs::write(
+        &bgp,
+        format!("local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = [\"127.0.0.1:{port}\"]\n[[peers]]\naddress = \"{local}\"\nremote_as = 65001\n"),
+    )
+    .unwrap();
+    let _listener = Listener(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["routes", "listen", "--bgp", &bgp.display().to_string()])
+            .args(["-c", &policy, "--state-dir", &state.display().to_string()])
+            .args(["--save-every", "500ms"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start routes listen"),
+    );
+    // /28s in 100.64.0.0/10; BIRD 2 lets a static route carry its own
+    // attributes.
+    let n = 100_000u32;
+    let prefix = |i: u32| {
+        let a =
+            std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(100, 64, 0, 0)) + i * 32);
+        net_types::Prefix::V4(a, 28)
+    };
+    let national = |i: u32| i % 7 == 0;
+    let mut routes4 = String::new();
+    for i in 0..n {
+        if national(i) {
+            routes4 += &format!(
+                "route {} blackhole {{ bgp_community.add((65001,100)); }};\n",
+                prefix(i)
+            );
+        } else {
+            routes4 += &format!("route {} blackhole;\n", prefix(i));
+        }
+    }
+    let conf = BirdPeer {
+        local,
+        local_as: 65001,
+        tollgate_port: port,
+        hold_time: 90,
+        routes4: &routes4,
+        routes6: "",
+        filter: "",
+    };
+    let want: Vec<(net_types::Prefix, net_types::RealmId)> = compiler::realm_ranges::flatten(
+        (0..n).map(|i| {
+            let realm = net_types::RealmId(if national(i) { 1 } else { 2 });
+            (prefix(i), realm, compiler::realm_ranges::Source::Route)
+        }),
+        net_types::RealmId(2),
+    );
+    let started = Instant::now();
+    let _bird = Bird::start(&lab, "bird", &conf.config());
+    let stats = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["routes", "stats", "--json", "--state-dir"])
+            .arg(&state)
+            .output()
+            .expect("run routes stats");
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).ok()
+    };
+    wait_until("100,000 prefixes saved", Duration::from_secs(60), || {
+        stats().is_some_and(|v| v["prefixes"] == n)
+    });
+    let saved = started.elapsed();
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--netns", &r.host, "apply", "-c", &policy])
+        .env("TOLLGATE_STATE_DIR", &state)
+        .output()
+        .expect("run tollgate apply");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let in_kernel = started.elapsed();
+    let map = realm_map(&r);
+    let elements = map.matches(" : 0:1").count();
+    eprintln!(
+        "{n} prefixes from BIRD ({} national, scattered): saved by tollgate with every realm \
+         {:.1} s after BIRD started; in the kernel's realm map ({elements} elements) {:.1} s after",
+        (0..n).filter(|&i| national(i)).count(),
+        saved.as_secs_f64(),
+        in_kernel.as_secs_f64()
+    );
+    assert_eq!(elements, want.len(), "the kernel's realm map");
+    for (p, _) in want.iter().step_by(997) {
+        assert!(map.contains(&format!("{p} : 0:1")), "{p} missing");
+    }
+}
