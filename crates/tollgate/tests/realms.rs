@@ -217,7 +217,7 @@ fn bird_pushes_100000_prefixes_into_the_kernel() {
             std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(100, 64, 0, 0)) + i * 32);
         net_types::Prefix::V4(a, 28)
     };
-    let national = |i: u32| i % 7 == 0;
+    let national = |i: u32| i.is_multiple_of(7);
     let mut routes4 = String::new();
     for i in 0..n {
         if national(i) {
