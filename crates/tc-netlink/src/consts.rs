@@ -33,6 +33,9 @@ pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_MULTI: u16 = 0x2;
 /// Flag: reply with an acknowledgement, success or not.
 pub const NLM_F_ACK: u16 = 0x4;
+/// Flag: send the answer to a non-dump GET back to the requester (without
+/// it, `RTM_GETTCLASS` only notifies the `RTNLGRP_TC` group and acks).
+pub const NLM_F_ECHO: u16 = 0x8;
 /// Flag: the dump was interrupted by a change and may be inconsistent.
 pub const NLM_F_DUMP_INTR: u16 = 0x10;
 /// GET flag: return the complete table (`NLM_F_ROOT | NLM_F_MATCH`).

@@ -422,7 +422,14 @@ impl Request {
                 end_msg(out, m);
             }
             Request::GetClass { ifindex, handle } => {
-                let m = begin_msg(out, RTM_GETTCLASS, NLM_F_REQUEST | NLM_F_ACK, seq);
+                // Without NLM_F_ECHO the kernel sends the class only to the
+                // RTNLGRP_TC group, and the requester gets a bare ack.
+                let m = begin_msg(
+                    out,
+                    RTM_GETTCLASS,
+                    NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO,
+                    seq,
+                );
                 tcmsg(out, *ifindex, *handle, 0, 0);
                 end_msg(out, m);
             }
