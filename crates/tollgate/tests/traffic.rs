@@ -284,17 +284,22 @@ up = {{ rate = \"6mbit\", ceil = \"10mbit\" }}
     );
 }
 
-/// Accuracy from 1 Mbit to 1 Gbit, one tenant alone at its ceil. iperf3
-/// counts TCP payload and HTB whole frames, so the measured rate is scaled
-/// by 1514/1448 (Ethernet + IPv4 + TCP with timestamps around 1448 bytes of
-/// payload) before it is compared with the ceil.
+/// Accuracy from 1 Mbit to 1 Gbit, one tenant alone at its ceil, measured
+/// twice: by iperf3's payload scaled to frames by 1514/1448 (the figure the
+/// test holds), and by the shaper's own class counters over 3 s in the
+/// middle of the download (reported). veth hands the shaper GSO segments
+/// of up to 64 KiB, half a second of traffic at 1 Mbit, so any window of a
+/// few seconds at 1 Mbit is off by up to one segment (about ±15% over 3 s);
+/// the 1 Mbit case therefore runs for 12 s and is held to ±8%, the others to
+/// ±3%.
 #[test]
 fn ceils_hold_from_1_mbit_to_1_gbit() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r = Router::new("a", 1);
     let mut report = String::new();
+    let mut errors = Vec::new();
     for mbit in [1u32, 10, 100, 1000] {
-        r.apply(
+        let file = r.apply(
             &format!(
                 "{SITE}
 [plans.p]
@@ -308,22 +313,19 @@ up = {{ rate = \"{mbit}mbit\", ceil = \"{mbit}mbit\" }}
                 "\"10gbit\", up = \"10gbit\"",
             ),
         );
-        let got = r.download(&[1], 4)[0];
-        let at_l2 = got * 1514.0 / 1448.0;
+        let secs = if mbit == 1 { 12 } else { 5 };
+        let (payload, counted) = r.download_and_count(1, &file, secs);
+        let at_l2 = payload * 1514.0 / 1448.0;
+        let err = (at_l2 / f64::from(mbit) - 1.0) * 100.0;
+        errors.push((mbit, err));
         report.push_str(&format!(
-            "ceil {mbit} Mbit: {got:.3} Mbit/s payload, {at_l2:.3} at L2 ({:+.1}%)\n",
-            (at_l2 / f64::from(mbit) - 1.0) * 100.0
+            "ceil {mbit} Mbit: iperf3 {payload:.3} payload, {at_l2:.3} at L2 ({err:+.1}%) over {secs} s; class counters over 3 s {counted:.3} ({:+.1}%)\n",
+            (counted / f64::from(mbit) - 1.0) * 100.0
         ));
     }
     eprintln!("{report}");
-    for line in report.lines() {
-        let pct: f64 = line
-            .rsplit('(')
-            .next()
-            .and_then(|t| t.trim_end_matches("%)").parse().ok())
-            .unwrap();
-        // A short TCP test on a busy machine reaches its ceil more slowly at
-        // low rates, so the floor is wider than the ceiling.
-        assert!((-15.0..=5.0).contains(&pct), "{line}\n{report}");
+    for (mbit, err) in errors {
+        let limit = if mbit == 1 { 8.0 } else { 3.0 };
+        assert!(err.abs() <= limit, "{mbit} Mbit off by {err:.1}%\n{report}");
     }
 }

@@ -168,6 +168,54 @@ impl Router {
         self.tcp(ks, secs, false)
     }
 
+    /// Runs a TCP download of `secs` seconds (after one left out) to tenant
+    /// `k` and returns iperf3's payload rate and, in Mbit/s, what the
+    /// tenant's download classes sent over 3 s near its start, from their
+    /// counters (`tollgate status`).
+    pub fn download_and_count(&self, k: u32, policy: &str, secs: u32) -> (f64, f64) {
+        let bulk = Command::new("ip")
+            .args(["netns", "exec", self.tenant(k), "iperf3", "-c", SERVER])
+            .args([
+                "-p",
+                &(5200 + k).to_string(),
+                "-R",
+                "-t",
+                "7",
+                "-O",
+                "1",
+                "-J",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start iperf3");
+        std::thread::sleep(Duration::from_secs(2));
+        let status: serde_json::Value = serde_json::from_str(&self.tollgate(&[
+            "status",
+            "--json",
+            "--interval",
+            "3s",
+            "-c",
+            policy,
+        ]))
+        .expect("status --json");
+        let counted: f64 = status["classes"]
+            .as_array()
+            .expect("classes")
+            .iter()
+            .filter(|c| c["tenant"] == k && c["direction"] == "down")
+            .filter_map(|c| c["bits_per_second"].as_f64())
+            .sum::<f64>()
+            / 1e6;
+        let out = bulk.wait_with_output().expect("iperf3 ends");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+        let payload = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .expect("a received rate")
+            / 1e6;
+        (payload, counted)
+    }
+
     /// Pings the upstream from tenant `k` while a TCP download saturates it.
     pub fn ping_under_download(&self, k: u32) -> Ping {
         let bulk = Command::new("ip")
