@@ -175,16 +175,8 @@ impl Router {
     pub fn download_and_count(&self, k: u32, policy: &str, secs: u32) -> (f64, f64) {
         let bulk = Command::new("ip")
             .args(["netns", "exec", self.tenant(k), "iperf3", "-c", SERVER])
-            .args([
-                "-p",
-                &(5200 + k).to_string(),
-                "-R",
-                "-t",
-                "7",
-                "-O",
-                "1",
-                "-J",
-            ])
+            .args(["-p", &(5200 + k).to_string(), "-R", "-O", "1", "-J"])
+            .args(["-t", &(secs + 1).to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
