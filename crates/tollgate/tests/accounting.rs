@@ -26,32 +26,14 @@
 //! bounded.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod daemon_site;
+
+use daemon_site::{sh, wait_for, Daemon, Site, FRAME, INTERNATIONAL, NATIONAL, SENDER};
+
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-const NATIONAL: &str = "198.51.100.1";
-const INTERNATIONAL: &str = "203.0.113.1";
-/// Bytes HTB counts per 1000-byte UDP datagram (see the module docs).
-const FRAME: u64 = 14 + 20 + 8 + 1000;
-
-/// Sends argv[3] datagrams of 1000 bytes from argv[1] to argv[2] port 9.
-const SENDER: &str = "import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 0))
-for i in range(int(sys.argv[3])):
-    s.sendto(b'x' * 1000, (sys.argv[2], 9))
-    if i % 10 == 9:
-        time.sleep(0.01)
-";
-
-/// Drops the test's datagrams on arrival, before a socket lookup could
-/// answer them with ICMP port unreachable.
-const SINK: &str = "table ip tga_sink {
-    chain input { type filter hook input priority 0; udp dport 9 drop; }
-}";
 
 /// Waits (at most 60 s) for a child to succeed.
 fn finish(mut c: Child, what: &str) {
@@ -73,92 +55,12 @@ fn finish(mut c: Child, what: &str) {
 /// (tenant, realm, direction) → bytes.
 type Totals = BTreeMap<(u64, u64, String), u64>;
 
-fn sh(script: &str) -> String {
-    let out = Command::new("bash")
-        .args(["-c", script])
-        .output()
-        .expect("bash");
-    assert!(
-        out.status.success(),
-        "failed: {script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until `ok` holds, checking every 100 ms, for at most `limit`.
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Site {
-    host: String,
-    upstream: String,
-    tenants: Vec<String>,
-    dir: PathBuf,
-}
-
 impl Site {
     fn new(tag: &str, n: u32) -> Site {
-        let tag = format!("tga-{tag}{}", std::process::id());
-        let dir = std::env::temp_dir().join(&tag);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = Site {
-            host: format!("{tag}-h"),
-            upstream: format!("{tag}-u"),
-            tenants: (1..=n).map(|k| format!("{tag}-t{k}")).collect(),
-            dir,
-        };
-        let (h, u) = (&s.host, &s.upstream);
-        let no_v6 = |ns: &str| {
-            format!("ip netns add {ns}; ip -n {ns} link set lo up; ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n")
-        };
-        let mut script = format!("set -e\n{}{}", no_v6(h), no_v6(u));
-        script.push_str(&format!(
-            "ip link add wan0 netns {h} type veth peer name up0 netns {u}
-            ip -n {h} addr add 192.0.2.1/30 dev wan0; ip -n {u} addr add 192.0.2.2/30 dev up0
-            ip -n {h} link set wan0 up; ip -n {u} link set up0 up
-            ip -n {u} addr add {NATIONAL}/24 dev lo; ip -n {u} addr add {INTERNATIONAL}/24 dev lo
-            ip -n {u} route add 100.64.0.0/16 via 192.0.2.1
-            ip -n {h} route add default via 192.0.2.2
-            ip -n {h} link add lan0 type bridge; ip -n {h} link set lan0 up
-            ip netns exec {h} sysctl -qw net.ipv4.ip_forward=1
-            "
-        ));
-        for (k, t) in s.tenants.iter().enumerate() {
-            let k = k + 1;
-            script.push_str(&no_v6(t));
-            script.push_str(&format!(
-                "ip link add lp{k} netns {h} type veth peer name eth0 netns {t}
-                ip -n {h} link set lp{k} master lan0 up
-                ip -n {h} addr add 100.64.{k}.1/24 dev lan0
-                ip -n {t} addr add 100.64.{k}.2/24 dev eth0; ip -n {t} link set eth0 up
-                ip -n {t} route add default via 100.64.{k}.1
-                "
-            ));
-        }
-        // `s` exists before the script runs, so a failing script still
-        // cleans up.
-        sh(&script);
-        for ns in s.tenants.iter().chain([u]) {
-            sh(&format!("ip netns exec {ns} nft -f - <<'EOF'\n{SINK}\nEOF"));
-        }
+        let s = Site::build("tga", tag, n);
         std::fs::write(s.policy_path(), policy(n)).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         s
-    }
-
-    fn policy_path(&self) -> PathBuf {
-        self.dir.join("policy.toml")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
     }
 
     /// Runs the CLI (outside the namespace unless `netns`), expecting success.
@@ -344,15 +246,6 @@ impl Site {
     }
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        for ns in self.tenants.iter().chain([&self.host, &self.upstream]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn policy(n: u32) -> String {
     let mut p = String::from(
         r#"
@@ -389,52 +282,6 @@ up = { rate = "20mbit", ceil = "50mbit" }
 }
 
 /// A running daemon; killed on drop if a test failed before stopping it.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// SIGTERM, and the exit status (within 15 s).
-    fn stop(mut self) -> ExitStatus {
-        self.signal("-TERM");
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "the daemon ignored SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn assert_exact(site: &Site, when: &str) {
     let kernel = site.kernel();
     let recorded = site.recorded();

@@ -54,12 +54,53 @@ plan = "home"
 prefixes = ["100.64.1.0/24"]
 "#;
 
-struct Listener(Child);
+/// `tollgate routes listen` with the test's policy, waiting for one BIRD
+/// peer at `local`, saving its table under the lab's `state` folder every
+/// `save_every`. Stopped on drop.
+struct Listener {
+    child: Child,
+    policy: String,
+    state: std::path::PathBuf,
+    port: u16,
+}
+
+impl Listener {
+    fn start(lab: &peers::Lab, local: std::net::Ipv4Addr, save_every: &str) -> Listener {
+        let policy_path = lab.dir.join("policy.toml");
+        std::fs::write(&policy_path, POLICY).unwrap();
+        let policy = policy_path.display().to_string();
+        let state = lab.dir.join("state");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bgp = lab.dir.join("bgp.toml");
+        std::fs::write(
+            &bgp,
+            format!("local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = [\"127.0.0.1:{port}\"]\n[[peers]]\naddress = \"{local}\"\nremote_as = 65001\n"),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["routes", "listen", "--bgp", &bgp.display().to_string()])
+            .args(["-c", &policy, "--state-dir", &state.display().to_string()])
+            .args(["--save-every", save_every])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start routes listen");
+        Listener {
+            child,
+            policy,
+            state,
+            port,
+        }
+    }
+}
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -77,30 +118,12 @@ fn realm_map(r: &Router) -> String {
 fn a_community_changed_in_bird_moves_traffic_between_realm_caps() {
     let Some(lab) = lab("realm-e2e") else { return };
     let r = Router::new("e", 1);
-    let policy_path = lab.dir.join("policy.toml");
-    std::fs::write(&policy_path, POLICY).unwrap();
-    let policy = policy_path.display().to_string();
-    let state = lab.dir.join("state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let local = loopback(31);
-    let bgp = lab.dir.join("bgp.toml");
-    std::fs::write(
-        &bgp,
-        format!("local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = [\"127.0.0.1:{port}\"]\n[[peers]]\naddress = \"{local}\"\nremote_as = 65001\n"),
-    )
-    .unwrap();
-    let _listener = Listener(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["routes", "listen", "--bgp", &bgp.display().to_string()])
-            .args(["-c", &policy, "--state-dir", &state.display().to_string()])
-            .args(["--save-every", "200ms"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start routes listen"),
+    let listener = Listener::start(&lab, local, "200ms");
+    let (policy, state, port) = (
+        listener.policy.clone(),
+        listener.state.clone(),
+        listener.port,
     );
     let mut conf = BirdPeer {
         local,
@@ -184,30 +207,12 @@ fn a_community_changed_in_bird_moves_traffic_between_realm_caps() {
 fn bird_pushes_100000_prefixes_into_the_kernel() {
     let Some(lab) = lab("realm-full") else { return };
     let r = Router::new("k", 1);
-    let policy_path = lab.dir.join("policy.toml");
-    std::fs::write(&policy_path, POLICY).unwrap();
-    let policy = policy_path.display().to_string();
-    let state = lab.dir.join("state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let local = loopback(32);
-    let bgp = lab.dir.join("bgp.toml");
-    std::fs::write(
-        &bgp,
-        format!("local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = [\"127.0.0.1:{port}\"]\n[[peers]]\naddress = \"{local}\"\nremote_as = 65001\n"),
-    )
-    .unwrap();
-    let _listener = Listener(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["routes", "listen", "--bgp", &bgp.display().to_string()])
-            .args(["-c", &policy, "--state-dir", &state.display().to_string()])
-            .args(["--save-every", "500ms"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start routes listen"),
+    let listener = Listener::start(&lab, local, "500ms");
+    let (policy, state, port) = (
+        listener.policy.clone(),
+        listener.state.clone(),
+        listener.port,
     );
     // /28s in 100.64.0.0/10; BIRD 2 lets a static route carry its own
     // attributes.
