@@ -54,6 +54,32 @@ pub fn prepare(dp: &mut Dataplane, path: &Path, exclude: Option<&str>) -> Result
     })
 }
 
+/// The routes' realms for a process that compiles again and again (the
+/// daemon), read again only when the saved table changes: a full table
+/// takes a second or more to decode and classify, too much for every
+/// reconcile round. Realms depend on the policy's rules too, so the owner
+/// starts a new cache when it loads another policy.
+#[derive(Default)]
+pub struct RouteRealms {
+    /// The saved table's modification time and length when last read.
+    seen: Option<(std::time::SystemTime, u64)>,
+    realms: Vec<(net_types::Prefix, net_types::RealmId)>,
+}
+
+impl RouteRealms {
+    /// The realms, reading the table only if it changed since last time.
+    pub fn current(&mut self, policy: &Policy) -> &[(net_types::Prefix, net_types::RealmId)] {
+        let now = std::fs::metadata(crate::routes::saved_table_path())
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if now.is_none() || now != self.seen {
+            self.realms = route_realms(policy);
+            self.seen = now;
+        }
+        &self.realms
+    }
+}
+
 /// The routes' realms for the compiler (see `routes::saved_realms`). A
 /// table that cannot be read is logged and treated as absent.
 pub fn route_realms(policy: &Policy) -> Vec<(net_types::Prefix, net_types::RealmId)> {

@@ -514,6 +514,14 @@ pub fn describe_changes(rules: &RealmRules, peer: IpAddr, changes: &[RealmChange
     )]
 }
 
+/// Where `routes import` and `routes listen` save the table:
+/// `$TOLLGATE_STATE_DIR`, else the default state directory.
+pub fn saved_table_path() -> PathBuf {
+    std::env::var_os("TOLLGATE_STATE_DIR")
+        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from)
+        .join(SNAPSHOT_FILE)
+}
+
 /// The realm of every saved best route, classified by `policy`'s current
 /// realm rules (not the rules in force when the table was saved, so that
 /// editing the rules takes effect at the next apply). Empty when no table
@@ -522,12 +530,15 @@ pub fn describe_changes(rules: &RealmRules, peer: IpAddr, changes: &[RealmChange
 pub fn saved_realms(
     policy: &policy::Policy,
 ) -> Result<Vec<(net_types::Prefix, net_types::RealmId)>, String> {
-    let dir = std::env::var_os("TOLLGATE_STATE_DIR")
-        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
-    let path = dir.join(SNAPSHOT_FILE);
+    let path = saved_table_path();
     if !path.exists() {
         return Ok(Vec::new());
     }
+    let dir = path
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let s = load(&StateDir { dir })?;
     let rules = routes::RealmRules::from_policy(&policy.realms);
     Ok(s.routes

@@ -69,6 +69,8 @@ struct Daemon {
     dp: Dataplane,
     books: Books,
     running: Running,
+    /// The routes' realms for `running`, reread when the saved table changes.
+    route_realms: crate::live::RouteRealms,
     feeds: Feeds,
     metrics: Arc<Metrics>,
     reconcile_every: Duration,
@@ -94,6 +96,7 @@ pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
         dp,
         books,
         running,
+        route_realms: crate::live::RouteRealms::default(),
         feeds: Feeds::new(),
         metrics,
         reconcile_every: args.reconcile,
@@ -235,7 +238,7 @@ impl Daemon {
         let facts = HostFacts {
             interfaces: Some(observed.ifindex.keys().copied().collect()),
             live: Live::from_plan(&observed.plan),
-            route_realms: crate::live::route_realms(&self.running.policy),
+            route_realms: self.route_realms.current(&self.running.policy).to_vec(),
         };
         let compiled = compiler::compile(&self.running.policy, &facts).map_err(|diags| {
             format!(
@@ -340,6 +343,8 @@ impl Daemon {
             ));
         }
         self.running = new;
+        // The new policy's realm rules may classify the routes differently.
+        self.route_realms = crate::live::RouteRealms::default();
         Ok(())
     }
 
