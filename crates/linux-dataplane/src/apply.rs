@@ -304,13 +304,15 @@ pub fn apply(
                 tc(rtnl, ifindex, run, injected, &mut report)
             }
             Backend::Nft => {
-                let script = plan::render::changes_nft(&ChangeSet {
-                    changes: run.to_vec(),
-                });
                 let result = match (injected, netlink_elements(run)) {
                     (Some(_), _) => Err("injected failure".to_string()),
                     (None, Some(elements)) => nft.apply_elements(&elements),
-                    (None, None) => nft.run_script(&script).map_err(|e| e.to_string()),
+                    (None, None) => {
+                        let script = plan::render::changes_nft(&ChangeSet {
+                            changes: run.to_vec(),
+                        });
+                        nft.run_script(&script).map_err(|e| e.to_string())
+                    }
                 };
                 match result {
                     Ok(()) => report.applied += run.len(),
