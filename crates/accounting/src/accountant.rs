@@ -336,6 +336,7 @@ impl Accountant {
             realm: net_types::RealmId(0),
             direction: crate::Direction::Down,
             band: crate::Band::Whole,
+            source: crate::Source::Kernel,
         };
         let still_open = self.open.split_off(&(first_open, min_key));
         let done = std::mem::replace(&mut self.open, still_open);

@@ -1,4 +1,5 @@
-//! What a sample is about: tenant × realm × direction × band.
+//! What a sample is about: tenant × realm × direction × band, and which
+//! source measured it.
 
 use net_types::{RealmId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -91,8 +92,53 @@ impl Band {
     }
 }
 
+/// What measured a sample.
+///
+/// The kernel's class counters and a flow collector (NetFlow, IPFIX,
+/// sFlow) record into the same series, labelled by source. A tenant is
+/// measured by exactly one source, so totals add up over sources as they
+/// do over bands; the label says where the figures came from.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The kernel's HTB class counters, read by the accountant.
+    #[default]
+    Kernel,
+    /// Flow records exported by routers or switches.
+    Flow,
+}
+
+impl Source {
+    /// Both sources, the kernel first.
+    pub const ALL: [Source; 2] = [Source::Kernel, Source::Flow];
+
+    /// `kernel` or `flow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Kernel => "kernel",
+            Source::Flow => "flow",
+        }
+    }
+
+    /// The number the store keeps: 0 for kernel, 1 for flow.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The inverse of [`Source::code`].
+    pub fn from_code(code: u8) -> Option<Source> {
+        match code {
+            0 => Some(Source::Kernel),
+            1 => Some(Source::Flow),
+            _ => None,
+        }
+    }
+}
+
 /// The unit of accounting: one tenant's traffic to or from one realm, in one
-/// direction and band.
+/// direction and band, as measured by one source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct UsageKey {
     /// Whose traffic.
@@ -103,6 +149,10 @@ pub struct UsageKey {
     pub direction: Direction,
     /// Which priority band.
     pub band: Band,
+    /// What measured it. Absent in JSON written before sources existed,
+    /// which is all kernel.
+    #[serde(default)]
+    pub source: Source,
 }
 
 impl fmt::Display for UsageKey {
@@ -114,6 +164,10 @@ impl fmt::Display for UsageKey {
             self.realm,
             self.direction.as_str(),
             self.band.as_str()
-        )
+        )?;
+        match self.source {
+            Source::Kernel => Ok(()),
+            Source::Flow => write!(f, " {}", self.source.as_str()),
+        }
     }
 }

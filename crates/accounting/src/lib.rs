@@ -3,7 +3,8 @@
 //! The daemon reads the byte and packet counters of every class the
 //! dataplane owns at an interval (10 s by default) and hands them to an
 //! [`Accountant`], keyed by [`UsageKey`] (tenant × realm × direction ×
-//! band) and tagged with an [`ObjectIdentity`] that changes when the kernel
+//! band × [`Source`], which is [`Source::Kernel`] for class counters) and
+//! tagged with an [`ObjectIdentity`] that changes when the kernel
 //! object is recreated. The accountant
 //! 1. turns raw counters into deltas across 32-bit packet wraps, resets and
 //!    object changes ([`counter`] documents which cases are exact and which
@@ -41,6 +42,6 @@ pub use accountant::{
     Accountant, AccountingError, Closed, Config, Sample, SlotCoverage, SlotStatus,
 };
 pub use counter::{CounterEvent, CounterWidth, FirstSight, ObjectIdentity, Reading, Usage};
-pub use key::{Band, Direction, UsageKey};
+pub use key::{Band, Direction, Source, UsageKey};
 pub use slot::{Slot, SAMPLE_MILLIS, SAMPLE_SECONDS};
 pub use state::{AccountantState, CounterState, OpenCoverage, OpenSample, StateError};

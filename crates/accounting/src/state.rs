@@ -5,11 +5,19 @@
 //! already attributed to slots that have not closed yet, and how much of
 //! each open slot has been observed. With 10,000 tenants × 2 realms × 2
 //! directions × 3 bands it holds 120,000 counters, so it has a fixed-width
-//! binary encoding (40 bytes per counter, about 5 MB) besides the serde
+//! binary encoding (41 bytes per counter, about 5 MB) besides the serde
 //! derives used for JSON inspection.
+//!
+//! # Versions
+//!
+//! - 1: a key is tenant (4 bytes), realm (2), direction (1), band (1).
+//! - 2 (written now): the key gains a source byte ([`Source::code`]).
+//!
+//! [`AccountantState::decode`] reads both; a version 1 blob was written
+//! before flow sources existed, so every key in it is [`Source::Kernel`].
 
 use crate::counter::{ObjectIdentity, Reading, Usage};
-use crate::key::{Band, Direction, UsageKey};
+use crate::key::{Band, Direction, Source, UsageKey};
 use crate::slot::Slot;
 use net_types::{RealmId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -85,14 +93,17 @@ impl fmt::Display for StateError {
 impl std::error::Error for StateError {}
 
 const MAGIC: &[u8; 4] = b"TGAS";
-const VERSION: u8 = 1;
+/// The version [`AccountantState::encode`] writes.
+const VERSION: u8 = 2;
+/// The oldest version [`AccountantState::decode`] reads.
+const OLDEST: u8 = 1;
 
 impl AccountantState {
     /// The binary form: `TGAS`, a version byte, then fixed-width
     /// little-endian records.
     pub fn encode(&self) -> Vec<u8> {
         let mut out =
-            Vec::with_capacity(16 + self.counters.len() * 40 + self.open_samples.len() * 32 + 64);
+            Vec::with_capacity(16 + self.counters.len() * 41 + self.open_samples.len() * 33 + 64);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         match self.last_observe_ms {
@@ -126,21 +137,28 @@ impl AccountantState {
         out
     }
 
-    /// Reads the binary form back; every problem names the field and offset.
+    /// Reads the binary form back, of this version or an older one; every
+    /// problem names the field and offset.
     pub fn decode(bytes: &[u8]) -> Result<AccountantState, StateError> {
-        let mut r = Reader { bytes, at: 0 };
+        let mut r = Reader {
+            bytes,
+            at: 0,
+            sourced: true,
+        };
         let magic = r.take(4, "magic")?;
         if magic != MAGIC {
             return Err(r.error("magic", 0, "not an accounting state (expected `TGAS`)"));
         }
         let version = r.u8("version")?;
-        if version != VERSION {
+        if !(OLDEST..=VERSION).contains(&version) {
             return Err(r.error(
                 "version",
                 4,
-                format!("version {version} is not known (this build reads {VERSION})"),
+                format!("version {version} is not known (this build reads {OLDEST} to {VERSION})"),
             ));
         }
+        r.sourced = version >= 2;
+        let key_len = if r.sourced { 9 } else { 8 };
         let flag = r.u8("last_observe_ms.present")?;
         let ms = r.i64("last_observe_ms")?;
         let last_observe_ms = match flag {
@@ -150,7 +168,7 @@ impl AccountantState {
                 return Err(r.error("last_observe_ms.present", 5, format!("flag {other}")));
             }
         };
-        let n = r.count("counters.len", 40)?;
+        let n = r.count("counters.len", key_len + 32)?;
         let mut counters = Vec::with_capacity(n);
         for _ in 0..n {
             let key = r.key("counters.key")?;
@@ -168,7 +186,7 @@ impl AccountantState {
                 at_ms,
             });
         }
-        let n = r.count("open_samples.len", 32)?;
+        let n = r.count("open_samples.len", key_len + 24)?;
         let mut open_samples = Vec::with_capacity(n);
         for _ in 0..n {
             let slot = Slot(r.i64("open_samples.slot")?);
@@ -211,11 +229,14 @@ fn put_key(out: &mut Vec<u8>, k: &UsageKey) {
     out.extend_from_slice(&k.realm.0.to_le_bytes());
     out.push(k.direction.code());
     out.push(k.band.code());
+    out.push(k.source.code());
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Whether keys carry a source byte (version 2 on).
+    sourced: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -283,11 +304,19 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.error(field, at, "direction is neither 0 (down) nor 1 (up)"))?;
         let band = Band::from_code(self.u8(field)?)
             .ok_or_else(|| self.error(field, at + 1, "band is not 0..=3"))?;
+        let source = if self.sourced {
+            Source::from_code(self.u8(field)?).ok_or_else(|| {
+                self.error(field, at + 2, "source is neither 0 (kernel) nor 1 (flow)")
+            })?
+        } else {
+            Source::Kernel
+        };
         Ok(UsageKey {
             tenant,
             realm,
             direction,
             band,
+            source,
         })
     }
 }

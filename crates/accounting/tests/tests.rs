@@ -10,6 +10,7 @@ fn key(tenant: u32, realm: u16, direction: Direction) -> UsageKey {
         realm: RealmId(realm),
         direction,
         band: Band::Whole,
+        source: Source::Kernel,
     }
 }
 
@@ -323,4 +324,167 @@ fn a_damaged_state_is_refused_with_the_field_named() {
         AccountantState::decode(&huge).unwrap_err().field,
         "counters.len"
     );
+}
+
+// ---- sources ----
+
+fn le(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+}
+
+/// A version 1 blob, written byte by byte as a build before sources wrote
+/// it: keys without a source byte.
+fn version_1_blob() -> Vec<u8> {
+    let mut b = b"TGAS\x01".to_vec();
+    b.push(1);
+    le(&mut b, &1_793_491_490_000i64.to_le_bytes());
+    // One counter: tenant 7, realm 2, up, normal; object 5.
+    le(&mut b, &1u64.to_le_bytes());
+    le(&mut b, &7u32.to_le_bytes());
+    le(&mut b, &2u16.to_le_bytes());
+    b.extend_from_slice(&[1, 2]);
+    for v in [5u64, 1_000_000, 900] {
+        le(&mut b, &v.to_le_bytes());
+    }
+    le(&mut b, &1_793_491_490_000i64.to_le_bytes());
+    // One open sample of the same key.
+    le(&mut b, &1u64.to_le_bytes());
+    le(&mut b, &5_978_304i64.to_le_bytes());
+    le(&mut b, &7u32.to_le_bytes());
+    le(&mut b, &2u16.to_le_bytes());
+    b.extend_from_slice(&[1, 2]);
+    le(&mut b, &4_000u64.to_le_bytes());
+    le(&mut b, &4u64.to_le_bytes());
+    // One open coverage record.
+    le(&mut b, &1u64.to_le_bytes());
+    for v in [5_978_304i64, 290_000, 0] {
+        le(&mut b, &v.to_le_bytes());
+    }
+    b
+}
+
+#[test]
+fn a_version_1_state_reads_as_kernel_keys() {
+    let k = UsageKey {
+        tenant: TenantId(7),
+        realm: RealmId(2),
+        direction: Direction::Up,
+        band: Band::Normal,
+        source: Source::Kernel,
+    };
+    let expected = AccountantState {
+        last_observe_ms: Some(1_793_491_490_000),
+        counters: vec![CounterState {
+            key: k,
+            reading: Reading {
+                object: ObjectIdentity(5),
+                bytes: 1_000_000,
+                packets: 900,
+            },
+            at_ms: 1_793_491_490_000,
+        }],
+        open_samples: vec![OpenSample {
+            slot: Slot(5_978_304),
+            key: k,
+            usage: Usage {
+                bytes: 4_000,
+                packets: 4,
+            },
+        }],
+        open_coverage: vec![OpenCoverage {
+            slot: Slot(5_978_304),
+            measured_ms: 290_000,
+            estimated_ms: 0,
+        }],
+    };
+    let old = version_1_blob();
+    assert_eq!(AccountantState::decode(&old).unwrap(), expected);
+    // Written again, it is version 2: one source byte more per key.
+    let new = expected.encode();
+    assert_eq!(new[4], 2);
+    assert_eq!(new.len(), old.len() + 2);
+    assert_eq!(AccountantState::decode(&new).unwrap(), expected);
+    // An accountant resumed from the old state continues from it.
+    let mut a = Accountant::resume(Config::default(), &AccountantState::decode(&old).unwrap());
+    assert_eq!(a.counters(), 1);
+    let c = a
+        .observe(
+            Timestamp::from_millisecond(1_793_491_500_000).unwrap(),
+            &[(k, reading(5, 1_000_500, 901))],
+        )
+        .unwrap();
+    assert_eq!(c.samples.len(), 1);
+    assert_eq!(c.samples[0].bytes, 4_500);
+    assert_eq!(c.samples[0].key.source, Source::Kernel);
+}
+
+#[test]
+fn flow_keys_round_trip_and_a_bad_source_is_refused() {
+    let flow = UsageKey {
+        source: Source::Flow,
+        ..key(3, 1, Direction::Down)
+    };
+    let s = AccountantState {
+        last_observe_ms: None,
+        counters: vec![],
+        open_samples: vec![
+            OpenSample {
+                slot: Slot(10),
+                key: key(3, 1, Direction::Down),
+                usage: Usage {
+                    bytes: 1,
+                    packets: 1,
+                },
+            },
+            OpenSample {
+                slot: Slot(10),
+                key: flow,
+                usage: Usage {
+                    bytes: 2,
+                    packets: 1,
+                },
+            },
+        ],
+        open_coverage: vec![],
+    };
+    let mut blob = s.encode();
+    assert_eq!(AccountantState::decode(&blob).unwrap(), s);
+    // The second open sample's source byte: 4 + 1 + 9 + 8 (no counters)
+    // + 8 (count) + 33 (first sample) + 8 (slot) + 8 (key before source).
+    let at = 4 + 1 + 9 + 8 + 8 + 33 + 8 + 8;
+    assert_eq!(blob[at], 1);
+    blob[at] = 2;
+    let e = AccountantState::decode(&blob).unwrap_err();
+    assert_eq!(e.field, "open_samples.key");
+    assert!(e.to_string().contains("source"), "{e}");
+    // A version from the future is refused by name.
+    let mut future = s.encode();
+    future[4] = 3;
+    assert_eq!(
+        AccountantState::decode(&future).unwrap_err().field,
+        "version"
+    );
+}
+
+#[test]
+fn sources_print_and_read_back() {
+    assert_eq!(Source::default(), Source::Kernel);
+    for s in Source::ALL {
+        assert_eq!(Source::from_code(s.code()), Some(s));
+    }
+    assert_eq!((Source::Kernel.code(), Source::Flow.code()), (0, 1));
+    assert_eq!(Source::from_code(2), None);
+    let k = key(3, 1, Direction::Down);
+    assert_eq!(k.to_string(), "tenant 3 realm 1 down whole");
+    let f = UsageKey {
+        source: Source::Flow,
+        ..k
+    };
+    assert_eq!(f.to_string(), "tenant 3 realm 1 down whole flow");
+    // Keys order by source last.
+    assert!(k < f && f < key(3, 1, Direction::Up));
+    assert_eq!(serde_json::to_string(&Source::Flow).unwrap(), "\"flow\"");
+    // JSON written before sources existed reads as kernel.
+    let old = r#"{"tenant":3,"realm":1,"direction":"down","band":"whole"}"#;
+    assert_eq!(serde_json::from_str::<UsageKey>(old).unwrap(), k);
 }

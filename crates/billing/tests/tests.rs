@@ -6,7 +6,7 @@
 
 use accounting::{
     Accountant, Band, Config, Direction, ObjectIdentity, Reading, Sample, SlotCoverage, SlotStatus,
-    UsageKey,
+    Source, UsageKey,
 };
 use billing::*;
 use jiff::Timestamp;
@@ -293,6 +293,7 @@ fn sample(slot: accounting::Slot, tenant: u32, realm: u16, d: Direction, bytes: 
             realm: RealmId(realm),
             direction: d,
             band: Band::Normal,
+            source: Source::Kernel,
         },
         bytes,
         packets: bytes / 1000,
@@ -403,6 +404,7 @@ fn a_day_through_the_accountant_with_a_wrap_and_a_reset() {
         realm: RealmId(1),
         direction: Direction::Down,
         band: Band::Whole,
+        source: Source::Kernel,
     };
     // The first sight is a baseline (the default): the counters' earlier
     // values are not this day's traffic.

@@ -16,7 +16,8 @@
 //! (default 1,000) × 4 realms × 2 directions over `HISTORY_BENCH_DAYS`
 //! days (default 62, 1 November to 1 January), built at the start in
 //! hourly batches; building it prints the ingest rate and the disk size
-//! per sample. With `HISTORY_BENCH_DB=/path` the store is kept there and
+//! per sample, then compacts every day ([`Store::compact`]) unless
+//! `HISTORY_BENCH_COMPACT=0`, printing its rate. With `HISTORY_BENCH_DB=/path` the store is kept there and
 //! reused by later runs of the same size, so the full 10,000-tenant store
 //! (1.43 billion samples) is built once.
 
@@ -46,6 +47,7 @@ fn keys(tenants: u32) -> Vec<UsageKey> {
                     realm: RealmId(realm),
                     direction,
                     band: Band::Whole,
+                    source: Source::Kernel,
                 });
             }
         }
@@ -123,6 +125,13 @@ fn env(name: &str, default: u32) -> u32 {
 
 fn start() -> Slot {
     Slot::containing("2026-11-01T00:00Z".parse::<Timestamp>().unwrap())
+}
+
+/// Two days after the history's last day: every day is old enough to
+/// compact.
+fn end_of_history(days: u32) -> Timestamp {
+    let end = start().0 + i64::from(days + 2) * 288;
+    Timestamp::from_second(end * 300).unwrap()
 }
 
 #[divan::bench(sample_count = 10, sample_size = 1)]
@@ -232,6 +241,29 @@ fn history() -> &'static History {
                 expected as f64 / secs,
                 12 * keys.len()
             );
+        }
+        // Compact every finished day, as the daemon does after retention
+        // (`HISTORY_BENCH_COMPACT=0` to measure the hour rows alone).
+        if env("HISTORY_BENCH_COMPACT", 1) == 1 {
+            let started = Instant::now();
+            let mut report = CompactReport::default();
+            loop {
+                let r = store.compact(end_of_history(days), 100_000).unwrap();
+                report.tenant_days += r.tenant_days;
+                report.samples += r.samples;
+                if r.done {
+                    break;
+                }
+            }
+            if report.tenant_days > 0 {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "history store: compacted {} tenant-days ({} samples) in {secs:.1} s ({:.0} samples/s)",
+                    report.tenant_days,
+                    report.samples,
+                    report.samples as f64 / secs
+                );
+            }
         }
         // Measure the database itself, not a write-ahead log waiting for
         // its checkpoint.

@@ -4,7 +4,10 @@
 //!   accounting state) in one transaction; read samples, coverage and usage
 //!   totals; rank tenants by traffic ([`Store::top_tenants`]); apply
 //!   [`Retention`]; freeze a closed period's bill; load the last accounting
-//!   state. A ClickHouse backend can implement the same trait later.
+//!   state; [`Store::add`] samples from another writer (a flow collector)
+//!   that sum with what is stored, under that writer's own sequence and
+//!   state; [`Store::compact`] finished days into one row per tenant. A
+//!   ClickHouse backend can implement the same trait later.
 //! - [`SqliteStore`]: the default, one SQLite file (by default
 //!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
 //!   [`sqlite`](crate::SqliteStore) for why), a versioned schema with a
@@ -20,15 +23,17 @@
 //! resumes from [`Store::last_state`]. Because samples and state commit
 //! together, every byte lands in exactly one committed sample; the
 //! `batches` table refuses a sequence number twice, so a retried append
-//! cannot double count either.
+//! cannot double count either. [`Store::add`] works the same way for
+//! other writers, with the `writers` table holding each one's last
+//! sequence and state ([`Store::writer_state`]).
 
 mod error;
 mod sqlite;
 mod store;
 
 pub use error::StoreError;
-pub use sqlite::{SqliteOptions, SqliteStore, DEFAULT_PATH, SCHEMA_VERSION};
+pub use sqlite::{SqliteOptions, SqliteStore, COMPACT_GRACE, DEFAULT_PATH, SCHEMA_VERSION};
 pub use store::{
-    Batch, Bucket, FrozenPeriod, RankBy, Retention, RetentionReport, SampleQuery, Store,
-    StoredState, TenantTotal, Tenants, TopQuery, UsageQuery, UsageTotal,
+    AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, RankBy, Retention, RetentionReport,
+    SampleQuery, Store, StoredState, TenantTotal, Tenants, TopQuery, UsageQuery, UsageTotal,
 };

@@ -23,6 +23,28 @@ pub struct Batch<'a> {
     pub state: &'a [u8],
 }
 
+/// Samples that add to what is stored (same slot and key: bytes and
+/// packets are summed), from a writer other than the accountant: a flow
+/// collector, whose records arrive after the accountant closed their
+/// slots. Written in one transaction, like a [`Batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct AddBatch<'a> {
+    /// Who writes: each writer has its own sequence and state. Not empty.
+    pub writer: &'a str,
+    /// Strictly increasing per writer: the store refuses a sequence at or
+    /// below the writer's last, so a retried batch never counts twice.
+    pub sequence: u64,
+    /// The samples to add, in any order; a slot and key given twice is
+    /// added twice.
+    pub samples: &'a [Sample],
+    /// Slots the writer observed. A slot already recorded keeps the
+    /// better status of the two.
+    pub coverage: &'a [SlotCoverage],
+    /// The writer's state after producing the samples, returned by
+    /// [`Store::writer_state`].
+    pub state: &'a [u8],
+}
+
 /// The accounting state of the last committed batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredState {
@@ -199,6 +221,19 @@ pub struct RetentionReport {
     pub daily_deleted: u64,
 }
 
+/// What a [`Store::compact`] call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactReport {
+    /// Tenant-days folded into day rows.
+    pub tenant_days: u64,
+    /// Hour rows they replaced.
+    pub hour_rows: u64,
+    /// Samples moved.
+    pub samples: u64,
+    /// Nothing is left to compact as of the call's `now`.
+    pub done: bool,
+}
+
 /// A closed billing period's bill, immutable once stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrozenPeriod {
@@ -224,6 +259,18 @@ pub trait Store {
     /// The accounting state committed with the last batch.
     fn last_state(&self) -> Result<Option<StoredState>, StoreError>;
 
+    /// Adds samples to what is stored (summing bytes and packets of a slot
+    /// and key already there), with the rollups, the coverage and the
+    /// writer's state, in one transaction: all of it, or none of it.
+    /// Samples inside a frozen period are stored too, so that no data is
+    /// lost, but the frozen bill does not change. Refused with
+    /// [`StoreError::AlreadyAppended`] if the writer already committed
+    /// this sequence or a later one.
+    fn add(&mut self, batch: &AddBatch<'_>) -> Result<(), StoreError>;
+
+    /// The state the writer committed with its last batch.
+    fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError>;
+
     /// Raw samples, ordered by slot then key.
     fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError>;
 
@@ -232,6 +279,19 @@ pub trait Store {
 
     /// Usage totals, ordered by tenant, realm, direction, bucket.
     fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError>;
+
+    /// Compacts stored samples for faster reads, as of `now`: at most
+    /// `limit` units of work (tenant-days in the SQLite store), each step
+    /// its own transaction. Reads give the same answers before and after.
+    /// The default does nothing and reports that nothing is left; the
+    /// daemon calls it periodically (after retention) until `done`.
+    fn compact(&mut self, now: Timestamp, limit: usize) -> Result<CompactReport, StoreError> {
+        let _ = (now, limit);
+        Ok(CompactReport {
+            done: true,
+            ..CompactReport::default()
+        })
+    }
 
     /// Removes what the retention allows, as of `now`.
     fn apply_retention(

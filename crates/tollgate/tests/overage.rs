@@ -266,6 +266,7 @@ fn seed_history(site: &Site, bytes: u64) {
             realm: RealmId(2),
             direction: Direction::Up,
             band: Band::Normal,
+            source: accounting::Source::Kernel,
         },
         bytes,
         packets: bytes / 1000,

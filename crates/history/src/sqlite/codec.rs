@@ -19,9 +19,17 @@
 //!
 //! Every blob starts with a format byte ([`FORMAT`]) and then holds sorted
 //! entries of LEB128 varints: a byte count of 5 GB is 5 bytes, not 8.
-//! - samples of one tenant's hour: slot within the hour (1 byte), realm,
-//!   `direction << 2 | band` (1 byte), bytes, packets; sorted by slot then
-//!   key, which is the order [`crate::Store::samples`] returns.
+//! - samples of one tenant's hour: slot within the hour (a varint, so one
+//!   byte for an hour's 0..12; a day row's 0..288 takes two above 127), realm,
+//!   `source << 3 | direction << 2 | band` (1 byte: bits 0–1 the band, bit
+//!   2 the direction, bit 3 the source, bits 4–7 zero), bytes, packets;
+//!   sorted by slot then key, which is the order [`crate::Store::samples`]
+//!   returns. The source bit came later without a new format number: rows
+//!   written before it have bit 3 clear, which reads as
+//!   [`Source::Kernel`], what they all were. A set bit above bit 3 is
+//!   refused as corrupt. A day row (`samples_days`, see
+//!   [`crate::Store::compact`]) has the same form, with the slot counting
+//!   from the start of the UTC day instead of the hour.
 //! - [`RealmTotal`]s of one tenant's hour or day: realm, direction (1 byte),
 //!   bytes, packets; sorted by realm then direction.
 //! - [`TenantTotal`]s of every tenant in one hour or day: the tenant as the
@@ -30,7 +38,7 @@
 
 use crate::error::StoreError;
 use crate::store::TenantTotal;
-use accounting::{Band, Direction, Sample, Slot, UsageKey};
+use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
 use net_types::{RealmId, TenantId};
 
 /// The only blob format so far. A later one gets a new number, so a build
@@ -142,18 +150,60 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends one tenant's samples of hour `hour`, sorted by slot then key,
-/// to `out` as a blob.
+/// What a packed sample row covers: one hour or one UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Span {
+    /// `samples`: keyed by the hour since the epoch.
+    Hour,
+    /// `samples_days`: keyed by the day since the epoch.
+    Day,
+}
+
+impl Span {
+    /// How many slots a row holds.
+    pub(crate) fn slots(self) -> i64 {
+        match self {
+            Span::Hour => SLOTS_PER_HOUR,
+            Span::Day => SLOTS_PER_HOUR * HOURS_PER_DAY,
+        }
+    }
+
+    /// The table.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Span::Hour => "samples",
+            Span::Day => "samples_days",
+        }
+    }
+
+    /// For error messages.
+    pub(crate) fn place(self) -> &'static str {
+        match self {
+            Span::Hour => "samples.samples",
+            Span::Day => "samples_days.samples",
+        }
+    }
+
+    /// The hour (day) holding `slot`.
+    pub(crate) fn of(self, slot: Slot) -> i64 {
+        slot.0.div_euclid(self.slots())
+    }
+}
+
+/// Appends one tenant's samples of hour (or day, as `span` says) `time`,
+/// sorted by slot then key, to `out` as a blob.
 pub(crate) fn encode_samples<'s>(
-    hour: i64,
+    span: Span,
+    time: i64,
     samples: impl IntoIterator<Item = &'s Sample>,
     out: &mut Vec<u8>,
 ) {
     out.push(FORMAT);
+    let first = time * span.slots();
     for s in samples {
-        out.push((s.slot.0 - hour * SLOTS_PER_HOUR) as u8);
+        put_varint(out, (s.slot.0 - first) as u64);
         put_varint(out, u64::from(s.key.realm.0));
-        out.push(s.key.direction.code() << 2 | s.key.band.code());
+        out.push(s.key.source.code() << 3 | s.key.direction.code() << 2 | s.key.band.code());
         put_varint(out, s.bytes);
         put_varint(out, s.packets);
     }
@@ -162,19 +212,34 @@ pub(crate) fn encode_samples<'s>(
 /// Decodes a blob of `encode_samples`, keeping the samples of slots in
 /// `[from, to)`.
 pub(crate) fn decode_samples(
-    hour: i64,
+    (span, time): (Span, i64),
     tenant: TenantId,
     blob: &[u8],
     (from, to): (Slot, Slot),
     out: &mut Vec<Sample>,
 ) -> Result<(), StoreError> {
-    let mut r = Reader::new(blob, "samples.samples")?;
+    let mut r = Reader::new(blob, span.place())?;
+    let first = time * span.slots();
     while r.more() {
-        let slot = Slot(hour * SLOTS_PER_HOUR + i64::from(r.byte()?));
+        let offset = r.varint()?;
+        if offset >= span.slots() as u64 {
+            return Err(StoreError::corrupt(
+                r.place,
+                format!("slot {offset} of a row of {} slots", span.slots()),
+            ));
+        }
+        let slot = Slot(first + offset as i64);
         let realm = r.realm()?;
         let code = r.byte()?;
-        let direction = r.direction(code >> 2)?;
+        if code >> 4 != 0 {
+            return Err(StoreError::corrupt(
+                r.place,
+                format!("key byte {code:#04x} has bits above the source set"),
+            ));
+        }
+        let direction = r.direction(code >> 2 & 1)?;
         let band = Band::from_code(code & 3).ok_or_else(|| r.short())?;
+        let source = Source::from_code(code >> 3).ok_or_else(|| r.short())?;
         let (bytes, packets) = (r.varint()?, r.varint()?);
         if slot >= from && slot < to {
             out.push(Sample {
@@ -184,6 +249,7 @@ pub(crate) fn decode_samples(
                     realm,
                     direction,
                     band,
+                    source,
                 },
                 bytes,
                 packets,
@@ -330,9 +396,55 @@ mod tests {
                 realm: RealmId(realm),
                 direction,
                 band,
+                source: Source::Kernel,
             },
             bytes,
             packets: bytes / 3,
+        }
+    }
+
+    #[test]
+    fn the_source_is_bit_3_and_old_rows_read_as_kernel() {
+        let hour = 500_000;
+        let s0 = hour * SLOTS_PER_HOUR;
+        // A row as written before sources: format 1, slot 2, realm 1,
+        // `direction << 2 | band` = up, normal, 100 bytes, 1 packet.
+        let old = [FORMAT, 2, 1, 1 << 2 | 2, 100, 1];
+        let mut back = Vec::new();
+        let all = (Slot(i64::MIN), Slot(i64::MAX));
+        decode_samples((Span::Hour, hour), TenantId(7), &old, all, &mut back).unwrap();
+        assert_eq!(
+            back,
+            [Sample {
+                packets: 1,
+                ..sample(s0 + 2, 1, Direction::Up, Band::Normal, 100)
+            }]
+        );
+        assert_eq!(back[0].key.source, Source::Kernel);
+        // Kernel and flow keys of the same tenant, realm, direction and
+        // band: kernel first, the flow one with bit 3 set.
+        let kernel = sample(s0, 1, Direction::Down, Band::Bulk, 5);
+        let flow = Sample {
+            key: UsageKey {
+                source: Source::Flow,
+                ..kernel.key
+            },
+            ..kernel
+        };
+        let mut blob = Vec::new();
+        encode_samples(Span::Hour, hour, &[kernel, flow], &mut blob);
+        assert_eq!(blob[3], 3, "down bulk kernel");
+        assert_eq!(blob[3 + 5], 1 << 3 | 3, "down bulk flow");
+        back.clear();
+        decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back).unwrap();
+        assert_eq!(back, [kernel, flow]);
+        // Bits above the source are not a key this build knows.
+        for bad in [1u8 << 4, 1 << 7] {
+            let mut b = blob.clone();
+            b[3] |= bad;
+            let e =
+                decode_samples((Span::Hour, hour), TenantId(7), &b, all, &mut back).unwrap_err();
+            assert!(e.to_string().contains("bits above the source"), "{e}");
         }
     }
 
@@ -362,14 +474,14 @@ mod tests {
             sample(s0 + 11, 2, Direction::Up, Band::Interactive, 123_456_789),
         ];
         let mut blob = Vec::new();
-        encode_samples(hour, &samples, &mut blob);
+        encode_samples(Span::Hour, hour, &samples, &mut blob);
         let mut back = Vec::new();
         let all = (Slot(0), Slot(i64::MAX));
-        decode_samples(hour, TenantId(7), &blob, all, &mut back).unwrap();
+        decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back).unwrap();
         assert_eq!(back, samples);
         back.clear();
         decode_samples(
-            hour,
+            (Span::Hour, hour),
             TenantId(7),
             &blob,
             (Slot(s0 + 1), Slot(s0 + 12)),
@@ -378,10 +490,16 @@ mod tests {
         .unwrap();
         assert_eq!(back, samples[2..]);
         // A truncated blob, or one of an unknown format, is refused.
-        let e = decode_samples(hour, TenantId(7), &blob[..blob.len() - 1], all, &mut back);
+        let e = decode_samples(
+            (Span::Hour, hour),
+            TenantId(7),
+            &blob[..blob.len() - 1],
+            all,
+            &mut back,
+        );
         assert!(e.unwrap_err().to_string().contains("ends inside an entry"));
         blob[0] = 9;
-        let e = decode_samples(hour, TenantId(7), &blob, all, &mut back);
+        let e = decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));
     }
 

@@ -6,10 +6,10 @@
 //! whose rollups are still kept.
 
 use super::codec::{self, RealmTotal, SLOTS_PER_HOUR};
-use super::write::store_hour;
+use super::write::{store_hour, Merge};
 use crate::error::StoreError;
 use crate::store::TenantTotal;
-use accounting::{Band, Direction, Sample, Slot, UsageKey};
+use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
 use net_types::{RealmId, TenantId};
 use rusqlite::{params, Transaction};
 
@@ -43,7 +43,7 @@ fn samples(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let hour = |s: &Sample| s.slot.0.div_euclid(SLOTS_PER_HOUR);
         for chunk in pending.chunk_by(|a, b| hour(a) == hour(b)) {
             let key = (hour(&chunk[0]), chunk[0].key.tenant.0);
-            store_hour(tx, 0, key, chunk, &mut blob)?;
+            store_hour(tx, 0, key, chunk, Merge::Refuse, &mut blob)?;
         }
         pending.clear();
         Ok(())
@@ -69,6 +69,7 @@ fn samples(tx: &Transaction<'_>) -> Result<(), StoreError> {
                     .ok_or_else(|| corrupt("samples_v1.dir", dir))?,
                 band: Band::from_code(band as u8)
                     .ok_or_else(|| corrupt("samples_v1.band", band))?,
+                source: Source::Kernel,
             },
             bytes: v(6)? as u64,
             packets: v(7)? as u64,
@@ -199,7 +200,10 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(
+            store.schema_version().unwrap(),
+            super::super::SCHEMA_VERSION
+        );
         let all = store
             .samples(&SampleQuery {
                 tenants: Tenants::All,

@@ -23,6 +23,7 @@
 //!   open recovers the log.
 
 mod codec;
+mod compact;
 mod convert;
 mod read;
 mod retention;
@@ -30,6 +31,7 @@ mod rollup;
 mod schema;
 mod write;
 
+pub use compact::COMPACT_GRACE;
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::StoreError;
@@ -140,6 +142,18 @@ impl Store for SqliteStore {
 
     fn last_state(&self) -> Result<Option<StoredState>, StoreError> {
         read::last_state(&self.conn)
+    }
+
+    fn add(&mut self, batch: &AddBatch<'_>) -> Result<(), StoreError> {
+        write::add(&mut self.conn, batch)
+    }
+
+    fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError> {
+        read::writer_state(&self.conn, writer)
+    }
+
+    fn compact(&mut self, now: Timestamp, limit: usize) -> Result<CompactReport, StoreError> {
+        compact::compact(&mut self.conn, now, limit)
     }
 
     fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError> {

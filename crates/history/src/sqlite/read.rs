@@ -1,7 +1,7 @@
 //! Queries: samples, coverage, usage totals, top tenants, frozen bills,
 //! the state.
 
-use super::codec::{self, RealmTotal, HOURS_PER_DAY, SLOTS_PER_HOUR};
+use super::codec::{self, RealmTotal, Span, HOURS_PER_DAY, SLOTS_PER_HOUR};
 use crate::error::StoreError;
 use crate::store::*;
 use accounting::{Direction, Sample, Slot, SlotCoverage, SlotStatus};
@@ -86,45 +86,119 @@ fn each_row(
     Ok(())
 }
 
+/// Calls `each` with the blob of `tenant`'s row of `table` at hour (or
+/// day) `time`, if there is one, and says whether there was.
+fn one_row(
+    conn: &Connection,
+    table: &str,
+    time: i64,
+    tenant: u32,
+    each: impl FnOnce(&[u8]) -> Result<(), StoreError>,
+) -> Result<bool, StoreError> {
+    let ctx = || format!("read {table}");
+    let Some(id) = codec::row_id(time, tenant) else {
+        return Ok(false);
+    };
+    let mut st = conn
+        .prepare_cached(&format!("SELECT samples FROM {table} WHERE id = ?1"))
+        .map_err(StoreError::db(ctx()))?;
+    let mut rows = st.query([id]).map_err(StoreError::db(ctx()))?;
+    match rows.next().map_err(StoreError::db(ctx()))? {
+        Some(r) => {
+            let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+            each(blob.map_err(StoreError::db(ctx()))?)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Samples from hour rows and compacted day rows, a UTC day at a time. A
+/// tenant's day is in one table or the other (compaction moves it in one
+/// transaction, and writes into a compacted day go to its day row), so a
+/// tenant whose day row is found is not looked for in the hour rows.
 pub(super) fn samples(conn: &Connection, q: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
     let mut out = Vec::new();
-    let Some((first, last)) = stored_range(conn, "samples")? else {
-        return Ok(out);
-    };
     if q.from >= q.to {
         return Ok(out);
     }
+    let hours = stored_range(conn, "samples")?;
+    let days = stored_range(conn, "samples_days")?;
+    let stored = [
+        hours,
+        days.map(|(a, b)| (a * HOURS_PER_DAY, b * HOURS_PER_DAY + HOURS_PER_DAY - 1)),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+    let Some((first, last)) = stored else {
+        return Ok(out);
+    };
     let h0 = q.from.0.div_euclid(SLOTS_PER_HOUR).max(first);
     let h1 = (q.to.0 - 1).div_euclid(SLOTS_PER_HOUR).min(last);
-    // Tenants in order, once each, so that an hour's rows come out in
-    // tenant order as they do for every tenant.
+    let range = (q.from, q.to);
     let tenants = match &q.tenants {
-        Tenants::All => Tenants::All,
+        Tenants::All => None,
         Tenants::Only(list) => {
             let mut list = list.clone();
             list.sort_unstable();
             list.dedup();
-            Tenants::Only(list)
+            Some(list)
         }
     };
-    for hour in h0..=h1 {
+    let mut day = h0.div_euclid(HOURS_PER_DAY);
+    while day * HOURS_PER_DAY <= h1 {
         let start = out.len();
-        each_row(
-            conn,
-            "samples",
-            "samples",
-            hour,
-            &tenants,
-            |tenant, blob| {
-                codec::decode_samples(hour, TenantId(tenant), blob, (q.from, q.to), &mut out)
-            },
-        )?;
-        // Each row is sorted by slot then key; an hour of several tenants
-        // is sorted by tenant first and needs reordering by slot.
-        let hour_samples = &mut out[start..];
-        if !hour_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
-            hour_samples.sort_unstable_by_key(|s| (s.slot, s.key));
+        let hours =
+            (day * HOURS_PER_DAY).max(h0)..=(day * HOURS_PER_DAY + HOURS_PER_DAY - 1).min(h1);
+        let compacted = days.is_some_and(|(a, b)| (a..=b).contains(&day));
+        let day_rows = |tenant: u32, blob: &[u8], out: &mut Vec<Sample>| {
+            codec::decode_samples((Span::Day, day), TenantId(tenant), blob, range, out)
+        };
+        let hour_rows = |hour: i64, tenant: u32, blob: &[u8], out: &mut Vec<Sample>| {
+            codec::decode_samples((Span::Hour, hour), TenantId(tenant), blob, range, out)
+        };
+        match &tenants {
+            None => {
+                if compacted {
+                    each_row(
+                        conn,
+                        "samples_days",
+                        "samples",
+                        day,
+                        &Tenants::All,
+                        |t, b| day_rows(t, b, &mut out),
+                    )?;
+                }
+                for hour in hours {
+                    each_row(conn, "samples", "samples", hour, &Tenants::All, |t, b| {
+                        hour_rows(hour, t, b, &mut out)
+                    })?;
+                }
+            }
+            Some(list) => {
+                for t in list {
+                    let found = compacted
+                        && one_row(conn, "samples_days", day, t.0, |b| {
+                            day_rows(t.0, b, &mut out)
+                        })?;
+                    if !found {
+                        for hour in hours.clone() {
+                            one_row(conn, "samples", hour, t.0, |b| {
+                                hour_rows(hour, t.0, b, &mut out)
+                            })?;
+                        }
+                    }
+                }
+            }
         }
+        // Each row is sorted by slot then key; a day of several tenants is
+        // sorted by tenant first and needs reordering by slot.
+        let day_samples = &mut out[start..];
+        if !day_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
+            day_samples.sort_unstable_by_key(|s| (s.slot, s.key));
+        }
+        day += 1;
     }
     Ok(out)
 }
@@ -357,6 +431,26 @@ pub(super) fn last_state(conn: &Connection) -> Result<Option<StoredState>, Store
     .map(|(seq, blob)| {
         Ok(StoredState {
             sequence: u64_of(seq, "accounting_state.sequence")?,
+            blob,
+        })
+    })
+    .transpose()
+}
+
+pub(super) fn writer_state(
+    conn: &Connection,
+    writer: &str,
+) -> Result<Option<StoredState>, StoreError> {
+    conn.query_row(
+        "SELECT sequence, blob FROM writers WHERE writer = ?1",
+        [writer],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+    )
+    .optional()
+    .map_err(StoreError::db(format!("read the state of writer {writer}")))?
+    .map(|(seq, blob)| {
+        Ok(StoredState {
+            sequence: u64_of(seq, "writers.sequence")?,
             blob,
         })
     })

@@ -1,6 +1,6 @@
 //! Removing old data, never the raw samples of a period not yet frozen.
 
-use super::codec::{self, HOURS_PER_DAY, SLOTS_PER_HOUR};
+use super::codec::{self, Span, HOURS_PER_DAY};
 use crate::error::StoreError;
 use crate::store::{Retention, RetentionReport};
 use accounting::{Sample, Slot};
@@ -106,41 +106,58 @@ fn hour_of(t: Timestamp) -> i64 {
     t.as_second().div_euclid(3600)
 }
 
-/// Deletes the samples of slots before `cut` and returns how many: whole
-/// hours by row, a day per transaction to keep the write-ahead log small,
-/// and the hour `cut` falls in (a period boundary in a zone whose offset
-/// is not whole hours) by rewriting its rows.
+/// Deletes the samples of slots before `cut`, from hour rows and
+/// compacted day rows, and returns how many.
 fn delete_samples_before(conn: &mut Connection, cut: Slot) -> Result<u64, StoreError> {
+    Ok(delete_rows_before(conn, Span::Hour, cut)? + delete_rows_before(conn, Span::Day, cut)?)
+}
+
+/// Deletes the samples of slots before `cut` from the rows of one table
+/// and returns how many: whole rows by id, a day per transaction to keep
+/// the write-ahead log small, and the row `cut` falls in (a period
+/// boundary in a zone whose offset is not whole hours, or any boundary
+/// inside a compacted day) by rewriting it.
+fn delete_rows_before(conn: &mut Connection, span: Span, cut: Slot) -> Result<u64, StoreError> {
     let ctx = "retention: delete raw samples";
-    let cut_hour = cut.0.div_euclid(SLOTS_PER_HOUR);
+    let table = span.table();
+    let cut_time = span.of(cut);
     let first: Option<i64> = conn
-        .query_row("SELECT MIN(id) FROM samples", [], |row| row.get(0))
+        .query_row(&format!("SELECT MIN(id) FROM {table}"), [], |row| {
+            row.get(0)
+        })
         .map_err(StoreError::db(ctx))?;
     let Some(first) = first.map(|id| codec::split_row_id(id).0) else {
         return Ok(0);
     };
+    let per_transaction = match span {
+        Span::Hour => HOURS_PER_DAY,
+        Span::Day => 1,
+    };
     let mut deleted = 0;
-    let mut hour = first;
-    while hour < cut_hour {
-        let end = (hour + HOURS_PER_DAY).min(cut_hour);
-        let range = params![codec::first_row_id(hour), codec::first_row_id(end)];
+    let mut time = first;
+    while time < cut_time {
+        let end = (time + per_transaction).min(cut_time);
+        let range = params![codec::first_row_id(time), codec::first_row_id(end)];
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::db(ctx))?;
         let n: i64 = tx
             .query_row(
-                "SELECT COALESCE(SUM(count), 0) FROM samples WHERE id >= ?1 AND id < ?2",
+                &format!("SELECT COALESCE(SUM(count), 0) FROM {table} WHERE id >= ?1 AND id < ?2"),
                 range,
                 |r| r.get(0),
             )
             .map_err(StoreError::db(ctx))?;
-        tx.execute("DELETE FROM samples WHERE id >= ?1 AND id < ?2", range)
-            .map_err(StoreError::db(ctx))?;
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE id >= ?1 AND id < ?2"),
+            range,
+        )
+        .map_err(StoreError::db(ctx))?;
         tx.commit().map_err(StoreError::db(ctx))?;
         deleted += n as u64;
-        hour = end;
+        time = end;
     }
-    if cut.0 == cut_hour * SLOTS_PER_HOUR {
+    if cut.0 == cut_time * span.slots() {
         return Ok(deleted);
     }
     let tx = conn
@@ -148,11 +165,13 @@ fn delete_samples_before(conn: &mut Connection, cut: Slot) -> Result<u64, StoreE
         .map_err(StoreError::db(ctx))?;
     let rows: Vec<(i64, Vec<u8>)> = {
         let mut st = tx
-            .prepare("SELECT id, samples FROM samples WHERE id >= ?1 AND id < ?2")
+            .prepare(&format!(
+                "SELECT id, samples FROM {table} WHERE id >= ?1 AND id < ?2"
+            ))
             .map_err(StoreError::db(ctx))?;
         let range = params![
-            codec::first_row_id(cut_hour),
-            codec::first_row_id(cut_hour + 1)
+            codec::first_row_id(cut_time),
+            codec::first_row_id(cut_time + 1)
         ];
         st.query_map(range, |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
@@ -164,7 +183,7 @@ fn delete_samples_before(conn: &mut Connection, cut: Slot) -> Result<u64, StoreE
         let tenant = TenantId(codec::split_row_id(id).1);
         let mut all = Vec::new();
         codec::decode_samples(
-            cut_hour,
+            (span, cut_time),
             tenant,
             &old,
             (Slot(i64::MIN), Slot(i64::MAX)),
@@ -174,12 +193,12 @@ fn delete_samples_before(conn: &mut Connection, cut: Slot) -> Result<u64, StoreE
         kept.extend(all.iter().filter(|s| s.slot >= cut));
         deleted += (all.len() - kept.len()) as u64;
         if kept.is_empty() {
-            tx.execute("DELETE FROM samples WHERE id = ?1", [id])
+            tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id])
         } else {
             blob.clear();
-            codec::encode_samples(cut_hour, &kept, &mut blob);
+            codec::encode_samples(span, cut_time, &kept, &mut blob);
             tx.execute(
-                "UPDATE samples SET count = ?2, samples = ?3 WHERE id = ?1",
+                &format!("UPDATE {table} SET count = ?2, samples = ?3 WHERE id = ?1"),
                 params![id, kept.len() as i64, blob],
             )
         }

@@ -3,14 +3,18 @@
 //! Each migration runs in its own transaction together with the row that
 //! records it, so a crash mid-migration leaves the previous version intact.
 //!
-//! Table layout (version 2), chosen for the three hot paths: ingesting an
+//! Table layout (version 4), chosen for the three hot paths: ingesting an
 //! interval (or an hour of intervals) of every key, reading one tenant's
 //! month, ranking every tenant's month. The packed tables and their blobs
 //! are described in [`super::codec`].
 //! - `samples`: one row per tenant per hour, keyed `hour << 32 | tenant`,
 //!   holding that hour's samples of every key of the tenant and their
-//!   count. An ingest appends at the end of the tree; a tenant's month is
-//!   744 point reads of about 100 samples each.
+//!   count. An ingest appends at the end of the tree.
+//! - `samples_days`: the same for one tenant's whole UTC day, keyed
+//!   `day << 32 | tenant`, written by compaction
+//!   ([`crate::Store::compact`]) from the day's 24 hour rows, which it
+//!   deletes: a tenant's day is in one table or the other, never both. A
+//!   compacted tenant's month is 31 point reads instead of 744.
 //! - `hourly`, `daily`: one row per tenant per hour (day), keyed the same
 //!   way, holding totals per realm and direction, summed over bands.
 //! - `tenants_hourly`, `tenants_daily`: one row per hour (day) holding
@@ -18,6 +22,9 @@
 //!   rows instead of 310,000.
 //! - `slots`: which slots the accountant observed and how well.
 //! - `accounting_state`: one row, replaced with every batch.
+//! - `writers`: one row per writer other than the accountant (a flow
+//!   collector) that adds samples ([`crate::Store::add`]): its last
+//!   sequence and its state, replaced with every batch it adds.
 //! - `batches`: one row per appended batch, so that a batch is never
 //!   applied twice and a crash test can count them.
 //! - `frozen_periods`: closed periods' bills; triggers refuse any update
@@ -25,6 +32,10 @@
 //!
 //! Version 1 kept one row per sample (`(day, tenant, realm, dir, band,
 //! slot)`) and per rollup key; migrating to version 2 converts its rows.
+//! Version 3 adds `writers` and changes no existing data: the samples'
+//! source bit (see [`super::codec`]) is clear in every older row, which
+//! reads as the kernel. Version 4 adds `samples_days`, empty until the
+//! first compaction.
 
 use super::convert;
 use crate::error::StoreError;
@@ -133,6 +144,32 @@ const MIGRATIONS: &[Migration] = &[
         DROP TABLE daily_v1;
         ",
     },
+    Migration {
+        version: 3,
+        description: "writers other than the accountant: their last sequence and state",
+        before: "
+        CREATE TABLE writers (
+            writer TEXT PRIMARY KEY,
+            sequence INTEGER NOT NULL,
+            blob BLOB NOT NULL
+        );
+        ",
+        convert: None,
+        after: "",
+    },
+    Migration {
+        version: 4,
+        description: "samples compacted to one row per tenant per UTC day",
+        before: "
+        CREATE TABLE samples_days (
+            id INTEGER PRIMARY KEY,
+            count INTEGER NOT NULL,
+            samples BLOB NOT NULL
+        );
+        ",
+        convert: None,
+        after: "",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -196,4 +233,106 @@ pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
         tx.commit().map_err(StoreError::db(context))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{write, SqliteOptions, SqliteStore};
+    use super::*;
+    use crate::store::*;
+    use accounting::{Band, Direction, Sample, Slot, SlotCoverage, SlotStatus, Source, UsageKey};
+    use net_types::{RealmId, TenantId};
+
+    fn kernel(tenant: u32) -> UsageKey {
+        UsageKey {
+            tenant: TenantId(tenant),
+            realm: RealmId(1),
+            direction: Direction::Down,
+            band: Band::Normal,
+            source: Source::Kernel,
+        }
+    }
+
+    #[test]
+    fn a_version_2_database_keeps_its_data_and_takes_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.sqlite");
+        let sample = |slot, tenant, bytes| Sample {
+            slot: Slot(slot),
+            key: kernel(tenant),
+            bytes,
+            packets: 1,
+        };
+        let old = vec![sample(300, 7, 1_000), sample(300, 9, 20), sample(301, 7, 5)];
+        let coverage = [300, 301].map(|s| SlotCoverage {
+            slot: Slot(s),
+            status: SlotStatus::Measured,
+        });
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate_to(&mut conn, 2).unwrap();
+            // This build's append writes the version 2 tables as the
+            // version 2 build did; it also looks for compacted days, so
+            // their table exists (empty) for the append only.
+            conn.execute_batch("CREATE TABLE samples_days (id INTEGER PRIMARY KEY)")
+                .unwrap();
+            write::append(
+                &mut conn,
+                &Batch {
+                    sequence: 41,
+                    samples: &old,
+                    coverage: &coverage,
+                    state: b"v2 state",
+                },
+            )
+            .unwrap();
+            conn.execute_batch("DROP TABLE samples_days").unwrap();
+            assert_eq!(version(&conn).unwrap(), 2);
+        }
+        let mut store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let all = SampleQuery {
+            tenants: Tenants::All,
+            from: Slot(0),
+            to: Slot(1_000),
+        };
+        // Rows written before sources read as the kernel's.
+        assert_eq!(store.samples(&all).unwrap(), old);
+        assert_eq!(store.coverage(Slot(0), Slot(1_000)).unwrap(), coverage);
+        let st = store.last_state().unwrap().unwrap();
+        assert_eq!((st.sequence, st.blob.as_slice()), (41, &b"v2 state"[..]));
+        assert_eq!(store.batch_sequences().unwrap(), vec![41]);
+        let sums: Vec<u64> = store.rollup_bytes().unwrap().iter().map(|r| r.1).collect();
+        assert_eq!(sums, vec![1_025; 4]);
+        // The new table works, and the accountant goes on from 41.
+        let flow = Sample {
+            key: UsageKey {
+                source: Source::Flow,
+                ..kernel(7)
+            },
+            ..sample(300, 7, 75)
+        };
+        store
+            .add(&AddBatch {
+                writer: "flow",
+                sequence: 1,
+                samples: &[flow],
+                coverage: &[],
+                state: b"f",
+            })
+            .unwrap();
+        store
+            .append(&Batch {
+                sequence: 42,
+                samples: &[sample(302, 7, 1)],
+                coverage: &[],
+                state: b"v3 state",
+            })
+            .unwrap();
+        let got = store.samples(&all).unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[1], flow);
+        let sums: Vec<u64> = store.rollup_bytes().unwrap().iter().map(|r| r.1).collect();
+        assert_eq!(sums, vec![1_101; 4]);
+    }
 }

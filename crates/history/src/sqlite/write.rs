@@ -1,10 +1,10 @@
 //! Appending batches and freezing periods.
 
-use super::codec::{self, SLOTS_PER_HOUR};
+use super::codec::{self, Span, HOURS_PER_DAY, SLOTS_PER_HOUR};
 use super::rollup::Rollups;
 use crate::error::StoreError;
-use crate::store::{Batch, FrozenPeriod};
-use accounting::{Sample, UsageKey};
+use crate::store::{AddBatch, Batch, FrozenPeriod};
+use accounting::{Sample, Slot, SlotCoverage, UsageKey};
 use net_types::TenantId;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -77,51 +77,188 @@ fn already_stored(sequence: u64, key: &UsageKey, s: &Sample) -> StoreError {
     )
 }
 
-/// Stores one tenant's new samples of one hour, sorted by slot and key:
-/// a new row, or merged into the row an earlier batch left (the daemon
-/// appends an hour one slot at a time).
+/// What storing does with a slot and key that is already stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Merge {
+    /// Refuses the batch: the accountant writes each slot and key once.
+    Refuse,
+    /// Adds bytes and packets: late data from another writer.
+    Sum,
+}
+
+/// Adds up the samples of the same slot and key in `samples`, sorted by
+/// slot then key. A sum must stay below 2⁶³, like every stored value.
+pub(super) fn sum_same(samples: &mut Vec<Sample>) -> Result<(), StoreError> {
+    let mut out: usize = 0;
+    for i in 0..samples.len() {
+        let s = samples[i];
+        match out.checked_sub(1).map(|j| &mut samples[j]) {
+            Some(last) if (last.slot, last.key) == (s.slot, s.key) => {
+                let sum = |a: u64, b: u64, what: &str| {
+                    a.checked_add(b)
+                        .filter(|&v| v <= i64::MAX as u64)
+                        .ok_or_else(|| {
+                            StoreError::invalid(
+                                format!("samples of {} at {}", s.key, s.slot),
+                                format!("{what} add up to more than 2^63 − 1"),
+                            )
+                        })
+                };
+                last.bytes = sum(last.bytes, s.bytes, "bytes")?;
+                last.packets = sum(last.packets, s.packets, "packets")?;
+            }
+            _ => {
+                samples[out] = s;
+                out += 1;
+            }
+        }
+    }
+    samples.truncate(out);
+    Ok(())
+}
+
+/// Merges `samples` (sorted by slot and key, each once) into the samples
+/// of `old`, refusing or summing a slot and key in both as `merge` says.
+fn merge_samples(
+    sequence: u64,
+    (span, time, tenant): (Span, i64, u32),
+    old: &[u8],
+    samples: &[Sample],
+    merge: Merge,
+) -> Result<Vec<Sample>, StoreError> {
+    let mut merged = Vec::with_capacity(samples.len() * 2);
+    let everything = (Slot(i64::MIN), Slot(i64::MAX));
+    codec::decode_samples((span, time), TenantId(tenant), old, everything, &mut merged)?;
+    merged.extend_from_slice(samples);
+    merged.sort_by_key(|s| (s.slot, s.key));
+    match merge {
+        Merge::Refuse => {
+            if let Some(w) = merged
+                .windows(2)
+                .find(|w| (w[0].slot, w[0].key) == (w[1].slot, w[1].key))
+            {
+                return Err(already_stored(sequence, &w[0].key, &w[0]));
+            }
+        }
+        Merge::Sum => sum_same(&mut merged)?,
+    }
+    Ok(merged)
+}
+
+/// Stores one tenant's new samples of one hour or day in its packed row,
+/// sorted by slot and key and each slot and key once: merged into the row
+/// an earlier batch left (the daemon appends an hour one slot at a time),
+/// a slot and key already there refused or summed as `merge` says. A row
+/// that does not exist is created if `create`; otherwise nothing is
+/// stored and the answer is `false`.
+pub(super) fn store_row(
+    tx: &Transaction<'_>,
+    sequence: u64,
+    (span, time, tenant): (Span, i64, u32),
+    samples: &[Sample],
+    (merge, create): (Merge, bool),
+    blob: &mut Vec<u8>,
+) -> Result<bool, StoreError> {
+    let ctx = || format!("batch {sequence}: store the samples in {}", span.table());
+    let id = codec::new_row_id(time, tenant)?;
+    let (insert, select, update) = match span {
+        Span::Hour => (
+            "INSERT INTO samples (id, count, samples) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO NOTHING",
+            "SELECT samples FROM samples WHERE id = ?1",
+            "UPDATE samples SET count = ?2, samples = ?3 WHERE id = ?1",
+        ),
+        Span::Day => (
+            "INSERT INTO samples_days (id, count, samples) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO NOTHING",
+            "SELECT samples FROM samples_days WHERE id = ?1",
+            "UPDATE samples_days SET count = ?2, samples = ?3 WHERE id = ?1",
+        ),
+    };
+    if create {
+        blob.clear();
+        codec::encode_samples(span, time, samples, blob);
+        let inserted = tx
+            .prepare_cached(insert)
+            .and_then(|mut st| st.execute(params![id, samples.len() as i64, &blob[..]]))
+            .map_err(StoreError::db(ctx()))?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+    }
+    let old: Option<Vec<u8>> = tx
+        .prepare_cached(select)
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+        .map_err(StoreError::db(ctx()))?;
+    let Some(old) = old else {
+        return Ok(false);
+    };
+    let merged = merge_samples(sequence, (span, time, tenant), &old, samples, merge)?;
+    blob.clear();
+    codec::encode_samples(span, time, &merged, blob);
+    tx.prepare_cached(update)
+        .and_then(|mut st| st.execute(params![id, merged.len() as i64, &blob[..]]))
+        .map_err(StoreError::db(ctx()))?;
+    Ok(true)
+}
+
+/// Stores one tenant's new samples of one hour (see [`store_row`]) in its
+/// hour row. For the version 1 conversion, which runs before compaction
+/// exists.
 pub(super) fn store_hour(
     tx: &Transaction<'_>,
     sequence: u64,
     (hour, tenant): (i64, u32),
     samples: &[Sample],
+    merge: Merge,
     blob: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
-    let ctx = || format!("append batch {sequence}: store the samples");
-    let id = codec::new_row_id(hour, tenant)?;
-    blob.clear();
-    codec::encode_samples(hour, samples, blob);
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO samples (id, count, samples) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .and_then(|mut st| st.execute(params![id, samples.len() as i64, &blob[..]]))
-        .map_err(StoreError::db(ctx()))?;
-    if inserted == 1 {
-        return Ok(());
+    store_row(
+        tx,
+        sequence,
+        (Span::Hour, hour, tenant),
+        samples,
+        (merge, true),
+        blob,
+    )
+    .map(|_| ())
+}
+
+/// The last day that has a compacted row, read once per write.
+fn last_compacted_day(tx: &Transaction<'_>) -> Result<Option<i64>, StoreError> {
+    let id: Option<i64> = tx
+        .query_row("SELECT MAX(id) FROM samples_days", [], |r| r.get(0))
+        .map_err(StoreError::db("read the last compacted day"))?;
+    Ok(id.map(|id| codec::split_row_id(id).0))
+}
+
+/// Stores one tenant's new samples of one hour where they belong: into
+/// its day row if that day is compacted for the tenant (so that a day row
+/// and hour rows of one tenant's day never coexist), else its hour row.
+fn store_samples(
+    tx: &Transaction<'_>,
+    sequence: u64,
+    (hour, tenant): (i64, u32),
+    samples: &[Sample],
+    (merge, compacted): (Merge, Option<i64>),
+    blob: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let day = hour.div_euclid(HOURS_PER_DAY);
+    if compacted.is_some_and(|last| day <= last) {
+        let target = (Span::Day, day, tenant);
+        if store_row(tx, sequence, target, samples, (merge, false), blob)? {
+            return Ok(());
+        }
     }
-    let old: Vec<u8> = tx
-        .prepare_cached("SELECT samples FROM samples WHERE id = ?1")
-        .and_then(|mut st| st.query_row([id], |r| r.get(0)))
-        .map_err(StoreError::db(ctx()))?;
-    let mut merged = Vec::with_capacity(samples.len() * 2);
-    let everything = (accounting::Slot(i64::MIN), accounting::Slot(i64::MAX));
-    codec::decode_samples(hour, TenantId(tenant), &old, everything, &mut merged)?;
-    merged.extend_from_slice(samples);
-    merged.sort_by_key(|s| (s.slot, s.key));
-    if let Some(w) = merged
-        .windows(2)
-        .find(|w| (w[0].slot, w[0].key) == (w[1].slot, w[1].key))
-    {
-        return Err(already_stored(sequence, &w[0].key, &w[0]));
-    }
-    blob.clear();
-    codec::encode_samples(hour, &merged, blob);
-    tx.prepare_cached("UPDATE samples SET count = ?2, samples = ?3 WHERE id = ?1")
-        .and_then(|mut st| st.execute(params![id, merged.len() as i64, &blob[..]]))
-        .map_err(StoreError::db(ctx()))?;
-    Ok(())
+    store_row(
+        tx,
+        sequence,
+        (Span::Hour, hour, tenant),
+        samples,
+        (merge, true),
+        blob,
+    )
+    .map(|_| ())
 }
 
 pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreError> {
@@ -140,6 +277,7 @@ pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreEr
             last: last as u64,
         });
     }
+    let compacted = last_compacted_day(&tx)?;
     let mut rollups = Rollups::default();
     let mut hour_samples: Vec<Sample> = Vec::new();
     let mut blob = Vec::new();
@@ -156,20 +294,12 @@ pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreEr
         if let Some(w) = hour_samples.windows(2).find(|w| same(w)) {
             return Err(twice_in_batch(b.samples, &w[0]));
         }
-        store_hour(&tx, b.sequence, key, &hour_samples, &mut blob)?;
+        let how = (Merge::Refuse, compacted);
+        store_samples(&tx, b.sequence, key, &hour_samples, how, &mut blob)?;
         rollups.add_hour(&tx, key, &hour_samples)?;
     }
     rollups.store(&tx)?;
-    {
-        let mut insert = tx
-            .prepare_cached("INSERT INTO slots (slot, status) VALUES (?1, ?2)")
-            .map_err(StoreError::db(ctx("prepare")))?;
-        for c in b.coverage {
-            insert
-                .execute(params![c.slot.0, c.status.code()])
-                .map_err(StoreError::db(ctx(&format!("coverage of slot {}", c.slot))))?;
-        }
-    }
+    store_coverage(&tx, b.coverage, &ctx)?;
     tx.execute(
         "INSERT INTO accounting_state (id, sequence, blob) VALUES (1, ?1, ?2)
          ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, blob = excluded.blob",
@@ -181,6 +311,83 @@ pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreEr
         params![sequence, b.samples.len() as i64, b.coverage.len() as i64],
     )
     .map_err(StoreError::db(ctx("batch record")))?;
+    tx.commit().map_err(StoreError::db(ctx("commit")))
+}
+
+/// Records the coverage of slots. A slot already recorded (by another
+/// writer, or twice in one batch) keeps the better status: measured, then
+/// estimated, then partial, which is the order of [`SlotStatus::code`]
+/// (`accounting::SlotStatus::code`), so the better is the lower code.
+fn store_coverage(
+    tx: &Transaction<'_>,
+    coverage: &[SlotCoverage],
+    ctx: &dyn Fn(&str) -> String,
+) -> Result<(), StoreError> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO slots (slot, status) VALUES (?1, ?2)
+             ON CONFLICT (slot) DO UPDATE SET status = min(status, excluded.status)",
+        )
+        .map_err(StoreError::db(ctx("prepare")))?;
+    for c in coverage {
+        insert
+            .execute(params![c.slot.0, c.status.code()])
+            .map_err(StoreError::db(ctx(&format!("coverage of slot {}", c.slot))))?;
+    }
+    Ok(())
+}
+
+/// [`crate::Store::add`]: like [`append`], but samples already stored are
+/// summed with, the batch's own duplicates are summed, and the sequence
+/// and state are the writer's own.
+pub(super) fn add(conn: &mut Connection, b: &AddBatch<'_>) -> Result<(), StoreError> {
+    if b.writer.is_empty() {
+        return Err(StoreError::invalid("batch.writer", "is empty"));
+    }
+    let ctx = |what: &str| format!("add batch {} of {}: {what}", b.sequence, b.writer);
+    let sequence = to_i64(b.sequence, || "batch.sequence".into())?;
+    let runs = runs(b.samples)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::db(ctx("begin")))?;
+    let last: Option<i64> = tx
+        .query_row(
+            "SELECT sequence FROM writers WHERE writer = ?1",
+            [b.writer],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::db(ctx("read the writer's last sequence")))?;
+    if let Some(last) = last.filter(|&l| l >= sequence) {
+        return Err(StoreError::AlreadyAppended {
+            sequence: b.sequence,
+            last: last as u64,
+        });
+    }
+    let compacted = last_compacted_day(&tx)?;
+    let mut rollups = Rollups::default();
+    let mut hour_samples: Vec<Sample> = Vec::new();
+    let mut blob = Vec::new();
+    for group in runs.chunk_by(|a, b| (a.hour, a.tenant) == (b.hour, b.tenant)) {
+        let key = (group[0].hour, group[0].tenant);
+        hour_samples.clear();
+        for r in group {
+            hour_samples.extend_from_slice(&b.samples[r.start..r.end]);
+        }
+        hour_samples.sort_by_key(|s| (s.slot, s.key));
+        sum_same(&mut hour_samples)?;
+        let how = (Merge::Sum, compacted);
+        store_samples(&tx, b.sequence, key, &hour_samples, how, &mut blob)?;
+        rollups.add_hour(&tx, key, &hour_samples)?;
+    }
+    rollups.store(&tx)?;
+    store_coverage(&tx, b.coverage, &ctx)?;
+    tx.execute(
+        "INSERT INTO writers (writer, sequence, blob) VALUES (?1, ?2, ?3)
+         ON CONFLICT (writer) DO UPDATE SET sequence = excluded.sequence, blob = excluded.blob",
+        params![b.writer, sequence, b.state],
+    )
+    .map_err(StoreError::db(ctx("writer state")))?;
     tx.commit().map_err(StoreError::db(ctx("commit")))
 }
 

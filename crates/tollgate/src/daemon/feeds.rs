@@ -71,6 +71,7 @@ pub fn feeds(compiled: &Compiled) -> Feeds {
                     Some(policy::Band::Normal) => Band::Normal,
                     Some(policy::Band::Bulk) => Band::Bulk,
                 },
+                source: accounting::Source::Kernel,
             },
         );
     }
@@ -176,6 +177,7 @@ mod tests {
             realm: RealmId(1),
             direction: Direction::Down,
             band: Band::Whole,
+            source: accounting::Source::Kernel,
         }
     }
 
