@@ -1,0 +1,5 @@
+//! flow-wire at its boundary: datagrams built by hand in `builder`,
+//! decoded through `Decoder::decode`, checked field by field.
+
+mod builder;
+mod cases;
