@@ -22,9 +22,17 @@ const PURE: &[&str] = &[
     "accounting",
     "billing",
     "routes",
+    "flow-wire",
+    "flows",
 ];
 /// Crates that may touch the world.
-const EFFECT: &[&str] = &["tollgate", "linux-dataplane", "history", "bgp-speaker"];
+const EFFECT: &[&str] = &[
+    "tollgate",
+    "linux-dataplane",
+    "history",
+    "bgp-speaker",
+    "flow-collector",
+];
 /// Text that marks I/O or a clock in a pure crate.
 const FORBIDDEN: &[&str] = &[
     "std::fs",

@@ -95,6 +95,20 @@ pub struct Compiled {
 ///
 /// Errors are diagnostics that only the host or the kernel's limits can
 /// reveal: a missing interface, or more classes than an HTB tree can address.
+///
+/// Tenants measured by flows get nothing in the kernel: a router elsewhere
+/// carries their traffic, and this box only attributes its flow records.
 pub fn compile(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<Diagnostic>> {
+    if policy
+        .tenants
+        .iter()
+        .any(|t| t.measured_by == policy::Measure::Flows)
+    {
+        let mut shaped = policy.clone();
+        shaped
+            .tenants
+            .retain(|t| t.measured_by == policy::Measure::Kernel);
+        return tree::build(&shaped, facts);
+    }
     tree::build(policy, facts)
 }

@@ -15,6 +15,7 @@
 
 mod diagnostic;
 pub mod edit;
+mod flows;
 mod model;
 mod parse;
 mod reader;
@@ -227,6 +228,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         plans: p.plans,
         parents: p.parents,
         tenants: p.tenants,
+        flows: p.flows,
     };
     validate::policy(&policy, site_ok, &p.plan_names, &p.parent_names, diags);
     complete.then_some(policy)

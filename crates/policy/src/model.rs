@@ -327,6 +327,62 @@ pub struct Tenant {
     pub plan_span: Span,
     /// Where its `id` value was written.
     pub id_span: Span,
+    /// Whether this box's kernel counters or exported flows measure it.
+    pub measured_by: Measure,
+    /// Where its `measured_by` value was written (its declaration if absent).
+    pub measured_by_span: Span,
+}
+
+/// Where a tenant's usage comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Measure {
+    /// This box shapes the tenant; its HTB class counters are the measure.
+    #[default]
+    Kernel,
+    /// A router elsewhere carries the tenant's traffic and exports flow
+    /// records (NetFlow, IPFIX, sFlow) about it. This box does not shape
+    /// the tenant; it attributes the flows to it by address.
+    Flows,
+}
+
+/// The flow collector: where it listens and whom it believes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Flows {
+    /// UDP addresses to listen on, each with where it was written. One port
+    /// takes every protocol: the collector tells NetFlow v5/v9, IPFIX and
+    /// sFlow apart by their first bytes.
+    pub listen: Vec<(std::net::SocketAddr, Span)>,
+    /// The kernel receive buffer asked for on each socket.
+    pub receive_buffer: Size,
+    /// Sockets (and threads) per listen address; `None` is one per core.
+    pub workers: Option<u16>,
+    /// The exporters whose datagrams are accepted. Datagrams from any other
+    /// address are dropped and counted.
+    pub exporters: Vec<Exporter>,
+    /// Where `[flows]` was declared.
+    pub span: Span,
+}
+
+impl Flows {
+    /// The exporter with this address, if it is allowed.
+    pub fn exporter(&self, address: std::net::IpAddr) -> Option<&Exporter> {
+        self.exporters.iter().find(|e| e.address == address)
+    }
+}
+
+/// One device allowed to send flow records.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exporter {
+    /// The source address its datagrams come from.
+    pub address: std::net::IpAddr,
+    /// A human name for status and logs.
+    pub name: String,
+    /// One in how many packets it samples, overriding what the exporter
+    /// reports (some devices report it wrongly or not at all).
+    pub sampling: Option<u32>,
+    /// Where it was declared.
+    pub span: Span,
 }
 
 /// A whole validated policy.
@@ -344,6 +400,8 @@ pub struct Policy {
     pub parents: Vec<Parent>,
     /// Tenants, ordered by id.
     pub tenants: Vec<Tenant>,
+    /// The flow collector, if the policy has one.
+    pub flows: Option<Flows>,
 }
 
 impl Policy {

@@ -29,9 +29,13 @@ pub(crate) struct Parsed {
     pub plan_realm_refs: Vec<(String, String, Direction, RealmCap, Span)>,
     /// Where each realm id was written.
     pub realm_id_spans: Vec<(RealmId, Span)>,
+    /// The flow collector.
+    pub flows: Option<Flows>,
 }
 
-const TOP_KEYS: &[&str] = &["site", "realms", "bands", "plans", "parents", "tenants"];
+const TOP_KEYS: &[&str] = &[
+    "site", "realms", "bands", "plans", "parents", "tenants", "flows",
+];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
     let mut p = Parsed {
@@ -48,6 +52,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         tenants: Vec::new(),
         plan_realm_refs: Vec::new(),
         realm_id_spans: Vec::new(),
+        flows: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -90,6 +95,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
                 p.tenants.push(t);
             }
         });
+    }
+    if let Some(n) = top.get(cx, "flows") {
+        p.flows = crate::flows::section(cx, n);
     }
     for key in TOP_KEYS {
         top.get(cx, key);
@@ -612,6 +620,11 @@ fn tenant(cx: &mut Cx, mut f: Fields<'_>) -> Option<Tenant> {
         .map(|n| cx.prefixes(n))
         .unwrap_or_default();
     let interface = f.get(cx, "interface").and_then(|n| cx.ifname(n));
+    let measured_node = f.get(cx, "measured_by");
+    let measured_by = match measured_node {
+        Some(n) => crate::flows::measure(cx, n),
+        None => Some(Measure::Kernel),
+    };
     let commit = f.get(cx, "commit").and_then(|n| cx.rate(n));
     let who = format!("tenant {}", id.map_or("?".into(), |i| i.to_string()));
     let down = f
@@ -637,6 +650,8 @@ fn tenant(cx: &mut Cx, mut f: Fields<'_>) -> Option<Tenant> {
         span,
         plan_span: plan_node.map_or(span, |n| n.span),
         id_span: id_node.map_or(span, |n| n.span),
+        measured_by: measured_by?,
+        measured_by_span: measured_node.map_or(span, |n| n.span),
     })
 }
 

@@ -36,6 +36,7 @@ pub(crate) fn policy(
     tenant_addresses(p, diags);
     realm_prefixes(p, diags);
     hierarchy(p, diags);
+    crate::flows::check(p, diags);
 }
 
 fn site(p: &Policy, diags: &mut Vec<Diagnostic>) {
@@ -192,8 +193,12 @@ fn references(
                 err(diags, t.span, m, h);
             }
         }
+        let by_flows = t.measured_by == Measure::Flows;
         match p.site.mode {
             _ if !site_ok => {}
+            _ if by_flows && t.prefixes.is_empty() => err(diags, t.span, format!("tenant {} is measured by flows but has no prefixes", t.id), "flows are attributed to tenants by address: add prefixes = [\"…\"]".into()),
+            _ if by_flows && t.interface.is_some() => err(diags, t.span, format!("tenant {} is measured by flows but names an interface", t.id), "this box does not shape a tenant measured by flows; remove `interface` (or set measured_by = \"kernel\")".into()),
+            _ if by_flows => {}
             Mode::Hypervisor if t.prefixes.is_empty() => err(diags, t.span, format!("tenant {} has no prefixes", t.id), "upload is classified by source address where it leaves the host: add prefixes = [\"…\"]".into()),
             Mode::Hypervisor if t.interface.is_none() => err(
                 diags,

@@ -221,6 +221,11 @@ Examples:
     /// Tenants the daemon moved into the overage plan: list, release.
     #[command(subcommand)]
     Overage(crate::overage::OverageCommand),
+
+    /// Flow collection: NetFlow v5/v9, IPFIX and sFlow from routers, into
+    /// the same per-tenant history as kernel counters.
+    #[command(subcommand)]
+    Flows(crate::collector::FlowsCommand),
 }
 
 #[derive(Subcommand, Debug)]

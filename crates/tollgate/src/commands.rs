@@ -80,6 +80,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         Command::Top(a) => crate::top::run(&path, a).map(|()| ExitCode::SUCCESS),
         Command::Bill(a) => out(crate::bill::run(&path, a)?),
         Command::Overage(c) => out(crate::overage::run(c)?),
+        Command::Flows(c) => crate::collector::run(&path, c),
         Command::Explain { tenant, json } => {
             let (loaded, policy) = valid(&path)?;
             let compiled = compile(&loaded, &policy, &HostFacts::default())?;

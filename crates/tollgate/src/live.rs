@@ -64,6 +64,9 @@ pub struct RouteRealms {
     /// The saved table's modification time and length when last read.
     seen: Option<(std::time::SystemTime, u64)>,
     realms: Vec<(net_types::Prefix, net_types::RealmId)>,
+    /// How many times the table was read, so that users of the realms can
+    /// tell whether they changed.
+    reads: u64,
 }
 
 impl RouteRealms {
@@ -75,8 +78,29 @@ impl RouteRealms {
         if now.is_none() || now != self.seen {
             self.realms = route_realms(policy);
             self.seen = now;
+            self.reads += 1;
         }
         &self.realms
+    }
+
+    /// How many times [`RouteRealms::current`] read the table.
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// The realms if the table was read again since `*seen` reads (which
+    /// is brought up to date), for users that rebuild something from them.
+    pub fn changed_since(
+        &mut self,
+        policy: &Policy,
+        seen: &mut u64,
+    ) -> Option<&[(net_types::Prefix, net_types::RealmId)]> {
+        self.current(policy);
+        if self.reads == *seen {
+            return None;
+        }
+        *seen = self.reads;
+        Some(&self.realms)
     }
 }
 

@@ -18,6 +18,7 @@ macro_rules! sayln {
 
 mod bill;
 mod cli;
+mod collector;
 mod commands;
 mod daemon;
 mod files;
@@ -41,7 +42,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(if args.verbose {
                     "debug"
-                } else if matches!(args.command, cli::Command::Run(_)) {
+                } else if matches!(
+                    args.command,
+                    cli::Command::Run(_) | cli::Command::Flows(collector::FlowsCommand::Collect(_))
+                ) {
                     // A daemon's log is its record of what it did.
                     "info"
                 } else {

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub reloads_refused: AtomicU64,
     /// Tenants moved into or out of the overage plan.
     pub overage_moves: AtomicU64,
+    /// Flow samples committed.
+    pub flow_samples: AtomicU64,
+    /// The flow collector's counters, already in the exposition format.
+    flows: std::sync::Mutex<String>,
 }
 
 impl Metrics {
@@ -48,6 +52,78 @@ impl Metrics {
     /// Sets a gauge.
     pub fn set(&self, g: &AtomicU64, v: u64) {
         g.store(v, Ordering::Relaxed);
+    }
+
+    /// Takes the flow collector's counters from its latest status.
+    pub fn flows(&self, s: &crate::collector::Status) {
+        let mut out = String::new();
+        let mut family = |name: &str, help: &str, rows: Vec<(String, u64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (labels, v) in rows {
+                out.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        let t = &s.totals;
+        family(
+            "tollgate_flow_records_total",
+            "Flow records decoded, by what attribution made of them.",
+            vec![
+                ("{outcome=\"attributed\"}".into(), t.attributed),
+                ("{outcome=\"kernel_measured\"}".into(), t.kernel_measured),
+                ("{outcome=\"no_tenant\"}".into(), t.unattributed),
+            ],
+        );
+        let sock = |f: fn(&flow_collector::SocketStats) -> u64| {
+            s.sockets
+                .iter()
+                .map(|k| (format!("{{socket=\"{}\"}}", k.local), f(k)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            "tollgate_flow_datagrams_total",
+            "Datagrams received per socket.",
+            sock(|k| k.datagrams),
+        );
+        family(
+            "tollgate_flow_kernel_drops_total",
+            "Datagrams the kernel dropped per socket (full receive buffer).",
+            sock(|k| k.kernel_drops),
+        );
+        family(
+            "tollgate_flow_refused_total",
+            "Datagrams from sources not on the exporter allowlist, per socket.",
+            sock(|k| k.refused),
+        );
+        let exp = |f: fn(&flow_collector::ExporterStats) -> u64| {
+            s.exporters
+                .iter()
+                .filter(|e| e.allowed)
+                .map(|e| (format!("{{exporter=\"{}\"}}", e.address), f(e)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            "tollgate_flow_exporter_records_total",
+            "Flow records decoded per exporter.",
+            exp(|e| e.flows),
+        );
+        family(
+            "tollgate_flow_exporter_malformed_total",
+            "Malformed datagrams per exporter (dropped).",
+            exp(|e| e.malformed),
+        );
+        family(
+            "tollgate_flow_exporter_unknown_template_total",
+            "Data records skipped for want of their template, per exporter.",
+            exp(|e| e.unknown_template_records),
+        );
+        family(
+            "tollgate_flow_exporter_sequence_gaps_total",
+            "Jumps in the export sequence number per exporter (loss upstream, or restarts).",
+            exp(|e| e.sequence_gaps),
+        );
+        if let Ok(mut f) = self.flows.lock() {
+            *f = out;
+        }
     }
 
     /// The text exposition, with the accounting lag computed at `now_ms`.
@@ -106,6 +182,11 @@ impl Metrics {
                 "Tenants moved into or out of the overage plan.",
                 &self.overage_moves,
             ),
+            (
+                "tollgate_flow_samples_written_total",
+                "Flow-measured samples added to the history.",
+                &self.flow_samples,
+            ),
         ] {
             put(name, "counter", help, get(v).to_string());
         }
@@ -137,6 +218,9 @@ impl Metrics {
             "Tenant × realm × direction × band counters the accountant tracks.",
             get(&self.counters_tracked).to_string(),
         );
+        if let Ok(f) = self.flows.lock() {
+            out.push_str(&f);
+        }
         out
     }
 }

@@ -77,6 +77,10 @@ struct Daemon {
     last_reconcile: Option<Instant>,
     last_overage: Option<Instant>,
     last_retention: Option<Instant>,
+    /// The flow collector, when the policy has `[flows]`.
+    flows: Option<crate::collector::FlowBooks>,
+    /// The routes table reads the collector's tables were built from.
+    flows_routes: u64,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -103,7 +107,19 @@ pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
         last_reconcile: None,
         last_overage: None,
         last_retention: None,
+        flows: None,
+        flows_routes: 0,
     };
+    if let Some(flows) = d.running.policy.flows.clone() {
+        let realms = d.route_realms.current(&d.running.policy).to_vec();
+        d.flows = Some(crate::collector::FlowBooks::start(
+            &d.running.policy,
+            &flows,
+            &args.state.state_dir,
+            &realms,
+        )?);
+        d.flows_routes = d.route_realms.reads();
+    }
     tracing::info!(
         policy = %path.display(),
         state_dir = %args.state.state_dir.display(),
@@ -180,6 +196,7 @@ impl Daemon {
         if let Err(e) = result {
             tracing::error!("{e}");
         }
+        self.commit_flows();
         let five_minutes = Duration::from_secs(300);
         if self.settings.overage.enabled
             && self
@@ -210,7 +227,37 @@ impl Daemon {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot apply the retention"),
             }
+            // Fold complete days into one row per tenant, so that reading a
+            // tenant's month is 31 reads instead of 744. Bounded per call;
+            // the next hour continues where this one stopped.
+            match history::Store::compact(self.books.store_mut(), Timestamp::now(), 20_000) {
+                Ok(rep) if rep.tenant_days > 0 => tracing::info!(?rep, "history compacted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot compact the history"),
+            }
         }
+    }
+
+    /// Commits what the flow collector received, first rebuilding its
+    /// tables if the routes table changed.
+    fn commit_flows(&mut self) {
+        let Some(books) = &mut self.flows else { return };
+        let policy = &self.running.policy;
+        if let Some(realms) = self
+            .route_realms
+            .changed_since(policy, &mut self.flows_routes)
+        {
+            if let Err(e) = books.reload(policy, realms) {
+                tracing::error!("flow collector: {e}");
+            }
+        }
+        match books.commit() {
+            Ok(c) => self
+                .metrics
+                .add(&self.metrics.flow_samples, c.samples as u64),
+            Err(e) => tracing::error!("flow collector: {e}"),
+        }
+        self.metrics.flows(books.status());
     }
 
     /// Reads the counters and accounts them.
@@ -345,12 +392,29 @@ impl Daemon {
         self.running = new;
         // The new policy's realm rules may classify the routes differently.
         self.route_realms = crate::live::RouteRealms::default();
+        if let Some(books) = &mut self.flows {
+            let realms = self.route_realms.current(&self.running.policy);
+            if let Err(e) = books.reload(&self.running.policy, realms) {
+                tracing::error!("flow collector: {e}");
+            }
+            self.flows_routes = self.route_realms.reads();
+        } else if self.running.policy.flows.is_some() {
+            tracing::warn!(
+                "[flows] was added to the policy; the collector starts at the next restart"
+            );
+        }
         Ok(())
     }
 
     /// SIGTERM: one last read, committed, then exit.
     fn stop(&mut self, signal: &str) -> ExitCode {
         tracing::info!("{signal}: reading the counters one last time");
+        if let Some(books) = self.flows.take() {
+            match books.stop() {
+                Ok(c) => tracing::info!(samples = c.samples, "flows drained and committed"),
+                Err(e) => tracing::error!("flow collector: {e}"),
+            }
+        }
         match self.account_now() {
             Ok(()) => {
                 tracing::info!("accounting flushed; exiting");

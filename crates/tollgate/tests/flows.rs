@@ -1,0 +1,552 @@
+//! The flow collector against real exporters in namespaces: what `tollgate
+//! flows collect` records for tenants measured by flows must agree with the
+//! kernel's own counters for the same traffic.
+//!
+//! The site is the daemon tests' router (`daemon_site`): tenants k behind a
+//! bridge `lan0` with 100.64.k.2/24, an upstream holding 198.51.100.1
+//! (`national`) and 203.0.113.1 (`international`). Here the router does not
+//! shape: the tenants are `measured_by = "flows"`, an exporter on the
+//! router watches `lan0`, and the collector listens on the router's
+//! loopback. The truth is an nftables table in the router's forward hook
+//! with one named counter per tenant × realm × direction: it counts IP
+//! packets by their total length, which is what NetFlow and IPFIX count.
+//!
+//! The exporters' known limits, and how the tests allow for them:
+//! - **softflowd** (v5, v9, IPFIX) captures with libpcap: if the capture
+//!   buffer overflows it misses packets. The senders stay near 8 Mbit/s so
+//!   nothing is missed, and the test then asks for exact equality. Flows
+//!   are exported when they expire; `softflowctl expire-all` exports the
+//!   rest before the collector stops. NetFlow v5 has 32-bit counters and
+//!   IPv4 only, neither of which the test reaches.
+//! - **pmacctd's sfprobe** (sFlow v5) samples packets and reports each
+//!   sample's frame length, Ethernet header included (14 bytes more per
+//!   packet than the IP length), as sFlow defines it. At a sampling rate of
+//!   1 every packet is a sample, so the expected bytes are the counters'
+//!   bytes plus 14 per packet, exactly.
+//!
+//! Needs root, iproute2, nftables, python3, and the Debian packages
+//! softflowd and pmacct (installed if absent). Namespaces and processes
+//! are removed even when a test fails; each wait is bounded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod daemon_site;
+
+use daemon_site::{sh, wait_for, Daemon, Site, INTERNATIONAL, NATIONAL, SENDER};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// (tenant, realm, direction) → (bytes, packets).
+type Totals = BTreeMap<(u64, u64, String), (u64, u64)>;
+
+/// The traffic every test sends: tenant, server, realm, datagrams, download?
+const TRAFFIC: [(u32, &str, u64, u64, bool); 5] = [
+    (1, NATIONAL, 1, 600, true),
+    (1, INTERNATIONAL, 2, 300, false),
+    (2, NATIONAL, 1, 400, false),
+    (2, INTERNATIONAL, 2, 500, true),
+    (2, NATIONAL, 1, 200, true),
+];
+
+fn install(binary: &str, package: &str) {
+    if Command::new("which")
+        .arg(binary)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return;
+    }
+    sh(&format!(
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q {package} >/dev/null"
+    ));
+}
+
+fn policy(port: u16) -> String {
+    format!(
+        r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "1gbit", up = "1gbit" }}
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24"]
+
+[realms.international]
+id = 2
+
+[plans.basic]
+down = {{ rate = "10mbit", ceil = "100mbit" }}
+up = {{ rate = "10mbit", ceil = "100mbit" }}
+
+[flows]
+listen = ["127.0.0.1:{port}"]
+workers = 2
+
+[[flows.exporters]]
+address = "127.0.0.1"
+name = "router-lo"
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "basic"
+prefixes = ["100.64.1.0/24"]
+measured_by = "flows"
+
+[[tenants]]
+id = 2
+name = "t2"
+plan = "basic"
+prefixes = ["100.64.2.0/24"]
+measured_by = "flows"
+"#
+    )
+}
+
+/// One named counter per tenant × realm × direction in the router's
+/// forward hook.
+fn truth_table() -> String {
+    let mut counters = String::new();
+    let mut rules = String::new();
+    for k in 1..=2 {
+        for (realm, net) in [(1, "198.51.100.0/24"), (2, "203.0.113.0/24")] {
+            counters.push_str(&format!(
+                "counter t{k}_{realm}_up {{}}\ncounter t{k}_{realm}_down {{}}\n"
+            ));
+            rules.push_str(&format!(
+                "ip saddr 100.64.{k}.0/24 ip daddr {net} counter name t{k}_{realm}_up\n\
+                 ip daddr 100.64.{k}.0/24 ip saddr {net} counter name t{k}_{realm}_down\n"
+            ));
+        }
+    }
+    format!(
+        "table ip tg_truth {{\n{counters}chain count {{ type filter hook forward priority -300; policy accept;\n{rules}}}\n}}"
+    )
+}
+
+struct FlowSite {
+    site: Site,
+    port: u16,
+    /// A host on the bridge that is no tenant: see [`FlowSite::fill`].
+    filler: String,
+}
+
+impl FlowSite {
+    fn new(tag: &str) -> FlowSite {
+        let site = Site::build("tgf", tag, 2);
+        let port = 20_000 + (std::process::id() % 20_000) as u16;
+        std::fs::write(site.policy_path(), policy(port)).unwrap();
+        std::fs::write(site.dir.join("accounting.toml"), "").unwrap();
+        sh(&format!(
+            "ip netns exec {} nft -f - <<'EOF'\n{}\nEOF",
+            site.host,
+            truth_table()
+        ));
+        let filler = format!("{}-fill", site.host);
+        let s = FlowSite { site, port, filler };
+        let (h, f) = (&s.site.host, &s.filler);
+        sh(&format!(
+            "set -e
+            ip netns add {f}; ip -n {f} link set lo up
+            ip netns exec {f} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+            ip link add lpf netns {h} type veth peer name eth0 netns {f}
+            ip -n {h} link set lpf master lan0 up
+            ip -n {h} addr add 192.0.2.129/25 dev lan0
+            ip -n {f} addr add 192.0.2.130/25 dev eth0; ip -n {f} link set eth0 up
+            ip netns exec {f} nft add table ip sink
+            ip netns exec {f} nft add chain ip sink input '{{ type filter hook input priority 0; }}'
+            ip netns exec {f} nft add rule ip sink input udp dport 9 drop
+            ip -n {f} link set eth0 multicast off"
+        ));
+        // IGMP reports from the router's own lan0 address (inside tenant
+        // 1's prefix) or from a tenant are real traffic of that tenant which
+        // the forward hook does not see; the test's links need none.
+        for ns in s.site.tenants.iter().chain([h, f]) {
+            sh(&format!(
+                "ip netns exec {ns} nft add table ip quiet
+                ip netns exec {ns} nft add chain ip quiet out '{{ type filter hook output priority 0; }}'
+                ip netns exec {ns} nft add rule ip quiet out ip protocol igmp drop"
+            ));
+        }
+        s
+    }
+
+    /// libpcap without immediate mode (softflowd 1.1.0, pmacctd 1.7.7)
+    /// hands captured packets to the exporter only when a buffer block
+    /// fills, so a quiet link's last packets would wait for ever. Four MB
+    /// from the router to a host that is no tenant push them through; the
+    /// collector counts these records as "no tenant", and the router's
+    /// forward-hook counters never see them.
+    fn fill(&self) {
+        sh(&format!(
+            "ip netns exec {} python3 -c \"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000): s.sendto(b'x' * 1400, ('192.0.2.130', 9))
+\"",
+            self.site.host
+        ));
+    }
+
+    fn collector(&self) -> Daemon {
+        let log = self.site.dir.join("collector.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args([
+                "--netns",
+                &self.site.host,
+                "flows",
+                "collect",
+                "--interval",
+                "1s",
+            ])
+            .env("TOLLGATE_CONFIG", self.site.policy_path())
+            .env("TOLLGATE_STATE_DIR", self.site.state_dir())
+            .env("TOLLGATE_ACCOUNTING", self.site.dir.join("accounting.toml"))
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the collector");
+        let d = Daemon { child, log };
+        let status = self.site.state_dir().join("flows-status.json");
+        wait_for(
+            "the collector's status file",
+            Duration::from_secs(15),
+            || status.exists(),
+        );
+        d
+    }
+
+    fn tollgate(&self, args: &[&str]) -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .env("TOLLGATE_CONFIG", self.site.policy_path())
+            .env("TOLLGATE_STATE_DIR", self.site.state_dir())
+            .env("TOLLGATE_ACCOUNTING", self.site.dir.join("accounting.toml"))
+            .output()
+            .expect("run tollgate");
+        assert!(
+            o.status.success(),
+            "tollgate {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Sends the test's traffic, all flows at once, and waits for it.
+    fn send(&self) {
+        let children: Vec<Child> = TRAFFIC
+            .iter()
+            .map(|&(k, server, _, n, download)| {
+                let tenant = format!("100.64.{k}.2");
+                let (ns, from, to) = if download {
+                    (&self.site.upstream, server, tenant.as_str())
+                } else {
+                    (&self.site.tenants[k as usize - 1], tenant.as_str(), server)
+                };
+                Command::new("ip")
+                    .args(["netns", "exec", ns, "python3", "-c", SENDER, from, to])
+                    .arg(n.to_string())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start a sender")
+            })
+            .collect();
+        for mut c in children {
+            let start = Instant::now();
+            loop {
+                if let Some(st) = c.try_wait().unwrap() {
+                    assert!(st.success(), "a sender failed: {st}");
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(60) {
+                    let _ = c.kill();
+                    panic!("a sender did not finish in 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The truth: the router's forward-hook counters.
+    fn kernel(&self) -> Totals {
+        let v: serde_json::Value = serde_json::from_str(&sh(&format!(
+            "ip netns exec {} nft -j list counters table ip tg_truth",
+            self.site.host
+        )))
+        .unwrap();
+        let mut out = Totals::new();
+        for item in v["nftables"].as_array().unwrap() {
+            let Some(c) = item.get("counter") else {
+                continue;
+            };
+            let name = c["name"].as_str().unwrap();
+            let w: Vec<&str> = name.split('_').collect();
+            let key = (
+                w[0][1..].parse().unwrap(),
+                w[1].parse().unwrap(),
+                w[2].to_string(),
+            );
+            let v = (c["bytes"].as_u64().unwrap(), c["packets"].as_u64().unwrap());
+            if v.1 > 0 {
+                out.insert(key, v);
+            }
+        }
+        out
+    }
+
+    fn reset_truth(&self) {
+        sh(&format!(
+            "ip netns exec {} nft reset counters table ip tg_truth >/dev/null",
+            self.site.host
+        ));
+    }
+
+    /// What the history holds, per tenant × realm × direction.
+    fn recorded(&self) -> Totals {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.tollgate(&["usage", "--json", "--since", "2000-01-01"]))
+                .unwrap();
+        let mut out = Totals::new();
+        for t in v["tenants"].as_array().unwrap() {
+            for r in t["totals"].as_array().unwrap() {
+                let (tenant, realm) = (t["tenant"].as_u64().unwrap(), r["realm"].as_u64().unwrap());
+                for dir in ["down", "up"] {
+                    let b = r[format!("{dir}_bytes")].as_u64().unwrap();
+                    let p = r[format!("{dir}_packets")].as_u64().unwrap();
+                    if p > 0 {
+                        out.insert((tenant, realm, dir.into()), (b, p));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.tollgate(&["flows", "status", "--json"])).unwrap()
+    }
+
+    fn fresh_state(&self) {
+        let _ = std::fs::remove_dir_all(self.site.state_dir());
+    }
+
+    fn ctl(&self, name: &str) -> PathBuf {
+        self.site.dir.join(name)
+    }
+}
+
+/// A background process in the router's namespace, killed on drop.
+struct Exporter(Child);
+
+impl Drop for FlowSite {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.filler])
+            .status();
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn check_equal(version: &str, kernel: &Totals, recorded: &Totals) {
+    eprintln!("{version}: kernel   {kernel:?}\n{version}: recorded {recorded:?}");
+    assert_eq!(
+        kernel.len(),
+        TRAFFIC.len(),
+        "{version}: the truth table saw other traffic"
+    );
+    assert_eq!(
+        recorded, kernel,
+        "{version}: recorded usage differs from the router's counters"
+    );
+}
+
+#[test]
+fn softflowd_v5_v9_and_ipfix_agree_with_the_kernel_counters() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    install("softflowd", "softflowd");
+    let s = FlowSite::new("s");
+    for version in ["5", "9", "10"] {
+        s.fresh_state();
+        s.reset_truth();
+        let collector = s.collector();
+        let ctl = s.ctl(&format!("softflowd-{version}.ctl"));
+        let exporter = Exporter(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &s.site.host,
+                    "softflowd",
+                    "-d",
+                    "-i",
+                    "lan0",
+                ])
+                .args(["-n", &format!("127.0.0.1:{}", s.port), "-v", version])
+                .arg("-c")
+                .arg(&ctl)
+                .args(["-t", "maxlife=300"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start softflowd"),
+        );
+        wait_for(
+            "softflowd's control socket",
+            Duration::from_secs(10),
+            || ctl.exists(),
+        );
+        // Let libpcap attach before the traffic starts.
+        std::thread::sleep(Duration::from_millis(500));
+        s.send();
+        let kernel = s.kernel();
+        s.fill();
+        sh(&format!(
+            "ip netns exec {} softflowctl -c {} expire-all >/dev/null",
+            s.site.host,
+            ctl.display()
+        ));
+        // Exported flows reach the collector within a receive timeout; the
+        // status file shows when every datagram was taken.
+        let want: u64 = TRAFFIC.iter().map(|t| t.3).sum();
+        wait_for("the exported flows", Duration::from_secs(15), || {
+            s.status()["totals"]["packets"].as_u64().unwrap_or(0) >= want
+        });
+        drop(exporter);
+        assert!(collector.stop().success(), "the collector failed");
+        let st = s.status();
+        assert_eq!(st["running"], false);
+        let e = &st["exporters"][0];
+        assert_eq!(e["address"], "127.0.0.1");
+        assert_eq!(e["malformed"], 0, "{st}");
+        check_equal(&format!("softflowd -v {version}"), &kernel, &s.recorded());
+    }
+}
+
+#[test]
+fn pmacctd_sflow_agrees_with_the_kernel_counters() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    install("pmacctd", "pmacct");
+    let s = FlowSite::new("p");
+    s.fresh_state();
+    s.reset_truth();
+    let conf = s.ctl("pmacctd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemonize: false\npcap_interface: lan0\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:{}\nsampling_rate: 1\nsfprobe_agentip: 127.0.0.1\n",
+            s.port
+        ),
+    )
+    .unwrap();
+    let collector = s.collector();
+    let exporter = Exporter(
+        Command::new("ip")
+            .args(["netns", "exec", &s.site.host, "pmacctd", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pmacctd"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    s.send();
+    let kernel = s.kernel();
+    s.fill();
+    let want: u64 = TRAFFIC.iter().map(|t| t.3).sum();
+    wait_for("the sFlow samples", Duration::from_secs(15), || {
+        s.status()["totals"]["packets"].as_u64().unwrap_or(0) >= want
+    });
+    drop(exporter);
+    assert!(collector.stop().success(), "the collector failed");
+    let st = s.status();
+    assert_eq!(st["exporters"][0]["malformed"], 0, "{st}");
+    // sFlow reports frame lengths: 14 bytes of Ethernet header per packet
+    // more than the IP lengths the router's counters saw.
+    let framed: Totals = kernel
+        .iter()
+        .map(|(k, (b, p))| (k.clone(), (b + 14 * p, *p)))
+        .collect();
+    check_equal("pmacctd sfprobe", &framed, &s.recorded());
+}
+
+#[test]
+fn refused_and_malformed_datagrams_are_counted_and_nothing_is_lost() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = FlowSite::new("m");
+    s.fresh_state();
+    let mut collector = s.collector();
+    // From the router's own lan address, which is not on the allowlist,
+    // and garbage from the allowed loopback.
+    let script = format!(
+        "import socket
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('100.64.1.1', 0))
+for i in range(5): a.sendto(b'\\x00\\x09' + bytes(40), ('127.0.0.1', {port}))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3): b.sendto(b'\\x00\\x09\\x00\\x01' + bytes(3), ('127.0.0.1', {port}))
+for i in range(2): b.sendto(b'\\x12\\x34' + bytes(30), ('127.0.0.1', {port}))
+",
+        port = s.port
+    );
+    sh(&format!(
+        "ip netns exec {} python3 -c \"{}\"",
+        s.site.host,
+        script.replace('"', "\\\"")
+    ));
+    wait_for("the datagrams' counts", Duration::from_secs(10), || {
+        let st = s.status();
+        st["exporters"].as_array().is_some_and(|e| {
+            e.iter()
+                .map(|e| e["datagrams"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+                >= 10
+        })
+    });
+    assert!(collector.running(), "the collector died on bad input");
+    let st = s.status();
+    let by_addr = |a: &str| {
+        st["exporters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["address"] == a)
+            .cloned()
+            .unwrap_or_else(|| panic!("no exporter {a} in {st}"))
+    };
+    let refused = by_addr("100.64.1.1");
+    assert_eq!(refused["allowed"], false);
+    assert_eq!(refused["datagrams"], 5);
+    let lo = by_addr("127.0.0.1");
+    assert_eq!(lo["malformed"], 5, "{lo}");
+    assert!(
+        lo["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("offset")),
+        "{lo}"
+    );
+    let refused_total: u64 = st["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["refused"].as_u64().unwrap())
+        .sum();
+    assert_eq!(refused_total, 5);
+    let text = s.tollgate(&["flows", "status"]);
+    assert!(text.contains("NO"), "{text}");
+    assert!(collector.stop().success());
+}
