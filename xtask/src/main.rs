@@ -89,6 +89,9 @@ fn ci() -> Result<(), String> {
         ("nft", "nftables"),
         ("iperf3", "iperf3"),
         ("ping", "iputils-ping"),
+        // Real flow exporters for the collector's tests.
+        ("softflowd", "softflowd"),
+        ("pmacctd", "pmacct"),
     ])?;
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(

@@ -44,7 +44,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         }),
         Command::Status { json, interval } => {
             let status = live::status(&path, *interval, *json)?;
-            say!("{}", crate::overage::annotate_status(status, *json));
+            let status = crate::overage::annotate_status(status, *json);
+            say!("{}", crate::collector::annotate_status(status, *json));
             Ok(ExitCode::SUCCESS)
         }
         Command::Down => {

@@ -550,3 +550,63 @@ for i in range(2): b.sendto(b'\\x12\\x34' + bytes(30), ('127.0.0.1', {port}))
     assert!(text.contains("NO"), "{text}");
     assert!(collector.stop().success());
 }
+
+/// Sends NetFlow v9 from the router's loopback: argv[1] the port, argv[2]
+/// `template` to send the template first, argv[3] how many data datagrams,
+/// each one record of 1000 bytes and 10 packets from 100.64.1.2 to
+/// 198.51.100.1 (tenant 1, up, national), timed now.
+const V9: &str = "import socket, struct, sys, time
+port, with_template, n = int(sys.argv[1]), sys.argv[2] == 'template', int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+up = 100000
+now = int(time.time())
+def header(count, seq):
+    return struct.pack('>HHIIII', 9, count, up, now, seq, 7)
+fields = [(8, 4), (12, 4), (1, 4), (2, 4), (22, 4), (21, 4)]
+if with_template:
+    rec = struct.pack('>HH', 300, len(fields)) + b''.join(struct.pack('>HH', t, l) for t, l in fields)
+    s.sendto(header(1, 0) + struct.pack('>HH', 0, 4 + len(rec)) + rec, ('127.0.0.1', port))
+    time.sleep(0.1)
+for i in range(n):
+    rec = socket.inet_aton('100.64.1.2') + socket.inet_aton('198.51.100.1') + struct.pack('>IIII', 1000, 10, up - 500, up - 100)
+    s.sendto(header(1, i + 1) + struct.pack('>HH', 300, 4 + len(rec)) + rec, ('127.0.0.1', port))
+";
+
+#[test]
+fn templates_survive_a_collector_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = FlowSite::new("r");
+    s.fresh_state();
+    let send = |template: &str, n: u32| {
+        sh(&format!(
+            "ip netns exec {} python3 -c \"{}\" {} {template} {n}",
+            s.site.host,
+            V9.replace('"', "\\\""),
+            s.port
+        ));
+    };
+    let c = s.collector();
+    send("template", 3);
+    wait_for("the first records", Duration::from_secs(10), || {
+        s.status()["totals"]["attributed"].as_u64() == Some(3)
+    });
+    assert!(c.stop().success());
+    // A new process: the exporter sends data before re-sending templates,
+    // as exporters do (they re-send every few minutes, or every N packets).
+    let c = s.collector();
+    send("data-only", 2);
+    wait_for(
+        "the records after the restart",
+        Duration::from_secs(10),
+        || s.status()["totals"]["attributed"].as_u64() == Some(2),
+    );
+    assert!(c.stop().success());
+    let st = s.status();
+    assert_eq!(st["exporters"][0]["unknown_template_records"], 0, "{st}");
+    let recorded = s.recorded();
+    assert_eq!(
+        recorded.get(&(1, 1, "up".to_string())),
+        Some(&(5000, 50)),
+        "{recorded:?}"
+    );
+}

@@ -10,7 +10,7 @@ mod books;
 mod status;
 
 pub use books::FlowBooks;
-pub use status::Status;
+pub use status::{annotate_status, Status};
 
 use crate::cli::parse_duration;
 use crate::ledger::StateArgs;

@@ -164,3 +164,27 @@ impl Status {
         s
     }
 }
+
+/// Adds the flow collector's status to `tollgate status` when the state
+/// directory (`TOLLGATE_STATE_DIR`, else the default) has one: the same
+/// text as `flows status`, or a `flows` member in JSON.
+pub fn annotate_status(out: String, json: bool) -> String {
+    let dir = std::env::var_os("TOLLGATE_STATE_DIR").map_or_else(
+        || std::path::PathBuf::from(crate::ledger::DEFAULT_STATE_DIR),
+        std::path::PathBuf::from,
+    );
+    if !dir.join(STATUS_FILE).exists() {
+        return out;
+    }
+    let Ok(s) = Status::load(&dir) else {
+        return out;
+    };
+    if json {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&out) else {
+            return out;
+        };
+        v["flows"] = serde_json::to_value(&s).unwrap_or_default();
+        return serde_json::to_string_pretty(&v).map_or(out, |t| t + "\n");
+    }
+    out + "\n" + &s.render()
+}

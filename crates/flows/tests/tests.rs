@@ -1,0 +1,269 @@
+//! Attribution at the crate's boundary: whose, which realm, how much, when.
+
+use accounting::{Direction, Sample, Source, SAMPLE_MILLIS};
+use flow_wire::{FlowRecord, Sampling, SamplingOrigin};
+use flows::{Attribution, Tally};
+use net_types::{Prefix, RealmId, TenantId};
+use std::net::IpAddr;
+
+const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "1gbit", up = "1gbit" }
+[realms]
+default = "international"
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24", "2001:db8:5100::/40"]
+[realms.international]
+id = 2
+[plans.basic]
+down = { rate = "10mbit", ceil = "100mbit" }
+up = { rate = "10mbit", ceil = "100mbit" }
+[flows]
+listen = ["127.0.0.1:2055"]
+[[flows.exporters]]
+address = "192.0.2.1"
+[[flows.exporters]]
+address = "192.0.2.2"
+sampling = 100
+[[tenants]]
+id = 7
+plan = "basic"
+prefixes = ["100.64.7.0/24", "2001:db8:7::/48"]
+measured_by = "flows"
+[[tenants]]
+id = 8
+plan = "basic"
+prefixes = ["100.64.8.0/24"]
+measured_by = "flows"
+[[tenants]]
+id = 9
+plan = "basic"
+prefixes = ["100.64.9.0/24"]
+"#;
+
+const T0: i64 = 6_000_000 * SAMPLE_MILLIS;
+
+fn tables(routes: &[(Prefix, RealmId)]) -> Attribution {
+    let p = policy::load_str("t.toml", POLICY)
+        .policy
+        .expect("valid policy");
+    Attribution::new(&p, routes, 1).unwrap()
+}
+
+fn flow(src: &str, dst: &str, bytes: u64, packets: u64, start: i64, end: i64) -> FlowRecord {
+    FlowRecord {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        protocol: 17,
+        src_port: 1000,
+        dst_port: 53,
+        bytes,
+        packets,
+        start_ms: start,
+        end_ms: end,
+        sampling: Sampling::UNKNOWN,
+    }
+}
+
+fn exporter(n: u8) -> IpAddr {
+    IpAddr::from([192, 0, 2, n])
+}
+
+fn brief(samples: &[Sample]) -> Vec<(i64, u32, u16, Direction, u64, u64)> {
+    samples
+        .iter()
+        .map(|s| {
+            assert_eq!(s.key.source, Source::Flow);
+            (
+                s.slot.0 - T0 / SAMPLE_MILLIS,
+                s.key.tenant.0,
+                s.key.realm.0,
+                s.key.direction,
+                s.bytes,
+                s.packets,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn source_sends_destination_receives_and_the_realm_is_the_other_ends() {
+    let t = tables(&[]);
+    let mut tally = Tally::new();
+    let at = T0 + 1000;
+    tally.record(
+        &t,
+        exporter(1),
+        at,
+        &flow("100.64.7.5", "198.51.100.9", 1500, 3, at, at),
+    );
+    tally.record(
+        &t,
+        exporter(1),
+        at,
+        &flow("203.0.113.4", "100.64.7.5", 900, 2, at, at),
+    );
+    tally.record(
+        &t,
+        exporter(1),
+        at,
+        &flow("2001:db8:5100::1", "2001:db8:7::2", 100, 1, at, at),
+    );
+    assert_eq!(
+        brief(&tally.drain()),
+        vec![
+            (0, 7, 1, Direction::Down, 100, 1),
+            (0, 7, 1, Direction::Up, 1500, 3),
+            (0, 7, 2, Direction::Down, 900, 2),
+        ]
+    );
+    let s = tally.stats();
+    assert_eq!((s.flows, s.attributed, s.bytes, s.packets), (3, 3, 2500, 6));
+}
+
+#[test]
+fn traffic_between_two_tenants_counts_for_both_and_kernel_tenants_are_skipped() {
+    let t = tables(&[]);
+    let mut tally = Tally::new();
+    let at = T0;
+    tally.record(
+        &t,
+        exporter(1),
+        at,
+        &flow("100.64.7.1", "100.64.8.1", 10, 1, at, at),
+    );
+    tally.record(
+        &t,
+        exporter(1),
+        at,
+        &flow("100.64.9.1", "203.0.113.1", 10, 1, at, at),
+    );
+    tally.record(
+        &t,
+        exporter(1),
+        at,
+        &flow("203.0.113.1", "192.0.2.77", 10, 1, at, at),
+    );
+    // Tenant 7's own address space is in the default realm, as in the kernel.
+    assert_eq!(
+        brief(&tally.drain()),
+        vec![
+            (0, 7, 2, Direction::Up, 10, 1),
+            (0, 8, 2, Direction::Down, 10, 1)
+        ]
+    );
+    let s = tally.stats();
+    assert_eq!((s.attributed, s.kernel_measured, s.unattributed), (1, 1, 1));
+    assert_eq!(s.bytes, 10, "a record is counted once in the totals");
+}
+
+#[test]
+fn sampling_multiplies_and_the_policy_override_wins() {
+    let t = tables(&[]);
+    let mut tally = Tally::new();
+    let mut f = flow("100.64.7.1", "198.51.100.1", 64, 1, T0, T0);
+    f.sampling = Sampling {
+        interval: 10,
+        origin: SamplingOrigin::OptionsTemplate,
+    };
+    tally.record(&t, exporter(1), T0, &f);
+    assert_eq!(
+        brief(&tally.drain()),
+        vec![(0, 7, 1, Direction::Up, 640, 10)]
+    );
+    // Exporter 192.0.2.2 is overridden to 1 in 100, whatever it says.
+    tally.record(&t, exporter(2), T0, &f);
+    assert_eq!(
+        brief(&tally.drain()),
+        vec![(0, 7, 1, Direction::Up, 6400, 100)]
+    );
+}
+
+#[test]
+fn a_flow_across_slots_is_split_in_proportion_to_time_to_the_byte() {
+    let t = tables(&[]);
+    let mut tally = Tally::new();
+    // 100 s before a boundary and 200 s after it: a third, then two thirds.
+    let boundary = T0 + SAMPLE_MILLIS;
+    let f = flow(
+        "100.64.7.1",
+        "198.51.100.1",
+        1001,
+        7,
+        boundary - 100_000,
+        boundary + 200_000,
+    );
+    tally.record(&t, exporter(1), boundary + 200_000, &f);
+    let got = brief(&tally.drain());
+    assert_eq!(
+        got,
+        vec![
+            (0, 7, 1, Direction::Up, 333, 2),
+            (1, 7, 1, Direction::Up, 668, 5)
+        ]
+    );
+    assert_eq!(got.iter().map(|g| g.4).sum::<u64>(), 1001);
+}
+
+#[test]
+fn an_exporter_clock_far_off_puts_the_flow_at_its_arrival() {
+    let t = tables(&[]);
+    let mut tally = Tally::new();
+    let arrival = T0 + 10;
+    let f = flow(
+        "100.64.7.1",
+        "198.51.100.1",
+        5,
+        1,
+        arrival - 86_400_000,
+        arrival - 86_000_000,
+    );
+    tally.record(&t, exporter(1), arrival, &f);
+    assert_eq!(brief(&tally.drain()), vec![(0, 7, 1, Direction::Up, 5, 1)]);
+    assert_eq!(tally.stats().clock_skew, 1);
+}
+
+#[test]
+fn route_realms_apply_by_longest_match_and_the_policy_wins_on_equal_prefixes() {
+    let routes = [
+        (Prefix::parse("203.0.113.0/24").unwrap(), RealmId(1)),
+        (Prefix::parse("203.0.113.128/25").unwrap(), RealmId(2)),
+        (Prefix::parse("198.51.100.0/24").unwrap(), RealmId(2)),
+    ];
+    let t = tables(&routes);
+    let realm = |a: &str| t.resolve(a.parse().unwrap()).1;
+    assert_eq!(realm("203.0.113.1"), RealmId(1));
+    assert_eq!(realm("203.0.113.200"), RealmId(2));
+    assert_eq!(
+        realm("198.51.100.1"),
+        RealmId(1),
+        "the policy's own prefix wins"
+    );
+    assert_eq!(
+        t.resolve("100.64.8.3".parse().unwrap()).0,
+        Some(flows::Owner::Flows(TenantId(8)))
+    );
+    assert_eq!(
+        t.resolve("100.64.9.3".parse().unwrap()).0,
+        Some(flows::Owner::Kernel(TenantId(9)))
+    );
+}
+
+#[test]
+fn new_tables_replace_what_the_cache_remembered() {
+    let mut tally = Tally::new();
+    let old = tables(&[]);
+    let f = flow("100.64.7.1", "203.0.113.1", 10, 1, T0, T0);
+    tally.record(&old, exporter(1), T0, &f);
+    let p = policy::load_str("t.toml", &POLICY.replace("100.64.7.0/24", "100.64.6.0/24"))
+        .policy
+        .unwrap();
+    let new = Attribution::new(&p, &[], 2).unwrap();
+    tally.record(&new, exporter(1), T0, &f);
+    assert_eq!(tally.stats().attributed, 1);
+    assert_eq!(tally.stats().unattributed, 1);
+}
