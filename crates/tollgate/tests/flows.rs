@@ -553,10 +553,11 @@ for i in range(2): b.sendto(b'\\x12\\x34' + bytes(30), ('127.0.0.1', {port}))
 
 /// Sends NetFlow v9 from the router's loopback: argv[1] the port, argv[2]
 /// `template` to send the template first, argv[3] how many data datagrams,
-/// each one record of 1000 bytes and 10 packets from 100.64.1.2 to
-/// 198.51.100.1 (tenant 1, up, national), timed now.
+/// each one record of 1000 bytes and 10 packets from argv[4] (default
+/// 100.64.1.2, tenant 1) to 198.51.100.1 (up, national), timed now.
 const V9: &str = "import socket, struct, sys, time
 port, with_template, n = int(sys.argv[1]), sys.argv[2] == 'template', int(sys.argv[3])
+src = sys.argv[4] if len(sys.argv) > 4 else '100.64.1.2'
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 up = 100000
 now = int(time.time())
@@ -568,7 +569,7 @@ if with_template:
     s.sendto(header(1, 0) + struct.pack('>HH', 0, 4 + len(rec)) + rec, ('127.0.0.1', port))
     time.sleep(0.1)
 for i in range(n):
-    rec = socket.inet_aton('100.64.1.2') + socket.inet_aton('198.51.100.1') + struct.pack('>IIII', 1000, 10, up - 500, up - 100)
+    rec = socket.inet_aton(src) + socket.inet_aton('198.51.100.1') + struct.pack('>IIII', 1000, 10, up - 500, up - 100)
     s.sendto(header(1, i + 1) + struct.pack('>HH', 300, 4 + len(rec)) + rec, ('127.0.0.1', port))
 ";
 
@@ -607,6 +608,74 @@ fn templates_survive_a_collector_restart() {
     assert_eq!(
         recorded.get(&(1, 1, "up".to_string())),
         Some(&(5000, 50)),
+        "{recorded:?}"
+    );
+}
+
+#[test]
+fn the_daemon_shapes_kernel_tenants_and_collects_flows_for_the_others() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = FlowSite::new("d");
+    s.fresh_state();
+    // Tenant 1 is shaped here; tenant 2 sits behind another router.
+    let text = policy(s.port).replacen("measured_by = \"flows\"\n", "", 1);
+    std::fs::write(s.site.policy_path(), text).unwrap();
+    let log = s.site.dir.join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "--netns",
+            &s.site.host,
+            "run",
+            "--interval",
+            "1s",
+            "--reconcile",
+            "1s",
+        ])
+        .env("TOLLGATE_CONFIG", s.site.policy_path())
+        .env("TOLLGATE_STATE_DIR", s.site.state_dir())
+        .env("TOLLGATE_ACCOUNTING", s.site.dir.join("accounting.toml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start the daemon");
+    let daemon = Daemon { child, log };
+    let status = s.site.state_dir().join("flows-status.json");
+    wait_for("the daemon's collector", Duration::from_secs(20), || {
+        status.exists()
+    });
+    let send = |src: &str, n: u32| {
+        sh(&format!(
+            "ip netns exec {} python3 -c \"{}\" {} template {n} {src}",
+            s.site.host,
+            V9.replace('"', "\\\""),
+            s.port
+        ));
+    };
+    send("100.64.2.2", 4);
+    send("100.64.1.2", 3);
+    wait_for("the flow records", Duration::from_secs(15), || {
+        let st = s.status();
+        st["totals"]["attributed"].as_u64() == Some(4)
+            && st["totals"]["kernel_measured"].as_u64() == Some(3)
+    });
+    // Tenant 1 is shaped: the daemon built the kernel's classes.
+    let tc = sh(&format!(
+        "ip netns exec {} tc class show dev tg-up",
+        s.site.host
+    ));
+    assert!(tc.contains("class htb"), "{tc}");
+    let st: serde_json::Value =
+        serde_json::from_str(&s.tollgate(&["--netns", &s.site.host, "status", "--json"])).unwrap();
+    assert_eq!(st["flows"]["totals"]["attributed"], 4, "{st}");
+    assert!(daemon.stop().success(), "the daemon failed");
+    let recorded = s.recorded();
+    assert_eq!(
+        recorded.get(&(2, 1, "up".to_string())),
+        Some(&(4000, 40)),
+        "{recorded:?}"
+    );
+    assert!(
+        !recorded.contains_key(&(1, 1, "up".to_string())),
         "{recorded:?}"
     );
 }
