@@ -58,7 +58,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Flows> {
     };
     let mut exporters = Vec::new();
     if let Some(n) = f.get(cx, "exporters") {
-        each_exporter(cx, n, |cx, ef| {
+        crate::parse::each_table(cx, n, "flows.exporters", |cx, ef| {
             if let Some(e) = exporter(cx, ef) {
                 exporters.push(e);
             }
@@ -73,35 +73,6 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Flows> {
         exporters,
         span,
     })
-}
-
-fn each_exporter<'a>(cx: &mut Cx, node: Node<'a>, mut each: impl FnMut(&mut Cx, Fields<'a>)) {
-    match node.item {
-        toml_edit::Item::ArrayOfTables(arr) => {
-            for t in arr.iter() {
-                let span = cx.span(t.span(), node.span);
-                each(cx, Fields::new(t, span, "[[flows.exporters]]"));
-            }
-        }
-        toml_edit::Item::Value(toml_edit::Value::Array(arr)) => {
-            for v in arr.iter() {
-                let span = cx.span(v.span(), node.span);
-                match v.as_inline_table() {
-                    Some(t) => each(cx, Fields::new(t, span, "[[flows.exporters]]")),
-                    None => cx.error(
-                        span,
-                        "every entry of `flows.exporters` must be a table",
-                        "write each exporter as [[flows.exporters]] with `address`",
-                    ),
-                }
-            }
-        }
-        _ => cx.error(
-            node.span,
-            "`flows.exporters` must be a list of tables",
-            "write each exporter as [[flows.exporters]] with `address`",
-        ),
-    }
 }
 
 fn exporter(cx: &mut Cx, mut f: Fields<'_>) -> Option<Exporter> {

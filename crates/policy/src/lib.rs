@@ -13,6 +13,7 @@
 //! The format is documented in `docs/policy.md`; the shipped examples are
 //! under `examples/`.
 
+mod billing;
 mod diagnostic;
 pub mod edit;
 mod flows;
@@ -229,8 +230,17 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         parents: p.parents,
         tenants: p.tenants,
         flows: p.flows,
+        billing: p.billing,
+        overage: p.overage,
     };
-    validate::policy(&policy, site_ok, &p.plan_names, &p.parent_names, diags);
+    validate::policy(
+        &policy,
+        site_ok,
+        &p.plan_names,
+        &p.parent_names,
+        &p.realm_names,
+        diags,
+    );
     complete.then_some(policy)
 }
 

@@ -385,6 +385,138 @@ pub struct Exporter {
     pub span: Span,
 }
 
+/// A value and where it was written. A value the policy left out has its
+/// default and the span of its section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    /// `value` written at `span`.
+    pub fn new(value: T, span: Span) -> Spanned<T> {
+        Spanned { value, span }
+    }
+}
+
+/// How tenants are billed: the `[billing]` section. The vocabulary is the
+/// billing crate's (docs/accounting.md); the binary maps it one to one.
+#[derive(Clone, Debug, Serialize)]
+pub struct Billing {
+    /// Periods start on this day of the month (1–28) at local midnight.
+    pub day: Spanned<u8>,
+    /// The IANA time zone of periods and of days in reports (`UTC` unless
+    /// set). Only its shape is checked here: the policy crate has no
+    /// time-zone database, so the binary looks the name up.
+    pub timezone: Spanned<String>,
+    /// The percentile billed, 1–99 (95 unless set).
+    pub percentile: Spanned<u8>,
+    /// How the two directions combine.
+    pub method: Spanned<BillingMethod>,
+    /// Which sample is the percentile.
+    pub rank: Spanned<RankRule>,
+    /// What a sample nobody observed counts as.
+    pub missing: Spanned<MissingSamples>,
+    /// Which directions count toward volume.
+    pub volume: Spanned<VolumeCounts>,
+    /// The volume quota of the `total` line, for every tenant.
+    pub quota: Option<Spanned<Size>>,
+    /// Bill lines besides `total`, in file order.
+    pub charges: Vec<Charge>,
+    /// Where `[billing]` was declared.
+    pub span: Span,
+}
+
+/// How a percentile combines the two directions (the billing crate's
+/// `Method`, with the same spellings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingMethod {
+    /// `max_of_directions`: the percentile of each direction on its own,
+    /// the larger billed (the usual transit rule).
+    MaxOfDirections,
+    /// `sum_of_directions`: the percentile of in + out per sample.
+    SumOfDirections,
+    /// `per_sample_max`: the percentile of max(in, out) per sample.
+    PerSampleMax,
+}
+
+/// Which sorted sample is the percentile (the billing crate's `RankRule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankRule {
+    /// `nearest_rank`: the ⌈p·n/100⌉-th smallest.
+    NearestRank,
+    /// `vnstat`: round(p·n/100), halves down, as vnStat.
+    VnStat,
+    /// `librenms`: round(p·n/100) − 1, halves up, at least 1, as LibreNMS.
+    LibreNms,
+}
+
+/// What a missing sample counts as (the billing crate's `MissingSamples`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingSamples {
+    /// `zero_against_expected`: zero, against the expected count.
+    ZeroAgainstExpected,
+    /// `skip`: left out; n is the samples seen.
+    Skip,
+}
+
+/// Which directions count toward a volume (the billing crate's
+/// `VolumeCounts`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeCounts {
+    /// `both`: down + up.
+    Both,
+    /// `down`: toward the tenant only.
+    Down,
+    /// `up`: from the tenant only.
+    Up,
+}
+
+/// One extra bill line, `[[billing.charges]]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Charge {
+    /// The line's name on bills.
+    pub name: Spanned<String>,
+    /// Only these realms (empty: see `except`).
+    pub realms: Vec<Spanned<String>>,
+    /// Every realm but these (empty with `realms` empty: every realm).
+    pub except: Vec<Spanned<String>>,
+    /// Whether the line has a percentile figure (true unless set).
+    pub percentile: Spanned<bool>,
+    /// The committed rate, for every tenant.
+    pub commit: Option<Spanned<Rate>>,
+    /// The volume quota, for every tenant.
+    pub quota: Option<Spanned<Size>>,
+    /// Where it was declared.
+    pub span: Span,
+}
+
+/// The overage automation: the `[overage]` section.
+#[derive(Clone, Debug, Serialize)]
+pub struct Overage {
+    /// Whether the daemon moves tenants at all (false unless set).
+    pub enabled: Spanned<bool>,
+    /// The plan tenants are moved into (`overage` unless set).
+    pub plan: Spanned<String>,
+    /// Move when the projection exceeds the commit (or quota) by this many
+    /// percent (10 unless set).
+    pub margin_percent: Spanned<u32>,
+    /// No projection is trusted before this much of the period has passed
+    /// (1 day unless set).
+    pub min_elapsed: Spanned<std::time::Duration>,
+    /// How often the daemon checks (5 minutes unless set).
+    pub check_every: Spanned<std::time::Duration>,
+    /// Where `[overage]` was declared.
+    pub span: Span,
+}
+
 /// A whole validated policy.
 #[derive(Clone, Debug, Serialize)]
 pub struct Policy {
@@ -402,6 +534,10 @@ pub struct Policy {
     pub tenants: Vec<Tenant>,
     /// The flow collector, if the policy has one.
     pub flows: Option<Flows>,
+    /// How tenants are billed, if the policy says.
+    pub billing: Option<Billing>,
+    /// The overage automation, if the policy has it.
+    pub overage: Option<Overage>,
 }
 
 impl Policy {

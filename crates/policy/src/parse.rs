@@ -31,10 +31,14 @@ pub(crate) struct Parsed {
     pub realm_id_spans: Vec<(RealmId, Span)>,
     /// The flow collector.
     pub flows: Option<Flows>,
+    /// How tenants are billed.
+    pub billing: Option<Billing>,
+    /// The overage automation.
+    pub overage: Option<Overage>,
 }
 
 const TOP_KEYS: &[&str] = &[
-    "site", "realms", "bands", "plans", "parents", "tenants", "flows",
+    "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -53,6 +57,8 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         plan_realm_refs: Vec::new(),
         realm_id_spans: Vec::new(),
         flows: None,
+        billing: None,
+        overage: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -99,6 +105,12 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     if let Some(n) = top.get(cx, "flows") {
         p.flows = crate::flows::section(cx, n);
     }
+    if let Some(n) = top.get(cx, "billing") {
+        p.billing = crate::billing::billing(cx, n);
+    }
+    if let Some(n) = top.get(cx, "overage") {
+        p.overage = crate::billing::overage(cx, n);
+    }
     for key in TOP_KEYS {
         top.get(cx, key);
     }
@@ -107,7 +119,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
 }
 
 /// Runs `each` on every table of an array of tables (`[[tenants]]`).
-fn each_table<'a>(
+pub(crate) fn each_table<'a>(
     cx: &mut Cx,
     node: Node<'a>,
     what: &str,

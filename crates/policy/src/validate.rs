@@ -11,7 +11,7 @@ fn err(diags: &mut Vec<Diagnostic>, span: Span, message: String, hint: String) {
     diags.push(Diagnostic::error(Some(span), message).with_hint(hint));
 }
 
-fn unknown(what: &str, name: &str, known: &[&str]) -> (String, String) {
+pub(crate) fn unknown(what: &str, name: &str, known: &[&str]) -> (String, String) {
     let hint = match closest(name, known) {
         Some(s) => format!("did you mean `{s}`?"),
         None if known.is_empty() => format!("no {what}s are declared yet"),
@@ -26,6 +26,7 @@ pub(crate) fn policy(
     site_ok: bool,
     plan_names: &[String],
     parent_names: &[String],
+    realm_names: &[String],
     diags: &mut Vec<Diagnostic>,
 ) {
     if site_ok {
@@ -37,6 +38,7 @@ pub(crate) fn policy(
     realm_prefixes(p, diags);
     hierarchy(p, diags);
     crate::flows::check(p, diags);
+    crate::billing::check(p, plan_names, realm_names, diags);
 }
 
 fn site(p: &Policy, diags: &mut Vec<Diagnostic>) {

@@ -276,3 +276,305 @@ id = 2
         "next hop"
     );
 }
+
+/// The router site with two realms and two plans, for [billing] and [overage].
+fn billed(extra: &str) -> policy::Loaded {
+    let text = SITE.to_owned()
+        + r#"
+[realms]
+default = "international"
+[realms.national]
+id = 1
+[realms.international]
+id = 2
+
+[plans.basic]
+down = { rate = "1mbit" }
+up = { rate = "1mbit" }
+[plans.overage]
+shared = true
+id = 100
+down = { rate = "2mbit" }
+up = { rate = "2mbit" }
+
+[[tenants]]
+id = 1
+plan = "basic"
+prefixes = ["100.64.0.0/24"]
+"# + extra;
+    policy::load_str("p.toml", &text)
+}
+
+fn errors(loaded: &policy::Loaded) -> Vec<String> {
+    loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{} ({})", d.message, d.hint.as_deref().unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn billing_and_overage_are_read_with_their_places() {
+    let loaded = billed(
+        r#"
+[billing]
+day = 15
+timezone = "America/Argentina/Buenos_Aires"
+percentile = 90
+method = "sum_of_directions"
+rank = "vnstat"
+missing = "skip"
+volume = "up"
+quota = "1000gb"
+
+[[billing.charges]]
+name = "international"
+realms = ["international"]
+commit = "1mbit"
+quota = "100gb"
+
+[[billing.charges]]
+name = "rest"
+except = ["international"]
+percentile = false
+
+[overage]
+enabled = true
+plan = "overage"
+margin_percent = 20
+min_elapsed = "12h"
+check_every = "90s"
+"#,
+    );
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.as_ref().unwrap();
+    let b = p.billing.as_ref().unwrap();
+    assert_eq!(b.day.value, 15);
+    assert_eq!(b.timezone.value, "America/Argentina/Buenos_Aires");
+    assert_eq!(b.percentile.value, 90);
+    assert_eq!(b.method.value, policy::BillingMethod::SumOfDirections);
+    assert_eq!(b.rank.value, policy::RankRule::VnStat);
+    assert_eq!(b.missing.value, policy::MissingSamples::Skip);
+    assert_eq!(b.volume.value, policy::VolumeCounts::Up);
+    assert_eq!(
+        b.quota.unwrap().value,
+        net_types::Size::from_bytes(1000 << 30)
+    );
+    assert_eq!(b.charges.len(), 2);
+    let intl = &b.charges[0];
+    assert_eq!(intl.name.value, "international");
+    assert_eq!(intl.realms[0].value, "international");
+    assert!(intl.percentile.value);
+    assert_eq!(intl.commit.unwrap().value.bps(), 1_000_000);
+    assert_eq!(b.charges[1].except[0].value, "international");
+    assert!(!b.charges[1].percentile.value);
+    let o = p.overage.as_ref().unwrap();
+    assert!(o.enabled.value);
+    assert_eq!(o.plan.value, "overage");
+    assert_eq!(o.margin_percent.value, 20);
+    assert_eq!(o.min_elapsed.value.as_secs(), 12 * 3600);
+    assert_eq!(o.check_every.value.as_secs(), 90);
+    // Values keep where they were written.
+    let at = |span| {
+        let r = policy::Diagnostic::error(Some(span), "").to_record(&loaded.sources);
+        (r.line.unwrap(), r.column.unwrap(), r.text.unwrap())
+    };
+    assert_eq!(
+        at(b.timezone.span),
+        (31, 12, "\"America/Argentina/Buenos_Aires\"".into())
+    );
+    assert_eq!(at(intl.realms[0].span).2, "\"international\"");
+    assert_eq!(at(o.plan.span).2, "\"overage\"");
+}
+
+#[test]
+fn empty_sections_mean_the_defaults() {
+    let loaded = billed("[billing]\n[overage]\n");
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let b = p.billing.unwrap();
+    assert_eq!((b.day.value, b.timezone.value.as_str()), (1, "UTC"));
+    assert_eq!(b.percentile.value, 95);
+    assert_eq!(b.method.value, policy::BillingMethod::MaxOfDirections);
+    assert_eq!(b.rank.value, policy::RankRule::NearestRank);
+    assert_eq!(b.missing.value, policy::MissingSamples::ZeroAgainstExpected);
+    assert_eq!(b.volume.value, policy::VolumeCounts::Both);
+    assert!(b.quota.is_none() && b.charges.is_empty());
+    // A default keeps its section's place.
+    assert_eq!(b.day.span, b.span);
+    let o = p.overage.unwrap();
+    assert!(!o.enabled.value);
+    assert_eq!(o.plan.value, "overage");
+    assert_eq!(o.margin_percent.value, 10);
+    assert_eq!(o.min_elapsed.value.as_secs(), 86_400);
+    assert_eq!(o.check_every.value.as_secs(), 300);
+    // Without the sections there is nothing, and the binary's defaults apply.
+    let p = billed("").policy.unwrap();
+    assert!(p.billing.is_none() && p.overage.is_none());
+}
+
+#[test]
+fn the_default_overage_plan_must_exist_only_when_enabled() {
+    let text =
+        SITE.to_owned() + "[plans.basic]\ndown = { rate = \"1mbit\" }\nup = { rate = \"1mbit\" }\n";
+    let off = policy::load_str("p.toml", &format!("{text}[overage]\nmargin_percent = 5\n"));
+    assert!(!off.has_errors(), "{}", off.render());
+    let on = policy::load_str("p.toml", &format!("{text}[overage]\nenabled = true\n"));
+    let e = errors(&on);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("unknown plan `overage` as the overage plan"),
+        "{e:?}"
+    );
+    assert!(e[0].contains("unless `plan` names another"), "{e:?}");
+    // A plan written out is checked even while the automation is off.
+    let named = policy::load_str("p.toml", &format!("{text}[overage]\nplan = \"basik\"\n"));
+    let e = errors(&named);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("did you mean `basic`?"), "{e:?}");
+}
+
+#[test]
+fn a_charge_naming_a_realm_that_failed_is_not_also_unknown() {
+    let text = SITE.to_owned()
+        + r#"
+[realms]
+default = "ix"
+[realms.ix]
+prefixes = ["192.0.2.0/24"]
+
+[billing]
+[[billing.charges]]
+name = "ix"
+realms = ["ix"]
+"#;
+    let e = errors(&policy::load_str("p.toml", &text));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("is missing `id`"), "{e:?}");
+}
+
+#[test]
+fn a_charge_without_realms_declared_says_so() {
+    let text =
+        SITE.to_owned() + "[billing]\n[[billing.charges]]\nname = \"x\"\nexcept = [\"national\"]\n";
+    let e = errors(&policy::load_str("p.toml", &text));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("unknown realm `national` in charge `x`")
+            && e[0].contains("no realms are declared yet"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn time_zones_are_checked_for_shape_only() {
+    for ok in [
+        "UTC",
+        "Europe/Berlin",
+        "America/Port-au-Prince",
+        "Etc/GMT+5",
+        "America/Argentina/Buenos_Aires",
+        // Well formed but not a zone: the binary, which has the database, says so.
+        "Mars/Olympus_Mons",
+    ] {
+        let loaded = billed(&format!("[billing]\ntimezone = \"{ok}\"\n"));
+        assert!(!loaded.has_errors(), "{ok}: {}", loaded.render());
+    }
+    for bad in [
+        "",
+        "Europe/ Berlin",
+        "Europe//Berlin",
+        "/UTC",
+        "UTC+02:00",
+        "+02:00",
+    ] {
+        let e = errors(&billed(&format!("[billing]\ntimezone = \"{bad}\"\n")));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(
+            e[0].contains("is not an IANA time zone name"),
+            "{bad}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn billing_vocabulary_and_ranges_are_the_billing_crates() {
+    let cases: &[(&str, &str)] = &[
+        ("day = 0", "billing day 0"),
+        ("day = 29", "billing day 29"),
+        ("percentile = 0", "percentile 0 is not between 1 and 99"),
+        ("percentile = \"95\"", "must be a whole number"),
+        ("method = \"max\"", "unknown billing method `max`"),
+        ("rank = \"nearest\"", "unknown rank rule `nearest`"),
+        ("rank = \"libre_nms\"", "did you mean `librenms`?"),
+        ("missing = \"skp\"", "did you mean `skip`?"),
+        ("volume = \"in\"", "unknown volume rule `in`"),
+        ("quota = \"10mbit\"", ""),
+    ];
+    for (line, expect) in cases {
+        let e = errors(&billed(&format!("[billing]\n{line}\n")));
+        assert_eq!(e.len(), 1, "{line}: {e:?}");
+        assert!(e[0].contains(expect), "{line}: {e:?}");
+    }
+    for line in ["day = 28", "percentile = 99", "percentile = 1", "day = 1"] {
+        let loaded = billed(&format!("[billing]\n{line}\n"));
+        assert!(!loaded.has_errors(), "{line}: {}", loaded.render());
+    }
+}
+
+#[test]
+fn overage_durations_are_whole_units() {
+    for (text, secs) in [
+        ("30s", 30),
+        ("5m", 300),
+        ("12h", 43_200),
+        ("70d", 6_048_000),
+    ] {
+        let loaded = billed(&format!("[overage]\nmin_elapsed = \"{text}\"\n"));
+        let o = loaded.policy.as_ref().and_then(|p| p.overage.as_ref());
+        assert_eq!(
+            o.map(|o| o.min_elapsed.value.as_secs()),
+            Some(secs),
+            "{text}"
+        );
+    }
+    for bad in ["5", "5w", "1.5h", "-5m", "m", "99999999999999999999d"] {
+        let e = errors(&billed(&format!("[overage]\ncheck_every = \"{bad}\"\n")));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(e[0].contains("is not a duration"), "{bad}: {e:?}");
+    }
+    let e = errors(&billed("[overage]\nmin_elapsed = \"2 hours\"\n"));
+    assert!(e[0].contains("write \"2h\""), "{e:?}");
+}
+
+#[test]
+fn the_router_examples_commented_billing_is_valid_once_uncommented() {
+    let path = examples().join("router.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            // `[section]` and `key = value` lines, not the prose around them.
+            Some(rest) if rest.starts_with('[') || is_setting(rest) => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(uncommented.contains("\n[billing]\n"), "{uncommented}");
+    let dir = path.parent().unwrap().to_path_buf();
+    let loaded = policy::load("router.toml", &uncommented, &mut |p| {
+        std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string())
+    });
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    assert_eq!(p.billing.unwrap().timezone.value, "Europe/Berlin");
+    assert_eq!(p.overage.unwrap().plan.value, "overage");
+}
+
+/// Whether a line reads `key = …`.
+fn is_setting(line: &str) -> bool {
+    line.split_once(" = ").is_some_and(|(k, _)| {
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    })
+}

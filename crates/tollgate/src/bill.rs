@@ -113,7 +113,9 @@ pub fn compute(
 
 /// `tollgate bill`.
 pub fn run(path: &Path, args: &BillArgs) -> Result<String, String> {
-    let settings = args.state.settings()?;
+    let loaded = crate::usage::policy_for_names(path);
+    let settings = args.state.settings(loaded.as_ref())?;
+    let policy = loaded.and_then(|l| l.policy);
     let now = Timestamp::now();
     let period = match &args.period {
         Some(p) => settings.cycle.period_labelled(p),
@@ -124,7 +126,6 @@ pub fn run(path: &Path, args: &BillArgs) -> Result<String, String> {
     let frozen = store
         .frozen(&period.label)
         .map_err(|e| format!("cannot read frozen periods: {e}"))?;
-    let policy = crate::usage::policy_for_names(path);
     let (bills, status) = match frozen {
         Some(f) if args.freeze => {
             return Err(format!(

@@ -27,17 +27,28 @@ pub struct StateArgs {
     /// records.
     #[arg(long, env = "TOLLGATE_STATE_DIR", default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
-    /// The accounting and billing settings (docs/accounting.md)
-    /// [default: /etc/tollgate/accounting.toml, or built-in defaults if
-    /// that file does not exist].
+    /// The daemon's settings file: [accounting] and [retention], and
+    /// [billing]/[overage] for installs whose policy lacks them
+    /// (docs/accounting.md) [default: /etc/tollgate/accounting.toml, or
+    /// built-in defaults if that file does not exist].
     #[arg(long, env = "TOLLGATE_ACCOUNTING", value_name = "FILE")]
     pub accounting: Option<PathBuf>,
 }
 
 impl StateArgs {
-    /// The settings.
-    pub fn settings(&self) -> Result<crate::settings::Settings, String> {
+    /// The settings file's settings alone (`--accounting`), before the
+    /// policy's `[billing]` and `[overage]` are taken into account.
+    pub fn file_settings(&self) -> Result<crate::settings::Settings, String> {
         crate::settings::Settings::load(self.accounting.as_deref())
+    }
+
+    /// The settings in force: the file's, with the policy's `[billing]`
+    /// and `[overage]` when `loaded` holds a valid policy.
+    pub fn settings(
+        &self,
+        loaded: Option<&policy::Loaded>,
+    ) -> Result<crate::settings::Settings, String> {
+        crate::settings::Settings::resolve(self.file_settings()?, loaded)
     }
 }
 

@@ -1,16 +1,21 @@
-//! The accounting and billing settings file (`/etc/tollgate/accounting.toml`,
-//! `--accounting FILE`), read by `run`, `usage`, `realms`, `bill` and
-//! `overage`.
+//! The accounting and billing settings: the policy's `[billing]` and
+//! `[overage]` sections, and the daemon's own settings file
+//! (`/etc/tollgate/accounting.toml`, `--accounting FILE`) with
+//! `[accounting]` and `[retention]`. Read by `run`, `usage`, `realms` and
+//! `bill`; documented in docs/accounting.md and docs/policy.md.
 //!
-//! These settings belong in the policy's `[accounting]` and `[billing]`
-//! sections eventually; until the policy grows them they live in this small
-//! file of their own, documented in docs/accounting.md. Every key is
-//! optional: an absent file means the defaults below, which is what a new
-//! install wants (UTC months from the 1st, the 95th of the larger
+//! `[billing]` and `[overage]` belong in the policy, where they are checked
+//! with the policy's diagnostics (the overage plan exists, charges name
+//! declared realms). The file still accepts them, for installs made before
+//! the policy had them: a section the policy has comes from the policy, a
+//! section only the file has comes from the file, and a section both have
+//! is an error naming both places ([`Settings::resolve`]). Every key is
+//! optional: no sections anywhere means the defaults below, which is what a
+//! new install wants (UTC months from the 1st, the 95th of the larger
 //! direction, nearest rank, missing samples as zero, no automation).
 //!
-//! Parsing is pure ([`Settings::parse`]); the file is read in
-//! [`Settings::load`].
+//! Parsing the file is pure ([`Settings::parse`]), and so is resolving it
+//! against a loaded policy; the file is read in [`Settings::load`].
 
 use accounting::{CounterWidth, FirstSight};
 use billing::{
@@ -19,6 +24,7 @@ use billing::{
 };
 use jiff::SignedDuration;
 use net_types::{Rate, Size};
+use policy::{Loaded, Spanned};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -32,10 +38,8 @@ struct File {
     accounting: AccountingFile,
     #[serde(default)]
     retention: RetentionFile,
-    #[serde(default)]
-    billing: BillingFile,
-    #[serde(default)]
-    overage: OverageFile,
+    billing: Option<BillingFile>,
+    overage: Option<OverageFile>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,11 +127,25 @@ pub struct OverageSettings {
     pub check_every: std::time::Duration,
 }
 
+/// Which of `[billing]` and `[overage]` the settings file has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileSections {
+    /// The file has `[billing]`.
+    pub billing: bool,
+    /// The file has `[overage]`.
+    pub overage: bool,
+}
+
 /// Every setting, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Where they came from, for messages.
     pub source: String,
+    /// Where the billing settings (`cycle`, `rule`, `volume`, `charges`)
+    /// came from: the policy, the settings file, or `(defaults)`.
+    pub billing_source: String,
+    /// The sections the settings file itself has, for [`Settings::resolve`].
+    pub file_sections: FileSections,
     /// How counters are read.
     pub accountant: accounting::Config,
     /// How long history is kept.
@@ -227,7 +245,11 @@ impl Settings {
             hourly: span("retention.hourly", &f.retention.hourly, r.hourly)?,
             daily: span("retention.daily", &f.retention.daily, r.daily)?,
         };
-        let b = &f.billing;
+        let file_sections = FileSections {
+            billing: f.billing.is_some(),
+            overage: f.overage.is_some(),
+        };
+        let b = &f.billing.unwrap_or_default();
         let cycle = BillingCycle::new(b.day.unwrap_or(1), b.timezone.as_deref().unwrap_or("UTC"))
             .map_err(|e| at(&format!("billing.{}", e.field), e.problem))?;
         let rule = PercentileRule {
@@ -276,7 +298,7 @@ impl Settings {
                 quota: size(&key("quota"), &c.quota)?,
             });
         }
-        let o = &f.overage;
+        let o = &f.overage.unwrap_or_default();
         let min_elapsed = span(
             "overage.min_elapsed",
             &o.min_elapsed,
@@ -296,8 +318,17 @@ impl Settings {
             },
             check_every: std::time::Duration::from_secs(check_every.as_secs().max(1) as u64),
         };
+        let from = |defined: bool| {
+            if defined {
+                source.to_string()
+            } else {
+                "(defaults)".to_string()
+            }
+        };
         Ok(Settings {
             source: source.to_string(),
+            billing_source: from(file_sections.billing),
+            file_sections,
             accountant,
             retention,
             cycle,
@@ -306,6 +337,70 @@ impl Settings {
             charges,
             overage,
         })
+    }
+
+    /// The settings in force: `file` (from [`Settings::load`]) with the
+    /// policy's `[billing]` and `[overage]` in place of the file's. A
+    /// section both define is an error naming both places; so is a time
+    /// zone the policy names that does not exist (the policy crate checks
+    /// only the name's shape). Without a policy, or with one that did not
+    /// load, the file's settings apply.
+    pub fn resolve(file: Settings, loaded: Option<&Loaded>) -> Result<Settings, String> {
+        let Some((policy, sources)) = loaded.and_then(|l| Some((l.policy.as_ref()?, &l.sources)))
+        else {
+            return Ok(file);
+        };
+        let name = sources
+            .get(policy::FileId(0))
+            .map_or("the policy", |f| f.name.as_str());
+        let at = |span| sources.location(span);
+        let mut problems = Vec::new();
+        let mut both = |section: &str, in_file: bool, span| {
+            if in_file {
+                problems.push(format!(
+                    "[{section}] is in both the policy ({}) and {}\n  hint: move it into the policy and delete it from {}",
+                    at(span),
+                    file.source,
+                    file.source
+                ));
+            }
+        };
+        if let Some(b) = &policy.billing {
+            both("billing", file.file_sections.billing, b.span);
+        }
+        if let Some(o) = &policy.overage {
+            both("overage", file.file_sections.overage, o.span);
+        }
+        let mut s = file.clone();
+        let mut taken = Vec::new();
+        if let Some(b) = &policy.billing {
+            match billing_of(b, &at) {
+                Ok((cycle, rule, volume, charges)) => {
+                    s.cycle = cycle;
+                    s.rule = rule;
+                    s.volume = volume;
+                    s.charges = charges;
+                    s.billing_source = name.to_string();
+                    taken.push("[billing]");
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(o) = &policy.overage {
+            s.overage = overage_of(o);
+            taken.push("[overage]");
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
+        if !taken.is_empty() {
+            s.source = format!(
+                "{} with {} from the policy {name}",
+                file.source,
+                taken.join(" and ")
+            );
+        }
+        Ok(s)
     }
 
     /// A tenant's charge rules: the `total` line over every realm, with the
@@ -330,7 +425,7 @@ impl Settings {
                         policy.realms.by_name(n).map(|r| r.id).ok_or_else(|| {
                             format!(
                                 "{}: charge `{}` names realm `{n}`, which the policy does not have",
-                                self.source, c.name
+                                self.billing_source, c.name
                             )
                         })
                     })
@@ -354,8 +449,88 @@ impl Settings {
                 },
             });
         }
-        billing::check_rules(&rules).map_err(|e| format!("{}: {e}", self.source))?;
+        billing::check_rules(&rules).map_err(|e| format!("{}: {e}", self.billing_source))?;
         Ok(rules)
+    }
+}
+
+/// The billing settings of the policy's `[billing]`; `at` places a span.
+fn billing_of(
+    b: &policy::Billing,
+    at: &dyn Fn(policy::Span) -> String,
+) -> Result<(BillingCycle, PercentileRule, VolumeRule, Vec<ExtraCharge>), String> {
+    let cycle = BillingCycle::new(b.day.value, &b.timezone.value).map_err(|e| {
+        let span = if e.field == "timezone" {
+            b.timezone.span
+        } else {
+            b.day.span
+        };
+        format!(
+            "{}: billing.{}: {}\n  hint: zone names are case-sensitive IANA names such as \"Europe/Berlin\" or \"America/Sao_Paulo\"; `timedatectl list-timezones` lists them",
+            at(span),
+            e.field,
+            e.problem
+        )
+    })?;
+    let percentile = Percentile::new(b.percentile.value).map_err(|e| {
+        format!(
+            "{}: billing.percentile: {}",
+            at(b.percentile.span),
+            e.problem
+        )
+    })?;
+    let rule = PercentileRule {
+        percentile,
+        method: match b.method.value {
+            policy::BillingMethod::MaxOfDirections => Method::MaxOfDirections,
+            policy::BillingMethod::SumOfDirections => Method::SumOfDirections,
+            policy::BillingMethod::PerSampleMax => Method::PerSampleMax,
+        },
+        rank: match b.rank.value {
+            policy::RankRule::NearestRank => RankRule::NearestRank,
+            policy::RankRule::VnStat => RankRule::VnStat,
+            policy::RankRule::LibreNms => RankRule::LibreNms,
+        },
+        missing: match b.missing.value {
+            policy::MissingSamples::ZeroAgainstExpected => MissingSamples::ZeroAgainstExpected,
+            policy::MissingSamples::Skip => MissingSamples::Skip,
+        },
+    };
+    let volume = VolumeRule {
+        counts: match b.volume.value {
+            policy::VolumeCounts::Both => VolumeCounts::Both,
+            policy::VolumeCounts::Down => VolumeCounts::Down,
+            policy::VolumeCounts::Up => VolumeCounts::Up,
+        },
+        quota: b.quota.map(|q| q.value),
+    };
+    let names = |list: &[Spanned<String>]| list.iter().map(|r| r.value.clone()).collect();
+    let charges = b
+        .charges
+        .iter()
+        .map(|c| ExtraCharge {
+            name: c.name.value.clone(),
+            realms: names(&c.realms),
+            except: names(&c.except),
+            percentile: c.percentile.value,
+            commit: c.commit.map(|v| v.value),
+            quota: c.quota.map(|v| v.value),
+        })
+        .collect();
+    Ok((cycle, rule, volume, charges))
+}
+
+/// The overage settings of the policy's `[overage]`.
+fn overage_of(o: &policy::Overage) -> OverageSettings {
+    OverageSettings {
+        enabled: o.enabled.value,
+        plan: o.plan.value.clone(),
+        policy: OveragePolicy {
+            margin_percent: o.margin_percent.value,
+            min_elapsed: (o.min_elapsed.value.as_secs() / accounting::SAMPLE_SECONDS as u64)
+                as usize,
+        },
+        check_every: o.check_every.value.max(std::time::Duration::from_secs(1)),
     }
 }
 
@@ -411,6 +586,171 @@ min_elapsed = "12h"
         assert_eq!(s.charges[0].commit, Rate::from_bps(1_000_000));
         assert!(s.overage.enabled);
         assert_eq!(s.overage.policy.min_elapsed, 144);
+    }
+
+    const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "100mbit", up = "100mbit" }
+
+[realms]
+default = "international"
+[realms.national]
+id = 1
+[realms.international]
+id = 2
+
+[plans.basic]
+down = { rate = "10mbit", ceil = "20mbit" }
+up = { rate = "5mbit", ceil = "10mbit" }
+[plans.slow]
+shared = true
+id = 100
+down = { rate = "10mbit", ceil = "20mbit" }
+up = { rate = "10mbit", ceil = "20mbit" }
+
+[[tenants]]
+id = 1
+plan = "basic"
+prefixes = ["100.64.0.0/24"]
+"#;
+
+    const POLICY_BILLING: &str = r#"
+[billing]
+day = 15
+timezone = "Europe/Berlin"
+percentile = 90
+method = "per_sample_max"
+rank = "librenms"
+missing = "skip"
+volume = "down"
+quota = "500gb"
+
+[[billing.charges]]
+name = "international"
+except = ["national"]
+commit = "2mbit"
+"#;
+
+    const POLICY_OVERAGE: &str = r#"
+[overage]
+enabled = true
+plan = "slow"
+margin_percent = 25
+min_elapsed = "2h"
+check_every = "30s"
+"#;
+
+    fn policy(extra: &str) -> Loaded {
+        let loaded = policy::load_str("policy.toml", &format!("{POLICY}{extra}"));
+        assert!(!loaded.has_errors(), "{}", loaded.render());
+        loaded
+    }
+
+    #[test]
+    fn without_a_policy_the_file_applies() {
+        let file = Settings::parse("acct.toml", "[billing]\nday = 5\n").unwrap();
+        let s = Settings::resolve(file.clone(), None).unwrap();
+        assert_eq!(s.cycle.day(), 5);
+        assert_eq!(s.billing_source, "acct.toml");
+        // A policy that did not load is no policy: the file applies.
+        let broken = policy::load_str("policy.toml", "[billing]\nday = 99\n");
+        assert!(broken.policy.is_none());
+        let s = Settings::resolve(file, Some(&broken)).unwrap();
+        assert_eq!(s.cycle.day(), 5);
+        assert_eq!(s.source, "acct.toml");
+    }
+
+    #[test]
+    fn the_policy_sections_replace_the_defaults() {
+        let file = Settings::parse("acct.toml", "[retention]\nraw = \"62d\"\n").unwrap();
+        let loaded = policy(&format!("{POLICY_BILLING}{POLICY_OVERAGE}"));
+        let s = Settings::resolve(file, Some(&loaded)).unwrap();
+        assert_eq!(s.cycle.day(), 15);
+        assert_eq!(s.cycle.zone_name(), "Europe/Berlin");
+        assert_eq!(s.rule.percentile.get(), 90);
+        assert_eq!(s.rule.method, Method::PerSampleMax);
+        assert_eq!(s.rule.rank, RankRule::LibreNms);
+        assert_eq!(s.rule.missing, MissingSamples::Skip);
+        assert_eq!(s.volume.counts, VolumeCounts::Down);
+        assert_eq!(s.volume.quota, Some(Size::from_bytes(500 << 30)));
+        assert_eq!(s.charges[0].except, ["national"]);
+        assert_eq!(s.charges[0].commit, Rate::from_bps(2_000_000));
+        assert!(s.overage.enabled);
+        assert_eq!(s.overage.plan, "slow");
+        assert_eq!(s.overage.policy.margin_percent, 25);
+        assert_eq!(s.overage.policy.min_elapsed, 24);
+        assert_eq!(s.overage.check_every, std::time::Duration::from_secs(30));
+        // The file keeps the daemon's own settings.
+        assert_eq!(s.retention.raw, SignedDuration::from_hours(62 * 24));
+        assert_eq!(s.billing_source, "policy.toml");
+        assert!(s.source.contains("[billing] and [overage]"), "{}", s.source);
+        // The charge's realms resolve against the same policy.
+        let rules = s
+            .charge_rules(loaded.policy.as_ref().unwrap(), None)
+            .unwrap();
+        assert_eq!(
+            rules[1].realms,
+            RealmSelection::AllExcept(vec![net_types::RealmId(1)])
+        );
+    }
+
+    #[test]
+    fn each_section_comes_from_where_it_is() {
+        let file = Settings::parse(
+            "acct.toml",
+            "[billing]\nday = 3\n[overage]\nenabled = true\nplan = \"slow\"\n",
+        )
+        .unwrap();
+        // [overage] in the policy, [billing] in the file: both apply.
+        let with_overage = policy(POLICY_OVERAGE);
+        let file_billing_only = Settings::parse("acct.toml", "[billing]\nday = 3\n").unwrap();
+        let s = Settings::resolve(file_billing_only, Some(&with_overage)).unwrap();
+        assert_eq!(s.cycle.day(), 3);
+        assert_eq!(s.billing_source, "acct.toml");
+        assert_eq!(s.overage.policy.margin_percent, 25);
+        // A policy without either section leaves the file's.
+        let s = Settings::resolve(file, Some(&policy(""))).unwrap();
+        assert_eq!(s.cycle.day(), 3);
+        assert!(s.overage.enabled);
+        assert_eq!(s.source, "acct.toml");
+    }
+
+    #[test]
+    fn a_section_in_both_places_is_an_error_naming_both() {
+        let file = Settings::parse(
+            "/etc/tollgate/accounting.toml",
+            "[billing]\nday = 3\n[overage]\nenabled = false\n",
+        )
+        .unwrap();
+        let e = Settings::resolve(file.clone(), Some(&policy(POLICY_BILLING))).unwrap_err();
+        assert!(e.contains("[billing] is in both"), "{e}");
+        assert!(e.contains("policy.toml:29:1"), "{e}");
+        assert!(
+            e.contains("move it into the policy and delete it from /etc/tollgate/accounting.toml"),
+            "{e}"
+        );
+        assert!(!e.contains("[overage]"), "{e}");
+        // Both sections in both places: both are reported at once.
+        let both = policy(&format!("{POLICY_BILLING}{POLICY_OVERAGE}"));
+        let e = Settings::resolve(file, Some(&both)).unwrap_err();
+        assert!(
+            e.contains("[billing] is in both") && e.contains("[overage] is in both"),
+            "{e}"
+        );
+        // Even an empty [billing] in the file counts as defining it.
+        let empty = Settings::parse("acct.toml", "[billing]\n").unwrap();
+        assert!(Settings::resolve(empty, Some(&policy(POLICY_BILLING))).is_err());
+    }
+
+    #[test]
+    fn an_unknown_zone_in_the_policy_names_the_policy() {
+        let loaded = policy("[billing]\ntimezone = \"Europe/Berln\"\n");
+        let e = Settings::resolve(Settings::parse("t", "").unwrap(), Some(&loaded)).unwrap_err();
+        assert!(e.starts_with("policy.toml:29:12: billing.timezone:"), "{e}");
+        assert!(e.contains("Europe/Berln"), "{e}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use net_types::{RealmId, TenantId};
-use policy::Policy;
+use policy::{Loaded, Policy};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -181,9 +181,10 @@ pub fn totals(
     Ok(out)
 }
 
-/// The policy, if it can be read, for names; usage works without it.
-pub fn policy_for_names(path: &Path) -> Option<Policy> {
-    crate::files::load_policy(path).ok()?.policy
+/// The policy, if it can be read, for names and for its `[billing]`;
+/// usage works without it (the settings file's billing applies then).
+pub fn policy_for_names(path: &Path) -> Option<Loaded> {
+    crate::files::load_policy(path).ok()
 }
 
 /// A realm's name, or its number.
@@ -213,9 +214,9 @@ pub fn tenant_id(policy: Option<&Policy>, who: &str) -> Result<u32, String> {
 
 /// `tollgate usage`.
 pub fn usage(path: &Path, args: &UsageArgs) -> Result<String, String> {
-    let settings = args.state.settings()?;
-    let policy = policy_for_names(path);
-    let p = policy.as_ref();
+    let loaded = policy_for_names(path);
+    let settings = args.state.settings(loaded.as_ref())?;
+    let p = loaded.as_ref().and_then(|l| l.policy.as_ref());
     let range = range(&settings, &args.range, Timestamp::now())?;
     let tenants = match &args.tenant {
         Some(who) => Tenants::Only(vec![TenantId(tenant_id(p, who)?)]),
@@ -301,9 +302,9 @@ pub fn usage(path: &Path, args: &UsageArgs) -> Result<String, String> {
 
 /// `tollgate realms`.
 pub fn realms(path: &Path, args: &RealmsArgs) -> Result<String, String> {
-    let settings = args.state.settings()?;
-    let policy = policy_for_names(path);
-    let p = policy.as_ref();
+    let loaded = policy_for_names(path);
+    let settings = args.state.settings(loaded.as_ref())?;
+    let p = loaded.as_ref().and_then(|l| l.policy.as_ref());
     let range = range(&settings, &args.range, Timestamp::now())?;
     let store = ledger::open_for_reading(&args.state.state_dir)?;
     let mut per: BTreeMap<u16, Traffic> = BTreeMap::new();

@@ -330,6 +330,18 @@ id = 1
 down = { rate = "100mbit", ceil = "200mbit" }
 up = { rate = "100mbit", ceil = "200mbit" }
 
+[billing]
+day = DAY
+timezone = "Etc/UTC"
+quota = "10mb"
+
+# `plan` is left out: the default is `overage`, which the policy declares
+[overage]
+enabled = true
+margin_percent = 10
+min_elapsed = "0s"
+check_every = "1s"
+
 # t1: the one that goes over
 [[tenants]]
 id = 1
@@ -347,11 +359,11 @@ prefixes = ["100.64.2.0/24"]
 commit = "1mbit"
 "#,
     );
-    let accounting = format!(
-        "[billing]\nday = {}\nquota = \"10mb\"\n\n[overage]\nenabled = true\nplan = \"overage\"\nmargin_percent = 10\nmin_elapsed = \"0s\"\ncheck_every = \"1s\"\n",
-        billing_day()
-    );
-    let site = Site::new("m", 2, &policy, &accounting);
+    // [billing] and [overage] are in the policy; the settings file keeps
+    // the daemon's own sections only.
+    let policy = policy.replace("DAY", &billing_day().to_string());
+    let accounting = "[accounting]\nmax_gap = \"60s\"\n";
+    let site = Site::new("m", 2, &policy, accounting);
     // 50 MB already this period: projected far above 10 MB + 10%.
     seed_history(&site, 50_000_000);
     let daemon = site.daemon();
@@ -471,6 +483,18 @@ commit = "1mbit"
     assert_eq!(
         got, want,
         "t1's bytes across the release: the read before delete missed some"
+    );
+    // `bill` and `usage` bill by the policy's [billing] too.
+    let bill = site.tollgate(false, &["bill", "t1"]);
+    assert!(bill.contains("at 00:00 Etc/UTC"), "{bill}");
+    let usage = site.tollgate(false, &["usage", "t1"]);
+    assert!(usage.contains("days in Etc/UTC"), "{usage}");
+    // The same section in the settings file as well is refused, naming both.
+    std::fs::write(site.accounting_path(), "[billing]\nday = 1\n").unwrap();
+    let refused = site.tollgate_fails(&["bill", "t1"]);
+    assert!(
+        refused.contains("[billing] is in both the policy") && refused.contains("delete it from"),
+        "{refused}"
     );
 }
 

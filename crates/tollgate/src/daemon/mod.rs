@@ -65,6 +65,10 @@ struct Running {
 struct Daemon {
     path: PathBuf,
     state_dir: PathBuf,
+    /// The settings file's own settings, resolved again with each policy.
+    file_settings: Settings,
+    /// The settings in force: the file's with the running policy's
+    /// `[billing]` and `[overage]`.
     settings: Settings,
     dp: Dataplane,
     books: Books,
@@ -85,8 +89,9 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
-    let settings = args.state.settings()?;
+    let file_settings = args.state.file_settings()?;
     let running = load_running(path)?;
+    let settings = Settings::resolve(file_settings.clone(), Some(&running.loaded))?;
     let books = Books::open(&args.state.state_dir, settings.accountant)?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.metrics {
@@ -96,6 +101,7 @@ pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
     let mut d = Daemon {
         path: path.to_path_buf(),
         state_dir: args.state.state_dir.clone(),
+        file_settings,
         settings,
         dp,
         books,
@@ -389,7 +395,9 @@ impl Daemon {
                     .collect::<String>()
             ));
         }
+        let settings = Settings::resolve(self.file_settings.clone(), Some(&new.loaded))?;
         self.running = new;
+        self.settings = settings;
         // The new policy's realm rules may classify the routes differently.
         self.route_realms = crate::live::RouteRealms::default();
         if let Some(books) = &mut self.flows {
