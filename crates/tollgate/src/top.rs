@@ -1,6 +1,8 @@
 //! `tollgate top`: live per-tenant rates, down and up per realm, from two
 //! readings of the same class counters the daemon accounts (like `status`,
-//! but summed per tenant × realm and refreshed, like lqtop or iftop).
+//! but summed per tenant × realm and refreshed, like lqtop or iftop), plus
+//! the rates the flow collector last reported for tenants measured by
+//! flows.
 
 use crate::cli::parse_duration;
 use crate::daemon::{accounted_classes, identity, read_counters, Counter};
@@ -53,8 +55,13 @@ pub fn run(path: &Path, args: &TopArgs) -> Result<(), String> {
         live: Live::from_plan(&observed.plan),
         route_realms: crate::live::route_realms(&policy),
     };
-    let compiled = crate::commands::compile(&loaded, &policy, &facts)?;
-    let feeds = accounted_classes(&compiled);
+    // A box that only collects flows may not have the site's interfaces:
+    // it has no kernel classes to show, but its flows still have rates.
+    let feeds = match crate::commands::compile(&loaded, &policy, &facts) {
+        Ok(compiled) => accounted_classes(&compiled),
+        Err(_) if policy.flows.is_some() => crate::daemon::Feeds::new(),
+        Err(e) => return Err(e),
+    };
     let mut prev = read_counters(&mut dp)?;
     let mut at = Instant::now();
     let clear = !args.once && !args.json && std::io::stdout().is_terminal();
@@ -68,8 +75,14 @@ pub fn run(path: &Path, args: &TopArgs) -> Result<(), String> {
         let cur = read_counters(&mut dp)?;
         let secs = at.elapsed().as_secs_f64().max(1e-3);
         at = Instant::now();
-        let rates = rates(&feeds, &prev, &cur, secs);
+        let mut rates = rates(&feeds, &prev, &cur, secs);
         prev = cur;
+        // Tenants measured by flows: the rates the collector last reported.
+        for f in crate::collector::live_rates().unwrap_or_default() {
+            let e = rates.entry((f.tenant, f.realm)).or_default();
+            e.down += f.down_bps;
+            e.up += f.up_bps;
+        }
         let mut rows: Vec<_> = rates.into_iter().collect();
         rows.sort_by(|a, b| (b.1.down + b.1.up).total_cmp(&(a.1.down + a.1.up)));
         rows.truncate(args.limit);

@@ -29,6 +29,8 @@ pub struct FlowBooks {
     pending_coverage: Vec<SlotCoverage>,
     listen: Vec<std::net::SocketAddr>,
     last_status: Status,
+    /// When the last harvest was taken, for the rates in the status.
+    last_harvest: Timestamp,
 }
 
 /// What one commit wrote.
@@ -118,6 +120,7 @@ impl FlowBooks {
             pending_coverage: Vec::new(),
             listen: cfg.listen,
             last_status: Status::default(),
+            last_harvest: started,
         })
     }
 
@@ -151,8 +154,11 @@ impl FlowBooks {
     /// writes the status file.
     pub fn commit(&mut self) -> Result<Committed, String> {
         let h = self.collector.harvest();
-        self.pending.extend(h.samples);
         let now = Timestamp::now();
+        let seconds = now.duration_since(self.last_harvest).as_secs_f64();
+        self.last_harvest = now;
+        let rates = super::status::rates(&h.samples, seconds);
+        self.pending.extend(h.samples);
         self.pending_coverage
             .extend(self.clock.closed(now.as_millisecond()));
         let result = self.write();
@@ -164,6 +170,8 @@ impl FlowBooks {
             h.sockets,
             h.exporters,
         );
+        self.last_status.rates = rates;
+        self.last_status.rate_seconds = seconds;
         if let Err(e) = self.last_status.save(&self.status_path) {
             tracing::warn!("cannot write {}: {e}", self.status_path.display());
         }

@@ -10,7 +10,7 @@ mod books;
 mod status;
 
 pub use books::FlowBooks;
-pub use status::{annotate_status, Status};
+pub use status::{annotate_status, live_rates, Status};
 
 use crate::cli::parse_duration;
 use crate::ledger::StateArgs;

@@ -32,6 +32,68 @@ pub struct Status {
     pub sockets: Vec<SocketStats>,
     /// Per exporter, and per refused source.
     pub exporters: Vec<ExporterStats>,
+    /// Rates of what arrived during the last commit interval, per tenant ×
+    /// realm, for `tollgate top`. Flow records arrive when the exporter
+    /// sends them (a long flow at its active timeout), so these are rates
+    /// of reported traffic, not of the wire at this instant.
+    #[serde(default)]
+    pub rates: Vec<FlowRate>,
+    /// The interval the rates were measured over, in seconds.
+    #[serde(default)]
+    pub rate_seconds: f64,
+}
+
+/// Bits per second reported for one tenant × realm.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct FlowRate {
+    /// Whose.
+    pub tenant: u32,
+    /// Which realm.
+    pub realm: u16,
+    /// Toward the tenant.
+    pub down_bps: f64,
+    /// From the tenant.
+    pub up_bps: f64,
+}
+
+/// The rates in `samples` (what one harvest brought) over `seconds`.
+pub(super) fn rates(samples: &[accounting::Sample], seconds: f64) -> Vec<FlowRate> {
+    let mut per: std::collections::BTreeMap<(u32, u16), FlowRate> = Default::default();
+    let secs = seconds.max(1e-3);
+    for s in samples {
+        let r = per
+            .entry((s.key.tenant.0, s.key.realm.0))
+            .or_insert(FlowRate {
+                tenant: s.key.tenant.0,
+                realm: s.key.realm.0,
+                ..FlowRate::default()
+            });
+        let bps = s.bytes as f64 * 8.0 / secs;
+        match s.key.direction {
+            accounting::Direction::Down => r.down_bps += bps,
+            accounting::Direction::Up => r.up_bps += bps,
+        }
+    }
+    per.into_values().collect()
+}
+
+/// The state directory the read-only commands look in.
+fn state_dir() -> std::path::PathBuf {
+    std::env::var_os("TOLLGATE_STATE_DIR").map_or_else(
+        || std::path::PathBuf::from(crate::ledger::DEFAULT_STATE_DIR),
+        std::path::PathBuf::from,
+    )
+}
+
+/// The flow collector's latest rates, if one is running and wrote them
+/// recently (within three of its intervals, or ten seconds).
+pub fn live_rates() -> Option<Vec<FlowRate>> {
+    let s = Status::load(&state_dir()).ok()?;
+    let fresh = s.updated.is_some_and(|u| {
+        let age = Timestamp::now().duration_since(u).as_secs_f64();
+        age <= (3.0 * s.rate_seconds).max(10.0)
+    });
+    (s.running && fresh).then_some(s.rates)
 }
 
 impl Status {
@@ -51,6 +113,8 @@ impl Status {
             totals,
             sockets,
             exporters,
+            rates: Vec::new(),
+            rate_seconds: 0.0,
         }
     }
 
@@ -69,6 +133,8 @@ impl Status {
             totals,
             sockets,
             exporters,
+            rates: Vec::new(),
+            rate_seconds: 0.0,
         }
     }
 
@@ -169,10 +235,7 @@ impl Status {
 /// directory (`TOLLGATE_STATE_DIR`, else the default) has one: the same
 /// text as `flows status`, or a `flows` member in JSON.
 pub fn annotate_status(out: String, json: bool) -> String {
-    let dir = std::env::var_os("TOLLGATE_STATE_DIR").map_or_else(
-        || std::path::PathBuf::from(crate::ledger::DEFAULT_STATE_DIR),
-        std::path::PathBuf::from,
-    );
+    let dir = state_dir();
     if !dir.join(STATUS_FILE).exists() {
         return out;
     }
@@ -187,4 +250,53 @@ pub fn annotate_status(out: String, json: bool) -> String {
         return serde_json::to_string_pretty(&v).map_or(out, |t| t + "\n");
     }
     out + "\n" + &s.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
+    use net_types::{RealmId, TenantId};
+
+    fn sample(slot: i64, tenant: u32, realm: u16, direction: Direction, bytes: u64) -> Sample {
+        Sample {
+            slot: Slot(slot),
+            key: UsageKey {
+                tenant: TenantId(tenant),
+                realm: RealmId(realm),
+                direction,
+                band: Band::Whole,
+                source: Source::Flow,
+            },
+            bytes,
+            packets: 1,
+        }
+    }
+
+    #[test]
+    fn rates_sum_slots_per_tenant_and_realm() {
+        let got = rates(
+            &[
+                sample(1, 7, 1, Direction::Up, 1000),
+                sample(2, 7, 1, Direction::Up, 500),
+                sample(2, 7, 1, Direction::Down, 250),
+                sample(2, 8, 2, Direction::Down, 125),
+            ],
+            2.0,
+        );
+        let v: Vec<_> = got
+            .iter()
+            .map(|r| (r.tenant, r.realm, r.down_bps, r.up_bps))
+            .collect();
+        assert_eq!(v, vec![(7, 1, 1000.0, 6000.0), (8, 2, 500.0, 0.0)]);
+    }
+
+    #[test]
+    fn an_old_status_file_without_rates_still_reads() {
+        let s: Status = serde_json::from_str(
+            r#"{"running":true,"started":null,"updated":null,"listen":[],"totals":{"datagrams":0,"kernel_drops":0,"refused":0,"flows":0,"attributed":0,"kernel_measured":0,"unattributed":0,"clock_skew":0,"bytes":0,"packets":0,"templates":0},"sockets":[],"exporters":[]}"#,
+        )
+        .unwrap();
+        assert!(s.rates.is_empty());
+    }
 }
