@@ -11,7 +11,9 @@
 //!   [`Coverage`] and its rule in words.
 //! - [`Overage`] against a commit, [`VolumeFigure`] against a quota,
 //!   [`bill_tenant`] for one line per [`ChargeRule`].
-//! - [`project`] and [`decide`]: the overage automation.
+//! - [`project`] and [`decide`]: the overage automation; [`Watch`] and
+//!   [`Tally`]: the same decision kept up to date from a few counters per
+//!   tenant, slot by slot.
 //!
 //! # Time zones: jiff with its bundled database
 //!
@@ -35,6 +37,7 @@ mod projection;
 mod rate;
 mod series;
 mod volume;
+mod watch;
 
 pub use bill::{bill_tenant, check_rules, ChargeLine, ChargeRule, TenantBill};
 pub use commit::Overage;
@@ -48,3 +51,4 @@ pub use projection::{decide, project, Decision, OveragePolicy, Projection};
 pub use rate::BitRate;
 pub use series::{RealmSelection, Series};
 pub use volume::{VolumeCounts, VolumeFigure, VolumeRule};
+pub use watch::{slot_bytes, Limits, SlotBytes, Tally, Verdict, Watch};

@@ -8,12 +8,17 @@
 //! 3. projects each remaining tenant with a commit (or under a quota) to the
 //!    end of the period from its closed samples, and moves those whose
 //!    projection exceeds the commit by the margin ([`billing::decide`]).
+//!    The projection is kept as a few counts per tenant
+//!    ([`billing::Tally`]), updated from the slots closed since the last
+//!    check ([`super::overage_watch`]), so a check reads the new samples
+//!    only, whatever the number of tenants.
 //!
 //! All edits of one check are made to the policy text together, the result
 //! is loaded and validated, and only then written (atomically) and
 //! recorded; a policy the edit would break is left alone and the check is
 //! reported as failed.
 
+use super::overage_watch::OverageWatch;
 use super::{Daemon, Running};
 use crate::overage::{pending_releases, Move, Records, Released};
 use accounting::Slot;
@@ -56,6 +61,32 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
     let coverage = store
         .coverage(first, now_slot)
         .map_err(|e| format!("cannot read the slot coverage: {e}"))?;
+    // Counts per tenant, brought up to date from the slots closed since the
+    // last check (see `overage_watch`).
+    let watch = billing::Watch {
+        expected: period.expected_samples(),
+        rule: s.rule,
+        counts: s.volume.counts,
+        policy: s.overage.policy,
+    };
+    let wanted: Vec<_> = d
+        .running
+        .policy
+        .tenants
+        .iter()
+        .filter(|t| t.commit.is_some() || s.volume.quota.is_some())
+        .map(|t| (t.id, t.commit))
+        .collect();
+    let started = std::time::Instant::now();
+    let current = OverageWatch::update(
+        &mut d.overage_watch,
+        store,
+        watch,
+        first,
+        now_slot,
+        &coverage,
+        &wanted,
+    )?;
     let mut moves = Vec::new();
     for t in &d.running.policy.tenants {
         let id = t.id.0;
@@ -66,16 +97,31 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
         if skip {
             continue;
         }
-        let samples = store
-            .samples(&SampleQuery {
-                tenants: Tenants::Only(vec![t.id]),
-                from: first,
-                to: now_slot,
-            })
-            .map_err(|e| format!("cannot read tenant {id}'s samples: {e}"))?;
-        let series = Series::build(&period, t.id, &RealmSelection::All, &samples, &coverage);
-        let projection = billing::project(&series, elapsed, &s.rule, s.volume.counts);
-        let decision = billing::decide(&projection, t.commit, s.volume.quota, &s.overage.policy);
+        // Every tenant decided here has a tally; the long way otherwise.
+        let verdict = current
+            .tallies
+            .get(&id)
+            .map_or(billing::Verdict::Recompute, |tally| {
+                current.watch.decide(tally, t.commit, s.volume.quota)
+            });
+        let decision = match verdict {
+            billing::Verdict::Exact(decision) => decision,
+            // It moves on its percentile: the decision carries the figure,
+            // computed from its series as before (once per moved tenant).
+            billing::Verdict::Recompute => {
+                let samples = store
+                    .samples(&SampleQuery {
+                        tenants: Tenants::Only(vec![t.id]),
+                        from: first,
+                        to: now_slot,
+                    })
+                    .map_err(|e| format!("cannot read tenant {id}'s samples: {e}"))?;
+                let series =
+                    Series::build(&period, t.id, &RealmSelection::All, &samples, &coverage);
+                let projection = billing::project(&series, elapsed, &s.rule, s.volume.counts);
+                billing::decide(&projection, t.commit, s.volume.quota, &s.overage.policy)
+            }
+        };
         tracing::debug!(tenant = id, ?decision, "overage check");
         if decision.moves() {
             moves.push(Move {
@@ -90,6 +136,13 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
             });
         }
     }
+    tracing::debug!(
+        tenants = wanted.len(),
+        samples = current.samples_read,
+        moves = moves.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "overage check done"
+    );
     if returns.is_empty() && moves.is_empty() {
         if records != before {
             records.save(&d.state_dir)?;

@@ -20,6 +20,7 @@ mod books;
 mod feeds;
 mod kernel;
 mod metrics;
+mod overage_watch;
 
 pub use feeds::{feeds as accounted_classes, identity, Counter, Feeds};
 pub use kernel::read_counters;
@@ -85,6 +86,9 @@ struct Daemon {
     flows: Option<crate::collector::FlowBooks>,
     /// The routes table reads the collector's tables were built from.
     flows_routes: u64,
+    /// The overage automation's running counts per tenant, kept between
+    /// checks so that a check reads only the slots closed since the last.
+    overage_watch: Option<overage_watch::OverageWatch>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -115,6 +119,7 @@ pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
         last_retention: None,
         flows: None,
         flows_routes: 0,
+        overage_watch: None,
     };
     if let Some(flows) = d.running.policy.flows.clone() {
         let realms = d.route_realms.current(&d.running.policy).to_vec();
