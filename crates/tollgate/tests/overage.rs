@@ -498,6 +498,78 @@ commit = "1mbit"
     );
 }
 
+#[test]
+fn a_tenant_moved_in_an_earlier_period_returns_to_its_plan() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut policy = SITE.to_string();
+    policy.push_str(
+        r#"
+[plans.overage]
+shared = true
+id = 100
+down = { rate = "10mbit", ceil = "20mbit" }
+up = { rate = "10mbit", ceil = "20mbit" }
+
+[[parents]]
+name = "resellers"
+id = 1
+down = { rate = "100mbit", ceil = "200mbit" }
+up = { rate = "100mbit", ceil = "200mbit" }
+
+[overage]
+enabled = true
+min_elapsed = "0s"
+check_every = "1s"
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "overage"
+prefixes = ["100.64.1.0/24"]
+commit = "1mbit"
+
+[[tenants]]
+id = 2
+name = "t2"
+plan = "home"
+prefixes = ["100.64.2.0/24"]
+commit = "1mbit"
+"#,
+    );
+    let site = Site::new("p", 2, &policy, "");
+    // t1 was moved in January 2000: that period is long over.
+    std::fs::create_dir_all(site.state_dir()).unwrap();
+    std::fs::write(
+        site.state_dir().join("overage.json"),
+        r#"{"moves":[{"tenant":1,"name":"t1","from_plan":"home","from_parent":"resellers",
+            "to_plan":"overage","period":"2000-01","moved_at":"2000-01-15T00:00:00Z",
+            "decision":{"decision":"stay"}}],"released":[]}"#,
+    )
+    .unwrap();
+    let daemon = site.daemon();
+    wait_for(
+        "the daemon to return t1 in the policy file",
+        Duration::from_secs(15),
+        || !site.policy_text().contains("plan = \"overage\"\nprefixes"),
+    );
+    let text = site.policy_text();
+    let t1 = text.split("[[tenants]]").nth(1).unwrap();
+    assert!(
+        t1.contains("plan = \"home\"") && t1.contains("parent = \"resellers\""),
+        "{text}"
+    );
+    wait_for(
+        "the kernel to have t1 back in plan home",
+        Duration::from_secs(10),
+        || kernel_has(&site, 1, "home", "50mbit"),
+    );
+    let list = json(&site.tollgate(false, &["overage", "list", "--json"]));
+    assert_eq!(list["moves"].as_array().unwrap().len(), 0, "{list}");
+    let log = daemon.log();
+    assert!(daemon.stop().success(), "{log}");
+    assert!(log.contains("its period ended"), "{log}");
+}
+
 const CHARGES: &str = "[[billing.charges]]
 name = \"international\"
 realms = [\"international\"]
