@@ -86,7 +86,7 @@ pub(crate) fn run(l: Listener, decoder: Decoder, shared: &Shared, index: usize) 
         // When stopping, keep draining what the socket already holds (for
         // at most a second, in case exporters keep sending), so that a
         // clean stop loses nothing that reached us.
-        let stopping = stop_seen.is_some_and(|t| t.elapsed() >= STOP_DRAIN);
+        let drain_over = stop_seen.is_some_and(|t| t.elapsed() >= STOP_DRAIN);
         let mut idle = true;
         match socket::receive(&l, &mut batch) {
             Ok(n) => {
@@ -102,7 +102,7 @@ pub(crate) fn run(l: Listener, decoder: Decoder, shared: &Shared, index: usize) 
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let done = stopping || (stop_seen.is_some() && idle);
+        let done = drain_over || (stop_seen.is_some() && idle);
         if published.elapsed() >= PUBLISH_EVERY || done {
             w.publish(&l, shared, index);
             published = Instant::now();

@@ -558,7 +558,8 @@ for i in range(2): b.sendto(b'\\x12\\x34' + bytes(30), ('127.0.0.1', {port}))
 const V9: &str = "import socket, struct, sys, time
 port, with_template, n = int(sys.argv[1]), sys.argv[2] == 'template', int(sys.argv[3])
 src = sys.argv[4] if len(sys.argv) > 4 else '100.64.1.2'
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+to = sys.argv[5] if len(sys.argv) > 5 else '127.0.0.1'
+s = socket.socket(socket.AF_INET6 if ':' in to else socket.AF_INET, socket.SOCK_DGRAM)
 up = 100000
 now = int(time.time())
 def header(count, seq):
@@ -566,11 +567,11 @@ def header(count, seq):
 fields = [(8, 4), (12, 4), (1, 4), (2, 4), (22, 4), (21, 4)]
 if with_template:
     rec = struct.pack('>HH', 300, len(fields)) + b''.join(struct.pack('>HH', t, l) for t, l in fields)
-    s.sendto(header(1, 0) + struct.pack('>HH', 0, 4 + len(rec)) + rec, ('127.0.0.1', port))
+    s.sendto(header(1, 0) + struct.pack('>HH', 0, 4 + len(rec)) + rec, (to, port))
     time.sleep(0.1)
 for i in range(n):
     rec = socket.inet_aton(src) + socket.inet_aton('198.51.100.1') + struct.pack('>IIII', 1000, 10, up - 500, up - 100)
-    s.sendto(header(1, i + 1) + struct.pack('>HH', 300, 4 + len(rec)) + rec, ('127.0.0.1', port))
+    s.sendto(header(1, i + 1) + struct.pack('>HH', 300, 4 + len(rec)) + rec, (to, port))
 ";
 
 #[test]
@@ -677,5 +678,58 @@ fn the_daemon_shapes_kernel_tenants_and_collects_flows_for_the_others() {
     assert!(
         !recorded.contains_key(&(1, 1, "up".to_string())),
         "{recorded:?}"
+    );
+}
+
+#[test]
+fn an_ipv6_listener_takes_an_ipv6_exporter_and_keeps_ipv4_apart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = FlowSite::new("6");
+    s.fresh_state();
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv6.conf.lo.disable_ipv6=0",
+        s.site.host
+    ));
+    // The same port on IPv4 and IPv6 loopback; only ::1 is an exporter.
+    let text = policy(s.port)
+        .replace(
+            &format!("listen = [\"127.0.0.1:{}\"]", s.port),
+            &format!("listen = [\"127.0.0.1:{0}\", \"[::1]:{0}\"]", s.port),
+        )
+        .replace("address = \"127.0.0.1\"", "address = \"::1\"");
+    std::fs::write(s.site.policy_path(), text).unwrap();
+    let c = s.collector();
+    let send = |to: &str, n: u32| {
+        sh(&format!(
+            "ip netns exec {} python3 -c \"{}\" {} template {n} 100.64.1.2 {to}",
+            s.site.host,
+            V9.replace('"', "\\\""),
+            s.port
+        ));
+    };
+    send("::1", 2);
+    send("127.0.0.1", 3);
+    wait_for("both exporters' datagrams", Duration::from_secs(10), || {
+        let st = s.status();
+        let n = |a: &str| {
+            st["exporters"]
+                .as_array()
+                .and_then(|e| e.iter().find(|e| e["address"] == a))
+                .map_or(0, |e| e["datagrams"].as_u64().unwrap_or(0))
+        };
+        n("::1") == 3 && n("127.0.0.1") == 4
+    });
+    assert!(c.stop().success());
+    let st = s.status();
+    assert_eq!(st["totals"]["attributed"], 2, "{st}");
+    assert_eq!(st["totals"]["refused"], 4, "{st}");
+    assert_eq!(
+        st["sockets"].as_array().unwrap().len(),
+        4,
+        "two workers per address: {st}"
+    );
+    assert_eq!(
+        s.recorded().get(&(1, 1, "up".to_string())),
+        Some(&(2000, 20))
     );
 }
