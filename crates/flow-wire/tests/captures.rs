@@ -26,12 +26,17 @@ fn decode(name: &str) -> (flow_wire::DatagramSummary, Vec<FlowRecord>) {
 fn pmacctd_sflow_samples_carry_the_sampled_packets() {
     let (s, flows) = decode("pmacctd-sfprobe.bin");
     assert_eq!(s.protocol, Protocol::SflowV5);
-    let (udp, icmp): (Vec<&FlowRecord>, Vec<&FlowRecord>) = flows.iter().partition(|f| f.protocol == 17);
+    let (udp, icmp): (Vec<&FlowRecord>, Vec<&FlowRecord>) =
+        flows.iter().partition(|f| f.protocol == 17);
     assert!(!udp.is_empty() && !icmp.is_empty(), "{flows:?}");
     for f in &icmp {
         // Port unreachable (type 3, code 3, as NetFlow puts it in the
         // destination port) back to the sender, 576 bytes at most.
-        assert_eq!((f.src.to_string(), f.dst_port), ("127.0.0.5".to_string(), 0x0303), "{f:?}");
+        assert_eq!(
+            (f.src.to_string(), f.dst_port),
+            ("127.0.0.5".to_string(), 0x0303),
+            "{f:?}"
+        );
         assert_eq!((f.bytes, f.packets), (576, 1), "{f:?}");
     }
     for f in &udp {

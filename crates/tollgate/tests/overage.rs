@@ -570,6 +570,89 @@ commit = "1mbit"
     assert!(log.contains("its period ended"), "{log}");
 }
 
+/// The whole path with nothing seeded: real traffic through the tenant's
+/// classes, the accountant closing its 5-minute slot on the wall clock, the
+/// projection, the move. Takes until the next slot boundary (at most five
+/// minutes).
+#[test]
+fn live_traffic_over_the_quota_moves_the_tenant_when_its_slot_closes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let mut policy = SITE.to_string();
+    policy.push_str(
+        r#"
+[plans.overage]
+shared = true
+id = 100
+down = { rate = "10mbit", ceil = "20mbit" }
+up = { rate = "10mbit", ceil = "20mbit" }
+
+[billing]
+day = DAY
+quota = "1mb"
+
+[overage]
+enabled = true
+min_elapsed = "0s"
+check_every = "2s"
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "home"
+prefixes = ["100.64.1.0/24"]
+
+[[tenants]]
+id = 2
+name = "t2"
+plan = "home"
+prefixes = ["100.64.2.0/24"]
+"#,
+    );
+    let policy = policy.replace("DAY", &billing_day().to_string());
+    let site = Site::new("l", 2, &policy, "");
+    let daemon = site.daemon();
+    // 2,000 datagrams of 1,042 bytes on the wire: 2.08 MB, over the 1 MB
+    // quota before the projection even adds the rest of the period.
+    site.udp(1, NATIONAL, 2000, true).finish();
+    wait_for(
+        "the slot to close and the daemon to move t1",
+        Duration::from_secs(330),
+        || site.policy_text().contains("plan = \"overage\""),
+    );
+    let list = json(&site.tollgate(false, &["overage", "list", "--json"]));
+    let moves = list["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{list}");
+    assert_eq!(moves[0]["tenant"], 1, "{list}");
+    assert_eq!(
+        moves[0]["decision"]["decision"], "move_projected_volume",
+        "{list}"
+    );
+    wait_for(
+        "the kernel to have t1 in the overage plan",
+        Duration::from_secs(10),
+        || kernel_has(&site, 1, "overage", "20mbit"),
+    );
+    let text = site.policy_text();
+    assert!(
+        text.split("[[tenants]]")
+            .nth(2)
+            .unwrap()
+            .contains("plan = \"home\""),
+        "{text}"
+    );
+    let log = daemon.log();
+    assert!(daemon.stop().success(), "{log}");
+    assert!(
+        log.contains("overage: moved into the overage plan"),
+        "{log}"
+    );
+    eprintln!(
+        "moved {:.0} s after the traffic started",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 const CHARGES: &str = "[[billing.charges]]
 name = \"international\"
 realms = [\"international\"]
