@@ -277,28 +277,7 @@ pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreEr
             last: last as u64,
         });
     }
-    let compacted = last_compacted_day(&tx)?;
-    let mut rollups = Rollups::default();
-    let mut hour_samples: Vec<Sample> = Vec::new();
-    let mut blob = Vec::new();
-    for group in runs.chunk_by(|a, b| (a.hour, a.tenant) == (b.hour, b.tenant)) {
-        let key = (group[0].hour, group[0].tenant);
-        hour_samples.clear();
-        for r in group {
-            hour_samples.extend_from_slice(&b.samples[r.start..r.end]);
-        }
-        if !hour_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
-            hour_samples.sort_by_key(|s| (s.slot, s.key));
-        }
-        let same = |w: &[Sample]| (w[0].slot, w[0].key) == (w[1].slot, w[1].key);
-        if let Some(w) = hour_samples.windows(2).find(|w| same(w)) {
-            return Err(twice_in_batch(b.samples, &w[0]));
-        }
-        let how = (Merge::Refuse, compacted);
-        store_samples(&tx, b.sequence, key, &hour_samples, how, &mut blob)?;
-        rollups.add_hour(&tx, key, &hour_samples)?;
-    }
-    rollups.store(&tx)?;
+    store_batch(&tx, b.sequence, b.samples, &runs, Merge::Refuse)?;
     store_coverage(&tx, b.coverage, &ctx)?;
     tx.execute(
         "INSERT INTO accounting_state (id, sequence, blob) VALUES (1, ?1, ?2)
@@ -312,6 +291,51 @@ pub(super) fn append(conn: &mut Connection, b: &Batch<'_>) -> Result<(), StoreEr
     )
     .map_err(StoreError::db(ctx("batch record")))?;
     tx.commit().map_err(StoreError::db(ctx("commit")))
+}
+
+/// Stores a batch's samples one tenant's hour at a time, with their
+/// rollups. A slot and key given twice in the batch is refused (`Refuse`,
+/// the accountant's batches) or summed (`Sum`, other writers').
+fn store_batch(
+    tx: &Transaction<'_>,
+    sequence: u64,
+    samples: &[Sample],
+    runs: &[Run],
+    merge: Merge,
+) -> Result<(), StoreError> {
+    let compacted = last_compacted_day(tx)?;
+    let mut rollups = Rollups::default();
+    let mut hour_samples: Vec<Sample> = Vec::new();
+    let mut blob = Vec::new();
+    for group in runs.chunk_by(|a, b| (a.hour, a.tenant) == (b.hour, b.tenant)) {
+        let key = (group[0].hour, group[0].tenant);
+        hour_samples.clear();
+        for r in group {
+            hour_samples.extend_from_slice(&samples[r.start..r.end]);
+        }
+        if !hour_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
+            hour_samples.sort_by_key(|s| (s.slot, s.key));
+        }
+        match merge {
+            Merge::Refuse => {
+                let same = |w: &[Sample]| (w[0].slot, w[0].key) == (w[1].slot, w[1].key);
+                if let Some(w) = hour_samples.windows(2).find(|w| same(w)) {
+                    return Err(twice_in_batch(samples, &w[0]));
+                }
+            }
+            Merge::Sum => sum_same(&mut hour_samples)?,
+        }
+        store_samples(
+            tx,
+            sequence,
+            key,
+            &hour_samples,
+            (merge, compacted),
+            &mut blob,
+        )?;
+        rollups.add_hour(tx, key, &hour_samples)?;
+    }
+    rollups.store(tx)
 }
 
 /// Records the coverage of slots. A slot already recorded (by another
@@ -364,23 +388,7 @@ pub(super) fn add(conn: &mut Connection, b: &AddBatch<'_>) -> Result<(), StoreEr
             last: last as u64,
         });
     }
-    let compacted = last_compacted_day(&tx)?;
-    let mut rollups = Rollups::default();
-    let mut hour_samples: Vec<Sample> = Vec::new();
-    let mut blob = Vec::new();
-    for group in runs.chunk_by(|a, b| (a.hour, a.tenant) == (b.hour, b.tenant)) {
-        let key = (group[0].hour, group[0].tenant);
-        hour_samples.clear();
-        for r in group {
-            hour_samples.extend_from_slice(&b.samples[r.start..r.end]);
-        }
-        hour_samples.sort_by_key(|s| (s.slot, s.key));
-        sum_same(&mut hour_samples)?;
-        let how = (Merge::Sum, compacted);
-        store_samples(&tx, b.sequence, key, &hour_samples, how, &mut blob)?;
-        rollups.add_hour(&tx, key, &hour_samples)?;
-    }
-    rollups.store(&tx)?;
+    store_batch(&tx, b.sequence, b.samples, &runs, Merge::Sum)?;
     store_coverage(&tx, b.coverage, &ctx)?;
     tx.execute(
         "INSERT INTO writers (writer, sequence, blob) VALUES (?1, ?2, ?3)
