@@ -73,11 +73,15 @@ impl Metrics {
                 ("{outcome=\"no_tenant\"}".into(), t.unattributed),
             ],
         );
+        // Every worker has its own socket on the same address; one series
+        // per address, summed over them (a label set may appear only once).
         let sock = |f: fn(&flow_collector::SocketStats) -> u64| {
-            s.sockets
-                .iter()
-                .map(|k| (format!("{{socket=\"{}\"}}", k.local), f(k)))
-                .collect::<Vec<_>>()
+            let mut per: std::collections::BTreeMap<String, u64> = Default::default();
+            for k in &s.sockets {
+                *per.entry(format!("{{socket=\"{}\"}}", k.local))
+                    .or_default() += f(k);
+            }
+            per.into_iter().collect::<Vec<_>>()
         };
         family(
             "tollgate_flow_datagrams_total",
@@ -276,5 +280,24 @@ mod tests {
             t.contains("# TYPE tollgate_policy_reloads_total counter\n"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn flow_sockets_of_one_address_are_one_series() {
+        let m = Metrics::default();
+        let socket = |datagrams| flow_collector::SocketStats {
+            local: "127.0.0.1:2055".parse().unwrap(),
+            datagrams,
+            ..flow_collector::SocketStats::default()
+        };
+        let status = crate::collector::Status {
+            sockets: vec![socket(3), socket(4)],
+            ..crate::collector::Status::default()
+        };
+        m.flows(&status);
+        let t = m.render(0);
+        let series = "tollgate_flow_datagrams_total{socket=\"127.0.0.1:2055\"}";
+        assert_eq!(t.matches(series).count(), 1, "{t}");
+        assert!(t.contains(&format!("{series} 7\n")), "{t}");
     }
 }
