@@ -19,6 +19,13 @@ pub const HISTORY_FILE: &str = "history.sqlite";
 /// otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tollgate";
 
+/// The state directory for code that is not handed `--state-dir`:
+/// `TOLLGATE_STATE_DIR`, else the default.
+pub fn state_dir_from_env() -> PathBuf {
+    std::env::var_os("TOLLGATE_STATE_DIR")
+        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from)
+}
+
 /// Where the history is and how it is billed; shared by every command that
 /// reads or writes it.
 #[derive(Args, Debug, Clone)]

@@ -208,10 +208,7 @@ pub fn describe(m: &Move) -> String {
 /// lines after the table). The state directory is `TOLLGATE_STATE_DIR` or
 /// the default; a missing or unreadable record adds nothing.
 pub fn annotate_status(out: String, json: bool) -> String {
-    let dir = std::env::var_os("TOLLGATE_STATE_DIR").map_or_else(
-        || PathBuf::from(crate::ledger::DEFAULT_STATE_DIR),
-        PathBuf::from,
-    );
+    let dir = crate::ledger::state_dir_from_env();
     let Ok(r) = Records::load(&dir) else {
         return out;
     };

@@ -517,9 +517,7 @@ pub fn describe_changes(rules: &RealmRules, peer: IpAddr, changes: &[RealmChange
 /// Where `routes import` and `routes listen` save the table:
 /// `$TOLLGATE_STATE_DIR`, else the default state directory.
 pub fn saved_table_path() -> PathBuf {
-    std::env::var_os("TOLLGATE_STATE_DIR")
-        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from)
-        .join(SNAPSHOT_FILE)
+    crate::ledger::state_dir_from_env().join(SNAPSHOT_FILE)
 }
 
 /// The realm of every saved best route, classified by `policy`'s current

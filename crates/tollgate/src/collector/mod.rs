@@ -80,14 +80,7 @@ pub fn run(path: &Path, cmd: &FlowsCommand) -> Result<ExitCode, String> {
 }
 
 fn collect(path: &Path, a: &CollectArgs) -> Result<ExitCode, String> {
-    let loaded = crate::files::load_policy(path)?;
-    let Some(mut policy) = loaded.policy.clone() else {
-        return Err(format!(
-            "the policy {} is invalid\n{}  hint: `tollgate check` lists the same problems",
-            path.display(),
-            loaded.render()
-        ));
-    };
+    let (_, mut policy) = crate::commands::valid(path)?;
     let Some(flows) = policy.flows.clone() else {
         return Err(format!(
             "the policy {} has no [flows] section\n  hint: add [flows] with `listen` and [[flows.exporters]] (docs/flows.md)",

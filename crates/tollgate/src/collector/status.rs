@@ -77,18 +77,10 @@ pub(super) fn rates(samples: &[accounting::Sample], seconds: f64) -> Vec<FlowRat
     per.into_values().collect()
 }
 
-/// The state directory the read-only commands look in.
-fn state_dir() -> std::path::PathBuf {
-    std::env::var_os("TOLLGATE_STATE_DIR").map_or_else(
-        || std::path::PathBuf::from(crate::ledger::DEFAULT_STATE_DIR),
-        std::path::PathBuf::from,
-    )
-}
-
 /// The flow collector's latest rates, if one is running and wrote them
 /// recently (within three of its intervals, or ten seconds).
 pub fn live_rates() -> Option<Vec<FlowRate>> {
-    let s = Status::load(&state_dir()).ok()?;
+    let s = Status::load(&crate::ledger::state_dir_from_env()).ok()?;
     let fresh = s.updated.is_some_and(|u| {
         let age = Timestamp::now().duration_since(u).as_secs_f64();
         age <= (3.0 * s.rate_seconds).max(10.0)
@@ -235,7 +227,7 @@ impl Status {
 /// directory (`TOLLGATE_STATE_DIR`, else the default) has one: the same
 /// text as `flows status`, or a `flows` member in JSON.
 pub fn annotate_status(out: String, json: bool) -> String {
-    let dir = state_dir();
+    let dir = crate::ledger::state_dir_from_env();
     if !dir.join(STATUS_FILE).exists() {
         return out;
     }
