@@ -208,17 +208,8 @@ impl FlowBooks {
         if self.pending.is_empty() && self.pending_coverage.is_empty() {
             return Ok(Committed::default());
         }
-        // Harvests from several workers can name the same slot and key;
-        // the store sums them, but one batch must not repeat a cell.
-        self.pending.sort_unstable_by_key(|s| (s.slot, s.key));
-        self.pending.dedup_by(|b, a| {
-            let same = (a.slot, a.key) == (b.slot, b.key);
-            if same {
-                a.bytes = a.bytes.saturating_add(b.bytes);
-                a.packets = a.packets.saturating_add(b.packets);
-            }
-            same
-        });
+        // Harvests retried after a failed commit can repeat a slot and
+        // key; `Store::add` sums those, as it sums what is already stored.
         let blob = encode_states(states);
         let batch = AddBatch {
             writer: WRITER,
