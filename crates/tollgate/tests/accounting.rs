@@ -87,42 +87,8 @@ impl Site {
     /// Starts the daemon, reading every second, and waits for its first
     /// round to build the classes.
     fn daemon(&self, extra: &[&str]) -> Daemon {
-        let log = self.dir.join("daemon.log");
         std::fs::write(self.dir.join("accounting.toml"), "").unwrap();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args([
-                "--netns",
-                &self.host,
-                "run",
-                "--interval",
-                "1s",
-                "--reconcile",
-                "1s",
-            ])
-            .args(extra)
-            .env("TOLLGATE_CONFIG", self.policy_path())
-            .env("TOLLGATE_STATE_DIR", self.state_dir())
-            .env("TOLLGATE_ACCOUNTING", self.dir.join("accounting.toml"))
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the daemon");
-        let d = Daemon { child, log };
-        let host = self.host.clone();
-        wait_for("the daemon's classes", Duration::from_secs(15), || {
-            Command::new("ip")
-                .args([
-                    "netns", "exec", &host, "tc", "class", "show", "dev", "tg-up",
-                ])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("class htb"))
-        });
-        d
+        self.start_daemon(&self.dir.join("accounting.toml"), extra)
     }
 
     /// Sends `datagrams` UDP datagrams of 1000 bytes between tenant `k` and

@@ -621,25 +621,9 @@ fn the_daemon_shapes_kernel_tenants_and_collects_flows_for_the_others() {
     // Tenant 1 is shaped here; tenant 2 sits behind another router.
     let text = policy(s.port).replacen("measured_by = \"flows\"\n", "", 1);
     std::fs::write(s.site.policy_path(), text).unwrap();
-    let log = s.site.dir.join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args([
-            "--netns",
-            &s.site.host,
-            "run",
-            "--interval",
-            "1s",
-            "--reconcile",
-            "1s",
-        ])
-        .env("TOLLGATE_CONFIG", s.site.policy_path())
-        .env("TOLLGATE_STATE_DIR", s.site.state_dir())
-        .env("TOLLGATE_ACCOUNTING", s.site.dir.join("accounting.toml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the daemon");
-    let daemon = Daemon { child, log };
+    let daemon = s
+        .site
+        .start_daemon(&s.site.dir.join("accounting.toml"), &[]);
     let status = s.site.state_dir().join("flows-status.json");
     wait_for("the daemon's collector", Duration::from_secs(20), || {
         status.exists()

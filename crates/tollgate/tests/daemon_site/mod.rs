@@ -124,6 +124,47 @@ impl Site {
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
     }
+
+    /// Starts `tollgate run` in the router, reading and reconciling every
+    /// second (plus `extra` arguments), with its log in the test's folder,
+    /// and waits (at most 15 s) for its first round to build the classes.
+    pub fn start_daemon(&self, accounting: &std::path::Path, extra: &[&str]) -> Daemon {
+        let log = self.dir.join("daemon.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args([
+                "--netns",
+                &self.host,
+                "run",
+                "--interval",
+                "1s",
+                "--reconcile",
+                "1s",
+            ])
+            .args(extra)
+            .env("TOLLGATE_CONFIG", self.policy_path())
+            .env("TOLLGATE_STATE_DIR", self.state_dir())
+            .env("TOLLGATE_ACCOUNTING", accounting)
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the daemon");
+        let d = Daemon { child, log };
+        let host = self.host.clone();
+        wait_for("the daemon's classes", Duration::from_secs(15), || {
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &host, "tc", "class", "show", "dev", "tg-up",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("class htb"))
+        });
+        d
+    }
 }
 
 impl Drop for Site {
