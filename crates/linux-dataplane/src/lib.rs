@@ -12,10 +12,8 @@
 //! - [`apply`]: `ChangeSet` → kernel.
 //! - [`nft`]: the `nft` program.
 //! - [`netns`]: entering a network namespace (the lab, tests).
-//! - [`lab`]: the namespaces of `tollgate lab`.
 
 pub mod apply;
-pub mod lab;
 pub mod netns;
 pub mod nfnl;
 pub mod nft;

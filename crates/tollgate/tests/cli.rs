@@ -97,7 +97,8 @@ fn live_plan_names_interfaces_this_host_lacks() {
     // Read-only: the live plan observes the kernel and compiles against it;
     // this host has no `wan0`, so nothing can be planned, let alone changed.
     let o = tollgate(&["plan", "--host", "x.toml", "-c", "examples/router.toml"]);
-    assert_eq!(o.status.code(), Some(2));
+    // A mistake in the arguments: exit 1, like every invalid input.
+    assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("--offline"));
 }
 
@@ -114,7 +115,7 @@ fn plan_with_host_facts_reports_a_missing_interface() {
         "examples/router.toml",
     ]);
     let _ = std::fs::remove_file(&facts);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o.stderr).contains("`wan0` does not exist"),
         "{}",
@@ -132,7 +133,7 @@ fn explain_lists_a_tenants_objects_by_name_or_id() {
         "{by_name}"
     );
     let o = tollgate(&["explain", "nobody", "-c", "examples/router.toml"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("hint"));
 }
 

@@ -13,7 +13,8 @@ pub use books::FlowBooks;
 pub use status::{annotate_status, live_rates, Status};
 
 use crate::cli::parse_duration;
-use crate::ledger::StateArgs;
+use crate::saved_routes::{Refresh, SavedRoutes};
+use crate::state_dir::StateDir;
 use clap::{Args, Subcommand};
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,8 +45,6 @@ Examples:
   tollgate flows status
   tollgate flows status --json | jq .totals")]
     Status {
-        #[command(flatten)]
-        state: StateArgs,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -55,19 +54,17 @@ Examples:
 /// `tollgate flows collect`'s options.
 #[derive(Args, Debug)]
 pub struct CollectArgs {
-    #[command(flatten)]
-    pub state: StateArgs,
     /// How often what was received is committed to the history.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub interval: Duration,
 }
 
 /// Runs a `tollgate flows` command.
-pub fn run(path: &Path, cmd: &FlowsCommand) -> Result<ExitCode, String> {
+pub fn run(path: &Path, state: &StateDir, cmd: &FlowsCommand) -> Result<ExitCode, String> {
     match cmd {
-        FlowsCommand::Collect(a) => collect(path, a),
-        FlowsCommand::Status { state, json } => {
-            let s = Status::load(&state.state_dir)?;
+        FlowsCommand::Collect(a) => collect(path, state, a),
+        FlowsCommand::Status { json } => {
+            let s = Status::load(state.root())?;
             if *json {
                 let text = serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?;
                 sayln!("{text}");
@@ -79,17 +76,19 @@ pub fn run(path: &Path, cmd: &FlowsCommand) -> Result<ExitCode, String> {
     }
 }
 
-fn collect(path: &Path, a: &CollectArgs) -> Result<ExitCode, String> {
-    let (_, mut policy) = crate::commands::valid(path)?;
+fn collect(path: &Path, state: &StateDir, a: &CollectArgs) -> Result<ExitCode, String> {
+    let (_, mut policy) = crate::policy_file::valid(path).map_err(|e| e.to_string())?;
     let Some(flows) = policy.flows.clone() else {
         return Err(format!(
             "the policy {} has no [flows] section\n  hint: add [flows] with `listen` and [[flows.exporters]] (docs/flows.md)",
             path.display()
         ));
     };
-    let mut realms = crate::live::RouteRealms::default();
-    let mut books = FlowBooks::start(&policy, &flows, &a.state.state_dir, realms.current(&policy))?;
-    let mut reads = realms.reads();
+    let mut realms = SavedRoutes::new(state.routes_table());
+    if let Refresh::Failed(e) = realms.refresh(&policy) {
+        return Err(e);
+    }
+    let mut books = FlowBooks::start(&policy, &flows, state.root(), realms.current())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,21 +106,25 @@ fn collect(path: &Path, a: &CollectArgs) -> Result<ExitCode, String> {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Some(current) = realms.changed_since(&policy, &mut reads) {
-                        if let Err(e) = books.reload(&policy, current) {
-                            tracing::error!("{e}");
+                    match realms.refresh(&policy) {
+                        Refresh::Changed => {
+                            if let Err(e) = books.reload(&policy, realms.current()) {
+                                tracing::error!("{e}");
+                            }
                         }
+                        Refresh::Unchanged => {}
+                        Refresh::Failed(e) => tracing::error!("{e}; the last good routes table is kept"),
                     }
                     if let Err(e) = books.commit() {
                         tracing::error!("{e}");
                     }
                 }
-                _ = hup.recv() => match crate::files::load_policy(path).map(|l| (l.policy.clone(), l)) {
+                _ = hup.recv() => match crate::policy_file::load(path).map(|l| (l.policy.clone(), l)) {
                     Ok((Some(p), _)) => {
-                        realms = crate::live::RouteRealms::default();
-                        match books.reload(&p, realms.current(&p)) {
+                        realms.rules_changed();
+                        let _ = realms.refresh(&p);
+                        match books.reload(&p, realms.current()) {
                             Ok(()) => {
-                                reads = realms.reads();
                                 policy = p;
                                 tracing::info!("policy reloaded");
                             }

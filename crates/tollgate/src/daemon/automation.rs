@@ -20,9 +20,9 @@
 
 use super::overage_watch::OverageWatch;
 use super::{Daemon, Running};
-use crate::overage::{pending_releases, Move, Records, Released};
 use accounting::Slot;
 use billing::{RealmSelection, Series};
+use engine::records::{Move, Released};
 use history::{SampleQuery, Store, Tenants};
 use jiff::Timestamp;
 use policy::edit::ParentChange;
@@ -33,10 +33,22 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
     let now = Timestamp::now();
     let s = &d.settings;
     let period = s.cycle.period_containing(now).map_err(|e| e.to_string())?;
-    let before = Records::load(&d.state_dir)?;
+    let before = crate::overage_files::load(&d.state).map_err(|e| e.to_string())?;
+    let mut before = before;
+    // Finish or forget what a crash interrupted, by what the policy says.
+    let policy = &d.running.policy;
+    if before.settle(|id| {
+        policy
+            .tenant(net_types::TenantId(id))
+            .map(|t| t.plan.clone())
+    }) {
+        crate::overage_files::save(&d.state, &before).map_err(|e| e.to_string())?;
+    }
     let mut records = before.clone();
     let mut returns: Vec<(Move, &'static str)> = Vec::new();
-    for (id, file) in pending_releases(&d.state_dir) {
+    let requests = crate::overage_files::pending_releases(&d.state);
+    for (id, _) in &requests {
+        let id = *id;
         if let Some(i) = records.moves.iter().position(|m| m.tenant == id) {
             returns.push((records.moves.remove(i), "released by hand"));
             records.released.push(Released {
@@ -44,7 +56,6 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
                 period: period.label.clone(),
             });
         }
-        let _ = std::fs::remove_file(file);
     }
     let (ended, kept): (Vec<Move>, Vec<Move>) = records
         .moves
@@ -145,7 +156,10 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
     );
     if returns.is_empty() && moves.is_empty() {
         if records != before {
-            records.save(&d.state_dir)?;
+            crate::overage_files::save(&d.state, &records).map_err(|e| e.to_string())?;
+        }
+        for (_, file) in &requests {
+            crate::overage_files::remove_request(file);
         }
         return Ok(false);
     }
@@ -161,7 +175,7 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
             )
         })?
         .is_shared();
-    let mut text = crate::files::read_text(&d.path)?;
+    let mut text = crate::policy_file::read_text(&d.path).map_err(|e| e.to_string())?;
     let edit = |text: &str, who: u32, plan: &str, parent: ParentChange<'_>| {
         policy::edit::set_tenant_plan(text, &who.to_string(), plan, parent)
             .map_err(|e| format!("cannot edit tenant {who} in {}: {e}", d.path.display()))
@@ -181,14 +195,33 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
         };
         text = edit(&text, m.tenant, &m.to_plan, parent)?;
     }
-    let loaded = crate::files::load_policy_text(&d.path, &text);
+    let loaded = crate::policy_file::load_text(&d.path, &text);
     let Some(policy) = loaded.policy.clone() else {
         return Err(format!(
             "the moves would make the policy invalid; nothing was changed\n{}",
             loaded.render()
         ));
     };
-    crate::files::write_atomically(&d.path, &text)?;
+    // Crash safety: the intent goes to the records first, then the policy,
+    // then the records without it (see `engine::records`).
+    let mut intent = records.clone();
+    intent.pending.extend(
+        returns
+            .iter()
+            .map(|(m, _)| engine::records::Pending::Return(m.clone())),
+    );
+    intent.pending.extend(
+        moves
+            .iter()
+            .map(|m| engine::records::Pending::Move(m.clone())),
+    );
+    for (m, _) in &returns {
+        intent.moves.push(m.clone());
+    }
+    crate::overage_files::save(&d.state, &intent).map_err(|e| e.to_string())?;
+    crate::crash_point::reached("policy-edit");
+    crate::state_dir::replace_atomically(&d.path, text.as_bytes()).map_err(|e| e.to_string())?;
+    crate::crash_point::reached("policy-edited");
     for (m, why) in &returns {
         tracing::info!(tenant = m.tenant, name = %m.name, plan = %m.from_plan, "overage: back to its plan ({why})");
     }
@@ -200,7 +233,10 @@ pub(super) fn check(d: &mut Daemon) -> Result<bool, String> {
         (returns.len() + moves.len()) as u64,
     );
     records.moves.extend(moves);
-    records.save(&d.state_dir)?;
+    crate::overage_files::save(&d.state, &records).map_err(|e| e.to_string())?;
+    for (_, file) in &requests {
+        crate::overage_files::remove_request(file);
+    }
     d.running = Running { loaded, policy };
     Ok(true)
 }

@@ -28,25 +28,26 @@ impl Books {
     /// Opens the history under `dir` and resumes from its last state.
     pub fn open(dir: &Path, config: accounting::Config) -> Result<Books, String> {
         let store = crate::ledger::open_for_daemon(dir)?;
-        let (accountant, sequence, tracked) = match crate::ledger::last_state(&store)? {
-            Some((seq, state)) => {
-                let tracked = state
-                    .counters
-                    .iter()
-                    .map(|c| (c.key, c.reading.object))
-                    .collect();
-                tracing::info!(
-                    batch = seq,
-                    counters = state.counters.len(),
-                    "resuming from the last committed accounting state"
-                );
-                (Accountant::resume(config, &state), seq + 1, tracked)
-            }
-            None => {
-                tracing::info!("no accounting state yet: starting a new history");
-                (Accountant::new(config), 1, HashMap::new())
-            }
-        };
+        let (accountant, sequence, tracked) =
+            match query::open::last_state(&store).map_err(|e| e.to_string())? {
+                Some((seq, state)) => {
+                    let tracked = state
+                        .counters
+                        .iter()
+                        .map(|c| (c.key, c.reading.object))
+                        .collect();
+                    tracing::info!(
+                        batch = seq,
+                        counters = state.counters.len(),
+                        "resuming from the last committed accounting state"
+                    );
+                    (Accountant::resume(config, &state), seq + 1, tracked)
+                }
+                None => {
+                    tracing::info!("no accounting state yet: starting a new history");
+                    (Accountant::new(config), 1, HashMap::new())
+                }
+            };
         Ok(Books {
             accountant,
             store,

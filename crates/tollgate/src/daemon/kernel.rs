@@ -22,8 +22,8 @@
 //! Deletions by someone else (`tc qdisc del` by hand) lose what the class
 //! carried since the daemon's previous read: at most one interval.
 
-use super::feeds::{identity, Counter};
 use accounting::{ObjectIdentity, Reading, UsageKey};
+use engine::feeds::{identity, Counter};
 use linux_dataplane::{ApplyOptions, ApplyReport, Dataplane};
 use net_types::{ClassId, IfName};
 use plan::{Attach, Change, ChangeSet, ClassKey, Plan, Qdisc};

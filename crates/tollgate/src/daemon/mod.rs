@@ -17,45 +17,28 @@
 
 mod automation;
 mod books;
-mod feeds;
 mod kernel;
 mod metrics;
 mod overage_watch;
 
-pub use feeds::{feeds as accounted_classes, identity, Counter, Feeds};
 pub use kernel::read_counters;
 
-use crate::cli::parse_duration;
-use crate::ledger::StateArgs;
-use crate::settings::Settings;
+use crate::cli::daemon::RunArgs;
+use crate::saved_routes::{Refresh, SavedRoutes};
+use crate::state_dir::StateDir;
 use books::Books;
-use clap::Args;
 use compiler::{HostFacts, Live};
+use engine::feeds::{self, identity, Counter, Feeds};
 use jiff::Timestamp;
 use linux_dataplane::Dataplane;
 use metrics::Metrics;
 use policy::{Loaded, Policy};
-use std::net::SocketAddr;
+use settings::Settings;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// `tollgate run`'s options.
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// How often the class counters are read and accounted.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
-    pub interval: Duration,
-    /// How often the kernel is reconciled with the policy.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
-    pub reconcile: Duration,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9188).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-}
 
 /// The running policy: what the kernel is reconciled with.
 struct Running {
@@ -65,7 +48,7 @@ struct Running {
 
 struct Daemon {
     path: PathBuf,
-    state_dir: PathBuf,
+    state: StateDir,
     /// The settings file's own settings, resolved again with each policy.
     file_settings: Settings,
     /// The settings in force: the file's with the running policy's
@@ -75,7 +58,7 @@ struct Daemon {
     books: Books,
     running: Running,
     /// The routes' realms for `running`, reread when the saved table changes.
-    route_realms: crate::live::RouteRealms,
+    route_realms: SavedRoutes,
     feeds: Feeds,
     metrics: Arc<Metrics>,
     reconcile_every: Duration,
@@ -92,25 +75,27 @@ struct Daemon {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
-    let file_settings = args.state.file_settings()?;
+pub fn run(path: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode, String> {
+    let file_settings =
+        crate::settings_file::file_settings(&args.settings).map_err(|e| e.to_string())?;
     let running = load_running(path)?;
-    let settings = Settings::resolve(file_settings.clone(), Some(&running.loaded))?;
-    let books = Books::open(&args.state.state_dir, settings.accountant)?;
+    let settings = Settings::resolve(file_settings.clone(), Some(&running.loaded))
+        .map_err(|e| e.to_string())?;
+    let books = Books::open(state.root(), settings.accountant)?;
     let metrics = Arc::new(Metrics::default());
-    if let Some(addr) = args.metrics {
+    if let Some(addr) = args.listen {
         metrics::serve(addr, metrics.clone())?;
     }
     let dp = Dataplane::open().map_err(|e| e.to_string())?;
     let mut d = Daemon {
         path: path.to_path_buf(),
-        state_dir: args.state.state_dir.clone(),
+        state: state.clone(),
         file_settings,
         settings,
         dp,
         books,
         running,
-        route_realms: crate::live::RouteRealms::default(),
+        route_realms: SavedRoutes::new(state.routes_table()),
         feeds: Feeds::new(),
         metrics,
         reconcile_every: args.reconcile,
@@ -121,19 +106,22 @@ pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
         flows_routes: 0,
         overage_watch: None,
     };
+    if let Refresh::Failed(e) = d.route_realms.refresh(&d.running.policy) {
+        return Err(e);
+    }
     if let Some(flows) = d.running.policy.flows.clone() {
-        let realms = d.route_realms.current(&d.running.policy).to_vec();
+        let realms = d.route_realms.current().to_vec();
         d.flows = Some(crate::collector::FlowBooks::start(
             &d.running.policy,
             &flows,
-            &args.state.state_dir,
+            state.root(),
             &realms,
         )?);
-        d.flows_routes = d.route_realms.reads();
+        d.flows_routes = d.route_realms.version();
     }
     tracing::info!(
         policy = %path.display(),
-        state_dir = %args.state.state_dir.display(),
+        state_dir = %state.root().display(),
         settings = %d.settings.source,
         interval = ?args.interval,
         reconcile = ?args.reconcile,
@@ -177,7 +165,7 @@ pub fn run(path: &Path, args: &RunArgs) -> Result<ExitCode, String> {
 
 /// Loads the policy, refusing one with errors.
 fn load_running(path: &Path) -> Result<Running, String> {
-    let loaded = crate::files::load_policy(path)?;
+    let loaded = crate::policy_file::load(path).map_err(|e| e.to_string())?;
     match loaded.policy.clone() {
         Some(policy) => Ok(Running { loaded, policy }),
         None => Err(format!(
@@ -231,6 +219,11 @@ impl Daemon {
         {
             self.last_retention = Some(Instant::now());
             let r = self.settings.retention;
+            let r = history::Retention {
+                raw: r.raw,
+                hourly: r.hourly,
+                daily: r.daily,
+            };
             match history::Store::apply_retention(self.books.store_mut(), Timestamp::now(), &r) {
                 Ok(rep) if rep.samples_deleted + rep.hourly_deleted + rep.daily_deleted > 0 => {
                     tracing::info!(?rep, "retention applied")
@@ -254,11 +247,12 @@ impl Daemon {
     fn commit_flows(&mut self) {
         let Some(books) = &mut self.flows else { return };
         let policy = &self.running.policy;
-        if let Some(realms) = self
-            .route_realms
-            .changed_since(policy, &mut self.flows_routes)
-        {
-            if let Err(e) = books.reload(policy, realms) {
+        if let Refresh::Failed(e) = self.route_realms.refresh(policy) {
+            tracing::error!("{e}; the last good routes table is kept");
+        }
+        if self.route_realms.version() != self.flows_routes {
+            self.flows_routes = self.route_realms.version();
+            if let Err(e) = books.reload(policy, self.route_realms.current()) {
                 tracing::error!("flow collector: {e}");
             }
         }
@@ -273,7 +267,7 @@ impl Daemon {
 
     /// Reads the counters and accounts them.
     fn account_now(&mut self) -> Result<(), String> {
-        let kernel = read_counters(&mut self.dp)?;
+        let kernel: HashMap<_, _> = read_counters(&mut self.dp)?;
         let now = Timestamp::now();
         let readings = feeds::readings(&self.feeds, self.books.tracked(), &kernel);
         self.metrics.add(&self.metrics.reads, 1);
@@ -296,7 +290,12 @@ impl Daemon {
         let facts = HostFacts {
             interfaces: Some(observed.ifindex.keys().copied().collect()),
             live: Live::from_plan(&observed.plan),
-            route_realms: self.route_realms.current(&self.running.policy).to_vec(),
+            route_realms: {
+                if let Refresh::Failed(e) = self.route_realms.refresh(&self.running.policy) {
+                    tracing::error!("{e}; the last good routes table is kept");
+                }
+                self.route_realms.current().to_vec()
+            },
         };
         let compiled = compiler::compile(&self.running.policy, &facts).map_err(|diags| {
             format!(
@@ -386,10 +385,14 @@ impl Daemon {
             .dp
             .observe(&plan::Plan::default())
             .map_err(|e| e.to_string())?;
+        let mut routes = SavedRoutes::new(self.state.routes_table());
+        if let Refresh::Failed(e) = routes.refresh(&new.policy) {
+            return Err(e);
+        }
         let facts = HostFacts {
             interfaces: Some(observed.ifindex.keys().copied().collect()),
             live: Live::from_plan(&observed.plan),
-            route_realms: crate::live::route_realms(&new.policy),
+            route_realms: routes.current().to_vec(),
         };
         if let Err(diags) = compiler::compile(&new.policy, &facts) {
             return Err(format!(
@@ -400,17 +403,18 @@ impl Daemon {
                     .collect::<String>()
             ));
         }
-        let settings = Settings::resolve(self.file_settings.clone(), Some(&new.loaded))?;
+        let settings = Settings::resolve(self.file_settings.clone(), Some(&new.loaded))
+            .map_err(|e| e.to_string())?;
         self.running = new;
         self.settings = settings;
         // The new policy's realm rules may classify the routes differently.
-        self.route_realms = crate::live::RouteRealms::default();
+        self.route_realms = routes;
         if let Some(books) = &mut self.flows {
-            let realms = self.route_realms.current(&self.running.policy);
+            let realms = self.route_realms.current();
             if let Err(e) = books.reload(&self.running.policy, realms) {
                 tracing::error!("flow collector: {e}");
             }
-            self.flows_routes = self.route_realms.reads();
+            self.flows_routes = self.route_realms.version();
         } else if self.running.policy.flows.is_some() {
             tracing::warn!(
                 "[flows] was added to the policy; the collector starts at the next restart"

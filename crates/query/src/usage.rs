@@ -1,0 +1,260 @@
+//! Totals per tenant × realm × direction × local day (`usage`, like
+//! vnStat) and per realm (`realms`, like rtacct, IPv6 included and with no
+//! limit on the number of realms).
+//!
+//! Both read the history's totals and add the traffic recorded in slots
+//! that have not closed yet ([`crate::open`]), so they show everything up
+//! to the daemon's last read. Days are local days in the billing zone.
+
+use crate::names::{realm_name, tenant_name};
+use crate::range::Range;
+use crate::QueryError;
+use accounting::Direction;
+use history::{Bucket, Store, Tenants, UsageQuery};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use policy::Policy;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Bytes and packets in both directions. `u128`, so that no sum is ever
+/// clamped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Toward the tenant.
+    pub down_bytes: u128,
+    /// Toward the tenant.
+    pub down_packets: u128,
+    /// From the tenant.
+    pub up_bytes: u128,
+    /// From the tenant.
+    pub up_packets: u128,
+}
+
+impl Traffic {
+    /// Adds one direction's bytes and packets.
+    pub fn add(&mut self, dir: Direction, bytes: u64, packets: u64) {
+        let (b, p) = match dir {
+            Direction::Down => (&mut self.down_bytes, &mut self.down_packets),
+            Direction::Up => (&mut self.up_bytes, &mut self.up_packets),
+        };
+        *b += u128::from(bytes);
+        *p += u128::from(packets);
+    }
+
+    /// The sum of two.
+    #[must_use]
+    pub fn plus(self, o: &Traffic) -> Traffic {
+        Traffic {
+            down_bytes: self.down_bytes + o.down_bytes,
+            down_packets: self.down_packets + o.down_packets,
+            up_bytes: self.up_bytes + o.up_bytes,
+            up_packets: self.up_packets + o.up_packets,
+        }
+    }
+
+    /// Both directions' bytes.
+    pub fn bytes(&self) -> u128 {
+        self.down_bytes + self.up_bytes
+    }
+}
+
+/// Totals per tenant × realm × local day over a range, closed samples and
+/// open ones together.
+pub fn totals(
+    store: &dyn Store,
+    range: &Range,
+    tenants: &Tenants,
+) -> Result<BTreeMap<(u32, u16, Date), Traffic>, QueryError> {
+    let zone =
+        TimeZone::get(&range.zone).map_err(|e| QueryError::invalid("zone", e.to_string()))?;
+    let rows = store
+        .usage(&UsageQuery {
+            tenants: tenants.clone(),
+            from: range.from,
+            to: range.to,
+            bucket: Bucket::Day,
+            zone: zone.clone(),
+        })
+        .map_err(QueryError::store("usage totals"))?;
+    let mut out: BTreeMap<(u32, u16, Date), Traffic> = BTreeMap::new();
+    for r in rows {
+        out.entry((r.tenant.0, r.realm.0, r.bucket))
+            .or_default()
+            .add(r.direction, r.bytes, r.packets);
+    }
+    for o in crate::open::open_samples(store)? {
+        let start = o.slot.start();
+        let wanted = match tenants {
+            Tenants::All => true,
+            Tenants::Only(list) => list.contains(&o.key.tenant),
+        };
+        if !wanted || start < range.from || start >= range.to {
+            continue;
+        }
+        let day = start.to_zoned(zone.clone()).date();
+        out.entry((o.key.tenant.0, o.key.realm.0, day))
+            .or_default()
+            .add(o.key.direction, o.usage.bytes, o.usage.packets);
+    }
+    Ok(out)
+}
+
+/// One realm's traffic on one day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DayRow {
+    /// The local day.
+    pub day: String,
+    /// The realm's id.
+    pub realm: u16,
+    /// Its name.
+    pub realm_name: String,
+    /// The traffic.
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+/// One realm's traffic over the range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RealmTotal {
+    /// The realm's id.
+    pub realm: u16,
+    /// Its name.
+    pub realm_name: String,
+    /// The traffic.
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+/// One tenant's usage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantUsage {
+    /// The tenant's id.
+    pub tenant: u32,
+    /// Its name.
+    pub name: String,
+    /// Per day and realm.
+    pub days: Vec<DayRow>,
+    /// Per realm over the range.
+    pub totals: Vec<RealmTotal>,
+}
+
+impl TenantUsage {
+    /// Every realm together.
+    pub fn all(&self) -> Traffic {
+        self.totals
+            .iter()
+            .fold(Traffic::default(), |a, t| a.plus(&t.traffic))
+    }
+}
+
+/// `tollgate usage` and `GET …/usage`'s totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsageReport {
+    /// The range.
+    pub range: Range,
+    /// Every tenant with traffic in it.
+    pub tenants: Vec<TenantUsage>,
+}
+
+/// Usage per tenant over `range`.
+pub fn usage(
+    store: &dyn Store,
+    policy: Option<&Policy>,
+    range: &Range,
+    tenants: &Tenants,
+) -> Result<UsageReport, QueryError> {
+    let mut per: BTreeMap<u32, Vec<(Date, u16, Traffic)>> = BTreeMap::new();
+    for (&(tenant, realm, day), v) in &totals(store, range, tenants)? {
+        per.entry(tenant).or_default().push((day, realm, *v));
+    }
+    let tenants = per
+        .into_iter()
+        .map(|(tenant, rows)| {
+            let mut sums: BTreeMap<u16, Traffic> = BTreeMap::new();
+            for (_, realm, v) in &rows {
+                let s = sums.entry(*realm).or_default();
+                *s = s.plus(v);
+            }
+            TenantUsage {
+                tenant,
+                name: tenant_name(policy, tenant),
+                days: rows
+                    .into_iter()
+                    .map(|(day, realm, traffic)| DayRow {
+                        day: day.to_string(),
+                        realm,
+                        realm_name: realm_name(policy, realm),
+                        traffic,
+                    })
+                    .collect(),
+                totals: sums
+                    .into_iter()
+                    .map(|(realm, traffic)| RealmTotal {
+                        realm,
+                        realm_name: realm_name(policy, realm),
+                        traffic,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(UsageReport {
+        range: range.clone(),
+        tenants,
+    })
+}
+
+/// One realm's traffic, as rtacct shows it: "to" is the tenants' traffic
+/// toward the realm (up), "from" toward the tenants (down).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RealmRow {
+    /// The realm's id.
+    pub realm: u16,
+    /// Its name.
+    pub name: String,
+    /// Bytes toward the realm.
+    pub bytes_to: u128,
+    /// Packets toward the realm.
+    pub packets_to: u128,
+    /// Bytes from the realm.
+    pub bytes_from: u128,
+    /// Packets from the realm.
+    pub packets_from: u128,
+}
+
+/// `tollgate realms` and `GET /api/v1/realms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RealmsReport {
+    /// The range.
+    pub range: Range,
+    /// Every realm with traffic.
+    pub realms: Vec<RealmRow>,
+}
+
+/// Traffic per realm over `range`, every tenant together.
+pub fn realms(
+    store: &dyn Store,
+    policy: Option<&Policy>,
+    range: &Range,
+) -> Result<RealmsReport, QueryError> {
+    let mut per: BTreeMap<u16, Traffic> = BTreeMap::new();
+    for (&(_, realm, _), v) in &totals(store, range, &Tenants::All)? {
+        let s = per.entry(realm).or_default();
+        *s = s.plus(v);
+    }
+    Ok(RealmsReport {
+        range: range.clone(),
+        realms: per
+            .into_iter()
+            .map(|(realm, v)| RealmRow {
+                realm,
+                name: realm_name(policy, realm),
+                bytes_to: v.up_bytes,
+                packets_to: v.up_packets,
+                bytes_from: v.down_bytes,
+                packets_from: v.down_packets,
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,285 @@
+//! The command line: the clap definitions and their help text, and
+//! nothing else. Each subcommand's arguments are here; what it does is in
+//! `cmd/`.
+
+pub mod daemon;
+pub mod history;
+pub mod lab;
+pub mod live;
+pub mod routes;
+pub mod token;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Where the policy is read from unless `-c` or `TOLLGATE_CONFIG` say otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/tollgate/tollgate.toml";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Shape, account and bill tenants on a Linux box from one policy file.",
+    long_about = "tollgate turns one declarative policy file (site, realms, plans, parents, \
+tenants) into the kernel's shaping state: HTB trees on IFB devices, nftables classification \
+maps and tc redirect filters. It validates the whole policy before anything touches the kernel.",
+    after_help = "Examples:
+  tollgate check -c examples/router.toml          validate a policy, report every problem
+  tollgate plan --offline -c examples/router.toml  show what would be created
+  tollgate plan --offline --format nft -c examples/router.toml
+  tollgate explain alice -c examples/router.toml   every kernel object serving tenant alice
+  tollgate apply                                   make the kernel match the policy
+  tollgate status                                  tenants, their classes and current rates
+  tollgate lab up && tollgate lab traffic          try it all in network namespaces
+
+The policy format is described in docs/policy.md."
+)]
+pub struct Args {
+    /// The policy file [default: /etc/tollgate/tollgate.toml].
+    #[arg(short = 'c', long = "config", env = "TOLLGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Log more (also see TOLLGATE_LOG=debug).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Work on the kernel state of this network namespace (an `ip netns`
+    /// name) instead of the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub netns: Option<String>,
+
+    /// tollgate's state directory: the history, the routes table, the
+    /// overage records, the flow collector's status (every command reads
+    /// and writes the same files in it).
+    #[arg(long, global = true, env = "TOLLGATE_STATE_DIR", default_value = crate::state_dir::DEFAULT, value_name = "DIR")]
+    pub state_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the policy and report every problem at once.
+    #[command(
+        after_help = "Exit status: 0 if the policy is valid (warnings allowed), 1 if not.
+
+Examples:
+  tollgate check -c examples/router.toml
+  tollgate check --json -c broken.toml | jq '.diagnostics[] | .line'"
+    )]
+    Check {
+        /// Print the diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show what `apply` would change in the kernel (or, with --offline, the
+    /// whole plan).
+    #[command(
+        after_help = "Without --offline, the plan is the difference between the policy and what \
+tollgate finds in the kernel now. With --offline, it is compiled against the facts in --host (or \
+none) and shown as the change set from an empty kernel.
+
+Formats:
+  text  a summary and the ordered change set (default)
+  tc    the tc objects as `tc -batch` input
+  nft   tollgate's nftables table as an `nft -f` script
+  json  the plan and the provenance of every object
+
+Examples:
+  tollgate plan
+  tollgate plan --format nft
+  tollgate plan --offline -c examples/hypervisor.toml
+  tollgate plan --offline --host facts.toml --format tc -c examples/hypervisor.toml"
+    )]
+    Plan {
+        /// Compile without reading the live kernel.
+        #[arg(long)]
+        offline: bool,
+        /// A TOML file with host facts: `interfaces = ["eth0", "vif1.0"]`.
+        #[arg(long, value_name = "FACTS.toml")]
+        host: Option<PathBuf>,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+
+    /// Show every kernel object that serves one tenant, and why.
+    #[command(after_help = "Examples:
+  tollgate explain 1 -c examples/router.toml
+  tollgate explain alice --json -c examples/router.toml")]
+    Explain {
+        /// The tenant's id or name.
+        tenant: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Make the kernel match the policy: observe, diff, apply.
+    #[command(
+        after_help = "Only what differs is changed: one tenant's edit touches that tenant's \
+objects and nothing else. A change that fails is reported and retried on the next round; with \
+--every, tollgate keeps reconciling, which also restores anything deleted by hand.
+
+Examples:
+  tollgate apply
+  tollgate apply --every 10s          reconcile loop
+  tollgate apply --json | jq .applied"
+    )]
+    Apply {
+        /// Keep reconciling at this interval (e.g. `10s`, `500ms`).
+        #[arg(long, value_parser = parse_duration, value_name = "INTERVAL")]
+        every: Option<std::time::Duration>,
+        /// One JSON line per round.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Tenants, their classes, and their current rates from class counters.
+    #[command(after_help = "Rates are measured over --interval (default 1s).
+
+Examples:
+  tollgate status
+  tollgate status --json | jq '.classes[] | select(.name == \"alice\")'")]
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How long to measure rates over.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        interval: std::time::Duration,
+    },
+
+    /// Remove everything tollgate created in the kernel, and nothing else.
+    #[command(
+        after_help = "Removes the tg-* IFB devices, tollgate's own filters, the clsact qdiscs \
+tollgate created (never one it found, nor anyone else's filters on it) and the nftables table \
+`netdev tollgate`."
+    )]
+    Down,
+
+    /// Change one tenant: edits the policy file and applies just that change.
+    #[command(subcommand)]
+    Tenant(live::TenantCommand),
+
+    /// Hooks for hypervisors, called when a VM's interface appears or goes.
+    #[command(subcommand)]
+    Hook(live::HookCommand),
+
+    /// A lab in network namespaces: an upstream with a national and an
+    /// international network, the host tollgate shapes, and tenants.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+
+    /// Realms from routes: import MRT dumps, look up addresses, count
+    /// prefixes per realm, and listen to BGP peers.
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
+
+    /// The daemon: reconcile the kernel with the policy and record every
+    /// tenant's traffic per realm and direction.
+    #[command(
+        after_help = "Every --interval the counters of the classes tollgate owns are read and \
+committed, with the accounting state, to DIR/history.sqlite in one transaction, so a crash \
+loses nothing committed and counts nothing twice. Every --reconcile the kernel is made to \
+match the policy, as `apply --every` does. SIGHUP reloads the policy (an invalid one is \
+refused and logged; the running one is kept); SIGTERM reads the counters one last time and \
+exits. Settings: --accounting FILE (docs/accounting.md). A systemd unit is in contrib/systemd/.
+
+Examples:
+  tollgate run
+  tollgate run --interval 10s --metrics 127.0.0.1:9188
+  tollgate --netns tg-lab-host run -c /run/tollgate-lab/policy.toml --state-dir /tmp/tg-lab-state"
+    )]
+    Run(daemon::RunArgs),
+
+    /// Traffic per tenant, realm and direction, per day and in total.
+    #[command(
+        after_help = "Totals come from the daemon's history, up to its last read.
+
+Examples:
+  tollgate usage                       every tenant, the current billing period
+  tollgate usage alice --period 2026-11
+  tollgate usage 7 --since 2026-11-15 --json"
+    )]
+    Usage(history::UsageArgs),
+
+    /// Traffic per realm, to and from, like rtacct (IPv6 included).
+    #[command(after_help = "Examples:
+  tollgate realms
+  tollgate realms --period 2026-10 --json")]
+    Realms(history::RealmsArgs),
+
+    /// Live per-tenant rates, down and up per realm.
+    #[command(after_help = "Examples:
+  tollgate top
+  tollgate top --once --json
+  tollgate top --interval 5s --limit 20")]
+    Top(history::TopArgs),
+
+    /// Bills: the 95th percentile (method and rank rule printed), coverage,
+    /// commit and overage, and volume, per tenant.
+    #[command(
+        after_help = "How figures are computed (percentile, method, rank rule, missing \
+samples, billing day and time zone, extra per-realm charges, quotas) is set in the accounting \
+settings (docs/accounting.md); commits come from the policy's `commit`.
+
+Examples:
+  tollgate bill --period 2026-11
+  tollgate bill --period 2026-11 --csv > 2026-11.csv
+  tollgate bill --period 2026-11 alice --json
+  tollgate bill --period 2026-10 --freeze     store a closed period's bill for good"
+    )]
+    Bill(history::BillArgs),
+
+    /// Tenants the daemon moved into the overage plan: list, release.
+    #[command(subcommand)]
+    Overage(history::OverageCommand),
+
+    /// Flow collection: NetFlow v5/v9, IPFIX and sFlow from routers, into
+    /// the same per-tenant history as kernel counters.
+    #[command(subcommand)]
+    Flows(crate::collector::FlowsCommand),
+
+    /// API tokens: who may read or change what through `tollgate run`'s
+    /// HTTP API.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h`: the one duration syntax of every
+/// option. Refuses values too large to be a duration instead of
+/// overflowing.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(
+        t.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. `10s` or `500ms`"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{text}` is too long a duration"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human summary and change set.
+    Text,
+    /// `tc -batch` lines.
+    Tc,
+    /// An `nft -f` script.
+    Nft,
+    /// JSON.
+    Json,
+}

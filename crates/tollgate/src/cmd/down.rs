@@ -1,0 +1,39 @@
+//! `tollgate down`: removes everything tollgate created, and nothing else.
+
+use super::Context;
+use crate::error::Result;
+use linux_dataplane::{ApplyOptions, Dataplane};
+use plan::{diff, Plan};
+use std::process::ExitCode;
+
+pub fn run(_cx: &Context) -> Result<ExitCode> {
+    let mut dp = Dataplane::open()?;
+    let observed = dp.observe(&Plan::default())?;
+    let mut changes = diff(&Plan::default(), &observed.plan);
+    // The nftables table goes in one transaction below.
+    changes.changes.retain(|c| {
+        !matches!(
+            c,
+            plan::Change::DelChain { .. }
+                | plan::Change::DelMap { .. }
+                | plan::Change::DelElement { .. }
+        )
+    });
+    let report = dp.apply(&changes, &ApplyOptions::default())?;
+    let had_table = !observed.plan.chains.is_empty() || !observed.plan.maps.is_empty();
+    if had_table {
+        dp.nft
+            .run_script(&format!("delete table netdev {}\n", plan::NFT_TABLE))?;
+    }
+    sayln!(
+        "removed {} tc objects{}; {}",
+        changes.len(),
+        if had_table {
+            " and the nftables table netdev tollgate"
+        } else {
+            ""
+        },
+        crate::output::kernel::apply_summary(&report)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,54 @@
+//! `tollgate status`: tenants, their classes, and their current rates from
+//! two readings of the class counters.
+
+use super::Context;
+use crate::error::Result;
+use crate::output::kernel::Status;
+use crate::reconciler::Reconciler;
+use query::rates::Reading;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
+    let (loaded, policy) = crate::policy_file::valid(&cx.config)?;
+    let mut r = Reconciler::open(&cx.state)?;
+    let round = r.round(&loaded, &policy)?;
+    std::thread::sleep(gap);
+    let later = r.dp.observe(&round.compiled.plan)?;
+    let present = round.observed_plan.classes.keys().copied().collect();
+    let bytes = |o: &linux_dataplane::Observed| -> Reading {
+        o.stats.iter().map(|(k, s)| (*k, s.bytes)).collect()
+    };
+    let classes = query::rates::classes(
+        &policy,
+        &round.compiled,
+        &present,
+        &bytes(&round.observed),
+        &bytes(&later),
+        gap.as_secs_f64(),
+    );
+    let status = Status {
+        pending_changes: round.changes.len(),
+        classes,
+        // A missing or unreadable record shows no moves; `overage list`
+        // says why.
+        overage: crate::overage_files::load(&cx.state)
+            .map(|r| r.moves)
+            .unwrap_or_default(),
+        offline_interfaces: r
+            .offline
+            .names()
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect(),
+        routes_error: r.routes.error().map(str::to_owned),
+        tenants: policy.tenants.len(),
+    };
+    let out = if json {
+        crate::output::json_pretty(&status)?
+    } else {
+        crate::output::kernel::status_text(&status)
+    };
+    say!("{}", crate::collector::annotate_status(out, json));
+    Ok(ExitCode::SUCCESS)
+}

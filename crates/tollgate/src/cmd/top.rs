@@ -1,0 +1,66 @@
+//! `tollgate top`: live per-tenant rates, down and up per realm, from two
+//! readings of the same class counters the daemon accounts (like `status`,
+//! but summed per tenant × realm and refreshed, like lqtop or iftop), plus
+//! the rates the flow collector last reported for tenants measured by
+//! flows.
+
+use super::Context;
+use crate::cli::history::TopArgs;
+use crate::error::Result;
+use crate::reconciler::Reconciler;
+use query::rates::Reading;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub fn run(cx: &Context, a: &TopArgs) -> Result<ExitCode> {
+    let (loaded, policy) = crate::policy_file::valid(&cx.config)?;
+    let mut r = Reconciler::open(&cx.state)?;
+    // A box that only collects flows may not have the site's interfaces:
+    // it has no kernel classes to show, but its flows still have rates.
+    let feeds = match r.round(&loaded, &policy) {
+        Ok(round) => engine::feeds::feeds(&round.compiled),
+        Err(_) if policy.flows.is_some() => engine::feeds::Feeds::new(),
+        Err(e) => return Err(e),
+    };
+    let bytes = |r: &mut Reconciler| -> Result<Reading> {
+        Ok(crate::class_counters::read(&mut r.dp)?
+            .into_iter()
+            .map(|(k, c)| (k, c.bytes))
+            .collect())
+    };
+    let mut prev = bytes(&mut r)?;
+    let mut at = Instant::now();
+    let clear = !a.once && !a.json && std::io::stdout().is_terminal();
+    let frames = if a.once {
+        1
+    } else {
+        a.count.unwrap_or(u64::MAX)
+    };
+    for _ in 0..frames {
+        std::thread::sleep(a.interval);
+        let cur = bytes(&mut r)?;
+        let secs = at.elapsed().as_secs_f64().max(1e-3);
+        at = Instant::now();
+        // Tenants measured by flows: the rates the collector last reported.
+        let flows: Vec<(u32, u16, f64, f64)> = crate::collector::live_rates()
+            .unwrap_or_default()
+            .iter()
+            .map(|f| (f.tenant, f.realm, f.down_bps, f.up_bps))
+            .collect();
+        let rows = query::rates::top(Some(&policy), &feeds, &prev, &cur, secs, &flows, a.limit);
+        prev = cur;
+        if a.json {
+            sayln!(
+                "{}",
+                crate::output::json_line(&serde_json::json!({ "seconds": secs, "rows": rows }))?
+            );
+        } else {
+            say!(
+                "{}",
+                crate::output::history::top(&rows, policy.tenants.len(), secs, a.once, clear)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,172 @@
+//! The state directory and every file in it.
+//!
+//! One type owns the layout, so that every command (and the daemon) finds
+//! the same file in the same place: the directory comes from `--state-dir`
+//! (or `TOLLGATE_STATE_DIR`), once, in `main`, and is handed down.
+//!
+//! | file | written by | what |
+//! |---|---|---|
+//! | `history.sqlite` | the daemon | samples, rollups, bills, accounting state |
+//! | `overage.json` | the daemon | tenants it moved into the overage plan |
+//! | `overage-release/ID` | `overage release` | a release request, until carried out |
+//! | `routes/table.tgr` | `routes import`, `routes listen`, the daemon's speaker | the saved routes table |
+//! | `flows-status.json` | the flow collector | its counters, for `flows status` |
+//! | `flows-quarantine.jsonl` | the flow collector | records refused as implausible |
+//! | `vifs-offline.json` | `hook vif offline` | interfaces whose VM is going |
+//!
+//! Files that must survive a crash whole are replaced with
+//! [`replace_atomically`]: a crash leaves the old file or the new one.
+
+use crate::error::{Error, Result};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The state directory unless `--state-dir` or `TOLLGATE_STATE_DIR` say
+/// otherwise.
+pub const DEFAULT: &str = "/var/lib/tollgate";
+
+/// The state directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The history store.
+    pub fn history(&self) -> PathBuf {
+        self.root.join("history.sqlite")
+    }
+
+    /// The overage automation's records.
+    pub fn overage_records(&self) -> PathBuf {
+        self.root.join("overage.json")
+    }
+
+    /// The folder of overage release requests.
+    pub fn overage_requests(&self) -> PathBuf {
+        self.root.join("overage-release")
+    }
+
+    /// The saved routes table.
+    pub fn routes_table(&self) -> PathBuf {
+        self.root.join("routes").join("table.tgr")
+    }
+
+    /// Interfaces taken offline by `hook vif offline`.
+    pub fn offline_vifs(&self) -> PathBuf {
+        self.root.join("vifs-offline.json")
+    }
+
+    /// Opens (creating if needed) the history, for the daemon and the
+    /// flow collector.
+    pub fn open_history(&self) -> Result<history::SqliteStore> {
+        self.create()?;
+        let path = self.history();
+        history::SqliteStore::open(&path, &history::SqliteOptions::default())
+            .map_err(|e| Error::runtime(format!("cannot open the history {}: {e}", path.display())))
+    }
+
+    /// Opens an existing history for reading; refuses to create one.
+    pub fn read_history(&self) -> Result<history::SqliteStore> {
+        let path = self.history();
+        if !path.exists() {
+            return Err(Error::runtime(format!("there is no history at {}", path.display())).hint(
+                "`tollgate run` records it; pass --state-dir (or set TOLLGATE_STATE_DIR) if it keeps it elsewhere",
+            ));
+        }
+        history::SqliteStore::open(&path, &history::SqliteOptions { cache_mib: 16 })
+            .map_err(|e| Error::runtime(format!("cannot open the history {}: {e}", path.display())))
+    }
+
+    /// Creates the directory (and its parents) if needed.
+    pub fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(|e| {
+            Error::runtime(format!(
+                "cannot create the state directory {}: {e}",
+                self.root.display()
+            ))
+            .hint("pass --state-dir DIR (or set TOLLGATE_STATE_DIR) for a folder you can write")
+        })
+    }
+}
+
+/// Replaces `path`'s contents so that a crash at any moment leaves either
+/// the old file or the new one, never half of each, and never neither:
+/// the new text goes to a temporary file in the same folder, which is
+/// flushed to disk, renamed over the old one, and then the folder itself
+/// is flushed so that the rename is on disk too. The folder is created if
+/// needed.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| {
+        Error::runtime(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| fail("create the folder of", e))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tollgate-new"));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("write", e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail("replace", e)
+    })?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail("flush the folder of", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_lives_under_the_one_root() {
+        let s = StateDir::new("/srv/tg");
+        for p in [
+            s.history(),
+            s.overage_records(),
+            s.overage_requests(),
+            s.routes_table(),
+            s.offline_vifs(),
+        ] {
+            assert!(p.starts_with("/srv/tg"), "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn a_replaced_file_has_the_new_text_and_no_leftovers() {
+        let dir = std::env::temp_dir().join(format!("tg-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("f.json");
+        replace_atomically(&path, b"old").unwrap();
+        replace_atomically(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
