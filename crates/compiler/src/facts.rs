@@ -26,7 +26,7 @@ pub struct HostFacts {
 }
 
 /// Who a block of classes belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Owner {
     /// A parent or a shared plan's pool, by node id.
     Node(u16),
@@ -38,7 +38,7 @@ pub enum Owner {
 ///
 /// Every owner has the same block in both directions: the download and
 /// upload trees have the same shape, on different devices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     /// Which shard (HTB tree) per direction.
     pub shard: u16,
@@ -58,10 +58,13 @@ impl Placement {
 }
 
 /// The placements that exist in the kernel now.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Live {
     /// Every owner's block.
-    #[serde(serialize_with = "plan::as_entries")]
+    #[serde(
+        serialize_with = "plan::as_entries",
+        deserialize_with = "plan::from_entries"
+    )]
     pub placements: BTreeMap<Owner, Placement>,
 }
 

@@ -1,7 +1,7 @@
 //! The objects of a kernel plan.
 
 use net_types::{ClassId, IfName, Prefix, Rate, Size};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -25,6 +25,22 @@ pub fn as_entries<K: Serialize, V: Serialize, S: serde::Serializer>(
         value: &'a V,
     }
     s.collect_seq(map.iter().map(|(key, value)| Entry { key, value }))
+}
+
+/// Reads what [`as_entries`] wrote.
+pub fn from_entries<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Entry<K, V> {
+        key: K,
+        value: V,
+    }
+    let list: Vec<Entry<K, V>> = Deserialize::deserialize(d)?;
+    Ok(list.into_iter().map(|e| (e.key, e.value)).collect())
 }
 
 /// Everything tollgate wants to exist in the kernel.
@@ -93,7 +109,7 @@ pub enum Qdisc {
 }
 
 /// Identifies an HTB class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ClassKey {
     /// The device whose qdisc holds it.
     pub dev: IfName,

@@ -13,6 +13,7 @@
 //! The format is documented in `docs/policy.md`; the shipped examples are
 //! under `examples/`.
 
+mod api;
 mod billing;
 mod diagnostic;
 pub mod edit;
@@ -232,6 +233,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         flows: p.flows,
         billing: p.billing,
         overage: p.overage,
+        api: p.api,
     };
     validate::policy(
         &policy,

@@ -538,6 +538,32 @@ pub struct Policy {
     pub billing: Option<Billing>,
     /// The overage automation, if the policy has it.
     pub overage: Option<Overage>,
+    /// Where the daemon serves its API, if the policy says.
+    pub api: Option<Api>,
+}
+
+/// The `[api]` section.
+#[derive(Clone, Debug, Serialize)]
+pub struct Api {
+    /// Where to listen (default 127.0.0.1:9188).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The tokens file, relative to the policy's folder.
+    pub tokens: Option<String>,
+    /// Whether `/metrics` needs no token from other hosts.
+    pub metrics_public: bool,
+    /// TLS, needed to listen beyond this box.
+    pub tls: Option<ApiTls>,
+    /// Where `[api]` was declared.
+    pub span: Span,
+}
+
+/// The API's certificate and key (PEM files).
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiTls {
+    /// The certificate chain.
+    pub certificate: String,
+    /// The private key.
+    pub key: String,
 }
 
 impl Policy {

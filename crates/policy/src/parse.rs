@@ -35,10 +35,12 @@ pub(crate) struct Parsed {
     pub billing: Option<Billing>,
     /// The overage automation.
     pub overage: Option<Overage>,
+    /// The API.
+    pub api: Option<crate::model::Api>,
 }
 
 const TOP_KEYS: &[&str] = &[
-    "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage",
+    "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -59,6 +61,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         flows: None,
         billing: None,
         overage: None,
+        api: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -101,6 +104,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
                 p.tenants.push(t);
             }
         });
+    }
+    if let Some(n) = top.get(cx, "api") {
+        p.api = crate::api::section(cx, n);
     }
     if let Some(n) = top.get(cx, "flows") {
         p.flows = crate::flows::section(cx, n);

@@ -258,3 +258,37 @@ pub fn realms(
             .collect(),
     })
 }
+
+/// Every tenant's traffic over `range`, every realm and day together (for
+/// sorting tenants by volume).
+pub fn volumes(store: &dyn Store, range: &Range) -> Result<BTreeMap<u32, Traffic>, QueryError> {
+    let zone =
+        TimeZone::get(&range.zone).map_err(|e| QueryError::invalid("zone", e.to_string()))?;
+    // Month buckets: a handful of rows per tenant, however long the range.
+    let rows = store
+        .usage(&UsageQuery {
+            tenants: Tenants::All,
+            from: range.from,
+            to: range.to,
+            bucket: Bucket::Month,
+            zone,
+        })
+        .map_err(QueryError::store("usage totals"))?;
+    let mut out: BTreeMap<u32, Traffic> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.tenant.0)
+            .or_default()
+            .add(r.direction, r.bytes, r.packets);
+    }
+    for o in crate::open::open_samples(store)? {
+        let start = o.slot.start();
+        if start >= range.from && start < range.to {
+            out.entry(o.key.tenant.0).or_default().add(
+                o.key.direction,
+                o.usage.bytes,
+                o.usage.packets,
+            );
+        }
+    }
+    Ok(out)
+}

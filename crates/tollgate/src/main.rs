@@ -14,6 +14,7 @@
 #[macro_use]
 mod output;
 
+mod api_server;
 mod class_counters;
 mod cli;
 mod cmd;

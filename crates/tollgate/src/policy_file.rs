@@ -139,6 +139,23 @@ pub fn load(path: &Path) -> Result<Loaded> {
     Ok(load_bytes(path, &bytes))
 }
 
+/// Reads the policy and every prefix file it names, as the engine takes
+/// them: the text and the files' contents, so that the engine can load
+/// (and edit, and load again) the policy without touching the disk.
+pub fn read_policy_text(path: &Path) -> Result<engine::io::PolicyText> {
+    let text = read_text(path)?;
+    let mut files = std::collections::BTreeMap::new();
+    let mut read = prefix_reader(folder_of(path));
+    let mut recording = |name: &str| {
+        let r = read(name);
+        files.insert(name.to_string(), r.clone());
+        r
+    };
+    let name = path.display().to_string();
+    let _ = policy::load(&name, &text, &mut recording);
+    Ok(engine::io::PolicyText { name, text, files })
+}
+
 /// Loads a policy from bytes not (yet) on disk, as if they were at `path`.
 pub fn load_bytes(path: &Path, bytes: &[u8]) -> Loaded {
     let mut read = prefix_reader(folder_of(path));

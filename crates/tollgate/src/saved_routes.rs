@@ -14,10 +14,10 @@
 //!
 //! A full table takes a second or more to decode and classify, too much
 //! for every reconcile round, so the file is read again only when its
-//! inode, size or modification time change; [`SavedRoutes::version`] moves
-//! only when the realms it yields really changed, so that users that
-//! rebuild something from them (the flow collector's tables) do so only
-//! then. Realms depend on the policy's rules too: [`SavedRoutes::rules_changed`]
+//! inode, size or modification time change, and [`Refresh::Changed`] is
+//! reported only when the realms it yields really changed, so that users
+//! that rebuild something from them (the flow collector's tables) do so
+//! only then. Realms depend on the policy's rules too: [`SavedRoutes::rules_changed`]
 //! makes the next read classify again.
 
 use crate::error::{Error, Result};
@@ -54,8 +54,10 @@ pub struct SavedRoutes {
     /// read yet".
     seen: Option<Option<Fingerprint>>,
     realms: Vec<(Prefix, RealmId)>,
-    version: u64,
     error: Option<String>,
+    /// The version of the file that could not be read: not read again
+    /// until it changes.
+    failed: Option<Fingerprint>,
 }
 
 /// What [`SavedRoutes::refresh`] found.
@@ -63,7 +65,7 @@ pub struct SavedRoutes {
 pub enum Refresh {
     /// The realms are what they were.
     Unchanged,
-    /// The realms changed ([`SavedRoutes::version`] moved).
+    /// The realms changed.
     Changed,
     /// The file could not be read; the last good realms are kept.
     Failed(String),
@@ -76,8 +78,8 @@ impl SavedRoutes {
             path,
             seen: None,
             realms: Vec::new(),
-            version: 0,
             error: None,
+            failed: None,
         }
     }
 
@@ -85,11 +87,7 @@ impl SavedRoutes {
     /// rules changed).
     pub fn rules_changed(&mut self) {
         self.seen = None;
-    }
-
-    /// How many times the realms changed.
-    pub fn version(&self) -> u64 {
-        self.version
+        self.failed = None;
     }
 
     /// The last read's error, while the file stays unreadable.
@@ -112,20 +110,27 @@ impl SavedRoutes {
         if self.seen == Some(now) {
             return Refresh::Unchanged;
         }
+        if now.is_some() && now == self.failed {
+            // Still the file that failed: the error stands.
+            return Refresh::Unchanged;
+        }
         let realms = match now {
             None => Vec::new(),
             Some(_) => match load(&self.path) {
                 Ok(s) => classify(&s, policy),
-                Err(e) => return self.failed(e.to_string()),
+                Err(e) => {
+                    self.failed = now;
+                    return self.failed(e.to_string());
+                }
             },
         };
         self.seen = Some(now);
         self.error = None;
+        self.failed = None;
         if realms == self.realms {
             return Refresh::Unchanged;
         }
         self.realms = realms;
-        self.version += 1;
         Refresh::Changed
     }
 
@@ -137,7 +142,8 @@ impl SavedRoutes {
     /// The realms for a one-shot command: refuses to go on if the table
     /// exists but cannot be read.
     pub fn realms(&mut self, policy: &Policy) -> Result<&[(Prefix, RealmId)]> {
-        if let Refresh::Failed(e) = self.refresh(policy) {
+        self.refresh(policy);
+        if let Some(e) = self.error.clone() {
             return Err(Error::runtime(format!(
                 "{e}\nnothing was changed: without the routes table the route realms would be removed from the kernel"
             ))
@@ -193,14 +199,13 @@ mod tests {
     }
 
     #[test]
-    fn an_absent_table_is_read_once_and_the_version_stays() {
+    fn an_absent_table_is_read_once_and_never_reported_as_changed() {
         let dir = std::env::temp_dir().join(format!("tg-routes-absent-{}", std::process::id()));
         let mut r = SavedRoutes::new(dir.join("routes/table.tgr"));
         let p = policy();
         for _ in 0..5 {
             assert_eq!(r.refresh(&p), Refresh::Unchanged);
         }
-        assert_eq!(r.version(), 0);
         assert!(r.current().is_empty());
     }
 

@@ -88,6 +88,11 @@ impl StateDir {
             .map_err(|e| Error::runtime(format!("cannot open the history {}: {e}", path.display())))
     }
 
+    /// The flow collector's status.
+    pub fn flows_status(&self) -> PathBuf {
+        self.root.join("flows-status.json")
+    }
+
     /// Creates the directory (and its parents) if needed.
     pub fn create(&self) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(|e| {

@@ -840,7 +840,8 @@ fn bad_dumps_and_missing_tables_say_where_and_what_next() {
         &state,
     ]);
     let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    // A bad input file: exit 1 (invalid input), as documented.
+    assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("MRT record at byte 0: RIB record before the peer index table"),
         "{err}"

@@ -243,6 +243,21 @@ Examples:
     #[command(subcommand)]
     Flows(crate::collector::FlowsCommand),
 
+    /// Feed a run recorded with `tollgate run --record FILE` to a new
+    /// engine and print the effects it decides, one JSON line each.
+    #[command(
+        after_help = "The engine is pure: the same inputs give the same effects, so a \
+recorded run (an incident, a test) can be replayed and examined without a kernel or a store.
+
+Examples:
+  tollgate run --record /tmp/run.jsonl
+  tollgate replay /tmp/run.jsonl | jq -c 'select(.effect == \"event\")'"
+    )]
+    Replay {
+        /// The recording.
+        file: PathBuf,
+    },
+
     /// API tokens: who may read or change what through `tollgate run`'s
     /// HTTP API.
     #[command(subcommand)]

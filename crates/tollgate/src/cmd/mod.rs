@@ -13,6 +13,7 @@ mod lab;
 mod overage;
 mod plan;
 mod realms;
+mod replay;
 mod routes;
 mod run;
 mod status;
@@ -69,5 +70,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Overage(c) => overage::run(&cx, c),
         Command::Flows(c) => flows::run(&cx, c),
         Command::Token(c) => token::run(&cx, c),
+        Command::Replay { file } => replay::run(&cx, file),
     }
 }

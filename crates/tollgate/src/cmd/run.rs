@@ -2,9 +2,9 @@
 
 use super::Context;
 use crate::cli::daemon::RunArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::process::ExitCode;
 
 pub fn run(cx: &Context, a: &RunArgs) -> Result<ExitCode> {
-    crate::daemon::run(&cx.config, &cx.state, a).map_err(Error::runtime)
+    crate::daemon::run(&cx.config, &cx.state, a)
 }

@@ -194,11 +194,6 @@ impl FlowBooks {
         result
     }
 
-    /// The status as of the last commit.
-    pub fn status(&self) -> &Status {
-        &self.last_status
-    }
-
     fn write(&mut self) -> Result<Committed, String> {
         let states = self.collector.decoder_states();
         self.write_with(&states)

@@ -22,49 +22,15 @@
 //! Deletions by someone else (`tc qdisc del` by hand) lose what the class
 //! carried since the daemon's previous read: at most one interval.
 
+use crate::class_counters::Counter;
 use accounting::{ObjectIdentity, Reading, UsageKey};
-use engine::feeds::{identity, Counter};
+use engine::feeds::identity;
+use engine::io::TimedReadings;
 use linux_dataplane::{ApplyOptions, ApplyReport, Dataplane};
-use net_types::{ClassId, IfName};
+use net_types::ClassId;
 use plan::{Attach, Change, ChangeSet, ClassKey, Plan, Qdisc};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-/// The counters of every class on tollgate's IFB devices, by identity.
-pub fn read_counters(dp: &mut Dataplane) -> Result<HashMap<ObjectIdentity, Counter>, String> {
-    let links = dp
-        .rtnl
-        .links()
-        .map_err(|e| format!("cannot list network devices: {e}"))?;
-    let mut out = HashMap::new();
-    for l in links {
-        if !linux_dataplane::observe::is_own_link(&l.name, l.kind.as_deref()) {
-            continue;
-        }
-        let Ok(dev) = IfName::new(&l.name) else {
-            continue;
-        };
-        let classes = dp
-            .rtnl
-            .classes(l.ifindex)
-            .map_err(|e| format!("cannot list the classes of {dev}: {e}"))?;
-        for c in classes {
-            let Some(s) = c.stats else { continue };
-            let key = ClassKey {
-                dev,
-                id: ClassId::new((c.handle >> 16) as u16, c.handle as u16),
-            };
-            out.insert(
-                identity(&key),
-                Counter {
-                    bytes: s.bytes,
-                    packets: s.packets,
-                },
-            );
-        }
-    }
-    Ok(out)
-}
 
 fn destructive(c: &Change) -> bool {
     matches!(
@@ -157,16 +123,25 @@ fn final_read(
 
 /// Applies `changes` in segments so that every accounted class is read
 /// right before it is deleted (see the module docs). `watched` maps the
-/// identity of every class the accountant reads to its key; `account`
-/// receives the final readings before a deleting run and the zero readings
-/// after it.
+/// identity of every class the accountant reads to its key; the final
+/// readings before a deleting run and the zero readings after it are
+/// returned with the times they were taken, for the engine to account.
 pub fn apply_keeping_counts(
     dp: &mut Dataplane,
     changes: &ChangeSet,
     observed: &Plan,
     watched: &HashMap<ObjectIdentity, UsageKey>,
-    account: &mut dyn FnMut(Vec<(UsageKey, Reading)>),
-) -> Result<ApplyReport, String> {
+    now: &dyn Fn() -> jiff::Timestamp,
+) -> Result<(ApplyReport, Vec<TimedReadings>), linux_dataplane::DataplaneError> {
+    let mut taken = Vec::new();
+    let mut account = |readings: Vec<(UsageKey, Reading)>| {
+        if !readings.is_empty() {
+            taken.push(TimedReadings {
+                at: now(),
+                readings,
+            });
+        }
+    };
     let opts = ApplyOptions::default();
     let mut total = ApplyReport::default();
     let all = &changes.changes;
@@ -202,14 +177,12 @@ pub fn apply_keeping_counts(
                     .collect(),
             );
         }
-        let report = dp
-            .apply(
-                &ChangeSet {
-                    changes: run.to_vec(),
-                },
-                &opts,
-            )
-            .map_err(|e| e.to_string())?;
+        let report = dp.apply(
+            &ChangeSet {
+                changes: run.to_vec(),
+            },
+            &opts,
+        )?;
         if !doomed.is_empty() {
             // Only classes that are really gone restart from zero: one the
             // kernel refused to delete keeps its counter, and is read again
@@ -236,12 +209,13 @@ pub fn apply_keeping_counts(
         total.drained += report.drained;
         i = j;
     }
-    Ok(total)
+    Ok((total, taken))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use net_types::IfName;
 
     fn ck(dev: &str, major: u16, minor: u16) -> ClassKey {
         ClassKey {

@@ -20,7 +20,8 @@
 //! on the tenant's series (property-tested in `billing::watch`).
 
 use accounting::{Slot, SlotCoverage};
-use billing::{slot_bytes, Limits, SlotBytes, Tally, Watch};
+use billing::{slot_bytes, Limits, RealmSelection, Series, SlotBytes, Tally, Watch};
+use engine::io::{Assess, Assessment};
 use history::{SampleQuery, SqliteStore, Store, Tenants};
 use net_types::{Rate, TenantId};
 use std::collections::HashMap;
@@ -47,6 +48,82 @@ struct Entry {
     commit: Option<Rate>,
     limits: Limits,
     tally: Tally,
+}
+
+/// Answers the engine's overage question: every asked tenant's decision
+/// for the period so far, from the tallies, or (for a tenant that moves on
+/// its percentile, whose decision carries the figure) from its series.
+pub(super) fn assess(
+    watch: &mut Option<OverageWatch>,
+    store: &SqliteStore,
+    q: &Assess,
+) -> Assessment {
+    match decisions(watch, store, q) {
+        Ok(decisions) => Assessment {
+            period: q.period.label.clone(),
+            decisions,
+            error: None,
+        },
+        Err(e) => Assessment {
+            period: q.period.label.clone(),
+            decisions: Vec::new(),
+            error: Some(e),
+        },
+    }
+}
+
+fn decisions(
+    slot: &mut Option<OverageWatch>,
+    store: &SqliteStore,
+    q: &Assess,
+) -> Result<Vec<(u32, billing::Decision)>, String> {
+    let period = &q.period;
+    let first = period.first_slot();
+    let now_slot = Slot(q.now_slot);
+    let elapsed = (now_slot.0 - first.0).max(0) as usize;
+    let coverage = store
+        .coverage(first, now_slot)
+        .map_err(|e| format!("cannot read the slot coverage: {e}"))?;
+    let watch = Watch {
+        expected: period.expected_samples(),
+        rule: q.rule,
+        counts: q.counts,
+        policy: q.policy,
+    };
+    let started = std::time::Instant::now();
+    let current = OverageWatch::update(slot, store, watch, first, now_slot, &coverage, &q.tenants)?;
+    let mut out = Vec::with_capacity(q.tenants.len());
+    for &(id, commit) in &q.tenants {
+        let verdict = current
+            .tallies
+            .get(&id.0)
+            .map_or(billing::Verdict::Recompute, |tally| {
+                current.watch.decide(tally, commit, q.quota)
+            });
+        let decision = match verdict {
+            billing::Verdict::Exact(d) => d,
+            billing::Verdict::Recompute => {
+                let samples = store
+                    .samples(&SampleQuery {
+                        tenants: Tenants::Only(vec![id]),
+                        from: first,
+                        to: now_slot,
+                    })
+                    .map_err(|e| format!("cannot read tenant {id}'s samples: {e}"))?;
+                let series = Series::build(period, id, &RealmSelection::All, &samples, &coverage);
+                let projection = billing::project(&series, elapsed, &q.rule, q.counts);
+                billing::decide(&projection, commit, q.quota, &q.policy)
+            }
+        };
+        out.push((id.0, decision));
+    }
+    tracing::debug!(
+        tenants = q.tenants.len(),
+        samples = current.samples_read,
+        ms = started.elapsed().as_millis() as u64,
+        "overage assessed"
+    );
+    Ok(out)
 }
 
 /// Tallies of the slots `[first, settled)`.

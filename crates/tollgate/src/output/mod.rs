@@ -11,6 +11,7 @@
 //! - CSV quoted only where a field needs it;
 //! - a closed pipe (`tollgate plan | head`) ends the program quietly.
 
+pub mod api;
 pub mod history;
 pub mod kernel;
 pub mod lab;

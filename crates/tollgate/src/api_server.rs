@@ -1,0 +1,113 @@
+//! Starting the HTTP API (`crates/api`) beside the daemon's loop: the
+//! listener is bound before the daemon goes on (a taken port stops it at
+//! start, with a hint), and served from a runtime on a thread of its own.
+
+use crate::cli::daemon::RunArgs;
+use crate::daemon::Message;
+use crate::error::{Context as _, Error, Result};
+use crate::state_dir::StateDir;
+use engine::snapshot::Snapshot;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::watch;
+
+/// Where the API listens unless the policy or `--listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9188";
+
+/// The tokens file unless the policy's `[api] tokens` names another,
+/// relative to the policy's folder.
+pub const DEFAULT_TOKENS: &str = "api-tokens.json";
+
+/// The tokens file for the policy at `config`.
+pub fn tokens_path(config: &Path, policy: Option<&policy::Policy>) -> PathBuf {
+    let folder = match config.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = policy
+        .and_then(|p| p.api.as_ref())
+        .and_then(|a| a.tokens.clone())
+        .unwrap_or_else(|| DEFAULT_TOKENS.to_string());
+    folder.join(name)
+}
+
+/// Binds the listener and serves the API; returns where the daemon
+/// publishes its snapshots, or `None` with `--no-api`.
+pub fn start(
+    config: &Path,
+    state: &StateDir,
+    args: &RunArgs,
+    first: Snapshot,
+    tx: mpsc::Sender<Message>,
+) -> Result<Option<watch::Sender<Arc<Snapshot>>>> {
+    if args.no_api {
+        return Ok(None);
+    }
+    let policy = first.policy.clone();
+    let api = policy.api.as_ref();
+    let addr: SocketAddr = match (args.listen, api.and_then(|a| a.listen)) {
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => DEFAULT_LISTEN.parse().expect("a valid address"),
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::runtime(format!("cannot listen for the API on {addr}: {e}"))
+            .hint("another tollgate (or program) holds the port: pick another with --listen or [api] listen, or run with --no-api")
+    })?;
+    listener
+        .set_nonblocking(true)
+        .runtime("cannot set up the API listener")?;
+    let (snapshots, receiver) = watch::channel(Arc::new(first));
+    let history = state.history();
+    let open: api::stores::Opener = Box::new(move || {
+        history::SqliteStore::open(&history, &history::SqliteOptions { cache_mib: 16 })
+            .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
+            .map_err(|e| e.to_string())
+    });
+    let tx = Mutex::new(tx);
+    let commands: api::Commands = Arc::new(move |command| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Message::Command(command, reply));
+        sent.is_ok().then_some(answer)
+    });
+    let files = api::files::Files::new(state.routes_table(), state.flows_status());
+    let app = api::AppState {
+        metrics: api::metrics::registry(receiver.clone(), files.clone()),
+        snapshot: receiver,
+        stores: api::stores::Stores::new(open),
+        commands,
+        tokens: api::tokens::Tokens::new(Some(tokens_path(config, Some(&policy)))),
+        failures: Arc::default(),
+        files,
+        metrics_public: api.is_some_and(|a| a.metrics_public),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("api")
+        .enable_all()
+        .build()
+        .runtime("cannot start the API's runtime")?;
+    std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("the API listener: {e}");
+                        return;
+                    }
+                };
+                let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, service).await {
+                    tracing::error!("the API stopped: {e}");
+                }
+            });
+        })
+        .runtime("cannot start the API thread")?;
+    tracing::info!(%addr, "serving the API and the metrics");
+    Ok(Some(snapshots))
+}

@@ -1,0 +1,402 @@
+//! Carrying out the engine's effects: the kernel, the history, the files
+//! in the state directory, the policy file, the flow collector, and the
+//! answers to commands.
+
+use super::clock::Clock;
+use super::overage_watch::{self, OverageWatch};
+use crate::collector::FlowBooks;
+use crate::error::Result;
+use crate::offline_vifs::OfflineVifs;
+use crate::saved_routes::{Refresh, SavedRoutes};
+use crate::state_dir::StateDir;
+use engine::io::{
+    Answer, Applied, Command, Effect, Input, Level, Observation, Stored, TimedReadings,
+};
+use engine::Engine;
+use history::{SqliteStore, Store};
+use linux_dataplane::{Dataplane, Observed};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// The shell's side of the daemon.
+pub struct Shell {
+    config: PathBuf,
+    state: StateDir,
+    dp: Dataplane,
+    store: SqliteStore,
+    /// The last observation, for the next `Converge`.
+    observed: Option<Observed>,
+    offline: OfflineVifs,
+    routes: SavedRoutes,
+    flows: Option<FlowBooks>,
+    overage_watch: Option<OverageWatch>,
+    replies: HashMap<u64, oneshot::Sender<Answer>>,
+    next_id: u64,
+    /// Release requests already handed to the engine.
+    requests_seen: std::collections::BTreeSet<u32>,
+    /// Set by `Exit`.
+    pub exit: Option<u8>,
+    /// The one clock.
+    pub clock: Clock,
+}
+
+impl Shell {
+    /// Opens the kernel and starts the flow collector if the policy has
+    /// one.
+    pub fn open(
+        config: &Path,
+        state: &StateDir,
+        store: SqliteStore,
+        clock: Clock,
+        engine: &Engine,
+        flows: bool,
+    ) -> Result<Shell> {
+        let mut routes = SavedRoutes::new(state.routes_table());
+        if let Refresh::Failed(e) = routes.refresh(engine.policy()) {
+            return Err(crate::error::Error::runtime(e).hint(
+                "run `tollgate routes import FILE` again to rebuild it, or remove the file to run without route realms",
+            ));
+        }
+        let flows = match (&engine.policy().flows, flows) {
+            (Some(f), true) => Some(
+                FlowBooks::start(engine.policy(), f, state.root(), routes.current())
+                    .map_err(crate::error::Error::runtime)?,
+            ),
+            _ => None,
+        };
+        Ok(Shell {
+            config: config.to_path_buf(),
+            state: state.clone(),
+            dp: Dataplane::open()?,
+            store,
+            observed: None,
+            offline: OfflineVifs::load(state)?,
+            routes,
+            flows,
+            overage_watch: None,
+            replies: HashMap::new(),
+            next_id: 1,
+            requests_seen: Default::default(),
+            exit: None,
+            clock,
+        })
+    }
+
+    /// A command from the API: its id, and where its answer goes.
+    pub fn command(&mut self, command: Command, reply: oneshot::Sender<Answer>) -> Input {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.replies.insert(id, reply);
+        Input::Command { id, command }
+    }
+
+    /// Carries out `effects` in order; returns the inputs that answer them.
+    pub fn execute_all(&mut self, engine: &Engine, effects: Vec<Effect>) -> VecDeque<Input> {
+        effects
+            .into_iter()
+            .filter_map(|e| self.execute(engine, e))
+            .collect()
+    }
+
+    /// What the shell notices on its own: a changed (or unreadable)
+    /// routes table, and release requests left by `overage release`.
+    pub fn watch(&mut self, engine: &Engine) -> Vec<Input> {
+        let mut out = Vec::new();
+        match self.routes.refresh(engine.policy()) {
+            Refresh::Changed => out.push(Input::RoutesChanged {
+                realms: self.routes.current().to_vec(),
+            }),
+            Refresh::Unchanged => {}
+            Refresh::Failed(error) => out.push(Input::RoutesUnreadable { error }),
+        }
+        // Each request once: the engine carries it out (or finds nothing
+        // to release) and asks for its file to be removed.
+        let requests: std::collections::BTreeSet<u32> =
+            crate::overage_files::pending_releases(&self.state)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+        for &tenant in requests.difference(&self.requests_seen) {
+            out.push(Input::ReleaseRequested { tenant });
+        }
+        self.requests_seen = requests;
+        out
+    }
+
+    /// Stops the flow collector: drains its sockets and commits.
+    pub fn stop_flows(&mut self) {
+        if let Some(books) = self.flows.take() {
+            match books.stop() {
+                Ok(c) => tracing::info!(samples = c.samples, "flows drained and committed"),
+                Err(e) => tracing::error!("flow collector: {e}"),
+            }
+        }
+    }
+
+    /// Before the process exits.
+    pub fn finish(&mut self) {
+        self.stop_flows();
+    }
+
+    /// Carries out one effect.
+    pub fn execute(&mut self, engine: &Engine, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Observe => Some(self.observe()),
+            Effect::ReadCounters => Some(match crate::class_counters::read(&mut self.dp) {
+                Ok(c) => Input::CountersRead {
+                    counters: c
+                        .into_iter()
+                        .map(|(k, c)| (k, c.bytes, c.packets))
+                        .collect(),
+                },
+                Err(e) => Input::ReadFailed {
+                    error: e.to_string(),
+                },
+            }),
+            Effect::Converge { desired, watched } => Some(self.converge(&desired, &watched)),
+            Effect::Store(b) => {
+                crate::crash_point::reached("store-commit");
+                let r = self.store.append(&history::Batch {
+                    sequence: b.sequence,
+                    samples: &b.samples,
+                    coverage: &b.coverage,
+                    state: &b.state,
+                });
+                crate::crash_point::reached("store-committed");
+                Some(Input::Stored(match r {
+                    Ok(()) => Stored::Committed {
+                        sequence: b.sequence,
+                    },
+                    Err(history::StoreError::AlreadyAppended { last, .. }) => {
+                        Stored::AlreadyAppended { last }
+                    }
+                    Err(e) => Stored::Failed {
+                        error: e.to_string(),
+                    },
+                }))
+            }
+            Effect::AssessOverage(q) => Some(Input::OverageAssessed(Box::new(
+                overage_watch::assess(&mut self.overage_watch, &self.store, &q),
+            ))),
+            Effect::SaveRecords(r) => {
+                if let Err(e) = crate::overage_files::save(&self.state, &r) {
+                    tracing::error!("{e}");
+                }
+                None
+            }
+            Effect::WritePolicy { previous, text } => Some(Input::PolicyWritten {
+                error: self
+                    .write_policy(&previous, &text)
+                    .err()
+                    .map(|e| e.to_string()),
+            }),
+            Effect::ReadPolicy => Some(match crate::policy_file::read_policy_text(&self.config) {
+                Ok(t) => Input::PolicyRead(Box::new(t)),
+                Err(e) => Input::PolicyUnreadable {
+                    error: e.to_string(),
+                },
+            }),
+            Effect::RemoveReleaseRequest { tenant } => {
+                let path = self.state.overage_requests().join(tenant.to_string());
+                if path.exists() {
+                    crate::overage_files::remove_request(&path);
+                }
+                None
+            }
+            Effect::CommitFlows => Some(match &mut self.flows {
+                Some(books) => match books.commit() {
+                    Ok(c) => Input::FlowsCommitted {
+                        samples: c.samples as u64,
+                        error: None,
+                    },
+                    Err(e) => Input::FlowsCommitted {
+                        samples: 0,
+                        error: Some(e),
+                    },
+                },
+                None => Input::FlowsCommitted {
+                    samples: 0,
+                    error: None,
+                },
+            }),
+            Effect::RebuildFlowTables => {
+                if let Some(books) = &mut self.flows {
+                    if let Err(e) = books.reload(engine.policy(), engine.route_realms()) {
+                        tracing::error!("flow collector: {e}");
+                    }
+                } else if engine.policy().flows.is_some() {
+                    tracing::warn!(
+                        "[flows] was added to the policy; the collector starts at the next restart"
+                    );
+                }
+                None
+            }
+            Effect::Maintain => {
+                self.maintain(engine);
+                None
+            }
+            Effect::Reply { id, answer } => {
+                if let Some(tx) = self.replies.remove(&id) {
+                    let _ = tx.send(answer);
+                }
+                None
+            }
+            Effect::Event(e) => {
+                match e.level {
+                    Level::Info => {
+                        tracing::info!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
+                    }
+                    Level::Warn => {
+                        tracing::warn!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
+                    }
+                    Level::Error => {
+                        tracing::error!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
+                    }
+                }
+                None
+            }
+            Effect::Exit { code } => {
+                self.exit = Some(code);
+                None
+            }
+        }
+    }
+
+    fn observe(&mut self) -> Input {
+        let observed = match self.dp.observe(&plan::Plan::default()) {
+            Ok(o) => o,
+            Err(e) => {
+                self.observed = None;
+                return Input::ReadFailed {
+                    error: format!("cannot observe the kernel: {e}"),
+                };
+            }
+        };
+        if self.offline.prune(&observed.ifindex) {
+            if let Err(e) = self.offline.save(&self.state) {
+                tracing::error!("{e}");
+            }
+        }
+        let offline = self.offline.names();
+        let o = Observation {
+            interfaces: observed
+                .ifindex
+                .keys()
+                .filter(|i| !offline.contains(i))
+                .copied()
+                .collect(),
+            live: compiler::Live::from_plan(&observed.plan),
+            counters: observed
+                .stats
+                .iter()
+                .map(|(k, s)| (*k, s.bytes, s.packets))
+                .collect(),
+        };
+        self.observed = Some(observed);
+        Input::Observed(Box::new(o))
+    }
+
+    fn converge(
+        &mut self,
+        desired: &plan::Plan,
+        watched: &[(accounting::ObjectIdentity, accounting::UsageKey)],
+    ) -> Input {
+        let started = Instant::now();
+        let Some(observed) = self.observed.take() else {
+            return Input::Applied(Box::new(Applied {
+                changes: 0,
+                applied: 0,
+                failed: Vec::new(),
+                readings: Vec::new(),
+                elapsed_ms: 0.0,
+                error: Some("no observation to converge from".into()),
+            }));
+        };
+        let observed_plan = observed.plan_for(desired);
+        let changes = plan::diff(desired, &observed_plan);
+        let mut applied = Applied {
+            changes: changes.len(),
+            applied: 0,
+            failed: Vec::new(),
+            readings: Vec::<TimedReadings>::new(),
+            elapsed_ms: 0.0,
+            error: None,
+        };
+        if !changes.is_empty() {
+            let watched: HashMap<_, _> = watched.iter().copied().collect();
+            let clock = self.clock;
+            match super::kernel::apply_keeping_counts(
+                &mut self.dp,
+                &changes,
+                &observed_plan,
+                &watched,
+                &|| clock.now(),
+            ) {
+                Ok((report, readings)) => {
+                    applied.applied = report.applied;
+                    applied.failed = report
+                        .failed
+                        .iter()
+                        .map(|f| (f.object.to_string(), f.message.clone()))
+                        .collect();
+                    applied.readings = readings;
+                }
+                Err(e) => applied.error = Some(e.to_string()),
+            }
+        }
+        applied.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        Input::Applied(Box::new(applied))
+    }
+
+    /// Replaces the policy file, unless it changed on disk since the
+    /// engine loaded it (an operator's edit that was not reloaded yet must
+    /// not be overwritten).
+    fn write_policy(&self, previous: &str, text: &str) -> Result<()> {
+        let now = crate::policy_file::read_text(&self.config)?;
+        if now != previous {
+            return Err(crate::error::Error::invalid(format!(
+                "{} changed on disk since the daemon loaded it",
+                self.config.display()
+            ))
+            .hint("reload the daemon (SIGHUP or POST /api/v1/reload), then try again"));
+        }
+        crate::crash_point::reached("policy-edit");
+        crate::state_dir::replace_atomically(&self.config, text.as_bytes())?;
+        crate::crash_point::reached("policy-edited");
+        Ok(())
+    }
+
+    /// The history's retention, then folding complete days into one row
+    /// per tenant, so that reading a tenant's month is 31 reads instead of
+    /// 744 (bounded per call; the next hour continues where this stopped).
+    fn maintain(&mut self, engine: &Engine) {
+        let r = engine.settings().retention;
+        let r = history::Retention {
+            raw: r.raw,
+            hourly: r.hourly,
+            daily: r.daily,
+        };
+        let now = self.clock.now();
+        match self.store.apply_retention(now, &r) {
+            Ok(rep) if rep.samples_deleted + rep.hourly_deleted + rep.daily_deleted > 0 => {
+                tracing::info!(
+                    samples = rep.samples_deleted,
+                    hourly = rep.hourly_deleted,
+                    daily = rep.daily_deleted,
+                    "retention applied"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot apply the retention"),
+        }
+        match self.store.compact(now, 20_000) {
+            Ok(rep) if rep.tenant_days > 0 => {
+                tracing::info!(tenant_days = rep.tenant_days, "history compacted");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot compact the history"),
+        }
+    }
+}
