@@ -3,13 +3,12 @@
 //! start, with a hint), and served from a runtime on a thread of its own.
 
 use crate::cli::daemon::RunArgs;
-use crate::daemon::Message;
 use crate::error::{Context as _, Error, Result};
 use crate::state_dir::StateDir;
 use engine::snapshot::Snapshot;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Where the API listens unless the policy or `--listen` says otherwise.
@@ -33,13 +32,14 @@ pub fn tokens_path(config: &Path, policy: Option<&policy::Policy>) -> PathBuf {
 }
 
 /// Binds the listener and serves the API; returns where the daemon
-/// publishes its snapshots, or `None` with `--no-api`.
+/// publishes its snapshots, or `None` with `--no-api`. `commands` hands a
+/// command to the daemon's loop.
 pub fn start(
     config: &Path,
     state: &StateDir,
     args: &RunArgs,
     first: Snapshot,
-    tx: mpsc::Sender<Message>,
+    commands: api::Commands,
 ) -> Result<Option<watch::Sender<Arc<Snapshot>>>> {
     if args.no_api {
         return Ok(None);
@@ -63,15 +63,6 @@ pub fn start(
         history::SqliteStore::open(&history, &history::SqliteOptions { cache_mib: 16 })
             .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
             .map_err(|e| e.to_string())
-    });
-    let tx = Mutex::new(tx);
-    let commands: api::Commands = Arc::new(move |command| {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(Message::Command(command, reply));
-        sent.is_ok().then_some(answer)
     });
     let files = api::files::Files::new(state.routes_table(), state.flows_status());
     let app = api::AppState {

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         "debug"
     } else if matches!(
         args.command,
-        cli::Command::Run(_) | cli::Command::Flows(collector::FlowsCommand::Collect(_))
+        cli::Command::Run(_) | cli::Command::Flows(cli::flows::FlowsCommand::Collect(_))
     ) {
         // A daemon's log is its record of what it did.
         "info"

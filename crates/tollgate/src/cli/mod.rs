@@ -3,13 +3,14 @@
 //! `cmd/`.
 
 pub mod daemon;
+pub mod flows;
 pub mod history;
 pub mod lab;
 pub mod live;
 pub mod routes;
 pub mod token;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Where the policy is read from unless `-c` or `TOLLGATE_CONFIG` say otherwise.
@@ -241,7 +242,7 @@ Examples:
     /// Flow collection: NetFlow v5/v9, IPFIX and sFlow from routers, into
     /// the same per-tenant history as kernel counters.
     #[command(subcommand)]
-    Flows(crate::collector::FlowsCommand),
+    Flows(flows::FlowsCommand),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new
     /// engine and print the effects it decides, one JSON line each.
@@ -287,14 +288,4 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .map_err(|_| format!("`{text}` is too long a duration"))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Human summary and change set.
-    Text,
-    /// `tc -batch` lines.
-    Tc,
-    /// An `nft -f` script.
-    Nft,
-    /// JSON.
-    Json,
-}
+pub use crate::output::Format;

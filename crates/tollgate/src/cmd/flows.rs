@@ -4,6 +4,6 @@ use super::Context;
 use crate::error::{Error, Result};
 use std::process::ExitCode;
 
-pub fn run(cx: &Context, cmd: &crate::collector::FlowsCommand) -> Result<ExitCode> {
+pub fn run(cx: &Context, cmd: &crate::cli::flows::FlowsCommand) -> Result<ExitCode> {
     crate::collector::run(&cx.config, &cx.state, cmd).map_err(Error::runtime)
 }

@@ -111,7 +111,16 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
     let (tx, rx) = mpsc::channel::<Message>();
     signals(tx.clone())?;
-    let snapshots = crate::api_server::start(config, state, args, engine.snapshot(now), tx)?;
+    let inbox = std::sync::Mutex::new(tx);
+    let commands: api::Commands = Arc::new(move |command| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Message::Command(command, reply));
+        sent.is_ok().then_some(answer)
+    });
+    let snapshots = crate::api_server::start(config, state, args, engine.snapshot(now), commands)?;
     tracing::info!(
         policy = %config.display(),
         state_dir = %state.root().display(),

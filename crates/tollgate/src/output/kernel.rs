@@ -1,7 +1,7 @@
 //! How the live kernel's state is shown: change sets, apply reports, and
 //! `status`.
 
-use crate::cli::Format;
+use super::Format;
 use crate::error::Result;
 use engine::records::Move;
 use linux_dataplane::ApplyReport;

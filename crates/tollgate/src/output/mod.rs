@@ -21,6 +21,19 @@ pub mod routes;
 use crate::error::{Error, Result};
 use serde::Serialize;
 
+/// How a plan or change set is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human summary and change set.
+    Text,
+    /// `tc -batch` lines.
+    Tc,
+    /// An `nft -f` script.
+    Nft,
+    /// JSON.
+    Json,
+}
+
 /// Prints like `print!`; a closed pipe ends the program quietly.
 macro_rules! say {
     ($($arg:tt)*) => { $crate::output::write_stdout(&format!($($arg)*)) };

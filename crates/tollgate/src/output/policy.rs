@@ -1,7 +1,7 @@
 //! How a policy's plan and a tenant's objects are shown (`plan
 //! --offline`, `explain`).
 
-use crate::cli::Format;
+use super::Format;
 use crate::error::Result;
 use compiler::Compiled;
 use policy::{Policy, Tenant};
