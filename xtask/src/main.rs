@@ -89,6 +89,7 @@ fn ci() -> Result<(), String> {
         ("nft", "nftables"),
         ("iperf3", "iperf3"),
         ("ping", "iputils-ping"),
+        ("curl", "curl"),
         // Real flow exporters for the collector's tests.
         ("softflowd", "softflowd"),
         ("pmacctd", "pmacct"),
@@ -119,6 +120,7 @@ fn demo() -> Result<(), String> {
         ("ip", "iproute2"),
         ("nft", "nftables"),
         ("iperf3", "iperf3"),
+        ("curl", "curl"),
     ])?;
     run(
         "cargo",
@@ -162,6 +164,40 @@ fn demo() -> Result<(), String> {
             std::thread::sleep(std::time::Duration::from_secs(2));
             println!("\n=== tollgate lab traffic: real iperf3 flows through the shaper ===");
             run(bin, &["lab", "traffic", "--seconds", "3"])
+        })
+        .and_then(|()| {
+            println!("\n=== the API: a token, then one call ===");
+            let out = Command::new(bin)
+                .args(with_lab(&["token", "add", "demo", "--scope", "admin", "--json"]))
+                .output()
+                .map_err(|e| format!("tollgate token add: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "tollgate token add failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let answer = String::from_utf8_lossy(&out.stdout);
+            let token = answer
+                .split("\"token\":\"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .ok_or_else(|| format!("no token in {answer}"))?
+                .to_string();
+            println!("API:   http://127.0.0.1:9188/api/v1/ in the lab host (ip netns exec tg-lab-host …)");
+            println!("token: {token}  (admin; `tollgate token list` and `token revoke demo`)");
+            println!("OpenAPI document: http://127.0.0.1:9188/api/v1/openapi.json");
+            let auth = format!("Authorization: Bearer {token}");
+            println!("\n$ curl -H 'Authorization: Bearer …' 'http://127.0.0.1:9188/api/v1/tenants?sort=volume'");
+            run(
+                "ip",
+                &[
+                    "netns", "exec", "tg-lab-host", "curl", "-sS", "--fail-with-body", "-H", &auth,
+                    "http://127.0.0.1:9188/api/v1/tenants?sort=volume",
+                ],
+            )?;
+            println!();
+            Ok(())
         })
         .and_then(|()| {
             // SIGTERM: the daemon reads the counters one last time and exits.

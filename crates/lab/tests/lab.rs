@@ -114,6 +114,9 @@ fn measure_everything(l: &Lab, opts: &TrafficOpts) {
 
 #[test]
 fn router_lab_reaches_both_realms_and_measures_every_flow() {
+    if !testkit::root("router_lab_reaches_both_realms_and_measures_every_flow") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (l, _down) = up(LabMode::Router, 3);
     assert_eq!(lab::status().as_ref(), Some(&l));
@@ -130,6 +133,9 @@ fn router_lab_reaches_both_realms_and_measures_every_flow() {
 
 #[test]
 fn hypervisor_lab_reaches_both_realms_and_measures_every_flow() {
+    if !testkit::root("hypervisor_lab_reaches_both_realms_and_measures_every_flow") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Five VMs: the example's four and one generated.
     let (l, _down) = up(LabMode::Hypervisor, 5);
@@ -146,6 +152,9 @@ fn hypervisor_lab_reaches_both_realms_and_measures_every_flow() {
 
 #[test]
 fn up_twice_refuses_and_down_leaves_nothing() {
+    if !testkit::root("up_twice_refuses_and_down_leaves_nothing") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_l, down) = up(LabMode::Router, 2);
     let spec = LabSpec {

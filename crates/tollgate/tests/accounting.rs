@@ -269,6 +269,9 @@ fn assert_exact(site: &Site, when: &str) {
 
 #[test]
 fn recorded_bytes_equal_the_kernel_counters_per_tenant_realm_and_direction() {
+    if !testkit::root("recorded_bytes_equal_the_kernel_counters_per_tenant_realm_and_direction") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let site = Site::new("x", 2);
     let daemon = site.daemon(&[]);
@@ -344,6 +347,9 @@ fn recorded_bytes_equal_the_kernel_counters_per_tenant_realm_and_direction() {
 
 #[test]
 fn totals_stay_exact_across_kill_9_and_a_qdisc_recreated_underneath() {
+    if !testkit::root("totals_stay_exact_across_kill_9_and_a_qdisc_recreated_underneath") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let site = Site::new("r", 1);
     let first = site.daemon(&[]);
@@ -409,6 +415,9 @@ fn totals_stay_exact_across_kill_9_and_a_qdisc_recreated_underneath() {
 
 #[test]
 fn sighup_with_a_broken_policy_keeps_running_and_sigterm_exits_zero() {
+    if !testkit::root("sighup_with_a_broken_policy_keeps_running_and_sigterm_exits_zero") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let site = Site::new("s", 1);
     let mut daemon = site.daemon(&[]);

@@ -1,9 +1,10 @@
 //! tollgate's BGP speaker and `routes` commands against real speakers:
 //! BIRD 2 and ExaBGP from Debian's packages, on loopback addresses.
 //!
-//! The tests that start speakers need root (to install the packages if
-//! missing) and skip with a message otherwise; CI runs as root. Each test
-//! uses its own 127.0.0.x addresses, so they run side by side.
+//! The tests that start speakers need root and BIRD 2 and ExaBGP
+//! (`cargo xtask ci` installs them); without root they fail unless
+//! TOLLGATE_SKIP_ROOT_TESTS=1 (see `testkit::root`). Each test uses its
+//! own 127.0.0.x addresses, so they run side by side.
 
 #[path = "bgp/peers.rs"]
 mod peers;

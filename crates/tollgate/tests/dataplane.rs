@@ -80,6 +80,9 @@ fn converged(ns: &Netns, policy: &str) {
 
 #[test]
 fn apply_converges_and_down_removes_only_what_tollgate_made() {
+    if !testkit::root("apply_converges_and_down_removes_only_what_tollgate_made") {
+        return;
+    }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("conv", &[("wan0", "wanp"), ("lan0", "lanp")]);
     // Someone else's shaping on the peer, which tollgate must not touch.
@@ -115,6 +118,9 @@ fn apply_converges_and_down_removes_only_what_tollgate_made() {
 
 #[test]
 fn drift_is_repaired_by_the_next_round() {
+    if !testkit::root("drift_is_repaired_by_the_next_round") {
+        return;
+    }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("drift", &[("wan0", "wanp"), ("lan0", "lanp")]);
     ns.ok(&["apply", "-c", ROUTER]);
@@ -150,6 +156,9 @@ fn drift_is_repaired_by_the_next_round() {
 
 #[test]
 fn a_failed_change_is_retried_and_the_next_round_converges() {
+    if !testkit::root("a_failed_change_is_retried_and_the_next_round_converges") {
+        return;
+    }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("fail", &[("wan0", "wanp"), ("lan0", "lanp")]);
     let mut args = vec!["--netns", ns.0.as_str(), "apply", "-c", ROUTER];
@@ -178,6 +187,9 @@ fn a_failed_change_is_retried_and_the_next_round_converges() {
 
 #[test]
 fn a_move_edits_the_policy_and_touches_only_that_tenant() {
+    if !testkit::root("a_move_edits_the_policy_and_touches_only_that_tenant") {
+        return;
+    }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("move", &[("wan0", "wanp"), ("lan0", "lanp")]);
     let dir = std::env::temp_dir().join(format!("tg-move-{}", std::process::id()));
@@ -239,6 +251,9 @@ fn a_move_edits_the_policy_and_touches_only_that_tenant() {
 
 #[test]
 fn a_vif_hook_shapes_one_vm_when_its_interface_appears() {
+    if !testkit::root("a_vif_hook_shapes_one_vm_when_its_interface_appears") {
+        return;
+    }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let policy = "examples/hypervisor.toml";
     let text = std::fs::read_to_string(concat!(
@@ -291,6 +306,9 @@ fn a_vif_hook_shapes_one_vm_when_its_interface_appears() {
 
 #[test]
 fn a_missing_interface_changes_nothing_and_names_it() {
+    if !testkit::root("a_missing_interface_changes_nothing_and_names_it") {
+        return;
+    }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Netns::new("missing", &[("wan0", "wanp")]);
     let o = ns.run(&["apply", "-c", ROUTER]);

@@ -160,6 +160,9 @@ fn element_count(ns: &Netns, map: &str) -> usize {
 
 #[test]
 fn both_examples_apply_to_a_real_kernel() {
+    if !testkit::root("both_examples_apply_to_a_real_kernel") {
+        return;
+    }
     for (tag, name) in [("r", "router.toml"), ("h", "hypervisor.toml")] {
         let ns = Netns::new(tag);
         let p = load(name);
@@ -192,6 +195,9 @@ fn both_examples_apply_to_a_real_kernel() {
 
 #[test]
 fn a_move_applies_make_before_break_to_a_real_kernel() {
+    if !testkit::root("a_move_applies_make_before_break_to_a_real_kernel") {
+        return;
+    }
     let ns = Netns::new("m");
     let p = load("hypervisor.toml");
     let before = compiler::compile(&p, &compiler::HostFacts::default()).unwrap();

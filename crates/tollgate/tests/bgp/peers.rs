@@ -6,7 +6,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The test's folder, removed on drop.
@@ -20,56 +19,16 @@ impl Drop for Lab {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Installs BIRD 2 and ExaBGP from Debian's packages if they are missing;
-/// one test at a time, since apt holds a lock.
-fn ensure_packages() {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if have("bird") && have("birdc") && have("exabgp") {
-        return;
-    }
-    let ok = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "bird2",
-            "exabgp",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok && have("bird") && have("exabgp"),
-        "installing bird2 and exabgp with apt-get failed; run `apt-get update` or install them by hand"
-    );
-    // The package starts its own daemon; the tests start theirs.
-    let _ = Command::new("systemctl").args(["stop", "bird"]).status();
-}
-
-/// A lab for one test, or `None` (after saying why) when the test cannot
-/// run here.
+/// A lab for one test, or `None` when the test is skipped knowingly
+/// (`TOLLGATE_SKIP_ROOT_TESTS=1` without root; see `testkit::root`).
+/// BIRD and ExaBGP must be installed (`cargo xtask ci` installs them).
 pub fn lab(test: &str) -> Option<Lab> {
-    if !is_root() {
-        eprintln!("skipping {test}: it starts BIRD and ExaBGP and installs them if missing, which needs root (CI runs as root)");
+    if !testkit::root(test) {
         return None;
     }
-    ensure_packages();
+    testkit::need("bird", "bird2");
+    testkit::need("birdc", "bird2");
+    testkit::need("exabgp", "exabgp");
     let dir = std::env::temp_dir().join(format!("tgb-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the lab folder");

@@ -129,6 +129,17 @@ impl Site {
     /// second (plus `extra` arguments), with its log in the test's folder,
     /// and waits (at most 15 s) for its first round to build the classes.
     pub fn start_daemon(&self, accounting: &std::path::Path, extra: &[&str]) -> Daemon {
+        self.start_daemon_env(accounting, extra, &[])
+    }
+
+    /// [`Site::start_daemon`] with more environment variables (such as
+    /// `TOLLGATE_CLOCK_SKEW`).
+    pub fn start_daemon_env(
+        &self,
+        accounting: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = self.dir.join("daemon.log");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -149,6 +160,7 @@ impl Site {
             .env("TOLLGATE_CONFIG", self.policy_path())
             .env("TOLLGATE_STATE_DIR", self.state_dir())
             .env("TOLLGATE_ACCOUNTING", accounting)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(file)
             .spawn()

@@ -1,0 +1,232 @@
+//! Helpers for tollgate's tests, written once instead of in every test
+//! file: the rule for tests that need root, commands a test needs, a
+//! shell, bounded waits, network namespaces and child processes that are
+//! removed however a test ends.
+//!
+//! # The root-test rule
+//!
+//! A test that needs root calls [`root`] first. As root it runs. Not as
+//! root it fails, loudly, unless `TOLLGATE_SKIP_ROOT_TESTS=1` asks to skip
+//! it (then it says so and passes): a test never passes silently without
+//! having run. CI runs as root, and its packages are installed by `cargo
+//! xtask ci`, never by a test ([`need`] fails with the hint instead).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The variable that lets root tests be skipped on a machine without root.
+pub const SKIP: &str = "TOLLGATE_SKIP_ROOT_TESTS";
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The root-test rule: `true` to run; `false` (having said so) to skip
+/// when not root and `TOLLGATE_SKIP_ROOT_TESTS=1`; a panic otherwise.
+pub fn root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var(SKIP).is_ok_and(|v| v == "1") {
+        eprintln!("skipping {test}: it needs root, and {SKIP}=1 asks to skip such tests");
+        return false;
+    }
+    panic!("{test} needs root (network namespaces, qdiscs, real daemons); run it as root, or set {SKIP}=1 to skip it knowingly");
+}
+
+/// Whether `cmd` is on the PATH.
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Fails the test unless `cmd` (from Debian's `package`) is installed.
+/// Tests never install anything: `cargo xtask ci` does.
+pub fn need(cmd: &str, package: &str) {
+    assert!(
+        have(cmd),
+        "`{cmd}` is not installed; `cargo xtask ci` installs it (apt-get install {package})"
+    );
+}
+
+/// Runs a bash script; fails the test if it fails. Returns its stdout.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "failed: {script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `ok` holds, checking every 50 ms, for at most `limit`;
+/// returns how long it took.
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if ok() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    /// A new namespace named `tg-<tag>-<pid>`, with its loopback up; an
+    /// old one of the same name is removed first.
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("tg-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ns = Netns(name);
+        sh(&format!(
+            "ip netns add {0} && ip -n {0} link set lo up",
+            ns.0
+        ));
+        ns
+    }
+
+    /// Runs a script inside the namespace.
+    pub fn sh(&self, script: &str) -> String {
+        sh(&format!(
+            "ip netns exec {} bash -c {}",
+            self.0,
+            quote(script)
+        ))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `s` quoted for bash.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A child process in a process group of its own: on drop the whole
+/// group is killed, so nothing it started (a plugin process, a helper)
+/// outlives the test.
+pub struct Process {
+    child: Child,
+}
+
+impl Process {
+    /// Starts `cmd` in a new process group.
+    pub fn spawn(cmd: &mut Command) -> Process {
+        use std::os::unix::process::CommandExt as _;
+        let child = cmd.process_group(0).spawn().expect("start a process");
+        Process { child }
+    }
+
+    /// Its process id (and group id).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the whole group.
+    pub fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) with a negative pid signals a process group; it
+        // touches no memory.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-(self.child.id() as i32), signal);
+        }
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// Waits at most `limit` for it to exit; its status, or `None`.
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The child itself.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.signal_group(libc::SIGTERM);
+        if self.wait(Duration::from_secs(3)).is_none() {
+            self.signal_group(libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+        // Whatever else is left of the group (a child that outlived its
+        // parent) goes too.
+        self.signal_group(libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_group_is_killed_whole() {
+        // The shell starts a grandchild that would outlive it.
+        let mut p = Process::spawn(
+            Command::new("bash")
+                .args(["-c", "sleep 300 & echo $! ; wait"])
+                .stdout(Stdio::piped()),
+        );
+        let mut line = String::new();
+        use std::io::BufRead as _;
+        std::io::BufReader::new(p.child().stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        drop(p);
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = std::path::Path::new(&format!("/proc/{grandchild}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "the grandchild {grandchild} outlived the group");
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(sh(&format!("echo {}", quote("it's"))).trim(), "it's");
+    }
+}
