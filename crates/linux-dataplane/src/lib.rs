@@ -9,12 +9,14 @@
 //! - [`rtnl`]: the rtnetlink socket (the wire format is the pure
 //!   `tc-netlink` crate).
 //! - [`observe`]: kernel → `Plan`.
+//! - [`clsact`]: whose a clsact qdisc is (the chain that marks tollgate's).
 //! - [`apply`]: `ChangeSet` → kernel.
 //! - [`nft`]: the `nft` program.
 //! - [`netns`]: entering a network namespace (the lab, tests).
 //! - [`lab`]: the namespaces of `tollgate lab`.
 
 pub mod apply;
+pub mod clsact;
 pub mod lab;
 pub mod netns;
 pub mod nfnl;
@@ -23,6 +25,7 @@ pub mod observe;
 pub mod rtnl;
 
 pub use apply::{ApplyOptions, ApplyReport};
+pub use clsact::ClsactOwner;
 pub use observe::Observed;
 
 use std::fmt;
