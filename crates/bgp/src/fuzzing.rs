@@ -3,8 +3,14 @@
 //! invariant breaks:
 //!
 //! ```ignore
-//! fuzz_target!(|data: &[u8]| bgp::fuzzing::decode_message(data));
+//! fuzz_target!(|data: &[u8]| {
+//!     bgp::fuzzing::decode_message(data);
+//! });
 //! ```
+//!
+//! Each also returns what it decoded, so that a test feeding it a valid
+//! input can check that the input really decoded: a fuzz entry that quietly
+//! ignores a decode error proves nothing about a valid message.
 
 use std::time::Duration;
 
@@ -25,21 +31,26 @@ fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
 
 /// Decodes `data` as a message, both as given and framed behind a valid
 /// header (first byte: type), in both AS-number modes. Whatever decodes
-/// must re-encode and decode to an equal message.
-pub fn decode_message(data: &[u8]) {
+/// must re-encode and decode to an equal message. Returns every message
+/// that decoded (as given with two-byte, then four-byte AS numbers; then
+/// framed, likewise).
+pub fn decode_message(data: &[u8]) -> Vec<Message> {
     let framed = match data.split_first() {
         Some((&kind, body)) => framed(kind % 6, body),
         None => Vec::new(),
     };
+    let mut decoded = Vec::new();
     for input in [data, &framed[..]] {
         let _ = wire::frame_len(input);
         for four_byte_as in [false, true] {
             let opts = WireOptions { four_byte_as };
             if let Ok(msg) = wire::decode(input, opts) {
                 round_trip(&msg, opts);
+                decoded.push(msg);
             }
         }
     }
+    decoded
 }
 
 fn round_trip(msg: &Message, opts: WireOptions) {
@@ -55,18 +66,26 @@ fn round_trip(msg: &Message, opts: WireOptions) {
 
 /// Reads `data` as an MRT dump to the end, both as given and behind a
 /// small valid PEER_INDEX_TABLE so that RIB records can resolve peers.
-pub fn mrt(data: &[u8]) {
+/// Returns how many route entries were read from `data` as given.
+pub fn mrt(data: &[u8]) -> usize {
     let mut with_peers = peer_table();
     with_peers.extend_from_slice(data);
-    for input in [data, &with_peers[..]] {
+    let mut entries = [0; 2];
+    for (n, input) in entries.iter_mut().zip([data, &with_peers[..]]) {
         let mut reader = MrtReader::new(input);
         for item in reader.by_ref() {
-            if let Err(e) = item {
-                assert!(e.offset < input.len(), "error offset past the input");
+            match item {
+                Ok(_) => *n += 1,
+                Err(e) => assert!(e.offset < input.len(), "error offset past the input"),
             }
         }
         assert!(reader.records() <= input.len() / 12);
+        assert_eq!(
+            reader.skipped(),
+            reader.skipped_records().values().sum::<usize>()
+        );
     }
+    entries[0]
 }
 
 /// A PEER_INDEX_TABLE with one IPv4 and one IPv6 peer.

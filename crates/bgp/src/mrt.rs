@@ -1,13 +1,17 @@
-//! A reader for MRT TABLE_DUMP_V2 RIB dumps (RFC 6396 §4.3).
+//! A reader for MRT TABLE_DUMP_V2 RIB dumps (RFC 6396 §4.3, with the
+//! ADD-PATH subtypes of RFC 8050).
 //!
 //! [`MrtReader`] walks a whole dump held in memory and yields one
-//! [`MrtEntry`] per (peer, prefix) pair. The PEER_INDEX_TABLE record that
-//! starts a dump is consumed internally to resolve peer indexes. Records of
-//! other types and subtypes (BGP4MP, RIB_GENERIC, multicast, the RFC 8050
-//! ADD-PATH variants) are skipped and counted, so that a dump with extras
-//! still yields its unicast routes.
+//! [`MrtEntry`] per (peer, path, prefix). The PEER_INDEX_TABLE record that
+//! starts a dump is consumed internally to resolve peer indexes. Unicast
+//! RIBs are read with and without path identifiers
+//! (RIB_IPV4_UNICAST and RIB_IPV6_UNICAST, and their `_ADDPATH` forms,
+//! which BIRD writes for routes learned with ADD-PATH). Other records
+//! (multicast RIBs, RIB_GENERIC, BGP4MP update streams…) are skipped and
+//! counted per [`Skipped`] reason, so that a dump with extras still yields
+//! its unicast routes and the caller can say what it left out.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -16,11 +20,83 @@ use crate::bytes::Reader;
 use crate::route::Route;
 use crate::wire::{decode_attributes, read_prefix, AttrMode, DecodeError};
 
+const TABLE_DUMP: u16 = 12;
 const TABLE_DUMP_V2: u16 = 13;
+const BGP4MP: u16 = 16;
+const BGP4MP_ET: u16 = 17;
 const PEER_INDEX_TABLE: u16 = 1;
 const RIB_IPV4_UNICAST: u16 = 2;
+const RIB_IPV4_MULTICAST: u16 = 3;
 const RIB_IPV6_UNICAST: u16 = 4;
+const RIB_IPV6_MULTICAST: u16 = 5;
+const RIB_GENERIC: u16 = 6;
+const GEO_PEER_TABLE: u16 = 7;
+const RIB_IPV4_UNICAST_ADDPATH: u16 = 8;
+const RIB_IPV4_MULTICAST_ADDPATH: u16 = 9;
+const RIB_IPV6_UNICAST_ADDPATH: u16 = 10;
+const RIB_IPV6_MULTICAST_ADDPATH: u16 = 11;
+const RIB_GENERIC_ADDPATH: u16 = 12;
 const HEADER_LEN: usize = 12;
+
+/// Why a record was skipped rather than read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Skipped {
+    /// A multicast RIB (TABLE_DUMP_V2 subtypes 3, 5, 9, 11): multicast
+    /// routes do not say where unicast traffic goes.
+    Multicast,
+    /// RIB_GENERIC or RIB_GENERIC_ADDPATH (subtypes 6, 12): address
+    /// families other than IPv4 and IPv6 unicast.
+    Generic,
+    /// GEO_PEER_TABLE (subtype 7, RFC 6397): peer locations, no routes.
+    GeoPeerTable,
+    /// A TABLE_DUMP_V2 subtype no RFC defined when this was written.
+    UnknownSubtype(u16),
+    /// TABLE_DUMP (type 12), the format before TABLE_DUMP_V2.
+    TableDumpV1,
+    /// BGP4MP or BGP4MP_ET (types 16, 17): a stream of updates, not a
+    /// table.
+    Updates,
+    /// Any other record type.
+    OtherType(u16),
+}
+
+impl Skipped {
+    fn of(kind: u16, subtype: u16) -> Skipped {
+        match (kind, subtype) {
+            (
+                TABLE_DUMP_V2,
+                RIB_IPV4_MULTICAST
+                | RIB_IPV6_MULTICAST
+                | RIB_IPV4_MULTICAST_ADDPATH
+                | RIB_IPV6_MULTICAST_ADDPATH,
+            ) => Skipped::Multicast,
+            (TABLE_DUMP_V2, RIB_GENERIC | RIB_GENERIC_ADDPATH) => Skipped::Generic,
+            (TABLE_DUMP_V2, GEO_PEER_TABLE) => Skipped::GeoPeerTable,
+            (TABLE_DUMP_V2, s) => Skipped::UnknownSubtype(s),
+            (TABLE_DUMP, _) => Skipped::TableDumpV1,
+            (BGP4MP | BGP4MP_ET, _) => Skipped::Updates,
+            (k, _) => Skipped::OtherType(k),
+        }
+    }
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skipped::Multicast => f.write_str("multicast RIB records (not used for realms)"),
+            Skipped::Generic => {
+                f.write_str("RIB_GENERIC records (address families other than IPv4/IPv6 unicast)")
+            }
+            Skipped::GeoPeerTable => f.write_str("GEO_PEER_TABLE records"),
+            Skipped::UnknownSubtype(s) => write!(f, "TABLE_DUMP_V2 records of unknown subtype {s}"),
+            Skipped::TableDumpV1 => {
+                f.write_str("TABLE_DUMP (version 1) records (only TABLE_DUMP_V2 is read)")
+            }
+            Skipped::Updates => f.write_str("BGP4MP update records (a RIB dump is needed)"),
+            Skipped::OtherType(t) => write!(f, "records of MRT type {t}"),
+        }
+    }
+}
 
 /// A peer from the PEER_INDEX_TABLE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +116,10 @@ pub struct MrtEntry {
     pub peer_index: u16,
     /// The peer itself.
     pub peer: MrtPeer,
+    /// The path identifier (RFC 7911) of an ADD-PATH RIB entry: one peer
+    /// may have sent several paths for the prefix. `None` in the plain
+    /// RIB subtypes.
+    pub path_id: Option<u32>,
     /// When the route was received, in seconds since the Unix epoch.
     pub originated: u32,
     /// The route.
@@ -92,7 +172,7 @@ pub struct MrtReader<'a> {
     pos: usize,
     peers: Option<Vec<MrtPeer>>,
     pending: VecDeque<Result<MrtEntry, MrtError>>,
-    skipped: usize,
+    skipped: BTreeMap<Skipped, usize>,
     records: usize,
 }
 
@@ -104,7 +184,7 @@ impl<'a> MrtReader<'a> {
             pos: 0,
             peers: None,
             pending: VecDeque::new(),
-            skipped: 0,
+            skipped: BTreeMap::new(),
             records: 0,
         }
     }
@@ -112,7 +192,12 @@ impl<'a> MrtReader<'a> {
     /// How many records were skipped because their type or subtype is not
     /// one this reader decodes.
     pub fn skipped(&self) -> usize {
-        self.skipped
+        self.skipped.values().sum()
+    }
+
+    /// The skipped records, counted per reason.
+    pub fn skipped_records(&self) -> &BTreeMap<Skipped, usize> {
+        &self.skipped
     }
 
     /// How many records were read so far, skipped ones included.
@@ -153,17 +238,29 @@ impl<'a> MrtReader<'a> {
                     .pending
                     .push_back(err(MrtErrorKind::Malformed("bad peer index table"))),
             },
-            (TABLE_DUMP_V2, RIB_IPV4_UNICAST | RIB_IPV6_UNICAST) => {
+            (
+                TABLE_DUMP_V2,
+                RIB_IPV4_UNICAST
+                | RIB_IPV6_UNICAST
+                | RIB_IPV4_UNICAST_ADDPATH
+                | RIB_IPV6_UNICAST_ADDPATH,
+            ) => {
                 let Some(peers) = &self.peers else {
                     self.pending.push_back(err(MrtErrorKind::NoPeerIndexTable));
                     return;
                 };
-                let v6 = subtype == RIB_IPV6_UNICAST;
-                if let Err(kind) = parse_rib(body, v6, peers, offset, &mut self.pending) {
+                let rib = Rib {
+                    v6: matches!(subtype, RIB_IPV6_UNICAST | RIB_IPV6_UNICAST_ADDPATH),
+                    add_path: matches!(
+                        subtype,
+                        RIB_IPV4_UNICAST_ADDPATH | RIB_IPV6_UNICAST_ADDPATH
+                    ),
+                };
+                if let Err(kind) = parse_rib(body, rib, peers, offset, &mut self.pending) {
                     self.pending.push_back(err(kind));
                 }
             }
-            _ => self.skipped += 1,
+            _ => *self.skipped.entry(Skipped::of(kind, subtype)).or_default() += 1,
         }
     }
 
@@ -219,14 +316,25 @@ fn parse_peer_table(body: &[u8]) -> Option<Vec<MrtPeer>> {
     Some(peers)
 }
 
-/// Parses a RIB_IPV4_UNICAST or RIB_IPV6_UNICAST record into `out`.
+/// Which unicast RIB subtype a record is.
+#[derive(Clone, Copy)]
+struct Rib {
+    /// IPv6 (else IPv4).
+    v6: bool,
+    /// RFC 8050: each entry has a 4-byte path identifier after its
+    /// originated time.
+    add_path: bool,
+}
+
+/// Parses a unicast RIB record (RIB_IPV4_UNICAST, RIB_IPV6_UNICAST or
+/// their ADD-PATH forms) into `out`.
 ///
 /// An entry with bad attributes or an unknown peer becomes an error of its
 /// own and the other entries are kept, because the entry lengths still
 /// frame the record; only a framing error rejects the rest of the record.
 fn parse_rib(
     body: &[u8],
-    v6: bool,
+    rib: Rib,
     peers: &[MrtPeer],
     offset: usize,
     out: &mut VecDeque<Result<MrtEntry, MrtError>>,
@@ -234,15 +342,24 @@ fn parse_rib(
     let malformed = MrtErrorKind::Malformed;
     let mut r = Reader::new(body);
     let _sequence = r.u32().ok_or(malformed("truncated RIB header"))?;
-    let prefix = read_prefix(&mut r, v6).ok_or(malformed("bad RIB prefix"))?;
+    let prefix = read_prefix(&mut r, rib.v6).ok_or(malformed("bad RIB prefix"))?;
     let count = r.u16().ok_or(malformed("truncated entry count"))?;
     let mode = AttrMode {
         four_byte_as: true,
         mrt: true,
     };
     for _ in 0..count {
-        let (Some(peer_index), Some(originated), Some(attr_len)) = (r.u16(), r.u32(), r.u16())
-        else {
+        let (Some(peer_index), Some(originated)) = (r.u16(), r.u32()) else {
+            return Err(malformed("truncated RIB entry"));
+        };
+        let path_id = match rib.add_path {
+            true => Some(
+                r.u32()
+                    .ok_or(malformed("truncated RIB entry path identifier"))?,
+            ),
+            false => None,
+        };
+        let Some(attr_len) = r.u16() else {
             return Err(malformed("truncated RIB entry"));
         };
         let attrs = r
@@ -265,6 +382,7 @@ fn parse_rib(
                 Ok(MrtEntry {
                     peer_index,
                     peer,
+                    path_id,
                     originated,
                     route: Route {
                         prefix,
@@ -304,5 +422,9 @@ mod tests {
         let mut reader = MrtReader::new(&data);
         assert!(reader.next().is_none());
         assert_eq!((reader.skipped(), reader.records()), (2, 2));
+        assert_eq!(
+            reader.skipped_records(),
+            &BTreeMap::from([(Skipped::Generic, 1), (Skipped::Updates, 1)])
+        );
     }
 }

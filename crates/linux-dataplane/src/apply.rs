@@ -7,13 +7,21 @@
 //! transaction. A run that fails does not stop the ones after it when they
 //! do not depend on it; the next reconcile round sees what is missing and
 //! sends it again, which is how a partial failure converges.
+//!
+//! clsact qdiscs are the one place where the change set is not the last
+//! word: a clsact tollgate creates gets its mark (see [`crate::clsact`]),
+//! and a clsact removal is checked against the kernel as it is at that
+//! moment. One that tollgate did not create, or that holds someone else's
+//! filters, is left where it is and reported in [`ApplyReport::kept`],
+//! whatever plan asked for its removal.
 
+use crate::clsact::{ClsactOwner, Hooks, MARK_CHAIN};
 use crate::nft::Nft;
-use crate::rtnl::Rtnl;
+use crate::rtnl::{KernelError, Rtnl};
 use crate::{DataplaneError, Failure};
 use net_types::{ClassId, IfName};
 use plan::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tc_netlink::consts::{
     CLSACT_EGRESS, CLSACT_HANDLE, CLSACT_INGRESS, ETH_P_ALL, TC_H_CLSACT, TC_H_ROOT,
@@ -50,6 +58,36 @@ pub struct ApplyReport {
     pub elapsed: Duration,
     /// Time spent waiting for removed classes to drain.
     pub drained: Duration,
+    /// clsact qdiscs the change set removed that were left in place,
+    /// because they are not tollgate's alone (counted as applied: they are
+    /// no longer tollgate's business).
+    pub kept: Vec<KeptClsact>,
+}
+
+/// A clsact qdisc a change set removed that tollgate left in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptClsact {
+    /// The device.
+    pub dev: IfName,
+    /// Whose it is: [`ClsactOwner::Shared`] or [`ClsactOwner::Operator`].
+    pub owner: ClsactOwner,
+}
+
+impl std::fmt::Display for KeptClsact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.owner {
+            ClsactOwner::Operator => write!(
+                f,
+                "left the clsact qdisc on {}: tollgate did not create it",
+                self.dev
+            ),
+            _ => write!(
+                f,
+                "left the clsact qdisc on {}: someone else's filters or chains are on it",
+                self.dev
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -407,6 +445,8 @@ fn tc(
     report: &mut ApplyReport,
 ) {
     let mut reqs = Vec::with_capacity(run.len());
+    // The devices with a clsact qdisc, read once for the run's removals.
+    let mut with_clsact: Option<Result<HashSet<u32>, String>> = None;
     for (k, c) in run.iter().enumerate() {
         if injected == Some(k) {
             report.failed.push(Failure {
@@ -414,6 +454,30 @@ fn tc(
                 message: "injected failure".into(),
             });
             continue;
+        }
+        if let Change::DelQdisc { key } = c {
+            if key.attach == Attach::Clsact {
+                let devs = with_clsact.get_or_insert_with(|| clsact_devices(rtnl));
+                match clsact_owner(rtnl, ifindex, devs, key.dev) {
+                    Ok(Some(ClsactOwner::Tollgate)) | Ok(None) => {}
+                    Ok(Some(owner)) => {
+                        tracing::info!(dev = %key.dev, ?owner, "leaving a clsact qdisc that is not tollgate's alone");
+                        report.kept.push(KeptClsact {
+                            dev: key.dev,
+                            owner,
+                        });
+                        report.applied += 1;
+                        continue;
+                    }
+                    Err(message) => {
+                        report.failed.push(Failure {
+                            object: c.object().to_string(),
+                            message,
+                        });
+                        continue;
+                    }
+                }
+            }
         }
         match tc_request(c, ifindex) {
             Ok(r) => reqs.push((c, r)),
@@ -423,22 +487,101 @@ fn tc(
             }),
         }
     }
-    execute(rtnl, reqs, report);
+    let created = execute(rtnl, reqs, report);
+    mark_clsacts(rtnl, ifindex, &created, report);
 }
 
-fn execute(rtnl: &mut Rtnl, reqs: Vec<(&Change, Request)>, report: &mut ApplyReport) {
+/// The indexes of the devices that have a clsact qdisc.
+fn clsact_devices(rtnl: &mut Rtnl) -> Result<HashSet<u32>, String> {
+    Ok(rtnl
+        .qdiscs()
+        .map_err(|e| format!("cannot list qdiscs: {e}"))?
+        .iter()
+        .filter(|q| q.kind == "clsact")
+        .map(|q| q.ifindex)
+        .collect())
+}
+
+/// Whose the clsact on `dev` is now, read from the kernel; `None` if the
+/// device has none (then its removal is already done).
+fn clsact_owner(
+    rtnl: &mut Rtnl,
+    ifindex: &HashMap<IfName, u32>,
+    with_clsact: &Result<HashSet<u32>, String>,
+    dev: IfName,
+) -> Result<Option<ClsactOwner>, String> {
+    let Some(&i) = ifindex.get(&dev) else {
+        return Ok(None);
+    };
+    if !with_clsact.as_ref().map_err(Clone::clone)?.contains(&i) {
+        return Ok(None);
+    }
+    let hooks = Hooks::read(rtnl, i).map_err(|e| format!("cannot read its hooks: {e}"))?;
+    Ok(Some(hooks.owner()))
+}
+
+/// Marks the clsact qdiscs tollgate just created as its own.
+fn mark_clsacts(
+    rtnl: &mut Rtnl,
+    ifindex: &HashMap<IfName, u32>,
+    created: &[IfName],
+    report: &mut ApplyReport,
+) {
+    let reqs: Vec<Request> = created
+        .iter()
+        .filter_map(|d| ifindex.get(d))
+        .map(|&i| Request::ChainAdd {
+            ifindex: i,
+            parent: CLSACT_INGRESS,
+            chain: MARK_CHAIN,
+        })
+        .collect();
+    for (r, dev) in rtnl.execute(&reqs).into_iter().zip(created) {
+        if let Err(e) = r {
+            // The qdisc works; unmarked, it is read back as someone
+            // else's, so `down` leaves it behind rather than risk removing
+            // another's. Say so now, once.
+            report.failed.push(Failure {
+                object: format!("the mark chain of the clsact qdisc on {dev}"),
+                message: format!("{e}; `tollgate down` will leave this clsact qdisc in place"),
+            });
+        }
+    }
+}
+
+/// Sends the requests and books each result. Returns the devices whose
+/// clsact qdisc was created by these requests.
+fn execute(
+    rtnl: &mut Rtnl,
+    reqs: Vec<(&Change, Request)>,
+    report: &mut ApplyReport,
+) -> Vec<IfName> {
     let (changes, reqs): (Vec<&Change>, Vec<Request>) = reqs.into_iter().unzip();
+    let mut created = Vec::new();
     for (r, c) in rtnl.execute(&reqs).into_iter().zip(changes) {
+        let clsact = match c {
+            Change::AddQdisc { key, .. } if key.attach == Attach::Clsact => Some(key.dev),
+            _ => None,
+        };
         match r {
-            Ok(()) => report.applied += 1,
+            Ok(()) => {
+                report.applied += 1;
+                created.extend(clsact);
+            }
             // Removing what is already gone is what was wanted.
             Err(e) if e.errno == libc::ENOENT && c.step() == Step::Remove => report.applied += 1,
+            // A clsact appeared since observation: someone else's, which
+            // tollgate uses as it is (unmarked).
+            Err(KernelError { errno, .. }) if errno == libc::EEXIST && clsact.is_some() => {
+                report.applied += 1
+            }
             Err(e) => report.failed.push(Failure {
                 object: c.object().to_string(),
                 message: e.to_string(),
             }),
         }
     }
+    created
 }
 
 /// Waits until the classes about to be removed have nothing queued, so

@@ -9,11 +9,13 @@
 //! - [`rtnl`]: the rtnetlink socket (the wire format is the pure
 //!   `tc-netlink` crate).
 //! - [`observe`]: kernel → `Plan`.
+//! - [`clsact`]: whose a clsact qdisc is (the chain that marks tollgate's).
 //! - [`apply`]: `ChangeSet` → kernel.
 //! - [`nft`]: the `nft` program.
 //! - [`netns`]: entering a network namespace (the lab, tests).
 
 pub mod apply;
+pub mod clsact;
 pub mod netns;
 pub mod nfnl;
 pub mod nft;
@@ -21,6 +23,7 @@ pub mod observe;
 pub mod rtnl;
 
 pub use apply::{ApplyOptions, ApplyReport};
+pub use clsact::ClsactOwner;
 pub use observe::Observed;
 
 use std::fmt;

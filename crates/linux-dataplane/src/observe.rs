@@ -3,8 +3,10 @@
 //! What tollgate owns is recognisable by name and number alone, so that a
 //! restart needs no state file:
 //! - IFB devices named `tg-…`, and every qdisc and class on them;
-//! - tc filters at priorities `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256`,
-//!   and the clsact qdiscs that hold them;
+//! - tc filters at priorities `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256`
+//!   in chain 0;
+//! - the clsact qdiscs it created, marked by an empty chain (see
+//!   [`crate::clsact`]); others' clsact qdiscs are used, never owned.
 //! - the nftables table `netdev tollgate`.
 //!
 //! The kernel keeps some values in its own units (rates in bytes/s, bursts
@@ -15,13 +17,14 @@
 //! makes the diff repair it.
 
 use crate::apply::hook_parent;
+use crate::clsact::{ClsactOwner, Hooks};
 use crate::nft::Nft;
 use crate::rtnl::Rtnl;
 use crate::DataplaneError;
 use net_types::{ClassId, IfName, Rate, Size};
 use plan::render::rule_tag;
 use plan::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tc_netlink::consts::TC_H_ROOT;
 
 /// What tollgate found in the kernel.
@@ -34,10 +37,17 @@ pub struct Observed {
     raw_classes: Vec<(ClassKey, ClassId, tc_netlink::HtbParams)>,
     /// The nftables table as read, for reading again with a hint.
     table: Option<nft_reader::Table>,
-    /// Every device with a clsact qdisc, tollgate's or not.
-    clsact: Vec<IfName>,
-    /// Every device's index, by name.
+    /// Every device with a clsact qdisc, and whose it is. Only
+    /// [`ClsactOwner::Tollgate`]'s are in [`Observed::plan`]; the others
+    /// are used where the desired plan wants one (see
+    /// [`Observed::plan_for`]) and never removed.
+    pub clsacts: BTreeMap<IfName, ClsactOwner>,
+    /// Every device's index, by name. An index is never reused while the
+    /// system runs, so a name whose index changed was deleted and created
+    /// again (a VM restarted) in between.
     pub ifindex: HashMap<IfName, u32>,
+    /// Every bridge, with the devices enslaved to it (its ports).
+    pub bridges: BTreeMap<IfName, BTreeSet<IfName>>,
     /// The counters of every class on tollgate's IFBs.
     pub stats: BTreeMap<ClassKey, tc_netlink::Stats>,
 }
@@ -47,10 +57,7 @@ pub fn is_own_link(name: &str, kind: Option<&str>) -> bool {
     name.starts_with("tg-") && kind == Some("ifb")
 }
 
-/// Whether a filter priority is in tollgate's range.
-pub fn is_own_prio(prio: u16) -> bool {
-    (FILTER_PRIO_BASE..FILTER_PRIO_BASE.saturating_add(256)).contains(&prio)
-}
+pub use crate::clsact::is_own_prio;
 
 fn class_id(handle: u32) -> ClassId {
     ClassId::new((handle >> 16) as u16, handle as u16)
@@ -74,6 +81,21 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
             out.plan.links.insert(name, Link::Ifb);
             own.push((l.ifindex, name));
         }
+        if l.kind.as_deref() == Some("bridge") {
+            out.bridges.entry(name).or_default();
+        }
+    }
+    for l in &links {
+        let (Ok(port), Some(master)) = (IfName::new(&l.name), l.master) else {
+            continue;
+        };
+        let Some(&bridge) = names.get(&master) else {
+            continue;
+        };
+        // A bond or team member names its master too; only bridges count.
+        if let Some(ports) = out.bridges.get_mut(&bridge) {
+            ports.insert(port);
+        }
     }
     let qdiscs = rtnl
         .qdiscs()
@@ -86,7 +108,6 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
         let ours = out.plan.links.contains_key(&dev);
         if q.kind == "clsact" {
             clsact_devs.push((q.ifindex, dev));
-            out.clsact.push(dev);
             continue;
         }
         if !ours || q.kind != "htb" {
@@ -128,19 +149,27 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
                 out.stats.insert(key, s);
             }
         }
-        read_filters(rtnl, &mut out, &names, ifindex, dev, Hook::Root)?;
+        let filters = rtnl
+            .filters(ifindex, hook_parent(Hook::Root))
+            .map_err(|e| DataplaneError::io(format!("list filters of {dev}"), e))?;
+        read_filters(&mut out, &names, &filters, dev, Hook::Root);
     }
     for &(ifindex, dev) in &clsact_devs {
-        let before = out.plan.filters.len();
-        read_filters(rtnl, &mut out, &names, ifindex, dev, Hook::Egress)?;
-        read_filters(rtnl, &mut out, &names, ifindex, dev, Hook::Ingress)?;
-        let key = QdiscKey {
-            dev,
-            attach: Attach::Clsact,
-        };
-        // A clsact qdisc is tollgate's business if tollgate's filters are on
-        // it or the plan wants it; anyone else's is left alone.
-        if out.plan.filters.len() > before || hint.qdiscs.contains_key(&key) {
+        let hooks = Hooks::read(rtnl, ifindex)
+            .map_err(|e| DataplaneError::io(format!("list filters and chains of {dev}"), e))?;
+        for hook in [Hook::Egress, Hook::Ingress] {
+            read_filters(&mut out, &names, hooks.of(hook), dev, hook);
+        }
+        let owner = hooks.owner();
+        out.clsacts.insert(dev, owner);
+        // Only a clsact tollgate created and nobody else uses is
+        // tollgate's to remove: holding tollgate's filters proves nothing,
+        // since tollgate puts them on the operator's clsact too.
+        if owner == ClsactOwner::Tollgate {
+            let key = QdiscKey {
+                dev,
+                attach: Attach::Clsact,
+            };
             out.plan.qdiscs.insert(key, Qdisc::Clsact);
         }
     }
@@ -171,9 +200,10 @@ impl Observed {
     /// `hint`'s object. Reading is done once; this only re-interprets it.
     pub fn plan_for(&self, hint: &Plan) -> Plan {
         let mut plan = self.plan.clone();
-        // A clsact qdisc that holds none of tollgate's filters (someone
-        // deleted them) is still the one tollgate wants, not a new one.
-        for dev in &self.clsact {
+        // Someone else's clsact (or one tollgate shares) is used where
+        // tollgate wants one, not created again; where tollgate does not
+        // want one it is not in the plan, so nothing removes it.
+        for dev in self.clsacts.keys() {
             let key = QdiscKey {
                 dev: *dev,
                 attach: Attach::Clsact,
@@ -248,18 +278,14 @@ fn read_select(ops: &[tc_netlink::SockFilter]) -> Option<Select> {
 }
 
 fn read_filters(
-    rtnl: &mut Rtnl,
     out: &mut Observed,
     names: &HashMap<u32, IfName>,
-    ifindex: u32,
+    filters: &[tc_netlink::Filter],
     dev: IfName,
     hook: Hook,
-) -> Result<(), DataplaneError> {
-    let filters = rtnl
-        .filters(ifindex, hook_parent(hook))
-        .map_err(|e| DataplaneError::io(format!("list filters of {dev}"), e))?;
+) {
     for f in filters {
-        if !is_own_prio(f.prio) || f.handle == 0 {
+        if !crate::clsact::is_own_entry(f) || f.handle == 0 {
             continue;
         }
         let key = FilterKey {
@@ -288,7 +314,6 @@ fn read_filters(
         };
         out.plan.filters.insert(key, filter);
     }
-    Ok(())
 }
 
 fn read_nft(plan: &mut Plan, table: &nft_reader::Table, hint: &Plan) {

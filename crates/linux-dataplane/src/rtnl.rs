@@ -349,6 +349,15 @@ impl Rtnl {
         })
     }
 
+    /// Every chain on one hook of one device: those created explicitly
+    /// (tollgate's clsact mark) and those holding filters.
+    pub fn chains(&mut self, ifindex: u32, parent: u32) -> io::Result<Vec<tc_netlink::Chain>> {
+        self.dump(&Request::DumpChains { ifindex, parent }, |m| match m {
+            Message::Chain(c) => Some(c),
+            _ => None,
+        })
+    }
+
     /// Runs one dump to its end, restarting it if the kernel says it was
     /// interrupted by a concurrent change.
     fn dump<T>(

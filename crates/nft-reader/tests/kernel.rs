@@ -5,7 +5,8 @@
 //!
 //! Needs root, `ip` and `nft`. Each test builds its own namespace, with a
 //! veth device for every base chain's hook, and removes it even when the
-//! test fails.
+//! test fails. Without root a test fails, unless `TOLLGATE_SKIP_ROOT_TESTS=1`
+//! is set: then it says it was skipped.
 //!
 //! With `NFT_READER_CAPTURE=1` the tests also write what they loaded and
 //! read into `tests/fixtures/`, which is how the fixtures were made.
@@ -18,6 +19,28 @@ use net_types::{ClassId, Prefix};
 use plan::{MapKey, MapValue, Plan};
 use std::path::Path;
 use std::process::Command;
+
+/// `true` if a root test may run. Without root (effective uid 0) it
+/// panics, unless `TOLLGATE_SKIP_ROOT_TESTS=1` says to skip, which it
+/// reports on stderr.
+fn root_or_skip(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1));
+    if euid == Some("0") {
+        return true;
+    }
+    if std::env::var("TOLLGATE_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: needs root (TOLLGATE_SKIP_ROOT_TESTS=1)");
+        return false;
+    }
+    panic!(
+        "the kernel test `{test}` needs root (network namespaces, nft); run it as root, \
+         or set TOLLGATE_SKIP_ROOT_TESTS=1 to skip it"
+    );
+}
 
 /// A network namespace that is deleted when dropped.
 struct Netns(String);
@@ -165,16 +188,25 @@ fn example(name: &str) -> Plan {
 
 #[test]
 fn router_example_reads_back_exactly() {
+    if !root_or_skip("router_example_reads_back_exactly") {
+        return;
+    }
     check("router", &example("router.toml"));
 }
 
 #[test]
 fn hypervisor_example_reads_back_exactly() {
+    if !root_or_skip("hypervisor_example_reads_back_exactly") {
+        return;
+    }
     check("hypervisor", &example("hypervisor.toml"));
 }
 
 #[test]
 fn every_element_form_reads_back_exactly() {
+    if !root_or_skip("every_element_form_reads_back_exactly") {
+        return;
+    }
     let table = check("edge", &edge_plan());
     let kind = table.maps["tenant_classes"].kind;
     assert!(kind.fits(plan::MapKind::TenantClasses));
@@ -223,6 +255,9 @@ fn synthetic_plan() -> Plan {
 
 #[test]
 fn a_large_synthetic_plan_reads_back_exactly() {
+    if !root_or_skip("a_large_synthetic_plan_reads_back_exactly") {
+        return;
+    }
     let plan = synthetic_plan();
     // In commands small enough that nft 1.0.6 loads them intact (see
     // `chunked_script`).
@@ -240,6 +275,9 @@ fn a_large_synthetic_plan_reads_back_exactly() {
 /// read exactly or counted as unreadable.
 #[test]
 fn elements_corrupted_by_nft_are_reported_never_misread() {
+    if !root_or_skip("elements_corrupted_by_nft_are_reported_never_misread") {
+        return;
+    }
     let plan = synthetic_plan();
     let script = plan::render::plan_nft(&plan);
     let (json, _) = load_and_list("synthcorrupt", &plan, &script);
@@ -268,6 +306,9 @@ fn elements_corrupted_by_nft_are_reported_never_misread() {
 /// 64 KiB of elements), kept as a fixture for the pure tests.
 #[test]
 fn one_overflowing_concat_map() {
+    if !root_or_skip("one_overflowing_concat_map") {
+        return;
+    }
     let plan = overflow_plan();
     let script = plan::render::plan_nft(&plan);
     let (json, listing) = load_and_list("overflow", &plan, &script);
@@ -282,6 +323,9 @@ fn one_overflowing_concat_map() {
 /// pure tests, which say what the reader makes of each.
 #[test]
 fn a_table_with_foreign_forms() {
+    if !root_or_skip("a_table_with_foreign_forms") {
+        return;
+    }
     let script = common::fixture("foreign.nft");
     let (json, listing) = load_and_list("foreign", &Plan::default(), &script);
     capture_read("foreign", &json, &listing);

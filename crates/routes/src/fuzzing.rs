@@ -9,7 +9,7 @@ use bgp::mrt::MrtReader;
 use net_types::RealmId;
 use policy::RouteRules;
 
-use crate::import::Importer;
+use crate::import::{ImportOutcome, Importer};
 use crate::snapshot::Snapshot;
 use crate::RealmRules;
 
@@ -39,11 +39,18 @@ pub fn import(data: &[u8]) {
         (RealmId(2), "international".into()),
     );
     let mut importer = Importer::new(rules);
-    for item in MrtReader::new(data) {
-        importer.add(item);
-    }
+    importer.read(data, |_, _| {});
     let (snap, report) = importer.finish("fuzz", 0);
     assert_eq!(report.prefixes, snap.routes.len());
+    let mut reader = MrtReader::new(data);
+    reader.by_ref().for_each(drop);
+    assert_eq!(&report.skipped, reader.skipped_records());
+    let warned = !report.warnings().is_empty();
+    match report.outcome() {
+        ImportOutcome::Nothing => assert!(snap.routes.is_empty()),
+        ImportOutcome::Partial => assert!(warned && !snap.routes.is_empty()),
+        ImportOutcome::Complete => assert!(!warned && !snap.routes.is_empty()),
+    }
     let decoded = Snapshot::decode(&snap.encode()).expect("an imported snapshot must decode");
     assert_eq!(decoded.routes, snap.routes);
 }

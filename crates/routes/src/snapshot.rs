@@ -97,18 +97,135 @@ impl Default for Snapshot {
     }
 }
 
-/// Why a snapshot could not be read.
+/// Why a snapshot could not be read: where, and what was wrong.
+///
+/// Every error means the bytes are not a usable snapshot, so a reader that
+/// already has a table keeps it. (A missing file is not an error of this
+/// crate: the caller knows the difference between "no table was saved"
+/// and "the saved table is damaged", and must not treat the second as the
+/// first.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotError {
     /// The byte offset where reading failed.
     pub offset: usize,
-    /// What was being read and what is wrong.
-    pub what: String,
+    /// What is wrong there.
+    pub kind: SnapshotErrorKind,
+}
+
+/// The ways a snapshot can be unreadable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotErrorKind {
+    /// No bytes at all: a write that never finished, or a file emptied.
+    Empty,
+    /// The magic bytes are not `TGROUTES`: some other file.
+    NotASnapshot,
+    /// A format version this tollgate does not read (written by another
+    /// version of tollgate): not damaged, but unusable until re-imported.
+    Version {
+        /// The version in the file.
+        found: u16,
+        /// The version this reader reads.
+        supported: u16,
+    },
+    /// The file ends inside a field: a truncated file.
+    Truncated {
+        /// The field.
+        field: &'static str,
+    },
+    /// A count larger than the rest of the file could hold.
+    Count {
+        /// The field.
+        field: &'static str,
+        /// The count found.
+        count: usize,
+    },
+    /// A string that is not UTF-8.
+    NotUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// An address or prefix tag other than 4 or 6 (or 0 where none is
+    /// allowed).
+    Tag {
+        /// The field.
+        field: &'static str,
+        /// The tag found.
+        tag: u8,
+    },
+    /// A prefix longer than its family allows.
+    PrefixLength {
+        /// The length found.
+        len: u8,
+        /// The family's longest.
+        max: u8,
+    },
+    /// A prefix with host bits set.
+    HostBits {
+        /// The prefix.
+        prefix: Prefix,
+    },
+    /// An attribute set that does not decode.
+    Attributes {
+        /// Its index.
+        set: usize,
+        /// Why.
+        error: bgp::wire::DecodeError,
+    },
+    /// A route that refers to a peer or attribute set that does not exist.
+    Dangling {
+        /// The route's prefix.
+        prefix: Prefix,
+    },
+    /// A realm rule of an unknown kind.
+    RuleKind {
+        /// The kind byte.
+        kind: u8,
+    },
+    /// Bytes after the last route.
+    Trailing,
+}
+
+impl fmt::Display for SnapshotErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotErrorKind::Empty => f.write_str("the file is empty"),
+            SnapshotErrorKind::NotASnapshot => {
+                f.write_str("this is not a tollgate routes snapshot (wrong magic bytes)")
+            }
+            SnapshotErrorKind::Version { found, supported } => write!(
+                f,
+                "format version {found} is not {supported}; re-run `tollgate routes import`"
+            ),
+            SnapshotErrorKind::Truncated { field } => write!(f, "the file ends inside {field}"),
+            SnapshotErrorKind::Count { field, count } => {
+                write!(f, "{field} ({count}) is more than the file can hold")
+            }
+            SnapshotErrorKind::NotUtf8 { field } => write!(f, "{field} is not UTF-8"),
+            SnapshotErrorKind::Tag { field, tag } => {
+                write!(f, "{field} has the unknown address tag {tag}")
+            }
+            SnapshotErrorKind::PrefixLength { len, max } => {
+                write!(f, "a prefix length of {len} is longer than {max}")
+            }
+            SnapshotErrorKind::HostBits { prefix } => {
+                write!(f, "prefix {prefix} has host bits set")
+            }
+            SnapshotErrorKind::Attributes { set, error } => {
+                write!(f, "attribute set {set} does not decode: {error}")
+            }
+            SnapshotErrorKind::Dangling { prefix } => write!(
+                f,
+                "route {prefix} refers to a peer or attribute set that does not exist"
+            ),
+            SnapshotErrorKind::RuleKind { kind } => write!(f, "unknown realm rule kind {kind}"),
+            SnapshotErrorKind::Trailing => f.write_str("unexpected bytes after the last route"),
+        }
+    }
 }
 
 impl fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at byte {}: {}", self.offset, self.what)
+        write!(f, "at byte {}: {}", self.offset, self.kind)
     }
 }
 
@@ -280,19 +397,20 @@ impl Snapshot {
     /// Reads a snapshot written by [`Snapshot::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         let mut r = Cursor { bytes, pos: 0 };
+        if bytes.is_empty() {
+            return Err(r.error(0, SnapshotErrorKind::Empty));
+        }
         if r.take(8, "the file header")? != MAGIC {
-            return Err(r.error(
-                0,
-                "this is not a tollgate routes snapshot (wrong magic bytes)",
-            ));
+            return Err(r.error(0, SnapshotErrorKind::NotASnapshot));
         }
         let version = r.u16("the format version")?;
         if version != VERSION {
             return Err(r.error(
                 8,
-                format!(
-                    "format version {version} is not {VERSION}; re-run `tollgate routes import`"
-                ),
+                SnapshotErrorKind::Version {
+                    found: version,
+                    supported: VERSION,
+                },
             ));
         }
         let created_unix = u64::from_be_bytes(r.array("the creation time")?);
@@ -310,9 +428,15 @@ impl Snapshot {
         let mut peers = Vec::with_capacity(n);
         for _ in 0..n {
             let at = r.pos;
-            let addr = r
-                .addr("a peer address")?
-                .ok_or_else(|| r.error(at, "a peer has no address"))?;
+            let addr = r.addr("a peer address")?.ok_or_else(|| {
+                r.error(
+                    at,
+                    SnapshotErrorKind::Tag {
+                        field: "a peer address",
+                        tag: 0,
+                    },
+                )
+            })?;
             let asn = r.u32("a peer AS")?;
             let bgp_id = Ipv4Addr::from(r.array::<4>("a peer BGP identifier")?);
             peers.push(SnapshotPeer { addr, asn, bgp_id });
@@ -325,7 +449,7 @@ impl Snapshot {
             let at = r.pos;
             let block = r.take(len, "an attribute set")?;
             let mut a = decode_path_attributes(block)
-                .map_err(|e| r.error(at, format!("attribute set {i} does not decode: {e}")))?;
+                .map_err(|error| r.error(at, SnapshotErrorKind::Attributes { set: i, error }))?;
             a.next_hop = next_hop;
             attrs.push(Arc::new(a));
         }
@@ -337,10 +461,7 @@ impl Snapshot {
             let peer = r.u32("a route's peer")?;
             let set = r.u32("a route's attribute set")?;
             if peer as usize >= peers.len() || set as usize >= attrs.len() {
-                return Err(r.error(
-                    at,
-                    format!("route {prefix} refers to a peer or attribute set that does not exist"),
-                ));
+                return Err(r.error(at, SnapshotErrorKind::Dangling { prefix }));
             }
             let realm = RealmId(r.u16("a route's realm")?);
             let rule = r.rule()?;
@@ -352,7 +473,7 @@ impl Snapshot {
             });
         }
         if r.pos != bytes.len() {
-            return Err(r.error(r.pos, "unexpected bytes after the last route"));
+            return Err(r.error(r.pos, SnapshotErrorKind::Trailing));
         }
         Ok(Snapshot {
             source,
@@ -428,66 +549,70 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn error(&self, offset: usize, what: impl Into<String>) -> SnapshotError {
-        SnapshotError {
-            offset,
-            what: what.into(),
-        }
+    fn error(&self, offset: usize, kind: SnapshotErrorKind) -> SnapshotError {
+        SnapshotError { offset, kind }
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], SnapshotError> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SnapshotError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
-            return Err(self.error(self.pos, format!("the file ends inside {what}")));
+            return Err(self.error(self.pos, SnapshotErrorKind::Truncated { field: what }));
         };
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], SnapshotError> {
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], SnapshotError> {
         let mut a = [0; N];
         a.copy_from_slice(self.take(N, what)?);
         Ok(a)
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8, SnapshotError> {
+    fn u8(&mut self, what: &'static str) -> Result<u8, SnapshotError> {
         Ok(self.array::<1>(what)?[0])
     }
 
-    fn u16(&mut self, what: &str) -> Result<u16, SnapshotError> {
+    fn u16(&mut self, what: &'static str) -> Result<u16, SnapshotError> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, SnapshotError> {
+    fn u32(&mut self, what: &'static str) -> Result<u32, SnapshotError> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
 
     /// A count of items at least `min_size` bytes each, refused if the
     /// rest of the file cannot hold that many, so that a corrupt count
     /// cannot ask for a huge allocation.
-    fn count(&mut self, min_size: usize, what: &str) -> Result<usize, SnapshotError> {
+    fn count(&mut self, min_size: usize, what: &'static str) -> Result<usize, SnapshotError> {
         let at = self.pos;
         let n = self.u32(what)? as usize;
         if n.saturating_mul(min_size) > self.bytes.len() - self.pos {
-            return Err(self.error(at, format!("{what} ({n}) is more than the file can hold")));
+            return Err(self.error(
+                at,
+                SnapshotErrorKind::Count {
+                    field: what,
+                    count: n,
+                },
+            ));
         }
         Ok(n)
     }
 
-    fn string(&mut self, len: usize, what: &str) -> Result<String, SnapshotError> {
+    fn string(&mut self, len: usize, what: &'static str) -> Result<String, SnapshotError> {
         let at = self.pos;
         let b = self.take(len, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| self.error(at, format!("{what} is not UTF-8")))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| self.error(at, SnapshotErrorKind::NotUtf8 { field: what }))
     }
 
-    fn addr(&mut self, what: &str) -> Result<Option<IpAddr>, SnapshotError> {
+    fn addr(&mut self, what: &'static str) -> Result<Option<IpAddr>, SnapshotError> {
         let at = self.pos;
         Ok(match self.u8(what)? {
             0 => None,
             4 => Some(IpAddr::V4(Ipv4Addr::from(self.array::<4>(what)?))),
             6 => Some(IpAddr::V6(Ipv6Addr::from(self.array::<16>(what)?))),
-            t => return Err(self.error(at, format!("{what} has the unknown address tag {t}"))),
+            tag => return Err(self.error(at, SnapshotErrorKind::Tag { field: what, tag })),
         })
     }
 
@@ -498,10 +623,18 @@ impl<'a> Cursor<'a> {
         let max = match tag {
             4 => 32,
             6 => 128,
-            t => return Err(self.error(at, format!("a route's prefix has the unknown tag {t}"))),
+            tag => {
+                return Err(self.error(
+                    at,
+                    SnapshotErrorKind::Tag {
+                        field: "a route's prefix",
+                        tag,
+                    },
+                ))
+            }
         };
         if len > max {
-            return Err(self.error(at, format!("a prefix length of {len} is longer than {max}")));
+            return Err(self.error(at, SnapshotErrorKind::PrefixLength { len, max }));
         }
         let mut full = [0u8; 16];
         let part = self.take(usize::from(len).div_ceil(8), "a route's prefix")?;
@@ -512,7 +645,7 @@ impl<'a> Cursor<'a> {
             Prefix::V6(Ipv6Addr::from(full), len)
         };
         if prefix.network() != prefix {
-            return Err(self.error(at, format!("prefix {prefix} has host bits set")));
+            return Err(self.error(at, SnapshotErrorKind::HostBits { prefix }));
         }
         Ok(prefix)
     }
@@ -527,16 +660,22 @@ impl<'a> Cursor<'a> {
             3 => MatchedRule::OriginAs(self.u32(what)?),
             4 => MatchedRule::AsPathContains(self.u32(what)?),
             k @ (5 | 6) => {
-                let a = self
-                    .addr(what)?
-                    .ok_or_else(|| self.error(at, "a peer or next-hop rule without an address"))?;
+                let a = self.addr(what)?.ok_or_else(|| {
+                    self.error(
+                        at,
+                        SnapshotErrorKind::Tag {
+                            field: "a peer or next-hop rule's address",
+                            tag: 0,
+                        },
+                    )
+                })?;
                 if k == 5 {
                     MatchedRule::Peer(a)
                 } else {
                     MatchedRule::NextHop(a)
                 }
             }
-            k => return Err(self.error(at, format!("unknown realm rule kind {k}"))),
+            kind => return Err(self.error(at, SnapshotErrorKind::RuleKind { kind })),
         })
     }
 }
@@ -619,6 +758,51 @@ mod tests {
         }
         let mut bad = bytes.clone();
         bad[0] = b'X';
-        assert!(Snapshot::decode(&bad).unwrap_err().what.contains("magic"));
+        assert_eq!(
+            Snapshot::decode(&bad).unwrap_err().kind,
+            SnapshotErrorKind::NotASnapshot
+        );
+    }
+
+    /// Issue 12, items 7 and 8: what the daemon needs to keep its last
+    /// good table. An empty file (an interrupted write) is damage, not
+    /// "no routes"; every cut names the field it ends in; another format
+    /// version is told apart from damage.
+    #[test]
+    fn unreadable_snapshots_say_why_in_types() {
+        let bytes = sample().encode();
+        assert_eq!(
+            Snapshot::decode(&[]),
+            Err(SnapshotError {
+                offset: 0,
+                kind: SnapshotErrorKind::Empty
+            })
+        );
+        let cut = Snapshot::decode(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(
+            matches!(cut.kind, SnapshotErrorKind::Truncated { field } if field.starts_with("a route")),
+            "{cut}"
+        );
+        let mut other = bytes.clone();
+        other[9] = 9;
+        assert_eq!(
+            Snapshot::decode(&other).unwrap_err(),
+            SnapshotError {
+                offset: 8,
+                kind: SnapshotErrorKind::Version {
+                    found: 9,
+                    supported: 1
+                }
+            }
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            Snapshot::decode(&longer).unwrap_err(),
+            SnapshotError {
+                offset: bytes.len(),
+                kind: SnapshotErrorKind::Trailing
+            }
+        );
     }
 }

@@ -89,6 +89,14 @@ pub const RTM_NEWTFILTER: u16 = 44;
 pub const RTM_DELTFILTER: u16 = 45;
 /// Get (dump) filters.
 pub const RTM_GETTFILTER: u16 = 46;
+/// Create a filter chain (Linux 4.19+).
+pub const RTM_NEWCHAIN: u16 = 100;
+/// Delete a filter chain (and every filter in it).
+pub const RTM_DELCHAIN: u16 = 101;
+/// Get (dump) the filter chains of one block.
+pub const RTM_GETCHAIN: u16 = 102;
+/// The highest chain index the kernel accepts (`TC_ACT_EXT_VAL_MASK`).
+pub const TC_CHAIN_MAX: u32 = 0x0fff_ffff;
 
 /// Size of `struct ifinfomsg`.
 pub const IFINFOMSG_LEN: usize = 16;
@@ -99,6 +107,9 @@ pub const TCMSG_LEN: usize = 20;
 pub const IFF_UP: u32 = 0x1;
 /// Link attribute: interface name (string).
 pub const IFLA_IFNAME: u16 = 3;
+/// Link attribute: the index of the device this one is enslaved to (a
+/// bridge port's bridge, a bond member's bond).
+pub const IFLA_MASTER: u16 = 10;
 /// Link attribute: nested link-type information.
 pub const IFLA_LINKINFO: u16 = 18;
 /// Inside `IFLA_LINKINFO`: the link type ("ifb", "veth", ...).

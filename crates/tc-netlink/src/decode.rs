@@ -142,6 +142,9 @@ pub struct Link {
     pub up: bool,
     /// All `IFF_*` flags.
     pub flags: u32,
+    /// The device it is enslaved to (`IFLA_MASTER`): a bridge port's
+    /// bridge, a bond member's bond.
+    pub master: Option<u32>,
 }
 
 /// Counters of a qdisc or class.
@@ -330,6 +333,19 @@ pub struct Filter {
     pub bpf: Option<BpfOptions>,
 }
 
+/// A filter chain of one hook (`RTM_NEWCHAIN`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// The device.
+    pub ifindex: u32,
+    /// The hook (`CLSACT_INGRESS`, …).
+    pub parent: u32,
+    /// The chain index (`TCA_CHAIN`).
+    pub index: u32,
+    /// The classifier kind of the chain's template, if it has one.
+    pub template: Option<String>,
+}
+
 /// One decoded message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -345,6 +361,8 @@ pub enum Message {
     Class(Class),
     /// A filter.
     Filter(Filter),
+    /// A filter chain.
+    Chain(Chain),
     /// Any other type (`NLMSG_NOOP`, `NLMSG_OVERRUN`, deletions, other
     /// families…), not decoded.
     Other {
@@ -412,6 +430,7 @@ fn decode(raw: &RawMsg<'_>) -> Result<Message, DecodeError> {
         RTM_NEWQDISC => Message::Qdisc(decode_qdisc(raw.payload)?),
         RTM_NEWTCLASS => Message::Class(decode_class(raw.payload)?),
         RTM_NEWTFILTER => Message::Filter(decode_filter(raw.payload)?),
+        RTM_NEWCHAIN => Message::Chain(decode_chain(raw.payload)?),
         ty => Message::Other { ty, seq: raw.seq },
     })
 }
@@ -488,11 +507,12 @@ fn decode_done(raw: &RawMsg<'_>) -> Result<Done, DecodeError> {
 fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
     // struct ifinfomsg { u8 family, pad; u16 type; int index; u32 flags, change; }
     let f = Fields::new(p, IFINFOMSG_LEN, "ifinfomsg")?;
-    let (mut name, mut kind) = (None, None);
+    let (mut name, mut kind, mut master) = (None, None, None);
     for a in attrs(&p[IFINFOMSG_LEN..], "link attributes") {
         let (ty, v) = a?;
         match ty {
             IFLA_IFNAME => name = Some(get_str(v)),
+            IFLA_MASTER => master = Some(get_u32(v, "IFLA_MASTER")?),
             IFLA_LINKINFO => {
                 for a in attrs(v, "IFLA_LINKINFO") {
                     let (ty, v) = a?;
@@ -513,6 +533,7 @@ fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
         kind,
         up: flags & IFF_UP != 0,
         flags,
+        master,
     })
 }
 
@@ -826,5 +847,17 @@ fn decode_filter(p: &[u8]) -> Result<Filter, DecodeError> {
         handle: tc.handle,
         chain: tc.chain,
         bpf,
+    })
+}
+
+fn decode_chain(p: &[u8]) -> Result<Chain, DecodeError> {
+    let tc = split_tc(p)?;
+    Ok(Chain {
+        ifindex: tc.ifindex,
+        parent: tc.parent,
+        index: tc
+            .chain
+            .ok_or(DecodeError::Missing { field: "TCA_CHAIN" })?,
+        template: tc.kind.map(get_str),
     })
 }

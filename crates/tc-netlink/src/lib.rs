@@ -1,6 +1,7 @@
 //! rtnetlink messages for exactly what tollgate puts in the kernel: IFB
-//! links, HTB and clsact qdiscs, HTB classes, and `cls_bpf` filters running
-//! classic BPF with an optional `mirred` redirect.
+//! links, HTB and clsact qdiscs, HTB classes, `cls_bpf` filters running
+//! classic BPF with an optional `mirred` redirect, and the empty filter
+//! chain that marks a clsact qdisc as tollgate's.
 //!
 //! This crate is pure: it turns [`Request`]s into bytes and bytes into
 //! [`Message`]s, and never touches a socket, a file or a clock. The socket
@@ -9,7 +10,7 @@
 //!
 //! # Why hand-written
 //!
-//! tollgate uses about a dozen message shapes. Writing them out keeps the
+//! tollgate uses about fifteen message shapes. Writing them out keeps the
 //! dependency tree empty, lets [`Request::encode`] append straight into one
 //! reusable send buffer (no allocation per message, which matters when a
 //! change set holds 100,000 classes), and keeps every kernel struct layout
@@ -30,7 +31,8 @@
 //!
 //! [`parse_messages`] reads what the kernel sends back: acknowledgements
 //! (with the extended-ack message the kernel attaches to errors and
-//! warnings), dump end markers, and the link, qdisc, class and filter dumps.
+//! warnings), dump end markers, and the link, qdisc, class, filter and
+//! chain dumps.
 //! It never panics on any input; a malformed message gives a
 //! [`DecodeError`] naming the field, and parsing continues with the next
 //! message whenever the message boundaries themselves are intact.
@@ -45,8 +47,9 @@ mod request;
 
 pub use bpf::{BytecodeError, SockFilter};
 pub use decode::{
-    parse_messages, parse_messages_with_headers, Ack, Action, BpfOptions, Class, DecodeError, Done,
-    Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, Message, Mirred, Qdisc, Stats,
+    parse_messages, parse_messages_with_headers, Ack, Action, BpfOptions, Chain, Class,
+    DecodeError, Done, Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, Message, Mirred,
+    Qdisc, Stats,
 };
 pub use handle::{handle, Handle};
 pub use htb::{

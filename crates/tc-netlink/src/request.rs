@@ -163,6 +163,28 @@ pub enum Request {
         /// Ethernet protocol, host order.
         protocol: u16,
     },
+    /// Create an empty filter chain on one hook (`tc chain add dev …
+    /// ingress chain N`): `RTM_NEWCHAIN` with `NLM_F_CREATE | NLM_F_EXCL`
+    /// and `TCA_CHAIN`. Nothing jumps to a chain nobody names, so an empty
+    /// one never touches a packet: tollgate uses one as the mark of a
+    /// clsact qdisc it created (see `linux-dataplane`'s observation).
+    ChainAdd {
+        /// The device.
+        ifindex: u32,
+        /// The hook, as in [`Request::BpfFilter`].
+        parent: u32,
+        /// The chain index (at most [`TC_CHAIN_MAX`]).
+        chain: u32,
+    },
+    /// Delete a filter chain and every filter in it (`RTM_DELCHAIN`).
+    ChainDel {
+        /// The device.
+        ifindex: u32,
+        /// The hook.
+        parent: u32,
+        /// The chain index.
+        chain: u32,
+    },
     /// Dump every link in the namespace (`RTM_GETLINK`, `NLM_F_DUMP`).
     DumpLinks,
     /// Dump the qdiscs of every device (`RTM_GETQDISC`, ifindex 0). Leaf
@@ -182,11 +204,21 @@ pub enum Request {
         /// The class's handle, `major:minor`.
         handle: u32,
     },
-    /// Dump the filters on one hook or qdisc of one device (`RTM_GETTFILTER`).
+    /// Dump the filters on one hook or qdisc of one device (`RTM_GETTFILTER`),
+    /// in every chain.
     DumpFilters {
         /// The device.
         ifindex: u32,
         /// The hook or qdisc, as in [`Request::BpfFilter`].
+        parent: u32,
+    },
+    /// Dump the chains of one hook of one device (`RTM_GETCHAIN`): those
+    /// created explicitly and those that hold filters. A device without a
+    /// qdisc there has none.
+    DumpChains {
+        /// The device.
+        ifindex: u32,
+        /// The hook.
         parent: u32,
     },
 }
@@ -406,6 +438,26 @@ impl Request {
                 tcmsg(out, *ifindex, 0, *parent, filter_info(*prio, *protocol));
                 end_msg(out, m);
             }
+            Request::ChainAdd {
+                ifindex,
+                parent,
+                chain,
+            } => {
+                let m = begin_msg(out, RTM_NEWCHAIN, CREATE, seq);
+                tcmsg(out, *ifindex, 0, *parent, 0);
+                put_u32(out, TCA_CHAIN, *chain);
+                end_msg(out, m);
+            }
+            Request::ChainDel {
+                ifindex,
+                parent,
+                chain,
+            } => {
+                let m = begin_msg(out, RTM_DELCHAIN, NEW, seq);
+                tcmsg(out, *ifindex, 0, *parent, 0);
+                put_u32(out, TCA_CHAIN, *chain);
+                end_msg(out, m);
+            }
             Request::DumpLinks => {
                 let m = begin_msg(out, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq);
                 ifinfomsg(out, 0, 0, 0);
@@ -438,6 +490,11 @@ impl Request {
                 tcmsg(out, *ifindex, 0, *parent, 0);
                 end_msg(out, m);
             }
+            Request::DumpChains { ifindex, parent } => {
+                let m = begin_msg(out, RTM_GETCHAIN, NLM_F_REQUEST | NLM_F_DUMP, seq);
+                tcmsg(out, *ifindex, 0, *parent, 0);
+                end_msg(out, m);
+            }
         }
     }
 
@@ -449,6 +506,7 @@ impl Request {
                 | Request::DumpQdiscs
                 | Request::DumpClasses { .. }
                 | Request::DumpFilters { .. }
+                | Request::DumpChains { .. }
         )
     }
 }
@@ -522,6 +580,24 @@ impl fmt::Display for Request {
                 "delete filters parent {} prio {prio} on link #{ifindex}",
                 Handle(*parent)
             ),
+            Request::ChainAdd {
+                ifindex,
+                parent,
+                chain,
+            } => write!(
+                f,
+                "add chain {chain} parent {} on link #{ifindex}",
+                Handle(*parent)
+            ),
+            Request::ChainDel {
+                ifindex,
+                parent,
+                chain,
+            } => write!(
+                f,
+                "delete chain {chain} parent {} on link #{ifindex}",
+                Handle(*parent)
+            ),
             Request::DumpLinks => f.write_str("dump links"),
             Request::DumpQdiscs => f.write_str("dump qdiscs"),
             Request::DumpClasses { ifindex } => write!(f, "dump classes of link #{ifindex}"),
@@ -530,6 +606,9 @@ impl fmt::Display for Request {
             }
             Request::DumpFilters { ifindex, parent } => {
                 write!(f, "dump filters parent {} of link #{ifindex}", Handle(*parent))
+            }
+            Request::DumpChains { ifindex, parent } => {
+                write!(f, "dump chains parent {} of link #{ifindex}", Handle(*parent))
             }
         }
     }

@@ -55,6 +55,85 @@ fn ifb_round_trip() {
     assert!(!l.up);
 }
 
+/// The chain that marks tollgate's clsact: `RTM_NEWCHAIN` has the shape
+/// of the kernel's dump of a chain, so it decodes back as one.
+#[test]
+fn chain_round_trip() {
+    let (h, m) = one(Request::ChainAdd {
+        ifindex: 4,
+        parent: CLSACT_INGRESS,
+        chain: 0x0746_7467,
+    });
+    assert_eq!(h.ty, RTM_NEWCHAIN);
+    assert_eq!(
+        h.flags,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    );
+    assert_eq!(
+        m,
+        Message::Chain(Chain {
+            ifindex: 4,
+            parent: CLSACT_INGRESS,
+            index: 0x0746_7467,
+            template: None,
+        })
+    );
+    let del = encode(&[Request::ChainDel {
+        ifindex: 4,
+        parent: CLSACT_INGRESS,
+        chain: 9,
+    }]);
+    assert_eq!(u16::from_ne_bytes([del[4], del[5]]), RTM_DELCHAIN);
+    let dump = encode(&[Request::DumpChains {
+        ifindex: 4,
+        parent: CLSACT_INGRESS,
+    }]);
+    assert_eq!(u16::from_ne_bytes([dump[4], dump[5]]), RTM_GETCHAIN);
+    assert!(Request::DumpChains {
+        ifindex: 4,
+        parent: CLSACT_INGRESS
+    }
+    .is_dump());
+}
+
+/// A chain without its index is an error naming the attribute.
+#[test]
+fn a_chain_without_an_index_names_the_attribute() {
+    let mut buf = encode(&[Request::ChainAdd {
+        ifindex: 4,
+        parent: CLSACT_INGRESS,
+        chain: 1,
+    }]);
+    // Drop the TCA_CHAIN attribute (the last 8 bytes) and fix the length.
+    buf.truncate(buf.len() - 8);
+    let len = buf.len() as u32;
+    buf[..4].copy_from_slice(&len.to_ne_bytes());
+    let m: Vec<_> = parse_messages(&buf).collect();
+    assert_eq!(m, vec![Err(DecodeError::Missing { field: "TCA_CHAIN" })]);
+}
+
+/// A bridge port names its bridge in `IFLA_MASTER`.
+#[test]
+fn link_master_decodes() {
+    let mut buf = encode(&[Request::LinkAddIfb {
+        name: "eth0".into(),
+    }]);
+    attr(&mut buf, IFLA_MASTER, &7u32.to_ne_bytes());
+    let len = buf.len() as u32;
+    buf[..4].copy_from_slice(&len.to_ne_bytes());
+    let Some(Ok(Message::Link(l))) = parse_messages(&buf).next() else {
+        panic!("no link")
+    };
+    assert_eq!(l.master, Some(7));
+    let plain = encode(&[Request::LinkAddIfb {
+        name: "eth1".into(),
+    }]);
+    let Some(Ok(Message::Link(l))) = parse_messages(&plain).next() else {
+        panic!("no link")
+    };
+    assert_eq!(l.master, None);
+}
+
 #[test]
 fn htb_qdisc_round_trip() {
     let (h, m) = one(Request::QdiscAddHtb {
@@ -398,6 +477,11 @@ fn sample() -> Vec<u8> {
             classid: Some(5),
             redirect_egress_to: Some(3),
             replace: false,
+        },
+        Request::ChainAdd {
+            ifindex: 2,
+            parent: CLSACT_INGRESS,
+            chain: 7,
         },
     ]);
     buf.extend(ack(
