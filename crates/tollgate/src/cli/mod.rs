@@ -155,9 +155,10 @@ Examples:
 
     /// Remove everything tollgate created in the kernel, and nothing else.
     #[command(
-        after_help = "Removes the tg-* IFB devices, tollgate's own filters, the clsact qdiscs \
-tollgate created (never one it found, nor anyone else's filters on it) and the nftables table \
-`netdev tollgate`."
+        after_help = "Removes the tg-* IFB devices, tollgate's own filters, each clsact qdisc \
+tollgate created (marked with its empty chain 122057831) when nobody else's filters are on it, \
+and the nftables table `netdev tollgate`. An operator's clsact, and their filters on tollgate's, \
+are left in place and listed as kept."
     )]
     Down,
 

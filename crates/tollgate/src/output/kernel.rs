@@ -38,6 +38,9 @@ pub fn apply_summary(r: &ApplyReport) -> String {
     for f in &r.failed {
         let _ = write!(s, "\n  failed: {}: {}", f.object, f.message);
     }
+    for k in &r.kept {
+        let _ = write!(s, "\n  kept: {k}");
+    }
     if !r.failed.is_empty() {
         s.push_str("\n  hint: the next `tollgate apply` (or reconcile round) retries what failed");
     }

@@ -67,6 +67,7 @@ pub fn imported_json(i: &Imported<'_>) -> Result<String> {
         "peers": i.report.peers,
         "errors": i.report.errors,
         "skipped_records": i.skipped,
+        "skipped": i.report.skipped.iter().map(|(why, n)| (why.to_string(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
         "realms": realms,
         "seconds": i.seconds,
         "read_seconds": i.read_seconds,

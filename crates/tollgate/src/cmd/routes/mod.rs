@@ -13,7 +13,6 @@ use crate::cli::routes::RoutesCommand;
 use crate::error::{Error, Result};
 use crate::output::routes as show;
 use crate::saved_routes::{load, save};
-use bgp::mrt::MrtReader;
 use routes::import::Importer;
 use routes::RealmRules;
 use std::io::Read;
@@ -92,24 +91,18 @@ fn import(cx: &Context, file: &Path, json: bool) -> Result<ExitCode> {
         indicatif::ProgressStyle::with_template("importing {bytes}/{total_bytes} {wide_bar} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut reader = MrtReader::new(&data);
     let mut importer = Importer::new(rules);
-    let mut n = 0u64;
-    while let Some(item) = reader.next() {
-        importer.add(item);
-        n += 1;
-        if n & 0xffff == 0 {
-            bar.set_position(reader.offset() as u64);
-            bar.set_message(format!("{n} entries"));
-        }
-    }
+    importer.read(&data, |offset, n| {
+        bar.set_position(offset as u64);
+        bar.set_message(format!("{n} entries"));
+    });
     bar.finish_and_clear();
-    let skipped = reader.skipped();
     let name = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
     let (snapshot, report) = importer.finish(&name, unix_now());
+    let skipped: usize = report.skipped.values().sum();
     for e in &report.first_errors {
         eprintln!(
             "tollgate: {}: {e} (offset in the decompressed data)",
@@ -123,9 +116,12 @@ fn import(cx: &Context, file: &Path, json: bool) -> Result<ExitCode> {
             report.errors - report.first_errors.len()
         );
     }
-    if report.entries == 0 {
+    for w in report.warnings() {
+        eprintln!("tollgate: warning: {}: {w}", file.display());
+    }
+    if report.outcome() == routes::import::ImportOutcome::Nothing {
         return Err(Error::invalid(format!(
-            "{} has no RIB entries ({} records skipped)",
+            "{} has no RIB entries ({} records skipped); the saved table was not changed",
             file.display(),
             skipped
         ))
@@ -146,12 +142,6 @@ fn import(cx: &Context, file: &Path, json: bool) -> Result<ExitCode> {
         sayln!("{}", show::imported_json(&imported)?);
     } else {
         say!("{}", show::imported_text(&imported));
-    }
-    if report.errors > 0 || skipped > 0 {
-        eprintln!(
-            "tollgate: warning: {} bad records or entries and {skipped} records of other types were skipped",
-            report.errors
-        );
     }
     Ok(ExitCode::SUCCESS)
 }
