@@ -93,7 +93,14 @@ fn ci() -> Result<(), String> {
         // Real flow exporters for the collector's tests.
         ("softflowd", "softflowd"),
         ("pmacctd", "pmacct"),
+        // Real BGP speakers for the routes tests.
+        ("bird", "bird2"),
+        ("exabgp", "exabgp"),
     ])?;
+    // The package starts BIRD as a service; the tests start their own.
+    let _ = Command::new("sh")
+        .args(["-c", "command -v systemctl >/dev/null && systemctl stop bird 2>/dev/null; true"])
+        .status();
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
         "cargo",
@@ -107,7 +114,58 @@ fn ci() -> Result<(), String> {
         ],
     )?;
     tidy::check(&root()).map(|n| eprintln!("tidy: {n} files checked"))?;
-    run("cargo", &["test", "--workspace", "--no-fail-fast"])
+    let before = leftovers();
+    let tests = run("cargo", &["test", "--workspace", "--no-fail-fast"]);
+    // Whatever the tests started must be gone with them: a daemon, an
+    // exporter, a speaker, a namespace.
+    let after = leftovers();
+    let stray: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    if !stray.is_empty() {
+        for p in &stray {
+            if let Some(pid) = p.split_whitespace().next().filter(|s| s.chars().all(|c| c.is_ascii_digit())) {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            } else if let Some(ns) = p.strip_prefix("netns ") {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            }
+        }
+        let list: Vec<&str> = stray.iter().map(|s| s.as_str()).collect();
+        let found = format!(
+            "the tests left these behind (now removed):\n  {}",
+            list.join("\n  ")
+        );
+        return tests.and(Err(found));
+    }
+    tests
+}
+
+/// Processes of the programs the tests start, and tollgate's test
+/// namespaces, as `PID COMMAND` and `netns NAME` lines.
+fn leftovers() -> Vec<String> {
+    let mut out = Vec::new();
+    let names = [
+        "pmacctd", "softflowd", "bird", "exabgp", "iperf3", "tollgate", "hping3", "fastnetmon",
+        "clickhouse", "chromium", "chromedriver",
+    ];
+    if let Ok(o) = Command::new("ps").args(["-eo", "pid=,comm=,args="]).output() {
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let mut f = line.split_whitespace();
+            let (Some(pid), Some(comm)) = (f.next(), f.next()) else { continue };
+            let args: Vec<&str> = f.collect();
+            let hit = names.iter().any(|n| comm.starts_with(n))
+                || args.first().is_some_and(|a| names.iter().any(|n| a.ends_with(n)));
+            if hit {
+                out.push(format!("{pid} {}", args.join(" ")));
+            }
+        }
+    }
+    if let Ok(o) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            if let Some(name) = line.split_whitespace().next().filter(|n| n.starts_with("tg")) {
+                out.push(format!("netns {name}"));
+            }
+        }
+    }
+    out
 }
 
 /// The README's main job: the lab. Builds namespaces, applies the router
