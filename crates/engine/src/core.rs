@@ -538,6 +538,14 @@ impl Engine {
                 self.counts.batches_written += 1;
                 self.counts.last_commit = Some(now);
                 if self.stopping {
+                    self.event(
+                        out,
+                        now,
+                        Level::Info,
+                        "stopped",
+                        "accounting flushed; exiting".into(),
+                        None,
+                    );
                     out.push(Effect::Exit { code: 0 });
                 }
             }

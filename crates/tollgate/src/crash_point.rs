@@ -15,7 +15,7 @@
 //! | `overage-records` | the overage records are saved |
 //! | `release-request-removed` | a carried-out release request is removed |
 //! | `routes-snapshot` | the routes table is saved |
-//! | `flow-commit` | a flow harvest is committed |
+//! | `before-rename` | any file replaced atomically: the new text is on disk under its temporary name, not yet renamed |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

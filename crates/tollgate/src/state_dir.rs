@@ -132,6 +132,7 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(fail("write", e));
     }
+    crate::crash_point::reached("before-rename");
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         fail("replace", e)

@@ -405,7 +405,7 @@ fn totals_stay_exact_across_kill_9_and_a_qdisc_recreated_underneath() {
     let up = (1, 1, "up".to_string());
     assert_eq!(recorded[&up], after[&up]);
     assert!(
-        second.log().contains("reconciled the kernel"),
+        second.log().contains("repaired the kernel"),
         "{}",
         second.log()
     );
