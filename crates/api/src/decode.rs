@@ -20,6 +20,8 @@ fn problem_for(path: String, e: &str) -> Problem {
         let name = rest.split('`').next().unwrap_or("");
         if path.is_empty() || path == "." {
             name.to_string()
+        } else if path == name || path.ends_with(&format!(".{name}")) {
+            path
         } else {
             format!("{path}.{name}")
         }

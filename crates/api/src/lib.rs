@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod decode;
 pub mod files;
+pub mod fuzzing;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
