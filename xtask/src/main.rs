@@ -99,7 +99,10 @@ fn ci() -> Result<(), String> {
     ])?;
     // The package starts BIRD as a service; the tests start their own.
     let _ = Command::new("sh")
-        .args(["-c", "command -v systemctl >/dev/null && systemctl stop bird 2>/dev/null; true"])
+        .args([
+            "-c",
+            "command -v systemctl >/dev/null && systemctl stop bird 2>/dev/null; true",
+        ])
         .status();
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
@@ -122,7 +125,11 @@ fn ci() -> Result<(), String> {
     let stray: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
     if !stray.is_empty() {
         for p in &stray {
-            if let Some(pid) = p.split_whitespace().next().filter(|s| s.chars().all(|c| c.is_ascii_digit())) {
+            if let Some(pid) = p
+                .split_whitespace()
+                .next()
+                .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
+            {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             } else if let Some(ns) = p.strip_prefix("netns ") {
                 let _ = Command::new("ip").args(["netns", "del", ns]).status();
@@ -143,16 +150,32 @@ fn ci() -> Result<(), String> {
 fn leftovers() -> Vec<String> {
     let mut out = Vec::new();
     let names = [
-        "pmacctd", "softflowd", "bird", "exabgp", "iperf3", "tollgate", "hping3", "fastnetmon",
-        "clickhouse", "chromium", "chromedriver",
+        "pmacctd",
+        "softflowd",
+        "bird",
+        "exabgp",
+        "iperf3",
+        "tollgate",
+        "hping3",
+        "fastnetmon",
+        "clickhouse",
+        "chromium",
+        "chromedriver",
     ];
-    if let Ok(o) = Command::new("ps").args(["-eo", "pid=,comm=,args="]).output() {
+    if let Ok(o) = Command::new("ps")
+        .args(["-eo", "pid=,comm=,args="])
+        .output()
+    {
         for line in String::from_utf8_lossy(&o.stdout).lines() {
             let mut f = line.split_whitespace();
-            let (Some(pid), Some(comm)) = (f.next(), f.next()) else { continue };
+            let (Some(pid), Some(comm)) = (f.next(), f.next()) else {
+                continue;
+            };
             let args: Vec<&str> = f.collect();
             let hit = names.iter().any(|n| comm.starts_with(n))
-                || args.first().is_some_and(|a| names.iter().any(|n| a.ends_with(n)));
+                || args
+                    .first()
+                    .is_some_and(|a| names.iter().any(|n| a.ends_with(n)));
             if hit {
                 out.push(format!("{pid} {}", args.join(" ")));
             }
@@ -160,7 +183,11 @@ fn leftovers() -> Vec<String> {
     }
     if let Ok(o) = Command::new("ip").args(["netns", "list"]).output() {
         for line in String::from_utf8_lossy(&o.stdout).lines() {
-            if let Some(name) = line.split_whitespace().next().filter(|n| n.starts_with("tg")) {
+            if let Some(name) = line
+                .split_whitespace()
+                .next()
+                .filter(|n| n.starts_with("tg"))
+            {
                 out.push(format!("netns {name}"));
             }
         }

@@ -100,3 +100,36 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
 }
+
+/// TLS for the listener: a certificate chain and its key, PEM files.
+pub type Tls = axum_server::tls_rustls::RustlsConfig;
+
+/// Loads the certificate and key (refusing files that are not PEM).
+pub async fn tls(certificate: &std::path::Path, key: &std::path::Path) -> std::io::Result<Tls> {
+    // One process-wide provider; installing it twice is harmless. ring
+    // rather than aws-lc-rs: no C toolchain build (cmake, a large C
+    // library) in the normal build; ring lacks only the post-quantum key
+    // exchanges, which browsers fall back from.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let _ = provider.install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key).await
+}
+
+/// Serves `app` on `listener` (plain HTTP, or HTTPS with `tls`) until the
+/// process ends.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => axum::serve(tokio::net::TcpListener::from_std(listener)?, service).await,
+        Some(config) => {
+            axum_server::from_tcp_rustls(listener, config)
+                .serve(service)
+                .await
+        }
+    }
+}

@@ -670,3 +670,76 @@ fn writes_edit_the_policy_and_the_kernel_incrementally() {
         a.classes().contains("ceil 70Mbit")
     });
 }
+
+#[test]
+fn beyond_the_box_the_api_needs_tls_and_serves_https() {
+    if !testkit::root("beyond_the_box_the_api_needs_tls_and_serves_https") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    testkit::need("openssl", "openssl");
+    let site = Site::build("tgapi", "tls", 1);
+    std::fs::write(site.dir.join("accounting.toml"), "").unwrap();
+    // Without [api.tls], a listener beyond the box is refused by check.
+    let open = POLICY.replace("listen = \"127.0.0.1:9188\"", "listen = \"0.0.0.0:9443\"");
+    std::fs::write(site.policy_path(), &open).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "-c"])
+        .arg(site.policy_path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("without TLS") && err.contains("[api.tls]"),
+        "{err}"
+    );
+    // With it, HTTPS on the router's uplink address.
+    sh(&format!(
+        "cd {} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=tollgate -keyout api.key -out api.crt 2>/dev/null",
+        site.dir.display()
+    ));
+    let tls = open.replace(
+        "tokens = \"tokens.json\"",
+        "tokens = \"tokens.json\"\n\n[api.tls]\ncertificate = \"api.crt\"\nkey = \"api.key\"",
+    );
+    std::fs::write(site.policy_path(), tls).unwrap();
+    let token = {
+        let out = tollgate(&site, &["token", "add", "t", "--scope", "read", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let d = site.start_daemon(&site.dir.join("accounting.toml"), &[]);
+    let call = |scheme: &str| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &site.host,
+                "curl",
+                "-s",
+                "-k",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("{scheme}://192.0.2.1:9443/api/v1/tenants"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap()
+    };
+    wait_for("HTTPS", Duration::from_secs(10), || call("https") == "200");
+    assert_ne!(
+        call("http"),
+        "200",
+        "plain HTTP must not be served on a TLS listener"
+    );
+    assert!(d.stop().success());
+}
