@@ -25,6 +25,18 @@ pub fn load(state: &StateDir) -> Result<Records> {
     }
 }
 
+/// The records as the policy file stands now: a change the daemon began
+/// and has not yet recorded as done (see `engine::records`) is shown done
+/// or not by what the file says. For reading; the daemon settles the file
+/// itself.
+pub fn load_settled(state: &StateDir, policy: Option<&policy::Policy>) -> Result<Records> {
+    let mut r = load(state)?;
+    if let Some(p) = policy {
+        r.settle(|id| p.tenant(net_types::TenantId(id)).map(|t| t.plan.clone()));
+    }
+    Ok(r)
+}
+
 /// Writes the records so that a crash leaves the old or the new ones.
 pub fn save(state: &StateDir, records: &Records) -> Result<()> {
     crate::crash_point::reached("overage-records");

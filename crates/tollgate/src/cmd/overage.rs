@@ -9,7 +9,10 @@ use std::process::ExitCode;
 pub fn run(cx: &Context, cmd: &OverageCommand) -> Result<ExitCode> {
     match cmd {
         OverageCommand::List { json } => {
-            let r = crate::overage_files::load(&cx.state)?;
+            let policy = crate::policy_file::load(&cx.config)
+                .ok()
+                .and_then(|l| l.policy);
+            let r = crate::overage_files::load_settled(&cx.state, policy.as_ref())?;
             if *json {
                 say!("{}", crate::output::json_pretty(&r)?);
             } else if r.moves.is_empty() {
@@ -22,7 +25,10 @@ pub fn run(cx: &Context, cmd: &OverageCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         OverageCommand::Release { tenant } => {
-            let r = crate::overage_files::load(&cx.state)?;
+            let policy = crate::policy_file::load(&cx.config)
+                .ok()
+                .and_then(|l| l.policy);
+            let r = crate::overage_files::load_settled(&cx.state, policy.as_ref())?;
             let m = r
                 .moves
                 .iter()

@@ -32,7 +32,7 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
         classes,
         // A missing or unreadable record shows no moves; `overage list`
         // says why.
-        overage: crate::overage_files::load(&cx.state)
+        overage: crate::overage_files::load_settled(&cx.state, Some(&policy))
             .map(|r| r.moves)
             .unwrap_or_default(),
         offline_interfaces: r
