@@ -359,10 +359,13 @@ fn placeholder_site(span: Span) -> Site {
     Site {
         mode: Mode::Router,
         uplink: net_types::IfName::new("placeholder").expect("valid name"),
+        uplink_span: span,
         lan: None,
         capacity: PerDirection { down: max, up: max },
         shards: 1,
         default_rate: PerDirection { down: max, up: max },
+        bill_broadcast: false,
+        bill_multicast: false,
         span,
     }
 }

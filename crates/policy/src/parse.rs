@@ -171,10 +171,14 @@ fn site(cx: &mut Cx, node: Node<'_>) -> Option<Site> {
             }
         }
     });
-    let uplink = f
-        .require(cx, "uplink", "\"eth0\"")
-        .and_then(|n| cx.ifname(n));
-    let lan = f.get(cx, "lan").and_then(|n| cx.ifname(n));
+    let uplink_node = f.require(cx, "uplink", "\"eth0\"");
+    let uplink = uplink_node.and_then(|n| cx.ifname(n));
+    // A bad `lan` fails the site, so that "router mode needs `lan`" does
+    // not follow the error about its name.
+    let lan = match f.get(cx, "lan") {
+        Some(n) => cx.ifname(n).map(Some),
+        None => Some(None),
+    };
     let capacity = f
         .require(cx, "capacity", "{ down = \"1gbit\", up = \"1gbit\" }")
         .and_then(|n| per_direction_rate(cx, n, "site.capacity"));
@@ -189,15 +193,26 @@ fn site(cx: &mut Cx, node: Node<'_>) -> Option<Site> {
             up: default_share(c.up),
         }),
     };
+    let bill_broadcast = match f.get(cx, "bill_broadcast") {
+        Some(n) => cx.boolean(n),
+        None => Some(false),
+    };
+    let bill_multicast = match f.get(cx, "bill_multicast") {
+        Some(n) => cx.boolean(n),
+        None => Some(false),
+    };
     let span = f.span;
     f.finish(cx);
     Some(Site {
         mode: mode?,
         uplink: uplink?,
-        lan,
+        uplink_span: uplink_node.map_or(span, |n| n.span),
+        lan: lan?,
         capacity: capacity?,
         shards: shards?,
         default_rate: default_rate?,
+        bill_broadcast: bill_broadcast?,
+        bill_multicast: bill_multicast?,
         span,
     })
 }
@@ -229,7 +244,13 @@ fn realms(cx: &mut Cx, node: Node<'_>, p: &mut Parsed) {
         return;
     };
     if let Some(n) = f.get(cx, "default") {
-        if let Some(s) = cx.string(n) {
+        if n.item.is_table_like() {
+            cx.error(
+                n.span,
+                "`default` cannot be a realm's name: under [realms] it says which realm is the default",
+                "rename the realm (e.g. [realms.other]) and write default = \"other\" under [realms]",
+            );
+        } else if let Some(s) = cx.string(n) {
             p.default_realm = Some((s, n.span));
         }
     }

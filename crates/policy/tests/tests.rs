@@ -357,6 +357,81 @@ fn a_policy_that_is_not_utf8_is_a_diagnostic_at_its_first_bad_byte() {
         .contains("UTF-8"));
 }
 
+/// A router policy with one plan, and `tenants` appended.
+fn router_with(site_extra: &str, tenants: &str) -> policy::Loaded {
+    let text = format!(
+        "[site]\nmode = \"router\"\nuplink = \"wan0\"\nlan = \"lan0\"\ncapacity = {{ down = \"10mbit\", up = \"10mbit\" }}\n{site_extra}\n[plans.p]\ndown = {{ rate = \"1mbit\" }}\nup = {{ rate = \"1mbit\" }}\n{tenants}"
+    );
+    policy::load_str("p.toml", &text)
+}
+
+/// Issue 12, item 14: a tenant named `tg-down` was accepted.
+#[test]
+fn names_that_collide_with_tollgates_own_are_refused() {
+    let tenant = |id: u32, name: &str| {
+        format!("[[tenants]]\nid = {id}\nname = \"{name}\"\nplan = \"p\"\nprefixes = [\"100.64.0.{id}/32\"]\n")
+    };
+    for (name, says) in [
+        ("tg-down", "reserved `tg-` namespace"),
+        ("tg-anything", "reserved `tg-` namespace"),
+        ("7", "is a number"),
+        ("", "is empty"),
+        ("a\\u001b[2Jb", "control character"),
+    ] {
+        let loaded = router_with("", &tenant(3, name));
+        let e = errors(&loaded);
+        assert_eq!(e.len(), 1, "{name:?}: {e:?}");
+        assert!(e[0].contains(says), "{name:?}: {e:?}");
+    }
+    // A number that is the tenant's own id finds the same tenant.
+    assert!(!router_with("", &tenant(3, "3")).has_errors());
+    assert!(!router_with("", &tenant(3, "tgdown")).has_errors());
+
+    // The site's interfaces: tollgate owns and deletes `tg-*` IFBs.
+    let loaded = router_with("", "").diagnostics.len();
+    assert_eq!(loaded, 0);
+    for (site, says) in [
+        (
+            "uplink = \"tg-down\"\n",
+            "uplink `tg-down` is in tollgate's reserved",
+        ),
+        (
+            "lan = \"tg-wan\"\n",
+            "lan `tg-wan` is in tollgate's reserved",
+        ),
+        ("uplink = \"wan@0\"\n", "has '@'"),
+        ("lan = \"la;n\"\n", "has ';'"),
+    ] {
+        let text = router_with("", "")
+            .sources
+            .get(policy::FileId(0))
+            .unwrap()
+            .text
+            .replace(
+                if site.starts_with("uplink") {
+                    "uplink = \"wan0\"\n"
+                } else {
+                    "lan = \"lan0\"\n"
+                },
+                site,
+            );
+        let e = errors(&policy::load_str("p.toml", &text));
+        assert_eq!(e.len(), 1, "{site}: {e:?}");
+        assert!(e[0].contains(says), "{site}: {e:?}");
+    }
+}
+
+#[test]
+fn a_realm_named_default_is_refused_with_a_reason() {
+    let text = format!("{SITE}\n[realms]\n[realms.default]\nid = 1\n");
+    let e = errors(&policy::load_str("p.toml", &text));
+    assert!(
+        e.iter()
+            .any(|e| e.contains("`default` cannot be a realm's name")),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn oversubscription_is_a_warning_not_an_error() {
     let text = SITE.to_owned()
