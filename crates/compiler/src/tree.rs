@@ -150,6 +150,9 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
             cells: tenant_cells,
         });
     }
+    // HTB refuses trees deeper than 8 classes; say which chain, before
+    // anything is placed.
+    errors.extend(crate::depth::check(policy, &wants));
     // The size of each top-level owner's subtree, to spread them over shards.
     let parent_of: HashMap<Owner, Option<Owner>> =
         wants.iter().map(|w| (w.owner, w.parent)).collect();

@@ -401,3 +401,133 @@ proptest::proptest! {
         proptest::prop_assert_eq!(repaired, full);
     }
 }
+
+/// How many classes deep the deepest class of any HTB tree in the plan is
+/// (a class whose parent is its qdisc is 1).
+fn deepest_class(plan: &Plan) -> usize {
+    fn depth(
+        plan: &Plan,
+        k: plan::ClassKey,
+        memo: &mut std::collections::HashMap<plan::ClassKey, usize>,
+    ) -> usize {
+        if let Some(d) = memo.get(&k) {
+            return *d;
+        }
+        let c = &plan.classes[&k];
+        let d = if c.parent.minor == 0 {
+            1
+        } else {
+            1 + depth(
+                plan,
+                plan::ClassKey {
+                    dev: k.dev,
+                    id: c.parent,
+                },
+                memo,
+            )
+        };
+        memo.insert(k, d);
+        d
+    }
+    let mut memo = Default::default();
+    plan.classes
+        .keys()
+        .map(|k| depth(plan, *k, &mut memo))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A policy with one tenant under `parents` nested parents, optionally in a
+/// shared pool, with or without realms and bands.
+fn layered(parents: usize, pool: bool, realms: bool, bands: bool) -> policy::Policy {
+    let mut t = String::from("[site]\nmode = \"router\"\nuplink = \"wan0\"\nlan = \"lan0\"\ncapacity = { down = \"10gbit\", up = \"10gbit\" }\n\n");
+    if realms {
+        t.push_str("[realms]\ndefault = \"intl\"\n[realms.nat]\nid = 1\nprefixes = [\"198.51.100.0/24\"]\n[realms.intl]\nid = 2\n\n");
+    }
+    if bands {
+        t.push_str("[bands.interactive]\ndscp = [\"ef\"]\n\n");
+    }
+    t.push_str("[plans.p]\ndown = { rate = \"1mbit\" }\nup = { rate = \"1mbit\" }\n\n");
+    let last = (parents > 0).then(|| format!("parent = \"p{parents}\"\n"));
+    if pool {
+        t.push_str(&format!("[plans.pool]\nshared = true\nid = 1000\n{}down = {{ rate = \"1mbit\" }}\nup = {{ rate = \"1mbit\" }}\n\n", last.clone().unwrap_or_default()));
+    }
+    for i in 1..=parents {
+        let up = if i > 1 {
+            format!("parent = \"p{}\"\n", i - 1)
+        } else {
+            String::new()
+        };
+        t.push_str(&format!("[[parents]]\nname = \"p{i}\"\nid = {i}\n{up}down = {{ rate = \"1gbit\" }}\nup = {{ rate = \"1gbit\" }}\n\n"));
+    }
+    let (plan, parent) = if pool {
+        ("pool", String::new())
+    } else {
+        ("p", last.unwrap_or_default())
+    };
+    t.push_str(&format!(
+        "[[tenants]]\nid = 1\nplan = \"{plan}\"\n{parent}prefixes = [\"100.64.0.0/30\"]\n"
+    ));
+    load("layered.toml", &t)
+}
+
+/// Issue 12, item 13: with 5 nested parents `plan` made classes 9 levels
+/// deep, which the kernel refuses. Every layout: the compiled tree's depth
+/// is exactly what the layout adds up to, it is within HTB's 8 whenever
+/// compile succeeds, and compile refuses exactly past 8, naming the chain.
+#[test]
+fn htb_depth_is_refused_exactly_at_the_kernels_limit() {
+    assert_eq!(compiler::HTB_MAX_DEPTH, 8, "TC_HTB_MAXDEPTH");
+    for realms in [false, true] {
+        for bands in [false, true] {
+            for pool in [false, true] {
+                for parents in 0..=8 {
+                    let expected = 1
+                        + parents
+                        + usize::from(pool)
+                        + 1
+                        + usize::from(realms)
+                        + usize::from(bands);
+                    let layout =
+                        format!("{parents} parents, pool {pool}, realms {realms}, bands {bands}");
+                    let p = layered(parents, pool, realms, bands);
+                    match compile(&p, &HostFacts::default()) {
+                        Ok(c) => {
+                            assert!(expected <= 8, "{layout}: compiled {expected} levels");
+                            assert_eq!(deepest_class(&c.plan), expected, "{layout}");
+                        }
+                        Err(e) => {
+                            assert!(
+                                expected > 8,
+                                "{layout}: refused at {expected} levels: {e:?}"
+                            );
+                            // One error per chain, about its first class past the limit.
+                            assert_eq!(e.len(), 1, "{layout}: {e:#?}");
+                            let m = &e[0].message;
+                            let nodes = parents + usize::from(pool);
+                            let (depth, named) = if 1 + nodes > 8 {
+                                (9, 8) // the 8th node down is the 9th class
+                            } else {
+                                assert!(m.starts_with("tenant 1: "), "{layout}: {m}");
+                                (expected, parents)
+                            };
+                            assert!(
+                                m.contains(&format!("{depth} levels deep, and HTB allows 8")),
+                                "{layout}: {m}"
+                            );
+                            let chain: Vec<String> = (1..=named.min(parents))
+                                .map(|i| format!("parent `p{i}`"))
+                                .collect();
+                            assert!(
+                                m.contains(&format!("shard root → {}", chain.join(" → "))),
+                                "{layout}: {m}"
+                            );
+                            assert!(e[0].span.is_some(), "{layout}");
+                            assert!(e[0].hint.as_deref().unwrap().contains("nest fewer parents"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
