@@ -531,3 +531,150 @@ fn htb_depth_is_refused_exactly_at_the_kernels_limit() {
         }
     }
 }
+
+/// A 30-tenant policy with realms, bands, parents, a pool and two shards.
+fn repair_policy() -> policy::Policy {
+    let shape = Shape {
+        tenants: 30,
+        shards: 2,
+        per_parent: 10,
+        hypervisor: false,
+    };
+    // Tenant 31 sits in the shared pool.
+    policy_with(
+        &shape,
+        &format!(
+            "[[tenants]]\nid = 31\nplan = \"overage\"\nprefixes = [\"{}\"]\n",
+            synthetic::tenant_v4(31)
+        ),
+    )
+}
+
+/// `plan` without the classes of `tenant` picked by `pick` (by position in
+/// the tenant's classes) and everything under them, as the kernel would
+/// have it after `tc class del`.
+fn without_classes(
+    c: &Compiled,
+    tenant: net_types::TenantId,
+    pick: &[bool],
+) -> (Plan, Vec<plan::ClassKey>) {
+    let mine: Vec<plan::ClassKey> = c
+        .provenance
+        .of_tenant(tenant)
+        .filter_map(|(o, _)| match o {
+            ObjectId::Class(k) => Some(*k),
+            _ => None,
+        })
+        .collect();
+    let mut gone: std::collections::BTreeSet<plan::ClassKey> = mine
+        .iter()
+        .zip(pick.iter().cycle())
+        .filter(|(_, p)| **p)
+        .map(|(k, _)| *k)
+        .collect();
+    // Deleting a class deletes its subtree: close the set downward.
+    loop {
+        let more: Vec<plan::ClassKey> = c
+            .plan
+            .classes
+            .iter()
+            .filter(|(k, cl)| {
+                !gone.contains(k)
+                    && gone.contains(&plan::ClassKey {
+                        dev: k.dev,
+                        id: cl.parent,
+                    })
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        gone.extend(more);
+    }
+    let mut observed = c.plan.clone();
+    observed.classes.retain(|k, _| !gone.contains(k));
+    (observed, gone.into_iter().collect())
+}
+
+/// Recompiling against `observed` gives the original plan, and the repair
+/// recreates exactly the `gone` classes, nothing else.
+fn assert_repaired_in_place(
+    p: &policy::Policy,
+    original: &Compiled,
+    observed: &Plan,
+    gone: &[plan::ClassKey],
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let again = compiled(p, &Live::from_plan(observed));
+    proptest::prop_assert_eq!(&again.placements, &original.placements);
+    proptest::prop_assert!(again.plan == original.plan, "the plan changed");
+    let cs = diff(&again.plan, observed);
+    let added: Vec<plan::ClassKey> = cs
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::AddClass { key, .. } => Some(*key),
+            _ => None,
+        })
+        .collect();
+    proptest::prop_assert_eq!(cs.len(), added.len(), "only creates: {:?}", cs.changes);
+    let mut sorted = added.clone();
+    sorted.sort();
+    proptest::prop_assert_eq!(sorted, gone.to_vec());
+    Ok(())
+}
+
+/// Issue 12, item 24: repairing a hand-deleted realm class with its leaves
+/// rebuilt the whole tenant with new handles in both directions.
+#[test]
+fn a_deleted_realm_class_is_repaired_in_place_with_the_same_handles() {
+    let p = repair_policy();
+    let c = compiled(&p, &Live::default());
+    let t = net_types::TenantId(7);
+    let base = c.placements.placements[&Owner::Tenant(t)].base();
+    let down = compiler::ifb_name(policy::Direction::Down);
+    // The last realm's class (its leaves go with it), on the download IFB.
+    let realm = plan::ClassKey {
+        dev: down,
+        id: net_types::ClassId::new(base.major, base.minor + 8),
+    };
+    assert!(c.plan.classes.contains_key(&realm));
+    let mut observed = c.plan.clone();
+    observed
+        .classes
+        .retain(|k, cl| *k != realm && !(k.dev == down && cl.parent == realm.id));
+    let gone: Vec<plan::ClassKey> = c
+        .plan
+        .classes
+        .keys()
+        .filter(|k| !observed.classes.contains_key(k))
+        .copied()
+        .collect();
+    assert_eq!(gone.len(), 4, "the realm class and its three band leaves");
+    assert_repaired_in_place(&p, &c, &observed, &gone).unwrap();
+
+    // The same class gone from both IFBs, and the tenant's whole subtree
+    // gone from both: still repaired where it is.
+    for pick in [vec![false, false, true], vec![true]] {
+        let (observed, gone) = without_classes(&c, t, &pick);
+        assert!(!gone.is_empty());
+        assert_repaired_in_place(&p, &c, &observed, &gone).unwrap();
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any classes of any tenant (with their subtrees) deleted by hand are
+    /// recreated with the same handles, and nothing else changes.
+    #[test]
+    fn hand_deleted_classes_are_repaired_in_place(
+        tenant in 1u32..=31,
+        pick in proptest::collection::vec(proptest::bool::weighted(0.3), 1..24),
+    ) {
+        let p = repair_policy();
+        let c = compiled(&p, &Live::default());
+        let (observed, gone) = without_classes(&c, net_types::TenantId(tenant), &pick);
+        assert_repaired_in_place(&p, &c, &observed, &gone)?;
+    }
+}
