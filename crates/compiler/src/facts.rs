@@ -23,6 +23,11 @@ pub struct HostFacts {
     /// route for the same prefix.
     #[serde(skip)]
     pub route_realms: Vec<(net_types::Prefix, net_types::RealmId)>,
+    /// The bridges on the host, each with its ports, or `None` if unknown
+    /// (then no uplink is refused for being a bridge). The dataplane reads
+    /// them from the kernel (`IFLA_MASTER` of each link).
+    #[serde(default)]
+    pub bridges: Option<BTreeMap<IfName, Vec<IfName>>>,
 }
 
 /// Who a block of classes belongs to.

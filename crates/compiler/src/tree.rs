@@ -94,6 +94,8 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         }
     }
 
+    errors.extend(bridge_uplink(policy, facts));
+
     let realms: Vec<RealmId> = policy.realms.list.iter().map(|r| r.id).collect();
     let tenant_cells = 1 + realms.len() as u16;
     let by_name: HashMap<&str, u16> = policy
@@ -240,6 +242,54 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         },
         notes,
     })
+}
+
+/// In hypervisor mode the VMs' upload is shaped where it leaves the uplink.
+/// If the uplink is a bridge whose ports include the VMs' vifs, the bridge
+/// forwards their frames from port to port and they never leave the bridge
+/// device itself: nothing would be shaped, while every check passed. The
+/// physical port is where upload leaves the host. (In router mode the
+/// tenants' traffic is routed, and routed traffic does leave through the
+/// bridge device, so a bridge works there.)
+fn bridge_uplink(policy: &Policy, facts: &HostFacts) -> Option<Diagnostic> {
+    let site = &policy.site;
+    if site.mode != Mode::Hypervisor {
+        return None;
+    }
+    let ports = facts.bridges.as_ref()?.get(&site.uplink)?;
+    let vifs: std::collections::HashSet<IfName> =
+        policy.tenants.iter().filter_map(|t| t.interface).collect();
+    let physical: Vec<String> = ports
+        .iter()
+        .filter(|p| {
+            !vifs.contains(p) && !p.as_str().starts_with("vif") && !p.as_str().starts_with("tap")
+        })
+        .map(|p| format!("`{p}`"))
+        .collect();
+    let listed: Vec<String> = ports.iter().map(|p| format!("`{p}`")).collect();
+    let suggestion = match physical.as_slice() {
+        [] => "set uplink to the physical interface the bridge reaches the network through"
+            .to_string(),
+        [one] => format!(
+            "set uplink = {one}, the bridge's physical port: VM upload leaves the host there"
+        ),
+        many => format!(
+            "set uplink to the bridge's physical port ({}): VM upload leaves the host there",
+            many.join(" or ")
+        ),
+    };
+    Some(
+        Diagnostic::error(
+            Some(site.uplink_span),
+            format!(
+                "uplink `{}` is a bridge (ports: {}): the VMs' upload is forwarded between its ports and never leaves `{}` itself, so none of it would be shaped",
+                site.uplink,
+                if listed.is_empty() { "none yet".to_string() } else { listed.join(", ") },
+                site.uplink
+            ),
+        )
+        .with_hint(suggestion),
+    )
 }
 
 /// How many classes a shard's HTB tree is meant to hold, in blocks of 4.

@@ -24,6 +24,7 @@ fn compiled(p: &policy::Policy, live: &Live) -> Compiled {
         interfaces: None,
         live: live.clone(),
         route_realms: Vec::new(),
+        bridges: None,
     };
     compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
 }
@@ -290,6 +291,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             interfaces: ifs(&["vif1.0"]),
             live: Live::default(),
             route_realms: Vec::new(),
+            bridges: None,
         },
     )
     .unwrap_err();
@@ -304,6 +306,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             interfaces: ifs(&["eth0", "vif1.0"]),
             live: Live::default(),
             route_realms: Vec::new(),
+            bridges: None,
         },
     )
     .unwrap();
@@ -677,4 +680,62 @@ proptest::proptest! {
         let (observed, gone) = without_classes(&c, net_types::TenantId(tenant), &pick);
         assert_repaired_in_place(&p, &c, &observed, &gone)?;
     }
+}
+
+/// Issue 12, item 22: with `uplink = "br0"` on a Xen host every check
+/// passed and upload was not shaped at all.
+#[test]
+fn a_bridge_uplink_is_refused_in_hypervisor_mode_naming_its_ports() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/hypervisor.toml"
+    ));
+    let text =
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replacen("uplink = \"eth0\"", "uplink = \"br0\"", 1);
+    let p = load("hypervisor.toml", &text);
+    let name = |n: &str| net_types::IfName::new(n).unwrap();
+    let facts = |bridges| HostFacts {
+        bridges,
+        ..HostFacts::default()
+    };
+    let bridged = Some(
+        [(
+            name("br0"),
+            vec![name("eth0"), name("vif1.0"), name("vif2.0")],
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let e = compile(&p, &facts(bridged)).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].message
+            .contains("uplink `br0` is a bridge (ports: `eth0`, `vif1.0`, `vif2.0`)"),
+        "{}",
+        e[0].message
+    );
+    assert!(
+        e[0].hint
+            .as_deref()
+            .unwrap()
+            .contains("set uplink = `eth0`"),
+        "{:?}",
+        e[0].hint
+    );
+    // At the uplink's value, 9:10 in the example.
+    let span = e[0].span.unwrap();
+    assert_eq!(&text[span.start..span.end], "\"br0\"");
+
+    // Unknown bridges, or a bridge that is not the uplink: compiled.
+    assert!(compile(&p, &facts(None)).is_ok());
+    let other = Some([(name("br1"), vec![name("eth1")])].into_iter().collect());
+    assert!(compile(&p, &facts(other)).is_ok());
+
+    // Router mode routes the tenants' traffic, which leaves through the
+    // bridge device itself: a bridge uplink works there.
+    let router = example("router.toml");
+    let wan_bridge = Some([(name("wan0"), vec![name("eth0")])].into_iter().collect());
+    assert!(compile(&router, &facts(wan_bridge)).is_ok());
 }
