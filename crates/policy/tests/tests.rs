@@ -877,3 +877,20 @@ fn is_setting(line: &str) -> bool {
         !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
     })
 }
+
+#[test]
+fn broadcast_and_multicast_are_unbilled_unless_the_site_says() {
+    let site = |extra: &str| router_with(extra, "");
+    let p = site("").policy.unwrap();
+    assert!(!p.site.bill_broadcast && !p.site.bill_multicast);
+    let p = site("bill_broadcast = true\nbill_multicast = true\n")
+        .policy
+        .unwrap();
+    assert!(p.site.bill_broadcast && p.site.bill_multicast);
+    let e = errors(&site("bill_broadcast = \"yes\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("`bill_broadcast` must be true or false"),
+        "{e:?}"
+    );
+}
