@@ -537,8 +537,23 @@ fn diff_in_place(desired: &Plan, observed: &Plan) -> ChangeSet {
             (None, None) => {}
         }
     });
-    adds.sort_by_key(|(d, _)| *d);
-    create.extend(adds.into_iter().map(|(_, c)| c));
+    // Stable by depth (ties keep key order), without a stable sort's
+    // scratch copy: the position breaks ties. A first apply at 100,000
+    // tenants sorts 1.8 million adds here.
+    let mut order: Vec<((usize, usize), u32)> = adds
+        .iter()
+        .enumerate()
+        .map(|(i, (d, _))| (*d, i as u32))
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<Change>> = adds.into_iter().map(|(_, c)| Some(c)).collect();
+    create.reserve(order.len());
+    create.extend(
+        order
+            .into_iter()
+            .filter_map(|(_, i)| slots[i as usize].take()),
+    );
+    drop(slots);
 
     let empty = BTreeMap::new();
     merge(&desired.maps, &observed.maps, |name, d, o| match (d, o) {
@@ -615,8 +630,10 @@ fn diff_in_place(desired: &Plan, observed: &Plan) -> ChangeSet {
     remove.extend(remove_qdiscs);
     remove.extend(remove_links);
 
-    // Early removals, then creates, switches, and removals.
+    // Early removals, then creates, switches, and removals, in one list
+    // sized once.
     let mut changes = early_remove;
+    changes.reserve_exact(create.len() + switch.len() + remove.len());
     changes.extend(create);
     changes.extend(switch);
     changes.extend(remove);

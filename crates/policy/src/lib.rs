@@ -135,6 +135,9 @@ pub fn load_bytes(
         }
     };
     let mut parsed = parse::document(&mut cx, doc.as_table(), whole);
+    // The syntax tree is several times the size of the text; nothing after
+    // this needs it.
+    drop(doc);
 
     // Prefix-list files: each is a source of its own, so errors point into it.
     for (realm, path, span) in std::mem::take(&mut parsed.prefix_files) {
