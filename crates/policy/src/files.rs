@@ -81,7 +81,7 @@ impl ReadError {
             ReadError::NotFound => {
                 "check the path; relative paths are read from the policy file's folder".into()
             }
-            ReadError::Io(_) => "check the file's permissions".into(),
+            ReadError::Io(_) => "check the path and the file's permissions; relative paths are read from the policy file's folder".into(),
         }
     }
 }
