@@ -42,6 +42,7 @@ fn compile_warm(b: Bencher, tenants: u32) {
         interfaces: None,
         live,
         route_realms: Vec::new(),
+        bridges: None,
     };
     b.bench(|| compile(divan::black_box(&p), &facts).unwrap());
 }

@@ -156,12 +156,18 @@ pub(crate) fn place(
             Some(parent) => placements[&parent].base(),
             None => ClassId::new(crate::shard_major(shard), crate::ROOT_MINOR),
         };
-        let kept = live
-            .placements
-            .get(&w.owner)
-            .filter(|p| p.shard == shard && p.cells == w.cells && p.parent == parent_class);
+        // A block whose first class is gone in both directions has no
+        // parent to keep: it is rebuilt where it is.
+        let kept = live.placements.get(&w.owner).filter(|p| {
+            p.shard == shard
+                && p.cells == w.cells
+                && (p.parent == parent_class || p.parent == Placement::PARENT_UNKNOWN)
+        });
         let placement = match kept {
-            Some(p) => *p,
+            Some(p) => Placement {
+                parent: parent_class,
+                ..*p
+            },
             None => match cells.take(shard, w.cells) {
                 Some(cell) => Placement {
                     shard,

@@ -32,12 +32,14 @@
 //! and only then removes the old one.
 
 mod alloc;
+mod depth;
 mod facts;
 mod provenance;
 pub mod realm_ranges;
 pub mod synthetic;
 mod tree;
 
+pub use depth::HTB_MAX_DEPTH;
 pub use facts::{HostFacts, Live, Owner, Placement};
 pub use provenance::{Provenance, Role, Serves};
 

@@ -62,9 +62,11 @@ struct Builder<'p> {
     members: HashMap<&'p str, u64>,
     /// Classes and map elements are gathered in lists and sorted once at the
     /// end: building a large `BTreeMap` from sorted input is several times
-    /// cheaper than inserting into it one key at a time. There is one list
-    /// per direction and shard, then one per direction for the root trees.
-    classes: Vec<Vec<(ClassKey, Class)>>,
+    /// cheaper than inserting into it one key at a time. The class list is
+    /// sized exactly up front and sorted in place, so that building the plan
+    /// holds the list, the sort's scratch and the map at once, no more (at
+    /// 100,000 tenants the classes alone are 150 MiB).
+    classes: Vec<(ClassKey, Class)>,
     elements: BTreeMap<&'static str, Vec<(MapKey, MapValue)>>,
     /// The routes' realms, from the host facts.
     route_realms: &'p [(net_types::Prefix, RealmId)],
@@ -93,6 +95,8 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
             );
         }
     }
+
+    errors.extend(bridge_uplink(policy, facts));
 
     let realms: Vec<RealmId> = policy.realms.list.iter().map(|r| r.id).collect();
     let tenant_cells = 1 + realms.len() as u16;
@@ -150,6 +154,9 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
             cells: tenant_cells,
         });
     }
+    // HTB refuses trees deeper than 8 classes; say which chain, before
+    // anything is placed.
+    errors.extend(crate::depth::check(policy, &wants));
     // The size of each top-level owner's subtree, to spread them over shards.
     let parent_of: HashMap<Owner, Option<Owner>> =
         wants.iter().map(|w| (w.owner, w.parent)).collect();
@@ -190,15 +197,34 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         *members.entry(t.plan.as_str()).or_default() += 1;
     }
     let devs = [Direction::Down, Direction::Up].map(ifb_name);
+    // Provenance has one entry per object; sized up front, it does not
+    // double past what it needs (at 100,000 tenants an entry is 70 bytes
+    // and there are 2.3 million).
+    let classes = class_count(policy, shards, &placed.placements);
+    let elements: usize = policy
+        .tenants
+        .iter()
+        .map(|t| t.prefixes.len() + 3 + policy.realms.list.len())
+        .sum::<usize>()
+        + policy
+            .realms
+            .list
+            .iter()
+            .map(|r| r.prefixes.len())
+            .sum::<usize>()
+        + facts.route_realms.len();
+    let mut prov = Provenance::default();
+    prov.objects
+        .reserve(classes + elements + 64 + 8 * shards as usize);
     let mut b = Builder {
         policy,
         plan: Plan::default(),
-        prov: Provenance::default(),
+        prov,
         realms,
         devs,
         shards,
         members,
-        classes: vec![Vec::new(); 2 * (shards as usize + 1)],
+        classes: Vec::with_capacity(classes),
         elements: BTreeMap::new(),
         route_realms: &facts.route_realms,
     };
@@ -217,7 +243,7 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
             if let Some(vif) = &t.interface {
                 if present(vif) {
                     hooked_vifs.push((t, *vif, p.shard));
-                } else {
+                } else if !facts.offline.contains(vif) {
                     notes.push(
                         Diagnostic::warning(Some(t.span), format!("interface `{vif}` of tenant {} is absent; its download hook is left out", t.id))
                             .with_hint(format!("run `tollgate hook vif online {vif}` when the VM starts")),
@@ -237,6 +263,76 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         },
         notes,
     })
+}
+
+/// In hypervisor mode the VMs' upload is shaped where it leaves the uplink.
+/// If the uplink is a bridge whose ports include the VMs' vifs, the bridge
+/// forwards their frames from port to port and they never leave the bridge
+/// device itself: nothing would be shaped, while every check passed. The
+/// physical port is where upload leaves the host. (In router mode the
+/// tenants' traffic is routed, and routed traffic does leave through the
+/// bridge device, so a bridge works there.)
+fn bridge_uplink(policy: &Policy, facts: &HostFacts) -> Option<Diagnostic> {
+    let site = &policy.site;
+    if site.mode != Mode::Hypervisor {
+        return None;
+    }
+    let ports = facts.bridges.as_ref()?.get(&site.uplink)?;
+    let vifs: std::collections::HashSet<IfName> =
+        policy.tenants.iter().filter_map(|t| t.interface).collect();
+    let physical: Vec<String> = ports
+        .iter()
+        .filter(|p| {
+            !vifs.contains(p) && !p.as_str().starts_with("vif") && !p.as_str().starts_with("tap")
+        })
+        .map(|p| format!("`{p}`"))
+        .collect();
+    let listed: Vec<String> = ports.iter().map(|p| format!("`{p}`")).collect();
+    let suggestion = match physical.as_slice() {
+        [] => "set uplink to the physical interface the bridge reaches the network through"
+            .to_string(),
+        [one] => format!(
+            "set uplink = {one}, the bridge's physical port: VM upload leaves the host there"
+        ),
+        many => format!(
+            "set uplink to the bridge's physical port ({}): VM upload leaves the host there",
+            many.join(" or ")
+        ),
+    };
+    Some(
+        Diagnostic::error(
+            Some(site.uplink_span),
+            format!(
+                "uplink `{}` is a bridge (ports: {}): the VMs' upload is forwarded between its ports and never leaves `{}` itself, so none of it would be shaped",
+                site.uplink,
+                if listed.is_empty() { "none yet".to_string() } else { listed.join(", ") },
+                site.uplink
+            ),
+        )
+        .with_hint(suggestion),
+    )
+}
+
+/// How many classes the plan will have: per direction, the root tree's
+/// root, default and one class per shard; each shard's root and default;
+/// one per node; and each tenant's own, realm and band classes.
+fn class_count(policy: &Policy, shards: u16, placements: &BTreeMap<Owner, Placement>) -> usize {
+    let bands = if policy.bands.is_some() { 3 } else { 0 };
+    let realms = policy.realms.list.len();
+    let per_tenant = if realms == 0 {
+        1 + bands
+    } else {
+        1 + realms * (1 + bands)
+    };
+    let (mut nodes, mut tenants) = (0, 0);
+    for owner in placements.keys() {
+        match owner {
+            Owner::Node(_) => nodes += 1,
+            Owner::Tenant(_) => tenants += 1,
+        }
+    }
+    let shards = shards as usize;
+    2 * (2 + shards + 2 * shards + nodes + tenants * per_tenant)
 }
 
 /// How many classes a shard's HTB tree is meant to hold, in blocks of 4.
@@ -279,7 +375,7 @@ impl Builder<'_> {
                 ..serves.dir(dir)
             },
         );
-        self.classes[dir_index(dir) * (self.shards as usize + 1) + shard as usize].push((key, c));
+        self.classes.push((key, c));
     }
 
     /// A class of the root tree (major 1) on a direction's IFB.
@@ -289,18 +385,18 @@ impl Builder<'_> {
             id: ClassId::new(OUTER_MAJOR, minor),
         };
         self.prov.add(ObjectId::Class(key), serves.dir(dir));
-        let outer = dir_index(dir) * (self.shards as usize + 1) + self.shards as usize;
-        self.classes[outer].push((key, c));
+        self.classes.push((key, c));
     }
 
     /// Moves the gathered classes and elements into the plan's maps.
     fn finish(&mut self) {
-        // Each device's list is already close to sorted (blocks are handed
-        // out in order), so visiting devices in name order gives the sort
-        // long presorted runs.
-        let mut lists: Vec<Vec<(ClassKey, Class)>> = std::mem::take(&mut self.classes);
-        lists.sort_by_key(|l| l.first().map(|(k, _)| *k));
-        self.plan.classes = lists.into_iter().flatten().collect();
+        // Sorted in place (no scratch; keys are unique, so an unstable sort
+        // gives the same order), then collected: the collect reuses the
+        // list's allocation and finds it sorted.
+        let mut classes = std::mem::take(&mut self.classes);
+        classes.sort_unstable_by_key(|(k, _)| *k);
+        self.plan.classes = classes.into_iter().collect();
+        self.prov.objects.shrink_to_fit();
         for (name, elements) in std::mem::take(&mut self.elements) {
             if let Some(m) = self.plan.maps.get_mut(name) {
                 m.elements = elements.into_iter().collect();

@@ -76,6 +76,8 @@ pub struct Engine {
     realms: Arc<Vec<(Prefix, RealmId)>>,
     routes_error: Option<String>,
     interfaces: Option<BTreeSet<IfName>>,
+    offline: BTreeSet<IfName>,
+    bridges: Option<std::collections::BTreeMap<IfName, Vec<IfName>>>,
     live: Live,
     compiled: Option<Arc<Compiled>>,
     feeds: Feeds,
@@ -128,6 +130,8 @@ impl Engine {
             realms: Arc::new(Vec::new()),
             routes_error: None,
             interfaces: None,
+            offline: BTreeSet::new(),
+            bridges: None,
             live: Live::default(),
             compiled: None,
             feeds: Feeds::new(),
@@ -426,10 +430,14 @@ impl Engine {
     fn observed(&mut self, now: Timestamp, o: Observation, out: &mut Vec<Effect>) {
         self.interfaces = Some(o.interfaces.clone());
         self.live = o.live;
+        self.offline = o.offline;
+        self.bridges = Some(o.bridges);
         let facts = HostFacts {
             interfaces: Some(o.interfaces),
             live: self.live.clone(),
             route_realms: self.realms.to_vec(),
+            bridges: self.bridges.clone(),
+            offline: self.offline.clone(),
         };
         let compiled = compiler::compile(&self.running.policy, &facts);
         self.counts.reads += 1;
@@ -584,6 +592,8 @@ impl Engine {
             interfaces: self.interfaces.clone(),
             live: self.live.clone(),
             route_realms: self.realms.to_vec(),
+            bridges: self.bridges.clone(),
+            offline: self.offline.clone(),
         };
         compiler::compile(policy, &facts).map(|_| ()).map_err(|d| {
             format!(

@@ -100,6 +100,12 @@ pub struct Start {
 pub struct Observation {
     /// Interfaces present (those taken offline left out).
     pub interfaces: BTreeSet<IfName>,
+    /// Interfaces taken offline on purpose (`hook vif offline`).
+    #[serde(default)]
+    pub offline: BTreeSet<IfName>,
+    /// The host's bridges and their ports.
+    #[serde(default)]
+    pub bridges: BTreeMap<IfName, Vec<IfName>>,
     /// Where tollgate's owners' classes are now.
     pub live: Live,
     /// Every class on tollgate's devices: bytes and packets.

@@ -87,7 +87,7 @@ impl Sim {
             let facts = compiler::HostFacts {
                 interfaces: None,
                 live: compiler::Live::from_plan(d),
-                route_realms: Vec::new(),
+                ..compiler::HostFacts::default()
             };
             let compiled = compiler::compile(&policy, &facts).expect("compiles");
             for (class, key) in engine::feeds::feeds(&compiled) {
@@ -113,6 +113,8 @@ impl Sim {
                     .iter()
                     .map(|n| net_types::IfName::new(n).unwrap())
                     .collect(),
+                offline: Default::default(),
+                bridges: Default::default(),
                 live: self
                     .desired
                     .as_ref()

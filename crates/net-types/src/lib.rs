@@ -4,16 +4,18 @@
 //! and strings: a [`Rate`] is always bits per second, a [`Size`] is always
 //! bytes, an [`IfName`] is always a name the kernel accepts, and a
 //! [`ClassId`] is always a valid `major:minor` tc handle. Parsing lives here
-//! too, so that `10mbit` means the same thing in the policy file, on the
-//! command line and in a test.
+//! too, so that `10mbit` (and `5m`, [`parse_duration`]) means the same thing
+//! in the policy file, on the command line and in a test.
 //!
 //! This crate is pure: no I/O, no clock, no global state.
 
+mod duration;
 mod ids;
 mod ifname;
 mod prefix;
 mod units;
 
+pub use duration::{parse_duration, DurationError, MAX_DURATION};
 pub use ids::{ClassId, RealmId, TenantId};
 pub use ifname::{IfName, IfNameError};
 pub use prefix::{Prefix, PrefixError};

@@ -208,27 +208,13 @@ fn reordered<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known.iter().find(|k| parts(k) == mine).copied()
 }
 
-/// Reads `30s`, `5m`, `12h`, `70d` (whole numbers), at least `min`.
+/// Reads a duration (`net_types::parse_duration`: `500ms`, `30s`, `5m`,
+/// `1.5h`, `70d`), at least `min`.
 fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>> {
     let text = cx.string(n)?;
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit {
-        "s" => Some(1),
-        "m" => Some(60),
-        "h" => Some(3600),
-        "d" => Some(86_400),
-        _ => None,
-    };
-    let secs = num
-        .parse::<u64>()
-        .ok()
-        .zip(scale)
-        .and_then(|(v, s)| v.checked_mul(s));
-    match secs.map(Duration::from_secs) {
-        Some(d) if d >= min => Some(Spanned::new(d, n.span)),
-        Some(_) => {
+    match net_types::parse_duration(&text) {
+        Ok(d) if d >= min => Some(Spanned::new(d, n.span)),
+        Ok(_) => {
             cx.error(
                 n.span,
                 format!("`{}` = \"{text}\" is too short", n.key),
@@ -236,20 +222,12 @@ fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>
             );
             None
         }
-        None => {
-            let spelled = match unit.trim().to_ascii_lowercase().as_str() {
-                "sec" | "secs" | "second" | "seconds" => Some("s"),
-                "min" | "mins" | "minute" | "minutes" => Some("m"),
-                "hr" | "hrs" | "hour" | "hours" => Some("h"),
-                "day" | "days" => Some("d"),
-                _ => None,
-            };
-            let hint = if let (false, Some(u)) = (num.is_empty(), spelled) {
-                format!("write \"{num}{u}\": the units are s, m, h and d, right after the number")
-            } else {
-                "write a whole number and a unit (s, m, h or d), e.g. \"30s\", \"5m\", \"12h\", \"70d\"".to_owned()
-            };
-            cx.error(n.span, format!("`{text}` is not a duration"), hint);
+        Err(e @ net_types::DurationError::TooLong) => {
+            cx.error(n.span, format!("`{}` = \"{text}\": {e}", n.key), e.hint());
+            None
+        }
+        Err(e) => {
+            cx.error(n.span, format!("`{text}` is not a duration"), e.hint());
             None
         }
     }

@@ -8,7 +8,10 @@
 //!
 //! This crate does no I/O. Prefix-list files named by the policy are read
 //! through the `read_file` callback that the caller passes in; tests pass a
-//! map, the binary passes the file system.
+//! map, the binary passes the file system. What the callback may read (only
+//! regular files, only inside the policy's folder, up to a size) and how it
+//! says why not is the contract in `files.rs` ([`ReadError`],
+//! [`PrefixFolders`]).
 //!
 //! The format is documented in `docs/policy.md`; the shipped examples are
 //! under `examples/`.
@@ -17,6 +20,7 @@ mod api;
 mod billing;
 mod diagnostic;
 pub mod edit;
+mod files;
 mod flows;
 mod model;
 mod parse;
@@ -26,6 +30,9 @@ mod source;
 mod validate;
 
 pub use diagnostic::{Diagnostic, DiagnosticRecord, Severity};
+pub use files::{
+    resolve_prefix_file, PrefixFolders, ReadError, POLICY_FILE_LIMIT, PREFIX_FILE_LIMIT,
+};
 pub use model::*;
 pub use route_rules::{parse_community, parse_large_community, RouteRules, RouteView};
 pub use source::{FileId, SourceFile, Sources, Span};
@@ -62,11 +69,37 @@ impl Loaded {
 ///
 /// `name` is used in messages only. `read_file` is asked for every
 /// prefix-list file the policy names, with the path exactly as written.
+/// Kept for callers that read files as text; [`load_bytes`] is the entry
+/// with the typed file contract.
 pub fn load(
     name: &str,
     text: &str,
     read_file: &mut dyn FnMut(&str) -> Result<String, String>,
 ) -> Loaded {
+    load_bytes(name, text.as_bytes(), &mut |path| {
+        read_file(path)
+            .map(String::into_bytes)
+            .map_err(ReadError::Io)
+    })
+}
+
+/// Parses and validates a policy given as bytes, as read from its file.
+///
+/// Bytes that are not UTF-8 are reported as an error at the line and column
+/// of the first bad byte, like any other invalid policy. `read_file` is
+/// asked for every prefix-list file the policy names, with the path exactly
+/// as written; the caller resolves it with [`PrefixFolders::resolve`] (or
+/// uses [`load_with_folders`], which does) and reads only regular files of
+/// at most [`PREFIX_FILE_LIMIT`] bytes, saying why not with a [`ReadError`].
+pub fn load_bytes(
+    name: &str,
+    bytes: &[u8],
+    read_file: &mut dyn FnMut(&str) -> Result<Vec<u8>, ReadError>,
+) -> Loaded {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return not_utf8(name, bytes, e),
+    };
     let mut sources = Sources::new();
     let main = sources.add(SourceFile::new(name, text));
     let mut cx = Cx {
@@ -74,7 +107,19 @@ pub fn load(
         diags: Vec::new(),
     };
     let whole = Span::new(main, 0..text.len().min(1));
-    let doc = match toml_edit::Document::parse(text.to_owned()) {
+    if bytes.len() as u64 > POLICY_FILE_LIMIT {
+        cx.error(
+            whole,
+            format!("the policy is larger than {} MiB", POLICY_FILE_LIMIT >> 20),
+            "check that this is the policy file; tollgate reads it whole",
+        );
+        return Loaded {
+            sources,
+            policy: None,
+            diagnostics: cx.diags,
+        };
+    }
+    let doc = match toml_edit::Document::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
             let span = Span::new(main, e.span().unwrap_or(0..0));
@@ -91,26 +136,40 @@ pub fn load(
         }
     };
     let mut parsed = parse::document(&mut cx, doc.as_table(), whole);
+    // The syntax tree is several times the size of the text; nothing after
+    // this needs it.
+    drop(doc);
 
     // Prefix-list files: each is a source of its own, so errors point into it.
     for (realm, path, span) in std::mem::take(&mut parsed.prefix_files) {
-        match read_file(&path) {
-            Ok(text) => {
-                let id = sources.add(SourceFile::new(path.clone(), text.clone()));
+        let read = read_file(&path).and_then(|bytes| {
+            // A caller that forgot the limit still gets the refusal, if late.
+            if bytes.len() as u64 > PREFIX_FILE_LIMIT {
+                Err(ReadError::TooLarge {
+                    limit: PREFIX_FILE_LIMIT,
+                })
+            } else {
+                Ok(bytes)
+            }
+        });
+        match read {
+            Ok(bytes) => {
+                let id = FileId(sources.len() as u32);
                 let mut fcx = Cx {
                     file: id,
                     diags: Vec::new(),
                 };
-                let prefixes = parse::prefix_file(&mut fcx, &text);
+                let list = parse::prefix_file(&mut fcx, &path, &bytes);
+                sources.add(SourceFile::new(path.clone(), list.shown));
                 cx.diags.append(&mut fcx.diags);
                 if let Some(r) = parsed.realms.iter_mut().find(|r| r.id == realm) {
-                    r.prefixes.extend(prefixes);
+                    r.prefixes.extend(list.prefixes);
                 }
             }
             Err(e) => cx.error(
                 span,
                 format!("cannot read prefix list `{path}`: {e}"),
-                "check the path; relative paths are read from the policy file's folder",
+                e.hint(),
             ),
         }
     }
@@ -126,11 +185,63 @@ pub fn load(
     }
 }
 
+/// Opens a resolved path and reads at most `limit + 1` bytes of it.
+pub type OpenFile<'a> = dyn FnMut(&std::path::Path, u64) -> Result<Vec<u8>, ReadError> + 'a;
+
+/// [`load_bytes`] with the file contract applied here: each `prefix_files`
+/// entry is resolved with [`PrefixFolders::resolve`] (refused outside the
+/// folders, before anything is opened), and `open` is handed the resolved
+/// path and the byte limit. `open` only opens and reads: with `O_NONBLOCK`,
+/// `fstat` must say a regular file, and at most `limit + 1` bytes are read.
+pub fn load_with_folders(
+    name: &str,
+    bytes: &[u8],
+    folders: &PrefixFolders,
+    open: &mut OpenFile<'_>,
+) -> Loaded {
+    load_bytes(name, bytes, &mut |written| {
+        let path = folders.resolve(written)?;
+        let bytes = open(&path, folders.limit)?;
+        if bytes.len() as u64 > folders.limit {
+            return Err(ReadError::TooLarge {
+                limit: folders.limit,
+            });
+        }
+        Ok(bytes)
+    })
+}
+
 /// Loads a policy that names no prefix-list files (or from a test).
 pub fn load_str(name: &str, text: &str) -> Loaded {
-    load(name, text, &mut |path| {
-        Err(format!("`{path}`: no files can be read here"))
+    load_bytes(name, text.as_bytes(), &mut |_| {
+        Err(ReadError::Io("no files can be read here".into()))
     })
+}
+
+/// A policy that is not UTF-8: one error at the first bad byte. The text is
+/// kept up to the end of that line (bad bytes shown as U+FFFD) so that the
+/// error renders with its line; nothing else is checked, as with a TOML
+/// syntax error.
+fn not_utf8(name: &str, bytes: &[u8], e: std::str::Utf8Error) -> Loaded {
+    let at = e.valid_up_to();
+    let line_end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    let shown = String::from_utf8_lossy(&bytes[..line_end]).into_owned();
+    let mut sources = Sources::new();
+    let main = sources.add(SourceFile::new(name, shown));
+    let bad = bytes[at];
+    let diagnostics = vec![Diagnostic::error(
+        Some(Span::new(main, at..at + e.error_len().unwrap_or(1))),
+        format!("the policy is not UTF-8 text: byte 0x{bad:02x} here is not valid UTF-8"),
+    )
+    .with_hint("save the file as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`); the other checks run once it is")];
+    Loaded {
+        sources,
+        policy: None,
+        diagnostics,
+    }
 }
 
 fn sort(diags: &mut [Diagnostic]) {
@@ -253,10 +364,13 @@ fn placeholder_site(span: Span) -> Site {
     Site {
         mode: Mode::Router,
         uplink: net_types::IfName::new("placeholder").expect("valid name"),
+        uplink_span: span,
         lan: None,
         capacity: PerDirection { down: max, up: max },
         shards: 1,
         default_rate: PerDirection { down: max, up: max },
+        bill_broadcast: false,
+        bill_multicast: false,
         span,
     }
 }

@@ -8,6 +8,12 @@ use crate::source::Span;
 use net_types::{IfName, Prefix, Rate, RealmId, Size, TenantId};
 use serde::Serialize;
 
+/// The prefix of every name tollgate gives its own objects: its IFB
+/// devices (`tg-down`, `tg-up`), which it owns, observes and deletes on
+/// `tollgate down` by this prefix. No interface or tenant in a policy may
+/// use it.
+pub const RESERVED_PREFIX: &str = "tg-";
+
 /// Traffic direction, seen from the tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +73,8 @@ pub struct Site {
     pub mode: Mode,
     /// The interface toward the upstream.
     pub uplink: IfName,
+    /// Where `uplink` was written.
+    pub uplink_span: Span,
     /// The interface toward the tenants (router mode only).
     pub lan: Option<IfName>,
     /// What the uplink can carry, per direction.
@@ -75,6 +83,16 @@ pub struct Site {
     pub shards: u16,
     /// The guaranteed rate of traffic that belongs to no tenant.
     pub default_rate: PerDirection<Rate>,
+    /// Whether broadcast (to every host on the link: Ethernet
+    /// `ff:ff:ff:ff:ff:ff`, IPv4 `255.255.255.255`) counts toward tenants.
+    /// False unless set: a bridge floods it to every VM, and no VM asked
+    /// for it. Unbilled broadcast goes to the default class, unshaped per
+    /// tenant and counted to nobody.
+    pub bill_broadcast: bool,
+    /// Whether multicast (Ethernet group addresses, `224.0.0.0/4`,
+    /// `ff00::/8`) counts toward tenants. False unless set, for the same
+    /// reason: IPv6 neighbour discovery and mDNS reach every VM.
+    pub bill_multicast: bool,
     /// Where `site` was written.
     pub span: Span,
 }

@@ -177,10 +177,14 @@ fn site(cx: &mut Cx, node: Node<'_>) -> Option<Site> {
             }
         }
     });
-    let uplink = f
-        .require(cx, "uplink", "\"eth0\"")
-        .and_then(|n| cx.ifname(n));
-    let lan = f.get(cx, "lan").and_then(|n| cx.ifname(n));
+    let uplink_node = f.require(cx, "uplink", "\"eth0\"");
+    let uplink = uplink_node.and_then(|n| cx.ifname(n));
+    // A bad `lan` fails the site, so that "router mode needs `lan`" does
+    // not follow the error about its name.
+    let lan = match f.get(cx, "lan") {
+        Some(n) => cx.ifname(n).map(Some),
+        None => Some(None),
+    };
     let capacity = f
         .require(cx, "capacity", "{ down = \"1gbit\", up = \"1gbit\" }")
         .and_then(|n| per_direction_rate(cx, n, "site.capacity"));
@@ -195,15 +199,26 @@ fn site(cx: &mut Cx, node: Node<'_>) -> Option<Site> {
             up: default_share(c.up),
         }),
     };
+    let bill_broadcast = match f.get(cx, "bill_broadcast") {
+        Some(n) => cx.boolean(n),
+        None => Some(false),
+    };
+    let bill_multicast = match f.get(cx, "bill_multicast") {
+        Some(n) => cx.boolean(n),
+        None => Some(false),
+    };
     let span = f.span;
     f.finish(cx);
     Some(Site {
         mode: mode?,
         uplink: uplink?,
-        lan,
+        uplink_span: uplink_node.map_or(span, |n| n.span),
+        lan: lan?,
         capacity: capacity?,
         shards: shards?,
         default_rate: default_rate?,
+        bill_broadcast: bill_broadcast?,
+        bill_multicast: bill_multicast?,
         span,
     })
 }
@@ -235,7 +250,13 @@ fn realms(cx: &mut Cx, node: Node<'_>, p: &mut Parsed) {
         return;
     };
     if let Some(n) = f.get(cx, "default") {
-        if let Some(s) = cx.string(n) {
+        if n.item.is_table_like() {
+            cx.error(
+                n.span,
+                "`default` cannot be a realm's name: under [realms] it says which realm is the default",
+                "rename the realm (e.g. [realms.other]) and write default = \"other\" under [realms]",
+            );
+        } else if let Some(s) = cx.string(n) {
             p.default_realm = Some((s, n.span));
         }
     }
@@ -673,22 +694,99 @@ fn tenant(cx: &mut Cx, mut f: Fields<'_>) -> Option<Tenant> {
     })
 }
 
+/// What was read from a prefix-list file.
+pub(crate) struct PrefixList {
+    /// Every prefix before the first bad line.
+    pub prefixes: Vec<(Prefix, Span)>,
+    /// The text diagnostics may show: the lines read, and of the first bad
+    /// line at most a short excerpt that looks like an attempted prefix.
+    pub shown: String,
+}
+
+/// The longest bad line shown in a diagnostic: an IPv4-mapped IPv6 address
+/// with its length is 49 characters. Anything longer is not a typo.
+const EXCERPT_MAX: usize = 50;
+
 /// Parses a prefix-list file: one prefix per line, `#` starts a comment.
-pub(crate) fn prefix_file(cx: &mut Cx, text: &str) -> Vec<(Prefix, Span)> {
+///
+/// Reading stops at the first line that is not a prefix (or not UTF-8):
+/// a file that is not a prefix list (`/etc/shadow`, a binary) gets one
+/// error at that line and nothing of it past that line is kept or echoed.
+/// The bad line itself is shown only if it is short and made of the
+/// characters of an address (a typo such as `192.0.2.0/33`).
+pub(crate) fn prefix_file(cx: &mut Cx, name: &str, bytes: &[u8]) -> PrefixList {
+    let (valid, utf8_error) = match std::str::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => (
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+            Some(e.valid_up_to()),
+        ),
+    };
     let mut out = Vec::new();
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (n, line) in valid.split_inclusive('\n').enumerate() {
+        if utf8_error.is_some() && !line.ends_with('\n') {
+            break; // the start of the line with the bad byte
+        }
         let content = line.split('#').next().unwrap_or("");
         let trimmed = content.trim();
         if !trimmed.is_empty() {
-            let start = offset + (content.len() - content.trim_start().len());
-            let span = Span::new(cx.file, start..start + trimmed.len());
+            let lead = content.len() - content.trim_start().len();
+            let start = offset + lead;
             match Prefix::parse(trimmed) {
-                Ok(p) => out.push((p, span)),
-                Err(e) => cx.error(span, e.message, e.hint),
+                Ok(p) => out.push((p, Span::new(cx.file, start..start + trimmed.len()))),
+                Err(e) => {
+                    let shown_line = looks_like_an_address(trimmed).then_some(trimmed);
+                    let excerpt = shown_line.unwrap_or("");
+                    let shown = format!("{}{}{excerpt}", &valid[..offset], &content[..lead]);
+                    let span = Span::new(cx.file, start..start + excerpt.len());
+                    match shown_line {
+                        Some(_) => cx.error(
+                            span,
+                            format!("{}; the rest of the prefix list was not read", e.message),
+                            e.hint,
+                        ),
+                        None => cx.error(
+                            span,
+                            format!("`{name}` does not look like a prefix list: line {} is not an address, and is not shown", n + 1),
+                            "a prefix list has one prefix per line (`192.0.2.0/24`, `2001:db8::/32`) and `#` comments; check that prefix_files names the right file",
+                        ),
+                    }
+                    return PrefixList {
+                        prefixes: out,
+                        shown,
+                    };
+                }
             }
         }
         offset += line.len();
     }
-    out
+    if let Some(at) = utf8_error {
+        // Keep the bad line's width, not its text, so the column is right.
+        let width = valid[offset..at].chars().count();
+        let shown = format!("{}{}", &valid[..offset], " ".repeat(width));
+        let span = Span::new(cx.file, shown.len()..shown.len());
+        let line = valid[..offset].matches('\n').count() + 1;
+        cx.error(
+            span,
+            format!("`{name}` does not look like a prefix list: line {line} is not UTF-8 text, and is not shown"),
+            "a prefix list is plain text with one prefix per line; check that prefix_files names the right file",
+        );
+        return PrefixList {
+            prefixes: out,
+            shown,
+        };
+    }
+    PrefixList {
+        prefixes: out,
+        shown: valid.to_owned(),
+    }
+}
+
+/// Whether a bad line is short and made only of what addresses are
+/// written with, so that showing it reveals nothing but a typo.
+fn looks_like_an_address(s: &str) -> bool {
+    s.len() <= EXCERPT_MAX
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '/'))
 }

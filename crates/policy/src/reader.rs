@@ -148,7 +148,7 @@ impl Cx {
 
     pub fn ifname(&mut self, node: Node<'_>) -> Option<IfName> {
         let text = self.string(node)?;
-        IfName::new(&text)
+        let name = IfName::new(&text)
             .map_err(|e| {
                 self.error(
                     node.span,
@@ -156,7 +156,23 @@ impl Cx {
                     "use at most 15 characters, none of them '/', ':' or white space",
                 )
             })
-            .ok()
+            .ok()?;
+        // tollgate names an nftables chain after each interface it hooks
+        // (`down_vif1.0`) and nft reads a chain name unquoted: letters,
+        // digits, `.`, `-` and `_` only. The kernel allows more (`a@b`,
+        // `x;y`), which would break or change the nft script.
+        if let Some(c) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        {
+            self.error(
+                node.span,
+                format!("interface name `{text}` has {c:?}, which tollgate cannot write in an nftables chain name"),
+                "tollgate names its nftables chains after the interfaces it hooks; rename the interface with letters, digits, '.', '-' and '_' only",
+            );
+            return None;
+        }
+        Some(name)
     }
 
     /// Reads an array, handing each element and its span to `each`.

@@ -58,6 +58,23 @@ fn site(p: &Policy, diags: &mut Vec<Diagnostic>) {
         ),
         _ => {}
     }
+    for (what, name) in
+        std::iter::once(("uplink", &s.uplink)).chain(s.lan.as_ref().map(|l| ("lan", l)))
+    {
+        if name.as_str().starts_with(RESERVED_PREFIX) {
+            let span = if what == "uplink" {
+                s.uplink_span
+            } else {
+                s.span
+            };
+            err(
+                diags,
+                span,
+                format!("{what} `{name}` is in tollgate's reserved `{RESERVED_PREFIX}` namespace"),
+                format!("tollgate owns every `{RESERVED_PREFIX}…` IFB device (its shaping devices tg-down and tg-up) and deletes them on `tollgate down`; name the physical interface"),
+            );
+        }
+    }
     if s.lan.as_ref() == Some(&s.uplink) {
         err(
             diags,
@@ -84,6 +101,7 @@ fn ids(p: &Policy, diags: &mut Vec<Diagnostic>) {
     let mut names: HashMap<&str, Span> = HashMap::new();
     let mut ifaces: HashMap<&str, Span> = HashMap::new();
     for t in &p.tenants {
+        tenant_name(t, diags);
         let dup_id = tenants.insert(t.id.0, t.span).is_some();
         if dup_id {
             err(
@@ -119,12 +137,12 @@ fn ids(p: &Policy, diags: &mut Vec<Diagnostic>) {
                     "name the tenant's vif or tap, not the uplink".into(),
                 );
             }
-            if i.as_str().starts_with("tg-") {
+            if i.as_str().starts_with(RESERVED_PREFIX) {
                 err(
                     diags,
                     t.span,
-                    format!("interface `{i}` is in tollgate's reserved `tg-` namespace"),
-                    "tollgate names its own IFB devices tg-…; rename the interface".into(),
+                    format!("interface `{i}` is in tollgate's reserved `{RESERVED_PREFIX}` namespace"),
+                    format!("tollgate names its own IFB devices {RESERVED_PREFIX}…; rename the interface"),
                 );
             }
         }
@@ -166,6 +184,38 @@ fn ids(p: &Policy, diags: &mut Vec<Diagnostic>) {
                 );
             }
         }
+    }
+}
+
+/// A tenant's name is how people and commands find it (`tollgate tenant
+/// move NAME`, `usage NAME`, logs): it must not be mistaken for an id or
+/// one of tollgate's own names, and must print as one line.
+fn tenant_name(t: &Tenant, diags: &mut Vec<Diagnostic>) {
+    let name = t.name.as_str();
+    let problem = if name.trim().is_empty() {
+        Some((
+            "is empty".to_string(),
+            "give the tenant a name, or leave `name` out for tenant-ID".to_string(),
+        ))
+    } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+        Some((
+            format!("has the control character {c:?}"),
+            "names are printed in status, logs and bills; use printable characters".to_string(),
+        ))
+    } else if name.bytes().all(|b| b.is_ascii_digit()) && name.parse::<u32>().ok() != Some(t.id.0) {
+        Some(("is a number, which commands read as a tenant id".to_string(), format!("`tollgate tenant move {name}` would find tenant {name}, not this one; put a letter in the name, e.g. \"c{name}\"")))
+    } else if name.starts_with(RESERVED_PREFIX) {
+        Some((format!("is in tollgate's reserved `{RESERVED_PREFIX}` namespace"), format!("names starting with {RESERVED_PREFIX} are tollgate's own (its devices tg-down and tg-up); pick another name")))
+    } else {
+        None
+    };
+    if let Some((what, hint)) = problem {
+        err(
+            diags,
+            t.span,
+            format!("tenant {}'s name `{}` {what}", t.id, name.escape_debug()),
+            hint,
+        );
     }
 }
 

@@ -144,6 +144,294 @@ fn errors_in_a_prefix_file_point_into_that_file() {
     );
 }
 
+/// Issue 12, item 11: `prefix_files = ["../../../../etc/shadow"]` printed
+/// every line of the file in the diagnostics.
+#[test]
+fn a_file_that_is_not_a_prefix_list_is_not_echoed_past_its_first_bad_line() {
+    let shadow = "root:$6$saltsalt$secrethash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nbob:$6$x$othersecret:1:0:9:7:::\n";
+    let loaded = policy::load("p.toml", &with_prefix_file("list.txt"), &mut |_| {
+        Ok(shadow.to_owned())
+    });
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{}", loaded.render());
+    let r = errors[0].to_record(&loaded.sources);
+    assert_eq!(
+        (r.file.as_deref(), r.line, r.column),
+        (Some("list.txt"), Some(1), Some(1))
+    );
+    assert!(
+        r.message.contains("does not look like a prefix list"),
+        "{}",
+        r.message
+    );
+    let out = loaded.render() + &serde_json_free(&loaded);
+    for secret in ["root", "$6$", "secret", "daemon", "bob", "19000"] {
+        assert!(!out.contains(secret), "`{secret}` echoed:\n{out}");
+    }
+
+    // Good lines first, then something else: reading stops at the first bad
+    // line and nothing after it is kept.
+    let loaded = policy::load("p.toml", &with_prefix_file("list.txt"), &mut |_| {
+        Ok("192.0.2.0/24\n  hunter2 is my password\nsecret line\n".into())
+    });
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{}", loaded.render());
+    let r = errors[0].to_record(&loaded.sources);
+    assert_eq!((r.line, r.column), (Some(2), Some(3)));
+    let out = loaded.render() + &serde_json_free(&loaded);
+    assert!(!out.contains("hunter2") && !out.contains("secret"), "{out}");
+    assert_eq!(
+        loaded.sources.get(policy::FileId(1)).unwrap().text,
+        "192.0.2.0/24\n  ",
+        "only what was read as a prefix list is kept"
+    );
+}
+
+/// Every diagnostic as its JSON-ready record, flattened to text.
+fn serde_json_free(loaded: &policy::Loaded) -> String {
+    loaded
+        .diagnostics
+        .iter()
+        .map(|d| format!("{:?}", d.to_record(&loaded.sources)))
+        .collect()
+}
+
+#[test]
+fn a_typo_in_a_prefix_list_is_shown_and_stops_the_reading() {
+    let loaded = policy::load("p.toml", &with_prefix_file("list.txt"), &mut |_| {
+        Ok("192.0.2.0/24\n198.51.100.0/33\n203.0.113.0/24\n2001:db8::/129\n".into())
+    });
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{}", loaded.render());
+    let r = errors[0].to_record(&loaded.sources);
+    assert_eq!((r.line, r.column), (Some(2), Some(1)));
+    assert!(
+        r.message.contains("/33") && r.message.contains("was not read"),
+        "{}",
+        r.message
+    );
+    assert_eq!(r.text.as_deref(), Some("198.51.100.0/33"));
+}
+
+#[test]
+fn a_binary_prefix_file_is_one_error_at_its_first_bad_byte() {
+    let mut bytes = b"192.0.2.0/24\nab\xff\xfe secret\n".to_vec();
+    bytes.extend(std::iter::repeat_n(0u8, 1000));
+    let loaded = policy::load_bytes("p.toml", with_prefix_file("bin").as_bytes(), &mut |_| {
+        Ok(bytes.clone())
+    });
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), 1, "{}", loaded.render());
+    let r = errors[0].to_record(&loaded.sources);
+    assert_eq!(
+        (r.file.as_deref(), r.line, r.column),
+        (Some("bin"), Some(2), Some(3))
+    );
+    assert!(r.message.contains("not UTF-8"), "{}", r.message);
+    assert!(!loaded.render().contains("secret") && !loaded.render().contains("ab"));
+}
+
+/// Issue 12, item 11 (b): what the `read_file` callback can say, each
+/// reported at the `prefix_files` entry with a hint.
+#[test]
+fn read_errors_are_reported_at_the_entry_that_names_the_file() {
+    for (error, says) in [
+        (policy::ReadError::NotRegularFile, "not a regular file"),
+        (
+            policy::ReadError::TooLarge { limit: 64 << 20 },
+            "larger than",
+        ),
+        (
+            policy::ReadError::OutsideAllowedFolders {
+                allowed: vec!["/etc/tollgate".into()],
+            },
+            "outside the folders",
+        ),
+        (policy::ReadError::NotFound, "no such file"),
+        (
+            policy::ReadError::Io("Permission denied".into()),
+            "Permission denied",
+        ),
+    ] {
+        let loaded = policy::load_bytes(
+            "p.toml",
+            with_prefix_file("fifo.txt").as_bytes(),
+            &mut |_| Err(error.clone()),
+        );
+        assert_eq!(loaded.diagnostics.len(), 1, "{}", loaded.render());
+        let d = &loaded.diagnostics[0];
+        let r = d.to_record(&loaded.sources);
+        assert_eq!((r.line, r.column), (Some(13), Some(17)), "{error:?}");
+        assert!(
+            r.message.contains("fifo.txt") && r.message.contains(says),
+            "{}",
+            r.message
+        );
+        assert_eq!(d.hint.as_deref(), Some(error.hint().as_str()));
+    }
+}
+
+#[test]
+fn a_callback_that_ignores_the_limit_is_still_refused() {
+    let huge = vec![b'#'; policy::PREFIX_FILE_LIMIT as usize + 1];
+    let loaded = policy::load_bytes("p.toml", with_prefix_file("zero").as_bytes(), &mut |_| {
+        Ok(huge.clone())
+    });
+    assert_eq!(loaded.diagnostics.len(), 1, "{}", loaded.render());
+    assert!(loaded.diagnostics[0].message.contains("larger than"));
+    assert_eq!(loaded.sources.len(), 1, "the file's bytes are not kept");
+}
+
+#[test]
+fn load_with_folders_refuses_before_opening() {
+    let folders = policy::PrefixFolders::beside("/etc/tollgate");
+    let mut opened = Vec::new();
+    let loaded = policy::load_with_folders(
+        "p.toml",
+        with_prefix_file("../../../../etc/shadow").as_bytes(),
+        &folders,
+        &mut |path, limit| {
+            opened.push((path.to_path_buf(), limit));
+            Ok(Vec::new())
+        },
+    );
+    assert!(opened.is_empty(), "{opened:?}");
+    assert!(
+        loaded.render().contains("outside the folders"),
+        "{}",
+        loaded.render()
+    );
+    assert!(
+        loaded.render().contains("`/etc/tollgate`"),
+        "{}",
+        loaded.render()
+    );
+
+    let loaded = policy::load_with_folders(
+        "p.toml",
+        with_prefix_file("lists/../national.txt").as_bytes(),
+        &folders,
+        &mut |path, limit| {
+            opened.push((path.to_path_buf(), limit));
+            Ok(b"192.0.2.0/24\n".to_vec())
+        },
+    );
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert_eq!(
+        opened,
+        vec![(
+            "/etc/tollgate/national.txt".into(),
+            policy::PREFIX_FILE_LIMIT
+        )]
+    );
+}
+
+/// Issue 12, item 12: a policy that is not UTF-8 was refused with exit 2
+/// and no location.
+#[test]
+fn a_policy_that_is_not_utf8_is_a_diagnostic_at_its_first_bad_byte() {
+    let mut bytes = SITE.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\n# caf\xe9 in Latin-1\n[realms]\n");
+    let loaded = policy::load_bytes("p.toml", &bytes, &mut |_| Err(policy::ReadError::NotFound));
+    assert!(loaded.policy.is_none());
+    assert_eq!(loaded.diagnostics.len(), 1, "{}", loaded.render());
+    let r = loaded.diagnostics[0].to_record(&loaded.sources);
+    assert_eq!(
+        (r.line, r.column),
+        (Some(8), Some(6)),
+        "{}",
+        loaded.render()
+    );
+    assert!(r.message.contains("0xe9"), "{}", r.message);
+    assert!(
+        loaded
+            .render()
+            .starts_with("p.toml:8:6: error: the policy is not UTF-8"),
+        "{}",
+        loaded.render()
+    );
+    assert!(loaded.diagnostics[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("UTF-8"));
+}
+
+/// A router policy with one plan, and `tenants` appended.
+fn router_with(site_extra: &str, tenants: &str) -> policy::Loaded {
+    let text = format!(
+        "[site]\nmode = \"router\"\nuplink = \"wan0\"\nlan = \"lan0\"\ncapacity = {{ down = \"10mbit\", up = \"10mbit\" }}\n{site_extra}\n[plans.p]\ndown = {{ rate = \"1mbit\" }}\nup = {{ rate = \"1mbit\" }}\n{tenants}"
+    );
+    policy::load_str("p.toml", &text)
+}
+
+/// Issue 12, item 14: a tenant named `tg-down` was accepted.
+#[test]
+fn names_that_collide_with_tollgates_own_are_refused() {
+    let tenant = |id: u32, name: &str| {
+        format!("[[tenants]]\nid = {id}\nname = \"{name}\"\nplan = \"p\"\nprefixes = [\"100.64.0.{id}/32\"]\n")
+    };
+    for (name, says) in [
+        ("tg-down", "reserved `tg-` namespace"),
+        ("tg-anything", "reserved `tg-` namespace"),
+        ("7", "is a number"),
+        ("", "is empty"),
+        ("a\\u001b[2Jb", "control character"),
+    ] {
+        let loaded = router_with("", &tenant(3, name));
+        let e = errors(&loaded);
+        assert_eq!(e.len(), 1, "{name:?}: {e:?}");
+        assert!(e[0].contains(says), "{name:?}: {e:?}");
+    }
+    // A number that is the tenant's own id finds the same tenant.
+    assert!(!router_with("", &tenant(3, "3")).has_errors());
+    assert!(!router_with("", &tenant(3, "tgdown")).has_errors());
+
+    // The site's interfaces: tollgate owns and deletes `tg-*` IFBs.
+    let loaded = router_with("", "").diagnostics.len();
+    assert_eq!(loaded, 0);
+    for (site, says) in [
+        (
+            "uplink = \"tg-down\"\n",
+            "uplink `tg-down` is in tollgate's reserved",
+        ),
+        (
+            "lan = \"tg-wan\"\n",
+            "lan `tg-wan` is in tollgate's reserved",
+        ),
+        ("uplink = \"wan@0\"\n", "has '@'"),
+        ("lan = \"la;n\"\n", "has ';'"),
+    ] {
+        let text = router_with("", "")
+            .sources
+            .get(policy::FileId(0))
+            .unwrap()
+            .text
+            .replace(
+                if site.starts_with("uplink") {
+                    "uplink = \"wan0\"\n"
+                } else {
+                    "lan = \"lan0\"\n"
+                },
+                site,
+            );
+        let e = errors(&policy::load_str("p.toml", &text));
+        assert_eq!(e.len(), 1, "{site}: {e:?}");
+        assert!(e[0].contains(says), "{site}: {e:?}");
+    }
+}
+
+#[test]
+fn a_realm_named_default_is_refused_with_a_reason() {
+    let text = format!("{SITE}\n[realms]\n[realms.default]\nid = 1\n");
+    let e = errors(&policy::load_str("p.toml", &text));
+    assert!(
+        e.iter()
+            .any(|e| e.contains("`default` cannot be a realm's name")),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn oversubscription_is_a_warning_not_an_error() {
     let text = SITE.to_owned()
@@ -524,9 +812,10 @@ fn billing_vocabulary_and_ranges_are_the_billing_crates() {
 }
 
 #[test]
-fn overage_durations_are_whole_units() {
+fn overage_durations_use_the_one_duration_parser() {
     for (text, secs) in [
         ("30s", 30),
+        ("1.5h", 5_400),
         ("5m", 300),
         ("12h", 43_200),
         ("70d", 6_048_000),
@@ -539,10 +828,20 @@ fn overage_durations_are_whole_units() {
             "{text}"
         );
     }
-    for bad in ["5", "5w", "1.5h", "-5m", "m", "99999999999999999999d"] {
+    for bad in ["5", "5w", "1.2.3h", "-5m", "m", "5M"] {
         let e = errors(&billed(&format!("[overage]\ncheck_every = \"{bad}\"\n")));
         assert_eq!(e.len(), 1, "{bad}: {e:?}");
         assert!(e[0].contains("is not a duration"), "{bad}: {e:?}");
+    }
+    // Past the documented maximum, with checked arithmetic (issue 12, item 15).
+    for long in [
+        "99999999999999999999d",
+        "36501d",
+        "100000000000000000000000s",
+    ] {
+        let e = errors(&billed(&format!("[overage]\nmin_elapsed = \"{long}\"\n")));
+        assert_eq!(e.len(), 1, "{long}: {e:?}");
+        assert!(e[0].contains("longer than 100 years"), "{long}: {e:?}");
     }
     let e = errors(&billed("[overage]\nmin_elapsed = \"2 hours\"\n"));
     assert!(e[0].contains("write \"2h\""), "{e:?}");
@@ -577,4 +876,21 @@ fn is_setting(line: &str) -> bool {
     line.split_once(" = ").is_some_and(|(k, _)| {
         !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
     })
+}
+
+#[test]
+fn broadcast_and_multicast_are_unbilled_unless_the_site_says() {
+    let site = |extra: &str| router_with(extra, "");
+    let p = site("").policy.unwrap();
+    assert!(!p.site.bill_broadcast && !p.site.bill_multicast);
+    let p = site("bill_broadcast = true\nbill_multicast = true\n")
+        .policy
+        .unwrap();
+    assert!(p.site.bill_broadcast && p.site.bill_multicast);
+    let e = errors(&site("bill_broadcast = \"yes\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("`bill_broadcast` must be true or false"),
+        "{e:?}"
+    );
 }

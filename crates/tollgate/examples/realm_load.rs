@@ -101,6 +101,7 @@ fn main() {
             interfaces: Some(observed.ifindex.keys().copied().collect()),
             live: Live::from_plan(&observed.plan),
             route_realms: routes.to_vec(),
+            ..HostFacts::default()
         };
         let compiled = compiler::compile(&policy, &facts).expect("compiles");
         let compile_ms = ms(t);

@@ -91,7 +91,18 @@ pub fn facts(
         interfaces: Some(interfaces),
         live: Live::from_plan(&observed.plan),
         route_realms,
+        bridges: Some(bridges(observed)),
+        offline: absent.clone(),
     }
+}
+
+/// The host's bridges and their ports, as the compiler takes them.
+pub fn bridges(observed: &Observed) -> std::collections::BTreeMap<IfName, Vec<IfName>> {
+    observed
+        .bridges
+        .iter()
+        .map(|(b, ports)| (*b, ports.iter().copied().collect()))
+        .collect()
 }
 
 /// Compiles, printing the compiler's notes, or refuses with its

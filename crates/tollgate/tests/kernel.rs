@@ -219,7 +219,7 @@ fn a_move_applies_make_before_break_to_a_real_kernel() {
     let facts = compiler::HostFacts {
         interfaces: None,
         live: compiler::Live::from_plan(&before.plan),
-        route_realms: Vec::new(),
+        ..compiler::HostFacts::default()
     };
     let after = compiler::compile(&moved, &facts).unwrap();
     let cs = plan::diff(&after.plan, &before.plan);

@@ -176,6 +176,9 @@ impl Builder<'_> {
         };
         let d = dir.as_str();
         let mut rules = vec![format!("meta priority set 0:{default:x}")];
+        // Unbilled broadcast and multicast stop here, with no tenant: the
+        // hook chain then marks them for the root tree's default class.
+        rules.extend(unbilled_rules(&self.policy.site));
         if !self.realms.is_empty() {
             rules.push(format!("meta priority set ip {remote} map @realm4"));
             rules.push(format!("meta priority set ip6 {remote} map @realm6"));
@@ -298,6 +301,41 @@ impl Builder<'_> {
             self.element(map, MapKey::Number(id), MapValue::Class(p.base()), serves);
         }
     }
+}
+
+/// The Ethernet destination's first 48 bits: all ones is broadcast.
+const LL_BROADCAST: &str = "@ll,0,48 0xffffffffffff";
+/// The I/G bit of the Ethernet destination: set for every group address,
+/// broadcast included.
+const LL_GROUP: &str = "@ll,0,8 & 0x1 == 0x1";
+
+/// The rules that keep broadcast and multicast out of tenant classes, as
+/// `[site] bill_broadcast` and `bill_multicast` say.
+///
+/// The Ethernet destination is matched with raw link-layer payload: on a
+/// netdev egress hook `meta pkttype` is only right for frames that came in
+/// on another port (a frame the host itself sends is `host`), and
+/// `ether daddr` would add an `iiftype` check that never matches on egress.
+/// On a device without a link-layer header (a tunnel) the raw match does not
+/// apply, so the IP destinations are matched as well.
+pub(crate) fn unbilled_rules(site: &policy::Site) -> Vec<String> {
+    let mut out = Vec::new();
+    if !site.bill_broadcast {
+        out.push(format!("{LL_BROADCAST} return"));
+        out.push("ip daddr 255.255.255.255 return".into());
+    }
+    if !site.bill_multicast {
+        // Broadcast is a group address too: when it is billed, spare it.
+        let group = if site.bill_broadcast {
+            format!("@ll,0,48 != 0xffffffffffff {LL_GROUP}")
+        } else {
+            LL_GROUP.to_string()
+        };
+        out.push(format!("{group} return"));
+        out.push("ip daddr 224.0.0.0/4 return".into());
+        out.push("ip6 daddr ff00::/8 return".into());
+    }
+    out
 }
 
 /// The nft match expressions for one band's rules, one per line.

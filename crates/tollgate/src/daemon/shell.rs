@@ -287,6 +287,8 @@ impl Shell {
                 .filter(|i| !offline.contains(i))
                 .copied()
                 .collect(),
+            bridges: crate::reconciler::bridges(&observed),
+            offline,
             live: compiler::Live::from_plan(&observed.plan),
             counters: observed
                 .stats
