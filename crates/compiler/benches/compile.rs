@@ -43,6 +43,7 @@ fn compile_warm(b: Bencher, tenants: u32) {
         live,
         route_realms: Vec::new(),
         bridges: None,
+        offline: Default::default(),
     };
     b.bench(|| compile(divan::black_box(&p), &facts).unwrap());
 }

@@ -25,6 +25,7 @@ fn compiled(p: &policy::Policy, live: &Live) -> Compiled {
         live: live.clone(),
         route_realms: Vec::new(),
         bridges: None,
+        offline: Default::default(),
     };
     compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
 }
@@ -292,6 +293,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             live: Live::default(),
             route_realms: Vec::new(),
             bridges: None,
+            offline: Default::default(),
         },
     )
     .unwrap_err();
@@ -307,6 +309,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             live: Live::default(),
             route_realms: Vec::new(),
             bridges: None,
+            offline: Default::default(),
         },
     )
     .unwrap();
@@ -807,4 +810,42 @@ fn broadcast_and_multicast_rules_for_every_setting() {
         out.push('\n');
     }
     insta::assert_snapshot!("unbilled_broadcast_and_multicast", out);
+}
+
+#[test]
+fn an_interface_taken_offline_is_left_out_without_a_warning() {
+    // Item 23: `hook vif offline` must not say the interface is absent.
+    let p = example("hypervisor.toml");
+    let vif = p
+        .tenants
+        .iter()
+        .find_map(|t| t.interface)
+        .expect("a tenant with a vif");
+    let mut present: std::collections::BTreeSet<_> =
+        p.tenants.iter().filter_map(|t| t.interface).collect();
+    present.insert(p.site.uplink);
+    present.remove(&vif);
+    let absent = compile(
+        &p,
+        &HostFacts {
+            interfaces: Some(present.clone()),
+            ..HostFacts::default()
+        },
+    )
+    .unwrap();
+    assert!(absent
+        .notes
+        .iter()
+        .any(|n| n.message.contains(&format!("`{vif}`"))));
+    let offline = compile(
+        &p,
+        &HostFacts {
+            interfaces: Some(present),
+            offline: [vif].into_iter().collect(),
+            ..HostFacts::default()
+        },
+    )
+    .unwrap();
+    assert!(offline.notes.is_empty(), "{:?}", offline.notes);
+    assert_eq!(offline.plan, absent.plan);
 }

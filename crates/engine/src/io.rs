@@ -30,13 +30,12 @@ impl PolicyText {
     /// Loads (parses and validates) the policy, with its prefix files as
     /// they were read.
     pub fn load(&self) -> policy::Loaded {
-        let mut read = |name: &str| {
-            self.files
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| Err(format!("{name}: was not read")))
+        let mut read = |name: &str| match self.files.get(name) {
+            Some(Ok(text)) => Ok(text.clone().into_bytes()),
+            Some(Err(e)) => Err(policy::ReadError::Io(e.clone())),
+            None => Err(policy::ReadError::Io(format!("{name}: was not read"))),
         };
-        policy::load(&self.name, &self.text, &mut read)
+        policy::load_bytes(&self.name, self.text.as_bytes(), &mut read)
     }
 
     /// The same file with other text (an edit), and the same prefix files.

@@ -207,31 +207,13 @@ pub struct Settings {
     pub overage: OverageSettings,
 }
 
-/// The longest span a setting may have: a thousand years.
-const MAX_SPAN_SECONDS: i64 = 1000 * 366 * 86_400;
-
-/// Parses `30s`, `5m`, `12h`, `70d`.
+/// Parses `30s`, `5m`, `12h`, `70d` (the one duration syntax of
+/// `net_types::parse_duration`; up to 100 years, never overflowing).
 pub fn parse_span(text: &str) -> Result<SignedDuration, SettingsError> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: i64 = num.parse().map_err(|_| {
-        SettingsError::from(format!(
-            "`{text}` is not a duration; write e.g. `30s`, `5m`, `70d`"
-        ))
-    })?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{text}` needs a unit: s, m, h or d").into()),
-    };
-    // A span past a thousand years is a typing mistake, not a setting.
-    n.checked_mul(unit_secs)
-        .filter(|s| *s <= MAX_SPAN_SECONDS)
-        .map(SignedDuration::from_secs)
-        .ok_or_else(|| format!("`{text}` is too long; the longest span is 1000 years").into())
+    let d = net_types::parse_duration(text)
+        .map_err(|e| SettingsError::from(format!("{e} ({})", e.hint())))?;
+    SignedDuration::try_from(d)
+        .map_err(|_| SettingsError::from(format!("`{text}` is too long a span")))
 }
 
 impl Settings {
@@ -827,7 +809,10 @@ check_every = "30s"
         let e = Settings::parse("acct.toml", "[retention]\nraw = \"100000000000000000d\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("retention.raw") && e.contains("too long"), "{e}");
+        assert!(
+            e.contains("retention.raw") && e.contains("longer than 100 years"),
+            "{e}"
+        );
         assert!(parse_span("9223372036854775807s").is_err());
         assert!(parse_span("1000d").is_ok());
     }

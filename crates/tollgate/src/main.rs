@@ -36,7 +36,19 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = match cli::Args::try_parse() {
+        Ok(a) => a,
+        // --help and --version, or a mistake in the arguments: clap prints
+        // it; a mistake is invalid input (exit 1) like any other.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(error::Kind::Invalid.code())
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let default = if args.verbose {
         "debug"
     } else if matches!(

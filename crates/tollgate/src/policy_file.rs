@@ -5,10 +5,12 @@
 //! - only regular files are read (a FIFO, a device or a directory is
 //!   refused without blocking: files are opened non-blocking and checked
 //!   with `fstat` before a byte is read);
-//! - at most [`MAX_FILE_BYTES`] of each (a larger file is refused, so
-//!   `/dev/zero` or a runaway log cannot grow memory);
-//! - prefix files are resolved relative to the policy's folder and must
-//!   stay inside it, so `../../etc/shadow` is refused;
+//! - at most `policy::POLICY_FILE_LIMIT` of the policy and
+//!   `policy::PREFIX_FILE_LIMIT` of each prefix file (a larger file is
+//!   refused, so `/dev/zero` or a runaway log cannot grow memory);
+//! - prefix files are resolved (by the policy crate, on the text)
+//!   relative to the policy's folder and must stay inside it, so
+//!   `../../etc/shadow` is refused before anything is opened;
 //! - what the policy crate reports about a file never echoes more than
 //!   its first bad line.
 
@@ -16,20 +18,15 @@ use crate::error::{Context as _, Error, Result};
 use policy::{Loaded, Policy};
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Component, Path, PathBuf};
-
-/// The largest policy or prefix file read.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+use std::path::{Path, PathBuf};
 
 /// Why a file was not read.
 #[derive(Debug)]
 pub enum ReadRefusal {
     /// Not a regular file (a FIFO, a device, a directory…).
     NotRegular,
-    /// Larger than [`MAX_FILE_BYTES`].
-    TooLarge,
-    /// Outside the policy's folder.
-    Outside,
+    /// Larger than the limit.
+    TooLarge(u64),
     /// The system refused.
     Io(std::io::Error),
 }
@@ -38,84 +35,58 @@ impl std::fmt::Display for ReadRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadRefusal::NotRegular => f.write_str("not a regular file"),
-            ReadRefusal::TooLarge => write!(f, "larger than {} MiB", MAX_FILE_BYTES >> 20),
-            ReadRefusal::Outside => f.write_str("outside the policy's folder"),
+            ReadRefusal::TooLarge(limit) => write!(f, "larger than {} MiB", limit >> 20),
             ReadRefusal::Io(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// Reads a regular file of at most [`MAX_FILE_BYTES`], never blocking on
-/// a FIFO or reading a device.
-pub fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, ReadRefusal> {
+/// Reads a regular file of at most `limit` bytes, never blocking on a
+/// FIFO or reading a device: opened non-blocking, checked with `fstat`
+/// before a byte is read, and read no further than one byte past the
+/// limit (a file may grow after `fstat`).
+pub fn read_bounded(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, ReadRefusal> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
         .map_err(ReadRefusal::Io)?;
     let meta = file.metadata().map_err(ReadRefusal::Io)?;
     if !meta.is_file() {
         return Err(ReadRefusal::NotRegular);
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ReadRefusal::TooLarge);
+    if meta.len() > limit {
+        return Err(ReadRefusal::TooLarge(limit));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The file may grow after fstat: read one byte past the limit to tell.
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(ReadRefusal::Io)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(ReadRefusal::TooLarge);
+    if bytes.len() as u64 > limit {
+        return Err(ReadRefusal::TooLarge(limit));
     }
     Ok(bytes)
 }
 
-/// `name` (from the policy in `folder`) as a path inside `folder`, or
-/// `None` if it leads out of it. Resolved by its components alone, before
-/// any file is touched.
-pub fn inside(folder: &Path, name: &str) -> Option<PathBuf> {
-    let rel = Path::new(name);
-    let rel = if rel.is_absolute() {
-        rel.strip_prefix(folder).ok()?
-    } else {
-        rel
-    };
-    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(p) => parts.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
+/// The policy crate's file contract, served from the disk: `open` as
+/// `policy::load_with_folders` wants it.
+fn open_prefix_file(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, policy::ReadError> {
+    read_bounded(path, limit).map_err(|e| match e {
+        ReadRefusal::NotRegular => policy::ReadError::NotRegularFile,
+        ReadRefusal::TooLarge(limit) => policy::ReadError::TooLarge { limit },
+        ReadRefusal::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            policy::ReadError::NotFound
         }
-    }
-    let mut out = folder.to_path_buf();
-    out.extend(parts);
-    Some(out)
+        ReadRefusal::Io(e) => policy::ReadError::Io(e.to_string()),
+    })
 }
 
-/// The callback the policy crate reads prefix files with.
-fn prefix_reader(folder: PathBuf) -> impl FnMut(&str) -> std::result::Result<String, String> {
-    move |name: &str| {
-        let path = inside(&folder, name).ok_or_else(|| {
-            format!(
-                "{name}: {} ({}); prefix files are read from the policy's folder and below",
-                ReadRefusal::Outside,
-                folder.display()
-            )
-        })?;
-        let bytes = read_bounded(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        String::from_utf8(bytes).map_err(|e| {
-            format!(
-                "{}: not UTF-8 text (first bad byte at offset {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })
-    }
+/// Where a policy at `path` may read its prefix files from: its own
+/// folder (canonicalised, so that symbolic links to it do not confuse the
+/// check) and below.
+fn folders(path: &Path) -> policy::PrefixFolders {
+    let dir = folder_of(path);
+    policy::PrefixFolders::beside(std::fs::canonicalize(&dir).unwrap_or(dir))
 }
 
 fn folder_of(path: &Path) -> PathBuf {
@@ -127,7 +98,7 @@ fn folder_of(path: &Path) -> PathBuf {
 
 /// Reads and loads a policy (with its prefix files).
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = read_bounded(path).map_err(|e| {
+    let bytes = read_bounded(path, policy::POLICY_FILE_LIMIT).map_err(|e| {
         let kind = match e {
             ReadRefusal::Io(_) => Error::runtime,
             _ => Error::invalid,
@@ -140,27 +111,38 @@ pub fn load(path: &Path) -> Result<Loaded> {
 }
 
 /// Reads the policy and every prefix file it names, as the engine takes
-/// them: the text and the files' contents, so that the engine can load
-/// (and edit, and load again) the policy without touching the disk.
+/// them: the text and the files' contents (or why each could not be
+/// read), so that the engine can load, edit and load again the policy
+/// without touching the disk.
 pub fn read_policy_text(path: &Path) -> Result<engine::io::PolicyText> {
     let text = read_text(path)?;
     let mut files = std::collections::BTreeMap::new();
-    let mut read = prefix_reader(folder_of(path));
-    let mut recording = |name: &str| {
-        let r = read(name);
-        files.insert(name.to_string(), r.clone());
+    let folders = folders(path);
+    let mut recording = |written: &str| {
+        let r = folders
+            .resolve(written)
+            .and_then(|p| open_prefix_file(&p, folders.limit));
+        files.insert(
+            written.to_string(),
+            r.clone()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| e.to_string()),
+        );
         r
     };
     let name = path.display().to_string();
-    let _ = policy::load(&name, &text, &mut recording);
+    let _ = policy::load_bytes(&name, text.as_bytes(), &mut recording);
     Ok(engine::io::PolicyText { name, text, files })
 }
 
 /// Loads a policy from bytes not (yet) on disk, as if they were at `path`.
 pub fn load_bytes(path: &Path, bytes: &[u8]) -> Loaded {
-    let mut read = prefix_reader(folder_of(path));
-    let text = String::from_utf8_lossy(bytes);
-    policy::load(&path.display().to_string(), &text, &mut read)
+    policy::load_with_folders(
+        &path.display().to_string(),
+        bytes,
+        &folders(path),
+        &mut open_prefix_file,
+    )
 }
 
 /// Loads a policy from text not (yet) on disk, as if it were at `path`.
@@ -190,7 +172,8 @@ pub fn valid(path: &Path) -> Result<(Loaded, Policy)> {
 
 /// The policy file's text, for editing.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = read_bounded(path).runtime(format!("cannot read {}", path.display()))?;
+    let bytes = read_bounded(path, policy::POLICY_FILE_LIMIT)
+        .runtime(format!("cannot read {}", path.display()))?;
     String::from_utf8(bytes).map_err(|e| {
         Error::invalid(format!(
             "{} is not UTF-8 text (first bad byte at offset {})",
@@ -230,26 +213,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefix_files_stay_inside_the_policy_folder() {
-        let f = Path::new("/etc/tollgate");
-        assert_eq!(
-            inside(f, "lists/national.txt"),
-            Some(PathBuf::from("/etc/tollgate/lists/national.txt"))
-        );
-        assert_eq!(
-            inside(f, "./a/../b.txt"),
-            Some(PathBuf::from("/etc/tollgate/b.txt"))
-        );
-        assert_eq!(
-            inside(f, "/etc/tollgate/x.txt"),
-            Some(PathBuf::from("/etc/tollgate/x.txt"))
-        );
-        assert_eq!(inside(f, "../../../../etc/shadow"), None);
-        assert_eq!(inside(f, "a/../../shadow"), None);
-        assert_eq!(inside(f, "/etc/shadow"), None);
-    }
-
-    #[test]
     fn a_fifo_is_refused_without_blocking() {
         let dir = std::env::temp_dir().join(format!("tg-fifo-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -260,14 +223,17 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
-        assert!(matches!(read_bounded(&fifo), Err(ReadRefusal::NotRegular)));
+        assert!(matches!(
+            read_bounded(&fifo, 1024),
+            Err(ReadRefusal::NotRegular)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_device_is_refused() {
         assert!(matches!(
-            read_bounded(Path::new("/dev/zero")),
+            read_bounded(Path::new("/dev/zero"), 1024),
             Err(ReadRefusal::NotRegular)
         ));
     }

@@ -16,7 +16,7 @@ pub fn file_settings(args: &SettingsArgs) -> Result<Settings> {
         Some(p) => (p.clone(), true),
         None => (Path::new(settings::DEFAULT_PATH).to_path_buf(), false),
     };
-    match crate::policy_file::read_bounded(&path) {
+    match crate::policy_file::read_bounded(&path, policy::POLICY_FILE_LIMIT) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes).map_err(|e| {
                 Error::invalid(format!(

@@ -182,3 +182,82 @@ fn a_reader_that_stops_early_is_not_an_error() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(o.status.code(), Some(0), "{err}");
 }
+
+/// A folder with the router example and a prefix list, for the file tests.
+fn policy_dir(tag: &str, prefix_files: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tg-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("examples/router.toml"))
+        .unwrap()
+        .replace(
+            "prefix_files = [\"national.txt\"]",
+            &format!("prefix_files = {prefix_files}"),
+        );
+    std::fs::write(dir.join("policy.toml"), text).unwrap();
+    dir
+}
+
+#[test]
+fn prefix_files_that_are_not_files_in_the_folder_are_refused_quickly_and_never_echoed() {
+    // Issue 12, item 11: a FIFO, a device, a path out of the folder.
+    let dir = policy_dir(
+        "files",
+        "[\"fifo.txt\", \"/dev/zero\", \"../../../../etc/shadow\"]",
+    );
+    assert!(Command::new("mkfifo")
+        .arg(dir.join("fifo.txt"))
+        .status()
+        .unwrap()
+        .success());
+    let start = std::time::Instant::now();
+    let o = tollgate(&["check", "-c", dir.join("policy.toml").to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "check blocked"
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("fifo.txt") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(err.contains("/dev/zero"), "{err}");
+    assert!(err.contains("shadow") && err.contains("outside"), "{err}");
+    assert!(!err.contains("root:"), "{err}");
+}
+
+#[test]
+fn a_policy_that_is_not_utf8_is_an_invalid_policy_with_its_place() {
+    // Issue 12, item 12: exit 1 like every invalid policy, line:col given.
+    let f = std::env::temp_dir().join(format!("tg-latin1-{}.toml", std::process::id()));
+    std::fs::write(&f, b"[site]\nmode = \"router\"\n# caf\xe9\n").unwrap();
+    let o = tollgate(&["check", "-c", f.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&f);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains(":3:6:") && err.contains("UTF-8"), "{err}");
+}
+
+#[test]
+fn a_huge_duration_is_refused_not_a_panic() {
+    // Issue 12, item 15.
+    let o = tollgate(&[
+        "apply",
+        "--every",
+        "100000000000000000000000s",
+        "-c",
+        "examples/router.toml",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a mistake in the arguments is invalid input"
+    );
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("longer than") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -270,23 +270,7 @@ Examples:
 /// option. Refuses values too large to be a duration instead of
 /// overflowing.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let (num, unit) = t.split_at(
-        t.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(t.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. `10s` or `500ms`"))?;
-    let secs = match unit {
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
-    };
-    std::time::Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("`{text}` is too long a duration"))
+    net_types::parse_duration(text).map_err(|e| format!("{e} ({})", e.hint()))
 }
 
 pub use crate::output::Format;
