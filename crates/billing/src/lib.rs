@@ -28,9 +28,11 @@
 //! This crate is pure: no I/O, no clock. "Now" is an argument.
 
 mod bill;
+mod bytes;
 mod commit;
 mod error;
 mod figure;
+mod names;
 mod percentile;
 mod period;
 mod projection;
@@ -40,11 +42,13 @@ mod volume;
 mod watch;
 
 pub use bill::{bill_tenant, check_rules, ChargeLine, ChargeRule, TenantBill};
+pub use bytes::ByteCount;
 pub use commit::Overage;
 pub use error::BillingError;
 pub use figure::{
     percentile, Coverage, Method, MissingSamples, PercentileFigure, PercentileRule, RankedSample,
 };
+pub use names::Named;
 pub use percentile::{rank_value, Percentile, RankRule};
 pub use period::{BillingCycle, Period};
 pub use projection::{decide, project, Decision, OveragePolicy, Projection};

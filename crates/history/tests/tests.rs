@@ -525,7 +525,7 @@ fn accountant_store_and_bill_end_to_end() {
     // 12 h minus the open slot: 143 closed slots of 15 reads × 250 kB.
     assert_eq!(coverage.len(), 143);
     assert_eq!(line.volume.used.bytes(), 143 * 15 * 250_000);
-    assert!(total > line.volume.used.bytes());
+    assert!(u128::from(total) > line.volume.used.bytes());
     // 3,750,000 bytes per slot: 100 kbit/s.
     assert_eq!(
         line.percentile.as_ref().unwrap().rate(),

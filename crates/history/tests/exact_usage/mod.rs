@@ -314,7 +314,7 @@ fn usage_of_a_closed_period_is_exact_and_equals_the_bills_volume() {
         let bill =
             billing::bill_tenant(&period, TenantId(11), &rules, &samples, &coverage).unwrap();
         assert_eq!(
-            u128::from(bill.lines[0].volume.used.bytes()),
+            bill.lines[0].volume.used.bytes(),
             usage,
             "{zone}: bill and usage disagree"
         );
