@@ -49,6 +49,10 @@ fn samples(span: Span, time: i64, blob: &[u8]) {
             .all(|s| (first..first + span.slots()).contains(&s.slot.0)),
         "a decoded sample lies outside its row"
     );
+    assert!(
+        out.is_sorted_by_key(|s| s.slot),
+        "a decoded row is in slot order"
+    );
     let mut again = Vec::new();
     codec::encode_samples(span, time, &out, &mut again);
     let mut back = Vec::new();

@@ -229,7 +229,8 @@ pub(crate) fn encode_samples<'s>(
 }
 
 /// Decodes a blob of `encode_samples`, keeping the samples of slots in
-/// `[from, to)`.
+/// `[from, to)`; the rest of the blob after `to` is not read. A row out of
+/// slot order is refused as corrupt (every writer sorts it).
 pub(crate) fn decode_samples(
     (span, time): (Span, i64),
     tenant: TenantId,
@@ -239,6 +240,7 @@ pub(crate) fn decode_samples(
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(blob, span.place())?;
     let first = time * span.slots();
+    let mut previous = 0;
     while r.more() {
         let offset = r.varint()?;
         if offset >= span.slots() as u64 {
@@ -247,6 +249,13 @@ pub(crate) fn decode_samples(
                 format!("slot {offset} of a row of {} slots", span.slots()),
             ));
         }
+        if offset < previous {
+            return Err(StoreError::corrupt(
+                r.place,
+                format!("slot {offset} after slot {previous}: a row is sorted by slot"),
+            ));
+        }
+        previous = offset;
         let slot = Slot(first + offset as i64);
         let realm = r.realm()?;
         let code = r.byte()?;
@@ -260,7 +269,11 @@ pub(crate) fn decode_samples(
         let band = Band::from_code(code & 3).ok_or_else(|| r.short())?;
         let source = Source::from_code(code >> 3).ok_or_else(|| r.short())?;
         let (bytes, packets) = (r.varint()?, r.varint()?);
-        if slot >= from && slot < to {
+        if slot >= to {
+            // Sorted by slot: nothing later is wanted.
+            break;
+        }
+        if slot >= from {
             out.push(Sample {
                 slot,
                 key: UsageKey {
@@ -535,6 +548,11 @@ mod tests {
             &mut back,
         );
         assert!(e.unwrap_err().to_string().contains("ends inside an entry"));
+        // A row out of slot order is corrupt, not silently cut short.
+        let mut unsorted = Vec::new();
+        encode_samples(Span::Hour, hour, [&samples[2], &samples[0]], &mut unsorted);
+        let e = decode_samples((Span::Hour, hour), TenantId(7), &unsorted, all, &mut back);
+        assert!(e.unwrap_err().to_string().contains("sorted by slot"));
         blob[0] = 9;
         let e = decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));

@@ -3,7 +3,7 @@
 
 use super::codec::{self, RealmTotal, Span, HOURS_PER_DAY, SLOTS_PER_HOUR};
 use super::marks;
-use super::plan::{plan, Piece};
+use super::plan::{plan, Piece, Planned};
 use crate::error::StoreError;
 use crate::store::*;
 use accounting::{Direction, Sample, Slot, SlotCoverage, SlotStatus};
@@ -303,38 +303,85 @@ fn local_bucket(zone: &jiff::tz::TimeZone, bucket: Bucket, slot: i64) -> Result<
     })
 }
 
-/// Usage totals of one tenant, realm, direction and bucket.
-#[derive(Default)]
+/// The leading pieces of `pieces` (which starts with slots) that are runs
+/// of slots each beginning where the previous ends.
+fn slot_run(pieces: &[Planned]) -> &[Planned] {
+    let mut end = 1;
+    while let (Piece::Slots(_, to), Some(Piece::Slots(from, _))) =
+        (pieces[end - 1].piece, pieces.get(end).map(|p| p.piece))
+    {
+        if from != to {
+            break;
+        }
+        end += 1;
+    }
+    &pieces[..end]
+}
+
+/// Usage totals of one tenant, realm, direction and bucket: what pieces
+/// added, and what pieces took away (hours counted in another bucket, out
+/// of a daily row counted whole in this one).
 struct Sum {
     bytes: u128,
     packets: u128,
+    less_bytes: u128,
+    less_packets: u128,
     exact: bool,
 }
 
 impl Sum {
-    fn add(&mut self, bytes: u128, packets: u128, exact: bool) -> Result<(), StoreError> {
-        self.bytes = checked_sum(self.bytes, bytes, "bytes")?;
-        self.packets = checked_sum(self.packets, packets, "packets")?;
-        self.exact &= exact;
+    fn new() -> Sum {
+        Sum {
+            bytes: 0,
+            packets: 0,
+            less_bytes: 0,
+            less_packets: 0,
+            exact: true,
+        }
+    }
+
+    fn add(&mut self, (bytes, packets): (u128, u128), p: &Planned) -> Result<(), StoreError> {
+        let (b, k) = if p.minus {
+            (&mut self.less_bytes, &mut self.less_packets)
+        } else {
+            (&mut self.bytes, &mut self.packets)
+        };
+        *b = checked_sum(*b, bytes, "bytes")?;
+        *k = checked_sum(*k, packets, "packets")?;
+        self.exact &= p.exact;
         Ok(())
+    }
+
+    /// Bytes and packets: what was added less what was taken away, which
+    /// only a daily row that is not the sum of its hours would make
+    /// negative.
+    fn total(&self) -> Result<(u128, u128), StoreError> {
+        let less = |a: u128, b: u128| {
+            a.checked_sub(b).ok_or_else(|| {
+                StoreError::corrupt(
+                    "daily.totals",
+                    "a daily rollup holds less than its hourly rollups",
+                )
+            })
+        };
+        Ok((
+            less(self.bytes, self.less_bytes)?,
+            less(self.packets, self.less_packets)?,
+        ))
     }
 }
 
 pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
-    let Some((first, end)) = slot_range(
-        conn,
-        [
-            ("hourly", SLOTS_PER_HOUR),
-            ("daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
-        ],
-        q.from,
-        q.to,
-    )?
-    else {
+    let tables = [
+        ("hourly", SLOTS_PER_HOUR),
+        ("daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
+    ];
+    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
     let marks = marks::read(conn)?;
-    let pieces = plan(first, end, |s| local_bucket(&q.zone, q.bucket, s), &marks)?;
+    let bucket_of = |s| local_bucket(&q.zone, q.bucket, s);
+    let pieces = plan(first, end, bucket_of, &marks, true)?;
     let tenants = tenant_list(&q.tenants);
     let raw = RawReader::new(conn)?;
     let mut totals: BTreeMap<(u32, u16, u8, Date), Sum> = BTreeMap::new();
@@ -342,70 +389,133 @@ pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>
     let mut samples: Vec<Sample> = Vec::new();
     // Keys and buckets short of what an inexact piece counted elsewhere.
     let mut lent: Vec<((u32, u16, u8), Date, Date)> = Vec::new();
-    for p in pieces {
-        let mut add = |tenant: u32, realm: RealmId, direction: Direction, bytes, packets| {
-            let key = (tenant, realm.0, direction.code());
-            if p.last != p.bucket {
-                lent.push((key, p.bucket, p.last));
-            }
-            totals
-                .entry((key.0, key.1, key.2, p.bucket))
-                .or_insert(Sum {
-                    exact: true,
-                    ..Sum::default()
-                })
-                .add(bytes, packets, p.exact)
-        };
+    let mut add = |p: &Planned, (tenant, realm, direction): (u32, RealmId, Direction), figures| {
+        let key = (tenant, realm.0, direction.code());
+        if p.last != p.bucket {
+            lent.push((key, p.bucket, p.last));
+        }
+        totals
+            .entry((key.0, key.1, key.2, p.bucket))
+            .or_insert_with(Sum::new)
+            .add(figures, p)
+    };
+    let mut i = 0;
+    while i < pieces.len() {
+        let p = pieces[i];
         let (table, time, place) = match p.piece {
             Piece::Day(d) => ("daily", d, "daily.totals"),
             Piece::Hour(h) => ("hourly", h, "hourly.totals"),
-            Piece::Slots(from, to) => {
+            Piece::Slots(from, _) => {
+                // Adjacent runs of slots (an hour a bucket boundary cuts)
+                // are read at once, each sample counted in its run's bucket.
+                let run = slot_run(&pieces[i..]);
+                let to = run.iter().fold(from, |end, r| match r.piece {
+                    Piece::Slots(_, to) => to,
+                    _ => end,
+                });
                 samples.clear();
                 raw.read(tenants.as_deref(), (from, to), &mut samples)?;
                 for s in &samples {
                     let k = &s.key;
-                    let (bytes, packets) = (u128::from(s.bytes), u128::from(s.packets));
-                    add(k.tenant.0, k.realm, k.direction, bytes, packets)?;
+                    let at = run.partition_point(
+                        |r| matches!(r.piece, Piece::Slots(_, to) if to <= s.slot),
+                    );
+                    let figures = (u128::from(s.bytes), u128::from(s.packets));
+                    add(&run[at], (k.tenant.0, k.realm, k.direction), figures)?;
                 }
+                i += run.len();
                 continue;
             }
         };
+        // The same row may count in two buckets (added to one, taken from
+        // another): it is read once.
+        let same = pieces[i..]
+            .iter()
+            .take_while(|u| u.piece == p.piece)
+            .count();
+        let uses = &pieces[i..i + same];
         each_row(conn, table, "totals", time, &q.tenants, |tenant, blob| {
             realms.clear();
             codec::decode_realm_totals(blob, place, &mut realms)?;
             for r in &realms {
-                add(tenant, r.realm, r.direction, r.bytes, r.packets)?;
+                for u in uses {
+                    add(u, (tenant, r.realm, r.direction), (r.bytes, r.packets))?;
+                }
             }
             Ok(())
         })?;
+        i += same;
     }
     for ((tenant, realm, dir), from, to) in lent {
         for (_, sum) in totals.range_mut((tenant, realm, dir, from)..=(tenant, realm, dir, to)) {
             sum.exact = false;
         }
     }
-    Ok(totals
-        .into_iter()
-        .filter_map(|((tenant, realm, dir, bucket), sum)| {
-            Some(UsageTotal {
-                tenant: TenantId(tenant),
-                realm: RealmId(realm),
-                direction: Direction::from_code(dir)?,
-                bucket,
-                bytes: sum.bytes,
-                packets: sum.packets,
-                exact: sum.exact,
-            })
-        })
-        .collect())
+    let mut out = Vec::with_capacity(totals.len());
+    for ((tenant, realm, dir, bucket), sum) in totals {
+        let (bytes, packets) = sum.total()?;
+        // A key whose hours of a day all went to other buckets leaves
+        // nothing here: no line, as for a key without traffic.
+        if (bytes, packets) == (0, 0) && (sum.less_bytes, sum.less_packets) != (0, 0) {
+            continue;
+        }
+        let Some(direction) = Direction::from_code(dir) else {
+            continue;
+        };
+        out.push(UsageTotal {
+            tenant: TenantId(tenant),
+            realm: RealmId(realm),
+            direction,
+            bucket,
+            bytes,
+            packets,
+            exact: sum.exact,
+        });
+    }
+    Ok(out)
 }
 
-/// Every tenant's totals over the range: whole UTC days from
-/// `tenants_daily`, whole hours from `tenants_hourly` (about 31 rows for a
-/// month, whatever the number of tenants), and the slots of a ragged hour
-/// at either end from the raw samples.
-pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
+/// Reads the all-tenant row of `tenants_daily` (a day) or
+/// `tenants_hourly` (an hour) into `out`, sorted by tenant.
+fn tenant_row(
+    conn: &Connection,
+    daily: bool,
+    time: i64,
+    exact: bool,
+    out: &mut Vec<TenantTotal>,
+) -> Result<(), StoreError> {
     let ctx = "rank tenants";
+    let (sql, place) = if daily {
+        (
+            "SELECT totals FROM tenants_daily WHERE day = ?1",
+            "tenants_daily.totals",
+        )
+    } else {
+        (
+            "SELECT totals FROM tenants_hourly WHERE hour = ?1",
+            "tenants_hourly.totals",
+        )
+    };
+    out.clear();
+    let mut st = conn.prepare_cached(sql).map_err(StoreError::db(ctx))?;
+    let mut rows = st.query([time]).map_err(StoreError::db(ctx))?;
+    if let Some(r) = rows.next().map_err(StoreError::db(ctx))? {
+        let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+        codec::decode_tenant_totals(blob.map_err(StoreError::db(ctx))?, place, |t| {
+            out.push(TenantTotal { exact, ..t })
+        })?;
+    }
+    Ok(())
+}
+
+/// Every tenant's totals over the range, ranked. Whole UTC days come from
+/// `tenants_daily` and whole hours from `tenants_hourly` (about 31 rows for
+/// a month, whatever the number of tenants). A ragged hour at either end
+/// needs 5-minute samples, but only of the tenants that can still make the
+/// list: with the whole hour's totals as an upper bound for the ragged
+/// part, a tenant whose upper bound is below the `limit`-th largest lower
+/// bound cannot, and is not read.
+pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
     let tables = [
         ("tenants_hourly", SLOTS_PER_HOUR),
         ("tenants_daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
@@ -416,52 +526,75 @@ pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantT
     let marks = marks::read(conn)?;
     // One bucket: the whole range.
     let whole = Date::default();
-    let pieces = plan(first, end, |_| Ok(whole), &marks)?;
-    let raw = RawReader::new(conn)?;
-    let mut sum: Vec<TenantTotal> = Vec::new();
+    let pieces = plan(first, end, |_| Ok(whole), &marks, false)?;
+    let mut lower: Vec<TenantTotal> = Vec::new();
+    let mut extra: Vec<TenantTotal> = Vec::new();
+    let mut ragged: Vec<(Slot, Slot)> = Vec::new();
+    let mut bounded = true;
     let mut one: Vec<TenantTotal> = Vec::new();
-    let mut samples: Vec<Sample> = Vec::new();
-    for p in pieces {
-        one.clear();
-        let (sql, time, place) = match p.piece {
-            Piece::Day(d) => (
-                "SELECT totals FROM tenants_daily WHERE day = ?1",
-                d,
-                "tenants_daily.totals",
-            ),
-            Piece::Hour(h) => (
-                "SELECT totals FROM tenants_hourly WHERE hour = ?1",
-                h,
-                "tenants_hourly.totals",
-            ),
+    for p in &pieces {
+        match p.piece {
+            Piece::Day(d) => tenant_row(conn, true, d, p.exact, &mut one)?,
+            Piece::Hour(h) => tenant_row(conn, false, h, p.exact, &mut one)?,
             Piece::Slots(from, to) => {
-                samples.clear();
-                raw.read(None, (from, to), &mut samples)?;
-                samples.sort_by_key(|s| s.key.tenant);
-                for s in &samples {
-                    if one.last().is_none_or(|t| t.tenant != s.key.tenant) {
-                        one.push(TenantTotal::new(s.key.tenant));
-                    }
-                    if let Some(t) = one.last_mut() {
-                        t.add(s.key.direction, u128::from(s.bytes), u128::from(s.packets))?;
-                    }
-                }
-                codec::add_tenant_totals(&mut sum, &one)?;
+                ragged.push((from, to));
+                let hour = from.0.div_euclid(SLOTS_PER_HOUR);
+                bounded &= marks.hourly_kept(hour);
+                tenant_row(conn, false, hour, true, &mut one)?;
+                codec::add_tenant_totals(&mut extra, &one)?;
                 continue;
             }
-        };
-        let mut st = conn.prepare_cached(sql).map_err(StoreError::db(ctx))?;
-        let mut rows = st.query([time]).map_err(StoreError::db(ctx))?;
-        if let Some(r) = rows.next().map_err(StoreError::db(ctx))? {
-            let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
-            codec::decode_tenant_totals(blob.map_err(StoreError::db(ctx))?, place, |t| {
-                one.push(TenantTotal {
-                    exact: p.exact,
-                    ..t
-                })
-            })?;
-            codec::add_tenant_totals(&mut sum, &one)?;
         }
+        codec::add_tenant_totals(&mut lower, &one)?;
+    }
+    if ragged.is_empty() {
+        return Ok(rank(lower, q.by, q.limit));
+    }
+    // The tenants that can make the list, or everybody if an hour's
+    // totals are gone and bound nothing.
+    let wanted: Option<Vec<TenantId>> = if bounded {
+        let mut lows: Vec<u128> = lower.iter().map(|t| t.bytes(q.by)).collect();
+        let threshold = match q.limit {
+            0 => u128::MAX,
+            n if n > lows.len() => 0,
+            n => *lows.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1,
+        };
+        let mut upper = lower.clone();
+        codec::add_tenant_totals(&mut upper, &extra)?;
+        Some(
+            upper
+                .iter()
+                .filter(|t| t.bytes(q.by) >= threshold && t.bytes(q.by) > 0)
+                .map(|t| t.tenant)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let mut sum: Vec<TenantTotal> = match &wanted {
+        Some(list) => lower
+            .iter()
+            .filter(|t| list.binary_search(&t.tenant).is_ok())
+            .copied()
+            .collect(),
+        None => lower,
+    };
+    let raw = RawReader::new(conn)?;
+    let mut samples: Vec<Sample> = Vec::new();
+    for (from, to) in ragged {
+        samples.clear();
+        raw.read(wanted.as_deref(), (from, to), &mut samples)?;
+        samples.sort_by_key(|s| s.key.tenant);
+        one.clear();
+        for s in &samples {
+            if one.last().is_none_or(|t| t.tenant != s.key.tenant) {
+                one.push(TenantTotal::new(s.key.tenant));
+            }
+            if let Some(t) = one.last_mut() {
+                t.add(s.key.direction, u128::from(s.bytes), u128::from(s.packets))?;
+            }
+        }
+        codec::add_tenant_totals(&mut sum, &one)?;
     }
     Ok(rank(sum, q.by, q.limit))
 }

@@ -410,3 +410,78 @@ fn usage_after_retention_says_which_days_it_cannot_split() {
     let store = open(&dir.path().join("kept.sqlite"));
     assert_eq!(store.usage(&q).unwrap(), got);
 }
+
+/// Ranking reads the 5-minute samples of a ragged edge hour only for the
+/// tenants that can still make the list; the list is the same as ranking
+/// every tenant's samples.
+#[test]
+fn top_tenants_of_a_kathmandu_month_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("top.sqlite"));
+    let first = slot_at("2026-10-30T00:00Z");
+    let end = slot_at("2026-11-02T00:00Z");
+    let mut samples = Vec::new();
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for slot in first..end {
+        for tenant in 0..40u32 {
+            for direction in Direction::BOTH {
+                h ^= h << 13;
+                h ^= h >> 7;
+                h ^= h << 17;
+                // Similar tenants, so that the edge hours decide the order.
+                let bytes = 1_000_000 + h % 20_000 + u64::from(tenant % 7) * 1_000;
+                samples.push(sample(slot, key(tenant, 1, direction, Band::Whole), bytes));
+            }
+        }
+    }
+    samples.sort_by_key(|s| (s.slot, s.key));
+    store
+        .append(&Batch {
+            sequence: 1,
+            samples: &samples,
+            coverage: &[],
+            state: b"",
+        })
+        .unwrap();
+    let zone = TimeZone::get("Asia/Kathmandu").unwrap();
+    let period = billing::BillingCycle::new(1, "Asia/Kathmandu")
+        .unwrap()
+        .period(2026, 10)
+        .unwrap();
+    for (from, to) in [
+        (period.start, period.end),
+        (ts("2026-10-30T18:15Z"), ts("2026-10-31T18:20Z")),
+        (ts("2026-10-31T05:05Z"), ts("2026-10-31T05:50Z")),
+    ] {
+        let want = expected(&samples, from, to, Bucket::Month, &zone);
+        for by in [RankBy::Total, RankBy::Down, RankBy::Up] {
+            let mut totals: BTreeMap<u32, u128> = BTreeMap::new();
+            for (&(tenant, _, direction, _), &(bytes, _)) in &want {
+                let counts = match by {
+                    RankBy::Total => true,
+                    RankBy::Down => direction == Direction::Down,
+                    RankBy::Up => direction == Direction::Up,
+                };
+                if counts {
+                    *totals.entry(tenant).or_default() += bytes;
+                }
+            }
+            let mut ranked: Vec<(u32, u128)> = totals.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            for limit in [0, 1, 3, 10, 39, 40, 100] {
+                let top = store
+                    .top_tenants(&TopQuery {
+                        from,
+                        to,
+                        by,
+                        limit,
+                    })
+                    .unwrap();
+                let got: Vec<(u32, u128)> = top.iter().map(|t| (t.tenant.0, t.bytes(by))).collect();
+                let n = limit.min(ranked.len());
+                assert_eq!(got, ranked[..n], "[{from}, {to}) by {by:?}, top {limit}");
+                assert!(top.iter().all(|t| t.exact));
+            }
+        }
+    }
+}
