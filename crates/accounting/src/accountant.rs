@@ -67,6 +67,16 @@ pub enum SlotStatus {
     Partial,
 }
 
+impl fmt::Display for SlotStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SlotStatus::Measured => "measured",
+            SlotStatus::Estimated => "estimated",
+            SlotStatus::Partial => "partial",
+        })
+    }
+}
+
 impl SlotStatus {
     /// The number the store keeps.
     pub fn code(self) -> u8 {
@@ -165,6 +175,29 @@ pub struct Accountant {
     counters: HashMap<UsageKey, Last>,
     open: BTreeMap<(Slot, UsageKey), Usage>,
     coverage: BTreeMap<Slot, Tally>,
+    /// Overflows met while resuming, reported by the next observe.
+    pending_events: Vec<(UsageKey, CounterEvent)>,
+}
+
+/// Adds `part` to the open sample of `slot` and `key`, or, if that would
+/// pass 2⁶⁴ − 1, leaves it out and reports it.
+fn add_open(
+    open: &mut BTreeMap<(Slot, UsageKey), Usage>,
+    (slot, key): (Slot, UsageKey),
+    part: Usage,
+    events: &mut Vec<(UsageKey, CounterEvent)>,
+) {
+    let sum = open.entry((slot, key)).or_default();
+    match sum.checked_add(part) {
+        Some(s) => *sum = s,
+        None => events.push((
+            key,
+            CounterEvent::Overflow {
+                slot,
+                dropped: part,
+            },
+        )),
+    }
 }
 
 impl Accountant {
@@ -176,10 +209,14 @@ impl Accountant {
             counters: HashMap::new(),
             open: BTreeMap::new(),
             coverage: BTreeMap::new(),
+            pending_events: Vec::new(),
         }
     }
 
-    /// An accountant that continues from a persisted state.
+    /// An accountant that continues from a persisted state. Open samples
+    /// listed twice (which [`Accountant::state`] never writes) are added
+    /// up; a sum past 2⁶⁴ − 1 is reported by the next
+    /// [`Accountant::observe`] as [`CounterEvent::Overflow`].
     pub fn resume(config: Config, state: &AccountantState) -> Accountant {
         let mut a = Accountant::new(config);
         a.last_observe_ms = state.last_observe_ms;
@@ -193,7 +230,7 @@ impl Accountant {
             );
         }
         for o in &state.open_samples {
-            a.open.entry((o.slot, o.key)).or_default().add(o.usage);
+            add_open(&mut a.open, (o.slot, o.key), o.usage, &mut a.pending_events);
         }
         for c in &state.open_coverage {
             a.coverage.insert(
@@ -270,7 +307,10 @@ impl Accountant {
                 return Err(AccountingError::DuplicateKey(*k));
             }
         }
-        let mut closed = Closed::default();
+        let mut closed = Closed {
+            events: std::mem::take(&mut self.pending_events),
+            ..Closed::default()
+        };
         if let Some(prev) = self.last_observe_ms.filter(|&p| p < now_ms) {
             let gap = now_ms - prev > self.config.max_interval.as_millis() as i64;
             let mut slot = Slot::containing_millis(prev);
@@ -309,9 +349,10 @@ impl Accountant {
                     (None, None) => now_ms,
                 };
                 let open = &mut self.open;
+                let events = &mut closed.events;
                 spread(from, now_ms, usage, |slot, part| {
                     if !part.is_zero() {
-                        open.entry((slot, *key)).or_default().add(part);
+                        add_open(open, (slot, *key), part, events);
                     }
                 });
             }

@@ -34,7 +34,9 @@
 //!   caller can ask to count it from zero ([`FirstSight::CountFromZero`])
 //!   for objects it has just created itself.
 
+use crate::slot::Slot;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Which object a counter belongs to, as the caller tells them apart: for a
 /// tc class, for example, the IFB's ifindex and the class handle. Any change
@@ -89,10 +91,13 @@ impl Usage {
         self.bytes == 0 && self.packets == 0
     }
 
-    /// Adds another usage, saturating (2⁶⁴ bytes is 18 EB).
-    pub fn add(&mut self, other: Usage) {
-        self.bytes = self.bytes.saturating_add(other.bytes);
-        self.packets = self.packets.saturating_add(other.packets);
+    /// The sum with another usage, or `None` if bytes or packets would
+    /// pass 2⁶⁴ − 1 (18 EB): never a clamped sum.
+    pub fn checked_add(self, other: Usage) -> Option<Usage> {
+        Some(Usage {
+            bytes: self.bytes.checked_add(other.bytes)?,
+            packets: self.packets.checked_add(other.packets)?,
+        })
     }
 }
 
@@ -108,6 +113,31 @@ pub enum CounterEvent {
     Reset,
     /// The 32-bit packet counter wrapped.
     PacketWrap,
+    /// Traffic that would have taken a slot's bytes or packets past 2⁶⁴ − 1
+    /// (18 EB in five minutes: a counter glitch, not traffic) was left out
+    /// of that slot's sample rather than clamped. Log it and count it.
+    Overflow {
+        /// The slot.
+        slot: Slot,
+        /// What was left out.
+        dropped: Usage,
+    },
+}
+
+impl fmt::Display for CounterEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CounterEvent::FirstSight => f.write_str("first sight"),
+            CounterEvent::NewObject => f.write_str("new object: its whole counter was counted"),
+            CounterEvent::Reset => f.write_str("reset in place: the new value was counted"),
+            CounterEvent::PacketWrap => f.write_str("32-bit packet counter wrapped"),
+            CounterEvent::Overflow { slot, dropped } => write!(
+                f,
+                "{} bytes and {} packets left out of slot {slot}: the slot would pass 2^64 − 1",
+                dropped.bytes, dropped.packets
+            ),
+        }
+    }
 }
 
 /// The traffic between `previous` and `now`, and what happened to the counter.

@@ -46,6 +46,12 @@ impl Direction {
     }
 }
 
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A priority band inside a tenant × realm, or the whole of it.
 ///
 /// `Whole` is the counter of a tenant × realm class that has no band leaves
@@ -92,6 +98,12 @@ impl Band {
     }
 }
 
+impl fmt::Display for Band {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What measured a sample.
 ///
 /// The kernel's class counters and a flow collector (NetFlow, IPFIX,
@@ -134,6 +146,12 @@ impl Source {
             1 => Some(Source::Flow),
             _ => None,
         }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -33,6 +33,7 @@
 
 mod accountant;
 pub mod counter;
+pub mod fuzzing;
 mod key;
 mod slot;
 pub mod spread;

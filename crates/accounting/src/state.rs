@@ -18,7 +18,7 @@
 
 use crate::counter::{ObjectIdentity, Reading, Usage};
 use crate::key::{Band, Direction, Source, UsageKey};
-use crate::slot::Slot;
+use crate::slot::{Slot, SAMPLE_MILLIS};
 use net_types::{RealmId, TenantId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -175,7 +175,18 @@ impl AccountantState {
             let object = ObjectIdentity(r.u64("counters.object")?);
             let bytes = r.u64("counters.bytes")?;
             let packets = r.u64("counters.packets")?;
+            let at = r.at;
             let at_ms = r.i64("counters.at_ms")?;
+            // Every counter was read by a batch, at or before the last.
+            if last_observe_ms.is_none_or(|last| at_ms > last) {
+                return Err(r.error(
+                    "counters.at_ms",
+                    at,
+                    format!(
+                        "read at {at_ms} ms, after the state's last read ({last_observe_ms:?})"
+                    ),
+                ));
+            }
             counters.push(CounterState {
                 key,
                 reading: Reading {
@@ -186,7 +197,15 @@ impl AccountantState {
                 at_ms,
             });
         }
+        let at = r.at;
         let n = r.count("open_samples.len", key_len + 24)?;
+        if n > 0 && last_observe_ms.is_none() {
+            return Err(r.error(
+                "open_samples.len",
+                at,
+                "traffic in open slots, but no read ever happened",
+            ));
+        }
         let mut open_samples = Vec::with_capacity(n);
         for _ in 0..n {
             let slot = Slot(r.i64("open_samples.slot")?);
@@ -202,10 +221,28 @@ impl AccountantState {
         let n = r.count("open_coverage.len", 24)?;
         let mut open_coverage = Vec::with_capacity(n);
         for _ in 0..n {
+            let slot = Slot(r.i64("open_coverage.slot")?);
+            let at = r.at;
+            let measured_ms = r.i64("open_coverage.measured_ms")?;
+            let estimated_ms = r.i64("open_coverage.estimated_ms")?;
+            // A slot is observed for at most its own length.
+            let observed = measured_ms
+                .checked_add(estimated_ms)
+                .filter(|&t| measured_ms >= 0 && estimated_ms >= 0 && t <= SAMPLE_MILLIS);
+            if observed.is_none() || last_observe_ms.is_none() {
+                return Err(r.error(
+                    "open_coverage.measured_ms",
+                    at,
+                    format!(
+                        "{measured_ms} ms measured and {estimated_ms} ms estimated of a {SAMPLE_MILLIS} ms slot{}",
+                        if last_observe_ms.is_none() { ", but no read ever happened" } else { "" }
+                    ),
+                ));
+            }
             open_coverage.push(OpenCoverage {
-                slot: Slot(r.i64("open_coverage.slot")?),
-                measured_ms: r.i64("open_coverage.measured_ms")?,
-                estimated_ms: r.i64("open_coverage.estimated_ms")?,
+                slot,
+                measured_ms,
+                estimated_ms,
             });
         }
         if r.at != bytes.len() {

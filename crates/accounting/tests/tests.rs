@@ -425,7 +425,7 @@ fn flow_keys_round_trip_and_a_bad_source_is_refused() {
         ..key(3, 1, Direction::Down)
     };
     let s = AccountantState {
-        last_observe_ms: None,
+        last_observe_ms: Some(3_000_000),
         counters: vec![],
         open_samples: vec![
             OpenSample {
@@ -487,4 +487,115 @@ fn sources_print_and_read_back() {
     // JSON written before sources existed reads as kernel.
     let old = r#"{"tenant":3,"realm":1,"direction":"down","band":"whole"}"#;
     assert_eq!(serde_json::from_str::<UsageKey>(old).unwrap(), k);
+}
+
+/// Issue 12, item 3: a slot whose traffic would add up past 2^64 − 1 bytes
+/// (only counter glitches do that: 18 EB in five minutes) is never clamped.
+/// What fits is kept exactly; the part that does not is left out of the
+/// sample and reported, so the daemon can log and count it.
+#[test]
+fn a_slot_past_2_64_is_never_clamped() {
+    let k = key(1, 1, Direction::Down);
+    let config = Config {
+        first_sight: FirstSight::CountFromZero,
+        ..Config::default()
+    };
+    let mut a = Accountant::new(config);
+    a.observe(at(10), &[(k, reading(1, u64::MAX - 10, 5))])
+        .unwrap();
+    // A new object in the same slot: its 100 bytes do not fit.
+    let c = a.observe(at(20), &[(k, reading(2, 100, 1))]).unwrap();
+    assert!(c.samples.is_empty());
+    let overflow = CounterEvent::Overflow {
+        slot: Slot::containing(at(20)),
+        dropped: Usage {
+            bytes: 100,
+            packets: 1,
+        },
+    };
+    assert_eq!(c.events, vec![(k, CounterEvent::NewObject), (k, overflow)]);
+    assert!(overflow
+        .to_string()
+        .contains("100 bytes and 1 packets left out"));
+    let c = a.observe(at(300), &[(k, reading(2, 100, 1))]).unwrap();
+    assert_eq!(c.samples.len(), 1);
+    assert_eq!(
+        c.samples[0].bytes,
+        u64::MAX - 10,
+        "kept exactly, not clamped"
+    );
+    assert_eq!(c.samples[0].packets, 5);
+}
+
+/// A state that lists an open sample twice (never written by `state`, but
+/// possible in a hand-made one) is added up on resume; a sum past 2^64 − 1
+/// is reported by the next observe, not clamped.
+#[test]
+fn a_resumed_overflow_is_reported_not_clamped() {
+    let k = key(2, 1, Direction::Up);
+    let slot = Slot::containing(at(0));
+    let open = |bytes| OpenSample {
+        slot,
+        key: k,
+        usage: Usage { bytes, packets: 1 },
+    };
+    let state = AccountantState {
+        last_observe_ms: Some(at(0).as_millisecond()),
+        counters: Vec::new(),
+        open_samples: vec![open(u64::MAX - 1), open(2)],
+        open_coverage: Vec::new(),
+    };
+    let mut a = Accountant::resume(Config::default(), &state);
+    let c = a.observe(at(300), &[]).unwrap();
+    assert_eq!(c.samples[0].bytes, u64::MAX - 1);
+    assert_eq!(
+        c.events,
+        vec![(
+            k,
+            CounterEvent::Overflow {
+                slot,
+                dropped: Usage {
+                    bytes: 2,
+                    packets: 1
+                }
+            }
+        )]
+    );
+}
+
+/// A state whose figures could not come from the accountant is refused by
+/// field, not resumed into an accountant that would overflow or spin.
+#[test]
+fn an_impossible_state_is_refused_with_the_field_named() {
+    let k = key(1, 1, Direction::Down);
+    let good = AccountantState {
+        last_observe_ms: Some(at(10).as_millisecond()),
+        counters: vec![CounterState {
+            key: k,
+            reading: reading(1, 5, 1),
+            at_ms: at(10).as_millisecond(),
+        }],
+        open_samples: vec![],
+        open_coverage: vec![OpenCoverage {
+            slot: Slot::containing(at(10)),
+            measured_ms: 10_000,
+            estimated_ms: 0,
+        }],
+    };
+    assert_eq!(AccountantState::decode(&good.encode()).unwrap(), good);
+    let bad = |s: AccountantState| AccountantState::decode(&s.encode()).unwrap_err().field;
+    let mut s = good.clone();
+    s.open_coverage[0].measured_ms = i64::MAX;
+    assert_eq!(bad(s), "open_coverage.measured_ms");
+    let mut s = good.clone();
+    s.open_coverage[0].estimated_ms = -1;
+    assert_eq!(bad(s), "open_coverage.measured_ms");
+    let mut s = good.clone();
+    s.counters[0].at_ms += 1;
+    assert_eq!(bad(s), "counters.at_ms");
+    let s = AccountantState {
+        last_observe_ms: None,
+        ..good
+    };
+    assert_eq!(bad(s), "counters.at_ms");
 }

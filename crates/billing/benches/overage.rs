@@ -110,7 +110,8 @@ fn series_per_tenant(bencher: divan::Bencher) {
                 &RealmSelection::All,
                 &months[id as usize],
                 &coverage,
-            );
+            )
+            .unwrap();
             let p = project(&series, ELAPSED as usize, &w.rule, w.counts);
             moved += usize::from(decide(&p, commit(id), None, &w.policy).moves());
         }
@@ -146,7 +147,7 @@ fn tallies(bencher: divan::Bencher) {
     }
     bencher.bench_local(|| {
         let mut settled = tallies.clone();
-        let rows = slot_bytes(black_box(&samples));
+        let rows = slot_bytes(black_box(&samples)).unwrap();
         let mut tail: Option<HashMap<u32, Tally>> = None;
         let mut i = 0;
         for s in start..ELAPSED {

@@ -32,12 +32,7 @@ fn month(seed: u64) -> Series {
         down.push(base + next() % 5_000_000);
         up.push(base / 4 + next() % 1_000_000);
     }
-    Series {
-        first_slot: Slot(0),
-        down,
-        up,
-        status: vec![Some(SlotStatus::Measured); MONTH],
-    }
+    Series::new(Slot(0), down, up, vec![Some(SlotStatus::Measured); MONTH]).unwrap()
 }
 
 #[divan::bench(args = [Method::MaxOfDirections, Method::SumOfDirections, Method::PerSampleMax])]

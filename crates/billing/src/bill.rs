@@ -7,7 +7,7 @@ use crate::period::Period;
 use crate::series::{RealmSelection, Series};
 use crate::volume::{VolumeFigure, VolumeRule};
 use accounting::{Sample, SlotCoverage};
-use net_types::{Rate, TenantId};
+use net_types::{Rate, RealmId, TenantId};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -89,6 +89,8 @@ pub fn check_rules(rules: &[ChargeRule]) -> Result<(), BillingError> {
 
 /// Bills one tenant for one period from its samples and the slot coverage.
 /// `samples` may hold other tenants' samples too; they are skipped.
+/// Refused if a rule is wrong, or if a slot's bytes do not fit in 64 bits
+/// (see [`Series::build`]); volumes are exact however large.
 pub fn bill_tenant(
     period: &Period,
     tenant: TenantId,
@@ -100,21 +102,21 @@ pub fn bill_tenant(
     let lines = rules
         .iter()
         .map(|r| {
-            let series = Series::build(period, tenant, &r.realms, samples, coverage);
+            let series = Series::build(period, tenant, &r.realms, samples, coverage)?;
             let figure = r.percentile.as_ref().map(|p| percentile(&series, p));
             let overage = figure
                 .as_ref()
                 .zip(r.commit)
                 .and_then(|(f, c)| f.value.map(|v| Overage::of(&v, c)));
-            ChargeLine {
+            Ok(ChargeLine {
                 name: r.name.clone(),
                 realms: r.realms.clone(),
                 percentile: figure,
                 overage,
                 volume: VolumeFigure::of(&series, &r.volume),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, BillingError>>()?;
     Ok(TenantBill {
         tenant,
         period: period.clone(),
@@ -123,8 +125,15 @@ pub fn bill_tenant(
 }
 
 impl TenantBill {
-    /// The bill as text for people: every figure with its rule and coverage.
+    /// The bill as text for people: every figure with its rule and
+    /// coverage; realms by number (`realms 2, 3`).
     pub fn to_text(&self) -> String {
+        self.to_text_named(&|_| None)
+    }
+
+    /// [`TenantBill::to_text`] with realms named by `realm_name` (the
+    /// policy's names); a realm it does not name is shown by number.
+    pub fn to_text_named(&self, realm_name: &dyn Fn(RealmId) -> Option<String>) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -132,7 +141,7 @@ impl TenantBill {
             self.tenant, self.period.label, self.period.start, self.period.end
         );
         for l in &self.lines {
-            let _ = writeln!(s, "  {} ({:?}):", l.name, l.realms);
+            let _ = writeln!(s, "  {} ({}):", l.name, l.realms.describe(realm_name));
             if let Some(f) = &l.percentile {
                 let _ = writeln!(
                     s,

@@ -26,11 +26,18 @@ impl Overage {
     pub fn of(billed: &RankedSample, commit: Rate) -> Overage {
         let billed_bits = u128::from(billed.bytes) * 8;
         let commit_bits = u128::from(commit.bps()) * SAMPLE_SECONDS as u128;
+        // How far over, and nothing when within the commit (a difference
+        // that stops at zero, not a clamped sum). ⌊(billed bits − commit
+        // bits) / 300⌋ is ⌊billed bits / 300⌋ − commit, the commit being
+        // whole bits per second, so the rate needs no cast from 128 bits.
+        let over = BitRate::of_sample(billed.bytes)
+            .0
+            .saturating_sub(commit.bps());
         let over_bits = billed_bits.saturating_sub(commit_bits);
         Overage {
             commit,
             billed: billed.rate,
-            over: BitRate((over_bits / SAMPLE_SECONDS as u128) as u64),
+            over: BitRate(over),
             over_percent: over_bits as f64 * 100.0 / commit_bits as f64,
         }
     }

@@ -1,6 +1,7 @@
 //! The 95th percentile of one series: method, missing-sample rule, rank
 //! rule, and the coverage behind the figure.
 
+use crate::names::named;
 use crate::percentile::{rank_value, Percentile, RankRule};
 use crate::rate::BitRate;
 use crate::series::Series;
@@ -8,8 +9,7 @@ use accounting::{Direction, SlotStatus};
 use serde::{Deserialize, Serialize};
 
 /// How the two directions are combined.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// The 95th of "in" and the 95th of "out" separately; bill the larger
     /// (the usual transit rule).
@@ -19,6 +19,16 @@ pub enum Method {
     /// The 95th of max(in, out) per sample.
     PerSampleMax,
 }
+
+named!(
+    Method,
+    "method",
+    [
+        (Method::MaxOfDirections, "max_of_directions"),
+        (Method::SumOfDirections, "sum_of_directions"),
+        (Method::PerSampleMax, "per_sample_max"),
+    ]
+);
 
 impl Method {
     /// What the method does, for bills.
@@ -34,8 +44,7 @@ impl Method {
 }
 
 /// What a missing sample (a slot nobody observed) counts as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MissingSamples {
     /// Zero, and n is the *expected* count (the common carrier rule: an
     /// outage of the meter never raises the bill).
@@ -44,6 +53,15 @@ pub enum MissingSamples {
     /// this). Missing samples then push the rank up.
     Skip,
 }
+
+named!(
+    MissingSamples,
+    "missing-sample rule",
+    [
+        (MissingSamples::ZeroAgainstExpected, "zero_against_expected"),
+        (MissingSamples::Skip, "skip"),
+    ]
+);
 
 impl MissingSamples {
     fn describe(self, expected: usize) -> String {
@@ -102,7 +120,7 @@ impl Coverage {
             expected: series.len(),
             ..Coverage::default()
         };
-        for s in series.status.iter().flatten() {
+        for s in series.status().iter().flatten() {
             c.seen += 1;
             match s {
                 SlotStatus::Measured => {}
@@ -166,14 +184,15 @@ fn ranked(values: &mut [u64], rule: &PercentileRule) -> Option<RankedSample> {
     })
 }
 
-/// The values that take part, per the missing-sample rule.
-fn values(series: &Series, rule: &PercentileRule, f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
-    let all = series.down.iter().zip(&series.up).zip(&series.status);
+/// The values that take part, per the missing-sample rule: `f` of each
+/// slot's index.
+fn values(series: &Series, rule: &PercentileRule, f: impl Fn(usize) -> u64) -> Vec<u64> {
+    let all = series.status().iter().enumerate();
     match rule.missing {
-        MissingSamples::ZeroAgainstExpected => all.map(|((&d, &u), _)| f(d, u)).collect(),
+        MissingSamples::ZeroAgainstExpected => all.map(|(i, _)| f(i)).collect(),
         MissingSamples::Skip => all
             .filter(|(_, s)| s.is_some())
-            .map(|((&d, &u), _)| f(d, u))
+            .map(|(i, _)| f(i))
             .collect(),
     }
 }
@@ -183,8 +202,8 @@ pub fn percentile(series: &Series, rule: &PercentileRule) -> PercentileFigure {
     let coverage = Coverage::of(series);
     let (value, billed_direction, down, up) = match rule.method {
         Method::MaxOfDirections => {
-            let down = ranked(&mut values(series, rule, |d, _| d), rule);
-            let up = ranked(&mut values(series, rule, |_, u| u), rule);
+            let down = ranked(&mut values(series, rule, |i| series.down()[i]), rule);
+            let up = ranked(&mut values(series, rule, |i| series.up()[i]), rule);
             match (down, up) {
                 (Some(d), Some(u)) if u.bytes > d.bytes => (Some(u), Some(Direction::Up), down, up),
                 (Some(d), _) => (Some(d), Some(Direction::Down), down, up),
@@ -192,13 +211,16 @@ pub fn percentile(series: &Series, rule: &PercentileRule) -> PercentileFigure {
             }
         }
         Method::SumOfDirections => (
-            ranked(&mut values(series, rule, |d, u| d.saturating_add(u)), rule),
+            ranked(&mut values(series, rule, |i| series.sum_at(i)), rule),
             None,
             None,
             None,
         ),
         Method::PerSampleMax => (
-            ranked(&mut values(series, rule, u64::max), rule),
+            ranked(
+                &mut values(series, rule, |i| series.down()[i].max(series.up()[i])),
+                rule,
+            ),
             None,
             None,
             None,

@@ -5,7 +5,10 @@
 //!   in an IANA zone; a period's expected sample count follows the calendar
 //!   and daylight-saving changes.
 //! - [`Series`]: one tenant's per-slot bytes in a period, for a
-//!   [`RealmSelection`].
+//!   [`RealmSelection`]; down + up of every slot stays within 64 bits (what
+//!   does not is refused, tenant and slot named), so per-slot figures are
+//!   exact, and sums over slots are [`ByteCount`]s (128-bit): a volume is
+//!   never clamped.
 //! - [`percentile`]: the figure under a [`PercentileRule`] (percentile,
 //!   [`Method`], [`RankRule`], [`MissingSamples`]), always with its
 //!   [`Coverage`] and its rule in words.
@@ -14,6 +17,11 @@
 //! - [`project`] and [`decide`]: the overage automation; [`Watch`] and
 //!   [`Tally`]: the same decision kept up to date from a few counters per
 //!   tenant, slot by slot.
+//! - Rule names ([`Method`], [`RankRule`], [`MissingSamples`],
+//!   [`VolumeCounts`]): one table each ([`Named`]) behind `Display`,
+//!   `FromStr` and serde, the same spelling as the policy. Bills as text
+//!   ([`TenantBill::to_text_named`], [`RealmSelection::describe`],
+//!   [`Decision`]'s `Display`) use no Debug formatting.
 //!
 //! # Time zones: jiff with its bundled database
 //!
@@ -28,9 +36,11 @@
 //! This crate is pure: no I/O, no clock. "Now" is an argument.
 
 mod bill;
+mod bytes;
 mod commit;
 mod error;
 mod figure;
+mod names;
 mod percentile;
 mod period;
 mod projection;
@@ -40,11 +50,13 @@ mod volume;
 mod watch;
 
 pub use bill::{bill_tenant, check_rules, ChargeLine, ChargeRule, TenantBill};
+pub use bytes::ByteCount;
 pub use commit::Overage;
 pub use error::BillingError;
 pub use figure::{
     percentile, Coverage, Method, MissingSamples, PercentileFigure, PercentileRule, RankedSample,
 };
+pub use names::Named;
 pub use percentile::{rank_value, Percentile, RankRule};
 pub use period::{BillingCycle, Period};
 pub use projection::{decide, project, Decision, OveragePolicy, Projection};

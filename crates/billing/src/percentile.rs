@@ -15,8 +15,8 @@
 //! sample below the one that at least `p`% of the samples do not exceed.
 
 use crate::error::BillingError;
+use crate::names::named;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A percentile, 1 to 99 (95 for "95th").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,9 +58,11 @@ impl From<Percentile> for u8 {
     }
 }
 
-/// How the percentile's rank is chosen among `n` sorted samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How the percentile's rank is chosen among `n` sorted samples. Named
+/// `nearest_rank`, `vnstat` and `librenms` everywhere (policy, bill JSON,
+/// printed bills); bills frozen by older builds spelled the last two
+/// `vn_stat` and `libre_nms`, which are still read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RankRule {
     /// `⌈p·n/100⌉` (the default; Cacti agrees).
     NearestRank,
@@ -101,15 +103,16 @@ impl RankRule {
     }
 }
 
-impl fmt::Display for RankRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RankRule::NearestRank => "nearest-rank",
-            RankRule::VnStat => "vnstat",
-            RankRule::LibreNms => "librenms",
-        })
-    }
-}
+named!(
+    RankRule,
+    "rank rule",
+    [
+        (RankRule::NearestRank, "nearest_rank"),
+        (RankRule::VnStat, "vnstat"),
+        (RankRule::LibreNms, "librenms"),
+    ],
+    old: [(RankRule::VnStat, "vn_stat"), (RankRule::LibreNms, "libre_nms")]
+);
 
 /// The `rank`-th smallest value (1-based), reordering `values`. Linear time
 /// on average: a month is 8928 samples and a bill run has 10,000 tenants.

@@ -16,6 +16,7 @@
 //!   the floor is above the commit, going over is certain, not projected.
 //! - **Projected volume:** linear, `used × N / m`. Its floor is `used`.
 
+use crate::bytes::ByteCount;
 use crate::figure::{percentile, Method, MissingSamples, PercentileRule, RankedSample};
 use crate::percentile::rank_value;
 use crate::rate::BitRate;
@@ -24,6 +25,7 @@ use crate::volume::VolumeCounts;
 use accounting::SAMPLE_SECONDS;
 use net_types::{Rate, Size};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// A projection to the end of the period.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +41,20 @@ pub struct Projection {
     /// The exact bytes behind the floor.
     pub percentile_floor_bytes: Option<u64>,
     /// Bytes counted so far.
-    pub volume_used: Size,
+    pub volume_used: ByteCount,
     /// Bytes projected at the end.
-    pub volume_projected: Size,
+    pub volume_projected: ByteCount,
+}
+
+/// `used × n / m` rounded down, exactly, for `used` a sum of `m` slots of
+/// at most 2^65 bytes each (down + up) and `n ≥ m`: the quotient and the
+/// remainder's share are each far below 2^128.
+pub(crate) fn scale(used: u128, n: usize, m: usize) -> u128 {
+    if m == 0 {
+        return 0;
+    }
+    let (n, m) = (n as u128, m as u128);
+    used / m * n + used % m * n / m
 }
 
 /// Projects `series` (the whole period's, of which the first `elapsed`
@@ -57,24 +70,17 @@ pub fn project(
     let past = series.truncated(m);
     let figure = percentile(&past, rule);
     let floor_bytes = floor(&past, n, rule);
-    let used: u64 = past
-        .down
-        .iter()
-        .zip(&past.up)
-        .fold(0u64, |a, (&d, &u)| a.saturating_add(counts.of(d, u)));
-    let projected = if m == 0 {
-        0
-    } else {
-        (u128::from(used) * n as u128 / m as u128).min(u128::from(u64::MAX)) as u64
-    };
+    let used: u128 = (0..m)
+        .map(|i| counts.of(past.down()[i], past.up()[i]))
+        .sum();
     Projection {
         elapsed: m,
         expected: n,
         percentile: figure.value,
         percentile_floor: floor_bytes.map(BitRate::of_sample),
         percentile_floor_bytes: floor_bytes,
-        volume_used: Size::from_bytes(used),
-        volume_projected: Size::from_bytes(projected),
+        volume_used: ByteCount(used),
+        volume_projected: ByteCount(scale(used, n, m)),
     }
 }
 
@@ -84,22 +90,18 @@ fn floor(past: &Series, expected: usize, rule: &PercentileRule) -> Option<u64> {
     }
     let r = rule.rank.rank(rule.percentile, expected)?;
     let future = expected - past.len();
-    let one = |f: &dyn Fn(u64, u64) -> u64| -> u64 {
+    let one = |f: &dyn Fn(usize) -> u64| -> u64 {
         if r <= future {
             return 0;
         }
-        let mut v: Vec<u64> = past
-            .down
-            .iter()
-            .zip(&past.up)
-            .map(|(&d, &u)| f(d, u))
-            .collect();
+        let mut v: Vec<u64> = (0..past.len()).map(f).collect();
         rank_value(&mut v, r - future).unwrap_or(0)
     };
+    let (down, up) = (past.down(), past.up());
     Some(match rule.method {
-        Method::MaxOfDirections => one(&|d, _| d).max(one(&|_, u| u)),
-        Method::SumOfDirections => one(&|d, u| d.saturating_add(u)),
-        Method::PerSampleMax => one(&|d, u| d.max(u)),
+        Method::MaxOfDirections => one(&|i| down[i]).max(one(&|i| up[i])),
+        Method::SumOfDirections => one(&|i| past.sum_at(i)),
+        Method::PerSampleMax => one(&|i| down[i].max(up[i])),
     })
 }
 
@@ -144,9 +146,9 @@ pub enum Decision {
     /// The projected volume is above quota × (1 + margin).
     MoveProjectedVolume {
         /// The projection.
-        projected: Size,
+        projected: ByteCount,
         /// quota × (1 + margin).
-        threshold: Size,
+        threshold: ByteCount,
     },
     /// Too few slots closed to trust a projection.
     StayTooEarly {
@@ -157,6 +159,37 @@ pub enum Decision {
     },
     /// Within commit and quota, margin included.
     Stay,
+}
+
+impl fmt::Display for Decision {
+    /// The decision in words, for logs and `tollgate status`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::MoveCertain { floor, commit } => write!(
+                f,
+                "move: the percentile cannot end below {floor}, above the commit of {commit}"
+            ),
+            Decision::MoveProjectedRate {
+                projected,
+                threshold,
+            } => write!(
+                f,
+                "move: the projected percentile {projected} is above {threshold} (the commit and the margin)"
+            ),
+            Decision::MoveProjectedVolume {
+                projected,
+                threshold,
+            } => write!(
+                f,
+                "move: the projected volume of {projected} is above {threshold} (the quota and the margin)"
+            ),
+            Decision::StayTooEarly { elapsed, needed } => write!(
+                f,
+                "stay: {elapsed} slots closed, a projection needs {needed}"
+            ),
+            Decision::Stay => f.write_str("stay: within the commit and the quota, margin included"),
+        }
+    }
 }
 
 impl Decision {
@@ -196,21 +229,44 @@ pub fn decide(
         };
     }
     if let (Some(c), Some(p)) = (commit, projection.percentile) {
-        if u128::from(p.bytes) * 8 * 100 > u128::from(c.bps()) * slot * margin {
-            return Decision::MoveProjectedRate {
-                projected: p.rate,
-                threshold: BitRate((u128::from(c.bps()) * margin / 100) as u64),
-            };
+        if let Some(threshold) = rate_threshold(c, margin) {
+            if u128::from(p.bytes) * 8 * 100 > u128::from(c.bps()) * slot * margin {
+                return Decision::MoveProjectedRate {
+                    projected: p.rate,
+                    threshold,
+                };
+            }
         }
     }
     if let Some(q) = quota {
-        let used = u128::from(projection.volume_projected.bytes());
-        if used * 100 > u128::from(q.bytes()) * margin {
+        if let Some(threshold) = volume_threshold(projection.volume_projected, q, margin) {
             return Decision::MoveProjectedVolume {
                 projected: projection.volume_projected,
-                threshold: Size::from_bytes((u128::from(q.bytes()) * margin / 100) as u64),
+                threshold,
             };
         }
     }
     Decision::Stay
+}
+
+/// commit × margin / 100 (margin in percent, 100 and up) as a rate, or
+/// `None` when it is beyond 2^64 − 1 bit/s: then no sample (at most 2^64
+/// − 1 bytes, below 2^64 bit/s) can be above it.
+pub(crate) fn rate_threshold(commit: Rate, margin: u128) -> Option<BitRate> {
+    u64::try_from(u128::from(commit.bps()) * margin / 100)
+        .ok()
+        .map(BitRate)
+}
+
+/// quota × margin / 100 (margin in percent), if `projected` is above it.
+pub(crate) fn volume_threshold(
+    projected: ByteCount,
+    quota: Size,
+    margin: u128,
+) -> Option<ByteCount> {
+    // projected × 100 > quota × margin exactly when projected is above
+    // ⌊quota × margin / 100⌋ (an integer is above x when above ⌊x⌋);
+    // quota × margin < 2^64 × 2^33.
+    let threshold = u128::from(quota.bytes()) * margin / 100;
+    (projected.bytes() > threshold).then_some(ByteCount(threshold))
 }

@@ -12,8 +12,11 @@ pub struct BitRate(pub u64);
 impl BitRate {
     /// The average rate of one 5-minute sample: `bytes × 8 / 300 s`,
     /// rounded down to a whole bit per second (in the customer's favour).
+    /// Exact for every `u64`: `bytes × 8 / 300` is `bytes × 2 / 75`, which
+    /// is `2⌊bytes / 75⌋ + ⌊2 (bytes mod 75) / 75⌋`, all within 64 bits.
     pub fn of_sample(bytes: u64) -> BitRate {
-        BitRate((u128::from(bytes) * 8 / SAMPLE_SECONDS as u128) as u64)
+        const { assert!(SAMPLE_SECONDS == 300) };
+        BitRate(bytes / 75 * 2 + bytes % 75 * 2 / 75)
     }
 
     /// Bits per second.

@@ -1,13 +1,14 @@
 //! Volume: bytes per period, against an optional quota.
 
+use crate::bytes::ByteCount;
 use crate::figure::Coverage;
+use crate::names::named;
 use crate::series::Series;
 use net_types::Size;
 use serde::{Deserialize, Serialize};
 
 /// Which directions count toward a volume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VolumeCounts {
     /// Down + up.
     Both,
@@ -17,13 +18,24 @@ pub enum VolumeCounts {
     Up,
 }
 
+named!(
+    VolumeCounts,
+    "volume rule",
+    [
+        (VolumeCounts::Both, "both"),
+        (VolumeCounts::Down, "down"),
+        (VolumeCounts::Up, "up"),
+    ]
+);
+
 impl VolumeCounts {
-    /// The counted bytes of one slot.
-    pub fn of(self, down: u64, up: u64) -> u64 {
+    /// The counted bytes of one slot, exactly (down + up may exceed 64
+    /// bits).
+    pub fn of(self, down: u64, up: u64) -> u128 {
         match self {
-            VolumeCounts::Both => down.saturating_add(up),
-            VolumeCounts::Down => down,
-            VolumeCounts::Up => up,
+            VolumeCounts::Both => u128::from(down) + u128::from(up),
+            VolumeCounts::Down => u128::from(down),
+            VolumeCounts::Up => u128::from(up),
         }
     }
 }
@@ -46,19 +58,19 @@ impl Default for VolumeRule {
     }
 }
 
-/// Volume in a period.
+/// Volume in a period: exact sums, however large.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VolumeFigure {
     /// Bytes toward the tenant.
-    pub down: Size,
+    pub down: ByteCount,
     /// Bytes from the tenant.
-    pub up: Size,
+    pub up: ByteCount,
     /// The bytes that count (per [`VolumeRule::counts`]).
-    pub used: Size,
+    pub used: ByteCount,
     /// The quota.
     pub quota: Option<Size>,
     /// Bytes above the quota (zero if within it).
-    pub over: Option<Size>,
+    pub over: Option<ByteCount>,
     /// `used / quota × 100`.
     pub used_percent: Option<f64>,
     /// The samples behind the figure. Missing samples carry no bytes, so
@@ -67,19 +79,26 @@ pub struct VolumeFigure {
 }
 
 impl VolumeFigure {
-    /// Adds up a series.
+    /// Adds up a series, exactly: a sum of fewer than 2^64 slots of at
+    /// most 2^64 bytes each cannot overflow 128 bits.
     pub fn of(series: &Series, rule: &VolumeRule) -> VolumeFigure {
-        let down: u64 = series.down.iter().fold(0u64, |a, &b| a.saturating_add(b));
-        let up: u64 = series.up.iter().fold(0u64, |a, &b| a.saturating_add(b));
-        let used = rule.counts.of(down, up);
+        let down: u128 = series.down().iter().map(|&b| u128::from(b)).sum();
+        let up: u128 = series.up().iter().map(|&b| u128::from(b)).sum();
+        let used = match rule.counts {
+            VolumeCounts::Both => down + up,
+            VolumeCounts::Down => down,
+            VolumeCounts::Up => up,
+        };
         VolumeFigure {
-            down: Size::from_bytes(down),
-            up: Size::from_bytes(up),
-            used: Size::from_bytes(used),
+            down: ByteCount(down),
+            up: ByteCount(up),
+            used: ByteCount(used),
             quota: rule.quota,
+            // Over the quota by this much; nothing when within it (a
+            // difference that stops at zero, not a clamped sum).
             over: rule
                 .quota
-                .map(|q| Size::from_bytes(used.saturating_sub(q.bytes()))),
+                .map(|q| ByteCount(used.saturating_sub(u128::from(q.bytes())))),
             used_percent: rule
                 .quota
                 .filter(|q| q.bytes() > 0)

@@ -25,17 +25,19 @@
 //!   counts.
 //!
 //! Missing slots count as zero, and zero is above no threshold. The
-//! projected volume needs the counted bytes so far (a saturating sum, which
-//! does not depend on the order of additions).
+//! projected volume needs the counted bytes so far (an exact `u128` sum,
+//! which does not depend on the order of additions).
 //!
-//! A [`Tally`] is 32 bytes. When the counts say a tenant moves on a
+//! A [`Tally`] is 48 bytes. When the counts say a tenant moves on a
 //! percentile, the [`Decision`] carries the figure itself (the floor or the
 //! projected rate), which counts cannot give: [`Verdict::Recompute`] asks
 //! the caller to compute it the long way ([`project`](crate::project) and
 //! [`decide`] on the tenant's series), once per moved tenant.
 
+use crate::bytes::ByteCount;
+use crate::error::BillingError;
 use crate::figure::{Method, MissingSamples, PercentileRule};
-use crate::projection::{Decision, OveragePolicy};
+use crate::projection::{scale, volume_threshold, Decision, OveragePolicy};
 use crate::volume::VolumeCounts;
 use accounting::{Direction, Sample, Slot, SAMPLE_SECONDS};
 use net_types::{Rate, Size, TenantId};
@@ -83,8 +85,9 @@ pub struct Tally {
     certain: [u32; 2],
     /// Values above the projected threshold, likewise.
     projected: [u32; 2],
-    /// Counted bytes, saturating.
-    volume: u64,
+    /// Counted bytes: at most 2^32 slots of 2^65 bytes, far within 128
+    /// bits.
+    volume: u128,
 }
 
 impl Tally {
@@ -135,21 +138,22 @@ impl Watch {
     pub fn add(&self, tally: &mut Tally, limits: &Limits, down: u64, up: u64, seen: bool) {
         tally.slots += 1;
         tally.seen += u32::from(seen);
-        tally.volume = tally.volume.saturating_add(self.counts.of(down, up));
+        tally.volume += self.counts.of(down, up);
         if !seen && self.rule.missing == MissingSamples::Skip {
             return;
         }
-        let mut count = |i: usize, v: u64| {
-            let v = u128::from(v);
+        let mut count = |i: usize, v: u128| {
             tally.certain[i] += u32::from(v > limits.certain);
             tally.projected[i] += u32::from(v > limits.projected);
         };
+        let (down, up) = (u128::from(down), u128::from(up));
         match self.rule.method {
             Method::MaxOfDirections => {
                 count(0, down);
                 count(1, up);
             }
-            Method::SumOfDirections => count(0, down.saturating_add(up)),
+            // Exact: down + up may exceed 64 bits, not 128.
+            Method::SumOfDirections => count(0, down + up),
             Method::PerSampleMax => count(0, down.max(up)),
         }
     }
@@ -188,15 +192,11 @@ impl Watch {
         }
         if let Some(q) = quota {
             let margin = 100 + u128::from(self.policy.margin_percent);
-            let projected = if m == 0 {
-                0
-            } else {
-                (u128::from(tally.volume) * n as u128 / m as u128).min(u128::from(u64::MAX)) as u64
-            };
-            if u128::from(projected) * 100 > u128::from(q.bytes()) * margin {
+            let projected = ByteCount(scale(tally.volume, n, m));
+            if let Some(threshold) = volume_threshold(projected, q, margin) {
                 return Verdict::Exact(Decision::MoveProjectedVolume {
-                    projected: Size::from_bytes(projected),
-                    threshold: Size::from_bytes((u128::from(q.bytes()) * margin / 100) as u64),
+                    projected,
+                    threshold,
                 });
             }
         }
@@ -204,8 +204,8 @@ impl Watch {
     }
 }
 
-/// One tenant's bytes in one slot, all realms, bands and sources added up
-/// (saturating), as [`crate::Series::build`] adds them.
+/// One tenant's bytes in one slot, all realms, bands and sources added up,
+/// as [`crate::Series::build`] adds them (down + up within 64 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlotBytes {
     /// The slot.
@@ -219,9 +219,12 @@ pub struct SlotBytes {
 }
 
 /// Adds up samples per slot and tenant, ordered by slot then tenant.
-pub fn slot_bytes(samples: &[Sample]) -> Vec<SlotBytes> {
+/// Refused, naming the tenant and slot, where a slot's bytes (down and up
+/// together) do not fit in 64 bits, as [`crate::Series::build`] refuses
+/// them.
+pub fn slot_bytes(samples: &[Sample]) -> Result<Vec<SlotBytes>, BillingError> {
     let mut out: Vec<SlotBytes> = Vec::new();
-    let add = |out: &mut Vec<SlotBytes>, x: &Sample| {
+    let add = |out: &mut Vec<SlotBytes>, x: &Sample| -> Result<(), BillingError> {
         let i = match out.last() {
             Some(l) if l.slot == x.slot && l.tenant == x.key.tenant => out.len() - 1,
             _ => {
@@ -234,27 +237,41 @@ pub fn slot_bytes(samples: &[Sample]) -> Vec<SlotBytes> {
                 out.len() - 1
             }
         };
-        let v = match x.key.direction {
-            Direction::Down => &mut out[i].down,
-            Direction::Up => &mut out[i].up,
+        let row = &mut out[i];
+        let (v, other) = match x.key.direction {
+            Direction::Down => (&mut row.down, row.up),
+            Direction::Up => (&mut row.up, row.down),
         };
-        *v = v.saturating_add(x.bytes);
+        *v = v
+            .checked_add(x.bytes)
+            .filter(|v| v.checked_add(other).is_some())
+            .ok_or_else(|| {
+                BillingError::invalid(
+                    format!("samples at {}", x.slot),
+                    format!(
+                        "tenant {}'s bytes {} add up past 2^64 − 1 (18 EB in five minutes); such samples are not real traffic",
+                        x.key.tenant,
+                        x.key.direction.as_str()
+                    ),
+                )
+            })?;
+        Ok(())
     };
     let sorted = samples
         .windows(2)
         .all(|w| (w[0].slot, w[0].key.tenant) <= (w[1].slot, w[1].key.tenant));
     if sorted {
         for x in samples {
-            add(&mut out, x);
+            add(&mut out, x)?;
         }
     } else {
         let mut order: Vec<&Sample> = samples.iter().collect();
         order.sort_by_key(|x| (x.slot, x.key.tenant));
         for x in order {
-            add(&mut out, x);
+            add(&mut out, x)?;
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -287,9 +304,9 @@ mod tests {
             watch.add(
                 &mut t,
                 &limits,
-                series.down[i],
-                series.up[i],
-                series.status[i].is_some(),
+                series.down()[i],
+                series.up()[i],
+                series.status()[i].is_some(),
             );
         }
         t
@@ -320,12 +337,13 @@ mod tests {
     }
 
     fn flat(n: usize, bytes: u64) -> Series {
-        Series {
-            first_slot: Slot(0),
-            down: vec![bytes; n],
-            up: vec![bytes / 2; n],
-            status: vec![Some(SlotStatus::Measured); n],
-        }
+        Series::new(
+            Slot(0),
+            vec![bytes; n],
+            vec![bytes / 2; n],
+            vec![Some(SlotStatus::Measured); n],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -392,10 +410,10 @@ mod tests {
             s(2, key(1, 1, Direction::Down), 5),
             s(1, key(2, 1, Direction::Up), 7),
             s(1, key(1, 1, Direction::Down), 1),
-            s(1, key(1, 2, Direction::Down), u64::MAX),
+            s(1, key(1, 2, Direction::Down), u64::MAX - 4),
             s(1, key(1, 2, Direction::Up), 3),
         ];
-        let b = slot_bytes(&samples);
+        let b = slot_bytes(&samples).unwrap();
         let row = |slot, tenant, down, up| SlotBytes {
             slot: Slot(slot),
             tenant: TenantId(tenant),
@@ -404,8 +422,13 @@ mod tests {
         };
         assert_eq!(
             b,
-            vec![row(1, 1, u64::MAX, 3), row(1, 2, 0, 7), row(2, 1, 5, 0)]
+            vec![row(1, 1, u64::MAX - 3, 3), row(1, 2, 0, 7), row(2, 1, 5, 0)]
         );
+        // One more byte in that slot is past 2^64 − 1: refused, not clamped.
+        let mut more = samples.to_vec();
+        more.push(s(1, key(1, 3, Direction::Up), 1));
+        let e = slot_bytes(&more).unwrap_err();
+        assert!(e.to_string().contains("tenant 1's bytes up"), "{e}");
     }
 
     fn rules() -> impl Strategy<Value = Watch> {
@@ -477,7 +500,8 @@ mod tests {
                 // As `Series::build` makes them, a missing slot has no
                 // bytes; sometimes not, to cover any series.
                 None if zero => (0, 0, None),
-                _ => (d, u, s),
+                // A series keeps down + up within 64 bits.
+                _ => (d, u.min(u64::MAX - d), s),
             })
     }
 
@@ -493,12 +517,13 @@ mod tests {
         ) {
             let n = slots.len();
             let m = ((n as f64 * m_frac) as usize).min(n);
-            let series = Series {
-                first_slot: Slot(0),
-                down: slots.iter().map(|s| s.0).collect(),
-                up: slots.iter().map(|s| s.1).collect(),
-                status: slots.iter().map(|s| s.2).collect(),
-            };
+            let series = Series::new(
+                Slot(0),
+                slots.iter().map(|s| s.0).collect(),
+                slots.iter().map(|s| s.1).collect(),
+                slots.iter().map(|s| s.2).collect(),
+            )
+            .unwrap();
             let w = Watch { expected: n, ..w };
             check(&series, m, &w, commit.and_then(Rate::from_bps), quota.map(Size::from_bytes));
         }

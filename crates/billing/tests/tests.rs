@@ -12,6 +12,8 @@ use billing::*;
 use jiff::Timestamp;
 use net_types::{Rate, RealmId, Size, TenantId};
 
+mod hardening;
+
 const UNIT: u64 = 37_500;
 
 fn ts(s: &str) -> Timestamp {
@@ -24,12 +26,30 @@ fn utc() -> BillingCycle {
 
 /// A series of `n` slots with the given per-slot units, all measured.
 fn series(down: &[u64], up: &[u64]) -> Series {
-    Series {
-        first_slot: accounting::Slot(0),
-        down: down.iter().map(|u| u * UNIT).collect(),
-        up: up.iter().map(|u| u * UNIT).collect(),
-        status: vec![Some(SlotStatus::Measured); down.len()],
-    }
+    with_status(down, up, vec![Some(SlotStatus::Measured); down.len()])
+}
+
+/// Like [`series`], with each slot's status given.
+fn with_status(down: &[u64], up: &[u64], status: Vec<Option<SlotStatus>>) -> Series {
+    Series::new(
+        accounting::Slot(0),
+        down.iter().map(|u| u * UNIT).collect(),
+        up.iter().map(|u| u * UNIT).collect(),
+        status,
+    )
+    .unwrap()
+}
+
+/// A measured series of a period from per-slot bytes down and up.
+fn measured(p: &Period, down: Vec<u64>, up: Vec<u64>) -> Series {
+    let n = down.len();
+    Series::new(
+        p.first_slot(),
+        down,
+        up,
+        vec![Some(SlotStatus::Measured); n],
+    )
+    .unwrap()
 }
 
 fn rule(method: Method) -> PercentileRule {
@@ -154,9 +174,10 @@ fn max_of_directions_reports_the_larger_direction() {
 fn missing_samples_zero_against_expected_or_skipped() {
     // 20 expected, the last two never observed.
     let down: Vec<u64> = (1..=18).chain([0, 0]).collect();
-    let mut s = series(&down, &[0; 20]);
-    s.status[18] = None;
-    s.status[19] = None;
+    let mut status = vec![Some(SlotStatus::Measured); 20];
+    status[18] = None;
+    status[19] = None;
+    let s = with_status(&down, &[0; 20], status);
     let carrier = rule(Method::MaxOfDirections);
     let f = percentile(&s, &carrier);
     // n = 20, rank 19 of [0, 0, 1..18] → 17.
@@ -178,8 +199,7 @@ fn missing_samples_zero_against_expected_or_skipped() {
 
 #[test]
 fn nothing_seen_and_skip_gives_no_value() {
-    let mut s = series(&[0; 5], &[0; 5]);
-    s.status = vec![None; 5];
+    let s = with_status(&[0; 5], &[0; 5], vec![None; 5]);
     let f = percentile(
         &s,
         &PercentileRule {
@@ -226,12 +246,9 @@ fn ties_and_tiny_n() {
 #[test]
 fn rank_rules_on_a_31_day_month_differ_by_one() {
     let p = utc().period(2026, 1).unwrap();
-    let mut s = Series::empty(&p);
+    let n = p.expected_samples();
     // Slot i carries i bytes: the k-th smallest is k − 1.
-    for i in 0..s.len() {
-        s.down[i] = i as u64;
-        s.status[i] = Some(SlotStatus::Measured);
-    }
+    let s = measured(&p, (0..n as u64).collect(), vec![0; n]);
     let by = |rank| {
         percentile(
             &s,
@@ -256,11 +273,8 @@ fn an_october_dst_month_ranks_among_8940() {
         .unwrap()
         .period(2026, 10)
         .unwrap();
-    let mut s = Series::empty(&p);
-    for i in 0..s.len() {
-        s.up[i] = i as u64 * UNIT;
-        s.status[i] = Some(SlotStatus::Measured);
-    }
+    let n = p.expected_samples() as u64;
+    let s = measured(&p, vec![0; n as usize], (0..n).map(|i| i * UNIT).collect());
     let f = percentile(&s, &PercentileRule::default());
     // ⌈0.95 × 8940⌉ = 8493rd → 8492 units.
     assert_eq!(f.value.unwrap().rank, 8493);
@@ -273,9 +287,13 @@ fn an_october_dst_month_ranks_among_8940() {
 #[test]
 fn overage_in_rate_and_percent() {
     // 12.5 Mbit/s for 300 s is 468,750,000 bytes.
-    let s = series(&[0], &[0]);
-    let mut s2 = s.clone();
-    s2.down[0] = 468_750_000;
+    let s2 = Series::new(
+        accounting::Slot(0),
+        vec![468_750_000],
+        vec![0],
+        vec![Some(SlotStatus::Measured)],
+    )
+    .unwrap();
     let f = percentile(&s2, &PercentileRule::default());
     let o = Overage::of(&f.value.unwrap(), Rate::from_bps(10_000_000).unwrap());
     assert_eq!(o.over, BitRate(2_500_000));
@@ -344,14 +362,14 @@ fn international_billed_on_its_own() {
     let o = total.overage.unwrap();
     assert_eq!((o.over, o.over_percent), (BitRate(1_000), 25.0));
     // 8640 slots × 5 units × 37,500 bytes = 1,620,000,000 bytes.
-    assert_eq!(total.volume.used, Size::from_bytes(1_620_000_000));
+    assert_eq!(total.volume.used, ByteCount(1_620_000_000));
     assert_eq!(
         total.volume.over,
-        Some(Size::from_bytes(1_620_000_000 - gib))
+        Some(ByteCount(1_620_000_000 - u128::from(gib)))
     );
     let intl = &bill.lines[1];
     assert_eq!(intl.percentile.as_ref().unwrap().rate(), BitRate(3_000));
-    assert_eq!(intl.volume.used, Size::from_bytes(8640 * 3 * UNIT));
+    assert_eq!(intl.volume.used, ByteCount(8640 * 3 * u128::from(UNIT)));
     assert_eq!(intl.volume.coverage.missing, 0);
     let text = bill.to_text();
     assert!(text.contains("nearest rank"), "{text}");
@@ -463,7 +481,7 @@ fn a_day_through_the_accountant_with_a_wrap_and_a_reset() {
     }];
     let bill = bill_tenant(&p, TenantId(3), &rules, &samples, &coverage).unwrap();
     let line = &bill.lines[0];
-    assert_eq!(line.volume.used, Size::from_bytes(truth));
+    assert_eq!(line.volume.used, ByteCount(truth.into()));
     assert_eq!(truth, 288 * 3_750_000);
     // Seen only: 288 equal samples of 100 kbit/s.
     assert_eq!(line.percentile.as_ref().unwrap().rate(), BitRate(100_000));
@@ -491,12 +509,20 @@ fn a_day_through_the_accountant_with_a_wrap_and_a_reset() {
 
 fn month_so_far(units_per_slot: u64, elapsed: usize) -> Series {
     let p = utc().period(2026, 4).unwrap(); // 8640 slots
-    let mut s = Series::empty(&p);
-    for i in 0..elapsed {
-        s.up[i] = units_per_slot * UNIT;
-        s.status[i] = Some(SlotStatus::Measured);
-    }
-    s
+    let n = p.expected_samples();
+    let up = (0..n)
+        .map(|i| {
+            if i < elapsed {
+                units_per_slot * UNIT
+            } else {
+                0
+            }
+        })
+        .collect();
+    let status = (0..n)
+        .map(|i| (i < elapsed).then_some(SlotStatus::Measured))
+        .collect();
+    Series::new(p.first_slot(), vec![0; n], up, status).unwrap()
 }
 
 #[test]
@@ -555,8 +581,8 @@ fn volume_is_projected_linearly() {
     // Three days of a 30-day month; each slot 1 unit: used 864 × 37,500.
     let s = month_so_far(1, 864);
     let pr = project(&s, 864, &PercentileRule::default(), VolumeCounts::Both);
-    assert_eq!(pr.volume_used, Size::from_bytes(864 * UNIT));
-    assert_eq!(pr.volume_projected, Size::from_bytes(8640 * UNIT));
+    assert_eq!(pr.volume_used, ByteCount(864 * u128::from(UNIT)));
+    assert_eq!(pr.volume_projected, ByteCount(8640 * u128::from(UNIT)));
     let quota = Size::from_bytes(5000 * UNIT);
     let d = decide(&pr, None, Some(quota), &OveragePolicy::default());
     assert!(matches!(d, Decision::MoveProjectedVolume { .. }), "{d:?}");

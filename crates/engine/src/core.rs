@@ -540,8 +540,24 @@ impl Engine {
 
     fn stored(&mut self, now: Timestamp, s: Stored, out: &mut Vec<Effect>) {
         match s {
-            Stored::Committed { sequence } => {
+            Stored::Committed { sequence, refused } => {
                 let n = self.books.committed(sequence);
+                if !refused.is_empty() {
+                    self.counts.samples_refused += refused.len() as u64;
+                    let shown: Vec<&str> = refused.iter().take(5).map(String::as_str).collect();
+                    self.event(
+                        out,
+                        now,
+                        Level::Warn,
+                        "samples_refused",
+                        format!(
+                            "the history refused {} samples of batch {sequence} (kept aside in its quarantine; the rest is committed): {}",
+                            refused.len(),
+                            shown.join("; ")
+                        ),
+                        None,
+                    );
+                }
                 self.counts.samples_written += n as u64;
                 self.counts.batches_written += 1;
                 self.counts.last_commit = Some(now);

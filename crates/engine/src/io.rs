@@ -146,6 +146,10 @@ pub enum Stored {
     Committed {
         /// The batch's sequence number.
         sequence: u64,
+        /// Samples the store refused (implausible, or already stored),
+        /// each kept in its quarantine or counted there: why, for people.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refused: Vec<String>,
     },
     /// Another writer already committed a later batch.
     AlreadyAppended {

@@ -30,6 +30,8 @@ pub struct Counts {
     pub batches_written: u64,
     /// Batches the store refused.
     pub batch_failures: u64,
+    /// Samples the store refused (quarantined).
+    pub samples_refused: u64,
     /// Policy reloads that took effect.
     pub reloads_ok: u64,
     /// Policy reloads refused.

@@ -147,6 +147,7 @@ impl Sim {
                 self.coverage.extend(b.coverage.iter().copied());
                 Input::Stored(Stored::Committed {
                     sequence: b.sequence,
+                    refused: Vec::new(),
                 })
             }
             Effect::AssessOverage(q) => {
@@ -166,7 +167,8 @@ impl Sim {
                             &RealmSelection::All,
                             &mine,
                             &self.coverage,
-                        );
+                        )
+                        .expect("plausible samples");
                         let elapsed = (q.now_slot - q.period.first_slot().0).max(0) as usize;
                         let p = billing::project(&series, elapsed, &q.rule, q.counts);
                         (id.0, billing::decide(&p, *commit, q.quota, &q.policy))

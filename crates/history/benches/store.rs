@@ -10,9 +10,18 @@
 //!   (80,000 samples) merged into the hour's existing rows.
 //! - `tenant_month`: one tenant's December from the history store: read its
 //!   samples and coverage and bill its 95th.
-//! - `top_100_month`: the 100 tenants with the most bytes in December.
+//! - `tenant_month_usage`: one tenant's December by local day
+//!   (`Store::usage`), in UTC, Europe/Berlin and Asia/Kathmandu (whose
+//!   days start at :15, so each day's edge hour is read from the 5-minute
+//!   samples).
+//! - `top_100_month`: the 100 tenants with the most bytes in December, in
+//!   UTC and in Kathmandu (whose month starts and ends at :15).
 //!
-//! The last two read a history store of `HISTORY_BENCH_TENANTS` tenants
+//! The month is December with the default 62 days; with
+//! `HISTORY_BENCH_DAYS` below 62 (but at least 32) it is November, so a
+//! 10,000-tenant store can be half the size.
+//!
+//! The last three read a history store of `HISTORY_BENCH_TENANTS` tenants
 //! (default 1,000) × 4 realms × 2 directions over `HISTORY_BENCH_DAYS`
 //! days (default 62, 1 November to 1 January), built at the start in
 //! hourly batches; building it prints the ingest rate and the disk size
@@ -207,7 +216,8 @@ fn history() -> &'static History {
     HISTORY.get_or_init(|| {
         let tenants = env("HISTORY_BENCH_TENANTS", 1_000);
         let days = env("HISTORY_BENCH_DAYS", 62);
-        let period = BillingCycle::new(1, "UTC").unwrap().period(2026, 12).unwrap();
+        let month = if days >= 62 { 12 } else { 11 };
+        let period = BillingCycle::new(1, "UTC").unwrap().period(2026, month).unwrap();
         let (path, dir) = match std::env::var_os("HISTORY_BENCH_DB") {
             Some(p) => (PathBuf::from(p), None),
             None => {
@@ -311,15 +321,47 @@ fn tenant_month(bencher: Bencher) {
     });
 }
 
-#[divan::bench(sample_count = 20)]
-fn top_100_month(bencher: Bencher) {
+/// The history's month in `zone`.
+fn local_period(h: &History, zone: &str) -> billing::Period {
+    BillingCycle::new(1, zone)
+        .unwrap()
+        .period_labelled(&h.period.label)
+        .unwrap()
+}
+
+#[divan::bench(sample_count = 50, args = ["UTC", "Europe/Berlin", "Asia/Kathmandu"])]
+fn tenant_month_usage(bencher: Bencher, zone: &str) {
     let h = history();
     let store = h.store();
+    let period = local_period(h, zone);
+    let tz = jiff::tz::TimeZone::get(zone).unwrap();
+    let mut t = 0u32;
+    bencher.bench_local(|| {
+        t = (t + 7919) % h.tenants;
+        let days = store
+            .usage(&UsageQuery {
+                tenants: Tenants::Only(vec![TenantId(t)]),
+                from: period.start,
+                to: period.end,
+                bucket: Bucket::Day,
+                zone: tz.clone(),
+            })
+            .unwrap();
+        assert!(days.len() >= 30 * 8, "{} rows", days.len());
+        days
+    });
+}
+
+#[divan::bench(sample_count = 20, args = ["UTC", "Asia/Kathmandu"])]
+fn top_100_month(bencher: Bencher, zone: &str) {
+    let h = history();
+    let store = h.store();
+    let period = local_period(h, zone);
     bencher.bench_local(|| {
         let top = store
             .top_tenants(&TopQuery {
-                from: h.period.start,
-                to: h.period.end,
+                from: period.start,
+                to: period.end,
                 by: RankBy::Total,
                 limit: 100,
             })

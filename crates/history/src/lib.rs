@@ -1,8 +1,11 @@
 //! The history store: the only crate that touches the database.
 //!
 //! - [`Store`]: the port. Append a [`Batch`] (samples, slot coverage and the
-//!   accounting state) in one transaction; read samples, coverage and usage
-//!   totals; rank tenants by traffic ([`Store::top_tenants`]); apply
+//!   accounting state) in one transaction, each sample accepted or refused
+//!   on its own, refused ones kept in a bounded quarantine
+//!   ([`refusal`]); read samples, coverage and usage totals exact to the
+//!   5-minute slot in any zone ([`Store::usage`]); rank tenants by traffic
+//!   ([`Store::top_tenants`]); apply
 //!   [`Retention`]; freeze a closed period's bill; load the last accounting
 //!   state; [`Store::add`] samples from another writer (a flow collector)
 //!   that sum with what is stored, under that writer's own sequence and
@@ -28,10 +31,16 @@
 //! sequence and state ([`Store::writer_state`]).
 
 mod error;
+pub mod fuzzing;
+pub mod refusal;
 mod sqlite;
 mod store;
 
 pub use error::StoreError;
+pub use refusal::{
+    Quarantine, QuarantinedSample, Refusal, RefusalReason, WriteReport, ACCOUNTANT_WRITER,
+    MAX_SAMPLE_BYTES, MAX_SAMPLE_PACKETS, QUARANTINE_CAP,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, COMPACT_GRACE, DEFAULT_PATH, SCHEMA_VERSION};
 pub use store::{
     AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, RankBy, Retention, RetentionReport,

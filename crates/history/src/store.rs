@@ -1,6 +1,7 @@
 //! The storage port: what the daemon and the CLI need from a history store.
 
 use crate::error::StoreError;
+use crate::refusal::{Quarantine, Refusal, WriteReport};
 use accounting::{Direction, Sample, Slot, SlotCoverage};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -86,13 +87,22 @@ pub enum Bucket {
 }
 
 /// Usage totals per tenant × realm × direction per day or month.
+///
+/// Exact to the 5-minute slot: a sample counts when its slot starts in
+/// `[from, to)`, in the local day (or month) in which its slot starts, the
+/// way billing's periods count slots (`billing::Period::first_slot`). So `from` and
+/// `to` may be any instants (a billing period's start and end in any zone,
+/// `:15` and `:30` offsets included), and the totals of a period equal the
+/// sum of its samples, to the byte.
 #[derive(Clone, Debug)]
 pub struct UsageQuery {
     /// Whose.
     pub tenants: Tenants,
-    /// From this instant (rounded down to the hour).
+    /// From this instant: the first slot counted is the first that starts
+    /// at or after it.
     pub from: Timestamp,
-    /// To this instant (exclusive, rounded down to the hour).
+    /// To this instant (exclusive): the last slot counted is the last that
+    /// starts before it.
     pub to: Timestamp,
     /// Days or months.
     pub bucket: Bucket,
@@ -111,25 +121,42 @@ pub struct UsageTotal {
     pub direction: Direction,
     /// The local day, or the first day of the local month.
     pub bucket: Date,
-    /// Bytes.
-    pub bytes: u64,
+    /// Bytes: a sum of many samples, so wider than a sample.
+    pub bytes: u128,
     /// Packets.
-    pub packets: u64,
+    pub packets: u128,
+    /// `false` when part of it comes from a rollup coarser than the
+    /// bucket's (or the range's) edge needs, because retention removed the
+    /// finer data: such an hour (or UTC day) is counted whole, in the bucket
+    /// its first slot in the range falls in. Always `true` while the
+    /// 5-minute samples are kept (and for zones whose offset is whole hours,
+    /// while the hourly rollups are).
+    #[serde(default = "exact")]
+    pub exact: bool,
+}
+
+fn exact() -> bool {
+    true
 }
 
 /// One tenant's traffic over a time range, all realms and bands added up.
+/// Sums of many samples, so wider than a sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantTotal {
     /// Whose.
     pub tenant: TenantId,
     /// Bytes toward the tenant.
-    pub down_bytes: u64,
+    pub down_bytes: u128,
     /// Bytes from the tenant.
-    pub up_bytes: u64,
+    pub up_bytes: u128,
     /// Packets toward the tenant.
-    pub down_packets: u64,
+    pub down_packets: u128,
     /// Packets from the tenant.
-    pub up_packets: u64,
+    pub up_packets: u128,
+    /// `false` when an hour (or day) at the range's edge was counted whole
+    /// because retention removed the finer data (see [`UsageTotal::exact`]).
+    #[serde(default = "exact")]
+    pub exact: bool,
 }
 
 impl TenantTotal {
@@ -141,17 +168,48 @@ impl TenantTotal {
             up_bytes: 0,
             down_packets: 0,
             up_packets: 0,
+            exact: true,
         }
     }
 
     /// The figure a [`RankBy`] ranks by.
-    pub fn bytes(&self, by: RankBy) -> u64 {
+    pub fn bytes(&self, by: RankBy) -> u128 {
         match by {
-            RankBy::Total => self.down_bytes.saturating_add(self.up_bytes),
+            // Each is a sum of fewer than 2^64 samples of at most 2^64
+            // bytes, far below 2^127.
+            RankBy::Total => self.down_bytes + self.up_bytes,
             RankBy::Down => self.down_bytes,
             RankBy::Up => self.up_bytes,
         }
     }
+
+    /// Adds traffic of one direction. Sums of stored samples stay far below
+    /// `u128::MAX`; a sum that would not is refused (only a corrupt stored
+    /// total can make one).
+    pub fn add(
+        &mut self,
+        direction: Direction,
+        bytes: u128,
+        packets: u128,
+    ) -> Result<(), StoreError> {
+        let (b, p) = match direction {
+            Direction::Down => (&mut self.down_bytes, &mut self.down_packets),
+            Direction::Up => (&mut self.up_bytes, &mut self.up_packets),
+        };
+        *b = checked_sum(*b, bytes, "bytes")?;
+        *p = checked_sum(*p, packets, "packets")?;
+        Ok(())
+    }
+}
+
+/// `a + b`, or an error for the impossible sum past `u128::MAX`.
+pub(crate) fn checked_sum(a: u128, b: u128, what: &str) -> Result<u128, StoreError> {
+    a.checked_add(b).ok_or_else(|| {
+        StoreError::corrupt(
+            "a stored total",
+            format!("{what} add up past 2^128 − 1; a stored total is not a real one"),
+        )
+    })
 }
 
 /// Which bytes [`Store::top_tenants`] ranks by.
@@ -167,12 +225,13 @@ pub enum RankBy {
     Up,
 }
 
-/// The tenants with the most traffic in `[from, to)`.
+/// The tenants with the most traffic in `[from, to)`, exact to the slot
+/// like [`UsageQuery`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopQuery {
-    /// From this instant (rounded down to the hour, like [`UsageQuery`]).
+    /// From this instant (the first slot that starts at or after it).
     pub from: Timestamp,
-    /// To this instant (exclusive, rounded down to the hour).
+    /// To this instant (exclusive).
     pub to: Timestamp,
     /// Which bytes.
     pub by: RankBy,
@@ -253,8 +312,10 @@ pub struct FrozenPeriod {
 /// one can follow behind the same trait.
 pub trait Store {
     /// Stores a batch of samples, coverage and the accounting state in one
-    /// transaction: all of it, or none of it.
-    fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError>;
+    /// transaction: all of it, or none of it. A sample that cannot be
+    /// stored (see [`crate::refusal`]) is refused on its own and kept in the
+    /// quarantine in the same transaction; the report lists it.
+    fn append(&mut self, batch: &Batch<'_>) -> Result<WriteReport, StoreError>;
 
     /// The accounting state committed with the last batch.
     fn last_state(&self) -> Result<Option<StoredState>, StoreError>;
@@ -265,8 +326,27 @@ pub trait Store {
     /// Samples inside a frozen period are stored too, so that no data is
     /// lost, but the frozen bill does not change. Refused with
     /// [`StoreError::AlreadyAppended`] if the writer already committed
-    /// this sequence or a later one.
-    fn add(&mut self, batch: &AddBatch<'_>) -> Result<(), StoreError>;
+    /// this sequence or a later one. A sample that cannot be stored (see
+    /// [`crate::refusal`]) is refused on its own and kept in the quarantine
+    /// in the same transaction; the report lists it.
+    fn add(&mut self, batch: &AddBatch<'_>) -> Result<WriteReport, StoreError>;
+
+    /// Keeps samples a writer refused itself in the quarantine, under its
+    /// name and batch sequence, up to [`crate::QUARANTINE_CAP`]; the rest
+    /// are counted as dropped. Returns (kept, dropped).
+    fn quarantine(
+        &mut self,
+        writer: &str,
+        sequence: u64,
+        refused: &[Refusal],
+    ) -> Result<(usize, usize), StoreError>;
+
+    /// The quarantine's counts and its first `limit` samples, oldest first.
+    fn quarantined(&self, limit: usize) -> Result<Quarantine, StoreError>;
+
+    /// Removes the quarantined samples numbered up to `through` (after
+    /// someone has looked at them); the counts stay. Returns how many.
+    fn clear_quarantine(&mut self, through: u64) -> Result<u64, StoreError>;
 
     /// The state the writer committed with its last batch.
     fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError>;
@@ -309,7 +389,7 @@ pub trait Store {
 
     /// The `limit` tenants with the most bytes in the range, the largest
     /// first (ties by tenant number). Tenants without traffic are not
-    /// listed.
+    /// listed. Exact to the slot, like [`Store::usage`].
     ///
     /// The default adds up [`Store::usage`] by UTC day, which is correct
     /// but reads every tenant's rollups; a store should answer it from
@@ -328,12 +408,8 @@ pub trait Store {
                 totals.push(TenantTotal::new(u.tenant));
             }
             if let Some(t) = totals.last_mut() {
-                let (bytes, packets) = match u.direction {
-                    Direction::Down => (&mut t.down_bytes, &mut t.down_packets),
-                    Direction::Up => (&mut t.up_bytes, &mut t.up_packets),
-                };
-                *bytes = bytes.saturating_add(u.bytes);
-                *packets = packets.saturating_add(u.packets);
+                t.add(u.direction, u.bytes, u.packets)?;
+                t.exact &= u.exact;
             }
         }
         Ok(rank(totals, query.by, query.limit))

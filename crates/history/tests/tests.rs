@@ -12,6 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod exact_usage;
+mod refusals;
+
 fn open(path: &Path) -> SqliteStore {
     SqliteStore::open(path, &SqliteOptions { cache_mib: 16 }).unwrap()
 }
@@ -96,7 +99,7 @@ fn append_and_read_back() {
 }
 
 #[test]
-fn a_batch_is_all_or_nothing_and_never_twice() {
+fn a_batch_is_never_applied_twice_and_a_colliding_sample_is_refused_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir.path().join("h.sqlite"));
     let a = key(1, 1, Direction::Down, Band::Whole);
@@ -119,38 +122,103 @@ fn a_batch_is_all_or_nothing_and_never_twice() {
         ),
         "{e}"
     );
-    // A batch whose second sample collides with a stored one: nothing of it
-    // is kept, not even its first sample or its state.
+    // A batch whose second sample collides with a stored one: that sample
+    // alone is refused and quarantined; the rest of the batch, its coverage
+    // and its state commit.
     let bad = [sample(11, a, 7), sample(10, a, 1)];
-    let e = store
+    let report = store
         .append(&Batch {
             sequence: 6,
             samples: &bad,
             coverage: &measured([11]),
             state: b"s6",
         })
-        .unwrap_err();
-    assert!(e.to_string().contains("tenant 1 realm 1 down whole"), "{e}");
-    assert_eq!(store.last_state().unwrap().unwrap().blob, b"s5");
-    assert_eq!(store.batch_sequences().unwrap(), vec![5]);
+        .unwrap();
+    assert_eq!(report.stored, 1);
+    assert_eq!(
+        report.refused,
+        vec![Refusal {
+            index: 1,
+            sample: bad[1],
+            reason: RefusalReason::AlreadyStored
+        }]
+    );
+    assert_eq!((report.quarantined, report.dropped), (1, 0));
+    assert!(
+        report.refused[0]
+            .to_string()
+            .contains("tenant 1 realm 1 down whole"),
+        "{}",
+        report.refused[0]
+    );
+    assert_eq!(store.last_state().unwrap().unwrap().blob, b"s6");
+    assert_eq!(store.batch_sequences().unwrap(), vec![5, 6]);
     let q = SampleQuery {
         tenants: Tenants::All,
         from: Slot(0),
         to: Slot(100),
     };
-    assert_eq!(store.samples(&q).unwrap(), first);
-    assert!(store.coverage(Slot(0), Slot(100)).unwrap().len() == 1);
-    // Bytes beyond i64 are refused with the field named.
-    let huge = [sample(12, a, u64::MAX)];
-    let e = store
+    assert_eq!(store.samples(&q).unwrap(), vec![first[0], bad[0]]);
+    assert_eq!(store.coverage(Slot(0), Slot(100)).unwrap().len(), 2);
+    // Bytes beyond the plausible are refused with the sample named, and
+    // so is a slot and key twice in one append (the first one stays).
+    let huge = [sample(12, a, u64::MAX), sample(13, a, 5), sample(13, a, 6)];
+    let report = store
         .append(&Batch {
             sequence: 7,
             samples: &huge,
             coverage: &[],
             state: b"",
         })
-        .unwrap_err();
-    assert!(e.to_string().starts_with("batch.samples[0].bytes"), "{e}");
+        .unwrap();
+    let reasons: Vec<_> = report.refused.iter().map(|r| (r.index, r.reason)).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (0, RefusalReason::TooManyBytes),
+            (2, RefusalReason::TwiceInBatch)
+        ]
+    );
+    assert!(
+        report.refused[0].to_string().starts_with("samples[0]"),
+        "{}",
+        report.refused[0]
+    );
+    let q = store.quarantined(10).unwrap();
+    assert_eq!((q.refused, q.dropped, q.held), (3, 0, 3));
+    let kept: Vec<_> = q
+        .samples
+        .iter()
+        .map(|x| (x.writer.as_str(), x.sequence, x.refusal))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            (
+                ACCOUNTANT_WRITER,
+                6,
+                report_of(1, bad[1], RefusalReason::AlreadyStored)
+            ),
+            (
+                ACCOUNTANT_WRITER,
+                7,
+                report_of(0, huge[0], RefusalReason::TooManyBytes)
+            ),
+            (
+                ACCOUNTANT_WRITER,
+                7,
+                report_of(2, huge[2], RefusalReason::TwiceInBatch)
+            ),
+        ]
+    );
+}
+
+fn report_of(index: usize, sample: Sample, reason: RefusalReason) -> Refusal {
+    Refusal {
+        index,
+        sample,
+        reason,
+    }
 }
 
 fn slot_at(s: &str) -> i64 {
@@ -457,7 +525,7 @@ fn accountant_store_and_bill_end_to_end() {
     // 12 h minus the open slot: 143 closed slots of 15 reads × 250 kB.
     assert_eq!(coverage.len(), 143);
     assert_eq!(line.volume.used.bytes(), 143 * 15 * 250_000);
-    assert!(total > line.volume.used.bytes());
+    assert!(u128::from(total) > line.volume.used.bytes());
     // 3,750,000 bytes per slot: 100 kbit/s.
     assert_eq!(
         line.percentile.as_ref().unwrap().rate(),
@@ -613,7 +681,11 @@ fn check_after_crash(path: &Path, reported: &[u64], reported_adds: &[u64]) -> us
     let rollups = store.rollup_bytes().unwrap();
     assert_eq!(rollups.len(), 4);
     for (table, rolled) in rollups {
-        assert_eq!(rolled, raw, "{table} rollup disagrees with the raw samples");
+        assert_eq!(
+            rolled,
+            u128::from(raw),
+            "{table} rollup disagrees with the raw samples"
+        );
     }
     assert_eq!(
         store
@@ -762,15 +834,8 @@ fn top_tenants_rank_a_local_month_by_bytes() {
             .filter(in_month)
             .filter(|s| s.key.tenant.0 == tenant)
         {
-            match s.key.direction {
-                Direction::Down => {
-                    (t.down_bytes, t.down_packets) =
-                        (t.down_bytes + s.bytes, t.down_packets + s.packets)
-                }
-                Direction::Up => {
-                    (t.up_bytes, t.up_packets) = (t.up_bytes + s.bytes, t.up_packets + s.packets)
-                }
-            }
+            t.add(s.key.direction, s.bytes.into(), s.packets.into())
+                .unwrap();
         }
         t
     };
@@ -877,7 +942,11 @@ fn all_samples(store: &SqliteStore) -> Vec<Sample> {
 fn assert_rollups_match(store: &SqliteStore) {
     let raw: u64 = all_samples(store).iter().map(|s| s.bytes).sum();
     for (table, rolled) in store.rollup_bytes().unwrap() {
-        assert_eq!(rolled, raw, "{table} rollup disagrees with the raw samples");
+        assert_eq!(
+            rolled,
+            u128::from(raw),
+            "{table} rollup disagrees with the raw samples"
+        );
     }
 }
 
@@ -922,12 +991,25 @@ fn add_twice_to_the_same_slot_and_key_sums() {
         ]
     );
     assert_rollups_match(&store);
-    // A sum beyond 2⁶³ − 1 is refused, and nothing of that batch is kept.
-    let big = [sample(s, k, i64::MAX as u64)];
-    let e = store.add(&add_batch("flow", 3, &big, &[])).unwrap_err();
-    assert!(e.to_string().contains("add up to more than"), "{e}");
+    // A sample that would take the slot and key past 2^50 bytes is refused
+    // alone; the batch's other sample and its state commit.
+    let big = [sample(s, k, MAX_SAMPLE_BYTES - 1_000), sample(s + 2, k, 9)];
+    let report = store.add(&add_batch("flow", 3, &big, &[])).unwrap();
+    assert_eq!(report.stored, 1);
+    assert_eq!(
+        report.refused[0].reason,
+        RefusalReason::SumTooLarge {
+            bytes: u128::from(MAX_SAMPLE_BYTES) + 500,
+            packets: 15 + u128::from(big[0].packets),
+        }
+    );
     assert_eq!(all_samples(&store)[0].bytes, 1_500);
-    assert_eq!(store.writer_state("flow").unwrap().unwrap().sequence, 2);
+    assert_eq!(all_samples(&store)[2], big[1]);
+    assert_eq!(store.writer_state("flow").unwrap().unwrap().sequence, 3);
+    assert_rollups_match(&store);
+    let q = store.quarantined(10).unwrap();
+    assert_eq!(q.samples[0].writer, "flow");
+    assert_eq!(q.samples[0].refusal, report.refused[0]);
 }
 
 #[test]
@@ -1376,15 +1458,20 @@ fn compaction_changes_no_read_and_later_writes_merge_into_day_rows() {
         for s in &fresh {
             model.insert((s.slot, s.key), (s.bytes, s.packets));
         }
-        let e = store
+        sequence += 1;
+        let report = store
             .append(&Batch {
-                sequence: sequence + 1,
+                sequence,
                 samples: &fresh[..1],
                 coverage: &[],
                 state: b"",
             })
-            .unwrap_err();
-        assert!(e.to_string().contains("already stored"), "case {case}: {e}");
+            .unwrap();
+        assert_eq!(
+            report.refused[0].reason,
+            RefusalReason::AlreadyStored,
+            "case {case}"
+        );
         assert_eq!(
             all_samples(&store),
             model_samples(&model, None, 0, i64::MAX),

@@ -33,13 +33,13 @@ pub struct Traffic {
 
 impl Traffic {
     /// Adds one direction's bytes and packets.
-    pub fn add(&mut self, dir: Direction, bytes: u64, packets: u64) {
+    pub fn add(&mut self, dir: Direction, bytes: u128, packets: u128) {
         let (b, p) = match dir {
             Direction::Down => (&mut self.down_bytes, &mut self.down_packets),
             Direction::Up => (&mut self.up_bytes, &mut self.up_packets),
         };
-        *b += u128::from(bytes);
-        *p += u128::from(packets);
+        *b += bytes;
+        *p += packets;
     }
 
     /// The sum of two.
@@ -59,13 +59,14 @@ impl Traffic {
     }
 }
 
+/// A day's traffic, and whether it is exact (retention may have removed
+/// the 5-minute samples that split a UTC hour between two local days;
+/// then the hour is counted whole in one of them).
+pub type Totals = BTreeMap<(u32, u16, Date), (Traffic, bool)>;
+
 /// Totals per tenant × realm × local day over a range, closed samples and
 /// open ones together.
-pub fn totals(
-    store: &dyn Store,
-    range: &Range,
-    tenants: &Tenants,
-) -> Result<BTreeMap<(u32, u16, Date), Traffic>, QueryError> {
+pub fn totals(store: &dyn Store, range: &Range, tenants: &Tenants) -> Result<Totals, QueryError> {
     let zone =
         TimeZone::get(&range.zone).map_err(|e| QueryError::invalid("zone", e.to_string()))?;
     let rows = store
@@ -77,11 +78,13 @@ pub fn totals(
             zone: zone.clone(),
         })
         .map_err(QueryError::store("usage totals"))?;
-    let mut out: BTreeMap<(u32, u16, Date), Traffic> = BTreeMap::new();
+    let mut out: Totals = BTreeMap::new();
     for r in rows {
-        out.entry((r.tenant.0, r.realm.0, r.bucket))
-            .or_default()
-            .add(r.direction, r.bytes, r.packets);
+        let e = out
+            .entry((r.tenant.0, r.realm.0, r.bucket))
+            .or_insert((Traffic::default(), true));
+        e.0.add(r.direction, r.bytes, r.packets);
+        e.1 &= r.exact;
     }
     for o in crate::open::open_samples(store)? {
         let start = o.slot.start();
@@ -94,8 +97,13 @@ pub fn totals(
         }
         let day = start.to_zoned(zone.clone()).date();
         out.entry((o.key.tenant.0, o.key.realm.0, day))
-            .or_default()
-            .add(o.key.direction, o.usage.bytes, o.usage.packets);
+            .or_insert((Traffic::default(), true))
+            .0
+            .add(
+                o.key.direction,
+                o.usage.bytes.into(),
+                o.usage.packets.into(),
+            );
     }
     Ok(out)
 }
@@ -112,6 +120,9 @@ pub struct DayRow {
     /// The traffic.
     #[serde(flatten)]
     pub traffic: Traffic,
+    /// False when retention removed the samples that would split an hour
+    /// cut by this local day: the hour is counted whole in one day.
+    pub exact: bool,
 }
 
 /// One realm's traffic over the range.
@@ -164,15 +175,17 @@ pub fn usage(
     range: &Range,
     tenants: &Tenants,
 ) -> Result<UsageReport, QueryError> {
-    let mut per: BTreeMap<u32, Vec<(Date, u16, Traffic)>> = BTreeMap::new();
-    for (&(tenant, realm, day), v) in &totals(store, range, tenants)? {
-        per.entry(tenant).or_default().push((day, realm, *v));
+    let mut per: BTreeMap<u32, Vec<(Date, u16, Traffic, bool)>> = BTreeMap::new();
+    for (&(tenant, realm, day), (v, exact)) in &totals(store, range, tenants)? {
+        per.entry(tenant)
+            .or_default()
+            .push((day, realm, *v, *exact));
     }
     let tenants = per
         .into_iter()
         .map(|(tenant, rows)| {
             let mut sums: BTreeMap<u16, Traffic> = BTreeMap::new();
-            for (_, realm, v) in &rows {
+            for (_, realm, v, _) in &rows {
                 let s = sums.entry(*realm).or_default();
                 *s = s.plus(v);
             }
@@ -181,11 +194,12 @@ pub fn usage(
                 name: tenant_name(policy, tenant),
                 days: rows
                     .into_iter()
-                    .map(|(day, realm, traffic)| DayRow {
+                    .map(|(day, realm, traffic, exact)| DayRow {
                         day: day.to_string(),
                         realm,
                         realm_name: realm_name(policy, realm),
                         traffic,
+                        exact,
                     })
                     .collect(),
                 totals: sums
@@ -239,7 +253,7 @@ pub fn realms(
     range: &Range,
 ) -> Result<RealmsReport, QueryError> {
     let mut per: BTreeMap<u16, Traffic> = BTreeMap::new();
-    for (&(_, realm, _), v) in &totals(store, range, &Tenants::All)? {
+    for (&(_, realm, _), (v, _)) in &totals(store, range, &Tenants::All)? {
         let s = per.entry(realm).or_default();
         *s = s.plus(v);
     }
@@ -285,8 +299,8 @@ pub fn volumes(store: &dyn Store, range: &Range) -> Result<BTreeMap<u32, Traffic
         if start >= range.from && start < range.to {
             out.entry(o.key.tenant.0).or_default().add(
                 o.key.direction,
-                o.usage.bytes,
-                o.usage.packets,
+                o.usage.bytes.into(),
+                o.usage.packets.into(),
             );
         }
     }

@@ -35,9 +35,13 @@
 //! - [`TenantTotal`]s of every tenant in one hour or day: the tenant as the
 //!   difference to the previous entry's, then bytes and packets down and
 //!   up; sorted by tenant.
+//!
+//! Totals are sums, so their varints may run to 128 bits (19 bytes); a
+//! sample's values are at most 64 bits. A varint is the same bytes at any
+//! width, so rows written when totals were 64-bit read unchanged.
 
 use crate::error::StoreError;
-use crate::store::TenantTotal;
+use crate::store::{checked_sum, TenantTotal};
 use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
 use net_types::{RealmId, TenantId};
 
@@ -78,7 +82,11 @@ pub(crate) fn first_row_id(time: i64) -> i64 {
         .saturating_mul(1 << 32)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    put_varint128(out, u128::from(v));
+}
+
+fn put_varint128(out: &mut Vec<u8>, mut v: u128) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -123,17 +131,28 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, StoreError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
+        let v = self.varint128()?;
+        u64::try_from(v)
+            .map_err(|_| StoreError::corrupt(self.place, format!("{v} is wider than 64 bits")))
+    }
+
+    /// A varint of up to 128 bits; bits beyond are refused, not dropped.
+    fn varint128(&mut self) -> Result<u128, StoreError> {
+        let mut v = 0u128;
+        for shift in (0..128).step_by(7) {
             let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
+            let bits = u128::from(b & 0x7f);
+            if shift > 0 && bits >> (128 - shift) != 0 {
+                break;
+            }
+            v |= bits << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
             }
         }
         Err(StoreError::corrupt(
             self.place,
-            "varint longer than 64 bits",
+            "varint longer than 128 bits",
         ))
     }
 
@@ -210,7 +229,8 @@ pub(crate) fn encode_samples<'s>(
 }
 
 /// Decodes a blob of `encode_samples`, keeping the samples of slots in
-/// `[from, to)`.
+/// `[from, to)`; the rest of the blob after `to` is not read. A row out of
+/// slot order is refused as corrupt (every writer sorts it).
 pub(crate) fn decode_samples(
     (span, time): (Span, i64),
     tenant: TenantId,
@@ -220,6 +240,7 @@ pub(crate) fn decode_samples(
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(blob, span.place())?;
     let first = time * span.slots();
+    let mut previous = 0;
     while r.more() {
         let offset = r.varint()?;
         if offset >= span.slots() as u64 {
@@ -228,6 +249,13 @@ pub(crate) fn decode_samples(
                 format!("slot {offset} of a row of {} slots", span.slots()),
             ));
         }
+        if offset < previous {
+            return Err(StoreError::corrupt(
+                r.place,
+                format!("slot {offset} after slot {previous}: a row is sorted by slot"),
+            ));
+        }
+        previous = offset;
         let slot = Slot(first + offset as i64);
         let realm = r.realm()?;
         let code = r.byte()?;
@@ -241,7 +269,11 @@ pub(crate) fn decode_samples(
         let band = Band::from_code(code & 3).ok_or_else(|| r.short())?;
         let source = Source::from_code(code >> 3).ok_or_else(|| r.short())?;
         let (bytes, packets) = (r.varint()?, r.varint()?);
-        if slot >= from && slot < to {
+        if slot >= to {
+            // Sorted by slot: nothing later is wanted.
+            break;
+        }
+        if slot >= from {
             out.push(Sample {
                 slot,
                 key: UsageKey {
@@ -265,22 +297,27 @@ pub(crate) fn decode_samples(
 pub(crate) struct RealmTotal {
     pub realm: RealmId,
     pub direction: Direction,
-    pub bytes: u64,
-    pub packets: u64,
+    pub bytes: u128,
+    pub packets: u128,
 }
 
 /// Adds `add` into `into`, keeping it sorted by realm then direction.
-/// Sums saturate: a total above 2⁶⁴ bytes is not a real tenant's traffic.
-pub(crate) fn add_realm_totals(into: &mut Vec<RealmTotal>, add: &[RealmTotal]) {
+/// Sums of stored samples cannot reach 2^128; one that would comes from a
+/// corrupt stored total and is refused.
+pub(crate) fn add_realm_totals(
+    into: &mut Vec<RealmTotal>,
+    add: &[RealmTotal],
+) -> Result<(), StoreError> {
     for a in add {
         match into.binary_search_by_key(&(a.realm, a.direction), |t| (t.realm, t.direction)) {
             Ok(i) => {
-                into[i].bytes = into[i].bytes.saturating_add(a.bytes);
-                into[i].packets = into[i].packets.saturating_add(a.packets);
+                into[i].bytes = checked_sum(into[i].bytes, a.bytes, "bytes")?;
+                into[i].packets = checked_sum(into[i].packets, a.packets, "packets")?;
             }
             Err(i) => into.insert(i, *a),
         }
     }
+    Ok(())
 }
 
 pub(crate) fn encode_realm_totals(totals: &[RealmTotal], out: &mut Vec<u8>) {
@@ -288,8 +325,8 @@ pub(crate) fn encode_realm_totals(totals: &[RealmTotal], out: &mut Vec<u8>) {
     for t in totals {
         put_varint(out, u64::from(t.realm.0));
         out.push(t.direction.code());
-        put_varint(out, t.bytes);
-        put_varint(out, t.packets);
+        put_varint128(out, t.bytes);
+        put_varint128(out, t.packets);
     }
 }
 
@@ -305,30 +342,36 @@ pub(crate) fn decode_realm_totals(
         out.push(RealmTotal {
             realm,
             direction: r.direction(code)?,
-            bytes: r.varint()?,
-            packets: r.varint()?,
+            bytes: r.varint128()?,
+            packets: r.varint128()?,
         });
     }
     Ok(())
 }
 
 /// Adds one tenant's figures into another's (the same tenant's).
-pub(crate) fn add_tenant_total(into: &mut TenantTotal, add: &TenantTotal) {
-    into.down_bytes = into.down_bytes.saturating_add(add.down_bytes);
-    into.up_bytes = into.up_bytes.saturating_add(add.up_bytes);
-    into.down_packets = into.down_packets.saturating_add(add.down_packets);
-    into.up_packets = into.up_packets.saturating_add(add.up_packets);
+pub(crate) fn add_tenant_total(
+    into: &mut TenantTotal,
+    add: &TenantTotal,
+) -> Result<(), StoreError> {
+    into.add(Direction::Down, add.down_bytes, add.down_packets)?;
+    into.add(Direction::Up, add.up_bytes, add.up_packets)?;
+    into.exact &= add.exact;
+    Ok(())
 }
 
 /// Adds `add` into `into`, both sorted by tenant, keeping the order.
-pub(crate) fn add_tenant_totals(into: &mut Vec<TenantTotal>, add: &[TenantTotal]) {
+pub(crate) fn add_tenant_totals(
+    into: &mut Vec<TenantTotal>,
+    add: &[TenantTotal],
+) -> Result<(), StoreError> {
     let mut merged = Vec::with_capacity(into.len().max(add.len()));
     let (mut i, mut j) = (0, 0);
     loop {
         match (into.get(i), add.get(j)) {
             (Some(x), Some(y)) if x.tenant == y.tenant => {
                 let mut sum = *x;
-                add_tenant_total(&mut sum, y);
+                add_tenant_total(&mut sum, y)?;
                 merged.push(sum);
                 (i, j) = (i + 1, j + 1);
             }
@@ -348,16 +391,19 @@ pub(crate) fn add_tenant_totals(into: &mut Vec<TenantTotal>, add: &[TenantTotal]
         }
     }
     *into = merged;
+    Ok(())
 }
 
+/// Encodes totals sorted by tenant (each tenant once).
 pub(crate) fn encode_tenant_totals(totals: &[TenantTotal], out: &mut Vec<u8>) {
     out.push(FORMAT);
     let mut previous = 0u32;
     for t in totals {
-        put_varint(out, u64::from(t.tenant.0 - previous));
+        debug_assert!(t.tenant.0 >= previous, "tenant totals must be sorted");
+        put_varint(out, u64::from(t.tenant.0.wrapping_sub(previous)));
         previous = t.tenant.0;
         for v in [t.down_bytes, t.up_bytes, t.down_packets, t.up_packets] {
-            put_varint(out, v);
+            put_varint128(out, v);
         }
     }
 }
@@ -368,17 +414,21 @@ pub(crate) fn decode_tenant_totals(
     mut each: impl FnMut(TenantTotal),
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(blob, place)?;
-    let mut tenant = 0u64;
+    let mut tenant = 0u32;
     while r.more() {
-        tenant += r.varint()?;
-        let tenant = u32::try_from(tenant)
-            .map_err(|_| StoreError::corrupt(place, format!("tenant {tenant} is not a u32")))?;
+        let step = r.varint()?;
+        tenant = u32::try_from(step)
+            .ok()
+            .and_then(|step| tenant.checked_add(step))
+            .ok_or_else(|| {
+                StoreError::corrupt(place, format!("tenant {tenant} + {step} is not a u32"))
+            })?;
         each(TenantTotal {
-            tenant: TenantId(tenant),
-            down_bytes: r.varint()?,
-            up_bytes: r.varint()?,
-            down_packets: r.varint()?,
-            up_packets: r.varint()?,
+            down_bytes: r.varint128()?,
+            up_bytes: r.varint128()?,
+            down_packets: r.varint128()?,
+            up_packets: r.varint128()?,
+            ..TenantTotal::new(TenantId(tenant))
         });
     }
     Ok(())
@@ -498,6 +548,11 @@ mod tests {
             &mut back,
         );
         assert!(e.unwrap_err().to_string().contains("ends inside an entry"));
+        // A row out of slot order is corrupt, not silently cut short.
+        let mut unsorted = Vec::new();
+        encode_samples(Span::Hour, hour, [&samples[2], &samples[0]], &mut unsorted);
+        let e = decode_samples((Span::Hour, hour), TenantId(7), &unsorted, all, &mut back);
+        assert!(e.unwrap_err().to_string().contains("sorted by slot"));
         blob[0] = 9;
         let e = decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));
@@ -506,14 +561,14 @@ mod tests {
     #[test]
     fn tenant_totals_merge_and_round_trip() {
         let t = |tenant, down_bytes| TenantTotal {
-            tenant: TenantId(tenant),
             down_bytes,
             up_bytes: 1,
             down_packets: 2,
             up_packets: 3,
+            ..TenantTotal::new(TenantId(tenant))
         };
         let mut a = vec![t(1, 10), t(4, 40)];
-        add_tenant_totals(&mut a, &[t(0, 1), t(4, 2), t(9, 9)]);
+        add_tenant_totals(&mut a, &[t(0, 1), t(4, 2), t(9, 9)]).unwrap();
         assert_eq!(
             a,
             vec![
@@ -544,7 +599,7 @@ mod tests {
             packets: 1,
         };
         let mut a = vec![r(2, Direction::Up, 5)];
-        add_realm_totals(&mut a, &[r(1, Direction::Down, 1), r(2, Direction::Up, 5)]);
+        add_realm_totals(&mut a, &[r(1, Direction::Down, 1), r(2, Direction::Up, 5)]).unwrap();
         assert_eq!(
             a,
             vec![

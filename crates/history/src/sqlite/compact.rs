@@ -12,7 +12,7 @@
 //! and re-encoded unchanged: reads give the same samples before and after.
 
 use super::codec::{self, Span, HOURS_PER_DAY};
-use super::write::{store_row, Merge};
+use super::write::move_row;
 use crate::error::StoreError;
 use crate::store::CompactReport;
 use accounting::{Sample, Slot};
@@ -141,9 +141,8 @@ fn step(
             codec::decode_samples(at, TenantId(tenant), b, everything, &mut samples)?;
         }
         // A day row cannot exist beside hour rows; if one did, it is merged
-        // and a slot and key in both is refused rather than summed.
-        let target = (Span::Day, day, tenant);
-        store_row(&tx, 0, target, &samples, (Merge::Refuse, true), &mut blob)?;
+        // and a slot and key in both is an error rather than summed.
+        move_row(&tx, (Span::Day, day, tenant), &samples, &mut blob)?;
         report.tenant_days += 1;
         report.hour_rows += one.len() as u64;
         report.samples += samples.len() as u64;

@@ -5,8 +5,9 @@
 //! from the raw samples: retention may already have removed raw samples
 //! whose rollups are still kept.
 
+use super::codec::Span;
 use super::codec::{self, RealmTotal, SLOTS_PER_HOUR};
-use super::write::{store_hour, Merge};
+use super::write::move_row;
 use crate::error::StoreError;
 use crate::store::TenantTotal;
 use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
@@ -43,13 +44,18 @@ fn samples(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let hour = |s: &Sample| s.slot.0.div_euclid(SLOTS_PER_HOUR);
         for chunk in pending.chunk_by(|a, b| hour(a) == hour(b)) {
             let key = (hour(&chunk[0]), chunk[0].key.tenant.0);
-            store_hour(tx, 0, key, chunk, Merge::Refuse, &mut blob)?;
+            move_row(tx, (Span::Hour, key.0, key.1), chunk, &mut blob)?;
         }
         pending.clear();
         Ok(())
     };
     while let Some(r) = rows.next().map_err(StoreError::db(CONTEXT))? {
         let v = |i| r.get::<_, i64>(i).map_err(StoreError::db(CONTEXT));
+        // A negative count is corrupt, not a huge one.
+        let count = |i, place| {
+            let x = v(i)?;
+            u64::try_from(x).map_err(|_| corrupt(place, x))
+        };
         let (day, tenant) = (v(0)?, v(1)?);
         if current != Some((day, tenant)) {
             flush(&mut pending)?;
@@ -65,14 +71,18 @@ fn samples(tx: &Transaction<'_>) -> Result<(), StoreError> {
                 realm: RealmId(
                     u16::try_from(realm).map_err(|_| corrupt("samples_v1.realm", realm))?,
                 ),
-                direction: Direction::from_code(dir as u8)
+                direction: u8::try_from(dir)
+                    .ok()
+                    .and_then(Direction::from_code)
                     .ok_or_else(|| corrupt("samples_v1.dir", dir))?,
-                band: Band::from_code(band as u8)
+                band: u8::try_from(band)
+                    .ok()
+                    .and_then(Band::from_code)
                     .ok_or_else(|| corrupt("samples_v1.band", band))?,
                 source: Source::Kernel,
             },
-            bytes: v(6)? as u64,
-            packets: v(7)? as u64,
+            bytes: count(6, "samples_v1.bytes")?,
+            packets: count(7, "samples_v1.packets")?,
         });
     }
     flush(&mut pending)
@@ -133,9 +143,15 @@ fn rollup(tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
             }
         }
         current = Some((t, tenant));
-        let direction =
-            Direction::from_code(dir as u8).ok_or_else(|| corrupt("rollup dir", dir))?;
-        let (bytes, packets) = (v(4)? as u64, v(5)? as u64);
+        let direction = u8::try_from(dir)
+            .ok()
+            .and_then(Direction::from_code)
+            .ok_or_else(|| corrupt("rollup dir", dir))?;
+        let count = |i, place| {
+            let x = v(i)?;
+            u128::try_from(x).map_err(|_| corrupt(place, x))
+        };
+        let (bytes, packets) = (count(4, "rollup bytes")?, count(5, "rollup packets")?);
         realms.push(RealmTotal {
             realm: RealmId(u16::try_from(realm).map_err(|_| corrupt("rollup realm", realm))?),
             direction,
@@ -146,19 +162,7 @@ fn rollup(tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
             tenants.push(TenantTotal::new(TenantId(tenant)));
         }
         if let Some(x) = tenants.last_mut() {
-            let add = match direction {
-                Direction::Down => TenantTotal {
-                    down_bytes: bytes,
-                    down_packets: packets,
-                    ..TenantTotal::new(x.tenant)
-                },
-                Direction::Up => TenantTotal {
-                    up_bytes: bytes,
-                    up_packets: packets,
-                    ..TenantTotal::new(x.tenant)
-                },
-            };
-            codec::add_tenant_total(x, &add);
+            x.add(direction, bytes, packets)?;
         }
     }
     if let Some(key) = current {
@@ -220,7 +224,7 @@ mod tests {
             vec![(300, 7, 1000), (300, 7, 50), (311, 7, 2000), (312, 9, 7)]
         );
         let rollups = store.rollup_bytes().unwrap();
-        let sums: Vec<u64> = rollups.iter().map(|r| r.1).collect();
+        let sums: Vec<u128> = rollups.iter().map(|r| r.1).collect();
         assert_eq!(sums, vec![3156, 3156, 3156, 3156]);
         let usage = store
             .usage(&UsageQuery {

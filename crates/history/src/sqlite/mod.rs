@@ -22,9 +22,12 @@
 //!   a process killed inside one leaves no part of it behind, and the next
 //!   open recovers the log.
 
-mod codec;
+pub(crate) mod codec;
 mod compact;
 mod convert;
+mod marks;
+mod plan;
+mod quarantine;
 mod read;
 mod retention;
 mod rollup;
@@ -35,6 +38,7 @@ pub use compact::COMPACT_GRACE;
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::StoreError;
+use crate::refusal::{Quarantine, Refusal, WriteReport};
 use crate::store::*;
 use accounting::{Sample, Slot, SlotCoverage};
 use jiff::Timestamp;
@@ -124,7 +128,7 @@ impl SqliteStore {
     /// Bytes summed over every row of each rollup table (`hourly`,
     /// `daily`, `tenants_hourly`, `tenants_daily`), for consistency checks:
     /// each equals the sum of the raw samples they were built from.
-    pub fn rollup_bytes(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    pub fn rollup_bytes(&self) -> Result<Vec<(&'static str, u128)>, StoreError> {
         read::rollup_bytes(&self.conn)
     }
 
@@ -136,7 +140,7 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
+    fn append(&mut self, batch: &Batch<'_>) -> Result<WriteReport, StoreError> {
         write::append(&mut self.conn, batch)
     }
 
@@ -144,8 +148,25 @@ impl Store for SqliteStore {
         read::last_state(&self.conn)
     }
 
-    fn add(&mut self, batch: &AddBatch<'_>) -> Result<(), StoreError> {
+    fn add(&mut self, batch: &AddBatch<'_>) -> Result<WriteReport, StoreError> {
         write::add(&mut self.conn, batch)
+    }
+
+    fn quarantine(
+        &mut self,
+        writer: &str,
+        sequence: u64,
+        refused: &[Refusal],
+    ) -> Result<(usize, usize), StoreError> {
+        quarantine::quarantine(&mut self.conn, writer, sequence, refused)
+    }
+
+    fn quarantined(&self, limit: usize) -> Result<Quarantine, StoreError> {
+        quarantine::list(&self.conn, limit)
+    }
+
+    fn clear_quarantine(&mut self, through: u64) -> Result<u64, StoreError> {
+        quarantine::clear(&mut self.conn, through)
     }
 
     fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError> {

@@ -2,6 +2,8 @@
 //! the state.
 
 use super::codec::{self, RealmTotal, Span, HOURS_PER_DAY, SLOTS_PER_HOUR};
+use super::marks;
+use super::plan::{plan, Piece, Planned};
 use crate::error::StoreError;
 use crate::store::*;
 use accounting::{Direction, Sample, Slot, SlotCoverage, SlotStatus};
@@ -113,31 +115,108 @@ fn one_row(
     }
 }
 
-/// Samples from hour rows and compacted day rows, a UTC day at a time. A
-/// tenant's day is in one table or the other (compaction moves it in one
-/// transaction, and writes into a compacted day go to its day row), so a
-/// tenant whose day row is found is not looked for in the hour rows.
-pub(super) fn samples(conn: &Connection, q: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
-    let mut out = Vec::new();
-    if q.from >= q.to {
-        return Ok(out);
+/// Reads raw samples from hour rows and compacted day rows, knowing once
+/// which hours and days the tables hold.
+struct RawReader<'c> {
+    conn: &'c Connection,
+    /// First and last hour, over both tables (day rows as their hours).
+    stored: Option<(i64, i64)>,
+    /// First and last compacted day.
+    days: Option<(i64, i64)>,
+}
+
+impl<'c> RawReader<'c> {
+    fn new(conn: &'c Connection) -> Result<RawReader<'c>, StoreError> {
+        let hours = stored_range(conn, "samples")?;
+        let days = stored_range(conn, "samples_days")?;
+        let stored = [
+            hours,
+            days.map(|(a, b)| (a * HOURS_PER_DAY, b * HOURS_PER_DAY + HOURS_PER_DAY - 1)),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+        Ok(RawReader { conn, stored, days })
     }
-    let hours = stored_range(conn, "samples")?;
-    let days = stored_range(conn, "samples_days")?;
-    let stored = [
-        hours,
-        days.map(|(a, b)| (a * HOURS_PER_DAY, b * HOURS_PER_DAY + HOURS_PER_DAY - 1)),
-    ]
-    .into_iter()
-    .flatten()
-    .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
-    let Some((first, last)) = stored else {
-        return Ok(out);
-    };
-    let h0 = q.from.0.div_euclid(SLOTS_PER_HOUR).max(first);
-    let h1 = (q.to.0 - 1).div_euclid(SLOTS_PER_HOUR).min(last);
-    let range = (q.from, q.to);
-    let tenants = match &q.tenants {
+
+    /// Appends the samples of slots `[from, to)` of every tenant (`None`)
+    /// or of those listed (sorted, each once), ordered by slot then key,
+    /// a UTC day at a time. A tenant's day is in one table or the other
+    /// (compaction moves it in one transaction, and writes into a compacted
+    /// day go to its day row), so a tenant whose day row is found is not
+    /// looked for in the hour rows.
+    fn read(
+        &self,
+        tenants: Option<&[TenantId]>,
+        (from, to): (Slot, Slot),
+        out: &mut Vec<Sample>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn;
+        let Some((first, last)) = self.stored.filter(|_| from < to) else {
+            return Ok(());
+        };
+        let h0 = from.0.div_euclid(SLOTS_PER_HOUR).max(first);
+        let h1 = (to.0 - 1).div_euclid(SLOTS_PER_HOUR).min(last);
+        let range = (from, to);
+        let mut day = h0.div_euclid(HOURS_PER_DAY);
+        while day * HOURS_PER_DAY <= h1 {
+            let start = out.len();
+            let hours =
+                (day * HOURS_PER_DAY).max(h0)..=(day * HOURS_PER_DAY + HOURS_PER_DAY - 1).min(h1);
+            let compacted = self.days.is_some_and(|(a, b)| (a..=b).contains(&day));
+            let day_rows = |tenant: u32, blob: &[u8], out: &mut Vec<Sample>| {
+                codec::decode_samples((Span::Day, day), TenantId(tenant), blob, range, out)
+            };
+            let hour_rows = |hour: i64, tenant: u32, blob: &[u8], out: &mut Vec<Sample>| {
+                codec::decode_samples((Span::Hour, hour), TenantId(tenant), blob, range, out)
+            };
+            match tenants {
+                None => {
+                    if compacted {
+                        each_row(
+                            conn,
+                            "samples_days",
+                            "samples",
+                            day,
+                            &Tenants::All,
+                            |t, b| day_rows(t, b, out),
+                        )?;
+                    }
+                    for hour in hours {
+                        each_row(conn, "samples", "samples", hour, &Tenants::All, |t, b| {
+                            hour_rows(hour, t, b, out)
+                        })?;
+                    }
+                }
+                Some(list) => {
+                    for t in list {
+                        let found = compacted
+                            && one_row(conn, "samples_days", day, t.0, |b| day_rows(t.0, b, out))?;
+                        if !found {
+                            for hour in hours.clone() {
+                                one_row(conn, "samples", hour, t.0, |b| {
+                                    hour_rows(hour, t.0, b, out)
+                                })?;
+                            }
+                        }
+                    }
+                }
+            }
+            // Each row is sorted by slot then key; a day of several tenants
+            // is sorted by tenant first and needs reordering by slot.
+            let day_samples = &mut out[start..];
+            if !day_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
+                day_samples.sort_unstable_by_key(|s| (s.slot, s.key));
+            }
+            day += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The tenants of a query, sorted and each once; `None` for everybody.
+fn tenant_list(tenants: &Tenants) -> Option<Vec<TenantId>> {
+    match tenants {
         Tenants::All => None,
         Tenants::Only(list) => {
             let mut list = list.clone();
@@ -145,61 +224,13 @@ pub(super) fn samples(conn: &Connection, q: &SampleQuery) -> Result<Vec<Sample>,
             list.dedup();
             Some(list)
         }
-    };
-    let mut day = h0.div_euclid(HOURS_PER_DAY);
-    while day * HOURS_PER_DAY <= h1 {
-        let start = out.len();
-        let hours =
-            (day * HOURS_PER_DAY).max(h0)..=(day * HOURS_PER_DAY + HOURS_PER_DAY - 1).min(h1);
-        let compacted = days.is_some_and(|(a, b)| (a..=b).contains(&day));
-        let day_rows = |tenant: u32, blob: &[u8], out: &mut Vec<Sample>| {
-            codec::decode_samples((Span::Day, day), TenantId(tenant), blob, range, out)
-        };
-        let hour_rows = |hour: i64, tenant: u32, blob: &[u8], out: &mut Vec<Sample>| {
-            codec::decode_samples((Span::Hour, hour), TenantId(tenant), blob, range, out)
-        };
-        match &tenants {
-            None => {
-                if compacted {
-                    each_row(
-                        conn,
-                        "samples_days",
-                        "samples",
-                        day,
-                        &Tenants::All,
-                        |t, b| day_rows(t, b, &mut out),
-                    )?;
-                }
-                for hour in hours {
-                    each_row(conn, "samples", "samples", hour, &Tenants::All, |t, b| {
-                        hour_rows(hour, t, b, &mut out)
-                    })?;
-                }
-            }
-            Some(list) => {
-                for t in list {
-                    let found = compacted
-                        && one_row(conn, "samples_days", day, t.0, |b| {
-                            day_rows(t.0, b, &mut out)
-                        })?;
-                    if !found {
-                        for hour in hours.clone() {
-                            one_row(conn, "samples", hour, t.0, |b| {
-                                hour_rows(hour, t.0, b, &mut out)
-                            })?;
-                        }
-                    }
-                }
-            }
-        }
-        // Each row is sorted by slot then key; a day of several tenants is
-        // sorted by tenant first and needs reordering by slot.
-        let day_samples = &mut out[start..];
-        if !day_samples.is_sorted_by_key(|s| (s.slot, s.key)) {
-            day_samples.sort_unstable_by_key(|s| (s.slot, s.key));
-        }
-        day += 1;
     }
+}
+
+pub(super) fn samples(conn: &Connection, q: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
+    let mut out = Vec::new();
+    let tenants = tenant_list(&q.tenants);
+    RawReader::new(conn)?.read(tenants.as_deref(), (q.from, q.to), &mut out)?;
     Ok(out)
 }
 
@@ -234,158 +265,353 @@ pub(super) fn coverage(
     Ok(out)
 }
 
-/// Hours (or days) `[from, to)` clamped to what `tables` hold, so that an
-/// open-ended query does not walk through centuries of empty hours.
-fn clamp_hours(
+/// The slots `[first, end)` whose start lies in `[from, to)`, clamped to
+/// the time the store holds anything (samples or rollups), so that an
+/// open-ended query does not walk through centuries of empty days.
+fn slot_range(
     conn: &Connection,
-    (hourly, daily): (&str, &str),
+    tables: [(&str, i64); 2],
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Option<(i64, i64)>, StoreError> {
-    let h0 = from.as_second().div_euclid(3600);
-    let h1 = to.as_second().div_euclid(3600);
+    let first = Slot::starting_at_or_after(from).0;
+    let end = Slot::starting_at_or_after(to).0;
     let mut stored: Option<(i64, i64)> = None;
-    for (table, hours) in [(hourly, 1), (daily, HOURS_PER_DAY)] {
+    let raw = [
+        ("samples", SLOTS_PER_HOUR),
+        ("samples_days", SLOTS_PER_HOUR * HOURS_PER_DAY),
+    ];
+    for (table, slots) in tables.into_iter().chain(raw) {
         if let Some((lo, hi)) = stored_range(conn, table)? {
-            let (lo, hi) = (lo * hours, (hi + 1) * hours);
+            let (lo, hi) = (lo * slots, (hi + 1) * slots);
             stored = Some(stored.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
     }
     Ok(stored
-        .map(|(lo, hi)| (h0.max(lo), h1.min(hi)))
+        .map(|(lo, hi)| (first.max(lo), end.min(hi)))
         .filter(|(a, b)| a < b))
 }
 
-/// A piece of a time range: a whole UTC day or a single hour.
-#[derive(Clone, Copy)]
-enum Piece {
-    Day(i64),
-    Hour(i64),
+/// The local date (or first of the month) a slot's start falls on.
+fn local_bucket(zone: &jiff::tz::TimeZone, bucket: Bucket, slot: i64) -> Result<Date, StoreError> {
+    let t = Timestamp::from_second(slot * accounting::SAMPLE_SECONDS)
+        .map_err(|e| StoreError::invalid("usage range", e.to_string()))?;
+    let date = t.to_zoned(zone.clone()).date();
+    Ok(match bucket {
+        Bucket::Day => date,
+        Bucket::Month => date.first_of_month(),
+    })
 }
 
-/// Cuts hours `[h0, h1)` into whole UTC days where `whole` accepts the
-/// day, and single hours elsewhere.
-fn pieces(h0: i64, h1: i64, mut whole: impl FnMut(i64) -> bool) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut h = h0;
-    while h < h1 {
-        let day = h.div_euclid(HOURS_PER_DAY);
-        if h == day * HOURS_PER_DAY && h + HOURS_PER_DAY <= h1 && whole(day) {
-            out.push(Piece::Day(day));
-            h += HOURS_PER_DAY;
-        } else {
-            out.push(Piece::Hour(h));
-            h += 1;
+/// The leading pieces of `pieces` (which starts with slots) that are runs
+/// of slots each beginning where the previous ends.
+fn slot_run(pieces: &[Planned]) -> &[Planned] {
+    let mut end = 1;
+    while let (Piece::Slots(_, to), Some(Piece::Slots(from, _))) =
+        (pieces[end - 1].piece, pieces.get(end).map(|p| p.piece))
+    {
+        if from != to {
+            break;
+        }
+        end += 1;
+    }
+    &pieces[..end]
+}
+
+/// Usage totals of one tenant, realm, direction and bucket: what pieces
+/// added, and what pieces took away (hours counted in another bucket, out
+/// of a daily row counted whole in this one).
+struct Sum {
+    bytes: u128,
+    packets: u128,
+    less_bytes: u128,
+    less_packets: u128,
+    exact: bool,
+}
+
+impl Sum {
+    fn new() -> Sum {
+        Sum {
+            bytes: 0,
+            packets: 0,
+            less_bytes: 0,
+            less_packets: 0,
+            exact: true,
         }
     }
-    out
+
+    fn add(&mut self, (bytes, packets): (u128, u128), p: &Planned) -> Result<(), StoreError> {
+        let (b, k) = if p.minus {
+            (&mut self.less_bytes, &mut self.less_packets)
+        } else {
+            (&mut self.bytes, &mut self.packets)
+        };
+        *b = checked_sum(*b, bytes, "bytes")?;
+        *k = checked_sum(*k, packets, "packets")?;
+        self.exact &= p.exact;
+        Ok(())
+    }
+
+    /// Bytes and packets: what was added less what was taken away, which
+    /// only a daily row that is not the sum of its hours would make
+    /// negative.
+    fn total(&self) -> Result<(u128, u128), StoreError> {
+        let less = |a: u128, b: u128| {
+            a.checked_sub(b).ok_or_else(|| {
+                StoreError::corrupt(
+                    "daily.totals",
+                    "a daily rollup holds less than its hourly rollups",
+                )
+            })
+        };
+        Ok((
+            less(self.bytes, self.less_bytes)?,
+            less(self.packets, self.less_packets)?,
+        ))
+    }
 }
 
 pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
-    let Some((h0, h1)) = clamp_hours(conn, ("hourly", "daily"), q.from, q.to)? else {
+    let tables = [
+        ("hourly", SLOTS_PER_HOUR),
+        ("daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
+    ];
+    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
-    let bucket = |hour: i64| -> Result<Date, StoreError> {
-        let t = Timestamp::from_second(hour * 3600)
-            .map_err(|e| StoreError::corrupt("hourly.id", e.to_string()))?;
-        let date = t.to_zoned(q.zone.clone()).date();
-        Ok(match q.bucket {
-            Bucket::Day => date,
-            Bucket::Month => date.first_of_month(),
-        })
-    };
-    let buckets = (h0..h1).map(bucket).collect::<Result<Vec<_>, _>>()?;
-    let bucket_of = |hour: i64| buckets[(hour - h0) as usize];
-    // A UTC day whose 24 hours all fall in one local bucket is read from
-    // the daily rollup: one row instead of 24.
-    let pieces = pieces(h0, h1, |day| {
-        let first = bucket_of(day * HOURS_PER_DAY);
-        (1..HOURS_PER_DAY).all(|h| bucket_of(day * HOURS_PER_DAY + h) == first)
-    });
-    let mut totals: BTreeMap<(u32, u16, u8, Date), (u64, u64)> = BTreeMap::new();
+    let marks = marks::read(conn)?;
+    let bucket_of = |s| local_bucket(&q.zone, q.bucket, s);
+    let pieces = plan(first, end, bucket_of, &marks, true)?;
+    let tenants = tenant_list(&q.tenants);
+    let raw = RawReader::new(conn)?;
+    let mut totals: BTreeMap<(u32, u16, u8, Date), Sum> = BTreeMap::new();
     let mut realms: Vec<RealmTotal> = Vec::new();
-    for piece in pieces {
-        let (table, time, date, place) = match piece {
-            Piece::Day(d) => ("daily", d, bucket_of(d * HOURS_PER_DAY), "daily.totals"),
-            Piece::Hour(h) => ("hourly", h, bucket_of(h), "hourly.totals"),
+    let mut samples: Vec<Sample> = Vec::new();
+    // Keys and buckets short of what an inexact piece counted elsewhere.
+    let mut lent: Vec<((u32, u16, u8), Date, Date)> = Vec::new();
+    let mut add = |p: &Planned, (tenant, realm, direction): (u32, RealmId, Direction), figures| {
+        let key = (tenant, realm.0, direction.code());
+        if p.last != p.bucket {
+            lent.push((key, p.bucket, p.last));
+        }
+        totals
+            .entry((key.0, key.1, key.2, p.bucket))
+            .or_insert_with(Sum::new)
+            .add(figures, p)
+    };
+    let mut i = 0;
+    while i < pieces.len() {
+        let p = pieces[i];
+        let (table, time, place) = match p.piece {
+            Piece::Day(d) => ("daily", d, "daily.totals"),
+            Piece::Hour(h) => ("hourly", h, "hourly.totals"),
+            Piece::Slots(from, _) => {
+                // Adjacent runs of slots (an hour a bucket boundary cuts)
+                // are read at once, each sample counted in its run's bucket.
+                let run = slot_run(&pieces[i..]);
+                let to = run.iter().fold(from, |end, r| match r.piece {
+                    Piece::Slots(_, to) => to,
+                    _ => end,
+                });
+                samples.clear();
+                raw.read(tenants.as_deref(), (from, to), &mut samples)?;
+                for s in &samples {
+                    let k = &s.key;
+                    let at = run.partition_point(
+                        |r| matches!(r.piece, Piece::Slots(_, to) if to <= s.slot),
+                    );
+                    let figures = (u128::from(s.bytes), u128::from(s.packets));
+                    add(&run[at], (k.tenant.0, k.realm, k.direction), figures)?;
+                }
+                i += run.len();
+                continue;
+            }
         };
+        // The same row may count in two buckets (added to one, taken from
+        // another): it is read once.
+        let same = pieces[i..]
+            .iter()
+            .take_while(|u| u.piece == p.piece)
+            .count();
+        let uses = &pieces[i..i + same];
         each_row(conn, table, "totals", time, &q.tenants, |tenant, blob| {
             realms.clear();
             codec::decode_realm_totals(blob, place, &mut realms)?;
             for r in &realms {
-                let e = totals
-                    .entry((tenant, r.realm.0, r.direction.code(), date))
-                    .or_default();
-                e.0 = e.0.saturating_add(r.bytes);
-                e.1 = e.1.saturating_add(r.packets);
+                for u in uses {
+                    add(u, (tenant, r.realm, r.direction), (r.bytes, r.packets))?;
+                }
             }
             Ok(())
         })?;
+        i += same;
     }
-    Ok(totals
-        .into_iter()
-        .filter_map(|((tenant, realm, dir, bucket), (bytes, packets))| {
-            Some(UsageTotal {
-                tenant: TenantId(tenant),
-                realm: RealmId(realm),
-                direction: Direction::from_code(dir)?,
-                bucket,
-                bytes,
-                packets,
-            })
-        })
-        .collect())
+    for ((tenant, realm, dir), from, to) in lent {
+        for (_, sum) in totals.range_mut((tenant, realm, dir, from)..=(tenant, realm, dir, to)) {
+            sum.exact = false;
+        }
+    }
+    let mut out = Vec::with_capacity(totals.len());
+    for ((tenant, realm, dir, bucket), sum) in totals {
+        let (bytes, packets) = sum.total()?;
+        // A key whose hours of a day all went to other buckets leaves
+        // nothing here: no line, as for a key without traffic.
+        if (bytes, packets) == (0, 0) && (sum.less_bytes, sum.less_packets) != (0, 0) {
+            continue;
+        }
+        let Some(direction) = Direction::from_code(dir) else {
+            continue;
+        };
+        out.push(UsageTotal {
+            tenant: TenantId(tenant),
+            realm: RealmId(realm),
+            direction,
+            bucket,
+            bytes,
+            packets,
+            exact: sum.exact,
+        });
+    }
+    Ok(out)
 }
 
-/// Every tenant's totals over whole UTC days from `tenants_daily` and over
-/// the hours at either end from `tenants_hourly`: about 31 rows for a
-/// month, whatever the number of tenants.
-pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
+/// Reads the all-tenant row of `tenants_daily` (a day) or
+/// `tenants_hourly` (an hour) into `out`, sorted by tenant.
+fn tenant_row(
+    conn: &Connection,
+    daily: bool,
+    time: i64,
+    exact: bool,
+    out: &mut Vec<TenantTotal>,
+) -> Result<(), StoreError> {
     let ctx = "rank tenants";
-    let Some((h0, h1)) = clamp_hours(conn, ("tenants_hourly", "tenants_daily"), q.from, q.to)?
-    else {
+    let (sql, place) = if daily {
+        (
+            "SELECT totals FROM tenants_daily WHERE day = ?1",
+            "tenants_daily.totals",
+        )
+    } else {
+        (
+            "SELECT totals FROM tenants_hourly WHERE hour = ?1",
+            "tenants_hourly.totals",
+        )
+    };
+    out.clear();
+    let mut st = conn.prepare_cached(sql).map_err(StoreError::db(ctx))?;
+    let mut rows = st.query([time]).map_err(StoreError::db(ctx))?;
+    if let Some(r) = rows.next().map_err(StoreError::db(ctx))? {
+        let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+        codec::decode_tenant_totals(blob.map_err(StoreError::db(ctx))?, place, |t| {
+            out.push(TenantTotal { exact, ..t })
+        })?;
+    }
+    Ok(())
+}
+
+/// Every tenant's totals over the range, ranked. Whole UTC days come from
+/// `tenants_daily` and whole hours from `tenants_hourly` (about 31 rows for
+/// a month, whatever the number of tenants). A ragged hour at either end
+/// needs 5-minute samples, but only of the tenants that can still make the
+/// list: with the whole hour's totals as an upper bound for the ragged
+/// part, a tenant whose upper bound is below the `limit`-th largest lower
+/// bound cannot, and is not read.
+pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
+    let tables = [
+        ("tenants_hourly", SLOTS_PER_HOUR),
+        ("tenants_daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
+    ];
+    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
-    let mut sum: Vec<TenantTotal> = Vec::new();
+    let marks = marks::read(conn)?;
+    // One bucket: the whole range.
+    let whole = Date::default();
+    let pieces = plan(first, end, |_| Ok(whole), &marks, false)?;
+    let mut lower: Vec<TenantTotal> = Vec::new();
+    let mut extra: Vec<TenantTotal> = Vec::new();
+    let mut ragged: Vec<(Slot, Slot)> = Vec::new();
+    let mut bounded = true;
     let mut one: Vec<TenantTotal> = Vec::new();
-    for piece in pieces(h0, h1, |_| true) {
-        let (sql, time, place) = match piece {
-            Piece::Day(d) => (
-                "SELECT totals FROM tenants_daily WHERE day = ?1",
-                d,
-                "tenants_daily.totals",
-            ),
-            Piece::Hour(h) => (
-                "SELECT totals FROM tenants_hourly WHERE hour = ?1",
-                h,
-                "tenants_hourly.totals",
-            ),
-        };
-        let mut st = conn.prepare_cached(sql).map_err(StoreError::db(ctx))?;
-        let mut rows = st.query([time]).map_err(StoreError::db(ctx))?;
-        if let Some(r) = rows.next().map_err(StoreError::db(ctx))? {
-            let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
-            one.clear();
-            codec::decode_tenant_totals(blob.map_err(StoreError::db(ctx))?, place, |t| {
-                one.push(t)
-            })?;
-            codec::add_tenant_totals(&mut sum, &one);
+    for p in &pieces {
+        match p.piece {
+            Piece::Day(d) => tenant_row(conn, true, d, p.exact, &mut one)?,
+            Piece::Hour(h) => tenant_row(conn, false, h, p.exact, &mut one)?,
+            Piece::Slots(from, to) => {
+                ragged.push((from, to));
+                let hour = from.0.div_euclid(SLOTS_PER_HOUR);
+                bounded &= marks.hourly_kept(hour);
+                tenant_row(conn, false, hour, true, &mut one)?;
+                codec::add_tenant_totals(&mut extra, &one)?;
+                continue;
+            }
         }
+        codec::add_tenant_totals(&mut lower, &one)?;
+    }
+    if ragged.is_empty() {
+        return Ok(rank(lower, q.by, q.limit));
+    }
+    // The tenants that can make the list, or everybody if an hour's
+    // totals are gone and bound nothing.
+    let wanted: Option<Vec<TenantId>> = if bounded {
+        let mut lows: Vec<u128> = lower.iter().map(|t| t.bytes(q.by)).collect();
+        let threshold = match q.limit {
+            0 => u128::MAX,
+            n if n > lows.len() => 0,
+            n => *lows.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1,
+        };
+        let mut upper = lower.clone();
+        codec::add_tenant_totals(&mut upper, &extra)?;
+        Some(
+            upper
+                .iter()
+                .filter(|t| t.bytes(q.by) >= threshold && t.bytes(q.by) > 0)
+                .map(|t| t.tenant)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let mut sum: Vec<TenantTotal> = match &wanted {
+        Some(list) => lower
+            .iter()
+            .filter(|t| list.binary_search(&t.tenant).is_ok())
+            .copied()
+            .collect(),
+        None => lower,
+    };
+    let raw = RawReader::new(conn)?;
+    let mut samples: Vec<Sample> = Vec::new();
+    for (from, to) in ragged {
+        samples.clear();
+        raw.read(wanted.as_deref(), (from, to), &mut samples)?;
+        samples.sort_by_key(|s| s.key.tenant);
+        one.clear();
+        for s in &samples {
+            if one.last().is_none_or(|t| t.tenant != s.key.tenant) {
+                one.push(TenantTotal::new(s.key.tenant));
+            }
+            if let Some(t) = one.last_mut() {
+                t.add(s.key.direction, u128::from(s.bytes), u128::from(s.packets))?;
+            }
+        }
+        codec::add_tenant_totals(&mut sum, &one)?;
     }
     Ok(rank(sum, q.by, q.limit))
 }
 
 /// Bytes summed over every row of each rollup table, for consistency
 /// checks: each must equal the raw samples' sum.
-pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u64)>, StoreError> {
+pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u128)>, StoreError> {
     let mut out = Vec::new();
     for (table, place) in [("hourly", "hourly.totals"), ("daily", "daily.totals")] {
-        let mut bytes = 0u64;
+        let mut bytes = 0u128;
         let mut realms = Vec::new();
         for_each_blob(conn, table, |blob| {
             realms.clear();
             codec::decode_realm_totals(blob, place, &mut realms)?;
-            bytes += realms.iter().map(|r| r.bytes).sum::<u64>();
+            for r in &realms {
+                bytes = checked_sum(bytes, r.bytes, "bytes")?;
+            }
             Ok(())
         })?;
         out.push((table, bytes));
@@ -394,11 +620,17 @@ pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u64)>
         ("tenants_hourly", "tenants_hourly.totals"),
         ("tenants_daily", "tenants_daily.totals"),
     ] {
-        let mut bytes = 0u64;
+        let mut all = TenantTotal::new(TenantId(0));
+        let mut result = Ok(());
         for_each_blob(conn, table, |blob| {
-            codec::decode_tenant_totals(blob, place, |t| bytes += t.down_bytes + t.up_bytes)
+            codec::decode_tenant_totals(blob, place, |t| {
+                if result.is_ok() {
+                    result = codec::add_tenant_total(&mut all, &t);
+                }
+            })
         })?;
-        out.push((table, bytes));
+        result?;
+        out.push((table, all.bytes(RankBy::Total)));
     }
     Ok(out)
 }

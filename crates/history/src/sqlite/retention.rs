@@ -1,6 +1,7 @@
 //! Removing old data, never the raw samples of a period not yet frozen.
 
 use super::codec::{self, Span, HOURS_PER_DAY};
+use super::marks::{self, Marks};
 use crate::error::StoreError;
 use crate::store::{Retention, RetentionReport};
 use accounting::{Sample, Slot};
@@ -63,6 +64,24 @@ pub(super) fn apply(
             Some(raw.min(frozen))
         }
     };
+    let hour = hour_of(hourly);
+    let day = hour_of(daily).div_euclid(HOURS_PER_DAY);
+    // The marks first: a crash before the deletes below leaves data that
+    // reads as removed (inexact edges), never removed data that reads as
+    // kept (edges short of traffic).
+    {
+        let ctx = "retention: write the marks";
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::db(ctx))?;
+        let to = Marks {
+            raw,
+            hourly: Some(hour),
+            daily: Some(day),
+        };
+        marks::advance(&tx, &to)?;
+        tx.commit().map_err(StoreError::db(ctx))?;
+    }
     if let Some(cut) = raw {
         report.samples_deleted = delete_samples_before(conn, cut)?;
         delete(
@@ -73,7 +92,6 @@ pub(super) fn apply(
         )?;
         report.raw_cutoff = Some(cut);
     }
-    let hour = hour_of(hourly);
     report.hourly_deleted = delete(
         conn,
         "hourly rollups",
@@ -86,7 +104,6 @@ pub(super) fn apply(
         "DELETE FROM tenants_hourly WHERE hour < ?1",
         &[hour],
     )?;
-    let day = hour_of(daily).div_euclid(HOURS_PER_DAY);
     report.daily_deleted = delete(
         conn,
         "daily rollups",

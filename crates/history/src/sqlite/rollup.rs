@@ -9,7 +9,7 @@
 use super::codec::{self, RealmTotal, HOURS_PER_DAY};
 use crate::error::StoreError;
 use crate::store::TenantTotal;
-use accounting::{Direction, Sample};
+use accounting::Sample;
 use net_types::TenantId;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
@@ -87,7 +87,7 @@ fn upsert_realm_totals(
     upsert(tx, table, id, buf, |old, out| {
         let mut sum = Vec::new();
         codec::decode_realm_totals(old, table.place, &mut sum)?;
-        codec::add_realm_totals(&mut sum, totals);
+        codec::add_realm_totals(&mut sum, totals)?;
         codec::encode_realm_totals(&sum, out);
         Ok(())
     })
@@ -105,7 +105,7 @@ fn upsert_tenant_totals(
     upsert(tx, table, time, buf, |old, out| {
         let mut sum = Vec::new();
         codec::decode_tenant_totals(old, table.place, |t| sum.push(t))?;
-        codec::add_tenant_totals(&mut sum, totals);
+        codec::add_tenant_totals(&mut sum, totals)?;
         codec::encode_tenant_totals(&sum, out);
         Ok(())
     })
@@ -134,26 +134,22 @@ impl Rollups {
         let mut realms: Vec<RealmTotal> = Vec::new();
         let mut total = TenantTotal::new(TenantId(tenant));
         for s in samples {
+            let (bytes, packets) = (u128::from(s.bytes), u128::from(s.packets));
             codec::add_realm_totals(
                 &mut realms,
                 &[RealmTotal {
                     realm: s.key.realm,
                     direction: s.key.direction,
-                    bytes: s.bytes,
-                    packets: s.packets,
+                    bytes,
+                    packets,
                 }],
-            );
-            let (bytes, packets) = match s.key.direction {
-                Direction::Down => (&mut total.down_bytes, &mut total.down_packets),
-                Direction::Up => (&mut total.up_bytes, &mut total.up_packets),
-            };
-            *bytes = bytes.saturating_add(s.bytes);
-            *packets = packets.saturating_add(s.packets);
+            )?;
+            total.add(s.key.direction, bytes, packets)?;
         }
         let id = codec::new_row_id(hour, tenant)?;
         upsert_realm_totals(tx, &HOURLY, id, &realms, &mut self.buf)?;
         let day = hour.div_euclid(HOURS_PER_DAY);
-        codec::add_realm_totals(self.daily.entry((day, tenant)).or_default(), &realms);
+        codec::add_realm_totals(self.daily.entry((day, tenant)).or_default(), &realms)?;
         // An append visits hours in order and a tenant once per hour, in
         // tenant order, so each hour's list comes out sorted by tenant.
         self.tenants_hourly.entry(hour).or_default().push(total);
@@ -177,7 +173,7 @@ impl Rollups {
             for chunk in totals.chunk_by(|a, b| a.tenant == b.tenant) {
                 let mut sum = chunk[0];
                 for t in &chunk[1..] {
-                    codec::add_tenant_total(&mut sum, t);
+                    codec::add_tenant_total(&mut sum, t)?;
                 }
                 summed.push(sum);
             }

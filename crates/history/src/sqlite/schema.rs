@@ -3,7 +3,7 @@
 //! Each migration runs in its own transaction together with the row that
 //! records it, so a crash mid-migration leaves the previous version intact.
 //!
-//! Table layout (version 4), chosen for the three hot paths: ingesting an
+//! Table layout (version 5), chosen for the three hot paths: ingesting an
 //! interval (or an hour of intervals) of every key, reading one tenant's
 //! month, ranking every tenant's month. The packed tables and their blobs
 //! are described in [`super::codec`].
@@ -30,14 +30,21 @@
 //! - `frozen_periods`: closed periods' bills; triggers refuse any update
 //!   or delete.
 //!
+//! - `quarantine`: samples a write refused (see [`crate::refusal`]), at
+//!   most [`crate::QUARANTINE_CAP`]; `quarantine_counts` (one row) counts
+//!   every refusal, kept or dropped.
+//! - `retention_marks`: up to where retention removed raw samples, hourly
+//!   and daily rollups (see [`super::marks`]).
+//!
 //! Version 1 kept one row per sample (`(day, tenant, realm, dir, band,
 //! slot)`) and per rollup key; migrating to version 2 converts its rows.
 //! Version 3 adds `writers` and changes no existing data: the samples'
 //! source bit (see [`super::codec`]) is clear in every older row, which
 //! reads as the kernel. Version 4 adds `samples_days`, empty until the
-//! first compaction.
+//! first compaction. Version 5 adds the quarantine and the retention marks,
+//! setting the marks from the data already stored.
 
-use super::convert;
+use super::{convert, marks};
 use crate::error::StoreError;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -168,6 +175,41 @@ const MIGRATIONS: &[Migration] = &[
         );
         ",
         convert: None,
+        after: "",
+    },
+    Migration {
+        version: 5,
+        description: "the quarantine of refused samples; retention marks",
+        before: "
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            writer TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            batch_index INTEGER NOT NULL,
+            slot INTEGER NOT NULL,
+            tenant INTEGER NOT NULL,
+            realm INTEGER NOT NULL,
+            direction INTEGER NOT NULL,
+            band INTEGER NOT NULL,
+            source INTEGER NOT NULL,
+            bytes TEXT NOT NULL,
+            packets TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            sum_bytes TEXT,
+            sum_packets TEXT
+        );
+        CREATE TABLE quarantine_counts (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            refused INTEGER NOT NULL,
+            dropped INTEGER NOT NULL
+        );
+        INSERT INTO quarantine_counts (id, refused, dropped) VALUES (1, 0, 0);
+        CREATE TABLE retention_marks (
+            name TEXT PRIMARY KEY,
+            before INTEGER NOT NULL
+        );
+        ",
+        convert: Some(marks::initial),
         after: "",
     },
 ];
@@ -302,7 +344,7 @@ mod tests {
         let st = store.last_state().unwrap().unwrap();
         assert_eq!((st.sequence, st.blob.as_slice()), (41, &b"v2 state"[..]));
         assert_eq!(store.batch_sequences().unwrap(), vec![41]);
-        let sums: Vec<u64> = store.rollup_bytes().unwrap().iter().map(|r| r.1).collect();
+        let sums: Vec<u128> = store.rollup_bytes().unwrap().iter().map(|r| r.1).collect();
         assert_eq!(sums, vec![1_025; 4]);
         // The new table works, and the accountant goes on from 41.
         let flow = Sample {
@@ -332,7 +374,65 @@ mod tests {
         let got = store.samples(&all).unwrap();
         assert_eq!(got.len(), 5);
         assert_eq!(got[1], flow);
-        let sums: Vec<u64> = store.rollup_bytes().unwrap().iter().map(|r| r.1).collect();
+        let sums: Vec<u128> = store.rollup_bytes().unwrap().iter().map(|r| r.1).collect();
         assert_eq!(sums, vec![1_101; 4]);
+    }
+
+    #[test]
+    fn a_version_4_database_gets_marks_where_its_data_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.sqlite");
+        let sample = |slot, tenant| Sample {
+            slot: Slot(slot),
+            key: kernel(tenant),
+            bytes: 10,
+            packets: 1,
+        };
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate_to(&mut conn, 4).unwrap();
+            // Hours 100 to 102 of two tenants; then retention (as a version
+            // 4 build did it) removes hour 100's samples and slots 1212
+            // and 1213 of hour 101, keeping their rollups.
+            let samples: Vec<Sample> = (1200..1236)
+                .flat_map(|s| [sample(s, 1), sample(s, 2)])
+                .collect();
+            let batch = Batch {
+                sequence: 1,
+                samples: &samples,
+                coverage: &[],
+                state: b"",
+            };
+            write::append(&mut conn, &batch).unwrap();
+            conn.execute("DELETE FROM samples WHERE id < ?1", [101i64 << 32])
+                .unwrap();
+            let mut blob = Vec::new();
+            let kept: Vec<Sample> = (1214..1224).map(|s| sample(s, 1)).collect();
+            super::super::codec::encode_samples(
+                super::super::codec::Span::Hour,
+                101,
+                &kept,
+                &mut blob,
+            );
+            conn.execute(
+                "UPDATE samples SET samples = ?1 WHERE id = ?2",
+                rusqlite::params![blob, 101i64 << 32 | 1],
+            )
+            .unwrap();
+            conn.execute("DELETE FROM samples WHERE id = ?1", [101i64 << 32 | 2])
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        let marks = super::super::marks::read(store.connection()).unwrap();
+        assert_eq!(
+            marks,
+            super::super::marks::Marks {
+                raw: Some(Slot(1214)),
+                hourly: Some(100),
+                daily: Some(4),
+            }
+        );
+        let q = store.quarantined(10).unwrap();
+        assert_eq!((q.refused, q.dropped, q.held), (0, 0, 0));
     }
 }

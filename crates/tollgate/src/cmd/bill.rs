@@ -48,7 +48,7 @@ pub fn run(cx: &Context, a: &BillArgs) -> Result<ExitCode> {
     } else {
         say!(
             "{}",
-            crate::output::history::bills(&answer, &shown, &settings.cycle.to_string())
+            crate::output::history::bills(&answer, &shown, &settings.cycle.to_string(), policy)
         );
     }
     Ok(ExitCode::SUCCESS)

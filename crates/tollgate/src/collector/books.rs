@@ -39,7 +39,7 @@ pub struct Committed {
     /// Samples added to the store.
     pub samples: usize,
     /// Bytes in them.
-    pub bytes: u64,
+    pub bytes: u128,
 }
 
 fn config(flows: &policy::Flows) -> Config {
@@ -214,11 +214,14 @@ impl FlowBooks {
             state: &blob,
         };
         match self.store.add(&batch) {
-            Ok(()) => {
+            Ok(report) => {
                 self.sequence += 1;
+                for r in report.refused.iter().take(5) {
+                    tracing::warn!("flow collector: {r} (kept aside in the history's quarantine)");
+                }
                 let c = Committed {
-                    samples: self.pending.len(),
-                    bytes: self.pending.iter().map(|s| s.bytes).sum(),
+                    samples: report.stored,
+                    bytes: self.pending.iter().map(|s| u128::from(s.bytes)).sum(),
                 };
                 self.pending.clear();
                 self.pending_coverage.clear();

@@ -110,7 +110,8 @@ fn decisions(
                         to: now_slot,
                     })
                     .map_err(|e| format!("cannot read tenant {id}'s samples: {e}"))?;
-                let series = Series::build(period, id, &RealmSelection::All, &samples, &coverage);
+                let series = Series::build(period, id, &RealmSelection::All, &samples, &coverage)
+                    .map_err(|e| format!("tenant {id}'s series: {e}"))?;
                 let projection = billing::project(&series, elapsed, &q.rule, q.counts);
                 billing::decide(&projection, commit, q.quota, &q.policy)
             }
@@ -364,7 +365,8 @@ fn read_chunks(
             })
             .map_err(|e| format!("cannot read the samples from slot {}: {e}", start.0))?;
         read += samples.len();
-        let rows = slot_bytes(&samples);
+        let rows =
+            slot_bytes(&samples).map_err(|e| format!("the samples from slot {}: {e}", start.0))?;
         drop(samples);
         let mut i = 0;
         for s in start.0..end.0 {
@@ -426,11 +428,17 @@ mod tests {
             })
             .unwrap();
         let coverage = store.coverage(first, now).unwrap();
-        let s = Series::build(period, id, &RealmSelection::All, &samples, &coverage);
+        let s = Series::build(period, id, &RealmSelection::All, &samples, &coverage).unwrap();
         let limits = watch.limits(commit);
         let mut t = Tally::default();
         for i in 0..(now.0 - first.0) as usize {
-            watch.add(&mut t, &limits, s.down[i], s.up[i], s.status[i].is_some());
+            watch.add(
+                &mut t,
+                &limits,
+                s.down()[i],
+                s.up()[i],
+                s.status()[i].is_some(),
+            );
         }
         t
     }
@@ -732,7 +740,7 @@ mod tests {
                     to: now,
                 })
                 .unwrap();
-            let s = Series::build(&period, id, &RealmSelection::All, &samples, &coverage);
+            let s = Series::build(&period, id, &RealmSelection::All, &samples, &coverage).unwrap();
             let p = billing::project(&s, (now.0 - first.0) as usize, &watch.rule, watch.counts);
             old.push((id, billing::decide(&p, c, None, &watch.policy)));
         }

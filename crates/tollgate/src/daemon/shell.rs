@@ -166,8 +166,9 @@ impl Shell {
                 });
                 crate::crash_point::reached("store-committed");
                 Some(Input::Stored(match r {
-                    Ok(()) => Stored::Committed {
+                    Ok(report) => Stored::Committed {
                         sequence: b.sequence,
+                        refused: report.refused.iter().map(ToString::to_string).collect(),
                     },
                     Err(history::StoreError::AlreadyAppended { last, .. }) => {
                         Stored::AlreadyAppended { last }

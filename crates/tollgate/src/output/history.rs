@@ -68,8 +68,19 @@ pub fn realms(r: &RealmsReport) -> String {
     out
 }
 
-/// The bills as text. `cycle` describes the billing cycle.
-pub fn bills(a: &BillsAnswer, shown: &[&Billed], cycle: &str) -> String {
+/// The bills as text. `cycle` describes the billing cycle; realms are named
+/// from `policy` when there is one.
+pub fn bills(
+    a: &BillsAnswer,
+    shown: &[&Billed],
+    cycle: &str,
+    policy: Option<&policy::Policy>,
+) -> String {
+    let realm = |r: net_types::RealmId| {
+        policy
+            .and_then(|p| p.realms.by_id(r))
+            .map(|x| x.name.clone())
+    };
     let p = &a.bills.period;
     let mut out = format!(
         "bills for period {} [{} .. {}), {} ({} expected 5-minute samples; {})\n",
@@ -82,7 +93,7 @@ pub fn bills(a: &BillsAnswer, shown: &[&Billed], cycle: &str) -> String {
     );
     for b in shown {
         let _ = write!(out, "\n{} ", b.name);
-        out.push_str(&b.bill.to_text());
+        out.push_str(&b.bill.to_text_named(&realm));
         for l in &b.bill.lines {
             let v = &l.volume;
             let _ = writeln!(
@@ -97,21 +108,14 @@ pub fn bills(a: &BillsAnswer, shown: &[&Billed], cycle: &str) -> String {
     out
 }
 
-/// A value's name as the policy and the JSON spell it.
-fn spelled(v: &impl serde::Serialize) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
-
 /// The bills as CSV: one row per tenant and charge line.
 pub fn bills_csv(bills: &[&Billed]) -> String {
     let mut out = String::from(
         "period,tenant,name,charge,percentile,method,rank_rule,billed_bps,billed_rank,ranked_samples,expected,seen,missing,estimated,partial,commit_bps,over_bps,over_percent,volume_bytes,down_bytes,up_bytes,quota_bytes,over_quota_bytes\n",
     );
-    let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+    fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or(String::new(), |v| v.to_string())
+    }
     for b in bills {
         for l in &b.bill.lines {
             let f = l.percentile.as_ref();
@@ -125,8 +129,8 @@ pub fn bills_csv(bills: &[&Billed]) -> String {
                 csv_field(&b.name),
                 csv_field(&l.name),
                 opt(f.map(|f| u64::from(f.rule.percentile.get()))),
-                f.map_or(String::new(), |f| spelled(&f.rule.method)),
-                f.map_or(String::new(), |f| spelled(&f.rule.rank)),
+                f.map_or(String::new(), |f| f.rule.method.to_string()),
+                f.map_or(String::new(), |f| f.rule.rank.to_string()),
                 opt(f.map(|f| f.rate().bps())),
                 opt(f.and_then(|f| f.value).map(|v| v.rank as u64)),
                 opt(f.and_then(|f| f.value).map(|v| v.of as u64)),
