@@ -120,7 +120,7 @@ impl Serves {
 
     /// Why the object exists, in a sentence.
     pub fn describe(&self, policy: &Policy) -> String {
-        let realm = self.realm_name(policy).unwrap_or("?");
+        let realm = self.realm_name(policy).unwrap_or("(no realm)");
         let node = || {
             let id = self.node.unwrap_or(0);
             policy
@@ -184,7 +184,10 @@ impl Serves {
                 _ => "a band".into(),
             },
             Role::RealmPrefix => format!("a prefix of realm `{realm}`"),
-            Role::TenantClassifier => format!("sends the tenant's `{realm}` traffic to its class"),
+            Role::TenantClassifier => match self.realm_name(policy) {
+                Some(r) => format!("sends the tenant's `{r}` traffic to its class"),
+                None => "maps the tenant's addresses to the tenant, the first step of its classification".into(),
+            },
             Role::ShardSteering => "marks packets with their shard".into(),
             Role::Registry => "records which classes belong to whom, read back on restart".into(),
             Role::ClassifyChain => {

@@ -849,3 +849,19 @@ fn an_interface_taken_offline_is_left_out_without_a_warning() {
     assert!(offline.notes.is_empty(), "{:?}", offline.notes);
     assert_eq!(offline.plan, absent.plan);
 }
+
+#[test]
+fn every_object_is_described_in_words_with_no_placeholder() {
+    // Issue 12, item 18: `explain` printed "the tenant's `?` traffic".
+    for ex in ["router.toml", "hypervisor.toml"] {
+        let p = example(ex);
+        let c = compile(&p, &HostFacts::default()).unwrap();
+        for (id, s) in &c.provenance.objects {
+            let d = s.describe(&p);
+            assert!(
+                !d.contains('?') && !d.contains("(no realm)") && !d.contains("Some("),
+                "{id}: {d}"
+            );
+        }
+    }
+}
