@@ -144,7 +144,9 @@ impl Worker {
         let result = self
             .decoder
             .decode(from, now, batch.datagram(i), &mut |item| match item {
-                Item::Flow(f) => tally.record(tables, ip, now, f),
+                Item::Flow(f) => {
+                    tally.record(tables, ip, now, f);
+                }
                 Item::Counters(_) => counters += 1,
             });
         let e = self
@@ -216,10 +218,7 @@ impl Worker {
 fn advance(s: &flow_wire::DatagramSummary) -> u32 {
     match s.protocol {
         Protocol::NetflowV9 | Protocol::SflowV5 => 1,
-        Protocol::Ipfix => s
-            .flows
-            .wrapping_add(s.options_records)
-            .wrapping_add(s.unknown_template_records),
+        Protocol::Ipfix => s.records.wrapping_add(s.options_records),
         Protocol::NetflowV5 => s.flows,
     }
 }

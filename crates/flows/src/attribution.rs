@@ -1,5 +1,6 @@
 //! The tables a flow is attributed with: tenant prefixes and realm prefixes.
 
+use flow_wire::{Sampling, SamplingOrigin};
 use net_types::{Prefix, RealmId, TenantId};
 use policy::{Measure, Policy};
 use prefix_map::{PrefixMap4, PrefixMap6};
@@ -137,14 +138,20 @@ impl Attribution {
         )
     }
 
-    /// The sampling interval to apply to a record from `exporter` that
-    /// reports `reported`: the policy's override if it has one, else the
-    /// exporter's own (at least 1).
-    pub fn sampling(&self, exporter: IpAddr, reported: u32) -> u32 {
-        self.overrides
-            .iter()
-            .find(|(a, _)| *a == exporter)
-            .map_or(reported.max(1), |(_, n)| *n)
+    /// The realm of an address no realm prefix covers (and of a missing
+    /// one).
+    pub fn default_realm(&self) -> RealmId {
+        self.default_realm
+    }
+
+    /// The sampling to apply to a record from `exporter` that reports
+    /// `reported`: the policy's override (1 in N) if it has one, else the
+    /// exporter's own.
+    pub fn sampling(&self, exporter: IpAddr, reported: Sampling) -> Sampling {
+        match self.overrides.iter().find(|(a, _)| *a == exporter) {
+            Some((_, n)) => Sampling::one_in(u64::from(*n), SamplingOrigin::Configured),
+            None => reported,
+        }
     }
 }
 
