@@ -421,3 +421,20 @@ fn an_unsupported_selection_is_counted_as_unscaled_unless_the_policy_overrides()
         vec![(0, 7, 1, Direction::Up, 10_100, 101)]
     );
 }
+
+#[test]
+fn a_reload_that_changes_nothing_is_recognised() {
+    let p = policy::load_str("t.toml", POLICY).policy.unwrap();
+    let routes = [(Prefix::parse("203.0.113.0/24").unwrap(), RealmId(1))];
+    let t = Attribution::new(&p, &routes, 1).unwrap();
+    assert!(t.same_inputs(&p, &routes));
+    assert!(!t.same_inputs(&p, &[]), "the routes changed");
+    let q = policy::load_str("t.toml", &POLICY.replace("100.64.8.0/24", "100.64.18.0/24"))
+        .policy
+        .unwrap();
+    assert!(!t.same_inputs(&q, &routes), "a tenant's prefix changed");
+    let r = policy::load_str("t.toml", &POLICY.replace("sampling = 100", "sampling = 10"))
+        .policy
+        .unwrap();
+    assert!(!t.same_inputs(&r, &routes), "a sampling override changed");
+}
