@@ -28,6 +28,7 @@
 //! The decoding and attribution rules are pure and live in `flow-wire` and
 //! `flows`; this crate only moves bytes and counts what it saw.
 
+pub mod saved;
 mod socket;
 mod stats;
 mod worker;

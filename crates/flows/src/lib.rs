@@ -34,6 +34,7 @@
 mod attribution;
 mod cache;
 mod coverage;
+pub mod fuzzing;
 mod quarantine;
 mod tally;
 

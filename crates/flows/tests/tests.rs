@@ -438,3 +438,63 @@ fn a_reload_that_changes_nothing_is_recognised() {
         .unwrap();
     assert!(!t.same_inputs(&r, &routes), "a sampling override changed");
 }
+
+#[test]
+fn the_fuzzing_entry_holds_on_generated_and_vendor_datagrams() {
+    // Garbage, and then every vendor datagram of the `vendors` module
+    // framed as one session: the invariants of `flows::fuzzing::attribute`
+    // hold (one outcome per record, no address billed, limits, exact sums).
+    let mut x = 7u64;
+    for len in 0..300usize {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        flows::fuzzing::attribute(&data);
+    }
+    let mut framed = Vec::new();
+    for d in vendors::all_datagrams() {
+        framed.push(0);
+        framed.extend((d.len() as u16).to_be_bytes());
+        framed.extend(d);
+    }
+    flows::fuzzing::attribute(&framed);
+}
+
+/// Writes the fuzz seeds made from the vendor datagrams (run by hand:
+/// `FUZZ_SEEDS=fuzz/seeds cargo test -p flows --test tests write_fuzz_seeds -- --ignored`).
+#[test]
+#[ignore = "writes files; run by hand to refresh fuzz/seeds"]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("FUZZ_SEEDS") else {
+        panic!("set FUZZ_SEEDS to the fuzz/seeds folder");
+    };
+    let dir = std::path::Path::new(&dir);
+    let mut framed = Vec::new();
+    let mut decoder = flow_wire::Decoder::new();
+    for d in vendors::all_datagrams() {
+        framed.push(0);
+        framed.extend((d.len() as u16).to_be_bytes());
+        framed.extend(&d);
+        let _ = decoder.decode("192.0.2.1:2055".parse().unwrap(), 0, &d, &mut |_| {});
+    }
+    for target in ["flow_decode", "flow_attribute"] {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        std::fs::write(dir.join(target).join("vendors"), &framed).unwrap();
+    }
+    let state = decoder.save_state();
+    std::fs::create_dir_all(dir.join("flow_state")).unwrap();
+    std::fs::write(dir.join("flow_state").join("vendors"), &state).unwrap();
+    // The collector's templates file: two workers' states.
+    let mut two = vec![0, 0, 0, 2];
+    for s in [&state, &flow_wire::Decoder::new().save_state()] {
+        two.extend((s.len() as u32).to_be_bytes());
+        two.extend(s.iter());
+    }
+    std::fs::create_dir_all(dir.join("flow_saved_states")).unwrap();
+    std::fs::write(dir.join("flow_saved_states").join("two-workers"), &two).unwrap();
+}

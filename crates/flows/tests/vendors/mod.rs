@@ -119,8 +119,8 @@ fn ipfix_with_enterprise(id: u16, fields: &[(u16, u16, Option<u32>)]) -> Vec<u8>
 
 // ------------------------------------------------------------ item 27
 
-#[test]
-fn wlc_station_records_bill_the_station_not_whoever_owns_0_0_0_0() {
+/// The datagrams of [`wlc_station_records_bill_the_station_not_whoever_owns_0_0_0_0`].
+fn wlc() -> Vec<Vec<u8>> {
     // Cisco WLC: staMacAddress (365), staIPv4Address (366), bytes, packets,
     // flowDirection (61: 0 ingress = the station sent, 1 egress = it
     // received). No sourceIPv4Address or destinationIPv4Address.
@@ -137,7 +137,12 @@ fn wlc_station_records_bill_the_station_not_whoever_owns_0_0_0_0() {
             .u8(dir)
     };
     let data = set(256, &rec(0, 1000).raw(&rec(1, 3000).0).pad4().build());
-    let (billed, tally) = bill(&[v9(1_000, EXPORT, 0, 0, 3, &[tpl, data])]);
+    vec![v9(1_000, EXPORT, 0, 0, 3, &[tpl, data])]
+}
+
+#[test]
+fn wlc_station_records_bill_the_station_not_whoever_owns_0_0_0_0() {
+    let (billed, tally) = bill(&wlc());
     // The other end is not in the record: the default realm.
     assert_eq!(
         billed,
@@ -149,22 +154,27 @@ fn wlc_station_records_bill_the_station_not_whoever_owns_0_0_0_0() {
     assert_eq!(tally.stats().attributed, 2);
 }
 
-#[test]
-fn records_without_any_address_are_unattributed_not_billed_to_0_0_0_0() {
+/// The datagrams of [`records_without_any_address_are_unattributed_not_billed_to_0_0_0_0`].
+fn no_address() -> Vec<Vec<u8>> {
     // Bytes and packets only (a data-link record without its frame).
     let tpl = set(2, &template_record(256, &[(1, 8), (2, 8), (10, 4)]));
     let data = set(
         256,
         &Bytes::new().u64(143_000_000).u64(100_000).u32(3).build(),
     );
-    let (billed, tally) = bill(&[ipfix(EXPORT, 0, 0, &[tpl, data])]);
+    vec![ipfix(EXPORT, 0, 0, &[tpl, data])]
+}
+
+#[test]
+fn records_without_any_address_are_unattributed_not_billed_to_0_0_0_0() {
+    let (billed, tally) = bill(&no_address());
     assert_eq!(billed, vec![], "nobody is billed for an unknown address");
     assert_eq!(tally.stats().unattributed, 1);
     assert_eq!(tally.stats().attributed, 0);
 }
 
-#[test]
-fn nsel_post_nat_addresses_stand_in_when_the_pre_nat_ones_are_absent() {
+/// The datagrams of [`nsel_post_nat_addresses_stand_in_when_the_pre_nat_ones_are_absent`].
+fn post_nat() -> Vec<Vec<u8>> {
     // postNATSourceIPv4Address (225), postNATDestinationIPv4Address (226).
     let tpl = set(
         0,
@@ -179,7 +189,12 @@ fn nsel_post_nat_addresses_stand_in_when_the_pre_nat_ones_are_absent() {
             .u32(7)
             .build(),
     );
-    let (billed, _) = bill(&[v9(1_000, EXPORT, 0, 0, 2, &[tpl, data])]);
+    vec![v9(1_000, EXPORT, 0, 0, 2, &[tpl, data])]
+}
+
+#[test]
+fn nsel_post_nat_addresses_stand_in_when_the_pre_nat_ones_are_absent() {
+    let (billed, _) = bill(&post_nat());
     assert_eq!(billed, vec![(2, 1, Direction::Up, 700, 7)]);
 }
 
@@ -317,8 +332,8 @@ fn an_algorithm_tollgate_cannot_scale_is_counted_as_unscaled_not_taken_as_one() 
 
 // ------------------------------------------------------------ item 28
 
-#[test]
-fn h3c_v9_variable_length_fields_are_read_like_ipfix_ones() {
+/// The datagrams of [`h3c_v9_variable_length_fields_are_read_like_ipfix_ones`].
+fn h3c() -> Vec<Vec<u8>> {
     // H3C NetStream v9: an interface name of length 65535 (variable).
     let tpl = set(
         0,
@@ -335,12 +350,17 @@ fn h3c_v9_variable_length_fields_are_read_like_ipfix_ones() {
             .pad4()
             .build(),
     );
-    let (billed, _) = bill(&[v9(1_000, EXPORT, 0, 0, 2, &[tpl, data])]);
-    assert_eq!(billed, vec![(2, 1, Direction::Up, 4_200, 3)]);
+    vec![v9(1_000, EXPORT, 0, 0, 2, &[tpl, data])]
 }
 
 #[test]
-fn nsel_initiator_octets_go_source_to_destination_and_responder_octets_back() {
+fn h3c_v9_variable_length_fields_are_read_like_ipfix_ones() {
+    let (billed, _) = bill(&h3c());
+    assert_eq!(billed, vec![(2, 1, Direction::Up, 4_200, 3)]);
+}
+
+/// The datagrams of [`nsel_initiator_octets_go_source_to_destination_and_responder_octets_back`].
+fn nsel() -> Vec<Vec<u8>> {
     // Cisco ASA NSEL: initiatorOctets (231), responderOctets (232), and
     // the connection's total (85, which must not count again).
     let tpl = set(
@@ -357,7 +377,12 @@ fn nsel_initiator_octets_go_source_to_destination_and_responder_octets_back() {
             .u32(75_000)
             .build(),
     );
-    let (billed, _) = bill(&[v9(1_000, EXPORT, 0, 0, 2, &[tpl, data])]);
+    vec![v9(1_000, EXPORT, 0, 0, 2, &[tpl, data])]
+}
+
+#[test]
+fn nsel_initiator_octets_go_source_to_destination_and_responder_octets_back() {
+    let (billed, _) = bill(&nsel());
     assert_eq!(
         billed,
         vec![
@@ -367,8 +392,8 @@ fn nsel_initiator_octets_go_source_to_destination_and_responder_octets_back() {
     );
 }
 
-#[test]
-fn rfc5103_biflow_reverse_octets_are_traffic_the_other_way() {
+/// The datagrams of [`rfc5103_biflow_reverse_octets_are_traffic_the_other_way`].
+fn biflow() -> Vec<Vec<u8>> {
     let tpl = set(
         2,
         &ipfix_with_enterprise(
@@ -394,7 +419,12 @@ fn rfc5103_biflow_reverse_octets_are_traffic_the_other_way() {
             .u64(5)
             .build(),
     );
-    let (billed, _) = bill(&[ipfix(EXPORT, 0, 0, &[tpl, data])]);
+    vec![ipfix(EXPORT, 0, 0, &[tpl, data])]
+}
+
+#[test]
+fn rfc5103_biflow_reverse_octets_are_traffic_the_other_way() {
+    let (billed, _) = bill(&biflow());
     assert_eq!(
         billed,
         vec![
@@ -404,8 +434,8 @@ fn rfc5103_biflow_reverse_octets_are_traffic_the_other_way() {
     );
 }
 
-#[test]
-fn juniper_data_link_frame_sections_are_sampled_frames() {
+/// The datagrams of [`juniper_data_link_frame_sections_are_sampled_frames`].
+fn juniper() -> Vec<Vec<u8>> {
     // Inline monitoring: dataLinkFrameSize (312), dataLinkFrameSection
     // (315, variable), sampled 1 in 1000 (an exporter-wide options record:
     // scope observationDomainId, samplingPacketInterval 1, space 999).
@@ -428,6 +458,40 @@ fn juniper_data_link_frame_sections_are_sampled_frames() {
         256,
         &Bytes::new().u16(1518).var(&frame, false).pad4().build(),
     );
-    let (billed, _) = bill(&[ipfix(EXPORT, 0, 0, &[opts_tpl, opts, tpl, data])]);
+    vec![ipfix(EXPORT, 0, 0, &[opts_tpl, opts, tpl, data])]
+}
+
+#[test]
+fn juniper_data_link_frame_sections_are_sampled_frames() {
+    let (billed, _) = bill(&juniper());
     assert_eq!(billed, vec![(2, 1, Direction::Up, 1_518_000, 1_000)]);
+}
+
+/// Every vendor datagram above and one of each selector, in an order that
+/// makes sense as one exporter's session (for the fuzzing entry's test and
+/// the fuzz seeds).
+pub fn all_datagrams() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for d in [
+        wlc(),
+        no_address(),
+        post_nat(),
+        h3c(),
+        nsel(),
+        biflow(),
+        juniper(),
+    ] {
+        out.extend(d);
+    }
+    out.extend(selector(
+        &[(304, 2), (305, 4), (309, 4), (310, 4)],
+        Bytes::new().u16(3).u32(1).u32(1).u32(256),
+    ));
+    out.push(sampled(10_632));
+    out.extend(selector(
+        &[(304, 2), (311, 8)],
+        Bytes::new().u16(4).u64(0.01f64.to_bits()),
+    ));
+    out.push(sampled(1 << 62));
+    out
 }

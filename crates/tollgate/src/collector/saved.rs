@@ -35,30 +35,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Splits saved decoder states: a count, then each state as a length and
-/// its bytes (all u32, big-endian).
-pub fn decode_states(blob: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = blob.get(4..).unwrap_or(&[]);
-    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-        let len = u32::from_be_bytes(*len) as usize;
-        let Some(state) = tail.get(..len) else { break };
-        out.push(state.to_vec());
-        rest = &tail[len..];
-    }
-    out
-}
-
-/// The inverse of [`decode_states`].
-pub fn encode_states(states: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + states.iter().map(|s| s.len() + 4).sum::<usize>());
-    out.extend_from_slice(&(states.len() as u32).to_be_bytes());
-    for s in states {
-        out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-        out.extend_from_slice(s);
-    }
-    out
-}
+pub use flow_collector::saved::{decode_states, encode_states};
 
 /// Reads the templates file, refusing one larger than `max` bytes (the
 /// collector's memory limit: no file may make it exceed that). `None`
@@ -116,17 +93,6 @@ pub fn write_pending(dir: &Path, p: &Pending) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decoder_states_round_trip() {
-        let states = vec![vec![1, 2, 3], vec![], vec![9; 300]];
-        assert_eq!(decode_states(&encode_states(&states)), states);
-        assert!(decode_states(&[]).is_empty());
-        assert_eq!(
-            decode_states(&[0, 0, 0, 1, 0, 0, 0, 9, 1]),
-            Vec::<Vec<u8>>::new()
-        );
-    }
 
     #[test]
     fn an_atomic_write_replaces_the_file_whole() {
