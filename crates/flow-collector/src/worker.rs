@@ -248,12 +248,14 @@ impl State {
                 .decode(from, now, self.batch.datagram(i), &mut |item| match item {
                     Item::Flow(f) => match tally.record(tables, ip, now, f) {
                         Outcome::Quarantined => quarantined += 1,
-                        Outcome::Attributed => {
+                        Outcome::Attributed if f.sampling.unsupported().is_some() => {
+                            // Unless the policy overrides this exporter's sampling.
                             if let Some(a) = tables.sampling(ip, f.sampling).unsupported() {
                                 unscaled += 1;
                                 algorithm = Some(a);
                             }
                         }
+                        Outcome::Attributed => {}
                         Outcome::KernelMeasured | Outcome::Unattributed => {}
                     },
                     Item::Counters(_) => counters += 1,

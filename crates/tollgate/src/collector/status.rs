@@ -382,4 +382,52 @@ mod tests {
         .unwrap();
         assert!(s.rates.is_empty());
     }
+
+    #[test]
+    fn the_text_names_the_quarantine_unscaled_exporters_refusals_and_dead_workers() {
+        let mut e = flow_collector::ExporterStats::new("192.0.2.1".parse().unwrap());
+        e.quarantined = 3;
+        e.unscaled = 7;
+        e.unsupported_algorithm = Some(9);
+        e.templates_refused = 2;
+        e.templates_evicted = 5;
+        e.last_refusal = Some(
+            "template 300 refused: 16369 fields, more than the 1024 a template may have".into(),
+        );
+        e.unknown_template_sets = 4;
+        e.unknown_template_records = 11;
+        let socket = flow_collector::SocketStats {
+            local: "127.0.0.1:2055".parse().unwrap(),
+            restarts: 1,
+            last_panic: Some("index out of bounds".into()),
+            ..flow_collector::SocketStats::default()
+        };
+        let mut s = Status {
+            running: true,
+            exporters: vec![e],
+            sockets: vec![socket],
+            ..Status::default()
+        };
+        s.totals.quarantined = 3;
+        s.totals.unscaled = 7;
+        s.totals.worker_restarts = 1;
+        s.quarantine = QuarantineStatus {
+            samples_refused: 1,
+            written: 4,
+            dropped: 0,
+            file: "/var/lib/tollgate/flows-quarantine.jsonl".into(),
+        };
+        let text = s.render();
+        for want in [
+            "QUARANTINED 3 records beyond any link's capacity and 1 samples the history refused (0 not kept); see /var/lib/tollgate/flows-quarantine.jsonl",
+            "UNSCALED 7 records",
+            "WORKERS RESTARTED 1 times",
+            "last worker death: index out of bounds",
+            "cannot count: 7 records sampled by selector algorithm 9",
+            "templates refused 2, evicted for it 5; last: template 300 refused",
+            "11 NetFlow v9 records among them",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
 }
