@@ -930,3 +930,80 @@ fn a_hostile_stream_leaves_the_collector_alive_within_its_memory_and_exact() {
         .len();
     assert!(saved <= memory_limit / 3, "templates file of {saved} bytes");
 }
+
+#[test]
+fn a_stop_while_the_history_is_locked_saves_what_it_holds_and_the_next_start_commits_it() {
+    // Issue 12, item 2: SIGTERM must drain and exit 0 with nothing valid
+    // lost, even when the history cannot take the last commit.
+    let mut l = Loop::new("locked", "");
+    let c = l.collector();
+    let at = lo::in_slot_ms();
+    // Another process holds the history's write lock (longer than the
+    // store's 10 s busy timeout).
+    let db = l.path("history.sqlite");
+    let mut locker = {
+        use std::os::unix::process::CommandExt;
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(echo 'BEGIN EXCLUSIVE;'; echo 'SELECT 1;'; sleep 120) | sqlite3 {}",
+                db.display()
+            ))
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("sqlite3 (Debian package sqlite3)")
+    };
+    // The whole pipeline goes with its group, whatever happens.
+    struct Unlock(u32);
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .status();
+        }
+    }
+    let unlock = Unlock(locker.id());
+    std::thread::sleep(Duration::from_millis(500));
+    l.send(&lo::ipfix_template(0));
+    let records = [
+        (lo::TENANT1, lo::NATIONAL, 1234, 5),
+        (lo::ABROAD, lo::TENANT2, 99, 1),
+    ];
+    l.send(&lo::ipfix_data(0, 0, at, &records));
+    // Once the worker has them, the collector's next commit waits for the
+    // lock (the store's busy timeout, 10 s) and fails; so does the last
+    // one, at the stop.
+    l.drained();
+    std::thread::sleep(Duration::from_millis(600));
+    c.signal("-TERM");
+    let mut c = c;
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(st) = c.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the collector did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(unlock);
+    let _ = locker.wait();
+    assert!(exit.success(), "{exit}: {}", c.log());
+    let pending = l.path("flows-pending.json");
+    assert!(pending.exists(), "{}", c.log());
+    // The next start commits them first.
+    let c = l.collector();
+    let mut truth = lo::Totals::new();
+    lo::expect(&mut truth, &records);
+    wait_for(
+        "the saved samples in the history",
+        Duration::from_secs(10),
+        || l.recorded() == truth,
+    );
+    assert!(!pending.exists());
+    assert!(c.stop().success());
+    assert_eq!(l.recorded(), truth);
+}

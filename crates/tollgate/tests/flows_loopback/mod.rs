@@ -206,6 +206,15 @@ impl Loop {
         self.sent += 1;
     }
 
+    /// Waits until the collector's sockets hold nothing.
+    pub fn drained(&self) {
+        wait_for(
+            "the collector to read its sockets",
+            Duration::from_secs(10),
+            || self.queued() == 0,
+        );
+    }
+
     /// Waits until the collector has counted every datagram sent.
     pub fn settle(&self) {
         wait_for(
