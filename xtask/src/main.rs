@@ -93,6 +93,8 @@ fn ci() -> Result<(), String> {
         // Real flow exporters for the collector's tests.
         ("softflowd", "softflowd"),
         ("pmacctd", "pmacct"),
+        // The flow tests hold the history's lock with the sqlite3 shell.
+        ("sqlite3", "sqlite3"),
         // Real BGP speakers for the routes tests.
         ("bird", "bird2"),
         ("exabgp", "exabgp"),

@@ -8,7 +8,7 @@
 //! without it, a small store of 100 tenants × 62 days is built first.
 
 use divan::Bencher;
-use history::Tenants;
+use history::{Store as _, Tenants};
 use net_types::TenantId;
 use query::range::{Range, RangeSpec};
 use query::series::Resolution;

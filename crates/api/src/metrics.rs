@@ -163,6 +163,77 @@ impl Collector for Scrape {
     }
 }
 
+/// The collector's counters since start, from its status's `totals`.
+const FLOW_TOTALS: &[(&str, &str, &str)] = &[
+    (
+        "tollgate_flow_quarantined",
+        "Flow records beyond any link's capacity, set aside (flows-quarantine.jsonl).",
+        "quarantined",
+    ),
+    (
+        "tollgate_flow_quarantine_dropped",
+        "Flow records set aside but not kept (beyond what a worker keeps between commits).",
+        "quarantine_dropped",
+    ),
+    (
+        "tollgate_flow_unscaled",
+        "Flow records counted at a scale of 1 because their sampling cannot be scaled.",
+        "unscaled",
+    ),
+    (
+        "tollgate_flow_worker_restarts",
+        "Flow worker threads that died and were started again.",
+        "worker_restarts",
+    ),
+    (
+        "tollgate_flow_templates_refused",
+        "Templates refused (too many fields, or over the memory limit).",
+        "templates_refused",
+    ),
+    (
+        "tollgate_flow_templates_evicted",
+        "Templates evicted, least recently used first, to stay within the limits.",
+        "templates_evicted",
+    ),
+];
+
+/// Per socket address (the workers' sockets summed).
+const FLOW_SOCKETS: &[(&str, &str, &str)] = &[
+    (
+        "tollgate_flow_datagrams",
+        "Datagrams received per socket.",
+        "datagrams",
+    ),
+    (
+        "tollgate_flow_kernel_drops",
+        "Datagrams the kernel dropped per socket (full receive buffer).",
+        "kernel_drops",
+    ),
+    (
+        "tollgate_flow_refused",
+        "Datagrams from sources not on the exporter allowlist, per socket.",
+        "refused",
+    ),
+    (
+        "tollgate_flow_socket_worker_restarts",
+        "Restarts of the workers of each socket address.",
+        "restarts",
+    ),
+];
+
+/// Per allowed exporter.
+const FLOW_EXPORTERS: &[(&str, &str, &str)] = &[
+    ("tollgate_flow_exporter_records", "Flow records decoded per exporter.", "flows"),
+    ("tollgate_flow_exporter_malformed", "Malformed datagrams per exporter (dropped).", "malformed"),
+    ("tollgate_flow_exporter_unknown_template", "NetFlow v9 data records skipped for want of their template, per exporter (IPFIX does not say how many records a set holds: see the sets).", "unknown_template_records"),
+    ("tollgate_flow_exporter_unknown_template_sets", "Data sets skipped for want of their template, per exporter.", "unknown_template_sets"),
+    ("tollgate_flow_exporter_sequence_gaps", "Jumps in the export sequence number per exporter (loss upstream, or restarts).", "sequence_gaps"),
+    ("tollgate_flow_exporter_quarantined", "Records set aside as beyond any link's capacity, per exporter.", "quarantined"),
+    ("tollgate_flow_exporter_unscaled", "Records counted at a scale of 1 (unsupported sampling), per exporter.", "unscaled"),
+    ("tollgate_flow_exporter_templates_refused", "Templates refused, per exporter.", "templates_refused"),
+    ("tollgate_flow_exporter_templates_evicted", "Templates evicted, per exporter.", "templates_evicted"),
+];
+
 /// The flow collector's series, from its status file.
 fn flows(e: &mut DescriptorEncoder, files: &Files) -> std::fmt::Result {
     let Ok(v) = crate::files::flows_status(files) else {
@@ -181,39 +252,39 @@ fn flows(e: &mut DescriptorEncoder, files: &Files) -> std::fmt::Result {
             ("no_tenant".into(), n(&t["unattributed"])),
         ],
     )?;
+    for (name, help, field) in FLOW_TOTALS {
+        counter(e, name, help, n(&t[*field]))?;
+    }
+    counter(
+        e,
+        "tollgate_flow_samples_refused",
+        "Flow samples the history refused, quarantined.",
+        n(&v["quarantine"]["samples_refused"]),
+    )?;
+    gauge(
+        e,
+        "tollgate_flow_template_bytes",
+        "Memory the decoders' templates take.",
+        n(&t["template_bytes"]) as f64,
+    )?;
     // Every worker has its own socket on the same address; one series per
     // address, summed over them.
-    let per_socket = |field: &str| {
+    for (name, help, field) in FLOW_SOCKETS {
         let mut per: std::collections::BTreeMap<String, u64> = Default::default();
         for s in v["sockets"].as_array().into_iter().flatten() {
             *per.entry(s["local"].as_str().unwrap_or("").to_string())
-                .or_default() += n(&s[field]);
+                .or_default() += n(&s[*field]);
         }
-        per.into_iter().collect::<Vec<_>>()
-    };
-    labelled(
-        e,
-        "tollgate_flow_datagrams",
-        "Datagrams received per socket.",
-        "socket",
-        &per_socket("datagrams"),
-    )?;
-    labelled(
-        e,
-        "tollgate_flow_kernel_drops",
-        "Datagrams the kernel dropped per socket (full receive buffer).",
-        "socket",
-        &per_socket("kernel_drops"),
-    )?;
-    labelled(
-        e,
-        "tollgate_flow_refused",
-        "Datagrams from sources not on the exporter allowlist, per socket.",
-        "socket",
-        &per_socket("refused"),
-    )?;
-    let per_exporter = |field: &str| {
-        v["exporters"]
+        labelled(
+            e,
+            name,
+            help,
+            "socket",
+            &per.into_iter().collect::<Vec<_>>(),
+        )?;
+    }
+    for (name, help, field) in FLOW_EXPORTERS {
+        let rows: Vec<(String, u64)> = v["exporters"]
             .as_array()
             .into_iter()
             .flatten()
@@ -221,39 +292,13 @@ fn flows(e: &mut DescriptorEncoder, files: &Files) -> std::fmt::Result {
             .map(|x| {
                 (
                     x["address"].as_str().unwrap_or("").to_string(),
-                    n(&x[field]),
+                    n(&x[*field]),
                 )
             })
-            .collect::<Vec<_>>()
-    };
-    labelled(
-        e,
-        "tollgate_flow_exporter_records",
-        "Flow records decoded per exporter.",
-        "exporter",
-        &per_exporter("flows"),
-    )?;
-    labelled(
-        e,
-        "tollgate_flow_exporter_malformed",
-        "Malformed datagrams per exporter (dropped).",
-        "exporter",
-        &per_exporter("malformed"),
-    )?;
-    labelled(
-        e,
-        "tollgate_flow_exporter_unknown_template",
-        "Data records skipped for want of their template, per exporter.",
-        "exporter",
-        &per_exporter("unknown_template_records"),
-    )?;
-    labelled(
-        e,
-        "tollgate_flow_exporter_sequence_gaps",
-        "Jumps in the export sequence number per exporter (loss upstream, or restarts).",
-        "exporter",
-        &per_exporter("sequence_gaps"),
-    )
+            .collect();
+        labelled(e, name, help, "exporter", &rows)?;
+    }
+    Ok(())
 }
 
 /// The registry the scrapes encode.

@@ -1,20 +1,14 @@
 //! What the decoder remembers per exporter and observation domain:
 //! templates and the sampling announced by options records.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use crate::record::{Sampling, SamplingOrigin};
 use crate::template::Template;
 
-/// At most this many (exporter, protocol, domain) entries are kept, and at
-/// most [`MAX_TEMPLATES`] templates in all, so that a flood of spoofed
-/// datagrams cannot grow the decoder without bound. Beyond them new
-/// templates are refused with an error (the caller counts it).
-pub(crate) const MAX_EXPORTERS: usize = 16_384;
-/// See [`MAX_EXPORTERS`].
-pub(crate) const MAX_TEMPLATES: usize = 65_536;
-/// Sampler ids remembered per exporter and domain.
+/// Sampler ids remembered per exporter and domain; beyond them a new
+/// sampler's records fall back to the exporter-wide scale.
 pub(crate) const MAX_SAMPLERS: usize = 4_096;
 
 /// Whose templates these are. Template ids are only unique per exporter
@@ -28,14 +22,50 @@ pub(crate) struct ExporterKey {
     pub domain: u32,
 }
 
+/// A sampler's (or a record's) packet selection, as announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Scale {
+    /// `selected` packets out of every `population`; both at least 1.
+    Ratio { population: u64, selected: u64 },
+    /// A PSAMP selector algorithm this crate cannot scale (see
+    /// [`SamplingOrigin::Unsupported`]).
+    Unsupported(u16),
+}
+
+impl Scale {
+    /// `population / selected`, or `None` when either is 0 (nothing an
+    /// exporter means literally).
+    pub(crate) fn ratio(population: u64, selected: u64) -> Option<Scale> {
+        (population > 0 && selected > 0).then_some(Scale::Ratio {
+            population,
+            selected,
+        })
+    }
+
+    /// The record-level [`Sampling`] with `origin`.
+    pub(crate) fn sampling(self, origin: SamplingOrigin) -> Sampling {
+        match self {
+            Scale::Ratio {
+                population,
+                selected,
+            } => Sampling::ratio(population, selected, origin),
+            Scale::Unsupported(a) => Sampling {
+                population: 1,
+                selected: 1,
+                origin: SamplingOrigin::Unsupported(a),
+            },
+        }
+    }
+}
+
 /// The sampling facts learned from options data records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SamplingState {
-    /// The interval an options record without a sampler id announced: it
+    /// The scale an options record without a sampler id announced: it
     /// applies to every record of this exporter and domain.
-    pub default_interval: Option<u32>,
-    /// Sampler (v9 FLOW_SAMPLER_ID, IPFIX samplerId/selectorId) → 1-in-N.
-    pub samplers: HashMap<u64, u32>,
+    pub default: Option<Scale>,
+    /// Sampler (v9 FLOW_SAMPLER_ID, IPFIX samplerId/selectorId) → scale.
+    pub samplers: HashMap<u64, Scale>,
     /// systemInitTimeMilliseconds, to place IPFIX sysUpTime-relative times.
     pub system_init_ms: Option<i64>,
 }
@@ -43,21 +73,24 @@ pub(crate) struct SamplingState {
 impl SamplingState {
     /// The sampling of a record that names no sampler of its own.
     pub(crate) fn default_sampling(&self) -> Sampling {
-        match self.default_interval {
-            Some(n) => Sampling::from(n, SamplingOrigin::OptionsTemplate),
+        match self.default {
+            Some(s) => s.sampling(SamplingOrigin::OptionsTemplate),
             None => Sampling::UNKNOWN,
         }
     }
 
     /// Records that `sampler` (or, without one, the whole exporter)
-    /// samples 1 in `interval`. A new sampler beyond [`MAX_SAMPLERS`] is
-    /// dropped: its records then fall back to the exporter-wide interval.
-    pub(crate) fn learn(&mut self, sampler: Option<u64>, interval: u32) {
+    /// selects by `scale`. A new sampler beyond [`MAX_SAMPLERS`] is
+    /// dropped: its records then fall back to the exporter-wide scale.
+    /// Says whether anything changed.
+    pub(crate) fn learn(&mut self, sampler: Option<u64>, scale: Scale) -> bool {
         match sampler {
-            None => self.default_interval = Some(interval),
+            None => self.default.replace(scale) != Some(scale),
             Some(id) => {
                 if self.samplers.len() < MAX_SAMPLERS || self.samplers.contains_key(&id) {
-                    self.samplers.insert(id, interval);
+                    self.samplers.insert(id, scale) != Some(scale)
+                } else {
+                    false
                 }
             }
         }
@@ -68,5 +101,17 @@ impl SamplingState {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ExporterState {
     pub templates: HashMap<u16, Template>,
+    /// This domain's templates by the time they were last indexed (see
+    /// `cache`), oldest first.
+    pub lru: BTreeSet<(u64, u16)>,
     pub sampling: SamplingState,
+}
+
+impl ExporterState {
+    /// What this state costs apart from its templates, in bytes: the
+    /// structure, and the sampler table at its load.
+    pub(crate) fn own_memory(&self) -> usize {
+        const SAMPLER: usize = std::mem::size_of::<(u64, Scale)>() + 16;
+        std::mem::size_of::<ExporterState>() + 128 + self.sampling.samplers.len() * SAMPLER
+    }
 }

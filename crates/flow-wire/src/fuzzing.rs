@@ -15,11 +15,19 @@ use crate::{Decoder, Item};
 /// and a big-endian `u16` length; a short last frame takes what is left.
 ///
 /// Checks that the sink sees exactly the items the summary counts, that
-/// errors point inside the datagram, that the template count stays
-/// consistent, and that the state saved at the end loads and saves again
-/// to the same bytes.
+/// errors point inside the datagram, that the template store's counts,
+/// byte total, indexes and limits stay consistent (with limits small
+/// enough that eviction and refusal happen), that no record carries an
+/// unspecified address, and that the state saved at the end loads and
+/// saves again to the same bytes.
 pub fn decode(data: &[u8]) {
-    let mut decoder = Decoder::new();
+    // Small limits, so that fuzzing reaches eviction and refusal.
+    let mut decoder = Decoder::with_limits(crate::Limits {
+        templates_per_exporter: 12,
+        templates_per_domain: 6,
+        fields_per_template: 200,
+        template_bytes: 48 << 10,
+    });
     let mut rest = data;
     let mut received_ms = 1_700_000_000_000i64;
     while let Some((&who, after)) = rest.split_first() {
@@ -33,7 +41,15 @@ pub fn decode(data: &[u8]) {
         let (mut flows, mut counters) = (0u32, 0u32);
         let result = decoder.decode(exporter, received_ms, datagram, &mut |item| match item {
             Item::Flow(f) => {
-                assert!(f.sampling.interval >= 1, "sampling interval 0: {f:?}");
+                assert!(
+                    f.sampling.population >= 1 && f.sampling.selected >= 1,
+                    "a sampling ratio with a 0: {f:?}"
+                );
+                assert!(
+                    f.src.is_none_or(|a| !a.is_unspecified())
+                        && f.dst.is_none_or(|a| !a.is_unspecified()),
+                    "an unspecified address stands in for a missing one: {f:?}"
+                );
                 flows += 1;
             }
             Item::Counters(_) => counters += 1,
@@ -53,8 +69,7 @@ pub fn decode(data: &[u8]) {
                 assert!(!e.message().is_empty());
             }
         }
-        let counted: usize = decoder.exporters.values().map(|s| s.templates.len()).sum();
-        assert_eq!(decoder.template_count(), counted, "template count drifted");
+        decoder.cache.check();
         received_ms += 1000;
     }
     let saved = decoder.save_state();
@@ -92,7 +107,13 @@ pub fn state(data: &[u8]) {
     if let Some(field) = ipfix.get_mut(2..4) {
         field.copy_from_slice(&len);
     }
-    for addr in decoder.exporters.keys().map(|k| k.addr).collect::<Vec<_>>() {
+    for addr in decoder
+        .cache
+        .exporters
+        .keys()
+        .map(|k| k.addr)
+        .collect::<Vec<_>>()
+    {
         for msg in [&v9, &ipfix] {
             let _ = decoder.decode(SocketAddr::new(addr, 2055), 0, msg, &mut |_| {});
         }

@@ -1,132 +1,28 @@
 //! A compiled template: where in a record each field this crate needs
-//! sits, and the extraction of a [`FlowRecord`] or of sampling options
+//! sits, and the extraction of [`FlowRecord`]s or of sampling options
 //! from a record with those positions.
 //!
 //! For a template without variable-length fields the layout is computed
 //! once, when the template is learned, so decoding a record is a handful of
 //! big-endian reads at fixed offsets. Variable-length records get a layout
 //! built on the stack per record (see `Template::record_layout`).
+//!
+//! Most records carry addresses, counters and times in the usual
+//! elements. What vendors put elsewhere (post-NAT and wireless station
+//! addresses, NSEL's initiator and responder octets, RFC 5103 reverse
+//! counters, sampled frame sections) takes a second, slower step that
+//! only templates with such fields pay for.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::exporter::Scale;
+use crate::packet;
 use crate::reader::be_uint;
 use crate::record::{FlowRecord, Sampling, SamplingOrigin};
+use crate::role::{Role, TimeKind};
+use crate::selection::Selector;
 use crate::time::{ntp_to_unix_ms, uptime_to_unix_ms};
-
-/// What a template field means to this crate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// A field the decoders skip by its length.
-    Ignored,
-    /// sourceIPv4Address (8).
-    Src4,
-    /// destinationIPv4Address (12).
-    Dst4,
-    /// sourceIPv6Address (27).
-    Src6,
-    /// destinationIPv6Address (28).
-    Dst6,
-    /// protocolIdentifier (4).
-    Protocol,
-    /// sourceTransportPort (7).
-    SrcPort,
-    /// destinationTransportPort (11).
-    DstPort,
-    /// A byte counter; the higher rank wins when a template has several.
-    Bytes(u8),
-    /// A packet counter, ranked like `Bytes`.
-    Packets(u8),
-    /// A flow start time.
-    Start(TimeKind),
-    /// A flow end time.
-    End(TimeKind),
-    /// samplingInterval (34) or FLOW_SAMPLER_RANDOM_INTERVAL (50), ranked.
-    Interval(u8),
-    /// samplingPacketInterval (305).
-    PacketInterval,
-    /// samplingPacketSpace (306).
-    PacketSpace,
-    /// samplingSize (309).
-    SamplingSize,
-    /// samplingPopulation (310).
-    SamplingPopulation,
-    /// FLOW_SAMPLER_ID / samplerId (48) or selectorId (302).
-    SamplerId,
-    /// systemInitTimeMilliseconds (160).
-    SystemInit,
-}
-
-/// How a time field is encoded. The order is the preference when a
-/// template carries several encodings of the same time: the most direct
-/// and precise absolute encoding first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum TimeKind {
-    /// No time field.
-    #[default]
-    None,
-    /// Milliseconds of sysUpTime (21/22): v9 relative to the header,
-    /// IPFIX relative to systemInitTimeMilliseconds.
-    Uptime,
-    /// Microseconds before the export time (158/159).
-    DeltaMicros,
-    /// NTP-format nanoseconds (156/157).
-    NtpNanos,
-    /// NTP-format microseconds (154/155).
-    NtpMicros,
-    /// Unix seconds (150/151).
-    Seconds,
-    /// Unix milliseconds (152/153).
-    Millis,
-}
-
-impl Role {
-    /// The role of information element `id`. Enterprise-specific elements
-    /// and NetFlow v9 scope fields (whose type numbers are a different
-    /// registry: 1 system, 2 interface, ...) never map to a role.
-    pub(crate) fn of(ipfix: bool, id: u16, enterprise: bool, v9_scope: bool) -> Role {
-        if enterprise || v9_scope {
-            return Role::Ignored;
-        }
-        match id {
-            8 => Role::Src4,
-            12 => Role::Dst4,
-            27 => Role::Src6,
-            28 => Role::Dst6,
-            4 => Role::Protocol,
-            7 => Role::SrcPort,
-            11 => Role::DstPort,
-            1 => Role::Bytes(3),
-            85 => Role::Bytes(2),
-            // IPFIX 23 is postOctetDeltaCount, not a fallback for bytes.
-            23 if !ipfix => Role::Bytes(1),
-            2 => Role::Packets(3),
-            86 => Role::Packets(2),
-            24 if !ipfix => Role::Packets(1),
-            22 => Role::Start(TimeKind::Uptime),
-            21 => Role::End(TimeKind::Uptime),
-            150 => Role::Start(TimeKind::Seconds),
-            151 => Role::End(TimeKind::Seconds),
-            152 => Role::Start(TimeKind::Millis),
-            153 => Role::End(TimeKind::Millis),
-            154 => Role::Start(TimeKind::NtpMicros),
-            155 => Role::End(TimeKind::NtpMicros),
-            156 => Role::Start(TimeKind::NtpNanos),
-            157 => Role::End(TimeKind::NtpNanos),
-            158 => Role::Start(TimeKind::DeltaMicros),
-            159 => Role::End(TimeKind::DeltaMicros),
-            34 => Role::Interval(2),
-            50 => Role::Interval(1),
-            305 => Role::PacketInterval,
-            306 => Role::PacketSpace,
-            309 => Role::SamplingSize,
-            310 => Role::SamplingPopulation,
-            48 | 302 => Role::SamplerId,
-            160 => Role::SystemInit,
-            _ => Role::Ignored,
-        }
-    }
-}
 
 /// Where a field sits in a record; `len == 0` means the template has no
 /// such field.
@@ -180,6 +76,30 @@ impl Slot {
     fn array<const N: usize>(self, rec: &[u8]) -> Option<[u8; N]> {
         self.bytes(rec).try_into().ok()
     }
+
+    /// An IPv4 address field, `None` when absent or 0.0.0.0 (which
+    /// exporters put in the fields of the family a record is not).
+    fn ipv4(self, rec: &[u8]) -> Option<IpAddr> {
+        let a = Ipv4Addr::from(self.get(rec)? as u32);
+        (!a.is_unspecified()).then_some(IpAddr::V4(a))
+    }
+
+    /// An IPv6 address field, `None` when absent or `::`.
+    fn ipv6(self, rec: &[u8]) -> Option<IpAddr> {
+        let a = Ipv6Addr::from(self.array::<16>(rec)?);
+        (!a.is_unspecified()).then_some(IpAddr::V6(a))
+    }
+
+    /// A float field (samplingProbability: float64, or float32 in
+    /// reduced-size encoding).
+    fn float(self, rec: &[u8]) -> Option<f64> {
+        let v = self.get(rec)?;
+        match self.len {
+            8 => Some(f64::from_bits(v)),
+            4 => Some(f64::from(f32::from_bits(v as u32))),
+            _ => None,
+        }
+    }
 }
 
 /// The positions of every field this crate reads, for one template.
@@ -200,21 +120,60 @@ pub(crate) struct Layout {
     start_kind: TimeKind,
     end: Slot,
     end_kind: TimeKind,
-    interval: Slot,
-    interval_rank: u8,
-    packet_interval: Slot,
-    packet_space: Slot,
-    sampling_size: Slot,
-    sampling_population: Slot,
+    sampling: SamplingSlots,
     sampler_id: Slot,
     system_init: Slot,
-    /// Whether any field above can change a record's sampling, so records
-    /// of the common template without one skip that work.
+    extra: Extra,
+    /// Whether any sampling field can change a record's sampling, so
+    /// records of the common template without one skip that work.
     per_record_sampling: bool,
+    /// Whether any field of [`Extra`] is present.
+    has_extra: bool,
 }
 
-/// Per-set inputs to [`Layout::flow`]: what the header and the exporter's
-/// learned options say.
+/// The fields of packet selection (see `selection`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SamplingSlots {
+    interval: Slot,
+    interval_rank: u8,
+    algorithm: Slot,
+    packet_interval: Slot,
+    packet_space: Slot,
+    time_interval: Slot,
+    time_space: Slot,
+    size: Slot,
+    population: Slot,
+    probability: Slot,
+    hash_out_min: Slot,
+    hash_out_max: Slot,
+    hash_sel_min: Slot,
+    hash_sel_max: Slot,
+}
+
+/// Vendors' other places for addresses and counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    alt_src4: Slot,
+    alt_dst4: Slot,
+    alt_src6: Slot,
+    alt_dst6: Slot,
+    station4: Slot,
+    direction: Slot,
+    rev_bytes: Slot,
+    rev_bytes_rank: u8,
+    rev_packets: Slot,
+    rev_packets_rank: u8,
+    initiator: Slot,
+    responder: Slot,
+    initiator_packets: Slot,
+    responder_packets: Slot,
+    frame_size: Slot,
+    frame_section: Slot,
+    ip_section: Slot,
+}
+
+/// Per-set inputs to [`Layout::flows`]: what the header and the
+/// exporter's learned options say.
 pub(crate) struct RecordContext<'a> {
     /// The export time from the header, Unix ms.
     pub export_ms: i64,
@@ -224,15 +183,15 @@ pub(crate) struct RecordContext<'a> {
     pub system_init_ms: Option<i64>,
     /// The sampling of records that carry none of their own.
     pub default_sampling: Sampling,
-    /// Sampler/selector id → interval, from options records.
-    pub samplers: &'a HashMap<u64, u32>,
+    /// Sampler/selector id → scale, from options records.
+    pub samplers: &'a HashMap<u64, Scale>,
 }
 
 /// Sampling facts carried by one options data record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct OptionValues {
     pub sampler_id: Option<u64>,
-    pub interval: Option<u32>,
+    pub scale: Option<Scale>,
     pub system_init_ms: Option<i64>,
 }
 
@@ -264,18 +223,35 @@ impl Layout {
         };
         let s = Slot { off, len: len16 };
         let int_ok = (1..=8).contains(&len);
+        let (x, p) = (&mut self.extra, &mut self.sampling);
         match role {
             Role::Ignored => {}
             Role::Src4 if len == 4 => first(&mut self.src4, s),
             Role::Dst4 if len == 4 => first(&mut self.dst4, s),
             Role::Src6 if len == 16 => first(&mut self.src6, s),
             Role::Dst6 if len == 16 => first(&mut self.dst6, s),
+            Role::AltSrc4 if len == 4 => first(&mut x.alt_src4, s),
+            Role::AltDst4 if len == 4 => first(&mut x.alt_dst4, s),
+            Role::AltSrc6 if len == 16 => first(&mut x.alt_src6, s),
+            Role::AltDst6 if len == 16 => first(&mut x.alt_dst6, s),
+            Role::Station4 if len == 4 => first(&mut x.station4, s),
+            Role::FrameSection if len > 0 => first(&mut x.frame_section, s),
+            Role::IpSection if len > 0 => first(&mut x.ip_section, s),
+            Role::Probability if len == 4 || len == 8 => first(&mut p.probability, s),
             _ if !int_ok => {}
             Role::Protocol => first(&mut self.protocol, s),
             Role::SrcPort => first(&mut self.src_port, s),
             Role::DstPort => first(&mut self.dst_port, s),
             Role::Bytes(r) => ranked(&mut self.bytes, &mut self.bytes_rank, s, r),
             Role::Packets(r) => ranked(&mut self.packets, &mut self.packets_rank, s, r),
+            Role::ReverseBytes(r) => ranked(&mut x.rev_bytes, &mut x.rev_bytes_rank, s, r),
+            Role::ReversePackets(r) => ranked(&mut x.rev_packets, &mut x.rev_packets_rank, s, r),
+            Role::Initiator => first(&mut x.initiator, s),
+            Role::Responder => first(&mut x.responder, s),
+            Role::InitiatorPackets => first(&mut x.initiator_packets, s),
+            Role::ResponderPackets => first(&mut x.responder_packets, s),
+            Role::Direction => first(&mut x.direction, s),
+            Role::FrameSize => first(&mut x.frame_size, s),
             Role::Start(k) if k > self.start_kind => {
                 self.start = s;
                 self.start_kind = k;
@@ -284,35 +260,105 @@ impl Layout {
                 self.end = s;
                 self.end_kind = k;
             }
-            Role::Interval(r) => ranked(&mut self.interval, &mut self.interval_rank, s, r),
-            Role::PacketInterval => first(&mut self.packet_interval, s),
-            Role::PacketSpace => first(&mut self.packet_space, s),
-            Role::SamplingSize => first(&mut self.sampling_size, s),
-            Role::SamplingPopulation => first(&mut self.sampling_population, s),
+            Role::Interval(r) => ranked(&mut p.interval, &mut p.interval_rank, s, r),
+            Role::SelectorAlgorithm => first(&mut p.algorithm, s),
+            Role::PacketInterval => first(&mut p.packet_interval, s),
+            Role::PacketSpace => first(&mut p.packet_space, s),
+            Role::TimeInterval => first(&mut p.time_interval, s),
+            Role::TimeSpace => first(&mut p.time_space, s),
+            Role::SamplingSize => first(&mut p.size, s),
+            Role::SamplingPopulation => first(&mut p.population, s),
+            Role::HashOutMin => first(&mut p.hash_out_min, s),
+            Role::HashOutMax => first(&mut p.hash_out_max, s),
+            Role::HashSelMin => first(&mut p.hash_sel_min, s),
+            Role::HashSelMax => first(&mut p.hash_sel_max, s),
             Role::SamplerId => first(&mut self.sampler_id, s),
             Role::SystemInit => first(&mut self.system_init, s),
-            Role::Src4 | Role::Dst4 | Role::Src6 | Role::Dst6 | Role::Start(_) | Role::End(_) => {}
+            Role::Src4
+            | Role::Dst4
+            | Role::Src6
+            | Role::Dst6
+            | Role::AltSrc4
+            | Role::AltDst4
+            | Role::AltSrc6
+            | Role::AltDst6
+            | Role::Station4
+            | Role::FrameSection
+            | Role::IpSection
+            | Role::Probability
+            | Role::Start(_)
+            | Role::End(_) => {}
         }
     }
 
     /// Called once all fields are assigned.
     pub(crate) fn finish(&mut self) {
-        self.per_record_sampling = self.interval.present()
-            || self.packet_interval.present()
-            || self.sampling_population.present()
-            || self.sampler_id.present();
+        let p = &self.sampling;
+        self.per_record_sampling = [
+            p.interval,
+            p.algorithm,
+            p.packet_interval,
+            p.time_interval,
+            p.population,
+            p.probability,
+            self.sampler_id,
+        ]
+        .iter()
+        .any(|s| s.present());
+        let x = &mut self.extra;
+        // NSEL: initiator octets are the flow's bytes source → destination
+        // and responder octets the bytes back, unless the template has the
+        // plain delta counter (1). Its octetTotalCount (85) is the whole
+        // connection's so far, which would count again.
+        let nsel = x.initiator.present() || x.responder.present();
+        if nsel && self.bytes_rank < 3 {
+            self.bytes = x.initiator;
+            self.bytes_rank = 3;
+            if !x.rev_bytes.present() {
+                x.rev_bytes = x.responder;
+            }
+        }
+        let nsel_packets = x.initiator_packets.present() || x.responder_packets.present();
+        if nsel_packets && self.packets_rank < 3 {
+            self.packets = x.initiator_packets;
+            self.packets_rank = 3;
+            if !x.rev_packets.present() {
+                x.rev_packets = x.responder_packets;
+            }
+        }
+        self.has_extra = [
+            x.alt_src4,
+            x.alt_dst4,
+            x.alt_src6,
+            x.alt_dst6,
+            x.station4,
+            x.rev_bytes,
+            x.rev_packets,
+            x.frame_size,
+            x.frame_section,
+            x.ip_section,
+        ]
+        .iter()
+        .any(|s| s.present());
     }
 
-    /// The flow in the record at the start of `rec`. `rec` may run on past
-    /// the record (to the end of its set): every slot lies within the
-    /// record, and bytes after it are only ever shifted away.
+    /// The flows in the record at the start of `rec`, to `sink`: one, and
+    /// a second for the traffic back when the record counts both
+    /// directions (RFC 5103 reverse counters, NSEL responder octets) and
+    /// that direction carried any. `rec` may run on past the record (to
+    /// the end of its set): every slot lies within the record, and bytes
+    /// after it are only ever shifted away.
     #[inline]
-    pub(crate) fn flow(&self, rec: &[u8], ctx: &RecordContext<'_>) -> FlowRecord {
-        let (src, dst) = self.addresses(rec);
+    pub(crate) fn flows(
+        &self,
+        rec: &[u8],
+        ctx: &RecordContext<'_>,
+        sink: &mut impl FnMut(&FlowRecord),
+    ) {
         let (start_ms, end_ms) = self.times(rec, ctx);
-        FlowRecord {
-            src,
-            dst,
+        let mut flow = FlowRecord {
+            src: self.src4.ipv4(rec).or_else(|| self.src6.ipv6(rec)),
+            dst: self.dst4.ipv4(rec).or_else(|| self.dst6.ipv6(rec)),
             protocol: self.protocol.uint(rec) as u8,
             src_port: self.src_port.uint(rec) as u16,
             dst_port: self.dst_port.uint(rec) as u16,
@@ -321,36 +367,94 @@ impl Layout {
             start_ms,
             end_ms,
             sampling: if self.per_record_sampling {
-                self.sampling(rec, ctx)
+                self.record_sampling(rec, ctx)
             } else {
                 ctx.default_sampling
             },
+        };
+        if !self.has_extra {
+            sink(&flow);
+            return;
+        }
+        self.vendor_fields(rec, &mut flow);
+        sink(&flow);
+        let x = &self.extra;
+        if x.rev_bytes.present() || x.rev_packets.present() {
+            let back = FlowRecord {
+                bytes: x.rev_bytes.uint(rec),
+                packets: x.rev_packets.uint(rec),
+                ..flow.reversed()
+            };
+            if back.bytes > 0 || back.packets > 0 {
+                sink(&back);
+            }
         }
     }
 
-    /// IPv4 unless the record has IPv6 addresses and its IPv4 ones are
-    /// absent or zero: some exporters use one template for both families
-    /// and zero the unused pair.
-    #[inline]
-    fn addresses(&self, rec: &[u8]) -> (IpAddr, IpAddr) {
-        let v4 = |s: Slot| s.present().then(|| Ipv4Addr::from(s.uint(rec) as u32));
-        let (s4, d4) = (v4(self.src4), v4(self.dst4));
-        if self.src6.present() || self.dst6.present() {
-            let v4_unused =
-                s4.is_none_or(|a| a.is_unspecified()) && d4.is_none_or(|a| a.is_unspecified());
-            if v4_unused {
-                let v6 = |s: Slot| s.array::<16>(rec).map(Ipv6Addr::from);
-                let (s6, d6) = (v6(self.src6), v6(self.dst6));
-                return (
-                    IpAddr::V6(s6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
-                    IpAddr::V6(d6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
-                );
+    /// Fills in what the usual elements left empty from where vendors put
+    /// it.
+    fn vendor_fields(&self, rec: &[u8], flow: &mut FlowRecord) {
+        let x = &self.extra;
+        flow.src = flow
+            .src
+            .or_else(|| x.alt_src4.ipv4(rec))
+            .or_else(|| x.alt_src6.ipv6(rec));
+        flow.dst = flow
+            .dst
+            .or_else(|| x.alt_dst4.ipv4(rec))
+            .or_else(|| x.alt_dst6.ipv6(rec));
+        if flow.src.is_none() && flow.dst.is_none() {
+            // A wireless station's own traffic: ingress (0, and the
+            // default) it sent, egress (1) it received. The other end is
+            // not in the record.
+            if let Some(station) = x.station4.ipv4(rec) {
+                if x.direction.get(rec) == Some(1) {
+                    flow.dst = Some(station);
+                } else {
+                    flow.src = Some(station);
+                }
             }
         }
-        (
-            IpAddr::V4(s4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-            IpAddr::V4(d4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-        )
+        let section = if x.frame_section.present() {
+            packet::frame(x.frame_section.bytes(rec))
+        } else if x.ip_section.present() {
+            packet::ip(x.ip_section.bytes(rec))
+        } else {
+            None
+        };
+        let sampled_frame = x.frame_section.present() || x.ip_section.present();
+        if let Some(l3) = section {
+            let known = |a: IpAddr| (!a.is_unspecified()).then_some(a);
+            if flow.src.is_none() && flow.dst.is_none() {
+                flow.src = known(l3.src);
+                flow.dst = known(l3.dst);
+            }
+            if !self.protocol.present() {
+                flow.protocol = l3.protocol;
+            }
+            if !self.src_port.present() && !self.dst_port.present() {
+                flow.src_port = l3.src_port;
+                flow.dst_port = l3.dst_port;
+            }
+        }
+        if sampled_frame {
+            // One record per sampled frame, like an sFlow sample: its
+            // length is the frame size when given, else the IP length.
+            if !self.bytes.present() {
+                flow.bytes = x
+                    .frame_size
+                    .get(rec)
+                    .or(section.map(|l| l.ip_len))
+                    .unwrap_or(0);
+            }
+            if !self.packets.present() {
+                flow.packets = 1;
+            }
+        } else if !self.bytes.present() {
+            if let Some(size) = x.frame_size.get(rec) {
+                flow.bytes = size;
+            }
+        }
     }
 
     #[inline]
@@ -397,30 +501,33 @@ impl Layout {
         }
     }
 
-    /// 1-in-N from whichever sampling fields the record has, preferring
-    /// the direct samplingInterval.
-    fn interval(&self, rec: &[u8]) -> Option<u32> {
-        let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        if let Some(i) = self.interval.get(rec).filter(|&i| i > 0) {
-            return Some(sat(i));
+    /// The packet selection the record's own fields announce.
+    fn scale(&self, rec: &[u8]) -> Option<Scale> {
+        let p = &self.sampling;
+        let pair = |a: Slot, b: Slot| Some((a.get(rec)?, b.get(rec)?));
+        Selector {
+            algorithm: p.algorithm.get(rec),
+            interval: p.interval.get(rec),
+            packet_interval: p.packet_interval.get(rec),
+            packet_space: p.packet_space.get(rec),
+            time_interval: p.time_interval.get(rec),
+            time_space: p.time_space.get(rec),
+            size: p.size.get(rec),
+            population: p.population.get(rec),
+            probability: p.probability.float(rec),
+            hash_output: pair(p.hash_out_min, p.hash_out_max),
+            hash_selected: pair(p.hash_sel_min, p.hash_sel_max),
         }
-        if let Some(pi) = self.packet_interval.get(rec).filter(|&i| i > 0) {
-            // RFC 5477: select `pi` packets, then skip `space`.
-            let space = self.packet_space.get(rec).unwrap_or(0);
-            return Some(sat(pi.saturating_add(space) / pi));
-        }
-        let size = self.sampling_size.get(rec).filter(|&s| s > 0)?;
-        let population = self.sampling_population.get(rec)?;
-        Some(sat(population / size)).filter(|&n| n > 0)
+        .scale()
     }
 
-    fn sampling(&self, rec: &[u8], ctx: &RecordContext<'_>) -> Sampling {
-        if let Some(n) = self.interval(rec) {
-            return Sampling::from(n, SamplingOrigin::Record);
+    fn record_sampling(&self, rec: &[u8], ctx: &RecordContext<'_>) -> Sampling {
+        if let Some(s) = self.scale(rec) {
+            return s.sampling(SamplingOrigin::Record);
         }
         if let Some(id) = self.sampler_id.get(rec) {
-            if let Some(&n) = ctx.samplers.get(&id) {
-                return Sampling::from(n, SamplingOrigin::OptionsTemplate);
+            if let Some(s) = ctx.samplers.get(&id) {
+                return s.sampling(SamplingOrigin::OptionsTemplate);
             }
         }
         ctx.default_sampling
@@ -430,7 +537,7 @@ impl Layout {
     pub(crate) fn options(&self, rec: &[u8]) -> OptionValues {
         OptionValues {
             sampler_id: self.sampler_id.get(rec),
-            interval: self.interval(rec),
+            scale: self.scale(rec),
             system_init_ms: self
                 .system_init
                 .get(rec)

@@ -17,7 +17,7 @@
 //! let mut bytes = 0u64;
 //! let result = decoder.decode(exporter, 1_700_000_000_000, datagram, &mut |item| {
 //!     if let Item::Flow(f) = item {
-//!         bytes += f.bytes * u64::from(f.sampling.interval);
+//!         bytes += f.sampling.scale(f.bytes).unwrap_or(u64::MAX);
 //!     }
 //! });
 //! # assert!(result.is_err());
@@ -28,9 +28,15 @@
 //! NetFlow v9 and IPFIX data records can only be read with the template
 //! the exporter sent earlier, so the [`Decoder`] keeps templates per
 //! exporter address, observation domain (v9 source id) and template id,
-//! and the sampling intervals announced by options records.
+//! and the sampling announced by options records.
 //! [`Decoder::save_state`] and [`Decoder::load_state`] carry both across a
-//! restart.
+//! restart; [`Decoder::revision`] says when there is something new to
+//! save.
+//!
+//! Templates are kept within [`Limits`] (per exporter, per domain, fields
+//! per template, bytes in all): the least recently used is evicted to
+//! make room, and a template that could never fit is refused and counted,
+//! so no datagram stream grows a decoder beyond its byte budget.
 //!
 //! # Speed
 //!
@@ -54,14 +60,18 @@
 //! - `sets`: the v9 and IPFIX message walk: template, options template
 //!   and data sets, withdrawals, padding.
 //! - `template`, `layout`: compiling templates and reading records.
-//! - `exporter`: per exporter and domain state, with its size caps.
-//! - `sflow`, `packet`: sFlow v5 and the sampled packet headers in it.
+//! - `exporter`: per exporter and domain state; `cache`: all of it within
+//!   the [`Limits`], least recently used first out.
+//! - `role`: what each information element means here; `selection`:
+//!   PSAMP and NetFlow packet selection as a scale.
+//! - `sflow`, `packet`: sFlow v5 and the sampled packet headers in it (and
+//!   in IPFIX frame sections).
 //! - `state`: the saved state format.
 //! - `record`, `error`: the public types.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
+mod cache;
 mod error;
 mod exporter;
 pub mod fuzzing;
@@ -69,6 +79,8 @@ mod layout;
 mod packet;
 mod reader;
 mod record;
+mod role;
+mod selection;
 mod sets;
 mod sflow;
 mod state;
@@ -76,17 +88,19 @@ mod template;
 mod time;
 mod v5;
 
+pub use cache::Limits;
 pub use error::DecodeError;
 pub use record::{
-    DatagramSummary, FlowRecord, InterfaceCounters, Item, Protocol, Sampling, SamplingOrigin,
+    DatagramSummary, FlowRecord, InterfaceCounters, Item, Protocol, RefusedBy, Sampling,
+    SamplingOrigin, TemplateRefusal,
 };
 
-use exporter::{ExporterKey, ExporterState};
+use cache::TemplateCache;
 use reader::{be16, be32};
 
 /// Per-collector decoder state: templates (keyed by exporter IP address,
 /// observation domain / source id, template id) and sampling options
-/// learned from options templates.
+/// learned from options templates, within its [`Limits`].
 ///
 /// One `Decoder` serves any number of exporters. It is not shared between
 /// threads by design: a collector that spreads datagrams over threads
@@ -94,16 +108,31 @@ use reader::{be16, be32};
 /// data must be seen in order), or give each thread its own decoder.
 #[derive(Clone, Debug, Default)]
 pub struct Decoder {
-    exporters: HashMap<ExporterKey, ExporterState>,
-    /// Templates held, over all exporters (kept, not recounted, so that
-    /// [`Decoder::template_count`] is cheap and the cap check is O(1)).
-    templates: usize,
+    cache: TemplateCache,
 }
 
 impl Decoder {
-    /// A decoder that knows no templates yet.
+    /// A decoder that knows no templates yet, with the default [`Limits`].
     pub fn new() -> Decoder {
         Decoder::default()
+    }
+
+    /// A decoder that knows no templates yet, within `limits`.
+    pub fn with_limits(limits: Limits) -> Decoder {
+        Decoder {
+            cache: TemplateCache::new(limits),
+        }
+    }
+
+    /// The limits it keeps to.
+    pub fn limits(&self) -> Limits {
+        self.cache.limits()
+    }
+
+    /// Applies new limits (a reloaded policy), evicting the least recently
+    /// used templates they no longer allow; returns how many went.
+    pub fn set_limits(&mut self, limits: Limits) -> u32 {
+        self.cache.set_limits(limits)
     }
 
     /// Decodes one UDP payload from `exporter` received at `received_ms`
@@ -163,28 +192,39 @@ impl Decoder {
         state::save(self)
     }
 
-    /// The inverse of [`Decoder::save_state`]; rejects unknown versions and
-    /// malformed bytes with an error naming the offset.
+    /// The inverse of [`Decoder::save_state`], within the default
+    /// [`Limits`] (merge the result into a decoder with other limits);
+    /// rejects unknown versions and malformed bytes with an error naming
+    /// the offset. Formats 1 and 2 are read.
     pub fn load_state(bytes: &[u8]) -> Result<Decoder, DecodeError> {
         state::load(bytes)
     }
 
     /// How many templates are known (for status).
     pub fn template_count(&self) -> usize {
-        self.templates
+        self.cache.template_count()
+    }
+
+    /// What the templates and per-domain state take, in bytes, as the
+    /// [`Limits::template_bytes`] budget counts them.
+    pub fn template_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    /// A number that changes whenever [`Decoder::save_state`] would give
+    /// something new (templates learned, replaced, withdrawn or evicted,
+    /// sampling learned), so a caller saves only then.
+    pub fn revision(&self) -> u64 {
+        self.cache.revision()
     }
 
     /// Adds what another decoder knows about exporters this one has not
-    /// heard from. A collector with several workers saves one state per
-    /// worker; after a restart the kernel may hand an exporter to a
-    /// different worker, so each worker starts from all of them. Where
-    /// both know an exporter, this decoder's knowledge is kept.
+    /// heard from, within this decoder's limits. A collector with several
+    /// workers saves one state per worker; after a restart the kernel may
+    /// hand an exporter to a different worker, so each worker starts from
+    /// all of them. Where both know an exporter and domain, this
+    /// decoder's knowledge is kept.
     pub fn merge(&mut self, other: Decoder) {
-        for (key, state) in other.exporters {
-            if let std::collections::hash_map::Entry::Vacant(v) = self.exporters.entry(key) {
-                self.templates += state.templates.len();
-                v.insert(state);
-            }
-        }
+        self.cache.merge(other.cache);
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct Layer3 {
     pub protocol: u8,
     pub src_port: u16,
     pub dst_port: u16,
+    /// The IP packet's length from its header (IPv4 total length, IPv6
+    /// payload length plus the 40-byte header).
+    pub ip_len: u64,
 }
 
 /// EtherTypes of VLAN tags: 802.1Q, 802.1ad (QinQ) and the older 0x9100.
@@ -43,6 +46,21 @@ pub(crate) fn ethernet(frame: &[u8]) -> Option<Layer3> {
     }
 }
 
+/// The first bytes of a sampled frame (IPFIX dataLinkFrameSection):
+/// Ethernet, or, if that does not parse, a bare IP packet.
+pub(crate) fn frame(section: &[u8]) -> Option<Layer3> {
+    ethernet(section).or_else(|| ip(section))
+}
+
+/// The first bytes of an IP packet of either version.
+pub(crate) fn ip(p: &[u8]) -> Option<Layer3> {
+    match p.first()? >> 4 {
+        4 => ipv4(p),
+        6 => ipv6(p),
+        _ => None,
+    }
+}
+
 /// An IPv4 packet.
 pub(crate) fn ipv4(p: &[u8]) -> Option<Layer3> {
     let first = *p.first()?;
@@ -59,6 +77,7 @@ pub(crate) fn ipv4(p: &[u8]) -> Option<Layer3> {
         protocol,
         src_port: 0,
         dst_port: 0,
+        ip_len: u64::from(be16(p, 2)),
     };
     // Only the first fragment carries the transport header.
     if be16(p, 6) & 0x1fff == 0 {
@@ -83,6 +102,7 @@ pub(crate) fn ipv6(p: &[u8]) -> Option<Layer3> {
         protocol: next,
         src_port: 0,
         dst_port: 0,
+        ip_len: u64::from(be16(p, 4)) + 40,
     };
     let mut off = 40usize;
     for _ in 0..8 {

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::error::DecodeError;
-use crate::exporter::{ExporterKey, ExporterState, MAX_EXPORTERS, MAX_TEMPLATES};
+use crate::exporter::ExporterKey;
 use crate::layout::RecordContext;
 use crate::reader::{be16, be32, is_padding, Reader};
 use crate::record::{DatagramSummary, Item, Protocol};
@@ -115,6 +115,7 @@ pub(crate) fn decode(
         Protocol::NetflowV9
     };
     let mut summary = DatagramSummary::new(protocol, summary_seq, msg.key.domain);
+    dec.cache.tick();
 
     let mut r = Reader::new(d.get(..end).unwrap_or_default());
     r.skip(header_len, "header")?;
@@ -167,25 +168,22 @@ pub(crate) fn decode(
             format!("{} bytes after the last set are not a set", r.remaining()),
         ));
     }
+    if !ipfix && summary.unknown_template_sets > 0 {
+        // RFC 3954 §5.1: the header counts every record of the packet
+        // (template, options template, data and options data records).
+        let count = u32::from(be16(d, 2));
+        let read = summary
+            .templates_learned
+            .saturating_add(summary.templates_refused)
+            .saturating_add(summary.records)
+            .saturating_add(summary.options_records);
+        summary.unknown_template_records = count.saturating_sub(read);
+    }
+    summary.templates_evicted = dec.cache.take_evicted();
     Ok(summary)
 }
 
 impl Decoder {
-    /// The state of `key`, created if need be (within [`MAX_EXPORTERS`]).
-    fn exporter_mut(
-        &mut self,
-        key: ExporterKey,
-        at: usize,
-    ) -> Result<&mut ExporterState, DecodeError> {
-        if !self.exporters.contains_key(&key) && self.exporters.len() >= MAX_EXPORTERS {
-            return Err(DecodeError::new(
-                at,
-                format!("decoder already tracks {MAX_EXPORTERS} exporters and domains; template refused"),
-            ));
-        }
-        Ok(self.exporters.entry(key).or_default())
-    }
-
     /// Reads a template or options template set.
     fn template_set(
         &mut self,
@@ -209,16 +207,21 @@ impl Decoder {
             } else {
                 v9_template(&mut body, options)
             };
-            let ctx = |e: DecodeError| e.within(format_args!("template record {index} (id {tid})"));
-            let (scope_count, raw) = match parsed.map_err(ctx)? {
+            let this = index;
+            let ctx = |e: DecodeError| e.within(format_args!("template record {this} (id {tid})"));
+            let (scope_count, raw, fields) = match parsed.map_err(ctx)? {
                 Parsed::Withdraw => {
                     summary.templates_withdrawn = summary
                         .templates_withdrawn
-                        .saturating_add(self.withdraw(msg.key, tid, set_id, kind));
+                        .saturating_add(self.cache.withdraw(&msg.key, tid, set_id, kind));
                     index += 1;
                     continue;
                 }
-                Parsed::Template { scope_count, raw } => (scope_count, raw),
+                Parsed::Template {
+                    scope_count,
+                    raw,
+                    fields,
+                } => (scope_count, raw, fields),
             };
             if tid < 256 {
                 return Err(ctx(DecodeError::new(
@@ -226,60 +229,36 @@ impl Decoder {
                     "template ids below 256 are reserved for sets".to_string(),
                 )));
             }
-            self.learn(msg, tid, kind, scope_count, raw, rec_off)
-                .map_err(ctx)?;
-            summary.templates_learned = summary.templates_learned.saturating_add(1);
             index += 1;
+            // Refused before compiling: a template of 16,000 fields costs
+            // nothing but this check.
+            if let Some(r) = self.cache.refuses_fields(tid, fields) {
+                summary.templates_refused = summary.templates_refused.saturating_add(1);
+                summary.refusal = Some(r);
+                continue;
+            }
+            if self
+                .cache
+                .known(&msg.key, tid)
+                .is_some_and(|t| t.same_as(kind, scope_count, raw))
+            {
+                self.cache.touch(&msg.key, tid);
+                summary.templates_learned = summary.templates_learned.saturating_add(1);
+                continue;
+            }
+            let t = Template::compile(msg.ipfix, kind, scope_count, raw)
+                .map_err(|m| ctx(DecodeError::new(rec_off, m)))?;
+            match self.cache.insert(msg.key, tid, t) {
+                Ok(()) => {
+                    summary.templates_learned = summary.templates_learned.saturating_add(1);
+                }
+                Err(r) => {
+                    summary.templates_refused = summary.templates_refused.saturating_add(1);
+                    summary.refusal = Some(r);
+                }
+            }
         }
         Ok(())
-    }
-
-    /// Stores a template unless the same one is already known.
-    fn learn(
-        &mut self,
-        msg: &Message,
-        tid: u16,
-        kind: Kind,
-        scope_count: u16,
-        raw: &[u8],
-        at: usize,
-    ) -> Result<(), DecodeError> {
-        let total = self.templates;
-        let state = self.exporter_mut(msg.key, at)?;
-        let known = state.templates.get(&tid);
-        if known.is_some_and(|t| t.same_as(kind, scope_count, raw)) {
-            return Ok(());
-        }
-        if known.is_none() && total >= MAX_TEMPLATES {
-            return Err(DecodeError::new(
-                at,
-                format!("decoder already holds {MAX_TEMPLATES} templates; template refused"),
-            ));
-        }
-        let t = Template::compile(msg.ipfix, kind, scope_count, raw)
-            .map_err(|m| DecodeError::new(at, m))?;
-        if state.templates.insert(tid, t).is_none() {
-            self.templates += 1;
-        }
-        Ok(())
-    }
-
-    /// Applies an IPFIX withdrawal and says how many templates it removed.
-    /// A template id equal to the set id withdraws every template of the
-    /// set's kind (RFC 7011 §8.1).
-    fn withdraw(&mut self, key: ExporterKey, tid: u16, set_id: u16, kind: Kind) -> u32 {
-        let Some(state) = self.exporters.get_mut(&key) else {
-            return 0;
-        };
-        let before = state.templates.len();
-        if tid == set_id {
-            state.templates.retain(|_, t| t.kind != kind);
-        } else {
-            state.templates.remove(&tid);
-        }
-        let removed = before - state.templates.len();
-        self.templates = self.templates.saturating_sub(removed);
-        u32::try_from(removed).unwrap_or(u32::MAX)
     }
 
     /// Reads a data set: flows, or options records for an options template.
@@ -291,44 +270,61 @@ impl Decoder {
         sink: &mut impl FnMut(Item<'_>),
         summary: &mut DatagramSummary,
     ) -> Result<(), DecodeError> {
-        let Some(ExporterState {
-            templates,
-            sampling,
-        }) = self.exporters.get_mut(&msg.key)
-        else {
-            summary.unknown_template_records = summary.unknown_template_records.saturating_add(1);
-            return Ok(());
+        let clock = self.cache.clock();
+        let known = self
+            .cache
+            .exporters
+            .get_mut(&msg.key)
+            .and_then(|s| s.templates.get_mut(&set_id))
+            .map(|t| t.last_used = clock)
+            .is_some();
+        let state = match self.cache.exporters.get_mut(&msg.key) {
+            Some(state) if known => state,
+            _ => {
+                summary.unknown_template_sets = summary.unknown_template_sets.saturating_add(1);
+                return Ok(());
+            }
         };
-        let Some(t) = templates.get(&set_id) else {
-            summary.unknown_template_records = summary.unknown_template_records.saturating_add(1);
+        let before = state.own_memory();
+        let Some(t) = state.templates.get(&set_id) else {
             return Ok(());
         };
         if t.kind == Kind::Options {
-            return each_record(t, body, |layout, rec| {
+            let sampling = &mut state.sampling;
+            let mut changed = false;
+            let done = each_record(t, body, |layout, rec| {
                 let v = layout.options(rec);
-                if let Some(n) = v.interval {
-                    sampling.learn(v.sampler_id, n);
+                if let Some(s) = v.scale {
+                    changed |= sampling.learn(v.sampler_id, s);
                 }
                 if let Some(init) = v.system_init_ms {
-                    sampling.system_init_ms = Some(init);
+                    changed |= sampling.system_init_ms.replace(init) != Some(init);
                 }
                 summary.options_records = summary.options_records.saturating_add(1);
             });
+            if changed {
+                self.cache.changed();
+                self.cache.resized(&msg.key, before);
+            }
+            return done;
         }
         let ctx = RecordContext {
             export_ms: msg.export_ms,
             sys_uptime: msg.sys_uptime,
-            system_init_ms: sampling.system_init_ms,
-            default_sampling: sampling.default_sampling(),
-            samplers: &sampling.samplers,
+            system_init_ms: state.sampling.system_init_ms,
+            default_sampling: state.sampling.default_sampling(),
+            samplers: &state.sampling.samplers,
         };
-        let mut flows = 0u32;
+        let (mut flows, mut records) = (0u32, 0u32);
         let done = each_record(t, body, |layout, rec| {
-            let flow = layout.flow(rec, &ctx);
-            sink(Item::Flow(&flow));
-            flows = flows.saturating_add(1);
+            layout.flows(rec, &ctx, &mut |f| {
+                sink(Item::Flow(f));
+                flows = flows.saturating_add(1);
+            });
+            records = records.saturating_add(1);
         });
         summary.flows = summary.flows.saturating_add(flows);
+        summary.records = summary.records.saturating_add(records);
         done
     }
 }
@@ -369,7 +365,12 @@ fn each_record(
 /// A template record's body, once read.
 enum Parsed<'a> {
     Withdraw,
-    Template { scope_count: u16, raw: &'a [u8] },
+    Template {
+        scope_count: u16,
+        raw: &'a [u8],
+        /// How many field specifiers `raw` holds.
+        fields: usize,
+    },
 }
 
 /// Reads the rest of an IPFIX (options) template record after its id.
@@ -416,7 +417,11 @@ fn ipfix_template<'a>(
         }
     }
     let raw = start.rest().get(..len).unwrap_or_default();
-    Ok(Parsed::Template { scope_count, raw })
+    Ok(Parsed::Template {
+        scope_count,
+        raw,
+        fields: usize::from(count),
+    })
 }
 
 /// Reads the rest of a v9 (options) template record after its id.
@@ -439,6 +444,7 @@ fn v9_template<'a>(body: &mut Reader<'a>, options: bool) -> Result<Parsed<'a>, D
         Ok(Parsed::Template {
             scope_count: scope_len / 4,
             raw,
+            fields: total / 4,
         })
     } else {
         let at = body.pos();
@@ -450,6 +456,7 @@ fn v9_template<'a>(body: &mut Reader<'a>, options: bool) -> Result<Parsed<'a>, D
         Ok(Parsed::Template {
             scope_count: 0,
             raw,
+            fields: usize::from(count),
         })
     }
 }

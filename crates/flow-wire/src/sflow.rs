@@ -126,11 +126,11 @@ fn flow_sample(
     }
     let mut flow = FlowRecord::empty(
         received_ms,
-        Sampling::from(rate, SamplingOrigin::SflowSample),
+        Sampling::one_in(u64::from(rate), SamplingOrigin::SflowSample),
     );
     if let Some(l3) = seen.l3 {
-        flow.src = l3.src;
-        flow.dst = l3.dst;
+        flow.src = Some(l3.src).filter(|a| !a.is_unspecified());
+        flow.dst = Some(l3.dst).filter(|a| !a.is_unspecified());
         flow.protocol = l3.protocol;
         flow.src_port = l3.src_port;
         flow.dst_port = l3.dst_port;
@@ -139,6 +139,7 @@ fn flow_sample(
     flow.packets = 1;
     sink(Item::Flow(&flow));
     summary.flows = summary.flows.saturating_add(1);
+    summary.records = summary.records.saturating_add(1);
     Ok(())
 }
 
@@ -182,6 +183,7 @@ fn sampled_ipv4(mut r: Reader<'_>, seen: &mut Seen) -> Result<(), DecodeError> {
         protocol: protocol as u8,
         src_port: src_port as u16,
         dst_port: dst_port as u16,
+        ip_len: u64::from(length),
     });
     Ok(())
 }
@@ -201,6 +203,7 @@ fn sampled_ipv6(mut r: Reader<'_>, seen: &mut Seen) -> Result<(), DecodeError> {
         protocol: protocol as u8,
         src_port: src_port as u16,
         dst_port: dst_port as u16,
+        ip_len: u64::from(length),
     });
     Ok(())
 }

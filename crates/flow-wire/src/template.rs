@@ -1,11 +1,14 @@
 //! Templates as learned from template and options template sets: the
 //! field list as it came on the wire, compiled once into a [`Layout`].
 
-use crate::layout::{Layout, Role};
-use crate::reader::{be16, be_uint};
+use crate::layout::Layout;
+use crate::reader::{be16, be32, be_uint};
+use crate::role::Role;
 
-/// IPFIX's field length that announces a variable-length field (RFC 7011
-/// §7). NetFlow v9 has no such thing.
+/// The field length that announces a variable-length field (RFC 7011 §7).
+/// RFC 3954 has no such thing, but NetFlow v9 exporters use it the same
+/// way (H3C NetStream among them), and a v9 field of 65,535 fixed bytes
+/// could never fit in a set, so v9 reads it as IPFIX does.
 pub(crate) const VARIABLE: u16 = 65535;
 
 /// Whether a template describes flow records or options records.
@@ -46,6 +49,10 @@ pub(crate) struct Template {
     /// The shortest possible record: fixed fields plus one length byte per
     /// variable-length field. Never 0.
     pub min_len: usize,
+    /// The decoder's logical time of its last use (see `cache`).
+    pub last_used: u64,
+    /// The time it is filed under in the cache's ordered indexes.
+    pub indexed: u64,
 }
 
 impl Template {
@@ -77,23 +84,27 @@ impl Template {
             // The enterprise bit only exists in IPFIX; v9 uses the whole
             // 16 bits for (vendor) field types.
             let enterprise = ipfix && wire_id & 0x8000 != 0;
-            if enterprise {
+            let pen = if enterprise {
                 if raw.len() - off < 4 {
                     return Err(format!(
                         "field specifier {} lacks its enterprise number",
                         fields.len()
                     ));
                 }
+                let pen = be32(raw, off);
                 off += 4;
-            }
+                Some(pen)
+            } else {
+                None
+            };
             let id = if enterprise {
                 wire_id & 0x7fff
             } else {
                 wire_id
             };
             let v9_scope = !ipfix && fields.len() < usize::from(scope_count);
-            let role = Role::of(ipfix, id, enterprise, v9_scope);
-            if ipfix && len == VARIABLE {
+            let role = Role::of(ipfix, id, pen, v9_scope);
+            if len == VARIABLE {
                 variable = true;
                 min_len += 1;
             } else {
@@ -126,7 +137,20 @@ impl Template {
             layout,
             fixed_len: (!variable).then_some(fixed),
             min_len,
+            last_used: 0,
+            indexed: 0,
         })
+    }
+
+    /// What keeping this template costs, in bytes: the structure, its
+    /// field specifiers and fields, and its entries in the decoder's map
+    /// and three ordered indexes.
+    pub(crate) fn memory(&self) -> usize {
+        const INDEX_ENTRIES: usize = 256;
+        std::mem::size_of::<Template>()
+            + self.raw.len()
+            + self.fields.len() * std::mem::size_of::<Field>()
+            + INDEX_ENTRIES
     }
 
     /// Whether a template record just received is this one again.

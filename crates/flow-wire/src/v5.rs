@@ -34,7 +34,7 @@ pub(crate) fn decode(
     let domain = u32::from(be16(d, 20));
     // The top two bits are the sampling mode; the low 14 the interval.
     let interval = u32::from(be16(d, 22) & 0x3fff);
-    let sampling = Sampling::from(interval, SamplingOrigin::Header);
+    let sampling = Sampling::one_in(u64::from(interval), SamplingOrigin::Header);
     let export_ms = i64::from(unix_secs) * 1000 + i64::from(unix_nsecs / 1_000_000);
 
     let records = d.get(HEADER_LEN..).unwrap_or_default();
@@ -51,7 +51,11 @@ pub(crate) fn decode(
     }
     let mut summary = DatagramSummary::new(Protocol::NetflowV5, sequence, domain);
     for r in records.chunks_exact(RECORD_LEN).take(count) {
-        let ip = |off| IpAddr::V4(Ipv4Addr::from(be32(r, off)));
+        // 0.0.0.0 is no host's address: an exporter's placeholder.
+        let ip = |off| {
+            let a = Ipv4Addr::from(be32(r, off));
+            (!a.is_unspecified()).then_some(IpAddr::V4(a))
+        };
         let first = be32(r, 24);
         let last = be32(r, 28);
         let flow = FlowRecord {
@@ -68,6 +72,7 @@ pub(crate) fn decode(
         };
         sink(Item::Flow(&flow));
         summary.flows = summary.flows.saturating_add(1);
+        summary.records = summary.records.saturating_add(1);
     }
     Ok(summary)
 }

@@ -75,8 +75,12 @@ fn records(n: usize) -> Vec<FlowRecord> {
         .map(|_| {
             let end = NOW - (r.next() % 30_000) as i64;
             FlowRecord {
-                src: IpAddr::V4(Ipv4Addr::from(srcs[r.next() as usize % srcs.len()])),
-                dst: IpAddr::V4(Ipv4Addr::from(dsts[r.next() as usize % dsts.len()])),
+                src: Some(IpAddr::V4(Ipv4Addr::from(
+                    srcs[r.next() as usize % srcs.len()],
+                ))),
+                dst: Some(IpAddr::V4(Ipv4Addr::from(
+                    dsts[r.next() as usize % dsts.len()],
+                ))),
                 protocol: 6,
                 src_port: 40000,
                 dst_port: 443,
@@ -150,7 +154,7 @@ fn v9_datagrams(recs: &[FlowRecord]) -> (Vec<u8>, Vec<Vec<u8>>) {
     for (i, chunk) in recs.chunks(30).enumerate() {
         let mut body = Vec::new();
         for f in chunk {
-            let (IpAddr::V4(s), IpAddr::V4(d)) = (f.src, f.dst) else {
+            let (Some(IpAddr::V4(s)), Some(IpAddr::V4(d))) = (f.src, f.dst) else {
                 continue;
             };
             body.extend_from_slice(&s.octets());

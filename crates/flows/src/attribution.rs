@@ -1,5 +1,6 @@
 //! The tables a flow is attributed with: tenant prefixes and realm prefixes.
 
+use flow_wire::{Sampling, SamplingOrigin};
 use net_types::{Prefix, RealmId, TenantId};
 use policy::{Measure, Policy};
 use prefix_map::{PrefixMap4, PrefixMap6};
@@ -43,8 +44,59 @@ pub struct Attribution {
     realms6: PrefixMap6<RealmId>,
     default_realm: RealmId,
     generation: u32,
+    /// What the tables were built from, to tell a reload that changes
+    /// nothing (building them costs tens of megabytes of directories).
+    inputs: Inputs,
+}
+
+/// Everything [`Attribution::new`] reads from the policy and routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Inputs {
+    tenants4: Vec<(u32, u8, Owner)>,
+    tenants6: Vec<(u128, u8, Owner)>,
+    realms4: Vec<(u32, u8, RealmId)>,
+    realms6: Vec<(u128, u8, RealmId)>,
+    default_realm: RealmId,
     /// Per exporter address, the sampling interval the policy imposes.
     overrides: Vec<(IpAddr, u32)>,
+}
+
+impl Inputs {
+    fn of(policy: &Policy, route_realms: &[(Prefix, RealmId)]) -> Inputs {
+        let mut i = Inputs {
+            tenants4: Vec::new(),
+            tenants6: Vec::new(),
+            realms4: Vec::new(),
+            realms6: Vec::new(),
+            default_realm: policy.realms.default,
+            overrides: Vec::new(),
+        };
+        for t in &policy.tenants {
+            let owner = match t.measured_by {
+                Measure::Flows => Owner::Flows(t.id),
+                Measure::Kernel => Owner::Kernel(t.id),
+            };
+            for (p, _) in &t.prefixes {
+                split(*p, owner, &mut i.tenants4, &mut i.tenants6);
+            }
+        }
+        // Routes first, then the policy: a later duplicate wins in `build`.
+        for (p, realm) in route_realms {
+            split(*p, *realm, &mut i.realms4, &mut i.realms6);
+        }
+        for r in &policy.realms.list {
+            for (p, _) in &r.prefixes {
+                split(*p, r.id, &mut i.realms4, &mut i.realms6);
+            }
+        }
+        i.overrides = policy
+            .flows
+            .iter()
+            .flat_map(|f| &f.exporters)
+            .filter_map(|e| Some((e.address, e.sampling?)))
+            .collect();
+        i
+    }
 }
 
 impl fmt::Debug for Attribution {
@@ -69,46 +121,25 @@ impl Attribution {
         route_realms: &[(Prefix, RealmId)],
         generation: u32,
     ) -> Result<Attribution, AttributionError> {
-        let mut tenants4 = Vec::new();
-        let mut tenants6 = Vec::new();
-        for t in &policy.tenants {
-            let owner = match t.measured_by {
-                Measure::Flows => Owner::Flows(t.id),
-                Measure::Kernel => Owner::Kernel(t.id),
-            };
-            for (p, _) in &t.prefixes {
-                split(*p, owner, &mut tenants4, &mut tenants6);
-            }
-        }
-        let mut realms4 = Vec::new();
-        let mut realms6 = Vec::new();
-        // Routes first, then the policy: a later duplicate wins in `build`.
-        for (p, realm) in route_realms {
-            split(*p, *realm, &mut realms4, &mut realms6);
-        }
-        for r in &policy.realms.list {
-            for (p, _) in &r.prefixes {
-                split(*p, r.id, &mut realms4, &mut realms6);
-            }
-        }
-        let overrides = policy
-            .flows
-            .iter()
-            .flat_map(|f| &f.exporters)
-            .filter_map(|e| Some((e.address, e.sampling?)))
-            .collect();
+        let inputs = Inputs::of(policy, route_realms);
         let refuse = |e: prefix_map::PrefixError| AttributionError {
             problem: e.to_string(),
         };
         Ok(Attribution {
-            tenants4: PrefixMap4::build(tenants4).map_err(refuse)?,
-            tenants6: PrefixMap6::build(tenants6).map_err(refuse)?,
-            realms4: PrefixMap4::build(realms4).map_err(refuse)?,
-            realms6: PrefixMap6::build(realms6).map_err(refuse)?,
+            tenants4: PrefixMap4::build(inputs.tenants4.clone()).map_err(refuse)?,
+            tenants6: PrefixMap6::build(inputs.tenants6.clone()).map_err(refuse)?,
+            realms4: PrefixMap4::build(inputs.realms4.clone()).map_err(refuse)?,
+            realms6: PrefixMap6::build(inputs.realms6.clone()).map_err(refuse)?,
             default_realm: policy.realms.default,
             generation,
-            overrides,
+            inputs,
         })
+    }
+
+    /// Whether `policy` and `route_realms` would build these same tables,
+    /// so that a reload that changes nothing here can keep them.
+    pub fn same_inputs(&self, policy: &Policy, route_realms: &[(Prefix, RealmId)]) -> bool {
+        Inputs::of(policy, route_realms) == self.inputs
     }
 
     /// Which generation of tables this is.
@@ -137,14 +168,20 @@ impl Attribution {
         )
     }
 
-    /// The sampling interval to apply to a record from `exporter` that
-    /// reports `reported`: the policy's override if it has one, else the
-    /// exporter's own (at least 1).
-    pub fn sampling(&self, exporter: IpAddr, reported: u32) -> u32 {
-        self.overrides
-            .iter()
-            .find(|(a, _)| *a == exporter)
-            .map_or(reported.max(1), |(_, n)| *n)
+    /// The realm of an address no realm prefix covers (and of a missing
+    /// one).
+    pub fn default_realm(&self) -> RealmId {
+        self.default_realm
+    }
+
+    /// The sampling to apply to a record from `exporter` that reports
+    /// `reported`: the policy's override (1 in N) if it has one, else the
+    /// exporter's own.
+    pub fn sampling(&self, exporter: IpAddr, reported: Sampling) -> Sampling {
+        match self.inputs.overrides.iter().find(|(a, _)| *a == exporter) {
+            Some((_, n)) => Sampling::one_in(u64::from(*n), SamplingOrigin::Configured),
+            None => reported,
+        }
     }
 }
 

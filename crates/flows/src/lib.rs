@@ -11,8 +11,12 @@
 //! - **which realm**: the realm of the *other* end's address, by longest
 //!   match over the policy's realm prefixes and the routes' realms, as the
 //!   kernel classifies shaped traffic;
-//! - **how much**: bytes and packets multiplied by the sampling interval
-//!   (the exporter's own, or the policy's override for that exporter);
+//! - **how much**: bytes and packets scaled by the sampling (the
+//!   exporter's own, or the policy's override for that exporter), and
+//!   believed only up to what a link can carry: a record beyond
+//!   [`SLOT_BYTES_LIMIT`] or [`SLOT_PACKETS_LIMIT`] in a slot is
+//!   quarantined (kept aside and counted), never summed, so no exporter can
+//!   push a slot past what the history stores;
 //! - **when**: in the 5-minute slots the flow's time span covers, split in
 //!   proportion to time with [`accounting::spread`], so the parts add up to
 //!   the whole to the byte.
@@ -20,7 +24,8 @@
 //! Only tenants with `measured_by = "flows"` are attributed: a tenant this
 //! box shapes is already counted by its kernel classes, and counting its
 //! flows too would bill it twice. Such records are counted as
-//! `kernel_measured` instead.
+//! `kernel_measured` instead. A record without an address this collector
+//! can read is `unattributed`: a missing address is nobody's.
 //!
 //! Everything here is pure: the receive time is passed in, and the
 //! [`Tally`] is plain memory that the collector drains into the history
@@ -29,8 +34,13 @@
 mod attribution;
 mod cache;
 mod coverage;
+pub mod fuzzing;
+mod quarantine;
 mod tally;
 
 pub use attribution::{Attribution, AttributionError, Owner};
 pub use coverage::SlotClock;
-pub use tally::{Tally, TallyStats, CLOCK_SKEW_MILLIS};
+pub use quarantine::{
+    Counter, QuarantineReason, Quarantined, SLOT_BYTES_LIMIT, SLOT_PACKETS_LIMIT,
+};
+pub use tally::{Outcome, Tally, TallyStats, CLOCK_SKEW_MILLIS, QUARANTINE_KEEP};

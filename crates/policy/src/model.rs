@@ -378,9 +378,13 @@ pub struct Flows {
     /// The exporters whose datagrams are accepted. Datagrams from any other
     /// address are dropped and counted.
     pub exporters: Vec<Exporter>,
+    /// Memory and template limits.
+    pub limits: FlowLimits,
     /// Where `[flows]` was declared.
     pub span: Span,
 }
+
+pub use crate::flows::FlowLimits;
 
 impl Flows {
     /// The exporter with this address, if it is allowed.

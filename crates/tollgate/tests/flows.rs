@@ -34,6 +34,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod daemon_site;
+mod flows_loopback;
 
 use daemon_site::{sh, wait_for, Daemon, Site, INTERNATIONAL, NATIONAL, SENDER};
 
@@ -51,17 +52,9 @@ const TRAFFIC: [(u32, &str, u64, u64, bool); 5] = [
     (2, NATIONAL, 1, 200, true),
 ];
 
+/// Tests never install packages: `cargo xtask ci` does.
 fn install(binary: &str, package: &str) {
-    if Command::new("which")
-        .arg(binary)
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return;
-    }
-    sh(&format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q {package} >/dev/null"
-    ));
+    testkit::need(binary, package);
 }
 
 fn policy(port: u16) -> String {
@@ -345,21 +338,16 @@ for i in range(3000): s.sendto(b'x' * 1400, ('192.0.2.130', 9))
     }
 }
 
-/// A background process in the router's namespace, killed on drop.
-struct Exporter(Child);
+/// A background process in the router's namespace, killed on drop with
+/// its whole process group (pmacctd's plugin processes included, which
+/// outlived their parent before).
+struct Exporter(#[allow(dead_code)] testkit::Process);
 
 impl Drop for FlowSite {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.filler])
             .status();
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -378,6 +366,9 @@ fn check_equal(version: &str, kernel: &Totals, recorded: &Totals) {
 
 #[test]
 fn softflowd_v5_v9_and_ipfix_agree_with_the_kernel_counters() {
+    if !testkit::root("softflowd_v5_v9_and_ipfix_agree_with_the_kernel_counters") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     install("softflowd", "softflowd");
     let s = FlowSite::new("s");
@@ -386,7 +377,7 @@ fn softflowd_v5_v9_and_ipfix_agree_with_the_kernel_counters() {
         s.reset_truth();
         let collector = s.collector();
         let ctl = s.ctl(&format!("softflowd-{version}.ctl"));
-        let exporter = Exporter(
+        let exporter = Exporter(testkit::Process::spawn(
             Command::new("ip")
                 .args([
                     "netns",
@@ -402,10 +393,8 @@ fn softflowd_v5_v9_and_ipfix_agree_with_the_kernel_counters() {
                 .arg(&ctl)
                 .args(["-t", "maxlife=300"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start softflowd"),
-        );
+                .stderr(Stdio::null()),
+        ));
         wait_for(
             "softflowd's control socket",
             Duration::from_secs(10),
@@ -440,6 +429,9 @@ fn softflowd_v5_v9_and_ipfix_agree_with_the_kernel_counters() {
 
 #[test]
 fn pmacctd_sflow_agrees_with_the_kernel_counters() {
+    if !testkit::root("pmacctd_sflow_agrees_with_the_kernel_counters") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     install("pmacctd", "pmacct");
     let s = FlowSite::new("p");
@@ -455,15 +447,13 @@ fn pmacctd_sflow_agrees_with_the_kernel_counters() {
     )
     .unwrap();
     let collector = s.collector();
-    let exporter = Exporter(
+    let exporter = Exporter(testkit::Process::spawn(
         Command::new("ip")
             .args(["netns", "exec", &s.site.host, "pmacctd", "-f"])
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pmacctd"),
-    );
+            .stderr(Stdio::null()),
+    ));
     std::thread::sleep(Duration::from_secs(2));
     s.send();
     let kernel = s.kernel();
@@ -487,6 +477,9 @@ fn pmacctd_sflow_agrees_with_the_kernel_counters() {
 
 #[test]
 fn refused_and_malformed_datagrams_are_counted_and_nothing_is_lost() {
+    if !testkit::root("refused_and_malformed_datagrams_are_counted_and_nothing_is_lost") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = FlowSite::new("m");
     s.fresh_state();
@@ -576,6 +569,9 @@ for i in range(n):
 
 #[test]
 fn templates_survive_a_collector_restart() {
+    if !testkit::root("templates_survive_a_collector_restart") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = FlowSite::new("r");
     s.fresh_state();
@@ -615,6 +611,9 @@ fn templates_survive_a_collector_restart() {
 
 #[test]
 fn the_daemon_shapes_kernel_tenants_and_collects_flows_for_the_others() {
+    if !testkit::root("the_daemon_shapes_kernel_tenants_and_collects_flows_for_the_others") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = FlowSite::new("d");
     s.fresh_state();
@@ -667,6 +666,9 @@ fn the_daemon_shapes_kernel_tenants_and_collects_flows_for_the_others() {
 
 #[test]
 fn an_ipv6_listener_takes_an_ipv6_exporter_and_keeps_ipv4_apart() {
+    if !testkit::root("an_ipv6_listener_takes_an_ipv6_exporter_and_keeps_ipv4_apart") {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = FlowSite::new("6");
     s.fresh_state();
@@ -716,4 +718,293 @@ fn an_ipv6_listener_takes_an_ipv6_exporter_and_keeps_ipv4_apart() {
         s.recorded().get(&(1, 1, "up".to_string())),
         Some(&(2000, 20))
     );
+}
+
+// ------------------------------------------------- on loopback, no root
+
+use flows_loopback::{self as lo, Loop};
+
+#[test]
+fn a_sample_the_history_refuses_is_quarantined_and_later_commits_go_on() {
+    // Issue 12, item 2: a sum the store refuses blocked every later commit
+    // of the collector, and SIGTERM exited 1 losing what was pending.
+    let mut l = Loop::new("refuse", "");
+    let at = lo::in_slot_ms();
+    let slot = accounting::Slot::containing_millis(at as i64);
+    // Another writer already stored nearly 2^63 bytes for tenant 1 →
+    // national in that slot: any flow added to it sums past what the
+    // store keeps.
+    let seeded = i64::MAX as u64 - 100;
+    {
+        let mut store = history::SqliteStore::open(
+            &l.path("history.sqlite"),
+            &history::SqliteOptions::default(),
+        )
+        .unwrap();
+        let key = accounting::UsageKey {
+            tenant: net_types::TenantId(1),
+            realm: net_types::RealmId(1),
+            direction: accounting::Direction::Up,
+            band: accounting::Band::Whole,
+            source: accounting::Source::Flow,
+        };
+        let sample = accounting::Sample {
+            slot,
+            key,
+            bytes: seeded,
+            packets: 1,
+        };
+        history::Store::add(
+            &mut store,
+            &history::AddBatch {
+                writer: "seed",
+                sequence: 1,
+                samples: &[sample],
+                coverage: &[],
+                state: &[],
+            },
+        )
+        .unwrap();
+    }
+    let c = l.collector();
+    l.send(&lo::ipfix_template(0));
+    let first = [
+        (lo::TENANT1, lo::NATIONAL, 1000, 1),
+        (lo::TENANT2, lo::NATIONAL, 500, 5),
+    ];
+    l.send(&lo::ipfix_data(0, 0, at, &first));
+    let key = |t: u64, r: u64| (t, r, "up".to_string());
+    wait_for(
+        "tenant 2's record beside the refused one",
+        Duration::from_secs(10),
+        || l.recorded().get(&key(2, 1)) == Some(&(500, 5)),
+    );
+    // Later commits go on.
+    l.send(&lo::ipfix_data(
+        0,
+        2,
+        at,
+        &[(lo::TENANT2, lo::ABROAD, 700, 7)],
+    ));
+    wait_for("a later record", Duration::from_secs(10), || {
+        l.recorded().get(&key(2, 2)) == Some(&(700, 7))
+    });
+    let exit = c.stop();
+    assert!(exit.success(), "SIGTERM must exit 0: {exit}");
+    let recorded = l.recorded();
+    assert_eq!(recorded.get(&key(1, 1)), Some(&(seeded, 1)), "{recorded:?}");
+    let st = l.status();
+    assert_eq!(st["quarantine"]["samples_refused"], 1, "{st}");
+    let lines = std::fs::read_to_string(l.path("flows-quarantine.jsonl")).unwrap();
+    let entries: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|x| serde_json::from_str(x).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{lines}");
+    assert_eq!(entries[0]["kind"], "sample");
+    assert_eq!(entries[0]["tenant"], 1);
+    assert_eq!(entries[0]["bytes"], 1000);
+    assert!(
+        entries[0]["reason"].as_str().unwrap().contains("2^63"),
+        "{lines}"
+    );
+    let text = l.tollgate(&["flows", "status"]);
+    assert!(text.contains("QUARANTINED"), "{text}");
+}
+
+/// A NetFlow v9 template record of `fields` one-byte vendor fields.
+fn wide_v9_template(id: u16, domain: u32, fields: u16) -> Vec<u8> {
+    let f: Vec<(u16, u16)> = (0..fields).map(|i| (1000 + i % 500, 1)).collect();
+    lo::v9_with(domain, &[lo::set(0, &lo::template_record(id, &f))])
+}
+
+#[test]
+fn a_hostile_stream_leaves_the_collector_alive_within_its_memory_and_exact() {
+    // Issue 12, item 10 and the hostile-input suite: from one allowlisted
+    // exporter (one address and port, so one worker), malformed datagrams,
+    // absurd counts, counters beyond any link, maximal templates and
+    // template floods, mixed with valid datagrams of known content.
+    const ROUNDS: u64 = 120;
+    let memory_limit = 96u64 << 20;
+    let mut l = Loop::new("hostile", "memory_limit = \"96mb\"\n");
+    let c = l.collector();
+    let started = Instant::now();
+    let at = lo::in_slot_ms();
+    let mut truth = lo::Totals::new();
+    let mut rng = lo::Rng::new(12);
+    let mut malformed = 0u64;
+    let mut valid_seq = 0u32;
+    let mut valid = |l: &mut Loop, truth: &mut lo::Totals, n: u64| {
+        let records = [
+            (lo::TENANT1, lo::NATIONAL, 1000 + n, 1 + n % 3),
+            (lo::ABROAD, lo::TENANT2, 40 + n, 1),
+        ];
+        l.send(&lo::ipfix_data(0, valid_seq, at, &records));
+        valid_seq += 2;
+        lo::expect(truth, &records);
+    };
+    l.send(&lo::ipfix_template(0));
+    for round in 0..ROUNDS {
+        valid(&mut l, &mut truth, round);
+        // Garbage: an unknown version, then random bytes.
+        for _ in 0..5 {
+            let len = 2 + rng.below(1400) as usize;
+            let mut g: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            g[0] = 0xab;
+            g[1] = 0xcd;
+            l.send(&g);
+            malformed += 1;
+        }
+        // Truncated: a valid IPFIX message cut short of its length.
+        let d = lo::ipfix_data(0, 0, at, &[(lo::TENANT1, lo::NATIONAL, 5, 1)]);
+        l.send(&d[..d.len() - 1 - rng.below(20) as usize]);
+        malformed += 1;
+        // Absurd counts: v5 claiming 30 records with room for 1, sFlow
+        // claiming 2^32 - 1 samples, a v9 set claiming 60,000 bytes.
+        l.send(&lo::v5_claiming(30));
+        l.send(&lo::sflow_claiming(u32::MAX));
+        l.send(&lo::v9_with(3, &[vec![1, 0, 0xea, 0x60, 0, 0, 0, 0]]));
+        malformed += 3;
+        // Counters beyond any link: 2^62 bytes in one record.
+        l.send(&lo::ipfix_data(
+            0,
+            0,
+            at,
+            &[(lo::TENANT1, lo::NATIONAL, 1 << 62, 1)],
+        ));
+        // Maximal templates: 16,369 fields each (refused by the field cap).
+        for k in 0..5u16 {
+            l.send(&wide_v9_template(300 + k, 1, 16_369));
+        }
+        // A byte-budget flood: templates of the largest allowed size, new
+        // ids each round (evicted least recently used first).
+        for k in 0..25u16 {
+            l.send(&wide_v9_template(400 + (round as u16) * 25 + k, 2, 1_024));
+        }
+        // A count flood: 200 small templates per datagram over many
+        // domains.
+        let tiny: Vec<u8> = (0..200u16)
+            .flat_map(|k| lo::template_record(256 + k, &[(8, 4), (12, 4), (1, 4)]))
+            .collect();
+        l.send(&lo::v9_with(1_000 + round as u32, &[lo::set(0, &tiny)]));
+    }
+    valid(&mut l, &mut truth, 99);
+    l.settle();
+    let mut c = c;
+    assert!(c.running(), "the collector died");
+    let peak = Loop::peak_rss(&c);
+    let st = l.status();
+    let exit = c.stop();
+    assert!(exit.success(), "{exit}");
+    let recorded = l.recorded();
+    assert_eq!(recorded, truth, "valid traffic is recorded exactly");
+    let e = st["exporters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == "127.0.0.1")
+        .cloned()
+        .unwrap();
+    assert_eq!(e["malformed"], malformed, "{e}");
+    assert_eq!(e["quarantined"], ROUNDS, "{e}");
+    assert!(
+        e["templates_refused"].as_u64().unwrap() >= 5 * ROUNDS,
+        "{e}"
+    );
+    assert!(e["templates_evicted"].as_u64().unwrap() > 0, "{e}");
+    assert_eq!(st["totals"]["quarantined"], ROUNDS, "{st}");
+    let template_bytes = st["totals"]["template_bytes"].as_u64().unwrap();
+    assert!(template_bytes <= memory_limit / 3, "{template_bytes}");
+    assert!(
+        peak < memory_limit,
+        "peak RSS {peak} bytes over the {memory_limit}-byte limit"
+    );
+    eprintln!(
+        "hostile stream: {} datagrams in {:?}, peak RSS {} MiB, templates {} B",
+        l.sent,
+        started.elapsed(),
+        peak >> 20,
+        template_bytes
+    );
+    let saved = std::fs::metadata(l.path("flows-templates.bin"))
+        .unwrap()
+        .len();
+    assert!(saved <= memory_limit / 3, "templates file of {saved} bytes");
+}
+
+#[test]
+fn a_stop_while_the_history_is_locked_saves_what_it_holds_and_the_next_start_commits_it() {
+    // Issue 12, item 2: SIGTERM must drain and exit 0 with nothing valid
+    // lost, even when the history cannot take the last commit.
+    let mut l = Loop::new("locked", "");
+    let c = l.collector();
+    let at = lo::in_slot_ms();
+    // Another process holds the history's write lock (longer than the
+    // store's 10 s busy timeout).
+    let db = l.path("history.sqlite");
+    let mut locker = {
+        use std::os::unix::process::CommandExt;
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(echo 'BEGIN EXCLUSIVE;'; echo 'SELECT 1;'; sleep 120) | sqlite3 {}",
+                db.display()
+            ))
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("sqlite3 (Debian package sqlite3)")
+    };
+    // The whole pipeline goes with its group, whatever happens.
+    struct Unlock(u32);
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .status();
+        }
+    }
+    let unlock = Unlock(locker.id());
+    std::thread::sleep(Duration::from_millis(500));
+    l.send(&lo::ipfix_template(0));
+    let records = [
+        (lo::TENANT1, lo::NATIONAL, 1234, 5),
+        (lo::ABROAD, lo::TENANT2, 99, 1),
+    ];
+    l.send(&lo::ipfix_data(0, 0, at, &records));
+    // Once the worker has them, the collector's next commit waits for the
+    // lock (the store's busy timeout, 10 s) and fails; so does the last
+    // one, at the stop.
+    l.drained();
+    std::thread::sleep(Duration::from_millis(600));
+    c.signal("-TERM");
+    let mut c = c;
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(st) = c.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the collector did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(unlock);
+    let _ = locker.wait();
+    assert!(exit.success(), "{exit}: {}", c.log());
+    let pending = l.path("flows-pending.json");
+    assert!(pending.exists(), "{}", c.log());
+    // The next start commits them first.
+    let c = l.collector();
+    let mut truth = lo::Totals::new();
+    lo::expect(&mut truth, &records);
+    wait_for(
+        "the saved samples in the history",
+        Duration::from_secs(10),
+        || l.recorded() == truth,
+    );
+    assert!(!pending.exists());
+    assert!(c.stop().success());
+    assert_eq!(l.recorded(), truth);
 }

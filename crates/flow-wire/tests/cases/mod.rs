@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use flow_wire::{DatagramSummary, DecodeError, Decoder, FlowRecord, InterfaceCounters, Item};
 
 mod ipfix;
+mod limits;
 mod netflow;
 mod robustness;
 mod sampling;

@@ -51,20 +51,14 @@ fn v5_with_sampling() {
     assert_eq!(out.summary.sequence, Some(42));
     assert_eq!(out.summary.domain, 0x0102);
     let f = out.flows[0];
-    assert_eq!(f.src, IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1)));
-    assert_eq!(f.dst, IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2)));
+    assert_eq!(f.src, Some(IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1))));
+    assert_eq!(f.dst, Some(IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2))));
     assert_eq!((f.protocol, f.src_port, f.dst_port), (6, 44_321, 443));
     assert_eq!((f.bytes, f.packets), (15_000, 10));
     // Export at 1767225600.500; uptime 100 s; first at uptime 90 s.
     assert_eq!(f.start_ms, 1_767_225_590_500);
     assert_eq!(f.end_ms, 1_767_225_595_500);
-    assert_eq!(
-        f.sampling,
-        Sampling {
-            interval: 100,
-            origin: SamplingOrigin::Header
-        }
-    );
+    assert_eq!(f.sampling, Sampling::one_in(100, SamplingOrigin::Header));
     assert_eq!(out.flows[1].bytes, 76);
 }
 
@@ -102,8 +96,8 @@ fn v9_template_then_data_exact_totals() {
         assert_eq!(bytes, truth.iter().map(|t| t.bytes).sum::<u64>());
         assert_eq!(packets, truth.iter().map(|t| t.packets).sum::<u64>());
         for (f, t) in out.flows.iter().zip(truth) {
-            assert_eq!(f.src, IpAddr::V4(t.src));
-            assert_eq!(f.dst, IpAddr::V4(t.dst));
+            assert_eq!(f.src, Some(IpAddr::V4(t.src)));
+            assert_eq!(f.dst, Some(IpAddr::V4(t.dst)));
             assert_eq!(
                 (f.protocol, f.src_port, f.dst_port),
                 (t.protocol, t.src_port, t.dst_port)
@@ -115,12 +109,15 @@ fn v9_template_then_data_exact_totals() {
 }
 
 #[test]
-fn v9_data_before_template_is_counted_unknown() {
+fn v9_records_before_their_template_are_counted_as_records_not_sets() {
+    // Issue 12, item 30: a set of 30 records before its template counted 1.
+    // A v9 header counts every record of the packet, so what the known
+    // sets do not account for is the unknown sets' records.
     let gen = Flowgen::new(false, 1, 30, 7);
     let mut dec = Decoder::new();
     let out = decode(&mut dec, exporter(1), &gen.datagrams[0]);
     assert_eq!(out.summary.flows, 0);
-    assert_eq!(out.summary.unknown_template_records, 1);
+    assert_eq!(out.summary.unknown_template_records, 30);
     decode(&mut dec, exporter(1), &gen.template);
     assert_eq!(
         decode(&mut dec, exporter(1), &gen.datagrams[0])
@@ -128,6 +125,33 @@ fn v9_data_before_template_is_counted_unknown() {
             .flows,
         30
     );
+}
+
+#[test]
+fn v9_unknown_records_beside_known_sets_are_what_the_header_count_leaves() {
+    // A template record, a known set of 2 and an unknown set of 11 records:
+    // the header counts 14.
+    let mut dec = Decoder::new();
+    let tpl = set(0, &template_record(256, &[(8, 4), (12, 4), (1, 4)]));
+    let rec = |n: u32| {
+        Bytes::new()
+            .ip4(Ipv4Addr::new(10, 0, 0, 1))
+            .ip4(Ipv4Addr::new(10, 0, 0, 2))
+            .u32(n)
+    };
+    let known = set(256, &rec(1).raw(&rec(2).0).build());
+    let mut unknown = Bytes::new();
+    for i in 0..11 {
+        unknown = unknown.raw(&rec(i).0);
+    }
+    let unknown = set(300, &unknown.build());
+    let out = decode(
+        &mut dec,
+        exporter(1),
+        &v9(0, 1_767_225_600, 0, 0, 14, &[tpl, known, unknown]),
+    );
+    assert_eq!(out.summary.flows, 2);
+    assert_eq!(out.summary.unknown_template_records, 11);
 }
 
 #[test]
@@ -165,7 +189,7 @@ fn v9_resent_template_replaces_the_old_layout() {
     );
     assert_eq!(
         (a.flows[0].src, a.flows[0].bytes, a.flows[0].packets),
-        ("1.1.1.1".parse().unwrap(), 7, 0)
+        (Some("1.1.1.1".parse().unwrap()), 7, 0)
     );
     decode(&mut dec, exporter(1), &t2);
     assert_eq!(dec.template_count(), 1);
@@ -176,7 +200,7 @@ fn v9_resent_template_replaces_the_old_layout() {
     );
     assert_eq!(
         (b.flows[0].src, b.flows[0].bytes, b.flows[0].packets),
-        ("2.2.2.2".parse().unwrap(), 0, 7)
+        (Some("2.2.2.2".parse().unwrap()), 0, 7)
     );
     // No time fields: both times are the export time.
     assert_eq!(

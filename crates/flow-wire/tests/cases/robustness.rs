@@ -188,3 +188,40 @@ fn failure_part_way_keeps_what_came_before() {
     assert!(r.is_err());
     assert_eq!(flows, 30);
 }
+
+/// The largest NetFlow v9 template one datagram can carry: 16,369 field
+/// specifiers of 4 bytes (65,535 bytes less the headers).
+fn maximal_v9_template(id: u16) -> Vec<u8> {
+    let fields: Vec<(u16, u16)> = (0..16_369u16).map(|i| (1000 + i % 500, 1)).collect();
+    v9(
+        0,
+        1_767_225_600,
+        u32::from(id),
+        0,
+        1,
+        &[set(0, &template_record(id, &fields))],
+    )
+}
+
+#[test]
+fn a_flood_of_maximal_templates_cannot_grow_the_decoder_without_bound() {
+    // Issue 12, item 10: 12,000 templates of 16,369 fields took a collector
+    // to 5.2 GB. One allowlisted exporter floods; another keeps sending
+    // valid data, which must keep decoding.
+    let mut dec = Decoder::new();
+    let honest = exporter(2);
+    let gen = Flowgen::new(false, 1, 30, 3);
+    decode(&mut dec, honest, &gen.template);
+    for i in 0..1_000u16 {
+        let _ = try_decode(&mut dec, exporter(1), &maximal_v9_template(256 + i));
+        if i % 100 == 0 {
+            assert_eq!(decode(&mut dec, honest, &gen.datagrams[0]).flows.len(), 30);
+        }
+    }
+    assert_eq!(decode(&mut dec, honest, &gen.datagrams[0]).flows.len(), 30);
+    let saved = dec.save_state().len();
+    assert!(
+        saved <= 16 << 20,
+        "the decoder holds {saved} bytes of templates after the flood"
+    );
+}

@@ -63,17 +63,11 @@ fn v9_sampler_id_links_data_to_options_interval() {
     let flows = decode(&mut dec, exporter(1), &v9(0, EXPORT, 1, 0, 3, &[data])).flows;
     assert_eq!(
         flows[0].sampling,
-        Sampling {
-            interval: 512,
-            origin: SamplingOrigin::OptionsTemplate
-        }
+        Sampling::one_in(512, SamplingOrigin::OptionsTemplate)
     );
     assert_eq!(
         flows[1].sampling,
-        Sampling {
-            interval: 64,
-            origin: SamplingOrigin::OptionsTemplate
-        }
+        Sampling::one_in(64, SamplingOrigin::OptionsTemplate)
     );
     // An unannounced sampler: unknown.
     assert_eq!(flows[2].sampling, Sampling::UNKNOWN);
@@ -102,10 +96,7 @@ fn ipfix_selector_with_packet_interval_and_space() {
     let f = decode(&mut dec, exporter(1), &ipfix(EXPORT, 1, 0, &[data])).flows[0];
     assert_eq!(
         f.sampling,
-        Sampling {
-            interval: 1000,
-            origin: SamplingOrigin::OptionsTemplate
-        }
+        Sampling::one_in(1000, SamplingOrigin::OptionsTemplate)
     );
 }
 
@@ -134,10 +125,7 @@ fn exporter_wide_option_applies_to_every_record_of_that_domain() {
     .flows[0];
     assert_eq!(
         f.sampling,
-        Sampling {
-            interval: 2000,
-            origin: SamplingOrigin::OptionsTemplate
-        }
+        Sampling::one_in(2000, SamplingOrigin::OptionsTemplate)
     );
     // Another domain of the same exporter is not affected.
     decode(&mut dec, exporter(1), &v9(0, EXPORT, 0, 8, 1, &[data_tpl]));
@@ -170,11 +158,5 @@ fn interval_in_the_record_itself() {
         &ipfix(EXPORT, 1, 0, &[set(256, &rec.build())]),
     )
     .flows[0];
-    assert_eq!(
-        f.sampling,
-        Sampling {
-            interval: 128,
-            origin: SamplingOrigin::Record
-        }
-    );
+    assert_eq!(f.sampling, Sampling::one_in(128, SamplingOrigin::Record));
 }

@@ -68,8 +68,8 @@ fn header_samples_and_counters() {
     assert_eq!(
         (f.src, f.dst),
         (
-            IpAddr::V4(a4("198.51.100.7")),
-            IpAddr::V4(a4("203.0.113.9"))
+            Some(IpAddr::V4(a4("198.51.100.7"))),
+            Some(IpAddr::V4(a4("203.0.113.9")))
         )
     );
     assert_eq!((f.protocol, f.src_port, f.dst_port), (6, 51_000, 443));
@@ -78,23 +78,20 @@ fn header_samples_and_counters() {
     assert_eq!((f.start_ms, f.end_ms), (RECEIVED_MS, RECEIVED_MS));
     assert_eq!(
         f.sampling,
-        Sampling {
-            interval: 1024,
-            origin: SamplingOrigin::SflowSample
-        }
+        Sampling::one_in(1024, SamplingOrigin::SflowSample)
     );
 
     let g = out.flows[1];
     assert_eq!(
         (g.src, g.dst),
         (
-            IpAddr::V6(a6("2001:db8::10")),
-            IpAddr::V6(a6("2001:db8::20"))
+            Some(IpAddr::V6(a6("2001:db8::10"))),
+            Some(IpAddr::V6(a6("2001:db8::20")))
         )
     );
     assert_eq!((g.protocol, g.src_port, g.dst_port), (17, 5353, 53));
     assert_eq!(g.bytes, 142);
-    assert_eq!(g.sampling.interval, 2048);
+    assert_eq!((g.sampling.population, g.sampling.selected), (2048, 1));
 
     assert_eq!(
         out.counters[0],
@@ -146,11 +143,11 @@ fn sampled_ipv4_and_ipv6_records() {
     let (f, g) = (out.flows[0], out.flows[1]);
     assert_eq!(
         (f.src, f.protocol, f.src_port, f.dst_port, f.bytes),
-        (IpAddr::V4(a4("10.0.0.1")), 17, 1000, 2000, 600)
+        (Some(IpAddr::V4(a4("10.0.0.1"))), 17, 1000, 2000, 600)
     );
     assert_eq!(
         (g.dst, g.protocol, g.dst_port, g.bytes),
-        (IpAddr::V6(a6("2001:db8::2")), 6, 8080, 1280)
+        (Some(IpAddr::V6(a6("2001:db8::2"))), 6, 8080, 1280)
     );
 }
 
@@ -186,7 +183,8 @@ fn raw_ip_headers_fragments_and_non_ip() {
         ),
         (17, 0, 0)
     );
-    assert_eq!(out.flows[1].src, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    // An ARP frame has no IP addresses: none, not 0.0.0.0.
+    assert_eq!((out.flows[1].src, out.flows[1].dst), (None, None));
     assert_eq!(out.flows[1].bytes, 60);
     assert_eq!((out.flows[2].protocol, out.flows[2].dst_port), (1, 0x0800));
 }

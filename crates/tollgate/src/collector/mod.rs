@@ -2,11 +2,19 @@
 //! status. `tollgate run` starts the same collector beside the kernel loop
 //! when the policy has `[flows]`.
 //!
-//! - [`books`]: the collector's harvests into the history store, with the
-//!   decoder state (templates), and the status file;
+//! - [`books`]: the collector's harvests into the history store, the
+//!   decoders' templates, quarantined records, and the status file;
+//! - [`commit`]: committing so that a sample the store refuses is set
+//!   aside and never blocks the others;
+//! - [`quarantine`]: the bounded file of what was set aside;
+//! - [`saved`]: the templates file and what a stop could not commit,
+//!   written crash-safe;
 //! - [`status`]: the status file and its rendering.
 
 mod books;
+mod commit;
+mod quarantine;
+mod saved;
 mod status;
 
 pub use books::FlowBooks;
@@ -101,7 +109,13 @@ fn collect(path: &Path, state: &StateDir, a: &CollectArgs) -> Result<ExitCode, S
         tracing::info!("stopping: draining the sockets and committing");
         match books.stop() {
             Ok(c) => {
-                tracing::info!(samples = c.samples, bytes = c.bytes, "flows committed; exiting");
+                tracing::info!(
+                    samples = c.samples,
+                    bytes = c.bytes,
+                    refused = c.refused,
+                    saved_for_next_start = c.spilled,
+                    "flows committed; exiting"
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

@@ -41,6 +41,23 @@ pub struct Status {
     /// The interval the rates were measured over, in seconds.
     #[serde(default)]
     pub rate_seconds: f64,
+    /// What was set aside as implausible, and where.
+    #[serde(default)]
+    pub quarantine: QuarantineStatus,
+}
+
+/// The quarantine: records and samples set aside as implausible.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct QuarantineStatus {
+    /// Samples (tenant × realm × direction × slot sums) the history
+    /// refused since start.
+    pub samples_refused: u64,
+    /// Entries written to the quarantine file since start.
+    pub written: u64,
+    /// Entries dropped from it since start (its size is bounded).
+    pub dropped: u64,
+    /// The file.
+    pub file: String,
 }
 
 /// Bits per second reported for one tenant × realm.
@@ -107,6 +124,7 @@ impl Status {
             exporters,
             rates: Vec::new(),
             rate_seconds: 0.0,
+            quarantine: QuarantineStatus::default(),
         }
     }
 
@@ -127,6 +145,7 @@ impl Status {
             exporters,
             rates: Vec::new(),
             rate_seconds: 0.0,
+            quarantine: QuarantineStatus::default(),
         }
     }
 
@@ -172,49 +191,121 @@ impl Status {
         );
         let _ = writeln!(
             s,
-            "  attributed {} in {} packets; templates known {}",
+            "  attributed {} in {} packets; templates known {} ({}, {} refused, {} evicted)",
             human_bytes(t.bytes),
             human_count(t.packets),
-            t.templates
+            t.templates,
+            human_bytes(t.template_bytes),
+            human_count(t.templates_refused),
+            human_count(t.templates_evicted)
         );
+        let q = &self.quarantine;
+        if t.quarantined > 0 || q.samples_refused > 0 {
+            let _ = writeln!(
+                s,
+                "  QUARANTINED {} records beyond any link's capacity and {} samples the history refused ({} not kept); see {}",
+                human_count(t.quarantined),
+                human_count(q.samples_refused),
+                human_count(t.quarantine_dropped + q.dropped),
+                q.file
+            );
+        }
+        if t.unscaled > 0 {
+            let _ = writeln!(
+                s,
+                "  UNSCALED {} records whose sampling tollgate cannot scale were counted at 1 (see the exporters below)",
+                human_count(t.unscaled)
+            );
+        }
+        if t.worker_restarts > 0 {
+            let _ = writeln!(
+                s,
+                "  WORKERS RESTARTED {} times after dying (see the sockets below)",
+                t.worker_restarts
+            );
+        }
         let _ = writeln!(
             s,
-            "\n{:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}",
-            "socket", "buffer", "datagrams", "dropped", "refused", "truncated", "errors"
+            "\n{:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "socket",
+            "buffer",
+            "datagrams",
+            "dropped",
+            "refused",
+            "truncated",
+            "errors",
+            "restarts"
         );
         for k in &self.sockets {
             let _ = writeln!(
                 s,
-                "{:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}",
+                "{:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
                 k.local.to_string(),
                 human_bytes(k.receive_buffer as u64),
                 human_count(k.datagrams),
                 human_count(k.kernel_drops),
                 human_count(k.refused),
                 human_count(k.truncated),
-                human_count(k.receive_errors)
+                human_count(k.receive_errors),
+                k.restarts
             );
+            if let Some(p) = &k.last_panic {
+                let _ = writeln!(s, "    last worker death: {p}");
+            }
         }
         let _ = writeln!(
             s,
-            "\n{:<40} {:>7} {:>10} {:>10} {:>9} {:>9} {:>6}",
-            "exporter", "allowed", "datagrams", "records", "malformed", "no tmpl", "gaps"
+            "\n{:<40} {:>7} {:>10} {:>10} {:>9} {:>9} {:>6} {:>6}",
+            "exporter", "allowed", "datagrams", "records", "malformed", "no tmpl", "gaps", "quar."
         );
         for e in &self.exporters {
             let _ = writeln!(
                 s,
-                "{:<40} {:>7} {:>10} {:>10} {:>9} {:>9} {:>6}",
+                "{:<40} {:>7} {:>10} {:>10} {:>9} {:>9} {:>6} {:>6}",
                 e.address.to_string(),
                 if e.allowed { "yes" } else { "NO" },
                 human_count(e.datagrams),
                 human_count(e.flows),
                 human_count(e.malformed),
-                human_count(e.unknown_template_records),
-                human_count(e.sequence_gaps)
+                human_count(e.unknown_template_sets),
+                human_count(e.sequence_gaps),
+                human_count(e.quarantined)
             );
             if let Some(err) = &e.last_error {
                 let _ = writeln!(s, "    last error: {err}");
             }
+            if e.templates_refused > 0 || e.templates_evicted > 0 {
+                let _ = writeln!(
+                    s,
+                    "    templates refused {}, evicted for it {}{}",
+                    human_count(e.templates_refused),
+                    human_count(e.templates_evicted),
+                    e.last_refusal
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!("; last: {r}"))
+                );
+            }
+            if e.unscaled > 0 {
+                let _ = writeln!(
+                    s,
+                    "    cannot count: {} records sampled by selector algorithm {} have no scale tollgate knows; set `sampling` for this exporter in [[flows.exporters]]",
+                    human_count(e.unscaled),
+                    e.unsupported_algorithm
+                        .map_or_else(|| "?".to_string(), |a| a.to_string())
+                );
+            }
+        }
+        let unknown: u64 = self
+            .exporters
+            .iter()
+            .map(|e| e.unknown_template_records)
+            .sum();
+        if unknown > 0 {
+            let _ = writeln!(
+                s,
+                "\n\"no tmpl\" counts data sets that arrived before their template ({} NetFlow v9 records among them; IPFIX does not say how many)",
+                human_count(unknown)
+            );
         }
         if self.exporters.iter().any(|e| !e.allowed) {
             let _ = writeln!(s, "\nhint: datagrams from sources marked NO were dropped; list them under [[flows.exporters]] if they are yours");
@@ -290,5 +381,53 @@ mod tests {
         )
         .unwrap();
         assert!(s.rates.is_empty());
+    }
+
+    #[test]
+    fn the_text_names_the_quarantine_unscaled_exporters_refusals_and_dead_workers() {
+        let mut e = flow_collector::ExporterStats::new("192.0.2.1".parse().unwrap());
+        e.quarantined = 3;
+        e.unscaled = 7;
+        e.unsupported_algorithm = Some(9);
+        e.templates_refused = 2;
+        e.templates_evicted = 5;
+        e.last_refusal = Some(
+            "template 300 refused: 16369 fields, more than the 1024 a template may have".into(),
+        );
+        e.unknown_template_sets = 4;
+        e.unknown_template_records = 11;
+        let socket = flow_collector::SocketStats {
+            local: "127.0.0.1:2055".parse().unwrap(),
+            restarts: 1,
+            last_panic: Some("index out of bounds".into()),
+            ..flow_collector::SocketStats::default()
+        };
+        let mut s = Status {
+            running: true,
+            exporters: vec![e],
+            sockets: vec![socket],
+            ..Status::default()
+        };
+        s.totals.quarantined = 3;
+        s.totals.unscaled = 7;
+        s.totals.worker_restarts = 1;
+        s.quarantine = QuarantineStatus {
+            samples_refused: 1,
+            written: 4,
+            dropped: 0,
+            file: "/var/lib/tollgate/flows-quarantine.jsonl".into(),
+        };
+        let text = s.render();
+        for want in [
+            "QUARANTINED 3 records beyond any link's capacity and 1 samples the history refused (0 not kept); see /var/lib/tollgate/flows-quarantine.jsonl",
+            "UNSCALED 7 records",
+            "WORKERS RESTARTED 1 times",
+            "last worker death: index out of bounds",
+            "cannot count: 7 records sampled by selector algorithm 9",
+            "templates refused 2, evicted for it 5; last: template 300 refused",
+            "11 NetFlow v9 records among them",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
     }
 }
