@@ -81,24 +81,37 @@ pub fn start(
         .enable_all()
         .build()
         .runtime("cannot start the API's runtime")?;
+    // TLS files are read now, so that a bad certificate stops the daemon
+    // at start with its reason.
+    let tls = match api.and_then(|a| a.tls.as_ref()) {
+        Some(t) => {
+            let folder = match config.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let (cert, key) = (folder.join(&t.certificate), folder.join(&t.key));
+            Some(rt.block_on(api::tls(&cert, &key)).map_err(|e| {
+                Error::invalid(format!(
+                    "cannot use the API's TLS certificate {} and key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+                .hint("[api.tls] names PEM files: the certificate chain, and its private key")
+            })?)
+        }
+        None => None,
+    };
+    let https = tls.is_some();
     std::thread::Builder::new()
         .name("api".into())
         .spawn(move || {
             rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!("the API listener: {e}");
-                        return;
-                    }
-                };
-                let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
-                if let Err(e) = axum::serve(listener, service).await {
+                if let Err(e) = api::serve(listener, api::router(app), tls).await {
                     tracing::error!("the API stopped: {e}");
                 }
             });
         })
         .runtime("cannot start the API thread")?;
-    tracing::info!(%addr, "serving the API and the metrics");
+    tracing::info!(%addr, https, "serving the API and the metrics");
     Ok(Some(snapshots))
 }
