@@ -10,6 +10,9 @@
 //! - No `todo!`/`unimplemented!`/`dbg!` outside tests.
 //! - The binary's modules import each other in no cycle, and no module
 //!   under `cmd/` imports another one.
+//! - Every third-party dependency is pinned once, in the workspace's
+//!   `[workspace.dependencies]`: a crate's manifest names it with
+//!   `workspace = true`, never with a version of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +98,43 @@ fn without_tests(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Dependencies with a version of their own in a crate's manifest.
+fn pinned_once(root: &Path, problems: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(root.join("crates")) else {
+        return;
+    };
+    let manifests = entries
+        .flatten()
+        .map(|e| e.path().join("Cargo.toml"))
+        .chain([root.join("xtask/Cargo.toml")]);
+    for m in manifests {
+        let Ok(text) = std::fs::read_to_string(&m) else {
+            continue;
+        };
+        let mut section = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.to_string();
+                continue;
+            }
+            let deps = section.ends_with("dependencies]");
+            if deps
+                && t.contains('=')
+                && !t.starts_with('#')
+                && !t.contains("path =")
+                && !t.contains("workspace = true")
+            {
+                problems.push(format!(
+                    "{}: `{t}`: pin it once in [workspace.dependencies] and write `{} = {{ workspace = true }}`",
+                    m.display(),
+                    t.split('=').next().unwrap_or("").trim()
+                ));
+            }
+        }
+    }
 }
 
 /// The binary's top-level module a file belongs to (`cmd`, `daemon`, …).
@@ -303,6 +343,7 @@ pub fn check(root: &Path) -> Result<usize, String> {
     if root.join("crates/tollgate/src").exists() {
         binary_layering(root, &mut problems);
     }
+    pinned_once(root, &mut problems);
     if problems.is_empty() {
         Ok(files)
     } else {
