@@ -125,12 +125,16 @@ fn tenant_month_usage(bencher: Bencher) {
     let s = setup();
     let store =
         history::SqliteStore::open(&s.db, &history::SqliteOptions { cache_mib: 64 }).unwrap();
+    // The handler reuses the decoded open slots until the next batch
+    // commits, so the bench decodes them once as well.
+    let open = query::open::open_samples(&store).unwrap();
     let mut t = 0u32;
     bencher.bench_local(|| {
         t = 1 + (t + 7919) % (s.tenants - 1);
         let id = TenantId(t);
         let series = query::series::series(
             &store,
+            &open,
             Some(&s.policy),
             id,
             &s.range,
@@ -138,7 +142,13 @@ fn tenant_month_usage(bencher: Bencher) {
         )
         .unwrap();
         let totals =
-            query::usage::usage(&store, Some(&s.policy), &s.range, &Tenants::Only(vec![id]))
+            query::usage::usage(
+                &store,
+                &open,
+                Some(&s.policy),
+                &s.range,
+                &Tenants::Only(vec![id]),
+            )
                 .unwrap();
         divan::black_box((series, totals))
     });

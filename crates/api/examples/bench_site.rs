@@ -52,6 +52,7 @@ fn main() {
         routes_error: None,
         records: Default::default(),
         events: Vec::new(),
+        committed_sequence: 0,
     };
     let dir = std::env::temp_dir().join(format!("tg-api-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -76,6 +77,7 @@ fn main() {
         commands: Arc::new(|_| None),
         tokens: Tokens::new(Some(dir.join("tokens.json"))),
         failures: Arc::default(),
+        open: Arc::default(),
         files,
         metrics_public: true,
     };

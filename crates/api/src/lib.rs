@@ -57,7 +57,14 @@ pub struct AppState {
     pub metrics: Arc<prometheus_client::registry::Registry>,
     /// Whether `/metrics` needs no token from anywhere.
     pub metrics_public: bool,
+    /// The open slots of the history's last accounting state, decoded
+    /// once per committed batch rather than once per request.
+    pub open: OpenCache,
 }
+
+/// The history's open slots, with the committed batch they are as of.
+pub type OpenCache =
+    Arc<std::sync::Mutex<Option<(u64, Arc<Vec<accounting::OpenSample>>)>>>;
 
 async fn not_found() -> problem::Problem {
     problem::Problem::not_found("no such endpoint; GET /api/v1/openapi.json lists them")

@@ -38,6 +38,24 @@ fn snapshot(s: &AppState) -> Arc<Snapshot> {
     s.snapshot.borrow().clone()
 }
 
+/// The open slots as of the snapshot's committed batch: decoded from the
+/// history once per batch (the accounting state holds a sample per key,
+/// megabytes at 10,000 tenants), then shared by every request.
+fn open_samples(
+    cache: &crate::OpenCache,
+    committed: u64,
+    store: &dyn history::Store,
+) -> Result<Arc<Vec<accounting::OpenSample>>, Problem> {
+    if let Some((seq, open)) = cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if *seq == committed {
+            return Ok(open.clone());
+        }
+    }
+    let open = Arc::new(query::open::open_samples(store)?);
+    *cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((committed, open.clone()));
+    Ok(open)
+}
+
 /// A stretch of time: a billing period, or a local date until now.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -298,11 +316,13 @@ pub async fn tenants(
         "volume" => {
             let settings = s.settings.clone();
             let now = s.now;
+            let (cache, committed) = (st.open.clone(), s.committed_sequence);
             let volumes = st
                 .stores
                 .with(move |store| {
+                    let open = open_samples(&cache, committed, store)?;
                     let range = query::range::resolve(&settings, &RangeSpec::Current, now)?;
-                    Ok(query::usage::volumes(store, &range)?)
+                    Ok(query::usage::volumes(store, &open, &range)?)
                 })
                 .await?;
             for r in &mut rows {
@@ -518,14 +538,22 @@ pub async fn usage(
         .transpose()?;
     let settings = s.settings.clone();
     let policy = s.policy.clone();
+    let (cache, committed) = (st.open.clone(), s.committed_sequence);
     let now = jiff::Timestamp::now();
     st.stores
         .with(move |store| {
             let range = query::range::resolve(&settings, &spec, now)?;
             let resolution = resolution.unwrap_or_else(|| Resolution::for_range(&range));
-            let series = query::series::series(store, Some(&policy), t, &range, resolution)?;
-            let totals =
-                query::usage::usage(store, Some(&policy), &range, &Tenants::Only(vec![t]))?
+            let open = open_samples(&cache, committed, store)?;
+            let series =
+                query::series::series(store, &open, Some(&policy), t, &range, resolution)?;
+            let totals = query::usage::usage(
+                store,
+                &open,
+                Some(&policy),
+                &range,
+                &Tenants::Only(vec![t]),
+            )?
                     .tenants
                     .pop();
             Ok(Json(UsageAnswer { series, totals }))
@@ -556,11 +584,13 @@ async fn bills_for(
     let settings = s.settings.clone();
     let policy = s.policy.clone();
     let now = jiff::Timestamp::now();
+    let (cache, committed) = (st.open.clone(), s.committed_sequence);
     st.stores
         .with(move |store| {
+            let open = open_samples(&cache, committed, store)?;
             let spec = period.map_or(RangeSpec::Current, RangeSpec::Period);
             let p = query::range::period(&settings, &spec, now)?;
-            let a = query::bills::bills(Some(&policy), &settings, store, &p, now)?;
+            let a = query::bills::bills(Some(&policy), &settings, store, &open, &p, now)?;
             Ok(BillsAnswer {
                 period: a.bills.period,
                 standing: a.standing,
@@ -626,10 +656,12 @@ pub async fn realms(
     let settings = s.settings.clone();
     let policy = s.policy.clone();
     let now = jiff::Timestamp::now();
+    let (cache, committed) = (st.open.clone(), s.committed_sequence);
     st.stores
         .with(move |store| {
+            let open = open_samples(&cache, committed, store)?;
             let range = query::range::resolve(&settings, &spec, now)?;
-            Ok(Json(query::usage::realms(store, Some(&policy), &range)?))
+            Ok(Json(query::usage::realms(store, &open, Some(&policy), &range)?))
         })
         .await
 }

@@ -127,6 +127,11 @@ impl Books {
         w
     }
 
+    /// The last batch committed (0 before the first).
+    pub fn committed_sequence(&self) -> u64 {
+        self.sequence - 1
+    }
+
     /// How many counters the accountant tracks.
     pub fn counters(&self) -> usize {
         self.accountant.counters()

@@ -230,6 +230,7 @@ impl Engine {
             counts: self.counts.clone(),
             counters_tracked: self.books.counters(),
             pending_samples: self.books.pending(),
+            committed_sequence: self.books.committed_sequence(),
             last_apply: self.last_apply.clone(),
             routes_error: self.routes_error.clone(),
             records: self.records.clone(),

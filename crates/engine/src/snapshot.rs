@@ -72,6 +72,9 @@ pub struct Snapshot {
     pub counters_tracked: usize,
     /// Samples closed and not yet committed.
     pub pending_samples: usize,
+    /// The last batch committed to the history (0 before the first): what
+    /// the history's accounting state (and so its open slots) is as of.
+    pub committed_sequence: u64,
     /// The last reconcile round.
     pub last_apply: Option<Applied>,
     /// Why the routes table cannot be read, while it cannot.

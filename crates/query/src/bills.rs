@@ -2,7 +2,7 @@
 //! the 5-minute samples (and the open slots, for a period still running).
 
 use crate::QueryError;
-use accounting::{Sample, Slot};
+use accounting::{OpenSample, Sample, Slot};
 use billing::{Period, TenantBill};
 use history::{FrozenPeriod, SampleQuery, Store, Tenants};
 use jiff::Timestamp;
@@ -69,6 +69,7 @@ pub fn compute(
     policy: &Policy,
     settings: &Settings,
     store: &dyn Store,
+    open: &[OpenSample],
     period: &Period,
 ) -> Result<PeriodBills, QueryError> {
     let (first, end) = (period.first_slot(), period.end_slot());
@@ -87,7 +88,7 @@ pub fn compute(
     for s in samples {
         by_tenant.entry(s.key.tenant.0).or_default().push(s);
     }
-    for o in crate::open::open_samples(store)? {
+    for o in open {
         if period.contains(o.slot) {
             by_tenant.entry(o.key.tenant.0).or_default().push(Sample {
                 slot: o.slot,
@@ -122,6 +123,7 @@ pub fn bills(
     policy: Option<&Policy>,
     settings: &Settings,
     store: &dyn Store,
+    open: &[OpenSample],
     period: &Period,
     now: Timestamp,
 ) -> Result<BillsAnswer, QueryError> {
@@ -147,7 +149,7 @@ pub fn bills(
         )
     })?;
     Ok(BillsAnswer {
-        bills: compute(policy, settings, store, period)?,
+        bills: compute(policy, settings, store, open, period)?,
         standing: if now < period.end {
             Standing::Provisional
         } else {

@@ -12,7 +12,7 @@
 use crate::names::realm_name;
 use crate::range::Range;
 use crate::QueryError;
-use accounting::{Direction, Slot};
+use accounting::{Direction, OpenSample, Slot};
 use history::{SampleQuery, Store, Tenants};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan as _};
@@ -148,6 +148,7 @@ fn buckets(range: &Range, resolution: Resolution) -> Result<Vec<Timestamp>, Quer
 /// `tenant`'s traffic over `range` at `resolution`.
 pub fn series(
     store: &dyn Store,
+    open: &[OpenSample],
     policy: Option<&Policy>,
     tenant: TenantId,
     range: &Range,
@@ -172,7 +173,6 @@ pub fn series(
             to,
         })
         .map_err(QueryError::store("the tenant's samples"))?;
-    let open = crate::open::open_samples(store)?;
     let open = open
         .iter()
         .filter(|o| o.key.tenant == tenant && o.slot >= from && o.slot < to)

@@ -3,13 +3,14 @@
 //! limit on the number of realms).
 //!
 //! Both read the history's totals and add the traffic recorded in slots
-//! that have not closed yet ([`crate::open`]), so they show everything up
-//! to the daemon's last read. Days are local days in the billing zone.
+//! that have not closed yet (`open`, from [`crate::open::open_samples`],
+//! read once by the caller), so they show everything up to the daemon's
+//! last read. Days are local days in the billing zone.
 
 use crate::names::{realm_name, tenant_name};
 use crate::range::Range;
 use crate::QueryError;
-use accounting::Direction;
+use accounting::{Direction, OpenSample};
 use history::{Bucket, Store, Tenants, UsageQuery};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -66,7 +67,12 @@ pub type Totals = BTreeMap<(u32, u16, Date), (Traffic, bool)>;
 
 /// Totals per tenant × realm × local day over a range, closed samples and
 /// open ones together.
-pub fn totals(store: &dyn Store, range: &Range, tenants: &Tenants) -> Result<Totals, QueryError> {
+pub fn totals(
+    store: &dyn Store,
+    open: &[OpenSample],
+    range: &Range,
+    tenants: &Tenants,
+) -> Result<Totals, QueryError> {
     let zone =
         TimeZone::get(&range.zone).map_err(|e| QueryError::invalid("zone", e.to_string()))?;
     let rows = store
@@ -86,7 +92,7 @@ pub fn totals(store: &dyn Store, range: &Range, tenants: &Tenants) -> Result<Tot
         e.0.add(r.direction, r.bytes, r.packets);
         e.1 &= r.exact;
     }
-    for o in crate::open::open_samples(store)? {
+    for o in open {
         let start = o.slot.start();
         let wanted = match tenants {
             Tenants::All => true,
@@ -171,12 +177,13 @@ pub struct UsageReport {
 /// Usage per tenant over `range`.
 pub fn usage(
     store: &dyn Store,
+    open: &[OpenSample],
     policy: Option<&Policy>,
     range: &Range,
     tenants: &Tenants,
 ) -> Result<UsageReport, QueryError> {
     let mut per: BTreeMap<u32, Vec<(Date, u16, Traffic, bool)>> = BTreeMap::new();
-    for (&(tenant, realm, day), (v, exact)) in &totals(store, range, tenants)? {
+    for (&(tenant, realm, day), (v, exact)) in &totals(store, open, range, tenants)? {
         per.entry(tenant)
             .or_default()
             .push((day, realm, *v, *exact));
@@ -249,11 +256,12 @@ pub struct RealmsReport {
 /// Traffic per realm over `range`, every tenant together.
 pub fn realms(
     store: &dyn Store,
+    open: &[OpenSample],
     policy: Option<&Policy>,
     range: &Range,
 ) -> Result<RealmsReport, QueryError> {
     let mut per: BTreeMap<u16, Traffic> = BTreeMap::new();
-    for (&(_, realm, _), (v, _)) in &totals(store, range, &Tenants::All)? {
+    for (&(_, realm, _), (v, _)) in &totals(store, open, range, &Tenants::All)? {
         let s = per.entry(realm).or_default();
         *s = s.plus(v);
     }
@@ -275,7 +283,11 @@ pub fn realms(
 
 /// Every tenant's traffic over `range`, every realm and day together (for
 /// sorting tenants by volume).
-pub fn volumes(store: &dyn Store, range: &Range) -> Result<BTreeMap<u32, Traffic>, QueryError> {
+pub fn volumes(
+    store: &dyn Store,
+    open: &[OpenSample],
+    range: &Range,
+) -> Result<BTreeMap<u32, Traffic>, QueryError> {
     let zone =
         TimeZone::get(&range.zone).map_err(|e| QueryError::invalid("zone", e.to_string()))?;
     // Month buckets: a handful of rows per tenant, however long the range.
@@ -294,7 +306,7 @@ pub fn volumes(store: &dyn Store, range: &Range) -> Result<BTreeMap<u32, Traffic
             .or_default()
             .add(r.direction, r.bytes, r.packets);
     }
-    for o in crate::open::open_samples(store)? {
+    for o in open {
         let start = o.slot.start();
         if start >= range.from && start < range.to {
             out.entry(o.key.tenant.0).or_default().add(

@@ -72,6 +72,7 @@ pub fn start(
         commands,
         tokens: api::tokens::Tokens::new(Some(tokens_path(config, Some(&policy)))),
         failures: Arc::default(),
+        open: Arc::default(),
         files,
         metrics_public: api.is_some_and(|a| a.metrics_public),
     };

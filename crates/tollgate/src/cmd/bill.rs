@@ -20,7 +20,8 @@ pub fn run(cx: &Context, a: &BillArgs) -> Result<ExitCode> {
         .map_or(RangeSpec::Current, RangeSpec::Period);
     let period = query::range::period(&settings, &spec, now)?;
     let mut store = cx.state.read_history()?;
-    let answer = query::bills::bills(policy, &settings, &store, &period, now)?;
+    let open = query::open::open_samples(&store)?;
+    let answer = query::bills::bills(policy, &settings, &store, &open, &period, now)?;
     if a.freeze {
         query::bills::freeze(&mut store, &answer, now)?;
         sayln!(

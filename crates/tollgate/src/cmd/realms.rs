@@ -13,7 +13,8 @@ pub fn run(cx: &Context, a: &RealmsArgs) -> Result<ExitCode> {
     let spec = RangeSpec::new(a.range.period.as_deref(), a.range.since.as_deref());
     let range = query::range::resolve(&settings, &spec, jiff::Timestamp::now())?;
     let store = cx.state.read_history()?;
-    let report = query::usage::realms(&store, p, &range)?;
+    let open = query::open::open_samples(&store)?;
+    let report = query::usage::realms(&store, &open, p, &range)?;
     if a.json {
         say!("{}", crate::output::json_pretty(&report)?);
     } else {

@@ -23,7 +23,8 @@ pub fn run(cx: &Context, a: &UsageArgs) -> Result<ExitCode> {
         None => Tenants::All,
     };
     let store = cx.state.read_history()?;
-    let report = query::usage::usage(&store, p, &range, &tenants)?;
+    let open = query::open::open_samples(&store)?;
+    let report = query::usage::usage(&store, &open, p, &range, &tenants)?;
     if a.json {
         say!("{}", crate::output::json_pretty(&report)?);
     } else {
