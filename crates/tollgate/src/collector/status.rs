@@ -1,8 +1,9 @@
 //! The collector's status file, and `tollgate flows status`.
 //!
-//! The collector rewrites `DIR/flows-status.json` at every commit (by
-//! writing a new file and renaming it over the old, so a reader never sees
-//! half of one). Other commands read it instead of asking the daemon.
+//! The collector rewrites `DIR/flows-status.json` at every commit with
+//! [`crate::state_dir::replace_atomically`], so a reader never sees half
+//! of one and a crash leaves the old or the new. Other commands read it
+//! from the state directory they are given instead of asking the daemon.
 
 use crate::ledger::{human_bytes, human_count};
 use flow_collector::{Collector, ExporterStats, SocketStats, Totals};
@@ -150,11 +151,11 @@ impl Status {
     }
 
     /// Writes the file atomically.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, path)
+    pub fn save(&self, path: &Path) -> crate::error::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| {
+            crate::error::Error::runtime(format!("cannot encode the flow status: {e}"))
+        })?;
+        crate::state_dir::replace_atomically(path, (text + "\n").as_bytes())
     }
 
     /// Reads the file from a state directory.

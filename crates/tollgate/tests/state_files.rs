@@ -1,0 +1,415 @@
+//! The state directory's files as the binary writes and reads them, and
+//! what its logs look like in a file (issue 12):
+//!
+//! - #6: every file tollgate replaces is replaced durably: the new text
+//!   is fsync'd under its temporary name before the rename, and the
+//!   folder is fsync'd after it. Seen from outside, with `strace`, on the
+//!   real binary: the flow collector's status and templates, the routes
+//!   table, the tokens file;
+//! - #9: `status`, `top` and `flows status` read the flow collector's
+//!   files in the state directory they are given (`--state-dir`), not in
+//!   `TOLLGATE_STATE_DIR` or the default;
+//! - #18: a daemon's log written to a file has no colour codes; colour is
+//!   for a terminal only (and a terminal does get it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use testkit::{wait_for, Process};
+
+/// A folder for one test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("tgsf-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}):\n{}{}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A router policy with a flow collector on loopback and two tenants
+/// measured by flows.
+fn flows_policy(port: u16) -> String {
+    format!(
+        r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "1gbit", up = "1gbit" }}
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24"]
+
+[realms.international]
+id = 2
+
+[plans.basic]
+down = {{ rate = "10mbit", ceil = "100mbit" }}
+up = {{ rate = "10mbit", ceil = "100mbit" }}
+
+[flows]
+listen = ["127.0.0.1:{port}"]
+workers = 1
+
+[[flows.exporters]]
+address = "127.0.0.1"
+name = "lo"
+
+[[tenants]]
+id = 1
+plan = "basic"
+prefixes = ["100.64.1.0/24"]
+measured_by = "flows"
+
+[[tenants]]
+id = 2
+plan = "basic"
+prefixes = ["100.64.2.0/24"]
+measured_by = "flows"
+"#
+    )
+}
+
+/// A NetFlow v9 datagram from source id 7 carrying one template (id 256:
+/// IPv4 source, destination, octets, packets), so that the collector has
+/// templates to save.
+fn v9_template() -> Vec<u8> {
+    let mut d = Vec::new();
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    for v in [9u16, 1] {
+        d.extend(v.to_be_bytes());
+    }
+    d.extend(1000u32.to_be_bytes()); // uptime, ms
+    d.extend(unix.to_be_bytes());
+    d.extend(1u32.to_be_bytes()); // sequence
+    d.extend(7u32.to_be_bytes()); // source id
+                                  // Template flowset: id 0, length 4 + 4 + 4 × 4.
+    for v in [0u16, 24, 256, 4, 8, 4, 12, 4, 1, 4, 2, 4] {
+        d.extend(v.to_be_bytes());
+    }
+    d
+}
+
+/// One traced call, in the order the calls started.
+#[derive(Debug, PartialEq)]
+enum Call {
+    /// fsync/fdatasync of the file or folder at this path.
+    Sync(PathBuf),
+    /// A rename.
+    Rename { from: PathBuf, to: PathBuf },
+}
+
+/// The calls in an `strace -f -y` log: `-y` prints a descriptor with its
+/// path (`3</dir/file>`). A call split by another thread (`<unfinished
+/// ...>`) is taken where it started; failed calls are left out.
+fn calls(log: &str) -> Vec<Call> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let line = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        if line.starts_with("<...") || line.contains("= -1 ") {
+            continue;
+        }
+        let Some((name, args)) = line.split_once('(') else {
+            continue;
+        };
+        match name {
+            "fsync" | "fdatasync" => {
+                let path = args
+                    .split_once('<')
+                    .and_then(|(_, r)| r.split_once('>'))
+                    .map(|(p, _)| PathBuf::from(p));
+                if let Some(p) = path {
+                    out.push(Call::Sync(p));
+                }
+            }
+            "rename" | "renameat" | "renameat2" => {
+                // The paths are the quoted arguments; a relative one is
+                // taken against the descriptor printed before it.
+                let mut paths = Vec::new();
+                let mut base = PathBuf::new();
+                let mut rest = args;
+                while let Some(i) = rest.find(['"', '<']) {
+                    let (open, after) = (rest.as_bytes()[i], &rest[i + 1..]);
+                    let close = if open == b'"' { '"' } else { '>' };
+                    let Some(j) = after.find(close) else { break };
+                    let item = &after[..j];
+                    if open == b'<' {
+                        base = PathBuf::from(item);
+                    } else {
+                        paths.push(base.join(item));
+                    }
+                    rest = &after[j + 1..];
+                }
+                if let [from, to] = paths.as_slice() {
+                    out.push(Call::Rename {
+                        from: from.clone(),
+                        to: to.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Checks that every rename into `under` was durable: its source was
+/// fsync'd before it, and the target's folder after it (before the next
+/// rename onto the same target). Returns the files replaced.
+fn assert_durable(log: &str, under: &Path) -> Vec<PathBuf> {
+    let calls = calls(log);
+    let mut replaced = Vec::new();
+    for (i, c) in calls.iter().enumerate() {
+        let Call::Rename { from, to } = c else {
+            continue;
+        };
+        if !to.starts_with(under) {
+            continue;
+        }
+        assert!(
+            calls[..i].contains(&Call::Sync(from.clone())),
+            "{} was renamed onto {} without an fsync of the new text first:\n{log}",
+            from.display(),
+            to.display()
+        );
+        let folder = to.parent().unwrap().to_path_buf();
+        let later = calls[i + 1..]
+            .iter()
+            .take_while(|c| !matches!(c, Call::Rename { to: t, .. } if t == to));
+        assert!(
+            later.into_iter().any(|c| *c == Call::Sync(folder.clone())),
+            "{} was replaced without an fsync of {} after the rename:\n{log}",
+            to.display(),
+            folder.display()
+        );
+        replaced.push(to.clone());
+    }
+    replaced
+}
+
+/// `strace` recording fsyncs and renames of every thread into `log`.
+fn strace(log: &Path) -> Command {
+    testkit::need("strace", "strace");
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-y", "-s", "4096", "-o", s(log)])
+        .args([
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "--",
+        ]);
+    c
+}
+
+/// The traced command's own pid: strace's only child.
+fn tracee(strace: u32) -> u32 {
+    let children = format!("/proc/{strace}/task/{strace}/children");
+    let mut pid = None;
+    wait_for(
+        "strace to start the command",
+        Duration::from_secs(10),
+        || {
+            pid = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse().ok());
+            pid.is_some()
+        },
+    );
+    pid.unwrap()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+#[test]
+fn the_flow_collectors_files_are_fsynced_before_and_after_their_rename() {
+    let t = Scratch::new("fsync-flows");
+    let port = free_udp_port();
+    let policy = t.write("policy.toml", &flows_policy(port));
+    let accounting = t.write("accounting.toml", "");
+    let state = t.path("state");
+    let log = t.path("strace.log");
+    let mut traced = strace(&log);
+    traced
+        .arg(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--state-dir", s(&state), "-c", s(&policy)])
+        .args(["flows", "collect", "--interval", "200ms"])
+        .current_dir(testkit::repo())
+        .env("TOLLGATE_STATE_DIR", t.path("decoy"))
+        .env("TOLLGATE_ACCOUNTING", &accounting)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(t.path("collector.log")).unwrap());
+    let mut p = Process::spawn(&mut traced);
+    let pid = tracee(p.id());
+    let status = state.join("flows-status.json");
+    let templates = state.join("flows-templates.bin");
+    wait_for(
+        "the collector's status file",
+        Duration::from_secs(20),
+        || status.exists(),
+    );
+    let exporter = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    exporter
+        .send_to(&v9_template(), ("127.0.0.1", port))
+        .unwrap();
+    wait_for(
+        "the collector to save its templates",
+        Duration::from_secs(20),
+        || templates.exists(),
+    );
+    signal(pid, "-TERM");
+    let st = p
+        .wait(Duration::from_secs(20))
+        .expect("the collector stops");
+    assert!(
+        st.success(),
+        "{}",
+        std::fs::read_to_string(t.path("collector.log")).unwrap_or_default()
+    );
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let replaced = assert_durable(&trace, &state);
+    for f in [&status, &templates] {
+        assert!(
+            replaced.contains(f),
+            "{} was never replaced:\n{trace}",
+            f.display()
+        );
+    }
+    assert!(!t.path("decoy").exists(), "TOLLGATE_STATE_DIR was used");
+}
+
+#[test]
+fn the_routes_table_and_the_tokens_file_are_fsynced_before_and_after_their_rename() {
+    let t = Scratch::new("fsync-cli");
+    let example = std::fs::read_to_string(testkit::repo().join("examples/router.toml")).unwrap();
+    let text = example.replace(
+        "prefix_files = [\"national.txt\"]",
+        "communities = [\"65001:100\"]",
+    );
+    assert_ne!(text, example, "the example changed; update this test");
+    let policy = t.write("policy.toml", &text);
+    let accounting = t.write("accounting.toml", "");
+    let state = t.path("state");
+    let dump = testkit::repo().join("crates/bgp/tests/data/bird-addpath/master4.mrt");
+    let run = |tag: &str, args: &[&str]| {
+        let log = t.path(&format!("{tag}.strace"));
+        let mut c = strace(&log);
+        let o = c
+            .arg(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--state-dir", s(&state), "-c", s(&policy)])
+            .args(args)
+            .current_dir(testkit::repo())
+            .env_remove("TOLLGATE_CRASH_AT")
+            .env("TOLLGATE_STATE_DIR", t.path("decoy"))
+            .env("TOLLGATE_ACCOUNTING", &accounting)
+            .output()
+            .unwrap();
+        ok(o, tag);
+        std::fs::read_to_string(&log).unwrap()
+    };
+    // Twice: the second replaces an existing table.
+    for _ in 0..2 {
+        let trace = run("import", &["routes", "import", s(&dump)]);
+        let replaced = assert_durable(&trace, &state);
+        assert_eq!(replaced, vec![state.join("routes/table.tgr")], "{trace}");
+    }
+    let trace = run("token", &["token", "add", "ops", "--scope", "read"]);
+    let replaced = assert_durable(&trace, &t.0);
+    assert_eq!(replaced, vec![t.path("api-tokens.json")], "{trace}");
+    assert!(!t.path("decoy").exists(), "TOLLGATE_STATE_DIR was used");
+}
+
+/// The trace parser itself, on lines as strace prints them.
+#[test]
+fn the_trace_reader_finds_syncs_and_renames_of_every_spelling() {
+    let log = r#"101 fsync(3</s/.f.tollgate-new>) = 0
+102 fsync(4</s/other> <unfinished ...>
+101 rename("/s/.f.tollgate-new", "/s/f") = 0
+102 <... fsync resumed>) = 0
+101 renameat(AT_FDCWD</s>, "g.tmp", AT_FDCWD</s>, "g") = 0
+101 renameat2(AT_FDCWD</>, "/s/x", AT_FDCWD</>, "/s/y", RENAME_NOREPLACE) = -1 EEXIST (File exists)
+101 fdatasync(5</s>) = 0
+"#;
+    assert_eq!(
+        calls(log),
+        vec![
+            Call::Sync("/s/.f.tollgate-new".into()),
+            Call::Sync("/s/other".into()),
+            Call::Rename {
+                from: "/s/.f.tollgate-new".into(),
+                to: "/s/f".into()
+            },
+            Call::Rename {
+                from: "/s/g.tmp".into(),
+                to: "/s/g".into()
+            },
+            Call::Sync("/s".into()),
+        ]
+    );
+    assert!(
+        std::panic::catch_unwind(|| assert_durable(log, Path::new("/s"))).is_err(),
+        "g.tmp was never fsync'd, so the check must fail"
+    );
+}
+
