@@ -413,3 +413,135 @@ fn the_trace_reader_finds_syncs_and_renames_of_every_spelling() {
     );
 }
 
+/// The binary with nothing inherited that could change where it looks or
+/// how it logs; `TOLLGATE_STATE_DIR` points at `decoy`, a state directory
+/// the command must not read when `--state-dir` names another.
+fn tollgate(decoy: &Path, accounting: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    c.current_dir(testkit::repo())
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_LOG")
+        .env_remove("TOLLGATE_CRASH_AT")
+        .env_remove("NO_COLOR")
+        .env("TOLLGATE_STATE_DIR", decoy)
+        .env("TOLLGATE_ACCOUNTING", accounting);
+    c
+}
+
+/// Runs the flow collector on `state` until its first status file, stops
+/// it, and returns that file as the collector wrote it.
+fn collector_status(t: &Scratch, policy: &Path, state: &Path) -> serde_json::Value {
+    let mut c = tollgate(&t.path("decoy"), &t.path("accounting.toml"));
+    c.args(["--state-dir", s(state), "-c", s(policy)])
+        .args(["flows", "collect", "--interval", "200ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut p = Process::spawn(&mut c);
+    let file = state.join("flows-status.json");
+    wait_for("the collector's status", Duration::from_secs(20), || {
+        file.exists()
+    });
+    p.signal_group(15);
+    assert!(p.wait(Duration::from_secs(20)).is_some_and(|s| s.success()));
+    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// `status` as the collector wrote it, saying it runs now, with
+/// `quarantined` records set aside and tenant 1 receiving `down_bps` in
+/// realm 2, written to `dir`.
+fn plant_status(status: &serde_json::Value, dir: &Path, quarantined: u64, down_bps: f64) {
+    let mut v = status.clone();
+    v["running"] = true.into();
+    v["updated"] = jiff::Timestamp::now().to_string().into();
+    v["totals"]["quarantined"] = quarantined.into();
+    v["rate_seconds"] = 1.0.into();
+    v["rates"] =
+        serde_json::json!([{"tenant": 1, "realm": 2, "down_bps": down_bps, "up_bps": 0.0}]);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("flows-status.json"),
+        serde_json::to_string_pretty(&v).unwrap(),
+    )
+    .unwrap();
+}
+
+/// The state directory `X` the commands are given, and the decoy that
+/// `TOLLGATE_STATE_DIR` names, each with a flow status of its own: 7
+/// quarantined and 8 kbit/s in X, 99 and 99 Mbit/s in the decoy.
+fn two_state_dirs(t: &Scratch, policy: &Path) -> PathBuf {
+    t.write("accounting.toml", "");
+    let x = t.path("x");
+    let real = collector_status(t, policy, &x);
+    plant_status(&real, &x, 7, 8000.0);
+    plant_status(&real, &t.path("decoy"), 99, 99e6);
+    x
+}
+
+#[test]
+fn flows_status_reads_the_state_dir_it_is_given() {
+    let t = Scratch::new("flows-status");
+    let policy = t.write("policy.toml", &flows_policy(free_udp_port()));
+    let x = two_state_dirs(&t, &policy);
+    let run = |args: &[&str]| {
+        let o = tollgate(&t.path("decoy"), &t.path("accounting.toml"))
+            .args(["--state-dir", s(&x), "-c", s(&policy)])
+            .args(args)
+            .output()
+            .unwrap();
+        ok(o, &format!("{args:?}"))
+    };
+    let v: serde_json::Value = serde_json::from_str(&run(&["flows", "status", "--json"])).unwrap();
+    assert_eq!(v["totals"]["quarantined"], 7, "{v}");
+    let text = run(&["flows", "status"]);
+    assert!(text.contains("QUARANTINED 7 records"), "{text}");
+}
+
+/// A namespace with the policy's two interfaces (veth pairs, up).
+fn router_netns(tag: &str) -> testkit::Netns {
+    testkit::need("ip", "iproute2");
+    testkit::need("nft", "nftables");
+    let ns = testkit::Netns::new(tag);
+    ns.sh("set -e
+        for i in wan0 lan0; do
+            ip link add $i type veth peer name $i-peer
+            ip link set $i up; ip link set $i-peer up
+        done");
+    ns
+}
+
+#[test]
+fn status_and_top_show_the_flow_figures_of_the_state_dir_they_are_given() {
+    if !testkit::root("status_and_top_show_the_flow_figures_of_the_state_dir_they_are_given") {
+        return;
+    }
+    let t = Scratch::new("status-top");
+    let policy = t.write("policy.toml", &flows_policy(free_udp_port()));
+    let x = two_state_dirs(&t, &policy);
+    let ns = router_netns("sf-st");
+    let run = |args: &[&str]| {
+        let o = tollgate(&t.path("decoy"), &t.path("accounting.toml"))
+            .args(["--netns", &ns.0, "--state-dir", s(&x), "-c", s(&policy)])
+            .args(args)
+            .output()
+            .unwrap();
+        ok(o, &format!("{args:?}"))
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&run(&["status", "--json", "--interval", "100ms"])).unwrap();
+    assert_eq!(v["flows"]["totals"]["quarantined"], 7, "{v}");
+    let out = run(&["status", "--interval", "100ms"]);
+    assert!(out.contains("QUARANTINED 7 records"), "{out}");
+    let out = run(&["top", "--once", "--json", "--interval", "200ms"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let row = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tenant"] == 1 && r["realm"] == 2)
+        .unwrap_or_else(|| panic!("no flow rate for tenant 1: {v}"));
+    assert_eq!(row["down_bps"], 8000.0, "{v}");
+    // Frames for a pipe: no screen clearing.
+    let out = run(&["top", "--count", "2", "--interval", "100ms"]);
+    assert!(out.contains("tenant"), "{out}");
+    assert!(!out.contains("\x1b["), "{out:?}");
+}
