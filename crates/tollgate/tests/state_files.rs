@@ -545,3 +545,106 @@ fn status_and_top_show_the_flow_figures_of_the_state_dir_they_are_given() {
     assert!(out.contains("tenant"), "{out}");
     assert!(!out.contains("\x1b["), "{out:?}");
 }
+
+#[test]
+fn a_daemons_log_in_a_file_has_no_colour_codes() {
+    if !testkit::root("a_daemons_log_in_a_file_has_no_colour_codes") {
+        return;
+    }
+    let t = Scratch::new("ansi-run");
+    let text = flows_policy(free_udp_port())
+        .replace("measured_by = \"flows\"\n", "")
+        .split("[flows]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "[[tenants]]\nid = 1\nplan = \"basic\"\nprefixes = [\"100.64.1.0/24\"]\n";
+    let policy = t.write("policy.toml", &text);
+    let accounting = t.write("accounting.toml", "");
+    let ns = router_netns("sf-ansi");
+    let log = t.path("daemon.log");
+    let mut c = tollgate(&t.path("decoy"), &accounting);
+    c.args([
+        "--netns",
+        &ns.0,
+        "--state-dir",
+        s(&t.path("state")),
+        "-c",
+        s(&policy),
+    ])
+    .args(["run", "--no-api", "--interval", "1s", "--reconcile", "1s"])
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    let mut d = Process::spawn(&mut c);
+    wait_for("the daemon's classes", Duration::from_secs(20), || {
+        ns.sh("tc class show dev tg-up 2>/dev/null || true")
+            .contains("class htb")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    d.signal_group(15);
+    let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{written}");
+    assert!(
+        written.lines().count() >= 2,
+        "the daemon logged nothing: {written:?}"
+    );
+    assert!(
+        !written.contains("\x1b["),
+        "colour codes in a log file:\n{written:?}"
+    );
+}
+
+/// Colour is for a terminal: everything that can print it (clap's help
+/// and errors, the log) prints none into a pipe or a file, and does print
+/// it at a terminal, so the absence is detection, not colour turned off.
+#[test]
+fn colour_reaches_a_terminal_and_never_a_pipe() {
+    testkit::need("script", "bsdutils");
+    testkit::need("timeout", "coreutils");
+    let t = Scratch::new("ansi-tty");
+    let port = free_udp_port();
+    let policy = t.write("policy.toml", &flows_policy(port));
+    let accounting = t.write("accounting.toml", "");
+    let bin = env!("CARGO_BIN_EXE_tollgate");
+    let collect = format!(
+        "timeout -s TERM 2 {bin} --state-dir {} -c {} flows collect --interval 200ms",
+        s(&t.path("state")),
+        s(&policy)
+    );
+    let cases = [
+        ("help", format!("{bin} --help")),
+        (
+            "a mistake in the arguments",
+            format!("{bin} check --no-such-flag"),
+        ),
+        ("the collector's log", collect),
+    ];
+    for (what, line) in cases {
+        let piped = Command::new("bash")
+            .args(["-c", &line])
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm-256color")
+            .env("TOLLGATE_ACCOUNTING", &accounting)
+            .env("TOLLGATE_STATE_DIR", t.path("decoy"))
+            .output()
+            .unwrap();
+        let all = text(&piped.stdout) + &text(&piped.stderr);
+        assert!(!all.trim().is_empty(), "{what}: nothing printed");
+        assert!(!all.contains("\x1b["), "{what} into a pipe:\n{all:?}");
+        let tty = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm-256color")
+            .env("TOLLGATE_ACCOUNTING", &accounting)
+            .env("TOLLGATE_STATE_DIR", t.path("decoy"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let all = text(&tty.stdout);
+        assert!(
+            all.contains("\x1b["),
+            "{what} at a terminal has no colour:\n{all:?}"
+        );
+    }
+}
