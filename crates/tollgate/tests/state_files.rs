@@ -597,7 +597,8 @@ fn a_daemons_log_in_a_file_has_no_colour_codes() {
 
 /// Colour is for a terminal: everything that can print it (clap's help
 /// and errors, the log) prints none into a pipe or a file, and does print
-/// it at a terminal, so the absence is detection, not colour turned off.
+/// it at a terminal, so the absence is detection, not colour turned off;
+/// `NO_COLOR` turns it off at a terminal too.
 #[test]
 fn colour_reaches_a_terminal_and_never_a_pipe() {
     testkit::need("script", "bsdutils");
@@ -632,19 +633,30 @@ fn colour_reaches_a_terminal_and_never_a_pipe() {
         let all = text(&piped.stdout) + &text(&piped.stderr);
         assert!(!all.trim().is_empty(), "{what}: nothing printed");
         assert!(!all.contains("\x1b["), "{what} into a pipe:\n{all:?}");
-        let tty = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .env_remove("NO_COLOR")
-            .env("TERM", "xterm-256color")
-            .env("TOLLGATE_ACCOUNTING", &accounting)
-            .env("TOLLGATE_STATE_DIR", t.path("decoy"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let all = text(&tty.stdout);
+        let at_a_terminal = |no_color: bool| {
+            let mut c = Command::new("script");
+            c.args(["-qec", &line, "/dev/null"])
+                .env_remove("NO_COLOR")
+                .env("TERM", "xterm-256color")
+                .env("TOLLGATE_ACCOUNTING", &accounting)
+                .env("TOLLGATE_STATE_DIR", t.path("decoy"))
+                .stdin(Stdio::null());
+            if no_color {
+                c.env("NO_COLOR", "1");
+            }
+            text(&c.output().unwrap().stdout)
+        };
+        let all = at_a_terminal(false);
         assert!(
             all.contains("\x1b["),
             "{what} at a terminal has no colour:\n{all:?}"
+        );
+        // https://no-color.org: a person who asks for none gets none.
+        let all = at_a_terminal(true);
+        assert!(!all.trim().is_empty(), "{what}: nothing printed");
+        assert!(
+            !all.contains("\x1b["),
+            "{what} at a terminal with NO_COLOR=1:\n{all:?}"
         );
     }
 }
