@@ -98,6 +98,10 @@ fn ci() -> Result<(), String> {
         // Real BGP speakers for the routes tests.
         ("bird", "bird2"),
         ("exabgp", "exabgp"),
+        // tollgate/tests/state_files.rs: fsyncs and renames seen from
+        // outside, and a terminal for the colour check.
+        ("strace", "strace"),
+        ("script", "bsdutils"),
     ])?;
     // The package starts BIRD as a service; the tests start their own.
     let _ = Command::new("sh")

@@ -13,6 +13,10 @@
 //! - Every third-party dependency is pinned once, in the workspace's
 //!   `[workspace.dependencies]`: a crate's manifest names it with
 //!   `workspace = true`, never with a version of its own.
+//! - Files are renamed in one place only, [`ATOMIC_HELPER`]: a file is
+//!   replaced by `state_dir::replace_atomically` (temporary file, fsync,
+//!   rename, fsync of the folder), so no other code can replace a file
+//!   without the fsyncs that make "old or new after a crash" true.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +51,39 @@ const EFFECT: &[&str] = &[
     "lab",
     "testkit",
 ];
+/// The one file allowed to rename files: the atomic replacement.
+const ATOMIC_HELPER: &str = "crates/tollgate/src/state_dir.rs";
+
+/// Whether `body` renames a file: `fs::rename` (std's or tokio's) or
+/// `libc::rename*` anywhere (a call, an import, a function value), or a
+/// bare `rename(`/`renameat(` call (one imported). A method named
+/// `rename` (`x.rename(…)`) and a function defined with that name are not
+/// renames of files.
+fn renames(body: &str) -> bool {
+    for (i, _) in body.match_indices("rename") {
+        let tail: String = body[i + 6..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !matches!(tail.as_str(), "" | "at" | "at2") {
+            continue;
+        }
+        let head = &body[..i];
+        if head.ends_with("fs::") || head.ends_with("libc::") {
+            return true;
+        }
+        let word_before = head
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ':');
+        let called = body[i + 6 + tail.len()..].trim_start().starts_with('(');
+        if called && !word_before && !head.trim_end().ends_with("fn") {
+            return true;
+        }
+    }
+    false
+}
+
 /// Dependencies a pure crate may not have.
 const FORBIDDEN_DEPS: &[&str] = &["tokio", "socket2", "libc"];
 /// Text that marks I/O or a clock in a pure crate.
@@ -307,6 +344,12 @@ pub fn check(root: &Path) -> Result<usize, String> {
                     problems.push(format!("{}: contains {bad}", f.display()));
                 }
             }
+            if renames(body) && !f.ends_with(ATOMIC_HELPER) {
+                problems.push(format!(
+                    "{}: renames a file itself; replace a file with state_dir::replace_atomically ({ATOMIC_HELPER}: temporary file, fsync, rename, fsync of the folder), the one place that renames",
+                    f.display()
+                ));
+            }
             if PURE.contains(&name.as_str()) {
                 for bad in FORBIDDEN {
                     if body.contains(bad) {
@@ -463,5 +506,51 @@ use crate::cmd::two::f;
         let _ = std::fs::remove_dir_all(&dir);
         assert!(err.contains("in a cycle: a → b → a"), "{err}");
         assert!(err.contains("cmd/one imports cmd/two"), "{err}");
+    }
+
+    #[test]
+    fn tidy_refuses_a_rename_outside_the_one_atomic_helper() {
+        let dir = std::env::temp_dir().join(format!("tidy-rename-{}", std::process::id()));
+        let src = dir.join("crates/tollgate/src");
+        std::fs::create_dir_all(&src).unwrap();
+        let api = dir.join("crates/api/src");
+        std::fs::create_dir_all(&api).unwrap();
+        std::fs::write(src.join("main.rs"), "//! x\nmod state_dir;\nmod status;\n").unwrap();
+        std::fs::write(
+            src.join("state_dir.rs"),
+            "pub fn replace() { let _ = std::fs::rename(\"a\", \"b\"); }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            src.join("status.rs"),
+            "pub fn save() { std::fs::write(\"t\", \"x\").unwrap(); std::fs::rename(\"t\", \"f\").unwrap(); }
+pub fn name(t: &mut Tenant) { t.rename(\"x\"); }
+fn rename(x: u8) -> u8 { x }
+#[cfg(test)]
+mod tests { fn t() { let _ = std::fs::rename(\"a\", \"b\"); } }
+",
+        )
+        .unwrap();
+        std::fs::write(
+            api.join("lib.rs"),
+            "//! x\nuse tokio::fs::rename;\npub async fn f() { rename (\"a\", \"b\").await.unwrap(); }\n",
+        )
+        .unwrap();
+        let err = super::check(&dir).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.contains("status.rs: renames a file itself"), "{err}");
+        assert!(
+            err.contains("api/src/lib.rs: renames a file itself"),
+            "{err}"
+        );
+        assert!(!err.contains("state_dir.rs: renames"), "{err}");
+        assert_eq!(err.matches("renames a file itself").count(), 2, "{err}");
+        assert!(!super::renames(
+            "let t = tenant.rename(\"x\"); fn rename(a: u8) {}"
+        ));
+        assert!(super::renames("let r = libc::renameat2(a, b, c, d, 0);"));
+        assert!(super::renames(
+            "paths.iter().try_for_each(|(a, b)| fs::rename(a, b))"
+        ));
     }
 }

@@ -142,15 +142,14 @@ fn tenant_month_usage(bencher: Bencher) {
             Resolution::for_range(&s.range),
         )
         .unwrap();
-        let totals =
-            query::usage::usage(
-                &store,
-                &open,
-                Some(&s.policy),
-                &s.range,
-                &Tenants::Only(vec![id]),
-            )
-                .unwrap();
+        let totals = query::usage::usage(
+            &store,
+            &open,
+            Some(&s.policy),
+            &s.range,
+            &Tenants::Only(vec![id]),
+        )
+        .unwrap();
         divan::black_box((series, totals))
     });
 }

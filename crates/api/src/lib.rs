@@ -63,8 +63,7 @@ pub struct AppState {
 }
 
 /// The history's open slots, with the committed batch they are as of.
-pub type OpenCache =
-    Arc<std::sync::Mutex<Option<(u64, Arc<Vec<accounting::OpenSample>>)>>>;
+pub type OpenCache = Arc<std::sync::Mutex<Option<(u64, Arc<Vec<accounting::OpenSample>>)>>>;
 
 async fn not_found() -> problem::Problem {
     problem::Problem::not_found("no such endpoint; GET /api/v1/openapi.json lists them")

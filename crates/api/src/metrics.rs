@@ -1,8 +1,13 @@
 //! `GET /metrics`: Prometheus' text format, from the `prometheus-client`
-//! crate (which escapes label values), drawn from the engine's snapshot
-//! and the flow collector's status at each scrape. The series keep the
-//! names they had before the API: `tollgate_reads_total`,
-//! `tollgate_policy_reloads_total{result}`, `tollgate_flow_*`, …
+//! crate, drawn from the engine's snapshot and the flow collector's
+//! status at each scrape. The series keep the names they had before the
+//! API: `tollgate_reads_total`, `tollgate_policy_reloads_total{result}`,
+//! `tollgate_flow_*`, …
+//!
+//! `prometheus-client` writes label values as they are; the values read
+//! from the collector's status file (socket and exporter addresses, as
+//! the file spells them) are escaped here ([`Escaped`]), so no text in
+//! that file can break a line of the exposition or forge a series.
 
 use crate::auth::{client, Caller};
 use crate::files::Files;
@@ -13,7 +18,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use engine::snapshot::Snapshot;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -42,6 +49,25 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt:
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
 }
 
+/// A label value escaped as the text format says: a backslash, a double
+/// quote and a line feed become `\\`, `\"` and `\n`.
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, e: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => e.write_str("\\\\")?,
+                '"' => e.write_str("\\\"")?,
+                '\n' => e.write_str("\\n")?,
+                c => e.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A family of counters with one label.
 fn labelled(
     e: &mut DescriptorEncoder,
@@ -52,7 +78,7 @@ fn labelled(
 ) -> std::fmt::Result {
     let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (value, v) in rows {
-        let labels = [(label.to_string(), value.clone())];
+        let labels = [(label, Escaped(value))];
         ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
     }
     Ok(())

@@ -545,15 +545,9 @@ pub async fn usage(
             let range = query::range::resolve(&settings, &spec, now)?;
             let resolution = resolution.unwrap_or_else(|| Resolution::for_range(&range));
             let open = open_samples(&cache, committed, store)?;
-            let series =
-                query::series::series(store, &open, Some(&policy), t, &range, resolution)?;
-            let totals = query::usage::usage(
-                store,
-                &open,
-                Some(&policy),
-                &range,
-                &Tenants::Only(vec![t]),
-            )?
+            let series = query::series::series(store, &open, Some(&policy), t, &range, resolution)?;
+            let totals =
+                query::usage::usage(store, &open, Some(&policy), &range, &Tenants::Only(vec![t]))?
                     .tenants
                     .pop();
             Ok(Json(UsageAnswer { series, totals }))
@@ -661,7 +655,12 @@ pub async fn realms(
         .with(move |store| {
             let open = open_samples(&cache, committed, store)?;
             let range = query::range::resolve(&settings, &spec, now)?;
-            Ok(Json(query::usage::realms(store, &open, Some(&policy), &range)?))
+            Ok(Json(query::usage::realms(
+                store,
+                &open,
+                Some(&policy),
+                &range,
+            )?))
         })
         .await
 }

@@ -1,13 +1,7 @@
 //! What the flow collector's module still calls by its old names; each
 //! forwards to the piece that owns it now.
 
-use std::path::{Path, PathBuf};
-
-/// The state directory from the environment, else the default.
-pub fn state_dir_from_env() -> PathBuf {
-    std::env::var_os("TOLLGATE_STATE_DIR")
-        .map_or_else(|| PathBuf::from(crate::state_dir::DEFAULT), PathBuf::from)
-}
+use std::path::Path;
 
 /// Opens (creating if needed) the history under `dir`.
 pub fn open_for_daemon(dir: &Path) -> Result<history::SqliteStore, String> {

@@ -62,8 +62,13 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal, never into a log file.
-        .with_ansi(std::io::stderr().is_terminal())
+        // Colour only for a person at a terminal, never into a log file,
+        // and not for one who asks for none (https://no-color.org), as
+        // clap's help and errors already do.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),

@@ -16,6 +16,9 @@
 //!
 //! Files that must survive a crash whole are replaced with
 //! [`replace_atomically`]: a crash leaves the old file or the new one.
+//! This file is the only place in the workspace that renames a file
+//! (`cargo xtask tidy` refuses a rename anywhere else), so no file can be
+//! replaced without the fsyncs that make that true.
 
 use crate::error::{Error, Result};
 use std::io::Write as _;
@@ -133,11 +136,24 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(fail("write", e));
     }
     crate::crash_point::reached("before-rename");
-    std::fs::rename(&tmp, path).map_err(|e| {
+    move_durably(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-        fail("replace", e)
-    })?;
-    std::fs::File::open(&dir)
+    })
+}
+
+/// Renames `from` to `to` (replacing `to`, in the same folder) and
+/// flushes the folder, so that the rename itself survives a crash: for a
+/// file set aside whole, as the flow quarantine's rotation does.
+pub fn move_durably(from: &Path, to: &Path) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| {
+        Error::runtime(format!("cannot {what} {}: {e}", to.display()))
+    };
+    std::fs::rename(from, to).map_err(|e| fail("replace", e))?;
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| fail("flush the folder of", e))
 }
@@ -173,6 +189,22 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_moved_file_replaces_its_target_and_a_missing_one_names_the_target() {
+        let dir = std::env::temp_dir().join(format!("tg-move-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (from, to) = (dir.join("q.jsonl"), dir.join("q.1.jsonl"));
+        std::fs::write(&from, "new").unwrap();
+        std::fs::write(&to, "old").unwrap();
+        move_durably(&from, &to).unwrap();
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "new");
+        assert!(!from.exists());
+        let e = move_durably(&from, &to).unwrap_err().to_string();
+        assert!(e.contains("q.1.jsonl"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -49,6 +49,9 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
     } else {
         crate::output::kernel::status_text(&status)
     };
-    say!("{}", crate::collector::annotate_status(out, json));
+    say!(
+        "{}",
+        crate::collector::annotate_status(&cx.state, out, json)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -43,7 +43,7 @@ pub fn run(cx: &Context, a: &TopArgs) -> Result<ExitCode> {
         let secs = at.elapsed().as_secs_f64().max(1e-3);
         at = Instant::now();
         // Tenants measured by flows: the rates the collector last reported.
-        let flows: Vec<(u32, u16, f64, f64)> = crate::collector::live_rates()
+        let flows: Vec<(u32, u16, f64, f64)> = crate::collector::live_rates(&cx.state)
             .unwrap_or_default()
             .iter()
             .map(|f| (f.tenant, f.realm, f.down_bps, f.up_bps))

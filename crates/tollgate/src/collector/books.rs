@@ -229,7 +229,7 @@ impl FlowBooks {
         self.last_status.rates = rates;
         self.last_status.rate_seconds = seconds;
         if let Err(e) = self.last_status.save(&self.status_path) {
-            tracing::warn!("cannot write {}: {e}", self.status_path.display());
+            tracing::warn!("{e}");
         }
         result
     }
@@ -249,7 +249,7 @@ impl FlowBooks {
         let mut status = Status::stopped(self.started, now, h.totals, h.sockets, h.exporters);
         status.quarantine = self.quarantine_status();
         if let Err(e) = status.save(&self.status_path) {
-            tracing::warn!("cannot write {}: {e}", self.status_path.display());
+            tracing::warn!("{e}");
         }
         match result {
             Ok(c) => Ok(c),
@@ -358,8 +358,8 @@ impl FlowBooks {
             .filter(|s| !s.is_empty())
             .cloned()
             .collect();
-        if let Err(e) = saved::write_atomic(&path, &saved::encode_states(&kept)) {
-            tracing::warn!("cannot save the flow templates to {}: {e}", path.display());
+        if let Err(e) = crate::state_dir::replace_atomically(&path, &saved::encode_states(&kept)) {
+            tracing::warn!("cannot save the flow templates: {e}");
         }
     }
 

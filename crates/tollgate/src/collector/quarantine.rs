@@ -87,7 +87,8 @@ impl QuarantineFile {
         if let Ok(f) = std::fs::File::open(&self.old) {
             self.dropped += std::io::BufReader::new(f).lines().count() as u64;
         }
-        std::fs::rename(&self.path, &self.old)?;
+        crate::state_dir::move_durably(&self.path, &self.old)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.size = 0;
         Ok(())
     }

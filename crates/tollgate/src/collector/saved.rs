@@ -2,13 +2,13 @@
 //! the decoders' templates (`flows-templates.bin`), and samples a stop
 //! could not commit (`flows-pending.json`).
 //!
-//! Both are written whole with a crash-safe write: a new file, flushed to
-//! disk, renamed over the old one, and the directory flushed, so a crash
-//! leaves either the old file or the new one, never half of one.
+//! Both are written whole with [`crate::state_dir::replace_atomically`]:
+//! a new file, flushed to disk, renamed over the old one, and the
+//! directory flushed, so a crash leaves either the old file or the new
+//! one, never half of one.
 
 use accounting::{Sample, SlotCoverage};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The decoders' saved states, one per worker.
@@ -17,23 +17,6 @@ pub const TEMPLATES_FILE: &str = "flows-templates.bin";
 /// Samples and coverage a stopping collector could not commit (the
 /// history was unavailable): committed first at the next start.
 pub const PENDING_FILE: &str = "flows-pending.json";
-
-/// Writes `bytes` to `path` so that a crash leaves the old file or the new
-/// one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // The rename is durable once the directory is.
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
 
 pub use flow_collector::saved::{decode_states, encode_states};
 
@@ -85,24 +68,9 @@ pub fn read_pending(dir: &Path) -> Result<Option<Pending>, String> {
 }
 
 /// Saves what could not be committed.
-pub fn write_pending(dir: &Path, p: &Pending) -> std::io::Result<()> {
-    let text = serde_json::to_vec(p).map_err(std::io::Error::other)?;
-    write_atomic(&pending_path(dir), &text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_atomic_write_replaces_the_file_whole() {
-        let dir = std::env::temp_dir().join(format!("tg-saved-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("x.bin");
-        write_atomic(&p, b"old").unwrap();
-        write_atomic(&p, b"new contents").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"new contents");
-        assert!(!p.with_extension("tmp").exists());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+pub fn write_pending(dir: &Path, p: &Pending) -> crate::error::Result<()> {
+    let text = serde_json::to_vec(p).map_err(|e| {
+        crate::error::Error::runtime(format!("cannot encode the pending samples: {e}"))
+    })?;
+    crate::state_dir::replace_atomically(&pending_path(dir), &text)
 }

@@ -1,10 +1,12 @@
 //! The collector's status file, and `tollgate flows status`.
 //!
-//! The collector rewrites `DIR/flows-status.json` at every commit (by
-//! writing a new file and renaming it over the old, so a reader never sees
-//! half of one). Other commands read it instead of asking the daemon.
+//! The collector rewrites `DIR/flows-status.json` at every commit with
+//! [`crate::state_dir::replace_atomically`], so a reader never sees half
+//! of one and a crash leaves the old or the new. Other commands read it
+//! from the state directory they are given instead of asking the daemon.
 
 use crate::ledger::{human_bytes, human_count};
+use crate::state_dir::StateDir;
 use flow_collector::{Collector, ExporterStats, SocketStats, Totals};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -94,10 +96,11 @@ pub(super) fn rates(samples: &[accounting::Sample], seconds: f64) -> Vec<FlowRat
     per.into_values().collect()
 }
 
-/// The flow collector's latest rates, if one is running and wrote them
-/// recently (within three of its intervals, or ten seconds).
-pub fn live_rates() -> Option<Vec<FlowRate>> {
-    let s = Status::load(&crate::ledger::state_dir_from_env()).ok()?;
+/// The latest rates of the flow collector keeping its state in `state`,
+/// if it is running and wrote them recently (within three of its
+/// intervals, or ten seconds).
+pub fn live_rates(state: &StateDir) -> Option<Vec<FlowRate>> {
+    let s = Status::load(state.root()).ok()?;
     let fresh = s.updated.is_some_and(|u| {
         let age = Timestamp::now().duration_since(u).as_secs_f64();
         age <= (3.0 * s.rate_seconds).max(10.0)
@@ -150,11 +153,11 @@ impl Status {
     }
 
     /// Writes the file atomically.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, path)
+    pub fn save(&self, path: &Path) -> crate::error::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| {
+            crate::error::Error::runtime(format!("cannot encode the flow status: {e}"))
+        })?;
+        crate::state_dir::replace_atomically(path, (text + "\n").as_bytes())
     }
 
     /// Reads the file from a state directory.
@@ -315,14 +318,14 @@ impl Status {
 }
 
 /// Adds the flow collector's status to `tollgate status` when the state
-/// directory (`TOLLGATE_STATE_DIR`, else the default) has one: the same
-/// text as `flows status`, or a `flows` member in JSON.
-pub fn annotate_status(out: String, json: bool) -> String {
-    let dir = crate::ledger::state_dir_from_env();
+/// directory the command was given has one: the same text as `flows
+/// status`, or a `flows` member in JSON.
+pub fn annotate_status(state: &StateDir, out: String, json: bool) -> String {
+    let dir = state.root();
     if !dir.join(STATUS_FILE).exists() {
         return out;
     }
-    let Ok(s) = Status::load(&dir) else {
+    let Ok(s) = Status::load(dir) else {
         return out;
     };
     if json {
