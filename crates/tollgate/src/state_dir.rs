@@ -158,6 +158,34 @@ pub fn move_durably(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| fail("flush the folder of", e))
 }
 
+/// Removes `path` (absent already is fine) and flushes its folder, so that
+/// after a power cut the file does not come back: a file whose presence
+/// means "still to do" must stay gone once done.
+pub fn remove_durably(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::runtime(format!(
+                "cannot remove {}: {e}",
+                path.display()
+            )))
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| {
+            Error::runtime(format!(
+                "cannot flush the folder of {}: {e}",
+                path.display()
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -996,6 +996,7 @@ fn a_stop_while_the_history_is_locked_saves_what_it_holds_and_the_next_start_com
     assert!(exit.success(), "{exit}: {}", c.log());
     let pending = l.path("flows-pending.json");
     assert!(pending.exists(), "{}", c.log());
+    let saved = std::fs::read(&pending).unwrap();
     // The next start commits them first.
     let c = l.collector();
     let mut truth = lo::Totals::new();
@@ -1008,4 +1009,13 @@ fn a_stop_while_the_history_is_locked_saves_what_it_holds_and_the_next_start_com
     assert!(!pending.exists());
     assert!(c.stop().success());
     assert_eq!(l.recorded(), truth);
+    // A power cut can undo the file's removal after its commit: the file
+    // comes back, and the next start must not add it a second time.
+    std::fs::write(&pending, &saved).unwrap();
+    let c = l.collector();
+    wait_for("the stale file removed", Duration::from_secs(10), || {
+        !pending.exists()
+    });
+    assert!(c.stop().success());
+    assert_eq!(l.recorded(), truth, "the pending samples counted twice");
 }

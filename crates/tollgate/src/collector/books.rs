@@ -148,7 +148,21 @@ impl FlowBooks {
             refused_samples: 0,
             tables,
         };
-        if let Some(p) = saved::read_pending(state_dir)? {
+        let pending = saved::read_pending(state_dir)?;
+        if let Some(committed) = pending
+            .as_ref()
+            .and_then(|p| p.after_sequence)
+            .filter(|s| books.sequence > *s)
+        {
+            tracing::warn!(
+                saved_after = committed,
+                history_at = books.sequence,
+                "{} was committed already; removing it, not adding it twice",
+                saved::pending_path(state_dir).display()
+            );
+            crate::state_dir::remove_durably(&saved::pending_path(state_dir))
+                .map_err(|e| e.to_string())?;
+        } else if let Some(p) = pending {
             tracing::info!(
                 samples = p.samples.len(),
                 "committing the flow samples the last stop could not"
@@ -257,6 +271,7 @@ impl FlowBooks {
                 let p = Pending {
                     samples: self.pending_samples(),
                     coverage: std::mem::take(&mut self.pending_coverage),
+                    after_sequence: Some(self.sequence),
                 };
                 match saved::write_pending(&self.state_dir, &p) {
                     Ok(()) => {
@@ -379,7 +394,11 @@ impl FlowBooks {
                 self.pending_coverage.clear();
                 if self.spilled {
                     self.spilled = false;
-                    let _ = std::fs::remove_file(saved::pending_path(&self.state_dir));
+                    if let Err(e) =
+                        crate::state_dir::remove_durably(&saved::pending_path(&self.state_dir))
+                    {
+                        tracing::warn!("{e}");
+                    }
                 }
                 if !done.refused.is_empty() {
                     tracing::error!(

@@ -48,6 +48,12 @@ pub struct Pending {
     pub samples: Vec<Sample>,
     /// Slots observed, not yet committed.
     pub coverage: Vec<SlotCoverage>,
+    /// The collector's last committed batch when this was saved. A
+    /// history holding a later batch of the collector already has these
+    /// samples (the file outlived its commit, after a power cut): they are
+    /// not added twice. Absent in files of older versions.
+    #[serde(default)]
+    pub after_sequence: Option<u64>,
 }
 
 /// Where the pending file of `dir` is.
