@@ -93,13 +93,53 @@ fn plan_offline_prints_every_format() {
 }
 
 #[test]
-fn live_plan_names_interfaces_this_host_lacks() {
-    // Read-only: the live plan observes the kernel and compiles against it;
-    // this host has no `wan0`, so nothing can be planned, let alone changed.
+fn plan_with_host_facts_needs_offline() {
+    // A mistake in the arguments: the live plan observes the kernel, so
+    // facts from a file make sense only with --offline. Exit 1, like
+    // every invalid input, naming the option.
     let o = tollgate(&["plan", "--host", "x.toml", "-c", "examples/router.toml"]);
-    // A mistake in the arguments: exit 1, like every invalid input.
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("--offline"));
+}
+
+#[test]
+fn live_plan_names_interfaces_this_host_lacks() {
+    // Issue 12, item 20: this test once checked only the argument rule
+    // above. Now `plan` reads a real kernel: a namespace with `lan0` but
+    // no `wan0`, the router example's uplink.
+    if !testkit::root("live_plan_names_interfaces_this_host_lacks") {
+        return;
+    }
+    let ns = testkit::Netns::new("plan");
+    ns.sh("ip link add lan0 type bridge && ip link set lan0 up");
+    let plan = |format: &str| {
+        tollgate(&[
+            "--netns",
+            &ns.0,
+            "plan",
+            "--format",
+            format,
+            "-c",
+            "examples/router.toml",
+        ])
+    };
+    let o = plan("text");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("`wan0` does not exist"), "{err}");
+    assert!(!err.contains("`lan0` does not exist"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Read-only: the namespace still has nothing of tollgate's.
+    let links = ns.sh("ip -o link show");
+    assert!(!links.contains("tg-"), "{links}");
+
+    // With the uplink there, the same command plans.
+    ns.sh("ip link add wan0 type veth peer name wan0-peer && ip link set wan0 up");
+    let o = plan("text");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+    assert!(text(&o.stdout).contains("Create:"), "{}", text(&o.stdout));
 }
 
 #[test]
