@@ -381,10 +381,16 @@ mod tests {
 
     #[test]
     fn a_closed_period_counts_no_slot_past_its_end_in_any_zone() {
-        let dir = std::env::temp_dir().join(format!("tg-query-usage-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = store(&dir);
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Dir(std::env::temp_dir().join(format!("tg-query-usage-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let s = store(&dir.0);
         let now: Timestamp = "2026-12-10T00:00:00Z".parse().unwrap();
         for zone in [
             "UTC",
@@ -427,6 +433,5 @@ mod tests {
                 assert!(d.exact, "{zone} {}", d.day);
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -230,9 +230,15 @@ mod tests {
         // Issue 12, item 7: a table read well, then damaged (garbage, then
         // cut in half): the good realms stay, the error is reported, and
         // no change is ever reported for it.
-        let dir = std::env::temp_dir().join(format!("tg-routes-bad-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("routes/table.tgr");
+        struct Dir(PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Dir(std::env::temp_dir().join(format!("tg-routes-bad-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        let path = dir.0.join("routes/table.tgr");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         save_good_table(&path);
         let good_bytes = std::fs::read(&path).unwrap();
@@ -280,6 +286,5 @@ mod tests {
         assert!(matches!(fresh.refresh(&p), Refresh::Failed(_)));
         assert!(fresh.current().is_empty());
         assert!(fresh.realms(&p).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
