@@ -318,3 +318,120 @@ pub fn volumes(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Issue 12, item 1, where the fault lived: the totals once asked the
+    //! store for an hour past the range's end ("so that the current hour
+    //! is in"), so a closed month counted the first hour of the next.
+
+    use super::*;
+    use crate::range::{resolve, RangeSpec};
+    use accounting::{Band, Sample, Slot, SlotCoverage, SlotStatus, Source, UsageKey};
+    use history::{Batch, SqliteOptions, SqliteStore};
+    use jiff::Timestamp;
+    use net_types::{RealmId, TenantId};
+
+    const PER_SLOT: u64 = 37_500_000;
+
+    /// One tenant sending exactly 37.5 MB per 5-minute slot (down, in
+    /// realm 2) from 30 September to 2 November 2026 UTC, so every zone's
+    /// October has traffic before and after it.
+    fn store(dir: &std::path::Path) -> SqliteStore {
+        let mut store =
+            SqliteStore::open(&dir.join("h.sqlite"), &SqliteOptions::default()).unwrap();
+        let first = Slot::containing("2026-09-29T00:00:00Z".parse().unwrap()).0;
+        let end = Slot::containing("2026-11-03T00:00:00Z".parse().unwrap()).0;
+        let key = UsageKey {
+            tenant: TenantId(7),
+            realm: RealmId(2),
+            direction: Direction::Down,
+            band: Band::Whole,
+            source: Source::Kernel,
+        };
+        let slots: Vec<i64> = (first..end).collect();
+        for (sequence, day) in (1..).zip(slots.chunks(288)) {
+            let samples: Vec<Sample> = day
+                .iter()
+                .map(|&s| Sample {
+                    slot: Slot(s),
+                    key,
+                    bytes: PER_SLOT,
+                    packets: 25_000,
+                })
+                .collect();
+            let coverage: Vec<SlotCoverage> = day
+                .iter()
+                .map(|&s| SlotCoverage {
+                    slot: Slot(s),
+                    status: SlotStatus::Measured,
+                })
+                .collect();
+            store
+                .append(&Batch {
+                    sequence,
+                    samples: &samples,
+                    coverage: &coverage,
+                    state: b"",
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn a_closed_period_counts_no_slot_past_its_end_in_any_zone() {
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Dir(std::env::temp_dir().join(format!("tg-query-usage-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let s = store(&dir.0);
+        let now: Timestamp = "2026-12-10T00:00:00Z".parse().unwrap();
+        for zone in [
+            "UTC",
+            "Europe/Berlin",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+        ] {
+            let settings =
+                settings::Settings::parse("t", &format!("[billing]\ntimezone = \"{zone}\"\n"))
+                    .unwrap();
+            let range = resolve(&settings, &RangeSpec::Period("2026-10".into()), now).unwrap();
+            let slots = (range.to.as_second() - range.from.as_second()) / 300;
+            let report = usage(&s, &[], None, &range, &Tenants::All).unwrap();
+            assert_eq!(report.tenants.len(), 1, "{zone}");
+            let t = &report.tenants[0];
+            assert_eq!(
+                t.all().down_bytes,
+                u128::from(PER_SLOT) * slots as u128,
+                "{zone}: October has {slots} slots"
+            );
+            // Every local day of October, and none of November's.
+            let days: Vec<&str> = t.days.iter().map(|d| d.day.as_str()).collect();
+            assert_eq!(days.len(), 31, "{zone}: {days:?}");
+            assert_eq!(days[0], "2026-10-01", "{zone}");
+            assert_eq!(days[30], "2026-10-31", "{zone}");
+            // Each local day is its own length: 23, 24, 25 hours (or 23.5
+            // and 24.5 at Lord Howe's changes) of 37.5 MB slots.
+            let tz = TimeZone::get(zone).unwrap();
+            for d in &t.days {
+                let day: Date = d.day.parse().unwrap();
+                let start = day.to_zoned(tz.clone()).unwrap().timestamp();
+                let next = day.tomorrow().unwrap().to_zoned(tz.clone()).unwrap();
+                let slots = (next.timestamp().as_second() - start.as_second()) / 300;
+                assert_eq!(
+                    d.traffic.down_bytes,
+                    u128::from(PER_SLOT) * slots as u128,
+                    "{zone} {}",
+                    d.day
+                );
+                assert!(d.exact, "{zone} {}", d.day);
+            }
+        }
+    }
+}

@@ -26,17 +26,48 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// What the root-test rule decides for one test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootRule {
+    /// Root: the test runs.
+    Run,
+    /// Not root, and `TOLLGATE_SKIP_ROOT_TESTS=1`: the test says this and
+    /// passes without running.
+    Skip(String),
+    /// Not root, and no (or another) value of the variable: the test
+    /// fails with this message.
+    Fail(String),
+}
+
+/// The root-test rule as a function of whether the process is root and
+/// the value of `TOLLGATE_SKIP_ROOT_TESTS` (if set): only the exact value
+/// `1` skips.
+pub fn root_rule(test: &str, is_root: bool, skip: Option<&str>) -> RootRule {
+    if is_root {
+        RootRule::Run
+    } else if skip == Some("1") {
+        RootRule::Skip(format!(
+            "skipping {test}: it needs root, and {SKIP}=1 asks to skip such tests"
+        ))
+    } else {
+        RootRule::Fail(format!(
+            "{test} needs root (network namespaces, qdiscs, real daemons); run it as root, or set {SKIP}=1 to skip it knowingly"
+        ))
+    }
+}
+
 /// The root-test rule: `true` to run; `false` (having said so) to skip
 /// when not root and `TOLLGATE_SKIP_ROOT_TESTS=1`; a panic otherwise.
 pub fn root(test: &str) -> bool {
-    if is_root() {
-        return true;
+    let skip = std::env::var(SKIP).ok();
+    match root_rule(test, is_root(), skip.as_deref()) {
+        RootRule::Run => true,
+        RootRule::Skip(message) => {
+            eprintln!("{message}");
+            false
+        }
+        RootRule::Fail(message) => panic!("{message}"),
     }
-    if std::env::var(SKIP).is_ok_and(|v| v == "1") {
-        eprintln!("skipping {test}: it needs root, and {SKIP}=1 asks to skip such tests");
-        return false;
-    }
-    panic!("{test} needs root (network namespaces, qdiscs, real daemons); run it as root, or set {SKIP}=1 to skip it knowingly");
 }
 
 /// Whether `cmd` is on the PATH.
@@ -223,6 +254,37 @@ mod tests {
                 .unwrap_or_default()
                 .contains(") Z ");
         assert!(!alive, "the grandchild {grandchild} outlived the group");
+    }
+
+    #[test]
+    fn the_root_rule_runs_as_root_skips_only_when_asked_and_fails_otherwise() {
+        for skip in [None, Some("1"), Some("0"), Some("")] {
+            assert_eq!(root_rule("t", true, skip), RootRule::Run, "{skip:?}");
+        }
+        match root_rule("my_test", false, Some("1")) {
+            RootRule::Skip(m) => assert!(
+                m.contains("skipping my_test") && m.contains("TOLLGATE_SKIP_ROOT_TESTS=1"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Anything but exactly 1 is no request to skip.
+        for skip in [
+            None,
+            Some("0"),
+            Some(""),
+            Some("yes"),
+            Some("true"),
+            Some(" 1"),
+        ] {
+            match root_rule("my_test", false, skip) {
+                RootRule::Fail(m) => assert!(
+                    m.contains("my_test needs root") && m.contains("TOLLGATE_SKIP_ROOT_TESTS=1"),
+                    "{m}"
+                ),
+                other => panic!("{skip:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

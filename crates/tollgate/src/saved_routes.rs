@@ -209,18 +209,82 @@ mod tests {
         assert!(r.current().is_empty());
     }
 
+    /// A table imported from BIRD's MRT dump (with ADD-PATH), saved at
+    /// `path` as `routes import` saves it.
+    fn save_good_table(path: &Path) {
+        let dump = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../bgp/tests/data/bird-addpath/master4.mrt"),
+        )
+        .unwrap();
+        let mut importer =
+            routes::import::Importer::new(routes::RealmRules::from_policy(&policy().realms));
+        importer.read(&dump, |_, _| {});
+        let (snapshot, report) = importer.finish("master4.mrt", 0);
+        assert!(report.prefixes > 0, "{report:?}");
+        save(&snapshot, path).unwrap();
+    }
+
     #[test]
     fn a_damaged_table_keeps_the_last_good_realms_and_refuses_one_shot_commands() {
-        let dir = std::env::temp_dir().join(format!("tg-routes-bad-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("routes/table.tgr");
+        // Issue 12, item 7: a table read well, then damaged (garbage, then
+        // cut in half): the good realms stay, the error is reported, and
+        // no change is ever reported for it.
+        struct Dir(PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Dir(std::env::temp_dir().join(format!("tg-routes-bad-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        let path = dir.0.join("routes/table.tgr");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, b"not a table").unwrap();
-        let mut r = SavedRoutes::new(path.clone());
+        save_good_table(&path);
+        let good_bytes = std::fs::read(&path).unwrap();
         let p = policy();
-        assert!(matches!(r.refresh(&p), Refresh::Failed(_)));
-        assert!(r.error().is_some());
-        assert!(r.realms(&p).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
+        let mut r = SavedRoutes::new(path.clone());
+        assert_eq!(r.refresh(&p), Refresh::Changed);
+        assert_eq!(r.error(), None);
+        let good = r.current().to_vec();
+        assert!(!good.is_empty());
+        assert_eq!(r.realms(&p).unwrap(), &good[..]);
+
+        for damaged in [
+            b"not a table".to_vec(),
+            good_bytes[..good_bytes.len() / 2].to_vec(),
+        ] {
+            std::fs::write(&path, &damaged).unwrap();
+            let Refresh::Failed(e) = r.refresh(&p) else {
+                panic!("a damaged table is an error");
+            };
+            assert!(e.contains("damaged"), "{e}");
+            assert_eq!(r.error(), Some(e.as_str()));
+            assert_eq!(r.current(), &good[..], "the last good realms are kept");
+            // Read again while it stays damaged: still the error, still
+            // the good realms, and never a change.
+            for _ in 0..3 {
+                assert_eq!(r.refresh(&p), Refresh::Unchanged);
+                assert_eq!(r.error(), Some(e.as_str()));
+                assert_eq!(r.current(), &good[..]);
+            }
+            // A one-shot command refuses rather than go on without them.
+            let refused = r.realms(&p).unwrap_err().to_string();
+            assert!(refused.contains("nothing was changed"), "{refused}");
+        }
+
+        // The good table back: the error clears, and since its realms are
+        // the ones in force, nothing changed.
+        save(&Snapshot::decode(&good_bytes).unwrap(), &path).unwrap();
+        assert_eq!(r.refresh(&p), Refresh::Unchanged);
+        assert_eq!(r.error(), None);
+        assert_eq!(r.realms(&p).unwrap(), &good[..]);
+
+        // A fresh reader (a one-shot command) of a damaged table refuses.
+        std::fs::write(&path, b"not a table").unwrap();
+        let mut fresh = SavedRoutes::new(path.clone());
+        assert!(matches!(fresh.refresh(&p), Refresh::Failed(_)));
+        assert!(fresh.current().is_empty());
+        assert!(fresh.realms(&p).is_err());
     }
 }

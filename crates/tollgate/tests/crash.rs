@@ -17,9 +17,13 @@
 //! - `release-request-removed`: a release by hand is carried out once and
 //!   its request is gone;
 //! - `before-rename`: an import that dies with the new table written but
-//!   not yet renamed over the old leaves the old table whole.
+//!   not yet renamed over the old leaves the old table whole;
+//! - `routes-snapshot` and `before-rename` in the BGP speaker (`routes
+//!   listen`, fed by BIRD) as it saves a table with a new route: the old
+//!   table stays whole and in force, the restarted speaker saves the new
+//!   one, and `apply` then `plan` find the kernel converged each time.
 //!
-//! Needs root, iproute2, nftables and python3.
+//! Needs root, iproute2, nftables, python3 and BIRD 2.
 
 use accounting::{Accountant, Band, Direction, Sample, Slot, SlotCoverage, SlotStatus, UsageKey};
 use history::{Batch, SqliteOptions, SqliteStore, Store};
@@ -29,6 +33,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod daemon_site;
+
+#[path = "bgp/peers.rs"]
+#[allow(dead_code)]
+mod peers;
 
 use daemon_site::{wait_for, Daemon, Site, FRAME, NATIONAL, SENDER};
 
@@ -389,4 +397,248 @@ fn a_crash_while_saving_the_routes_table_leaves_the_old_one_whole() {
     assert_eq!(std::fs::read(&table).unwrap(), before);
     let stats = c.json(&["routes", "stats", "--json"]);
     assert!(stats["prefixes"].as_u64().unwrap() > 0, "{stats}");
+}
+
+/// `tollgate routes listen` with the test's policy and state, printing
+/// JSON events, saving only when it stops (so that the save that crashes
+/// is the one after the routes the test waits for); killed on drop.
+struct Listener {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: std::path::PathBuf,
+}
+
+impl Listener {
+    fn start(c: &Crash, bgp: &std::path::Path, crash: Option<&str>) -> Listener {
+        let log = c.site.dir.join("listen.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        cmd.args([
+            "routes",
+            "listen",
+            "--json",
+            "--save-every",
+            "600s",
+            "--bgp",
+        ])
+        .arg(bgp)
+        .env("TOLLGATE_CONFIG", c.site.policy_path())
+        .env("TOLLGATE_STATE_DIR", c.site.state_dir())
+        .env_remove("TOLLGATE_CRASH_AT")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(point) = crash {
+            cmd.env("TOLLGATE_CRASH_AT", point);
+        }
+        let mut child = cmd.spawn().expect("start routes listen");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Listener { child, lines, log }
+    }
+
+    /// Waits (at most 30 s) for the speaker to report `prefix` in `realm`.
+    fn wait_for_route(&self, prefix: &str, realm: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "routes listen did not report {prefix} in 30 s\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                )
+            });
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["event"] == "realms"
+                && v["sample"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["prefix"] == prefix && c["new"] == realm)
+            {
+                return;
+            }
+        }
+    }
+
+    /// SIGTERM (the speaker saves its table and exits); its exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -TERM failed");
+        let mut st = None;
+        wait_for("routes listen to exit", Duration::from_secs(15), || {
+            st = self.child.try_wait().unwrap();
+            st.is_some()
+        });
+        st.unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Crash {
+    /// The kernel's realm map in the router, as nft prints it.
+    fn realm_map(&self) -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.site.host, "nft", "list", "map"])
+            .args(["netdev", "tollgate", "realm4"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `apply`, then `plan`: the kernel follows the saved table and
+    /// nothing is left to do.
+    fn converge(&self) {
+        let o = self.run(&["--netns", &self.site.host, "apply"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = self.run(&["--netns", &self.site.host, "plan"]);
+        let plan = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && plan.contains("nothing to do"),
+            "not converged:\n{plan}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// The saved table's prefixes, from `routes stats` (which fails on a
+    /// damaged table).
+    fn saved_prefixes(&self) -> u64 {
+        self.json(&["routes", "stats", "--json"])["prefixes"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_crash_while_the_speaker_saves_its_table_leaves_a_whole_table_and_the_kernel_converges() {
+    let Some(lab) = peers::lab("crash-speaker") else {
+        return;
+    };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Crash::new("speaker", false);
+    // National by BGP community: the realm map comes from the table alone.
+    std::fs::write(
+        c.site.policy_path(),
+        POLICY.replace(
+            "prefixes = [\"198.51.100.0/24\"]",
+            "communities = [\"65001:100\"]",
+        ),
+    )
+    .unwrap();
+    let local = peers::loopback(47);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bgp = c.site.dir.join("bgp.toml");
+    std::fs::write(
+        &bgp,
+        format!("local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = [\"127.0.0.1:{port}\"]\n[[peers]]\naddress = \"{local}\"\nremote_as = 65001\n"),
+    )
+    .unwrap();
+    let mut conf = peers::BirdPeer {
+        local,
+        local_as: 65001,
+        tollgate_port: port,
+        hold_time: 9,
+        routes4: "route 198.51.100.0/24 blackhole;",
+        routes6: "",
+        filter: "bgp_community.add((65001,100));",
+    };
+    let bird = peers::Bird::start(&lab, "bird", &conf.config());
+    let table = c.site.state_dir().join("routes/table.tgr");
+
+    // The old table: 198.51.100.0/24, national, saved and in the kernel.
+    let l = Listener::start(&c, &bgp, None);
+    l.wait_for_route("198.51.100.0/24", 1);
+    let log = l.log();
+    assert!(l.stop().success(), "{log}");
+    let old = std::fs::read(&table).unwrap();
+    assert_eq!(c.saved_prefixes(), 1);
+    c.converge();
+    assert!(
+        c.realm_map().contains("198.51.100.0/24 : 0:1"),
+        "{}",
+        c.realm_map()
+    );
+
+    // BIRD announces 203.0.113.0/24 too; the speaker receives it and is
+    // stopped, and dies as it saves: before writing, and with the new
+    // table written but not renamed over the old one.
+    conf.routes4 = "route 198.51.100.0/24 blackhole; route 203.0.113.0/24 blackhole;";
+    bird.reconfigure(&conf.config());
+    for point in ["routes-snapshot", "before-rename"] {
+        let l = Listener::start(&c, &bgp, Some(point));
+        l.wait_for_route("203.0.113.0/24", 1);
+        let st = l.stop();
+        let log = std::fs::read_to_string(c.site.dir.join("listen.log")).unwrap();
+        assert_eq!(
+            st.signal(),
+            Some(6),
+            "did not abort at {point}: {st}\n{log}"
+        );
+        assert!(log.contains(&format!("TOLLGATE_CRASH_AT={point}")), "{log}");
+        let now = std::fs::read(&table).unwrap();
+        assert!(
+            now == old,
+            "a crash at {point} changed the saved table ({} bytes, were {})",
+            now.len(),
+            old.len()
+        );
+        assert_eq!(
+            c.saved_prefixes(),
+            1,
+            "the old table is whole after {point}"
+        );
+        c.converge();
+        let map = c.realm_map();
+        assert!(
+            map.contains("198.51.100.0/24 : 0:1") && !map.contains("203.0.113.0/24"),
+            "after a crash at {point}: {map}"
+        );
+    }
+
+    // Restarted without a crash: the new table, whole, and the kernel
+    // follows it.
+    let l = Listener::start(&c, &bgp, None);
+    l.wait_for_route("203.0.113.0/24", 1);
+    let log = l.log();
+    assert!(l.stop().success(), "{log}");
+    assert_ne!(std::fs::read(&table).unwrap(), old);
+    assert_eq!(c.saved_prefixes(), 2);
+    let v = c.json(&["routes", "lookup", "203.0.113.9", "--json"]);
+    assert_eq!(v["realm"]["id"], 1, "{v}");
+    c.converge();
+    let map = c.realm_map();
+    assert!(
+        map.contains("198.51.100.0/24 : 0:1") && map.contains("203.0.113.0/24 : 0:1"),
+        "{map}"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(table.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    eprintln!("routes folder after the crashes and a good save: {leftovers:?}");
 }

@@ -151,7 +151,17 @@ impl Site {
 
     /// Bytes per tenant × realm × direction from `usage --json`.
     fn recorded(&self) -> BTreeMap<(u64, u64, String), u64> {
-        let v = json(&self.tollgate(false, &["usage", "--json"]));
+        self.usage(None)
+    }
+
+    /// Bytes per tenant × realm × direction from `tollgate usage --json`,
+    /// over `period` (`--period`) or the current one.
+    fn usage(&self, period: Option<&str>) -> BTreeMap<(u64, u64, String), u64> {
+        let mut args = vec!["usage", "--json"];
+        if let Some(p) = period {
+            args.extend(["--period", p]);
+        }
+        let v = json(&self.tollgate(false, &args));
         let mut out = BTreeMap::new();
         for t in v["tenants"].as_array().unwrap() {
             for r in t["totals"].as_array().unwrap() {
@@ -667,9 +677,13 @@ fn bill_json_and_csv_agree_with_usage() {
     let status = daemon.stop();
     assert!(status.success(), "the daemon exited with {status}\n{log}");
 
-    let recorded = site.recorded();
+    let bill = json(&site.tollgate(false, &["bill", "--json"]));
+    let label = bill["period"]["label"].as_str().unwrap().to_string();
+    // What `tollgate usage` says of the same period: every figure of the
+    // bill must be its, to the byte.
+    let usage = site.usage(Some(&label));
     let total = |tenant: u64, realm: Option<u64>, dir: Option<&str>| -> u64 {
-        recorded
+        usage
             .iter()
             .filter(|((t, r, d), _)| {
                 *t == tenant && realm.is_none_or(|x| x == *r) && dir.is_none_or(|x| x == d)
@@ -677,11 +691,8 @@ fn bill_json_and_csv_agree_with_usage() {
             .map(|(_, v)| v)
             .sum()
     };
-    assert!(total(1, None, None) >= 3000 * FRAME, "{recorded:?}");
-    assert!(total(2, None, None) >= 1500 * FRAME, "{recorded:?}");
-
-    let bill = json(&site.tollgate(false, &["bill", "--json"]));
-    let label = bill["period"]["label"].as_str().unwrap().to_string();
+    assert!(total(1, None, None) >= 3000 * FRAME, "{usage:?}");
+    assert!(total(2, None, None) >= 1500 * FRAME, "{usage:?}");
     assert!(
         bill["status"].as_str().unwrap().starts_with("provisional"),
         "{bill}"
@@ -708,10 +719,14 @@ fn bill_json_and_csv_agree_with_usage() {
             assert_eq!(
                 used,
                 total(tenant, realm, None),
-                "{name} of {tenant}: {line}"
+                "bill ≠ usage: {name} of {tenant}: {line}"
             );
-            assert_eq!(down, total(tenant, realm, Some("down")), "{line}");
-            assert_eq!(up, total(tenant, realm, Some("up")), "{line}");
+            assert_eq!(
+                down,
+                total(tenant, realm, Some("down")),
+                "bill ≠ usage: {line}"
+            );
+            assert_eq!(up, total(tenant, realm, Some("up")), "bill ≠ usage: {line}");
             want.insert((tenant, name), (used, down, up, commit));
         }
     }

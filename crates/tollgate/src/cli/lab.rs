@@ -29,6 +29,10 @@ Examples:
     },
     /// Drive bounded iperf3 traffic from every tenant to both realms, one
     /// flow at a time, and report the measured rates against the plan.
+    #[command(after_help = "Examples:
+  tollgate lab traffic
+  tollgate lab traffic --seconds 2 --ipv6
+  tollgate lab traffic --json | jq '.[] | select(.mbit > .ceil_mbit)'")]
     Traffic {
         /// Seconds per flow.
         #[arg(long, default_value_t = 4)]
@@ -41,6 +45,8 @@ Examples:
         json: bool,
     },
     /// Remove every lab namespace and process.
+    #[command(after_help = "Examples:
+  tollgate lab down")]
     Down,
 }
 

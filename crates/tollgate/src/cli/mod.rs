@@ -158,26 +158,53 @@ Examples:
         after_help = "Removes the tg-* IFB devices, tollgate's own filters, each clsact qdisc \
 tollgate created (marked with its empty chain 122057831) when nobody else's filters are on it, \
 and the nftables table `netdev tollgate`. An operator's clsact, and their filters on tollgate's, \
-are left in place and listed as kept."
+are left in place and listed as kept.
+
+Examples:
+  tollgate down
+  tollgate --netns tg-lab-host down      the lab's host namespace"
     )]
     Down,
 
     /// Change one tenant: edits the policy file and applies just that change.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate tenant move alice --plan business
+  tollgate tenant move alice --plan business --parent reseller-b"
+    )]
     Tenant(live::TenantCommand),
 
     /// Hooks for hypervisors, called when a VM's interface appears or goes.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate hook vif online vif3.0       from Xen's vif script when vif3.0 comes up
+  tollgate hook vif offline vif3.0      and when it goes"
+    )]
     Hook(live::HookCommand),
 
     /// A lab in network namespaces: an upstream with a national and an
     /// international network, the host tollgate shapes, and tenants.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate lab up --tenants 4
+  tollgate lab traffic --seconds 2
+  tollgate lab down"
+    )]
     Lab(lab::LabCommand),
 
     /// Realms from routes: import MRT dumps, look up addresses, count
     /// prefixes per realm, and listen to BGP peers.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate routes import bview.20240101.0000.gz
+  tollgate routes lookup 203.0.113.7
+  tollgate routes stats
+  tollgate routes listen --bgp /etc/tollgate/bgp.toml"
+    )]
     Routes(routes::RoutesCommand),
 
     /// The daemon: reconcile the kernel with the policy and record every
@@ -237,12 +264,22 @@ Examples:
     Bill(history::BillArgs),
 
     /// Tenants the daemon moved into the overage plan: list, release.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate overage list
+  tollgate overage release alice"
+    )]
     Overage(history::OverageCommand),
 
     /// Flow collection: NetFlow v5/v9, IPFIX and sFlow from routers, into
     /// the same per-tenant history as kernel counters.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate flows collect
+  tollgate flows status --json | jq .totals"
+    )]
     Flows(flows::FlowsCommand),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new
@@ -262,7 +299,13 @@ Examples:
 
     /// API tokens: who may read or change what through `tollgate run`'s
     /// HTTP API.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate token add grafana --scope read
+  tollgate token list
+  tollgate token revoke grafana"
+    )]
     Token(token::TokenCommand),
 }
 

@@ -31,12 +31,17 @@ Examples:
         json: bool,
     },
     /// List the tokens (names and scopes; secrets are never shown).
+    #[command(after_help = "Examples:
+  tollgate token list
+  tollgate token list --json | jq '.[].name'")]
     List {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token: it stops working at once.
+    #[command(after_help = "Examples:
+  tollgate token revoke grafana")]
     Revoke {
         /// The token's name.
         name: String,
