@@ -43,6 +43,7 @@ pub use refusal::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore, COMPACT_GRACE, DEFAULT_PATH, SCHEMA_VERSION};
 pub use store::{
-    AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, RankBy, Retention, RetentionReport,
-    SampleQuery, Store, StoredState, TenantTotal, Tenants, TopQuery, UsageQuery, UsageTotal,
+    AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, HourTotal, HourTotals, RankBy, Retention,
+    RetentionReport, SampleQuery, Store, StoredState, TenantTotal, Tenants, TopQuery, UsageQuery,
+    UsageTotal,
 };

@@ -46,6 +46,33 @@ pub struct AddBatch<'a> {
     pub state: &'a [u8],
 }
 
+/// One tenant's bytes and packets to one realm in one direction over one
+/// UTC hour, from the hourly rollup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HourTotal {
+    /// The hour, counted from the Unix epoch (its start is `hour × 3600`).
+    pub hour: i64,
+    /// Which realm.
+    pub realm: RealmId,
+    /// Which way.
+    pub direction: Direction,
+    /// Bytes, summed over bands.
+    pub bytes: u128,
+    /// Packets, summed over bands.
+    pub packets: u128,
+}
+
+/// One tenant's hourly totals over a span of hours.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HourTotals {
+    /// The totals, ordered by hour, realm, direction; hours without
+    /// traffic have none.
+    pub totals: Vec<HourTotal>,
+    /// The first hour whose rollup retention kept, when it removed some
+    /// of the span's: before it, absent means removed, not idle.
+    pub kept_from: Option<i64>,
+}
+
 /// The accounting state of the last committed batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredState {
@@ -359,6 +386,15 @@ pub trait Store {
 
     /// Usage totals, ordered by tenant, realm, direction, bucket.
     fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError>;
+
+    /// One tenant's hourly rollup over the UTC hours `[from, to)` (hours
+    /// since the epoch): what a graph at an hour or coarser reads, an
+    /// hour's row instead of its twelve 5-minute samples.
+    fn hourly_totals(
+        &self,
+        tenant: TenantId,
+        hours: std::ops::Range<i64>,
+    ) -> Result<HourTotals, StoreError>;
 
     /// Compacts stored samples for faster reads, as of `now`: at most
     /// `limit` units of work (tenant-days in the SQLite store), each step

@@ -41,7 +41,7 @@ pub fn open_samples(store: &dyn Store) -> Result<Vec<OpenSample>, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use history::{Batch, SqliteOptions, SqliteStore, Store as _};
+    use history::{Batch, SqliteOptions, SqliteStore};
 
     #[test]
     fn a_batch_without_a_state_has_no_open_slots_and_a_damaged_one_is_an_error() {

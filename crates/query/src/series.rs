@@ -145,6 +145,72 @@ fn buckets(range: &Range, resolution: Resolution) -> Result<Vec<Timestamp>, Quer
     Ok(out)
 }
 
+/// Slots in an hour.
+const SLOTS_PER_HOUR: i64 = 3600 / accounting::SAMPLE_SECONDS;
+
+/// What a series reads: the hourly rollup for the whole UTC hours that lie
+/// in one bucket (an hour's row instead of its twelve samples, and kept
+/// longer than the samples), the 5-minute samples for the rest: the
+/// range's ragged ends, and every hour a bucket boundary cuts (in a zone
+/// whose offset is not whole hours, such as Asia/Kathmandu, that is every
+/// hour, and the series reads samples throughout).
+#[derive(Debug, PartialEq, Eq)]
+struct Reads {
+    /// The span of hours read from the rollup, if any.
+    hours: Option<std::ops::Range<i64>>,
+    /// For each hour of `hours`: whether its row counts (else its slots
+    /// are among `slots`).
+    whole: Vec<bool>,
+    /// Runs of slots `[from, to)` read from the samples.
+    slots: Vec<(Slot, Slot)>,
+}
+
+fn plan_reads(
+    from: Slot,
+    to: Slot,
+    resolution: Resolution,
+    bucket_of: &dyn Fn(Slot) -> usize,
+) -> Reads {
+    let mut reads = Reads {
+        hours: None,
+        whole: Vec::new(),
+        slots: Vec::new(),
+    };
+    let mut sample = |a: Slot, b: Slot| {
+        if a >= b {
+            return;
+        }
+        match reads.slots.last_mut() {
+            Some(last) if last.1 == a => last.1 = b,
+            _ => reads.slots.push((a, b)),
+        }
+    };
+    let first_hour =
+        from.0.div_euclid(SLOTS_PER_HOUR) + i64::from(from.0.rem_euclid(SLOTS_PER_HOUR) != 0);
+    let end_hour = to.0.div_euclid(SLOTS_PER_HOUR);
+    if resolution == Resolution::FiveMinutes || first_hour >= end_hour {
+        sample(from, to);
+        return reads;
+    }
+    sample(from, Slot(first_hour * SLOTS_PER_HOUR));
+    let whole: Vec<bool> = (first_hour..end_hour)
+        .map(|h| {
+            bucket_of(Slot(h * SLOTS_PER_HOUR)) == bucket_of(Slot((h + 1) * SLOTS_PER_HOUR - 1))
+        })
+        .collect();
+    for (h, w) in (first_hour..end_hour).zip(&whole) {
+        if !w {
+            sample(Slot(h * SLOTS_PER_HOUR), Slot((h + 1) * SLOTS_PER_HOUR));
+        }
+    }
+    sample(Slot(end_hour * SLOTS_PER_HOUR), to);
+    if whole.iter().any(|w| *w) {
+        reads.hours = Some(first_hour..end_hour);
+        reads.whole = whole;
+    }
+    reads
+}
+
 /// `tenant`'s traffic over `range` at `resolution`.
 pub fn series(
     store: &dyn Store,
@@ -166,29 +232,64 @@ pub fn series(
     }
     let from = Slot::starting_at_or_after(range.from);
     let to = Slot::starting_at_or_after(range.to);
-    let samples = store
-        .samples(&SampleQuery {
-            tenants: Tenants::Only(vec![tenant]),
-            from,
-            to,
-        })
-        .map_err(QueryError::store("the tenant's samples"))?;
-    let open = open
-        .iter()
-        .filter(|o| o.key.tenant == tenant && o.slot >= from && o.slot < to)
-        .map(|o| (o.slot, o.key, o.usage.bytes));
-    let mut columns: BTreeMap<(u16, u8), Vec<u128>> = BTreeMap::new();
-    for (slot, key, bytes) in samples.iter().map(|s| (s.slot, s.key, s.bytes)).chain(open) {
+    // The bucket of a slot: the last one whose start is at or before it.
+    let bucket_of = |slot: Slot| {
         let at = slot.start();
-        // The bucket whose start is the last one at or before `at`.
-        let i = edges[..n].partition_point(|e| *e <= at).saturating_sub(1);
-        let dir = match key.direction {
+        edges[..n].partition_point(|e| *e <= at).saturating_sub(1)
+    };
+    let mut columns: BTreeMap<(u16, u8), Vec<u128>> = BTreeMap::new();
+    let mut add = |bucket: usize, realm: u16, direction: Direction, bytes: u128| {
+        let dir = match direction {
             Direction::Down => 0,
             Direction::Up => 1,
         };
-        columns
-            .entry((key.realm.0, dir))
-            .or_insert_with(|| vec![0; n])[i] += u128::from(bytes);
+        columns.entry((realm, dir)).or_insert_with(|| vec![0; n])[bucket] += bytes;
+    };
+    let reads = plan_reads(from, to, resolution, &bucket_of);
+    if let Some(hours) = reads.hours.clone() {
+        let rows = store
+            .hourly_totals(tenant, hours.clone())
+            .map_err(QueryError::store("the tenant's hourly totals"))?;
+        for r in &rows.totals {
+            let i = (r.hour - hours.start) as usize;
+            if reads.whole[i] {
+                add(
+                    bucket_of(Slot(r.hour * SLOTS_PER_HOUR)),
+                    r.realm.0,
+                    r.direction,
+                    r.bytes,
+                );
+            }
+        }
+    }
+    for (a, b) in reads.slots {
+        let samples = store
+            .samples(&SampleQuery {
+                tenants: Tenants::Only(vec![tenant]),
+                from: a,
+                to: b,
+            })
+            .map_err(QueryError::store("the tenant's samples"))?;
+        for s in &samples {
+            add(
+                bucket_of(s.slot),
+                s.key.realm.0,
+                s.key.direction,
+                u128::from(s.bytes),
+            );
+        }
+    }
+    // The open slots are not in the store yet, whichever way it is read.
+    for o in open
+        .iter()
+        .filter(|o| o.key.tenant == tenant && o.slot >= from && o.slot < to)
+    {
+        add(
+            bucket_of(o.slot),
+            o.key.realm.0,
+            o.key.direction,
+            u128::from(o.usage.bytes),
+        );
     }
     Ok(Series {
         tenant: tenant.0,
@@ -210,4 +311,121 @@ pub fn series(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accounting::{Band, Sample, Source, UsageKey};
+    use history::{Batch, SqliteOptions, SqliteStore};
+    use net_types::RealmId;
+
+    fn key(tenant: u32, realm: u16, direction: Direction) -> UsageKey {
+        UsageKey {
+            tenant: TenantId(tenant),
+            realm: RealmId(realm),
+            direction,
+            band: Band::Whole,
+            source: Source::Kernel,
+        }
+    }
+
+    #[test]
+    fn reads_take_whole_hours_from_the_rollup_and_the_rest_from_samples() {
+        // UTC days, from 00:10 to 03:25: the ragged ends are samples.
+        let day = |s: Slot| (s.0 / (24 * SLOTS_PER_HOUR)) as usize;
+        let r = plan_reads(Slot(2), Slot(3 * 12 + 5), Resolution::Day, &day);
+        assert_eq!(r.hours, Some(1..3));
+        assert_eq!(r.whole, vec![true, true]);
+        assert_eq!(r.slots, vec![(Slot(2), Slot(12)), (Slot(36), Slot(41))]);
+        // Buckets that change at :15 cut every hour: samples throughout.
+        let quarter = |s: Slot| ((s.0 + 9) / 12) as usize;
+        let r = plan_reads(Slot(0), Slot(48), Resolution::Hour, &quarter);
+        assert_eq!(r.hours, None);
+        assert_eq!(r.slots, vec![(Slot(0), Slot(48))]);
+        // Five minutes never reads the rollup.
+        let r = plan_reads(Slot(0), Slot(48), Resolution::FiveMinutes, &day);
+        assert_eq!((r.hours, r.slots), (None, vec![(Slot(0), Slot(48))]));
+    }
+
+    /// The series of every resolution and zone equals the samples summed
+    /// into its buckets, whether read from the rollup or the samples.
+    #[test]
+    fn every_resolution_in_every_zone_is_its_samples_summed() {
+        let dir = std::env::temp_dir().join(format!("tg-query-series-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store =
+            SqliteStore::open(&dir.join("h.sqlite"), &SqliteOptions::default()).unwrap();
+        // Three days of October 2026 (Berlin's DST change on the 25th),
+        // traffic in a pattern that differs per slot, realm and direction.
+        let first = Slot::containing("2026-10-24T00:00Z".parse().unwrap());
+        let mut all = Vec::new();
+        for day in 0..4 {
+            let mut samples = Vec::new();
+            for i in 0..288 {
+                let slot = Slot(first.0 + day * 288 + i);
+                for (realm, direction) in [(1, Direction::Down), (2, Direction::Up)] {
+                    let bytes = 1_000 + (slot.0 % 97) as u64 * u64::from(realm) + day as u64;
+                    if slot.0 % 7 == 3 && realm == 2 {
+                        continue;
+                    }
+                    samples.push(Sample {
+                        slot,
+                        key: key(5, realm, direction),
+                        bytes,
+                        packets: 1,
+                    });
+                }
+            }
+            store
+                .append(&Batch {
+                    sequence: day as u64 + 1,
+                    samples: &samples,
+                    coverage: &[],
+                    state: &[],
+                })
+                .unwrap();
+            all.extend(samples);
+        }
+        for zone in [
+            "UTC",
+            "Europe/Berlin",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+        ] {
+            for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
+                let range = Range {
+                    label: "test".into(),
+                    from: "2026-10-24T07:40Z".parse().unwrap(),
+                    to: "2026-10-27T05:20Z".parse().unwrap(),
+                    zone: zone.into(),
+                };
+                let s = series(&store, &[], None, TenantId(5), &range, resolution).unwrap();
+                let (from, to) = (
+                    Slot::starting_at_or_after(range.from),
+                    Slot::starting_at_or_after(range.to),
+                );
+                let mut expected: BTreeMap<(u16, &str), Vec<u128>> = BTreeMap::new();
+                for x in all.iter().filter(|x| x.slot >= from && x.slot < to) {
+                    let at = x.slot.start().as_second();
+                    let i = s.t.partition_point(|t| *t <= at) - 1;
+                    let dir = match x.key.direction {
+                        Direction::Down => "down",
+                        Direction::Up => "up",
+                    };
+                    expected
+                        .entry((x.key.realm.0, dir))
+                        .or_insert_with(|| vec![0; s.t.len()])[i] += u128::from(x.bytes);
+                }
+                let got: BTreeMap<(u16, &str), Vec<u128>> = s
+                    .columns
+                    .iter()
+                    .map(|c| ((c.realm, c.direction), c.bytes.clone()))
+                    .collect();
+                assert_eq!(got, expected, "{zone} {resolution:?}");
+            }
+        }
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -59,8 +59,10 @@ pub fn start(
         .runtime("cannot set up the API listener")?;
     let (snapshots, receiver) = watch::channel(Arc::new(first));
     let history = state.history();
+    // Each of the API's readers (at most api::stores::READERS) keeps its
+    // own page cache: small, so that the daemon's memory stays bounded.
     let open: api::stores::Opener = Box::new(move || {
-        history::SqliteStore::open(&history, &history::SqliteOptions { cache_mib: 16 })
+        history::SqliteStore::open(&history, &history::SqliteOptions { cache_mib: 8 })
             .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
             .map_err(|e| e.to_string())
     });

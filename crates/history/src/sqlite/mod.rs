@@ -189,6 +189,14 @@ impl Store for SqliteStore {
         read::usage(&self.conn, query)
     }
 
+    fn hourly_totals(
+        &self,
+        tenant: net_types::TenantId,
+        hours: std::ops::Range<i64>,
+    ) -> Result<HourTotals, StoreError> {
+        read::hourly_totals(&self.conn, tenant, hours)
+    }
+
     fn apply_retention(
         &mut self,
         now: Timestamp,

@@ -371,6 +371,61 @@ impl Sum {
     }
 }
 
+/// One tenant's hourly rollup rows over `hours`: a lookup per hour, each
+/// a point read of the row id (hour, tenant).
+pub(super) fn hourly_totals(
+    conn: &Connection,
+    tenant: TenantId,
+    hours: std::ops::Range<i64>,
+) -> Result<HourTotals, StoreError> {
+    // A span longer than the store could hold is someone's mistake, not a
+    // reason to loop for ever: ten years of hours at most.
+    const MOST_HOURS: i64 = 10 * 366 * HOURS_PER_DAY;
+    if hours.end.saturating_sub(hours.start) > MOST_HOURS {
+        return Err(StoreError::invalid(
+            "hours",
+            format!(
+                "{} hours is more than the {MOST_HOURS} a read may span",
+                hours.end.saturating_sub(hours.start)
+            ),
+        ));
+    }
+    let marks = marks::read(conn)?;
+    let mut out = HourTotals {
+        totals: Vec::new(),
+        kept_from: marks.hourly.filter(|m| *m > hours.start),
+    };
+    let ctx = || "read hourly".to_string();
+    let mut st = conn
+        .prepare_cached("SELECT totals FROM hourly WHERE id = ?1")
+        .map_err(StoreError::db(ctx()))?;
+    let mut realms = Vec::new();
+    for hour in hours {
+        let Some(id) = codec::row_id(hour, tenant.0) else {
+            continue;
+        };
+        realms.clear();
+        let mut rows = st.query([id]).map_err(StoreError::db(ctx()))?;
+        if let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+            let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+            codec::decode_realm_totals(
+                blob.map_err(StoreError::db(ctx()))?,
+                "hourly.totals",
+                &mut realms,
+            )?;
+        }
+        out.totals
+            .extend(realms.iter().map(|r: &RealmTotal| HourTotal {
+                hour,
+                realm: r.realm,
+                direction: r.direction,
+                bytes: r.bytes,
+                packets: r.packets,
+            }));
+    }
+    Ok(out)
+}
+
 pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
     let tables = [
         ("hourly", SLOTS_PER_HOUR),
