@@ -34,6 +34,7 @@ const PURE: &[&str] = &[
     "flows",
     "settings",
     "engine",
+    "libreqos",
 ];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &[
