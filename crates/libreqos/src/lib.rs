@@ -302,7 +302,13 @@ fn check(text: &str, options: &Options, report: &mut Report) -> bool {
             (false, _) => (Severity::Note, format!("check: {}", r.message)),
         };
         let mut out = Diagnostic::new(severity, name, r.line, message);
-        out.hint = r.hint;
+        out.hint = match (d.is_error() && !fault, r.hint) {
+            // A kernel limit: what to change is in LibreQoS's files.
+            (true, Some(h)) => Some(format!(
+                "{h}; in network.json, split the node or mark it \"virtual\": true so that its children become top-level"
+            )),
+            (_, h) => h,
+        };
         report.push(out);
     };
     for d in &loaded.diagnostics {

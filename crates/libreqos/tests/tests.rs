@@ -517,3 +517,39 @@ fn the_fuzz_entry_holds_on_the_fixtures() {
         libreqos::fuzzing::import_bytes(&data);
     }
 }
+
+#[test]
+fn more_circuits_under_one_top_level_node_than_htb_can_address_is_an_error_not_a_fault() {
+    // 10,000 circuits under one site: 20,000 blocks of classes in one
+    // tree, which holds 16,383. The kernel's limit, said as an error;
+    // never an invalid policy.
+    let files = libreqos::synthetic::files(10_000, 1, 10);
+    let out = import(
+        Source {
+            name: "ShapedDevices.csv",
+            bytes: files.shaped_devices.as_bytes(),
+        },
+        Some(Source {
+            name: "network.json",
+            bytes: files.network.as_bytes(),
+        }),
+        &Options::default(),
+        &mut |_| {},
+    );
+    assert!(out.policy.is_none());
+    let d = out
+        .report
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Error)
+        .expect("an error");
+    assert!(
+        d.message
+            .contains("does not compile: more classes than the kernel can address"),
+        "{d}"
+    );
+    assert!(
+        d.hint.as_deref().unwrap_or("").contains("top-level parent"),
+        "{d}"
+    );
+}

@@ -48,12 +48,21 @@ pub fn summary(report: &Report, output: &str) {
 
 /// Why nothing was written.
 pub fn refused(report: &Report) -> String {
-    format!(
-        "{} of {} rows cannot be imported ({}); nothing was written",
-        report.rows_skipped,
-        report.rows,
-        counts(report)
-    )
+    if report.rows_skipped == 0 {
+        // Nothing wrong with a row: the file as a whole (no header, bad
+        // JSON) or the policy it makes (a kernel limit).
+        format!(
+            "nothing was imported ({}); nothing was written",
+            counts(report)
+        )
+    } else {
+        format!(
+            "{} of {} rows cannot be imported ({}); nothing was written",
+            report.rows_skipped,
+            report.rows,
+            counts(report)
+        )
+    }
 }
 
 /// The report as JSON, with where the policy was written (`null`: not
