@@ -6,6 +6,10 @@
 //! - `tidy`: the architecture invariants (also run by `cargo test`).
 //! - `bench`: the criterion/divan benchmarks, printed for BENCHMARKS.md.
 //! - `fuzz [TARGET] [SECONDS]`: installs cargo-fuzz if needed and runs a target.
+//! - `package [--debug]`: the Debian package, from a release (or debug)
+//!   build, into `target/debian/` (`contrib/debian/build-deb` does the
+//!   packing; the package test in `crates/tollgate/tests/package.rs` runs
+//!   the same script on its own debug binary).
 
 mod tidy;
 
@@ -20,12 +24,15 @@ fn main() -> ExitCode {
             tidy::check(&root()).map(|n| println!("tidy: {n} files checked, all invariants hold"))
         }
         Some("bench") => run("cargo", &["bench", "--workspace"]),
+        Some("package") => package(args.get(1).is_some_and(|a| a == "--debug")),
         Some("fuzz") => fuzz(
             args.get(1).map_or("policy_parse", String::as_str),
             args.get(2).map_or("60", String::as_str),
         ),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo|tidy|bench|fuzz [TARGET] [SECONDS]>");
+            eprintln!(
+                "usage: cargo xtask <ci|demo|tidy|bench|fuzz [TARGET] [SECONDS]|package [--debug]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -102,6 +109,14 @@ fn ci() -> Result<(), String> {
         // outside, and a terminal for the colour check.
         ("strace", "strace"),
         ("script", "bsdutils"),
+        // The package test: building the .deb, a container of its own,
+        // the unit's verification.
+        ("dpkg-deb", "dpkg"),
+        ("strip", "binutils"),
+        ("objdump", "binutils"),
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("systemd-analyze", "systemd"),
     ])?;
     // The package starts BIRD as a service; the tests start their own.
     let _ = Command::new("sh")
@@ -330,6 +345,36 @@ fn with_lab<'a>(args: &[&'a str]) -> Vec<&'a str> {
         LAB_STATE,
     ]);
     all
+}
+
+/// Builds tollgate (release, or debug with `--debug`: quicker, larger)
+/// and packs it into `target/debian/tollgate_VERSION_ARCH.deb`.
+fn package(debug: bool) -> Result<(), String> {
+    ensure_packages(&[
+        ("dpkg-deb", "dpkg"),
+        ("strip", "binutils"),
+        ("objdump", "binutils"),
+    ])?;
+    let mut build = vec!["build", "-p", "tollgate"];
+    if !debug {
+        build.push("--release");
+    }
+    run("cargo", &build)?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
+    let bin = target
+        .join(if debug { "debug" } else { "release" })
+        .join("tollgate");
+    let out = target.join("debian");
+    run(
+        "bash",
+        &[
+            "contrib/debian/build-deb",
+            bin.to_str().ok_or("non-UTF-8 path")?,
+            out.to_str().ok_or("non-UTF-8 path")?,
+        ],
+    )
 }
 
 fn fuzz(target: &str, seconds: &str) -> Result<(), String> {

@@ -38,6 +38,7 @@ const PURE: &[&str] = &[
     "flows",
     "settings",
     "engine",
+    "libreqos",
 ];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &[

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod flows;
 pub mod history;
+pub mod import;
 pub mod lab;
 pub mod live;
 pub mod routes;
@@ -32,6 +33,7 @@ maps and tc redirect filters. It validates the whole policy before anything touc
   tollgate apply                                   make the kernel match the policy
   tollgate status                                  tenants, their classes and current rates
   tollgate lab up && tollgate lab traffic          try it all in network namespaces
+  tollgate import libreqos ShapedDevices.csv network.json -o policy.toml
 
 The policy format is described in docs/policy.md."
 )]
@@ -307,6 +309,44 @@ Examples:
   tollgate token revoke grafana"
     )]
     Token(token::TokenCommand),
+
+    /// Move in from another shaper: write a policy from its files
+    /// (LibreQoS's ShapedDevices.csv and network.json).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell).
+    #[command(
+        after_help = "The Debian package installs the bash, zsh and fish scripts; by hand:
+
+Examples:
+  tollgate completions bash > /etc/bash_completion.d/tollgate
+  tollgate completions zsh > /usr/local/share/zsh/site-functions/_tollgate
+  tollgate completions fish > ~/.config/fish/completions/tollgate.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write the manual pages, one per command and subcommand
+    /// (tollgate.1, tollgate-check.1, tollgate-routes-import.1, …), into
+    /// a folder.
+    #[command(
+        after_help = "The pages are made from the same definitions as --help, so they \
+always describe this binary. The Debian package installs them.
+
+Examples:
+  tollgate man /usr/local/share/man/man1 && mandb -q
+  tollgate man /tmp/man && man -l /tmp/man/tollgate-import-libreqos.1"
+    )]
+    Man {
+        /// The folder (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h`: the one duration syntax of every

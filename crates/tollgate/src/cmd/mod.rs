@@ -5,11 +5,14 @@
 mod apply;
 mod bill;
 mod check;
+mod completions;
 mod down;
 mod explain;
 mod flows;
 mod hook;
+mod import;
 mod lab;
+mod man;
 mod overage;
 mod plan;
 mod realms;
@@ -71,5 +74,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Flows(c) => flows::run(&cx, c),
         Command::Token(c) => token::run(&cx, c),
         Command::Replay { file } => replay::run(&cx, file),
+        Command::Import(c) => import::run(c),
+        Command::Completions { shell } => completions::run(*shell),
+        Command::Man { dir } => man::run(dir),
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod history;
+pub mod import;
 pub mod kernel;
 pub mod lab;
 pub mod policy;
