@@ -153,3 +153,48 @@ fn tenant_month_usage(bencher: Bencher) {
         divan::black_box((series, totals))
     });
 }
+
+/// Its parts: the series alone (the hourly rollup rows of the month).
+#[divan::bench(sample_count = 200)]
+fn part_series(bencher: Bencher) {
+    let s = setup();
+    let store =
+        history::SqliteStore::open(&s.db, &history::SqliteOptions { cache_mib: 64 }).unwrap();
+    let mut t = 0u32;
+    bencher.bench_local(|| {
+        t = 1 + (t + 7919) % (s.tenants - 1);
+        let r = Resolution::for_range(&s.range);
+        divan::black_box(
+            query::series::series(&store, &[], Some(&s.policy), TenantId(t), &s.range, r)
+                .unwrap(),
+        )
+    });
+}
+
+/// Its parts: the totals alone (daily rows, edges from the samples).
+#[divan::bench(sample_count = 200)]
+fn part_totals(bencher: Bencher) {
+    let s = setup();
+    let store =
+        history::SqliteStore::open(&s.db, &history::SqliteOptions { cache_mib: 64 }).unwrap();
+    let mut t = 0u32;
+    bencher.bench_local(|| {
+        t = 1 + (t + 7919) % (s.tenants - 1);
+        let only = Tenants::Only(vec![TenantId(t)]);
+        divan::black_box(
+            query::usage::usage(&store, &[], Some(&s.policy), &s.range, &only).unwrap(),
+        )
+    });
+}
+
+/// Its parts: the answer as JSON (what the handler sends).
+#[divan::bench(sample_count = 200)]
+fn part_json(bencher: Bencher) {
+    let s = setup();
+    let store =
+        history::SqliteStore::open(&s.db, &history::SqliteOptions { cache_mib: 64 }).unwrap();
+    let r = Resolution::for_range(&s.range);
+    let series =
+        query::series::series(&store, &[], Some(&s.policy), TenantId(7), &s.range, r).unwrap();
+    bencher.bench_local(|| divan::black_box(serde_json::to_vec(&series).unwrap()));
+}
