@@ -312,7 +312,12 @@ Examples:
 
     /// Move in from another shaper: write a policy from its files
     /// (LibreQoS's ShapedDevices.csv and network.json).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate import libreqos ShapedDevices.csv network.json -o /etc/tollgate/tollgate.toml
+  tollgate import libreqos ShapedDevices.csv --skip-invalid -o policy.toml"
+    )]
     Import(import::ImportCommand),
 
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
