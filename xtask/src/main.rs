@@ -139,7 +139,24 @@ fn ci() -> Result<(), String> {
     )?;
     tidy::check(&root()).map(|n| eprintln!("tidy: {n} files checked"))?;
     let before = leftovers();
+    let host_before = host_state();
     let tests = run("cargo", &["test", "--workspace", "--no-fail-fast"]);
+    // No test may write the host's own tollgate files: each runs tollgate
+    // with a state directory and a policy of its own.
+    let host_after = host_state();
+    if host_after != host_before {
+        let changed: Vec<&String> = host_after
+            .iter()
+            .filter(|f| !host_before.contains(f))
+            .chain(host_before.iter().filter(|f| !host_after.contains(f)))
+            .collect();
+        let list: Vec<&str> = changed.iter().map(|s| s.as_str()).collect();
+        return tests.and(Err(format!(
+            "the tests changed the host's tollgate files (a test ran tollgate without \
+             --state-dir or TOLLGATE_STATE_DIR of its own):\n  {}",
+            list.join("\n  ")
+        )));
+    }
     // Whatever the tests started must be gone with them: a daemon, an
     // exporter, a speaker, a namespace.
     let after = leftovers();
@@ -164,6 +181,29 @@ fn ci() -> Result<(), String> {
         return tests.and(Err(found));
     }
     tests
+}
+
+/// The host's own tollgate files (the default state directory and policy
+/// folder), as `PATH SIZE MTIME` lines.
+fn host_state() -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["/var/lib/tollgate", "/etc/tollgate"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            out.push(format!("{dir} absent"));
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            out.push(format!("{} {} {mtime}", e.path().display(), m.len()));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Processes of the programs the tests start, and tollgate's test

@@ -165,8 +165,7 @@ fn part_series(bencher: Bencher) {
         t = 1 + (t + 7919) % (s.tenants - 1);
         let r = Resolution::for_range(&s.range);
         divan::black_box(
-            query::series::series(&store, &[], Some(&s.policy), TenantId(t), &s.range, r)
-                .unwrap(),
+            query::series::series(&store, &[], Some(&s.policy), TenantId(t), &s.range, r).unwrap(),
         )
     });
 }

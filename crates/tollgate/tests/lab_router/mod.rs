@@ -19,6 +19,8 @@ pub struct Router {
     pub tenants: Vec<String>,
     tag: String,
     policy: PathBuf,
+    /// tollgate's state directory for this router, never the host's.
+    state: PathBuf,
 }
 
 impl Router {
@@ -31,6 +33,7 @@ impl Router {
             upstream: format!("{tag}-u"),
             tenants: (1..=n).map(|k| format!("{tag}-t{k}")).collect(),
             policy: std::env::temp_dir().join(format!("{tag}.toml")),
+            state: std::env::temp_dir().join(format!("{tag}-state")),
             tag,
         };
         let (h, u) = (&r.host, &r.upstream);
@@ -80,6 +83,7 @@ impl Router {
     /// Runs `tollgate` inside the router, and returns its output.
     pub fn tollgate(&self, args: &[&str]) -> String {
         let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .env("TOLLGATE_STATE_DIR", &self.state)
             .arg("--netns")
             .arg(&self.host)
             .args(args)
@@ -309,6 +313,7 @@ impl Drop for Router {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_file(&self.policy);
+        let _ = std::fs::remove_dir_all(&self.state);
     }
 }
 
