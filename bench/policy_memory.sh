@@ -34,8 +34,8 @@ out = ['[site]', 'mode = "router"', 'uplink = "v1"', 'lan = "v0"',
        'up = { rate = "10mbit", ceil = "20mbit" }', '']
 for p in range(1, n // 100 + 2):
     out += ['[[parents]]', f'name = "p{p}"', f'id = {p}',
-            'down = { rate = "40gbit", ceil = "100gbit" }',
-            'up = { rate = "40gbit", ceil = "100gbit" }', '']
+            'down = { rate = "900mbit", ceil = "100gbit" }',
+            'up = { rate = "900mbit", ceil = "100gbit" }', '']
 for i in range(n):
     a = (100 << 24) | (64 << 16) | (i + 1)
     ip = f'{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}'

@@ -117,6 +117,8 @@ fn ci() -> Result<(), String> {
         ("unshare", "util-linux"),
         ("nsenter", "util-linux"),
         ("systemd-analyze", "systemd"),
+        // tollgate/tests/memory.rs: peak memory of one-shot commands.
+        ("/usr/bin/time", "time"),
     ])?;
     // The package starts BIRD as a service; the tests start their own.
     let _ = Command::new("sh")

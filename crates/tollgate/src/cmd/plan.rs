@@ -29,9 +29,6 @@ pub fn run(cx: &Context, offline: bool, host: Option<&Path>, format: Format) -> 
     };
     let (loaded, policy) = crate::policy_file::valid(&cx.config)?;
     let compiled = crate::reconciler::compile(&loaded, &policy, &facts)?;
-    say!(
-        "{}",
-        crate::output::policy::plan(&policy, &compiled, format)?
-    );
+    crate::output::policy::print_plan(&policy, &compiled, format)?;
     Ok(ExitCode::SUCCESS)
 }

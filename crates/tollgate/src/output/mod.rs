@@ -59,6 +59,29 @@ pub fn write_stdout(text: &str) {
     }
 }
 
+/// Writes to stdout as `write` produces it, through one buffer: for
+/// answers too large to hold whole (the JSON of a plan of 100,000 tenants
+/// is over half a gigabyte). A broken pipe exits 0 and other write errors
+/// exit 2, as for [`write_stdout`].
+pub fn stream_stdout(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) {
+    use std::io::Write;
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("tollgate: cannot write the output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// Pretty JSON of `value` with a final newline, written as it is made.
+pub fn stream_json(out: &mut dyn std::io::Write, value: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
 /// A value as pretty JSON with a final newline.
 pub fn json_pretty(value: &impl Serialize) -> Result<String> {
     serde_json::to_string_pretty(value)
