@@ -20,7 +20,14 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     let web = manifest.join("web");
-    for f in ["index.html", "package.json", "package-lock.json", "vite.config.js", "src", "public"] {
+    for f in [
+        "index.html",
+        "package.json",
+        "package-lock.json",
+        "vite.config.js",
+        "src",
+        "public",
+    ] {
         println!("cargo:rerun-if-changed={}", web.join(f).display());
     }
     println!("cargo:rerun-if-env-changed=TOLLGATE_DASHBOARD_DIST");
@@ -66,12 +73,23 @@ fn build(web: &Path, dist: &Path) {
     let stamp = web.join("node_modules/.tollgate-lock");
     if std::fs::read(&stamp).ok().as_deref() != Some(&lock[..]) {
         run(web, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
-        std::fs::write(&stamp, &lock).unwrap_or_else(|e| fail(&format!("{}: {e}", stamp.display())));
+        std::fs::write(&stamp, &lock)
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", stamp.display())));
     }
     let dist_arg = dist.to_string_lossy().into_owned();
     run(
         web,
-        &["run", "build", "--silent", "--", "--logLevel", "warn", "--emptyOutDir", "--outDir", &dist_arg],
+        &[
+            "run",
+            "build",
+            "--silent",
+            "--",
+            "--logLevel",
+            "warn",
+            "--emptyOutDir",
+            "--outDir",
+            &dist_arg,
+        ],
     );
 }
 
@@ -113,7 +131,8 @@ fn embed(dist: &Path, target: &Path) {
     }
     let gz_dir = target.with_file_name("gz");
     std::fs::create_dir_all(&gz_dir).expect("OUT_DIR is writable");
-    let mut code = String::from("/// Every file of the built app.\npub static ASSETS: &[Asset] = &[\n");
+    let mut code =
+        String::from("/// Every file of the built app.\npub static ASSETS: &[Asset] = &[\n");
     for (i, p) in list.iter().enumerate() {
         let rel = p.strip_prefix(dist).expect("under dist");
         let url = format!("/{}", rel.to_string_lossy());

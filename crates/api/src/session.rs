@@ -14,7 +14,7 @@ use crate::problem::Problem;
 use crate::tokens::{Scope, SESSION_LIFETIME};
 use crate::write::CSRF_HEADER;
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{FromRequestParts as _, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
@@ -39,6 +39,10 @@ pub struct SignIn {
 /// Who is signed in.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Session {
+    /// Whether anyone is: `false` (and nothing else) for a request with
+    /// no token and no cookie, so that the sign-in page loads without an
+    /// error.
+    pub signed_in: bool,
     /// The token's name.
     pub name: String,
     /// Its scope: `read`, `admin` or `tenant:ID`.
@@ -53,6 +57,7 @@ pub struct Session {
 
 fn session(st: &AppState, name: String, scope: Scope) -> Session {
     Session {
+        signed_in: true,
         name,
         scope: scope.to_string(),
         tenant: match scope {
@@ -78,11 +83,27 @@ pub fn cookie(id: Option<&str>, https: bool) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Who is signed in (also answers for a bearer token).
+/// Who is signed in (also answers for a bearer token); `signed_in:
+/// false` without any credentials, 401 for credentials that are not
+/// valid.
 #[utoipa::path(get, path = "/api/v1/session", tag = "session",
     responses((status = 200, body = Session), (status = 401, body = Problem)))]
-pub async fn current(State(st): State<AppState>, caller: Caller) -> axum::Json<Session> {
-    axum::Json(session(&st, caller.name, caller.scope))
+pub async fn current(
+    State(st): State<AppState>,
+    mut parts: Parts,
+) -> Result<axum::Json<Session>, Problem> {
+    if crate::auth::secret(&parts).is_none() {
+        return Ok(axum::Json(Session {
+            signed_in: false,
+            name: String::new(),
+            scope: String::new(),
+            tenant: None,
+            may_write: false,
+            zone: st.snapshot.borrow().settings.cycle.zone_name().to_string(),
+        }));
+    }
+    let caller = Caller::from_request_parts(&mut parts, &st).await?;
+    Ok(axum::Json(session(&st, caller.name, caller.scope)))
 }
 
 /// Signs in: exchanges a token for a session cookie.

@@ -86,7 +86,10 @@ fn serve(asset: &'static Asset, headers: &HeaderMap, immutable: bool) -> Respons
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r
 }
@@ -156,7 +159,12 @@ mod tests {
     fn nothing_is_loaded_from_elsewhere() {
         for a in ASSETS {
             let text = String::from_utf8_lossy(a.body);
-            for bad in ["https://cdn", "//unpkg.com", "//cdn.jsdelivr", "fonts.googleapis"] {
+            for bad in [
+                "https://cdn",
+                "//unpkg.com",
+                "//cdn.jsdelivr",
+                "fonts.googleapis",
+            ] {
                 assert!(!text.contains(bad), "{} loads from {bad}", a.path);
             }
         }
@@ -191,6 +199,9 @@ mod tests {
         assert_eq!(plain, js.body);
         let r = call(js.path, &[("if-none-match", js.etag)]).await;
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-        assert_eq!(call("/assets/nothing.js", &[]).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            call("/assets/nothing.js", &[]).await.status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

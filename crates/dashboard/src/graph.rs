@@ -209,7 +209,10 @@ fn draw<DB: DrawingBackend>(
         )
     };
     let mut c = ChartBuilder::on(&root)
-        .caption(&chart.title, ("sans-serif", 16).into_font().style(FontStyle::Bold))
+        .caption(
+            &chart.title,
+            ("sans-serif", 16).into_font().style(FontStyle::Bold),
+        )
         .margin(10)
         .x_label_area_size(36)
         .y_label_area_size(84)
@@ -230,12 +233,20 @@ fn draw<DB: DrawingBackend>(
         let a = &chart.areas[i];
         let (r, g, b) = PALETTE[a.colour % PALETTE.len()];
         let colour = RGBColor(r, g, b);
-        let points: Vec<(i64, f64)> = chart.t.iter().copied().zip(sums[i].iter().copied()).collect();
+        let points: Vec<(i64, f64)> = chart
+            .t
+            .iter()
+            .copied()
+            .zip(sums[i].iter().copied())
+            .collect();
         c.draw_series(AreaSeries::new(points, 0.0, colour.mix(0.85)).border_style(colour))?
             .label(a.label.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
     }
-    c.draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.stroke_width(1)))?;
+    c.draw_series(LineSeries::new(
+        [(x0, 0.0), (x1, 0.0)],
+        BLACK.stroke_width(1),
+    ))?;
     for l in &chart.levels {
         let (r, g, b) = l.colour;
         let colour = RGBColor(r, g, b);
@@ -260,20 +271,34 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// Draws `chart` at `width` × `height` pixels.
-pub fn render(chart: &Chart, format: Format, width: u32, height: u32) -> Result<Vec<u8>, GraphError> {
+pub fn render(
+    chart: &Chart,
+    format: Format,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, GraphError> {
     if !(WIDTH.0..=WIDTH.1).contains(&width) {
-        return Err(GraphError::Size { field: "width", value: width });
+        return Err(GraphError::Size {
+            field: "width",
+            value: width,
+        });
     }
     if !(HEIGHT.0..=HEIGHT.1).contains(&height) {
-        return Err(GraphError::Size { field: "height", value: height });
+        return Err(GraphError::Size {
+            field: "height",
+            value: height,
+        });
     }
     font();
     let err = |e: &dyn std::fmt::Display| GraphError::Draw(e.to_string());
     match format {
         Format::Svg => {
             let mut s = String::new();
-            draw(SVGBackend::with_string(&mut s, (width, height)).into_drawing_area(), chart)
-                .map_err(|e| err(&e))?;
+            draw(
+                SVGBackend::with_string(&mut s, (width, height)).into_drawing_area(),
+                chart,
+            )
+            .map_err(|e| err(&e))?;
             Ok(s.into_bytes())
         }
         Format::Png => {
@@ -308,10 +333,24 @@ mod tests {
             zone: jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
             zone_name: "Europe/Berlin".into(),
             areas: vec![
-                Area { label: "national down".into(), bps: (0..288).map(|i| 1e6 * f64::from(i % 50)).collect(), below: false, colour: 0 },
-                Area { label: "national up".into(), bps: vec![2e6; 288], below: true, colour: 0 },
+                Area {
+                    label: "national down".into(),
+                    bps: (0..288).map(|i| 1e6 * f64::from(i % 50)).collect(),
+                    below: false,
+                    colour: 0,
+                },
+                Area {
+                    label: "national up".into(),
+                    bps: vec![2e6; 288],
+                    below: true,
+                    colour: 0,
+                },
             ],
-            levels: vec![Level { label: "95th".into(), bps: 45e6, colour: (0xD5, 0x5E, 0) }],
+            levels: vec![Level {
+                label: "95th".into(),
+                bps: 45e6,
+                colour: (0xD5, 0x5E, 0),
+            }],
             t,
         }
     }
@@ -320,7 +359,9 @@ mod tests {
     fn a_png_is_a_png_of_the_size_asked() {
         let png = render(&chart(), Format::Png, 640, 300).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        let d = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
+        let d = png::Decoder::new(std::io::Cursor::new(&png))
+            .read_info()
+            .unwrap();
         assert_eq!((d.info().width, d.info().height), (640, 300));
     }
 
@@ -329,7 +370,10 @@ mod tests {
         let svg = String::from_utf8(render(&chart(), Format::Svg, 640, 300).unwrap()).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
         assert!(svg.contains("national down"));
-        assert!(svg.contains("95th 45 Mbit/s"), "the 95th is labelled with its value");
+        assert!(
+            svg.contains("95th 45 Mbit/s"),
+            "the 95th is labelled with its value"
+        );
         assert!(svg.contains("time in Europe/Berlin"));
     }
 

@@ -121,6 +121,7 @@ async function show(quiet = false) {
   if (!session) {
     try {
       session = await get("session");
+      if (!session.signed_in) session = null;
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 401) {
         main.replaceChildren(failure(e));

@@ -2,7 +2,7 @@
 // readings of its status, 5 s apart), malformed datagrams, kernel drops
 // and sequence gaps.
 
-import { ApiError, get } from "../api.js";
+import { get } from "../api.js";
 import { h, table } from "../dom.js";
 import { localTime } from "../format.js";
 
@@ -19,16 +19,14 @@ function perSecond(now, before, key, address) {
 }
 
 export async function flows(main, ctx) {
-  let s;
-  try {
-    s = await get("flows/status");
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) {
-      main.replaceChildren(h("h1", {}, "Flows"), h("p", {}, e.message));
-      return;
-    }
-    throw e;
+  // Without a collector there is no status to ask for (and asking would
+  // be a 404 in the browser's console).
+  const site = await get("site");
+  if (!site.flows) {
+    main.replaceChildren(h("h1", {}, "Flows"), h("p", {}, "No flow collector runs here: the policy has no [flows] (docs/flows.md)."));
+    return;
   }
+  const s = await get("flows/status");
   const before = last && last.started === s.started ? last : null;
   last = s;
   const zone = ctx.zone;

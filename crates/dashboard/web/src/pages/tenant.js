@@ -26,8 +26,12 @@ function shapeRows(t) {
   return rows;
 }
 
+/** What the last change answered, shown again once the page is redrawn. */
+let notice = "";
+
 function adminForm(t, plans, onDone) {
-  const message = h("p.message", { role: "status", id: "admin-message" });
+  const message = h("p.message", { role: "status", id: "admin-message" }, notice);
+  notice = "";
   const plan = h("select", { id: "plan", "aria-label": "Plan" }, plans.map((p) => h("option", { value: p, selected: p === t.plan }, p)));
   const fields = {};
   const input = (key, label, value) => {
@@ -38,7 +42,7 @@ function adminForm(t, plans, onDone) {
     message.textContent = "Applying…";
     try {
       const r = await what();
-      message.textContent = `${r.message} (${r.applied} kernel changes)`;
+      notice = `${r.message} (${r.applied} kernel changes)`;
       onDone();
     } catch (e) {
       const field = e instanceof ApiError && e.problem?.field ? ` (${e.problem.field})` : "";

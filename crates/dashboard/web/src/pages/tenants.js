@@ -45,7 +45,7 @@ export async function tenants(main, { units }) {
     timer = setTimeout(() => update({ q: search.value, offset: null }, { replace: true }), 250);
   });
   main.replaceChildren(h("h1", {}, "Tenants"), h("div.controls", {}, h("label", {}, "Search ", search)));
-  const list = await get("tenants", { q: p.q, sort, order, offset, limit: PAGE, with_volume: 1, ...rangeParams() });
+  const list = await get("tenants", { q: p.q, sort, order, offset, limit: PAGE, ...rangeParams() });
   const headers = COLUMNS.map(([key, label]) => {
     if (!key) return label;
     const active = sort === key;
