@@ -107,7 +107,7 @@ fn mime(path: &str) -> &'static str {
     }
 }
 
-fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())))
         .filter_map(Result::ok)
@@ -116,7 +116,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            files(&p, base, out);
+            files(&p, out);
         } else {
             out.push(p);
         }
@@ -125,7 +125,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
 
 fn embed(dist: &Path, target: &Path) {
     let mut list = Vec::new();
-    files(dist, dist, &mut list);
+    files(dist, &mut list);
     if !list.iter().any(|p| p.ends_with("index.html")) {
         fail(&format!("{} holds no index.html", dist.display()));
     }

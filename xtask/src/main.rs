@@ -217,7 +217,17 @@ fn demo() -> Result<(), String> {
     ])?;
     run(
         "cargo",
-        &["build", "--quiet", "--release", "-p", "tollgate", "--example", "dashboard_shots", "--bin", "tollgate"],
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tollgate",
+            "--example",
+            "dashboard_shots",
+            "--bin",
+            "tollgate",
+        ],
     )?;
     let shots_bin = root().join("target/release/examples/dashboard_shots");
     let shots_bin = shots_bin.to_str().ok_or("non-UTF-8 path")?.to_string();
@@ -329,10 +339,19 @@ fn dashboard(shots_bin: &str, token: &str) -> Result<(), String> {
     let dir = dir.to_str().ok_or("non-UTF-8 path")?;
     run(
         shots_bin,
-        &["shots", "tg-lab-host", "http://127.0.0.1:9188", token, dir, "alice"],
+        &[
+            "shots",
+            "tg-lab-host",
+            "http://127.0.0.1:9188",
+            token,
+            dir,
+            "alice",
+        ],
     )?;
     println!("screenshots: {dir}/overview.png, {dir}/tenant.png (not committed)");
-    println!("dashboard: http://127.0.0.1:9188/ in the lab host; sign in with the token above ({token})");
+    println!(
+        "dashboard: http://127.0.0.1:9188/ in the lab host; sign in with the token above ({token})"
+    );
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         println!("\nThe dashboard is up at http://127.0.0.1:9188/ on this machine too (forwarded into the lab).");
         println!("Open it, sign in with the token, and press Enter here to stop the lab.");

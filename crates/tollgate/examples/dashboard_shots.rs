@@ -86,7 +86,9 @@ fn main() {
         ),
         [cmd, ns, port] if cmd == "forward" => forward(ns.clone(), port.parse().expect("PORT")),
         _ => {
-            eprintln!("usage: dashboard_shots shots NETNS URL TOKEN DIR TENANT | forward NETNS PORT");
+            eprintln!(
+                "usage: dashboard_shots shots NETNS URL TOKEN DIR TENANT | forward NETNS PORT"
+            );
             std::process::exit(1);
         }
     }
