@@ -278,6 +278,25 @@ fn every_page_loads_shows_the_apis_figures_and_changes_a_plan() {
             // The tenant graph: the data drawn is the API's, to the bit/s.
             b.open(&format!("{BASE}/tenants/1")).await;
             let usage = b.fetch_json("/api/v1/tenants/1/usage").await;
+            let site_usage = b.fetch_json("/api/v1/site/usage").await;
+            // The exported graph: a PNG, and a size out of bounds named.
+            let png = b
+                .client
+                .execute_async(
+                    "const done = arguments[0]; fetch('/api/v1/tenants/1/graph.png?width=640&height=240').then(r => r.arrayBuffer()).then(a => done([...new Uint8Array(a.slice(0, 8))]));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                png,
+                serde_json::json!([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+            );
+            let bad = b.fetch_json("/api/v1/tenants/1/graph.png?width=10").await;
+            assert_eq!(bad["field"], "width", "{bad}");
+            assert_eq!(b.fetch_status("/api/v1/site/graph.svg").await, 200);
+            // The refused size above is in the console: not the page's.
+            let _ = b.console();
             let drawn = b
                 .js("const g = document.querySelector('#tenant-graph'); return {t: g.chart.data[0], series: g.chart.series.map(s => s.label), data: g.chart.data, p95: Number(g.dataset.p95Bps)}")
                 .await;
@@ -333,47 +352,65 @@ fn every_page_loads_shows_the_apis_figures_and_changes_a_plan() {
                 .position(|l| l.contains("95th"))
                 .expect("a 95th line");
             let value = drawn["data"][line][0].as_f64().unwrap().abs();
-            ((usage, value, drawn["p95"].as_f64().unwrap()), {
-                // A change of plan from the page.
-                let plan = b
-                    .client
-                    .find(fantoccini::Locator::Css("#plan"))
-                    .await
-                    .unwrap();
-                plan.select_by_value("business").await.unwrap();
-                b.client
-                    .find(fantoccini::Locator::Css("#move button"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
-                b.wait_for("the move", "return /kernel changes/.test(document.querySelector('#admin-message')?.textContent ?? '')").await;
-                b.ready().await;
-                let errors = b.console_errors();
-                assert!(errors.is_empty(), "after the move: {errors:?}");
-                b.wait_for("the new plan shown", "return /^business/.test(document.querySelector('#tenant-plan')?.textContent ?? '')").await;
-                // Sign out: the session ends on the server.
-                let session = cookie.value().to_string();
-                b.client
-                    .find(fantoccini::Locator::Css("#signout"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
-                b.wait_for(
-                    "the sign-in form",
-                    "return !!document.querySelector('#signin')",
-                )
-                .await;
-                assert_eq!(b.fetch_status("/api/v1/tenants").await, 401);
-                b.quit().await;
-                session
-            })
+            (
+                (usage, value, drawn["p95"].as_f64().unwrap(), site_usage),
+                {
+                    // A change of plan from the page.
+                    let plan = b
+                        .client
+                        .find(fantoccini::Locator::Css("#plan"))
+                        .await
+                        .unwrap();
+                    plan.select_by_value("business").await.unwrap();
+                    b.client
+                        .find(fantoccini::Locator::Css("#move button"))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
+                    b.wait_for("the move", "return /kernel changes/.test(document.querySelector('#admin-message')?.textContent ?? '')").await;
+                    b.ready().await;
+                    let errors = b.console_errors();
+                    assert!(errors.is_empty(), "after the move: {errors:?}");
+                    b.wait_for("the new plan shown", "return /^business/.test(document.querySelector('#tenant-plan')?.textContent ?? '')").await;
+                    // Sign out: the session ends on the server.
+                    let session = cookie.value().to_string();
+                    b.client
+                        .find(fantoccini::Locator::Css("#signout"))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
+                    b.wait_for(
+                        "the sign-in form",
+                        "return !!document.querySelector('#signin')",
+                    )
+                    .await;
+                    assert_eq!(b.fetch_status("/api/v1/tenants").await, 401);
+                    b.quit().await;
+                    session
+                },
+            )
         })
     });
-    let (usage, line, p95_attr) = usage_api;
+    let (usage, line, p95_attr, site_usage) = usage_api;
+    // The site's series adds up to `tollgate realms`, realm by realm.
+    let realms =
+        serde_json::from_str::<serde_json::Value>(&tollgate(&lab.site, &["realms", "--json"]))
+            .unwrap();
+    for r in realms["realms"].as_array().unwrap() {
+        for (dir, key) in [("down", "bytes_from"), ("up", "bytes_to")] {
+            let col = site_usage["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["realm"] == r["realm"] && c["direction"] == dir)
+                .unwrap_or_else(|| panic!("{dir} of {r} not in {site_usage}"));
+            assert_eq!(col["total_bytes"], r[key], "{} {dir}", r["name"]);
+        }
+    }
     assert_eq!(line, p95, "the graph's 95th line is bill --json's");
     assert_eq!(p95_attr, p95);
     assert!(

@@ -4,7 +4,7 @@
 
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { localTime, rate } from "./format.js";
+import { axisTime, localTime, rate } from "./format.js";
 
 /** Okabe & Ito: distinct for the common kinds of colour blindness. */
 export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"];
@@ -86,7 +86,7 @@ export function drawRates(el, { t, zone, units, series, stacked = false, lines =
       legend: { live: true },
       scales: { x: { time: true } },
       axes: [
-        { ...axis },
+        { ...axis, values: (u, ticks) => ticks.map((v) => axisTime(v, zone, (t[t.length - 1] ?? 0) - (t[0] ?? 0))) },
         { ...axis, size: 90, values: (_, ticks) => ticks.map((v) => rate(Math.abs(v), units)) },
       ],
       series: [{ label: "time", value: (_, v) => (v == null ? "–" : localTime(v, zone)) }, ...opts],

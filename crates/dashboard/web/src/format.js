@@ -87,6 +87,17 @@ export function localTime(seconds, zone, withSeconds = false) {
   return f.format(new Date(seconds * 1000));
 }
 
+/**
+ * A time axis label in `zone`, 24-hour: `14:05` when the axis spans two
+ * days or less, else `11-03` (or `11-03 14:00` off midnight).
+ */
+export function axisTime(seconds, zone, span) {
+  const full = localTime(seconds, zone);
+  const [date, time] = full.split(" ");
+  if (span <= 2 * 86400) return time;
+  return time === "00:00" ? date.slice(5) : `${date.slice(5)} ${time}`;
+}
+
 /** The zone's short name at that instant (`CET`, `UTC`, `GMT+1`). */
 export function zoneName(zone, seconds = Date.now() / 1000) {
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { bitRate, bytes, byteRate, columnRates, localTime, parseRate, percent, previousPeriod, zoneName } from "../src/format.js";
+import { axisTime, bitRate, bytes, byteRate, columnRates, localTime, parseRate, percent, previousPeriod, zoneName } from "../src/format.js";
 
 describe("units", () => {
   test("rates use SI prefixes of bits", () => {
@@ -36,6 +36,12 @@ describe("time", () => {
     expect(localTime(t, "Asia/Kolkata")).toBe("2026-11-03 18:35");
     expect(zoneName("UTC")).toBe("UTC");
     expect(zoneName("Europe/Berlin", t)).toMatch(/^Europe\/Berlin \(/);
+  });
+  test("axis labels are 24-hour, in the zone", () => {
+    const t = Date.UTC(2026, 10, 3, 13, 5) / 1000;
+    expect(axisTime(t, "Europe/Berlin", 3600)).toBe("14:05");
+    expect(axisTime(Date.UTC(2026, 10, 2, 23) / 1000, "Europe/Berlin", 30 * 86400)).toBe("11-03");
+    expect(axisTime(t, "UTC", 30 * 86400)).toBe("11-03 13:05");
   });
   test("periods step back across a year", () => {
     expect(previousPeriod("2026-01")).toBe("2025-12");
