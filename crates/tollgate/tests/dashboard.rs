@@ -447,6 +447,29 @@ fn a_tenant_token_sees_its_own_tenant_only() {
     in_netns(Some(host), move || {
         Box::pin(async move {
             let b = Browser::start("tenant").await;
+            // A wrong token is refused on the form, and opens no session.
+            b.client.goto(BASE).await.unwrap();
+            b.wait_for(
+                "the sign-in form",
+                "return !!document.querySelector('#signin')",
+            )
+            .await;
+            b.client
+                .find(fantoccini::Locator::Css("#token"))
+                .await
+                .unwrap()
+                .send_keys("tg_wrong")
+                .await
+                .unwrap();
+            b.client
+                .find(fantoccini::Locator::Css("#signin button[type=submit]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            b.wait_for("the refusal", "return /not valid/.test(document.querySelector('#signin-message')?.textContent ?? '')").await;
+            assert!(b.client.get_named_cookie("tollgate_session").await.is_err());
             b.sign_in(BASE, &alice).await;
             let _ = b.console();
             // The overview is not for a tenant: it lands on its own page.
