@@ -4,6 +4,9 @@
 //! and the real router on a port. Prints the token, then serves until
 //! killed.
 //!
+//! It serves the dashboard too (the same router), for
+//! `crates/tollgate/examples/dashboard_bench.rs`.
+//!
 //! `cargo run --release -p api --example bench_site -- DB ADDR TENANTS`
 
 use api::tokens::{Scope, TokenFile, Tokens};
@@ -65,7 +68,7 @@ fn main() {
             std::path::Path::new(&db),
             &history::SqliteOptions { cache_mib: 64 },
         )
-        .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
+        .map(|s| Box::new(BenchStore(s)) as Box<dyn history::Store + Send>)
         .map_err(|e| e.to_string())
     });
     let files = api::files::Files::new(dir.join("none.tgr"), dir.join("none.json"));
@@ -88,4 +91,86 @@ fn main() {
         .unwrap();
     rt.block_on(api::serve(listener, api::router(state), None))
         .unwrap();
+}
+
+/// The bench's store as it is, except for the accountant's state: the
+/// history bench wrote its batches with an empty state (it had no
+/// accountant), which readers rightly refuse as damaged. Here it reads as
+/// no state: no slot is open.
+struct BenchStore(history::SqliteStore);
+
+impl history::Store for BenchStore {
+    fn append(
+        &mut self,
+        batch: &history::Batch<'_>,
+    ) -> Result<history::WriteReport, history::StoreError> {
+        self.0.append(batch)
+    }
+    fn last_state(&self) -> Result<Option<history::StoredState>, history::StoreError> {
+        Ok(self.0.last_state()?.filter(|s| !s.blob.is_empty()))
+    }
+    fn add(
+        &mut self,
+        batch: &history::AddBatch<'_>,
+    ) -> Result<history::WriteReport, history::StoreError> {
+        self.0.add(batch)
+    }
+    fn quarantine(
+        &mut self,
+        writer: &str,
+        sequence: u64,
+        refused: &[history::Refusal],
+    ) -> Result<(usize, usize), history::StoreError> {
+        self.0.quarantine(writer, sequence, refused)
+    }
+    fn quarantined(&self, limit: usize) -> Result<history::Quarantine, history::StoreError> {
+        self.0.quarantined(limit)
+    }
+    fn clear_quarantine(&mut self, through: u64) -> Result<u64, history::StoreError> {
+        self.0.clear_quarantine(through)
+    }
+    fn writer_state(
+        &self,
+        writer: &str,
+    ) -> Result<Option<history::StoredState>, history::StoreError> {
+        self.0.writer_state(writer)
+    }
+    fn samples(
+        &self,
+        query: &history::SampleQuery,
+    ) -> Result<Vec<accounting::Sample>, history::StoreError> {
+        self.0.samples(query)
+    }
+    fn coverage(
+        &self,
+        from: accounting::Slot,
+        to: accounting::Slot,
+    ) -> Result<Vec<accounting::SlotCoverage>, history::StoreError> {
+        self.0.coverage(from, to)
+    }
+    fn usage(
+        &self,
+        query: &history::UsageQuery,
+    ) -> Result<Vec<history::UsageTotal>, history::StoreError> {
+        self.0.usage(query)
+    }
+    fn apply_retention(
+        &mut self,
+        now: jiff::Timestamp,
+        retention: &history::Retention,
+    ) -> Result<history::RetentionReport, history::StoreError> {
+        self.0.apply_retention(now, retention)
+    }
+    fn freeze(&mut self, period: &history::FrozenPeriod) -> Result<(), history::StoreError> {
+        self.0.freeze(period)
+    }
+    fn frozen(&self, label: &str) -> Result<Option<history::FrozenPeriod>, history::StoreError> {
+        self.0.frozen(label)
+    }
+    fn top_tenants(
+        &self,
+        query: &history::TopQuery,
+    ) -> Result<Vec<history::TenantTotal>, history::StoreError> {
+        self.0.top_tenants(query)
+    }
 }

@@ -273,11 +273,20 @@ pub(crate) async fn site_series(
     let settings = s.settings.clone();
     let policy = s.policy.clone();
     let now = jiff::Timestamp::now();
+    let stores = st.stores.clone();
     st.stores
         .with(move |store| {
             let range = query::range::resolve(&settings, &spec, now)?;
             let resolution = resolution.unwrap_or_else(|| query::site::resolution_for(&range));
-            let series = query::site::series(store, Some(&policy), &range, resolution)?;
+            let mut days = stores.site_days.lock().unwrap_or_else(|e| e.into_inner());
+            let settled = now - query::site::SETTLED_AFTER;
+            let series = query::site::series_cached(
+                store,
+                Some(&policy),
+                &range,
+                resolution,
+                Some((&mut days, settled)),
+            )?;
             let period = settings
                 .cycle
                 .period_containing(now)

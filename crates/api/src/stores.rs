@@ -13,6 +13,9 @@ pub type Opener = Box<dyn Fn() -> Result<Box<dyn Store + Send>, String> + Send +
 pub struct Stores {
     open: Opener,
     idle: Mutex<Vec<Box<dyn Store + Send>>>,
+    /// The site's settled days (`query::site`), read once: the overview
+    /// of a month of 10,000 tenants then reads only its recent days.
+    pub site_days: Mutex<query::site::DayCache>,
 }
 
 /// Idle connections kept.
@@ -24,6 +27,7 @@ impl Stores {
         Arc::new(Stores {
             open,
             idle: Mutex::new(Vec::new()),
+            site_days: Mutex::default(),
         })
     }
 

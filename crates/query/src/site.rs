@@ -47,12 +47,57 @@ pub fn resolution_for(range: &Range) -> Resolution {
 /// Slots per read of every tenant's samples.
 const CHUNK_SLOTS: i64 = 12;
 
+/// One local day's traffic, every tenant together: (realm, direction:
+/// 0 down, 1 up) → bytes.
+pub type DayTotals = BTreeMap<(u16, u8), u128>;
+
+/// Closed local days' totals, kept between calls by the caller (the API
+/// keeps one for its readers): a day that ended long enough ago never
+/// changes, so reading every tenant's daily rows again for it is waste.
+#[derive(Debug, Default)]
+pub struct DayCache {
+    days: BTreeMap<(String, jiff::civil::Date), DayTotals>,
+}
+
+/// Days kept at most (ten years of one zone).
+const CACHED_DAYS: usize = 3660;
+
+impl DayCache {
+    /// Days cached.
+    pub fn len(&self) -> usize {
+        self.days.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+}
+
+/// How long after a day's end its totals may still change: flow records
+/// land up to an hour late ([`flows`'s clock skew]), and the accountant
+/// closes its last slots a read interval after.
+pub const SETTLED_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_hours(2);
+
 /// The site's traffic over `range` at `resolution`.
 pub fn series(
     store: &dyn Store,
     policy: Option<&Policy>,
     range: &Range,
     resolution: Resolution,
+) -> Result<SiteSeries, QueryError> {
+    series_cached(store, policy, range, resolution, None)
+}
+
+/// [`series`], taking days that ended before `cache.1` from the cache
+/// `cache.0` and keeping the ones it reads (only for days: finer buckets
+/// are read as they are).
+pub fn series_cached(
+    store: &dyn Store,
+    policy: Option<&Policy>,
+    range: &Range,
+    resolution: Resolution,
+    cache: Option<(&mut DayCache, jiff::Timestamp)>,
 ) -> Result<SiteSeries, QueryError> {
     let edges = buckets(range, resolution)?;
     let n = edges.len() - 1;
@@ -76,27 +121,96 @@ pub fn series(
     };
     let from = Slot::starting_at_or_after(range.from);
     let to = Slot::starting_at_or_after(range.to);
+    // Buckets taken whole from the cache: no open sample goes there.
+    let mut cached = vec![false; n];
     match resolution {
         Resolution::Day => {
             let zone = TimeZone::get(&range.zone)
                 .map_err(|e| QueryError::invalid("zone", e.to_string()))?;
-            let rows = store
-                .usage(&UsageQuery {
-                    tenants: Tenants::All,
-                    from: range.from,
-                    to: range.to,
-                    bucket: Bucket::Day,
-                    zone: zone.clone(),
-                })
-                .map_err(QueryError::store("usage totals"))?;
-            for r in rows {
-                let day = r
-                    .bucket
-                    .to_zoned(zone.clone())
-                    .map_err(|e| QueryError::invalid("zone", e.to_string()))?
-                    .timestamp()
-                    .max(range.from);
-                add(day, r.realm.0, r.direction, r.bytes);
+            let date = |t: jiff::Timestamp| t.to_zoned(zone.clone()).date();
+            // A bucket is a whole local day when it starts at the day's
+            // start and ends at the next one's.
+            let whole = |i: usize| {
+                let (a, b) = (edges[i], edges[i + 1]);
+                let start = a.to_zoned(zone.clone()).start_of_day().ok();
+                start.is_some_and(|s| s.timestamp() == a)
+                    && date(a)
+                        .tomorrow()
+                        .ok()
+                        .and_then(|d| d.to_zoned(zone.clone()).ok())
+                        .is_some_and(|z| z.timestamp() == b)
+            };
+            let mut cache = cache;
+            let mut fresh = Vec::new();
+            for i in 0..n {
+                let settled = cache
+                    .as_ref()
+                    .is_some_and(|(_, before)| edges[i + 1] <= *before)
+                    && whole(i);
+                let hit = settled
+                    .then(|| {
+                        cache
+                            .as_ref()
+                            .and_then(|(c, _)| c.days.get(&(range.zone.clone(), date(edges[i]))))
+                    })
+                    .flatten();
+                match hit {
+                    Some(totals) => {
+                        cached[i] = true;
+                        for (&(realm, d), &bytes) in totals {
+                            let dir = if d == 0 {
+                                Direction::Down
+                            } else {
+                                Direction::Up
+                            };
+                            add(edges[i], realm, dir, bytes);
+                        }
+                    }
+                    None => fresh.push((i, settled)),
+                }
+            }
+            if let (Some(&(first, _)), Some(&(last, _))) = (fresh.first(), fresh.last()) {
+                let rows = store
+                    .usage(&UsageQuery {
+                        tenants: Tenants::All,
+                        from: edges[first],
+                        to: edges[last + 1],
+                        bucket: Bucket::Day,
+                        zone: zone.clone(),
+                    })
+                    .map_err(QueryError::store("usage totals"))?;
+                let mut read: BTreeMap<jiff::civil::Date, DayTotals> = BTreeMap::new();
+                for r in rows {
+                    let d = match r.direction {
+                        Direction::Down => 0,
+                        Direction::Up => 1,
+                    };
+                    *read
+                        .entry(r.bucket)
+                        .or_default()
+                        .entry((r.realm.0, d))
+                        .or_default() += r.bytes;
+                }
+                for &(i, settled) in &fresh {
+                    let day = date(edges[i]);
+                    let totals = read.remove(&day).unwrap_or_default();
+                    for (&(realm, d), &bytes) in &totals {
+                        let dir = if d == 0 {
+                            Direction::Down
+                        } else {
+                            Direction::Up
+                        };
+                        add(edges[i], realm, dir, bytes);
+                    }
+                    if settled {
+                        if let Some((c, _)) = cache.as_mut() {
+                            if c.days.len() >= CACHED_DAYS {
+                                c.days.clear();
+                            }
+                            c.days.insert((range.zone.clone(), day), totals);
+                        }
+                    }
+                }
             }
         }
         Resolution::Hour | Resolution::FiveMinutes => {
@@ -123,7 +237,9 @@ pub fn series(
         }
     }
     for o in crate::open::open_samples(store)? {
-        if o.slot >= from && o.slot < to {
+        let at = o.slot.start();
+        let i = edges[..n].partition_point(|e| *e <= at).saturating_sub(1);
+        if o.slot >= from && o.slot < to && !cached.get(i).copied().unwrap_or(false) {
             add(
                 o.slot.start(),
                 o.key.realm.0,
@@ -251,6 +367,48 @@ pub(crate) mod tests {
         let days = series(&store, None, &range, Resolution::Day).unwrap();
         assert_eq!(days.seconds[0], 86_400);
         assert!(days.columns[0].bytes[0] > 288 * 6300);
+    }
+
+    #[test]
+    fn settled_days_come_from_the_cache_and_the_rest_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(dir.path());
+        let settings = settings::Settings::defaults();
+        let now: jiff::Timestamp = "2026-11-20T00:00:00Z".parse().unwrap();
+        let range = resolve(&settings, &RangeSpec::Since("2026-11-03".into()), now).unwrap();
+        let plain = series(&store, None, &range, Resolution::Day).unwrap();
+        let mut cache = DayCache::default();
+        // Only the first day has settled.
+        let settled: jiff::Timestamp = "2026-11-04T01:00:00Z".parse().unwrap();
+        let first = series_cached(
+            &store,
+            None,
+            &range,
+            Resolution::Day,
+            Some((&mut cache, settled)),
+        )
+        .unwrap();
+        assert_eq!(first, plain);
+        assert_eq!(cache.len(), 1);
+        // A cached day is taken from the cache: change it there, and the
+        // answer shows the change; the other days are read again.
+        let day: jiff::civil::Date = "2026-11-03".parse().unwrap();
+        *cache
+            .days
+            .get_mut(&("UTC".to_string(), day))
+            .unwrap()
+            .get_mut(&(1, 0))
+            .unwrap() += 1;
+        let again = series_cached(
+            &store,
+            None,
+            &range,
+            Resolution::Day,
+            Some((&mut cache, settled)),
+        )
+        .unwrap();
+        assert_eq!(again.columns[0].bytes[0], plain.columns[0].bytes[0] + 1);
+        assert_eq!(again.columns[0].bytes[1..], plain.columns[0].bytes[1..]);
     }
 
     #[test]
