@@ -119,6 +119,9 @@ fn ci() -> Result<(), String> {
         ("systemd-analyze", "systemd"),
         // tollgate/tests/memory.rs: peak memory of one-shot commands.
         ("/usr/bin/time", "time"),
+        // A real browser for the dashboard's tests.
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
     ])?;
     // The package starts BIRD as a service; the tests start their own.
     let _ = Command::new("sh")
@@ -269,11 +272,26 @@ fn demo() -> Result<(), String> {
         ("nft", "nftables"),
         ("iperf3", "iperf3"),
         ("curl", "curl"),
+        // The dashboard's screenshots.
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
     ])?;
     run(
         "cargo",
-        &["build", "--quiet", "--release", "-p", "tollgate"],
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tollgate",
+            "--example",
+            "dashboard_shots",
+            "--bin",
+            "tollgate",
+        ],
     )?;
+    let shots_bin = root().join("target/release/examples/dashboard_shots");
+    let shots_bin = shots_bin.to_str().ok_or("non-UTF-8 path")?.to_string();
     let bin = root().join("target/release/tollgate");
     let bin = bin.to_str().ok_or("non-UTF-8 path")?;
     println!("\n=== the policy: examples/router.toml ===");
@@ -345,7 +363,7 @@ fn demo() -> Result<(), String> {
                 ],
             )?;
             println!();
-            Ok(())
+            dashboard(&shots_bin, &token)
         })
         .and_then(|()| {
             // SIGTERM: the daemon reads the counters one last time and exits.
@@ -370,6 +388,37 @@ fn demo() -> Result<(), String> {
     let down = run(bin, &["lab", "down"]);
     let _ = std::fs::remove_dir_all(LAB_STATE);
     result.and(down)
+}
+
+/// The dashboard on the lab's traffic: screenshots of the overview and one
+/// tenant (headless Chromium inside the lab's host), its URL and a token;
+/// from a terminal, it stays up (forwarded to this machine's
+/// 127.0.0.1:9188) until Enter.
+fn dashboard(shots_bin: &str, token: &str) -> Result<(), String> {
+    println!("\n=== the dashboard: screenshots of the overview and of alice ===");
+    let dir = root().join("target/demo-screenshots");
+    let dir = dir.to_str().ok_or("non-UTF-8 path")?;
+    run(
+        shots_bin,
+        &[
+            "shots",
+            "tg-lab-host",
+            "http://127.0.0.1:9188",
+            token,
+            dir,
+            "alice",
+        ],
+    )?;
+    println!("screenshots: {dir}/overview.png, {dir}/tenant.png (not committed)");
+    println!(
+        "dashboard: http://127.0.0.1:9188/ in the lab host; sign in with the token above ({token})"
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!("\nThe dashboard is up at http://127.0.0.1:9188/ on this machine too (forwarded into the lab).");
+        println!("Open it, sign in with the token, and press Enter here to stop the lab.");
+        run(shots_bin, &["forward", "tg-lab-host", "9188"])?;
+    }
+    Ok(())
 }
 
 /// Where the demo's daemon keeps its history.

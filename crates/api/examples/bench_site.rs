@@ -4,6 +4,9 @@
 //! and the real router on a port. Prints the token, then serves until
 //! killed.
 //!
+//! It serves the dashboard too (the same router), for
+//! `crates/tollgate/examples/dashboard_bench.rs`.
+//!
 //! `cargo run --release -p api --example bench_site -- DB ADDR TENANTS`
 
 use api::tokens::{Scope, TokenFile, Tokens};

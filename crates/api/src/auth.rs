@@ -1,6 +1,7 @@
-//! Who is calling: the bearer token (or, for the dashboard, the session
-//! cookie that carries one), checked against the tokens file, with failed
-//! attempts limited per client address.
+//! Who is calling: the bearer token, or, for the dashboard, the session
+//! cookie (a session id from [`crate::session`], never the token itself),
+//! checked against the tokens file, with failed attempts limited per
+//! client address.
 
 use crate::problem::Problem;
 use crate::tokens::Scope;
@@ -66,9 +67,9 @@ impl Failures {
     }
 }
 
-/// The secret a request carries: `Authorization: Bearer …`, else the
-/// session cookie.
-fn secret(parts: &Parts) -> Option<(String, bool)> {
+/// The secret a request carries: `Authorization: Bearer …` (a token),
+/// else the session cookie (a session id).
+pub(crate) fn secret(parts: &Parts) -> Option<(String, bool)> {
     if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;
         let s = v
@@ -112,7 +113,12 @@ impl FromRequestParts<AppState> for Caller {
                 "send `Authorization: Bearer TOKEN`; `tollgate token add NAME --scope read` makes one",
             ));
         };
-        match state.tokens.check(&secret) {
+        let known = if by_cookie {
+            state.tokens.session(&secret, now)
+        } else {
+            state.tokens.check(&secret)
+        };
+        match known {
             Some((name, scope)) => Ok(Caller {
                 name,
                 scope,
@@ -120,9 +126,11 @@ impl FromRequestParts<AppState> for Caller {
             }),
             None => {
                 state.failures.failed(ip, now);
-                Err(Problem::unauthorized(
-                    "the token is not valid (revoked, or mistyped)",
-                ))
+                Err(Problem::unauthorized(if by_cookie {
+                    "the session has ended (signed out, expired, the daemon restarted, or its token revoked); sign in again"
+                } else {
+                    "the token is not valid (revoked, or mistyped)"
+                }))
             }
         }
     }

@@ -15,17 +15,24 @@
 //!   /api/v1/openapi.json` describes everything ([`openapi`]).
 //! - Series are columns (`t[]`, one array per series), as Akvorado sends
 //!   its graphs, so a month of 5-minute points stays small.
+//! - The dashboard ([`ui`]): its pages and files, sign-in to a session
+//!   cookie ([`session`]), the site's figures ([`site`]) and graphs drawn
+//!   on the server ([`graph`]).
 
 pub mod auth;
 pub mod decode;
 pub mod files;
 pub mod fuzzing;
+pub mod graph;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod read;
+pub mod session;
+pub mod site;
 pub mod stores;
 pub mod tokens;
+pub mod ui;
 pub mod write;
 
 use axum::routing::{get, post};
@@ -98,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flows/status", get(read::flows))
         .route("/api/v1/reload", post(write::reload))
         .route("/metrics", get(metrics::scrape))
+        .merge(ui::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(decode::BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -129,10 +137,16 @@ pub async fn serve(
     app: Router,
     tls: Option<Tls>,
 ) -> std::io::Result<()> {
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
-        None => axum::serve(tokio::net::TcpListener::from_std(listener)?, service).await,
+        None => {
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(tokio::net::TcpListener::from_std(listener)?, service).await
+        }
         Some(config) => {
+            // Marks requests as HTTPS, so that the session cookie is Secure.
+            let service = app
+                .layer(axum::Extension(session::Https))
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum_server::from_tcp_rustls(listener, config)
                 .serve(service)
                 .await

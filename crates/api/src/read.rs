@@ -34,14 +34,14 @@ pub(crate) fn tenant<'a>(
         .ok_or_else(|| Problem::not_found(format!("no tenant `{who}`")).field("id"))
 }
 
-fn snapshot(s: &AppState) -> Arc<Snapshot> {
+pub(crate) fn snapshot(s: &AppState) -> Arc<Snapshot> {
     s.snapshot.borrow().clone()
 }
 
 /// The open slots as of the snapshot's committed batch: decoded from the
 /// history once per batch (the accounting state holds a sample per key,
 /// megabytes at 10,000 tenants), then shared by every request.
-fn open_samples(
+pub(crate) fn open_samples(
     cache: &crate::OpenCache,
     committed: u64,
     store: &dyn history::Store,
@@ -67,7 +67,7 @@ pub struct RangeParams {
 }
 
 impl RangeParams {
-    fn spec(&self) -> Result<RangeSpec, Problem> {
+    pub(crate) fn spec(&self) -> Result<RangeSpec, Problem> {
         if self.period.is_some() && self.since.is_some() {
             return Err(Problem::invalid(
                 Some("since"),
@@ -83,7 +83,7 @@ impl RangeParams {
 
 /// Live rates per class, per tenant × realm × direction, from the
 /// snapshot's last two readings.
-fn class_rates(
+pub(crate) fn class_rates(
     s: &Snapshot,
 ) -> (
     HashMap<plan::ClassKey, u64>,
@@ -195,9 +195,12 @@ pub struct TenantSummary {
     pub down_bps: f64,
     /// From the tenant now, bit/s.
     pub up_bps: f64,
-    /// Bytes this period (only when sorted by volume).
+    /// Bytes in the range (`period` or `since`, default this period),
+    /// for the rows of the page.
     #[schema(value_type = Option<String>)]
     pub period_bytes: Option<u128>,
+    /// The committed rate, bit/s.
+    pub commit_bps: Option<u64>,
 }
 
 /// A page of tenants.
@@ -231,6 +234,11 @@ pub struct ListParams {
     pub offset: Option<usize>,
     /// At most this many rows (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// The billing period whose volume is shown and sorted by, `YYYY-MM`
+    /// (default: the current one).
+    pub period: Option<String>,
+    /// Or the volume since this local date, `YYYY-MM-DD`.
+    pub since: Option<String>,
 }
 
 /// Current rates per tenant, both directions.
@@ -276,6 +284,11 @@ pub async fn tenants(
             ))
         }
     };
+    let spec = RangeParams {
+        period: p.period.clone(),
+        since: p.since.clone(),
+    }
+    .spec()?;
     let rates = tenant_rates(&s);
     let mut rows: Vec<TenantSummary> = s
         .policy
@@ -302,6 +315,7 @@ pub async fn tenants(
                 down_bps: down.round(),
                 up_bps: up.round(),
                 period_bytes: None,
+                commit_bps: t.commit.map(net_types::Rate::bps),
             }
         })
         .collect();
@@ -317,12 +331,13 @@ pub async fn tenants(
             let settings = s.settings.clone();
             let now = s.now;
             let (cache, committed) = (st.open.clone(), s.committed_sequence);
+            let spec = spec.clone();
             let volumes = st
                 .stores
                 .with(move |store| {
                     let open = open_samples(&cache, committed, store)?;
-                    let range = query::range::resolve(&settings, &RangeSpec::Current, now)?;
-                    Ok(query::usage::volumes(store, &open, &range)?)
+                    let range = query::range::resolve(&settings, &spec, now)?;
+                    Ok(query::usage::volumes(store, &open, &range, &Tenants::All)?)
                 })
                 .await?;
             for r in &mut rows {
@@ -342,7 +357,25 @@ pub async fn tenants(
     }
     let total = rows.len();
     let offset = p.offset.unwrap_or(0);
-    let tenants = rows.into_iter().skip(offset).take(limit).collect();
+    let mut tenants: Vec<TenantSummary> = rows.into_iter().skip(offset).take(limit).collect();
+    // The page's own volumes, when the sort did not need everyone's.
+    if sort != "volume" && !tenants.is_empty() {
+        let settings = s.settings.clone();
+        let now = s.now;
+        let ids = Tenants::Only(tenants.iter().map(|t| TenantId(t.id)).collect());
+        let (cache, committed) = (st.open.clone(), s.committed_sequence);
+        let volumes = st
+            .stores
+            .with(move |store| {
+                let open = open_samples(&cache, committed, store)?;
+                let range = query::range::resolve(&settings, &spec, now)?;
+                Ok(query::usage::volumes(store, &open, &range, &ids)?)
+            })
+            .await?;
+        for r in &mut tenants {
+            r.period_bytes = Some(volumes.get(&r.id).map_or(0, query::usage::Traffic::bytes));
+        }
+    }
     Ok(Json(TenantPage {
         total,
         offset,
@@ -382,6 +415,15 @@ pub struct RateAnswer {
     pub bits_per_second: f64,
 }
 
+/// A priority band's share.
+#[derive(Serialize, ToSchema)]
+pub struct BandAnswer {
+    /// `interactive`, `normal` or `bulk`.
+    pub band: String,
+    /// Its share of each tenant × realm rate, in percent.
+    pub share_percent: u8,
+}
+
 /// A tenant.
 #[derive(Serialize, ToSchema)]
 pub struct TenantAnswer {
@@ -399,6 +441,11 @@ pub struct TenantAnswer {
     pub interface: Option<String>,
     /// Its committed rate.
     pub commit: Option<String>,
+    /// The same, bit/s.
+    pub commit_bps: Option<u64>,
+    /// The priority bands and their shares of each realm's rate, if the
+    /// policy has bands.
+    pub bands: Option<Vec<BandAnswer>>,
     /// `kernel` or `flows`.
     pub measured_by: String,
     /// Toward the tenant.
@@ -468,6 +515,16 @@ pub async fn tenant_one(
         prefixes: t.prefixes.iter().map(|(p, _)| p.to_string()).collect(),
         interface: t.interface.map(|i| i.as_str().to_string()),
         commit: t.commit.map(|c| c.to_string()),
+        commit_bps: t.commit.map(net_types::Rate::bps),
+        bands: p.bands.as_ref().map(|b| {
+            policy::Band::ALL
+                .iter()
+                .map(|band| BandAnswer {
+                    band: band.as_str().to_string(),
+                    share_percent: b.shares[band.index()],
+                })
+                .collect()
+        }),
         measured_by: match t.measured_by {
             policy::Measure::Kernel => "kernel".into(),
             policy::Measure::Flows => "flows".into(),
@@ -572,7 +629,7 @@ pub struct BillsAnswer {
 async fn bills_for(
     st: &AppState,
     period: Option<String>,
-    only: Option<TenantId>,
+    only: Tenants,
 ) -> Result<BillsAnswer, Problem> {
     let s = snapshot(st);
     let settings = s.settings.clone();
@@ -584,16 +641,11 @@ async fn bills_for(
             let open = open_samples(&cache, committed, store)?;
             let spec = period.map_or(RangeSpec::Current, RangeSpec::Period);
             let p = query::range::period(&settings, &spec, now)?;
-            let a = query::bills::bills(Some(&policy), &settings, store, &open, &p, now)?;
+            let a = query::bills::bills_of(Some(&policy), &settings, store, &open, &p, now, &only)?;
             Ok(BillsAnswer {
                 period: a.bills.period,
                 standing: a.standing,
-                bills: a
-                    .bills
-                    .bills
-                    .into_iter()
-                    .filter(|b| only.is_none_or(|t| b.bill.tenant == t))
-                    .collect(),
+                bills: a.bills.bills,
             })
         })
         .await
@@ -618,20 +670,56 @@ pub async fn bill(
     Query(p): Query<PeriodParams>,
 ) -> Result<Json<BillsAnswer>, Problem> {
     let t = tenant(&snapshot(&st).policy, &caller, &id)?.id;
-    bills_for(&st, p.period, Some(t)).await.map(Json)
+    bills_for(&st, p.period, Tenants::Only(vec![t]))
+        .await
+        .map(Json)
 }
 
-/// Every tenant's bill for a period (a tenant token sees its own).
-#[utoipa::path(get, path = "/api/v1/bills", tag = "billing", params(PeriodParams),
+/// `/bills`' parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BillsParams {
+    /// A billing period, `YYYY-MM` (default: the current one).
+    pub period: Option<String>,
+    /// Only these tenants: ids separated by commas (at most 1000), e.g.
+    /// the rows of a page. Only their samples are read.
+    pub tenants: Option<String>,
+}
+
+/// Every tenant's bill for a period (a tenant token sees its own), or
+/// those of the tenants listed.
+#[utoipa::path(get, path = "/api/v1/bills", tag = "billing", params(BillsParams),
     responses((status = 200, body = BillsAnswer), (status = 422, body = Problem)))]
 pub async fn bills(
     State(st): State<AppState>,
     caller: Caller,
-    Query(p): Query<PeriodParams>,
+    Query(p): Query<BillsParams>,
 ) -> Result<Json<BillsAnswer>, Problem> {
-    let only = match caller.scope {
-        crate::tokens::Scope::Tenant(t) => Some(TenantId(t)),
-        _ => None,
+    let listed = match p.tenants.as_deref() {
+        None => None,
+        Some(list) => {
+            let ids = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.trim().parse::<u32>().map(TenantId).map_err(|_| {
+                        Problem::invalid(Some("tenants"), format!("`{s}` is not a tenant id"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if ids.len() > 1000 {
+                return Err(Problem::invalid(Some("tenants"), "at most 1000 tenants"));
+            }
+            Some(ids)
+        }
+    };
+    let only = match (caller.scope, listed) {
+        (crate::tokens::Scope::Tenant(t), None) => Tenants::Only(vec![TenantId(t)]),
+        (crate::tokens::Scope::Tenant(t), Some(ids)) => {
+            Tenants::Only(ids.into_iter().filter(|i| i.0 == t).collect())
+        }
+        (_, None) => Tenants::All,
+        (_, Some(ids)) => Tenants::Only(ids),
     };
     bills_for(&st, p.period, only).await.map(Json)
 }

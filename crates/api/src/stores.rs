@@ -16,6 +16,9 @@ pub struct Stores {
     open: Opener,
     idle: Mutex<Vec<Box<dyn Store + Send>>>,
     turns: tokio::sync::Semaphore,
+    /// The site's settled days (`query::site`), read once: the overview
+    /// of a month of 10,000 tenants then reads only its recent days.
+    pub site_days: Mutex<query::site::DayCache>,
 }
 
 /// Connections reading at once (and kept open between reads): reads are
@@ -29,6 +32,7 @@ impl Stores {
             open,
             idle: Mutex::new(Vec::new()),
             turns: tokio::sync::Semaphore::new(READERS),
+            site_days: Mutex::default(),
         })
     }
 
@@ -75,6 +79,8 @@ mod tests {
     fn a_crowd_of_requests_shares_a_few_connections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.sqlite");
+        // Created first, as the daemon's writer does before any reader.
+        drop(history::SqliteStore::open(&path, &history::SqliteOptions { cache_mib: 1 }).unwrap());
         let opened = Arc::new(AtomicUsize::new(0));
         let count = opened.clone();
         let stores = Stores::new(Box::new(move || {

@@ -6,13 +6,18 @@
 //! hold it). The file is JSON, written whole and atomically by `tollgate
 //! token`, and read again by the daemon when it changes, so a revoked
 //! token stops working at once.
+//!
+//! The dashboard's browser sessions are kept here too, in memory: a token
+//! entered once opens a session whose random id is the cookie, so the
+//! browser never holds the token (see [`Tokens::open_session`]). A
+//! restart of the daemon signs everyone out.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -223,7 +228,17 @@ pub struct Tokens {
 struct Cache {
     modified: Option<(SystemTime, u64)>,
     by_digest: HashMap<String, (String, Scope)>,
+    /// Browser sessions: the digest of a session id → the digest of the
+    /// token it was opened with, and when it ends.
+    sessions: HashMap<String, (String, Instant)>,
 }
+
+/// How long a browser session lasts.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Sessions kept at most; past this the oldest are forgotten, so memory
+/// stays bounded whatever a client does.
+pub const MAX_SESSIONS: usize = 10_000;
 
 impl Tokens {
     /// The tokens in `path` (none if `None`).
@@ -236,6 +251,62 @@ impl Tokens {
 
     /// The name and scope of the token with this secret.
     pub fn check(&self, secret: &str) -> Option<(String, Scope)> {
+        let c = self.current()?;
+        c.by_digest.get(&digest(secret)).cloned()
+    }
+
+    /// Opens a browser session with a token's secret: the session's id
+    /// (32 random bytes in hex, for the cookie), the token's name and
+    /// scope. `None` if the token is not valid.
+    ///
+    /// The cookie carries this id, not the token: signing out ends the
+    /// session for good even if its cookie was copied, a session ends by
+    /// itself after [`SESSION_LIFETIME`], and revoking the token ends
+    /// every session opened with it (each use looks the token up again).
+    pub fn open_session(&self, secret: &str, now: Instant) -> Option<(String, String, Scope)> {
+        let mut c = self.current()?;
+        let token = digest(secret);
+        let (name, scope) = c.by_digest.get(&token).cloned()?;
+        let id = new_secret().ok()?.replacen("tg_", "tgs_", 1);
+        if c.sessions.len() >= MAX_SESSIONS {
+            c.sessions.retain(|_, (_, end)| *end > now);
+            while c.sessions.len() >= MAX_SESSIONS {
+                let oldest = c
+                    .sessions
+                    .iter()
+                    .min_by_key(|(_, (_, end))| *end)
+                    .map(|(k, _)| k.clone())?;
+                c.sessions.remove(&oldest);
+            }
+        }
+        c.sessions
+            .insert(digest(&id), (token, now + SESSION_LIFETIME));
+        Some((id, name, scope))
+    }
+
+    /// The name and scope behind a session id, while the session lasts and
+    /// its token is valid.
+    pub fn session(&self, id: &str, now: Instant) -> Option<(String, Scope)> {
+        let mut c = self.current()?;
+        let key = digest(id);
+        let (token, end) = c.sessions.get(&key).cloned()?;
+        let found = c.by_digest.get(&token).cloned();
+        if end <= now || found.is_none() {
+            c.sessions.remove(&key);
+            return None;
+        }
+        found
+    }
+
+    /// Ends a session; whether it was open.
+    pub fn close_session(&self, id: &str) -> bool {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.sessions.remove(&digest(id)).is_some()
+    }
+
+    /// The cache, read again from the file if it changed; `None` without a
+    /// tokens file.
+    fn current(&self) -> Option<MutexGuard<'_, Cache>> {
         let path = self.path.as_ref()?;
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = std::fs::metadata(path)
@@ -259,13 +330,75 @@ impl Tokens {
                 }
             }
         }
-        c.by_digest.get(&digest(secret)).cloned()
+        Some(c)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_lasts_until_signed_out_expired_or_its_token_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let mut f = TokenFile::default();
+        let secret = f
+            .add("alice", Scope::Tenant(7), jiff::Timestamp::UNIX_EPOCH)
+            .unwrap();
+        std::fs::write(&path, f.to_text()).unwrap();
+        let t = Tokens::new(Some(path.clone()));
+        let now = Instant::now();
+        assert!(t.open_session("tg_wrong", now).is_none());
+        let (id, name, scope) = t.open_session(&secret, now).unwrap();
+        assert_eq!((name.as_str(), scope), ("alice", Scope::Tenant(7)));
+        assert!(
+            !id.contains(&secret[3..]),
+            "the cookie does not carry the token"
+        );
+        // The id is not a token, and a token is not a session.
+        assert_eq!(t.check(&id), None);
+        assert_eq!(t.session(&secret, now), None);
+        assert_eq!(
+            t.session(&id, now),
+            Some(("alice".into(), Scope::Tenant(7)))
+        );
+        // Expired.
+        assert_eq!(t.session(&id, now + SESSION_LIFETIME), None);
+        assert_eq!(t.session(&id, now), None, "an expired session is forgotten");
+        // Signed out.
+        let (id, _, _) = t.open_session(&secret, now).unwrap();
+        assert!(t.close_session(&id));
+        assert_eq!(t.session(&id, now), None);
+        assert!(!t.close_session(&id));
+        // Revoked.
+        let (id, _, _) = t.open_session(&secret, now).unwrap();
+        f.revoke("alice").unwrap();
+        std::fs::write(&path, f.to_text()).unwrap();
+        assert_eq!(t.session(&id, now), None);
+    }
+
+    #[test]
+    fn sessions_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let mut f = TokenFile::default();
+        let secret = f
+            .add("r", Scope::Read, jiff::Timestamp::UNIX_EPOCH)
+            .unwrap();
+        std::fs::write(&path, f.to_text()).unwrap();
+        let t = Tokens::new(Some(path));
+        let now = Instant::now();
+        let first = t.open_session(&secret, now).unwrap().0;
+        for i in 0..MAX_SESSIONS {
+            t.open_session(&secret, now + Duration::from_millis(i as u64 + 1))
+                .unwrap();
+        }
+        let c = t.cache.lock().unwrap();
+        assert_eq!(c.sessions.len(), MAX_SESSIONS);
+        drop(c);
+        assert_eq!(t.session(&first, now), None, "the oldest went first");
+    }
 
     #[test]
     fn scopes_read_back_as_written() {

@@ -72,10 +72,23 @@ pub fn compute(
     open: &[OpenSample],
     period: &Period,
 ) -> Result<PeriodBills, QueryError> {
+    compute_for(policy, settings, store, open, period, &Tenants::All)
+}
+
+/// Bills the `tenants` of `policy` for `period`, reading only their
+/// samples (a page of the dashboard's tenant list: 50 of 10,000).
+pub fn compute_for(
+    policy: &Policy,
+    settings: &Settings,
+    store: &dyn Store,
+    open: &[OpenSample],
+    period: &Period,
+    tenants: &Tenants,
+) -> Result<PeriodBills, QueryError> {
     let (first, end) = (period.first_slot(), period.end_slot());
     let samples = store
         .samples(&SampleQuery {
-            tenants: Tenants::All,
+            tenants: tenants.clone(),
             from: first,
             to: end,
         })
@@ -88,8 +101,12 @@ pub fn compute(
     for s in samples {
         by_tenant.entry(s.key.tenant.0).or_default().push(s);
     }
+    let wanted_key = |t: net_types::TenantId| match tenants {
+        Tenants::All => true,
+        Tenants::Only(list) => list.contains(&t),
+    };
     for o in open {
-        if period.contains(o.slot) {
+        if period.contains(o.slot) && wanted_key(o.key.tenant) {
             by_tenant.entry(o.key.tenant.0).or_default().push(Sample {
                 slot: o.slot,
                 key: o.key,
@@ -99,7 +116,11 @@ pub fn compute(
         }
     }
     let mut bills = Vec::with_capacity(policy.tenants.len());
-    for t in &policy.tenants {
+    let wanted = |t: &policy::Tenant| match tenants {
+        Tenants::All => true,
+        Tenants::Only(list) => list.contains(&t.id),
+    };
+    for t in policy.tenants.iter().filter(|t| wanted(t)) {
         let rules = settings
             .charge_rules(policy, t.commit)
             .map_err(|e| QueryError::invalid("billing", e.to_string()))?;
@@ -127,16 +148,33 @@ pub fn bills(
     period: &Period,
     now: Timestamp,
 ) -> Result<BillsAnswer, QueryError> {
+    bills_of(policy, settings, store, open, period, now, &Tenants::All)
+}
+
+/// [`bills`] of some tenants only: a frozen period's bills filtered, or
+/// only theirs computed.
+pub fn bills_of(
+    policy: Option<&Policy>,
+    settings: &Settings,
+    store: &dyn Store,
+    open: &[OpenSample],
+    period: &Period,
+    now: Timestamp,
+    tenants: &Tenants,
+) -> Result<BillsAnswer, QueryError> {
     if let Some(f) = store
         .frozen(&period.label)
         .map_err(QueryError::store("frozen periods"))?
     {
-        let bills: PeriodBills = serde_json::from_str(&f.bill).map_err(|e| {
+        let mut bills: PeriodBills = serde_json::from_str(&f.bill).map_err(|e| {
             QueryError::Damaged(format!(
                 "the frozen bill of {} cannot be read: {e}",
                 f.label
             ))
         })?;
+        if let Tenants::Only(list) = tenants {
+            bills.bills.retain(|b| list.contains(&b.bill.tenant));
+        }
         return Ok(BillsAnswer {
             bills,
             standing: Standing::Frozen { at: f.frozen_at },
@@ -149,7 +187,7 @@ pub fn bills(
         )
     })?;
     Ok(BillsAnswer {
-        bills: compute(policy, settings, store, open, period)?,
+        bills: compute_for(policy, settings, store, open, period, tenants)?,
         standing: if now < period.end {
             Standing::Provisional
         } else {
@@ -206,4 +244,47 @@ pub fn freeze(
             bill: text,
         })
         .map_err(QueryError::store("the frozen period"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use net_types::TenantId;
+
+    #[test]
+    fn some_tenants_bills_are_those_of_the_whole_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = crate::site::tests::store(dir.path());
+        let mut text = String::from(
+            "[site]\nmode = \"router\"\nuplink = \"wan0\"\nlan = \"lan0\"\ncapacity = { down = \"1gbit\", up = \"1gbit\" }\n\
+             [realms]\ndefault = \"r1\"\n[realms.r1]\nid = 1\n[realms.r2]\nid = 2\n\
+             [plans.p]\ndown = { rate = \"10mbit\", ceil = \"100mbit\" }\nup = { rate = \"10mbit\", ceil = \"100mbit\" }\n",
+        );
+        for t in 1..=3 {
+            text.push_str(&format!(
+                "[[tenants]]\nid = {t}\nname = \"t{t}\"\nplan = \"p\"\ncommit = \"1mbit\"\nprefixes = [\"100.64.0.{t}/32\"]\n"
+            ));
+        }
+        let policy = policy::load_str("p.toml", &text).policy.unwrap();
+        let settings = settings::Settings::defaults();
+        let now: Timestamp = "2026-11-20T00:00:00Z".parse().unwrap();
+        let period = settings.cycle.period_labelled("2026-11").unwrap();
+        let all = bills(Some(&policy), &settings, &store, &[], &period, now).unwrap();
+        let some = bills_of(
+            Some(&policy),
+            &settings,
+            &store,
+            &[],
+            &period,
+            now,
+            &Tenants::Only(vec![TenantId(2)]),
+        )
+        .unwrap();
+        assert_eq!(some.bills.bills.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&some.bills.bills[0]).unwrap(),
+            serde_json::to_value(&all.bills.bills[1]).unwrap()
+        );
+        assert!(some.bills.bills[0].bill.lines[0].percentile.is_some());
+    }
 }

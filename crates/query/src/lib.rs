@@ -8,6 +8,8 @@
 //!   per realm (rtacct), closed samples and the open slots together;
 //! - [`series`]: one tenant's traffic as columns (`t[]` and one array per
 //!   realm × direction), at 5 minutes, an hour or a day;
+//! - [`site`]: every tenant's traffic together, per realm × direction, as
+//!   columns (the dashboard's overview);
 //! - [`bills`]: a period's bills, frozen or computed;
 //! - [`rates`]: live rates per tenant × realm from two counter readings;
 //! - [`names`]: tenants and realms by id or name.
@@ -23,6 +25,7 @@ pub mod open;
 pub mod range;
 pub mod rates;
 pub mod series;
+pub mod site;
 pub mod usage;
 
 /// A failure to read an answer.

@@ -107,7 +107,7 @@ pub struct Series {
 }
 
 /// The bucket starts of `range` at `resolution`, and the range's end.
-fn buckets(range: &Range, resolution: Resolution) -> Result<Vec<Timestamp>, QueryError> {
+pub(crate) fn buckets(range: &Range, resolution: Resolution) -> Result<Vec<Timestamp>, QueryError> {
     let first = Slot::starting_at_or_after(range.from).start();
     let end = Slot::starting_at_or_after(range.to).start();
     let mut out = Vec::new();

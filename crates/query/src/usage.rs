@@ -281,19 +281,20 @@ pub fn realms(
     })
 }
 
-/// Every tenant's traffic over `range`, every realm and day together (for
-/// sorting tenants by volume).
+/// The `tenants`' traffic over `range`, every realm and day together (for
+/// sorting tenants by volume, and a page of them).
 pub fn volumes(
     store: &dyn Store,
     open: &[OpenSample],
     range: &Range,
+    tenants: &Tenants,
 ) -> Result<BTreeMap<u32, Traffic>, QueryError> {
     let zone =
         TimeZone::get(&range.zone).map_err(|e| QueryError::invalid("zone", e.to_string()))?;
     // Month buckets: a handful of rows per tenant, however long the range.
     let rows = store
         .usage(&UsageQuery {
-            tenants: Tenants::All,
+            tenants: tenants.clone(),
             from: range.from,
             to: range.to,
             bucket: Bucket::Month,
@@ -308,7 +309,11 @@ pub fn volumes(
     }
     for o in open {
         let start = o.slot.start();
-        if start >= range.from && start < range.to {
+        let wanted = match tenants {
+            Tenants::All => true,
+            Tenants::Only(list) => list.contains(&o.key.tenant),
+        };
+        if wanted && start >= range.from && start < range.to {
             out.entry(o.key.tenant.0).or_default().add(
                 o.key.direction,
                 o.usage.bytes.into(),
