@@ -125,22 +125,38 @@ pub fn classes(
     cur: &Reading,
     secs: f64,
 ) -> Vec<ClassRow> {
-    let mut rows = Vec::new();
-    for t in &policy.tenants {
-        for (id, s) in compiled.provenance.of_tenant(t.id) {
-            let ObjectId::Class(key) = id else { continue };
-            if !matches!(
-                s.role,
-                compiler::Role::TenantClass
-                    | compiler::Role::RealmClass
-                    | compiler::Role::CappedRealmClass
-            ) {
-                continue;
-            }
-            let Some(class) = compiled.plan.classes.get(key) else {
-                continue;
-            };
-            rows.push(ClassRow {
+    // One pass over the objects (not one per tenant: at 10,000 tenants
+    // that was 600 million visits), rows kept in the policy's tenant order.
+    let order: HashMap<net_types::TenantId, usize> = policy
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id, i))
+        .collect();
+    let mut rows: Vec<(usize, ClassRow)> = Vec::new();
+    for (id, s) in &compiled.provenance.objects {
+        let Some((i, t)) = s
+            .tenant
+            .and_then(|t| order.get(&t))
+            .map(|&i| (i, &policy.tenants[i]))
+        else {
+            continue;
+        };
+        let ObjectId::Class(key) = id else { continue };
+        if !matches!(
+            s.role,
+            compiler::Role::TenantClass
+                | compiler::Role::RealmClass
+                | compiler::Role::CappedRealmClass
+        ) {
+            continue;
+        }
+        let Some(class) = compiled.plan.classes.get(key) else {
+            continue;
+        };
+        rows.push((
+            i,
+            ClassRow {
                 tenant: t.id.0,
                 name: t.name.clone(),
                 plan: t.plan.clone(),
@@ -153,8 +169,11 @@ pub fn classes(
                 present: present.contains(key),
                 bits_per_second: bps(prev, cur, key, secs).unwrap_or(0.0),
                 bytes: cur.get(key).copied().unwrap_or(0),
-            });
-        }
+            },
+        ));
     }
+    // Stable: each tenant's classes stay in the objects' order.
+    rows.sort_by_key(|(i, _)| *i);
+    let rows: Vec<ClassRow> = rows.into_iter().map(|(_, r)| r).collect();
     rows
 }

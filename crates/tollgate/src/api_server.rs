@@ -78,8 +78,11 @@ pub fn start(
         files,
         metrics_public: api.is_some_and(|a| a.metrics_public),
     };
+    // Reads run on blocking threads, at most api::stores::READERS at once:
+    // more threads would only each hold their own allocator arena.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(api::stores::READERS)
         .thread_name("api")
         .enable_all()
         .build()

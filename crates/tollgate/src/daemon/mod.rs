@@ -18,6 +18,7 @@
 //! one JSON line, so that `tollgate replay FILE` (and the tests) can feed
 //! the same run to an engine again.
 
+mod allocator;
 mod clock;
 mod kernel;
 mod overage_watch;
@@ -99,6 +100,7 @@ fn start_input(
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> {
+    allocator::use_few_arenas();
     let clock = Clock::from_env()?;
     let store = state.open_history()?;
     let start = start_input(config, state, args, &store)?;
