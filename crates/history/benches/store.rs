@@ -16,12 +16,14 @@
 //!   samples).
 //! - `top_100_month`: the 100 tenants with the most bytes in December, in
 //!   UTC and in Kathmandu (whose month starts and ends at :15).
+//! - `tenant_month_hours`: one tenant's December of hourly totals
+//!   ([`Store::hourly_totals`]), what the API's usage series reads.
 //!
 //! The month is December with the default 62 days; with
 //! `HISTORY_BENCH_DAYS` below 62 (but at least 32) it is November, so a
 //! 10,000-tenant store can be half the size.
 //!
-//! The last three read a history store of `HISTORY_BENCH_TENANTS` tenants
+//! The last four read a history store of `HISTORY_BENCH_TENANTS` tenants
 //! (default 1,000) × 4 realms × 2 directions over `HISTORY_BENCH_DAYS`
 //! days (default 62, 1 November to 1 January), built at the start in
 //! hourly batches; building it prints the ingest rate and the disk size
@@ -368,5 +370,20 @@ fn top_100_month(bencher: Bencher, zone: &str) {
             .unwrap();
         assert_eq!(top.len(), 100.min(h.tenants as usize));
         top
+    });
+}
+
+#[divan::bench(sample_count = 200)]
+fn tenant_month_hours(bencher: Bencher) {
+    let h = history();
+    let store = h.store();
+    let hours = h.period.first_slot().0 / 12..h.period.end_slot().0 / 12;
+    let mut t = 0u32;
+    bencher.bench_local(|| {
+        t = (t + 7919) % h.tenants;
+        let month = store.hourly_totals(TenantId(t), hours.clone()).unwrap();
+        // Every hour of the month, 4 realms × 2 directions.
+        assert_eq!(month.totals.len() as i64, (hours.end - hours.start) * 8);
+        month
     });
 }
