@@ -32,6 +32,10 @@
 //!   from the start of the UTC day instead of the hour.
 //! - [`RealmTotal`]s of one tenant's hour or day: realm, direction (1 byte),
 //!   bytes, packets; sorted by realm then direction.
+//! - [`DayHourTotal`]s of one tenant's UTC day (`hours_by_day`), the
+//!   day's hourly rollup rows in one: per hour with traffic, the hour of
+//!   the day (1 byte, `0..24`), its number of entries, then its
+//!   [`RealmTotal`]s as above; sorted by hour, then realm and direction.
 //! - [`TenantTotal`]s of every tenant in one hour or day: the tenant as the
 //!   difference to the previous entry's, then bytes and packets down and
 //!   up; sorted by tenant.
@@ -166,6 +170,17 @@ impl<'a> Reader<'a> {
     fn direction(&mut self, code: u8) -> Result<Direction, StoreError> {
         Direction::from_code(code)
             .ok_or_else(|| StoreError::corrupt(self.place, format!("direction {code}")))
+    }
+
+    fn realm_total(&mut self) -> Result<RealmTotal, StoreError> {
+        let realm = self.realm()?;
+        let code = self.byte()?;
+        Ok(RealmTotal {
+            realm,
+            direction: self.direction(code)?,
+            bytes: self.varint128()?,
+            packets: self.varint128()?,
+        })
     }
 }
 
@@ -320,13 +335,17 @@ pub(crate) fn add_realm_totals(
     Ok(())
 }
 
+fn put_realm_total(out: &mut Vec<u8>, t: &RealmTotal) {
+    put_varint(out, u64::from(t.realm.0));
+    out.push(t.direction.code());
+    put_varint128(out, t.bytes);
+    put_varint128(out, t.packets);
+}
+
 pub(crate) fn encode_realm_totals(totals: &[RealmTotal], out: &mut Vec<u8>) {
     out.push(FORMAT);
     for t in totals {
-        put_varint(out, u64::from(t.realm.0));
-        out.push(t.direction.code());
-        put_varint128(out, t.bytes);
-        put_varint128(out, t.packets);
+        put_realm_total(out, t);
     }
 }
 
@@ -337,14 +356,101 @@ pub(crate) fn decode_realm_totals(
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(blob, place)?;
     while r.more() {
-        let realm = r.realm()?;
-        let code = r.byte()?;
-        out.push(RealmTotal {
-            realm,
-            direction: r.direction(code)?,
-            bytes: r.varint128()?,
-            packets: r.varint128()?,
-        });
+        out.push(r.realm_total()?);
+    }
+    Ok(())
+}
+
+/// One entry of a tenant's day of hourly totals (`hours_by_day`): the
+/// hour's [`RealmTotal`] of one realm and direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DayHourTotal {
+    /// The hour within its UTC day, `0..24`.
+    pub hour: u8,
+    /// What the hourly rollup holds for that hour, realm and direction.
+    pub total: RealmTotal,
+}
+
+/// Adds one hour's `add` into `into` (a day's entries, sorted by hour,
+/// realm and direction), keeping the order; sums are checked as in
+/// [`add_realm_totals`].
+pub(crate) fn add_day_hours(
+    into: &mut Vec<DayHourTotal>,
+    hour: u8,
+    add: &[RealmTotal],
+) -> Result<(), StoreError> {
+    debug_assert!(i64::from(hour) < HOURS_PER_DAY);
+    for a in add {
+        let key = (hour, a.realm, a.direction);
+        match into.binary_search_by_key(&key, |t| (t.hour, t.total.realm, t.total.direction)) {
+            Ok(i) => {
+                let t = &mut into[i].total;
+                t.bytes = checked_sum(t.bytes, a.bytes, "bytes")?;
+                t.packets = checked_sum(t.packets, a.packets, "packets")?;
+            }
+            Err(i) => into.insert(i, DayHourTotal { hour, total: *a }),
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a day's entries, sorted by hour, realm and direction: per hour
+/// with any, the hour (one byte), how many entries it has (a varint), then
+/// each as in [`encode_realm_totals`].
+pub(crate) fn encode_day_hours(totals: &[DayHourTotal], out: &mut Vec<u8>) {
+    out.push(FORMAT);
+    for hour in totals.chunk_by(|a, b| a.hour == b.hour) {
+        out.push(hour[0].hour);
+        put_varint(out, hour.len() as u64);
+        for t in hour {
+            put_realm_total(out, &t.total);
+        }
+    }
+}
+
+/// Decodes a blob of [`encode_day_hours`], keeping the entries of the
+/// hours of the day in `hours`; the blob after them is not read. Hours out
+/// of `0..24`, out of order or without entries are refused as corrupt.
+pub(crate) fn decode_day_hours(
+    blob: &[u8],
+    place: &'static str,
+    hours: std::ops::Range<u8>,
+    out: &mut Vec<DayHourTotal>,
+) -> Result<(), StoreError> {
+    let mut r = Reader::new(blob, place)?;
+    let mut next = 0u8;
+    while r.more() {
+        let hour = r.byte()?;
+        if i64::from(hour) >= HOURS_PER_DAY {
+            return Err(StoreError::corrupt(place, format!("hour {hour} of a day")));
+        }
+        if hour < next {
+            return Err(StoreError::corrupt(
+                place,
+                format!(
+                    "hour {hour} after hour {}: a day is sorted by hour",
+                    next - 1
+                ),
+            ));
+        }
+        next = hour + 1;
+        if hour >= hours.end {
+            // Sorted by hour: nothing later is wanted.
+            break;
+        }
+        let count = r.varint()?;
+        if count == 0 {
+            return Err(StoreError::corrupt(
+                place,
+                format!("hour {hour} has no entries"),
+            ));
+        }
+        for _ in 0..count {
+            let total = r.realm_total()?;
+            if hour >= hours.start {
+                out.push(DayHourTotal { hour, total });
+            }
+        }
     }
     Ok(())
 }
@@ -588,6 +694,66 @@ mod tests {
         let mut back = Vec::new();
         decode_tenant_totals(&blob, "t", |x| back.push(x)).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn day_hours_merge_round_trip_and_refuse_what_no_writer_writes() {
+        let r = |realm, direction, bytes| RealmTotal {
+            realm: RealmId(realm),
+            direction,
+            bytes,
+            packets: 1,
+        };
+        let mut day = Vec::new();
+        add_day_hours(&mut day, 23, &[r(1, Direction::Up, u128::MAX - 1)]).unwrap();
+        add_day_hours(
+            &mut day,
+            0,
+            &[r(2, Direction::Down, 5), r(1, Direction::Up, 1)],
+        )
+        .unwrap();
+        add_day_hours(&mut day, 0, &[r(2, Direction::Down, 5)]).unwrap();
+        let at = |hour, total| DayHourTotal { hour, total };
+        let expected = vec![
+            at(0, r(1, Direction::Up, 1)),
+            at(
+                0,
+                RealmTotal {
+                    packets: 2,
+                    ..r(2, Direction::Down, 10)
+                },
+            ),
+            at(23, r(1, Direction::Up, u128::MAX - 1)),
+        ];
+        assert_eq!(day, expected);
+        // A sum past 2^128 is refused, not wrapped.
+        let e = add_day_hours(&mut day.clone(), 23, &[r(1, Direction::Up, 2)]).unwrap_err();
+        assert!(e.to_string().contains("bytes"), "{e}");
+        let mut blob = Vec::new();
+        encode_day_hours(&day, &mut blob);
+        // Format, hour 0 with two entries.
+        assert_eq!(blob[..3], [FORMAT, 0, 2]);
+        let mut back = Vec::new();
+        decode_day_hours(&blob, "d", 0..24, &mut back).unwrap();
+        assert_eq!(back, expected);
+        back.clear();
+        decode_day_hours(&blob, "d", 1..24, &mut back).unwrap();
+        assert_eq!(back, expected[2..]);
+        back.clear();
+        decode_day_hours(&blob, "d", 0..23, &mut back).unwrap();
+        assert_eq!(back, expected[..2]);
+        // Hours out of the day or out of order, an empty hour, a cut blob.
+        let hour23 = blob.iter().rposition(|&b| b == 23).unwrap();
+        for (bad, what) in [(24, "hour 24 of a day"), (0, "after hour 0")] {
+            let mut b = blob.clone();
+            b[hour23] = bad;
+            let e = decode_day_hours(&b, "d", 0..24, &mut back).unwrap_err();
+            assert!(e.to_string().contains(what), "{e}");
+        }
+        let e = decode_day_hours(&[FORMAT, 3, 0], "d", 0..24, &mut back).unwrap_err();
+        assert!(e.to_string().contains("no entries"), "{e}");
+        let e = decode_day_hours(&blob[..blob.len() - 1], "d", 0..24, &mut back).unwrap_err();
+        assert!(e.to_string().contains("ends inside an entry"), "{e}");
     }
 
     #[test]
