@@ -60,13 +60,13 @@ pub(super) fn built(mark: Option<i64>, day: i64, tenant: u32) -> bool {
     codec::row_id(day, tenant).is_some_and(|id| mark.is_some_and(|m| id < m))
 }
 
-/// Reads the entries of hours `hours` (of the day, `0..24`) of a built
-/// tenant-day's row into `out`; an absent row adds nothing.
+/// Hands the entries of hours `hours` (of the day, `0..24`) of a built
+/// tenant-day's row to `each`, in order; an absent row has none.
 pub(super) fn read(
     conn: &Connection,
     (day, tenant): (i64, u32),
     hours: std::ops::Range<u8>,
-    out: &mut Vec<DayHourTotal>,
+    each: impl FnMut(DayHourTotal),
 ) -> Result<(), StoreError> {
     let ctx = || "read hours_by_day".to_string();
     let Some(id) = codec::row_id(day, tenant) else {
@@ -78,7 +78,7 @@ pub(super) fn read(
     let mut rows = st.query([id]).map_err(StoreError::db(ctx()))?;
     if let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
         let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
-        codec::decode_day_hours(blob.map_err(StoreError::db(ctx()))?, PLACE, hours, out)?;
+        codec::each_day_hour(blob.map_err(StoreError::db(ctx()))?, PLACE, hours, each)?;
     }
     Ok(())
 }

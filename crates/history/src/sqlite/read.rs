@@ -410,23 +410,21 @@ pub(super) fn hourly_totals(
         .prepare_cached("SELECT totals FROM hourly WHERE id = ?1")
         .map_err(StoreError::db(ctx()))?;
     let mut realms = Vec::new();
-    let mut of_day = Vec::new();
     let mut day = from.div_euclid(HOURS_PER_DAY);
     while day * HOURS_PER_DAY < to {
         let day_start = day * HOURS_PER_DAY;
         let span = from.max(day_start)..to.min(day_start + HOURS_PER_DAY);
         if super::hours::built(built, day, tenant.0) {
-            of_day.clear();
             let in_day = (span.start - day_start) as u8..(span.end - day_start) as u8;
-            super::hours::read(conn, (day, tenant.0), in_day, &mut of_day)?;
-            out.totals
-                .extend(of_day.iter().map(|t: &DayHourTotal| HourTotal {
+            super::hours::read(conn, (day, tenant.0), in_day, |t: DayHourTotal| {
+                out.totals.push(HourTotal {
                     hour: day_start + i64::from(t.hour),
                     realm: t.total.realm,
                     direction: t.total.direction,
                     bytes: t.total.bytes,
                     packets: t.total.packets,
-                }));
+                })
+            })?;
             day += 1;
             continue;
         }
