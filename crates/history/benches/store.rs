@@ -16,17 +16,21 @@
 //!   samples).
 //! - `top_100_month`: the 100 tenants with the most bytes in December, in
 //!   UTC and in Kathmandu (whose month starts and ends at :15).
+//! - `tenant_month_hours`: one tenant's December of hourly totals
+//!   ([`Store::hourly_totals`]), what the API's usage series reads.
 //!
 //! The month is December with the default 62 days; with
 //! `HISTORY_BENCH_DAYS` below 62 (but at least 32) it is November, so a
 //! 10,000-tenant store can be half the size.
 //!
-//! The last three read a history store of `HISTORY_BENCH_TENANTS` tenants
+//! The last four read a history store of `HISTORY_BENCH_TENANTS` tenants
 //! (default 1,000) × 4 realms × 2 directions over `HISTORY_BENCH_DAYS`
 //! days (default 62, 1 November to 1 January), built at the start in
 //! hourly batches; building it prints the ingest rate and the disk size
-//! per sample, then compacts every day ([`Store::compact`]) unless
-//! `HISTORY_BENCH_COMPACT=0`, printing its rate. With `HISTORY_BENCH_DB=/path` the store is kept there and
+//! per sample, then compacts every day ([`Store::compact`]: the samples
+//! and the hourly rollup's rows per tenant-day) unless
+//! `HISTORY_BENCH_COMPACT=0`, printing its rate; a store built by an older
+//! build catches up there, which measures the catch-up. With `HISTORY_BENCH_DB=/path` the store is kept there and
 //! reused by later runs of the same size, so the full 10,000-tenant store
 //! (1.43 billion samples) is built once.
 
@@ -261,17 +265,20 @@ fn history() -> &'static History {
                 let r = store.compact(end_of_history(days), 100_000).unwrap();
                 report.tenant_days += r.tenant_days;
                 report.samples += r.samples;
+                report.hour_days += r.hour_days;
                 if r.done {
                     break;
                 }
             }
-            if report.tenant_days > 0 {
+            if report.tenant_days + report.hour_days > 0 {
                 let secs = started.elapsed().as_secs_f64();
                 eprintln!(
-                    "history store: compacted {} tenant-days ({} samples) in {secs:.1} s ({:.0} samples/s)",
+                    "history store: compacted {} tenant-days ({} samples) and built {} days of hourly totals in {secs:.1} s ({:.0} samples/s, {:.3} ms per tenant-day)",
                     report.tenant_days,
                     report.samples,
-                    report.samples as f64 / secs
+                    report.hour_days,
+                    report.samples as f64 / secs,
+                    secs * 1e3 / report.tenant_days.max(report.hour_days) as f64
                 );
             }
         }
@@ -368,5 +375,20 @@ fn top_100_month(bencher: Bencher, zone: &str) {
             .unwrap();
         assert_eq!(top.len(), 100.min(h.tenants as usize));
         top
+    });
+}
+
+#[divan::bench(sample_count = 200)]
+fn tenant_month_hours(bencher: Bencher) {
+    let h = history();
+    let store = h.store();
+    let hours = h.period.first_slot().0 / 12..h.period.end_slot().0 / 12;
+    let mut t = 0u32;
+    bencher.bench_local(|| {
+        t = (t + 7919) % h.tenants;
+        let month = store.hourly_totals(TenantId(t), hours.clone()).unwrap();
+        // Every hour of the month, 4 realms × 2 directions.
+        assert_eq!(month.totals.len() as i64, (hours.end - hours.start) * 8);
+        month
     });
 }

@@ -4,19 +4,23 @@
 //!   accounting state) in one transaction, each sample accepted or refused
 //!   on its own, refused ones kept in a bounded quarantine
 //!   ([`refusal`]); read samples, coverage and usage totals exact to the
-//!   5-minute slot in any zone ([`Store::usage`]); rank tenants by traffic
+//!   5-minute slot in any zone ([`Store::usage`]); read a tenant's hourly
+//!   totals for graphs ([`Store::hourly_totals`]); rank tenants by traffic
 //!   ([`Store::top_tenants`]); apply
 //!   [`Retention`]; freeze a closed period's bill; load the last accounting
 //!   state; [`Store::add`] samples from another writer (a flow collector)
 //!   that sum with what is stored, under that writer's own sequence and
-//!   state; [`Store::compact`] finished days into one row per tenant. A
-//!   ClickHouse backend can implement the same trait later.
+//!   state; [`Store::compact`] finished days into one row per tenant (the
+//!   samples, and the hourly rollup beside its hour rows). A ClickHouse
+//!   backend can implement the same trait later.
 //! - [`SqliteStore`]: the default, one SQLite file (by default
 //!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
 //!   [`sqlite`](crate::SqliteStore) for why), a versioned schema with a
-//!   migration table, samples packed one row per tenant per hour, and
-//!   hourly and daily rollups (per tenant, and every tenant's totals for
-//!   ranking) kept up to date inside the same append transaction.
+//!   migration table, samples packed one row per tenant per hour (per UTC
+//!   day once compacted), and hourly and daily rollups (per tenant, and
+//!   every tenant's totals for ranking) kept up to date inside the same
+//!   append transaction; a compacted tenant's month is about 31 row reads
+//!   whether read as samples, hourly totals or daily totals.
 //!
 //! # Exactly once
 //!

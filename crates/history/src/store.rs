@@ -316,6 +316,10 @@ pub struct CompactReport {
     pub hour_rows: u64,
     /// Samples moved.
     pub samples: u64,
+    /// Tenant-days whose hourly rollup was gathered into one row (which
+    /// [`Store::hourly_totals`] reads instead of the day's 24 hours);
+    /// they count toward the call's limit too.
+    pub hour_days: u64,
     /// Nothing is left to compact as of the call's `now`.
     pub done: bool,
 }
@@ -389,15 +393,18 @@ pub trait Store {
 
     /// One tenant's hourly rollup over the UTC hours `[from, to)` (hours
     /// since the epoch): what a graph at an hour or coarser reads, an
-    /// hour's row instead of its twelve 5-minute samples.
+    /// hour's row instead of its twelve 5-minute samples (in the SQLite
+    /// store, a compacted UTC day's 24 hours are one row). Hours before
+    /// the hourly retention mark are never returned.
     fn hourly_totals(
         &self,
         tenant: TenantId,
         hours: std::ops::Range<i64>,
     ) -> Result<HourTotals, StoreError>;
 
-    /// Compacts stored samples for faster reads, as of `now`: at most
-    /// `limit` units of work (tenant-days in the SQLite store), each step
+    /// Compacts stored samples (and, in the SQLite store, the hourly
+    /// rollup) for faster reads, as of `now`: at most `limit` units of
+    /// work (tenant-days in the SQLite store, of either kind), each step
     /// its own transaction. Reads give the same answers before and after.
     /// The default does nothing and reports that nothing is left; the
     /// daemon calls it periodically (after retention) until `done`.

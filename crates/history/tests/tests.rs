@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod exact_usage;
+mod hours_by_day;
 mod refusals;
 
 fn open(path: &Path) -> SqliteStore {

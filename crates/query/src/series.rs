@@ -349,7 +349,9 @@ mod tests {
     }
 
     /// The series of every resolution and zone equals the samples summed
-    /// into its buckets, whether read from the rollup or the samples.
+    /// into its buckets, whether read from the rollup or the samples, and
+    /// whether the rollup's days are built into one row per tenant-day
+    /// (none, the first two, all four) or not.
     #[test]
     fn every_resolution_in_every_zone_is_its_samples_summed() {
         let dir = std::env::temp_dir().join(format!("tg-query-series-{}", std::process::id()));
@@ -387,42 +389,52 @@ mod tests {
                 .unwrap();
             all.extend(samples);
         }
-        for zone in [
-            "UTC",
-            "Europe/Berlin",
-            "Asia/Kathmandu",
-            "Australia/Lord_Howe",
-        ] {
-            for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
-                let range = Range {
-                    label: "test".into(),
-                    from: "2026-10-24T07:40Z".parse().unwrap(),
-                    to: "2026-10-27T05:20Z".parse().unwrap(),
-                    zone: zone.into(),
-                };
-                let s = series(&store, &[], None, TenantId(5), &range, resolution).unwrap();
-                let (from, to) = (
-                    Slot::starting_at_or_after(range.from),
-                    Slot::starting_at_or_after(range.to),
-                );
-                let mut expected: BTreeMap<(u16, &str), Vec<u128>> = BTreeMap::new();
-                for x in all.iter().filter(|x| x.slot >= from && x.slot < to) {
-                    let at = x.slot.start().as_second();
-                    let i = s.t.partition_point(|t| *t <= at) - 1;
-                    let dir = match x.key.direction {
-                        Direction::Down => "down",
-                        Direction::Up => "up",
+        let day = |n: i64| jiff::Timestamp::from_second((first.0 + n * 288) * 300).unwrap();
+        for built in [None, Some(day(3)), Some(day(6))] {
+            if let Some(now) = built {
+                let r = store.compact(now, 1_000).unwrap();
+                assert!(r.done && r.hour_days > 0, "{r:?}");
+            }
+            for zone in [
+                "UTC",
+                "Europe/Berlin",
+                "Asia/Kathmandu",
+                "Australia/Lord_Howe",
+            ] {
+                for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
+                    let range = Range {
+                        label: "test".into(),
+                        from: "2026-10-24T07:40Z".parse().unwrap(),
+                        to: "2026-10-27T05:20Z".parse().unwrap(),
+                        zone: zone.into(),
                     };
-                    expected
-                        .entry((x.key.realm.0, dir))
-                        .or_insert_with(|| vec![0; s.t.len()])[i] += u128::from(x.bytes);
+                    let s = series(&store, &[], None, TenantId(5), &range, resolution).unwrap();
+                    let (from, to) = (
+                        Slot::starting_at_or_after(range.from),
+                        Slot::starting_at_or_after(range.to),
+                    );
+                    let mut expected: BTreeMap<(u16, &str), Vec<u128>> = BTreeMap::new();
+                    for x in all.iter().filter(|x| x.slot >= from && x.slot < to) {
+                        let at = x.slot.start().as_second();
+                        let i = s.t.partition_point(|t| *t <= at) - 1;
+                        let dir = match x.key.direction {
+                            Direction::Down => "down",
+                            Direction::Up => "up",
+                        };
+                        expected
+                            .entry((x.key.realm.0, dir))
+                            .or_insert_with(|| vec![0; s.t.len()])[i] += u128::from(x.bytes);
+                    }
+                    let got: BTreeMap<(u16, &str), Vec<u128>> = s
+                        .columns
+                        .iter()
+                        .map(|c| ((c.realm, c.direction), c.bytes.clone()))
+                        .collect();
+                    assert_eq!(
+                        got, expected,
+                        "{zone} {resolution:?}, built as of {built:?}"
+                    );
                 }
-                let got: BTreeMap<(u16, &str), Vec<u128>> = s
-                    .columns
-                    .iter()
-                    .map(|c| ((c.realm, c.direction), c.bytes.clone()))
-                    .collect();
-                assert_eq!(got, expected, "{zone} {resolution:?}");
             }
         }
         drop(store);

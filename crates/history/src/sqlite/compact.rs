@@ -1,6 +1,8 @@
 //! Daily compaction: a tenant's 24 hour rows of a finished UTC day folded
 //! into one day row (`samples_days`), so that reading a tenant's month is
-//! 31 point reads instead of 744.
+//! 31 point reads instead of 744; then the same for its hourly rollup
+//! (`hours_by_day`, built beside the `hourly` rows, which stay: see
+//! [`super::hours`]), with what is left of the call's limit.
 //!
 //! A UTC day is compacted once it is complete and at least
 //! [`COMPACT_GRACE`] old, so that late flow data normally lands in its
@@ -12,6 +14,7 @@
 //! and re-encoded unchanged: reads give the same samples before and after.
 
 use super::codec::{self, Span, HOURS_PER_DAY};
+use super::hours;
 use super::write::move_row;
 use crate::error::StoreError;
 use crate::store::CompactReport;
@@ -42,21 +45,28 @@ pub(super) fn compact(
 ) -> Result<CompactReport, StoreError> {
     let open_day = first_open_day(now);
     let mut report = CompactReport::default();
+    let mut samples_done = false;
     while (report.tenant_days as usize) < limit {
         let chunk = STEP.min(limit - report.tenant_days as usize);
         if !step(conn, open_day, chunk, &mut report)? {
-            report.done = true;
+            samples_done = true;
             break;
         }
     }
-    if !report.done {
+    if !samples_done {
         // Says whether anything is left, for a caller that loops.
         let first: Option<i64> = conn
             .query_row("SELECT MIN(id) FROM samples", [], |r| r.get(0))
             .map_err(StoreError::db(CONTEXT))?;
-        report.done =
+        samples_done =
             first.is_none_or(|id| codec::split_row_id(id).0.div_euclid(HOURS_PER_DAY) >= open_day);
     }
+    // The same days' hourly rollup, a row per tenant-day, with what is
+    // left of the limit.
+    let left = limit.saturating_sub(report.tenant_days as usize);
+    let (hour_days, hours_done) = hours::build(conn, open_day, left)?;
+    report.hour_days = hour_days;
+    report.done = samples_done && hours_done;
     Ok(report)
 }
 

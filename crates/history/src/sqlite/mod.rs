@@ -25,6 +25,7 @@
 pub(crate) mod codec;
 mod compact;
 mod convert;
+mod hours;
 mod marks;
 mod plan;
 mod quarantine;
@@ -53,8 +54,9 @@ pub const DEFAULT_PATH: &str = "/var/lib/tollgate/history.sqlite";
 pub struct SqliteOptions {
     /// SQLite's page cache, in MiB. Appends touch the current hour's rows
     /// (about 10 MiB for 80,000 keys) and today's rollups; reads of a
-    /// tenant's month touch 744 scattered pages, which the operating
-    /// system's cache holds as well.
+    /// tenant's compacted month touch about 31 scattered pages per table
+    /// (744 before compaction), which the operating system's cache holds
+    /// as well.
     pub cache_mib: u32,
 }
 

@@ -1,7 +1,7 @@
-//! Queries: samples, coverage, usage totals, top tenants, frozen bills,
-//! the state.
+//! Queries: samples, coverage, usage totals, a tenant's hourly totals,
+//! top tenants, frozen bills, the state.
 
-use super::codec::{self, RealmTotal, Span, HOURS_PER_DAY, SLOTS_PER_HOUR};
+use super::codec::{self, DayHourTotal, RealmTotal, Span, HOURS_PER_DAY, SLOTS_PER_HOUR};
 use super::marks;
 use super::plan::{plan, Piece, Planned};
 use crate::error::StoreError;
@@ -371,8 +371,11 @@ impl Sum {
     }
 }
 
-/// One tenant's hourly rollup rows over `hours`: a lookup per hour, each
-/// a point read of the row id (hour, tenant).
+/// One tenant's hourly rollup rows over `hours`, a UTC day at a time: a
+/// built day (see [`super::hours`]) is one read of its `hours_by_day`
+/// row, any other day a point read of `hourly` per hour. Hours before
+/// the hourly retention mark are removed (or about to be: retention
+/// writes the mark first) and not read from either.
 pub(super) fn hourly_totals(
     conn: &Connection,
     tenant: TenantId,
@@ -395,33 +398,60 @@ pub(super) fn hourly_totals(
         totals: Vec::new(),
         kept_from: marks.hourly.filter(|m| *m > hours.start),
     };
+    // Only where `hourly` has rows (a graph's month may reach past now).
+    let Some((first, last)) = stored_range(conn, "hourly")? else {
+        return Ok(out);
+    };
+    let from = hours.start.max(first).max(marks.hourly.unwrap_or(i64::MIN));
+    let to = hours.end.min(last.saturating_add(1));
+    let built = super::hours::mark(conn)?;
     let ctx = || "read hourly".to_string();
     let mut st = conn
         .prepare_cached("SELECT totals FROM hourly WHERE id = ?1")
         .map_err(StoreError::db(ctx()))?;
     let mut realms = Vec::new();
-    for hour in hours {
-        let Some(id) = codec::row_id(hour, tenant.0) else {
+    let mut day = from.div_euclid(HOURS_PER_DAY);
+    while day * HOURS_PER_DAY < to {
+        let day_start = day * HOURS_PER_DAY;
+        let span = from.max(day_start)..to.min(day_start + HOURS_PER_DAY);
+        if super::hours::built(built, day, tenant.0) {
+            let in_day = (span.start - day_start) as u8..(span.end - day_start) as u8;
+            super::hours::read(conn, (day, tenant.0), in_day, |t: DayHourTotal| {
+                out.totals.push(HourTotal {
+                    hour: day_start + i64::from(t.hour),
+                    realm: t.total.realm,
+                    direction: t.total.direction,
+                    bytes: t.total.bytes,
+                    packets: t.total.packets,
+                })
+            })?;
+            day += 1;
             continue;
-        };
-        realms.clear();
-        let mut rows = st.query([id]).map_err(StoreError::db(ctx()))?;
-        if let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
-            let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
-            codec::decode_realm_totals(
-                blob.map_err(StoreError::db(ctx()))?,
-                "hourly.totals",
-                &mut realms,
-            )?;
         }
-        out.totals
-            .extend(realms.iter().map(|r: &RealmTotal| HourTotal {
-                hour,
-                realm: r.realm,
-                direction: r.direction,
-                bytes: r.bytes,
-                packets: r.packets,
-            }));
+        for hour in span {
+            let Some(id) = codec::row_id(hour, tenant.0) else {
+                continue;
+            };
+            realms.clear();
+            let mut rows = st.query([id]).map_err(StoreError::db(ctx()))?;
+            if let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+                let blob = r.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+                codec::decode_realm_totals(
+                    blob.map_err(StoreError::db(ctx()))?,
+                    "hourly.totals",
+                    &mut realms,
+                )?;
+            }
+            out.totals
+                .extend(realms.iter().map(|r: &RealmTotal| HourTotal {
+                    hour,
+                    realm: r.realm,
+                    direction: r.direction,
+                    bytes: r.bytes,
+                    packets: r.packets,
+                }));
+        }
+        day += 1;
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Removing old data, never the raw samples of a period not yet frozen.
 
 use super::codec::{self, Span, HOURS_PER_DAY};
+use super::hours;
 use super::marks::{self, Marks};
 use crate::error::StoreError;
 use crate::store::{Retention, RetentionReport};
@@ -92,12 +93,7 @@ pub(super) fn apply(
         )?;
         report.raw_cutoff = Some(cut);
     }
-    report.hourly_deleted = delete(
-        conn,
-        "hourly rollups",
-        "DELETE FROM hourly WHERE id < ?1",
-        &[codec::first_row_id(hour)],
-    )?;
+    report.hourly_deleted = delete_hourly_before(conn, hour)?;
     delete(
         conn,
         "hourly rollups",
@@ -117,6 +113,25 @@ pub(super) fn apply(
         &[day],
     )?;
     Ok(report)
+}
+
+/// Deletes the `hourly` rows before `hour` and, in the same transaction,
+/// the `hours_by_day` rows of the days before the one `hour` falls in
+/// (see [`super::hours`]); returns how many `hourly` rows.
+fn delete_hourly_before(conn: &mut Connection, hour: i64) -> Result<u64, StoreError> {
+    let ctx = "retention: delete hourly rollups";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::db(ctx))?;
+    let n = tx
+        .execute(
+            "DELETE FROM hourly WHERE id < ?1",
+            [codec::first_row_id(hour)],
+        )
+        .map_err(StoreError::db(ctx))?;
+    hours::remove_before(&tx, hour)?;
+    tx.commit().map_err(StoreError::db(ctx))?;
+    Ok(n as u64)
 }
 
 fn hour_of(t: Timestamp) -> i64 {

@@ -1,12 +1,15 @@
 //! The rollups an append keeps up to date: per tenant per hour and day
-//! (`hourly`, `daily`), and every tenant per hour and day
-//! (`tenants_hourly`, `tenants_daily`).
+//! (`hourly`, `daily`), every tenant per hour and day (`tenants_hourly`,
+//! `tenants_daily`), and the `hours_by_day` rows of tenant-days already
+//! built (see [`super::hours`]), which a write into an old day changes
+//! like its `hourly` rows.
 //!
 //! Each row is inserted if new, else read, added to and rewritten; the
 //! blobs are small (a tenant's realms, or one entry per tenant), so the
 //! read-modify-write costs about what an SQL upsert would.
 
-use super::codec::{self, RealmTotal, HOURS_PER_DAY};
+use super::codec::{self, DayHourTotal, RealmTotal, HOURS_PER_DAY};
+use super::hours;
 use crate::error::StoreError;
 use crate::store::TenantTotal;
 use accounting::Sample;
@@ -114,15 +117,31 @@ fn upsert_tenant_totals(
 /// The rollups of one append, gathered hour by hour and written at the
 /// end, so that each day's row and each all-tenant row is rewritten once
 /// per append rather than once per tenant and hour.
-#[derive(Default)]
 pub(super) struct Rollups {
     daily: BTreeMap<(i64, u32), Vec<RealmTotal>>,
     tenants_hourly: BTreeMap<i64, Vec<TenantTotal>>,
     tenants_daily: BTreeMap<i64, Vec<TenantTotal>>,
+    /// What the append adds to the `hours_by_day` rows of built
+    /// tenant-days (see [`super::hours`]): late data only.
+    hours_by_day: BTreeMap<(i64, u32), Vec<DayHourTotal>>,
+    /// Up to where `hours_by_day` is built, read once per append.
+    hours_mark: Option<i64>,
     buf: Vec<u8>,
 }
 
 impl Rollups {
+    /// The rollups of an append in `tx`.
+    pub(super) fn new(tx: &Transaction<'_>) -> Result<Rollups, StoreError> {
+        Ok(Rollups {
+            daily: BTreeMap::new(),
+            tenants_hourly: BTreeMap::new(),
+            tenants_daily: BTreeMap::new(),
+            hours_by_day: BTreeMap::new(),
+            hours_mark: hours::mark(tx)?,
+            buf: Vec::new(),
+        })
+    }
+
     /// Rolls up one tenant's samples of one hour: writes the hourly row
     /// now, and keeps the rest for [`Rollups::store`].
     pub(super) fn add_hour(
@@ -150,6 +169,11 @@ impl Rollups {
         upsert_realm_totals(tx, &HOURLY, id, &realms, &mut self.buf)?;
         let day = hour.div_euclid(HOURS_PER_DAY);
         codec::add_realm_totals(self.daily.entry((day, tenant)).or_default(), &realms)?;
+        if hours::built(self.hours_mark, day, tenant) {
+            let of_day = hour.rem_euclid(HOURS_PER_DAY) as u8;
+            let entry = self.hours_by_day.entry((day, tenant)).or_default();
+            codec::add_day_hours(entry, of_day, &realms)?;
+        }
         // An append visits hours in order and a tenant once per hour, in
         // tenant order, so each hour's list comes out sorted by tenant.
         self.tenants_hourly.entry(hour).or_default().push(total);
@@ -157,11 +181,14 @@ impl Rollups {
         Ok(())
     }
 
-    /// Writes the daily and all-tenant rows.
+    /// Writes the daily, `hours_by_day` and all-tenant rows.
     pub(super) fn store(mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         for ((day, tenant), realms) in &self.daily {
             let id = codec::new_row_id(*day, *tenant)?;
             upsert_realm_totals(tx, &DAILY, id, realms, &mut self.buf)?;
+        }
+        for (&at, totals) in &self.hours_by_day {
+            hours::add(tx, at, totals, &mut self.buf)?;
         }
         for (hour, totals) in &self.tenants_hourly {
             upsert_tenant_totals(tx, &TENANTS_HOURLY, *hour, totals, &mut self.buf)?;

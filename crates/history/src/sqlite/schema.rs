@@ -3,7 +3,7 @@
 //! Each migration runs in its own transaction together with the row that
 //! records it, so a crash mid-migration leaves the previous version intact.
 //!
-//! Table layout (version 5), chosen for the three hot paths: ingesting an
+//! Table layout (version 6), chosen for the three hot paths: ingesting an
 //! interval (or an hour of intervals) of every key, reading one tenant's
 //! month, ranking every tenant's month. The packed tables and their blobs
 //! are described in [`super::codec`].
@@ -17,6 +17,11 @@
 //!   compacted tenant's month is 31 point reads instead of 744.
 //! - `hourly`, `daily`: one row per tenant per hour (day), keyed the same
 //!   way, holding totals per realm and direction, summed over bands.
+//! - `hours_by_day`: one row per tenant per UTC day, keyed `day << 32 |
+//!   tenant`, holding the tenant's `hourly` rows of that day in one blob,
+//!   so a tenant's month of hourly totals is 31 point reads instead of
+//!   744; `hours_by_day_mark` (one row) says up to which day and tenant
+//!   the rows are built. See [`super::hours`].
 //! - `tenants_hourly`, `tenants_daily`: one row per hour (day) holding
 //!   every tenant's totals, so ranking a month's tenants reads about 31
 //!   rows instead of 310,000.
@@ -42,7 +47,10 @@
 //! source bit (see [`super::codec`]) is clear in every older row, which
 //! reads as the kernel. Version 4 adds `samples_days`, empty until the
 //! first compaction. Version 5 adds the quarantine and the retention marks,
-//! setting the marks from the data already stored.
+//! setting the marks from the data already stored. Version 6 adds
+//! `hours_by_day`, empty and without a mark: compaction builds its rows
+//! from the `hourly` rows already stored, oldest day first, a bounded
+//! number per call like the rest of compaction.
 
 use super::{convert, marks};
 use crate::error::StoreError;
@@ -212,6 +220,19 @@ const MIGRATIONS: &[Migration] = &[
         convert: Some(marks::initial),
         after: "",
     },
+    Migration {
+        version: 6,
+        description: "a tenant's hourly totals of a UTC day in one row, and how far they are built",
+        before: "
+        CREATE TABLE hours_by_day (id INTEGER PRIMARY KEY, totals BLOB NOT NULL);
+        CREATE TABLE hours_by_day_mark (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            before INTEGER NOT NULL
+        );
+        ",
+        convert: None,
+        after: "",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -314,10 +335,14 @@ mod tests {
             let mut conn = Connection::open(&path).unwrap();
             migrate_to(&mut conn, 2).unwrap();
             // This build's append writes the version 2 tables as the
-            // version 2 build did; it also looks for compacted days, so
-            // their table exists (empty) for the append only.
-            conn.execute_batch("CREATE TABLE samples_days (id INTEGER PRIMARY KEY)")
-                .unwrap();
+            // version 2 build did; it also looks for compacted days and
+            // built hours, so their tables exist (empty) for the append
+            // only.
+            conn.execute_batch(
+                "CREATE TABLE samples_days (id INTEGER PRIMARY KEY);
+                 CREATE TABLE hours_by_day_mark (id INTEGER PRIMARY KEY, before INTEGER);",
+            )
+            .unwrap();
             write::append(
                 &mut conn,
                 &Batch {
@@ -328,7 +353,8 @@ mod tests {
                 },
             )
             .unwrap();
-            conn.execute_batch("DROP TABLE samples_days").unwrap();
+            conn.execute_batch("DROP TABLE samples_days; DROP TABLE hours_by_day_mark")
+                .unwrap();
             assert_eq!(version(&conn).unwrap(), 2);
         }
         let mut store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
@@ -403,7 +429,11 @@ mod tests {
                 coverage: &[],
                 state: b"",
             };
+            // This build's append looks for built hours (version 6).
+            conn.execute_batch("CREATE TABLE hours_by_day_mark (id INTEGER PRIMARY KEY, before)")
+                .unwrap();
             write::append(&mut conn, &batch).unwrap();
+            conn.execute_batch("DROP TABLE hours_by_day_mark").unwrap();
             conn.execute("DELETE FROM samples WHERE id < ?1", [101i64 << 32])
                 .unwrap();
             let mut blob = Vec::new();

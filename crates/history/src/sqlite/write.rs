@@ -361,7 +361,7 @@ fn store_batch(
     let mut report = WriteReport::default();
     let runs = runs(samples, &mut report.refused);
     let compacted = last_compacted_day(tx)?;
-    let mut rollups = Rollups::default();
+    let mut rollups = Rollups::new(tx)?;
     let mut pending: Vec<Pending> = Vec::new();
     let mut out = Outcome::default();
     let mut blob = Vec::new();

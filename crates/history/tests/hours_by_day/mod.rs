@@ -1,0 +1,405 @@
+//! `Store::hourly_totals` reads a built tenant-day from its `hours_by_day`
+//! row instead of 24 `hourly` rows: the answer is the samples summed per
+//! hour, whatever was built, compacted, written late or removed.
+
+use super::{add_batch, count_rows, flow, key, open, sample, slot_at, Model, Rng};
+use accounting::*;
+use history::*;
+use jiff::{SignedDuration, Timestamp};
+use net_types::{RealmId, TenantId};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const TENANTS: u32 = 6;
+const DAYS: i64 = 5;
+
+/// What `hourly_totals(tenant, hours)` must answer: the model's samples
+/// summed per hour, realm and direction, from the first hour retention
+/// kept (`kept`).
+fn expected(
+    model: &Model,
+    tenant: u32,
+    hours: std::ops::Range<i64>,
+    kept: Option<i64>,
+) -> HourTotals {
+    let mut sums: BTreeMap<(i64, RealmId, Direction), (u128, u128)> = BTreeMap::new();
+    let from = hours.start.max(kept.unwrap_or(i64::MIN));
+    for (&(slot, k), &(bytes, packets)) in model {
+        let hour = slot.0.div_euclid(12);
+        if k.tenant.0 == tenant && hour >= from && hour < hours.end {
+            let e = sums.entry((hour, k.realm, k.direction)).or_default();
+            (e.0, e.1) = (e.0 + u128::from(bytes), e.1 + u128::from(packets));
+        }
+    }
+    HourTotals {
+        totals: sums
+            .into_iter()
+            .map(|((hour, realm, direction), (bytes, packets))| HourTotal {
+                hour,
+                realm,
+                direction,
+                bytes,
+                packets,
+            })
+            .collect(),
+        kept_from: kept.filter(|k| *k > hours.start),
+    }
+}
+
+/// Every tenant's every day, and `spans` (hours from the first day's
+/// start, cutting days anywhere), against the model.
+fn check(
+    store: &SqliteStore,
+    model: &Model,
+    first_hour: i64,
+    spans: &[(i64, i64)],
+    kept: Option<i64>,
+    at: &str,
+) {
+    let mut all: Vec<std::ops::Range<i64>> = (0..DAYS + 1)
+        .map(|d| first_hour + d * 24..first_hour + d * 24 + 24)
+        .collect();
+    all.push(first_hour - 30..first_hour + DAYS * 24 + 30);
+    all.extend(
+        spans
+            .iter()
+            .map(|&(a, n)| first_hour + a..first_hour + a + n),
+    );
+    for tenant in 0..=TENANTS {
+        for hours in &all {
+            assert_eq!(
+                store
+                    .hourly_totals(TenantId(tenant), hours.clone())
+                    .unwrap(),
+                expected(model, tenant, hours.clone(), kept),
+                "{at}: tenant {tenant}, hours {hours:?} from the first"
+            );
+        }
+    }
+}
+
+/// The mark of `hours_by_day` (the first tenant-day not built).
+fn mark(store: &SqliteStore) -> Option<i64> {
+    store
+        .connection()
+        .query_row("SELECT before FROM hours_by_day_mark", [], |r| r.get(0))
+        .ok()
+}
+
+/// The ids of a table's rows.
+fn ids(store: &SqliteStore, table: &str) -> Vec<i64> {
+    let mut st = store
+        .connection()
+        .prepare(&format!("SELECT id FROM {table} ORDER BY id"))
+        .unwrap();
+    let rows = st.query_map([], |r| r.get(0)).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+/// A built tenant-day with `hourly` rows from the first kept hour on has
+/// its row; no tenant-day at or above the mark has one.
+fn check_rows(store: &SqliteStore, kept: Option<i64>, at: &str) {
+    let built = mark(store);
+    let days = ids(store, "hours_by_day");
+    for &id in &days {
+        assert!(
+            built.is_some_and(|m| id < m),
+            "{at}: a row at {id:#x}, mark {built:?}"
+        );
+    }
+    for id in ids(store, "hourly") {
+        let (hour, tenant) = (id >> 32, id & 0xffff_ffff);
+        let day_id = hour.div_euclid(24) << 32 | tenant;
+        if built.is_some_and(|m| day_id < m) && kept.is_none_or(|k| hour >= k) {
+            assert!(
+                days.binary_search(&day_id).is_ok(),
+                "{at}: no row for hour {hour} of tenant {tenant}"
+            );
+        }
+    }
+}
+
+/// Random samples of every kind over days `[0, DAYS)` from `first` (the
+/// accountant's, appended once per slot and key; flow data, added),
+/// written and recorded in the model.
+struct History {
+    model: Model,
+    sequence: u64,
+    added: u64,
+}
+
+impl History {
+    fn write(
+        &mut self,
+        store: &mut SqliteStore,
+        rng: &mut Rng,
+        slots: std::ops::Range<i64>,
+        n: u64,
+    ) {
+        let mut batch: Vec<Sample> = (0..n)
+            .map(|_| {
+                let slot = slots.start + rng.below((slots.end - slots.start) as u64) as i64;
+                let band = [Band::Whole, Band::Normal, Band::Bulk][rng.below(3) as usize];
+                let k = key(
+                    rng.below(u64::from(TENANTS)) as u32,
+                    rng.below(3) as u16,
+                    Direction::BOTH[rng.below(2) as usize],
+                    band,
+                );
+                sample(slot, k, rng.below(1 << 40))
+            })
+            .collect();
+        if rng.below(2) == 0 {
+            batch.sort_by_key(|s| (s.slot, s.key));
+            batch.dedup_by_key(|s| (s.slot, s.key));
+            batch.retain(|s| !self.model.contains_key(&(s.slot, s.key)));
+            self.sequence += 1;
+            let b = Batch {
+                sequence: self.sequence,
+                samples: &batch,
+                coverage: &[],
+                state: b"",
+            };
+            let r = store.append(&b).unwrap();
+            assert!(r.refused.is_empty(), "{:?}", r.refused);
+        } else {
+            for s in &mut batch {
+                s.key = flow(s.key);
+            }
+            self.added += 1;
+            let r = store
+                .add(&add_batch("flow", self.added, &batch, &[]))
+                .unwrap();
+            assert!(r.refused.is_empty(), "{:?}", r.refused);
+        }
+        for s in &batch {
+            let e = self.model.entry((s.slot, s.key)).or_default();
+            (e.0, e.1) = (e.0 + s.bytes, e.1 + s.packets);
+        }
+    }
+}
+
+/// Compacts with random small limits until done, checking every read
+/// after every call; returns the tenant-days built.
+fn compact_in_steps(
+    store: &mut SqliteStore,
+    rng: &mut Rng,
+    now: Timestamp,
+    look: &dyn Fn(&SqliteStore, &str),
+) -> u64 {
+    let mut built = 0;
+    for call in 0.. {
+        let limit = rng.below(5) as usize + 1;
+        let r = store.compact(now, limit).unwrap();
+        assert!((r.tenant_days + r.hour_days) as usize <= limit, "{r:?}");
+        built += r.hour_days;
+        look(store, &format!("after compaction call {call} ({r:?})"));
+        if r.done {
+            break;
+        }
+    }
+    built
+}
+
+fn day_start(first: i64, day: i64) -> Timestamp {
+    Timestamp::from_second((first + day * 288) * 300).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Random histories through compaction in small steps (the mark
+    /// anywhere in a day), late appends and adds into built days (tenants
+    /// idle there included), and retention cutting a day: at every point,
+    /// every tenant's hourly totals over random spans are its samples
+    /// summed per hour.
+    #[test]
+    fn hourly_totals_are_the_samples_summed_through_compaction_late_writes_and_retention(
+        seed in any::<u64>(),
+        spans in proptest::collection::vec((-5i64..DAYS * 24 + 5, 0i64..80), 6),
+    ) {
+        let first = slot_at("2026-11-02T00:00Z");
+        let first_hour = first / 12;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir.path().join("h.sqlite"));
+        let mut rng = Rng(seed | 1);
+        let mut h = History { model: Model::new(), sequence: 0, added: 0 };
+        for _ in 0..6 {
+            let n = rng.below(80) + 1;
+            h.write(&mut store, &mut rng, first..first + DAYS * 288, n);
+        }
+        check(&store, &h.model, first_hour, &spans, None, "before compaction");
+        // Days 0 to 2 are old enough at the start of day 4.
+        let model = h.model.clone();
+        let look = |s: &SqliteStore, at: &str| {
+            check(s, &model, first_hour, &spans, None, at);
+            check_rows(s, None, at);
+        };
+        let built = compact_in_steps(&mut store, &mut rng, day_start(first, 4), &look);
+        prop_assert!(built > 0);
+        // The mark is in day 2, past every tenant with traffic there.
+        let day = first_hour / 24;
+        prop_assert!(mark(&store).is_some_and(|m| m > (day + 2) << 32 && m <= (day + 3) << 32));
+        // Late data into built days, and a tenant never seen before.
+        for _ in 0..3 {
+            let n = rng.below(20) + 1;
+            h.write(&mut store, &mut rng, first..first + 3 * 288, n);
+        }
+        let newcomer = sample(first + 300, flow(key(TENANTS, 1, Direction::Up, Band::Whole)), 77);
+        h.added += 1;
+        store.add(&add_batch("flow", h.added, &[newcomer], &[])).unwrap();
+        h.model.insert((newcomer.slot, newcomer.key), (77, 0));
+        check(&store, &h.model, first_hour, &spans, None, "after late writes");
+        check_rows(&store, None, "after late writes");
+        // Every day built.
+        let model = h.model.clone();
+        let look = |s: &SqliteStore, at: &str| {
+            check(s, &model, first_hour, &spans, None, at);
+            check_rows(s, None, at);
+        };
+        compact_in_steps(&mut store, &mut rng, day_start(first, 8), &look);
+        prop_assert_eq!(count_rows(&store, "samples"), 0);
+        // The hourly rollup kept from 07:00 on day 1: day 0's rows go.
+        let now = day_start(first, 30);
+        let cut = first_hour + 24 + 7;
+        let hourly = SignedDuration::from_secs(now.as_second() - cut * 3600);
+        let retention = Retention { raw: SignedDuration::from_hours(1), hourly, daily: SignedDuration::from_hours(24 * 3653) };
+        store.apply_retention(now, &retention).unwrap();
+        check(&store, &h.model, first_hour, &spans, Some(cut), "after retention");
+        check_rows(&store, Some(cut), "after retention");
+        prop_assert!(ids(&store, "hours_by_day").iter().all(|id| id >> 32 > first_hour / 24));
+        // Late data after retention, before and after the cut.
+        for _ in 0..2 {
+            let n = rng.below(20) + 1;
+            h.write(&mut store, &mut rng, first + 200..first + 4 * 288, n);
+        }
+        check(&store, &h.model, first_hour, &spans, Some(cut), "after writes past retention");
+        check_rows(&store, Some(cut), "after writes past retention");
+    }
+}
+
+/// A store written before `hours_by_day` (schema version 5, its samples
+/// already compacted) gets the table empty: reads are right at once from
+/// the `hourly` rows, and compaction builds the rows of its closed days in
+/// bounded steps, oldest first, every read unchanged after each.
+#[test]
+fn a_store_from_before_hours_by_day_catches_up_in_bounded_steps() {
+    let first = slot_at("2026-11-02T00:00Z");
+    let first_hour = first / 12;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut rng = Rng(0x5eed);
+    let mut h = History {
+        model: Model::new(),
+        sequence: 0,
+        added: 0,
+    };
+    {
+        let mut store = open(&path);
+        for _ in 0..8 {
+            h.write(&mut store, &mut rng, first..first + DAYS * 288, 60);
+        }
+        // Days 0 to 3 compacted (as a version 5 build compacted them).
+        let r = store.compact(day_start(first, 5), 1_000_000).unwrap();
+        assert!(r.done && r.tenant_days > 0, "{r:?}");
+        assert!(count_rows(&store, "hours_by_day") > 0);
+        // What version 6 added, gone: the database of a version 5 build.
+        store
+            .connection()
+            .execute_batch(
+                "DROP TABLE hours_by_day; DROP TABLE hours_by_day_mark;
+                 DELETE FROM schema_migrations WHERE version = 6;",
+            )
+            .unwrap();
+        assert_eq!(store.schema_version().unwrap(), 5);
+    }
+    let mut store = open(&path);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        (count_rows(&store, "hours_by_day"), mark(&store)),
+        (0, None)
+    );
+    let spans = [(3, 30), (20, 50), (47, 2), (70, 40)];
+    check(
+        &store,
+        &h.model,
+        first_hour,
+        &spans,
+        None,
+        "before catching up",
+    );
+    // The closed tenant-days with traffic, each built once.
+    let tenant_days: std::collections::BTreeSet<(i64, u32)> = h
+        .model
+        .keys()
+        .map(|(slot, k)| (slot.0.div_euclid(288), k.tenant.0))
+        .filter(|(day, _)| *day < first / 288 + 4)
+        .collect();
+    let mut built = 0;
+    for call in 0.. {
+        let r = store.compact(day_start(first, 5), 3).unwrap();
+        assert_eq!(r.tenant_days, 0);
+        assert!(r.hour_days <= 3, "{r:?}");
+        built += r.hour_days;
+        let at = format!("catching up, call {call}");
+        check(&store, &h.model, first_hour, &spans, None, &at);
+        check_rows(&store, None, &at);
+        if r.done {
+            break;
+        }
+        assert!(r.hour_days > 0, "{at}: not done, but nothing built");
+    }
+    assert_eq!(built, tenant_days.len() as u64);
+    assert_eq!(count_rows(&store, "hours_by_day"), tenant_days.len() as i64);
+    let again = store.compact(day_start(first, 5), 100).unwrap();
+    assert_eq!((again.hour_days, again.done), (0, true));
+}
+
+/// A built day is read from its row: with its `hourly` rows emptied
+/// behind the store's back, the built days still answer in full and the
+/// days not built answer nothing.
+#[test]
+fn built_days_are_read_from_their_row_not_from_24_hourly_rows() {
+    let first = slot_at("2026-11-02T00:00Z");
+    let first_hour = first / 12;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("h.sqlite"));
+    let samples: Vec<Sample> = (0..DAYS * 288)
+        .step_by(5)
+        .map(|s| {
+            sample(
+                first + s,
+                key(2, 1, Direction::Down, Band::Whole),
+                1_000 + s as u64,
+            )
+        })
+        .collect();
+    let batch = Batch {
+        sequence: 1,
+        samples: &samples,
+        coverage: &[],
+        state: b"",
+    };
+    store.append(&batch).unwrap();
+    // Days 0 and 1 built.
+    let r = store.compact(day_start(first, 3), 100).unwrap();
+    assert_eq!((r.hour_days, r.done), (2, true));
+    let all = store
+        .hourly_totals(TenantId(2), first_hour..first_hour + DAYS * 24)
+        .unwrap();
+    store
+        .connection()
+        .execute("UPDATE hourly SET totals = X'01'", [])
+        .unwrap();
+    let now = store
+        .hourly_totals(TenantId(2), first_hour..first_hour + DAYS * 24)
+        .unwrap();
+    let built: Vec<HourTotal> = all
+        .totals
+        .iter()
+        .filter(|t| t.hour < first_hour + 48)
+        .copied()
+        .collect();
+    assert_eq!(built.len(), 48);
+    assert_eq!(now.totals, built);
+}
