@@ -281,6 +281,12 @@ pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::db(context.clone()))?;
+        // Another connection may have migrated while this one waited for
+        // the write lock (readers and the writer opening a new database
+        // at once): what is done is not done again.
+        if version(&tx)? >= m.version {
+            continue;
+        }
         tx.execute_batch(m.before)
             .map_err(StoreError::db(context.clone()))?;
         if let Some(convert) = m.convert {
@@ -313,6 +319,32 @@ mod tests {
             direction: Direction::Down,
             band: Band::Normal,
             source: Source::Kernel,
+        }
+    }
+
+    #[test]
+    fn connections_opening_a_new_database_at_once_migrate_it_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("h.sqlite");
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        SqliteStore::open(&path, &SqliteOptions { cache_mib: 1 }).map(|_| ())
+                    })
+                })
+                .collect();
+            for t in threads {
+                let opened = t.join().unwrap();
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+            let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 1 }).unwrap();
+            let versions: i64 = store
+                .conn
+                .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(versions, SCHEMA_VERSION, "round {round}");
         }
     }
 

@@ -395,8 +395,12 @@ impl Shell {
             Err(e) => tracing::warn!(error = %e, "cannot apply the retention"),
         }
         match self.store.compact(now, 20_000) {
-            Ok(rep) if rep.tenant_days > 0 => {
-                tracing::info!(tenant_days = rep.tenant_days, "history compacted");
+            Ok(rep) if rep.tenant_days + rep.hour_days > 0 => {
+                tracing::info!(
+                    tenant_days = rep.tenant_days,
+                    hour_days = rep.hour_days,
+                    "history compacted"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot compact the history"),
