@@ -26,12 +26,14 @@ pub(crate) fn tenant<'a>(
     caller: &Caller,
     who: &str,
 ) -> Result<&'a Tenant, Problem> {
-    policy
-        .tenants
-        .iter()
-        .find(|t| t.name == who || who.parse() == Ok(t.id.0))
-        .filter(|t| caller.scope.may_see(t.id.0))
-        .ok_or_else(|| Problem::not_found(format!("no tenant `{who}`")).field("id"))
+    // A number is an id (a numeric name is refused unless it is the
+    // tenant's own id), found by binary search; anything else a name.
+    match who.parse::<u32>() {
+        Ok(id) => policy.tenant(net_types::TenantId(id)),
+        Err(_) => policy.tenants.iter().find(|t| t.name == who),
+    }
+    .filter(|t| caller.scope.may_see(t.id.0))
+    .ok_or_else(|| Problem::not_found(format!("no tenant `{who}`")).field("id"))
 }
 
 pub(crate) fn snapshot(s: &AppState) -> Arc<Snapshot> {
