@@ -332,8 +332,8 @@ mod tests {
     use super::*;
     use accounting::{Band, Sample, Source, UsageKey};
     use history::{Batch, SqliteOptions, SqliteStore};
-    use std::collections::BTreeMap;
     use net_types::RealmId;
+    use std::collections::BTreeMap;
 
     fn key(tenant: u32, realm: u16, direction: Direction) -> UsageKey {
         UsageKey {
