@@ -91,6 +91,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(api::serve(listener, api::router(state), None))
-        .unwrap();
+    rt.block_on(async move {
+        // As the daemon does: the settled days are read once at start.
+        tokio::spawn(api::site::warm(state.clone()));
+        api::serve(listener, api::router(state), None).await
+    })
+    .unwrap();
 }

@@ -297,6 +297,30 @@ pub(crate) async fn site_series(
         .await
 }
 
+/// Reads the current period's settled days into the readers' day cache,
+/// so that the first overview after a start is as quick as the next ones
+/// (at 10,000 tenants a month of daily rows takes about 1.5 s to read;
+/// the daemon does it once, in the background, while nobody waits).
+pub async fn warm(st: AppState) {
+    let started = std::time::Instant::now();
+    match site_series(&st, RangeSpec::Current, None).await {
+        Ok(_) => {
+            let days = st
+                .stores
+                .site_days
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
+            tracing::info!(
+                days,
+                ms = started.elapsed().as_millis() as u64,
+                "read the site's settled days for the dashboard"
+            );
+        }
+        Err(e) => tracing::warn!("could not read the site's days ahead: {}", e.detail),
+    }
+}
+
 /// Every tenant's traffic together, per realm and direction, as columns.
 #[utoipa::path(get, path = "/api/v1/site/usage", tag = "site", params(SiteUsageParams),
     responses((status = 200, body = SiteUsage), (status = 403, body = Problem), (status = 422, body = Problem)))]

@@ -112,6 +112,7 @@ pub fn start(
         .name("api".into())
         .spawn(move || {
             rt.block_on(async move {
+                tokio::spawn(api::site::warm(app.clone()));
                 if let Err(e) = api::serve(listener, api::router(app), tls).await {
                     tracing::error!("the API stopped: {e}");
                 }
