@@ -122,7 +122,7 @@ async fn the_settled_days_are_read_at_start_and_equal_a_fresh_read() {
     api::site::warm(state.clone()).await;
 
     // Exactly the period's days that ended before the settling margin.
-    let zone = jiff::tz::TimeZone::get(&settings.cycle.zone_name()).unwrap();
+    let zone = jiff::tz::TimeZone::get(settings.cycle.zone_name()).unwrap();
     let settled = now - query::site::SETTLED_AFTER;
     let mut expected = 0;
     let mut day = period.start.to_zoned(zone.clone()).date();
