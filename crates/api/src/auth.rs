@@ -183,4 +183,29 @@ mod tests {
         assert!(!f.blocked(IpAddr::from([192, 0, 2, 8]), t0));
         assert!(!f.blocked(ip, t0 + WINDOW));
     }
+
+    /// A page another site makes the browser load can send the session
+    /// cookie but cannot set a header: a write by cookie needs the CSRF
+    /// header, a write by bearer token does not, and a read token never
+    /// writes.
+    #[test]
+    fn a_write_by_cookie_needs_the_csrf_header() {
+        let caller = |scope, by_cookie| Caller {
+            name: "ops".into(),
+            scope,
+            by_cookie,
+        };
+        let code = |r: Result<(), Problem>| r.err().map(|p| p.status);
+        assert_eq!(
+            code(caller(Scope::Admin, true).must_write(false)),
+            Some(403)
+        );
+        assert_eq!(code(caller(Scope::Admin, true).must_write(true)), None);
+        assert_eq!(code(caller(Scope::Admin, false).must_write(false)), None);
+        assert_eq!(code(caller(Scope::Read, false).must_write(true)), Some(403));
+        assert_eq!(
+            code(caller(Scope::Tenant(1), true).must_write(true)),
+            Some(403)
+        );
+    }
 }
