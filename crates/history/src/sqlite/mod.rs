@@ -71,6 +71,26 @@ pub struct SqliteStore {
     conn: Connection,
 }
 
+/// Switches the connection to WAL and returns the mode it is in. SQLite
+/// answers "database is locked" without waiting when two connections
+/// switch a new file at the same moment (the busy handler is not called
+/// where waiting could deadlock), so the switch is tried again for a
+/// bounded time.
+fn wal_mode(conn: &Connection) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other.map_err(StoreError::db("set journal_mode = WAL")),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database at `path` and migrates it.
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
@@ -78,13 +98,16 @@ impl SqliteStore {
             "open the history database {}",
             path.display()
         )))?;
+        // Wait for other connections' locks from the first statement on:
+        // switching a new database to WAL takes an exclusive lock, and
+        // another connection opening it at the same moment holds one.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(StoreError::db("set busy_timeout"))?;
         // Only takes effect on a new database: a page size cannot change
         // once the database is in WAL mode.
         conn.execute_batch("PRAGMA page_size = 16384")
             .map_err(StoreError::db("set page_size"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(StoreError::db("set journal_mode = WAL"))?;
+        let mode = wal_mode(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::invalid(
                 path.display().to_string(),
