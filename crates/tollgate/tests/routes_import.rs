@@ -263,3 +263,50 @@ fn an_import_that_skips_records_succeeds_with_a_warning_naming_the_counts() {
         "{v}"
     );
 }
+
+/// Issue 12, item 9: `routes import --state-dir X` writes the table the
+/// other commands given `--state-dir X` read (the daemon included: they
+/// share `StateDir`), whatever `TOLLGATE_STATE_DIR` says; a command given
+/// only the variable reads the variable's folder.
+#[test]
+fn the_routes_table_lives_in_the_state_dir_given_not_the_environments() {
+    let d = Dir::new("state-dir");
+    let decoy = d.0.join("decoy");
+    std::fs::create_dir_all(&decoy).unwrap();
+    let mut dump = peer_index();
+    dump.extend(rib4(2, 0, [198, 51, 100], true));
+    let file = d.0.join("dump.mrt");
+    std::fs::write(&file, &dump).unwrap();
+    let policy = d.0.join("policy.toml");
+    let tollgate = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .args(["-c", path(&policy)])
+            .env_remove("TOLLGATE_CONFIG")
+            .env("TOLLGATE_STATE_DIR", &decoy)
+            .output()
+            .expect("run tollgate")
+    };
+    let state = d.0.join("state");
+    let o = tollgate(&["routes", "import", path(&file), "--state-dir", path(&state)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(d.table().is_file(), "the table is not under --state-dir");
+    assert!(
+        !decoy.join("routes").exists(),
+        "the import wrote into TOLLGATE_STATE_DIR"
+    );
+    let o = tollgate(&[
+        "routes",
+        "lookup",
+        "198.51.100.7",
+        "--json",
+        "--state-dir",
+        path(&state),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["realm"]["id"], 1, "{v}");
+    // Without --state-dir the variable's (empty) folder is read.
+    let o = tollgate(&["routes", "lookup", "198.51.100.7", "--json"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o.stdout));
+}
