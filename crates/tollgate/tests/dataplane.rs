@@ -302,6 +302,31 @@ fn a_vif_hook_shapes_one_vm_when_its_interface_appears() {
     assert!(ns
         .sh("nft list chains")
         .contains(&format!("down_{}", vifs[0])));
+    // Issue 12, item 23: the interface still exists, and offline means
+    // offline until `online` (or until it is recreated): no warning that it
+    // is absent, `apply` and `plan` agree and leave it unhooked, and
+    // `status` says so.
+    assert!(!out.contains("absent"), "{out}");
+    let out = ns.ok(&["apply", "-c", policy]);
+    assert!(!out.contains("absent"), "{out}");
+    assert!(!ns
+        .sh(&format!("tc filter show dev {} egress", vifs[1]))
+        .contains("bpf"));
+    assert!(!ns
+        .sh("nft list chains")
+        .contains(&format!("down_{}", vifs[1])));
+    converged(&ns, policy);
+    let out = ns.ok(&["status", "-c", policy]);
+    assert!(
+        out.contains(&format!("interface {} is offline", vifs[1])),
+        "{out}"
+    );
+    // Online again: shaped again.
+    ns.ok(&["hook", "vif", "online", &vifs[1], "-c", policy]);
+    assert!(ns
+        .sh(&format!("tc filter show dev {} egress", vifs[1]))
+        .contains("bpf"));
+    converged(&ns, policy);
 }
 
 #[test]
