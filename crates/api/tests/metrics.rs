@@ -475,3 +475,45 @@ fn concurrent_scrapes_all_answer_while_silent_clients_hold_connections() {
     drop(silent);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
+
+/// `/metrics` from another host needs a token unless the policy's
+/// `[api] metrics_public` opens it; from localhost it never does.
+#[tokio::test]
+async fn metrics_from_another_host_need_a_token_unless_made_public() {
+    let dir = Scratch::new("remote");
+    let from = |ip: [u8; 4], token: Option<&str>| {
+        let mut b = Request::builder().method(Method::GET).uri("/metrics");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = b.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                ip, 40000,
+            ))));
+        req
+    };
+    let st = state(&dir, Counts::default(), None);
+    let status = |st: &AppState, req: Request<Body>| {
+        let app = api::router(st.clone());
+        async move { app.oneshot(req).await.unwrap().status() }
+    };
+    assert_eq!(
+        status(&st, from([127, 0, 0, 1], None)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&st, from([192, 0, 2, 7], None)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&st, from([192, 0, 2, 7], Some("not-a-token"))).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut public = state(&dir, Counts::default(), None);
+    public.metrics_public = true;
+    assert_eq!(
+        status(&public, from([192, 0, 2, 7], None)).await,
+        StatusCode::OK
+    );
+}
