@@ -1,0 +1,479 @@
+//! Packet summaries → per (address, direction) counters for one tick.
+//!
+//! Direction comes from the local prefixes, as FastNetMon's
+//! `networks_list` does: destination local and source not → `In` for the
+//! destination; source local and destination not → `Out` for the source;
+//! both local → internal (one set of counters, not per host: internal
+//! traffic never triggers); neither → foreign (counted, then dropped).
+//!
+//! Memory is bounded: at most `max_hosts` (address, direction) entries,
+//! each of a fixed size (counters, a 64-byte flow sketch, 8 port
+//! counters); traffic of a host that finds the table full goes to the
+//! `overflow` counters. Entries live for one flow window (a second by
+//! default) so that `flows` can count each 5-tuple once per window.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use net_types::Prefix;
+use prefix_map::PrefixMap;
+
+use crate::parse::{parse, IpProtocol, LinkType, PacketSummary, ParseError, Reason};
+use crate::sketch::{FlowSketch, TopPorts};
+
+/// Which way traffic goes, seen from the local address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// The local address is the destination.
+    In,
+    /// The local address is the source.
+    Out,
+}
+
+/// Packet and byte counters; bytes are IP lengths ([`PacketSummary::ip_len`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// All packets.
+    pub packets: u64,
+    /// All bytes.
+    pub bytes: u64,
+    /// TCP packets.
+    pub tcp_packets: u64,
+    /// TCP bytes.
+    pub tcp_bytes: u64,
+    /// UDP packets.
+    pub udp_packets: u64,
+    /// UDP bytes.
+    pub udp_bytes: u64,
+    /// ICMP and ICMPv6 packets.
+    pub icmp_packets: u64,
+    /// ICMP and ICMPv6 bytes.
+    pub icmp_bytes: u64,
+    /// TCP segments with SYN set and ACK clear.
+    pub tcp_syn: u64,
+    /// IP fragments (see [`PacketSummary::is_fragment`]).
+    pub fragments: u64,
+    /// Bytes in those fragments.
+    pub fragment_bytes: u64,
+}
+
+impl Counters {
+    /// Counts one packet `weight` times (the sampling rate).
+    #[inline]
+    pub fn add(&mut self, p: &PacketSummary, weight: u64) {
+        let bytes = u64::from(p.ip_len) * weight;
+        self.packets += weight;
+        self.bytes += bytes;
+        match p.protocol {
+            IpProtocol::TCP => {
+                self.tcp_packets += weight;
+                self.tcp_bytes += bytes;
+                if p.tcp_flags.is_syn_only() {
+                    self.tcp_syn += weight;
+                }
+            }
+            IpProtocol::UDP => {
+                self.udp_packets += weight;
+                self.udp_bytes += bytes;
+            }
+            proto if proto.is_icmp() => {
+                self.icmp_packets += weight;
+                self.icmp_bytes += bytes;
+            }
+            _ => {}
+        }
+        if p.is_fragment {
+            self.fragments += weight;
+            self.fragment_bytes += bytes;
+        }
+    }
+
+    /// Adds another set of counters.
+    pub fn merge(&mut self, o: &Counters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.tcp_packets += o.tcp_packets;
+        self.tcp_bytes += o.tcp_bytes;
+        self.udp_packets += o.udp_packets;
+        self.udp_bytes += o.udp_bytes;
+        self.icmp_packets += o.icmp_packets;
+        self.icmp_bytes += o.icmp_bytes;
+        self.tcp_syn += o.tcp_syn;
+        self.fragments += o.fragments;
+        self.fragment_bytes += o.fragment_bytes;
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0
+    }
+}
+
+/// One (address, direction)'s traffic in one tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostDelta {
+    /// The local address.
+    pub addr: IpAddr,
+    /// Which way.
+    pub direction: Direction,
+    /// Packets and bytes.
+    pub counters: Counters,
+    /// 5-tuples first seen in this tick's flow window (estimated, see
+    /// [`FlowSketch`]); over a window the ticks' `flows` add up to the
+    /// window's distinct 5-tuples. Not scaled by sampling.
+    pub flows: u64,
+    /// The busiest UDP source ports (scaled by sampling).
+    pub top_udp_src_ports: TopPorts,
+    /// The shortest IP packet seen in bytes; 0 if none.
+    pub min_packet_len: u16,
+    /// The longest IP packet seen in bytes (saturating at 65,535); 0 if none.
+    pub max_packet_len: u16,
+}
+
+impl HostDelta {
+    /// Folds in another delta for the same address and direction.
+    pub fn merge(&mut self, o: &HostDelta) {
+        self.counters.merge(&o.counters);
+        self.flows += o.flows;
+        self.top_udp_src_ports.merge(&o.top_udp_src_ports);
+        self.min_packet_len = match (self.min_packet_len, o.min_packet_len) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.max_packet_len = self.max_packet_len.max(o.max_packet_len);
+    }
+}
+
+/// Malformed frames by [`Reason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MalformedCounts([u64; Reason::COUNT]);
+
+impl MalformedCounts {
+    /// Counts one.
+    pub fn add(&mut self, reason: Reason) {
+        self.0[reason.index()] += 1;
+    }
+
+    /// The count for `reason`.
+    pub fn get(&self, reason: Reason) -> u64 {
+        self.0[reason.index()]
+    }
+
+    /// All malformed frames.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The non-zero counts.
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        Reason::ALL
+            .iter()
+            .map(|&r| (r, self.get(r)))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    /// Adds another set.
+    pub fn merge(&mut self, o: &MalformedCounts) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// Everything one aggregator saw in one tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickCounts {
+    /// Hosts with traffic (or new flows), sorted by address then direction
+    /// after [`TickCounts::coalesce`].
+    pub hosts: Vec<HostDelta>,
+    /// Both ends local.
+    pub internal: Counters,
+    /// Neither end local.
+    pub foreign: Counters,
+    /// Traffic of hosts that found the host table full.
+    pub overflow: Counters,
+    /// Frames that were not IP (ARP, LLDP…).
+    pub non_ip: u64,
+    /// Malformed frames.
+    pub malformed: MalformedCounts,
+}
+
+impl TickCounts {
+    /// Adds another aggregator's tick (another capture thread). Hosts are
+    /// appended; call [`TickCounts::coalesce`] to merge repeats.
+    pub fn merge(&mut self, o: TickCounts) {
+        self.hosts.extend(o.hosts);
+        self.internal.merge(&o.internal);
+        self.foreign.merge(&o.foreign);
+        self.overflow.merge(&o.overflow);
+        self.non_ip += o.non_ip;
+        self.malformed.merge(&o.malformed);
+    }
+
+    /// Sorts the hosts by (address, direction) and merges repeats, so each
+    /// appears once and the order is deterministic.
+    pub fn coalesce(&mut self) {
+        self.hosts.sort_unstable_by_key(|h| (h.addr, h.direction));
+        let mut out: Vec<HostDelta> = Vec::with_capacity(self.hosts.len());
+        for h in self.hosts.drain(..) {
+            match out.last_mut() {
+                Some(last) if last.addr == h.addr && last.direction == h.direction => {
+                    last.merge(&h)
+                }
+                _ => out.push(h),
+            }
+        }
+        self.hosts = out;
+    }
+
+    /// Every packet counted: hosts, internal, foreign and overflow (not
+    /// the malformed and non-IP frames).
+    pub fn packets(&self) -> u64 {
+        self.hosts.iter().map(|h| h.counters.packets).sum::<u64>()
+            + self.internal.packets
+            + self.foreign.packets
+            + self.overflow.packets
+    }
+}
+
+/// The local prefixes, looked up by longest match. Built once and shared
+/// (an `Arc`) by every capture thread: the IPv4 table's direct level is
+/// 16 MiB.
+pub struct LocalNets {
+    v4: PrefixMap<u32, ()>,
+    v6: PrefixMap<u128, ()>,
+}
+
+impl std::fmt::Debug for LocalNets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNets")
+            .field("v4", &self.v4.len())
+            .field("v6", &self.v6.len())
+            .finish()
+    }
+}
+
+impl LocalNets {
+    /// The table of `prefixes`.
+    pub fn new(prefixes: &[Prefix]) -> LocalNets {
+        let mut v4 = PrefixMap::new();
+        let mut v6 = PrefixMap::new();
+        for p in prefixes {
+            // A `Prefix` is valid by construction, so its length fits.
+            match *p {
+                Prefix::V4(a, len) => {
+                    let _ = v4.insert(a, len, ());
+                }
+                Prefix::V6(a, len) => {
+                    let _ = v6.insert(a, len, ());
+                }
+            }
+        }
+        LocalNets { v4, v6 }
+    }
+
+    /// Whether `addr` is inside a local prefix.
+    #[inline]
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.v4.lookup(a).is_some(),
+            IpAddr::V6(a) => self.v6.lookup(a).is_some(),
+        }
+    }
+}
+
+/// The aggregator's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggregatorConfig {
+    /// The most (address, direction) entries kept in a flow window.
+    pub max_hosts: usize,
+    /// How many ticks a flow window lasts (10 ticks of 100 ms: flows per
+    /// second, as FastNetMon counts them).
+    pub flow_window_ticks: u32,
+    /// The seed of the table's and the 5-tuples' hash. The capture picks a
+    /// random one, so that no one can choose addresses that collide.
+    pub hash_seed: u64,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            max_hosts: 65_536,
+            flow_window_ticks: 10,
+            hash_seed: 0x7467_6361_7074_7572,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct HostEntry {
+    counters: Counters,
+    top: TopPorts,
+    min_len: u16,
+    max_len: u16,
+    sketch: FlowSketch,
+    /// Flows already reported in this window.
+    reported_flows: u64,
+}
+
+/// Counts packets per (address, direction) for one tick at a time. One per
+/// capture thread; their [`TickCounts`] merge.
+pub struct Aggregator {
+    locals: Arc<LocalNets>,
+    config: AggregatorConfig,
+    hasher: foldhash::fast::FixedState,
+    hosts: HashMap<(IpAddr, Direction), HostEntry, foldhash::fast::FixedState>,
+    internal: Counters,
+    foreign: Counters,
+    overflow: Counters,
+    non_ip: u64,
+    malformed: MalformedCounts,
+    ticks_in_window: u32,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("config", &self.config)
+            .field("hosts", &self.hosts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Aggregator {
+    /// An empty aggregator over `locals`.
+    pub fn new(locals: Arc<LocalNets>, config: AggregatorConfig) -> Aggregator {
+        let state = foldhash::fast::FixedState::with_seed(config.hash_seed);
+        Aggregator {
+            locals,
+            config,
+            hasher: foldhash::fast::FixedState::with_seed(config.hash_seed ^ 0x5a5a_5a5a),
+            hosts: HashMap::with_hasher(state),
+            internal: Counters::default(),
+            foreign: Counters::default(),
+            overflow: Counters::default(),
+            non_ip: 0,
+            malformed: MalformedCounts::default(),
+            ticks_in_window: 0,
+        }
+    }
+
+    /// Parses a frame and counts it `weight` times; malformed and non-IP
+    /// frames are counted as such (once: sampling does not scale them).
+    /// Returns the parse error, if any, for callers that log samples.
+    #[inline]
+    pub fn add_frame(
+        &mut self,
+        link: LinkType,
+        frame: &[u8],
+        wire_len: u32,
+        weight: u64,
+    ) -> Result<(), ParseError> {
+        match parse(link, frame, wire_len) {
+            Ok(p) => {
+                self.add(&p, weight);
+                Ok(())
+            }
+            Err(e) => {
+                match e.reason() {
+                    Some(r) => self.malformed.add(r),
+                    None => self.non_ip += 1,
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts one packet `weight` times.
+    #[inline]
+    pub fn add(&mut self, p: &PacketSummary, weight: u64) {
+        let src_local = self.locals.contains(p.src);
+        let dst_local = self.locals.contains(p.dst);
+        let key = match (src_local, dst_local) {
+            (true, true) => return self.internal.add(p, weight),
+            (false, false) => return self.foreign.add(p, weight),
+            (false, true) => (p.dst, Direction::In),
+            (true, false) => (p.src, Direction::Out),
+        };
+        let flow = self
+            .hasher
+            .hash_one((p.src, p.dst, p.protocol.0, p.src_port, p.dst_port));
+        let full = self.hosts.len() >= self.config.max_hosts;
+        let entry = match self.hosts.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if !full => v.insert(HostEntry {
+                counters: Counters::default(),
+                top: TopPorts::new(),
+                min_len: 0,
+                max_len: 0,
+                sketch: FlowSketch::new(),
+                reported_flows: 0,
+            }),
+            Entry::Vacant(_) => return self.overflow.add(p, weight),
+        };
+        entry.counters.add(p, weight);
+        entry.sketch.add_hash(flow);
+        if p.protocol == IpProtocol::UDP && (p.src_port != 0 || p.dst_port != 0) {
+            entry.top.add(p.src_port, weight);
+        }
+        let len = u16::try_from(p.ip_len).unwrap_or(u16::MAX);
+        entry.min_len = if entry.min_len == 0 {
+            len
+        } else {
+            entry.min_len.min(len)
+        };
+        entry.max_len = entry.max_len.max(len);
+    }
+
+    /// Ends the tick: returns its counts (hosts in no particular order) and
+    /// starts the next. Every `flow_window_ticks` ticks the host table is
+    /// emptied, which also starts a new flow window.
+    pub fn take(&mut self) -> TickCounts {
+        let mut hosts = Vec::with_capacity(self.hosts.len());
+        for (&(addr, direction), e) in self.hosts.iter_mut() {
+            let estimate = e.sketch.estimate();
+            // The estimate can step down when it changes regime: report
+            // only growth, so a window's ticks add up to its largest
+            // estimate.
+            let flows = estimate.saturating_sub(e.reported_flows);
+            e.reported_flows += flows;
+            if e.counters.packets > 0 || flows > 0 {
+                hosts.push(HostDelta {
+                    addr,
+                    direction,
+                    counters: e.counters,
+                    flows,
+                    top_udp_src_ports: e.top,
+                    min_packet_len: e.min_len,
+                    max_packet_len: e.max_len,
+                });
+            }
+            e.counters = Counters::default();
+            e.top = TopPorts::new();
+            e.min_len = 0;
+            e.max_len = 0;
+        }
+        self.ticks_in_window += 1;
+        if self.ticks_in_window >= self.config.flow_window_ticks.max(1) {
+            self.ticks_in_window = 0;
+            self.hosts.clear();
+        }
+        TickCounts {
+            hosts,
+            internal: std::mem::take(&mut self.internal),
+            foreign: std::mem::take(&mut self.foreign),
+            overflow: std::mem::take(&mut self.overflow),
+            non_ip: std::mem::take(&mut self.non_ip),
+            malformed: std::mem::take(&mut self.malformed),
+        }
+    }
+
+    /// How many (address, direction) entries the table holds now.
+    pub fn hosts(&self) -> usize {
+        self.hosts.len()
+    }
+}
