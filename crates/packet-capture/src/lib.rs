@@ -370,14 +370,14 @@ fn check_config(c: &CaptureConfig) -> Result<(), CaptureError> {
     if c.tick < Duration::from_millis(10) {
         return bad("tick must be at least 10 ms");
     }
-    if c.ring.block_size < 4096 || c.ring.block_size % 4096 != 0 {
+    if c.ring.block_size < 4096 || !c.ring.block_size.is_multiple_of(4096) {
         return bad("ring block_size must be a multiple of 4096");
     }
     if c.ring.block_count == 0 {
         return bad("ring block_count must be at least 1");
     }
     if c.ring.frame_size < 128
-        || c.ring.frame_size % 16 != 0
+        || !c.ring.frame_size.is_multiple_of(16)
         || c.ring.frame_size > c.ring.block_size
     {
         return bad("ring frame_size must be a multiple of 16 from 128 to block_size");

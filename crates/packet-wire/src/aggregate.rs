@@ -7,7 +7,7 @@
 //! traffic never triggers); neither → foreign (counted, then dropped).
 //!
 //! Memory is bounded: at most `max_hosts` (address, direction) entries,
-//! each of a fixed size (counters, a 64-byte flow sketch, 8 port
+//! each of a fixed size (counters, a 128-byte flow sketch, 8 port
 //! counters); traffic of a host that finds the table full goes to the
 //! `overflow` counters. Entries live for one flow window (a second by
 //! default) so that `flows` can count each 5-tuple once per window.
@@ -475,5 +475,254 @@ impl Aggregator {
     /// How many (address, direction) entries the table holds now.
     pub fn hosts(&self) -> usize {
         self.hosts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::tests::build::*;
+    use crate::TcpFlags;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const LOCAL: [u8; 4] = [203, 0, 113, 10];
+    const LOCAL2: [u8; 4] = [203, 0, 113, 20];
+    const REMOTE: [u8; 4] = [198, 51, 100, 2];
+    const OTHER: [u8; 4] = [192, 0, 2, 1];
+
+    fn agg(max_hosts: usize) -> Aggregator {
+        let locals = Arc::new(LocalNets::new(&[
+            Prefix::V4(Ipv4Addr::new(203, 0, 113, 0), 24),
+            Prefix::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 64),
+        ]));
+        Aggregator::new(
+            locals,
+            AggregatorConfig {
+                max_hosts,
+                flow_window_ticks: 10,
+                hash_seed: 7,
+            },
+        )
+    }
+
+    fn feed(a: &mut Aggregator, f: &[u8]) -> Result<(), ParseError> {
+        a.add_frame(LinkType::Ethernet, f, f.len() as u32, 1)
+    }
+
+    fn host(t: &TickCounts, addr: [u8; 4], d: Direction) -> HostDelta {
+        *t.hosts
+            .iter()
+            .find(|h| h.addr == IpAddr::from(addr) && h.direction == d)
+            .expect("host in the tick")
+    }
+
+    #[test]
+    fn directions_follow_the_local_prefixes() {
+        let mut a = agg(100);
+        let syn = |s, d, sport| {
+            eth(
+                0x0800,
+                &ip4(s, d, 6, 0, &[], &tcp(sport, 80, TcpFlags::SYN)),
+            )
+        };
+        for i in 0..5 {
+            feed(&mut a, &syn(REMOTE, LOCAL, 1000 + i)).unwrap();
+        }
+        feed(&mut a, &syn(LOCAL, REMOTE, 1)).unwrap();
+        feed(&mut a, &syn(LOCAL, LOCAL2, 1)).unwrap();
+        feed(&mut a, &syn(REMOTE, OTHER, 1)).unwrap();
+        feed(&mut a, &eth(0x0806, &[0; 28])).unwrap_err();
+        feed(&mut a, &eth(0x0800, &[0x44; 20])).unwrap_err();
+        let mut t = a.take();
+        t.coalesce();
+        let inbound = host(&t, LOCAL, Direction::In);
+        assert_eq!(inbound.counters.packets, 5);
+        assert_eq!(inbound.counters.tcp_packets, 5);
+        assert_eq!(inbound.counters.tcp_syn, 5);
+        assert_eq!(inbound.counters.bytes, 200);
+        assert_eq!(inbound.flows, 5);
+        assert_eq!((inbound.min_packet_len, inbound.max_packet_len), (40, 40));
+        assert_eq!(host(&t, LOCAL, Direction::Out).counters.packets, 1);
+        assert_eq!(t.hosts.len(), 2, "internal traffic is not per host");
+        assert_eq!(t.internal.packets, 1);
+        assert_eq!(t.foreign.packets, 1);
+        assert_eq!(t.non_ip, 1);
+        assert_eq!(t.malformed.get(Reason::BadIhl), 1);
+        assert_eq!(t.malformed.total(), 1);
+        assert_eq!(t.packets(), 8);
+        // The next tick starts empty.
+        let t = a.take();
+        assert!(t.hosts.is_empty() && t.packets() == 0 && t.malformed.total() == 0);
+    }
+
+    #[test]
+    fn protocols_fragments_and_udp_source_ports() {
+        let mut a = agg(100);
+        for _ in 0..3 {
+            feed(
+                &mut a,
+                &eth(
+                    0x0800,
+                    &ip4(REMOTE, LOCAL, 17, 0, &[], &udp(53, 4000, &[0; 100])),
+                ),
+            )
+            .unwrap();
+        }
+        feed(
+            &mut a,
+            &eth(
+                0x0800,
+                &ip4(REMOTE, LOCAL, 17, 0, &[], &udp(123, 4000, b"")),
+            ),
+        )
+        .unwrap();
+        feed(
+            &mut a,
+            &eth(0x0800, &ip4(REMOTE, LOCAL, 1, 0, &[], &[8, 0, 0, 0])),
+        )
+        .unwrap();
+        // Two fragments of one UDP datagram: the first has the ports.
+        feed(
+            &mut a,
+            &eth(
+                0x0800,
+                &ip4(REMOTE, LOCAL, 17, 0x2000, &[], &udp(53, 4000, &[0; 8])),
+            ),
+        )
+        .unwrap();
+        feed(
+            &mut a,
+            &eth(0x0800, &ip4(REMOTE, LOCAL, 17, 2, &[], &[0; 30])),
+        )
+        .unwrap();
+        // IPv6 ICMP to a local /64 address.
+        let v6 = eth(0x86dd, &ip6(1, 2, 58, &[128, 0, 0, 0]));
+        let mut b = agg(100);
+        feed(&mut b, &v6).unwrap();
+        let t = a.take();
+        let h = host(&t, LOCAL, Direction::In);
+        assert_eq!(h.counters.udp_packets, 6);
+        assert_eq!(h.counters.udp_bytes, 3 * 128 + 28 + 36 + 50);
+        assert_eq!(h.counters.icmp_packets, 1);
+        assert_eq!(h.counters.fragments, 2);
+        assert_eq!(h.counters.fragment_bytes, 36 + 50);
+        assert_eq!(h.top_udp_src_ports.sorted(), vec![(53, 4), (123, 1)]);
+        let t6 = b.take();
+        assert_eq!(t6.internal.icmp_packets, 1, "both ends in 2001:db8::/64");
+    }
+
+    #[test]
+    fn the_host_table_is_bounded_and_overflow_is_counted() {
+        let mut a = agg(3);
+        for host in 1..=10u8 {
+            let f = eth(
+                0x0800,
+                &ip4(REMOTE, [203, 0, 113, host], 17, 0, &[], &udp(1, 2, b"")),
+            );
+            feed(&mut a, &f).unwrap();
+            feed(&mut a, &f).unwrap();
+        }
+        assert_eq!(a.hosts(), 3);
+        let t = a.take();
+        assert_eq!(t.hosts.len(), 3);
+        assert_eq!(t.overflow.packets, 14);
+        assert_eq!(t.packets(), 20);
+    }
+
+    #[test]
+    fn flows_count_each_five_tuple_once_per_window() {
+        let mut a = agg(100);
+        let f = |sport| {
+            eth(
+                0x0800,
+                &ip4(REMOTE, LOCAL, 6, 0, &[], &tcp(sport, 80, TcpFlags::ACK)),
+            )
+        };
+        let mut total = 0;
+        for tick in 0..10u16 {
+            // The same 20 flows every tick, plus 2 new ones.
+            for sport in 0..20 {
+                feed(&mut a, &f(sport)).unwrap();
+            }
+            feed(&mut a, &f(1000 + 2 * tick)).unwrap();
+            feed(&mut a, &f(1001 + 2 * tick)).unwrap();
+            total += host(&a.take(), LOCAL, Direction::In).flows;
+        }
+        // 40 distinct 5-tuples in the window: within three standard
+        // errors of linear counting (3 × 7 %).
+        assert!((32..=48).contains(&total), "{total}");
+        // A new window counts the 20 old flows again.
+        for sport in 0..20 {
+            feed(&mut a, &f(sport)).unwrap();
+        }
+        let again = host(&a.take(), LOCAL, Direction::In).flows;
+        assert!((17..=23).contains(&again), "{again}");
+    }
+
+    #[test]
+    fn sampling_weights_counts_but_not_malformations() {
+        let mut a = agg(10);
+        let f = eth(
+            0x0800,
+            &ip4(REMOTE, LOCAL, 6, 0, &[], &tcp(1, 2, TcpFlags::SYN)),
+        );
+        a.add_frame(LinkType::Ethernet, &f, f.len() as u32, 100)
+            .unwrap();
+        a.add_frame(LinkType::Ethernet, &f[..20], f.len() as u32, 100)
+            .unwrap_err();
+        let t = a.take();
+        let h = host(&t, LOCAL, Direction::In);
+        assert_eq!(
+            (h.counters.packets, h.counters.tcp_syn, h.counters.bytes),
+            (100, 100, 4000)
+        );
+        assert_eq!(t.malformed.total(), 1);
+    }
+
+    #[test]
+    fn merging_and_coalescing_threads() {
+        let f = eth(0x0800, &ip4(REMOTE, LOCAL, 17, 0, &[], &udp(53, 2, b"xx")));
+        let mut a = agg(10);
+        let mut b = agg(10);
+        feed(&mut a, &f).unwrap();
+        feed(&mut b, &f).unwrap();
+        feed(
+            &mut b,
+            &eth(
+                0x0800,
+                &ip4(REMOTE, LOCAL, 17, 0, &[], &udp(53, 2, &[0; 100])),
+            ),
+        )
+        .unwrap();
+        let mut t = a.take();
+        t.merge(b.take());
+        assert_eq!(t.hosts.len(), 2);
+        t.coalesce();
+        assert_eq!(t.hosts.len(), 1);
+        let h = t.hosts[0];
+        assert_eq!(h.counters.packets, 3);
+        assert_eq!(h.top_udp_src_ports.sorted(), vec![(53, 3)]);
+        assert_eq!((h.min_packet_len, h.max_packet_len), (30, 128));
+    }
+
+    #[test]
+    fn the_fuzzing_entry_accepts_its_own_framing() {
+        let mut data = vec![2u8];
+        for f in [
+            eth(
+                0x0800,
+                &ip4(REMOTE, LOCAL, 6, 0, &[], &tcp(1, 2, TcpFlags::SYN)),
+            ),
+            eth(0x86dd, &ip6(1, 2, 44, &frag6(17, 3, false))),
+            eth(0x0806, &[0; 28]),
+            vec![0; 5],
+        ] {
+            data.extend((f.len() as u16).to_be_bytes());
+            data.push(0);
+            data.extend(f);
+        }
+        crate::fuzzing::frames(&data);
+        crate::fuzzing::frames(&[]);
+        crate::fuzzing::frames(&[1, 0, 200, 9, 0x45]);
     }
 }

@@ -14,7 +14,7 @@
 //! 2. [`Aggregator`]: summaries → per (address, [`Direction`]) [`Counters`]
 //!    for a tick, direction decided by the local prefixes (longest match,
 //!    `prefix-map`); internal and foreign traffic counted apart; a bounded
-//!    host table with an overflow counter; distinct 5-tuples by a 64-byte
+//!    host table with an overflow counter; distinct 5-tuples by a 128-byte
 //!    HyperLogLog ([`FlowSketch`]) and the busiest UDP source ports by
 //!    Space-Saving ([`TopPorts`]).
 //!

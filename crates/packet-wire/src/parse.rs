@@ -611,3 +611,470 @@ fn transport(
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Frame builders for the tests (also used by the aggregator's).
+    pub(crate) mod build {
+        pub fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+            eth_tagged(&[], ethertype, payload)
+        }
+
+        pub fn eth_tagged(tags: &[u16], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+            let mut f = vec![2u8; 6];
+            f.extend([4u8; 6]);
+            for &tpid in tags {
+                f.extend(tpid.to_be_bytes());
+                f.extend(100u16.to_be_bytes());
+            }
+            f.extend(ethertype.to_be_bytes());
+            f.extend(payload);
+            f
+        }
+
+        pub fn ip4(
+            src: [u8; 4],
+            dst: [u8; 4],
+            proto: u8,
+            frag: u16,
+            options: &[u8],
+            l4: &[u8],
+        ) -> Vec<u8> {
+            assert_eq!(options.len() % 4, 0);
+            let ihl = 5 + options.len() / 4;
+            let total = (ihl * 4 + l4.len()) as u16;
+            let mut p = vec![0x40 | ihl as u8, 0];
+            p.extend(total.to_be_bytes());
+            p.extend([0, 1]);
+            p.extend(frag.to_be_bytes());
+            p.extend([64, proto, 0, 0]);
+            p.extend(src);
+            p.extend(dst);
+            p.extend(options);
+            p.extend(l4);
+            p
+        }
+
+        pub fn ip6(src: u16, dst: u16, next: u8, payload: &[u8]) -> Vec<u8> {
+            let mut p = vec![0x60, 0, 0, 0];
+            p.extend((payload.len() as u16).to_be_bytes());
+            p.extend([next, 64]);
+            p.extend(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, src).octets());
+            p.extend(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, dst).octets());
+            p.extend(payload);
+            p
+        }
+
+        pub fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+            let mut t = Vec::new();
+            t.extend(sport.to_be_bytes());
+            t.extend(dport.to_be_bytes());
+            t.extend([0; 8]);
+            t.extend([0x50, flags, 2, 0, 0, 0, 0, 0]);
+            t
+        }
+
+        pub fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+            let mut u = Vec::new();
+            u.extend(sport.to_be_bytes());
+            u.extend(dport.to_be_bytes());
+            u.extend(((8 + data.len()) as u16).to_be_bytes());
+            u.extend([0, 0]);
+            u.extend(data);
+            u
+        }
+
+        /// An IPv6 extension header of `len8` 8-byte units.
+        pub fn ext(next: u8, len8: usize) -> Vec<u8> {
+            let mut e = vec![next, (len8 - 1) as u8];
+            e.resize(len8 * 8, 0);
+            e
+        }
+
+        pub fn frag6(next: u8, offset: u16, more: bool) -> Vec<u8> {
+            let field = (offset << 3) | u16::from(more);
+            let mut e = vec![next, 0];
+            e.extend(field.to_be_bytes());
+            e.extend([0, 0, 0, 7]);
+            e
+        }
+    }
+
+    use build::*;
+
+    const A: [u8; 4] = [198, 51, 100, 2];
+    const B: [u8; 4] = [203, 0, 113, 10];
+
+    fn p(frame: &[u8]) -> Result<PacketSummary, ParseError> {
+        parse(LinkType::Ethernet, frame, frame.len() as u32)
+    }
+
+    #[test]
+    fn ipv4_tcp_syn() {
+        let f = eth(
+            0x0800,
+            &ip4(A, B, 6, 0, &[], &tcp(40000, 80, TcpFlags::SYN)),
+        );
+        let s = p(&f).unwrap();
+        assert_eq!(s.src, IpAddr::from(A));
+        assert_eq!(s.dst, IpAddr::from(B));
+        assert_eq!(s.protocol, IpProtocol::TCP);
+        assert_eq!((s.src_port, s.dst_port), (40000, 80));
+        assert!(s.tcp_flags.is_syn_only());
+        assert!(!s.is_fragment);
+        assert_eq!((s.wire_len, s.ip_len), (54, 40));
+        let sa = eth(
+            0x0800,
+            &ip4(A, B, 6, 0, &[], &tcp(1, 2, TcpFlags::SYN | TcpFlags::ACK)),
+        );
+        assert!(!p(&sa).unwrap().tcp_flags.is_syn_only());
+    }
+
+    #[test]
+    fn ethernet_padding_and_snap_length_are_not_malformations() {
+        // A 46-byte minimum payload pads the 40-byte packet.
+        let mut f = eth(0x0800, &ip4(A, B, 6, 0, &[], &tcp(1, 2, 0)));
+        f.resize(60, 0);
+        assert_eq!(p(&f).unwrap().ip_len, 40);
+        // A 1500-byte UDP packet captured to 64 bytes: the wire length says
+        // the rest existed.
+        let big = eth(0x0800, &ip4(A, B, 17, 0, &[], &udp(53, 9, &[0; 1472])));
+        let s = parse(LinkType::Ethernet, &big[..64], big.len() as u32).unwrap();
+        assert_eq!((s.wire_len, s.ip_len, s.src_port), (1514, 1500, 53));
+    }
+
+    #[test]
+    fn vlan_tags_802_1q_and_802_1ad_are_walked() {
+        let ip = ip4(A, B, 17, 0, &[], &udp(123, 5000, b"x"));
+        for tags in [&[0x8100][..], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
+            let s = p(&eth_tagged(tags, 0x0800, &ip)).unwrap();
+            assert_eq!((s.protocol, s.src_port), (IpProtocol::UDP, 123));
+        }
+        let five = eth_tagged(&[0x8100; 5], 0x0800, &ip);
+        assert_eq!(p(&five), Err(ParseError::TooManyVlanTags));
+        let cut = eth_tagged(&[0x8100], 0x0800, &ip);
+        assert!(matches!(
+            p(&cut[..16]),
+            Err(ParseError::Truncated {
+                layer: Layer::Vlan,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn ipv4_options_are_skipped_by_ihl() {
+        let f = eth(
+            0x0800,
+            &ip4(
+                A,
+                B,
+                6,
+                0,
+                &[1, 1, 1, 0, 7, 3, 4, 0],
+                &tcp(5, 6, TcpFlags::ACK),
+            ),
+        );
+        let s = p(&f).unwrap();
+        assert_eq!((s.src_port, s.dst_port, s.ip_len), (5, 6, 48));
+    }
+
+    #[test]
+    fn ipv4_fragments() {
+        // First fragment: MF set, offset 0, the UDP header is there.
+        let first = eth(
+            0x0800,
+            &ip4(A, B, 17, 0x2000, &[], &udp(53, 1000, &[0; 16])),
+        );
+        let s = p(&first).unwrap();
+        assert!(s.is_fragment);
+        assert_eq!(s.src_port, 53);
+        // A later fragment: no transport header, ports 0, still UDP.
+        let later = eth(0x0800, &ip4(A, B, 17, 185, &[], &[0xff; 40]));
+        let s = p(&later).unwrap();
+        assert!(s.is_fragment);
+        assert_eq!(
+            (s.protocol, s.src_port, s.dst_port),
+            (IpProtocol::UDP, 0, 0)
+        );
+        // A tiny first fragment (hping3 -f: 16 bytes of TCP): counted, with
+        // what it has (ports and flags fit in 16 bytes).
+        let tiny = eth(
+            0x0800,
+            &ip4(A, B, 6, 0x2000, &[], &tcp(7, 80, TcpFlags::SYN)[..16]),
+        );
+        let s = p(&tiny).unwrap();
+        assert!(s.is_fragment && s.tcp_flags.is_syn_only());
+        assert_eq!(s.dst_port, 80);
+        // Even 2 bytes: counted, no ports.
+        let tinier = eth(0x0800, &ip4(A, B, 6, 0x2000, &[], &[1, 2]));
+        assert_eq!(p(&tinier).unwrap().dst_port, 0);
+    }
+
+    #[test]
+    fn ipv4_malformations() {
+        let good = ip4(A, B, 6, 0, &[], &tcp(1, 2, 0));
+        // Truncated header.
+        assert!(matches!(
+            p(&eth(0x0800, &good[..19])),
+            Err(ParseError::Truncated {
+                layer: Layer::Ipv4,
+                needed: 20,
+                available: 19
+            })
+        ));
+        // Bad IHL.
+        let mut bad = good.clone();
+        bad[0] = 0x44;
+        assert_eq!(p(&eth(0x0800, &bad)), Err(ParseError::BadIhl { ihl: 4 }));
+        // IHL past the captured bytes.
+        let mut bad = good.clone();
+        bad[0] = 0x4f;
+        assert!(matches!(
+            p(&eth(0x0800, &bad[..30])),
+            Err(ParseError::Truncated {
+                layer: Layer::Ipv4,
+                needed: 60,
+                ..
+            })
+        ));
+        // Version 6 behind an IPv4 ethertype.
+        let mut bad = good.clone();
+        bad[0] = 0x65;
+        assert_eq!(
+            p(&eth(0x0800, &bad)),
+            Err(ParseError::BadIpVersion { version: 6 })
+        );
+        // Total length below the header, and beyond the frame.
+        let mut bad = good.clone();
+        bad[2..4].copy_from_slice(&10u16.to_be_bytes());
+        assert!(matches!(
+            p(&eth(0x0800, &bad)),
+            Err(ParseError::BadIpLength { claimed: 10, .. })
+        ));
+        let mut bad = good.clone();
+        bad[2..4].copy_from_slice(&1500u16.to_be_bytes());
+        assert!(matches!(
+            p(&eth(0x0800, &bad)),
+            Err(ParseError::BadIpLength {
+                claimed: 1500,
+                frame: 40
+            })
+        ));
+        // A TCP header the total length leaves no room for.
+        let mut bad = good.clone();
+        bad[2..4].copy_from_slice(&30u16.to_be_bytes());
+        assert!(matches!(
+            p(&eth(0x0800, &bad)),
+            Err(ParseError::Truncated {
+                layer: Layer::Tcp,
+                needed: 20,
+                available: 10
+            })
+        ));
+        // A data offset below 5 words, and beyond the packet.
+        for (off, _) in [(0x40u8, 4), (0xf0, 15)] {
+            let mut bad = good.clone();
+            bad[20 + 12] = off;
+            assert_eq!(
+                p(&eth(0x0800, &bad)),
+                Err(ParseError::BadTcpDataOffset { offset: off >> 4 })
+            );
+        }
+        // Short UDP and ICMP headers.
+        let u = eth(0x0800, &ip4(A, B, 17, 0, &[], &[0; 7]));
+        assert!(matches!(
+            p(&u),
+            Err(ParseError::Truncated {
+                layer: Layer::Udp,
+                ..
+            })
+        ));
+        let i = eth(0x0800, &ip4(A, B, 1, 0, &[], &[8, 0, 0]));
+        assert!(matches!(
+            p(&i),
+            Err(ParseError::Truncated {
+                layer: Layer::Icmp,
+                ..
+            })
+        ));
+        // Every malformation has a counter.
+        assert_eq!(ParseError::BadIhl { ihl: 1 }.reason(), Some(Reason::BadIhl));
+        assert_eq!(ParseError::NotIp { ethertype: 0x0806 }.reason(), None);
+    }
+
+    #[test]
+    fn icmp_and_other_protocols() {
+        let s = p(&eth(
+            0x0800,
+            &ip4(A, B, 1, 0, &[], &[8, 0, 0, 0, 0, 0, 0, 0]),
+        ))
+        .unwrap();
+        assert!(s.protocol.is_icmp());
+        assert_eq!((s.src_port, s.dst_port, s.tcp_flags.0), (0, 0, 0));
+        // GRE: counted, no ports, no transport check.
+        let s = p(&eth(0x0800, &ip4(A, B, 47, 0, &[], &[]))).unwrap();
+        assert_eq!(s.protocol, IpProtocol(47));
+    }
+
+    #[test]
+    fn non_ip_frames_are_not_malformed() {
+        assert_eq!(
+            p(&eth(0x0806, &[0; 28])),
+            Err(ParseError::NotIp { ethertype: 0x0806 })
+        );
+        // An 802.3 length field.
+        assert_eq!(
+            p(&eth(0x0040, &[0; 64])),
+            Err(ParseError::NotIp { ethertype: 0x0040 })
+        );
+        assert!(matches!(
+            p(&[0; 13]),
+            Err(ParseError::Truncated {
+                layer: Layer::Ethernet,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn ipv6_with_extension_headers() {
+        let mut chain = ext(43, 1); // hop-by-hop → routing
+        chain.extend(ext(60, 2)); // routing → destination options
+        chain.extend(ext(6, 1)); // destination options → TCP
+        chain.extend(tcp(443, 5555, TcpFlags::SYN));
+        let f = eth(0x86dd, &ip6(1, 2, 0, &chain));
+        let s = p(&f).unwrap();
+        assert_eq!(s.protocol, IpProtocol::TCP);
+        assert_eq!((s.src_port, s.dst_port), (443, 5555));
+        assert!(s.tcp_flags.is_syn_only() && !s.is_fragment);
+        assert_eq!(s.ip_len as usize, 40 + chain.len());
+        // An authentication header: (len + 2) × 4 bytes.
+        let mut ah = vec![17, 4];
+        ah.resize(24, 0);
+        ah.extend(udp(53, 53, b""));
+        assert_eq!(p(&eth(0x86dd, &ip6(1, 2, 51, &ah))).unwrap().src_port, 53);
+    }
+
+    #[test]
+    fn ipv6_fragments() {
+        let mut first = frag6(17, 0, true);
+        first.extend(udp(123, 40000, &[0; 32]));
+        let s = p(&eth(0x86dd, &ip6(1, 2, 44, &first))).unwrap();
+        assert!(s.is_fragment);
+        assert_eq!((s.protocol, s.src_port), (IpProtocol::UDP, 123));
+        let mut later = frag6(17, 181, false);
+        later.extend([0xee; 64]);
+        let s = p(&eth(0x86dd, &ip6(1, 2, 44, &later))).unwrap();
+        assert!(s.is_fragment);
+        assert_eq!((s.protocol, s.src_port), (IpProtocol::UDP, 0));
+        // An atomic fragment (offset 0, M clear) is a whole packet.
+        let mut atomic = frag6(58, 0, false);
+        atomic.extend([128, 0, 0, 0, 0, 0, 0, 0]);
+        let s = p(&eth(0x86dd, &ip6(1, 2, 44, &atomic))).unwrap();
+        assert!(!s.is_fragment && s.protocol.is_icmp());
+    }
+
+    #[test]
+    fn ipv6_malformations() {
+        let ok = ip6(1, 2, 59, &[]);
+        assert_eq!(p(&eth(0x86dd, &ok)).unwrap().protocol, IpProtocol::NONE);
+        assert!(matches!(
+            p(&eth(0x86dd, &ok[..39])),
+            Err(ParseError::Truncated {
+                layer: Layer::Ipv6,
+                ..
+            })
+        ));
+        let mut v4 = ok.clone();
+        v4[0] = 0x45;
+        assert_eq!(
+            p(&eth(0x86dd, &v4)),
+            Err(ParseError::BadIpVersion { version: 4 })
+        );
+        // Payload length past the frame.
+        let mut long = ok.clone();
+        long[4..6].copy_from_slice(&100u16.to_be_bytes());
+        assert!(matches!(
+            p(&eth(0x86dd, &long)),
+            Err(ParseError::BadIpLength { claimed: 140, .. })
+        ));
+        // Nine extension headers.
+        let mut chain = Vec::new();
+        for _ in 0..9 {
+            chain.extend(ext(60, 1));
+        }
+        chain.extend(tcp(1, 2, 0));
+        assert_eq!(
+            p(&eth(0x86dd, &ip6(1, 2, 60, &chain))),
+            Err(ParseError::TooManyExtensionHeaders)
+        );
+        // A header that claims more than the payload length.
+        let mut over = ext(6, 1);
+        over[1] = 10;
+        over.extend(tcp(1, 2, 0));
+        assert_eq!(
+            p(&eth(0x86dd, &ip6(1, 2, 0, &over))),
+            Err(ParseError::ExtensionPastPayload)
+        );
+        // A chain cut by the snap length.
+        let mut chain = ext(60, 4);
+        chain.extend(ext(17, 1));
+        chain.extend(udp(1, 2, b""));
+        let f = eth(0x86dd, &ip6(1, 2, 0, &chain));
+        assert!(matches!(
+            parse(LinkType::Ethernet, &f[..14 + 40 + 20], f.len() as u32),
+            Err(ParseError::Truncated {
+                layer: Layer::Ipv6Extension,
+                ..
+            })
+        ));
+        // A TCP header cut short inside a whole IPv6 packet.
+        assert!(matches!(
+            p(&eth(0x86dd, &ip6(1, 2, 6, &[0; 12]))),
+            Err(ParseError::Truncated {
+                layer: Layer::Tcp,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn raw_ip_links() {
+        let v4 = ip4(A, B, 17, 0, &[], &udp(1, 2, b""));
+        assert_eq!(parse(LinkType::RawIp, &v4, 28).unwrap().wire_len, 28);
+        let v6 = ip6(1, 2, 59, &[]);
+        assert!(parse(LinkType::RawIp, &v6, 40).unwrap().src.is_ipv6());
+        assert_eq!(
+            parse(LinkType::RawIp, &[0x70; 40], 40),
+            Err(ParseError::BadIpVersion { version: 7 })
+        );
+        assert!(matches!(
+            parse(LinkType::RawIp, &[], 0),
+            Err(ParseError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn every_reason_has_a_distinct_index_and_name() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        let mut names: Vec<_> = Reason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reason::COUNT);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_any_cut_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), extra in 0u32..3000, raw in proptest::bool::ANY) {
+            let link = if raw { LinkType::RawIp } else { LinkType::Ethernet };
+            if let Ok(s) = parse(link, &bytes, bytes.len() as u32 + extra) {
+                proptest::prop_assert!(s.ip_len <= s.wire_len);
+            }
+        }
+    }
+}
