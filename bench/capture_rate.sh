@@ -142,7 +142,12 @@ EOF
     --log_file "$W/fastnetmon.log" --disable_pid_logic > "$W/fnm.out" 2>&1 &
   FNM_PID=$!
   sleep 4
+  # FastNetMon's own view mid-flood (its stats file is rewritten every
+  # second): proof that it was counting the flood.
+  (sleep 3; cp "$W/fastnetmon.dat" "$W/fnm-mid.dat" 2>/dev/null) &
   read -r IFPK2 CPU2 SECS2 < <(flood_against "$FNM_PID")
+  echo "FastNetMon's stats 3 s into the flood:" >&2
+  head -12 "$W/fnm-mid.dat" >&2 || echo "(no stats file: FastNetMon did not run; see $W/fastnetmon.log)" >&2
   awk -v i="$IFPK2" -v c="$CPU2" -v s="$SECS2" 'BEGIN{
     printf "RESULT capture_rate_fastnetmon flood_s=%.1f interface_packets=%d interface_pps=%.0f cpu_s=%.2f cpu_s_per_million_packets=%.3f\n",
       s, i, i/s, c, (i>0?c/(i/1e6):0) }'
