@@ -10,7 +10,9 @@
 //! [`Aggregator`]; a tick thread, every `tick` (100 ms) on the monotonic
 //! clock, takes every aggregator's counts, merges them, reads the
 //! sockets' kernel statistics (drops, queue freezes) and sends one
-//! [`TickReport`] on a channel.
+//! [`TickReport`] on a channel. Stopping ends the readers (each reads the
+//! blocks already handed over first), then the tick thread, which sends a
+//! last, shorter report.
 //!
 //! Sockets are opened on the calling thread, so they capture in the
 //! network namespace the caller is in (having entered one with `setns`,
@@ -220,15 +222,21 @@ struct Slot {
 
 /// A running capture. Dropping it stops it too; [`Capture::stop`] also
 /// says whether a thread failed.
+///
+/// Stopping ends the readers first, then the tick thread, which sends one
+/// last (shorter) report with what the readers counted since the last
+/// tick, so that nothing captured is left out.
 pub struct Capture {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Result<(), CaptureError>>>,
+    stop_readers: Arc<AtomicBool>,
+    stop_ticker: Arc<AtomicBool>,
+    readers: Vec<JoinHandle<Result<(), CaptureError>>>,
+    ticker: Option<JoinHandle<Result<(), CaptureError>>>,
 }
 
 impl fmt::Debug for Capture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Capture")
-            .field("threads", &self.threads.len())
+            .field("readers", &self.readers.len())
             .finish_non_exhaustive()
     }
 }
@@ -285,9 +293,12 @@ impl Capture {
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let stop_ticker = Arc::new(AtomicBool::new(false));
         let mut capture = Capture {
-            stop: stop.clone(),
-            threads: Vec::new(),
+            stop_readers: stop.clone(),
+            stop_ticker: stop_ticker.clone(),
+            readers: Vec::new(),
+            ticker: None,
         };
         let mut slots = Vec::new();
         let mut stats = Vec::new();
@@ -311,14 +322,15 @@ impl Capture {
                 .name(format!("capture-{i}"))
                 .spawn(move || reader.run())
                 .map_err(CaptureError::Spawn)?;
-            capture.threads.push(handle);
+            capture.readers.push(handle);
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_DEPTH);
         let ticker = Ticker {
             slots,
             stats,
             tx,
-            stop,
+            stop: stop_ticker,
+            stop_readers: stop,
             tick: config.tick,
             sample_one_in: config.sample_one_in,
         };
@@ -326,13 +338,14 @@ impl Capture {
             .name("capture-tick".into())
             .spawn(move || ticker.run())
             .map_err(CaptureError::Spawn)?;
-        capture.threads.push(handle);
+        capture.ticker = Some(handle);
         Ok((capture, rx))
     }
 
     /// Whether every thread still runs.
     pub fn is_running(&self) -> bool {
-        self.threads.iter().all(|t| !t.is_finished())
+        self.readers.iter().all(|t| !t.is_finished())
+            && self.ticker.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Stops the threads, waits for them, and returns the first failure.
@@ -341,15 +354,18 @@ impl Capture {
     }
 
     fn shutdown(&mut self) -> Result<(), CaptureError> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut first = Ok(());
-        for t in self.threads.drain(..) {
-            let r = t.join().unwrap_or(Err(CaptureError::Panicked));
-            if first.is_ok() {
-                first = r;
-            }
+        // Readers first, so that the tick thread's last report holds
+        // everything they counted.
+        self.stop_readers.store(true, Ordering::Relaxed);
+        let mut results = Vec::new();
+        for t in self.readers.drain(..) {
+            results.push(t.join().unwrap_or(Err(CaptureError::Panicked)));
         }
-        first
+        self.stop_ticker.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            results.push(t.join().unwrap_or(Err(CaptureError::Panicked)));
+        }
+        results.into_iter().collect()
     }
 }
 
@@ -400,9 +416,7 @@ struct Reader {
 
 impl Reader {
     fn run(mut self) -> Result<(), CaptureError> {
-        let n = self.sample_one_in;
-        let weight = u64::from(n);
-        let mut countdown = n;
+        let mut countdown = self.sample_one_in;
         while !self.stop.load(Ordering::Relaxed) {
             let ready = self
                 .ring
@@ -411,30 +425,40 @@ impl Reader {
                     interface: self.interface.clone(),
                     source,
                 })?;
-            if !ready {
-                continue;
+            if ready {
+                self.read_block(&mut countdown);
             }
-            // The lock is held for one block: the tick thread waits at
-            // most that long, and the reader takes it once per block, not
-            // per packet.
-            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            let slot = &mut *slot;
-            let link = self.link;
-            let outgoing = self.outgoing;
-            let frames = self.ring.take_block(|f| {
-                if !outgoing && f.pkttype == libc::PACKET_OUTGOING {
-                    return;
-                }
-                countdown -= 1;
-                if countdown > 0 {
-                    return;
-                }
-                countdown = n;
-                let _ = slot.agg.add_frame(link, f.data, f.wire_len, weight);
-            });
-            slot.frames += frames as u64;
         }
+        // Blocks already handed over are read before leaving, so the last
+        // report has them.
+        while self.read_block(&mut countdown) > 0 {}
         Ok(())
+    }
+
+    /// Reads the next block if it is ours; the frames it held.
+    fn read_block(&mut self, countdown: &mut u32) -> usize {
+        let n = self.sample_one_in;
+        let weight = u64::from(n);
+        // The lock is held for one block: the tick thread waits at most
+        // that long, and the reader takes it once per block, not per
+        // packet.
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut *slot;
+        let link = self.link;
+        let outgoing = self.outgoing;
+        let frames = self.ring.take_block(|f| {
+            if !outgoing && f.pkttype == libc::PACKET_OUTGOING {
+                return;
+            }
+            *countdown -= 1;
+            if *countdown > 0 {
+                return;
+            }
+            *countdown = n;
+            let _ = slot.agg.add_frame(link, f.data, f.wire_len, weight);
+        });
+        slot.frames += frames as u64;
+        frames
     }
 }
 
@@ -442,7 +466,10 @@ struct Ticker {
     slots: Vec<Arc<Mutex<Slot>>>,
     stats: Vec<ring::StatsHandle>,
     tx: SyncSender<TickReport>,
+    /// Set once the readers have ended: send the last report and end.
     stop: Arc<AtomicBool>,
+    /// The readers' flag, set here when the consumer is gone.
+    stop_readers: Arc<AtomicBool>,
     tick: Duration,
     sample_one_in: u32,
 }
@@ -458,16 +485,16 @@ impl Ticker {
         let mut next = started + self.tick;
         loop {
             // Sleep to the deadline in slices, to notice a stop.
-            loop {
+            let last = loop {
                 if self.stop.load(Ordering::Relaxed) {
-                    return Ok(());
+                    break true;
                 }
                 let now = Instant::now();
                 if now >= next {
-                    break;
+                    break false;
                 }
                 std::thread::sleep((next - now).min(READER_WAKE));
-            }
+            };
             let ended = Instant::now();
             let mut counts = TickCounts::default();
             let mut frames = 0;
@@ -502,22 +529,29 @@ impl Ticker {
                 sample_one_in: self.sample_one_in,
             };
             // A slow consumer delays the next tick (which then covers
-            // more time); nothing is lost. A consumer gone stops us.
+            // more time); nothing is lost. A consumer gone stops us. The
+            // last report waits at most a second for room.
+            let mut waited = Duration::ZERO;
             loop {
                 match self.tx.try_send(report) {
                     Ok(()) => break,
                     Err(TrySendError::Disconnected(_)) => {
-                        self.stop.store(true, Ordering::Relaxed);
+                        self.stop_readers.store(true, Ordering::Relaxed);
                         return Ok(());
                     }
                     Err(TrySendError::Full(r)) => {
-                        if self.stop.load(Ordering::Relaxed) {
+                        let stopping = last || self.stop.load(Ordering::Relaxed);
+                        if stopping && waited >= Duration::from_secs(1) {
                             return Ok(());
                         }
                         report = r;
                         std::thread::sleep(Duration::from_millis(5));
+                        waited += Duration::from_millis(5);
                     }
                 }
+            }
+            if last {
+                return Ok(());
             }
             started = ended;
             next += self.tick;
