@@ -85,12 +85,13 @@ TOTAL=$(grep '"total":true' "$W/cap.jsonl")
 cat "$W/cap.jsonl" >&2
 num() { echo "$TOTAL" | sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }
 FRAMES=$(num frames); DROPS=$(num kernel_drops); FREEZES=$(num ring_full_events); KPK=$(num kernel_packets)
+TMIN=$(num tick_ms_min); TMAX=$(num tick_ms_max)
 # The capture ran longer than the flood: its frames also hold the warm-up
 # probe and any stragglers, so compare with the interface over the flood.
 awk -v f="$FRAMES" -v i="$IFPK" -v c="$CPU" -v s="$SECS" -v d="$DROPS" -v z="$FREEZES" -v k="$KPK" \
-  -v th="$THREADS" -v fo="$FANOUT" 'BEGIN{
-  printf "RESULT capture_rate threads=%d fanout=%s flood_s=%.1f interface_packets=%d interface_pps=%.0f captured_frames=%d captured_pps=%.0f captured_ratio=%.4f kernel_packets=%d kernel_drops=%d ring_full_events=%d cpu_s=%.2f cpu_s_per_million_packets=%.3f\n",
-    th, fo, s, i, i/s, f, f/s, (i>0?f/i:0), k, d, z, c, (i>0?c/(i/1e6):0) }'
+  -v th="$THREADS" -v fo="$FANOUT" -v tmin="$TMIN" -v tmax="$TMAX" 'BEGIN{
+  printf "RESULT capture_rate threads=%d fanout=%s flood_s=%.1f interface_packets=%d interface_pps=%.0f captured_frames=%d captured_pps=%.0f captured_ratio=%.4f kernel_packets=%d kernel_drops=%d ring_full_events=%d cpu_s=%.2f cpu_s_per_million_packets=%.3f tick_ms_min=%.1f tick_ms_max=%.1f\n",
+    th, fo, s, i, i/s, f, f/s, (i>0?f/i:0), k, d, z, c, (i>0?c/(i/1e6):0), tmin, tmax }'
 
 # ---------------------------------------------------------------- FastNetMon
 if [ "$FNM" = 1 ]; then

@@ -26,7 +26,7 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY-free: the tick rate is 100 on every Linux this runs on.
+    // USER_HZ is 100 on every Linux this runs on.
     ticks / 100.0
 }
 
@@ -104,6 +104,8 @@ fn main() -> ExitCode {
                     "hosts": second.hosts,
                     "busiest_host_in_a_tick": second.top.map(|(a, d, p)| format!("{a} {d:?} {p} packets")),
                     "cpu_s": cpu - cpu_prev,
+                    "tick_ms_min": second.tick_ms.map(|t| t.0),
+                    "tick_ms_max": second.tick_ms.map(|t| t.1),
                 })
             );
             cpu_prev = cpu;
@@ -124,6 +126,8 @@ fn main() -> ExitCode {
             "kernel_drops": total.drops,
             "ring_full_events": total.freezes,
             "malformed": total.malformed,
+            "tick_ms_min": total.tick_ms.map(|t| t.0),
+            "tick_ms_max": total.tick_ms.map(|t| t.1),
             "cpu_s": cpu,
             "cpu_s_per_million_frames": if total.frames > 0 { cpu / (total.frames as f64 / 1e6) } else { 0.0 },
         })
@@ -146,6 +150,8 @@ struct Sum {
     freezes: u64,
     malformed: u64,
     hosts: usize,
+    /// The shortest and longest tick, in milliseconds.
+    tick_ms: Option<(f64, f64)>,
     top: Option<(std::net::IpAddr, packet_capture::Direction, u64)>,
 }
 
@@ -161,6 +167,11 @@ impl Sum {
         self.freezes += t.ring_full_events;
         self.malformed += t.malformed;
         self.hosts = self.hosts.max(t.hosts.len());
+        let ms = (t.ended - t.started).as_secs_f64() * 1e3;
+        self.tick_ms = Some(match self.tick_ms {
+            None => (ms, ms),
+            Some((lo, hi)) => (lo.min(ms), hi.max(ms)),
+        });
         for h in &t.hosts {
             if self.top.is_none_or(|(_, _, p)| h.counters.packets > p) {
                 self.top = Some((h.addr, h.direction, h.counters.packets));

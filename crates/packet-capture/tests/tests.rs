@@ -287,7 +287,10 @@ fn sampling_scales_and_outgoing_packets_can_be_left_out() {
     // other incoming frames (IPv6 link-local chatter), so a SYN or so may
     // be skipped for one of those.
     let syn = t.hosts[&(victim, Direction::In)].tcp_syn;
-    assert!(syn.is_multiple_of(10) && (980..=1000).contains(&syn), "{syn}");
+    assert!(
+        syn.is_multiple_of(10) && (980..=1000).contains(&syn),
+        "{syn}"
+    );
     // The victim's RSTs were sent, not received: left out.
     assert!(!t.hosts.contains_key(&(victim, Direction::Out)), "{t:?}");
 }
