@@ -122,12 +122,18 @@ fn ci() -> Result<(), String> {
         // A real browser for the dashboard's tests.
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
+        // packet-capture's namespace tests (hping3; crafted frames from
+        // Python's packet sockets) and the DDoS benches' anchor.
+        ("hping3", "hping3"),
+        ("python3", "python3"),
+        ("fastnetmon", "fastnetmon"),
     ])?;
-    // The package starts BIRD as a service; the tests start their own.
+    // The packages start BIRD and FastNetMon as services; the tests and
+    // benches start their own.
     let _ = Command::new("sh")
         .args([
             "-c",
-            "command -v systemctl >/dev/null && systemctl stop bird 2>/dev/null; true",
+            "command -v systemctl >/dev/null && { systemctl stop bird; systemctl stop fastnetmon; } 2>/dev/null; true",
         ])
         .status();
     run("cargo", &["fmt", "--all", "--", "--check"])?;

@@ -39,6 +39,7 @@ const PURE: &[&str] = &[
     "settings",
     "engine",
     "libreqos",
+    "packet-wire",
 ];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &[
@@ -51,6 +52,7 @@ const EFFECT: &[&str] = &[
     "api",
     "lab",
     "testkit",
+    "packet-capture",
 ];
 /// The one file allowed to rename files: the atomic replacement.
 const ATOMIC_HELPER: &str = "crates/tollgate/src/state_dir.rs";
