@@ -9,14 +9,18 @@ use std::process::{Command, Output};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-struct Netns(String);
+/// A namespace, and the state directory the commands run in it use (so
+/// that `hook vif offline` never writes the host's /var/lib/tollgate).
+struct Netns(String, std::path::PathBuf);
 
 impl Netns {
     fn new(tag: &str, links: &[(&str, &str)]) -> Netns {
         let name = format!("tg-dp-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         sh(&format!("ip netns add {name}"));
-        let ns = Netns(name);
+        let state = std::env::temp_dir().join(format!("{name}-state"));
+        let _ = std::fs::remove_dir_all(&state);
+        let ns = Netns(name, state);
         for (a, b) in links {
             sh(&format!(
                 "ip -n {0} link add {a} type veth peer name {b} && ip -n {0} link set {a} up && ip -n {0} link set {b} up",
@@ -32,6 +36,7 @@ impl Netns {
         Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .args(&all)
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .env("TOLLGATE_STATE_DIR", &self.1)
             .output()
             .expect("run tollgate")
     }
@@ -55,6 +60,7 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
