@@ -122,6 +122,9 @@ fn ci() -> Result<(), String> {
         // A real browser for the dashboard's tests.
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
+        // crates/history-clickhouse's tests start a real ClickHouse (18.16 in Debian 12).
+        ("clickhouse-server", "clickhouse-server"),
+        ("clickhouse-client", "clickhouse-client"),
     ])?;
     // The package starts BIRD as a service; the tests start their own.
     let _ = Command::new("sh")
