@@ -107,6 +107,16 @@ use net_types::TenantId;
 use std::time::Duration;
 use write::Kind;
 
+/// The `query_id` the store gives the insert of a batch (`None`: the
+/// accountant's), for tests that imitate an insert still running on the
+/// server when its client gave up.
+pub fn batch_query_id(database: &str, writer: Option<&str>, sequence: u64) -> String {
+    match writer {
+        None => write::query_id(database, Kind::Append, "", sequence),
+        Some(w) => write::query_id(database, Kind::Add, w, sequence),
+    }
+}
+
 /// Where the store is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClickHouseOptions {

@@ -48,7 +48,7 @@ fn writer_key(kind: Kind, writer: &str) -> &str {
 
 /// The insert's id: stable for a writer's sequence, so that the server
 /// itself refuses a second insert of a batch while the first still runs.
-fn query_id(db: &str, kind: Kind, writer: &str, sequence: u64) -> String {
+pub fn query_id(db: &str, kind: Kind, writer: &str, sequence: u64) -> String {
     // FNV-1a keeps the id short and free of characters to escape.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in writer.bytes() {
@@ -74,12 +74,12 @@ pub fn last_sequence(client: &Client, writer: &str) -> Result<Option<u64>, Store
     Ok((n > 0).then_some(max))
 }
 
+/// Bytes and packets stored per slot and key.
+type Stored = HashMap<(i64, UsageKey), (u64, u64)>;
+
 /// What is stored for the batch's slots and keys: bytes and packets summed
 /// over writers.
-fn stored(
-    client: &Client,
-    candidates: &[(usize, Sample)],
-) -> Result<HashMap<(i64, UsageKey), (u64, u64)>, StoreError> {
+fn stored(client: &Client, candidates: &[(usize, Sample)]) -> Result<Stored, StoreError> {
     let mut out = HashMap::new();
     let Some(lo) = candidates.iter().map(|(_, s)| s.slot.0).min() else {
         return Ok(out);

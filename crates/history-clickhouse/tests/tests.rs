@@ -13,14 +13,17 @@ use std::time::Duration;
 
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
-fn open(server: &Server) -> ClickHouseStore {
+fn options(server: &Server) -> ClickHouseOptions {
     let n = DATABASES.fetch_add(1, Ordering::Relaxed);
-    ClickHouseStore::open(&ClickHouseOptions {
+    ClickHouseOptions {
         url: server.url.clone(),
         database: format!("t{n}"),
         timeout: Duration::from_secs(60),
-    })
-    .expect("open the ClickHouse store")
+    }
+}
+
+fn open(server: &Server) -> ClickHouseStore {
+    ClickHouseStore::open(&options(server)).expect("open the ClickHouse store")
 }
 
 #[test]
@@ -46,7 +49,8 @@ fn a_retried_batch_whose_insert_landed_counts_once() {
     let Some(server) = server("a_retried_batch_whose_insert_landed_counts_once") else {
         return;
     };
-    let mut store = open(&server);
+    let options = options(&server);
+    let mut store = ClickHouseStore::open(&options).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert!(store.server_version().major >= 18);
     let key = UsageKey {
@@ -78,13 +82,15 @@ fn a_retried_batch_whose_insert_landed_counts_once() {
         matches!(again, Err(StoreError::AlreadyAppended { .. })),
         "{again:?}"
     );
-    // A second store on the same database (a restarted daemon) agrees.
-    let reopened = ClickHouseStore::open(&ClickHouseOptions {
-        url: server.url.clone(),
-        database: "t_retry".into(),
-        timeout: Duration::from_secs(60),
-    });
-    drop(reopened);
+    // A second store on the same database (a restarted daemon, which
+    // migrates nothing twice) refuses it too.
+    let mut reopened = ClickHouseStore::open(&options).unwrap();
+    assert_eq!(reopened.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(matches!(
+        reopened.append(&batch),
+        Err(StoreError::AlreadyAppended { .. })
+    ));
+    assert_eq!(reopened.last_state().unwrap().unwrap().blob, b"s");
     let all = store
         .samples(&history::SampleQuery {
             tenants: history::Tenants::All,
@@ -94,4 +100,82 @@ fn a_retried_batch_whose_insert_landed_counts_once() {
         .unwrap();
     assert_eq!(all.len(), 20_000);
     assert!(all.iter().all(|s| s.bytes == 10));
+}
+
+#[test]
+fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
+    let Some(server) =
+        server("a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once")
+    else {
+        return;
+    };
+    testkit::need("curl", "curl");
+    let options = options(&server);
+    let mut store = ClickHouseStore::open(&options).unwrap();
+    let db = options.database.clone();
+    // The first delivery of batch 1, as the store sends it but slow (two
+    // seconds on the server): the client that sent it has given up.
+    let id = history_clickhouse::batch_query_id(&db, None, 1);
+    let insert = format!(
+        "INSERT INTO {db}.batches (kind, writer, sequence, state, s_slot, s_tenant, s_realm,
+             s_direction, s_band, s_source, s_bytes, s_packets)
+         SELECT toUInt8(0), '', toUInt64(1), 'landed', [toInt64(5900000)], [toUInt32(1)],
+             [toUInt16(0)], [toUInt8(0)], [toUInt8(0)], [toUInt8(0)], [toUInt64(777)], [toUInt64(1)]
+         FROM system.one WHERE sleep(2) = 0"
+    );
+    let url = format!("{}/?query_id={id}", server.url);
+    let first = std::thread::spawn(move || {
+        std::process::Command::new("curl")
+            .args(["-sf", &url, "--data-binary", &insert])
+            .status()
+            .expect("curl")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // The retry (the same sequence, other figures: a resumed accountant).
+    let key = UsageKey {
+        tenant: TenantId(1),
+        realm: RealmId(0),
+        direction: Direction::Down,
+        band: Band::Whole,
+        source: Source::Kernel,
+    };
+    let retry = [Sample {
+        slot: Slot(5_900_000),
+        key,
+        bytes: 10,
+        packets: 1,
+    }];
+    let started = std::time::Instant::now();
+    let again = store.append(&Batch {
+        sequence: 1,
+        samples: &retry,
+        coverage: &[],
+        state: b"retry",
+    });
+    assert!(first.join().unwrap().success());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the retry did not wait for the running insert"
+    );
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::AlreadyAppended {
+                sequence: 1,
+                last: 1
+            })
+        ),
+        "{again:?}"
+    );
+    let state = store.last_state().unwrap().unwrap();
+    assert_eq!(state.blob, b"landed");
+    let all = store
+        .samples(&history::SampleQuery {
+            tenants: history::Tenants::All,
+            from: Slot(0),
+            to: Slot(1 << 30),
+        })
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].bytes, 777);
 }
