@@ -88,8 +88,10 @@ fn stored(client: &Client, candidates: &[(usize, Sample)]) -> Result<Stored, Sto
     let mut tenants: Vec<u32> = candidates.iter().map(|(_, s)| s.key.tenant.0).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    // A list of every tenant costs more to send than to scan without it.
-    let only = if tenants.len() <= 20_000 {
+    // A long list costs the server more (70 ms for 10,000 tenants on
+    // 18.16) than reading every tenant's rows of the slots (2 ms) and
+    // keeping those asked for.
+    let only = if tenants.len() <= 100 {
         let list: Vec<String> = tenants.iter().map(u32::to_string).collect();
         format!(" AND tenant IN ({})", list.join(","))
     } else {
@@ -105,7 +107,9 @@ fn stored(client: &Client, candidates: &[(usize, Sample)]) -> Result<Stored, Sto
     let mut r = Reader::new(&body);
     while !r.done() {
         let s = crate::read::sample(&mut r, "samples")?;
-        out.insert((s.slot.0, s.key), (s.bytes, s.packets));
+        if tenants.binary_search(&s.key.tenant.0).is_ok() {
+            out.insert((s.slot.0, s.key), (s.bytes, s.packets));
+        }
     }
     Ok(out)
 }
@@ -315,6 +319,15 @@ fn encode_row(
     w.array(samples, |w, s| w.u64(s.packets));
     w.array(coverage, |w, c| w.i64(c.slot.0));
     w.array(coverage, |w, c| w.u8(c.status.code()));
+    for per in [12, 288] {
+        let r = rollup(samples, per);
+        w.array(&r, |w, r| w.i64(r.0 .0));
+        w.array(&r, |w, r| w.u32(r.0 .1));
+        w.array(&r, |w, r| w.u16(r.0 .2));
+        w.array(&r, |w, r| w.u8(r.0 .3));
+        w.array(&r, |w, r| w.u64(r.1 .0));
+        w.array(&r, |w, r| w.u64(r.1 .1));
+    }
     w.bytes(q_writer.as_bytes());
     let ids: Vec<u64> = (0..kept.len() as u64).map(|i| first_id + i).collect();
     w.array(&ids, |w, i| w.u64(*i));
@@ -337,6 +350,38 @@ fn encode_row(
     w.u64(refused as u64);
     w.u64((refused - kept.len()) as u64);
     w.buf
+}
+
+/// The batch's samples summed per hour (`per` = 12 slots) or UTC day
+/// (288) × tenant × realm × direction. A sum stays below 2^62: at most
+/// 288 slots × 8 keys × 2^50 bytes.
+type RollupRow = ((i64, u32, u16, u8), (u64, u64));
+
+fn rollup(samples: &[Sample], per: i64) -> Vec<RollupRow> {
+    let mut rows: Vec<RollupRow> = samples
+        .iter()
+        .map(|s| {
+            let k = &s.key;
+            let at = (
+                s.slot.0.div_euclid(per),
+                k.tenant.0,
+                k.realm.0,
+                k.direction.code(),
+            );
+            (at, (s.bytes, s.packets))
+        })
+        .collect();
+    rows.sort_unstable_by_key(|r| r.0);
+    rows.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 .0 += next.1 .0;
+            kept.1 .1 += next.1 .1;
+            true
+        } else {
+            false
+        }
+    });
+    rows
 }
 
 /// [`history::Store::quarantine`].

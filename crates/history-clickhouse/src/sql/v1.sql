@@ -5,6 +5,10 @@ CREATE TABLE IF NOT EXISTS {db}.batches (
     s_slot Array(Int64), s_tenant Array(UInt32), s_realm Array(UInt16), s_direction Array(UInt8),
     s_band Array(UInt8), s_source Array(UInt8), s_bytes Array(UInt64), s_packets Array(UInt64),
     c_slot Array(Int64), c_status Array(UInt8),
+    h_hour Array(Int64), h_tenant Array(UInt32), h_realm Array(UInt16), h_direction Array(UInt8),
+    h_bytes Array(UInt64), h_packets Array(UInt64),
+    d_day Array(Int64), d_tenant Array(UInt32), d_realm Array(UInt16), d_direction Array(UInt8),
+    d_bytes Array(UInt64), d_packets Array(UInt64),
     q_writer String, q_id Array(UInt64), q_index Array(UInt64), q_slot Array(Int64), q_tenant Array(UInt32),
     q_realm Array(UInt16), q_direction Array(UInt8), q_band Array(UInt8), q_source Array(UInt8),
     q_bytes Array(UInt64), q_packets Array(UInt64), q_reason Array(String),
@@ -47,20 +51,20 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.samples_mv TO {db}.samples AS
   FROM {db}.batches
   ARRAY JOIN s_slot AS a_slot, s_tenant AS a_tenant, s_realm AS a_realm, s_direction AS a_direction,
              s_band AS a_band, s_source AS a_source, s_bytes AS a_bytes, s_packets AS a_packets;
+-- The rollups arrive summed per batch (the store adds them up in Rust): a GROUP BY inside
+-- the view costs 0.5 s per 20,000 samples on 18.16, a plain ARRAY JOIN 5 ms.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.hourly_mv TO {db}.hourly AS
-  SELECT intDiv(a_slot, 12) AS hour, a_tenant AS tenant, a_realm AS realm, a_direction AS direction,
-         sum(a_bytes) AS bytes, sum(a_packets) AS packets
+  SELECT a_hour AS hour, a_tenant AS tenant, a_realm AS realm, a_direction AS direction,
+         a_bytes AS bytes, a_packets AS packets
   FROM {db}.batches
-  ARRAY JOIN s_slot AS a_slot, s_tenant AS a_tenant, s_realm AS a_realm, s_direction AS a_direction,
-             s_bytes AS a_bytes, s_packets AS a_packets
-  GROUP BY hour, tenant, realm, direction;
+  ARRAY JOIN h_hour AS a_hour, h_tenant AS a_tenant, h_realm AS a_realm, h_direction AS a_direction,
+             h_bytes AS a_bytes, h_packets AS a_packets;
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.daily_mv TO {db}.daily AS
-  SELECT intDiv(a_slot, 288) AS day, a_tenant AS tenant, a_realm AS realm, a_direction AS direction,
-         sum(a_bytes) AS bytes, sum(a_packets) AS packets
+  SELECT a_day AS day, a_tenant AS tenant, a_realm AS realm, a_direction AS direction,
+         a_bytes AS bytes, a_packets AS packets
   FROM {db}.batches
-  ARRAY JOIN s_slot AS a_slot, s_tenant AS a_tenant, s_realm AS a_realm, s_direction AS a_direction,
-             s_bytes AS a_bytes, s_packets AS a_packets
-  GROUP BY day, tenant, realm, direction;
+  ARRAY JOIN d_day AS a_day, d_tenant AS a_tenant, d_realm AS a_realm, d_direction AS a_direction,
+             d_bytes AS a_bytes, d_packets AS a_packets;
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.slots_mv TO {db}.slots AS
   SELECT a_slot AS slot, a_status AS status FROM {db}.batches
   ARRAY JOIN c_slot AS a_slot, c_status AS a_status;
