@@ -295,6 +295,20 @@ pub fn write(
     Ok(report)
 }
 
+/// One item of a `batches` row (see `sql/v1.sql`).
+#[derive(Clone, Copy, Default)]
+struct Item<'a> {
+    what: u8,
+    time: i64,
+    key: (u32, u16, u8, u8, u8),
+    figures: (u64, u64),
+    status: u8,
+    id: u64,
+    idx: u64,
+    text: &'a [u8],
+    sums: (&'a str, &'a str),
+}
+
 /// The `batches` row, in its columns' order.
 fn encode_row(
     kind: Kind,
@@ -303,52 +317,101 @@ fn encode_row(
     coverage: &[SlotCoverage],
     (kept, first_id, refused): (&[Refusal], u64, usize),
 ) -> Vec<u8> {
+    let key = |k: &UsageKey| {
+        (
+            k.tenant.0,
+            k.realm.0,
+            k.direction.code(),
+            k.band.code(),
+            k.source.code(),
+        )
+    };
+    let hourly = rollup(samples, 12);
+    let daily = rollup(samples, 288);
+    let sums: Vec<(String, String)> = kept
+        .iter()
+        .map(|r| match r.reason {
+            RefusalReason::SumTooLarge { bytes, packets } => {
+                (bytes.to_string(), packets.to_string())
+            }
+            _ => (String::new(), String::new()),
+        })
+        .collect();
+    let mut items: Vec<Item<'_>> = Vec::with_capacity(
+        samples.len() + hourly.len() + daily.len() + coverage.len() + kept.len() + 2,
+    );
+    items.extend(samples.iter().map(|s| Item {
+        what: 0,
+        time: s.slot.0,
+        key: key(&s.key),
+        figures: (s.bytes, s.packets),
+        ..Item::default()
+    }));
+    items.extend(coverage.iter().map(|c| Item {
+        what: 1,
+        time: c.slot.0,
+        status: c.status.code(),
+        ..Item::default()
+    }));
+    for (what, rows) in [(2, &hourly), (3, &daily)] {
+        items.extend(
+            rows.iter()
+                .map(|&((time, tenant, realm, dir), figures)| Item {
+                    what,
+                    time,
+                    key: (tenant, realm, dir, 0, 0),
+                    figures,
+                    ..Item::default()
+                }),
+        );
+    }
+    items.extend(kept.iter().zip(&sums).enumerate().map(|(i, (r, s))| Item {
+        what: 4,
+        time: r.sample.slot.0,
+        key: key(&r.sample.key),
+        figures: (r.sample.bytes, r.sample.packets),
+        id: first_id + i as u64,
+        idx: r.index as u64,
+        text: r.reason.name().as_bytes(),
+        sums: (&s.0, &s.1),
+        ..Item::default()
+    }));
+    if kind != Kind::Quarantine {
+        items.push(Item {
+            what: 5,
+            text: state,
+            ..Item::default()
+        });
+    }
+    if refused > 0 {
+        items.push(Item {
+            what: 6,
+            id: refused as u64,
+            idx: (refused - kept.len()) as u64,
+            ..Item::default()
+        });
+    }
     let mut w = Writer::default();
-    w.buf.reserve(samples.len() * 30 + state.len() + 256);
+    w.buf.reserve(items.len() * 50 + state.len() + 256);
     w.u8(kind as u8);
     w.bytes(writer.as_bytes());
     w.u64(sequence);
-    w.bytes(state);
-    w.array(samples, |w, s| w.i64(s.slot.0));
-    w.array(samples, |w, s| w.u32(s.key.tenant.0));
-    w.array(samples, |w, s| w.u16(s.key.realm.0));
-    w.array(samples, |w, s| w.u8(s.key.direction.code()));
-    w.array(samples, |w, s| w.u8(s.key.band.code()));
-    w.array(samples, |w, s| w.u8(s.key.source.code()));
-    w.array(samples, |w, s| w.u64(s.bytes));
-    w.array(samples, |w, s| w.u64(s.packets));
-    w.array(coverage, |w, c| w.i64(c.slot.0));
-    w.array(coverage, |w, c| w.u8(c.status.code()));
-    for per in [12, 288] {
-        let r = rollup(samples, per);
-        w.array(&r, |w, r| w.i64(r.0 .0));
-        w.array(&r, |w, r| w.u32(r.0 .1));
-        w.array(&r, |w, r| w.u16(r.0 .2));
-        w.array(&r, |w, r| w.u8(r.0 .3));
-        w.array(&r, |w, r| w.u64(r.1 .0));
-        w.array(&r, |w, r| w.u64(r.1 .1));
-    }
     w.bytes(q_writer.as_bytes());
-    let ids: Vec<u64> = (0..kept.len() as u64).map(|i| first_id + i).collect();
-    w.array(&ids, |w, i| w.u64(*i));
-    w.array(kept, |w, r| w.u64(r.index as u64));
-    w.array(kept, |w, r| w.i64(r.sample.slot.0));
-    w.array(kept, |w, r| w.u32(r.sample.key.tenant.0));
-    w.array(kept, |w, r| w.u16(r.sample.key.realm.0));
-    w.array(kept, |w, r| w.u8(r.sample.key.direction.code()));
-    w.array(kept, |w, r| w.u8(r.sample.key.band.code()));
-    w.array(kept, |w, r| w.u8(r.sample.key.source.code()));
-    w.array(kept, |w, r| w.u64(r.sample.bytes));
-    w.array(kept, |w, r| w.u64(r.sample.packets));
-    w.array(kept, |w, r| w.bytes(r.reason.name().as_bytes()));
-    let sums = |r: &Refusal| match r.reason {
-        RefusalReason::SumTooLarge { bytes, packets } => (bytes.to_string(), packets.to_string()),
-        _ => (String::new(), String::new()),
-    };
-    w.array(kept, |w, r| w.bytes(sums(r).0.as_bytes()));
-    w.array(kept, |w, r| w.bytes(sums(r).1.as_bytes()));
-    w.u64(refused as u64);
-    w.u64((refused - kept.len()) as u64);
+    w.array(&items, |w, i| w.u8(i.what));
+    w.array(&items, |w, i| w.i64(i.time));
+    w.array(&items, |w, i| w.u32(i.key.0));
+    w.array(&items, |w, i| w.u16(i.key.1));
+    w.array(&items, |w, i| w.u8(i.key.2));
+    w.array(&items, |w, i| w.u8(i.key.3));
+    w.array(&items, |w, i| w.u8(i.key.4));
+    w.array(&items, |w, i| w.u64(i.figures.0));
+    w.array(&items, |w, i| w.u64(i.figures.1));
+    w.array(&items, |w, i| w.u8(i.status));
+    w.array(&items, |w, i| w.u64(i.id));
+    w.array(&items, |w, i| w.u64(i.idx));
+    w.array(&items, |w, i| w.bytes(i.text));
+    w.array(&items, |w, i| w.bytes(i.sums.0.as_bytes()));
+    w.array(&items, |w, i| w.bytes(i.sums.1.as_bytes()));
     w.buf
 }
 

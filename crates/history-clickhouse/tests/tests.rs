@@ -117,10 +117,14 @@ fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
     // seconds on the server): the client that sent it has given up.
     let id = history_clickhouse::batch_query_id(&db, None, 1);
     let insert = format!(
-        "INSERT INTO {db}.batches (kind, writer, sequence, state, s_slot, s_tenant, s_realm,
-             s_direction, s_band, s_source, s_bytes, s_packets)
-         SELECT toUInt8(0), '', toUInt64(1), 'landed', [toInt64(5900000)], [toUInt32(1)],
-             [toUInt16(0)], [toUInt8(0)], [toUInt8(0)], [toUInt8(0)], [toUInt64(777)], [toUInt64(1)]
+        "INSERT INTO {db}.batches (kind, writer, sequence, q_writer, i_what, i_time, i_tenant,
+             i_realm, i_direction, i_band, i_source, i_bytes, i_packets, i_status, i_id, i_idx,
+             i_text, i_sum_bytes, i_sum_packets)
+         SELECT toUInt8(0), '', toUInt64(1), 'accountant', [toUInt8(0), toUInt8(5)],
+             [toInt64(5900000), toInt64(0)], [toUInt32(1), toUInt32(0)], [toUInt16(0), toUInt16(0)],
+             [toUInt8(0), toUInt8(0)], [toUInt8(0), toUInt8(0)], [toUInt8(0), toUInt8(0)],
+             [toUInt64(777), toUInt64(0)], [toUInt64(1), toUInt64(0)], [toUInt8(0), toUInt8(0)],
+             [toUInt64(0), toUInt64(0)], [toUInt64(0), toUInt64(0)], ['', 'landed'], ['', ''], ['', '']
          FROM system.one WHERE sleep(2) = 0"
     );
     let url = format!("{}/?query_id={id}", server.url);
