@@ -169,7 +169,7 @@ fn main() {
         ("every tenant's usage by day, ms", c.all_month, s.all_month),
     ] {
         println!(
-            "{:<42} {:>14.1} {:>14.1} {:>8.2}",
+            "{:<42} {:>14.3} {:>14.3} {:>8.2}",
             what,
             ms(a),
             ms(b),

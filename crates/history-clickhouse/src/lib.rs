@@ -31,17 +31,21 @@
 //!
 //! ClickHouse has no multi-statement transactions, so a batch is written
 //! as **one row of one `INSERT`**: the `batches` table (engine `Null`, it
-//! keeps nothing) takes a row holding the batch's samples, coverage and
-//! refusals as arrays, with the writer, its sequence and its state; the
-//! materialized views fill `samples`, the rollups, `slots`, `quarantine`
-//! and `writers` from it while the server runs that one insert. So:
+//! keeps nothing) takes a row whose parallel arrays hold every item of the
+//! batch (its samples, coverage, rollup rows, refusals and the writer's
+//! state), and materialized views fill `samples`, the rollups, `slots`,
+//! `quarantine` and `writers` from it while the server runs that one
+//! insert. So:
 //!
 //! - The samples and the state that produced them land together: there is
 //!   no window between "samples inserted" and "sequence recorded" in which
 //!   a crash of tollgate could leave samples without their state (and a
-//!   resumed accountant count them again). A row is all or nothing to the
-//!   client: a body cut short is a parse error and inserts nothing (the
-//!   insert is one block: `max_insert_block_size` above any batch).
+//!   resumed accountant count them again).
+//! - A body cut short inserts nothing. Measured on 18.16: when a client
+//!   dies in the middle of an `INSERT … FORMAT RowBinary` body, the server
+//!   inserts the rows that arrived whole. With the whole batch in one row,
+//!   a cut body ends inside that row, which is a parse error. The insert
+//!   is one block (`max_insert_block_size` above any batch).
 //! - A batch delivered twice counts once: before inserting, the store
 //!   reads the writer's last sequence from `writers` and refuses a
 //!   sequence at or below it ([`history::StoreError::AlreadyAppended`]),

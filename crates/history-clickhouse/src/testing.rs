@@ -40,6 +40,24 @@ pub fn server(test: &str) -> Option<Server> {
     Some(Server::start())
 }
 
+/// The `batches` row the store inserts for an append of `samples` (all
+/// accepted) under `sequence`, with its `INSERT`'s URL query: for tests
+/// that send it themselves, cut short.
+pub fn append_row(
+    database: &str,
+    sequence: u64,
+    samples: &[accounting::Sample],
+    state: &[u8],
+) -> (String, Vec<u8>) {
+    let query = format!(
+        "query=INSERT%20INTO%20{database}.batches%20FORMAT%20RowBinary&max_insert_block_size=1000000000"
+    );
+    (
+        query,
+        crate::write::append_row(sequence, samples, &[], state),
+    )
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -295,6 +295,24 @@ pub fn write(
     Ok(report)
 }
 
+/// The `batches` row of an append whose samples are all accepted, as
+/// [`write`] sends it (for tests that cut it short).
+#[cfg(feature = "testing")]
+pub fn append_row(
+    sequence: u64,
+    samples: &[Sample],
+    coverage: &[SlotCoverage],
+    state: &[u8],
+) -> Vec<u8> {
+    encode_row(
+        Kind::Append,
+        ("", ACCOUNTANT_WRITER, sequence, state),
+        samples,
+        coverage,
+        (&[], 0, 0),
+    )
+}
+
 /// One item of a `batches` row (see `sql/v1.sql`).
 #[derive(Clone, Copy, Default)]
 struct Item<'a> {

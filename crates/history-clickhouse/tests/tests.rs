@@ -183,3 +183,79 @@ fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].bytes, 777);
 }
+
+#[test]
+fn a_batch_cut_short_on_the_wire_inserts_nothing() {
+    let Some(server) = server("a_batch_cut_short_on_the_wire_inserts_nothing") else {
+        return;
+    };
+    use std::io::{Read, Write};
+    let options = options(&server);
+    let mut store = ClickHouseStore::open(&options).unwrap();
+    let key = UsageKey {
+        tenant: TenantId(1),
+        realm: RealmId(0),
+        direction: Direction::Down,
+        band: Band::Whole,
+        source: Source::Kernel,
+    };
+    let samples: Vec<Sample> = (0..1000)
+        .map(|i| Sample {
+            slot: Slot(5_900_000 + i),
+            key,
+            bytes: 10,
+            packets: 1,
+        })
+        .collect();
+    let (query, row) =
+        history_clickhouse::testing::append_row(&options.database, 1, &samples, b"state");
+    let port = server.url.rsplit(':').next().unwrap();
+    // The client dies after sending part of the body: at a third, at half,
+    // one byte short.
+    for cut in [row.len() / 3, row.len() / 2, row.len() - 1] {
+        let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        let head = format!(
+            "POST /?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            row.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&row[..cut]).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            !answer.starts_with("HTTP/1.1 200"),
+            "cut at {cut}: {answer}"
+        );
+    }
+    assert_eq!(store.last_state().unwrap(), None);
+    let none = store
+        .samples(&history::SampleQuery {
+            tenants: history::Tenants::All,
+            from: Slot(0),
+            to: Slot(1 << 30),
+        })
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "{} samples of a cut batch landed",
+        none.len()
+    );
+    // The retry (the whole batch) lands once.
+    store
+        .append(&Batch {
+            sequence: 1,
+            samples: &samples,
+            coverage: &[],
+            state: b"state",
+        })
+        .unwrap();
+    let all = store
+        .samples(&history::SampleQuery {
+            tenants: history::Tenants::All,
+            from: Slot(0),
+            to: Slot(1 << 30),
+        })
+        .unwrap();
+    assert_eq!(all.len(), 1000);
+}
