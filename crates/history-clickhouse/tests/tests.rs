@@ -259,3 +259,152 @@ fn a_batch_cut_short_on_the_wire_inserts_nothing() {
         .unwrap();
     assert_eq!(all.len(), 1000);
 }
+
+/// Two months of three tenants in two realms, by the accountant and a flow
+/// writer, into `store`.
+fn two_months(store: &mut dyn Store) {
+    let first = Slot::containing("2026-02-20T00:00Z".parse().unwrap()).0;
+    let mut sequence = 0;
+    let days = 50i64;
+    // The accountant's state after its last read, at the end of the data.
+    let last = accounting::AccountantState {
+        last_observe_ms: Some(Slot(first + days * 288).start_millis()),
+        ..accounting::AccountantState::default()
+    }
+    .encode();
+    for day in 0..days {
+        let mut samples = Vec::new();
+        for slot in (first + day * 288..first + (day + 1) * 288).step_by(3) {
+            for tenant in 1..=3u32 {
+                for realm in 1..=2u16 {
+                    for direction in Direction::BOTH {
+                        let bytes = (slot as u64 * 7
+                            + u64::from(tenant) * 1_000_003
+                            + u64::from(realm) * 17)
+                            % (40_000_000 * u64::from(tenant));
+                        samples.push(Sample {
+                            slot: Slot(slot),
+                            key: UsageKey {
+                                tenant: TenantId(tenant),
+                                realm: RealmId(realm),
+                                direction,
+                                band: Band::Whole,
+                                source: Source::Kernel,
+                            },
+                            bytes,
+                            packets: bytes / 1000 + 1,
+                        });
+                    }
+                }
+            }
+        }
+        samples.sort_by_key(|s| (s.slot, s.key));
+        let coverage: Vec<accounting::SlotCoverage> = (first + day * 288..first + (day + 1) * 288)
+            .map(|s| accounting::SlotCoverage {
+                slot: Slot(s),
+                status: if s % 97 == 0 {
+                    accounting::SlotStatus::Estimated
+                } else {
+                    accounting::SlotStatus::Measured
+                },
+            })
+            .collect();
+        sequence += 1;
+        store
+            .append(&Batch {
+                sequence,
+                samples: &samples,
+                coverage: &coverage,
+                state: &last,
+            })
+            .unwrap();
+        // Late flow records for tenant 2, added to the same slots.
+        let flows: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.key.tenant == TenantId(2) && s.slot.0 % 5 == 0)
+            .map(|s| Sample {
+                key: UsageKey {
+                    source: Source::Flow,
+                    ..s.key
+                },
+                bytes: 1234,
+                ..*s
+            })
+            .collect();
+        store
+            .add(&history::AddBatch {
+                writer: "flows",
+                sequence,
+                samples: &flows,
+                coverage: &[],
+                state: b"",
+            })
+            .unwrap();
+    }
+}
+
+#[test]
+fn usage_and_bills_give_the_same_figures_on_both_stores() {
+    let Some(server) = server("usage_and_bills_give_the_same_figures_on_both_stores") else {
+        return;
+    };
+    let mut text = String::from(
+        "[site]\nmode = \"router\"\nuplink = \"wan0\"\nlan = \"lan0\"\ncapacity = { down = \"1gbit\", up = \"1gbit\" }\n\
+         [realms]\ndefault = \"r1\"\n[realms.r1]\nid = 1\n[realms.r2]\nid = 2\n\
+         [plans.p]\ndown = { rate = \"10mbit\", ceil = \"100mbit\" }\nup = { rate = \"10mbit\", ceil = \"100mbit\" }\n",
+    );
+    for t in 1..=3 {
+        text.push_str(&format!(
+            "[[tenants]]\nid = {t}\nname = \"t{t}\"\nplan = \"p\"\ncommit = \"1mbit\"\nprefixes = [\"100.64.0.{t}/32\"]\n"
+        ));
+    }
+    let policy = policy::load_str("p.toml", &text).policy.unwrap();
+    // A zone whose offset is not whole hours: days and the period's
+    // edges cut hours, which both stores read from their samples.
+    let settings = settings::Settings::parse(
+        "s.toml",
+        "[billing]\nday = 5\ntimezone = \"Asia/Kathmandu\"\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = SqliteStore::open(
+        &dir.path().join("h.sqlite"),
+        &SqliteOptions { cache_mib: 16 },
+    )
+    .unwrap();
+    let mut clickhouse = open(&server);
+    two_months(&mut sqlite);
+    two_months(&mut clickhouse);
+    let now: jiff::Timestamp = "2026-04-10T00:00Z".parse().unwrap();
+    let period = settings
+        .cycle
+        .period_containing("2026-03-10T00:00Z".parse().unwrap())
+        .unwrap();
+    let figures = |store: &dyn Store| {
+        let spec = query::range::RangeSpec::Period(period.label.clone());
+        let range = query::range::resolve(&settings, &spec, now).unwrap();
+        let usage = query::usage::totals(store, &[], &range, &history::Tenants::All).unwrap();
+        let bills =
+            query::bills::bills(Some(&policy), &settings, store, &[], &period, now).unwrap();
+        (
+            format!("{usage:?}"),
+            serde_json::to_string(&bills.bills).unwrap(),
+            bills.standing.to_string(),
+        )
+    };
+    let (a, b) = (figures(&sqlite), figures(&clickhouse));
+    assert!(a.0.len() > 1000, "{}", a.0);
+    assert!(a.1.contains("\"t3\""), "{}", a.1);
+    assert_eq!(a.0, b.0, "usage differs");
+    assert_eq!(a.1, b.1, "bills differ");
+    assert_eq!(a.2, b.2);
+    // Frozen on both: the frozen bills are the same too.
+    for store in [&mut sqlite as &mut dyn Store, &mut clickhouse] {
+        let answer =
+            query::bills::bills(Some(&policy), &settings, store, &[], &period, now).unwrap();
+        query::bills::freeze(store, &answer, now).unwrap();
+    }
+    let (a, b) = (figures(&sqlite), figures(&clickhouse));
+    assert_eq!(a.1, b.1, "frozen bills differ");
+    assert!(a.2.contains("frozen"), "{}", a.2);
+}
