@@ -264,7 +264,6 @@ fn a_batch_cut_short_on_the_wire_inserts_nothing() {
 /// writer, into `store`.
 fn two_months(store: &mut dyn Store) {
     let first = Slot::containing("2026-02-20T00:00Z".parse().unwrap()).0;
-    let mut sequence = 0;
     let days = 50i64;
     // The accountant's state after its last read, at the end of the data.
     let last = accounting::AccountantState {
@@ -309,7 +308,7 @@ fn two_months(store: &mut dyn Store) {
                 },
             })
             .collect();
-        sequence += 1;
+        let sequence = day as u64 + 1;
         store
             .append(&Batch {
                 sequence,
