@@ -14,6 +14,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+/// The largest answer read (4 GiB): more is a server gone wrong.
+const MAX_ANSWER: usize = 1 << 32;
+
 /// Why a request failed.
 #[derive(Debug)]
 pub enum HttpError {
@@ -121,89 +124,113 @@ impl Endpoint {
         stream.write_all(head.as_bytes()).map_err(HttpError::Io)?;
         stream.write_all(body).map_err(HttpError::Io)?;
         stream.flush().map_err(HttpError::Io)?;
-        let mut reader = BufReader::with_capacity(1 << 16, stream);
-        let mut line = String::new();
+        read_response(BufReader::with_capacity(1 << 16, stream))
+    }
+}
+
+/// Reads an HTTP/1.1 answer whole: its status, the headers it needs
+/// (`Content-Length`, `Transfer-Encoding: chunked`,
+/// `X-ClickHouse-Exception-Code`) and the body; an error status (or
+/// ClickHouse's exception text at the end of a 200 body) becomes
+/// [`HttpError::Server`].
+pub fn read_response(mut reader: impl BufRead) -> Result<Vec<u8>, HttpError> {
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(HttpError::Io)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| HttpError::Protocol(format!("status line `{}`", line.trim())))?;
+    let (mut length, mut chunked, mut code) = (None, false, 0u32);
+    loop {
+        line.clear();
         reader.read_line(&mut line).map_err(HttpError::Io)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| HttpError::Protocol(format!("status line `{}`", line.trim())))?;
-        let (mut length, mut chunked, mut code) = (None, false, 0u32);
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let Some((name, value)) = l.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse::<usize>().ok(),
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            "x-clickhouse-exception-code" => code = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if chunked {
         loop {
             line.clear();
             reader.read_line(&mut line).map_err(HttpError::Io)?;
-            let l = line.trim_end();
-            if l.is_empty() {
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| HttpError::Protocol(format!("chunk size `{}`", line.trim())))?;
+            if size == 0 {
                 break;
             }
-            let Some((name, value)) = l.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.parse::<usize>().ok(),
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "x-clickhouse-exception-code" => code = value.parse().unwrap_or(0),
-                _ => {}
-            }
+            read_exactly(&mut reader, size, &mut out)?;
+            line.clear();
+            reader.read_line(&mut line).map_err(HttpError::Io)?;
         }
-        let mut out = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                reader.read_line(&mut line).map_err(HttpError::Io)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| {
-                    HttpError::Protocol(format!("chunk size `{}`", line.trim()))
-                })?;
-                if size == 0 {
-                    break;
-                }
-                let start = out.len();
-                out.resize(start + size, 0);
-                reader
-                    .read_exact(&mut out[start..])
-                    .map_err(HttpError::Io)?;
-                line.clear();
-                reader.read_line(&mut line).map_err(HttpError::Io)?;
-            }
-        } else if let Some(n) = length {
-            out.resize(n, 0);
-            reader.read_exact(&mut out).map_err(HttpError::Io)?;
-        } else {
-            reader.read_to_end(&mut out).map_err(HttpError::Io)?;
+    } else if let Some(n) = length {
+        read_exactly(&mut reader, n, &mut out)?;
+    } else {
+        reader
+            .take(MAX_ANSWER as u64)
+            .read_to_end(&mut out)
+            .map_err(HttpError::Io)?;
+    }
+    if status != 200 {
+        let message = String::from_utf8_lossy(&out).into_owned();
+        if code == 0 {
+            code = message
+                .strip_prefix("Code: ")
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
         }
-        if status != 200 {
-            let message = String::from_utf8_lossy(&out).into_owned();
-            if code == 0 {
-                code = message
-                    .strip_prefix("Code: ")
-                    .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or(0);
-            }
+        return Err(HttpError::Server {
+            status,
+            code,
+            message,
+        });
+    }
+    // A server error after the first bytes of an answer arrives in the
+    // body (the status was already sent): ClickHouse writes its usual
+    // exception text at the end.
+    let end = &out[out.len().saturating_sub(64 << 10)..];
+    if let Some(at) = find(end, b"\nCode: ") {
+        let tail = String::from_utf8_lossy(&end[at + 1..]).into_owned();
+        if tail.contains("DB::Exception") {
             return Err(HttpError::Server {
                 status,
-                code,
-                message,
+                code: 0,
+                message: tail,
             });
         }
-        // A server error after the first bytes of an answer arrives in the
-        // body (the status was already sent): ClickHouse writes its usual
-        // exception text at the end.
-        if let Some(at) = find(&out, b"\nCode: ") {
-            let tail = String::from_utf8_lossy(&out[at + 1..]).into_owned();
-            if tail.contains("DB::Exception") {
-                return Err(HttpError::Server {
-                    status,
-                    code: 0,
-                    message: tail,
-                });
-            }
-        }
-        Ok(out)
     }
+    Ok(out)
+}
+
+/// Appends exactly `n` bytes of `reader` to `out`, growing it as they
+/// arrive (a size announced by the other side is not allocated up front).
+fn read_exactly(reader: &mut impl BufRead, n: usize, out: &mut Vec<u8>) -> Result<(), HttpError> {
+    if n > MAX_ANSWER.saturating_sub(out.len()) {
+        return Err(HttpError::Protocol(format!(
+            "an answer above {MAX_ANSWER} bytes"
+        )));
+    }
+    let want = out.len() + n;
+    reader
+        .take(n as u64)
+        .read_to_end(out)
+        .map_err(HttpError::Io)?;
+    if out.len() != want {
+        return Err(HttpError::Protocol("the answer ends early".into()));
+    }
+    Ok(())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

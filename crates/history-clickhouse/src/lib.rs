@@ -87,6 +87,7 @@
 //! nothing (the default): ClickHouse merges parts itself.
 
 mod client;
+pub mod fuzzing;
 mod http;
 mod read;
 mod retention;

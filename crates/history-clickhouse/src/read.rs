@@ -82,7 +82,12 @@ pub fn marks(client: &Client) -> Result<Marks, StoreError> {
         client.db
     );
     let out = client.query(&sql, "read the retention marks")?;
-    let mut r = Reader::new(&out);
+    decode_marks(&out)
+}
+
+/// The answer of the marks' query.
+pub fn decode_marks(out: &[u8]) -> Result<Marks, StoreError> {
+    let mut r = Reader::new(out);
     let mut marks = Marks::default();
     while !r.done() {
         let name = r.bytes().map_err(truncated("marks.name"))?.to_vec();
@@ -113,7 +118,12 @@ pub fn samples(client: &Client, q: &SampleQuery) -> Result<Vec<Sample>, StoreErr
         tenant_filter(&q.tenants)
     );
     let out = client.query(&sql, "read samples")?;
-    let mut r = Reader::new(&out);
+    decode_samples(&out)
+}
+
+/// Rows of [`sample`].
+pub fn decode_samples(out: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    let mut r = Reader::new(out);
     let mut samples = Vec::new();
     while !r.done() {
         samples.push(sample(&mut r, "samples")?);
@@ -132,7 +142,12 @@ pub fn coverage(client: &Client, from: Slot, to: Slot) -> Result<Vec<SlotCoverag
         client.db, from.0, to.0
     );
     let out = client.query(&sql, "read slot coverage")?;
-    let mut r = Reader::new(&out);
+    decode_coverage(&out)
+}
+
+/// Rows of slot and status.
+pub fn decode_coverage(out: &[u8]) -> Result<Vec<SlotCoverage>, StoreError> {
+    let mut r = Reader::new(out);
     let mut cov = Vec::new();
     while !r.done() {
         let slot = r.i64().map_err(truncated("slots.slot"))?;
@@ -200,7 +215,7 @@ fn slot_range(
 
 /// Bytes and packets per (time, tenant, realm, direction) of one table,
 /// for the given times, summed exactly (`Decimal128`).
-type Row = (i64, u32, u16, Direction, u128, u128);
+pub type Row = (i64, u32, u16, Direction, u128, u128);
 
 fn sums(
     client: &Client,
@@ -222,9 +237,13 @@ fn sums(
         tenant_filter(tenants)
     );
     let out = client.query(&sql, &format!("read {table}"))?;
-    let mut r = Reader::new(&out);
+    decode_sums(&out, table)
+}
+
+/// Rows of time, tenant, realm, direction and two `Decimal128` sums.
+pub fn decode_sums(out: &[u8], place: &str) -> Result<Vec<Row>, StoreError> {
+    let mut r = Reader::new(out);
     let mut rows = Vec::new();
-    let place = table;
     while !r.done() {
         let t = r.i64().map_err(truncated(place))?;
         let tenant = r.u32().map_err(truncated(place))?;
@@ -453,8 +472,15 @@ pub fn hourly_totals(
         client.db, tenant.0, hours.end
     );
     let body = client.query(&sql, "read a tenant's hourly totals")?;
-    let mut r = Reader::new(&body);
+    out.totals = decode_hours(&body)?;
+    Ok(out)
+}
+
+/// Rows of hour, realm, direction and two `Decimal128` sums.
+pub fn decode_hours(body: &[u8]) -> Result<Vec<HourTotal>, StoreError> {
+    let mut r = Reader::new(body);
     let place = "hourly";
+    let mut totals = Vec::new();
     while !r.done() {
         let hour = r.i64().map_err(truncated(place))?;
         let realm = r.u16().map_err(truncated(place))?;
@@ -463,7 +489,7 @@ pub fn hourly_totals(
             place,
             Direction::from_code,
         )?;
-        out.totals.push(HourTotal {
+        totals.push(HourTotal {
             hour,
             realm: RealmId(realm),
             direction,
@@ -471,7 +497,7 @@ pub fn hourly_totals(
             packets: wide(r.i128().map_err(truncated(place))?, place)?,
         });
     }
-    Ok(out)
+    Ok(totals)
 }
 
 /// A writer's state: the accountant's under the empty name.
@@ -483,7 +509,12 @@ pub fn state(client: &Client, writer: &str) -> Result<Option<StoredState>, Store
         literal(writer)
     );
     let out = client.query(&sql, "read a writer's state")?;
-    let mut r = Reader::new(&out);
+    decode_state(&out)
+}
+
+/// The state's row: blob, sequence, how many rows there were.
+pub fn decode_state(out: &[u8]) -> Result<Option<StoredState>, StoreError> {
+    let mut r = Reader::new(out);
     let place = "writers";
     let blob = r.bytes().map_err(truncated(place))?.to_vec();
     let sequence = r.u64().map_err(truncated(place))?;
@@ -499,10 +530,15 @@ pub fn frozen(client: &Client, label: &str) -> Result<Option<FrozenPeriod>, Stor
         literal(label)
     );
     let out = client.query(&sql, &format!("read frozen period {label}"))?;
+    decode_frozen(&out, label)
+}
+
+/// A frozen period's row, if any.
+pub fn decode_frozen(out: &[u8], label: &str) -> Result<Option<FrozenPeriod>, StoreError> {
     if out.is_empty() {
         return Ok(None);
     }
-    let mut r = Reader::new(&out);
+    let mut r = Reader::new(out);
     let place = "frozen";
     let mut ts = |col: &str| -> Result<Timestamp, StoreError> {
         let ms = r.i64().map_err(truncated(place))?;
@@ -577,21 +613,26 @@ pub fn quarantined(client: &Client, limit: usize) -> Result<Quarantine, StoreErr
          FROM {db}.quarantine WHERE id > {cleared} ORDER BY id LIMIT {limit} FORMAT RowBinary"
     );
     let out = client.query(&sql, "read the quarantine")?;
-    let mut r = Reader::new(&out);
+    q.samples = decode_quarantine(&out)?;
+    Ok(q)
+}
+
+/// Rows of the quarantine.
+pub fn decode_quarantine(out: &[u8]) -> Result<Vec<QuarantinedSample>, StoreError> {
+    let mut r = Reader::new(out);
     let place = "quarantine";
+    let mut samples = Vec::new();
     while !r.done() {
         let id = r.u64().map_err(truncated(place))?;
         let writer = String::from_utf8_lossy(r.bytes().map_err(truncated(place))?).into_owned();
         let sequence = r.u64().map_err(truncated(place))?;
         let index = r.u64().map_err(truncated(place))?;
-        let mut row = Vec::new();
         // slot … packets: the same columns as a sample.
         let s = sample(&mut r, place)?;
-        row.push(s);
         let name = r.bytes().map_err(truncated(place))?;
         let sb = r.bytes().map_err(truncated(place))?;
         let sp = r.bytes().map_err(truncated(place))?;
-        q.samples.push(QuarantinedSample {
+        samples.push(QuarantinedSample {
             id,
             writer,
             sequence,
@@ -602,7 +643,7 @@ pub fn quarantined(client: &Client, limit: usize) -> Result<Quarantine, StoreErr
             },
         });
     }
-    Ok(q)
+    Ok(samples)
 }
 
 #[cfg(test)]
