@@ -418,20 +418,54 @@ pub fn top_tenants(client: &Client, q: &TopQuery) -> Result<Vec<TenantTotal>, St
     let pieces = plan(first, end, |_| Ok(whole), &marks, false)?;
     let mut totals: BTreeMap<u32, TenantTotal> = BTreeMap::new();
     for exact in [true, false] {
-        let these: Vec<&Planned> = pieces.iter().filter(|p| p.exact == exact).collect();
-        if these.is_empty() {
-            continue;
+        let (mut days, mut hours, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        for p in pieces.iter().filter(|p| p.exact == exact) {
+            match p.piece {
+                Piece::Day(d) => days.push(d),
+                Piece::Hour(h) => hours.push(h),
+                Piece::Slots(a, b) => slots.extend(a.0..b.0),
+            }
         }
-        let read = read_pieces(client, &these, &Tenants::All)?;
-        for row in read.days.iter().chain(&read.hours).chain(&read.slots) {
-            let t = totals
-                .entry(row.1)
-                .or_insert_with(|| TenantTotal::new(TenantId(row.1)));
-            t.add(row.3, row.4, row.5)?;
-            t.exact &= exact;
+        // Summed per tenant and direction by the server: a month of
+        // 10,000 tenants is 20,000 rows, not 620,000 days.
+        for (table, time, times) in [
+            ("daily", "day", days),
+            ("hourly", "hour", hours),
+            ("samples", "slot", slots),
+        ] {
+            for row in tenant_sums(client, table, time, &times)? {
+                let t = totals
+                    .entry(row.1)
+                    .or_insert_with(|| TenantTotal::new(TenantId(row.1)));
+                t.add(row.3, row.4, row.5)?;
+                t.exact &= exact;
+            }
         }
     }
     Ok(rank(totals.into_values().collect(), q.by, q.limit))
+}
+
+/// Bytes and packets per tenant and direction of one table over the
+/// given times (as [`Row`]s with time and realm 0).
+fn tenant_sums(
+    client: &Client,
+    table: &str,
+    time: &str,
+    times: &[i64],
+) -> Result<Vec<Row>, StoreError> {
+    if times.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = times.iter().map(i64::to_string).collect();
+    let sql = format!(
+        "SELECT toInt64(0), tenant, toUInt16(0), direction, sum(toDecimal128(bytes, 0)), sum(toDecimal128(packets, 0))
+         FROM {}.{table} WHERE {time} IN ({})
+         GROUP BY tenant, direction FORMAT RowBinary",
+        client.db,
+        list.join(",")
+    );
+    let out = client.query(&sql, &format!("rank tenants from {table}"))?;
+    decode_sums(&out, table)
 }
 
 /// The `limit` largest by `by`, largest first, ties by tenant; tenants
