@@ -14,8 +14,9 @@
 //!   ordered by tenant then slot (one tenant's period is one range);
 //!   several writers' rows of one slot and key are summed when read.
 //! - `hourly`, `daily`: rollups per tenant × realm × direction,
-//!   `SummingMergeTree`, filled by materialized views in the same
-//!   `INSERT`; `daily` is ordered by day first, which is what ranking a
+//!   `SummingMergeTree`: the store adds up each batch's rows (a `GROUP BY`
+//!   inside a view cost 0.5 s per 20,000 samples on 18.16) and views copy
+//!   them in the same `INSERT`; `daily` is ordered by day first, which is what ranking a
 //!   month of every tenant reads.
 //! - `slots` (coverage, best status wins at read), `writers` (each
 //!   writer's last sequence and state, `ReplacingMergeTree`; the
