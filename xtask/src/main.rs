@@ -127,13 +127,16 @@ fn ci() -> Result<(), String> {
         ("hping3", "hping3"),
         ("python3", "python3"),
         ("fastnetmon", "fastnetmon"),
+        // crates/history-clickhouse's tests start a real ClickHouse (18.16 in Debian 12).
+        ("clickhouse-server", "clickhouse-server"),
+        ("clickhouse-client", "clickhouse-client"),
     ])?;
-    // The packages start BIRD and FastNetMon as services; the tests and
+    // The packages start BIRD, FastNetMon and ClickHouse as services; the tests and
     // benches start their own.
     let _ = Command::new("sh")
         .args([
             "-c",
-            "command -v systemctl >/dev/null && { systemctl stop bird; systemctl stop fastnetmon; } 2>/dev/null; true",
+            "command -v systemctl >/dev/null && { systemctl stop bird; systemctl stop fastnetmon; systemctl stop clickhouse-server; } 2>/dev/null; true",
         ])
         .status();
     run("cargo", &["fmt", "--all", "--", "--check"])?;

@@ -13,6 +13,14 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// Another store's backend (a ClickHouse server) refused or failed;
+    /// `context` says what was being done.
+    Backend {
+        /// What the store was doing.
+        context: String,
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A batch with this sequence number (or a later one) is already stored.
     AlreadyAppended {
         /// The batch's sequence number.
@@ -75,6 +83,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Database { context, source } => write!(f, "{context}: {source}"),
+            StoreError::Backend { context, source } => write!(f, "{context}: {source}"),
             StoreError::AlreadyAppended { sequence, last } => write!(
                 f,
                 "batch {sequence} is already stored (the last stored batch is {last})"
@@ -104,6 +113,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Database { source, .. } => Some(source),
+            StoreError::Backend { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

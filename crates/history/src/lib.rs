@@ -40,6 +40,19 @@ pub mod refusal;
 mod sqlite;
 mod store;
 
+/// How a range of slots is cut into rollup rows and raw samples so that
+/// every slot counts in its own bucket, and the retention marks that say
+/// which data is gone: shared by every store, so that all of them answer
+/// [`Store::usage`] and [`Store::top_tenants`] from the same pieces.
+pub mod planning {
+    pub use crate::sqlite::plan::{plan, Marks, Piece, Planned};
+}
+
+/// The suite every [`Store`] must pass, run against the SQLite store by
+/// this crate's tests and against other stores by theirs.
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 pub use error::StoreError;
 pub use refusal::{
     Quarantine, QuarantinedSample, Refusal, RefusalReason, WriteReport, ACCOUNTANT_WRITER,

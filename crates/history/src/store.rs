@@ -474,3 +474,86 @@ pub(crate) fn rank(mut totals: Vec<TenantTotal>, by: RankBy, limit: usize) -> Ve
     totals.sort_unstable_by(order);
     totals
 }
+
+/// A boxed store is a store: the binary picks SQLite or ClickHouse at run
+/// time and hands the box to code written for `impl Store`. Every method
+/// forwards, the provided ones too, so a store's own `compact` and
+/// `top_tenants` are kept.
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn append(&mut self, batch: &Batch<'_>) -> Result<WriteReport, StoreError> {
+        (**self).append(batch)
+    }
+
+    fn last_state(&self) -> Result<Option<StoredState>, StoreError> {
+        (**self).last_state()
+    }
+
+    fn add(&mut self, batch: &AddBatch<'_>) -> Result<WriteReport, StoreError> {
+        (**self).add(batch)
+    }
+
+    fn quarantine(
+        &mut self,
+        writer: &str,
+        sequence: u64,
+        refused: &[Refusal],
+    ) -> Result<(usize, usize), StoreError> {
+        (**self).quarantine(writer, sequence, refused)
+    }
+
+    fn quarantined(&self, limit: usize) -> Result<Quarantine, StoreError> {
+        (**self).quarantined(limit)
+    }
+
+    fn clear_quarantine(&mut self, through: u64) -> Result<u64, StoreError> {
+        (**self).clear_quarantine(through)
+    }
+
+    fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError> {
+        (**self).writer_state(writer)
+    }
+
+    fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
+        (**self).samples(query)
+    }
+
+    fn coverage(&self, from: Slot, to: Slot) -> Result<Vec<SlotCoverage>, StoreError> {
+        (**self).coverage(from, to)
+    }
+
+    fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
+        (**self).usage(query)
+    }
+
+    fn hourly_totals(
+        &self,
+        tenant: TenantId,
+        hours: std::ops::Range<i64>,
+    ) -> Result<HourTotals, StoreError> {
+        (**self).hourly_totals(tenant, hours)
+    }
+
+    fn compact(&mut self, now: Timestamp, limit: usize) -> Result<CompactReport, StoreError> {
+        (**self).compact(now, limit)
+    }
+
+    fn apply_retention(
+        &mut self,
+        now: Timestamp,
+        retention: &Retention,
+    ) -> Result<RetentionReport, StoreError> {
+        (**self).apply_retention(now, retention)
+    }
+
+    fn freeze(&mut self, period: &FrozenPeriod) -> Result<(), StoreError> {
+        (**self).freeze(period)
+    }
+
+    fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError> {
+        (**self).frozen(label)
+    }
+
+    fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
+        (**self).top_tenants(query)
+    }
+}

@@ -1563,3 +1563,14 @@ fn retention_deletes_compacted_days_too() {
     // The two tenants' 31 January rows were rewritten, 30 January's gone.
     assert_eq!(count_rows(&store, "samples_days"), 4);
 }
+
+#[test]
+fn the_conformance_suite_passes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let transcripts = history::conformance::run(&mut || {
+        n += 1;
+        Box::new(open(&dir.path().join(format!("c{n}.sqlite"))))
+    });
+    assert_eq!(transcripts.len(), history::conformance::CHECKS.len());
+}

@@ -385,6 +385,9 @@ pub struct Flows {
 }
 
 pub use crate::flows::FlowLimits;
+pub use crate::history::{
+    History, HistoryStore, DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_URL,
+};
 
 impl Flows {
     /// The exporter with this address, if it is allowed.
@@ -562,6 +565,8 @@ pub struct Policy {
     pub overage: Option<Overage>,
     /// Where the daemon serves its API, if the policy says.
     pub api: Option<Api>,
+    /// Which store keeps the history, if the policy says (SQLite if not).
+    pub history: Option<History>,
 }
 
 /// The `[api]` section.

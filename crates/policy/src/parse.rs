@@ -37,10 +37,13 @@ pub(crate) struct Parsed {
     pub overage: Option<Overage>,
     /// The API.
     pub api: Option<crate::model::Api>,
+    /// The history store.
+    pub history: Option<crate::model::History>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
+    "history",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -62,6 +65,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         billing: None,
         overage: None,
         api: None,
+        history: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -110,6 +114,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "flows") {
         p.flows = crate::flows::section(cx, n);
+    }
+    if let Some(n) = top.get(cx, "history") {
+        p.history = crate::history::section(cx, n);
     }
     if let Some(n) = top.get(cx, "billing") {
         p.billing = crate::billing::billing(cx, n);

@@ -59,12 +59,25 @@ pub fn start(
         .runtime("cannot set up the API listener")?;
     let (snapshots, receiver) = watch::channel(Arc::new(first));
     let history = state.history();
+    let clickhouse = match policy.history.as_ref().map(|h| &h.store) {
+        Some(policy::HistoryStore::ClickHouse { url, database }) => {
+            Some(history_clickhouse::ClickHouseOptions {
+                url: url.clone(),
+                database: database.clone(),
+                ..history_clickhouse::ClickHouseOptions::default()
+            })
+        }
+        _ => None,
+    };
     // Each of the API's readers (at most api::stores::READERS) keeps its
     // own page cache: small, so that the daemon's memory stays bounded.
-    let open: api::stores::Opener = Box::new(move || {
-        history::SqliteStore::open(&history, &history::SqliteOptions { cache_mib: 8 })
+    let open: api::stores::Opener = Box::new(move || match &clickhouse {
+        Some(options) => history_clickhouse::ClickHouseStore::open(options)
             .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string()),
+        None => history::SqliteStore::open(&history, &history::SqliteOptions { cache_mib: 8 })
+            .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
+            .map_err(|e| e.to_string()),
     });
     let files = api::files::Files::new(state.routes_table(), state.flows_status());
     let app = api::AppState {

@@ -3,10 +3,14 @@
 
 use std::path::Path;
 
-/// Opens (creating if needed) the history under `dir`.
-pub fn open_for_daemon(dir: &Path) -> Result<history::SqliteStore, String> {
+/// Opens (creating if needed) the history under `dir`, or the one the
+/// policy's `[history]` names.
+pub fn open_for_daemon(
+    dir: &Path,
+    history: Option<&policy::History>,
+) -> Result<Box<dyn history::Store + Send>, String> {
     crate::state_dir::StateDir::new(dir)
-        .open_history()
+        .history_store(history, true)
         .map_err(|e| e.to_string())
 }
 

@@ -91,6 +91,36 @@ impl StateDir {
             .map_err(|e| Error::runtime(format!("cannot open the history {}: {e}", path.display())))
     }
 
+    /// Opens the history the policy's `[history]` names: the SQLite file
+    /// here (created if `create`, for the daemon and the flow collector;
+    /// else it must exist), or a database on a ClickHouse server
+    /// (docs/clickhouse.md).
+    pub fn history_store(
+        &self,
+        history: Option<&policy::History>,
+        create: bool,
+    ) -> Result<Box<dyn history::Store + Send>> {
+        match history.map(|h| &h.store) {
+            Some(policy::HistoryStore::ClickHouse { url, database }) => {
+                let options = history_clickhouse::ClickHouseOptions {
+                    url: url.clone(),
+                    database: database.clone(),
+                    ..history_clickhouse::ClickHouseOptions::default()
+                };
+                history_clickhouse::ClickHouseStore::open(&options)
+                    .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
+                    .map_err(|e| {
+                        Error::runtime(format!(
+                            "cannot open the history in ClickHouse at {url} (database {database}): {e}"
+                        ))
+                        .hint("check that the server runs, and [history] url and database in the policy")
+                    })
+            }
+            _ if create => Ok(Box::new(self.open_history()?)),
+            _ => Ok(Box::new(self.read_history()?)),
+        }
+    }
+
     /// The flow collector's status.
     pub fn flows_status(&self) -> PathBuf {
         self.root.join("flows-status.json")

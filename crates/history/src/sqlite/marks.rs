@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 /// Before these, the data of each kind is gone (`None`: nothing removed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Marks {
+pub struct Marks {
     /// The first slot whose raw samples are kept.
     pub raw: Option<Slot>,
     /// The first hour whose hourly rollups are kept.

@@ -27,7 +27,7 @@
 //! the piece is marked inexact.
 
 use super::codec::{HOURS_PER_DAY, SLOTS_PER_HOUR};
-use super::marks::Marks;
+pub use super::marks::Marks;
 use crate::error::StoreError;
 use accounting::Slot;
 use jiff::civil::Date;
@@ -35,8 +35,8 @@ use jiff::civil::Date;
 const SLOTS_PER_DAY: i64 = SLOTS_PER_HOUR * HOURS_PER_DAY;
 
 /// Where a piece of the range is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Piece {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Piece {
     /// A UTC day's daily rollup.
     Day(i64),
     /// An hour's hourly rollup.
@@ -47,8 +47,10 @@ pub(super) enum Piece {
 
 /// A piece and the bucket it counts in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Planned {
+pub struct Planned {
+    /// What is read.
     pub piece: Piece,
+    /// The bucket it counts in.
     pub bucket: Date,
     /// `false` when the piece stands in for finer data retention removed.
     pub exact: bool,
@@ -79,7 +81,7 @@ impl Planned {
 /// crosses midnight twice in an hour). With `complement`, a day split
 /// between buckets may be read as its daily row less some hours (pieces
 /// with `minus`).
-pub(super) fn plan(
+pub fn plan(
     first: i64,
     end: i64,
     mut bucket_of: impl FnMut(i64) -> Result<Date, StoreError>,

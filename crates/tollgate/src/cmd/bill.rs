@@ -19,11 +19,13 @@ pub fn run(cx: &Context, a: &BillArgs) -> Result<ExitCode> {
         .clone()
         .map_or(RangeSpec::Current, RangeSpec::Period);
     let period = query::range::period(&settings, &spec, now)?;
-    let mut store = cx.state.read_history()?;
-    let open = query::open::open_samples(&store)?;
-    let answer = query::bills::bills(policy, &settings, &store, &open, &period, now)?;
+    let mut store = cx
+        .state
+        .history_store(policy.and_then(|p| p.history.as_ref()), false)?;
+    let open = query::open::open_samples(&*store)?;
+    let answer = query::bills::bills(policy, &settings, &*store, &open, &period, now)?;
     if a.freeze {
-        query::bills::freeze(&mut store, &answer, now)?;
+        query::bills::freeze(&mut *store, &answer, now)?;
         sayln!(
             "period {} frozen with {} tenants' bills",
             period.label,

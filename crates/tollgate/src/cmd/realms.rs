@@ -12,9 +12,11 @@ pub fn run(cx: &Context, a: &RealmsArgs) -> Result<ExitCode> {
     let p = loaded.as_ref().and_then(|l| l.policy.as_ref());
     let spec = RangeSpec::new(a.range.period.as_deref(), a.range.since.as_deref());
     let range = query::range::resolve(&settings, &spec, jiff::Timestamp::now())?;
-    let store = cx.state.read_history()?;
-    let open = query::open::open_samples(&store)?;
-    let report = query::usage::realms(&store, &open, p, &range)?;
+    let store = cx
+        .state
+        .history_store(p.and_then(|p| p.history.as_ref()), false)?;
+    let open = query::open::open_samples(&*store)?;
+    let report = query::usage::realms(&*store, &open, p, &range)?;
     if a.json {
         say!("{}", crate::output::json_pretty(&report)?);
     } else {

@@ -22,9 +22,11 @@ pub fn run(cx: &Context, a: &UsageArgs) -> Result<ExitCode> {
         Some(who) => Tenants::Only(vec![TenantId(query::names::tenant_id(p, who)?)]),
         None => Tenants::All,
     };
-    let store = cx.state.read_history()?;
-    let open = query::open::open_samples(&store)?;
-    let report = query::usage::usage(&store, &open, p, &range, &tenants)?;
+    let store = cx
+        .state
+        .history_store(p.and_then(|p| p.history.as_ref()), false)?;
+    let open = query::open::open_samples(&*store)?;
+    let report = query::usage::usage(&*store, &open, p, &range, &tenants)?;
     if a.json {
         say!("{}", crate::output::json_pretty(&report)?);
     } else {

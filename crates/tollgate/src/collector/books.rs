@@ -10,7 +10,7 @@ use super::status::{QuarantineStatus, Status, STATUS_FILE};
 use accounting::{Sample, Slot, SlotCoverage, Usage, UsageKey};
 use flow_collector::{Collector, Config};
 use flows::{Attribution, SlotClock};
-use history::{SqliteStore, Store};
+use history::Store;
 use jiff::Timestamp;
 use policy::Policy;
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// A running collector and what it has not committed yet.
 pub struct FlowBooks {
     collector: Collector,
-    store: SqliteStore,
+    store: Box<dyn Store + Send>,
     sequence: u64,
     clock: SlotClock,
     generation: u32,
@@ -102,7 +102,7 @@ impl FlowBooks {
         route_realms: &[(net_types::Prefix, net_types::RealmId)],
     ) -> Result<FlowBooks, String> {
         let cfg = config(flows)?;
-        let store = crate::ledger::open_for_daemon(state_dir)?;
+        let store = crate::ledger::open_for_daemon(state_dir, policy.history.as_ref())?;
         let (sequence, blob) = match store
             .writer_state(WRITER)
             .map_err(|e| format!("cannot read the flow collector's saved state: {e}"))?

@@ -34,6 +34,7 @@ fn transient(e: &StoreError) -> bool {
     matches!(
         e,
         StoreError::Database { .. }
+            | StoreError::Backend { .. }
             | StoreError::SchemaTooNew { .. }
             | StoreError::AlreadyAppended { .. }
     )

@@ -102,7 +102,12 @@ fn start_input(
 pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> {
     allocator::use_few_arenas();
     let clock = Clock::from_env()?;
-    let store = state.open_history()?;
+    // The store the policy's [history] names, chosen once at start.
+    let history = crate::policy_file::read_policy_text(config)?
+        .load()
+        .policy
+        .and_then(|p| p.history);
+    let store = state.history_store(history.as_ref(), true)?;
     let start = start_input(config, state, args, &store)?;
     let mut recorder = record::Recorder::open(args.record.as_deref())?;
     let now = clock.now();

@@ -22,7 +22,7 @@
 use accounting::{Slot, SlotCoverage};
 use billing::{slot_bytes, Limits, RealmSelection, Series, SlotBytes, Tally, Watch};
 use engine::io::{Assess, Assessment};
-use history::{SampleQuery, SqliteStore, Store, Tenants};
+use history::{SampleQuery, Store, Tenants};
 use net_types::{Rate, TenantId};
 use std::collections::HashMap;
 
@@ -55,7 +55,7 @@ struct Entry {
 /// its percentile, whose decision carries the figure) from its series.
 pub(super) fn assess(
     watch: &mut Option<OverageWatch>,
-    store: &SqliteStore,
+    store: &dyn Store,
     q: &Assess,
 ) -> Assessment {
     match decisions(watch, store, q) {
@@ -74,7 +74,7 @@ pub(super) fn assess(
 
 fn decisions(
     slot: &mut Option<OverageWatch>,
-    store: &SqliteStore,
+    store: &dyn Store,
     q: &Assess,
 ) -> Result<Vec<(u32, billing::Decision)>, String> {
     let period = &q.period;
@@ -161,7 +161,7 @@ impl OverageWatch {
     /// `[first, now)`.
     pub(super) fn update(
         slot: &mut Option<OverageWatch>,
-        store: &SqliteStore,
+        store: &dyn Store,
         watch: Watch,
         first: Slot,
         now: Slot,
@@ -295,7 +295,7 @@ fn fold_row(watch: &Watch, e: &mut Entry, row: Option<&SlotBytes>, covered: bool
 /// a tenant's period, so that compacted day rows are read whole.
 /// Returns how many samples were read.
 fn fold_range(
-    store: &SqliteStore,
+    store: &dyn Store,
     watch: &Watch,
     entries: &mut HashMap<u32, Entry>,
     ids: Option<&[u32]>,
@@ -346,7 +346,7 @@ fn fold_range(
 /// and calls `each` for every slot in order, with that slot's rows (sorted by
 /// tenant). Returns how many samples were read.
 fn read_chunks(
-    store: &SqliteStore,
+    store: &dyn Store,
     tenants: &Tenants,
     (from, to): (Slot, Slot),
     chunk: i64,
@@ -384,7 +384,7 @@ mod tests {
     use super::*;
     use accounting::{Band, Direction, Sample, SlotStatus, Source, UsageKey};
     use billing::{BillingCycle, MissingSamples, PercentileRule, RealmSelection, Series};
-    use history::{AddBatch, Batch, SqliteOptions};
+    use history::{AddBatch, Batch, SqliteOptions, SqliteStore};
     use net_types::RealmId;
 
     struct Dir(std::path::PathBuf);
@@ -412,7 +412,7 @@ mod tests {
     /// The tally of `[first, now)` from the tenant's whole series, the way
     /// the check used to read it.
     fn reference(
-        store: &SqliteStore,
+        store: &dyn Store,
         period: &billing::Period,
         watch: &Watch,
         id: TenantId,

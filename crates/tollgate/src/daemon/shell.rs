@@ -13,7 +13,7 @@ use engine::io::{
     Answer, Applied, Command, Effect, Input, Level, Observation, Stored, TimedReadings,
 };
 use engine::Engine;
-use history::{SqliteStore, Store};
+use history::Store;
 use linux_dataplane::{Dataplane, Observed};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub struct Shell {
     config: PathBuf,
     state: StateDir,
     dp: Dataplane,
-    store: SqliteStore,
+    store: Box<dyn Store + Send>,
     /// The last observation, for the next `Converge`.
     observed: Option<Observed>,
     offline: OfflineVifs,
@@ -48,7 +48,7 @@ impl Shell {
     pub fn open(
         config: &Path,
         state: &StateDir,
-        store: SqliteStore,
+        store: Box<dyn Store + Send>,
         clock: Clock,
         engine: &Engine,
         flows: bool,

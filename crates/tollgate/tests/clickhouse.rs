@@ -1,0 +1,200 @@
+//! `[history] store = "clickhouse"` at the command line: `tollgate usage`,
+//! `realms` and `bill` (and `bill --freeze`) give the same answers, to the
+//! byte, from a ClickHouse history as from the SQLite one holding the same
+//! batches. The test starts its own `clickhouse-server`
+//! (`history_clickhouse::testing`); no root.
+
+use accounting::{Accountant, Band, Direction, Sample, Slot, SlotCoverage, SlotStatus, UsageKey};
+use history::{Batch, SqliteOptions, SqliteStore, Store};
+use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
+use net_types::{RealmId, TenantId};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "10gbit", up = "10gbit" }
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24"]
+
+[realms.international]
+id = 2
+
+[plans.home]
+down = { rate = "1gbit", ceil = "2gbit" }
+up = { rate = "1gbit", ceil = "2gbit" }
+
+[[tenants]]
+id = 1
+name = "steady"
+plan = "home"
+commit = "100mbit"
+prefixes = ["100.64.1.0/24"]
+
+[[tenants]]
+id = 2
+name = "mixed"
+plan = "home"
+prefixes = ["100.64.2.0/24"]
+
+[billing]
+timezone = "Asia/Kathmandu"
+"#;
+
+/// The test's folder, removed on drop.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The same batches (a day of slots each, from late February to early
+/// April 2026) into `store`.
+fn write(store: &mut dyn Store) {
+    let first = Slot::containing("2026-02-26T00:00:00Z".parse().unwrap()).0;
+    let days = 38;
+    let mut state = Accountant::new(accounting::Config::default()).state();
+    state.last_observe_ms = Some(Slot(first + days * 288).start_millis());
+    let state = state.encode();
+    for day in 0..days {
+        let mut samples = Vec::new();
+        for slot in first + day * 288..first + (day + 1) * 288 {
+            let s = slot as u64;
+            for (tenant, realm, direction, band, bytes) in [
+                (1, 1, Direction::Down, Band::Whole, 37_500_000),
+                (1, 2, Direction::Up, Band::Whole, 1_000 + s % 977),
+                (2, 1, Direction::Down, Band::Normal, s % 7_919 * 1_000),
+                (2, 2, Direction::Down, Band::Bulk, 5 + s % 3),
+                (2, 2, Direction::Up, Band::Normal, 1_250_000 + s % 97),
+            ] {
+                if tenant == 2 && slot % 7 == 0 {
+                    continue;
+                }
+                samples.push(Sample {
+                    slot: Slot(slot),
+                    key: UsageKey {
+                        tenant: TenantId(tenant),
+                        realm: RealmId(realm),
+                        direction,
+                        band,
+                        source: accounting::Source::Kernel,
+                    },
+                    bytes,
+                    packets: bytes / 1500 + 1,
+                });
+            }
+        }
+        let coverage: Vec<SlotCoverage> = (first + day * 288..first + (day + 1) * 288)
+            .map(|s| SlotCoverage {
+                slot: Slot(s),
+                status: SlotStatus::Measured,
+            })
+            .collect();
+        store
+            .append(&Batch {
+                sequence: day as u64 + 1,
+                samples: &samples,
+                coverage: &coverage,
+                state: &state,
+            })
+            .unwrap();
+    }
+}
+
+fn tollgate(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .args(["-c", dir.join("policy.toml").to_str().unwrap()])
+        .args(["--state-dir", dir.join("state").to_str().unwrap()])
+        .args([
+            "--accounting",
+            dir.join("accounting.toml").to_str().unwrap(),
+        ])
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_STATE_DIR")
+        .env_remove("TOLLGATE_ACCOUNTING")
+        .output()
+        .expect("run tollgate");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "tollgate {args:?}: {err}");
+    out.into_owned()
+}
+
+#[test]
+fn usage_realms_and_bill_read_the_same_from_clickhouse_as_from_sqlite() {
+    let Some(server) = history_clickhouse::testing::server(
+        "usage_realms_and_bill_read_the_same_from_clickhouse_as_from_sqlite",
+    ) else {
+        return;
+    };
+    let dir = Dir(std::env::temp_dir().join(format!("tg-clickhouse-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let (sqlite, ch) = (dir.0.join("sqlite"), dir.0.join("clickhouse"));
+    for d in [&sqlite, &ch] {
+        std::fs::create_dir_all(d.join("state")).unwrap();
+        std::fs::write(d.join("accounting.toml"), "").unwrap();
+    }
+    std::fs::write(sqlite.join("policy.toml"), POLICY).unwrap();
+    std::fs::write(
+        ch.join("policy.toml"),
+        format!(
+            "{POLICY}\n[history]\nstore = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"cli\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let mut store = SqliteStore::open(
+        &sqlite.join("state").join("history.sqlite"),
+        &SqliteOptions::default(),
+    )
+    .unwrap();
+    write(&mut store);
+    drop(store);
+    let mut store = ClickHouseStore::open(&ClickHouseOptions {
+        url: server.url.clone(),
+        database: "cli".into(),
+        ..ClickHouseOptions::default()
+    })
+    .unwrap();
+    write(&mut store);
+    for args in [
+        &["usage", "--period", "2026-03", "--json"][..],
+        &["usage", "mixed", "--period", "2026-03", "--json"],
+        &["realms", "--period", "2026-03", "--json"],
+        &["bill", "--period", "2026-03", "--json"],
+    ] {
+        let (a, b) = (tollgate(&sqlite, args), tollgate(&ch, args));
+        assert!(
+            a.contains("steady") || a.contains("national"),
+            "{args:?}: {a}"
+        );
+        assert_eq!(a, b, "{args:?}: the stores answer differently");
+    }
+    for d in [&sqlite, &ch] {
+        tollgate(d, &["bill", "--period", "2026-03", "--freeze"]);
+    }
+    let args = ["bill", "--period", "2026-03", "--json"];
+    let (a, b) = (tollgate(&sqlite, &args), tollgate(&ch, &args));
+    assert!(a.contains("frozen"), "{a}");
+    // The frozen bills carry when they were frozen: equal apart from it.
+    let strip = |s: &str| {
+        let v: serde_json::Value = serde_json::from_str(s).unwrap();
+        serde_json::to_string(&v["bills"]).unwrap()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    // The ClickHouse side never touched a SQLite file.
+    assert!(!ch.join("state").join("history.sqlite").exists());
+}
