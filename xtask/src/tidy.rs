@@ -39,6 +39,7 @@ const PURE: &[&str] = &[
     "settings",
     "engine",
     "libreqos",
+    "guard",
 ];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &[
