@@ -310,7 +310,7 @@ impl Detector {
                 let trigger = Trigger {
                     by,
                     metric: Metric::ALL[m],
-                    rate: rate as u64,
+                    rate: rate.round() as u64,
                     threshold: threshold as u64,
                 };
                 events.push((addr, direction, Event::Fire(trigger, rates)));
@@ -445,7 +445,7 @@ impl Detector {
         let trigger = Trigger {
             by: TriggerKind::GroupTotal,
             metric: Metric::ALL[m],
-            rate: rate as u64,
+            rate: rate.round() as u64,
             threshold: lim[m] as u64,
         };
         let kind = classify(&rates, trigger.metric, &c.top_udp_src_ports);
