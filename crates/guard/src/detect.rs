@@ -26,33 +26,49 @@ use crate::report::{classify, AttackKind, AttackReport, Trigger, TriggerKind};
 use crate::resolve::Resolved;
 use crate::sample::{Direction, HostCounters, Monotonic, Observation};
 
-/// One address's state in one direction.
+/// One address's state in one direction: 112 bytes, so that a table of
+/// 100k active addresses stays near 25 MB and a tick touches two cache
+/// lines per sample.
 #[derive(Clone, Copy, Debug)]
-struct HostDir {
-    /// Smoothed rates, by [`Metric::index`].
-    ewma: [f64; METRICS],
+pub(crate) struct HostDir {
+    /// Smoothed rates, by [`Metric::index`] (computed in `f64`, stored in
+    /// `f32`: rates need 7 digits, not 16).
+    ewma: [f32; METRICS],
     /// The rates over the last tick with traffic.
     inst: [f32; METRICS],
-    /// That tick's time (`Monotonic::ZERO`: never).
-    updated: Monotonic,
-    /// Since when every tick was over a threshold (the start of the first
-    /// such tick).
-    over_since: Option<Monotonic>,
+    /// That tick's time in nanoseconds (0: never).
+    updated: u64,
+    /// The start of the run of ticks over a threshold ([`NEVER`]: none).
+    over_since: u64,
+    /// [`ATTACKED`], [`FIRED`].
+    pub(crate) flags: u8,
 }
+
+/// No run of ticks over a threshold.
+const NEVER: u64 = u64::MAX;
+/// An incident is open for the address in this direction.
+pub(crate) const ATTACKED: u8 = 1;
+/// A check fired in the current tick (so a second sample does not fire again).
+const FIRED: u8 = 2;
 
 const EMPTY_DIR: HostDir = HostDir {
     ewma: [0.0; METRICS],
     inst: [0.0; METRICS],
-    updated: Monotonic::ZERO,
-    over_since: None,
+    updated: 0,
+    over_since: NEVER,
+    flags: 0,
 };
+
+fn nanos(t: Monotonic) -> u64 {
+    u64::try_from(t.0.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// One tracked address.
 #[derive(Clone, Copy, Debug)]
-struct Host {
+pub(crate) struct Host {
     /// Its table entry (group and totals).
     entry: u32,
-    dirs: [HostDir; 2],
+    pub(crate) dirs: [HostDir; 2],
 }
 
 /// A group's totals in one direction.
@@ -97,15 +113,13 @@ pub struct Stats {
 /// [`Detector::command`]; carry out the [`Decision`]s it returns, in order.
 pub struct Detector {
     pub(crate) r: Resolved,
-    hosts: HashMap<IpAddr, Host, FixedState>,
+    pub(crate) hosts: HashMap<IpAddr, Host, FixedState>,
     /// Per profile with totals (others stay empty), per direction.
     groups: Vec<[GroupDir; 2]>,
     pub(crate) incidents: BTreeMap<(Target, Direction), Incident>,
     prev: Option<Monotonic>,
     last_sweep: Monotonic,
     stats: Stats,
-    /// Reused per tick: the (address, direction) pairs updated.
-    touched: Vec<(IpAddr, Direction)>,
 }
 
 /// What pass 2 found about one updated address.
@@ -129,7 +143,6 @@ impl Detector {
             prev: None,
             last_sweep: Monotonic::ZERO,
             stats: Stats::default(),
-            touched: Vec::new(),
         })
     }
 
@@ -173,7 +186,8 @@ impl Detector {
             return 0.0;
         };
         let d = &h.dirs[direction.index()];
-        d.ewma[metric.index()] * self.decay(now.since(d.updated))
+        let gap = Duration::from_nanos(nanos(now).saturating_sub(d.updated));
+        f64::from(d.ewma[metric.index()]) * self.decay(gap)
     }
 
     fn decay(&self, gap: Duration) -> f64 {
@@ -204,116 +218,135 @@ impl Detector {
                 d.counters = HostCounters::default();
             }
         }
-        if now.since(self.last_sweep) >= self.r.cfg.idle {
+        let full = self.hosts.len() >= self.r.cfg.max_hosts;
+        if now.since(self.last_sweep) >= self.r.cfg.idle
+            || (full && now.since(self.last_sweep) >= Duration::from_secs(1))
+        {
+            // Idle addresses go every `idle`; with a full table, at most
+            // once a second (a sweep visits every address).
             self.sweep(now);
         }
-        let mut swept = false;
-        self.touched.clear();
+        let now_ns = nanos(now);
+        let prev_ns = nanos(prev);
+        let instant = self.r.cfg.instant.map(|d| d.as_nanos() as u64);
+        let tau = self.r.cfg.ewma.as_secs_f64();
+        let max_hosts = self.r.cfg.max_hosts;
+        let mut events: Vec<(IpAddr, Direction, Event)> = Vec::new();
 
-        // Pass 1: update the rates of every address in the tick.
+        // One pass: update each address's rates and check them. Only the
+        // fields are borrowed (not `self`), so the table entry is looked
+        // up once per sample.
         for s in &obs.hosts {
             let dir = s.direction.index();
             let counts = Metric::counts(&s.counters);
-            let entry = match self.hosts.get(&s.addr) {
-                Some(h) => h.entry,
-                None => {
+            let len = self.hosts.len();
+            let h = match self.hosts.entry(s.addr) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
                     let Some(entry) = self.r.lookup(s.addr) else {
                         self.stats.outside += 1;
                         continue;
                     };
-                    if self.hosts.len() >= self.r.cfg.max_hosts && !swept {
-                        self.sweep(now);
-                        swept = true;
-                    }
-                    if self.hosts.len() >= self.r.cfg.max_hosts {
+                    if len >= max_hosts {
                         self.stats.overflow += 1;
-                        self.add_totals(entry, dir, &counts, per_sec, &s.counters);
+                        add_totals(
+                            &self.r,
+                            &mut self.groups,
+                            entry,
+                            dir,
+                            &counts,
+                            per_sec,
+                            &s.counters,
+                        );
                         continue;
                     }
-                    self.hosts.insert(
-                        s.addr,
-                        Host {
-                            entry,
-                            dirs: [EMPTY_DIR; 2],
-                        },
-                    );
-                    entry
+                    let mut host = Host {
+                        entry,
+                        dirs: [EMPTY_DIR; 2],
+                    };
+                    if !self.incidents.is_empty() {
+                        // A manual or restored ban made before the address
+                        // had traffic.
+                        for d in Direction::ALL {
+                            if self.incidents.contains_key(&(Target::Host(s.addr), d)) {
+                                host.dirs[d.index()].flags |= ATTACKED;
+                            }
+                        }
+                    }
+                    v.insert(host)
                 }
             };
-            let tau = self.r.cfg.ewma.as_secs_f64();
-            let Some(h) = self.hosts.get_mut(&s.addr) else {
-                continue;
-            };
+            let entry = h.entry;
             let d = &mut h.dirs[dir];
-            if d.updated == now {
-                // A second sample for the same tick: the update is linear.
-                for m in 0..METRICS {
-                    let r = counts[m] * per_sec;
-                    d.ewma[m] += r * gain;
-                    d.inst[m] += r as f32;
-                }
-            } else {
-                let keep = if d.updated == prev {
+            let first = d.updated != now_ns;
+            if first {
+                let keep = if d.updated == prev_ns {
                     keep_tick
                 } else {
                     // Absent since `updated`: zero traffic in between.
-                    d.over_since = None;
-                    (-now.since(d.updated).as_secs_f64() / tau).exp()
+                    d.over_since = NEVER;
+                    (-(now_ns.saturating_sub(d.updated) as f64) / 1e9 / tau).exp()
                 };
                 for m in 0..METRICS {
                     let r = counts[m] * per_sec;
-                    d.ewma[m] = d.ewma[m] * keep + r * gain;
+                    d.ewma[m] = (f64::from(d.ewma[m]) * keep + r * gain) as f32;
                     d.inst[m] = r as f32;
                 }
-                d.updated = now;
-                self.touched.push((s.addr, s.direction));
+                d.updated = now_ns;
+                d.flags &= !FIRED;
+            } else {
+                // A second sample for the same tick: the update is linear.
+                for m in 0..METRICS {
+                    let r = counts[m] * per_sec;
+                    d.ewma[m] += (r * gain) as f32;
+                    d.inst[m] += r as f32;
+                }
             }
-            self.add_totals(entry, dir, &counts, per_sec, &s.counters);
-        }
-
-        // Pass 2: which updated addresses fired, or have an incident.
-        let instant = self.r.cfg.instant;
-        let mut events: Vec<(IpAddr, Direction, Event)> = Vec::new();
-        for &(addr, direction) in &self.touched {
-            let Some(h) = self.hosts.get_mut(&addr) else {
-                continue;
-            };
-            let profile = self.r.entries[h.entry as usize].profile as usize;
-            let lim = &self.r.profiles[profile].limits[direction.index()];
-            let d = &mut h.dirs[direction.index()];
+            let profile = self.r.entries[entry as usize].profile as usize;
+            let lim = &self.r.profiles[profile].limits[dir];
             let inst_over = (0..METRICS).find(|&m| f64::from(d.inst[m]) > lim[m]);
             match inst_over {
-                Some(_) => {
-                    d.over_since.get_or_insert(prev);
-                }
-                None => d.over_since = None,
+                Some(_) if d.over_since == NEVER => d.over_since = prev_ns,
+                Some(_) => {}
+                None => d.over_since = NEVER,
             }
-            let key = (Target::Host(addr), direction);
-            if self.incidents.contains_key(&key) {
-                events.push((addr, direction, Event::Seen));
-                continue;
-            }
-            let smoothed = (0..METRICS).find(|&m| d.ewma[m] > lim[m]);
-            let instant_fired = match (instant, d.over_since) {
-                (Some(w), Some(since)) => now.since(since) >= w,
-                _ => false,
-            };
-            let trigger = match (smoothed, instant_fired, inst_over) {
-                (Some(m), _, _) => Some((TriggerKind::Smoothed, m, d.ewma[m], lim[m], d.ewma)),
-                (None, true, Some(m)) => {
-                    let inst = d.inst.map(f64::from);
-                    Some((TriggerKind::Instant, m, inst[m], lim[m], inst))
+            if d.flags & ATTACKED != 0 {
+                if first {
+                    events.push((s.addr, s.direction, Event::Seen));
                 }
-                _ => None,
-            };
-            if let Some((by, m, rate, threshold, rates)) = trigger {
-                let trigger = Trigger {
-                    by,
-                    metric: Metric::ALL[m],
-                    rate: rate.round() as u64,
-                    threshold: threshold as u64,
+            } else if d.flags & FIRED == 0 {
+                let smoothed = (0..METRICS).find(|&m| f64::from(d.ewma[m]) > lim[m]);
+                let instant_fired = match instant {
+                    Some(w) if d.over_since != NEVER => now_ns - d.over_since >= w,
+                    _ => false,
                 };
-                events.push((addr, direction, Event::Fire(trigger, rates)));
+                let trigger = match (smoothed, instant_fired, inst_over) {
+                    (Some(m), _, _) => Some((TriggerKind::Smoothed, m, d.ewma)),
+                    (None, true, Some(m)) => Some((TriggerKind::Instant, m, d.inst)),
+                    _ => None,
+                };
+                if let Some((by, m, rates)) = trigger {
+                    let rates = rates.map(f64::from);
+                    let trigger = Trigger {
+                        by,
+                        metric: Metric::ALL[m],
+                        rate: rates[m].round() as u64,
+                        threshold: lim[m] as u64,
+                    };
+                    d.flags |= FIRED;
+                    events.push((s.addr, s.direction, Event::Fire(trigger, rates)));
+                }
+            }
+            if !self.r.entries[entry as usize].totals.is_empty() {
+                add_totals(
+                    &self.r,
+                    &mut self.groups,
+                    entry,
+                    dir,
+                    &counts,
+                    per_sec,
+                    &s.counters,
+                );
             }
         }
 
@@ -354,6 +387,7 @@ impl Detector {
                         report.add(&c, pps, bps);
                         let inc = Incident::new(profile, report, Hold::Auto, now);
                         self.incidents.insert(key.clone(), inc);
+                        self.mark(&key, true);
                         self.start(&key, now, &mut out);
                     }
                 }
@@ -378,24 +412,6 @@ impl Detector {
         }
         self.prev = Some(now);
         out
-    }
-
-    #[inline]
-    fn add_totals(
-        &mut self,
-        entry: u32,
-        dir: usize,
-        counts: &[f64; METRICS],
-        per_sec: f64,
-        c: &HostCounters,
-    ) {
-        for &t in &self.r.entries[entry as usize].totals {
-            let g = &mut self.groups[t as usize][dir];
-            for m in 0..METRICS {
-                g.inst[m] += counts[m] * per_sec;
-            }
-            g.counters.add(c);
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -472,15 +488,15 @@ impl Detector {
                 let profile = self.r.entries[host.entry as usize].profile as usize;
                 let lim = &self.r.profiles[profile].limits[dir];
                 let d = &host.dirs[dir];
-                let fresh = d.updated == now;
+                let fresh = d.updated == nanos(now);
                 let k = if fresh {
                     1.0
                 } else {
-                    self.decay(now.since(d.updated))
+                    self.decay(Duration::from_nanos(nanos(now).saturating_sub(d.updated)))
                 };
                 (0..METRICS).all(|m| {
                     let inst = if fresh { f64::from(d.inst[m]) } else { 0.0 };
-                    d.ewma[m] * k <= h * lim[m] && inst <= h * lim[m]
+                    f64::from(d.ewma[m]) * k <= h * lim[m] && inst <= h * lim[m]
                 })
             }
             Target::Group(name) => {
@@ -494,18 +510,31 @@ impl Detector {
         }
     }
 
+    /// Sets or clears the address's "incident open" flag.
+    pub(crate) fn mark(&mut self, key: &(Target, Direction), attacked: bool) {
+        if let Target::Host(addr) = &key.0 {
+            if let Some(h) = self.hosts.get_mut(addr) {
+                let f = &mut h.dirs[key.1.index()].flags;
+                if attacked {
+                    *f |= ATTACKED;
+                } else {
+                    *f &= !ATTACKED;
+                }
+            }
+        }
+    }
+
     /// Forgets addresses idle for `idle` that no incident holds.
     fn sweep(&mut self, now: Monotonic) {
         self.last_sweep = now;
         let idle = self.r.cfg.idle;
-        let incidents = &self.incidents;
+        let idle = nanos(Monotonic(idle));
+        let now_ns = nanos(now);
         let before = self.hosts.len();
-        self.hosts.retain(|addr, h| {
+        self.hosts.retain(|_, h| {
             let last = h.dirs[0].updated.max(h.dirs[1].updated);
-            now.since(last) < idle
-                || Direction::ALL
-                    .iter()
-                    .any(|d| incidents.contains_key(&(Target::Host(*addr), *d)))
+            now_ns.saturating_sub(last) < idle
+                || (h.dirs[0].flags | h.dirs[1].flags) & ATTACKED != 0
         });
         self.stats.expired += (before - self.hosts.len()) as u64;
     }
@@ -549,7 +578,10 @@ impl Detector {
                 // false positive is not banned again by its old average.
                 if let Some(h) = self.hosts.get_mut(&addr) {
                     for d in direction.map_or(vec![0, 1], |d| vec![d.index()]) {
-                        h.dirs[d] = EMPTY_DIR;
+                        h.dirs[d] = HostDir {
+                            updated: h.dirs[d].updated,
+                            ..EMPTY_DIR
+                        };
                     }
                 }
             }
@@ -611,11 +643,32 @@ impl Detector {
         if let Some(inc) = self.incidents.get_mut(&key) {
             inc.hold = hold;
         }
+        self.mark(&key, true);
         while self.incidents.get(&key).is_some_and(|i| i.next <= top) {
             if !self.escalate(&key, now, out) {
                 break;
             }
         }
         Ok(())
+    }
+}
+
+/// Adds one sample to the totals of the groups its address counts in.
+#[inline]
+fn add_totals(
+    r: &Resolved,
+    groups: &mut [[GroupDir; 2]],
+    entry: u32,
+    dir: usize,
+    counts: &[f64; METRICS],
+    per_sec: f64,
+    c: &HostCounters,
+) {
+    for &t in &r.entries[entry as usize].totals {
+        let g = &mut groups[t as usize][dir];
+        for m in 0..METRICS {
+            g.inst[m] += counts[m] * per_sec;
+        }
+        g.counters.add(c);
     }
 }

@@ -227,6 +227,7 @@ impl Detector {
         };
         let Some(top) = inc.rungs.pop() else {
             self.incidents.remove(key);
+            self.mark(key, false);
             return;
         };
         let ended = inc.rungs.is_empty();
@@ -239,6 +240,7 @@ impl Detector {
         });
         if ended {
             self.incidents.remove(key);
+            self.mark(key, false);
         }
     }
 }
