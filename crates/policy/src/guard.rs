@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use ::guard::{
-    Action, Community, ConfigError, Direction, GroupConfig, Limit, Metric, RungConfig,
-    Thresholds, METRICS,
+    Action, Community, ConfigError, Direction, GroupConfig, Limit, Metric, RungConfig, Thresholds,
+    METRICS,
 };
 use net_types::Prefix;
 use serde::Serialize;
@@ -149,9 +149,9 @@ impl Guard {
                     .map(|(p, _)| *p)
                     .filter(|p| !explicit.contains(p))
                     .filter(|p| {
-                        networks
-                            .iter()
-                            .any(|n| n.is_ipv4() == p.is_ipv4() && n.len() <= p.len() && n.overlaps(*p))
+                        networks.iter().any(|n| {
+                            n.is_ipv4() == p.is_ipv4() && n.len() <= p.len() && n.overlaps(*p)
+                        })
                     })
                     .collect();
                 let name = format!("tenant-{}", t.id);
@@ -366,7 +366,10 @@ fn limit(cx: &mut Cx, n: Node<'_>, m: Metric) -> Option<Limit> {
             cx.error(
                 n.span,
                 format!("`{}` is a bit rate and needs a unit", n.key),
-                format!("write it with a unit, e.g. {} = \"1gbit\", or \"off\"", n.key),
+                format!(
+                    "write it with a unit, e.g. {} = \"1gbit\", or \"off\"",
+                    n.key
+                ),
             );
             return None;
         }
@@ -394,7 +397,10 @@ fn limit(cx: &mut Cx, n: Node<'_>, m: Metric) -> Option<Limit> {
                     n.key,
                     crate::reader::type_name(n.item)
                 ),
-                format!("write it without quotes or units, e.g. {} = 20000, or \"off\" for no check", n.key),
+                format!(
+                    "write it without quotes or units, e.g. {} = 20000, or \"off\" for no check",
+                    n.key
+                ),
             );
             None
         }
@@ -502,7 +508,11 @@ fn action(cx: &mut Cx, f: &mut Fields<'_>, rung: ::guard::Rung) -> Option<Action
             if let Some(w) = &webhook {
                 if !(w.starts_with("https://") || w.starts_with("http://")) {
                     let span = f.peek(cx, "webhook").map_or(f.span, |n| n.span);
-                    cx.error(span, format!("webhook `{w}` is not an http(s) URL"), "write the full URL, e.g. \"https://hooks.example.net/guard\"");
+                    cx.error(
+                        span,
+                        format!("webhook `{w}` is not an http(s) URL"),
+                        "write the full URL, e.g. \"https://hooks.example.net/guard\"",
+                    );
                     return None;
                 }
             }
@@ -517,7 +527,9 @@ fn action(cx: &mut Cx, f: &mut Fields<'_>, rung: ::guard::Rung) -> Option<Action
             Some(Action::Notify { script, webhook })
         }
         Throttle => {
-            let rate = f.require(cx, "rate", "\"10mbit\"").and_then(|n| cx.rate(n))?;
+            let rate = f
+                .require(cx, "rate", "\"10mbit\"")
+                .and_then(|n| cx.rate(n))?;
             Some(Action::Throttle { rate })
         }
         Drop => {
@@ -627,7 +639,10 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
     };
     for e in config.check() {
         match e {
-            ConfigError::ZeroEwma | ConfigError::Hysteresis | ConfigError::MinPrefix { .. } | ConfigError::NoHosts => {
+            ConfigError::ZeroEwma
+            | ConfigError::Hysteresis
+            | ConfigError::MinPrefix { .. }
+            | ConfigError::NoHosts => {
                 // Refused when read.
             }
             ConfigError::NoNetworks => error(
@@ -645,7 +660,11 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
                     .as_ref()
                     .and_then(|n| n.get(network))
                     .map_or(g.networks_span, |n| n.1);
-                error(span, "a guard network is a default route".into(), "list your own prefixes: the guard must never act on the whole Internet".into());
+                error(
+                    span,
+                    "a guard network is a default route".into(),
+                    "list your own prefixes: the guard must never act on the whole Internet".into(),
+                );
             }
             ConfigError::EmptyLadder { group: gi } => {
                 let span = gi.and_then(group).map_or(g.span, |gr| gr.span);
@@ -653,7 +672,11 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
             }
             ConfigError::RungTwice { group: gi, rung } => {
                 let name = rung_name(&g.ladder, gi.and_then(group), rung);
-                error(rung_span(gi, rung), format!("rung `{name}` is on the ladder twice"), "each rung appears once; change its `after` and `hold` in one place".into());
+                error(
+                    rung_span(gi, rung),
+                    format!("rung `{name}` is on the ladder twice"),
+                    "each rung appears once; change its `after` and `hold` in one place".into(),
+                );
             }
             ConfigError::FirstRungAfter { group: gi } => {
                 let l = match gi {
@@ -665,17 +688,32 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
             }
             ConfigError::DuplicateGroup { group: gi } => {
                 if let Some(gr) = group(gi) {
-                    error(gr.name.span, format!("group `{}` is declared twice", gr.name.value), "give each group its own name".into());
+                    error(
+                        gr.name.span,
+                        format!("group `{}` is declared twice", gr.name.value),
+                        "give each group its own name".into(),
+                    );
                 }
             }
             ConfigError::ReservedName { group: gi } => {
                 if let Some(gr) = group(gi) {
-                    error(gr.name.span, format!("`{}` cannot name a group", gr.name.value), format!("`{}` is the global profile's name; choose another", ::guard::GLOBAL));
+                    error(
+                        gr.name.span,
+                        format!("`{}` cannot name a group", gr.name.value),
+                        format!(
+                            "`{}` is the global profile's name; choose another",
+                            ::guard::GLOBAL
+                        ),
+                    );
                 }
             }
             ConfigError::NoPrefixes { group: gi } => {
                 if let Some(gr) = group(gi) {
-                    error(gr.span, format!("group `{}` has no prefixes", gr.name.value), "list the addresses it covers in `prefixes`".into());
+                    error(
+                        gr.span,
+                        format!("group `{}` has no prefixes", gr.name.value),
+                        "list the addresses it covers in `prefixes`".into(),
+                    );
                 }
             }
             ConfigError::OutsideNetworks { group: gi, prefix } => {
@@ -683,7 +721,11 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
                     error(*span, format!("{p} is outside the guard's networks"), "add a network that covers it to [guard] `networks` (the default is every tenant's prefixes), or remove it".into());
                 }
             }
-            ConfigError::PrefixInTwoGroups { group: gi, prefix, other } => {
+            ConfigError::PrefixInTwoGroups {
+                group: gi,
+                prefix,
+                other,
+            } => {
                 if let Some((p, span)) = group(gi).and_then(|gr| gr.prefixes.get(prefix)) {
                     let other = group(other).map_or("another group", |o| o.name.value.as_str());
                     error(*span, format!("{p} is also in group `{other}`"), "longest match cannot choose between equal prefixes: keep it in one group (a longer prefix may sit inside another group's)".into());
@@ -691,15 +733,24 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
             }
             ConfigError::UnknownParent { group: gi } => {
                 if let Some(gr) = group(gi).filter(|_| !g.incomplete) {
-                    let mut known: Vec<&str> = g.groups.iter().map(|o| o.name.value.as_str()).collect();
+                    let mut known: Vec<&str> =
+                        g.groups.iter().map(|o| o.name.value.as_str()).collect();
                     known.push(::guard::GLOBAL);
-                    let (message, hint) = crate::validate::unknown("group", &gr.inherit.value, &known);
+                    let (message, hint) =
+                        crate::validate::unknown("group", &gr.inherit.value, &known);
                     error(gr.inherit.span, message, hint);
                 }
             }
             ConfigError::InheritanceCycle { group: gi } => {
                 if let Some(gr) = group(gi) {
-                    error(gr.inherit.span, format!("group `{}` inherits from itself through its parents", gr.name.value), "make one group of the cycle inherit from \"global\"".into());
+                    error(
+                        gr.inherit.span,
+                        format!(
+                            "group `{}` inherits from itself through its parents",
+                            gr.name.value
+                        ),
+                        "make one group of the cycle inherit from \"global\"".into(),
+                    );
                 }
             }
         }
@@ -711,5 +762,6 @@ fn rung_name(global: &[GuardRung], group: Option<&GuardGroup>, rung: usize) -> &
         None => Some(global),
         Some(g) => g.ladder.as_deref(),
     };
-    l.and_then(|l| l.get(rung)).map_or("?", |r| r.rung.rung().name())
+    l.and_then(|l| l.get(rung))
+        .map_or("?", |r| r.rung.rung().name())
 }
