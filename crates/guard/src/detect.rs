@@ -13,6 +13,9 @@
 //! so its next update first decays by `exp(−gap/τ)` over the whole gap:
 //! absent addresses cost nothing per tick.
 
+// The rates are parallel arrays indexed by metric; index loops read best.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -137,7 +140,7 @@ impl Detector {
         let groups = vec![Default::default(); r.profiles.len()];
         Ok(Detector {
             r,
-            hosts: HashMap::with_hasher(FixedState::with_seed(0x6775_6172_64)),
+            hosts: HashMap::with_hasher(FixedState::with_seed(0x67_7561_7264)),
             groups,
             incidents: BTreeMap::new(),
             prev: None,

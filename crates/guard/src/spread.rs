@@ -115,11 +115,10 @@ impl Spreader {
             self.ring
                 .push_back(Bucket::with_hasher(FixedState::with_seed(2)));
         }
-        let len = if packets > 0 {
-            (bytes / packets).min(u64::from(u16::MAX)) as u16
-        } else {
-            0
-        };
+        // The flow's mean packet length: all a record says about lengths.
+        let len = bytes
+            .checked_div(packets)
+            .map_or(0, |l| l.min(u64::from(u16::MAX)) as u16);
         for i in 0..n {
             let part = |total: u64| total / n + u64::from(i < total % n);
             let p = part(packets);
