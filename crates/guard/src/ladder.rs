@@ -202,7 +202,13 @@ impl Detector {
         while let Some(inc) = self.incidents.get_mut(key) {
             match inc.rungs.last() {
                 Some(top) if top.hold_until <= now => {}
-                _ => return,
+                Some(_) => return,
+                None => {
+                    // Its only rung was refused: nothing to undo.
+                    self.incidents.remove(key);
+                    self.mark(key, false);
+                    return;
+                }
             }
             self.stop_top(key, now, out);
         }
@@ -242,6 +248,45 @@ impl Detector {
             self.incidents.remove(key);
             self.mark(key, false);
         }
+    }
+}
+
+/// An open incident, for status pages and the API.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct IncidentView {
+    /// What is attacked.
+    pub target: Target,
+    /// Which way.
+    pub direction: Direction,
+    /// The rungs in place, bottom first: the rung, how long it has been
+    /// in place, and how much of its hold time is left.
+    pub rungs: Vec<(Rung, std::time::Duration, std::time::Duration)>,
+    /// Automatic or manual.
+    pub hold: Hold,
+    /// How long the traffic has been calm, if it is.
+    pub calm_for: Option<std::time::Duration>,
+    /// The attack so far.
+    pub attack: AttackReport,
+}
+
+impl Detector {
+    /// Every open incident at `now`, in a stable order.
+    pub fn incidents(&self, now: Monotonic) -> Vec<IncidentView> {
+        self.incidents
+            .iter()
+            .map(|((target, direction), inc)| IncidentView {
+                target: target.clone(),
+                direction: *direction,
+                rungs: inc
+                    .rungs
+                    .iter()
+                    .map(|r| (r.rung, now.since(r.since), r.hold_until.since(now)))
+                    .collect(),
+                hold: inc.hold,
+                calm_for: inc.calm_since.map(|c| now.since(c)),
+                attack: inc.report.clone(),
+            })
+            .collect()
     }
 }
 

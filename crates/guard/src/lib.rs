@@ -30,8 +30,9 @@ pub use config::{
 };
 pub use decision::{Command, CommandError, Decision, Hold, Refusal, Step, Target};
 pub use detect::{Detector, Stats};
+pub use ladder::IncidentView;
 pub use report::{AttackKind, AttackReport, FlowAction, FlowSpecRule, Trigger, TriggerKind};
 pub use sample::{
     Direction, HostCounters, HostSample, Monotonic, Observation, TopPorts, TOP_PORTS,
 };
-pub use state::{SavedIncident, SavedRung, SavedState};
+pub use state::{RestoreError, SavedIncident, SavedRung, SavedState, STATE_VERSION};

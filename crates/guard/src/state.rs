@@ -211,4 +211,16 @@ impl Detector {
         }
         Ok((d, out))
     }
+
+    /// The same detector under a new configuration (a policy reload): the
+    /// incidents carry over as across a restart (see [`Detector::restore`]:
+    /// rungs the new configuration no longer allows are stopped, the others
+    /// restored), the rates start again from zero.
+    pub fn reconfigure(
+        &self,
+        config: Config,
+        now: Monotonic,
+    ) -> Result<(Detector, Vec<Decision>), RestoreError> {
+        Detector::restore(config, &self.save(now), now)
+    }
 }

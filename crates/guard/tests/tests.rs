@@ -879,3 +879,91 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_long_flow_reported_at_once_is_no_burst_once_spread() {
+    use guard::spread::{FlowRecord, Spreader};
+    let mut c = config();
+    c.instant = Some(Duration::ZERO);
+    let rec = FlowRecord {
+        addr: ip("203.0.113.10"),
+        direction: IN,
+        duration: secs(60),
+        packets: 60,
+        bytes: 60 * 1_400,
+        protocol: 6,
+        src_port: 443,
+        tcp_flags: 0x18,
+        fragment: false,
+        // 1 in 1,000 sampled: 60,000 packets in 60 s, 1,000 pps.
+        sampling: 1_000,
+    };
+    // Spread: 1,000 pps for 60 ticks, never over 20k pps.
+    let mut spreader = Spreader::new(secs(1), 300, 10_000);
+    let mut d = detector(c.clone());
+    spreader.add(Monotonic::from_secs(1), &rec);
+    let ds = run(&mut d, 0, 70_000, 1_000, |t| {
+        spreader.take(Monotonic::from_millis(t)).hosts
+    });
+    assert!(ds.is_empty(), "{ds:?}");
+    // Counted in the tick it arrived in, the same record is 60k pps.
+    let mut d = detector(c);
+    let ds = run(&mut d, 0, 1_000, 1_000, |_| {
+        vec![sample(
+            "203.0.113.10",
+            IN,
+            HostCounters {
+                packets: 60_000,
+                bytes: 60_000 * 1_400,
+                ..HostCounters::default()
+            },
+        )]
+    });
+    assert_eq!(starts(&ds).len(), 1);
+}
+
+#[test]
+fn an_incident_whose_only_rung_is_refused_ends_when_calm() {
+    let mut c = ladder_config();
+    c.networks = vec![pfx("100.64.0.0/10")];
+    c.calm = secs(5);
+    c.ladder = vec![RungConfig::new(Action::Blackhole, Duration::ZERO, secs(60))];
+    let mut g = GroupConfig::new("big", vec![pfx("100.64.0.0/16")], None);
+    g.totals = Thresholds::new().with(IN, Metric::Pps, Limit::At(1_000));
+    c.groups = vec![g];
+    let mut d = detector(c);
+    let ds = run(&mut d, 0, 20_000, 1_000, |t| {
+        if t <= 2_000 {
+            (1..=10)
+                .map(|i| sample(&format!("100.64.{i}.1"), IN, udp(500, 1_000, 40_000)))
+                .collect()
+        } else {
+            vec![]
+        }
+    });
+    assert_eq!(kinds(&ds), vec![(1_000, "refused", Rung::Blackhole)]);
+    assert_eq!(d.stats().incidents, 0);
+}
+
+#[test]
+fn status_lists_open_incidents_and_a_reload_keeps_them() {
+    let mut d = detector(ladder_config());
+    run(&mut d, 0, 4_000, 1_000, |_| {
+        vec![sample("203.0.113.10", IN, syn(50_000, 1_000))]
+    });
+    let now = Monotonic::from_secs(4);
+    let view = d.incidents(now);
+    assert_eq!(view.len(), 1);
+    assert_eq!(view[0].target, Target::Host(ip("203.0.113.10")));
+    assert_eq!(
+        view[0].rungs,
+        vec![
+            (Rung::Notify, secs(3), secs(7)),
+            (Rung::Drop, secs(1), secs(9))
+        ]
+    );
+    assert_eq!(view[0].hold, guard::Hold::Auto);
+    let (d2, ds) = d.reconfigure(ladder_config(), now).unwrap();
+    assert_eq!(ds.len(), 2);
+    assert_eq!(d2.incidents(now), view);
+}
