@@ -502,8 +502,9 @@ impl Detector {
                     f64::from(d.ewma[m]) * k <= h * lim[m] && inst <= h * lim[m]
                 })
             }
-            Target::Group(name) => {
-                let Some(p) = self.r.profiles.iter().position(|p| &p.name == name) else {
+            Target::Group(_) => {
+                // The incident knows its group's profile: no search by name.
+                let Some(p) = self.incidents.get(key).map(|i| i.profile as usize) else {
                     return true;
                 };
                 let lim = &self.r.profiles[p].totals[dir];

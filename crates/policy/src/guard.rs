@@ -626,6 +626,26 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
         return;
     };
     let config = g.config(p);
+    if let Some(networks) = &g.networks {
+        for t in &p.tenants {
+            for (prefix, span) in &t.prefixes {
+                let covered = networks.iter().any(|(n, _)| {
+                    n.is_ipv4() == prefix.is_ipv4()
+                        && n.len() <= prefix.len()
+                        && n.overlaps(*prefix)
+                });
+                if !covered {
+                    diags.push(
+                        Diagnostic::warning(
+                            Some(*span),
+                            format!("tenant {}'s prefix {prefix} is outside [guard] `networks`: the guard does not watch it", t.id),
+                        )
+                        .with_hint("add it to `networks`, or leave `networks` out to protect every tenant's prefixes"),
+                    );
+                }
+            }
+        }
+    }
     let mut error = |span: Span, message: String, hint: String| {
         diags.push(Diagnostic::error(Some(span), message).with_hint(hint));
     };

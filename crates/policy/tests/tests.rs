@@ -1014,3 +1014,40 @@ fn a_guard_without_thresholds_or_ladder_is_refused_where_it_is() {
         "{out}"
     );
 }
+
+#[test]
+fn a_tenant_outside_the_guard_networks_is_a_warning() {
+    let text = format!(
+        r#"{SITE}
+[plans.basic]
+down = {{ rate = "1mbit", ceil = "5mbit" }}
+up = {{ rate = "1mbit", ceil = "5mbit" }}
+
+[[tenants]]
+id = 7
+plan = "basic"
+prefixes = ["198.51.100.0/24"]
+
+[guard]
+networks = ["203.0.113.0/24"]
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "5m"
+script = "/usr/local/bin/notify_about_attack.sh"
+"#
+    );
+    let loaded = policy::load_str("w.toml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let out = loaded.render();
+    assert!(
+        out.contains("warning: tenant 7's prefix 198.51.100.0/24 is outside [guard] `networks`"),
+        "{out}"
+    );
+    let p = loaded.policy.unwrap();
+    let c = p.guard.as_ref().unwrap().config(&p);
+    assert!(c.groups.is_empty(), "{:?}", c.groups);
+}
