@@ -843,17 +843,25 @@ proptest! {
     ) {
         let c = prop_config(tiny);
         let networks = c.networks.clone();
-        let mut d = Detector::new(c).unwrap();
+        let mut d = Detector::new(c.clone()).unwrap();
+        // A twin fed the same inputs must decide the same (determinism).
+        let mut twin = Detector::new(c).unwrap();
         let mut t = 0u64;
         for (gap, hosts, cmd) in ticks {
             t += gap;
             let now = Monotonic::from_millis(t);
-            let mut ds = d.tick(&Observation { at: now, hosts });
+            let obs = Observation { at: now, hosts };
+            let mut ds = d.tick(&obs);
+            let mut twin_ds = twin.tick(&obs);
             if let Some(cmd) = cmd {
                 if let Ok(more) = d.command(now, &cmd) {
                     ds.extend(more);
                 }
+                if let Ok(more) = twin.command(now, &cmd) {
+                    twin_ds.extend(more);
+                }
             }
+            prop_assert_eq!(&ds, &twin_ds);
             for dec in &ds {
                 let Some(s) = dec.step() else { continue };
                 if let Target::Host(a) = s.target {
