@@ -676,3 +676,15 @@ fn add_totals(
         g.counters.add(c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/guard.md states the memory per address; keep it true.
+    #[test]
+    fn an_address_costs_232_bytes() {
+        assert_eq!(std::mem::size_of::<HostDir>(), 112);
+        assert_eq!(std::mem::size_of::<Host>(), 232);
+    }
+}
