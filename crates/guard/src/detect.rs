@@ -105,6 +105,9 @@ pub struct Stats {
     pub outside: u64,
     /// Samples for new addresses while the table was full, not tracked.
     pub overflow: u64,
+    /// Quiet addresses forgotten to make room for one over a threshold
+    /// while the table was full.
+    pub evicted: u64,
     /// Observations not later than the previous one, ignored.
     pub stale: u64,
     /// Addresses forgotten after `idle` without traffic.
@@ -242,6 +245,19 @@ impl Detector {
         for s in &obs.hosts {
             let dir = s.direction.index();
             let counts = Metric::counts(&s.counters);
+            if self.hosts.len() >= max_hosts && !self.hosts.contains_key(&s.addr) {
+                // Full, and a new address. If its traffic is over a
+                // threshold, a quiet address makes room: otherwise anyone
+                // could blind the detector by touching `max_hosts`
+                // addresses before flooding one more.
+                if let Some(entry) = self.r.lookup(s.addr) {
+                    let profile = self.r.entries[entry as usize].profile as usize;
+                    let lim = &self.r.profiles[profile].limits[dir];
+                    if (0..METRICS).any(|m| counts[m] * per_sec > lim[m]) {
+                        self.evict_one();
+                    }
+                }
+            }
             let len = self.hosts.len();
             let h = match self.hosts.entry(s.addr) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -525,6 +541,29 @@ impl Detector {
                     *f &= !ATTACKED;
                 }
             }
+        }
+    }
+
+    /// Forgets one quiet address (not attacked, every smoothed rate under
+    /// its threshold × hysteresis) among the first few in the table, if
+    /// there is one.
+    fn evict_one(&mut self) {
+        const SCAN: usize = 64;
+        let h = self.r.cfg.hysteresis;
+        let r = &self.r;
+        let victim = self.hosts.iter().take(SCAN).find_map(|(addr, host)| {
+            let profile = r.entries[host.entry as usize].profile as usize;
+            let quiet = Direction::ALL.iter().all(|d| {
+                let hd = &host.dirs[d.index()];
+                let lim = &r.profiles[profile].limits[d.index()];
+                hd.flags & ATTACKED == 0
+                    && (0..METRICS).all(|m| f64::from(hd.ewma[m]) <= h * lim[m])
+            });
+            quiet.then_some(*addr)
+        });
+        if let Some(addr) = victim {
+            self.hosts.remove(&addr);
+            self.stats.evicted += 1;
         }
     }
 

@@ -975,3 +975,33 @@ fn status_lists_open_incidents_and_a_reload_keeps_them() {
     assert_eq!(ds.len(), 2);
     assert_eq!(d2.incidents(now), view);
 }
+
+#[test]
+fn a_full_table_makes_room_for_a_flooded_address() {
+    // Someone touches max_hosts addresses, then floods one more: a quiet
+    // address is forgotten to track it.
+    let mut c = config();
+    c.max_hosts = 100;
+    c.instant = Some(Duration::ZERO);
+    let mut d = detector(c);
+    run(&mut d, 0, 1_000, 1_000, |_| {
+        (0..100)
+            .map(|i| sample(&format!("203.0.113.{i}"), IN, udp(1, 1_000, 40_000)))
+            .collect()
+    });
+    assert_eq!(d.stats().hosts, 100);
+    let ds = run(&mut d, 1_000, 2_000, 1_000, |_| {
+        let mut v: Vec<HostSample> = (0..100)
+            .map(|i| sample(&format!("203.0.113.{i}"), IN, udp(1, 1_000, 40_000)))
+            .collect();
+        v.push(sample("203.0.113.200", IN, syn(50_000, 1_000)));
+        v.push(sample("203.0.113.201", IN, udp(1, 1_000, 40_000)));
+        v
+    });
+    assert_eq!(
+        starts(&ds),
+        vec![(2_000, Target::Host(ip("203.0.113.200")), Rung::Notify)]
+    );
+    let st = d.stats();
+    assert_eq!((st.hosts, st.evicted, st.overflow), (100, 1, 1));
+}
