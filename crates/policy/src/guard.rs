@@ -50,6 +50,11 @@ pub struct Guard {
     pub ladder: Vec<GuardRung>,
     /// The host groups, in file order.
     pub groups: Vec<GuardGroup>,
+    /// Packet capture on this box's interfaces, if asked for.
+    pub capture: Option<GuardCapture>,
+    /// Whether the flow collector's records are fed to the detector too
+    /// (needs `[flows]`; false unless set).
+    pub flows: Spanned<bool>,
     /// Where `[guard]` was declared.
     pub span: Span,
     /// Where `networks` was written (the section if absent).
@@ -58,6 +63,22 @@ pub struct Guard {
     /// group, already reported).
     #[serde(skip)]
     pub(crate) incomplete: bool,
+}
+
+/// `[guard.capture]`: where the detector's packets come from on this box.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuardCapture {
+    /// The interfaces to capture on (AF_PACKET, TPACKET_V3, fanout).
+    pub interfaces: Vec<net_types::IfName>,
+    /// Sockets (reader threads) per interface, in one fanout group (1
+    /// unless set).
+    pub threads: u16,
+    /// Parse one packet in N and count it N times (1 unless set).
+    pub sample_one_in: u32,
+    /// How often the counts are read (100 ms unless set).
+    pub tick: Duration,
+    /// Where `[guard.capture]` was declared.
+    pub span: Span,
 }
 
 /// A `[[guard.group]]`.
@@ -179,7 +200,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         None => (None, section),
     };
     let ewma = match f.get(cx, "ewma") {
-        Some(n) => crate::billing::duration(cx, n, Duration::from_millis(100)),
+        Some(n) => duration(cx, n, Duration::from_millis(100)),
         None => Some(Spanned::new(DEFAULT_EWMA, section)),
     };
     let instant = match f.get(cx, "instant") {
@@ -208,7 +229,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         None => Some(DEFAULT_MAX_HOSTS),
     };
     let idle = match f.get(cx, "idle") {
-        Some(n) => crate::billing::duration(cx, n, Duration::from_secs(1)).map(|d| d.value),
+        Some(n) => duration(cx, n, Duration::from_secs(1)).map(|d| d.value),
         None => Some(DEFAULT_IDLE),
     };
     let tenant_groups = match f.get(cx, "tenant_groups") {
@@ -239,6 +260,14 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
             None
         }
     };
+    let capture = match f.get(cx, "capture") {
+        Some(n) => capture(cx, n).map(Some),
+        None => Some(None),
+    };
+    let flows = match f.get(cx, "flows") {
+        Some(n) => cx.boolean(n).map(|b| Spanned::new(b, n.span)),
+        None => Some(Spanned::new(false, section)),
+    };
     let mut groups = Vec::new();
     let mut groups_ok = true;
     if let Some(n) = f.get(cx, "group") {
@@ -262,10 +291,89 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         thresholds: thresholds?,
         ladder: ladder?,
         groups,
+        capture: capture?,
+        flows: flows?,
         span: section,
         networks_span,
         incomplete: !groups_ok,
     })
+}
+
+fn capture(cx: &mut Cx, n: Node<'_>) -> Option<GuardCapture> {
+    let mut f = cx.table(n, "guard.capture")?;
+    let interfaces = f
+        .require(cx, "interfaces", "[\"eth0\"]")
+        .map(|n| {
+            let mut ok = true;
+            let mut v = Vec::new();
+            let key = n.key;
+            cx.array(n, |cx, item, span| {
+                let node = Node {
+                    item: &toml_edit::Item::Value(item.clone()),
+                    span,
+                    key,
+                };
+                match cx.ifname(node) {
+                    Some(i) => v.push(i),
+                    None => ok = false,
+                }
+            });
+            if ok && v.is_empty() {
+                cx.error(
+                    n.span,
+                    "`interfaces` is empty",
+                    "name the interfaces whose packets the guard counts, e.g. [\"eth0\"]",
+                );
+                ok = false;
+            }
+            ok.then_some(v)
+        })
+        .flatten();
+    let threads = match f.get(cx, "threads") {
+        Some(n) => cx.integer(n, 1, 64).map(|v| v as u16),
+        None => Some(1),
+    };
+    let sample_one_in = match f.get(cx, "sample_one_in") {
+        Some(n) => cx.integer(n, 1, 1_000_000).map(|v| v as u32),
+        None => Some(1),
+    };
+    let tick = match f.get(cx, "tick") {
+        Some(n) => duration(cx, n, Duration::from_millis(10)).map(|d| d.value),
+        None => Some(Duration::from_millis(100)),
+    };
+    let span = f.span;
+    f.finish(cx);
+    Some(GuardCapture {
+        interfaces: interfaces?,
+        threads: threads?,
+        sample_one_in: sample_one_in?,
+        tick: tick?,
+        span,
+    })
+}
+
+/// A duration of at least `min` (which may be under a second, unlike the
+/// billing keys').
+fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>> {
+    let d = crate::billing::duration(cx, n, Duration::ZERO)?;
+    if d.value >= min {
+        return Some(d);
+    }
+    let least = if min.subsec_millis() != 0 || min.as_secs() == 0 {
+        format!("{}ms", min.as_millis())
+    } else {
+        format!("{}s", min.as_secs())
+    };
+    cx.error(
+        n.span,
+        format!(
+            "`{}` = \"{}\" is too short",
+            n.key,
+            n.item.as_str().unwrap_or("")
+        ),
+        format!("use at least {least}"),
+    );
+    None
 }
 
 /// A fraction in (0, 1]: `0.8`, or `1`.
@@ -625,6 +733,21 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
     let Some(g) = &p.guard else {
         return;
     };
+    if g.flows.value && p.flows.is_none() {
+        diags.push(
+            Diagnostic::error(
+                Some(g.flows.span),
+                "`flows = true` but the policy has no [flows] section",
+            )
+            .with_hint("add [flows] (the flow collector) or remove `flows` from [guard]"),
+        );
+    }
+    if g.capture.is_none() && !g.flows.value {
+        diags.push(
+            Diagnostic::warning(Some(g.span), "[guard] has no input: neither [guard.capture] nor `flows = true`")
+                .with_hint("add [guard.capture] with interfaces = [\"eth0\"], or flows = true to detect from the flow collector's records"),
+        );
+    }
     let config = g.config(p);
     if let Some(networks) = &g.networks {
         for t in &p.tenants {

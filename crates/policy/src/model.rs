@@ -566,7 +566,7 @@ pub struct Policy {
     pub guard: Option<Guard>,
 }
 
-pub use crate::guard::{Guard, GuardGroup, GuardRung};
+pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 
 /// The `[api]` section.
 #[derive(Clone, Debug, Serialize)]

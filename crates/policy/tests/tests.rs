@@ -918,6 +918,10 @@ ewma = "2s"
 instant = "500ms"
 min_prefix_v6 = 64
 
+[guard.capture]
+interfaces = ["eth0", "eth1"]
+threads = 2
+
 [guard.thresholds]
 pps_in = 20000
 bps_in = "1gbit"
@@ -955,8 +959,13 @@ rate = "1mbit"
     );
     let loaded = policy::load_str("guard.toml", &text);
     assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert!(!loaded.render().contains("no input"), "{}", loaded.render());
     let p = loaded.policy.unwrap();
     let g = p.guard.as_ref().unwrap();
+    let cap = g.capture.as_ref().unwrap();
+    assert_eq!(cap.interfaces.len(), 2);
+    assert_eq!((cap.threads, cap.sample_one_in), (2, 1));
+    assert_eq!(cap.tick, std::time::Duration::from_millis(100));
     let c = g.config(&p);
     // networks default to the tenants' prefixes.
     assert_eq!(c.networks.len(), 3);
