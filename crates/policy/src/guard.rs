@@ -301,34 +301,31 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
 
 fn capture(cx: &mut Cx, n: Node<'_>) -> Option<GuardCapture> {
     let mut f = cx.table(n, "guard.capture")?;
-    let interfaces = f
-        .require(cx, "interfaces", "[\"eth0\"]")
-        .map(|n| {
-            let mut ok = true;
-            let mut v = Vec::new();
-            let key = n.key;
-            cx.array(n, |cx, item, span| {
-                let node = Node {
-                    item: &toml_edit::Item::Value(item.clone()),
-                    span,
-                    key,
-                };
-                match cx.ifname(node) {
-                    Some(i) => v.push(i),
-                    None => ok = false,
-                }
-            });
-            if ok && v.is_empty() {
-                cx.error(
-                    n.span,
-                    "`interfaces` is empty",
-                    "name the interfaces whose packets the guard counts, e.g. [\"eth0\"]",
-                );
-                ok = false;
+    let interfaces = f.require(cx, "interfaces", "[\"eth0\"]").and_then(|n| {
+        let mut ok = true;
+        let mut v = Vec::new();
+        let key = n.key;
+        cx.array(n, |cx, item, span| {
+            let node = Node {
+                item: &toml_edit::Item::Value(item.clone()),
+                span,
+                key,
+            };
+            match cx.ifname(node) {
+                Some(i) => v.push(i),
+                None => ok = false,
             }
-            ok.then_some(v)
-        })
-        .flatten();
+        });
+        if ok && v.is_empty() {
+            cx.error(
+                n.span,
+                "`interfaces` is empty",
+                "name the interfaces whose packets the guard counts, e.g. [\"eth0\"]",
+            );
+            ok = false;
+        }
+        ok.then_some(v)
+    });
     let threads = match f.get(cx, "threads") {
         Some(n) => cx.integer(n, 1, 64).map(|v| v as u16),
         None => Some(1),
