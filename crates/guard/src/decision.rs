@@ -157,6 +157,13 @@ pub enum Command {
         /// Which way; `None` is both.
         direction: Option<Direction>,
     },
+    /// Remove every rung from a group's total incident now.
+    UnbanGroup {
+        /// The group's name.
+        group: String,
+        /// Which way; `None` is both.
+        direction: Option<Direction>,
+    },
 }
 
 /// Why a command was refused.
@@ -170,6 +177,8 @@ pub enum CommandError {
     Refused(Rung, Refusal),
     /// Nothing is banned for the address.
     NotBanned(IpAddr),
+    /// No incident is open for the group.
+    GroupNotBanned(String),
     /// As many incidents as `max_hosts` are open.
     TooMany,
 }
@@ -186,6 +195,7 @@ impl fmt::Display for CommandError {
                 "rung `{r}` may not be applied: the prefix is outside the networks or shorter than the limit"
             ),
             CommandError::NotBanned(a) => write!(f, "{a} is not banned"),
+            CommandError::GroupNotBanned(g) => write!(f, "group {g} has no open incident"),
             CommandError::TooMany => write!(f, "too many open incidents (max_hosts)"),
         }
     }

@@ -628,6 +628,30 @@ impl Detector {
                     }
                 }
             }
+            Command::UnbanGroup {
+                ref group,
+                direction,
+            } => {
+                let dirs: Vec<Direction> = match direction {
+                    Some(d) => vec![d],
+                    None => Direction::ALL.to_vec(),
+                };
+                let mut any = false;
+                for d in dirs {
+                    let key = (Target::Group(group.clone()), d);
+                    if self.incidents.contains_key(&key) {
+                        any = true;
+                        self.stop_all(&key, now, &mut out);
+                        if let Some(p) = self.r.profiles.iter().position(|p| &p.name == group) {
+                            // Afresh, as for an address.
+                            self.groups[p][d.index()] = GroupDir::default();
+                        }
+                    }
+                }
+                if !any {
+                    return Err(CommandError::GroupNotBanned(group.clone()));
+                }
+            }
         }
         Ok(out)
     }

@@ -443,6 +443,19 @@ fn a_group_total_over_its_threshold_is_an_attack_on_the_group() {
     assert_eq!(s.attack.trigger.by, TriggerKind::GroupTotal);
     assert_eq!(s.attack.trigger.rate, 4_050);
     assert_eq!(s.prefixes, vec![pfx("203.0.113.0/24")]);
+    let unban = Command::UnbanGroup {
+        group: "tenant".into(),
+        direction: None,
+    };
+    let ds = d.command(Monotonic::from_secs(3), &unban).unwrap();
+    assert!(
+        matches!(ds[..], [Decision::Stop { ended: true, .. }]),
+        "{ds:?}"
+    );
+    assert_eq!(
+        d.command(Monotonic::from_secs(3), &unban),
+        Err(CommandError::GroupNotBanned("tenant".into()))
+    );
 }
 
 #[test]
