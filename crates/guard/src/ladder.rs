@@ -4,8 +4,10 @@
 //! - **Start:** at detection the first rung is applied.
 //! - **Escalate:** while the attack persists (some rate above its
 //!   threshold times the hysteresis), the next rung is added once the
-//!   current top rung has been in place for the next rung's `after`.
-//!   Lower rungs stay in place.
+//!   current top rung has been in place, with the attack going on, for
+//!   the next rung's `after` (a calm spell starts the count again).
+//!   Lower rungs stay in place; a rung removed while a lower one holds
+//!   can be added again.
 //! - **Stop:** once every rate stayed at or under threshold × hysteresis
 //!   for `calm`, rungs are removed from the top down, each only once its
 //!   own hold time has passed since it was added. The last removal ends
@@ -50,19 +52,23 @@ pub(crate) struct Incident {
     pub next: usize,
     /// Since when the traffic has been calm, if it is.
     pub calm_since: Option<Monotonic>,
+    /// Since when the attack has persisted without a calm tick: the
+    /// escalation timer counts from this or the top rung's start, the later.
+    pub active_since: Monotonic,
     pub hold: Hold,
     /// Set once a rung was refused: the ladder goes no higher.
     pub blocked: bool,
 }
 
 impl Incident {
-    pub fn new(profile: u32, report: AttackReport, hold: Hold, _now: Monotonic) -> Incident {
+    pub fn new(profile: u32, report: AttackReport, hold: Hold, now: Monotonic) -> Incident {
         Incident {
             profile,
             report,
             rungs: Vec::new(),
             next: 0,
             calm_since: None,
+            active_since: now,
             hold,
             blocked: false,
         }
@@ -163,7 +169,10 @@ impl Detector {
         };
         match (calm, inc.calm_since) {
             (true, None) => inc.calm_since = Some(now),
-            (false, Some(_)) => inc.calm_since = None,
+            (false, Some(_)) => {
+                inc.calm_since = None;
+                inc.active_since = now;
+            }
             _ => {}
         }
         let calm_since = inc.calm_since;
@@ -185,7 +194,9 @@ impl Detector {
                 };
                 let ladder = self.r.ladder(inc.profile);
                 let due = match (ladder.get(inc.next), inc.rungs.last()) {
-                    (Some(next), Some(top)) => now.since(top.since) >= next.after,
+                    (Some(next), Some(top)) => {
+                        now.since(top.since.max(inc.active_since)) >= next.after
+                    }
                     _ => false,
                 };
                 if !due || !self.escalate(key, now, out) {
@@ -236,6 +247,10 @@ impl Detector {
             self.mark(key, false);
             return;
         };
+        // The rung can be added again if the attack comes back (rungs in
+        // place are always the ladder's first ones).
+        inc.next = inc.rungs.len();
+        inc.blocked = false;
         let ended = inc.rungs.is_empty();
         if ended {
             inc.report.ended = Some(now);

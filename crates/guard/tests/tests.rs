@@ -1018,3 +1018,34 @@ fn a_full_table_makes_room_for_a_flooded_address() {
     let st = d.stats();
     assert_eq!((st.hosts, st.evicted, st.overflow), (100, 1, 1));
 }
+
+#[test]
+fn a_rung_removed_while_a_lower_one_holds_comes_back_with_the_attack() {
+    let mut c = ladder_config();
+    c.calm = secs(5);
+    // notify held 10 minutes, drop after 2 s held 10 s.
+    c.ladder = vec![
+        RungConfig::new(notify(), Duration::ZERO, secs(600)),
+        RungConfig::new(Action::Drop { signature: false }, secs(2), secs(10)),
+    ];
+    let mut d = detector(c);
+    let flood = |t: u64| (1_000..=5_000).contains(&t) || (40_000..=45_000).contains(&t);
+    let ds = run(&mut d, 0, 50_000, 1_000, |t| {
+        if flood(t) {
+            vec![sample("203.0.113.10", IN, syn(50_000, 1_000))]
+        } else {
+            vec![]
+        }
+    });
+    // Calm from 6 s: drop (added at 3 s, held to 13 s) goes at 13 s; the
+    // flood is back at 40 s: drop again 2 s later.
+    assert_eq!(
+        kinds(&ds),
+        vec![
+            (1_000, "start", Rung::Notify),
+            (3_000, "escalate", Rung::Drop),
+            (13_000, "stop", Rung::Drop),
+            (42_000, "escalate", Rung::Drop),
+        ]
+    );
+}
