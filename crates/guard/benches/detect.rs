@@ -34,6 +34,7 @@ fn config() -> Config {
             Action::Notify {
                 script: None,
                 webhook: None,
+                every: None,
             },
             Duration::ZERO,
             Duration::from_secs(300),

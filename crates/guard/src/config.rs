@@ -311,6 +311,9 @@ pub enum Action {
         script: Option<String>,
         /// The webhook's URL.
         webhook: Option<String>,
+        /// While the attack lasts, send the report again this often
+        /// ([`crate::Decision::Update`]); `None`: only at start and end.
+        every: Option<Duration>,
     },
     /// Rate-limit the victim to `rate`.
     Throttle {
@@ -439,6 +442,7 @@ impl Config {
                 Action::Notify {
                     script: None,
                     webhook: None,
+                    every: None,
                 },
                 Duration::ZERO,
                 Duration::from_secs(300),

@@ -76,6 +76,9 @@ pub enum Decision {
         /// `step.attack` is the final report.
         ended: bool,
     },
+    /// The attack goes on: the report again, for a notify rung with
+    /// `every` (the rung stays in place).
+    Update(Step),
     /// After a restart: a rung that was in place before; apply it again
     /// (announce again, re-add the route) if it is not there.
     Restore(Step),
@@ -96,7 +99,7 @@ impl Decision {
     /// The step, for every decision that has one.
     pub fn step(&self) -> Option<&Step> {
         match self {
-            Decision::Start(s) | Decision::Restore(s) => Some(s),
+            Decision::Start(s) | Decision::Restore(s) | Decision::Update(s) => Some(s),
             Decision::Escalate { step, .. } | Decision::Stop { step, .. } => Some(step),
             Decision::Refused { .. } => None,
         }

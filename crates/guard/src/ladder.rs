@@ -36,6 +36,8 @@ pub(crate) struct ActiveRung {
     pub since: Monotonic,
     /// It is not removed before this.
     pub hold_until: Monotonic,
+    /// When its report was last sent (a notify rung with `every`).
+    pub sent: Monotonic,
     pub prefixes: Vec<Prefix>,
     pub flowspec: Vec<FlowSpecRule>,
 }
@@ -138,6 +140,7 @@ impl Detector {
             action: cfg.action.clone(),
             since: now,
             hold_until: now.plus(cfg.hold),
+            sent: now,
             prefixes,
             flowspec,
         };
@@ -176,6 +179,18 @@ impl Detector {
             _ => {}
         }
         let calm_since = inc.calm_since;
+        // Reports sent again while the attack lasts.
+        for r in &mut inc.rungs {
+            if let Action::Notify {
+                every: Some(every), ..
+            } = r.action
+            {
+                if !every.is_zero() && now.since(r.sent) >= every {
+                    r.sent = now;
+                    out.push(Decision::Update(step(key, r, &inc.report)));
+                }
+            }
+        }
         match inc.hold {
             Hold::Permanent => return,
             Hold::Until(t) => {

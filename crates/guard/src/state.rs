@@ -170,6 +170,7 @@ impl Detector {
                     action: r.action.clone(),
                     since: Monotonic(now.0.saturating_sub(r.age)),
                     hold_until: now.plus(r.hold_left),
+                    sent: now,
                     prefixes: r.prefixes.clone(),
                     flowspec: r.flowspec.clone(),
                 })

@@ -41,6 +41,7 @@ fn notify() -> Action {
     Action::Notify {
         script: None,
         webhook: None,
+        every: None,
     }
 }
 
@@ -135,6 +136,7 @@ fn kinds(ds: &[(u64, Decision)]) -> Vec<(u64, &'static str, Rung)> {
             Decision::Escalate { step, .. } => (*t, "escalate", step.rung),
             Decision::Stop { step, ended } => (*t, if *ended { "end" } else { "stop" }, step.rung),
             Decision::Restore(s) => (*t, "restore", s.rung),
+            Decision::Update(s) => (*t, "update", s.rung),
             Decision::Refused { rung, .. } => (*t, "refused", *rung),
         })
         .collect()
@@ -1048,4 +1050,40 @@ fn a_rung_removed_while_a_lower_one_holds_comes_back_with_the_attack() {
             (42_000, "escalate", Rung::Drop),
         ]
     );
+}
+
+#[test]
+fn a_notify_rung_with_every_sends_the_report_again_while_the_attack_lasts() {
+    let mut c = ladder_config();
+    c.calm = secs(1);
+    c.ladder = vec![RungConfig::new(
+        Action::Notify {
+            script: Some("/usr/local/bin/notify_about_attack.sh".into()),
+            webhook: None,
+            every: Some(secs(20)),
+        },
+        Duration::ZERO,
+        secs(10),
+    )];
+    let mut d = detector(c);
+    let ds = run(&mut d, 0, 80_000, 1_000, |t| {
+        if t <= 50_000 {
+            vec![sample("203.0.113.10", IN, syn(50_000, 1_000))]
+        } else {
+            vec![]
+        }
+    });
+    assert_eq!(
+        kinds(&ds),
+        vec![
+            (1_000, "start", Rung::Notify),
+            (21_000, "update", Rung::Notify),
+            (41_000, "update", Rung::Notify),
+            (52_000, "end", Rung::Notify),
+        ]
+    );
+    let Decision::Update(s) = &ds[2].1 else {
+        panic!()
+    };
+    assert_eq!(s.attack.packets, 41 * 50_000);
 }

@@ -629,7 +629,15 @@ fn action(cx: &mut Cx, f: &mut Fields<'_>, rung: ::guard::Rung) -> Option<Action
                 );
                 return None;
             }
-            Some(Action::Notify { script, webhook })
+            let every = match f.get(cx, "every") {
+                None => None,
+                Some(n) => Some(duration(cx, n, Duration::from_secs(1))?.value),
+            };
+            Some(Action::Notify {
+                script,
+                webhook,
+                every,
+            })
         }
         Throttle => {
             let rate = f

@@ -943,6 +943,7 @@ script = "/usr/local/bin/notify_about_attack.sh"
 rung = "notify"
 hold = "5m"
 webhook = "https://hooks.example.net/guard"
+every = "20s"
 
 [[guard.ladder]]
 rung = "rtbh"
@@ -1000,6 +1001,14 @@ rate = "1mbit"
         c.ladder[2].action,
         guard::Action::Flowspec {
             rate: net_types::Rate::from_bps(1_000_000)
+        }
+    );
+    assert_eq!(
+        c.ladder[0].action,
+        guard::Action::Notify {
+            script: None,
+            webhook: Some("https://hooks.example.net/guard".into()),
+            every: Some(std::time::Duration::from_secs(20)),
         }
     );
     assert!(c.check().is_empty(), "{:?}", c.check());
