@@ -1087,3 +1087,41 @@ fn a_notify_rung_with_every_sends_the_report_again_while_the_attack_lasts() {
     };
     assert_eq!(s.attack.packets, 41 * 50_000);
 }
+
+#[test]
+fn ten_minutes_of_legitimate_load_at_80_percent_raise_nothing() {
+    // 200 addresses, each at 80% of pps_in (16k of 20k) and of syn_in
+    // (4k of 5k) on average, ±15% from tick to tick, in 100 ms ticks for
+    // 10 minutes, with the instantaneous trigger at 300 ms: no decision.
+    let mut c = config();
+    c.instant = Some(Duration::from_millis(300));
+    let mut d = detector(c);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut jitter = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        0.85 + (rng % 3001) as f64 / 10_000.0 // 0.85 ..= 1.15
+    };
+    let ds = run(&mut d, 0, 600_000, 100, |_| {
+        (0..200u32)
+            .map(|i| {
+                let k = jitter();
+                let mut c = syn((4_000.0 * k) as u64, 100);
+                let other = (12_000.0 * k) as u64 / 10;
+                c.packets += other;
+                c.bytes += other * 1_200;
+                c.udp_packets += other;
+                c.udp_bytes += other * 1_200;
+                let addr = if i % 2 == 0 {
+                    format!("203.0.113.{}", i / 2)
+                } else {
+                    format!("2001:db8:100::{:x}", i)
+                };
+                sample(&addr, IN, c)
+            })
+            .collect()
+    });
+    assert!(ds.is_empty(), "{:?}", &ds[..ds.len().min(3)]);
+    assert_eq!(d.stats().hosts, 200);
+}
