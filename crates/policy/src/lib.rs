@@ -22,6 +22,7 @@ mod diagnostic;
 pub mod edit;
 mod files;
 mod flows;
+mod guard;
 mod model;
 mod parse;
 mod reader;
@@ -345,6 +346,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         billing: p.billing,
         overage: p.overage,
         api: p.api,
+        guard: p.guard,
     };
     validate::policy(
         &policy,

@@ -562,7 +562,11 @@ pub struct Policy {
     pub overage: Option<Overage>,
     /// Where the daemon serves its API, if the policy says.
     pub api: Option<Api>,
+    /// DDoS detection and mitigation, if the policy has it.
+    pub guard: Option<Guard>,
 }
+
+pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 
 /// The `[api]` section.
 #[derive(Clone, Debug, Serialize)]

@@ -37,10 +37,13 @@ pub(crate) struct Parsed {
     pub overage: Option<Overage>,
     /// The API.
     pub api: Option<crate::model::Api>,
+    /// DDoS detection.
+    pub guard: Option<crate::guard::Guard>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
+    "guard",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -62,6 +65,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         billing: None,
         overage: None,
         api: None,
+        guard: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -116,6 +120,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "overage") {
         p.overage = crate::billing::overage(cx, n);
+    }
+    if let Some(n) = top.get(cx, "guard") {
+        p.guard = crate::guard::section(cx, n);
     }
     for key in TOP_KEYS {
         top.get(cx, key);
