@@ -271,9 +271,19 @@ fn a_restart_during_a_ban_puts_the_route_back() {
         "ip -n {} route del blackhole {VICTIM}/32 proto 213",
         s.rtr.0
     ));
-    let _w2 = watch(&s.rtr, dir);
+    let w2 = watch(&s.rtr, dir);
     wait_for("the restored route", Duration::from_secs(5), || {
         blackholes(&s.rtr).contains(&ours)
     });
     assert!(blackholes(&s.rtr).contains(&format!("blackhole {OPERATORS}")));
+    drop(w2);
+    // `tollgate down` removes tollgate's routes and only them.
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--netns", &s.rtr.0, "down"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let routes = blackholes(&s.rtr);
+    assert!(!routes.iter().any(|r| r.contains(VICTIM)), "{routes:?}");
+    assert!(routes.contains(&format!("blackhole {OPERATORS}")), "{routes:?}");
 }
