@@ -5,7 +5,8 @@
 //! sample arrives and loses it after `idle` without traffic, so a /8 costs
 //! nothing until it has traffic. The table never holds more than
 //! `max_hosts` entries; samples for further addresses are counted as
-//! overflow (they still count in their group's totals).
+//! overflow (they still count in their group's totals), unless they are
+//! over a threshold: then a quiet address makes room.
 //!
 //! Each address keeps, per direction, one EWMA per metric. A tick of
 //! length Δt with rate r updates it as `e ← e·k + r·(1−k)` with
@@ -120,7 +121,7 @@ pub struct Stats {
 pub struct Detector {
     pub(crate) r: Resolved,
     pub(crate) hosts: HashMap<IpAddr, Host, FixedState>,
-    /// Per profile with totals (others stay empty), per direction.
+    /// Per total slot (a profile with totals), per direction.
     groups: Vec<[GroupDir; 2]>,
     pub(crate) incidents: BTreeMap<(Target, Direction), Incident>,
     prev: Option<Monotonic>,
@@ -128,7 +129,7 @@ pub struct Detector {
     stats: Stats,
 }
 
-/// What pass 2 found about one updated address.
+/// What the pass over the samples found about one address.
 enum Event {
     /// No incident yet, and a check fired.
     Fire(Trigger, [f64; METRICS]),
@@ -140,7 +141,7 @@ impl Detector {
     /// A detector with no history.
     pub fn new(config: Config) -> Result<Detector, InvalidConfig> {
         let r = Resolved::new(config)?;
-        let groups = vec![Default::default(); r.profiles.len()];
+        let groups = vec![Default::default(); r.total_slots.len()];
         Ok(Detector {
             r,
             hosts: HashMap::with_hasher(FixedState::with_seed(0x67_7561_7264)),
@@ -414,12 +415,11 @@ impl Detector {
         }
 
         // Group totals.
-        for p in 0..self.groups.len() {
-            if !self.r.profiles[p].has_totals {
-                continue;
-            }
+        for slot in 0..self.groups.len() {
             for direction in Direction::ALL {
-                self.group_tick(p, direction, prev, now, keep_tick, gain, per_sec, &mut out);
+                self.group_tick(
+                    slot, direction, prev, now, keep_tick, gain, per_sec, &mut out,
+                );
             }
         }
 
@@ -436,7 +436,7 @@ impl Detector {
     #[allow(clippy::too_many_arguments)]
     fn group_tick(
         &mut self,
-        p: usize,
+        slot: usize,
         direction: Direction,
         prev: Monotonic,
         now: Monotonic,
@@ -445,8 +445,9 @@ impl Detector {
         per_sec: f64,
         out: &mut Vec<Decision>,
     ) {
+        let p = self.r.total_slots[slot];
         let lim = self.r.profiles[p].totals[direction.index()];
-        let g = &mut self.groups[p][direction.index()];
+        let g = &mut self.groups[slot][direction.index()];
         for m in 0..METRICS {
             g.ewma[m] = g.ewma[m] * keep + g.inst[m] * gain;
         }
@@ -523,8 +524,11 @@ impl Detector {
                 let Some(p) = self.incidents.get(key).map(|i| i.profile as usize) else {
                     return true;
                 };
+                let Some(slot) = self.r.slot_of[p] else {
+                    return true;
+                };
                 let lim = &self.r.profiles[p].totals[dir];
-                let g = &self.groups[p][dir];
+                let g = &self.groups[slot as usize][dir];
                 (0..METRICS).all(|m| g.ewma[m] <= h * lim[m] && g.inst[m] <= h * lim[m])
             }
         }
@@ -642,9 +646,15 @@ impl Detector {
                     if self.incidents.contains_key(&key) {
                         any = true;
                         self.stop_all(&key, now, &mut out);
-                        if let Some(p) = self.r.profiles.iter().position(|p| &p.name == group) {
+                        let slot = self
+                            .r
+                            .profiles
+                            .iter()
+                            .position(|p| &p.name == group)
+                            .and_then(|p| self.r.slot_of[p]);
+                        if let Some(slot) = slot {
                             // Afresh, as for an address.
-                            self.groups[p][d.index()] = GroupDir::default();
+                            self.groups[slot as usize][d.index()] = GroupDir::default();
                         }
                     }
                 }
