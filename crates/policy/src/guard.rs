@@ -202,7 +202,24 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
     };
     let instant = match f.get(cx, "instant") {
         Some(n) if n.item.as_str() == Some("off") => Some(None),
-        Some(n) => crate::billing::duration(cx, n, Duration::ZERO).map(|d| Some(d.value)),
+        Some(n) => match n.item.as_str().map(net_types::parse_duration) {
+            Some(Ok(d)) => Some(Some(d)),
+            Some(Err(e)) => {
+                cx.error(
+                    n.span,
+                    format!(
+                        "`{}` is not a duration or \"off\"",
+                        n.item.as_str().unwrap_or("")
+                    ),
+                    format!(
+                        "{}; \"off\" (the default) leaves only the smoothed check",
+                        e.hint()
+                    ),
+                );
+                None
+            }
+            None => crate::billing::duration(cx, n, Duration::ZERO).map(|d| Some(d.value)),
+        },
         None => Some(None),
     };
     let hysteresis = match f.get(cx, "hysteresis") {
