@@ -158,6 +158,10 @@ fn a_syn_flood_is_detected_by_the_ewma_after_the_ticks_tau_predicts() {
     let Decision::Start(s) = &ds[0].1 else {
         panic!("{ds:?}")
     };
+    assert_eq!(
+        s.script_args(true),
+        ["203.0.113.10", "incoming", "10000", "ban"].map(String::from)
+    );
     assert_eq!(s.attack.kind, AttackKind::SynFlood);
     assert_eq!(s.attack.trigger.by, TriggerKind::Smoothed);
     assert_eq!(s.attack.trigger.metric, Metric::Syn);
