@@ -75,6 +75,86 @@ pub(crate) struct Host {
     pub(crate) dirs: [HostDir; 2],
 }
 
+/// The tracked addresses: a hash index from address to slot, and the
+/// slots in one dense vector. The index's entries are 24 bytes, so for
+/// 100k addresses it stays in the L2 cache and a lookup does not miss;
+/// only the slot itself does (once). Freed slots are reused.
+#[derive(Clone, Debug)]
+pub(crate) struct HostTable {
+    index: HashMap<IpAddr, u32, FixedState>,
+    slots: Vec<Host>,
+    free: Vec<u32>,
+}
+
+impl HostTable {
+    fn new() -> HostTable {
+        HostTable {
+            index: HashMap::with_hasher(FixedState::with_seed(0x67_7561_7264)),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn slot(&self, addr: &IpAddr) -> Option<u32> {
+        self.index.get(addr).copied()
+    }
+
+    fn contains_key(&self, addr: &IpAddr) -> bool {
+        self.index.contains_key(addr)
+    }
+
+    pub(crate) fn get(&self, addr: &IpAddr) -> Option<&Host> {
+        self.index.get(addr).map(|&i| &self.slots[i as usize])
+    }
+
+    pub(crate) fn get_mut(&mut self, addr: &IpAddr) -> Option<&mut Host> {
+        self.index.get(addr).map(|&i| &mut self.slots[i as usize])
+    }
+
+    fn insert(&mut self, addr: IpAddr, host: Host) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = host;
+                i
+            }
+            None => {
+                self.slots.push(host);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(addr, i);
+        i
+    }
+
+    fn remove(&mut self, addr: &IpAddr) {
+        if let Some(i) = self.index.remove(addr) {
+            self.free.push(i);
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Host) -> bool) {
+        let slots = &self.slots;
+        let free = &mut self.free;
+        self.index.retain(|_, i| {
+            let k = keep(&slots[*i as usize]);
+            if !k {
+                free.push(*i);
+            }
+            k
+        });
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Host)> {
+        self.index
+            .iter()
+            .map(|(a, &i)| (a, &self.slots[i as usize]))
+    }
+}
+
 /// A group's totals in one direction.
 #[derive(Clone, Debug)]
 struct GroupDir {
@@ -120,7 +200,7 @@ pub struct Stats {
 /// [`Detector::command`]; carry out the [`Decision`]s it returns, in order.
 pub struct Detector {
     pub(crate) r: Resolved,
-    pub(crate) hosts: HashMap<IpAddr, Host, FixedState>,
+    pub(crate) hosts: HostTable,
     /// Per total slot (a profile with totals), per direction.
     groups: Vec<[GroupDir; 2]>,
     pub(crate) incidents: BTreeMap<(Target, Direction), Incident>,
@@ -144,7 +224,7 @@ impl Detector {
         let groups = vec![Default::default(); r.total_slots.len()];
         Ok(Detector {
             r,
-            hosts: HashMap::with_hasher(FixedState::with_seed(0x67_7561_7264)),
+            hosts: HostTable::new(),
             groups,
             incidents: BTreeMap::new(),
             prev: None,
@@ -240,9 +320,8 @@ impl Detector {
         let max_hosts = self.r.cfg.max_hosts;
         let mut events: Vec<(IpAddr, Direction, Event)> = Vec::new();
 
-        // One pass: update each address's rates and check them. Only the
-        // fields are borrowed (not `self`), so the table entry is looked
-        // up once per sample.
+        // One pass: update each address's rates and check them; the table
+        // is looked up once per sample.
         for s in &obs.hosts {
             let dir = s.direction.index();
             let counts = Metric::counts(&s.counters);
@@ -260,9 +339,9 @@ impl Detector {
                 }
             }
             let len = self.hosts.len();
-            let h = match self.hosts.entry(s.addr) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
+            let slot = match self.hosts.slot(&s.addr) {
+                Some(i) => i,
+                None => {
                     let Some(entry) = self.r.lookup(s.addr) else {
                         self.stats.outside += 1;
                         continue;
@@ -293,9 +372,10 @@ impl Detector {
                             }
                         }
                     }
-                    v.insert(host)
+                    self.hosts.insert(s.addr, host)
                 }
             };
+            let h = &mut self.hosts.slots[slot as usize];
             let entry = h.entry;
             let d = &mut h.dirs[dir];
             let first = d.updated != now_ns;
@@ -578,7 +658,7 @@ impl Detector {
         let idle = nanos(Monotonic(idle));
         let now_ns = nanos(now);
         let before = self.hosts.len();
-        self.hosts.retain(|_, h| {
+        self.hosts.retain(|h| {
             let last = h.dirs[0].updated.max(h.dirs[1].updated);
             now_ns.saturating_sub(last) < idle
                 || (h.dirs[0].flags | h.dirs[1].flags) & ATTACKED != 0
