@@ -198,6 +198,7 @@ pub struct Stats {
 /// The detector and its ladder. Feed it [`Observation`]s with
 /// [`Detector::tick`] and operators' [`Command`]s with
 /// [`Detector::command`]; carry out the [`Decision`]s it returns, in order.
+#[derive(Clone)]
 pub struct Detector {
     pub(crate) r: Resolved,
     pub(crate) hosts: HostTable,
@@ -207,6 +208,17 @@ pub struct Detector {
     prev: Option<Monotonic>,
     last_sweep: Monotonic,
     stats: Stats,
+}
+
+impl std::fmt::Debug for Detector {
+    /// A summary: the tables can hold a million addresses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("stats", &self.stats())
+            .field("groups", &self.r.profiles.len())
+            .field("prev", &self.prev)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the pass over the samples found about one address.

@@ -39,6 +39,7 @@ pub(crate) struct Entry {
 }
 
 /// The resolved configuration.
+#[derive(Clone)]
 pub(crate) struct Resolved {
     pub cfg: Config,
     pub profiles: Vec<Profile>,
