@@ -42,6 +42,7 @@
 pub mod config;
 pub mod decision;
 mod detect;
+pub mod fuzzing;
 mod ladder;
 pub mod report;
 mod resolve;
