@@ -52,6 +52,25 @@ pub struct Step {
     pub attack: AttackReport,
 }
 
+impl Step {
+    /// The arguments of a notify script, in FastNetMon's order so that
+    /// existing scripts keep working: `ip incoming|outgoing pps ban|unban`
+    /// (a group's name stands for the address of a group total). `pps` is
+    /// the attack's peak so far.
+    pub fn script_args(&self, ban: bool) -> [String; 4] {
+        let who = match &self.target {
+            Target::Host(a) => a.to_string(),
+            Target::Group(g) => g.clone(),
+        };
+        [
+            who,
+            self.direction.as_script_word().to_owned(),
+            self.attack.peak_pps.to_string(),
+            if ban { "ban" } else { "unban" }.to_owned(),
+        ]
+    }
+}
+
 /// A decision for the shell to carry out, in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]

@@ -5,7 +5,8 @@
 //! sample arrives and loses it after `idle` without traffic, so a /8 costs
 //! nothing until it has traffic. The table never holds more than
 //! `max_hosts` entries; samples for further addresses are counted as
-//! overflow (they still count in their group's totals).
+//! overflow (they still count in their group's totals), unless they are
+//! over a threshold: then a quiet address makes room.
 //!
 //! Each address keeps, per direction, one EWMA per metric. A tick of
 //! length Δt with rate r updates it as `e ← e·k + r·(1−k)` with
@@ -74,6 +75,86 @@ pub(crate) struct Host {
     pub(crate) dirs: [HostDir; 2],
 }
 
+/// The tracked addresses: a hash index from address to slot, and the
+/// slots in one dense vector. The index's entries are 24 bytes, so for
+/// 100k addresses it stays in the L2 cache and a lookup does not miss;
+/// only the slot itself does (once). Freed slots are reused.
+#[derive(Clone, Debug)]
+pub(crate) struct HostTable {
+    index: HashMap<IpAddr, u32, FixedState>,
+    slots: Vec<Host>,
+    free: Vec<u32>,
+}
+
+impl HostTable {
+    fn new() -> HostTable {
+        HostTable {
+            index: HashMap::with_hasher(FixedState::with_seed(0x67_7561_7264)),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn slot(&self, addr: &IpAddr) -> Option<u32> {
+        self.index.get(addr).copied()
+    }
+
+    fn contains_key(&self, addr: &IpAddr) -> bool {
+        self.index.contains_key(addr)
+    }
+
+    pub(crate) fn get(&self, addr: &IpAddr) -> Option<&Host> {
+        self.index.get(addr).map(|&i| &self.slots[i as usize])
+    }
+
+    pub(crate) fn get_mut(&mut self, addr: &IpAddr) -> Option<&mut Host> {
+        self.index.get(addr).map(|&i| &mut self.slots[i as usize])
+    }
+
+    fn insert(&mut self, addr: IpAddr, host: Host) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = host;
+                i
+            }
+            None => {
+                self.slots.push(host);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(addr, i);
+        i
+    }
+
+    fn remove(&mut self, addr: &IpAddr) {
+        if let Some(i) = self.index.remove(addr) {
+            self.free.push(i);
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Host) -> bool) {
+        let slots = &self.slots;
+        let free = &mut self.free;
+        self.index.retain(|_, i| {
+            let k = keep(&slots[*i as usize]);
+            if !k {
+                free.push(*i);
+            }
+            k
+        });
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Host)> {
+        self.index
+            .iter()
+            .map(|(a, &i)| (a, &self.slots[i as usize]))
+    }
+}
+
 /// A group's totals in one direction.
 #[derive(Clone, Debug)]
 struct GroupDir {
@@ -117,10 +198,11 @@ pub struct Stats {
 /// The detector and its ladder. Feed it [`Observation`]s with
 /// [`Detector::tick`] and operators' [`Command`]s with
 /// [`Detector::command`]; carry out the [`Decision`]s it returns, in order.
+#[derive(Clone)]
 pub struct Detector {
     pub(crate) r: Resolved,
-    pub(crate) hosts: HashMap<IpAddr, Host, FixedState>,
-    /// Per profile with totals (others stay empty), per direction.
+    pub(crate) hosts: HostTable,
+    /// Per total slot (a profile with totals), per direction.
     groups: Vec<[GroupDir; 2]>,
     pub(crate) incidents: BTreeMap<(Target, Direction), Incident>,
     prev: Option<Monotonic>,
@@ -128,7 +210,18 @@ pub struct Detector {
     stats: Stats,
 }
 
-/// What pass 2 found about one updated address.
+impl std::fmt::Debug for Detector {
+    /// A summary: the tables can hold a million addresses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("stats", &self.stats())
+            .field("groups", &self.r.profiles.len())
+            .field("prev", &self.prev)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the pass over the samples found about one address.
 enum Event {
     /// No incident yet, and a check fired.
     Fire(Trigger, [f64; METRICS]),
@@ -140,10 +233,10 @@ impl Detector {
     /// A detector with no history.
     pub fn new(config: Config) -> Result<Detector, InvalidConfig> {
         let r = Resolved::new(config)?;
-        let groups = vec![Default::default(); r.profiles.len()];
+        let groups = vec![Default::default(); r.total_slots.len()];
         Ok(Detector {
             r,
-            hosts: HashMap::with_hasher(FixedState::with_seed(0x67_7561_7264)),
+            hosts: HostTable::new(),
             groups,
             incidents: BTreeMap::new(),
             prev: None,
@@ -239,9 +332,8 @@ impl Detector {
         let max_hosts = self.r.cfg.max_hosts;
         let mut events: Vec<(IpAddr, Direction, Event)> = Vec::new();
 
-        // One pass: update each address's rates and check them. Only the
-        // fields are borrowed (not `self`), so the table entry is looked
-        // up once per sample.
+        // One pass: update each address's rates and check them; the table
+        // is looked up once per sample.
         for s in &obs.hosts {
             let dir = s.direction.index();
             let counts = Metric::counts(&s.counters);
@@ -259,9 +351,9 @@ impl Detector {
                 }
             }
             let len = self.hosts.len();
-            let h = match self.hosts.entry(s.addr) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
+            let slot = match self.hosts.slot(&s.addr) {
+                Some(i) => i,
+                None => {
                     let Some(entry) = self.r.lookup(s.addr) else {
                         self.stats.outside += 1;
                         continue;
@@ -292,9 +384,10 @@ impl Detector {
                             }
                         }
                     }
-                    v.insert(host)
+                    self.hosts.insert(s.addr, host)
                 }
             };
+            let h = &mut self.hosts.slots[slot as usize];
             let entry = h.entry;
             let d = &mut h.dirs[dir];
             let first = d.updated != now_ns;
@@ -414,12 +507,11 @@ impl Detector {
         }
 
         // Group totals.
-        for p in 0..self.groups.len() {
-            if !self.r.profiles[p].has_totals {
-                continue;
-            }
+        for slot in 0..self.groups.len() {
             for direction in Direction::ALL {
-                self.group_tick(p, direction, prev, now, keep_tick, gain, per_sec, &mut out);
+                self.group_tick(
+                    slot, direction, prev, now, keep_tick, gain, per_sec, &mut out,
+                );
             }
         }
 
@@ -436,7 +528,7 @@ impl Detector {
     #[allow(clippy::too_many_arguments)]
     fn group_tick(
         &mut self,
-        p: usize,
+        slot: usize,
         direction: Direction,
         prev: Monotonic,
         now: Monotonic,
@@ -445,8 +537,9 @@ impl Detector {
         per_sec: f64,
         out: &mut Vec<Decision>,
     ) {
+        let p = self.r.total_slots[slot];
         let lim = self.r.profiles[p].totals[direction.index()];
-        let g = &mut self.groups[p][direction.index()];
+        let g = &mut self.groups[slot][direction.index()];
         for m in 0..METRICS {
             g.ewma[m] = g.ewma[m] * keep + g.inst[m] * gain;
         }
@@ -523,8 +616,11 @@ impl Detector {
                 let Some(p) = self.incidents.get(key).map(|i| i.profile as usize) else {
                     return true;
                 };
+                let Some(slot) = self.r.slot_of[p] else {
+                    return true;
+                };
                 let lim = &self.r.profiles[p].totals[dir];
-                let g = &self.groups[p][dir];
+                let g = &self.groups[slot as usize][dir];
                 (0..METRICS).all(|m| g.ewma[m] <= h * lim[m] && g.inst[m] <= h * lim[m])
             }
         }
@@ -574,7 +670,7 @@ impl Detector {
         let idle = nanos(Monotonic(idle));
         let now_ns = nanos(now);
         let before = self.hosts.len();
-        self.hosts.retain(|_, h| {
+        self.hosts.retain(|h| {
             let last = h.dirs[0].updated.max(h.dirs[1].updated);
             now_ns.saturating_sub(last) < idle
                 || (h.dirs[0].flags | h.dirs[1].flags) & ATTACKED != 0
@@ -642,9 +738,15 @@ impl Detector {
                     if self.incidents.contains_key(&key) {
                         any = true;
                         self.stop_all(&key, now, &mut out);
-                        if let Some(p) = self.r.profiles.iter().position(|p| &p.name == group) {
+                        let slot = self
+                            .r
+                            .profiles
+                            .iter()
+                            .position(|p| &p.name == group)
+                            .and_then(|p| self.r.slot_of[p]);
+                        if let Some(slot) = slot {
                             // Afresh, as for an address.
-                            self.groups[p][d.index()] = GroupDir::default();
+                            self.groups[slot as usize][d.index()] = GroupDir::default();
                         }
                     }
                 }

@@ -42,6 +42,7 @@
 pub mod config;
 pub mod decision;
 mod detect;
+pub mod fuzzing;
 mod ladder;
 pub mod report;
 mod resolve;
@@ -50,8 +51,8 @@ pub mod spread;
 mod state;
 
 pub use config::{
-    Action, Community, Config, ConfigError, GroupConfig, InvalidConfig, Limit, Metric, Rung,
-    RungConfig, Thresholds, GLOBAL, METRICS,
+    Action, Community, Config, ConfigError, GroupConfig, InvalidConfig, Limit, Metric, PrefixSet,
+    Rung, RungConfig, Thresholds, GLOBAL, METRICS,
 };
 pub use decision::{Command, CommandError, Decision, Hold, Refusal, Step, Target};
 pub use detect::{Detector, Stats};

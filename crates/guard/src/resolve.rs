@@ -9,8 +9,8 @@ use net_types::Prefix;
 use prefix_map::{PrefixMap4, PrefixMap6};
 
 use crate::config::{
-    covers, Config, ConfigError, InvalidConfig, Limit, Metric, RungConfig, Thresholds, GLOBAL,
-    METRICS,
+    truncate, Config, ConfigError, InvalidConfig, Limit, Metric, PrefixSet, RungConfig, Thresholds,
+    GLOBAL, METRICS,
 };
 use crate::sample::Direction;
 
@@ -31,7 +31,7 @@ pub(crate) struct Profile {
 }
 
 /// What a table lookup finds: the profile whose thresholds apply, and the
-/// profiles (with total thresholds) whose totals the address counts in.
+/// total slots (see [`Resolved::total_slots`]) the address counts in.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub profile: u32,
@@ -39,11 +39,20 @@ pub(crate) struct Entry {
 }
 
 /// The resolved configuration.
+#[derive(Clone)]
 pub(crate) struct Resolved {
     pub cfg: Config,
     pub profiles: Vec<Profile>,
     pub ladders: Vec<Vec<RungConfig>>,
     pub entries: Vec<Entry>,
+    /// The profiles with total thresholds, in profile order: only these
+    /// keep (and reset every tick) a group state, so ten thousand tenant
+    /// groups without totals cost nothing per tick.
+    pub total_slots: Vec<usize>,
+    /// Per profile, its index in `total_slots`.
+    pub slot_of: Vec<Option<u32>>,
+    /// The networks, for coverage checks.
+    networks: PrefixSet,
     v4: Option<PrefixMap4<u32>>,
     v6: Option<PrefixMap6<u32>>,
 }
@@ -124,10 +133,15 @@ impl Resolved {
         // that has a prefix covering it (longest match picks the entry, so
         // every covering group prefix is the entry's or a shorter one).
         let mut with_totals: HashMap<Prefix, u32> = HashMap::new();
+        let mut total_slots = Vec::new();
+        let mut slot_of = vec![None; profiles.len()];
         for (g, p) in profiles.iter().enumerate() {
             if p.has_totals {
+                let slot = total_slots.len() as u32;
+                total_slots.push(g);
+                slot_of[g] = Some(slot);
                 for prefix in &p.prefixes {
-                    with_totals.insert(*prefix, g as u32);
+                    with_totals.insert(*prefix, slot);
                 }
             }
         }
@@ -165,11 +179,15 @@ impl Resolved {
             .then(|| PrefixMap6::build(items6))
             .transpose()
             .map_err(|_| InvalidConfig(vec![ConfigError::MinPrefix { v6: true }]))?;
+        let networks = PrefixSet::new(cfg.networks.iter().copied());
         Ok(Resolved {
             cfg,
             profiles,
             ladders,
             entries,
+            total_slots,
+            slot_of,
+            networks,
             v4,
             v6,
         })
@@ -193,7 +211,7 @@ impl Resolved {
         } else {
             self.cfg.min_prefix_v6
         };
-        prefix.len() >= min && self.cfg.networks.iter().any(|n| covers(*n, prefix))
+        prefix.len() >= min && self.networks.covers(prefix)
     }
 
     /// The ladder of a profile.
@@ -201,14 +219,6 @@ impl Resolved {
         let p = self.profiles.get(profile as usize).map_or(0, |p| p.ladder);
         &self.ladders[p]
     }
-}
-
-fn truncate(p: Prefix, len: u8) -> Prefix {
-    match p {
-        Prefix::V4(a, _) => Prefix::V4(a, len),
-        Prefix::V6(a, _) => Prefix::V6(a, len),
-    }
-    .network()
 }
 
 /// Resolves one profile's thresholds over its parent's.

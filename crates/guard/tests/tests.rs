@@ -158,6 +158,10 @@ fn a_syn_flood_is_detected_by_the_ewma_after_the_ticks_tau_predicts() {
     let Decision::Start(s) = &ds[0].1 else {
         panic!("{ds:?}")
     };
+    assert_eq!(
+        s.script_args(true),
+        ["203.0.113.10", "incoming", "10000", "ban"].map(String::from)
+    );
     assert_eq!(s.attack.kind, AttackKind::SynFlood);
     assert_eq!(s.attack.trigger.by, TriggerKind::Smoothed);
     assert_eq!(s.attack.trigger.metric, Metric::Syn);
@@ -1124,4 +1128,27 @@ fn ten_minutes_of_legitimate_load_at_80_percent_raise_nothing() {
     });
     assert!(ds.is_empty(), "{:?}", &ds[..ds.len().min(3)]);
     assert_eq!(d.stats().hosts, 200);
+}
+
+#[test]
+fn ten_thousand_tenant_groups_resolve_and_cost_nothing_per_tick() {
+    // Tenants' groups are the normal case at 10,000 tenants: checking and
+    // resolving them must not compare every pair.
+    let mut c = config();
+    c.networks = (0..10_000u32)
+        .map(|i| Prefix::V4(std::net::Ipv4Addr::from(0x6440_0000 + (i << 4)), 28))
+        .collect();
+    c.groups = c
+        .networks
+        .iter()
+        .enumerate()
+        .map(|(i, p)| GroupConfig::new(&format!("tenant-{i}"), vec![*p], None))
+        .collect();
+    assert!(c.check().is_empty());
+    let mut d = detector(c);
+    assert_eq!(d.group_of(ip("100.64.0.17")), Some("tenant-1"));
+    let ds = run(&mut d, 0, 1_000, 100, |_| {
+        vec![sample("100.64.0.17", IN, udp(100, 100, 40_000))]
+    });
+    assert!(ds.is_empty());
 }

@@ -163,17 +163,14 @@ impl Guard {
                 .collect();
             let names: std::collections::HashSet<String> =
                 c.groups.iter().map(|g| g.name.clone()).collect();
+            let covered = ::guard::PrefixSet::new(networks.iter().copied());
             for t in &policy.tenants {
                 let prefixes: Vec<Prefix> = t
                     .prefixes
                     .iter()
                     .map(|(p, _)| *p)
                     .filter(|p| !explicit.contains(p))
-                    .filter(|p| {
-                        networks.iter().any(|n| {
-                            n.is_ipv4() == p.is_ipv4() && n.len() <= p.len() && n.overlaps(*p)
-                        })
-                    })
+                    .filter(|p| covered.covers(*p))
                     .collect();
                 let name = format!("tenant-{}", t.id);
                 if prefixes.is_empty() || names.contains(&name) {
@@ -205,7 +202,24 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
     };
     let instant = match f.get(cx, "instant") {
         Some(n) if n.item.as_str() == Some("off") => Some(None),
-        Some(n) => crate::billing::duration(cx, n, Duration::ZERO).map(|d| Some(d.value)),
+        Some(n) => match n.item.as_str().map(net_types::parse_duration) {
+            Some(Ok(d)) => Some(Some(d)),
+            Some(Err(e)) => {
+                cx.error(
+                    n.span,
+                    format!(
+                        "`{}` is not a duration or \"off\"",
+                        n.item.as_str().unwrap_or("")
+                    ),
+                    format!(
+                        "{}; \"off\" (the default) leaves only the smoothed check",
+                        e.hint()
+                    ),
+                );
+                None
+            }
+            None => crate::billing::duration(cx, n, Duration::ZERO).map(|d| Some(d.value)),
+        },
         None => Some(None),
     };
     let hysteresis = match f.get(cx, "hysteresis") {
@@ -755,14 +769,10 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
     }
     let config = g.config(p);
     if let Some(networks) = &g.networks {
+        let set = ::guard::PrefixSet::new(networks.iter().map(|(n, _)| *n));
         for t in &p.tenants {
             for (prefix, span) in &t.prefixes {
-                let covered = networks.iter().any(|(n, _)| {
-                    n.is_ipv4() == prefix.is_ipv4()
-                        && n.len() <= prefix.len()
-                        && n.overlaps(*prefix)
-                });
-                if !covered {
+                if !set.covers(*prefix) {
                     diags.push(
                         Diagnostic::warning(
                             Some(*span),

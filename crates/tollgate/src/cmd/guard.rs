@@ -465,12 +465,11 @@ impl Shell {
             );
             return;
         }
-        let pps = crate::output::guard::attack_pps(step);
+        // FastNetMon's order: IP DIRECTION PPS ACTION.
+        let mut args = step.script_args(action == "ban");
+        args[3] = action.to_owned();
         let mut child = match Command::new(script)
-            .arg(crate::output::guard::target_arg(&step.target))
-            .arg(step.direction.as_script_word())
-            .arg(pps.to_string())
-            .arg(action)
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
