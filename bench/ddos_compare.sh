@@ -17,8 +17,10 @@
 #                    recommends.
 # Flood sizes (hping3 -S -p 80, threshold 10,000 pps towards the victim):
 #   220k: --flood      (about 220k pps on this machine)
-#   25k:  -i u40       (about 25k pps)
-#   10k+: -i u90       (just over the threshold)
+#   25k:  -i u15       (about 25k pps; hping3's -i is a sleep, so the rate
+#                       depends on the machine: measured 2026-12-06, u10 31k,
+#                       u20 20k, u40 12.6k pps)
+#   10k+: -i u40       (about 12.6k pps, just over the threshold)
 # The pps each run really saw on the router's veth is in the output.
 #
 # Usage (root; apt-get install -y fastnetmon hping3; a release build):
@@ -26,7 +28,7 @@
 #   flock -o /work/locks/bench bash bench/ddos_compare.sh
 # Env: DDOS_DETECT (the harness; default ../shared/bench/ddos_detect.sh
 #   from the repository, or ../../shared/… from a worktree), RUNS=3,
-#   THRESHOLD_PPS=10000, SIZES="220k:--flood;25k:-i u40;10k+:-i u90"
+#   THRESHOLD_PPS=10000, FLOOD_SECS=20, SIZES="220k:--flood;25k:-i u15;10k+:-i u40"
 #   (name:hping3 arguments, separated by ";").
 # Last line (one line):
 #   RESULT ddos size=220k pps=… fnm_s=… tollgate_s=… ratio=… tollgate_ewma_s=… ratio_ewma=…; size=25k …
@@ -44,7 +46,10 @@ BIN=$ROOT/target/release/tollgate
 export RUNS=${RUNS:-3}
 export THRESHOLD_PPS=${THRESHOLD_PPS:-10000}
 export NS_PREFIX=${NS_PREFIX:-tgdd}
-SIZES=${SIZES:-"220k:--flood;25k:-i u40;10k+:-i u90"}
+SIZES=${SIZES:-"220k:--flood;25k:-i u15;10k+:-i u40"}
+# The harness caps each flood at FLOOD_SECS and waits FLOOD_SECS + 5 s for
+# a ban: at 1.2× the threshold an EWMA with τ = 5 s needs about 9 s.
+export FLOOD_SECS=${FLOOD_SECS:-20}
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/ddos-compare.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -89,7 +94,7 @@ measure() {  # $1 = label, $2 = flood args, $3 = detector command ('' = FastNetM
   [ -n "$line" ] || { echo "  [$1] the harness failed:" >&2; tail -5 "$log" >&2; echo "nan nan nan"; return; }
   echo "  [$1] $line" >&2
   local f
-  f() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  f() { local v; v=$(echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"); echo "${v:-nan}"; }
   echo "$(f median_latency_s) $(f flood_pps_median) $(f detector_cpu_pct_median)"
 }
 

@@ -31,7 +31,7 @@ use linux_dataplane::blackhole::{Added, Blackholes};
 use net_types::Prefix;
 use packet_capture::{Capture, CaptureConfig, TickReport};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -319,7 +319,7 @@ fn restore(
 
 /// Saves the ladder's state; a failure is logged (the guard goes on: a
 /// full disk must not stop the defence).
-fn save(detector: &Detector, path: &PathBuf, now: Monotonic) {
+fn save(detector: &Detector, path: &Path, now: Monotonic) {
     let saved = detector.save(now);
     let bytes = match serde_json::to_vec_pretty(&saved) {
         Ok(b) => b,
