@@ -285,5 +285,8 @@ fn a_restart_during_a_ban_puts_the_route_back() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let routes = blackholes(&s.rtr);
     assert!(!routes.iter().any(|r| r.contains(VICTIM)), "{routes:?}");
-    assert!(routes.contains(&format!("blackhole {OPERATORS}")), "{routes:?}");
+    assert!(
+        routes.contains(&format!("blackhole {OPERATORS}")),
+        "{routes:?}"
+    );
 }

@@ -21,7 +21,8 @@ section.
 
 Examples:
   tollgate guard watch -c /etc/tollgate/tollgate.toml
-  tollgate guard watch --iface eth1 --network 203.0.113.0/24 --threshold-pps 10000 --notify /usr/local/bin/notify_about_attack.sh
+  tollgate guard watch --iface eth1 --network 203.0.113.0/24 --threshold-pps 10000
+  tollgate guard watch --iface eth1 --notify /usr/local/bin/notify_about_attack.sh
   tollgate guard watch --netns tgr --iface veth1 --state-dir /tmp/tg-guard"
     )]
     Watch(WatchArgs),
