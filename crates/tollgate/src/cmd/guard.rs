@@ -113,6 +113,9 @@ fn configure(cx: &Context, a: &WatchArgs) -> Result<(guard::Config, CaptureConfi
             "give the policy a [guard] section (docs/guard.md), or --network and --threshold-pps",
         ));
     }
+    if config.global.is_empty() && config.groups.iter().all(|g| g.thresholds.is_empty()) {
+        tracing::warn!("no threshold is set: nothing will be detected (--threshold-pps, or [guard.thresholds])");
+    }
     let capture = section.and_then(|g| g.capture.as_ref());
     let ifaces: Vec<String> = if a.ifaces.is_empty() {
         capture
@@ -152,13 +155,14 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
         shell.carry_out(&restored);
         save(&detector, &state_path, mono(Instant::now()));
     }
+    let interfaces = capture_config.interfaces.clone();
+    let (capture, ticks) = Capture::start(capture_config)
+        .map_err(|e| Error::runtime(format!("cannot start the capture: {e}")))?;
     tracing::info!(
-        interfaces = ?capture_config.interfaces,
+        ?interfaces,
         networks = ?detector.config().networks.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "guard watching"
     );
-    let (capture, ticks) = Capture::start(capture_config)
-        .map_err(|e| Error::runtime(format!("cannot start the capture: {e}")))?;
     let mut failed = false;
     while !stop.load(Ordering::SeqCst) {
         match ticks.recv_timeout(Duration::from_millis(200)) {
