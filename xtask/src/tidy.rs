@@ -40,6 +40,7 @@ const PURE: &[&str] = &[
     "engine",
     "libreqos",
     "packet-wire",
+    "guard",
 ];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &[

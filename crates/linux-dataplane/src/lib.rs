@@ -13,8 +13,11 @@
 //! - [`apply`]: `ChangeSet` → kernel.
 //! - [`nft`]: the `nft` program.
 //! - [`netns`]: entering a network namespace (the lab, tests).
+//! - [`blackhole`]: the guard's blackhole routes, marked with their own
+//!   routing protocol so that only they are ever removed.
 
 pub mod apply;
+pub mod blackhole;
 pub mod clsact;
 pub mod netns;
 pub mod nfnl;

@@ -555,7 +555,7 @@ pub(crate) mod sys {
     /// Receives one datagram, blocking. Returns its full length, which
     /// exceeds `buf.len()` if it was truncated (`MSG_TRUNC`).
     #[allow(unsafe_code)]
-    pub(super) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `buf`, which the kernel
         // writes at most `buf.len()` bytes into.
         let ret = unsafe {

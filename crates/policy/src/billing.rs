@@ -210,7 +210,7 @@ fn reordered<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
 
 /// Reads a duration (`net_types::parse_duration`: `500ms`, `30s`, `5m`,
 /// `1.5h`, `70d`), at least `min`.
-fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>> {
+pub(crate) fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>> {
     let text = cx.string(n)?;
     match net_types::parse_duration(&text) {
         Ok(d) if d >= min => Some(Spanned::new(d, n.span)),

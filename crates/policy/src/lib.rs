@@ -22,6 +22,7 @@ mod diagnostic;
 pub mod edit;
 mod files;
 mod flows;
+mod guard;
 mod history;
 mod model;
 mod parse;
@@ -347,6 +348,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         overage: p.overage,
         api: p.api,
         history: p.history,
+        guard: p.guard,
     };
     validate::policy(
         &policy,

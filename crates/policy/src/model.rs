@@ -567,7 +567,11 @@ pub struct Policy {
     pub api: Option<Api>,
     /// Which store keeps the history, if the policy says (SQLite if not).
     pub history: Option<History>,
+    /// DDoS detection and mitigation, if the policy has it.
+    pub guard: Option<Guard>,
 }
+
+pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 
 /// The `[api]` section.
 #[derive(Clone, Debug, Serialize)]

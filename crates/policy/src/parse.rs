@@ -39,11 +39,13 @@ pub(crate) struct Parsed {
     pub api: Option<crate::model::Api>,
     /// The history store.
     pub history: Option<crate::model::History>,
+    /// DDoS detection.
+    pub guard: Option<crate::guard::Guard>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
-    "history",
+    "history", "guard",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -66,6 +68,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         overage: None,
         api: None,
         history: None,
+        guard: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -123,6 +126,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "overage") {
         p.overage = crate::billing::overage(cx, n);
+    }
+    if let Some(n) = top.get(cx, "guard") {
+        p.guard = crate::guard::section(cx, n);
     }
     for key in TOP_KEYS {
         top.get(cx, key);

@@ -38,6 +38,7 @@ pub(crate) fn policy(
     realm_prefixes(p, diags);
     hierarchy(p, diags);
     crate::flows::check(p, diags);
+    crate::guard::check(p, diags);
     crate::billing::check(p, plan_names, realm_names, diags);
 }
 

@@ -894,3 +894,178 @@ fn broadcast_and_multicast_are_unbilled_unless_the_site_says() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_guard_section_becomes_the_detector_config() {
+    let text = format!(
+        r#"{SITE}
+[plans.basic]
+down = {{ rate = "1mbit", ceil = "5mbit" }}
+up = {{ rate = "1mbit", ceil = "5mbit" }}
+
+[[tenants]]
+id = 1
+plan = "basic"
+prefixes = ["203.0.113.0/26", "2001:db8:100::/48"]
+
+[[tenants]]
+id = 2
+plan = "basic"
+prefixes = ["203.0.113.64/26"]
+
+[guard]
+ewma = "2s"
+instant = "500ms"
+min_prefix_v6 = 64
+
+[guard.capture]
+interfaces = ["eth0", "eth1"]
+threads = 2
+
+[guard.thresholds]
+pps_in = 20000
+bps_in = "1gbit"
+syn_out = "off"
+
+[[guard.group]]
+name = "voip"
+prefixes = ["203.0.113.64/26"]
+inherit = "global"
+udp_pps_in = 5000
+total = {{ pps_in = 50000 }}
+
+[[guard.group.ladder]]
+rung = "notify"
+hold = "1m"
+script = "/usr/local/bin/notify_about_attack.sh"
+
+[[guard.ladder]]
+rung = "notify"
+hold = "5m"
+webhook = "https://hooks.example.net/guard"
+every = "20s"
+
+[[guard.ladder]]
+rung = "rtbh"
+after = "30s"
+hold = "30m"
+next_hop = "192.0.2.1"
+
+[[guard.ladder]]
+rung = "flowspec"
+after = "1m"
+hold = "30m"
+rate = "1mbit"
+"#
+    );
+    let loaded = policy::load_str("guard.toml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert!(!loaded.render().contains("no input"), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let g = p.guard.as_ref().unwrap();
+    let cap = g.capture.as_ref().unwrap();
+    assert_eq!(cap.interfaces.len(), 2);
+    assert_eq!((cap.threads, cap.sample_one_in), (2, 1));
+    assert_eq!(cap.tick, std::time::Duration::from_millis(100));
+    let c = g.config(&p);
+    // networks default to the tenants' prefixes.
+    assert_eq!(c.networks.len(), 3);
+    assert_eq!(c.ewma, std::time::Duration::from_secs(2));
+    assert_eq!(c.instant, Some(std::time::Duration::from_millis(500)));
+    assert_eq!(c.min_prefix_v6, 64);
+    use guard::{Direction, Limit, Metric};
+    assert_eq!(
+        c.global.get(Direction::In, Metric::Bps),
+        Limit::At(1_000_000_000)
+    );
+    assert_eq!(c.global.get(Direction::Out, Metric::Syn), Limit::Off);
+    assert_eq!(c.global.get(Direction::Out, Metric::Pps), Limit::Inherit);
+    // The explicit group, then tenant 1's group (tenant 2's only prefix is
+    // the explicit group's, so it has none of its own).
+    let names: Vec<&str> = c.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, vec!["voip", "tenant-1"]);
+    assert_eq!(c.groups[0].parent.as_deref(), Some("global"));
+    assert_eq!(
+        c.groups[0].totals.get(Direction::In, Metric::Pps),
+        Limit::At(50_000)
+    );
+    assert_eq!(c.groups[0].ladder.as_ref().unwrap().len(), 1);
+    assert_eq!(
+        c.ladder[1].action,
+        guard::Action::Rtbh {
+            communities: vec![guard::Community::BLACKHOLE],
+            next_hop: Some("192.0.2.1".parse().unwrap()),
+        }
+    );
+    assert_eq!(
+        c.ladder[2].action,
+        guard::Action::Flowspec {
+            rate: net_types::Rate::from_bps(1_000_000)
+        }
+    );
+    assert_eq!(
+        c.ladder[0].action,
+        guard::Action::Notify {
+            script: None,
+            webhook: Some("https://hooks.example.net/guard".into()),
+            every: Some(std::time::Duration::from_secs(20)),
+        }
+    );
+    assert!(c.check().is_empty(), "{:?}", c.check());
+    let d = guard::Detector::new(c).unwrap();
+    assert_eq!(d.group_of("203.0.113.70".parse().unwrap()), Some("voip"));
+    assert_eq!(d.group_of("203.0.113.7".parse().unwrap()), Some("tenant-1"));
+    assert_eq!(d.group_of("203.0.113.200".parse().unwrap()), None);
+}
+
+#[test]
+fn a_guard_without_thresholds_or_ladder_is_refused_where_it_is() {
+    let text = format!("{SITE}\n[guard]\nnetworks = [\"203.0.113.0/24\"]\n");
+    let loaded = policy::load_str("g.toml", &text);
+    let out = loaded.render();
+    assert!(
+        out.contains("g.toml:8:1: error: [guard] has no [guard.thresholds]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("g.toml:8:1: error: [guard] has no [[guard.ladder]]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_tenant_outside_the_guard_networks_is_a_warning() {
+    let text = format!(
+        r#"{SITE}
+[plans.basic]
+down = {{ rate = "1mbit", ceil = "5mbit" }}
+up = {{ rate = "1mbit", ceil = "5mbit" }}
+
+[[tenants]]
+id = 7
+plan = "basic"
+prefixes = ["198.51.100.0/24"]
+
+[guard]
+networks = ["203.0.113.0/24"]
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "5m"
+script = "/usr/local/bin/notify_about_attack.sh"
+"#
+    );
+    let loaded = policy::load_str("w.toml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let out = loaded.render();
+    assert!(
+        out.contains("warning: tenant 7's prefix 198.51.100.0/24 is outside [guard] `networks`"),
+        "{out}"
+    );
+    let p = loaded.policy.unwrap();
+    let c = p.guard.as_ref().unwrap().config(&p);
+    assert!(c.groups.is_empty(), "{:?}", c.groups);
+}

@@ -53,7 +53,9 @@ fn main() -> ExitCode {
         "debug"
     } else if matches!(
         args.command,
-        cli::Command::Run(_) | cli::Command::Flows(cli::flows::FlowsCommand::Collect(_))
+        cli::Command::Run(_)
+            | cli::Command::Flows(cli::flows::FlowsCommand::Collect(_))
+            | cli::Command::Guard(_)
     ) {
         // A daemon's log is its record of what it did.
         "info"

@@ -13,6 +13,7 @@
 //! | `flows-status.json` | the flow collector | its counters, for `flows status` |
 //! | `flows-quarantine.jsonl` | the flow collector | records refused as implausible |
 //! | `vifs-offline.json` | `hook vif offline` | interfaces whose VM is going |
+//! | `guard-state.json` | `guard watch` | the ladder's incidents and rungs, restored at start |
 //!
 //! Files that must survive a crash whole are replaced with
 //! [`replace_atomically`]: a crash leaves the old file or the new one.
@@ -63,6 +64,11 @@ impl StateDir {
     /// The saved routes table.
     pub fn routes_table(&self) -> PathBuf {
         self.root.join("routes").join("table.tgr")
+    }
+
+    /// The guard's ladder state (`guard watch`).
+    pub fn guard_state(&self) -> PathBuf {
+        self.root.join("guard-state.json")
     }
 
     /// Interfaces taken offline by `hook vif offline`.

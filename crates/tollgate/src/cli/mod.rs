@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod flows;
+pub mod guard;
 pub mod history;
 pub mod import;
 pub mod lab;
@@ -283,6 +284,16 @@ Examples:
   tollgate flows status --json | jq .totals"
     )]
     Flows(flows::FlowsCommand),
+
+    /// DDoS detection and mitigation: watch the interfaces, climb the
+    /// ladder (notify, blackhole…) for addresses under attack.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tollgate guard watch -c /etc/tollgate/tollgate.toml
+  tollgate guard watch --iface eth1 --network 203.0.113.0/24 --threshold-pps 10000"
+    )]
+    Guard(guard::GuardCommand),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new
     /// engine and print the effects it decides, one JSON line each.

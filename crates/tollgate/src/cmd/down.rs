@@ -1,7 +1,7 @@
 //! `tollgate down`: removes everything tollgate created, and nothing else.
 
 use super::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use linux_dataplane::{ApplyOptions, Dataplane};
 use plan::{diff, Plan};
 use std::process::ExitCode;
@@ -35,5 +35,16 @@ pub fn run(_cx: &Context) -> Result<ExitCode> {
         },
         crate::output::kernel::apply_summary(&report)
     );
+    // The guard's blackhole routes: only those marked with tollgate's
+    // routing protocol, never an operator's.
+    let routes = linux_dataplane::blackhole::Blackholes::open()
+        .and_then(|mut b| b.flush())
+        .map_err(|e| Error::runtime(format!("cannot remove the guard's blackhole routes: {e}")))?;
+    if routes > 0 {
+        sayln!(
+            "removed {routes} blackhole routes of the guard (proto {})",
+            linux_dataplane::blackhole::RTPROT_TOLLGATE
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

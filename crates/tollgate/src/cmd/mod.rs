@@ -9,6 +9,7 @@ mod completions;
 mod down;
 mod explain;
 mod flows;
+mod guard;
 mod hook;
 mod import;
 mod lab;
@@ -72,6 +73,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Bill(a) => bill::run(&cx, a),
         Command::Overage(c) => overage::run(&cx, c),
         Command::Flows(c) => flows::run(&cx, c),
+        Command::Guard(c) => guard::run(&cx, c),
         Command::Token(c) => token::run(&cx, c),
         Command::Replay { file } => replay::run(&cx, file),
         Command::Import(c) => import::run(c),

@@ -1,0 +1,331 @@
+//! What the detector is fed: one [`Observation`] per tick, holding the
+//! per-address counter deltas seen since the previous tick.
+//!
+//! The capture path (AF_PACKET) and the flow tap both produce these. The
+//! counters are *deltas* for the tick, not running totals: the detector
+//! divides them by the real elapsed time between two observations, so a
+//! late tick does not look like a burst.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A point on a monotonic clock: the time since an arbitrary origin (the
+/// shell's start, usually). Only differences between two `Monotonic`
+/// values mean anything; they never go backwards within one run, and they
+/// are never stored across restarts (the ladder stores remaining
+/// durations instead).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Monotonic(pub Duration);
+
+impl Monotonic {
+    /// The origin.
+    pub const ZERO: Monotonic = Monotonic(Duration::ZERO);
+
+    /// A time `millis` milliseconds after the origin (tests, benches).
+    pub const fn from_millis(millis: u64) -> Monotonic {
+        Monotonic(Duration::from_millis(millis))
+    }
+
+    /// A time `secs` seconds after the origin.
+    pub const fn from_secs(secs: u64) -> Monotonic {
+        Monotonic(Duration::from_secs(secs))
+    }
+
+    /// The time since `earlier`, zero if `earlier` is later (never panics).
+    pub fn since(self, earlier: Monotonic) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// This time plus `d`, saturating.
+    pub fn plus(self, d: Duration) -> Monotonic {
+        Monotonic(self.0.saturating_add(d))
+    }
+}
+
+/// Which way the traffic goes, seen from the protected address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Towards the address: the address is the destination (a flood *at* it).
+    In,
+    /// From the address: the address is the source (a compromised host
+    /// flooding someone, or a reflector answering).
+    Out,
+}
+
+impl Direction {
+    /// Both directions, `In` first.
+    pub const ALL: [Direction; 2] = [Direction::In, Direction::Out];
+
+    /// `incoming` or `outgoing`, the words FastNetMon's notify scripts get.
+    pub fn as_script_word(self) -> &'static str {
+        match self {
+            Direction::In => "incoming",
+            Direction::Out => "outgoing",
+        }
+    }
+
+    /// 0 for `In`, 1 for `Out` (array index).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Direction::In => 0,
+            Direction::Out => 1,
+        }
+    }
+}
+
+/// How many source ports [`TopPorts`] keeps.
+pub const TOP_PORTS: usize = 8;
+
+/// The busiest UDP source ports of one address in one tick, as
+/// `(port, packets)`, at most [`TOP_PORTS`] of them, busiest first.
+///
+/// Amplification attacks (DNS, NTP, memcached…) come *from* one well-known
+/// source port, so this is what names them. The list is a fixed array
+/// (no allocation per host per tick); [`TopPorts::add`] keeps the busiest
+/// ports when more are offered than fit, and merges repeated ports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<(u16, u64)>", into = "Vec<(u16, u64)>")]
+pub struct TopPorts {
+    len: u8,
+    ports: [(u16, u64); TOP_PORTS],
+}
+
+impl TopPorts {
+    /// An empty list.
+    pub const fn new() -> TopPorts {
+        TopPorts {
+            len: 0,
+            ports: [(0, 0); TOP_PORTS],
+        }
+    }
+
+    /// Adds `packets` to `port`: merged with the same port if it is
+    /// listed, else inserted if there is room or it is busier than the
+    /// quietest listed port (which is then forgotten). Keeps the list
+    /// sorted busiest first.
+    pub fn add(&mut self, port: u16, packets: u64) {
+        if packets == 0 {
+            return;
+        }
+        let n = self.len as usize;
+        let at = if let Some(i) = self.ports[..n].iter().position(|p| p.0 == port) {
+            self.ports[i].1 = self.ports[i].1.saturating_add(packets);
+            i
+        } else if n < TOP_PORTS {
+            self.ports[n] = (port, packets);
+            self.len += 1;
+            n
+        } else if self.ports[n - 1].1 < packets {
+            self.ports[n - 1] = (port, packets);
+            n - 1
+        } else {
+            return;
+        };
+        // Bubble the changed entry up to keep the order (a few swaps at most).
+        let mut i = at;
+        while i > 0 && self.ports[i - 1].1 < self.ports[i].1 {
+            self.ports.swap(i - 1, i);
+            i -= 1;
+        }
+    }
+
+    /// Merges another list into this one.
+    pub fn merge(&mut self, other: &TopPorts) {
+        for &(port, packets) in other.as_slice() {
+            self.add(port, packets);
+        }
+    }
+
+    /// The listed ports, busiest first.
+    pub fn as_slice(&self) -> &[(u16, u64)] {
+        &self.ports[..self.len as usize]
+    }
+
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl From<Vec<(u16, u64)>> for TopPorts {
+    fn from(v: Vec<(u16, u64)>) -> TopPorts {
+        let mut t = TopPorts::new();
+        for (port, packets) in v {
+            t.add(port, packets);
+        }
+        t
+    }
+}
+
+impl From<TopPorts> for Vec<(u16, u64)> {
+    fn from(t: TopPorts) -> Vec<(u16, u64)> {
+        t.as_slice().to_vec()
+    }
+}
+
+/// What one address sent or received in one tick (deltas, not totals).
+///
+/// Every count is as seen *after* sampling is undone: the flow tap
+/// multiplies by the sampling rate before building these. Fields the
+/// source cannot know stay 0 (`flows` from a capture without connection
+/// tracking, `tcp_syn` from NetFlow v5…); 0 never triggers anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostCounters {
+    /// All packets.
+    pub packets: u64,
+    /// All bytes (IP length: headers included, link layer excluded).
+    pub bytes: u64,
+    /// TCP packets.
+    pub tcp_packets: u64,
+    /// TCP bytes.
+    pub tcp_bytes: u64,
+    /// UDP packets.
+    pub udp_packets: u64,
+    /// UDP bytes.
+    pub udp_bytes: u64,
+    /// ICMP and ICMPv6 packets.
+    pub icmp_packets: u64,
+    /// ICMP and ICMPv6 bytes.
+    pub icmp_bytes: u64,
+    /// TCP segments with SYN set and ACK clear (connection attempts).
+    pub tcp_syn: u64,
+    /// IP fragments (IPv4 MF or offset ≠ 0; IPv6 fragment header).
+    pub fragments: u64,
+    /// Bytes in those fragments.
+    pub fragment_bytes: u64,
+    /// New 5-tuples first seen in this tick; 0 when unknown.
+    pub flows: u64,
+    /// The busiest UDP source ports (amplification shows here).
+    pub top_udp_src_ports: TopPorts,
+    /// The shortest packet seen, in bytes; 0 when unknown. With
+    /// `max_packet_len` it makes a FlowSpec rule's packet-length match.
+    pub min_packet_len: u16,
+    /// The longest packet seen, in bytes; 0 when unknown.
+    pub max_packet_len: u16,
+}
+
+impl HostCounters {
+    /// Adds `other` to these counters (saturating), merging the port lists
+    /// and widening the packet-length range.
+    pub fn add(&mut self, other: &HostCounters) {
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.tcp_packets = self.tcp_packets.saturating_add(other.tcp_packets);
+        self.tcp_bytes = self.tcp_bytes.saturating_add(other.tcp_bytes);
+        self.udp_packets = self.udp_packets.saturating_add(other.udp_packets);
+        self.udp_bytes = self.udp_bytes.saturating_add(other.udp_bytes);
+        self.icmp_packets = self.icmp_packets.saturating_add(other.icmp_packets);
+        self.icmp_bytes = self.icmp_bytes.saturating_add(other.icmp_bytes);
+        self.tcp_syn = self.tcp_syn.saturating_add(other.tcp_syn);
+        self.fragments = self.fragments.saturating_add(other.fragments);
+        self.fragment_bytes = self.fragment_bytes.saturating_add(other.fragment_bytes);
+        self.flows = self.flows.saturating_add(other.flows);
+        self.top_udp_src_ports.merge(&other.top_udp_src_ports);
+        if other.min_packet_len != 0
+            && (self.min_packet_len == 0 || other.min_packet_len < self.min_packet_len)
+        {
+            self.min_packet_len = other.min_packet_len;
+        }
+        self.max_packet_len = self.max_packet_len.max(other.max_packet_len);
+    }
+
+    /// Whether every counter is zero.
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0 && self.bytes == 0 && self.flows == 0
+    }
+}
+
+/// One address's counters for one direction in one tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSample {
+    /// The protected address (the destination for `In`, the source for `Out`).
+    pub addr: IpAddr,
+    /// Which way the traffic went.
+    pub direction: Direction,
+    /// The deltas.
+    pub counters: HostCounters,
+}
+
+/// Everything seen in one tick: the time the tick was read and the
+/// addresses that had traffic (an address absent here had none).
+///
+/// `at` is when the counters were read, on the monotonic clock; the rate
+/// of a host is its delta divided by the time since the previous
+/// observation's `at`. An address may appear more than once (two capture
+/// threads); its samples are summed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// When the tick's counters were read.
+    pub at: Monotonic,
+    /// The addresses with traffic in the tick.
+    pub hosts: Vec<HostSample>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_ports_keep_the_busiest_in_order() {
+        let mut t = TopPorts::new();
+        for p in 0..20u16 {
+            t.add(p, u64::from(p) + 1);
+        }
+        let ports: Vec<u16> = t.as_slice().iter().map(|p| p.0).collect();
+        assert_eq!(ports, vec![19, 18, 17, 16, 15, 14, 13, 12]);
+        t.add(12, 100);
+        assert_eq!(t.as_slice()[0], (12, 113));
+        t.add(3, 1);
+        assert_eq!(t.as_slice().len(), TOP_PORTS);
+        assert!(!t.as_slice().iter().any(|p| p.0 == 3));
+    }
+
+    #[test]
+    fn counters_add_widens_lengths() {
+        let mut a = HostCounters {
+            packets: 1,
+            min_packet_len: 60,
+            max_packet_len: 60,
+            ..HostCounters::default()
+        };
+        let b = HostCounters {
+            packets: 2,
+            min_packet_len: 40,
+            max_packet_len: 1500,
+            ..HostCounters::default()
+        };
+        a.add(&b);
+        assert_eq!(
+            (a.packets, a.min_packet_len, a.max_packet_len),
+            (3, 40, 1500)
+        );
+        a.add(&HostCounters::default());
+        assert_eq!(a.min_packet_len, 40);
+    }
+
+    #[test]
+    fn observation_round_trips_through_json() {
+        let mut c = HostCounters {
+            packets: 5,
+            ..HostCounters::default()
+        };
+        c.top_udp_src_ports.add(53, 5);
+        let o = Observation {
+            at: Monotonic::from_millis(1500),
+            hosts: vec![HostSample {
+                addr: "2001:db8::1".parse().unwrap(),
+                direction: Direction::In,
+                counters: c,
+            }],
+        };
+        let s = serde_json::to_string(&o).unwrap();
+        assert_eq!(serde_json::from_str::<Observation>(&s).unwrap(), o);
+    }
+}

@@ -1,0 +1,292 @@
+//! `tollgate guard watch` end to end in network namespaces: a SYN flood
+//! from an attacker through a router to a victim, the guard in the router.
+//!
+//! ```text
+//! attacker ──veth── router ──veth── victim
+//! 198.51.100.2      198.51.100.1 | 203.0.113.1      203.0.113.10
+//! ```
+//!
+//! The guard captures on the router's attacker-side interface (`rtra`):
+//! there it keeps seeing the flood after the blackhole route drops it, so
+//! the ladder stays up while the attack lasts. (On the victim side, the
+//! route would hide the flood and the ladder would come down after its
+//! hold, then go up again.)
+//!
+//! The policy: 2,000 pps towards an address, the instantaneous trigger
+//! at 300 ms, calm after 2 s; a notify rung (a script that appends its
+//! arguments and stdin to a file) and a blackhole rung held 3 s. An
+//! operator's own blackhole route is in the router's table from the start
+//! and must be there, untouched, at the end.
+//!
+//! Needs root, iproute2 and hping3 (Debian `hping3`). The namespaces are
+//! deleted and every process killed even if the test fails (`Netns` and
+//! `Process` do it on drop); the flood is bounded by `timeout`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::{sh, wait_for, Netns, Process};
+
+const VICTIM: &str = "203.0.113.10";
+/// The operator's own blackhole route, which tollgate must never touch.
+const OPERATORS: &str = "203.0.113.99";
+
+struct Site {
+    atk: Netns,
+    rtr: Netns,
+    vic: Netns,
+}
+
+fn site(tag: &str) -> Site {
+    let s = Site {
+        atk: Netns::new(&format!("{tag}a")),
+        rtr: Netns::new(&format!("{tag}r")),
+        vic: Netns::new(&format!("{tag}v")),
+    };
+    sh(&format!(
+        "set -e
+ip link add atk0 netns {a} type veth peer name rtra netns {r}
+ip link add rtrv netns {r} type veth peer name vic0 netns {v}
+ip -n {a} addr add 198.51.100.2/24 dev atk0; ip -n {a} link set atk0 up
+ip -n {r} addr add 198.51.100.1/24 dev rtra; ip -n {r} link set rtra up
+ip -n {r} addr add 203.0.113.1/24 dev rtrv; ip -n {r} link set rtrv up
+ip -n {v} addr add {VICTIM}/24 dev vic0; ip -n {v} link set vic0 up
+ip -n {a} route add default via 198.51.100.1
+ip -n {v} route add default via 203.0.113.1
+ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1
+ip -n {r} route add blackhole {OPERATORS}/32",
+        a = s.atk.0,
+        r = s.rtr.0,
+        v = s.vic.0,
+    ));
+    s
+}
+
+fn policy(dir: &Path) -> String {
+    let script = dir.join("notify.sh");
+    let log = dir.join("notify.log");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# FastNetMon's arguments: IP DIRECTION PPS ban|unban; the report on stdin\necho \"ARGS $*\" >> {0}\ncat >> {0}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", script.display()));
+    format!(
+        r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "10gbit", up = "10gbit" }}
+
+[guard]
+networks = ["203.0.113.0/24"]
+ewma = "1s"
+instant = "300ms"
+calm = "2s"
+
+[guard.capture]
+interfaces = ["rtra"]
+
+[guard.thresholds]
+pps_in = 2000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "3s"
+script = "{}"
+
+[[guard.ladder]]
+rung = "blackhole"
+hold = "3s"
+"#,
+        script.display()
+    )
+}
+
+/// The router's blackhole routes, one per line, as `ip` prints them.
+fn blackholes(rtr: &Netns) -> Vec<String> {
+    sh(&format!("ip -n {} route show type blackhole", rtr.0))
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+fn watch(rtr: &Netns, dir: &Path) -> Process {
+    Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &rtr.0, env!("CARGO_BIN_EXE_tollgate")])
+            .args(["guard", "watch", "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("TOLLGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("watch.log")).unwrap()),
+    )
+}
+
+fn notified(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default()
+}
+
+#[test]
+fn a_syn_flood_is_notified_and_blackholed_and_both_end_when_it_stops() {
+    if !testkit::root("guard::a_syn_flood_is_notified_and_blackholed") {
+        return;
+    }
+    testkit::need("hping3", "hping3");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
+    let s = site("gd");
+    let _ = &s.vic;
+    let mut w = watch(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("watch.log")).unwrap_or_default();
+    wait_for(
+        "the guard to start capturing",
+        Duration::from_secs(10),
+        || log().contains("guard watching"),
+    );
+    assert!(w.running(), "{}", log());
+
+    // A bounded flood: 10,000 SYN/s for 4 s.
+    let flood_start = Instant::now();
+    let _flood = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.atk.0])
+            .args([
+                "timeout", "4", "hping3", "-S", "-p", "80", "-i", "u100", "-q", VICTIM,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let ours = format!("blackhole {VICTIM} proto 213");
+    let took = wait_for("the ban", Duration::from_secs(4), || {
+        notified(dir).contains(&format!("ARGS {VICTIM} incoming"))
+            && blackholes(&s.rtr).contains(&ours)
+    });
+    eprintln!("notified and blackholed {took:?} after the flood started");
+    let n = notified(dir);
+    let line = n.lines().find(|l| l.starts_with("ARGS ")).unwrap();
+    let args: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(args[1..3], [VICTIM, "incoming"], "{n}");
+    let pps: u64 = args[3].parse().unwrap();
+    assert!(
+        pps > 2000,
+        "the PPS argument {pps} is not over the threshold: {n}"
+    );
+    assert_eq!(args[4], "ban", "{n}");
+    let report: serde_json::Value =
+        serde_json::from_str(n.lines().nth(1).expect("the report on stdin")).unwrap();
+    assert_eq!(report["attack"]["kind"]["kind"], "syn_flood", "{report}");
+    assert_eq!(report["ip"], VICTIM);
+    assert!(
+        blackholes(&s.rtr).contains(&format!("blackhole {OPERATORS}")),
+        "the operator's route is gone: {:?}",
+        blackholes(&s.rtr)
+    );
+
+    // The flood stops at 4 s; calm 2 s later, the holds (3 s) long passed.
+    wait_for("the unban", Duration::from_secs(12), || {
+        notified(dir).contains(&format!("ARGS {VICTIM} incoming"))
+            && notified(dir).contains(" unban")
+    });
+    let ended = flood_start.elapsed();
+    eprintln!("unbanned {ended:?} after the flood started");
+    assert!(
+        ended >= Duration::from_secs(5),
+        "unbanned before the flood and the calm were over: {ended:?}"
+    );
+    let routes = blackholes(&s.rtr);
+    assert!(!routes.iter().any(|r| r.contains(VICTIM)), "{routes:?}");
+    assert!(
+        routes.contains(&format!("blackhole {OPERATORS}")),
+        "the operator's route is gone: {routes:?}"
+    );
+    let unban = notified(dir);
+    let line = unban
+        .lines()
+        .find(|l| l.starts_with("ARGS ") && l.ends_with(" unban"))
+        .unwrap();
+    assert!(
+        line.starts_with(&format!("ARGS {VICTIM} incoming ")),
+        "{unban}"
+    );
+
+    // SIGTERM: exit 0, the state saved (no incident left), the operator's
+    // route still there.
+    w.signal_group(libc::SIGTERM);
+    let status = w.wait(Duration::from_secs(5)).expect("guard watch exits");
+    assert!(status.success(), "{status:?}\n{}", log());
+    let state = std::fs::read_to_string(dir.join("state/guard-state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["incidents"], serde_json::json!([]), "{state}");
+    assert!(blackholes(&s.rtr).contains(&format!("blackhole {OPERATORS}")));
+    let l = log();
+    assert!(l.contains("ban started") && l.contains("ban ended"), "{l}");
+}
+
+#[test]
+fn a_restart_during_a_ban_puts_the_route_back() {
+    if !testkit::root("guard::a_restart_during_a_ban_puts_the_route_back") {
+        return;
+    }
+    testkit::need("hping3", "hping3");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
+    let s = site("gs");
+    let mut w = watch(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("watch.log")).unwrap_or_default();
+    wait_for(
+        "the guard to start capturing",
+        Duration::from_secs(10),
+        || log().contains("guard watching"),
+    );
+    let _flood = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.atk.0])
+            .args([
+                "timeout", "5", "hping3", "-S", "-p", "80", "-i", "u100", "-q", VICTIM,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let ours = format!("blackhole {VICTIM} proto 213");
+    wait_for("the blackhole route", Duration::from_secs(4), || {
+        blackholes(&s.rtr).contains(&ours)
+    });
+    // Stop the guard during the ban; the route stays, the state has it.
+    w.signal_group(libc::SIGTERM);
+    assert!(w.wait(Duration::from_secs(5)).expect("exits").success());
+    let state = std::fs::read_to_string(dir.join("state/guard-state.json")).unwrap();
+    assert!(state.contains(VICTIM), "{state}");
+    assert!(blackholes(&s.rtr).contains(&ours));
+    // Someone removes it meanwhile; a new guard restores it at start.
+    sh(&format!(
+        "ip -n {} route del blackhole {VICTIM}/32 proto 213",
+        s.rtr.0
+    ));
+    let w2 = watch(&s.rtr, dir);
+    wait_for("the restored route", Duration::from_secs(5), || {
+        blackholes(&s.rtr).contains(&ours)
+    });
+    assert!(blackholes(&s.rtr).contains(&format!("blackhole {OPERATORS}")));
+    drop(w2);
+    // `tollgate down` removes tollgate's routes and only them.
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--netns", &s.rtr.0, "down"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let routes = blackholes(&s.rtr);
+    assert!(!routes.iter().any(|r| r.contains(VICTIM)), "{routes:?}");
+    assert!(
+        routes.contains(&format!("blackhole {OPERATORS}")),
+        "{routes:?}"
+    );
+}
