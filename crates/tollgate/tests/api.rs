@@ -647,6 +647,21 @@ fn writes_edit_the_policy_and_the_kernel_incrementally() {
         .call("GET", "/api/v1/tenants/1", Some(&a.read), None)
         .json();
     assert_eq!(t["plan"], "business");
+    // Read your writes: the answer to a write comes only once the state it
+    // changed is what reads see (the daemon publishes its snapshot first).
+    for plan in ["home", "business"].iter().cycle().take(6) {
+        let r = a.call(
+            "POST",
+            "/api/v1/tenants/1/move",
+            Some(&a.admin),
+            Some(&format!(r#"{{"plan": "{plan}"}}"#)),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let t = a
+            .call("GET", "/api/v1/tenants/1", Some(&a.read), None)
+            .json();
+        assert_eq!(t["plan"], *plan, "read right after the move to {plan}");
+    }
     // An edit by hand, then a reload through the API.
     std::fs::write(
         a.site.policy_path(),

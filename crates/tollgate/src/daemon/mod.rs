@@ -148,6 +148,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
         if let Some(s) = &snapshots {
             s.send_replace(Arc::new(engine.snapshot(shell.clock.now())));
         }
+        shell.send_answers();
         // Things the shell watches on its own: the routes table and the
         // release requests.
         pending.extend(shell.watch(&engine));

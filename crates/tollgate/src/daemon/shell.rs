@@ -33,6 +33,10 @@ pub struct Shell {
     flows: Option<FlowBooks>,
     overage_watch: Option<OverageWatch>,
     replies: HashMap<u64, oneshot::Sender<Answer>>,
+    /// Answers decided but not yet sent: they go out once the snapshot
+    /// that shows their change is published ([`Shell::send_answers`]), so
+    /// a client that reads right after its write sees it.
+    answers: Vec<(oneshot::Sender<Answer>, Answer)>,
     next_id: u64,
     /// Release requests already handed to the engine.
     requests_seen: std::collections::BTreeSet<u32>,
@@ -77,11 +81,21 @@ impl Shell {
             flows,
             overage_watch: None,
             replies: HashMap::new(),
+            answers: Vec::new(),
             next_id: 1,
             requests_seen: Default::default(),
             exit: None,
             clock,
         })
+    }
+
+    /// Sends the answers decided since the last call. Called after the
+    /// snapshot is published: a write's answer never reaches the client
+    /// before the state it changed can be read back.
+    pub fn send_answers(&mut self) {
+        for (tx, answer) in self.answers.drain(..) {
+            let _ = tx.send(answer);
+        }
     }
 
     /// A command from the API: its id, and where its answer goes.
@@ -137,6 +151,7 @@ impl Shell {
 
     /// Before the process exits.
     pub fn finish(&mut self) {
+        self.send_answers();
         self.stop_flows();
     }
 
@@ -240,7 +255,7 @@ impl Shell {
             }
             Effect::Reply { id, answer } => {
                 if let Some(tx) = self.replies.remove(&id) {
-                    let _ = tx.send(answer);
+                    self.answers.push((tx, answer));
                 }
                 None
             }
