@@ -156,6 +156,29 @@ impl Drop for Netns {
     }
 }
 
+/// Runs the tollgate binary `bin` (the test's `env!("CARGO_BIN_EXE_tollgate")`)
+/// with `args` and the files of `dir` only: its `policy.toml`,
+/// `accounting.toml` and `state/`, nothing from the environment. Fails the
+/// test if the command fails; returns what it printed.
+pub fn tollgate_in(bin: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let o = Command::new(bin)
+        .args(args)
+        .arg("-c")
+        .arg(dir.join("policy.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--accounting")
+        .arg(dir.join("accounting.toml"))
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_STATE_DIR")
+        .env_remove("TOLLGATE_ACCOUNTING")
+        .output()
+        .expect("run tollgate");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "tollgate {args:?}: {err}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// `s` quoted for bash.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

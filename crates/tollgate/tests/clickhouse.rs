@@ -9,7 +9,6 @@ use history::{Batch, SqliteOptions, SqliteStore, Store};
 use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
 use net_types::{RealmId, TenantId};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const POLICY: &str = r#"
 [site]
@@ -112,25 +111,7 @@ fn write(store: &mut dyn Store) {
 }
 
 fn tollgate(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .args(["-c", dir.join("policy.toml").to_str().unwrap()])
-        .args(["--state-dir", dir.join("state").to_str().unwrap()])
-        .args([
-            "--accounting",
-            dir.join("accounting.toml").to_str().unwrap(),
-        ])
-        .env_remove("TOLLGATE_CONFIG")
-        .env_remove("TOLLGATE_STATE_DIR")
-        .env_remove("TOLLGATE_ACCOUNTING")
-        .output()
-        .expect("run tollgate");
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "tollgate {args:?}: {err}");
-    out.into_owned()
+    testkit::tollgate_in(env!("CARGO_BIN_EXE_tollgate"), dir, args)
 }
 
 #[test]

@@ -25,7 +25,6 @@ use jiff::Timestamp;
 use net_types::{RealmId, TenantId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The figure: 37,500,000 bytes in every 5-minute slot.
 const PER_SLOT: u64 = 37_500_000;
@@ -234,24 +233,7 @@ fn bytes(v: &serde_json::Value) -> u128 {
 }
 
 fn tollgate(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .args(["-c", dir.join("policy.toml").to_str().unwrap()])
-        .args(["--state-dir", dir.join("state").to_str().unwrap()])
-        .args([
-            "--accounting",
-            dir.join("accounting.toml").to_str().unwrap(),
-        ])
-        .env_remove("TOLLGATE_CONFIG")
-        .env_remove("TOLLGATE_STATE_DIR")
-        .env_remove("TOLLGATE_ACCOUNTING")
-        .output()
-        .expect("run tollgate");
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "tollgate {args:?}: {err}");
+    let out = testkit::tollgate_in(env!("CARGO_BIN_EXE_tollgate"), dir, args);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("tollgate {args:?}: {e}\n{out}"))
 }
 
