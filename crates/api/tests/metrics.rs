@@ -12,6 +12,8 @@
 //!   connections open.
 
 use api::AppState;
+
+mod common;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use engine::snapshot::{Counts, Snapshot};
@@ -83,25 +85,15 @@ fn state(dir: &Scratch, counts: Counts, flows: Option<&serde_json::Value>) -> Ap
         events: Vec::new(),
         committed_sequence: 0,
     };
-    let status = dir.0.join("flows-status.json");
     if let Some(v) = flows {
+        let status = dir.0.join("flows-status.json");
         std::fs::write(&status, serde_json::to_string_pretty(v).unwrap()).unwrap();
     }
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(snapshot));
-    // The sender is dropped: the receiver keeps the last snapshot.
-    drop(tx);
-    let files = api::files::Files::new(dir.0.join("routes/table.tgr"), status);
-    AppState {
-        metrics: api::metrics::registry(rx.clone(), files.clone()),
-        snapshot: rx,
-        stores: api::stores::Stores::new(Box::new(|| Err("no history in this test".into()))),
-        commands: Arc::new(|_| None),
-        tokens: api::tokens::Tokens::new(None),
-        failures: Arc::default(),
-        open: Arc::default(),
-        files,
-        metrics_public: false,
-    }
+    common::app_state(
+        snapshot,
+        &dir.0,
+        Box::new(|| Err("no history in this test".into())),
+    )
 }
 
 /// One request through the router; the status, the Allow header and the

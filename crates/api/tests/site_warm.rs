@@ -5,7 +5,8 @@
 //! the cache equal series read afresh from the store.
 
 use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
-use api::AppState;
+mod common;
+
 use engine::snapshot::Snapshot;
 use history::{Batch, SqliteOptions, SqliteStore, Store};
 use net_types::{RealmId, TenantId};
@@ -96,28 +97,16 @@ async fn the_settled_days_are_read_at_start_and_equal_a_fresh_read() {
         events: Vec::new(),
         committed_sequence: 0,
     };
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(snapshot));
-    drop(tx);
-    let files = api::files::Files::new(
-        dir.path().join("routes/table.tgr"),
-        dir.path().join("flows-status.json"),
-    );
     let path = db.clone();
-    let state = AppState {
-        metrics: api::metrics::registry(rx.clone(), files.clone()),
-        snapshot: rx,
-        stores: api::stores::Stores::new(Box::new(move || {
+    let state = common::app_state(
+        snapshot,
+        dir.path(),
+        Box::new(move || {
             SqliteStore::open(&path, &SqliteOptions { cache_mib: 8 })
                 .map(|s| Box::new(s) as Box<dyn Store + Send>)
                 .map_err(|e| e.to_string())
-        })),
-        commands: Arc::new(|_| None),
-        tokens: api::tokens::Tokens::new(None),
-        failures: Arc::default(),
-        open: Arc::default(),
-        files,
-        metrics_public: false,
-    };
+        }),
+    );
 
     api::site::warm(state.clone()).await;
 
