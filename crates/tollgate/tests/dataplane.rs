@@ -122,6 +122,50 @@ fn apply_converges_and_down_removes_only_what_tollgate_made() {
     );
 }
 
+/// Issue 12, item 21, through the command an operator types: the
+/// operator's clsact (made before tollgate) and a filter the operator put
+/// on tollgate's own clsact afterwards both survive `tollgate down`;
+/// tollgate's filters go. (The library-level cases are in
+/// `linux-dataplane/tests/ownership.rs`.)
+#[test]
+fn down_leaves_the_operators_clsact_and_filters() {
+    if !testkit::root("down_leaves_the_operators_clsact_and_filters") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new("own", &[("wan0", "wanp"), ("lan0", "lanp")]);
+    let theirs = "protocol all bpf bytecode '1,6 0 0 0'";
+    ns.sh("tc qdisc add dev wan0 clsact");
+    ns.sh(&format!("tc filter add dev wan0 ingress prio 100 {theirs}"));
+    ns.ok(&["apply", "-c", ROUTER]);
+    converged(&ns, ROUTER);
+    let ours = |dev: &str| ns.sh(&format!("tc filter show dev {dev} egress"));
+    assert!(ours("wan0").contains("pref 49152"), "{}", ours("wan0"));
+    assert!(ours("lan0").contains("pref 49152"), "{}", ours("lan0"));
+    // Now the operator uses the clsact tollgate created on lan0.
+    ns.sh(&format!("tc filter add dev lan0 ingress prio 100 {theirs}"));
+    converged(&ns, ROUTER);
+
+    ns.ok(&["down"]);
+    for dev in ["wan0", "lan0"] {
+        assert!(
+            ns.sh(&format!("tc qdisc show dev {dev}"))
+                .contains("clsact"),
+            "the clsact on {dev} was removed although the operator uses it"
+        );
+        let kept = ns.sh(&format!("tc filter show dev {dev} ingress"));
+        assert!(
+            kept.contains("pref 100 bpf"),
+            "the operator's filter on {dev} is gone:\n{kept}"
+        );
+        assert!(
+            !ours(dev).contains("pref 49152"),
+            "tollgate's filter on {dev} was left behind:\n{}",
+            ours(dev)
+        );
+    }
+}
+
 #[test]
 fn drift_is_repaired_by_the_next_round() {
     if !testkit::root("drift_is_repaired_by_the_next_round") {
@@ -333,6 +377,111 @@ fn a_vif_hook_shapes_one_vm_when_its_interface_appears() {
         .sh(&format!("tc filter show dev {} egress", vifs[1]))
         .contains("bpf"));
     converged(&ns, policy);
+}
+
+/// Issue 12, item 25, in a kernel: broadcast and multicast that a bridge
+/// floods out of every VM's vif are not billed to those VMs unless the
+/// site says so. VM 2 sends IPv4 broadcast, IPv4 multicast and IPv6
+/// all-nodes pings; the bridge floods them out of VM 1's vif, where
+/// tollgate redirects them to the download tree. VM 1 answers nothing (no
+/// addresses), so whatever lands in its classes is flooded traffic.
+#[test]
+fn flooded_broadcast_and_multicast_are_billed_only_when_the_site_says() {
+    if !testkit::root("flooded_broadcast_and_multicast_are_billed_only_when_the_site_says") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let text = std::fs::read_to_string(format!("{repo}/examples/hypervisor.toml")).unwrap();
+    assert!(
+        text.contains("uplink = \"eth0\"") && text.contains("interface = \"vif1.0\""),
+        "the test assumes the hypervisor example's eth0 and vif1.0"
+    );
+    let billed = std::env::temp_dir().join(format!("tg-dp-bcast-{}.toml", std::process::id()));
+    std::fs::write(
+        &billed,
+        text.replacen(
+            "[site]\n",
+            "[site]\nbill_broadcast = true\nbill_multicast = true\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let billed_policy = billed.to_str().unwrap().to_string();
+
+    let ns = Netns::new("bcast", &[("eth0", "upp")]);
+    // `sh` runs one command in the namespace: no `&&` chains.
+    ns.sh("ip link add br0 type bridge");
+    ns.sh("ip link set br0 up");
+    for (vif, vm) in [("vif1.0", "vp1"), ("vif2.0", "vp2")] {
+        ns.sh(&format!("ip link add {vif} type veth peer name {vm}"));
+        ns.sh(&format!("ip link set {vif} master br0"));
+        ns.sh(&format!("ip link set {vif} up"));
+    }
+    // VM 1 and the bridge stay silent: no IPv6 on them, no IPv4 address.
+    for dev in ["vp1", "br0", "vif1.0", "vif2.0"] {
+        // The slash form: a vif's name has a dot.
+        ns.sh(&format!("sysctl -qw net/ipv6/conf/{dev}/disable_ipv6=1"));
+    }
+    ns.sh("ip link set vp1 up");
+    ns.sh("ip link set vp2 up");
+    ns.sh("ip addr add 192.0.2.11/24 dev vp2");
+    ns.sh("ip addr add 2001:db8:11::11/64 dev vp2 nodad");
+
+    let flood = |ns: &Netns| {
+        // Replies never come, so each ping ends by count within a second.
+        for cmd in [
+            "ping -b -n -q -c 20 -i 0.01 -w 1 -I vp2 255.255.255.255",
+            "ping -n -q -c 20 -i 0.01 -w 1 -I vp2 224.0.0.1",
+            "ping -6 -n -q -c 20 -i 0.01 -w 1 -I vp2 ff02::1",
+        ] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &ns.0, "bash", "-c", cmd])
+                .output();
+        }
+    };
+    let vm1_bytes = |ns: &Netns, policy: &str| -> u64 {
+        let out = ns.ok(&["status", "--json", "--interval", "100ms", "-c", policy]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["tenant"] == 1 && c["direction"] == "down" && c["realm"].is_null())
+            .map(|c| c["bytes"].as_u64().unwrap())
+            .sum()
+    };
+    let redirected = |ns: &Netns| -> u64 {
+        let f = ns.sh("tc -s filter show dev vif1.0 egress");
+        f.lines()
+            .filter_map(|l| l.trim().strip_prefix("Sent "))
+            .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+
+    // The default: flooded, redirected, and billed to nobody.
+    ns.ok(&["apply", "-c", "examples/hypervisor.toml"]);
+    flood(&ns);
+    let seen = redirected(&ns);
+    assert!(
+        seen >= 3 * 20 * 80,
+        "the bridge did not flood the pings out of vif1.0 ({seen} bytes redirected)"
+    );
+    assert_eq!(
+        vm1_bytes(&ns, "examples/hypervisor.toml"),
+        0,
+        "flooded broadcast or multicast was billed to VM 1"
+    );
+
+    // The site bills both: the same pings land in VM 1's classes.
+    ns.ok(&["apply", "-c", &billed_policy]);
+    flood(&ns);
+    let billed_bytes = vm1_bytes(&ns, &billed_policy);
+    let _ = std::fs::remove_file(&billed);
+    assert!(
+        billed_bytes >= 3 * 20 * 80,
+        "with bill_broadcast and bill_multicast the flood should be VM 1's ({billed_bytes} bytes)"
+    );
 }
 
 #[test]
