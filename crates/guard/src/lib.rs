@@ -49,6 +49,7 @@ mod resolve;
 pub mod sample;
 pub mod spread;
 mod state;
+mod table;
 
 pub use config::{
     Action, Community, Config, ConfigError, GroupConfig, InvalidConfig, Limit, Metric, PrefixSet,

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use net_types::Prefix;
-use prefix_map::{PrefixMap4, PrefixMap6};
 
 use crate::config::{
     truncate, Config, ConfigError, InvalidConfig, Limit, Metric, PrefixSet, RungConfig, Thresholds,
     GLOBAL, METRICS,
 };
 use crate::sample::Direction;
+use crate::table::{Table4, Table6};
 
 /// Thresholds ready to compare: `f64::INFINITY` is "no check".
 pub(crate) type Limits = [[f64; METRICS]; 2];
@@ -53,8 +53,8 @@ pub(crate) struct Resolved {
     pub slot_of: Vec<Option<u32>>,
     /// The networks, for coverage checks.
     networks: PrefixSet,
-    v4: Option<PrefixMap4<u32>>,
-    v6: Option<PrefixMap6<u32>>,
+    v4: Option<Table4>,
+    v6: Option<Table6>,
 }
 
 impl Resolved {
@@ -172,11 +172,11 @@ impl Resolved {
         // Groups come after the networks in `entries`, and a group prefix
         // equal to a network must win: `build` keeps the last value given.
         let v4 = (!items4.is_empty())
-            .then(|| PrefixMap4::build(items4))
+            .then(|| Table4::build(items4))
             .transpose()
             .map_err(|_| InvalidConfig(vec![ConfigError::MinPrefix { v6: false }]))?;
         let v6 = (!items6.is_empty())
-            .then(|| PrefixMap6::build(items6))
+            .then(|| Table6::build(items6))
             .transpose()
             .map_err(|_| InvalidConfig(vec![ConfigError::MinPrefix { v6: true }]))?;
         let networks = PrefixSet::new(cfg.networks.iter().copied());
