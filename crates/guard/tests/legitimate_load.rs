@@ -142,7 +142,7 @@ fn run(level: f64) -> Vec<Target> {
         // A tick every 60–180 ms; one in fifty is missed, leaving its
         // time to the next.
         let mut ms = 60 + noise.next() % 121;
-        if noise.next() % 50 == 0 {
+        if noise.next().is_multiple_of(50) {
             ms += 100;
         }
         now_ms += ms;
