@@ -25,6 +25,7 @@ pub mod io;
 mod overage;
 pub mod records;
 pub mod snapshot;
+pub mod transit;
 
 pub use crate::core::Engine;
 pub use io::{Effect, Input};
