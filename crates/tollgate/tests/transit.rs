@@ -85,8 +85,7 @@ fn transit_reports_the_budget_of_a_dst_month_in_the_upstreams_zone() {
     // down on top: 20 Mbit/s there.
     let first = Slot::containing("2026-02-28T23:00:00Z".parse::<Timestamp>().unwrap()).0;
     let n = 8916;
-    let mut sequence = 0;
-    for day in (0..n).collect::<Vec<i64>>().chunks(288) {
+    for (sequence, day) in (0..n).collect::<Vec<i64>>().chunks(288).enumerate() {
         let mut samples = Vec::new();
         for &i in day {
             let s = first + i;
@@ -104,10 +103,9 @@ fn transit_reports_the_budget_of_a_dst_month_in_the_upstreams_zone() {
                 status: SlotStatus::Measured,
             })
             .collect();
-        sequence += 1;
         store
             .append(&Batch {
-                sequence,
+                sequence: sequence as u64 + 1,
                 samples: &samples,
                 coverage: &coverage,
                 state: &blob,
