@@ -149,6 +149,7 @@ fn transit_reports_the_budget_of_a_dst_month_in_the_upstreams_zone() {
     assert_eq!(national["spent"], 0);
     assert_eq!(national["so_far"]["rate"], 1_000_000);
     let text = run(&["transit", "--period", "2026-03"]);
+    println!("{text}");
     assert!(text.contains("upstream carrier on wan0"), "{text}");
     assert!(
         text.contains("445 samples above the commit allowed"),

@@ -28,7 +28,7 @@ fn upstream(out: &mut String, u: &UpstreamReport) {
     let _ = writeln!(out, "upstream {} on {} ({realms})", u.name, u.uplink);
     let _ = writeln!(
         out,
-        "  period      {} ({}), {} ; {}",
+        "  period      {} ({}), {}: {}",
         u.period.label,
         u.cycle,
         if u.running { "running" } else { "closed" },
