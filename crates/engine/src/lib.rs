@@ -26,6 +26,7 @@ mod overage;
 pub mod records;
 pub mod snapshot;
 pub mod transit;
+pub mod transit_guard;
 
 pub use crate::core::Engine;
 pub use io::{Effect, Input};
