@@ -5,8 +5,8 @@
 //! Site-wide: a tenant token gets 403.
 //!
 //! The overview is polled; the figure reads every key's samples of the
-//! period, so it is computed once per 5-minute slot (only closed slots
-//! count, and a slot closes every five minutes) and kept until the next.
+//! period, so it is computed once per 5-minute slot and kept until the
+//! next (the open slot's traffic in it is as of the first request).
 
 use crate::auth::Caller;
 use crate::decode::Query;
@@ -157,7 +157,8 @@ fn figure(
                 .collect(),
         )
     };
-    let series = query::transit::site_series(store, &r.period, &realms).ok()?;
+    let open = query::open::open_samples(store).ok()?;
+    let series = query::transit::site_series(store, &r.period, &realms, &open).ok()?;
     let one = |method| {
         let rule = UpstreamRule { method, ..r.rule };
         assess(&series, r.status.elapsed, &rule, u.commit.value, 0)

@@ -5,11 +5,12 @@
 //! uplink's traffic of no tenant, `billing::UNCLASSIFIED`), read an hour
 //! at a time so that memory stays one hour of samples plus the period's
 //! two columns, and assessed by `billing::assess` with the upstream's own
-//! rule and billing cycle. Only closed slots count: the projection is of
-//! what has been measured.
+//! rule and billing cycle. The slots still open count as far as the
+//! daemon has read them (its last committed state), as in bills: the
+//! figure so far includes the traffic of the last minutes.
 
 use crate::QueryError;
-use accounting::Slot;
+use accounting::{OpenSample, Sample, Slot};
 use billing::{
     BillingCycle, Coverage, MissingSamples, Percentile, Period, RankRule, RealmSelection, Series,
     TransitStatus, UpstreamMethod, UpstreamRule,
@@ -100,17 +101,28 @@ fn realms_of(policy: &Policy, u: &Upstream) -> RealmSelection {
 }
 
 /// The site's series over `period` for `realms`, from every key's
-/// samples, read an hour at a time.
+/// samples, read an hour at a time, and the open slots' traffic so far.
 pub fn site_series(
     store: &dyn Store,
     period: &Period,
     realms: &RealmSelection,
+    open: &[OpenSample],
 ) -> Result<Series, QueryError> {
     let (first, end) = (period.first_slot().0, period.end_slot().0);
     let coverage = store
         .coverage(Slot(first), Slot(end))
         .map_err(QueryError::store("the slots' coverage"))?;
-    let mut whole = billing::site_series(period, realms, &[], &coverage)
+    let open: Vec<Sample> = open
+        .iter()
+        .filter(|o| period.contains(o.slot))
+        .map(|o| Sample {
+            slot: o.slot,
+            key: o.key,
+            bytes: o.usage.bytes,
+            packets: o.usage.packets,
+        })
+        .collect();
+    let mut whole = billing::site_series(period, realms, &open, &coverage)
         .map_err(|e| QueryError::Damaged(e.to_string()))?;
     let mut from = first;
     while from < end {
@@ -153,6 +165,10 @@ pub fn report(
     period: Option<&str>,
 ) -> Result<TransitReport, QueryError> {
     let mut upstreams = Vec::new();
+    let open = match &policy.transit {
+        Some(_) => crate::open::open_samples(store)?,
+        None => Vec::new(),
+    };
     for u in policy.transit.iter().flat_map(|t| &t.upstreams) {
         let cycle = BillingCycle::new(u.day.value, &u.timezone.value)
             .map_err(|e| QueryError::invalid("timezone", e.to_string()))?;
@@ -163,10 +179,19 @@ pub fn report(
         .map_err(|e| QueryError::invalid("period", e.to_string()))?;
         let rule = rule_of(u)?;
         let realms = realms_of(policy, u);
-        let series = site_series(store, &p, &realms)?;
-        // The slot that contains `now` is still open; those before it are
-        // closed.
-        let elapsed = (Slot::containing(now).0 - p.first_slot().0).clamp(0, series.len() as i64);
+        let series = site_series(store, &p, &realms, &open)?;
+        // The slots before the one that contains `now` are closed; an open
+        // slot the daemon has read counts as far as it was read.
+        let first = p.first_slot().0;
+        let read = open
+            .iter()
+            .filter(|o| p.contains(o.slot))
+            .map(|o| o.slot.0 - first + 1)
+            .max()
+            .unwrap_or(0);
+        let elapsed = (Slot::containing(now).0 - first)
+            .max(read)
+            .clamp(0, series.len() as i64);
         let closed = series.truncated(elapsed as usize);
         upstreams.push(UpstreamReport {
             name: u.name.value.clone(),
@@ -284,7 +309,7 @@ timezone = "America/Sao_Paulo"
                 sequence: 1,
                 samples: &samples,
                 coverage: &coverage,
-                state: b"x",
+                state: &[],
             })
             .unwrap();
         let now: Timestamp = "2026-11-02T02:00:00Z".parse().unwrap();
