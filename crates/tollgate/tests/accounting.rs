@@ -162,6 +162,13 @@ impl Site {
                 *out.entry(key).or_default() += bytes;
             }
         }
+        // Traffic of no tenant: the root tree's default class, recorded
+        // under tenant 0 (docs/transit.md), exactly like a tenant's.
+        for (dev, dir) in [("tg-down", "down"), ("tg-up", "up")] {
+            if let Some(bytes) = sent.get(&(dev.to_string(), "1:ffff".to_string())) {
+                out.insert((0, 0, dir.to_string()), *bytes);
+            }
+        }
         out
     }
 
