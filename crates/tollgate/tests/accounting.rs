@@ -186,6 +186,17 @@ impl Site {
                 }
             }
         }
+        // `usage` lists tenants only; traffic of no tenant (tenant 0, realm
+        // 0: this policy's realms are 1 and 2) is realm 0 in `realms`.
+        let v: serde_json::Value =
+            serde_json::from_str(&self.tollgate(false, &["realms", "--json"])).unwrap();
+        for r in v["realms"].as_array().unwrap() {
+            if r["realm"] == 0 {
+                for (dir, key) in [("down", "bytes_from"), ("up", "bytes_to")] {
+                    out.insert((0, 0, dir.into()), r[key].as_u64().unwrap());
+                }
+            }
+        }
         out
     }
 
