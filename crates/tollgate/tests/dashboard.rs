@@ -441,7 +441,19 @@ fn every_page_loads_shows_the_apis_figures_and_changes_a_plan() {
                 .iter()
                 .find(|c| c["realm"] == r["realm"] && c["direction"] == dir)
                 .unwrap_or_else(|| panic!("{dir} of {r} not in {site_usage}"));
-            assert_eq!(col["total_bytes"], r[key], "{} {dir}", r["name"]);
+            if r["realm"] == 0 {
+                // Traffic of no tenant (neighbour discovery and the like)
+                // goes on after the test's own: `realms`, read later, may
+                // have more of it, never less.
+                assert!(
+                    col["total_bytes"].as_u64() <= r[key].as_u64(),
+                    "no tenant's {dir}: {} then {}",
+                    col["total_bytes"],
+                    r[key]
+                );
+            } else {
+                assert_eq!(col["total_bytes"], r[key], "{} {dir}", r["name"]);
+            }
         }
     }
     assert_eq!(line, p95, "the graph's 95th line is bill --json's");
