@@ -145,20 +145,10 @@ fn figure(
     now: jiff::Timestamp,
 ) -> Option<SitePercentile> {
     let u = policy.transit.as_ref()?.upstreams.first()?;
-    let report = query::transit::report(policy, store, now, None).ok()?;
-    let r = report.upstreams.first()?;
-    let realms = if u.realms.is_empty() {
-        billing::RealmSelection::All
-    } else {
-        billing::RealmSelection::Only(
-            u.realms
-                .iter()
-                .filter_map(|n| policy.realms.by_name(&n.value).map(|r| r.id))
-                .collect(),
-        )
-    };
     let open = query::open::open_samples(store).ok()?;
-    let series = query::transit::site_series(store, &r.period, &realms, &open).ok()?;
+    // One read of the site's series for the billed figure and each
+    // direction's.
+    let (r, series) = query::transit::upstream(policy, u, store, &open, now, None).ok()?;
     let one = |method| {
         let rule = UpstreamRule { method, ..r.rule };
         assess(&series, r.status.elapsed, &rule, u.commit.value, 0)

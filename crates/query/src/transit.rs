@@ -170,49 +170,63 @@ pub fn report(
         None => Vec::new(),
     };
     for u in policy.transit.iter().flat_map(|t| &t.upstreams) {
-        let cycle = BillingCycle::new(u.day.value, &u.timezone.value)
-            .map_err(|e| QueryError::invalid("timezone", e.to_string()))?;
-        let p = match period {
-            Some(label) => cycle.period_labelled(label),
-            None => cycle.period_containing(now),
-        }
-        .map_err(|e| QueryError::invalid("period", e.to_string()))?;
-        let rule = rule_of(u)?;
-        let realms = realms_of(policy, u);
-        let series = site_series(store, &p, &realms, &open)?;
-        // The slots before the one that contains `now` are closed; an open
-        // slot the daemon has read counts as far as it was read.
-        let first = p.first_slot().0;
-        let read = open
-            .iter()
-            .filter(|o| p.contains(o.slot))
-            .map(|o| o.slot.0 - first + 1)
-            .max()
-            .unwrap_or(0);
-        let elapsed = (Slot::containing(now).0 - first)
-            .max(read)
-            .clamp(0, series.len() as i64);
-        let closed = series.truncated(elapsed as usize);
-        upstreams.push(UpstreamReport {
-            name: u.name.value.clone(),
-            uplink: u.uplink.value.to_string(),
-            realms: u.realms.iter().map(|r| r.value.clone()).collect(),
-            rule,
-            margin_percent: u.margin_percent.value,
-            cycle: cycle.to_string(),
-            running: p.start <= now && now < p.end,
-            coverage: Coverage::of(&closed),
-            status: billing::assess(
-                &series,
-                elapsed as usize,
-                &rule,
-                u.commit.value,
-                u.margin_percent.value,
-            ),
-            period: p,
-        });
+        upstreams.push(upstream(policy, u, store, &open, now, period)?.0);
     }
     Ok(TransitReport { now, upstreams })
+}
+
+/// One upstream's figures and the site's series behind them (for
+/// figures of its own, such as each direction's percentile), with `open`
+/// the daemon's open slots ([`crate::open::open_samples`]).
+pub fn upstream(
+    policy: &Policy,
+    u: &Upstream,
+    store: &dyn Store,
+    open: &[OpenSample],
+    now: Timestamp,
+    period: Option<&str>,
+) -> Result<(UpstreamReport, Series), QueryError> {
+    let cycle = BillingCycle::new(u.day.value, &u.timezone.value)
+        .map_err(|e| QueryError::invalid("timezone", e.to_string()))?;
+    let p = match period {
+        Some(label) => cycle.period_labelled(label),
+        None => cycle.period_containing(now),
+    }
+    .map_err(|e| QueryError::invalid("period", e.to_string()))?;
+    let rule = rule_of(u)?;
+    let realms = realms_of(policy, u);
+    let series = site_series(store, &p, &realms, open)?;
+    // The slots before the one that contains `now` are closed; an open
+    // slot the daemon has read counts as far as it was read.
+    let first = p.first_slot().0;
+    let read = open
+        .iter()
+        .filter(|o| p.contains(o.slot))
+        .map(|o| o.slot.0 - first + 1)
+        .max()
+        .unwrap_or(0);
+    let elapsed = (Slot::containing(now).0 - first)
+        .max(read)
+        .clamp(0, series.len() as i64) as usize;
+    let report = UpstreamReport {
+        name: u.name.value.clone(),
+        uplink: u.uplink.value.to_string(),
+        realms: u.realms.iter().map(|r| r.value.clone()).collect(),
+        rule,
+        margin_percent: u.margin_percent.value,
+        cycle: cycle.to_string(),
+        running: p.start <= now && now < p.end,
+        coverage: Coverage::of(&series.truncated(elapsed)),
+        status: billing::assess(
+            &series,
+            elapsed,
+            &rule,
+            u.commit.value,
+            u.margin_percent.value,
+        ),
+        period: p,
+    };
+    Ok((report, series))
 }
 
 #[cfg(test)]
