@@ -145,10 +145,17 @@ fn figure(
     now: jiff::Timestamp,
 ) -> Option<SitePercentile> {
     let u = policy.transit.as_ref()?.upstreams.first()?;
-    let open = query::open::open_samples(store).ok()?;
     // One read of the site's series for the billed figure and each
     // direction's.
-    let (r, series) = query::transit::upstream(policy, u, store, &open, now, None).ok()?;
+    let read = query::open::open_samples(store)
+        .and_then(|open| query::transit::upstream(policy, u, store, &open, now, None));
+    let (r, series) = match read {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!("the site's transit figure for the overview: {e}");
+            return None;
+        }
+    };
     let one = |method| {
         let rule = UpstreamRule { method, ..r.rule };
         assess(&series, r.status.elapsed, &rule, u.commit.value, 0)
