@@ -312,6 +312,23 @@ timezone = "America/Sao_Paulo"
             samples.push(sample(s, 1, 2, Direction::Down, 6));
         }
         samples.sort_by_key(|x| (x.slot, x.key));
+        // The daemon's last state: the open slot 02:00–02:05 read so far,
+        // 30 Mbit/s of nobody's down.
+        let open = sample(s0 + 24, 0, 0, Direction::Down, 30);
+        let state = accounting::AccountantState {
+            // The last read, a minute into the open slot.
+            last_observe_ms: Some(Slot(s0 + 24).start().as_millisecond() + 60_000),
+            open_samples: vec![accounting::OpenSample {
+                slot: open.slot,
+                key: open.key,
+                usage: accounting::Usage {
+                    bytes: open.bytes,
+                    packets: 1,
+                },
+            }],
+            ..Default::default()
+        }
+        .encode();
         let coverage: Vec<SlotCoverage> = (s0..s0 + 24)
             .map(|s| SlotCoverage {
                 slot: Slot(s),
@@ -323,7 +340,7 @@ timezone = "America/Sao_Paulo"
                 sequence: 1,
                 samples: &samples,
                 coverage: &coverage,
-                state: &[],
+                state: &state,
             })
             .unwrap();
         let now: Timestamp = "2026-11-02T02:00:00Z".parse().unwrap();
@@ -332,21 +349,24 @@ timezone = "America/Sao_Paulo"
             panic!("two upstreams")
         };
         // The carrier: every realm and nobody's: 5 + 2 + 6 = 13 Mbit/s in
-        // each closed slot, November from the 1st (1 day = 288 slots gone).
+        // each closed slot, November from the 1st (1 day = 288 slots gone),
+        // and the open slot as read so far (30).
         assert_eq!(carrier.period.label, "2026-11");
-        assert_eq!(carrier.status.elapsed, 288 + 24);
-        // 312 closed slots, 288 empty then 24 busy: rank ⌈0.95 × 312⌉ = 297
-        // is a busy one.
+        assert_eq!(carrier.status.elapsed, 288 + 24 + 1);
+        // 313 slots: 288 empty, 24 at 13, 1 at 30: rank ⌈0.95 × 313⌉ =
+        // ⌈297.35⌉ = 298 is a 13.
         assert_eq!(carrier.status.so_far.unwrap().bytes, 13 * MBIT);
         assert!(carrier.running);
-        assert_eq!(carrier.status.spent, 24);
+        assert_eq!(carrier.status.spent, 25);
         assert_eq!(carrier.status.budget, 432);
-        assert_eq!(carrier.coverage.seen, 24);
+        // 24 measured, and the open slot seen in part.
+        assert_eq!((carrier.coverage.seen, carrier.coverage.partial), (25, 1));
         // The national: realm 1 only (2 Mbit/s), from 15 October 00:00 in
-        // São Paulo (03:00 UTC): 18 days less an hour, 5172 slots closed;
-        // rank ⌈0.95 × 5172⌉ = 4914 is among the 5148 empty ones.
+        // São Paulo (03:00 UTC): 18 days less an hour, 5172 slots closed,
+        // and the open one; rank ⌈0.95 × 5173⌉ = 4915 is among the 5149
+        // empty ones (the open slot has none of realm 1).
         assert_eq!(national.period.label, "2026-10");
-        assert_eq!(national.status.elapsed, 18 * 288 - 12);
+        assert_eq!(national.status.elapsed, 18 * 288 - 12 + 1);
         assert_eq!(national.status.spent, 0);
         assert_eq!(national.status.so_far.unwrap().bytes, 0);
         // A period labelled later than any sample: nothing spent.
