@@ -43,7 +43,8 @@ pub struct UpstreamReport {
     pub period: Period,
     /// Whether the period is still running at `now`.
     pub running: bool,
-    /// The site's samples behind the figures (closed slots).
+    /// The site's samples behind the figures: the closed slots and the
+    /// open one as far as the daemon read it.
     pub coverage: Coverage,
     /// The commit, the budget, the 95th so far and the projection.
     pub status: TransitStatus,
