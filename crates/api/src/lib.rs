@@ -32,6 +32,7 @@ pub mod session;
 pub mod site;
 pub mod stores;
 pub mod tokens;
+pub mod transit;
 pub mod ui;
 pub mod write;
 
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/overage/{id}/release", post(write::release))
         .route("/api/v1/routes/lookup", get(read::lookup))
         .route("/api/v1/flows/status", get(read::flows))
+        .route("/api/v1/transit", get(transit::report))
         .route("/api/v1/reload", post(write::reload))
         .route("/metrics", get(metrics::scrape))
         .merge(ui::routes())

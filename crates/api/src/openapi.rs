@@ -46,6 +46,7 @@ impl Modify for Bearer {
         crate::site::summary,
         crate::site::usage,
         crate::site::plans,
+        crate::transit::report,
         crate::graph::tenant_graph,
         crate::graph::site_graph,
     ),

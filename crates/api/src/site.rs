@@ -129,6 +129,9 @@ pub struct SiteAnswer {
     /// first.
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<engine::io::Event>,
+    /// The site's percentile so far this period against the first
+    /// upstream's commit, when the policy has `[transit]`.
+    pub percentile: Option<crate::transit::SitePercentile>,
 }
 
 fn flow_health(v: &serde_json::Value) -> FlowHealth {
@@ -236,6 +239,7 @@ pub async fn summary(
             .ok()
             .map(|v| flow_health(&v)),
         events: s.events.iter().rev().take(50).rev().cloned().collect(),
+        percentile: crate::transit::site_percentile(&st).await,
     }))
 }
 

@@ -17,6 +17,8 @@
 //! - [`project`] and [`decide`]: the overage automation; [`Watch`] and
 //!   [`Tally`]: the same decision kept up to date from a few counters per
 //!   tenant, slot by slot.
+//! - [`site_series`] and [`assess`]: the site's own bill against an
+//!   upstream's commit ([`UpstreamRule`]), with its burst budget.
 //! - Rule names ([`Method`], [`RankRule`], [`MissingSamples`],
 //!   [`VolumeCounts`]): one table each ([`Named`]) behind `Display`,
 //!   `FromStr` and serde, the same spelling as the policy. Bills as text
@@ -46,6 +48,7 @@ mod period;
 mod projection;
 mod rate;
 mod series;
+mod transit;
 mod volume;
 mod watch;
 
@@ -62,5 +65,6 @@ pub use period::{BillingCycle, Period};
 pub use projection::{decide, project, Decision, OveragePolicy, Projection};
 pub use rate::BitRate;
 pub use series::{RealmSelection, Series};
+pub use transit::{assess, site_series, TransitStatus, UpstreamMethod, UpstreamRule, UNCLASSIFIED};
 pub use volume::{VolumeCounts, VolumeFigure, VolumeRule};
 pub use watch::{slot_bytes, Limits, SlotBytes, Tally, Verdict, Watch};

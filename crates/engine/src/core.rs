@@ -225,7 +225,7 @@ impl Engine {
             policy: self.running.policy.clone(),
             settings: Arc::new(self.settings.clone()),
             compiled: self.compiled.clone(),
-            feeds: Arc::new(self.feeds.clone()),
+            feeds: Arc::new(crate::transit::tenants_only(&self.feeds)),
             rates,
             counts: self.counts.clone(),
             counters_tracked: self.books.counters(),
@@ -447,6 +447,7 @@ impl Engine {
                 // A round that cannot compile must not stop the accounting:
                 // it reads with the classes last known.
                 self.feeds = feeds::feeds(&c);
+                self.feeds.extend(crate::transit::unclassified(&c));
                 self.account_counters(now, Arc::new(o.counters), out);
                 self.store(out);
                 let c = Arc::new(c);

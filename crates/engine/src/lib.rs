@@ -25,6 +25,8 @@ pub mod io;
 mod overage;
 pub mod records;
 pub mod snapshot;
+pub mod transit;
+pub mod transit_guard;
 
 pub use crate::core::Engine;
 pub use io::{Effect, Input};

@@ -29,6 +29,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("frozen_periods_are_immutable", frozen),
     ("retention_keeps_unfrozen_and_marks_inexact", retention),
     ("sums_above_2_pow_64_are_exact", above_2_pow_64),
+    ("the_site_key_is_stored_like_a_tenant", site_key),
 ];
 
 /// Runs every check on stores from `new`, returning the transcripts.
@@ -656,4 +657,49 @@ fn above_2_pow_64(store: &mut dyn Store) -> Vec<String> {
         .expect("hours");
     assert_eq!(hours.totals[0].bytes, 12 * 8 * u128::from(MAX_SAMPLE_BYTES));
     vec![format!("{u:?}"), format!("{top:?}")]
+}
+
+/// Tenant 0 is the key of the uplink's traffic of no tenant
+/// (`billing::UNCLASSIFIED`; policy tenant ids start at 1). The site's
+/// series adds it to every tenant's, so a store must keep it, read it
+/// back alone or with every tenant, and count it in usage like any key.
+fn site_key(store: &mut dyn Store) -> Vec<String> {
+    let s0 = slot_at("2026-11-02T00:00:00Z");
+    let nobody = |dir| key(0, 0, dir, Band::Whole);
+    let samples = [
+        sample(s0, nobody(Direction::Down), 5_000),
+        sample(s0, nobody(Direction::Up), 40),
+        sample(s0, key(1, 1, Direction::Down, Band::Whole), 300),
+        sample(s0 + 1, nobody(Direction::Down), 7),
+    ];
+    append(store, 1, &samples, b"s");
+    let only = store
+        .samples(&SampleQuery {
+            tenants: Tenants::Only(vec![TenantId(0)]),
+            from: Slot(s0),
+            to: Slot(s0 + 2),
+        })
+        .expect("samples");
+    assert_eq!(only.len(), 3, "tenant 0's samples: {only:?}");
+    assert!(only.iter().all(|x| x.key.tenant == TenantId(0)));
+    let every = all(store);
+    let site_down: u128 = every
+        .iter()
+        .filter(|x| x.key.direction == Direction::Down)
+        .map(|x| u128::from(x.bytes))
+        .sum();
+    assert_eq!(site_down, 5_000 + 300 + 7);
+    let u = usage(
+        store,
+        "UTC",
+        Bucket::Month,
+        Tenants::Only(vec![TenantId(0)]),
+        ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"),
+    );
+    assert_eq!(
+        u.iter().map(|t| t.bytes).sum::<u128>(),
+        5_000 + 40 + 7,
+        "{u:?}"
+    );
+    vec![format!("{only:?}"), format!("{u:?}")]
 }

@@ -121,7 +121,7 @@ fn optional<'a, T>(
     }
 }
 
-fn billing_day(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<u8>> {
+pub(crate) fn billing_day(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<u8>> {
     match n.item.as_integer() {
         Some(d) if (1..=28).contains(&d) => Some(Spanned::new(d as u8, n.span)),
         Some(d) => {
@@ -136,7 +136,7 @@ fn billing_day(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<u8>> {
     }
 }
 
-fn percentile(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<u8>> {
+pub(crate) fn percentile(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<u8>> {
     match n.item.as_integer() {
         Some(p) if (1..=99).contains(&p) => Some(Spanned::new(p as u8, n.span)),
         Some(p) => {
@@ -154,7 +154,7 @@ fn percentile(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<u8>> {
 /// Checks that `timezone` looks like an IANA name (`UTC`, `Europe/Berlin`,
 /// `America/Argentina/Buenos_Aires`, `Etc/GMT+5`). Whether the zone exists
 /// is for the binary to say: it has the time-zone database.
-fn timezone(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<String>> {
+pub(crate) fn timezone(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<String>> {
     let s = cx.string(n)?;
     let part_ok = |p: &str| {
         p.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -176,7 +176,7 @@ fn timezone(cx: &mut Cx, n: Node<'_>) -> Option<Spanned<String>> {
 }
 
 /// Reads one word of a fixed vocabulary.
-fn word<T: Copy>(
+pub(crate) fn word<T: Copy>(
     cx: &mut Cx,
     node: Option<Node<'_>>,
     what: &str,

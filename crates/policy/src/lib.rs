@@ -29,6 +29,7 @@ mod parse;
 mod reader;
 mod route_rules;
 mod source;
+mod transit;
 mod validate;
 
 pub use diagnostic::{Diagnostic, DiagnosticRecord, Severity};
@@ -333,6 +334,9 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
     // that need the site are skipped then; the policy is not returned.
     let complete = p.site.is_some() && default.is_some();
     let site_ok = p.site.is_some();
+    if let (Some(t), Some(s)) = (&mut p.transit, &p.site) {
+        transit::resolve(t, s.uplink);
+    }
     let policy = Policy {
         site: p.site.unwrap_or_else(|| placeholder_site(whole)),
         realms: Realms {
@@ -349,6 +353,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         api: p.api,
         history: p.history,
         guard: p.guard,
+        transit: p.transit,
     };
     validate::policy(
         &policy,

@@ -569,9 +569,12 @@ pub struct Policy {
     pub history: Option<History>,
     /// DDoS detection and mitigation, if the policy has it.
     pub guard: Option<Guard>,
+    /// The site's own transit commits, if the policy has them.
+    pub transit: Option<Transit>,
 }
 
 pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
+pub use crate::transit::{Transit, Upstream, UpstreamMethod};
 
 /// The `[api]` section.
 #[derive(Clone, Debug, Serialize)]

@@ -40,6 +40,7 @@ pub(crate) fn policy(
     crate::flows::check(p, diags);
     crate::guard::check(p, diags);
     crate::billing::check(p, plan_names, realm_names, diags);
+    crate::transit::check(p, site_ok, realm_names, diags);
 }
 
 fn site(p: &Policy, diags: &mut Vec<Diagnostic>) {

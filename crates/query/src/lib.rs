@@ -12,7 +12,8 @@
 //!   columns (the dashboard's overview);
 //! - [`bills`]: a period's bills, frozen or computed;
 //! - [`rates`]: live rates per tenant × realm from two counter readings;
-//! - [`names`]: tenants and realms by id or name.
+//! - [`names`]: tenants and realms by id or name;
+//! - [`transit`]: the site's own bill against each upstream's commit.
 //!
 //! The store is handed in as `&dyn Store`; nothing here opens a file or
 //! reads the clock (`now` is an argument), so the same code serves a
@@ -26,6 +27,7 @@ pub mod range;
 pub mod rates;
 pub mod series;
 pub mod site;
+pub mod transit;
 pub mod usage;
 
 /// A failure to read an answer.

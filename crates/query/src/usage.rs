@@ -184,6 +184,11 @@ pub fn usage(
 ) -> Result<UsageReport, QueryError> {
     let mut per: BTreeMap<u32, Vec<(Date, u16, Traffic, bool)>> = BTreeMap::new();
     for (&(tenant, realm, day), (v, exact)) in &totals(store, open, range, tenants)? {
+        // Everybody's usage is the tenants': the uplink's traffic of no
+        // tenant (docs/transit.md) is in `realms`, not a tenant's row.
+        if tenant == billing::UNCLASSIFIED.0 && *tenants == Tenants::All {
+            continue;
+        }
         per.entry(tenant)
             .or_default()
             .push((day, realm, *v, *exact));

@@ -162,6 +162,13 @@ impl Site {
                 *out.entry(key).or_default() += bytes;
             }
         }
+        // Traffic of no tenant: the root tree's default class, recorded
+        // under tenant 0 (docs/transit.md), exactly like a tenant's.
+        for (dev, dir) in [("tg-down", "down"), ("tg-up", "up")] {
+            if let Some(bytes) = sent.get(&(dev.to_string(), "1:ffff".to_string())) {
+                out.insert((0, 0, dir.to_string()), *bytes);
+            }
+        }
         out
     }
 
@@ -176,6 +183,17 @@ impl Site {
                 for dir in ["down", "up"] {
                     let b = r[format!("{dir}_bytes")].as_u64().unwrap();
                     *out.entry((tenant, realm, dir.into())).or_default() += b;
+                }
+            }
+        }
+        // `usage` lists tenants only; traffic of no tenant (tenant 0, realm
+        // 0: this policy's realms are 1 and 2) is realm 0 in `realms`.
+        let v: serde_json::Value =
+            serde_json::from_str(&self.tollgate(false, &["realms", "--json"])).unwrap();
+        for r in v["realms"].as_array().unwrap() {
+            if r["realm"] == 0 {
+                for (dir, key) in [("down", "bytes_from"), ("up", "bytes_to")] {
+                    out.insert((0, 0, dir.into()), r[key].as_u64().unwrap());
                 }
             }
         }

@@ -76,6 +76,18 @@ pub struct BillArgs {
     pub settings: SettingsArgs,
 }
 
+/// `tollgate transit`'s options.
+#[derive(Args, Debug)]
+pub struct TransitArgs {
+    /// The period, `YYYY-MM`, in each upstream's own cycle [default: the
+    /// one running now].
+    #[arg(long, value_name = "YYYY-MM")]
+    pub period: Option<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `tollgate top`'s options.
 #[derive(Args, Debug)]
 pub struct TopArgs {

@@ -266,6 +266,20 @@ Examples:
     )]
     Bill(history::BillArgs),
 
+    /// The site's own 95th against its upstreams' commits (`[transit]`):
+    /// the burst budget spent and left, and where the pace leads.
+    #[command(
+        after_help = "Each upstream of the policy's [transit] bills the uplink by its own rule (percentile, in/out/max/sum, rank rule) and cycle (day, time zone). The site's series is every tenant's traffic plus what no tenant holds, from the daemon's history.
+
+The burst budget is how many 5-minute samples the period may have above the commit before the 95th is above it: a 30-day month allows 432 (36 hours). `spent` counts the closed samples above the commit; at the pace so far the budget either lasts the period or runs out at a slot, which is printed.
+
+Examples:
+  tollgate transit
+  tollgate transit --period 2026-11
+  tollgate transit --json | jq '.upstreams[] | {name, left: .status.left}'"
+    )]
+    Transit(history::TransitArgs),
+
     /// Tenants the daemon moved into the overage plan: list, release.
     #[command(
         subcommand,

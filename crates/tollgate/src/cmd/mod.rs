@@ -24,6 +24,7 @@ mod status;
 mod tenant;
 mod token;
 mod top;
+mod transit;
 mod usage;
 
 use crate::cli::{Args, Command};
@@ -71,6 +72,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Realms(a) => realms::run(&cx, a),
         Command::Top(a) => top::run(&cx, a),
         Command::Bill(a) => bill::run(&cx, a),
+        Command::Transit(a) => transit::run(&cx, a),
         Command::Overage(c) => overage::run(&cx, c),
         Command::Flows(c) => flows::run(&cx, c),
         Command::Guard(c) => guard::run(&cx, c),

@@ -19,6 +19,7 @@ pub mod kernel;
 pub mod lab;
 pub mod policy;
 pub mod routes;
+pub mod transit;
 
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -20,6 +20,13 @@ function meter(label, bps, capacity, units) {
   );
 }
 
+/** The projection against the upstream's commit, in words (docs/transit.md). */
+export function transitNote(p) {
+  if (!p.commit_bps) return null;
+  const state = p.over ? "over the commit" : p.at_risk ? "at risk: the budget runs out before the period ends" : "within the commit";
+  return `${p.upstream}: commit ${bitRate(p.commit_bps)} · projected ${bitRate(p.projected_bps)} · budget ${p.left} of ${p.budget} samples left (${p.spent} spent) · ${state}`;
+}
+
 export async function overview(main, { units }) {
   const range = rangeParams();
   const [site, usage] = await Promise.all([get("site"), get("site/usage", range).catch((e) => e)]);
@@ -39,7 +46,7 @@ export async function overview(main, { units }) {
       ? tile(
           `Site ${site.percentile.label} so far`,
           `${bitRate(site.percentile.down_bps)} down · ${bitRate(site.percentile.up_bps)} up`,
-          site.percentile.commit_bps ? `commit ${bitRate(site.percentile.commit_bps)}` : null,
+          transitNote(site.percentile),
         )
       : null,
   );
