@@ -66,9 +66,20 @@ impl StateDir {
         self.root.join("routes").join("table.tgr")
     }
 
-    /// The guard's ladder state (`guard watch`).
+    /// The guard's ladder state (`guard watch`, `run`).
     pub fn guard_state(&self) -> PathBuf {
         self.root.join("guard-state.json")
+    }
+
+    /// The guard's status as the daemon last wrote it (`guard status`).
+    pub fn guard_status(&self) -> PathBuf {
+        self.root.join("guard-status.json")
+    }
+
+    /// Bans and unbans `tollgate guard ban|unban` leave for the daemon
+    /// (`NAME.json`), and its answers (`NAME.answer`).
+    pub fn guard_requests(&self) -> PathBuf {
+        self.root.join("guard-requests")
     }
 
     /// Interfaces taken offline by `hook vif offline`.

@@ -1,5 +1,5 @@
-//! `tollgate guard watch`'s texts: the JSON report a notify script reads
-//! on stdin, and the numbers its arguments carry.
+//! `tollgate guard`'s texts: the JSON report a notify script reads
+//! on stdin, the numbers its arguments carry, and `guard status`.
 
 use guard::{Step, Target};
 use serde::Serialize;
@@ -50,4 +50,85 @@ pub fn notify_json(step: &Step, action: &str) -> Vec<u8> {
     let mut v = serde_json::to_vec(&r).unwrap_or_default();
     v.push(b'\n');
     v
+}
+
+/// `tollgate guard status` for people: one line per incident, then the
+/// counts.
+pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let as_of = s.as_of.strftime("%Y-%m-%d %H:%M:%S UTC");
+    if stale {
+        let _ = writeln!(o, "as of {as_of} (the daemon is not writing it now)");
+    }
+    let capture = if s.capturing {
+        format!("capturing on {}", s.interfaces.join(", "))
+    } else {
+        match &s.capture_error {
+            Some(e) => format!("NOT capturing: {e}"),
+            None => "NOT capturing: [guard.capture] names no interface".to_string(),
+        }
+    };
+    let _ = writeln!(o, "guard: {capture}; protecting {}", s.networks.join(", "));
+    if s.incidents.is_empty() {
+        let _ = writeln!(o, "no open incident");
+    } else {
+        let rows: Vec<[String; 8]> = s
+            .incidents
+            .iter()
+            .map(|i| {
+                [
+                    i.target.clone(),
+                    i.direction.clone(),
+                    i.attack_type.clone(),
+                    super::count(i.peak_pps),
+                    super::rate(i.peak_bps as f64),
+                    i.rung.clone().unwrap_or_else(|| "-".into()),
+                    i.since.strftime("%H:%M:%S").to_string(),
+                    match i.hold_left_s {
+                        None => "permanent".into(),
+                        Some(h) => format!("{h:.0}s"),
+                    },
+                ]
+            })
+            .collect();
+        let head = [
+            "TARGET",
+            "DIR",
+            "ATTACK",
+            "PEAK PPS",
+            "PEAK BPS",
+            "RUNG",
+            "SINCE",
+            "HOLD LEFT",
+        ];
+        let mut widths = head.map(str::len);
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let mut l = String::new();
+            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(c);
+                } else {
+                    let _ = write!(l, "{c:<w$}  ");
+                }
+            }
+            l
+        };
+        let _ = writeln!(o, "{}", line(head.to_vec()));
+        for r in &rows {
+            let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
+        }
+    }
+    let t = &s.stats;
+    let _ = writeln!(
+        o,
+        "{} ticks; {} addresses tracked; {} overflow, {} evicted; capture: {} frames, {} dropped by the kernel, {} malformed",
+        t.ticks, t.hosts, t.overflow, t.evicted, t.frames, t.capture_drops, t.malformed
+    );
+    o
 }
