@@ -567,3 +567,401 @@ impl Engine {
         self.guard.view()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Command, Input, Intervals, PolicyText, Start};
+    use guard::{HostCounters, HostSample, Observation};
+
+    const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "1gbit", up = "1gbit" }
+
+[plans.home]
+down = { rate = "10mbit", ceil = "20mbit" }
+up = { rate = "10mbit", ceil = "20mbit" }
+
+[[tenants]]
+id = 1
+name = "victim"
+plan = "home"
+prefixes = ["203.0.113.0/24"]
+
+[guard]
+networks = ["203.0.113.0/24"]
+instant = "0s"
+calm = "2s"
+
+[guard.capture]
+interfaces = ["wan0"]
+
+[guard.thresholds]
+pps_in = 1000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "10s"
+script = "/usr/local/bin/notify"
+
+[[guard.ladder]]
+rung = "blackhole"
+after = "1s"
+hold = "30s"
+"#;
+
+    const VICTIM: &str = "203.0.113.7";
+
+    fn text(policy: &str) -> PolicyText {
+        PolicyText {
+            name: "guard.toml".into(),
+            text: policy.into(),
+            files: Default::default(),
+        }
+    }
+
+    fn start(policy: &str) -> (Engine, Vec<Effect>) {
+        let s = Start {
+            policy: text(policy),
+            settings: None,
+            resume: None,
+            records: Default::default(),
+            intervals: Intervals {
+                read_ms: 10_000,
+                reconcile_ms: 60_000,
+            },
+            flows: false,
+        };
+        Engine::start(t0(), s).unwrap()
+    }
+
+    fn t0() -> Timestamp {
+        "2026-12-06T12:00:00Z".parse().unwrap()
+    }
+
+    /// A tick at `ms` on the monotonic clock, with `pps` SYN towards the
+    /// victim over the 100 ms before it.
+    fn tick(ms: u64, pps: u64) -> Input {
+        let packets = pps / 10;
+        let hosts = if packets == 0 {
+            Vec::new()
+        } else {
+            vec![HostSample {
+                addr: VICTIM.parse().unwrap(),
+                direction: Direction::In,
+                counters: HostCounters {
+                    packets,
+                    bytes: packets * 60,
+                    tcp_packets: packets,
+                    tcp_bytes: packets * 60,
+                    tcp_syn: packets,
+                    ..HostCounters::default()
+                },
+            }]
+        };
+        Input::Guard(GuardInput::Tick(GuardTick {
+            observation: Observation {
+                at: Monotonic::from_millis(ms),
+                hosts,
+            },
+            capture: CaptureCounts {
+                frames: packets,
+                ..CaptureCounts::default()
+            },
+        }))
+    }
+
+    /// The guard's effects only, and the replies.
+    fn guard_effects(effects: Vec<Effect>) -> Vec<Effect> {
+        effects
+            .into_iter()
+            .filter(|e| matches!(e, Effect::Guard(_) | Effect::Reply { .. }))
+            .collect()
+    }
+
+    fn decisions(effects: &[Effect]) -> Vec<(String, Rung)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Guard(GuardEffect::Apply { decision }) => {
+                    let kind = match decision.as_ref() {
+                        Decision::Start(_) => "start",
+                        Decision::Escalate { .. } => "escalate",
+                        Decision::Stop { .. } => "stop",
+                        Decision::Restore(_) => "restore",
+                        Decision::Update(_) => "update",
+                        Decision::Refused { .. } => "refused",
+                    };
+                    decision.step().map(|s| (kind.to_string(), s.rung))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn saved(effects: &[Effect]) -> Option<SavedState> {
+        effects.iter().rev().find_map(|e| match e {
+            Effect::Guard(GuardEffect::Save { state }) => Some(state.clone()),
+            _ => None,
+        })
+    }
+
+    fn reply(effects: &[Effect]) -> &Answer {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Reply { answer, .. } => Some(answer),
+                _ => None,
+            })
+            .expect("a reply")
+    }
+
+    fn command(e: &mut Engine, id: u64, guard: GuardCommand) -> Vec<Effect> {
+        guard_effects(e.handle(
+            t0(),
+            Input::Command {
+                id,
+                command: Command::Guard { guard },
+            },
+        ))
+    }
+
+    /// Runs a flood from 100 ms to `until` ms: the effects of every tick.
+    fn flood(e: &mut Engine, until: u64) -> Vec<Effect> {
+        let mut out = guard_effects(e.handle(t0(), tick(0, 0)));
+        for ms in (100..=until).step_by(100) {
+            out.extend(guard_effects(e.handle(t0(), tick(ms, 20_000))));
+        }
+        out
+    }
+
+    #[test]
+    fn a_guard_section_starts_the_capture_and_none_stops_it() {
+        let (mut e, first) = start(POLICY);
+        let spec = first.iter().find_map(|e| match e {
+            Effect::Guard(GuardEffect::Capture { spec }) => Some(spec.clone()),
+            _ => None,
+        });
+        let spec = spec.expect("a capture").expect("interfaces");
+        assert_eq!(spec.interfaces, ["wan0"]);
+        assert_eq!(spec.networks, [Prefix::parse("203.0.113.0/24").unwrap()]);
+        assert_eq!(spec.tick_ms, 100);
+        assert!(e.snapshot(t0()).guard.is_some());
+
+        let without = POLICY.split("[guard]").next().unwrap();
+        let out = e.handle(t0(), Input::PolicyRead(Box::new(text(without))));
+        assert!(
+            out.contains(&Effect::Guard(GuardEffect::Capture { spec: None })),
+            "{out:?}"
+        );
+        assert!(e.snapshot(t0()).guard.is_none());
+        // A ban without a guard is refused, and says why.
+        let out = command(
+            &mut e,
+            1,
+            GuardCommand::Ban {
+                address: VICTIM.parse().unwrap(),
+                direction: None,
+                rung: None,
+                duration: None,
+                permanent: false,
+            },
+        );
+        assert!(matches!(reply(&out), Answer::Failed { message } if message.contains("[guard]")));
+    }
+
+    #[test]
+    fn a_flood_climbs_the_ladder_and_each_change_is_saved() {
+        let (mut e, _) = start(POLICY);
+        let out = flood(&mut e, 1_500);
+        let d = decisions(&out);
+        assert_eq!(d[0], ("start".to_string(), Rung::Notify), "{d:?}");
+        assert!(
+            d.contains(&("escalate".to_string(), Rung::Blackhole)),
+            "{d:?}"
+        );
+        // The blackhole came at least `after` (1 s) after the start.
+        let saved = saved(&out).expect("saved");
+        assert_eq!(saved.incidents.len(), 1);
+        assert_eq!(saved.incidents[0].rungs.len(), 2);
+        let view = e.snapshot(t0()).guard.unwrap();
+        assert_eq!(view.incidents.len(), 1);
+        assert_eq!(view.ticks, 16);
+        assert_eq!(view.capture.frames, 15 * 2_000);
+        assert_eq!(view.at, Monotonic::from_millis(1_500));
+        // The blackhole's hold is left nearly whole.
+        let (rung, _, left) = *view.incidents[0].rungs.last().unwrap();
+        assert_eq!(rung, Rung::Blackhole);
+        assert!(left > Duration::from_secs(29), "{left:?}");
+    }
+
+    #[test]
+    fn a_restarted_engine_restores_the_saved_bans() {
+        let (mut e, _) = start(POLICY);
+        let out = flood(&mut e, 1_500);
+        let state = saved(&out).unwrap();
+        // A new process: its monotonic clock starts again.
+        let (mut e2, _) = start(POLICY);
+        let out = guard_effects(e2.handle(
+            t0(),
+            Input::Guard(GuardInput::Restore {
+                at: Monotonic::from_millis(50),
+                saved: state.clone(),
+            }),
+        ));
+        assert_eq!(
+            decisions(&out),
+            [
+                ("restore".to_string(), Rung::Notify),
+                ("restore".to_string(), Rung::Blackhole)
+            ]
+        );
+        let view = e2.snapshot(t0()).guard.unwrap();
+        assert_eq!(view.incidents.len(), 1);
+        // Taken once: a second hand-in changes nothing.
+        let again = e2.handle(
+            t0(),
+            Input::Guard(GuardInput::Restore {
+                at: Monotonic::from_millis(60),
+                saved: state,
+            }),
+        );
+        assert!(decisions(&again).is_empty());
+    }
+
+    #[test]
+    fn bans_and_unbans_by_hand_answer_and_refuse_what_they_must() {
+        let (mut e, _) = start(POLICY);
+        guard_effects(e.handle(t0(), tick(0, 0)));
+        let ban = |addr: &str, rung: Option<Rung>, permanent: bool| GuardCommand::Ban {
+            address: addr.parse().unwrap(),
+            direction: None,
+            rung,
+            duration: Some(Duration::from_secs(60)).filter(|_| !permanent),
+            permanent,
+        };
+        // Outside the networks: refused, nothing decided.
+        let out = command(&mut e, 1, ban("192.0.2.1", None, false));
+        assert!(matches!(reply(&out), Answer::Invalid { .. }), "{out:?}");
+        assert!(decisions(&out).is_empty());
+        // Inside: every rung up to the top one (blackhole), and saved.
+        let out = command(&mut e, 2, ban(VICTIM, None, true));
+        assert!(
+            matches!(reply(&out), Answer::Done { message, .. } if message.contains("permanently"))
+        );
+        assert_eq!(
+            decisions(&out),
+            [
+                ("start".to_string(), Rung::Notify),
+                ("escalate".to_string(), Rung::Blackhole)
+            ]
+        );
+        assert!(saved(&out).is_some());
+        let view = e.snapshot(t0()).guard.unwrap();
+        assert_eq!(view.incidents[0].hold, guard::Hold::Permanent);
+        // Unban: every rung comes down, top first.
+        let unban = |target: &str| GuardCommand::Unban {
+            target: target.into(),
+            direction: None,
+        };
+        let out = command(&mut e, 3, unban(VICTIM));
+        assert!(matches!(reply(&out), Answer::Done { .. }));
+        assert_eq!(
+            decisions(&out),
+            [
+                ("stop".to_string(), Rung::Blackhole),
+                ("stop".to_string(), Rung::Notify)
+            ]
+        );
+        assert!(e.snapshot(t0()).guard.unwrap().incidents.is_empty());
+        // Nothing left to unban: not found, for an address or a group.
+        let out = command(&mut e, 4, unban(VICTIM));
+        assert!(matches!(reply(&out), Answer::NotFound { .. }));
+        let out = command(&mut e, 5, unban("tenant-1"));
+        assert!(matches!(reply(&out), Answer::NotFound { .. }));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_incidents_and_restarts_the_capture_only_if_it_changed() {
+        let (mut e, _) = start(POLICY);
+        flood(&mut e, 1_500);
+        // A higher threshold: the incident carries over (reconfigured);
+        // the capture is the same, so it is not restarted.
+        let out = e.handle(
+            t0(),
+            Input::PolicyRead(Box::new(text(
+                &POLICY.replace("pps_in = 1000", "pps_in = 5000"),
+            ))),
+        );
+        assert!(
+            !out.iter()
+                .any(|e| matches!(e, Effect::Guard(GuardEffect::Capture { .. }))),
+            "{out:?}"
+        );
+        assert_eq!(e.snapshot(t0()).guard.unwrap().incidents.len(), 1);
+        // Another interface: the capture restarts with it.
+        let out = e.handle(
+            t0(),
+            Input::PolicyRead(Box::new(text(&POLICY.replace(
+                "interfaces = [\"wan0\"]",
+                "interfaces = [\"wan0\", \"lan0\"]",
+            )))),
+        );
+        let spec = out.iter().find_map(|e| match e {
+            Effect::Guard(GuardEffect::Capture { spec }) => spec.clone(),
+            _ => None,
+        });
+        assert_eq!(spec.unwrap().interfaces, ["wan0", "lan0"]);
+        // Networks that no longer hold the victim: its blackhole is
+        // stopped (never a route outside the networks).
+        let out = e.handle(
+            t0(),
+            Input::PolicyRead(Box::new(text(&POLICY.replace(
+                "networks = [\"203.0.113.0/24\"]",
+                "networks = [\"198.51.100.0/24\"]",
+            )))),
+        );
+        let d = decisions(&out);
+        assert!(d.contains(&("stop".to_string(), Rung::Blackhole)), "{d:?}");
+    }
+
+    #[test]
+    fn guard_inputs_record_and_replay_to_the_same_effects() {
+        let inputs: Vec<Input> = (0..=15).map(|i| tick(i * 100, 20_000)).collect();
+        let (mut a, _) = start(POLICY);
+        let (mut b, _) = start(POLICY);
+        for input in inputs {
+            let line = serde_json::to_string(&input).unwrap();
+            let back: Input = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, input);
+            let ea = serde_json::to_string(&a.handle(t0(), input)).unwrap();
+            let eb = serde_json::to_string(&b.handle(t0(), back)).unwrap();
+            assert_eq!(ea, eb);
+        }
+        let restore = Input::Guard(GuardInput::Restore {
+            at: Monotonic::from_millis(5),
+            saved: a
+                .guard
+                .detector
+                .as_ref()
+                .unwrap()
+                .save(Monotonic::from_secs(2)),
+        });
+        let line = serde_json::to_string(&restore).unwrap();
+        assert_eq!(serde_json::from_str::<Input>(&line).unwrap(), restore);
+        let cmd = Input::Command {
+            id: 9,
+            command: Command::Guard {
+                guard: GuardCommand::Unban {
+                    target: VICTIM.into(),
+                    direction: Some(Direction::In),
+                },
+            },
+        };
+        let line = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(serde_json::from_str::<Input>(&line).unwrap(), cmd);
+    }
+}
