@@ -246,6 +246,9 @@ mod tests {
             s.overage_requests(),
             s.routes_table(),
             s.offline_vifs(),
+            s.guard_state(),
+            s.guard_status(),
+            s.guard_requests(),
         ] {
             assert!(p.starts_with("/srv/tg"), "{}", p.display());
         }
