@@ -137,7 +137,7 @@ fn daemon(rtr: &Netns, dir: &Path) -> Process {
             .arg(dir.join("policy.toml"))
             .arg("--state-dir")
             .arg(dir.join("state"))
-            .args(["run", "--no-api", "--interval", "1s", "--reconcile", "1s"])
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
             .arg("--accounting")
             .arg(dir.join("accounting.toml"))
             .env_remove("TOLLGATE_CONFIG")
@@ -146,6 +146,42 @@ fn daemon(rtr: &Netns, dir: &Path) -> Process {
             .stdout(Stdio::null())
             .stderr(log),
     )
+}
+
+/// An admin token for the API (in the tokens file beside the policy).
+fn token(dir: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("-c")
+        .arg(dir.join("policy.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["token", "add", "ops", "--scope", "admin", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// `GET path` on the daemon's API, from inside the router.
+fn api_get(rtr: &Netns, token: &str, path: &str) -> String {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &rtr.0,
+            "curl",
+            "-s",
+            "-S",
+            "--max-time",
+            "10",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("http://127.0.0.1:9188{path}"))
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// `tollgate guard ARGS…` with the test's state directory.
@@ -186,9 +222,11 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
         return;
     }
     testkit::need("hping3", "hping3");
+    testkit::need("curl", "curl");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
+    let token = token(dir);
     let s = site("grn");
     let mut d = daemon(&s.rtr, dir);
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
@@ -257,10 +295,65 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
         back.elapsed()
     );
     assert!(log().contains("restoring"), "{}", log());
+    // The status file the killed daemon left is stale: wait for the new
+    // daemon's, and for its API (published once its first round is done).
+    let restarted = jiff::Timestamp::now();
     wait_for(
-        "the restored incident in the status",
+        "the restored incident in a fresh status",
         Duration::from_secs(10),
-        || incident(dir, VICTIM).is_some_and(|i| i["rung"] == "blackhole"),
+        || {
+            let st = status(dir);
+            let fresh = st["as_of"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t > restarted);
+            fresh
+                && st["incidents"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|i| i["target"] == VICTIM && i["rung"] == "blackhole")
+                })
+        },
+    );
+    // The API shows the same incident (the status file may be up to a
+    // second older: its rates may differ), and the metrics count it.
+    let mut from_api = serde_json::Value::Null;
+    wait_for("the incident in the API", Duration::from_secs(10), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&api_get(&s.rtr, &token, "/api/v1/guard")).unwrap_or_default();
+        match v["incidents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["target"] == VICTIM))
+        {
+            Some(i) => {
+                from_api = i.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    let from_cli = incident(dir, VICTIM).unwrap();
+    for key in ["attack", "rung", "direction", "hold", "group", "trigger"] {
+        assert_eq!(
+            from_api[key], from_cli[key],
+            "{key}: {from_api} vs {from_cli}"
+        );
+    }
+    // `since` is the wall time now less the attack's age on the monotonic
+    // clock: the two answers were made at different instants, so they may
+    // differ by the time between a tick and its snapshot.
+    let since = |v: &serde_json::Value| -> jiff::Timestamp {
+        v["since"].as_str().unwrap().parse().unwrap()
+    };
+    let apart = since(&from_api).duration_since(since(&from_cli)).abs();
+    assert!(
+        apart < jiff::SignedDuration::from_millis(500),
+        "{from_api} vs {from_cli}"
+    );
+    let m = api_get(&s.rtr, &token, "/metrics");
+    assert!(
+        m.lines()
+            .any(|l| l == "tollgate_guard_incidents{rung=\"blackhole\"} 1"),
+        "{m}"
     );
 
     // The flood is over (bounded at 5 s); unban ends the ban at once.
