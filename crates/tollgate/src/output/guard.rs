@@ -132,3 +132,90 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
     );
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::guard::{GuardStats, GuardStatus, Incident, RungState, Trigger};
+
+    fn incident(target: &str, hold_left_s: Option<f64>) -> Incident {
+        Incident {
+            target: target.into(),
+            target_kind: "address".into(),
+            group: "global".into(),
+            direction: "in".into(),
+            attack_type: "SYN flood".into(),
+            attack: "syn_flood".into(),
+            trigger: Trigger {
+                check: "instant".into(),
+                metric: "pps".into(),
+                rate: 20_000,
+                threshold: 2_000,
+            },
+            peak_pps: 21_500,
+            peak_bps: 10_320_000,
+            packets: 100_000,
+            rung: Some("blackhole".into()),
+            rungs: vec![RungState {
+                rung: "blackhole".into(),
+                for_s: 3.0,
+                hold_left_s: 57.0,
+            }],
+            since: "2026-12-06T12:00:01Z".parse().unwrap(),
+            hold: if hold_left_s.is_some() {
+                "auto"
+            } else {
+                "permanent"
+            }
+            .into(),
+            hold_left_s,
+            calm_for_s: None,
+        }
+    }
+
+    #[test]
+    fn status_lines_up_its_columns_and_says_permanent() {
+        let s = GuardStatus {
+            as_of: "2026-12-06T12:00:04Z".parse().unwrap(),
+            capturing: true,
+            capture_error: None,
+            interfaces: vec!["wan0".into()],
+            networks: vec!["203.0.113.0/24".into()],
+            incidents: vec![
+                incident("203.0.113.10", Some(56.6)),
+                incident("2001:db8::7", None),
+            ],
+            stats: GuardStats {
+                ticks: 40,
+                ..GuardStats::default()
+            },
+        };
+        let text = status_text(&s, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "guard: capturing on wan0; protecting 203.0.113.0/24"
+        );
+        assert_eq!(
+            lines[1],
+            "TARGET        DIR  ATTACK     PEAK PPS  PEAK BPS   RUNG       SINCE     HOLD LEFT"
+        );
+        assert_eq!(
+            lines[2],
+            "203.0.113.10  in   SYN flood  21.5k     10.32Mbit  blackhole  12:00:01  57s"
+        );
+        assert!(lines[3].ends_with("  permanent"), "{text}");
+        assert!(lines[4].starts_with("40 ticks;"), "{text}");
+        // A stale file says so first.
+        assert!(status_text(&s, true).starts_with("as of 2026-12-06 12:00:04 UTC"));
+        let idle = GuardStatus {
+            incidents: Vec::new(),
+            capturing: false,
+            capture_error: Some("no such device".into()),
+            ..s
+        };
+        let text = status_text(&idle, false);
+        assert!(text.contains("NOT capturing: no such device"), "{text}");
+        assert!(text.contains("no open incident"), "{text}");
+    }
+}
