@@ -242,7 +242,9 @@ fn apply_all(decisions: Vec<Decision>, out: &mut Vec<Effect>) {
 
 impl Engine {
     /// Sets the guard up for the running policy: at start, and after a
-    /// reload. Returns `true` if the detector changed.
+    /// reload or an API write (a tenant's prefixes are a group). The
+    /// detector is rebuilt only if its configuration changed, and the
+    /// capture restarted only if its own settings did.
     pub(crate) fn guard_policy(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
         let policy = self.running.policy.clone();
         let next = match configure(&policy) {

@@ -124,7 +124,9 @@ fn blackholes(rtr: &Netns) -> Vec<String> {
         .collect()
 }
 
-fn daemon(rtr: &Netns, dir: &Path) -> Process {
+/// `tollgate run` in the router, recording its inputs to `record` if
+/// given.
+fn daemon(rtr: &Netns, dir: &Path, record: Option<&Path>) -> Process {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -140,6 +142,7 @@ fn daemon(rtr: &Netns, dir: &Path) -> Process {
             .args(["run", "--interval", "1s", "--reconcile", "1s"])
             .arg("--accounting")
             .arg(dir.join("accounting.toml"))
+            .args(record.iter().flat_map(|r| [Path::new("--record"), r]))
             .env_remove("TOLLGATE_CONFIG")
             .env_remove("TOLLGATE_STATE_DIR")
             .env("TOLLGATE_LOG", "info")
@@ -228,7 +231,8 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
     let token = token(dir);
     let s = site("grn");
-    let mut d = daemon(&s.rtr, dir);
+    let recording = dir.join("run.jsonl");
+    let mut d = daemon(&s.rtr, dir, Some(&recording));
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     wait_for("the guard to capture", Duration::from_secs(20), || {
         log().contains("guard capturing")
@@ -262,7 +266,19 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     });
     let took = detected + took;
     eprintln!("FIGURE guard_run: notify script ran {detected:?}, blackhole route in place {took:?} after the flood started");
-    let i = incident(dir, VICTIM).expect("the incident in guard status");
+    // The status file is written right after the round that added the
+    // route: a moment later.
+    let mut i = serde_json::Value::Null;
+    wait_for(
+        "the incident in guard status",
+        Duration::from_secs(3),
+        || {
+            incident(dir, VICTIM)
+                .filter(|i| i["rung"] == "blackhole")
+                .map(|found| i = found)
+                .is_some()
+        },
+    );
     assert_eq!(i["rung"], "blackhole", "{i}");
     assert_eq!(i["attack"], "syn_flood", "{i}");
     assert_eq!(i["direction"], "in", "{i}");
@@ -285,7 +301,7 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
         "ip -n {} route del blackhole {VICTIM}/32 proto 213",
         s.rtr.0
     ));
-    let mut d = daemon(&s.rtr, dir);
+    let mut d = daemon(&s.rtr, dir, None);
     let back = Instant::now();
     wait_for("the restored route", Duration::from_secs(20), || {
         blackholes(&s.rtr).contains(&ours)
@@ -402,7 +418,12 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     let answer: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(answer["outcome"], "done", "{answer}");
     assert!(blackholes(&s.rtr).contains(&format!("blackhole {BANNED} proto 213")));
-    let i = incident(dir, BANNED).expect("the manual ban in the status");
+    let mut i = serde_json::Value::Null;
+    wait_for(
+        "the manual ban in the status",
+        Duration::from_secs(3),
+        || incident(dir, BANNED).map(|found| i = found).is_some(),
+    );
     assert_eq!(i["hold"], "manual", "{i}");
     let o = guard(dir, &["ban", "192.0.2.1", "--rung", "blackhole"]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
@@ -421,4 +442,36 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     // The manual ban outlives the daemon, as the routes do.
     let state = std::fs::read_to_string(dir.join("state/guard-state.json")).unwrap();
     assert!(state.contains(BANNED), "{state}");
+
+    // The first run's recording (its ticks among the inputs) replays to
+    // the same ladder: the victim's notify, then its blackhole.
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("replay")
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let applied: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["effect"] == "guard" && e["guard"] == "apply")
+        .map(|e| {
+            let d = &e["decision"];
+            let step = if d["step"].is_object() { &d["step"] } else { d };
+            (
+                d["decision"].as_str().unwrap_or("").to_string(),
+                format!("{} {}", step["target"]["host"], step["rung"]),
+            )
+        })
+        .collect();
+    let victim = format!("\"{VICTIM}\"");
+    assert_eq!(
+        applied.first(),
+        Some(&("start".to_string(), format!("{victim} \"notify\""))),
+        "{applied:?}"
+    );
+    assert!(
+        applied.contains(&("escalate".to_string(), format!("{victim} \"blackhole\""))),
+        "{applied:?}"
+    );
 }
