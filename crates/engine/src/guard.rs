@@ -113,6 +113,10 @@ pub enum GuardEffect {
     Capture {
         /// What to capture.
         spec: Option<CaptureSpec>,
+        /// Whether the guard runs: without a capture (none configured, or
+        /// one that failed) the shell then sends empty ticks once a
+        /// second, so that holds and manual bans still run out.
+        clock: bool,
     },
     /// Carry out one of the ladder's decisions (notify, add or remove a
     /// route…).
@@ -188,6 +192,9 @@ pub(crate) struct Guard {
     capture_error: Option<String>,
     /// Whether the saved state was handed in already (it is taken once).
     restored: bool,
+    /// Whether the shell was told what to capture for the detector in
+    /// place (at start, or since `[guard]` came back).
+    told: bool,
 }
 
 /// The detector's configuration and the capture for `policy`; `None`
@@ -270,8 +277,12 @@ impl Engine {
                     None,
                 );
             }
-            if self.guard.spec.take().is_some() {
-                out.push(Effect::Guard(GuardEffect::Capture { spec: None }));
+            self.guard.spec = None;
+            if std::mem::take(&mut self.guard.told) {
+                out.push(Effect::Guard(GuardEffect::Capture {
+                    spec: None,
+                    clock: false,
+                }));
             }
             return;
         };
@@ -309,7 +320,7 @@ impl Engine {
                 return;
             }
         }
-        if self.guard.spec != spec {
+        if self.guard.spec != spec || !self.guard.told {
             if spec.is_none() {
                 self.event(
                     out,
@@ -322,7 +333,8 @@ impl Engine {
             }
             self.guard.spec = spec.clone();
             self.guard.capture_error = None;
-            out.push(Effect::Guard(GuardEffect::Capture { spec }));
+            self.guard.told = true;
+            out.push(Effect::Guard(GuardEffect::Capture { spec, clock: true }));
         }
     }
 
@@ -387,8 +399,6 @@ impl Engine {
                 self.guard.now = self.guard.now.max(t.observation.at);
                 self.guard.ticks += 1;
                 self.guard.totals.add(&t.capture);
-                // A tick proves the capture runs again.
-                self.guard.capture_error = None;
                 let Some(d) = &mut self.guard.detector else {
                     return;
                 };
@@ -744,7 +754,7 @@ hold = "30s"
     fn a_guard_section_starts_the_capture_and_none_stops_it() {
         let (mut e, first) = start(POLICY);
         let spec = first.iter().find_map(|e| match e {
-            Effect::Guard(GuardEffect::Capture { spec }) => Some(spec.clone()),
+            Effect::Guard(GuardEffect::Capture { spec, clock: true }) => Some(spec.clone()),
             _ => None,
         });
         let spec = spec.expect("a capture").expect("interfaces");
@@ -756,7 +766,10 @@ hold = "30s"
         let without = POLICY.split("[guard]").next().unwrap();
         let out = e.handle(t0(), Input::PolicyRead(Box::new(text(without))));
         assert!(
-            out.contains(&Effect::Guard(GuardEffect::Capture { spec: None })),
+            out.contains(&Effect::Guard(GuardEffect::Capture {
+                spec: None,
+                clock: false
+            })),
             "{out:?}"
         );
         assert!(e.snapshot(t0()).guard.is_none());
@@ -913,7 +926,7 @@ hold = "30s"
             )))),
         );
         let spec = out.iter().find_map(|e| match e {
-            Effect::Guard(GuardEffect::Capture { spec }) => spec.clone(),
+            Effect::Guard(GuardEffect::Capture { spec, .. }) => spec.clone(),
             _ => None,
         });
         assert_eq!(spec.unwrap().interfaces, ["wan0", "lan0"]);
@@ -928,6 +941,50 @@ hold = "30s"
         );
         let d = decisions(&out);
         assert!(d.contains(&("stop".to_string(), Rung::Blackhole)), "{d:?}");
+    }
+
+    #[test]
+    fn without_a_capture_the_clock_runs_out_a_ban() {
+        let policy = POLICY.replace("[guard.capture]\ninterfaces = [\"wan0\"]\n", "");
+        let (mut e, first) = start(&policy);
+        assert!(
+            first.contains(&Effect::Guard(GuardEffect::Capture {
+                spec: None,
+                clock: true
+            })),
+            "{first:?}"
+        );
+        let out = command(
+            &mut e,
+            1,
+            GuardCommand::Ban {
+                address: VICTIM.parse().unwrap(),
+                direction: None,
+                rung: Some(Rung::Notify),
+                duration: Some(Duration::from_secs(2)),
+                permanent: false,
+            },
+        );
+        assert_eq!(decisions(&out), [("start".to_string(), Rung::Notify)]);
+        // The shell's clock: an empty tick a second.
+        let mut stopped = None;
+        for s in 1..=4 {
+            let out = guard_effects(e.handle(t0(), tick(s * 1_000, 0)));
+            if decisions(&out).contains(&("stop".to_string(), Rung::Notify)) {
+                stopped.get_or_insert(s);
+            }
+        }
+        assert_eq!(stopped, Some(2));
+        // A failed capture shows until the capture is started again.
+        e.handle(
+            t0(),
+            Input::Guard(GuardInput::CaptureFailed {
+                error: "no such device".into(),
+            }),
+        );
+        e.handle(t0(), tick(5_000, 0));
+        let v = e.snapshot(t0()).guard.unwrap();
+        assert_eq!(v.capture_error.as_deref(), Some("no such device"));
     }
 
     #[test]

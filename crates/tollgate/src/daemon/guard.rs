@@ -7,6 +7,9 @@
 //!   (`GuardInput::Tick`, its time on this process's monotonic clock) and
 //!   sends it to the loop like a signal or an API command. The engine
 //!   starts, restarts (reload) and stops it with `GuardEffect::Capture`.
+//!   Without a capture (none configured, or one that failed) a clock
+//!   thread sends an empty tick once a second instead, so the detector's
+//!   time goes on: holds and manual bans run out.
 //! - Decisions (`GuardEffect::Apply`) are carried out by
 //!   `crate::guard_rungs`, the same code as `tollgate guard watch`.
 //! - `GuardEffect::Save` replaces `guard-state.json` atomically; at start
@@ -39,13 +42,46 @@ use tokio::sync::oneshot;
 /// How often the status file is rewritten while nothing changes.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
-/// A running capture and the thread that forwards its ticks.
+/// How often the clock ticks without a capture. A second is fine for
+/// holds of seconds to hours; an empty tick tells the detector only that
+/// time passed (a capture's ticks must not be split by one: their
+/// counts would look twice as fast).
+const CLOCK_EVERY: Duration = Duration::from_secs(1);
+
+/// A running capture (or none) and the thread that forwards its ticks
+/// (or keeps the clock).
 struct Running {
-    capture: Capture,
+    capture: Option<Capture>,
     /// Set before the capture is stopped on purpose, so the forwarder
-    /// does not report the end as a failure.
+    /// does not report the end as a failure, and the clock stops.
     stopping: Arc<AtomicBool>,
     forwarder: JoinHandle<()>,
+}
+
+/// Sends an empty tick every [`CLOCK_EVERY`] until `stop` is set or the
+/// loop is gone; wakes every 100 ms to notice `stop`.
+fn keep_time(tx: &mpsc::Sender<Message>, origin: Instant, stop: &AtomicBool) {
+    let mut last = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < CLOCK_EVERY || stop.load(Ordering::SeqCst) {
+            continue;
+        }
+        last = Instant::now();
+        let tick = GuardTick {
+            observation: guard::Observation {
+                at: Monotonic(origin.elapsed()),
+                hosts: Vec::new(),
+            },
+            capture: CaptureCounts::default(),
+        };
+        if tx
+            .send(Message::Guard(Box::new(GuardInput::Tick(tick))))
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// The guard's side of the shell.
@@ -103,10 +139,12 @@ impl GuardShell {
     /// Carries out one of the engine's guard effects.
     pub fn execute(&mut self, effect: GuardEffect) {
         match effect {
-            GuardEffect::Capture { spec } => {
+            GuardEffect::Capture { spec, clock } => {
                 self.stop_capture();
-                if let Some(spec) = spec {
-                    self.start_capture(spec);
+                match spec {
+                    Some(spec) => self.start_capture(spec),
+                    None if clock => self.start_clock(),
+                    None => {}
                 }
                 self.dirty = true;
             }
@@ -141,6 +179,7 @@ impl GuardShell {
                     "cannot start the capture on {:?}: {e}",
                     spec.interfaces
                 ));
+                self.start_clock();
                 return;
             }
         };
@@ -159,13 +198,15 @@ impl GuardShell {
                     let _ = tx.send(Message::Guard(Box::new(GuardInput::CaptureFailed {
                         error: "the capture ended on its own".into(),
                     })));
+                    // The capture is gone; the clock goes on.
+                    keep_time(&tx, origin, &stop);
                 }
             });
         match forwarder {
             Ok(forwarder) => {
                 tracing::info!(interfaces = ?spec.interfaces, "guard capturing");
                 self.capture = Some(Running {
-                    capture,
+                    capture: Some(capture),
                     stopping,
                     forwarder,
                 });
@@ -175,6 +216,27 @@ impl GuardShell {
                 let _ = capture.stop();
                 self.failed(format!("cannot start the guard's tick thread: {e}"));
             }
+        }
+    }
+
+    /// Keeps the guard's time without a capture.
+    fn start_clock(&mut self) {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        match std::thread::Builder::new()
+            .name("guard-clock".into())
+            .spawn(move || keep_time(&tx, origin, &stop))
+        {
+            Ok(forwarder) => {
+                self.capture = Some(Running {
+                    capture: None,
+                    stopping,
+                    forwarder,
+                });
+            }
+            Err(e) => tracing::error!(
+                "guard: cannot start the clock thread ({e}); holds run out only with traffic"
+            ),
         }
     }
 
@@ -188,11 +250,12 @@ impl GuardShell {
             })));
     }
 
-    /// Stops the capture (its last short tick still reaches the engine).
+    /// Stops the capture (its last short tick still reaches the engine),
+    /// or the clock.
     pub fn stop_capture(&mut self) {
         if let Some(r) = self.capture.take() {
             r.stopping.store(true, Ordering::SeqCst);
-            if let Err(e) = r.capture.stop() {
+            if let Some(Err(e)) = r.capture.map(Capture::stop) {
                 tracing::warn!("guard: the capture stopped with an error: {e}");
             }
             let _ = r.forwarder.join();
