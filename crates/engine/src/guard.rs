@@ -320,7 +320,9 @@ impl Engine {
                 return;
             }
         }
-        if self.guard.spec != spec || !self.guard.told {
+        // A capture that failed is started again by any reload (the
+        // interface may exist now).
+        if self.guard.spec != spec || !self.guard.told || self.guard.capture_error.is_some() {
             if spec.is_none() {
                 self.event(
                     out,
@@ -985,6 +987,14 @@ hold = "30s"
         e.handle(t0(), tick(5_000, 0));
         let v = e.snapshot(t0()).guard.unwrap();
         assert_eq!(v.capture_error.as_deref(), Some("no such device"));
+        // A reload, even of the same policy, starts it again.
+        let out = e.handle(t0(), Input::PolicyRead(Box::new(text(&policy))));
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, Effect::Guard(GuardEffect::Capture { clock: true, .. }))),
+            "{out:?}"
+        );
+        assert_eq!(e.snapshot(t0()).guard.unwrap().capture_error, None);
     }
 
     #[test]
