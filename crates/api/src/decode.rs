@@ -16,7 +16,11 @@ pub const QUERY_LIMIT: usize = 4096;
 /// The field a serde error is about: the path it names.
 fn problem_for(path: String, e: &str) -> Problem {
     // serde names an unknown member in the message, not in the path.
-    let field = if let Some(rest) = e.strip_prefix("unknown field `") {
+    // …and a missing member likewise (the path is its parent's).
+    let member = e
+        .strip_prefix("unknown field `")
+        .or_else(|| e.strip_prefix("missing field `"));
+    let field = if let Some(rest) = member {
         let name = rest.split('`').next().unwrap_or("");
         if path.is_empty() || path == "." {
             name.to_string()

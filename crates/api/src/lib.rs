@@ -24,6 +24,7 @@ pub mod decode;
 pub mod files;
 pub mod fuzzing;
 pub mod graph;
+pub mod guard;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -106,6 +107,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flows/status", get(read::flows))
         .route("/api/v1/transit", get(transit::report))
         .route("/api/v1/reload", post(write::reload))
+        .route("/api/v1/guard", get(guard::status))
+        .route("/api/v1/guard/ban", post(guard::ban))
+        .route("/api/v1/guard/unban", post(guard::unban))
         .route("/metrics", get(metrics::scrape))
         .merge(ui::routes())
         .fallback(not_found)

@@ -39,12 +39,17 @@ impl std::fmt::Debug for Scrape {
     }
 }
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+pub(crate) fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> std::fmt::Result {
     let c = ConstCounter::new(v);
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt::Result {
+pub(crate) fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt::Result {
     let g = ConstGauge::new(v);
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
 }
@@ -80,6 +85,22 @@ fn labelled(
     for (value, v) in rows {
         let labels = [(label, Escaped(value))];
         ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A family of gauges with one label.
+pub(crate) fn labelled_gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    rows: &[(String, u64)],
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, v) in rows {
+        let labels = [(label, Escaped(value))];
+        ConstGauge::new(*v as i64).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -185,6 +206,7 @@ impl Collector for Scrape {
             "1 while the saved routes table cannot be read (the last good one is in use).",
             f64::from(u8::from(s.routes_error.is_some())),
         )?;
+        crate::guard::metrics(&mut e, &s)?;
         flows(&mut e, &self.files)
     }
 }

@@ -79,7 +79,7 @@ fn checked_rate(field: &str, v: &Option<String>) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn send(st: &AppState, command: Command) -> Result<axum::Json<Done>, Problem> {
+pub(crate) async fn send(st: &AppState, command: Command) -> Result<axum::Json<Done>, Problem> {
     let rx =
         (st.commands)(command).ok_or_else(|| Problem::unavailable("the daemon is stopping"))?;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(120), rx)

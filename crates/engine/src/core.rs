@@ -102,6 +102,7 @@ pub struct Engine {
     events: VecDeque<Event>,
     last_apply: Option<Applied>,
     started: Timestamp,
+    pub(crate) guard: crate::guard::Guard,
 }
 
 impl Engine {
@@ -155,6 +156,7 @@ impl Engine {
             events: VecDeque::new(),
             last_apply: None,
             started: now,
+            guard: Default::default(),
         };
         let mut out = Vec::new();
         // Finish or forget what a crash interrupted, by what the policy
@@ -179,6 +181,7 @@ impl Engine {
             ),
             None,
         );
+        e.guard_policy(now, &mut out);
         out.extend(e.handle(now, Input::Tick));
         Ok((e, out))
     }
@@ -235,6 +238,7 @@ impl Engine {
             routes_error: self.routes_error.clone(),
             records: self.records.clone(),
             events: self.events.iter().cloned().collect(),
+            guard: self.guard_view().map(Arc::new),
         }
     }
 
@@ -349,9 +353,16 @@ impl Engine {
                     self.event(&mut out, now, Level::Error, "flows_failed", e, None);
                 }
             }
+            // A ban must not wait for a policy write (it edits no file).
+            Input::Command {
+                id,
+                command: Command::Guard { guard },
+            } => self.guard_command(now, id, guard, &mut out),
             Input::Command { id, command } => self.command(now, id, command, &mut out),
+            Input::Guard(g) => self.guard_input(now, g, &mut out),
             Input::Stop => {
                 self.stopping = true;
+                self.guard_stop(&mut out);
                 self.event(
                     &mut out,
                     now,
@@ -635,6 +646,7 @@ impl Engine {
         self.running = next;
         self.settings = settings;
         self.policy_changed = true;
+        self.guard_policy(now, out);
         if self.flows {
             out.push(Effect::RebuildFlowTables);
         }
@@ -775,6 +787,10 @@ impl Engine {
             Command::Reload => {
                 self.after_reload.push(id);
                 out.push(Effect::ReadPolicy);
+                return;
+            }
+            Command::Guard { guard } => {
+                self.guard_command(now, id, guard, out);
                 return;
             }
             Command::Release { tenant } => {

@@ -225,6 +225,11 @@ pub enum Command {
     },
     /// Read the policy file again.
     Reload,
+    /// A guard ban or unban (`crate::guard`).
+    Guard {
+        /// What.
+        guard: crate::guard::GuardCommand,
+    },
 }
 
 /// One input.
@@ -297,6 +302,8 @@ pub enum Input {
     },
     /// SIGTERM: read once more, commit, exit.
     Stop,
+    /// The guard's capture, or its saved state (`crate::guard`).
+    Guard(crate::guard::GuardInput),
 }
 
 /// How serious an [`Event`] is.
@@ -438,6 +445,8 @@ pub enum Effect {
     },
     /// Something happened.
     Event(Event),
+    /// The guard's capture, ladder or state (`crate::guard`).
+    Guard(crate::guard::GuardEffect),
     /// Stop the process with this exit code.
     Exit {
         /// 0 when everything was committed.

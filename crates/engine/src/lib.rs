@@ -15,12 +15,14 @@
 //! - [`records`]: the automation's records and their crash safety;
 //! - [`edit`]: edits of the policy file, shared with the command line;
 //! - [`feeds`]: which kernel class counts whose traffic;
-//! - [`snapshot`]: what the API and metrics read.
+//! - [`snapshot`]: what the API and metrics read;
+//! - [`guard`]: the DDoS detector inside the daemon, its inputs and effects.
 
 pub mod books;
 mod core;
 pub mod edit;
 pub mod feeds;
+pub mod guard;
 pub mod io;
 mod overage;
 pub mod records;

@@ -83,4 +83,6 @@ pub struct Snapshot {
     pub records: Records,
     /// Recent events, oldest first.
     pub events: Vec<Event>,
+    /// The guard's incidents and counts, if the policy has `[guard]`.
+    pub guard: Option<Arc<crate::guard::GuardView>>,
 }

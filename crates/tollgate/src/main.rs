@@ -22,6 +22,7 @@ mod collector;
 mod crash_point;
 mod daemon;
 mod error;
+mod guard_rungs;
 mod ledger;
 mod offline_vifs;
 mod overage_files;

@@ -66,9 +66,20 @@ impl StateDir {
         self.root.join("routes").join("table.tgr")
     }
 
-    /// The guard's ladder state (`guard watch`).
+    /// The guard's ladder state (`guard watch`, `run`).
     pub fn guard_state(&self) -> PathBuf {
         self.root.join("guard-state.json")
+    }
+
+    /// The guard's status as the daemon last wrote it (`guard status`).
+    pub fn guard_status(&self) -> PathBuf {
+        self.root.join("guard-status.json")
+    }
+
+    /// Bans and unbans `tollgate guard ban|unban` leave for the daemon
+    /// (`NAME.json`), and its answers (`NAME.answer`).
+    pub fn guard_requests(&self) -> PathBuf {
+        self.root.join("guard-requests")
     }
 
     /// Interfaces taken offline by `hook vif offline`.
@@ -235,6 +246,9 @@ mod tests {
             s.overage_requests(),
             s.routes_table(),
             s.offline_vifs(),
+            s.guard_state(),
+            s.guard_status(),
+            s.guard_requests(),
         ] {
             assert!(p.starts_with("/srv/tg"), "{}", p.display());
         }

@@ -26,6 +26,93 @@ Examples:
   tollgate guard watch --netns tgr --iface veth1 --state-dir /tmp/tg-guard"
     )]
     Watch(WatchArgs),
+
+    /// Show the running daemon's guard: open incidents (address or group,
+    /// attack type, rates, rung, since, hold left) and the detector's
+    /// counts.
+    #[command(
+        after_help = "Reads what `tollgate run` (with a [guard] section in its policy) \
+writes to guard-status.json in the state directory at every change and once a second; the same \
+data as `GET /api/v1/guard`. If the file is more than 5 seconds old the daemon is not running \
+(or runs with another --state-dir), and the command says so.
+
+Columns: TARGET (address, or a group's name for a group-total incident), DIR (in: towards it, \
+out: from it), ATTACK, PEAK PPS and BPS (the highest one-tick rate), RUNG (the highest in place), \
+SINCE, HOLD LEFT (before anything may come down; `permanent` for a permanent ban).
+
+Examples:
+  tollgate guard status
+  tollgate guard status --json | jq '.incidents[] | {target, rung, hold_left_s}'
+  tollgate guard status --state-dir /tmp/tg-state"
+    )]
+    Status {
+        /// Print the status as JSON (the API's shape).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Ban an address by hand: apply the ladder up to a rung, for a time
+    /// or until unbanned, whatever the traffic.
+    #[command(
+        after_help = "The running daemon carries it out (the request goes through the \
+state directory, like `overage release`): every rung from the bottom of the address's ladder up \
+to --rung is applied at once (notify runs the script; blackhole adds the route). Without --for \
+or --permanent the ban lasts the rung's hold; a ban neither escalates nor ends early because the \
+traffic is calm. The address must be inside the guard's networks. Exits 1 if the daemon refuses \
+(outside the networks, no such rung), 2 if no daemon answers within 10 seconds.
+
+Examples:
+  tollgate guard ban 203.0.113.10                       # up to the ladder's top rung
+  tollgate guard ban 203.0.113.10 --rung notify --for 10m
+  tollgate guard ban 2001:db8::7 --rung blackhole --permanent
+  tollgate guard ban 203.0.113.10 --direction out --for 1h --json"
+    )]
+    Ban {
+        /// The address (IPv4 or IPv6).
+        #[arg(value_name = "ADDR")]
+        address: String,
+        /// The highest rung to apply: notify, throttle, drop, blackhole,
+        /// rtbh or flowspec (the ladder's top rung if left out).
+        #[arg(long, value_name = "RUNG")]
+        rung: Option<String>,
+        /// How long: 90s, 10m, 2h… (the rung's hold if left out).
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "permanent")]
+        duration: Option<String>,
+        /// Until `tollgate guard unban`.
+        #[arg(long)]
+        permanent: bool,
+        /// The direction: in (traffic towards the address, the default) or
+        /// out.
+        #[arg(long, value_name = "in|out")]
+        direction: Option<String>,
+        /// Print the daemon's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Remove every rung from an address (or a group's total incident)
+    /// now: the routes go, notify scripts get `unban`.
+    #[command(
+        after_help = "Also resets the address's averages, so a false positive is not \
+banned again by its old rates; if the attack goes on, it is detected again. Exits 1 if nothing \
+is banned for the target, 2 if no daemon answers within 10 seconds.
+
+Examples:
+  tollgate guard unban 203.0.113.10
+  tollgate guard unban 203.0.113.10 --direction in
+  tollgate guard unban tenant-7            # a group total's incident, by the group's name"
+    )]
+    Unban {
+        /// The address, or a group's name.
+        #[arg(value_name = "ADDR|GROUP")]
+        target: String,
+        /// Only this direction (in or out); both if left out.
+        #[arg(long, value_name = "in|out")]
+        direction: Option<String>,
+        /// Print the daemon's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tollgate guard watch`'s options.

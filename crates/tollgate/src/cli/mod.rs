@@ -303,7 +303,13 @@ Examples:
     /// ladder (notify, blackhole…) for addresses under attack.
     #[command(
         subcommand,
-        after_help = "Examples:
+        after_help = "`tollgate run` runs the guard when the policy has a [guard] section; \
+`status`, `ban` and `unban` talk to that daemon. `watch` runs the guard alone, in the foreground.
+
+Examples:
+  tollgate guard status
+  tollgate guard ban 203.0.113.10 --rung blackhole --for 10m
+  tollgate guard unban 203.0.113.10
   tollgate guard watch -c /etc/tollgate/tollgate.toml
   tollgate guard watch --iface eth1 --network 203.0.113.0/24 --threshold-pps 10000"
     )]

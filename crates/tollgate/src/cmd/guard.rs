@@ -1,19 +1,17 @@
-//! `tollgate guard watch`: packet capture → detector → ladder, in the
-//! foreground.
+//! `tollgate guard`: `watch` runs the guard alone in the foreground;
+//! `status`, `ban` and `unban` talk to the daemon (`tollgate run`), which
+//! runs the guard when the policy has `[guard]`, through the state
+//! directory as `overage release` does: the daemon writes
+//! `guard-status.json`, and takes `guard-requests/NAME.json`, answering in
+//! `NAME.answer`. The files need no token and work without the API.
+//!
+//! `guard watch`: packet capture → detector → ladder, in the foreground.
 //!
 //! The capture (`packet-capture`) sends one `TickReport` per 100 ms; each
 //! becomes a `guard::Observation` (field by field, its time on a monotonic
 //! clock whose origin is this process's start) and the detector returns
-//! the ladder's decisions, which are carried out here:
-//! - `notify`: the script is spawned with FastNetMon's arguments
-//!   (`IP incoming|outgoing PPS ban|unban`) and the JSON report on stdin;
-//!   a thread per script feeds its stdin and reaps it, so a slow script
-//!   never holds up the loop, and at most [`MAX_NOTIFY`] run at once;
-//! - `blackhole`: a kernel blackhole route per prefix, through
-//!   `linux_dataplane::blackhole` (marked with its own routing protocol,
-//!   so only tollgate's routes are ever removed);
-//! - the other rungs are logged as not available yet, and the ladder goes
-//!   on.
+//! the ladder's decisions, which `crate::guard_rungs` carries out (the
+//! same code as the daemon's: notify scripts, blackhole routes).
 //!
 //! The ladder's state is saved (atomically) at every change and restored
 //! at start: rungs in place before a restart are applied again (a missing
@@ -23,25 +21,16 @@
 use super::Context;
 use crate::cli::guard::{GuardCommand, WatchArgs};
 use crate::error::{Error, Result};
-use guard::{
-    Action, Decision, Detector, Direction, HostCounters, HostSample, Limit, Metric, Monotonic,
-    Observation, Rung, RungConfig, SavedState, Step,
-};
-use linux_dataplane::blackhole::{Added, Blackholes};
+use crate::guard_rungs::{observation, save, Rungs};
+use guard::{Action, Decision, Detector, Direction, Limit, Metric, Monotonic, Rung, RungConfig};
 use net_types::Prefix;
-use packet_capture::{Capture, CaptureConfig, TickReport};
-use std::io::Write as _;
+use packet_capture::{Capture, CaptureConfig};
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The most notify scripts running at once; a ban or unban beyond is
-/// logged and not notified (a script that hangs must not pile up
-/// processes during a long attack).
-const MAX_NOTIFY: usize = 32;
 
 /// How long the notify rung added by `--notify` stays at least, when the
 /// ladder had no notify rung.
@@ -50,6 +39,157 @@ const NOTIFY_HOLD: Duration = Duration::from_secs(60);
 pub fn run(cx: &Context, cmd: &GuardCommand) -> Result<ExitCode> {
     match cmd {
         GuardCommand::Watch(a) => watch(cx, a),
+        GuardCommand::Status { json } => status(cx, *json),
+        GuardCommand::Ban {
+            address,
+            rung,
+            duration,
+            permanent,
+            direction,
+            json,
+        } => {
+            let body = api::guard::BanBody {
+                address: address.clone(),
+                direction: direction.clone(),
+                rung: rung.clone(),
+                duration: duration.clone(),
+                permanent: *permanent,
+            };
+            let command = api::guard::ban_command(&body).map_err(refused)?;
+            request(cx, command, *json)
+        }
+        GuardCommand::Unban {
+            target,
+            direction,
+            json,
+        } => {
+            let body = api::guard::UnbanBody {
+                target: target.clone(),
+                direction: direction.clone(),
+            };
+            let command = api::guard::unban_command(&body).map_err(refused)?;
+            request(cx, command, *json)
+        }
+    }
+}
+
+/// How long a ban or unban waits for the daemon.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// A status file older than this was not written by a running daemon.
+const STALE: Duration = Duration::from_secs(5);
+
+/// The API's refusal of an argument, as the command line's (the same
+/// checks, naming the option).
+fn refused(p: api::problem::Problem) -> Error {
+    let option = match p.field.as_deref() {
+        Some("address") => "ADDR".to_string(),
+        Some("target") => "ADDR|GROUP".to_string(),
+        Some(f) => format!("--{f}"),
+        None => "the arguments".to_string(),
+    };
+    Error::invalid(format!("{option}: {}", p.detail))
+}
+
+fn status(cx: &Context, json: bool) -> Result<ExitCode> {
+    let path = cx.state.guard_status();
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::runtime(format!(
+                "no guard status in {}",
+                cx.state.root().display()
+            ))
+            .hint("the daemon writes it when it runs with a [guard] section in its policy: start `tollgate run`, or pass the --state-dir it uses"))
+        }
+        Err(e) => {
+            return Err(Error::runtime(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let status: api::guard::GuardStatus = serde_json::from_slice(&text)
+        .map_err(|e| Error::runtime(format!("{} cannot be read: {e}", path.display())))?;
+    let age = jiff::Timestamp::now().duration_since(status.as_of);
+    let stale = age > jiff::SignedDuration::try_from(STALE).unwrap_or_default();
+    if stale {
+        tracing::warn!(
+            "{} was written {:.0}s ago: the daemon is not running (or uses another --state-dir); this is what it saw last",
+            path.display(),
+            age.as_secs_f64()
+        );
+    }
+    if json {
+        say!("{}", crate::output::json_pretty(&status)?);
+    } else {
+        say!("{}", crate::output::guard::status_text(&status, stale));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Leaves `command` for the daemon and waits for its answer.
+fn request(cx: &Context, command: engine::guard::GuardCommand, json: bool) -> Result<ExitCode> {
+    let dir = cx.state.guard_requests();
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Error::runtime(format!("cannot create {}: {e}", dir.display())).hint(
+            "the state directory must be writable by you; pass --state-dir if the daemon uses another",
+        )
+    })?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let name = format!("{nanos}-{}", std::process::id());
+    let req = dir.join(format!("{name}.json"));
+    let answer = dir.join(format!("{name}.answer"));
+    let bytes = serde_json::to_vec(&command)
+        .map_err(|e| Error::runtime(format!("cannot encode the request: {e}")))?;
+    crate::state_dir::replace_atomically(&req, &bytes)?;
+    let started = Instant::now();
+    let text = loop {
+        match std::fs::read(&answer) {
+            Ok(t) => break t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::runtime(format!(
+                    "cannot read {}: {e}",
+                    answer.display()
+                )))
+            }
+        }
+        if started.elapsed() > ANSWER_WAIT {
+            // Not taken: withdraw it, so a daemon started later does not
+            // carry out a command its author saw fail.
+            let taken = std::fs::remove_file(&req).is_err();
+            return Err(Error::runtime(if taken {
+                "the daemon took the request but did not answer within 10 seconds; `tollgate guard status` shows whether it was carried out".to_string()
+            } else {
+                "no daemon answered within 10 seconds; the request is withdrawn".to_string()
+            })
+            .hint("is `tollgate run` running, with a [guard] section and this --state-dir?"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Err(e) = std::fs::remove_file(&answer) {
+        tracing::warn!(path = %answer.display(), "cannot remove the answer: {e}");
+    }
+    let answer: engine::io::Answer = serde_json::from_slice(&text)
+        .map_err(|e| Error::runtime(format!("the daemon's answer cannot be read: {e}")))?;
+    if json {
+        say!("{}", crate::output::json_pretty(&answer)?);
+    }
+    match answer {
+        engine::io::Answer::Done { message, .. } => {
+            if !json {
+                sayln!("{message}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        engine::io::Answer::Invalid { message, .. } | engine::io::Answer::NotFound { message } => {
+            Err(Error::invalid(message))
+        }
+        engine::io::Answer::Failed { message } => Err(Error::runtime(message)),
     }
 }
 
@@ -144,16 +284,12 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
     let origin = Instant::now();
     let mono = |i: Instant| Monotonic(i.saturating_duration_since(origin));
     let state_path = cx.state.guard_state();
-    let mut shell = Shell {
-        blackholes: Blackholes::open()
-            .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
-        in_flight: Arc::new(AtomicUsize::new(0)),
-    };
+    let mut shell = Rungs::open()?;
     let (mut detector, restored) = restore(config, &state_path, mono(Instant::now()))?;
     if !restored.is_empty() {
         tracing::info!(rungs = restored.len(), "restoring the ladder's state");
         shell.carry_out(&restored);
-        save(&detector, &state_path, mono(Instant::now()));
+        save(&detector.save(mono(Instant::now())), &state_path);
     }
     let interfaces = capture_config.interfaces.clone();
     let (capture, ticks) = Capture::start(capture_config)
@@ -170,7 +306,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
                 let decisions = detector.tick(&observation(&t, origin));
                 if !decisions.is_empty() {
                     shell.carry_out(&decisions);
-                    save(&detector, &state_path, mono(Instant::now()));
+                    save(&detector.save(mono(Instant::now())), &state_path);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -187,7 +323,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
         let decisions = detector.tick(&observation(&t, origin));
         shell.carry_out(&decisions);
     }
-    save(&detector, &state_path, mono(Instant::now()));
+    save(&detector.save(mono(Instant::now())), &state_path);
     match result {
         Err(e) => Err(Error::runtime(format!("the capture failed: {e}"))),
         Ok(()) if failed => Err(Error::runtime("the capture ended on its own")),
@@ -240,44 +376,6 @@ fn watch_signals(stop: Arc<AtomicBool>) -> Result<()> {
     }
 }
 
-/// One tick's report as the detector's observation, field by field.
-fn observation(t: &TickReport, origin: Instant) -> Observation {
-    Observation {
-        at: Monotonic(t.ended.saturating_duration_since(origin)),
-        hosts: t
-            .hosts
-            .iter()
-            .map(|h| {
-                let c = &h.counters;
-                HostSample {
-                    addr: h.addr,
-                    direction: match h.direction {
-                        packet_capture::Direction::In => Direction::In,
-                        packet_capture::Direction::Out => Direction::Out,
-                    },
-                    counters: HostCounters {
-                        packets: c.packets,
-                        bytes: c.bytes,
-                        tcp_packets: c.tcp_packets,
-                        tcp_bytes: c.tcp_bytes,
-                        udp_packets: c.udp_packets,
-                        udp_bytes: c.udp_bytes,
-                        icmp_packets: c.icmp_packets,
-                        icmp_bytes: c.icmp_bytes,
-                        tcp_syn: c.tcp_syn,
-                        fragments: c.fragments,
-                        fragment_bytes: c.fragment_bytes,
-                        flows: h.flows,
-                        top_udp_src_ports: h.top_udp_src_ports.as_slice().to_vec().into(),
-                        min_packet_len: h.min_packet_len,
-                        max_packet_len: h.max_packet_len,
-                    },
-                }
-            })
-            .collect(),
-    }
-}
-
 /// The detector, with the incidents of the saved state if there is one.
 fn restore(
     config: guard::Config,
@@ -289,25 +387,8 @@ fn restore(
             .map(|d| (d, Vec::new()))
             .map_err(|e| Error::invalid(format!("the guard's configuration: {e}")))
     };
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return fresh(config),
-        Err(e) => {
-            return Err(Error::runtime(format!(
-                "cannot read the guard state {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    let saved: SavedState = match serde_json::from_slice(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(
-                "the guard state {} is unreadable ({e}); starting without it",
-                path.display()
-            );
-            return fresh(config);
-        }
+    let Some(saved) = crate::guard_rungs::read_state(path)? else {
+        return fresh(config);
     };
     match Detector::restore(config.clone(), &saved, now) {
         Ok(r) => Ok(r),
@@ -319,200 +400,4 @@ fn restore(
             fresh(config)
         }
     }
-}
-
-/// Saves the ladder's state; a failure is logged (the guard goes on: a
-/// full disk must not stop the defence).
-fn save(detector: &Detector, path: &Path, now: Monotonic) {
-    let saved = detector.save(now);
-    let bytes = match serde_json::to_vec_pretty(&saved) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!("cannot encode the guard state: {e}");
-            return;
-        }
-    };
-    if let Err(e) = crate::state_dir::replace_atomically(path, &bytes) {
-        tracing::error!("cannot save the guard state: {e}");
-    }
-}
-
-/// What carries the decisions out.
-struct Shell {
-    blackholes: Blackholes,
-    in_flight: Arc<AtomicUsize>,
-}
-
-impl Shell {
-    fn carry_out(&mut self, decisions: &[Decision]) {
-        for d in decisions {
-            match d {
-                Decision::Start(step) => {
-                    tracing::info!(
-                        address = %step.target,
-                        direction = step.direction.as_script_word(),
-                        kind = %step.attack.kind,
-                        pps = crate::output::guard::attack_pps(step),
-                        trigger = ?step.attack.trigger.by,
-                        "ban started"
-                    );
-                    self.apply(step, false);
-                }
-                Decision::Escalate { from, step } => {
-                    tracing::info!(address = %step.target, direction = step.direction.as_script_word(), %from, to = %step.rung, "escalating");
-                    self.apply(step, false);
-                }
-                Decision::Restore(step) => {
-                    tracing::info!(address = %step.target, direction = step.direction.as_script_word(), rung = %step.rung, "restoring");
-                    self.apply(step, true);
-                }
-                Decision::Update(step) => {
-                    if let Action::Notify {
-                        script: Some(s), ..
-                    } = &step.action
-                    {
-                        self.notify(s, step, "attack_details");
-                    }
-                }
-                Decision::Stop { step, ended } => {
-                    self.remove(step);
-                    if *ended {
-                        tracing::info!(
-                            address = %step.target,
-                            direction = step.direction.as_script_word(),
-                            kind = %step.attack.kind,
-                            pps = step.attack.peak_pps,
-                            packets = step.attack.packets,
-                            "ban ended"
-                        );
-                    }
-                }
-                Decision::Refused {
-                    target,
-                    direction,
-                    rung,
-                    reason,
-                } => tracing::warn!(
-                    address = %target,
-                    direction = direction.as_script_word(),
-                    %rung,
-                    ?reason,
-                    "rung refused; the ladder stops below it"
-                ),
-            }
-        }
-    }
-
-    /// Puts a rung in place (`restoring`: it was before a restart, so a
-    /// notify script is not called again).
-    fn apply(&mut self, step: &Step, restoring: bool) {
-        match &step.action {
-            Action::Notify {
-                script, webhook, ..
-            } => {
-                if restoring {
-                    return;
-                }
-                if let Some(s) = script {
-                    self.notify(s, step, "ban");
-                }
-                if webhook.is_some() {
-                    tracing::warn!("notify: webhooks are not available yet; only the script runs");
-                }
-            }
-            Action::Blackhole => {
-                for p in &step.prefixes {
-                    match self.blackholes.add(*p) {
-                        Ok(Added::New) => tracing::info!(prefix = %p, "blackhole route added"),
-                        Ok(Added::AlreadyThere) => {
-                            tracing::info!(prefix = %p, "a route for the prefix is already there; left as it is")
-                        }
-                        Err(e) => tracing::error!("{e}"),
-                    }
-                }
-            }
-            other => not_yet(other.rung()),
-        }
-    }
-
-    /// Takes a rung away.
-    fn remove(&mut self, step: &Step) {
-        match &step.action {
-            Action::Notify { script, .. } => {
-                if let Some(s) = script {
-                    self.notify(s, step, "unban");
-                }
-            }
-            Action::Blackhole => {
-                for p in &step.prefixes {
-                    match self.blackholes.remove(*p) {
-                        Ok(true) => tracing::info!(prefix = %p, "blackhole route removed"),
-                        Ok(false) => {
-                            tracing::info!(prefix = %p, "no blackhole route of ours to remove")
-                        }
-                        Err(e) => tracing::error!("{e}"),
-                    }
-                }
-            }
-            other => not_yet(other.rung()),
-        }
-    }
-
-    /// Runs `script IP DIRECTION PPS ACTION` with the report on stdin,
-    /// without waiting for it: a thread writes its stdin and reaps it.
-    fn notify(&self, script: &str, step: &Step, action: &str) {
-        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
-            tracing::warn!(
-                address = %step.target,
-                action,
-                "{MAX_NOTIFY} notify scripts still running; this one is skipped"
-            );
-            return;
-        }
-        // FastNetMon's order: IP DIRECTION PPS ACTION.
-        let mut args = step.script_args(action == "ban");
-        args[3] = action.to_owned();
-        let mut child = match Command::new(script)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("cannot run the notify script {script}: {e}");
-                return;
-            }
-        };
-        let report = crate::output::guard::notify_json(step, action);
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        let script = script.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("notify".into())
-            .spawn(move || {
-                if let Some(mut stdin) = child.stdin.take() {
-                    // A script that does not read its stdin closes the
-                    // pipe: that is its choice, not an error.
-                    let _ = stdin.write_all(&report);
-                }
-                match child.wait() {
-                    Ok(s) if s.success() => {}
-                    Ok(s) => tracing::warn!("the notify script {script} exited with {s}"),
-                    Err(e) => tracing::warn!("the notify script {script}: {e}"),
-                }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!("cannot start a thread for the notify script: {e}");
-        }
-    }
-}
-
-fn not_yet(rung: Rung) {
-    tracing::warn!(
-        %rung,
-        "this rung is not available yet in `guard watch` (issue 15); the ladder goes on"
-    );
 }

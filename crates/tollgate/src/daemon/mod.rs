@@ -20,6 +20,7 @@
 
 mod allocator;
 mod clock;
+mod guard;
 mod kernel;
 mod overage_watch;
 mod record;
@@ -51,6 +52,8 @@ pub enum Message {
         engine::io::Command,
         tokio::sync::oneshot::Sender<engine::io::Answer>,
     ),
+    /// A guard capture tick, or its failure.
+    Guard(Box<engine::guard::GuardInput>),
 }
 
 /// Reads what the engine starts from.
@@ -117,6 +120,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
     let (tx, rx) = mpsc::channel::<Message>();
+    shell.guard = Some(guard::GuardShell::new(tx.clone(), state));
     signals(tx.clone())?;
     let inbox = std::sync::Mutex::new(tx);
     let commands: api::Commands = Arc::new(move |command| {
@@ -134,6 +138,15 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
         "tollgate daemon running"
     );
     let mut pending = shell.execute_all(&engine, first);
+    // The guard's saved ladder, before its first tick.
+    pending.extend(
+        shell
+            .guard
+            .as_ref()
+            .map(|g| g.restore_input())
+            .transpose()?
+            .flatten(),
+    );
     loop {
         while let Some(input) = pending.pop_front() {
             let now = shell.clock.now();
@@ -149,6 +162,9 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
             s.send_replace(Arc::new(engine.snapshot(shell.clock.now())));
         }
         shell.send_answers();
+        if let Some(g) = &mut shell.guard {
+            g.after_round(&engine, shell.clock.now());
+        }
         // Things the shell watches on its own: the routes table and the
         // release requests.
         pending.extend(shell.watch(&engine));
@@ -169,6 +185,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
                 Input::Stop
             }
             Ok(Message::Command(command, reply)) => shell.command(command, reply),
+            Ok(Message::Guard(g)) => Input::Guard(*g),
             Err(mpsc::RecvTimeoutError::Timeout) => Input::Tick,
             Err(mpsc::RecvTimeoutError::Disconnected) => Input::Stop,
         };

@@ -40,6 +40,9 @@ pub struct Shell {
     next_id: u64,
     /// Release requests already handed to the engine.
     requests_seen: std::collections::BTreeSet<u32>,
+    /// The guard's capture, rungs and files (set once the loop's channel
+    /// exists).
+    pub guard: Option<super::guard::GuardShell>,
     /// Set by `Exit`.
     pub exit: Option<u8>,
     /// The one clock.
@@ -84,6 +87,7 @@ impl Shell {
             answers: Vec::new(),
             next_id: 1,
             requests_seen: Default::default(),
+            guard: None,
             exit: None,
             clock,
         })
@@ -136,6 +140,10 @@ impl Shell {
             out.push(Input::ReleaseRequested { tenant });
         }
         self.requests_seen = requests;
+        if let Some(mut g) = self.guard.take() {
+            out.extend(g.requests(&mut |c, reply| self.command(c, reply)));
+            self.guard = Some(g);
+        }
         out
     }
 
@@ -153,6 +161,9 @@ impl Shell {
     pub fn finish(&mut self) {
         self.send_answers();
         self.stop_flows();
+        if let Some(g) = &mut self.guard {
+            g.stop_capture();
+        }
     }
 
     /// Carries out one effect.
@@ -270,6 +281,13 @@ impl Shell {
                     Level::Error => {
                         tracing::error!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
                     }
+                }
+                None
+            }
+            Effect::Guard(g) => {
+                match &mut self.guard {
+                    Some(shell) => shell.execute(g),
+                    None => tracing::error!("a guard effect before the guard's shell exists"),
                 }
                 None
             }

@@ -1,5 +1,5 @@
-//! `tollgate guard watch`'s texts: the JSON report a notify script reads
-//! on stdin, and the numbers its arguments carry.
+//! `tollgate guard`'s texts: the JSON report a notify script reads
+//! on stdin, the numbers its arguments carry, and `guard status`.
 
 use guard::{Step, Target};
 use serde::Serialize;
@@ -50,4 +50,172 @@ pub fn notify_json(step: &Step, action: &str) -> Vec<u8> {
     let mut v = serde_json::to_vec(&r).unwrap_or_default();
     v.push(b'\n');
     v
+}
+
+/// `tollgate guard status` for people: one line per incident, then the
+/// counts.
+pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let as_of = s.as_of.strftime("%Y-%m-%d %H:%M:%S UTC");
+    if stale {
+        let _ = writeln!(o, "as of {as_of} (the daemon is not writing it now)");
+    }
+    let capture = if s.capturing {
+        format!("capturing on {}", s.interfaces.join(", "))
+    } else {
+        match &s.capture_error {
+            Some(e) => format!("NOT capturing: {e}"),
+            None => "NOT capturing: [guard.capture] names no interface".to_string(),
+        }
+    };
+    let _ = writeln!(o, "guard: {capture}; protecting {}", s.networks.join(", "));
+    if s.incidents.is_empty() {
+        let _ = writeln!(o, "no open incident");
+    } else {
+        let rows: Vec<[String; 8]> = s
+            .incidents
+            .iter()
+            .map(|i| {
+                [
+                    i.target.clone(),
+                    i.direction.clone(),
+                    i.attack_type.clone(),
+                    super::count(i.peak_pps),
+                    super::rate(i.peak_bps as f64),
+                    i.rung.clone().unwrap_or_else(|| "-".into()),
+                    i.since.strftime("%H:%M:%S").to_string(),
+                    match i.hold_left_s {
+                        None => "permanent".into(),
+                        Some(h) => format!("{h:.0}s"),
+                    },
+                ]
+            })
+            .collect();
+        let head = [
+            "TARGET",
+            "DIR",
+            "ATTACK",
+            "PEAK PPS",
+            "PEAK BPS",
+            "RUNG",
+            "SINCE",
+            "HOLD LEFT",
+        ];
+        let mut widths = head.map(str::len);
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let mut l = String::new();
+            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(c);
+                } else {
+                    let _ = write!(l, "{c:<w$}  ");
+                }
+            }
+            l
+        };
+        let _ = writeln!(o, "{}", line(head.to_vec()));
+        for r in &rows {
+            let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
+        }
+    }
+    let t = &s.stats;
+    let _ = writeln!(
+        o,
+        "{} ticks; {} addresses tracked; {} overflow, {} evicted; capture: {} frames, {} dropped by the kernel, {} malformed",
+        t.ticks, t.hosts, t.overflow, t.evicted, t.frames, t.capture_drops, t.malformed
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::guard::{GuardStats, GuardStatus, Incident, RungState, Trigger};
+
+    fn incident(target: &str, hold_left_s: Option<f64>) -> Incident {
+        Incident {
+            target: target.into(),
+            target_kind: "address".into(),
+            group: "global".into(),
+            direction: "in".into(),
+            attack_type: "SYN flood".into(),
+            attack: "syn_flood".into(),
+            trigger: Trigger {
+                check: "instant".into(),
+                metric: "pps".into(),
+                rate: 20_000,
+                threshold: 2_000,
+            },
+            peak_pps: 21_500,
+            peak_bps: 10_320_000,
+            packets: 100_000,
+            rung: Some("blackhole".into()),
+            rungs: vec![RungState {
+                rung: "blackhole".into(),
+                for_s: 3.0,
+                hold_left_s: 57.0,
+            }],
+            since: "2026-12-06T12:00:01Z".parse().unwrap(),
+            hold: if hold_left_s.is_some() {
+                "auto"
+            } else {
+                "permanent"
+            }
+            .into(),
+            hold_left_s,
+            calm_for_s: None,
+        }
+    }
+
+    #[test]
+    fn status_lines_up_its_columns_and_says_permanent() {
+        let s = GuardStatus {
+            as_of: "2026-12-06T12:00:04Z".parse().unwrap(),
+            capturing: true,
+            capture_error: None,
+            interfaces: vec!["wan0".into()],
+            networks: vec!["203.0.113.0/24".into()],
+            incidents: vec![
+                incident("203.0.113.10", Some(56.6)),
+                incident("2001:db8::7", None),
+            ],
+            stats: GuardStats {
+                ticks: 40,
+                ..GuardStats::default()
+            },
+        };
+        let text = status_text(&s, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "guard: capturing on wan0; protecting 203.0.113.0/24"
+        );
+        assert_eq!(
+            lines[1],
+            "TARGET        DIR  ATTACK     PEAK PPS  PEAK BPS   RUNG       SINCE     HOLD LEFT"
+        );
+        assert_eq!(
+            lines[2],
+            "203.0.113.10  in   SYN flood  21.5k     10.32Mbit  blackhole  12:00:01  57s"
+        );
+        assert!(lines[3].ends_with("  permanent"), "{text}");
+        assert!(lines[4].starts_with("40 ticks;"), "{text}");
+        // A stale file says so first.
+        assert!(status_text(&s, true).starts_with("as of 2026-12-06 12:00:04 UTC"));
+        let idle = GuardStatus {
+            incidents: Vec::new(),
+            capturing: false,
+            capture_error: Some("no such device".into()),
+            ..s
+        };
+        let text = status_text(&idle, false);
+        assert!(text.contains("NOT capturing: no such device"), "{text}");
+        assert!(text.contains("no open incident"), "{text}");
+    }
 }

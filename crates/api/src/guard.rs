@@ -1,0 +1,479 @@
+//! The guard's endpoints and series: `GET /api/v1/guard` (the open
+//! incidents and the detector's counts, from the engine's snapshot),
+//! `POST /api/v1/guard/ban` and `/unban` (engine commands, like the other
+//! writes), and the `tollgate_guard_*` Prometheus series.
+//!
+//! [`GuardStatus`] is also what the daemon writes to `guard-status.json`
+//! for `tollgate guard status`, so the command line and the API show the
+//! same thing in the same shape.
+
+use crate::auth::Caller;
+use crate::decode::Json;
+use crate::problem::Problem;
+use crate::write::Done;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use engine::guard::{GuardCommand, GuardView};
+use engine::io::Command;
+use engine::snapshot::Snapshot;
+use guard::{Direction, Hold, Rung, Target};
+use jiff::{SignedDuration, Timestamp};
+use prometheus_client::encoding::DescriptorEncoder;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::ToSchema;
+
+/// The guard as of one instant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GuardStatus {
+    /// When.
+    #[schema(value_type = String)]
+    pub as_of: Timestamp,
+    /// Whether the capture runs (false: it failed, or the policy's
+    /// `[guard]` names no interfaces).
+    pub capturing: bool,
+    /// Why the capture stopped, if it did.
+    pub capture_error: Option<String>,
+    /// The interfaces captured on.
+    pub interfaces: Vec<String>,
+    /// The protected networks.
+    pub networks: Vec<String>,
+    /// The open incidents.
+    pub incidents: Vec<Incident>,
+    /// Counts since the daemon started.
+    pub stats: GuardStats,
+}
+
+/// One open incident: an address (or a group's total) attacked in one
+/// direction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Incident {
+    /// The address, or the group's name.
+    pub target: String,
+    /// `address` or `group`.
+    pub target_kind: String,
+    /// The group whose thresholds apply (`global` for none).
+    pub group: String,
+    /// `in` (towards the target) or `out`.
+    pub direction: String,
+    /// The attack, for people: `SYN flood`, `DNS amplification (UDP
+    /// source port 53)`…
+    pub attack_type: String,
+    /// The attack, for programs: `syn_flood`, `udp_flood`, `icmp_flood`,
+    /// `fragment_flood`, `amplification`, `generic`.
+    pub attack: String,
+    /// The metric that fired (`pps`, `syn`…), its rate and threshold per
+    /// second, and the check (`smoothed`, `instant`, `manual`).
+    pub trigger: Trigger,
+    /// The highest one-tick rate, packets per second.
+    pub peak_pps: u64,
+    /// The highest one-tick rate, bits per second.
+    pub peak_bps: u64,
+    /// Packets seen since detection.
+    pub packets: u64,
+    /// The highest rung in place (`notify`, `blackhole`…).
+    pub rung: Option<String>,
+    /// Every rung in place, bottom first.
+    pub rungs: Vec<RungState>,
+    /// When it started.
+    #[schema(value_type = String)]
+    pub since: Timestamp,
+    /// `auto` (the ladder decides), `manual` (banned by hand for a
+    /// time) or `permanent`.
+    pub hold: String,
+    /// Seconds before anything may come down: the manual ban's time left,
+    /// or the longest hold left of the rungs; `null` when permanent.
+    pub hold_left_s: Option<f64>,
+    /// How long the traffic has been calm, in seconds, if it is.
+    pub calm_for_s: Option<f64>,
+}
+
+/// What fired.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Trigger {
+    /// Which check.
+    pub check: String,
+    /// The metric.
+    pub metric: String,
+    /// The rate seen, per second.
+    pub rate: u64,
+    /// The threshold.
+    pub threshold: u64,
+}
+
+/// A rung in place.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RungState {
+    /// The rung.
+    pub rung: String,
+    /// Seconds it has been in place.
+    pub for_s: f64,
+    /// Seconds of its hold left.
+    pub hold_left_s: f64,
+}
+
+/// The detector's and the capture's counts since the daemon started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GuardStats {
+    /// Ticks fed to the detector.
+    pub ticks: u64,
+    /// Addresses tracked now.
+    pub hosts: u64,
+    /// Open incidents.
+    pub incidents: u64,
+    /// Samples of new addresses not tracked because the table was full.
+    pub overflow: u64,
+    /// Quiet addresses forgotten to make room for one over a threshold.
+    pub evicted: u64,
+    /// Samples for addresses outside the networks.
+    pub outside: u64,
+    /// Frames the capture read.
+    pub frames: u64,
+    /// Packets the kernel dropped because a capture ring was full.
+    pub capture_drops: u64,
+    /// Malformed frames, counted and skipped.
+    pub malformed: u64,
+}
+
+fn secs(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+impl GuardStatus {
+    /// The view the engine published, at the wall time `now`.
+    pub fn from_view(v: &GuardView, now: Timestamp) -> GuardStatus {
+        let incidents = v
+            .incidents
+            .iter()
+            .map(|i| {
+                let age = v.at.since(i.attack.started);
+                let (hold, hold_left) = match i.hold {
+                    Hold::Auto => (
+                        "auto",
+                        Some(i.rungs.iter().map(|r| r.2).max().unwrap_or_default()),
+                    ),
+                    Hold::Until(t) => ("manual", Some(t.since(v.at))),
+                    Hold::Permanent => ("permanent", None),
+                };
+                let kind = serde_json::to_value(i.attack.kind)
+                    .ok()
+                    .and_then(|k| k.get("kind").and_then(|k| k.as_str().map(String::from)))
+                    .unwrap_or_default();
+                Incident {
+                    target: match &i.target {
+                        Target::Host(a) => a.to_string(),
+                        Target::Group(g) => g.clone(),
+                    },
+                    target_kind: match i.target {
+                        Target::Host(_) => "address",
+                        Target::Group(_) => "group",
+                    }
+                    .into(),
+                    group: i.attack.group.clone(),
+                    direction: direction_word(i.direction).into(),
+                    attack_type: i.attack.kind.to_string(),
+                    attack: kind,
+                    trigger: Trigger {
+                        check: word(&i.attack.trigger.by),
+                        metric: word(&i.attack.trigger.metric),
+                        rate: i.attack.trigger.rate,
+                        threshold: i.attack.trigger.threshold,
+                    },
+                    peak_pps: i.attack.peak_pps,
+                    peak_bps: i.attack.peak_bps,
+                    packets: i.attack.packets,
+                    rung: i.rungs.last().map(|r| r.0.to_string()),
+                    rungs: i
+                        .rungs
+                        .iter()
+                        .map(|(r, since, left)| RungState {
+                            rung: r.to_string(),
+                            for_s: secs(*since),
+                            hold_left_s: secs(*left),
+                        })
+                        .collect(),
+                    since: now
+                        .checked_sub(SignedDuration::try_from(age).unwrap_or(SignedDuration::ZERO))
+                        .unwrap_or(now),
+                    hold: hold.into(),
+                    hold_left_s: hold_left.map(secs),
+                    calm_for_s: i.calm_for.map(secs),
+                }
+            })
+            .collect();
+        let s = &v.stats;
+        GuardStatus {
+            as_of: now,
+            capturing: v.spec.is_some() && v.capture_error.is_none(),
+            capture_error: v.capture_error.clone(),
+            interfaces: v
+                .spec
+                .as_ref()
+                .map(|c| c.interfaces.clone())
+                .unwrap_or_default(),
+            networks: v.networks.iter().map(ToString::to_string).collect(),
+            incidents,
+            stats: GuardStats {
+                ticks: v.ticks,
+                hosts: s.hosts as u64,
+                incidents: s.incidents as u64,
+                overflow: s.overflow,
+                evicted: s.evicted,
+                outside: s.outside,
+                frames: v.capture.frames,
+                capture_drops: v.capture.kernel_drops,
+                malformed: v.capture.malformed,
+            },
+        }
+    }
+}
+
+/// Serde's name of a unit variant (`smoothed`, `pps`…): the word the
+/// policy and the reports use, which `Display` does not always give.
+fn word<T: Serialize>(x: &T) -> String {
+    match serde_json::to_value(x) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// `in` or `out`, as the API and the policy spell a direction.
+pub fn direction_word(d: Direction) -> &'static str {
+    match d {
+        Direction::In => "in",
+        Direction::Out => "out",
+    }
+}
+
+fn parse_direction(field: &str, v: Option<&str>) -> Result<Option<Direction>, Problem> {
+    match v {
+        None | Some("both") => Ok(None),
+        Some("in") => Ok(Some(Direction::In)),
+        Some("out") => Ok(Some(Direction::Out)),
+        Some(other) => Err(Problem::invalid(
+            Some(field),
+            format!("`{other}` is not a direction: write `in` or `out`"),
+        )),
+    }
+}
+
+/// The guard's incidents and counts.
+#[utoipa::path(get, path = "/api/v1/guard", tag = "guard",
+    responses((status = 200, body = GuardStatus), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn status(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<GuardStatus>, Problem> {
+    caller.must_see_site()?;
+    let s = st.snapshot.borrow().clone();
+    let Some(v) = &s.guard else {
+        return Err(Problem::not_found(
+            "the policy has no [guard] section; the guard is not running",
+        ));
+    };
+    Ok(axum::Json(GuardStatus::from_view(v, s.now)))
+}
+
+/// A ban.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BanBody {
+    /// The address (inside the guard's networks).
+    pub address: String,
+    /// `in` (towards the address, the default) or `out`.
+    pub direction: Option<String>,
+    /// The highest rung to apply (`notify`, `blackhole`…); the ladder's
+    /// top rung if left out.
+    pub rung: Option<String>,
+    /// How long (`10m`, `2h`); the rung's hold if left out.
+    #[serde(rename = "for")]
+    pub duration: Option<String>,
+    /// Until unbanned (not with `for`).
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+/// An unban.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnbanBody {
+    /// The address, or a group's name (for a group total's incident).
+    pub target: String,
+    /// `in` or `out`; both if left out.
+    pub direction: Option<String>,
+}
+
+/// The engine command a ban body asks for, or a problem naming the field.
+pub fn ban_command(b: &BanBody) -> Result<GuardCommand, Problem> {
+    let address: IpAddr = b.address.trim().parse().map_err(|_| {
+        Problem::invalid(
+            Some("address"),
+            format!("`{}` is not an IPv4 or IPv6 address", b.address),
+        )
+    })?;
+    let rung = match &b.rung {
+        None => None,
+        Some(r) => Some(Rung::from_name(r).ok_or_else(|| {
+            Problem::invalid(
+                Some("rung"),
+                format!(
+                    "`{r}` is not a rung: one of {}",
+                    Rung::ALL.map(Rung::name).join(", ")
+                ),
+            )
+        })?),
+    };
+    let duration = match &b.duration {
+        None => None,
+        Some(d) => {
+            let d = net_types::parse_duration(d)
+                .map_err(|e| Problem::invalid(Some("for"), format!("`{d}`: {e} ({})", e.hint())))?;
+            if d.is_zero() {
+                return Err(Problem::invalid(
+                    Some("for"),
+                    "a ban of no time bans nothing; leave `for` out for the rung's hold",
+                ));
+            }
+            Some(d)
+        }
+    };
+    if b.permanent && duration.is_some() {
+        return Err(Problem::invalid(
+            Some("for"),
+            "a permanent ban has no duration: give `for` or `permanent`, not both",
+        ));
+    }
+    let direction = match b.direction.as_deref() {
+        Some("both") => {
+            return Err(Problem::invalid(
+                Some("direction"),
+                "a ban is for one direction: `in` or `out`",
+            ))
+        }
+        d => parse_direction("direction", d)?,
+    };
+    Ok(GuardCommand::Ban {
+        address,
+        direction,
+        rung,
+        duration,
+        permanent: b.permanent,
+    })
+}
+
+/// The engine command an unban body asks for, or a problem naming the
+/// field.
+pub fn unban_command(b: &UnbanBody) -> Result<GuardCommand, Problem> {
+    let target = b.target.trim();
+    if target.is_empty() {
+        return Err(Problem::invalid(
+            Some("target"),
+            "name an address or a group",
+        ));
+    }
+    Ok(GuardCommand::Unban {
+        target: target.to_string(),
+        direction: parse_direction("direction", b.direction.as_deref())?,
+    })
+}
+
+/// Applies the ladder to an address by hand, up to a rung, for a time or
+/// until unbanned.
+#[utoipa::path(post, path = "/api/v1/guard/ban", tag = "guard", request_body = BanBody,
+    responses((status = 200, body = Done), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn ban(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(b): Json<BanBody>,
+) -> Result<axum::Json<Done>, Problem> {
+    caller.must_write(headers.contains_key(crate::write::CSRF_HEADER))?;
+    let guard = ban_command(&b)?;
+    crate::write::send(&st, Command::Guard { guard }).await
+}
+
+/// Removes every rung from an address (or a group's total incident) now.
+#[utoipa::path(post, path = "/api/v1/guard/unban", tag = "guard", request_body = UnbanBody,
+    responses((status = 200, body = Done), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn unban(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(b): Json<UnbanBody>,
+) -> Result<axum::Json<Done>, Problem> {
+    caller.must_write(headers.contains_key(crate::write::CSRF_HEADER))?;
+    let guard = unban_command(&b)?;
+    crate::write::send(&st, Command::Guard { guard }).await
+}
+
+/// The `tollgate_guard_*` series (none without `[guard]`).
+pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let Some(v) = &s.guard else {
+        return Ok(());
+    };
+    let mut by_rung: Vec<(String, u64)> = Rung::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), 0))
+        .collect();
+    for i in &v.incidents {
+        if let Some((r, _, _)) = i.rungs.last() {
+            if let Some(row) = by_rung.iter_mut().find(|(n, _)| n == r.name()) {
+                row.1 += 1;
+            }
+        }
+    }
+    crate::metrics::labelled_gauge(
+        e,
+        "tollgate_guard_incidents",
+        "Open guard incidents, by the highest rung in place.",
+        "rung",
+        &by_rung,
+    )?;
+    let c = |e: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
+        crate::metrics::counter(e, name, help, v)
+    };
+    c(
+        e,
+        "tollgate_guard_ticks",
+        "Capture ticks fed to the detector.",
+        v.ticks,
+    )?;
+    c(
+        e,
+        "tollgate_guard_overflow",
+        "Samples of new addresses not tracked: the detector's table was full.",
+        v.stats.overflow,
+    )?;
+    c(
+        e,
+        "tollgate_guard_evicted",
+        "Quiet addresses forgotten to make room for one over a threshold.",
+        v.stats.evicted,
+    )?;
+    c(
+        e,
+        "tollgate_guard_capture_frames",
+        "Frames the guard's capture read.",
+        v.capture.frames,
+    )?;
+    c(
+        e,
+        "tollgate_guard_capture_drops",
+        "Packets the kernel dropped because a capture ring was full.",
+        v.capture.kernel_drops,
+    )?;
+    c(
+        e,
+        "tollgate_guard_capture_malformed",
+        "Malformed frames the capture counted and skipped.",
+        v.capture.malformed,
+    )?;
+    crate::metrics::gauge(
+        e,
+        "tollgate_guard_hosts",
+        "Addresses the detector tracks now.",
+        v.stats.hosts as f64,
+    )
+}

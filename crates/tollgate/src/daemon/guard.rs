@@ -1,0 +1,360 @@
+//! The guard's side of the shell: the capture, the rungs, the ladder's
+//! state file, the status file and the requests of `tollgate guard
+//! ban|unban`.
+//!
+//! - The capture (`packet-capture`) runs on its own threads; a forwarder
+//!   thread turns each 100 ms `TickReport` into an engine input
+//!   (`GuardInput::Tick`, its time on this process's monotonic clock) and
+//!   sends it to the loop like a signal or an API command. The engine
+//!   starts, restarts (reload) and stops it with `GuardEffect::Capture`.
+//!   Without a capture (none configured, or one that failed) a clock
+//!   thread sends an empty tick once a second instead, so the detector's
+//!   time goes on: holds and manual bans run out.
+//! - Decisions (`GuardEffect::Apply`) are carried out by
+//!   `crate::guard_rungs`, the same code as `tollgate guard watch`.
+//! - `GuardEffect::Save` replaces `guard-state.json` atomically; at start
+//!   the file is handed back to the engine (`GuardInput::Restore`).
+//! - `guard-status.json` is what `tollgate guard status` reads: the same
+//!   shape as `GET /api/v1/guard`, written after every change and once a
+//!   second while the guard runs (so its holds left are never more than
+//!   a second old).
+//! - `tollgate guard ban|unban` leave `guard-requests/NAME.json` (one
+//!   engine command); the shell hands it to the engine like an API
+//!   command, removes it, and writes the answer to `NAME.answer`, which
+//!   the command line reads and removes.
+
+use super::Message;
+use crate::error::Result;
+use crate::guard_rungs::Rungs;
+use crate::state_dir::StateDir;
+use engine::guard::{CaptureCounts, CaptureSpec, GuardCommand, GuardEffect, GuardInput, GuardTick};
+use engine::io::{Answer, Command, Input};
+use engine::Engine;
+use guard::Monotonic;
+use packet_capture::{Capture, CaptureConfig, TickReport};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How often the status file is rewritten while nothing changes.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the clock ticks without a capture. A second is fine for
+/// holds of seconds to hours; an empty tick tells the detector only that
+/// time passed (a capture's ticks must not be split by one: their
+/// counts would look twice as fast).
+const CLOCK_EVERY: Duration = Duration::from_secs(1);
+
+/// A running capture (or none) and the thread that forwards its ticks
+/// (or keeps the clock).
+struct Running {
+    capture: Option<Capture>,
+    /// Set before the capture is stopped on purpose, so the forwarder
+    /// does not report the end as a failure, and the clock stops.
+    stopping: Arc<AtomicBool>,
+    forwarder: JoinHandle<()>,
+}
+
+/// Sends an empty tick every [`CLOCK_EVERY`] until `stop` is set or the
+/// loop is gone; wakes every 100 ms to notice `stop`.
+fn keep_time(tx: &mpsc::Sender<Message>, origin: Instant, stop: &AtomicBool) {
+    let mut last = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < CLOCK_EVERY || stop.load(Ordering::SeqCst) {
+            continue;
+        }
+        last = Instant::now();
+        let tick = GuardTick {
+            observation: guard::Observation {
+                at: Monotonic(origin.elapsed()),
+                hosts: Vec::new(),
+            },
+            capture: CaptureCounts::default(),
+        };
+        if tx
+            .send(Message::Guard(Box::new(GuardInput::Tick(tick))))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The guard's side of the shell.
+pub struct GuardShell {
+    tx: mpsc::Sender<Message>,
+    /// The monotonic clock's origin: the daemon's start.
+    origin: Instant,
+    state: StateDir,
+    capture: Option<Running>,
+    /// Opened at the first decision (a netlink socket).
+    rungs: Option<Rungs>,
+    /// Whether the status file is behind.
+    dirty: bool,
+    last_status: Option<Instant>,
+    /// Requests handed to the engine, waiting for their answers.
+    waiting: Vec<(PathBuf, oneshot::Receiver<Answer>)>,
+}
+
+/// A request file's command, or why it cannot be read.
+fn read_request(path: &std::path::Path) -> std::result::Result<GuardCommand, String> {
+    let text = std::fs::read(path).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&text).map_err(|e| format!("not a guard command: {e}"))
+}
+
+impl GuardShell {
+    /// The guard's side, its clock starting now.
+    pub fn new(tx: mpsc::Sender<Message>, state: &StateDir) -> GuardShell {
+        GuardShell {
+            tx,
+            origin: Instant::now(),
+            state: state.clone(),
+            capture: None,
+            rungs: None,
+            dirty: true,
+            last_status: None,
+            waiting: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Monotonic {
+        Monotonic(self.origin.elapsed())
+    }
+
+    /// The saved ladder as an input, if there is one.
+    pub fn restore_input(&self) -> Result<Option<Input>> {
+        let saved = crate::guard_rungs::read_state(&self.state.guard_state())?;
+        Ok(saved.map(|saved| {
+            Input::Guard(GuardInput::Restore {
+                at: self.now(),
+                saved,
+            })
+        }))
+    }
+
+    /// Carries out one of the engine's guard effects.
+    pub fn execute(&mut self, effect: GuardEffect) {
+        match effect {
+            GuardEffect::Capture { spec, clock } => {
+                self.stop_capture();
+                match spec {
+                    Some(spec) => self.start_capture(spec),
+                    None if clock => self.start_clock(),
+                    None => {}
+                }
+                self.dirty = true;
+            }
+            GuardEffect::Apply { decision } => {
+                if self.rungs.is_none() {
+                    match Rungs::open() {
+                        Ok(r) => self.rungs = Some(r),
+                        Err(e) => tracing::error!("guard: {e}; the decision is not carried out"),
+                    }
+                }
+                if let Some(r) = &mut self.rungs {
+                    r.carry_out(std::slice::from_ref(&decision));
+                }
+                self.dirty = true;
+            }
+            GuardEffect::Save { state } => {
+                crate::guard_rungs::save(&state, &self.state.guard_state());
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn start_capture(&mut self, spec: CaptureSpec) {
+        let mut cc = CaptureConfig::new(spec.interfaces.clone(), spec.networks.clone());
+        cc.threads_per_interface = usize::from(spec.threads.max(1));
+        cc.sample_one_in = spec.sample_one_in.max(1);
+        cc.tick = Duration::from_millis(spec.tick_ms.max(1));
+        let (capture, ticks) = match Capture::start(cc) {
+            Ok(c) => c,
+            Err(e) => {
+                self.failed(format!(
+                    "cannot start the capture on {:?}: {e}",
+                    spec.interfaces
+                ));
+                self.start_clock();
+                return;
+            }
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        let forwarder = std::thread::Builder::new()
+            .name("guard-ticks".into())
+            .spawn(move || {
+                for t in ticks.iter() {
+                    let input = GuardInput::Tick(tick(&t, origin));
+                    if tx.send(Message::Guard(Box::new(input))).is_err() {
+                        return;
+                    }
+                }
+                if !stop.load(Ordering::SeqCst) {
+                    let _ = tx.send(Message::Guard(Box::new(GuardInput::CaptureFailed {
+                        error: "the capture ended on its own".into(),
+                    })));
+                    // The capture is gone; the clock goes on.
+                    keep_time(&tx, origin, &stop);
+                }
+            });
+        match forwarder {
+            Ok(forwarder) => {
+                tracing::info!(interfaces = ?spec.interfaces, "guard capturing");
+                self.capture = Some(Running {
+                    capture: Some(capture),
+                    stopping,
+                    forwarder,
+                });
+            }
+            Err(e) => {
+                stopping.store(true, Ordering::SeqCst);
+                let _ = capture.stop();
+                self.failed(format!("cannot start the guard's tick thread: {e}"));
+            }
+        }
+    }
+
+    /// Keeps the guard's time without a capture.
+    fn start_clock(&mut self) {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        match std::thread::Builder::new()
+            .name("guard-clock".into())
+            .spawn(move || keep_time(&tx, origin, &stop))
+        {
+            Ok(forwarder) => {
+                self.capture = Some(Running {
+                    capture: None,
+                    stopping,
+                    forwarder,
+                });
+            }
+            Err(e) => tracing::error!(
+                "guard: cannot start the clock thread ({e}); holds run out only with traffic"
+            ),
+        }
+    }
+
+    /// Tells the engine the capture failed (through the loop, as an input).
+    fn failed(&self, error: String) {
+        tracing::error!("guard: {error}");
+        let _ = self
+            .tx
+            .send(Message::Guard(Box::new(GuardInput::CaptureFailed {
+                error,
+            })));
+    }
+
+    /// Stops the capture (its last short tick still reaches the engine),
+    /// or the clock.
+    pub fn stop_capture(&mut self) {
+        if let Some(r) = self.capture.take() {
+            r.stopping.store(true, Ordering::SeqCst);
+            if let Some(Err(e)) = r.capture.map(Capture::stop) {
+                tracing::warn!("guard: the capture stopped with an error: {e}");
+            }
+            let _ = r.forwarder.join();
+        }
+    }
+
+    /// The requests `tollgate guard ban|unban` left, as engine commands;
+    /// `command` registers each answer's way back.
+    pub fn requests(
+        &mut self,
+        command: &mut dyn FnMut(Command, oneshot::Sender<Answer>) -> Input,
+    ) -> Vec<Input> {
+        let Ok(entries) = std::fs::read_dir(self.state.guard_requests()) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        let mut out = Vec::new();
+        for path in paths {
+            let answer_path = path.with_extension("answer");
+            let parsed = read_request(&path);
+            // Taken: removed before it is carried out, so it is carried
+            // out once (a crash in between loses the request, and the
+            // command line says the daemon did not answer).
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), "cannot remove a guard request: {e}");
+                continue;
+            }
+            match parsed {
+                Ok(guard) => {
+                    let (reply, rx) = oneshot::channel();
+                    out.push(command(Command::Guard { guard }, reply));
+                    self.waiting.push((answer_path, rx));
+                }
+                Err(message) => write_answer(
+                    &answer_path,
+                    &Answer::Invalid {
+                        message,
+                        diagnostics: Vec::new(),
+                    },
+                ),
+            }
+        }
+        out
+    }
+
+    /// After each round of inputs: the answers that came, and the status
+    /// file if it is behind.
+    pub fn after_round(&mut self, engine: &Engine, now: jiff::Timestamp) {
+        self.waiting.retain_mut(|(path, rx)| match rx.try_recv() {
+            Ok(answer) => {
+                write_answer(path, &answer);
+                false
+            }
+            Err(oneshot::error::TryRecvError::Empty) => true,
+            Err(oneshot::error::TryRecvError::Closed) => false,
+        });
+        let Some(view) = engine.guard_view() else {
+            return;
+        };
+        let due = self.last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY);
+        if !(self.dirty || due) {
+            return;
+        }
+        let status = api::guard::GuardStatus::from_view(&view, now);
+        match serde_json::to_vec_pretty(&status) {
+            Ok(bytes) => {
+                if let Err(e) =
+                    crate::state_dir::replace_atomically(&self.state.guard_status(), &bytes)
+                {
+                    tracing::warn!("guard: cannot write the status file: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("guard: cannot encode the status: {e}"),
+        }
+        self.dirty = false;
+        self.last_status = Some(Instant::now());
+    }
+}
+
+fn write_answer(path: &std::path::Path, answer: &Answer) {
+    let bytes = serde_json::to_vec(answer).unwrap_or_default();
+    if let Err(e) = crate::state_dir::replace_atomically(path, &bytes) {
+        tracing::warn!(path = %path.display(), "guard: cannot write the answer: {e}");
+    }
+}
+
+/// One capture tick as the engine's input.
+fn tick(t: &TickReport, origin: Instant) -> GuardTick {
+    GuardTick {
+        observation: crate::guard_rungs::observation(t, origin),
+        capture: CaptureCounts {
+            frames: t.frames,
+            kernel_drops: t.kernel_drops,
+            malformed: t.malformed,
+            overflow_packets: t.overflow.packets,
+        },
+    }
+}

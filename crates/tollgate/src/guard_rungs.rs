@@ -1,0 +1,304 @@
+//! The guard's rungs carried out, shared by `tollgate guard watch` and
+//! the daemon (`tollgate run`): the detector (pure) decides, this does.
+//!
+//! - `notify`: the script is spawned with FastNetMon's arguments
+//!   (`IP incoming|outgoing PPS ban|unban`) and the JSON report on stdin;
+//!   a thread per script feeds its stdin and reaps it, so a slow script
+//!   never holds up the caller's loop, and at most [`MAX_NOTIFY`] run at
+//!   once;
+//! - `blackhole`: a kernel blackhole route per prefix, through
+//!   `linux_dataplane::blackhole` (marked with its own routing protocol,
+//!   so only tollgate's routes are ever removed);
+//! - the other rungs are logged as not available yet, and the ladder goes
+//!   on.
+//!
+//! Also here: a capture tick as the detector's observation, and the
+//! ladder's state file (`guard-state.json`) read and written.
+
+use crate::error::{Error, Result};
+use guard::{
+    Action, Decision, Direction, HostCounters, HostSample, Monotonic, Observation, Rung,
+    SavedState, Step,
+};
+use linux_dataplane::blackhole::{Added, Blackholes};
+use packet_capture::TickReport;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The most notify scripts running at once; a ban or unban beyond is
+/// logged and not notified (a script that hangs must not pile up
+/// processes during a long attack).
+pub const MAX_NOTIFY: usize = 32;
+
+/// One tick's report as the detector's observation, field by field.
+pub fn observation(t: &TickReport, origin: Instant) -> Observation {
+    Observation {
+        at: Monotonic(t.ended.saturating_duration_since(origin)),
+        hosts: t
+            .hosts
+            .iter()
+            .map(|h| {
+                let c = &h.counters;
+                HostSample {
+                    addr: h.addr,
+                    direction: match h.direction {
+                        packet_capture::Direction::In => Direction::In,
+                        packet_capture::Direction::Out => Direction::Out,
+                    },
+                    counters: HostCounters {
+                        packets: c.packets,
+                        bytes: c.bytes,
+                        tcp_packets: c.tcp_packets,
+                        tcp_bytes: c.tcp_bytes,
+                        udp_packets: c.udp_packets,
+                        udp_bytes: c.udp_bytes,
+                        icmp_packets: c.icmp_packets,
+                        icmp_bytes: c.icmp_bytes,
+                        tcp_syn: c.tcp_syn,
+                        fragments: c.fragments,
+                        fragment_bytes: c.fragment_bytes,
+                        flows: h.flows,
+                        top_udp_src_ports: h.top_udp_src_ports.as_slice().to_vec().into(),
+                        min_packet_len: h.min_packet_len,
+                        max_packet_len: h.max_packet_len,
+                    },
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The saved ladder, if there is one. An unreadable file is logged and
+/// taken as none: the guard must start (a damaged file must not leave the
+/// network undefended); the routes it named stay until `tollgate down`.
+pub fn read_state(path: &Path) -> Result<Option<SavedState>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::runtime(format!(
+                "cannot read the guard state {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    match serde_json::from_slice(&text) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            tracing::error!(
+                "the guard state {} is unreadable ({e}); starting without it",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Saves the ladder's state; a failure is logged (the guard goes on: a
+/// full disk must not stop the defence).
+pub fn save(saved: &SavedState, path: &Path) {
+    let bytes = match serde_json::to_vec_pretty(saved) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("cannot encode the guard state: {e}");
+            return;
+        }
+    };
+    if let Err(e) = crate::state_dir::replace_atomically(path, &bytes) {
+        tracing::error!("cannot save the guard state: {e}");
+    }
+}
+
+/// What carries the decisions out.
+pub struct Rungs {
+    blackholes: Blackholes,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Rungs {
+    /// Opens a route netlink socket (in the caller's network namespace).
+    pub fn open() -> Result<Rungs> {
+        Ok(Rungs {
+            blackholes: Blackholes::open()
+                .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Carries out `decisions`, in order.
+    pub fn carry_out(&mut self, decisions: &[Decision]) {
+        for d in decisions {
+            match d {
+                Decision::Start(step) => {
+                    tracing::info!(
+                        address = %step.target,
+                        direction = step.direction.as_script_word(),
+                        kind = %step.attack.kind,
+                        pps = crate::output::guard::attack_pps(step),
+                        trigger = ?step.attack.trigger.by,
+                        "ban started"
+                    );
+                    self.apply(step, false);
+                }
+                Decision::Escalate { from, step } => {
+                    tracing::info!(address = %step.target, direction = step.direction.as_script_word(), %from, to = %step.rung, "escalating");
+                    self.apply(step, false);
+                }
+                Decision::Restore(step) => {
+                    tracing::info!(address = %step.target, direction = step.direction.as_script_word(), rung = %step.rung, "restoring");
+                    self.apply(step, true);
+                }
+                Decision::Update(step) => {
+                    if let Action::Notify {
+                        script: Some(s), ..
+                    } = &step.action
+                    {
+                        self.notify(s, step, "attack_details");
+                    }
+                }
+                Decision::Stop { step, ended } => {
+                    self.remove(step);
+                    if *ended {
+                        tracing::info!(
+                            address = %step.target,
+                            direction = step.direction.as_script_word(),
+                            kind = %step.attack.kind,
+                            pps = step.attack.peak_pps,
+                            packets = step.attack.packets,
+                            "ban ended"
+                        );
+                    }
+                }
+                Decision::Refused {
+                    target,
+                    direction,
+                    rung,
+                    reason,
+                } => tracing::warn!(
+                    address = %target,
+                    direction = direction.as_script_word(),
+                    %rung,
+                    ?reason,
+                    "rung refused; the ladder stops below it"
+                ),
+            }
+        }
+    }
+
+    /// Puts a rung in place (`restoring`: it was before a restart, so a
+    /// notify script is not called again).
+    fn apply(&mut self, step: &Step, restoring: bool) {
+        match &step.action {
+            Action::Notify {
+                script, webhook, ..
+            } => {
+                if restoring {
+                    return;
+                }
+                if let Some(s) = script {
+                    self.notify(s, step, "ban");
+                }
+                if webhook.is_some() {
+                    tracing::warn!("notify: webhooks are not available yet; only the script runs");
+                }
+            }
+            Action::Blackhole => {
+                for p in &step.prefixes {
+                    match self.blackholes.add(*p) {
+                        Ok(Added::New) => tracing::info!(prefix = %p, "blackhole route added"),
+                        Ok(Added::AlreadyThere) => {
+                            tracing::info!(prefix = %p, "a route for the prefix is already there; left as it is")
+                        }
+                        Err(e) => tracing::error!("{e}"),
+                    }
+                }
+            }
+            other => not_yet(other.rung()),
+        }
+    }
+
+    /// Takes a rung away.
+    fn remove(&mut self, step: &Step) {
+        match &step.action {
+            Action::Notify { script, .. } => {
+                if let Some(s) = script {
+                    self.notify(s, step, "unban");
+                }
+            }
+            Action::Blackhole => {
+                for p in &step.prefixes {
+                    match self.blackholes.remove(*p) {
+                        Ok(true) => tracing::info!(prefix = %p, "blackhole route removed"),
+                        Ok(false) => {
+                            tracing::info!(prefix = %p, "no blackhole route of ours to remove")
+                        }
+                        Err(e) => tracing::error!("{e}"),
+                    }
+                }
+            }
+            other => not_yet(other.rung()),
+        }
+    }
+
+    /// Runs `script IP DIRECTION PPS ACTION` with the report on stdin,
+    /// without waiting for it: a thread writes its stdin and reaps it.
+    fn notify(&self, script: &str, step: &Step, action: &str) {
+        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
+            tracing::warn!(
+                address = %step.target,
+                action,
+                "{MAX_NOTIFY} notify scripts still running; this one is skipped"
+            );
+            return;
+        }
+        // FastNetMon's order: IP DIRECTION PPS ACTION.
+        let mut args = step.script_args(action == "ban");
+        args[3] = action.to_owned();
+        let mut child = match Command::new(script)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot run the notify script {script}: {e}");
+                return;
+            }
+        };
+        let report = crate::output::guard::notify_json(step, action);
+        let in_flight = self.in_flight.clone();
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let script = script.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("notify".into())
+            .spawn(move || {
+                if let Some(mut stdin) = child.stdin.take() {
+                    // A script that does not read its stdin closes the
+                    // pipe: that is its choice, not an error.
+                    let _ = stdin.write_all(&report);
+                }
+                match child.wait() {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => tracing::warn!("the notify script {script} exited with {s}"),
+                    Err(e) => tracing::warn!("the notify script {script}: {e}"),
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!("cannot start a thread for the notify script: {e}");
+        }
+    }
+}
+
+fn not_yet(rung: Rung) {
+    tracing::warn!(
+        %rung,
+        "this rung is not available yet (issue 15); the ladder goes on"
+    );
+}
