@@ -127,6 +127,7 @@ async fn the_overview_gets_the_sites_95th_so_far_against_the_commit() {
         records: Default::default(),
         events: Vec::new(),
         committed_sequence: 0,
+        guard: None,
     };
     let path = db.clone();
     let state = common::app_state(
