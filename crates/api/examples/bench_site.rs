@@ -40,24 +40,7 @@ fn main() {
     };
     let policy = Arc::new(policy(tenants));
     let now = jiff::Timestamp::now();
-    let snapshot = Snapshot {
-        now,
-        started: now,
-        policy,
-        settings: Arc::new(settings::Settings::defaults()),
-        compiled: None,
-        feeds: Arc::default(),
-        rates: None,
-        counts: Default::default(),
-        counters_tracked: 0,
-        pending_samples: 0,
-        last_apply: None,
-        routes_error: None,
-        records: Default::default(),
-        events: Vec::new(),
-        committed_sequence: 0,
-        guard: None,
-    };
+    let snapshot = Snapshot::at_start(now, policy, Arc::new(settings::Settings::defaults()));
     let dir = std::env::temp_dir().join(format!("tg-api-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut file = TokenFile::default();

@@ -69,22 +69,9 @@ prefixes = ["100.64.1.0/24"]
 fn state(dir: &Scratch, counts: Counts, flows: Option<&serde_json::Value>) -> AppState {
     let now = jiff::Timestamp::now();
     let snapshot = Snapshot {
-        now,
-        started: now,
-        policy: policy(),
-        settings: Arc::new(settings::Settings::defaults()),
-        compiled: None,
-        feeds: Arc::default(),
-        rates: None,
         counts,
         counters_tracked: 4,
-        pending_samples: 0,
-        last_apply: None,
-        routes_error: None,
-        records: Default::default(),
-        events: Vec::new(),
-        committed_sequence: 0,
-        guard: None,
+        ..Snapshot::at_start(now, policy(), Arc::new(settings::Settings::defaults()))
     };
     if let Some(v) = flows {
         let status = dir.0.join("flows-status.json");

@@ -80,24 +80,7 @@ async fn the_settled_days_are_read_at_start_and_equal_a_fresh_read() {
     let loaded = policy::load_str("warm.toml", POLICY);
     let rendered = loaded.render();
     let policy = Arc::new(loaded.policy.unwrap_or_else(|| panic!("{rendered}")));
-    let snapshot = Snapshot {
-        now,
-        started: now,
-        policy: policy.clone(),
-        settings: settings.clone(),
-        compiled: None,
-        feeds: Arc::default(),
-        rates: None,
-        counts: Default::default(),
-        counters_tracked: 0,
-        pending_samples: 0,
-        last_apply: None,
-        routes_error: None,
-        records: Default::default(),
-        events: Vec::new(),
-        committed_sequence: 0,
-        guard: None,
-    };
+    let snapshot = Snapshot::at_start(now, policy.clone(), settings.clone());
     let path = db.clone();
     let state = common::app_state(
         snapshot,

@@ -111,24 +111,7 @@ async fn the_overview_gets_the_sites_95th_so_far_against_the_commit() {
         .unwrap();
     drop(store);
 
-    let snapshot = Snapshot {
-        now,
-        started: now,
-        policy,
-        settings: Arc::new(settings::Settings::defaults()),
-        compiled: None,
-        feeds: Arc::default(),
-        rates: None,
-        counts: Default::default(),
-        counters_tracked: 0,
-        pending_samples: 0,
-        last_apply: None,
-        routes_error: None,
-        records: Default::default(),
-        events: Vec::new(),
-        committed_sequence: 0,
-        guard: None,
-    };
+    let snapshot = Snapshot::at_start(now, policy, Arc::new(settings::Settings::defaults()));
     let path = db.clone();
     let state = common::app_state(
         snapshot,

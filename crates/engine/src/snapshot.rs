@@ -86,3 +86,34 @@ pub struct Snapshot {
     /// The guard's incidents and counts, if the policy has `[guard]`.
     pub guard: Option<Arc<crate::guard::GuardView>>,
 }
+
+impl Snapshot {
+    /// What an engine that has done nothing yet publishes: the policy and
+    /// the settings, no round, no counters, no records. Tests and benches
+    /// that serve the API without a daemon start from it and set what they
+    /// need with `..Snapshot::at_start(…)`.
+    pub fn at_start(
+        now: Timestamp,
+        policy: Arc<Policy>,
+        settings: Arc<settings::Settings>,
+    ) -> Snapshot {
+        Snapshot {
+            now,
+            started: now,
+            policy,
+            settings,
+            compiled: None,
+            feeds: Arc::default(),
+            rates: None,
+            counts: Counts::default(),
+            counters_tracked: 0,
+            pending_samples: 0,
+            committed_sequence: 0,
+            last_apply: None,
+            routes_error: None,
+            records: Records::default(),
+            events: Vec::new(),
+            guard: None,
+        }
+    }
+}
