@@ -38,6 +38,8 @@ pub struct Session {
     hold: Option<Duration>,
     hold_deadline: Option<Duration>,
     keepalive_deadline: Option<Duration>,
+    /// The families we offer in our OPEN (both unless the caller says).
+    offered: Vec<Family>,
 }
 
 impl Session {
@@ -52,7 +54,21 @@ impl Session {
             hold: None,
             hold_deadline: None,
             keepalive_deadline: None,
+            offered: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
         }
+    }
+
+    /// Offers only these families in our OPEN (a peer configured for IPv4
+    /// alone), so that the session negotiates their intersection with the
+    /// peer's. An empty list keeps the default, both unicast families.
+    pub fn with_families(mut self, families: &[Family]) -> Self {
+        if !families.is_empty() {
+            let mut f = families.to_vec();
+            f.sort();
+            f.dedup();
+            self.offered = f;
+        }
+        self
     }
 
     /// The current state.
@@ -216,9 +232,18 @@ impl Session {
                     }));
                 }
             }
-            // We advertise nothing, so a refresh request has nothing to
-            // resend, and KEEPALIVEs only restart the hold timer.
-            (State::Established, Message::Keepalive | Message::RouteRefresh(_)) => {}
+            // The caller holds what we announce, so it is the one to send
+            // it again (RFC 2918); a family we do not speak is ignored.
+            (State::Established, Message::RouteRefresh(r)) => {
+                let negotiated = self.peer.as_ref().map(|p| p.families.as_slice());
+                if let Some(family) = Family::from_afi_safi(r.afi, r.safi)
+                    .filter(|f| negotiated.is_some_and(|n| n.contains(f)))
+                {
+                    out.push(Output::Event(Event::RefreshRequested { family }));
+                }
+            }
+            // KEEPALIVEs only restart the hold timer.
+            (State::Established, Message::Keepalive) => {}
             (state, _) => {
                 // RFC 6608 subcodes: 1 in OpenSent, 2 in OpenConfirm, 3 in
                 // Established.
@@ -263,6 +288,8 @@ impl Session {
         if !any_mp {
             families.push(Family::Ipv4Unicast);
         }
+        // A family is usable only if both sides announced it (RFC 4760 §6).
+        families.retain(|f| self.offered.contains(f));
         self.peer = Some(Peer {
             asn: open.peer_as(),
             id: open.bgp_id,
@@ -317,12 +344,15 @@ impl Session {
             my_as: u16::try_from(local).unwrap_or(AS_TRANS),
             hold_time: self.config.hold_time,
             bgp_id: self.config.router_id,
-            capabilities: vec![
-                Capability::Multiprotocol { afi: 1, safi: 1 },
-                Capability::Multiprotocol { afi: 2, safi: 1 },
-                Capability::RouteRefresh,
-                Capability::FourOctetAs(local),
-            ],
+            capabilities: self
+                .offered
+                .iter()
+                .map(|f| {
+                    let (afi, safi) = f.afi_safi();
+                    Capability::Multiprotocol { afi, safi }
+                })
+                .chain([Capability::RouteRefresh, Capability::FourOctetAs(local)])
+                .collect(),
         }
     }
 
@@ -339,7 +369,9 @@ impl Session {
 
     /// Resets to Idle and reports why.
     fn down(&mut self, reason: DownReason) -> [Output; 1] {
+        let offered = std::mem::take(&mut self.offered);
         *self = Session::new(self.config);
+        self.offered = offered;
         [Output::Event(Event::Down { reason })]
     }
 }
@@ -437,5 +469,61 @@ mod tests {
             &out[..],
             [Output::Send(_), Output::Event(Event::Down { .. })]
         ));
+    }
+
+    #[test]
+    fn offered_families_limit_the_negotiated_ones_and_refresh_is_reported() {
+        let mut s = session(90).with_families(&[Family::Ipv4Unicast]);
+        let out = s.connected(Duration::ZERO);
+        let [Output::Send(bytes)] = &out[..] else {
+            panic!("expected one OPEN, got {out:?}");
+        };
+        let Ok(Message::Open(ours)) = wire::decode(bytes, WireOptions::default()) else {
+            panic!("our OPEN does not decode");
+        };
+        assert!(ours
+            .capabilities
+            .contains(&Capability::Multiprotocol { afi: 1, safi: 1 }));
+        assert!(!ours
+            .capabilities
+            .contains(&Capability::Multiprotocol { afi: 2, safi: 1 }));
+        let theirs = Open {
+            my_as: 65001,
+            hold_time: 90,
+            bgp_id: Ipv4Addr::new(10, 0, 0, 1),
+            capabilities: vec![
+                Capability::Multiprotocol { afi: 1, safi: 1 },
+                Capability::Multiprotocol { afi: 2, safi: 1 },
+                Capability::RouteRefresh,
+            ],
+        };
+        s.handle_bytes(Duration::ZERO, &encode(&Message::Open(theirs)));
+        let out = s.handle_bytes(Duration::ZERO, &encode(&Message::Keepalive));
+        let [Output::Event(Event::Established { families, .. })] = &out[..] else {
+            panic!("expected Established, got {out:?}");
+        };
+        assert_eq!(families, &vec![Family::Ipv4Unicast]);
+        let refresh = |afi, safi| encode(&Message::RouteRefresh(RouteRefresh { afi, safi }));
+        let out = s.handle_bytes(Duration::ZERO, &refresh(1, 1));
+        assert_eq!(
+            out,
+            vec![Output::Event(Event::RefreshRequested {
+                family: Family::Ipv4Unicast
+            })]
+        );
+        assert!(
+            s.handle_bytes(Duration::ZERO, &refresh(2, 1)).is_empty(),
+            "IPv6 was not negotiated"
+        );
+        // A new connection keeps the offered families.
+        s.stop(Duration::ZERO);
+        let out = s.connected(Duration::ZERO);
+        let [Output::Send(bytes)] = &out[..] else {
+            panic!("expected one OPEN, got {out:?}");
+        };
+        let Ok(Message::Open(again)) = wire::decode(bytes, WireOptions::default()) else {
+            panic!("our OPEN does not decode");
+        };
+        assert_eq!(again.capabilities, ours.capabilities);
     }
 }
