@@ -17,6 +17,7 @@
 //! under `examples/`.
 
 mod api;
+mod bgp;
 mod billing;
 mod diagnostic;
 pub mod edit;
@@ -349,6 +350,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         api: p.api,
         history: p.history,
         guard: p.guard,
+        bgp: p.bgp,
     };
     validate::policy(
         &policy,

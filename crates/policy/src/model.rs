@@ -569,8 +569,11 @@ pub struct Policy {
     pub history: Option<History>,
     /// DDoS detection and mitigation, if the policy has it.
     pub guard: Option<Guard>,
+    /// The BGP speaker and its peers, if the policy has them.
+    pub bgp: Option<Bgp>,
 }
 
+pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
 pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 
 /// The `[api]` section.
