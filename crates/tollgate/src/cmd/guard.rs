@@ -12,6 +12,9 @@
 //! - `blackhole`: a kernel blackhole route per prefix, through
 //!   `linux_dataplane::blackhole` (marked with its own routing protocol,
 //!   so only tollgate's routes are ever removed);
+//! - `rtbh`: the prefixes announced with the rung's communities to the
+//!   policy's `[bgp]` peers with `announce = true` (`crate::bgp_rungs`),
+//!   withdrawn when the rung ends;
 //! - the other rungs are logged as not available yet, and the ladder goes
 //!   on.
 //!
@@ -21,6 +24,7 @@
 //! save the state and exit 0; the routes stay, as the bans do.
 
 use super::Context;
+use crate::bgp_rungs::BgpRungs;
 use crate::cli::guard::{GuardCommand, WatchArgs};
 use crate::error::{Error, Result};
 use guard::{
@@ -55,7 +59,10 @@ pub fn run(cx: &Context, cmd: &GuardCommand) -> Result<ExitCode> {
 
 /// The detector's configuration: the policy's `[guard]` with the command
 /// line's overrides, and the interfaces to capture on.
-fn configure(cx: &Context, a: &WatchArgs) -> Result<(guard::Config, CaptureConfig)> {
+fn configure(
+    cx: &Context,
+    a: &WatchArgs,
+) -> Result<(guard::Config, CaptureConfig, Option<policy::Bgp>)> {
     let (_, policy) = crate::policy_file::valid(&cx.config)?;
     let section = policy.guard.as_ref();
     let mut config = match section {
@@ -134,11 +141,11 @@ fn configure(cx: &Context, a: &WatchArgs) -> Result<(guard::Config, CaptureConfi
         cc.sample_one_in = c.sample_one_in.max(1);
         cc.tick = c.tick;
     }
-    Ok((config, cc))
+    Ok((config, cc, policy.bgp.clone()))
 }
 
 fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
-    let (config, capture_config) = configure(cx, a)?;
+    let (config, capture_config, bgp) = configure(cx, a)?;
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone())?;
     let origin = Instant::now();
@@ -148,6 +155,10 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
         blackholes: Blackholes::open()
             .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
         in_flight: Arc::new(AtomicUsize::new(0)),
+        bgp: match bgp.filter(|b| b.peers.iter().any(|p| p.announce)) {
+            Some(b) => Some(BgpRungs::start(crate::bgp_rungs::speaker_config(&b))?),
+            None => None,
+        },
     };
     let (mut detector, restored) = restore(config, &state_path, mono(Instant::now()))?;
     if !restored.is_empty() {
@@ -188,6 +199,9 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
         shell.carry_out(&decisions);
     }
     save(&detector, &state_path, mono(Instant::now()));
+    if let Some(b) = shell.bgp.take() {
+        b.shutdown();
+    }
     match result {
         Err(e) => Err(Error::runtime(format!("the capture failed: {e}"))),
         Ok(()) if failed => Err(Error::runtime("the capture ended on its own")),
@@ -341,6 +355,8 @@ fn save(detector: &Detector, path: &Path, now: Monotonic) {
 struct Shell {
     blackholes: Blackholes,
     in_flight: Arc<AtomicUsize>,
+    /// The speaker for the rtbh rung, when `[bgp]` has a peer to announce to.
+    bgp: Option<BgpRungs>,
 }
 
 impl Shell {
@@ -431,6 +447,12 @@ impl Shell {
                     }
                 }
             }
+            Action::Rtbh { .. } => match &mut self.bgp {
+                Some(b) => {
+                    b.apply(step);
+                }
+                None => no_bgp_peer(),
+            },
             other => not_yet(other.rung()),
         }
     }
@@ -452,6 +474,11 @@ impl Shell {
                         }
                         Err(e) => tracing::error!("{e}"),
                     }
+                }
+            }
+            Action::Rtbh { .. } => {
+                if let Some(b) = &mut self.bgp {
+                    b.remove(step);
                 }
             }
             other => not_yet(other.rung()),
@@ -508,6 +535,10 @@ impl Shell {
             tracing::error!("cannot start a thread for the notify script: {e}");
         }
     }
+}
+
+fn no_bgp_peer() {
+    tracing::warn!("rtbh: the policy's [bgp] has no peer with `announce = true`; the route is not announced, and the ladder goes on");
 }
 
 fn not_yet(rung: Rung) {
