@@ -258,17 +258,18 @@ fn a_flood_is_announced_to_bird_with_blackhole_withdrawn_and_restored_after_a_re
 
     // Detection → BIRD's import, from both logs (same clock).
     let wl = log("watch.log");
-    let detected = wl
+    let detected_line = wl
         .lines()
         .find(|l| l.contains("ban started"))
-        .map(seconds_of)
         .expect("ban started in the log");
+    let detected = seconds_of(detected_line);
     let bl = log("bird.log");
-    let received = bl
+    let received_line = bl
         .lines()
         .find(|l| l.contains(&format!("{VICTIM}/32")) && l.contains("added"))
-        .map(seconds_of)
         .unwrap_or_else(|| panic!("BIRD's log has no import of the route:\n{bl}"));
+    let received = seconds_of(received_line);
+    eprintln!("tollgate: {detected_line}\nBIRD:     {received_line}");
     let ms = (received - detected) * 1000.0;
     eprintln!("RESULT rtbh detection → route received by BIRD: {ms:.1} ms");
     assert!(
@@ -290,10 +291,16 @@ fn a_flood_is_announced_to_bird_with_blackhole_withdrawn_and_restored_after_a_re
 
     // A second flood; guard watch is stopped while the route is up and
     // started again: the saved ladder re-announces the route.
-    let _f2 = flood(&s.up, 6);
-    wait_for("the route again", Duration::from_secs(4), || {
-        bird.route().is_some()
-    });
+    let _f2 = flood(&s.up, 10);
+    let again = Instant::now();
+    while bird.route().is_none() {
+        assert!(
+            again.elapsed() < Duration::from_secs(6),
+            "no route for the second flood; guard watch's log:\n{}",
+            log("watch.log")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     w.signal_group(libc::SIGTERM);
     let status = w.wait(Duration::from_secs(5)).expect("guard watch exits");
     assert!(status.success(), "{status:?}\n{}", log("watch.log"));
