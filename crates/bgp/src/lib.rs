@@ -28,6 +28,8 @@
 //! - [`rib_out`]: what tollgate announces (the guard's RTBH routes) and an
 //!   Adj-RIB-Out per session that turns changes, and a session coming up,
 //!   into UPDATEs.
+//! - [`flowspec`]: FlowSpec rules (RFC 8955/8956) encoded as NLRI, the
+//!   traffic-rate action, and the UPDATEs that carry them.
 //! - [`mrt`]: an iterator over the routes of a TABLE_DUMP_V2 file (RFC
 //!   6396).
 //! - [`fuzzing`]: entry points for cargo-fuzz and the tests.
@@ -36,6 +38,7 @@
 //! through a bounds-checked cursor, and the fuzzing entry points check it.
 
 mod bytes;
+pub mod flowspec;
 pub mod fuzzing;
 pub mod mrt;
 pub mod rib;
