@@ -631,7 +631,7 @@ mod tests {
         let ext = u.attrs.other.iter().find(|a| a.type_code == 16).unwrap();
         assert_eq!(ext.value, traffic_rate(65000, 0.0));
         assert_eq!(u.attrs.as_path_flat(), vec![65000]);
-        let bytes = withdraw_update(&[rule.clone()], opts).unwrap();
+        let bytes = withdraw_update(std::slice::from_ref(&rule), opts).unwrap();
         let Message::Update(u) = wire::decode(&bytes, opts).unwrap() else {
             panic!("not an UPDATE");
         };

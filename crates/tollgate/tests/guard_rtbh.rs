@@ -193,7 +193,7 @@ fn flood(up: &Netns, seconds: u32) -> Process {
 /// `… 20:59:01.123456` (BIRD) timestamp at the start of a line.
 fn seconds_of(line: &str) -> f64 {
     let t = line
-        .split(|c| c == 'T' || c == ' ')
+        .split(['T', ' '])
         .nth(1)
         .expect("a time")
         .trim_end_matches('Z');
