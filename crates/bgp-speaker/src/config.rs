@@ -256,4 +256,38 @@ mod tests {
                 .unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
     }
+
+    #[test]
+    fn announcing_and_active_peers_are_read_and_checked() {
+        let c = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = []\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\nport = 1179\npassive = false\nfamilies = [\"ipv4\"]\nannounce = true\nnext_hop_v6 = \"2001:db8::1\"\n",
+        )
+        .unwrap();
+        let p = &c.peers[0];
+        assert_eq!((p.port, p.passive, p.announce), (1179, false, true));
+        assert_eq!(p.families, vec![AddressFamily::Ipv4]);
+        assert_eq!(p.next_hop_v6, Some("2001:db8::1".parse().unwrap()));
+        // Defaults: passive on port 179, nothing announced.
+        let d = PeerConfig::new("192.0.2.3".parse().unwrap(), 65001);
+        assert_eq!((d.port, d.passive, d.announce), (179, true, false));
+        let e = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 1\nrouter_id = \"192.0.2.1\"\nlisten = []\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("every peer is passive"), "{e}");
+        let e = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 1\nrouter_id = \"192.0.2.1\"\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\nport = 0\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("port = 0"), "{e}");
+        let e = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 1\nrouter_id = \"192.0.2.1\"\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\nfamilies = [\"flowspec\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown variant"), "{e}");
+    }
 }
