@@ -362,3 +362,149 @@ neighbor 127.0.0.1 {{
         },
     );
 }
+
+/// GoBGP (Debian's `gobgpd`) connects to tollgate and shows the route in
+/// its RIB through its own CLI, then its withdrawal; killed and started
+/// again, it gets the route back.
+#[test]
+fn gobgp_receives_the_rtbh_route_loses_it_and_gets_it_again_after_a_restart() {
+    let Some(lab) = lab("announce-gobgp") else {
+        return;
+    };
+    testkit::need("gobgpd", "gobgpd");
+    testkit::need("gobgp", "gobgpd");
+    let local = loopback(46);
+    // GoBGP ignores a loopback next hop (127.0.0.1, our session address):
+    // the peer's configured one is used instead.
+    let sp = Running::start(vec![PeerConfig {
+        next_hop_v4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        ..announcing_peer(local)
+    }]);
+    let api = "127.0.0.1:50146";
+    let conf = lab.dir.join("gobgpd.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[global.config]
+  as = 65001
+  router-id = "{local}"
+  port = -1
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 65000
+  [neighbors.transport.config]
+    local-address = "{local}"
+    remote-port = {port}
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#,
+            port = sp.port
+        ),
+    )
+    .unwrap();
+    let start = || {
+        testkit::Process::spawn(
+            std::process::Command::new("gobgpd")
+                .arg("-f")
+                .arg(&conf)
+                .arg("--api-hosts")
+                .arg(api)
+                .arg("--log-level")
+                .arg("warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(lab.dir.join("gobgpd.log")).unwrap()),
+        )
+    };
+    let rib = |family: &str| {
+        let out = std::process::Command::new("gobgp")
+            .args([
+                "-u",
+                "127.0.0.1",
+                "-p",
+                "50146",
+                "global",
+                "rib",
+                "-a",
+                family,
+            ])
+            .output()
+            .expect("run gobgp");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let gobgpd = start();
+    sp.wait_established(local, 1);
+    sp.handle().announce(rtbh("203.0.113.11/32"));
+    sp.handle().announce(rtbh("2001:db8:7::11/128"));
+    let t = std::time::Instant::now();
+    while !(rib("ipv4").contains("203.0.113.11/32") && rib("ipv6").contains("2001:db8:7::11/128")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "GoBGP's RIB:\n{}\n{}\nneighbor: {}\nits log:\n{}",
+            rib("ipv4"),
+            rib("ipv6"),
+            String::from_utf8_lossy(
+                &std::process::Command::new("gobgp")
+                    .args([
+                        "-u",
+                        "127.0.0.1",
+                        "-p",
+                        "50146",
+                        "neighbor",
+                        "127.0.0.1",
+                        "adj-in"
+                    ])
+                    .output()
+                    .unwrap()
+                    .stdout
+            ),
+            std::fs::read_to_string(lab.dir.join("gobgpd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v4 = rib("ipv4");
+    let line = v4.lines().find(|l| l.contains("203.0.113.11/32")).unwrap();
+    // GoBGP names RFC 7999's community.
+    assert!(line.contains("blackhole"), "{line}");
+    assert!(line.contains("65000:9"), "{line}");
+    assert!(line.contains("65000:666:1"), "{line}");
+    assert!(line.contains("192.0.2.1"), "next hop: {line}");
+    let v6 = rib("ipv6");
+    let line = v6
+        .lines()
+        .find(|l| l.contains("2001:db8:7::11/128"))
+        .unwrap();
+    assert!(line.contains("2001:db8::1"), "next hop: {line}");
+
+    sp.handle().withdraw(p("203.0.113.11/32"));
+    wait_until(
+        "GoBGP to lose the IPv4 route",
+        Duration::from_secs(10),
+        || !rib("ipv4").contains("203.0.113.11/32"),
+    );
+    drop(gobgpd);
+    wait_until("the session to go down", Duration::from_secs(15), || {
+        sp.handle()
+            .peers()
+            .iter()
+            .all(|s| s.state != PeerState::Established)
+    });
+    sp.handle().announce(rtbh("198.51.100.11/32"));
+    let _gobgpd = start();
+    sp.wait_established(local, 2);
+    wait_until(
+        "the restarted GoBGP to have the routes",
+        Duration::from_secs(10),
+        || rib("ipv4").contains("198.51.100.11/32") && rib("ipv6").contains("2001:db8:7::11/128"),
+    );
+    assert!(!rib("ipv4").contains("203.0.113.11/32"));
+}
