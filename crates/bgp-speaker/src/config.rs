@@ -59,6 +59,10 @@ pub struct PeerConfig {
     /// routes). Off by default: a peer that only feeds realms gets nothing.
     #[serde(default)]
     pub announce: bool,
+    /// Whether FlowSpec (SAFI 133) is offered to the peer, for the
+    /// announced FlowSpec rules (needs `announce`).
+    #[serde(default)]
+    pub flowspec: bool,
     /// The next hop for IPv4 routes that name none (default: our address
     /// on the session, when it is IPv4).
     pub next_hop_v4: Option<Ipv4Addr>,
@@ -102,6 +106,7 @@ impl PeerConfig {
             passive: default_passive(),
             families: Vec::new(),
             announce: false,
+            flowspec: false,
             next_hop_v4: None,
             next_hop_v6: None,
         }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bgp::rib_out::{AdjRibOut, Announcements, ExportContext};
+use bgp::rib_out::{AdjRibOut, Announcements, ExportContext, FlowRoutes};
 use bgp::session::{DownReason, Event, Output, Session, SessionConfig, State};
 use bgp::wire::Notification;
 use bgp::Family;
@@ -70,13 +70,15 @@ impl Connection {
             peer_as: Some(peer.remote_as),
             hold_time: peer.hold_time.unwrap_or(speaker.hold_time),
         })
-        .with_families(&offered);
+        .with_families(&offered)
+        .with_flowspec(peer.announce && peer.flowspec);
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
         // What this peer was sent of our announcements; only for a peer
         // that gets them, and only while the session is established.
         let mut rib_out: Option<AdjRibOut> = None;
         let mut want = shared.announcements.subscribe();
+        let mut want_flows = shared.flows.subscribe();
         let (mut rd, mut wr) = stream.into_split();
         let now = move || epoch.elapsed();
         shared.set_state(addr, PeerState::OpenSent);
@@ -102,7 +104,7 @@ impl Connection {
                                 families,
                                 ..
                             } if peer.announce => {
-                                let cx = export_context(
+                                let mut cx = export_context(
                                     &peer,
                                     speaker.local_as,
                                     *peer_as,
@@ -110,6 +112,7 @@ impl Connection {
                                     families,
                                     local,
                                 );
+                                cx.flowspec = session.flowspec_negotiated();
                                 rib_out = Some(AdjRibOut::new(cx));
                                 true
                             }
@@ -134,6 +137,7 @@ impl Connection {
                                 addr,
                                 &label,
                             ));
+                            pending.extend(sync_flows(&mut rib_out, &mut want_flows, &label));
                         }
                     }
                 }
@@ -167,6 +171,10 @@ impl Connection {
                 changed = want.changed(), if rib_out.is_some() => match changed {
                     Ok(()) => sync_rib(&mut rib_out, &mut want, &shared, addr, &label),
                     // The speaker is going away; its shutdown stops us.
+                    Err(_) => Vec::new(),
+                },
+                changed = want_flows.changed(), if rib_out.is_some() => match changed {
+                    Ok(()) => sync_flows(&mut rib_out, &mut want_flows, &label),
                     Err(_) => Vec::new(),
                 },
                 cmd = commands.recv() => match cmd {
@@ -207,7 +215,26 @@ fn export_context(
             Some(IpAddr::V6(a)) => Some(a),
             _ => None,
         }),
+        // Set from the session once it is established.
+        flowspec: (false, false),
     }
+}
+
+/// Brings the peer's FlowSpec rules up to date; returns the UPDATEs.
+fn sync_flows(
+    rib_out: &mut Option<AdjRibOut>,
+    want: &mut watch::Receiver<Arc<FlowRoutes>>,
+    label: &str,
+) -> Vec<Output> {
+    let Some(rib) = rib_out else {
+        return Vec::new();
+    };
+    let table = Arc::clone(&want.borrow_and_update());
+    let out = rib.sync_flows(&table);
+    if out.announced + out.withdrawn > 0 {
+        tracing::info!(peer = %label, announced = out.announced, withdrawn = out.withdrawn, "FlowSpec rules sent");
+    }
+    out.messages.into_iter().map(Output::Send).collect()
 }
 
 /// Brings the peer's Adj-RIB-Out up to date with the latest

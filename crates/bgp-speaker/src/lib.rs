@@ -49,6 +49,7 @@ mod config;
 mod connection;
 mod speaker;
 
-pub use bgp::rib_out::{Announcement, BLACKHOLE};
+pub use bgp::flowspec;
+pub use bgp::rib_out::{Announcement, FlowRoute, BLACKHOLE};
 pub use config::{AddressFamily, ConfigError, PeerConfig, SpeakerConfig, DEFAULT_HOLD_TIME};
 pub use speaker::{PeerState, PeerStatus, RealmChanges, Speaker, SpeakerError, SpeakerHandle};

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bgp::rib_out::{Announcement, Announcements};
+use bgp::rib_out::{Announcement, Announcements, FlowRoute, FlowRoutes};
 use bgp::session::{Event, State};
 use bgp::wire::{code, Message, Notification, WireOptions};
 use net_types::Prefix;
@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     /// `watch` always holds the latest table, so a session never misses a
     /// change, however many happen while it is busy.
     pub(crate) announcements: watch::Sender<Arc<Announcements>>,
+    /// The FlowSpec rules we announce, watched the same way.
+    pub(crate) flows: watch::Sender<Arc<FlowRoutes>>,
 }
 
 /// Locks a mutex even if a task panicked while holding it: the data is
@@ -232,6 +234,7 @@ impl Speaker {
             status: Mutex::new(status),
             table: Mutex::new(table),
             announcements: watch::channel(Arc::default()).0,
+            flows: watch::channel(Arc::default()).0,
         });
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -484,6 +487,42 @@ impl SpeakerHandle {
             Arc::make_mut(table).remove(&prefix);
             true
         })
+    }
+
+    /// Announces a FlowSpec rule (or changes its rate) to every peer with
+    /// `announce` and `flowspec` that negotiated its family. Returns
+    /// whether anything changed; a rule that cannot be encoded changes
+    /// nothing.
+    pub fn announce_flow(&self, route: FlowRoute) -> bool {
+        let Some(key) = route.key() else {
+            return false;
+        };
+        self.shared.flows.send_if_modified(|table| {
+            if table.get(&key) == Some(&route) {
+                return false;
+            }
+            Arc::make_mut(table).insert(key, route);
+            true
+        })
+    }
+
+    /// Withdraws a FlowSpec rule. Returns whether it was announced.
+    pub fn withdraw_flow(&self, rule: &bgp::flowspec::Rule) -> bool {
+        let Ok(key) = rule.encode_nlri() else {
+            return false;
+        };
+        self.shared.flows.send_if_modified(|table| {
+            if !table.contains_key(&key) {
+                return false;
+            }
+            Arc::make_mut(table).remove(&key);
+            true
+        })
+    }
+
+    /// The FlowSpec rules announced now.
+    pub fn flows(&self) -> Vec<FlowRoute> {
+        self.shared.flows.borrow().values().cloned().collect()
     }
 
     /// What is announced now, by prefix.

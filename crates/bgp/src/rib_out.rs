@@ -59,6 +59,26 @@ impl Announcement {
 /// The routes to announce, by prefix.
 pub type Announcements = BTreeMap<Prefix, Announcement>;
 
+/// One FlowSpec rule tollgate wants to announce, with its action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowRoute {
+    /// The rule.
+    pub rule: crate::flowspec::Rule,
+    /// The traffic-rate action in bytes per second; 0 discards.
+    pub rate: f32,
+}
+
+impl FlowRoute {
+    /// The rule's identity: its NLRI bytes (two spellings of one rule are
+    /// one rule). `None` for a rule that cannot be encoded.
+    pub fn key(&self) -> Option<Vec<u8>> {
+        self.rule.encode_nlri().ok()
+    }
+}
+
+/// The FlowSpec rules to announce, by [`FlowRoute::key`].
+pub type FlowRoutes = BTreeMap<Vec<u8>, FlowRoute>;
+
 /// What a session knows of itself that decides how routes are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExportContext {
@@ -77,6 +97,8 @@ pub struct ExportContext {
     pub next_hop_v4: Option<Ipv4Addr>,
     /// The IPv6 next hop for routes that name none.
     pub next_hop_v6: Option<Ipv6Addr>,
+    /// Whether FlowSpec was negotiated for IPv4 and for IPv6.
+    pub flowspec: (bool, bool),
 }
 
 /// Why a route was not sent to a peer.
@@ -115,6 +137,8 @@ pub struct AdjRibOut {
     /// The attributes each prefix was sent with (the effective next hop in
     /// `next_hop`).
     sent: BTreeMap<Prefix, PathAttributes>,
+    /// The FlowSpec rules sent, by key, with their rate's bits.
+    sent_flows: BTreeMap<Vec<u8>, (crate::flowspec::Rule, u32)>,
 }
 
 /// Withdrawn prefixes per UPDATE: 500 IPv4 /32s take 2.5 kB and 200
@@ -128,6 +152,7 @@ impl AdjRibOut {
         AdjRibOut {
             cx,
             sent: BTreeMap::new(),
+            sent_flows: BTreeMap::new(),
         }
     }
 
@@ -207,6 +232,76 @@ impl AdjRibOut {
             self.sent.remove(p);
         }
         out.withdrawn = gone.len();
+        out
+    }
+
+    /// How many FlowSpec rules the peer has from us.
+    pub fn flow_len(&self) -> usize {
+        self.sent_flows.len()
+    }
+
+    /// The UPDATEs that turn the FlowSpec rules the peer has into `want`
+    /// (one rule per UPDATE: rules are few, and each carries its own
+    /// action), and records them as sent. A rule of a family the peer did
+    /// not negotiate is skipped.
+    pub fn sync_flows(&mut self, want: &FlowRoutes) -> SyncOutput {
+        let mut out = SyncOutput::default();
+        let (v4, v6) = self.cx.flowspec;
+        let internal = self.cx.local_as == self.cx.peer_as;
+        let attrs = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: if internal {
+                Vec::new()
+            } else {
+                vec![AsPathSegment {
+                    kind: SegmentKind::Sequence,
+                    asns: vec![self.cx.local_as],
+                }]
+            },
+            ..PathAttributes::default()
+        };
+        let gone: Vec<Vec<u8>> = self
+            .sent_flows
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some((rule, _)) = self.sent_flows.remove(&k) {
+                if let Ok(bytes) =
+                    crate::flowspec::withdraw_update(std::slice::from_ref(&rule), self.cx.opts)
+                {
+                    out.messages.push(bytes);
+                    out.withdrawn += 1;
+                }
+            }
+        }
+        for (k, f) in want {
+            let ok = if f.rule.is_ipv6() { v6 } else { v4 };
+            if !ok {
+                continue;
+            }
+            let bits = f.rate.to_bits();
+            if self.sent_flows.get(k).is_some_and(|(_, b)| *b == bits) {
+                continue;
+            }
+            // The traffic-rate's AS field is informative (RFC 8955 §7.3);
+            // a four-octet AS does not fit and is written as 0.
+            let asn = u16::try_from(self.cx.local_as).unwrap_or(0);
+            let ext = [crate::flowspec::traffic_rate(asn, f.rate)];
+            // A rule that cannot be encoded has no key, so it never gets
+            // here; an UPDATE that does not fit is left out.
+            if let Ok(bytes) = crate::flowspec::announce_update(
+                std::slice::from_ref(&f.rule),
+                &attrs,
+                &ext,
+                self.cx.opts,
+            ) {
+                out.messages.push(bytes);
+                out.announced += 1;
+                self.sent_flows.insert(k.clone(), (f.rule.clone(), bits));
+            }
+        }
         out
     }
 
@@ -302,7 +397,46 @@ mod tests {
             ipv6: true,
             next_hop_v4: Some(Ipv4Addr::new(192, 0, 2, 1)),
             next_hop_v6: None,
+            flowspec: (true, false),
         }
+    }
+
+    #[test]
+    fn flowspec_rules_are_sent_changed_and_withdrawn_in_their_family() {
+        use crate::flowspec::{Component, Numeric, Rule};
+        let mut rib = AdjRibOut::new(cx(65001));
+        let rule = |dst: &str| Rule {
+            components: vec![
+                Component::Destination(p(dst)),
+                Component::Protocol(vec![Numeric::eq(17)]),
+            ],
+        };
+        let route = |dst: &str, rate: f32| FlowRoute {
+            rule: rule(dst),
+            rate,
+        };
+        let mut want = FlowRoutes::new();
+        for r in [route("203.0.113.7/32", 0.0), route("2001:db8::7/128", 0.0)] {
+            want.insert(r.key().unwrap(), r);
+        }
+        let out = rib.sync_flows(&want);
+        assert_eq!(out.announced, 1, "IPv6 FlowSpec not negotiated");
+        let Message::Update(u) =
+            wire::decode(&out.messages[0], WireOptions { four_byte_as: true }).unwrap()
+        else {
+            panic!("not an UPDATE");
+        };
+        let reach = u.attrs.other.iter().find(|a| a.type_code == 14).unwrap();
+        assert_eq!(&reach.value[..3], &[0, 1, 133]);
+        assert_eq!(u.attrs.as_path_flat(), vec![65000]);
+        assert!(rib.sync_flows(&want).messages.is_empty());
+        // A new rate is sent again; a rule gone is withdrawn.
+        let r = route("203.0.113.7/32", 125_000.0);
+        want.insert(r.key().unwrap(), r);
+        assert_eq!(rib.sync_flows(&want).announced, 1);
+        let out = rib.sync_flows(&FlowRoutes::new());
+        assert_eq!((out.announced, out.withdrawn), (0, 1));
+        assert_eq!(rib.flow_len(), 0);
     }
 
     fn rtbh(prefix: &str) -> Announcement {

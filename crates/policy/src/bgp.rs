@@ -51,6 +51,9 @@ pub struct BgpPeer {
     pub families: Vec<BgpFamily>,
     /// Whether the peer gets tollgate's announcements (false unless set).
     pub announce: bool,
+    /// Whether FlowSpec is offered to it, for the flowspec rung (false
+    /// unless set; needs `announce`).
+    pub flowspec: bool,
     /// The hold time proposed to this peer.
     pub hold_time: Option<u16>,
     /// A name for logs.
@@ -238,6 +241,10 @@ fn peer(cx: &mut Cx, mut f: Fields<'_>) -> Option<BgpPeer> {
         None => Some(false),
         Some(n) => cx.boolean(n),
     };
+    let flowspec = match f.get(cx, "flowspec") {
+        None => Some(false),
+        Some(n) => cx.boolean(n),
+    };
     let hold_time = match f.get(cx, "hold_time") {
         None => Some(None),
         Some(n) => hold(cx, n).map(Some),
@@ -292,6 +299,7 @@ fn peer(cx: &mut Cx, mut f: Fields<'_>) -> Option<BgpPeer> {
         passive: passive?,
         families: families?,
         announce: announce?,
+        flowspec: flowspec?,
         hold_time: hold_time?,
         name: name?,
         next_hop_v4: next_hop_v4.map_or(Some(None), |v| v.map(Some))?,
@@ -329,11 +337,30 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
         .iter()
         .chain(g.groups.iter().flat_map(|gr| gr.ladder.iter().flatten()))
         .filter(|r| r.rung.rung() == ::guard::Rung::Rtbh);
-    let announcing = p
-        .bgp
-        .as_ref()
-        .is_some_and(|b| b.peers.iter().any(|peer| peer.announce));
-    if announcing {
+    let announcing = |flowspec: bool| {
+        p.bgp.as_ref().is_some_and(|b| {
+            b.peers
+                .iter()
+                .any(|peer| peer.announce && (peer.flowspec || !flowspec))
+        })
+    };
+    let flowspec_rungs = g
+        .ladder
+        .iter()
+        .chain(g.groups.iter().flat_map(|gr| gr.ladder.iter().flatten()))
+        .filter(|r| r.rung.rung() == ::guard::Rung::Flowspec);
+    if !announcing(true) {
+        for r in flowspec_rungs {
+            diags.push(
+                Diagnostic::warning(
+                    Some(r.span),
+                    "a `flowspec` rung but no BGP peer with `announce = true` and `flowspec = true`: the rung will only be logged",
+                )
+                .with_hint("set `flowspec = true` on a [[bgp.peers]] entry that announces (docs/routes.md)"),
+            );
+        }
+    }
+    if announcing(false) {
         return;
     }
     for r in rtbh_rungs {

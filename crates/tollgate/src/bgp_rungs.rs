@@ -18,13 +18,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bgp_speaker::flowspec::{fragment, tcp, Bitmask, Component, Numeric, Rule};
+use bgp_speaker::FlowRoute;
 use bgp_speaker::{AddressFamily, Announcement, PeerConfig, Speaker, SpeakerConfig, SpeakerHandle};
-use guard::{Action, Direction, Step, Target};
+use guard::{Action, Direction, FlowAction, FlowSpecRule, Step, Target};
 use net_types::{Prefix, RealmId};
 
 use crate::error::{Error, Result};
 
-/// Who holds a prefix: one rung of one target in one direction.
+/// Who holds a prefix or a rule: one rung of one target in one direction.
 type Holder = (Target, Direction);
 
 /// The speaker that announces the guard's routes, and who holds each.
@@ -32,6 +34,8 @@ pub struct BgpRungs {
     runtime: tokio::runtime::Runtime,
     handle: Option<SpeakerHandle>,
     holders: BTreeMap<Prefix, BTreeSet<Holder>>,
+    /// Who holds each FlowSpec rule, by its NLRI bytes.
+    flow_holders: BTreeMap<Vec<u8>, BTreeSet<Holder>>,
 }
 
 /// The speaker's settings from the policy's `[bgp]`.
@@ -58,6 +62,7 @@ pub fn speaker_config(bgp: &policy::Bgp) -> SpeakerConfig {
                     })
                     .collect(),
                 announce: p.announce,
+                flowspec: p.flowspec,
                 next_hop_v4: p.next_hop_v4,
                 next_hop_v6: p.next_hop_v6,
                 ..PeerConfig::new(p.address, p.remote_as)
@@ -93,6 +98,7 @@ impl BgpRungs {
             runtime,
             handle: Some(handle),
             holders: BTreeMap::new(),
+            flow_holders: BTreeMap::new(),
         })
     }
 
@@ -100,9 +106,16 @@ impl BgpRungs {
         self.handle.as_ref()
     }
 
-    /// Puts an `rtbh` step's routes in place. Returns false (and does
-    /// nothing) for a step of another rung.
+    /// Puts an `rtbh` step's routes or a `flowspec` step's rules in
+    /// place. Returns false (and does nothing) for a step of another rung.
     pub fn apply(&mut self, step: &Step) -> bool {
+        if let Action::Flowspec { .. } = step.action {
+            let holder = (step.target.clone(), step.direction);
+            for r in &step.flowspec {
+                self.hold_flow(holder.clone(), flow_route(r));
+            }
+            return true;
+        }
         let Action::Rtbh {
             communities,
             next_hop,
@@ -129,6 +142,13 @@ impl BgpRungs {
     /// Takes an `rtbh` step's routes away, each once no other rung holds
     /// it. Returns false for a step of another rung.
     pub fn remove(&mut self, step: &Step) -> bool {
+        if let Action::Flowspec { .. } = step.action {
+            let holder = (step.target.clone(), step.direction);
+            for r in &step.flowspec {
+                self.release_flow(&holder, &flow_route(r));
+            }
+            return true;
+        }
         if !matches!(step.action, Action::Rtbh { .. }) {
             return false;
         }
@@ -179,6 +199,35 @@ impl BgpRungs {
         }
     }
 
+    fn hold_flow(&mut self, holder: Holder, route: FlowRoute) {
+        let (Some(handle), Some(key)) = (self.handle.as_ref(), route.key()) else {
+            tracing::error!(rule = ?route.rule, "a FlowSpec rule that cannot be encoded; not announced");
+            return;
+        };
+        self.flow_holders.entry(key).or_default().insert(holder);
+        if handle.announce_flow(route) {
+            tracing::info!("flowspec rule announced");
+        }
+    }
+
+    fn release_flow(&mut self, holder: &Holder, route: &FlowRoute) {
+        let Some(key) = route.key() else { return };
+        let last = match self.flow_holders.get_mut(&key) {
+            Some(h) => {
+                h.remove(holder);
+                h.is_empty()
+            }
+            None => true,
+        };
+        if !last {
+            return;
+        }
+        self.flow_holders.remove(&key);
+        if self.handle().is_some_and(|h| h.withdraw_flow(&route.rule)) {
+            tracing::info!("flowspec rule withdrawn");
+        }
+    }
+
     /// Ends the sessions (Cease). The peers drop our routes then, as BGP
     /// does with every route of a session that ends; they come back when
     /// the ladder is restored.
@@ -188,6 +237,61 @@ impl BgpRungs {
                 tokio::time::timeout(Duration::from_secs(3), h.shutdown()).await
             });
         }
+    }
+}
+
+/// The guard's rule as FlowSpec components (RFC 8955 §4.2): the prefix,
+/// the protocol, the amplifier's source ports, the packet length range,
+/// SYN without ACK, fragments; its action as a traffic rate in bytes per
+/// second (0 discards).
+pub fn flow_route(r: &FlowSpecRule) -> FlowRoute {
+    let mut c = Vec::new();
+    if let Some(p) = r.destination {
+        c.push(Component::Destination(p));
+    }
+    if let Some(p) = r.source {
+        c.push(Component::Source(p));
+    }
+    if let Some(proto) = r.protocol {
+        c.push(Component::Protocol(vec![Numeric::eq(u64::from(proto))]));
+    }
+    if !r.source_ports.is_empty() {
+        c.push(Component::SourcePort(
+            r.source_ports
+                .iter()
+                .map(|&p| Numeric::eq(u64::from(p)))
+                .collect(),
+        ));
+    }
+    if let Some((lo, hi)) = r.packet_len {
+        c.push(Component::PacketLength(vec![
+            Numeric::ge(u64::from(lo)),
+            Numeric::and_le(u64::from(hi)),
+        ]));
+    }
+    if r.tcp_syn {
+        // SYN set AND ACK not set: the first packet of a handshake.
+        c.push(Component::TcpFlags(vec![
+            Bitmask::all(tcp::SYN),
+            Bitmask {
+                and: true,
+                not: true,
+                ..Bitmask::any(tcp::ACK)
+            },
+        ]));
+    }
+    if r.fragments {
+        c.push(Component::Fragment(vec![Bitmask::any(fragment::IS_F)]));
+    }
+    let rate = match r.action {
+        FlowAction::Discard => 0.0,
+        // bit/s to bytes/s; an f32 keeps 24 bits of precision, far finer
+        // than any policer.
+        FlowAction::RateLimit(rate) => rate.bytes_per_second() as f32,
+    };
+    FlowRoute {
+        rule: Rule { components: c },
+        rate,
     }
 }
 
@@ -228,5 +332,34 @@ mod tests {
         r.release(&b, &prefixes);
         assert!(announced(&r).is_empty());
         r.shutdown();
+    }
+
+    #[test]
+    fn a_syn_flood_rule_becomes_flowspec_components() {
+        let rule = FlowSpecRule {
+            destination: Some(Prefix::parse("203.0.113.7/32").unwrap()),
+            source: None,
+            protocol: Some(6),
+            source_ports: vec![],
+            packet_len: Some((40, 60)),
+            tcp_syn: true,
+            fragments: false,
+            action: FlowAction::Discard,
+        };
+        let f = flow_route(&rule);
+        assert_eq!(f.rate, 0.0);
+        // dst 203.0.113.7/32, proto == 6, SYN and not ACK, length 40..=60.
+        assert_eq!(
+            f.rule.encode_nlri().unwrap(),
+            [
+                0x13, 0x01, 0x20, 203, 0, 113, 7, 0x03, 0x81, 6, 0x09, 0x01, 0x02, 0xc2, 0x10,
+                0x0a, 0x03, 40, 0xc5, 60
+            ]
+        );
+        let limited = FlowSpecRule {
+            action: FlowAction::RateLimit(net_types::Rate::from_bps(8_000_000).unwrap()),
+            ..rule
+        };
+        assert_eq!(flow_route(&limited).rate, 1_000_000.0);
     }
 }

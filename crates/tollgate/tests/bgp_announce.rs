@@ -508,3 +508,62 @@ fn gobgp_receives_the_rtbh_route_loses_it_and_gets_it_again_after_a_restart() {
     );
     assert!(!rib("ipv4").contains("203.0.113.11/32"));
 }
+
+/// BIRD's flow4 channel receives a FlowSpec rule (UDP from port 123 to
+/// the victim, discard) and loses it when it is withdrawn.
+#[test]
+fn bird_receives_and_loses_a_flowspec_rule() {
+    use bgp_speaker::flowspec::{Component, Numeric, Rule};
+    use bgp_speaker::FlowRoute;
+    let Some(lab) = lab("announce-flowspec") else {
+        return;
+    };
+    let local = loopback(47);
+    let sp = Running::start(vec![PeerConfig {
+        flowspec: true,
+        ..announcing_peer(local)
+    }]);
+    let conf = bird_config(local, sp.port, false)
+        .replace(
+            "protocol device { }",
+            "protocol device { }\nflow4 table flowtab4;",
+        )
+        .replace(
+            "  ipv6 { import all; export none; };",
+            "  ipv6 { import all; export none; };\n  flow4 { table flowtab4; import all; export none; };",
+        );
+    let bird = Bird::start(&lab, "bird", &conf);
+    sp.wait_established(local, 1);
+    let rule = Rule {
+        components: vec![
+            Component::Destination(p("203.0.113.12/32")),
+            Component::Protocol(vec![Numeric::eq(17)]),
+            Component::SourcePort(vec![Numeric::eq(123)]),
+        ],
+    };
+    assert!(sp.handle().announce_flow(FlowRoute {
+        rule: rule.clone(),
+        rate: 0.0,
+    }));
+    let flows = || bird.cli("show route table flowtab4 all");
+    let start = std::time::Instant::now();
+    while !flows().contains("dst 203.0.113.12/32") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "BIRD has no rule:\n{}\n{}",
+            flows(),
+            bird.cli("show protocols all tollgate")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shown = flows();
+    assert!(shown.contains("proto 17"), "{shown}");
+    assert!(shown.contains("sport 123"), "{shown}");
+    assert!(shown.contains("BGP.as_path: 65000"), "{shown}");
+    // traffic-rate 0: type 0x80, subtype 0x06, AS 65000 (0xfde8), rate 0.
+    assert!(shown.to_lowercase().contains("0x8006fde8"), "{shown}");
+    assert!(sp.handle().withdraw_flow(&rule));
+    wait_until("BIRD to lose the rule", Duration::from_secs(5), || {
+        !flows().contains("dst 203.0.113.12/32")
+    });
+}

@@ -11,6 +11,8 @@
 //! the flood (hping3, bounded by `timeout`) goes over the threshold, the
 //! ladder's first rung is `rtbh`: BIRD must get 203.0.113.10/32 with
 //! 65535:666 and our AS, lose it when the ladder comes down, and the time
+//! then the next rung's FlowSpec rule (SYN to the victim, discard) in
+//! BIRD's flow4 table, both withdrawn when the ladder comes down; the time
 //! from detection (guard watch's "ban started") to BIRD's import of the
 //! route (BIRD's own log, microsecond timestamps on the same clock) is
 //! printed. A second flood, with guard watch restarted in the middle,
@@ -80,6 +82,11 @@ pps_in = 2000
 rung = "rtbh"
 hold = "3s"
 
+[[guard.ladder]]
+rung = "flowspec"
+after = "1s"
+hold = "3s"
+
 [bgp]
 local_as = 65000
 router_id = "198.51.100.1"
@@ -90,6 +97,7 @@ address = "198.51.100.2"
 remote_as = 65001
 passive = false
 announce = true
+flowspec = true
 hold_time = 9
 "#
     .to_owned()
@@ -114,6 +122,7 @@ impl Bird {
 timeformat log "%F %T.%6f";
 router id 198.51.100.2;
 protocol device {{ }}
+flow4 table flowtab4;
 protocol bgp tollgate {{
   local 198.51.100.2 as 65001;
   neighbor 198.51.100.1 as 65000;
@@ -121,6 +130,7 @@ protocol bgp tollgate {{
   hold time 9;
   debug {{ routes }};
   ipv4 {{ import all; export none; }};
+  flow4 {{ table flowtab4; import all; export none; }};
 }}
 "#,
                 log = log.display()
@@ -155,6 +165,11 @@ protocol bgp tollgate {{
             .output()
             .expect("run birdc");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn flow(&self) -> Option<String> {
+        let out = self.cli("show route table flowtab4 all");
+        out.contains(&format!("dst {VICTIM}/32")).then_some(out)
     }
 
     fn route(&self) -> Option<String> {
@@ -277,10 +292,21 @@ fn a_flood_is_announced_to_bird_with_blackhole_withdrawn_and_restored_after_a_re
         "the route reached BIRD {ms} ms after detection"
     );
 
-    // The flood ends at 4 s; calm 2 s later and the hold (3 s) long past,
-    // the route is withdrawn.
+    // The next rung, a second later: a FlowSpec rule for the SYN flood.
+    wait_for(
+        "BIRD to get the FlowSpec rule",
+        Duration::from_secs(3),
+        || bird.flow().is_some(),
+    );
+    let flow = bird.flow().unwrap();
+    assert!(flow.contains("proto 6"), "{flow}");
+    assert!(flow.contains("tcp flags"), "{flow}");
+    eprintln!("{flow}");
+
+    // The flood ends at 4 s; calm 2 s later and the holds (3 s) long past,
+    // the route and the rule are withdrawn.
     wait_for("the withdrawal", Duration::from_secs(12), || {
-        bird.route().is_none()
+        bird.route().is_none() && bird.flow().is_none()
     });
     let ended = started.elapsed();
     assert!(

@@ -24,6 +24,8 @@ struct Peer {
     id: Ipv4Addr,
     families: Vec<Family>,
     route_refresh: bool,
+    /// FlowSpec (SAFI 133) for IPv4 and IPv6, as both sides offered it.
+    flowspec: (bool, bool),
 }
 
 /// One BGP session with one peer; see the [module docs](super).
@@ -40,6 +42,8 @@ pub struct Session {
     keepalive_deadline: Option<Duration>,
     /// The families we offer in our OPEN (both unless the caller says).
     offered: Vec<Family>,
+    /// Whether we offer FlowSpec for the offered families.
+    offered_flowspec: bool,
 }
 
 impl Session {
@@ -55,6 +59,23 @@ impl Session {
             hold_deadline: None,
             keepalive_deadline: None,
             offered: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            offered_flowspec: false,
+        }
+    }
+
+    /// Also offers FlowSpec (SAFI 133) for each offered family, to send
+    /// rules to the peer (`crate::flowspec`).
+    pub fn with_flowspec(mut self, on: bool) -> Self {
+        self.offered_flowspec = on;
+        self
+    }
+
+    /// Whether FlowSpec was negotiated for IPv4 and for IPv6; both false
+    /// outside Established.
+    pub fn flowspec_negotiated(&self) -> (bool, bool) {
+        match (&self.peer, self.state) {
+            (Some(p), State::Established) => p.flowspec,
+            _ => (false, false),
         }
     }
 
@@ -290,11 +311,21 @@ impl Session {
         }
         // A family is usable only if both sides announced it (RFC 4760 §6).
         families.retain(|f| self.offered.contains(f));
+        let flow = |afi: u16, family: Family| {
+            self.offered_flowspec
+                && self.offered.contains(&family)
+                && open.capabilities.contains(&Capability::Multiprotocol {
+                    afi,
+                    safi: crate::flowspec::SAFI_FLOWSPEC,
+                })
+        };
+        let flowspec = (flow(1, Family::Ipv4Unicast), flow(2, Family::Ipv6Unicast));
         self.peer = Some(Peer {
             asn: open.peer_as(),
             id: open.bgp_id,
             families,
             route_refresh: open.capabilities.contains(&Capability::RouteRefresh),
+            flowspec,
         });
         self.opts = WireOptions { four_byte_as };
         let hold = self.config.hold_time.min(open.hold_time);
@@ -351,6 +382,15 @@ impl Session {
                     let (afi, safi) = f.afi_safi();
                     Capability::Multiprotocol { afi, safi }
                 })
+                .chain(
+                    self.offered
+                        .iter()
+                        .filter(|_| self.offered_flowspec)
+                        .map(|f| Capability::Multiprotocol {
+                            afi: f.afi_safi().0,
+                            safi: crate::flowspec::SAFI_FLOWSPEC,
+                        }),
+                )
                 .chain([Capability::RouteRefresh, Capability::FourOctetAs(local)])
                 .collect(),
         }
@@ -370,8 +410,10 @@ impl Session {
     /// Resets to Idle and reports why.
     fn down(&mut self, reason: DownReason) -> [Output; 1] {
         let offered = std::mem::take(&mut self.offered);
+        let flowspec = self.offered_flowspec;
         *self = Session::new(self.config);
         self.offered = offered;
+        self.offered_flowspec = flowspec;
         [Output::Event(Event::Down { reason })]
     }
 }

@@ -15,6 +15,8 @@
 //! - `rtbh`: the prefixes announced with the rung's communities to the
 //!   policy's `[bgp]` peers with `announce = true` (`crate::bgp_rungs`),
 //!   withdrawn when the rung ends;
+//! - `flowspec`: the step's rules announced the same way to peers that
+//!   also have `flowspec = true`;
 //! - the other rungs are logged as not available yet, and the ladder goes
 //!   on.
 //!
@@ -447,7 +449,7 @@ impl Shell {
                     }
                 }
             }
-            Action::Rtbh { .. } => match &mut self.bgp {
+            Action::Rtbh { .. } | Action::Flowspec { .. } => match &mut self.bgp {
                 Some(b) => {
                     b.apply(step);
                 }
@@ -476,7 +478,7 @@ impl Shell {
                     }
                 }
             }
-            Action::Rtbh { .. } => {
+            Action::Rtbh { .. } | Action::Flowspec { .. } => {
                 if let Some(b) = &mut self.bgp {
                     b.remove(step);
                 }
@@ -538,7 +540,7 @@ impl Shell {
 }
 
 fn no_bgp_peer() {
-    tracing::warn!("rtbh: the policy's [bgp] has no peer with `announce = true`; the route is not announced, and the ladder goes on");
+    tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
 }
 
 fn not_yet(rung: Rung) {
