@@ -1112,6 +1112,7 @@ port = 1179
 passive = false
 families = ["ipv6", "ipv4", "ipv6"]
 announce = true
+flowspec = true
 hold_time = 0
 name = "upstream"
 next_hop_v4 = "192.0.2.1"
@@ -1131,7 +1132,7 @@ next_hop_v6 = "2001:db8::1"
         "2001:db8::2".parse::<std::net::IpAddr>().unwrap()
     );
     assert_eq!((peer.remote_as, peer.port), (65001, 1179));
-    assert!(!peer.passive && peer.announce);
+    assert!(!peer.passive && peer.announce && peer.flowspec);
     assert_eq!(
         peer.families,
         vec![policy::BgpFamily::Ipv4, policy::BgpFamily::Ipv6]
