@@ -567,3 +567,39 @@ fn bird_receives_and_loses_a_flowspec_rule() {
         !flows().contains("dst 203.0.113.12/32")
     });
 }
+
+/// Both sides active (BIRD's default): tollgate connects to BIRD and BIRD
+/// connects to tollgate. One session must come up and stay up, and the
+/// route must arrive.
+#[test]
+fn both_sides_active_settle_on_one_session() {
+    let Some(lab) = lab("announce-both-active") else {
+        return;
+    };
+    let local = loopback(48);
+    let sp = Running::start(vec![PeerConfig {
+        passive: false,
+        port: 179,
+        ..announcing_peer(local)
+    }]);
+    // BIRD connects to tollgate's port and listens on its own 179.
+    let conf = bird_config(local, sp.port, false);
+    let bird = Bird::start(&lab, "bird", &conf);
+    sp.wait_established(local, 1);
+    sp.handle().announce(rtbh("203.0.113.13/32"));
+    wait_until("BIRD to have the route", Duration::from_secs(10), || {
+        bird_route(&bird, "203.0.113.13/32").is_some()
+    });
+    // Stable: no new session over the next three seconds.
+    let count = |sp: &Running| sp.handle().peers()[0].established_count;
+    let before = count(&sp);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        count(&sp),
+        before,
+        "sessions flapped: {:?}",
+        sp.handle().peers()
+    );
+    assert!(bird_route(&bird, "203.0.113.13/32").is_some());
+    assert!(bird.cli("show protocols tollgate").contains("Established"));
+}
