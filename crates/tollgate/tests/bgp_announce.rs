@@ -509,8 +509,9 @@ fn gobgp_receives_the_rtbh_route_loses_it_and_gets_it_again_after_a_restart() {
     assert!(!rib("ipv4").contains("203.0.113.11/32"));
 }
 
-/// BIRD's flow4 channel receives a FlowSpec rule (UDP from port 123 to
-/// the victim, discard) and loses it when it is withdrawn.
+/// BIRD's flow4 and flow6 channels receive FlowSpec rules (UDP from port
+/// 123 to the victim, discard; IPv6 UDP of 500–1500 bytes, rate-limited)
+/// and lose them when they are withdrawn.
 #[test]
 fn bird_receives_and_loses_a_flowspec_rule() {
     use bgp_speaker::flowspec::{Component, Numeric, Rule};
@@ -526,11 +527,11 @@ fn bird_receives_and_loses_a_flowspec_rule() {
     let conf = bird_config(local, sp.port, false)
         .replace(
             "protocol device { }",
-            "protocol device { }\nflow4 table flowtab4;",
+            "protocol device { }\nflow4 table flowtab4;\nflow6 table flowtab6;",
         )
         .replace(
             "  ipv6 { import all; export none; };",
-            "  ipv6 { import all; export none; };\n  flow4 { table flowtab4; import all; export none; };",
+            "  ipv6 { import all; export none; };\n  flow4 { table flowtab4; import all; export none; };\n  flow6 { table flowtab6; import all; export none; };",
         );
     let bird = Bird::start(&lab, "bird", &conf);
     sp.wait_established(local, 1);
@@ -562,9 +563,32 @@ fn bird_receives_and_loses_a_flowspec_rule() {
     assert!(shown.contains("BGP.as_path: 65000"), "{shown}");
     // traffic-rate 0: type 0x80, subtype 0x06, AS 65000 (0xfde8), rate 0.
     assert!(shown.to_lowercase().contains("0x8006fde8"), "{shown}");
+    // An IPv6 rule (RFC 8956) rate-limited to 125,000 bytes/s.
+    let rule6 = Rule {
+        components: vec![
+            Component::Destination(p("2001:db8:7::12/128")),
+            Component::Protocol(vec![Numeric::eq(17)]),
+            Component::PacketLength(vec![Numeric::ge(500), Numeric::and_le(1500)]),
+        ],
+    };
+    assert!(sp.handle().announce_flow(FlowRoute {
+        rule: rule6.clone(),
+        rate: 125_000.0,
+    }));
+    let flows6 = || bird.cli("show route table flowtab6 all");
+    wait_until("BIRD to have the IPv6 rule", Duration::from_secs(5), || {
+        flows6().contains("dst 2001:db8:7::12/128")
+    });
+    let shown = flows6();
+    assert!(shown.contains("length 500..1500"), "{shown}");
+    assert!(
+        shown.to_lowercase().contains("0x47f42400"),
+        "the rate: {shown}"
+    );
     assert!(sp.handle().withdraw_flow(&rule));
-    wait_until("BIRD to lose the rule", Duration::from_secs(5), || {
-        !flows().contains("dst 203.0.113.12/32")
+    assert!(sp.handle().withdraw_flow(&rule6));
+    wait_until("BIRD to lose the rules", Duration::from_secs(5), || {
+        !flows().contains("dst 203.0.113.12/32") && !flows6().contains("dst 2001:db8:7::12/128")
     });
 }
 
