@@ -105,6 +105,8 @@ fn ci() -> Result<(), String> {
         // Real BGP speakers for the routes tests.
         ("bird", "bird2"),
         ("exabgp", "exabgp"),
+        // A third speaker receiving tollgate's announcements (bgp_announce.rs).
+        ("gobgpd", "gobgpd"),
         // tollgate/tests/state_files.rs: fsyncs and renames seen from
         // outside, and a terminal for the colour check.
         ("strace", "strace"),
@@ -229,6 +231,7 @@ fn leftovers() -> Vec<String> {
         "softflowd",
         "bird",
         "exabgp",
+        "gobgpd",
         "iperf3",
         "tollgate",
         "hping3",

@@ -1,9 +1,10 @@
-//! The speaker's settings, read from a small TOML file of their own until
-//! the policy grows a BGP section.
+//! The speaker's settings: read from a small TOML file of their own
+//! (`tollgate routes listen --bgp`), or built by the binary from the
+//! policy's `[bgp]` section.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Deserialize;
 
@@ -43,6 +44,81 @@ pub struct PeerConfig {
     pub hold_time: Option<u16>,
     /// A name for logs and status.
     pub name: Option<String>,
+    /// The peer's TCP port, for connecting to it (default 179).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `true` (the default): wait for the peer to connect. `false`: also
+    /// connect to it, retrying with backoff; make the peer passive then,
+    /// so that the two sides do not open a session each.
+    #[serde(default = "default_passive")]
+    pub passive: bool,
+    /// The families offered to the peer; empty means both unicast ones.
+    #[serde(default)]
+    pub families: Vec<AddressFamily>,
+    /// Whether the peer is sent what tollgate announces (the guard's RTBH
+    /// routes). Off by default: a peer that only feeds realms gets nothing.
+    #[serde(default)]
+    pub announce: bool,
+    /// Whether FlowSpec (SAFI 133) is offered to the peer, for the
+    /// announced FlowSpec rules (needs `announce`).
+    #[serde(default)]
+    pub flowspec: bool,
+    /// The next hop for IPv4 routes that name none (default: our address
+    /// on the session, when it is IPv4).
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// The next hop for IPv6 routes that name none (default: our address
+    /// on the session, when it is IPv6). An IPv4 session needs one to carry
+    /// IPv6 routes.
+    pub next_hop_v6: Option<Ipv6Addr>,
+}
+
+/// An address family a peer may be offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    /// IPv4 unicast.
+    Ipv4,
+    /// IPv6 unicast.
+    Ipv6,
+}
+
+impl AddressFamily {
+    /// The family as the session speaks it.
+    pub fn family(self) -> bgp::Family {
+        match self {
+            AddressFamily::Ipv4 => bgp::Family::Ipv4Unicast,
+            AddressFamily::Ipv6 => bgp::Family::Ipv6Unicast,
+        }
+    }
+}
+
+impl PeerConfig {
+    /// A passive peer that announces nothing to us it need not and gets
+    /// nothing from us, as the speaker's TOML file spells one with only
+    /// `address` and `remote_as`.
+    pub fn new(address: IpAddr, remote_as: u32) -> PeerConfig {
+        PeerConfig {
+            address,
+            remote_as,
+            hold_time: None,
+            name: None,
+            port: default_port(),
+            passive: default_passive(),
+            families: Vec::new(),
+            announce: false,
+            flowspec: false,
+            next_hop_v4: None,
+            next_hop_v6: None,
+        }
+    }
+}
+
+fn default_port() -> u16 {
+    179
+}
+
+fn default_passive() -> bool {
+    true
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -94,14 +170,20 @@ impl SpeakerConfig {
                     .into(),
             );
         }
-        if self.listen.is_empty() {
-            return Err("listen is empty; add an address such as \"0.0.0.0:179\"".into());
+        if self.listen.is_empty() && self.peers.iter().all(|p| p.passive) {
+            return Err("listen is empty and every peer is passive, so no session can start; add an address such as \"0.0.0.0:179\", or `passive = false` to a peer".into());
         }
         let mut seen = BTreeSet::new();
         for p in &self.peers {
             if !seen.insert(p.address) {
                 return Err(format!(
                     "peer {} is listed twice; keep one [[peers]] entry per address",
+                    p.address
+                ));
+            }
+            if p.port == 0 {
+                return Err(format!(
+                    "peer {}: port = 0; use the peer's BGP port (179)",
                     p.address
                 ));
             }
@@ -178,5 +260,39 @@ mod tests {
             SpeakerConfig::from_toml("b", "local_as = 1\nrouter_id = \"192.0.2.1\"\npeer = 1\n")
                 .unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn announcing_and_active_peers_are_read_and_checked() {
+        let c = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = []\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\nport = 1179\npassive = false\nfamilies = [\"ipv4\"]\nannounce = true\nnext_hop_v6 = \"2001:db8::1\"\n",
+        )
+        .unwrap();
+        let p = &c.peers[0];
+        assert_eq!((p.port, p.passive, p.announce), (1179, false, true));
+        assert_eq!(p.families, vec![AddressFamily::Ipv4]);
+        assert_eq!(p.next_hop_v6, Some("2001:db8::1".parse().unwrap()));
+        // Defaults: passive on port 179, nothing announced.
+        let d = PeerConfig::new("192.0.2.3".parse().unwrap(), 65001);
+        assert_eq!((d.port, d.passive, d.announce), (179, true, false));
+        let e = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 1\nrouter_id = \"192.0.2.1\"\nlisten = []\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("every peer is passive"), "{e}");
+        let e = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 1\nrouter_id = \"192.0.2.1\"\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\nport = 0\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("port = 0"), "{e}");
+        let e = SpeakerConfig::from_toml(
+            "b",
+            "local_as = 1\nrouter_id = \"192.0.2.1\"\n[[peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\nfamilies = [\"flowspec\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown variant"), "{e}");
     }
 }

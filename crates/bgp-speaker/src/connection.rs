@@ -4,8 +4,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bgp::rib_out::{AdjRibOut, Announcements, ExportContext, FlowRoutes};
 use bgp::session::{DownReason, Event, Output, Session, SessionConfig, State};
 use bgp::wire::Notification;
+use bgp::Family;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -60,18 +63,28 @@ impl Connection {
         };
         let addr = peer.address;
         let label = peer.label();
+        let offered: Vec<Family> = peer.families.iter().map(|f| f.family()).collect();
         let mut session = Session::new(SessionConfig {
             local_as: speaker.local_as,
             router_id: speaker.router_id,
             peer_as: Some(peer.remote_as),
             hold_time: peer.hold_time.unwrap_or(speaker.hold_time),
-        });
+        })
+        .with_families(&offered)
+        .with_flowspec(peer.announce && peer.flowspec);
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
+        // What this peer was sent of our announcements; only for a peer
+        // that gets them, and only while the session is established.
+        let mut rib_out: Option<AdjRibOut> = None;
+        let mut want = shared.announcements.subscribe();
+        let mut want_flows = shared.flows.subscribe();
         let (mut rd, mut wr) = stream.into_split();
         let now = move || epoch.elapsed();
         shared.set_state(addr, PeerState::OpenSent);
         let mut outputs = session.connected(now());
         let mut buf = vec![0u8; READ_CHUNK];
+        let mut pending: Vec<Output> = Vec::new();
         loop {
             let mut failed_write = false;
             for out in outputs.drain(..) {
@@ -83,10 +96,60 @@ impl Connection {
                             break;
                         }
                     }
-                    Output::Event(event) => reporter.report(&label, event).await,
+                    Output::Event(event) => {
+                        let sync = match &event {
+                            Event::Established {
+                                peer_as,
+                                four_byte_as,
+                                families,
+                                ..
+                            } if peer.announce => {
+                                let mut cx = export_context(
+                                    &peer,
+                                    speaker.local_as,
+                                    *peer_as,
+                                    *four_byte_as,
+                                    families,
+                                    local,
+                                );
+                                cx.flowspec = session.flowspec_negotiated();
+                                rib_out = Some(AdjRibOut::new(cx));
+                                true
+                            }
+                            Event::RefreshRequested { family } => {
+                                if let Some(rib) = &mut rib_out {
+                                    rib.forget(*family);
+                                }
+                                true
+                            }
+                            Event::Down { .. } => {
+                                rib_out = None;
+                                false
+                            }
+                            _ => false,
+                        };
+                        reporter.report(&label, event).await;
+                        if sync {
+                            pending.extend(sync_rib(
+                                &mut rib_out,
+                                &mut want,
+                                &shared,
+                                addr,
+                                &label,
+                            ));
+                            pending.extend(sync_flows(&mut rib_out, &mut want_flows, &label));
+                        }
+                    }
                 }
             }
+            // Announcements that followed an event go out after the
+            // outputs that came with it, in order.
+            if !failed_write && !pending.is_empty() {
+                outputs.append(&mut pending);
+                continue;
+            }
             if failed_write {
+                pending.clear();
                 outputs = session.closed(now());
                 continue;
             }
@@ -105,6 +168,15 @@ impl Connection {
                     }
                 },
                 () = sleep_until(deadline) => session.poll(now()),
+                changed = want.changed(), if rib_out.is_some() => match changed {
+                    Ok(()) => sync_rib(&mut rib_out, &mut want, &shared, addr, &label),
+                    // The speaker is going away; its shutdown stops us.
+                    Err(_) => Vec::new(),
+                },
+                changed = want_flows.changed(), if rib_out.is_some() => match changed {
+                    Ok(()) => sync_flows(&mut rib_out, &mut want_flows, &label),
+                    Err(_) => Vec::new(),
+                },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Refresh) => session.request_refresh(),
                     Some(Command::Stop) | None => session.stop(now()),
@@ -115,6 +187,78 @@ impl Connection {
         let _ = wr.shutdown().await;
         shared.set_state(addr, PeerState::Idle);
     }
+}
+
+/// How this session writes our routes: the negotiated families and
+/// layout, and the next hops for routes that name none (the configured
+/// ones, else our own address on the connection).
+fn export_context(
+    peer: &PeerConfig,
+    local_as: u32,
+    peer_as: u32,
+    four_byte_as: bool,
+    families: &[Family],
+    local: Option<SocketAddr>,
+) -> ExportContext {
+    let local = local.map(|a| a.ip().to_canonical());
+    ExportContext {
+        local_as,
+        peer_as,
+        opts: bgp::wire::WireOptions { four_byte_as },
+        ipv4: families.contains(&Family::Ipv4Unicast),
+        ipv6: families.contains(&Family::Ipv6Unicast),
+        next_hop_v4: peer.next_hop_v4.or(match local {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        }),
+        next_hop_v6: peer.next_hop_v6.or(match local {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        }),
+        // Set from the session once it is established.
+        flowspec: (false, false),
+    }
+}
+
+/// Brings the peer's FlowSpec rules up to date; returns the UPDATEs.
+fn sync_flows(
+    rib_out: &mut Option<AdjRibOut>,
+    want: &mut watch::Receiver<Arc<FlowRoutes>>,
+    label: &str,
+) -> Vec<Output> {
+    let Some(rib) = rib_out else {
+        return Vec::new();
+    };
+    let table = Arc::clone(&want.borrow_and_update());
+    let out = rib.sync_flows(&table);
+    if out.announced + out.withdrawn > 0 {
+        tracing::info!(peer = %label, announced = out.announced, withdrawn = out.withdrawn, "FlowSpec rules sent");
+    }
+    out.messages.into_iter().map(Output::Send).collect()
+}
+
+/// Brings the peer's Adj-RIB-Out up to date with the latest
+/// announcements; returns the UPDATEs to write.
+fn sync_rib(
+    rib_out: &mut Option<AdjRibOut>,
+    want: &mut watch::Receiver<Arc<Announcements>>,
+    shared: &Shared,
+    addr: IpAddr,
+    label: &str,
+) -> Vec<Output> {
+    let Some(rib) = rib_out else {
+        return Vec::new();
+    };
+    let table = Arc::clone(&want.borrow_and_update());
+    let out = rib.sync(&table);
+    for (prefix, why) in &out.skipped {
+        tracing::warn!(peer = %label, %prefix, reason = ?why, "route not sent to the peer");
+    }
+    if out.announced + out.withdrawn > 0 {
+        tracing::info!(peer = %label, announced = out.announced, withdrawn = out.withdrawn, "routes sent");
+    }
+    shared.set_announced(addr, rib.len());
+    out.messages.into_iter().map(Output::Send).collect()
 }
 
 /// Hands session events on and keeps the peer's status current.
@@ -143,7 +287,7 @@ impl Reporter {
                 tracing::warn!(peer = %label, reason = %why, "session down; its routes are withdrawn");
                 self.shared.down(addr, why);
             }
-            Event::Update { .. } => {}
+            Event::Update { .. } | Event::RefreshRequested { .. } => {}
         }
         // The table task only ends when the speaker does; then there is
         // nobody left to tell.

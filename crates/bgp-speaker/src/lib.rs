@@ -9,10 +9,19 @@
 //! passes in, so the daemon can push them to the dataplane and the CLI can
 //! log them.
 //!
-//! tollgate announces nothing. It is passive: peers connect to it (BIRD
-//! and ExaBGP do so by default). One session per peer address: a new
-//! connection from a peer replaces its old session, whose routes are
-//! withdrawn before the new session's routes arrive.
+//! Peers connect to it (BIRD and ExaBGP do so by default), and peers with
+//! `passive = false` are also connected to, retried with backoff (250 ms
+//! doubling to 30 s, back to 250 ms after a session came up). One session
+//! per peer address: a new connection from a peer replaces its old
+//! session, whose routes are withdrawn before the new session's routes
+//! arrive.
+//!
+//! It announces what the embedder puts in with
+//! [`SpeakerHandle::announce`] and takes out with
+//! [`SpeakerHandle::withdraw`] to the peers with `announce = true`: every
+//! session keeps a [`bgp::rib_out::AdjRibOut`] and brings it up to date
+//! with the table whenever the table changes or the session
+//! (re)establishes, so a peer that restarts gets every route again.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,5 +49,7 @@ mod config;
 mod connection;
 mod speaker;
 
-pub use config::{ConfigError, PeerConfig, SpeakerConfig, DEFAULT_HOLD_TIME};
+pub use bgp::flowspec;
+pub use bgp::rib_out::{Announcement, FlowRoute, BLACKHOLE};
+pub use config::{AddressFamily, ConfigError, PeerConfig, SpeakerConfig, DEFAULT_HOLD_TIME};
 pub use speaker::{PeerState, PeerStatus, RealmChanges, Speaker, SpeakerError, SpeakerHandle};

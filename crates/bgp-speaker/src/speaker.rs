@@ -7,8 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bgp::rib_out::{Announcement, Announcements, FlowRoute, FlowRoutes};
 use bgp::session::{Event, State};
 use bgp::wire::{code, Message, Notification, WireOptions};
+use net_types::Prefix;
 use routes::{RealmChange, RouteTable};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -16,12 +18,23 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::SpeakerConfig;
+use crate::config::{PeerConfig, SpeakerConfig};
 use crate::connection::{Command, Connection};
 
 /// Cease subcode for a connection from an address that is not a peer
 /// (RFC 4486).
 const CEASE_CONNECTION_REJECTED: u8 = 5;
+
+/// The first wait after a failed connection to an active peer; it
+/// doubles at each failure up to [`CONNECT_BACKOFF_MAX`].
+const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(250);
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How long a TCP connection to an active peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a connector looks whether its peer's session has ended.
+const SESSION_POLL: Duration = Duration::from_millis(50);
 
 /// How many session events may wait for the table task before sessions
 /// stop reading from their sockets, which pushes back on the peers.
@@ -94,6 +107,9 @@ pub struct PeerStatus {
     pub established_count: u32,
     /// Why its last session ended, if one did.
     pub last_down: Option<String>,
+    /// How many of our routes the peer has now (0 for peers without
+    /// `announce = true`).
+    pub announced: usize,
 }
 
 /// Realm changes caused by one session event.
@@ -109,6 +125,12 @@ pub struct RealmChanges {
 pub(crate) struct Shared {
     status: Mutex<BTreeMap<IpAddr, PeerStatus>>,
     table: Mutex<RouteTable>,
+    /// What we announce. Sessions watch it and send the difference; a
+    /// `watch` always holds the latest table, so a session never misses a
+    /// change, however many happen while it is busy.
+    pub(crate) announcements: watch::Sender<Arc<Announcements>>,
+    /// The FlowSpec rules we announce, watched the same way.
+    pub(crate) flows: watch::Sender<Arc<FlowRoutes>>,
 }
 
 /// Locks a mutex even if a task panicked while holding it: the data is
@@ -135,7 +157,20 @@ impl Shared {
         if let Some(s) = lock(&self.status).get_mut(&addr) {
             s.state = PeerState::Idle;
             s.last_down = Some(why);
+            s.announced = 0;
         }
+    }
+
+    pub(crate) fn set_announced(&self, addr: IpAddr, n: usize) {
+        if let Some(s) = lock(&self.status).get_mut(&addr) {
+            s.announced = n;
+        }
+    }
+
+    fn established_count(&self, addr: IpAddr) -> u32 {
+        lock(&self.status)
+            .get(&addr)
+            .map_or(0, |s| s.established_count)
     }
 }
 
@@ -190,6 +225,7 @@ impl Speaker {
                     state: PeerState::Idle,
                     established_count: 0,
                     last_down: None,
+                    announced: 0,
                 };
                 (p.address, s)
             })
@@ -197,13 +233,15 @@ impl Speaker {
         let shared = Arc::new(Shared {
             status: Mutex::new(status),
             table: Mutex::new(table),
+            announcements: watch::channel(Arc::default()).0,
+            flows: watch::channel(Arc::default()).0,
         });
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let slots: Arc<tokio::sync::Mutex<Slots>> = Arc::default();
         let epoch = Instant::now();
         let table_task = tokio::spawn(table_task(Arc::clone(&shared), events_rx, changes));
-        let accept_tasks = self
+        let mut accept_tasks: Vec<JoinHandle<()>> = self
             .listeners
             .into_iter()
             .map(|listener| {
@@ -218,6 +256,17 @@ impl Speaker {
                 tokio::spawn(acceptor.run(listener))
             })
             .collect();
+        for peer in self.config.peers.iter().filter(|p| !p.passive) {
+            let connector = Acceptor {
+                config: Arc::clone(&self.config),
+                shared: Arc::clone(&shared),
+                events: events_tx.clone(),
+                shutdown: shutdown_rx.clone(),
+                slots: Arc::clone(&slots),
+                epoch,
+            };
+            accept_tasks.push(tokio::spawn(connector.connect(peer.clone())));
+        }
         SpeakerHandle {
             shared,
             slots,
@@ -261,33 +310,96 @@ impl Acceptor {
                 continue;
             };
             tracing::debug!(peer = %peer.label(), %remote, "connection accepted");
-            let address = peer.address;
-            let label = peer.label();
-            let (cmd_tx, cmd_rx) = mpsc::channel(8);
-            let conn = Connection {
-                stream,
-                peer,
-                speaker: Arc::clone(&self.config),
-                shared: Arc::clone(&self.shared),
-                events: self.events.clone(),
-                commands: cmd_rx,
-                shutdown: self.shutdown.clone(),
-                epoch: self.epoch,
-            };
-            let mut slots = self.slots.lock().await;
-            let previous = slots.remove(&address);
-            // A new connection replaces the old session. The new one waits
-            // until the old one has ended, so that the old session's
-            // withdrawal reaches the table before the new session's routes.
-            let task = tokio::spawn(async move {
-                if let Some((old_cmd, old_task)) = previous {
-                    tracing::info!(peer = %label, "new connection replaces the running session");
-                    let _ = old_cmd.send(Command::Stop).await;
-                    let _ = old_task.await;
+            self.install(stream, peer).await;
+        }
+    }
+
+    /// Runs a session on a connection with `peer`, in place of the one it
+    /// has.
+    async fn install(&self, stream: TcpStream, peer: PeerConfig) {
+        let address = peer.address;
+        let label = peer.label();
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let conn = Connection {
+            stream,
+            peer,
+            speaker: Arc::clone(&self.config),
+            shared: Arc::clone(&self.shared),
+            events: self.events.clone(),
+            commands: cmd_rx,
+            shutdown: self.shutdown.clone(),
+            epoch: self.epoch,
+        };
+        let mut slots = self.slots.lock().await;
+        let previous = slots.remove(&address);
+        // A new connection replaces the old session. The new one waits
+        // until the old one has ended, so that the old session's
+        // withdrawal reaches the table before the new session's routes.
+        let task = tokio::spawn(async move {
+            if let Some((old_cmd, old_task)) = previous {
+                tracing::info!(peer = %label, "new connection replaces the running session");
+                let _ = old_cmd.send(Command::Stop).await;
+                let _ = old_task.await;
+            }
+            conn.run().await;
+        });
+        slots.insert(address, (cmd_tx, task));
+    }
+
+    /// Whether a session with `addr` is running (accepted or ours).
+    async fn has_session(&self, addr: IpAddr) -> bool {
+        self.slots
+            .lock()
+            .await
+            .get(&addr)
+            .is_some_and(|(_, t)| !t.is_finished())
+    }
+
+    /// Keeps a session with an active peer: connects whenever there is
+    /// none, retrying with backoff, until the speaker shuts down.
+    async fn connect(mut self, peer: PeerConfig) {
+        let target = SocketAddr::new(peer.address, peer.port);
+        let label = peer.label();
+        let mut backoff = CONNECT_BACKOFF_MIN;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            if self.has_session(peer.address).await {
+                // A session is up or coming up (maybe the peer connected
+                // to us); look again shortly.
+                tokio::select! {
+                    () = tokio::time::sleep(SESSION_POLL) => {}
+                    _ = self.shutdown.changed() => return,
                 }
-                conn.run().await;
-            });
-            slots.insert(address, (cmd_tx, task));
+                continue;
+            }
+            let before = self.shared.established_count(peer.address);
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+                Ok(Ok(stream)) => {
+                    tracing::debug!(peer = %label, %target, "connected");
+                    self.install(stream, peer.clone()).await;
+                    while self.has_session(peer.address).await {
+                        tokio::select! {
+                            () = tokio::time::sleep(SESSION_POLL) => {}
+                            _ = self.shutdown.changed() => return,
+                        }
+                    }
+                    // A session that came up earns a quick reconnect (the
+                    // peer restarted); one that never did backs off like a
+                    // refused connection.
+                    if self.shared.established_count(peer.address) > before {
+                        backoff = CONNECT_BACKOFF_MIN;
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(peer = %label, %target, error = %e, "cannot connect"),
+                Err(_) => tracing::debug!(peer = %label, %target, "connecting timed out"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = self.shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(CONNECT_BACKOFF_MAX);
         }
     }
 }
@@ -349,6 +461,78 @@ impl SpeakerHandle {
     /// Every configured peer's status, by address.
     pub fn peers(&self) -> Vec<PeerStatus> {
         lock(&self.shared.status).values().cloned().collect()
+    }
+
+    /// Announces a route (or replaces the one for its prefix) to every
+    /// peer with `announce = true`, now and whenever its session comes up
+    /// again. Returns whether anything changed.
+    pub fn announce(&self, route: Announcement) -> bool {
+        self.shared.announcements.send_if_modified(|table| {
+            if table.get(&route.prefix) == Some(&route) {
+                return false;
+            }
+            Arc::make_mut(table).insert(route.prefix, route);
+            true
+        })
+    }
+
+    /// Withdraws the route for a prefix from every peer. Returns whether
+    /// there was one.
+    pub fn withdraw(&self, prefix: Prefix) -> bool {
+        let prefix = prefix.network();
+        self.shared.announcements.send_if_modified(|table| {
+            if !table.contains_key(&prefix) {
+                return false;
+            }
+            Arc::make_mut(table).remove(&prefix);
+            true
+        })
+    }
+
+    /// Announces a FlowSpec rule (or changes its rate) to every peer with
+    /// `announce` and `flowspec` that negotiated its family. Returns
+    /// whether anything changed; a rule that cannot be encoded changes
+    /// nothing.
+    pub fn announce_flow(&self, route: FlowRoute) -> bool {
+        let Some(key) = route.key() else {
+            return false;
+        };
+        self.shared.flows.send_if_modified(|table| {
+            if table.get(&key) == Some(&route) {
+                return false;
+            }
+            Arc::make_mut(table).insert(key, route);
+            true
+        })
+    }
+
+    /// Withdraws a FlowSpec rule. Returns whether it was announced.
+    pub fn withdraw_flow(&self, rule: &bgp::flowspec::Rule) -> bool {
+        let Ok(key) = rule.encode_nlri() else {
+            return false;
+        };
+        self.shared.flows.send_if_modified(|table| {
+            if !table.contains_key(&key) {
+                return false;
+            }
+            Arc::make_mut(table).remove(&key);
+            true
+        })
+    }
+
+    /// The FlowSpec rules announced now.
+    pub fn flows(&self) -> Vec<FlowRoute> {
+        self.shared.flows.borrow().values().cloned().collect()
+    }
+
+    /// What is announced now, by prefix.
+    pub fn announcements(&self) -> Vec<Announcement> {
+        self.shared
+            .announcements
+            .borrow()
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Asks a peer to resend its routes (ROUTE-REFRESH). Returns whether a

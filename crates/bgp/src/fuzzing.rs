@@ -156,7 +156,7 @@ pub fn session(data: &[u8]) {
                     let decoded = wire::decode(&bytes, WireOptions::default());
                     assert!(decoded.is_ok(), "session sent an undecodable message");
                 }
-                Output::Event(Event::Update { .. }) => {
+                Output::Event(Event::Update { .. } | Event::RefreshRequested { .. }) => {
                     assert!(established, "routes reported outside Established");
                 }
                 Output::Event(Event::Down { .. }) => established = false,

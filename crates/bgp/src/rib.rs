@@ -91,7 +91,7 @@ impl AdjRibIn {
                 changed
             }
             Event::Down { .. } => self.clear(),
-            Event::Established { .. } => Vec::new(),
+            Event::Established { .. } | Event::RefreshRequested { .. } => Vec::new(),
         }
     }
 }

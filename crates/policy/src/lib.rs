@@ -17,6 +17,7 @@
 //! under `examples/`.
 
 mod api;
+mod bgp;
 mod billing;
 mod diagnostic;
 pub mod edit;
@@ -354,6 +355,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         history: p.history,
         guard: p.guard,
         transit: p.transit,
+        bgp: p.bgp,
     };
     validate::policy(
         &policy,

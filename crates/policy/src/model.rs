@@ -571,8 +571,11 @@ pub struct Policy {
     pub guard: Option<Guard>,
     /// The site's own transit commits, if the policy has them.
     pub transit: Option<Transit>,
+    /// The BGP speaker and its peers, if the policy has them.
+    pub bgp: Option<Bgp>,
 }
 
+pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
 pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 pub use crate::transit::{Transit, Upstream, UpstreamMethod};
 

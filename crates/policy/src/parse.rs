@@ -43,11 +43,13 @@ pub(crate) struct Parsed {
     pub guard: Option<crate::guard::Guard>,
     /// The site's own commits.
     pub transit: Option<crate::transit::Transit>,
+    /// The BGP speaker.
+    pub bgp: Option<crate::bgp::Bgp>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
-    "history", "guard", "transit",
+    "history", "guard", "transit", "bgp",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -72,6 +74,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         history: None,
         guard: None,
         transit: None,
+        bgp: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -135,6 +138,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "transit") {
         p.transit = crate::transit::section(cx, n);
+    }
+    if let Some(n) = top.get(cx, "bgp") {
+        p.bgp = crate::bgp::section(cx, n);
     }
     for key in TOP_KEYS {
         top.get(cx, key);

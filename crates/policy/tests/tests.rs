@@ -1069,3 +1069,90 @@ script = "/usr/local/bin/notify_about_attack.sh"
     let c = p.guard.as_ref().unwrap().config(&p);
     assert!(c.groups.is_empty(), "{:?}", c.groups);
 }
+
+#[test]
+fn a_bgp_section_is_read_and_an_rtbh_rung_without_a_peer_to_announce_to_is_warned() {
+    let base = r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "1gbit", up = "1gbit" }
+
+[guard]
+networks = ["203.0.113.0/24"]
+
+[guard.capture]
+interfaces = ["wan0"]
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "rtbh"
+hold = "10m"
+"#;
+    let loaded = policy::load_str("p.toml", base);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let r = loaded.render();
+    assert!(
+        r.contains("p.toml:16:1: warning: an `rtbh` rung but no BGP peer"),
+        "{r}"
+    );
+    let text = format!(
+        r#"{base}
+[bgp]
+local_as = 4200000001
+router_id = "192.0.2.1"
+listen = []
+
+[[bgp.peers]]
+address = "2001:db8::2"
+remote_as = 65001
+port = 1179
+passive = false
+families = ["ipv6", "ipv4", "ipv6"]
+announce = true
+flowspec = true
+hold_time = 0
+name = "upstream"
+next_hop_v4 = "192.0.2.1"
+next_hop_v6 = "2001:db8::1"
+"#
+    );
+    let loaded = policy::load_str("p.toml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert!(!loaded.render().contains("rtbh"), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let b = p.bgp.as_ref().unwrap();
+    assert_eq!((b.local_as, b.hold_time), (4_200_000_001, 90));
+    assert!(b.listen.is_empty());
+    let peer = &b.peers[0];
+    assert_eq!(
+        peer.address,
+        "2001:db8::2".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!((peer.remote_as, peer.port), (65001, 1179));
+    assert!(!peer.passive && peer.announce && peer.flowspec);
+    assert_eq!(
+        peer.families,
+        vec![policy::BgpFamily::Ipv4, policy::BgpFamily::Ipv6]
+    );
+    assert_eq!(peer.hold_time, Some(0));
+    assert_eq!(peer.next_hop_v6, Some("2001:db8::1".parse().unwrap()));
+    // Defaults: listen on port 179, passive, announcing nothing.
+    let text = format!(
+        "{base}\n[bgp]\nlocal_as = 65000\nrouter_id = \"192.0.2.1\"\n[[bgp.peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\n"
+    );
+    let loaded = policy::load_str("p.toml", &text);
+    assert!(loaded.render().contains("no BGP peer to announce to"));
+    let p = loaded.policy.unwrap();
+    let b = p.bgp.as_ref().unwrap();
+    assert_eq!(b.listen, vec!["0.0.0.0:179".parse().unwrap()]);
+    assert!(b.peers[0].passive && !b.peers[0].announce);
+    // An empty listen with only passive peers can never start a session.
+    let text = format!(
+        "{base}\n[bgp]\nlocal_as = 65000\nrouter_id = \"192.0.2.1\"\nlisten = []\n[[bgp.peers]]\naddress = \"192.0.2.2\"\nremote_as = 65001\n"
+    );
+    let r = policy::load_str("p.toml", &text).render();
+    assert!(r.contains("p.toml:23:10: error: `listen` is empty"), "{r}");
+}

@@ -9,12 +9,18 @@
 //! - `blackhole`: a kernel blackhole route per prefix, through
 //!   `linux_dataplane::blackhole` (marked with its own routing protocol,
 //!   so only tollgate's routes are ever removed);
+//! - `rtbh`: the prefixes announced with the rung's communities to the
+//!   policy's `[bgp]` peers with `announce = true` (`crate::bgp_rungs`),
+//!   withdrawn when the rung ends;
+//! - `flowspec`: the step's rules announced the same way to peers that
+//!   also have `flowspec = true`;
 //! - the other rungs are logged as not available yet, and the ladder goes
 //!   on.
 //!
 //! Also here: a capture tick as the detector's observation, and the
 //! ladder's state file (`guard-state.json`) read and written.
 
+use crate::bgp_rungs::BgpRungs;
 use crate::error::{Error, Result};
 use guard::{
     Action, Decision, Direction, HostCounters, HostSample, Monotonic, Observation, Rung,
@@ -117,16 +123,33 @@ pub fn save(saved: &SavedState, path: &Path) {
 pub struct Rungs {
     blackholes: Blackholes,
     in_flight: Arc<AtomicUsize>,
+    /// The speaker for the rtbh and flowspec rungs, when `[bgp]` has a
+    /// peer to announce to.
+    bgp: Option<BgpRungs>,
 }
 
 impl Rungs {
-    /// Opens a route netlink socket (in the caller's network namespace).
-    pub fn open() -> Result<Rungs> {
+    /// Opens a route netlink socket (in the caller's network namespace),
+    /// and starts a BGP speaker when `bgp` has a peer with `announce =
+    /// true`.
+    pub fn open(bgp: Option<&policy::Bgp>) -> Result<Rungs> {
         Ok(Rungs {
             blackholes: Blackholes::open()
                 .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            bgp: match bgp.filter(|b| b.peers.iter().any(|p| p.announce)) {
+                Some(b) => Some(BgpRungs::start(crate::bgp_rungs::speaker_config(b))?),
+                None => None,
+            },
         })
+    }
+
+    /// Ends the BGP sessions, if any (the peers drop the announced
+    /// routes, as BGP does; a restart's `Restore` announces them again).
+    pub fn shutdown(mut self) {
+        if let Some(b) = self.bgp.take() {
+            b.shutdown();
+        }
     }
 
     /// Carries out `decisions`, in order.
@@ -217,6 +240,12 @@ impl Rungs {
                     }
                 }
             }
+            Action::Rtbh { .. } | Action::Flowspec { .. } => match &mut self.bgp {
+                Some(b) => {
+                    b.apply(step);
+                }
+                None => no_bgp_peer(),
+            },
             other => not_yet(other.rung()),
         }
     }
@@ -238,6 +267,11 @@ impl Rungs {
                         }
                         Err(e) => tracing::error!("{e}"),
                     }
+                }
+            }
+            Action::Rtbh { .. } | Action::Flowspec { .. } => {
+                if let Some(b) = &mut self.bgp {
+                    b.remove(step);
                 }
             }
             other => not_yet(other.rung()),
@@ -294,6 +328,10 @@ impl Rungs {
             tracing::error!("cannot start a thread for the notify script: {e}");
         }
     }
+}
+
+fn no_bgp_peer() {
+    tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
 }
 
 fn not_yet(rung: Rung) {

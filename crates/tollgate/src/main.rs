@@ -15,6 +15,7 @@
 mod output;
 
 mod api_server;
+mod bgp_rungs;
 mod class_counters;
 mod cli;
 mod cmd;

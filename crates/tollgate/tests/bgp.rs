@@ -56,10 +56,8 @@ struct Running {
 
 fn peer(addr: Ipv4Addr, remote_as: u32, hold_time: Option<u16>) -> PeerConfig {
     PeerConfig {
-        address: ip(addr),
-        remote_as,
         hold_time,
-        name: None,
+        ..PeerConfig::new(ip(addr), remote_as)
     }
 }
 

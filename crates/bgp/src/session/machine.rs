@@ -24,6 +24,8 @@ struct Peer {
     id: Ipv4Addr,
     families: Vec<Family>,
     route_refresh: bool,
+    /// FlowSpec (SAFI 133) for IPv4 and IPv6, as both sides offered it.
+    flowspec: (bool, bool),
 }
 
 /// One BGP session with one peer; see the [module docs](super).
@@ -38,6 +40,10 @@ pub struct Session {
     hold: Option<Duration>,
     hold_deadline: Option<Duration>,
     keepalive_deadline: Option<Duration>,
+    /// The families we offer in our OPEN (both unless the caller says).
+    offered: Vec<Family>,
+    /// Whether we offer FlowSpec for the offered families.
+    offered_flowspec: bool,
 }
 
 impl Session {
@@ -52,7 +58,38 @@ impl Session {
             hold: None,
             hold_deadline: None,
             keepalive_deadline: None,
+            offered: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            offered_flowspec: false,
         }
+    }
+
+    /// Also offers FlowSpec (SAFI 133) for each offered family, to send
+    /// rules to the peer (`crate::flowspec`).
+    pub fn with_flowspec(mut self, on: bool) -> Self {
+        self.offered_flowspec = on;
+        self
+    }
+
+    /// Whether FlowSpec was negotiated for IPv4 and for IPv6; both false
+    /// outside Established.
+    pub fn flowspec_negotiated(&self) -> (bool, bool) {
+        match (&self.peer, self.state) {
+            (Some(p), State::Established) => p.flowspec,
+            _ => (false, false),
+        }
+    }
+
+    /// Offers only these families in our OPEN (a peer configured for IPv4
+    /// alone), so that the session negotiates their intersection with the
+    /// peer's. An empty list keeps the default, both unicast families.
+    pub fn with_families(mut self, families: &[Family]) -> Self {
+        if !families.is_empty() {
+            let mut f = families.to_vec();
+            f.sort();
+            f.dedup();
+            self.offered = f;
+        }
+        self
     }
 
     /// The current state.
@@ -216,9 +253,18 @@ impl Session {
                     }));
                 }
             }
-            // We advertise nothing, so a refresh request has nothing to
-            // resend, and KEEPALIVEs only restart the hold timer.
-            (State::Established, Message::Keepalive | Message::RouteRefresh(_)) => {}
+            // The caller holds what we announce, so it is the one to send
+            // it again (RFC 2918); a family we do not speak is ignored.
+            (State::Established, Message::RouteRefresh(r)) => {
+                let negotiated = self.peer.as_ref().map(|p| p.families.as_slice());
+                if let Some(family) = Family::from_afi_safi(r.afi, r.safi)
+                    .filter(|f| negotiated.is_some_and(|n| n.contains(f)))
+                {
+                    out.push(Output::Event(Event::RefreshRequested { family }));
+                }
+            }
+            // KEEPALIVEs only restart the hold timer.
+            (State::Established, Message::Keepalive) => {}
             (state, _) => {
                 // RFC 6608 subcodes: 1 in OpenSent, 2 in OpenConfirm, 3 in
                 // Established.
@@ -263,11 +309,23 @@ impl Session {
         if !any_mp {
             families.push(Family::Ipv4Unicast);
         }
+        // A family is usable only if both sides announced it (RFC 4760 §6).
+        families.retain(|f| self.offered.contains(f));
+        let flow = |afi: u16, family: Family| {
+            self.offered_flowspec
+                && self.offered.contains(&family)
+                && open.capabilities.contains(&Capability::Multiprotocol {
+                    afi,
+                    safi: crate::flowspec::SAFI_FLOWSPEC,
+                })
+        };
+        let flowspec = (flow(1, Family::Ipv4Unicast), flow(2, Family::Ipv6Unicast));
         self.peer = Some(Peer {
             asn: open.peer_as(),
             id: open.bgp_id,
             families,
             route_refresh: open.capabilities.contains(&Capability::RouteRefresh),
+            flowspec,
         });
         self.opts = WireOptions { four_byte_as };
         let hold = self.config.hold_time.min(open.hold_time);
@@ -317,12 +375,24 @@ impl Session {
             my_as: u16::try_from(local).unwrap_or(AS_TRANS),
             hold_time: self.config.hold_time,
             bgp_id: self.config.router_id,
-            capabilities: vec![
-                Capability::Multiprotocol { afi: 1, safi: 1 },
-                Capability::Multiprotocol { afi: 2, safi: 1 },
-                Capability::RouteRefresh,
-                Capability::FourOctetAs(local),
-            ],
+            capabilities: self
+                .offered
+                .iter()
+                .map(|f| {
+                    let (afi, safi) = f.afi_safi();
+                    Capability::Multiprotocol { afi, safi }
+                })
+                .chain(
+                    self.offered
+                        .iter()
+                        .filter(|_| self.offered_flowspec)
+                        .map(|f| Capability::Multiprotocol {
+                            afi: f.afi_safi().0,
+                            safi: crate::flowspec::SAFI_FLOWSPEC,
+                        }),
+                )
+                .chain([Capability::RouteRefresh, Capability::FourOctetAs(local)])
+                .collect(),
         }
     }
 
@@ -339,7 +409,11 @@ impl Session {
 
     /// Resets to Idle and reports why.
     fn down(&mut self, reason: DownReason) -> [Output; 1] {
+        let offered = std::mem::take(&mut self.offered);
+        let flowspec = self.offered_flowspec;
         *self = Session::new(self.config);
+        self.offered = offered;
+        self.offered_flowspec = flowspec;
         [Output::Event(Event::Down { reason })]
     }
 }
@@ -437,5 +511,61 @@ mod tests {
             &out[..],
             [Output::Send(_), Output::Event(Event::Down { .. })]
         ));
+    }
+
+    #[test]
+    fn offered_families_limit_the_negotiated_ones_and_refresh_is_reported() {
+        let mut s = session(90).with_families(&[Family::Ipv4Unicast]);
+        let out = s.connected(Duration::ZERO);
+        let [Output::Send(bytes)] = &out[..] else {
+            panic!("expected one OPEN, got {out:?}");
+        };
+        let Ok(Message::Open(ours)) = wire::decode(bytes, WireOptions::default()) else {
+            panic!("our OPEN does not decode");
+        };
+        assert!(ours
+            .capabilities
+            .contains(&Capability::Multiprotocol { afi: 1, safi: 1 }));
+        assert!(!ours
+            .capabilities
+            .contains(&Capability::Multiprotocol { afi: 2, safi: 1 }));
+        let theirs = Open {
+            my_as: 65001,
+            hold_time: 90,
+            bgp_id: Ipv4Addr::new(10, 0, 0, 1),
+            capabilities: vec![
+                Capability::Multiprotocol { afi: 1, safi: 1 },
+                Capability::Multiprotocol { afi: 2, safi: 1 },
+                Capability::RouteRefresh,
+            ],
+        };
+        s.handle_bytes(Duration::ZERO, &encode(&Message::Open(theirs)));
+        let out = s.handle_bytes(Duration::ZERO, &encode(&Message::Keepalive));
+        let [Output::Event(Event::Established { families, .. })] = &out[..] else {
+            panic!("expected Established, got {out:?}");
+        };
+        assert_eq!(families, &vec![Family::Ipv4Unicast]);
+        let refresh = |afi, safi| encode(&Message::RouteRefresh(RouteRefresh { afi, safi }));
+        let out = s.handle_bytes(Duration::ZERO, &refresh(1, 1));
+        assert_eq!(
+            out,
+            vec![Output::Event(Event::RefreshRequested {
+                family: Family::Ipv4Unicast
+            })]
+        );
+        assert!(
+            s.handle_bytes(Duration::ZERO, &refresh(2, 1)).is_empty(),
+            "IPv6 was not negotiated"
+        );
+        // A new connection keeps the offered families.
+        s.stop(Duration::ZERO);
+        let out = s.connected(Duration::ZERO);
+        let [Output::Send(bytes)] = &out[..] else {
+            panic!("expected one OPEN, got {out:?}");
+        };
+        let Ok(Message::Open(again)) = wire::decode(bytes, WireOptions::default()) else {
+            panic!("our OPEN does not decode");
+        };
+        assert_eq!(again.capabilities, ours.capabilities);
     }
 }

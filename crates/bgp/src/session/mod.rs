@@ -9,10 +9,12 @@
 //! order: write each [`Output::Send`] to the socket, and after an
 //! [`Event::Down`] flush and close the connection.
 //!
-//! Because tollgate only listens, the machine has no Connect or Active
-//! states of its own: a session is [`State::Idle`] until the caller hands
-//! it an accepted connection, then sends its OPEN at once (OpenSent), as
-//! RFC 4271 §8.2.2 does for a passive connection.
+//! The machine has no Connect or Active states of its own: the caller
+//! accepts or opens the TCP connection (and retries), and a session is
+//! [`State::Idle`] until it is handed one; then it sends its OPEN at once
+//! (OpenSent), as RFC 4271 §8.2.2 does once a connection is up. What we
+//! announce is kept by the caller in a [`crate::rib_out::AdjRibOut`] per
+//! session.
 
 mod machine;
 
@@ -81,6 +83,12 @@ pub enum Event {
         announced: Vec<Route>,
         /// Prefixes that are no longer reachable through this peer.
         withdrawn: Vec<Prefix>,
+    },
+    /// The peer asked (ROUTE-REFRESH) for everything we announce in this
+    /// family again.
+    RefreshRequested {
+        /// The family, one both sides negotiated.
+        family: Family,
     },
     /// The session ended; every route learned from it is withdrawn.
     Down {

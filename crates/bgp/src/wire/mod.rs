@@ -1,4 +1,4 @@
-//! The BGP-4 message codec (RFC 4271 and the extensions a passive speaker
+//! The BGP-4 message codec (RFC 4271 and the extensions tollgate's speaker
 //! meets: RFC 4760 multiprotocol, RFC 6793 four-octet AS numbers, RFC 2918
 //! route refresh, RFC 1997 and RFC 8092 communities).
 //!

@@ -63,7 +63,7 @@ Examples:
     /// keep the realm of every prefix they announce, and print sessions and
     /// realm changes as they happen.
     #[command(
-        after_help = "tollgate is passive and announces nothing: peers connect to it. \
+        after_help = "tollgate announces nothing here; peers connect to it (a peer with passive = false is also connected to). \
 The speaker's settings are read from their own TOML file for now:
 
   local_as = 65000

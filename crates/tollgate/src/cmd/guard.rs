@@ -11,7 +11,9 @@
 //! becomes a `guard::Observation` (field by field, its time on a monotonic
 //! clock whose origin is this process's start) and the detector returns
 //! the ladder's decisions, which `crate::guard_rungs` carries out (the
-//! same code as the daemon's: notify scripts, blackhole routes).
+//! same code as the daemon's: notify scripts, blackhole routes, and the
+//! `rtbh` and `flowspec` rungs announced to the policy's `[bgp]` peers
+//! that have `announce = true`).
 //!
 //! The ladder's state is saved (atomically) at every change and restored
 //! at start: rungs in place before a restart are applied again (a missing
@@ -195,7 +197,10 @@ fn request(cx: &Context, command: engine::guard::GuardCommand, json: bool) -> Re
 
 /// The detector's configuration: the policy's `[guard]` with the command
 /// line's overrides, and the interfaces to capture on.
-fn configure(cx: &Context, a: &WatchArgs) -> Result<(guard::Config, CaptureConfig)> {
+fn configure(
+    cx: &Context,
+    a: &WatchArgs,
+) -> Result<(guard::Config, CaptureConfig, Option<policy::Bgp>)> {
     let (_, policy) = crate::policy_file::valid(&cx.config)?;
     let section = policy.guard.as_ref();
     let mut config = match section {
@@ -274,17 +279,17 @@ fn configure(cx: &Context, a: &WatchArgs) -> Result<(guard::Config, CaptureConfi
         cc.sample_one_in = c.sample_one_in.max(1);
         cc.tick = c.tick;
     }
-    Ok((config, cc))
+    Ok((config, cc, policy.bgp.clone()))
 }
 
 fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
-    let (config, capture_config) = configure(cx, a)?;
+    let (config, capture_config, bgp) = configure(cx, a)?;
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone())?;
     let origin = Instant::now();
     let mono = |i: Instant| Monotonic(i.saturating_duration_since(origin));
     let state_path = cx.state.guard_state();
-    let mut shell = Rungs::open()?;
+    let mut shell = Rungs::open(bgp.as_ref())?;
     let (mut detector, restored) = restore(config, &state_path, mono(Instant::now()))?;
     if !restored.is_empty() {
         tracing::info!(rungs = restored.len(), "restoring the ladder's state");
@@ -324,6 +329,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
         shell.carry_out(&decisions);
     }
     save(&detector.save(mono(Instant::now())), &state_path);
+    shell.shutdown();
     match result {
         Err(e) => Err(Error::runtime(format!("the capture failed: {e}"))),
         Ok(()) if failed => Err(Error::runtime("the capture ended on its own")),

@@ -91,8 +91,12 @@ pub struct GuardShell {
     origin: Instant,
     state: StateDir,
     capture: Option<Running>,
-    /// Opened at the first decision (a netlink socket).
+    /// Opened at the first decision (a netlink socket, and a BGP speaker
+    /// when `bgp` has a peer to announce to).
     rungs: Option<Rungs>,
+    /// The policy's `[bgp]` at the daemon's start: the rtbh and flowspec
+    /// rungs' peers (a reload that changes it takes effect at restart).
+    bgp: Option<policy::Bgp>,
     /// Whether the status file is behind.
     dirty: bool,
     last_status: Option<Instant>,
@@ -108,8 +112,13 @@ fn read_request(path: &std::path::Path) -> std::result::Result<GuardCommand, Str
 
 impl GuardShell {
     /// The guard's side, its clock starting now.
-    pub fn new(tx: mpsc::Sender<Message>, state: &StateDir) -> GuardShell {
+    pub fn new(
+        tx: mpsc::Sender<Message>,
+        state: &StateDir,
+        bgp: Option<policy::Bgp>,
+    ) -> GuardShell {
         GuardShell {
+            bgp,
             tx,
             origin: Instant::now(),
             state: state.clone(),
@@ -150,7 +159,7 @@ impl GuardShell {
             }
             GuardEffect::Apply { decision } => {
                 if self.rungs.is_none() {
-                    match Rungs::open() {
+                    match Rungs::open(self.bgp.as_ref()) {
                         Ok(r) => self.rungs = Some(r),
                         Err(e) => tracing::error!("guard: {e}; the decision is not carried out"),
                     }
@@ -259,6 +268,15 @@ impl GuardShell {
                 tracing::warn!("guard: the capture stopped with an error: {e}");
             }
             let _ = r.forwarder.join();
+        }
+    }
+
+    /// Before the process exits: the capture stopped, the BGP sessions
+    /// ended (their routes come back with the ladder's restore).
+    pub fn finish(&mut self) {
+        self.stop_capture();
+        if let Some(rungs) = self.rungs.take() {
+            rungs.shutdown();
         }
     }
 

@@ -106,10 +106,10 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     allocator::use_few_arenas();
     let clock = Clock::from_env()?;
     // The store the policy's [history] names, chosen once at start.
-    let history = crate::policy_file::read_policy_text(config)?
-        .load()
-        .policy
-        .and_then(|p| p.history);
+    let first_policy = crate::policy_file::read_policy_text(config)?.load().policy;
+    let history = first_policy.as_ref().and_then(|p| p.history.clone());
+    // The guard's BGP peers, also chosen once at start.
+    let bgp = first_policy.and_then(|p| p.bgp);
     let store = state.history_store(history.as_ref(), true)?;
     let start = start_input(config, state, args, &store)?;
     let mut recorder = record::Recorder::open(args.record.as_deref())?;
@@ -120,7 +120,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
     let (tx, rx) = mpsc::channel::<Message>();
-    shell.guard = Some(guard::GuardShell::new(tx.clone(), state));
+    shell.guard = Some(guard::GuardShell::new(tx.clone(), state, bgp));
     signals(tx.clone())?;
     let inbox = std::sync::Mutex::new(tx);
     let commands: api::Commands = Arc::new(move |command| {

@@ -162,7 +162,7 @@ impl Shell {
         self.send_answers();
         self.stop_flows();
         if let Some(g) = &mut self.guard {
-            g.stop_capture();
+            g.finish();
         }
     }
 

@@ -145,6 +145,12 @@ pub struct ExaBgp {
 impl ExaBgp {
     /// Starts ExaBGP in the foreground with this configuration.
     pub fn start(lab: &Lab, name: &str, config: &str) -> ExaBgp {
+        ExaBgp::start_with(lab, name, config, &[])
+    }
+
+    /// Starts ExaBGP with extra `exabgp.*` settings in its environment
+    /// (`exabgp.log.routes=true` logs every route received).
+    pub fn start_with(lab: &Lab, name: &str, config: &str, env: &[(&str, &str)]) -> ExaBgp {
         let conf = lab.dir.join(format!("{name}.conf"));
         std::fs::write(&conf, config).expect("write the ExaBGP configuration");
         let log = std::fs::File::create(lab.dir.join(format!("{name}.log")))
@@ -155,6 +161,7 @@ impl ExaBgp {
             .env("exabgp.daemon.daemonize", "false")
             .env("exabgp.log.destination", "stdout")
             .env("exabgp.api.cli", "false")
+            .envs(env.iter().copied())
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
