@@ -84,6 +84,7 @@ fn state(dir: &Scratch, counts: Counts, flows: Option<&serde_json::Value>) -> Ap
         records: Default::default(),
         events: Vec::new(),
         committed_sequence: 0,
+        agents: Default::default(),
     };
     if let Some(v) = flows {
         let status = dir.0.join("flows-status.json");

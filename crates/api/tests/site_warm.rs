@@ -96,6 +96,7 @@ async fn the_settled_days_are_read_at_start_and_equal_a_fresh_read() {
         records: Default::default(),
         events: Vec::new(),
         committed_sequence: 0,
+        agents: Default::default(),
     };
     let path = db.clone();
     let state = common::app_state(

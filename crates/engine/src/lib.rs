@@ -24,6 +24,7 @@ pub mod feeds;
 pub mod io;
 mod overage;
 pub mod records;
+pub mod shipping;
 pub mod snapshot;
 
 pub use crate::core::Engine;

@@ -83,4 +83,6 @@ pub struct Snapshot {
     pub records: Records,
     /// Recent events, oldest first.
     pub events: Vec<Event>,
+    /// Agents' batches seen since start (a central tollgate).
+    pub agents: crate::shipping::Agents,
 }
