@@ -18,6 +18,7 @@
 
 mod api;
 mod billing;
+mod central;
 mod diagnostic;
 pub mod edit;
 mod files;
@@ -349,6 +350,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         api: p.api,
         history: p.history,
         guard: p.guard,
+        central: p.central,
     };
     validate::policy(
         &policy,

@@ -569,7 +569,11 @@ pub struct Policy {
     pub history: Option<History>,
     /// DDoS detection and mitigation, if the policy has it.
     pub guard: Option<Guard>,
+    /// The central tollgate this daemon ships its closed slots to, if any.
+    pub central: Option<Central>,
 }
+
+pub use crate::central::{valid_writer, Central};
 
 pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 

@@ -41,11 +41,13 @@ pub(crate) struct Parsed {
     pub history: Option<crate::model::History>,
     /// DDoS detection.
     pub guard: Option<crate::guard::Guard>,
+    /// The central tollgate this daemon ships to.
+    pub central: Option<crate::central::Central>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
-    "history", "guard",
+    "history", "guard", "central",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -69,6 +71,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         api: None,
         history: None,
         guard: None,
+        central: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -129,6 +132,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "guard") {
         p.guard = crate::guard::section(cx, n);
+    }
+    if let Some(n) = top.get(cx, "central") {
+        p.central = crate::central::section(cx, n);
     }
     for key in TOP_KEYS {
         top.get(cx, key);

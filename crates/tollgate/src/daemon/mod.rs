@@ -24,6 +24,7 @@ mod kernel;
 mod overage_watch;
 mod record;
 mod shell;
+mod shipper;
 
 pub use clock::Clock;
 pub use record::Recorded;
