@@ -117,6 +117,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     let (mut engine, first) = Engine::start(now, start)
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
+    shipper::start(config, state, engine.policy(), clock)?;
     let (tx, rx) = mpsc::channel::<Message>();
     signals(tx.clone())?;
     let inbox = std::sync::Mutex::new(tx);

@@ -273,7 +273,9 @@ impl Shell {
                 }
                 None
             }
-            Effect::AddBatch { id, batch } => Some(super::shipper::add(&mut *self.store, id, &batch)),
+            Effect::AddBatch { id, batch } => {
+                Some(super::shipper::add(&mut *self.store, id, &batch))
+            }
             Effect::Exit { code } => {
                 self.exit = Some(code);
                 None
