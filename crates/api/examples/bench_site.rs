@@ -56,6 +56,7 @@ fn main() {
         records: Default::default(),
         events: Vec::new(),
         committed_sequence: 0,
+        agents: Default::default(),
     };
     let dir = std::env::temp_dir().join(format!("tg-api-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
