@@ -114,7 +114,7 @@ fn must_see_agents(caller: &Caller) -> Result<(), Problem> {
     }
 }
 
-fn valid(body: &BatchBody) -> Result<(), Problem> {
+pub(crate) fn valid(body: &BatchBody) -> Result<(), Problem> {
     if !policy::valid_writer(&body.writer) {
         return Err(Problem::invalid(
             Some("writer"),
@@ -244,4 +244,65 @@ pub async fn list(
         })
         .collect();
     Ok(axum::Json(Agents { agents }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::Scope;
+
+    fn caller(scope: Scope, by_cookie: bool) -> Caller {
+        Caller {
+            name: "t".into(),
+            scope,
+            by_cookie,
+        }
+    }
+
+    #[test]
+    fn the_agent_scope_adds_batches_and_sees_nothing_else() {
+        let agent: Scope = "agent".parse().unwrap();
+        assert_eq!(agent, Scope::Agent);
+        assert_eq!(agent.to_string(), "agent");
+        assert!(!agent.may_write() && !agent.may_see(1) && !agent.site_wide());
+        assert!(must_be_agent_or_admin(&caller(Scope::Agent, false)).is_ok());
+        assert!(must_be_agent_or_admin(&caller(Scope::Admin, false)).is_ok());
+        for refused in [
+            caller(Scope::Read, false),
+            caller(Scope::Tenant(1), false),
+            caller(Scope::Admin, true),
+        ] {
+            assert_eq!(must_be_agent_or_admin(&refused).unwrap_err().status, 403);
+        }
+        assert!(must_see_agents(&caller(Scope::Read, false)).is_ok());
+        assert!(must_see_agents(&caller(Scope::Tenant(1), false)).is_err());
+    }
+
+    #[test]
+    fn a_batch_names_its_bad_field() {
+        let body = |writer: &str, sequence: u64| {
+            crate::decode::json::<BatchBody>(
+                format!(
+                    r#"{{"writer":"{writer}","sequence":{sequence},"samples":[],"coverage":[]}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        assert!(valid(&body("hv1", 5)).is_ok());
+        for (b, field) in [
+            (body("flows", 5), "writer"),
+            (body("a b", 5), "writer"),
+            (body("hv1", 0), "sequence"),
+        ] {
+            let p = valid(&b).unwrap_err();
+            assert_eq!((p.status, p.field.as_deref()), (422, Some(field)));
+        }
+        let p = crate::decode::json::<BatchBody>(
+            br#"{"writer":"hv1","sequence":1,"samples":[{"slot":1}],"coverage":[]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(p.status, 422);
+        assert!(p.field.unwrap().starts_with("samples[0]"));
+    }
 }
