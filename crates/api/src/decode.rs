@@ -52,8 +52,14 @@ pub fn query<T: DeserializeOwned>(raw: &str) -> Result<T, Problem> {
 
 /// Decodes a JSON body.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    if bytes.len() > BODY_LIMIT {
-        return Err(Problem::too_large(BODY_LIMIT));
+    json_up_to(bytes, BODY_LIMIT)
+}
+
+/// Decodes a JSON body of at most `limit` bytes (an agent's batch is
+/// larger than a write's body).
+pub fn json_up_to<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Problem> {
+    if bytes.len() > limit {
+        return Err(Problem::too_large(limit));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {

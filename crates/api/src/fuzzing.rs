@@ -38,6 +38,16 @@ pub fn decode(data: &[u8]) {
         if let Err(p) = json::<PatchBody>(b) {
             refused(p.status);
         }
+        // An agent's batch (issue 16): decoded, then checked as the
+        // handler checks it.
+        match json::<crate::agents::BatchBody>(b) {
+            Ok(batch) => {
+                if let Err(p) = crate::agents::valid(&batch) {
+                    refused(p.status);
+                }
+            }
+            Err(p) => refused(p.status),
+        }
     }
 }
 

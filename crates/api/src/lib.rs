@@ -19,6 +19,7 @@
 //!   cookie ([`session`]), the site's figures ([`site`]) and graphs drawn
 //!   on the server ([`graph`]).
 
+pub mod agents;
 pub mod auth;
 pub mod decode;
 pub mod files;
@@ -110,6 +111,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/guard", get(guard::status))
         .route("/api/v1/guard/ban", post(guard::ban))
         .route("/api/v1/guard/unban", post(guard::unban))
+        .route(
+            "/api/v1/history/batches",
+            post(agents::add_batch)
+                .layer(axum::extract::DefaultBodyLimit::max(agents::BATCH_LIMIT)),
+        )
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/{writer}", get(agents::standing))
         .route("/metrics", get(metrics::scrape))
         .merge(ui::routes())
         .fallback(not_found)

@@ -28,6 +28,10 @@ pub enum Scope {
     Admin,
     /// One tenant's own pages and bills, nothing else.
     Tenant(u32),
+    /// An agent's: add its batches to the history and read where the
+    /// agents stand (`/api/v1/history/batches`, `/api/v1/agents`), nothing
+    /// else: no tenant, no bill, no change to the policy.
+    Agent,
 }
 
 impl Scope {
@@ -41,12 +45,13 @@ impl Scope {
         match self {
             Scope::Read | Scope::Admin => true,
             Scope::Tenant(t) => t == tenant,
+            Scope::Agent => false,
         }
     }
 
     /// Whether it may see what spans every tenant.
     pub fn site_wide(self) -> bool {
-        !matches!(self, Scope::Tenant(_))
+        matches!(self, Scope::Read | Scope::Admin)
     }
 }
 
@@ -56,6 +61,7 @@ impl std::fmt::Display for Scope {
             Scope::Read => f.write_str("read"),
             Scope::Admin => f.write_str("admin"),
             Scope::Tenant(t) => write!(f, "tenant:{t}"),
+            Scope::Agent => f.write_str("agent"),
         }
     }
 }
@@ -66,13 +72,14 @@ impl std::str::FromStr for Scope {
         match s {
             "read" => Ok(Scope::Read),
             "admin" => Ok(Scope::Admin),
+            "agent" => Ok(Scope::Agent),
             _ => s
                 .strip_prefix("tenant:")
                 .and_then(|id| id.parse().ok())
                 .map(Scope::Tenant)
                 .ok_or_else(|| {
                     TokenError::Invalid(format!(
-                        "`{s}` is not a scope; use read, admin or tenant:ID (a tenant's numeric id)"
+                        "`{s}` is not a scope; use read, admin, agent or tenant:ID (a tenant's numeric id)"
                     ))
                 }),
         }

@@ -106,6 +106,10 @@ pub(crate) async fn send(st: &AppState, command: Command) -> Result<axum::Json<D
         }
         Answer::NotFound { message } => Err(Problem::not_found(message)),
         Answer::Failed { message } => Err(Problem::conflict(message)),
+        // Only an agent's batch is answered so (`agents.rs`).
+        Answer::BatchAdded { writer, .. } => Err(Problem::conflict(format!(
+            "unexpected answer: {writer}'s batch"
+        ))),
     }
 }
 

@@ -100,6 +100,8 @@ pub struct Engine {
     stopping: bool,
     pub(crate) counts: Counts,
     events: VecDeque<Event>,
+    /// Agents' batches seen since start (a central tollgate).
+    pub(crate) agents: crate::shipping::Agents,
     last_apply: Option<Applied>,
     started: Timestamp,
     pub(crate) guard: crate::guard::Guard,
@@ -154,6 +156,7 @@ impl Engine {
             stopping: false,
             counts: Counts::default(),
             events: VecDeque::new(),
+            agents: Default::default(),
             last_apply: None,
             started: now,
             guard: Default::default(),
@@ -239,6 +242,7 @@ impl Engine {
             records: self.records.clone(),
             events: self.events.iter().cloned().collect(),
             guard: self.guard_view().map(Arc::new),
+            agents: self.agents.clone(),
         }
     }
 
@@ -292,6 +296,15 @@ impl Engine {
             }
             Input::Applied(a) => self.applied(now, *a, &mut out),
             Input::Stored(s) => self.stored(now, s, &mut out),
+            Input::BatchAdded {
+                id,
+                writer,
+                sequence,
+                last_slot,
+                outcome,
+            } => crate::shipping::added(
+                self, now, id, writer, sequence, last_slot, outcome, &mut out,
+            ),
             Input::RoutesChanged { realms } => {
                 self.realms = Arc::new(realms);
                 self.routes_error = None;
@@ -772,6 +785,11 @@ impl Engine {
     }
 
     fn command(&mut self, now: Timestamp, id: u64, command: Command, out: &mut Vec<Effect>) {
+        // An agent's batch touches neither the policy nor the kernel: it
+        // never waits for a policy write.
+        if let Command::AddBatch(batch) = command {
+            return out.push(Effect::AddBatch { id, batch });
+        }
         if self.write.is_some() || self.stopping {
             out.push(Effect::Reply {
                 id,
@@ -784,6 +802,8 @@ impl Engine {
             return;
         }
         let edit = match command {
+            // Carried out above, before the policy-write check.
+            Command::AddBatch(_) => return,
             Command::Reload => {
                 self.after_reload.push(id);
                 out.push(Effect::ReadPolicy);

@@ -230,6 +230,8 @@ pub enum Command {
         /// What.
         guard: crate::guard::GuardCommand,
     },
+    /// Add another writer's (an agent's) batch to the history.
+    AddBatch(Box<crate::shipping::ShippedBatch>),
 }
 
 /// One input.
@@ -264,6 +266,19 @@ pub enum Input {
     Applied(Box<Applied>),
     /// The answer to [`Effect::Store`].
     Stored(Stored),
+    /// What the store did with an agent's batch ([`Effect::AddBatch`]).
+    BatchAdded {
+        /// The command's id.
+        id: u64,
+        /// The writer.
+        writer: String,
+        /// The batch's sequence.
+        sequence: u64,
+        /// The last slot the batch carried.
+        last_slot: Option<accounting::Slot>,
+        /// What the store did.
+        outcome: crate::shipping::AddOutcome,
+    },
     /// The routes table changed: every route's realm.
     RoutesChanged {
         /// Prefix and realm.
@@ -368,6 +383,15 @@ pub enum Answer {
         /// Why.
         message: String,
     },
+    /// An agent's batch is in the history (now, or it already was).
+    BatchAdded {
+        /// The writer.
+        writer: String,
+        /// The writer's committed sequence.
+        sequence: u64,
+        /// The batch was already committed: it counted once.
+        duplicate: bool,
+    },
 }
 
 /// A batch for the history: closed samples and the accountant's state in
@@ -447,6 +471,14 @@ pub enum Effect {
     Event(Event),
     /// The guard's capture, ladder or state (`crate::guard`).
     Guard(crate::guard::GuardEffect),
+    /// Add an agent's batch to the history; answer with
+    /// [`Input::BatchAdded`].
+    AddBatch {
+        /// The command's id.
+        id: u64,
+        /// The batch.
+        batch: Box<crate::shipping::ShippedBatch>,
+    },
     /// Stop the process with this exit code.
     Exit {
         /// 0 when everything was committed.

@@ -26,6 +26,7 @@ pub mod guard;
 pub mod io;
 mod overage;
 pub mod records;
+pub mod shipping;
 pub mod snapshot;
 pub mod transit;
 pub mod transit_guard;

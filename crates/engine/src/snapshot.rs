@@ -85,6 +85,8 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// The guard's incidents and counts, if the policy has `[guard]`.
     pub guard: Option<Arc<crate::guard::GuardView>>,
+    /// Agents' batches seen since start (a central tollgate).
+    pub agents: crate::shipping::Agents,
 }
 
 impl Snapshot {
@@ -114,6 +116,7 @@ impl Snapshot {
             records: Records::default(),
             events: Vec::new(),
             guard: None,
+            agents: Default::default(),
         }
     }
 }

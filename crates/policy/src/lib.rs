@@ -19,6 +19,7 @@
 mod api;
 mod bgp;
 mod billing;
+mod central;
 mod diagnostic;
 pub mod edit;
 mod files;
@@ -356,6 +357,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         guard: p.guard,
         transit: p.transit,
         bgp: p.bgp,
+        central: p.central,
     };
     validate::policy(
         &policy,

@@ -573,9 +573,13 @@ pub struct Policy {
     pub transit: Option<Transit>,
     /// The BGP speaker and its peers, if the policy has them.
     pub bgp: Option<Bgp>,
+    /// The central tollgate this daemon ships its closed slots to, if any.
+    pub central: Option<Central>,
 }
 
 pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
+pub use crate::central::{valid_writer, Central};
+
 pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
 pub use crate::transit::{Transit, Upstream, UpstreamMethod};
 

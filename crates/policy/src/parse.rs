@@ -45,11 +45,13 @@ pub(crate) struct Parsed {
     pub transit: Option<crate::transit::Transit>,
     /// The BGP speaker.
     pub bgp: Option<crate::bgp::Bgp>,
+    /// The central tollgate this daemon ships to.
+    pub central: Option<crate::central::Central>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
-    "history", "guard", "transit", "bgp",
+    "history", "guard", "transit", "bgp", "central",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -75,6 +77,7 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         guard: None,
         transit: None,
         bgp: None,
+        central: None,
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -141,6 +144,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "bgp") {
         p.bgp = crate::bgp::section(cx, n);
+    }
+    if let Some(n) = top.get(cx, "central") {
+        p.central = crate::central::section(cx, n);
     }
     for key in TOP_KEYS {
         top.get(cx, key);

@@ -567,7 +567,11 @@ id = 2
 
 /// The router site with two realms and two plans, for [billing] and [overage].
 fn billed(extra: &str) -> policy::Loaded {
-    let text = SITE.to_owned()
+    policy::load_str("p.toml", &billed_text(extra))
+}
+
+fn billed_text(extra: &str) -> String {
+    SITE.to_owned()
         + r#"
 [realms]
 default = "international"
@@ -589,8 +593,7 @@ up = { rate = "2mbit" }
 id = 1
 plan = "basic"
 prefixes = ["100.64.0.0/24"]
-"# + extra;
-    policy::load_str("p.toml", &text)
+"# + extra
 }
 
 fn errors(loaded: &policy::Loaded) -> Vec<String> {
@@ -1155,4 +1158,42 @@ next_hop_v6 = "2001:db8::1"
     );
     let r = policy::load_str("p.toml", &text).render();
     assert!(r.contains("p.toml:23:10: error: `listen` is empty"), "{r}");
+}
+
+#[test]
+fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
+    let ok =
+        billed("[central]\nurl = \"http://192.0.2.9:9188/\"\ntoken_file = \"central.token\"\n");
+    assert!(!ok.has_errors(), "{}", ok.render());
+    let c = ok.policy.unwrap().central.unwrap();
+    assert_eq!(c.url, "http://192.0.2.9:9188");
+    assert_eq!(c.token_file, "central.token");
+    assert_eq!(c.writer, None);
+    let named =
+        billed("[central]\nurl = \"http://c:9188\"\ntoken_file = \"t\"\nwriter = \"hv-1.dc2\"\n");
+    assert_eq!(
+        named.policy.unwrap().central.unwrap().writer.as_deref(),
+        Some("hv-1.dc2")
+    );
+    // Every mistake at once, each at its line and column.
+    let extra = "[central]\nurl = \"https://c:9188\"\ntoken = \"secret\"\nwriter = \"flows\"\n";
+    let text = billed_text(extra);
+    let bad = policy::load_str("p.toml", &text);
+    assert!(bad.policy.is_none());
+    let rendered = bad.render();
+    let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    for (needle, col, message) in [
+        ("url = ", 7, "is not an http://host:port URL"),
+        ("writer = ", 10, "cannot name a writer"),
+        ("token = ", 1, "token"),
+    ] {
+        let at = format!("p.toml:{}:{col}", line_of(needle));
+        assert!(rendered.contains(&at), "{at} missing in\n{rendered}");
+        assert!(
+            rendered.contains(message),
+            "{message} missing in\n{rendered}"
+        );
+    }
+    let e = errors(&bad);
+    assert!(e.iter().any(|m| m.contains("needs `token_file`")), "{e:?}");
 }

@@ -14,6 +14,7 @@ Scopes:
   read         every GET of the API
   admin        every GET, and the writes (move, change, release, reload)
   tenant:ID    one tenant's own pages and bills, nothing else (a customer's view)
+  agent        an agent's: ship its batches to this central, nothing else
 
 Examples:
   tollgate token add grafana --scope read
@@ -23,7 +24,7 @@ Examples:
     Add {
         /// A name for the token, to list and revoke it by.
         name: String,
-        /// What it may do: `read`, `admin` or `tenant:ID`.
+        /// What it may do: `read`, `admin`, `agent` or `tenant:ID`.
         #[arg(long)]
         scope: String,
         /// Print as JSON.

@@ -192,6 +192,10 @@ fn request(cx: &Context, command: engine::guard::GuardCommand, json: bool) -> Re
             Err(Error::invalid(message))
         }
         engine::io::Answer::Failed { message } => Err(Error::runtime(message)),
+        // An agent's batch is answered through the API, never here.
+        engine::io::Answer::BatchAdded { .. } => Err(Error::runtime(
+            "the daemon answered a guard request with a batch's answer",
+        )),
     }
 }
 

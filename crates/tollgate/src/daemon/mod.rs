@@ -25,6 +25,7 @@ mod kernel;
 mod overage_watch;
 mod record;
 mod shell;
+mod shipper;
 
 pub use clock::Clock;
 pub use record::Recorded;
@@ -119,6 +120,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     let (mut engine, first) = Engine::start(now, start)
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
+    shipper::start(config, state, engine.policy(), clock)?;
     let (tx, rx) = mpsc::channel::<Message>();
     shell.guard = Some(guard::GuardShell::new(tx.clone(), state, bgp));
     signals(tx.clone())?;

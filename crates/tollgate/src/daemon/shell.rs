@@ -291,6 +291,9 @@ impl Shell {
                 }
                 None
             }
+            Effect::AddBatch { id, batch } => {
+                Some(super::shipper::add(&mut *self.store, id, &batch))
+            }
             Effect::Exit { code } => {
                 self.exit = Some(code);
                 None

@@ -1,0 +1,341 @@
+//! An agent shipping its closed slots to a central tollgate (issue 16,
+//! item 3; docs/agents.md), two real daemons in namespaces:
+//!
+//! - the agent is `daemon_site`'s router with one tenant and real
+//!   traffic; the central is a second router (its tenant silent), its API
+//!   on 192.0.2.10, reached from the agent's namespace over a veth pair;
+//! - slots close without waiting for the wall clock: each daemon is
+//!   started with `TOLLGATE_CLOCK_SKEW` so that it lives 25 s before a
+//!   5-minute boundary, and the agent is restarted with a later skew for
+//!   the next slot;
+//! - the central is stopped while the agent records a slot, then started:
+//!   the agent (which asked the central at start, and retries with
+//!   backoff) catches up; the central's samples equal the agent's local
+//!   ones to the byte and to the datagram sent (nothing lost, nothing
+//!   doubled);
+//! - a batch sent twice answers `duplicate: true` and counts once; a read
+//!   token and a bad writer are refused.
+//!
+//! Needs root, iproute2, nftables, python3 and curl.
+
+use accounting::{Sample, Slot};
+use history::{SampleQuery, SqliteOptions, SqliteStore, Store, Tenants};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod daemon_site;
+
+use daemon_site::{sh, wait_for, Daemon, Site, FRAME, NATIONAL, SENDER};
+
+const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "200mbit", up = "200mbit" }
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24"]
+
+[realms.international]
+id = 2
+
+[plans.home]
+down = { rate = "20mbit", ceil = "50mbit" }
+up = { rate = "20mbit", ceil = "50mbit" }
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "home"
+prefixes = ["100.64.1.0/24"]
+"#;
+
+const CENTRAL_API: &str = "192.0.2.10:9188";
+
+fn tollgate(site: &Site, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env("TOLLGATE_CONFIG", site.policy_path())
+        .env("TOLLGATE_STATE_DIR", site.state_dir())
+        .env("TOLLGATE_ACCOUNTING", site.dir.join("accounting.toml"))
+        .output()
+        .expect("run tollgate")
+}
+
+/// The skew that puts a daemon started now 25 s before the first slot
+/// boundary at least `ahead` seconds past `after` (in its skewed time).
+fn skew_before_boundary(after: i64) -> (i64, Slot) {
+    let now = jiff::Timestamp::now().as_second();
+    let boundary = Slot::containing(jiff::Timestamp::from_second(after + 60).unwrap()).next();
+    let skew = boundary.start().as_second() - 25 - now;
+    // The slot that ends at the boundary.
+    (skew, Slot(boundary.0 - 1))
+}
+
+struct Pair {
+    agent: Site,
+    central: Site,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let agent = Site::build("tgag", "a", 1);
+        let central = Site::build("tgag", "c", 1);
+        sh(&format!(
+            "set -e
+            ip link add ctl0 netns {a} type veth peer name ctl0 netns {c}
+            ip -n {a} addr add 192.0.2.9/30 dev ctl0; ip -n {c} addr add 192.0.2.10/30 dev ctl0
+            ip -n {a} link set ctl0 up; ip -n {c} link set ctl0 up",
+            a = agent.host,
+            c = central.host
+        ));
+        for s in [&agent, &central] {
+            std::fs::write(s.dir.join("accounting.toml"), "").unwrap();
+        }
+        std::fs::write(
+            central.policy_path(),
+            format!("{POLICY}\n[api]\ntokens = \"tokens.json\"\n"),
+        )
+        .unwrap();
+        let token = |scope: &str| {
+            let name = format!("test-{}", scope.replace(':', "-"));
+            let o = tollgate(
+                &central,
+                &["token", "add", &name, "--scope", scope, "--json"],
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["token"].as_str().unwrap().to_string()
+        };
+        std::fs::write(agent.dir.join("central.token"), token("agent") + "\n").unwrap();
+        std::fs::write(central.dir.join("read.token"), token("read")).unwrap();
+        std::fs::write(
+            agent.policy_path(),
+            format!(
+                "{POLICY}\n[central]\nurl = \"http://{CENTRAL_API}\"\ntoken_file = \"central.token\"\nwriter = \"hv1\"\n"
+            ),
+        )
+        .unwrap();
+        Pair { agent, central }
+    }
+
+    fn start_central(&self, skew: i64) -> Daemon {
+        let d = self.central.start_daemon_env(
+            &self.central.dir.join("accounting.toml"),
+            &["--listen", CENTRAL_API],
+            &[("TOLLGATE_CLOCK_SKEW", &skew.to_string())],
+        );
+        wait_for("the central's API", Duration::from_secs(15), || {
+            self.call("GET", "/api/v1/agents", "central.token", None).0 == 200
+        });
+        d
+    }
+
+    fn start_agent(&self, skew: i64) -> Daemon {
+        self.agent.start_daemon_env(
+            &self.agent.dir.join("accounting.toml"),
+            &["--no-api"],
+            &[
+                ("TOLLGATE_CLOCK_SKEW", &skew.to_string()),
+                ("RUST_LOG", "info"),
+            ],
+        )
+    }
+
+    /// `METHOD path` on the central's API from the agent's namespace, with
+    /// the token in the agent's folder named `token`; the status and body.
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, String) {
+        let token = std::fs::read_to_string(self.agent.dir.join(token))
+            .or_else(|_| std::fs::read_to_string(self.central.dir.join(token)))
+            .unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.agent.host, "curl", "-sS", "-m", "10"])
+            .args(["-X", method, "-w", "\n%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let o = cmd
+            .arg(format!("http://{CENTRAL_API}{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The central's committed sequence for `hv1`.
+    fn standing(&self) -> Option<u64> {
+        let (status, body) = self.call("GET", "/api/v1/agents/hv1", "central.token", None);
+        if status != 200 {
+            return None;
+        }
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["sequence"].as_u64()
+    }
+
+    /// Sends `n` datagrams to the agent's tenant from the national server.
+    fn send(&self, n: u64) {
+        let ok = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.agent.upstream,
+                "python3",
+                "-c",
+                SENDER,
+                NATIONAL,
+                "100.64.1.2",
+            ])
+            .arg(n.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+/// Every closed sample a history holds.
+fn samples(site: &Site) -> Vec<Sample> {
+    let store = SqliteStore::open(
+        &site.state_dir().join("history.sqlite"),
+        &SqliteOptions::default(),
+    )
+    .unwrap();
+    store
+        .samples(&SampleQuery {
+            tenants: Tenants::All,
+            from: Slot(1),
+            to: Slot(100_000_000),
+        })
+        .unwrap()
+}
+
+fn national_down(samples: &[Sample]) -> u64 {
+    samples
+        .iter()
+        .filter(|s| s.key.realm.0 == 1 && s.key.direction == accounting::Direction::Down)
+        .map(|s| s.bytes)
+        .sum()
+}
+
+#[test]
+fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
+    if !testkit::root("an_agent_ships_every_closed_slot_once_across_a_central_outage") {
+        return;
+    }
+    for (cmd, package) in [
+        ("nft", "nftables"),
+        ("python3", "python3"),
+        ("curl", "curl"),
+    ] {
+        testkit::need(cmd, package);
+    }
+    let p = Pair::new();
+    let t0 = jiff::Timestamp::now().as_second();
+    let (skew1, slot1) = skew_before_boundary(t0);
+    let central = p.start_central(skew1);
+    let agent = p.start_agent(skew1);
+    p.send(1000);
+    // The first slot closes 25 s after start (plus a read) and is shipped.
+    wait_for("slot 1 shipped", Duration::from_secs(60), || {
+        p.standing().is_some_and(|s| s >= slot1.0 as u64)
+    });
+
+    // The central stops; the agent records the next slot alone. Its
+    // restart (to jump the clock before the next boundary) also makes it
+    // ask the central where it stands, which fails: backoff.
+    let central_log = central.log();
+    assert!(central.stop().success(), "{central_log}");
+    let log = agent.log();
+    assert!(agent.stop().success(), "{log}");
+    let (skew2, slot2) = skew_before_boundary(t0 + skew1 + 60);
+    assert!(slot2 > slot1, "{slot2:?} after {slot1:?}");
+    let agent = p.start_agent(skew2);
+    p.send(700);
+    let closed = Instant::now();
+    wait_for("slot 2 closed locally", Duration::from_secs(60), || {
+        samples(&p.agent).iter().any(|s| s.slot == slot2)
+    });
+    assert!(closed.elapsed() < Duration::from_secs(60));
+    assert!(
+        agent.log().contains("retrying with backoff"),
+        "{}",
+        agent.log()
+    );
+
+    // The central is back: the agent catches up, in order.
+    let central = p.start_central(skew2);
+    wait_for("slot 2 shipped", Duration::from_secs(60), || {
+        p.standing().is_some_and(|s| s >= slot2.0 as u64)
+    });
+    let (status, body) = p.call("GET", "/api/v1/agents", "central.token", None);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["agents"][0]["writer"], "hv1", "{body}");
+    assert_eq!(v["agents"][0]["last_slot"], slot2.0, "{body}");
+    assert!(
+        v["agents"][0]["lag_seconds"].as_i64().unwrap() < 120,
+        "{body}"
+    );
+
+    // A batch sent twice counts once.
+    let before = samples(&p.central);
+    let slot2_samples: Vec<&Sample> = before.iter().filter(|s| s.slot == slot2).collect();
+    assert!(!slot2_samples.is_empty());
+    let again = serde_json::json!({
+        "writer": "hv1",
+        "sequence": slot2.0,
+        "samples": slot2_samples,
+        "coverage": [{"slot": slot2.0, "status": "measured"}],
+    })
+    .to_string();
+    let (status, body) = p.call(
+        "POST",
+        "/api/v1/history/batches",
+        "central.token",
+        Some(&again),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["duplicate"], true, "{body}");
+    assert_eq!(v["sequence"], slot2.0, "{body}");
+    // Refusals: a read token may not add, a bad writer is named.
+    let (status, body) = p.call(
+        "POST",
+        "/api/v1/history/batches",
+        "read.token",
+        Some(&again),
+    );
+    assert_eq!(status, 403, "{body}");
+    let bad = again.replace("\"hv1\"", "\"flows\"");
+    let (status, body) = p.call(
+        "POST",
+        "/api/v1/history/batches",
+        "central.token",
+        Some(&bad),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("\"field\":\"writer\""), "{body}");
+
+    let log = agent.log();
+    assert!(agent.stop().success(), "{log}");
+    let log = central.log();
+    assert!(central.stop().success(), "{log}");
+
+    // To the byte: the central holds exactly the agent's closed samples,
+    // and they are the datagrams sent (the first slot's 1000, the second's
+    // 700), none lost, none doubled.
+    let local = samples(&p.agent);
+    let central = samples(&p.central);
+    assert_eq!(
+        central, local,
+        "the central's samples differ from the agent's"
+    );
+    assert_eq!(national_down(&local), 1700 * FRAME);
+}
