@@ -65,6 +65,10 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn have(cmd: &str) -> bool {
+    // A header stands for its -dev package: present when the file is.
+    if cmd.ends_with(".h") {
+        return std::path::Path::new(cmd).exists();
+    }
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd} >/dev/null")])
         .status()
@@ -127,6 +131,10 @@ fn ci() -> Result<(), String> {
         ("hping3", "hping3"),
         ("python3", "python3"),
         ("fastnetmon", "fastnetmon"),
+        // crates/bpf-classify's build compiles the eBPF classifier (C) with
+        // clang against libbpf's headers.
+        ("clang", "clang"),
+        ("/usr/include/bpf/bpf_helpers.h", "libbpf-dev"),
         // crates/history-clickhouse's tests start a real ClickHouse (18.16 in Debian 12).
         ("clickhouse-server", "clickhouse-server"),
         ("clickhouse-client", "clickhouse-client"),

@@ -50,6 +50,11 @@ pub struct Observed {
     pub bridges: BTreeMap<IfName, BTreeSet<IfName>>,
     /// The counters of every class on tollgate's IFBs.
     pub stats: BTreeMap<ClassKey, tc_netlink::Stats>,
+    /// tollgate's filters that run an eBPF classifier program, with the
+    /// program's id in the kernel.
+    pub ebpf_filters: Vec<(FilterKey, Program, u32)>,
+    /// The eBPF classifier's maps as read (also in [`Observed::plan`]).
+    pub bpf_maps: BTreeMap<String, NftMap>,
 }
 
 /// Whether a device is one of tollgate's IFBs, by its name.
@@ -220,6 +225,7 @@ impl Observed {
             plan.chains.clear();
             plan.maps.clear();
             read_nft(&mut plan, t, hint);
+            plan.maps.extend(self.bpf_maps.clone());
         }
         plan
     }
@@ -294,10 +300,22 @@ fn read_filters(
             prio: f.prio,
         };
         let (select, redirect_to) = match &f.bpf {
-            Some(b) => (
-                read_select(&b.ops),
-                b.redirect_ifindex().and_then(|i| names.get(&i).copied()),
-            ),
+            Some(b) => {
+                // An eBPF program of tollgate's: which one, by the name
+                // tollgate gave the filter; whether it is the classifier
+                // in use is checked against its id afterwards.
+                let ebpf = match (b.ops.is_empty(), b.name.as_deref(), b.id) {
+                    (true, Some(n), Some(id)) => Program::from_name(n).map(|p| (p, id)),
+                    _ => None,
+                };
+                if let Some((p, id)) = ebpf {
+                    out.ebpf_filters.push((key, p, id));
+                }
+                (
+                    ebpf.map(|(p, _)| Select::Ebpf(p)).or_else(|| read_select(&b.ops)),
+                    b.redirect_ifindex().and_then(|i| names.get(&i).copied()),
+                )
+            }
             None => (None, None),
         };
         // A program tollgate does not recognise is read as one that
