@@ -301,8 +301,12 @@ impl Classifier {
                 continue;
             }
             let Ok(fd) = info.fd() else { continue };
-            if map_ids.is_empty() {
-                map_ids = info.map_ids().ok().flatten().unwrap_or_default();
+            // Each program holds only the maps it uses (tg_down has no use
+            // for tg_vifs), so the classifier's maps are the union.
+            for id in info.map_ids().ok().flatten().unwrap_or_default() {
+                if !map_ids.contains(&id) {
+                    map_ids.push(id);
+                }
             }
             programs.insert(p, (fd, info.id()));
         }
@@ -320,12 +324,20 @@ impl Classifier {
             let data = MapData::from_id(id).ok()?;
             maps.insert(name, (kind, Handle::new(kind, data).ok()?));
         }
-        (maps.len() == bpf_classify::MAPS.len()).then_some(Classifier { programs, maps })
+        // A map no attached program uses is not found; only a program that
+        // is not attached either would need it, and then `has` fails and a
+        // fresh object is loaded.
+        (!programs.is_empty()).then_some(Classifier { programs, maps })
     }
 
     /// Whether it has every program in `needed`.
     pub fn has(&self, needed: impl IntoIterator<Item = Program>) -> bool {
         needed.into_iter().all(|p| self.programs.contains_key(&p))
+    }
+
+    /// Whether it has the map named `name`.
+    pub fn has_map(&self, name: &str) -> bool {
+        self.maps.contains_key(name)
     }
 
     /// A program's id in the kernel.

@@ -162,7 +162,14 @@ impl Dataplane {
             .collect();
         let programs: Vec<(plan::Program, u32)> =
             o.ebpf_filters.iter().map(|(_, p, id)| (*p, *id)).collect();
-        self.bpf = bpf::Classifier::find(&programs).filter(|c| c.has(needed.iter().copied()));
+        self.bpf = bpf::Classifier::find(&programs).filter(|c| {
+            c.has(needed.iter().copied())
+                && hint
+                    .maps
+                    .keys()
+                    .filter(|m| plan::is_bpf_map(m))
+                    .all(|m| c.has_map(m))
+        });
         let names: std::collections::HashMap<u32, net_types::IfName> =
             o.ifindex.iter().map(|(n, i)| (*i, *n)).collect();
         if let Some(c) = &self.bpf {
