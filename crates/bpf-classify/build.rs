@@ -13,7 +13,8 @@ fn main() {
     let src = "bpf/classify.c";
     println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-env-changed=CLANG");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("classify.o");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("classify.o");
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     if !std::path::Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
         panic!("\n\nbpf/bpf_helpers.h not found (package `libbpf-dev` missing).\n{HINT}\n");
@@ -23,7 +24,9 @@ fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let multiarch = format!("-I/usr/include/{arch}-linux-gnu");
     let status = Command::new(&clang)
-        .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror", &multiarch, "-c", src, "-o"])
+        .args([
+            "-target", "bpf", "-O2", "-g", "-Wall", "-Werror", &multiarch, "-c", src, "-o",
+        ])
         .arg(&out)
         .status();
     match status {

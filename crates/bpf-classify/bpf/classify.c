@@ -266,10 +266,12 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 
 // dir_up: the local (tenant) address is the source. by_vif: the tenant is
 // the device's (hypervisor download). vm_ingress: a VM's upload where it
-// enters the host; only its tenant's packets are redirected.
-static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vif, int vm_ingress)
+// enters the host; only its tenant's packets are redirected. uplink: the
+// upload hook, which lets packets shaped on a VM's ingress pass.
+static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vif, int vm_ingress,
+				    int uplink)
 {
-	if (!vm_ingress && (skb->mark & SHAPED_FLAG)) {
+	if (uplink && (skb->mark & SHAPED_FLAG)) {
 		// Shaped on the VM's ingress already: let it leave as it is. A
 		// return of 0 means "no match", so the mirred action is skipped.
 		return 0;
@@ -342,25 +344,25 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 SEC("classifier")
 int tg_up(struct __sk_buff *skb)
 {
-	return classify(skb, 1, 0, 0);
+	return classify(skb, 1, 0, 0, 1);
 }
 
 SEC("classifier")
 int tg_down(struct __sk_buff *skb)
 {
-	return classify(skb, 0, 0, 0);
+	return classify(skb, 0, 0, 0, 0);
 }
 
 SEC("classifier")
 int tg_down_vif(struct __sk_buff *skb)
 {
-	return classify(skb, 0, 1, 0);
+	return classify(skb, 0, 1, 0, 0);
 }
 
 SEC("classifier")
 int tg_up_vm(struct __sk_buff *skb)
 {
-	return classify(skb, 1, 0, 1);
+	return classify(skb, 1, 0, 1, 0);
 }
 
 char _license[] SEC("license") = "Apache-2.0";

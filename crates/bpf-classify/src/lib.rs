@@ -167,14 +167,12 @@ pub fn key_bytes(
         v
     };
     Some(match (kind, key) {
-        (
-            MapKind::BpfTenants4 | MapKind::BpfRealms4,
-            MapKey::Prefix(Prefix::V4(a, len)),
-        ) => lpm(*len, &a.octets()),
-        (
-            MapKind::BpfTenants6 | MapKind::BpfRealms6,
-            MapKey::Prefix(Prefix::V6(a, len)),
-        ) => lpm(*len, &a.octets()),
+        (MapKind::BpfTenants4 | MapKind::BpfRealms4, MapKey::Prefix(Prefix::V4(a, len))) => {
+            lpm(*len, &a.octets())
+        }
+        (MapKind::BpfTenants6 | MapKind::BpfRealms6, MapKey::Prefix(Prefix::V6(a, len))) => {
+            lpm(*len, &a.octets())
+        }
         (MapKind::BpfVifs, MapKey::Interface(dev)) => ifindex(*dev)?.to_ne_bytes().to_vec(),
         (MapKind::BpfClasses, MapKey::TenantRealm(t, r)) => {
             let mut v = t.to_ne_bytes().to_vec();
@@ -256,8 +254,14 @@ mod tests {
         let idx = |d: IfName| (d == dev).then_some(7);
         let name = |i: u32| (i == 7).then_some(dev);
         for (kind, key) in [
-            (MapKind::BpfTenants4, MapKey::Prefix(Prefix::parse("192.0.2.0/24").unwrap())),
-            (MapKind::BpfRealms6, MapKey::Prefix(Prefix::parse("2001:db8::/32").unwrap())),
+            (
+                MapKind::BpfTenants4,
+                MapKey::Prefix(Prefix::parse("192.0.2.0/24").unwrap()),
+            ),
+            (
+                MapKind::BpfRealms6,
+                MapKey::Prefix(Prefix::parse("2001:db8::/32").unwrap()),
+            ),
             (MapKind::BpfVifs, MapKey::Interface(dev)),
             (MapKind::BpfClasses, MapKey::TenantRealm(42, 3)),
             (MapKind::BpfConfig, MapKey::Number(5)),
@@ -268,13 +272,19 @@ mod tests {
         // an IPv6 prefix never goes into the IPv4 trie
         let k6 = MapKey::Prefix(Prefix::parse("2001:db8::/32").unwrap());
         assert_eq!(key_bytes(MapKind::BpfTenants4, &k6, idx), None);
-        assert_eq!(read_key(MapKind::BpfTenants4, &[33, 0, 0, 0, 1, 2, 3, 4], name), None);
+        assert_eq!(
+            read_key(MapKind::BpfTenants4, &[33, 0, 0, 0, 1, 2, 3, 4], name),
+            None
+        );
     }
 
     #[test]
     fn values_round_trip() {
         let c = MapValue::Class(ClassId::new(5, 0x24));
         assert_eq!(read_value(MapKind::BpfClasses, value_bytes(c)), c);
-        assert_eq!(read_value(MapKind::BpfTenants4, value_bytes(MapValue::Mark(9))), MapValue::Mark(9));
+        assert_eq!(
+            read_value(MapKind::BpfTenants4, value_bytes(MapValue::Mark(9))),
+            MapValue::Mark(9)
+        );
     }
 }

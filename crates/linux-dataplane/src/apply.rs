@@ -456,9 +456,12 @@ fn bpf_run(
                     crate::bpf::unpin().map(|_| ()).map_err(|e| e.to_string())
                 }
                 (Change::AddMap { .. }, Some(_)) => Ok(()),
-                (Change::SetElement { map, key, value, .. }, Some(cl)) => {
-                    cl.write(map, key, Some(*value), ifindex)
-                }
+                (
+                    Change::SetElement {
+                        map, key, value, ..
+                    },
+                    Some(cl),
+                ) => cl.write(map, key, Some(*value), ifindex),
                 (Change::DelElement { map, key }, Some(cl)) => cl.write(map, key, None, ifindex),
                 _ => Err("the eBPF classifier is not loaded".to_string()),
             }

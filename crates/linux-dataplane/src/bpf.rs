@@ -65,7 +65,9 @@ impl Handle {
             MapKind::BpfTenants6 | MapKind::BpfRealms6 => {
                 Handle::Lpm6(LpmTrie::try_from(Map::LpmTrie(data)).map_err(map_err)?)
             }
-            MapKind::BpfVifs => Handle::Hash(BpfHash::try_from(Map::HashMap(data)).map_err(map_err)?),
+            MapKind::BpfVifs => {
+                Handle::Hash(BpfHash::try_from(Map::HashMap(data)).map_err(map_err)?)
+            }
             MapKind::BpfClasses => {
                 Handle::Pair(BpfHash::try_from(Map::HashMap(data)).map_err(map_err)?)
             }
@@ -129,7 +131,10 @@ impl Handle {
         match self {
             Handle::Lpm4(m) => {
                 let len = u32_at(0).ok_or_else(bad)?;
-                let a: [u8; 4] = key.get(4..8).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+                let a: [u8; 4] = key
+                    .get(4..8)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(bad)?;
                 let k = aya::maps::lpm_trie::Key::new(len, a);
                 match value {
                     Some(v) => m.insert(&k, v, 0),
@@ -138,7 +143,10 @@ impl Handle {
             }
             Handle::Lpm6(m) => {
                 let len = u32_at(0).ok_or_else(bad)?;
-                let a: [u8; 16] = key.get(4..20).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+                let a: [u8; 16] = key
+                    .get(4..20)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(bad)?;
                 let k = aya::maps::lpm_trie::Key::new(len, a);
                 match value {
                     Some(v) => m.insert(&k, v, 0),
@@ -179,7 +187,11 @@ impl std::fmt::Debug for Classifier {
         f.debug_struct("Classifier")
             .field(
                 "programs",
-                &self.programs.iter().map(|(p, (_, id))| (*p, *id)).collect::<Vec<_>>(),
+                &self
+                    .programs
+                    .iter()
+                    .map(|(p, (_, id))| (*p, *id))
+                    .collect::<Vec<_>>(),
             )
             .field("maps", &self.maps.keys().collect::<Vec<_>>())
             .finish()
@@ -232,7 +244,8 @@ impl Classifier {
                 .ok_or_else(|| BpfError::Load(format!("no program {}", p.name())))?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| BpfError::Load(e.to_string()))?;
-            prog.load().map_err(|e| BpfError::Load(format!("{}: {e}", p.name())))?;
+            prog.load()
+                .map_err(|e| BpfError::Load(format!("{}: {e}", p.name())))?;
             let id = prog.info().map_err(|e| BpfError::Load(e.to_string()))?.id();
             let fd = prog
                 .fd()
@@ -259,7 +272,10 @@ impl Classifier {
                     tracing::warn!("could not pin {name}: {e}");
                 }
             }
-            maps.insert(name, (kind, Handle::new(kind, data).map_err(BpfError::Load)?));
+            maps.insert(
+                name,
+                (kind, Handle::new(kind, data).map_err(BpfError::Load)?),
+            );
         }
         Ok(Classifier { programs, maps })
     }
@@ -392,7 +408,10 @@ impl Classifier {
             .ok_or_else(|| format!("no BPF map {map}"))?;
         let k = bpf_classify::key_bytes(*kind, key, |d| ifindex.get(&d).copied())
             .ok_or_else(|| format!("{key} does not fit map {map}"))?;
-        let r = h.write(&k, value.map(|v| u32::from_ne_bytes(bpf_classify::value_bytes(v))));
+        let r = h.write(
+            &k,
+            value.map(|v| u32::from_ne_bytes(bpf_classify::value_bytes(v))),
+        );
         // Removing what is already gone is done.
         match (r, value) {
             (Err(e), None) if e.contains("No such file") || e.contains("not found") => Ok(()),

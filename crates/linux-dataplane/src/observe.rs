@@ -312,7 +312,8 @@ fn read_filters(
                     out.ebpf_filters.push((key, p, id));
                 }
                 (
-                    ebpf.map(|(p, _)| Select::Ebpf(p)).or_else(|| read_select(&b.ops)),
+                    ebpf.map(|(p, _)| Select::Ebpf(p))
+                        .or_else(|| read_select(&b.ops)),
                     b.redirect_ifindex().and_then(|i| names.get(&i).copied()),
                 )
             }

@@ -226,7 +226,13 @@ impl Builder<'_> {
             }
             Mode::Hypervisor => {
                 for (t, vif, _) in vifs {
-                    self.ebpf_hook(Direction::Down, *vif, Hook::Egress, Program::DownVif, Some(t));
+                    self.ebpf_hook(
+                        Direction::Down,
+                        *vif,
+                        Hook::Egress,
+                        Program::DownVif,
+                        Some(t),
+                    );
                     // The VM's upload where it enters the host, so that
                     // traffic to another VM on this host is shaped too.
                     self.ebpf_hook(Direction::Up, *vif, Hook::Ingress, Program::UpVm, Some(t));
