@@ -135,6 +135,8 @@ fn ci() -> Result<(), String> {
         // clang against libbpf's headers.
         ("clang", "clang"),
         ("/usr/include/bpf/bpf_helpers.h", "libbpf-dev"),
+        // tollgate/tests/ebpf.rs deletes a map element by hand with it.
+        ("bpftool", "bpftool"),
         // crates/history-clickhouse's tests start a real ClickHouse (18.16 in Debian 12).
         ("clickhouse-server", "clickhouse-server"),
         ("clickhouse-client", "clickhouse-client"),
@@ -292,6 +294,9 @@ fn demo() -> Result<(), String> {
         // The dashboard's screenshots.
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
+        // Building tollgate compiles its eBPF classifier (crates/bpf-classify).
+        ("clang", "clang"),
+        ("/usr/include/bpf/bpf_helpers.h", "libbpf-dev"),
     ])?;
     run(
         "cargo",

@@ -1069,3 +1069,28 @@ script = "/usr/local/bin/notify_about_attack.sh"
     let c = p.guard.as_ref().unwrap().config(&p);
     assert!(c.groups.is_empty(), "{:?}", c.groups);
 }
+
+#[test]
+fn the_site_chooses_its_classifier() {
+    let site = |extra: &str| router_with(extra, "");
+    assert_eq!(site("").policy.unwrap().site.classifier, None);
+    assert_eq!(
+        site("classifier = \"ebpf\"\n")
+            .policy
+            .unwrap()
+            .site
+            .classifier,
+        Some(policy::ClassifierKind::Ebpf)
+    );
+    assert_eq!(
+        site("classifier = \"nftables\"\n")
+            .policy
+            .unwrap()
+            .site
+            .classifier,
+        Some(policy::ClassifierKind::Nftables)
+    );
+    let e = errors(&site("classifier = \"xdp\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("unknown classifier `xdp`"), "{e:?}");
+}
