@@ -343,12 +343,43 @@ pub fn apply(
     nft: &mut Nft,
     ifindex: &mut HashMap<IfName, u32>,
     bpf: &mut Option<Classifier>,
+    ebpf_filters: &[(FilterKey, Filter)],
     cs: &ChangeSet,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, DataplaneError> {
     let start = Instant::now();
     let mut report = ApplyReport::default();
     let changes = &cs.changes;
+    // Creating a classifier map means the observation found no usable
+    // classifier (see `Observed::plan_for`): the change set fills a new
+    // one from nothing and points every eBPF filter at it, so a fresh
+    // object is loaded even if an incomplete one was found.
+    if changes
+        .iter()
+        .any(|c| matches!(c, Change::AddMap { name, .. } if is_bpf_map(name)))
+    {
+        *bpf = None;
+    }
+    // A change set that only touches part of the plan (`hook vif online`)
+    // can need a program or map the classifier in the kernel lacks (the
+    // first VM on a host where none was hooked). A fresh object takes
+    // over: the old maps' elements are copied into it, and the filters
+    // that ran the old programs are pointed at the new ones, before the
+    // change set runs against it.
+    let lacking = bpf.as_ref().is_some_and(|b| {
+        changes.iter().any(|c| match c {
+            Change::SetFilter { filter, .. } => {
+                matches!(filter.select, Select::Ebpf(p) if b.program_id(p).is_none())
+            }
+            Change::SetElement { map, .. } | Change::DelElement { map, .. } => {
+                is_bpf_map(map) && !b.has_map(map)
+            }
+            _ => false,
+        })
+    });
+    if lacking {
+        take_over(rtnl, ifindex, bpf, ebpf_filters, &mut report)?;
+    }
     let mut i = 0;
     while i < changes.len() {
         let b = backend(&changes[i]);
@@ -434,6 +465,42 @@ pub fn apply(
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// Loads a fresh classifier in place of `bpf`, copies the old maps'
+/// elements into it and points `filters` (running the old programs) at it.
+fn take_over(
+    rtnl: &mut Rtnl,
+    ifindex: &HashMap<IfName, u32>,
+    bpf: &mut Option<Classifier>,
+    filters: &[(FilterKey, Filter)],
+    report: &mut ApplyReport,
+) -> Result<(), DataplaneError> {
+    let missing = |e: String| DataplaneError::Missing {
+        feature: "a kernel that loads tollgate's eBPF classifier".into(),
+        hint: format!("{e}; use `[site] classifier = \"nftables\"` in the policy on this host"),
+    };
+    let mut fresh = Classifier::load().map_err(|e| missing(e.to_string()))?;
+    if let Some(old) = bpf.as_ref() {
+        if let Err(e) = fresh.copy_from(old) {
+            report.failed.push(Failure {
+                object: "the eBPF classifier's maps".into(),
+                message: format!("copying into a fresh classifier: {e}"),
+            });
+        }
+    }
+    *bpf = Some(fresh);
+    let changes: Vec<Change> = filters
+        .iter()
+        .map(|(key, filter)| Change::SetFilter {
+            key: *key,
+            filter: *filter,
+        })
+        .collect();
+    tc(rtnl, ifindex, bpf.as_ref(), &changes, None, report);
+    // These are not the change set's changes; only failures are reported.
+    report.applied -= changes.len().min(report.applied);
+    Ok(())
 }
 
 /// Writes a run of the eBPF classifier's map changes, one element at a

@@ -128,7 +128,7 @@ impl Handle {
         let u32_at = |i: usize| -> Option<u32> {
             Some(u32::from_ne_bytes(key.get(i..i + 4)?.try_into().ok()?))
         };
-        match self {
+        let r = match self {
             Handle::Lpm4(m) => {
                 let len = u32_at(0).ok_or_else(bad)?;
                 let a: [u8; 4] = key
@@ -171,8 +171,21 @@ impl Handle {
                 let i = u32_at(0).ok_or_else(bad)?;
                 m.set(i, value.unwrap_or(0), 0)
             }
+        };
+        match r {
+            // Removing what is already gone is done.
+            Err(aya::maps::MapError::KeyNotFound | aya::maps::MapError::ElementNotFound)
+                if value.is_none() =>
+            {
+                Ok(())
+            }
+            Err(aya::maps::MapError::SyscallError(e))
+                if value.is_none() && e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            r => r.map_err(map_err),
         }
-        .map_err(map_err)
     }
 }
 
@@ -351,6 +364,22 @@ impl Classifier {
         needed.into_iter().all(|p| self.programs.contains_key(&p))
     }
 
+    /// Copies every element of `old`'s maps into this one's, so that a
+    /// fresh object can take over from one that lacked a program (its
+    /// maps are what the last observation read, and what the change set
+    /// was computed against).
+    pub fn copy_from(&mut self, old: &Classifier) -> Result<(), String> {
+        for (name, (_, h)) in &old.maps {
+            let Some((_, to)) = self.maps.get_mut(name) else {
+                continue;
+            };
+            for (k, v) in h.entries()? {
+                to.write(&k, Some(v))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether it has the map named `name`.
     pub fn has_map(&self, name: &str) -> bool {
         self.maps.contains_key(name)
@@ -408,14 +437,9 @@ impl Classifier {
             .ok_or_else(|| format!("no BPF map {map}"))?;
         let k = bpf_classify::key_bytes(*kind, key, |d| ifindex.get(&d).copied())
             .ok_or_else(|| format!("{key} does not fit map {map}"))?;
-        let r = h.write(
+        h.write(
             &k,
             value.map(|v| u32::from_ne_bytes(bpf_classify::value_bytes(v))),
-        );
-        // Removing what is already gone is done.
-        match (r, value) {
-            (Err(e), None) if e.contains("No such file") || e.contains("not found") => Ok(()),
-            (r, _) => r,
-        }
+        )
     }
 }

@@ -112,6 +112,10 @@ pub struct Dataplane {
     /// The eBPF classifier in use, when the last observation found one
     /// with every program the plan needs (else the apply loads one).
     pub bpf: Option<bpf::Classifier>,
+    /// tollgate's filters that run the classifier's programs, as last
+    /// observed: the apply points them at a fresh object when it has to
+    /// load one while they run the old.
+    pub ebpf_filters: Vec<(plan::FilterKey, plan::Filter)>,
 }
 
 impl Dataplane {
@@ -124,6 +128,7 @@ impl Dataplane {
             nft: nft::Nft::default(),
             ifindex: Default::default(),
             bpf: None,
+            ebpf_filters: Vec::new(),
         })
     }
 
@@ -162,22 +167,35 @@ impl Dataplane {
             .collect();
         let programs: Vec<(plan::Program, u32)> =
             o.ebpf_filters.iter().map(|(_, p, id)| (*p, *id)).collect();
-        self.bpf = bpf::Classifier::find(&programs).filter(|c| {
-            c.has(needed.iter().copied())
-                && hint
-                    .maps
-                    .keys()
-                    .filter(|m| plan::is_bpf_map(m))
-                    .all(|m| c.has_map(m))
-        });
+        self.bpf = bpf::Classifier::find(&programs);
+        // Whether it can serve the desired plan is decided where the plan
+        // is known (`Observed::plan_for`); with a hint, here too.
+        if !needed.is_empty() || hint.maps.keys().any(|m| plan::is_bpf_map(m)) {
+            let usable = self.bpf.as_ref().is_some_and(|c| {
+                c.has(needed.iter().copied())
+                    && hint
+                        .maps
+                        .keys()
+                        .filter(|m| plan::is_bpf_map(m))
+                        .all(|m| c.has_map(m))
+            });
+            if !usable {
+                self.bpf = None;
+            }
+        }
         let names: std::collections::HashMap<u32, net_types::IfName> =
             o.ifindex.iter().map(|(n, i)| (*i, *n)).collect();
         if let Some(c) = &self.bpf {
+            o.bpf_programs = plan::Program::ALL
+                .into_iter()
+                .filter(|p| c.program_id(*p).is_some())
+                .collect();
             match c.read(&names) {
                 Ok(maps) => o.bpf_maps = maps,
                 Err(e) => {
                     tracing::warn!("could not read the eBPF classifier's maps: {e}");
                     self.bpf = None;
+                    o.bpf_programs.clear();
                 }
             }
         }
@@ -190,6 +208,13 @@ impl Dataplane {
             }
         }
         o.plan.maps.extend(o.bpf_maps.clone());
+        self.ebpf_filters = o
+            .plan
+            .filters
+            .iter()
+            .filter(|(_, f)| matches!(f.select, Select::Ebpf(_)))
+            .map(|(k, f)| (*k, *f))
+            .collect();
     }
 
     /// Applies a change set.
@@ -203,6 +228,7 @@ impl Dataplane {
             &mut self.nft,
             &mut self.ifindex,
             &mut self.bpf,
+            &self.ebpf_filters,
             cs,
             opts,
         )

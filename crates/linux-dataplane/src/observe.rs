@@ -55,6 +55,8 @@ pub struct Observed {
     pub ebpf_filters: Vec<(FilterKey, Program, u32)>,
     /// The eBPF classifier's maps as read (also in [`Observed::plan`]).
     pub bpf_maps: BTreeMap<String, NftMap>,
+    /// The programs of the eBPF classifier found in the kernel.
+    pub bpf_programs: BTreeSet<Program>,
 }
 
 /// Whether a device is one of tollgate's IFBs, by its name.
@@ -226,6 +228,26 @@ impl Observed {
             plan.maps.clear();
             read_nft(&mut plan, t, hint);
             plan.maps.extend(self.bpf_maps.clone());
+        }
+        // A classifier that lacks a program or map `hint` needs cannot be
+        // extended (a program is loaded together with its maps), so it is
+        // read as absent: the diff then fills a fresh one from scratch and
+        // points every filter at it (see `apply`).
+        let usable = hint.filters.values().all(|f| match f.select {
+            Select::Ebpf(p) => self.bpf_programs.contains(&p),
+            _ => true,
+        }) && hint
+            .maps
+            .keys()
+            .filter(|m| is_bpf_map(m))
+            .all(|m| self.bpf_maps.contains_key(m));
+        if !usable {
+            plan.maps.retain(|name, _| !is_bpf_map(name));
+            for f in plan.filters.values_mut() {
+                if matches!(f.select, Select::Ebpf(_)) {
+                    f.select = Select::Mark(u32::MAX);
+                }
+            }
         }
         plan
     }

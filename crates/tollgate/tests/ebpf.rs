@@ -340,6 +340,37 @@ fn ebpf_hypervisor_shapes_vm_to_vm_upload_on_one_host() {
     );
     // ... and the upload classes on tg-up carried it.
     let up = sh(&format!("ip netns exec {h} tc -s class show dev tg-up"));
+    // Every VM goes offline, then one comes back: the classifier found in
+    // the kernel then runs only on the uplink and lacks the VM programs
+    // and the vif map, so a fresh one is loaded and filled, and the VM is
+    // shaped again.
+    for vif in ["vif1.0", "vif2.0", "vif3.0", "vif4.0"] {
+        tollgate(&h, &dir, &["hook", "vif", "offline", vif]);
+    }
+    let left = sh(&format!(
+        "ip netns exec {h} tc filter show dev vif1.0 egress"
+    ));
+    assert!(!left.contains("tg_down_vif"), "{left}");
+    tollgate(&h, &dir, &["hook", "vif", "online", "vif1.0"]);
+    // Shaped at once (its class elements came over from the old maps)...
+    check(
+        &mut report,
+        "vm-small down, back online",
+        iperf(&v1, "203.0.113.1", 5202, true),
+        200.0,
+    );
+    check(
+        &mut report,
+        "vm-small up, back online",
+        iperf(&v1, "203.0.113.1", 5202, false),
+        200.0,
+    );
+    // ... and the next full round writes what the old object could not
+    // hand over (the offline VMs' vif elements: no uplink program used
+    // that map), after which nothing is left to do.
+    tollgate(&h, &dir, &["apply"]);
+    let plan = tollgate(&h, &dir, &["plan"]);
+    assert!(plan.contains("nothing to do"), "{plan}");
     eprintln!("{report}");
     tollgate(&h, &dir, &["down"]);
     let left = sh(&format!(
