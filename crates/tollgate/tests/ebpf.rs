@@ -12,6 +12,8 @@
 //! Needs root, iproute2, nftables, iperf3 and bpftool (the hand-made
 //! drift). Namespaces are removed and iperf3 servers stopped even on failure.
 
+mod lab_router;
+
 use std::process::Command;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -379,4 +381,107 @@ fn ebpf_hypervisor_shapes_vm_to_vm_upload_on_one_host() {
     assert!(!left.contains("tg_up_vm"), "{left}");
     assert!(up.contains("Sent"), "{up}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// traffic.rs's thousand moves on the eBPF path: each move is class work
+/// plus `tg_classes` updates, made before the old classes break; neither
+/// the untouched stream nor the moved one loses a datagram.
+#[test]
+fn ebpf_a_thousand_moves_lose_nothing() {
+    if !testkit::root("ebpf_a_thousand_moves_lose_nothing") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let r = lab_router::Router::new("em", 2);
+    let tenants: String = [1, 2]
+        .iter()
+        .map(|k| {
+            format!(
+                "\n[[tenants]]\nid = {k}\nname = \"t{k}\"\nplan = \"small\"\nparent = \"p1\"\nprefixes = [\"100.64.{k}.0/24\"]\n"
+            )
+        })
+        .collect();
+    let policy = format!(
+        r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "100mbit", up = "100mbit" }}
+classifier = "ebpf"
+
+[[parents]]
+name = "p1"
+id = 1
+down = {{ rate = "20mbit", ceil = "40mbit" }}
+up = {{ rate = "20mbit", ceil = "40mbit" }}
+
+[[parents]]
+name = "p2"
+id = 2
+down = {{ rate = "20mbit", ceil = "40mbit" }}
+up = {{ rate = "20mbit", ceil = "40mbit" }}
+
+[plans.small]
+down = {{ rate = "6mbit", ceil = "10mbit" }}
+up = {{ rate = "6mbit", ceil = "10mbit" }}
+
+[plans.big]
+down = {{ rate = "8mbit", ceil = "20mbit" }}
+up = {{ rate = "8mbit", ceil = "20mbit" }}
+
+[plans.overage]
+shared = true
+id = 100
+down = {{ rate = "6mbit", ceil = "10mbit" }}
+up = {{ rate = "6mbit", ceil = "10mbit" }}
+{tenants}"#
+    );
+    let file = r.apply(&policy);
+    let streams = r.udp_streams(&[(1, "4M"), (2, "3M")]);
+    let cycle: [(&str, Option<&str>); 3] = [
+        ("big", Some("p2")),
+        ("overage", None),
+        ("small", Some("p1")),
+    ];
+    let started = std::time::Instant::now();
+    let mut moves = 0;
+    while moves < 1000 && started.elapsed() < std::time::Duration::from_secs(300) {
+        let (plan, parent) = cycle[moves % cycle.len()];
+        let mut args = vec!["tenant", "move", "t2", "--plan", plan, "-c", &file];
+        if let Some(p) = parent {
+            args.extend(["--parent", p]);
+        }
+        r.tollgate(&args);
+        moves += 1;
+    }
+    let elapsed = started.elapsed();
+    let result = streams.finish();
+    let report = format!(
+        "{moves} moves of t2 in {:.1} s ({:.1} ms each, whole command)\n{}{}\n",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e3 / moves.max(1) as f64,
+        result.describe(),
+        r.drops()
+    );
+    eprintln!("{report}");
+    assert_eq!(moves, 1000, "{report}");
+    let untouched = &result.streams[0];
+    assert_eq!(
+        untouched.lost, 0,
+        "the untouched tenant lost packets\n{report}"
+    );
+    assert!(untouched.intervals >= 3, "too short a stream\n{report}");
+    assert!(
+        untouched.min_interval_mbit >= 4.0 * 0.9,
+        "the untouched stream dipped\n{report}"
+    );
+    let moved = &result.streams[1];
+    assert!(
+        moved.total > 0,
+        "the moved tenant's stream carried nothing\n{report}"
+    );
+    assert_eq!(moved.lost, 0, "the moved tenant lost packets\n{report}");
+    let plan = r.tollgate(&["plan", "-c", &file]);
+    assert!(plan.contains("nothing to do"), "{plan}");
 }
