@@ -518,10 +518,15 @@ fn bpf_run(
             Err("injected failure".to_string())
         } else {
             match (c, bpf.as_mut()) {
-                (Change::DelMap { .. }, _) => {
+                // `tg_config` exists whenever the eBPF classifier is in
+                // use, so its removal is the classifier's: unpin it. Any
+                // other map lives as long as the object (a BPF map cannot
+                // leave its programs); no program left reads it.
+                (Change::DelMap { name }, _) if name == "tg_config" => {
                     *bpf = None;
                     crate::bpf::unpin().map(|_| ()).map_err(|e| e.to_string())
                 }
+                (Change::DelMap { .. }, _) => Ok(()),
                 (Change::AddMap { .. }, Some(_)) => Ok(()),
                 (
                     Change::SetElement {
