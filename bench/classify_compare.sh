@@ -20,6 +20,11 @@
 # last, and each repetition is a separate run of the harness with fresh
 # namespaces.
 #
+# The eBPF classifier (`[site] classifier = "ebpf"`) is measured in the same
+# repetition, right after the nftables product, by a second run of the
+# harness with only the product mode and fresh namespaces; its rows are
+# labelled "ebpf".
+#
 # Usage: bench/classify_compare.sh N   (as root; cargo build --release -p tollgate)
 # Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2")
 set -euo pipefail
@@ -31,25 +36,30 @@ SHARED=${SHARED:-$ROOT/../shared/bench}
 TG=${TOLLGATE:-$ROOT/target/release/tollgate}
 [[ -x $TG ]] || { echo "build first: cargo build --release -p tollgate" >&2; exit 1; }
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-export SHAPER_CMD="set -e
+shaper_cmd() {  # $1: the classifier (nftables or ebpf)
+echo "set -e
 ip link add tgu0 type veth peer name tgu1; ip link set tgu0 up; ip link set tgu1 up
-python3 $HERE/plan_csv_to_policy.py \$PLAN \$DEV tgu0 --realms > $W/policy.toml
+python3 $HERE/plan_csv_to_policy.py \$PLAN \$DEV tgu0 --realms --classifier $1 > $W/policy.toml
 $TG apply -c $W/policy.toml > /dev/null 2>&1
 probe=\$(tail -1 \$PLAN | cut -d, -f2)
 iperf3 -c \$probe -A 0 -u -b 1M -t 1 > /dev/null
 bytes=\$($TG status --json --interval 10ms -c $W/policy.toml 2>/dev/null | python3 -c 'import json,sys; n=int(sys.argv[1]); print(sum(c[\"bytes\"] for c in json.load(sys.stdin)[\"classes\"] if c[\"tenant\"] == n and c[\"direction\"] == \"down\"))' \$N)
 echo \"product check: probe tenant \$N's download classes carried \$bytes bytes\" >&2
 [ \"\$bytes\" -gt 100000 ]"
+}
 for r in $(seq 1 "$REPS"); do
-  REPS=1 MODES="${MODES:-noqdisc none hash2}" SHAPER_CMD="$SHAPER_CMD" \
+  REPS=1 MODES="${MODES:-noqdisc none hash2}" SHAPER_CMD="$(shaper_cmd nftables)" \
     bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | tee -a "$W/runs" | grep -E "^\| (noqdisc|none|hash2|hash1|linear|product) |RTNETLINK|rror|product check" || true
+  # MODES=" ": only the product mode (an empty value would mean the default list).
+  REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf)" \
+    bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpf /' | tee -a "$W/runs" | grep -E "^\| ebpf |RTNETLINK|rror|product check" || true
 done
 python3 - "$W/runs" "$N" <<'PY'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     f = [x.strip() for x in line.split("|")]
-    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product"):
+    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf"):
         rows[f[1]].append((float(f[2]), float(f[3])))
 print(f"\nmedians over {max(len(v) for v in rows.values())} runs, N={sys.argv[2]}:")
 for m, v in rows.items():
@@ -58,4 +68,7 @@ if "none" in rows and "product" in rows:
     n_udp = statistics.median(x[1] for x in rows["none"]); p_udp = statistics.median(x[1] for x in rows["product"])
     n_tcp = statistics.median(x[0] for x in rows["none"]); p_tcp = statistics.median(x[0] for x in rows["product"])
     print(f"RESULT classify N={sys.argv[2]}: tollgate/bare-HTB UDP pps {p_udp/n_udp:.2f}, TCP {p_tcp/n_tcp:.2f}")
+if "none" in rows and "ebpf" in rows:
+    e_udp = statistics.median(x[1] for x in rows["ebpf"]); e_tcp = statistics.median(x[0] for x in rows["ebpf"])
+    print(f"RESULT classify N={sys.argv[2]}: tollgate-ebpf/bare-HTB UDP pps {e_udp/n_udp:.2f}, TCP {e_tcp/n_tcp:.2f}")
 PY

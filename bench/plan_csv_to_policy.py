@@ -13,13 +13,19 @@ With --realms, two realms are declared (national: 192.0.2.0/24 and
 198.51.100.0/24; international: everything else), so every packet also
 takes the realm lookup and every tenant gets a class per realm.
 
-Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] > policy.toml
+With --classifier ebpf (or nftables), the site says which classifier
+puts packets into their classes.
+
+Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] > policy.toml
 """
 import csv
 import sys
 
 plan, dev, peer = sys.argv[1], sys.argv[2], sys.argv[3]
 realms = "--realms" in sys.argv[4:]
+classifier = None
+if "--classifier" in sys.argv[4:]:
+    classifier = sys.argv[sys.argv.index("--classifier") + 1]
 rows = list(csv.DictReader(open(plan)))
 parents = sorted({r["parent"] for r in rows}, key=lambda p: int(p.split(":")[1], 16))
 pid = {p: i + 1 for i, p in enumerate(parents)}
@@ -29,6 +35,7 @@ out = [
     f'uplink = "{peer}"',
     f'lan = "{dev}"',
     'capacity = { down = "100gbit", up = "100gbit" }',
+] + ([f'classifier = "{classifier}"'] if classifier else []) + [
     "",
 ] + ([
     "[realms]",

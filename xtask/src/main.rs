@@ -65,6 +65,10 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn have(cmd: &str) -> bool {
+    // A header stands for its -dev package: present when the file is.
+    if cmd.ends_with(".h") {
+        return std::path::Path::new(cmd).exists();
+    }
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd} >/dev/null")])
         .status()
@@ -129,6 +133,12 @@ fn ci() -> Result<(), String> {
         ("hping3", "hping3"),
         ("python3", "python3"),
         ("fastnetmon", "fastnetmon"),
+        // crates/bpf-classify's build compiles the eBPF classifier (C) with
+        // clang against libbpf's headers.
+        ("clang", "clang"),
+        ("/usr/include/bpf/bpf_helpers.h", "libbpf-dev"),
+        // tollgate/tests/ebpf.rs deletes a map element by hand with it.
+        ("bpftool", "bpftool"),
         // crates/history-clickhouse's tests start a real ClickHouse (18.16 in Debian 12).
         ("clickhouse-server", "clickhouse-server"),
         ("clickhouse-client", "clickhouse-client"),
@@ -287,6 +297,9 @@ fn demo() -> Result<(), String> {
         // The dashboard's screenshots.
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
+        // Building tollgate compiles its eBPF classifier (crates/bpf-classify).
+        ("clang", "clang"),
+        ("/usr/include/bpf/bpf_helpers.h", "libbpf-dev"),
     ])?;
     run(
         "cargo",

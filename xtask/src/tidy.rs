@@ -41,6 +41,7 @@ const PURE: &[&str] = &[
     "libreqos",
     "packet-wire",
     "guard",
+    "bpf-classify",
 ];
 /// Crates that may touch the world.
 const EFFECT: &[&str] = &[

@@ -865,3 +865,61 @@ fn every_object_is_described_in_words_with_no_placeholder() {
         }
     }
 }
+
+/// The eBPF classifier's maps hold exactly what the nftables maps hold,
+/// under their own names, and one program filter replaces each hook's
+/// chains and redirect.
+#[test]
+fn ebpf_classifier_holds_the_nftables_maps_contents() {
+    use plan::{MapKind, Program, Select};
+    for (name, programs) in [
+        ("router.toml", &[Program::Up, Program::Down][..]),
+        (
+            "hypervisor.toml",
+            &[Program::Up, Program::DownVif, Program::UpVm][..],
+        ),
+    ] {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples")).join(name);
+        let text = std::fs::read_to_string(path).unwrap();
+        let nft = compiled(&load(name, &text), &Live::default()).plan;
+        let text = text.replacen("[site]\n", "[site]\nclassifier = \"ebpf\"\n", 1);
+        let bpf = compiled(&load(name, &text), &Live::default()).plan;
+        assert!(bpf.chains.is_empty(), "{name}: {:?}", bpf.chains.keys());
+        for (n, b) in [
+            ("realm4", "tg_realms4"),
+            ("realm6", "tg_realms6"),
+            ("tenants4", "tg_tenants4"),
+            ("tenants6", "tg_tenants6"),
+            ("tenant_classes", "tg_classes"),
+        ] {
+            assert_eq!(nft.maps[n].elements, bpf.maps[b].elements, "{name}: {n}");
+            assert!(bpf.maps[b].kind.is_bpf());
+            assert!(!bpf.maps.contains_key(n), "{name}: {n} left in nftables");
+        }
+        if name == "hypervisor.toml" {
+            assert_eq!(
+                nft.maps["vif_tenants"].elements,
+                bpf.maps["tg_vifs"].elements
+            );
+        }
+        assert_eq!(bpf.maps["tg_config"].kind, MapKind::BpfConfig);
+        // The registry stays in nftables, and nothing of the eBPF maps is
+        // rendered into the table.
+        assert!(bpf.maps.contains_key(compiler::REG_TENANTS));
+        assert!(!plan::render::plan_nft(&bpf).contains("tg_"));
+        let used: std::collections::BTreeSet<Program> = bpf
+            .filters
+            .values()
+            .filter_map(|f| match f.select {
+                Select::Ebpf(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(used, programs.iter().copied().collect(), "{name}");
+        assert!(bpf
+            .filters
+            .values()
+            .filter(|f| matches!(f.select, Select::Ebpf(_)))
+            .all(|f| f.redirect_to.is_some()));
+    }
+}

@@ -15,6 +15,7 @@
 //! filters, is left where it is and reported in [`ApplyReport::kept`],
 //! whatever plan asked for its removal.
 
+use crate::bpf::Classifier;
 use crate::clsact::{ClsactOwner, Hooks, MARK_CHAIN};
 use crate::nft::Nft;
 use crate::rtnl::{KernelError, Rtnl};
@@ -95,6 +96,7 @@ enum Backend {
     Links,
     Tc,
     Nft,
+    Bpf,
 }
 
 fn backend(c: &Change) -> Backend {
@@ -107,6 +109,14 @@ fn backend(c: &Change) -> Backend {
         | Change::DelClass { .. }
         | Change::SetFilter { .. }
         | Change::DelFilter { .. } => Backend::Tc,
+        Change::AddMap { name, .. }
+        | Change::DelMap { name }
+        | Change::SetElement { map: name, .. }
+        | Change::DelElement { map: name, .. }
+            if is_bpf_map(name) =>
+        {
+            Backend::Bpf
+        }
         _ => Backend::Nft,
     }
 }
@@ -158,7 +168,11 @@ pub(crate) fn hook_parent(h: Hook) -> u32 {
 }
 
 /// The rtnetlink request for one tc change, or why there is none.
-fn tc_request(c: &Change, ifindex: &HashMap<IfName, u32>) -> Result<Request, String> {
+fn tc_request(
+    c: &Change,
+    ifindex: &HashMap<IfName, u32>,
+    bpf: Option<&Classifier>,
+) -> Result<Request, String> {
     let idx = |dev: &IfName| {
         ifindex
             .get(dev)
@@ -204,6 +218,29 @@ fn tc_request(c: &Change, ifindex: &HashMap<IfName, u32>) -> Result<Request, Str
         Change::DelClass { key } => Request::ClassDel {
             ifindex: idx(&key.dev)?,
             classid: handle(key.id),
+        },
+        Change::SetFilter {
+            key,
+            filter:
+                Filter {
+                    select: Select::Ebpf(p),
+                    redirect_to,
+                },
+        } => Request::EbpfFilter {
+            ifindex: idx(&key.dev)?,
+            parent: hook_parent(key.hook),
+            prio: key.prio,
+            protocol: ETH_P_ALL,
+            handle: 1,
+            fd: bpf
+                .and_then(|c| c.program_fd(*p))
+                .ok_or_else(|| format!("the eBPF classifier's {} is not loaded", p.name()))?,
+            name: p.name().to_string(),
+            redirect_egress_to: match redirect_to {
+                Some(d) => Some(idx(d)?),
+                None => None,
+            },
+            replace: true,
         },
         Change::SetFilter { key, filter } => Request::BpfFilter {
             ifindex: idx(&key.dev)?,
@@ -305,12 +342,44 @@ pub fn apply(
     rtnl: &mut Rtnl,
     nft: &mut Nft,
     ifindex: &mut HashMap<IfName, u32>,
+    bpf: &mut Option<Classifier>,
+    ebpf_filters: &[(FilterKey, Filter)],
     cs: &ChangeSet,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, DataplaneError> {
     let start = Instant::now();
     let mut report = ApplyReport::default();
     let changes = &cs.changes;
+    // Creating a classifier map means the observation found no usable
+    // classifier (see `Observed::plan_for`): the change set fills a new
+    // one from nothing and points every eBPF filter at it, so a fresh
+    // object is loaded even if an incomplete one was found.
+    if changes
+        .iter()
+        .any(|c| matches!(c, Change::AddMap { name, .. } if is_bpf_map(name)))
+    {
+        *bpf = None;
+    }
+    // A change set that only touches part of the plan (`hook vif online`)
+    // can need a program or map the classifier in the kernel lacks (the
+    // first VM on a host where none was hooked). A fresh object takes
+    // over: the old maps' elements are copied into it, and the filters
+    // that ran the old programs are pointed at the new ones, before the
+    // change set runs against it.
+    let lacking = bpf.as_ref().is_some_and(|b| {
+        changes.iter().any(|c| match c {
+            Change::SetFilter { filter, .. } => {
+                matches!(filter.select, Select::Ebpf(p) if b.program_id(p).is_none())
+            }
+            Change::SetElement { map, .. } | Change::DelElement { map, .. } => {
+                is_bpf_map(map) && !b.has_map(map)
+            }
+            _ => false,
+        })
+    });
+    if lacking {
+        take_over(rtnl, ifindex, bpf, ebpf_filters, &mut report)?;
+    }
     let mut i = 0;
     while i < changes.len() {
         let b = backend(&changes[i]);
@@ -324,8 +393,24 @@ pub fn apply(
             .inject_failure_at
             .filter(|k| (i..j).contains(k))
             .map(|k| k - i);
+        let wants_bpf = run.iter().any(|c| match c {
+            Change::SetFilter { filter, .. } => matches!(filter.select, Select::Ebpf(_)),
+            Change::AddMap { .. } | Change::SetElement { .. } | Change::DelElement { .. } => {
+                b == Backend::Bpf
+            }
+            _ => false,
+        });
+        if wants_bpf && bpf.is_none() {
+            *bpf = Some(Classifier::load().map_err(|e| DataplaneError::Missing {
+                feature: "a kernel that loads tollgate's eBPF classifier".into(),
+                hint: format!(
+                    "{e}; use `[site] classifier = \"nftables\"` in the policy on this host"
+                ),
+            })?);
+        }
         match b {
             Backend::Links => links(rtnl, ifindex, run, &mut report)?,
+            Backend::Bpf => bpf_run(bpf, ifindex, run, injected, &mut report),
             Backend::Tc => {
                 let deletes: Vec<ClassKey> = run
                     .iter()
@@ -339,7 +424,7 @@ pub fn apply(
                     drain(rtnl, ifindex, &deletes, opts.drain_timeout);
                     report.drained += t.elapsed();
                 }
-                tc(rtnl, ifindex, run, injected, &mut report)
+                tc(rtnl, ifindex, bpf.as_ref(), run, injected, &mut report)
             }
             Backend::Nft => {
                 let result = match (injected, netlink_elements(run)) {
@@ -370,6 +455,7 @@ pub fn apply(
                 Backend::Links => "links",
                 Backend::Tc => "tc",
                 Backend::Nft => "nft",
+                Backend::Bpf => "bpf",
             },
             changes = j - i,
             ms = run_start.elapsed().as_secs_f64() * 1e3,
@@ -379,6 +465,87 @@ pub fn apply(
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// Loads a fresh classifier in place of `bpf`, copies the old maps'
+/// elements into it and points `filters` (running the old programs) at it.
+fn take_over(
+    rtnl: &mut Rtnl,
+    ifindex: &HashMap<IfName, u32>,
+    bpf: &mut Option<Classifier>,
+    filters: &[(FilterKey, Filter)],
+    report: &mut ApplyReport,
+) -> Result<(), DataplaneError> {
+    let missing = |e: String| DataplaneError::Missing {
+        feature: "a kernel that loads tollgate's eBPF classifier".into(),
+        hint: format!("{e}; use `[site] classifier = \"nftables\"` in the policy on this host"),
+    };
+    let mut fresh = Classifier::load().map_err(|e| missing(e.to_string()))?;
+    if let Some(old) = bpf.as_ref() {
+        if let Err(e) = fresh.copy_from(old) {
+            report.failed.push(Failure {
+                object: "the eBPF classifier's maps".into(),
+                message: format!("copying into a fresh classifier: {e}"),
+            });
+        }
+    }
+    *bpf = Some(fresh);
+    let changes: Vec<Change> = filters
+        .iter()
+        .map(|(key, filter)| Change::SetFilter {
+            key: *key,
+            filter: *filter,
+        })
+        .collect();
+    tc(rtnl, ifindex, bpf.as_ref(), &changes, None, report);
+    // These are not the change set's changes; only failures are reported.
+    report.applied -= changes.len().min(report.applied);
+    Ok(())
+}
+
+/// Writes a run of the eBPF classifier's map changes, one element at a
+/// time (each is one `bpf()` call, atomic for the packets that read it).
+/// Removing the maps (`down`) unpins them; they go with the last filter.
+fn bpf_run(
+    bpf: &mut Option<Classifier>,
+    ifindex: &HashMap<IfName, u32>,
+    run: &[Change],
+    injected: Option<usize>,
+    report: &mut ApplyReport,
+) {
+    for (k, c) in run.iter().enumerate() {
+        let result = if injected == Some(k) {
+            Err("injected failure".to_string())
+        } else {
+            match (c, bpf.as_mut()) {
+                // `tg_config` exists whenever the eBPF classifier is in
+                // use, so its removal is the classifier's: unpin it. Any
+                // other map lives as long as the object (a BPF map cannot
+                // leave its programs); no program left reads it.
+                (Change::DelMap { name }, _) if name == "tg_config" => {
+                    *bpf = None;
+                    crate::bpf::unpin().map(|_| ()).map_err(|e| e.to_string())
+                }
+                (Change::DelMap { .. }, _) => Ok(()),
+                (Change::AddMap { .. }, Some(_)) => Ok(()),
+                (
+                    Change::SetElement {
+                        map, key, value, ..
+                    },
+                    Some(cl),
+                ) => cl.write(map, key, Some(*value), ifindex),
+                (Change::DelElement { map, key }, Some(cl)) => cl.write(map, key, None, ifindex),
+                _ => Err("the eBPF classifier is not loaded".to_string()),
+            }
+        };
+        match result {
+            Ok(()) => report.applied += 1,
+            Err(message) => report.failed.push(Failure {
+                object: c.object().to_string(),
+                message,
+            }),
+        }
+    }
 }
 
 fn links(
@@ -440,6 +607,7 @@ fn links(
 fn tc(
     rtnl: &mut Rtnl,
     ifindex: &HashMap<IfName, u32>,
+    bpf: Option<&Classifier>,
     run: &[Change],
     injected: Option<usize>,
     report: &mut ApplyReport,
@@ -479,7 +647,7 @@ fn tc(
                 }
             }
         }
-        match tc_request(c, ifindex) {
+        match tc_request(c, ifindex, bpf) {
             Ok(r) => reqs.push((c, r)),
             Err(message) => report.failed.push(Failure {
                 object: c.object().to_string(),

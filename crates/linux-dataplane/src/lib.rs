@@ -13,11 +13,13 @@
 //! - [`apply`]: `ChangeSet` → kernel.
 //! - [`nft`]: the `nft` program.
 //! - [`netns`]: entering a network namespace (the lab, tests).
+//! - [`bpf`]: the eBPF classifier's programs and maps (loaded with aya).
 //! - [`blackhole`]: the guard's blackhole routes, marked with their own
 //!   routing protocol so that only they are ever removed.
 
 pub mod apply;
 pub mod blackhole;
+pub mod bpf;
 pub mod clsact;
 pub mod netns;
 pub mod nfnl;
@@ -107,6 +109,13 @@ pub struct Dataplane {
     pub nft: nft::Nft,
     /// Device indexes, refreshed by every observation.
     pub ifindex: std::collections::HashMap<net_types::IfName, u32>,
+    /// The eBPF classifier in use, when the last observation found one
+    /// with every program the plan needs (else the apply loads one).
+    pub bpf: Option<bpf::Classifier>,
+    /// tollgate's filters that run the classifier's programs, as last
+    /// observed: the apply points them at a fresh object when it has to
+    /// load one while they run the old.
+    pub ebpf_filters: Vec<(plan::FilterKey, plan::Filter)>,
 }
 
 impl Dataplane {
@@ -118,6 +127,8 @@ impl Dataplane {
             rtnl,
             nft: nft::Nft::default(),
             ifindex: Default::default(),
+            bpf: None,
+            ebpf_filters: Vec::new(),
         })
     }
 
@@ -135,9 +146,75 @@ impl Dataplane {
 
     /// Reads tollgate's objects back; `hint` is the desired plan.
     pub fn observe(&mut self, hint: &plan::Plan) -> Result<Observed, DataplaneError> {
-        let o = observe::observe(&mut self.rtnl, &self.nft, hint)?;
+        let mut o = observe::observe(&mut self.rtnl, &self.nft, hint)?;
         self.ifindex = o.ifindex.clone();
+        self.observe_bpf(&mut o, hint);
         Ok(o)
+    }
+
+    /// Finds the eBPF classifier and reads its maps into the observation.
+    /// Filters that run a program other than the classifier's in use are
+    /// read as foreign programs, so that the apply points them at it.
+    fn observe_bpf(&mut self, o: &mut Observed, hint: &plan::Plan) {
+        use plan::Select;
+        let needed: Vec<plan::Program> = hint
+            .filters
+            .values()
+            .filter_map(|f| match f.select {
+                Select::Ebpf(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let programs: Vec<(plan::Program, u32)> =
+            o.ebpf_filters.iter().map(|(_, p, id)| (*p, *id)).collect();
+        self.bpf = bpf::Classifier::find(&programs);
+        // Whether it can serve the desired plan is decided where the plan
+        // is known (`Observed::plan_for`); with a hint, here too.
+        if !needed.is_empty() || hint.maps.keys().any(|m| plan::is_bpf_map(m)) {
+            let usable = self.bpf.as_ref().is_some_and(|c| {
+                c.has(needed.iter().copied())
+                    && hint
+                        .maps
+                        .keys()
+                        .filter(|m| plan::is_bpf_map(m))
+                        .all(|m| c.has_map(m))
+            });
+            if !usable {
+                self.bpf = None;
+            }
+        }
+        let names: std::collections::HashMap<u32, net_types::IfName> =
+            o.ifindex.iter().map(|(n, i)| (*i, *n)).collect();
+        if let Some(c) = &self.bpf {
+            o.bpf_programs = plan::Program::ALL
+                .into_iter()
+                .filter(|p| c.program_id(*p).is_some())
+                .collect();
+            match c.read(&names) {
+                Ok(maps) => o.bpf_maps = maps,
+                Err(e) => {
+                    tracing::warn!("could not read the eBPF classifier's maps: {e}");
+                    self.bpf = None;
+                    o.bpf_programs.clear();
+                }
+            }
+        }
+        for (key, p, id) in &o.ebpf_filters {
+            let current = self.bpf.as_ref().and_then(|c| c.program_id(*p)) == Some(*id);
+            if !current {
+                if let Some(f) = o.plan.filters.get_mut(key) {
+                    f.select = Select::Mark(u32::MAX);
+                }
+            }
+        }
+        o.plan.maps.extend(o.bpf_maps.clone());
+        self.ebpf_filters = o
+            .plan
+            .filters
+            .iter()
+            .filter(|(_, f)| matches!(f.select, Select::Ebpf(_)))
+            .map(|(k, f)| (*k, *f))
+            .collect();
     }
 
     /// Applies a change set.
@@ -146,6 +223,14 @@ impl Dataplane {
         cs: &plan::ChangeSet,
         opts: &ApplyOptions,
     ) -> Result<ApplyReport, DataplaneError> {
-        apply::apply(&mut self.rtnl, &mut self.nft, &mut self.ifindex, cs, opts)
+        apply::apply(
+            &mut self.rtnl,
+            &mut self.nft,
+            &mut self.ifindex,
+            &mut self.bpf,
+            &self.ebpf_filters,
+            cs,
+            opts,
+        )
     }
 }

@@ -50,6 +50,13 @@ pub struct Observed {
     pub bridges: BTreeMap<IfName, BTreeSet<IfName>>,
     /// The counters of every class on tollgate's IFBs.
     pub stats: BTreeMap<ClassKey, tc_netlink::Stats>,
+    /// tollgate's filters that run an eBPF classifier program, with the
+    /// program's id in the kernel.
+    pub ebpf_filters: Vec<(FilterKey, Program, u32)>,
+    /// The eBPF classifier's maps as read (also in [`Observed::plan`]).
+    pub bpf_maps: BTreeMap<String, NftMap>,
+    /// The programs of the eBPF classifier found in the kernel.
+    pub bpf_programs: BTreeSet<Program>,
 }
 
 /// Whether a device is one of tollgate's IFBs, by its name.
@@ -220,6 +227,27 @@ impl Observed {
             plan.chains.clear();
             plan.maps.clear();
             read_nft(&mut plan, t, hint);
+            plan.maps.extend(self.bpf_maps.clone());
+        }
+        // A classifier that lacks a program or map `hint` needs cannot be
+        // extended (a program is loaded together with its maps), so it is
+        // read as absent: the diff then fills a fresh one from scratch and
+        // points every filter at it (see `apply`).
+        let usable = hint.filters.values().all(|f| match f.select {
+            Select::Ebpf(p) => self.bpf_programs.contains(&p),
+            _ => true,
+        }) && hint
+            .maps
+            .keys()
+            .filter(|m| is_bpf_map(m))
+            .all(|m| self.bpf_maps.contains_key(m));
+        if !usable {
+            plan.maps.retain(|name, _| !is_bpf_map(name));
+            for f in plan.filters.values_mut() {
+                if matches!(f.select, Select::Ebpf(_)) {
+                    f.select = Select::Mark(u32::MAX);
+                }
+            }
         }
         plan
     }
@@ -294,10 +322,23 @@ fn read_filters(
             prio: f.prio,
         };
         let (select, redirect_to) = match &f.bpf {
-            Some(b) => (
-                read_select(&b.ops),
-                b.redirect_ifindex().and_then(|i| names.get(&i).copied()),
-            ),
+            Some(b) => {
+                // An eBPF program of tollgate's: which one, by the name
+                // tollgate gave the filter; whether it is the classifier
+                // in use is checked against its id afterwards.
+                let ebpf = match (b.ops.is_empty(), b.name.as_deref(), b.id) {
+                    (true, Some(n), Some(id)) => Program::from_name(n).map(|p| (p, id)),
+                    _ => None,
+                };
+                if let Some((p, id)) = ebpf {
+                    out.ebpf_filters.push((key, p, id));
+                }
+                (
+                    ebpf.map(|(p, _)| Select::Ebpf(p))
+                        .or_else(|| read_select(&b.ops)),
+                    b.redirect_ifindex().and_then(|i| names.get(&i).copied()),
+                )
+            }
             None => (None, None),
         };
         // A program tollgate does not recognise is read as one that

@@ -47,10 +47,12 @@ pub(crate) fn decode(elem: &Value, kind: MapKind) -> Result<(MapKey, MapValue), 
             MapKey::ClassRange(a, b)
         }
         Registry => MapKey::Number(number(key)?),
+        _ => return Err("a BPF map's kind, never an nftables map's".into()),
     };
     let v = match kind {
         Shard | Tenants4 | Tenants6 | VifTenants => MapValue::Mark(number(value)?),
         Realm4 | Realm6 | TenantClasses | Registry => MapValue::Class(classid(value)?),
+        _ => return Err("a BPF map's kind, never an nftables map's".into()),
     };
     Ok((k, v))
 }

@@ -27,6 +27,8 @@ fn type_names(kind: MapKind) -> (&'static [&'static str], &'static str, bool) {
         MapKind::TenantClasses => (&["mark", "classid"], "classid", false),
         MapKind::Shard => (&["classid"], "mark", true),
         MapKind::Registry => (&["mark"], "classid", false),
+        // The eBPF classifier's maps are BPF maps: no nftables map is one.
+        _ => (&["(bpf)"], "(bpf)", false),
     }
 }
 
@@ -50,6 +52,7 @@ fn typeof_exprs(kind: MapKind) -> (&'static [Expr], Expr) {
         MapKind::TenantClasses => (&[Meta("mark"), PRIO], PRIO),
         MapKind::Shard => (&[PRIO], Meta("mark")),
         MapKind::Registry => (&[Meta("mark")], PRIO),
+        _ => (&[], Meta("(bpf)")),
     }
 }
 

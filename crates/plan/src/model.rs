@@ -9,6 +9,19 @@ use std::fmt;
 /// everything in it and nothing outside it.
 pub const NFT_TABLE: &str = "tollgate";
 
+/// The names of the eBPF classifier's maps begin with this; no nftables map
+/// of tollgate's does, so a change to an element names its backend.
+pub const BPF_MAP_PREFIX: &str = "tg_";
+
+/// Where tollgate pins its BPF programs and maps (bpffs), one folder per
+/// network namespace below it.
+pub const BPF_PIN_DIR: &str = "/sys/fs/bpf/tollgate";
+
+/// Whether the map named `name` is one of the eBPF classifier's.
+pub fn is_bpf_map(name: &str) -> bool {
+    name.starts_with(BPF_MAP_PREFIX)
+}
+
 /// The first tc filter priority tollgate uses on a clsact hook. Filters at
 /// `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256` are tollgate's; others are not.
 pub const FILTER_PRIO_BASE: u16 = 0xc000;
@@ -183,6 +196,46 @@ pub enum Select {
     /// `major:(mark & 0xffff)`: the program returns the class handle
     /// itself, which cls_bpf hands to HTB.
     MarkToClass(u16),
+    /// tollgate's eBPF classifier (crates/bpf-classify): the program writes
+    /// the class into `skb->priority` and the shard into the mark, and the
+    /// filter's redirect takes every packet to the IFB.
+    Ebpf(Program),
+}
+
+/// Which of the eBPF classifier's programs a filter runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// Upload where it leaves the host: the tenant by source address.
+    Up,
+    /// Download: the tenant by destination address.
+    Down,
+    /// Download leaving a VM's interface: the tenant by the interface.
+    DownVif,
+    /// A VM's upload where it enters the host (the vif's ingress): only
+    /// its tenant's packets are redirected, and marked as shaped so the
+    /// uplink's program lets them pass.
+    UpVm,
+}
+
+impl Program {
+    /// Every program.
+    pub const ALL: [Program; 4] = [Program::Up, Program::Down, Program::DownVif, Program::UpVm];
+
+    /// The program's (function's) name in the object and in the kernel.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Up => "tg_up",
+            Program::Down => "tg_down",
+            Program::DownVif => "tg_down_vif",
+            Program::UpVm => "tg_up_vm",
+        }
+    }
+
+    /// The program named `name`, if it is one of tollgate's.
+    pub fn from_name(name: &str) -> Option<Program> {
+        Program::ALL.into_iter().find(|p| p.name() == name)
+    }
 }
 
 impl Select {
@@ -192,6 +245,9 @@ impl Select {
     /// mark matching, and a four-instruction program needs no compiler.
     pub fn bytecode(self) -> String {
         match self {
+            // Not classic BPF: loaded from the embedded object, never from
+            // text; `tc` names it by its pinned path (see render).
+            Select::Ebpf(_) => String::new(),
             // ret #-1: match, use the filter's default class.
             Select::All => "1,6 0 0 4294967295".into(),
             // ld #mark (SKF_AD_OFF + SKF_AD_MARK); jeq #v ? next : skip; ret #-1; ret #0
@@ -262,9 +318,39 @@ pub enum MapKind {
     /// Owner id → first class of its block: tollgate's record of which
     /// classes belong to whom, read back on restart. No rule uses it.
     Registry,
+    /// eBPF classifier (not nftables): IPv4 prefix → tenant id (LPM trie).
+    BpfTenants4,
+    /// eBPF: IPv6 prefix → tenant id (LPM trie).
+    BpfTenants6,
+    /// eBPF: remote IPv4 prefix → realm (`0:realm`, LPM trie).
+    BpfRealms4,
+    /// eBPF: remote IPv6 prefix → realm (LPM trie).
+    BpfRealms6,
+    /// eBPF: a VM's interface → tenant id (hash, by ifindex in the kernel).
+    BpfVifs,
+    /// eBPF: tenant id . realm → the realm's class (hash).
+    BpfClasses,
+    /// eBPF: the program's settings and band rules as numbered 32-bit
+    /// words (array; a word not listed is zero).
+    BpfConfig,
 }
 
 impl MapKind {
+    /// Whether this is a map of the eBPF classifier (a BPF map in the
+    /// kernel) rather than one in tollgate's nftables table.
+    pub fn is_bpf(self) -> bool {
+        matches!(
+            self,
+            MapKind::BpfTenants4
+                | MapKind::BpfTenants6
+                | MapKind::BpfRealms4
+                | MapKind::BpfRealms6
+                | MapKind::BpfVifs
+                | MapKind::BpfClasses
+                | MapKind::BpfConfig
+        )
+    }
+
     /// The map's `typeof` declaration in nft syntax.
     pub fn declaration(self) -> &'static str {
         match self {
@@ -276,6 +362,14 @@ impl MapKind {
             MapKind::TenantClasses => "typeof meta mark . meta priority : meta priority",
             MapKind::Shard => "typeof meta priority : meta mark; flags interval",
             MapKind::Registry => "typeof meta mark : meta priority",
+            // Never rendered into the nftables table (see `is_bpf`).
+            MapKind::BpfTenants4
+            | MapKind::BpfTenants6
+            | MapKind::BpfRealms4
+            | MapKind::BpfRealms6
+            | MapKind::BpfVifs
+            | MapKind::BpfClasses
+            | MapKind::BpfConfig => "",
         }
     }
 }

@@ -52,12 +52,15 @@ fn hook_word(h: Hook) -> &'static str {
 }
 
 fn filter_line(verb: &str, key: &FilterKey, f: &Filter) -> String {
+    let program = match f.select {
+        Select::Ebpf(p) => format!("pinned {BPF_PIN_DIR}/<netns>/{}", p.name()),
+        _ => format!("bytecode \"{}\"", f.select.bytecode()),
+    };
     let mut s = format!(
-        "filter {verb} dev {} {} prio {} handle 1 bpf bytecode \"{}\"",
+        "filter {verb} dev {} {} prio {} handle 1 bpf {program}",
         key.dev,
         hook_word(key.hook),
         key.prio,
-        f.select.bytecode(),
     );
     if let Some(to) = f.redirect_to {
         let _ = write!(s, " action mirred egress redirect dev {to}");
@@ -160,7 +163,7 @@ fn chain_header(name: &str, c: &Chain) -> String {
 pub fn plan_nft(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "table netdev {NFT_TABLE} {{");
-    for (name, m) in &plan.maps {
+    for (name, m) in plan.maps.iter().filter(|(_, m)| !m.kind.is_bpf()) {
         let _ = writeln!(out, "\tmap {name} {{");
         let _ = writeln!(out, "\t\t{}", m.kind.declaration());
         if !m.elements.is_empty() {
@@ -244,6 +247,18 @@ pub fn changes_nft(cs: &ChangeSet) -> String {
         }
     };
     for c in &cs.changes {
+        // The eBPF classifier's maps are BPF maps, not the table's.
+        match c {
+            Change::AddMap { name, .. }
+            | Change::DelMap { name }
+            | Change::SetElement { map: name, .. }
+            | Change::DelElement { map: name, .. }
+                if is_bpf_map(name) =>
+            {
+                continue
+            }
+            _ => {}
+        }
         let text = match c {
             Change::AddMap { name, kind } => {
                 format!("add map {t} {name} {{ {}; }}", kind.declaration())

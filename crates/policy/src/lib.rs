@@ -384,6 +384,7 @@ fn placeholder_site(span: Span) -> Site {
         default_rate: PerDirection { down: max, up: max },
         bill_broadcast: false,
         bill_multicast: false,
+        classifier: None,
         span,
     }
 }

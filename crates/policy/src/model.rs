@@ -93,8 +93,21 @@ pub struct Site {
     /// `ff00::/8`) counts toward tenants. False unless set, for the same
     /// reason: IPv6 neighbour discovery and mDNS reach every VM.
     pub bill_multicast: bool,
+    /// Which classifier writes each packet's class: `classifier = "ebpf"`
+    /// or `"nftables"`; `None` when the policy does not say (nftables).
+    pub classifier: Option<ClassifierKind>,
     /// Where `site` was written.
     pub span: Span,
+}
+
+/// The classifier that puts packets into their classes (docs/dataplane.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassifierKind {
+    /// One eBPF program per hook with LPM tries and hash maps.
+    Ebpf,
+    /// nftables maps and chains in the `netdev tollgate` table.
+    Nftables,
 }
 
 /// A destination realm (national, international…).

@@ -238,9 +238,25 @@ fn site(cx: &mut Cx, node: Node<'_>) -> Option<Site> {
         Some(n) => cx.boolean(n),
         None => Some(false),
     };
+    let classifier = match f.get(cx, "classifier") {
+        Some(n) => cx.string(n).and_then(|s| match s.as_str() {
+            "ebpf" => Some(Some(crate::model::ClassifierKind::Ebpf)),
+            "nftables" => Some(Some(crate::model::ClassifierKind::Nftables)),
+            _ => {
+                cx.error(
+                    n.span,
+                    format!("unknown classifier `{s}`"),
+                    "use \"ebpf\" (one BPF program per hook) or \"nftables\" (nftables maps)",
+                );
+                None
+            }
+        }),
+        None => Some(None),
+    };
     let span = f.span;
     f.finish(cx);
     Some(Site {
+        classifier: classifier?,
         mode: mode?,
         uplink: uplink?,
         uplink_span: uplink_node.map_or(span, |n| n.span),

@@ -1197,3 +1197,28 @@ fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
     let e = errors(&bad);
     assert!(e.iter().any(|m| m.contains("needs `token_file`")), "{e:?}");
 }
+
+#[test]
+fn the_site_chooses_its_classifier() {
+    let site = |extra: &str| router_with(extra, "");
+    assert_eq!(site("").policy.unwrap().site.classifier, None);
+    assert_eq!(
+        site("classifier = \"ebpf\"\n")
+            .policy
+            .unwrap()
+            .site
+            .classifier,
+        Some(policy::ClassifierKind::Ebpf)
+    );
+    assert_eq!(
+        site("classifier = \"nftables\"\n")
+            .policy
+            .unwrap()
+            .site
+            .classifier,
+        Some(policy::ClassifierKind::Nftables)
+    );
+    let e = errors(&site("classifier = \"xdp\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("unknown classifier `xdp`"), "{e:?}");
+}

@@ -194,6 +194,10 @@ pub const TCA_BPF_CLASSID: u16 = 3;
 pub const TCA_BPF_OPS_LEN: u16 = 4;
 /// Inside bpf `TCA_OPTIONS`: the classic BPF instructions (`struct sock_filter[]`).
 pub const TCA_BPF_OPS: u16 = 5;
+/// Inside bpf `TCA_OPTIONS`: a file descriptor of a loaded eBPF program (u32).
+pub const TCA_BPF_FD: u16 = 6;
+/// Inside bpf `TCA_OPTIONS` (read back): the eBPF program's id (u32).
+pub const TCA_BPF_ID: u16 = 11;
 /// Inside bpf `TCA_OPTIONS`: the program's name (eBPF).
 pub const TCA_BPF_NAME: u16 = 7;
 /// Inside bpf `TCA_OPTIONS`: flags (`TCA_BPF_FLAG_ACT_DIRECT`).

@@ -292,6 +292,8 @@ pub struct BpfOptions {
     pub classid: Option<u32>,
     /// The program name (eBPF).
     pub name: Option<String>,
+    /// The eBPF program's id (`TCA_BPF_ID`).
+    pub id: Option<u32>,
     /// Direct-action mode (`TCA_BPF_FLAG_ACT_DIRECT`).
     pub direct_action: bool,
     /// Its actions, in order.
@@ -786,6 +788,7 @@ fn decode_bpf(opts: &[u8]) -> Result<BpfOptions, DecodeError> {
         ops: Vec::new(),
         classid: None,
         name: None,
+        id: None,
         direct_action: false,
         actions: Vec::new(),
     };
@@ -808,6 +811,7 @@ fn decode_bpf(opts: &[u8]) -> Result<BpfOptions, DecodeError> {
             }
             TCA_BPF_CLASSID => b.classid = Some(get_u32(v, "TCA_BPF_CLASSID")?),
             TCA_BPF_NAME => b.name = Some(get_str(v)),
+            TCA_BPF_ID => b.id = Some(get_u32(v, "TCA_BPF_ID")?),
             TCA_BPF_FLAGS => {
                 b.direct_action = get_u32(v, "TCA_BPF_FLAGS")? & TCA_BPF_FLAG_ACT_DIRECT != 0
             }

@@ -151,6 +151,30 @@ pub enum Request {
         /// Replace an existing filter with the same prio and handle.
         replace: bool,
     },
+    /// Add or replace a `cls_bpf` filter running an eBPF program already
+    /// loaded (`TCA_BPF_FD`, `TCA_BPF_NAME`), in classic (not
+    /// direct-action) mode so that the filter's mirred action runs when
+    /// the program returns -1. Otherwise as [`Request::BpfFilter`].
+    EbpfFilter {
+        /// The device.
+        ifindex: u32,
+        /// The hook, as in [`Request::BpfFilter`].
+        parent: u32,
+        /// Filter priority ("pref").
+        prio: u16,
+        /// Ethernet protocol, host order.
+        protocol: u16,
+        /// The filter's handle within its priority.
+        handle: u32,
+        /// A file descriptor of the loaded program, valid while sending.
+        fd: u32,
+        /// The name the filter shows (the program's).
+        name: String,
+        /// Redirect matching packets to this device's egress (an IFB).
+        redirect_egress_to: Option<u32>,
+        /// Replace an existing filter with the same prio and handle.
+        replace: bool,
+    },
     /// Delete every filter at one priority of one hook (`RTM_DELTFILTER`
     /// with handle 0).
     FilterDel {
@@ -409,21 +433,41 @@ impl Request {
                     put_u32(out, TCA_BPF_CLASSID, *c);
                 }
                 if let Some(dev) = redirect_egress_to {
-                    let acts = begin_nest(out, TCA_BPF_ACT);
-                    let first = begin_nest(out, 1); // actions are numbered from 1
-                    put_str(out, TCA_ACT_KIND, "mirred");
-                    let aopts = begin_nest(out, TCA_ACT_OPTIONS);
-                    // struct tc_mirred: tc_gen { index, capab, action,
-                    // refcnt, bindcnt }, eaction, ifindex. Index 0: the
-                    // kernel allocates a fresh action.
-                    let mut p = [0u8; TC_MIRRED_LEN];
-                    p[8..12].copy_from_slice(&TC_ACT_STOLEN.to_ne_bytes());
-                    p[20..24].copy_from_slice(&TCA_EGRESS_REDIR.to_ne_bytes());
-                    p[24..28].copy_from_slice(&dev.to_ne_bytes());
-                    put(out, TCA_MIRRED_PARMS, &p);
-                    end_nest(out, aopts);
-                    end_nest(out, first);
-                    end_nest(out, acts);
+                    mirred_redirect(out, *dev);
+                }
+                end_nest(out, opts);
+                end_msg(out, m);
+            }
+            Request::EbpfFilter {
+                ifindex,
+                parent,
+                prio,
+                protocol,
+                handle,
+                fd,
+                name,
+                redirect_egress_to,
+                replace,
+            } => {
+                let flags = if *replace {
+                    NEW | NLM_F_CREATE | NLM_F_REPLACE
+                } else {
+                    CREATE
+                };
+                let m = begin_msg(out, RTM_NEWTFILTER, flags, seq);
+                tcmsg(
+                    out,
+                    *ifindex,
+                    *handle,
+                    *parent,
+                    filter_info(*prio, *protocol),
+                );
+                put_str(out, TCA_KIND, "bpf");
+                let opts = begin_nest(out, TCA_OPTIONS);
+                put_u32(out, TCA_BPF_FD, *fd);
+                put_str(out, TCA_BPF_NAME, name);
+                if let Some(dev) = redirect_egress_to {
+                    mirred_redirect(out, *dev);
                 }
                 end_nest(out, opts);
                 end_msg(out, m);
@@ -570,6 +614,20 @@ impl fmt::Display for Request {
                 if *replace { "replace" } else { "add" },
                 Handle(*parent)
             ),
+            Request::EbpfFilter {
+                ifindex,
+                parent,
+                prio,
+                handle,
+                replace,
+                name,
+                ..
+            } => write!(
+                f,
+                "{} bpf filter {name} parent {} prio {prio} handle {handle:#x} on link #{ifindex}",
+                if *replace { "replace" } else { "add" },
+                Handle(*parent)
+            ),
             Request::FilterDel {
                 ifindex,
                 parent,
@@ -612,4 +670,23 @@ impl fmt::Display for Request {
             }
         }
     }
+}
+
+/// `TCA_BPF_ACT { 1: { "mirred", { tc_mirred } } }`: redirect to the
+/// egress of device `dev`, verdict `TC_ACT_STOLEN`.
+fn mirred_redirect(out: &mut Vec<u8>, dev: u32) {
+    let acts = begin_nest(out, TCA_BPF_ACT);
+    let first = begin_nest(out, 1); // actions are numbered from 1
+    put_str(out, TCA_ACT_KIND, "mirred");
+    let aopts = begin_nest(out, TCA_ACT_OPTIONS);
+    // struct tc_mirred: tc_gen { index, capab, action, refcnt, bindcnt },
+    // eaction, ifindex. Index 0: the kernel allocates a fresh action.
+    let mut p = [0u8; TC_MIRRED_LEN];
+    p[8..12].copy_from_slice(&TC_ACT_STOLEN.to_ne_bytes());
+    p[20..24].copy_from_slice(&TCA_EGRESS_REDIR.to_ne_bytes());
+    p[24..28].copy_from_slice(&dev.to_ne_bytes());
+    put(out, TCA_MIRRED_PARMS, &p);
+    end_nest(out, aopts);
+    end_nest(out, first);
+    end_nest(out, acts);
 }

@@ -530,3 +530,32 @@ proptest! {
         let _ = parse_messages(&buf[..n]).count();
     }
 }
+
+#[test]
+fn ebpf_filter_names_its_program_and_redirects() {
+    let (h, m) = one(Request::EbpfFilter {
+        ifindex: 5,
+        parent: CLSACT_INGRESS,
+        prio: 0xc000,
+        protocol: ETH_P_ALL,
+        handle: 1,
+        fd: 42,
+        name: "tg_up_vm".into(),
+        redirect_egress_to: Some(9),
+        replace: true,
+    });
+    assert_eq!(
+        h.flags,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    );
+    let Message::Filter(f) = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!((f.ifindex, f.parent, f.prio), (5, CLSACT_INGRESS, 0xc000));
+    let b = f.bpf.unwrap();
+    // No classic program, not direct-action (the mirred action must run).
+    assert!(b.ops.is_empty());
+    assert!(!b.direct_action);
+    assert_eq!(b.name.as_deref(), Some("tg_up_vm"));
+    assert_eq!(b.redirect_ifindex(), Some(9));
+}

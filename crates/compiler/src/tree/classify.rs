@@ -34,12 +34,43 @@ impl Builder<'_> {
     ) {
         let policy = self.policy;
         let site = &policy.site;
+        let ebpf = site.classifier == Some(policy::ClassifierKind::Ebpf);
+        // The eBPF classifier holds the same contents in BPF maps of its
+        // own (crates/bpf-classify): same keys, same values.
+        let nm = |name: &'static str| -> &'static str {
+            if !ebpf {
+                return name;
+            }
+            match name {
+                "realm4" => "tg_realms4",
+                "realm6" => "tg_realms6",
+                "tenants4" => "tg_tenants4",
+                "tenants6" => "tg_tenants6",
+                "vif_tenants" => "tg_vifs",
+                "tenant_classes" => "tg_classes",
+                other => other,
+            }
+        };
+        let kind = |k: MapKind| -> MapKind {
+            if !ebpf {
+                return k;
+            }
+            match k {
+                MapKind::Realm4 => MapKind::BpfRealms4,
+                MapKind::Realm6 => MapKind::BpfRealms6,
+                MapKind::Tenants4 => MapKind::BpfTenants4,
+                MapKind::Tenants6 => MapKind::BpfTenants6,
+                MapKind::VifTenants => MapKind::BpfVifs,
+                MapKind::TenantClasses => MapKind::BpfClasses,
+                other => other,
+            }
+        };
         // Realm maps: remote address → realm scratch value. The policy's
         // prefix lists and the routes' realms may nest, and an interval map
         // holds no overlaps, so they are flattened to disjoint prefixes
         // first (see `realm_ranges`).
-        self.map("realm4", MapKind::Realm4);
-        self.map("realm6", MapKind::Realm6);
+        self.map(nm("realm4"), kind(MapKind::Realm4));
+        self.map(nm("realm6"), kind(MapKind::Realm6));
         let from_policy = policy.realms.list.iter().flat_map(|r| {
             r.prefixes
                 .iter()
@@ -52,7 +83,7 @@ impl Builder<'_> {
         let flat =
             crate::realm_ranges::flatten(from_policy.chain(from_routes), policy.realms.default);
         for (pfx, realm) in flat {
-            let map = if pfx.is_ipv4() { "realm4" } else { "realm6" };
+            let map = nm(if pfx.is_ipv4() { "realm4" } else { "realm6" });
             let serves = Serves {
                 realm: Some(realm),
                 ..Serves::new(Role::RealmPrefix)
@@ -75,12 +106,12 @@ impl Builder<'_> {
             self.realms.iter().map(|r| r.0).collect()
         };
         let hypervisor = site.mode == Mode::Hypervisor;
-        self.map("tenants4", MapKind::Tenants4);
-        self.map("tenants6", MapKind::Tenants6);
+        self.map(nm("tenants4"), kind(MapKind::Tenants4));
+        self.map(nm("tenants6"), kind(MapKind::Tenants6));
         if hypervisor {
-            self.map("vif_tenants", MapKind::VifTenants);
+            self.map(nm("vif_tenants"), kind(MapKind::VifTenants));
         }
-        self.map("tenant_classes", MapKind::TenantClasses);
+        self.map(nm("tenant_classes"), kind(MapKind::TenantClasses));
         for t in &policy.tenants {
             let Some(base) = placements.get(&Owner::Tenant(t.id)).map(Placement::base) else {
                 continue;
@@ -88,15 +119,15 @@ impl Builder<'_> {
             let id = MapValue::Mark(t.id.0);
             let serves = Serves::new(Role::TenantClassifier).tenant(t.id);
             for (pfx, _) in &t.prefixes {
-                let map = if pfx.is_ipv4() {
+                let map = nm(if pfx.is_ipv4() {
                     "tenants4"
                 } else {
                     "tenants6"
-                };
+                });
                 self.element(map, MapKey::Prefix(*pfx), id, serves);
             }
             if let (true, Some(vif)) = (hypervisor, t.interface) {
-                self.element("vif_tenants", MapKey::Interface(vif), id, serves);
+                self.element(nm("vif_tenants"), MapKey::Interface(vif), id, serves);
             }
             for (g, realm) in keys.iter().enumerate() {
                 let minor = if self.realms.is_empty() {
@@ -109,12 +140,16 @@ impl Builder<'_> {
                     ..serves
                 };
                 self.element(
-                    "tenant_classes",
+                    nm("tenant_classes"),
                     MapKey::TenantRealm(t.id.0, *realm),
                     MapValue::Class(ClassId::new(base.major, minor)),
                     serves,
                 );
             }
+        }
+        if ebpf {
+            self.ebpf_classification(vifs);
+            return;
         }
         for dir in Direction::BOTH {
             let by_vif = dir == Direction::Down && hypervisor;
@@ -166,6 +201,83 @@ impl Builder<'_> {
                 }
             }
         }
+    }
+
+    /// The eBPF classifier's settings and its filters: one program per
+    /// hook replaces the nftables chains, the shard map and the classic
+    /// BPF redirect (the program writes the shard into the mark itself).
+    fn ebpf_classification(&mut self, vifs: &[(&Tenant, IfName, u16)]) {
+        let site = &self.policy.site;
+        self.map("tg_config", MapKind::BpfConfig);
+        for (word, value) in bpf_classify::config_words(self.policy, !self.realms.is_empty()) {
+            self.element(
+                "tg_config",
+                MapKey::Number(word),
+                MapValue::Mark(value),
+                Serves::new(Role::BandsChain),
+            );
+        }
+        self.ebpf_hook(Direction::Up, site.uplink, Hook::Egress, Program::Up, None);
+        match site.mode {
+            Mode::Router => {
+                if let Some(lan) = site.lan {
+                    self.ebpf_hook(Direction::Down, lan, Hook::Egress, Program::Down, None);
+                }
+            }
+            Mode::Hypervisor => {
+                for (t, vif, _) in vifs {
+                    self.ebpf_hook(
+                        Direction::Down,
+                        *vif,
+                        Hook::Egress,
+                        Program::DownVif,
+                        Some(t),
+                    );
+                    // The VM's upload where it enters the host, so that
+                    // traffic to another VM on this host is shaped too.
+                    self.ebpf_hook(Direction::Up, *vif, Hook::Ingress, Program::UpVm, Some(t));
+                }
+            }
+        }
+    }
+
+    fn ebpf_hook(
+        &mut self,
+        dir: Direction,
+        dev: IfName,
+        hook: Hook,
+        program: Program,
+        vif: Option<&Tenant>,
+    ) {
+        let owner = |s: Serves| match vif {
+            Some(t) => s.tenant(t.id),
+            None => s,
+        };
+        let qk = QdiscKey {
+            dev,
+            attach: Attach::Clsact,
+        };
+        self.prov.add(
+            ObjectId::Qdisc(qk),
+            owner(Serves::new(Role::Clsact).dir(dir)),
+        );
+        self.plan.qdiscs.insert(qk, Qdisc::Clsact);
+        let key = FilterKey {
+            dev,
+            hook,
+            prio: FILTER_PRIO_BASE,
+        };
+        self.prov.add(
+            ObjectId::Filter(key),
+            owner(Serves::new(Role::Redirect).dir(dir)),
+        );
+        self.plan.filters.insert(
+            key,
+            Filter {
+                select: Select::Ebpf(program),
+                redirect_to: Some(self.devs[dir_index(dir)]),
+            },
+        );
     }
 
     fn classify_chain(&mut self, dir: Direction, by_vif: bool) {
