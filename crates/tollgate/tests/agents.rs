@@ -350,7 +350,10 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
             .iter()
             .find(|c| c.slot == l.slot && c.key == l.key)
             .unwrap_or_else(|| panic!("the agent's {l:?} is missing on the central"));
-        assert!(c.bytes >= l.bytes && c.packets >= l.packets, "{c:?} < {l:?}");
+        assert!(
+            c.bytes >= l.bytes && c.packets >= l.packets,
+            "{c:?} < {l:?}"
+        );
     }
     assert_eq!(national_down(&local), 1700 * FRAME);
 }

@@ -349,3 +349,71 @@ fn a_flood_is_announced_to_bird_with_blackhole_withdrawn_and_restored_after_a_re
     w2.signal_group(libc::SIGTERM);
     assert!(w2.wait(Duration::from_secs(5)).is_some());
 }
+
+/// The same rung run by the daemon (`tollgate run` with `[guard]` and
+/// `[bgp]`): the flood's route reaches BIRD and is withdrawn when the
+/// ladder comes down, and SIGTERM ends the session cleanly.
+#[test]
+fn the_daemon_announces_a_flood_to_bird_and_withdraws_it() {
+    if !testkit::root("guard_rtbh::the_daemon_announces_a_flood_to_bird") {
+        return;
+    }
+    testkit::need("hping3", "hping3");
+    testkit::need("bird", "bird2");
+    testkit::need("birdc", "bird2");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The daemon also shapes: its site is the router's two interfaces.
+    let policy = policy()
+        .replace("uplink = \"wan0\"", "uplink = \"rtru\"")
+        .replace("lan = \"lan0\"", "lan = \"rtrv\"");
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("accounting.toml"), "").unwrap();
+    let s = site("gd");
+    let _ = &s.vic;
+    let bird = Bird::start(&s.up, dir);
+    let mut d = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &s.rtr.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
+            .arg("--accounting")
+            .arg(dir.join("accounting.toml"))
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .env("TOLLGATE_LOG", "info,bgp_speaker=debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap()),
+    );
+    let log = |name: &str| strip_ansi(&std::fs::read_to_string(dir.join(name)).unwrap_or_default());
+    wait_for(
+        "the daemon's session with BIRD",
+        Duration::from_secs(15),
+        || bird.cli("show protocols tollgate").contains("Established"),
+    );
+    assert!(bird.route().is_none(), "a route before any attack");
+    let _f = flood(&s.up, 4);
+    let took = wait_for(
+        "BIRD to get the RTBH route",
+        Duration::from_secs(15),
+        || bird.route().is_some(),
+    );
+    eprintln!("flood start → route in BIRD (daemon): {took:?}");
+    let route = bird.route().unwrap();
+    assert!(
+        route.contains("(65535,666)"),
+        "{route}\n{}",
+        log("daemon.log")
+    );
+    assert!(route.contains("BGP.as_path: 65000"), "{route}");
+    wait_for("the withdrawal", Duration::from_secs(15), || {
+        bird.route().is_none()
+    });
+    assert!(log("bird.log").contains("removed"), "{}", log("bird.log"));
+    d.signal_group(libc::SIGTERM);
+    let status = d.wait(Duration::from_secs(10)).expect("the daemon exits");
+    assert!(status.success(), "{status:?}\n{}", log("daemon.log"));
+}

@@ -91,8 +91,8 @@ pub struct GuardShell {
     origin: Instant,
     state: StateDir,
     capture: Option<Running>,
-    /// Opened at the first decision (a netlink socket, and a BGP speaker
-    /// when `bgp` has a peer to announce to).
+    /// Opened at start when `bgp` has a peer to announce to (a BGP
+    /// speaker and a netlink socket), else at the first decision.
     rungs: Option<Rungs>,
     /// The policy's `[bgp]` at the daemon's start: the rtbh and flowspec
     /// rungs' peers (a reload that changes it takes effect at restart).
@@ -117,13 +117,26 @@ impl GuardShell {
         state: &StateDir,
         bgp: Option<policy::Bgp>,
     ) -> GuardShell {
+        // With peers to announce to, the sessions start now, not with the
+        // first ban: the operator sees them up, and a ban does not wait
+        // for a session to open.
+        let rungs = match &bgp {
+            Some(b) if b.peers.iter().any(|p| p.announce) => match Rungs::open(Some(b)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!("guard: {e}; trying again at the first ban");
+                    None
+                }
+            },
+            _ => None,
+        };
         GuardShell {
             bgp,
+            rungs,
             tx,
             origin: Instant::now(),
             state: state.clone(),
             capture: None,
-            rungs: None,
             dirty: true,
             last_status: None,
             waiting: Vec::new(),
