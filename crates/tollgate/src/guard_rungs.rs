@@ -2,7 +2,8 @@
 //! the daemon (`tollgate run`): the detector (pure) decides, this does.
 //!
 //! - `notify`: the script is spawned with FastNetMon's arguments
-//!   (`IP incoming|outgoing PPS ban|unban`) and the JSON report on stdin;
+//!   (`IP incoming|outgoing PPS ban|unban`) and the JSON report on stdin,
+//!   and the same report is POSTed to the webhook (HTTP or HTTPS);
 //!   a thread per script feeds its stdin and reaps it, so a slow script
 //!   never holds up the caller's loop, and at most [`MAX_NOTIFY`] run at
 //!   once;
@@ -177,10 +178,15 @@ impl Rungs {
                 }
                 Decision::Update(step) => {
                     if let Action::Notify {
-                        script: Some(s), ..
+                        script, webhook, ..
                     } = &step.action
                     {
-                        self.notify(s, step, "attack_details");
+                        if let Some(s) = script {
+                            self.notify(s, step, "attack_details");
+                        }
+                        if let Some(url) = webhook {
+                            self.post(url, step, "attack_details");
+                        }
                     }
                 }
                 Decision::Stop { step, ended } => {
@@ -225,8 +231,8 @@ impl Rungs {
                 if let Some(s) = script {
                     self.notify(s, step, "ban");
                 }
-                if webhook.is_some() {
-                    tracing::warn!("notify: webhooks are not available yet; only the script runs");
+                if let Some(url) = webhook {
+                    self.post(url, step, "ban");
                 }
             }
             Action::Blackhole => {
@@ -253,9 +259,14 @@ impl Rungs {
     /// Takes a rung away.
     fn remove(&mut self, step: &Step) {
         match &step.action {
-            Action::Notify { script, .. } => {
+            Action::Notify {
+                script, webhook, ..
+            } => {
                 if let Some(s) = script {
                     self.notify(s, step, "unban");
+                }
+                if let Some(url) = webhook {
+                    self.post(url, step, "unban");
                 }
             }
             Action::Blackhole => {
@@ -275,6 +286,36 @@ impl Rungs {
                 }
             }
             other => not_yet(other.rung()),
+        }
+    }
+
+    /// POSTs the report (the notify script's stdin line) to `url` as
+    /// JSON, without waiting: a thread sends it, with a 5 s limit for the
+    /// whole exchange, and logs an error or a status other than 2xx. It
+    /// counts against [`MAX_NOTIFY`] with the scripts.
+    fn post(&self, url: &str, step: &Step, action: &str) {
+        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
+            tracing::warn!(
+                address = %step.target,
+                action,
+                "{MAX_NOTIFY} notifications still running; this webhook is skipped"
+            );
+            return;
+        }
+        let report = crate::output::guard::notify_json(step, action);
+        let in_flight = self.in_flight.clone();
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let url = url.to_owned();
+        let action = action.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("webhook".into())
+            .spawn(move || {
+                send_webhook(&url, &action, &report);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!("cannot start a thread for the webhook: {e}");
         }
     }
 
@@ -327,6 +368,36 @@ impl Rungs {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             tracing::error!("cannot start a thread for the notify script: {e}");
         }
+    }
+}
+
+/// How long a webhook may take, connection included: a hung receiver
+/// must not hold a notify slot for long.
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One webhook call (on its own thread).
+fn send_webhook(url: &str, action: &str, report: &[u8]) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(WEBHOOK_TIMEOUT))
+        .http_status_as_error(false)
+        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    match agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(report)
+    {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(url, action, "webhook sent");
+        }
+        Ok(r) => tracing::warn!(
+            url,
+            action,
+            status = r.status().as_u16(),
+            "the webhook answered with an error"
+        ),
+        Err(e) => tracing::warn!(url, action, "the webhook failed: {e}"),
     }
 }
 

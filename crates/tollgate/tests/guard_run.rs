@@ -11,7 +11,8 @@
 //! the flood after the blackhole route drops it. The policy: 2,000 pps
 //! towards an address, the instantaneous trigger at 300 ms; a notify rung
 //! and a blackhole rung held 60 s, so the ban outlives the flood and the
-//! restart, and only `unban` ends it.
+//! restart, and only `unban` ends it. The notify rung's webhook gets the
+//! ban and the unban (a receiver in the router's namespace).
 //!
 //! What is checked: the flood is detected and the route installed (the
 //! time from the flood's start is printed); `guard status --json` shows
@@ -108,6 +109,7 @@ pps_in = 2000
 rung = "notify"
 hold = "60s"
 script = "{}"
+webhook = "http://127.0.0.1:18088/tollgate/attack"
 
 [[guard.ladder]]
 rung = "blackhole"
@@ -231,6 +233,34 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
     let token = token(dir);
     let s = site("grn");
+    // The notify rung's webhook: a receiver in the router's namespace
+    // that appends each POST's body to a file.
+    let hooks = dir.join("webhook.log");
+    let receiver = dir.join("receiver.py");
+    std::fs::write(
+        &receiver,
+        r#"import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        with open(sys.argv[1], 'ab') as f:
+            f.write(self.path.encode() + b' ' + self.headers.get('Content-Type', '').encode() + b' ' + body)
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(('127.0.0.1', 18088), H).serve_forever()
+"#,
+    )
+    .unwrap();
+    let _receiver = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.rtr.0, "python3"])
+            .arg(&receiver)
+            .arg(&hooks)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let recording = dir.join("run.jsonl");
     let mut d = daemon(&s.rtr, dir, Some(&recording));
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
@@ -266,6 +296,21 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     });
     let took = detected + took;
     eprintln!("FIGURE guard_run: notify script ran {detected:?}, blackhole route in place {took:?} after the flood started");
+    // The webhook got the same report as the script's stdin.
+    let hooked = || std::fs::read_to_string(&hooks).unwrap_or_default();
+    let asked = Instant::now();
+    while !hooked().contains("\"action\":\"ban\"") {
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "no webhook in 5 s; the daemon's log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let h = hooked();
+    assert!(h.starts_with("/tollgate/attack application/json {"), "{h}");
+    assert!(h.contains(&format!("\"ip\":\"{VICTIM}\"")), "{h}");
+    assert!(h.contains("\"kind\":\"syn_flood\""), "{h}");
     // The status file is written right after the round that added the
     // route: a moment later.
     let mut i = serde_json::Value::Null;
@@ -397,6 +442,9 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
         n.contains(&format!("ARGS {VICTIM} incoming")) && n.contains(" unban"),
         "{n}"
     );
+    wait_for("the webhook's unban", Duration::from_secs(5), || {
+        hooked().contains("\"action\":\"unban\"")
+    });
     // Nothing is banned any more: a second unban says so (exit 1).
     let o = guard(dir, &["unban", VICTIM]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
