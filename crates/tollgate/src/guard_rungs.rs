@@ -18,19 +18,21 @@
 //! - the other rungs are logged as not available yet, and the ladder goes
 //!   on.
 //!
-//! Also here: a capture tick as the detector's observation, and the
-//! ladder's state file (`guard-state.json`) read and written.
+//! Also here: a capture tick as the detector's observation, the
+//! ladder's state file (`guard-state.json`) read and written, and each
+//! ended attack's report appended to `guard-history.jsonl`.
 
 use crate::bgp_rungs::BgpRungs;
 use crate::error::{Error, Result};
 use guard::{
     Action, Decision, Direction, HostCounters, HostSample, Monotonic, Observation, Rung,
-    SavedState, Step,
+    SavedState, Step, Target,
 };
 use linux_dataplane::blackhole::{Added, Blackholes};
 use packet_capture::TickReport;
+use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -120,6 +122,88 @@ pub fn save(saved: &SavedState, path: &Path) {
     }
 }
 
+/// One ended attack, as `guard-history.jsonl` keeps it (a line each).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct AttackRecord {
+    /// When the last rung came down (the attack itself ended earlier:
+    /// the hold and the calm time passed since).
+    pub recorded_at: jiff::Timestamp,
+    /// The address, or a group's name.
+    pub target: String,
+    /// `in` (towards the target) or `out`.
+    pub direction: String,
+    /// The attack type (`syn_flood`, `udp_flood`, …).
+    pub attack: String,
+    /// From the first packet over the threshold to the end, in seconds.
+    pub duration_s: f64,
+    /// Every rung used, in the order they were first applied.
+    pub rungs: Vec<String>,
+    /// The prefixes the rungs were applied to.
+    pub prefixes: Vec<String>,
+    /// The final report (peaks, packets, bytes, protocols, top source
+    /// ports, packet lengths, trigger), as the notify script gets it.
+    pub report: serde_json::Value,
+}
+
+/// `guard-history.jsonl` is moved to `.1` beyond this size, so the
+/// history stays bounded (two files).
+const HISTORY_LIMIT: u64 = 16 << 20;
+
+/// The ended attacks, oldest first: `.1` then the current file. Lines that
+/// do not read are skipped and counted.
+pub fn read_history(path: &Path) -> Result<(Vec<AttackRecord>, usize)> {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    let mut old = path.as_os_str().to_owned();
+    old.push(".1");
+    for p in [Path::new(&old), path] {
+        let text = match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Error::runtime(format!(
+                    "cannot read the guard history {}: {e}",
+                    p.display()
+                )))
+            }
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(r) => out.push(r),
+                Err(_) => bad += 1,
+            }
+        }
+    }
+    Ok((out, bad))
+}
+
+/// Appends one record; a failure is logged (the defence goes on).
+fn append_history(path: &Path, record: &AttackRecord) {
+    let mut line = match serde_json::to_vec(record) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot encode the attack record: {e}");
+            return;
+        }
+    };
+    line.push(b'\n');
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > HISTORY_LIMIT) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        if let Err(e) = std::fs::rename(path, &old) {
+            tracing::warn!("cannot move the guard history aside: {e}");
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&line));
+    if let Err(e) = written {
+        tracing::error!("cannot append to the guard history {}: {e}", path.display());
+    }
+}
+
 /// What carries the decisions out.
 pub struct Rungs {
     blackholes: Blackholes,
@@ -127,13 +211,17 @@ pub struct Rungs {
     /// The speaker for the rtbh and flowspec rungs, when `[bgp]` has a
     /// peer to announce to.
     bgp: Option<BgpRungs>,
+    /// Where ended attacks are recorded.
+    history: Option<PathBuf>,
+    /// The rungs each open incident has used, for its record.
+    used: BTreeMap<(Target, Direction), Vec<Rung>>,
 }
 
 impl Rungs {
     /// Opens a route netlink socket (in the caller's network namespace),
     /// and starts a BGP speaker when `bgp` has a peer with `announce =
     /// true`.
-    pub fn open(bgp: Option<&policy::Bgp>) -> Result<Rungs> {
+    pub fn open(bgp: Option<&policy::Bgp>, history: Option<PathBuf>) -> Result<Rungs> {
         Ok(Rungs {
             blackholes: Blackholes::open()
                 .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
@@ -142,6 +230,8 @@ impl Rungs {
                 Some(b) => Some(BgpRungs::start(crate::bgp_rungs::speaker_config(b))?),
                 None => None,
             },
+            history,
+            used: BTreeMap::new(),
         })
     }
 
@@ -156,6 +246,7 @@ impl Rungs {
     /// Carries out `decisions`, in order.
     pub fn carry_out(&mut self, decisions: &[Decision]) {
         for d in decisions {
+            self.remember(d);
             match d {
                 Decision::Start(step) => {
                     tracing::info!(
@@ -215,6 +306,31 @@ impl Rungs {
                     "rung refused; the ladder stops below it"
                 ),
             }
+        }
+    }
+
+    /// Keeps the rungs an incident uses, and records it when it ends.
+    fn remember(&mut self, d: &Decision) {
+        match d {
+            Decision::Start(step) | Decision::Restore(step) | Decision::Escalate { step, .. } => {
+                let used = self
+                    .used
+                    .entry((step.target.clone(), step.direction))
+                    .or_default();
+                if !used.contains(&step.rung) {
+                    used.push(step.rung);
+                }
+            }
+            Decision::Stop { step, ended: true } => {
+                let used = self
+                    .used
+                    .remove(&(step.target.clone(), step.direction))
+                    .unwrap_or_else(|| vec![step.rung]);
+                if let Some(path) = &self.history {
+                    append_history(path, &record(step, &used));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -371,6 +487,31 @@ impl Rungs {
     }
 }
 
+/// The record of an attack whose last rung is `step`.
+fn record(step: &Step, used: &[Rung]) -> AttackRecord {
+    let a = &step.attack;
+    let duration_s = a
+        .ended
+        .map(|e| e.0.saturating_sub(a.started.0).as_secs_f64())
+        .unwrap_or(0.0);
+    AttackRecord {
+        recorded_at: jiff::Timestamp::now(),
+        target: crate::output::guard::target_arg(&step.target),
+        direction: match step.direction {
+            Direction::In => "in".into(),
+            Direction::Out => "out".into(),
+        },
+        attack: serde_json::to_value(&a.kind)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| a.kind.to_string()),
+        duration_s,
+        rungs: used.iter().map(|r| r.to_string()).collect(),
+        prefixes: step.prefixes.iter().map(|p| p.to_string()).collect(),
+        report: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 /// How long a webhook may take, connection included: a hung receiver
 /// must not hold a notify slot for long.
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -410,4 +551,42 @@ fn not_yet(rung: Rung) {
         %rung,
         "this rung is not available yet (issue 15); the ladder goes on"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(target: &str) -> AttackRecord {
+        AttackRecord {
+            recorded_at: jiff::Timestamp::UNIX_EPOCH,
+            target: target.into(),
+            direction: "in".into(),
+            attack: "udp_flood".into(),
+            duration_s: 12.5,
+            rungs: vec!["notify".into()],
+            prefixes: vec![format!("{target}/32")],
+            report: serde_json::json!({"peak_pps": 1}),
+        }
+    }
+
+    #[test]
+    fn the_history_reads_back_oldest_first_and_skips_what_does_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("guard-history.jsonl");
+        append_history(&path, &rec("192.0.2.1"));
+        std::fs::write(
+            dir.path().join("guard-history.jsonl.1"),
+            serde_json::to_string(&rec("192.0.2.9")).unwrap() + "\n",
+        )
+        .unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{not json\n").unwrap();
+        append_history(&path, &rec("192.0.2.2"));
+        let (records, bad) = read_history(&path).unwrap();
+        let targets: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(targets, ["192.0.2.9", "192.0.2.1", "192.0.2.2"]);
+        assert_eq!(bad, 1);
+        assert_eq!(read_history(&dir.path().join("none")).unwrap().0.len(), 0);
+    }
 }

@@ -71,6 +71,12 @@ impl StateDir {
         self.root.join("guard-state.json")
     }
 
+    /// The guard's ended attacks, one JSON line each (`guard history`);
+    /// the one before at `guard-history.jsonl.1`.
+    pub fn guard_history(&self) -> PathBuf {
+        self.root.join("guard-history.jsonl")
+    }
+
     /// The guard's status as the daemon last wrote it (`guard status`).
     pub fn guard_status(&self) -> PathBuf {
         self.root.join("guard-status.json")

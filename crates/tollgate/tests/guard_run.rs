@@ -445,6 +445,27 @@ http.server.HTTPServer(('127.0.0.1', 18088), H).serve_forever()
     wait_for("the webhook's unban", Duration::from_secs(5), || {
         hooked().contains("\"action\":\"unban\"")
     });
+    // The ended attack is in the history, with the rungs it used.
+    let o = guard(dir, &["history", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0]["target"], VICTIM, "{h:?}");
+    assert_eq!(h[0]["direction"], "in", "{h:?}");
+    assert_eq!(h[0]["attack"], "syn_flood", "{h:?}");
+    assert_eq!(
+        h[0]["rungs"],
+        serde_json::json!(["notify", "blackhole"]),
+        "{h:?}"
+    );
+    assert!(h[0]["report"]["packets"].as_u64().unwrap() > 1000, "{h:?}");
+    let o = guard(dir, &["history"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("syn_flood") && text.contains("notify,blackhole"),
+        "{text}"
+    );
     // Nothing is banned any more: a second unban says so (exit 1).
     let o = guard(dir, &["unban", VICTIM]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");

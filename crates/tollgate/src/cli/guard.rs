@@ -12,10 +12,11 @@ pub enum GuardCommand {
         after_help = "Reads the policy's [guard] section (networks, thresholds, groups, ladder), \
 captures on the interfaces (AF_PACKET, TPACKET_V3, fanout), reads per-address counters every \
 100 ms and feeds them to the detector. Rungs carried out now: notify (the script gets FastNetMon's \
-arguments `IP incoming|outgoing PPS ban|unban` and the JSON attack report on stdin) and blackhole \
-(a kernel blackhole route for the /32 or /128, marked with routing protocol 213 so that only \
-tollgate's routes are ever removed). Throttle, drop, rtbh and flowspec are logged as not available \
-yet. The ladder's state is saved in the state directory at every change and restored at start, so \
+arguments `IP incoming|outgoing PPS ban|unban` and the JSON attack report on stdin; a webhook is \
+POSTed the same report), blackhole (a kernel blackhole route for the /32 or /128, marked with \
+routing protocol 213 so that only tollgate's routes are ever removed), and rtbh and flowspec \
+(announced to the [bgp] peers with announce = true). Throttle and drop are logged as not available \
+yet. Each ended attack is appended to the history (`tollgate guard history`). The ladder's state is saved in the state directory at every change and restored at start, so \
 bans survive a restart. The options override the policy, for a quick start without a [guard] \
 section.
 
@@ -47,6 +48,28 @@ Examples:
     )]
     Status {
         /// Print the status as JSON (the API's shape).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Ended attacks, newest last: when, target, type, peaks, how long,
+    /// and the rungs used.
+    #[command(
+        after_help = "Reads guard-history.jsonl in the state directory, where `tollgate run` \
+and `tollgate guard watch` append one JSON line per attack when its last rung comes down (the \
+file is moved to guard-history.jsonl.1 past 16 MiB, so two files at most are kept). ENDED is when \
+the last rung came down; LASTED is from the first packet over the threshold to the traffic's end.
+
+Examples:
+  tollgate guard history
+  tollgate guard history --last 100
+  tollgate guard history --json | jq '.[] | select(.attack == \"syn_flood\") | .target'"
+    )]
+    History {
+        /// How many of the latest attacks to show.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+        /// Print the records as a JSON array (each as stored).
         #[arg(long)]
         json: bool,
     },

@@ -42,6 +42,7 @@ pub fn run(cx: &Context, cmd: &GuardCommand) -> Result<ExitCode> {
     match cmd {
         GuardCommand::Watch(a) => watch(cx, a),
         GuardCommand::Status { json } => status(cx, *json),
+        GuardCommand::History { last, json } => history(cx, *last, *json),
         GuardCommand::Ban {
             address,
             rung,
@@ -91,6 +92,23 @@ fn refused(p: api::problem::Problem) -> Error {
         None => "the arguments".to_string(),
     };
     Error::invalid(format!("{option}: {}", p.detail))
+}
+
+fn history(cx: &Context, last: usize, json: bool) -> Result<ExitCode> {
+    let (records, bad) = crate::guard_rungs::read_history(&cx.state.guard_history())?;
+    if bad > 0 {
+        tracing::warn!("{bad} lines of the guard history could not be read and are left out");
+    }
+    let shown = &records[records.len().saturating_sub(last)..];
+    if json {
+        say!("{}", crate::output::json_pretty(&shown)?);
+    } else {
+        say!(
+            "{}",
+            crate::output::guard::history_text(shown, records.len())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status(cx: &Context, json: bool) -> Result<ExitCode> {
@@ -293,7 +311,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
     let origin = Instant::now();
     let mono = |i: Instant| Monotonic(i.saturating_duration_since(origin));
     let state_path = cx.state.guard_state();
-    let mut shell = Rungs::open(bgp.as_ref())?;
+    let mut shell = Rungs::open(bgp.as_ref(), Some(cx.state.guard_history()))?;
     let (mut detector, restored) = restore(config, &state_path, mono(Instant::now()))?;
     if !restored.is_empty() {
         tracing::info!(rungs = restored.len(), "restoring the ladder's state");

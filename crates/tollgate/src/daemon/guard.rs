@@ -121,13 +121,15 @@ impl GuardShell {
         // first ban: the operator sees them up, and a ban does not wait
         // for a session to open.
         let rungs = match &bgp {
-            Some(b) if b.peers.iter().any(|p| p.announce) => match Rungs::open(Some(b)) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::error!("guard: {e}; trying again at the first ban");
-                    None
+            Some(b) if b.peers.iter().any(|p| p.announce) => {
+                match Rungs::open(Some(b), Some(state.guard_history())) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::error!("guard: {e}; trying again at the first ban");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         GuardShell {
@@ -172,7 +174,7 @@ impl GuardShell {
             }
             GuardEffect::Apply { decision } => {
                 if self.rungs.is_none() {
-                    match Rungs::open(self.bgp.as_ref()) {
+                    match Rungs::open(self.bgp.as_ref(), Some(self.state.guard_history())) {
                         Ok(r) => self.rungs = Some(r),
                         Err(e) => tracing::error!("guard: {e}; the decision is not carried out"),
                     }

@@ -52,6 +52,75 @@ pub fn notify_json(step: &Step, action: &str) -> Vec<u8> {
     v
 }
 
+/// `tollgate guard history` for people: one line per ended attack.
+pub fn history_text(records: &[crate::guard_rungs::AttackRecord], total: usize) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    if records.is_empty() {
+        let _ = writeln!(o, "no attack recorded");
+        return o;
+    }
+    let field = |r: &crate::guard_rungs::AttackRecord, k: &str| {
+        r.report.get(k).and_then(|v| v.as_u64()).unwrap_or(0)
+    };
+    let rows: Vec<[String; 9]> = records
+        .iter()
+        .map(|r| {
+            [
+                r.recorded_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                r.target.clone(),
+                r.direction.clone(),
+                r.attack.clone(),
+                super::count(field(r, "peak_pps")),
+                super::rate(field(r, "peak_bps") as f64),
+                super::count(field(r, "packets")),
+                format!("{:.0}s", r.duration_s),
+                r.rungs.join(","),
+            ]
+        })
+        .collect();
+    let head = [
+        "ENDED (UTC)",
+        "TARGET",
+        "DIR",
+        "ATTACK",
+        "PEAK PPS",
+        "PEAK BPS",
+        "PACKETS",
+        "LASTED",
+        "RUNGS",
+    ];
+    let mut widths = head.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        l
+    };
+    let _ = writeln!(o, "{}", line(head.to_vec()));
+    for r in &rows {
+        let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+    if total > records.len() {
+        let _ = writeln!(
+            o,
+            "the latest {} of {total} attacks (--last N for more)",
+            records.len()
+        );
+    }
+    o
+}
+
 /// `tollgate guard status` for people: one line per incident, then the
 /// counts.
 pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
