@@ -477,3 +477,26 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
         v.stats.hosts as f64,
     )
 }
+
+/// One ended attack, as `guard-history.jsonl` keeps it (a line each).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AttackRecord {
+    /// When the last rung came down (the attack itself ended earlier:
+    /// the hold and the calm time passed since).
+    pub recorded_at: jiff::Timestamp,
+    /// The address, or a group's name.
+    pub target: String,
+    /// `in` (towards the target) or `out`.
+    pub direction: String,
+    /// The attack type (`syn_flood`, `udp_flood`, …).
+    pub attack: String,
+    /// From the first packet over the threshold to the end, in seconds.
+    pub duration_s: f64,
+    /// Every rung used, in the order they were first applied.
+    pub rungs: Vec<String>,
+    /// The prefixes the rungs were applied to.
+    pub prefixes: Vec<String>,
+    /// The final report (peaks, packets, bytes, protocols, top source
+    /// ports, packet lengths, trigger), as the notify script gets it.
+    pub report: serde_json::Value,
+}

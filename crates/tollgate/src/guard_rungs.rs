@@ -24,6 +24,7 @@
 
 use crate::bgp_rungs::BgpRungs;
 use crate::error::{Error, Result};
+use api::guard::AttackRecord;
 use guard::{
     Action, Decision, Direction, HostCounters, HostSample, Monotonic, Observation, Rung,
     SavedState, Step, Target,
@@ -122,29 +123,6 @@ pub fn save(saved: &SavedState, path: &Path) {
     }
 }
 
-/// One ended attack, as `guard-history.jsonl` keeps it (a line each).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct AttackRecord {
-    /// When the last rung came down (the attack itself ended earlier:
-    /// the hold and the calm time passed since).
-    pub recorded_at: jiff::Timestamp,
-    /// The address, or a group's name.
-    pub target: String,
-    /// `in` (towards the target) or `out`.
-    pub direction: String,
-    /// The attack type (`syn_flood`, `udp_flood`, …).
-    pub attack: String,
-    /// From the first packet over the threshold to the end, in seconds.
-    pub duration_s: f64,
-    /// Every rung used, in the order they were first applied.
-    pub rungs: Vec<String>,
-    /// The prefixes the rungs were applied to.
-    pub prefixes: Vec<String>,
-    /// The final report (peaks, packets, bytes, protocols, top source
-    /// ports, packet lengths, trigger), as the notify script gets it.
-    pub report: serde_json::Value,
-}
-
 /// `guard-history.jsonl` is moved to `.1` beyond this size, so the
 /// history stays bounded (two files).
 const HISTORY_LIMIT: u64 = 16 << 20;
@@ -190,7 +168,7 @@ fn append_history(path: &Path, record: &AttackRecord) {
     if std::fs::metadata(path).is_ok_and(|m| m.len() > HISTORY_LIMIT) {
         let mut old = path.as_os_str().to_owned();
         old.push(".1");
-        if let Err(e) = std::fs::rename(path, &old) {
+        if let Err(e) = crate::state_dir::move_durably(path, Path::new(&old)) {
             tracing::warn!("cannot move the guard history aside: {e}");
         }
     }
@@ -501,7 +479,7 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
             Direction::In => "in".into(),
             Direction::Out => "out".into(),
         },
-        attack: serde_json::to_value(&a.kind)
+        attack: serde_json::to_value(a.kind)
             .ok()
             .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
             .unwrap_or_else(|| a.kind.to_string()),
@@ -580,7 +558,10 @@ mod tests {
             serde_json::to_string(&rec("192.0.2.9")).unwrap() + "\n",
         )
         .unwrap();
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{not json\n").unwrap();
         append_history(&path, &rec("192.0.2.2"));
         let (records, bad) = read_history(&path).unwrap();

@@ -53,14 +53,14 @@ pub fn notify_json(step: &Step, action: &str) -> Vec<u8> {
 }
 
 /// `tollgate guard history` for people: one line per ended attack.
-pub fn history_text(records: &[crate::guard_rungs::AttackRecord], total: usize) -> String {
+pub fn history_text(records: &[api::guard::AttackRecord], total: usize) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     if records.is_empty() {
         let _ = writeln!(o, "no attack recorded");
         return o;
     }
-    let field = |r: &crate::guard_rungs::AttackRecord, k: &str| {
+    let field = |r: &api::guard::AttackRecord, k: &str| {
         r.report.get(k).and_then(|v| v.as_u64()).unwrap_or(0)
     };
     let rows: Vec<[String; 9]> = records
