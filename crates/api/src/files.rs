@@ -19,15 +19,29 @@ pub struct Files {
     pub routes_table: PathBuf,
     /// The flow collector's status.
     pub flows_status: PathBuf,
+    /// The guard's ended attacks (`guard-history.jsonl`).
+    pub guard_history: PathBuf,
     cached: Mutex<Option<Cached>>,
 }
 
 impl Files {
-    /// The files at these paths.
+    /// The files at these paths; the guard's history in the folder of the
+    /// flow collector's status (both are in the state directory).
     pub fn new(routes_table: PathBuf, flows_status: PathBuf) -> Arc<Files> {
+        let guard_history = flows_status.with_file_name("guard-history.jsonl");
+        Files::with_guard_history(routes_table, flows_status, guard_history)
+    }
+
+    /// The files at these paths.
+    pub fn with_guard_history(
+        routes_table: PathBuf,
+        flows_status: PathBuf,
+        guard_history: PathBuf,
+    ) -> Arc<Files> {
         Arc::new(Files {
             routes_table,
             flows_status,
+            guard_history,
             cached: Mutex::new(None),
         })
     }

@@ -500,3 +500,63 @@ pub struct AttackRecord {
     /// ports, packet lengths, trigger), as the notify script gets it.
     pub report: serde_json::Value,
 }
+
+/// The ended attacks, oldest first: `guard-history.jsonl.1`, then
+/// `guard-history.jsonl`; with the number of lines that did not read
+/// (skipped). No file is no attack.
+pub fn read_history(path: &std::path::Path) -> std::io::Result<(Vec<AttackRecord>, usize)> {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    let mut old = path.as_os_str().to_owned();
+    old.push(".1");
+    for p in [std::path::Path::new(&old), path] {
+        let text = match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(r) => out.push(r),
+                Err(_) => bad += 1,
+            }
+        }
+    }
+    Ok((out, bad))
+}
+
+/// `GET /api/v1/guard/history`'s query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How many of the latest attacks (default 100, at most 10,000).
+    pub last: Option<usize>,
+}
+
+/// The guard's ended attacks, oldest first (the latest `last`).
+#[utoipa::path(get, path = "/api/v1/guard/history", tag = "guard",
+    params(("last" = Option<usize>, Query, description = "how many of the latest attacks (default 100, at most 10000)")),
+    responses((status = 200, description = "the ended attacks, oldest first: `{attacks: [...], total, unreadable}`"), (status = 403, body = Problem)))]
+pub async fn history(
+    State(st): State<AppState>,
+    caller: Caller,
+    query: crate::decode::Query<HistoryQuery>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    caller.must_see_site()?;
+    let last = query.0.last.unwrap_or(100);
+    if last > 10_000 {
+        return Err(Problem::invalid(Some("last"), "at most 10000"));
+    }
+    let path = st.files.guard_history.clone();
+    let (records, bad) = tokio::task::spawn_blocking(move || read_history(&path))
+        .await
+        .map_err(|e| Problem::unavailable(format!("the guard history: {e}")))?
+        .map_err(|e| Problem::unavailable(format!("the guard history: {e}")))?;
+    let total = records.len();
+    let shown = &records[total.saturating_sub(last)..];
+    Ok(axum::Json(serde_json::json!({
+        "attacks": shown,
+        "total": total,
+        "unreadable": bad,
+    })))
+}

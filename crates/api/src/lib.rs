@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/transit", get(transit::report))
         .route("/api/v1/reload", post(write::reload))
         .route("/api/v1/guard", get(guard::status))
+        .route("/api/v1/guard/history", get(guard::history))
         .route("/api/v1/guard/ban", post(guard::ban))
         .route("/api/v1/guard/unban", post(guard::unban))
         .route(

@@ -41,6 +41,7 @@ impl Modify for Bearer {
         crate::write::release,
         crate::write::reload,
         crate::guard::status,
+        crate::guard::history,
         crate::guard::ban,
         crate::guard::unban,
         crate::agents::add_batch,

@@ -79,7 +79,11 @@ pub fn start(
             .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
             .map_err(|e| e.to_string()),
     });
-    let files = api::files::Files::new(state.routes_table(), state.flows_status());
+    let files = api::files::Files::with_guard_history(
+        state.routes_table(),
+        state.flows_status(),
+        state.guard_history(),
+    );
     let app = api::AppState {
         metrics: api::metrics::registry(receiver.clone(), files.clone()),
         snapshot: receiver,

@@ -127,34 +127,6 @@ pub fn save(saved: &SavedState, path: &Path) {
 /// history stays bounded (two files).
 const HISTORY_LIMIT: u64 = 16 << 20;
 
-/// The ended attacks, oldest first: `.1` then the current file. Lines that
-/// do not read are skipped and counted.
-pub fn read_history(path: &Path) -> Result<(Vec<AttackRecord>, usize)> {
-    let mut out = Vec::new();
-    let mut bad = 0;
-    let mut old = path.as_os_str().to_owned();
-    old.push(".1");
-    for p in [Path::new(&old), path] {
-        let text = match std::fs::read_to_string(p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(Error::runtime(format!(
-                    "cannot read the guard history {}: {e}",
-                    p.display()
-                )))
-            }
-        };
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str(line) {
-                Ok(r) => out.push(r),
-                Err(_) => bad += 1,
-            }
-        }
-    }
-    Ok((out, bad))
-}
-
 /// Appends one record; a failure is logged (the defence goes on).
 fn append_history(path: &Path, record: &AttackRecord) {
     let mut line = match serde_json::to_vec(record) {
@@ -564,10 +536,13 @@ mod tests {
             .unwrap();
         f.write_all(b"{not json\n").unwrap();
         append_history(&path, &rec("192.0.2.2"));
-        let (records, bad) = read_history(&path).unwrap();
+        let (records, bad) = api::guard::read_history(&path).unwrap();
         let targets: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["192.0.2.9", "192.0.2.1", "192.0.2.2"]);
         assert_eq!(bad, 1);
-        assert_eq!(read_history(&dir.path().join("none")).unwrap().0.len(), 0);
+        assert!(api::guard::read_history(&dir.path().join("none"))
+            .unwrap()
+            .0
+            .is_empty());
     }
 }

@@ -466,6 +466,10 @@ http.server.HTTPServer(('127.0.0.1', 18088), H).serve_forever()
         text.contains("syn_flood") && text.contains("notify,blackhole"),
         "{text}"
     );
+    let body = api_get(&s.rtr, &token, "/api/v1/guard/history?last=5");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(v["total"], 1, "{body}");
+    assert_eq!(v["attacks"][0]["target"], VICTIM, "{body}");
     // Nothing is banned any more: a second unban says so (exit 1).
     let o = guard(dir, &["unban", VICTIM]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");

@@ -95,7 +95,13 @@ fn refused(p: api::problem::Problem) -> Error {
 }
 
 fn history(cx: &Context, last: usize, json: bool) -> Result<ExitCode> {
-    let (records, bad) = crate::guard_rungs::read_history(&cx.state.guard_history())?;
+    let path = cx.state.guard_history();
+    let (records, bad) = api::guard::read_history(&path).map_err(|e| {
+        Error::runtime(format!(
+            "cannot read the guard history {}: {e}",
+            path.display()
+        ))
+    })?;
     if bad > 0 {
         tracing::warn!("{bad} lines of the guard history could not be read and are left out");
     }
