@@ -290,3 +290,97 @@ fn a_restart_during_a_ban_puts_the_route_back() {
         "{routes:?}"
     );
 }
+
+/// The same ladder over IPv6: an ICMPv6 echo flood (`ping -6 -f`, hping3
+/// has no IPv6) towards an address of 2001:db8:10::/48 through the router
+/// is notified with the IPv6 address, blackholed as a /128 route marked
+/// with tollgate's protocol, and both end after the flood.
+#[test]
+fn an_ipv6_flood_is_notified_and_blackholed_as_a_128() {
+    if !testkit::root("guard::an_ipv6_flood_is_notified_and_blackholed_as_a_128") {
+        return;
+    }
+    testkit::need("ping", "iputils-ping");
+    const VICTIM6: &str = "2001:db8:10::10";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let policy = policy(dir).replace(
+        "networks = [\"203.0.113.0/24\"]",
+        "networks = [\"2001:db8:10::/48\"]",
+    );
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    let s = Site {
+        atk: Netns::new("tggd6a"),
+        rtr: Netns::new("tggd6r"),
+        vic: Netns::new("tggd6v"),
+    };
+    sh(&format!(
+        "set -e
+ip link add atk0 netns {a} type veth peer name rtra netns {r}
+ip link add rtrv netns {r} type veth peer name vic0 netns {v}
+ip -n {a} addr add 2001:db8:1::2/64 dev atk0 nodad; ip -n {a} link set atk0 up
+ip -n {r} addr add 2001:db8:1::1/64 dev rtra nodad; ip -n {r} link set rtra up
+ip -n {r} addr add 2001:db8:10::1/64 dev rtrv nodad; ip -n {r} link set rtrv up
+ip -n {v} addr add {VICTIM6}/64 dev vic0 nodad; ip -n {v} link set vic0 up
+ip -n {a} -6 route add default via 2001:db8:1::1
+ip -n {v} -6 route add default via 2001:db8:10::1
+ip netns exec {r} sysctl -qw net.ipv6.conf.all.forwarding=1",
+        a = s.atk.0,
+        r = s.rtr.0,
+        v = s.vic.0,
+    ));
+    let blackholes6 = || {
+        sh(&format!("ip -n {} -6 route show type blackhole", s.rtr.0))
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut w = watch(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("watch.log")).unwrap_or_default();
+    wait_for("the guard to capture", Duration::from_secs(10), || {
+        log().contains("guard watching")
+    });
+    // The path works before the flood (the link-local addresses that
+    // neighbour discovery uses pass their own duplicate detection first).
+    wait_for("the IPv6 path", Duration::from_secs(10), || {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &s.atk.0, "ping", "-6", "-c", "1", "-W", "1", VICTIM6,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success())
+    });
+    // A bounded flood: as fast as the replies come (about 100k/s here)
+    // until the route drops it, then 100/s, for 4 s.
+    let _flood = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.atk.0])
+            .args(["timeout", "5", "ping", "-6", "-f", "-q", "-w", "4", VICTIM6])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let took = wait_for("the IPv6 blackhole route", Duration::from_secs(5), || {
+        blackholes6()
+            .iter()
+            .any(|l| l.starts_with(&format!("blackhole {VICTIM6} ")) && l.contains("proto 213"))
+    });
+    eprintln!("FIGURE guard ipv6: blackhole route {took:?} after the flood started");
+    // The script writes its arguments, then its stdin's report.
+    wait_for("the notify script's report", Duration::from_secs(5), || {
+        notified(dir).contains("icmp_flood")
+    });
+    let n = notified(dir);
+    assert!(n.contains(&format!("ARGS {VICTIM6} incoming")), "{n}");
+    // The flood ends by 5 s; calm 2 s later, holds 3 s: both come down.
+    wait_for("the route to go", Duration::from_secs(15), || {
+        !blackholes6().iter().any(|l| l.contains(VICTIM6))
+    });
+    wait_for("the unban", Duration::from_secs(5), || {
+        notified(dir).contains(" unban")
+    });
+    w.signal_group(libc::SIGTERM);
+    let status = w.wait(Duration::from_secs(5)).expect("guard watch exits");
+    assert!(status.success(), "{status:?}\n{}", log());
+}
