@@ -290,6 +290,13 @@ impl Classifier {
                 (kind, Handle::new(kind, data).map_err(BpfError::Load)?),
             );
         }
+        // The guard's counters are no plan map: pinned only, so that
+        // `addr_counters` finds them the same way (the programs hold them).
+        if let (Some(dir), Some(map)) = (&pins, obj.map(bpf_classify::counters::MAP)) {
+            if let Err(e) = map.pin(dir.join(bpf_classify::counters::MAP)) {
+                tracing::warn!("could not pin {}: {e}", bpf_classify::counters::MAP);
+            }
+        }
         Ok(Classifier { programs, maps })
     }
 
