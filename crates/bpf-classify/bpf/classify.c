@@ -152,6 +152,11 @@ struct {
 // Set on the mark by the VM-ingress program: the packet is already shaped
 // as its VM's upload, so the uplink's program lets it pass.
 #define SHAPED_FLAG 0x80000000u
+// Set on the mark once a packet is counted (F_COUNT only): the IFB sends
+// a redirected packet back through the same hook, where the program runs
+// again (only the filter's actions are skipped), and it must not count
+// twice. The IFB root's MarkToClass filter reads the mark's low 16 bits.
+#define COUNTED_FLAG 0x40000000u
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -375,7 +380,9 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		// return of 0 means "no match", so the mirred action is skipped.
 		return 0;
 	}
+	__u32 counted = skb->mark & COUNTED_FLAG;
 	__u32 flags = cfg(CFG_FLAGS);
+	__u32 keep = (flags & F_COUNT) ? COUNTED_FLAG : 0;
 	__u32 realm = cfg(CFG_DEFAULT_REALM);
 	// Unknown traffic: realm class 0:realm, mark 0 -> the root's default.
 	skb->priority = realm;
@@ -384,8 +391,11 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 	int r = parse(skb, &p, flags);
 	if (r <= 0)
 		return vm_ingress ? 0 : -1;
-	if (flags & F_COUNT)
-		count(&p, dir_up);
+	if (keep) {
+		if (!counted)
+			count(&p, dir_up);
+		skb->mark = keep;
+	}
 	__u8 *remote = dir_up ? p.dst : p.src;
 	__u8 *local = dir_up ? p.src : p.dst;
 	__u32 *v;
@@ -438,7 +448,7 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		class |= band;
 	}
 	skb->priority = class;
-	skb->mark = (class >> 16) | (vm_ingress ? SHAPED_FLAG : 0);
+	skb->mark = (class >> 16) | (vm_ingress ? SHAPED_FLAG : 0) | keep;
 	return -1;
 }
 

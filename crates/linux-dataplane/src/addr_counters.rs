@@ -89,7 +89,9 @@ impl AddrCounterMap {
         let mut rtnl = Rtnl::open().map_err(err)?;
         let ids = own_program_ids(&mut rtnl)?;
         if ids.is_empty() {
-            return Err("no eBPF classifier in this network namespace (no tollgate filter runs one)".into());
+            return Err(
+                "no eBPF classifier in this network namespace (no tollgate filter runs one)".into(),
+            );
         }
         for info in aya::programs::loaded_programs().flatten() {
             if !ids.contains(&info.id()) {
@@ -132,7 +134,10 @@ impl AddrCounterMap {
             match self.read_batch(out) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) && out.is_empty() => {
-                    tracing::info!("batch lookups refused on {}; reading key by key", counters::MAP);
+                    tracing::info!(
+                        "batch lookups refused on {}; reading key by key",
+                        counters::MAP
+                    );
                     self.batch = false;
                 }
                 Err(e) => return Err(format!("reading {}: {e}", counters::MAP)),

@@ -222,7 +222,7 @@ pub fn pin_dir() -> Option<PathBuf> {
     }) {
         return None;
     }
-    let netns = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
+    let netns = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
     Some(PathBuf::from(BPF_PIN_DIR).join(netns.to_string()))
 }
 

@@ -1252,7 +1252,10 @@ script = "/bin/true"
     };
     let ok = policy::load_str(
         "p.toml",
-        &policy("classifier = \"ebpf\"", "source = \"ebpf\"\ntick = \"50ms\""),
+        &policy(
+            "classifier = \"ebpf\"",
+            "source = \"ebpf\"\ntick = \"50ms\"",
+        ),
     );
     assert!(!ok.has_errors(), "{}", ok.render());
     let p = ok.policy.unwrap();

@@ -32,7 +32,9 @@ use super::Message;
 use crate::error::Result;
 use crate::guard_rungs::Rungs;
 use crate::state_dir::StateDir;
-use engine::guard::{CaptureCounts, CaptureSource, CaptureSpec, GuardCommand, GuardEffect, GuardInput, GuardTick};
+use engine::guard::{
+    CaptureCounts, CaptureSource, CaptureSpec, GuardCommand, GuardEffect, GuardInput, GuardTick,
+};
 use engine::io::{Answer, Command, Input};
 use engine::Engine;
 use guard::Monotonic;
