@@ -112,6 +112,18 @@ impl AddrCounterMap {
         ))
     }
 
+    /// The map with this id (a benchmark's own, or one found by hand).
+    pub fn from_id(id: u32) -> Result<AddrCounterMap, String> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| format!("{what}: {e}"))?;
+        Self::new(MapData::from_id(id).map_err(err)?, cpus)
+    }
+
+    /// Reads key by key from now on (aya's iteration), as on a kernel
+    /// without batch lookups: for measuring the difference.
+    pub fn without_batches(&mut self) {
+        self.batch = false;
+    }
+
     fn new(data: MapData, cpus: usize) -> Result<AddrCounterMap, String> {
         let id = data.info().map_err(err)?.id();
         Ok(AddrCounterMap {

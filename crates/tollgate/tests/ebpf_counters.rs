@@ -15,8 +15,9 @@
 //!    `linux_dataplane::addr_counters`, as the daemon reads it), moved by
 //!    exactly the packets and IP bytes sent, per protocol and direction.
 //!    iperf3's datagrams are also checked against an nftables counter on
-//!    the tenant's output. Then the same policy without the counting
-//!    source: the programs stop counting.
+//!    the tenant's output. `tollgate top --addresses` shows the tenant's
+//!    address first during a SYN burst. Then the same policy without the
+//!    counting source: the programs stop counting.
 //! 2. `ebpf_counters_feed_the_guard_which_blackholes_a_syn_flood`: the
 //!    daemon with `source = "ebpf"`: an hping3 SYN flood is detected from
 //!    the counters and the notify and blackhole rungs fire.
@@ -314,6 +315,36 @@ fn ebpf_counters_equal_the_traffic_sent() {
         "nftables counted {sent} UDP packets"
     );
     check("iperf3 UDP out against nftables", o.udp_packets, sent);
+
+    // `top --addresses` while a bounded SYN burst runs: the tenant's
+    // address is the busiest, with SYNs in.
+    let mut syn = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.up.0])
+            .args([
+                "timeout", "10", "hping3", "-q", "-S", "-p", "81", "-c", "3000", "-i", "u1000",
+                TENANT4,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let top = tollgate(
+        &s.rtr,
+        dir,
+        &[
+            "top",
+            "--addresses",
+            "--once",
+            "--json",
+            "--interval",
+            "500ms",
+        ],
+    );
+    syn.wait(Duration::from_secs(15));
+    let v: serde_json::Value = serde_json::from_str(top.lines().next().unwrap_or("")).expect(&top);
+    let first = &v["rows"][0];
+    assert_eq!(first["address"], TENANT4, "{top}");
+    assert!(first["syn_in"].as_f64().unwrap() > 0.0, "{top}");
 
     // Without the counting source the programs stop counting.
     std::fs::write(dir.join("policy.toml"), policy(false, NOTIFY_TRUE)).unwrap();
