@@ -343,7 +343,7 @@ pub fn run(
     let mut ticks = 0u32;
     let mut next = Instant::now();
     while !stopped() {
-        if reader.is_none() || ticks % REFIND_EVERY == 0 {
+        if reader.is_none() || ticks.is_multiple_of(REFIND_EVERY) {
             let found = AddrCounterMap::find().and_then(|m| {
                 if reader.as_ref().is_some_and(|r| r.map().id() == m.id()) {
                     return Ok(None);
