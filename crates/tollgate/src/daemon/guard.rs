@@ -495,3 +495,48 @@ fn counters_report(
         sample_one_in: 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpf_classify::counters::{AddrCounts, Way};
+
+    #[test]
+    fn a_counter_read_becomes_a_tick_of_the_networks_hosts() {
+        let now = Instant::now();
+        let c = |packets| AddrCounts {
+            packets,
+            bytes: packets * 40,
+            tcp_packets: packets,
+            tcp_bytes: packets * 40,
+            tcp_syn: packets,
+            ..Default::default()
+        };
+        let t = linux_dataplane::addr_counters::AddrTick {
+            started: now,
+            ended: now + Duration::from_millis(100),
+            hosts: vec![
+                ("192.0.2.9".parse().unwrap(), Way::Out, c(3)),
+                ("203.0.113.10".parse().unwrap(), Way::In, c(500)),
+                ("2001:db8::7".parse().unwrap(), Way::Out, c(2)),
+            ],
+            entries: 3,
+        };
+        let nets = [
+            net_types::Prefix::parse("203.0.113.0/24").unwrap(),
+            net_types::Prefix::parse("2001:db8::/32").unwrap(),
+        ];
+        let r = counters_report(&t, &nets);
+        assert_eq!(r.hosts.len(), 2);
+        assert_eq!(r.hosts[0].direction, packet_capture::Direction::In);
+        assert_eq!(
+            (r.hosts[0].counters.tcp_syn, r.hosts[0].counters.bytes),
+            (500, 20_000)
+        );
+        assert_eq!(r.foreign.packets, 3);
+        assert_eq!(r.frames, 505);
+        let o = crate::guard_rungs::observation(&r, now);
+        assert_eq!(o.at, Monotonic(Duration::from_millis(100)));
+        assert_eq!(o.hosts[1].counters.packets, 2);
+    }
+}
