@@ -25,8 +25,13 @@
 # harness with only the product mode and fresh namespaces; its rows are
 # labelled "ebpf".
 #
+# With COUNTERS=1, a third run of the harness in each repetition measures
+# the eBPF classifier with the guard's per-address counters on
+# (`[guard.capture] source = "ebpf"`), labelled "ebpfcnt"; the summary then
+# gives its ratio to "ebpf" repetition by repetition.
+#
 # Usage: bench/classify_compare.sh N   (as root; cargo build --release -p tollgate)
-# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2")
+# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2"), COUNTERS (0)
 set -euo pipefail
 N=${1:?usage: classify_compare.sh N}
 REPS=${REPS:-3}
@@ -36,10 +41,10 @@ SHARED=${SHARED:-$ROOT/../shared/bench}
 TG=${TOLLGATE:-$ROOT/target/release/tollgate}
 [[ -x $TG ]] || { echo "build first: cargo build --release -p tollgate" >&2; exit 1; }
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-shaper_cmd() {  # $1: the classifier (nftables or ebpf)
+shaper_cmd() {  # $1: the classifier (nftables or ebpf); $2: more options (--counters)
 echo "set -e
 ip link add tgu0 type veth peer name tgu1; ip link set tgu0 up; ip link set tgu1 up
-python3 $HERE/plan_csv_to_policy.py \$PLAN \$DEV tgu0 --realms --classifier $1 > $W/policy.toml
+python3 $HERE/plan_csv_to_policy.py \$PLAN \$DEV tgu0 --realms --classifier $1 ${2:-} > $W/policy.toml
 $TG apply -c $W/policy.toml > /dev/null 2>&1
 probe=\$(tail -1 \$PLAN | cut -d, -f2)
 iperf3 -c \$probe -A 0 -u -b 1M -t 1 > /dev/null
@@ -53,13 +58,17 @@ for r in $(seq 1 "$REPS"); do
   # MODES=" ": only the product mode (an empty value would mean the default list).
   REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf)" \
     bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpf /' | tee -a "$W/runs" | grep -E "^\| ebpf |RTNETLINK|rror|product check" || true
+  if [[ ${COUNTERS:-0} == 1 ]]; then
+    REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf --counters)" \
+      bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpfcnt /' | tee -a "$W/runs" | grep -E "^\| ebpfcnt |RTNETLINK|rror|product check" || true
+  fi
 done
 python3 - "$W/runs" "$N" <<'PY'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     f = [x.strip() for x in line.split("|")]
-    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf"):
+    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf", "ebpfcnt"):
         rows[f[1]].append((float(f[2]), float(f[3])))
 print(f"\nmedians over {max(len(v) for v in rows.values())} runs, N={sys.argv[2]}:")
 for m, v in rows.items():
@@ -71,4 +80,10 @@ if "none" in rows and "product" in rows:
 if "none" in rows and "ebpf" in rows:
     e_udp = statistics.median(x[1] for x in rows["ebpf"]); e_tcp = statistics.median(x[0] for x in rows["ebpf"])
     print(f"RESULT classify N={sys.argv[2]}: tollgate-ebpf/bare-HTB UDP pps {e_udp/n_udp:.2f}, TCP {e_tcp/n_tcp:.2f}")
+if "ebpf" in rows and "ebpfcnt" in rows:
+    # Same repetition: the i-th row of each was measured minutes apart.
+    pairs = list(zip(rows["ebpf"], rows["ebpfcnt"]))
+    u = [c[1] / e[1] for e, c in pairs]; t = [c[0] / e[0] for e, c in pairs]
+    print("  counters on/off per repetition: UDP " + " ".join(f"{x:.3f}" for x in u) + ", TCP " + " ".join(f"{x:.3f}" for x in t))
+    print(f"RESULT classify N={sys.argv[2]}: ebpf counters on/off UDP pps {statistics.median(u):.3f}, TCP {statistics.median(t):.3f} (median of same-repetition ratios)")
 PY

@@ -16,13 +16,18 @@ takes the realm lookup and every tenant gets a class per realm.
 With --classifier ebpf (or nftables), the site says which classifier
 puts packets into their classes.
 
-Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] > policy.toml
+With --counters, a [guard] with `[guard.capture] source = "ebpf"` makes the
+eBPF classifier count per local address too (thresholds out of reach: the
+cost of counting is what is measured).
+
+Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] [--counters] > policy.toml
 """
 import csv
 import sys
 
 plan, dev, peer = sys.argv[1], sys.argv[2], sys.argv[3]
 realms = "--realms" in sys.argv[4:]
+counters = "--counters" in sys.argv[4:]
 classifier = None
 if "--classifier" in sys.argv[4:]:
     classifier = sys.argv[sys.argv.index("--classifier") + 1]
@@ -74,6 +79,22 @@ for r in rows:
         f'prefixes = ["{r["ipv4"]}/32"]',
         f"down = {shape}",
         f"up = {shape}",
+        "",
+    ]
+if counters:
+    out += [
+        "[guard]",
+        "",
+        "[guard.capture]",
+        'source = "ebpf"',
+        "",
+        "[guard.thresholds]",
+        "pps_in = 1000000000",
+        "",
+        "[[guard.ladder]]",
+        'rung = "notify"',
+        'hold = "1m"',
+        'script = "/bin/true"',
         "",
     ]
 print("\n".join(out))

@@ -23,6 +23,10 @@
 //                  4-aligned; the band is OR-ed into the low two bits)
 //   tg_config      array of u32 words: flags, default realm and the band
 //                  rules (layout in crates/bpf-classify/src/lib.rs)
+//   tg_addrs       LRU per-CPU hash: local address x direction -> packet
+//                  and byte counters for the DDoS guard, written only when
+//                  F_COUNT is set ([guard.capture] source = "ebpf"); read by
+//                  linux-dataplane/src/addr_counters.rs, never by the plan
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -44,6 +48,25 @@ struct tenant_realm {
 };
 
 #define CFG_WORDS 128
+
+// The guard's per-address counters (keep in step with
+// crates/bpf-classify/src/counters.rs). An IPv4 address fills the first
+// four bytes of `addr`, the rest is zero.
+struct addr_key {
+	__u8 addr[16];
+	__u8 v6;
+	__u8 dir; // 0: in (the local address is the destination), 1: out
+	__u8 pad[2];
+};
+
+struct addr_counts {
+	__u64 packets, bytes; // bytes: the IP length, as the AF_PACKET capture
+	__u64 tcp_packets, tcp_bytes;
+	__u64 udp_packets, udp_bytes;
+	__u64 icmp_packets, icmp_bytes;
+	__u64 tcp_syn; // SYN without ACK
+	__u64 fragments, fragment_bytes;
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -100,6 +123,18 @@ struct {
 	__type(value, __u32);
 } tg_config SEC(".maps");
 
+// LRU: at the bound the least recently counted address is dropped to make
+// room (its counts since the last read are lost; the reader takes a
+// counter that went down as a fresh start). Preallocated (LRU maps must
+// be): max_entries x CPUs x 88 bytes, 11.5 MB on 2 CPUs; the loader may
+// shrink or grow it (linux-dataplane sets it before load).
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct addr_key);
+	__type(value, struct addr_counts);
+} tg_addrs SEC(".maps");
+
 // Config word indexes: keep in step with crates/bpf-classify/src/lib.rs.
 #define CFG_FLAGS 0
 #define CFG_DEFAULT_REALM 1
@@ -112,10 +147,16 @@ struct {
 #define F_BANDS 1
 #define F_SKIP_BROADCAST 2
 #define F_SKIP_MULTICAST 4
+#define F_COUNT 8 // count per local address into tg_addrs
 
 // Set on the mark by the VM-ingress program: the packet is already shaped
 // as its VM's upload, so the uplink's program lets it pass.
 #define SHAPED_FLAG 0x80000000u
+// Set on the mark once a packet is counted (F_COUNT only): the IFB sends
+// a redirected packet back through the same hook, where the program runs
+// again (only the filter's actions are skipped), and it must not count
+// twice. The IFB root's MarkToClass filter reads the mark's low 16 bits.
+#define COUNTED_FLAG 0x40000000u
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -124,6 +165,9 @@ struct {
 #define ETH_P_8021AD 0x88A8
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_ICMP 1
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_FRAGMENT 44
 
 // tcp flags byte: FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10
 #define TCP_FSRA 0x17
@@ -141,6 +185,9 @@ struct pkt {
 	__u8 dscp;
 	__u8 l4;     // ports and tcp flags were read
 	__u8 tcp_flags;
+	__u8 cproto; // the protocol for the counters, fragments included
+	__u8 frag;   // any fragment (first or later)
+	__u16 ip_len;
 	__u16 sport, dport;
 	__u8 src[16], dst[16];
 };
@@ -222,11 +269,16 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 			return -1;
 		if ((flags & F_SKIP_MULTICAST) && (ip[16] & 0xf0) == 0xe0)
 			return -1;
+		p->ip_len = (__u16)ip[2] << 8 | ip[3];
+		p->cproto = ip[9];
+		p->frag = (ip[6] & 0x20) != 0;
 		// Later fragments carry no transport header: like nftables, they
 		// match no protocol, port or flag rule.
 		__u16 frag = ((__u16)ip[6] << 8 | ip[7]) & 0x1fff;
-		if (frag)
+		if (frag) {
+			p->frag = 1;
 			return 1;
+		}
 		p->proto = ip[9];
 		l4off = off + (ip[0] & 0xf) * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -242,7 +294,19 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 		// Extension headers are not walked: a packet with one matches no
 		// protocol, port or flag rule (docs/dataplane.md, limits).
 		p->proto = ip[6];
+		p->cproto = ip[6];
+		p->ip_len = ((__u16)ip[4] << 8 | ip[5]) + 40;
 		l4off = off + 40;
+		if (p->proto == IPPROTO_FRAGMENT) {
+			// The counters look through one fragment header (the
+			// bands still do not: see above).
+			__u8 *fh = data + l4off;
+			if ((void *)(fh + 8) > end)
+				return 1;
+			p->cproto = fh[0];
+			p->frag = (fh[2] << 8 | fh[3]) & 0xfff9 ? 1 : 0;
+			return 1;
+		}
 	} else {
 		return 0;
 	}
@@ -264,6 +328,46 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 	return 1;
 }
 
+// Counts the packet for its local address: `out` when that is the source.
+static __always_inline void count(struct pkt *p, int out)
+{
+	struct addr_key k = {.v6 = p->v6, .dir = out};
+	if (p->v6)
+		__builtin_memcpy(k.addr, out ? p->src : p->dst, 16);
+	else
+		__builtin_memcpy(k.addr, out ? p->src : p->dst, 4);
+	struct addr_counts *c = bpf_map_lookup_elem(&tg_addrs, &k);
+	if (!c) {
+		struct addr_counts zero = {};
+		// BPF_NOEXIST: another CPU may have made it meanwhile; either
+		// way the lookup below finds this CPU's copy.
+		bpf_map_update_elem(&tg_addrs, &k, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&tg_addrs, &k);
+		if (!c)
+			return;
+	}
+	// Per-CPU values: plain adds, no atomics.
+	__u64 len = p->ip_len;
+	c->packets++;
+	c->bytes += len;
+	if (p->cproto == IPPROTO_TCP) {
+		c->tcp_packets++;
+		c->tcp_bytes += len;
+		if (p->l4 && (p->tcp_flags & 0x12) == 0x02)
+			c->tcp_syn++;
+	} else if (p->cproto == IPPROTO_UDP) {
+		c->udp_packets++;
+		c->udp_bytes += len;
+	} else if (p->cproto == IPPROTO_ICMP || p->cproto == IPPROTO_ICMPV6) {
+		c->icmp_packets++;
+		c->icmp_bytes += len;
+	}
+	if (p->frag) {
+		c->fragments++;
+		c->fragment_bytes += len;
+	}
+}
+
 // dir_up: the local (tenant) address is the source. by_vif: the tenant is
 // the device's (hypervisor download). vm_ingress: a VM's upload where it
 // enters the host; only its tenant's packets are redirected. uplink: the
@@ -276,7 +380,9 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		// return of 0 means "no match", so the mirred action is skipped.
 		return 0;
 	}
+	__u32 counted = skb->mark & COUNTED_FLAG;
 	__u32 flags = cfg(CFG_FLAGS);
+	__u32 keep = (flags & F_COUNT) ? COUNTED_FLAG : 0;
 	__u32 realm = cfg(CFG_DEFAULT_REALM);
 	// Unknown traffic: realm class 0:realm, mark 0 -> the root's default.
 	skb->priority = realm;
@@ -285,6 +391,11 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 	int r = parse(skb, &p, flags);
 	if (r <= 0)
 		return vm_ingress ? 0 : -1;
+	if (keep) {
+		if (!counted)
+			count(&p, dir_up);
+		skb->mark = keep;
+	}
 	__u8 *remote = dir_up ? p.dst : p.src;
 	__u8 *local = dir_up ? p.src : p.dst;
 	__u32 *v;
@@ -337,7 +448,7 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		class |= band;
 	}
 	skb->priority = class;
-	skb->mark = (class >> 16) | (vm_ingress ? SHAPED_FLAG : 0);
+	skb->mark = (class >> 16) | (vm_ingress ? SHAPED_FLAG : 0) | keep;
 	return -1;
 }
 

@@ -16,6 +16,12 @@
 //! | `tg_vifs` | hash | ifindex of a VM's interface | tenant id |
 //! | `tg_classes` | hash | tenant id, realm id | the realm's class |
 //! | `tg_config` | array | word index | flags, default realm, band rules |
+//!
+//! and one map that is not the plan's: `tg_addrs`, the guard's
+//! per-address counters ([`counters`]), written by the programs when
+//! `[guard.capture] source = "ebpf"` sets [`config::F_COUNT`].
+
+pub mod counters;
 
 use net_types::{ClassId, IfName, Prefix};
 use plan::{MapKey, MapKind, MapValue};
@@ -54,7 +60,8 @@ pub fn kind_of(name: &str) -> Option<MapKind> {
 
 /// Words of `tg_config` (keep in step with `classify.c`).
 pub mod config {
-    /// Flags: [`F_BANDS`], [`F_SKIP_BROADCAST`], [`F_SKIP_MULTICAST`].
+    /// Flags: [`F_BANDS`], [`F_SKIP_BROADCAST`], [`F_SKIP_MULTICAST`],
+    /// [`F_COUNT`].
     pub const FLAGS: u32 = 0;
     /// The realm of an address no realm prefix covers.
     pub const DEFAULT_REALM: u32 = 1;
@@ -76,6 +83,17 @@ pub mod config {
     pub const F_SKIP_BROADCAST: u32 = 2;
     /// Multicast is not billed.
     pub const F_SKIP_MULTICAST: u32 = 4;
+    /// Count per local address into `tg_addrs` (the guard's eBPF source).
+    pub const F_COUNT: u32 = 8;
+}
+
+/// Whether the policy asks the programs to count per address.
+pub fn counting(policy: &Policy) -> bool {
+    policy
+        .guard
+        .as_ref()
+        .and_then(|g| g.capture.as_ref())
+        .is_some_and(|c| c.source.value == policy::CaptureSource::Ebpf)
 }
 
 /// The policy's protocol names as IP protocol numbers.
@@ -109,6 +127,9 @@ pub fn config_words(policy: &Policy, realms: bool) -> BTreeMap<u32, u32> {
     }
     if !policy.site.bill_multicast {
         flags |= F_SKIP_MULTICAST;
+    }
+    if counting(policy) {
+        flags |= F_COUNT;
     }
     if let Some(bands) = &policy.bands {
         flags |= F_BANDS;

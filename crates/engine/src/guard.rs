@@ -36,10 +36,25 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// Where the shell counts packets for the detector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureSource {
+    /// AF_PACKET sockets on `interfaces`.
+    #[default]
+    AfPacket,
+    /// The eBPF classifier's per-address counters (`tg_addrs`).
+    Ebpf,
+}
+
 /// What the shell captures on, and how.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaptureSpec {
-    /// The interfaces (AF_PACKET, TPACKET_V3, fanout).
+    /// Where the packets are counted (recordings made before the eBPF
+    /// source read as AF_PACKET).
+    #[serde(default)]
+    pub source: CaptureSource,
+    /// The interfaces (AF_PACKET, TPACKET_V3, fanout); empty for eBPF.
     pub interfaces: Vec<String>,
     /// The protected networks: traffic to them is `in`, from them `out`.
     pub networks: Vec<Prefix>,
@@ -213,6 +228,10 @@ fn configure(policy: &Policy) -> Result<Option<(guard::Config, Option<CaptureSpe
         ));
     }
     let spec = g.capture.as_ref().map(|c| CaptureSpec {
+        source: match c.source.value {
+            policy::CaptureSource::AfPacket => CaptureSource::AfPacket,
+            policy::CaptureSource::Ebpf => CaptureSource::Ebpf,
+        },
         interfaces: c.interfaces.iter().map(ToString::to_string).collect(),
         networks: config.networks.clone(),
         threads: c.threads.max(1),

@@ -222,8 +222,24 @@ pub fn pin_dir() -> Option<PathBuf> {
     }) {
         return None;
     }
-    let netns = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
+    let netns = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
     Some(PathBuf::from(BPF_PIN_DIR).join(netns.to_string()))
+}
+
+/// The most memory the per-address counters take: an LRU map is
+/// preallocated, every entry once per possible CPU, even while the policy
+/// does not count.
+const COUNTER_MEMORY: usize = 64 << 20;
+
+/// Entries of `tg_addrs`: [`bpf_classify::counters::MAX_ENTRIES`], fewer
+/// on a host with so many CPUs that they would take more than
+/// [`COUNTER_MEMORY`] (65,536 up to 11 CPUs; 11,915 at 64), never under
+/// 4,096.
+fn counter_entries() -> u32 {
+    let cpus = aya::util::nr_cpus().unwrap_or(1).max(1);
+    let per_entry = 8 * bpf_classify::counters::VALUE_WORDS * cpus;
+    let fit = u32::try_from(COUNTER_MEMORY / per_entry).unwrap_or(u32::MAX);
+    fit.clamp(4096, bpf_classify::counters::MAX_ENTRIES)
 }
 
 /// Removes this namespace's pins (`tollgate down`). The programs and maps
@@ -239,8 +255,10 @@ pub fn unpin() -> std::io::Result<bool> {
 impl Classifier {
     /// Loads a fresh object: new, empty maps and every program.
     pub fn load() -> Result<Classifier, BpfError> {
-        let mut obj =
-            aya::Ebpf::load(bpf_classify::OBJECT).map_err(|e| BpfError::Load(e.to_string()))?;
+        let mut obj = aya::EbpfLoader::new()
+            .set_max_entries(bpf_classify::counters::MAP, counter_entries())
+            .load(bpf_classify::OBJECT)
+            .map_err(|e| BpfError::Load(e.to_string()))?;
         // Pins are best effort: without bpffs there is nothing to pin into,
         // and the filters alone keep the programs and maps. A previous
         // classifier's pins are replaced: no filter will use them any more.
@@ -289,6 +307,13 @@ impl Classifier {
                 name,
                 (kind, Handle::new(kind, data).map_err(BpfError::Load)?),
             );
+        }
+        // The guard's counters are no plan map: pinned only, so that
+        // `addr_counters` finds them the same way (the programs hold them).
+        if let (Some(dir), Some(map)) = (&pins, obj.map(bpf_classify::counters::MAP)) {
+            if let Err(e) = map.pin(dir.join(bpf_classify::counters::MAP)) {
+                tracing::warn!("could not pin {}: {e}", bpf_classify::counters::MAP);
+            }
         }
         Ok(Classifier { programs, maps })
     }

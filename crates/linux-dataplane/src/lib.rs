@@ -17,6 +17,7 @@
 //! - [`blackhole`]: the guard's blackhole routes, marked with their own
 //!   routing protocol so that only they are ever removed.
 
+pub mod addr_counters;
 pub mod apply;
 pub mod blackhole;
 pub mod bpf;

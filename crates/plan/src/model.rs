@@ -252,9 +252,11 @@ impl Select {
             Select::All => "1,6 0 0 4294967295".into(),
             // ld #mark (SKF_AD_OFF + SKF_AD_MARK); jeq #v ? next : skip; ret #-1; ret #0
             Select::Mark(v) => format!("4,32 0 0 4294963220,21 0 1 {v},6 0 0 4294967295,6 0 0 0"),
-            // ld #mark; jeq #0 ? ret #0 : next; and #0xffff; or #major<<16; ret a; ret #0
+            // ld #mark; and #0xffff; jeq #0 ? ret #0 : next; or #major<<16; ret a; ret #0
+            // (masked first: the eBPF classifier's flags in the high bits
+            // leave a packet of no shard unclassified, as mark 0 does)
             Select::MarkToClass(major) => format!(
-                "6,32 0 0 4294963220,21 3 0 0,84 0 0 65535,68 0 0 {},22 0 0 0,6 0 0 0",
+                "6,32 0 0 4294963220,84 0 0 65535,21 2 0 0,68 0 0 {},22 0 0 0,6 0 0 0",
                 (major as u32) << 16
             ),
         }

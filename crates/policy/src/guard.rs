@@ -65,10 +65,24 @@ pub struct Guard {
     pub(crate) incomplete: bool,
 }
 
+/// Where `[guard.capture]` counts packets (`source = ...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureSource {
+    /// AF_PACKET sockets on the named interfaces (the default).
+    AfPacket,
+    /// The eBPF classifier's per-address counters (`tg_addrs`), on the
+    /// classifier's own hooks: needs `[site] classifier = "ebpf"`.
+    Ebpf,
+}
+
 /// `[guard.capture]`: where the detector's packets come from on this box.
 #[derive(Clone, Debug, Serialize)]
 pub struct GuardCapture {
-    /// The interfaces to capture on (AF_PACKET, TPACKET_V3, fanout).
+    /// Where the packets are counted.
+    pub source: Spanned<CaptureSource>,
+    /// The interfaces to capture on (AF_PACKET, TPACKET_V3, fanout);
+    /// empty with `source = "ebpf"`.
     pub interfaces: Vec<net_types::IfName>,
     /// Sockets (reader threads) per interface, in one fanout group (1
     /// unless set).
@@ -315,6 +329,48 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
 
 fn capture(cx: &mut Cx, n: Node<'_>) -> Option<GuardCapture> {
     let mut f = cx.table(n, "guard.capture")?;
+    let source = match f.get(cx, "source") {
+        Some(n) => cx.string(n).and_then(|s| match s.as_str() {
+            "af_packet" => Some(Spanned::new(CaptureSource::AfPacket, n.span)),
+            "ebpf" => Some(Spanned::new(CaptureSource::Ebpf, n.span)),
+            _ => {
+                cx.error(
+                    n.span,
+                    format!("unknown capture source `{s}`"),
+                    "use \"af_packet\" (sockets on `interfaces`) or \"ebpf\" (the eBPF classifier's per-address counters)",
+                );
+                None
+            }
+        }),
+        None => Some(Spanned::new(CaptureSource::AfPacket, f.span)),
+    };
+    if let Some(s) = source.filter(|s| s.value == CaptureSource::Ebpf) {
+        // The counters run on the classifier's hooks: the interfaces,
+        // threads and sampling of AF_PACKET have no meaning there.
+        for key in ["interfaces", "threads", "sample_one_in"] {
+            if let Some(n) = f.get(cx, key) {
+                cx.error(
+                    n.span,
+                    format!("`{key}` is for source = \"af_packet\""),
+                    "source = \"ebpf\" counts on the eBPF classifier's own hooks (uplink and LAN or VM interfaces): remove it",
+                );
+            }
+        }
+        let tick = match f.get(cx, "tick") {
+            Some(n) => duration(cx, n, Duration::from_millis(10)).map(|d| d.value),
+            None => Some(Duration::from_millis(100)),
+        };
+        let span = f.span;
+        f.finish(cx);
+        return Some(GuardCapture {
+            source: s,
+            interfaces: Vec::new(),
+            threads: 1,
+            sample_one_in: 1,
+            tick: tick?,
+            span,
+        });
+    }
     let interfaces = f.require(cx, "interfaces", "[\"eth0\"]").and_then(|n| {
         let mut ok = true;
         let mut v = Vec::new();
@@ -355,6 +411,7 @@ fn capture(cx: &mut Cx, n: Node<'_>) -> Option<GuardCapture> {
     let span = f.span;
     f.finish(cx);
     Some(GuardCapture {
+        source: source?,
         interfaces: interfaces?,
         threads: threads?,
         sample_one_in: sample_one_in?,
@@ -760,6 +817,19 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
             )
             .with_hint("add [flows] (the flow collector) or remove `flows` from [guard]"),
         );
+    }
+    if let Some(c) = &g.capture {
+        if c.source.value == CaptureSource::Ebpf
+            && p.site.classifier != Some(crate::model::ClassifierKind::Ebpf)
+        {
+            diags.push(
+                Diagnostic::error(
+                    Some(c.source.span),
+                    "source = \"ebpf\" needs the eBPF classifier, and [site] does not choose it",
+                )
+                .with_hint("set classifier = \"ebpf\" in [site], or use source = \"af_packet\" with interfaces = [\"eth0\"]"),
+            );
+        }
     }
     if g.capture.is_none() && !g.flows.value {
         diags.push(

@@ -593,7 +593,7 @@ pub struct Policy {
 pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
 pub use crate::central::{valid_writer, Central};
 
-pub use crate::guard::{Guard, GuardCapture, GuardGroup, GuardRung};
+pub use crate::guard::{CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung};
 pub use crate::transit::{Transit, Upstream, UpstreamMethod};
 
 /// The `[api]` section.

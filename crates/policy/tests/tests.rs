@@ -1222,3 +1222,68 @@ fn the_site_chooses_its_classifier() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("unknown classifier `xdp`"), "{e:?}");
 }
+
+#[test]
+fn an_ebpf_capture_source_needs_the_ebpf_classifier_and_no_af_packet_keys() {
+    let policy = |classifier: &str, capture: &str| {
+        format!(
+            r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "1gbit", up = "1gbit" }}
+{classifier}
+
+[guard]
+networks = ["203.0.113.0/24"]
+
+[guard.capture]
+{capture}
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "5m"
+script = "/bin/true"
+"#
+        )
+    };
+    let ok = policy::load_str(
+        "p.toml",
+        &policy(
+            "classifier = \"ebpf\"",
+            "source = \"ebpf\"\ntick = \"50ms\"",
+        ),
+    );
+    assert!(!ok.has_errors(), "{}", ok.render());
+    let p = ok.policy.unwrap();
+    let c = p.guard.as_ref().unwrap().capture.as_ref().unwrap();
+    assert_eq!(c.source.value, policy::CaptureSource::Ebpf);
+    assert!(c.interfaces.is_empty());
+    assert_eq!(c.tick, std::time::Duration::from_millis(50));
+
+    let r = policy::load_str("p.toml", &policy("", "source = \"ebpf\"")).render();
+    assert!(
+        r.contains("p.toml:12:10: error: source = \"ebpf\" needs the eBPF classifier"),
+        "{r}"
+    );
+    let r = policy::load_str(
+        "p.toml",
+        &policy(
+            "classifier = \"ebpf\"",
+            "source = \"ebpf\"\ninterfaces = [\"wan0\"]",
+        ),
+    )
+    .render();
+    assert!(
+        r.contains("p.toml:13:14: error: `interfaces` is for source = \"af_packet\""),
+        "{r}"
+    );
+    let r = policy::load_str("p.toml", &policy("", "source = \"pcap\"")).render();
+    assert!(
+        r.contains("p.toml:12:10: error: unknown capture source `pcap`"),
+        "{r}"
+    );
+}

@@ -106,6 +106,11 @@ pub struct TopArgs {
     /// Show at most this many tenant × realm rows, busiest first.
     #[arg(long, default_value_t = 40, value_name = "N")]
     pub limit: usize,
+    /// Per address instead: packets, bits and SYN per second in and out,
+    /// from the eBPF classifier's counters (`[guard.capture] source =
+    /// "ebpf"`), busiest first.
+    #[arg(long)]
+    pub addresses: bool,
 }
 
 /// `tollgate overage …`.

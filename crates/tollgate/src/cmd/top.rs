@@ -2,7 +2,9 @@
 //! readings of the same class counters the daemon accounts (like `status`,
 //! but summed per tenant × realm and refreshed, like lqtop or iftop), plus
 //! the rates the flow collector last reported for tenants measured by
-//! flows.
+//! flows. With `--addresses`: per address, from the eBPF classifier's
+//! per-address counters (`linux_dataplane::addr_counters`), read at each
+//! frame like the guard reads them.
 
 use super::Context;
 use crate::cli::history::TopArgs;
@@ -14,6 +16,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 pub fn run(cx: &Context, a: &TopArgs) -> Result<ExitCode> {
+    if a.addresses {
+        return addresses(a);
+    }
     let (loaded, policy) = crate::policy_file::valid(&cx.config)?;
     let mut r = Reconciler::open(&cx.state)?;
     // A box that only collects flows may not have the site's interfaces:
@@ -59,6 +64,43 @@ pub fn run(cx: &Context, a: &TopArgs) -> Result<ExitCode> {
             say!(
                 "{}",
                 crate::output::history::top(&rows, policy.tenants.len(), secs, a.once, clear)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `top --addresses`: the kernel's per-address counters, as rates.
+fn addresses(a: &TopArgs) -> Result<ExitCode> {
+    use linux_dataplane::addr_counters::{AddrCounterMap, AddrCounterReader};
+    let open = || -> std::result::Result<AddrCounterReader, String> {
+        AddrCounterReader::new(AddrCounterMap::find()?)
+    };
+    let mut reader = open().map_err(|e| {
+        crate::error::Error::runtime(format!(
+            "no per-address counters: {e} (they need [site] classifier = \"ebpf\" and [guard.capture] source = \"ebpf\", applied)"
+        ))
+    })?;
+    let clear = !a.once && !a.json && std::io::stdout().is_terminal();
+    let frames = if a.once {
+        1
+    } else {
+        a.count.unwrap_or(u64::MAX)
+    };
+    for _ in 0..frames {
+        std::thread::sleep(a.interval);
+        let t = reader.tick().map_err(crate::error::Error::runtime)?;
+        let secs = t.ended.duration_since(t.started).as_secs_f64().max(1e-3);
+        let rows = crate::output::kernel::address_rates(&t.hosts, secs, a.limit);
+        if a.json {
+            sayln!(
+                "{}",
+                crate::output::json_line(&serde_json::json!({ "seconds": secs, "rows": rows }))?
+            );
+        } else {
+            say!(
+                "{}",
+                crate::output::kernel::top_addresses(&rows, t.entries, secs, a.once, clear)
             );
         }
     }

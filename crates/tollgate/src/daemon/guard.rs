@@ -10,6 +10,11 @@
 //!   Without a capture (none configured, or one that failed) a clock
 //!   thread sends an empty tick once a second instead, so the detector's
 //!   time goes on: holds and manual bans run out.
+//! - With `[guard.capture] source = "ebpf"` a reader thread takes the
+//!   eBPF classifier's per-address counters instead
+//!   (`linux_dataplane::addr_counters`, every tick on the monotonic
+//!   clock) and makes each read a `TickReport` of the same shape, so the
+//!   forwarding and the detector are the same.
 //! - Decisions (`GuardEffect::Apply`) are carried out by
 //!   `crate::guard_rungs`, the same code as `tollgate guard watch`.
 //! - `GuardEffect::Save` replaces `guard-state.json` atomically; at start
@@ -27,7 +32,9 @@ use super::Message;
 use crate::error::Result;
 use crate::guard_rungs::Rungs;
 use crate::state_dir::StateDir;
-use engine::guard::{CaptureCounts, CaptureSpec, GuardCommand, GuardEffect, GuardInput, GuardTick};
+use engine::guard::{
+    CaptureCounts, CaptureSource, CaptureSpec, GuardCommand, GuardEffect, GuardInput, GuardTick,
+};
 use engine::io::{Answer, Command, Input};
 use engine::Engine;
 use guard::Monotonic;
@@ -192,6 +199,9 @@ impl GuardShell {
     }
 
     fn start_capture(&mut self, spec: CaptureSpec) {
+        if spec.source == CaptureSource::Ebpf {
+            return self.start_counters(spec);
+        }
         let mut cc = CaptureConfig::new(spec.interfaces.clone(), spec.networks.clone());
         cc.threads_per_interface = usize::from(spec.threads.max(1));
         cc.sample_one_in = spec.sample_one_in.max(1);
@@ -240,6 +250,52 @@ impl GuardShell {
                 let _ = capture.stop();
                 self.failed(format!("cannot start the guard's tick thread: {e}"));
             }
+        }
+    }
+
+    /// Reads the eBPF classifier's per-address counters every tick. Until
+    /// the classifier is in the kernel (the first apply loads it), the
+    /// thread keeps the clock with empty ticks, as without a capture.
+    fn start_counters(&mut self, spec: CaptureSpec) {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        let every = Duration::from_millis(spec.tick_ms.max(1));
+        let networks = spec.networks.clone();
+        let thread = std::thread::Builder::new()
+            .name("guard-counters".into())
+            .spawn(move || {
+                let mut last_error = String::new();
+                linux_dataplane::addr_counters::run(every, &stop, |t| {
+                    let tick = match t {
+                        Ok(t) => tick(&counters_report(&t, &networks), origin),
+                        Err(e) => {
+                            if e != last_error {
+                                tracing::warn!("guard: no per-address counters yet: {e}");
+                                last_error = e;
+                            }
+                            GuardTick {
+                                observation: guard::Observation {
+                                    at: Monotonic(origin.elapsed()),
+                                    hosts: Vec::new(),
+                                },
+                                capture: CaptureCounts::default(),
+                            }
+                        }
+                    };
+                    tx.send(Message::Guard(Box::new(GuardInput::Tick(tick))))
+                        .is_ok()
+                });
+            });
+        match thread {
+            Ok(forwarder) => {
+                tracing::info!("guard capturing from the eBPF classifier's per-address counters");
+                self.capture = Some(Running {
+                    capture: None,
+                    stopping,
+                    forwarder,
+                });
+            }
+            Err(e) => self.failed(format!("cannot start the guard's counter thread: {e}")),
         }
     }
 
@@ -389,5 +445,113 @@ fn tick(t: &TickReport, origin: Instant) -> GuardTick {
             malformed: t.malformed,
             overflow_packets: t.overflow.packets,
         },
+    }
+}
+
+/// One read of the per-address counters as a capture tick: the addresses
+/// of the protected networks per host, the rest as `foreign` (as the
+/// AF_PACKET capture counts them). Flows, top source ports and packet
+/// lengths are not counted in the kernel: zero, empty and 0.
+fn counters_report(
+    t: &linux_dataplane::addr_counters::AddrTick,
+    networks: &[net_types::Prefix],
+) -> TickReport {
+    use bpf_classify::counters::Way;
+    use packet_capture::{Counters, Direction, HostDelta};
+    let mut foreign = Counters::default();
+    let mut hosts = Vec::with_capacity(t.hosts.len());
+    let mut packets = 0;
+    for (addr, way, c) in &t.hosts {
+        let counters = Counters {
+            packets: c.packets,
+            bytes: c.bytes,
+            tcp_packets: c.tcp_packets,
+            tcp_bytes: c.tcp_bytes,
+            udp_packets: c.udp_packets,
+            udp_bytes: c.udp_bytes,
+            icmp_packets: c.icmp_packets,
+            icmp_bytes: c.icmp_bytes,
+            tcp_syn: c.tcp_syn,
+            fragments: c.fragments,
+            fragment_bytes: c.fragment_bytes,
+        };
+        packets += c.packets;
+        if !networks.iter().any(|n| n.contains(*addr)) {
+            foreign.merge(&counters);
+            continue;
+        }
+        hosts.push(HostDelta {
+            addr: *addr,
+            direction: match way {
+                Way::In => Direction::In,
+                Way::Out => Direction::Out,
+            },
+            counters,
+            flows: 0,
+            top_udp_src_ports: Default::default(),
+            min_packet_len: 0,
+            max_packet_len: 0,
+        });
+    }
+    TickReport {
+        started: t.started,
+        ended: t.ended,
+        hosts,
+        internal: Counters::default(),
+        foreign,
+        overflow: Counters::default(),
+        non_ip: 0,
+        malformed: 0,
+        malformed_by_reason: Default::default(),
+        frames: packets,
+        kernel_packets: packets,
+        kernel_drops: 0,
+        ring_full_events: 0,
+        sample_one_in: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpf_classify::counters::{AddrCounts, Way};
+
+    #[test]
+    fn a_counter_read_becomes_a_tick_of_the_networks_hosts() {
+        let now = Instant::now();
+        let c = |packets| AddrCounts {
+            packets,
+            bytes: packets * 40,
+            tcp_packets: packets,
+            tcp_bytes: packets * 40,
+            tcp_syn: packets,
+            ..Default::default()
+        };
+        let t = linux_dataplane::addr_counters::AddrTick {
+            started: now,
+            ended: now + Duration::from_millis(100),
+            hosts: vec![
+                ("192.0.2.9".parse().unwrap(), Way::Out, c(3)),
+                ("203.0.113.10".parse().unwrap(), Way::In, c(500)),
+                ("2001:db8::7".parse().unwrap(), Way::Out, c(2)),
+            ],
+            entries: 3,
+        };
+        let nets = [
+            net_types::Prefix::parse("203.0.113.0/24").unwrap(),
+            net_types::Prefix::parse("2001:db8::/32").unwrap(),
+        ];
+        let r = counters_report(&t, &nets);
+        assert_eq!(r.hosts.len(), 2);
+        assert_eq!(r.hosts[0].direction, packet_capture::Direction::In);
+        assert_eq!(
+            (r.hosts[0].counters.tcp_syn, r.hosts[0].counters.bytes),
+            (500, 20_000)
+        );
+        assert_eq!(r.foreign.packets, 3);
+        assert_eq!(r.frames, 505);
+        let o = crate::guard_rungs::observation(&r, now);
+        assert_eq!(o.at, Monotonic(Duration::from_millis(100)));
+        assert_eq!(o.hosts[1].counters.packets, 2);
     }
 }

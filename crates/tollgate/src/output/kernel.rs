@@ -135,3 +135,110 @@ pub fn status_text(s: &Status) -> String {
     }
     out
 }
+
+/// One address's rates in `top --addresses`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AddressRate {
+    /// The local address.
+    pub address: std::net::IpAddr,
+    /// Packets per second towards it.
+    pub pps_in: f64,
+    /// Packets per second from it.
+    pub pps_out: f64,
+    /// Bits per second towards it (IP length).
+    pub bps_in: f64,
+    /// Bits per second from it.
+    pub bps_out: f64,
+    /// TCP SYN (without ACK) per second towards it.
+    pub syn_in: f64,
+    /// Fragments per second towards it.
+    pub frag_in: f64,
+}
+
+/// The ticks' deltas as rates per address, busiest (packets either way)
+/// first, at most `limit`.
+pub fn address_rates(
+    hosts: &[(
+        std::net::IpAddr,
+        bpf_classify::counters::Way,
+        bpf_classify::counters::AddrCounts,
+    )],
+    secs: f64,
+    limit: usize,
+) -> Vec<AddressRate> {
+    use bpf_classify::counters::Way;
+    let mut by: std::collections::BTreeMap<std::net::IpAddr, AddressRate> = Default::default();
+    for (addr, way, c) in hosts {
+        let r = by.entry(*addr).or_insert(AddressRate {
+            address: *addr,
+            pps_in: 0.0,
+            pps_out: 0.0,
+            bps_in: 0.0,
+            bps_out: 0.0,
+            syn_in: 0.0,
+            frag_in: 0.0,
+        });
+        let (pps, bps) = (c.packets as f64 / secs, c.bytes as f64 * 8.0 / secs);
+        match way {
+            Way::In => {
+                r.pps_in = pps;
+                r.bps_in = bps;
+                r.syn_in = c.tcp_syn as f64 / secs;
+                r.frag_in = c.fragments as f64 / secs;
+            }
+            Way::Out => {
+                r.pps_out = pps;
+                r.bps_out = bps;
+            }
+        }
+    }
+    let mut rows: Vec<AddressRate> = by.into_values().collect();
+    rows.sort_by(|a, b| {
+        (b.pps_in + b.pps_out)
+            .total_cmp(&(a.pps_in + a.pps_out))
+            .then(a.address.cmp(&b.address))
+    });
+    rows.truncate(limit);
+    rows
+}
+
+/// `top --addresses` as a table.
+pub fn top_addresses(
+    rows: &[AddressRate],
+    entries: usize,
+    secs: f64,
+    once: bool,
+    clear: bool,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if clear {
+        out.push_str("\x1b[H\x1b[2J");
+    }
+    let _ = writeln!(
+        out,
+        "tollgate top --addresses: {entries} counter entries, rates over {secs:.1} s{}\n{:<40} {:>10} {:>10} {:>12} {:>12} {:>9} {:>9}",
+        if once { "" } else { " (Ctrl-C quits)" },
+        "address",
+        "pps in",
+        "pps out",
+        "in",
+        "out",
+        "SYN/s in",
+        "frag/s in"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>10.0} {:>10.0} {:>12} {:>12} {:>9.0} {:>9.0}",
+            r.address.to_string(),
+            r.pps_in,
+            r.pps_out,
+            super::rate(r.bps_in),
+            super::rate(r.bps_out),
+            r.syn_in,
+            r.frag_in
+        );
+    }
+    out
+}
