@@ -606,11 +606,7 @@ mod tests {
     fn the_slots_above_the_commit_name_the_directions_that_count() {
         // Commit 10 Mbit/s. Slot 0: 12 down, 1 up; slot 1: 6 and 6; slot
         // 2: 1 down, 11 up; slot 3 (not closed): 20 down.
-        let s = series(
-            &[12, 6, 1, 20],
-            &[1, 6, 11, 0],
-            &[],
-        );
+        let s = series(&[12, 6, 1, 20], &[1, 6, 11, 0], &[]);
         let c = rate(10_000_000);
         let r = |m| rule(m, RankRule::NearestRank, ZERO);
         assert_eq!(

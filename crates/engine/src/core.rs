@@ -250,10 +250,10 @@ impl Engine {
             records: self.records.clone(),
             events: self.events.iter().cloned().collect(),
             guard: self.guard_view().map(Arc::new),
-            transit: Arc::new(crate::transit_run::TransitView {
-                mode: crate::transit_run::mode(&self.running.policy),
-                state: self.transit.clone(),
-            }),
+            transit: Arc::new(crate::transit_run::TransitView::new(
+                crate::transit_run::mode(&self.running.policy),
+                self.transit.clone(),
+            )),
             agents: self.agents.clone(),
         }
     }

@@ -101,10 +101,10 @@ impl Snapshot {
         policy: Arc<Policy>,
         settings: Arc<settings::Settings>,
     ) -> Snapshot {
-        let transit = Arc::new(crate::transit_run::TransitView {
-            mode: crate::transit_run::mode(&policy),
-            state: Default::default(),
-        });
+        let transit = Arc::new(crate::transit_run::TransitView::new(
+            crate::transit_run::mode(&policy),
+            Default::default(),
+        ));
         Snapshot {
             now,
             started: now,

@@ -107,14 +107,59 @@ pub struct UpstreamFigures {
     pub shares: Vec<(TenantId, u64)>,
 }
 
-/// What the guard shows: its mode and state.
+/// What the guard shows: its mode, the steps in force and its state.
 #[derive(Clone, Debug, Serialize)]
 pub struct TransitView {
     /// `off`, `dry-run` or `on`.
     pub mode: TransitGuardMode,
+    /// Every step in its guard's stack, first taken first; `applied` is
+    /// false for a dry run's.
+    pub steps_in_force: Vec<StepInForce>,
     /// Its state.
     #[serde(flatten)]
     pub state: TransitState,
+}
+
+/// One step in force.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepInForce {
+    /// The upstream whose guard took it.
+    pub upstream: String,
+    /// Whether the kernel has it (false in dry-run mode).
+    pub applied: bool,
+    /// Since when its guard last changed.
+    pub since: Option<Timestamp>,
+    /// The step.
+    #[serde(flatten)]
+    pub step: Step,
+}
+
+impl TransitView {
+    /// The view of `state` under `mode`.
+    pub fn new(mode: TransitGuardMode, state: TransitState) -> TransitView {
+        let steps_in_force = state
+            .guards
+            .iter()
+            .flat_map(|(name, g)| {
+                g.guard.steps().iter().map(move |s| StepInForce {
+                    upstream: name.clone(),
+                    applied: !g.dry_run && mode == TransitGuardMode::On,
+                    since: g.guard.changed(),
+                    step: s.clone(),
+                })
+            })
+            .collect();
+        TransitView {
+            mode,
+            steps_in_force,
+            state,
+        }
+    }
+
+    /// Steps the kernel has now.
+    pub fn applied(&self) -> usize {
+        self.steps_in_force.iter().filter(|s| s.applied).count()
+    }
 }
 
 /// The guard's mode in `policy` (off without `[transit]`).
@@ -143,16 +188,29 @@ fn directions(m: UpstreamMethod) -> &'static [Direction] {
 
 /// The overage plan's name.
 fn overage_plan(p: &Policy) -> &str {
-    p.overage.as_ref().map_or("overage", |o| o.plan.value.as_str())
+    p.overage
+        .as_ref()
+        .map_or("overage", |o| o.plan.value.as_str())
 }
 
 /// `policy` with the steps in force applied: the policy the kernel is
 /// reconciled with. Without a step, `policy` itself.
 pub(crate) fn effective(policy: &Arc<Policy>, state: &TransitState) -> Arc<Policy> {
-    if mode(policy) != TransitGuardMode::On || state.active().next().is_none() {
-        return policy.clone();
+    match with_steps(policy, state) {
+        Some(p) => Arc::new(p),
+        None => policy.clone(),
     }
-    let mut p = (**policy).clone();
+}
+
+/// `policy` with the transit guard's steps in force applied, or `None`
+/// when none is (guard not on, or no step): what the daemon compiles, and
+/// what `apply`, `plan` and `status` compare the kernel with, so that
+/// they do not take a step for drift.
+pub fn with_steps(policy: &Policy, state: &TransitState) -> Option<Policy> {
+    if mode(policy) != TransitGuardMode::On || state.active().next().is_none() {
+        return None;
+    }
+    let mut p = policy.clone();
     let pool = overage_plan(policy).to_owned();
     let shared = p.plan(&pool).is_some_and(|pl| pl.is_shared());
     let upstreams = &policy.transit.as_ref().expect("mode is on").upstreams;
@@ -194,7 +252,7 @@ pub(crate) fn effective(policy: &Arc<Policy>, state: &TransitState) -> Arc<Polic
             }
         }
     }
-    Arc::new(p)
+    Some(p)
 }
 
 fn lower(s: &mut policy::Shape, ceil: Rate) {
@@ -370,10 +428,16 @@ impl Engine {
             }
         }
         state.relaxed_until = Some(until);
-        let message =
-            format!("transit guard: {undone} steps relaxed; no tightening until {until}");
+        let message = format!("transit guard: {undone} steps relaxed; no tightening until {until}");
         if undone == 0 {
-            self.event(out, now, Level::Info, "transit_relax", message.clone(), None);
+            self.event(
+                out,
+                now,
+                Level::Info,
+                "transit_relax",
+                message.clone(),
+                None,
+            );
         }
         self.set_transit(now, state, true, out);
         if applied {
@@ -406,7 +470,9 @@ impl Engine {
                     now,
                     Level::Warn,
                     "transit_relax",
-                    format!("transit guard, upstream {name}: off in the policy; its {n} steps relaxed"),
+                    format!(
+                        "transit guard, upstream {name}: off in the policy; its {n} steps relaxed"
+                    ),
                     None,
                 );
                 state.relaxed += n as u64;

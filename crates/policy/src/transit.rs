@@ -445,13 +445,19 @@ commit = "10mbit"
             "\n[transit]\nguard = \"on\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n",
         );
         let text = l.render();
-        assert!(text.contains("the transit guard needs `pool_ceil`"), "{text}");
+        assert!(
+            text.contains("the transit guard needs `pool_ceil`"),
+            "{text}"
+        );
         assert!(text.contains("p.toml:"), "{text}");
         let l = load(
             "\n[transit]\nguard = \"dry-run\"\npool_ceil = \"2mbit\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n",
         );
         let text = l.render();
-        assert!(text.contains("overage plan `overage`, which is not in the policy"), "{text}");
+        assert!(
+            text.contains("overage plan `overage`, which is not in the policy"),
+            "{text}"
+        );
         let l = load(
             "\n[plans.overage]\nshared = true\nid = 100\ndown = { rate = \"2mbit\", ceil = \"8mbit\" }\nup = { rate = \"2mbit\", ceil = \"8mbit\" }\n\n[transit]\nguard = \"dry-run\"\npool_ceil = \"2mbit\"\nheaviest = 2\nhold = \"1h\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n",
         );
@@ -462,6 +468,9 @@ commit = "10mbit"
         assert_eq!((t.heaviest.value, t.hold.value.as_secs()), (2, 3600));
         let l = load("\n[transit]\nguard = \"dryrun\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n");
         let text = l.render();
-        assert!(text.contains("unknown transit guard mode `dryrun`"), "{text}");
+        assert!(
+            text.contains("unknown transit guard mode `dryrun`"),
+            "{text}"
+        );
     }
 }
