@@ -97,6 +97,12 @@ pub struct Engine {
     /// Whether the last policy change still has to reach the kernel (so
     /// the next round's changes are the policy's, not drift).
     pub(crate) policy_changed: bool,
+    /// Counts the policy's changes; the round under way converges to the
+    /// change numbered `converging`. A change that lands while a round
+    /// is out (a transit step decided between its `Converge` and its
+    /// `Applied`) stays "the policy's" for the next round.
+    pub(crate) policy_changes: u64,
+    converging: u64,
     flows: bool,
     stopping: bool,
     pub(crate) counts: Counts,
@@ -156,6 +162,8 @@ impl Engine {
             after_apply: Vec::new(),
             after_reload: Vec::new(),
             policy_changed: true,
+            policy_changes: 0,
+            converging: 0,
             flows: s.flows,
             stopping: false,
             counts: Counts::default(),
@@ -508,6 +516,7 @@ impl Engine {
                 self.account_counters(now, Arc::new(o.counters), out);
                 self.store(out);
                 let c = Arc::new(c);
+                self.converging = self.policy_changes;
                 out.push(Effect::Converge {
                     desired: Arc::new(c.plan.clone()),
                     watched: self.books.watched(),
@@ -590,7 +599,7 @@ impl Engine {
             }
             self.event(out, now, level, kind, message, None);
         }
-        if a.error.is_none() && a.failed.is_empty() {
+        if a.error.is_none() && a.failed.is_empty() && self.converging == self.policy_changes {
             self.policy_changed = false;
         }
         self.answer_after_apply(out, a.applied, a.failed.len());
@@ -692,6 +701,7 @@ impl Engine {
         self.running = next;
         self.settings = settings;
         self.policy_changed = true;
+        self.policy_changes += 1;
         self.guard_policy(now, out);
         self.transit_policy(now, out);
         if self.flows {

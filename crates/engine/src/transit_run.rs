@@ -499,6 +499,7 @@ impl Engine {
         self.transit = state;
         if reconcile {
             self.policy_changed = true;
+            self.policy_changes += 1;
             self.due_reconcile_now(now);
         }
     }
@@ -671,6 +672,161 @@ method = "in"
         assert_eq!(
             next_check(now),
             "2026-11-10T12:00:02Z".parse::<Timestamp>().unwrap()
+        );
+    }
+
+    /// The engine with the test policy in `mode`, and `saved` state.
+    fn engine(mode: &str, saved: TransitState, now: Timestamp) -> (Engine, Vec<Effect>) {
+        let text = POLICY.replace("guard = \"on\"", &format!("guard = \"{mode}\""));
+        Engine::start(
+            now,
+            crate::io::Start {
+                policy: crate::io::PolicyText {
+                    name: "p.toml".into(),
+                    text,
+                    files: Default::default(),
+                },
+                settings: None,
+                resume: None,
+                records: Default::default(),
+                intervals: crate::io::Intervals {
+                    read_ms: 60_000,
+                    reconcile_ms: 300_000,
+                },
+                flows: false,
+                transit: saved,
+            },
+        )
+        .expect("starts")
+    }
+
+    /// 400 samples above the commit by the 20th: at this pace 615 by the
+    /// end, over the 388 the margin allows.
+    fn at_risk() -> TransitAssessment {
+        let status = TransitStatus {
+            commit: rate(50),
+            target: billing::BitRate(45_000_000),
+            elapsed: 5615,
+            expected: 8640,
+            rank: Some(8208),
+            budget: 432,
+            spent: 400,
+            left: 32,
+            projected_spent: 615,
+            so_far: None,
+            projected: None,
+            floor: None,
+            runs_out_at: Some(6071),
+            exact_budget: true,
+        };
+        TransitAssessment {
+            upstreams: vec![UpstreamFigures {
+                name: "carrier".into(),
+                status,
+                shares: vec![(TenantId(2), 1000), (TenantId(1), 10)],
+            }],
+            error: None,
+        }
+    }
+
+    fn kinds(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::Event(e) => format!("event:{}", e.kind),
+                other => serde_json::to_value(other).unwrap()["effect"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_daemon_checks_at_start_saves_a_step_before_the_round_that_applies_it() {
+        let now: Timestamp = "2026-11-20T11:59:44Z".parse().unwrap();
+        let (mut e, first) = engine("on", TransitState::default(), now);
+        assert!(
+            kinds(&first).contains(&"assess_transit".to_string()),
+            "{:?}",
+            kinds(&first)
+        );
+        // The next check: two seconds into the next slot.
+        assert!(e.next_due() <= "2026-11-20T12:00:02Z".parse::<Timestamp>().unwrap());
+        let out = e.handle(now, crate::io::Input::TransitAssessed(Box::new(at_risk())));
+        let k = kinds(&out);
+        let save = k.iter().position(|k| k == "save_transit").expect("saved");
+        let tighten = k
+            .iter()
+            .position(|k| k == "event:transit_tighten")
+            .expect("logged");
+        assert!(tighten < save, "{k:?}");
+        // No round is out (the start's Observe was never answered here),
+        // so the step's round waits for it; the step is in force.
+        assert_eq!(e.snapshot(now).transit.applied(), 1);
+        let saved = e.transit.clone();
+        // A restart from the saved state with the same figures: no step
+        // is taken again for what was already done; the next one is.
+        let (mut e2, _) = engine("on", saved.clone(), now);
+        assert_eq!(e2.snapshot(now).transit.applied(), 1);
+        let out = e2.handle(now, crate::io::Input::TransitAssessed(Box::new(at_risk())));
+        let steps = e2.transit.guards["carrier"].guard.steps().to_vec();
+        assert_eq!(steps.len(), 2, "{:?}", kinds(&out));
+        // Heaviest first (the policy moves up to three).
+        assert!(
+            matches!(&steps[1], Step::MoveHeaviest { tenants } if tenants == &vec![TenantId(2), TenantId(1)])
+        );
+        // By hand: every step undone, and no tightening for the hold.
+        let out = e2.handle(
+            now,
+            crate::io::Input::Command {
+                id: 7,
+                command: crate::io::Command::TransitRelax,
+            },
+        );
+        assert!(kinds(&out).contains(&"save_transit".to_string()));
+        assert_eq!(e2.snapshot(now).transit.applied(), 0);
+        assert_eq!(
+            e2.transit.relaxed_until,
+            Some(now + SignedDuration::from_hours(6))
+        );
+        let later = now + SignedDuration::from_mins(5);
+        let out = e2.handle(
+            later,
+            crate::io::Input::TransitAssessed(Box::new(at_risk())),
+        );
+        assert!(
+            kinds(&out).contains(&"event:transit_held".to_string()),
+            "{:?}",
+            kinds(&out)
+        );
+        assert_eq!(e2.snapshot(later).transit.applied(), 0);
+    }
+
+    #[test]
+    fn in_dry_run_the_daemon_logs_and_changes_nothing() {
+        let now: Timestamp = "2026-11-20T11:59:44Z".parse().unwrap();
+        let (mut e, _) = engine("dry-run", TransitState::default(), now);
+        let out = e.handle(now, crate::io::Input::TransitAssessed(Box::new(at_risk())));
+        let k = kinds(&out);
+        assert!(k.contains(&"event:transit_dry_run".to_string()), "{k:?}");
+        assert!(!k.contains(&"event:transit_tighten".to_string()), "{k:?}");
+        let view = e.snapshot(now).transit;
+        assert_eq!((view.applied(), view.steps_in_force.len()), (0, 1));
+        assert!(Arc::ptr_eq(
+            &effective(&e.running.policy, &e.transit),
+            &e.running.policy
+        ));
+        let message = out
+            .iter()
+            .find_map(|x| match x {
+                Effect::Event(ev) if ev.kind == "transit_dry_run" => Some(ev.message.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(
+            message.contains("would tighten: the overage pool's ceil to 2mbit"),
+            "{message}"
         );
     }
 }
