@@ -182,14 +182,15 @@ fn steps(site: &Site) -> usize {
 }
 
 /// An iperf3 run from tenant `k`'s namespace against a one-off server in
-/// the upstream on port 5200 + k, toward the tenant: its JSON summary.
+/// the upstream on port 5200 + k (5210 + k for UDP, so that a tenant can
+/// have both at once), toward the tenant: its JSON summary.
 struct Iperf {
     server: testkit::Process,
     client: Option<std::process::Child>,
 }
 
 fn iperf_start(site: &Site, k: usize, secs: u32, udp_rate: Option<&str>) -> Iperf {
-    let port = (5200 + k).to_string();
+    let port = (5200 + k + if udp_rate.is_some() { 10 } else { 0 }).to_string();
     let server = testkit::Process::spawn(
         Command::new("ip")
             .args(["netns", "exec", &site.upstream, "iperf3", "-s", "-1"])
@@ -216,6 +217,12 @@ fn iperf_start(site: &Site, k: usize, secs: u32, udp_rate: Option<&str>) -> Iper
 }
 
 impl Iperf {
+    fn running(&mut self) -> bool {
+        self.client
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     fn finish(mut self) -> serde_json::Value {
         let o = self
             .client
@@ -327,9 +334,9 @@ fn transit_guard_steps_reach_iperf3_rates_in_one_round_and_spare_untouched_tenan
     assert!(before.iter().all(|r| *r > 6.0), "{before:?}");
     assert_eq!(steps(&site), 0, "the guard is off");
 
-    // t1's UDP stream, 4 Mbit/s for 22 s, across both steps (step 2
+    // t1's UDP stream, 4 Mbit/s for 18 s, across both steps (step 2
     // comes about 15 s from now).
-    let udp = iperf_start(&site, 1, 22, Some("4M"));
+    let mut udp = iperf_start(&site, 1, 18, Some("4M"));
     let udp_started = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
 
@@ -369,8 +376,12 @@ fn transit_guard_steps_reach_iperf3_rates_in_one_round_and_spare_untouched_tenan
         steps(&site) == 2
     });
     println!(
-        "step 2 {:.1} s into t1's 22 s UDP stream",
+        "step 2 {:.1} s into t1's 18 s UDP stream",
         udp_started.elapsed().as_secs_f64()
+    );
+    assert!(
+        udp.running(),
+        "t1's UDP stream ended before step 2: it proves nothing"
     );
     let t = Instant::now();
     while step_to_applied(&d.log(), 1).is_none() {
@@ -396,33 +407,29 @@ fn transit_guard_steps_reach_iperf3_rates_in_one_round_and_spare_untouched_tenan
         state["guards"]["carrier"]["guard"]["steps"][1]["tenants"],
         serde_json::json!([2])
     );
-    let (t2, t1) = {
-        let r2 = iperf_start(&site, 2, 2, None);
-        let t1 = tcp_mbit(&site, 1, 2);
-        let t2 = r2.finish()["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .unwrap()
-            / 1e6;
-        (t2, t1)
-    };
-    println!("after step 2: t2 {t2:.2}, t1 {t1:.2} Mbit/s");
+    let t2 = tcp_mbit(&site, 2, 2);
+    println!("after step 2: t2 {t2:.2} Mbit/s");
     assert!(t2 < 2.6, "t2 moved into the 2 Mbit/s pool: {t2}");
+
+    // 3. t1's UDP stream lost nothing through both steps, and t1's TCP
+    // rate afterwards is what it was before.
+    let u = udp.finish();
+    let sum = &u["end"]["sum"];
+    println!(
+        "t1 UDP: {} packets, {} lost, {:.2} Mbit/s",
+        sum["packets"],
+        sum["lost_packets"],
+        sum["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6
+    );
+    assert!(sum["packets"].as_u64().unwrap() > 1000, "{sum}");
+    assert_eq!(sum["lost_packets"].as_u64(), Some(0), "{sum}");
+    let t1 = tcp_mbit(&site, 1, 2);
+    println!("after both steps: t1 {t1:.2} Mbit/s");
     assert!(
         (t1 - before[0]).abs() < before[0] * 0.15,
         "t1 is untouched: {t1} against {} before",
         before[0]
     );
-
-    // 3. t1's UDP stream lost nothing through both steps. (Its TCP run
-    // above shares its 8 Mbit/s ceil with it for 2 s, which HTB queues.)
-    let u = udp.finish();
-    let sum = &u["end"]["sum"];
-    println!(
-        "t1 UDP: {} packets, {} lost",
-        sum["packets"], sum["lost_packets"]
-    );
-    assert!(sum["packets"].as_u64().unwrap() > 1000, "{sum}");
-    assert_eq!(sum["lost_packets"].as_u64(), Some(0), "{sum}");
 
     // The steps shown: status, transit, metrics.
     let status: serde_json::Value = serde_json::from_str(&tollgate(
