@@ -461,6 +461,7 @@ fn transit_guard_steps_reach_iperf3_rates_in_one_round_and_spare_untouched_tenan
         Some(2)
     );
     let text = tollgate(&site, &["transit"]);
+    println!("{text}");
     assert!(
         text.contains("tenants 2 moved into the overage plan"),
         "{text}"
