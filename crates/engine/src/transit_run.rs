@@ -398,12 +398,11 @@ impl Engine {
         let hold = SignedDuration::try_from(t.hold.value).unwrap_or(SignedDuration::from_hours(6));
         let until = now + hold;
         let mut state = self.transit.clone();
-        let mut undone = 0;
         let mut applied = false;
+        let mut actions = Vec::new();
         for (name, g) in &mut state.guards {
             let dry_run = g.dry_run;
             for step in g.guard.relax_all(now) {
-                undone += 1;
                 applied |= !dry_run;
                 let action = GuardAction {
                     at: now,
@@ -420,12 +419,12 @@ impl Engine {
                     format!("transit guard, upstream {name}: {action}"),
                     None,
                 );
-                state.relaxed += 1;
-                if state.actions.len() == ACTIONS_KEPT {
-                    state.actions.remove(0);
-                }
-                state.actions.push(action);
+                actions.push(action);
             }
+        }
+        let undone = actions.len();
+        for a in actions {
+            state.record(a);
         }
         state.relaxed_until = Some(until);
         let message = format!("transit guard: {undone} steps relaxed; no tightening until {until}");
