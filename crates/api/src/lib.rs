@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flows/status", get(read::flows))
         .route("/api/v1/transit", get(transit::report))
         .route("/api/v1/reload", post(write::reload))
+        .route("/api/v1/transit/relax", post(write::transit_relax))
         .route("/api/v1/guard", get(guard::status))
         .route("/api/v1/guard/history", get(guard::history))
         .route("/api/v1/guard/ban", post(guard::ban))

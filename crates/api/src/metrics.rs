@@ -206,6 +206,34 @@ impl Collector for Scrape {
             "1 while the saved routes table cannot be read (the last good one is in use).",
             f64::from(u8::from(s.routes_error.is_some())),
         )?;
+        gauge(
+            &mut e,
+            "tollgate_transit_guard_steps",
+            "The transit guard's steps the kernel has now (0 to 3 per upstream).",
+            s.transit.applied() as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tollgate_transit_guard_dry_run_steps",
+            "Steps the transit guard would have in force, in dry-run mode.",
+            s.transit
+                .steps_in_force
+                .iter()
+                .filter(|x| !x.applied)
+                .count() as f64,
+        )?;
+        counter(
+            &mut e,
+            "tollgate_transit_guard_tightened",
+            "Steps the transit guard has taken (or reported, in dry-run mode).",
+            s.transit.state.tightened,
+        )?;
+        counter(
+            &mut e,
+            "tollgate_transit_guard_relaxed",
+            "Steps the transit guard has relaxed, by itself or by hand.",
+            s.transit.state.relaxed,
+        )?;
         crate::guard::metrics(&mut e, &s)?;
         flows(&mut e, &self.files)
     }

@@ -40,6 +40,7 @@ impl Modify for Bearer {
         crate::write::patch_tenant,
         crate::write::release,
         crate::write::reload,
+        crate::write::transit_relax,
         crate::guard::status,
         crate::guard::history,
         crate::guard::ban,

@@ -17,6 +17,7 @@ use accounting::Slot;
 use axum::extract::State;
 use axum::Json;
 use billing::{assess, UpstreamMethod, UpstreamRule};
+use engine::transit_run::TransitView;
 use query::transit::{TransitReport, UpstreamReport};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -44,13 +45,25 @@ pub struct TransitAnswer {
     /// `so_far`, `projected`, `floor`, `runs_out_at`, `exact_budget`).
     #[schema(value_type = Vec<Object>)]
     pub upstreams: Vec<UpstreamReport>,
+    /// The transit guard (absent when it is off and has no step): `mode`
+    /// (`off`, `dry-run`, `on`), `steps_in_force` (each with `upstream`,
+    /// `applied`, `since`, `step` and its fields), `guards`,
+    /// `relaxed_until`, `actions` (the last 50: `at`, `tighten`, `step`,
+    /// `dry_run`, `reason`), `tightened`, `relaxed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub guard: Option<TransitView>,
 }
 
-impl From<TransitReport> for TransitAnswer {
-    fn from(r: TransitReport) -> Self {
+impl TransitAnswer {
+    /// The report with the guard's view (left out when the guard is off
+    /// and holds nothing).
+    pub fn new(r: TransitReport, guard: Option<TransitView>) -> Self {
         TransitAnswer {
             now: r.now,
             upstreams: r.upstreams,
+            guard: guard
+                .filter(|g| g.mode != policy::TransitGuardMode::Off || !g.state.guards.is_empty()),
         }
     }
 }
@@ -65,11 +78,14 @@ pub async fn report(
     Query(p): Query<TransitParams>,
 ) -> Result<Json<TransitAnswer>, Problem> {
     caller.must_see_site()?;
-    let policy = snapshot(&st).policy.clone();
+    let snap = snapshot(&st);
+    let policy = snap.policy.clone();
+    let guard = (*snap.transit).clone();
     let now = jiff::Timestamp::now();
     st.stores
         .with(move |store| {
-            Ok(query::transit::report(&policy, store, now, p.period.as_deref())?.into())
+            let r = query::transit::report(&policy, store, now, p.period.as_deref())?;
+            Ok(TransitAnswer::new(r, Some(guard)))
         })
         .await
         .map(Json)

@@ -199,6 +199,20 @@ pub async fn release(
     send(&st, Command::Release { tenant: t }).await
 }
 
+/// Undoes the transit guard's steps in force and holds off tightening
+/// for its hold time (docs/transit.md); answered once the kernel has the
+/// policy back.
+#[utoipa::path(post, path = "/api/v1/transit/relax", tag = "writes",
+    responses((status = 200, body = Done), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn transit_relax(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<axum::Json<Done>, Problem> {
+    caller.must_write(csrf(&headers))?;
+    send(&st, Command::TransitRelax).await
+}
+
 /// Reads the policy file again (as SIGHUP does).
 #[utoipa::path(post, path = "/api/v1/reload", tag = "writes",
     responses((status = 200, body = Done), (status = 403, body = Problem), (status = 422, body = Problem)))]

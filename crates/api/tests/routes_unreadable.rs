@@ -109,6 +109,7 @@ fn an_unreadable_routes_table_shows_in_status_and_metrics_until_a_good_one_is_re
             reconcile_ms: 60_000,
         },
         flows: false,
+        transit: Default::default(),
     };
     let (mut engine, _) = Engine::start(t0, start).unwrap();
     let national = vec![(

@@ -148,4 +148,44 @@ async fn the_overview_gets_the_sites_95th_so_far_against_the_commit() {
     let doc: serde_json::Value = serde_json::from_str(&api::openapi::json()).unwrap();
     assert!(doc["paths"]["/api/v1/transit"]["get"].is_object());
     assert!(doc["components"]["schemas"]["SiteAnswer"]["properties"]["percentile"].is_object());
+    assert!(doc["paths"]["/api/v1/transit/relax"]["post"].is_object());
+}
+
+/// `guard` in `/api/v1/transit` (and `tollgate transit --json`): absent
+/// while the guard is off and holds nothing, its steps when it has some.
+#[test]
+fn the_transit_answer_shows_the_guard_when_it_is_on_or_holds_steps() {
+    use engine::transit_run::{TransitState, TransitView};
+    use policy::TransitGuardMode;
+    let report = || query::transit::TransitReport {
+        now: jiff::Timestamp::UNIX_EPOCH,
+        upstreams: Vec::new(),
+    };
+    let off = api::transit::TransitAnswer::new(
+        report(),
+        Some(TransitView::new(
+            TransitGuardMode::Off,
+            TransitState::default(),
+        )),
+    );
+    assert!(serde_json::to_value(&off).unwrap().get("guard").is_none());
+    let state: TransitState = serde_json::from_value(serde_json::json!({
+        "guards": {"carrier": {"dry_run": false, "guard": {
+            "steps": [{"step": "lower_pool_ceil", "ceil": 2_000_000}],
+            "changed": "2026-11-20T12:00:02Z"
+        }}},
+        "tightened": 1
+    }))
+    .unwrap();
+    let on = serde_json::to_value(api::transit::TransitAnswer::new(
+        report(),
+        Some(TransitView::new(TransitGuardMode::On, state)),
+    ))
+    .unwrap();
+    let g = &on["guard"];
+    assert_eq!(g["mode"], "on");
+    assert_eq!(g["steps_in_force"][0]["upstream"], "carrier");
+    assert_eq!(g["steps_in_force"][0]["step"], "lower_pool_ceil");
+    assert_eq!(g["steps_in_force"][0]["applied"], true);
+    assert_eq!(g["tightened"], 1);
 }

@@ -65,6 +65,8 @@ pub use period::{BillingCycle, Period};
 pub use projection::{decide, project, Decision, OveragePolicy, Projection};
 pub use rate::BitRate;
 pub use series::{RealmSelection, Series};
-pub use transit::{assess, site_series, TransitStatus, UpstreamMethod, UpstreamRule, UNCLASSIFIED};
+pub use transit::{
+    above_commit, assess, site_series, TransitStatus, UpstreamMethod, UpstreamRule, UNCLASSIFIED,
+};
 pub use volume::{VolumeCounts, VolumeFigure, VolumeRule};
 pub use watch::{slot_bytes, Limits, SlotBytes, Tally, Verdict, Watch};

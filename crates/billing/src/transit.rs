@@ -294,6 +294,36 @@ pub fn assess(
     }
 }
 
+/// The closed slots (of the first `elapsed`) whose sample is above the
+/// commit under the upstream's rule, with the directions whose traffic
+/// put it there: `(index, down, up)`. Under the larger-of-percentiles
+/// method each direction is above on its own; under the others a slot
+/// above counts both directions the rule adds up (`in` and `out` one).
+/// The transit guard weighs tenants by their bytes in these.
+pub fn above_commit(
+    series: &Series,
+    elapsed: usize,
+    rule: &UpstreamRule,
+    commit: Rate,
+) -> Vec<(usize, bool, bool)> {
+    let limit = u128::from(commit.bps()) * SAMPLE_SECONDS as u128;
+    let above = |bytes: u64| u128::from(bytes) * 8 > limit;
+    let mut out = Vec::new();
+    for i in 0..elapsed.min(series.len()) {
+        let (d, u) = rule.spend_values(series, i);
+        let (d, u) = match rule.method {
+            UpstreamMethod::Both(Method::MaxOfDirections) => (above(d), above(u)),
+            UpstreamMethod::In => (above(d), false),
+            UpstreamMethod::Out => (false, above(u)),
+            UpstreamMethod::Both(_) => (above(d), above(d)),
+        };
+        if d || u {
+            out.push((i, d, u));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     //! Every expected value here was worked out by hand (in the comments),
@@ -569,6 +599,26 @@ mod tests {
         assert_eq!(
             (&one.down()[..2], &one.up()[..2]),
             (&[103, 0][..], &[7, 0][..])
+        );
+    }
+
+    #[test]
+    fn the_slots_above_the_commit_name_the_directions_that_count() {
+        // Commit 10 Mbit/s. Slot 0: 12 down, 1 up; slot 1: 6 and 6; slot
+        // 2: 1 down, 11 up; slot 3 (not closed): 20 down.
+        let s = series(&[12, 6, 1, 20], &[1, 6, 11, 0], &[]);
+        let c = rate(10_000_000);
+        let r = |m| rule(m, RankRule::NearestRank, ZERO);
+        assert_eq!(
+            above_commit(&s, 3, &r(MAX), c),
+            vec![(0, true, false), (2, false, true)]
+        );
+        assert_eq!(above_commit(&s, 3, &r(IN), c), vec![(0, true, false)]);
+        // The sum: 13, 12, 12 are all above, both directions counting.
+        let sum = UpstreamMethod::Both(Method::SumOfDirections);
+        assert_eq!(
+            above_commit(&s, 3, &r(sum), c),
+            vec![(0, true, true), (1, true, true), (2, true, true)]
         );
     }
 }

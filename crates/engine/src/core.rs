@@ -64,6 +64,7 @@ struct Due {
     reconcile: Timestamp,
     read: Timestamp,
     overage: Timestamp,
+    transit: Timestamp,
     maintain: Timestamp,
 }
 
@@ -90,12 +91,18 @@ pub struct Engine {
     /// A policy write waiting for [`Input::PolicyWritten`].
     write: Option<Write>,
     /// Commands answered once the next reconcile round is done.
-    after_apply: Vec<(u64, String)>,
+    pub(crate) after_apply: Vec<(u64, String)>,
     /// `Reload` commands answered when the policy has been read.
     after_reload: Vec<u64>,
     /// Whether the last policy change still has to reach the kernel (so
     /// the next round's changes are the policy's, not drift).
-    policy_changed: bool,
+    pub(crate) policy_changed: bool,
+    /// Counts the policy's changes; the round under way converges to the
+    /// change numbered `converging`. A change that lands while a round
+    /// is out (a transit step decided between its `Converge` and its
+    /// `Applied`) stays "the policy's" for the next round.
+    pub(crate) policy_changes: u64,
+    converging: u64,
     flows: bool,
     stopping: bool,
     pub(crate) counts: Counts,
@@ -105,6 +112,8 @@ pub struct Engine {
     last_apply: Option<Applied>,
     started: Timestamp,
     pub(crate) guard: crate::guard::Guard,
+    /// The transit guard's steps (`crate::transit_run`).
+    pub(crate) transit: crate::transit_run::TransitState,
 }
 
 impl Engine {
@@ -144,6 +153,7 @@ impl Engine {
                 reconcile: now,
                 read: now,
                 overage: now,
+                transit: now,
                 maintain: now,
             },
             records: s.records,
@@ -152,6 +162,8 @@ impl Engine {
             after_apply: Vec::new(),
             after_reload: Vec::new(),
             policy_changed: true,
+            policy_changes: 0,
+            converging: 0,
             flows: s.flows,
             stopping: false,
             counts: Counts::default(),
@@ -160,6 +172,7 @@ impl Engine {
             last_apply: None,
             started: now,
             guard: Default::default(),
+            transit: s.transit,
         };
         let mut out = Vec::new();
         // Finish or forget what a crash interrupted, by what the policy
@@ -195,6 +208,9 @@ impl Engine {
         let mut t = d.reconcile.min(d.read).min(d.maintain);
         if self.settings.overage.enabled {
             t = t.min(d.overage);
+        }
+        if crate::transit_run::mode(&self.running.policy) != policy::TransitGuardMode::Off {
+            t = t.min(d.transit);
         }
         t
     }
@@ -242,6 +258,10 @@ impl Engine {
             records: self.records.clone(),
             events: self.events.iter().cloned().collect(),
             guard: self.guard_view().map(Arc::new),
+            transit: Arc::new(crate::transit_run::TransitView::new(
+                crate::transit_run::mode(&self.running.policy),
+                self.transit.clone(),
+            )),
             agents: self.agents.clone(),
         }
     }
@@ -348,6 +368,10 @@ impl Engine {
                 }
             }
             Input::OverageAssessed(a) => self.assessed(now, *a, &mut out),
+            Input::TransitAssessed(a) => {
+                self.transit_assessed(now, *a, &mut out);
+                self.poll(now, &mut out);
+            }
             Input::ReleaseRequested { tenant } => {
                 if self.records.moves.iter().any(|m| m.tenant == tenant)
                     && self.releases.insert(tenant)
@@ -371,6 +395,15 @@ impl Engine {
                 id,
                 command: Command::Guard { guard },
             } => self.guard_command(now, id, guard, &mut out),
+            // Nor does a relax of the transit guard (its steps are not in
+            // the file).
+            Input::Command {
+                id,
+                command: Command::TransitRelax,
+            } => {
+                self.transit_relax(now, id, &mut out);
+                self.poll(now, &mut out);
+            }
             Input::Command { id, command } => self.command(now, id, command, &mut out),
             Input::Guard(g) => self.guard_input(now, g, &mut out),
             Input::Stop => {
@@ -425,6 +458,12 @@ impl Engine {
                 Err(e) => self.event(out, now, Level::Error, "overage_failed", e, None),
             }
         }
+        if crate::transit_run::mode(&self.running.policy) != policy::TransitGuardMode::Off
+            && now >= self.due.transit
+        {
+            self.due.transit = crate::transit_run::next_check(now);
+            out.push(Effect::AssessTransit { at: now });
+        }
         if now >= self.due.maintain {
             self.due.maintain = now + MAINTAIN_EVERY;
             out.push(Effect::Maintain);
@@ -464,7 +503,9 @@ impl Engine {
             bridges: self.bridges.clone(),
             offline: self.offline.clone(),
         };
-        let compiled = compiler::compile(&self.running.policy, &facts);
+        // The policy with the transit guard's steps in force.
+        let effective = crate::transit_run::effective(&self.running.policy, &self.transit);
+        let compiled = compiler::compile(&effective, &facts);
         self.counts.reads += 1;
         match compiled {
             Ok(c) => {
@@ -475,6 +516,7 @@ impl Engine {
                 self.account_counters(now, Arc::new(o.counters), out);
                 self.store(out);
                 let c = Arc::new(c);
+                self.converging = self.policy_changes;
                 out.push(Effect::Converge {
                     desired: Arc::new(c.plan.clone()),
                     watched: self.books.watched(),
@@ -557,7 +599,7 @@ impl Engine {
             }
             self.event(out, now, level, kind, message, None);
         }
-        if a.error.is_none() && a.failed.is_empty() {
+        if a.error.is_none() && a.failed.is_empty() && self.converging == self.policy_changes {
             self.policy_changed = false;
         }
         self.answer_after_apply(out, a.applied, a.failed.len());
@@ -659,12 +701,28 @@ impl Engine {
         self.running = next;
         self.settings = settings;
         self.policy_changed = true;
+        self.policy_changes += 1;
         self.guard_policy(now, out);
+        self.transit_policy(now, out);
         if self.flows {
             out.push(Effect::RebuildFlowTables);
         }
         self.due.reconcile = now;
         Ok(())
+    }
+
+    /// The next round starts now.
+    pub(crate) fn due_reconcile_now(&mut self, now: Timestamp) {
+        self.due.reconcile = now;
+    }
+
+    /// A new policy: the transit guard checks again at once (its mode or
+    /// upstreams may have changed); switched off, its steps go.
+    fn transit_policy(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
+        self.due.transit = now;
+        if crate::transit_run::mode(&self.running.policy) == policy::TransitGuardMode::Off {
+            self.transit_off(now, out);
+        }
     }
 
     fn reload(&mut self, now: Timestamp, text: PolicyText, out: &mut Vec<Effect>) {
@@ -811,6 +869,10 @@ impl Engine {
             }
             Command::Guard { guard } => {
                 self.guard_command(now, id, guard, out);
+                return;
+            }
+            Command::TransitRelax => {
+                self.transit_relax(now, id, out);
                 return;
             }
             Command::Release { tenant } => {

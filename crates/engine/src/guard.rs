@@ -667,6 +667,7 @@ hold = "30s"
                 reconcile_ms: 60_000,
             },
             flows: false,
+            transit: Default::default(),
         };
         Engine::start(t0(), s).unwrap()
     }

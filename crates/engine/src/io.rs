@@ -91,6 +91,9 @@ pub struct Start {
     pub intervals: Intervals,
     /// Whether the policy's flow collector is running.
     pub flows: bool,
+    /// The transit guard's saved steps (`transit-guard.json`).
+    #[serde(default)]
+    pub transit: crate::transit_run::TransitState,
 }
 
 /// The kernel as observed: what the compiler needs and every class's
@@ -232,6 +235,9 @@ pub enum Command {
     },
     /// Add another writer's (an agent's) batch to the history.
     AddBatch(Box<crate::shipping::ShippedBatch>),
+    /// Undo the transit guard's steps in force and hold off tightening
+    /// for its hold time.
+    TransitRelax,
 }
 
 /// One input.
@@ -291,6 +297,8 @@ pub enum Input {
     },
     /// The answer to [`Effect::AssessOverage`].
     OverageAssessed(Box<Assessment>),
+    /// The answer to [`Effect::AssessTransit`].
+    TransitAssessed(Box<crate::transit_run::TransitAssessment>),
     /// Someone asked for a tenant's release (a request file).
     ReleaseRequested {
         /// The tenant.
@@ -343,7 +351,9 @@ pub struct Event {
     /// What kind: `started`, `policy_applied`, `drift_repaired`,
     /// `reload`, `reload_refused`, `overage_move`, `overage_return`,
     /// `store_failed`, `routes_unreadable`, `compile_failed`,
-    /// `apply_failed`, `api_write`, `flows_failed`, `stopped`.
+    /// `apply_failed`, `api_write`, `flows_failed`, `stopped`,
+    /// `transit_tighten`, `transit_relax`, `transit_dry_run`,
+    /// `transit_held`, `transit_failed`.
     pub kind: String,
     /// For people.
     pub message: String,
@@ -435,6 +445,15 @@ pub enum Effect {
     AssessOverage(Box<Assess>),
     /// Save the overage records.
     SaveRecords(Records),
+    /// Read every upstream's figures at `at` (as `tollgate transit` does)
+    /// and each tenant's bytes above the commit; answer with
+    /// [`Input::TransitAssessed`].
+    AssessTransit {
+        /// The engine's now.
+        at: Timestamp,
+    },
+    /// Save the transit guard's state (`transit-guard.json`, atomically).
+    SaveTransit(Box<crate::transit_run::TransitState>),
     /// Replace the policy file's text; answer with
     /// [`Input::PolicyWritten`]. Refused by the shell if the file on disk
     /// is no longer `previous`.

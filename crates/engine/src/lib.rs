@@ -30,6 +30,7 @@ pub mod shipping;
 pub mod snapshot;
 pub mod transit;
 pub mod transit_guard;
+pub mod transit_run;
 
 pub use crate::core::Engine;
 pub use io::{Effect, Input};

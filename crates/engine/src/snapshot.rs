@@ -87,6 +87,8 @@ pub struct Snapshot {
     pub guard: Option<Arc<crate::guard::GuardView>>,
     /// Agents' batches seen since start (a central tollgate).
     pub agents: crate::shipping::Agents,
+    /// The transit guard's mode and steps.
+    pub transit: Arc<crate::transit_run::TransitView>,
 }
 
 impl Snapshot {
@@ -99,6 +101,10 @@ impl Snapshot {
         policy: Arc<Policy>,
         settings: Arc<settings::Settings>,
     ) -> Snapshot {
+        let transit = Arc::new(crate::transit_run::TransitView::new(
+            crate::transit_run::mode(&policy),
+            Default::default(),
+        ));
         Snapshot {
             now,
             started: now,
@@ -117,6 +123,7 @@ impl Snapshot {
             events: Vec::new(),
             guard: None,
             agents: Default::default(),
+            transit,
         }
     }
 }

@@ -25,17 +25,17 @@
 //! is over the commit whatever comes) it stays tight: relaxing cannot
 //! lower the bill, and tightening still limits the overage.
 //!
-//! Not wired into the daemon yet: nothing applies these actions to the
-//! kernel (see the report of issue 20).
+//! The daemon runs it at each closed 5-minute slot and applies the steps
+//! in force to the policy it compiles (`crate::transit_run`).
 
 use billing::TransitStatus;
 use jiff::{SignedDuration, Timestamp};
 use net_types::{Rate, RealmId, TenantId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One step of the ladder.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "step")]
 pub enum Step {
     /// Lower the overage pool's ceil to this.
@@ -58,7 +58,7 @@ pub enum Step {
 }
 
 /// What the guard decided at one check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct GuardAction {
     /// When.
@@ -104,7 +104,10 @@ pub struct GuardConfig {
     pub pool_ceil: Rate,
     /// How many tenants step 2 moves.
     pub heaviest: usize,
-    /// The realms of step 3 (empty: the whole uplink).
+    /// The upstream's realms (empty: the whole uplink). Step 3 lowers
+    /// the uplink's own ceil, which carries every realm, so an upstream
+    /// of some realms stops at step 2: the site has no class of its own
+    /// per realm to lower.
     pub realms: Vec<RealmId>,
     /// A step stands at least this long before it is relaxed.
     pub hold: SignedDuration,
@@ -113,8 +116,9 @@ pub struct GuardConfig {
 }
 
 /// The guard's state: the steps in force (a stack) and when the last
-/// changed.
-#[derive(Clone, Debug, Default)]
+/// changed. Saved by the daemon, so that a restart neither forgets a step
+/// nor takes it twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransitGuard {
     steps: Vec<Step>,
     changed: Option<Timestamp>,
@@ -124,6 +128,22 @@ impl TransitGuard {
     /// The steps in force, first taken first.
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// When the last step was taken or relaxed.
+    pub fn changed(&self) -> Option<Timestamp> {
+        self.changed
+    }
+
+    /// Undoes every step at once (a relax by hand), newest first, and
+    /// returns them in that order.
+    pub fn relax_all(&mut self, now: Timestamp) -> Vec<Step> {
+        let mut out = std::mem::take(&mut self.steps);
+        out.reverse();
+        if !out.is_empty() {
+            self.changed = Some(now);
+        }
+        out
     }
 
     /// Decides at `now` from the site's `status` and each tenant's bytes in
@@ -160,7 +180,7 @@ impl TransitGuard {
                         .collect();
                     Step::MoveHeaviest { tenants }
                 }
-                2 => Step::LowerParentCeil {
+                2 if config.realms.is_empty() => Step::LowerParentCeil {
                     realms: config.realms.clone(),
                     ceil: config.target,
                 },

@@ -52,6 +52,7 @@ fn start() -> Start {
             reconcile_ms: 60_000,
         },
         flows: false,
+        transit: Default::default(),
     }
 }
 

@@ -216,6 +216,7 @@ fn start() -> Start {
             reconcile_ms: 300_000,
         },
         flows: false,
+        transit: Default::default(),
     }
 }
 

@@ -59,6 +59,7 @@ fn start() -> Start {
             reconcile_ms: 60_000,
         },
         flows: true,
+        transit: Default::default(),
     }
 }
 

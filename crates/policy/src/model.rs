@@ -54,6 +54,14 @@ impl<T> PerDirection<T> {
             Direction::Up => &self.up,
         }
     }
+
+    /// The value for one direction, to change.
+    pub fn get_mut(&mut self, dir: Direction) -> &mut T {
+        match dir {
+            Direction::Down => &mut self.down,
+            Direction::Up => &mut self.up,
+        }
+    }
 }
 
 /// Where tenants sit relative to the box.
@@ -594,7 +602,7 @@ pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
 pub use crate::central::{valid_writer, Central};
 
 pub use crate::guard::{CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung};
-pub use crate::transit::{Transit, Upstream, UpstreamMethod};
+pub use crate::transit::{GuardMode as TransitGuardMode, Transit, Upstream, UpstreamMethod};
 
 /// The `[api]` section.
 #[derive(Clone, Debug, Serialize)]

@@ -12,7 +12,7 @@
 use net_types::{IfName, Rate};
 use serde::Serialize;
 
-use crate::billing::{billing_day, percentile, timezone, word};
+use crate::billing::{billing_day, duration, percentile, timezone, word};
 use crate::diagnostic::Diagnostic;
 use crate::model::{MissingSamples, Policy, RankRule, Spanned};
 use crate::reader::{Cx, Fields, Node};
@@ -23,6 +23,17 @@ use crate::source::Span;
 pub struct Transit {
     /// The upstreams, in file order.
     pub upstreams: Vec<Upstream>,
+    /// What the transit guard does (`off` unless set).
+    pub guard: Spanned<GuardMode>,
+    /// The overage pool's ceil in the guard's first step (required unless
+    /// the guard is off).
+    pub pool_ceil: Option<Spanned<Rate>>,
+    /// How many of the heaviest tenants the second step moves (3 unless
+    /// set).
+    pub heaviest: Spanned<u32>,
+    /// A step stands at least this long before it is relaxed, and a
+    /// relax by hand holds off tightening this long (6 hours unless set).
+    pub hold: Spanned<std::time::Duration>,
     /// Where `[transit]` was declared.
     pub span: Span,
 }
@@ -81,6 +92,25 @@ pub enum UpstreamMethod {
     Out,
 }
 
+/// `[transit] guard`: whether the transit guard acts on the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardMode {
+    /// `off`: no guard (the figures are still kept).
+    Off,
+    /// `dry-run`: the guard decides and logs what it would do; nothing
+    /// changes.
+    DryRun,
+    /// `on`: its steps are applied to the kernel.
+    On,
+}
+
+const GUARD_MODES: &[(&str, GuardMode)] = &[
+    ("off", GuardMode::Off),
+    ("dry-run", GuardMode::DryRun),
+    ("on", GuardMode::On),
+];
+
 const METHODS: &[(&str, UpstreamMethod)] = &[
     ("max_of_directions", UpstreamMethod::MaxOfDirections),
     ("sum_of_directions", UpstreamMethod::SumOfDirections),
@@ -117,7 +147,27 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Transit> {
             "add [[transit.upstreams]] with a name and a commit, e.g. name = \"carrier\", commit = \"10mbit\"",
         ),
     }
+    let guard = word(cx, f.get(cx, "guard"), "transit guard mode", GUARD_MODES)
+        .unwrap_or(Spanned::new(GuardMode::Off, span));
+    let pool_ceil = f
+        .get(cx, "pool_ceil")
+        .and_then(|n| Some(Spanned::new(cx.rate(n)?, n.span)));
+    let heaviest = f
+        .get(cx, "heaviest")
+        .and_then(|n| Some(Spanned::new(cx.integer(n, 1, 1000)? as u32, n.span)))
+        .unwrap_or(Spanned::new(3, span));
+    let hold = f
+        .get(cx, "hold")
+        .and_then(|n| duration(cx, n, std::time::Duration::from_secs(1)))
+        .unwrap_or(Spanned::new(std::time::Duration::from_secs(6 * 3600), span));
     f.finish(cx);
+    if guard.value != GuardMode::Off && pool_ceil.is_none() {
+        cx.error(
+            guard.span,
+            "the transit guard needs `pool_ceil`",
+            "add pool_ceil = \"10mbit\" to [transit]: what the overage pool is lowered to in the guard's first step",
+        );
+    }
     for (i, u) in upstreams.iter().enumerate() {
         if upstreams[..i].iter().any(|o| o.name.value == u.name.value) {
             cx.error(
@@ -127,7 +177,14 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Transit> {
             );
         }
     }
-    Some(Transit { upstreams, span })
+    Some(Transit {
+        upstreams,
+        guard,
+        pool_ceil,
+        heaviest,
+        hold,
+        span,
+    })
 }
 
 fn upstream(cx: &mut Cx, mut f: Fields<'_>) -> Option<Upstream> {
@@ -221,6 +278,24 @@ pub(crate) fn check(
     diags: &mut Vec<Diagnostic>,
 ) {
     let Some(t) = &p.transit else { return };
+    if t.guard.value != GuardMode::Off {
+        // The guard's first two steps act on the overage plan.
+        let plan = p
+            .overage
+            .as_ref()
+            .map_or("overage", |o| o.plan.value.as_str());
+        if p.plan(plan).is_none() {
+            diags.push(
+                Diagnostic::error(
+                    Some(t.guard.span),
+                    format!("the transit guard acts on the overage plan `{plan}`, which is not in the policy"),
+                )
+                .with_hint(format!(
+                    "add [plans.{plan}] (shared = true, so that the tenants moved share one pool), or set [overage] plan"
+                )),
+            );
+        }
+    }
     let realms: Vec<&str> = realm_names.iter().map(String::as_str).collect();
     for u in &t.upstreams {
         if site_ok && u.uplink.value != p.site.uplink {
@@ -357,5 +432,45 @@ commit = "10mbit"
         );
         assert!(text.contains("commit"), "{text}");
         assert!(l.policy.is_none());
+    }
+
+    #[test]
+    fn the_guard_is_off_unless_set_and_needs_a_pool_ceil_and_the_overage_plan() {
+        let l = load("\n[transit]\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n");
+        assert!(!l.has_errors(), "{}", l.render());
+        let t = l.policy.unwrap().transit.unwrap();
+        assert_eq!(t.guard.value, GuardMode::Off);
+        assert_eq!((t.heaviest.value, t.hold.value.as_secs()), (3, 6 * 3600));
+        let l = load(
+            "\n[transit]\nguard = \"on\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n",
+        );
+        let text = l.render();
+        assert!(
+            text.contains("the transit guard needs `pool_ceil`"),
+            "{text}"
+        );
+        assert!(text.contains("p.toml:"), "{text}");
+        let l = load(
+            "\n[transit]\nguard = \"dry-run\"\npool_ceil = \"2mbit\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n",
+        );
+        let text = l.render();
+        assert!(
+            text.contains("overage plan `overage`, which is not in the policy"),
+            "{text}"
+        );
+        let l = load(
+            "\n[plans.overage]\nshared = true\nid = 100\ndown = { rate = \"2mbit\", ceil = \"8mbit\" }\nup = { rate = \"2mbit\", ceil = \"8mbit\" }\n\n[transit]\nguard = \"dry-run\"\npool_ceil = \"2mbit\"\nheaviest = 2\nhold = \"1h\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n",
+        );
+        assert!(!l.has_errors(), "{}", l.render());
+        let t = l.policy.unwrap().transit.unwrap();
+        assert_eq!(t.guard.value, GuardMode::DryRun);
+        assert_eq!(t.pool_ceil.unwrap().value.bps(), 2_000_000);
+        assert_eq!((t.heaviest.value, t.hold.value.as_secs()), (2, 3600));
+        let l = load("\n[transit]\nguard = \"dryrun\"\n[[transit.upstreams]]\nname = \"c\"\ncommit = \"10mbit\"\n");
+        let text = l.render();
+        assert!(
+            text.contains("unknown transit guard mode `dryrun`"),
+            "{text}"
+        );
     }
 }

@@ -230,6 +230,76 @@ pub fn upstream(
     Ok((report, series))
 }
 
+/// Each tenant's bytes in the upstream's samples above the commit so far
+/// (the directions that put each sample there, the realms the upstream
+/// carries), heaviest first: what the transit guard moves tenants by.
+/// Reads only the slots above the commit (at most the budget and a
+/// little more while the guard works), in runs of adjacent slots; the
+/// open slot's traffic comes from `open`. Traffic of no tenant is no
+/// one's to move and is left out.
+pub fn shares(
+    policy: &Policy,
+    u: &Upstream,
+    store: &dyn Store,
+    open: &[OpenSample],
+    report: &UpstreamReport,
+    series: &Series,
+) -> Result<Vec<(net_types::TenantId, u64)>, QueryError> {
+    let realms = realms_of(policy, u);
+    let above = billing::above_commit(series, report.status.elapsed, &report.rule, u.commit.value);
+    let first = series.first_slot().0;
+    let mut by: std::collections::BTreeMap<net_types::TenantId, u64> = Default::default();
+    let mut add = |x: &Sample, down: bool, up: bool| {
+        let counts = match x.key.direction {
+            accounting::Direction::Down => down,
+            accounting::Direction::Up => up,
+        };
+        if counts && x.key.tenant != billing::UNCLASSIFIED && realms.contains(x.key.realm) {
+            let v = by.entry(x.key.tenant).or_default();
+            *v = v.saturating_add(x.bytes);
+        }
+    };
+    let mut i = 0;
+    while i < above.len() {
+        // A run of adjacent slots, read at once.
+        let mut j = i;
+        while j + 1 < above.len() && above[j + 1].0 == above[j].0 + 1 && j + 1 - i < 288 {
+            j += 1;
+        }
+        let (from, to) = (first + above[i].0 as i64, first + above[j].0 as i64 + 1);
+        let samples = store
+            .samples(&SampleQuery {
+                tenants: Tenants::All,
+                from: Slot(from),
+                to: Slot(to),
+            })
+            .map_err(QueryError::store("the samples above the commit"))?;
+        let stored: Vec<Slot> = samples.iter().map(|x| x.slot).collect();
+        for x in &samples {
+            let (_, d, u) = above[i + (x.slot.0 - from) as usize];
+            add(x, d, u);
+        }
+        // The open slot, as far as the daemon has read it.
+        for o in open.iter().filter(|o| from <= o.slot.0 && o.slot.0 < to) {
+            if stored.contains(&o.slot) {
+                continue;
+            }
+            let (_, d, u) = above[i + (o.slot.0 - from) as usize];
+            let x = Sample {
+                slot: o.slot,
+                key: o.key,
+                bytes: o.usage.bytes,
+                packets: o.usage.packets,
+            };
+            add(&x, d, u);
+        }
+        i = j + 1;
+    }
+    let mut out: Vec<(net_types::TenantId, u64)> = by.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +440,16 @@ timezone = "America/Sao_Paulo"
         assert_eq!(national.status.elapsed, 18 * 288 - 12 + 1);
         assert_eq!(national.status.spent, 0);
         assert_eq!(national.status.so_far.unwrap().bytes, 0);
+        // The guard's weights: tenant 1's 2 + 6 Mbit/s down in each of
+        // the 24 closed slots above the commit; the open slot above it is
+        // nobody's traffic, which no step can move.
+        let open_samples = crate::open::open_samples(&store).unwrap();
+        let u = &p.transit.as_ref().unwrap().upstreams[0];
+        let (rep, series) = upstream(&p, u, &store, &open_samples, now, None).unwrap();
+        assert_eq!(
+            shares(&p, u, &store, &open_samples, &rep, &series).unwrap(),
+            vec![(TenantId(1), 24 * 8 * MBIT)]
+        );
         // A period labelled later than any sample: nothing spent.
         let dec = report(&p, &store, now, Some("2026-12")).unwrap();
         assert_eq!(dec.upstreams[0].status.spent, 0);

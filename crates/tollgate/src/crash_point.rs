@@ -13,6 +13,7 @@
 //! | `policy-edit` | the policy file is replaced by an edit |
 //! | `policy-edited` | the edit is on disk, before its records are saved |
 //! | `overage-records` | the overage records are saved |
+//! | `transit-guard` | the transit guard's state is saved |
 //! | `release-request-removed` | a carried-out release request is removed |
 //! | `routes-snapshot` | the routes table is saved |
 //! | `before-rename` | any file replaced atomically: the new text is on disk under its temporary name, not yet renamed |

@@ -32,6 +32,7 @@ mod reconciler;
 mod saved_routes;
 mod settings_file;
 mod state_dir;
+mod transit_files;
 
 use clap::Parser;
 use std::io::IsTerminal;

@@ -63,7 +63,12 @@ impl Reconciler {
         }
         let realms = self.routes.realms(policy)?;
         let facts = facts(&observed, &self.offline.names(), realms.to_vec());
-        let compiled = compile(loaded, policy, &facts)?;
+        // The transit guard's steps in force are the daemon's policy too.
+        let guarded = engine::transit_run::with_steps(
+            policy,
+            &crate::transit_files::load(&self.state).unwrap_or_default(),
+        );
+        let compiled = compile(loaded, guarded.as_ref().unwrap_or(policy), &facts)?;
         let observed_plan = observed.plan_for(&compiled.plan);
         let changes = diff(&compiled.plan, &observed_plan);
         Ok(Round {

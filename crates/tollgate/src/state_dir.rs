@@ -14,6 +14,8 @@
 //! | `flows-quarantine.jsonl` | the flow collector | records refused as implausible |
 //! | `vifs-offline.json` | `hook vif offline` | interfaces whose VM is going |
 //! | `guard-state.json` | `guard watch` | the ladder's incidents and rungs, restored at start |
+//! | `transit-guard.json` | the daemon | the transit guard's steps in force and its last actions |
+//! | `transit-relax` | `transit relax` | a relax request, until the daemon carries it out |
 //!
 //! Files that must survive a crash whole are replaced with
 //! [`replace_atomically`]: a crash leaves the old file or the new one.
@@ -86,6 +88,16 @@ impl StateDir {
     /// (`NAME.json`), and its answers (`NAME.answer`).
     pub fn guard_requests(&self) -> PathBuf {
         self.root.join("guard-requests")
+    }
+
+    /// The transit guard's state (the daemon's, restored at start).
+    pub fn transit_guard(&self) -> PathBuf {
+        self.root.join("transit-guard.json")
+    }
+
+    /// A relax request `tollgate transit relax` leaves for the daemon.
+    pub fn transit_relax(&self) -> PathBuf {
+        self.root.join("transit-relax")
     }
 
     /// Interfaces taken offline by `hook vif offline`.
@@ -255,6 +267,8 @@ mod tests {
             s.guard_state(),
             s.guard_status(),
             s.guard_requests(),
+            s.transit_guard(),
+            s.transit_relax(),
         ] {
             assert!(p.starts_with("/srv/tg"), "{}", p.display());
         }

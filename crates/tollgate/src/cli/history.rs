@@ -78,7 +78,11 @@ pub struct BillArgs {
 
 /// `tollgate transit`'s options.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TransitArgs {
+    /// What to do instead of reporting.
+    #[command(subcommand)]
+    pub action: Option<TransitAction>,
     /// The period, `YYYY-MM`, in each upstream's own cycle [default: the
     /// one running now].
     #[arg(long, value_name = "YYYY-MM")]
@@ -86,6 +90,20 @@ pub struct TransitArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tollgate transit`'s actions.
+#[derive(Subcommand, Debug)]
+pub enum TransitAction {
+    /// Undo the transit guard's steps in force now and hold off
+    /// tightening for its hold time (`[transit] hold`).
+    #[command(
+        after_help = "The running daemon carries it out within a second and reconciles the kernel to the policy file's rates; `tollgate transit` then shows the steps relaxed and until when the guard holds off.
+
+Examples:
+  tollgate transit relax"
+    )]
+    Relax,
 }
 
 /// `tollgate top`'s options.

@@ -273,10 +273,14 @@ Examples:
 
 The burst budget is how many 5-minute samples the period may have above the commit before the 95th is above it: a 30-day month allows 432 (36 hours). `spent` counts the closed samples above the commit; at the pace so far the budget either lasts the period or runs out at a slot, which is printed.
 
+With `[transit] guard = \"on\"` the daemon tightens step by step when the budget would run out (the overage pool's ceil, the heaviest tenants into the overage plan, the uplink's ceil) and relaxes when it recovers; `guard = \"dry-run\"` only reports. The steps in force and the last actions are printed after the figures; `tollgate transit relax` undoes the steps by hand.
+
 Examples:
   tollgate transit
   tollgate transit --period 2026-11
-  tollgate transit --json | jq '.upstreams[] | {name, left: .status.left}'"
+  tollgate transit --json | jq '.upstreams[] | {name, left: .status.left}'
+  tollgate transit --json | jq '.guard.steps_in_force'
+  tollgate transit relax"
     )]
     Transit(history::TransitArgs),
 

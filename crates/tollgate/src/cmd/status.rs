@@ -43,6 +43,14 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
             .collect(),
         routes_error: r.routes.error().map(str::to_owned),
         tenants: policy.tenants.len(),
+        transit_steps: {
+            let mode = policy
+                .transit
+                .as_ref()
+                .map_or(policy::TransitGuardMode::Off, |t| t.guard.value);
+            let state = crate::transit_files::load(&cx.state).unwrap_or_default();
+            engine::transit_run::TransitView::new(mode, state).steps_in_force
+        },
     };
     let out = if json {
         crate::output::json_pretty(&status)?

@@ -26,6 +26,7 @@ mod overage_watch;
 mod record;
 mod shell;
 mod shipper;
+mod transit;
 
 pub use clock::Clock;
 pub use record::Recorded;
@@ -95,6 +96,7 @@ fn start_input(
         settings,
         resume,
         records: crate::overage_files::load(state)?,
+        transit: crate::transit_files::load(state)?,
         intervals: Intervals {
             read_ms: ms(args.interval),
             reconcile_ms: ms(args.reconcile),

@@ -140,6 +140,12 @@ impl Shell {
             out.push(Input::ReleaseRequested { tenant });
         }
         self.requests_seen = requests;
+        if crate::transit_files::take_relax(&self.state) {
+            // `transit relax` reads the outcome from the state file and
+            // the log; nobody waits on this answer.
+            let (reply, _answer) = oneshot::channel();
+            out.push(self.command(Command::TransitRelax, reply));
+        }
         if let Some(mut g) = self.guard.take() {
             out.extend(g.requests(&mut |c, reply| self.command(c, reply)));
             self.guard = Some(g);
@@ -207,6 +213,15 @@ impl Shell {
             Effect::AssessOverage(q) => Some(Input::OverageAssessed(Box::new(
                 overage_watch::assess(&mut self.overage_watch, &self.store, &q),
             ))),
+            Effect::AssessTransit { at } => Some(Input::TransitAssessed(Box::new(
+                super::transit::assess(engine.policy(), &*self.store, at),
+            ))),
+            Effect::SaveTransit(s) => {
+                if let Err(e) = crate::transit_files::save(&self.state, &s) {
+                    tracing::error!("{e}");
+                }
+                None
+            }
             Effect::SaveRecords(r) => {
                 if let Err(e) = crate::overage_files::save(&self.state, &r) {
                     tracing::error!("{e}");

@@ -80,6 +80,9 @@ pub struct Status {
     /// Tenants in the policy.
     #[serde(skip)]
     pub tenants: usize,
+    /// The transit guard's steps in force (docs/transit.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transit_steps: Vec<engine::transit_run::StepInForce>,
 }
 
 /// `status` as text.
@@ -131,6 +134,25 @@ pub fn status_text(s: &Status) -> String {
         for m in &s.overage {
             out.push_str("  ");
             out.push_str(&super::history::overage_move(m));
+        }
+    }
+    if !s.transit_steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "transit guard steps in force (`tollgate transit`; undo with `tollgate transit relax`):"
+        );
+        for st in &s.transit_steps {
+            let _ = writeln!(
+                out,
+                "  upstream {}: {}{}",
+                st.upstream,
+                super::transit::step(&st.step),
+                if st.applied {
+                    ""
+                } else {
+                    " (dry run: not applied)"
+                }
+            );
         }
     }
     out

@@ -5,6 +5,60 @@ use crate::output::{count, rate};
 use query::transit::{TransitReport, UpstreamReport};
 use std::fmt::Write;
 
+/// The transit guard: its mode, the steps in force, the last actions.
+pub fn guard(g: &engine::transit_run::TransitView) -> String {
+    let mut out = String::new();
+    let mode = match g.mode {
+        policy::TransitGuardMode::Off => "off",
+        policy::TransitGuardMode::DryRun => "dry-run (reports only)",
+        policy::TransitGuardMode::On => "on",
+    };
+    let _ = writeln!(
+        out,
+        "transit guard: {mode}; {} steps taken, {} relaxed",
+        g.state.tightened, g.state.relaxed
+    );
+    if let Some(u) = g.state.relaxed_until {
+        let _ = writeln!(out, "  relaxed by hand: no tightening until {u}");
+    }
+    if g.steps_in_force.is_empty() {
+        let _ = writeln!(out, "  steps in force: none");
+    }
+    for s in &g.steps_in_force {
+        let what = step(&s.step);
+        let applied = if s.applied {
+            ""
+        } else {
+            " (dry run: not applied)"
+        };
+        let _ = writeln!(
+            out,
+            "  in force    upstream {}: {what}{applied}",
+            s.upstream
+        );
+    }
+    for a in g.state.actions.iter().rev().take(5) {
+        let _ = writeln!(out, "  {}  {a}", a.at);
+    }
+    out
+}
+
+/// One step in force, in words.
+pub fn step(s: &engine::transit_guard::Step) -> String {
+    match s {
+        engine::transit_guard::Step::LowerPoolCeil { ceil } => {
+            format!("the overage pool's ceil lowered to {ceil}")
+        }
+        engine::transit_guard::Step::MoveHeaviest { tenants } => {
+            let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+            format!("tenants {} moved into the overage plan", ids.join(", "))
+        }
+        engine::transit_guard::Step::LowerParentCeil { ceil, .. } => {
+            format!("the uplink's ceil lowered to {ceil}")
+        }
+    }
+}
+
 /// The whole report, one block per upstream.
 pub fn report(r: &TransitReport) -> String {
     if r.upstreams.is_empty() {
