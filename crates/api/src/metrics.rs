@@ -207,6 +207,7 @@ impl Collector for Scrape {
             f64::from(u8::from(s.routes_error.is_some())),
         )?;
         crate::guard::metrics(&mut e, &s)?;
+        crate::latency::metrics(&mut e, &s)?;
         flows(&mut e, &self.files)
     }
 }

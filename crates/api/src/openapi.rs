@@ -43,6 +43,7 @@ impl Modify for Bearer {
         crate::guard::status,
         crate::guard::ban,
         crate::guard::unban,
+        crate::latency::status,
         crate::agents::add_batch,
         crate::agents::standing,
         crate::agents::list,

@@ -80,7 +80,7 @@ pub struct Engine {
     bridges: Option<std::collections::BTreeMap<IfName, Vec<IfName>>>,
     live: Live,
     compiled: Option<Arc<Compiled>>,
-    feeds: Feeds,
+    pub(crate) feeds: Feeds,
     books: Books,
     /// The last two counter readings: when, and bytes per class.
     readings: VecDeque<crate::snapshot::Reading>,
@@ -105,6 +105,7 @@ pub struct Engine {
     last_apply: Option<Applied>,
     started: Timestamp,
     pub(crate) guard: crate::guard::Guard,
+    pub(crate) latency: crate::latency::Latency,
 }
 
 impl Engine {
@@ -160,6 +161,7 @@ impl Engine {
             last_apply: None,
             started: now,
             guard: Default::default(),
+            latency: Default::default(),
         };
         let mut out = Vec::new();
         // Finish or forget what a crash interrupted, by what the policy
@@ -185,6 +187,7 @@ impl Engine {
             None,
         );
         e.guard_policy(now, &mut out);
+        e.latency_policy(now, &mut out);
         out.extend(e.handle(now, Input::Tick));
         Ok((e, out))
     }
@@ -242,6 +245,7 @@ impl Engine {
             records: self.records.clone(),
             events: self.events.iter().cloned().collect(),
             guard: self.guard_view().map(Arc::new),
+            latency: self.latency_view(),
             agents: self.agents.clone(),
         }
     }
@@ -373,6 +377,7 @@ impl Engine {
             } => self.guard_command(now, id, guard, &mut out),
             Input::Command { id, command } => self.command(now, id, command, &mut out),
             Input::Guard(g) => self.guard_input(now, g, &mut out),
+            Input::Latency(l) => self.latency_input(now, l, &mut out),
             Input::Stop => {
                 self.stopping = true;
                 self.guard_stop(&mut out);
@@ -660,6 +665,7 @@ impl Engine {
         self.settings = settings;
         self.policy_changed = true;
         self.guard_policy(now, out);
+        self.latency_policy(now, out);
         if self.flows {
             out.push(Effect::RebuildFlowTables);
         }

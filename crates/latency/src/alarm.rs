@@ -41,8 +41,10 @@ pub struct Alarm {
     /// The tenant whose class it is, for queue alarms.
     pub tenant: Option<u32>,
     /// When the condition started to hold (monotonic).
+    #[serde(rename = "since_ms", with = "crate::millis")]
     pub since: Duration,
     /// When the alarm was raised (monotonic).
+    #[serde(rename = "raised_ms", with = "crate::millis")]
     pub raised: Duration,
     /// The figure that raised it, in its unit (ms, percent, seconds idle).
     pub value: f64,
@@ -152,7 +154,12 @@ mod tests {
             Duration::from_secs(at),
             Duration::from_secs(2),
             (AlarmKind::Idle, "eth0", None),
-            Reading { bad, value: 1.0, threshold: 0.0, message: &msg },
+            Reading {
+                bad,
+                value: 1.0,
+                threshold: 0.0,
+                message: &msg,
+            },
         )
         .map(|c| c.raised)
     }

@@ -22,6 +22,7 @@
 //! [`Duration`]: std::time::Duration
 
 pub mod alarm;
+pub mod millis;
 pub mod monitor;
 pub mod probe;
 pub mod queue;

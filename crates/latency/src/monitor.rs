@@ -81,6 +81,7 @@ pub struct LinkView {
     /// Up.
     pub up: bool,
     /// How long it has passed no packet.
+    #[serde(rename = "idle_ms", with = "crate::millis")]
     pub idle: Duration,
 }
 
@@ -88,6 +89,7 @@ pub struct LinkView {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct View {
     /// The last queue reading's time (monotonic), if any.
+    #[serde(rename = "sampled_ms", with = "crate::millis::option")]
     pub sampled: Option<Duration>,
     /// Every class of the last reading.
     pub classes: Vec<ClassView>,
@@ -159,7 +161,11 @@ fn ms(d: Duration) -> f64 {
 impl Monitor {
     /// A monitor with nothing seen yet.
     pub fn new(config: Config) -> Monitor {
-        let probes = config.probes.iter().map(|_| ProbeState::default()).collect();
+        let probes = config
+            .probes
+            .iter()
+            .map(|_| ProbeState::default())
+            .collect();
         let mut m = Monitor {
             config,
             classes: BTreeMap::new(),
@@ -219,7 +225,10 @@ impl Monitor {
                 threshold: ms(limit),
                 message: &msg,
             };
-            out.extend(st.hold.update(at, hold, (AlarmKind::QueueDelay, &e.class, e.tenant), r));
+            out.extend(
+                st.hold
+                    .update(at, hold, (AlarmKind::QueueDelay, &e.class, e.tenant), r),
+            );
             next.insert(e.class, st);
         }
         for (_, mut gone) in std::mem::replace(&mut self.classes, next) {
@@ -270,7 +279,10 @@ impl Monitor {
                 threshold: threshold.map_or(0.0, ms),
                 message: &msg,
             };
-            out.extend(st.rtt.update(at, c.probe_for, (AlarmKind::ProbeRtt, name, None), r));
+            out.extend(
+                st.rtt
+                    .update(at, c.probe_for, (AlarmKind::ProbeRtt, name, None), r),
+            );
         }
         if let Some(limit) = c.loss_percent {
             let msg = || {
@@ -287,7 +299,10 @@ impl Monitor {
                 threshold: limit,
                 message: &msg,
             };
-            out.extend(st.loss.update(at, Duration::ZERO, (AlarmKind::ProbeLoss, name, None), r));
+            out.extend(
+                st.loss
+                    .update(at, Duration::ZERO, (AlarmKind::ProbeLoss, name, None), r),
+            );
         }
         self.count(&out);
         self.rebuild();
@@ -312,14 +327,23 @@ impl Monitor {
             st.packets = s.packets;
             st.up = s.up;
             let idle = at.saturating_sub(st.quiet_since);
-            let msg = || format!("{} is up and passed no packet for {} s", s.name, idle.as_secs());
+            let msg = || {
+                format!(
+                    "{} is up and passed no packet for {} s",
+                    s.name,
+                    idle.as_secs()
+                )
+            };
             let r = Reading {
                 bad: s.up && idle >= idle_for,
                 value: idle.as_secs_f64(),
                 threshold: idle_for.as_secs_f64(),
                 message: &msg,
             };
-            out.extend(st.hold.update(at, Duration::ZERO, (AlarmKind::Idle, &s.name, None), r));
+            out.extend(
+                st.hold
+                    .update(at, Duration::ZERO, (AlarmKind::Idle, &s.name, None), r),
+            );
             next.insert(s.name, st);
         }
         for (_, mut gone) in std::mem::replace(&mut self.links, next) {
@@ -475,7 +499,9 @@ mod tests {
         assert!(!m.probe(0, reply(8, None)).iter().any(|c| c.raised));
         assert!(!m.probe(0, reply(9, None)).iter().any(|c| c.raised));
         let c = m.probe(0, reply(10, None));
-        assert!(c.iter().any(|c| c.raised && c.alarm.kind == AlarmKind::ProbeLoss));
+        assert!(c
+            .iter()
+            .any(|c| c.raised && c.alarm.kind == AlarmKind::ProbeLoss));
         let v = m.view();
         assert_eq!(v.probes[0].figures.sent, 11);
         assert_eq!(v.alarms.len(), 2);

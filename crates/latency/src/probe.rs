@@ -25,20 +25,27 @@ pub struct ProbeFigures {
     /// Unanswered share, in percent.
     pub loss_percent: f64,
     /// The last answered probe's RTT.
+    #[serde(rename = "last_ms", with = "crate::millis::option")]
     pub last: Option<Duration>,
     /// Lowest, median and highest RTT in the window.
+    #[serde(rename = "min_ms", with = "crate::millis::option")]
     pub min: Option<Duration>,
     /// The median.
+    #[serde(rename = "p50_ms", with = "crate::millis::option")]
     pub p50: Option<Duration>,
     /// The highest.
+    #[serde(rename = "max_ms", with = "crate::millis::option")]
     pub max: Option<Duration>,
     /// The mean RTT.
+    #[serde(rename = "mean_ms", with = "crate::millis::option")]
     pub mean: Option<Duration>,
     /// Mean absolute difference of consecutive answered probes' RTTs
     /// (RFC 3550's idea, without its smoothing: a minute is the window).
+    #[serde(rename = "jitter_ms", with = "crate::millis::option")]
     pub jitter: Option<Duration>,
     /// The lowest RTT over the baseline window: what the path does when
     /// nothing queues.
+    #[serde(rename = "baseline_ms", with = "crate::millis::option")]
     pub baseline: Option<Duration>,
 }
 
@@ -110,9 +117,24 @@ mod tests {
         let mut h = History::default();
         let keep = ms(600_000);
         // An old, fast reply: only the baseline remembers it.
-        h.push(ProbeReply { at: ms(0), rtt: Some(ms(5)) }, keep);
-        for (i, rtt) in [Some(10), Some(14), None, Some(12), None].into_iter().enumerate() {
-            h.push(ProbeReply { at: ms(100_000 + i as u64 * 1_000), rtt: rtt.map(ms) }, keep);
+        h.push(
+            ProbeReply {
+                at: ms(0),
+                rtt: Some(ms(5)),
+            },
+            keep,
+        );
+        for (i, rtt) in [Some(10), Some(14), None, Some(12), None]
+            .into_iter()
+            .enumerate()
+        {
+            h.push(
+                ProbeReply {
+                    at: ms(100_000 + i as u64 * 1_000),
+                    rtt: rtt.map(ms),
+                },
+                keep,
+            );
         }
         let f = h.figures(ms(105_000), ms(60_000));
         assert_eq!((f.sent, f.received), (5, 3));
@@ -130,8 +152,20 @@ mod tests {
     #[test]
     fn old_replies_are_forgotten() {
         let mut h = History::default();
-        h.push(ProbeReply { at: ms(0), rtt: Some(ms(1)) }, ms(10_000));
-        h.push(ProbeReply { at: ms(20_000), rtt: Some(ms(9)) }, ms(10_000));
+        h.push(
+            ProbeReply {
+                at: ms(0),
+                rtt: Some(ms(1)),
+            },
+            ms(10_000),
+        );
+        h.push(
+            ProbeReply {
+                at: ms(20_000),
+                rtt: Some(ms(9)),
+            },
+            ms(10_000),
+        );
         let f = h.figures(ms(20_000), ms(60_000));
         assert_eq!(f.sent, 1);
         assert_eq!(f.baseline, Some(ms(9)));

@@ -43,8 +43,10 @@ pub struct ClassSample {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
     /// Backlog ÷ ceil: the least time the queue holds (see the module).
+    #[serde(rename = "delay_ms", with = "crate::millis")]
     pub delay: Duration,
     /// Backlog ÷ rate: the most, while the rate is guaranteed.
+    #[serde(rename = "delay_at_rate_ms", with = "crate::millis::option")]
     pub delay_at_rate: Option<Duration>,
     /// Bytes queued.
     pub backlog_bytes: u64,
@@ -61,6 +63,7 @@ pub struct Figures {
     /// Whether the class was held at its ceil over the last interval.
     pub at_ceil: bool,
     /// Time held at its ceil since the monitor first saw the class.
+    #[serde(rename = "time_at_ceil_ms", with = "crate::millis")]
     pub time_at_ceil: Duration,
 }
 
@@ -70,7 +73,9 @@ const AT_CEIL_SHARE: f64 = 0.95;
 /// `bytes` drained at `rate`.
 pub fn drain_time(bytes: u64, rate: Rate) -> Duration {
     let per_s = rate.bytes_per_second().max(1);
-    Duration::from_nanos(u64::try_from(u128::from(bytes) * 1_000_000_000 / u128::from(per_s)).unwrap_or(u64::MAX))
+    Duration::from_nanos(
+        u64::try_from(u128::from(bytes) * 1_000_000_000 / u128::from(per_s)).unwrap_or(u64::MAX),
+    )
 }
 
 /// A counter's growth; a counter that went back (the class was
@@ -87,7 +92,9 @@ pub fn figures(
     at: Duration,
     totals: (u64, Duration),
 ) -> Figures {
-    let delay = now.ceil.map_or(Duration::ZERO, |c| drain_time(now.backlog_bytes, c));
+    let delay = now
+        .ceil
+        .map_or(Duration::ZERO, |c| drain_time(now.backlog_bytes, c));
     let delay_at_rate = now.rate.map(|r| drain_time(now.backlog_bytes, r));
     let mut f = Figures {
         delay,
@@ -108,7 +115,8 @@ pub fn figures(
     f.overlimits = grew(now.overlimits, prev.overlimits);
     f.drops_total += f.drops;
     let sent = grew(now.bytes, prev.bytes);
-    f.sent_bps = u64::try_from(u128::from(sent) * 8 * 1_000_000_000 / dt.as_nanos().max(1)).unwrap_or(u64::MAX);
+    f.sent_bps = u64::try_from(u128::from(sent) * 8 * 1_000_000_000 / dt.as_nanos().max(1))
+        .unwrap_or(u64::MAX);
     // Held at its ceil: it sent (nearly) its ceil, or packets waited
     // through the whole interval while HTB refused to send them.
     let near_ceil = now
@@ -160,26 +168,58 @@ mod tests {
             backlog_packets: 0,
             ..a
         };
-        let f = figures(&b, Some((&a, Duration::from_secs(1))), Duration::from_secs(2), (0, Duration::from_secs(5)));
+        let f = figures(
+            &b,
+            Some((&a, Duration::from_secs(1))),
+            Duration::from_secs(2),
+            (0, Duration::from_secs(5)),
+        );
         assert_eq!(f.sent_bps, 76_800);
         assert!(f.at_ceil);
         assert_eq!(f.time_at_ceil, Duration::from_secs(6));
         // Slow and without a waiting queue: not at ceil.
         let c = ClassSample { bytes: 100, ..a };
-        let f = figures(&c, Some((&a, Duration::ZERO)), Duration::from_secs(1), (0, Duration::ZERO));
+        let f = figures(
+            &c,
+            Some((&a, Duration::ZERO)),
+            Duration::from_secs(1),
+            (0, Duration::ZERO),
+        );
         assert!(!f.at_ceil);
         // Waiting at both ends while HTB refused: held.
-        let d = ClassSample { bytes: 100, overlimits: 4, ..a };
-        let f = figures(&d, Some((&a, Duration::ZERO)), Duration::from_secs(1), (0, Duration::ZERO));
+        let d = ClassSample {
+            bytes: 100,
+            overlimits: 4,
+            ..a
+        };
+        let f = figures(
+            &d,
+            Some((&a, Duration::ZERO)),
+            Duration::from_secs(1),
+            (0, Duration::ZERO),
+        );
         assert!(f.at_ceil);
         assert_eq!(f.overlimits, 4);
     }
 
     #[test]
     fn counters_that_go_back_count_from_zero() {
-        let a = ClassSample { drops: 10, bytes: 5_000, ..ClassSample::default() };
-        let b = ClassSample { drops: 2, bytes: 1_000, ..ClassSample::default() };
-        let f = figures(&b, Some((&a, Duration::ZERO)), Duration::from_secs(1), (10, Duration::ZERO));
+        let a = ClassSample {
+            drops: 10,
+            bytes: 5_000,
+            ..ClassSample::default()
+        };
+        let b = ClassSample {
+            drops: 2,
+            bytes: 1_000,
+            ..ClassSample::default()
+        };
+        let f = figures(
+            &b,
+            Some((&a, Duration::ZERO)),
+            Duration::from_secs(1),
+            (10, Duration::ZERO),
+        );
         assert_eq!(f.drops, 2);
         assert_eq!(f.drops_total, 12);
         assert_eq!(f.sent_bps, 8_000);
