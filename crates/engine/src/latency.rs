@@ -323,7 +323,7 @@ impl Engine {
     }
 
     /// What the monitor shows, if `[latency]` is on.
-    pub(crate) fn latency_view(&self) -> Option<Arc<View>> {
+    pub fn latency_view(&self) -> Option<Arc<View>> {
         self.latency.monitor.as_ref().map(Monitor::view)
     }
 }
