@@ -15,6 +15,19 @@ pub mod token;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// `tollgate latency`'s options.
+#[derive(clap::Args, Debug)]
+pub struct LatencyArgs {
+    /// Only this tenant's classes and alarms (id or name).
+    pub tenant: Option<String>,
+    /// Every class, not only those with a queue, drops or time at ceil.
+    #[arg(long)]
+    pub all: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Where the policy is read from unless `-c` or `TOLLGATE_CONFIG` say otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/tollgate/tollgate.toml";
 
@@ -314,6 +327,16 @@ Examples:
   tollgate guard watch --iface eth1 --network 203.0.113.0/24 --threshold-pps 10000"
     )]
     Guard(guard::GuardCommand),
+
+    /// Queueing delay per class, the probes' RTT, jitter and loss, and the
+    /// latency alarms raised now, as the daemon (`tollgate run` with a
+    /// [latency] section) last published them.
+    #[command(after_help = "Examples:
+  tollgate latency                 every probe, the alarms, the classes holding a queue
+  tollgate latency alice           one tenant's classes and alarms
+  tollgate latency --all           every class, queued or not
+  tollgate latency --json          the shape of GET /api/v1/latency")]
+    Latency(LatencyArgs),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new
     /// engine and print the effects it decides, one JSON line each.

@@ -43,6 +43,13 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
             .collect(),
         routes_error: r.routes.error().map(str::to_owned),
         tenants: policy.tenants.len(),
+        // Only a fresh file: a stopped daemon's alarms are not "now".
+        latency_alarms: crate::latency_file::read(&cx.state)
+            .ok()
+            .flatten()
+            .filter(|s| !crate::latency_file::stale(s))
+            .map(|s| s.view.alarms)
+            .unwrap_or_default(),
     };
     let out = if json {
         crate::output::json_pretty(&status)?

@@ -80,6 +80,10 @@ pub struct Status {
     /// Tenants in the policy.
     #[serde(skip)]
     pub tenants: usize,
+    /// Latency alarms raised now, as the running daemon last published
+    /// them (none without `[latency]` or a running daemon).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_alarms: Vec<latency::Alarm>,
 }
 
 /// `status` as text.
@@ -131,6 +135,12 @@ pub fn status_text(s: &Status) -> String {
         for m in &s.overage {
             out.push_str("  ");
             out.push_str(&super::history::overage_move(m));
+        }
+    }
+    if !s.latency_alarms.is_empty() {
+        let _ = writeln!(out, "latency alarms (`tollgate latency` for the figures):");
+        for a in &s.latency_alarms {
+            let _ = writeln!(out, "  {} {}: {}", a.kind.as_str(), a.subject, a.message);
         }
     }
     out
