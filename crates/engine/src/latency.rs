@@ -287,10 +287,17 @@ impl Engine {
                         // Only leaves that carry a tenant's traffic queue
                         // packets: inner classes hold no backlog.
                         let usage = self.feeds.get(&key)?;
+                        // The default class: traffic of no tenant, whose
+                        // queue matters as much.
+                        let unclassified = usage.tenant == billing::UNCLASSIFIED;
                         Some(QueueEntry {
                             class: format!("{} {}", key.dev, key.id),
-                            tenant: Some(usage.tenant.0),
-                            label: label(&policy, usage),
+                            tenant: (!unclassified).then_some(usage.tenant.0),
+                            label: if unclassified {
+                                format!("unclassified {}", usage.direction.as_str())
+                            } else {
+                                label(&policy, usage)
+                            },
                             sample,
                         })
                     })
