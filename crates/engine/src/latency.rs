@@ -171,7 +171,17 @@ impl Engine {
     pub(crate) fn latency_policy(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
         let policy = self.running.policy.clone();
         let Some(l) = &policy.latency else {
-            if self.latency.monitor.take().is_some() {
+            if let Some(old) = self.latency.monitor.take() {
+                // Every raise gets its clear, with the script it was
+                // raised with.
+                for a in &old.view().alarms {
+                    let change = Change {
+                        raised: false,
+                        at: a.raised,
+                        alarm: a.clone(),
+                    };
+                    self.latency_change(now, change, out);
+                }
                 self.latency.spec = None;
                 out.push(Effect::Latency(LatencyEffect::Sample { spec: None }));
                 self.event(
@@ -332,5 +342,177 @@ impl Engine {
     /// What the monitor shows, if `[latency]` is on.
     pub fn latency_view(&self) -> Option<Arc<View>> {
         self.latency.monitor.as_ref().map(Monitor::view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Input, Intervals, Observation, PolicyText, Start};
+
+    const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "1gbit", up = "1gbit" }
+
+[plans.tiny]
+down = { rate = "64kbit", ceil = "64kbit" }
+up = { rate = "1mbit", ceil = "1mbit" }
+
+[[tenants]]
+id = 1
+name = "voip"
+plan = "tiny"
+prefixes = ["203.0.113.0/25"]
+"#;
+
+    const LATENCY: &str = r#"
+[latency]
+notify = "/usr/local/bin/latency-alarm"
+[latency.alarms]
+rtt = "100ms"
+[[latency.probes]]
+realm = "uplink"
+target = "192.0.2.1"
+"#;
+
+    fn text(policy: &str) -> PolicyText {
+        PolicyText {
+            name: "latency.toml".into(),
+            text: policy.into(),
+            files: Default::default(),
+        }
+    }
+
+    fn t0() -> Timestamp {
+        "2026-12-06T12:00:00Z".parse().unwrap()
+    }
+
+    fn start(policy: &str) -> (Engine, Vec<Effect>) {
+        let s = Start {
+            policy: text(policy),
+            settings: None,
+            resume: None,
+            records: Default::default(),
+            intervals: Intervals {
+                read_ms: 10_000,
+                reconcile_ms: 60_000,
+            },
+            flows: false,
+        };
+        Engine::start(t0(), s).unwrap()
+    }
+
+    fn samplers(effects: &[Effect]) -> Vec<Option<SamplerSpec>> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Latency(LatencyEffect::Sample { spec }) => Some(spec.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notified(effects: &[Effect]) -> Vec<(bool, latency::AlarmKind)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Latency(LatencyEffect::Notify { change, .. }) => {
+                    Some((change.raised, change.alarm.kind))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn without_latency_nothing_is_sampled() {
+        let (e, first) = start(POLICY);
+        assert!(samplers(&first).is_empty());
+        assert!(e.latency_view().is_none());
+    }
+
+    #[test]
+    fn a_stalled_queue_and_a_slow_probe_raise_and_clear() {
+        let (mut e, first) = start(&format!("{POLICY}{LATENCY}"));
+        let spec = samplers(&first).pop().flatten().expect("a sampler");
+        assert_eq!(spec.probes[0].name, "uplink icmp 192.0.2.1");
+        let g = spec.generation;
+        // The kernel as observed: the engine compiles, and knows whose
+        // each class is.
+        let obs = Observation {
+            interfaces: ["wan0", "lan0"]
+                .iter()
+                .map(|n| net_types::IfName::new(n).unwrap())
+                .collect(),
+            offline: Default::default(),
+            bridges: Default::default(),
+            live: Default::default(),
+            counters: Vec::new(),
+        };
+        e.handle(t0(), Input::Observed(Box::new(obs)));
+        let key = *e
+            .feeds
+            .iter()
+            .find(|(_, u)| u.tenant.0 == 1 && u.direction == accounting::Direction::Down)
+            .expect("the tenant's down leaf")
+            .0;
+        let sample = |backlog: u64| ClassSample {
+            backlog_bytes: backlog,
+            backlog_packets: backlog / 1000,
+            ceil: net_types::Rate::from_bps(64_000),
+            rate: net_types::Rate::from_bps(64_000),
+            ..ClassSample::default()
+        };
+        let sampled = |gen: u64, at: u64, backlog: u64| {
+            Input::Latency(LatencyInput::Sampled {
+                generation: gen,
+                at: ms(at),
+                classes: vec![(key, sample(backlog))],
+                links: Vec::new(),
+            })
+        };
+        assert!(notified(&e.handle(t0(), sampled(g, 1_000, 0))).is_empty());
+        // 24 kB behind 64 kbit/s: 3 s.
+        let out = e.handle(t0(), sampled(g, 2_000, 24_000));
+        assert_eq!(notified(&out), vec![(true, latency::AlarmKind::QueueDelay)]);
+        assert!(out.iter().any(
+            |o| matches!(o, Effect::Event(ev) if ev.kind == "latency_alarm" && ev.tenant == Some(1))
+        ));
+        // A reading of an older sampler is ignored.
+        assert!(e.handle(t0(), sampled(g - 1, 2_500, 0)).is_empty());
+        assert_eq!(e.latency_view().unwrap().alarms.len(), 1);
+        let out = e.handle(t0(), sampled(g, 3_000, 4_000));
+        assert_eq!(
+            notified(&out),
+            vec![(false, latency::AlarmKind::QueueDelay)]
+        );
+        // A probe above the fixed 100 ms.
+        let probed = |at: u64, rtt: u64| {
+            Input::Latency(LatencyInput::Probed {
+                generation: g,
+                probe: 0,
+                reply: ProbeReply {
+                    at: ms(at),
+                    rtt: Some(ms(rtt)),
+                },
+            })
+        };
+        assert!(notified(&e.handle(t0(), probed(3_100, 20))).is_empty());
+        assert_eq!(
+            notified(&e.handle(t0(), probed(3_200, 150))),
+            vec![(true, latency::AlarmKind::ProbeRtt)]
+        );
+        // A reload without [latency]: the sampler stops, the view goes.
+        let out = e.handle(t0(), Input::PolicyRead(Box::new(text(POLICY))));
+        assert_eq!(samplers(&out), vec![None]);
+        assert_eq!(notified(&out), vec![(false, latency::AlarmKind::ProbeRtt)]);
+        assert!(e.latency_view().is_none());
     }
 }
