@@ -296,7 +296,9 @@ fn the_seeds_three_second_stall_raises_an_alarm_and_clears_it() {
     );
 
     // Shown everywhere while raised.
-    let status = tollgate(dir, Some(&s.rtr), &["status"]);
+    // (A short gap between its two readings: the alarm is up for about
+    // two seconds.)
+    let status = tollgate(dir, Some(&s.rtr), &["status", "--interval", "100ms"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         text.contains("latency alarms") && text.contains("queue_delay"),
