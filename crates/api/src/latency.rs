@@ -34,6 +34,10 @@ pub struct LatencyStatus {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub view: View,
+    /// Classes in the last reading (`classes` may hold fewer: see
+    /// [`LatencyStatus::busy_only`]).
+    #[serde(default)]
+    pub classes_read: usize,
 }
 
 impl LatencyStatus {
@@ -43,12 +47,40 @@ impl LatencyStatus {
     pub fn from_view(view: &View, now: Timestamp, tenant: Option<u32>) -> LatencyStatus {
         let mut view = view.clone();
         if let Some(t) = tenant {
-            view.classes.retain(|c| c.tenant == Some(t));
+            view.classes = std::sync::Arc::new(
+                view.classes
+                    .iter()
+                    .filter(|c| c.tenant == Some(t))
+                    .cloned()
+                    .collect(),
+            );
             view.alarms.retain(|a| a.tenant == Some(t));
             view.probes.clear();
             view.links.clear();
         }
-        LatencyStatus { as_of: now, view }
+        LatencyStatus {
+            as_of: now,
+            classes_read: view.classes.len(),
+            view,
+        }
+    }
+
+    /// Only the classes worth a look: a queue, drops or held at the ceil
+    /// at the last reading. What the daemon writes to
+    /// `latency-status.json` once a second: at 10,000 classes the whole
+    /// list is megabytes, and the API has it.
+    #[must_use]
+    pub fn busy_only(mut self) -> LatencyStatus {
+        let busy = |f: &latency::Figures| f.backlog_packets > 0 || f.drops > 0 || f.at_ceil;
+        self.view.classes = std::sync::Arc::new(
+            self.view
+                .classes
+                .iter()
+                .filter(|c| busy(&c.figures))
+                .cloned()
+                .collect(),
+        );
+        self
     }
 }
 

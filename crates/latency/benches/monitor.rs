@@ -53,7 +53,7 @@ fn one_reading(b: divan::Bencher, n: u32) {
     let mut second = 2;
     b.with_inputs(|| {
         second += 1;
-        entries(n, second)
+        (second, entries(n, second))
     })
-    .bench_local_values(|e| m.queues(Duration::from_secs(second), e));
+    .bench_local_values(|(at, e)| m.queues(Duration::from_secs(at), e));
 }

@@ -91,8 +91,9 @@ pub struct View {
     /// The last queue reading's time (monotonic), if any.
     #[serde(rename = "sampled_ms", with = "crate::millis::option")]
     pub sampled: Option<Duration>,
-    /// Every class of the last reading.
-    pub classes: Vec<ClassView>,
+    /// Every class of the last reading (shared: rebuilt once per
+    /// reading, not for every probe reply).
+    pub classes: Arc<Vec<ClassView>>,
     /// Every probe.
     pub probes: Vec<ProbeView>,
     /// Every watched interface.
@@ -151,6 +152,10 @@ pub struct Monitor {
     raised_total: u64,
     readings: u64,
     sampled: Option<Duration>,
+    /// The classes as shown, and their raised alarms, as of the last
+    /// queue reading.
+    class_views: Arc<Vec<ClassView>>,
+    class_alarms: Vec<Alarm>,
     view: Arc<View>,
 }
 
@@ -174,6 +179,8 @@ impl Monitor {
             raised_total: 0,
             readings: 0,
             sampled: None,
+            class_views: Arc::default(),
+            class_alarms: Vec::new(),
             view: Arc::default(),
         };
         m.rebuild();
@@ -237,6 +244,7 @@ impl Monitor {
         self.readings += 1;
         self.sampled = Some(at);
         self.count(&out);
+        self.rebuild_classes();
         self.rebuild();
         out
     }
@@ -354,8 +362,8 @@ impl Monitor {
         out
     }
 
-    fn rebuild(&mut self) {
-        let mut alarms: Vec<Alarm> = Vec::new();
+    fn rebuild_classes(&mut self) {
+        let mut alarms = Vec::new();
         let classes = self
             .classes
             .iter()
@@ -369,6 +377,13 @@ impl Monitor {
                 }
             })
             .collect();
+        self.class_views = Arc::new(classes);
+        self.class_alarms = alarms;
+    }
+
+    fn rebuild(&mut self) {
+        let mut alarms = self.class_alarms.clone();
+        let classes = Arc::clone(&self.class_views);
         let probes = self
             .probes
             .iter()

@@ -20,9 +20,6 @@ use std::path::PathBuf;
 pub struct LatencyArgs {
     /// Only this tenant's classes and alarms (id or name).
     pub tenant: Option<String>,
-    /// Every class, not only those with a queue, drops or time at ceil.
-    #[arg(long)]
-    pub all: bool,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
@@ -328,14 +325,13 @@ Examples:
     )]
     Guard(guard::GuardCommand),
 
-    /// Queueing delay per class, the probes' RTT, jitter and loss, and the
-    /// latency alarms raised now, as the daemon (`tollgate run` with a
+    /// Queueing delay of the busy classes, the probes' RTT, jitter and
+    /// loss, and the latency alarms raised now, as the daemon (`tollgate run` with a
     /// [latency] section) last published them.
     #[command(after_help = "Examples:
-  tollgate latency                 every probe, the alarms, the classes holding a queue
-  tollgate latency alice           one tenant's classes and alarms
-  tollgate latency --all           every class, queued or not
-  tollgate latency --json          the shape of GET /api/v1/latency")]
+  tollgate latency                 the alarms, every probe, the busy classes
+  tollgate latency alice           one tenant's busy classes and alarms
+  tollgate latency --json          as JSON (GET /api/v1/latency has every class)")]
     Latency(LatencyArgs),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new

@@ -24,7 +24,9 @@ pub fn run(cx: &Context, a: &LatencyArgs) -> Result<ExitCode> {
         None => None,
     };
     let stale = crate::latency_file::stale(&status);
-    let status = api::latency::LatencyStatus::from_view(&status.view, status.as_of, tenant);
+    let read = status.classes_read;
+    let mut status = api::latency::LatencyStatus::from_view(&status.view, status.as_of, tenant);
+    status.classes_read = read;
     if stale {
         tracing::warn!(
             "{} was written at {}: the daemon is not running (or uses another --state-dir); this is what it saw last",
@@ -35,7 +37,7 @@ pub fn run(cx: &Context, a: &LatencyArgs) -> Result<ExitCode> {
     if a.json {
         say!("{}", crate::output::json_pretty(&status)?);
     } else {
-        say!("{}", crate::output::latency::text(&status, stale, a.all));
+        say!("{}", crate::output::latency::text(&status, stale));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,8 +17,9 @@
 //!   `SCRIPT raise|clear KIND SUBJECT VALUE THRESHOLD` with the alarm as
 //!   JSON on stdin, without waiting (at most [`MAX_NOTIFY`] at once).
 //! - `latency-status.json` is what `tollgate latency` reads: the shape of
-//!   `GET /api/v1/latency`, written at most once a second, and at once
-//!   when the alarms change.
+//!   `GET /api/v1/latency` with only the busy classes (a queue, drops, or
+//!   at the ceil), written at most once a second, and at once when the
+//!   alarms change.
 
 use super::probes::{self, Pinger};
 use super::Message;
@@ -296,7 +297,7 @@ impl LatencyShell {
         if !changed && !due {
             return;
         }
-        let status = api::latency::LatencyStatus::from_view(&view, now, None);
+        let status = api::latency::LatencyStatus::from_view(&view, now, None).busy_only();
         match serde_json::to_vec(&status) {
             Ok(bytes) => {
                 if let Err(e) =

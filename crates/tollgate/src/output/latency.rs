@@ -17,9 +17,9 @@ fn opt(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_string(), ms)
 }
 
-/// The status as text: alarms, probes, interfaces, then classes (only
-/// those with a queue, drops or time at ceil unless `all`).
-pub fn text(s: &LatencyStatus, stale: bool, all: bool) -> String {
+/// The status as text: alarms, probes, interfaces, then the busy
+/// classes.
+pub fn text(s: &LatencyStatus, stale: bool) -> String {
     let v = &s.view;
     let mut o = String::new();
     let as_of = s.as_of.strftime("%Y-%m-%d %H:%M:%S UTC");
@@ -71,25 +71,13 @@ pub fn text(s: &LatencyStatus, stale: bool, all: bool) -> String {
             let _ = writeln!(o, "  {:<16} {state:<4} idle {} s", l.name, l.idle.as_secs());
         }
     }
-    let shown: Vec<_> = v
-        .classes
-        .iter()
-        .filter(|c| {
-            all || c.figures.backlog_packets > 0
-                || c.figures.drops_total > 0
-                || !c.figures.time_at_ceil.is_zero()
-        })
-        .collect();
+    let shown = &v.classes;
     let _ = writeln!(
         o,
-        "\n{} classes read ({} shown{})",
-        v.classes.len(),
+        "\n{} classes read; {} busy (a queue, drops, or at the ceil at the last reading){}",
+        s.classes_read,
         shown.len(),
-        if all {
-            ""
-        } else {
-            ": with a queue, drops or time at ceil; --all for every one"
-        }
+        if shown.is_empty() { "" } else { ":" }
     );
     if !shown.is_empty() {
         let _ = writeln!(
@@ -105,7 +93,7 @@ pub fn text(s: &LatencyStatus, stale: bool, all: bool) -> String {
             "at ceil",
             "time at ceil"
         );
-        for c in shown {
+        for c in shown.iter() {
             let f = &c.figures;
             let _ = writeln!(
                 o,
