@@ -25,7 +25,9 @@
 //!   (the kernel's own echo replies off there), medians within ±10% or
 //!   ±1 ms; the probes' replies are read from the daemon's recording
 //!   (`--record`), each with its wall time; the same for IPv6 over the
-//!   bare path; a TCP probe to a closed port answered (by its RST).
+//!   bare path; a TCP probe to a closed port answered (by its RST); and
+//!   the router's `wan0`, up with nothing crossing it, raising the idle
+//!   alarm until a ping from upstream clears it.
 //!
 //! Needs root, iproute2, iputils ping and curl. The namespaces
 //! are deleted and every process killed even if a test fails (`Netns` and
@@ -73,8 +75,9 @@ ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1",
 }
 
 /// The policy: one tenant whose downstream ceil is `down_ceil`, and
-/// `[latency]` with an ICMP probe to the tenant every `interval`.
-fn policy(dir: &Path, down_ceil: &str, interval: &str) -> String {
+/// `[latency]` with probes to the tenant every `interval` (ICMP, ICMPv6,
+/// TCP) and `watched` (a TOML list's items) watched for silence.
+fn policy(dir: &Path, down_ceil: &str, interval: &str, watched: &str) -> String {
     let script = dir.join("notify.sh");
     std::fs::write(
         &script,
@@ -105,10 +108,12 @@ prefixes = ["203.0.113.0/25"]
 [latency]
 sample = "1s"
 notify = "{script}"
+interfaces = [{watched}]
 
 [latency.alarms]
 queue_delay = "1s"
 queue_for = "0s"
+idle_for = "2s"
 rtt_for = "0s"
 
 [[latency.probes]]
@@ -240,7 +245,7 @@ fn the_seeds_three_second_stall_raises_an_alarm_and_clears_it() {
     testkit::need("ping", "iputils-ping");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("policy.toml"), policy(dir, "64kbit", "500ms")).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy(dir, "64kbit", "500ms", "")).unwrap();
     let token = token(dir);
     let s = site("latst");
     let d = daemon(&s.rtr, dir);
@@ -537,13 +542,31 @@ fn probe_rtt_matches_ping() {
     testkit::need("ping", "iputils-ping");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("policy.toml"), policy(dir, "100mbit", "200ms")).unwrap();
+    std::fs::write(
+        dir.join("policy.toml"),
+        policy(dir, "100mbit", "200ms", "\"wan0\""),
+    )
+    .unwrap();
     let s = site("latpr");
     let d = daemon(&s.rtr, dir);
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     wait_for("a probe reply", Duration::from_secs(20), || {
         latency(dir).is_some_and(|v| v["probes"][0]["figures"]["received"].as_u64() > Some(2))
     });
+    // wan0 is up and nothing crosses it (the probes go out of lan0):
+    // idle after 2 s; a ping from upstream clears it.
+    wait_for("the idle alarm on wan0", Duration::from_secs(20), || {
+        latency(dir).is_some_and(|v| alarms(&v, "idle").iter().any(|a| a["subject"] == "wan0"))
+    });
+    s.up.sh("ping -n -q -c 3 -i 0.2 198.51.100.1 || true");
+    wait_for("the idle alarm to clear", Duration::from_secs(10), || {
+        latency(dir).is_some_and(|v| alarms(&v, "idle").is_empty())
+    });
+    let notified = std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default();
+    assert!(
+        notified.contains("raise idle wan0") && notified.contains("clear idle wan0"),
+        "{notified}"
+    );
     // Idle: the veth path's own RTT, through the tenant's classes.
     let (ping, probe, n, m) = side_by_side(&s, dir, TENANT, 0, 15);
     eprintln!("veth: ping p50 {ping:.3} ms ({n}), probe p50 {probe:.3} ms ({m})");
