@@ -49,8 +49,10 @@ hz=$(getconf CLK_TCK)
 threads() {
   for t in /proc/"$1"/task/*; do
     # comm may hold spaces: find the fields after the closing parenthesis.
-    line=$(cat "$t/stat"); rest=${line##*) }; read -r -a f <<< "$rest"
-    echo "$(cat "$t/comm") $(( f[11] + f[12] ))"
+    # A thread may end between the listing and the read: skip it.
+    line=$(cat "$t/stat" 2>/dev/null) && comm=$(cat "$t/comm" 2>/dev/null) || continue
+    rest=${line##*) }; read -r -a f <<< "$rest"
+    echo "$comm $(( f[11] + f[12] ))"
   done | awk -v hz="$hz" '{c[$1]+=$2} END {for (k in c) printf "%s %.3f\n", k, c[k]/hz}' | sort
 }
 for run in plain latency; do
@@ -66,7 +68,7 @@ for run in plain latency; do
   join -a 2 <(echo "$before") <(echo "$after") | awk -v s="$RUN" 'NF==3 {printf "  %-12s %.4f\n", $1, ($3-$2)/s} NF==2 {printf "  %-12s %.4f (new)\n", $1, $2/s}'
   if [[ $run == latency ]]; then
     ls -l "$W/state/latency-status.json" | awk '{print "  latency-status.json: " $5 " bytes"}'
-    python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  classes per reading:", len(v["classes"]), " readings:", v["readings"])' "$W/state/latency-status.json"
+    python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  classes per reading:", v["classes_read"], " busy in the file:", len(v["classes"]), " readings:", v["readings"])' "$W/state/latency-status.json"
   fi
   kill -TERM "$PID"; wait "$PID" || true; PID=""
 done
