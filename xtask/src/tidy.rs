@@ -41,6 +41,7 @@ const PURE: &[&str] = &[
     "libreqos",
     "packet-wire",
     "guard",
+    "latency",
     "bpf-classify",
 ];
 /// Crates that may touch the world.

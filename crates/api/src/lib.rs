@@ -26,6 +26,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod graph;
 pub mod guard;
+pub mod latency;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -113,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/guard/history", get(guard::history))
         .route("/api/v1/guard/ban", post(guard::ban))
         .route("/api/v1/guard/unban", post(guard::unban))
+        .route("/api/v1/latency", get(latency::status))
         .route(
             "/api/v1/history/batches",
             post(agents::add_batch)

@@ -235,6 +235,7 @@ impl Collector for Scrape {
             s.transit.state.relaxed,
         )?;
         crate::guard::metrics(&mut e, &s)?;
+        crate::latency::metrics(&mut e, &s)?;
         flows(&mut e, &self.files)
     }
 }

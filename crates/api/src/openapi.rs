@@ -45,6 +45,7 @@ impl Modify for Bearer {
         crate::guard::history,
         crate::guard::ban,
         crate::guard::unban,
+        crate::latency::status,
         crate::agents::add_batch,
         crate::agents::standing,
         crate::agents::list,

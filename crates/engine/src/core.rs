@@ -81,7 +81,7 @@ pub struct Engine {
     bridges: Option<std::collections::BTreeMap<IfName, Vec<IfName>>>,
     live: Live,
     compiled: Option<Arc<Compiled>>,
-    feeds: Feeds,
+    pub(crate) feeds: Feeds,
     books: Books,
     /// The last two counter readings: when, and bytes per class.
     readings: VecDeque<crate::snapshot::Reading>,
@@ -114,6 +114,7 @@ pub struct Engine {
     pub(crate) guard: crate::guard::Guard,
     /// The transit guard's steps (`crate::transit_run`).
     pub(crate) transit: crate::transit_run::TransitState,
+    pub(crate) latency: crate::latency::Latency,
 }
 
 impl Engine {
@@ -173,6 +174,7 @@ impl Engine {
             started: now,
             guard: Default::default(),
             transit: s.transit,
+            latency: Default::default(),
         };
         let mut out = Vec::new();
         // Finish or forget what a crash interrupted, by what the policy
@@ -198,6 +200,7 @@ impl Engine {
             None,
         );
         e.guard_policy(now, &mut out);
+        e.latency_policy(now, &mut out);
         out.extend(e.handle(now, Input::Tick));
         Ok((e, out))
     }
@@ -262,6 +265,7 @@ impl Engine {
                 crate::transit_run::mode(&self.running.policy),
                 self.transit.clone(),
             )),
+            latency: self.latency_view(),
             agents: self.agents.clone(),
         }
     }
@@ -406,6 +410,7 @@ impl Engine {
             }
             Input::Command { id, command } => self.command(now, id, command, &mut out),
             Input::Guard(g) => self.guard_input(now, g, &mut out),
+            Input::Latency(l) => self.latency_input(now, l, &mut out),
             Input::Stop => {
                 self.stopping = true;
                 self.guard_stop(&mut out);
@@ -704,6 +709,7 @@ impl Engine {
         self.policy_changes += 1;
         self.guard_policy(now, out);
         self.transit_policy(now, out);
+        self.latency_policy(now, out);
         if self.flows {
             out.push(Effect::RebuildFlowTables);
         }

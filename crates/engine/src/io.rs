@@ -327,6 +327,8 @@ pub enum Input {
     Stop,
     /// The guard's capture, or its saved state (`crate::guard`).
     Guard(crate::guard::GuardInput),
+    /// A latency reading or probe reply (`crate::latency`).
+    Latency(crate::latency::LatencyInput),
 }
 
 /// How serious an [`Event`] is.
@@ -351,9 +353,9 @@ pub struct Event {
     /// What kind: `started`, `policy_applied`, `drift_repaired`,
     /// `reload`, `reload_refused`, `overage_move`, `overage_return`,
     /// `store_failed`, `routes_unreadable`, `compile_failed`,
-    /// `apply_failed`, `api_write`, `flows_failed`, `stopped`,
-    /// `transit_tighten`, `transit_relax`, `transit_dry_run`,
-    /// `transit_held`, `transit_failed`.
+    /// `apply_failed`, `api_write`, `flows_failed`, `latency_alarm`,
+    /// `latency_clear`, `latency_failed`, `stopped`, `transit_tighten`,
+    /// `transit_relax`, `transit_dry_run`, `transit_held`, `transit_failed`.
     pub kind: String,
     /// For people.
     pub message: String,
@@ -490,6 +492,8 @@ pub enum Effect {
     Event(Event),
     /// The guard's capture, ladder or state (`crate::guard`).
     Guard(crate::guard::GuardEffect),
+    /// Latency's sampler and notify script (`crate::latency`).
+    Latency(crate::latency::LatencyEffect),
     /// Add an agent's batch to the history; answer with
     /// [`Input::BatchAdded`].
     AddBatch {

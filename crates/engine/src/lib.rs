@@ -16,7 +16,8 @@
 //! - [`edit`]: edits of the policy file, shared with the command line;
 //! - [`feeds`]: which kernel class counts whose traffic;
 //! - [`snapshot`]: what the API and metrics read;
-//! - [`guard`]: the DDoS detector inside the daemon, its inputs and effects.
+//! - [`guard`]: the DDoS detector inside the daemon, its inputs and effects;
+//! - [`latency`]: queueing delay, probes and their alarms, as inputs and effects.
 
 pub mod books;
 mod core;
@@ -24,6 +25,7 @@ pub mod edit;
 pub mod feeds;
 pub mod guard;
 pub mod io;
+pub mod latency;
 mod overage;
 pub mod records;
 pub mod shipping;

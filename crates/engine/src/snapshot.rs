@@ -85,6 +85,9 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// The guard's incidents and counts, if the policy has `[guard]`.
     pub guard: Option<Arc<crate::guard::GuardView>>,
+    /// Queueing delay, probes and latency alarms, if the policy has
+    /// `[latency]`.
+    pub latency: Option<Arc<latency::View>>,
     /// Agents' batches seen since start (a central tollgate).
     pub agents: crate::shipping::Agents,
     /// The transit guard's mode and steps.
@@ -122,6 +125,7 @@ impl Snapshot {
             records: Records::default(),
             events: Vec::new(),
             guard: None,
+            latency: None,
             agents: Default::default(),
             transit,
         }

@@ -422,7 +422,7 @@ fn capture(cx: &mut Cx, n: Node<'_>) -> Option<GuardCapture> {
 
 /// A duration of at least `min` (which may be under a second, unlike the
 /// billing keys').
-fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>> {
+pub(crate) fn duration(cx: &mut Cx, n: Node<'_>, min: Duration) -> Option<Spanned<Duration>> {
     let d = crate::billing::duration(cx, n, Duration::ZERO)?;
     if d.value >= min {
         return Some(d);

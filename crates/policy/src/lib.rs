@@ -26,6 +26,7 @@ mod files;
 mod flows;
 mod guard;
 mod history;
+mod latency;
 mod model;
 mod parse;
 mod reader;
@@ -329,6 +330,26 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
             }
         }
     }
+    // A probe measures one realm's path: the realm must exist (a policy
+    // without realms has one, and any name labels it).
+    {
+        for realm in &p.probe_realms {
+            if p.realm_names.is_empty() || p.realm_names.contains(&realm.value) {
+                continue;
+            }
+            let hint = match reader::closest(&realm.value, &names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("declared realms: {}", names.join(", ")),
+            };
+            diags.push(
+                Diagnostic::error(
+                    Some(realm.span),
+                    format!("unknown realm `{}` in [[latency.probes]]", realm.value),
+                )
+                .with_hint(hint),
+            );
+        }
+    }
     p.plans.sort_by(|a, b| a.name.cmp(&b.name));
     p.tenants.sort_by_key(|t| t.id);
     // Cross-item checks run even when [site] or the default realm could not
@@ -358,6 +379,7 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
         transit: p.transit,
         bgp: p.bgp,
         central: p.central,
+        latency: p.latency,
     };
     validate::policy(
         &policy,

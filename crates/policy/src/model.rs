@@ -596,10 +596,13 @@ pub struct Policy {
     pub bgp: Option<Bgp>,
     /// The central tollgate this daemon ships its closed slots to, if any.
     pub central: Option<Central>,
+    /// Queueing delay, active probes and their alarms, if the policy has them.
+    pub latency: Option<Latency>,
 }
 
 pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
 pub use crate::central::{valid_writer, Central};
+pub use crate::latency::{Latency, LatencyAlarms, Probe, ProbeKind};
 
 pub use crate::guard::{CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung};
 pub use crate::transit::{GuardMode as TransitGuardMode, Transit, Upstream, UpstreamMethod};

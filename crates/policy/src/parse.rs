@@ -47,11 +47,15 @@ pub(crate) struct Parsed {
     pub bgp: Option<crate::bgp::Bgp>,
     /// The central tollgate this daemon ships to.
     pub central: Option<crate::central::Central>,
+    /// Queueing delay, probes and their alarms.
+    pub latency: Option<crate::latency::Latency>,
+    /// Every latency probe's realm, as written.
+    pub probe_realms: Vec<crate::model::Spanned<String>>,
 }
 
 const TOP_KEYS: &[&str] = &[
     "site", "realms", "bands", "plans", "parents", "tenants", "flows", "billing", "overage", "api",
-    "history", "guard", "transit", "bgp", "central",
+    "history", "guard", "transit", "bgp", "central", "latency",
 ];
 
 pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span) -> Parsed {
@@ -78,6 +82,8 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
         transit: None,
         bgp: None,
         central: None,
+        latency: None,
+        probe_realms: Vec::new(),
     };
     let mut top = Fields::new(root, whole, "the policy");
     match top.get(cx, "site") {
@@ -147,6 +153,9 @@ pub(crate) fn document(cx: &mut Cx, root: &dyn toml_edit::TableLike, whole: Span
     }
     if let Some(n) = top.get(cx, "central") {
         p.central = crate::central::section(cx, n);
+    }
+    if let Some(n) = top.get(cx, "latency") {
+        p.latency = crate::latency::section(cx, n, &mut p.probe_realms);
     }
     for key in TOP_KEYS {
         top.get(cx, key);

@@ -1287,3 +1287,36 @@ script = "/bin/true"
         "{r}"
     );
 }
+
+#[test]
+fn latency_probes_and_alarms_are_read_with_their_defaults() {
+    let loaded = billed(
+        r#"
+[latency]
+interfaces = ["bond0"]
+[latency.alarms]
+rtt = "150ms"
+rtt_factor = 0
+[[latency.probes]]
+realm = "national"
+target = "192.0.2.1"
+[[latency.probes]]
+realm = "international"
+target = "2001:db8::1"
+kind = "tcp"
+port = 443
+interval = "500ms"
+"#,
+    );
+    assert_eq!(errors(&loaded), Vec::<String>::new());
+    let l = loaded.policy.unwrap().latency.unwrap();
+    assert_eq!(l.sample, std::time::Duration::from_secs(1));
+    assert_eq!(l.alarms.queue_delay, std::time::Duration::from_secs(1));
+    assert_eq!(l.alarms.rtt, Some(std::time::Duration::from_millis(150)));
+    assert_eq!(l.alarms.rtt_factor, None);
+    assert_eq!(l.alarms.loss, Some(10));
+    assert_eq!(l.probes.len(), 2);
+    assert_eq!(l.probes[0].name(), "national icmp 192.0.2.1");
+    assert_eq!(l.probes[1].name(), "international tcp [2001:db8::1]:443");
+    assert_eq!(l.probes[1].kind, policy::ProbeKind::Tcp { port: 443 });
+}

@@ -110,6 +110,8 @@ pub const IFLA_IFNAME: u16 = 3;
 /// Link attribute: the index of the device this one is enslaved to (a
 /// bridge port's bridge, a bond member's bond).
 pub const IFLA_MASTER: u16 = 10;
+/// Link attribute: `struct rtnl_link_stats64` (packets and bytes, 64-bit).
+pub const IFLA_STATS64: u16 = 23;
 /// Link attribute: nested link-type information.
 pub const IFLA_LINKINFO: u16 = 18;
 /// Inside `IFLA_LINKINFO`: the link type ("ifb", "veth", ...).

@@ -145,6 +145,18 @@ pub struct Link {
     /// The device it is enslaved to (`IFLA_MASTER`): a bridge port's
     /// bridge, a bond member's bond.
     pub master: Option<u32>,
+    /// Packets received and sent (`IFLA_STATS64`), if the kernel said.
+    pub packets: Option<LinkPackets>,
+}
+
+/// A device's packet counters (the first two fields of `struct
+/// rtnl_link_stats64`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkPackets {
+    /// Received.
+    pub rx: u64,
+    /// Sent.
+    pub tx: u64,
 }
 
 /// Counters of a qdisc or class.
@@ -509,12 +521,20 @@ fn decode_done(raw: &RawMsg<'_>) -> Result<Done, DecodeError> {
 fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
     // struct ifinfomsg { u8 family, pad; u16 type; int index; u32 flags, change; }
     let f = Fields::new(p, IFINFOMSG_LEN, "ifinfomsg")?;
-    let (mut name, mut kind, mut master) = (None, None, None);
+    let (mut name, mut kind, mut master, mut packets) = (None, None, None, None);
     for a in attrs(&p[IFINFOMSG_LEN..], "link attributes") {
         let (ty, v) = a?;
         match ty {
             IFLA_IFNAME => name = Some(get_str(v)),
             IFLA_MASTER => master = Some(get_u32(v, "IFLA_MASTER")?),
+            IFLA_STATS64 => {
+                // struct rtnl_link_stats64 { u64 rx_packets, tx_packets, … }
+                let s = Fields::new(v, 16, "IFLA_STATS64")?;
+                packets = Some(LinkPackets {
+                    rx: s.u64(0),
+                    tx: s.u64(8),
+                });
+            }
             IFLA_LINKINFO => {
                 for a in attrs(v, "IFLA_LINKINFO") {
                     let (ty, v) = a?;
@@ -536,6 +556,7 @@ fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
         up: flags & IFF_UP != 0,
         flags,
         master,
+        packets,
     })
 }
 

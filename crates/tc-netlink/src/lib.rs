@@ -48,8 +48,8 @@ mod request;
 pub use bpf::{BytecodeError, SockFilter};
 pub use decode::{
     parse_messages, parse_messages_with_headers, Ack, Action, BpfOptions, Chain, Class,
-    DecodeError, Done, Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, Message, Mirred,
-    Qdisc, Stats,
+    DecodeError, Done, Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, LinkPackets, Message,
+    Mirred, Qdisc, Stats,
 };
 pub use handle::{handle, Handle};
 pub use htb::{

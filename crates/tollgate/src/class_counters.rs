@@ -52,3 +52,73 @@ pub fn read(dp: &mut Dataplane) -> Result<HashMap<ClassKey, Counter>> {
     }
     Ok(out)
 }
+
+/// Every class of tollgate's IFBs with its queue (backlog, drops,
+/// overlimits) and its rate and ceil, for latency: the same one pass
+/// over rtnetlink as [`read`], read-only.
+pub fn queues(dp: &mut Dataplane) -> Result<Vec<(ClassKey, latency::ClassSample)>> {
+    let links = dp
+        .rtnl
+        .links()
+        .map_err(|e| Error::runtime(format!("cannot list network devices: {e}")))?;
+    let mut out = Vec::new();
+    for l in links {
+        if !linux_dataplane::observe::is_own_link(&l.name, l.kind.as_deref()) {
+            continue;
+        }
+        let Ok(dev) = IfName::new(&l.name) else {
+            continue;
+        };
+        let classes = dp
+            .rtnl
+            .classes(l.ifindex)
+            .map_err(|e| Error::runtime(format!("cannot list the classes of {dev}: {e}")))?;
+        for c in classes {
+            let (Some(s), Some(h)) = (c.stats, c.htb) else {
+                continue;
+            };
+            let key = ClassKey {
+                dev,
+                id: ClassId::new((c.handle >> 16) as u16, c.handle as u16),
+            };
+            out.push((
+                key,
+                latency::ClassSample {
+                    bytes: s.bytes,
+                    packets: s.packets,
+                    drops: u64::from(s.drops),
+                    overlimits: u64::from(s.overlimits),
+                    backlog_bytes: u64::from(s.backlog_bytes),
+                    backlog_packets: u64::from(s.qlen),
+                    rate: net_types::Rate::from_bps(h.rate_bps),
+                    ceil: net_types::Rate::from_bps(h.ceil_bps),
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The watched interfaces as latency samples: up (administratively and
+/// with carrier) and their packets received and sent. An interface that
+/// does not exist is left out (its alarm, if any, clears: it is not "up
+/// and silent").
+pub fn links(dp: &mut Dataplane, names: &[String]) -> Result<Vec<latency::LinkSample>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    const IFF_RUNNING: u32 = 0x40;
+    let links = dp
+        .rtnl
+        .links()
+        .map_err(|e| Error::runtime(format!("cannot list network devices: {e}")))?;
+    Ok(links
+        .into_iter()
+        .filter(|l| names.contains(&l.name))
+        .map(|l| latency::LinkSample {
+            up: l.up && l.flags & IFF_RUNNING != 0,
+            packets: l.packets.map_or(0, |p| p.rx.wrapping_add(p.tx)),
+            name: l.name,
+        })
+        .collect())
+}

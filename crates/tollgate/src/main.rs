@@ -24,6 +24,7 @@ mod crash_point;
 mod daemon;
 mod error;
 mod guard_rungs;
+mod latency_file;
 mod ledger;
 mod offline_vifs;
 mod overage_files;

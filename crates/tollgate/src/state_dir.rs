@@ -84,6 +84,12 @@ impl StateDir {
         self.root.join("guard-status.json")
     }
 
+    /// Latency's figures and alarms as the daemon last published them
+    /// (what `tollgate latency` reads; the shape of `GET /api/v1/latency`).
+    pub fn latency_status(&self) -> PathBuf {
+        self.root.join("latency-status.json")
+    }
+
     /// Bans and unbans `tollgate guard ban|unban` leave for the daemon
     /// (`NAME.json`), and its answers (`NAME.answer`).
     pub fn guard_requests(&self) -> PathBuf {
@@ -269,6 +275,7 @@ mod tests {
             s.guard_requests(),
             s.transit_guard(),
             s.transit_relax(),
+            s.latency_status(),
         ] {
             assert!(p.starts_with("/srv/tg"), "{}", p.display());
         }

@@ -15,6 +15,16 @@ pub mod token;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// `tollgate latency`'s options.
+#[derive(clap::Args, Debug)]
+pub struct LatencyArgs {
+    /// Only this tenant's classes and alarms (id or name).
+    pub tenant: Option<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Where the policy is read from unless `-c` or `TOLLGATE_CONFIG` say otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/tollgate/tollgate.toml";
 
@@ -318,6 +328,15 @@ Examples:
   tollgate guard watch --iface eth1 --network 203.0.113.0/24 --threshold-pps 10000"
     )]
     Guard(guard::GuardCommand),
+
+    /// Queueing delay of the busy classes, the probes' RTT, jitter and
+    /// loss, and the latency alarms raised now, as the daemon (`tollgate run` with a
+    /// [latency] section) last published them.
+    #[command(after_help = "Examples:
+  tollgate latency                 the alarms, every probe, the busy classes
+  tollgate latency alice           one tenant's busy classes and alarms
+  tollgate latency --json          as JSON (GET /api/v1/latency has every class)")]
+    Latency(LatencyArgs),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new
     /// engine and print the effects it decides, one JSON line each.

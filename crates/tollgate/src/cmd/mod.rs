@@ -13,6 +13,7 @@ mod guard;
 mod hook;
 mod import;
 mod lab;
+mod latency;
 mod man;
 mod overage;
 mod plan;
@@ -76,6 +77,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Overage(c) => overage::run(&cx, c),
         Command::Flows(c) => flows::run(&cx, c),
         Command::Guard(c) => guard::run(&cx, c),
+        Command::Latency(a) => latency::run(&cx, a),
         Command::Token(c) => token::run(&cx, c),
         Command::Replay { file } => replay::run(&cx, file),
         Command::Import(c) => import::run(c),

@@ -51,6 +51,13 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
             let state = crate::transit_files::load(&cx.state).unwrap_or_default();
             engine::transit_run::TransitView::new(mode, state).steps_in_force
         },
+        // Only a fresh file: a stopped daemon's alarms are not "now".
+        latency_alarms: crate::latency_file::read(&cx.state)
+            .ok()
+            .flatten()
+            .filter(|s| !crate::latency_file::stale(s))
+            .map(|s| s.view.alarms)
+            .unwrap_or_default(),
     };
     let out = if json {
         crate::output::json_pretty(&status)?

@@ -22,7 +22,9 @@ mod allocator;
 mod clock;
 mod guard;
 mod kernel;
+mod latency;
 mod overage_watch;
+mod probes;
 mod record;
 mod shell;
 mod shipper;
@@ -56,6 +58,8 @@ pub enum Message {
     ),
     /// A guard capture tick, or its failure.
     Guard(Box<engine::guard::GuardInput>),
+    /// A latency reading or probe reply.
+    Latency(Box<engine::latency::LatencyInput>),
 }
 
 /// Reads what the engine starts from.
@@ -125,6 +129,11 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     shipper::start(config, state, engine.policy(), clock)?;
     let (tx, rx) = mpsc::channel::<Message>();
     shell.guard = Some(guard::GuardShell::new(tx.clone(), state, bgp));
+    shell.latency = Some(latency::LatencyShell::new(
+        tx.clone(),
+        state,
+        std::time::Instant::now(),
+    ));
     signals(tx.clone())?;
     let inbox = std::sync::Mutex::new(tx);
     let commands: api::Commands = Arc::new(move |command| {
@@ -169,6 +178,9 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
         if let Some(g) = &mut shell.guard {
             g.after_round(&engine, shell.clock.now());
         }
+        if let Some(l) = &mut shell.latency {
+            l.after_round(&engine, shell.clock.now());
+        }
         // Things the shell watches on its own: the routes table and the
         // release requests.
         pending.extend(shell.watch(&engine));
@@ -190,6 +202,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
             }
             Ok(Message::Command(command, reply)) => shell.command(command, reply),
             Ok(Message::Guard(g)) => Input::Guard(*g),
+            Ok(Message::Latency(l)) => Input::Latency(*l),
             Err(mpsc::RecvTimeoutError::Timeout) => Input::Tick,
             Err(mpsc::RecvTimeoutError::Disconnected) => Input::Stop,
         };

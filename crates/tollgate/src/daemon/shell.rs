@@ -43,6 +43,8 @@ pub struct Shell {
     /// The guard's capture, rungs and files (set once the loop's channel
     /// exists).
     pub guard: Option<super::guard::GuardShell>,
+    /// Latency's sampler, probes and status file (set with the guard's).
+    pub latency: Option<super::latency::LatencyShell>,
     /// Set by `Exit`.
     pub exit: Option<u8>,
     /// The one clock.
@@ -88,6 +90,7 @@ impl Shell {
             next_id: 1,
             requests_seen: Default::default(),
             guard: None,
+            latency: None,
             exit: None,
             clock,
         })
@@ -169,6 +172,9 @@ impl Shell {
         self.stop_flows();
         if let Some(g) = &mut self.guard {
             g.finish();
+        }
+        if let Some(l) = &mut self.latency {
+            l.finish();
         }
     }
 
@@ -303,6 +309,13 @@ impl Shell {
                 match &mut self.guard {
                     Some(shell) => shell.execute(g),
                     None => tracing::error!("a guard effect before the guard's shell exists"),
+                }
+                None
+            }
+            Effect::Latency(l) => {
+                match &mut self.latency {
+                    Some(shell) => shell.execute(l),
+                    None => tracing::error!("a latency effect before latency's shell exists"),
                 }
                 None
             }

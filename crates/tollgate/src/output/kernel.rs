@@ -83,6 +83,10 @@ pub struct Status {
     /// The transit guard's steps in force (docs/transit.md).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transit_steps: Vec<engine::transit_run::StepInForce>,
+    /// Latency alarms raised now, as the running daemon last published
+    /// them (none without `[latency]` or a running daemon).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_alarms: Vec<latency::Alarm>,
 }
 
 /// `status` as text.
@@ -153,6 +157,12 @@ pub fn status_text(s: &Status) -> String {
                     " (dry run: not applied)"
                 }
             );
+        }
+    }
+    if !s.latency_alarms.is_empty() {
+        let _ = writeln!(out, "latency alarms (`tollgate latency` for the figures):");
+        for a in &s.latency_alarms {
+            let _ = writeln!(out, "  {} {}: {}", a.kind.as_str(), a.subject, a.message);
         }
     }
     out

@@ -17,6 +17,7 @@ pub mod history;
 pub mod import;
 pub mod kernel;
 pub mod lab;
+pub mod latency;
 pub mod policy;
 pub mod routes;
 pub mod transit;

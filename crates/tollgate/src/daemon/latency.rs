@@ -1,0 +1,322 @@
+//! Latency's side of the shell: the sampler and the probes, the notify
+//! script, and the status file.
+//!
+//! - The sampler thread reads every class on tollgate's devices (backlog,
+//!   drops, overlimits, rate and ceil: `class_counters::queues`, one
+//!   read-only rtnetlink dump) and the watched interfaces every `sample`,
+//!   and sends each reading to the loop as an engine input, its time on
+//!   this process's monotonic clock.
+//! - One thread per probe sends a probe every `interval`, waits for its
+//!   reply up to `timeout`, and sends the reply (or the loss) the same
+//!   way.
+//! - The engine starts, restarts (reload) and stops them with
+//!   `LatencyEffect::Sample`; threads of an older start see their stop
+//!   flag and end (readings already in flight carry the old generation,
+//!   which the engine ignores).
+//! - `LatencyEffect::Notify` runs the policy's script as
+//!   `SCRIPT raise|clear KIND SUBJECT VALUE THRESHOLD` with the alarm as
+//!   JSON on stdin, without waiting (at most [`MAX_NOTIFY`] at once).
+//! - `latency-status.json` is what `tollgate latency` reads: the shape of
+//!   `GET /api/v1/latency` with only the busy classes (a queue, drops, or
+//!   at the ceil), written at most once a second, and at once when the
+//!   alarms change.
+
+use super::probes::{self, Pinger};
+use super::Message;
+use crate::state_dir::StateDir;
+use engine::latency::{LatencyEffect, LatencyInput, ProbeSpec, SamplerSpec};
+use engine::Engine;
+use latency::{Change, ProbeReply};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// The most notify scripts running at once; a raise or clear beyond is
+/// logged and not notified.
+pub const MAX_NOTIFY: usize = 32;
+
+/// How often the status file is rewritten while the alarms stay the same.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// Sleeps until `until` or until `stop` is set, in slices of 50 ms;
+/// returns whether to go on.
+fn sleep_until(until: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return true;
+        };
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+fn send(tx: &mpsc::Sender<Message>, input: LatencyInput) -> bool {
+    tx.send(Message::Latency(Box::new(input))).is_ok()
+}
+
+/// Reads the queues and interfaces every `spec.sample`.
+fn sample(tx: &mpsc::Sender<Message>, origin: Instant, spec: &SamplerSpec, stop: &AtomicBool) {
+    let mut dp = match linux_dataplane::Dataplane::open() {
+        Ok(dp) => dp,
+        Err(e) => {
+            send(
+                tx,
+                LatencyInput::Failed {
+                    error: format!("latency: cannot open rtnetlink: {e}"),
+                },
+            );
+            return;
+        }
+    };
+    let mut next = Instant::now();
+    while sleep_until(next, stop) {
+        let at = origin.elapsed();
+        let read = crate::class_counters::queues(&mut dp)
+            .and_then(|c| Ok((c, crate::class_counters::links(&mut dp, &spec.interfaces)?)));
+        let input = match read {
+            Ok((classes, links)) => LatencyInput::Sampled {
+                generation: spec.generation,
+                at,
+                classes,
+                links,
+            },
+            Err(e) => LatencyInput::Failed {
+                error: format!("latency: {e}"),
+            },
+        };
+        if !send(tx, input) {
+            return;
+        }
+        // On a fixed grid, so a slow read does not stretch the interval.
+        next += spec.sample;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+    }
+}
+
+/// Runs one probe every `p.interval`.
+fn probe(
+    tx: &mpsc::Sender<Message>,
+    origin: Instant,
+    generation: u64,
+    index: usize,
+    p: &ProbeSpec,
+    stop: &AtomicBool,
+) {
+    let mut pinger: Option<Pinger> = None;
+    let mut next = Instant::now();
+    while sleep_until(next, stop) {
+        next += p.interval;
+        let at = origin.elapsed();
+        let rtt = match p.tcp_port {
+            Some(port) => probes::tcp(SocketAddr::new(p.target, port), p.timeout),
+            None => {
+                if pinger.is_none() {
+                    match Pinger::open(p.target) {
+                        Ok(s) => pinger = Some(s),
+                        Err(e) => {
+                            send(
+                                tx,
+                                LatencyInput::Failed {
+                                    error: format!("probe {}: {e}", p.name),
+                                },
+                            );
+                            continue;
+                        }
+                    }
+                }
+                match pinger.as_mut().map(|s| s.probe(p.timeout)) {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => {
+                        // A send that fails (no route): a loss, and a
+                        // fresh socket next time.
+                        tracing::debug!("probe {}: {e}", p.name);
+                        pinger = None;
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        let input = LatencyInput::Probed {
+            generation,
+            probe: index,
+            reply: ProbeReply { at, rtt },
+        };
+        if !send(tx, input) {
+            return;
+        }
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+    }
+}
+
+/// Latency's side of the shell.
+pub struct LatencyShell {
+    tx: mpsc::Sender<Message>,
+    origin: Instant,
+    state: StateDir,
+    /// The running sampler's and probes' stop flag.
+    stop: Option<Arc<AtomicBool>>,
+    in_flight: Arc<AtomicUsize>,
+    last_status: Option<Instant>,
+    last_alarms: usize,
+    last_raised: u64,
+}
+
+impl LatencyShell {
+    /// Latency's side, its clock starting at `origin` (the daemon's start).
+    pub fn new(tx: mpsc::Sender<Message>, state: &StateDir, origin: Instant) -> LatencyShell {
+        LatencyShell {
+            tx,
+            origin,
+            state: state.clone(),
+            stop: None,
+            in_flight: Arc::default(),
+            last_status: None,
+            last_alarms: 0,
+            last_raised: 0,
+        }
+    }
+
+    /// Carries out one effect.
+    pub fn execute(&mut self, effect: LatencyEffect) {
+        match effect {
+            LatencyEffect::Sample { spec } => self.start(spec),
+            LatencyEffect::Notify { script, change } => self.notify(&script, &change),
+        }
+    }
+
+    fn start(&mut self, spec: Option<SamplerSpec>) {
+        if let Some(stop) = self.stop.take() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let Some(spec) = spec else {
+            return;
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            if let Err(e) = std::thread::Builder::new().name(name).spawn(f) {
+                tracing::error!("latency: cannot start a thread: {e}");
+            }
+        };
+        let (tx, origin, s, st) = (self.tx.clone(), self.origin, spec.clone(), stop.clone());
+        spawn(
+            "latency".into(),
+            Box::new(move || sample(&tx, origin, &s, &st)),
+        );
+        for (i, p) in spec.probes.iter().enumerate() {
+            let (tx, origin, p, st, g) = (
+                self.tx.clone(),
+                self.origin,
+                p.clone(),
+                stop.clone(),
+                spec.generation,
+            );
+            spawn(
+                format!("probe{i}"),
+                Box::new(move || probe(&tx, origin, g, i, &p, &st)),
+            );
+        }
+        tracing::info!(
+            sample_ms = spec.sample.as_millis() as u64,
+            probes = spec.probes.len(),
+            interfaces = spec.interfaces.len(),
+            "latency: sampling"
+        );
+        self.stop = Some(stop);
+    }
+
+    fn notify(&self, script: &str, c: &Change) {
+        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
+            tracing::warn!(subject = %c.alarm.subject, "{MAX_NOTIFY} latency notify scripts still running; this one is skipped");
+            return;
+        }
+        let a = &c.alarm;
+        let args = [
+            if c.raised { "raise" } else { "clear" }.to_string(),
+            a.kind.as_str().to_string(),
+            a.subject.clone(),
+            format!("{:.3}", a.value),
+            format!("{:.3}", a.threshold),
+        ];
+        let mut child = match Command::new(script)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot run the latency notify script {script}: {e}");
+                return;
+            }
+        };
+        let report = serde_json::to_vec(c).unwrap_or_default();
+        let in_flight = self.in_flight.clone();
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let script = script.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("notify".into())
+            .spawn(move || {
+                if let Some(mut stdin) = child.stdin.take() {
+                    // A script that does not read its stdin closes the
+                    // pipe: its choice, not an error.
+                    let _ = stdin.write_all(&report);
+                }
+                match child.wait() {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => tracing::warn!("the latency notify script {script} exited with {s}"),
+                    Err(e) => tracing::warn!("the latency notify script {script}: {e}"),
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!("cannot start a thread for the latency notify script: {e}");
+        }
+    }
+
+    /// After each round of inputs: the status file, when due.
+    pub fn after_round(&mut self, engine: &Engine, now: jiff::Timestamp) {
+        let Some(view) = engine.latency_view() else {
+            return;
+        };
+        let changed =
+            view.alarms.len() != self.last_alarms || view.raised_total != self.last_raised;
+        let due = self.last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY);
+        if !changed && !due {
+            return;
+        }
+        let status = api::latency::LatencyStatus::from_view(&view, now, None).busy_only();
+        match serde_json::to_vec(&status) {
+            Ok(bytes) => {
+                if let Err(e) =
+                    crate::state_dir::replace_atomically(&self.state.latency_status(), &bytes)
+                {
+                    tracing::warn!("latency: cannot write the status file: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("latency: cannot encode the status: {e}"),
+        }
+        self.last_status = Some(Instant::now());
+        self.last_alarms = view.alarms.len();
+        self.last_raised = view.raised_total;
+    }
+
+    /// Before the process exits: the threads stop.
+    pub fn finish(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `tollgate latency`'s text.
+
+use api::latency::LatencyStatus;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1000.0;
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+fn opt(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_string(), ms)
+}
+
+/// The status as text: alarms, probes, interfaces, then the busy
+/// classes.
+pub fn text(s: &LatencyStatus, stale: bool) -> String {
+    let v = &s.view;
+    let mut o = String::new();
+    let as_of = s.as_of.strftime("%Y-%m-%d %H:%M:%S UTC");
+    if stale {
+        let _ = writeln!(o, "as of {as_of} (the daemon is not writing it now)");
+    }
+    let now = v.sampled.unwrap_or_default();
+    if v.alarms.is_empty() {
+        let _ = writeln!(o, "alarms: none ({} raised since start)", v.raised_total);
+    } else {
+        let _ = writeln!(o, "alarms ({}):", v.alarms.len());
+        for a in &v.alarms {
+            let since = now.saturating_sub(a.since).as_secs();
+            let tenant = a.tenant.map(|t| format!(" tenant {t}")).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  {:<12} {}{tenant}: {} (for {since} s)",
+                a.kind.as_str(),
+                a.subject,
+                a.message
+            );
+        }
+    }
+    if !v.probes.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<36} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "probe (last minute)", "p50", "min", "max", "jitter", "baseline", "loss"
+        );
+        for p in &v.probes {
+            let f = &p.figures;
+            let _ = writeln!(
+                o,
+                "{:<36} {:>9} {:>9} {:>9} {:>9} {:>9} {:>5.1}%",
+                p.name,
+                opt(f.p50),
+                opt(f.min),
+                opt(f.max),
+                opt(f.jitter),
+                opt(f.baseline),
+                f.loss_percent
+            );
+        }
+    }
+    if !v.links.is_empty() {
+        let _ = writeln!(o, "\ninterfaces:");
+        for l in &v.links {
+            let state = if l.up { "up" } else { "down" };
+            let _ = writeln!(o, "  {:<16} {state:<4} idle {} s", l.name, l.idle.as_secs());
+        }
+    }
+    let shown = &v.classes;
+    let _ = writeln!(
+        o,
+        "\n{} classes read; {} busy (a queue, drops, or at the ceil at the last reading){}",
+        s.classes_read,
+        shown.len(),
+        if shown.is_empty() { "" } else { ":" }
+    );
+    if !shown.is_empty() {
+        let _ = writeln!(
+            o,
+            "{:<16} {:>6} {:<22} {:>9} {:>9} {:>9} {:>7} {:>7} {:>11}",
+            "class",
+            "tenant",
+            "realm direction",
+            "delay",
+            "at rate",
+            "backlog",
+            "drops",
+            "at ceil",
+            "time at ceil"
+        );
+        for c in shown.iter() {
+            let f = &c.figures;
+            let _ = writeln!(
+                o,
+                "{:<16} {:>6} {:<22} {:>9} {:>9} {:>9} {:>7} {:>7} {:>9} s",
+                c.class,
+                c.tenant.map_or_else(|| "-".into(), |t| t.to_string()),
+                c.label,
+                ms(f.delay),
+                opt(f.delay_at_rate),
+                format!("{} B", f.backlog_bytes),
+                f.drops_total,
+                if f.at_ceil { "yes" } else { "no" },
+                f.time_at_ceil.as_secs()
+            );
+        }
+    }
+    o
+}
