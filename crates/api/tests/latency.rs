@@ -73,6 +73,7 @@ fn engine(policy: &str) -> Engine {
             reconcile_ms: 60_000,
         },
         flows: false,
+        transit: Default::default(),
     };
     Engine::start(now(), start).unwrap().0
 }

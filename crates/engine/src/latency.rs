@@ -401,6 +401,7 @@ target = "192.0.2.1"
                 reconcile_ms: 60_000,
             },
             flows: false,
+            transit: Default::default(),
         };
         Engine::start(t0(), s).unwrap()
     }
