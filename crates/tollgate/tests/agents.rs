@@ -5,7 +5,7 @@
 //!   traffic; the central is a second router (its tenant silent), its API
 //!   on 192.0.2.10, reached from the agent's namespace over a veth pair;
 //! - slots close without waiting for the wall clock: each daemon is
-//!   started with `TOLLGATE_CLOCK_SKEW` so that it lives 25 s before a
+//!   started with `TOLLGATE_CLOCK_SKEW` so that it lives 12 s before a
 //!   5-minute boundary, and the agent is restarted with a later skew for
 //!   the next slot;
 //! - the central is stopped while the agent records a slot, then started:
@@ -67,12 +67,12 @@ fn tollgate(site: &Site, args: &[&str]) -> Output {
         .expect("run tollgate")
 }
 
-/// The skew that puts a daemon started now 25 s before the first slot
+/// The skew that puts a daemon started now 12 s before the first slot
 /// boundary at least `ahead` seconds past `after` (in its skewed time).
 fn skew_before_boundary(after: i64) -> (i64, Slot) {
     let now = jiff::Timestamp::now().as_second();
     let boundary = Slot::containing(jiff::Timestamp::from_second(after + 60).unwrap()).next();
-    let skew = boundary.start().as_second() - 25 - now;
+    let skew = boundary.start().as_second() - 12 - now;
     // The slot that ends at the boundary.
     (skew, Slot(boundary.0 - 1))
 }
@@ -242,7 +242,7 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     let central = p.start_central(skew1);
     let agent = p.start_agent(skew1);
     p.send(1000);
-    // The first slot closes 25 s after start (plus a read) and is shipped.
+    // The first slot closes 12 s after start (plus a read) and is shipped.
     wait_for("slot 1 shipped", Duration::from_secs(60), || {
         p.standing().is_some_and(|s| s >= slot1.0 as u64)
     });
