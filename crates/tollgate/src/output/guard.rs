@@ -52,6 +52,34 @@ pub fn notify_json(step: &Step, action: &str) -> Vec<u8> {
     v
 }
 
+/// Left-aligned columns two spaces apart, the header first; the last
+/// column is not padded.
+fn columns<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
+    use std::fmt::Write as _;
+    let mut widths = head.map(str::len);
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; N]| {
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(c);
+            } else {
+                let _ = write!(out, "{c:<w$}  ");
+            }
+        }
+        out.push('\n');
+    };
+    line(*head);
+    for r in rows {
+        line(r.each_ref().map(String::as_str));
+    }
+    out
+}
+
 /// `tollgate guard history` for people: one line per ended attack.
 pub fn history_text(records: &[api::guard::AttackRecord], total: usize) -> String {
     use std::fmt::Write as _;
@@ -90,27 +118,7 @@ pub fn history_text(records: &[api::guard::AttackRecord], total: usize) -> Strin
         "LASTED",
         "RUNGS",
     ];
-    let mut widths = head.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                let _ = write!(l, "{c:<w$}  ");
-            }
-        }
-        l
-    };
-    let _ = writeln!(o, "{}", line(head.to_vec()));
-    for r in &rows {
-        let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
-    }
+    o.push_str(&columns(&head, &rows));
     if total > records.len() {
         let _ = writeln!(
             o,
@@ -171,27 +179,7 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
             "SINCE",
             "HOLD LEFT",
         ];
-        let mut widths = head.map(str::len);
-        for r in &rows {
-            for (w, c) in widths.iter_mut().zip(r) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let line = |cells: Vec<&str>| {
-            let mut l = String::new();
-            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    l.push_str(c);
-                } else {
-                    let _ = write!(l, "{c:<w$}  ");
-                }
-            }
-            l
-        };
-        let _ = writeln!(o, "{}", line(head.to_vec()));
-        for r in &rows {
-            let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
-        }
+        o.push_str(&columns(&head, &rows));
     }
     let t = &s.stats;
     let _ = writeln!(
