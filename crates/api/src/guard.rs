@@ -156,10 +156,7 @@ impl GuardStatus {
                     Hold::Until(t) => ("manual", Some(t.since(v.at))),
                     Hold::Permanent => ("permanent", None),
                 };
-                let kind = serde_json::to_value(i.attack.kind)
-                    .ok()
-                    .and_then(|k| k.get("kind").and_then(|k| k.as_str().map(String::from)))
-                    .unwrap_or_default();
+                let kind = attack_name(i.attack.kind);
                 Incident {
                     target: match &i.target {
                         Target::Host(a) => a.to_string(),
@@ -237,6 +234,15 @@ fn word<T: Serialize>(x: &T) -> String {
         Ok(v) => v.to_string(),
         Err(_) => String::new(),
     }
+}
+
+/// An attack kind's snake-case name (`syn_flood`, `amplification`…), as
+/// its JSON tag spells it.
+pub fn attack_name(kind: guard::AttackKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|k| k.get("kind").and_then(|k| k.as_str().map(String::from)))
+        .unwrap_or_else(|| kind.to_string())
 }
 
 /// `in` or `out`, as the API and the policy spell a direction.

@@ -447,14 +447,8 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
     AttackRecord {
         recorded_at: jiff::Timestamp::now(),
         target: crate::output::guard::target_arg(&step.target),
-        direction: match step.direction {
-            Direction::In => "in".into(),
-            Direction::Out => "out".into(),
-        },
-        attack: serde_json::to_value(a.kind)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| a.kind.to_string()),
+        direction: api::guard::direction_word(step.direction).into(),
+        attack: api::guard::attack_name(a.kind),
         duration_s,
         rungs: used.iter().map(|r| r.to_string()).collect(),
         prefixes: step.prefixes.iter().map(|p| p.to_string()).collect(),
