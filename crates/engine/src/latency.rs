@@ -14,8 +14,8 @@
 //!   says whose traffic each one carries (its feeds: tenant, realm,
 //!   direction) and hands the rest to [`latency::Monitor`].
 //! - Each raise and clear is an [`Event`](crate::io::Event)
-//!   (`latency_alarm`, `latency_clear`) and, with `notify`, a
-//!   [`LatencyEffect::Notify`].
+//!   (`latency_alarm`, `latency_clear`) and, with `notify` or
+//!   `webhook`, a [`LatencyEffect::Notify`].
 
 use crate::io::{Effect, Level};
 use crate::Engine;
@@ -99,10 +99,13 @@ pub enum LatencyEffect {
         /// What, or nothing.
         spec: Option<SamplerSpec>,
     },
-    /// Run the notify script for a raise or a clear (without waiting).
+    /// Tell the notify script and/or the webhook about a raise or a clear
+    /// (without waiting).
     Notify {
         /// The script.
-        script: String,
+        script: Option<String>,
+        /// The URL the change is POSTed to.
+        webhook: Option<String>,
         /// What happened.
         change: Change,
     },
@@ -115,6 +118,7 @@ pub(crate) struct Latency {
     spec: Option<SamplerSpec>,
     generation: u64,
     notify: Option<String>,
+    webhook: Option<String>,
     /// The last failure reported, so a failing sampler is one event, not
     /// one a second.
     failing: Option<String>,
@@ -196,6 +200,7 @@ impl Engine {
             return;
         };
         self.latency.notify = l.notify.clone();
+        self.latency.webhook = l.webhook.clone();
         let cfg = config(l);
         let same = self.latency.spec.as_ref().is_some_and(|s| {
             s.sample == l.sample
@@ -252,9 +257,10 @@ impl Engine {
             format!("{} cleared: {}", c.alarm.kind.as_str(), c.alarm.subject)
         };
         self.event(out, now, level, kind, message, c.alarm.tenant);
-        if let Some(script) = &self.latency.notify {
+        if self.latency.notify.is_some() || self.latency.webhook.is_some() {
             out.push(Effect::Latency(LatencyEffect::Notify {
-                script: script.clone(),
+                script: self.latency.notify.clone(),
+                webhook: self.latency.webhook.clone(),
                 change: c,
             }));
         }
@@ -515,5 +521,45 @@ target = "192.0.2.1"
         assert_eq!(samplers(&out), vec![None]);
         assert_eq!(notified(&out), vec![(false, latency::AlarmKind::ProbeRtt)]);
         assert!(e.latency_view().is_none());
+    }
+
+    #[test]
+    fn a_webhook_alone_is_told_of_each_raise_and_clear() {
+        let policy = format!("{POLICY}{LATENCY}").replace(
+            "notify = \"/usr/local/bin/latency-alarm\"",
+            "webhook = \"http://192.0.2.9/latency\"",
+        );
+        let (mut e, first) = start(&policy);
+        let g = samplers(&first)
+            .pop()
+            .flatten()
+            .expect("a sampler")
+            .generation;
+        let out = e.handle(
+            t0(),
+            Input::Latency(LatencyInput::Probed {
+                generation: g,
+                probe: 0,
+                reply: ProbeReply {
+                    at: ms(1_000),
+                    rtt: Some(ms(150)),
+                },
+            }),
+        );
+        let told: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Effect::Latency(LatencyEffect::Notify {
+                    script,
+                    webhook,
+                    change,
+                }) => Some((script.clone(), webhook.clone(), change.raised)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            told,
+            vec![(None, Some("http://192.0.2.9/latency".to_string()), true)]
+        );
     }
 }

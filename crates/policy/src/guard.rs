@@ -679,19 +679,11 @@ fn action(cx: &mut Cx, f: &mut Fields<'_>, rung: ::guard::Rung) -> Option<Action
     match rung {
         Notify => {
             let script = f.get(cx, "script").map(|n| cx.string(n));
-            let webhook = f.get(cx, "webhook").map(|n| cx.string(n));
-            let (script, webhook) = (script.flatten(), webhook.flatten());
-            if let Some(w) = &webhook {
-                if !(w.starts_with("https://") || w.starts_with("http://")) {
-                    let span = f.peek(cx, "webhook").map_or(f.span, |n| n.span);
-                    cx.error(
-                        span,
-                        format!("webhook `{w}` is not an http(s) URL"),
-                        "write the full URL, e.g. \"https://hooks.example.net/guard\"",
-                    );
-                    return None;
-                }
-            }
+            let webhook = match f.get(cx, "webhook") {
+                Some(n) => Some(cx.webhook(n, "https://hooks.example.net/guard")?),
+                None => None,
+            };
+            let script = script.flatten();
             if script.is_none() && webhook.is_none() {
                 cx.error(
                     f.span,

@@ -6,6 +6,7 @@
 //! sample = "1s"                       # how often HTB's queues are read
 //! interfaces = ["bond0"]              # alarm when up with no packet at all
 //! notify = "/usr/local/bin/latency-alarm"   # run on raise and clear
+//! webhook = "https://hooks.example.net/latency"  # POSTed each raise and clear
 //!
 //! [latency.alarms]
 //! queue_delay = "1s"                  # a class holding more than this…
@@ -42,6 +43,8 @@ pub struct Latency {
     pub interfaces: Vec<IfName>,
     /// A script run on every raise and clear.
     pub notify: Option<String>,
+    /// A URL each raise and clear is POSTed to (the change as JSON).
+    pub webhook: Option<String>,
     /// The thresholds.
     pub alarms: LatencyAlarms,
     /// The active probes.
@@ -184,6 +187,10 @@ pub(crate) fn section(
         },
         None => Some(None),
     };
+    let webhook = match f.get(cx, "webhook") {
+        Some(n) => cx.webhook(n, "https://hooks.example.net/latency").map(Some),
+        None => Some(None),
+    };
     let alarms = match f.get(cx, "alarms") {
         Some(n) => alarms(cx, n),
         None => Some(LatencyAlarms::default()),
@@ -219,6 +226,7 @@ pub(crate) fn section(
         sample: sample?,
         interfaces,
         notify: notify?,
+        webhook: webhook?,
         alarms: alarms?,
         probes,
         span,

@@ -88,6 +88,21 @@ impl Cx {
         }
     }
 
+    /// A webhook's URL: a string that is an http(s) URL. `example` is the
+    /// URL the hint shows.
+    pub fn webhook(&mut self, node: Node<'_>, example: &str) -> Option<String> {
+        let url = self.string(node)?;
+        if url.starts_with("https://") || url.starts_with("http://") {
+            return Some(url);
+        }
+        self.error(
+            node.span,
+            format!("webhook `{url}` is not an http(s) URL"),
+            format!("write the full URL, e.g. \"{example}\""),
+        );
+        None
+    }
+
     pub fn integer(&mut self, node: Node<'_>, min: i64, max: i64) -> Option<i64> {
         match node.item.as_integer() {
             Some(v) if (min..=max).contains(&v) => Some(v),

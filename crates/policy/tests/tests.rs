@@ -1320,3 +1320,27 @@ interval = "500ms"
     assert_eq!(l.probes[1].name(), "international tcp [2001:db8::1]:443");
     assert_eq!(l.probes[1].kind, policy::ProbeKind::Tcp { port: 443 });
 }
+
+#[test]
+fn a_latency_webhook_must_be_an_http_url_named_at_its_place() {
+    let loaded = billed(
+        "\n[latency]\nwebhook = \"hooks.example.net/latency\"\n[[latency.probes]]\nrealm = \"national\"\ntarget = \"192.0.2.1\"\n",
+    );
+    let r = loaded.render();
+    assert!(
+        r.contains("webhook `hooks.example.net/latency` is not an http(s) URL"),
+        "{r}"
+    );
+    let line = billed_text("\n[latency]\nwebhook = \"hooks.example.net/latency\"\n")
+        .lines()
+        .position(|l| l.starts_with("webhook"))
+        .unwrap()
+        + 1;
+    assert!(r.contains(&format!("p.toml:{line}:11: error")), "{r}");
+    let good = billed("\n[latency]\nwebhook = \"https://hooks.example.net/latency\"\n");
+    assert_eq!(errors(&good), Vec::<String>::new());
+    assert_eq!(
+        good.policy.unwrap().latency.unwrap().webhook.as_deref(),
+        Some("https://hooks.example.net/latency")
+    );
+}

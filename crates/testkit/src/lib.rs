@@ -184,6 +184,34 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// A webhook receiver in network namespace `netns`, on 127.0.0.1:`port`:
+/// each POST is appended to `log` as `PATH CONTENT-TYPE BODY` and
+/// answered 204. Python's own HTTP server, so the tests see what a real
+/// receiver gets; it is stopped when the returned process drops.
+pub fn webhook_receiver(netns: &str, port: u16, log: &std::path::Path) -> Process {
+    need("python3", "python3");
+    const RECEIVER: &str = r#"import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        with open(sys.argv[1], 'ab') as f:
+            f.write(self.path.encode() + b' ' + self.headers.get('Content-Type', '').encode() + b' ' + body + b'\n')
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()
+"#;
+    Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", netns, "python3", "-c", RECEIVER])
+            .arg(log)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
 /// A child process in a process group of its own: on drop the whole
 /// group is killed, so nothing it started (a plugin process, a helper)
 /// outlives the test.

@@ -4,9 +4,8 @@
 //! - `notify`: the script is spawned with FastNetMon's arguments
 //!   (`IP incoming|outgoing PPS ban|unban`) and the JSON report on stdin,
 //!   and the same report is POSTed to the webhook (HTTP or HTTPS);
-//!   a thread per script feeds its stdin and reaps it, so a slow script
-//!   never holds up the caller's loop, and at most [`MAX_NOTIFY`] run at
-//!   once;
+//!   through [`crate::notify`], so a slow script or receiver never holds
+//!   up the caller's loop;
 //! - `blackhole`: a kernel blackhole route per prefix, through
 //!   `linux_dataplane::blackhole` (marked with its own routing protocol,
 //!   so only tollgate's routes are ever removed);
@@ -24,6 +23,7 @@
 
 use crate::bgp_rungs::BgpRungs;
 use crate::error::{Error, Result};
+use crate::notify::Notifier;
 use api::guard::AttackRecord;
 use guard::{
     Action, Decision, Direction, HostCounters, HostSample, Monotonic, Observation, Rung,
@@ -34,15 +34,7 @@ use packet_capture::TickReport;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// The most notify scripts running at once; a ban or unban beyond is
-/// logged and not notified (a script that hangs must not pile up
-/// processes during a long attack).
-pub const MAX_NOTIFY: usize = 32;
 
 /// One tick's report as the detector's observation, field by field.
 pub fn observation(t: &TickReport, origin: Instant) -> Observation {
@@ -157,7 +149,7 @@ fn append_history(path: &Path, record: &AttackRecord) {
 /// What carries the decisions out.
 pub struct Rungs {
     blackholes: Blackholes,
-    in_flight: Arc<AtomicUsize>,
+    notifier: Notifier,
     /// The speaker for the rtbh and flowspec rungs, when `[bgp]` has a
     /// peer to announce to.
     bgp: Option<BgpRungs>,
@@ -175,7 +167,7 @@ impl Rungs {
         Ok(Rungs {
             blackholes: Blackholes::open()
                 .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            notifier: Notifier::default(),
             bgp: match bgp.filter(|b| b.peers.iter().any(|p| p.announce)) {
                 Some(b) => Some(BgpRungs::start(crate::bgp_rungs::speaker_config(b))?),
                 None => None,
@@ -355,85 +347,21 @@ impl Rungs {
         }
     }
 
-    /// POSTs the report (the notify script's stdin line) to `url` as
-    /// JSON, without waiting: a thread sends it, with a 5 s limit for the
-    /// whole exchange, and logs an error or a status other than 2xx. It
-    /// counts against [`MAX_NOTIFY`] with the scripts.
+    /// POSTs the report (the notify script's stdin) to `url` as JSON,
+    /// without waiting.
     fn post(&self, url: &str, step: &Step, action: &str) {
-        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
-            tracing::warn!(
-                address = %step.target,
-                action,
-                "{MAX_NOTIFY} notifications still running; this webhook is skipped"
-            );
-            return;
-        }
         let report = crate::output::guard::notify_json(step, action);
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        let url = url.to_owned();
-        let action = action.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("webhook".into())
-            .spawn(move || {
-                send_webhook(&url, &action, &report);
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!("cannot start a thread for the webhook: {e}");
-        }
+        self.notifier.webhook(url, action, report);
     }
 
     /// Runs `script IP DIRECTION PPS ACTION` with the report on stdin,
-    /// without waiting for it: a thread writes its stdin and reaps it.
+    /// without waiting for it.
     fn notify(&self, script: &str, step: &Step, action: &str) {
-        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
-            tracing::warn!(
-                address = %step.target,
-                action,
-                "{MAX_NOTIFY} notify scripts still running; this one is skipped"
-            );
-            return;
-        }
         // FastNetMon's order: IP DIRECTION PPS ACTION.
         let mut args = step.script_args(action == "ban");
         args[3] = action.to_owned();
-        let mut child = match Command::new(script)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("cannot run the notify script {script}: {e}");
-                return;
-            }
-        };
         let report = crate::output::guard::notify_json(step, action);
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        let script = script.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("notify".into())
-            .spawn(move || {
-                if let Some(mut stdin) = child.stdin.take() {
-                    // A script that does not read its stdin closes the
-                    // pipe: that is its choice, not an error.
-                    let _ = stdin.write_all(&report);
-                }
-                match child.wait() {
-                    Ok(s) if s.success() => {}
-                    Ok(s) => tracing::warn!("the notify script {script} exited with {s}"),
-                    Err(e) => tracing::warn!("the notify script {script}: {e}"),
-                }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!("cannot start a thread for the notify script: {e}");
-        }
+        self.notifier.script(script, &args, report);
     }
 }
 
@@ -453,36 +381,6 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
         rungs: used.iter().map(|r| r.to_string()).collect(),
         prefixes: step.prefixes.iter().map(|p| p.to_string()).collect(),
         report: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
-    }
-}
-
-/// How long a webhook may take, connection included: a hung receiver
-/// must not hold a notify slot for long.
-const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// One webhook call (on its own thread).
-fn send_webhook(url: &str, action: &str, report: &[u8]) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(WEBHOOK_TIMEOUT))
-        .http_status_as_error(false)
-        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-    match agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(report)
-    {
-        Ok(r) if r.status().is_success() => {
-            tracing::info!(url, action, "webhook sent");
-        }
-        Ok(r) => tracing::warn!(
-            url,
-            action,
-            status = r.status().as_u16(),
-            "the webhook answered with an error"
-        ),
-        Err(e) => tracing::warn!(url, action, "the webhook failed: {e}"),
     }
 }
 

@@ -26,6 +26,7 @@ mod error;
 mod guard_rungs;
 mod latency_file;
 mod ledger;
+mod notify;
 mod offline_vifs;
 mod overage_files;
 mod policy_file;

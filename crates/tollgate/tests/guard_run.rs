@@ -236,31 +236,7 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     // The notify rung's webhook: a receiver in the router's namespace
     // that appends each POST's body to a file.
     let hooks = dir.join("webhook.log");
-    let receiver = dir.join("receiver.py");
-    std::fs::write(
-        &receiver,
-        r#"import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers['Content-Length']))
-        with open(sys.argv[1], 'ab') as f:
-            f.write(self.path.encode() + b' ' + self.headers.get('Content-Type', '').encode() + b' ' + body)
-        self.send_response(204)
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(('127.0.0.1', 18088), H).serve_forever()
-"#,
-    )
-    .unwrap();
-    let _receiver = Process::spawn(
-        Command::new("ip")
-            .args(["netns", "exec", &s.rtr.0, "python3"])
-            .arg(&receiver)
-            .arg(&hooks)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let _receiver = testkit::webhook_receiver(&s.rtr.0, 18088, &hooks);
     let recording = dir.join("run.jsonl");
     let mut d = daemon(&s.rtr, dir, Some(&recording));
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();

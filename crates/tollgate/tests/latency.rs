@@ -108,6 +108,7 @@ prefixes = ["203.0.113.0/25"]
 [latency]
 sample = "1s"
 notify = "{script}"
+webhook = "http://127.0.0.1:18089/tollgate/latency"
 interfaces = [{watched}]
 
 [latency.alarms]
@@ -248,6 +249,7 @@ fn the_seeds_three_second_stall_raises_an_alarm_and_clears_it() {
     std::fs::write(dir.join("policy.toml"), policy(dir, "64kbit", "500ms", "")).unwrap();
     let token = token(dir);
     let s = site("latst");
+    let _receiver = testkit::webhook_receiver(&s.rtr.0, 18089, &dir.join("webhook.log"));
     let d = daemon(&s.rtr, dir);
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     // The tenant's classes exist and are read, and the probe answers.
@@ -383,6 +385,31 @@ fn the_seeds_three_second_stall_raises_an_alarm_and_clears_it() {
         || latency(dir).is_some_and(|v| alarms(&v, "probe_rtt").is_empty()),
     );
     let notified = std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default();
+    // The webhook got each raise and clear as JSON, the script's stdin.
+    // (Sent on threads of their own: the last clear may still be on its way.)
+    let hooked = || std::fs::read_to_string(dir.join("webhook.log")).unwrap_or_default();
+    let seen = |kind: &str, raised: bool| {
+        hooked().lines().any(|l| {
+            let Some(body) = l.strip_prefix("/tollgate/latency application/json ") else {
+                return false;
+            };
+            let c: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            c["raised"] == raised && c["alarm"]["kind"] == kind
+        })
+    };
+    for kind in ["queue_delay", "probe_rtt"] {
+        for raised in [true, false] {
+            let asked = std::time::Instant::now();
+            while !seen(kind, raised) {
+                assert!(
+                    asked.elapsed() < Duration::from_secs(5),
+                    "no webhook for {kind} raised={raised} in 5 s:\n{}",
+                    hooked()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
     for line in [
         "raise queue_delay tg-down",
         "clear queue_delay tg-down",

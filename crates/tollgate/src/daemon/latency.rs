@@ -1,5 +1,5 @@
 //! Latency's side of the shell: the sampler and the probes, the notify
-//! script, and the status file.
+//! script and webhook, and the status file.
 //!
 //! - The sampler thread reads every class on tollgate's devices (backlog,
 //!   drops, overlimits, rate and ceil: `class_counters::queues`, one
@@ -14,8 +14,9 @@
 //!   flag and end (readings already in flight carry the old generation,
 //!   which the engine ignores).
 //! - `LatencyEffect::Notify` runs the policy's script as
-//!   `SCRIPT raise|clear KIND SUBJECT VALUE THRESHOLD` with the alarm as
-//!   JSON on stdin, without waiting (at most [`MAX_NOTIFY`] at once).
+//!   `SCRIPT raise|clear KIND SUBJECT VALUE THRESHOLD` with the change as
+//!   JSON on stdin, and POSTs the same JSON to the webhook, without
+//!   waiting (`crate::notify`).
 //! - `latency-status.json` is what `tollgate latency` reads: the shape of
 //!   `GET /api/v1/latency` with only the busy classes (a queue, drops, or
 //!   at the ceil), written at most once a second, and at once when the
@@ -23,20 +24,15 @@
 
 use super::probes::{self, Pinger};
 use super::Message;
+use crate::notify::Notifier;
 use crate::state_dir::StateDir;
 use engine::latency::{LatencyEffect, LatencyInput, ProbeSpec, SamplerSpec};
 use engine::Engine;
 use latency::{Change, ProbeReply};
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-/// The most notify scripts running at once; a raise or clear beyond is
-/// logged and not notified.
-pub const MAX_NOTIFY: usize = 32;
 
 /// How often the status file is rewritten while the alarms stay the same.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -167,7 +163,7 @@ pub struct LatencyShell {
     state: StateDir,
     /// The running sampler's and probes' stop flag.
     stop: Option<Arc<AtomicBool>>,
-    in_flight: Arc<AtomicUsize>,
+    notifier: Notifier,
     last_status: Option<Instant>,
     last_alarms: usize,
     last_raised: u64,
@@ -181,7 +177,7 @@ impl LatencyShell {
             origin,
             state: state.clone(),
             stop: None,
-            in_flight: Arc::default(),
+            notifier: Notifier::default(),
             last_status: None,
             last_alarms: 0,
             last_raised: 0,
@@ -192,7 +188,11 @@ impl LatencyShell {
     pub fn execute(&mut self, effect: LatencyEffect) {
         match effect {
             LatencyEffect::Sample { spec } => self.start(spec),
-            LatencyEffect::Notify { script, change } => self.notify(&script, &change),
+            LatencyEffect::Notify {
+                script,
+                webhook,
+                change,
+            } => self.notify(script.as_deref(), webhook.as_deref(), &change),
         }
     }
 
@@ -236,53 +236,22 @@ impl LatencyShell {
         self.stop = Some(stop);
     }
 
-    fn notify(&self, script: &str, c: &Change) {
-        if self.in_flight.load(Ordering::SeqCst) >= MAX_NOTIFY {
-            tracing::warn!(subject = %c.alarm.subject, "{MAX_NOTIFY} latency notify scripts still running; this one is skipped");
-            return;
-        }
+    fn notify(&self, script: Option<&str>, webhook: Option<&str>, c: &Change) {
         let a = &c.alarm;
-        let args = [
-            if c.raised { "raise" } else { "clear" }.to_string(),
-            a.kind.as_str().to_string(),
-            a.subject.clone(),
-            format!("{:.3}", a.value),
-            format!("{:.3}", a.threshold),
-        ];
-        let mut child = match Command::new(script)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("cannot run the latency notify script {script}: {e}");
-                return;
-            }
-        };
+        let action = if c.raised { "raise" } else { "clear" };
         let report = serde_json::to_vec(c).unwrap_or_default();
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        let script = script.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("notify".into())
-            .spawn(move || {
-                if let Some(mut stdin) = child.stdin.take() {
-                    // A script that does not read its stdin closes the
-                    // pipe: its choice, not an error.
-                    let _ = stdin.write_all(&report);
-                }
-                match child.wait() {
-                    Ok(s) if s.success() => {}
-                    Ok(s) => tracing::warn!("the latency notify script {script} exited with {s}"),
-                    Err(e) => tracing::warn!("the latency notify script {script}: {e}"),
-                }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!("cannot start a thread for the latency notify script: {e}");
+        if let Some(script) = script {
+            let args = [
+                action.to_string(),
+                a.kind.as_str().to_string(),
+                a.subject.clone(),
+                format!("{:.3}", a.value),
+                format!("{:.3}", a.threshold),
+            ];
+            self.notifier.script(script, &args, report.clone());
+        }
+        if let Some(url) = webhook {
+            self.notifier.webhook(url, action, report);
         }
     }
 
