@@ -186,7 +186,7 @@ pub fn quote(s: &str) -> String {
 
 /// A webhook receiver in network namespace `netns`, on 127.0.0.1:`port`:
 /// each POST is appended to `log` as `PATH CONTENT-TYPE BODY` and
-/// answered 204. Python's own HTTP server, so the tests see what a real
+/// answered 204. Returns once it listens. Python's own HTTP server, so the tests see what a real
 /// receiver gets; it is stopped when the returned process drops.
 pub fn webhook_receiver(netns: &str, port: u16, log: &std::path::Path) -> Process {
     need("python3", "python3");
@@ -200,16 +200,26 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
     def log_message(self, *a):
         pass
-http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()
+server = http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), H)
+open(sys.argv[1] + '.ready', 'w').close()
+server.serve_forever()
 "#;
-    Process::spawn(
+    let receiver = Process::spawn(
         Command::new("ip")
             .args(["netns", "exec", netns, "python3", "-c", RECEIVER])
             .arg(log)
             .arg(port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
-    )
+    );
+    // Listening before the caller goes on: a webhook sent at once must
+    // not find the port closed.
+    let mut ready = log.as_os_str().to_owned();
+    ready.push(".ready");
+    wait_for("the webhook receiver", Duration::from_secs(10), || {
+        std::path::Path::new(&ready).exists()
+    });
+    receiver
 }
 
 /// A child process in a process group of its own: on drop the whole
