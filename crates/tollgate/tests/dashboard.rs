@@ -68,6 +68,14 @@ commit = "1mbit"
 missing = "skip"
 timezone = "Europe/Berlin"
 
+# Latency: a probe to the national upstream; the overview shows it and the
+# tenant page its queues.
+[latency]
+[[latency.probes]]
+realm = "national"
+target = "198.51.100.1"
+interval = "500ms"
+
 [[tenants]]
 id = 1
 name = "alice"
@@ -301,8 +309,37 @@ fn every_page_loads_shows_the_apis_figures_and_changes_a_plan() {
                 "{tile} vs {p}"
             );
 
+            // Latency: the probe the API has, with its median, and no
+            // alarm.
+            let latency = b.fetch_json("/api/v1/latency").await;
+            let probe = latency["probes"][0]["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no probe: {latency}"))
+                .to_string();
+            assert_eq!(probe, "national icmp 198.51.100.1");
+            let row = b.js("return [...document.querySelectorAll('#probes tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))").await;
+            assert_eq!(row[0][0], probe.as_str(), "{row}");
+            assert!(row[0][1].as_str().unwrap().starts_with("median "), "{row}");
+            let alarms = b
+                .js("return document.querySelector('#latency-alarms')?.textContent ?? null")
+                .await;
+            assert_eq!(alarms, "No latency alarm now.", "{latency}");
+
             // The tenant graph: the data drawn is the API's, to the bit/s.
             b.open(&format!("{BASE}/tenants/1")).await;
+            // Its queues, as the API has them for the tenant.
+            let mine = b.fetch_json("/api/v1/latency?tenant=1").await;
+            let mut want: Vec<String> = mine["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["label"].as_str().unwrap().to_string())
+                .collect();
+            assert!(!want.is_empty(), "{mine}");
+            let mut shown: Vec<String> = serde_json::from_value(b.js("return [...document.querySelectorAll('#queues tbody tr td:first-child')].map(td => td.textContent)").await).unwrap();
+            want.sort();
+            shown.sort();
+            assert_eq!(shown, want);
             let usage = b.fetch_json("/api/v1/tenants/1/usage").await;
             let site_usage = b.fetch_json("/api/v1/site/usage").await;
             // The exported graph: a PNG, and a size out of bounds named.

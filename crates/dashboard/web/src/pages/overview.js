@@ -1,12 +1,13 @@
 // The site at a glance: traffic by realm and direction over the range and
 // now, against the uplink's capacity; the busiest tenants now; tenants in
-// the overage plan; the flow collector's health; recent events.
+// the overage plan; the flow collector's health; latency; recent events.
 
 import { get } from "../api.js";
 import { colour, drawRates } from "../chart.js";
 import { failure, h, table, tile } from "../dom.js";
 import { bitRate, bytes, columnRates, localTime, percent, rate, zoneName } from "../format.js";
 import { rangeParams, rangePicker } from "../range.js";
+import { siteLatency } from "../latency.js";
 import { link } from "../url.js";
 
 function meter(label, bps, capacity, units) {
@@ -29,7 +30,7 @@ export function transitNote(p) {
 
 export async function overview(main, { units }) {
   const range = rangeParams();
-  const [site, usage] = await Promise.all([get("site"), get("site/usage", range).catch((e) => e)]);
+  const [site, usage, latency] = await Promise.all([get("site"), get("site/usage", range).catch((e) => e), get("latency").catch((e) => e)]);
   const zone = site.zone;
   main.replaceChildren(
     h("h1", {}, "Overview"),
@@ -134,6 +135,8 @@ export async function overview(main, { units }) {
         : h("p", {}, "No flow collector runs here (the policy has no [flows])."),
     ),
   );
+
+  main.append(siteLatency(latency));
 
   main.append(
     h(

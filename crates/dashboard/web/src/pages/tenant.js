@@ -1,12 +1,14 @@
 // One tenant: its traffic per realm (down above zero, up below), at the
 // resolution the range calls for, with its 95th so far and its commit
 // drawn across; the previous period on demand; the bill so far; its plan,
-// parent, ceilings and bands; and, for an admin, a change of plan or rate.
+// parent, ceilings and bands; its latency; and, for an admin, a change of
+// plan or rate.
 
 import { ApiError, get, send } from "../api.js";
 import { colour, drawRates } from "../chart.js";
 import { failure, h, table } from "../dom.js";
 import { bitRate, bytes, columnRates, previousPeriod, rate, zoneName } from "../format.js";
+import { tenantLatency } from "../latency.js";
 import { rangeParams, rangePicker } from "../range.js";
 import { params, update } from "../url.js";
 
@@ -197,6 +199,7 @@ export async function tenant(main, { units, session, id }) {
       table(null, ["Direction", "Rate", "Ceil", "Realm caps"], shapeRows(t), { id: "ceilings" }),
     ),
   );
+  main.append(tenantLatency(await get("latency", { tenant: t.id }).catch((e) => e)));
   if (session.may_write) {
     const plans = await get("plans").catch(() => ({ plans: [t.plan] }));
     main.append(adminForm(t, plans.plans.map((x) => x.name), () => update({}, { replace: true })));
