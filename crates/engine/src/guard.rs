@@ -144,6 +144,15 @@ pub enum GuardEffect {
         /// The state.
         state: SavedState,
     },
+    /// A reload changed `[bgp]`: the speaker for the rtbh and flowspec
+    /// rungs starts again with these peers (or stops), and announces again
+    /// what the rungs hold. Not sent at start: the shell reads `[bgp]`
+    /// from the first policy itself, to open the sessions before anything
+    /// else.
+    Bgp {
+        /// The policy's `[bgp]` now.
+        bgp: Option<Box<policy::Bgp>>,
+    },
 }
 
 /// An operator's guard command (API `POST /api/v1/guard/ban|unban`, CLI
@@ -210,6 +219,27 @@ pub(crate) struct Guard {
     /// Whether the shell was told what to capture for the detector in
     /// place (at start, or since `[guard]` came back).
     told: bool,
+    /// The running policy's `[bgp]` without its places in the file
+    /// (moving the section is no change); `None` before the first policy.
+    bgp: Option<serde_json::Value>,
+}
+
+/// `[bgp]`'s settings as a value that compares equal when only the
+/// places in the file differ.
+fn bgp_settings(bgp: Option<&policy::Bgp>) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("span");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(bgp).unwrap_or(serde_json::Value::Null);
+    strip(&mut v);
+    v
 }
 
 /// The detector's configuration and the capture for `policy`; `None`
@@ -273,6 +303,24 @@ impl Engine {
     /// capture restarted only if its own settings did.
     pub(crate) fn guard_policy(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
         let policy = self.running.policy.clone();
+        let bgp = bgp_settings(policy.bgp.as_ref());
+        match &self.guard.bgp {
+            Some(was) if *was != bgp => {
+                self.event(
+                    out,
+                    now,
+                    Level::Info,
+                    "bgp_reconfigured",
+                    "[bgp] changed: the speaker for the rtbh and flowspec rungs starts again with the new peers".into(),
+                    None,
+                );
+                out.push(Effect::Guard(GuardEffect::Bgp {
+                    bgp: policy.bgp.clone().map(Box::new),
+                }));
+            }
+            _ => {}
+        }
+        self.guard.bgp = Some(bgp);
         let next = match configure(&policy) {
             Ok(n) => n,
             Err(e) => {
@@ -1052,5 +1100,39 @@ hold = "30s"
         };
         let line = serde_json::to_string(&cmd).unwrap();
         assert_eq!(serde_json::from_str::<Input>(&line).unwrap(), cmd);
+    }
+
+    #[test]
+    fn a_reload_that_changes_bgp_restarts_the_speaker_and_one_that_moves_it_does_not() {
+        const BGP: &str = "\n[bgp]\nlocal_as = 65000\nrouter_id = \"198.51.100.1\"\n\n[[bgp.peers]]\naddress = \"198.51.100.2\"\nremote_as = 65001\nannounce = true\n";
+        let (mut e, first) = start(&format!("{POLICY}{BGP}"));
+        let told = |out: &[Effect]| {
+            out.iter()
+                .filter_map(|o| match o {
+                    Effect::Guard(GuardEffect::Bgp { bgp }) => Some(bgp.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // At start the shell reads [bgp] itself.
+        assert!(told(&first).is_empty(), "{first:?}");
+        // The same section elsewhere in the file: nothing to do.
+        let moved = format!("{BGP}{POLICY}");
+        let out = e.handle(t0(), Input::PolicyRead(Box::new(text(&moved))));
+        assert!(told(&out).is_empty(), "{out:?}");
+        // Another peer: the speaker starts again with both.
+        let more = format!(
+            "{moved}\n[[bgp.peers]]\naddress = \"198.51.100.3\"\nremote_as = 65002\nannounce = true\n"
+        );
+        let out = e.handle(t0(), Input::PolicyRead(Box::new(text(&more))));
+        let t = told(&out);
+        assert_eq!(t.len(), 1, "{out:?}");
+        assert_eq!(t[0].as_ref().unwrap().peers.len(), 2);
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Effect::Event(ev) if ev.kind == "bgp_reconfigured")));
+        // [bgp] gone: the speaker stops.
+        let out = e.handle(t0(), Input::PolicyRead(Box::new(text(POLICY))));
+        assert_eq!(told(&out), vec![None]);
     }
 }

@@ -18,7 +18,7 @@ use crate::reader::{Cx, Fields, Node};
 use crate::source::Span;
 
 /// The `[bgp]` section.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Bgp {
     /// Our AS number (four octets are fine).
     pub local_as: u32,
@@ -37,7 +37,7 @@ pub struct Bgp {
 }
 
 /// One `[[bgp.peers]]` entry.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BgpPeer {
     /// The peer's address.
     pub address: IpAddr,

@@ -33,6 +33,8 @@ type Holder = (Target, Direction);
 pub struct BgpRungs {
     runtime: tokio::runtime::Runtime,
     handle: Option<SpeakerHandle>,
+    /// The settings it runs with.
+    config: SpeakerConfig,
     holders: BTreeMap<Prefix, BTreeSet<Holder>>,
     /// Who holds each FlowSpec rule, by its NLRI bytes.
     flow_holders: BTreeMap<Vec<u8>, BTreeSet<Holder>>,
@@ -86,7 +88,7 @@ impl BgpRungs {
         let rules = routes::RealmRules::new(vec![], (RealmId(0), "default".into()));
         let (tx, _) = tokio::sync::mpsc::unbounded_channel();
         let handle = runtime.block_on(async {
-            let speaker = Speaker::bind(config).await.map_err(|e| {
+            let speaker = Speaker::bind(config.clone()).await.map_err(|e| {
                 Error::runtime(format!("BGP: {e}"))
                     .hint("change [bgp] `listen`, or `listen = []` with active peers")
             })?;
@@ -97,6 +99,7 @@ impl BgpRungs {
         Ok(BgpRungs {
             runtime,
             handle: Some(handle),
+            config,
             holders: BTreeMap::new(),
             flow_holders: BTreeMap::new(),
         })
@@ -104,6 +107,57 @@ impl BgpRungs {
 
     fn handle(&self) -> Option<&SpeakerHandle> {
         self.handle.as_ref()
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &SpeakerConfig {
+        &self.config
+    }
+
+    /// Starts the speaker again with `config` (a reload changed `[bgp]`):
+    /// the old sessions end (Cease), the new speaker binds and connects,
+    /// and every route and rule the rungs hold is announced again, to the
+    /// peers of the new settings. The speaker has no way to change its
+    /// peers in place, so peers in both settings see their session end
+    /// and open again (a second or so without the routes).
+    pub fn restart(&mut self, config: SpeakerConfig) -> Result<()> {
+        let routes = self.handle().map(|h| h.announcements()).unwrap_or_default();
+        let flows = self.handle().map(|h| h.flows()).unwrap_or_default();
+        self.stop();
+        let next = BgpRungs::start(config)?;
+        let BgpRungs {
+            runtime,
+            handle,
+            config,
+            ..
+        } = next;
+        // The old runtime goes now, its tasks already ended by `stop`.
+        self.runtime = runtime;
+        self.handle = handle;
+        self.config = config;
+        if let Some(h) = self.handle() {
+            for r in routes {
+                h.announce(r);
+            }
+            for f in flows {
+                h.announce_flow(f);
+            }
+        }
+        tracing::info!(
+            routes = self.holders.len(),
+            rules = self.flow_holders.len(),
+            "BGP speaker started again with the new [bgp]; what the rungs hold is announced again"
+        );
+        Ok(())
+    }
+
+    /// Ends the sessions (Cease), waiting at most 3 s.
+    fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), h.shutdown()).await
+            });
+        }
     }
 
     /// Puts an `rtbh` step's routes or a `flowspec` step's rules in
@@ -232,11 +286,7 @@ impl BgpRungs {
     /// does with every route of a session that ends; they come back when
     /// the ladder is restored.
     pub fn shutdown(mut self) {
-        if let Some(h) = self.handle.take() {
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(3), h.shutdown()).await
-            });
-        }
+        self.stop();
     }
 }
 

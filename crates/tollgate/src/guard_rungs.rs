@@ -185,6 +185,39 @@ impl Rungs {
         }
     }
 
+    /// Takes a reloaded policy's `[bgp]`: the speaker starts, starts
+    /// again with the new peers (announcing again what the rungs hold),
+    /// or stops when no peer is left to announce to. Settings equal to the
+    /// running ones change nothing.
+    pub fn set_bgp(&mut self, bgp: Option<&policy::Bgp>) {
+        let wanted = bgp
+            .filter(|b| b.peers.iter().any(|p| p.announce))
+            .map(crate::bgp_rungs::speaker_config);
+        match (&mut self.bgp, wanted) {
+            (Some(running), Some(c)) if running.config() == &c => {}
+            (Some(running), Some(c)) => {
+                if let Err(e) = running.restart(c) {
+                    tracing::error!("guard: the BGP speaker cannot start with the new [bgp]: {e}; the rtbh and flowspec rungs announce nothing until a reload fixes it");
+                }
+            }
+            (Some(_), None) => {
+                if let Some(b) = self.bgp.take() {
+                    b.shutdown();
+                }
+                tracing::info!(
+                    "guard: [bgp] has no peer to announce to any more; the BGP speaker stopped"
+                );
+            }
+            (None, Some(c)) => match BgpRungs::start(c) {
+                Ok(b) => self.bgp = Some(b),
+                Err(e) => {
+                    tracing::error!("guard: the BGP speaker cannot start with the new [bgp]: {e}")
+                }
+            },
+            (None, None) => {}
+        }
+    }
+
     /// Carries out `decisions`, in order.
     pub fn carry_out(&mut self, decisions: &[Decision]) {
         for d in decisions {

@@ -417,3 +417,84 @@ fn the_daemon_announces_a_flood_to_bird_and_withdraws_it() {
     let status = d.wait(Duration::from_secs(10)).expect("the daemon exits");
     assert!(status.success(), "{status:?}\n{}", log("daemon.log"));
 }
+
+/// A reload that changes `[bgp]` takes effect without a restart: the
+/// daemon starts with its only peer at an address where nobody is, bans
+/// an address by hand up to the rtbh rung (held, announced to no one),
+/// and once the policy names BIRD's address and the daemon is told to
+/// reload (SIGHUP), BIRD gets the held route with the BLACKHOLE community.
+#[test]
+fn a_reload_that_changes_the_peers_announces_what_is_held_to_the_new_peer() {
+    if !testkit::root("guard_rtbh::a_reload_that_changes_the_peers") {
+        return;
+    }
+    testkit::need("bird", "bird2");
+    testkit::need("birdc", "bird2");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let policy = policy()
+        .replace("uplink = \"wan0\"", "uplink = \"rtru\"")
+        .replace("lan = \"lan0\"", "lan = \"rtrv\"");
+    let nobody = policy.replace("address = \"198.51.100.2\"", "address = \"198.51.100.3\"");
+    std::fs::write(dir.join("policy.toml"), &nobody).unwrap();
+    std::fs::write(dir.join("accounting.toml"), "").unwrap();
+    let s = site("gdr");
+    let _ = &s.vic;
+    let bird = Bird::start(&s.up, dir);
+    let tollgate = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &s.rtr.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(args)
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .output()
+            .unwrap()
+    };
+    let d = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &s.rtr.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
+            .arg("--accounting")
+            .arg(dir.join("accounting.toml"))
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .env("TOLLGATE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap()),
+    );
+    let log = || strip_ansi(&std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default());
+    wait_for("the daemon's speaker", Duration::from_secs(15), || {
+        log().contains("BGP speaker started")
+    });
+    let banned = tollgate(&["guard", "ban", VICTIM, "--rung", "rtbh", "--permanent"]);
+    assert!(
+        banned.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&banned.stderr),
+        log()
+    );
+    wait_for("the route held", Duration::from_secs(10), || {
+        log().contains("rtbh route announced")
+    });
+    assert!(bird.route().is_none(), "BIRD is not a peer yet");
+    std::fs::write(dir.join("policy.toml"), &policy).unwrap();
+    d.signal_group(libc::SIGHUP);
+    let took = wait_for(
+        "BIRD to get the held route after the reload",
+        Duration::from_secs(15),
+        || bird.route().is_some(),
+    );
+    eprintln!("reload → held route in BIRD: {took:?}");
+    let route = bird.route().unwrap();
+    assert!(route.contains("(65535,666)"), "{route}\n{}", log());
+    let l = log();
+    assert!(l.contains("bgp_reconfigured"), "{l}");
+    assert!(l.contains("started again with the new [bgp]"), "{l}");
+}

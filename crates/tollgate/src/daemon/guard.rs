@@ -101,8 +101,9 @@ pub struct GuardShell {
     /// Opened at start when `bgp` has a peer to announce to (a BGP
     /// speaker and a netlink socket), else at the first decision.
     rungs: Option<Rungs>,
-    /// The policy's `[bgp]` at the daemon's start: the rtbh and flowspec
-    /// rungs' peers (a reload that changes it takes effect at restart).
+    /// The running policy's `[bgp]`: the rtbh and flowspec rungs' peers
+    /// (read at start; a reload that changes it arrives as
+    /// `GuardEffect::Bgp`).
     bgp: Option<policy::Bgp>,
     /// Whether the status file is behind.
     dirty: bool,
@@ -190,6 +191,23 @@ impl GuardShell {
                     r.carry_out(std::slice::from_ref(&decision));
                 }
                 self.dirty = true;
+            }
+            GuardEffect::Bgp { bgp } => {
+                self.bgp = bgp.map(|b| *b);
+                match &mut self.rungs {
+                    Some(r) => r.set_bgp(self.bgp.as_ref()),
+                    None if self
+                        .bgp
+                        .as_ref()
+                        .is_some_and(|b| b.peers.iter().any(|p| p.announce)) =>
+                    {
+                        match Rungs::open(self.bgp.as_ref(), Some(self.state.guard_history())) {
+                            Ok(r) => self.rungs = Some(r),
+                            Err(e) => tracing::error!("guard: {e}; trying again at the first ban"),
+                        }
+                    }
+                    None => {}
+                }
             }
             GuardEffect::Save { state } => {
                 crate::guard_rungs::save(&state, &self.state.guard_state());
