@@ -43,6 +43,35 @@ pub struct GuardStatus {
     pub incidents: Vec<Incident>,
     /// Counts since the daemon started.
     pub stats: GuardStats,
+    /// Remote sources that reached at least `scan_targets` of our
+    /// addresses in one 10 s window (the most recent 100, the most
+    /// recently seen first); from the packet capture only.
+    #[serde(default)]
+    pub scans: Vec<ScanSource>,
+    /// What makes a scan (0: scan reports are off).
+    #[serde(default)]
+    pub scan_targets: u64,
+}
+
+/// A source that scanned our addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScanSource {
+    /// The remote address.
+    #[schema(value_type = String)]
+    pub source: IpAddr,
+    /// When it was first seen scanning (the end of that window).
+    #[schema(value_type = String)]
+    pub first_seen: Timestamp,
+    /// When it was last seen scanning.
+    #[schema(value_type = String)]
+    pub last_seen: Timestamp,
+    /// The 10 s windows in which it scanned.
+    pub windows: u32,
+    /// The most of our addresses it reached in one window (an estimate,
+    /// about 8% standard error).
+    pub max_targets: u64,
+    /// Its packets to us in those windows.
+    pub packets: u64,
 }
 
 /// One open incident: an address (or a group's total) attacked in one
@@ -222,8 +251,28 @@ impl GuardStatus {
                 capture_drops: v.capture.kernel_drops,
                 malformed: v.capture.malformed,
             },
+            scans: v
+                .scans
+                .iter()
+                .map(|x| ScanSource {
+                    source: x.source,
+                    first_seen: wall(now, v.at, x.first_seen),
+                    last_seen: wall(now, v.at, x.last_seen),
+                    windows: x.windows,
+                    max_targets: x.max_targets,
+                    packets: x.packets,
+                })
+                .collect(),
+            scan_targets: v.scan_targets,
         }
     }
+}
+
+/// The wall-clock time of `then`, given that `at` on the monotonic clock
+/// is `now`.
+fn wall(now: Timestamp, at: guard::Monotonic, then: guard::Monotonic) -> Timestamp {
+    now.checked_sub(SignedDuration::try_from(at.since(then)).unwrap_or(SignedDuration::ZERO))
+        .unwrap_or(now)
 }
 
 /// Serde's name of a unit variant (`smoothed`, `pps`…): the word the

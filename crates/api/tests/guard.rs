@@ -117,6 +117,7 @@ fn flood(e: &mut Engine, until: u64) {
                     kernel_drops: 1,
                     ..CaptureCounts::default()
                 },
+                scans: Vec::new(),
             })),
         );
     }

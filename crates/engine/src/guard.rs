@@ -96,6 +96,10 @@ pub struct GuardTick {
     pub observation: guard::Observation,
     /// The capture's own counts for the tick.
     pub capture: CaptureCounts,
+    /// At the end of a scan window (every 10 s): remote sources and the
+    /// distinct local addresses each reached; empty in the other ticks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scans: Vec<guard::ScanSample>,
 }
 
 /// The guard's inputs.
@@ -202,6 +206,10 @@ pub struct GuardView {
     pub capture_error: Option<String>,
     /// The protected networks.
     pub networks: Vec<Prefix>,
+    /// Sources that scanned our addresses, the most recently seen first.
+    pub scans: Vec<guard::Scan>,
+    /// What makes a scan: distinct addresses in one 10 s window.
+    pub scan_targets: u64,
 }
 
 /// The guard's part of the engine.
@@ -222,6 +230,8 @@ pub(crate) struct Guard {
     /// The running policy's `[bgp]` without its places in the file
     /// (moving the section is no change); `None` before the first policy.
     bgp: Option<serde_json::Value>,
+    /// Scanning sources on record.
+    scans: guard::ScanBook,
 }
 
 /// `[bgp]`'s settings as a value that compares equal when only the
@@ -284,6 +294,8 @@ impl Guard {
             spec: self.spec.clone(),
             capture_error: self.capture_error.clone(),
             networks: d.config().networks.clone(),
+            scans: self.scans.recent(),
+            scan_targets: self.scans.config().targets,
         })
     }
 }
@@ -353,6 +365,12 @@ impl Engine {
             }
             return;
         };
+        if let Some(g) = &policy.guard {
+            self.guard.scans.reconfigure(guard::ScanConfig {
+                targets: g.scan_targets,
+                ..guard::ScanConfig::default()
+            });
+        }
         let built = match &self.guard.detector {
             Some(d) if d.config() == &config => None,
             Some(d) => Some(
@@ -468,6 +486,22 @@ impl Engine {
                 self.guard.now = self.guard.now.max(t.observation.at);
                 self.guard.ticks += 1;
                 self.guard.totals.add(&t.capture);
+                if self.guard.detector.is_none() {
+                    return;
+                }
+                if !t.scans.is_empty() {
+                    let window = std::time::Duration::from_secs(10);
+                    for x in self.guard.scans.observe(t.observation.at, &t.scans) {
+                        let msg = format!(
+                            "guard: {} is scanning: {} of our addresses in {} s ({} packets)",
+                            x.source,
+                            x.max_targets,
+                            window.as_secs(),
+                            x.packets
+                        );
+                        self.event(out, now, Level::Warn, "guard_scan", msg, None);
+                    }
+                }
                 let Some(d) = &mut self.guard.detector else {
                     return;
                 };
@@ -753,6 +787,7 @@ hold = "30s"
                 frames: packets,
                 ..CaptureCounts::default()
             },
+            scans: Vec::new(),
         }))
     }
 
@@ -1134,5 +1169,62 @@ hold = "30s"
         // [bgp] gone: the speaker stops.
         let out = e.handle(t0(), Input::PolicyRead(Box::new(text(POLICY))));
         assert_eq!(told(&out), vec![None]);
+    }
+
+    #[test]
+    fn a_source_reaching_many_addresses_is_a_scan_event_and_in_the_view() {
+        let (mut e, _) = start(&POLICY.replace("pps_in = 1000", "pps_in = 1000\n"));
+        let scan = |ms: u64, targets: u64| {
+            Input::Guard(GuardInput::Tick(GuardTick {
+                observation: Observation {
+                    at: Monotonic::from_millis(ms),
+                    hosts: Vec::new(),
+                },
+                capture: CaptureCounts::default(),
+                scans: vec![guard::ScanSample {
+                    source: "198.51.100.66".parse().unwrap(),
+                    targets,
+                    packets: targets,
+                }],
+            }))
+        };
+        // Under the default 64: nothing.
+        let out = e.handle(t0(), scan(10_000, 40));
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Effect::Event(ev) if ev.kind == "guard_scan")));
+        let out = e.handle(t0(), scan(20_000, 200));
+        let events: Vec<&str> = out
+            .iter()
+            .filter_map(|o| match o {
+                Effect::Event(ev) if ev.kind == "guard_scan" => Some(ev.message.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            events,
+            vec!["guard: 198.51.100.66 is scanning: 200 of our addresses in 10 s (200 packets)"]
+        );
+        // The next window of the same scan is no new event.
+        let out = e.handle(t0(), scan(30_000, 180));
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Effect::Event(ev) if ev.kind == "guard_scan")));
+        let v = e.guard_view().unwrap();
+        assert_eq!(v.scans.len(), 1);
+        assert_eq!((v.scans[0].windows, v.scans[0].max_targets), (2, 200));
+        assert_eq!(v.scan_targets, 64);
+        // The policy may raise the bar, or turn it off.
+        e.handle(
+            t0(),
+            Input::PolicyRead(Box::new(text(
+                &POLICY.replace("calm = \"2s\"", "calm = \"2s\"\nscan_targets = 0"),
+            ))),
+        );
+        assert_eq!(e.guard_view().unwrap().scan_targets, 0);
+        let out = e.handle(t0(), scan(90_000, 5_000));
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Effect::Event(ev) if ev.kind == "guard_scan")));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`sample`]: what is fed in, one [`Observation`] per tick (counter
 //!   deltas per address and direction), and [`spread`] for flow records;
+//! - [`scan`]: sources that touch many of our addresses ([`ScanBook`]);
 //! - [`Config`]: networks, thresholds (a global profile and host groups by
 //!   prefix, inheriting explicitly), smoothing, the ladder;
 //! - [`Detector`]: [`Detector::tick`] and [`Detector::command`] return
@@ -47,6 +48,7 @@ mod ladder;
 pub mod report;
 mod resolve;
 pub mod sample;
+pub mod scan;
 pub mod spread;
 mod state;
 mod table;
@@ -62,4 +64,5 @@ pub use report::{AttackKind, AttackReport, FlowAction, FlowSpecRule, Trigger, Tr
 pub use sample::{
     Direction, HostCounters, HostSample, Monotonic, Observation, TopPorts, TOP_PORTS,
 };
+pub use scan::{Scan, ScanBook, ScanConfig, ScanSample};
 pub use state::{RestoreError, SavedIncident, SavedRung, SavedState, STATE_VERSION};

@@ -100,7 +100,7 @@ impl CaptureConfig {
 }
 
 /// Everything captured in one tick.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TickReport {
     /// When the tick began (the previous report's `ended`).
     pub started: Instant,
@@ -132,6 +132,12 @@ pub struct TickReport {
     pub ring_full_events: u64,
     /// The sampling rate the counts were scaled by.
     pub sample_one_in: u32,
+    /// Every 10 s (the scan window): remote sources that sent to several
+    /// local addresses, each thread's sketches merged; empty in the other
+    /// ticks.
+    pub scans: Vec<packet_wire::ScanSketch>,
+    /// With `scans`: packets of sources the scan tables had no room for.
+    pub scan_untracked: u64,
 }
 
 /// Why the capture could not start, or a reader stopped.
@@ -259,6 +265,7 @@ impl Capture {
             max_hosts: config.max_hosts,
             flow_window_ticks: config.flow_window_ticks,
             hash_seed,
+            scan: packet_wire::ScanConfig::default(),
         };
         // Open everything first: a failure leaves no thread behind.
         let mut rings = Vec::new();
@@ -527,6 +534,8 @@ impl Ticker {
                 kernel_drops: kernel.drops,
                 ring_full_events: kernel.freezes,
                 sample_one_in: self.sample_one_in,
+                scans: counts.scans,
+                scan_untracked: counts.scan_untracked,
             };
             // A slow consumer delays the next tick (which then covers
             // more time); nothing is lost. A consumer gone stops us. The

@@ -22,6 +22,7 @@ use net_types::Prefix;
 use prefix_map::PrefixMap;
 
 use crate::parse::{parse, IpProtocol, LinkType, PacketSummary, ParseError, Reason};
+use crate::scan::{ScanConfig, ScanSketch, ScanTable};
 use crate::sketch::{FlowSketch, TopPorts};
 
 /// Which way traffic goes, seen from the local address.
@@ -185,7 +186,7 @@ impl MalformedCounts {
 }
 
 /// Everything one aggregator saw in one tick.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TickCounts {
     /// Hosts with traffic (or new flows), sorted by address then direction
     /// after [`TickCounts::coalesce`].
@@ -200,6 +201,12 @@ pub struct TickCounts {
     pub non_ip: u64,
     /// Malformed frames.
     pub malformed: MalformedCounts,
+    /// At the end of a scan window (see [`crate::scan`]): the remote
+    /// sources that reached several local addresses; empty otherwise.
+    pub scans: Vec<ScanSketch>,
+    /// At the end of a scan window: packets of sources the scan table had
+    /// no room to follow.
+    pub scan_untracked: u64,
 }
 
 impl TickCounts {
@@ -212,6 +219,8 @@ impl TickCounts {
         self.overflow.merge(&o.overflow);
         self.non_ip += o.non_ip;
         self.malformed.merge(&o.malformed);
+        self.scans.extend(o.scans);
+        self.scan_untracked += o.scan_untracked;
     }
 
     /// Sorts the hosts by (address, direction) and merges repeats, so each
@@ -228,6 +237,15 @@ impl TickCounts {
             }
         }
         self.hosts = out;
+        self.scans.sort_unstable_by_key(|x| x.source);
+        let mut scans: Vec<ScanSketch> = Vec::with_capacity(self.scans.len());
+        for x in self.scans.drain(..) {
+            match scans.last_mut() {
+                Some(last) if last.source == x.source => last.merge(&x),
+                _ => scans.push(x),
+            }
+        }
+        self.scans = scans;
     }
 
     /// Every packet counted: hosts, internal, foreign and overflow (not
@@ -297,6 +315,8 @@ pub struct AggregatorConfig {
     /// The seed of the table's and the 5-tuples' hash. The capture picks a
     /// random one, so that no one can choose addresses that collide.
     pub hash_seed: u64,
+    /// The scan table's limits.
+    pub scan: ScanConfig,
 }
 
 impl Default for AggregatorConfig {
@@ -308,6 +328,7 @@ impl Default for AggregatorConfig {
             max_hosts: 57_344,
             flow_window_ticks: 10,
             hash_seed: 0x7467_6361_7074_7572,
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -336,6 +357,7 @@ pub struct Aggregator {
     non_ip: u64,
     malformed: MalformedCounts,
     ticks_in_window: u32,
+    scans: ScanTable,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -362,6 +384,7 @@ impl Aggregator {
             non_ip: 0,
             malformed: MalformedCounts::default(),
             ticks_in_window: 0,
+            scans: ScanTable::new(config.scan, config.hash_seed),
         }
     }
 
@@ -399,7 +422,10 @@ impl Aggregator {
         let key = match (src_local, dst_local) {
             (true, true) => return self.internal.add(p, weight),
             (false, false) => return self.foreign.add(p, weight),
-            (false, true) => (p.dst, Direction::In),
+            (false, true) => {
+                self.scans.add(p.src, p.dst, weight);
+                (p.dst, Direction::In)
+            }
             (true, false) => (p.src, Direction::Out),
         };
         let flow = self
@@ -465,8 +491,11 @@ impl Aggregator {
             self.ticks_in_window = 0;
             self.hosts.clear();
         }
+        let (scans, scan_untracked) = self.scans.tick().unwrap_or_default();
         TickCounts {
             hosts,
+            scans,
+            scan_untracked,
             internal: std::mem::take(&mut self.internal),
             foreign: std::mem::take(&mut self.foreign),
             overflow: std::mem::take(&mut self.overflow),
@@ -504,6 +533,7 @@ mod tests {
                 max_hosts,
                 flow_window_ticks: 10,
                 hash_seed: 7,
+                scan: ScanConfig::default(),
             },
         )
     }

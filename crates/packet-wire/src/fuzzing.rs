@@ -56,6 +56,11 @@ pub fn frames(data: &[u8]) {
             max_hosts: 4,
             flow_window_ticks: 2,
             hash_seed: 1,
+            scan: crate::ScanConfig {
+                max_sources: 4,
+                window_ticks: 2,
+                report_min: 1,
+            },
         },
     );
     let (mut parsed, mut malformed, mut non_ip) = (0u64, 0u64, 0u64);

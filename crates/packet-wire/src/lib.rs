@@ -16,7 +16,8 @@
 //!    `prefix-map`); internal and foreign traffic counted apart; a bounded
 //!    host table with an overflow counter; distinct 5-tuples by a 128-byte
 //!    HyperLogLog ([`FlowSketch`]) and the busiest UDP source ports by
-//!    Space-Saving ([`TopPorts`]).
+//!    Space-Saving ([`TopPorts`]); remote sources that reach many local
+//!    addresses over a window, for scan reports ([`ScanSketch`]).
 //!
 //! The capture crate (`packet-capture`) feeds frames from AF_PACKET rings
 //! and calls [`Aggregator::take`] every tick.
@@ -24,6 +25,7 @@
 mod aggregate;
 pub mod fuzzing;
 mod parse;
+mod scan;
 mod sketch;
 
 pub use aggregate::{
@@ -34,4 +36,5 @@ pub use parse::{
     parse, IpProtocol, Layer, LinkType, PacketSummary, ParseError, Reason, TcpFlags,
     MAX_EXTENSION_HEADERS, MAX_VLAN_TAGS,
 };
+pub use scan::{ScanConfig, ScanSketch};
 pub use sketch::{FlowSketch, TopPorts, TOP_PORTS};

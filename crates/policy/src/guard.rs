@@ -44,6 +44,9 @@ pub struct Guard {
     pub idle: Duration,
     /// Whether each tenant's prefixes form a group (true unless set).
     pub tenant_groups: bool,
+    /// A remote source that reaches this many of our addresses in one
+    /// 10 s window is reported as a scan (64 unless set; 0: off).
+    pub scan_targets: u64,
     /// The global profile.
     pub thresholds: Thresholds,
     /// The global ladder.
@@ -260,6 +263,10 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         Some(n) => duration(cx, n, Duration::from_secs(1)).map(|d| d.value),
         None => Some(DEFAULT_IDLE),
     };
+    let scan_targets = match f.get(cx, "scan_targets") {
+        Some(n) => cx.integer(n, 0, 1_000_000_000).map(|v| v as u64),
+        None => Some(64),
+    };
     let tenant_groups = match f.get(cx, "tenant_groups") {
         Some(n) => cx.boolean(n),
         None => Some(true),
@@ -316,6 +323,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         max_hosts: max_hosts? as usize,
         idle: idle?,
         tenant_groups: tenant_groups?,
+        scan_targets: scan_targets?,
         thresholds: thresholds?,
         ladder: ladder?,
         groups,

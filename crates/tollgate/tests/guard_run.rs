@@ -524,3 +524,81 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
         "{applied:?}"
     );
 }
+
+/// A source that touches many of the protected addresses at a low rate is
+/// no flood, but it is a scan: the daemon reports it (an event in the log,
+/// `guard status`, its JSON) with the number of addresses it reached. The
+/// scan: 2 s of SYNs at 500 packets/s to random addresses of the /24 from
+/// the attacker, far below the 2,000 pps threshold of any one address.
+#[test]
+fn a_scan_of_the_protected_addresses_is_reported_with_its_source() {
+    if !testkit::root("guard_run::a_scan_of_the_protected_addresses") {
+        return;
+    }
+    testkit::need("hping3", "hping3");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
+    let s = site("grs");
+    let d = daemon(&s.rtr, dir, None);
+    let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    wait_for("the guard to capture", Duration::from_secs(20), || {
+        log().contains("guard capturing")
+    });
+    wait_for("the status file", Duration::from_secs(5), || {
+        dir.join("state/guard-status.json").exists()
+    });
+    let _scan = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.atk.0])
+            .args([
+                "timeout",
+                "2",
+                "hping3",
+                "-S",
+                "-p",
+                "22",
+                "-i",
+                "u2000",
+                "-q",
+                "-I",
+                "atk0",
+                "--rand-dest",
+                "203.0.113.x",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    // The capture reports sources at the end of each 10 s window.
+    wait_for("the scan in guard status", Duration::from_secs(25), || {
+        status(dir)["scans"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    let st = status(dir);
+    let scan = &st["scans"][0];
+    assert_eq!(scan["source"], "198.51.100.2", "{st}");
+    // At most 1,000 SYNs to 256 addresses (some windows cut the scan in
+    // two): well over the default 64, and no more than the /24 holds
+    // (the estimate's error is about 8%).
+    let reached = scan["max_targets"].as_u64().unwrap();
+    eprintln!(
+        "FIGURE guard_run scan: {reached} addresses in the largest window, {} packets, {} windows",
+        scan["packets"], scan["windows"]
+    );
+    assert!((64..=280).contains(&reached), "{st}");
+    assert_eq!(st["scan_targets"], 64, "{st}");
+    assert!(
+        st["incidents"].as_array().unwrap().is_empty(),
+        "a scan is no flood: {st}"
+    );
+    let text = guard(dir, &["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("scans (sources reaching 64+") && text.contains("198.51.100.2 "),
+        "{text}"
+    );
+    let l = log();
+    assert!(l.contains("guard: 198.51.100.2 is scanning:"), "{l}");
+    drop(d);
+}

@@ -81,6 +81,7 @@ fn keep_time(tx: &mpsc::Sender<Message>, origin: Instant, stop: &AtomicBool) {
                 hosts: Vec::new(),
             },
             capture: CaptureCounts::default(),
+            scans: Vec::new(),
         };
         if tx
             .send(Message::Guard(Box::new(GuardInput::Tick(tick))))
@@ -297,6 +298,7 @@ impl GuardShell {
                                     hosts: Vec::new(),
                                 },
                                 capture: CaptureCounts::default(),
+                                scans: Vec::new(),
                             }
                         }
                     };
@@ -463,6 +465,15 @@ fn tick(t: &TickReport, origin: Instant) -> GuardTick {
             malformed: t.malformed,
             overflow_packets: t.overflow.packets,
         },
+        scans: t
+            .scans
+            .iter()
+            .map(|x| guard::ScanSample {
+                source: x.source,
+                targets: x.targets.estimate(),
+                packets: x.packets,
+            })
+            .collect(),
     }
 }
 
@@ -526,6 +537,10 @@ fn counters_report(
         kernel_drops: 0,
         ring_full_events: 0,
         sample_one_in: 1,
+        // The kernel counts per local address only: no sources, so no
+        // scan reports from this capture.
+        scans: Vec::new(),
+        scan_untracked: 0,
     }
 }
 

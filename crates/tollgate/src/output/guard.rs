@@ -187,6 +187,30 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         "{} ticks; {} addresses tracked; {} overflow, {} evicted; capture: {} frames, {} dropped by the kernel, {} malformed",
         t.ticks, t.hosts, t.overflow, t.evicted, t.frames, t.capture_drops, t.malformed
     );
+    if !s.scans.is_empty() {
+        let _ = writeln!(
+            o,
+            "scans (sources reaching {}+ of our addresses in 10 s), the most recent first:",
+            s.scan_targets
+        );
+        let rows: Vec<[String; 5]> = s
+            .scans
+            .iter()
+            .map(|x| {
+                [
+                    x.source.to_string(),
+                    super::count(x.max_targets),
+                    super::count(x.packets),
+                    x.first_seen.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                    x.last_seen.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                ]
+            })
+            .collect();
+        o.push_str(&columns(
+            &["SOURCE", "ADDRESSES", "PACKETS", "FIRST SEEN", "LAST SEEN"],
+            &rows,
+        ));
+    }
     o
 }
 
@@ -246,6 +270,15 @@ mod tests {
                 ticks: 40,
                 ..GuardStats::default()
             },
+            scans: vec![api::guard::ScanSource {
+                source: "198.51.100.66".parse().unwrap(),
+                first_seen: "2026-11-20T03:00:10Z".parse().unwrap(),
+                last_seen: "2026-12-06T11:59:50Z".parse().unwrap(),
+                windows: 3,
+                max_targets: 250,
+                packets: 1_200,
+            }],
+            scan_targets: 64,
         };
         let text = status_text(&s, false);
         let lines: Vec<&str> = text.lines().collect();
@@ -263,6 +296,14 @@ mod tests {
         );
         assert!(lines[3].ends_with("  permanent"), "{text}");
         assert!(lines[4].starts_with("40 ticks;"), "{text}");
+        assert_eq!(
+            lines[5],
+            "scans (sources reaching 64+ of our addresses in 10 s), the most recent first:"
+        );
+        assert_eq!(
+            lines[7],
+            "198.51.100.66  250        1200     2026-11-20 03:00:10  2026-12-06 11:59:50"
+        );
         // A stale file says so first.
         assert!(status_text(&s, true).starts_with("as of 2026-12-06 12:00:04 UTC"));
         let idle = GuardStatus {
