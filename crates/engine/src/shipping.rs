@@ -166,30 +166,45 @@ pub fn backoff(failures: u32) -> SignedDuration {
     SignedDuration::from_secs(secs.min(MAX_BACKOFF.as_secs()))
 }
 
+/// How often the late window is read again when nothing says the local
+/// history changed: a gap the accountant fills after the fact is found
+/// within this.
+pub const RECHECK_EVERY: SignedDuration = SignedDuration::from_secs(60);
+
+/// The least time between two reads of the late window, however often
+/// the flow collector commits.
+pub const RECHECK_AT_MOST: SignedDuration = SignedDuration::from_secs(5);
+
 /// What the shipper should do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Ask the central where this writer stands (its committed sequence).
     Ask,
-    /// Send the local slot with this index as the batch of that sequence.
+    /// Send the ledger's pending batch (again).
+    Resend,
+    /// Make the first batch of this closed local slot and send it.
     Send(Slot),
+    /// Read the late window again and ship what was added since.
+    Recheck,
     /// Nothing to do before this instant (a retry's backoff).
     WaitUntil(Timestamp),
     /// Everything closed locally is acknowledged.
     Idle,
 }
 
-/// The agent's shipping decisions. The shell reads the local history
-/// and talks HTTP; this decides, from what it was told and the time.
+/// The agent's shipping decisions. The shell reads the local history,
+/// keeps the [`Ledger`](crate::shipped::Ledger) and talks HTTP; this
+/// decides, from what it was told and the time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Shipper {
-    /// The central's committed sequence for this writer, once asked:
-    /// `Some(None)` when the central has nothing from it yet.
-    acked: Option<Option<u64>>,
+    /// The central answered where this writer stands.
+    asked: bool,
     /// Failures in a row.
     failures: u32,
     /// No attempt before this.
     retry_at: Option<Timestamp>,
+    /// When the late window was last read.
+    checked_at: Option<Timestamp>,
 }
 
 impl Shipper {
@@ -198,51 +213,77 @@ impl Shipper {
         Shipper::default()
     }
 
-    /// The central's committed sequence, if known.
-    pub fn acked(&self) -> Option<Option<u64>> {
-        self.acked
-    }
-
     /// Failures in a row.
     pub fn failures(&self) -> u32 {
         self.failures
     }
 
-    /// The next step at `now`, given the slots the local history holds as
-    /// closed (committed coverage), in any order.
-    pub fn next(&self, now: Timestamp, closed: &[Slot]) -> Step {
+    /// The next step at `now`, given the ledger, the slots the local
+    /// history holds as closed (committed coverage) after the ledger's
+    /// newest shipped one, in any order, and whether the local history
+    /// changed since the late window was last read.
+    pub fn next(
+        &self,
+        now: Timestamp,
+        ledger: &crate::shipped::Ledger,
+        closed: &[Slot],
+        changed: bool,
+    ) -> Step {
         if let Some(at) = self.retry_at {
             if now < at {
                 return Step::WaitUntil(at);
             }
         }
-        let Some(acked) = self.acked else {
+        if !self.asked {
             return Step::Ask;
-        };
-        // In order: the oldest closed slot the central has not committed.
-        // A slot at or below the acknowledged sequence is never sent again
-        // by choice; if it were (a lost answer), the central refuses it as
-        // already committed.
-        closed
+        }
+        // What was saved before it was sent goes first: exactly these
+        // samples under exactly this sequence, so that a copy that did
+        // land counts once.
+        if ledger.pending().is_some() {
+            return Step::Resend;
+        }
+        // In order: the oldest closed slot not shipped yet.
+        let through = ledger.through();
+        let oldest = closed
             .iter()
             .copied()
-            .filter(|s| s.0 >= 0 && acked.is_none_or(|a| s.0 as u64 > a))
-            .min()
-            .map_or(Step::Idle, Step::Send)
+            .filter(|s| s.0 >= 0 && through.is_none_or(|t| *s > t))
+            .min();
+        let due = |every: SignedDuration| {
+            self.checked_at
+                .is_none_or(|c| c.saturating_add(every).is_ok_and(|at| now >= at))
+        };
+        let window = ledger.late_window().is_some();
+        // A first batch moves the late window on: what was added to the
+        // slots it leaves must be shipped before (after an outage, many
+        // slots ship in a row).
+        if window && changed && (oldest.is_some() || due(RECHECK_AT_MOST)) {
+            return Step::Recheck;
+        }
+        if let Some(slot) = oldest {
+            return Step::Send(slot);
+        }
+        if window && due(RECHECK_EVERY) {
+            return Step::Recheck;
+        }
+        Step::Idle
     }
 
     /// The central answered where this writer stands.
-    pub fn answered(&mut self, sequence: Option<u64>) {
-        self.acked = Some(sequence.max(self.acked.flatten()));
+    pub fn answered(&mut self) {
+        self.asked = true;
         self.succeeded();
     }
 
-    /// The central committed (or already held) the batch of `slot`, and
-    /// reports the writer's committed `sequence`.
-    pub fn acknowledged(&mut self, slot: Slot, sequence: u64) {
-        let s = u64::try_from(slot.0).unwrap_or(0).max(sequence);
-        self.acked = Some(Some(s.max(self.acked.flatten().unwrap_or(0))));
+    /// The central answered a batch (acknowledged or refused it).
+    pub fn delivered(&mut self) {
         self.succeeded();
+    }
+
+    /// The late window was read at `now`.
+    pub fn checked(&mut self, now: Timestamp) {
+        self.checked_at = Some(now);
     }
 
     /// An attempt failed (the central unreachable, or it refused for a
@@ -261,55 +302,74 @@ impl Shipper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shipped::{Ledger, SEQUENCES_PER_SLOT};
     use accounting::SlotStatus;
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + secs).unwrap()
     }
 
+    fn cov(slot: i64) -> SlotCoverage {
+        SlotCoverage {
+            slot: Slot(slot),
+            status: SlotStatus::Measured,
+        }
+    }
+
+    /// Ships `slot` whole and acknowledges it.
+    fn ship(ledger: &mut Ledger, slot: i64) {
+        let seq = ledger
+            .first("hv1", Slot(slot), &[], &[cov(slot)])
+            .unwrap()
+            .sequence;
+        assert!(ledger.acknowledged(seq));
+    }
+
     #[test]
-    fn asks_first_then_sends_the_oldest_unacknowledged_slot_in_order() {
+    fn asks_first_then_sends_the_oldest_unshipped_slot_in_order() {
         let mut s = Shipper::new();
+        let mut ledger = Ledger::new();
         let closed = [Slot(12), Slot(10), Slot(11)];
-        assert_eq!(s.next(t(0), &closed), Step::Ask);
+        assert_eq!(s.next(t(0), &ledger, &closed, false), Step::Ask);
         // The central has nothing from this writer: everything, oldest first.
-        s.answered(None);
-        assert_eq!(s.next(t(0), &closed), Step::Send(Slot(10)));
-        s.acknowledged(Slot(10), 10);
-        assert_eq!(s.next(t(0), &closed), Step::Send(Slot(11)));
-        s.acknowledged(Slot(11), 11);
-        assert_eq!(s.next(t(0), &closed), Step::Send(Slot(12)));
-        s.acknowledged(Slot(12), 12);
-        assert_eq!(s.next(t(0), &closed), Step::Idle);
+        s.answered();
+        assert_eq!(s.next(t(0), &ledger, &closed, false), Step::Send(Slot(10)));
+        ledger.first("hv1", Slot(10), &[], &[cov(10)]);
+        // Made but not acknowledged: it is sent again before anything else.
+        assert_eq!(s.next(t(0), &ledger, &closed, false), Step::Resend);
+        ledger.acknowledged(10 * SEQUENCES_PER_SLOT);
+        s.delivered();
+        assert_eq!(s.next(t(0), &ledger, &closed, false), Step::Send(Slot(11)));
+        ship(&mut ledger, 11);
+        ship(&mut ledger, 12);
+        // Nothing closed after the newest shipped: the late window is read
+        // once at first, then when the history changes.
+        assert_eq!(s.next(t(0), &ledger, &closed, false), Step::Recheck);
+        s.checked(t(0));
+        assert_eq!(s.next(t(1), &ledger, &closed, false), Step::Idle);
+        assert_eq!(s.next(t(1), &ledger, &closed, true), Step::Idle);
+        assert_eq!(s.next(t(5), &ledger, &closed, true), Step::Recheck);
+        assert_eq!(s.next(t(59), &ledger, &closed, false), Step::Idle);
+        assert_eq!(s.next(t(60), &ledger, &closed, false), Step::Recheck);
     }
 
     #[test]
-    fn a_restart_resumes_after_what_the_central_holds() {
+    fn a_gap_in_the_local_history_is_skipped() {
         let mut s = Shipper::new();
-        s.answered(Some(11));
+        let mut ledger = Ledger::new();
+        s.answered();
+        ship(&mut ledger, 12);
+        s.checked(t(0));
+        // The history changed: the late window is read before the next
+        // slot moves it on, however recently it was read.
         assert_eq!(
-            s.next(t(0), &[Slot(10), Slot(11), Slot(12)]),
-            Step::Send(Slot(12))
+            s.next(t(0), &ledger, &[Slot(12), Slot(15)], true),
+            Step::Recheck
         );
-        // A gap in the local history (the agent was down) is skipped.
-        s.acknowledged(Slot(12), 12);
-        assert_eq!(s.next(t(0), &[Slot(12), Slot(15)]), Step::Send(Slot(15)));
-    }
-
-    #[test]
-    fn a_duplicate_answer_moves_past_what_the_central_already_had() {
-        let mut s = Shipper::new();
-        s.answered(Some(3));
-        // The central reports a later sequence than the slot sent (another
-        // process shipped as this writer): never go back.
-        s.acknowledged(Slot(4), 9);
         assert_eq!(
-            s.next(t(0), &[Slot(5), Slot(9), Slot(10)]),
-            Step::Send(Slot(10))
+            s.next(t(0), &ledger, &[Slot(12), Slot(15)], false),
+            Step::Send(Slot(15))
         );
-        // An older answer never lowers what is acknowledged.
-        s.answered(Some(2));
-        assert_eq!(s.acked(), Some(Some(9)));
     }
 
     #[test]
@@ -319,20 +379,36 @@ mod tests {
         assert_eq!(backoff(5), SignedDuration::from_secs(16));
         assert_eq!(backoff(6), MAX_BACKOFF);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+        let ledger = Ledger::new();
         let mut s = Shipper::new();
         s.failed(t(0));
-        assert_eq!(s.next(t(0), &[Slot(1)]), Step::WaitUntil(t(1)));
+        assert_eq!(
+            s.next(t(0), &ledger, &[Slot(1)], false),
+            Step::WaitUntil(t(1))
+        );
         // Due again: it asks (the first answer never came).
-        assert_eq!(s.next(t(1), &[Slot(1)]), Step::Ask);
+        assert_eq!(s.next(t(1), &ledger, &[Slot(1)], false), Step::Ask);
         s.failed(t(1));
-        assert_eq!(s.next(t(2), &[Slot(1)]), Step::WaitUntil(t(3)));
-        s.answered(None);
+        assert_eq!(
+            s.next(t(2), &ledger, &[Slot(1)], false),
+            Step::WaitUntil(t(3))
+        );
+        s.answered();
         assert_eq!(s.failures(), 0);
-        assert_eq!(s.next(t(2), &[Slot(1)]), Step::Send(Slot(1)));
+        assert_eq!(
+            s.next(t(2), &ledger, &[Slot(1)], false),
+            Step::Send(Slot(1))
+        );
         s.failed(t(2));
         s.failed(t(3));
-        assert_eq!(s.next(t(4), &[Slot(1)]), Step::WaitUntil(t(5)));
-        assert_eq!(s.next(t(5), &[Slot(1)]), Step::Send(Slot(1)));
+        assert_eq!(
+            s.next(t(4), &ledger, &[Slot(1)], false),
+            Step::WaitUntil(t(5))
+        );
+        assert_eq!(
+            s.next(t(5), &ledger, &[Slot(1)], false),
+            Step::Send(Slot(1))
+        );
     }
 
     #[test]

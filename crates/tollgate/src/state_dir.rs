@@ -162,6 +162,17 @@ impl StateDir {
         }
     }
 
+    /// An agent's shipping ledger: what the central holds from it
+    /// (docs/agents.md).
+    pub fn shipping_ledger(&self) -> PathBuf {
+        self.root.join("shipping-ledger.json")
+    }
+
+    /// An agent's shipping status, for `tollgate status`.
+    pub fn shipping_status(&self) -> PathBuf {
+        self.root.join("shipping-status.json")
+    }
+
     /// The flow collector's status.
     pub fn flows_status(&self) -> PathBuf {
         self.root.join("flows-status.json")

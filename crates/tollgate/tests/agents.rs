@@ -19,7 +19,8 @@
 //! Needs root, iproute2, nftables, python3 and curl.
 
 use accounting::{Sample, Slot};
-use history::{SampleQuery, SqliteOptions, SqliteStore, Store, Tenants};
+use engine::shipped::SEQUENCES_PER_SLOT;
+use history::{AddBatch, SampleQuery, SqliteOptions, SqliteStore, Store, Tenants};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,9 +84,16 @@ struct Pair {
 }
 
 impl Pair {
-    fn new() -> Pair {
-        let agent = Site::build("tgag", "a", 1);
-        let central = Site::build("tgag", "c", 1);
+    /// Namespaces named `<prefix>-…` (one prefix per test: they run at
+    /// once).
+    fn new(prefix: &str) -> Pair {
+        Pair::with_url(prefix, &format!("http://{CENTRAL_API}"))
+    }
+
+    /// A pair whose agent reaches the central at `url`.
+    fn with_url(prefix: &str, url: &str) -> Pair {
+        let agent = Site::build(prefix, "a", 1);
+        let central = Site::build(prefix, "c", 1);
         sh(&format!(
             "set -e
             ip link add ctl0 netns {a} type veth peer name ctl0 netns {c}
@@ -117,7 +125,7 @@ impl Pair {
         std::fs::write(
             agent.policy_path(),
             format!(
-                "{POLICY}\n[central]\nurl = \"http://{CENTRAL_API}\"\ntoken_file = \"central.token\"\nwriter = \"hv1\"\n"
+                "{POLICY}\n[central]\nurl = \"{url}\"\ntoken_file = \"central.token\"\nwriter = \"hv1\"\n"
             ),
         )
         .unwrap();
@@ -137,14 +145,55 @@ impl Pair {
     }
 
     fn start_agent(&self, skew: i64) -> Daemon {
-        self.agent.start_daemon_env(
-            &self.agent.dir.join("accounting.toml"),
-            &["--no-api"],
-            &[
-                ("TOLLGATE_CLOCK_SKEW", &skew.to_string()),
-                ("RUST_LOG", "info"),
-            ],
+        self.start_agent_env(skew, &[])
+    }
+
+    fn start_agent_env(&self, skew: i64, env: &[(&str, &str)]) -> Daemon {
+        let skew = skew.to_string();
+        let mut all = vec![("TOLLGATE_CLOCK_SKEW", skew.as_str()), ("RUST_LOG", "info")];
+        all.extend_from_slice(env);
+        self.agent
+            .start_daemon_env(&self.agent.dir.join("accounting.toml"), &["--no-api"], &all)
+    }
+
+    /// Adds samples to the agent's local history as its flow collector
+    /// does (writer `flows`, its own sequence), while the daemon runs:
+    /// `tollgate flows collect` is such a second process.
+    fn add_flows(&self, sequence: u64, samples: &[Sample]) {
+        let mut store = SqliteStore::open(
+            &self.agent.state_dir().join("history.sqlite"),
+            &SqliteOptions::default(),
         )
+        .unwrap();
+        store
+            .add(&AddBatch {
+                writer: "flows",
+                sequence,
+                samples,
+                coverage: &[],
+                state: &[],
+            })
+            .unwrap();
+    }
+
+    /// Waits until the central's tenants' samples equal the agent's.
+    fn wait_equal(&self, what: &str) {
+        let mut last = (vec![], vec![]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            last = (
+                tenants(&samples(&self.agent)),
+                tenants(&samples(&self.central)),
+            );
+            if last.0 == last.1 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!(
+            "{what}: the central's samples\n{:?}\ndiffer from the agent's\n{:?}",
+            last.1, last.0
+        );
     }
 
     /// `METHOD path` on the central's API from the agent's namespace, with
@@ -216,6 +265,12 @@ fn samples(site: &Site) -> Vec<Sample> {
         .unwrap()
 }
 
+/// The tenants' samples (tenant 0, each site's own traffic of no tenant,
+/// differs between the two daemons).
+fn tenants(v: &[Sample]) -> Vec<Sample> {
+    v.iter().filter(|s| s.key.tenant.0 != 0).copied().collect()
+}
+
 fn national_down(samples: &[Sample]) -> u64 {
     samples
         .iter()
@@ -236,7 +291,7 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     ] {
         testkit::need(cmd, package);
     }
-    let p = Pair::new();
+    let p = Pair::new("tgag");
     let t0 = jiff::Timestamp::now().as_second();
     let (skew1, slot1) = skew_before_boundary(t0);
     let central = p.start_central(skew1);
@@ -244,7 +299,8 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     p.send(1000);
     // The first slot closes 12 s after start (plus a read) and is shipped.
     wait_for("slot 1 shipped", Duration::from_secs(60), || {
-        p.standing().is_some_and(|s| s >= slot1.0 as u64)
+        p.standing()
+            .is_some_and(|s| s >= slot1.0 as u64 * SEQUENCES_PER_SLOT)
     });
 
     // The central stops; the agent records the next slot alone. Its
@@ -272,7 +328,8 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     // The central is back: the agent catches up, in order.
     let central = p.start_central(skew2);
     wait_for("slot 2 shipped", Duration::from_secs(60), || {
-        p.standing().is_some_and(|s| s >= slot2.0 as u64)
+        p.standing()
+            .is_some_and(|s| s >= slot2.0 as u64 * SEQUENCES_PER_SLOT)
     });
     let (status, body) = p.call("GET", "/api/v1/agents", "central.token", None);
     assert_eq!(status, 200, "{body}");
@@ -304,7 +361,7 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["duplicate"], true, "{body}");
-    assert_eq!(v["sequence"], slot2.0, "{body}");
+    assert_eq!(v["sequence"], slot2.0 as u64 * SEQUENCES_PER_SLOT, "{body}");
     // Refusals: a read token may not add, a bad writer is named.
     let (status, body) = p.call(
         "POST",
@@ -337,9 +394,6 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     // least the agent's.
     let local = samples(&p.agent);
     let central = samples(&p.central);
-    let tenants = |v: &[Sample]| -> Vec<Sample> {
-        v.iter().filter(|s| s.key.tenant.0 != 0).copied().collect()
-    };
     assert_eq!(
         tenants(&central),
         tenants(&local),
@@ -356,4 +410,85 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
         );
     }
     assert_eq!(national_down(&local), 1700 * FRAME);
+}
+
+/// A late flow record's sample: `bytes` more to tenant 1 from the
+/// national realm in `slot` (or, with `source_flows`, under its own key).
+fn late(local: &[Sample], slot: Slot, bytes: u64, new_key: bool) -> Sample {
+    let mut s = *local
+        .iter()
+        .find(|s| {
+            s.slot == slot
+                && s.key.tenant.0 == 1
+                && s.key.realm.0 == 1
+                && s.key.direction == accounting::Direction::Down
+        })
+        .expect("the slot's tenant sample");
+    if new_key {
+        s.key.source = accounting::Source::Flow;
+    }
+    s.bytes = bytes;
+    s.packets = bytes / 1000;
+    s
+}
+
+fn needs() -> bool {
+    for (cmd, package) in [
+        ("nft", "nftables"),
+        ("python3", "python3"),
+        ("curl", "curl"),
+    ] {
+        testkit::need(cmd, package);
+    }
+    true
+}
+
+#[test]
+fn samples_added_to_a_shipped_slot_reach_the_central_once_across_a_restart() {
+    if !testkit::root("samples_added_to_a_shipped_slot_reach_the_central_once_across_a_restart") {
+        return;
+    }
+    needs();
+    let p = Pair::new("tgal");
+    let (skew, slot) = skew_before_boundary(jiff::Timestamp::now().as_second());
+    let central = p.start_central(skew);
+    let agent = p.start_agent(skew);
+    p.send(500);
+    let first = slot.0 as u64 * SEQUENCES_PER_SLOT;
+    wait_for("the slot shipped", Duration::from_secs(60), || {
+        p.standing().is_some_and(|s| s >= first)
+    });
+    p.wait_equal("the slot shipped");
+
+    // Flow records land in the shipped slot: more bytes on a key it had,
+    // and a key it did not have.
+    let local = samples(&p.agent);
+    p.add_flows(
+        1,
+        &[
+            late(&local, slot, 7_000, false),
+            late(&local, slot, 3_000, true),
+        ],
+    );
+    p.wait_equal("the first late samples");
+    assert_eq!(p.standing(), Some(first + 1));
+
+    // A restart ships nothing again, and a later record still goes once.
+    let log = agent.log();
+    assert!(agent.stop().success(), "{log}");
+    let agent = p.start_agent(skew);
+    p.add_flows(2, &[late(&local, slot, 11_000, false)]);
+    p.wait_equal("the late samples after a restart");
+    assert_eq!(p.standing(), Some(first + 2));
+    let log = agent.log();
+    assert!(log.contains("samples added to shipped slots"), "{log}");
+    assert!(agent.stop().success(), "{log}");
+    let log = central.log();
+    assert!(central.stop().success(), "{log}");
+    let local = samples(&p.agent);
+    assert_eq!(
+        national_down(&tenants(&local)),
+        500 * FRAME + 7_000 + 3_000 + 11_000
+    );
+    assert_eq!(tenants(&samples(&p.central)), tenants(&local));
 }

@@ -19,6 +19,7 @@
 //! the same run to an engine again.
 
 mod allocator;
+mod central_client;
 mod clock;
 mod guard;
 mod kernel;
