@@ -132,10 +132,7 @@ pub fn slot_of(sequence: u64) -> Slot {
 /// Per slot and key, what `current` holds beyond `shipped` (never less
 /// than nothing: a sample that shrank, as retention removes old rows, is
 /// not taken back). In slot and key order.
-pub fn difference(
-    current: &[Sample],
-    shipped: &Totals,
-) -> Vec<Sample> {
+pub fn difference(current: &[Sample], shipped: &Totals) -> Vec<Sample> {
     let mut now: Totals = Totals::new();
     for s in current {
         let e = now.entry((s.slot, s.key)).or_default();
@@ -393,10 +390,7 @@ mod sample_list {
     use super::*;
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(
-        m: &Totals,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(m: &Totals, s: S) -> Result<S::Ok, S::Error> {
         let v: Vec<Sample> = m
             .iter()
             .map(|(&(slot, key), &(bytes, packets))| Sample {
@@ -409,9 +403,7 @@ mod sample_list {
         v.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Totals, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Totals, D::Error> {
         let v = Vec::<Sample>::deserialize(d)?;
         let mut m = Totals::new();
         for s in v {

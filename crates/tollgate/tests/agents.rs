@@ -492,3 +492,144 @@ fn samples_added_to_a_shipped_slot_reach_the_central_once_across_a_restart() {
     );
     assert_eq!(tenants(&samples(&p.central)), tenants(&local));
 }
+
+/// A proxy in the agent's namespace on 127.0.0.1:9190 to the central: it
+/// forwards each request at once (so the central commits the batch), and
+/// while the file `hold` exists in its folder it holds a POST's answer for
+/// 8 s, saying `holding` in `proxy.log` first: the batch is in flight.
+const PROXY: &str = r#"
+import os, socket, sys, threading, time
+folder = sys.argv[1]
+def log(line):
+    with open(os.path.join(folder, "proxy.log"), "a") as f:
+        f.write(line + "\n")
+def serve(c):
+    try:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = 0
+        kept = []
+        for l in lines[1:]:
+            name = l.split(b":", 1)[0].strip().lower()
+            if name == b"content-length":
+                length = int(l.split(b":", 1)[1])
+            if name != b"connection":
+                kept.append(l)
+        while len(body) < length:
+            body += c.recv(65536)
+        up = socket.create_connection(("192.0.2.10", 9188))
+        up.sendall(b"\r\n".join([lines[0]] + kept + [b"Connection: close"]) + b"\r\n\r\n" + body)
+        answer = b""
+        while True:
+            chunk = up.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        up.close()
+        if lines[0].startswith(b"POST") and os.path.exists(os.path.join(folder, "hold")):
+            log("holding")
+            time.sleep(8)
+        c.sendall(answer)
+        log("answered")
+    except Exception as e:
+        log("broken: %s" % e)
+    finally:
+        c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 9190))
+s.listen(16)
+deadline = time.time() + 120
+s.settimeout(1)
+while time.time() < deadline:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// A child process killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (at most 15 s) for a daemon that crashes on purpose to be gone.
+fn wait_gone(d: &mut Daemon) {
+    wait_for("the agent gone", Duration::from_secs(15), || !d.running());
+}
+
+#[test]
+fn an_agent_killed_mid_shipping_loses_nothing_and_counts_nothing_twice() {
+    if !testkit::root("an_agent_killed_mid_shipping_loses_nothing_and_counts_nothing_twice") {
+        return;
+    }
+    needs();
+    let p = Pair::with_url("tgak", "http://127.0.0.1:9190");
+    let _proxy = Child(
+        Command::new("ip")
+            .args(["netns", "exec", &p.agent.host, "python3", "-c", PROXY])
+            .arg(&p.agent.dir)
+            .spawn()
+            .unwrap(),
+    );
+    let proxy_log = || std::fs::read_to_string(p.agent.dir.join("proxy.log")).unwrap_or_default();
+    std::fs::write(p.agent.dir.join("hold"), "").unwrap();
+    let (skew, slot) = skew_before_boundary(jiff::Timestamp::now().as_second());
+    let central = p.start_central(skew);
+    let mut agent = p.start_agent(skew);
+    p.send(400);
+
+    // 1. kill -9 while the slot's batch is in flight: the central has
+    //    committed it, the agent never hears so.
+    wait_for("the batch in flight", Duration::from_secs(60), || {
+        proxy_log().contains("holding")
+    });
+    agent.signal("-KILL");
+    wait_gone(&mut agent);
+    std::fs::remove_file(p.agent.dir.join("hold")).unwrap();
+    let first = slot.0 as u64 * SEQUENCES_PER_SLOT;
+    assert_eq!(p.standing(), Some(first));
+    let ledger: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.agent.state_dir().join("shipping-ledger.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ledger["pending"]["sequence"], first, "{ledger}");
+
+    // 2. Restarted, it learns that the batch landed and sends it no more;
+    //    then it dies after saving the next batch (late flow samples) and
+    //    before sending it.
+    let mut agent = p.start_agent_env(skew, &[("TOLLGATE_CRASH_AT", "ship-saved")]);
+    wait_for("the agent's standing", Duration::from_secs(15), || {
+        agent.log().matches("the central's standing").count() >= 2
+    });
+    let local = samples(&p.agent);
+    p.add_flows(1, &[late(&local, slot, 9_000, false)]);
+    wait_gone(&mut agent);
+    assert!(agent.log().contains("ship-saved: crashing here on purpose"));
+    assert_eq!(p.standing(), Some(first));
+
+    // 3. Restarted again, it sends the saved batch: once.
+    let agent = p.start_agent(skew);
+    p.wait_equal("after the crashes");
+    assert_eq!(p.standing(), Some(first + 1));
+    let log = agent.log();
+    assert!(agent.stop().success(), "{log}");
+    let log = central.log();
+    assert!(central.stop().success(), "{log}");
+    let local = samples(&p.agent);
+    assert_eq!(national_down(&tenants(&local)), 400 * FRAME + 9_000);
+    assert_eq!(tenants(&samples(&p.central)), tenants(&local));
+    assert!(proxy_log().contains("holding"), "{}", proxy_log());
+}
