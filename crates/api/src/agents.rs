@@ -83,6 +83,16 @@ pub struct AgentRow {
     pub lag_seconds: Option<i64>,
     /// When its last batch arrived (RFC 3339).
     pub received: String,
+    /// Batches committed since the daemon started.
+    pub batches: u64,
+    /// The bytes of their samples.
+    pub bytes: u64,
+    /// Batches sent again that were already committed (counted once).
+    pub duplicates: u64,
+    /// Batches refused for their content (the agent parks them).
+    pub refused: u64,
+    /// Why the last one was refused.
+    pub last_refusal: Option<String>,
 }
 
 /// The agents.
@@ -240,6 +250,11 @@ pub async fn list(
                 last_slot_end: end.map(|t| t.to_string()),
                 lag_seconds: end.map(|t| snap.now.duration_since(t).as_secs().max(0)),
                 received: a.at.to_string(),
+                batches: a.batches,
+                bytes: a.bytes,
+                duplicates: a.duplicates,
+                refused: a.refused,
+                last_refusal: a.last_refusal.clone(),
             }
         })
         .collect();

@@ -325,9 +325,20 @@ impl Engine {
                 writer,
                 sequence,
                 last_slot,
+                bytes,
                 outcome,
             } => crate::shipping::added(
-                self, now, id, writer, sequence, last_slot, outcome, &mut out,
+                self,
+                now,
+                id,
+                crate::shipping::Received {
+                    writer,
+                    sequence,
+                    last_slot,
+                    bytes,
+                },
+                outcome,
+                &mut out,
             ),
             Input::RoutesChanged { realms } => {
                 self.realms = Arc::new(realms);

@@ -282,6 +282,9 @@ pub enum Input {
         sequence: u64,
         /// The last slot the batch carried.
         last_slot: Option<accounting::Slot>,
+        /// The bytes of its samples.
+        #[serde(default)]
+        bytes: u64,
         /// What the store did.
         outcome: crate::shipping::AddOutcome,
     },
@@ -501,6 +504,12 @@ pub enum Effect {
         id: u64,
         /// The batch.
         batch: Box<crate::shipping::ShippedBatch>,
+    },
+    /// Where the agents stand changed: write it for `tollgate status`
+    /// (best effort; the engine keeps the figures).
+    SaveAgents {
+        /// Every writer seen since the daemon started.
+        agents: crate::shipping::Agents,
     },
     /// Stop the process with this exit code.
     Exit {

@@ -65,12 +65,28 @@ pub enum AddOutcome {
 /// What the central knows of one writer since it started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentSeen {
-    /// The writer's last committed sequence.
+    /// The writer's last committed sequence (0 before its first).
     pub sequence: u64,
     /// The last slot its batches carried (coverage or samples).
     pub last_slot: Option<Slot>,
-    /// When its last batch arrived (committed or duplicate).
+    /// When its last batch arrived (committed, duplicate or refused).
     pub at: Timestamp,
+    /// Batches committed.
+    #[serde(default)]
+    pub batches: u64,
+    /// The bytes of their samples.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Batches that were already committed (sent again): counted once.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Batches the history refused for their content (the agent parks
+    /// them).
+    #[serde(default)]
+    pub refused: u64,
+    /// Why the last one was refused.
+    #[serde(default)]
+    pub last_refusal: Option<String>,
 }
 
 /// Every writer seen since the daemon started, by name.
@@ -83,72 +99,108 @@ pub fn last_slot(batch: &ShippedBatch) -> Option<Slot> {
     a.max(b)
 }
 
-/// Records what the store answered for a writer's batch of `sequence`
-/// (whose last slot is `slot`) and says whether it was a duplicate, with
-/// the writer's committed sequence.
+/// The bytes of a batch's samples.
+pub fn bytes(batch: &ShippedBatch) -> u64 {
+    batch
+        .samples
+        .iter()
+        .map(|s| s.bytes)
+        .fold(0, u64::saturating_add)
+}
+
+/// A batch the store answered for: who sent it, and what it held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The writer.
+    pub writer: String,
+    /// The batch's sequence.
+    pub sequence: u64,
+    /// Its last slot.
+    pub last_slot: Option<Slot>,
+    /// The bytes of its samples.
+    pub bytes: u64,
+}
+
+/// Records what the store answered for a writer's batch and says whether
+/// it was a duplicate, with the writer's committed sequence (`None` when
+/// nothing was committed).
 pub fn seen(
     agents: &mut Agents,
     now: Timestamp,
-    writer: &str,
-    sequence: u64,
-    slot: Option<Slot>,
+    batch: &Received,
     outcome: &AddOutcome,
 ) -> Option<(u64, bool)> {
-    let (sequence, duplicate) = match outcome {
-        AddOutcome::Committed { .. } => (sequence, false),
-        AddOutcome::AlreadyAdded { last } => (*last, true),
-        AddOutcome::Invalid { .. } | AddOutcome::Failed { .. } => return None,
+    let e = match outcome {
+        AddOutcome::Failed { .. } => return None,
+        _ => agents.entry(batch.writer.clone()).or_insert(AgentSeen {
+            sequence: 0,
+            last_slot: None,
+            at: now,
+            batches: 0,
+            bytes: 0,
+            duplicates: 0,
+            refused: 0,
+            last_refusal: None,
+        }),
     };
-    let e = agents.entry(writer.to_string()).or_insert(AgentSeen {
-        sequence,
-        last_slot: slot,
-        at: now,
-    });
-    e.sequence = e.sequence.max(sequence);
-    e.last_slot = e.last_slot.max(slot);
     e.at = now;
+    let (sequence, duplicate) = match outcome {
+        AddOutcome::Committed { .. } => {
+            e.batches += 1;
+            e.bytes = e.bytes.saturating_add(batch.bytes);
+            (batch.sequence, false)
+        }
+        AddOutcome::AlreadyAdded { last } => {
+            e.duplicates += 1;
+            (*last, true)
+        }
+        AddOutcome::Invalid { error } => {
+            e.refused += 1;
+            e.last_refusal = Some(error.clone());
+            return None;
+        }
+        AddOutcome::Failed { .. } => return None,
+    };
+    e.sequence = e.sequence.max(sequence);
+    e.last_slot = e.last_slot.max(batch.last_slot);
     Some((sequence, duplicate))
 }
 
-/// The store's answer to an agent's batch: remembered, and the API's
-/// command answered (a duplicate is a success: the batch counted once).
-#[allow(clippy::too_many_arguments)] // one input's fields, destructured by the caller
+/// The store's answer to an agent's batch: remembered (and saved for
+/// `tollgate status`), and the API's command answered (a duplicate is a
+/// success: the batch counted once).
 pub(crate) fn added(
     engine: &mut crate::Engine,
     now: Timestamp,
     id: u64,
-    writer: String,
-    sequence: u64,
-    last_slot: Option<Slot>,
+    batch: Received,
     outcome: AddOutcome,
     out: &mut Vec<Effect>,
 ) {
-    let answer = match seen(
-        &mut engine.agents,
-        now,
-        &writer,
-        sequence,
-        last_slot,
-        &outcome,
-    ) {
-        Some((sequence, duplicate)) => Answer::BatchAdded {
+    let result = seen(&mut engine.agents, now, &batch, &outcome);
+    let Received {
+        writer, sequence, ..
+    } = batch;
+    let answer = match (result, outcome) {
+        (Some((sequence, duplicate)), _) => Answer::BatchAdded {
             writer,
             sequence,
             duplicate,
         },
-        None => match outcome {
-            AddOutcome::Invalid { error } => Answer::Invalid {
-                message: format!("the history refused {writer}'s batch {sequence}: {error}"),
-                diagnostics: vec![],
-            },
-            AddOutcome::Failed { error } => Answer::Failed {
-                message: format!("the history could not add {writer}'s batch {sequence}: {error}"),
-            },
-            // `seen` answered these.
-            AddOutcome::Committed { .. } | AddOutcome::AlreadyAdded { .. } => return,
+        (None, AddOutcome::Invalid { error }) => Answer::Invalid {
+            message: format!("the history refused {writer}'s batch {sequence}: {error}"),
+            diagnostics: vec![],
         },
+        (None, AddOutcome::Failed { error }) => Answer::Failed {
+            message: format!("the history could not add {writer}'s batch {sequence}: {error}"),
+        },
+        // `seen` answered these.
+        (None, AddOutcome::Committed { .. } | AddOutcome::AlreadyAdded { .. }) => return,
     };
     out.push(Effect::Reply { id, answer });
+    out.push(Effect::SaveAgents {
+        agents: engine.agents.clone(),
+    });
 }
 
 /// The first delay before a retry, doubled after each failure up to
@@ -423,26 +475,31 @@ mod tests {
                 status: SlotStatus::Measured,
             }],
         };
+        let got = |sequence: u64| Received {
+            writer: b.writer.clone(),
+            sequence,
+            last_slot: last_slot(&b),
+            bytes: 1500,
+        };
         let ok = AddOutcome::Committed { refused: vec![] };
-        assert_eq!(
-            seen(&mut agents, t(0), &b.writer, 7, last_slot(&b), &ok),
-            Some((7, false))
-        );
+        assert_eq!(seen(&mut agents, t(0), &got(7), &ok), Some((7, false)));
         let dup = AddOutcome::AlreadyAdded { last: 7 };
-        assert_eq!(
-            seen(&mut agents, t(5), &b.writer, 7, last_slot(&b), &dup),
-            Some((7, true))
-        );
-        assert_eq!(agents["hv1"].sequence, 7);
-        assert_eq!(agents["hv1"].last_slot, Some(Slot(7)));
-        assert_eq!(agents["hv1"].at, t(5));
+        assert_eq!(seen(&mut agents, t(5), &got(7), &dup), Some((7, true)));
+        let a = &agents["hv1"];
+        assert_eq!((a.sequence, a.last_slot, a.at), (7, Some(Slot(7)), t(5)));
+        // Counted once: the duplicate's bytes are not accepted again.
+        assert_eq!((a.batches, a.bytes, a.duplicates), (1, 1500, 1));
         let failed = AddOutcome::Failed {
             error: "busy".into(),
         };
-        assert_eq!(
-            seen(&mut agents, t(9), &b.writer, 8, last_slot(&b), &failed),
-            None
-        );
+        assert_eq!(seen(&mut agents, t(9), &got(8), &failed), None);
         assert_eq!(agents["hv1"].at, t(5));
+        let invalid = AddOutcome::Invalid {
+            error: "bad sample".into(),
+        };
+        assert_eq!(seen(&mut agents, t(9), &got(8), &invalid), None);
+        let a = &agents["hv1"];
+        assert_eq!((a.refused, a.sequence, a.at), (1, 7, t(9)));
+        assert_eq!(a.last_refusal.as_deref(), Some("bad sample"));
     }
 }

@@ -107,3 +107,125 @@ impl ShippingStatus {
         out
     }
 }
+
+/// One agent as a central's `tollgate status` shows it (the same fields
+/// as `GET /api/v1/agents`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgentLine {
+    /// The writer.
+    pub writer: String,
+    /// Its last committed sequence.
+    pub sequence: u64,
+    /// The newest slot its batches carried.
+    pub last_slot: Option<i64>,
+    /// When that slot ended.
+    pub last_slot_end: Option<Timestamp>,
+    /// Seconds from that end to now.
+    pub lag_seconds: Option<i64>,
+    /// When its last batch arrived.
+    pub received: Timestamp,
+    /// Batches committed since the central started.
+    pub batches: u64,
+    /// Their samples' bytes.
+    pub bytes: u64,
+    /// Batches sent again, counted once.
+    pub duplicates: u64,
+    /// Batches refused for their content.
+    pub refused: u64,
+    /// Why the last one was refused.
+    pub last_refusal: Option<String>,
+}
+
+/// The agents a central saw, from its `agents-status.json` (none if the
+/// file is absent: not a central, or no batch yet).
+pub fn agents(path: &Path, now: Timestamp) -> Result<Vec<AgentLine>, String> {
+    let seen: engine::shipping::Agents = match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    Ok(seen
+        .into_iter()
+        .map(|(writer, a)| {
+            let end = a.last_slot.map(|s| s.next().start());
+            AgentLine {
+                writer,
+                sequence: a.sequence,
+                last_slot: a.last_slot.map(|s| s.0),
+                last_slot_end: end,
+                lag_seconds: end.map(|e| (now.as_second() - e.as_second()).max(0)),
+                received: a.at,
+                batches: a.batches,
+                bytes: a.bytes,
+                duplicates: a.duplicates,
+                refused: a.refused,
+                last_refusal: a.last_refusal,
+            }
+        })
+        .collect())
+}
+
+/// The text lines for a central's agents.
+pub fn render_agents(agents: &[AgentLine]) -> String {
+    let mut out = format!("agents ({}, since this central started):\n", agents.len());
+    for a in agents {
+        out.push_str(&format!(
+            "  {}: last batch {}, newest slot {}{}, {} batches ({} bytes) accepted, {} sent again, {} refused\n",
+            a.writer,
+            a.received,
+            a.last_slot.map_or("-".into(), |s| s.to_string()),
+            a.lag_seconds
+                .map(|l| format!(" ({l} s behind now)"))
+                .unwrap_or_default(),
+            a.batches,
+            a.bytes,
+            a.duplicates,
+            a.refused,
+        ));
+        if let Some(r) = &a.last_refusal {
+            out.push_str(&format!("    last refused: {r}\n"));
+        }
+    }
+    out
+}
+
+/// Adds the agents (on a central) and the shipping (on an agent) to
+/// `tollgate status`'s output, text or JSON (`agents`, `shipping`).
+pub fn annotate_status(state: &crate::state_dir::StateDir, out: String, json: bool) -> String {
+    let now = crate::daemon::clock::Clock::from_env()
+        .map(|c| c.now())
+        .unwrap_or_else(|_| Timestamp::now());
+    let agents = agents(&state.agents_status(), now).unwrap_or_else(|e| {
+        tracing::warn!("the agents' status: {e}");
+        vec![]
+    });
+    let shipping = ShippingStatus::load(&state.shipping_status()).unwrap_or_else(|e| {
+        tracing::warn!("the shipping status: {e}");
+        None
+    });
+    if agents.is_empty() && shipping.is_none() {
+        return out;
+    }
+    if json {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&out) else {
+            return out;
+        };
+        if !agents.is_empty() {
+            v["agents"] = serde_json::to_value(&agents).unwrap_or_default();
+        }
+        if let Some(s) = &shipping {
+            let mut s = serde_json::to_value(s).unwrap_or_default();
+            s["lag_seconds"] = serde_json::json!(shipping.as_ref().and_then(|x| x.lag(now)));
+            v["shipping"] = s;
+        }
+        return serde_json::to_string_pretty(&v).map_or(out, |t| t + "\n");
+    }
+    let mut out = out;
+    if !agents.is_empty() {
+        out = out + "\n" + &render_agents(&agents);
+    }
+    if let Some(s) = shipping {
+        out = out + "\n" + &s.render(now);
+    }
+    out
+}

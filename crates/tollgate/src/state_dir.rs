@@ -168,6 +168,11 @@ impl StateDir {
         self.root.join("shipping-ledger.json")
     }
 
+    /// On a central, where the agents stand, for `tollgate status`.
+    pub fn agents_status(&self) -> PathBuf {
+        self.root.join("agents-status.json")
+    }
+
     /// An agent's shipping status, for `tollgate status`.
     pub fn shipping_status(&self) -> PathBuf {
         self.root.join("shipping-status.json")

@@ -68,6 +68,19 @@ fn tollgate(site: &Site, args: &[&str]) -> Output {
         .expect("run tollgate")
 }
 
+/// `tollgate --netns HOST ARGS` for a site, its clock shifted by `skew`.
+fn tollgate_in(site: &Site, args: &[&str], skew: i64) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--netns", &site.host])
+        .args(args)
+        .env("TOLLGATE_CONFIG", site.policy_path())
+        .env("TOLLGATE_STATE_DIR", site.state_dir())
+        .env("TOLLGATE_ACCOUNTING", site.dir.join("accounting.toml"))
+        .env("TOLLGATE_CLOCK_SKEW", skew.to_string())
+        .output()
+        .expect("run tollgate")
+}
+
 /// The skew that puts a daemon started now 12 s before the first slot
 /// boundary at least `ahead` seconds past `after` (in its skewed time).
 fn skew_before_boundary(after: i64) -> (i64, Slot) {
@@ -497,6 +510,8 @@ fn samples_added_to_a_shipped_slot_reach_the_central_once_across_a_restart() {
 /// forwards each request at once (so the central commits the batch), and
 /// while the file `hold` exists in its folder it holds a POST's answer for
 /// 8 s, saying `holding` in `proxy.log` first: the batch is in flight.
+/// While the file `refuse` exists it answers a POST itself with 422 (a
+/// central that refuses the batch's content), saying `refused`.
 const PROXY: &str = r#"
 import os, socket, sys, threading, time
 folder = sys.argv[1]
@@ -523,6 +538,11 @@ def serve(c):
                 kept.append(l)
         while len(body) < length:
             body += c.recv(65536)
+        if lines[0].startswith(b"POST") and os.path.exists(os.path.join(folder, "refuse")):
+            text = b'{"title":"refused","detail":"the history refused the batch: test"}'
+            c.sendall(b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(text) + text)
+            log("refused")
+            return
         up = socket.create_connection(("192.0.2.10", 9188))
         up.sendall(b"\r\n".join([lines[0]] + kept + [b"Connection: close"]) + b"\r\n\r\n" + body)
         answer = b""
@@ -624,12 +644,65 @@ fn an_agent_killed_mid_shipping_loses_nothing_and_counts_nothing_twice() {
     let agent = p.start_agent(skew);
     p.wait_equal("after the crashes");
     assert_eq!(p.standing(), Some(first + 1));
+
+    // 4. A batch the central refuses for its content is parked, shown in
+    //    `status`, and the next one goes on.
+    std::fs::write(p.agent.dir.join("refuse"), "").unwrap();
+    p.add_flows(2, &[late(&local, slot, 2_000, false)]);
+    wait_for("the batch refused", Duration::from_secs(20), || {
+        proxy_log().contains("refused")
+    });
+    std::fs::remove_file(p.agent.dir.join("refuse")).unwrap();
+    let status = |site: &Site| -> serde_json::Value {
+        let o = tollgate_in(site, &["status", "--json", "--interval", "100ms"], skew);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    wait_for("the batch parked", Duration::from_secs(10), || {
+        std::fs::read_to_string(p.agent.state_dir().join("shipping-status.json"))
+            .is_ok_and(|t| t.contains("\"parked_total\": 1"))
+    });
+    p.add_flows(3, &[late(&local, slot, 5_000, false)]);
+    wait_for("the next batch", Duration::from_secs(20), || {
+        p.standing() == Some(first + 3)
+    });
+    let v = status(&p.agent);
+    let shipping = &v["shipping"];
+    assert_eq!(shipping["parked"][0]["sequence"], first + 2, "{v}");
+    assert_eq!(shipping["parked"][0]["bytes"], 2_000, "{v}");
+    assert!(
+        shipping["parked"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{v}"
+    );
+    assert_eq!(shipping["through"], slot.0, "{v}");
+    assert_eq!(shipping["pending"], serde_json::Value::Null, "{v}");
+    let text = tollgate_in(&p.agent, &["status", "--interval", "100ms"], skew);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("1 batches parked"), "{text}");
+    let v = status(&p.central);
+    let a = &v["agents"][0];
+    assert_eq!(a["writer"], "hv1", "{v}");
+    assert_eq!(a["last_slot"], slot.0, "{v}");
+    // The first batch, the saved one and the last: 400 datagrams, 9,000
+    // and 5,000 late bytes (the refused 2,000 never reached it).
+    assert_eq!(a["batches"], 3, "{v}");
+    assert!(a["lag_seconds"].as_i64().unwrap() < 120, "{v}");
     let log = agent.log();
     assert!(agent.stop().success(), "{log}");
     let log = central.log();
     assert!(central.stop().success(), "{log}");
     let local = samples(&p.agent);
-    assert_eq!(national_down(&tenants(&local)), 400 * FRAME + 9_000);
-    assert_eq!(tenants(&samples(&p.central)), tenants(&local));
+    assert_eq!(
+        national_down(&tenants(&local)),
+        400 * FRAME + 9_000 + 2_000 + 5_000
+    );
+    // The central holds everything but the parked batch.
+    assert_eq!(
+        national_down(&tenants(&samples(&p.central))),
+        400 * FRAME + 9_000 + 5_000
+    );
     assert!(proxy_log().contains("holding"), "{}", proxy_log());
 }

@@ -64,9 +64,10 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
     } else {
         crate::output::kernel::status_text(&status)
     };
+    let out = crate::collector::annotate_status(&cx.state, out, json);
     say!(
         "{}",
-        crate::collector::annotate_status(&cx.state, out, json)
+        crate::shipping_status::annotate_status(&cx.state, out, json)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@
 
 mod allocator;
 mod central_client;
-mod clock;
+pub(crate) mod clock;
 mod guard;
 mod kernel;
 mod latency;

@@ -56,7 +56,23 @@ pub fn add(store: &mut dyn Store, id: u64, batch: &ShippedBatch) -> Input {
         writer: batch.writer.clone(),
         sequence: batch.sequence,
         last_slot: engine::shipping::last_slot(batch),
+        bytes: engine::shipping::bytes(batch),
         outcome,
+    }
+}
+
+/// On a central, writes where the agents stand for `tollgate status`
+/// (best effort: the figures live in the engine, and a failure is only
+/// logged).
+pub fn save_agents(state: &StateDir, agents: &engine::shipping::Agents) {
+    let written = serde_json::to_vec_pretty(agents)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            crate::state_dir::replace_atomically(&state.agents_status(), &b)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        tracing::warn!("cannot write the agents' status: {e}");
     }
 }
 
