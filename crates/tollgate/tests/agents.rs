@@ -94,6 +94,8 @@ fn skew_before_boundary(after: i64) -> (i64, Slot) {
 struct Pair {
     agent: Site,
     central: Site,
+    /// How the test reaches the central: `http` or `https`.
+    scheme: &'static str,
 }
 
 impl Pair {
@@ -142,7 +144,16 @@ impl Pair {
             ),
         )
         .unwrap();
-        Pair { agent, central }
+        let scheme = if url.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        Pair {
+            agent,
+            central,
+            scheme,
+        }
     }
 
     fn start_central(&self, skew: i64) -> Daemon {
@@ -216,14 +227,25 @@ impl Pair {
             .or_else(|_| std::fs::read_to_string(self.central.dir.join(token)))
             .unwrap();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.agent.host, "curl", "-sS", "-m", "10"])
-            .args(["-X", method, "-w", "\n%{http_code}"])
-            .args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
+        // The test's curl trusts any certificate: the agent is what is
+        // tested for checking the central's.
+        cmd.args([
+            "netns",
+            "exec",
+            &self.agent.host,
+            "curl",
+            "-k",
+            "-sS",
+            "-m",
+            "10",
+        ])
+        .args(["-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
         if let Some(b) = body {
             cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
         }
         let o = cmd
-            .arg(format!("http://{CENTRAL_API}{path}"))
+            .arg(format!("{}://{CENTRAL_API}{path}", self.scheme))
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&o.stdout).to_string();
@@ -705,4 +727,102 @@ fn an_agent_killed_mid_shipping_loses_nothing_and_counts_nothing_twice() {
         400 * FRAME + 9_000 + 5_000
     );
     assert!(proxy_log().contains("holding"), "{}", proxy_log());
+}
+
+/// Makes a test CA and the central's certificate for 192.0.2.10 signed
+/// by it (in the central's folder, `api.crt` and `api.key`), and a second
+/// CA that signed nothing; the two CAs go to the agent's folder as
+/// `ca.pem` and `wrong-ca.pem`.
+fn certificates(p: &Pair) {
+    testkit::need("openssl", "openssl");
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "set -e; cd {c}
+        openssl req -x509 {ec} -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -x509 {ec} -days 1 -subj /CN=other-ca -keyout other.key -out other.pem 2>/dev/null
+        openssl req {ec} -subj /CN=central -keyout api.key -out api.csr 2>/dev/null
+        printf 'subjectAltName=IP:192.0.2.10\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' > ext.cnf
+        openssl x509 -req -in api.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out api.crt 2>/dev/null
+        cp ca.pem {a}/ca.pem; cp other.pem {a}/wrong-ca.pem",
+        c = p.central.dir.display(),
+        a = p.agent.dir.display(),
+    ));
+    let policy = std::fs::read_to_string(p.central.policy_path()).unwrap();
+    std::fs::write(
+        p.central.policy_path(),
+        format!("{policy}\n[api.tls]\ncertificate = \"api.crt\"\nkey = \"api.key\"\n"),
+    )
+    .unwrap();
+}
+
+/// Points the agent's `[central] ca` at `file`.
+fn agent_ca(p: &Pair, file: &str) {
+    let policy = std::fs::read_to_string(p.agent.policy_path()).unwrap();
+    let policy = match policy.split_once("ca = ") {
+        Some((head, _)) => format!("{head}ca = \"{file}\"\n"),
+        None => format!("{policy}ca = \"{file}\"\n"),
+    };
+    std::fs::write(p.agent.policy_path(), policy).unwrap();
+}
+
+#[test]
+fn an_agent_ships_over_https_and_a_wrong_ca_is_a_clear_error() {
+    if !testkit::root("an_agent_ships_over_https_and_a_wrong_ca_is_a_clear_error") {
+        return;
+    }
+    needs();
+    let p = Pair::with_url("tgas", &format!("https://{CENTRAL_API}"));
+    certificates(&p);
+    let (skew, slot) = skew_before_boundary(jiff::Timestamp::now().as_second());
+    let central = p.start_central(skew);
+
+    // A CA that did not sign the central's certificate: refused, said in
+    // the log and the status, and the daemon goes on.
+    agent_ca(&p, "wrong-ca.pem");
+    let mut agent = p.start_agent(skew);
+    let shipping = || {
+        std::fs::read_to_string(p.agent.state_dir().join("shipping-status.json"))
+            .unwrap_or_default()
+    };
+    wait_for("the certificate refused", Duration::from_secs(15), || {
+        shipping().contains("UnknownIssuer")
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("cannot reach the central at https://192.0.2.10:9188")
+            && log.contains("UnknownIssuer"),
+        "{log}"
+    );
+    assert!(agent.running(), "{log}");
+    let o = tollgate_in(&p.agent, &["status", "--interval", "100ms"], skew);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("error since") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+    assert!(agent.stop().success(), "{log}");
+    // Not a file of certificates: the daemon does not start, and says why.
+    agent_ca(&p, "policy.toml");
+    let o = tollgate_in(&p.agent, &["run", "--no-api"], skew);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("[central] ca") && err.contains("no certificate"),
+        "{err}"
+    );
+
+    // The right CA: the slot ships over https, to the byte.
+    agent_ca(&p, "ca.pem");
+    let agent = p.start_agent(skew);
+    p.send(300);
+    wait_for("the slot shipped", Duration::from_secs(60), || {
+        p.standing()
+            .is_some_and(|s| s >= slot.0 as u64 * SEQUENCES_PER_SLOT)
+    });
+    p.wait_equal("over https");
+    let log = agent.log();
+    assert!(agent.stop().success(), "{log}");
+    let log = central.log();
+    assert!(central.stop().success(), "{log}");
+    assert_eq!(national_down(&tenants(&samples(&p.central))), 300 * FRAME);
 }
