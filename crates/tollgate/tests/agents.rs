@@ -264,11 +264,18 @@ impl Pair {
 
     /// Sends `n` datagrams to the agent's tenant from the national server.
     fn send(&self, n: u64) {
+        send_to(&self.agent, n);
+    }
+}
+
+/// Sends `n` datagrams to a site's tenant from the national server.
+fn send_to(site: &Site, n: u64) {
+    {
         let ok = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &self.agent.upstream,
+                &site.upstream,
                 "python3",
                 "-c",
                 SENDER,
@@ -825,4 +832,119 @@ fn an_agent_ships_over_https_and_a_wrong_ca_is_a_clear_error() {
     let log = central.log();
     assert!(central.stop().success(), "{log}");
     assert_eq!(national_down(&tenants(&samples(&p.central))), 300 * FRAME);
+}
+
+#[test]
+fn a_tenant_whose_vm_moved_between_agents_gets_one_bill_on_the_central() {
+    if !testkit::root("a_tenant_whose_vm_moved_between_agents_gets_one_bill_on_the_central") {
+        return;
+    }
+    needs();
+    // Agent A (hv1) and the central, as in the other tests; agent B (hv2)
+    // is a third router with the same tenant, reaching the central over
+    // its own veth pair.
+    let p = Pair::new("tgmv");
+    let b = Site::build("tgmv", "b", 1);
+    sh(&format!(
+        "set -e
+        ip link add ctl1 netns {b} type veth peer name ctl1 netns {c}
+        ip -n {b} addr add 192.0.2.13/30 dev ctl1; ip -n {c} addr add 192.0.2.14/30 dev ctl1
+        ip -n {b} link set ctl1 up; ip -n {c} link set ctl1 up
+        ip -n {b} route add 192.0.2.10/32 via 192.0.2.14",
+        b = b.host,
+        c = p.central.host
+    ));
+    std::fs::write(b.dir.join("accounting.toml"), "").unwrap();
+    std::fs::copy(
+        p.agent.dir.join("central.token"),
+        b.dir.join("central.token"),
+    )
+    .unwrap();
+    let agent_policy = std::fs::read_to_string(p.agent.policy_path()).unwrap();
+    std::fs::write(b.policy_path(), agent_policy.replace("\"hv1\"", "\"hv2\"")).unwrap();
+    // The central bills t1 on a commit, so that its bill counts volume.
+    let central_policy = std::fs::read_to_string(p.central.policy_path()).unwrap();
+    std::fs::write(
+        p.central.policy_path(),
+        central_policy.replace(
+            "prefixes = [\"100.64.1.0/24\"]\n",
+            "prefixes = [\"100.64.1.0/24\"]\ncommit = \"1mbit\"\n",
+        ),
+    )
+    .unwrap();
+
+    // A lives in slot S, B one slot later (or earlier, at a month's end:
+    // both in one billing period): the VM ran on A, then on B.
+    let (skew, slot_a) = skew_before_boundary(jiff::Timestamp::now().as_second());
+    let month = |s: Slot| s.start().to_string()[..7].to_string();
+    let step = if month(slot_a) == month(Slot(slot_a.0 + 1)) {
+        1
+    } else {
+        -1
+    };
+    let slot_b = Slot(slot_a.0 + step);
+    let skew_b = skew + step * 300;
+    let central = p.start_central(skew);
+    let a = p.start_agent(skew);
+    let agent_b = b.start_daemon_env(
+        &b.dir.join("accounting.toml"),
+        &["--no-api"],
+        &[("TOLLGATE_CLOCK_SKEW", &skew_b.to_string())],
+    );
+    send_to(&p.agent, 600);
+    send_to(&b, 400);
+    let standing = |writer: &str| -> Option<u64> {
+        let (status, body) = p.call(
+            "GET",
+            &format!("/api/v1/agents/{writer}"),
+            "central.token",
+            None,
+        );
+        (status == 200)
+            .then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap()["sequence"].as_u64())
+            .flatten()
+    };
+    wait_for("both slots shipped", Duration::from_secs(60), || {
+        standing("hv1").is_some_and(|s| s >= slot_a.0 as u64 * SEQUENCES_PER_SLOT)
+            && standing("hv2").is_some_and(|s| s >= slot_b.0 as u64 * SEQUENCES_PER_SLOT)
+    });
+    let bill = tollgate_in(&p.central, &["bill", "--json", "t1"], skew);
+    assert!(
+        bill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bill.stderr)
+    );
+    let bill: serde_json::Value = serde_json::from_slice(&bill.stdout).unwrap();
+    for (d, what) in [
+        (a, "agent A"),
+        (agent_b, "agent B"),
+        (central, "the central"),
+    ] {
+        let log = d.log();
+        assert!(d.stop().success(), "{what}: {log}");
+    }
+
+    // The central's t1 is the sum of both agents' t1, to the byte, in one
+    // bill.
+    let t1 = |site: &Site| -> Vec<Sample> {
+        samples(site)
+            .into_iter()
+            .filter(|s| s.key.tenant.0 == 1)
+            .collect()
+    };
+    let (on_a, on_b, on_central) = (t1(&p.agent), t1(&b), t1(&p.central));
+    assert!(on_a.iter().all(|s| s.slot == slot_a), "{on_a:?}");
+    assert!(on_b.iter().all(|s| s.slot == slot_b), "{on_b:?}");
+    let mut both: Vec<Sample> = on_a.iter().chain(&on_b).copied().collect();
+    both.sort_by_key(|s| (s.slot, s.key));
+    assert_eq!(on_central, both);
+    let sum = |v: &[Sample]| v.iter().map(|s| s.bytes).sum::<u64>();
+    assert_eq!(national_down(&on_a), 600 * FRAME);
+    assert_eq!(national_down(&on_b), 400 * FRAME);
+    let bills = bill["bills"].as_array().unwrap();
+    assert_eq!(bills.len(), 1, "{bill}");
+    let used = bills[0]["bill"]["lines"][0]["volume"]["used"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(used, sum(&on_a) + sum(&on_b), "{bill}");
 }
