@@ -36,7 +36,9 @@ pub const BATCH_LIMIT: usize = 64 * 1024 * 1024;
 pub struct BatchBody {
     /// The agent's name: 1 to 64 of `A-Z a-z 0-9 . _ -` (not `flows`).
     pub writer: String,
-    /// Strictly increasing per writer (an agent sends the slot's index).
+    /// Strictly increasing per writer (an agent sends the slot's index ×
+    /// 4096 for a slot's first batch, then the next numbers for what was
+    /// added to it later).
     pub sequence: u64,
     /// The samples, as `tollgate run` records them:
     /// `{"slot", "key": {"tenant", "realm", "direction", "band", "source"}, "bytes", "packets"}`.
@@ -137,7 +139,7 @@ pub(crate) fn valid(body: &BatchBody) -> Result<(), Problem> {
     if body.sequence == 0 {
         return Err(Problem::invalid(
             Some("sequence"),
-            "sequences start at 1 (an agent sends the slot's index)",
+            "sequences start at 1 (an agent sends the slot's index × 4096)",
         ));
     }
     Ok(())

@@ -12,10 +12,12 @@
 //!   success marked `duplicate`: exactly once. The engine remembers each
 //!   writer's last batch for `GET /api/v1/agents` ([`Agents`]).
 //! - **The agent side.** [`Shipper`] decides what to send next and when to
-//!   try again. The agent's local history is the spool: each closed slot
-//!   the daemon committed becomes one batch whose sequence is the slot's
-//!   index, so a batch sent again after a crash or a lost answer is
-//!   refused by the central store as already committed and counts once.
+//!   try again; [`Ledger`](crate::shipped::Ledger) what was shipped, so
+//!   that samples added to a slot after it shipped go as their difference.
+//!   The agent's local history is the spool: each closed slot the daemon
+//!   committed becomes a batch, saved in the ledger before it is sent, and
+//!   a batch sent again after a crash or a lost answer is refused by the
+//!   central store as already committed and counts once.
 
 use crate::io::{Answer, Effect};
 use accounting::{Sample, Slot, SlotCoverage};
@@ -28,7 +30,9 @@ use std::collections::BTreeMap;
 pub struct ShippedBatch {
     /// The writer (an agent's name). Not empty.
     pub writer: String,
-    /// Strictly increasing per writer; an agent uses the slot's index.
+    /// Strictly increasing per writer; an agent uses the slot's index ×
+    /// [`SEQUENCES_PER_SLOT`](crate::shipped::SEQUENCES_PER_SLOT) for a
+    /// slot's first batch, the next numbers for what is added to it later.
     pub sequence: u64,
     /// The samples.
     pub samples: Vec<Sample>,
