@@ -190,11 +190,14 @@ pub fn render_agents(agents: &[AgentLine]) -> String {
 }
 
 /// Adds the agents (on a central) and the shipping (on an agent) to
-/// `tollgate status`'s output, text or JSON (`agents`, `shipping`).
-pub fn annotate_status(state: &crate::state_dir::StateDir, out: String, json: bool) -> String {
-    let now = crate::daemon::clock::Clock::from_env()
-        .map(|c| c.now())
-        .unwrap_or_else(|_| Timestamp::now());
+/// `tollgate status`'s output, text or JSON (`agents`, `shipping`), with
+/// their lag at `now` (the daemon's clock).
+pub fn annotate_status(
+    state: &crate::state_dir::StateDir,
+    out: String,
+    json: bool,
+    now: Timestamp,
+) -> String {
     let agents = agents(&state.agents_status(), now).unwrap_or_else(|e| {
         tracing::warn!("the agents' status: {e}");
         vec![]
