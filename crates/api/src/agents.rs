@@ -8,8 +8,8 @@
 //!   crash or a lost answer counts once;
 //! - `GET /api/v1/agents/{writer}`: where a writer stands in the history
 //!   (what an agent asks at start);
-//! - `GET /api/v1/agents`: each writer seen since the daemon started, its
-//!   last sequence, last slot and lag.
+//! - `GET /api/v1/agents`: each writer that shipped here (kept across
+//!   restarts), its last sequence, last slot, lag and counts.
 //!
 //! An `agent` token may call these three and nothing else; an `admin`
 //! token may too.
@@ -69,7 +69,7 @@ pub struct WriterStanding {
     pub sequence: Option<u64>,
 }
 
-/// One writer seen since the daemon started.
+/// One writer that shipped here (kept across restarts).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentRow {
     /// The writer.
@@ -85,7 +85,7 @@ pub struct AgentRow {
     pub lag_seconds: Option<i64>,
     /// When its last batch arrived (RFC 3339).
     pub received: String,
-    /// Batches committed since the daemon started.
+    /// Batches committed (counted across restarts).
     pub batches: u64,
     /// The bytes of their samples.
     pub bytes: u64,
@@ -229,7 +229,7 @@ pub async fn standing(
     }))
 }
 
-/// The writers seen since the daemon started, with their lag.
+/// The writers that shipped here, with their lag.
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
     responses((status = 200, body = Agents), (status = 403, body = Problem)))]
 pub async fn list(

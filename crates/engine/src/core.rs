@@ -340,6 +340,12 @@ impl Engine {
                 outcome,
                 &mut out,
             ),
+            Input::AgentsRestored { agents } => {
+                // What arrived since start is newer than what was saved.
+                for (writer, seen) in agents {
+                    self.agents.entry(writer).or_insert(seen);
+                }
+            }
             Input::RoutesChanged { realms } => {
                 self.realms = Arc::new(realms);
                 self.routes_error = None;

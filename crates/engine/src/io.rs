@@ -288,6 +288,12 @@ pub enum Input {
         /// What the store did.
         outcome: crate::shipping::AddOutcome,
     },
+    /// The agents a central had seen before it restarted
+    /// (`agents-status.json`), so that their counts go on.
+    AgentsRestored {
+        /// Every writer seen, as last saved.
+        agents: crate::shipping::Agents,
+    },
     /// The routes table changed: every route's realm.
     RoutesChanged {
         /// Prefix and realm.
@@ -508,7 +514,7 @@ pub enum Effect {
     /// Where the agents stand changed: write it for `tollgate status`
     /// (best effort; the engine keeps the figures).
     SaveAgents {
-        /// Every writer seen since the daemon started.
+        /// Every writer that shipped here.
         agents: crate::shipping::Agents,
     },
     /// Stop the process with this exit code.

@@ -66,7 +66,8 @@ pub enum AddOutcome {
     },
 }
 
-/// What the central knows of one writer since it started.
+/// What the central knows of one writer (saved in `agents-status.json`,
+/// restored at start).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentSeen {
     /// The writer's last committed sequence (0 before its first).
@@ -93,7 +94,7 @@ pub struct AgentSeen {
     pub last_refusal: Option<String>,
 }
 
-/// Every writer seen since the daemon started, by name.
+/// Every writer that shipped here, by name.
 pub type Agents = BTreeMap<String, AgentSeen>;
 
 /// The last slot a batch carries.

@@ -124,7 +124,7 @@ pub struct AgentLine {
     pub lag_seconds: Option<i64>,
     /// When its last batch arrived.
     pub received: Timestamp,
-    /// Batches committed since the central started.
+    /// Batches committed (counted across the central's restarts).
     pub batches: u64,
     /// Their samples' bytes.
     pub bytes: u64,

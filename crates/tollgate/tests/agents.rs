@@ -378,6 +378,9 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["agents"][0]["writer"], "hv1", "{body}");
     assert_eq!(v["agents"][0]["last_slot"], slot2.0, "{body}");
+    // The counts went on across the central's restart: both slots.
+    assert_eq!(v["agents"][0]["batches"], 2, "{body}");
+    assert_eq!(v["agents"][0]["duplicates"], 0, "{body}");
     assert!(
         v["agents"][0]["lag_seconds"].as_i64().unwrap() < 120,
         "{body}"

@@ -61,6 +61,16 @@ pub fn add(store: &mut dyn Store, id: u64, batch: &ShippedBatch) -> Input {
     }
 }
 
+/// On a central, the agents saved before a restart (none if the file is
+/// absent; an unreadable one is logged and left: the counts start again).
+pub fn saved_agents(state: &StateDir) -> Option<engine::shipping::Agents> {
+    let path = state.agents_status();
+    let bytes = std::fs::read(&path).ok()?;
+    serde_json::from_slice(&bytes)
+        .inspect_err(|e| tracing::warn!("{}: {e}; the agents' counts start again", path.display()))
+        .ok()
+}
+
 /// On a central, writes where the agents stand for `tollgate status`
 /// (best effort: the figures live in the engine, and a failure is only
 /// logged).
