@@ -506,8 +506,10 @@ fn samples_added_to_a_shipped_slot_reach_the_central_once_across_a_restart() {
     p.wait_equal("the slot shipped");
 
     // Flow records land in the shipped slot: more bytes on a key it had,
-    // and a key it did not have.
+    // and a key it did not have; the link to the central is cut while
+    // they wait (the agent says so in its status), then restored.
     let local = samples(&p.agent);
+    sh(&format!("ip -n {} link set ctl0 down", p.agent.host));
     p.add_flows(
         1,
         &[
@@ -515,6 +517,19 @@ fn samples_added_to_a_shipped_slot_reach_the_central_once_across_a_restart() {
             late(&local, slot, 3_000, true),
         ],
     );
+    let shipping = || {
+        std::fs::read_to_string(p.agent.state_dir().join("shipping-status.json"))
+            .unwrap_or_default()
+    };
+    wait_for("the cut link noticed", Duration::from_secs(20), || {
+        shipping().contains("cannot reach the central")
+    });
+    assert!(
+        shipping().contains(&format!("\"pending\": {}", first + 1)),
+        "{}",
+        shipping()
+    );
+    sh(&format!("ip -n {} link set ctl0 up", p.agent.host));
     p.wait_equal("the first late samples");
     assert_eq!(p.standing(), Some(first + 1));
 

@@ -14,6 +14,10 @@ use std::time::Duration;
 /// it counts as failed.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a connection may take: a central cut off (packets dropped,
+/// no refusal) is noticed in this, not in the whole exchange's time.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The central's API, as this agent reaches it.
 pub struct Central {
     url: String,
@@ -37,6 +41,12 @@ impl Central {
     pub fn new(url: &str, token: String, ca: Option<&Path>) -> Result<Central> {
         let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(EXCHANGE_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            // A connection per exchange: a batch every few minutes does not
+            // need one kept, and one kept across a cut link would only be
+            // found dead after the whole exchange's timeout.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .http_status_as_error(false)
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = ca {
