@@ -232,3 +232,103 @@ pub fn annotate_status(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accounting::Slot;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn an_agents_status_says_how_far_behind_what_fails_and_what_is_parked() {
+        let slot = Slot::containing(t(0));
+        let mut s = ShippingStatus {
+            central: "https://c:9188".into(),
+            writer: "hv1".into(),
+            through: Some(slot.0),
+            through_end: Some(slot.next().start()),
+            last_sequence: Some(7),
+            pending: Some(8),
+            error: Some("cannot reach the central".into()),
+            error_since: Some(t(1)),
+            failures: 3,
+            ..ShippingStatus::default()
+        };
+        let parked: Vec<Parked> = (0..7)
+            .map(|k| Parked {
+                sequence: k,
+                slots: vec![slot],
+                samples: 1,
+                bytes: 100,
+                error: "refused".into(),
+                at: t(2),
+            })
+            .collect();
+        s.set_parked(&parked, 9);
+        assert_eq!(s.parked.len(), PARKED_SHOWN);
+        assert_eq!(s.parked[0].sequence, 2);
+        let now = slot
+            .next()
+            .start()
+            .checked_add(jiff::SignedDuration::from_secs(90))
+            .unwrap();
+        assert_eq!(s.lag(now), Some(90));
+        let text = s.render(now);
+        for line in [
+            "shipping to https://c:9188 as hv1",
+            "(90 s behind now), last sequence 7",
+            "batch 8 sent, waiting for the central",
+            "cannot reach the central (3 failures in a row)",
+            "9 batches parked",
+            "batch 6 (1 samples, 100 bytes)",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_centrals_agents_are_read_with_their_lag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agents-status.json");
+        assert_eq!(agents(&path, t(0)).unwrap(), vec![]);
+        let slot = Slot::containing(t(0));
+        let mut seen = engine::shipping::Agents::new();
+        seen.insert(
+            "hv1".into(),
+            engine::shipping::AgentSeen {
+                sequence: 5,
+                last_slot: Some(slot),
+                at: t(3),
+                batches: 4,
+                bytes: 1234,
+                duplicates: 1,
+                refused: 0,
+                last_refusal: None,
+            },
+        );
+        std::fs::write(&path, serde_json::to_vec(&seen).unwrap()).unwrap();
+        let now = slot
+            .next()
+            .start()
+            .checked_add(jiff::SignedDuration::from_secs(40))
+            .unwrap();
+        let a = agents(&path, now).unwrap();
+        assert_eq!(a[0].lag_seconds, Some(40));
+        assert_eq!((a[0].batches, a[0].bytes), (4, 1234));
+        let text = render_agents(&a);
+        assert!(text.contains("hv1: last batch"), "{text}");
+        assert!(
+            text.contains(
+                "(40 s behind now), 4 batches (1234 bytes) accepted, 1 sent again, 0 refused"
+            ),
+            "{text}"
+        );
+        std::fs::write(&path, "{").unwrap();
+        assert!(agents(&path, now)
+            .unwrap_err()
+            .contains("agents-status.json"));
+    }
+}
