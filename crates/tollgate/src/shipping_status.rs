@@ -7,6 +7,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// `1 batch`, `2 batches`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Parked batches shown by name.
 const PARKED_SHOWN: usize = 5;
 
@@ -76,8 +81,8 @@ impl ShippingStatus {
             _ => out.push_str("  nothing shipped yet\n"),
         }
         out.push_str(&format!(
-            "  {} batches acknowledged since start{}\n",
-            self.acknowledged,
+            "  {} acknowledged since start{}\n",
+            count(self.acknowledged, "batch", "batches"),
             self.acknowledged_at
                 .map(|t| format!(", the last at {t}"))
                 .unwrap_or_default()
@@ -87,20 +92,24 @@ impl ShippingStatus {
         }
         if let Some(e) = &self.error {
             out.push_str(&format!(
-                "  error since {}: {e} ({} failures in a row)\n",
+                "  error since {}: {e} ({} in a row)\n",
                 self.error_since.map(|t| t.to_string()).unwrap_or_default(),
-                self.failures
+                count(u64::from(self.failures), "failure", "failures")
             ));
         }
         if self.parked_total > 0 {
             out.push_str(&format!(
-                "  {} batches parked (the central refused their content):\n",
-                self.parked_total
+                "  {} parked (the central refused their content):\n",
+                count(self.parked_total, "batch", "batches")
             ));
             for p in &self.parked {
                 out.push_str(&format!(
-                    "    batch {} ({} samples, {} bytes) at {}: {}\n",
-                    p.sequence, p.samples, p.bytes, p.at, p.error
+                    "    batch {} ({}, {} bytes) at {}: {}\n",
+                    p.sequence,
+                    count(p.samples as u64, "sample", "samples"),
+                    p.bytes,
+                    p.at,
+                    p.error
                 ));
             }
         }
@@ -167,17 +176,17 @@ pub fn agents(path: &Path, now: Timestamp) -> Result<Vec<AgentLine>, String> {
 
 /// The text lines for a central's agents.
 pub fn render_agents(agents: &[AgentLine]) -> String {
-    let mut out = format!("agents ({}, since this central started):\n", agents.len());
+    let mut out = format!("agents ({}):\n", agents.len());
     for a in agents {
         out.push_str(&format!(
-            "  {}: last batch {}, newest slot {}{}, {} batches ({} bytes) accepted, {} sent again, {} refused\n",
+            "  {}: last batch {}, newest slot {}{}, {} ({} bytes) accepted, {} sent again, {} refused\n",
             a.writer,
             a.received,
             a.last_slot.map_or("-".into(), |s| s.to_string()),
             a.lag_seconds
                 .map(|l| format!(" ({l} s behind now)"))
                 .unwrap_or_default(),
-            a.batches,
+            count(a.batches, "batch", "batches"),
             a.bytes,
             a.duplicates,
             a.refused,
@@ -283,7 +292,7 @@ mod tests {
             "batch 8 sent, waiting for the central",
             "cannot reach the central (3 failures in a row)",
             "9 batches parked",
-            "batch 6 (1 samples, 100 bytes)",
+            "batch 6 (1 sample, 100 bytes)",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

@@ -728,7 +728,7 @@ fn an_agent_killed_mid_shipping_loses_nothing_and_counts_nothing_twice() {
     assert_eq!(shipping["pending"], serde_json::Value::Null, "{v}");
     let text = tollgate_in(&p.agent, &["status", "--interval", "100ms"], skew);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("1 batches parked"), "{text}");
+    assert!(text.contains("1 batch parked"), "{text}");
     let v = status(&p.central);
     let a = &v["agents"][0];
     assert_eq!(a["writer"], "hv1", "{v}");
