@@ -123,6 +123,9 @@ fn ci() -> Result<(), String> {
         ("unshare", "util-linux"),
         ("nsenter", "util-linux"),
         ("systemd-analyze", "systemd"),
+        // Test certificates: the API's TLS (api.rs) and an agent shipping
+        // over https to a central with its own CA (agents.rs).
+        ("openssl", "openssl"),
         // tollgate/tests/memory.rs: peak memory of one-shot commands.
         ("/usr/bin/time", "time"),
         // A real browser for the dashboard's tests.

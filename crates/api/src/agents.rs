@@ -8,8 +8,8 @@
 //!   crash or a lost answer counts once;
 //! - `GET /api/v1/agents/{writer}`: where a writer stands in the history
 //!   (what an agent asks at start);
-//! - `GET /api/v1/agents`: each writer seen since the daemon started, its
-//!   last sequence, last slot and lag.
+//! - `GET /api/v1/agents`: each writer that shipped here (kept across
+//!   restarts), its last sequence, last slot, lag and counts.
 //!
 //! An `agent` token may call these three and nothing else; an `admin`
 //! token may too.
@@ -36,7 +36,9 @@ pub const BATCH_LIMIT: usize = 64 * 1024 * 1024;
 pub struct BatchBody {
     /// The agent's name: 1 to 64 of `A-Z a-z 0-9 . _ -` (not `flows`).
     pub writer: String,
-    /// Strictly increasing per writer (an agent sends the slot's index).
+    /// Strictly increasing per writer (an agent sends the slot's index ×
+    /// 4096 for a slot's first batch, then the next numbers for what was
+    /// added to it later).
     pub sequence: u64,
     /// The samples, as `tollgate run` records them:
     /// `{"slot", "key": {"tenant", "realm", "direction", "band", "source"}, "bytes", "packets"}`.
@@ -67,7 +69,7 @@ pub struct WriterStanding {
     pub sequence: Option<u64>,
 }
 
-/// One writer seen since the daemon started.
+/// One writer that shipped here (kept across restarts).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentRow {
     /// The writer.
@@ -83,6 +85,16 @@ pub struct AgentRow {
     pub lag_seconds: Option<i64>,
     /// When its last batch arrived (RFC 3339).
     pub received: String,
+    /// Batches committed (counted across restarts).
+    pub batches: u64,
+    /// The bytes of their samples.
+    pub bytes: u64,
+    /// Batches sent again that were already committed (counted once).
+    pub duplicates: u64,
+    /// Batches refused for their content (the agent parks them).
+    pub refused: u64,
+    /// Why the last one was refused.
+    pub last_refusal: Option<String>,
 }
 
 /// The agents.
@@ -127,7 +139,7 @@ pub(crate) fn valid(body: &BatchBody) -> Result<(), Problem> {
     if body.sequence == 0 {
         return Err(Problem::invalid(
             Some("sequence"),
-            "sequences start at 1 (an agent sends the slot's index)",
+            "sequences start at 1 (an agent sends the slot's index × 4096)",
         ));
     }
     Ok(())
@@ -217,7 +229,7 @@ pub async fn standing(
     }))
 }
 
-/// The writers seen since the daemon started, with their lag.
+/// The writers that shipped here, with their lag.
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
     responses((status = 200, body = Agents), (status = 403, body = Problem)))]
 pub async fn list(
@@ -240,6 +252,11 @@ pub async fn list(
                 last_slot_end: end.map(|t| t.to_string()),
                 lag_seconds: end.map(|t| snap.now.duration_since(t).as_secs().max(0)),
                 received: a.at.to_string(),
+                batches: a.batches,
+                bytes: a.bytes,
+                duplicates: a.duplicates,
+                refused: a.refused,
+                last_refusal: a.last_refusal.clone(),
             }
         })
         .collect();

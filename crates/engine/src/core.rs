@@ -325,10 +325,27 @@ impl Engine {
                 writer,
                 sequence,
                 last_slot,
+                bytes,
                 outcome,
             } => crate::shipping::added(
-                self, now, id, writer, sequence, last_slot, outcome, &mut out,
+                self,
+                now,
+                id,
+                crate::shipping::Received {
+                    writer,
+                    sequence,
+                    last_slot,
+                    bytes,
+                },
+                outcome,
+                &mut out,
             ),
+            Input::AgentsRestored { agents } => {
+                // What arrived since start is newer than what was saved.
+                for (writer, seen) in agents {
+                    self.agents.entry(writer).or_insert(seen);
+                }
+            }
             Input::RoutesChanged { realms } => {
                 self.realms = Arc::new(realms);
                 self.routes_error = None;

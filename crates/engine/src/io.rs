@@ -282,8 +282,17 @@ pub enum Input {
         sequence: u64,
         /// The last slot the batch carried.
         last_slot: Option<accounting::Slot>,
+        /// The bytes of its samples.
+        #[serde(default)]
+        bytes: u64,
         /// What the store did.
         outcome: crate::shipping::AddOutcome,
+    },
+    /// The agents a central had seen before it restarted
+    /// (`agents-status.json`), so that their counts go on.
+    AgentsRestored {
+        /// Every writer seen, as last saved.
+        agents: crate::shipping::Agents,
     },
     /// The routes table changed: every route's realm.
     RoutesChanged {
@@ -501,6 +510,12 @@ pub enum Effect {
         id: u64,
         /// The batch.
         batch: Box<crate::shipping::ShippedBatch>,
+    },
+    /// Where the agents stand changed: write it for `tollgate status`
+    /// (best effort; the engine keeps the figures).
+    SaveAgents {
+        /// Every writer that shipped here.
+        agents: crate::shipping::Agents,
     },
     /// Stop the process with this exit code.
     Exit {

@@ -28,6 +28,7 @@ pub mod io;
 pub mod latency;
 mod overage;
 pub mod records;
+pub mod shipped;
 pub mod shipping;
 pub mod snapshot;
 pub mod transit;

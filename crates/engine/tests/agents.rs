@@ -114,9 +114,16 @@ fn a_batch_is_added_through_the_shell_once_and_each_writer_is_shown() {
         writer: "hv1".into(),
         sequence: b.sequence,
         last_slot: Some(Slot(6_000_000)),
+        bytes: 1000,
         outcome,
     };
     let fx = engine.handle(t0, added(AddOutcome::Committed { refused: vec![] }));
+    // The figures are saved for `tollgate status`.
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::SaveAgents { agents } if agents["hv1"].bytes == 1000)),
+        "{fx:?}"
+    );
     assert_eq!(
         reply(&fx, 7),
         Answer::BatchAdded {
@@ -151,4 +158,17 @@ fn a_batch_is_added_through_the_shell_once_and_each_writer_is_shown() {
         (a.sequence, a.last_slot, a.at),
         (6_000_001, Some(Slot(6_000_000)), later)
     );
+    assert_eq!((a.batches, a.bytes, a.duplicates), (1, 1000, 1));
+    // After a restart, the saved counts come back; what arrived since
+    // start is newer and stays.
+    let mut saved = snap.agents.clone();
+    saved.get_mut("hv1").unwrap().batches = 99;
+    let mut older = saved["hv1"].clone();
+    older.batches = 5;
+    saved.insert("hv0".into(), older);
+    let fx = engine.handle(later, Input::AgentsRestored { agents: saved });
+    assert!(fx.is_empty(), "{fx:?}");
+    let snap = engine.snapshot(later);
+    assert_eq!(snap.agents["hv1"].batches, 1);
+    assert_eq!(snap.agents["hv0"].batches, 5);
 }

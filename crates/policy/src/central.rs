@@ -3,9 +3,10 @@
 //!
 //! ```toml
 //! [central]
-//! url = "http://central.example:9188"   # a central `tollgate run`'s API
+//! url = "https://central.example:9188"  # a central `tollgate run`'s API
 //! token_file = "/etc/tollgate/central.token"
 //! writer = "hv1"                          # default: this host's name
+//! ca = "/etc/tollgate/central-ca.pem"     # https only; default: the Web PKI's roots
 //! ```
 //!
 //! The token itself never sits in the policy (which is shown by `check`,
@@ -23,20 +24,29 @@ const RESERVED: &[&str] = &["flows"];
 /// The `[central]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Central {
-    /// The central tollgate's API, `http://host:port`.
+    /// The central tollgate's API, `http://host:port` or
+    /// `https://host:port`.
     pub url: String,
     /// The file holding the bearer token (an `agent` or `admin` token of
     /// the central), relative to the policy file's folder unless absolute.
     pub token_file: String,
     /// This agent's name in the central history; `None` is the host name.
     pub writer: Option<String>,
+    /// With `https`, the PEM file of the certificates that may sign the
+    /// central's (relative to the policy file's folder unless absolute);
+    /// `None` trusts the Web PKI's roots.
+    pub ca: Option<String>,
     /// Where `[central]` was declared.
     pub span: Span,
 }
 
-/// Whether `url` is `http://host[:port]` without a path, user or query.
+/// Whether `url` is `http://host[:port]` or `https://host[:port]`
+/// without a path, user or query.
 fn plain_http(url: &str) -> bool {
-    url.strip_prefix("http://").is_some_and(|rest| {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|rest| {
         let rest = rest.trim_end_matches('/');
         !rest.is_empty() && !rest.contains(['/', '@', '?', '#', ' '])
     })
@@ -62,8 +72,8 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Central> {
             } else {
                 cx.error(
                     n.span,
-                    format!("`{s}` is not an http://host:port URL"),
-                    "write the central tollgate's API, e.g. \"http://central.example:9188\" (https is not supported yet: reach it through a tunnel or a private network)",
+                    format!("`{s}` is not an http(s)://host:port URL"),
+                    "write the central tollgate's API, e.g. \"https://central.example:9188\"",
                 );
                 None
             }
@@ -114,11 +124,30 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Central> {
         },
         None => Some(None),
     };
+    let ca = match f.get(cx, "ca") {
+        Some(n) => cx.string(n).and_then(|s| {
+            if s.is_empty() {
+                cx.error(n.span, "`ca` is empty", "name a PEM file of certificates");
+                None
+            } else if url.as_ref().is_some_and(|u| u.starts_with("http://")) {
+                cx.error(
+                    n.span,
+                    "`ca` is for an https:// url",
+                    "write url = \"https://…\", or remove `ca`",
+                );
+                None
+            } else {
+                Some(Some(s))
+            }
+        }),
+        None => Some(None),
+    };
     f.finish(cx);
     Some(Central {
         url: url?,
         token_file: token_file?,
         writer: writer?,
+        ca: ca?,
         span,
     })
 }

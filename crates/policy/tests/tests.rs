@@ -1175,15 +1175,22 @@ fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
         named.policy.unwrap().central.unwrap().writer.as_deref(),
         Some("hv-1.dc2")
     );
+    let tls = billed("[central]\nurl = \"https://c:9188\"\ntoken_file = \"t\"\nca = \"ca.pem\"\n");
+    assert!(!tls.has_errors(), "{}", tls.render());
+    let c = tls.policy.unwrap().central.unwrap();
+    assert_eq!(
+        (c.url.as_str(), c.ca.as_deref()),
+        ("https://c:9188", Some("ca.pem"))
+    );
     // Every mistake at once, each at its line and column.
-    let extra = "[central]\nurl = \"https://c:9188\"\ntoken = \"secret\"\nwriter = \"flows\"\n";
+    let extra = "[central]\nurl = \"ftp://c:9188\"\ntoken = \"secret\"\nwriter = \"flows\"\n";
     let text = billed_text(extra);
     let bad = policy::load_str("p.toml", &text);
     assert!(bad.policy.is_none());
     let rendered = bad.render();
     let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
     for (needle, col, message) in [
-        ("url = ", 7, "is not an http://host:port URL"),
+        ("url = ", 7, "is not an http(s)://host:port URL"),
         ("writer = ", 10, "cannot name a writer"),
         ("token = ", 1, "token"),
     ] {
@@ -1196,6 +1203,10 @@ fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
     }
     let e = errors(&bad);
     assert!(e.iter().any(|m| m.contains("needs `token_file`")), "{e:?}");
+    let plain =
+        billed_text("[central]\nurl = \"http://c:9188\"\ntoken_file = \"t\"\nca = \"ca.pem\"\n");
+    let r = policy::load_str("p.toml", &plain).render();
+    assert!(r.contains("`ca` is for an https:// url"), "{r}");
 }
 
 #[test]

@@ -16,6 +16,8 @@
 //! | `transit-guard` | the transit guard's state is saved |
 //! | `release-request-removed` | a carried-out release request is removed |
 //! | `routes-snapshot` | the routes table is saved |
+//! | `ship-saved` | an agent's batch is saved in its shipping ledger, before it is sent |
+//! | `ship-answered` | the central answered an agent's batch, before the ledger is updated |
 //! | `before-rename` | any file replaced atomically: the new text is on disk under its temporary name, not yet renamed |
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -33,6 +33,7 @@ mod policy_file;
 mod reconciler;
 mod saved_routes;
 mod settings_file;
+mod shipping_status;
 mod state_dir;
 mod transit_files;
 

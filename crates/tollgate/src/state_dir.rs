@@ -162,6 +162,22 @@ impl StateDir {
         }
     }
 
+    /// An agent's shipping ledger: what the central holds from it
+    /// (docs/agents.md).
+    pub fn shipping_ledger(&self) -> PathBuf {
+        self.root.join("shipping-ledger.json")
+    }
+
+    /// On a central, where the agents stand, for `tollgate status`.
+    pub fn agents_status(&self) -> PathBuf {
+        self.root.join("agents-status.json")
+    }
+
+    /// An agent's shipping status, for `tollgate status`.
+    pub fn shipping_status(&self) -> PathBuf {
+        self.root.join("shipping-status.json")
+    }
+
     /// The flow collector's status.
     pub fn flows_status(&self) -> PathBuf {
         self.root.join("flows-status.json")

@@ -64,9 +64,12 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
     } else {
         crate::output::kernel::status_text(&status)
     };
+    let out = crate::collector::annotate_status(&cx.state, out, json);
+    // The daemon's clock (shifted in tests), for the agents' lag.
+    let now = crate::daemon::clock::Clock::from_env()?.now();
     say!(
         "{}",
-        crate::collector::annotate_status(&cx.state, out, json)
+        crate::shipping_status::annotate_status(&cx.state, out, json, now)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ mod saved;
 mod status;
 
 pub use books::FlowBooks;
+pub use commit::WRITER as FLOWS_WRITER;
 pub use status::{annotate_status, live_rates, Status};
 
 use crate::cli::flows::{CollectArgs, FlowsCommand};

@@ -19,7 +19,8 @@
 //! the same run to an engine again.
 
 mod allocator;
-mod clock;
+mod central_client;
+pub(crate) mod clock;
 mod guard;
 mod kernel;
 mod latency;
@@ -126,6 +127,12 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     let (mut engine, first) = Engine::start(now, start)
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
+    if let Some(agents) = shipper::saved_agents(state) {
+        let input = Input::AgentsRestored { agents };
+        recorder.write(now, &input)?;
+        let effects = engine.handle(now, input);
+        debug_assert!(effects.is_empty(), "{effects:?}");
+    }
     shipper::start(config, state, engine.policy(), clock)?;
     let (tx, rx) = mpsc::channel::<Message>();
     shell.guard = Some(guard::GuardShell::new(tx.clone(), state, bgp));

@@ -322,6 +322,10 @@ impl Shell {
             Effect::AddBatch { id, batch } => {
                 Some(super::shipper::add(&mut *self.store, id, &batch))
             }
+            Effect::SaveAgents { agents } => {
+                super::shipper::save_agents(&self.state, &agents);
+                None
+            }
             Effect::Exit { code } => {
                 self.exit = Some(code);
                 None

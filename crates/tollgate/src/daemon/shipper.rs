@@ -5,30 +5,31 @@
 //!   (the daemon stays the history's only writer), exactly once by
 //!   writer and sequence.
 //! - [`start`]: on an agent (the policy has `[central]`), a thread that
-//!   ships the closed slots of the local history, which is the spool, to
-//!   the central: one batch per slot, its sequence the slot's index, in
-//!   order, retried with backoff while the central is unreachable. What
-//!   to send and when is decided by `engine::shipping::Shipper` (pure);
-//!   this thread only reads the local history and speaks HTTP. It reads
-//!   the history through its own connection and never writes it.
+//!   ships the local history, which is the spool, to the central: each
+//!   closed slot in order, then what was added to the recent slots after
+//!   they shipped (flow records), retried with backoff while the central
+//!   is unreachable. What to send and when is decided by
+//!   `engine::shipping::Shipper` and `engine::shipped::Ledger` (pure);
+//!   this thread reads the local history (through its own connection; it
+//!   never writes it), saves the ledger crash-safe before each batch goes
+//!   out, and speaks HTTP(S) through `central_client`.
 //!
-//! The HTTP client is a few lines of blocking HTTP/1.1 over a
-//! `TcpStream` (one request per connection): the thread has nothing else
-//! to do while it waits, and it keeps the binary free of another client
-//! stack. `https` is not supported yet.
+//! Crash points (`TOLLGATE_CRASH_AT`): `ship-saved` (a batch saved in
+//! the ledger, not sent), `ship-answered` (the central answered, the
+//! ledger not updated).
 
+use super::central_client::{Central, Delivery};
 use super::clock::Clock;
 use crate::error::{Error, Result};
+use crate::shipping_status::ShippingStatus;
 use crate::state_dir::StateDir;
 use accounting::{Slot, SlotCoverage};
 use engine::io::Input;
+use engine::shipped::{Ledger, Resume};
 use engine::shipping::{AddOutcome, ShippedBatch, Shipper, Step};
 use history::{AddBatch, SampleQuery, Store, StoreError, Tenants};
-use std::io::{Read as _, Write as _};
-use std::net::{TcpStream, ToSocketAddrs as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
 /// Carries out an agent's batch on the central's history.
 pub fn add(store: &mut dyn Store, id: u64, batch: &ShippedBatch) -> Input {
     let r = store.add(&AddBatch {
@@ -55,39 +56,76 @@ pub fn add(store: &mut dyn Store, id: u64, batch: &ShippedBatch) -> Input {
         writer: batch.writer.clone(),
         sequence: batch.sequence,
         last_slot: engine::shipping::last_slot(batch),
+        bytes: engine::shipping::bytes(batch),
         outcome,
     }
 }
 
-/// How long one HTTP exchange may take before it counts as failed.
-const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// On a central, the agents saved before a restart (none if the file is
+/// absent; an unreadable one is logged and left: the counts start again).
+pub fn saved_agents(state: &StateDir) -> Option<engine::shipping::Agents> {
+    let path = state.agents_status();
+    let bytes = std::fs::read(&path).ok()?;
+    serde_json::from_slice(&bytes)
+        .inspect_err(|e| tracing::warn!("{}: {e}; the agents' counts start again", path.display()))
+        .ok()
+}
+
+/// On a central, writes where the agents stand for `tollgate status`
+/// (best effort: the figures live in the engine, and a failure is only
+/// logged).
+pub fn save_agents(state: &StateDir, agents: &engine::shipping::Agents) {
+    let written = serde_json::to_vec_pretty(agents)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            crate::state_dir::replace_atomically(&state.agents_status(), &b)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        tracing::warn!("cannot write the agents' status: {e}");
+    }
+}
 
 /// How often the local history is looked at for newly closed slots.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Where and as whom to ship.
-struct Target {
-    /// `host:port`.
-    authority: String,
-    token: String,
+// The ledger's late window is the flow collector's lateness.
+const _: () = assert!(
+    engine::shipped::LATE_SLOTS == flows::CLOCK_SKEW_MILLIS / 300_000 + 1,
+    "the late window must cover a flow record's lateness"
+);
+
+/// The shipper's world: where and as whom it ships, where it keeps its
+/// books.
+struct Shell {
+    store: Box<dyn Store + Send>,
+    central: Central,
     writer: String,
+    clock: Clock,
+    ledger_path: PathBuf,
+    status_path: PathBuf,
+    status: ShippingStatus,
+}
+
+/// Resolves a path of the policy relative to its folder.
+fn beside(config: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
 }
 
 /// Starts the shipper if the policy has `[central]`. Refuses to start
-/// the daemon when the token file cannot be read: an agent that cannot
-/// ship would otherwise only say so in its log.
+/// the daemon when the token file, the CA file or the ledger cannot be
+/// read: an agent that cannot ship would otherwise only say so in its
+/// log.
 pub fn start(config: &Path, state: &StateDir, policy: &policy::Policy, clock: Clock) -> Result<()> {
     let Some(central) = &policy.central else {
         return Ok(());
     };
-    let token_path = {
-        let p = Path::new(&central.token_file);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            config.parent().unwrap_or(Path::new(".")).join(p)
-        }
-    };
+    let token_path = beside(config, &central.token_file);
     let token = std::fs::read_to_string(&token_path)
         .map_err(|e| {
             Error::invalid(format!(
@@ -102,22 +140,46 @@ pub fn start(config: &Path, state: &StateDir, policy: &policy::Policy, clock: Cl
         Some(w) => w.clone(),
         None => host_name()?,
     };
-    let target = Target {
-        authority: central
-            .url
-            .strip_prefix("http://")
-            .unwrap_or(&central.url)
-            .to_string(),
-        token,
-        writer,
-    };
+    let ca = central.ca.as_deref().map(|p| beside(config, p));
+    let client = Central::new(&central.url, token, ca.as_deref())?;
+    let ledger_path = state.shipping_ledger();
+    let ledger = load_ledger(&ledger_path)?;
     let store = state.history_store(policy.history.as_ref(), false)?;
-    tracing::info!(central = %central.url, writer = %target.writer, "shipping closed slots to the central tollgate");
+    tracing::info!(central = %central.url, writer = %writer, "shipping closed slots to the central tollgate");
+    let shell = Shell {
+        store,
+        status: ShippingStatus {
+            central: central.url.clone(),
+            writer: writer.clone(),
+            ..ShippingStatus::default()
+        },
+        central: client,
+        writer,
+        clock,
+        ledger_path,
+        status_path: state.shipping_status(),
+    };
     std::thread::Builder::new()
         .name("shipper".into())
-        .spawn(move || ship(store, &target, clock))
+        .spawn(move || ship(shell, ledger))
         .map_err(|e| Error::runtime(format!("cannot start the shipper thread: {e}")))?;
     Ok(())
+}
+
+/// The ledger on disk; a new one if there is none.
+fn load_ledger(path: &Path) -> Result<Ledger> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            Error::invalid(format!("the shipping ledger {}: {e}", path.display())).hint(
+                "move it aside to start over: the agent then takes over the central's standing and ships the slots after it (late samples of the slots before are not shipped)",
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::new()),
+        Err(e) => Err(Error::runtime(format!(
+            "cannot read the shipping ledger {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// This host's name, the writer's name when the policy gives none.
@@ -137,12 +199,26 @@ fn host_name() -> Result<String> {
 }
 
 /// The shipper's loop: never returns while the process runs.
-fn ship(store: Box<dyn Store + Send>, target: &Target, clock: Clock) {
+fn ship(mut shell: Shell, mut ledger: Ledger) {
     let mut shipper = Shipper::new();
-    let mut last_error = String::new();
+    // The flow collector's last batch when the late window was last read:
+    // a new one means samples may have landed in shipped slots.
+    let mut checked: Option<Option<u64>> = None;
+    shell
+        .status
+        .set_parked(ledger.parked(), ledger.parked_total());
+    shell.publish(&ledger);
     loop {
-        let now = clock.now();
-        let closed = match closed_slots(store.as_ref(), shipper.acked(), now) {
+        let now = shell.clock.now();
+        let version = match shell.store.writer_state(crate::collector::FLOWS_WRITER) {
+            Ok(s) => s.map(|s| s.sequence),
+            Err(e) => {
+                tracing::error!("shipper: cannot read the local history: {e}");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        let closed = match closed_slots(shell.store.as_ref(), ledger.through(), now) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("shipper: cannot read the local history: {e}");
@@ -150,43 +226,206 @@ fn ship(store: Box<dyn Store + Send>, target: &Target, clock: Clock) {
                 continue;
             }
         };
-        let result = match shipper.next(now, &closed) {
+        let changed = checked != Some(version);
+        let result = match shipper.next(now, &ledger, &closed, changed) {
             Step::Idle => {
                 std::thread::sleep(POLL);
                 continue;
             }
             Step::WaitUntil(at) => {
-                std::thread::sleep(clock.until(at).min(POLL));
+                std::thread::sleep(shell.clock.until(at).min(POLL));
                 continue;
             }
-            Step::Ask => ask(target).map(|seq| {
-                tracing::info!(writer = %target.writer, sequence = ?seq, "the central's standing");
-                shipper.answered(seq);
-            }),
-            Step::Send(slot) => send(store.as_ref(), target, slot).map(|seq| {
-                tracing::debug!(slot = slot.0, sequence = seq, "slot shipped");
-                shipper.acknowledged(slot, seq);
-            }),
+            Step::Ask => shell.ask(&mut ledger).map(|()| shipper.answered()),
+            Step::Resend => shell.deliver(&mut ledger),
+            Step::Send(slot) => shell.first(&mut ledger, slot),
+            Step::Recheck => {
+                checked = Some(version);
+                shipper.checked(now);
+                shell.recheck(&mut ledger)
+            }
         };
         match result {
             Ok(()) => {
-                if !last_error.is_empty() {
+                shipper.delivered();
+                if shell.status.error.take().is_some() {
                     tracing::info!("shipper: the central answers again");
-                    last_error.clear();
+                    shell.status.error_since = None;
+                    shell.status.failures = 0;
+                    shell.publish(&ledger);
                 }
             }
             Err(e) => {
-                shipper.failed(clock.now());
+                shipper.failed(shell.clock.now());
+                shell.status.failures = shipper.failures();
                 // Once per kind of trouble, not once per retry.
-                if e != last_error {
+                if shell.status.error.as_deref() != Some(e.as_str()) {
                     tracing::warn!(
                         failures = shipper.failures(),
                         "shipper: {e}; retrying with backoff"
                     );
-                    last_error = e;
+                    shell.status.error = Some(e);
+                    shell.status.error_since.get_or_insert(shell.clock.now());
+                    shell.publish(&ledger);
                 }
             }
         }
+    }
+}
+
+impl Shell {
+    /// Asks the central where this writer stands, and reconciles.
+    fn ask(&mut self, ledger: &mut Ledger) -> std::result::Result<(), String> {
+        let standing = self.central.standing(&self.writer)?;
+        let before = ledger.clone();
+        match ledger.resume(standing) {
+            Resume::Agreed => {}
+            Resume::TookOver { through } => tracing::warn!(
+                writer = %self.writer,
+                sequence = ?standing,
+                "shipper: the central holds this writer's batches through slot {} beyond this agent's ledger; shipping the slots after it (late samples of the slots before cannot be told apart and are not shipped)",
+                through.0
+            ),
+            Resume::CentralBehind { central, ledger: l } => tracing::warn!(
+                writer = %self.writer,
+                "shipper: the central holds this writer's batches up to {central:?}, fewer than the {l} it acknowledged (was its history restored?); shipping goes on after them"
+            ),
+        }
+        tracing::info!(writer = %self.writer, sequence = ?standing, "the central's standing");
+        if *ledger != before {
+            self.save(ledger, before)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the first batch of a closed slot and sends it.
+    fn first(&mut self, ledger: &mut Ledger, slot: Slot) -> std::result::Result<(), String> {
+        let (samples, coverage) = self.read(slot, slot.next())?;
+        let before = ledger.clone();
+        if ledger
+            .first(&self.writer, slot, &samples, &coverage)
+            .is_none()
+        {
+            return Ok(());
+        }
+        self.save(ledger, before)?;
+        self.deliver(ledger)
+    }
+
+    /// Reads the late window again and ships what was added to it.
+    fn recheck(&mut self, ledger: &mut Ledger) -> std::result::Result<(), String> {
+        let Some((from, to)) = ledger.late_window() else {
+            return Ok(());
+        };
+        let (samples, coverage) = self.read(from, to)?;
+        let before = ledger.clone();
+        let Some(b) = ledger.difference(&self.writer, &samples, &coverage) else {
+            return Ok(());
+        };
+        tracing::info!(
+            sequence = b.sequence,
+            samples = b.samples.len(),
+            bytes = b.samples.iter().map(|s| s.bytes).sum::<u64>(),
+            "shipper: samples added to shipped slots"
+        );
+        self.save(ledger, before)?;
+        self.deliver(ledger)
+    }
+
+    /// Sends the pending batch and books the answer.
+    fn deliver(&mut self, ledger: &mut Ledger) -> std::result::Result<(), String> {
+        let Some(batch) = ledger.pending().cloned() else {
+            return Ok(());
+        };
+        let delivery = self.central.post(&batch)?;
+        crate::crash_point::reached("ship-answered");
+        match delivery {
+            Delivery::Acknowledged(sequence) => {
+                ledger.acknowledged(sequence);
+                tracing::debug!(sequence = batch.sequence, "batch shipped");
+                self.status.acknowledged += 1;
+                self.status.acknowledged_at = Some(self.clock.now());
+            }
+            Delivery::Refused(why) => {
+                ledger.park(&why, self.clock.now());
+                tracing::error!(
+                    sequence = batch.sequence,
+                    samples = batch.samples.len(),
+                    "shipper: the central refused batch {} for its content; parked (see `tollgate status`), the next batches go on: {why}",
+                    batch.sequence
+                );
+                self.status
+                    .set_parked(ledger.parked(), ledger.parked_total());
+            }
+        }
+        // Not saved: the disk still holds the batch as pending, so after a
+        // restart it is sent again and the central answers that it has it
+        // (or refuses it again: parked again).
+        if let Err(e) = self.write_ledger(ledger) {
+            tracing::warn!("shipper: cannot save the shipping ledger: {e}");
+        }
+        self.publish(ledger);
+        Ok(())
+    }
+
+    /// Saves the ledger crash-safe; if it cannot, puts back `before` (a
+    /// batch not on disk is never sent).
+    fn save(&mut self, ledger: &mut Ledger, before: Ledger) -> std::result::Result<(), String> {
+        if let Err(e) = self.write_ledger(ledger) {
+            *ledger = before;
+            return Err(format!("cannot save the shipping ledger: {e}"));
+        }
+        if ledger.pending().is_some() {
+            crate::crash_point::reached("ship-saved");
+        }
+        Ok(())
+    }
+
+    fn write_ledger(&self, ledger: &Ledger) -> std::result::Result<(), String> {
+        let b = serde_json::to_vec(ledger).map_err(|e| e.to_string())?;
+        crate::state_dir::replace_atomically(&self.ledger_path, &b).map_err(|e| e.to_string())
+    }
+
+    /// Writes the status file (best effort: it is only shown).
+    fn publish(&mut self, ledger: &Ledger) {
+        let s = &mut self.status;
+        s.through = ledger.through().map(|t| t.0);
+        s.through_end = ledger.through().map(|t| t.next().start());
+        s.last_sequence = ledger.last_sequence();
+        s.pending = ledger.pending().map(|p| p.sequence);
+        let written = serde_json::to_vec_pretty(&self.status)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                crate::state_dir::replace_atomically(&self.status_path, &b)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            tracing::warn!("shipper: cannot write its status: {e}");
+        }
+    }
+
+    /// The samples and coverage of the slots `[from, to)`.
+    fn read(
+        &self,
+        from: Slot,
+        to: Slot,
+    ) -> std::result::Result<(Vec<accounting::Sample>, Vec<SlotCoverage>), String> {
+        let fail = |e: StoreError| {
+            format!(
+                "cannot read slots {}..{} from the local history: {e}",
+                from.0, to.0
+            )
+        };
+        let samples = self
+            .store
+            .samples(&SampleQuery {
+                tenants: Tenants::All,
+                from,
+                to,
+            })
+            .map_err(fail)?;
+        let coverage = self.store.coverage(from, to).map_err(fail)?;
+        Ok((samples, coverage))
     }
 }
 
@@ -194,19 +433,13 @@ fn ship(store: Box<dyn Store + Send>, target: &Target, clock: Clock) {
 /// the shipper needs.
 const WINDOW: usize = 1024;
 
-/// The slots the local history holds as closed, after `acked`.
+/// The slots the local history holds as closed, after `through`.
 fn closed_slots(
     store: &dyn Store,
-    acked: Option<Option<u64>>,
+    through: Option<Slot>,
     now: jiff::Timestamp,
 ) -> std::result::Result<Vec<Slot>, StoreError> {
-    let Some(acked) = acked else {
-        return Ok(Vec::new());
-    };
-    let from = match acked {
-        Some(a) => Slot(i64::try_from(a).unwrap_or(i64::MAX).saturating_add(1)),
-        None => Slot(1),
-    };
+    let from = through.map_or(Slot(1), Slot::next);
     let to = Slot::containing(now).next();
     if from >= to {
         return Ok(Vec::new());
@@ -216,138 +449,4 @@ fn closed_slots(
     slots.dedup();
     slots.truncate(WINDOW);
     Ok(slots)
-}
-
-/// Sends one slot; returns the writer's committed sequence.
-fn send(store: &dyn Store, target: &Target, slot: Slot) -> std::result::Result<u64, String> {
-    let samples = store
-        .samples(&SampleQuery {
-            tenants: Tenants::All,
-            from: slot,
-            to: slot.next(),
-        })
-        .map_err(|e| format!("cannot read slot {} from the local history: {e}", slot.0))?;
-    let coverage: Vec<SlotCoverage> = store
-        .coverage(slot, slot.next())
-        .map_err(|e| format!("cannot read slot {} from the local history: {e}", slot.0))?;
-    let body = serde_json::json!({
-        "writer": target.writer,
-        "sequence": slot.0,
-        "samples": samples,
-        "coverage": coverage,
-    })
-    .to_string();
-    let (status, text) = exchange(target, "POST", "/api/v1/history/batches", Some(&body))?;
-    if status != 200 {
-        return Err(format!(
-            "the central refused slot {}: {status} {text}",
-            slot.0
-        ));
-    }
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("the central's answer: {e}"))?;
-    v["sequence"]
-        .as_u64()
-        .ok_or_else(|| format!("the central's answer has no sequence: {text}"))
-}
-
-/// Asks the central where this writer stands.
-fn ask(target: &Target) -> std::result::Result<Option<u64>, String> {
-    let path = format!("/api/v1/agents/{}", target.writer);
-    let (status, text) = exchange(target, "GET", &path, None)?;
-    if status != 200 {
-        return Err(format!(
-            "the central answered {status} to GET {path}: {text}"
-        ));
-    }
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("the central's answer: {e}"))?;
-    Ok(v["sequence"].as_u64())
-}
-
-/// One HTTP/1.1 request on its own connection; the status and the body.
-fn exchange(
-    target: &Target,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::result::Result<(u16, String), String> {
-    let unreachable =
-        |e: std::io::Error| format!("the central at {} is unreachable: {e}", target.authority);
-    let addr = target
-        .authority
-        .to_socket_addrs()
-        .map_err(unreachable)?
-        .next()
-        .ok_or_else(|| format!("{} resolves to no address", target.authority))?;
-    let mut s = TcpStream::connect_timeout(&addr, EXCHANGE_TIMEOUT).map_err(unreachable)?;
-    s.set_read_timeout(Some(EXCHANGE_TIMEOUT))
-        .map_err(unreachable)?;
-    s.set_write_timeout(Some(EXCHANGE_TIMEOUT))
-        .map_err(unreachable)?;
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        target.authority,
-        target.token,
-        body.len()
-    );
-    s.write_all(head.as_bytes()).map_err(unreachable)?;
-    s.write_all(body.as_bytes()).map_err(unreachable)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(unreachable)?;
-    parse_response(&raw)
-}
-
-/// The status and body of a whole HTTP/1.1 response (read to the
-/// connection's end), de-chunked if it was sent in chunks.
-fn parse_response(raw: &[u8]) -> std::result::Result<(u16, String), String> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "the central's answer has no header end".to_string())?;
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("the central's answer has no status: {head}"))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if !chunked {
-        return Ok((status, body.to_string()));
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    loop {
-        let (size, after) = rest
-            .split_once("\r\n")
-            .ok_or_else(|| "a chunk without its size".to_string())?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|e| format!("a chunk size: {e}"))?;
-        if size == 0 {
-            return Ok((status, out));
-        }
-        let chunk = after
-            .get(..size)
-            .ok_or_else(|| "a chunk shorter than its size".to_string())?;
-        out.push_str(chunk);
-        rest = after.get(size + 2..).unwrap_or("");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_response;
-
-    #[test]
-    fn responses_are_read_whole_or_dechunked() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n{\"a\"}";
-        assert_eq!(parse_response(plain).unwrap(), (200, "{\"a\"}".into()));
-        let chunked =
-            b"HTTP/1.1 422 Unprocessable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"b\r\n2\r\n\"}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (422, "{\"b\"}".into()));
-        assert!(parse_response(b"garbage").is_err());
-    }
 }
