@@ -340,6 +340,22 @@ pub fn read_table(json: &str) -> Result<Table, ReadError> {
                     return Err(shape(&path, "a second map with this name"));
                 }
             }
+            // The guard's sets (plan::guard): known by their names. Their
+            // elements are the guard's, not the plan's, so they are not read.
+            "set" if ours(body, &path)?
+                && plan::guard::set_kind(string(body, "name", &path)?).is_some() =>
+            {
+                let name = string(body, "name", &path)?;
+                let kind = plan::guard::set_kind(name).map_or(KindMatch::Unrecognised, KindMatch::Exact);
+                let set = ObservedMap {
+                    kind,
+                    elements: BTreeMap::new(),
+                    unreadable: Vec::new(),
+                };
+                if table.maps.insert(name.to_owned(), set).is_some() {
+                    return Err(shape(&path, "a second map or set with this name"));
+                }
+            }
             other => {
                 // Objects this reader does not model still belong to the
                 // table if they say so; they are listed so that the caller

@@ -15,8 +15,12 @@
 //!   withdrawn when the rung ends;
 //! - `flowspec`: the step's rules announced the same way to peers that
 //!   also have `flowspec = true`;
-//! - the other rungs are logged as not available yet, and the ladder goes
-//!   on.
+//! - `throttle` and `drop`: the victim's prefixes (or, for a signature
+//!   drop, prefix . protocol . source port) added to the sets the compiler
+//!   prepared in tollgate's nftables table (`plan::guard`), through
+//!   `linux_dataplane::guard_sets`, and removed when the rung ends; the
+//!   elements a rung added are remembered, and put back after the daemon
+//!   applies a plan that (re)created the sets ([`Rungs::reassert`]).
 //!
 //! Also here: a capture tick as the detector's observation, the
 //! ladder's state file (`guard-state.json`) read and written, and each
@@ -30,6 +34,8 @@ use guard::{
     SavedState, Step, Target,
 };
 use linux_dataplane::blackhole::{Added, Blackholes};
+use linux_dataplane::guard_sets::{GuardSets, Removed};
+use plan::guard::{GuardElement, Way};
 use packet_capture::TickReport;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -154,9 +160,18 @@ fn append_history(path: &Path, record: &AttackRecord) {
     }
 }
 
+/// One element of one of the guard's nftables sets: (set, element).
+type SetElement = (String, GuardElement);
+
 /// What carries the decisions out.
 pub struct Rungs {
     blackholes: Blackholes,
+    sets: GuardSets,
+    /// The set elements each throttle or drop rung in place has added,
+    /// so that the same ones are removed when it ends (the attack's report
+    /// may have changed meanwhile) and put back after a plan recreated
+    /// the sets.
+    held: BTreeMap<(Target, Direction, Rung), Vec<SetElement>>,
     in_flight: Arc<AtomicUsize>,
     /// The speaker for the rtbh and flowspec rungs, when `[bgp]` has a
     /// peer to announce to.
@@ -175,6 +190,8 @@ impl Rungs {
         Ok(Rungs {
             blackholes: Blackholes::open()
                 .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
+            sets: GuardSets::new(),
+            held: BTreeMap::new(),
             in_flight: Arc::new(AtomicUsize::new(0)),
             bgp: match bgp.filter(|b| b.peers.iter().any(|p| p.announce)) {
                 Some(b) => Some(BgpRungs::start(crate::bgp_rungs::speaker_config(b))?),
@@ -318,7 +335,50 @@ impl Rungs {
                 }
                 None => no_bgp_peer(),
             },
-            other => not_yet(other.rung()),
+            Action::Throttle { .. } | Action::Drop { .. } => {
+                let elements = set_elements(step);
+                for (set, e) in &elements {
+                    match self.sets.add(set, e) {
+                        Ok(()) => tracing::info!(set = %set, element = %e, rung = %step.rung, "added to the guard's set"),
+                        Err(e) => tracing::error!(rung = %step.rung, "{e}"),
+                    }
+                }
+                self.held
+                    .insert((step.target.clone(), step.direction, step.rung), elements);
+            }
+        }
+    }
+
+    /// Puts every element the rungs in place hold back into its set
+    /// (one already there is left as it is). The daemon calls this after
+    /// an apply that created one of the guard's sets: a set made after
+    /// the rung started (the first round after a restart, a policy that
+    /// just gained the rung) is empty.
+    pub fn reassert(&self) {
+        for (set, e) in self.held.values().flatten() {
+            if let Err(err) = self.sets.add(set, e) {
+                tracing::error!(set = %set, element = %e, "{err}");
+            }
+        }
+    }
+
+    /// Takes a throttle or drop rung's elements away, except those another
+    /// rung in place holds too.
+    fn release(&mut self, step: &Step) {
+        let key = (step.target.clone(), step.direction, step.rung);
+        let elements = self
+            .held
+            .remove(&key)
+            .unwrap_or_else(|| set_elements(step));
+        for (set, e) in elements {
+            if self.held.values().flatten().any(|h| h.0 == set && h.1 == e) {
+                continue;
+            }
+            match self.sets.remove(&set, &e) {
+                Ok(Removed::Gone) => tracing::info!(set = %set, element = %e, "removed from the guard's set"),
+                Ok(Removed::Absent) => tracing::info!(set = %set, element = %e, "not in the guard's set any more"),
+                Err(err) => tracing::error!("{err}"),
+            }
         }
     }
 
@@ -351,7 +411,7 @@ impl Rungs {
                     b.remove(step);
                 }
             }
-            other => not_yet(other.rung()),
+            Action::Throttle { .. } | Action::Drop { .. } => self.release(step),
         }
     }
 
@@ -490,11 +550,47 @@ fn no_bgp_peer() {
     tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
 }
 
-fn not_yet(rung: Rung) {
-    tracing::warn!(
-        %rung,
-        "this rung is not available yet (issue 15); the ladder goes on"
-    );
+/// The set elements a throttle or drop step puts in place: one per
+/// prefix, in the set of its family and direction. A signature drop
+/// names the attack's protocol and, for an amplification, its source
+/// port; what the report does not know (a fragment or generic flood) is
+/// a range that matches anything, so such a signature drops all of the
+/// victim's traffic.
+pub fn set_elements(step: &Step) -> Vec<SetElement> {
+    let way = match step.direction {
+        Direction::In => Way::In,
+        Direction::Out => Way::Out,
+    };
+    step.prefixes
+        .iter()
+        .filter_map(|p| {
+            let v6 = !p.is_ipv4();
+            Some(match &step.action {
+                Action::Throttle { rate } => (
+                    plan::guard::throttle_set(*rate, way, v6),
+                    GuardElement::Prefix(*p),
+                ),
+                Action::Drop { signature: false } => {
+                    (plan::guard::drop_set(way, v6), GuardElement::Prefix(*p))
+                }
+                Action::Drop { signature: true } => {
+                    let kind = step.attack.kind;
+                    (
+                        plan::guard::signature_set(way, v6),
+                        GuardElement::Signature {
+                            prefix: *p,
+                            protocol: kind.protocol(v6),
+                            source_port: match kind {
+                                guard::AttackKind::Amplification { port } => Some(port),
+                                _ => None,
+                            },
+                        },
+                    )
+                }
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

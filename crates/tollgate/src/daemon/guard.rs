@@ -198,6 +198,14 @@ impl GuardShell {
         }
     }
 
+    /// Puts the throttle and drop rungs' set elements back, after an
+    /// apply that created one of the guard's sets.
+    pub fn reassert(&self) {
+        if let Some(r) = &self.rungs {
+            r.reassert();
+        }
+    }
+
     fn start_capture(&mut self, spec: CaptureSpec) {
         if spec.source == CaptureSource::Ebpf {
             return self.start_counters(spec);
