@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn elements_print_as_nft_reads_them() {
-        let p: Prefix = "203.0.113.10/32".parse().unwrap();
+        let p = Prefix::parse("203.0.113.10/32").unwrap();
         assert_eq!(GuardElement::Prefix(p).to_string(), "203.0.113.10/32");
         let s = GuardElement::Signature {
             prefix: p,

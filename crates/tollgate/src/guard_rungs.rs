@@ -35,8 +35,8 @@ use guard::{
 };
 use linux_dataplane::blackhole::{Added, Blackholes};
 use linux_dataplane::guard_sets::{GuardSets, Removed};
-use plan::guard::{GuardElement, Way};
 use packet_capture::TickReport;
+use plan::guard::{GuardElement, Way};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -339,7 +339,9 @@ impl Rungs {
                 let elements = set_elements(step);
                 for (set, e) in &elements {
                     match self.sets.add(set, e) {
-                        Ok(()) => tracing::info!(set = %set, element = %e, rung = %step.rung, "added to the guard's set"),
+                        Ok(()) => {
+                            tracing::info!(set = %set, element = %e, rung = %step.rung, "added to the guard's set")
+                        }
                         Err(e) => tracing::error!(rung = %step.rung, "{e}"),
                     }
                 }
@@ -366,17 +368,18 @@ impl Rungs {
     /// rung in place holds too.
     fn release(&mut self, step: &Step) {
         let key = (step.target.clone(), step.direction, step.rung);
-        let elements = self
-            .held
-            .remove(&key)
-            .unwrap_or_else(|| set_elements(step));
+        let elements = self.held.remove(&key).unwrap_or_else(|| set_elements(step));
         for (set, e) in elements {
             if self.held.values().flatten().any(|h| h.0 == set && h.1 == e) {
                 continue;
             }
             match self.sets.remove(&set, &e) {
-                Ok(Removed::Gone) => tracing::info!(set = %set, element = %e, "removed from the guard's set"),
-                Ok(Removed::Absent) => tracing::info!(set = %set, element = %e, "not in the guard's set any more"),
+                Ok(Removed::Gone) => {
+                    tracing::info!(set = %set, element = %e, "removed from the guard's set")
+                }
+                Ok(Removed::Absent) => {
+                    tracing::info!(set = %set, element = %e, "not in the guard's set any more")
+                }
                 Err(err) => tracing::error!("{err}"),
             }
         }

@@ -31,8 +31,9 @@ use policy::{Direction, Policy};
 /// down from it (the root's default class is `1:ffff`).
 pub const THROTTLE_TOP_MINOR: u16 = 0xfffe;
 
-/// At most this many distinct throttle rates (classes per IFB).
-pub const MAX_THROTTLE_RATES: usize = 16;
+/// At most this many distinct throttle rates (classes per IFB); the
+/// policy check refuses more.
+pub const MAX_THROTTLE_RATES: usize = policy::MAX_THROTTLE_RATES;
 
 /// What the policy's ladders need prepared.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,7 +55,8 @@ impl Prepared {
         let Some(g) = &policy.guard else {
             return p;
         };
-        let ladders = std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
+        let ladders =
+            std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
         for rung in ladders.flatten() {
             match rung.rung.action {
                 guard::Action::Throttle { rate } => p.throttle.push(rate),
