@@ -600,6 +600,84 @@ pub fn set_elements(step: &Step) -> Vec<SetElement> {
 mod tests {
     use super::*;
 
+    /// The first step of a detector whose only rung is `action`, fed a
+    /// flood of `udp` (from source port 53) or SYN packets towards `addr`.
+    fn first_step(action: Action, addr: &str, udp: bool) -> Step {
+        use guard::{Config, Limit, Metric, RungConfig, Thresholds};
+        use std::time::Duration;
+        let mut c = Config::new(vec![
+            net_types::Prefix::parse("203.0.113.0/24").unwrap(),
+            net_types::Prefix::parse("2001:db8::/32").unwrap(),
+        ]);
+        c.instant = Some(Duration::ZERO);
+        c.global = Thresholds::new().with(Direction::In, Metric::Pps, Limit::At(100));
+        c.ladder = vec![RungConfig::new(
+            action,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        )];
+        let mut d = guard::Detector::new(c).unwrap();
+        let sample = |packets: u64| HostSample {
+            addr: addr.parse().unwrap(),
+            direction: Direction::In,
+            counters: HostCounters {
+                packets,
+                bytes: packets * 100,
+                udp_packets: if udp { packets } else { 0 },
+                udp_bytes: if udp { packets * 100 } else { 0 },
+                tcp_packets: if udp { 0 } else { packets },
+                tcp_bytes: if udp { 0 } else { packets * 100 },
+                tcp_syn: if udp { 0 } else { packets },
+                top_udp_src_ports: if udp { vec![(53, packets)] } else { vec![] }.into(),
+                ..HostCounters::default()
+            },
+        };
+        let mut out = Vec::new();
+        for ms in (0..=500).step_by(100) {
+            out.extend(d.tick(&Observation {
+                at: Monotonic::from_millis(ms),
+                hosts: vec![sample(1_000)],
+            }));
+        }
+        out.into_iter()
+            .find_map(|x| match x {
+                Decision::Start(s) => Some(s),
+                _ => None,
+            })
+            .expect("a start")
+    }
+
+    #[test]
+    fn each_rung_names_its_set_and_element() {
+        let rate = net_types::Rate::from_bps(2_000_000).unwrap();
+        let step = first_step(Action::Throttle { rate }, "203.0.113.7", false);
+        let p = net_types::Prefix::parse("203.0.113.7/32").unwrap();
+        assert_eq!(
+            set_elements(&step),
+            [("guard_thr_2000000_in4".to_string(), GuardElement::Prefix(p))]
+        );
+        let step = first_step(Action::Drop { signature: false }, "2001:db8::7", false);
+        let p6 = net_types::Prefix::parse("2001:db8::7/128").unwrap();
+        assert_eq!(
+            set_elements(&step),
+            [("guard_drop_in6".to_string(), GuardElement::Prefix(p6))]
+        );
+        // An amplification: UDP from its port.
+        let step = first_step(Action::Drop { signature: true }, "203.0.113.7", true);
+        let (set, e) = &set_elements(&step)[0];
+        assert_eq!(set, "guard_sig_in4");
+        assert_eq!(e.to_string(), "203.0.113.7/32 . 17 . 53");
+        // A SYN flood: TCP from any port.
+        let step = first_step(Action::Drop { signature: true }, "203.0.113.7", false);
+        assert_eq!(
+            set_elements(&step)[0].1.to_string(),
+            "203.0.113.7/32 . 6 . 0-65535"
+        );
+        // The other rungs have no set.
+        let step = first_step(Action::Blackhole, "203.0.113.7", false);
+        assert!(set_elements(&step).is_empty());
+    }
+
     fn rec(target: &str) -> AttackRecord {
         AttackRecord {
             recorded_at: jiff::Timestamp::UNIX_EPOCH,
