@@ -25,7 +25,8 @@
 //!   (pings to it are lost, the neighbour's answered) and gone once the
 //!   flood has been calm and the hold is over; then an amplification
 //!   (UDP from source port 53) lands in the signature set as address .
-//!   udp . 53, and leaves it the same way.
+//!   udp . 53, and leaves it the same way; an ICMPv6 echo flood puts
+//!   the IPv6 victim in the IPv6 drop set, and out again.
 //!
 //! Needs root, iproute2, nftables, hping3 and iperf3.
 
@@ -37,6 +38,7 @@ use testkit::{sh, wait_for, Netns, Process};
 
 const VICTIM: &str = "203.0.113.10";
 const NEIGHBOUR: &str = "203.0.113.20";
+const VICTIM6: &str = "2001:db8:10::10";
 
 struct Site {
     net: Netns,
@@ -61,7 +63,14 @@ ip -n {l} addr add {VICTIM}/24 dev vic0; ip -n {l} addr add {NEIGHBOUR}/24 dev v
 ip -n {l} link set vic0 up
 ip -n {n} route add default via 198.51.100.1
 ip -n {l} route add default via 203.0.113.1
-ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1",
+ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1
+ip -n {n} addr add 2001:db8:1::2/64 dev net0 nodad
+ip -n {r} addr add 2001:db8:1::1/64 dev wan0 nodad
+ip -n {r} addr add 2001:db8:10::1/64 dev lan0 nodad
+ip -n {l} addr add {VICTIM6}/64 dev vic0 nodad; ip -n {l} addr add 2001:db8:10::20/64 dev vic0 nodad
+ip -n {n} -6 route add default via 2001:db8:1::1
+ip -n {l} -6 route add default via 2001:db8:10::1
+ip netns exec {r} sysctl -qw net.ipv6.conf.all.forwarding=1",
         n = s.net.0,
         r = s.rtr.0,
         l = s.lan.0,
@@ -85,16 +94,16 @@ up = {{ rate = "50mbit", ceil = "50mbit" }}
 id = 1
 name = "victim"
 plan = "home"
-prefixes = ["{VICTIM}/32"]
+prefixes = ["{VICTIM}/32", "{VICTIM6}/128"]
 
 [[tenants]]
 id = 2
 name = "neighbour"
 plan = "home"
-prefixes = ["{NEIGHBOUR}/32"]
+prefixes = ["{NEIGHBOUR}/32", "2001:db8:10::20/128"]
 
 [guard]
-networks = ["203.0.113.0/24"]
+networks = ["203.0.113.0/24", "2001:db8:10::/48"]
 ewma = "1s"
 instant = "300ms"
 calm = "1s"
@@ -420,6 +429,29 @@ match = "signature"
         set(&s.rtr, "guard_sig_in4").is_empty()
     });
     assert!(set(&s.rtr, "guard_drop_in4").is_empty());
+
+    // IPv6: an ICMPv6 echo flood (hping3 has no IPv6): as fast as the
+    // replies come until the drop, then 100/s, for 2 s.
+    wait_for("the IPv6 path", Duration::from_secs(10), || ping(VICTIM6));
+    let mut flood6 = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.net.0])
+            .args(["timeout", "3", "ping", "-6", "-f", "-q", "-w", "2", VICTIM6])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let took = wait_for(
+        "the IPv6 victim in its drop set",
+        Duration::from_secs(5),
+        || set(&s.rtr, "guard_drop_in6") == VICTIM6,
+    );
+    eprintln!("FIGURE guard_drop: IPv6 victim in the drop set {took:?} after the flood started");
+    flood6
+        .wait(Duration::from_secs(10))
+        .expect("the flood ends");
+    wait_for("the IPv6 drop set emptied", Duration::from_secs(10), || {
+        set(&s.rtr, "guard_drop_in6").is_empty()
+    });
 
     d.signal_group(libc::SIGTERM);
     let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
