@@ -57,6 +57,41 @@ impl GuardSets {
         })
     }
 
+    /// Makes the guard's sets in the kernel hold exactly `held` (set,
+    /// element), in one transaction: every guard set in tollgate's table
+    /// is flushed and refilled with its elements, so no packet sees a set
+    /// emptied in between. An element no rung holds (a rung that ended
+    /// while tollgate was not running, a state file lost) goes; an
+    /// element of a set the table lacks is left out. Returns how many
+    /// sets there were.
+    pub fn sync<'a>(
+        &self,
+        held: impl IntoIterator<Item = (&'a str, &'a GuardElement)> + Clone,
+    ) -> Result<usize, DataplaneError> {
+        let Some(json) = self.nft.list_table()? else {
+            return Ok(0);
+        };
+        let table = nft_reader::read_table(&json).map_err(|e| DataplaneError::Nft {
+            what: "read tollgate's table".into(),
+            message: e.to_string(),
+        })?;
+        let t = plan::NFT_TABLE;
+        let mut script = String::new();
+        let mut sets = 0;
+        for (name, m) in &table.maps {
+            if !m.kind.exact().is_some_and(plan::MapKind::is_guard_set) {
+                continue;
+            }
+            sets += 1;
+            script.push_str(&format!("flush set netdev {t} {name}\n"));
+            for (_, e) in held.clone().into_iter().filter(|(s, _)| *s == name) {
+                script.push_str(&format!("add element netdev {t} {name} {{ {e} }}\n"));
+            }
+        }
+        self.nft.run_script(&script)?;
+        Ok(sets)
+    }
+
     /// Removes `element` from `set`.
     pub fn remove(&self, set: &str, element: &GuardElement) -> Result<Removed, DataplaneError> {
         let t = plan::NFT_TABLE;

@@ -351,16 +351,21 @@ impl Rungs {
         }
     }
 
-    /// Puts every element the rungs in place hold back into its set
-    /// (one already there is left as it is). The daemon calls this after
-    /// an apply that created one of the guard's sets: a set made after
-    /// the rung started (the first round after a restart, a policy that
-    /// just gained the rung) is empty.
+    /// Makes the guard's sets in the kernel hold exactly what the rungs
+    /// in place hold, in one transaction. The daemon calls this once its
+    /// saved ladder is restored (an element of a rung that ended while it
+    /// was stopped, or whose state was lost, goes), and after an apply
+    /// that created one of the guard's sets (a set made after the rung
+    /// started, as in the first round on a fresh kernel, is empty).
     pub fn reassert(&self) {
-        for (set, e) in self.held.values().flatten() {
-            if let Err(err) = self.sets.add(set, e) {
-                tracing::error!(set = %set, element = %e, "{err}");
-            }
+        let held = self
+            .held
+            .values()
+            .flatten()
+            .map(|(set, e)| (set.as_str(), e));
+        match self.sets.sync(held) {
+            Ok(sets) => tracing::debug!(sets, "the guard's sets hold what the rungs hold"),
+            Err(e) => tracing::error!("cannot bring the guard's sets in line: {e}"),
         }
     }
 

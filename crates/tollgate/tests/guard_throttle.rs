@@ -18,7 +18,7 @@
 //!   download is held to the rung's 2 Mbit (iperf3, and the throttle
 //!   class's own byte counter) while the neighbour keeps its 50 Mbit; the
 //!   daemon killed with SIGKILL comes back with the element (removed by
-//!   hand meanwhile); `guard unban` empties the set; an operator's own
+//!   hand meanwhile) and without a stray one added by hand; `guard unban` empties the set; an operator's own
 //!   nftables table is untouched throughout, and by `tollgate down`,
 //!   which removes tollgate's table with the sets.
 //! - drop: the victim's address in the drop set while the rung holds
@@ -308,12 +308,21 @@ rate = "2mbit"
     s.rtr.sh(&format!(
         "nft delete element netdev tollgate {THROTTLE} {{ {VICTIM} }}"
     ));
-    assert!(set(&s.rtr, THROTTLE).is_empty());
+    // And an element no rung holds (as a lost state file would leave).
+    s.rtr.sh(&format!(
+        "nft add element netdev tollgate {THROTTLE} {{ 203.0.113.99 }}"
+    ));
+    assert_eq!(set(&s.rtr, THROTTLE), "203.0.113.99");
     let mut d = daemon(&s.rtr, dir);
     let back = wait_for("the restored element", Duration::from_secs(20), || {
-        set(&s.rtr, THROTTLE) == VICTIM
+        set(&s.rtr, THROTTLE).contains(VICTIM)
     });
     eprintln!("FIGURE guard_throttle: element back {back:?} after the restart");
+    // ... and only it: the stray element goes when the sets are brought
+    // in line with the restored ladder.
+    wait_for("the stray element gone", Duration::from_secs(5), || {
+        set(&s.rtr, THROTTLE) == VICTIM
+    });
     assert!(log().contains("restoring"), "{}", log());
 
     // Unban ends it at once.

@@ -104,6 +104,9 @@ pub struct GuardShell {
     /// The policy's `[bgp]` at the daemon's start: the rtbh and flowspec
     /// rungs' peers (a reload that changes it takes effect at restart).
     bgp: Option<policy::Bgp>,
+    /// Whether the guard's sets are still to be brought in line with
+    /// the restored ladder (after the first round).
+    sync_sets: bool,
     /// Whether the status file is behind.
     dirty: bool,
     last_status: Option<Instant>,
@@ -146,6 +149,7 @@ impl GuardShell {
             origin: Instant::now(),
             state: state.clone(),
             capture: None,
+            sync_sets: true,
             dirty: true,
             last_status: None,
             waiting: Vec::new(),
@@ -201,6 +205,28 @@ impl GuardShell {
     /// Puts the throttle and drop rungs' set elements back, after an
     /// apply that created one of the guard's sets.
     pub fn reassert(&self) {
+        if let Some(r) = &self.rungs {
+            r.reassert();
+        }
+    }
+
+    /// Once, after the round that restored the saved ladder: the guard's
+    /// sets in the kernel are made to hold what the restored rungs hold,
+    /// and nothing else (a rung that ended while the daemon was stopped,
+    /// or a lost state file, leaves no element behind).
+    fn sync_after_restore(&mut self) {
+        if !std::mem::take(&mut self.sync_sets) {
+            return;
+        }
+        if self.rungs.is_none() {
+            match Rungs::open(self.bgp.as_ref(), Some(self.state.guard_history())) {
+                Ok(r) => self.rungs = Some(r),
+                Err(e) => {
+                    tracing::error!("guard: {e}; the sets are not brought in line");
+                    return;
+                }
+            }
+        }
         if let Some(r) = &self.rungs {
             r.reassert();
         }
@@ -405,6 +431,7 @@ impl GuardShell {
     /// After each round of inputs: the answers that came, and the status
     /// file if it is behind.
     pub fn after_round(&mut self, engine: &Engine, now: jiff::Timestamp) {
+        self.sync_after_restore();
         self.waiting.retain_mut(|(path, rx)| match rx.try_recv() {
             Ok(answer) => {
                 write_answer(path, &answer);
