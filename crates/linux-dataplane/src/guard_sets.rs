@@ -1,31 +1,28 @@
-//! The guard's `throttle` and `drop` rungs in the kernel: elements added
-//! to and removed from the sets the compiler prepared in tollgate's
-//! nftables table (`plan::guard`: `guard_drop_*`, `guard_sig_*`,
-//! `guard_thr_*`).
+//! The guard's `throttle` and `drop` rungs in the kernel: the elements of
+//! the sets the compiler prepared in tollgate's nftables table
+//! (`plan::guard`: `guard_drop_*`, `guard_sig_*`, `guard_thr_*`).
 //!
 //! The sets, the rules that read them and the throttle classes are part
 //! of the plan, made by `tollgate apply` (or the daemon's rounds) like
 //! everything else; their *elements* are the guard's alone (diff leaves
-//! them), and change only here, one `nft -f` transaction per change, in
-//! the calling process's network namespace. A rung is rare and one
-//! element is one `nft` start (a few milliseconds), so the nfnetlink path
-//! of the tenant maps is not needed here. `tollgate down` removes the
-//! table, and the elements with it.
+//! them), and change only here, in the calling process's network
+//! namespace. A change **refills** the sets it touches: each is flushed
+//! and filled with every element the rungs in place hold for it, in one
+//! `nft -f` transaction, so no packet sees a set emptied, nothing the
+//! guard does not hold stays, and elements that would overlap (an
+//! interval set refuses that: a host inside a group's prefix held by two
+//! rungs) are reduced to the widest ([`plan::guard::minimal`]). A rung is
+//! rare and the guard holds few elements, so one `nft` start (a few
+//! milliseconds) per change is cheap; the nfnetlink path of the tenant
+//! maps is not needed. `tollgate down` removes the table, and the
+//! elements with it.
 
 use crate::nft::Nft;
 use crate::DataplaneError;
 use plan::guard::GuardElement;
+use std::fmt::Write as _;
 
-/// What [`GuardSets::remove`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Removed {
-    /// The element was there and is gone.
-    Gone,
-    /// It was not there (removed meanwhile, or the set is gone).
-    Absent,
-}
-
-/// Adds and removes the guard's set elements.
+/// Fills the guard's sets.
 #[derive(Debug, Default)]
 pub struct GuardSets {
     nft: Nft,
@@ -37,73 +34,70 @@ impl GuardSets {
         GuardSets::default()
     }
 
-    /// Adds `element` to `set` (already there: nothing changes). A set
-    /// that is not in the table is an error that says so: the policy in
-    /// the kernel has no such rung yet (`tollgate apply`, or the daemon's
-    /// next round, makes it).
-    pub fn add(&self, set: &str, element: &GuardElement) -> Result<(), DataplaneError> {
-        let t = plan::NFT_TABLE;
-        let script = format!("add element netdev {t} {set} {{ {element} }}\n");
-        self.nft.run_script(&script).map_err(|e| match e {
-            DataplaneError::Nft { message, .. } if message.contains("No such file or directory") => {
-                DataplaneError::Nft {
-                    what: format!("add {element} to the guard's set {set}"),
-                    message: format!(
-                        "tollgate's table has no set {set}: the policy applied in the kernel has no such rung yet (run `tollgate apply`, or wait for the daemon's next round)"
-                    ),
-                }
-            }
-            other => other,
-        })
-    }
-
-    /// Makes the guard's sets in the kernel hold exactly `held` (set,
-    /// element), in one transaction: every guard set in tollgate's table
-    /// is flushed and refilled with its elements, so no packet sees a set
-    /// emptied in between. An element no rung holds (a rung that ended
-    /// while tollgate was not running, a state file lost) goes; an
-    /// element of a set the table lacks is left out. Returns how many
-    /// sets there were.
-    pub fn sync<'a>(
-        &self,
-        held: impl IntoIterator<Item = (&'a str, &'a GuardElement)> + Clone,
-    ) -> Result<usize, DataplaneError> {
+    /// The guard's sets in tollgate's table now (none without the table).
+    pub fn in_kernel(&self) -> Result<Vec<String>, DataplaneError> {
         let Some(json) = self.nft.list_table()? else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
         let table = nft_reader::read_table(&json).map_err(|e| DataplaneError::Nft {
             what: "read tollgate's table".into(),
             message: e.to_string(),
         })?;
-        let t = plan::NFT_TABLE;
-        let mut script = String::new();
-        let mut sets = 0;
-        for (name, m) in &table.maps {
-            if !m.kind.exact().is_some_and(plan::MapKind::is_guard_set) {
-                continue;
-            }
-            sets += 1;
-            script.push_str(&format!("flush set netdev {t} {name}\n"));
-            for (_, e) in held.clone().into_iter().filter(|(s, _)| *s == name) {
-                script.push_str(&format!("add element netdev {t} {name} {{ {e} }}\n"));
-            }
-        }
-        self.nft.run_script(&script)?;
-        Ok(sets)
+        Ok(table
+            .maps
+            .iter()
+            .filter(|(_, m)| m.kind.exact().is_some_and(plan::MapKind::is_guard_set))
+            .map(|(name, _)| name.clone())
+            .collect())
     }
 
-    /// Removes `element` from `set`.
-    pub fn remove(&self, set: &str, element: &GuardElement) -> Result<Removed, DataplaneError> {
-        let t = plan::NFT_TABLE;
-        let script = format!("delete element netdev {t} {set} {{ {element} }}\n");
-        match self.nft.run_script(&script) {
-            Ok(()) => Ok(Removed::Gone),
-            Err(DataplaneError::Nft { message, .. })
-                if message.contains("No such file or directory") =>
-            {
-                Ok(Removed::Absent)
+    /// Makes each of `sets` hold exactly the elements of `held` (set,
+    /// element) that name it, less those another covers: one transaction
+    /// for all of them. If it fails (a set the table lacks: the policy in
+    /// the kernel has no such rung yet), each set is tried alone, so the
+    /// others are still filled, and the error names the set.
+    pub fn refill<'a>(
+        &self,
+        sets: &[&str],
+        held: &[(&'a str, &'a GuardElement)],
+    ) -> Result<(), DataplaneError> {
+        let script = |set: &str| {
+            let t = plan::NFT_TABLE;
+            let mut s = format!("flush set netdev {t} {set}\n");
+            let mine: Vec<&GuardElement> = held
+                .iter()
+                .filter(|(name, _)| *name == set)
+                .map(|(_, e)| *e)
+                .collect();
+            for e in plan::guard::minimal(&mine) {
+                let _ = writeln!(s, "add element netdev {t} {set} {{ {e} }}");
             }
-            Err(e) => Err(e),
+            s
+        };
+        let all: String = sets.iter().map(|s| script(s)).collect();
+        if self.nft.run_script(&all).is_ok() {
+            return Ok(());
         }
+        let mut failed = Vec::new();
+        for set in sets {
+            if let Err(e) = self.nft.run_script(&script(set)) {
+                let message = match e {
+                    DataplaneError::Nft { message, .. }
+                        if message.contains("No such file or directory") =>
+                    {
+                        format!("tollgate's table has no set {set}: the policy applied in the kernel has no such rung yet (run `tollgate apply`, or wait for the daemon's next round)")
+                    }
+                    other => format!("{set}: {other}"),
+                };
+                failed.push(message);
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(DataplaneError::Nft {
+            what: "fill the guard's sets".into(),
+            message: failed.join("; "),
+        })
     }
 }

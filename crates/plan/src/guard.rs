@@ -124,6 +124,51 @@ impl GuardElement {
     }
 }
 
+impl GuardElement {
+    /// Whether every packet `other` matches, `self` matches too (an
+    /// interval set refuses an element that overlaps another, and two
+    /// prefixes overlap only when one holds the other).
+    pub fn covers(&self, other: &GuardElement) -> bool {
+        let (a, b) = (self.prefix(), other.prefix());
+        if a.len() > b.len() || !a.overlaps(b) {
+            return false;
+        }
+        match (self, other) {
+            (GuardElement::Prefix(_), _) => true,
+            (GuardElement::Signature { .. }, GuardElement::Prefix(_)) => false,
+            (
+                GuardElement::Signature {
+                    protocol: pa,
+                    source_port: sa,
+                    ..
+                },
+                GuardElement::Signature {
+                    protocol: pb,
+                    source_port: sb,
+                    ..
+                },
+            ) => (pa.is_none() || pa == pb) && (sa.is_none() || sa == sb),
+        }
+    }
+}
+
+/// The elements to put in one set so that it matches what all of
+/// `elements` match: without repeats and without any element another one
+/// covers (the first of two equal ones is kept).
+pub fn minimal<'a>(elements: &[&'a GuardElement]) -> Vec<&'a GuardElement> {
+    let mut out: Vec<&GuardElement> = Vec::new();
+    for (i, e) in elements.iter().enumerate() {
+        let covered = elements
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && o.covers(e) && (!e.covers(o) || j < i));
+        if !covered {
+            out.push(e);
+        }
+    }
+    out
+}
+
 impl fmt::Display for GuardElement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -175,6 +220,30 @@ mod tests {
         ] {
             assert_eq!(set_kind(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn covered_elements_are_left_out() {
+        let p = |t: &str| Prefix::parse(t).unwrap();
+        let host = GuardElement::Prefix(p("203.0.113.10/32"));
+        let net = GuardElement::Prefix(p("203.0.113.0/24"));
+        let other = GuardElement::Prefix(p("198.51.100.0/24"));
+        assert!(net.covers(&host) && !host.covers(&net) && !net.covers(&other));
+        assert_eq!(minimal(&[&host, &net, &other, &net]), [&net, &other]);
+        let sig = |proto: Option<u8>, port: Option<u16>| GuardElement::Signature {
+            prefix: p("203.0.113.10/32"),
+            protocol: proto,
+            source_port: port,
+        };
+        let (dns, udp, any) = (
+            sig(Some(17), Some(53)),
+            sig(Some(17), None),
+            sig(None, None),
+        );
+        assert!(udp.covers(&dns) && any.covers(&udp) && !dns.covers(&udp));
+        assert!(!sig(Some(6), None).covers(&dns));
+        assert_eq!(minimal(&[&dns, &udp]), [&udp]);
+        assert_eq!(minimal(&[&dns, &dns]), [&dns]);
     }
 
     #[test]

@@ -18,9 +18,11 @@
 //! - `throttle` and `drop`: the victim's prefixes (or, for a signature
 //!   drop, prefix . protocol . source port) added to the sets the compiler
 //!   prepared in tollgate's nftables table (`plan::guard`), through
-//!   `linux_dataplane::guard_sets`, and removed when the rung ends; the
-//!   elements a rung added are remembered, and put back after the daemon
-//!   applies a plan that (re)created the sets ([`Rungs::reassert`]).
+//!   `linux_dataplane::guard_sets`, and removed when the rung ends: the
+//!   elements each rung holds are remembered, and every change refills
+//!   the sets it touches with all of them (one transaction), also after
+//!   a restart and after the daemon applies a plan that (re)created a set
+//!   ([`Rungs::reassert`]).
 //!
 //! Also here: a capture tick as the detector's observation, the
 //! ladder's state file (`guard-state.json`) read and written, and each
@@ -34,7 +36,7 @@ use guard::{
     SavedState, Step, Target,
 };
 use linux_dataplane::blackhole::{Added, Blackholes};
-use linux_dataplane::guard_sets::{GuardSets, Removed};
+use linux_dataplane::guard_sets::GuardSets;
 use packet_capture::TickReport;
 use plan::guard::{GuardElement, Way};
 use std::collections::BTreeMap;
@@ -337,16 +339,16 @@ impl Rungs {
             },
             Action::Throttle { .. } | Action::Drop { .. } => {
                 let elements = set_elements(step);
-                for (set, e) in &elements {
-                    match self.sets.add(set, e) {
-                        Ok(()) => {
-                            tracing::info!(set = %set, element = %e, rung = %step.rung, "added to the guard's set")
-                        }
-                        Err(e) => tracing::error!(rung = %step.rung, "{e}"),
+                let mut touched: Vec<String> = elements.iter().map(|(s, _)| s.clone()).collect();
+                let key = (step.target.clone(), step.direction, step.rung);
+                if let Some(before) = self.held.insert(key, elements.clone()) {
+                    touched.extend(before.into_iter().map(|(s, _)| s));
+                }
+                if self.refill(touched) {
+                    for (set, e) in &elements {
+                        tracing::info!(set = %set, element = %e, rung = %step.rung, "in the guard's set");
                     }
                 }
-                self.held
-                    .insert((step.target.clone(), step.direction, step.rung), elements);
             }
         }
     }
@@ -358,34 +360,48 @@ impl Rungs {
     /// that created one of the guard's sets (a set made after the rung
     /// started, as in the first round on a fresh kernel, is empty).
     pub fn reassert(&self) {
-        let held = self
-            .held
-            .values()
-            .flatten()
-            .map(|(set, e)| (set.as_str(), e));
-        match self.sets.sync(held) {
-            Ok(sets) => tracing::debug!(sets, "the guard's sets hold what the rungs hold"),
-            Err(e) => tracing::error!("cannot bring the guard's sets in line: {e}"),
+        match self.sets.in_kernel() {
+            Ok(sets) => {
+                self.refill(sets);
+            }
+            Err(e) => tracing::error!("cannot read the guard's sets: {e}"),
         }
     }
 
-    /// Takes a throttle or drop rung's elements away, except those another
-    /// rung in place holds too.
+    /// Makes `sets` hold what the rungs in place hold (one transaction);
+    /// whether it worked (an error is logged).
+    fn refill(&self, mut sets: Vec<String>) -> bool {
+        sets.sort_unstable();
+        sets.dedup();
+        if sets.is_empty() {
+            return true;
+        }
+        let held: Vec<(&str, &GuardElement)> = self
+            .held
+            .values()
+            .flatten()
+            .map(|(set, e)| (set.as_str(), e))
+            .collect();
+        let names: Vec<&str> = sets.iter().map(String::as_str).collect();
+        match self.sets.refill(&names, &held) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("{e}");
+                false
+            }
+        }
+    }
+
+    /// Takes a throttle or drop rung's elements away (an element another
+    /// rung in place holds too stays, and one the removed element covered
+    /// comes back on its own).
     fn release(&mut self, step: &Step) {
         let key = (step.target.clone(), step.direction, step.rung);
         let elements = self.held.remove(&key).unwrap_or_else(|| set_elements(step));
-        for (set, e) in elements {
-            if self.held.values().flatten().any(|h| h.0 == set && h.1 == e) {
-                continue;
-            }
-            match self.sets.remove(&set, &e) {
-                Ok(Removed::Gone) => {
-                    tracing::info!(set = %set, element = %e, "removed from the guard's set")
-                }
-                Ok(Removed::Absent) => {
-                    tracing::info!(set = %set, element = %e, "not in the guard's set any more")
-                }
-                Err(err) => tracing::error!("{err}"),
+        let touched = elements.iter().map(|(s, _)| s.clone()).collect();
+        if self.refill(touched) {
+            for (set, e) in &elements {
+                tracing::info!(set = %set, element = %e, "removed from the guard's set");
             }
         }
     }
