@@ -187,9 +187,13 @@ fn a_signature_drop_gets_concatenated_sets() {
     let c = compiled(&load(&format!("{GUARD}{SIGNATURE}")));
     assert_eq!(c.plan.maps["guard_sig_in4"].kind, MapKind::GuardSig4);
     assert_eq!(c.plan.maps["guard_sig_out6"].kind, MapKind::GuardSig6);
+    assert_eq!(c.plan.maps["guard_sigaddr_in4"].kind, MapKind::GuardAddr4);
     let down = &c.plan.chains["down_lan0"].rules;
     assert!(
-        down.contains(&"ip daddr . meta l4proto . th sport @guard_sig_in4 drop".to_string()),
+        down.contains(
+            &"ip daddr @guard_sigaddr_in4 ip daddr . meta l4proto . th sport @guard_sig_in4 drop"
+                .to_string()
+        ),
         "{down:?}"
     );
     let nft = plan::render::plan_nft(&c.plan);

@@ -53,27 +53,52 @@ impl GuardSets {
 
     /// Makes each of `sets` hold exactly the elements of `held` (set,
     /// element) that name it, less those another covers: one transaction
-    /// for all of them. If it fails (a set the table lacks: the policy in
-    /// the kernel has no such rung yet), each set is tried alone, so the
-    /// others are still filled, and the error names the set.
+    /// for all of them. A signature set and its address set are always
+    /// filled together (naming either is naming both). If it fails (a set
+    /// the table lacks: the policy in the kernel has no such rung yet),
+    /// each set is tried alone, so the others are still filled, and the
+    /// error names the set.
     pub fn refill<'a>(
         &self,
         sets: &[&str],
         held: &[(&'a str, &'a GuardElement)],
     ) -> Result<(), DataplaneError> {
+        let t = plan::NFT_TABLE;
+        let fill = |s: &mut String, set: &str, elements: &[&GuardElement]| {
+            let _ = writeln!(s, "flush set netdev {t} {set}");
+            for e in plan::guard::minimal(elements) {
+                let _ = writeln!(s, "add element netdev {t} {set} {{ {e} }}");
+            }
+        };
         let script = |set: &str| {
-            let t = plan::NFT_TABLE;
-            let mut s = format!("flush set netdev {t} {set}\n");
+            let mut s = String::new();
+            let (set, addresses) = match plan::guard::signature_pair(set) {
+                Some((sig, addr)) => (sig, Some(addr)),
+                None => (set.to_owned(), None),
+            };
             let mine: Vec<&GuardElement> = held
                 .iter()
                 .filter(|(name, _)| *name == set)
                 .map(|(_, e)| *e)
                 .collect();
-            for e in plan::guard::minimal(&mine) {
-                let _ = writeln!(s, "add element netdev {t} {set} {{ {e} }}");
+            fill(&mut s, &set, &mine);
+            if let Some(addr) = addresses {
+                let prefixes: Vec<GuardElement> = mine
+                    .iter()
+                    .map(|e| GuardElement::Prefix(e.prefix()))
+                    .collect();
+                let prefixes: Vec<&GuardElement> = prefixes.iter().collect();
+                fill(&mut s, &addr, &prefixes);
             }
             s
         };
+        let mut names: Vec<String> = sets
+            .iter()
+            .map(|s| plan::guard::signature_pair(s).map_or_else(|| s.to_string(), |p| p.0))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let sets: Vec<&str> = names.iter().map(String::as_str).collect();
         let all: String = sets.iter().map(|s| script(s)).collect();
         if self.nft.run_script(&all).is_ok() {
             return Ok(());

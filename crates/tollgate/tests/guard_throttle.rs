@@ -431,12 +431,15 @@ match = "signature"
     wait_for("the signature in its set", Duration::from_secs(5), || {
         set(&s.rtr, "guard_sig_in4") == want
     });
+    // Its address is in the set looked up first.
+    assert_eq!(set(&s.rtr, "guard_sigaddr_in4"), NEIGHBOUR);
     // Only the signature is dropped: the neighbour still answers pings.
     assert!(ping(NEIGHBOUR));
     amp.wait(Duration::from_secs(10)).expect("the flood ends");
     wait_for("the signature set emptied", Duration::from_secs(10), || {
         set(&s.rtr, "guard_sig_in4").is_empty()
     });
+    assert!(set(&s.rtr, "guard_sigaddr_in4").is_empty());
     assert!(set(&s.rtr, "guard_drop_in4").is_empty());
 
     // IPv6: an ICMPv6 echo flood (hping3 has no IPv6): as fast as the

@@ -11,8 +11,9 @@
 //!   throttle class in `skb->priority`, which the root HTB takes before
 //!   any filter;
 //! - `drop`: empty sets of addresses (`match = "victim"`) or of address .
-//!   protocol . source port (`match = "signature"`), looked up first on
-//!   every hook, whose packets are dropped.
+//!   protocol . source port (`match = "signature"`, behind a set of their
+//!   addresses), looked up first on every hook, whose packets are
+//!   dropped.
 //!
 //! The sets are the guard's: the plan declares them, diff never touches
 //! their elements. Download hooks look the destination up (`in`), upload
@@ -23,7 +24,7 @@ use super::{class, Builder};
 use crate::provenance::{Role, Serves};
 use crate::OUTER_MAJOR;
 use net_types::{ClassId, Rate};
-use plan::guard::{drop_set, signature_set, throttle_set, Way};
+use plan::guard::{drop_set, signature_addr_set, signature_set, throttle_set, Way};
 use plan::MapKind;
 use policy::{Direction, Policy};
 
@@ -122,6 +123,7 @@ impl Builder<'_> {
                 }
                 if prepared.drop_signature {
                     self.map(&signature_set(w, v6), sig);
+                    self.map(&signature_addr_set(w, v6), addr);
                 }
                 for rate in &prepared.throttle {
                     self.map(&throttle_set(*rate, w, v6), addr);
@@ -140,8 +142,11 @@ impl Builder<'_> {
                 rules.push(format!("{ip} {f} @{} drop", drop_set(w, v6)));
             }
             if self.guard.drop_signature {
+                // The address first: an empty (or missed) interval set is
+                // cheap; the concatenated lookup is paid by victims only.
                 rules.push(format!(
-                    "{ip} {f} . meta l4proto . th sport @{} drop",
+                    "{ip} {f} @{} {ip} {f} . meta l4proto . th sport @{} drop",
+                    signature_addr_set(w, v6),
                     signature_set(w, v6)
                 ));
             }
