@@ -18,9 +18,10 @@
 //!   download is held to the rung's 2 Mbit (iperf3, and the throttle
 //!   class's own byte counter) while the neighbour keeps its 50 Mbit; the
 //!   daemon killed with SIGKILL comes back with the element (removed by
-//!   hand meanwhile) and without a stray one added by hand; `guard unban` empties the set; an operator's own
-//!   nftables table is untouched throughout, and by `tollgate down`,
-//!   which removes tollgate's table with the sets.
+//!   hand meanwhile) and without a stray one added by hand; `guard
+//!   unban` empties the set, `guard ban --rung throttle` fills it by
+//!   hand; an operator's own nftables table is untouched throughout, and
+//!   by `tollgate down`, which removes tollgate's table with the sets.
 //! - drop: the victim's address in the drop set while the rung holds
 //!   (pings to it are lost, the neighbour's answered) and gone once the
 //!   flood has been calm and the hold is over; then an amplification
@@ -334,6 +335,18 @@ rate = "2mbit"
         set(&s.rtr, THROTTLE)
     );
     assert!(set_exists(&s.rtr, THROTTLE));
+    // A throttle by hand, and its end.
+    let o = tollgate(
+        dir,
+        &[
+            "guard", "ban", NEIGHBOUR, "--rung", "throttle", "--for", "1m",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(set(&s.rtr, THROTTLE), NEIGHBOUR);
+    let o = tollgate(dir, &["guard", "unban", NEIGHBOUR]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(set(&s.rtr, THROTTLE).is_empty());
 
     d.signal_group(libc::SIGTERM);
     let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
