@@ -431,7 +431,13 @@ impl GuardShell {
     /// After each round of inputs: the answers that came, and the status
     /// file if it is behind.
     pub fn after_round(&mut self, engine: &Engine, now: jiff::Timestamp) {
-        self.sync_after_restore();
+        // Without [guard] there is no ladder to restore, and the plan has
+        // none of the guard's sets.
+        if engine.guard_view().is_some() {
+            self.sync_after_restore();
+        } else {
+            self.sync_sets = false;
+        }
         self.waiting.retain_mut(|(path, rx)| match rx.try_recv() {
             Ok(answer) => {
                 write_answer(path, &answer);
