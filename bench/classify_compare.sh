@@ -30,8 +30,15 @@
 # (`[guard.capture] source = "ebpf"`), labelled "ebpfcnt"; the summary then
 # gives its ratio to "ebpf" repetition by repetition.
 #
+# With GUARD=1, one more run of the harness in each repetition measures the
+# nftables product with a [guard] whose ladders have a throttle rung and
+# both drop rungs (issue 15: the guard's empty sets looked up on every
+# hook, docs/guard.md), labelled "guard"; the summary then gives its ratio
+# to "product" repetition by repetition. (The kernel does the work, so a
+# debug build measures the same: TOLLGATE=target/debug/tollgate.)
+#
 # Usage: bench/classify_compare.sh N   (as root; cargo build --release -p tollgate)
-# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2"), COUNTERS (0)
+# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2"), COUNTERS (0), GUARD (0)
 set -euo pipefail
 N=${1:?usage: classify_compare.sh N}
 REPS=${REPS:-3}
@@ -41,10 +48,39 @@ SHARED=${SHARED:-$ROOT/../shared/bench}
 TG=${TOLLGATE:-$ROOT/target/release/tollgate}
 [[ -x $TG ]] || { echo "build first: cargo build --release -p tollgate" >&2; exit 1; }
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-shaper_cmd() {  # $1: the classifier (nftables or ebpf); $2: more options (--counters)
+cat > "$W/guard.toml" <<'TOML'
+
+[guard]
+networks = ["100.64.0.0/10"]
+
+[guard.thresholds]
+pps_in = 10000000
+
+[[guard.group]]
+name = "sig"
+prefixes = ["100.127.255.0/24"]
+inherit = "global"
+
+[[guard.group.ladder]]
+rung = "drop"
+hold = "1m"
+match = "signature"
+
+[[guard.ladder]]
+rung = "throttle"
+hold = "1m"
+rate = "10mbit"
+
+[[guard.ladder]]
+rung = "drop"
+after = "10s"
+hold = "1m"
+TOML
+shaper_cmd() {  # $1: the classifier (nftables or ebpf); $2: more options (--counters); $3: guard to add [guard]
 echo "set -e
 ip link add tgu0 type veth peer name tgu1; ip link set tgu0 up; ip link set tgu1 up
 python3 $HERE/plan_csv_to_policy.py \$PLAN \$DEV tgu0 --realms --classifier $1 ${2:-} > $W/policy.toml
+${3:+cat $W/guard.toml >> $W/policy.toml}
 $TG apply -c $W/policy.toml > /dev/null 2>&1
 probe=\$(tail -1 \$PLAN | cut -d, -f2)
 iperf3 -c \$probe -A 0 -u -b 1M -t 1 > /dev/null
@@ -58,6 +94,10 @@ for r in $(seq 1 "$REPS"); do
   # MODES=" ": only the product mode (an empty value would mean the default list).
   REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf)" \
     bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpf /' | tee -a "$W/runs" | grep -E "^\| ebpf |RTNETLINK|rror|product check" || true
+  if [[ ${GUARD:-0} == 1 ]]; then
+    REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd nftables '' guard)" \
+      bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| guard /' | tee -a "$W/runs" | grep -E "^\| guard |RTNETLINK|rror|product check" || true
+  fi
   if [[ ${COUNTERS:-0} == 1 ]]; then
     REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf --counters)" \
       bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpfcnt /' | tee -a "$W/runs" | grep -E "^\| ebpfcnt |RTNETLINK|rror|product check" || true
@@ -68,7 +108,7 @@ import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     f = [x.strip() for x in line.split("|")]
-    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf", "ebpfcnt"):
+    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf", "ebpfcnt", "guard"):
         rows[f[1]].append((float(f[2]), float(f[3])))
 print(f"\nmedians over {max(len(v) for v in rows.values())} runs, N={sys.argv[2]}:")
 for m, v in rows.items():
@@ -80,6 +120,11 @@ if "none" in rows and "product" in rows:
 if "none" in rows and "ebpf" in rows:
     e_udp = statistics.median(x[1] for x in rows["ebpf"]); e_tcp = statistics.median(x[0] for x in rows["ebpf"])
     print(f"RESULT classify N={sys.argv[2]}: tollgate-ebpf/bare-HTB UDP pps {e_udp/n_udp:.2f}, TCP {e_tcp/n_tcp:.2f}")
+if "product" in rows and "guard" in rows:
+    pairs = list(zip(rows["product"], rows["guard"]))
+    u = [g[1] / p[1] for p, g in pairs]; t = [g[0] / p[0] for p, g in pairs]
+    print("  guard sets on/off per repetition: UDP " + " ".join(f"{x:.3f}" for x in u) + ", TCP " + " ".join(f"{x:.3f}" for x in t))
+    print(f"RESULT classify N={sys.argv[2]}: guard sets on/off UDP pps {statistics.median(u):.3f}, TCP {statistics.median(t):.3f} (median of same-repetition ratios)")
 if "ebpf" in rows and "ebpfcnt" in rows:
     # Same repetition: the i-th row of each was measured minutes apart.
     pairs = list(zip(rows["ebpf"], rows["ebpfcnt"]))

@@ -37,6 +37,7 @@ mod facts;
 mod provenance;
 pub mod realm_ranges;
 pub mod synthetic;
+pub use tree::guard::{Prepared as GuardPrepared, MAX_THROTTLE_RATES, THROTTLE_TOP_MINOR};
 mod tree;
 
 pub use depth::HTB_MAX_DEPTH;

@@ -58,6 +58,9 @@ pub enum Role {
     Clsact,
     /// A filter redirecting to a shard's IFB.
     Redirect,
+    /// The guard's throttle class in a root tree (issue 15): the rung's
+    /// rate, for the addresses in its set.
+    GuardThrottleClass,
 }
 
 /// What one object serves.
@@ -189,6 +192,9 @@ impl Serves {
                 None => "maps the tenant's addresses to the tenant, the first step of its classification".into(),
             },
             Role::ShardSteering => "marks packets with their shard".into(),
+            Role::GuardThrottleClass => {
+                "the guard's throttle rung: addresses under attack, held to the rung's rate".into()
+            }
             Role::Registry => "records which classes belong to whom, read back on restart".into(),
             Role::ClassifyChain => {
                 "realm, then tenant, then band: writes the HTB class into skb->priority".into()

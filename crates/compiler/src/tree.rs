@@ -12,6 +12,7 @@ use policy::{Band, Diagnostic, Direction, Mode, Policy, Shape, Tenant};
 use std::collections::{BTreeMap, HashMap};
 
 mod classify;
+pub(crate) mod guard;
 
 /// The smallest rate tollgate gives a class: HTB cannot shape at zero, and
 /// 8 kbit/s still lets a starved class send a packet now and then.
@@ -68,6 +69,8 @@ struct Builder<'p> {
     /// 100,000 tenants the classes alone are 150 MiB).
     classes: Vec<(ClassKey, Class)>,
     elements: BTreeMap<&'static str, Vec<(MapKey, MapValue)>>,
+    /// What the guard's ladders need prepared (throttle classes, sets).
+    guard: guard::Prepared,
     /// The routes' realms, from the host facts.
     route_realms: &'p [(net_types::Prefix, RealmId)],
 }
@@ -227,6 +230,13 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         classes: Vec::with_capacity(classes),
         elements: BTreeMap::new(),
         route_realms: &facts.route_realms,
+        // The eBPF classifier has no nftables table to hold the sets
+        // (the policy check refuses these rungs with it).
+        guard: if site.classifier == Some(policy::ClassifierKind::Ebpf) {
+            guard::Prepared::default()
+        } else {
+            guard::Prepared::of(policy)
+        },
     };
     b.shards();
     b.nodes(&placed.placements);
@@ -253,6 +263,7 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         }
     }
     b.classification(&hooked_vifs, &placed.placements);
+    b.guard_prepared();
     b.registry(&placed.placements);
     b.finish();
     Ok(Compiled {

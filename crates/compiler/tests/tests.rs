@@ -5,6 +5,8 @@ use compiler::{compile, Compiled, HostFacts, Live, Owner};
 use plan::{diff, Change, ObjectId, Plan, Step};
 use std::path::Path;
 
+mod guard_rungs;
+
 fn load(name: &str, text: &str) -> policy::Policy {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
     let loaded = policy::load(name, text, &mut |p| {

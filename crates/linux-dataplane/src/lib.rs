@@ -22,6 +22,7 @@ pub mod apply;
 pub mod blackhole;
 pub mod bpf;
 pub mod clsact;
+pub mod guard_sets;
 pub mod netns;
 pub mod nfnl;
 pub mod nft;

@@ -340,6 +340,24 @@ pub fn read_table(json: &str) -> Result<Table, ReadError> {
                     return Err(shape(&path, "a second map with this name"));
                 }
             }
+            // The guard's sets (plan::guard): known by their names. Their
+            // elements are the guard's, not the plan's, so they are not read.
+            "set"
+                if ours(body, &path)?
+                    && plan::guard::set_kind(string(body, "name", &path)?).is_some() =>
+            {
+                let name = string(body, "name", &path)?;
+                let kind =
+                    plan::guard::set_kind(name).map_or(KindMatch::Unrecognised, KindMatch::Exact);
+                let set = ObservedMap {
+                    kind,
+                    elements: BTreeMap::new(),
+                    unreadable: Vec::new(),
+                };
+                if table.maps.insert(name.to_owned(), set).is_some() {
+                    return Err(shape(&path, "a second map or set with this name"));
+                }
+            }
             other => {
                 // Objects this reader does not model still belong to the
                 // table if they say so; they are listed so that the caller
@@ -545,6 +563,25 @@ mod tests {
             }]
         );
         assert_eq!(t.nft_version.as_deref(), Some("1.0.6"));
+    }
+
+    #[test]
+    fn the_guards_sets_are_known_by_name_and_their_elements_left_unread() {
+        // As nft 1.0.6 prints them, with elements the guard added.
+        let t = read_table(&wrap(
+            r#", {"set": {"family": "netdev", "name": "guard_drop_in4", "table": "tollgate", "type": "ipv4_addr", "handle": 2, "flags": ["interval"], "elem": ["203.0.113.10"]}}, {"set": {"family": "netdev", "name": "guard_sig_out6", "table": "tollgate", "type": ["ipv6_addr", "inet_proto", "inet_service"], "handle": 3, "flags": ["interval"], "elem": [{"concat": ["2001:db8::1", "ipv6-icmp", {"range": [0, 65535]}]}]}}, {"set": {"family": "netdev", "name": "guard_other", "table": "tollgate", "type": "mark", "handle": 4}}"#,
+        ))
+        .unwrap();
+        let drop = &t.maps["guard_drop_in4"];
+        assert_eq!(drop.kind, KindMatch::Exact(MapKind::GuardAddr4));
+        assert!(drop.elements.is_empty() && drop.unreadable.is_empty());
+        assert_eq!(
+            t.maps["guard_sig_out6"].kind,
+            KindMatch::Exact(MapKind::GuardSig6)
+        );
+        // A set of another name is not tollgate's to model.
+        assert_eq!(t.others.len(), 1);
+        assert_eq!(t.others[0].name.as_deref(), Some("guard_other"));
     }
 
     #[test]

@@ -557,6 +557,9 @@ fn diff_in_place(desired: &Plan, observed: &Plan) -> ChangeSet {
 
     let empty = BTreeMap::new();
     merge(&desired.maps, &observed.maps, |name, d, o| match (d, o) {
+        // The guard's sets: their elements are the guard's (added and
+        // removed while its rungs hold), so the plan only declares them.
+        (Some(d), Some(o)) if d.kind == o.kind && d.kind.is_guard_set() => {}
         (Some(d), Some(o)) if d.kind == o.kind => {
             merge(&d.elements, &o.elements, |k, dv, ov| match (dv, ov) {
                 (Some(v), previous) if previous != Some(v) => switch.push(Change::SetElement {

@@ -19,6 +19,7 @@
 //! This crate is pure: no I/O, no clock.
 
 mod diff;
+pub mod guard;
 mod model;
 pub mod render;
 

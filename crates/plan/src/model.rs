@@ -335,6 +335,17 @@ pub enum MapKind {
     /// eBPF: the program's settings and band rules as numbered 32-bit
     /// words (array; a word not listed is zero).
     BpfConfig,
+    /// The guard's set of IPv4 prefixes (an nftables *set*, interval):
+    /// the `drop` rung's victims or a `throttle` rung's (crate::guard).
+    /// Its elements are the guard's, never the plan's: diff leaves them.
+    GuardAddr4,
+    /// The guard's set of IPv6 prefixes.
+    GuardAddr6,
+    /// The guard's set of IPv4 prefix . protocol . source port (interval),
+    /// the `drop` rung's signatures.
+    GuardSig4,
+    /// The same for IPv6.
+    GuardSig6,
 }
 
 impl MapKind {
@@ -353,6 +364,17 @@ impl MapKind {
         )
     }
 
+    /// Whether this is one of the guard's sets: an nftables set (no
+    /// value) whose elements the guard adds and removes while its rungs
+    /// hold, so that the plan declares it empty and diff never touches
+    /// its elements.
+    pub fn is_guard_set(self) -> bool {
+        matches!(
+            self,
+            MapKind::GuardAddr4 | MapKind::GuardAddr6 | MapKind::GuardSig4 | MapKind::GuardSig6
+        )
+    }
+
     /// The map's `typeof` declaration in nft syntax.
     pub fn declaration(self) -> &'static str {
         match self {
@@ -364,6 +386,11 @@ impl MapKind {
             MapKind::TenantClasses => "typeof meta mark . meta priority : meta priority",
             MapKind::Shard => "typeof meta priority : meta mark; flags interval",
             MapKind::Registry => "typeof meta mark : meta priority",
+            MapKind::GuardAddr4 => "typeof ip daddr; flags interval",
+            MapKind::GuardAddr6 => "typeof ip6 daddr; flags interval",
+            // `typeof … th sport` is refused by nft 1.0.6: data type names.
+            MapKind::GuardSig4 => "type ipv4_addr . inet_proto . inet_service; flags interval",
+            MapKind::GuardSig6 => "type ipv6_addr . inet_proto . inet_service; flags interval",
             // Never rendered into the nftables table (see `is_bpf`).
             MapKind::BpfTenants4
             | MapKind::BpfTenants6

@@ -158,13 +158,22 @@ fn chain_header(name: &str, c: &Chain) -> String {
     }
 }
 
+/// `set` for the guard's sets (no values), `map` for the others.
+fn map_word(kind: MapKind) -> &'static str {
+    if kind.is_guard_set() {
+        "set"
+    } else {
+        "map"
+    }
+}
+
 /// The nftables part of the plan as one `nft -f` script that creates the
 /// table from nothing.
 pub fn plan_nft(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "table netdev {NFT_TABLE} {{");
     for (name, m) in plan.maps.iter().filter(|(_, m)| !m.kind.is_bpf()) {
-        let _ = writeln!(out, "\tmap {name} {{");
+        let _ = writeln!(out, "\t{} {name} {{", map_word(m.kind));
         let _ = writeln!(out, "\t\t{}", m.kind.declaration());
         if !m.elements.is_empty() {
             let elems: Vec<String> = m
@@ -261,9 +270,16 @@ pub fn changes_nft(cs: &ChangeSet) -> String {
         }
         let text = match c {
             Change::AddMap { name, kind } => {
-                format!("add map {t} {name} {{ {}; }}", kind.declaration())
+                format!(
+                    "add {} {t} {name} {{ {}; }}",
+                    map_word(*kind),
+                    kind.declaration()
+                )
             }
-            Change::DelMap { name } => format!("delete map {t} {name}"),
+            Change::DelMap { name } => match crate::guard::set_kind(name) {
+                Some(_) => format!("delete set {t} {name}"),
+                None => format!("delete map {t} {name}"),
+            },
             Change::SetChain { name, chain } => {
                 let mut s = format!(
                     "add {}\nflush chain {t} {name}",

@@ -831,6 +831,7 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
             );
         }
     }
+    prepared_rungs(p, g, diags);
     if g.capture.is_none() && !g.flows.value {
         diags.push(
             Diagnostic::warning(Some(g.span), "[guard] has no input: neither [guard.capture] nor `flows = true`")
@@ -992,4 +993,44 @@ fn rung_name(global: &[GuardRung], group: Option<&GuardGroup>, rung: usize) -> &
     };
     l.and_then(|l| l.get(rung))
         .map_or("?", |r| r.rung.rung().name())
+}
+
+/// The most distinct `throttle` rates the ladders may use: each is a
+/// class in the root tree of both IFBs (`1:fffe` down).
+pub const MAX_THROTTLE_RATES: usize = 16;
+
+/// The `throttle` and `drop` rungs are sets and rules in tollgate's
+/// nftables table and classes in its root trees, prepared by the
+/// compiler: the eBPF classifier has no nftables table, so they are
+/// refused with it, where they are written.
+fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
+    let ladders =
+        std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
+    let mut rates = Vec::new();
+    for r in ladders.flatten() {
+        let rung = r.rung.rung();
+        if !matches!(rung, ::guard::Rung::Throttle | ::guard::Rung::Drop) {
+            continue;
+        }
+        if p.site.classifier == Some(crate::model::ClassifierKind::Ebpf) {
+            diags.push(
+                Diagnostic::error(
+                    Some(r.span),
+                    format!("the `{}` rung needs the nftables classifier, and [site] chooses classifier = \"ebpf\"", rung.name()),
+                )
+                .with_hint("the eBPF classifier has no nftables table to hold the rung's set: use classifier = \"nftables\", or a `blackhole` rung (a kernel route, with either classifier)"),
+            );
+        }
+        if let ::guard::Action::Throttle { rate } = r.rung.action {
+            if !rates.contains(&rate) {
+                rates.push(rate);
+                if rates.len() > MAX_THROTTLE_RATES {
+                    diags.push(
+                        Diagnostic::error(Some(r.span), format!("more than {MAX_THROTTLE_RATES} different throttle rates"))
+                            .with_hint("each rate is a class prepared in both directions' root trees: use fewer rates"),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -604,7 +604,9 @@ pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
 pub use crate::central::{valid_writer, Central};
 pub use crate::latency::{Latency, LatencyAlarms, Probe, ProbeKind};
 
-pub use crate::guard::{CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung};
+pub use crate::guard::{
+    CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung, MAX_THROTTLE_RATES,
+};
 pub use crate::transit::{GuardMode as TransitGuardMode, Transit, Upstream, UpstreamMethod};
 
 /// The `[api]` section.

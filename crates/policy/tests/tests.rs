@@ -1355,3 +1355,71 @@ fn a_latency_webhook_must_be_an_http_url_named_at_its_place() {
         Some("https://hooks.example.net/latency")
     );
 }
+
+/// A policy with `[guard]` whose ladder has throttle and drop rungs.
+fn guarded(site_extra: &str) -> String {
+    format!(
+        r#"{SITE}{site_extra}
+[plans.basic]
+down = {{ rate = "1mbit", ceil = "5mbit" }}
+up = {{ rate = "1mbit", ceil = "5mbit" }}
+
+[[tenants]]
+id = 1
+plan = "basic"
+prefixes = ["203.0.113.0/26"]
+
+[guard]
+flows = false
+
+[guard.capture]
+interfaces = ["wan0"]
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "throttle"
+hold = "1m"
+rate = "2mbit"
+
+[[guard.ladder]]
+rung = "drop"
+after = "10s"
+hold = "1m"
+match = "signature"
+"#
+    )
+}
+
+#[test]
+fn throttle_and_drop_rungs_are_read_and_refused_with_the_ebpf_classifier() {
+    let loaded = policy::load_str("guard.toml", &guarded(""));
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let c = p.guard.as_ref().unwrap().config(&p);
+    assert_eq!(
+        c.ladder[0].action,
+        guard::Action::Throttle {
+            rate: net_types::Rate::from_bps(2_000_000).unwrap()
+        }
+    );
+    assert_eq!(c.ladder[1].action, guard::Action::Drop { signature: true });
+
+    let text = guarded("classifier = \"ebpf\"\n");
+    let loaded = policy::load_str("guard.toml", &text);
+    let e = errors(&loaded);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("the `throttle` rung needs the nftables classifier"),
+        "{e:?}"
+    );
+    assert!(e[1].contains("the `drop` rung needs"), "{e:?}");
+    // The place is the rung's table.
+    let rendered = loaded.render();
+    let line = text.lines().position(|l| l == "[[guard.ladder]]").unwrap() + 1;
+    assert!(
+        rendered.contains(&format!("guard.toml:{line}:")),
+        "{rendered}"
+    );
+}

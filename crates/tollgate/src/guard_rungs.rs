@@ -14,8 +14,14 @@
 //!   withdrawn when the rung ends;
 //! - `flowspec`: the step's rules announced the same way to peers that
 //!   also have `flowspec = true`;
-//! - the other rungs are logged as not available yet, and the ladder goes
-//!   on.
+//! - `throttle` and `drop`: the victim's prefixes (or, for a signature
+//!   drop, prefix . protocol . source port) added to the sets the compiler
+//!   prepared in tollgate's nftables table (`plan::guard`), through
+//!   `linux_dataplane::guard_sets`, and removed when the rung ends: the
+//!   elements each rung holds are remembered, and every change refills
+//!   the sets it touches with all of them (one transaction), also after
+//!   a restart and after the daemon applies a plan that (re)created a set
+//!   ([`Rungs::reassert`]).
 //!
 //! Also here: a capture tick as the detector's observation, the
 //! ladder's state file (`guard-state.json`) read and written, and each
@@ -30,7 +36,9 @@ use guard::{
     SavedState, Step, Target,
 };
 use linux_dataplane::blackhole::{Added, Blackholes};
+use linux_dataplane::guard_sets::GuardSets;
 use packet_capture::TickReport;
+use plan::guard::{GuardElement, Way};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -146,10 +154,19 @@ fn append_history(path: &Path, record: &AttackRecord) {
     }
 }
 
+/// One element of one of the guard's nftables sets: (set, element).
+type SetElement = (String, GuardElement);
+
 /// What carries the decisions out.
 pub struct Rungs {
     blackholes: Blackholes,
     notifier: Notifier,
+    sets: GuardSets,
+    /// The set elements each throttle or drop rung in place has added,
+    /// so that the same ones are removed when it ends (the attack's report
+    /// may have changed meanwhile) and put back after a plan recreated
+    /// the sets.
+    held: BTreeMap<(Target, Direction, Rung), Vec<SetElement>>,
     /// The speaker for the rtbh and flowspec rungs, when `[bgp]` has a
     /// peer to announce to.
     bgp: Option<BgpRungs>,
@@ -168,6 +185,8 @@ impl Rungs {
             blackholes: Blackholes::open()
                 .map_err(|e| Error::runtime(format!("cannot open a route netlink socket: {e}")))?,
             notifier: Notifier::default(),
+            sets: GuardSets::new(),
+            held: BTreeMap::new(),
             bgp: match bgp.filter(|b| b.peers.iter().any(|p| p.announce)) {
                 Some(b) => Some(BgpRungs::start(crate::bgp_rungs::speaker_config(b))?),
                 None => None,
@@ -343,7 +362,72 @@ impl Rungs {
                 }
                 None => no_bgp_peer(),
             },
-            other => not_yet(other.rung()),
+            Action::Throttle { .. } | Action::Drop { .. } => {
+                let elements = set_elements(step);
+                let mut touched: Vec<String> = elements.iter().map(|(s, _)| s.clone()).collect();
+                let key = (step.target.clone(), step.direction, step.rung);
+                if let Some(before) = self.held.insert(key, elements.clone()) {
+                    touched.extend(before.into_iter().map(|(s, _)| s));
+                }
+                if self.refill(touched) {
+                    for (set, e) in &elements {
+                        tracing::info!(set = %set, element = %e, rung = %step.rung, "in the guard's set");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the guard's sets in the kernel hold exactly what the rungs
+    /// in place hold, in one transaction. The daemon calls this once its
+    /// saved ladder is restored (an element of a rung that ended while it
+    /// was stopped, or whose state was lost, goes), and after an apply
+    /// that created one of the guard's sets (a set made after the rung
+    /// started, as in the first round on a fresh kernel, is empty).
+    pub fn reassert(&self) {
+        match self.sets.in_kernel() {
+            Ok(sets) => {
+                self.refill(sets);
+            }
+            Err(e) => tracing::error!("cannot read the guard's sets: {e}"),
+        }
+    }
+
+    /// Makes `sets` hold what the rungs in place hold (one transaction);
+    /// whether it worked (an error is logged).
+    fn refill(&self, mut sets: Vec<String>) -> bool {
+        sets.sort_unstable();
+        sets.dedup();
+        if sets.is_empty() {
+            return true;
+        }
+        let held: Vec<(&str, &GuardElement)> = self
+            .held
+            .values()
+            .flatten()
+            .map(|(set, e)| (set.as_str(), e))
+            .collect();
+        let names: Vec<&str> = sets.iter().map(String::as_str).collect();
+        match self.sets.refill(&names, &held) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("{e}");
+                false
+            }
+        }
+    }
+
+    /// Takes a throttle or drop rung's elements away (an element another
+    /// rung in place holds too stays, and one the removed element covered
+    /// comes back on its own).
+    fn release(&mut self, step: &Step) {
+        let key = (step.target.clone(), step.direction, step.rung);
+        let elements = self.held.remove(&key).unwrap_or_else(|| set_elements(step));
+        let touched = elements.iter().map(|(s, _)| s.clone()).collect();
+        if self.refill(touched) {
+            for (set, e) in &elements {
+                tracing::info!(set = %set, element = %e, "removed from the guard's set");
+            }
         }
     }
 
@@ -376,7 +460,7 @@ impl Rungs {
                     b.remove(step);
                 }
             }
-            other => not_yet(other.rung()),
+            Action::Throttle { .. } | Action::Drop { .. } => self.release(step),
         }
     }
 
@@ -421,16 +505,130 @@ fn no_bgp_peer() {
     tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
 }
 
-fn not_yet(rung: Rung) {
-    tracing::warn!(
-        %rung,
-        "this rung is not available yet (issue 15); the ladder goes on"
-    );
+/// The set elements a throttle or drop step puts in place: one per
+/// prefix, in the set of its family and direction. A signature drop
+/// names the attack's protocol and, for an amplification, its source
+/// port; what the report does not know (a fragment or generic flood) is
+/// a range that matches anything, so such a signature drops all of the
+/// victim's traffic.
+pub fn set_elements(step: &Step) -> Vec<SetElement> {
+    let way = match step.direction {
+        Direction::In => Way::In,
+        Direction::Out => Way::Out,
+    };
+    step.prefixes
+        .iter()
+        .filter_map(|p| {
+            let v6 = !p.is_ipv4();
+            Some(match &step.action {
+                Action::Throttle { rate } => (
+                    plan::guard::throttle_set(*rate, way, v6),
+                    GuardElement::Prefix(*p),
+                ),
+                Action::Drop { signature: false } => {
+                    (plan::guard::drop_set(way, v6), GuardElement::Prefix(*p))
+                }
+                Action::Drop { signature: true } => {
+                    let kind = step.attack.kind;
+                    (
+                        plan::guard::signature_set(way, v6),
+                        GuardElement::Signature {
+                            prefix: *p,
+                            protocol: kind.protocol(v6),
+                            source_port: match kind {
+                                guard::AttackKind::Amplification { port } => Some(port),
+                                _ => None,
+                            },
+                        },
+                    )
+                }
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first step of a detector whose only rung is `action`, fed a
+    /// flood of `udp` (from source port 53) or SYN packets towards `addr`.
+    fn first_step(action: Action, addr: &str, udp: bool) -> Step {
+        use guard::{Config, Limit, Metric, RungConfig, Thresholds};
+        use std::time::Duration;
+        let mut c = Config::new(vec![
+            net_types::Prefix::parse("203.0.113.0/24").unwrap(),
+            net_types::Prefix::parse("2001:db8::/32").unwrap(),
+        ]);
+        c.instant = Some(Duration::ZERO);
+        c.global = Thresholds::new().with(Direction::In, Metric::Pps, Limit::At(100));
+        c.ladder = vec![RungConfig::new(
+            action,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        )];
+        let mut d = guard::Detector::new(c).unwrap();
+        let sample = |packets: u64| HostSample {
+            addr: addr.parse().unwrap(),
+            direction: Direction::In,
+            counters: HostCounters {
+                packets,
+                bytes: packets * 100,
+                udp_packets: if udp { packets } else { 0 },
+                udp_bytes: if udp { packets * 100 } else { 0 },
+                tcp_packets: if udp { 0 } else { packets },
+                tcp_bytes: if udp { 0 } else { packets * 100 },
+                tcp_syn: if udp { 0 } else { packets },
+                top_udp_src_ports: if udp { vec![(53, packets)] } else { vec![] }.into(),
+                ..HostCounters::default()
+            },
+        };
+        let mut out = Vec::new();
+        for ms in (0..=500).step_by(100) {
+            out.extend(d.tick(&Observation {
+                at: Monotonic::from_millis(ms),
+                hosts: vec![sample(1_000)],
+            }));
+        }
+        out.into_iter()
+            .find_map(|x| match x {
+                Decision::Start(s) => Some(s),
+                _ => None,
+            })
+            .expect("a start")
+    }
+
+    #[test]
+    fn each_rung_names_its_set_and_element() {
+        let rate = net_types::Rate::from_bps(2_000_000).unwrap();
+        let step = first_step(Action::Throttle { rate }, "203.0.113.7", false);
+        let p = net_types::Prefix::parse("203.0.113.7/32").unwrap();
+        assert_eq!(
+            set_elements(&step),
+            [("guard_thr_2000000_in4".to_string(), GuardElement::Prefix(p))]
+        );
+        let step = first_step(Action::Drop { signature: false }, "2001:db8::7", false);
+        let p6 = net_types::Prefix::parse("2001:db8::7/128").unwrap();
+        assert_eq!(
+            set_elements(&step),
+            [("guard_drop_in6".to_string(), GuardElement::Prefix(p6))]
+        );
+        // An amplification: UDP from its port.
+        let step = first_step(Action::Drop { signature: true }, "203.0.113.7", true);
+        let (set, e) = &set_elements(&step)[0];
+        assert_eq!(set, "guard_sig_in4");
+        assert_eq!(e.to_string(), "203.0.113.7/32 . 17 . 53");
+        // A SYN flood: TCP from any port.
+        let step = first_step(Action::Drop { signature: true }, "203.0.113.7", false);
+        assert_eq!(
+            set_elements(&step)[0].1.to_string(),
+            "203.0.113.7/32 . 6 . 0-65535"
+        );
+        // The other rungs have no set.
+        let step = first_step(Action::Blackhole, "203.0.113.7", false);
+        assert!(set_elements(&step).is_empty());
+    }
 
     fn rec(target: &str) -> AttackRecord {
         AttackRecord {

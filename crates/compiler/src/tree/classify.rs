@@ -11,7 +11,7 @@ use policy::{Band, BandMatch, Direction, Mode, Tenant};
 use std::collections::BTreeMap;
 
 impl Builder<'_> {
-    fn map(&mut self, name: &str, kind: MapKind) -> &mut NftMap {
+    pub(super) fn map(&mut self, name: &str, kind: MapKind) -> &mut NftMap {
         self.plan
             .maps
             .entry(name.to_owned())
@@ -348,10 +348,12 @@ impl Builder<'_> {
     /// The base chain and the redirect filters on one interface's egress.
     fn hook(&mut self, dir: Direction, dev: IfName, vif: Option<&Tenant>) {
         let d = dir.as_str();
-        let rules = vec![
-            format!("jump classify_{d}"),
-            "meta mark set meta priority map @shards".into(),
-        ];
+        // The guard's drops first (nothing else to do for those packets),
+        // its throttle classes last (they win over the tenant's class).
+        let mut rules = self.guard_drop_rules(dir);
+        rules.push(format!("jump classify_{d}"));
+        rules.push("meta mark set meta priority map @shards".into());
+        rules.extend(self.guard_throttle_rules(dir));
         let name = format!("{d}_{dev}");
         let owner = |s: Serves| match vif {
             Some(t) => s.tenant(t.id),

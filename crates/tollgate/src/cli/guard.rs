@@ -15,8 +15,11 @@ captures on the interfaces (AF_PACKET, TPACKET_V3, fanout), reads per-address co
 arguments `IP incoming|outgoing PPS ban|unban` and the JSON attack report on stdin; a webhook is \
 POSTed the same report), blackhole (a kernel blackhole route for the /32 or /128, marked with \
 routing protocol 213 so that only tollgate's routes are ever removed), and rtbh and flowspec \
-(announced to the [bgp] peers with announce = true). Throttle and drop are logged as not available \
-yet. Each ended attack is appended to the history (`tollgate guard history`). The ladder's state is saved in the state directory at every change and restored at start, so \
+(announced to the [bgp] peers with announce = true), throttle and drop (the victim's address, or \
+for `match = \"signature\"` address . protocol . source port, added to a set prepared in tollgate's \
+nftables table: throttled traffic goes to an HTB class held to the rung's rate, dropped traffic is \
+dropped on the hook; the sets exist once the policy is applied, by `tollgate apply` or the daemon). \
+Each ended attack is appended to the history (`tollgate guard history`). The ladder's state is saved in the state directory at every change and restored at start, so \
 bans survive a restart. The options override the policy, for a quick start without a [guard] \
 section.
 

@@ -324,6 +324,8 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
         shell.carry_out(&restored);
         save(&detector.save(mono(Instant::now())), &state_path);
     }
+    // The guard's sets hold what the restored rungs hold, nothing else.
+    shell.reassert();
     let interfaces = capture_config.interfaces.clone();
     let (capture, ticks) = Capture::start(capture_config)
         .map_err(|e| Error::runtime(format!("cannot start the capture: {e}")))?;

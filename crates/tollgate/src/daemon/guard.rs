@@ -106,6 +106,9 @@ pub struct GuardShell {
     /// (read at start; a reload that changes it arrives as
     /// `GuardEffect::Bgp`).
     bgp: Option<policy::Bgp>,
+    /// Whether the guard's sets are still to be brought in line with
+    /// the restored ladder (after the first round).
+    sync_sets: bool,
     /// Whether the status file is behind.
     dirty: bool,
     last_status: Option<Instant>,
@@ -148,6 +151,7 @@ impl GuardShell {
             origin: Instant::now(),
             state: state.clone(),
             capture: None,
+            sync_sets: true,
             dirty: true,
             last_status: None,
             waiting: Vec::new(),
@@ -214,6 +218,36 @@ impl GuardShell {
                 crate::guard_rungs::save(&state, &self.state.guard_state());
                 self.dirty = true;
             }
+        }
+    }
+
+    /// Puts the throttle and drop rungs' set elements back, after an
+    /// apply that created one of the guard's sets.
+    pub fn reassert(&self) {
+        if let Some(r) = &self.rungs {
+            r.reassert();
+        }
+    }
+
+    /// Once, after the round that restored the saved ladder: the guard's
+    /// sets in the kernel are made to hold what the restored rungs hold,
+    /// and nothing else (a rung that ended while the daemon was stopped,
+    /// or a lost state file, leaves no element behind).
+    fn sync_after_restore(&mut self) {
+        if !std::mem::take(&mut self.sync_sets) {
+            return;
+        }
+        if self.rungs.is_none() {
+            match Rungs::open(self.bgp.as_ref(), Some(self.state.guard_history())) {
+                Ok(r) => self.rungs = Some(r),
+                Err(e) => {
+                    tracing::error!("guard: {e}; the sets are not brought in line");
+                    return;
+                }
+            }
+        }
+        if let Some(r) = &self.rungs {
+            r.reassert();
         }
     }
 
@@ -417,6 +451,13 @@ impl GuardShell {
     /// After each round of inputs: the answers that came, and the status
     /// file if it is behind.
     pub fn after_round(&mut self, engine: &Engine, now: jiff::Timestamp) {
+        // Without [guard] there is no ladder to restore, and the plan has
+        // none of the guard's sets.
+        if engine.guard_view().is_some() {
+            self.sync_after_restore();
+        } else {
+            self.sync_sets = false;
+        }
         self.waiting.retain_mut(|(path, rx)| match rx.try_recv() {
             Ok(answer) => {
                 write_answer(path, &answer);

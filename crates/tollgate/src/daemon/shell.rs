@@ -406,6 +406,16 @@ impl Shell {
                 &|| clock.now(),
             ) {
                 Ok((report, readings)) => {
+                    // A guard set this round created is empty: the rungs
+                    // in place put their elements (back) in it.
+                    let new_guard_set = changes.changes.iter().any(
+                        |c| matches!(c, plan::Change::AddMap { kind, .. } if kind.is_guard_set()),
+                    );
+                    if new_guard_set {
+                        if let Some(g) = &self.guard {
+                            g.reassert();
+                        }
+                    }
                     applied.applied = report.applied;
                     applied.failed = report
                         .failed
