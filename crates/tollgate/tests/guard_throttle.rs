@@ -47,6 +47,8 @@ struct Site {
     lan: Netns,
 }
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn site(tag: &str) -> Site {
     let s = Site {
         net: Netns::new(&format!("{tag}n")),
@@ -234,6 +236,9 @@ fn a_throttled_victim_is_held_to_the_rungs_rate_while_its_neighbour_keeps_its_ow
     if !testkit::root("guard_throttle::a_throttled_victim") {
         return;
     }
+    // One at a time: a flood beside the other test's iperf3 on two cores
+    // delayed the guard's calm past the test's waits.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     testkit::need("hping3", "hping3");
     testkit::need("iperf3", "iperf3");
     let tmp = tempfile::tempdir().unwrap();
@@ -368,6 +373,9 @@ fn the_drop_rungs_sets_hold_the_victim_or_the_signature_while_the_rung_holds() {
     if !testkit::root("guard_throttle::the_drop_rungs_sets") {
         return;
     }
+    // One at a time: a flood beside the other test's iperf3 on two cores
+    // delayed the guard's calm past the test's waits.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     testkit::need("hping3", "hping3");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
