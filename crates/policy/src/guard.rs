@@ -55,8 +55,8 @@ pub struct Guard {
     pub groups: Vec<GuardGroup>,
     /// Packet capture on this box's interfaces, if asked for.
     pub capture: Option<GuardCapture>,
-    /// Whether the flow collector's records are fed to the detector too
-    /// (needs `[flows]`; false unless set).
+    /// Whether the flow collector's records are fed to the detector too:
+    /// not available yet, so `true` is refused (false unless set).
     pub flows: Spanned<bool>,
     /// Where `[guard]` was declared.
     pub span: Span,
@@ -809,13 +809,16 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
     let Some(g) = &p.guard else {
         return;
     };
-    if g.flows.value && p.flows.is_none() {
+    if g.flows.value {
+        // The detector can take flow records (guard::spread), but the
+        // daemon does not feed it the collector's yet: a key that did
+        // nothing would be a promise not kept.
         diags.push(
             Diagnostic::error(
                 Some(g.flows.span),
-                "`flows = true` but the policy has no [flows] section",
+                "`flows = true`: detecting from the flow collector's records is not available yet",
             )
-            .with_hint("add [flows] (the flow collector) or remove `flows` from [guard]"),
+            .with_hint("remove `flows` and capture packets with [guard.capture] (interfaces = [\"eth0\"], or source = \"ebpf\" with the eBPF classifier)"),
         );
     }
     if let Some(c) = &g.capture {
@@ -834,8 +837,8 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
     prepared_rungs(p, g, diags);
     if g.capture.is_none() && !g.flows.value {
         diags.push(
-            Diagnostic::warning(Some(g.span), "[guard] has no input: neither [guard.capture] nor `flows = true`")
-                .with_hint("add [guard.capture] with interfaces = [\"eth0\"], or flows = true to detect from the flow collector's records"),
+            Diagnostic::warning(Some(g.span), "[guard] has no input: no [guard.capture]")
+                .with_hint("add [guard.capture] with interfaces = [\"eth0\"]: without it only bans by hand work"),
         );
     }
     let config = g.config(p);
