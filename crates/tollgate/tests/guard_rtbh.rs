@@ -353,6 +353,27 @@ fn a_flood_is_announced_to_bird_with_blackhole_withdrawn_and_restored_after_a_re
 /// The same rung run by the daemon (`tollgate run` with `[guard]` and
 /// `[bgp]`): the flood's route reaches BIRD and is withdrawn when the
 /// ladder comes down, and SIGTERM ends the session cleanly.
+/// `tollgate run` in the router with the test's policy, state and
+/// accounting files, logging at `filter` to `daemon.log` without colour.
+fn run_daemon(rtr: &Netns, dir: &Path, filter: &str) -> Process {
+    Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &rtr.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
+            .arg("--accounting")
+            .arg(dir.join("accounting.toml"))
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .env("TOLLGATE_LOG", filter)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap()),
+    )
+}
+
 #[test]
 fn the_daemon_announces_a_flood_to_bird_and_withdraws_it() {
     if !testkit::root("guard_rtbh::the_daemon_announces_a_flood_to_bird") {
@@ -372,22 +393,7 @@ fn the_daemon_announces_a_flood_to_bird_and_withdraws_it() {
     let s = site("gd");
     let _ = &s.vic;
     let bird = Bird::start(&s.up, dir);
-    let mut d = Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &s.rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info,bgp_speaker=debug")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap()),
-    );
+    let mut d = run_daemon(&s.rtr, dir, "info,bgp_speaker=debug");
     let log = |name: &str| strip_ansi(&std::fs::read_to_string(dir.join(name)).unwrap_or_default());
     wait_for(
         "the daemon's session with BIRD",
@@ -453,22 +459,7 @@ fn a_reload_that_changes_the_peers_announces_what_is_held_to_the_new_peer() {
             .output()
             .unwrap()
     };
-    let d = Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &s.rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap()),
-    );
+    let d = run_daemon(&s.rtr, dir, "info");
     let log = || strip_ansi(&std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default());
     wait_for("the daemon's speaker", Duration::from_secs(15), || {
         log().contains("BGP speaker started")
