@@ -21,7 +21,7 @@ use crate::io::{Effect, Level};
 use crate::Engine;
 use jiff::Timestamp;
 use latency::monitor::QueueEntry;
-use latency::{Change, ClassSample, LinkSample, Monitor, ProbeReply, View};
+use latency::{Change, ClassSample, LinkSample, Monitor, ProbeReply, RttSample, View};
 use plan::ClassKey;
 use policy::{Policy, ProbeKind};
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,9 @@ pub struct SamplerSpec {
     pub interfaces: Vec<String>,
     /// The probes, by index.
     pub probes: Vec<ProbeSpec>,
+    /// Drain the eBPF classifier's TCP RTT samples (`tcp_rtt = true`).
+    #[serde(default)]
+    pub tcp_rtt: bool,
 }
 
 /// The latency inputs.
@@ -81,6 +84,16 @@ pub enum LatencyInput {
         probe: usize,
         /// The reply.
         reply: ProbeReply,
+    },
+    /// TCP round trips (and retransmissions) drained from the eBPF
+    /// classifier's ring buffer.
+    Rtt {
+        /// The sampler's generation.
+        generation: u64,
+        /// When they were drained (monotonic).
+        at: Duration,
+        /// In the order the kernel sent them.
+        samples: Vec<RttSample>,
     },
     /// The sampler could not read the kernel, or a probe could not be
     /// sent at all (not a loss: a socket that cannot be opened).
@@ -121,9 +134,21 @@ pub(crate) struct Latency {
 }
 
 /// The monitor's settings from the policy's `[latency]`.
-fn config(l: &policy::Latency) -> latency::Config {
+fn config(policy: &Policy, l: &policy::Latency) -> latency::Config {
     let a = &l.alarms;
     latency::Config {
+        tcp_rtt: l.tcp_rtt,
+        tenant_rtt: a.tenant_rtt.map(|p95| latency::RttAlarm {
+            p95,
+            // Whole minutes, at least one.
+            minutes: (a.tenant_rtt_for.as_secs().div_ceil(60)).max(1) as u32,
+        }),
+        realm_names: policy
+            .realms
+            .list
+            .iter()
+            .map(|r| (r.id.0, r.name.clone()))
+            .collect(),
         queue_delay: a.queue_delay,
         queue_for: a.queue_for,
         probe_rtt: a.rtt,
@@ -196,7 +221,7 @@ impl Engine {
             return;
         };
         self.latency.notify = l.notify.clone();
-        let cfg = config(l);
+        let cfg = config(&policy, l);
         let same = self.latency.spec.as_ref().is_some_and(|s| {
             s.sample == l.sample
                 && s.interfaces
@@ -204,6 +229,7 @@ impl Engine {
                     .map(String::as_str)
                     .eq(l.interfaces.iter().map(|i| i.as_str()))
                 && s.probes == probes(l)
+                && s.tcp_rtt == l.tcp_rtt
         }) && self
             .latency
             .monitor
@@ -222,6 +248,7 @@ impl Engine {
                 .map(|i| i.as_str().to_string())
                 .collect(),
             probes: probes(l),
+            tcp_rtt: l.tcp_rtt,
         };
         // A new monitor: alarms raised under the old thresholds are
         // cleared first, so every raise has its clear.
@@ -331,8 +358,20 @@ impl Engine {
                 };
                 m.probe(probe, reply)
             }
+            LatencyInput::Rtt {
+                generation: g,
+                at,
+                samples,
+            } if g == generation => {
+                let Some(m) = &mut self.latency.monitor else {
+                    return;
+                };
+                m.rtt(at, &samples)
+            }
             // From a sampler already replaced.
-            LatencyInput::Sampled { .. } | LatencyInput::Probed { .. } => return,
+            LatencyInput::Sampled { .. }
+            | LatencyInput::Probed { .. }
+            | LatencyInput::Rtt { .. } => return,
         };
         for c in changes {
             self.latency_change(now, c, out);
