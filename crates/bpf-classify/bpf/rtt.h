@@ -194,7 +194,9 @@ static __always_inline void rtt_track(struct __sk_buff *skb, struct pkt *p, __u3
 	if (bpf_skb_load_bytes(skb, l4off, hdr, 20) < 0)
 		return;
 	__u32 doff = (hdr[12] >> 4) * 4;
-	if (doff < 20)
+	// A header that claims more than the packet holds is no segment any
+	// stack would take: nothing in it is read.
+	if (doff < 20 || l4off + doff > skb->len)
 		return;
 	__u8 flags = hdr[13];
 	__u32 seq = (__u32)hdr[4] << 24 | (__u32)hdr[5] << 16 | (__u32)hdr[6] << 8 | hdr[7];
