@@ -555,4 +555,55 @@ target = "192.0.2.1"
         assert_eq!(notified(&out), vec![(false, latency::AlarmKind::ProbeRtt)]);
         assert!(e.latency_view().is_none());
     }
+
+    #[test]
+    fn tcp_rtt_samples_fold_per_tenant_and_a_slow_tenant_alarms() {
+        let policy = format!(
+            "{}\ntcp_rtt = true\nnotify = \"/bin/true\"\n[latency.alarms]\ntenant_rtt = \"100ms\"\ntenant_rtt_for = \"1m\"\n",
+            POLICY.replace("lan = \"lan0\"", "lan = \"lan0\"\nclassifier = \"ebpf\"")
+                + "\n[latency]"
+        );
+        let (mut e, first) = start(&policy);
+        let spec = samplers(&first).pop().flatten().expect("a sampler");
+        assert!(spec.tcp_rtt);
+        let rtt = |at: u64, ms_: u64| {
+            Input::Latency(LatencyInput::Rtt {
+                generation: spec.generation,
+                at: ms(at),
+                samples: (0..10)
+                    .flat_map(|_| {
+                        [true, false].map(|up| RttSample {
+                            tenant: 1,
+                            realm: 0,
+                            up,
+                            rtt: Some(ms(ms_)),
+                        })
+                    })
+                    .collect(),
+            })
+        };
+        assert!(notified(&e.handle(t0(), rtt(1_000, 150))).is_empty());
+        let v = e.latency_view().unwrap();
+        assert_eq!(v.tcp_rtt.len(), 1);
+        assert_eq!(v.tcp_rtt[0].realm_name, "all");
+        assert_eq!(v.tcp_rtt[0].current.up.samples, 10);
+        assert_eq!(v.rtt_events, 20);
+        // The minute closes with p95 150 ms > 100 ms: raised.
+        assert_eq!(
+            notified(&e.handle(t0(), rtt(61_000, 5))),
+            vec![(true, latency::AlarmKind::TenantRtt)]
+        );
+        assert_eq!(e.latency_view().unwrap().alarms[0].tenant, Some(1));
+        // The next minute was fast: cleared.
+        assert_eq!(
+            notified(&e.handle(t0(), rtt(121_000, 5))),
+            vec![(false, latency::AlarmKind::TenantRtt)]
+        );
+        // A reading of an older sampler is ignored.
+        let mut old = rtt(122_000, 5);
+        if let Input::Latency(LatencyInput::Rtt { generation, .. }) = &mut old {
+            *generation -= 1;
+        }
+        assert!(e.handle(t0(), old).is_empty());
+    }
 }

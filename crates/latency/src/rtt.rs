@@ -236,6 +236,16 @@ pub struct Rtt {
     pub events: u64,
 }
 
+/// A realm's name: `all` in a policy without realms (every class has
+/// realm 0), else the policy's name or its id.
+fn realm_name(names: &BTreeMap<u16, String>, realm: u16) -> String {
+    match names.get(&realm) {
+        Some(n) => n.clone(),
+        None if names.is_empty() => "all".into(),
+        None => realm.to_string(),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -264,8 +274,7 @@ impl Rtt {
             if let Some(a) = alarm {
                 let end = start + MINUTE;
                 let worst = f.and_then(|f| f.up.p95.max(f.down.p95));
-                let realm_name = names.get(&realm).map_or("-", String::as_str);
-                let subject = format!("tenant {tenant} {realm_name}");
+                let subject = format!("tenant {tenant} {}", realm_name(names, realm));
                 let msg = || {
                     let p95 = worst.unwrap_or_default();
                     format!(
@@ -336,10 +345,7 @@ impl Rtt {
             .map(|(&(tenant, realm), e)| RttView {
                 tenant,
                 realm,
-                realm_name: names
-                    .get(&realm)
-                    .cloned()
-                    .unwrap_or_else(|| realm.to_string()),
+                realm_name: realm_name(names, realm),
                 current: e.current.figures(MINUTE * e.minute as u32),
                 last: e.last,
             })
