@@ -160,10 +160,16 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
     let Some(v) = &s.latency else {
         return Ok(());
     };
-    let mut by_kind: Vec<(String, u64)> = ["queue_delay", "probe_rtt", "probe_loss", "idle"]
-        .iter()
-        .map(|k| (k.to_string(), 0))
-        .collect();
+    let mut by_kind: Vec<(String, u64)> = [
+        "queue_delay",
+        "probe_rtt",
+        "probe_loss",
+        "idle",
+        "tenant_rtt",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), 0))
+    .collect();
     for a in &v.alarms {
         if let Some(row) = by_kind.iter_mut().find(|(k, _)| k == a.kind.as_str()) {
             row.1 += 1;
@@ -187,6 +193,26 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
         "tollgate_latency_readings",
         "Readings of every class's queue since the daemon started.",
         v.readings,
+    )?;
+    crate::metrics::counter(
+        e,
+        "tollgate_latency_tcp_rtt_events",
+        "Passive TCP RTT samples and retransmissions received from the eBPF classifier since the daemon started.",
+        v.rtt_events,
+    )?;
+    // The worst tenant × realm of the last closed minute: one series,
+    // whatever the number of tenants (per tenant, see the API).
+    let worst = v
+        .tcp_rtt
+        .iter()
+        .filter_map(|r| r.last.as_ref())
+        .filter_map(|m| m.up.p95.max(m.down.p95))
+        .max();
+    crate::metrics::gauge(
+        e,
+        "tollgate_latency_tcp_rtt_p95_max_seconds",
+        "The largest TCP RTT p95 (of either half) of any tenant and realm over the last closed minute.",
+        worst.map_or(f64::NAN, |d| d.as_secs_f64()),
     )?;
     let max = v
         .classes
