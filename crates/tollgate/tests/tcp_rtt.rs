@@ -156,6 +156,12 @@ c.close()
 print(n)
 "#;
 
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Router,
+    Hypervisor,
+}
+
 struct Site {
     up: Netns,
     _dly: Netns,
@@ -166,7 +172,7 @@ struct Site {
 
 /// The namespaces; with `delay`, the relay between upstream and the
 /// router, running for `secs`.
-fn site(tag: &str, delay: Option<u32>, secs: u32, dir: &Path) -> Site {
+fn site(tag: &str, delay: Option<u32>, secs: u32, dir: &Path, layout: Layout) -> Site {
     let (up, dly, rtr, ten) = (
         Netns::new(&format!("rtt{tag}u")),
         Netns::new(&format!("rtt{tag}d")),
@@ -184,23 +190,42 @@ fn site(tag: &str, delay: Option<u32>, secs: u32, dir: &Path) -> Site {
     } else {
         format!("ip link add up0 netns {u} type veth peer name wan0 netns {h}")
     };
+    let lan = match layout {
+        // A router: the tenants on lan0, IPv4 and IPv6.
+        Layout::Router => format!(
+            "ip link add lan0 netns {h} type veth peer name t0 netns {t}
+            ip -n {h} addr add 100.64.1.1/24 dev lan0
+            ip -n {t} addr add {TENANT4}/24 dev t0; ip -n {t} addr add {ODD4}/24 dev t0
+            ip -n {h} link set lan0 up; ip -n {t} link set t0 up
+            ip -n {t} route add default via 100.64.1.1
+            ip -n {h} addr add 2001:db8:1::1/48 dev lan0 nodad; ip -n {t} addr add {TENANT6}/48 dev t0 nodad
+            ip -n {t} -6 route add default via 2001:db8:1::1"
+        ),
+        // A routed hypervisor (Xen's vif-route, as tests/ebpf.rs): the VM
+        // a /32 behind its vif, IPv4 only.
+        Layout::Hypervisor => format!(
+            "ip link add vif1.0 netns {h} type veth peer name t0 netns {t}
+            ip -n {h} addr add 169.254.0.1/32 dev lo
+            ip -n {t} addr add {TENANT4}/32 dev t0; ip -n {t} link set t0 up
+            ip -n {t} route add 169.254.0.1 dev t0; ip -n {t} route add default via 169.254.0.1 dev t0 onlink
+            ip -n {h} link set vif1.0 up; ip -n {h} route add {TENANT4}/32 dev vif1.0
+            ip netns exec {h} sysctl -qw net.ipv4.conf.vif1/0.proxy_arp=1"
+        ),
+    };
     sh(&format!(
         "set -e
         {link}
-        ip link add lan0 netns {h} type veth peer name t0 netns {t}
         ip -n {h} addr add 192.0.2.1/30 dev wan0; ip -n {u} addr add 192.0.2.2/30 dev up0
-        ip -n {h} addr add 100.64.1.1/24 dev lan0
-        ip -n {t} addr add {TENANT4}/24 dev t0; ip -n {t} addr add {ODD4}/24 dev t0
         ip -n {u} addr add {UP4}/24 dev lo
-        ip -n {h} link set wan0 up; ip -n {h} link set lan0 up; ip -n {u} link set up0 up; ip -n {t} link set t0 up
+        ip -n {h} link set wan0 up; ip -n {u} link set up0 up
         ip -n {h} route add 198.51.100.0/24 via 192.0.2.2
-        ip -n {u} route add 100.64.0.0/10 via 192.0.2.1; ip -n {t} route add default via 100.64.1.1
+        ip -n {u} route add 100.64.0.0/10 via 192.0.2.1
         ip netns exec {h} sysctl -qw net.ipv4.ip_forward=1
         ip -n {h} addr add 2001:db8:ffff::1/64 dev wan0 nodad; ip -n {u} addr add 2001:db8:ffff::2/64 dev up0 nodad
-        ip -n {h} addr add 2001:db8:1::1/48 dev lan0 nodad; ip -n {t} addr add {TENANT6}/48 dev t0 nodad
         ip -n {u} addr add {UP6}/64 dev lo nodad
         ip -n {h} -6 route add 2001:db8:5100::/40 via 2001:db8:ffff::2
-        ip -n {u} -6 route add 2001:db8:1::/48 via 2001:db8:ffff::1; ip -n {t} -6 route add default via 2001:db8:1::1
+        ip -n {u} -6 route add 2001:db8:1::/48 via 2001:db8:ffff::1
+        {lan}
         ip netns exec {h} sysctl -qw net.ipv6.conf.all.forwarding=1
         # Neighbours across the relay: known, so nothing waits on ARP or ND.
         um=$(ip netns exec {u} cat /sys/class/net/up0/address); wm=$(ip netns exec {h} cat /sys/class/net/wan0/address)
@@ -236,11 +261,36 @@ fn site(tag: &str, delay: Option<u32>, secs: u32, dir: &Path) -> Site {
 }
 
 fn policy() -> String {
+    policy_for(Layout::Router)
+}
+
+fn policy_for(layout: Layout) -> String {
+    let (site, vm) = match layout {
+        Layout::Router => ("mode = \"router\"\nlan = \"lan0\"", ""),
+        Layout::Hypervisor => ("mode = \"hypervisor\"", "interface = \"vif1.0\"\n"),
+    };
+    let others = match layout {
+        Layout::Router => format!(
+            r#"
+[[tenants]]
+id = 2
+name = "six"
+plan = "home"
+prefixes = ["{TENANT6}/128"]
+
+[[tenants]]
+id = 3
+name = "odd"
+plan = "home"
+prefixes = ["{ODD4}/32"]
+"#
+        ),
+        Layout::Hypervisor => String::new(),
+    };
     format!(
         r#"[site]
-mode = "router"
+{site}
 uplink = "wan0"
-lan = "lan0"
 classifier = "ebpf"
 capacity = {{ down = "10gbit", up = "10gbit" }}
 
@@ -262,20 +312,8 @@ up = {{ rate = "500mbit", ceil = "1gbit" }}
 id = 1
 name = "four"
 plan = "home"
-prefixes = ["{TENANT4}/32"]
-
-[[tenants]]
-id = 2
-name = "six"
-plan = "home"
-prefixes = ["{TENANT6}/128"]
-
-[[tenants]]
-id = 3
-name = "odd"
-plan = "home"
-prefixes = ["{ODD4}/32"]
-
+{vm}prefixes = ["{TENANT4}/32"]
+{others}
 [latency]
 sample = "1s"
 tcp_rtt = true
@@ -367,17 +405,34 @@ fn tcp_rtt_matches_ping_ipv4_and_ipv6() {
     if !testkit::root("tcp_rtt::tcp_rtt_matches_ping_ipv4_and_ipv6") {
         return;
     }
+    against_ping("m", Layout::Router, &[(1, UP4), (2, UP6)]);
+}
+
+/// Hypervisor mode: the VM's upload timed on its vif's ingress
+/// (`tg_up_vm`), its download on the vif's egress (`tg_down_vif`).
+#[test]
+fn tcp_rtt_in_hypervisor_mode_matches_ping() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !testkit::root("tcp_rtt::tcp_rtt_in_hypervisor_mode_matches_ping") {
+        return;
+    }
+    against_ping("h", Layout::Hypervisor, &[(1, UP4)]);
+}
+
+/// A TCP ping-pong and `ping` from each (tenant, upstream address) at
+/// once through the relay; tollgate's per-tenant RTT p50 against ping's.
+fn against_ping(tag: &str, layout: Layout, pairs: &[(u64, &str)]) {
     testkit::need("ping", "iputils-ping");
     testkit::need("python3", "python3");
     testkit::need("curl", "curl");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("policy.toml"), policy()).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy_for(layout)).unwrap();
     let o = tollgate(dir, &["token", "add", "ops", "--scope", "read", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let token: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let token = token["token"].as_str().unwrap().to_string();
-    let s = site("m", Some(DELAY_MS), 40, dir);
+    let s = site(tag, Some(DELAY_MS), 40, dir, layout);
     let d = daemon(&s.rtr, dir);
     draining(dir);
     std::fs::write(dir.join("server.py"), SERVER).unwrap();
@@ -413,35 +468,37 @@ fn tcp_rtt_matches_ping_ipv4_and_ipv6() {
             .map(String::from)
             .to_vec())
     };
-    let runs = [client(UP4), client(UP6), ping(UP4), ping(UP6)];
-    let outs: Vec<String> = runs
+    // Every client and ping at once: (client, ping) per pair.
+    let runs: Vec<_> = pairs
+        .iter()
+        .map(|(_, host)| (client(host), ping(host)))
+        .collect();
+    let out = |c: std::process::Child| {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let pings: Vec<(u64, f64)> = runs
         .into_iter()
-        .map(|c| {
-            let o = c.wait_with_output().unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            String::from_utf8_lossy(&o.stdout).into_owned()
+        .zip(pairs)
+        .map(|((c, p), (tenant, host))| {
+            eprintln!("ping-pong messages to {host}: {}", out(c).trim());
+            (*tenant, median(ping_times(&out(p))))
         })
         .collect();
-    eprintln!(
-        "ping-pong messages: v4 {} v6 {}",
-        outs[0].trim(),
-        outs[1].trim()
-    );
-    let ping4 = median(ping_times(&outs[2]));
-    let ping6 = median(ping_times(&outs[3]));
 
     // The samples of the last drain reach the status file within a second.
     let mut v = serde_json::Value::Null;
-    wait_for("both tenants' samples", Duration::from_secs(5), || {
+    wait_for("every tenant's samples", Duration::from_secs(5), || {
         v = latency(dir).unwrap_or_default();
-        [1, 2].iter().all(|t| {
+        pairs.iter().all(|(t, _)| {
             entry(&v, *t).is_some_and(|e| {
                 e["current"]["up"]["samples"].as_u64() >= Some(20)
                     && e["current"]["down"]["samples"].as_u64() >= Some(20)
             })
         })
     });
-    for (tenant, ping) in [(1, ping4), (2, ping6)] {
+    for (tenant, ping) in pings {
         let e = entry(&v, tenant).unwrap();
         let c = &e["current"];
         let ours = c["rtt_p50_ms"].as_f64().unwrap();
@@ -588,7 +645,7 @@ fn absurd_timestamps_give_no_sample_outside_the_real_range() {
     let dir = tmp.path();
     std::fs::write(dir.join("policy.toml"), policy()).unwrap();
     std::fs::write(dir.join("odd.py"), ODD).unwrap();
-    let s = site("b", None, 0, dir);
+    let s = site("b", None, 0, dir, Layout::Router);
     let d = daemon(&s.rtr, dir);
     draining(dir);
     let odd = |ns: &Netns, role: &str, me: &str, peer: &str, step: &str| {
