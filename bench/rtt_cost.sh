@@ -21,7 +21,7 @@ N=${1:?usage: rtt_cost.sh N}
 REPS=${REPS:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared/bench}
+SHARED=${SHARED:-$ROOT/../shared/bench}   # from a worktree under /work/wt: SHARED=/work/shared/bench
 TG=${TOLLGATE:-$ROOT/target/release/tollgate}
 [[ -x $TG ]] || { echo "build first: cargo build --release -p tollgate" >&2; exit 1; }
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
