@@ -22,6 +22,9 @@
 //!   within ±10% or ±1 ms of ping's median, for both families; the realm
 //!   is named; the same figures in `GET /api/v1/latency?tenant=1`
 //!   and `tollgate latency`'s text.
+//! - `tcp_rtt_in_hypervisor_mode_matches_ping`: the same for a VM behind
+//!   its vif (a routed hypervisor, IPv4): its upload timed on the vif's
+//!   ingress, its download on the vif's egress.
 //! - `absurd_timestamps_give_no_sample_outside_the_real_range`: raw TCP
 //!   segments (python3 raw sockets) from tenant 3 and answers to them
 //!   from upstream, each case on its own flow: TSval 0, TSecr 0, a TSval
