@@ -20,7 +20,10 @@ With --counters, a [guard] with `[guard.capture] source = "ebpf"` makes the
 eBPF classifier count per local address too (thresholds out of reach: the
 cost of counting is what is measured).
 
-Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] [--counters] > policy.toml
+With --rtt, `[latency] tcp_rtt = true` makes the eBPF classifier match TCP
+timestamps (passive RTT) too.
+
+Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] [--counters] [--rtt] > policy.toml
 """
 import csv
 import sys
@@ -28,6 +31,7 @@ import sys
 plan, dev, peer = sys.argv[1], sys.argv[2], sys.argv[3]
 realms = "--realms" in sys.argv[4:]
 counters = "--counters" in sys.argv[4:]
+rtt = "--rtt" in sys.argv[4:]
 classifier = None
 if "--classifier" in sys.argv[4:]:
     classifier = sys.argv[sys.argv.index("--classifier") + 1]
@@ -81,6 +85,9 @@ for r in rows:
         f"up = {shape}",
         "",
     ]
+if rtt:
+    # Passive TCP RTT in the eBPF classifier (bench/rtt_cost.sh).
+    out += ["[latency]", "tcp_rtt = true", ""]
 if counters:
     out += [
         "[guard]",

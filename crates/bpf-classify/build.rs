@@ -12,6 +12,7 @@ or point CLANG at a clang that can target bpf";
 fn main() {
     let src = "bpf/classify.c";
     println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=bpf/rtt.h");
     println!("cargo:rerun-if-env-changed=CLANG");
     let out =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("classify.o");

@@ -30,7 +30,12 @@ pub struct LatencyStatus {
     /// `at_ceil`, `time_at_ceil_ms`), `probes` (RTT `min`/`p50`/`mean`/
     /// `max`/`jitter`/`baseline` in ms, `loss_percent`, over the last
     /// minute), `links`, `alarms` (raised now), `raised_total`,
-    /// `readings`.
+    /// `readings`, and with `tcp_rtt = true` the passive TCP RTT per
+    /// tenant × realm, `tcp_rtt` (each: `current` minute and `last`
+    /// closed one, with `up` (the far side) and `down` (the tenant's
+    /// side) `samples`, `min_ms`, `p50_ms`, `p95_ms`, `p99_ms`, `max_ms`,
+    /// `rtt_p50_ms` (their medians' sum) and retransmissions), and
+    /// `rtt_events`.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub view: View,
@@ -38,7 +43,14 @@ pub struct LatencyStatus {
     /// [`LatencyStatus::busy_only`]).
     #[serde(default)]
     pub classes_read: usize,
+    /// Tenant × realm pairs with TCP round trips (`tcp_rtt` may hold
+    /// fewer: see [`LatencyStatus::busy_only`]).
+    #[serde(default)]
+    pub rtt_entries: usize,
 }
+
+/// The most tenant × realm pairs of TCP RTT in the status file.
+pub const BUSY_RTT: usize = 200;
 
 impl LatencyStatus {
     /// The status of `view` at `now`, for one tenant (its classes and
@@ -55,12 +67,14 @@ impl LatencyStatus {
                     .collect(),
             );
             view.alarms.retain(|a| a.tenant == Some(t));
+            view.tcp_rtt.retain(|r| r.tenant == t);
             view.probes.clear();
             view.links.clear();
         }
         LatencyStatus {
             as_of: now,
             classes_read: view.classes.len(),
+            rtt_entries: view.tcp_rtt.len(),
             view,
         }
     }
@@ -80,6 +94,18 @@ impl LatencyStatus {
                 .cloned()
                 .collect(),
         );
+        // The slowest pairs first (the larger half's p95 this minute,
+        // else last minute's), at most BUSY_RTT of them.
+        let worst = |r: &latency::RttView| {
+            let f = |m: &latency::rtt::MinuteFigures| m.up.p95.max(m.down.p95);
+            f(&r.current).or_else(|| r.last.as_ref().and_then(f))
+        };
+        self.view.tcp_rtt.sort_by(|a, b| {
+            worst(b)
+                .cmp(&worst(a))
+                .then((a.tenant, a.realm).cmp(&(b.tenant, b.realm)))
+        });
+        self.view.tcp_rtt.truncate(BUSY_RTT);
         self
     }
 }
@@ -134,10 +160,16 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
     let Some(v) = &s.latency else {
         return Ok(());
     };
-    let mut by_kind: Vec<(String, u64)> = ["queue_delay", "probe_rtt", "probe_loss", "idle"]
-        .iter()
-        .map(|k| (k.to_string(), 0))
-        .collect();
+    let mut by_kind: Vec<(String, u64)> = [
+        "queue_delay",
+        "probe_rtt",
+        "probe_loss",
+        "idle",
+        "tenant_rtt",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), 0))
+    .collect();
     for a in &v.alarms {
         if let Some(row) = by_kind.iter_mut().find(|(k, _)| k == a.kind.as_str()) {
             row.1 += 1;
@@ -161,6 +193,26 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
         "tollgate_latency_readings",
         "Readings of every class's queue since the daemon started.",
         v.readings,
+    )?;
+    crate::metrics::counter(
+        e,
+        "tollgate_latency_tcp_rtt_events",
+        "Passive TCP RTT samples and retransmissions received from the eBPF classifier since the daemon started.",
+        v.rtt_events,
+    )?;
+    // The worst tenant × realm of the last closed minute: one series,
+    // whatever the number of tenants (per tenant, see the API).
+    let worst = v
+        .tcp_rtt
+        .iter()
+        .filter_map(|r| r.last.as_ref())
+        .filter_map(|m| m.up.p95.max(m.down.p95))
+        .max();
+    crate::metrics::gauge(
+        e,
+        "tollgate_latency_tcp_rtt_p95_max_seconds",
+        "The largest TCP RTT p95 (of either half) of any tenant and realm over the last closed minute.",
+        worst.map_or(f64::NAN, |d| d.as_secs_f64()),
     )?;
     let max = v
         .classes

@@ -27,6 +27,9 @@
 //                  and byte counters for the DDoS guard, written only when
 //                  F_COUNT is set ([guard.capture] source = "ebpf"); read by
 //                  linux-dataplane/src/addr_counters.rs, never by the plan
+//   tg_rtt_*       passive TCP RTT (rtt.h): flows, remembered timestamps,
+//                  the ring buffer of samples, its drop counter; written
+//                  only when F_RTT is set ([latency] tcp_rtt = true)
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -190,6 +193,8 @@ struct pkt {
 	__u16 ip_len;
 	__u16 sport, dport;
 	__u8 src[16], dst[16];
+	__u8 ihl;    // IPv4 header length (rtt.h)
+	__u16 l4off; // the transport header's offset (rtt.h)
 };
 
 static __always_inline int band_matches(struct pkt *p, __u32 len, int b)
@@ -280,6 +285,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 			return 1;
 		}
 		p->proto = ip[9];
+		p->ihl = (ip[0] & 0xf) * 4;
 		l4off = off + (ip[0] & 0xf) * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		__u8 *ip = data + off;
@@ -310,6 +316,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 	} else {
 		return 0;
 	}
+	p->l4off = l4off;
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
 		__u8 *l4 = data + l4off;
 		if ((void *)(l4 + 14) <= end || (p->proto == IPPROTO_UDP && (void *)(l4 + 8) <= end)) {
@@ -327,6 +334,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 	}
 	return 1;
 }
+
+#include "rtt.h"
 
 // Counts the packet for its local address: `out` when that is the source.
 static __always_inline void count(struct pkt *p, int out)
@@ -381,6 +390,7 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		return 0;
 	}
 	__u32 counted = skb->mark & COUNTED_FLAG;
+	__u32 rtt_seen = skb->mark & RTT_SEEN_FLAG;
 	__u32 flags = cfg(CFG_FLAGS);
 	__u32 keep = (flags & F_COUNT) ? COUNTED_FLAG : 0;
 	__u32 realm = cfg(CFG_DEFAULT_REALM);
@@ -434,6 +444,8 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 	skb->priority = realm;
 	if (!tenant)
 		return vm_ingress ? 0 : -1;
+	__u32 rkeep = rtt_hook(skb, &p, flags, rtt_seen, tenant, realm, dir_up);
+	skb->mark |= rkeep;
 	struct tenant_realm tr = {.tenant = tenant, .realm = realm};
 	v = bpf_map_lookup_elem(&tg_classes, &tr);
 	if (!v)
@@ -448,7 +460,7 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		class |= band;
 	}
 	skb->priority = class;
-	skb->mark = (class >> 16) | (vm_ingress ? SHAPED_FLAG : 0) | keep;
+	skb->mark = (class >> 16) | (vm_ingress ? SHAPED_FLAG : 0) | keep | rkeep;
 	return -1;
 }
 

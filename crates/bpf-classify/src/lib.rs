@@ -19,9 +19,12 @@
 //!
 //! and one map that is not the plan's: `tg_addrs`, the guard's
 //! per-address counters ([`counters`]), written by the programs when
-//! `[guard.capture] source = "ebpf"` sets [`config::F_COUNT`].
+//! `[guard.capture] source = "ebpf"` sets [`config::F_COUNT`]; and the
+//! passive TCP RTT's maps and ring buffer ([`rtt`]), written when
+//! `[latency] tcp_rtt = true` sets [`config::F_RTT`].
 
 pub mod counters;
+pub mod rtt;
 
 use net_types::{ClassId, IfName, Prefix};
 use plan::{MapKey, MapKind, MapValue};
@@ -61,7 +64,7 @@ pub fn kind_of(name: &str) -> Option<MapKind> {
 /// Words of `tg_config` (keep in step with `classify.c`).
 pub mod config {
     /// Flags: [`F_BANDS`], [`F_SKIP_BROADCAST`], [`F_SKIP_MULTICAST`],
-    /// [`F_COUNT`].
+    /// [`F_COUNT`], [`F_RTT`].
     pub const FLAGS: u32 = 0;
     /// The realm of an address no realm prefix covers.
     pub const DEFAULT_REALM: u32 = 1;
@@ -85,6 +88,13 @@ pub mod config {
     pub const F_SKIP_MULTICAST: u32 = 4;
     /// Count per local address into `tg_addrs` (the guard's eBPF source).
     pub const F_COUNT: u32 = 8;
+    /// Match TCP timestamps and send RTT samples (`bpf/rtt.h`).
+    pub const F_RTT: u32 = 16;
+}
+
+/// Whether the policy asks the programs for passive TCP RTT.
+pub fn rtt(policy: &Policy) -> bool {
+    policy.latency.as_ref().is_some_and(|l| l.tcp_rtt)
 }
 
 /// Whether the policy asks the programs to count per address.
@@ -130,6 +140,9 @@ pub fn config_words(policy: &Policy, realms: bool) -> BTreeMap<u32, u32> {
     }
     if counting(policy) {
         flags |= F_COUNT;
+    }
+    if rtt(policy) {
+        flags |= F_RTT;
     }
     if let Some(bands) = &policy.bands {
         flags |= F_BANDS;

@@ -21,7 +21,7 @@ use crate::io::{Effect, Level};
 use crate::Engine;
 use jiff::Timestamp;
 use latency::monitor::QueueEntry;
-use latency::{Change, ClassSample, LinkSample, Monitor, ProbeReply, View};
+use latency::{Change, ClassSample, LinkSample, Monitor, ProbeReply, RttSample, View};
 use plan::ClassKey;
 use policy::{Policy, ProbeKind};
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,9 @@ pub struct SamplerSpec {
     pub interfaces: Vec<String>,
     /// The probes, by index.
     pub probes: Vec<ProbeSpec>,
+    /// Drain the eBPF classifier's TCP RTT samples (`tcp_rtt = true`).
+    #[serde(default)]
+    pub tcp_rtt: bool,
 }
 
 /// The latency inputs.
@@ -81,6 +84,16 @@ pub enum LatencyInput {
         probe: usize,
         /// The reply.
         reply: ProbeReply,
+    },
+    /// TCP round trips (and retransmissions) drained from the eBPF
+    /// classifier's ring buffer.
+    Rtt {
+        /// The sampler's generation.
+        generation: u64,
+        /// When they were drained (monotonic).
+        at: Duration,
+        /// In the order the kernel sent them.
+        samples: Vec<RttSample>,
     },
     /// The sampler could not read the kernel, or a probe could not be
     /// sent at all (not a loss: a socket that cannot be opened).
@@ -125,9 +138,21 @@ pub(crate) struct Latency {
 }
 
 /// The monitor's settings from the policy's `[latency]`.
-fn config(l: &policy::Latency) -> latency::Config {
+fn config(policy: &Policy, l: &policy::Latency) -> latency::Config {
     let a = &l.alarms;
     latency::Config {
+        tcp_rtt: l.tcp_rtt,
+        tenant_rtt: a.tenant_rtt.map(|p95| latency::RttAlarm {
+            p95,
+            // Whole minutes, at least one.
+            minutes: (a.tenant_rtt_for.as_secs().div_ceil(60)).max(1) as u32,
+        }),
+        realm_names: policy
+            .realms
+            .list
+            .iter()
+            .map(|r| (r.id.0, r.name.clone()))
+            .collect(),
         queue_delay: a.queue_delay,
         queue_for: a.queue_for,
         probe_rtt: a.rtt,
@@ -201,7 +226,7 @@ impl Engine {
         };
         self.latency.notify = l.notify.clone();
         self.latency.webhook = l.webhook.clone();
-        let cfg = config(l);
+        let cfg = config(&policy, l);
         let same = self.latency.spec.as_ref().is_some_and(|s| {
             s.sample == l.sample
                 && s.interfaces
@@ -209,6 +234,7 @@ impl Engine {
                     .map(String::as_str)
                     .eq(l.interfaces.iter().map(|i| i.as_str()))
                 && s.probes == probes(l)
+                && s.tcp_rtt == l.tcp_rtt
         }) && self
             .latency
             .monitor
@@ -227,6 +253,7 @@ impl Engine {
                 .map(|i| i.as_str().to_string())
                 .collect(),
             probes: probes(l),
+            tcp_rtt: l.tcp_rtt,
         };
         // A new monitor: alarms raised under the old thresholds are
         // cleared first, so every raise has its clear.
@@ -337,8 +364,20 @@ impl Engine {
                 };
                 m.probe(probe, reply)
             }
+            LatencyInput::Rtt {
+                generation: g,
+                at,
+                samples,
+            } if g == generation => {
+                let Some(m) = &mut self.latency.monitor else {
+                    return;
+                };
+                m.rtt(at, &samples)
+            }
             // From a sampler already replaced.
-            LatencyInput::Sampled { .. } | LatencyInput::Probed { .. } => return,
+            LatencyInput::Sampled { .. }
+            | LatencyInput::Probed { .. }
+            | LatencyInput::Rtt { .. } => return,
         };
         for c in changes {
             self.latency_change(now, c, out);
@@ -561,5 +600,56 @@ target = "192.0.2.1"
             told,
             vec![(None, Some("http://192.0.2.9/latency".to_string()), true)]
         );
+    }
+
+    #[test]
+    fn tcp_rtt_samples_fold_per_tenant_and_a_slow_tenant_alarms() {
+        let policy = format!(
+            "{}\ntcp_rtt = true\nnotify = \"/bin/true\"\n[latency.alarms]\ntenant_rtt = \"100ms\"\ntenant_rtt_for = \"1m\"\n",
+            POLICY.replace("lan = \"lan0\"", "lan = \"lan0\"\nclassifier = \"ebpf\"")
+                + "\n[latency]"
+        );
+        let (mut e, first) = start(&policy);
+        let spec = samplers(&first).pop().flatten().expect("a sampler");
+        assert!(spec.tcp_rtt);
+        let rtt = |at: u64, ms_: u64| {
+            Input::Latency(LatencyInput::Rtt {
+                generation: spec.generation,
+                at: ms(at),
+                samples: (0..10)
+                    .flat_map(|_| {
+                        [true, false].map(|up| RttSample {
+                            tenant: 1,
+                            realm: 0,
+                            up,
+                            rtt: Some(ms(ms_)),
+                        })
+                    })
+                    .collect(),
+            })
+        };
+        assert!(notified(&e.handle(t0(), rtt(1_000, 150))).is_empty());
+        let v = e.latency_view().unwrap();
+        assert_eq!(v.tcp_rtt.len(), 1);
+        assert_eq!(v.tcp_rtt[0].realm_name, "all");
+        assert_eq!(v.tcp_rtt[0].current.up.samples, 10);
+        assert_eq!(v.rtt_events, 20);
+        // The minute closes with p95 150 ms > 100 ms: raised.
+        assert_eq!(
+            notified(&e.handle(t0(), rtt(61_000, 5))),
+            vec![(true, latency::AlarmKind::TenantRtt)]
+        );
+        assert_eq!(e.latency_view().unwrap().alarms[0].tenant, Some(1));
+        // The next minute was fast: cleared.
+        assert_eq!(
+            notified(&e.handle(t0(), rtt(121_000, 5))),
+            vec![(false, latency::AlarmKind::TenantRtt)]
+        );
+        // A reading of an older sampler is ignored.
+        let mut old = rtt(122_000, 5);
+        if let Input::Latency(LatencyInput::Rtt { generation, .. }) = &mut old {
+            *generation -= 1;
+        }
+        assert!(e.handle(t0(), old).is_empty());
     }
 }

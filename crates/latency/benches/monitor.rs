@@ -24,6 +24,9 @@ fn config() -> Config {
         window: Duration::from_secs(60),
         baseline: Duration::from_secs(600),
         probes: Vec::new(),
+        tcp_rtt: false,
+        tenant_rtt: None,
+        realm_names: Default::default(),
     }
 }
 

@@ -16,6 +16,9 @@ pub enum AlarmKind {
     ProbeLoss,
     /// An interface that is up passed no packet at all.
     Idle,
+    /// A tenant × realm's passive TCP RTT p95 above the threshold for
+    /// whole minutes.
+    TenantRtt,
 }
 
 impl AlarmKind {
@@ -26,6 +29,7 @@ impl AlarmKind {
             AlarmKind::ProbeRtt => "probe_rtt",
             AlarmKind::ProbeLoss => "probe_loss",
             AlarmKind::Idle => "idle",
+            AlarmKind::TenantRtt => "tenant_rtt",
         }
     }
 }

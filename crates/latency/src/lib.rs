@@ -10,14 +10,15 @@
 //!   monitor keeps a minute of replies per probe for RTT, jitter and loss,
 //!   and a longer baseline (the lowest RTT seen);
 //! - **interfaces** ([`monitor::LinkSample`]): whether a watched interface
-//!   is up and its packet counters, for "no packets at all while up".
+//!   is up and its packet counters, for "no packets at all while up";
+//! - **TCP round trips** ([`rtt`]): the eBPF classifier's passive RTT
+//!   samples and retransmissions per tenant × realm, folded into
+//!   per-minute log-scale histograms (p50, p95, p99, max).
 //!
 //! Each sample may raise or clear an alarm ([`alarm::Change`]); the
 //! engine turns those into events and effects. Time is an input: every
 //! sample carries its instant on the caller's monotonic clock (a
 //! [`Duration`] since some origin), and nothing here reads a clock.
-//!
-//! Passive TCP RTT (timestamps matched in eBPF) is not here.
 //!
 //! [`Duration`]: std::time::Duration
 
@@ -26,8 +27,10 @@ pub mod millis;
 pub mod monitor;
 pub mod probe;
 pub mod queue;
+pub mod rtt;
 
 pub use alarm::{Alarm, AlarmKind, Change};
 pub use monitor::{Config, LinkSample, Monitor, View};
 pub use probe::{ProbeFigures, ProbeReply};
 pub use queue::{ClassSample, Figures};
+pub use rtt::{RttAlarm, RttSample, RttView};

@@ -4,6 +4,7 @@
 use crate::alarm::{Alarm, AlarmKind, Change, Hold, Reading};
 use crate::probe::{History, ProbeFigures, ProbeReply};
 use crate::queue::{self, ClassSample, Figures};
+use crate::rtt::{Rtt, RttAlarm, RttSample, RttView};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +39,15 @@ pub struct Config {
     pub baseline: Duration,
     /// Each probe's name, by index.
     pub probes: Vec<String>,
+    /// Passive TCP RTT is on (the classifier sends samples).
+    #[serde(default)]
+    pub tcp_rtt: bool,
+    /// The alarm on a tenant × realm's TCP RTT p95 (none: off).
+    #[serde(default)]
+    pub tenant_rtt: Option<RttAlarm>,
+    /// Realm names by id, for the RTT view and alarms.
+    #[serde(default)]
+    pub realm_names: BTreeMap<u16, String>,
 }
 
 /// One reading of a watched interface.
@@ -104,6 +114,13 @@ pub struct View {
     pub raised_total: u64,
     /// Queue readings since start.
     pub readings: u64,
+    /// Passive TCP RTT per tenant × realm (when `tcp_rtt` is on): the
+    /// minute being filled and the last closed.
+    #[serde(default)]
+    pub tcp_rtt: Vec<RttView>,
+    /// RTT samples and retransmissions received since start.
+    #[serde(default)]
+    pub rtt_events: u64,
 }
 
 #[derive(Default)]
@@ -156,6 +173,7 @@ pub struct Monitor {
     /// queue reading.
     class_views: Arc<Vec<ClassView>>,
     class_alarms: Vec<Alarm>,
+    rtt: Rtt,
     view: Arc<View>,
 }
 
@@ -181,6 +199,7 @@ impl Monitor {
             sampled: None,
             class_views: Arc::default(),
             class_alarms: Vec::new(),
+            rtt: Rtt::default(),
             view: Arc::default(),
         };
         m.rebuild();
@@ -241,6 +260,9 @@ impl Monitor {
         for (_, mut gone) in std::mem::replace(&mut self.classes, next) {
             out.extend(gone.hold.drop_at(at));
         }
+        // Minutes of TCP RTT close on the clock, samples or not.
+        let c = &self.config;
+        out.extend(self.rtt.roll(at, c.tenant_rtt, &c.realm_names));
         self.readings += 1;
         self.sampled = Some(at);
         self.count(&out);
@@ -362,6 +384,15 @@ impl Monitor {
         out
     }
 
+    /// TCP round trips (and retransmissions) drained at `at`.
+    pub fn rtt(&mut self, at: Duration, samples: &[RttSample]) -> Vec<Change> {
+        let c = &self.config;
+        let out = self.rtt.add(at, samples, c.tenant_rtt, &c.realm_names);
+        self.count(&out);
+        self.rebuild();
+        out
+    }
+
     fn rebuild_classes(&mut self) {
         let mut alarms = Vec::new();
         let classes = self
@@ -397,6 +428,7 @@ impl Monitor {
                 }
             })
             .collect();
+        alarms.extend(self.rtt.alarms().cloned());
         let at = self.sampled.unwrap_or_default();
         let links = self
             .links
@@ -418,6 +450,8 @@ impl Monitor {
             alarms,
             raised_total: self.raised_total,
             readings: self.readings,
+            tcp_rtt: self.rtt.views(&self.config.realm_names),
+            rtt_events: self.rtt.events,
         });
     }
 }
@@ -441,6 +475,9 @@ mod tests {
             window: Duration::from_secs(60),
             baseline: Duration::from_secs(600),
             probes: vec!["national icmp 192.0.2.1".into()],
+            tcp_rtt: false,
+            tenant_rtt: None,
+            realm_names: BTreeMap::new(),
         }
     }
 

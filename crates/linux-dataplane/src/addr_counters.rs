@@ -47,7 +47,7 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// The ids of the programs tollgate's own tc filters run in this
 /// namespace.
-fn own_program_ids(rtnl: &mut Rtnl) -> Result<Vec<u32>, String> {
+pub(crate) fn own_program_ids(rtnl: &mut Rtnl) -> Result<Vec<u32>, String> {
     let mut ids = Vec::new();
     for link in rtnl.links().map_err(err)? {
         for parent in [CLSACT_EGRESS, CLSACT_INGRESS] {

@@ -242,6 +242,19 @@ fn counter_entries() -> u32 {
     fit.clamp(4096, bpf_classify::counters::MAX_ENTRIES)
 }
 
+/// Pins the maps of passive TCP RTT (`bpf/rtt.h`) beside the others.
+fn pin_rtt_maps(obj: &aya::Ebpf, dir: Option<&std::path::Path>) {
+    let Some(dir) = dir else { return };
+    let names = [bpf_classify::rtt::EVENTS, bpf_classify::rtt::STATS];
+    for name in names.into_iter().chain(bpf_classify::rtt::STATE_MAPS) {
+        if let Some(map) = obj.map(name) {
+            if let Err(e) = map.pin(dir.join(name)) {
+                tracing::warn!("could not pin {name}: {e}");
+            }
+        }
+    }
+}
+
 /// Removes this namespace's pins (`tollgate down`). The programs and maps
 /// go away when nothing else holds them (tollgate's filters are removed
 /// by the same `down`).
@@ -315,6 +328,9 @@ impl Classifier {
                 tracing::warn!("could not pin {}: {e}", bpf_classify::counters::MAP);
             }
         }
+        // So are passive TCP RTT's maps: `rtt_events` drains the ring
+        // buffer, the rest is the programs' own state.
+        pin_rtt_maps(&obj, pins.as_deref());
         Ok(Classifier { programs, maps })
     }
 

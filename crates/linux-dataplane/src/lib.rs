@@ -28,6 +28,7 @@ pub mod nfnl;
 pub mod nft;
 pub mod observe;
 pub mod rtnl;
+pub mod rtt_events;
 
 pub use apply::{ApplyOptions, ApplyReport};
 pub use clsact::ClsactOwner;

@@ -7,6 +7,7 @@
 //! interfaces = ["bond0"]              # alarm when up with no packet at all
 //! notify = "/usr/local/bin/latency-alarm"   # run on raise and clear
 //! webhook = "https://hooks.example.net/latency"  # POSTed each raise and clear
+//! tcp_rtt = true                      # passive TCP RTT per tenant (eBPF classifier)
 //!
 //! [latency.alarms]
 //! queue_delay = "1s"                  # a class holding more than this…
@@ -17,6 +18,8 @@
 //! rtt_for = "0s"
 //! loss = 10                           # percent of a minute's probes
 //! idle_for = "10s"
+//! tenant_rtt = "150ms"                # a tenant's TCP RTT p95 over a minute above this…
+//! tenant_rtt_for = "3m"               # …for this long (minutes end at whole minutes)
 //!
 //! [[latency.probes]]
 //! realm = "national"
@@ -49,6 +52,11 @@ pub struct Latency {
     pub alarms: LatencyAlarms,
     /// The active probes.
     pub probes: Vec<Probe>,
+    /// Passive TCP RTT per tenant × realm, from TCP timestamps matched in
+    /// the eBPF classifier (`tcp_rtt = true`; off by default).
+    pub tcp_rtt: bool,
+    /// Where `tcp_rtt` was written, if it was.
+    pub tcp_rtt_span: Option<Span>,
     /// Where `[latency]` was declared.
     pub span: Span,
 }
@@ -72,6 +80,11 @@ pub struct LatencyAlarms {
     pub loss: Option<u8>,
     /// An interface up and passing nothing for this long.
     pub idle_for: Duration,
+    /// A tenant × realm's passive TCP RTT p95 over a minute above this
+    /// raises an alarm (none: off; needs `tcp_rtt`)…
+    pub tenant_rtt: Option<Duration>,
+    /// …once it has held this long (checked at each minute's end).
+    pub tenant_rtt_for: Duration,
 }
 
 impl Default for LatencyAlarms {
@@ -85,6 +98,8 @@ impl Default for LatencyAlarms {
             rtt_for: Duration::ZERO,
             loss: Some(10),
             idle_for: Duration::from_secs(10),
+            tenant_rtt: None,
+            tenant_rtt_for: Duration::ZERO,
         }
     }
 }
@@ -191,6 +206,10 @@ pub(crate) fn section(
         Some(n) => cx.webhook(n, "https://hooks.example.net/latency").map(Some),
         None => Some(None),
     };
+    let (tcp_rtt, tcp_rtt_span) = match f.get(cx, "tcp_rtt") {
+        Some(n) => (cx.boolean(n), Some(n.span)),
+        None => (Some(false), None),
+    };
     let alarms = match f.get(cx, "alarms") {
         Some(n) => alarms(cx, n),
         None => Some(LatencyAlarms::default()),
@@ -229,6 +248,8 @@ pub(crate) fn section(
         webhook: webhook?,
         alarms: alarms?,
         probes,
+        tcp_rtt: tcp_rtt?,
+        tcp_rtt_span,
         span,
     })
 }
@@ -279,6 +300,16 @@ fn alarms(cx: &mut Cx, node: Node<'_>) -> Option<LatencyAlarms> {
         Duration::from_secs(1),
         d.idle_for,
     );
+    let tenant_rtt = match f.get(cx, "tenant_rtt") {
+        Some(n) => crate::guard::duration(cx, n, Duration::from_micros(1)).map(|d| Some(d.value)),
+        None => Some(None),
+    };
+    let tenant_rtt_for = duration_or(
+        cx,
+        f.get(cx, "tenant_rtt_for"),
+        Duration::ZERO,
+        d.tenant_rtt_for,
+    );
     f.finish(cx);
     Some(LatencyAlarms {
         queue_delay: queue_delay?,
@@ -289,6 +320,8 @@ fn alarms(cx: &mut Cx, node: Node<'_>) -> Option<LatencyAlarms> {
         rtt_for: rtt_for?,
         loss: loss?,
         idle_for: idle_for?,
+        tenant_rtt: tenant_rtt?,
+        tenant_rtt_for: tenant_rtt_for?,
     })
 }
 
@@ -373,4 +406,31 @@ fn probe(
         timeout: timeout?,
         span,
     })
+}
+
+/// Checks `[latency]` against the rest of the policy: passive TCP RTT
+/// runs in the eBPF classifier, and its alarm needs it.
+pub(crate) fn check(p: &crate::model::Policy, diags: &mut Vec<crate::diagnostic::Diagnostic>) {
+    use crate::diagnostic::Diagnostic;
+    let Some(l) = &p.latency else {
+        return;
+    };
+    if l.tcp_rtt && p.site.classifier != Some(crate::model::ClassifierKind::Ebpf) {
+        diags.push(
+            Diagnostic::error(
+                l.tcp_rtt_span.or(Some(l.span)),
+                "tcp_rtt = true needs the eBPF classifier, and [site] does not choose it",
+            )
+            .with_hint("set classifier = \"ebpf\" in [site] (the programs match TCP timestamps), or remove tcp_rtt"),
+        );
+    }
+    if l.alarms.tenant_rtt.is_some() && !l.tcp_rtt {
+        diags.push(
+            Diagnostic::error(
+                Some(l.span),
+                "[latency.alarms] tenant_rtt needs passive TCP RTT, and tcp_rtt is off",
+            )
+            .with_hint("add tcp_rtt = true to [latency] (with classifier = \"ebpf\" in [site]), or remove tenant_rtt"),
+        );
+    }
 }

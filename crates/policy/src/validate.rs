@@ -39,6 +39,7 @@ pub(crate) fn policy(
     hierarchy(p, diags);
     crate::flows::check(p, diags);
     crate::guard::check(p, diags);
+    crate::latency::check(p, diags);
     crate::bgp::check(p, diags);
     crate::billing::check(p, plan_names, realm_names, diags);
     crate::transit::check(p, site_ok, realm_names, diags);

@@ -24,9 +24,12 @@ pub fn run(cx: &Context, a: &LatencyArgs) -> Result<ExitCode> {
         None => None,
     };
     let stale = crate::latency_file::stale(&status);
-    let read = status.classes_read;
+    let (read, rtt_entries) = (status.classes_read, status.rtt_entries);
     let mut status = api::latency::LatencyStatus::from_view(&status.view, status.as_of, tenant);
     status.classes_read = read;
+    if tenant.is_none() {
+        status.rtt_entries = rtt_entries;
+    }
     if stale {
         tracing::warn!(
             "{} was written at {}: the daemon is not running (or uses another --state-dir); this is what it saw last",

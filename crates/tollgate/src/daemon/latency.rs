@@ -6,6 +6,8 @@
 //!   read-only rtnetlink dump) and the watched interfaces every `sample`,
 //!   and sends each reading to the loop as an engine input, its time on
 //!   this process's monotonic clock.
+//! - With `tcp_rtt`, a thread drains the eBPF classifier's RTT ring
+//!   buffer every 200 ms and sends what it held as one input.
 //! - One thread per probe sends a probe every `interval`, waits for its
 //!   reply up to `timeout`, and sends the reply (or the loss) the same
 //!   way.
@@ -90,6 +92,101 @@ fn sample(tx: &mpsc::Sender<Message>, origin: Instant, spec: &SamplerSpec, stop:
         }
         // On a fixed grid, so a slow read does not stretch the interval.
         next += spec.sample;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+    }
+}
+
+/// How often the RTT ring buffer is drained.
+const RTT_DRAIN: Duration = Duration::from_millis(200);
+/// How often the ring buffer is looked for again (an apply that had to
+/// load a fresh classifier object leaves the old one to nobody).
+const RTT_REFIND: Duration = Duration::from_secs(5);
+/// The most events taken in one drain (the rest wait for the next).
+const RTT_MAX_DRAIN: usize = 200_000;
+
+/// Drains the eBPF classifier's TCP RTT ring buffer every [`RTT_DRAIN`]
+/// and sends what it held as one input.
+fn drain_rtt(tx: &mpsc::Sender<Message>, origin: Instant, generation: u64, stop: &AtomicBool) {
+    use linux_dataplane::rtt_events::RttEvents;
+    let mut ring: Option<RttEvents> = None;
+    let mut looked = None::<Instant>;
+    let started = Instant::now();
+    let mut told = false;
+    let mut dropped = 0u64;
+    let mut events = Vec::new();
+    let mut next = Instant::now();
+    while sleep_until(next, stop) {
+        next += RTT_DRAIN;
+        if looked.is_none_or(|t| t.elapsed() >= RTT_REFIND) {
+            looked = Some(Instant::now());
+            match RttEvents::find() {
+                Ok(r) if ring.as_ref().is_none_or(|o| o.id() != r.id()) => {
+                    tracing::info!(map = r.id(), "latency: draining the TCP RTT ring buffer");
+                    dropped = r.dropped().unwrap_or(0);
+                    ring = Some(r);
+                }
+                Ok(_) => {}
+                Err(e) if ring.is_none() => {
+                    // The classifier is loaded by the first apply: only a
+                    // lasting absence is a failure.
+                    tracing::debug!("latency: {e}");
+                    if !told && started.elapsed() > Duration::from_secs(20) {
+                        told = true;
+                        let error = format!("latency: tcp_rtt is on but {e}");
+                        if !send(tx, LatencyInput::Failed { error }) {
+                            return;
+                        }
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let Some(r) = ring.as_mut() else {
+            continue;
+        };
+        events.clear();
+        let bad = r.drain(&mut events, RTT_MAX_DRAIN);
+        if bad > 0 {
+            tracing::warn!(
+                bad,
+                "latency: events in the RTT ring buffer that tollgate never writes"
+            );
+        }
+        if let Some(d) = r.dropped() {
+            if d > dropped {
+                tracing::warn!(
+                    lost = d - dropped,
+                    "latency: the TCP RTT ring buffer was full; samples were lost"
+                );
+                dropped = d;
+            }
+        }
+        if events.is_empty() {
+            continue;
+        }
+        let samples = events
+            .iter()
+            .map(|e| latency::RttSample {
+                tenant: e.tenant,
+                realm: e.realm,
+                up: e.up,
+                rtt: match e.kind {
+                    bpf_classify::rtt::EventKind::Sample(ns) => Some(Duration::from_nanos(ns)),
+                    bpf_classify::rtt::EventKind::Retransmission => None,
+                },
+            })
+            .collect();
+        let input = LatencyInput::Rtt {
+            generation,
+            at: origin.elapsed(),
+            samples,
+        };
+        if !send(tx, input) {
+            return;
+        }
         let now = Instant::now();
         if next < now {
             next = now;
@@ -214,6 +311,13 @@ impl LatencyShell {
             "latency".into(),
             Box::new(move || sample(&tx, origin, &s, &st)),
         );
+        if spec.tcp_rtt {
+            let (tx, origin, st, g) = (self.tx.clone(), self.origin, stop.clone(), spec.generation);
+            spawn(
+                "rtt".into(),
+                Box::new(move || drain_rtt(&tx, origin, g, &st)),
+            );
+        }
         for (i, p) in spec.probes.iter().enumerate() {
             let (tx, origin, p, st, g) = (
                 self.tx.clone(),

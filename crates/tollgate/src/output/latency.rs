@@ -71,6 +71,9 @@ pub fn text(s: &LatencyStatus, stale: bool) -> String {
             let _ = writeln!(o, "  {:<16} {state:<4} idle {} s", l.name, l.idle.as_secs());
         }
     }
+    if !v.tcp_rtt.is_empty() || s.rtt_entries > 0 {
+        rtt(&mut o, s);
+    }
     let shown = &v.classes;
     let _ = writeln!(
         o,
@@ -111,4 +114,65 @@ pub fn text(s: &LatencyStatus, stale: bool) -> String {
         }
     }
     o
+}
+
+/// The passive TCP RTT table: per tenant × realm, the minute being
+/// filled and the last closed one.
+fn rtt(o: &mut String, s: &LatencyStatus) {
+    let v = &s.view;
+    let _ = writeln!(
+        o,
+        "\nTCP RTT (passive): {} tenant × realm pairs{}; up = the far side, down = the tenant's side",
+        s.rtt_entries,
+        if v.tcp_rtt.len() < s.rtt_entries {
+            format!(", the {} slowest shown", v.tcp_rtt.len())
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "{:>6} {:<12} {:<6} {:>9} {:<4} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "tenant",
+        "realm",
+        "minute",
+        "rtt p50",
+        "half",
+        "samples",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "retrans"
+    );
+    for r in &v.tcp_rtt {
+        let minutes =
+            std::iter::once(("now", &r.current)).chain(r.last.as_ref().map(|l| ("last", l)));
+        for (which, m) in minutes {
+            for (half, f, retrans) in [
+                ("up", &m.up, m.retransmits_up),
+                ("down", &m.down, m.retransmits_down),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "{:>6} {:<12} {:<6} {:>9} {:<4} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                    r.tenant,
+                    r.realm_name,
+                    which,
+                    if half == "up" {
+                        opt(m.rtt_p50)
+                    } else {
+                        String::new()
+                    },
+                    half,
+                    f.samples,
+                    opt(f.p50),
+                    opt(f.p95),
+                    opt(f.p99),
+                    opt(f.max),
+                    retrans
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,163 @@
+//! What passive TCP RTT (`[latency] tcp_rtt = true`, `bpf/rtt.h`) adds
+//! to the eBPF classifier, per packet, measured in the kernel with
+//! `BPF_PROG_TEST_RUN`: `tg_down` run on three frames to a tenant among N
+//! (as `classify_cost`), alternately with `F_RTT` off and on, in rounds:
+//! a 64-byte UDP frame (RTT tracking only tests the protocol), a TCP ACK
+//! with a timestamp option whose TSval stays the same (the common case:
+//! the flow's state and the echo's lookup, nothing remembered), and one
+//! whose TSval grows every run (at most one remembered per 100 ms, the
+//! rest as above). The kernel times only the program's runs.
+//!
+//! Usage (root): cargo run --release -p linux-dataplane --example rtt_cost -- [N] [RUNS] [ROUNDS]
+
+use aya::maps::lpm_trie::Key;
+use aya::maps::{Array, HashMap as BpfHash, LpmTrie};
+use aya::programs::SchedClassifier;
+use bpf_classify::config::{FLAGS, F_RTT};
+use std::os::fd::{AsFd, AsRawFd};
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRun {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// One run of the program on `frame`: the kernel's ns.
+#[allow(unsafe_code)]
+fn run_once(fd: u32, frame: &[u8], out: &mut [u8]) -> u32 {
+    let mut a = TestRun {
+        prog_fd: fd,
+        data_size_in: frame.len() as u32,
+        data_size_out: out.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat: 1,
+        ..Default::default()
+    };
+    // SAFETY: `a` is `bpf_attr.test`; the buffers outlive the call and
+    // their sizes are the ones given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut a as *mut TestRun,
+            std::mem::size_of::<TestRun>(),
+        )
+    };
+    assert!(r == 0, "test run: {}", std::io::Error::last_os_error());
+    a.duration
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u32 = args.next().map_or(10_000, |a| a.parse().expect("N"));
+    let runs: u32 = args.next().map_or(200_000, |a| a.parse().expect("RUNS"));
+    let rounds: u32 = args.next().map_or(5, |a| a.parse().expect("ROUNDS"));
+    let mut obj = aya::Ebpf::load(bpf_classify::OBJECT).expect("load the object (root?)");
+    let tenant = |i: u32| (0x6440_0000u32 + i + 1).to_be_bytes();
+    {
+        let mut t: LpmTrie<_, [u8; 4], u32> =
+            LpmTrie::try_from(obj.map_mut("tg_tenants4").unwrap()).unwrap();
+        for i in 0..n {
+            t.insert(&Key::new(32, tenant(i)), i + 1, 0).unwrap();
+        }
+        let mut r: LpmTrie<_, [u8; 4], u32> =
+            LpmTrie::try_from(obj.map_mut("tg_realms4").unwrap()).unwrap();
+        r.insert(&Key::new(24, [192, 0, 2, 0]), 1, 0).unwrap();
+        r.insert(&Key::new(24, [198, 51, 100, 0]), 1, 0).unwrap();
+        let mut c: BpfHash<_, [u32; 2], u32> =
+            BpfHash::try_from(obj.map_mut("tg_classes").unwrap()).unwrap();
+        for i in 0..n {
+            for realm in [1u32, 2] {
+                let class = (2 + i / 1000) << 16 | (4 * (i % 1000) + 4);
+                c.insert([i + 1, realm], class, 0).unwrap();
+            }
+        }
+    }
+    // 64 bytes: Ethernet, IPv4 (46 bytes), UDP 9 -> 5201, to the last tenant.
+    let mut udp = vec![0u8; 64];
+    udp[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    udp[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    udp[12..14].copy_from_slice(&[0x08, 0x00]);
+    udp[14..34].copy_from_slice(&[
+        0x45, 0, 0, 50, 0, 1, 0, 0, 64, 17, 0, 0, 198, 51, 100, 7, 0, 0, 0, 0,
+    ]);
+    udp[30..34].copy_from_slice(&tenant(n - 1));
+    udp[34..42].copy_from_slice(&[0, 9, 0x14, 0x51, 0, 30, 0, 0]);
+    // 66 bytes: the same addresses, TCP 5201 -> 40000, ACK, NOP NOP TS.
+    let mut tcp = vec![0u8; 66];
+    tcp[..34].copy_from_slice(&udp[..34]);
+    tcp[16..18].copy_from_slice(&52u16.to_be_bytes());
+    tcp[23] = 6;
+    tcp[34..54].copy_from_slice(&[
+        0x14, 0x51, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 1, 0x80, 0x10, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    tcp[54..58].copy_from_slice(&[1, 1, 8, 10]);
+    tcp[58..62].copy_from_slice(&1000u32.to_be_bytes());
+    tcp[62..66].copy_from_slice(&77u32.to_be_bytes());
+    let prog: &mut SchedClassifier = obj.program_mut("tg_down").unwrap().try_into().unwrap();
+    prog.load().expect("load tg_down");
+    let fd = prog.fd().unwrap().as_fd().as_raw_fd() as u32;
+    let mut out = vec![0u8; 256];
+    let mut ratios: [Vec<f64>; 3] = Default::default();
+    let mut tsval = 2000u32;
+    for round in 1..=rounds {
+        let mut line = format!("round {round}:");
+        for (k, name) in ["udp", "tcp", "tcp-new-tsval"].into_iter().enumerate() {
+            let mut ns = [0f64; 2];
+            for (i, on) in [false, true].into_iter().enumerate() {
+                let mut cfg: Array<_, u32> =
+                    Array::try_from(obj.map_mut("tg_config").unwrap()).unwrap();
+                cfg.set(FLAGS, if on { F_RTT } else { 0 }, 0).unwrap();
+                cfg.set(1, 2, 0).unwrap();
+                let mut total = 0u64;
+                for _ in 0..runs {
+                    let frame = match k {
+                        0 => &udp,
+                        1 => &tcp,
+                        _ => {
+                            tsval = tsval.wrapping_add(1);
+                            tcp[58..62].copy_from_slice(&tsval.to_be_bytes());
+                            &tcp
+                        }
+                    };
+                    total += u64::from(run_once(fd, frame, &mut out));
+                }
+                ns[i] = total as f64 / f64::from(runs);
+            }
+            ratios[k].push(ns[1] / ns[0]);
+            line += &format!(
+                " {name} off {:.1} on {:.1} ns ({:.3});",
+                ns[0],
+                ns[1],
+                ns[1] / ns[0]
+            );
+        }
+        println!("{line}");
+    }
+    for (k, name) in ["udp", "tcp", "tcp-new-tsval"].into_iter().enumerate() {
+        let r = &mut ratios[k];
+        r.sort_by(f64::total_cmp);
+        println!(
+            "RESULT rtt_cost N={n} {name}: tg_down with tcp_rtt on/off {:.3} (median of {rounds} same-round ratios, {runs} runs each)",
+            r[r.len() / 2]
+        );
+    }
+}
