@@ -32,6 +32,8 @@ mode = "router"
 uplink = "wan0"
 lan = "lan0"
 capacity = { down = "200mbit", up = "200mbit" }
+# The eBPF classifier, for the passive TCP round trips the tenant page shows.
+classifier = "ebpf"
 
 [realms]
 default = "international"
@@ -71,6 +73,7 @@ timezone = "Europe/Berlin"
 # Latency: a probe to the national upstream; the overview shows it and the
 # tenant page its queues.
 [latency]
+tcp_rtt = true
 [[latency.probes]]
 realm = "national"
 target = "198.51.100.1"
@@ -340,6 +343,21 @@ fn every_page_loads_shows_the_apis_figures_and_changes_a_plan() {
             want.sort();
             shown.sort();
             assert_eq!(shown, want);
+            // Its TCP round trips (iperf3's connections carry timestamps):
+            // a row per realm the API has, with the API's median.
+            let rtt = mine["tcp_rtt"].as_array().cloned().unwrap_or_default();
+            assert!(!rtt.is_empty(), "no TCP round trips for alice: {mine}");
+            let rows = b.js("return [...document.querySelectorAll('#tcp-rtt tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))").await;
+            let rows = rows.as_array().unwrap();
+            assert_eq!(rows.len(), rtt.len(), "{rows:?} vs {mine}");
+            for r in &rtt {
+                let name = r["realm_name"].as_str().unwrap();
+                let row = rows
+                    .iter()
+                    .find(|row| row[0] == name)
+                    .unwrap_or_else(|| panic!("{name} not on the page: {rows:?}"));
+                assert!(row[2].as_str().unwrap().ends_with(" ms"), "{row:?}");
+            }
             let usage = b.fetch_json("/api/v1/tenants/1/usage").await;
             let site_usage = b.fetch_json("/api/v1/site/usage").await;
             // The exported graph: a PNG, and a size out of bounds named.

@@ -73,6 +73,29 @@ export function siteLatency(answer) {
   return section;
 }
 
+/**
+ * A tenant's passive TCP round trips (GET /api/v1/latency's `tcp_rtt`),
+ * one row per realm: the last whole minute, else the minute being filled.
+ * The round trip is the two halves' medians added; each half's p95 is
+ * shown (up: to the far side and back; down: the tenant's side).
+ */
+export function rttRows(entries) {
+  return [...entries]
+    .sort((a, b) => a.realm_name.localeCompare(b.realm_name))
+    .map((r) => {
+      const m = r.last ?? r.current;
+      return [
+        r.realm_name,
+        r.last ? "last minute" : "this minute so far",
+        ms(m.rtt_p50_ms),
+        ms(m.up.p95_ms),
+        ms(m.down.p95_ms),
+        String(m.up.samples + m.down.samples),
+        String(m.retransmits_up + m.retransmits_down),
+      ];
+    });
+}
+
 /** A tenant's section: its alarms and its queues (the busiest first). */
 export function tenantLatency(answer) {
   const section = h("section", { id: "latency" }, h("h2", {}, "Latency"));
@@ -85,6 +108,12 @@ export function tenantLatency(answer) {
     return section;
   }
   section.append(alarmsTable(answer.alarms, "tenant-latency-alarms"));
+  const rtt = answer.tcp_rtt ?? [];
+  section.append(
+    rtt.length
+      ? table("TCP round trips, passive (per realm)", ["Realm", "Minute", "Round trip (p50)", "Far side p95", "Tenant side p95", "Samples", "Retransmissions"], rttRows(rtt), { id: "tcp-rtt" })
+      : h("p", { id: "tcp-rtt" }, "No TCP round trips measured for this tenant (they need [latency] tcp_rtt = true and the eBPF classifier, and TCP traffic with timestamps)."),
+  );
   const classes = [...answer.classes].sort((a, b) => b.figures.delay_ms - a.figures.delay_ms);
   section.append(
     classes.length
