@@ -11,6 +11,7 @@
 //!   packing; the package test in `crates/tollgate/tests/package.rs` runs
 //!   the same script on its own debug binary).
 
+mod test_lanes;
 mod tidy;
 
 use std::process::{Command, ExitCode};
@@ -169,7 +170,7 @@ fn ci() -> Result<(), String> {
     tidy::check(&root()).map(|n| eprintln!("tidy: {n} files checked"))?;
     let before = leftovers();
     let host_before = host_state();
-    let tests = run("cargo", &["test", "--workspace", "--no-fail-fast"]);
+    let tests = test_lanes::run(&root());
     // No test may write the host's own tollgate files: each runs tollgate
     // with a state directory and a policy of its own.
     let host_after = host_state();

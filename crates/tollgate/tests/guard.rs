@@ -165,8 +165,14 @@ fn a_syn_flood_is_notified_and_blackholed_and_both_end_when_it_stops() {
             .stderr(Stdio::null()),
     );
     let ours = format!("blackhole {VICTIM} proto 213");
+    // The script writes its arguments, then copies the report from its
+    // stdin: wait for the whole report, not only the first line.
     let took = wait_for("the ban", Duration::from_secs(4), || {
-        notified(dir).contains(&format!("ARGS {VICTIM} incoming"))
+        let n = notified(dir);
+        n.contains(&format!("ARGS {VICTIM} incoming"))
+            && n.lines()
+                .nth(1)
+                .is_some_and(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
             && blackholes(&s.rtr).contains(&ours)
     });
     eprintln!("notified and blackholed {took:?} after the flood started");
