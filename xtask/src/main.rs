@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             tidy::check(&root()).map(|n| println!("tidy: {n} files checked, all invariants hold"))
         }
         Some("bench") => run("cargo", &["bench", "--workspace"]),
+        Some("lanes") => test_lanes::list(&root()),
         Some("package") => package(args.get(1).is_some_and(|a| a == "--debug")),
         Some("fuzz") => fuzz(
             args.get(1).map_or("policy_parse", String::as_str),
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo|tidy|bench|fuzz [TARGET] [SECONDS]|package [--debug]>"
+                "usage: cargo xtask <ci|demo|tidy|bench|lanes|fuzz [TARGET] [SECONDS]|package [--debug]>"
             );
             return ExitCode::from(2);
         }

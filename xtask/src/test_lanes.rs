@@ -1,13 +1,22 @@
 //! The workspace's tests in two lanes, so that CI stays under 20 minutes.
 //!
 //! Most of the tests' wall time is the kernel tests waiting on traffic,
-//! peers and timers (a CI run spends about 15 of its 20 minutes in tests
-//! with a core idle). The crates below are pure: their tests need no root,
-//! no namespace, no real peer and no fixed port, and measure no rate. They
-//! run beside the others, at a lower priority, so a rate measured by a
-//! kernel test keeps the CPU it had. Everything is built first, in one
-//! cargo run, so the lanes only run tests.
+//! peers and timers (a CI run spent about 15 of its 21 minutes in tests,
+//! with a core idle). The crates in [`PURE`] have tests that need no root,
+//! no namespace, no real peer and no fixed port, and measure no rate: they
+//! run beside the others, at a lower priority, so that a rate a kernel test
+//! measures keeps the CPU it had.
+//!
+//! Everything is built once (`cargo test --workspace --no-run`), and the
+//! test executables that build reports are run directly, each in its
+//! package's folder as cargo runs them. Asking cargo for a subset of the
+//! packages instead (`-p …`, `--exclude …`) resolves features for that
+//! subset, which rebuilt 62 crates in a first try. The doc-tests run in the
+//! pure lane through `cargo test --workspace --doc`, which builds nothing
+//! new.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Crates whose tests are pure (see the module's documentation). A crate
@@ -38,50 +47,174 @@ const PURE: &[&str] = &[
     "tc-netlink",
 ];
 
-/// Builds every test, then runs the pure crates' tests (output kept in
-/// `target/ci-pure-tests.log` and printed after) beside the others.
-/// Both lanes run to the end; the result is an error if either failed.
-pub fn run(root: &std::path::Path) -> Result<(), String> {
-    crate::run("cargo", &["test", "--workspace", "--no-run"])?;
-    let log_path = root.join("target/ci-pure-tests.log");
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let mut pure_args = vec!["-n", "10", "cargo", "test", "--no-fail-fast"];
-    for p in PURE {
-        pure_args.extend(["-p", p]);
+/// One test executable, as cargo built it.
+struct TestBinary {
+    /// The package's folder (its manifest's), where the test runs.
+    dir: PathBuf,
+    /// What cargo would print: `tests/x.rs` or `unittests src/lib.rs`.
+    what: String,
+    executable: PathBuf,
+}
+
+impl TestBinary {
+    fn package(&self) -> &str {
+        self.dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
     }
+}
+
+/// Builds every test and lists the executables, by package and target.
+fn build(root: &Path) -> Result<Vec<TestBinary>, String> {
+    eprintln!("$ cargo test --workspace --no-run --message-format=json-render-diagnostics");
+    let out = Command::new("cargo")
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("building the tests failed ({})", out.status));
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] != "compiler-artifact" || v["profile"]["test"] != true {
+            continue;
+        }
+        let (Some(exe), Some(manifest)) = (v["executable"].as_str(), v["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        let Some(dir) = Path::new(manifest).parent() else {
+            continue;
+        };
+        let src = v["target"]["src_path"].as_str().unwrap_or("");
+        let relative = Path::new(src)
+            .strip_prefix(dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| src.to_string());
+        let kinds = v["target"]["kind"].to_string();
+        let what = if kinds.contains("\"test\"") {
+            relative
+        } else {
+            format!("unittests {relative}")
+        };
+        found.push(TestBinary {
+            dir: dir.to_path_buf(),
+            what,
+            executable: PathBuf::from(exe),
+        });
+    }
+    // Cargo's own order (by package, then target), not the build's.
+    found.sort_by(|a, b| (a.package(), &a.what).cmp(&(b.package(), &b.what)));
+    Ok(found)
+}
+
+/// Runs `binaries` one after the other, printing to `out`; the failures.
+fn lane(binaries: &[&TestBinary], nice: bool, out: &mut dyn FnMut(&str) -> Stdio) -> Vec<String> {
+    let mut failed = Vec::new();
+    for b in binaries {
+        let exe = b.executable.display().to_string();
+        let mut cmd = if nice {
+            let mut c = Command::new("nice");
+            c.args(["-n", "10", &exe]);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let header = format!("     Running {} ({})\n", b.what, exe);
+        let stdout = out(&header);
+        let stderr = out("");
+        let status = cmd
+            .current_dir(&b.dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => failed.push(format!("{} {} ({s})", b.package(), b.what)),
+            Err(e) => failed.push(format!("{} {}: cannot run: {e}", b.package(), b.what)),
+        }
+    }
+    failed
+}
+
+/// Builds every test, then runs the pure crates' tests and the doc-tests
+/// (output kept in `target/ci-pure-tests.log` and printed after) beside
+/// the others. Both lanes run to the end; an error names every failure.
+pub fn run(root: &Path) -> Result<(), String> {
+    let binaries = build(root)?;
+    let (pure, kernel): (Vec<&TestBinary>, Vec<&TestBinary>) =
+        binaries.iter().partition(|b| PURE.contains(&b.package()));
+    let log_path = root.join("target/ci-pure-tests.log");
     eprintln!(
-        "$ nice {} > {} (beside the next command)",
-        pure_args.join(" "),
+        "running {} test executables of the pure crates and the doc-tests beside the other {} (their output: {})",
+        pure.len(),
+        kernel.len(),
         log_path.display()
     );
-    let mut pure = Command::new("nice")
-        .args(&pure_args)
-        .current_dir(root)
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run cargo test for the pure crates: {e}"))?;
-    let mut rest = vec!["test", "--workspace", "--no-fail-fast"];
-    for p in PURE {
-        rest.extend(["--exclude", p]);
-    }
-    let kernel = crate::run("cargo", &rest);
-    let status = pure.wait().map_err(|e| e.to_string())?;
+    let failed = std::thread::scope(|s| {
+        let pure_lane = s.spawn(|| -> Result<Vec<String>, String> {
+            let log = std::fs::File::create(&log_path)
+                .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+            let mut out = |header: &str| -> Stdio {
+                let mut f = log.try_clone().expect("a log file handle");
+                let _ = f.write_all(header.as_bytes());
+                Stdio::from(f)
+            };
+            let mut failed = lane(&pure, true, &mut out);
+            let doc = Command::new("nice")
+                .args(["-n", "10", "cargo", "test", "--workspace", "--doc"])
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .stdout(out("   Doc-tests (cargo test --workspace --doc)\n"))
+                .stderr(out(""))
+                .status();
+            match doc {
+                Ok(s) if s.success() => {}
+                Ok(s) => failed.push(format!("the doc-tests ({s})")),
+                Err(e) => failed.push(format!("the doc-tests: cannot run cargo: {e}")),
+            }
+            Ok(failed)
+        });
+        let mut out = |header: &str| -> Stdio {
+            eprint!("{header}");
+            Stdio::inherit()
+        };
+        let mut failed = lane(&kernel, false, &mut out);
+        match pure_lane.join() {
+            Ok(Ok(f)) => failed.extend(f),
+            Ok(Err(e)) => failed.push(e),
+            Err(_) => failed.push("the pure lane's thread panicked".into()),
+        }
+        failed
+    });
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-    eprintln!("\n--- the pure crates' tests (run beside the others) ---\n{text}");
-    let pure = if status.success() {
+    eprintln!("\n--- the pure crates' tests and the doc-tests (run beside the others) ---\n{text}");
+    if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the pure crates' tests failed ({status}); their output is above and in {}",
-            log_path.display()
-        ))
-    };
-    match (kernel, pure) {
-        (Ok(()), Ok(())) => Ok(()),
-        (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a),
-        (Err(a), Err(b)) => Err(format!("{a}\n{b}")),
+        Err(format!("tests failed:\n  {}", failed.join("\n  ")))
     }
+}
+
+/// Builds every test and prints which lane each executable runs in
+/// (`cargo xtask lanes`).
+pub fn list(root: &Path) -> Result<(), String> {
+    for b in build(root)? {
+        let lane = if PURE.contains(&b.package()) {
+            "beside"
+        } else {
+            "kernel"
+        };
+        println!("{lane}\t{}\t{}", b.package(), b.what);
+    }
+    Ok(())
 }
