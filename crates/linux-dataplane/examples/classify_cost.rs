@@ -10,87 +10,22 @@
 //!
 //! Usage (root): cargo run --release -p linux-dataplane --example classify_cost -- [N] [RUNS] [ROUNDS]
 
-use aya::maps::lpm_trie::Key;
-use aya::maps::{Array, HashMap as BpfHash, LpmTrie};
+use aya::maps::Array;
 use aya::programs::SchedClassifier;
 use bpf_classify::config::{FLAGS, F_COUNT};
 use std::os::fd::{AsFd, AsRawFd};
 
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
+#[path = "common/test_run.rs"]
+mod test_run;
 
-#[repr(C)]
-#[derive(Default)]
-struct TestRun {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
-
-/// One run of the program on `frame`: the kernel's ns.
-#[allow(unsafe_code)]
-fn run_once(fd: u32, frame: &[u8], out: &mut [u8]) -> u32 {
-    let mut a = TestRun {
-        prog_fd: fd,
-        data_size_in: frame.len() as u32,
-        data_size_out: out.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
-        ..Default::default()
-    };
-    // SAFETY: `a` is `bpf_attr.test`; the buffers outlive the call and
-    // their sizes are the ones given.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut a as *mut TestRun,
-            std::mem::size_of::<TestRun>(),
-        )
-    };
-    assert!(r == 0, "test run: {}", std::io::Error::last_os_error());
-    a.duration
-}
+use test_run::{classifier_with_tenants, run_once, tenant};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u32 = args.next().map_or(10_000, |a| a.parse().expect("N"));
     let runs: u32 = args.next().map_or(200_000, |a| a.parse().expect("RUNS"));
     let rounds: u32 = args.next().map_or(5, |a| a.parse().expect("ROUNDS"));
-    let mut obj = aya::Ebpf::load(bpf_classify::OBJECT).expect("load the object (root?)");
-    let tenant = |i: u32| (0x6440_0000u32 + i + 1).to_be_bytes();
-    {
-        let mut t: LpmTrie<_, [u8; 4], u32> =
-            LpmTrie::try_from(obj.map_mut("tg_tenants4").unwrap()).unwrap();
-        for i in 0..n {
-            t.insert(&Key::new(32, tenant(i)), i + 1, 0).unwrap();
-        }
-        let mut r: LpmTrie<_, [u8; 4], u32> =
-            LpmTrie::try_from(obj.map_mut("tg_realms4").unwrap()).unwrap();
-        r.insert(&Key::new(24, [192, 0, 2, 0]), 1, 0).unwrap();
-        r.insert(&Key::new(24, [198, 51, 100, 0]), 1, 0).unwrap();
-        let mut c: BpfHash<_, [u32; 2], u32> =
-            BpfHash::try_from(obj.map_mut("tg_classes").unwrap()).unwrap();
-        for i in 0..n {
-            for realm in [1u32, 2] {
-                let class = (2 + i / 1000) << 16 | (4 * (i % 1000) + 4);
-                c.insert([i + 1, realm], class, 0).unwrap();
-            }
-        }
-    }
+    let mut obj = classifier_with_tenants(n);
     // 64 bytes: Ethernet, IPv4 (46 bytes), UDP 9 -> 5201, to the last tenant.
     let mut f = vec![0u8; 64];
     f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
