@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd};
 #[path = "common/test_run.rs"]
 mod test_run;
 
-use test_run::{classifier_with_tenants, run_once, tenant};
+use test_run::{classifier_with_tenants, run_once, tenant, udp_frame};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -26,16 +26,7 @@ fn main() {
     let runs: u32 = args.next().map_or(200_000, |a| a.parse().expect("RUNS"));
     let rounds: u32 = args.next().map_or(5, |a| a.parse().expect("ROUNDS"));
     let mut obj = classifier_with_tenants(n);
-    // 64 bytes: Ethernet, IPv4 (46 bytes), UDP 9 -> 5201, to the last tenant.
-    let mut udp = vec![0u8; 64];
-    udp[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    udp[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-    udp[12..14].copy_from_slice(&[0x08, 0x00]);
-    udp[14..34].copy_from_slice(&[
-        0x45, 0, 0, 50, 0, 1, 0, 0, 64, 17, 0, 0, 198, 51, 100, 7, 0, 0, 0, 0,
-    ]);
-    udp[30..34].copy_from_slice(&tenant(n - 1));
-    udp[34..42].copy_from_slice(&[0, 9, 0x14, 0x51, 0, 30, 0, 0]);
+    let udp = udp_frame(tenant(n - 1));
     // 66 bytes: the same addresses, TCP 5201 -> 40000, ACK, NOP NOP TS.
     let mut tcp = vec![0u8; 66];
     tcp[..34].copy_from_slice(&udp[..34]);

@@ -59,6 +59,21 @@ pub fn tenant(i: u32) -> [u8; 4] {
     (0x6440_0000u32 + i + 1).to_be_bytes()
 }
 
+/// 64 bytes: Ethernet, IPv4 (46 bytes), UDP 9 -> 5201, from 198.51.100.7
+/// to `to`.
+pub fn udp_frame(to: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14..34].copy_from_slice(&[
+        0x45, 0, 0, 50, 0, 1, 0, 0, 64, 17, 0, 0, 198, 51, 100, 7, 0, 0, 0, 0,
+    ]);
+    f[30..34].copy_from_slice(&to);
+    f[34..42].copy_from_slice(&[0, 9, 0x14, 0x51, 0, 30, 0, 0]);
+    f
+}
+
 /// The classifier's object loaded with `n` tenants 100.64.0.1…, two realm
 /// prefixes and each tenant's class in both realms.
 pub fn classifier_with_tenants(n: u32) -> aya::Ebpf {
