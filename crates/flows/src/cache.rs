@@ -25,24 +25,35 @@ struct Entry {
 /// Direct-mapped by a multiplicative hash of the address.
 pub(crate) struct AddressCache {
     entries: Vec<(Entry, RealmId)>,
+    /// `32 - bits`: the hash's top `bits` bits index `entries`.
+    shift: u32,
 }
 
 impl AddressCache {
     pub(crate) fn new() -> AddressCache {
+        AddressCache::with_bits(BITS)
+    }
+
+    /// A cache of 2^`bits` entries (`bits` is kept within 1..=16). The
+    /// fuzzing entry uses a tiny one: collisions and refills become the
+    /// common case, and creating it per input costs nothing.
+    pub(crate) fn with_bits(bits: u32) -> AddressCache {
+        let bits = bits.clamp(1, 16);
         let empty = Entry {
             addr: 0,
             generation: 0,
             owner: None,
         };
         AddressCache {
-            entries: vec![(empty, RealmId(0)); 1 << BITS],
+            entries: vec![(empty, RealmId(0)); 1 << bits],
+            shift: 32 - bits,
         }
     }
 
     /// The owner and realm of `addr` under `tables`.
     #[inline]
     pub(crate) fn resolve(&mut self, tables: &Attribution, addr: u32) -> (Option<Owner>, RealmId) {
-        let slot = (addr.wrapping_mul(0x9E37_79B1) >> (32 - BITS)) as usize;
+        let slot = (addr.wrapping_mul(0x9E37_79B1) >> self.shift) as usize;
         let generation = tables.generation().wrapping_add(1).max(1);
         if let Some((e, realm)) = self.entries.get(slot) {
             if e.generation == generation && e.addr == addr {

@@ -90,9 +90,19 @@ impl Default for Tally {
 impl Tally {
     /// An empty tally.
     pub fn new() -> Tally {
+        Tally::with_cache(AddressCache::new())
+    }
+
+    /// A tally whose address cache has only 2^`bits` entries (see
+    /// `fuzzing::attribute`).
+    pub(crate) fn with_cache_bits(bits: u32) -> Tally {
+        Tally::with_cache(AddressCache::with_bits(bits))
+    }
+
+    fn with_cache(cache: AddressCache) -> Tally {
         Tally {
             cells: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x746f_6c6c)),
-            cache: AddressCache::new(),
+            cache,
             stats: TallyStats::default(),
             quarantine: Vec::new(),
             parts: Vec::new(),
