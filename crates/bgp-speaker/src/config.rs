@@ -48,8 +48,8 @@ pub struct PeerConfig {
     #[serde(default = "default_port")]
     pub port: u16,
     /// `true` (the default): wait for the peer to connect. `false`: also
-    /// connect to it, retrying with backoff; make the peer passive then,
-    /// so that the two sides do not open a session each.
+    /// connect to it, retrying with backoff; if the peer connects at the
+    /// same time, the collision is resolved by the BGP identifiers.
     #[serde(default = "default_passive")]
     pub passive: bool,
     /// The families offered to the peer; empty means both unicast ones.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bgp::rib_out::{AdjRibOut, Announcements, ExportContext, FlowRoutes};
-use bgp::session::{DownReason, Event, Output, Session, SessionConfig, State};
+use bgp::session::{DownReason, Event, Initiator, Output, Session, SessionConfig, State};
 use bgp::wire::Notification;
 use bgp::Family;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{PeerConfig, SpeakerConfig};
+use crate::slots::{Phase, Slots, Verdict};
 use crate::speaker::{PeerState, Shared};
 
 /// What the embedder can ask of a running session.
@@ -24,6 +25,9 @@ pub(crate) enum Command {
     Refresh,
     /// End the session with a Cease NOTIFICATION.
     Stop,
+    /// End it with Cease / Connection Collision Resolution: another
+    /// connection with the peer won (`crate::slots`).
+    CollisionLost,
 }
 
 /// Everything one connection task needs.
@@ -37,6 +41,11 @@ pub(crate) struct Connection {
     pub shutdown: watch::Receiver<bool>,
     /// The instant session time counts from.
     pub epoch: Instant,
+    /// This connection among the peer's (`crate::slots`).
+    pub id: u64,
+    pub initiator: Initiator,
+    pub phase: Phase,
+    pub slots: Arc<tokio::sync::Mutex<Slots>>,
 }
 
 /// How large a read may be. Full-table feeds arrive fastest when many
@@ -55,11 +64,17 @@ impl Connection {
             mut commands,
             mut shutdown,
             epoch,
+            id,
+            initiator,
+            phase,
+            slots,
         } = self;
-        let reporter = Reporter {
+        let mut reporter = Reporter {
             addr: peer.address,
             shared: Arc::clone(&shared),
             events,
+            established: false,
+            collision_lost: false,
         };
         let addr = peer.address;
         let label = peer.label();
@@ -85,6 +100,8 @@ impl Connection {
         let mut outputs = session.connected(now());
         let mut buf = vec![0u8; READ_CHUNK];
         let mut pending: Vec<Output> = Vec::new();
+        // Whether this connection was weighed against the peer's other one.
+        let mut judged = false;
         loop {
             let mut failed_write = false;
             for out in outputs.drain(..) {
@@ -116,6 +133,7 @@ impl Connection {
                                 rib_out = Some(AdjRibOut::new(cx));
                                 true
                             }
+                            Event::Established { .. } => false,
                             Event::RefreshRequested { family } => {
                                 if let Some(rib) = &mut rib_out {
                                     rib.forget(*family);
@@ -156,6 +174,28 @@ impl Connection {
             if session.state() == State::Idle {
                 break;
             }
+            if session.state() == State::Established {
+                phase.established();
+            }
+            // The peer's OPEN just arrived: settle a collision with another
+            // connection to the same peer now, before this one can reach
+            // Established.
+            if let (State::OpenConfirm, Some(remote), false) =
+                (session.state(), session.peer_identity(), judged)
+            {
+                judged = true;
+                let local = (speaker.router_id, speaker.local_as);
+                let verdict = slots
+                    .lock()
+                    .await
+                    .resolve(addr, id, initiator, local, remote);
+                if verdict == Verdict::Close {
+                    tracing::info!(peer = %label, ?initiator, "connection collision: closing this connection, the other one stays");
+                    reporter.collision_lost = true;
+                    outputs = session.close_collision(now());
+                    continue;
+                }
+            }
             shared.set_state(addr, PeerState::from(session.state()));
             let deadline = session.next_deadline().map(|d| epoch + d);
             outputs = tokio::select! {
@@ -179,13 +219,21 @@ impl Connection {
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Refresh) => session.request_refresh(),
+                    Some(Command::CollisionLost) => {
+                        tracing::info!(peer = %label, ?initiator, "connection collision: the other connection stays; closing this one");
+                        reporter.collision_lost = true;
+                        session.close_collision(now())
+                    }
                     Some(Command::Stop) | None => session.stop(now()),
                 },
                 _ = shutdown.changed() => session.stop(now()),
             };
         }
         let _ = wr.shutdown().await;
-        shared.set_state(addr, PeerState::Idle);
+        // A collision's loser leaves the peer's status to the winner.
+        if !reporter.collision_lost {
+            shared.set_state(addr, PeerState::Idle);
+        }
     }
 }
 
@@ -266,11 +314,16 @@ struct Reporter {
     addr: IpAddr,
     shared: Arc<Shared>,
     events: mpsc::Sender<(IpAddr, Event)>,
+    /// Whether this connection's session was ever established: only then
+    /// can its end withdraw anything.
+    established: bool,
+    /// Whether it was closed to resolve a collision.
+    collision_lost: bool,
 }
 
 impl Reporter {
     /// Passes an event to the table task and notes it in the peer's status.
-    async fn report(&self, label: &str, event: Event) {
+    async fn report(&mut self, label: &str, event: Event) {
         let addr = self.addr;
         match &event {
             Event::Established {
@@ -280,9 +333,21 @@ impl Reporter {
                 families,
             } => {
                 tracing::info!(peer = %label, %peer_as, %peer_id, four_byte_as, ?families, "session established");
+                self.established = true;
                 self.shared.established(addr);
             }
             Event::Down { reason } => {
+                if !self.established {
+                    // No routes came through it. Telling the table would
+                    // withdraw the routes of the peer's other connection,
+                    // the one that won a collision.
+                    if !self.collision_lost {
+                        let why = describe(reason);
+                        tracing::warn!(peer = %label, reason = %why, "session did not come up");
+                        self.shared.down(addr, why);
+                    }
+                    return;
+                }
                 let why = describe(reason);
                 tracing::warn!(peer = %label, reason = %why, "session down; its routes are withdrawn");
                 self.shared.down(addr, why);

@@ -12,9 +12,11 @@
 //! Peers connect to it (BIRD and ExaBGP do so by default), and peers with
 //! `passive = false` are also connected to, retried with backoff (250 ms
 //! doubling to 30 s, back to 250 ms after a session came up). One session
-//! per peer address: a new connection from a peer replaces its old
-//! session, whose routes are withdrawn before the new session's routes
-//! arrive.
+//! per peer address: when both sides connect at once, the connections
+//! collide and the BGP identifiers decide which one stays (RFC 4271 §6.8,
+//! module `slots`); a new connection from a peer whose session is
+//! established replaces that session, whose routes are withdrawn before
+//! the new session's routes arrive.
 //!
 //! It announces what the embedder puts in with
 //! [`SpeakerHandle::announce`] and takes out with
@@ -47,6 +49,7 @@
 
 mod config;
 mod connection;
+mod slots;
 mod speaker;
 
 pub use bgp::flowspec;

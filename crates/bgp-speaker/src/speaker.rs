@@ -1,7 +1,7 @@
 //! Listeners, the per-peer session slots, the table task, and the handle
 //! the embedder keeps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +20,8 @@ use tokio::time::Instant;
 
 use crate::config::{PeerConfig, SpeakerConfig};
 use crate::connection::{Command, Connection};
+use crate::slots::Slots;
+use bgp::session::Initiator;
 
 /// Cease subcode for a connection from an address that is not a peer
 /// (RFC 4486).
@@ -277,10 +279,6 @@ impl Speaker {
     }
 }
 
-/// The running session of each peer: how to command it and how to wait
-/// for it to end.
-type Slots = HashMap<IpAddr, (mpsc::Sender<Command>, JoinHandle<()>)>;
-
 /// Accepts connections on one listener.
 struct Acceptor {
     config: Arc<SpeakerConfig>,
@@ -310,16 +308,19 @@ impl Acceptor {
                 continue;
             };
             tracing::debug!(peer = %peer.label(), %remote, "connection accepted");
-            self.install(stream, peer).await;
+            self.install(stream, peer, Initiator::Remote).await;
         }
     }
 
-    /// Runs a session on a connection with `peer`, in place of the one it
-    /// has.
-    async fn install(&self, stream: TcpStream, peer: PeerConfig) {
+    /// Runs a session on a connection with `peer`, opened by `initiator`:
+    /// beside a session still opening (a collision, see `slots`), or in
+    /// place of an established one.
+    async fn install(&self, stream: TcpStream, peer: PeerConfig, initiator: Initiator) {
         let address = peer.address;
         let label = peer.label();
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let mut slots = self.slots.lock().await;
+        let admission = slots.admit(address);
         let conn = Connection {
             stream,
             peer,
@@ -329,30 +330,31 @@ impl Acceptor {
             commands: cmd_rx,
             shutdown: self.shutdown.clone(),
             epoch: self.epoch,
+            id: admission.id,
+            initiator,
+            phase: admission.phase.clone(),
+            slots: Arc::clone(&self.slots),
         };
-        let mut slots = self.slots.lock().await;
-        let previous = slots.remove(&address);
-        // A new connection replaces the old session. The new one waits
-        // until the old one has ended, so that the old session's
-        // withdrawal reaches the table before the new session's routes.
+        let previous = admission.replaced;
+        if previous.is_empty() && slots.running(address) {
+            tracing::info!(peer = %label, ?initiator, "a second connection while the first is opening: a collision, resolved when both have the OPEN");
+        }
+        // A replacing connection waits until the old sessions have ended,
+        // so that their withdrawal reaches the table before its routes.
         let task = tokio::spawn(async move {
-            if let Some((old_cmd, old_task)) = previous {
+            for (old_cmd, old_task) in previous {
                 tracing::info!(peer = %label, "new connection replaces the running session");
                 let _ = old_cmd.send(Command::Stop).await;
                 let _ = old_task.await;
             }
             conn.run().await;
         });
-        slots.insert(address, (cmd_tx, task));
+        slots.insert(address, (admission.id, admission.phase), cmd_tx, task);
     }
 
     /// Whether a session with `addr` is running (accepted or ours).
     async fn has_session(&self, addr: IpAddr) -> bool {
-        self.slots
-            .lock()
-            .await
-            .get(&addr)
-            .is_some_and(|(_, t)| !t.is_finished())
+        self.slots.lock().await.running(addr)
     }
 
     /// Keeps a session with an active peer: connects whenever there is
@@ -378,7 +380,7 @@ impl Acceptor {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
                 Ok(Ok(stream)) => {
                     tracing::debug!(peer = %label, %target, "connected");
-                    self.install(stream, peer.clone()).await;
+                    self.install(stream, peer.clone(), Initiator::Local).await;
                     while self.has_session(peer.address).await {
                         tokio::select! {
                             () = tokio::time::sleep(SESSION_POLL) => {}
@@ -539,10 +541,10 @@ impl SpeakerHandle {
     /// session was there to ask; the session itself skips peers that did
     /// not announce the capability.
     pub async fn refresh(&self, peer: IpAddr) -> bool {
-        let slots = self.slots.lock().await;
-        match slots.get(&peer) {
-            Some((cmd, task)) if !task.is_finished() => cmd.send(Command::Refresh).await.is_ok(),
-            _ => false,
+        let commands = self.slots.lock().await.commands(peer);
+        match commands {
+            Some(cmd) => cmd.send(Command::Refresh).await.is_ok(),
+            None => false,
         }
     }
 
@@ -554,13 +556,7 @@ impl SpeakerHandle {
             t.abort();
         }
         let _ = self.shutdown.send(true);
-        let sessions: Vec<_> = self
-            .slots
-            .lock()
-            .await
-            .drain()
-            .map(|(_, (_, t))| t)
-            .collect();
+        let sessions = self.slots.lock().await.drain();
         let wait = async {
             for t in sessions {
                 let _ = t.await;

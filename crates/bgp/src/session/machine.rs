@@ -17,6 +17,9 @@ const OPEN_HOLD: Duration = Duration::from_secs(240);
 /// Cease subcode for an administrative shutdown (RFC 4486).
 const CEASE_ADMINISTRATIVE_SHUTDOWN: u8 = 2;
 
+/// Cease subcode for a connection closed by collision resolution (RFC 4486).
+pub(crate) const CEASE_CONNECTION_COLLISION: u8 = 7;
+
 /// What was negotiated with the peer.
 #[derive(Clone, Debug)]
 struct Peer {
@@ -141,6 +144,25 @@ impl Session {
             subcode: CEASE_ADMINISTRATIVE_SHUTDOWN,
             data: Vec::new(),
         })
+    }
+
+    /// Ends the session with Cease / Connection Collision Resolution: this
+    /// connection lost to another one with the same peer (see
+    /// [`super::collision_survivor`]).
+    pub fn close_collision(&mut self, _now: Duration) -> Vec<Output> {
+        if self.state == State::Idle {
+            return Vec::new();
+        }
+        self.fail(Notification {
+            code: code::CEASE,
+            subcode: CEASE_CONNECTION_COLLISION,
+            data: Vec::new(),
+        })
+    }
+
+    /// The peer's BGP identifier and AS, known once its OPEN arrived.
+    pub fn peer_identity(&self) -> Option<(Ipv4Addr, u32)> {
+        self.peer.as_ref().map(|p| (p.id, p.asn))
     }
 
     /// Asks the peer to resend its routes (RFC 2918), one ROUTE-REFRESH per
@@ -567,5 +589,31 @@ mod tests {
             panic!("our OPEN does not decode");
         };
         assert_eq!(again.capabilities, ours.capabilities);
+    }
+
+    #[test]
+    fn a_collision_loser_sends_cease_7_and_goes_down() {
+        let mut s = session(90);
+        s.connected(Duration::ZERO);
+        assert_eq!(s.peer_identity(), None);
+        s.handle_bytes(Duration::ZERO, &open(90, Ipv4Addr::new(203, 0, 113, 9)));
+        assert_eq!(s.state(), State::OpenConfirm);
+        assert_eq!(
+            s.peer_identity(),
+            Some((Ipv4Addr::new(203, 0, 113, 9), 65001))
+        );
+        let out = s.close_collision(Duration::ZERO);
+        let [Output::Send(bytes), Output::Event(Event::Down { .. })] = &out[..] else {
+            panic!("expected a NOTIFICATION and Down, got {out:?}");
+        };
+        let Ok(Message::Notification(n)) = wire::decode(bytes, WireOptions::default()) else {
+            panic!("not a NOTIFICATION");
+        };
+        assert_eq!(
+            (n.code, n.subcode),
+            (code::CEASE, CEASE_CONNECTION_COLLISION)
+        );
+        assert_eq!(s.state(), State::Idle);
+        assert!(s.close_collision(Duration::ZERO).is_empty());
     }
 }

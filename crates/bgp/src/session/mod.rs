@@ -97,6 +97,32 @@ pub enum Event {
     },
 }
 
+/// Which side opened a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initiator {
+    /// We connected to the peer.
+    Local,
+    /// The peer connected to us.
+    Remote,
+}
+
+/// Which of two connections with one peer survives a collision (RFC 4271
+/// §6.8): the one opened by the side with the higher BGP identifier,
+/// compared as unsigned 32-bit numbers; with equal identifiers (allowed
+/// between different ASes, RFC 6286 §2.3) the one opened by the side with
+/// the larger AS number. Both sides reach the same answer, so exactly one
+/// connection stays up.
+pub fn collision_survivor(
+    (local_id, local_as): (Ipv4Addr, u32),
+    (remote_id, remote_as): (Ipv4Addr, u32),
+) -> Initiator {
+    if (u32::from(local_id), local_as) > (u32::from(remote_id), remote_as) {
+        Initiator::Local
+    } else {
+        Initiator::Remote
+    }
+}
+
 /// Why a session ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DownReason {
@@ -109,4 +135,40 @@ pub enum DownReason {
     NotificationSent(Notification),
     /// The caller reported the connection closed.
     ConnectionClosed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_higher_identifier_keeps_the_connection_it_opened() {
+        let low = Ipv4Addr::new(192, 0, 2, 1);
+        let high = Ipv4Addr::new(203, 0, 113, 9);
+        assert_eq!(collision_survivor((high, 1), (low, 2)), Initiator::Local);
+        assert_eq!(collision_survivor((low, 2), (high, 1)), Initiator::Remote);
+        // Compared as numbers, not as text: 10.x is below 9.x as text.
+        let ten = Ipv4Addr::new(10, 0, 0, 1);
+        let nine = Ipv4Addr::new(9, 255, 255, 255);
+        assert_eq!(collision_survivor((ten, 1), (nine, 1)), Initiator::Local);
+        // Equal identifiers (different ASes): the larger AS's connection.
+        assert_eq!(
+            collision_survivor((low, 65002), (low, 65001)),
+            Initiator::Local
+        );
+        assert_eq!(
+            collision_survivor((low, 65001), (low, 65002)),
+            Initiator::Remote
+        );
+        // Both ends agree: exactly one connection survives.
+        for (a, b) in [
+            ((low, 1), (high, 1)),
+            ((high, 7), (low, 7)),
+            ((low, 5), (low, 6)),
+        ] {
+            let here = collision_survivor(a, b);
+            let there = collision_survivor(b, a);
+            assert_ne!(here, there, "{a:?} {b:?}");
+        }
+    }
 }
