@@ -90,6 +90,7 @@
 mod client;
 pub mod fuzzing;
 mod http;
+mod latency;
 mod read;
 mod retention;
 mod rowbinary;
@@ -271,7 +272,21 @@ impl Store for ClickHouseStore {
         now: Timestamp,
         retention: &Retention,
     ) -> Result<RetentionReport, StoreError> {
-        retention::apply(&self.client, now, retention)
+        let mut report = retention::apply(&self.client, now, retention)?;
+        let cut = history::latency_cutoff(now, retention)?;
+        report.latency_deleted = latency::forget_before(&self.client, cut)?;
+        Ok(report)
+    }
+
+    fn append_latency(
+        &mut self,
+        minutes: &::latency::Minutes,
+    ) -> Result<history::LatencyReport, StoreError> {
+        latency::append(&self.client, minutes)
+    }
+
+    fn latency(&self, query: &history::LatencyQuery) -> Result<::latency::Minutes, StoreError> {
+        latency::read(&self.client, query)
     }
 
     fn freeze(&mut self, period: &FrozenPeriod) -> Result<(), StoreError> {

@@ -30,7 +30,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("retention_keeps_unfrozen_and_marks_inexact", retention),
     ("sums_above_2_pow_64_are_exact", above_2_pow_64),
     ("the_site_key_is_stored_like_a_tenant", site_key),
-    ("latency_minutes_round_trip_refuse_and_expire", latency_minutes),
+    (
+        "latency_minutes_round_trip_refuse_and_expire",
+        latency_minutes,
+    ),
 ];
 
 /// Runs every check on stores from `new`, returning the transcripts.
@@ -782,10 +785,19 @@ fn latency_minutes(store: &mut dyn Store) -> Vec<String> {
     let mut p50: Vec<_> = seven.rtt.iter().map(|r| r.up.p50).collect();
     p50.sort();
     assert_eq!(p50, vec![us(10_010), us(11_010)], "{seven:?}");
-    assert!(seven.rtt.iter().all(|r| r.tenant == 7 && r.down.p50.is_none()));
+    assert!(seven
+        .rtt
+        .iter()
+        .all(|r| r.tenant == 7 && r.down.p50.is_none()));
     assert!(seven.probes.is_empty(), "probes are the site's");
     assert_eq!(seven.queues, vec![queue]);
-    assert_eq!(store.latency(&q(Some(8), m0 + 1, m0 + 10)).expect("read").rtt, vec![]);
+    assert_eq!(
+        store
+            .latency(&q(Some(8), m0 + 1, m0 + 10))
+            .expect("read")
+            .rtt,
+        vec![]
+    );
     let limited = store
         .latency(&LatencyQuery {
             limit: 1,

@@ -156,7 +156,10 @@ fn check_half(f: &RttFigures, half: &str) -> Result<(), String> {
         };
     }
     let Some(v) = all.into_iter().collect::<Option<Vec<Duration>>>() else {
-        return Err(format!("{half}: {} samples but a figure missing", f.samples));
+        return Err(format!(
+            "{half}: {} samples but a figure missing",
+            f.samples
+        ));
     };
     for d in &v {
         check_duration(*d, &format!("{half} RTT"))?;
@@ -248,6 +251,30 @@ pub fn check(m: &Minutes) -> (Minutes, Vec<LatencyRefusal>) {
         }
     }
     (ok, refused)
+}
+
+/// Puts rows read back in the one order every store answers in: by
+/// minute and key, then (two rows of one minute and key: a restart) by
+/// their figures.
+pub fn order(m: &mut Minutes) {
+    m.rtt
+        .sort_by_key(|r| (r.minute, r.tenant, r.realm, rtt_columns(r)));
+    m.probes.sort_by(|a, b| {
+        (a.minute, &a.probe, probe_columns(a)).cmp(&(b.minute, &b.probe, probe_columns(b)))
+    });
+    m.queues.sort_by(|a, b| {
+        let k = |q: &QueueMinute| {
+            (
+                q.minute,
+                q.class.clone(),
+                micros(q.max_delay),
+                q.drops,
+                q.overlimits,
+                micros(q.at_ceil),
+            )
+        };
+        k(a).cmp(&k(b))
+    });
 }
 
 /// An RTT row's columns after minute, tenant and realm: each half's

@@ -57,14 +57,14 @@ pub mod planning {
 pub mod conformance;
 
 pub use error::StoreError;
+pub use latency::{LatencyQuery, LatencyRefusal, LatencyReport};
 pub use refusal::{
     Quarantine, QuarantinedSample, Refusal, RefusalReason, WriteReport, ACCOUNTANT_WRITER,
     MAX_SAMPLE_BYTES, MAX_SAMPLE_PACKETS, QUARANTINE_CAP,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, COMPACT_GRACE, DEFAULT_PATH, SCHEMA_VERSION};
-pub use latency::{LatencyQuery, LatencyRefusal, LatencyReport};
 pub use store::{
-    latency_cutoff, AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, HourTotal, HourTotals, RankBy, Retention,
-    RetentionReport, SampleQuery, Store, StoredState, TenantTotal, Tenants, TopQuery, UsageQuery,
-    UsageTotal,
+    latency_cutoff, AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, HourTotal, HourTotals,
+    RankBy, Retention, RetentionReport, SampleQuery, Store, StoredState, TenantTotal, Tenants,
+    TopQuery, UsageQuery, UsageTotal,
 };

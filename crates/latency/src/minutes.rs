@@ -310,7 +310,6 @@ impl Recorder {
             queues,
         }
     }
-
 }
 
 #[cfg(test)]
@@ -403,7 +402,11 @@ mod tests {
             rtt: rtt.map(ms),
         };
         for (i, rtt) in [Some(10), Some(14), None, Some(12)].into_iter().enumerate() {
-            r.probe(T0 + i as i64, "national icmp 192.0.2.1", reply(i as u64, rtt));
+            r.probe(
+                T0 + i as i64,
+                "national icmp 192.0.2.1",
+                reply(i as u64, rtt),
+            );
         }
         let c = r.flush();
         let p = &c.probes[0];

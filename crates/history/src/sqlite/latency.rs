@@ -133,6 +133,7 @@ pub(super) fn read(conn: &Connection, q: &LatencyQuery) -> Result<Minutes, Store
             minute, class, tenant, label, c[0], c[1], c[2], c[3],
         )?);
     }
+    lat::order(&mut out);
     Ok(out)
 }
 
