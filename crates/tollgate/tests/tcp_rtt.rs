@@ -30,9 +30,10 @@
 //!   in order; the text names the realm; a bad `--since` is refused
 //!   naming it; the daemon started again serves the same rows at `GET
 //!   /api/v1/latency/history` and refuses `since=banana` naming the field.
-//! - `tcp_rtt_in_hypervisor_mode_matches_ping`: the same for a VM behind
-//!   its vif (a routed hypervisor, IPv4): its upload timed on the vif's
-//!   ingress, its download on the vif's egress.
+//! - `tcp_rtt_in_hypervisor_mode_matches_ping` and `…_ipv6`: the same
+//!   for a VM behind its vif (a routed hypervisor), over IPv4 and over
+//!   IPv6: its upload timed on the vif's ingress, its download on the
+//!   vif's egress.
 //! - `absurd_timestamps_give_no_sample_outside_the_real_range`: raw TCP
 //!   segments (python3 raw sockets) from tenant 3 and answers to them
 //!   from upstream, each case on its own flow: TSval 0, TSecr 0, a TSval
@@ -213,14 +214,22 @@ fn site(tag: &str, delay: Option<u32>, secs: u32, dir: &Path, layout: Layout) ->
             ip -n {t} -6 route add default via 2001:db8:1::1"
         ),
         // A routed hypervisor (Xen's vif-route, as tests/ebpf.rs): the VM
-        // a /32 behind its vif, IPv4 only.
+        // a /32 and a /128 behind its vif, its gateway the host's
+        // addresses on lo; the IPv6 neighbours fixed on both sides (no
+        // proxy NDP to wait for).
         Layout::Hypervisor => format!(
             "ip link add vif1.0 netns {h} type veth peer name t0 netns {t}
             ip -n {h} addr add 169.254.0.1/32 dev lo
             ip -n {t} addr add {TENANT4}/32 dev t0; ip -n {t} link set t0 up
             ip -n {t} route add 169.254.0.1 dev t0; ip -n {t} route add default via 169.254.0.1 dev t0 onlink
             ip -n {h} link set vif1.0 up; ip -n {h} route add {TENANT4}/32 dev vif1.0
-            ip netns exec {h} sysctl -qw net.ipv4.conf.vif1/0.proxy_arp=1"
+            ip netns exec {h} sysctl -qw net.ipv4.conf.vif1/0.proxy_arp=1
+            ip -n {h} addr add 2001:db8:1::1/128 dev lo nodad; ip -n {t} addr add {TENANT6}/128 dev t0 nodad
+            ip -n {t} -6 route add 2001:db8:1::1 dev t0; ip -n {t} -6 route add default via 2001:db8:1::1 dev t0 onlink
+            ip -n {h} -6 route add {TENANT6}/128 dev vif1.0
+            vm=$(ip netns exec {t} cat /sys/class/net/t0/address); vif=$(ip netns exec {h} cat /sys/class/net/vif1.0/address)
+            ip -n {t} neigh replace 2001:db8:1::1 lladdr $vif dev t0 nud permanent
+            ip -n {h} neigh replace {TENANT6} lladdr $vm dev vif1.0 nud permanent"
         ),
     };
     sh(&format!(
@@ -276,9 +285,13 @@ fn policy() -> String {
 }
 
 fn policy_for(layout: Layout) -> String {
-    let (site, vm) = match layout {
-        Layout::Router => ("mode = \"router\"\nlan = \"lan0\"", ""),
-        Layout::Hypervisor => ("mode = \"hypervisor\"", "interface = \"vif1.0\"\n"),
+    let (site, vm, six) = match layout {
+        Layout::Router => ("mode = \"router\"\nlan = \"lan0\"", "", String::new()),
+        Layout::Hypervisor => (
+            "mode = \"hypervisor\"",
+            "interface = \"vif1.0\"\n",
+            format!(", \"{TENANT6}/128\""),
+        ),
     };
     let others = match layout {
         Layout::Router => format!(
@@ -323,7 +336,7 @@ up = {{ rate = "500mbit", ceil = "1gbit" }}
 id = 1
 name = "four"
 plan = "home"
-{vm}prefixes = ["{TENANT4}/32"]
+{vm}prefixes = ["{TENANT4}/32"{six}]
 {others}
 [latency]
 sample = "1s"
@@ -428,6 +441,17 @@ fn tcp_rtt_in_hypervisor_mode_matches_ping() {
         return;
     }
     against_ping("h", Layout::Hypervisor, &[(1, UP4)]);
+}
+
+/// Hypervisor mode over IPv6: the same VM's IPv6 address, timed on the
+/// same vif hooks.
+#[test]
+fn tcp_rtt_in_hypervisor_mode_matches_ping_ipv6() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !testkit::root("tcp_rtt::tcp_rtt_in_hypervisor_mode_matches_ping_ipv6") {
+        return;
+    }
+    against_ping("h6", Layout::Hypervisor, &[(1, UP6)]);
 }
 
 /// A TCP ping-pong and `ping` from each (tenant, upstream address) at
