@@ -379,7 +379,7 @@ impl Engine {
                 if !links.is_empty() || !m.view().links.is_empty() {
                     c.extend(m.links(at, links));
                 }
-                let closed = self.latency.recorder.queues(secs, &m.view().classes);
+                let closed = self.latency.recorder.queues(secs, at, &m.view().classes);
                 self.latency_store(closed, out);
                 c
             }

@@ -154,12 +154,6 @@ struct QueueAcc {
     at_ceil: Duration,
 }
 
-impl QueueAcc {
-    fn busy(&self) -> bool {
-        !self.max_delay.is_zero() || self.drops + self.overlimits > 0 || !self.at_ceil.is_zero()
-    }
-}
-
 /// The open minute's accumulators.
 #[derive(Default)]
 pub struct Recorder {
@@ -167,9 +161,8 @@ pub struct Recorder {
     rtt: BTreeMap<(u32, u16), RttAcc>,
     probes: BTreeMap<String, History>,
     queues: BTreeMap<String, QueueAcc>,
-    /// Each class's time at ceil as of its last reading (the monitor's
-    /// figure is a running total).
-    ceil_seen: BTreeMap<String, Duration>,
+    /// The last queue reading's monotonic time.
+    last_reading: Option<Duration>,
 }
 
 impl Recorder {
@@ -228,32 +221,39 @@ impl Recorder {
     }
 
     /// One reading of every class (the monitor's figures after it) at
-    /// `unix_secs`.
-    pub fn queues(&mut self, unix_secs: i64, classes: &[ClassView]) -> Minutes {
+    /// `unix_secs`, taken at `at` on the monitor's monotonic clock. Only
+    /// busy classes cost anything: an idle one allocates nothing.
+    pub fn queues(&mut self, unix_secs: i64, at: Duration, classes: &[ClassView]) -> Minutes {
         let out = self.advance(unix_secs);
-        let mut seen = BTreeMap::new();
+        // The interval this reading's `at_ceil` speaks for, as the
+        // monitor adds it to its running total (a first reading: none).
+        let dt = self
+            .last_reading
+            .map_or(Duration::ZERO, |t| at.saturating_sub(t));
+        self.last_reading = Some(at);
         for c in classes {
             let f = &c.figures;
-            // A class seen for the first time: its total so far is not
-            // this minute's.
-            let before = self.ceil_seen.get(&c.class).copied();
-            let before = before.unwrap_or(f.time_at_ceil);
-            let ceil = f.time_at_ceil.saturating_sub(before);
-            seen.insert(c.class.clone(), f.time_at_ceil);
+            let ceil = if f.at_ceil { dt } else { Duration::ZERO };
             let busy = !f.delay.is_zero() || f.drops + f.overlimits > 0 || !ceil.is_zero();
-            if !busy && !self.queues.contains_key(&c.class) {
+            if !busy {
                 continue;
             }
-            let a = self.queues.entry(c.class.clone()).or_default();
-            a.tenant = c.tenant;
-            a.label.clone_from(&c.label);
+            let a = match self.queues.get_mut(&c.class) {
+                Some(a) => a,
+                None => self
+                    .queues
+                    .entry(c.class.clone())
+                    .or_insert_with(|| QueueAcc {
+                        tenant: c.tenant,
+                        label: c.label.clone(),
+                        ..QueueAcc::default()
+                    }),
+            };
             a.max_delay = a.max_delay.max(f.delay);
             a.drops = a.drops.saturating_add(f.drops);
             a.overlimits = a.overlimits.saturating_add(f.overlimits);
             a.at_ceil += ceil;
         }
-        // Classes gone from the reading are forgotten.
-        self.ceil_seen = seen;
         out
     }
 
@@ -292,7 +292,6 @@ impl Recorder {
             .collect();
         let queues = std::mem::take(&mut self.queues)
             .into_iter()
-            .filter(|(_, a)| a.busy())
             .map(|(class, a)| QueueMinute {
                 minute,
                 class,
@@ -417,7 +416,7 @@ mod tests {
 
     #[test]
     fn queues_keep_the_worst_delay_sums_and_time_at_ceil_of_busy_classes() {
-        let view = |class: &str, delay: u64, drops: u64, ceil_total: u64| ClassView {
+        let view = |class: &str, delay: u64, drops: u64, at_ceil: bool| ClassView {
             class: class.into(),
             tenant: Some(3),
             label: "national down".into(),
@@ -425,34 +424,46 @@ mod tests {
                 delay: ms(delay),
                 drops,
                 overlimits: drops * 2,
-                time_at_ceil: Duration::from_secs(ceil_total),
+                at_ceil,
                 ..Figures::default()
             },
         };
         let mut r = Recorder::default();
-        // The first reading of a class with 100 s at ceil already: only
-        // what grows in the minute counts.
+        let at = |s: u64| Duration::from_millis(s * 1000 + 500);
+        // The first reading: at its ceil, but over no interval yet.
         r.queues(
             T0,
-            &[view("lan0 1:10", 0, 0, 100), view("lan0 1:11", 0, 0, 0)],
+            at(0),
+            &[
+                view("lan0 1:10", 0, 0, true),
+                view("lan0 1:11", 0, 0, false),
+            ],
         );
         r.queues(
             T0 + 1,
-            &[view("lan0 1:10", 30, 2, 101), view("lan0 1:11", 0, 0, 0)],
+            at(1),
+            &[
+                view("lan0 1:10", 30, 2, true),
+                view("lan0 1:11", 0, 0, false),
+            ],
         );
+        // A reading 1.5 s later: that much at the ceil.
         r.queues(
             T0 + 2,
-            &[view("lan0 1:10", 10, 1, 102), view("lan0 1:11", 0, 0, 0)],
+            at(1) + ms(1_500),
+            &[
+                view("lan0 1:10", 10, 1, true),
+                view("lan0 1:11", 0, 0, false),
+            ],
         );
-        let c = r.queues(T0 + 60, &[view("lan0 1:10", 0, 0, 102)]);
+        let c = r.queues(T0 + 60, at(60), &[view("lan0 1:10", 0, 0, false)]);
         assert_eq!(c.queues.len(), 1, "the idle class has no row: {c:?}");
         let q = &c.queues[0];
         assert_eq!(q.max_delay, ms(30));
         assert_eq!((q.drops, q.overlimits), (3, 6));
-        // 100 s seen at the first reading is the baseline, not this minute's.
-        assert_eq!(q.at_ceil, Duration::from_secs(2));
+        assert_eq!(q.at_ceil, ms(2_500));
         assert_eq!(q.tenant, Some(3));
-        // The next minute: nothing grew, so nothing is stored.
+        // The next minute: nothing busy, so nothing is stored.
         assert!(r.flush().queues.is_empty());
     }
 }
