@@ -237,6 +237,18 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
     )?;
     crate::metrics::counter(
         e,
+        "tollgate_latency_rows_written",
+        "Latency minutes' rows (TCP RTT, probes, busy queues) stored in the history.",
+        s.counts.latency_rows_written,
+    )?;
+    crate::metrics::counter(
+        e,
+        "tollgate_latency_rows_refused",
+        "Latency minutes' rows the history refused as absurd (each logged as latency_refused).",
+        s.counts.latency_rows_refused,
+    )?;
+    crate::metrics::counter(
+        e,
         "tollgate_latency_readings",
         "Readings of every class's queue since the daemon started.",
         v.readings,

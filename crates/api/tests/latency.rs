@@ -297,6 +297,7 @@ async fn the_stall_and_the_slow_probe_show_by_scope() {
         "{m}"
     );
     assert!(m.contains("tollgate_latency_alarms_raised_total 2"), "{m}");
+    assert!(m.contains("tollgate_latency_rows_refused_total 0"), "{m}");
     assert!(
         m.contains("tollgate_latency_queue_delay_max_seconds 3.0"),
         "{m}"

@@ -149,9 +149,6 @@ pub(crate) struct Latency {
     /// The open UTC minute's rows for the history (kept across monitor
     /// restarts: a reload does not cut a minute).
     recorder: latency::Recorder,
-    /// Latency rows the history stored, and refused, since start.
-    pub(crate) rows_stored: u64,
-    pub(crate) rows_refused: u64,
 }
 
 /// The monitor's settings from the policy's `[latency]`.
@@ -443,7 +440,7 @@ impl Engine {
         error: Option<String>,
         out: &mut Vec<Effect>,
     ) {
-        self.latency.rows_stored += stored;
+        self.counts.latency_rows_written += stored;
         if let Some(e) = error {
             self.event(
                 out,
@@ -455,7 +452,7 @@ impl Engine {
             );
         }
         if !refused.is_empty() {
-            self.latency.rows_refused += refused.len() as u64;
+            self.counts.latency_rows_refused += refused.len() as u64;
             let shown: Vec<&str> = refused.iter().take(5).map(String::as_str).collect();
             self.event(
                 out,
@@ -465,7 +462,7 @@ impl Engine {
                 format!(
                     "the history refused {} latency rows ({} since start; the rest is stored): {}",
                     refused.len(),
-                    self.latency.rows_refused,
+                    self.counts.latency_rows_refused,
                     shown.join("; ")
                 ),
                 None,
@@ -804,13 +801,14 @@ target = "192.0.2.1"
         let out = e.handle(
             at(71),
             Input::Latency(LatencyInput::Stored {
-                stored: 0,
+                stored: 3,
                 refused: vec!["rtt row of minute 1 (tenant 1 realm 0): absurd".into()],
                 error: None,
             }),
         );
         assert!(out.iter().any(|o| matches!(o, Effect::Event(ev)
             if ev.kind == "latency_refused" && ev.message.contains("1 since start"))));
-        assert_eq!(e.latency.rows_refused, 1);
+        assert_eq!(e.counts.latency_rows_refused, 1);
+        assert_eq!(e.snapshot(at(72)).counts.latency_rows_written, 3);
     }
 }
