@@ -22,6 +22,9 @@
 //!   writer's last sequence and state, `ReplacingMergeTree`; the
 //!   accountant's under the empty name), `quarantine` and its counts,
 //!   `frozen` (bills), `marks` (retention).
+//! - `latency` (schema 2): the latency minutes of every kind in one table,
+//!   so a close is one `INSERT`; `latency_marks` the retention's cut,
+//!   honoured by every read (`latency.rs`).
 //!
 //! Usage and ranking are planned exactly as in the SQLite store
 //! ([`history::planning`]): whole UTC days from `daily`, whole hours from
