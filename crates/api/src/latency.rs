@@ -1,6 +1,8 @@
-//! Latency's endpoint and series: `GET /api/v1/latency` (queueing delay
+//! Latency's endpoints and series: `GET /api/v1/latency` (queueing delay
 //! per class, probes, watched interfaces and the alarms raised now, from
-//! the engine's snapshot) and the `tollgate_latency_*` Prometheus series.
+//! the engine's snapshot), `GET /api/v1/latency/history` (the minutes
+//! stored in the history, through `query::latency`) and the
+//! `tollgate_latency_*` Prometheus series.
 //!
 //! [`LatencyStatus`] is also what the daemon writes to
 //! `latency-status.json` for `tollgate latency`, so the command line and
@@ -127,7 +129,20 @@ pub async fn status(
     caller: Caller,
     Query(p): Query<LatencyParams>,
 ) -> Result<axum::Json<LatencyStatus>, Problem> {
-    let tenant = match (caller.scope.site_wide(), p.tenant) {
+    let tenant = scoped_tenant(&caller, p.tenant)?;
+    let s = st.snapshot.borrow().clone();
+    let Some(v) = &s.latency else {
+        return Err(Problem::not_found(
+            "the policy has no [latency] section; latency is not measured",
+        ));
+    };
+    Ok(axum::Json(LatencyStatus::from_view(v, s.now, tenant)))
+}
+
+/// The tenant a caller asks about: any (or none: the site) for a
+/// site-wide token, its own for a tenant token.
+fn scoped_tenant(caller: &Caller, asked: Option<u32>) -> Result<Option<u32>, Problem> {
+    Ok(match (caller.scope.site_wide(), asked) {
         (true, t) => t,
         (false, Some(t)) if caller.scope.may_see(t) => Some(t),
         (false, None) => match caller.scope {
@@ -145,14 +160,46 @@ pub async fn status(
                 caller.name
             )))
         }
-    };
-    let s = st.snapshot.borrow().clone();
-    let Some(v) = &s.latency else {
-        return Err(Problem::not_found(
-            "the policy has no [latency] section; latency is not measured",
-        ));
-    };
-    Ok(axum::Json(LatencyStatus::from_view(v, s.now, tenant)))
+    })
+}
+
+/// `GET /api/v1/latency/history`'s parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// Only this tenant's TCP RTT and queue minutes (a tenant token always
+    /// gets only its own); without it, every tenant's and the probes.
+    pub tenant: Option<u32>,
+    /// From: a duration back from now (`2h`, `30m`) or an RFC 3339 time
+    /// (default `1h`).
+    pub since: Option<String>,
+}
+
+/// The stored latency minutes: TCP RTT per tenant × realm, probes, busy
+/// queues (the shape of `tollgate latency --since … --json`).
+#[utoipa::path(get, path = "/api/v1/latency/history", tag = "latency", params(HistoryParams),
+    responses((status = 200, description = "`{from, to, tenant, tcp_rtt: [...], probes: [...], queues: [...], truncated}`; each row has `start` and `minute`, durations in ms"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn history(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(p): Query<HistoryParams>,
+) -> Result<axum::Json<query::latency::LatencyHistory>, Problem> {
+    let tenant = scoped_tenant(&caller, p.tenant)?;
+    let now = Timestamp::now();
+    let from = query::latency::since(p.since.as_deref().unwrap_or("1h"), now)?;
+    let policy = st.snapshot.borrow().policy.clone();
+    st.stores
+        .with(move |store| {
+            Ok(axum::Json(query::latency::history(
+                store,
+                Some(&policy),
+                tenant,
+                from,
+                now,
+            )?))
+        })
+        .await
 }
 
 /// The `tollgate_latency_*` series.
@@ -187,6 +234,18 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
         "tollgate_latency_alarms_raised",
         "Latency alarms raised since the daemon started.",
         v.raised_total,
+    )?;
+    crate::metrics::counter(
+        e,
+        "tollgate_latency_rows_written",
+        "Latency minutes' rows (TCP RTT, probes, busy queues) stored in the history.",
+        s.counts.latency_rows_written,
+    )?;
+    crate::metrics::counter(
+        e,
+        "tollgate_latency_rows_refused",
+        "Latency minutes' rows the history refused as absurd (each logged as latency_refused).",
+        s.counts.latency_rows_refused,
     )?;
     crate::metrics::counter(
         e,

@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/guard/ban", post(guard::ban))
         .route("/api/v1/guard/unban", post(guard::unban))
         .route("/api/v1/latency", get(latency::status))
+        .route("/api/v1/latency/history", get(latency::history))
         .route(
             "/api/v1/history/batches",
             post(agents::add_batch)

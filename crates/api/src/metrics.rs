@@ -163,6 +163,7 @@ impl Collector for Scrape {
             "Flow-measured samples added to the history.",
             c.flow_samples,
         )?;
+
         labelled(
             &mut e,
             "tollgate_policy_reloads",

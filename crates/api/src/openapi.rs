@@ -46,6 +46,7 @@ impl Modify for Bearer {
         crate::guard::ban,
         crate::guard::unban,
         crate::latency::status,
+        crate::latency::history,
         crate::agents::add_batch,
         crate::agents::standing,
         crate::agents::list,

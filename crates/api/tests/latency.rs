@@ -7,6 +7,10 @@
 //!   its own classes and alarms only (and no probes), another tenant's is
 //!   403; a bad parameter is a 4xx problem; 404 without `[latency]`;
 //! - `/metrics`: `tollgate_latency_alarms{kind=…}`, the probe's RTT;
+//! - `GET /api/v1/latency/history`: minutes stored in a SQLite history,
+//!   every tenant's and the probes for a read token, its own only for a
+//!   tenant token (another's is 403), `since` as a duration or a time, a
+//!   bad `since` refused with a 400 naming it;
 //! - the OpenAPI document lists the path.
 
 mod common;
@@ -144,6 +148,11 @@ struct Site {
 /// Commands are carried out at once and the snapshot republished before
 /// the answer, as the daemon does.
 fn site(engine: Engine) -> Site {
+    site_with(engine, None)
+}
+
+/// [`site`], with a history at `history` (a SQLite file) if given.
+fn site_with(engine: Engine, history: Option<std::path::PathBuf>) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let mut file = api::tokens::TokenFile::default();
     let reader = file.add("graphs", api::tokens::Scope::Read, now()).unwrap();
@@ -152,11 +161,15 @@ fn site(engine: Engine) -> Site {
         .unwrap();
     let tokens = dir.path().join("tokens.json");
     std::fs::write(&tokens, file.to_text()).unwrap();
-    let mut st = common::app_state(
-        engine.snapshot(now()),
-        dir.path(),
-        Box::new(|| Err("no history in this test".into())),
-    );
+    let opener: api::stores::Opener = match history {
+        Some(path) => Box::new(move || {
+            let s = history::SqliteStore::open(&path, &Default::default())
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(s) as Box<dyn history::Store + Send>)
+        }),
+        None => Box::new(|| Err("no history in this test".into())),
+    };
+    let mut st = common::app_state(engine.snapshot(now()), dir.path(), opener);
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(engine.snapshot(now())));
     let engine = Arc::new(Mutex::new(engine));
     let next = Arc::new(Mutex::new(0u64));
@@ -284,6 +297,7 @@ async fn the_stall_and_the_slow_probe_show_by_scope() {
         "{m}"
     );
     assert!(m.contains("tollgate_latency_alarms_raised_total 2"), "{m}");
+    assert!(m.contains("tollgate_latency_rows_refused_total 0"), "{m}");
     assert!(
         m.contains("tollgate_latency_queue_delay_max_seconds 3.0"),
         "{m}"
@@ -302,4 +316,103 @@ async fn without_a_latency_section_the_endpoint_is_404() {
     assert_eq!(code, StatusCode::NOT_FOUND, "{v}");
     let (_, m) = call(&s, Method::GET, "/metrics", &s.reader, None).await;
     assert!(!m.as_str().unwrap().contains("tollgate_latency"), "{m}");
+}
+
+#[tokio::test]
+async fn stored_minutes_by_scope_and_since() {
+    use history::Store as _;
+    use latency::rtt::RttFigures;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    let mut store = history::SqliteStore::open(&path, &Default::default()).unwrap();
+    // Ten and ninety minutes ago, on the wall clock the handler reads.
+    let minute = |ago: i64| jiff::Timestamp::now().as_second() / 60 - ago;
+    let half = |ms: u64| RttFigures {
+        samples: 40,
+        min: Some(Duration::from_millis(ms)),
+        p50: Some(Duration::from_millis(ms + 1)),
+        p95: Some(Duration::from_millis(ms + 2)),
+        p99: Some(Duration::from_millis(ms + 3)),
+        max: Some(Duration::from_millis(ms + 4)),
+    };
+    let rtt = |ago, tenant| latency::RttMinute {
+        minute: minute(ago),
+        tenant,
+        realm: 0,
+        up: half(10),
+        down: half(2),
+        retransmits_up: 1,
+        retransmits_down: 0,
+    };
+    let rows = latency::Minutes {
+        rtt: vec![rtt(10, 1), rtt(10, 2), rtt(90, 1)],
+        probes: vec![latency::ProbeMinute {
+            minute: minute(10),
+            probe: "uplink icmp 192.0.2.1".into(),
+            sent: 60,
+            lost: 3,
+            p50: Some(Duration::from_millis(20)),
+            max: Some(Duration::from_millis(40)),
+            jitter: Some(Duration::from_millis(1)),
+        }],
+        queues: Vec::new(),
+    };
+    assert_eq!(store.append_latency(&rows).unwrap().stored, 4);
+    drop(store);
+    let s = site_with(engine(&format!("{POLICY}{LATENCY}")), Some(path));
+    let get = |uri: &'static str, token: String| {
+        let s = &s;
+        async move { call(s, Method::GET, uri, &token, None).await }
+    };
+    let (code, v) = get("/api/v1/latency/history?since=30m", s.reader.clone()).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let tenants: Vec<_> = v["tcp_rtt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tenant"].clone())
+        .collect();
+    assert_eq!(tenants, [1, 2], "{v}");
+    let r = &v["tcp_rtt"][0];
+    assert_eq!(r["up"]["p50_ms"], 11.0, "{v}");
+    assert_eq!(r["rtt_p50_ms"], 14.0, "{v}");
+    assert_eq!(r["realm_name"], "all", "{v}");
+    assert!(r["start"].as_str().unwrap().ends_with(":00Z"), "{v}");
+    assert_eq!(v["probes"][0]["loss_percent"], 5.0, "{v}");
+    // Two hours back: tenant 1's older minute too; only tenant 1 asked.
+    let (code, v) = get(
+        "/api/v1/latency/history?since=2h&tenant=1",
+        s.reader.clone(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["tcp_rtt"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["probes"].as_array().unwrap().is_empty(), "{v}");
+    // A tenant token: its own only, by default and when named.
+    let (code, v) = get("/api/v1/latency/history?since=30m", s.tenant.clone()).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["tcp_rtt"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["tcp_rtt"][0]["tenant"], 1, "{v}");
+    let (code, _) = get("/api/v1/latency/history?tenant=2", s.tenant.clone()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // Bad parameters, each named: a value that does not parse is 400, a
+    // value that parses but cannot be answered (`since` in the future or
+    // not a time) 422, as elsewhere in the API.
+    for (uri, field) in [
+        ("/api/v1/latency/history?since=banana", "since"),
+        (
+            "/api/v1/latency/history?since=2030-01-01T00:00:00Z",
+            "since",
+        ),
+        ("/api/v1/latency/history?tenant=x", "tenant"),
+        ("/api/v1/latency/history?until=1h", "until"),
+    ] {
+        let (code, v) = get(uri, s.reader.clone()).await;
+        assert!(
+            code == StatusCode::BAD_REQUEST || code == StatusCode::UNPROCESSABLE_ENTITY,
+            "{uri}: {code} {v}"
+        );
+        assert!(v.to_string().contains(field), "{uri}: {v}");
+    }
+    assert!(api::openapi::json().contains("/api/v1/latency/history"));
 }

@@ -431,6 +431,7 @@ impl Engine {
             Input::Stop => {
                 self.stopping = true;
                 self.guard_stop(&mut out);
+                self.latency_flush(&mut out);
                 self.event(
                     &mut out,
                     now,

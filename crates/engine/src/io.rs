@@ -363,7 +363,8 @@ pub struct Event {
     /// `reload`, `reload_refused`, `overage_move`, `overage_return`,
     /// `store_failed`, `routes_unreadable`, `compile_failed`,
     /// `apply_failed`, `api_write`, `flows_failed`, `latency_alarm`,
-    /// `latency_clear`, `latency_failed`, `stopped`, `transit_tighten`,
+    /// `latency_clear`, `latency_failed`, `latency_refused`,
+    /// `latency_store_failed`, `stopped`, `transit_tighten`,
     /// `transit_relax`, `transit_dry_run`, `transit_held`, `transit_failed`.
     pub kind: String,
     /// For people.
@@ -490,6 +491,9 @@ pub enum Effect {
     RebuildFlowTables,
     /// Apply the history's retention and compact it.
     Maintain,
+    /// Store closed latency minutes in the history; answer with
+    /// [`crate::latency::LatencyInput::Stored`].
+    StoreLatency(Box<latency::Minutes>),
     /// Answer a command.
     Reply {
         /// The command's id.

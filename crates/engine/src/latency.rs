@@ -101,6 +101,17 @@ pub enum LatencyInput {
         /// Why.
         error: String,
     },
+    /// What the history did with closed minutes
+    /// ([`crate::io::Effect::StoreLatency`]).
+    Stored {
+        /// Rows stored.
+        stored: u64,
+        /// Rows refused as absurd, each with its reason.
+        refused: Vec<String>,
+        /// The write failed as a whole (the rows are lost: a minute's
+        /// figures are not worth blocking on).
+        error: Option<String>,
+    },
 }
 
 /// What the shell must do for latency.
@@ -135,6 +146,9 @@ pub(crate) struct Latency {
     /// The last failure reported, so a failing sampler is one event, not
     /// one a second.
     failing: Option<String>,
+    /// The open UTC minute's rows for the history (kept across monitor
+    /// restarts: a reload does not cut a minute).
+    recorder: latency::Recorder,
 }
 
 /// The monitor's settings from the policy's `[latency]`.
@@ -212,6 +226,7 @@ impl Engine {
                     self.latency_change(now, change, out);
                 }
                 self.latency.spec = None;
+                self.latency_flush(out);
                 out.push(Effect::Latency(LatencyEffect::Sample { spec: None }));
                 self.event(
                     out,
@@ -301,7 +316,16 @@ impl Engine {
         out: &mut Vec<Effect>,
     ) {
         let generation = self.latency.generation;
+        let secs = now.as_second();
         let changes = match input {
+            LatencyInput::Stored {
+                stored,
+                refused,
+                error,
+            } => {
+                self.latency_stored(now, stored, refused, error, out);
+                return;
+            }
             LatencyInput::Failed { error } => {
                 if self.latency.failing.as_ref() != Some(&error) {
                     self.event(
@@ -352,6 +376,8 @@ impl Engine {
                 if !links.is_empty() || !m.view().links.is_empty() {
                     c.extend(m.links(at, links));
                 }
+                let closed = self.latency.recorder.queues(secs, at, &m.view().classes);
+                self.latency_store(closed, out);
                 c
             }
             LatencyInput::Probed {
@@ -362,7 +388,12 @@ impl Engine {
                 let Some(m) = &mut self.latency.monitor else {
                     return;
                 };
-                m.probe(probe, reply)
+                let c = m.probe(probe, reply);
+                if let Some(name) = m.config().probes.get(probe) {
+                    let closed = self.latency.recorder.probe(secs, name, reply);
+                    self.latency_store(closed, out);
+                }
+                c
             }
             LatencyInput::Rtt {
                 generation: g,
@@ -372,7 +403,10 @@ impl Engine {
                 let Some(m) = &mut self.latency.monitor else {
                     return;
                 };
-                m.rtt(at, &samples)
+                let c = m.rtt(at, &samples);
+                let closed = self.latency.recorder.rtt(secs, &samples);
+                self.latency_store(closed, out);
+                c
             }
             // From a sampler already replaced.
             LatencyInput::Sampled { .. }
@@ -381,6 +415,58 @@ impl Engine {
         };
         for c in changes {
             self.latency_change(now, c, out);
+        }
+    }
+
+    /// Hands closed minutes to the history, if there are any.
+    fn latency_store(&mut self, closed: latency::Minutes, out: &mut Vec<Effect>) {
+        if !closed.is_empty() {
+            out.push(Effect::StoreLatency(Box::new(closed)));
+        }
+    }
+
+    /// Closes the open minute as it is (the daemon stops, or `[latency]`
+    /// goes): a partial minute is stored rather than lost.
+    pub(crate) fn latency_flush(&mut self, out: &mut Vec<Effect>) {
+        let closed = self.latency.recorder.flush();
+        self.latency_store(closed, out);
+    }
+
+    fn latency_stored(
+        &mut self,
+        now: Timestamp,
+        stored: u64,
+        refused: Vec<String>,
+        error: Option<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        self.counts.latency_rows_written += stored;
+        if let Some(e) = error {
+            self.event(
+                out,
+                now,
+                Level::Error,
+                "latency_store_failed",
+                format!("cannot store the latency minutes: {e}"),
+                None,
+            );
+        }
+        if !refused.is_empty() {
+            self.counts.latency_rows_refused += refused.len() as u64;
+            let shown: Vec<&str> = refused.iter().take(5).map(String::as_str).collect();
+            self.event(
+                out,
+                now,
+                Level::Warn,
+                "latency_refused",
+                format!(
+                    "the history refused {} latency rows ({} since start; the rest is stored): {}",
+                    refused.len(),
+                    self.counts.latency_rows_refused,
+                    shown.join("; ")
+                ),
+                None,
+            );
         }
     }
 
@@ -651,5 +737,78 @@ target = "192.0.2.1"
             *generation -= 1;
         }
         assert!(e.handle(t0(), old).is_empty());
+    }
+
+    fn stored(effects: &[Effect]) -> Vec<latency::Minutes> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::StoreLatency(m) => Some((**m).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn utc_minutes_go_to_the_history_once_and_the_partial_one_at_stop() {
+        let policy = POLICY.replace("lan = \"lan0\"", "lan = \"lan0\"\nclassifier = \"ebpf\"")
+            + "\n[latency]\ntcp_rtt = true\n";
+        let (mut e, first) = start(&policy);
+        let g = samplers(&first)
+            .pop()
+            .flatten()
+            .expect("a sampler")
+            .generation;
+        let rtt = |rtt_ms: u64| {
+            Input::Latency(LatencyInput::Rtt {
+                generation: g,
+                // The monitor's clock: unrelated to the wall's minutes.
+                at: ms(500),
+                samples: vec![RttSample {
+                    tenant: 1,
+                    realm: 0,
+                    up: true,
+                    rtt: Some(ms(rtt_ms)),
+                }],
+            })
+        };
+        let at = |s: i64| t0() + jiff::SignedDuration::from_secs(s);
+        // t0 is 12:00:00 UTC: 12:00:59 is the same minute, 12:01:00 is not.
+        assert!(stored(&e.handle(at(1), rtt(10))).is_empty());
+        assert!(stored(&e.handle(at(59), rtt(20))).is_empty());
+        let closed = stored(&e.handle(at(60), rtt(30)));
+        assert_eq!(closed.len(), 1);
+        let row = closed[0].rtt[0];
+        assert_eq!(row.minute, t0().as_second() / 60);
+        assert_eq!(row.up.samples, 2);
+        assert_eq!(row.up.max, Some(ms(20)));
+        // Stopping stores the partial minute, then reads the counters.
+        let out = e.handle(at(70), Input::Stop);
+        let partial = stored(&out);
+        assert_eq!(partial.len(), 1);
+        assert_eq!(partial[0].rtt[0].minute, row.minute + 1);
+        assert_eq!(partial[0].rtt[0].up.samples, 1);
+        let order: Vec<bool> = out
+            .iter()
+            .filter_map(|o| match o {
+                Effect::StoreLatency(_) => Some(true),
+                Effect::ReadCounters => Some(false),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order, vec![true, false]);
+        // The history's refusals are an event, counted.
+        let out = e.handle(
+            at(71),
+            Input::Latency(LatencyInput::Stored {
+                stored: 3,
+                refused: vec!["rtt row of minute 1 (tenant 1 realm 0): absurd".into()],
+                error: None,
+            }),
+        );
+        assert!(out.iter().any(|o| matches!(o, Effect::Event(ev)
+            if ev.kind == "latency_refused" && ev.message.contains("1 since start"))));
+        assert_eq!(e.counts.latency_rows_refused, 1);
+        assert_eq!(e.snapshot(at(72)).counts.latency_rows_written, 3);
     }
 }

@@ -40,6 +40,10 @@ pub struct Counts {
     pub overage_moves: u64,
     /// Flow samples committed.
     pub flow_samples: u64,
+    /// Latency minutes' rows stored in the history.
+    pub latency_rows_written: u64,
+    /// Latency minutes' rows the history refused as absurd.
+    pub latency_rows_refused: u64,
     /// When the last batch was committed.
     pub last_commit: Option<Timestamp>,
     /// The last reconcile round's duration, in milliseconds.

@@ -22,6 +22,9 @@
 //!   writer's last sequence and state, `ReplacingMergeTree`; the
 //!   accountant's under the empty name), `quarantine` and its counts,
 //!   `frozen` (bills), `marks` (retention).
+//! - `latency` (schema 2): the latency minutes of every kind in one table,
+//!   so a close is one `INSERT`; `latency_marks` the retention's cut,
+//!   honoured by every read (`latency.rs`).
 //!
 //! Usage and ranking are planned exactly as in the SQLite store
 //! ([`history::planning`]): whole UTC days from `daily`, whole hours from
@@ -90,6 +93,7 @@
 mod client;
 pub mod fuzzing;
 mod http;
+mod latency;
 mod read;
 mod retention;
 mod rowbinary;
@@ -271,7 +275,21 @@ impl Store for ClickHouseStore {
         now: Timestamp,
         retention: &Retention,
     ) -> Result<RetentionReport, StoreError> {
-        retention::apply(&self.client, now, retention)
+        let mut report = retention::apply(&self.client, now, retention)?;
+        let cut = history::latency_cutoff(now, retention)?;
+        report.latency_deleted = latency::forget_before(&self.client, cut)?;
+        Ok(report)
+    }
+
+    fn append_latency(
+        &mut self,
+        minutes: &::latency::Minutes,
+    ) -> Result<history::LatencyReport, StoreError> {
+        latency::append(&self.client, minutes)
+    }
+
+    fn latency(&self, query: &history::LatencyQuery) -> Result<::latency::Minutes, StoreError> {
+        latency::read(&self.client, query)
     }
 
     fn freeze(&mut self, period: &FrozenPeriod) -> Result<(), StoreError> {

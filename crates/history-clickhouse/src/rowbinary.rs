@@ -131,8 +131,8 @@ impl<'a> Reader<'a> {
         Ok(i128::from_le_bytes(self.take("Decimal128")?))
     }
 
-    /// A `String`'s bytes.
-    pub fn bytes(&mut self) -> Result<&'a [u8], Truncated> {
+    /// A LEB128 length (of a `String` or an `Array`).
+    pub fn len(&mut self) -> Result<usize, Truncated> {
         let mut n: usize = 0;
         let mut shift = 0;
         loop {
@@ -143,9 +143,14 @@ impl<'a> Reader<'a> {
             n |= usize::from(b & 0x7f) << shift;
             shift += 7;
             if b & 0x80 == 0 {
-                break;
+                return Ok(n);
             }
         }
+    }
+
+    /// A `String`'s bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8], Truncated> {
+        let n = self.len()?;
         if n > self.buf.len() {
             return Err(Truncated("String"));
         }

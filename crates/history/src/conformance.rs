@@ -30,6 +30,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("retention_keeps_unfrozen_and_marks_inexact", retention),
     ("sums_above_2_pow_64_are_exact", above_2_pow_64),
     ("the_site_key_is_stored_like_a_tenant", site_key),
+    (
+        "latency_minutes_round_trip_refuse_and_expire",
+        latency_minutes,
+    ),
 ];
 
 /// Runs every check on stores from `new`, returning the transcripts.
@@ -702,4 +706,124 @@ fn site_key(store: &mut dyn Store) -> Vec<String> {
         "{u:?}"
     );
     vec![format!("{only:?}"), format!("{u:?}")]
+}
+
+/// Latency minutes: stored and read back to the microsecond, by tenant and
+/// range, a minute split by a restart kept as two rows, an absurd row
+/// refused alone, and the raw retention removing old minutes.
+fn latency_minutes(store: &mut dyn Store) -> Vec<String> {
+    use ::latency::rtt::RttFigures;
+    use ::latency::{Minutes, ProbeMinute, QueueMinute, RttMinute};
+    use std::time::Duration;
+    let us = |v: u64| Some(Duration::from_micros(v));
+    // 2026-12-07 04:00 UTC.
+    let m0 = 1_796_616_000 / 60;
+    let half = |n: u64, base: u64| RttFigures {
+        samples: n,
+        min: us(base),
+        p50: us(base + 10),
+        p95: us(base + 20),
+        p99: us(base + 30),
+        max: us(base + 40),
+    };
+    let rtt = |minute: i64, tenant: u32, base: u64| RttMinute {
+        minute,
+        tenant,
+        realm: 1,
+        up: half(30, base),
+        down: RttFigures::default(),
+        retransmits_up: 2,
+        retransmits_down: 0,
+    };
+    let mut absurd = rtt(m0, 9, 1_000);
+    absurd.up.max = Some(Duration::from_secs(86_400));
+    let probe = ProbeMinute {
+        minute: m0,
+        probe: "national icmp 192.0.2.1".into(),
+        sent: 60,
+        lost: 1,
+        p50: us(10_250),
+        max: us(19_999),
+        jitter: us(300),
+    };
+    let queue = QueueMinute {
+        minute: m0 + 1,
+        class: "lan0 1:10".into(),
+        tenant: Some(7),
+        label: "national down".into(),
+        max_delay: Duration::from_millis(3_000),
+        drops: 12,
+        overlimits: 400,
+        at_ceil: Duration::from_secs(41),
+    };
+    let first = Minutes {
+        rtt: vec![rtt(m0, 7, 10_000), rtt(m0, 8, 20_000), absurd],
+        probes: vec![probe.clone()],
+        queues: vec![queue.clone()],
+    };
+    let r = store.append_latency(&first).expect("append latency");
+    assert_eq!(r.stored, 4, "{r:?}");
+    assert_eq!(r.refused.len(), 1, "{r:?}");
+    assert!(r.refused[0].subject.contains("tenant 9"), "{r:?}");
+    // The same minute again (a restart inside it): a second row.
+    let again = Minutes {
+        rtt: vec![rtt(m0, 7, 11_000), rtt(m0 + 2, 7, 12_000)],
+        ..Minutes::default()
+    };
+    assert_eq!(store.append_latency(&again).expect("append").stored, 2);
+    let q = |tenant, from, to| LatencyQuery {
+        tenant,
+        from,
+        to,
+        limit: 100,
+    };
+    let all = store.latency(&q(None, m0, m0 + 10)).expect("read");
+    assert_eq!(all.rtt.len(), 4, "{all:?}");
+    assert_eq!(all.probes, vec![probe]);
+    assert_eq!(all.queues, vec![queue.clone()]);
+    let seven = store.latency(&q(Some(7), m0, m0 + 2)).expect("read");
+    let mut p50: Vec<_> = seven.rtt.iter().map(|r| r.up.p50).collect();
+    p50.sort();
+    assert_eq!(p50, vec![us(10_010), us(11_010)], "{seven:?}");
+    assert!(seven
+        .rtt
+        .iter()
+        .all(|r| r.tenant == 7 && r.down.p50.is_none()));
+    assert!(seven.probes.is_empty(), "probes are the site's");
+    assert_eq!(seven.queues, vec![queue]);
+    assert_eq!(
+        store
+            .latency(&q(Some(8), m0 + 1, m0 + 10))
+            .expect("read")
+            .rtt,
+        vec![]
+    );
+    let limited = store
+        .latency(&LatencyQuery {
+            limit: 1,
+            ..q(None, m0, m0 + 10)
+        })
+        .expect("read");
+    assert_eq!(limited.rtt.len(), 1);
+    // Retention: raw kept for a day, now 1 day and 30 s after m0 + 1
+    // began: minute m0 goes, m0 + 1 stays.
+    let now = Timestamp::from_second((m0 + 1) * 60 + 86_400 + 30).unwrap();
+    let day = jiff::SignedDuration::from_hours(24);
+    let kept = Retention {
+        raw: day,
+        hourly: day * 2,
+        daily: day * 3,
+    };
+    let report = store.apply_retention(now, &kept).expect("retention");
+    let left = store.latency(&q(None, 0, m0 + 10)).expect("read");
+    assert_eq!(
+        (left.rtt.len(), left.probes.len(), left.queues.len()),
+        (1, 0, 1),
+        "{left:?}"
+    );
+    vec![
+        format!("{all:?}"),
+        format!("{left:?}"),
+        format!("deleted {}", report.latency_deleted),
+    ]
 }

@@ -11,7 +11,9 @@
 //!   state; [`Store::add`] samples from another writer (a flow collector)
 //!   that sum with what is stored, under that writer's own sequence and
 //!   state; [`Store::compact`] finished days into one row per tenant (the
-//!   samples, and the hourly rollup beside its hour rows). A ClickHouse
+//!   samples, and the hourly rollup beside its hour rows);
+//!   [`Store::append_latency`] and [`Store::latency`] keep per-minute
+//!   latency rows ([`latency`]: TCP RTT, probes, queues). A ClickHouse
 //!   backend can implement the same trait later.
 //! - [`SqliteStore`]: the default, one SQLite file (by default
 //!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
@@ -36,6 +38,7 @@
 
 mod error;
 pub mod fuzzing;
+pub mod latency;
 pub mod refusal;
 mod sqlite;
 mod store;
@@ -54,13 +57,14 @@ pub mod planning {
 pub mod conformance;
 
 pub use error::StoreError;
+pub use latency::{LatencyQuery, LatencyRefusal, LatencyReport};
 pub use refusal::{
     Quarantine, QuarantinedSample, Refusal, RefusalReason, WriteReport, ACCOUNTANT_WRITER,
     MAX_SAMPLE_BYTES, MAX_SAMPLE_PACKETS, QUARANTINE_CAP,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, COMPACT_GRACE, DEFAULT_PATH, SCHEMA_VERSION};
 pub use store::{
-    AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, HourTotal, HourTotals, RankBy, Retention,
-    RetentionReport, SampleQuery, Store, StoredState, TenantTotal, Tenants, TopQuery, UsageQuery,
-    UsageTotal,
+    latency_cutoff, AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, HourTotal, HourTotals,
+    RankBy, Retention, RetentionReport, SampleQuery, Store, StoredState, TenantTotal, Tenants,
+    TopQuery, UsageQuery, UsageTotal,
 };

@@ -1,6 +1,7 @@
 //! The storage port: what the daemon and the CLI need from a history store.
 
 use crate::error::StoreError;
+use crate::latency::{LatencyQuery, LatencyReport};
 use crate::refusal::{Quarantine, Refusal, WriteReport};
 use accounting::{Direction, Sample, Slot, SlotCoverage};
 use jiff::civil::Date;
@@ -305,6 +306,22 @@ pub struct RetentionReport {
     /// Daily rollup rows removed (one per tenant and day in the SQLite
     /// store).
     pub daily_deleted: u64,
+    /// Latency minutes removed (kept as long as the raw samples' retention
+    /// says, whether or not a period is frozen: no bill reads them).
+    #[serde(default)]
+    pub latency_deleted: u64,
+}
+
+/// The first Unix minute the raw retention keeps as of `now`.
+pub fn latency_cutoff(now: Timestamp, retention: &Retention) -> Result<i64, StoreError> {
+    if retention.raw <= SignedDuration::ZERO {
+        return Err(StoreError::Invalid {
+            field: "retention.raw".into(),
+            problem: format!("{:#} is not a positive duration", retention.raw),
+        });
+    }
+    let cut = now.checked_sub(retention.raw).unwrap_or(Timestamp::MIN);
+    Ok(cut.as_second().div_euclid(60))
 }
 
 /// What a [`Store::compact`] call did.
@@ -415,6 +432,15 @@ pub trait Store {
             ..CompactReport::default()
         })
     }
+
+    /// Stores closed latency minutes ([`crate::latency`]): each row
+    /// checked alone, an absurd one refused and listed in the report, the
+    /// rest committed together.
+    fn append_latency(&mut self, minutes: &latency::Minutes) -> Result<LatencyReport, StoreError>;
+
+    /// Latency minutes in `[from, to)`, earliest first (at most `limit`
+    /// rows of each kind).
+    fn latency(&self, query: &LatencyQuery) -> Result<latency::Minutes, StoreError>;
 
     /// Removes what the retention allows, as of `now`.
     fn apply_retention(
@@ -535,6 +561,14 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn compact(&mut self, now: Timestamp, limit: usize) -> Result<CompactReport, StoreError> {
         (**self).compact(now, limit)
+    }
+
+    fn append_latency(&mut self, minutes: &latency::Minutes) -> Result<LatencyReport, StoreError> {
+        (**self).append_latency(minutes)
+    }
+
+    fn latency(&self, query: &LatencyQuery) -> Result<latency::Minutes, StoreError> {
+        (**self).latency(query)
     }
 
     fn apply_retention(

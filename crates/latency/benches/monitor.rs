@@ -60,3 +60,27 @@ fn one_reading(b: divan::Bencher, n: u32) {
     })
     .bench_local_values(|(at, e)| m.queues(Duration::from_secs(at), e));
 }
+
+/// The history's recorder fed the monitor's class views after each
+/// reading (what the engine adds per reading for the stored minutes).
+#[divan::bench(args = [1_000, 10_000, 20_002])]
+fn one_reading_recorded(b: divan::Bencher, n: u32) {
+    let mut m = Monitor::new(config());
+    let mut r = latency::Recorder::default();
+    let mut second = 1;
+    for _ in 0..2 {
+        second += 1;
+        m.queues(Duration::from_secs(second), entries(n, second));
+        let at = Duration::from_secs(second);
+        r.queues(1_796_616_000 + second as i64, at, &m.view().classes);
+    }
+    let views = m.view().classes.clone();
+    b.bench_local(|| {
+        second += 1;
+        r.queues(
+            1_796_616_000 + second as i64,
+            Duration::from_secs(second),
+            &views,
+        )
+    });
+}

@@ -24,12 +24,14 @@
 
 pub mod alarm;
 pub mod millis;
+pub mod minutes;
 pub mod monitor;
 pub mod probe;
 pub mod queue;
 pub mod rtt;
 
 pub use alarm::{Alarm, AlarmKind, Change};
+pub use minutes::{Minutes, ProbeMinute, QueueMinute, Recorder, RttMinute};
 pub use monitor::{Config, LinkSample, Monitor, View};
 pub use probe::{ProbeFigures, ProbeReply};
 pub use queue::{ClassSample, Figures};

@@ -11,6 +11,7 @@
 //! - [`site`]: every tenant's traffic together, per realm × direction, as
 //!   columns (the dashboard's overview);
 //! - [`bills`]: a period's bills, frozen or computed;
+//! - [`latency`]: stored latency minutes (TCP RTT, probes, queues);
 //! - [`rates`]: live rates per tenant × realm from two counter readings;
 //! - [`names`]: tenants and realms by id or name;
 //! - [`transit`]: the site's own bill against each upstream's commit.
@@ -21,6 +22,7 @@
 //! can never be clamped on its way to a person.
 
 pub mod bills;
+pub mod latency;
 pub mod names;
 pub mod open;
 pub mod range;

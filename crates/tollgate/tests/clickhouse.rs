@@ -110,6 +110,55 @@ fn write(store: &mut dyn Store) {
     }
 }
 
+/// Latency minutes ending five minutes before `minute`: tenant 1's TCP
+/// RTT, a probe, a busy queue.
+fn write_latency(store: &mut dyn Store, minute: i64) {
+    use std::time::Duration;
+    let ms = |v: u64| Some(Duration::from_micros(v * 1000 + 17));
+    let half = latency::rtt::RttFigures {
+        samples: 120,
+        min: ms(9),
+        p50: ms(10),
+        p95: ms(14),
+        p99: ms(18),
+        max: ms(30),
+    };
+    let rows = latency::Minutes {
+        rtt: (1..=5)
+            .map(|ago| latency::RttMinute {
+                minute: minute - ago,
+                tenant: 1,
+                realm: 1,
+                up: half,
+                down: latency::rtt::RttFigures::default(),
+                retransmits_up: ago as u64,
+                retransmits_down: 0,
+            })
+            .collect(),
+        probes: vec![latency::ProbeMinute {
+            minute: minute - 2,
+            probe: "national icmp 192.0.2.1".into(),
+            sent: 60,
+            lost: 6,
+            p50: ms(11),
+            max: ms(40),
+            jitter: ms(2),
+        }],
+        queues: vec![latency::QueueMinute {
+            minute: minute - 3,
+            class: "lan0 1:10".into(),
+            tenant: Some(2),
+            label: "national down".into(),
+            max_delay: Duration::from_millis(3_100),
+            drops: 4,
+            overlimits: 90,
+            at_ceil: Duration::from_secs(12),
+        }],
+    };
+    let r = store.append_latency(&rows).unwrap();
+    assert_eq!((r.stored, r.refused.len()), (7, 0));
+}
+
 fn tollgate(dir: &Path, args: &[&str]) -> String {
     testkit::tollgate_in(env!("CARGO_BIN_EXE_tollgate"), dir, args)
 }
@@ -143,6 +192,8 @@ fn usage_realms_and_bill_read_the_same_from_clickhouse_as_from_sqlite() {
     )
     .unwrap();
     write(&mut store);
+    let minute = jiff::Timestamp::now().as_second() / 60;
+    write_latency(&mut store, minute);
     drop(store);
     let mut store = ClickHouseStore::open(&ClickHouseOptions {
         url: server.url.clone(),
@@ -151,6 +202,7 @@ fn usage_realms_and_bill_read_the_same_from_clickhouse_as_from_sqlite() {
     })
     .unwrap();
     write(&mut store);
+    write_latency(&mut store, minute);
     for args in [
         &["usage", "--period", "2026-03", "--json"][..],
         &["usage", "mixed", "--period", "2026-03", "--json"],
@@ -176,6 +228,43 @@ fn usage_realms_and_bill_read_the_same_from_clickhouse_as_from_sqlite() {
         serde_json::to_string(&v["bills"]).unwrap()
     };
     assert_eq!(strip(&a), strip(&b));
+    // Latency minutes: the same rows from both (apart from `to`, now).
+    for args in [
+        &["latency", "--since", "1h", "--json"][..],
+        &["latency", "steady", "--since", "1h", "--json"],
+    ] {
+        let rows = |s: &str| {
+            let v: serde_json::Value = serde_json::from_str(s).unwrap();
+            (
+                v["tcp_rtt"].clone(),
+                v["probes"].clone(),
+                v["queues"].clone(),
+            )
+        };
+        // `latency` reads no settings file: no --accounting.
+        let run = |d: &Path| {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+                .args(args)
+                .arg("-c")
+                .arg(d.join("policy.toml"))
+                .arg("--state-dir")
+                .arg(d.join("state"))
+                .env_remove("TOLLGATE_CONFIG")
+                .env_remove("TOLLGATE_STATE_DIR")
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let (a, b) = (rows(&run(&sqlite)), rows(&run(&ch)));
+        assert_eq!(a.0.as_array().unwrap().len(), 5, "{args:?}: {a:?}");
+        assert_eq!(a.0[0]["up"]["p50_ms"], 10.017, "{a:?}");
+        assert_eq!(a, b, "{args:?}: the stores answer differently");
+    }
     // The ClickHouse side never touched a SQLite file.
     assert!(!ch.join("state").join("history.sqlite").exists());
 }

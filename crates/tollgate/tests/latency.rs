@@ -19,6 +19,9 @@
 //!   `tollgate latency --json`, `tollgate status`, `GET /api/v1/latency`
 //!   and `/metrics`. The times from the burst to the raise and to the
 //!   clear are printed (not judged: timing never fails a test here).
+//!   After the daemon stops, `tollgate latency --since 10m --json` holds
+//!   the leaf's stored minutes (their worst delay at least the delay that
+//!   raised the alarm, a second or more at its ceil) and the probe's.
 //! - `probe_rtt_matches_ping`: the daemon's ICMP probe against `ping` run
 //!   at the same time from the router, over the bare veth path and with
 //!   40 ms added by a delaying echo responder in the tenant's namespace
@@ -440,6 +443,47 @@ fn the_seeds_three_second_stall_raises_an_alarm_and_clears_it() {
     );
     assert!(after["raised_total"].as_u64().unwrap() >= 2, "{after}");
     stop(d, &log);
+
+    // The history: the stall's minutes of the tenant's leaf (the daemon
+    // stopping stored the minute it was in), and the probe's.
+    let o = tollgate(dir, None, &["latency", "--since", "10m", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let leaf: Vec<&serde_json::Value> = h["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["class"] == a["subject"])
+        .collect();
+    let worst = leaf
+        .iter()
+        .map(|q| q["max_delay_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let at_ceil: f64 = leaf.iter().map(|q| q["at_ceil_ms"].as_f64().unwrap()).sum();
+    eprintln!("stored minutes of the leaf: worst delay {worst} ms, {at_ceil} ms at ceil: {leaf:?}");
+    // The reading that raised the alarm is one of the minute's readings.
+    assert!(
+        worst >= delay - 0.01,
+        "{delay} ms raised, {worst} ms stored: {h}"
+    );
+    assert!(at_ceil >= 1000.0, "{h}");
+    assert!(leaf.iter().all(|q| q["tenant"] == 1), "{h}");
+    let probe: Vec<&serde_json::Value> = h["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["probe"] == "tenant-path icmp 203.0.113.10")
+        .collect();
+    let sent: u64 = probe.iter().map(|p| p["sent"].as_u64().unwrap()).sum();
+    assert!(sent >= 3, "{h}");
+    assert!(probe.iter().any(|p| p["p50_ms"].as_f64().is_some()), "{h}");
+    let text = String::from_utf8_lossy(&tollgate(dir, None, &["latency", "--since", "10m"]).stdout)
+        .into_owned();
+    assert!(
+        text.contains("busy queues") && text.contains("probes"),
+        "{text}"
+    );
+    eprintln!("{text}");
 }
 
 /// The median of `v` (sorted in place).

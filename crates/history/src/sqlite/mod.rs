@@ -26,6 +26,7 @@ pub(crate) mod codec;
 mod compact;
 mod convert;
 mod hours;
+mod latency;
 pub(crate) mod marks;
 pub(crate) mod plan;
 mod quarantine;
@@ -227,7 +228,21 @@ impl Store for SqliteStore {
         now: Timestamp,
         retention: &Retention,
     ) -> Result<RetentionReport, StoreError> {
-        retention::apply(&mut self.conn, now, retention)
+        let mut report = retention::apply(&mut self.conn, now, retention)?;
+        let cut = crate::store::latency_cutoff(now, retention)?;
+        report.latency_deleted = latency::forget_before(&mut self.conn, cut)?;
+        Ok(report)
+    }
+
+    fn append_latency(
+        &mut self,
+        minutes: &::latency::Minutes,
+    ) -> Result<crate::LatencyReport, StoreError> {
+        latency::append(&mut self.conn, minutes)
+    }
+
+    fn latency(&self, query: &crate::LatencyQuery) -> Result<::latency::Minutes, StoreError> {
+        latency::read(&self.conn, query)
     }
 
     fn freeze(&mut self, period: &FrozenPeriod) -> Result<(), StoreError> {

@@ -233,6 +233,41 @@ const MIGRATIONS: &[Migration] = &[
         convert: None,
         after: "",
     },
+    Migration {
+        version: 7,
+        description: "latency minutes: TCP RTT per tenant and realm, probes, busy queues",
+        // Durations in whole microseconds, 0 when absent (see
+        // crate::latency). No unique key: a minute split by a daemon
+        // restart is two rows, both kept.
+        before: "
+        CREATE TABLE latency_rtt (
+            minute INTEGER NOT NULL, tenant INTEGER NOT NULL, realm INTEGER NOT NULL,
+            up_samples INTEGER NOT NULL, up_min_us INTEGER NOT NULL, up_p50_us INTEGER NOT NULL,
+            up_p95_us INTEGER NOT NULL, up_p99_us INTEGER NOT NULL, up_max_us INTEGER NOT NULL,
+            down_samples INTEGER NOT NULL, down_min_us INTEGER NOT NULL,
+            down_p50_us INTEGER NOT NULL, down_p95_us INTEGER NOT NULL,
+            down_p99_us INTEGER NOT NULL, down_max_us INTEGER NOT NULL,
+            retransmits_up INTEGER NOT NULL, retransmits_down INTEGER NOT NULL
+        );
+        CREATE INDEX latency_rtt_minute ON latency_rtt (minute);
+        CREATE INDEX latency_rtt_tenant ON latency_rtt (tenant, minute);
+        CREATE TABLE latency_probes (
+            minute INTEGER NOT NULL, probe TEXT NOT NULL, sent INTEGER NOT NULL,
+            lost INTEGER NOT NULL, p50_us INTEGER NOT NULL, max_us INTEGER NOT NULL,
+            jitter_us INTEGER NOT NULL
+        );
+        CREATE INDEX latency_probes_minute ON latency_probes (minute);
+        CREATE TABLE latency_queues (
+            minute INTEGER NOT NULL, class TEXT NOT NULL, tenant INTEGER NOT NULL,
+            label TEXT NOT NULL, max_delay_us INTEGER NOT NULL, drops INTEGER NOT NULL,
+            overlimits INTEGER NOT NULL, at_ceil_us INTEGER NOT NULL
+        );
+        CREATE INDEX latency_queues_minute ON latency_queues (minute);
+        CREATE INDEX latency_queues_tenant ON latency_queues (tenant, minute);
+        ",
+        convert: None,
+        after: "",
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -20,6 +20,11 @@ use std::path::PathBuf;
 pub struct LatencyArgs {
     /// Only this tenant's classes and alarms (id or name).
     pub tenant: Option<String>,
+    /// The stored minutes since then, from the history, instead of the
+    /// live figures: a duration back from now (`2h`, `30m`) or a time
+    /// (`2026-12-07T04:00:00Z`).
+    #[arg(long, value_name = "2h|TIME")]
+    pub since: Option<String>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
@@ -331,11 +336,15 @@ Examples:
 
     /// Queueing delay of the busy classes, the probes' RTT, jitter and
     /// loss, and the latency alarms raised now, as the daemon (`tollgate run` with a
-    /// [latency] section) last published them.
+    /// [latency] section) last published them; with --since, the per-minute
+    /// figures stored in the history.
     #[command(after_help = "Examples:
   tollgate latency                 the alarms, every probe, the busy classes
   tollgate latency alice           one tenant's busy classes and alarms
-  tollgate latency --json          as JSON (GET /api/v1/latency has every class)")]
+  tollgate latency --json          as JSON (GET /api/v1/latency has every class)
+  tollgate latency alice --since 2h   alice's stored minutes: TCP RTT, busy queues
+  tollgate latency --since 2026-12-07T04:00:00Z --json
+                                   every stored minute since then, as JSON")]
     Latency(LatencyArgs),
 
     /// Feed a run recorded with `tollgate run --record FILE` to a new

@@ -1,6 +1,7 @@
 //! `tollgate latency`: what the daemon last published about queueing
 //! delay, probes and latency alarms (`latency-status.json`, the shape of
-//! `GET /api/v1/latency`).
+//! `GET /api/v1/latency`); with `--since`, the minutes stored in the
+//! history (the shape of `GET /api/v1/latency/history`).
 
 use super::Context;
 use crate::cli::LatencyArgs;
@@ -8,6 +9,9 @@ use crate::error::{Error, Result};
 use std::process::ExitCode;
 
 pub fn run(cx: &Context, a: &LatencyArgs) -> Result<ExitCode> {
+    if let Some(since) = &a.since {
+        return stored(cx, a, since);
+    }
     let Some(status) = crate::latency_file::read(&cx.state)? else {
         return Err(Error::runtime(format!(
             "no latency status in {}",
@@ -41,6 +45,28 @@ pub fn run(cx: &Context, a: &LatencyArgs) -> Result<ExitCode> {
         say!("{}", crate::output::json_pretty(&status)?);
     } else {
         say!("{}", crate::output::latency::text(&status, stale));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stored minutes since `since`.
+fn stored(cx: &Context, a: &LatencyArgs, since: &str) -> Result<ExitCode> {
+    let loaded = crate::policy_file::load(&cx.config).ok();
+    let p = loaded.as_ref().and_then(|l| l.policy.as_ref());
+    let tenant = match &a.tenant {
+        Some(who) => Some(query::names::tenant_id(p, who)?),
+        None => None,
+    };
+    let now = jiff::Timestamp::now();
+    let from = query::latency::since(since, now)?;
+    let store = cx
+        .state
+        .history_store(p.and_then(|p| p.history.as_ref()), false)?;
+    let h = query::latency::history(&*store, p, tenant, from, now)?;
+    if a.json {
+        say!("{}", crate::output::json_pretty(&h)?);
+    } else {
+        say!("{}", crate::output::latency::history(&h));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -285,6 +285,21 @@ impl Shell {
                 self.maintain(engine);
                 None
             }
+            Effect::StoreLatency(minutes) => {
+                let r = self.store.append_latency(&minutes);
+                Some(Input::Latency(match r {
+                    Ok(report) => engine::latency::LatencyInput::Stored {
+                        stored: report.stored,
+                        refused: report.refused.iter().map(ToString::to_string).collect(),
+                        error: None,
+                    },
+                    Err(e) => engine::latency::LatencyInput::Stored {
+                        stored: 0,
+                        refused: Vec::new(),
+                        error: Some(e.to_string()),
+                    },
+                }))
+            }
             Effect::Reply { id, answer } => {
                 if let Some(tx) = self.replies.remove(&id) {
                     self.answers.push((tx, answer));

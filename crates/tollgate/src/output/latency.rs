@@ -176,3 +176,130 @@ fn rtt(o: &mut String, s: &LatencyStatus) {
         }
     }
 }
+
+/// Stored minutes as tables: TCP RTT, probes, busy queues.
+pub fn history(h: &query::latency::LatencyHistory) -> String {
+    let mut o = String::new();
+    let t = |ts: jiff::Timestamp| ts.strftime("%Y-%m-%d %H:%M").to_string();
+    let _ = writeln!(
+        o,
+        "stored minutes from {} to {} UTC{}{}",
+        t(h.from),
+        t(h.to),
+        h.tenant
+            .map(|t| format!(", tenant {t}"))
+            .unwrap_or_default(),
+        if h.truncated {
+            format!(
+                " (the first {} rows of a kind shown)",
+                query::latency::ROW_LIMIT
+            )
+        } else {
+            String::new()
+        }
+    );
+    if h.tcp_rtt.is_empty() && h.probes.is_empty() && h.queues.is_empty() {
+        let _ = writeln!(
+            o,
+            "none: the daemon stores a minute once it ends (and the partial one when it stops), with a [latency] section; TCP RTT needs tcp_rtt = true"
+        );
+        return o;
+    }
+    if !h.tcp_rtt.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nTCP RTT (passive); up = the far side, down = the tenant's side"
+        );
+        let _ = writeln!(
+            o,
+            "{:<16} {:>6} {:<12} {:>9} {:<4} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "minute",
+            "tenant",
+            "realm",
+            "rtt p50",
+            "half",
+            "samples",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "retrans"
+        );
+        for r in &h.tcp_rtt {
+            let m = &r.row;
+            for (half, f, retrans) in [
+                ("up", &m.up, m.retransmits_up),
+                ("down", &m.down, m.retransmits_down),
+            ] {
+                let first = half == "up";
+                let _ = writeln!(
+                    o,
+                    "{:<16} {:>6} {:<12} {:>9} {:<4} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                    if first { t(r.start) } else { String::new() },
+                    if first {
+                        m.tenant.to_string()
+                    } else {
+                        String::new()
+                    },
+                    if first { r.realm_name.as_str() } else { "" },
+                    if first { opt(r.rtt_p50) } else { String::new() },
+                    half,
+                    f.samples,
+                    opt(f.p50),
+                    opt(f.p95),
+                    opt(f.p99),
+                    opt(f.max),
+                    retrans
+                );
+            }
+        }
+    }
+    if !h.probes.is_empty() {
+        let _ = writeln!(o, "\nprobes");
+        let _ = writeln!(
+            o,
+            "{:<16} {:<32} {:>5} {:>5} {:>9} {:>9} {:>9}",
+            "minute", "probe", "sent", "lost", "p50", "max", "jitter"
+        );
+        for p in &h.probes {
+            let r = &p.row;
+            let _ = writeln!(
+                o,
+                "{:<16} {:<32} {:>5} {:>5} {:>9} {:>9} {:>9}",
+                t(p.start),
+                r.probe,
+                r.sent,
+                r.lost,
+                opt(r.p50),
+                opt(r.max),
+                opt(r.jitter)
+            );
+        }
+    }
+    if !h.queues.is_empty() {
+        let _ = writeln!(o, "\nbusy queues");
+        let _ = writeln!(
+            o,
+            "{:<16} {:<14} {:>6} {:<18} {:>10} {:>7} {:>10} {:>8}",
+            "minute", "class", "tenant", "label", "max delay", "drops", "overlimits", "at ceil"
+        );
+        for q in &h.queues {
+            let r = &q.row;
+            let _ = writeln!(
+                o,
+                "{:<16} {:<14} {:>6} {:<18} {:>10} {:>7} {:>10} {:>6} s",
+                t(q.start),
+                r.class,
+                r.tenant
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.label,
+                ms(r.max_delay),
+                r.drops,
+                r.overlimits,
+                r.at_ceil.as_secs()
+            );
+        }
+    }
+    o
+}
