@@ -73,6 +73,8 @@ pub fn observation(t: &TickReport, origin: Instant) -> Observation {
                         fragment_bytes: c.fragment_bytes,
                         flows: h.flows,
                         top_udp_src_ports: h.top_udp_src_ports.as_slice().to_vec().into(),
+                        top_dst_ports: h.top_dst_ports.as_slice().to_vec().into(),
+                        top_sources: sources(&h.top_sources),
                         min_packet_len: h.min_packet_len,
                         max_packet_len: h.max_packet_len,
                     },
@@ -80,6 +82,15 @@ pub fn observation(t: &TickReport, origin: Instant) -> Observation {
             })
             .collect(),
     }
+}
+
+/// A tick's busiest sources in the detector's form.
+fn sources(t: &packet_capture::TopSources) -> guard::TopSources {
+    let mut out = guard::TopSources::new();
+    for s in t.as_slice() {
+        out.add(s.addr, u64::from(s.packets), u64::from(s.bytes));
+    }
+    out
 }
 
 /// The saved ladder, if there is one. An unreadable file is logged and

@@ -559,6 +559,9 @@ fn counters_report(
             counters,
             flows: 0,
             top_udp_src_ports: Default::default(),
+            // The per-address counters know no ports or sources.
+            top_dst_ports: Default::default(),
+            top_sources: Default::default(),
             min_packet_len: 0,
             max_packet_len: 0,
         });
