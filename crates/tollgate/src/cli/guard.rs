@@ -61,7 +61,9 @@ Examples:
         after_help = "Reads guard-history.jsonl in the state directory, where `tollgate run` \
 and `tollgate guard watch` append one JSON line per attack when its last rung comes down (the \
 file is moved to guard-history.jsonl.1 past 16 MiB, so two files at most are kept). ENDED is when \
-the last rung came down; LASTED is from the first packet over the threshold to the traffic's end.
+the last rung came down; LASTED is from the first packet over the threshold to the traffic's end; \
+TOP SOURCES is the busiest source and how many more the report names (up to 10, with their \
+packets and bytes in --json's report.top_sources; `-` when the input knows no sources).
 
 Examples:
   tollgate guard history
