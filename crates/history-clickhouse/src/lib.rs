@@ -22,6 +22,9 @@
 //!   writer's last sequence and state, `ReplacingMergeTree`; the
 //!   accountant's under the empty name), `quarantine` and its counts,
 //!   `frozen` (bills), `marks` (retention).
+//! - `attacks` (schema 2): the guard's ended attacks, one row per
+//!   (start, target, direction): the store looks for the key before its
+//!   insert and reads keep one row per key.
 //!
 //! Usage and ranking are planned exactly as in the SQLite store
 //! ([`history::planning`]): whole UTC days from `daily`, whole hours from
@@ -87,6 +90,7 @@
 //! refused as [`history::RefusalReason::SlotOutOfRange`]. `compact` does
 //! nothing (the default): ClickHouse merges parts itself.
 
+mod attacks;
 mod client;
 pub mod fuzzing;
 mod http;
@@ -280,6 +284,18 @@ impl Store for ClickHouseStore {
 
     fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError> {
         read::frozen(&self.client, label)
+    }
+
+    fn record_attack(&mut self, attack: &history::AttackRow) -> Result<bool, StoreError> {
+        attacks::record(&self.client, attack)
+    }
+
+    fn attacks(
+        &self,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<history::AttackRow>, StoreError> {
+        attacks::read(&self.client, since, limit)
     }
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {

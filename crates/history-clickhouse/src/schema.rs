@@ -9,10 +9,10 @@ use crate::client::Client;
 use history::StoreError;
 
 /// The newest schema this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each version's statements, `{db}` standing for the database.
-const MIGRATIONS: [&str; 1] = [include_str!("sql/v1.sql")];
+const MIGRATIONS: [&str; 2] = [include_str!("sql/v1.sql"), include_str!("sql/v2.sql")];
 
 /// The statements of one migration's text: `;` at a line's end separates
 /// them, `--` lines are comments.

@@ -11,8 +11,9 @@
 //!   state; [`Store::add`] samples from another writer (a flow collector)
 //!   that sum with what is stored, under that writer's own sequence and
 //!   state; [`Store::compact`] finished days into one row per tenant (the
-//!   samples, and the hourly rollup beside its hour rows). A ClickHouse
-//!   backend can implement the same trait later.
+//!   samples, and the hourly rollup beside its hour rows); keep the
+//!   guard's ended attacks ([`Store::record_attack`], [`Store::attacks`],
+//!   [`attacks`]). `history-clickhouse` implements the same trait.
 //! - [`SqliteStore`]: the default, one SQLite file (by default
 //!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
 //!   [`sqlite`](crate::SqliteStore) for why), a versioned schema with a
@@ -34,6 +35,7 @@
 //! other writers, with the `writers` table holding each one's last
 //! sequence and state ([`Store::writer_state`]).
 
+pub mod attacks;
 mod error;
 pub mod fuzzing;
 pub mod refusal;
@@ -53,6 +55,7 @@ pub mod planning {
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use attacks::{AttackRow, MAX_ATTACKS};
 pub use error::StoreError;
 pub use refusal::{
     Quarantine, QuarantinedSample, Refusal, RefusalReason, WriteReport, ACCOUNTANT_WRITER,

@@ -23,6 +23,7 @@
 //!   open recovers the log.
 
 pub(crate) mod codec;
+mod attacks;
 mod compact;
 mod convert;
 mod hours;
@@ -240,5 +241,13 @@ impl Store for SqliteStore {
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
         read::top_tenants(&self.conn, query)
+    }
+
+    fn record_attack(&mut self, attack: &crate::AttackRow) -> Result<bool, StoreError> {
+        attacks::record(&mut self.conn, attack)
+    }
+
+    fn attacks(&self, since: Timestamp, limit: usize) -> Result<Vec<crate::AttackRow>, StoreError> {
+        attacks::read(&self.conn, since, limit)
     }
 }
