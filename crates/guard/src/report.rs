@@ -207,6 +207,13 @@ pub struct AttackReport {
     pub trigger: Trigger,
     /// When it was detected.
     pub started: Monotonic,
+    /// When it was detected on the caller's wall clock, in Unix
+    /// milliseconds. The detector has no wall clock: the caller stamps
+    /// it ([`crate::Detector::stamp`]) in the round that started the
+    /// attack, and it is saved with the report, so the attack keeps its
+    /// start (and its key in the history) across restarts.
+    #[serde(default)]
+    pub started_at_ms: Option<i64>,
     /// When the last rung ended; `None` while it lasts.
     pub ended: Option<Monotonic>,
     /// The highest rate over one tick, in packets per second.
@@ -251,6 +258,7 @@ impl AttackReport {
             group: group.to_owned(),
             trigger,
             started: now,
+            started_at_ms: None,
             ended: None,
             peak_pps: 0,
             peak_bps: 0,

@@ -53,7 +53,10 @@ impl AttackRow {
         if self.ended < self.started {
             return bad("attack.ended", "is before the attack's start");
         }
-        for (field, list) in [("attack.rungs", &self.rungs), ("attack.sources", &self.sources)] {
+        for (field, list) in [
+            ("attack.rungs", &self.rungs),
+            ("attack.sources", &self.sources),
+        ] {
             if list.iter().any(|x| x.is_empty() || x.contains(',')) {
                 return bad(field, "items must be non-empty and without commas");
             }

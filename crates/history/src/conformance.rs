@@ -724,7 +724,12 @@ fn attack(started_ms: i64, ended_ms: i64, target: &str, sources: &[&str]) -> Att
 /// back whole since a time, the latest `limit`, oldest first.
 fn attacks(store: &mut dyn Store) -> Vec<String> {
     let base = 1_780_000_000_000;
-    let a = attack(base, base + 60_000, "203.0.113.10", &["198.51.100.2", "2001:db8::3"]);
+    let a = attack(
+        base,
+        base + 60_000,
+        "203.0.113.10",
+        &["198.51.100.2", "2001:db8::3"],
+    );
     let b = attack(base + 1_000, base + 120_000, "203.0.113.11", &[]);
     let c = attack(base + 2_000, base + 90_000, "customers", &["198.51.100.2"]);
     assert!(store.attacks(Timestamp::UNIX_EPOCH, 10).unwrap().is_empty());
@@ -738,7 +743,11 @@ fn attacks(store: &mut dyn Store) -> Vec<String> {
     assert!(!store.record_attack(&again).unwrap());
     let mut out = Vec::new();
     let all = store.attacks(Timestamp::UNIX_EPOCH, 10).unwrap();
-    assert_eq!(all, vec![a.clone(), c.clone(), b.clone()], "oldest end first");
+    assert_eq!(
+        all,
+        vec![a.clone(), c.clone(), b.clone()],
+        "oldest end first"
+    );
     out.push(format!("{all:?}"));
     let since = store
         .attacks(Timestamp::from_millisecond(base + 90_000).unwrap(), 10)

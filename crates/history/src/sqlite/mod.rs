@@ -22,8 +22,8 @@
 //!   a process killed inside one leaves no part of it behind, and the next
 //!   open recovers the log.
 
-pub(crate) mod codec;
 mod attacks;
+pub(crate) mod codec;
 mod compact;
 mod convert;
 mod hours;

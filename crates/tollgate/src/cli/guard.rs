@@ -68,6 +68,7 @@ packets and bytes in --json's report.top_sources; `-` when the input knows no so
 Examples:
   tollgate guard history
   tollgate guard history --last 100
+  tollgate guard history --since 7d
   tollgate guard history --json | jq '.[] | select(.attack == \"syn_flood\") | .target'"
     )]
     History {
@@ -77,6 +78,11 @@ Examples:
         /// Print the records as a JSON array (each as stored).
         #[arg(long)]
         json: bool,
+        /// Only attacks that ended since then, read from the history
+        /// store instead of the file: an instant (2026-12-07T04:00:00Z), a
+        /// UTC date (2026-12-07), or a time back (90s, 30m, 24h, 7d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
 
     /// Ban an address by hand: apply the ladder up to a rung, for a time
