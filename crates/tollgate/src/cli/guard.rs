@@ -63,7 +63,10 @@ and `tollgate guard watch` append one JSON line per attack when its last rung co
 file is moved to guard-history.jsonl.1 past 16 MiB, so two files at most are kept). ENDED is when \
 the last rung came down; LASTED is from the first packet over the threshold to the traffic's end; \
 TOP SOURCES is the busiest source and how many more the report names (up to 10, with their \
-packets and bytes in --json's report.top_sources; `-` when the input knows no sources).
+packets and bytes in --json's report.top_sources; `-` when the input knows no sources). \
+With --since, the attacks are read from the history store instead (history.sqlite in the state \
+directory, or the policy's [history] ClickHouse server), where `tollgate run` keeps each ended \
+attack once.
 
 Examples:
   tollgate guard history
