@@ -7,8 +7,9 @@
 #
 # The thresholds are pps_in 20,000, bps_in 110 Mbit/s, udp_pps_in 10,000
 # and syn_in 2,000 per address; the load towards 203.0.113.10, all at
-# once: one iperf3 TCP stream at 80 Mbit/s, hping3 UDP at a nominal 8,000
-# packets/s, hping3 SYNs at a nominal 1,600/s to closed ports, and ping;
+# once: one iperf3 TCP stream at 80 Mbit/s (about 6,700 packets/s), iperf3
+# UDP at 8,000 packets/s of 100 bytes, hping3 SYNs to closed ports (-i u500:
+# what hping3 really sends is printed), and 100 pings/s;
 # 203.0.113.11 and .12 get a second TCP stream and pings. The ladder's only
 # rung is `notify`: any detection is a false positive and ends up in the
 # notify log, the events and `guard history`. What the load really was
@@ -100,6 +101,7 @@ done
 rx() { ip netns exec $V cat /sys/class/net/vic0/statistics/rx_packets /sys/class/net/vic0/statistics/rx_bytes | paste -sd' '; }
 ip netns exec $V iperf3 -s -D -B 203.0.113.10 -p 5201 > /dev/null
 ip netns exec $V iperf3 -s -D -B 203.0.113.11 -p 5202 > /dev/null
+ip netns exec $V iperf3 -s -D -B 203.0.113.10 -p 5203 > /dev/null
 sleep 0.5
 before=$(rx); t0=$(date +%s.%N)
 load=()
@@ -108,9 +110,9 @@ ip netns exec $A timeout $((SECS + 5)) iperf3 -c 203.0.113.10 -p 5201 -b 80M -t 
 load+=($!)
 ip netns exec $A timeout $((SECS + 5)) iperf3 -c 203.0.113.11 -p 5202 -b 40M -t $SECS > "$W/iperf2" 2>&1 &
 load+=($!)
-ip netns exec $A timeout $SECS hping3 -2 -p 4000 -d 100 -i u125 -q 203.0.113.10 > /dev/null 2>&1 &
+ip netns exec $A timeout $((SECS + 5)) iperf3 -c 203.0.113.10 -p 5203 -u -l 72 -b 4608K -t $SECS > "$W/iperf3" 2>&1 &
 load+=($!)
-ip netns exec $A timeout $SECS hping3 -S -p ++20000 -i u625 -q 203.0.113.10 > /dev/null 2>&1 &
+ip netns exec $A timeout -s INT $SECS hping3 -S -p ++20000 -i u500 203.0.113.10 > /dev/null 2> "$W/hping" &
 load+=($!)
 ip netns exec $A timeout $SECS ping -q -i 0.01 203.0.113.10 > /dev/null 2>&1 &
 load+=($!)
@@ -142,6 +144,10 @@ print(f"  to the victims (all three addresses), average over {d:.0f} s: {pps:,.0
 print(f"  highest 10-second average: {int(sys.argv[5]):,} packets/s, {int(sys.argv[6])/1e6:.1f} Mbit/s")
 PY
 echo "  iperf3 to .10: $(grep -E 'receiver' "$W/iperf1" | tail -1 | awk '{print $7, $8}'); to .11: $(grep -E 'receiver' "$W/iperf2" | tail -1 | awk '{print $7, $8}')"
+udp=$(grep -E ' receiver' "$W/iperf3" | tail -1)
+syn=$(grep -oE '^[0-9]+ packets transmitted' "$W/hping" | grep -oE '^[0-9]+' || echo 0)
+echo "  UDP to .10 (iperf3, 100-byte packets): $(echo "$udp" | awk '{print $7, $8}'), $(echo "$udp" | grep -oE '[0-9]+/[0-9]+' | cut -d/ -f2) datagrams = $(( $(echo "$udp" | grep -oE '[0-9]+/[0-9]+' | cut -d/ -f2) / SECS ))/s"
+echo "  SYN to .10 (hping3 -i u500): $syn sent = $(( syn / SECS ))/s"
 echo "  notify rung called: $notified time(s); attacks in guard history: $attacks"
 [[ $notified -gt 0 ]] && { echo "--- notify log"; head -40 "$W/notify.log"; }
 grep -i -E "guard_detected|attack" "$W/daemon.log" | head -5 || true

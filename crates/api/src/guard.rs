@@ -539,6 +539,10 @@ pub struct AttackRecord {
     /// When the last rung came down (the attack itself ended earlier:
     /// the hold and the calm time passed since).
     pub recorded_at: jiff::Timestamp,
+    /// When the attack was detected (wall clock); absent in records
+    /// written before the guard stamped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// The address, or a group's name.
     pub target: String,
     /// `in` (towards the target) or `out`.
@@ -554,6 +558,96 @@ pub struct AttackRecord {
     /// The final report (peaks, packets, bytes, protocols, top source
     /// ports, packet lengths, trigger), as the notify script gets it.
     pub report: serde_json::Value,
+}
+
+impl AttackRecord {
+    /// When the attack started: as stamped, else its end less its
+    /// duration.
+    pub fn started(&self) -> Timestamp {
+        self.started_at.unwrap_or_else(|| {
+            let lasted = SignedDuration::try_from_secs_f64(self.duration_s.max(0.0))
+                .unwrap_or(SignedDuration::ZERO);
+            self.recorded_at
+                .checked_sub(lasted)
+                .unwrap_or(self.recorded_at)
+        })
+    }
+
+    /// The history store's row for this record: the columns a query
+    /// shows, and the whole record as JSON.
+    pub fn to_row(&self) -> Result<history::AttackRow, serde_json::Error> {
+        let u = |k: &str| self.report.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        let sources = self
+            .report
+            .get("top_sources")
+            .and_then(|v| v.as_array())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|s| s.get("addr").and_then(|a| a.as_str()))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Millisecond precision, as the stores keep it, so the record
+        // read back equals the one stored.
+        let started = Timestamp::from_millisecond(self.started().as_millisecond())
+            .unwrap_or(self.recorded_at);
+        let mut record = self.clone();
+        record.started_at = Some(started);
+        Ok(history::AttackRow {
+            started,
+            ended: self.recorded_at.max(started),
+            target: self.target.clone(),
+            direction: self.direction.clone(),
+            kind: self.attack.clone(),
+            peak_pps: u("peak_pps"),
+            peak_bps: u("peak_bps"),
+            rungs: self.rungs.clone(),
+            sources,
+            record: serde_json::to_string(&record)?,
+        })
+    }
+
+    /// The record a stored row holds.
+    pub fn from_row(row: &history::AttackRow) -> Result<AttackRecord, serde_json::Error> {
+        serde_json::from_str(&row.record)
+    }
+}
+
+/// `since` for the guard's history: an RFC 3339 instant
+/// (`2026-12-07T04:00:00Z`), a UTC date (`2026-12-07`), or a time back
+/// from `now` (`90s`, `30m`, `24h`, `7d`).
+pub fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let text = text.trim();
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return d
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    let unit = text.chars().last().unwrap_or(' ');
+    let secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => 0,
+    };
+    let n: Option<i64> = text[..text.len() - unit.len_utf8().min(text.len())]
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0 && secs > 0);
+    match n.and_then(|n| n.checked_mul(secs)) {
+        Some(back) => now
+            .checked_sub(SignedDuration::from_secs(back))
+            .map_err(|e| e.to_string()),
+        None => Err(format!(
+            "`{text}` is not an instant (2026-12-07T04:00:00Z), a date (2026-12-07) or a time back (90s, 30m, 24h, 7d)"
+        )),
+    }
 }
 
 /// The ended attacks, oldest first: `guard-history.jsonl.1`, then
@@ -586,12 +680,16 @@ pub fn read_history(path: &std::path::Path) -> std::io::Result<(Vec<AttackRecord
 pub struct HistoryQuery {
     /// How many of the latest attacks (default 100, at most 10,000).
     pub last: Option<usize>,
+    /// Only attacks that ended since then, read from the history store
+    /// (an instant, a UTC date, or a time back: `24h`, `7d`).
+    pub since: Option<String>,
 }
 
 /// The guard's ended attacks, oldest first (the latest `last`).
 #[utoipa::path(get, path = "/api/v1/guard/history", tag = "guard",
-    params(("last" = Option<usize>, Query, description = "how many of the latest attacks (default 100, at most 10000)")),
-    responses((status = 200, description = "the ended attacks, oldest first: `{attacks: [...], total, unreadable}`"), (status = 403, body = Problem)))]
+    params(("last" = Option<usize>, Query, description = "how many of the latest attacks (default 100, at most 10000)"),
+           ("since" = Option<String>, Query, description = "only attacks that ended since then, read from the history store: an RFC 3339 instant, a UTC date, or a time back (24h, 7d)")),
+    responses((status = 200, description = "the ended attacks, oldest first: `{attacks: [...], total, unreadable}`; with `since`, `source` is `history` and `total` counts those returned"), (status = 403, body = Problem)))]
 pub async fn history(
     State(st): State<AppState>,
     caller: Caller,
@@ -601,6 +699,28 @@ pub async fn history(
     let last = query.0.last.unwrap_or(100);
     if last > 10_000 {
         return Err(Problem::invalid(Some("last"), "at most 10000"));
+    }
+    if let Some(since) = &query.0.since {
+        let since =
+            parse_since(since, Timestamp::now()).map_err(|e| Problem::invalid(Some("since"), e))?;
+        let rows = st
+            .stores
+            .with(move |s| {
+                s.attacks(since, last)
+                    .map_err(|e| Problem::unavailable(format!("the history's attacks: {e}")))
+            })
+            .await?;
+        let mut bad = 0;
+        let records: Vec<AttackRecord> = rows
+            .iter()
+            .filter_map(|r| AttackRecord::from_row(r).map_err(|_| bad += 1).ok())
+            .collect();
+        return Ok(axum::Json(serde_json::json!({
+            "attacks": records,
+            "total": records.len(),
+            "unreadable": bad,
+            "source": "history",
+        })));
     }
     let path = st.files.guard_history.clone();
     let (records, bad) = tokio::task::spawn_blocking(move || read_history(&path))
@@ -614,4 +734,57 @@ pub async fn history(
         "total": total,
         "unreadable": bad,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_instants_dates_and_times_back() {
+        let now: Timestamp = "2026-12-07T04:00:00Z".parse().unwrap();
+        let p = |s: &str| parse_since(s, now).map(|t| t.to_string());
+        assert_eq!(p("2026-12-01T00:00:00Z").unwrap(), "2026-12-01T00:00:00Z");
+        assert_eq!(p("2026-12-06").unwrap(), "2026-12-06T00:00:00Z");
+        assert_eq!(p("90s").unwrap(), "2026-12-07T03:58:30Z");
+        assert_eq!(p("24h").unwrap(), "2026-12-06T04:00:00Z");
+        assert_eq!(p("7d").unwrap(), "2026-11-30T04:00:00Z");
+        for bad in ["", "yesterday", "-1h", "7w", "h", "99999999999999999d"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_record_goes_to_a_row_and_back_whole() {
+        let r = AttackRecord {
+            recorded_at: "2026-12-07T04:00:10.5Z".parse().unwrap(),
+            started_at: Some("2026-12-07T03:59:00.1234Z".parse().unwrap()),
+            target: "203.0.113.10".into(),
+            direction: "in".into(),
+            attack: "syn_flood".into(),
+            duration_s: 70.0,
+            rungs: vec!["notify".into(), "blackhole".into()],
+            prefixes: vec!["203.0.113.10/32".into()],
+            report: serde_json::json!({"peak_pps": 12000, "peak_bps": 3840000,
+                "top_sources": [{"addr": "198.51.100.2", "packets": 5, "bytes": 200},
+                                {"addr": "2001:db8::3", "packets": 1, "bytes": 60}]}),
+        };
+        let row = r.to_row().unwrap();
+        assert_eq!(row.started.to_string(), "2026-12-07T03:59:00.123Z");
+        assert_eq!((row.peak_pps, row.peak_bps), (12_000, 3_840_000));
+        assert_eq!(row.sources, vec!["198.51.100.2", "2001:db8::3"]);
+        row.check().unwrap();
+        let back = AttackRecord::from_row(&row).unwrap();
+        assert_eq!(back.started_at, Some(row.started));
+        assert_eq!(back.report, r.report);
+        // A record without a stamped start: its end less its duration.
+        let old = AttackRecord {
+            started_at: None,
+            ..r
+        };
+        assert_eq!(
+            old.to_row().unwrap().started.to_string(),
+            "2026-12-07T03:59:00.5Z"
+        );
+    }
 }

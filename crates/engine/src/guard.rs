@@ -449,7 +449,8 @@ impl Engine {
                     return;
                 };
                 match Detector::restore(d.config().clone(), &saved, at) {
-                    Ok((d, decisions)) => {
+                    Ok((mut d, mut decisions)) => {
+                        d.stamp(now.as_millisecond(), &mut decisions);
                         if !saved.incidents.is_empty() {
                             self.event(
                                 out,
@@ -505,10 +506,11 @@ impl Engine {
                 let Some(d) = &mut self.guard.detector else {
                     return;
                 };
-                let decisions = d.tick(&t.observation);
+                let mut decisions = d.tick(&t.observation);
                 if decisions.is_empty() {
                     return;
                 }
+                d.stamp(now.as_millisecond(), &mut decisions);
                 for dec in &decisions {
                     match dec {
                         Decision::Start(s) => {
@@ -628,7 +630,8 @@ impl Engine {
             }
         };
         match d.command(at, &cmd) {
-            Ok(decisions) => {
+            Ok(mut decisions) => {
+                d.stamp(now.as_millisecond(), &mut decisions);
                 let applied = decisions.len();
                 apply_all(decisions, out);
                 self.guard_save(out);

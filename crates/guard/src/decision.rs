@@ -123,6 +123,15 @@ impl Decision {
             Decision::Refused { .. } => None,
         }
     }
+
+    /// The step, mutably.
+    pub fn step_mut(&mut self) -> Option<&mut Step> {
+        match self {
+            Decision::Start(s) | Decision::Restore(s) | Decision::Update(s) => Some(s),
+            Decision::Escalate { step, .. } | Decision::Stop { step, .. } => Some(step),
+            Decision::Refused { .. } => None,
+        }
+    }
 }
 
 /// Why a rung was refused.

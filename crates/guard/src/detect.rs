@@ -293,6 +293,25 @@ impl Detector {
         (-gap.as_secs_f64() / self.r.cfg.ewma.as_secs_f64()).exp()
     }
 
+    /// Stamps the wall-clock start (`unix_ms`, the caller's clock now) on
+    /// every open incident that has none yet, and on `decisions`' reports
+    /// that have none: call it with each round's decisions, so that the
+    /// reports they carry and the saved state agree.
+    pub fn stamp(&mut self, unix_ms: i64, decisions: &mut [Decision]) {
+        for inc in self.incidents.values_mut() {
+            inc.report.started_at_ms.get_or_insert(unix_ms);
+        }
+        for d in decisions.iter_mut() {
+            if let Some(step) = d.step_mut() {
+                let known = self
+                    .incidents
+                    .get(&(step.target.clone(), step.direction))
+                    .and_then(|i| i.report.started_at_ms);
+                step.attack.started_at_ms = step.attack.started_at_ms.or(known).or(Some(unix_ms));
+            }
+        }
+    }
+
     /// Feeds one tick. Returns the decisions to carry out, in order.
     pub fn tick(&mut self, obs: &Observation) -> Vec<Decision> {
         let now = obs.at;

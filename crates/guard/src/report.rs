@@ -8,11 +8,16 @@ use net_types::{Prefix, Rate};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Metric, METRICS};
-use crate::sample::{Direction, HostCounters, Monotonic, TopPorts};
+use crate::sample::{
+    busiest_first, space_saving, Direction, HostCounters, Monotonic, SourceCount, TopPorts,
+};
 
 /// A kind of traffic *dominates* when it is at least this share of the
 /// packets (FastNetMon's rule, kept so reports compare).
 pub const DOMINANT: f64 = 0.9;
+
+/// How many sources an attack report names.
+pub const REPORT_SOURCES: usize = 10;
 
 /// What the attack is, named from its packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +207,13 @@ pub struct AttackReport {
     pub trigger: Trigger,
     /// When it was detected.
     pub started: Monotonic,
+    /// When it was detected on the caller's wall clock, in Unix
+    /// milliseconds. The detector has no wall clock: the caller stamps
+    /// it ([`crate::Detector::stamp`]) in the round that started the
+    /// attack, and it is saved with the report, so the attack keeps its
+    /// start (and its key in the history) across restarts.
+    #[serde(default)]
+    pub started_at_ms: Option<i64>,
     /// When the last rung ended; `None` while it lasts.
     pub ended: Option<Monotonic>,
     /// The highest rate over one tick, in packets per second.
@@ -216,6 +228,18 @@ pub struct AttackReport {
     pub protocols: ProtocolMix,
     /// The busiest UDP source ports since detection, as (port, packets).
     pub top_src_ports: Vec<(u16, u64)>,
+    /// The busiest TCP and UDP destination ports since detection, as
+    /// (port, packets): the attacked service.
+    #[serde(default)]
+    pub top_dst_ports: Vec<(u16, u64)>,
+    /// The busiest sources since detection, at most [`REPORT_SOURCES`],
+    /// busiest first: Space-Saving over the ticks' own lists, so a source
+    /// with more than a tenth of the attack's packets is always named and
+    /// a count is over by at most what it inherited from a quieter one.
+    /// Empty for outgoing attacks and inputs that do not know sources
+    /// (the eBPF counters).
+    #[serde(default)]
+    pub top_sources: Vec<SourceCount>,
     /// The shortest and longest packet seen, if the source knew.
     pub packet_len: Option<(u16, u16)>,
 }
@@ -234,6 +258,7 @@ impl AttackReport {
             group: group.to_owned(),
             trigger,
             started: now,
+            started_at_ms: None,
             ended: None,
             peak_pps: 0,
             peak_bps: 0,
@@ -241,6 +266,8 @@ impl AttackReport {
             bytes: 0,
             protocols: ProtocolMix::default(),
             top_src_ports: Vec::new(),
+            top_dst_ports: Vec::new(),
+            top_sources: Vec::new(),
             packet_len: None,
         }
     }
@@ -266,6 +293,19 @@ impl AttackReport {
         let mut top = TopPorts::from(std::mem::take(&mut self.top_src_ports));
         top.merge(&c.top_udp_src_ports);
         self.top_src_ports = top.into();
+        let mut dst = TopPorts::from(std::mem::take(&mut self.top_dst_ports));
+        dst.merge(&c.top_dst_ports);
+        self.top_dst_ports = dst.into();
+        if !c.top_sources.is_empty() {
+            let mut len = self.top_sources.len().min(REPORT_SOURCES);
+            self.top_sources
+                .resize(REPORT_SOURCES, SourceCount::default());
+            for s in c.top_sources.as_slice() {
+                len = space_saving(&mut self.top_sources, len, REPORT_SOURCES, *s);
+            }
+            self.top_sources.truncate(len);
+            busiest_first(&mut self.top_sources);
+        }
         if c.min_packet_len != 0 && c.max_packet_len != 0 {
             self.packet_len = Some(match self.packet_len {
                 None => (c.min_packet_len, c.max_packet_len),
@@ -349,6 +389,59 @@ mod tests {
             r[m.index()] = v;
         }
         r
+    }
+
+    #[test]
+    fn the_report_names_the_busiest_sources_bounded() {
+        let trigger = Trigger {
+            by: TriggerKind::Smoothed,
+            metric: Metric::Pps,
+            rate: 1,
+            threshold: 1,
+        };
+        let mut r = AttackReport::new(
+            AttackKind::SynFlood,
+            Direction::In,
+            "global",
+            trigger,
+            Monotonic::ZERO,
+        );
+        let flooders: Vec<std::net::IpAddr> = ["198.51.100.1", "198.51.100.2", "2001:db8::3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        // 50 ticks: the three flooders send 100, 200 and 300 packets a
+        // tick, and 8 spoofed one-packet sources a tick come and go.
+        for tick in 0..50u32 {
+            let mut c = HostCounters::default();
+            for (i, a) in flooders.iter().enumerate() {
+                let p = 100 * (i as u64 + 1);
+                c.top_sources.add(*a, p, p * 40);
+            }
+            for k in 0..8u32 {
+                let spoofed = std::net::IpAddr::from((0xcb00_7100u32 + tick * 8 + k).to_be_bytes());
+                c.top_sources.add(spoofed, 1, 40);
+            }
+            c.top_dst_ports.add(80, 600);
+            c.packets = 608;
+            c.bytes = 608 * 40;
+            r.add(&c, 6080.0, 6080.0 * 320.0);
+        }
+        assert!(r.top_sources.len() <= REPORT_SOURCES);
+        let named: Vec<std::net::IpAddr> = r.top_sources.iter().take(3).map(|s| s.addr).collect();
+        assert_eq!(named, vec![flooders[2], flooders[1], flooders[0]]);
+        assert_eq!(r.top_sources[0].packets, 300 * 50);
+        assert_eq!(r.top_sources[0].bytes, 300 * 50 * 40);
+        assert_eq!(r.top_dst_ports, vec![(80, 600 * 50)]);
+        assert_eq!(r.peak_pps, 6080);
+        // The JSON names them; a report saved before the field reads back.
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["top_sources"][0]["addr"], "2001:db8::3");
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("top_sources");
+        old.as_object_mut().unwrap().remove("top_dst_ports");
+        let back: AttackReport = serde_json::from_value(old).unwrap();
+        assert!(back.top_sources.is_empty());
     }
 
     #[test]

@@ -169,6 +169,132 @@ impl From<TopPorts> for Vec<(u16, u64)> {
     }
 }
 
+/// How many remote sources [`TopSources`] keeps per address and tick.
+pub const TOP_SOURCES: usize = 8;
+
+/// One remote source's traffic: in a tick, or over an attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCount {
+    /// The remote address.
+    pub addr: IpAddr,
+    /// Its packets.
+    pub packets: u64,
+    /// Its bytes.
+    pub bytes: u64,
+}
+
+impl Default for SourceCount {
+    fn default() -> Self {
+        SourceCount {
+            addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            packets: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// Adds `s` to a Space-Saving list of at most `cap` counters (Metwally
+/// et al., 2005): merged with its own counter if listed, else appended
+/// while there is room, else it takes the quietest counter's place and
+/// inherits its counts. Every source with more than `1/cap` of the
+/// packets stays listed; a count over-estimates by at most what it
+/// inherited. Returns the new length.
+pub(crate) fn space_saving(
+    list: &mut [SourceCount],
+    len: usize,
+    cap: usize,
+    s: SourceCount,
+) -> usize {
+    if s.packets == 0 && s.bytes == 0 {
+        return len;
+    }
+    if let Some(c) = list[..len].iter_mut().find(|c| c.addr == s.addr) {
+        c.packets = c.packets.saturating_add(s.packets);
+        c.bytes = c.bytes.saturating_add(s.bytes);
+        return len;
+    }
+    if len < cap {
+        list[len] = s;
+        return len + 1;
+    }
+    if let Some(q) = list[..len].iter_mut().min_by_key(|c| c.packets) {
+        *q = SourceCount {
+            addr: s.addr,
+            packets: q.packets.saturating_add(s.packets),
+            bytes: q.bytes.saturating_add(s.bytes),
+        };
+    }
+    len
+}
+
+/// Sorts busiest first (ties by address, so the order is deterministic).
+pub(crate) fn busiest_first(list: &mut [SourceCount]) {
+    list.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
+}
+
+/// The busiest remote sources sending to one address in one tick, at
+/// most [`TOP_SOURCES`], busiest first, by Space-Saving (see
+/// [`SourceCount`]); a fixed array, no allocation per host per tick.
+/// Empty when the input cannot know (the eBPF counters, outgoing traffic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<SourceCount>", into = "Vec<SourceCount>")]
+pub struct TopSources {
+    len: u8,
+    sources: [SourceCount; TOP_SOURCES],
+}
+
+impl TopSources {
+    /// An empty list.
+    pub fn new() -> TopSources {
+        TopSources::default()
+    }
+
+    /// Adds `packets` and `bytes` to `addr`.
+    pub fn add(&mut self, addr: IpAddr, packets: u64, bytes: u64) {
+        let s = SourceCount {
+            addr,
+            packets,
+            bytes,
+        };
+        let len = space_saving(&mut self.sources, usize::from(self.len), TOP_SOURCES, s);
+        self.len = len as u8;
+        busiest_first(&mut self.sources[..len]);
+    }
+
+    /// Merges another list into this one.
+    pub fn merge(&mut self, other: &TopSources) {
+        for s in other.as_slice() {
+            self.add(s.addr, s.packets, s.bytes);
+        }
+    }
+
+    /// The listed sources, busiest first.
+    pub fn as_slice(&self) -> &[SourceCount] {
+        &self.sources[..usize::from(self.len)]
+    }
+
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl From<Vec<SourceCount>> for TopSources {
+    fn from(v: Vec<SourceCount>) -> TopSources {
+        let mut t = TopSources::new();
+        for s in v {
+            t.add(s.addr, s.packets, s.bytes);
+        }
+        t
+    }
+}
+
+impl From<TopSources> for Vec<SourceCount> {
+    fn from(t: TopSources) -> Vec<SourceCount> {
+        t.as_slice().to_vec()
+    }
+}
+
 /// What one address sent or received in one tick (deltas, not totals).
 ///
 /// Every count is as seen *after* sampling is undone: the flow tap
@@ -204,6 +330,10 @@ pub struct HostCounters {
     pub flows: u64,
     /// The busiest UDP source ports (amplification shows here).
     pub top_udp_src_ports: TopPorts,
+    /// The busiest TCP and UDP destination ports (the attacked service).
+    pub top_dst_ports: TopPorts,
+    /// The busiest remote sources (incoming traffic; empty when unknown).
+    pub top_sources: TopSources,
     /// The shortest packet seen, in bytes; 0 when unknown. With
     /// `max_packet_len` it makes a FlowSpec rule's packet-length match.
     pub min_packet_len: u16,
@@ -228,6 +358,8 @@ impl HostCounters {
         self.fragment_bytes = self.fragment_bytes.saturating_add(other.fragment_bytes);
         self.flows = self.flows.saturating_add(other.flows);
         self.top_udp_src_ports.merge(&other.top_udp_src_ports);
+        self.top_dst_ports.merge(&other.top_dst_ports);
+        self.top_sources.merge(&other.top_sources);
         if other.min_packet_len != 0
             && (self.min_packet_len == 0 || other.min_packet_len < self.min_packet_len)
         {
@@ -308,6 +440,38 @@ mod tests {
         );
         a.add(&HostCounters::default());
         assert_eq!(a.min_packet_len, 40);
+    }
+
+    #[test]
+    fn top_sources_keep_a_heavy_source_among_spoofed_ones() {
+        let heavy: IpAddr = "198.51.100.7".parse().unwrap();
+        let mut t = TopSources::new();
+        for i in 0..500u32 {
+            t.add(IpAddr::from((0xc000_0200u32 + i).to_be_bytes()), 1, 40);
+            t.add(heavy, 2, 80);
+        }
+        assert_eq!(t.as_slice().len(), TOP_SOURCES);
+        assert_eq!(t.as_slice()[0].addr, heavy);
+        assert!(t.as_slice()[0].packets >= 1000);
+        let mut exact = TopSources::new();
+        exact.add(heavy, 3, 120);
+        exact.add("2001:db8::9".parse().unwrap(), 5, 500);
+        exact.add(heavy, 3, 120);
+        let got: Vec<(String, u64, u64)> = exact
+            .as_slice()
+            .iter()
+            .map(|s| (s.addr.to_string(), s.packets, s.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("198.51.100.7".into(), 6, 240),
+                ("2001:db8::9".into(), 5, 500)
+            ]
+        );
+        let back: TopSources =
+            serde_json::from_str(&serde_json::to_string(&exact).unwrap()).unwrap();
+        assert_eq!(back, exact);
     }
 
     #[test]

@@ -663,6 +663,36 @@ fn amplification_is_named_and_its_flowspec_rule_built_from_the_signature() {
 }
 
 #[test]
+fn the_wall_clock_start_is_stamped_once_and_survives_a_restart() {
+    let mut d = detector(ladder_config());
+    let mut first = Vec::new();
+    for t in 1..=3u64 {
+        let mut ds = d.tick(&Observation {
+            at: Monotonic::from_secs(t),
+            hosts: vec![sample("203.0.113.10", IN, syn(50_000, 1_000))],
+        });
+        // The caller's wall clock: 1,000 s past the epoch plus t.
+        d.stamp(1_000_000 + t as i64 * 1_000, &mut ds);
+        first.extend(ds);
+    }
+    let starts: Vec<Option<i64>> = first
+        .iter()
+        .filter_map(|x| x.step().map(|s| s.attack.started_at_ms))
+        .collect();
+    assert!(!starts.is_empty());
+    assert!(starts.iter().all(|s| *s == Some(1_001_000)), "{starts:?}");
+    let saved = d.save(Monotonic::from_secs(3));
+    assert_eq!(saved.incidents[0].report.started_at_ms, Some(1_001_000));
+    // Restored later (another wall time): the start stays.
+    let (mut d, mut ds) =
+        Detector::restore(ladder_config(), &saved, Monotonic::from_secs(1)).unwrap();
+    d.stamp(9_999_000, &mut ds);
+    assert!(ds
+        .iter()
+        .all(|x| x.step().unwrap().attack.started_at_ms == Some(1_001_000)));
+}
+
+#[test]
 fn bans_survive_a_restart_with_their_remaining_hold() {
     let mut d = detector(ladder_config());
     // Flood 1..=10 s: notify at 1, drop at 3, blackhole at 6 (held to 66).

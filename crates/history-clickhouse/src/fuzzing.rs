@@ -1,18 +1,18 @@
 //! Entry points for `fuzz/` (target `clickhouse_answer`): what the store
 //! reads from a server, which it does not control.
 
-use crate::{http, read};
+use crate::{attacks, http, read};
 
 /// The first byte picks a reader: an HTTP answer (0), or a RowBinary
 /// answer of one of the store's queries (1 samples, 2 sums, 3 hours,
-/// 4 a state, 5 a frozen bill, 6 the quarantine, 7 marks, 8 coverage);
+/// 4 a state, 5 a frozen bill, 6 the quarantine, 7 marks, 8 coverage, 9 the guard's attacks);
 /// the rest is the answer. Returns whether it was read: any bytes give an
 /// answer or an error, never a panic.
 pub fn answer(data: &[u8]) -> bool {
     let Some((&which, rest)) = data.split_first() else {
         return false;
     };
-    match which % 9 {
+    match which % 10 {
         0 => http::read_response(rest).is_ok(),
         1 => read::decode_samples(rest).is_ok(),
         2 => read::decode_sums(rest, "fuzz").is_ok(),
@@ -21,7 +21,8 @@ pub fn answer(data: &[u8]) -> bool {
         5 => read::decode_frozen(rest, "fuzz").is_ok(),
         6 => read::decode_quarantine(rest).is_ok(),
         7 => read::decode_marks(rest).is_ok(),
-        _ => read::decode_coverage(rest).is_ok(),
+        8 => read::decode_coverage(rest).is_ok(),
+        _ => attacks::decode(rest).is_ok(),
     }
 }
 
@@ -54,7 +55,13 @@ mod tests {
         assert!(answer(&one));
         one[1 + 8 + 4 + 2] = 9; // no such direction
         assert!(!answer(&one));
-        for which in 0..9u8 {
+        // An attack row whose strings are cut short: an error.
+        let mut attack = vec![9];
+        attack.extend_from_slice(&1i64.to_le_bytes());
+        attack.extend_from_slice(&2i64.to_le_bytes());
+        attack.extend_from_slice(&[200, b'x']);
+        assert!(!answer(&attack));
+        for which in 0..10u8 {
             for len in 0..40 {
                 let mut data = vec![which];
                 data.extend((0..len).map(|i| (i * 37 + 11) as u8));

@@ -25,6 +25,9 @@
 //! - `latency` (schema 2): the latency minutes of every kind in one table,
 //!   so a close is one `INSERT`; `latency_marks` the retention's cut,
 //!   honoured by every read (`latency.rs`).
+//! - `attacks` (schema 3): the guard's ended attacks, one row per
+//!   (start, target, direction): the store looks for the key before its
+//!   insert and reads keep one row per key.
 //!
 //! Usage and ranking are planned exactly as in the SQLite store
 //! ([`history::planning`]): whole UTC days from `daily`, whole hours from
@@ -90,6 +93,7 @@
 //! refused as [`history::RefusalReason::SlotOutOfRange`]. `compact` does
 //! nothing (the default): ClickHouse merges parts itself.
 
+mod attacks;
 mod client;
 pub mod fuzzing;
 mod http;
@@ -298,6 +302,18 @@ impl Store for ClickHouseStore {
 
     fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError> {
         read::frozen(&self.client, label)
+    }
+
+    fn record_attack(&mut self, attack: &history::AttackRow) -> Result<bool, StoreError> {
+        attacks::record(&self.client, attack)
+    }
+
+    fn attacks(
+        &self,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<history::AttackRow>, StoreError> {
+        attacks::read(&self.client, since, limit)
     }
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {

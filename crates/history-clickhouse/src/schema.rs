@@ -9,10 +9,14 @@ use crate::client::Client;
 use history::StoreError;
 
 /// The newest schema this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each version's statements, `{db}` standing for the database.
-const MIGRATIONS: [&str; 2] = [include_str!("sql/v1.sql"), include_str!("sql/v2.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("sql/v1.sql"),
+    include_str!("sql/v2.sql"),
+    include_str!("sql/v3.sql"),
+];
 
 /// The statements of one migration's text: `;` at a line's end separates
 /// them, `--` lines are comments.

@@ -34,6 +34,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         "latency_minutes_round_trip_refuse_and_expire",
         latency_minutes,
     ),
+    ("attacks_are_kept_once_and_read_since", attacks),
 ];
 
 /// Runs every check on stores from `new`, returning the transcripts.
@@ -826,4 +827,71 @@ fn latency_minutes(store: &mut dyn Store) -> Vec<String> {
         format!("{left:?}"),
         format!("deleted {}", report.latency_deleted),
     ]
+}
+
+fn attack(started_ms: i64, ended_ms: i64, target: &str, sources: &[&str]) -> AttackRow {
+    AttackRow {
+        started: Timestamp::from_millisecond(started_ms).unwrap(),
+        ended: Timestamp::from_millisecond(ended_ms).unwrap(),
+        target: target.to_string(),
+        direction: "in".to_string(),
+        kind: "syn_flood".to_string(),
+        peak_pps: 10_000,
+        peak_bps: u64::MAX >> 1,
+        rungs: vec!["notify".into(), "blackhole".into()],
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        record: format!("{{\"target\":\"{target}\",\"quote\":\"it's\\n\"}}"),
+    }
+}
+
+/// The guard's attacks: kept once per (start, target, direction), read
+/// back whole since a time, the latest `limit`, oldest first.
+fn attacks(store: &mut dyn Store) -> Vec<String> {
+    let base = 1_780_000_000_000;
+    let a = attack(
+        base,
+        base + 60_000,
+        "203.0.113.10",
+        &["198.51.100.2", "2001:db8::3"],
+    );
+    let b = attack(base + 1_000, base + 120_000, "203.0.113.11", &[]);
+    let c = attack(base + 2_000, base + 90_000, "customers", &["198.51.100.2"]);
+    assert!(store.attacks(Timestamp::UNIX_EPOCH, 10).unwrap().is_empty());
+    assert!(store.record_attack(&a).unwrap());
+    assert!(store.record_attack(&b).unwrap());
+    assert!(store.record_attack(&c).unwrap());
+    // The same attack again (a restored incident ended twice): kept once,
+    // the first record left as it was.
+    let mut again = a.clone();
+    again.ended = Timestamp::from_millisecond(base + 99_000).unwrap();
+    assert!(!store.record_attack(&again).unwrap());
+    let mut out = Vec::new();
+    let all = store.attacks(Timestamp::UNIX_EPOCH, 10).unwrap();
+    assert_eq!(
+        all,
+        vec![a.clone(), c.clone(), b.clone()],
+        "oldest end first"
+    );
+    out.push(format!("{all:?}"));
+    let since = store
+        .attacks(Timestamp::from_millisecond(base + 90_000).unwrap(), 10)
+        .unwrap();
+    assert_eq!(since, vec![c.clone(), b.clone()]);
+    let last = store.attacks(Timestamp::UNIX_EPOCH, 1).unwrap();
+    assert_eq!(last, vec![b.clone()]);
+    out.push(format!("{last:?}"));
+    // The other direction is another attack.
+    let mut out_dir = a.clone();
+    out_dir.direction = "out".into();
+    assert!(store.record_attack(&out_dir).unwrap());
+    assert_eq!(store.attacks(Timestamp::UNIX_EPOCH, 100).unwrap().len(), 4);
+    // What could not be read back as it was is refused, naming the field.
+    let mut bad = a.clone();
+    bad.rungs = vec!["a,b".into()];
+    let e = store.record_attack(&bad).unwrap_err().to_string();
+    assert!(e.contains("attack.rungs"), "{e}");
+    let mut bad = a;
+    bad.ended = Timestamp::from_millisecond(base - 1).unwrap();
+    assert!(store.record_attack(&bad).is_err());
+    out
 }

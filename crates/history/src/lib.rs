@@ -13,8 +13,10 @@
 //!   state; [`Store::compact`] finished days into one row per tenant (the
 //!   samples, and the hourly rollup beside its hour rows);
 //!   [`Store::append_latency`] and [`Store::latency`] keep per-minute
-//!   latency rows ([`latency`]: TCP RTT, probes, queues). A ClickHouse
-//!   backend can implement the same trait later.
+//!   latency rows ([`latency`]: TCP RTT, probes, queues);
+//!   [`Store::record_attack`] and [`Store::attacks`] keep the guard's
+//!   ended attacks ([`attacks`]). `history-clickhouse` implements the
+//!   same trait.
 //! - [`SqliteStore`]: the default, one SQLite file (by default
 //!   [`DEFAULT_PATH`]) in WAL mode with `synchronous = FULL` (see
 //!   [`sqlite`](crate::SqliteStore) for why), a versioned schema with a
@@ -36,6 +38,7 @@
 //! other writers, with the `writers` table holding each one's last
 //! sequence and state ([`Store::writer_state`]).
 
+pub mod attacks;
 mod error;
 pub mod fuzzing;
 pub mod latency;
@@ -56,6 +59,7 @@ pub mod planning {
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use attacks::{AttackRow, MAX_ATTACKS};
 pub use error::StoreError;
 pub use latency::{LatencyQuery, LatencyRefusal, LatencyReport};
 pub use refusal::{

@@ -1,5 +1,6 @@
 //! The storage port: what the daemon and the CLI need from a history store.
 
+use crate::attacks::AttackRow;
 use crate::error::StoreError;
 use crate::latency::{LatencyQuery, LatencyReport};
 use crate::refusal::{Quarantine, Refusal, WriteReport};
@@ -456,6 +457,16 @@ pub trait Store {
     /// A frozen period's bill.
     fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError>;
 
+    /// Keeps one of the guard's ended attacks. Returns `false` if an
+    /// attack with the same start, target and direction is already kept
+    /// (which is left as it is): recording twice keeps one row.
+    fn record_attack(&mut self, attack: &AttackRow) -> Result<bool, StoreError>;
+
+    /// The latest `limit` (at most [`crate::MAX_ATTACKS`]) attacks that
+    /// ended at or after `since`, oldest first (by end, then start and
+    /// target).
+    fn attacks(&self, since: Timestamp, limit: usize) -> Result<Vec<AttackRow>, StoreError>;
+
     /// The `limit` tenants with the most bytes in the range, the largest
     /// first (ties by tenant number). Tenants without traffic are not
     /// listed. Exact to the slot, like [`Store::usage`].
@@ -589,5 +600,13 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
         (**self).top_tenants(query)
+    }
+
+    fn record_attack(&mut self, attack: &AttackRow) -> Result<bool, StoreError> {
+        (**self).record_attack(attack)
+    }
+
+    fn attacks(&self, since: Timestamp, limit: usize) -> Result<Vec<AttackRow>, StoreError> {
+        (**self).attacks(since, limit)
     }
 }

@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 use net_types::Prefix;
 use packet_wire::{Aggregator, AggregatorConfig, LinkType, LocalNets, TickCounts};
 pub use packet_wire::{
-    Counters, Direction, HostDelta, MalformedCounts, Reason, TopPorts, TOP_PORTS,
+    Counters, Direction, HostDelta, MalformedCounts, Reason, SourceCount, TopPorts, TopSources,
+    TOP_PORTS, TOP_SOURCES,
 };
 pub use ring::{Fanout, RingConfig, SocketStats};
 

@@ -94,6 +94,10 @@ fn hping3(ns: &Netns, args: &str, count: u64) {
 struct Totals {
     hosts: HashMap<(IpAddr, Direction), Counters>,
     udp_ports: HashMap<(IpAddr, u16), u64>,
+    /// (victim, source) → (packets, bytes), from the ticks' top sources.
+    sources: HashMap<(IpAddr, IpAddr), (u64, u64)>,
+    /// (address, destination port) → packets, from the ticks' lists.
+    dst_ports: HashMap<(IpAddr, u16), u64>,
     malformed: HashMap<Reason, u64>,
     kernel_drops: u64,
     ticks: usize,
@@ -118,6 +122,14 @@ fn collect(rx: Receiver<TickReport>) -> std::thread::JoinHandle<Totals> {
                     .merge(&h.counters);
                 for &(port, n) in h.top_udp_src_ports.as_slice() {
                     *t.udp_ports.entry((h.addr, port)).or_default() += n;
+                }
+                for s in h.top_sources.as_slice() {
+                    let e = t.sources.entry((h.addr, s.addr)).or_default();
+                    e.0 += u64::from(s.packets);
+                    e.1 += u64::from(s.bytes);
+                }
+                for &(port, n) in h.top_dst_ports.as_slice() {
+                    *t.dst_ports.entry((h.addr, port)).or_default() += n;
                 }
             }
             for (reason, n) in r.malformed_by_reason.iter() {
@@ -233,6 +245,14 @@ fn counts_what_was_sent_to_the_packet_and_survives_malformed_frames() {
     assert_eq!(v4.fragment_bytes, 200 * 3068);
     assert_eq!(v4.packets, 5100 + 1000 + 500 + 600);
     assert_eq!(t.udp_ports[&(victim, 5353)], 1000);
+    // One sender: every packet and byte towards the victim is its own,
+    // to the packet; the destination ports too.
+    let sender: IpAddr = SENDER.parse().unwrap();
+    let from: Vec<_> = t.sources.keys().filter(|k| k.0 == victim).collect();
+    assert_eq!(from, vec![&(victim, sender)], "{:?}", t.sources);
+    assert_eq!(t.sources[&(victim, sender)], (v4.packets, v4.bytes));
+    assert_eq!(t.dst_ports[&(victim, 80)], 5100);
+    assert_eq!(t.dst_ports[&(victim, 9999)], 1000);
     // The victim answers (RST, port unreachable, echo replies): outgoing,
     // with no SYN among them.
     let out = t.hosts[&(victim, Direction::Out)];
@@ -244,6 +264,10 @@ fn counts_what_was_sent_to_the_packet_and_survives_malformed_frames() {
     assert_eq!(v6.icmp_packets, 300 + 3 * 100);
     assert_eq!(v6.fragments, 3 * 100);
     assert_eq!(v6.packets, 600);
+    let sender6: IpAddr = SENDER6.parse().unwrap();
+    assert_eq!(t.sources[&(victim6, sender6)], (600, v6.bytes));
+    // Outgoing traffic names no sources (the source is ours).
+    assert!(!t.sources.keys().any(|k| k.1 == victim || k.1 == victim6));
 
     for (reason, n) in [
         (Reason::BadIhl, 20),

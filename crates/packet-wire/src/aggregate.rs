@@ -7,9 +7,9 @@
 //! traffic never triggers); neither → foreign (counted, then dropped).
 //!
 //! Memory is bounded: at most `max_hosts` (address, direction) entries,
-//! each of a fixed size (counters, a 128-byte flow sketch, 8 port
-//! counters); traffic of a host that finds the table full goes to the
-//! `overflow` counters. Entries live for one flow window (a second by
+//! each of a fixed size (counters, a 128-byte flow sketch, 8 source-port
+//! and 8 destination-port counters, 8 remote-source counters); traffic of
+//! a host that finds the table full goes to the `overflow` counters. Entries live for one flow window (a second by
 //! default) so that `flows` can count each 5-tuple once per window.
 
 use std::collections::hash_map::Entry;
@@ -23,7 +23,7 @@ use prefix_map::PrefixMap;
 
 use crate::parse::{parse, IpProtocol, LinkType, PacketSummary, ParseError, Reason};
 use crate::scan::{ScanConfig, ScanSketch, ScanTable};
-use crate::sketch::{FlowSketch, TopPorts};
+use crate::sketch::{FlowSketch, TopPorts, TopSources};
 
 /// Which way traffic goes, seen from the local address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -128,6 +128,11 @@ pub struct HostDelta {
     pub flows: u64,
     /// The busiest UDP source ports (scaled by sampling).
     pub top_udp_src_ports: TopPorts,
+    /// The busiest TCP and UDP destination ports (scaled by sampling).
+    pub top_dst_ports: TopPorts,
+    /// The busiest remote sources of an incoming host's traffic (scaled
+    /// by sampling); empty for `Out`.
+    pub top_sources: TopSources,
     /// The shortest IP packet seen in bytes; 0 if none.
     pub min_packet_len: u16,
     /// The longest IP packet seen in bytes (saturating at 65,535); 0 if none.
@@ -140,6 +145,8 @@ impl HostDelta {
         self.counters.merge(&o.counters);
         self.flows += o.flows;
         self.top_udp_src_ports.merge(&o.top_udp_src_ports);
+        self.top_dst_ports.merge(&o.top_dst_ports);
+        self.top_sources.merge(&o.top_sources);
         self.min_packet_len = match (self.min_packet_len, o.min_packet_len) {
             (0, b) => b,
             (a, 0) => a,
@@ -324,7 +331,7 @@ impl Default for AggregatorConfig {
         AggregatorConfig {
             // 7/8 of 65,536: the hash table's buckets stay at 65,536 (it
             // grows to the next power of two past 7/8 full), so the table
-            // is at most about 26 MiB a capture thread (65,536 × 409 bytes).
+            // is at most about 48 MiB a capture thread (65,536 × 769 bytes).
             max_hosts: 57_344,
             flow_window_ticks: 10,
             hash_seed: 0x7467_6361_7074_7572,
@@ -337,6 +344,8 @@ impl Default for AggregatorConfig {
 struct HostEntry {
     counters: Counters,
     top: TopPorts,
+    dst_ports: TopPorts,
+    sources: TopSources,
     min_len: u16,
     max_len: u16,
     sketch: FlowSketch,
@@ -437,6 +446,8 @@ impl Aggregator {
             Entry::Vacant(v) if !full => v.insert(HostEntry {
                 counters: Counters::default(),
                 top: TopPorts::new(),
+                dst_ports: TopPorts::new(),
+                sources: TopSources::new(),
                 min_len: 0,
                 max_len: 0,
                 sketch: FlowSketch::new(),
@@ -448,6 +459,16 @@ impl Aggregator {
         entry.sketch.add_hash(flow);
         if p.protocol == IpProtocol::UDP && (p.src_port != 0 || p.dst_port != 0) {
             entry.top.add(p.src_port, weight);
+        }
+        if matches!(p.protocol, IpProtocol::UDP | IpProtocol::TCP)
+            && (p.src_port != 0 || p.dst_port != 0)
+        {
+            entry.dst_ports.add(p.dst_port, weight);
+        }
+        if key.1 == Direction::In {
+            entry
+                .sources
+                .add(p.src, weight, u64::from(p.ip_len) * weight);
         }
         let len = u16::try_from(p.ip_len).unwrap_or(u16::MAX);
         entry.min_len = if entry.min_len == 0 {
@@ -477,12 +498,16 @@ impl Aggregator {
                     counters: e.counters,
                     flows,
                     top_udp_src_ports: e.top,
+                    top_dst_ports: e.dst_ports,
+                    top_sources: e.sources,
                     min_packet_len: e.min_len,
                     max_packet_len: e.max_len,
                 });
             }
             e.counters = Counters::default();
             e.top = TopPorts::new();
+            e.dst_ports = TopPorts::new();
+            e.sources = TopSources::new();
             e.min_len = 0;
             e.max_len = 0;
         }
@@ -586,6 +611,46 @@ mod tests {
         // The next tick starts empty.
         let t = a.take();
         assert!(t.hosts.is_empty() && t.packets() == 0 && t.malformed.total() == 0);
+    }
+
+    #[test]
+    fn incoming_sources_and_destination_ports() {
+        let mut a = agg(100);
+        let syn = |s, d, dport| {
+            eth(
+                0x0800,
+                &ip4(s, d, 6, 0, &[], &tcp(40000, dport, TcpFlags::SYN)),
+            )
+        };
+        for _ in 0..4 {
+            feed(&mut a, &syn(REMOTE, LOCAL, 80)).unwrap();
+        }
+        feed(&mut a, &syn(OTHER, LOCAL, 443)).unwrap();
+        feed(&mut a, &syn(LOCAL, REMOTE, 22)).unwrap();
+        let mut t = a.take();
+        t.coalesce();
+        let inbound = host(&t, LOCAL, Direction::In);
+        let sources: Vec<(IpAddr, u32, u32)> = inbound
+            .top_sources
+            .sorted()
+            .iter()
+            .map(|s| (s.addr, s.packets, s.bytes))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![(IpAddr::from(REMOTE), 4, 160), (IpAddr::from(OTHER), 1, 40)]
+        );
+        assert_eq!(inbound.top_dst_ports.sorted(), vec![(80, 4), (443, 1)]);
+        let outbound = host(&t, LOCAL, Direction::Out);
+        assert!(outbound.top_sources.is_empty(), "the source is ours");
+        assert_eq!(outbound.top_dst_ports.sorted(), vec![(22, 1)]);
+        // The next tick starts afresh (the entry lives on for flows).
+        feed(&mut a, &syn(OTHER, LOCAL, 443)).unwrap();
+        let t = a.take();
+        assert_eq!(
+            host(&t, LOCAL, Direction::In).top_sources.as_slice().len(),
+            1
+        );
     }
 
     #[test]
@@ -764,11 +829,12 @@ mod tests {
 mod size {
     /// The host table's memory bound is its buckets (the next power of two
     /// above `max_hosts` × 8/7) times this size plus a control byte: at the
-    /// default 57,344 hosts, 65,536 × 409 bytes ≈ 26 MiB a capture thread.
+    /// default 57,344 hosts, 65,536 × 769 bytes ≈ 48 MiB a capture thread
+    /// (the attack report's sources and destination ports took it from 409).
     #[test]
     fn a_host_entry_is_small_and_fixed() {
         let entry = std::mem::size_of::<((std::net::IpAddr, super::Direction), super::HostEntry)>();
         eprintln!("{entry} bytes");
-        assert!(entry <= 432, "{entry} bytes");
+        assert!(entry <= 768, "{entry} bytes");
     }
 }

@@ -15,8 +15,9 @@
 //!    for a tick, direction decided by the local prefixes (longest match,
 //!    `prefix-map`); internal and foreign traffic counted apart; a bounded
 //!    host table with an overflow counter; distinct 5-tuples by a 128-byte
-//!    HyperLogLog ([`FlowSketch`]) and the busiest UDP source ports by
-//!    Space-Saving ([`TopPorts`]); remote sources that reach many local
+//!    HyperLogLog ([`FlowSketch`]), the busiest UDP source ports, TCP/UDP
+//!    destination ports and remote sources by Space-Saving ([`TopPorts`],
+//!    [`TopSources`]); remote sources that reach many local
 //!    addresses over a window, for scan reports ([`ScanSketch`]).
 //!
 //! The capture crate (`packet-capture`) feeds frames from AF_PACKET rings
@@ -37,4 +38,4 @@ pub use parse::{
     MAX_EXTENSION_HEADERS, MAX_VLAN_TAGS,
 };
 pub use scan::{ScanConfig, ScanSketch};
-pub use sketch::{FlowSketch, TopPorts, TOP_PORTS};
+pub use sketch::{FlowSketch, SourceCount, TopPorts, TopSources, TOP_PORTS, TOP_SOURCES};

@@ -1,5 +1,8 @@
 //! Bounded per-host estimates: distinct 5-tuples ([`FlowSketch`]) and the
-//! busiest UDP source ports ([`TopPorts`]).
+//! busiest UDP source and TCP/UDP destination ports ([`TopPorts`]), the
+//! busiest remote sources ([`TopSources`]).
+
+use std::net::IpAddr;
 
 /// Registers in a [`FlowSketch`]: 128 bytes a host.
 const REGISTERS: usize = 128;
@@ -166,6 +169,109 @@ impl TopPorts {
     }
 }
 
+/// How many remote sources [`TopSources`] keeps per host and tick.
+pub const TOP_SOURCES: usize = 8;
+
+/// One remote source's traffic to a host in one tick (counts saturate at
+/// `u32::MAX`: 4 GB from one source in one 100 ms tick is 340 Gbit/s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceCount {
+    /// The remote address.
+    pub addr: IpAddr,
+    /// Its packets (scaled by sampling).
+    pub packets: u32,
+    /// Its bytes (IP lengths, scaled by sampling).
+    pub bytes: u32,
+}
+
+/// The busiest remote sources of one host in one tick, by Space-Saving
+/// with [`TOP_SOURCES`] counters, as [`TopPorts`] does for ports: every
+/// source with more than 1/8 of the host's packets is listed, a listed
+/// count over-estimates by at most the count it inherited, and with at
+/// most 8 sources in the tick the counts are exact. 8 × 28 bytes a host
+/// entry, whatever the number of sources (a spoofed flood included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopSources {
+    len: u8,
+    sources: [SourceCount; TOP_SOURCES],
+}
+
+impl Default for TopSources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TopSources {
+    /// An empty list.
+    pub const fn new() -> TopSources {
+        TopSources {
+            len: 0,
+            sources: [SourceCount {
+                addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                packets: 0,
+                bytes: 0,
+            }; TOP_SOURCES],
+        }
+    }
+
+    /// Counts `packets` and `bytes` more for `addr`.
+    #[inline]
+    pub fn add(&mut self, addr: IpAddr, packets: u64, bytes: u64) {
+        let packets = u32::try_from(packets).unwrap_or(u32::MAX);
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let n = usize::from(self.len);
+        if let Some(s) = self.sources[..n].iter_mut().find(|s| s.addr == addr) {
+            s.packets = s.packets.saturating_add(packets);
+            s.bytes = s.bytes.saturating_add(bytes);
+            return;
+        }
+        if n < TOP_SOURCES {
+            self.sources[n] = SourceCount {
+                addr,
+                packets,
+                bytes,
+            };
+            self.len += 1;
+            return;
+        }
+        let quietest = self
+            .sources
+            .iter_mut()
+            .min_by_key(|s| s.packets)
+            .expect("TOP_SOURCES > 0");
+        *quietest = SourceCount {
+            addr,
+            packets: quietest.packets.saturating_add(packets),
+            bytes: quietest.bytes.saturating_add(bytes),
+        };
+    }
+
+    /// The listed sources, in no particular order.
+    pub fn as_slice(&self) -> &[SourceCount] {
+        &self.sources[..usize::from(self.len)]
+    }
+
+    /// The listed sources, busiest first (ties by address).
+    pub fn sorted(&self) -> Vec<SourceCount> {
+        let mut v = self.as_slice().to_vec();
+        v.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
+        v
+    }
+
+    /// Adds another list's counts (two threads' lists for one host).
+    pub fn merge(&mut self, other: &TopSources) {
+        for s in other.as_slice() {
+            self.add(s.addr, u64::from(s.packets), u64::from(s.bytes));
+        }
+    }
+
+    /// Whether no source is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +346,43 @@ mod tests {
         u.add(11211, 5);
         u.merge(&t);
         assert_eq!(u.sorted()[0].0, 11211);
+    }
+
+    #[test]
+    fn top_sources_are_exact_with_few_sources_and_keep_a_heavy_one() {
+        let a: IpAddr = "198.51.100.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2".parse().unwrap();
+        let mut t = TopSources::new();
+        for _ in 0..10 {
+            t.add(a, 1, 60);
+        }
+        t.add(b, 3, 300);
+        let sorted = t.sorted();
+        assert_eq!(
+            (sorted[0].addr, sorted[0].packets, sorted[0].bytes),
+            (a, 10, 600)
+        );
+        assert_eq!(
+            (sorted[1].addr, sorted[1].packets, sorted[1].bytes),
+            (b, 3, 300)
+        );
+        // 1,000 spoofed one-packet sources around a heavy one: it stays first.
+        let mut t = TopSources::new();
+        for i in 0..1000u32 {
+            t.add(IpAddr::from((0xc000_0200u32 + i).to_be_bytes()), 1, 40);
+            t.add(a, 1, 40);
+        }
+        assert_eq!(t.sorted()[0].addr, a);
+        assert!(t.sorted()[0].packets >= 1000);
+        assert_eq!(t.as_slice().len(), TOP_SOURCES);
+        let mut u = TopSources::new();
+        u.add(b, 5, 5);
+        u.merge(&t);
+        assert_eq!(u.sorted()[0].addr, a);
+        // Counts saturate instead of wrapping.
+        let mut s = TopSources::new();
+        s.add(a, u64::MAX, u64::MAX);
+        s.add(a, 1, 1);
+        assert_eq!(s.as_slice()[0].packets, u32::MAX);
     }
 }

@@ -47,6 +47,9 @@ pub struct Guard {
     /// A remote source that reaches this many of our addresses in one
     /// 10 s window is reported as a scan (64 unless set; 0: off).
     pub scan_targets: u64,
+    /// What happens to traffic towards addresses of `networks` that no
+    /// tenant holds (`off` unless set).
+    pub unused: Spanned<Unused>,
     /// The global profile.
     pub thresholds: Thresholds,
     /// The global ladder.
@@ -66,6 +69,18 @@ pub struct Guard {
     /// group, already reported).
     #[serde(skip)]
     pub(crate) incomplete: bool,
+}
+
+/// `[guard] unused`: traffic towards an address of the networks that no
+/// tenant holds (the seed's "unused addresses").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unused {
+    /// Forwarded like any other (the default).
+    Off,
+    /// Dropped by a rule in tollgate's nftables table on the download
+    /// hooks, before it reaches the LAN.
+    Drop,
 }
 
 /// Where `[guard.capture]` counts packets (`source = ...`).
@@ -267,6 +282,29 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         Some(n) => cx.integer(n, 0, 1_000_000_000).map(|v| v as u64),
         None => Some(64),
     };
+    let unused = match f.get(cx, "unused") {
+        Some(n) => cx.string(n).and_then(|s| match s.as_str() {
+            "off" => Some(Spanned::new(Unused::Off, n.span)),
+            "drop" => Some(Spanned::new(Unused::Drop, n.span)),
+            "blackhole" => {
+                cx.error(
+                    n.span,
+                    "unused = \"blackhole\" is not available yet",
+                    "use \"drop\": a rule in tollgate's nftables table drops the traffic before the LAN",
+                );
+                None
+            }
+            _ => {
+                cx.error(
+                    n.span,
+                    format!("unknown `unused` setting `{s}`"),
+                    "use \"drop\" (traffic to addresses no tenant holds is dropped) or \"off\" (the default)",
+                );
+                None
+            }
+        }),
+        None => Some(Spanned::new(Unused::Off, section)),
+    };
     let tenant_groups = match f.get(cx, "tenant_groups") {
         Some(n) => cx.boolean(n),
         None => Some(true),
@@ -324,6 +362,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         idle: idle?,
         tenant_groups: tenant_groups?,
         scan_targets: scan_targets?,
+        unused: unused?,
         thresholds: thresholds?,
         ladder: ladder?,
         groups,
@@ -835,6 +874,7 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
         }
     }
     prepared_rungs(p, g, diags);
+    unused_addresses(p, g, diags);
     if g.capture.is_none() && !g.flows.value {
         diags.push(
             Diagnostic::warning(Some(g.span), "[guard] has no input: no [guard.capture]")
@@ -1001,6 +1041,33 @@ fn rung_name(global: &[GuardRung], group: Option<&GuardGroup>, rung: usize) -> &
 /// The most distinct `throttle` rates the ladders may use: each is a
 /// class in the root tree of both IFBs (`1:fffe` down).
 pub const MAX_THROTTLE_RATES: usize = 16;
+
+/// `unused = "drop"` is a rule in tollgate's nftables table over the
+/// explicit `networks`: refused with the eBPF classifier (no table) and
+/// without `networks` (every address would be a tenant's).
+fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
+    if g.unused.value != Unused::Drop {
+        return;
+    }
+    if p.site.classifier == Some(crate::model::ClassifierKind::Ebpf) {
+        diags.push(
+            Diagnostic::error(
+                Some(g.unused.span),
+                "unused = \"drop\" needs the nftables classifier, and [site] chooses classifier = \"ebpf\"",
+            )
+            .with_hint("the eBPF classifier has no nftables table to hold the rule: use classifier = \"nftables\", or remove `unused`"),
+        );
+    }
+    if g.networks.is_none() {
+        diags.push(
+            Diagnostic::error(
+                Some(g.unused.span),
+                "unused = \"drop\" needs [guard] networks",
+            )
+            .with_hint("without `networks` the guard protects the tenants' own prefixes, so no address is unused: list the networks you announce, e.g. networks = [\"203.0.113.0/24\"]"),
+        );
+    }
+}
 
 /// The `throttle` and `drop` rungs are sets and rules in tollgate's
 /// nftables table and classes in its root trees, prepared by the

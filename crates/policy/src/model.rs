@@ -605,7 +605,7 @@ pub use crate::central::{valid_writer, Central};
 pub use crate::latency::{Latency, LatencyAlarms, Probe, ProbeKind};
 
 pub use crate::guard::{
-    CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung, MAX_THROTTLE_RATES,
+    CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung, Unused, MAX_THROTTLE_RATES,
 };
 pub use crate::transit::{GuardMode as TransitGuardMode, Transit, Upstream, UpstreamMethod};
 

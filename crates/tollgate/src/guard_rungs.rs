@@ -73,6 +73,8 @@ pub fn observation(t: &TickReport, origin: Instant) -> Observation {
                         fragment_bytes: c.fragment_bytes,
                         flows: h.flows,
                         top_udp_src_ports: h.top_udp_src_ports.as_slice().to_vec().into(),
+                        top_dst_ports: h.top_dst_ports.as_slice().to_vec().into(),
+                        top_sources: sources(&h.top_sources),
                         min_packet_len: h.min_packet_len,
                         max_packet_len: h.max_packet_len,
                     },
@@ -80,6 +82,15 @@ pub fn observation(t: &TickReport, origin: Instant) -> Observation {
             })
             .collect(),
     }
+}
+
+/// A tick's busiest sources in the detector's form.
+fn sources(t: &packet_capture::TopSources) -> guard::TopSources {
+    let mut out = guard::TopSources::new();
+    for s in t.as_slice() {
+        out.add(s.addr, u64::from(s.packets), u64::from(s.bytes));
+    }
+    out
 }
 
 /// The saved ladder, if there is one. An unreadable file is logged and
@@ -174,6 +185,9 @@ pub struct Rungs {
     history: Option<PathBuf>,
     /// The rungs each open incident has used, for its record.
     used: BTreeMap<(Target, Direction), Vec<Rung>>,
+    /// Attacks ended since the last [`Rungs::take_ended`], for the
+    /// daemon to keep in the history store.
+    ended: Vec<AttackRecord>,
 }
 
 impl Rungs {
@@ -193,7 +207,13 @@ impl Rungs {
             },
             history,
             used: BTreeMap::new(),
+            ended: Vec::new(),
         })
+    }
+
+    /// The attacks that ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<AttackRecord> {
+        std::mem::take(&mut self.ended)
     }
 
     /// Ends the BGP sessions, if any (the peers drop the announced
@@ -320,8 +340,14 @@ impl Rungs {
                     .used
                     .remove(&(step.target.clone(), step.direction))
                     .unwrap_or_else(|| vec![step.rung]);
+                let record = record(step, &used);
                 if let Some(path) = &self.history {
-                    append_history(path, &record(step, &used));
+                    append_history(path, &record);
+                }
+                // Bounded: the daemon takes them every round; `guard
+                // watch` has no store and keeps only the file.
+                if self.ended.len() < 1024 {
+                    self.ended.push(record);
                 }
             }
             _ => {}
@@ -491,6 +517,9 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
         .unwrap_or(0.0);
     AttackRecord {
         recorded_at: jiff::Timestamp::now(),
+        started_at: a
+            .started_at_ms
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
         target: crate::output::guard::target_arg(&step.target),
         direction: api::guard::direction_word(step.direction).into(),
         attack: api::guard::attack_name(a.kind),
@@ -633,6 +662,7 @@ mod tests {
     fn rec(target: &str) -> AttackRecord {
         AttackRecord {
             recorded_at: jiff::Timestamp::UNIX_EPOCH,
+            started_at: None,
             target: target.into(),
             direction: "in".into(),
             attack: "udp_flood".into(),

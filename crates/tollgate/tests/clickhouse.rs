@@ -1,7 +1,7 @@
 //! `[history] store = "clickhouse"` at the command line: `tollgate usage`,
-//! `realms` and `bill` (and `bill --freeze`) give the same answers, to the
-//! byte, from a ClickHouse history as from the SQLite one holding the same
-//! batches. The test starts its own `clickhouse-server`
+//! `realms` and `bill` (and `bill --freeze`), and `guard history --since`,
+//! give the same answers, to the byte, from a ClickHouse history as from
+//! the SQLite one holding the same batches and attacks. The test starts its own `clickhouse-server`
 //! (`history_clickhouse::testing`); no root.
 
 use accounting::{Accountant, Band, Direction, Sample, Slot, SlotCoverage, SlotStatus, UsageKey};
@@ -108,6 +108,29 @@ fn write(store: &mut dyn Store) {
             })
             .unwrap();
     }
+    // Two of the guard's ended attacks (the second recorded twice, as a
+    // daemon killed before saving its ladder would).
+    for (i, target) in ["100.64.1.7", "100.64.2.9"].into_iter().enumerate() {
+        let record: api::guard::AttackRecord = serde_json::from_value(serde_json::json!({
+            "recorded_at": format!("2026-03-1{i}T10:00:00Z"),
+            "started_at": format!("2026-03-1{i}T09:58:30.250Z"),
+            "target": target,
+            "direction": "in",
+            "attack": "syn_flood",
+            "duration_s": 89.75,
+            "rungs": ["notify", "blackhole"],
+            "prefixes": [format!("{target}/32")],
+            "report": {"peak_pps": 12000 + i, "peak_bps": 3840000,
+                "top_sources": [{"addr": "198.51.100.2", "packets": 900, "bytes": 36000}],
+                "top_dst_ports": [[80, 900]]},
+        }))
+        .unwrap();
+        let row = record.to_row().unwrap();
+        assert!(store.record_attack(&row).unwrap());
+        if i == 1 {
+            assert!(!store.record_attack(&row).unwrap());
+        }
+    }
 }
 
 /// Latency minutes ending five minutes before `minute`: tenant 1's TCP
@@ -161,6 +184,21 @@ fn write_latency(store: &mut dyn Store, minute: i64) {
 
 fn tollgate(dir: &Path, args: &[&str]) -> String {
     testkit::tollgate_in(env!("CARGO_BIN_EXE_tollgate"), dir, args)
+}
+
+/// `tollgate guard history --since SINCE --json` (no `--accounting`).
+fn attacks(dir: &Path, since: &str) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["guard", "history", "--since", since, "--json", "-c"])
+        .arg(dir.join("policy.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_STATE_DIR")
+        .output()
+        .expect("run tollgate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -265,6 +303,20 @@ fn usage_realms_and_bill_read_the_same_from_clickhouse_as_from_sqlite() {
         assert_eq!(a.0[0]["up"]["p50_ms"], 10.017, "{a:?}");
         assert_eq!(a, b, "{args:?}: the stores answer differently");
     }
+    let (a, b) = (attacks(&sqlite, "2026-03-01"), attacks(&ch, "2026-03-01"));
+    assert!(a.contains("100.64.1.7") && a.contains("100.64.2.9"), "{a}");
+    assert_eq!(a, b, "the stores' attacks differ");
+    let attacks: serde_json::Value = serde_json::from_str(&attacks(&ch, "2026-03-11")).unwrap();
+    assert_eq!(attacks.as_array().map(Vec::len), Some(1), "{attacks}");
+    assert_eq!(attacks[0]["target"], "100.64.2.9", "{attacks}");
+    assert_eq!(
+        attacks[0]["started_at"], "2026-03-11T09:58:30.25Z",
+        "{attacks}"
+    );
+    assert_eq!(
+        attacks[0]["report"]["top_sources"][0]["addr"], "198.51.100.2",
+        "{attacks}"
+    );
     // The ClickHouse side never touched a SQLite file.
     assert!(!ch.join("state").join("history.sqlite").exists());
 }

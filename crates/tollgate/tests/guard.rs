@@ -16,7 +16,8 @@
 //! at 300 ms, calm after 2 s; a notify rung (a script that appends its
 //! arguments and stdin to a file) and a blackhole rung held 3 s. An
 //! operator's own blackhole route is in the router's table from the start
-//! and must be there, untouched, at the end.
+//! and must be there, untouched, at the end. The first flood comes from
+//! two sources, which the attack's report and record must name.
 //!
 //! Needs root, iproute2 and hping3 (Debian `hping3`). The namespaces are
 //! deleted and every process killed even if the test fails (`Netns` and
@@ -31,6 +32,8 @@ use testkit::{sh, wait_for, Netns, Process};
 const VICTIM: &str = "203.0.113.10";
 /// The operator's own blackhole route, which tollgate must never touch.
 const OPERATORS: &str = "203.0.113.99";
+/// The second flooding source (spoofed by hping3 -a).
+const SECOND_SOURCE: &str = "198.51.100.3";
 
 struct Site {
     atk: Netns,
@@ -153,17 +156,24 @@ fn a_syn_flood_is_notified_and_blackholed_and_both_end_when_it_stops() {
     );
     assert!(w.running(), "{}", log());
 
-    // A bounded flood: 10,000 SYN/s for 4 s.
+    // A bounded flood from two known sources: 5,000 SYN/s each for 4 s,
+    // one from the attacker's address, one from a second source
+    // (hping3 -a) that the report must name too.
     let flood_start = Instant::now();
-    let _flood = Process::spawn(
-        Command::new("ip")
-            .args(["netns", "exec", &s.atk.0])
-            .args([
-                "timeout", "4", "hping3", "-S", "-p", "80", "-i", "u100", "-q", VICTIM,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let floods: Vec<Process> = [None, Some(SECOND_SOURCE)]
+        .into_iter()
+        .map(|from| {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &s.atk.0]);
+            c.args([
+                "timeout", "4", "hping3", "-S", "-p", "80", "-i", "u200", "-q",
+            ]);
+            if let Some(a) = from {
+                c.args(["-a", a]);
+            }
+            Process::spawn(c.arg(VICTIM).stdout(Stdio::null()).stderr(Stdio::null()))
+        })
+        .collect();
     let ours = format!("blackhole {VICTIM} proto 213");
     // The script writes its arguments, then copies the report from its
     // stdin: wait for the whole report, not only the first line.
@@ -190,6 +200,22 @@ fn a_syn_flood_is_notified_and_blackholed_and_both_end_when_it_stops() {
         serde_json::from_str(n.lines().nth(1).expect("the report on stdin")).unwrap();
     assert_eq!(report["attack"]["kind"]["kind"], "syn_flood", "{report}");
     assert_eq!(report["ip"], VICTIM);
+    let named = |r: &serde_json::Value| -> Vec<String> {
+        r["top_sources"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|s| s["addr"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        named(&report["attack"])
+            .iter()
+            .any(|a| a.starts_with("198.51.100.")),
+        "the ban's report names no flooding source: {report}"
+    );
     assert!(
         blackholes(&s.rtr).contains(&format!("blackhole {OPERATORS}")),
         "the operator's route is gone: {:?}",
@@ -234,6 +260,34 @@ fn a_syn_flood_is_notified_and_blackholed_and_both_end_when_it_stops() {
     assert!(blackholes(&s.rtr).contains(&format!("blackhole {OPERATORS}")));
     let l = log();
     assert!(l.contains("ban started") && l.contains("ban ended"), "{l}");
+    drop(floods);
+
+    // The attack's record names both flooding sources, with their
+    // packets and bytes (40-byte SYNs), and the attacked port.
+    let history = std::fs::read_to_string(dir.join("state/guard-history.jsonl")).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(history.lines().last().expect("a record")).unwrap();
+    let report = &record["report"];
+    let mut sources = named(report);
+    sources.truncate(2);
+    sources.sort();
+    assert_eq!(sources, ["198.51.100.2", SECOND_SOURCE], "{record}");
+    for s in report["top_sources"].as_array().unwrap().iter().take(2) {
+        let (p, b) = (s["packets"].as_u64().unwrap(), s["bytes"].as_u64().unwrap());
+        assert!(p > 1000 && b == 40 * p, "{s}");
+    }
+    assert_eq!(report["top_dst_ports"][0][0], 80, "{record}");
+    assert!(report["peak_pps"].as_u64().unwrap() > 2000, "{record}");
+    let shown = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["guard", "history", "--state-dir"])
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("TOP SOURCES") && text.contains("198.51.100."),
+        "{text}"
+    );
 }
 
 #[test]

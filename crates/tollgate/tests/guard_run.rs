@@ -314,6 +314,7 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
 
     // SIGKILL during the ban: nothing saved at exit, the state file as of
     // the last change is all there is.
+    let killed_at = jiff::Timestamp::now();
     d.signal_group(libc::SIGKILL);
     d.wait(Duration::from_secs(5)).expect("killed");
     assert!(blackholes(&s.rtr).contains(&ours));
@@ -446,6 +447,47 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(v["total"], 1, "{body}");
     assert_eq!(v["attacks"][0]["target"], VICTIM, "{body}");
+    // The history store keeps the attack too, read with --since: its
+    // start from before the kill (stamped then, saved with the ladder),
+    // its end after, the rungs and the flooding source.
+    let stored = || {
+        let o = guard(dir, &["history", "--since", "1h", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let h = stored();
+    assert_eq!(h.as_array().map(Vec::len), Some(1), "{h}");
+    let a = &h[0];
+    assert_eq!(a["target"], VICTIM, "{a}");
+    assert_eq!(
+        a["rungs"],
+        serde_json::json!(["notify", "blackhole"]),
+        "{a}"
+    );
+    let started: jiff::Timestamp = a["started_at"].as_str().unwrap().parse().unwrap();
+    let ended: jiff::Timestamp = a["recorded_at"].as_str().unwrap().parse().unwrap();
+    assert!(started < killed_at && ended > killed_at, "{a}");
+    assert_eq!(a["report"]["top_sources"][0]["addr"], "198.51.100.2", "{a}");
+    assert!(a["report"]["peak_bps"].as_u64().unwrap() > 0, "{a}");
+    assert_eq!(a["report"]["top_dst_ports"][0][0], 80, "{a}");
+    let body = api_get(&s.rtr, &token, "/api/v1/guard/history?since=1h");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(v["source"], "history", "{body}");
+    assert_eq!(v["attacks"][0]["started_at"], a["started_at"], "{body}");
+    let body = api_get(&s.rtr, &token, "/api/v1/guard/history?since=yesterday");
+    assert!(body.contains("since"), "{body}");
+    // Killed again once the record is stored: it stays, once.
+    d.signal_group(libc::SIGKILL);
+    d.wait(Duration::from_secs(5)).expect("killed");
+    let mut d = daemon(&s.rtr, dir, None);
+    wait_for(
+        "the guard to capture again",
+        Duration::from_secs(20),
+        || log().matches("guard capturing").count() >= 3,
+    );
+    let h = stored();
+    assert_eq!(h.as_array().map(Vec::len), Some(1), "{h}");
+    assert_eq!(h[0]["started_at"], a["started_at"], "{h}");
     // Nothing is banned any more: a second unban says so (exit 1).
     let o = guard(dir, &["unban", VICTIM]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");

@@ -352,6 +352,8 @@ impl Builder<'_> {
         // its throttle classes last (they win over the tenant's class).
         let mut rules = self.guard_drop_rules(dir);
         rules.push(format!("jump classify_{d}"));
+        // Still holding the tenant id (0: none) until the shard's mark.
+        rules.extend(self.guard_unused_rules(dir));
         rules.push("meta mark set meta priority map @shards".into());
         rules.extend(self.guard_throttle_rules(dir));
         let name = format!("{d}_{dev}");

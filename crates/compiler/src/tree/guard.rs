@@ -15,6 +15,13 @@
 //!   addresses), looked up first on every hook, whose packets are
 //!   dropped.
 //!
+//! - `[guard] unused = "drop"`: on the download hooks, after the
+//!   tenant's classification, a rule drops packets towards the guard's
+//!   networks that no tenant's prefix matched (the classification left
+//!   the tenant mark at 0). The networks are written in the rule; which
+//!   addresses are unused follows the tenants map, so adding or removing
+//!   a tenant changes that map's elements and not the rule.
+//!
 //! The sets are the guard's: the plan declares them, diff never touches
 //! their elements. Download hooks look the destination up (`in`), upload
 //! hooks the source (`out`). The eBPF classifier has no nftables table:
@@ -46,6 +53,9 @@ pub struct Prepared {
     pub drop_victim: bool,
     /// A `drop` rung with `match = "signature"`.
     pub drop_signature: bool,
+    /// `unused = "drop"`: the networks whose untenanted addresses are
+    /// dropped.
+    pub unused: Vec<net_types::Prefix>,
 }
 
 impl Prepared {
@@ -56,6 +66,14 @@ impl Prepared {
         let Some(g) = &policy.guard else {
             return p;
         };
+        if g.unused.value == policy::Unused::Drop {
+            p.unused = g
+                .networks
+                .iter()
+                .flatten()
+                .map(|(prefix, _)| *prefix)
+                .collect();
+        }
         let ladders =
             std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
         for rung in ladders.flatten() {
@@ -74,7 +92,10 @@ impl Prepared {
 
     /// Whether anything is prepared.
     pub fn is_empty(&self) -> bool {
-        self.throttle.is_empty() && !self.drop_victim && !self.drop_signature
+        self.throttle.is_empty()
+            && !self.drop_victim
+            && !self.drop_signature
+            && self.unused.is_empty()
     }
 
     /// The root-tree class a throttle rung of `rate` sends packets to.
@@ -148,6 +169,32 @@ impl Builder<'_> {
                     "{ip} {f} @{} {ip} {f} . meta l4proto . th sport @{} drop",
                     signature_addr_set(w, v6),
                     signature_set(w, v6)
+                ));
+            }
+        }
+        rules
+    }
+
+    /// The rules a download hook runs right after its classification:
+    /// packets towards the networks that matched no tenant (mark 0) are
+    /// dropped (`unused = "drop"`).
+    pub(super) fn guard_unused_rules(&self, dir: Direction) -> Vec<String> {
+        if dir != Direction::Down {
+            return Vec::new();
+        }
+        let mut rules = Vec::new();
+        for (v6, ip) in [(false, "ip"), (true, "ip6")] {
+            let nets: Vec<String> = self
+                .guard
+                .unused
+                .iter()
+                .filter(|p| p.is_ipv4() != v6)
+                .map(|p| p.to_string())
+                .collect();
+            if !nets.is_empty() {
+                rules.push(format!(
+                    "meta mark 0 {ip} daddr {{ {} }} drop",
+                    nets.join(", ")
                 ));
             }
         }

@@ -265,3 +265,89 @@ fn the_ebpf_classifier_gets_none_of_it() {
         .keys()
         .all(|k| k.id.major != 1 || k.id.minor < 0xfff0 || k.id.minor == 0xffff));
 }
+
+const UNUSED: &str = r#"
+[guard]
+networks = ["100.64.0.0/16", "2001:db8::/32"]
+unused = "drop"
+
+[guard.capture]
+interfaces = ["eth0"]
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "blackhole"
+hold = "1m"
+"#;
+
+#[test]
+fn unused_addresses_are_dropped_after_the_tenant_lookup_on_the_download_hooks() {
+    let c = compiled(&load(UNUSED));
+    let down = &c.plan.chains["down_lan0"].rules;
+    let at = |r: &str| down.iter().position(|x| x == r);
+    let v4 = at("meta mark 0 ip daddr { 100.64.0.0/16 } drop").expect("the IPv4 rule");
+    let v6 = at("meta mark 0 ip6 daddr { 2001:db8::/32 } drop").expect("the IPv6 rule");
+    // After the classification (which leaves mark 0 for no tenant),
+    // before the shard's mark overwrites it.
+    let classify = at("jump classify_down").unwrap();
+    let shards = at("meta mark set meta priority map @shards").unwrap();
+    assert!(classify < v4 && v4 < v6 && v6 < shards, "{down:#?}");
+    // Traffic from the tenants is not concerned.
+    assert!(!c.plan.chains["up_wan0"]
+        .rules
+        .iter()
+        .any(|r| r.contains("meta mark 0")));
+
+    // A tenant added (or moved) changes the tenants map, not the rule:
+    // diff touches no chain.
+    let more = load(&format!(
+        "{UNUSED}\n[[tenants]]\nid = 9\nname = \"dave\"\nplan = \"home\"\nprefixes = [\"100.64.9.7/32\"]\n"
+    ));
+    let changes = diff(&compiled(&more).plan, &c.plan);
+    assert!(!changes.is_empty());
+    assert!(
+        !changes
+            .changes
+            .iter()
+            .any(|ch| matches!(ch, Change::SetChain { .. })),
+        "{changes:#?}"
+    );
+
+    // Off (the default): no rule.
+    let off = compiled(&load(
+        &UNUSED.replace("unused = \"drop\"", "unused = \"off\""),
+    ));
+    assert!(!off.plan.chains["down_lan0"]
+        .rules
+        .iter()
+        .any(|r| r.contains("meta mark 0")));
+}
+
+#[test]
+fn unused_drop_is_refused_without_networks_and_other_settings_named() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let base = std::fs::read_to_string(dir.join("router.toml")).unwrap();
+    let check = |extra: &str, want: &str| {
+        let text = format!("{base}{extra}");
+        let loaded = policy::load("router.toml", &text, &mut |p| {
+            std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string())
+        });
+        let r = loaded.render();
+        assert!(loaded.has_errors() && r.contains(want), "{r}");
+        // The place: the `unused` line.
+        let line = text.lines().position(|l| l.starts_with("unused")).unwrap() + 1;
+        assert!(r.contains(&format!("router.toml:{line}:")), "{r}");
+    };
+    let no_nets = UNUSED.replace("networks = [\"100.64.0.0/16\", \"2001:db8::/32\"]\n", "");
+    check(&no_nets, "needs [guard] networks");
+    check(
+        &UNUSED.replace("\"drop\"", "\"blackhole\""),
+        "not available yet",
+    );
+    check(
+        &UNUSED.replace("\"drop\"", "\"dropp\""),
+        "unknown `unused` setting",
+    );
+}

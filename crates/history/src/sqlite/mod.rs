@@ -22,6 +22,7 @@
 //!   a process killed inside one leaves no part of it behind, and the next
 //!   open recovers the log.
 
+mod attacks;
 pub(crate) mod codec;
 mod compact;
 mod convert;
@@ -255,5 +256,13 @@ impl Store for SqliteStore {
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
         read::top_tenants(&self.conn, query)
+    }
+
+    fn record_attack(&mut self, attack: &crate::AttackRow) -> Result<bool, StoreError> {
+        attacks::record(&mut self.conn, attack)
+    }
+
+    fn attacks(&self, since: Timestamp, limit: usize) -> Result<Vec<crate::AttackRow>, StoreError> {
+        attacks::read(&self.conn, since, limit)
     }
 }

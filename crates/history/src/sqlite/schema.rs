@@ -3,7 +3,7 @@
 //! Each migration runs in its own transaction together with the row that
 //! records it, so a crash mid-migration leaves the previous version intact.
 //!
-//! Table layout (version 6), chosen for the three hot paths: ingesting an
+//! Table layout (version 7), chosen for the three hot paths: ingesting an
 //! interval (or an hour of intervals) of every key, reading one tenant's
 //! month, ranking every tenant's month. The packed tables and their blobs
 //! are described in [`super::codec`].
@@ -40,6 +40,9 @@
 //!   every refusal, kept or dropped.
 //! - `retention_marks`: up to where retention removed raw samples, hourly
 //!   and daily rollups (see [`super::marks`]).
+//! - `attacks`: the guard's ended attacks, keyed by (start, target,
+//!   direction), indexed by end ([`crate::attacks`]); retention leaves
+//!   them (a row each, a few kB).
 //!
 //! Version 1 kept one row per sample (`(day, tenant, realm, dir, band,
 //! slot)`) and per rollup key; migrating to version 2 converts its rows.
@@ -50,7 +53,8 @@
 //! setting the marks from the data already stored. Version 6 adds
 //! `hours_by_day`, empty and without a mark: compaction builds its rows
 //! from the `hourly` rows already stored, oldest day first, a bounded
-//! number per call like the rest of compaction.
+//! number per call like the rest of compaction. Version 7 adds `attacks`,
+//! empty.
 
 use super::{convert, marks};
 use crate::error::StoreError;
@@ -264,6 +268,28 @@ const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX latency_queues_minute ON latency_queues (minute);
         CREATE INDEX latency_queues_tenant ON latency_queues (tenant, minute);
+        ",
+        convert: None,
+        after: "",
+    },
+    Migration {
+        version: 8,
+        description: "the guard's ended attacks",
+        before: "
+        CREATE TABLE attacks (
+            started_ms INTEGER NOT NULL,
+            target TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            ended_ms INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            peak_pps INTEGER NOT NULL,
+            peak_bps INTEGER NOT NULL,
+            rungs TEXT NOT NULL,
+            sources TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (started_ms, target, direction)
+        ) WITHOUT ROWID;
+        CREATE INDEX attacks_by_end ON attacks (ended_ms);
         ",
         convert: None,
         after: "",

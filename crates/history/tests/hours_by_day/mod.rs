@@ -310,6 +310,7 @@ fn a_store_from_before_hours_by_day_catches_up_in_bounded_steps() {
             .execute_batch(
                 "DROP TABLE hours_by_day; DROP TABLE hours_by_day_mark;
                  DROP TABLE latency_rtt; DROP TABLE latency_probes; DROP TABLE latency_queues;
+                 DROP TABLE attacks;
                  DELETE FROM schema_migrations WHERE version >= 6;",
             )
             .unwrap();

@@ -61,11 +61,17 @@ Examples:
         after_help = "Reads guard-history.jsonl in the state directory, where `tollgate run` \
 and `tollgate guard watch` append one JSON line per attack when its last rung comes down (the \
 file is moved to guard-history.jsonl.1 past 16 MiB, so two files at most are kept). ENDED is when \
-the last rung came down; LASTED is from the first packet over the threshold to the traffic's end.
+the last rung came down; LASTED is from the first packet over the threshold to the traffic's end; \
+TOP SOURCES is the busiest source and how many more the report names (up to 10, with their \
+packets and bytes in --json's report.top_sources; `-` when the input knows no sources). \
+With --since, the attacks are read from the history store instead (history.sqlite in the state \
+directory, or the policy's [history] ClickHouse server), where `tollgate run` keeps each ended \
+attack once.
 
 Examples:
   tollgate guard history
   tollgate guard history --last 100
+  tollgate guard history --since 7d
   tollgate guard history --json | jq '.[] | select(.attack == \"syn_flood\") | .target'"
     )]
     History {
@@ -75,6 +81,11 @@ Examples:
         /// Print the records as a JSON array (each as stored).
         #[arg(long)]
         json: bool,
+        /// Only attacks that ended since then, read from the history
+        /// store instead of the file: an instant (2026-12-07T04:00:00Z), a
+        /// UTC date (2026-12-07), or a time back (90s, 30m, 24h, 7d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
 
     /// Ban an address by hand: apply the ladder up to a rung, for a time

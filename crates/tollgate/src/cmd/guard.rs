@@ -42,7 +42,10 @@ pub fn run(cx: &Context, cmd: &GuardCommand) -> Result<ExitCode> {
     match cmd {
         GuardCommand::Watch(a) => watch(cx, a),
         GuardCommand::Status { json } => status(cx, *json),
-        GuardCommand::History { last, json } => history(cx, *last, *json),
+        GuardCommand::History { last, json, since } => match since {
+            Some(since) => history_since(cx, since, *last, *json),
+            None => history(cx, *last, *json),
+        },
         GuardCommand::Ban {
             address,
             rung,
@@ -112,6 +115,41 @@ fn history(cx: &Context, last: usize, json: bool) -> Result<ExitCode> {
         say!(
             "{}",
             crate::output::guard::history_text(shown, records.len())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The ended attacks the history store keeps (`--since`): SQLite in the
+/// state directory, or the policy's `[history]` store.
+fn history_since(cx: &Context, since: &str, last: usize, json: bool) -> Result<ExitCode> {
+    let since = api::guard::parse_since(since, jiff::Timestamp::now())
+        .map_err(|e| Error::invalid(format!("--since: {e}")))?;
+    let loaded = crate::policy_file::load(&cx.config).ok();
+    let p = loaded.as_ref().and_then(|l| l.policy.as_ref());
+    let store = cx
+        .state
+        .history_store(p.and_then(|p| p.history.as_ref()), false)?;
+    let rows = store
+        .attacks(since, last.min(history::MAX_ATTACKS))
+        .map_err(|e| Error::runtime(format!("cannot read the attacks from the history: {e}")))?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match api::guard::AttackRecord::from_row(row) {
+            Ok(r) => records.push(r),
+            Err(e) => tracing::warn!(
+                "the attack on {} at {} cannot be read ({e}); left out",
+                row.target,
+                row.started
+            ),
+        }
+    }
+    if json {
+        say!("{}", crate::output::json_pretty(&records)?);
+    } else {
+        say!(
+            "{}",
+            crate::output::guard::history_text(&records, records.len())
         );
     }
     Ok(ExitCode::SUCCESS)

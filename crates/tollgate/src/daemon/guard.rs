@@ -221,6 +221,15 @@ impl GuardShell {
         }
     }
 
+    /// The attacks that ended since the last call (for the history
+    /// store).
+    pub fn take_ended(&mut self) -> Vec<api::guard::AttackRecord> {
+        self.rungs
+            .as_mut()
+            .map(Rungs::take_ended)
+            .unwrap_or_default()
+    }
+
     /// Puts the throttle and drop rungs' set elements back, after an
     /// apply that created one of the guard's sets.
     pub fn reassert(&self) {
@@ -559,6 +568,9 @@ fn counters_report(
             counters,
             flows: 0,
             top_udp_src_ports: Default::default(),
+            // The per-address counters know no ports or sources.
+            top_dst_ports: Default::default(),
+            top_sources: Default::default(),
             min_packet_len: 0,
             max_packet_len: 0,
         });

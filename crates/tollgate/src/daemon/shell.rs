@@ -96,6 +96,31 @@ impl Shell {
         })
     }
 
+    /// Keeps an ended attack in the history store (besides
+    /// `guard-history.jsonl`, written already). Its own transaction,
+    /// before the guard's state is saved: a daemon killed in between
+    /// ends the restored incident again, and the store keeps the first
+    /// record (same start, target and direction). A failure is logged:
+    /// the file has the record, and the defence goes on.
+    fn record_attack(&mut self, record: &api::guard::AttackRecord) {
+        let row = match record.to_row() {
+            Ok(r) => r,
+            Err(e) => return tracing::error!("cannot encode the attack record: {e}"),
+        };
+        match self.store.record_attack(&row) {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                "the attack on {} that started at {} is already in the history",
+                row.target,
+                row.started
+            ),
+            Err(e) => tracing::error!(
+                "cannot keep the attack on {} in the history: {e}",
+                row.target
+            ),
+        }
+    }
+
     /// Sends the answers decided since the last call. Called after the
     /// snapshot is published: a write's answer never reaches the client
     /// before the state it changed can be read back.
@@ -322,7 +347,12 @@ impl Shell {
             }
             Effect::Guard(g) => {
                 match &mut self.guard {
-                    Some(shell) => shell.execute(g),
+                    Some(shell) => {
+                        shell.execute(g);
+                        for record in shell.take_ended() {
+                            self.record_attack(&record);
+                        }
+                    }
                     None => tracing::error!("a guard effect before the guard's shell exists"),
                 }
                 None

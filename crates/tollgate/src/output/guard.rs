@@ -91,7 +91,22 @@ pub fn history_text(records: &[api::guard::AttackRecord], total: usize) -> Strin
     let field = |r: &api::guard::AttackRecord, k: &str| {
         r.report.get(k).and_then(|v| v.as_u64()).unwrap_or(0)
     };
-    let rows: Vec<[String; 9]> = records
+    // The busiest source and how many more the report names.
+    let sources = |r: &api::guard::AttackRecord| {
+        let list = r.report.get("top_sources").and_then(|v| v.as_array());
+        match list.map(|l| (l.first(), l.len())) {
+            Some((Some(first), n)) => {
+                let addr = first.get("addr").and_then(|a| a.as_str()).unwrap_or("?");
+                if n > 1 {
+                    format!("{addr} +{}", n - 1)
+                } else {
+                    addr.to_string()
+                }
+            }
+            _ => "-".to_string(),
+        }
+    };
+    let rows: Vec<[String; 10]> = records
         .iter()
         .map(|r| {
             [
@@ -103,6 +118,7 @@ pub fn history_text(records: &[api::guard::AttackRecord], total: usize) -> Strin
                 super::rate(field(r, "peak_bps") as f64),
                 super::count(field(r, "packets")),
                 format!("{:.0}s", r.duration_s),
+                sources(r),
                 r.rungs.join(","),
             ]
         })
@@ -116,6 +132,7 @@ pub fn history_text(records: &[api::guard::AttackRecord], total: usize) -> Strin
         "PEAK BPS",
         "PACKETS",
         "LASTED",
+        "TOP SOURCES",
         "RUNGS",
     ];
     o.push_str(&columns(&head, &rows));
