@@ -139,7 +139,11 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         let _ = writeln!(o, "as of {as_of} (the daemon is not writing it now)");
     }
     let capture = if s.capturing {
-        format!("capturing on {}", s.interfaces.join(", "))
+        match s.source.as_str() {
+            "flows" => "reading the flow collector's records".to_string(),
+            "ebpf" => "counting in the eBPF classifier".to_string(),
+            _ => format!("capturing on {}", s.interfaces.join(", ")),
+        }
     } else {
         match &s.capture_error {
             Some(e) => format!("NOT capturing: {e}"),
@@ -187,6 +191,13 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         "{} ticks; {} addresses tracked; {} overflow, {} evicted; capture: {} frames, {} dropped by the kernel, {} malformed",
         t.ticks, t.hosts, t.overflow, t.evicted, t.frames, t.capture_drops, t.malformed
     );
+    if s.source == "flows" {
+        let _ = writeln!(
+            o,
+            "flow records: {} taken, {} dropped (tap queue full), {} beyond a tick's addresses",
+            t.flow_records, t.flow_dropped, t.flow_overflow
+        );
+    }
     if !s.scans.is_empty() {
         let _ = writeln!(
             o,
