@@ -185,9 +185,18 @@ fn the_tap_gets_the_records_it_wants_and_the_tenants_still_get_theirs() {
     // From now on every record is tapped, and still attributed.
     send(to, &[v5(2000), v5(3000)]);
     let (got, _) = harvest_until(&mut c, sent * 1000 + 5000);
-    assert_eq!(got, sent * 1000 + 5000, "the tenant's totals are unchanged by the tap");
+    assert_eq!(
+        got,
+        sent * 1000 + 5000,
+        "the tenant's totals are unchanged by the tap"
+    );
     let mut bytes: Vec<u64> = (0..2)
-        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap().record.bytes)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(5))
+                .unwrap()
+                .record
+                .bytes
+        })
         .collect();
     bytes.sort_unstable();
     assert_eq!(bytes, vec![2000, 3000]);

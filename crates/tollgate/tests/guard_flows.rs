@@ -167,9 +167,11 @@ fn exporter(rtr: &Netns, dir: &Path, version: &str) -> Process {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    wait_for("softflowd's control socket", Duration::from_secs(10), || {
-        ctl.exists()
-    });
+    wait_for(
+        "softflowd's control socket",
+        Duration::from_secs(10),
+        || ctl.exists(),
+    );
     // Let libpcap attach before the traffic starts.
     std::thread::sleep(Duration::from_millis(500));
     p

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use flow_wire::{Decoder, Protocol, Sampling, SamplingOrigin};
 
 use super::{decode, decode_err, exporter};
-use crate::builder::*;
 use crate::builder::ipfix as ipfix_message;
+use crate::builder::*;
 
 fn v5_records() -> Vec<V5Record> {
     vec![
@@ -259,7 +259,11 @@ fn v9_and_ipfix_tcp_control_bits_are_the_flows_tcp_flags() {
         let data = set(256, &rec.pad4().build());
         let mut dec = Decoder::new();
         let out = if ipfix {
-            decode(&mut dec, exporter(1), &ipfix_message(1, 0, 0, &[set(2, &tpl)]));
+            decode(
+                &mut dec,
+                exporter(1),
+                &ipfix_message(1, 0, 0, &[set(2, &tpl)]),
+            );
             decode(&mut dec, exporter(1), &ipfix_message(1, 1, 0, &[data]))
         } else {
             decode(&mut dec, exporter(1), &v9(0, 1, 0, 0, 1, &[set(0, &tpl)]));

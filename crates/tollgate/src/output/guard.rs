@@ -272,6 +272,7 @@ mod tests {
             capturing: true,
             capture_error: None,
             interfaces: vec!["wan0".into()],
+            source: "af_packet".into(),
             networks: vec!["203.0.113.0/24".into()],
             incidents: vec![
                 incident("203.0.113.10", Some(56.6)),
@@ -326,5 +327,29 @@ mod tests {
         let text = status_text(&idle, false);
         assert!(text.contains("NOT capturing: no such device"), "{text}");
         assert!(text.contains("no open incident"), "{text}");
+        let flows = GuardStatus {
+            source: "flows".into(),
+            interfaces: Vec::new(),
+            stats: GuardStats {
+                flow_records: 120,
+                flow_dropped: 3,
+                ..GuardStats::default()
+            },
+            ..idle
+        };
+        let flows = GuardStatus {
+            capturing: true,
+            capture_error: None,
+            ..flows
+        };
+        let text = status_text(&flows, false);
+        assert!(
+            text.starts_with("guard: reading the flow collector's records;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flow records: 120 taken, 3 dropped (tap queue full), 0 beyond"),
+            "{text}"
+        );
     }
 }
