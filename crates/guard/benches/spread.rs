@@ -1,7 +1,7 @@
 //! The flow input's cost per record: `Spreader::add` of 10,000 records
-//! lasting 0 s (one tick), 1 s (10 ticks) and 10 s or more (100 ticks,
-//! the daemon's longest span), towards one address (a flood) or spread
-//! over 1,000, then the ticks taken. Records/s is 10,000 / the time shown.
+//! lasting 0 s (one tick), 1 s (10 ticks) and 10 s (100 ticks, the
+//! span here), towards one address (a flood) or spread over 1,000, then
+//! the ticks taken. Records/s is 10,000 / the time shown.
 //!
 //! `cargo bench -p guard --bench spread`.
 

@@ -6,8 +6,8 @@
 //!
 //! Bounded everywhere: the tap's queue holds [`TAP_QUEUE`] records (more
 //! are dropped and counted by the collector's workers, never waited for),
-//! a record is spread over at most [`SPREAD_TICKS`] ticks, and a tick
-//! holds at most [`HOSTS_PER_TICK`] addresses (the rest counted).
+//! a record is spread over at most [`SPREAD_TICKS`] ticks, and at most
+//! [`HOSTS`] addresses are followed at once (records for more counted).
 
 use super::Message;
 use engine::guard::{CaptureCounts, GuardInput, GuardTick};
@@ -28,12 +28,16 @@ const TICK: Duration = Duration::from_millis(100);
 /// each): a burst of a few hundred datagrams' worth.
 pub const TAP_QUEUE: usize = 65_536;
 
-/// The longest a record is spread over, in ticks (10 s): a longer flow is
-/// seen at its real rate over its last 10 s.
-const SPREAD_TICKS: u32 = 100;
+/// The longest a record is spread over, in ticks (30 s: a router's
+/// active timeout is often 60 s, softflowd's can be set lower): a longer
+/// flow is seen at its real rate over its last 30 s.
+const SPREAD_TICKS: u32 = 300;
 
-/// Addresses one tick keeps.
-const HOSTS_PER_TICK: usize = 4_096;
+/// Addresses with spread records followed at once. With the span, this
+/// bounds the spreader's memory (at most one change per address and
+/// tick, about 150 bytes: some 180 MB in the worst case, a few kB per
+/// address in practice).
+const HOSTS: usize = 4_096;
 
 /// A tap taking the records with an address in `networks`.
 pub fn tap(networks: &[Prefix]) -> (Arc<Tap>, Receiver<TapRecord>) {
@@ -82,7 +86,7 @@ pub fn run(
     stop: &AtomicBool,
     tx: &mpsc::Sender<Message>,
 ) {
-    let mut spreader = Spreader::new(TICK, SPREAD_TICKS, HOSTS_PER_TICK);
+    let mut spreader = Spreader::new(TICK, SPREAD_TICKS, HOSTS);
     let mut next = Instant::now() + TICK;
     let (mut records, mut dropped, mut overflow) = (0u64, tap.dropped(), 0u64);
     let now = || Monotonic(origin.elapsed());
