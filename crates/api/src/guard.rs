@@ -174,8 +174,8 @@ pub struct GuardStats {
     /// Flow records dropped because the guard's tap queue was full.
     #[serde(default)]
     pub flow_dropped: u64,
-    /// Flow records not spread into a tick that already held the most
-    /// addresses it keeps.
+    /// Flow records not spread: the spreader already followed the most
+    /// addresses it follows at once.
     #[serde(default)]
     pub flow_overflow: u64,
 }
@@ -570,7 +570,7 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
     c(
         e,
         "tollgate_guard_flow_overflow",
-        "Flow records not spread into a tick already holding the most addresses it keeps.",
+        "Flow records not spread: the spreader followed the most addresses it follows at once.",
         v.capture.flow_overflow,
     )?;
     crate::metrics::gauge(

@@ -88,8 +88,8 @@ pub struct CaptureCounts {
     /// Flow records dropped because the tap's queue was full.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flow_dropped: u64,
-    /// Flow records (per tick they were spread over) dropped because a
-    /// tick already held the most addresses it keeps.
+    /// Flow records not spread because the most addresses the spreader
+    /// follows at once were followed already.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flow_overflow: u64,
 }

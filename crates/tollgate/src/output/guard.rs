@@ -194,7 +194,7 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
     if s.source == "flows" {
         let _ = writeln!(
             o,
-            "flow records: {} taken, {} dropped (tap queue full), {} beyond a tick's addresses",
+            "flow records: {} taken, {} dropped (tap queue full), {} beyond the addresses followed",
             t.flow_records, t.flow_dropped, t.flow_overflow
         );
     }
@@ -348,7 +348,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("flow records: 120 taken, 3 dropped (tap queue full), 0 beyond"),
+            text.contains("flow records: 120 taken, 3 dropped (tap queue full), 0 beyond the addresses followed"),
             "{text}"
         );
     }
