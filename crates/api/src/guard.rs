@@ -37,6 +37,10 @@ pub struct GuardStatus {
     pub capture_error: Option<String>,
     /// The interfaces captured on.
     pub interfaces: Vec<String>,
+    /// Where the detector's input comes from: `af_packet`, `ebpf` or
+    /// `flows` (the flow collector's records); empty without one.
+    #[serde(default)]
+    pub source: String,
     /// The protected networks.
     pub networks: Vec<String>,
     /// The open incidents.
@@ -163,6 +167,17 @@ pub struct GuardStats {
     pub capture_drops: u64,
     /// Malformed frames, counted and skipped.
     pub malformed: u64,
+    /// Flow records about the protected networks taken from the flow
+    /// collector (`[guard] flows = true`).
+    #[serde(default)]
+    pub flow_records: u64,
+    /// Flow records dropped because the guard's tap queue was full.
+    #[serde(default)]
+    pub flow_dropped: u64,
+    /// Flow records not spread: the spreader already followed the most
+    /// addresses it follows at once.
+    #[serde(default)]
+    pub flow_overflow: u64,
 }
 
 fn secs(d: std::time::Duration) -> f64 {
@@ -238,6 +253,18 @@ impl GuardStatus {
                 .as_ref()
                 .map(|c| c.interfaces.clone())
                 .unwrap_or_default(),
+            source: v
+                .spec
+                .as_ref()
+                .map(|c| {
+                    match c.source {
+                        engine::guard::CaptureSource::AfPacket => "af_packet",
+                        engine::guard::CaptureSource::Ebpf => "ebpf",
+                        engine::guard::CaptureSource::Flows => "flows",
+                    }
+                    .to_string()
+                })
+                .unwrap_or_default(),
             networks: v.networks.iter().map(ToString::to_string).collect(),
             incidents,
             stats: GuardStats {
@@ -250,6 +277,9 @@ impl GuardStatus {
                 frames: v.capture.frames,
                 capture_drops: v.capture.kernel_drops,
                 malformed: v.capture.malformed,
+                flow_records: v.capture.flow_records,
+                flow_dropped: v.capture.flow_dropped,
+                flow_overflow: v.capture.flow_overflow,
             },
             scans: v
                 .scans
@@ -524,6 +554,24 @@ pub(crate) fn metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Resu
         "tollgate_guard_capture_malformed",
         "Malformed frames the capture counted and skipped.",
         v.capture.malformed,
+    )?;
+    c(
+        e,
+        "tollgate_guard_flow_records",
+        "Flow records about the protected networks the guard took from the collector.",
+        v.capture.flow_records,
+    )?;
+    c(
+        e,
+        "tollgate_guard_flow_dropped",
+        "Flow records dropped because the guard's tap queue was full.",
+        v.capture.flow_dropped,
+    )?;
+    c(
+        e,
+        "tollgate_guard_flow_overflow",
+        "Flow records not spread: the spreader followed the most addresses it follows at once.",
+        v.capture.flow_overflow,
     )?;
     crate::metrics::gauge(
         e,

@@ -45,6 +45,9 @@ pub enum CaptureSource {
     AfPacket,
     /// The eBPF classifier's per-address counters (`tg_addrs`).
     Ebpf,
+    /// The flow collector's decoded records (`[guard] flows = true`),
+    /// spread over their duration (`guard::spread`).
+    Flows,
 }
 
 /// What the shell captures on, and how.
@@ -78,6 +81,21 @@ pub struct CaptureCounts {
     pub malformed: u64,
     /// Packets of addresses beyond the capture's host table.
     pub overflow_packets: u64,
+    /// Flow records about the protected networks taken from the
+    /// collector (`source = flows`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_records: u64,
+    /// Flow records dropped because the tap's queue was full.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_dropped: u64,
+    /// Flow records not spread because the most addresses the spreader
+    /// follows at once were followed already.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_overflow: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl CaptureCounts {
@@ -86,6 +104,9 @@ impl CaptureCounts {
         self.kernel_drops += o.kernel_drops;
         self.malformed += o.malformed;
         self.overflow_packets += o.overflow_packets;
+        self.flow_records += o.flow_records;
+        self.flow_dropped += o.flow_dropped;
+        self.flow_overflow += o.flow_overflow;
     }
 }
 
@@ -266,6 +287,20 @@ fn configure(policy: &Policy) -> Result<Option<(guard::Config, Option<CaptureSpe
             "the guard's configuration is not usable: {}",
             list.join("; ")
         ));
+    }
+    if g.flows.value {
+        // The policy refuses `flows` beside [guard.capture]: one input.
+        return Ok(Some((
+            config.clone(),
+            Some(CaptureSpec {
+                source: CaptureSource::Flows,
+                interfaces: Vec::new(),
+                networks: config.networks,
+                threads: 1,
+                sample_one_in: 1,
+                tick_ms: 100,
+            }),
+        )));
     }
     let spec = g.capture.as_ref().map(|c| CaptureSpec {
         source: match c.source.value {

@@ -12,7 +12,9 @@
 //! into its own [`flows::Tally`]: nothing is shared on the per-record
 //! path. Four times a second a worker publishes what it tallied to its
 //! outbox, from which [`Collector::harvest`] collects everything for the
-//! history store.
+//! history store. A [`Tap`] set with [`Collector::set_tap`] gets a copy of
+//! the decoded records it wants (the guard's), before they are
+//! attributed, through a bounded queue that drops and counts when full.
 //!
 //! # A worker that dies
 //!
@@ -31,10 +33,12 @@
 pub mod saved;
 mod socket;
 mod stats;
+pub mod tap;
 mod worker;
 
 pub use flow_wire::Limits;
 pub use stats::{ExporterStats, SocketStats, Totals};
+pub use tap::{Tap, TapFilter, TapRecord};
 
 use flows::{Attribution, Quarantined};
 use std::collections::HashMap;
@@ -102,6 +106,8 @@ struct Shared {
     tables: RwLock<Arc<Attribution>>,
     allowed: RwLock<Arc<Vec<IpAddr>>>,
     limits: RwLock<flow_wire::Limits>,
+    /// The guard's tap on the decoded records, if one is set.
+    tap: RwLock<Option<Arc<Tap>>>,
     outboxes: Vec<Mutex<Outbox>>,
 }
 
@@ -177,6 +183,7 @@ impl Collector {
             tables: RwLock::new(tables),
             allowed: RwLock::new(Arc::new(config.exporters.clone())),
             limits: RwLock::new(config.limits),
+            tap: RwLock::new(None),
             outboxes: sockets
                 .iter()
                 .map(|_| Mutex::new(Outbox::default()))
@@ -229,6 +236,13 @@ impl Collector {
     /// table). Workers pick them up within a quarter of a second.
     pub fn set_tables(&self, tables: Arc<Attribution>) {
         write(&self.shared.tables, tables);
+    }
+
+    /// Sets (or removes) the tap that copies decoded records for the
+    /// guard, before attribution. Workers pick it up within a quarter of
+    /// a second.
+    pub fn set_tap(&self, tap: Option<Arc<Tap>>) {
+        write(&self.shared.tap, tap);
     }
 
     /// Replaces the exporter allowlist.

@@ -160,3 +160,47 @@ fn a_worker_that_dies_while_stopping_is_finished_and_its_records_kept() {
     assert_eq!(h.samples.iter().map(|s| s.bytes).sum::<u64>(), 3000);
     assert_eq!(h.totals.worker_restarts, 1);
 }
+
+#[test]
+fn the_tap_gets_the_records_it_wants_and_the_tenants_still_get_theirs() {
+    let mut c = Collector::start(&config(), tables(), &[]).unwrap();
+    let to = c.local_addrs()[0];
+    let victim: std::net::IpAddr = "203.0.113.1".parse().unwrap();
+    let (tap, rx) = crate::Tap::new(16, Box::new(move |r| r.dst == Some(victim)));
+    c.set_tap(Some(Arc::clone(&tap)));
+    // Workers take the tap at their next refresh (about a quarter of a
+    // second): send until the first record comes through.
+    let start = Instant::now();
+    let mut sent = 0;
+    let first = loop {
+        send(to, &[v5(1000)]);
+        sent += 1;
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "nothing tapped");
+    };
+    assert_eq!(first.record.dst, Some(victim));
+    assert_eq!(first.exporter.to_string(), "127.0.0.1");
+    // From now on every record is tapped, and still attributed.
+    send(to, &[v5(2000), v5(3000)]);
+    let (got, _) = harvest_until(&mut c, sent * 1000 + 5000);
+    assert_eq!(
+        got,
+        sent * 1000 + 5000,
+        "the tenant's totals are unchanged by the tap"
+    );
+    let mut bytes: Vec<u64> = (0..2)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(5))
+                .unwrap()
+                .record
+                .bytes
+        })
+        .collect();
+    bytes.sort_unstable();
+    assert_eq!(bytes, vec![2000, 3000]);
+    assert_eq!(tap.dropped(), 0);
+    c.set_tap(None);
+    c.stop();
+}

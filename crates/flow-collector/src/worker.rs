@@ -61,6 +61,8 @@ pub(crate) struct State {
     decoder: Decoder,
     tally: Tally,
     tables: Option<Arc<flows::Attribution>>,
+    /// The guard's tap, if set.
+    tap: Option<Arc<crate::Tap>>,
     allowed: Arc<Vec<IpAddr>>,
     socket: SocketStats,
     exporters: HashMap<IpAddr, ExporterStats>,
@@ -85,6 +87,7 @@ impl State {
             decoder,
             tally: Tally::new(),
             tables: None,
+            tap: None,
             allowed: Arc::new(Vec::new()),
             socket: SocketStats {
                 local: l.local,
@@ -191,6 +194,7 @@ impl State {
         {
             self.tables = Some(tables);
         }
+        self.tap = read(&shared.tap);
         let limits = read(&shared.limits);
         if limits != self.decoder.limits() {
             let evicted = self.decoder.set_limits(limits);
@@ -241,23 +245,30 @@ impl State {
             return;
         };
         let tally = &mut self.tally;
+        let tap = self.tap.as_deref();
         let (mut counters, mut quarantined, mut unscaled) = (0u64, 0u64, 0u64);
         let mut algorithm = None;
         let result =
             self.decoder
                 .decode(from, now, self.batch.datagram(i), &mut |item| match item {
-                    Item::Flow(f) => match tally.record(tables, ip, now, f) {
-                        Outcome::Quarantined => quarantined += 1,
-                        Outcome::Attributed if f.sampling.unsupported().is_some() => {
-                            // Unless the policy overrides this exporter's sampling.
-                            if let Some(a) = tables.sampling(ip, f.sampling).unsupported() {
-                                unscaled += 1;
-                                algorithm = Some(a);
-                            }
+                    Item::Flow(f) => {
+                        // The guard's copy, before the tenants' totals.
+                        if let Some(tap) = tap {
+                            tap.offer(ip, f, tables.sampling(ip, f.sampling));
                         }
-                        Outcome::Attributed => {}
-                        Outcome::KernelMeasured | Outcome::Unattributed => {}
-                    },
+                        match tally.record(tables, ip, now, f) {
+                            Outcome::Quarantined => quarantined += 1,
+                            Outcome::Attributed if f.sampling.unsupported().is_some() => {
+                                // Unless the policy overrides this exporter's sampling.
+                                if let Some(a) = tables.sampling(ip, f.sampling).unsupported() {
+                                    unscaled += 1;
+                                    algorithm = Some(a);
+                                }
+                            }
+                            Outcome::Attributed => {}
+                            Outcome::KernelMeasured | Outcome::Unattributed => {}
+                        }
+                    }
                     Item::Counters(_) => counters += 1,
                 });
         let e = self

@@ -112,6 +112,7 @@ pub(crate) struct Layout {
     protocol: Slot,
     src_port: Slot,
     dst_port: Slot,
+    tcp_flags: Slot,
     bytes: Slot,
     bytes_rank: u8,
     packets: Slot,
@@ -241,6 +242,7 @@ impl Layout {
             _ if !int_ok => {}
             Role::Protocol => first(&mut self.protocol, s),
             Role::SrcPort => first(&mut self.src_port, s),
+            Role::TcpFlags => first(&mut self.tcp_flags, s),
             Role::DstPort => first(&mut self.dst_port, s),
             Role::Bytes(r) => ranked(&mut self.bytes, &mut self.bytes_rank, s, r),
             Role::Packets(r) => ranked(&mut self.packets, &mut self.packets_rank, s, r),
@@ -362,6 +364,7 @@ impl Layout {
             protocol: self.protocol.uint(rec) as u8,
             src_port: self.src_port.uint(rec) as u16,
             dst_port: self.dst_port.uint(rec) as u16,
+            tcp_flags: self.tcp_flags.uint(rec) as u8,
             bytes: self.bytes.uint(rec),
             packets: self.packets.uint(rec),
             start_ms,
@@ -435,6 +438,9 @@ impl Layout {
             if !self.src_port.present() && !self.dst_port.present() {
                 flow.src_port = l3.src_port;
                 flow.dst_port = l3.dst_port;
+            }
+            if !self.tcp_flags.present() {
+                flow.tcp_flags = l3.tcp_flags;
             }
         }
         if sampled_frame {

@@ -18,6 +18,8 @@ pub(crate) struct Layer3 {
     pub protocol: u8,
     pub src_port: u16,
     pub dst_port: u16,
+    /// TCP's flags byte, when the snapshot holds it; 0 otherwise.
+    pub tcp_flags: u8,
     /// The IP packet's length from its header (IPv4 total length, IPv6
     /// payload length plus the 40-byte header).
     pub ip_len: u64,
@@ -77,6 +79,7 @@ pub(crate) fn ipv4(p: &[u8]) -> Option<Layer3> {
         protocol,
         src_port: 0,
         dst_port: 0,
+        tcp_flags: 0,
         ip_len: u64::from(be16(p, 2)),
     };
     // Only the first fragment carries the transport header.
@@ -102,6 +105,7 @@ pub(crate) fn ipv6(p: &[u8]) -> Option<Layer3> {
         protocol: next,
         src_port: 0,
         dst_port: 0,
+        tcp_flags: 0,
         ip_len: u64::from(be16(p, 4)) + 40,
     };
     let mut off = 40usize;
@@ -138,6 +142,9 @@ fn ports(l3: &mut Layer3, l4: &[u8]) {
         6 | 17 | 132 | 136 if l4.len() >= 4 => {
             l3.src_port = be16(l4, 0);
             l3.dst_port = be16(l4, 2);
+            if l3.protocol == 6 {
+                l3.tcp_flags = l4.get(13).copied().unwrap_or(0);
+            }
         }
         1 | 58 if l4.len() >= 2 => l3.dst_port = be16(l4, 0),
         _ => {}

@@ -23,6 +23,10 @@ pub struct FlowRecord {
     /// Transport destination port, 0 when absent. For ICMP samples it
     /// carries type × 256 + code, as NetFlow exporters do.
     pub dst_port: u16,
+    /// TCP flags seen in the flow (the OR of its segments' flags, NetFlow
+    /// v5's `tcp_flags`, IPFIX/v9 tcpControlBits (6), a sampled header's
+    /// TCP flags); 0 when absent or not TCP.
+    pub tcp_flags: u8,
     /// Bytes as exported (NOT yet scaled by sampling). For sFlow: the
     /// sampled frame's length less the bytes the agent says it stripped.
     pub bytes: u64,
@@ -47,6 +51,7 @@ impl FlowRecord {
             protocol: 0,
             src_port: 0,
             dst_port: 0,
+            tcp_flags: 0,
             bytes: 0,
             packets: 0,
             start_ms: at_ms,

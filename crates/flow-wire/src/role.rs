@@ -38,6 +38,9 @@ pub(crate) enum Role {
     Protocol,
     /// sourceTransportPort (7).
     SrcPort,
+    /// tcpControlBits (6): one byte in NetFlow v9, two in IPFIX (the
+    /// flags this crate reports are the low eight).
+    TcpFlags,
     /// destinationTransportPort (11).
     DstPort,
     /// A byte counter; the higher rank wins when a template has several.
@@ -159,6 +162,7 @@ impl Role {
             366 => Role::Station4,
             61 => Role::Direction,
             4 => Role::Protocol,
+            6 => Role::TcpFlags,
             7 => Role::SrcPort,
             11 => Role::DstPort,
             1 => Role::Bytes(3),

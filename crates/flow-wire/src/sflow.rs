@@ -134,6 +134,7 @@ fn flow_sample(
         flow.protocol = l3.protocol;
         flow.src_port = l3.src_port;
         flow.dst_port = l3.dst_port;
+        flow.tcp_flags = l3.tcp_flags;
     }
     flow.bytes = seen.frame_bytes.or(seen.ip_bytes).unwrap_or(0);
     flow.packets = 1;
@@ -176,6 +177,9 @@ fn sampled_ipv4(mut r: Reader<'_>, seen: &mut Seen) -> Result<(), DecodeError> {
     let dst = r.array::<4>("destination address")?;
     let src_port = r.u32("source port")?;
     let dst_port = r.u32("destination port")?;
+    // The structure goes on with tcp_flags and tos; a record cut short
+    // of them still counts, without flags.
+    let tcp_flags = r.u32("TCP flags").unwrap_or(0);
     seen.ip_bytes = Some(u64::from(length));
     seen.l3.get_or_insert(Layer3 {
         src: IpAddr::V4(Ipv4Addr::from(src)),
@@ -183,6 +187,7 @@ fn sampled_ipv4(mut r: Reader<'_>, seen: &mut Seen) -> Result<(), DecodeError> {
         protocol: protocol as u8,
         src_port: src_port as u16,
         dst_port: dst_port as u16,
+        tcp_flags: tcp_flags as u8,
         ip_len: u64::from(length),
     });
     Ok(())
@@ -196,6 +201,9 @@ fn sampled_ipv6(mut r: Reader<'_>, seen: &mut Seen) -> Result<(), DecodeError> {
     let dst = r.array::<16>("destination address")?;
     let src_port = r.u32("source port")?;
     let dst_port = r.u32("destination port")?;
+    // The structure goes on with tcp_flags and tos; a record cut short
+    // of them still counts, without flags.
+    let tcp_flags = r.u32("TCP flags").unwrap_or(0);
     seen.ip_bytes = Some(u64::from(length));
     seen.l3.get_or_insert(Layer3 {
         src: IpAddr::V6(Ipv6Addr::from(src)),
@@ -203,6 +211,7 @@ fn sampled_ipv6(mut r: Reader<'_>, seen: &mut Seen) -> Result<(), DecodeError> {
         protocol: protocol as u8,
         src_port: src_port as u16,
         dst_port: dst_port as u16,
+        tcp_flags: tcp_flags as u8,
         ip_len: u64::from(length),
     });
     Ok(())

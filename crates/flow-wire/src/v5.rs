@@ -64,6 +64,7 @@ pub(crate) fn decode(
             protocol: r.get(38).copied().unwrap_or(0),
             src_port: be16(r, 32),
             dst_port: be16(r, 34),
+            tcp_flags: r.get(37).copied().unwrap_or(0),
             bytes: u64::from(be32(r, 20)),
             packets: u64::from(be32(r, 16)),
             start_ms: uptime_to_unix_ms(export_ms, sys_uptime, first),

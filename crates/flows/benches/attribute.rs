@@ -84,6 +84,7 @@ fn records(n: usize) -> Vec<FlowRecord> {
                 protocol: 6,
                 src_port: 40000,
                 dst_port: 443,
+                tcp_flags: 0x12,
                 bytes: 1000 + r.next() % 100_000,
                 packets: 1 + r.next() % 100,
                 start_ms: end - (r.next() % 60_000) as i64,

@@ -66,6 +66,7 @@ fn flow(src: &str, dst: &str, bytes: u64, packets: u64, start: i64, end: i64) ->
         protocol: 17,
         src_port: 1000,
         dst_port: 53,
+        tcp_flags: 0,
         bytes,
         packets,
         start_ms: start,

@@ -13,6 +13,13 @@
 //! Counts are multiplied by the sampling rate. A flow longer than
 //! `max_span` ticks is spread over `max_span` ticks at its real rate (the
 //! part before is dropped, not squeezed in), so memory stays bounded.
+//!
+//! A record costs the same whatever its span (a change where its spread
+//! starts, one where it ends), so long spans are cheap. What is exact:
+//! every additive count per tick (packets, bytes, per protocol, SYN,
+//! fragments) and new flows. What is approximate: the UDP source ports
+//! (at most 16 followed per address) and the packet length range (the
+//! records' mean lengths, widened while the address has spread records).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -50,23 +57,119 @@ pub struct FlowRecord {
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 
-type Bucket = HashMap<(IpAddr, Direction), HostCounters, FixedState>;
+type Key = (IpAddr, Direction);
+
+/// The additive counters as signed per-tick amounts: packets, bytes,
+/// TCP, UDP and ICMP packets and bytes, SYN, fragments, fragment bytes
+/// (the order of [`HostCounters`]' fields).
+type Amounts = [i64; 11];
+
+/// What a record's packets and bytes count as, per packet and per byte.
+#[derive(Clone, Copy)]
+struct Class {
+    protocol: Option<usize>,
+    syn: bool,
+    fragment: bool,
+}
+
+impl Class {
+    fn of(rec: &FlowRecord) -> Class {
+        Class {
+            protocol: match rec.protocol {
+                6 => Some(2),
+                17 => Some(4),
+                1 | 58 => Some(6),
+                _ => None,
+            },
+            syn: rec.protocol == 6 && rec.tcp_flags & SYN != 0 && rec.tcp_flags & ACK == 0,
+            fragment: rec.fragment,
+        }
+    }
+
+    /// `sign` × (`p` packets and `b` bytes of this class) into `a`.
+    fn add(self, a: &mut Amounts, p: u64, b: u64, sign: i64) {
+        let (p, b) = (p as i64 * sign, b as i64 * sign);
+        a[0] += p;
+        a[1] += b;
+        if let Some(i) = self.protocol {
+            a[i] += p;
+            a[i + 1] += b;
+        }
+        if self.syn {
+            a[8] += p;
+        }
+        if self.fragment {
+            a[9] += p;
+            a[10] += b;
+        }
+    }
+}
+
+/// What changes for one address at one tick: per-tick amounts that
+/// start (or stop, negative) there, flows that begin there.
+#[derive(Default)]
+struct Change {
+    amounts: Amounts,
+    /// Flows beginning at this tick (each a new flow, counted once).
+    flows: u64,
+    /// Records whose last tick was the one before (their spread ends).
+    ended: u32,
+    /// UDP source ports' per-tick packets, starting or stopping here;
+    /// at most [`PORTS`] ports (the rest not followed).
+    ports: Vec<(u16, i64)>,
+    /// The packet lengths of the flows beginning here.
+    lengths: Option<(u16, u16)>,
+}
+
+/// The UDP source ports followed per change and per address: enough to
+/// name an amplification (one port dominates) without a flood of ports
+/// growing memory.
+const PORTS: usize = 16;
+
+fn add_port(ports: &mut Vec<(u16, i64)>, port: u16, packets: i64) {
+    if let Some(p) = ports.iter_mut().find(|p| p.0 == port) {
+        p.1 += packets;
+    } else if ports.len() < PORTS {
+        ports.push((port, packets));
+    }
+}
+
+/// One address's spread flows now.
+#[derive(Default)]
+struct Active {
+    /// What its spread records add per tick.
+    amounts: Amounts,
+    /// UDP source ports' packets per tick.
+    ports: Vec<(u16, i64)>,
+    /// The lengths of the flows seen since it became active.
+    lengths: Option<(u16, u16)>,
+    /// Records added whose spread has not ended.
+    records: u32,
+}
 
 /// Spreads flow records over ticks; see the module documentation.
+///
+/// A record costs the same whatever its span: it adds a change where its
+/// spread starts and one where it ends (and one where its remainder
+/// stops), not a share in every tick; each tick then applies its changes
+/// to the addresses' running amounts. Memory is bounded by `max_hosts`
+/// addresses followed at once, each with at most one change per tick of
+/// the span.
 pub struct Spreader {
     tick: Duration,
     max_span: u32,
     max_hosts: usize,
-    /// `ring[i]` holds tick `base + i`.
-    ring: VecDeque<Bucket>,
+    /// `ring[i]` holds the changes at tick `base + i`.
+    ring: VecDeque<HashMap<Key, Change, FixedState>>,
     base: u64,
+    active: HashMap<Key, Active, FixedState>,
     overflow: u64,
 }
 
 impl Spreader {
     /// Ticks of `tick` (at least 1 ms), flows spread over at most
-    /// `max_span` ticks, at most `max_hosts` addresses per tick (records
-    /// for more are counted in [`Spreader::overflow`]).
+    /// `max_span` ticks, at most `max_hosts` addresses followed at once
+    /// (records for more are counted in [`Spreader::overflow`]).
     pub fn new(tick: Duration, max_span: u32, max_hosts: usize) -> Spreader {
         Spreader {
             tick: tick.max(Duration::from_millis(1)),
@@ -74,11 +177,12 @@ impl Spreader {
             max_hosts,
             ring: VecDeque::new(),
             base: 0,
+            active: HashMap::with_hasher(FixedState::with_seed(2)),
             overflow: 0,
         }
     }
 
-    /// Records dropped because a tick already held `max_hosts` addresses.
+    /// Records dropped because `max_hosts` addresses were followed.
     pub fn overflow(&self) -> u64 {
         self.overflow
     }
@@ -87,12 +191,22 @@ impl Spreader {
         (t.0.as_nanos() / self.tick.as_nanos()) as u64
     }
 
+    fn change(&mut self, tick: u64, key: Key) -> &mut Change {
+        let slot = (tick - self.base) as usize;
+        self.ring[slot].entry(key).or_default()
+    }
+
     /// Adds a record that arrived at `now`.
     pub fn add(&mut self, now: Monotonic, rec: &FlowRecord) {
         let scale = u64::from(rec.sampling.max(1));
         let mut packets = rec.packets.saturating_mul(scale);
         let mut bytes = rec.bytes.saturating_mul(scale);
         if packets == 0 && bytes == 0 {
+            return;
+        }
+        let key = (rec.addr, rec.direction);
+        if !self.active.contains_key(&key) && self.active.len() >= self.max_hosts {
+            self.overflow += 1;
             return;
         }
         let want = rec
@@ -106,91 +220,112 @@ impl Spreader {
             packets = (u128::from(packets) * u128::from(n) / want) as u64;
             bytes = (u128::from(bytes) * u128::from(n) / want) as u64;
         }
+        // Amounts beyond i64 are no real traffic; keep the arithmetic whole.
+        let (packets, bytes) = (packets.min(1 << 62), bytes.min(1 << 62));
         if self.ring.is_empty() {
             self.base = self.index(now);
         }
         let first = self.index(now).max(self.base);
         let end = first + n;
-        while self.base + (self.ring.len() as u64) < end {
+        while self.base + (self.ring.len() as u64) <= end {
             self.ring
-                .push_back(Bucket::with_hasher(FixedState::with_seed(2)));
+                .push_back(HashMap::with_hasher(FixedState::with_seed(3)));
         }
+        self.active.entry(key).or_default().records += 1;
+        // Tick `first + i` gets `total / n`, plus one for the first
+        // `total % n` ticks: two steps each, one at the start, one where
+        // the remainder stops, and the rest at the end.
+        let class = Class::of(rec);
+        let (p_each, p_more) = (packets / n, packets % n);
+        let (b_each, b_more) = (bytes / n, bytes % n);
+        let udp_port = (rec.protocol == 17 && rec.src_port != 0).then_some(rec.src_port);
         // The flow's mean packet length: all a record says about lengths.
         let len = bytes
             .checked_div(packets)
             .map_or(0, |l| l.min(u64::from(u16::MAX)) as u16);
-        for i in 0..n {
-            let part = |total: u64| total / n + u64::from(i < total % n);
-            let p = part(packets);
-            let b = part(bytes);
-            if p == 0 && b == 0 && i > 0 {
-                continue;
-            }
-            let mut c = HostCounters {
-                packets: p,
-                bytes: b,
-                flows: u64::from(i == 0),
-                min_packet_len: len,
-                max_packet_len: len,
-                ..HostCounters::default()
-            };
-            match rec.protocol {
-                6 => {
-                    c.tcp_packets = p;
-                    c.tcp_bytes = b;
-                    if rec.tcp_flags & SYN != 0 && rec.tcp_flags & ACK == 0 {
-                        c.tcp_syn = p;
-                    }
-                }
-                17 => {
-                    c.udp_packets = p;
-                    c.udp_bytes = b;
-                    if rec.src_port != 0 {
-                        c.top_udp_src_ports.add(rec.src_port, p);
-                    }
-                }
-                1 | 58 => {
-                    c.icmp_packets = p;
-                    c.icmp_bytes = b;
-                }
-                _ => {}
-            }
-            if rec.fragment {
-                c.fragments = p;
-                c.fragment_bytes = b;
-            }
-            let slot = (first + i - self.base) as usize;
-            let max = self.max_hosts;
-            let bucket = &mut self.ring[slot];
-            let key = (rec.addr, rec.direction);
-            let full = bucket.len() >= max;
-            match bucket.get_mut(&key) {
-                Some(have) => have.add(&c),
-                None if !full => {
-                    bucket.insert(key, c);
-                }
-                None => self.overflow += 1,
+        let c = self.change(first, key);
+        class.add(
+            &mut c.amounts,
+            p_each + u64::from(p_more > 0),
+            b_each + u64::from(b_more > 0),
+            1,
+        );
+        c.flows += 1;
+        if let Some(port) = udp_port {
+            add_port(&mut c.ports, port, (p_each + u64::from(p_more > 0)) as i64);
+        }
+        c.lengths = Some(
+            c.lengths
+                .map_or((len, len), |(lo, hi)| (lo.min(len), hi.max(len))),
+        );
+        if p_more > 0 {
+            let c = self.change(first + p_more, key);
+            class.add(&mut c.amounts, 1, 0, -1);
+            if let Some(port) = udp_port {
+                add_port(&mut c.ports, port, -1);
             }
         }
+        if b_more > 0 {
+            class.add(&mut self.change(first + b_more, key).amounts, 0, 1, -1);
+        }
+        let c = self.change(end, key);
+        class.add(&mut c.amounts, p_each, b_each, -1);
+        if let Some(port) = udp_port {
+            add_port(&mut c.ports, port, -(p_each as i64));
+        }
+        c.ended += 1;
     }
 
     /// Every tick that ended by `now`, summed into one observation at
     /// `now` (addresses in order).
     pub fn take(&mut self, now: Monotonic) -> Observation {
         let current = self.index(now);
-        let mut sum: Bucket = Bucket::with_hasher(FixedState::with_seed(3));
+        let mut sum: HashMap<Key, HostCounters, FixedState> =
+            HashMap::with_hasher(FixedState::with_seed(4));
         while self.base < current {
-            let Some(b) = self.ring.pop_front() else {
+            let Some(changes) = self.ring.pop_front() else {
                 self.base = current;
                 break;
             };
             self.base += 1;
-            for (k, c) in b {
-                sum.entry(k).or_default().add(&c);
+            let mut flows: Vec<(Key, u64)> = Vec::new();
+            for (key, c) in changes {
+                let Some(a) = self.active.get_mut(&key) else {
+                    continue;
+                };
+                for (have, d) in a.amounts.iter_mut().zip(c.amounts) {
+                    *have += d;
+                }
+                for (port, d) in c.ports {
+                    add_port(&mut a.ports, port, d);
+                }
+                a.ports.retain(|p| p.1 > 0);
+                if let Some((lo, hi)) = c.lengths {
+                    a.lengths = Some(a.lengths.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+                }
+                if c.flows > 0 {
+                    flows.push((key, c.flows));
+                }
+                a.records = a.records.saturating_sub(c.ended);
+                if a.records == 0 {
+                    // Its last spread ended: every change of it is applied.
+                    self.active.remove(&key);
+                }
+            }
+            // This tick's counts: every address with spread records.
+            for (key, a) in &self.active {
+                let c = counters(a);
+                if !c.is_empty() {
+                    sum.entry(*key).or_default().add(&c);
+                }
+            }
+            for (key, n) in flows {
+                sum.entry(key).or_default().flows += n;
             }
         }
         let mut hosts: Vec<HostSample> = sum
             .into_iter()
+            .filter(|(_, c)| !c.is_empty())
             .map(|((addr, direction), counters)| HostSample {
                 addr,
                 direction,
@@ -200,6 +335,34 @@ impl Spreader {
         hosts.sort_by_key(|h| (h.addr, h.direction));
         Observation { at: now, hosts }
     }
+}
+
+/// One address's counters for one tick from its running amounts.
+fn counters(a: &Active) -> HostCounters {
+    let v = |i: usize| u64::try_from(a.amounts[i]).unwrap_or(0);
+    let mut c = HostCounters {
+        packets: v(0),
+        bytes: v(1),
+        tcp_packets: v(2),
+        tcp_bytes: v(3),
+        udp_packets: v(4),
+        udp_bytes: v(5),
+        icmp_packets: v(6),
+        icmp_bytes: v(7),
+        tcp_syn: v(8),
+        fragments: v(9),
+        fragment_bytes: v(10),
+        ..HostCounters::default()
+    };
+    if c.packets > 0 || c.bytes > 0 {
+        for &(port, p) in &a.ports {
+            c.top_udp_src_ports.add(port, u64::try_from(p).unwrap_or(0));
+        }
+        if let Some((lo, hi)) = a.lengths {
+            (c.min_packet_len, c.max_packet_len) = (lo, hi);
+        }
+    }
+    c
 }
 
 #[cfg(test)]
@@ -267,5 +430,80 @@ mod tests {
         s.add(Monotonic::from_secs(1), &r);
         assert_eq!(s.overflow(), 1);
         assert_eq!(s.take(Monotonic::from_secs(2)).hosts.len(), 1);
+    }
+
+    #[test]
+    fn every_tick_holds_exactly_each_records_share() {
+        // Records of many lengths, spans and arrival ticks for three
+        // addresses, against the shares counted tick by tick.
+        let mut s = Spreader::new(Duration::from_millis(100), 50, 100);
+        let mut want: std::collections::BTreeMap<(u64, IpAddr), (u64, u64, u64)> =
+            Default::default();
+        let mut x: u64 = 7;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            x >> 33
+        };
+        for arrival in 0..40u64 {
+            for _ in 0..5 {
+                let mut r = rec(next() % 9_000, next() % 5_000, next() % 900_000);
+                r.addr = IpAddr::from([192, 0, 2, (next() % 3) as u8]);
+                r.protocol = [6, 17, 1][(next() % 3) as usize];
+                r.tcp_flags = 0x02;
+                let n = (r.duration.as_millis().div_ceil(100).max(1) as u64).min(50);
+                let want_n = r.duration.as_millis().div_ceil(100).max(1) as u64;
+                let (p, b) = (r.packets * n / want_n, r.bytes * n / want_n);
+                if r.packets == 0 && r.bytes == 0 {
+                    continue;
+                }
+                for i in 0..n {
+                    let part = |t: u64| t / n + u64::from(i < t % n);
+                    let e = want.entry((arrival + i, r.addr)).or_default();
+                    e.0 += part(p);
+                    e.1 += part(b);
+                    if r.protocol == 6 {
+                        e.2 += part(p);
+                    }
+                }
+                s.add(Monotonic::from_millis(arrival * 100 + 50), &r);
+            }
+            // Take every other tick: two ticks' worth at once adds up too.
+            if arrival % 2 == 1 {
+                let o = s.take(Monotonic::from_millis((arrival + 1) * 100));
+                let busy: Vec<IpAddr> = (0..3u8)
+                    .map(|a| IpAddr::from([192, 0, 2, a]))
+                    .filter(|a| {
+                        [arrival - 1, arrival]
+                            .iter()
+                            .any(|t| want.get(&(*t, *a)).is_some_and(|e| e.0 + e.1 > 0))
+                    })
+                    .collect();
+                let seen: Vec<IpAddr> = o.hosts.iter().map(|h| h.addr).collect();
+                assert_eq!(seen, busy, "ticks {}-{arrival}", arrival - 1);
+                for h in o.hosts {
+                    let e0 = want
+                        .get(&(arrival - 1, h.addr))
+                        .copied()
+                        .unwrap_or_default();
+                    let e1 = want.get(&(arrival, h.addr)).copied().unwrap_or_default();
+                    let c = h.counters;
+                    assert_eq!(
+                        (c.packets, c.bytes, c.tcp_syn),
+                        (e0.0 + e1.0, e0.1 + e1.1, e0.2 + e1.2),
+                        "ticks {}-{arrival}, {}",
+                        arrival - 1,
+                        h.addr
+                    );
+                }
+            }
+        }
+        // Everything ends: the spreader forgets every address.
+        for t in 41..100 {
+            s.take(Monotonic::from_millis(t * 100));
+        }
+        assert!(s.active.is_empty());
+        assert!(s.take(Monotonic::from_millis(10_100)).hosts.is_empty());
     }
 }

@@ -58,8 +58,9 @@ pub struct Guard {
     pub groups: Vec<GuardGroup>,
     /// Packet capture on this box's interfaces, if asked for.
     pub capture: Option<GuardCapture>,
-    /// Whether the flow collector's records are fed to the detector too:
-    /// not available yet, so `true` is refused (false unless set).
+    /// Whether the detector takes the flow collector's decoded records
+    /// (false unless set): needs `[flows]`, and replaces
+    /// `[guard.capture]` (one input at a time).
     pub flows: Spanned<bool>,
     /// Where `[guard]` was declared.
     pub span: Span,
@@ -849,16 +850,26 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
         return;
     };
     if g.flows.value {
-        // The detector can take flow records (guard::spread), but the
-        // daemon does not feed it the collector's yet: a key that did
-        // nothing would be a promise not kept.
-        diags.push(
-            Diagnostic::error(
-                Some(g.flows.span),
-                "`flows = true`: detecting from the flow collector's records is not available yet",
-            )
-            .with_hint("remove `flows` and capture packets with [guard.capture] (interfaces = [\"eth0\"], or source = \"ebpf\" with the eBPF classifier)"),
-        );
+        if p.flows.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    Some(g.flows.span),
+                    "`flows = true` needs the flow collector, and the policy has no [flows]",
+                )
+                .with_hint("add [flows] with `listen` and [[flows.exporters]] (docs/flows.md), or remove `flows`"),
+            );
+        }
+        if g.capture.is_some() {
+            // Two inputs would give the detector two clocks: a capture's
+            // tick and a flow tick would each look like the whole rate.
+            diags.push(
+                Diagnostic::error(
+                    Some(g.flows.span),
+                    "`flows = true` and [guard.capture] both feed the detector: choose one",
+                )
+                .with_hint("remove [guard.capture] to detect from flow records, or remove `flows` to capture packets"),
+            );
+        }
     }
     if let Some(c) = &g.capture {
         if c.source.value == CaptureSource::Ebpf

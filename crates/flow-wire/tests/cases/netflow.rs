@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use flow_wire::{Decoder, Protocol, Sampling, SamplingOrigin};
 
 use super::{decode, decode_err, exporter};
+use crate::builder::ipfix as ipfix_message;
 use crate::builder::*;
 
 fn v5_records() -> Vec<V5Record> {
@@ -54,6 +55,7 @@ fn v5_with_sampling() {
     assert_eq!(f.src, Some(IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1))));
     assert_eq!(f.dst, Some(IpAddr::V4(Ipv4Addr::new(10, 2, 2, 2))));
     assert_eq!((f.protocol, f.src_port, f.dst_port), (6, 44_321, 443));
+    assert_eq!(f.tcp_flags, 0x18, "v5 tcp_flags (ACK PSH)");
     assert_eq!((f.bytes, f.packets), (15_000, 10));
     // Export at 1767225600.500; uptime 100 s; first at uptime 90 s.
     assert_eq!(f.start_ms, 1_767_225_590_500);
@@ -238,6 +240,38 @@ fn v9_fallback_counters_and_reduced_sizes() {
         (f.bytes, f.packets, f.protocol, f.src_port, f.dst_port),
         (0x01_0203, 9, 17, 5000, 53)
     );
+}
+
+#[test]
+fn v9_and_ipfix_tcp_control_bits_are_the_flows_tcp_flags() {
+    // TCP_FLAGS (6): one byte in v9, two in IPFIX (flags in the low
+    // eight bits, the header length's nibble above them ignored).
+    for (ipfix, len) in [(false, 1u16), (true, 2)] {
+        let fields = [(8, 4), (12, 4), (1, 4), (2, 4), (4, 1), (6, len)];
+        let tpl = template_record(256, &fields);
+        let mut rec = Bytes::new()
+            .ip4(Ipv4Addr::new(10, 0, 0, 1))
+            .ip4(Ipv4Addr::new(10, 0, 0, 2))
+            .u32(4000)
+            .u32(100)
+            .u8(6);
+        rec = if ipfix { rec.u16(0x5002) } else { rec.u8(0x02) };
+        let data = set(256, &rec.pad4().build());
+        let mut dec = Decoder::new();
+        let out = if ipfix {
+            decode(
+                &mut dec,
+                exporter(1),
+                &ipfix_message(1, 0, 0, &[set(2, &tpl)]),
+            );
+            decode(&mut dec, exporter(1), &ipfix_message(1, 1, 0, &[data]))
+        } else {
+            decode(&mut dec, exporter(1), &v9(0, 1, 0, 0, 1, &[set(0, &tpl)]));
+            decode(&mut dec, exporter(1), &v9(0, 1, 1, 0, 1, &[data]))
+        };
+        assert_eq!(out.flows.len(), 1, "ipfix {ipfix}");
+        assert_eq!((out.flows[0].protocol, out.flows[0].tcp_flags), (6, 0x02));
+    }
 }
 
 #[test]

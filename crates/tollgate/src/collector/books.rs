@@ -217,6 +217,11 @@ impl FlowBooks {
         Ok(())
     }
 
+    /// Sets (or removes) the guard's tap on the decoded records.
+    pub fn set_tap(&self, tap: Option<Arc<flow_collector::Tap>>) {
+        self.collector.set_tap(tap);
+    }
+
     /// Commits what the workers tallied, with the slots that closed, saves
     /// the templates if they changed, and writes the status file.
     pub fn commit(&mut self) -> Result<Committed, String> {

@@ -15,6 +15,11 @@
 //!   (`linux_dataplane::addr_counters`, every tick on the monotonic
 //!   clock) and makes each read a `TickReport` of the same shape, so the
 //!   forwarding and the detector are the same.
+//! - With `[guard] flows = true` a reader thread takes the flow
+//!   collector's decoded records from a bounded tap
+//!   (`flow_collector::Tap`, set on the collector by the shell after each
+//!   capture change: [`GuardShell::flow_tap`]) and spreads them into the
+//!   same 100 ms ticks (`super::guard_flows`).
 //! - Decisions (`GuardEffect::Apply`) are carried out by
 //!   `crate::guard_rungs`, the same code as `tollgate guard watch`.
 //! - `GuardEffect::Save` replaces `guard-state.json` atomically; at start
@@ -63,6 +68,8 @@ struct Running {
     /// does not report the end as a failure, and the clock stops.
     stopping: Arc<AtomicBool>,
     forwarder: JoinHandle<()>,
+    /// The flow collector's tap the forwarder reads (`source = flows`).
+    tap: Option<Arc<flow_collector::Tap>>,
 }
 
 /// Sends an empty tick every [`CLOCK_EVERY`] until `stop` is set or the
@@ -261,8 +268,10 @@ impl GuardShell {
     }
 
     fn start_capture(&mut self, spec: CaptureSpec) {
-        if spec.source == CaptureSource::Ebpf {
-            return self.start_counters(spec);
+        match spec.source {
+            CaptureSource::Ebpf => return self.start_counters(spec),
+            CaptureSource::Flows => return self.start_flows(&spec),
+            CaptureSource::AfPacket => {}
         }
         let mut cc = CaptureConfig::new(spec.interfaces.clone(), spec.networks.clone());
         cc.threads_per_interface = usize::from(spec.threads.max(1));
@@ -305,6 +314,7 @@ impl GuardShell {
                     capture: Some(capture),
                     stopping,
                     forwarder,
+                    tap: None,
                 });
             }
             Err(e) => {
@@ -356,10 +366,42 @@ impl GuardShell {
                     capture: None,
                     stopping,
                     forwarder,
+                    tap: None,
                 });
             }
             Err(e) => self.failed(format!("cannot start the guard's counter thread: {e}")),
         }
+    }
+
+    /// Reads the flow collector's records through a tap; the shell sets
+    /// the tap on the collector ([`GuardShell::flow_tap`]).
+    fn start_flows(&mut self, spec: &CaptureSpec) {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        let networks = spec.networks.clone();
+        let (tap, rx) = super::guard_flows::tap(&networks);
+        let reader = Arc::clone(&tap);
+        let thread = std::thread::Builder::new()
+            .name("guard-flows".into())
+            .spawn(move || super::guard_flows::run(&rx, &reader, &networks, origin, &stop, &tx));
+        match thread {
+            Ok(forwarder) => {
+                tracing::info!("guard capturing from the flow collector's records");
+                self.capture = Some(Running {
+                    capture: None,
+                    stopping,
+                    forwarder,
+                    tap: Some(tap),
+                });
+            }
+            Err(e) => self.failed(format!("cannot start the guard's flow thread: {e}")),
+        }
+    }
+
+    /// The tap the flow collector must feed now: `Some` while the guard
+    /// reads flow records, `None` otherwise.
+    pub fn flow_tap(&self) -> Option<Arc<flow_collector::Tap>> {
+        self.capture.as_ref().and_then(|r| r.tap.clone())
     }
 
     /// Keeps the guard's time without a capture.
@@ -375,6 +417,7 @@ impl GuardShell {
                     capture: None,
                     stopping,
                     forwarder,
+                    tap: None,
                 });
             }
             Err(e) => tracing::error!(
@@ -514,6 +557,7 @@ fn tick(t: &TickReport, origin: Instant) -> GuardTick {
             kernel_drops: t.kernel_drops,
             malformed: t.malformed,
             overflow_packets: t.overflow.packets,
+            ..CaptureCounts::default()
         },
         scans: t
             .scans

@@ -22,6 +22,7 @@ mod allocator;
 mod central_client;
 pub(crate) mod clock;
 mod guard;
+mod guard_flows;
 mod kernel;
 mod latency;
 mod overage_watch;

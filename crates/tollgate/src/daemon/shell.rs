@@ -181,6 +181,19 @@ impl Shell {
         out
     }
 
+    /// Hands the guard's tap (or none) to the flow collector, after the
+    /// guard's input changed.
+    fn connect_flow_tap(&mut self) {
+        let tap = self.guard.as_ref().and_then(|g| g.flow_tap());
+        match &self.flows {
+            Some(books) => books.set_tap(tap),
+            None if tap.is_some() => tracing::error!(
+                "guard: `flows = true` but the flow collector is not running (started without flows, or [flows] added since the start): the guard sees no traffic"
+            ),
+            None => {}
+        }
+    }
+
     /// Stops the flow collector: drains its sockets and commits.
     pub fn stop_flows(&mut self) {
         if let Some(books) = self.flows.take() {
@@ -346,6 +359,7 @@ impl Shell {
                 None
             }
             Effect::Guard(g) => {
+                let capture = matches!(g, engine::guard::GuardEffect::Capture { .. });
                 match &mut self.guard {
                     Some(shell) => {
                         shell.execute(g);
@@ -354,6 +368,9 @@ impl Shell {
                         }
                     }
                     None => tracing::error!("a guard effect before the guard's shell exists"),
+                }
+                if capture {
+                    self.connect_flow_tap();
                 }
                 None
             }

@@ -156,7 +156,11 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         let _ = writeln!(o, "as of {as_of} (the daemon is not writing it now)");
     }
     let capture = if s.capturing {
-        format!("capturing on {}", s.interfaces.join(", "))
+        match s.source.as_str() {
+            "flows" => "reading the flow collector's records".to_string(),
+            "ebpf" => "counting in the eBPF classifier".to_string(),
+            _ => format!("capturing on {}", s.interfaces.join(", ")),
+        }
     } else {
         match &s.capture_error {
             Some(e) => format!("NOT capturing: {e}"),
@@ -204,6 +208,13 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         "{} ticks; {} addresses tracked; {} overflow, {} evicted; capture: {} frames, {} dropped by the kernel, {} malformed",
         t.ticks, t.hosts, t.overflow, t.evicted, t.frames, t.capture_drops, t.malformed
     );
+    if s.source == "flows" {
+        let _ = writeln!(
+            o,
+            "flow records: {} taken, {} dropped (tap queue full), {} beyond the addresses followed",
+            t.flow_records, t.flow_dropped, t.flow_overflow
+        );
+    }
     if !s.scans.is_empty() {
         let _ = writeln!(
             o,
@@ -278,6 +289,7 @@ mod tests {
             capturing: true,
             capture_error: None,
             interfaces: vec!["wan0".into()],
+            source: "af_packet".into(),
             networks: vec!["203.0.113.0/24".into()],
             incidents: vec![
                 incident("203.0.113.10", Some(56.6)),
@@ -332,5 +344,29 @@ mod tests {
         let text = status_text(&idle, false);
         assert!(text.contains("NOT capturing: no such device"), "{text}");
         assert!(text.contains("no open incident"), "{text}");
+        let flows = GuardStatus {
+            source: "flows".into(),
+            interfaces: Vec::new(),
+            stats: GuardStats {
+                flow_records: 120,
+                flow_dropped: 3,
+                ..GuardStats::default()
+            },
+            ..idle
+        };
+        let flows = GuardStatus {
+            capturing: true,
+            capture_error: None,
+            ..flows
+        };
+        let text = status_text(&flows, false);
+        assert!(
+            text.starts_with("guard: reading the flow collector's records;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flow records: 120 taken, 3 dropped (tap queue full), 0 beyond the addresses followed"),
+            "{text}"
+        );
     }
 }

@@ -1,0 +1,380 @@
+//! The guard fed by flow records, end to end in network namespaces: a
+//! real exporter (softflowd) on the router watches the victim's side and
+//! exports NetFlow v9 or IPFIX to the daemon's own flow collector
+//! (`[flows]` on the router's loopback); `[guard] flows = true` makes the
+//! daemon tap those records, spread them over their duration and detect.
+//!
+//! ```text
+//! attacker ──veth── router (tollgate run + softflowd on lan0) ──veth── victim
+//! 198.51.100.2  wan0 198.51.100.1 | lan0 203.0.113.1   203.0.113.10, .11
+//! ```
+//!
+//! softflowd runs with `-t maxlife=1 -t expint=1`: a flow is exported at
+//! most about a second after it began (checked once a second), so a
+//! flood's first record reaches the collector 1–2 s after its start. The
+//! policy: 2,000 pps towards an address, the instantaneous trigger at
+//! 300 ms, a notify rung (script and webhook) held 60 s.
+//!
+//! What is checked: a bounded flood (hping3, about 5,000 pps for 6 s) at
+//! .10 runs the notify script and the webhook for .10, with the attack
+//! named (amplification from port 53 over v9; a SYN flood over IPFIX,
+//! which needs the TCP flags from the records); a steady flow at .11 of
+//! about 200 pps at the same time is never reported; `guard status`
+//! shows the flow input and its record counts. The delay from the
+//! flood's start to the notify script is printed (`FIGURE guard_flows`),
+//! never asserted.
+//!
+//! Needs root, iproute2, hping3, softflowd, python3 (webhook receiver).
+//! The namespaces are deleted and every process killed even if the test
+//! fails (`Netns` and `Process` on drop); every traffic loop is bounded
+//! by `timeout` and a count.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::{sh, wait_for, Netns, Process};
+
+const VICTIM: &str = "203.0.113.10";
+/// Gets a steady flow below the threshold during the flood.
+const NEIGHBOUR: &str = "203.0.113.11";
+const COLLECTOR_PORT: u16 = 2_155;
+const WEBHOOK_PORT: u16 = 18_089;
+
+/// One test at a time: they share the collector and webhook ports.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Site {
+    atk: Netns,
+    rtr: Netns,
+    _vic: Netns,
+}
+
+fn site(tag: &str) -> Site {
+    let s = Site {
+        atk: Netns::new(&format!("guardflows-{tag}a")),
+        rtr: Netns::new(&format!("guardflows-{tag}r")),
+        _vic: Netns::new(&format!("guardflows-{tag}v")),
+    };
+    sh(&format!(
+        "set -e
+ip link add atk0 netns {a} type veth peer name wan0 netns {r}
+ip link add lan0 netns {r} type veth peer name vic0 netns {v}
+ip -n {a} addr add 198.51.100.2/24 dev atk0; ip -n {a} link set atk0 up
+ip -n {r} addr add 198.51.100.1/24 dev wan0; ip -n {r} link set wan0 up
+ip -n {r} addr add 203.0.113.1/24 dev lan0; ip -n {r} link set lan0 up
+ip -n {v} addr add {VICTIM}/24 dev vic0; ip -n {v} addr add {NEIGHBOUR}/24 dev vic0
+ip -n {v} link set vic0 up
+ip -n {a} route add default via 198.51.100.1
+ip -n {v} route add default via 203.0.113.1
+ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1",
+        a = s.atk.0,
+        r = s.rtr.0,
+        v = s._vic.0,
+    ));
+    s
+}
+
+fn policy(dir: &Path) -> String {
+    let script = dir.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"ARGS $*\" >> {}\ncat > /dev/null\n",
+            dir.join("notify.log").display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", script.display()));
+    format!(
+        r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "10gbit", up = "10gbit" }}
+
+[plans.home]
+down = {{ rate = "100mbit", ceil = "1gbit" }}
+up = {{ rate = "100mbit", ceil = "1gbit" }}
+
+[[tenants]]
+id = 1
+name = "victim"
+plan = "home"
+prefixes = ["203.0.113.0/25"]
+
+[flows]
+listen = ["127.0.0.1:{COLLECTOR_PORT}"]
+workers = 1
+
+[[flows.exporters]]
+address = "127.0.0.1"
+name = "softflowd"
+
+[guard]
+networks = ["203.0.113.0/24"]
+ewma = "1s"
+instant = "300ms"
+calm = "2s"
+flows = true
+
+[guard.thresholds]
+pps_in = 2000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "60s"
+script = "{}"
+webhook = "http://127.0.0.1:{WEBHOOK_PORT}/tollgate/attack"
+"#,
+        script.display()
+    )
+}
+
+fn daemon(rtr: &Netns, dir: &Path) -> Process {
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    std::fs::write(dir.join("accounting.toml"), "").unwrap();
+    Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &rtr.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
+            .arg("--accounting")
+            .arg(dir.join("accounting.toml"))
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .env("TOLLGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+}
+
+/// softflowd on the router's `lan0`, exporting `version` to the daemon's
+/// collector, with the short timeouts the figures are stated with.
+fn exporter(rtr: &Netns, dir: &Path, version: &str) -> Process {
+    let ctl = dir.join("softflowd.ctl");
+    let p = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &rtr.0, "softflowd", "-d", "-i", "lan0"])
+            .args(["-n", &format!("127.0.0.1:{COLLECTOR_PORT}"), "-v", version])
+            .arg("-c")
+            .arg(&ctl)
+            .arg("-p")
+            .arg(dir.join("softflowd.pid"))
+            .args(["-t", "maxlife=1", "-t", "expint=1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for(
+        "softflowd's control socket",
+        Duration::from_secs(10),
+        || ctl.exists(),
+    );
+    // Let libpcap attach before the traffic starts.
+    std::thread::sleep(Duration::from_millis(500));
+    p
+}
+
+fn status(dir: &Path) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["guard", "status", "--json"])
+        .env_remove("TOLLGATE_STATE_DIR")
+        .output()
+        .expect("run tollgate guard status");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A flood from the attacker at the victim, `hping3 ARGS`, at about
+/// 5,000 pps (one packet every 200 µs) for at most 6 s and 30,000
+/// packets, with the steady neighbour flow (200 pps, 6 s) beside it; the
+/// time the flood started.
+fn flood(s: &Site, args: &[&str]) -> (Instant, Process, Process) {
+    let hping = |rate: &str, count: &str, target: &str, args: &[&str]| {
+        Process::spawn(
+            Command::new("ip")
+                .args(["netns", "exec", &s.atk.0, "timeout", "6", "hping3", "-q"])
+                .args(args)
+                .args(["-i", rate, "-c", count, target])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+    };
+    let steady = hping(
+        "u5000",
+        "1200",
+        NEIGHBOUR,
+        &["--udp", "-k", "-s", "4000", "-p", "9"],
+    );
+    let start = Instant::now();
+    let f = hping("u200", "30000", VICTIM, args);
+    (start, f, steady)
+}
+
+/// Where the flow records come from.
+enum Source<'a> {
+    /// softflowd exporting this version (`9`, `10`) while hping3 floods
+    /// with these arguments (and the steady flow runs beside it).
+    Softflowd(&'a str, &'a [&'a str]),
+    /// `flowgen.py` (the shared flow generator, at this path) sending
+    /// NetFlow v9 records towards the victim only, this many a second
+    /// for 5 s.
+    Flowgen(&'a Path, u32),
+}
+
+/// Runs one flood; asserts the victim is reported with `kind` (and, with
+/// softflowd, that the steady neighbour is not); prints the delay from
+/// the flood's start to the notify script.
+fn detect(tag: &str, source: &Source<'_>, kind: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
+    let s = site(tag);
+    let hooks = dir.join("webhook.log");
+    let _receiver = testkit::webhook_receiver(&s.rtr.0, WEBHOOK_PORT, &hooks);
+    let mut d = daemon(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    wait_for("the guard to read flows", Duration::from_secs(20), || {
+        log().contains("guard capturing from the flow collector's records")
+            && dir.join("state/guard-status.json").exists()
+    });
+    assert!(d.running(), "{}", log());
+    let st = status(dir);
+    assert_eq!(st["capturing"], true, "{st}");
+    assert_eq!(st["source"], "flows", "{st}");
+
+    let (start, mut senders, what) = match source {
+        Source::Softflowd(version, attack) => {
+            let exporter = exporter(&s.rtr, dir, version);
+            let (start, f, steady) = flood(&s, attack);
+            (
+                start,
+                vec![f, steady, exporter],
+                format!("softflowd -v {version} (maxlife=1, expint=1), {kind} at ~5k pps"),
+            )
+        }
+        Source::Flowgen(path, fps) => {
+            let start = Instant::now();
+            let g = Process::spawn(
+                Command::new("ip")
+                    .args(["netns", "exec", &s.rtr.0, "timeout", "10", "python3"])
+                    .arg(path)
+                    .args(["--proto", "v9", "--port", &COLLECTOR_PORT.to_string()])
+                    // It picks hosts inside the network (not its first
+                    // or last address): seed 3 picks .10 of this /30.
+                    .args(["--dst-net", "203.0.113.8/30", "--dst-hosts", "1"])
+                    .args(["--seed", "3"])
+                    .args(["--src-net", "198.51.100.0/24", "--fps", &fps.to_string()])
+                    .args(["--duration", "5"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+            (start, vec![g], format!("flowgen.py v9 at {fps} records/s"))
+        }
+    };
+    let notified = || std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default();
+    wait_for("the notify script", Duration::from_secs(15), || {
+        notified().contains(&format!("ARGS {VICTIM} incoming"))
+    });
+    let detected = start.elapsed();
+    eprintln!(
+        "FIGURE guard_flows: {what}: notify script ran {:.2} s after the flood started",
+        detected.as_secs_f64()
+    );
+    let hooked = || std::fs::read_to_string(&hooks).unwrap_or_default();
+    wait_for("the webhook", Duration::from_secs(5), || {
+        hooked().contains("\"action\":\"ban\"")
+    });
+    let h = hooked();
+    assert!(h.contains(&format!("\"ip\":\"{VICTIM}\"")), "{h}");
+    assert!(h.contains(&format!("\"kind\":\"{kind}\"")), "{h}");
+
+    // The senders end by themselves (timeout, bounded counts); the
+    // neighbour's flow ran the whole time and stayed under the threshold.
+    // The exporter is last: it is stopped, not waited for.
+    let exporter = matches!(source, Source::Softflowd(..)).then(|| senders.pop());
+    for p in &mut senders {
+        p.wait(Duration::from_secs(12)).expect("the traffic ends");
+    }
+    // The last records come at most two seconds later.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(exporter);
+    let st = status(dir);
+    let incidents = st["incidents"].as_array().unwrap();
+    let victim = incidents.iter().find(|i| i["target"] == VICTIM);
+    let victim = victim.unwrap_or_else(|| panic!("no incident for {VICTIM}: {st}"));
+    eprintln!(
+        "FIGURE guard_flows: {what}: peak {} pps seen by the detector, {} records taken",
+        victim["peak_pps"], st["stats"]["flow_records"]
+    );
+    assert!(
+        !incidents.iter().any(|i| i["target"] == NEIGHBOUR),
+        "the steady flow below the threshold was reported: {st}"
+    );
+    assert!(!notified().contains(NEIGHBOUR), "{}", notified());
+    let stats = &st["stats"];
+    assert!(stats["flow_records"].as_u64().unwrap() > 0, "{st}");
+    assert_eq!(stats["flow_dropped"], 0, "{st}");
+    let text = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["guard", "status"])
+        .env_remove("TOLLGATE_STATE_DIR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("reading the flow collector's records") && text.contains("flow records:"),
+        "{text}"
+    );
+    d.signal_group(libc::SIGTERM);
+    let code = d.wait(Duration::from_secs(15)).expect("the daemon stops");
+    assert!(code.success(), "{}", log());
+}
+
+#[test]
+fn softflowd_v9_records_of_a_udp_flood_are_detected_and_a_steady_flow_is_not() {
+    if !testkit::root("guard_flows::softflowd_v9") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    testkit::need("hping3", "hping3");
+    testkit::need("softflowd", "softflowd");
+    // From port 53: a DNS reflection, named by its source port.
+    let attack = ["--udp", "-k", "-s", "53", "-p", "4444", "-d", "400"];
+    detect("9", &Source::Softflowd("9", &attack), "amplification");
+}
+
+#[test]
+fn softflowd_ipfix_records_carry_the_tcp_flags_that_name_a_syn_flood() {
+    if !testkit::root("guard_flows::softflowd_ipfix") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    testkit::need("hping3", "hping3");
+    testkit::need("softflowd", "softflowd");
+    let attack = ["-S", "-k", "-s", "40000", "-p", "80"];
+    detect("x", &Source::Softflowd("10", &attack), "syn_flood");
+}
+
+/// A measurement, not part of CI (it needs the shared flow generator
+/// outside the repository): `FLOWGEN=/work/shared/bench/flowgen.py
+/// FLOWGEN_FPS=1000 cargo test -p tollgate --test guard_flows --
+/// --ignored --nocapture`. The generator's records are a mix (70% TCP,
+/// 25% UDP, 5% ICMP; lognormal packets, durations up to 60 s), so the
+/// attack is named by whichever threshold fires: pps (`generic`).
+#[test]
+#[ignore = "a measurement with ../shared/bench/flowgen.py"]
+fn flowgen_records_towards_one_address_are_detected() {
+    if !testkit::root("guard_flows::flowgen") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::env::var_os("FLOWGEN").expect("FLOWGEN=path/to/flowgen.py");
+    let fps = std::env::var("FLOWGEN_FPS").map_or(1_000, |v| v.parse().expect("FLOWGEN_FPS"));
+    detect("g", &Source::Flowgen(Path::new(&path), fps), "generic");
+}
