@@ -10,11 +10,12 @@
 # once: one iperf3 TCP stream at 80 Mbit/s (about 6,700 packets/s), iperf3
 # UDP at 8,000 packets/s of 100 bytes, hping3 SYNs to closed ports (-i u500:
 # what hping3 really sends is printed), and 100 pings/s;
-# 203.0.113.11 and .12 get a second TCP stream and pings. The ladder's only
-# rung is `notify`: any detection is a false positive and ends up in the
-# notify log, the events and `guard history`. What the load really was
-# (per second, from the victim's interface counters and from the guard's
-# own peak readings) is printed beside the thresholds.
+# 203.0.113.11 and .12 get a second TCP stream and pings. The detector is
+# set as in the FastNetMon comparison (ewma 5 s, instant 300 ms). The
+# ladder's only rung is `notify`: any detection is a false positive and
+# ends up in the notify log, the events and `guard history`. What the load
+# really was (the victims' interface counters, iperf3's and hping3's own
+# counts) is printed beside the thresholds.
 #
 # Needs root, a build (cargo build --release -p tollgate), iperf3, hping3.
 # Usage: bench/guard_soak.sh [MINUTES]    Env: TOLLGATE (binary)
@@ -72,7 +73,7 @@ prefixes = ["203.0.113.0/25"]
 
 [guard]
 networks = ["203.0.113.0/24"]
-ewma = "1s"
+ewma = "5s"
 instant = "300ms"
 calm = "2s"
 
