@@ -29,55 +29,26 @@ use std::time::{Duration, Instant};
 
 use testkit::{sh, wait_for, Netns, Process};
 
+mod guard_site;
+use guard_site::{notify_script, Site};
+
 const VICTIM: &str = "203.0.113.10";
 /// The operator's own blackhole route, which tollgate must never touch.
 const OPERATORS: &str = "203.0.113.99";
 /// The second flooding source (spoofed by hping3 -a).
 const SECOND_SOURCE: &str = "198.51.100.3";
 
-struct Site {
-    atk: Netns,
-    rtr: Netns,
-    vic: Netns,
-}
-
 fn site(tag: &str) -> Site {
-    let s = Site {
-        atk: Netns::new(&format!("{tag}a")),
-        rtr: Netns::new(&format!("{tag}r")),
-        vic: Netns::new(&format!("{tag}v")),
-    };
+    let s = Site::build(tag, "rtra", "rtrv", &[VICTIM]);
     sh(&format!(
-        "set -e
-ip link add atk0 netns {a} type veth peer name rtra netns {r}
-ip link add rtrv netns {r} type veth peer name vic0 netns {v}
-ip -n {a} addr add 198.51.100.2/24 dev atk0; ip -n {a} link set atk0 up
-ip -n {r} addr add 198.51.100.1/24 dev rtra; ip -n {r} link set rtra up
-ip -n {r} addr add 203.0.113.1/24 dev rtrv; ip -n {r} link set rtrv up
-ip -n {v} addr add {VICTIM}/24 dev vic0; ip -n {v} link set vic0 up
-ip -n {a} route add default via 198.51.100.1
-ip -n {v} route add default via 203.0.113.1
-ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1
-ip -n {r} route add blackhole {OPERATORS}/32",
-        a = s.atk.0,
-        r = s.rtr.0,
-        v = s.vic.0,
+        "ip -n {} route add blackhole {OPERATORS}/32",
+        s.rtr.0
     ));
     s
 }
 
 fn policy(dir: &Path) -> String {
-    let script = dir.join("notify.sh");
-    let log = dir.join("notify.log");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n# FastNetMon's arguments: IP DIRECTION PPS ban|unban; the report on stdin\necho \"ARGS $*\" >> {0}\ncat >> {0}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    sh(&format!("chmod +x {}", script.display()));
+    let script = notify_script(dir, true);
     format!(
         r#"[site]
 mode = "router"

@@ -33,7 +33,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{sh, wait_for, Netns, Process};
+use testkit::{wait_for, Netns, Process};
+
+mod guard_site;
+use guard_site::{notify_script, Site};
 
 const VICTIM: &str = "203.0.113.10";
 /// Gets a steady flow below the threshold during the flood.
@@ -44,48 +47,17 @@ const WEBHOOK_PORT: u16 = 18_089;
 /// One test at a time: they share the collector and webhook ports.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-struct Site {
-    atk: Netns,
-    rtr: Netns,
-    _vic: Netns,
-}
-
 fn site(tag: &str) -> Site {
-    let s = Site {
-        atk: Netns::new(&format!("guardflows-{tag}a")),
-        rtr: Netns::new(&format!("guardflows-{tag}r")),
-        _vic: Netns::new(&format!("guardflows-{tag}v")),
-    };
-    sh(&format!(
-        "set -e
-ip link add atk0 netns {a} type veth peer name wan0 netns {r}
-ip link add lan0 netns {r} type veth peer name vic0 netns {v}
-ip -n {a} addr add 198.51.100.2/24 dev atk0; ip -n {a} link set atk0 up
-ip -n {r} addr add 198.51.100.1/24 dev wan0; ip -n {r} link set wan0 up
-ip -n {r} addr add 203.0.113.1/24 dev lan0; ip -n {r} link set lan0 up
-ip -n {v} addr add {VICTIM}/24 dev vic0; ip -n {v} addr add {NEIGHBOUR}/24 dev vic0
-ip -n {v} link set vic0 up
-ip -n {a} route add default via 198.51.100.1
-ip -n {v} route add default via 203.0.113.1
-ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1",
-        a = s.atk.0,
-        r = s.rtr.0,
-        v = s._vic.0,
-    ));
-    s
+    Site::build(
+        &format!("guardflows-{tag}"),
+        "wan0",
+        "lan0",
+        &[VICTIM, NEIGHBOUR],
+    )
 }
 
 fn policy(dir: &Path) -> String {
-    let script = dir.join("notify.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"ARGS $*\" >> {}\ncat > /dev/null\n",
-            dir.join("notify.log").display()
-        ),
-    )
-    .unwrap();
-    sh(&format!("chmod +x {}", script.display()));
+    let script = notify_script(dir, false);
     format!(
         r#"[site]
 mode = "router"

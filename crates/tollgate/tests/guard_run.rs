@@ -31,51 +31,19 @@ use std::time::{Duration, Instant};
 
 use testkit::{sh, wait_for, Netns, Process};
 
+mod guard_site;
+use guard_site::{notify_script, Site};
+
 const VICTIM: &str = "203.0.113.10";
 /// An address banned by hand.
 const BANNED: &str = "203.0.113.20";
 
-struct Site {
-    atk: Netns,
-    rtr: Netns,
-    _vic: Netns,
-}
-
 fn site(tag: &str) -> Site {
-    let s = Site {
-        atk: Netns::new(&format!("{tag}a")),
-        rtr: Netns::new(&format!("{tag}r")),
-        _vic: Netns::new(&format!("{tag}v")),
-    };
-    sh(&format!(
-        "set -e
-ip link add atk0 netns {a} type veth peer name wan0 netns {r}
-ip link add lan0 netns {r} type veth peer name vic0 netns {v}
-ip -n {a} addr add 198.51.100.2/24 dev atk0; ip -n {a} link set atk0 up
-ip -n {r} addr add 198.51.100.1/24 dev wan0; ip -n {r} link set wan0 up
-ip -n {r} addr add 203.0.113.1/24 dev lan0; ip -n {r} link set lan0 up
-ip -n {v} addr add {VICTIM}/24 dev vic0; ip -n {v} link set vic0 up
-ip -n {a} route add default via 198.51.100.1
-ip -n {v} route add default via 203.0.113.1
-ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1",
-        a = s.atk.0,
-        r = s.rtr.0,
-        v = s._vic.0,
-    ));
-    s
+    Site::build(tag, "wan0", "lan0", &[VICTIM])
 }
 
 fn policy(dir: &Path) -> String {
-    let script = dir.join("notify.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"ARGS $*\" >> {}\ncat > /dev/null\n",
-            dir.join("notify.log").display()
-        ),
-    )
-    .unwrap();
-    sh(&format!("chmod +x {}", script.display()));
+    let script = notify_script(dir, false);
     format!(
         r#"[site]
 mode = "router"

@@ -37,46 +37,31 @@ use std::time::{Duration, Instant};
 
 use testkit::{sh, wait_for, Netns, Process};
 
+mod guard_site;
+use guard_site::Site;
+
 const VICTIM: &str = "203.0.113.10";
 const NEIGHBOUR: &str = "203.0.113.20";
 const VICTIM6: &str = "2001:db8:10::10";
 
-struct Site {
-    net: Netns,
-    rtr: Netns,
-    lan: Netns,
-}
-
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The guard's usual three namespaces (`guard_site`), with a neighbour
+/// beside the victim and IPv6 on every link.
 fn site(tag: &str) -> Site {
-    let s = Site {
-        net: Netns::new(&format!("{tag}n")),
-        rtr: Netns::new(&format!("{tag}r")),
-        lan: Netns::new(&format!("{tag}l")),
-    };
+    let s = Site::build(tag, "wan0", "lan0", &[VICTIM, NEIGHBOUR]);
     sh(&format!(
         "set -e
-ip link add net0 netns {n} type veth peer name wan0 netns {r}
-ip link add lan0 netns {r} type veth peer name vic0 netns {l}
-ip -n {n} addr add 198.51.100.2/24 dev net0; ip -n {n} link set net0 up
-ip -n {r} addr add 198.51.100.1/24 dev wan0; ip -n {r} link set wan0 up
-ip -n {r} addr add 203.0.113.1/24 dev lan0; ip -n {r} link set lan0 up
-ip -n {l} addr add {VICTIM}/24 dev vic0; ip -n {l} addr add {NEIGHBOUR}/24 dev vic0
-ip -n {l} link set vic0 up
-ip -n {n} route add default via 198.51.100.1
-ip -n {l} route add default via 203.0.113.1
-ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1
-ip -n {n} addr add 2001:db8:1::2/64 dev net0 nodad
+ip -n {n} addr add 2001:db8:1::2/64 dev atk0 nodad
 ip -n {r} addr add 2001:db8:1::1/64 dev wan0 nodad
 ip -n {r} addr add 2001:db8:10::1/64 dev lan0 nodad
 ip -n {l} addr add {VICTIM6}/64 dev vic0 nodad; ip -n {l} addr add 2001:db8:10::20/64 dev vic0 nodad
 ip -n {n} -6 route add default via 2001:db8:1::1
 ip -n {l} -6 route add default via 2001:db8:10::1
 ip netns exec {r} sysctl -qw net.ipv6.conf.all.forwarding=1",
-        n = s.net.0,
+        n = s.atk.0,
         r = s.rtr.0,
-        l = s.lan.0,
+        l = s.vic.0,
     ));
     s
 }
@@ -262,7 +247,7 @@ rate = "2mbit"
         let port = if a == VICTIM { 5201 } else { 5202 };
         Process::spawn(
             Command::new("ip")
-                .args(["netns", "exec", &s.lan.0])
+                .args(["netns", "exec", &s.vic.0])
                 .args(["iperf3", "-s", "-B", a, "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -279,7 +264,7 @@ rate = "2mbit"
     assert!(set(&s.rtr, THROTTLE).is_empty());
 
     let start = Instant::now();
-    let mut flood = syn_flood(&s.net, VICTIM, 3);
+    let mut flood = syn_flood(&s.atk, VICTIM, 3);
     let took = wait_for(
         "the victim in the throttle set",
         Duration::from_secs(5),
@@ -292,9 +277,9 @@ rate = "2mbit"
     // The rung holds (60 s): the victim's download is held to 2 Mbit, the
     // neighbour's is its own 50 Mbit.
     let before = class_bytes(&s.rtr, "tg-down", "1:fffe");
-    let victim = download_mbit(&s.net, VICTIM, 5201);
+    let victim = download_mbit(&s.atk, VICTIM, 5201);
     let throttled = class_bytes(&s.rtr, "tg-down", "1:fffe") - before;
-    let neighbour = download_mbit(&s.net, NEIGHBOUR, 5202);
+    let neighbour = download_mbit(&s.atk, NEIGHBOUR, 5202);
     eprintln!(
         "FIGURE guard_throttle: victim {victim:.2} Mbit/s (rung 2 Mbit, {throttled} bytes through 1:fffe), neighbour {neighbour:.2} Mbit/s (plan 50 Mbit)"
     );
@@ -412,7 +397,7 @@ match = "signature"
         log().contains("guard capturing")
     });
 
-    let mut flood = syn_flood(&s.net, VICTIM, 2);
+    let mut flood = syn_flood(&s.atk, VICTIM, 2);
     let took = wait_for("the victim in the drop set", Duration::from_secs(5), || {
         set(&s.rtr, "guard_drop_in4") == VICTIM
     });
@@ -420,7 +405,7 @@ match = "signature"
     // While it holds, the victim is unreachable and the neighbour is not.
     let ping = |to: &str| {
         Command::new("ip")
-            .args(["netns", "exec", &s.net.0, "ping", "-c", "1", "-W", "1", to])
+            .args(["netns", "exec", &s.atk.0, "ping", "-c", "1", "-W", "1", to])
             .output()
             .unwrap()
             .status
@@ -440,7 +425,7 @@ match = "signature"
     // An amplification: UDP from source port 53, 10,000/s for 2 s.
     let mut amp = Process::spawn(
         Command::new("ip")
-            .args(["netns", "exec", &s.net.0])
+            .args(["netns", "exec", &s.atk.0])
             .args([
                 "timeout", "2", "hping3", "--udp", "-s", "53", "-k", "-p", "4444", "-d", "100",
                 "-i", "u100", "-q", NEIGHBOUR,
@@ -468,7 +453,7 @@ match = "signature"
     wait_for("the IPv6 path", Duration::from_secs(10), || ping(VICTIM6));
     let mut flood6 = Process::spawn(
         Command::new("ip")
-            .args(["netns", "exec", &s.net.0])
+            .args(["netns", "exec", &s.atk.0])
             .args(["timeout", "3", "ping", "-6", "-f", "-q", "-w", "2", VICTIM6])
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
