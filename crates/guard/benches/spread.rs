@@ -26,6 +26,8 @@ fn record(i: u64, hosts: u64, duration: Duration) -> FlowRecord {
         bytes: 400_000,
         protocol: 17,
         src_port: 53,
+        dst_port: 0,
+        remote: None,
         tcp_flags: 0,
         fragment: false,
         sampling: 1,

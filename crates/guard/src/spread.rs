@@ -20,6 +20,10 @@
 //! fragments) and new flows. What is approximate: the UDP source ports
 //! (at most 16 followed per address) and the packet length range (the
 //! records' mean lengths, widened while the address has spread records).
+//! An incoming record's source and destination port are followed like the
+//! UDP source ports (at most 16 each per address), with the record's
+//! per-tick packets and bytes over its spread, for the report's top
+//! sources and ports.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -46,6 +50,11 @@ pub struct FlowRecord {
     pub protocol: u8,
     /// Source port (UDP/TCP), 0 if none.
     pub src_port: u16,
+    /// Destination port (UDP/TCP), 0 if none.
+    pub dst_port: u16,
+    /// The flow's other end (its source for `In`), if the record has it:
+    /// what the report's top sources are made of.
+    pub remote: Option<IpAddr>,
     /// TCP flags seen in the flow (OR of every packet's).
     pub tcp_flags: u8,
     /// Whether the flow is of IP fragments.
@@ -119,7 +128,14 @@ struct Change {
     ports: Vec<(u16, i64)>,
     /// The packet lengths of the flows beginning here.
     lengths: Option<(u16, u16)>,
+    /// Incoming records' sources and destination ports: per-tick packets
+    /// and bytes starting or stopping here, at most [`PORTS`] each.
+    sources: Ranked<IpAddr>,
+    dst_ports: Ranked<u16>,
 }
+
+/// Keys with per-tick packets and bytes (see [`add_ranked`]).
+type Ranked<K> = Vec<(K, i64, i64)>;
 
 /// The UDP source ports followed per change and per address: enough to
 /// name an amplification (one port dominates) without a flood of ports
@@ -134,6 +150,17 @@ fn add_port(ports: &mut Vec<(u16, i64)>, port: u16, packets: i64) {
     }
 }
 
+/// Adds per-tick `packets` and `bytes` to `key`, following at most
+/// [`PORTS`] keys (the rest not followed).
+fn add_ranked<K: PartialEq>(list: &mut Ranked<K>, key: K, packets: i64, bytes: i64) {
+    if let Some(e) = list.iter_mut().find(|e| e.0 == key) {
+        e.1 += packets;
+        e.2 += bytes;
+    } else if list.len() < PORTS {
+        list.push((key, packets, bytes));
+    }
+}
+
 /// One address's spread flows now.
 #[derive(Default)]
 struct Active {
@@ -143,6 +170,9 @@ struct Active {
     ports: Vec<(u16, i64)>,
     /// The lengths of the flows seen since it became active.
     lengths: Option<(u16, u16)>,
+    /// Incoming records' sources and destination ports, per tick.
+    sources: Ranked<IpAddr>,
+    dst_ports: Ranked<u16>,
     /// Records added whose spread has not ended.
     records: u32,
 }
@@ -258,6 +288,24 @@ impl Spreader {
             c.lengths
                 .map_or((len, len), |(lo, hi)| (lo.min(len), hi.max(len))),
         );
+        // What the report ranks: the record's per-tick share, from its
+        // first tick to its end (the remainder's extra packet and byte
+        // kept to the end, which only ranks).
+        let ranked = (
+            rec.direction == Direction::In,
+            (p_each + u64::from(p_more > 0)) as i64,
+            (b_each + u64::from(b_more > 0)) as i64,
+        );
+        let dst_port =
+            (rec.dst_port != 0 && matches!(rec.protocol, 6 | 17)).then_some(rec.dst_port);
+        if let (true, p, b) = ranked {
+            if let Some(remote) = rec.remote {
+                add_ranked(&mut c.sources, remote, p, b);
+            }
+            if let Some(port) = dst_port {
+                add_ranked(&mut c.dst_ports, port, p, 0);
+            }
+        }
         if p_more > 0 {
             let c = self.change(first + p_more, key);
             class.add(&mut c.amounts, 1, 0, -1);
@@ -272,6 +320,14 @@ impl Spreader {
         class.add(&mut c.amounts, p_each, b_each, -1);
         if let Some(port) = udp_port {
             add_port(&mut c.ports, port, -(p_each as i64));
+        }
+        if let (true, p, b) = ranked {
+            if let Some(remote) = rec.remote {
+                add_ranked(&mut c.sources, remote, -p, -b);
+            }
+            if let Some(port) = dst_port {
+                add_ranked(&mut c.dst_ports, port, -p, 0);
+            }
         }
         c.ended += 1;
     }
@@ -300,6 +356,14 @@ impl Spreader {
                     add_port(&mut a.ports, port, d);
                 }
                 a.ports.retain(|p| p.1 > 0);
+                for (addr, p, b) in c.sources {
+                    add_ranked(&mut a.sources, addr, p, b);
+                }
+                a.sources.retain(|e| e.1 > 0 || e.2 > 0);
+                for (port, p, _) in c.dst_ports {
+                    add_ranked(&mut a.dst_ports, port, p, 0);
+                }
+                a.dst_ports.retain(|e| e.1 > 0);
                 if let Some((lo, hi)) = c.lengths {
                     a.lengths = Some(a.lengths.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
                 }
@@ -358,6 +422,13 @@ fn counters(a: &Active) -> HostCounters {
         for &(port, p) in &a.ports {
             c.top_udp_src_ports.add(port, u64::try_from(p).unwrap_or(0));
         }
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        for &(addr, p, b) in &a.sources {
+            c.top_sources.add(addr, count(p), count(b));
+        }
+        for &(port, p, _) in &a.dst_ports {
+            c.top_dst_ports.add(port, count(p));
+        }
         if let Some((lo, hi)) = a.lengths {
             (c.min_packet_len, c.max_packet_len) = (lo, hi);
         }
@@ -378,6 +449,8 @@ mod tests {
             bytes,
             protocol: 17,
             src_port: 53,
+            dst_port: 0,
+            remote: None,
             tcp_flags: 0,
             fragment: false,
             sampling: 1,
@@ -505,5 +578,59 @@ mod tests {
         }
         assert!(s.active.is_empty());
         assert!(s.take(Monotonic::from_millis(10_100)).hosts.is_empty());
+    }
+
+    #[test]
+    fn incoming_records_name_their_sources_and_ports_over_their_spread() {
+        let mut s = Spreader::new(Duration::from_millis(100), 100, 100);
+        let flooder: IpAddr = "198.51.100.2".parse().unwrap();
+        let other: IpAddr = "198.51.100.3".parse().unwrap();
+        // 1 s of a flood, 1 in 10 sampled: 9,000 packets over 10 ticks.
+        let mut a = rec(1_000, 900, 36_000);
+        (a.remote, a.dst_port, a.protocol, a.sampling) = (Some(flooder), 80, 6, 10);
+        let mut b = rec(0, 10, 400);
+        (b.remote, b.dst_port, b.protocol) = (Some(other), 443, 6);
+        let mut out = rec(0, 50, 5_000);
+        (out.direction, out.remote, out.dst_port) = (Direction::Out, Some(other), 53);
+        for r in [&a, &b, &out] {
+            s.add(Monotonic::from_millis(1_000), r);
+        }
+        let o = s.take(Monotonic::from_millis(1_100));
+        let inc = o
+            .hosts
+            .iter()
+            .find(|h| h.direction == Direction::In)
+            .unwrap();
+        let top = inc.counters.top_sources.as_slice();
+        assert_eq!(
+            (top[0].addr, top[0].packets, top[0].bytes),
+            (flooder, 900, 36_000)
+        );
+        assert_eq!((top[1].addr, top[1].packets), (other, 10));
+        assert_eq!(
+            inc.counters.top_dst_ports.as_slice(),
+            &[(80, 900), (443, 10)]
+        );
+        let outgoing = o
+            .hosts
+            .iter()
+            .find(|h| h.direction == Direction::Out)
+            .unwrap();
+        assert!(outgoing.counters.top_sources.is_empty());
+        // The flood's later ticks still name it; the short flow is gone.
+        let o = s.take(Monotonic::from_millis(1_500));
+        let mut total = 900;
+        for h in &o.hosts {
+            assert_eq!(h.counters.top_sources.as_slice().len(), 1);
+            total += h.counters.top_sources.as_slice()[0].packets;
+        }
+        let o = s.take(Monotonic::from_millis(2_500));
+        total += o
+            .hosts
+            .iter()
+            .map(|h| h.counters.top_sources.as_slice()[0].packets)
+            .sum::<u64>();
+        assert_eq!(total, 9_000, "the source's packets over the spread");
+        assert!(s.take(Monotonic::from_millis(3_000)).hosts.is_empty());
     }
 }

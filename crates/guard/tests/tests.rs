@@ -950,6 +950,8 @@ fn a_long_flow_reported_at_once_is_no_burst_once_spread() {
         bytes: 60 * 1_400,
         protocol: 6,
         src_port: 443,
+        dst_port: 50_000,
+        remote: Some(ip("198.51.100.7")),
         tcp_flags: 0x18,
         fragment: false,
         // 1 in 1,000 sampled: 60,000 packets in 60 s, 1,000 pps.

@@ -264,6 +264,14 @@ fn detect(tag: &str, source: &Source<'_>, kind: &str) {
     let h = hooked();
     assert!(h.contains(&format!("\"ip\":\"{VICTIM}\"")), "{h}");
     assert!(h.contains(&format!("\"kind\":\"{kind}\"")), "{h}");
+    if matches!(source, Source::Softflowd(..)) {
+        // The records' source address ranks first among the report's
+        // sources (hping3 in the attacker's namespace, not spoofed).
+        assert!(
+            h.contains("\"top_sources\":[{\"addr\":\"198.51.100.2\""),
+            "{h}"
+        );
+    }
 
     // The senders end by themselves (timeout, bounded counts); the
     // neighbour's flow ran the whole time and stayed under the threshold.

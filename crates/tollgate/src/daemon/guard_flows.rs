@@ -58,6 +58,11 @@ pub fn flow_records(r: &TapRecord, networks: &[Prefix]) -> [Option<FlowRecord>; 
     let make = |addr, direction| FlowRecord {
         addr,
         direction,
+        dst_port: f.dst_port,
+        remote: match direction {
+            Direction::In => f.src,
+            Direction::Out => f.dst,
+        },
         duration,
         packets: scale(f.packets),
         bytes: scale(f.bytes),
@@ -166,9 +171,15 @@ mod tests {
         assert_eq!((i.packets, i.bytes, i.sampling), (1_000, 40_000, 1));
         assert_eq!(i.duration, Duration::from_millis(1_500));
         assert_eq!(i.tcp_flags, 0x02);
+        assert_eq!(
+            (i.remote, i.dst_port),
+            (Some("198.51.100.2".parse().unwrap()), 80)
+        );
         let [i, o] = flow_records(&rec("203.0.113.10", "192.0.2.1"), &nets);
         assert!(i.is_none());
-        assert_eq!(o.unwrap().addr, "203.0.113.10".parse::<IpAddr>().unwrap());
+        let o = o.unwrap();
+        assert_eq!(o.addr, "203.0.113.10".parse::<IpAddr>().unwrap());
+        assert_eq!(o.remote, Some("192.0.2.1".parse().unwrap()));
         let both = flow_records(&rec("203.0.113.10", "203.0.113.11"), &nets);
         assert!(both.iter().all(Option::is_some));
         assert!(flow_records(&rec("192.0.2.1", "192.0.2.2"), &nets)
