@@ -167,10 +167,13 @@ fn lane(binaries: &[&TestBinary], nice: bool, out: &mut dyn FnMut(&str) -> Stdio
     failed
 }
 
-/// Builds every test, then runs the pure crates' tests and the doc-tests
-/// (output kept in `target/ci-pure-tests.log` and printed after) beside
-/// the others. Both lanes run to the end; an error names every failure.
-pub fn run(root: &Path) -> Result<(), String> {
+/// Builds every test, then runs the pure crates' tests, the doc-tests, the
+/// waiting kernel tests and last `cargo <lint>` (clippy, at nice 19: it
+/// takes the CPU the kernel tests leave while they wait, instead of two
+/// minutes of its own before them) beside the kernel lane, their output
+/// kept in `target/ci-pure-tests.log` and printed after. Both lanes run
+/// to the end; an error names every failure.
+pub fn run(root: &Path, lint: &[&str]) -> Result<(), String> {
     let binaries = build(root)?;
     let (beside_lane, kernel): (Vec<&TestBinary>, Vec<&TestBinary>) =
         binaries.iter().partition(|b| beside(b));
@@ -210,6 +213,20 @@ pub fn run(root: &Path) -> Result<(), String> {
                 Err(e) => failed.push(format!("the doc-tests: cannot run cargo: {e}")),
             }
             failed.extend(lane(&waiting, true, &mut out));
+            let header = format!("   Lint (cargo {})\n", lint.join(" "));
+            let linted = Command::new("nice")
+                .args(["-n", "19", "cargo"])
+                .args(lint)
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .stdout(out(&header))
+                .stderr(out(""))
+                .status();
+            match linted {
+                Ok(s) if s.success() => {}
+                Ok(s) => failed.push(format!("cargo {} ({s})", lint.join(" "))),
+                Err(e) => failed.push(format!("cargo {}: cannot run cargo: {e}", lint.join(" "))),
+            }
             Ok(failed)
         });
         let mut out = |header: &str| -> Stdio {
@@ -225,7 +242,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         failed
     });
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-    eprintln!("\n--- the pure crates' tests, the doc-tests and the waiting kernel tests (run beside the others) ---\n{text}");
+    eprintln!("\n--- the pure crates' tests, the doc-tests, the waiting kernel tests and clippy (run beside the others) ---\n{text}");
     if failed.is_empty() {
         Ok(())
     } else {
