@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use testkit::{wait_for, Netns, Process};
 
 mod guard_site;
-use guard_site::{notify_script, Site};
+use guard_site::{daemon, notify_script, Site};
 
 const VICTIM: &str = "203.0.113.10";
 /// Gets a steady flow below the threshold during the flood.
@@ -100,26 +100,6 @@ script = "{}"
 webhook = "http://127.0.0.1:{WEBHOOK_PORT}/tollgate/attack"
 "#,
         script.display()
-    )
-}
-
-fn daemon(rtr: &Netns, dir: &Path) -> Process {
-    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    std::fs::write(dir.join("accounting.toml"), "").unwrap();
-    Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
     )
 }
 

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use testkit::{sh, wait_for, Netns, Process};
 
 mod guard_site;
-use guard_site::Site;
+use guard_site::{daemon, Site};
 
 const VICTIM: &str = "203.0.113.10";
 const NEIGHBOUR: &str = "203.0.113.20";
@@ -102,30 +102,6 @@ interfaces = ["wan0"]
 [guard.thresholds]
 pps_in = 2000
 {ladder}"#
-    )
-}
-
-fn daemon(rtr: &Netns, dir: &Path) -> Process {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("daemon.log"))
-        .unwrap();
-    std::fs::write(dir.join("accounting.toml"), "").unwrap();
-    Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
     )
 }
 

@@ -14,8 +14,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use testkit::{sh, Netns};
+use testkit::{sh, Netns, Process};
 
 pub struct Site {
     pub atk: Netns,
@@ -75,4 +76,31 @@ pub fn notify_script(dir: &Path, keep_report: bool) -> PathBuf {
     .unwrap();
     sh(&format!("chmod +x {}", script.display()));
     script
+}
+
+/// `tollgate run` in the router with `dir`'s `policy.toml`, its own state
+/// folder and an empty accounting file, reading every second; its log
+/// appended to `dir/daemon.log` (a restarted daemon adds to it).
+pub fn daemon(rtr: &Netns, dir: &Path) -> Process {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .unwrap();
+    std::fs::write(dir.join("accounting.toml"), "").unwrap();
+    Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["--netns", &rtr.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
+            .arg("--accounting")
+            .arg(dir.join("accounting.toml"))
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .env("TOLLGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
 }
