@@ -5,8 +5,11 @@
 # The tenant plan CSV that tc_apply.sh hands to a product is generated here
 # first (tcgen.py is deterministic), turned into a tollgate policy, and the
 # timed product command is `tollgate apply` on it: parse, compile, observe
-# the kernel, diff and apply, end to end. Needs root, a release build
-# (cargo build --release -p tollgate), python3, tc and nft.
+# the kernel, diff and apply, end to end. Then the kernel's floor: the
+# same HTB trees made again through raw rtnetlink alone (see the end).
+# Needs root, release builds (cargo build --release -p tollgate, and
+# cargo build --release -p linux-dataplane --example htb_floor), python3,
+# tc and nft.
 set -euo pipefail
 N=${1:?usage: apply_compare.sh N}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,3 +25,30 @@ python3 "$HERE/plan_csv_to_policy.py" "$W/plan.csv" v0 v1 > "$W/policy.toml"
 # command removes them after each run so every repetition starts empty.
 export PRODUCT_CMD="$TG apply -c $W/policy.toml --json > $W/last.json && cat $W/last.json >&2 && $TG down >/dev/null"
 SKIP_PERPROC=${SKIP_PERPROC:-1} BATCH_MODES=${BATCH_MODES:-hash2} bash "$SHARED/tc_apply.sh" "$N"
+
+# The kernel's floor (issue 17): the same HTB qdiscs and classes that
+# `tollgate apply` made, created again on fresh IFBs through raw
+# rtnetlink and nothing else (crates/linux-dataplane/examples/htb_floor.rs),
+# REPS times, in a namespace of its own with the policy's two veths.
+FLOOR=${FLOOR:-$ROOT/target/release/examples/htb_floor}
+if [[ -x $FLOOR ]]; then
+  NS=tgfloor$$
+  ip netns add "$NS"
+  trap 'ip netns del "$NS" 2>/dev/null || true; rm -rf "$W"' EXIT
+  ip -n "$NS" link add v0 type veth peer name v1
+  ip -n "$NS" link set v0 up; ip -n "$NS" link set v1 up
+  ip netns exec "$NS" "$TG" apply -c "$W/policy.toml" --json > "$W/floor-apply.json"
+  for r in $(seq 1 "${REPS:-3}"); do
+    ip netns exec "$NS" "$FLOOR" | tee -a "$W/floor.jsonl"
+  done
+  ip netns exec "$NS" "$TG" down > /dev/null
+  python3 - "$W/floor.jsonl" "$N" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+s = [r["seconds"] for r in runs]
+print(f"RESULT floor N={sys.argv[2]} classes={runs[0]['classes']} qdiscs={runs[0]['qdiscs']} "
+      f"median_s={statistics.median(s):.3f} runs={','.join(f'{x:.3f}' for x in s)}")
+PY
+else
+  echo "no floor: cargo build --release -p linux-dataplane --example htb_floor" >&2
+fi

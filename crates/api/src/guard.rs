@@ -38,7 +38,9 @@ pub struct GuardStatus {
     /// The interfaces captured on.
     pub interfaces: Vec<String>,
     /// Where the detector's input comes from: `af_packet`, `ebpf` or
-    /// `flows` (the flow collector's records); empty without one.
+    /// `flows` (the flow collector's records), or `af_packet+flows` and
+    /// `ebpf+flows` for a capture with flow records as well; empty
+    /// without one.
     #[serde(default)]
     pub source: String,
     /// The protected networks.
@@ -257,12 +259,15 @@ impl GuardStatus {
                 .spec
                 .as_ref()
                 .map(|c| {
-                    match c.source {
+                    let source = match c.source {
                         engine::guard::CaptureSource::AfPacket => "af_packet",
                         engine::guard::CaptureSource::Ebpf => "ebpf",
                         engine::guard::CaptureSource::Flows => "flows",
+                    };
+                    match c.with_flows {
+                        true => format!("{source}+flows"),
+                        false => source.to_string(),
                     }
-                    .to_string()
                 })
                 .unwrap_or_default(),
             networks: v.networks.iter().map(ToString::to_string).collect(),

@@ -67,6 +67,11 @@ pub struct CaptureSpec {
     pub sample_one_in: u32,
     /// The tick, in milliseconds.
     pub tick_ms: u64,
+    /// The flow collector's records as well (`[guard] flows = true`
+    /// beside `[guard.capture]`): a second input, merged with the
+    /// capture's per address (`guard::larger_per_address`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_flows: bool,
 }
 
 /// What the capture counted in one tick besides the per-address samples
@@ -288,8 +293,7 @@ fn configure(policy: &Policy) -> Result<Option<(guard::Config, Option<CaptureSpe
             list.join("; ")
         ));
     }
-    if g.flows.value {
-        // The policy refuses `flows` beside [guard.capture]: one input.
+    if g.flows.value && g.capture.is_none() {
         return Ok(Some((
             config.clone(),
             Some(CaptureSpec {
@@ -299,6 +303,7 @@ fn configure(policy: &Policy) -> Result<Option<(guard::Config, Option<CaptureSpe
                 threads: 1,
                 sample_one_in: 1,
                 tick_ms: 100,
+                with_flows: false,
             }),
         )));
     }
@@ -312,6 +317,7 @@ fn configure(policy: &Policy) -> Result<Option<(guard::Config, Option<CaptureSpe
         threads: c.threads.max(1),
         sample_one_in: c.sample_one_in.max(1),
         tick_ms: u64::try_from(c.tick.as_millis()).unwrap_or(u64::MAX).max(1),
+        with_flows: g.flows.value,
     });
     Ok(Some((config, spec)))
 }

@@ -62,8 +62,8 @@ pub use detect::{Detector, Stats};
 pub use ladder::IncidentView;
 pub use report::{AttackKind, AttackReport, FlowAction, FlowSpecRule, Trigger, TriggerKind};
 pub use sample::{
-    Direction, HostCounters, HostSample, Monotonic, Observation, SourceCount, TopPorts, TopSources,
-    TOP_PORTS, TOP_SOURCES,
+    Direction, HostCounters, HostSample, MergedInputs, Monotonic, Observation, SourceCount,
+    TopPorts, TopSources, TOP_PORTS, TOP_SOURCES,
 };
 pub use scan::{Scan, ScanBook, ScanConfig, ScanSample};
 pub use state::{RestoreError, SavedIncident, SavedRung, SavedState, STATE_VERSION};

@@ -400,9 +400,120 @@ pub struct Observation {
     pub hosts: Vec<HostSample>,
 }
 
+/// The capture's samples and flow records' samples as one input.
+///
+/// Packets captured on the box and flow records exported by a router
+/// often describe the same traffic, and the records arrive late (an
+/// exporter's active timeout, then the spread over the flow's span).
+/// Summing the two would count a flood twice, and even a per-tick
+/// maximum would count it again for as long as the records lag behind.
+/// So an address the capture has seen within `horizon` is watched from
+/// the capture alone (exact, and on time), and flow records fill in
+/// only the addresses the capture has not seen: traffic that reaches the
+/// router but not this box. What this leaves out: flow records about
+/// an address that the capture also sees, for traffic the capture does
+/// not (two paths to one address); the capture's part stands for it.
+#[derive(Clone, Debug)]
+pub struct MergedInputs {
+    horizon: Duration,
+    seen: std::collections::HashMap<(IpAddr, Direction), Monotonic>,
+    pruned: Monotonic,
+}
+
+impl MergedInputs {
+    /// Flow records are ignored for an address the capture saw less than
+    /// `horizon` ago.
+    pub fn new(horizon: Duration) -> MergedInputs {
+        MergedInputs {
+            horizon,
+            seen: std::collections::HashMap::new(),
+            pruned: Monotonic::ZERO,
+        }
+    }
+
+    /// One tick: the capture's samples as they are, and the flow
+    /// samples of addresses the capture has not seen within the horizon.
+    /// Memory: one entry per address the capture saw within the horizon
+    /// (the capture bounds how many it follows).
+    pub fn merge(
+        &mut self,
+        at: Monotonic,
+        mut capture: Vec<HostSample>,
+        flows: Vec<HostSample>,
+    ) -> Vec<HostSample> {
+        for s in &capture {
+            self.seen.insert((s.addr, s.direction), at);
+        }
+        let horizon = self.horizon;
+        capture.extend(flows.into_iter().filter(|s| {
+            self.seen
+                .get(&(s.addr, s.direction))
+                .is_none_or(|&t| at.since(t) > horizon)
+        }));
+        if at.since(self.pruned) >= Duration::from_secs(1) {
+            self.pruned = at;
+            self.seen.retain(|_, t| at.since(*t) <= horizon);
+        }
+        capture
+    }
+
+    /// Addresses the capture saw within the horizon (for tests and
+    /// status).
+    pub fn followed(&self) -> usize {
+        self.seen.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(addr: &str, direction: Direction, packets: u64) -> HostSample {
+        HostSample {
+            addr: addr.parse().unwrap(),
+            direction,
+            counters: HostCounters {
+                packets,
+                bytes: packets * 60,
+                ..HostCounters::default()
+            },
+        }
+    }
+
+    fn at(ms: u64) -> Monotonic {
+        Monotonic(Duration::from_millis(ms))
+    }
+
+    #[test]
+    fn late_flow_records_of_an_address_the_capture_sees_are_not_counted_again() {
+        let mut m = MergedInputs::new(Duration::from_secs(120));
+        let flood = |n| sample("203.0.113.10", Direction::In, n);
+        // The flood in the capture from the start, in the records later.
+        let t = m.merge(at(100), vec![flood(500)], vec![]);
+        assert_eq!(t, vec![flood(500)]);
+        let t = m.merge(at(2_000), vec![flood(500)], vec![flood(480)]);
+        assert_eq!(t, vec![flood(500)]);
+        // The flood is over in the capture; its records keep coming for a
+        // while, and are still the capture's address.
+        let t = m.merge(at(8_000), vec![], vec![flood(480)]);
+        assert!(t.is_empty(), "{t:?}");
+        // Another direction of the same address is another key.
+        let out = sample("203.0.113.10", Direction::Out, 7);
+        assert_eq!(m.merge(at(8_100), vec![], vec![out]), vec![out]);
+        // Long after the horizon the records count again.
+        let t = m.merge(at(200_000), vec![], vec![flood(42)]);
+        assert_eq!(t, vec![flood(42)]);
+        assert_eq!(m.followed(), 0);
+    }
+
+    #[test]
+    fn flow_records_fill_in_addresses_the_capture_does_not_see() {
+        let mut m = MergedInputs::new(Duration::from_secs(120));
+        let a = sample("203.0.113.10", Direction::In, 500);
+        let b = sample("2001:db8::7", Direction::In, 300);
+        assert_eq!(m.merge(at(100), vec![a], vec![b]), vec![a, b]);
+        assert_eq!(m.followed(), 1);
+    }
 
     #[test]
     fn top_ports_keep_the_busiest_in_order() {

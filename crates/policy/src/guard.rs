@@ -59,8 +59,9 @@ pub struct Guard {
     /// Packet capture on this box's interfaces, if asked for.
     pub capture: Option<GuardCapture>,
     /// Whether the detector takes the flow collector's decoded records
-    /// (false unless set): needs `[flows]`, and replaces
-    /// `[guard.capture]` (one input at a time).
+    /// (false unless set): needs `[flows]`. Beside `[guard.capture]` both
+    /// feed the detector, merged per address (the larger input wins, so
+    /// traffic both see is counted once).
     pub flows: Spanned<bool>,
     /// Where `[guard]` was declared.
     pub span: Span,
@@ -849,27 +850,14 @@ pub(crate) fn check(p: &Policy, diags: &mut Vec<Diagnostic>) {
     let Some(g) = &p.guard else {
         return;
     };
-    if g.flows.value {
-        if p.flows.is_none() {
-            diags.push(
-                Diagnostic::error(
-                    Some(g.flows.span),
-                    "`flows = true` needs the flow collector, and the policy has no [flows]",
-                )
-                .with_hint("add [flows] with `listen` and [[flows.exporters]] (docs/flows.md), or remove `flows`"),
-            );
-        }
-        if g.capture.is_some() {
-            // Two inputs would give the detector two clocks: a capture's
-            // tick and a flow tick would each look like the whole rate.
-            diags.push(
-                Diagnostic::error(
-                    Some(g.flows.span),
-                    "`flows = true` and [guard.capture] both feed the detector: choose one",
-                )
-                .with_hint("remove [guard.capture] to detect from flow records, or remove `flows` to capture packets"),
-            );
-        }
+    if g.flows.value && p.flows.is_none() {
+        diags.push(
+            Diagnostic::error(
+                Some(g.flows.span),
+                "`flows = true` needs the flow collector, and the policy has no [flows]",
+            )
+            .with_hint("add [flows] with `listen` and [[flows.exporters]] (docs/flows.md), or remove `flows`"),
+        );
     }
     if let Some(c) = &g.capture {
         if c.source.value == CaptureSource::Ebpf

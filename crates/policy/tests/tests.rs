@@ -1462,3 +1462,44 @@ webhook = "https://hooks.example.net/guard"
     let g = p.guard.as_ref().unwrap();
     assert!(g.flows.value && g.capture.is_none());
 }
+
+#[test]
+fn guard_flows_beside_a_capture_are_two_inputs() {
+    let text = format!(
+        r#"{SITE}
+[plans.basic]
+down = {{ rate = "1mbit", ceil = "5mbit" }}
+up = {{ rate = "1mbit", ceil = "5mbit" }}
+
+[[tenants]]
+id = 1
+plan = "basic"
+prefixes = ["203.0.113.0/26"]
+
+[flows]
+listen = ["127.0.0.1:2055"]
+
+[[flows.exporters]]
+address = "127.0.0.1"
+
+[guard]
+flows = true
+
+[guard.capture]
+interfaces = ["eth0"]
+
+[guard.thresholds]
+pps_in = 20000
+
+[[guard.ladder]]
+rung = "notify"
+hold = "5m"
+webhook = "https://hooks.example.net/guard"
+"#
+    );
+    let loaded = policy::load_str("guard.toml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let g = p.guard.as_ref().unwrap();
+    assert!(g.flows.value && g.capture.is_some());
+}

@@ -57,6 +57,12 @@ fn site(tag: &str) -> Site {
 }
 
 fn policy(dir: &Path) -> String {
+    policy_with(dir, "", "60s")
+}
+
+/// The policy with `extra` in `[guard]` after `flows = true` (a
+/// `[guard.capture]` section, say) and the notify rung held `hold`.
+fn policy_with(dir: &Path, extra: &str, hold: &str) -> String {
     let script = notify_script(dir, false);
     format!(
         r#"[site]
@@ -89,13 +95,13 @@ ewma = "1s"
 instant = "300ms"
 calm = "2s"
 flows = true
-
+{extra}
 [guard.thresholds]
 pps_in = 2000
 
 [[guard.ladder]]
 rung = "notify"
-hold = "60s"
+hold = "{hold}"
 script = "{}"
 webhook = "http://127.0.0.1:{WEBHOOK_PORT}/tollgate/attack"
 "#,
@@ -337,4 +343,113 @@ fn flowgen_records_towards_one_address_are_detected() {
     let path = std::env::var_os("FLOWGEN").expect("FLOWGEN=path/to/flowgen.py");
     let fps = std::env::var("FLOWGEN_FPS").map_or(1_000, |v| v.parse().expect("FLOWGEN_FPS"));
     detect("g", &Source::Flowgen(Path::new(&path), fps), "generic");
+}
+
+/// Packets the victim's interface has received so far.
+fn victim_rx(s: &Site) -> u64 {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.vic.0,
+            "cat",
+            "/sys/class/net/vic0/statistics/rx_packets",
+        ])
+        .output()
+        .expect("read vic0's counters");
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// Both inputs at once: the router captures on `lan0` (AF_PACKET) and
+/// softflowd exports the same traffic from `lan0` as flow records. The
+/// detector must see the flood once, not twice: the ended attack's packet
+/// count is at most what the victim's interface received (with the two
+/// inputs summed it would be nearly twice the flood), and the flow
+/// records were taken and merged.
+#[test]
+fn a_capture_and_flow_records_of_the_same_flood_count_it_once() {
+    if !testkit::root("guard_flows::both_inputs") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    testkit::need("hping3", "hping3");
+    testkit::need("softflowd", "softflowd");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let capture = "\n[guard.capture]\ninterfaces = [\"lan0\"]\n";
+    std::fs::write(dir.join("policy.toml"), policy_with(dir, capture, "2s")).unwrap();
+    let s = site("both");
+    let hooks = dir.join("webhook.log");
+    let _receiver = testkit::webhook_receiver(&s.rtr.0, WEBHOOK_PORT, &hooks);
+    let mut d = daemon(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    wait_for("the guard's two inputs", Duration::from_secs(20), || {
+        log().contains("guard reading the flow collector's records beside the capture")
+            && dir.join("state/guard-status.json").exists()
+    });
+    assert!(d.running(), "{}", log());
+    let st = status(dir);
+    assert_eq!(st["source"], "af_packet+flows", "{st}");
+    let before = victim_rx(&s);
+    let exporter = exporter(&s.rtr, dir, "9");
+    let attack = ["--udp", "-k", "-s", "53", "-p", "4444", "-d", "400"];
+    let (start, mut f, mut steady) = flood(&s, &attack);
+    let notified = || std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default();
+    wait_for("the notify script", Duration::from_secs(15), || {
+        notified().contains(&format!("ARGS {VICTIM} incoming"))
+    });
+    eprintln!(
+        "FIGURE guard_flows: capture + softflowd -v 9, UDP at ~5k pps: notify script ran {:.2} s after the flood started",
+        start.elapsed().as_secs_f64()
+    );
+    f.wait(Duration::from_secs(12)).expect("the flood ends");
+    steady
+        .wait(Duration::from_secs(12))
+        .expect("the steady flow ends");
+    // softflowd's last records (maxlife=1, expint=1) come within 2 s.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(exporter);
+    let received = victim_rx(&s) - before;
+    // Calm for 2 s and the rung's 2 s hold: the attack ends and is stored.
+    let history = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["guard", "history", "--json"])
+            .env_remove("TOLLGATE_STATE_DIR")
+            .output()
+            .expect("run tollgate guard history");
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default()
+    };
+    wait_for("the ended attack", Duration::from_secs(15), || {
+        history()
+            .as_array()
+            .is_some_and(|h| h.iter().any(|a| a["target"] == VICTIM))
+    });
+    let h = history();
+    let attack = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["target"] == VICTIM)
+        .unwrap();
+    let counted = attack["report"]["packets"].as_u64().unwrap();
+    let st = status(dir);
+    eprintln!(
+        "FIGURE guard_flows: capture + flows: {counted} packets counted in the attack, {received} received by the victim's interface, {} flow records taken",
+        st["stats"]["flow_records"]
+    );
+    assert!(st["stats"]["flow_records"].as_u64().unwrap() > 0, "{st}");
+    assert!(
+        counted <= received,
+        "the flood was counted {counted} times against {received} packets received: the inputs were summed"
+    );
+    // Detection takes well under a second of a ~6 s flood.
+    assert!(counted * 2 > received, "{counted} of {received}: {h}");
+    d.signal_group(libc::SIGTERM);
+    let code = d.wait(Duration::from_secs(15)).expect("the daemon stops");
+    assert!(code.success(), "{}", log());
 }

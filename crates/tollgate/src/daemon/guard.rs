@@ -19,7 +19,10 @@
 //!   collector's decoded records from a bounded tap
 //!   (`flow_collector::Tap`, set on the collector by the shell after each
 //!   capture change: [`GuardShell::flow_tap`]) and spreads them into the
-//!   same 100 ms ticks (`super::guard_flows`).
+//!   same 100 ms ticks (`super::guard_flows`). Beside a capture, its
+//!   ticks go to a merging thread instead, which folds them into the
+//!   capture's next tick; flow records count only for addresses the
+//!   capture has not seen ([`merge_ticks`]).
 //! - Decisions (`GuardEffect::Apply`) are carried out by
 //!   `crate::guard_rungs`, the same code as `tollgate guard watch`.
 //! - `GuardEffect::Save` replaces `guard-state.json` atomically; at start
@@ -70,6 +73,87 @@ struct Running {
     forwarder: JoinHandle<()>,
     /// The flow collector's tap the forwarder reads (`source = flows`).
     tap: Option<Arc<flow_collector::Tap>>,
+    /// Flow records as a second input beside the capture.
+    merge: Option<Merge>,
+}
+
+/// The flow records' reader and the thread merging its ticks with the
+/// capture's (`[guard] flows = true` beside `[guard.capture]`).
+struct Merge {
+    tap: Arc<flow_collector::Tap>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Merge {
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How long an address the capture saw keeps flow records about it out
+/// of the detector: an exporter's active timeout (often 60 s) plus the
+/// spread over a flow's span (at most 30 s), with room to spare.
+const CAPTURE_HORIZON: Duration = Duration::from_secs(120);
+
+/// Sends the capture's ticks on, each with the flow ticks that arrived
+/// since the one before merged in (`guard::MergedInputs`: flow records
+/// count only for addresses the capture has not seen), the flow counts
+/// added to the capture's. The capture's ticks keep the detector's clock,
+/// so its rates are over the capture's spans; flow ticks in between are
+/// folded into the next one. Ends when the capture's forwarder ends.
+fn merge_ticks(
+    primary: &mpsc::Receiver<Message>,
+    flows: &mpsc::Receiver<Message>,
+    tx: &mpsc::Sender<Message>,
+) {
+    let mut merged = guard::MergedInputs::new(CAPTURE_HORIZON);
+    for m in primary {
+        let Message::Guard(input) = m else {
+            if tx.send(m).is_err() {
+                return;
+            }
+            continue;
+        };
+        let GuardInput::Tick(mut tick) = *input else {
+            if tx.send(Message::Guard(input)).is_err() {
+                return;
+            }
+            continue;
+        };
+        let mut seen = Vec::new();
+        while let Ok(f) = flows.try_recv() {
+            match f {
+                Message::Guard(f) => match *f {
+                    GuardInput::Tick(f) => {
+                        seen.extend(f.observation.hosts);
+                        let c = &mut tick.capture;
+                        c.flow_records += f.capture.flow_records;
+                        c.flow_dropped += f.capture.flow_dropped;
+                        c.flow_overflow += f.capture.flow_overflow;
+                        tick.scans.extend(f.scans);
+                    }
+                    other => {
+                        let _ = tx.send(Message::Guard(Box::new(other)));
+                    }
+                },
+                other => {
+                    let _ = tx.send(other);
+                }
+            }
+        }
+        let hosts = std::mem::take(&mut tick.observation.hosts);
+        tick.observation.hosts = merged.merge(tick.observation.at, hosts, seen);
+        if tx
+            .send(Message::Guard(Box::new(GuardInput::Tick(tick))))
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Sends an empty tick every [`CLOCK_EVERY`] until `stop` is set or the
@@ -187,7 +271,7 @@ impl GuardShell {
                 self.stop_capture();
                 match spec {
                     Some(spec) => self.start_capture(spec),
-                    None if clock => self.start_clock(),
+                    None if clock => self.start_clock(self.tx.clone()),
                     None => {}
                 }
                 self.dirty = true;
@@ -268,11 +352,78 @@ impl GuardShell {
     }
 
     fn start_capture(&mut self, spec: CaptureSpec) {
-        match spec.source {
-            CaptureSource::Ebpf => return self.start_counters(spec),
-            CaptureSource::Flows => return self.start_flows(&spec),
-            CaptureSource::AfPacket => {}
+        if spec.source == CaptureSource::Flows {
+            return self.start_flows(&spec);
         }
+        // With flow records as well, the capture's ticks go through the
+        // merging thread, which sends them on to the loop.
+        let (tx, merge) = match spec.with_flows {
+            true => match self.start_merge(&spec) {
+                Some((tx, merge)) => (tx, Some(merge)),
+                None => (self.tx.clone(), None),
+            },
+            false => (self.tx.clone(), None),
+        };
+        match spec.source {
+            CaptureSource::Ebpf => self.start_counters(spec, tx),
+            _ => self.start_af_packet(spec, tx),
+        }
+        match (&mut self.capture, merge) {
+            (Some(r), Some(m)) => {
+                r.tap = Some(Arc::clone(&m.tap));
+                r.merge = Some(m);
+            }
+            (None, Some(m)) => m.stop(),
+            (_, None) => {}
+        }
+    }
+
+    /// The flow records' reader and the merging thread; the sender the
+    /// capture's forwarder must use.
+    fn start_merge(&mut self, spec: &CaptureSpec) -> Option<(mpsc::Sender<Message>, Merge)> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ptx, prx) = mpsc::channel();
+        let (ftx, frx) = mpsc::channel();
+        let networks = spec.networks.clone();
+        let (tap, rx) = super::guard_flows::tap(&networks);
+        let (reader, origin, flag) = (Arc::clone(&tap), self.origin, Arc::clone(&stop));
+        let flows = std::thread::Builder::new()
+            .name("guard-flows".into())
+            .spawn(move || super::guard_flows::run(&rx, &reader, &networks, origin, &flag, &ftx));
+        let flows = match flows {
+            Ok(t) => t,
+            Err(e) => {
+                self.failed(format!("cannot start the guard's flow thread: {e}"));
+                return None;
+            }
+        };
+        let tx = self.tx.clone();
+        let merger = std::thread::Builder::new()
+            .name("guard-merge".into())
+            .spawn(move || merge_ticks(&prx, &frx, &tx));
+        match merger {
+            Ok(merger) => {
+                tracing::info!("guard reading the flow collector's records beside the capture");
+                Some((
+                    ptx,
+                    Merge {
+                        tap,
+                        stop,
+                        threads: vec![merger, flows],
+                    },
+                ))
+            }
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                let _ = flows.join();
+                self.failed(format!("cannot start the guard's merging thread: {e}"));
+                None
+            }
+        }
+    }
+
+    /// AF_PACKET capture on the spec's interfaces; its ticks go to `tx`.
+    fn start_af_packet(&mut self, spec: CaptureSpec, tx: mpsc::Sender<Message>) {
         let mut cc = CaptureConfig::new(spec.interfaces.clone(), spec.networks.clone());
         cc.threads_per_interface = usize::from(spec.threads.max(1));
         cc.sample_one_in = spec.sample_one_in.max(1);
@@ -284,12 +435,12 @@ impl GuardShell {
                     "cannot start the capture on {:?}: {e}",
                     spec.interfaces
                 ));
-                self.start_clock();
+                self.start_clock(tx);
                 return;
             }
         };
         let stopping = Arc::new(AtomicBool::new(false));
-        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        let (origin, stop) = (self.origin, stopping.clone());
         let forwarder = std::thread::Builder::new()
             .name("guard-ticks".into())
             .spawn(move || {
@@ -315,6 +466,7 @@ impl GuardShell {
                     stopping,
                     forwarder,
                     tap: None,
+                    merge: None,
                 });
             }
             Err(e) => {
@@ -328,9 +480,9 @@ impl GuardShell {
     /// Reads the eBPF classifier's per-address counters every tick. Until
     /// the classifier is in the kernel (the first apply loads it), the
     /// thread keeps the clock with empty ticks, as without a capture.
-    fn start_counters(&mut self, spec: CaptureSpec) {
+    fn start_counters(&mut self, spec: CaptureSpec, tx: mpsc::Sender<Message>) {
         let stopping = Arc::new(AtomicBool::new(false));
-        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        let (origin, stop) = (self.origin, stopping.clone());
         let every = Duration::from_millis(spec.tick_ms.max(1));
         let networks = spec.networks.clone();
         let thread = std::thread::Builder::new()
@@ -367,6 +519,7 @@ impl GuardShell {
                     stopping,
                     forwarder,
                     tap: None,
+                    merge: None,
                 });
             }
             Err(e) => self.failed(format!("cannot start the guard's counter thread: {e}")),
@@ -392,6 +545,7 @@ impl GuardShell {
                     stopping,
                     forwarder,
                     tap: Some(tap),
+                    merge: None,
                 });
             }
             Err(e) => self.failed(format!("cannot start the guard's flow thread: {e}")),
@@ -405,9 +559,9 @@ impl GuardShell {
     }
 
     /// Keeps the guard's time without a capture.
-    fn start_clock(&mut self) {
+    fn start_clock(&mut self, tx: mpsc::Sender<Message>) {
         let stopping = Arc::new(AtomicBool::new(false));
-        let (tx, origin, stop) = (self.tx.clone(), self.origin, stopping.clone());
+        let (origin, stop) = (self.origin, stopping.clone());
         match std::thread::Builder::new()
             .name("guard-clock".into())
             .spawn(move || keep_time(&tx, origin, &stop))
@@ -418,6 +572,7 @@ impl GuardShell {
                     stopping,
                     forwarder,
                     tap: None,
+                    merge: None,
                 });
             }
             Err(e) => tracing::error!(
@@ -445,6 +600,10 @@ impl GuardShell {
                 tracing::warn!("guard: the capture stopped with an error: {e}");
             }
             let _ = r.forwarder.join();
+            // The forwarder's end closes the merger's input.
+            if let Some(m) = r.merge {
+                m.stop();
+            }
         }
     }
 

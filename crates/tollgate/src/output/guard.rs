@@ -156,10 +156,14 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         let _ = writeln!(o, "as of {as_of} (the daemon is not writing it now)");
     }
     let capture = if s.capturing {
+        let also = match s.source.ends_with("+flows") {
+            true => ", and reading the flow collector's records",
+            false => "",
+        };
         match s.source.as_str() {
             "flows" => "reading the flow collector's records".to_string(),
-            "ebpf" => "counting in the eBPF classifier".to_string(),
-            _ => format!("capturing on {}", s.interfaces.join(", ")),
+            "ebpf" | "ebpf+flows" => format!("counting in the eBPF classifier{also}"),
+            _ => format!("capturing on {}{also}", s.interfaces.join(", ")),
         }
     } else {
         match &s.capture_error {
@@ -208,7 +212,7 @@ pub fn status_text(s: &api::guard::GuardStatus, stale: bool) -> String {
         "{} ticks; {} addresses tracked; {} overflow, {} evicted; capture: {} frames, {} dropped by the kernel, {} malformed",
         t.ticks, t.hosts, t.overflow, t.evicted, t.frames, t.capture_drops, t.malformed
     );
-    if s.source == "flows" {
+    if s.source.ends_with("flows") {
         let _ = writeln!(
             o,
             "flow records: {} taken, {} dropped (tap queue full), {} beyond the addresses followed",
