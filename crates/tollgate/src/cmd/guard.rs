@@ -359,7 +359,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
     let (mut detector, restored) = restore(config, &state_path, mono(Instant::now()))?;
     if !restored.is_empty() {
         tracing::info!(rungs = restored.len(), "restoring the ladder's state");
-        shell.carry_out(&restored);
+        shell.carry_out(&restored, origin);
         save(&detector.save(mono(Instant::now())), &state_path);
     }
     // The guard's sets hold what the restored rungs hold, nothing else.
@@ -378,7 +378,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
             Ok(t) => {
                 let decisions = detector.tick(&observation(&t, origin));
                 if !decisions.is_empty() {
-                    shell.carry_out(&decisions);
+                    shell.carry_out(&decisions, origin);
                     save(&detector.save(mono(Instant::now())), &state_path);
                 }
             }
@@ -394,7 +394,7 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
     // The capture's last, shorter report: nothing counted is left out.
     for t in ticks.try_iter() {
         let decisions = detector.tick(&observation(&t, origin));
-        shell.carry_out(&decisions);
+        shell.carry_out(&decisions, origin);
     }
     save(&detector.save(mono(Instant::now())), &state_path);
     shell.shutdown();

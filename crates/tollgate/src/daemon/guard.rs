@@ -284,7 +284,7 @@ impl GuardShell {
                     }
                 }
                 if let Some(r) = &mut self.rungs {
-                    r.carry_out(std::slice::from_ref(&decision));
+                    r.carry_out(std::slice::from_ref(&decision), self.origin);
                 }
                 self.dirty = true;
             }
