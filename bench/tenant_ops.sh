@@ -17,8 +17,14 @@
 # tc -batch baseline's change-rate and move-mbb come from tc_apply.sh in the
 # same run; they are the kernel change plus one `tc` process start.
 #
+# With CLASSIFIER=ebpf the policy chooses the eBPF classifier (issue 17),
+# and each move also reports its classification switch: the time of the
+# apply step's BPF map run (the `tg_classes` elements repointed), from the
+# dataplane's debug log ("applied a run backend=bpf").
+#
 # Usage: bench/tenant_ops.sh N        (as root; cargo build --release -p tollgate)
-# Env:   OPREPS (9), TC=0 to skip the tc_apply.sh baseline
+# Env:   OPREPS (9), TC=0 to skip the tc_apply.sh baseline,
+#        CLASSIFIER=ebpf|nftables (default: the policy does not choose)
 set -euo pipefail
 N=${1:?usage: tenant_ops.sh N}
 OPREPS=${OPREPS:-9}
@@ -38,7 +44,7 @@ ip -n "$NS" link set v0 up
 ip -n "$NS" link set v1 up
 
 python3 "$SHARED/tcgen.py" plan -n "$N" --per-parent "${PER_PARENT:-100}" --dev v0 > "$W/plan.csv"
-python3 "$HERE/plan_csv_to_policy.py" "$W/plan.csv" v0 v1 > "$W/policy.toml"
+python3 "$HERE/plan_csv_to_policy.py" "$W/plan.csv" v0 v1 ${CLASSIFIER:+--classifier "$CLASSIFIER"} > "$W/policy.toml"
 P="$W/policy.toml"
 t0=$(date +%s%N)
 "$TG" --netns "$NS" apply -c "$P" > "$W/apply.txt" 2>> "$W/warnings"
@@ -69,10 +75,23 @@ EOF
   echo "rate $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['apply_ms'])" "$W/rate.json") $(ms "$t0" "$t1")" >> "$W/rows"
   to=$([[ $(( r % 2 )) -eq 1 ]] && echo "$OTHER" || echo "$PARENT")
   t0=$(date +%s%N)
-  out=$("$TG" --netns "$NS" tenant move "t$M" --plan base --parent "$to" -c "$P" 2>> "$W/warnings")
+  out=$(NO_COLOR=1 TOLLGATE_LOG=warn,linux_dataplane=debug "$TG" --netns "$NS" tenant move "t$M" --plan base --parent "$to" -c "$P" 2> "$W/move.err")
   t1=$(date +%s%N)
   echo "move $(sed -n 's/.* in \([0-9.]*\) ms.*/\1/p' <<<"$out" | head -1) $(ms "$t0" "$t1")" >> "$W/rows"
+  # The classification switch: the move's BPF map run, if it had one.
+  sw=$(sed -n 's/.*applied a run backend="\{0,1\}bpf"\{0,1\} changes=\([0-9]*\) ms=\([0-9.]*\).*/\2 \1/p' "$W/move.err" | head -1)
+  [[ -n $sw ]] && echo "switch $sw" >> "$W/switch"
+  grep -v "applied a run" "$W/move.err" >> "$W/warnings" || true
 done
+if [[ -s $W/switch ]]; then
+  python3 - "$W/switch" "$N" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+ms = [float(r[1]) for r in rows]
+print(f"tollgate move N={sys.argv[2]}: classification switch (BPF map run, {rows[0][2]} elements) median {statistics.median(ms):.3f} ms "
+      f"(runs {', '.join(f'{x:.3f}' for x in ms)})")
+EOF
+fi
 python3 - "$W/rows" "$N" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]

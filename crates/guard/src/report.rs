@@ -163,6 +163,17 @@ pub enum TriggerKind {
     Manual,
 }
 
+impl std::fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TriggerKind::Smoothed => "smoothed",
+            TriggerKind::Instant => "instant",
+            TriggerKind::GroupTotal => "group_total",
+            TriggerKind::Manual => "manual",
+        })
+    }
+}
+
 /// The check that started the attack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {

@@ -255,7 +255,7 @@ impl BgpRungs {
 
     fn hold_flow(&mut self, holder: Holder, route: FlowRoute) {
         let (Some(handle), Some(key)) = (self.handle.as_ref(), route.key()) else {
-            tracing::error!(rule = ?route.rule, "a FlowSpec rule that cannot be encoded; not announced");
+            tracing::error!(error = %route.rule.encode_nlri().err().map_or(String::new(), |e| e.to_string()), components = route.rule.components.len(), "a FlowSpec rule that cannot be encoded; not announced");
             return;
         };
         self.flow_holders.entry(key).or_default().insert(holder);

@@ -274,7 +274,7 @@ impl Rungs {
                         direction = step.direction.as_script_word(),
                         kind = %step.attack.kind,
                         pps = crate::output::guard::attack_pps(step),
-                        trigger = ?step.attack.trigger.by,
+                        trigger = %step.attack.trigger.by,
                         "ban started"
                     );
                     self.apply(step, false);

@@ -368,8 +368,8 @@ fn watch(cx: &Context, a: &WatchArgs) -> Result<ExitCode> {
     let (capture, ticks) = Capture::start(capture_config)
         .map_err(|e| Error::runtime(format!("cannot start the capture: {e}")))?;
     tracing::info!(
-        ?interfaces,
-        networks = ?detector.config().networks.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        interfaces = %interfaces.join(", "),
+        networks = %detector.config().networks.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
         "guard watching"
     );
     let mut failed = false;

@@ -121,7 +121,12 @@ impl FlowBooks {
         })?;
         let started = Timestamp::now();
         tracing::info!(
-            listen = ?collector.local_addrs(),
+            listen = %collector
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             workers = cfg.workers,
             exporters = cfg.exporters.len(),
             template_bytes_per_worker = cfg.limits.template_bytes,

@@ -460,7 +460,7 @@ impl GuardShell {
             });
         match forwarder {
             Ok(forwarder) => {
-                tracing::info!(interfaces = ?spec.interfaces, "guard capturing");
+                tracing::info!(interfaces = %spec.interfaces.join(", "), "guard capturing");
                 self.capture = Some(Running {
                     capture: Some(capture),
                     stopping,

@@ -347,13 +347,13 @@ impl Shell {
             Effect::Event(e) => {
                 match e.level {
                     Level::Info => {
-                        tracing::info!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
+                        tracing::info!(kind = %e.kind, tenant = %e.tenant.map_or(String::new(), |t| t.to_string()), "{}", e.message)
                     }
                     Level::Warn => {
-                        tracing::warn!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
+                        tracing::warn!(kind = %e.kind, tenant = %e.tenant.map_or(String::new(), |t| t.to_string()), "{}", e.message)
                     }
                     Level::Error => {
-                        tracing::error!(kind = %e.kind, tenant = ?e.tenant, "{}", e.message)
+                        tracing::error!(kind = %e.kind, tenant = %e.tenant.map_or(String::new(), |t| t.to_string()), "{}", e.message)
                     }
                 }
                 None

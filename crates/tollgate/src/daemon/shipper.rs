@@ -282,16 +282,21 @@ impl Shell {
             Resume::Agreed => {}
             Resume::TookOver { through } => tracing::warn!(
                 writer = %self.writer,
-                sequence = ?standing,
+                sequence = %standing.map_or("none".to_string(), |s| s.to_string()),
                 "shipper: the central holds this writer's batches through slot {} beyond this agent's ledger; shipping the slots after it (late samples of the slots before cannot be told apart and are not shipped)",
                 through.0
             ),
             Resume::CentralBehind { central, ledger: l } => tracing::warn!(
                 writer = %self.writer,
-                "shipper: the central holds this writer's batches up to {central:?}, fewer than the {l} it acknowledged (was its history restored?); shipping goes on after them"
+                "shipper: the central holds this writer's batches up to {}, fewer than the {l} it acknowledged (was its history restored?); shipping goes on after them",
+                central.map_or("none".to_string(), |c| c.to_string())
             ),
         }
-        tracing::info!(writer = %self.writer, sequence = ?standing, "the central's standing");
+        tracing::info!(
+            writer = %self.writer,
+            sequence = %standing.map_or("none".to_string(), |s| s.to_string()),
+            "the central's standing"
+        );
         if *ledger != before {
             self.save(ledger, before)?;
         }
