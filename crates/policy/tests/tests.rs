@@ -1424,9 +1424,10 @@ fn throttle_and_drop_rungs_are_read_and_refused_with_the_ebpf_classifier() {
     );
 }
 
-#[test]
-fn guard_flows_with_the_collector_is_an_input() {
-    let text = format!(
+/// A policy whose guard reads the flow collector's records, with `extra`
+/// after `flows = true` (a `[guard.capture]`, say).
+fn guard_flows_policy(extra: &str) -> String {
+    format!(
         r#"{SITE}
 [plans.basic]
 down = {{ rate = "1mbit", ceil = "5mbit" }}
@@ -1445,7 +1446,7 @@ address = "127.0.0.1"
 
 [guard]
 flows = true
-
+{extra}
 [guard.thresholds]
 pps_in = 20000
 
@@ -1454,8 +1455,12 @@ rung = "notify"
 hold = "5m"
 webhook = "https://hooks.example.net/guard"
 "#
-    );
-    let loaded = policy::load_str("guard.toml", &text);
+    )
+}
+
+#[test]
+fn guard_flows_with_the_collector_is_an_input() {
+    let loaded = policy::load_str("guard.toml", &guard_flows_policy(""));
     assert!(!loaded.has_errors(), "{}", loaded.render());
     assert!(!loaded.render().contains("no input"), "{}", loaded.render());
     let p = loaded.policy.unwrap();
@@ -1465,38 +1470,7 @@ webhook = "https://hooks.example.net/guard"
 
 #[test]
 fn guard_flows_beside_a_capture_are_two_inputs() {
-    let text = format!(
-        r#"{SITE}
-[plans.basic]
-down = {{ rate = "1mbit", ceil = "5mbit" }}
-up = {{ rate = "1mbit", ceil = "5mbit" }}
-
-[[tenants]]
-id = 1
-plan = "basic"
-prefixes = ["203.0.113.0/26"]
-
-[flows]
-listen = ["127.0.0.1:2055"]
-
-[[flows.exporters]]
-address = "127.0.0.1"
-
-[guard]
-flows = true
-
-[guard.capture]
-interfaces = ["eth0"]
-
-[guard.thresholds]
-pps_in = 20000
-
-[[guard.ladder]]
-rung = "notify"
-hold = "5m"
-webhook = "https://hooks.example.net/guard"
-"#
-    );
+    let text = guard_flows_policy("\n[guard.capture]\ninterfaces = [\"eth0\"]\n");
     let loaded = policy::load_str("guard.toml", &text);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let p = loaded.policy.unwrap();
