@@ -25,6 +25,7 @@
 
 pub mod counters;
 pub mod rtt;
+pub mod xdp;
 
 use net_types::{ClassId, IfName, Prefix};
 use plan::{MapKey, MapKind, MapValue};

@@ -29,6 +29,7 @@ pub mod nft;
 pub mod observe;
 pub mod rtnl;
 pub mod rtt_events;
+pub mod xdp;
 
 pub use apply::{ApplyOptions, ApplyReport};
 pub use clsact::ClsactOwner;

@@ -1053,21 +1053,38 @@ fn rung_name(global: &[GuardRung], group: Option<&GuardGroup>, rung: usize) -> &
 /// class in the root tree of both IFBs (`1:fffe` down).
 pub const MAX_THROTTLE_RATES: usize = 16;
 
+/// The most prefixes the unused addresses may take with the eBPF
+/// classifier (entries of the XDP drop list; `[guard] networks` minus
+/// every tenant's prefixes, split along the tenants' edges).
+pub const MAX_UNUSED_PREFIXES: usize = 4096;
+
+/// The unused addresses as prefixes: `[guard] networks` minus every
+/// tenant's prefixes (what the eBPF classifier's XDP drop list holds for
+/// `unused = "drop"`). Empty without `[guard]`, `networks` or `unused`.
+pub fn unused_prefixes(p: &Policy) -> Result<Vec<Prefix>, net_types::TooManyPrefixes> {
+    let Some(g) = &p.guard else {
+        return Ok(Vec::new());
+    };
+    if g.unused.value == Unused::Off {
+        return Ok(Vec::new());
+    }
+    let networks: Vec<Prefix> = g.networks.iter().flatten().map(|(n, _)| *n).collect();
+    let held: Vec<Prefix> = p
+        .tenants
+        .iter()
+        .flat_map(|t| t.prefixes.iter().map(|(q, _)| *q))
+        .collect();
+    net_types::subtract(&networks, &held, MAX_UNUSED_PREFIXES)
+}
+
 /// `unused = "drop"` is a rule in tollgate's nftables table over the
-/// explicit `networks`: refused with the eBPF classifier (no table) and
-/// without `networks` (every address would be a tenant's).
+/// explicit `networks`, or with the eBPF classifier the XDP drop list's
+/// entries for `networks` minus the tenants' prefixes (bounded by
+/// [`MAX_UNUSED_PREFIXES`]); refused without `networks` (every address
+/// would be a tenant's).
 fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
     if g.unused.value != Unused::Drop {
         return;
-    }
-    if p.site.classifier == Some(crate::model::ClassifierKind::Ebpf) {
-        diags.push(
-            Diagnostic::error(
-                Some(g.unused.span),
-                "unused = \"drop\" needs the nftables classifier, and [site] chooses classifier = \"ebpf\"",
-            )
-            .with_hint("the eBPF classifier has no nftables table to hold the rule: use classifier = \"nftables\", or remove `unused`"),
-        );
     }
     if g.networks.is_none() {
         diags.push(
@@ -1077,13 +1094,42 @@ fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
             )
             .with_hint("without `networks` the guard protects the tenants' own prefixes, so no address is unused: list the networks you announce, e.g. networks = [\"203.0.113.0/24\"]"),
         );
+        return;
+    }
+    if p.site.classifier != Some(crate::model::ClassifierKind::Ebpf) {
+        return;
+    }
+    // The XDP list knows tenants by their prefixes only: a tenant known
+    // by its interface alone would have all its traffic dropped.
+    if let Some(t) = p
+        .tenants
+        .iter()
+        .find(|t| t.prefixes.is_empty() && t.interface.is_some())
+    {
+        diags.push(
+            Diagnostic::error(
+                Some(g.unused.span),
+                format!("unused = \"drop\" with classifier = \"ebpf\" needs every tenant's prefixes, and tenant {} has only an interface", t.name),
+            )
+            .with_hint("the XDP drop list drops the addresses of `networks` no tenant's prefix holds: give the tenant its `prefixes`, or use classifier = \"nftables\""),
+        );
+        return;
+    }
+    if let Err(e) = unused_prefixes(p) {
+        diags.push(
+            Diagnostic::error(
+                Some(g.unused.span),
+                format!("the unused addresses of [guard] networks take {e} with classifier = \"ebpf\""),
+            )
+            .with_hint(format!("the XDP drop list holds at most {MAX_UNUSED_PREFIXES} prefixes for them: list narrower `networks`, or align the tenants' prefixes (an IPv6 /32 minus one /128 is 96 prefixes)")),
+        );
     }
 }
 
 /// The `throttle` and `drop` rungs are sets and rules in tollgate's
 /// nftables table and classes in its root trees, prepared by the
-/// compiler: the eBPF classifier has no nftables table, so they are
-/// refused with it, where they are written.
+/// compiler. With the eBPF classifier, `drop` is the XDP drop list's
+/// entries; `throttle` is refused with it, where it is written.
 fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
     let ladders =
         std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
@@ -1093,13 +1139,15 @@ fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
         if !matches!(rung, ::guard::Rung::Throttle | ::guard::Rung::Drop) {
             continue;
         }
-        if p.site.classifier == Some(crate::model::ClassifierKind::Ebpf) {
+        if rung == ::guard::Rung::Throttle
+            && p.site.classifier == Some(crate::model::ClassifierKind::Ebpf)
+        {
             diags.push(
                 Diagnostic::error(
                     Some(r.span),
                     format!("the `{}` rung needs the nftables classifier, and [site] chooses classifier = \"ebpf\"", rung.name()),
                 )
-                .with_hint("the eBPF classifier has no nftables table to hold the rung's set: use classifier = \"nftables\", or a `blackhole` rung (a kernel route, with either classifier)"),
+                .with_hint("the eBPF classifier has no nftables table to hold the rung's set: use classifier = \"nftables\", or a `drop` rung (the XDP drop list) or a `blackhole` rung (a kernel route), which work with either classifier"),
             );
         }
         if let ::guard::Action::Throttle { rate } = r.rung.action {

@@ -21,7 +21,11 @@
 //!   elements each rung holds are remembered, and every change refills
 //!   the sets it touches with all of them (one transaction), also after
 //!   a restart and after the daemon applies a plan that (re)created a set
-//!   ([`Rungs::reassert`]).
+//!   ([`Rungs::reassert`]). With the eBPF classifier (no nftables table)
+//!   a `drop` rung's elements are the XDP drop list's entries instead
+//!   (`linux_dataplane::xdp`, put in place by [`crate::xdp_list`]),
+//!   written the same way: every change makes the list's rung entries
+//!   exactly those the rungs in place hold.
 //!
 //! Also here: a capture tick as the detector's observation, the
 //! ladder's state file (`guard-state.json`) read and written, and each
@@ -411,6 +415,7 @@ impl Rungs {
     /// that created one of the guard's sets (a set made after the rung
     /// started, as in the first round on a fresh kernel, is empty).
     pub fn reassert(&self) {
+        self.sync_xdp();
         match self.sets.in_kernel() {
             Ok(sets) => {
                 self.refill(sets);
@@ -419,9 +424,53 @@ impl Rungs {
         }
     }
 
+    /// Makes the XDP drop list's rung entries those of every `drop` rung
+    /// in place. `None` when no drop list runs in this namespace (the
+    /// nftables classifier), else whether it worked (an error is logged).
+    fn sync_xdp(&self) -> Option<bool> {
+        // A socket per change: rungs are rare, and `reassert` is `&self`.
+        let mut rtnl = match linux_dataplane::rtnl::Rtnl::open() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot open an rtnetlink socket: {e}");
+                return None;
+            }
+        };
+        let mut list = match linux_dataplane::xdp::DropList::find(&mut rtnl) {
+            Ok(Some(l)) => l,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Some(false);
+            }
+        };
+        let wanted = xdp_entries(self.held.values().flatten());
+        match list.sync(bpf_classify::xdp::Why::Rung, &wanted) {
+            Ok((added, removed)) => {
+                if added + removed > 0 {
+                    tracing::info!(added, removed, "XDP drop list: the guard's entries");
+                }
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                Some(false)
+            }
+        }
+    }
+
     /// Makes `sets` hold what the rungs in place hold (one transaction);
-    /// whether it worked (an error is logged).
+    /// whether it worked (an error is logged). With the XDP drop list in
+    /// this namespace, the `drop` rungs' sets are its entries.
     fn refill(&self, mut sets: Vec<String>) -> bool {
+        if sets.iter().any(|s| is_drop_set(s)) {
+            if let Some(done) = self.sync_xdp() {
+                sets.retain(|s| !is_drop_set(s));
+                if !done {
+                    return false;
+                }
+            }
+        }
         sets.sort_unstable();
         sets.dedup();
         if sets.is_empty() {
@@ -532,6 +581,25 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
 
 fn no_bgp_peer() {
     tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
+}
+
+/// Whether `set` is one of the `drop` rung's (addresses or signatures).
+fn is_drop_set(set: &str) -> bool {
+    set.starts_with("guard_drop_") || plan::guard::signature_pair(set).is_some()
+}
+
+/// The XDP drop list's entries for the `drop` rungs' set elements.
+fn xdp_entries<'a>(held: impl Iterator<Item = &'a SetElement>) -> Vec<bpf_classify::xdp::Entry> {
+    held.filter(|(set, _)| is_drop_set(set))
+        .map(|(set, e)| {
+            let way = if set.ends_with("in4") || set.ends_with("in6") {
+                Way::In
+            } else {
+                Way::Out
+            };
+            bpf_classify::xdp::Entry::of_element(way, e)
+        })
+        .collect()
 }
 
 /// The set elements a throttle or drop step puts in place: one per

@@ -231,7 +231,20 @@ impl Shell {
                     error: e.to_string(),
                 },
             }),
-            Effect::Converge { desired, watched } => Some(self.converge(&desired, &watched)),
+            Effect::Converge { desired, watched } => {
+                let applied = self.converge(&desired, &watched);
+                // The XDP drop list beside the plan; a fresh one is empty
+                // of the guard's entries until the rungs put them back.
+                if !crate::xdp_list::converge(engine.policy())
+                    .attached
+                    .is_empty()
+                {
+                    if let Some(g) = &self.guard {
+                        g.reassert();
+                    }
+                }
+                Some(applied)
+            }
             Effect::Store(b) => {
                 crate::crash_point::reached("store-commit");
                 let r = self.store.append(&history::Batch {

@@ -1,0 +1,106 @@
+//! The XDP drop list put in place for the policy (eBPF classifier only):
+//! its programs on the interfaces traffic enters by, and the unused
+//! addresses' entries. Called after every apply (`tollgate apply`, the
+//! daemon's rounds); the guard's rungs write their own entries
+//! (`crate::guard_rungs`).
+//!
+//! The list runs when `[site] classifier = "ebpf"` and `[guard]` has a
+//! `drop` rung or `unused = "drop"`; otherwise tollgate's programs are
+//! taken off (an operator's are never touched).
+
+use linux_dataplane::rtnl::Rtnl;
+use linux_dataplane::xdp::{self, DropList};
+use policy::Policy;
+
+/// Whether the policy needs the XDP drop list.
+pub fn needed(policy: &Policy) -> bool {
+    let Some(g) = &policy.guard else {
+        return false;
+    };
+    if policy.site.classifier != Some(policy::ClassifierKind::Ebpf) {
+        return false;
+    }
+    let ladders =
+        std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
+    let drop_rung = ladders
+        .flatten()
+        .any(|r| matches!(r.rung.action, guard::Action::Drop { .. }));
+    drop_rung || g.unused.value == policy::Unused::Drop
+}
+
+/// What one [`converge`] did.
+#[derive(Debug, Default)]
+pub struct Converged {
+    /// Interfaces a program was attached to (a fresh object: the guard's
+    /// rungs put their entries back).
+    pub attached: Vec<String>,
+    /// Whether the list runs.
+    pub running: bool,
+}
+
+/// Puts the drop list in place for `policy` (or takes tollgate's
+/// programs away when it needs none). Failures and refused interfaces
+/// are logged: the rest of the round goes on.
+pub fn converge(policy: &Policy) -> Converged {
+    let mut out = Converged::default();
+    let mut rtnl = match Rtnl::open() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("XDP drop list: cannot open an rtnetlink socket: {e}");
+            return out;
+        }
+    };
+    if !needed(policy) {
+        match xdp::detach_all(&mut rtnl) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(programs = n, "XDP drop list taken off"),
+            Err(e) => tracing::error!("{e}"),
+        }
+        return out;
+    }
+    let places = bpf_classify::xdp::places(&policy.site);
+    let ensured = match xdp::ensure(&mut rtnl, &places) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("{e}");
+            return out;
+        }
+    };
+    for r in &ensured.refused {
+        tracing::error!("{r}");
+    }
+    for dev in &ensured.attached {
+        tracing::info!(interface = %dev, "XDP drop list attached");
+    }
+    out.attached = ensured.attached;
+    let Some(mut list) = ensured.list else {
+        return out;
+    };
+    out.running = true;
+    unused(policy, &mut list);
+    out
+}
+
+/// Makes the list's unused-address entries the policy's.
+fn unused(policy: &Policy, list: &mut DropList) {
+    // The policy check bounds the prefixes; a policy that passed it
+    // never fails here.
+    let prefixes = match policy::unused_prefixes(policy) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("XDP drop list: the unused addresses take {e}; none are dropped");
+            Vec::new()
+        }
+    };
+    let wanted: Vec<bpf_classify::xdp::Entry> = prefixes
+        .iter()
+        .map(|p| bpf_classify::xdp::Entry::all(plan::guard::Way::In, *p))
+        .collect();
+    match list.sync(bpf_classify::xdp::Why::Unused, &wanted) {
+        Ok((0, 0)) => {}
+        Ok((added, removed)) => {
+            tracing::info!(added, removed, "XDP drop list: unused addresses")
+        }
+        Err(e) => tracing::error!("{e}"),
+    }
+}
