@@ -1,0 +1,366 @@
+//! The XDP drop list (issues 15 and 17) with the eBPF classifier, end to
+//! end in network namespaces (`guard_site`'s three):
+//!
+//! ```text
+//! attacker ──veth── router ──veth── victims
+//! 198.51.100.2  wan0 198.51.100.1 | lan0 203.0.113.1   203.0.113.10 (victim, tenant 1)
+//!                                                       203.0.113.20 (neighbour, tenant 2)
+//!                                                       203.0.113.200 (no tenant)
+//! ```
+//!
+//! - a `drop` rung in `tollgate run`: a SYN flood puts the victim in the
+//!   XDP list (`tg_xdrop4`) and the neighbour still answers; the entry goes
+//!   when the rung ends; a ban by hand drops exactly the packets hping3
+//!   sends (`-c`), counted by the program's own counter, and an unban
+//!   removes the entry;
+//! - `unused = "drop"` through `tollgate apply`: the unused address is
+//!   dropped in XDP, the tenants' answer; an operator's own XDP program on
+//!   the uplink is left alone (the apply names it and its id, the LAN still
+//!   gets tollgate's), and is still there after `tollgate down`, which
+//!   takes only tollgate's.
+//!
+//! The list is read with `bpftool` from the program attached to the
+//! router's interfaces (its maps by id: other namespaces' lists have the
+//! same names). Needs root, iproute2, bpftool, clang, hping3. Namespaces
+//! and processes are removed even when a test fails (`Netns`, `Process`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use testkit::{sh, wait_for, Netns, Process};
+
+mod guard_site;
+use guard_site::{daemon, Site};
+
+const VICTIM: &str = "203.0.113.10";
+const NEIGHBOUR: &str = "203.0.113.20";
+const UNUSED: &str = "203.0.113.200";
+
+fn policy(guard: &str) -> String {
+    format!(
+        r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = {{ down = "1gbit", up = "1gbit" }}
+classifier = "ebpf"
+
+[plans.home]
+down = {{ rate = "50mbit", ceil = "50mbit" }}
+up = {{ rate = "50mbit", ceil = "50mbit" }}
+
+[[tenants]]
+id = 1
+name = "victim"
+plan = "home"
+prefixes = ["{VICTIM}/32"]
+
+[[tenants]]
+id = 2
+name = "neighbour"
+plan = "home"
+prefixes = ["{NEIGHBOUR}/32"]
+
+[guard]
+networks = ["203.0.113.0/24"]
+ewma = "1s"
+instant = "300ms"
+calm = "1s"
+{guard}
+[guard.capture]
+interfaces = ["wan0"]
+
+[guard.thresholds]
+pps_in = 2000
+
+[[guard.ladder]]
+rung = "drop"
+hold = "3s"
+"#
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The XDP program on `dev` in `ns`: (id, name).
+fn xdp_program(ns: &Netns, dev: &str) -> Option<(u64, String)> {
+    let v = json(&sh(&format!("ip -n {} -j link show {dev}", ns.0)));
+    let p = &v[0]["xdp"]["prog"];
+    Some((p["id"].as_u64()?, p["name"].as_str()?.to_owned()))
+}
+
+/// The map named `name` of the program on `dev`.
+fn map_id(ns: &Netns, dev: &str, name: &str) -> u64 {
+    let (id, _) = xdp_program(ns, dev).expect("an XDP program");
+    let prog = json(&sh(&format!("bpftool prog show id {id} -j")));
+    prog["map_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_u64().unwrap())
+        .find(|m| json(&sh(&format!("bpftool map show id {m} -j")))["name"] == name)
+        .unwrap_or_else(|| panic!("no map {name}"))
+}
+
+/// The IPv4 list's entries as `way proto sport addr/len = why`.
+fn entries(ns: &Netns) -> Vec<String> {
+    let id = map_id(ns, "wan0", "tg_xdrop4");
+    let v = json(&sh(&format!("bpftool map dump id {id} -j")));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let k = &e["formatted"]["key"];
+            let k = if k.is_null() { &e["key"] } else { k };
+            let a: Vec<String> = k["addr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.to_string())
+                .collect();
+            let value = if e["formatted"].is_null() {
+                &e["value"]
+            } else {
+                &e["formatted"]["value"]
+            };
+            format!(
+                "{} {} {} {}/{} = {}",
+                k["way"],
+                k["proto"],
+                k["sport"],
+                a.join("."),
+                k["prefixlen"].as_u64().unwrap() - 32,
+                value
+            )
+        })
+        .collect()
+}
+
+/// The packets the program dropped for `why` (1: a rung, 2: unused),
+/// summed over CPUs.
+fn dropped(ns: &Netns, why: u64) -> u64 {
+    let id = map_id(ns, "wan0", "tg_xstats");
+    let v = json(&sh(&format!("bpftool map dump id {id} -j")));
+    let e = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            if e["formatted"].is_null() {
+                e
+            } else {
+                &e["formatted"]
+            }
+        })
+        .find(|e| e["key"].as_u64() == Some(why))
+        .unwrap_or_else(|| panic!("no counter {why} in {v}"));
+    e["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"]["packets"].as_u64().unwrap())
+        .sum()
+}
+
+fn ping(ns: &Netns, to: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.0, "ping", "-c", "1", "-W", "1", to])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn tollgate(ns: &Netns, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--netns", &ns.0, "--state-dir"])
+        .arg(dir.join("state"))
+        .args(args)
+        .env_remove("TOLLGATE_STATE_DIR")
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .expect("run tollgate")
+}
+
+fn ok(ns: &Netns, dir: &Path, args: &[&str]) -> String {
+    let o = tollgate(ns, dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "tollgate {args:?}: {text}");
+    text
+}
+
+const VICTIM_ENTRY: &str = "0 0 0 203.0.113.10/32 = 1";
+
+#[test]
+fn a_drop_rung_on_the_ebpf_classifier_drops_the_flood_in_xdp() {
+    if !testkit::root("guard_xdp::a_drop_rung_on_the_ebpf_classifier") {
+        return;
+    }
+    testkit::need("hping3", "hping3");
+    testkit::need("bpftool", "bpftool");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("policy.toml"), policy("")).unwrap();
+    let s = Site::build("xdpd", "wan0", "lan0", &[VICTIM, NEIGHBOUR]);
+    let mut d = daemon(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    wait_for("the XDP drop list", Duration::from_secs(20), || {
+        xdp_program(&s.rtr, "wan0").is_some_and(|(_, n)| n == "tg_xdp_in")
+            && xdp_program(&s.rtr, "lan0").is_some_and(|(_, n)| n == "tg_xdp_out")
+    });
+    wait_for("the guard to capture", Duration::from_secs(10), || {
+        log().contains("guard capturing")
+    });
+    assert!(ping(&s.atk, VICTIM) && ping(&s.atk, NEIGHBOUR));
+
+    // A SYN flood, 10,000/s for 2 s: the victim in the list.
+    let mut flood = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.atk.0])
+            .args([
+                "timeout", "2", "hping3", "-S", "-p", "80", "-i", "u100", "-q", VICTIM,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let took = wait_for("the victim in the XDP list", Duration::from_secs(5), || {
+        entries(&s.rtr).contains(&VICTIM_ENTRY.to_string())
+    });
+    eprintln!("FIGURE guard_xdp: victim in the XDP list {took:?} after the flood started");
+    assert!(!ping(&s.atk, VICTIM), "the victim is dropped");
+    assert!(ping(&s.atk, NEIGHBOUR), "the neighbour gets through");
+    flood.wait(Duration::from_secs(10)).expect("the flood ends");
+    assert!(dropped(&s.rtr, 1) > 0);
+    // The rung's hold (3 s) over: the entry goes.
+    wait_for(
+        "the victim out of the list",
+        Duration::from_secs(12),
+        || !entries(&s.rtr).contains(&VICTIM_ENTRY.to_string()),
+    );
+    assert!(ping(&s.atk, VICTIM));
+    assert!(
+        log().contains("XDP drop list: the guard's entries"),
+        "{}",
+        log()
+    );
+
+    // By hand: exactly the packets sent are dropped, counted by XDP.
+    ok(
+        &s.rtr,
+        dir,
+        &["guard", "ban", VICTIM, "--rung", "drop", "--for", "1m"],
+    );
+    wait_for(
+        "the banned victim in the list",
+        Duration::from_secs(10),
+        || entries(&s.rtr).contains(&VICTIM_ENTRY.to_string()),
+    );
+    let before = dropped(&s.rtr, 1);
+    // 1,000 packets/s: under the guard's 2,000 pps, so nothing else moves.
+    s.atk.sh(&format!(
+        "timeout 10 hping3 -S -p 80 -c 1500 -i u1000 -q {VICTIM} >/dev/null 2>&1 || true"
+    ));
+    assert_eq!(
+        dropped(&s.rtr, 1) - before,
+        1500,
+        "XDP drops every packet sent"
+    );
+    assert!(ping(&s.atk, NEIGHBOUR));
+    ok(&s.rtr, dir, &["guard", "unban", VICTIM]);
+    wait_for(
+        "the unbanned victim out of the list",
+        Duration::from_secs(10),
+        || !entries(&s.rtr).contains(&VICTIM_ENTRY.to_string()),
+    );
+    assert!(ping(&s.atk, VICTIM));
+
+    d.signal_group(libc::SIGTERM);
+    let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
+    assert!(st.success(), "{st:?}\n{}", log());
+}
+
+/// An XDP program of the operator's: passes everything.
+fn operator_program(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("operator.c");
+    std::fs::write(
+        &src,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+         SEC(\"xdp\") int operator_pass(struct xdp_md *c) { return XDP_PASS; }\n\
+         char _license[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap();
+    let obj = dir.join("operator.o");
+    sh(&format!(
+        "clang -target bpf -O2 -I/usr/include/$(uname -m)-linux-gnu -c {} -o {}",
+        src.display(),
+        obj.display()
+    ));
+    obj
+}
+
+#[test]
+fn unused_addresses_are_dropped_in_xdp_and_an_operators_program_is_left_alone() {
+    if !testkit::root("guard_xdp::unused_addresses_are_dropped_in_xdp") {
+        return;
+    }
+    testkit::need("bpftool", "bpftool");
+    testkit::need("clang", "clang");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let file = dir.join("policy.toml");
+    let p = file.to_str().unwrap();
+    std::fs::write(&file, policy("unused = \"drop\"")).unwrap();
+    let s = Site::build("xdpu", "wan0", "lan0", &[VICTIM, NEIGHBOUR, UNUSED]);
+    // Before tollgate every address answers: a drop later is tollgate's.
+    assert!(ping(&s.atk, UNUSED) && ping(&s.atk, VICTIM));
+
+    ok(&s.rtr, dir, &["apply", "-c", p]);
+    let list = entries(&s.rtr);
+    // 203.0.113.0/24 minus .10 and .20: 11 prefixes.
+    assert_eq!(list.len(), 11, "{list:?}");
+    assert!(
+        list.contains(&"0 0 0 203.0.113.128/25 = 2".to_string()),
+        "{list:?}"
+    );
+    let before = dropped(&s.rtr, 2);
+    assert!(!ping(&s.atk, UNUSED), "the unused address is dropped");
+    assert_eq!(dropped(&s.rtr, 2) - before, 1, "in XDP");
+    assert!(ping(&s.atk, VICTIM) && ping(&s.atk, NEIGHBOUR));
+    // Converged: a second apply attaches nothing and changes nothing.
+    let again = ok(&s.rtr, dir, &["apply", "-c", p]);
+    assert!(again.contains("applied 0 changes"), "{again}");
+    ok(&s.rtr, dir, &["down"]);
+    assert!(xdp_program(&s.rtr, "wan0").is_none());
+    assert!(ping(&s.atk, UNUSED));
+
+    // The operator's own program on the uplink: refused by name and id,
+    // never replaced; the LAN still gets tollgate's.
+    let obj = operator_program(dir);
+    sh(&format!(
+        "ip -n {} link set dev wan0 xdp obj {} sec xdp",
+        s.rtr.0,
+        obj.display()
+    ));
+    let (theirs, name) = xdp_program(&s.rtr, "wan0").unwrap();
+    assert_eq!(name, "operator_pass");
+    let out = ok(&s.rtr, dir, &["apply", "-c", p]);
+    assert!(
+        out.contains(&format!(
+            "wan0 already has an XDP program that is not tollgate's (id {theirs}"
+        )),
+        "{out}"
+    );
+    assert_eq!(xdp_program(&s.rtr, "wan0").unwrap().0, theirs);
+    assert_eq!(xdp_program(&s.rtr, "lan0").unwrap().1, "tg_xdp_out");
+    ok(&s.rtr, dir, &["apply", "-c", p]);
+    ok(&s.rtr, dir, &["down"]);
+    assert_eq!(xdp_program(&s.rtr, "wan0").unwrap().0, theirs);
+    assert!(xdp_program(&s.rtr, "lan0").is_none());
+}
