@@ -221,6 +221,18 @@ impl Dataplane {
             .collect();
     }
 
+    /// The eBPF classifier's throttle victims, when it runs here (one
+    /// observation to find its programs: the guard's rungs are rare).
+    pub fn victims(&mut self) -> Result<Option<bpf::Victims>, DataplaneError> {
+        let o = observe::observe(&mut self.rtnl, &self.nft, &plan::Plan::default())?;
+        let programs: Vec<(plan::Program, u32)> =
+            o.ebpf_filters.iter().map(|(_, p, id)| (*p, *id)).collect();
+        if programs.is_empty() {
+            return Ok(None);
+        }
+        Ok(bpf::Victims::find(&programs))
+    }
+
     /// Applies a change set.
     pub fn apply(
         &mut self,

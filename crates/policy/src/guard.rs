@@ -1128,8 +1128,9 @@ fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
 
 /// The `throttle` and `drop` rungs are sets and rules in tollgate's
 /// nftables table and classes in its root trees, prepared by the
-/// compiler. With the eBPF classifier, `drop` is the XDP drop list's
-/// entries; `throttle` is refused with it, where it is written.
+/// compiler; with the eBPF classifier, `drop` is the XDP drop list's
+/// entries and `throttle` a BPF map of victims in front of the tenant
+/// lookup. Either way, the throttle rates are bounded.
 fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
     let ladders =
         std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
@@ -1139,20 +1140,21 @@ fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
         if !matches!(rung, ::guard::Rung::Throttle | ::guard::Rung::Drop) {
             continue;
         }
-        if rung == ::guard::Rung::Throttle
-            && p.site.classifier == Some(crate::model::ClassifierKind::Ebpf)
-        {
-            diags.push(
-                Diagnostic::error(
-                    Some(r.span),
-                    format!("the `{}` rung needs the nftables classifier, and [site] chooses classifier = \"ebpf\"", rung.name()),
-                )
-                .with_hint("the eBPF classifier has no nftables table to hold the rung's set: use classifier = \"nftables\", or a `drop` rung (the XDP drop list) or a `blackhole` rung (a kernel route), which work with either classifier"),
-            );
-        }
         if let ::guard::Action::Throttle { rate } = r.rung.action {
             if !rates.contains(&rate) {
                 rates.push(rate);
+                // The eBPF classifier tells rates apart in kbit/s.
+                let ebpf = p.site.classifier == Some(crate::model::ClassifierKind::Ebpf);
+                if ebpf
+                    && rates[..rates.len() - 1]
+                        .iter()
+                        .any(|o| o.bps() / 1000 == rate.bps() / 1000)
+                {
+                    diags.push(
+                        Diagnostic::error(Some(r.span), "two throttle rates within the same kbit/s")
+                            .with_hint("with classifier = \"ebpf\" the rungs' rates are told apart in whole kbit/s: make them differ by at least 1kbit"),
+                    );
+                }
                 if rates.len() > MAX_THROTTLE_RATES {
                     diags.push(
                         Diagnostic::error(Some(r.span), format!("more than {MAX_THROTTLE_RATES} different throttle rates"))

@@ -1393,7 +1393,7 @@ match = "signature"
 }
 
 #[test]
-fn throttle_and_drop_rungs_are_read_and_throttle_refused_with_the_ebpf_classifier() {
+fn throttle_and_drop_rungs_are_read_and_taken_with_either_classifier() {
     let loaded = policy::load_str("guard.toml", &guarded(""));
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let p = loaded.policy.unwrap();
@@ -1406,18 +1406,29 @@ fn throttle_and_drop_rungs_are_read_and_throttle_refused_with_the_ebpf_classifie
     );
     assert_eq!(c.ladder[1].action, guard::Action::Drop { signature: true });
 
+    // The eBPF classifier: `throttle` is its victims map, `drop` the XDP
+    // drop list.
     let text = guarded("classifier = \"ebpf\"\n");
     let loaded = policy::load_str("guard.toml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+
+    // Two rates it cannot tell apart (the same kbit/s) are refused there.
+    let twin = text.replace(
+        "[[guard.ladder]]\nrung = \"drop\"",
+        "[[guard.ladder]]\nrung = \"throttle\"\nhold = \"1m\"\nrate = \"2000500bit\"\n\n[[guard.ladder]]\nrung = \"drop\"",
+    );
+    let loaded = policy::load_str("guard.toml", &twin);
     let e = errors(&loaded);
-    // `drop` is the XDP drop list's with the eBPF classifier.
-    assert_eq!(e.len(), 1, "{e:?}");
     assert!(
-        e[0].contains("the `throttle` rung needs the nftables classifier"),
+        e.iter().any(|e| e.contains("within the same kbit/s")),
         "{e:?}"
     );
-    // The place is the rung's table.
     let rendered = loaded.render();
-    let line = text.lines().position(|l| l == "[[guard.ladder]]").unwrap() + 1;
+    let line = twin
+        .lines()
+        .position(|l| l == "rate = \"2000500bit\"")
+        .unwrap()
+        - 2;
     assert!(
         rendered.contains(&format!("guard.toml:{line}:")),
         "{rendered}"

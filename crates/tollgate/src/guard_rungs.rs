@@ -416,6 +416,7 @@ impl Rungs {
     /// started, as in the first round on a fresh kernel, is empty).
     pub fn reassert(&self) {
         self.sync_xdp();
+        self.sync_victims();
         match self.sets.in_kernel() {
             Ok(sets) => {
                 self.refill(sets);
@@ -459,6 +460,42 @@ impl Rungs {
         }
     }
 
+    /// Makes the eBPF classifier's throttle victims those of every
+    /// `throttle` rung in place. `None` when that classifier does not run
+    /// here, else whether it worked (an error is logged).
+    fn sync_victims(&self) -> Option<bool> {
+        let victims = linux_dataplane::Dataplane::open().and_then(|mut d| d.victims());
+        let mut victims = match victims {
+            Ok(Some(v)) => v,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!("cannot find the eBPF classifier's throttle victims: {e}");
+                return None;
+            }
+        };
+        let wanted: Vec<_> = self
+            .held
+            .values()
+            .flatten()
+            .filter_map(|(set, e)| {
+                let (rate, way) = throttle_of(set)?;
+                Some((way, e.prefix(), bpf_classify::throttle::rate_word(rate)))
+            })
+            .collect();
+        match victims.sync(&wanted) {
+            Ok((written, removed)) => {
+                if written + removed > 0 {
+                    tracing::info!(written, removed, "the eBPF classifier's throttle victims");
+                }
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!("cannot write the throttle victims: {e}");
+                Some(false)
+            }
+        }
+    }
+
     /// Makes `sets` hold what the rungs in place hold (one transaction);
     /// whether it worked (an error is logged). With the XDP drop list in
     /// this namespace, the `drop` rungs' sets are its entries.
@@ -466,6 +503,14 @@ impl Rungs {
         if sets.iter().any(|s| is_drop_set(s)) {
             if let Some(done) = self.sync_xdp() {
                 sets.retain(|s| !is_drop_set(s));
+                if !done {
+                    return false;
+                }
+            }
+        }
+        if sets.iter().any(|s| throttle_of(s).is_some()) {
+            if let Some(done) = self.sync_victims() {
+                sets.retain(|s| throttle_of(s).is_none());
                 if !done {
                     return false;
                 }
@@ -581,6 +626,19 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
 
 fn no_bgp_peer() {
     tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
+}
+
+/// The rate and way of a `throttle` rung's set, from its name
+/// (`plan::guard::throttle_set`).
+fn throttle_of(set: &str) -> Option<(net_types::Rate, Way)> {
+    let (bits, tail) = set.strip_prefix("guard_thr_")?.split_once('_')?;
+    let rate = net_types::Rate::from_bps(bits.parse().ok()?)?;
+    let way = match tail {
+        "in4" | "in6" => Way::In,
+        "out4" | "out6" => Way::Out,
+        _ => return None,
+    };
+    Some((rate, way))
 }
 
 /// Whether `set` is one of the `drop` rung's (addresses or signatures).

@@ -13,6 +13,11 @@
 //!   when the rung ends; a ban by hand drops exactly the packets hping3
 //!   sends (`-c`), counted by the program's own counter, and an unban
 //!   removes the entry;
+//! - a `throttle` rung (by hand, `guard ban --rung throttle`) in the
+//!   classifier's victims map: the victim's download goes through the
+//!   prepared throttle class (its byte counter) and is held to the rung's
+//!   2 Mbit while the neighbour keeps its 50 Mbit; the unban gives the
+//!   victim its plan back;
 //! - `unused = "drop"` through `tollgate apply`: the unused address is
 //!   dropped in XDP, the tenants' answer; an operator's own XDP program on
 //!   the uplink is left alone (the apply names it and its id, the LAN still
@@ -37,7 +42,13 @@ const VICTIM: &str = "203.0.113.10";
 const NEIGHBOUR: &str = "203.0.113.20";
 const UNUSED: &str = "203.0.113.200";
 
+const DROP: &str = "[[guard.ladder]]\nrung = \"drop\"\nhold = \"3s\"\n";
+
 fn policy(guard: &str) -> String {
+    policy_with(guard, DROP)
+}
+
+fn policy_with(guard: &str, ladder: &str) -> String {
     format!(
         r#"[site]
 mode = "router"
@@ -74,10 +85,7 @@ interfaces = ["wan0"]
 [guard.thresholds]
 pps_in = 2000
 
-[[guard.ladder]]
-rung = "drop"
-hold = "3s"
-"#
+{ladder}"#
     )
 }
 
@@ -363,4 +371,104 @@ fn unused_addresses_are_dropped_in_xdp_and_an_operators_program_is_left_alone() 
     ok(&s.rtr, dir, &["down"]);
     assert_eq!(xdp_program(&s.rtr, "wan0").unwrap().0, theirs);
     assert!(xdp_program(&s.rtr, "lan0").is_none());
+}
+
+/// iperf3 from the internet side to `to` for 2 s: the receiver's Mbit/s.
+fn download_mbit(net: &Netns, to: &str, port: u16) -> f64 {
+    let out = net.sh(&format!("timeout 15 iperf3 -c {to} -p {port} -t 2 -J"));
+    json(&out)["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no rate in {out}"))
+        / 1e6
+}
+
+fn class_bytes(rtr: &Netns, dev: &str, class: &str) -> u64 {
+    let out = rtr.sh(&format!("tc -s class show dev {dev} classid {class}"));
+    out.split_whitespace()
+        .skip_while(|w| *w != "Sent")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {out}"))
+}
+
+#[test]
+fn a_throttle_rung_on_the_ebpf_classifier_holds_the_victim_to_its_class() {
+    if !testkit::root("guard_xdp::a_throttle_rung_on_the_ebpf_classifier") {
+        return;
+    }
+    testkit::need("iperf3", "iperf3");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("policy.toml"),
+        policy_with(
+            "",
+            "[[guard.ladder]]\nrung = \"throttle\"\nhold = \"60s\"\nrate = \"2mbit\"\n",
+        ),
+    )
+    .unwrap();
+    let s = Site::build("xdpt", "wan0", "lan0", &[VICTIM, NEIGHBOUR]);
+    let servers = [(VICTIM, 5201), (NEIGHBOUR, 5202)].map(|(a, port)| {
+        Process::spawn(
+            Command::new("ip")
+                .args(["netns", "exec", &s.vic.0])
+                .args(["iperf3", "-s", "-B", a, "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+    });
+    let mut d = daemon(&s.rtr, dir);
+    let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    wait_for(
+        "the prepared throttle class",
+        Duration::from_secs(20),
+        || {
+            s.rtr
+                .sh("tc class show dev tg-down classid 1:fffe 2>/dev/null || true")
+                .contains("1:fffe")
+        },
+    );
+    // No nftables set with the eBPF classifier: the victim is in the
+    // classifier's own map.
+    assert!(!s
+        .rtr
+        .sh("nft list ruleset 2>/dev/null || true")
+        .contains("guard_thr_"));
+    ok(
+        &s.rtr,
+        dir,
+        &["guard", "ban", VICTIM, "--rung", "throttle", "--for", "1m"],
+    );
+    wait_for(
+        "the victim in the classifier's map",
+        Duration::from_secs(10),
+        || log().contains("the eBPF classifier's throttle victims"),
+    );
+    let before = class_bytes(&s.rtr, "tg-down", "1:fffe");
+    let victim = download_mbit(&s.atk, VICTIM, 5201);
+    let throttled = class_bytes(&s.rtr, "tg-down", "1:fffe") - before;
+    let neighbour = download_mbit(&s.atk, NEIGHBOUR, 5202);
+    eprintln!(
+        "FIGURE guard_xdp: throttled victim {victim:.2} Mbit/s (rung 2 Mbit, {throttled} bytes through 1:fffe), neighbour {neighbour:.2} Mbit/s (plan 50 Mbit)"
+    );
+    assert!(
+        victim < 2.2 && victim > 0.5,
+        "victim at {victim} Mbit/s\n{}",
+        log()
+    );
+    assert!(throttled > 300_000, "{throttled} bytes through the class");
+    assert!(
+        neighbour > 35.0 && neighbour < 52.0,
+        "neighbour at {neighbour} Mbit/s"
+    );
+    ok(&s.rtr, dir, &["guard", "unban", VICTIM]);
+    let before = class_bytes(&s.rtr, "tg-down", "1:fffe");
+    let victim = download_mbit(&s.atk, VICTIM, 5201);
+    assert_eq!(class_bytes(&s.rtr, "tg-down", "1:fffe"), before);
+    assert!(victim > 35.0, "the victim's plan back: {victim} Mbit/s");
+
+    d.signal_group(libc::SIGTERM);
+    let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
+    assert!(st.success(), "{st:?}\n{}", log());
+    drop(servers);
 }
