@@ -80,8 +80,12 @@ pub enum Unused {
     /// Forwarded like any other (the default).
     Off,
     /// Dropped by a rule in tollgate's nftables table on the download
-    /// hooks, before it reaches the LAN.
+    /// hooks, before it reaches the LAN (with the eBPF classifier: by the
+    /// XDP drop list, before the stack).
     Drop,
+    /// Null-routed: a kernel blackhole route per prefix of the networks
+    /// minus the tenants' prefixes (either classifier).
+    Blackhole,
 }
 
 /// Where `[guard.capture]` counts packets (`source = ...`).
@@ -287,19 +291,12 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         Some(n) => cx.string(n).and_then(|s| match s.as_str() {
             "off" => Some(Spanned::new(Unused::Off, n.span)),
             "drop" => Some(Spanned::new(Unused::Drop, n.span)),
-            "blackhole" => {
-                cx.error(
-                    n.span,
-                    "unused = \"blackhole\" is not available yet",
-                    "use \"drop\": a rule in tollgate's nftables table drops the traffic before the LAN",
-                );
-                None
-            }
+            "blackhole" => Some(Spanned::new(Unused::Blackhole, n.span)),
             _ => {
                 cx.error(
                     n.span,
                     format!("unknown `unused` setting `{s}`"),
-                    "use \"drop\" (traffic to addresses no tenant holds is dropped) or \"off\" (the default)",
+                    "use \"drop\" (traffic to addresses no tenant holds is dropped), \"blackhole\" (null-routed) or \"off\" (the default)",
                 );
                 None
             }
@@ -1053,9 +1050,9 @@ fn rung_name(global: &[GuardRung], group: Option<&GuardGroup>, rung: usize) -> &
 /// class in the root tree of both IFBs (`1:fffe` down).
 pub const MAX_THROTTLE_RATES: usize = 16;
 
-/// The most prefixes the unused addresses may take with the eBPF
-/// classifier (entries of the XDP drop list; `[guard] networks` minus
-/// every tenant's prefixes, split along the tenants' edges).
+/// The most prefixes the unused addresses may take as XDP drop list
+/// entries (eBPF classifier) or blackhole routes (`[guard] networks`
+/// minus every tenant's prefixes, split along the tenants' edges).
 pub const MAX_UNUSED_PREFIXES: usize = 4096;
 
 /// The unused addresses as prefixes: `[guard] networks` minus every
@@ -1083,24 +1080,33 @@ pub fn unused_prefixes(p: &Policy) -> Result<Vec<Prefix>, net_types::TooManyPref
 /// [`MAX_UNUSED_PREFIXES`]); refused without `networks` (every address
 /// would be a tenant's).
 fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
-    if g.unused.value != Unused::Drop {
-        return;
-    }
+    let setting = match g.unused.value {
+        Unused::Off => return,
+        Unused::Drop => "drop",
+        Unused::Blackhole => "blackhole",
+    };
     if g.networks.is_none() {
         diags.push(
             Diagnostic::error(
                 Some(g.unused.span),
-                "unused = \"drop\" needs [guard] networks",
+                format!("unused = \"{setting}\" needs [guard] networks"),
             )
             .with_hint("without `networks` the guard protects the tenants' own prefixes, so no address is unused: list the networks you announce, e.g. networks = [\"203.0.113.0/24\"]"),
         );
         return;
     }
-    if p.site.classifier != Some(crate::model::ClassifierKind::Ebpf) {
+    let ebpf = p.site.classifier == Some(crate::model::ClassifierKind::Ebpf);
+    if g.unused.value == Unused::Drop && !ebpf {
         return;
     }
-    // The XDP list knows tenants by their prefixes only: a tenant known
-    // by its interface alone would have all its traffic dropped.
+    let by = if g.unused.value == Unused::Blackhole {
+        "as kernel routes"
+    } else {
+        "with classifier = \"ebpf\""
+    };
+    // Routes and the XDP list know tenants by their prefixes only: a
+    // tenant known by its interface alone would have all its traffic
+    // dropped.
     if let Some(t) = p
         .tenants
         .iter()
@@ -1109,9 +1115,9 @@ fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
         diags.push(
             Diagnostic::error(
                 Some(g.unused.span),
-                format!("unused = \"drop\" with classifier = \"ebpf\" needs every tenant's prefixes, and tenant {} has only an interface", t.name),
+                format!("unused = \"{setting}\" {by} needs every tenant's prefixes, and tenant {} has only an interface", t.name),
             )
-            .with_hint("the XDP drop list drops the addresses of `networks` no tenant's prefix holds: give the tenant its `prefixes`, or use classifier = \"nftables\""),
+            .with_hint("the addresses of `networks` no tenant's prefix holds are dropped: give the tenant its `prefixes`, or use unused = \"drop\" with classifier = \"nftables\""),
         );
         return;
     }
@@ -1119,9 +1125,9 @@ fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
         diags.push(
             Diagnostic::error(
                 Some(g.unused.span),
-                format!("the unused addresses of [guard] networks take {e} with classifier = \"ebpf\""),
+                format!("the unused addresses of [guard] networks take {e} {by}"),
             )
-            .with_hint(format!("the XDP drop list holds at most {MAX_UNUSED_PREFIXES} prefixes for them: list narrower `networks`, or align the tenants' prefixes (an IPv6 /32 minus one /128 is 96 prefixes)")),
+            .with_hint(format!("at most {MAX_UNUSED_PREFIXES} prefixes (XDP list entries or routes) hold them: list narrower `networks`, or align the tenants' prefixes (an IPv6 /32 minus one /128 is 96 prefixes)")),
         );
     }
 }

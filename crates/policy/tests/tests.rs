@@ -1473,3 +1473,43 @@ webhook = "https://hooks.example.net/guard"
     let g = p.guard.as_ref().unwrap();
     assert!(g.flows.value && g.capture.is_none());
 }
+
+/// `unused = "blackhole"` (either classifier) and `unused = "drop"` with
+/// the eBPF classifier hold the networks minus the tenants' prefixes as
+/// prefixes: computed, and bounded with the place named.
+#[test]
+fn unused_prefixes_are_the_networks_minus_the_tenants_and_bounded() {
+    let text = |unused: &str, tenants: usize| {
+        let mut t = format!(
+            "{SITE}\n[plans.basic]\ndown = {{ rate = \"1mbit\", ceil = \"5mbit\" }}\nup = {{ rate = \"1mbit\", ceil = \"5mbit\" }}\n"
+        );
+        for i in 1..=tenants {
+            t.push_str(&format!(
+                "\n[[tenants]]\nid = {i}\nplan = \"basic\"\nprefixes = [\"2001:db8:{i:x}::1/128\", \"203.0.113.{i}/32\"]\n"
+            ));
+        }
+        t.push_str(&format!(
+            "\n[guard]\nnetworks = [\"203.0.113.0/24\", \"2001:db8::/32\"]\nunused = \"{unused}\"\nflows = false\n\n[guard.capture]\ninterfaces = [\"wan0\"]\n\n[guard.thresholds]\npps_in = 20000\n\n[[guard.ladder]]\nrung = \"blackhole\"\nhold = \"1m\"\n"
+        ));
+        t
+    };
+    let loaded = policy::load_str("u.toml", &text("blackhole", 1));
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    let p = loaded.policy.unwrap();
+    let got = policy::unused_prefixes(&p).unwrap();
+    // The /24 minus .1: 8; the /32 minus 2001:db8:1::1: 96.
+    assert_eq!(got.len(), 8 + 96);
+    assert!(got
+        .iter()
+        .all(|q| !q.contains("203.0.113.1".parse().unwrap())));
+
+    // 80 hosts, each in its own /48 of the /32: more than 4,096 prefixes.
+    let t = text("blackhole", 80);
+    let loaded = policy::load_str("u.toml", &t);
+    let r = loaded.render();
+    assert!(r.contains("more than 4096 prefixes"), "{r}");
+    let line = t.lines().position(|l| l.starts_with("unused")).unwrap() + 1;
+    assert!(r.contains(&format!("u.toml:{line}:")), "{r}");
+    // The nftables classifier's drop is a rule over the networks: no bound.
+    assert!(!policy::load_str("u.toml", &text("drop", 80)).has_errors());
+}

@@ -1,8 +1,9 @@
-//! The XDP drop list put in place for the policy (eBPF classifier only):
-//! its programs on the interfaces traffic enters by, and the unused
-//! addresses' entries. Called after every apply (`tollgate apply`, the
-//! daemon's rounds); the guard's rungs write their own entries
-//! (`crate::guard_rungs`).
+//! What the policy asks beside the plan, after every apply (`tollgate
+//! apply`, the daemon's rounds): the XDP drop list (eBPF classifier
+//! only), its programs on the interfaces traffic enters by and the unused
+//! addresses' entries, and the unused addresses' blackhole routes
+//! (`unused = "blackhole"`, either classifier). The guard's rungs write
+//! their own entries (`crate::guard_rungs`).
 //!
 //! The list runs when `[site] classifier = "ebpf"` and `[guard]` has a
 //! `drop` rung or `unused = "drop"`; otherwise tollgate's programs are
@@ -42,6 +43,7 @@ pub struct Converged {
 /// programs away when it needs none). Failures and refused interfaces
 /// are logged: the rest of the round goes on.
 pub fn converge(policy: &Policy) -> Converged {
+    unused_routes(policy);
     let mut out = Converged::default();
     let mut rtnl = match Rtnl::open() {
         Ok(r) => r,
@@ -102,5 +104,35 @@ fn unused(policy: &Policy, list: &mut DropList) {
             tracing::info!(added, removed, "XDP drop list: unused addresses")
         }
         Err(e) => tracing::error!("{e}"),
+    }
+}
+
+/// Makes the unused addresses' blackhole routes (their own routing
+/// protocol, `linux_dataplane::blackhole::RTPROT_TOLLGATE_UNUSED`) the
+/// policy's: none unless `unused = "blackhole"`.
+fn unused_routes(policy: &Policy) {
+    let blackhole = policy
+        .guard
+        .as_ref()
+        .is_some_and(|g| g.unused.value == policy::Unused::Blackhole);
+    let wanted = if blackhole {
+        match policy::unused_prefixes(policy) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("the unused addresses take {e}; none are null-routed");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let synced =
+        linux_dataplane::blackhole::Blackholes::open_unused().and_then(|mut b| b.sync(&wanted));
+    match synced {
+        Ok((0, 0)) => {}
+        Ok((added, removed)) => {
+            tracing::info!(added, removed, "blackhole routes of the unused addresses")
+        }
+        Err(e) => tracing::error!("cannot bring the unused addresses' routes in line: {e}"),
     }
 }

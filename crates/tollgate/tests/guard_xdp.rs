@@ -472,3 +472,54 @@ fn a_throttle_rung_on_the_ebpf_classifier_holds_the_victim_to_its_class() {
     assert!(st.success(), "{st:?}\n{}", log());
     drop(servers);
 }
+
+#[test]
+fn unused_blackhole_null_routes_unheld_addresses_with_the_nftables_classifier_too() {
+    if !testkit::root("guard_xdp::unused_blackhole_null_routes") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let file = dir.join("policy.toml");
+    let p = file.to_str().unwrap();
+    // The nftables classifier (routes work with either) and no drop rung.
+    let text = policy_with(
+        "unused = \"blackhole\"",
+        "[[guard.ladder]]\nrung = \"blackhole\"\nhold = \"1m\"\n",
+    )
+    .replace("classifier = \"ebpf\"\n", "");
+    std::fs::write(&file, &text).unwrap();
+    let s = Site::build("xdpb", "wan0", "lan0", &[VICTIM, NEIGHBOUR, UNUSED]);
+    // An operator's own route of the same kind, which must stay.
+    s.rtr
+        .sh("ip route add blackhole 203.0.113.240/32 proto static");
+    assert!(ping(&s.atk, UNUSED) && ping(&s.atk, VICTIM));
+    ok(&s.rtr, dir, &["apply", "-c", p]);
+    let routes = s.rtr.sh("ip route show proto 214");
+    // 203.0.113.0/24 minus .10 and .20: 11 routes, none of the XDP list.
+    assert_eq!(routes.lines().count(), 11, "{routes}");
+    assert!(routes.contains("blackhole 203.0.113.128/25"), "{routes}");
+    assert!(xdp_program(&s.rtr, "wan0").is_none());
+    assert!(!ping(&s.atk, UNUSED), "the unused address is null-routed");
+    assert!(ping(&s.atk, VICTIM) && ping(&s.atk, NEIGHBOUR));
+    // A tenant for the address: its route goes at the next apply.
+    std::fs::write(
+        &file,
+        text.replace(
+            "[guard]",
+            &format!("[[tenants]]\nid = 3\nname = \"late\"\nplan = \"home\"\nprefixes = [\"{UNUSED}/32\"]\n\n[guard]"),
+        ),
+    )
+    .unwrap();
+    ok(&s.rtr, dir, &["apply", "-c", p]);
+    assert!(ping(&s.atk, UNUSED), "a tenant's address now");
+    let routes = s.rtr.sh("ip route show proto 214");
+    assert!(!routes.contains("203.0.113.128/25"), "{routes}");
+    // `down` removes tollgate's routes, not the operator's.
+    ok(&s.rtr, dir, &["down"]);
+    assert_eq!(s.rtr.sh("ip route show proto 214").trim(), "");
+    assert!(s
+        .rtr
+        .sh("ip route show proto static")
+        .contains("blackhole 203.0.113.240"));
+}

@@ -355,8 +355,8 @@ fn unused_drop_is_refused_without_networks_and_other_settings_named() {
     let no_nets = UNUSED.replace("networks = [\"100.64.0.0/16\", \"2001:db8::/32\"]\n", "");
     check(&no_nets, "needs [guard] networks");
     check(
-        &UNUSED.replace("\"drop\"", "\"blackhole\""),
-        "not available yet",
+        &no_nets.replace("\"drop\"", "\"blackhole\""),
+        "unused = \"blackhole\" needs [guard] networks",
     );
     check(
         &UNUSED.replace("\"drop\"", "\"dropp\""),
