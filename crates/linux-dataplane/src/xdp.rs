@@ -84,9 +84,11 @@ struct Ours {
     maps: Vec<u32>,
 }
 
-/// Every XDP program on the interfaces: tollgate's, and the others' by
-/// (device, id, name).
-fn survey(rtnl: &mut Rtnl) -> Result<(Vec<Ours>, Vec<(String, u32, String)>), XdpError> {
+/// Someone else's XDP program: (device, id, name).
+type Theirs = (String, u32, String);
+
+/// Every XDP program on the interfaces: tollgate's, and the others'.
+fn survey(rtnl: &mut Rtnl) -> Result<(Vec<Ours>, Vec<Theirs>), XdpError> {
     let links = rtnl
         .links()
         .map_err(|e| XdpError::Kernel(format!("cannot list interfaces: {e}")))?;

@@ -23,7 +23,7 @@
 //!   a restart and after the daemon applies a plan that (re)created a set
 //!   ([`Rungs::reassert`]). With the eBPF classifier (no nftables table)
 //!   a `drop` rung's elements are the XDP drop list's entries instead
-//!   (`linux_dataplane::xdp`, put in place by [`crate::xdp_list`]),
+//!   (`linux_dataplane::xdp`, put in place after every apply by `xdp_list.rs`),
 //!   written the same way: every change makes the list's rung entries
 //!   exactly those the rungs in place hold.
 //!
