@@ -116,7 +116,7 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR
 NFT="" XDP=""
 for rep in $(seq "$REPS"); do
   policy nftables
-  tg apply >/dev/null
+  tg apply >/dev/null 2>&1
   ip netns exec $R nft add element netdev tollgate guard_drop_in4 '{ 203.0.113.10 }'
   sent=$(flood)
   pps=$((sent / SECS))
@@ -125,7 +125,7 @@ for rep in $(seq "$REPS"); do
   tg down >/dev/null
 
   policy ebpf
-  tg apply >/dev/null
+  tg apply >/dev/null 2>&1
   # The rung's entry: prefix length 32 + 32, way 0, any protocol and
   # port, 203.0.113.10; why 1 (a rung).
   bpftool map update id "$(xdp_map tg_xdrop4)" key hex 40 00 00 00 00 00 00 00 cb 00 71 0a value hex 01 00 00 00
