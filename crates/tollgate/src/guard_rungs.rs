@@ -785,6 +785,38 @@ mod tests {
         assert!(set_elements(&step).is_empty());
     }
 
+    #[test]
+    fn drop_and_throttle_elements_become_xdp_entries_and_victims() {
+        let p = net_types::Prefix::parse("203.0.113.7/32").unwrap();
+        let held: Vec<SetElement> = vec![
+            ("guard_drop_in4".into(), GuardElement::Prefix(p)),
+            (
+                "guard_sig_out4".into(),
+                GuardElement::Signature {
+                    prefix: p,
+                    protocol: Some(17),
+                    source_port: Some(53),
+                },
+            ),
+            ("guard_thr_2000000_in4".into(), GuardElement::Prefix(p)),
+        ];
+        let e = xdp_entries(held.iter());
+        assert_eq!(e.len(), 2, "the throttle element is no drop");
+        assert_eq!(e[0], bpf_classify::xdp::Entry::all(Way::In, p));
+        assert_eq!(
+            (e[1].way, e[1].protocol, e[1].source_port),
+            (Way::Out, 17, 53)
+        );
+        let rate = net_types::Rate::from_bps(2_000_000).unwrap();
+        assert_eq!(throttle_of("guard_thr_2000000_in4"), Some((rate, Way::In)));
+        assert_eq!(
+            throttle_of("guard_thr_2000000_out6"),
+            Some((rate, Way::Out))
+        );
+        assert_eq!(throttle_of("guard_drop_in4"), None);
+        assert!(is_drop_set("guard_sigaddr_in6") && !is_drop_set("guard_thr_1_in4"));
+    }
+
     fn rec(target: &str) -> AttackRecord {
         AttackRecord {
             recorded_at: jiff::Timestamp::UNIX_EPOCH,

@@ -11,8 +11,9 @@
 //! - a `drop` rung in `tollgate run`: a SYN flood puts the victim in the
 //!   XDP list (`tg_xdrop4`) and the neighbour still answers; the entry goes
 //!   when the rung ends; a ban by hand drops exactly the packets hping3
-//!   sends (`-c`), counted by the program's own counter, and an unban
-//!   removes the entry;
+//!   sends (`-c`), counted by the program's own counter; a daemon killed
+//!   with SIGKILL comes back with the entry (removed by hand meanwhile)
+//!   and without a stray one added by hand; an unban removes the entry;
 //! - a `throttle` rung (by hand, `guard ban --rung throttle`) in the
 //!   classifier's victims map: the victim's download goes through the
 //!   prepared throttle class (its byte counter) and is held to the rung's
@@ -281,6 +282,25 @@ fn a_drop_rung_on_the_ebpf_classifier_drops_the_flood_in_xdp() {
         "XDP drops every packet sent"
     );
     assert!(ping(&s.atk, NEIGHBOUR));
+
+    // SIGKILL during the rung; its entry removed by hand and a stray one
+    // added meanwhile: the new daemon puts back the first, takes the
+    // other away.
+    d.signal_group(libc::SIGKILL);
+    d.wait(Duration::from_secs(5)).expect("killed");
+    let map = map_id(&s.rtr, "wan0", "tg_xdrop4");
+    sh(&format!(
+        "bpftool map delete id {map} key hex 40 00 00 00 00 00 00 00 cb 00 71 0a && \
+         bpftool map update id {map} key hex 40 00 00 00 00 00 00 00 cb 00 71 63 value hex 01 00 00 00"
+    ));
+    assert_eq!(entries(&s.rtr), ["0 0 0 203.0.113.99/32 = 1"]);
+    let mut d = daemon(&s.rtr, dir);
+    let back = wait_for(
+        "the entry back after the restart",
+        Duration::from_secs(20),
+        || entries(&s.rtr) == [VICTIM_ENTRY],
+    );
+    eprintln!("FIGURE guard_xdp: entry back, stray gone {back:?} after the restart");
     ok(&s.rtr, dir, &["guard", "unban", VICTIM]);
     wait_for(
         "the unbanned victim out of the list",
