@@ -20,7 +20,10 @@
 //!   2 Mbit while the neighbour keeps its 50 Mbit; the unban gives the
 //!   victim its plan back;
 //! - `unused = "drop"` through `tollgate apply`: the unused address is
-//!   dropped in XDP, the tenants' answer; an operator's own XDP program on
+//!   dropped in XDP, the tenants' answer; the loaded program, run on
+//!   crafted frames (`bpftool prog run`), drops a whole packet to it (also
+//!   behind a VLAN tag) and passes every frame cut short or malformed; an
+//!   operator's own XDP program on
 //!   the uplink is left alone (the apply names it and its id, the LAN still
 //!   gets tollgate's), and is still there after `tollgate down`, which
 //!   takes only tollgate's.
@@ -361,6 +364,23 @@ fn unused_addresses_are_dropped_in_xdp_and_an_operators_program_is_left_alone() 
     assert!(!ping(&s.atk, UNUSED), "the unused address is dropped");
     assert_eq!(dropped(&s.rtr, 2) - before, 1, "in XDP");
     assert!(ping(&s.atk, VICTIM) && ping(&s.atk, NEIGHBOUR));
+    // The parser, on the loaded program (BPF_PROG_TEST_RUN): a whole
+    // packet to the unused address is dropped, one cut short or malformed
+    // passes.
+    let (prog, _) = xdp_program(&s.rtr, "wan0").unwrap();
+    for (what, frame, want) in frames() {
+        let f = dir.join("frame");
+        std::fs::write(&f, &frame).unwrap();
+        let out = sh(&format!(
+            "bpftool prog run id {prog} data_in {} repeat 1",
+            f.display()
+        ));
+        let code = if want == XDP_DROP { "1" } else { "2" };
+        assert!(
+            out.contains(&format!("Return value: {code},")),
+            "{what}: {out}"
+        );
+    }
     // Converged: a second apply attaches nothing and changes nothing.
     let again = ok(&s.rtr, dir, &["apply", "-c", p]);
     assert!(again.contains("applied 0 changes"), "{again}");
@@ -542,4 +562,60 @@ fn unused_blackhole_null_routes_unheld_addresses_with_the_nftables_classifier_to
         .rtr
         .sh("ip route show proto static")
         .contains("blackhole 203.0.113.240"));
+}
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// Frames for the parser, with what the list must answer for them while
+/// 203.0.113.200 is unused.
+fn frames() -> Vec<(&'static str, Vec<u8>, u32)> {
+    let eth = |ethertype: [u8; 2]| {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+        f.extend_from_slice(&ethertype);
+        f
+    };
+    // IPv4, 20-byte header, UDP, to 203.0.113.200, then 8 bytes of UDP
+    // from port 53.
+    let ip = |first: u8| {
+        let mut h = vec![first, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+        h.extend_from_slice(&[198, 51, 100, 2, 203, 0, 113, 200]);
+        h.extend_from_slice(&[0, 53, 0x11, 0x5c, 0, 8, 0, 0]);
+        h
+    };
+    let whole = [eth([0x08, 0x00]), ip(0x45)].concat();
+    let vlan = [eth([0x81, 0x00]), vec![0, 7, 0x08, 0x00], ip(0x45)].concat();
+    vec![
+        ("a whole packet", whole.clone(), XDP_DROP),
+        ("behind a VLAN tag", vlan.clone(), XDP_DROP),
+        ("an Ethernet header alone", eth([0x08, 0x00]), XDP_PASS),
+        (
+            "an IPv4 header cut short",
+            whole[..14 + 19].to_vec(),
+            XDP_PASS,
+        ),
+        ("a VLAN tag cut short", vlan[..16].to_vec(), XDP_PASS),
+        (
+            "IPv4 with version 5",
+            [eth([0x08, 0x00]), ip(0x55)].concat(),
+            XDP_PASS,
+        ),
+        (
+            "a header length under 20",
+            [eth([0x08, 0x00]), ip(0x44)].concat(),
+            XDP_PASS,
+        ),
+        (
+            "another ethertype",
+            [eth([0x88, 0xb5]), ip(0x45)].concat(),
+            XDP_PASS,
+        ),
+        // The transport header cut short: looked up with any port, and
+        // the unused entry (any protocol, any port) still drops it.
+        (
+            "a UDP header cut short",
+            whole[..14 + 22].to_vec(),
+            XDP_DROP,
+        ),
+    ]
 }
