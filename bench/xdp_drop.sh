@@ -20,8 +20,13 @@
 #   cargo build -p tollgate
 #   flock -o /work/locks/bench bash bench/xdp_drop.sh
 # Env: TOLLGATE (default target/debug/tollgate), SECS=5, REPS=3.
-# Last line:
+# Then the program's own cost per packet (BPF_PROG_TEST_RUN, `bpftool
+# prog run … repeat 1000000`, the kernel's average): a TCP SYN to the
+# victim (in the list: dropped at the first lookup) and one to another
+# address (not in it: three lookups, then passed).
+# Last lines:
 #   RESULT xdp_drop nft_pps=… xdp_pps=… ratio=… (medians; ratio = xdp / nft)
+#   RESULT xdp_cost drop_ns=… pass_ns=…
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -137,6 +142,28 @@ for rep in $(seq "$REPS"); do
   XDP="$XDP $pps"
   tg down >/dev/null
 done
+# The program's cost per packet, with the victim in the list.
+policy ebpf
+tg apply >/dev/null 2>&1
+bpftool map update id "$(xdp_map tg_xdrop4)" key hex 40 00 00 00 00 00 00 00 cb 00 71 0a value hex 01 00 00 00
+prog=$(ip -n $R -j link show wan0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])')
+syn() { # a TCP SYN from 198.51.100.2:40000 to 203.0.113.$1:80
+  printf '\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00'
+  printf '\x45\x00\x00\x28\x00\x00\x00\x00\x40\x06\x00\x00\xc6\x33\x64\x02\xcb\x00\x71'"\\x$(printf %02x "$1")"
+  printf '\x9c\x40\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x50\x02\x20\x00\x00\x00\x00\x00'
+}
+cost() {
+  syn "$1" > "$DIR/frame"
+  bpftool prog run id "$prog" data_in "$DIR/frame" repeat 1000000 | grep -o 'duration (average): [0-9]*ns' | grep -o '[0-9]*'
+}
+DROPS="" PASSES=""
+for rep in $(seq "$REPS"); do
+  DROPS="$DROPS $(cost 10)"
+  PASSES="$PASSES $(cost 20)"
+done
+echo "program cost: drop$DROPS ns, pass$PASSES ns"
+tg down >/dev/null
 n=$(echo "$NFT" | median)
 x=$(echo "$XDP" | median)
+echo "RESULT xdp_cost drop_ns=$(echo "$DROPS" | median) pass_ns=$(echo "$PASSES" | median) (medians of$DROPS and$PASSES; bpftool prog run, repeat 1000000)"
 echo "RESULT xdp_drop nft_pps=$n xdp_pps=$x ratio=$(python3 -c "print(round($x / $n, 2))") (medians of$NFT and$XDP; ${SECS}s floods)"
