@@ -13,6 +13,9 @@ use linux_dataplane::rtnl::Rtnl;
 use linux_dataplane::xdp::{self, DropList};
 use policy::Policy;
 
+/// The refusals last logged (an interface with someone else's program).
+static LAST_REFUSED: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
 /// Whether the policy needs the XDP drop list.
 pub fn needed(policy: &Policy) -> bool {
     let Some(g) = &policy.guard else {
@@ -68,9 +71,16 @@ pub fn converge(policy: &Policy) -> Converged {
             return out;
         }
     };
-    for r in &ensured.refused {
-        tracing::error!("{r}");
+    // Said once while it lasts: the daemon converges every round.
+    let refused: String = ensured.refused.iter().map(|r| format!("{r}\n")).collect();
+    let mut last = LAST_REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+    if *last != refused {
+        for r in &ensured.refused {
+            tracing::error!("{r}");
+        }
+        *last = refused;
     }
+    drop(last);
     for dev in &ensured.attached {
         tracing::info!(interface = %dev, "XDP drop list attached");
     }

@@ -210,11 +210,15 @@ fn ok(ns: &Netns, dir: &Path, args: &[&str]) -> String {
 
 const VICTIM_ENTRY: &str = "0 0 0 203.0.113.10/32 = 1";
 
+/// The flood and the measured throttle, one at a time (two cores).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_drop_rung_on_the_ebpf_classifier_drops_the_flood_in_xdp() {
     if !testkit::root("guard_xdp::a_drop_rung_on_the_ebpf_classifier") {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     testkit::need("hping3", "hping3");
     testkit::need("bpftool", "bpftool");
     let tmp = tempfile::tempdir().unwrap();
@@ -436,6 +440,7 @@ fn a_throttle_rung_on_the_ebpf_classifier_holds_the_victim_to_its_class() {
     if !testkit::root("guard_xdp::a_throttle_rung_on_the_ebpf_classifier") {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     testkit::need("iperf3", "iperf3");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

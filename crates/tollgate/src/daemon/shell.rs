@@ -483,9 +483,12 @@ impl Shell {
                 Ok((report, readings)) => {
                     // A guard set this round created is empty: the rungs
                     // in place put their elements (back) in it.
-                    let new_guard_set = changes.changes.iter().any(
-                        |c| matches!(c, plan::Change::AddMap { kind, .. } if kind.is_guard_set()),
-                    );
+                    // So is a fresh eBPF classifier's victims map (its
+                    // `tg_config` is new with it).
+                    let new_guard_set = changes.changes.iter().any(|c| {
+                        matches!(c, plan::Change::AddMap { kind, .. }
+                            if kind.is_guard_set() || *kind == plan::MapKind::BpfConfig)
+                    });
                     if new_guard_set {
                         if let Some(g) = &self.guard {
                             g.reassert();
