@@ -22,7 +22,9 @@
 //! - `unused = "drop"` through `tollgate apply`: the unused address is
 //!   dropped in XDP, the tenants' answer; the loaded program, run on
 //!   crafted frames (`bpftool prog run`), drops a whole packet to it (also
-//!   behind a VLAN tag) and passes every frame cut short or malformed; an
+//!   behind a VLAN tag) and passes every frame cut short or malformed, and
+//!   a signature entry drops UDP from its source port and not another
+//!   port or protocol; an
 //!   operator's own XDP program on
 //!   the uplink is left alone (the apply names it and its id, the LAN still
 //!   gets tollgate's), and is still there after `tollgate down`, which
@@ -385,6 +387,50 @@ fn unused_addresses_are_dropped_in_xdp_and_an_operators_program_is_left_alone() 
             "{what}: {out}"
         );
     }
+    // A signature (as a `drop` rung with `match = "signature"` writes
+    // it): UDP from port 53 to the neighbour, most specific first.
+    let map = map_id(&s.rtr, "wan0", "tg_xdrop4");
+    sh(&format!(
+        "bpftool map update id {map} key hex 40 00 00 00 00 11 00 35 cb 00 71 14 value hex 01 00 00 00"
+    ));
+    let run = |frame: Vec<u8>| {
+        let f = dir.join("frame");
+        std::fs::write(&f, &frame).unwrap();
+        sh(&format!(
+            "bpftool prog run id {prog} data_in {} repeat 1",
+            f.display()
+        ))
+    };
+    let to_neighbour = |proto: u8, sport: u16| {
+        let mut f = frames()[0].1.clone();
+        f[14 + 9] = proto;
+        f[14 + 19] = 20; // 203.0.113.20
+        f[14 + 20..14 + 22].copy_from_slice(&sport.to_be_bytes());
+        f
+    };
+    let verdict = |proto, sport| {
+        let out = run(to_neighbour(proto, sport));
+        if out.contains("Return value: 1,") {
+            "drop"
+        } else {
+            "pass"
+        }
+    };
+    assert_eq!(verdict(17, 53), "drop", "the amplification");
+    assert_eq!(verdict(17, 54), "pass", "UDP from another port");
+    assert_eq!(verdict(6, 53), "pass", "TCP from port 53");
+    // Any port of a protocol (a UDP flood's signature).
+    sh(&format!(
+        "bpftool map update id {map} key hex 40 00 00 00 00 11 00 00 cb 00 71 14 value hex 01 00 00 00"
+    ));
+    assert_eq!(verdict(17, 54), "drop", "any UDP");
+    assert_eq!(verdict(6, 53), "pass", "TCP still");
+    sh(&format!(
+        "bpftool map delete id {map} key hex 40 00 00 00 00 11 00 35 cb 00 71 14 && \
+         bpftool map delete id {map} key hex 40 00 00 00 00 11 00 00 cb 00 71 14"
+    ));
+    assert_eq!(verdict(17, 53), "pass");
+
     // Converged: a second apply attaches nothing and changes nothing.
     let again = ok(&s.rtr, dir, &["apply", "-c", p]);
     assert!(again.contains("applied 0 changes"), "{again}");
