@@ -14,6 +14,9 @@
 //!   sends (`-c`), counted by the program's own counter; a daemon killed
 //!   with SIGKILL comes back with the entry (removed by hand meanwhile)
 //!   and without a stray one added by hand; an unban removes the entry;
+//!   an amplification (UDP from port 53) at a group with `match =
+//!   "signature"` puts `17 . 53` for its address in the list, pings to it
+//!   still answer, and the entry goes with the rung;
 //! - a `throttle` rung (by hand, `guard ban --rung throttle`) in the
 //!   classifier's victims map: the victim's download goes through the
 //!   prepared throttle class (its byte counter) and is held to the rung's
@@ -144,7 +147,9 @@ fn entries(ns: &Netns) -> Vec<String> {
                 "{} {} {} {}/{} = {}",
                 k["way"],
                 k["proto"],
-                k["sport"],
+                // In network order in the key; bpftool reads it as a
+                // host-order integer.
+                u16::from_be(k["sport"].as_u64().unwrap() as u16),
                 a.join("."),
                 k["prefixlen"].as_u64().unwrap() - 32,
                 value
@@ -225,7 +230,14 @@ fn a_drop_rung_on_the_ebpf_classifier_drops_the_flood_in_xdp() {
     testkit::need("bpftool", "bpftool");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("policy.toml"), policy("")).unwrap();
+    // The victim drop for the SYN flood, a signature drop for the
+    // neighbour's group (an amplification).
+    std::fs::write(
+        dir.join("policy.toml"),
+        policy("")
+            + "\n[[guard.group]]\nname = \"dns\"\nprefixes = [\"203.0.113.20/32\"]\ninherit = \"global\"\n\n[[guard.group.ladder]]\nrung = \"drop\"\nhold = \"3s\"\nmatch = \"signature\"\n",
+    )
+    .unwrap();
     let s = Site::build("xdpd", "wan0", "lan0", &[VICTIM, NEIGHBOUR]);
     let mut d = daemon(&s.rtr, dir);
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
@@ -317,6 +329,32 @@ fn a_drop_rung_on_the_ebpf_classifier_drops_the_flood_in_xdp() {
         || !entries(&s.rtr).contains(&VICTIM_ENTRY.to_string()),
     );
     assert!(ping(&s.atk, VICTIM));
+
+    // An amplification (UDP from source port 53, 10,000/s for 2 s) at
+    // the neighbour: its signature in the list; pings to it still answer.
+    let mut amp = Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &s.atk.0])
+            .args([
+                "timeout", "2", "hping3", "--udp", "-s", "53", "-k", "-p", "4444", "-d", "100",
+                "-i", "u100", "-q", NEIGHBOUR,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let signature = "0 17 53 203.0.113.20/32 = 1".to_string();
+    wait_for(
+        "the signature in the XDP list",
+        Duration::from_secs(5),
+        || entries(&s.rtr).contains(&signature),
+    );
+    assert!(ping(&s.atk, NEIGHBOUR), "only the signature is dropped");
+    amp.wait(Duration::from_secs(10)).expect("the flood ends");
+    wait_for(
+        "the signature out of the list",
+        Duration::from_secs(12),
+        || !entries(&s.rtr).contains(&signature),
+    );
 
     d.signal_group(libc::SIGTERM);
     let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
