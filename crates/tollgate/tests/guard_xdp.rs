@@ -16,7 +16,9 @@
 //!   and without a stray one added by hand; an unban removes the entry;
 //!   an amplification (UDP from port 53) at a group with `match =
 //!   "signature"` puts `17 . 53` for its address in the list, pings to it
-//!   still answer, and the entry goes with the rung;
+//!   still answer, and the entry goes with the rung; a ban of the
+//!   victim's outgoing traffic drops exactly what it sends on the LAN
+//!   (`tg_xdp_out`) while the neighbour's upload leaves;
 //! - a `throttle` rung (by hand, `guard ban --rung throttle`) in the
 //!   classifier's victims map: the victim's download goes through the
 //!   prepared throttle class (its byte counter) and is held to the rung's
@@ -355,6 +357,49 @@ fn a_drop_rung_on_the_ebpf_classifier_drops_the_flood_in_xdp() {
         Duration::from_secs(12),
         || !entries(&s.rtr).contains(&signature),
     );
+
+    // Outgoing: a ban of the victim's own traffic is looked up by source
+    // on the LAN (`tg_xdp_out`): what it sends is dropped there, counted
+    // in the same counters.
+    ok(
+        &s.rtr,
+        dir,
+        &[
+            "guard",
+            "ban",
+            VICTIM,
+            "--direction",
+            "out",
+            "--rung",
+            "drop",
+            "--for",
+            "1m",
+        ],
+    );
+    let out_entry = "1 0 0 203.0.113.10/32 = 1".to_string();
+    wait_for("the outgoing entry", Duration::from_secs(10), || {
+        entries(&s.rtr).contains(&out_entry)
+    });
+    let before = dropped(&s.rtr, 1);
+    s.vic.sh(
+        "timeout 10 hping3 -S -p 80 -c 300 -i u1000 -q -a 203.0.113.10 198.51.100.2 >/dev/null 2>&1 || true",
+    );
+    assert_eq!(dropped(&s.rtr, 1) - before, 300, "dropped on the LAN");
+    // The neighbour's own traffic still leaves.
+    assert!(
+        Command::new("ip")
+            .args(["netns", "exec", &s.vic.0, "ping", "-c", "1", "-W", "1"])
+            .args(["-I", NEIGHBOUR, "198.51.100.2"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the neighbour's upload"
+    );
+    ok(&s.rtr, dir, &["guard", "unban", VICTIM]);
+    wait_for("the outgoing entry gone", Duration::from_secs(10), || {
+        !entries(&s.rtr).contains(&out_entry)
+    });
 
     d.signal_group(libc::SIGTERM);
     let st = d.wait(Duration::from_secs(20)).expect("the daemon stops");
