@@ -12,7 +12,8 @@
 //   tg_xdp_in   on the interfaces traffic *towards* tollgate's addresses
 //               enters by (the uplink): looks up the destination, way 0
 //   tg_xdp_out  on the interfaces traffic *from* them enters by (the LAN
-//               in router mode): looks up the source, way 1
+//               in router mode, each VM's interface in hypervisor mode):
+//               looks up the source, way 1
 // The kernel keeps a program's name (15 characters): linux-dataplane finds
 // its own programs on an interface by these names, and leaves any other
 // program alone.

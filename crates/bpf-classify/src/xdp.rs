@@ -73,14 +73,23 @@ impl Hook {
 }
 
 /// Where the programs go for `policy`: the uplink's traffic comes in
-/// towards the tenants, the LAN's (router mode) goes out from them. In
-/// hypervisor mode traffic from a VM enters by its own interface, which
-/// comes and goes: only the uplink has a program, and an `out` drop is
-/// not carried out by XDP there (docs/guard.md).
-pub fn places(site: &policy::Site) -> Vec<(IfName, Hook)> {
+/// towards the tenants (`In`); traffic from them comes in by the LAN in
+/// router mode, and by each VM's own interface in hypervisor mode (`Out`:
+/// a VM's interface that does not exist yet is skipped until it does).
+pub fn places(policy: &policy::Policy) -> Vec<(IfName, Hook)> {
+    let site = &policy.site;
     let mut out = vec![(site.uplink, Hook::In)];
     if let Some(lan) = site.lan {
         out.push((lan, Hook::Out));
+    }
+    if site.mode == policy::Mode::Hypervisor {
+        for t in &policy.tenants {
+            if let Some(vif) = t.interface {
+                if !out.contains(&(vif, Hook::Out)) {
+                    out.push((vif, Hook::Out));
+                }
+            }
+        }
     }
     out
 }

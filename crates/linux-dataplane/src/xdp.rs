@@ -376,7 +376,11 @@ pub fn ensure(rtnl: &mut Rtnl, places: &[(IfName, Hook)]) -> Result<Ensured, Xdp
     let mut wanted: Vec<(u32, String, Hook)> = Vec::new();
     for (dev, hook) in places {
         let Some(l) = links.iter().find(|l| l.name == dev.as_str()) else {
-            refused.push(XdpError::NoDevice(dev.to_string()));
+            // A VM's interface comes and goes with the VM: it gets its
+            // program at the first apply that finds it.
+            if *hook == Hook::In {
+                refused.push(XdpError::NoDevice(dev.to_string()));
+            }
             continue;
         };
         if let Some((device, id, name)) = others.iter().find(|(d, _, _)| d == dev.as_str()) {

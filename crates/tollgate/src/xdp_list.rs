@@ -63,7 +63,7 @@ pub fn converge(policy: &Policy) -> Converged {
         }
         return out;
     }
-    let places = bpf_classify::xdp::places(&policy.site);
+    let places = bpf_classify::xdp::places(policy);
     let ensured = match xdp::ensure(&mut rtnl, &places) {
         Ok(e) => e,
         Err(e) => {

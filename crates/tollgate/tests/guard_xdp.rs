@@ -163,7 +163,12 @@ fn entries(ns: &Netns) -> Vec<String> {
 /// The packets the program dropped for `why` (1: a rung, 2: unused),
 /// summed over CPUs.
 fn dropped(ns: &Netns, why: u64) -> u64 {
-    let id = map_id(ns, "wan0", "tg_xstats");
+    dropped_at(ns, "wan0", why)
+}
+
+/// The same, from the program on `dev`.
+fn dropped_at(ns: &Netns, dev: &str, why: u64) -> u64 {
+    let id = map_id(ns, dev, "tg_xstats");
     let v = json(&sh(&format!("bpftool map dump id {id} -j")));
     let e = v
         .as_array()
@@ -752,4 +757,99 @@ fn frames() -> Vec<(&'static str, Vec<u8>, u32)> {
             XDP_DROP,
         ),
     ]
+}
+
+/// Hypervisor mode (routed, as `shaping.rs`'s): the VM's own interface
+/// gets `tg_xdp_out`, so a drop of the VM's outgoing traffic happens where
+/// it enters the host; the uplink gets `tg_xdp_in`.
+#[test]
+fn in_hypervisor_mode_a_vms_outgoing_drop_runs_on_its_interface() {
+    if !testkit::root("guard_xdp::in_hypervisor_mode") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    testkit::need("hping3", "hping3");
+    testkit::need("bpftool", "bpftool");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (h, u, vm) = (Netns::new("xdph"), Netns::new("xdpu"), Netns::new("xdpv"));
+    sh(&format!(
+        "set -e
+        ip link add eth0 netns {h} type veth peer name up0 netns {u}
+        ip -n {h} addr add 203.0.113.254/24 dev eth0; ip -n {u} addr add 203.0.113.1/24 dev up0
+        ip -n {h} link set eth0 up; ip -n {u} link set up0 up
+        ip -n {u} route add 192.0.2.0/24 via 203.0.113.254
+        ip -n {h} addr add 169.254.0.1/32 dev lo
+        ip netns exec {h} sysctl -qw net.ipv4.ip_forward=1
+        ip link add vif1.0 netns {h} type veth peer name e0 netns {vm}
+        ip -n {vm} addr add 192.0.2.10/32 dev e0; ip -n {vm} link set e0 up
+        ip -n {vm} route add 169.254.0.1 dev e0; ip -n {vm} route add default via 169.254.0.1 dev e0 onlink
+        ip -n {h} link set vif1.0 up; ip -n {h} route add 192.0.2.10/32 dev vif1.0
+        ip netns exec {h} sysctl -qw net.ipv4.conf.vif1/0.proxy_arp=1",
+        h = h.0,
+        u = u.0,
+        vm = vm.0,
+    ));
+    let file = dir.join("policy.toml");
+    std::fs::write(
+        &file,
+        r#"[site]
+mode = "hypervisor"
+uplink = "eth0"
+capacity = { down = "1gbit", up = "1gbit" }
+classifier = "ebpf"
+
+[plans.vm]
+down = { rate = "50mbit", ceil = "50mbit" }
+up = { rate = "50mbit", ceil = "50mbit" }
+
+[[tenants]]
+id = 1
+name = "web-1"
+plan = "vm"
+interface = "vif1.0"
+prefixes = ["192.0.2.10/32"]
+
+[guard]
+networks = ["192.0.2.0/24"]
+
+[guard.thresholds]
+pps_out = 2000
+
+[[guard.ladder]]
+rung = "drop"
+hold = "1m"
+"#,
+    )
+    .unwrap();
+    ok(&h, dir, &["apply", "-c", file.to_str().unwrap()]);
+    assert_eq!(xdp_program(&h, "eth0").unwrap().1, "tg_xdp_in");
+    assert_eq!(xdp_program(&h, "vif1.0").unwrap().1, "tg_xdp_out");
+    assert!(ping(&vm, "203.0.113.1"));
+    // The rung's entry for the VM's outgoing traffic (way 1, any
+    // protocol and port, 192.0.2.10/32), as `guard ban --direction out`
+    // writes it.
+    let prog = xdp_program(&h, "vif1.0").unwrap().0;
+    let prog = json(&sh(&format!("bpftool prog show id {prog} -j")));
+    let map = prog["map_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_u64().unwrap())
+        .find(|m| json(&sh(&format!("bpftool map show id {m} -j")))["name"] == "tg_xdrop4")
+        .unwrap();
+    sh(&format!(
+        "bpftool map update id {map} key hex 40 00 00 00 01 00 00 00 c0 00 02 0a value hex 01 00 00 00"
+    ));
+    let before = dropped_at(&h, "eth0", 1);
+    vm.sh("timeout 10 hping3 -S -p 80 -c 200 -i u1000 -q 203.0.113.1 >/dev/null 2>&1 || true");
+    assert_eq!(
+        dropped_at(&h, "eth0", 1) - before,
+        200,
+        "dropped where the VM's traffic enters"
+    );
+    assert!(!ping(&vm, "203.0.113.1"));
+    ok(&h, dir, &["down"]);
+    assert!(xdp_program(&h, "vif1.0").is_none() && xdp_program(&h, "eth0").is_none());
+    assert!(ping(&vm, "203.0.113.1"));
 }
