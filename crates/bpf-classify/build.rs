@@ -1,6 +1,7 @@
-//! Compiles `bpf/classify.c` into a BPF object with clang, so that the
-//! normal `cargo build` produces the program the dataplane loads. The object
-//! is embedded by `src/lib.rs` with `include_bytes!`.
+//! Compiles `bpf/classify.c` (the classifier) and `bpf/xdp_drop.c` (the
+//! XDP drop list) into BPF objects with clang, so that the normal `cargo
+//! build` produces the programs the dataplane loads. The objects are
+//! embedded by `src/lib.rs` and `src/xdp.rs` with `include_bytes!`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,16 +11,19 @@ install Debian's `clang` and `libbpf-dev` (apt-get install -y clang libbpf-dev; 
 or point CLANG at a clang that can target bpf";
 
 fn main() {
-    let src = "bpf/classify.c";
-    println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-changed=bpf/rtt.h");
     println!("cargo:rerun-if-env-changed=CLANG");
-    let out =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("classify.o");
-    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     if !std::path::Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
         panic!("\n\nbpf/bpf_helpers.h not found (package `libbpf-dev` missing).\n{HINT}\n");
     }
+    compile("bpf/classify.c", "classify.o");
+    compile("bpf/xdp_drop.c", "xdp_drop.o");
+}
+
+fn compile(src: &str, object: &str) {
+    println!("cargo:rerun-if-changed={src}");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(object);
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     // <linux/bpf.h> includes <asm/types.h>, which Debian keeps under the
     // multiarch folder that `-target bpf` does not search by itself.
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();

@@ -27,6 +27,10 @@
 //                  and byte counters for the DDoS guard, written only when
 //                  F_COUNT is set ([guard.capture] source = "ebpf"); read by
 //                  linux-dataplane/src/addr_counters.rs, never by the plan
+//   tg_victims4/6  LPM trie: way . local address -> the rate (kbit/s) of
+//                  the guard's `throttle` rung holding it; its class is
+//                  in tg_config's throttle words. Written by the guard
+//                  (crates/tollgate/src/guard_rungs.rs), never by the plan
 //   tg_rtt_*       passive TCP RTT (rtt.h): flows, remembered timestamps,
 //                  the ring buffer of samples, its drop counter; written
 //                  only when F_RTT is set ([latency] tcp_rtt = true)
@@ -51,6 +55,24 @@ struct tenant_realm {
 };
 
 #define CFG_WORDS 128
+
+// The throttle rung's victims: the key data is way (0: in, the local
+// address is the destination; 1: out), three zero bytes, the address; the
+// prefix length counts the first 32 bits (keep in step with
+// crates/bpf-classify/src/throttle.rs).
+struct vkey4 {
+	__u32 prefixlen;
+	__u8 way;
+	__u8 pad[3];
+	__u8 addr[4];
+};
+
+struct vkey6 {
+	__u32 prefixlen;
+	__u8 way;
+	__u8 pad[3];
+	__u8 addr[16];
+};
 
 // The guard's per-address counters (keep in step with
 // crates/bpf-classify/src/counters.rs). An IPv4 address fills the first
@@ -126,6 +148,22 @@ struct {
 	__type(value, __u32);
 } tg_config SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct vkey4);
+	__type(value, __u32);
+} tg_victims4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct vkey6);
+	__type(value, __u32);
+} tg_victims6 SEC(".maps");
+
 // LRU: at the bound the least recently counted address is dropped to make
 // room (its counts since the last read are lost; the reader takes a
 // counter that went down as a fresh start). Preallocated (LRU maps must
@@ -146,6 +184,8 @@ struct {
 #define CFG_SMALL_ACK 22 // per band: length + 1, 0 when off
 #define CFG_PORTS 32    // 16 ranges x 2 words per band: interactive 32, bulk 64
 #define MAX_RANGES 16
+#define CFG_THROTTLE 96 // 16 x (rate in kbit/s, its class); a rate of 0 ends
+#define MAX_THROTTLE 16
 
 #define F_BANDS 1
 #define F_SKIP_BROADCAST 2
@@ -337,6 +377,33 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 
 #include "rtt.h"
 
+// The class of the throttle rung holding the local address, 0 if none.
+static __always_inline __u32 throttle_class(struct pkt *p, int dir_up)
+{
+	__u8 *local = dir_up ? p->src : p->dst;
+	__u32 *v;
+	if (p->v6) {
+		struct vkey6 k = {.prefixlen = 160, .way = dir_up};
+		__builtin_memcpy(k.addr, local, 16);
+		v = bpf_map_lookup_elem(&tg_victims6, &k);
+	} else {
+		struct vkey4 k = {.prefixlen = 64, .way = dir_up};
+		__builtin_memcpy(k.addr, local, 4);
+		v = bpf_map_lookup_elem(&tg_victims4, &k);
+	}
+	if (!v)
+		return 0;
+	__u32 rate = *v;
+	for (int i = 0; i < MAX_THROTTLE; i++) {
+		__u32 r = cfg(CFG_THROTTLE + 2 * i);
+		if (!r)
+			break;
+		if (r == rate)
+			return cfg(CFG_THROTTLE + 2 * i + 1);
+	}
+	return 0;
+}
+
 // Counts the packet for its local address: `out` when that is the source.
 static __always_inline void count(struct pkt *p, int out)
 {
@@ -405,6 +472,15 @@ static __always_inline int classify(struct __sk_buff *skb, int dir_up, int by_vi
 		if (!counted)
 			count(&p, dir_up);
 		skb->mark = keep;
+	}
+	// A throttle rung's victim: its packets go to the rung's class in the
+	// root tree (the root HTB takes skb->priority of its own major before
+	// any filter), whatever its tenant.
+	__u32 thr = throttle_class(&p, dir_up);
+	if (thr) {
+		skb->priority = thr;
+		skb->mark = keep | (vm_ingress ? SHAPED_FLAG : 0);
+		return -1;
 	}
 	__u8 *remote = dir_up ? p.dst : p.src;
 	__u8 *local = dir_up ? p.src : p.dst;

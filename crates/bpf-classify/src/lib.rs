@@ -17,7 +17,9 @@
 //! | `tg_classes` | hash | tenant id, realm id | the realm's class |
 //! | `tg_config` | array | word index | flags, default realm, band rules |
 //!
-//! and one map that is not the plan's: `tg_addrs`, the guard's
+//! and maps that are not the plan's: the guard's `throttle` victims
+//! ([`throttle`]: `tg_victims4`/`6`, written by the guard's rungs), and
+//! `tg_addrs`, the guard's
 //! per-address counters ([`counters`]), written by the programs when
 //! `[guard.capture] source = "ebpf"` sets [`config::F_COUNT`]; and the
 //! passive TCP RTT's maps and ring buffer ([`rtt`]), written when
@@ -25,6 +27,8 @@
 
 pub mod counters;
 pub mod rtt;
+pub mod throttle;
+pub mod xdp;
 
 use net_types::{ClassId, IfName, Prefix};
 use plan::{MapKey, MapKind, MapValue};
@@ -78,6 +82,12 @@ pub mod config {
     pub const PORTS: u32 = 32;
     /// Port ranges per band the program reads.
     pub const MAX_RANGES: usize = 16;
+    /// The throttle rung's classes: [`MAX_THROTTLE`] × (rate in kbit/s,
+    /// class) ([`crate::throttle`]); a rate of 0 ends them.
+    pub const THROTTLE: u32 = 96;
+    /// Throttle rates the program reads (the policy's
+    /// `MAX_THROTTLE_RATES`).
+    pub const MAX_THROTTLE: usize = 16;
     /// The words in the array.
     pub const WORDS: u32 = 128;
     /// Bands are configured: the band's number is OR-ed into the class.
@@ -120,12 +130,17 @@ fn protocol_number(name: &str) -> Option<u8> {
 }
 
 /// The nonzero words of `tg_config` for this policy. `realms` says whether
-/// realms are in use (without them every class key has realm 0).
+/// realms are in use (without them every class key has realm 0);
+/// `throttle` is the guard's prepared throttle classes by rate.
 ///
 /// The program reads [`config::MAX_RANGES`] port ranges per band; a band
 /// with more is cut there (docs/dataplane.md lists this limit, which the
 /// nftables classifier does not have).
-pub fn config_words(policy: &Policy, realms: bool) -> BTreeMap<u32, u32> {
+pub fn config_words(
+    policy: &Policy,
+    realms: bool,
+    throttle: &[(net_types::Rate, ClassId)],
+) -> BTreeMap<u32, u32> {
     use config::*;
     let mut w: BTreeMap<u32, u32> = BTreeMap::new();
     let mut set = |w: &mut BTreeMap<u32, u32>, i: u32, bits: u32| {
@@ -153,6 +168,9 @@ pub fn config_words(policy: &Policy, realms: bool) -> BTreeMap<u32, u32> {
     set(&mut w, FLAGS, flags);
     if realms {
         set(&mut w, DEFAULT_REALM, policy.realms.default.0 as u32);
+    }
+    for (i, v) in throttle::config_words(throttle) {
+        set(&mut w, i, v);
     }
     w.retain(|_, v| *v != 0);
     w

@@ -230,10 +230,15 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         classes: Vec::with_capacity(classes),
         elements: BTreeMap::new(),
         route_realms: &facts.route_realms,
-        // The eBPF classifier has no nftables table to hold the sets
-        // (the policy check refuses these rungs with it).
+        // The eBPF classifier has no nftables table to hold the sets: it
+        // gets the throttle classes only (its victims are a BPF map; the
+        // drop rung and the unused addresses are the XDP drop list).
         guard: if site.classifier == Some(policy::ClassifierKind::Ebpf) {
-            guard::Prepared::default()
+            guard::Prepared {
+                throttle: guard::Prepared::of(policy).throttle,
+                ebpf: true,
+                ..guard::Prepared::default()
+            }
         } else {
             guard::Prepared::of(policy)
         },

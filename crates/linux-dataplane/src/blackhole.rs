@@ -29,6 +29,11 @@ use crate::rtnl::sys;
 /// iproute2's `rt_protos` list; `ip route show proto 213` lists them).
 pub const RTPROT_TOLLGATE: u8 = 213;
 
+/// The `rtm_protocol` of the routes for `[guard] unused = "blackhole"`
+/// (the policy's networks no tenant holds): apart from the rungs' so that
+/// each is brought in line without touching the other's.
+pub const RTPROT_TOLLGATE_UNUSED: u8 = 214;
+
 const NLMSG_HDRLEN: usize = 16;
 const RTMSG_LEN: usize = 12;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -60,6 +65,9 @@ pub enum Added {
 /// A `NETLINK_ROUTE` socket for blackhole routes.
 #[derive(Debug)]
 pub struct Blackholes {
+    /// The `rtm_protocol` of the routes this handle adds, lists and
+    /// removes.
+    protocol: u8,
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
@@ -68,9 +76,20 @@ pub struct Blackholes {
 impl Blackholes {
     /// Opens the socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Blackholes> {
+        Self::open_for(RTPROT_TOLLGATE)
+    }
+
+    /// The same for the unused addresses' routes
+    /// ([`RTPROT_TOLLGATE_UNUSED`]).
+    pub fn open_unused() -> io::Result<Blackholes> {
+        Self::open_for(RTPROT_TOLLGATE_UNUSED)
+    }
+
+    fn open_for(protocol: u8) -> io::Result<Blackholes> {
         let fd = sys::netlink_socket(libc::NETLINK_ROUTE)?;
         sys::bind_kernel(fd.as_fd())?;
         Ok(Blackholes {
+            protocol,
             fd,
             seq: 1,
             buf: vec![0; 64 * 1024],
@@ -129,7 +148,7 @@ impl Blackholes {
                             }
                             break 'dump;
                         }
-                        RTM_NEWROUTE => out.extend(ours(body)),
+                        RTM_NEWROUTE => out.extend(ours(body, self.protocol)),
                         _ => {}
                     }
                 }
@@ -147,6 +166,25 @@ impl Blackholes {
             }
         }
         Ok(n)
+    }
+
+    /// Makes this handle's routes exactly `wanted`: adds first, then
+    /// removes. Returns (added, removed); a prefix where an operator has
+    /// a route of their own stays theirs.
+    pub fn sync(&mut self, wanted: &[Prefix]) -> io::Result<(usize, usize)> {
+        let present = self.list()?;
+        let (mut added, mut removed) = (0, 0);
+        for p in wanted {
+            if !present.contains(p) && self.add(*p)? == Added::New {
+                added += 1;
+            }
+        }
+        for p in present {
+            if !wanted.contains(&p) && self.remove(p)? {
+                removed += 1;
+            }
+        }
+        Ok((added, removed))
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -168,7 +206,7 @@ impl Blackholes {
             0,
             0,
             RT_TABLE_MAIN,
-            RTPROT_TOLLGATE,
+            self.protocol,
             RT_SCOPE_UNIVERSE,
             RTN_BLACKHOLE,
             0,
@@ -262,12 +300,12 @@ fn errno_of(body: &[u8]) -> i32 {
 }
 
 /// The destination of a dumped route if it is one of tollgate's blackholes.
-fn ours(body: &[u8]) -> Option<Prefix> {
+fn ours(body: &[u8], protocol_wanted: u8) -> Option<Prefix> {
     if body.len() < RTMSG_LEN {
         return None;
     }
     let (family, len, protocol, ty) = (body[0], body[1], body[5], body[7]);
-    if protocol != RTPROT_TOLLGATE || ty != RTN_BLACKHOLE {
+    if protocol != protocol_wanted || ty != RTN_BLACKHOLE {
         return None;
     }
     let mut table = u32::from(body[4]);
@@ -306,6 +344,7 @@ mod tests {
     #[test]
     fn a_route_message_carries_the_mark_and_the_destination() {
         let mut b = Blackholes {
+            protocol: RTPROT_TOLLGATE,
             fd: sys::netlink_socket(libc::NETLINK_ROUTE).unwrap(),
             seq: 0,
             buf: Vec::new(),
@@ -326,9 +365,12 @@ mod tests {
             (32, RTPROT_TOLLGATE, RTN_BLACKHOLE)
         );
         // Read back by the dump parser, as the kernel would echo it.
-        assert_eq!(ours(body), Some(Prefix::parse("203.0.113.7/32").unwrap()));
+        assert_eq!(
+            ours(body, RTPROT_TOLLGATE),
+            Some(Prefix::parse("203.0.113.7/32").unwrap())
+        );
         let mut other = body.to_vec();
         other[5] = 4; // an operator's `static` route
-        assert_eq!(ours(&other), None);
+        assert_eq!(ours(&other, RTPROT_TOLLGATE), None);
     }
 }

@@ -331,6 +331,17 @@ impl Classifier {
         // So are passive TCP RTT's maps: `rtt_events` drains the ring
         // buffer, the rest is the programs' own state.
         pin_rtt_maps(&obj, pins.as_deref());
+        // And the throttle rung's victims, which the guard writes.
+        for name in [
+            bpf_classify::throttle::VICTIMS4,
+            bpf_classify::throttle::VICTIMS6,
+        ] {
+            if let (Some(dir), Some(map)) = (&pins, obj.map(name)) {
+                if let Err(e) = map.pin(dir.join(name)) {
+                    tracing::warn!("could not pin {name}: {e}");
+                }
+            }
+        }
         Ok(Classifier { programs, maps })
     }
 
@@ -482,5 +493,117 @@ impl Classifier {
             &k,
             value.map(|v| u32::from_ne_bytes(bpf_classify::value_bytes(v))),
         )
+    }
+}
+
+/// The throttle rung's victims in the classifier in use
+/// (`bpf_classify::throttle`): the guard's alone, never the plan's.
+pub struct Victims {
+    v4: LpmTrie<MapData, [u8; 8], u32>,
+    v6: LpmTrie<MapData, [u8; 20], u32>,
+}
+
+impl std::fmt::Debug for Victims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Victims")
+    }
+}
+
+impl Victims {
+    /// From the pins, else from the maps the filters' programs use.
+    pub fn find(filter_programs: &[(Program, u32)]) -> Option<Victims> {
+        use bpf_classify::throttle::{VICTIMS4, VICTIMS6};
+        let open = |d4: MapData, d6: MapData| -> Option<Victims> {
+            Some(Victims {
+                v4: LpmTrie::try_from(Map::LpmTrie(d4)).ok()?,
+                v6: LpmTrie::try_from(Map::LpmTrie(d6)).ok()?,
+            })
+        };
+        if let Some(dir) = pin_dir() {
+            if let (Ok(a), Ok(b)) = (
+                MapData::from_pin(dir.join(VICTIMS4)),
+                MapData::from_pin(dir.join(VICTIMS6)),
+            ) {
+                return open(a, b);
+            }
+        }
+        let (mut d4, mut d6) = (None, None);
+        for info in aya::programs::loaded_programs().flatten() {
+            if !filter_programs.iter().any(|(_, id)| *id == info.id()) {
+                continue;
+            }
+            for id in info.map_ids().ok().flatten().unwrap_or_default() {
+                let Ok(m) = aya::maps::MapInfo::from_id(id) else {
+                    continue;
+                };
+                match m.name_as_str() {
+                    Some(VICTIMS4) if d4.is_none() => d4 = MapData::from_id(id).ok(),
+                    Some(VICTIMS6) if d6.is_none() => d6 = MapData::from_id(id).ok(),
+                    _ => {}
+                }
+            }
+        }
+        open(d4?, d6?)
+    }
+
+    /// Every victim: (way, prefix, rate in kbit/s).
+    pub fn entries(&self) -> Result<Vec<(plan::guard::Way, net_types::Prefix, u32)>, String> {
+        use bpf_classify::throttle::{read4, read6};
+        let mut out = Vec::new();
+        for e in self.v4.iter() {
+            let (k, v) = e.map_err(map_err)?;
+            if let Some((w, p)) = read4(k.prefix_len(), k.data()) {
+                out.push((w, p, v));
+            }
+        }
+        for e in self.v6.iter() {
+            let (k, v) = e.map_err(map_err)?;
+            if let Some((w, p)) = read6(k.prefix_len(), k.data()) {
+                out.push((w, p, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes the victims exactly `wanted` (way, prefix, rate in kbit/s):
+    /// adds and changes first, then removes. Returns (written, removed).
+    pub fn sync(
+        &mut self,
+        wanted: &[(plan::guard::Way, net_types::Prefix, u32)],
+    ) -> Result<(usize, usize), String> {
+        use bpf_classify::throttle::{key4, key6};
+        let present = self.entries()?;
+        let (mut written, mut removed) = (0, 0);
+        for (w, p, rate) in wanted {
+            if present.contains(&(*w, *p, *rate)) {
+                continue;
+            }
+            if let Some((len, d)) = key4(*w, *p) {
+                self.v4
+                    .insert(&aya::maps::lpm_trie::Key::new(len, d), rate, 0)
+                    .map_err(map_err)?;
+            } else if let Some((len, d)) = key6(*w, *p) {
+                self.v6
+                    .insert(&aya::maps::lpm_trie::Key::new(len, d), rate, 0)
+                    .map_err(map_err)?;
+            }
+            written += 1;
+        }
+        for (w, p, _) in &present {
+            if wanted.iter().any(|(ww, pp, _)| ww == w && pp == p) {
+                continue;
+            }
+            if let Some((len, d)) = key4(*w, *p) {
+                self.v4
+                    .remove(&aya::maps::lpm_trie::Key::new(len, d))
+                    .map_err(map_err)?;
+            } else if let Some((len, d)) = key6(*w, *p) {
+                self.v6
+                    .remove(&aya::maps::lpm_trie::Key::new(len, d))
+                    .map_err(map_err)?;
+            }
+            removed += 1;
+        }
+        Ok((written, removed))
     }
 }

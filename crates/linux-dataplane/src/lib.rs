@@ -29,6 +29,7 @@ pub mod nft;
 pub mod observe;
 pub mod rtnl;
 pub mod rtt_events;
+pub mod xdp;
 
 pub use apply::{ApplyOptions, ApplyReport};
 pub use clsact::ClsactOwner;
@@ -218,6 +219,18 @@ impl Dataplane {
             .filter(|(_, f)| matches!(f.select, Select::Ebpf(_)))
             .map(|(k, f)| (*k, *f))
             .collect();
+    }
+
+    /// The eBPF classifier's throttle victims, when it runs here (one
+    /// observation to find its programs: the guard's rungs are rare).
+    pub fn victims(&mut self) -> Result<Option<bpf::Victims>, DataplaneError> {
+        let o = observe::observe(&mut self.rtnl, &self.nft, &plan::Plan::default())?;
+        let programs: Vec<(plan::Program, u32)> =
+            o.ebpf_filters.iter().map(|(_, p, id)| (*p, *id)).collect();
+        if programs.is_empty() {
+            return Ok(None);
+        }
+        Ok(bpf::Victims::find(&programs))
     }
 
     /// Applies a change set.

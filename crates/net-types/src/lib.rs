@@ -9,12 +9,14 @@
 //!
 //! This crate is pure: no I/O, no clock, no global state.
 
+mod complement;
 mod duration;
 mod ids;
 mod ifname;
 mod prefix;
 mod units;
 
+pub use complement::{subtract, TooManyPrefixes};
 pub use duration::{parse_duration, DurationError, MAX_DURATION};
 pub use ids::{ClassId, RealmId, TenantId};
 pub use ifname::{IfName, IfNameError};

@@ -81,8 +81,12 @@ pub enum Unused {
     /// Forwarded like any other (the default).
     Off,
     /// Dropped by a rule in tollgate's nftables table on the download
-    /// hooks, before it reaches the LAN.
+    /// hooks, before it reaches the LAN (with the eBPF classifier: by the
+    /// XDP drop list, before the stack).
     Drop,
+    /// Null-routed: a kernel blackhole route per prefix of the networks
+    /// minus the tenants' prefixes (either classifier).
+    Blackhole,
 }
 
 /// Where `[guard.capture]` counts packets (`source = ...`).
@@ -288,19 +292,12 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Guard> {
         Some(n) => cx.string(n).and_then(|s| match s.as_str() {
             "off" => Some(Spanned::new(Unused::Off, n.span)),
             "drop" => Some(Spanned::new(Unused::Drop, n.span)),
-            "blackhole" => {
-                cx.error(
-                    n.span,
-                    "unused = \"blackhole\" is not available yet",
-                    "use \"drop\": a rule in tollgate's nftables table drops the traffic before the LAN",
-                );
-                None
-            }
+            "blackhole" => Some(Spanned::new(Unused::Blackhole, n.span)),
             _ => {
                 cx.error(
                     n.span,
                     format!("unknown `unused` setting `{s}`"),
-                    "use \"drop\" (traffic to addresses no tenant holds is dropped) or \"off\" (the default)",
+                    "use \"drop\" (traffic to addresses no tenant holds is dropped), \"blackhole\" (null-routed) or \"off\" (the default)",
                 );
                 None
             }
@@ -1041,37 +1038,93 @@ fn rung_name(global: &[GuardRung], group: Option<&GuardGroup>, rung: usize) -> &
 /// class in the root tree of both IFBs (`1:fffe` down).
 pub const MAX_THROTTLE_RATES: usize = 16;
 
+/// The most prefixes the unused addresses may take as XDP drop list
+/// entries (eBPF classifier) or blackhole routes (`[guard] networks`
+/// minus every tenant's prefixes, split along the tenants' edges).
+pub const MAX_UNUSED_PREFIXES: usize = 4096;
+
+/// The unused addresses as prefixes: `[guard] networks` minus every
+/// tenant's prefixes (what the eBPF classifier's XDP drop list holds for
+/// `unused = "drop"`). Empty without `[guard]`, `networks` or `unused`.
+pub fn unused_prefixes(p: &Policy) -> Result<Vec<Prefix>, net_types::TooManyPrefixes> {
+    let Some(g) = &p.guard else {
+        return Ok(Vec::new());
+    };
+    if g.unused.value == Unused::Off {
+        return Ok(Vec::new());
+    }
+    let networks: Vec<Prefix> = g.networks.iter().flatten().map(|(n, _)| *n).collect();
+    let held: Vec<Prefix> = p
+        .tenants
+        .iter()
+        .flat_map(|t| t.prefixes.iter().map(|(q, _)| *q))
+        .collect();
+    net_types::subtract(&networks, &held, MAX_UNUSED_PREFIXES)
+}
+
 /// `unused = "drop"` is a rule in tollgate's nftables table over the
-/// explicit `networks`: refused with the eBPF classifier (no table) and
-/// without `networks` (every address would be a tenant's).
+/// explicit `networks`, or with the eBPF classifier the XDP drop list's
+/// entries for `networks` minus the tenants' prefixes (bounded by
+/// [`MAX_UNUSED_PREFIXES`]); refused without `networks` (every address
+/// would be a tenant's).
 fn unused_addresses(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
-    if g.unused.value != Unused::Drop {
-        return;
-    }
-    if p.site.classifier == Some(crate::model::ClassifierKind::Ebpf) {
-        diags.push(
-            Diagnostic::error(
-                Some(g.unused.span),
-                "unused = \"drop\" needs the nftables classifier, and [site] chooses classifier = \"ebpf\"",
-            )
-            .with_hint("the eBPF classifier has no nftables table to hold the rule: use classifier = \"nftables\", or remove `unused`"),
-        );
-    }
+    let setting = match g.unused.value {
+        Unused::Off => return,
+        Unused::Drop => "drop",
+        Unused::Blackhole => "blackhole",
+    };
     if g.networks.is_none() {
         diags.push(
             Diagnostic::error(
                 Some(g.unused.span),
-                "unused = \"drop\" needs [guard] networks",
+                format!("unused = \"{setting}\" needs [guard] networks"),
             )
             .with_hint("without `networks` the guard protects the tenants' own prefixes, so no address is unused: list the networks you announce, e.g. networks = [\"203.0.113.0/24\"]"),
+        );
+        return;
+    }
+    let ebpf = p.site.classifier == Some(crate::model::ClassifierKind::Ebpf);
+    if g.unused.value == Unused::Drop && !ebpf {
+        return;
+    }
+    let by = if g.unused.value == Unused::Blackhole {
+        "as kernel routes"
+    } else {
+        "with classifier = \"ebpf\""
+    };
+    // Routes and the XDP list know tenants by their prefixes only: a
+    // tenant known by its interface alone would have all its traffic
+    // dropped.
+    if let Some(t) = p
+        .tenants
+        .iter()
+        .find(|t| t.prefixes.is_empty() && t.interface.is_some())
+    {
+        diags.push(
+            Diagnostic::error(
+                Some(g.unused.span),
+                format!("unused = \"{setting}\" {by} needs every tenant's prefixes, and tenant {} has only an interface", t.name),
+            )
+            .with_hint("the addresses of `networks` no tenant's prefix holds are dropped: give the tenant its `prefixes`, or use unused = \"drop\" with classifier = \"nftables\""),
+        );
+        return;
+    }
+    if let Err(e) = unused_prefixes(p) {
+        diags.push(
+            Diagnostic::error(
+                Some(g.unused.span),
+                format!("the unused addresses of [guard] networks take {e} {by}"),
+            )
+            .with_hint(format!("at most {MAX_UNUSED_PREFIXES} prefixes (XDP list entries or routes) hold them: list narrower `networks`, or align the tenants' prefixes (an IPv6 /32 minus one /128 is 96 prefixes)")),
         );
     }
 }
 
 /// The `throttle` and `drop` rungs are sets and rules in tollgate's
 /// nftables table and classes in its root trees, prepared by the
-/// compiler: the eBPF classifier has no nftables table, so they are
-/// refused with it, where they are written.
+/// compiler; with the eBPF classifier, `drop` is the XDP drop list's
+/// entries and `throttle` a BPF map of victims in front of the tenant
+/// lookup. Either way, the throttle rates are bounded.
 fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
     let ladders =
         std::iter::once(&g.ladder).chain(g.groups.iter().filter_map(|gr| gr.ladder.as_ref()));
@@ -1081,18 +1134,21 @@ fn prepared_rungs(p: &Policy, g: &Guard, diags: &mut Vec<Diagnostic>) {
         if !matches!(rung, ::guard::Rung::Throttle | ::guard::Rung::Drop) {
             continue;
         }
-        if p.site.classifier == Some(crate::model::ClassifierKind::Ebpf) {
-            diags.push(
-                Diagnostic::error(
-                    Some(r.span),
-                    format!("the `{}` rung needs the nftables classifier, and [site] chooses classifier = \"ebpf\"", rung.name()),
-                )
-                .with_hint("the eBPF classifier has no nftables table to hold the rung's set: use classifier = \"nftables\", or a `blackhole` rung (a kernel route, with either classifier)"),
-            );
-        }
         if let ::guard::Action::Throttle { rate } = r.rung.action {
             if !rates.contains(&rate) {
                 rates.push(rate);
+                // The eBPF classifier tells rates apart in kbit/s.
+                let ebpf = p.site.classifier == Some(crate::model::ClassifierKind::Ebpf);
+                if ebpf
+                    && rates[..rates.len() - 1]
+                        .iter()
+                        .any(|o| o.bps() / 1000 == rate.bps() / 1000)
+                {
+                    diags.push(
+                        Diagnostic::error(Some(r.span), "two throttle rates within the same kbit/s")
+                            .with_hint("with classifier = \"ebpf\" the rungs' rates are told apart in whole kbit/s: make them differ by at least 1kbit"),
+                    );
+                }
                 if rates.len() > MAX_THROTTLE_RATES {
                     diags.push(
                         Diagnostic::error(Some(r.span), format!("more than {MAX_THROTTLE_RATES} different throttle rates"))

@@ -605,7 +605,8 @@ pub use crate::central::{valid_writer, Central};
 pub use crate::latency::{Latency, LatencyAlarms, Probe, ProbeKind};
 
 pub use crate::guard::{
-    CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung, Unused, MAX_THROTTLE_RATES,
+    unused_prefixes, CaptureSource, Guard, GuardCapture, GuardGroup, GuardRung, Unused,
+    MAX_THROTTLE_RATES, MAX_UNUSED_PREFIXES,
 };
 pub use crate::transit::{GuardMode as TransitGuardMode, Transit, Upstream, UpstreamMethod};
 

@@ -116,6 +116,35 @@ pub const IFLA_STATS64: u16 = 23;
 pub const IFLA_LINKINFO: u16 = 18;
 /// Inside `IFLA_LINKINFO`: the link type ("ifb", "veth", ...).
 pub const IFLA_INFO_KIND: u16 = 1;
+/// Link attribute: the device's XDP program (nested `IFLA_XDP_*`).
+pub const IFLA_XDP: u16 = 43;
+/// Inside `IFLA_XDP`: the program to attach (a file descriptor, -1 to detach).
+pub const IFLA_XDP_FD: u16 = 1;
+/// Inside `IFLA_XDP`: how a program is attached (`XDP_ATTACHED_*`).
+pub const IFLA_XDP_ATTACHED: u16 = 2;
+/// Inside `IFLA_XDP`: `XDP_FLAGS_*` for the attach.
+pub const IFLA_XDP_FLAGS: u16 = 3;
+/// Inside `IFLA_XDP`: the attached program's id (when one mode has one).
+pub const IFLA_XDP_PROG_ID: u16 = 4;
+/// Inside `IFLA_XDP`: the program in driver mode.
+pub const IFLA_XDP_DRV_PROG_ID: u16 = 5;
+/// Inside `IFLA_XDP`: the program in generic (skb) mode.
+pub const IFLA_XDP_SKB_PROG_ID: u16 = 6;
+/// Inside `IFLA_XDP`: the program in hardware mode.
+pub const IFLA_XDP_HW_PROG_ID: u16 = 7;
+/// Inside `IFLA_XDP`: with [`XDP_FLAGS_REPLACE`], the program that must be
+/// attached for the change to happen (a file descriptor).
+pub const IFLA_XDP_EXPECTED_FD: u16 = 8;
+/// XDP flag: refuse (`EBUSY`) if the device has a program already.
+pub const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
+/// XDP flag: the generic (skb) path.
+pub const XDP_FLAGS_SKB_MODE: u32 = 2;
+/// XDP flag: the driver's (native) path.
+pub const XDP_FLAGS_DRV_MODE: u32 = 4;
+/// XDP flag: offloaded to the NIC.
+pub const XDP_FLAGS_HW_MODE: u32 = 8;
+/// XDP flag: only if the program named by `IFLA_XDP_EXPECTED_FD` is attached.
+pub const XDP_FLAGS_REPLACE: u32 = 16;
 
 /// tc attribute: the qdisc, class or filter kind (string).
 pub const TCA_KIND: u16 = 1;

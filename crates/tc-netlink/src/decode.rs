@@ -147,6 +147,20 @@ pub struct Link {
     pub master: Option<u32>,
     /// Packets received and sent (`IFLA_STATS64`), if the kernel said.
     pub packets: Option<LinkPackets>,
+    /// The XDP programs attached (`IFLA_XDP`): one per mode that has
+    /// one, none when none has.
+    pub xdp_programs: Vec<(XdpMode, u32)>,
+}
+
+/// Where an XDP program runs on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// In the driver (native).
+    Driver,
+    /// In the kernel's generic path (after the skb is built).
+    Generic,
+    /// Offloaded to the NIC.
+    Hardware,
 }
 
 /// A device's packet counters (the first two fields of `struct
@@ -522,6 +536,7 @@ fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
     // struct ifinfomsg { u8 family, pad; u16 type; int index; u32 flags, change; }
     let f = Fields::new(p, IFINFOMSG_LEN, "ifinfomsg")?;
     let (mut name, mut kind, mut master, mut packets) = (None, None, None, None);
+    let mut xdp_programs = Vec::new();
     for a in attrs(&p[IFINFOMSG_LEN..], "link attributes") {
         let (ty, v) = a?;
         match ty {
@@ -534,6 +549,23 @@ fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
                     rx: s.u64(0),
                     tx: s.u64(8),
                 });
+            }
+            IFLA_XDP => {
+                for a in attrs(v, "IFLA_XDP") {
+                    let (ty, v) = a?;
+                    // The kernel names each mode's program; IFLA_XDP_PROG_ID
+                    // repeats the one of a single mode.
+                    let mode = match ty {
+                        IFLA_XDP_DRV_PROG_ID => XdpMode::Driver,
+                        IFLA_XDP_SKB_PROG_ID => XdpMode::Generic,
+                        IFLA_XDP_HW_PROG_ID => XdpMode::Hardware,
+                        _ => continue,
+                    };
+                    let id = get_u32(v, "IFLA_XDP_PROG_ID")?;
+                    if id != 0 {
+                        xdp_programs.push((mode, id));
+                    }
+                }
             }
             IFLA_LINKINFO => {
                 for a in attrs(v, "IFLA_LINKINFO") {
@@ -557,6 +589,7 @@ fn decode_link(p: &[u8]) -> Result<Link, DecodeError> {
         flags,
         master,
         packets,
+        xdp_programs,
     })
 }
 

@@ -49,7 +49,7 @@ pub use bpf::{BytecodeError, SockFilter};
 pub use decode::{
     parse_messages, parse_messages_with_headers, Ack, Action, BpfOptions, Chain, Class,
     DecodeError, Done, Filter, Header, HtbParams, HtbQdisc, HtbXstats, Link, LinkPackets, Message,
-    Mirred, Qdisc, Stats,
+    Mirred, Qdisc, Stats, XdpMode,
 };
 pub use handle::{handle, Handle};
 pub use htb::{

@@ -34,6 +34,22 @@ pub enum Request {
         /// The device.
         ifindex: u32,
     },
+    /// Attach or detach a device's XDP program (`ip link set … xdp`):
+    /// `RTM_NEWLINK` with `IFLA_XDP { IFLA_XDP_FD, IFLA_XDP_FLAGS,
+    /// IFLA_XDP_EXPECTED_FD }`. tollgate attaches with
+    /// [`XDP_FLAGS_UPDATE_IF_NOEXIST`] (never over another program) and
+    /// detaches with [`XDP_FLAGS_REPLACE`] and its own program expected
+    /// (never someone else's).
+    LinkSetXdp {
+        /// The device.
+        ifindex: u32,
+        /// The program's file descriptor, -1 to detach.
+        fd: i32,
+        /// `XDP_FLAGS_*`.
+        flags: u32,
+        /// With [`XDP_FLAGS_REPLACE`]: the program that must be attached.
+        expected_fd: Option<i32>,
+    },
     /// Delete a device (`RTM_DELLINK`).
     LinkDel {
         /// The device.
@@ -304,6 +320,23 @@ impl Request {
                 ifinfomsg(out, *ifindex, IFF_UP, IFF_UP);
                 end_msg(out, m);
             }
+            Request::LinkSetXdp {
+                ifindex,
+                fd,
+                flags,
+                expected_fd,
+            } => {
+                let m = begin_msg(out, RTM_NEWLINK, NEW, seq);
+                ifinfomsg(out, *ifindex, 0, 0);
+                let xdp = begin_nest(out, IFLA_XDP);
+                put_u32(out, IFLA_XDP_FD, *fd as u32);
+                put_u32(out, IFLA_XDP_FLAGS, *flags);
+                if let Some(e) = expected_fd {
+                    put_u32(out, IFLA_XDP_EXPECTED_FD, *e as u32);
+                }
+                end_nest(out, xdp);
+                end_msg(out, m);
+            }
             Request::LinkDel { ifindex } => {
                 let m = begin_msg(out, RTM_DELLINK, NEW, seq);
                 ifinfomsg(out, *ifindex, 0, 0);
@@ -561,6 +594,12 @@ impl fmt::Display for Request {
         match self {
             Request::LinkAddIfb { name } => write!(f, "add ifb link {name}"),
             Request::LinkSetUp { ifindex } => write!(f, "set link #{ifindex} up"),
+            Request::LinkSetXdp { ifindex, fd, .. } if *fd < 0 => {
+                write!(f, "detach the XDP program of link #{ifindex}")
+            }
+            Request::LinkSetXdp { ifindex, .. } => {
+                write!(f, "attach an XDP program to link #{ifindex}")
+            }
             Request::LinkDel { ifindex } => write!(f, "delete link #{ifindex}"),
             Request::QdiscAddHtb {
                 ifindex,

@@ -559,3 +559,56 @@ fn ebpf_filter_names_its_program_and_redirects() {
     assert_eq!(b.name.as_deref(), Some("tg_up_vm"));
     assert_eq!(b.redirect_ifindex(), Some(9));
 }
+
+/// `ip link set … xdp`: the program's fd and flags nested in `IFLA_XDP`,
+/// and the expected program for a detach; a dump's `IFLA_XDP` names each
+/// mode's program.
+#[test]
+fn link_xdp_encodes_and_its_programs_decode() {
+    let buf = encode(&[Request::LinkSetXdp {
+        ifindex: 3,
+        fd: -1,
+        flags: XDP_FLAGS_REPLACE | XDP_FLAGS_SKB_MODE,
+        expected_fd: Some(9),
+    }]);
+    // Header, ifinfomsg, then IFLA_XDP { FD, FLAGS, EXPECTED_FD }.
+    let a = &buf[16 + 16..];
+    assert_eq!(u16::from_ne_bytes([a[0], a[1]]), 4 + 3 * 8);
+    assert_eq!(u16::from_ne_bytes([a[2], a[3]]) & 0x7fff, IFLA_XDP);
+    let word = |i: usize| i32::from_ne_bytes(a[i..i + 4].try_into().unwrap());
+    assert_eq!(u16::from_ne_bytes([a[6], a[7]]), IFLA_XDP_FD);
+    assert_eq!(word(8), -1);
+    assert_eq!(u16::from_ne_bytes([a[14], a[15]]), IFLA_XDP_FLAGS);
+    assert_eq!(word(16) as u32, XDP_FLAGS_REPLACE | XDP_FLAGS_SKB_MODE);
+    assert_eq!(u16::from_ne_bytes([a[22], a[23]]), IFLA_XDP_EXPECTED_FD);
+    assert_eq!(word(24), 9);
+    assert_eq!(
+        Request::LinkSetXdp {
+            ifindex: 3,
+            fd: 5,
+            flags: XDP_FLAGS_UPDATE_IF_NOEXIST,
+            expected_fd: None
+        }
+        .to_string(),
+        "attach an XDP program to link #3"
+    );
+
+    // A dumped link with a driver-mode program (and the repeated
+    // IFLA_XDP_PROG_ID, which is not a second program).
+    let mut buf = encode(&[Request::LinkAddIfb {
+        name: "wan0".into(),
+    }]);
+    let mut nest = Vec::new();
+    for (ty, v) in [(IFLA_XDP_DRV_PROG_ID, 42u32), (IFLA_XDP_PROG_ID, 42)] {
+        nest.extend_from_slice(&8u16.to_ne_bytes());
+        nest.extend_from_slice(&ty.to_ne_bytes());
+        nest.extend_from_slice(&v.to_ne_bytes());
+    }
+    attr(&mut buf, IFLA_XDP, &nest);
+    let len = buf.len() as u32;
+    buf[..4].copy_from_slice(&len.to_ne_bytes());
+    let Some(Ok(Message::Link(l))) = parse_messages(&buf).next() else {
+        panic!("no link")
+    };
+    assert_eq!(l.xdp_programs, [(XdpMode::Driver, 42)]);
+}

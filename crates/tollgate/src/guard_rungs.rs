@@ -21,7 +21,11 @@
 //!   elements each rung holds are remembered, and every change refills
 //!   the sets it touches with all of them (one transaction), also after
 //!   a restart and after the daemon applies a plan that (re)created a set
-//!   ([`Rungs::reassert`]).
+//!   ([`Rungs::reassert`]). With the eBPF classifier (no nftables table)
+//!   a `drop` rung's elements are the XDP drop list's entries instead
+//!   (`linux_dataplane::xdp`, put in place after every apply by `xdp_list.rs`),
+//!   written the same way: every change makes the list's rung entries
+//!   exactly those the rungs in place hold.
 //!
 //! Also here: a capture tick as the detector's observation, the
 //! ladder's state file (`guard-state.json`) read and written, and each
@@ -425,6 +429,8 @@ impl Rungs {
     /// that created one of the guard's sets (a set made after the rung
     /// started, as in the first round on a fresh kernel, is empty).
     pub fn reassert(&self) {
+        self.sync_xdp();
+        self.sync_victims();
         match self.sets.in_kernel() {
             Ok(sets) => {
                 self.refill(sets);
@@ -433,9 +439,97 @@ impl Rungs {
         }
     }
 
+    /// Makes the XDP drop list's rung entries those of every `drop` rung
+    /// in place. `None` when no drop list runs in this namespace (the
+    /// nftables classifier), else whether it worked (an error is logged).
+    fn sync_xdp(&self) -> Option<bool> {
+        // A socket per change: rungs are rare, and `reassert` is `&self`.
+        let mut rtnl = match linux_dataplane::rtnl::Rtnl::open() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot open an rtnetlink socket: {e}");
+                return None;
+            }
+        };
+        let mut list = match linux_dataplane::xdp::DropList::find(&mut rtnl) {
+            Ok(Some(l)) => l,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Some(false);
+            }
+        };
+        let wanted = xdp_entries(self.held.values().flatten());
+        match list.sync(bpf_classify::xdp::Why::Rung, &wanted) {
+            Ok((added, removed)) => {
+                if added + removed > 0 {
+                    tracing::info!(added, removed, "XDP drop list: the guard's entries");
+                }
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                Some(false)
+            }
+        }
+    }
+
+    /// Makes the eBPF classifier's throttle victims those of every
+    /// `throttle` rung in place. `None` when that classifier does not run
+    /// here, else whether it worked (an error is logged).
+    fn sync_victims(&self) -> Option<bool> {
+        let victims = linux_dataplane::Dataplane::open().and_then(|mut d| d.victims());
+        let mut victims = match victims {
+            Ok(Some(v)) => v,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!("cannot find the eBPF classifier's throttle victims: {e}");
+                return None;
+            }
+        };
+        let wanted: Vec<_> = self
+            .held
+            .values()
+            .flatten()
+            .filter_map(|(set, e)| {
+                let (rate, way) = throttle_of(set)?;
+                Some((way, e.prefix(), bpf_classify::throttle::rate_word(rate)))
+            })
+            .collect();
+        match victims.sync(&wanted) {
+            Ok((written, removed)) => {
+                if written + removed > 0 {
+                    tracing::info!(written, removed, "the eBPF classifier's throttle victims");
+                }
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!("cannot write the throttle victims: {e}");
+                Some(false)
+            }
+        }
+    }
+
     /// Makes `sets` hold what the rungs in place hold (one transaction);
-    /// whether it worked (an error is logged).
+    /// whether it worked (an error is logged). With the XDP drop list in
+    /// this namespace, the `drop` rungs' sets are its entries.
     fn refill(&self, mut sets: Vec<String>) -> bool {
+        if sets.iter().any(|s| is_drop_set(s)) {
+            if let Some(done) = self.sync_xdp() {
+                sets.retain(|s| !is_drop_set(s));
+                if !done {
+                    return false;
+                }
+            }
+        }
+        if sets.iter().any(|s| throttle_of(s).is_some()) {
+            if let Some(done) = self.sync_victims() {
+                sets.retain(|s| throttle_of(s).is_none());
+                if !done {
+                    return false;
+                }
+            }
+        }
         sets.sort_unstable();
         sets.dedup();
         if sets.is_empty() {
@@ -546,6 +640,38 @@ fn record(step: &Step, used: &[Rung]) -> AttackRecord {
 
 fn no_bgp_peer() {
     tracing::warn!("rtbh/flowspec: the policy's [bgp] has no peer with `announce = true`; nothing is announced, and the ladder goes on");
+}
+
+/// The rate and way of a `throttle` rung's set, from its name
+/// (`plan::guard::throttle_set`).
+fn throttle_of(set: &str) -> Option<(net_types::Rate, Way)> {
+    let (bits, tail) = set.strip_prefix("guard_thr_")?.split_once('_')?;
+    let rate = net_types::Rate::from_bps(bits.parse().ok()?)?;
+    let way = match tail {
+        "in4" | "in6" => Way::In,
+        "out4" | "out6" => Way::Out,
+        _ => return None,
+    };
+    Some((rate, way))
+}
+
+/// Whether `set` is one of the `drop` rung's (addresses or signatures).
+fn is_drop_set(set: &str) -> bool {
+    set.starts_with("guard_drop_") || plan::guard::signature_pair(set).is_some()
+}
+
+/// The XDP drop list's entries for the `drop` rungs' set elements.
+fn xdp_entries<'a>(held: impl Iterator<Item = &'a SetElement>) -> Vec<bpf_classify::xdp::Entry> {
+    held.filter(|(set, _)| is_drop_set(set))
+        .map(|(set, e)| {
+            let way = if set.ends_with("in4") || set.ends_with("in6") {
+                Way::In
+            } else {
+                Way::Out
+            };
+            bpf_classify::xdp::Entry::of_element(way, e)
+        })
+        .collect()
 }
 
 /// The set elements a throttle or drop step puts in place: one per
@@ -671,6 +797,38 @@ mod tests {
         // The other rungs have no set.
         let step = first_step(Action::Blackhole, "203.0.113.7", false);
         assert!(set_elements(&step).is_empty());
+    }
+
+    #[test]
+    fn drop_and_throttle_elements_become_xdp_entries_and_victims() {
+        let p = net_types::Prefix::parse("203.0.113.7/32").unwrap();
+        let held: Vec<SetElement> = vec![
+            ("guard_drop_in4".into(), GuardElement::Prefix(p)),
+            (
+                "guard_sig_out4".into(),
+                GuardElement::Signature {
+                    prefix: p,
+                    protocol: Some(17),
+                    source_port: Some(53),
+                },
+            ),
+            ("guard_thr_2000000_in4".into(), GuardElement::Prefix(p)),
+        ];
+        let e = xdp_entries(held.iter());
+        assert_eq!(e.len(), 2, "the throttle element is no drop");
+        assert_eq!(e[0], bpf_classify::xdp::Entry::all(Way::In, p));
+        assert_eq!(
+            (e[1].way, e[1].protocol, e[1].source_port),
+            (Way::Out, 17, 53)
+        );
+        let rate = net_types::Rate::from_bps(2_000_000).unwrap();
+        assert_eq!(throttle_of("guard_thr_2000000_in4"), Some((rate, Way::In)));
+        assert_eq!(
+            throttle_of("guard_thr_2000000_out6"),
+            Some((rate, Way::Out))
+        );
+        assert_eq!(throttle_of("guard_drop_in4"), None);
+        assert!(is_drop_set("guard_sigaddr_in6") && !is_drop_set("guard_thr_1_in4"));
     }
 
     fn rec(target: &str) -> AttackRecord {

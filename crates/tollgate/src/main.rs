@@ -36,6 +36,7 @@ mod settings_file;
 mod shipping_status;
 mod state_dir;
 mod transit_files;
+mod xdp_list;
 
 use clap::Parser;
 use std::io::IsTerminal;

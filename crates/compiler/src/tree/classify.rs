@@ -209,7 +209,10 @@ impl Builder<'_> {
     fn ebpf_classification(&mut self, vifs: &[(&Tenant, IfName, u16)]) {
         let site = &self.policy.site;
         self.map("tg_config", MapKind::BpfConfig);
-        for (word, value) in bpf_classify::config_words(self.policy, !self.realms.is_empty()) {
+        let throttle = self.guard.throttle_classes();
+        for (word, value) in
+            bpf_classify::config_words(self.policy, !self.realms.is_empty(), &throttle)
+        {
             self.element(
                 "tg_config",
                 MapKey::Number(word),

@@ -25,7 +25,10 @@
 //! The sets are the guard's: the plan declares them, diff never touches
 //! their elements. Download hooks look the destination up (`in`), upload
 //! hooks the source (`out`). The eBPF classifier has no nftables table:
-//! the policy check refuses these rungs with it.
+//! it gets the throttle classes, and their rates and classes in
+//! `tg_config`'s throttle words (`bpf_classify::throttle`); its victims
+//! are a BPF map of the guard's, and `drop` and unused addresses are the
+//! XDP drop list (`bpf_classify::xdp`), none of them the plan's.
 
 use super::{class, Builder};
 use crate::provenance::{Role, Serves};
@@ -56,6 +59,8 @@ pub struct Prepared {
     /// `unused = "drop"`: the networks whose untenanted addresses are
     /// dropped.
     pub unused: Vec<net_types::Prefix>,
+    /// For the eBPF classifier: the throttle classes, and no nftables set.
+    pub ebpf: bool,
 }
 
 impl Prepared {
@@ -98,6 +103,14 @@ impl Prepared {
             && self.unused.is_empty()
     }
 
+    /// Every throttle rate with its class, lowest rate first.
+    pub fn throttle_classes(&self) -> Vec<(Rate, ClassId)> {
+        self.throttle
+            .iter()
+            .filter_map(|r| Some((*r, self.throttle_class(*r)?)))
+            .collect()
+    }
+
     /// The root-tree class a throttle rung of `rate` sends packets to.
     pub fn throttle_class(&self, rate: Rate) -> Option<ClassId> {
         let i = self.throttle.iter().position(|r| *r == rate)?;
@@ -131,6 +144,9 @@ impl Builder<'_> {
                     class(parent, rate, rate, 7),
                     Serves::new(Role::GuardThrottleClass),
                 );
+            }
+            if prepared.ebpf {
+                continue;
             }
             let w = way(dir);
             for v6 in [false, true] {

@@ -252,18 +252,30 @@ fn diff_leaves_the_guards_elements_and_removes_its_sets_with_the_rungs() {
 }
 
 #[test]
-fn the_ebpf_classifier_gets_none_of_it() {
-    // The policy check refuses the rungs with the eBPF classifier; the
-    // compiler, given such a policy anyway, prepares nothing.
+fn the_ebpf_classifier_gets_the_throttle_classes_and_no_set() {
+    // With the eBPF classifier: no nftables set (the drop rung is the XDP
+    // drop list, the throttle victims a BPF map of the guard's), the
+    // throttle classes in both root trees, and their rates and classes
+    // in tg_config's throttle words.
     let mut p = load(GUARD);
     p.site.classifier = Some(policy::ClassifierKind::Ebpf);
     let c = compiled(&p);
     assert!(c.plan.maps.keys().all(|m| !m.starts_with("guard_")));
-    assert!(c
+    let throttle: Vec<_> = c
         .plan
         .classes
         .keys()
-        .all(|k| k.id.major != 1 || k.id.minor < 0xfff0 || k.id.minor == 0xffff));
+        .filter(|k| k.id == ClassId::new(1, 0xfffe))
+        .collect();
+    assert_eq!(throttle.len(), 2, "one per IFB");
+    let words = &c.plan.maps["tg_config"].elements;
+    let word = |i: u32| words.get(&plan::MapKey::Number(i)).copied();
+    // 1mbit and 5mbit, lowest first (the nftables path's classes).
+    assert_eq!(word(96), Some(plan::MapValue::Mark(1000)));
+    assert_eq!(word(97), Some(plan::MapValue::Mark(0x1fffe)));
+    assert_eq!(word(98), Some(plan::MapValue::Mark(5000)));
+    assert_eq!(word(99), Some(plan::MapValue::Mark(0x1fffd)));
+    assert_eq!(word(100), None);
 }
 
 const UNUSED: &str = r#"
@@ -343,8 +355,8 @@ fn unused_drop_is_refused_without_networks_and_other_settings_named() {
     let no_nets = UNUSED.replace("networks = [\"100.64.0.0/16\", \"2001:db8::/32\"]\n", "");
     check(&no_nets, "needs [guard] networks");
     check(
-        &UNUSED.replace("\"drop\"", "\"blackhole\""),
-        "not available yet",
+        &no_nets.replace("\"drop\"", "\"blackhole\""),
+        "unused = \"blackhole\" needs [guard] networks",
     );
     check(
         &UNUSED.replace("\"drop\"", "\"dropp\""),

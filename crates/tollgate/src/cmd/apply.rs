@@ -24,6 +24,9 @@ pub fn run(cx: &Context, every: Option<Duration>, json: bool) -> Result<ExitCode
             ..ApplyOptions::default()
         };
         let report = r.dp.apply(&round.changes, &opts)?;
+        // The XDP drop list beside the plan (eBPF classifier, `drop`
+        // rungs or unused addresses).
+        crate::xdp_list::converge(&policy);
         let elapsed = started.elapsed();
         if json {
             sayln!(

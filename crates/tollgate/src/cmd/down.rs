@@ -46,5 +46,24 @@ pub fn run(_cx: &Context) -> Result<ExitCode> {
             linux_dataplane::blackhole::RTPROT_TOLLGATE
         );
     }
+    let unused = linux_dataplane::blackhole::Blackholes::open_unused()
+        .and_then(|mut b| b.flush())
+        .map_err(|e| Error::runtime(format!("cannot remove the unused addresses' routes: {e}")))?;
+    if unused > 0 {
+        sayln!(
+            "removed {unused} blackhole routes of the unused addresses (proto {})",
+            linux_dataplane::blackhole::RTPROT_TOLLGATE_UNUSED
+        );
+    }
+    // The XDP drop list: only tollgate's programs, never an operator's.
+    let xdp = linux_dataplane::rtnl::Rtnl::open()
+        .map_err(|e| Error::runtime(format!("cannot open an rtnetlink socket: {e}")))
+        .and_then(|mut r| {
+            linux_dataplane::xdp::detach_all(&mut r)
+                .map_err(|e| Error::runtime(format!("cannot remove the XDP drop list: {e}")))
+        })?;
+    if xdp > 0 {
+        sayln!("removed {xdp} XDP programs of the drop list");
+    }
     Ok(ExitCode::SUCCESS)
 }

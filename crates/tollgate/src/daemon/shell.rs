@@ -231,7 +231,20 @@ impl Shell {
                     error: e.to_string(),
                 },
             }),
-            Effect::Converge { desired, watched } => Some(self.converge(&desired, &watched)),
+            Effect::Converge { desired, watched } => {
+                let applied = self.converge(&desired, &watched);
+                // The XDP drop list beside the plan; a fresh one is empty
+                // of the guard's entries until the rungs put them back.
+                if !crate::xdp_list::converge(engine.policy())
+                    .attached
+                    .is_empty()
+                {
+                    if let Some(g) = &self.guard {
+                        g.reassert();
+                    }
+                }
+                Some(applied)
+            }
             Effect::Store(b) => {
                 crate::crash_point::reached("store-commit");
                 let r = self.store.append(&history::Batch {
@@ -470,9 +483,12 @@ impl Shell {
                 Ok((report, readings)) => {
                     // A guard set this round created is empty: the rungs
                     // in place put their elements (back) in it.
-                    let new_guard_set = changes.changes.iter().any(
-                        |c| matches!(c, plan::Change::AddMap { kind, .. } if kind.is_guard_set()),
-                    );
+                    // So is a fresh eBPF classifier's victims map (its
+                    // `tg_config` is new with it).
+                    let new_guard_set = changes.changes.iter().any(|c| {
+                        matches!(c, plan::Change::AddMap { kind, .. }
+                            if kind.is_guard_set() || *kind == plan::MapKind::BpfConfig)
+                    });
                     if new_guard_set {
                         if let Some(g) = &self.guard {
                             g.reassert();
