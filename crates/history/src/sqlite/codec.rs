@@ -49,8 +49,10 @@ use crate::store::{checked_sum, TenantTotal};
 use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
 use net_types::{RealmId, TenantId};
 
-/// The only blob format so far. A later one gets a new number, so a build
-/// that does not know it says so instead of misreading it.
+/// The format of every blob but the samples' (format 2 since schema 9,
+/// [`super::series`]; format 1 rows read too). A later one gets a new
+/// number, so a build that does not know it says so instead of misreading
+/// it.
 const FORMAT: u8 = 1;
 
 /// Slots in an hour and hours in a UTC day.
@@ -240,8 +242,21 @@ impl Span {
 }
 
 /// Appends one tenant's samples of hour (or day, as `span` says) `time`,
-/// sorted by slot then key, to `out` as a blob.
+/// sorted by slot then key, to `out` as a blob of format 2
+/// ([`super::series`]).
 pub(crate) fn encode_samples<'s>(
+    span: Span,
+    time: i64,
+    samples: impl IntoIterator<Item = &'s Sample>,
+    out: &mut Vec<u8>,
+) {
+    let samples: Vec<&Sample> = samples.into_iter().collect();
+    super::series::encode(time * span.slots(), span.slots(), &samples, out);
+}
+
+/// [`encode_samples`] in format 1, what schema 8 and older wrote: for
+/// tests and fuzzing, which build old rows.
+pub(crate) fn encode_samples_v1<'s>(
     span: Span,
     time: i64,
     samples: impl IntoIterator<Item = &'s Sample>,
@@ -258,10 +273,55 @@ pub(crate) fn encode_samples<'s>(
     }
 }
 
-/// Decodes a blob of `encode_samples`, keeping the samples of slots in
-/// `[from, to)`; the rest of the blob after `to` is not read. A row out of
-/// slot order is refused as corrupt (every writer sorts it).
+/// The blob's format (its first byte), if it is one of a sample row's.
+pub(crate) fn samples_format(blob: &[u8]) -> Option<u8> {
+    blob.first()
+        .copied()
+        .filter(|&f| f == FORMAT || f == super::series::FORMAT)
+}
+
+/// Decodes a blob of `encode_samples` (format 2) or of a build before it
+/// (format 1), keeping the samples of slots in `[from, to)`, sorted by
+/// slot then key. A corrupt blob is an error naming its table and row
+/// (the row id, the hour or day and the tenant), never a panic.
 pub(crate) fn decode_samples(
+    (span, time): (Span, i64),
+    tenant: TenantId,
+    blob: &[u8],
+    range: (Slot, Slot),
+    out: &mut Vec<Sample>,
+) -> Result<(), StoreError> {
+    let kept = out.len();
+    let decoded = match blob.first() {
+        Some(&super::series::FORMAT) => {
+            super::series::decode((time * span.slots(), span.slots()), tenant, blob, range, out)
+        }
+        _ => decode_samples_v1((span, time), tenant, blob, range, out),
+    };
+    decoded.map_err(|e| {
+        out.truncate(kept);
+        match e {
+            StoreError::Corrupt { problem, .. } => StoreError::Corrupt {
+                place: format!(
+                    "{} of row {} ({} {time}, tenant {})",
+                    span.place(),
+                    row_id(time, tenant.0).map_or("beyond ±2³¹".into(), |id| id.to_string()),
+                    match span {
+                        Span::Hour => "hour",
+                        Span::Day => "day",
+                    },
+                    tenant.0
+                ),
+                problem,
+            },
+            other => other,
+        }
+    })
+}
+
+/// Format 1: entry by entry. A row out of slot and key order (or with a
+/// slot and key twice) is refused as corrupt: every writer sorts it.
+fn decode_samples_v1(
     (span, time): (Span, i64),
     tenant: TenantId,
     blob: &[u8],
@@ -270,7 +330,7 @@ pub(crate) fn decode_samples(
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(blob, span.place())?;
     let first = time * span.slots();
-    let mut previous = 0;
+    let mut previous: Option<(u64, UsageKey)> = None;
     while r.more() {
         let offset = r.varint()?;
         if offset >= span.slots() as u64 {
@@ -279,13 +339,14 @@ pub(crate) fn decode_samples(
                 format!("slot {offset} of a row of {} slots", span.slots()),
             ));
         }
-        if offset < previous {
-            return Err(StoreError::corrupt(
-                r.place,
-                format!("slot {offset} after slot {previous}: a row is sorted by slot"),
-            ));
+        if let Some((p, _)) = previous {
+            if offset < p {
+                return Err(StoreError::corrupt(
+                    r.place,
+                    format!("slot {offset} after slot {p}: a row is sorted by slot"),
+                ));
+            }
         }
-        previous = offset;
         let slot = Slot(first + offset as i64);
         let realm = r.realm()?;
         let code = r.byte()?;
@@ -298,6 +359,25 @@ pub(crate) fn decode_samples(
         let direction = r.direction(code >> 2 & 1)?;
         let band = Band::from_code(code & 3).ok_or_else(|| r.short())?;
         let source = Source::from_code(code >> 3).ok_or_else(|| r.short())?;
+        let key = UsageKey {
+            tenant,
+            realm,
+            direction,
+            band,
+            source,
+        };
+        if let Some(p) = previous {
+            if (offset, key) <= p {
+                return Err(StoreError::corrupt(
+                    r.place,
+                    format!(
+                        "{key} after {} in slot {offset}: a slot's keys are sorted, each once",
+                        p.1
+                    ),
+                ));
+            }
+        }
+        previous = Some((offset, key));
         let (bytes, packets) = (r.varint()?, r.varint()?);
         if slot >= to {
             // Sorted by slot: nothing later is wanted.
@@ -306,13 +386,7 @@ pub(crate) fn decode_samples(
         if slot >= from {
             out.push(Sample {
                 slot,
-                key: UsageKey {
-                    tenant,
-                    realm,
-                    direction,
-                    band,
-                    source,
-                },
+                key,
                 bytes,
                 packets,
             });
@@ -613,7 +687,7 @@ mod tests {
             ..kernel
         };
         let mut blob = Vec::new();
-        encode_samples(Span::Hour, hour, &[kernel, flow], &mut blob);
+        encode_samples_v1(Span::Hour, hour, &[kernel, flow], &mut blob);
         assert_eq!(blob[3], 3, "down bulk kernel");
         assert_eq!(blob[3 + 5], 1 << 3 | 3, "down bulk flow");
         back.clear();
@@ -679,11 +753,20 @@ mod tests {
             &mut back,
         );
         assert!(e.unwrap_err().to_string().contains("ends inside an entry"));
-        // A row out of slot order is corrupt, not silently cut short.
+        // A format 1 row out of slot order, or with a key twice, is
+        // corrupt, not silently cut short.
         let mut unsorted = Vec::new();
-        encode_samples(Span::Hour, hour, [&samples[2], &samples[0]], &mut unsorted);
+        encode_samples_v1(Span::Hour, hour, [&samples[2], &samples[0]], &mut unsorted);
         let e = decode_samples((Span::Hour, hour), TenantId(7), &unsorted, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("sorted by slot"));
+        let mut twice = Vec::new();
+        encode_samples_v1(Span::Hour, hour, [&samples[0], &samples[0]], &mut twice);
+        let e = decode_samples((Span::Hour, hour), TenantId(7), &twice, all, &mut back);
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("sorted, each once"), "{e}");
+        // Errors name the table and the row.
+        let id = row_id(hour, 7).unwrap();
+        assert!(e.contains(&format!("samples.samples of row {id} (hour {hour}, tenant 7)")), "{e}");
         blob[0] = 9;
         let e = decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));

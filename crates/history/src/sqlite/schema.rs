@@ -53,8 +53,13 @@
 //! setting the marks from the data already stored. Version 6 adds
 //! `hours_by_day`, empty and without a mark: compaction builds its rows
 //! from the `hourly` rows already stored, oldest day first, a bounded
-//! number per call like the rest of compaction. Version 7 adds `attacks`,
-//! empty.
+//! number per call like the rest of compaction. Version 7 adds the
+//! latency tables and version 8 `attacks`, empty. Version 9 rewrites every
+//! sample row in format 2 ([`super::series`]: a series per key, values as
+//! bit-packed differences; about a quarter of format 1's size), in the
+//! migration's one transaction; the file is then switched to
+//! `auto_vacuum = INCREMENTAL` by a `VACUUM` (see [`super::vacuum`]), so
+//! the pages compaction and retention free go back to the file system.
 
 use super::{convert, marks};
 use crate::error::StoreError;
@@ -292,6 +297,16 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX attacks_by_end ON attacks (ended_ms);
         ",
         convert: None,
+        after: "",
+    },
+    Migration {
+        version: 9,
+        description: "samples as per-key series, differences bit-packed (format 2)",
+        // The file is then switched to auto_vacuum = INCREMENTAL, which
+        // needs a VACUUM outside any transaction: see
+        // `super::vacuum::incremental`.
+        before: "",
+        convert: Some(convert::to_series),
         after: "",
     },
 ];
