@@ -156,7 +156,11 @@ fn realistic(slot: Slot, keys: &[UsageKey], profiles: &[Profile], out: &mut Vec<
     let day_slot = slot.0.rem_euclid(288) as f64;
     // 1 November 2026 is a Sunday; day 0 of the epoch a Thursday.
     let weekday = (slot.0.div_euclid(288) + 4).rem_euclid(7);
-    let week = if weekday == 0 || weekday == 6 { 0.8 } else { 1.0 };
+    let week = if weekday == 0 || weekday == 6 {
+        0.8
+    } else {
+        1.0
+    };
     for (i, (&key, p)) in keys.iter().zip(profiles).enumerate() {
         if p.peak == 0.0 {
             continue;
@@ -199,7 +203,11 @@ impl Traffic {
         let keys = keys(tenants);
         let profiles = keys.iter().map(profile).collect();
         let uniform = std::env::var("HISTORY_BENCH_DATA").is_ok_and(|v| v == "uniform");
-        Traffic { keys, profiles, uniform }
+        Traffic {
+            keys,
+            profiles,
+            uniform,
+        }
     }
 
     /// Appends the samples of `slot`.
@@ -464,7 +472,8 @@ fn report_size(store: &SqliteStore, path: &Path, when: &str) {
     let conn = store.connection();
     // Measure the database itself, not a write-ahead log waiting for its
     // checkpoint.
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
     let samples: i64 = conn
         .query_row(
             "SELECT (SELECT IFNULL(SUM(count), 0) FROM samples)
@@ -493,7 +502,9 @@ fn report_size(store: &SqliteStore, path: &Path, when: &str) {
     let free: i64 = conn
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
     let per = |bytes: i64| bytes as f64 / samples as f64;
     let mut line = String::from("  bytes per sample by table:");
     for (name, bytes) in tables {

@@ -12,6 +12,7 @@ use accounting::{Sample, Slot};
 use net_types::TenantId;
 
 /// The first byte picks a decoder (samples of an hour row, of a day row,
+/// in either format: the blob's first byte, 1 or 2,
 /// realm totals, tenant totals, a day of hourly totals), the next four the
 /// row's hour or day; the rest is the blob. Whatever decodes must encode
 /// to bytes that decode to the same values.
@@ -54,6 +55,13 @@ fn samples(span: Span, time: i64, blob: &[u8]) {
         out.is_sorted_by_key(|s| s.slot),
         "a decoded row is in slot order"
     );
+    // Format 1, what older builds wrote, reads back the same.
+    let mut v1 = Vec::new();
+    codec::encode_samples_v1(span, time, &out, &mut v1);
+    let mut back = Vec::new();
+    codec::decode_samples((span, time), TenantId(7), &v1, all, &mut back)
+        .expect("samples in format 1 decode");
+    assert_eq!(back, out, "samples changed in a format 1 round trip");
     let mut again = Vec::new();
     codec::encode_samples(span, time, &out, &mut again);
     let mut back = Vec::new();

@@ -293,9 +293,13 @@ pub(crate) fn decode_samples(
 ) -> Result<(), StoreError> {
     let kept = out.len();
     let decoded = match blob.first() {
-        Some(&super::series::FORMAT) => {
-            super::series::decode((time * span.slots(), span.slots()), tenant, blob, range, out)
-        }
+        Some(&super::series::FORMAT) => super::series::decode(
+            (time * span.slots(), span.slots()),
+            tenant,
+            blob,
+            range,
+            out,
+        ),
         _ => decode_samples_v1((span, time), tenant, blob, range, out),
     };
     decoded.map_err(|e| {
@@ -766,7 +770,12 @@ mod tests {
         assert!(e.contains("sorted, each once"), "{e}");
         // Errors name the table and the row.
         let id = row_id(hour, 7).unwrap();
-        assert!(e.contains(&format!("samples.samples of row {id} (hour {hour}, tenant 7)")), "{e}");
+        assert!(
+            e.contains(&format!(
+                "samples.samples of row {id} (hour {hour}, tenant 7)"
+            )),
+            "{e}"
+        );
         blob[0] = 9;
         let e = decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));

@@ -28,9 +28,9 @@
 //!
 //! A bytes residual is the zig-zag of `bytes - previous bytes` (so a
 //! steady series costs a few bits, a zero residual none); a packets
-//! residual is the zig-zag of `packets - bytes × P / B`, where `P` and `B`
-//! are the key's packets and bytes so far in the row (its mean packet
-//! size). A block's width is that of its largest residual, so a burst
+//! residual is the zig-zag of `packets - ⌊bytes × (P / B)⌋` (in `f64`,
+//! saturating), where `P` and `B` are the key's packets and bytes so far in
+//! the row (its mean packet size), each summed saturating at 2^64 - 1. A block's width is that of its largest residual, so a burst
 //! widens 16 values, not the row. Every value decoded is checked: slots
 //! within the row, runs adding up, keys in order, values within 64 bits,
 //! widths of at most 66 bits, no bytes after the stream.
@@ -64,12 +64,14 @@ fn unzigzag(v: u128) -> i128 {
     (v >> 1) as i128 ^ -((v & 1) as i128)
 }
 
-/// The packets expected of `bytes` at the mean packet size so far
-/// (`packets_so_far / bytes_so_far`); saturating, so that writer and
-/// reader compute the same for any values.
-fn predicted_packets(bytes: u64, (packets_so_far, bytes_so_far): (u128, u128)) -> u64 {
-    let p = u128::from(bytes).saturating_mul(packets_so_far) / bytes_so_far.max(1);
-    u64::try_from(p).unwrap_or(u64::MAX)
+/// The packets expected of `bytes` at the key's mean packet size so far
+/// in the row (`packets_so_far / bytes_so_far`). In `f64`: IEEE 754
+/// multiplication, division and the saturating conversions are exact
+/// functions of their inputs on every platform, so writer and reader
+/// predict the same; a 128-bit division per sample cost four times as
+/// much.
+fn predicted_packets(bytes: u64, (packets_so_far, bytes_so_far): (u64, u64)) -> u64 {
+    (bytes as f64 * (packets_so_far as f64 / bytes_so_far.max(1) as f64)) as u64
 }
 
 struct BitWriter<'a> {
@@ -177,13 +179,13 @@ pub(super) fn encode(first: i64, slots: i64, samples: &[&Sample], out: &mut Vec<
         );
         put_blocks(&mut w, &residuals);
         residuals.clear();
-        let mut so_far = (u128::from(one[0].packets), u128::from(one[0].bytes));
+        let mut so_far = (one[0].packets, one[0].bytes);
         for s in &one[1..] {
             let expected = predicted_packets(s.bytes, so_far);
             residuals.push(zigzag(i128::from(s.packets) - i128::from(expected)));
             so_far = (
-                so_far.0.saturating_add(u128::from(s.packets)),
-                so_far.1.saturating_add(u128::from(s.bytes)),
+                so_far.0.saturating_add(s.packets),
+                so_far.1.saturating_add(s.bytes),
             );
         }
         put_blocks(&mut w, &residuals);
@@ -318,7 +320,10 @@ pub(super) fn decode(
     let count = r.varint()?;
     // Every key takes at least 5 bytes: a bound before allocating.
     if count > blob.len() as u64 / 5 {
-        return Err(corrupt(format!("{count} keys in a blob of {} bytes", blob.len())));
+        return Err(corrupt(format!(
+            "{count} keys in a blob of {} bytes",
+            blob.len()
+        )));
     }
     let mut all: Vec<Series> = Vec::with_capacity(count as usize);
     // The row's slot offsets per key, ascending; values in the same places.
@@ -378,14 +383,14 @@ pub(super) fn decode(
                 .map_err(|_| corrupt(format!("{}: bytes {v} out of 0..2^64", s.key)))?;
         }
         r.blocks(n, &mut residuals)?;
-        let mut so_far = (u128::from(packets[s.start]), u128::from(bytes[s.start]));
+        let mut so_far = (packets[s.start], bytes[s.start]);
         for (i, &z) in (s.start + 1..).zip(&residuals) {
             let v = i128::from(predicted_packets(bytes[i], so_far)) + unzigzag(z);
             packets[i] = u64::try_from(v)
                 .map_err(|_| corrupt(format!("{}: packets {v} out of 0..2^64", s.key)))?;
             so_far = (
-                so_far.0.saturating_add(u128::from(packets[i])),
-                so_far.1.saturating_add(u128::from(bytes[i])),
+                so_far.0.saturating_add(packets[i]),
+                so_far.1.saturating_add(bytes[i]),
             );
         }
     }
@@ -454,9 +459,20 @@ mod tests {
         decode((first, slots), TenantId(7), &blob, all, &mut back).unwrap();
         assert_eq!(back, samples);
         // Every slot filter keeps exactly the samples inside it.
-        for (from, to) in [(first + 3, first + 7), (first - 5, first + 1), (first + 11, i64::MAX)] {
+        for (from, to) in [
+            (first + 3, first + 7),
+            (first - 5, first + 1),
+            (first + 11, i64::MAX),
+        ] {
             back.clear();
-            decode((first, slots), TenantId(7), &blob, (Slot(from), Slot(to)), &mut back).unwrap();
+            decode(
+                (first, slots),
+                TenantId(7),
+                &blob,
+                (Slot(from), Slot(to)),
+                &mut back,
+            )
+            .unwrap();
             let inside: Vec<Sample> = samples
                 .iter()
                 .filter(|s| (from..to).contains(&s.slot.0))
@@ -610,7 +626,10 @@ mod tests {
         expect(&two(&[(127, 7), (0, 64)]), "width 127");
         // A residual below zero bytes: 5 bytes then -6.
         expect(&two(&[(4, 7), (zigzag(-6), 4), (0, 7)]), "out of 0..2^64");
-        expect(&[FORMAT, 1, 1, 0x10, 2, 0, 1, 5, 1], "bits above the source");
+        expect(
+            &[FORMAT, 1, 1, 0x10, 2, 0, 1, 5, 1],
+            "bits above the source",
+        );
         expect(&[FORMAT, 200, 1], "keys in a blob");
     }
 }

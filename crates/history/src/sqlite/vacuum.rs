@@ -90,7 +90,10 @@ pub(super) fn reclaim(conn: &Connection) -> Result<u64, StoreError> {
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .map_err(db())?;
     if free > 0 && is_incremental(conn)? {
-        conn.execute_batch("PRAGMA incremental_vacuum").map_err(db())?;
+        // The pragma frees pages step by step: run it to its end.
+        let mut st = conn.prepare("PRAGMA incremental_vacuum").map_err(db())?;
+        let mut rows = st.query([]).map_err(db())?;
+        while rows.next().map_err(db())?.is_some() {}
     }
     Ok(free.max(0) as u64)
 }
