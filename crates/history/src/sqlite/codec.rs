@@ -487,10 +487,35 @@ pub(crate) fn add_day_hours(
     Ok(())
 }
 
-/// Encodes a day's entries, sorted by hour, realm and direction: per hour
-/// with any, the hour (one byte), how many entries it has (a varint), then
-/// each as in [`encode_realm_totals`].
+/// Encodes a day's entries, sorted by hour, realm and direction. In the
+/// series form of the samples ([`super::series`], format 2: each realm and
+/// direction once, its 24 hours as bit-packed differences) when every sum
+/// fits in 64 bits, as it does for any real traffic (an hour's 2^64 bytes
+/// would be 41 Pbit/s); otherwise in format 1: per hour with any, the
+/// hour (one byte), how many entries it has (a varint), then each as in
+/// [`encode_realm_totals`].
 pub(crate) fn encode_day_hours(totals: &[DayHourTotal], out: &mut Vec<u8>) {
+    let as_samples: Option<Vec<Sample>> = totals
+        .iter()
+        .map(|t| {
+            Some(Sample {
+                slot: Slot(i64::from(t.hour)),
+                key: day_hour_key(t.total.realm, t.total.direction),
+                bytes: u64::try_from(t.total.bytes).ok()?,
+                packets: u64::try_from(t.total.packets).ok()?,
+            })
+        })
+        .collect();
+    if let Some(samples) = as_samples {
+        let refs: Vec<&Sample> = samples.iter().collect();
+        super::series::encode(0, HOURS_PER_DAY, &refs, out);
+    } else {
+        encode_day_hours_v1(totals, out);
+    }
+}
+
+/// [`encode_day_hours`] in format 1 (what schema 8 and older wrote).
+pub(crate) fn encode_day_hours_v1(totals: &[DayHourTotal], out: &mut Vec<u8>) {
     out.push(FORMAT);
     for hour in totals.chunk_by(|a, b| a.hour == b.hour) {
         out.push(hour[0].hour);
@@ -498,6 +523,18 @@ pub(crate) fn encode_day_hours(totals: &[DayHourTotal], out: &mut Vec<u8>) {
         for t in hour {
             put_realm_total(out, &t.total);
         }
+    }
+}
+
+/// The key a day's hourly total is stored under in the series form: the
+/// realm and direction, summed over bands and sources (whole, kernel).
+fn day_hour_key(realm: RealmId, direction: Direction) -> UsageKey {
+    UsageKey {
+        tenant: TenantId(0),
+        realm,
+        direction,
+        band: Band::Whole,
+        source: Source::Kernel,
     }
 }
 
@@ -520,6 +557,35 @@ pub(crate) fn each_day_hour(
     hours: std::ops::Range<u8>,
     mut each: impl FnMut(DayHourTotal),
 ) -> Result<(), StoreError> {
+    if blob.first() == Some(&super::series::FORMAT) {
+        let mut samples = Vec::new();
+        let range = (Slot(i64::from(hours.start)), Slot(i64::from(hours.end)));
+        let day = (0, HOURS_PER_DAY);
+        super::series::decode(day, TenantId(0), blob, range, &mut samples).map_err(
+            |e| match e {
+                StoreError::Corrupt { problem, .. } => StoreError::corrupt(place, problem),
+                other => other,
+            },
+        )?;
+        for s in samples {
+            if s.key != day_hour_key(s.key.realm, s.key.direction) {
+                return Err(StoreError::corrupt(
+                    place,
+                    format!("{}: an hourly total is of every band and source", s.key),
+                ));
+            }
+            each(DayHourTotal {
+                hour: s.slot.0 as u8,
+                total: RealmTotal {
+                    realm: s.key.realm,
+                    direction: s.key.direction,
+                    bytes: u128::from(s.bytes),
+                    packets: u128::from(s.packets),
+                },
+            });
+        }
+        return Ok(());
+    }
     let mut r = Reader::new(blob, place)?;
     let mut next = 0u8;
     while r.more() {
@@ -904,6 +970,63 @@ mod tests {
         assert!(e.to_string().contains("no entries"), "{e}");
         let e = decode_day_hours(&blob[..blob.len() - 1], "d", 0..24, &mut back).unwrap_err();
         assert!(e.to_string().contains("ends inside an entry"), "{e}");
+    }
+
+    #[test]
+    fn day_hours_of_real_sizes_take_the_series_form() {
+        let mut day = Vec::new();
+        for hour in 0..24u8 {
+            for (realm, direction) in [(1, Direction::Down), (1, Direction::Up), (3, Direction::Up)]
+            {
+                if realm == 3 && hour % 5 == 0 {
+                    continue;
+                }
+                let bytes = 9_000_000_000 + u128::from(hour) * 77_777_777 + u128::from(realm);
+                let total = RealmTotal {
+                    realm: RealmId(realm),
+                    direction,
+                    bytes,
+                    packets: bytes / 1_100,
+                };
+                day.push(DayHourTotal { hour, total });
+            }
+        }
+        let mut blob = Vec::new();
+        encode_day_hours(&day, &mut blob);
+        assert_eq!(blob[0], super::super::series::FORMAT);
+        let mut v1 = vec![FORMAT];
+        for t in &day {
+            put_realm_total(&mut v1, &t.total);
+        }
+        assert!(
+            blob.len() * 2 < v1.len(),
+            "{} bytes, format 1 {}",
+            blob.len(),
+            v1.len()
+        );
+        let mut back = Vec::new();
+        decode_day_hours(&blob, "d", 0..24, &mut back).unwrap();
+        assert_eq!(back, day);
+        back.clear();
+        decode_day_hours(&blob, "d", 4..6, &mut back).unwrap();
+        let inside: Vec<_> = day
+            .iter()
+            .filter(|t| (4..6).contains(&t.hour))
+            .copied()
+            .collect();
+        assert_eq!(back, inside);
+        // A band or source in a day's hours is not what any writer wrote.
+        let mut flow = Sample {
+            slot: Slot(0),
+            key: day_hour_key(RealmId(1), Direction::Up),
+            bytes: 1,
+            packets: 1,
+        };
+        flow.key.source = Source::Flow;
+        let mut bad = Vec::new();
+        super::super::series::encode(0, 24, &[&flow], &mut bad);
+        let e = decode_day_hours(&bad, "d", 0..24, &mut back).unwrap_err();
+        assert!(e.to_string().contains("every band and source"), "{e}");
     }
 
     #[test]

@@ -293,5 +293,42 @@ pub(super) fn to_series(tx: &Transaction<'_>) -> Result<(), StoreError> {
             after = last;
         }
     }
-    Ok(())
+    day_hours_to_series(tx)
+}
+
+/// The same for `hours_by_day`: rows in format 1 rewritten by
+/// [`codec::encode_day_hours`] (the series form when every sum fits in 64
+/// bits).
+fn day_hours_to_series(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    const CONTEXT: &str = "migrate the history database to version 9 (hours_by_day)";
+    let db = || StoreError::db(CONTEXT);
+    let mut select = tx
+        .prepare("SELECT id, totals FROM hours_by_day WHERE id > ?1 ORDER BY id LIMIT 4096")
+        .map_err(db())?;
+    let mut update = tx
+        .prepare("UPDATE hours_by_day SET totals = ?2 WHERE id = ?1")
+        .map_err(db())?;
+    let mut after = i64::MIN;
+    let mut totals = Vec::new();
+    let mut blob = Vec::new();
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = select
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(db())?;
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(());
+        };
+        for (id, old) in rows {
+            if old.first() != Some(&1) {
+                continue;
+            }
+            totals.clear();
+            codec::decode_day_hours(&old, "hours_by_day.totals", 0..24, &mut totals)?;
+            blob.clear();
+            codec::encode_day_hours(&totals, &mut blob);
+            update.execute(params![id, blob]).map_err(db())?;
+        }
+        after = last;
+    }
 }

@@ -53,6 +53,9 @@ use jiff::Timestamp;
 use rusqlite::Connection;
 use std::path::Path;
 
+/// The page size of new files, and of files switched by [`vacuum`].
+const PAGE_SIZE: u32 = 16384;
+
 /// Where the daemon keeps its history unless told otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/tollgate/history.sqlite";
 
@@ -112,7 +115,7 @@ impl SqliteStore {
             .map_err(StoreError::db("set busy_timeout"))?;
         // Only takes effect on a new database: a page size cannot change
         // once the database is in WAL mode.
-        conn.execute_batch("PRAGMA page_size = 16384")
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
             .map_err(StoreError::db("set page_size"))?;
         // The same: a file from before schema 9 is switched below.
         vacuum::for_new_files(&conn)?;

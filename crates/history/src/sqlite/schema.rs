@@ -770,6 +770,25 @@ mod tests {
             }
             // 12 tenants × (2 compacted days + 24 hours).
             assert_eq!(rows, 12 * 26);
+            let old: Vec<(i64, Vec<u8>)> = conn
+                .prepare("SELECT id, totals FROM hours_by_day")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(old.len(), 12 * 2);
+            for (id, blob) in old {
+                let mut totals = Vec::new();
+                codec::decode_day_hours(&blob, "t", 0..24, &mut totals).unwrap();
+                let mut v1 = Vec::new();
+                codec::encode_day_hours_v1(&totals, &mut v1);
+                conn.execute(
+                    "UPDATE hours_by_day SET totals = ?2 WHERE id = ?1",
+                    rusqlite::params![id, v1],
+                )
+                .unwrap();
+            }
             conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE)")
                 .unwrap();
             let auto: i64 = conn
@@ -788,7 +807,9 @@ mod tests {
             .prepare(
                 "SELECT substr(samples, 1, 1) = x'02', COUNT(*) FROM samples GROUP BY 1
                  UNION ALL
-                 SELECT substr(samples, 1, 1) = x'02', COUNT(*) FROM samples_days GROUP BY 1",
+                 SELECT substr(samples, 1, 1) = x'02', COUNT(*) FROM samples_days GROUP BY 1
+                 UNION ALL
+                 SELECT substr(totals, 1, 1) = x'02', COUNT(*) FROM hours_by_day GROUP BY 1",
             )
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -797,7 +818,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             formats,
-            [(1, 12 * 24), (1, 12 * 2)],
+            [(1, 12 * 24), (1, 12 * 2), (1, 12 * 2)],
             "every row in format 2"
         );
         let auto: i64 = conn

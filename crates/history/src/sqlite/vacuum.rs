@@ -59,12 +59,14 @@ pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
     };
     let vacuumed = if mode.eq_ignore_ascii_case("delete") {
         // The copy goes to a temporary file, not memory.
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA auto_vacuum = INCREMENTAL;
+             PRAGMA page_size = {};
              PRAGMA temp_store = FILE;
              VACUUM;
              PRAGMA temp_store = MEMORY;",
-        )
+            super::PAGE_SIZE
+        ))
         .map_err(db())
     } else {
         Ok(())
