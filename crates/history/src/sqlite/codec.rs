@@ -17,8 +17,13 @@
 //!
 //! # Blobs
 //!
-//! Every blob starts with a format byte ([`FORMAT`]) and then holds sorted
-//! entries of LEB128 varints: a byte count of 5 GB is 5 bytes, not 8.
+//! Every blob starts with a format byte. Sample rows (and `hours_by_day`
+//! rows whose sums fit in 64 bits) are written in format 2 since schema 9:
+//! a series per key with bit-packed differences, described in
+//! [`super::series`]; what follows is format 1 ([`FORMAT`]), which the
+//! other blobs use and which older sample rows were written in (they still
+//! read): sorted entries of LEB128 varints, so a byte count of 5 GB is 5
+//! bytes, not 8.
 //! - samples of one tenant's hour: slot within the hour (a varint, so one
 //!   byte for an hour's 0..12; a day row's 0..288 takes two above 127), realm,
 //!   `source << 3 | direction << 2 | band` (1 byte: bits 0–1 the band, bit
@@ -540,7 +545,8 @@ fn day_hour_key(realm: RealmId, direction: Direction) -> UsageKey {
 
 /// Decodes a blob of [`encode_day_hours`], keeping the entries of the
 /// hours of the day in `hours`; the blob after them is not read. Hours out
-/// of `0..24`, out of order or without entries are refused as corrupt.
+/// of `0..24`, out of order or without entries, and an hour's entries out
+/// of realm and direction order, are refused as corrupt.
 pub(crate) fn decode_day_hours(
     blob: &[u8],
     place: &'static str,
@@ -614,8 +620,22 @@ pub(crate) fn each_day_hour(
                 format!("hour {hour} has no entries"),
             ));
         }
+        let mut previous = None;
         for _ in 0..count {
             let total = r.realm_total()?;
+            // Every writer keeps an hour's entries sorted, each once
+            // (`add_day_hours`); the series form needs them so.
+            let key = (total.realm, total.direction);
+            if previous.is_some_and(|p| p >= key) {
+                return Err(StoreError::corrupt(
+                    place,
+                    format!(
+                        "hour {hour}: realm {} {:?} out of order or twice",
+                        key.0 .0, key.1
+                    ),
+                ));
+            }
+            previous = Some(key);
             if hour >= hours.start {
                 each(DayHourTotal { hour, total });
             }
