@@ -174,7 +174,7 @@ fn realistic(slot: Slot, keys: &[UsageKey], profiles: &[Profile], out: &mut Vec<
         } else {
             let diurnal = 0.65 + 0.35 * (TAU * (day_slot - p.phase) / 288.0).cos();
             let noise = 0.75 + 0.5 * unit(mix(h));
-            let burst = if h % 500 == 0 { 4.0 } else { 1.0 };
+            let burst = if h.is_multiple_of(500) { 4.0 } else { 1.0 };
             p.peak * diurnal * week * noise * burst
         };
         let bytes = bytes.max(64.0) as u64;

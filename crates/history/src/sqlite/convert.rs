@@ -172,83 +172,6 @@ fn rollup(tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::{schema, SqliteOptions, SqliteStore};
-    use crate::store::*;
-    use accounting::Slot;
-    use jiff::tz::TimeZone;
-    use net_types::TenantId;
-    use rusqlite::Connection;
-
-    #[test]
-    fn a_version_1_database_is_converted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v1.sqlite");
-        {
-            let mut conn = Connection::open(&path).unwrap();
-            schema::migrate_to(&mut conn, 1).unwrap();
-            // Two tenants' samples in two hours (slot 300 is hour 25, day
-            // 1), and a rollup hour whose raw samples retention removed.
-            conn.execute_batch(
-                "INSERT INTO samples VALUES
-                    (1, 7, 1, 0, 0, 300, 1000, 10), (1, 7, 1, 1, 2, 300, 50, 1),
-                    (1, 7, 1, 0, 0, 311, 2000, 20), (1, 9, 4, 1, 3, 312, 7, 1);
-                 INSERT INTO hourly VALUES
-                    (3, 7, 1, 0, 99, 9), (25, 7, 1, 0, 3000, 30), (25, 7, 1, 1, 50, 1),
-                    (26, 9, 4, 1, 7, 1);
-                 INSERT INTO daily VALUES
-                    (0, 7, 1, 0, 99, 9), (1, 7, 1, 0, 3000, 30), (1, 7, 1, 1, 50, 1),
-                    (1, 9, 4, 1, 7, 1);",
-            )
-            .unwrap();
-        }
-        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
-        assert_eq!(
-            store.schema_version().unwrap(),
-            super::super::SCHEMA_VERSION
-        );
-        let all = store
-            .samples(&SampleQuery {
-                tenants: Tenants::All,
-                from: Slot(0),
-                to: Slot(1000),
-            })
-            .unwrap();
-        let got: Vec<_> = all
-            .iter()
-            .map(|s| (s.slot.0, s.key.tenant.0, s.bytes))
-            .collect();
-        assert_eq!(
-            got,
-            vec![(300, 7, 1000), (300, 7, 50), (311, 7, 2000), (312, 9, 7)]
-        );
-        let rollups = store.rollup_bytes().unwrap();
-        let sums: Vec<u128> = rollups.iter().map(|r| r.1).collect();
-        assert_eq!(sums, vec![3156, 3156, 3156, 3156]);
-        let usage = store
-            .usage(&UsageQuery {
-                tenants: Tenants::Only(vec![TenantId(7)]),
-                from: "1970-01-01T00:00Z".parse().unwrap(),
-                to: "1970-01-03T00:00Z".parse().unwrap(),
-                bucket: Bucket::Day,
-                zone: TimeZone::UTC,
-            })
-            .unwrap();
-        let got: Vec<_> = usage.iter().map(|u| (u.bucket.day(), u.bytes)).collect();
-        assert_eq!(got, vec![(1, 99), (2, 3000), (2, 50)]);
-        let v1_tables: i64 = store
-            .connection()
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v1'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(v1_tables, 0);
-    }
-}
-
 /// Version 9: every sample row still in format 1 rewritten in format 2
 /// ([`super::series`]), the same samples in fewer bytes. Rows are read and
 /// rewritten in id order, a page of ids at a time, so memory stays at one
@@ -330,5 +253,82 @@ fn day_hours_to_series(tx: &Transaction<'_>) -> Result<(), StoreError> {
             update.execute(params![id, blob]).map_err(db())?;
         }
         after = last;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{schema, SqliteOptions, SqliteStore};
+    use crate::store::*;
+    use accounting::Slot;
+    use jiff::tz::TimeZone;
+    use net_types::TenantId;
+    use rusqlite::Connection;
+
+    #[test]
+    fn a_version_1_database_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            schema::migrate_to(&mut conn, 1).unwrap();
+            // Two tenants' samples in two hours (slot 300 is hour 25, day
+            // 1), and a rollup hour whose raw samples retention removed.
+            conn.execute_batch(
+                "INSERT INTO samples VALUES
+                    (1, 7, 1, 0, 0, 300, 1000, 10), (1, 7, 1, 1, 2, 300, 50, 1),
+                    (1, 7, 1, 0, 0, 311, 2000, 20), (1, 9, 4, 1, 3, 312, 7, 1);
+                 INSERT INTO hourly VALUES
+                    (3, 7, 1, 0, 99, 9), (25, 7, 1, 0, 3000, 30), (25, 7, 1, 1, 50, 1),
+                    (26, 9, 4, 1, 7, 1);
+                 INSERT INTO daily VALUES
+                    (0, 7, 1, 0, 99, 9), (1, 7, 1, 0, 3000, 30), (1, 7, 1, 1, 50, 1),
+                    (1, 9, 4, 1, 7, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(
+            store.schema_version().unwrap(),
+            super::super::SCHEMA_VERSION
+        );
+        let all = store
+            .samples(&SampleQuery {
+                tenants: Tenants::All,
+                from: Slot(0),
+                to: Slot(1000),
+            })
+            .unwrap();
+        let got: Vec<_> = all
+            .iter()
+            .map(|s| (s.slot.0, s.key.tenant.0, s.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(300, 7, 1000), (300, 7, 50), (311, 7, 2000), (312, 9, 7)]
+        );
+        let rollups = store.rollup_bytes().unwrap();
+        let sums: Vec<u128> = rollups.iter().map(|r| r.1).collect();
+        assert_eq!(sums, vec![3156, 3156, 3156, 3156]);
+        let usage = store
+            .usage(&UsageQuery {
+                tenants: Tenants::Only(vec![TenantId(7)]),
+                from: "1970-01-01T00:00Z".parse().unwrap(),
+                to: "1970-01-03T00:00Z".parse().unwrap(),
+                bucket: Bucket::Day,
+                zone: TimeZone::UTC,
+            })
+            .unwrap();
+        let got: Vec<_> = usage.iter().map(|u| (u.bucket.day(), u.bytes)).collect();
+        assert_eq!(got, vec![(1, 99), (2, 3000), (2, 50)]);
+        let v1_tables: i64 = store
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v1_tables, 0);
     }
 }
