@@ -39,8 +39,9 @@ pub(super) fn is_incremental(conn: &Connection) -> Result<bool, StoreError> {
 
 /// Switches an existing file to `auto_vacuum = INCREMENTAL` with a
 /// `VACUUM` (see the module's notes on its cost), unless it is already.
-/// `false` when another connection is open and it must wait for a later
-/// open; the file works either way.
+/// `false` when another connection is open, or the disk has no room for
+/// the copy, and it must wait for a later open; the file works either
+/// way.
 pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
     if is_incremental(conn)? {
         return Ok(true);
@@ -74,6 +75,13 @@ pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
     let back: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(db())?;
+    // No room for the copy: the file works as it is, and a later open
+    // tries again; the daemon must not fail to start over it.
+    if let Err(StoreError::Database { source, .. }) = &vacuumed {
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Ok(false);
+        }
+    }
     vacuumed?;
     if !back.eq_ignore_ascii_case("wal") {
         return Err(StoreError::invalid(
