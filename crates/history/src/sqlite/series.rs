@@ -235,6 +235,18 @@ impl Reader<'_> {
 
     /// `width` bits (at most 128), least significant first.
     fn bits(&mut self, width: u32) -> Result<u128, StoreError> {
+        // The usual case: one unaligned load.
+        if width <= 56 {
+            if let Some(window) = self.blob.get(self.at..self.at + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(window);
+                let v = (u64::from_le_bytes(w) >> self.bit) & ((1u64 << width) - 1);
+                let consumed = self.bit + width;
+                self.at += (consumed / 8) as usize;
+                self.bit = consumed % 8;
+                return Ok(u128::from(v));
+            }
+        }
         let mut v = 0u128;
         let mut got = 0;
         while got < width {
@@ -257,19 +269,34 @@ impl Reader<'_> {
         Ok(v)
     }
 
-    /// `n` values written by [`put_blocks`].
-    fn blocks(&mut self, n: usize, out: &mut Vec<u128>) -> Result<(), StoreError> {
+    /// `n` values written by [`put_blocks`], of which only the first
+    /// `keep` are wanted: blocks wholly past them are skipped by their
+    /// width, not read (so `out` may hold fewer than `n`).
+    fn blocks(&mut self, n: usize, keep: usize, out: &mut Vec<u128>) -> Result<(), StoreError> {
         out.clear();
-        while out.len() < n {
+        let mut start = 0;
+        while start < n {
             let width = self.bits(7)? as u32;
             if width > MAX_WIDTH {
                 return Err(corrupt(format!(
                     "a block of width {width} (at most {MAX_WIDTH})"
                 )));
             }
-            for _ in 0..BLOCK.min(n - out.len()) {
-                out.push(self.bits(width)?);
+            let len = BLOCK.min(n - start);
+            if start < keep {
+                for _ in 0..len {
+                    out.push(self.bits(width)?);
+                }
+            } else {
+                let skip = u64::from(width) * len as u64;
+                let to = (self.at as u64 * 8 + u64::from(self.bit)).saturating_add(skip);
+                if to > self.blob.len() as u64 * 8 {
+                    return Err(self.short());
+                }
+                self.at = (to / 8) as usize;
+                self.bit = (to % 8) as u32;
             }
+            start += len;
         }
         Ok(())
     }
@@ -373,16 +400,21 @@ pub(super) fn decode(
     }
     bytes.resize(offsets.len(), 0);
     packets.resize(offsets.len(), 0);
+    let hi = (to.0.saturating_sub(first)).clamp(0, slots);
     let mut residuals = Vec::new();
     for s in &all {
         let n = s.end - s.start - 1;
-        r.blocks(n, &mut residuals)?;
+        // Values of slots at or past `to` are not wanted (the first is
+        // value 0, in the header).
+        let wanted = offsets[s.start..s.end].partition_point(|&o| i64::from(o) < hi);
+        let keep = wanted.saturating_sub(1);
+        r.blocks(n, keep, &mut residuals)?;
         for (i, &z) in (s.start + 1..).zip(&residuals) {
             let v = i128::from(bytes[i - 1]) + unzigzag(z);
             bytes[i] = u64::try_from(v)
                 .map_err(|_| corrupt(format!("{}: bytes {v} out of 0..2^64", s.key)))?;
         }
-        r.blocks(n, &mut residuals)?;
+        r.blocks(n, keep, &mut residuals)?;
         let mut so_far = (packets[s.start], bytes[s.start]);
         for (i, &z) in (s.start + 1..).zip(&residuals) {
             let v = i128::from(predicted_packets(bytes[i], so_far)) + unzigzag(z);
@@ -409,7 +441,6 @@ pub(super) fn decode(
     }
     // Slot by slot, each key's sample of it, in key order.
     let lo = (from.0.saturating_sub(first)).clamp(0, slots);
-    let hi = (to.0.saturating_sub(first)).clamp(0, slots);
     let mut cursor: Vec<usize> = all
         .iter()
         .map(|s| s.start + offsets[s.start..s.end].partition_point(|&o| i64::from(o) < lo))
