@@ -17,8 +17,13 @@
 //!
 //! # Blobs
 //!
-//! Every blob starts with a format byte ([`FORMAT`]) and then holds sorted
-//! entries of LEB128 varints: a byte count of 5 GB is 5 bytes, not 8.
+//! Every blob starts with a format byte. Sample rows (and `hours_by_day`
+//! rows whose sums fit in 64 bits) are written in format 2 since schema 9:
+//! a series per key with bit-packed differences, described in
+//! [`super::series`]; what follows is format 1 ([`FORMAT`]), which the
+//! other blobs use and which older sample rows were written in (they still
+//! read): sorted entries of LEB128 varints, so a byte count of 5 GB is 5
+//! bytes, not 8.
 //! - samples of one tenant's hour: slot within the hour (a varint, so one
 //!   byte for an hour's 0..12; a day row's 0..288 takes two above 127), realm,
 //!   `source << 3 | direction << 2 | band` (1 byte: bits 0–1 the band, bit
@@ -49,8 +54,10 @@ use crate::store::{checked_sum, TenantTotal};
 use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
 use net_types::{RealmId, TenantId};
 
-/// The only blob format so far. A later one gets a new number, so a build
-/// that does not know it says so instead of misreading it.
+/// The format of every blob but the samples' (format 2 since schema 9,
+/// [`super::series`]; format 1 rows read too). A later one gets a new
+/// number, so a build that does not know it says so instead of misreading
+/// it.
 const FORMAT: u8 = 1;
 
 /// Slots in an hour and hours in a UTC day.
@@ -240,8 +247,21 @@ impl Span {
 }
 
 /// Appends one tenant's samples of hour (or day, as `span` says) `time`,
-/// sorted by slot then key, to `out` as a blob.
+/// sorted by slot then key, to `out` as a blob of format 2
+/// ([`super::series`]).
 pub(crate) fn encode_samples<'s>(
+    span: Span,
+    time: i64,
+    samples: impl IntoIterator<Item = &'s Sample>,
+    out: &mut Vec<u8>,
+) {
+    let samples: Vec<&Sample> = samples.into_iter().collect();
+    super::series::encode(time * span.slots(), span.slots(), &samples, out);
+}
+
+/// [`encode_samples`] in format 1, what schema 8 and older wrote: for
+/// tests and fuzzing, which build old rows.
+pub(crate) fn encode_samples_v1<'s>(
     span: Span,
     time: i64,
     samples: impl IntoIterator<Item = &'s Sample>,
@@ -258,10 +278,59 @@ pub(crate) fn encode_samples<'s>(
     }
 }
 
-/// Decodes a blob of `encode_samples`, keeping the samples of slots in
-/// `[from, to)`; the rest of the blob after `to` is not read. A row out of
-/// slot order is refused as corrupt (every writer sorts it).
+/// The blob's format (its first byte), if it is one of a sample row's.
+pub(crate) fn samples_format(blob: &[u8]) -> Option<u8> {
+    blob.first()
+        .copied()
+        .filter(|&f| f == FORMAT || f == super::series::FORMAT)
+}
+
+/// Decodes a blob of `encode_samples` (format 2) or of a build before it
+/// (format 1), keeping the samples of slots in `[from, to)`, sorted by
+/// slot then key. A corrupt blob is an error naming its table and row
+/// (the row id, the hour or day and the tenant), never a panic.
 pub(crate) fn decode_samples(
+    (span, time): (Span, i64),
+    tenant: TenantId,
+    blob: &[u8],
+    range: (Slot, Slot),
+    out: &mut Vec<Sample>,
+) -> Result<(), StoreError> {
+    let kept = out.len();
+    let decoded = match blob.first() {
+        Some(&super::series::FORMAT) => super::series::decode(
+            (time * span.slots(), span.slots()),
+            tenant,
+            blob,
+            range,
+            out,
+        ),
+        _ => decode_samples_v1((span, time), tenant, blob, range, out),
+    };
+    decoded.map_err(|e| {
+        out.truncate(kept);
+        match e {
+            StoreError::Corrupt { problem, .. } => StoreError::Corrupt {
+                place: format!(
+                    "{} of row {} ({} {time}, tenant {})",
+                    span.place(),
+                    row_id(time, tenant.0).map_or("beyond ±2³¹".into(), |id| id.to_string()),
+                    match span {
+                        Span::Hour => "hour",
+                        Span::Day => "day",
+                    },
+                    tenant.0
+                ),
+                problem,
+            },
+            other => other,
+        }
+    })
+}
+
+/// Format 1: entry by entry. A row out of slot and key order (or with a
+/// slot and key twice) is refused as corrupt: every writer sorts it.
+fn decode_samples_v1(
     (span, time): (Span, i64),
     tenant: TenantId,
     blob: &[u8],
@@ -270,7 +339,7 @@ pub(crate) fn decode_samples(
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(blob, span.place())?;
     let first = time * span.slots();
-    let mut previous = 0;
+    let mut previous: Option<(u64, UsageKey)> = None;
     while r.more() {
         let offset = r.varint()?;
         if offset >= span.slots() as u64 {
@@ -279,13 +348,14 @@ pub(crate) fn decode_samples(
                 format!("slot {offset} of a row of {} slots", span.slots()),
             ));
         }
-        if offset < previous {
-            return Err(StoreError::corrupt(
-                r.place,
-                format!("slot {offset} after slot {previous}: a row is sorted by slot"),
-            ));
+        if let Some((p, _)) = previous {
+            if offset < p {
+                return Err(StoreError::corrupt(
+                    r.place,
+                    format!("slot {offset} after slot {p}: a row is sorted by slot"),
+                ));
+            }
         }
-        previous = offset;
         let slot = Slot(first + offset as i64);
         let realm = r.realm()?;
         let code = r.byte()?;
@@ -298,6 +368,25 @@ pub(crate) fn decode_samples(
         let direction = r.direction(code >> 2 & 1)?;
         let band = Band::from_code(code & 3).ok_or_else(|| r.short())?;
         let source = Source::from_code(code >> 3).ok_or_else(|| r.short())?;
+        let key = UsageKey {
+            tenant,
+            realm,
+            direction,
+            band,
+            source,
+        };
+        if let Some(p) = previous {
+            if (offset, key) <= p {
+                return Err(StoreError::corrupt(
+                    r.place,
+                    format!(
+                        "{key} after {} in slot {offset}: a slot's keys are sorted, each once",
+                        p.1
+                    ),
+                ));
+            }
+        }
+        previous = Some((offset, key));
         let (bytes, packets) = (r.varint()?, r.varint()?);
         if slot >= to {
             // Sorted by slot: nothing later is wanted.
@@ -306,13 +395,7 @@ pub(crate) fn decode_samples(
         if slot >= from {
             out.push(Sample {
                 slot,
-                key: UsageKey {
-                    tenant,
-                    realm,
-                    direction,
-                    band,
-                    source,
-                },
+                key,
                 bytes,
                 packets,
             });
@@ -409,10 +492,35 @@ pub(crate) fn add_day_hours(
     Ok(())
 }
 
-/// Encodes a day's entries, sorted by hour, realm and direction: per hour
-/// with any, the hour (one byte), how many entries it has (a varint), then
-/// each as in [`encode_realm_totals`].
+/// Encodes a day's entries, sorted by hour, realm and direction. In the
+/// series form of the samples ([`super::series`], format 2: each realm and
+/// direction once, its 24 hours as bit-packed differences) when every sum
+/// fits in 64 bits, as it does for any real traffic (an hour's 2^64 bytes
+/// would be 41 Pbit/s); otherwise in format 1: per hour with any, the
+/// hour (one byte), how many entries it has (a varint), then each as in
+/// [`encode_realm_totals`].
 pub(crate) fn encode_day_hours(totals: &[DayHourTotal], out: &mut Vec<u8>) {
+    let as_samples: Option<Vec<Sample>> = totals
+        .iter()
+        .map(|t| {
+            Some(Sample {
+                slot: Slot(i64::from(t.hour)),
+                key: day_hour_key(t.total.realm, t.total.direction),
+                bytes: u64::try_from(t.total.bytes).ok()?,
+                packets: u64::try_from(t.total.packets).ok()?,
+            })
+        })
+        .collect();
+    if let Some(samples) = as_samples {
+        let refs: Vec<&Sample> = samples.iter().collect();
+        super::series::encode(0, HOURS_PER_DAY, &refs, out);
+    } else {
+        encode_day_hours_v1(totals, out);
+    }
+}
+
+/// [`encode_day_hours`] in format 1 (what schema 8 and older wrote).
+pub(crate) fn encode_day_hours_v1(totals: &[DayHourTotal], out: &mut Vec<u8>) {
     out.push(FORMAT);
     for hour in totals.chunk_by(|a, b| a.hour == b.hour) {
         out.push(hour[0].hour);
@@ -423,9 +531,22 @@ pub(crate) fn encode_day_hours(totals: &[DayHourTotal], out: &mut Vec<u8>) {
     }
 }
 
+/// The key a day's hourly total is stored under in the series form: the
+/// realm and direction, summed over bands and sources (whole, kernel).
+fn day_hour_key(realm: RealmId, direction: Direction) -> UsageKey {
+    UsageKey {
+        tenant: TenantId(0),
+        realm,
+        direction,
+        band: Band::Whole,
+        source: Source::Kernel,
+    }
+}
+
 /// Decodes a blob of [`encode_day_hours`], keeping the entries of the
 /// hours of the day in `hours`; the blob after them is not read. Hours out
-/// of `0..24`, out of order or without entries are refused as corrupt.
+/// of `0..24`, out of order or without entries, and an hour's entries out
+/// of realm and direction order, are refused as corrupt.
 pub(crate) fn decode_day_hours(
     blob: &[u8],
     place: &'static str,
@@ -442,6 +563,35 @@ pub(crate) fn each_day_hour(
     hours: std::ops::Range<u8>,
     mut each: impl FnMut(DayHourTotal),
 ) -> Result<(), StoreError> {
+    if blob.first() == Some(&super::series::FORMAT) {
+        let mut samples = Vec::new();
+        let range = (Slot(i64::from(hours.start)), Slot(i64::from(hours.end)));
+        let day = (0, HOURS_PER_DAY);
+        super::series::decode(day, TenantId(0), blob, range, &mut samples).map_err(
+            |e| match e {
+                StoreError::Corrupt { problem, .. } => StoreError::corrupt(place, problem),
+                other => other,
+            },
+        )?;
+        for s in samples {
+            if s.key != day_hour_key(s.key.realm, s.key.direction) {
+                return Err(StoreError::corrupt(
+                    place,
+                    format!("{}: an hourly total is of every band and source", s.key),
+                ));
+            }
+            each(DayHourTotal {
+                hour: s.slot.0 as u8,
+                total: RealmTotal {
+                    realm: s.key.realm,
+                    direction: s.key.direction,
+                    bytes: u128::from(s.bytes),
+                    packets: u128::from(s.packets),
+                },
+            });
+        }
+        return Ok(());
+    }
     let mut r = Reader::new(blob, place)?;
     let mut next = 0u8;
     while r.more() {
@@ -470,8 +620,22 @@ pub(crate) fn each_day_hour(
                 format!("hour {hour} has no entries"),
             ));
         }
+        let mut previous = None;
         for _ in 0..count {
             let total = r.realm_total()?;
+            // Every writer keeps an hour's entries sorted, each once
+            // (`add_day_hours`); the series form needs them so.
+            let key = (total.realm, total.direction);
+            if previous.is_some_and(|p| p >= key) {
+                return Err(StoreError::corrupt(
+                    place,
+                    format!(
+                        "hour {hour}: realm {} {:?} out of order or twice",
+                        key.0 .0, key.1
+                    ),
+                ));
+            }
+            previous = Some(key);
             if hour >= hours.start {
                 each(DayHourTotal { hour, total });
             }
@@ -613,7 +777,7 @@ mod tests {
             ..kernel
         };
         let mut blob = Vec::new();
-        encode_samples(Span::Hour, hour, &[kernel, flow], &mut blob);
+        encode_samples_v1(Span::Hour, hour, &[kernel, flow], &mut blob);
         assert_eq!(blob[3], 3, "down bulk kernel");
         assert_eq!(blob[3 + 5], 1 << 3 | 3, "down bulk flow");
         back.clear();
@@ -679,11 +843,25 @@ mod tests {
             &mut back,
         );
         assert!(e.unwrap_err().to_string().contains("ends inside an entry"));
-        // A row out of slot order is corrupt, not silently cut short.
+        // A format 1 row out of slot order, or with a key twice, is
+        // corrupt, not silently cut short.
         let mut unsorted = Vec::new();
-        encode_samples(Span::Hour, hour, [&samples[2], &samples[0]], &mut unsorted);
+        encode_samples_v1(Span::Hour, hour, [&samples[2], &samples[0]], &mut unsorted);
         let e = decode_samples((Span::Hour, hour), TenantId(7), &unsorted, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("sorted by slot"));
+        let mut twice = Vec::new();
+        encode_samples_v1(Span::Hour, hour, [&samples[0], &samples[0]], &mut twice);
+        let e = decode_samples((Span::Hour, hour), TenantId(7), &twice, all, &mut back);
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("sorted, each once"), "{e}");
+        // Errors name the table and the row.
+        let id = row_id(hour, 7).unwrap();
+        assert!(
+            e.contains(&format!(
+                "samples.samples of row {id} (hour {hour}, tenant 7)"
+            )),
+            "{e}"
+        );
         blob[0] = 9;
         let e = decode_samples((Span::Hour, hour), TenantId(7), &blob, all, &mut back);
         assert!(e.unwrap_err().to_string().contains("unknown blob format 9"));
@@ -812,6 +990,63 @@ mod tests {
         assert!(e.to_string().contains("no entries"), "{e}");
         let e = decode_day_hours(&blob[..blob.len() - 1], "d", 0..24, &mut back).unwrap_err();
         assert!(e.to_string().contains("ends inside an entry"), "{e}");
+    }
+
+    #[test]
+    fn day_hours_of_real_sizes_take_the_series_form() {
+        let mut day = Vec::new();
+        for hour in 0..24u8 {
+            for (realm, direction) in [(1, Direction::Down), (1, Direction::Up), (3, Direction::Up)]
+            {
+                if realm == 3 && hour % 5 == 0 {
+                    continue;
+                }
+                let bytes = 9_000_000_000 + u128::from(hour) * 77_777_777 + u128::from(realm);
+                let total = RealmTotal {
+                    realm: RealmId(realm),
+                    direction,
+                    bytes,
+                    packets: bytes / 1_100,
+                };
+                day.push(DayHourTotal { hour, total });
+            }
+        }
+        let mut blob = Vec::new();
+        encode_day_hours(&day, &mut blob);
+        assert_eq!(blob[0], super::super::series::FORMAT);
+        let mut v1 = vec![FORMAT];
+        for t in &day {
+            put_realm_total(&mut v1, &t.total);
+        }
+        assert!(
+            blob.len() * 2 < v1.len(),
+            "{} bytes, format 1 {}",
+            blob.len(),
+            v1.len()
+        );
+        let mut back = Vec::new();
+        decode_day_hours(&blob, "d", 0..24, &mut back).unwrap();
+        assert_eq!(back, day);
+        back.clear();
+        decode_day_hours(&blob, "d", 4..6, &mut back).unwrap();
+        let inside: Vec<_> = day
+            .iter()
+            .filter(|t| (4..6).contains(&t.hour))
+            .copied()
+            .collect();
+        assert_eq!(back, inside);
+        // A band or source in a day's hours is not what any writer wrote.
+        let mut flow = Sample {
+            slot: Slot(0),
+            key: day_hour_key(RealmId(1), Direction::Up),
+            bytes: 1,
+            packets: 1,
+        };
+        flow.key.source = Source::Flow;
+        let mut bad = Vec::new();
+        super::super::series::encode(0, 24, &[&flow], &mut bad);
+        let e = decode_day_hours(&bad, "d", 0..24, &mut back).unwrap_err();
+        assert!(e.to_string().contains("every band and source"), "{e}");
     }
 
     #[test]

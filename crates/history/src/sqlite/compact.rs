@@ -67,6 +67,10 @@ pub(super) fn compact(
     let (hour_days, hours_done) = hours::build(conn, open_day, left)?;
     report.hour_days = hour_days;
     report.done = samples_done && hours_done;
+    // The deleted hour rows' pages back to the file system.
+    if report.tenant_days > 0 {
+        super::vacuum::reclaim(conn)?;
+    }
     Ok(report)
 }
 

@@ -172,6 +172,90 @@ fn rollup(tx: &Transaction<'_>, table: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Version 9: every sample row still in format 1 rewritten in format 2
+/// ([`super::series`]), the same samples in fewer bytes. Rows are read and
+/// rewritten in id order, a page of ids at a time, so memory stays at one
+/// page of rows whatever the file's size.
+pub(super) fn to_series(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    const CONTEXT: &str = "migrate the history database to version 9";
+    const PAGE: i64 = 4_096;
+    let db = || StoreError::db(CONTEXT);
+    for span in [Span::Hour, Span::Day] {
+        let table = span.table();
+        let mut select = tx
+            .prepare(&format!(
+                "SELECT id, samples FROM {table} WHERE id > ?1 ORDER BY id LIMIT {PAGE}"
+            ))
+            .map_err(db())?;
+        let mut update = tx
+            .prepare(&format!("UPDATE {table} SET samples = ?2 WHERE id = ?1"))
+            .map_err(db())?;
+        let mut after = i64::MIN;
+        let mut samples = Vec::new();
+        let mut blob = Vec::new();
+        loop {
+            let rows: Vec<(i64, Vec<u8>)> = select
+                .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(db())?;
+            let Some(&(last, _)) = rows.last() else {
+                break;
+            };
+            for (id, old) in rows {
+                if codec::samples_format(&old) == Some(2) {
+                    continue;
+                }
+                let (time, tenant) = codec::split_row_id(id);
+                samples.clear();
+                let all = (Slot(i64::MIN), Slot(i64::MAX));
+                codec::decode_samples((span, time), TenantId(tenant), &old, all, &mut samples)?;
+                blob.clear();
+                codec::encode_samples(span, time, &samples, &mut blob);
+                update.execute(params![id, blob]).map_err(db())?;
+            }
+            after = last;
+        }
+    }
+    day_hours_to_series(tx)
+}
+
+/// The same for `hours_by_day`: rows in format 1 rewritten by
+/// [`codec::encode_day_hours`] (the series form when every sum fits in 64
+/// bits).
+fn day_hours_to_series(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    const CONTEXT: &str = "migrate the history database to version 9 (hours_by_day)";
+    let db = || StoreError::db(CONTEXT);
+    let mut select = tx
+        .prepare("SELECT id, totals FROM hours_by_day WHERE id > ?1 ORDER BY id LIMIT 4096")
+        .map_err(db())?;
+    let mut update = tx
+        .prepare("UPDATE hours_by_day SET totals = ?2 WHERE id = ?1")
+        .map_err(db())?;
+    let mut after = i64::MIN;
+    let mut totals = Vec::new();
+    let mut blob = Vec::new();
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = select
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(db())?;
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(());
+        };
+        for (id, old) in rows {
+            if old.first() != Some(&1) {
+                continue;
+            }
+            totals.clear();
+            codec::decode_day_hours(&old, "hours_by_day.totals", 0..24, &mut totals)?;
+            blob.clear();
+            codec::encode_day_hours(&totals, &mut blob);
+            update.execute(params![id, blob]).map_err(db())?;
+        }
+        after = last;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{schema, SqliteOptions, SqliteStore};

@@ -18,6 +18,9 @@
 //! - `page_size = 16384` (new databases only): a packed row of one
 //!   tenant's hour is about 1 kB, and 4 kB pages hold three of them with
 //!   a fifth of the page unused; 16 kB pages waste about 3%.
+//! - `auto_vacuum = INCREMENTAL` (schema 9 on; an older file is switched
+//!   by one `VACUUM` when opened): compaction and retention give the pages
+//!   they free back to the file system (see [`vacuum`]).
 //! - SQLite's own locking and rollback make a transaction all-or-nothing:
 //!   a process killed inside one leaves no part of it behind, and the next
 //!   open recovers the log.
@@ -35,6 +38,8 @@ mod read;
 mod retention;
 mod rollup;
 mod schema;
+mod series;
+mod vacuum;
 mod write;
 
 pub use compact::COMPACT_GRACE;
@@ -47,6 +52,9 @@ use accounting::{Sample, Slot, SlotCoverage};
 use jiff::Timestamp;
 use rusqlite::Connection;
 use std::path::Path;
+
+/// The page size of new files, and of files switched by [`vacuum`].
+const PAGE_SIZE: u32 = 16384;
 
 /// Where the daemon keeps its history unless told otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/tollgate/history.sqlite";
@@ -107,8 +115,10 @@ impl SqliteStore {
             .map_err(StoreError::db("set busy_timeout"))?;
         // Only takes effect on a new database: a page size cannot change
         // once the database is in WAL mode.
-        conn.execute_batch("PRAGMA page_size = 16384")
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
             .map_err(StoreError::db("set page_size"))?;
+        // The same: a file from before schema 9 is switched below.
+        vacuum::for_new_files(&conn)?;
         let mode = wal_mode(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::invalid(
@@ -126,6 +136,7 @@ impl SqliteStore {
         ))
         .map_err(StoreError::db("set the connection's pragmas"))?;
         schema::migrate(&mut conn)?;
+        vacuum::incremental(&conn)?;
         Ok(SqliteStore { conn })
     }
 
@@ -232,6 +243,7 @@ impl Store for SqliteStore {
         let mut report = retention::apply(&mut self.conn, now, retention)?;
         let cut = crate::store::latency_cutoff(now, retention)?;
         report.latency_deleted = latency::forget_before(&mut self.conn, cut)?;
+        vacuum::reclaim(&self.conn)?;
         Ok(report)
     }
 

@@ -53,8 +53,13 @@
 //! setting the marks from the data already stored. Version 6 adds
 //! `hours_by_day`, empty and without a mark: compaction builds its rows
 //! from the `hourly` rows already stored, oldest day first, a bounded
-//! number per call like the rest of compaction. Version 7 adds `attacks`,
-//! empty.
+//! number per call like the rest of compaction. Version 7 adds the
+//! latency tables and version 8 `attacks`, empty. Version 9 rewrites every
+//! sample row in format 2 ([`super::series`]: a series per key, values as
+//! bit-packed differences; about a quarter of format 1's size), in the
+//! migration's one transaction; the file is then switched to
+//! `auto_vacuum = INCREMENTAL` by a `VACUUM` (see [`super::vacuum`]), so
+//! the pages compaction and retention free go back to the file system.
 
 use super::{convert, marks};
 use crate::error::StoreError;
@@ -294,6 +299,16 @@ const MIGRATIONS: &[Migration] = &[
         convert: None,
         after: "",
     },
+    Migration {
+        version: 9,
+        description: "samples as per-key series, differences bit-packed (format 2)",
+        // The file is then switched to auto_vacuum = INCREMENTAL, which
+        // needs a VACUUM outside any transaction: see
+        // `super::vacuum::incremental`.
+        before: "",
+        convert: Some(convert::to_series),
+        after: "",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -367,6 +382,7 @@ pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec::{self, Span};
     use super::super::{write, SqliteOptions, SqliteStore};
     use super::*;
     use crate::store::*;
@@ -557,5 +573,311 @@ mod tests {
         );
         let q = store.quarantined(10).unwrap();
         assert_eq!((q.refused, q.dropped, q.held), (0, 0, 0));
+    }
+
+    /// Three days of 12 tenants with 2 to 8 keys each (one with a flow
+    /// key), some with every third slot absent, values from 0 to near
+    /// 2^64, in hourly batches.
+    fn three_days() -> (Vec<Batch<'static>>, jiff::Timestamp) {
+        let day0 = 20_400i64;
+        let mut batches = Vec::new();
+        for hour in 0..72i64 {
+            let mut samples = Vec::new();
+            let mut coverage = Vec::new();
+            for s in 0..12 {
+                let slot = (day0 * 24 + hour) * 12 + s;
+                coverage.push(SlotCoverage {
+                    slot: Slot(slot),
+                    status: SlotStatus::Measured,
+                });
+                for t in 0..12u32 {
+                    if t % 3 == 0 && slot % 3 == 0 {
+                        continue;
+                    }
+                    for realm in 1..=(1 + t as u16 % 4) {
+                        for direction in Direction::BOTH {
+                            let mut key = kernel(t);
+                            key.realm = RealmId(realm);
+                            key.direction = direction;
+                            key.band = Band::Whole;
+                            let h = (slot as u64 ^ u64::from(t) << 40 ^ u64::from(realm) << 50)
+                                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                            let bytes = match t {
+                                11 if s == 5 => 40_000_000_000 + h % 1000,
+                                10 => 64 + h % 100,
+                                _ => (1 + u64::from(t)) * 1_000_000 + h % 700_000,
+                            };
+                            samples.push(Sample {
+                                slot: Slot(slot),
+                                key,
+                                bytes,
+                                packets: bytes / 900 + h % 50,
+                            });
+                            if t == 3 {
+                                key.source = Source::Flow;
+                                samples.push(Sample {
+                                    key,
+                                    bytes: bytes / 2,
+                                    ..samples[samples.len() - 1]
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            samples.sort_by_key(|s| (s.slot, s.key));
+            batches.push(Batch {
+                sequence: hour as u64 + 1,
+                samples: Vec::leak(samples),
+                coverage: Vec::leak(coverage),
+                state: b"state",
+            });
+        }
+        // Days 0 and 1 old enough to compact, day 2 left in hour rows.
+        let now = jiff::Timestamp::from_second((day0 + 3) * 86_400).unwrap();
+        (batches, now)
+    }
+
+    /// The bytes of the sample tables' pages.
+    fn sample_bytes(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('samples', 'samples_days')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// Every figure a store answers about [`three_days`], as text.
+    fn figures(store: &SqliteStore) -> String {
+        use std::fmt::Write;
+        let day0 = 20_400i64;
+        let mut out = String::new();
+        let all = SampleQuery {
+            tenants: Tenants::All,
+            from: Slot(0),
+            to: Slot(i64::MAX),
+        };
+        let samples = store.samples(&all).unwrap();
+        writeln!(out, "{} samples: {samples:?}", samples.len()).unwrap();
+        let (from, to) = (Slot(day0 * 288), Slot((day0 + 3) * 288));
+        writeln!(out, "{:?}", store.coverage(from, to).unwrap()).unwrap();
+        let (start, end) = (from.start(), to.start());
+        for zone in ["UTC", "Asia/Kathmandu"] {
+            let q = UsageQuery {
+                tenants: Tenants::All,
+                from: start,
+                to: end,
+                bucket: Bucket::Day,
+                zone: jiff::tz::TimeZone::get(zone).unwrap(),
+            };
+            writeln!(out, "{:?}", store.usage(&q).unwrap()).unwrap();
+        }
+        let top = TopQuery {
+            from: start,
+            to: end,
+            by: RankBy::Total,
+            limit: 5,
+        };
+        writeln!(out, "{:?}", store.top_tenants(&top).unwrap()).unwrap();
+        for t in 0..12 {
+            let hours = day0 * 24..(day0 + 3) * 24;
+            writeln!(
+                out,
+                "{:?}",
+                store.hourly_totals(TenantId(t), hours).unwrap()
+            )
+            .unwrap();
+        }
+        writeln!(out, "{:?}", store.rollup_bytes().unwrap()).unwrap();
+        writeln!(out, "{:?}", store.batch_sequences().unwrap()).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_version_8_database_converts_in_place_and_answers_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, now) = three_days();
+        // The same data written by this build from the start.
+        let mut fresh = SqliteStore::open(
+            &dir.path().join("new.sqlite"),
+            &SqliteOptions { cache_mib: 4 },
+        )
+        .unwrap();
+        for b in &batches {
+            fresh.append(b).unwrap();
+        }
+        assert!(fresh.compact(now, 10_000).unwrap().done);
+        let expected = figures(&fresh);
+        let input: Vec<Sample> = batches
+            .iter()
+            .flat_map(|b| b.samples.iter().copied())
+            .collect();
+        let stored = fresh
+            .samples(&SampleQuery {
+                tenants: Tenants::All,
+                from: Slot(0),
+                to: Slot(i64::MAX),
+            })
+            .unwrap();
+        assert!(
+            stored == input,
+            "{} samples stored of {}",
+            stored.len(),
+            input.len()
+        );
+        // A version 8 file as version 8 builds left it: format 1 rows,
+        // auto_vacuum off.
+        let path = dir.path().join("v8.sqlite");
+        let samples_before = {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL")
+                .unwrap();
+            migrate_to(&mut conn, 8).unwrap();
+            for b in &batches {
+                write::append(&mut conn, b).unwrap();
+            }
+            assert!(
+                super::super::compact::compact(&mut conn, now, 10_000)
+                    .unwrap()
+                    .done
+            );
+            let mut rows = 0;
+            for span in [Span::Hour, Span::Day] {
+                let table = span.table();
+                let old: Vec<(i64, Vec<u8>)> = conn
+                    .prepare(&format!("SELECT id, samples FROM {table}"))
+                    .unwrap()
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                for (id, blob) in old {
+                    let (time, tenant) = codec::split_row_id(id);
+                    let mut samples = Vec::new();
+                    let all = (Slot(i64::MIN), Slot(i64::MAX));
+                    codec::decode_samples((span, time), TenantId(tenant), &blob, all, &mut samples)
+                        .unwrap();
+                    let mut v1 = Vec::new();
+                    codec::encode_samples_v1(span, time, &samples, &mut v1);
+                    conn.execute(
+                        &format!("UPDATE {table} SET samples = ?2 WHERE id = ?1"),
+                        rusqlite::params![id, v1],
+                    )
+                    .unwrap();
+                    rows += 1;
+                }
+            }
+            // 12 tenants × (2 compacted days + 24 hours).
+            assert_eq!(rows, 12 * 26);
+            let old: Vec<(i64, Vec<u8>)> = conn
+                .prepare("SELECT id, totals FROM hours_by_day")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(old.len(), 12 * 2);
+            for (id, blob) in old {
+                let mut totals = Vec::new();
+                codec::decode_day_hours(&blob, "t", 0..24, &mut totals).unwrap();
+                let mut v1 = Vec::new();
+                codec::encode_day_hours_v1(&totals, &mut v1);
+                conn.execute(
+                    "UPDATE hours_by_day SET totals = ?2 WHERE id = ?1",
+                    rusqlite::params![id, v1],
+                )
+                .unwrap();
+            }
+            conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+            let auto: i64 = conn
+                .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!((version(&conn).unwrap(), auto), (8, 0));
+            sample_bytes(&conn)
+        };
+        let before = std::fs::metadata(&path).unwrap().len();
+        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 9);
+        assert_eq!(figures(&store), expected);
+        assert_eq!(store.integrity_check().unwrap(), ["ok"]);
+        let conn = store.connection();
+        let formats: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT substr(samples, 1, 1) = x'02', COUNT(*) FROM samples GROUP BY 1
+                 UNION ALL
+                 SELECT substr(samples, 1, 1) = x'02', COUNT(*) FROM samples_days GROUP BY 1
+                 UNION ALL
+                 SELECT substr(totals, 1, 1) = x'02', COUNT(*) FROM hours_by_day GROUP BY 1",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            formats,
+            [(1, 12 * 24), (1, 12 * 2), (1, 12 * 2)],
+            "every row in format 2"
+        );
+        let auto: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((auto, mode.as_str()), (2, "wal"));
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(after < before, "{before} bytes before, {after} after");
+        // The samples' pages (16 kB each, 38 of them before): 20 random
+        // bits in every value keep format 2 at about half.
+        let samples_after = sample_bytes(conn);
+        assert!(
+            samples_after * 3 < samples_before * 2,
+            "{samples_before} → {samples_after}"
+        );
+        drop(store);
+        // Opened again: nothing left to do, the same answers.
+        let again = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(figures(&again), expected);
+    }
+
+    #[test]
+    fn the_vacuum_waits_for_the_only_connection_and_compaction_gives_pages_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.sqlite");
+        let (batches, now) = three_days();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL")
+                .unwrap();
+            migrate_to(&mut conn, 8).unwrap();
+            for b in &batches {
+                write::append(&mut conn, b).unwrap();
+            }
+        }
+        // Another connection open: migrated, but not vacuumed yet.
+        let other = Connection::open(&path).unwrap();
+        other
+            .query_row("SELECT COUNT(*) FROM samples", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 9);
+        assert!(!super::super::vacuum::is_incremental(store.connection()).unwrap());
+        drop(store);
+        drop(other);
+        let mut store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert!(super::super::vacuum::is_incremental(store.connection()).unwrap());
+        // Compaction deletes two days of hour rows; their pages leave the
+        // file.
+        store.compact(now, 10_000).unwrap();
+        let free: i64 = store
+            .connection()
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(free, 0);
     }
 }
