@@ -1,0 +1,460 @@
+//! Flow records kept (`[history.flows]`, `sql/v4.sql`): a batch of
+//! records as one row of `flow_batches`, with its per-minute, per-5-minute
+//! and per-hour sums made here; top talkers read from the coarsest tables
+//! that tile the range; retention by whole partitions.
+//!
+//! Exactly once per batch, as the samples' batches are (see the crate's
+//! overview): the row carries the writer's sequence, which `flow_writers`
+//! takes in the same insert; a sequence at or below the writer's last is
+//! refused before inserting, and a retry first waits for an insert with
+//! the same `query_id` still running on the server.
+
+use crate::client::{truncated, Client};
+use crate::rowbinary::{Reader, Writer};
+use crate::write::literal;
+use history::flows::{address_bytes, address_from_bytes, rank, FlowRetention};
+use history::{FlowBy, FlowKey, FlowRow, FlowTopQuery, StoreError, Talker};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The consolidated tables, coarsest first: (table, seconds per row, what
+/// in `flow_batches`, seconds per partition).
+const LEVELS: [(&str, i64, u8, i64); 3] = [
+    ("flows_1h", 3600, 3, 86400 * 30),
+    ("flows_5m", 300, 2, 86400 * 7),
+    ("flows_1m", 60, 1, 86400),
+];
+
+/// Seconds per partition of the raw table.
+const RAW_PARTITION: i64 = 86400;
+
+/// The last second a `DateTime` holds.
+const LAST_SECOND: i64 = u32::MAX as i64;
+
+/// A consolidated row's key: the bucket's start and every dimension but
+/// the exporter and the TCP flags.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    time: u32,
+    src: [u8; 16],
+    dst: [u8; 16],
+    src_port: u16,
+    dst_port: u16,
+    protocol: u8,
+    src_as: u32,
+    dst_as: u32,
+}
+
+/// FxHash (rustc's): the keys are ours, not an attacker's choice of
+/// collisions worth defending with SipHash's cost per record.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+impl Fx {
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type Sums = HashMap<Key, (u64, u64), BuildHasherDefault<Fx>>;
+
+/// The insert's id for a writer's batch.
+fn query_id(db: &str, writer: &str, sequence: u64) -> String {
+    let hex: String = writer
+        .bytes()
+        .take(48)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("tollgate-{db}-flows-{hex}-{sequence}")
+}
+
+/// The writer's last stored batch, if any.
+pub fn last_sequence(client: &Client, writer: &str) -> Result<Option<u64>, StoreError> {
+    let sql = format!(
+        "SELECT max(sequence), count() FROM {}.flow_writers WHERE writer = {} FORMAT RowBinary",
+        client.db,
+        literal(writer)
+    );
+    let out = client.query(&sql, "read the flow writer's last sequence")?;
+    let mut r = Reader::new(&out);
+    let place = "flow_writers.sequence";
+    let max = r.u64().map_err(truncated(place))?;
+    let n = r.u64().map_err(truncated(place))?;
+    Ok((n > 0).then_some(max))
+}
+
+/// Checks a row's time: a `DateTime` holds 1970 ..= 2106.
+fn time_of(r: &FlowRow) -> Result<u32, StoreError> {
+    if (0..=LAST_SECOND).contains(&r.time) {
+        Ok(r.time as u32)
+    } else {
+        Err(StoreError::Invalid {
+            field: "flow.time".into(),
+            problem: format!("{} s is outside 1970 ..= 2106", r.time),
+        })
+    }
+}
+
+/// One item of the batch's arrays.
+struct Item {
+    what: u8,
+    time: u32,
+    exporter: [u8; 16],
+    key: Key,
+    tcp_flags: u8,
+    bytes: u64,
+    packets: u64,
+}
+
+/// The `flow_batches` row of a batch: its records and their sums.
+pub fn batch_row(writer: &str, sequence: u64, rows: &[FlowRow]) -> Result<Vec<u8>, StoreError> {
+    let mut items = Vec::with_capacity(rows.len() * 2);
+    let mut minute = Sums::default();
+    minute.reserve(rows.len());
+    for r in rows {
+        let time = time_of(r)?;
+        let key = Key {
+            time,
+            src: address_bytes(r.src),
+            dst: address_bytes(r.dst),
+            src_port: r.src_port,
+            dst_port: r.dst_port,
+            protocol: r.protocol,
+            src_as: r.src_as,
+            dst_as: r.dst_as,
+        };
+        items.push(Item {
+            what: 0,
+            time,
+            exporter: address_bytes(Some(r.exporter)),
+            key,
+            tcp_flags: r.tcp_flags,
+            bytes: r.bytes,
+            packets: r.packets,
+        });
+        let m = Key {
+            time: time - time % 60,
+            ..key
+        };
+        // Saturating: a sum past 2^64 bytes in one minute and key is no
+        // real traffic, and must not wrap to a small figure.
+        let s = minute.entry(m).or_default();
+        s.0 = s.0.saturating_add(r.bytes);
+        s.1 = s.1.saturating_add(r.packets);
+    }
+    // Each level's rows, and the next coarser level's sums made from
+    // them (fewer rows to add up than the records).
+    let mut finer = minute;
+    let finest_first: Vec<_> = LEVELS.iter().rev().collect();
+    for (i, (_, _, what, _)) in finest_first.iter().enumerate() {
+        let next = finest_first.get(i + 1).map(|l| l.1 as u32);
+        let mut coarser = Sums::default();
+        for (k, (b, p)) in &finer {
+            items.push(Item {
+                what: *what,
+                time: k.time,
+                exporter: [0; 16],
+                key: *k,
+                tcp_flags: 0,
+                bytes: *b,
+                packets: *p,
+            });
+            if let Some(seconds) = next {
+                let c = Key {
+                    time: k.time - k.time % seconds,
+                    ..*k
+                };
+                let s = coarser.entry(c).or_default();
+                s.0 = s.0.saturating_add(*b);
+                s.1 = s.1.saturating_add(*p);
+            }
+        }
+        finer = coarser;
+    }
+    Ok(encode(writer, sequence, &items))
+}
+
+fn encode(writer: &str, sequence: u64, items: &[Item]) -> Vec<u8> {
+    let mut w = Writer {
+        buf: Vec::with_capacity(items.len() * 90 + 64),
+    };
+    w.bytes(writer.as_bytes());
+    w.u64(sequence);
+    w.array(items, |w, i| w.u8(i.what));
+    w.array(items, |w, i| w.u32(i.time));
+    w.array(items, |w, i| w.buf.extend_from_slice(&i.exporter));
+    w.array(items, |w, i| w.buf.extend_from_slice(&i.key.src));
+    w.array(items, |w, i| w.buf.extend_from_slice(&i.key.dst));
+    w.array(items, |w, i| w.u16(i.key.src_port));
+    w.array(items, |w, i| w.u16(i.key.dst_port));
+    w.array(items, |w, i| w.u8(i.key.protocol));
+    w.array(items, |w, i| w.u8(i.tcp_flags));
+    w.array(items, |w, i| w.u32(i.key.src_as));
+    w.array(items, |w, i| w.u32(i.key.dst_as));
+    w.array(items, |w, i| w.u64(i.bytes));
+    w.array(items, |w, i| w.u64(i.packets));
+    w.buf
+}
+
+/// Writes a batch once: refused as [`StoreError::AlreadyAppended`] when
+/// the writer's last stored sequence is at or past it.
+pub fn write(
+    client: &Client,
+    writer: &str,
+    sequence: u64,
+    rows: &[FlowRow],
+) -> Result<(), StoreError> {
+    if writer.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "writer".into(),
+            problem: "a flow writer needs a name".into(),
+        });
+    }
+    let body = batch_row(writer, sequence, rows)?;
+    let id = query_id(&client.db, writer, sequence);
+    client.wait_for(&id)?;
+    if let Some(last) = last_sequence(client, writer)? {
+        if sequence <= last {
+            return Err(StoreError::AlreadyAppended { sequence, last });
+        }
+    }
+    client.insert(
+        "flow_batches",
+        &body,
+        &id,
+        &format!("keep {} flow records", rows.len()),
+    )
+}
+
+/// The pieces of `[from, to)` (seconds) each table answers: whole hours
+/// from `flows_1h`, the whole 5 minutes at their edges from `flows_5m`,
+/// then minutes, then seconds from `flows`.
+pub fn plan(from: i64, to: i64) -> Vec<(&'static str, i64, i64)> {
+    fn go(from: i64, to: i64, level: usize, out: &mut Vec<(&'static str, i64, i64)>) {
+        if from >= to {
+            return;
+        }
+        let Some((table, seconds, _, _)) = LEVELS.get(level) else {
+            out.push(("flows", from, to));
+            return;
+        };
+        let a =
+            from.div_euclid(*seconds) * seconds + if from % seconds == 0 { 0 } else { *seconds };
+        let b = to.div_euclid(*seconds) * seconds;
+        if a < b {
+            go(from, a, level + 1, out);
+            out.push((table, a, b));
+            go(b, to, level + 1, out);
+        } else {
+            go(from, to, level + 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    go(from.max(0), to.min(LAST_SECOND + 1), 0, &mut out);
+    out
+}
+
+/// [`history::Store::flow_top`].
+pub fn top(client: &Client, q: &FlowTopQuery) -> Result<Vec<Talker>, StoreError> {
+    q.check()?;
+    let column = match q.by {
+        FlowBy::Src => "src",
+        FlowBy::Dst => "dst",
+        FlowBy::SrcPort => "toUInt32(src_port)",
+        FlowBy::DstPort => "toUInt32(dst_port)",
+        FlowBy::Proto => "toUInt32(protocol)",
+        FlowBy::As => "src_as",
+    };
+    let pieces = plan(q.from.as_second(), q.to.as_second());
+    if pieces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = &client.db;
+    let union: Vec<String> = pieces
+        .iter()
+        .map(|(table, a, b)| {
+            format!(
+                "SELECT {column} AS k, sum(toDecimal128(bytes, 0)) AS b, \
+                 sum(toDecimal128(packets, 0)) AS p FROM {db}.{table} \
+                 WHERE time >= toDateTime({a}) AND time < toDateTime({b}) GROUP BY k"
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT k, sum(b) AS tb, sum(p) AS tp FROM ({}) GROUP BY k ORDER BY tb DESC, k ASC \
+         LIMIT {} FORMAT RowBinary",
+        union.join(" UNION ALL "),
+        q.limit
+    );
+    let out = client.query(&sql, "read the top talkers")?;
+    let place = "flows";
+    let mut r = Reader::new(&out);
+    let mut talkers = Vec::new();
+    while !r.done() {
+        let key = match q.by {
+            FlowBy::Src | FlowBy::Dst => {
+                let mut b = [0u8; 16];
+                for x in &mut b {
+                    *x = r.u8().map_err(truncated(place))?;
+                }
+                FlowKey::Address(address_from_bytes(b))
+            }
+            _ => FlowKey::Number(r.u32().map_err(truncated(place))?),
+        };
+        let bytes = r.i128().map_err(truncated(place))?;
+        let packets = r.i128().map_err(truncated(place))?;
+        talkers.push(Talker {
+            key,
+            bytes: u128::try_from(bytes).unwrap_or(0),
+            packets: u128::try_from(packets).unwrap_or(0),
+        });
+    }
+    let limit = q.limit;
+    rank(&mut talkers, limit);
+    Ok(talkers)
+}
+
+/// What [`forget`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowRetentionReport {
+    /// Whole partitions dropped, over the four tables.
+    pub partitions_dropped: u64,
+}
+
+/// Drops every partition of the flow tables that ends at or before its
+/// table's cut (`now` less its days).
+pub fn forget(
+    client: &Client,
+    now: jiff::Timestamp,
+    r: &FlowRetention,
+) -> Result<FlowRetentionReport, StoreError> {
+    let now = now.as_second();
+    let tables = [
+        ("flows", RAW_PARTITION, r.raw_days),
+        ("flows_1m", LEVELS[2].3, r.minute_days),
+        ("flows_5m", LEVELS[1].3, r.five_minute_days),
+        ("flows_1h", LEVELS[0].3, r.hour_days),
+    ];
+    let mut report = FlowRetentionReport::default();
+    for (table, per, days) in tables {
+        let cut = now - i64::from(days) * 86400;
+        let sql = format!(
+            "SELECT DISTINCT partition_id FROM system.parts
+             WHERE database = '{}' AND table = '{table}' AND active FORMAT TSV",
+            client.db
+        );
+        let out = client.query(&sql, "flow retention: list partitions")?;
+        for id in String::from_utf8_lossy(&out).lines() {
+            let Ok(n) = id.trim().parse::<i64>() else {
+                continue;
+            };
+            if (n + 1) * per <= cut {
+                client.query(
+                    &format!("ALTER TABLE {}.{table} DROP PARTITION {n}", client.db),
+                    &format!("flow retention: drop partition {n} of {table}"),
+                )?;
+                report.partitions_dropped += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_is_tiled_by_the_coarsest_buckets_that_fit() {
+        // 00:59:30 .. 03:07:10 (seconds from the epoch).
+        let from = 3600 - 30;
+        let to = 3 * 3600 + 7 * 60 + 10;
+        let p = plan(from, to);
+        assert_eq!(
+            p,
+            vec![
+                ("flows", 3570, 3600),
+                ("flows_1h", 3600, 3 * 3600),
+                ("flows_5m", 3 * 3600, 3 * 3600 + 300),
+                ("flows_1m", 3 * 3600 + 300, 3 * 3600 + 420),
+                ("flows", 3 * 3600 + 420, to),
+            ]
+        );
+        // The pieces tile the range exactly.
+        let mut at = from;
+        for (_, a, b) in &p {
+            assert_eq!(*a, at);
+            at = *b;
+        }
+        assert_eq!(at, to);
+        assert_eq!(plan(120, 180), vec![("flows_1m", 120, 180)]);
+        assert_eq!(plan(5, 7), vec![("flows", 5, 7)]);
+        assert!(plan(7, 7).is_empty());
+    }
+
+    #[test]
+    fn a_batch_sums_its_records_per_minute_five_minutes_and_hour() {
+        let row = |time, src_port, bytes| FlowRow {
+            time,
+            exporter: "192.0.2.1".parse().unwrap(),
+            src: Some("198.51.100.1".parse().unwrap()),
+            dst: Some("203.0.113.1".parse().unwrap()),
+            src_port,
+            dst_port: 80,
+            protocol: 6,
+            tcp_flags: 2,
+            src_as: 0,
+            dst_as: 0,
+            bytes,
+            packets: 1,
+        };
+        // Two records in minute 0, one in minute 1 (same 5 min), one in
+        // the next 5 minutes, one port apart.
+        let rows = [
+            row(0, 1, 10),
+            row(30, 1, 20),
+            row(61, 1, 5),
+            row(301, 1, 7),
+            row(302, 2, 1),
+        ];
+        let body = batch_row("w", 9, &rows).unwrap();
+        let mut r = Reader::new(&body);
+        assert_eq!(r.bytes().unwrap(), b"w");
+        assert_eq!(r.u64().unwrap(), 9);
+        let n = r.len().unwrap();
+        let whats: Vec<u8> = (0..n).map(|_| r.u8().unwrap()).collect();
+        let count = |w| whats.iter().filter(|x| **x == w).count();
+        // 5 records; minutes 0, 1, 5 (port 1), 5 (port 2); 5-min 0, 5 (×2
+        // ports); one hour (×2 ports).
+        assert_eq!((count(0), count(1), count(2), count(3)), (5, 4, 3, 2));
+        assert!(batch_row("w", 1, &[row(-1, 1, 1)]).is_err());
+    }
+}
