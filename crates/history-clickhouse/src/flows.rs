@@ -31,18 +31,26 @@ const RAW_PARTITION: i64 = 86400;
 /// The last second a `DateTime` holds.
 const LAST_SECOND: i64 = u32::MAX as i64;
 
-/// A consolidated row's key: the bucket's start and every dimension but
-/// the exporter and the TCP flags.
+/// A consolidated row's key: the bucket's start, the dimension, and its
+/// value (an address, or a number).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     time: u32,
-    src: [u8; 16],
-    dst: [u8; 16],
-    src_port: u16,
-    dst_port: u16,
-    protocol: u8,
-    src_as: u32,
-    dst_as: u32,
+    dim: u8,
+    key: [u8; 16],
+    number: u32,
+}
+
+/// The dimension numbers of `dim` in the consolidated tables.
+fn dim(by: FlowBy) -> u8 {
+    match by {
+        FlowBy::Src => 0,
+        FlowBy::Dst => 1,
+        FlowBy::SrcPort => 2,
+        FlowBy::DstPort => 3,
+        FlowBy::Proto => 4,
+        FlowBy::As => 5,
+    }
 }
 
 /// FxHash (rustc's): the keys are ours, not an attacker's choice of
@@ -123,67 +131,57 @@ fn time_of(r: &FlowRow) -> Result<u32, StoreError> {
     }
 }
 
-/// One item of the batch's arrays.
-struct Item {
+/// One consolidated row of the batch.
+struct Sum {
     what: u8,
-    time: u32,
-    exporter: [u8; 16],
     key: Key,
-    tcp_flags: u8,
     bytes: u64,
     packets: u64,
 }
 
+fn add(sums: &mut Sums, key: Key, bytes: u64, packets: u64) {
+    // Saturating: a sum past 2^64 bytes in one bucket is no real traffic,
+    // and must not wrap to a small figure.
+    let s = sums.entry(key).or_default();
+    s.0 = s.0.saturating_add(bytes);
+    s.1 = s.1.saturating_add(packets);
+}
+
 /// The `flow_batches` row of a batch: its records and their sums.
 pub fn batch_row(writer: &str, sequence: u64, rows: &[FlowRow]) -> Result<Vec<u8>, StoreError> {
-    let mut items = Vec::with_capacity(rows.len() * 2);
+    let mut times = Vec::with_capacity(rows.len());
     let mut minute = Sums::default();
-    minute.reserve(rows.len());
     for r in rows {
         let time = time_of(r)?;
-        let key = Key {
-            time,
-            src: address_bytes(r.src),
-            dst: address_bytes(r.dst),
-            src_port: r.src_port,
-            dst_port: r.dst_port,
-            protocol: r.protocol,
-            src_as: r.src_as,
-            dst_as: r.dst_as,
-        };
-        items.push(Item {
-            what: 0,
-            time,
-            exporter: address_bytes(Some(r.exporter)),
+        times.push(time);
+        let m = time - time % 60;
+        let (src, dst) = (address_bytes(r.src), address_bytes(r.dst));
+        let k = |dim, key, number| Key {
+            time: m,
+            dim,
             key,
-            tcp_flags: r.tcp_flags,
-            bytes: r.bytes,
-            packets: r.packets,
-        });
-        let m = Key {
-            time: time - time % 60,
-            ..key
+            number,
         };
-        // Saturating: a sum past 2^64 bytes in one minute and key is no
-        // real traffic, and must not wrap to a small figure.
-        let s = minute.entry(m).or_default();
-        s.0 = s.0.saturating_add(r.bytes);
-        s.1 = s.1.saturating_add(r.packets);
+        let (b, p) = (r.bytes, r.packets);
+        add(&mut minute, k(0, src, 0), b, p);
+        add(&mut minute, k(1, dst, 0), b, p);
+        add(&mut minute, k(2, [0; 16], u32::from(r.src_port)), b, p);
+        add(&mut minute, k(3, [0; 16], u32::from(r.dst_port)), b, p);
+        add(&mut minute, k(4, [0; 16], u32::from(r.protocol)), b, p);
+        add(&mut minute, k(5, [0; 16], r.src_as), b, p);
     }
     // Each level's rows, and the next coarser level's sums made from
     // them (fewer rows to add up than the records).
+    let mut sums = Vec::new();
     let mut finer = minute;
     let finest_first: Vec<_> = LEVELS.iter().rev().collect();
     for (i, (_, _, what, _)) in finest_first.iter().enumerate() {
         let next = finest_first.get(i + 1).map(|l| l.1 as u32);
         let mut coarser = Sums::default();
         for (k, (b, p)) in &finer {
-            items.push(Item {
+            sums.push(Sum {
                 what: *what,
-                time: k.time,
-                exporter: [0; 16],
                 key: *k,
-                tcp_flags: 0,
                 bytes: *b,
                 packets: *p,
             });
@@ -192,35 +190,67 @@ pub fn batch_row(writer: &str, sequence: u64, rows: &[FlowRow]) -> Result<Vec<u8
                     time: k.time - k.time % seconds,
                     ..*k
                 };
-                let s = coarser.entry(c).or_default();
-                s.0 = s.0.saturating_add(*b);
-                s.1 = s.1.saturating_add(*p);
+                add(&mut coarser, c, *b, *p);
             }
         }
         finer = coarser;
     }
-    Ok(encode(writer, sequence, &items))
+    Ok(encode(writer, sequence, rows, &times, &sums))
 }
 
-fn encode(writer: &str, sequence: u64, items: &[Item]) -> Vec<u8> {
+fn encode(writer: &str, sequence: u64, rows: &[FlowRow], times: &[u32], sums: &[Sum]) -> Vec<u8> {
     let mut w = Writer {
-        buf: Vec::with_capacity(items.len() * 90 + 64),
+        buf: Vec::with_capacity((rows.len() + sums.len()) * 90 + 64),
     };
     w.bytes(writer.as_bytes());
     w.u64(sequence);
-    w.array(items, |w, i| w.u8(i.what));
-    w.array(items, |w, i| w.u32(i.time));
-    w.array(items, |w, i| w.buf.extend_from_slice(&i.exporter));
-    w.array(items, |w, i| w.buf.extend_from_slice(&i.key.src));
-    w.array(items, |w, i| w.buf.extend_from_slice(&i.key.dst));
-    w.array(items, |w, i| w.u16(i.key.src_port));
-    w.array(items, |w, i| w.u16(i.key.dst_port));
-    w.array(items, |w, i| w.u8(i.key.protocol));
-    w.array(items, |w, i| w.u8(i.tcp_flags));
-    w.array(items, |w, i| w.u32(i.key.src_as));
-    w.array(items, |w, i| w.u32(i.key.dst_as));
-    w.array(items, |w, i| w.u64(i.bytes));
-    w.array(items, |w, i| w.u64(i.packets));
+    let n = rows.len() + sums.len();
+    // Each array: the records' values, then the sums' (zeros where a sum
+    // has no such column).
+    let column =
+        |w: &mut Writer, record: &dyn Fn(&mut Writer, usize), sum: &dyn Fn(&mut Writer, &Sum)| {
+            w.len(n);
+            for i in 0..rows.len() {
+                record(w, i);
+            }
+            for s in sums {
+                sum(w, s);
+            }
+        };
+    let zeros = [0u8; 16];
+    column(&mut w, &|w, _| w.u8(0), &|w, s| w.u8(s.what));
+    column(&mut w, &|w, _| w.u8(0), &|w, s| w.u8(s.key.dim));
+    column(&mut w, &|w, i| w.u32(times[i]), &|w, s| w.u32(s.key.time));
+    column(
+        &mut w,
+        &|w, i| {
+            w.buf
+                .extend_from_slice(&address_bytes(Some(rows[i].exporter)))
+        },
+        &|w, _| w.buf.extend_from_slice(&zeros),
+    );
+    column(
+        &mut w,
+        &|w, i| w.buf.extend_from_slice(&address_bytes(rows[i].src)),
+        &|w, s| w.buf.extend_from_slice(&s.key.key),
+    );
+    column(
+        &mut w,
+        &|w, i| w.buf.extend_from_slice(&address_bytes(rows[i].dst)),
+        &|w, _| w.buf.extend_from_slice(&zeros),
+    );
+    column(&mut w, &|w, i| w.u16(rows[i].src_port), &|w, _| w.u16(0));
+    column(&mut w, &|w, i| w.u16(rows[i].dst_port), &|w, _| w.u16(0));
+    column(&mut w, &|w, i| w.u8(rows[i].protocol), &|w, _| w.u8(0));
+    column(&mut w, &|w, i| w.u8(rows[i].tcp_flags), &|w, _| w.u8(0));
+    column(&mut w, &|w, i| w.u32(rows[i].src_as), &|w, s| {
+        w.u32(s.key.number)
+    });
+    column(&mut w, &|w, i| w.u32(rows[i].dst_as), &|w, _| w.u32(0));
+    column(&mut w, &|w, i| w.u64(rows[i].bytes), &|w, s| w.u64(s.bytes));
+    column(&mut w, &|w, i| w.u64(rows[i].packets), &|w, s| {
+        w.u64(s.packets)
+    });
     w.buf
 }
 
@@ -285,7 +315,9 @@ pub fn plan(from: i64, to: i64) -> Vec<(&'static str, i64, i64)> {
 /// [`history::Store::flow_top`].
 pub fn top(client: &Client, q: &FlowTopQuery) -> Result<Vec<Talker>, StoreError> {
     q.check()?;
-    let column = match q.by {
+    // The records' column, and the sums' (dimension, column): both give
+    // a FixedString(16) for addresses and a UInt32 for numbers.
+    let raw = match q.by {
         FlowBy::Src => "src",
         FlowBy::Dst => "dst",
         FlowBy::SrcPort => "toUInt32(src_port)",
@@ -293,6 +325,11 @@ pub fn top(client: &Client, q: &FlowTopQuery) -> Result<Vec<Talker>, StoreError>
         FlowBy::Proto => "toUInt32(protocol)",
         FlowBy::As => "src_as",
     };
+    let summed = match q.by {
+        FlowBy::Src | FlowBy::Dst => "key",
+        _ => "number",
+    };
+    let d = dim(q.by);
     let pieces = plan(q.from.as_second(), q.to.as_second());
     if pieces.is_empty() {
         return Ok(Vec::new());
@@ -301,10 +338,15 @@ pub fn top(client: &Client, q: &FlowTopQuery) -> Result<Vec<Talker>, StoreError>
     let union: Vec<String> = pieces
         .iter()
         .map(|(table, a, b)| {
+            let (column, only) = if *table == "flows" {
+                (raw, String::new())
+            } else {
+                (summed, format!("dim = {d} AND "))
+            };
             format!(
                 "SELECT {column} AS k, sum(toDecimal128(bytes, 0)) AS b, \
                  sum(toDecimal128(packets, 0)) AS p FROM {db}.{table} \
-                 WHERE time >= toDateTime({a}) AND time < toDateTime({b}) GROUP BY k"
+                 WHERE {only}time >= toDateTime({a}) AND time < toDateTime({b}) GROUP BY k"
             )
         })
         .collect();
@@ -421,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_sums_its_records_per_minute_five_minutes_and_hour() {
+    fn a_batch_sums_its_records_per_dimension_and_level() {
         let row = |time, src_port, bytes| FlowRow {
             time,
             exporter: "192.0.2.1".parse().unwrap(),
@@ -436,8 +478,7 @@ mod tests {
             bytes,
             packets: 1,
         };
-        // Two records in minute 0, one in minute 1 (same 5 min), one in
-        // the next 5 minutes, one port apart.
+        // Minutes 0, 1 and 5 (5 with two source ports).
         let rows = [
             row(0, 1, 10),
             row(30, 1, 20),
@@ -452,9 +493,9 @@ mod tests {
         let n = r.len().unwrap();
         let whats: Vec<u8> = (0..n).map(|_| r.u8().unwrap()).collect();
         let count = |w| whats.iter().filter(|x| **x == w).count();
-        // 5 records; minutes 0, 1, 5 (port 1), 5 (port 2); 5-min 0, 5 (×2
-        // ports); one hour (×2 ports).
-        assert_eq!((count(0), count(1), count(2), count(3)), (5, 4, 3, 2));
+        // 5 records; per minute: 3 minutes × 6 dimensions, and a second
+        // source port in minute 5; per 5 minutes: 2 × 6 + 1; per hour: 6 + 1.
+        assert_eq!((count(0), count(1), count(2), count(3)), (5, 19, 13, 7));
         assert!(batch_row("w", 1, &[row(-1, 1, 1)]).is_err());
     }
 }
