@@ -46,6 +46,8 @@ pub struct FlowBooks {
     refused_samples: u64,
     /// The attribution tables the workers use.
     tables: Arc<Attribution>,
+    /// The writer of the records kept (`[history.flows]`), if any.
+    keeper: Option<super::kept::Keeper>,
 }
 
 /// What one commit wrote.
@@ -147,7 +149,13 @@ impl FlowBooks {
             quarantine: QuarantineFile::new(state_dir),
             refused_samples: 0,
             tables,
+            keeper: None,
         };
+        books.keeper = super::kept::start(policy)?;
+        if let Some(k) = &books.keeper {
+            books.collector.set_history_tap(Some(k.tap()));
+            tracing::info!("flow records kept in ClickHouse ([history.flows])");
+        }
         let pending = saved::read_pending(state_dir)?;
         if let Some(committed) = pending
             .as_ref()
@@ -247,6 +255,7 @@ impl FlowBooks {
         self.last_status.quarantine = self.quarantine_status();
         self.last_status.rates = rates;
         self.last_status.rate_seconds = seconds;
+        self.last_status.kept = self.keeper.as_ref().map(super::kept::Keeper::status);
         if let Err(e) = self.last_status.save(&self.status_path) {
             tracing::warn!("{e}");
         }
@@ -267,6 +276,8 @@ impl FlowBooks {
         self.save_templates();
         let mut status = Status::stopped(self.started, now, h.totals, h.sockets, h.exporters);
         status.quarantine = self.quarantine_status();
+        // The workers have stopped: the writer takes what is queued.
+        status.kept = self.keeper.take().map(super::kept::Keeper::stop);
         if let Err(e) = status.save(&self.status_path) {
             tracing::warn!("{e}");
         }

@@ -46,6 +46,9 @@ pub struct Status {
     /// What was set aside as implausible, and where.
     #[serde(default)]
     pub quarantine: QuarantineStatus,
+    /// The flow records kept in ClickHouse (`[history.flows]`), if kept.
+    #[serde(default)]
+    pub kept: Option<super::kept::KeptStatus>,
 }
 
 /// The quarantine: records and samples set aside as implausible.
@@ -128,6 +131,7 @@ impl Status {
             rates: Vec::new(),
             rate_seconds: 0.0,
             quarantine: QuarantineStatus::default(),
+            kept: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl Status {
             rates: Vec::new(),
             rate_seconds: 0.0,
             quarantine: QuarantineStatus::default(),
+            kept: None,
         }
     }
 
