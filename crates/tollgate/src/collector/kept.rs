@@ -333,7 +333,7 @@ mod tests {
                 end_ms: 61_999,
                 sampling: Sampling::UNKNOWN,
             },
-            sampling: Sampling::one_in(10, SamplingOrigin::Exporter),
+            sampling: Sampling::one_in(10, SamplingOrigin::Header),
         };
         let row = row(&r);
         assert_eq!((row.time, row.bytes, row.packets), (61, 1000, 20));

@@ -45,6 +45,7 @@ pub fn run(path: &Path, state: &StateDir, cmd: &FlowsCommand) -> Result<ExitCode
             }
             Ok(ExitCode::SUCCESS)
         }
+        FlowsCommand::Top(_) => Err("`flows top` reads the history, not the collector".into()),
     }
 }
 
