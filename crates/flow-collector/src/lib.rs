@@ -169,6 +169,18 @@ impl Collector {
         tables: Arc<Attribution>,
         decoder_states: &[Vec<u8>],
     ) -> io::Result<Collector> {
+        Collector::start_with_history_tap(config, tables, decoder_states, None)
+    }
+
+    /// [`Collector::start`] with the history's tap set before the workers
+    /// start, so that it has the first datagram's records too (a tap set
+    /// later is taken at a worker's next refresh).
+    pub fn start_with_history_tap(
+        config: &Config,
+        tables: Arc<Attribution>,
+        decoder_states: &[Vec<u8>],
+        history_tap: Option<Arc<Tap>>,
+    ) -> io::Result<Collector> {
         let workers = config.workers.max(1);
         let mut sockets = Vec::new();
         for addr in &config.listen {
@@ -186,7 +198,7 @@ impl Collector {
             allowed: RwLock::new(Arc::new(config.exporters.clone())),
             limits: RwLock::new(config.limits),
             tap: RwLock::new(None),
-            history_tap: RwLock::new(None),
+            history_tap: RwLock::new(history_tap),
             outboxes: sockets
                 .iter()
                 .map(|_| Mutex::new(Outbox::default()))

@@ -118,9 +118,21 @@ impl FlowBooks {
             .unwrap_or_else(|| saved::decode_states(&blob));
         let tables =
             Arc::new(Attribution::new(policy, route_realms, 1).map_err(|e| e.to_string())?);
-        let collector = Collector::start(&cfg, Arc::clone(&tables), &states).map_err(|e| {
+        // The writer of the records kept (`[history.flows]`) starts first,
+        // so that its tap is on the workers from their first datagram.
+        let keeper = super::kept::start(policy)?;
+        let collector = Collector::start_with_history_tap(
+            &cfg,
+            Arc::clone(&tables),
+            &states,
+            keeper.as_ref().map(super::kept::Keeper::tap),
+        )
+        .map_err(|e| {
             format!("{e}\n  hint: another collector may hold the port; check `ss -ulpn`")
         })?;
+        if keeper.is_some() {
+            tracing::info!("flow records kept in ClickHouse ([history.flows])");
+        }
         let started = Timestamp::now();
         tracing::info!(
             listen = ?collector.local_addrs(),
@@ -149,13 +161,8 @@ impl FlowBooks {
             quarantine: QuarantineFile::new(state_dir),
             refused_samples: 0,
             tables,
-            keeper: None,
+            keeper,
         };
-        books.keeper = super::kept::start(policy)?;
-        if let Some(k) = &books.keeper {
-            books.collector.set_history_tap(Some(k.tap()));
-            tracing::info!("flow records kept in ClickHouse ([history.flows])");
-        }
         let pending = saved::read_pending(state_dir)?;
         if let Some(committed) = pending
             .as_ref()
