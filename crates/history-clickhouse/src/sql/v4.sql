@@ -3,10 +3,12 @@
 -- 1 a sum per minute, made by the writer in Rust as the samples' rollups are (a GROUP BY inside
 -- a view is slow on 18.16). The per-5-minute and per-hour views take the same sums with their
 -- time rounded down (a batch is seconds of records: its 5-minute and hour sums would be its
--- minute sums again), and SummingMergeTree adds them up as it merges. Every view ARRAY JOINs every array (18.16
--- copies an array left out of the ARRAY JOIN once per item: measured, out of memory at 10,000
--- records) and keeps its own kind, in the same INSERT; `flow_writers` takes the batch's
--- sequence from the same row, so a batch and its sequence land together.
+-- minute sums again), and SummingMergeTree adds them up as it merges. Every view ARRAY JOINs
+-- every array and keeps its own kind, in the same INSERT: 18.16 copies an array left out of an
+-- ARRAY JOIN once per item (measured: out of memory at 10,000 records), and a view into a Null
+-- table does not run that table's views (measured), so the tables cannot share one ARRAY JOIN.
+-- `flow_writers` takes the batch's sequence from the same row, so a batch and its sequence
+-- land together.
 -- A sum is per (time, dim, key, number): dim 0 source, 1 destination (key the address in i_src,
 -- number 0), 2 source port, 3 destination port, 4 protocol, 5 source AS (number in i_src_as,
 -- key zeros). Per dimension, not per combination: with ephemeral ports a combination repeats
