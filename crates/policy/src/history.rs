@@ -116,10 +116,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<History> {
     };
     let url = f.get(cx, "url").map(|n| (cx.string(n), n.span));
     let database = f.get(cx, "database").map(|n| (cx.string(n), n.span));
-    let flows = match f.get(cx, "flows") {
-        Some(n) => Some(history_flows(cx, n)),
-        None => None,
-    };
+    let flows = f.get(cx, "flows").map(|n| history_flows(cx, n));
     let span = f.span;
     f.finish(cx);
     let clickhouse = store?;
