@@ -7,7 +7,9 @@
 //! insert and its views). Starts its own `clickhouse-server`. Run with
 //! `flock -o /work/locks/bench cargo bench -p history-clickhouse --features testing --bench flows`
 //! (`TOLLGATE_BENCH_FLOW_BATCHES`, default 10; `TOLLGATE_BENCH_FLOW_BATCH`,
-//! records per batch, default 200,000).
+//! records per batch, default 200,000; `TOLLGATE_BENCH_FLOW_SPREAD=low`:
+//! 50 local and 500 remote hosts, ports 1024 to 1123, to see what the
+//! per-minute sums cost beside the records).
 
 use history::{FlowBy, FlowRow, FlowTopQuery, Store};
 use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
@@ -29,14 +31,19 @@ impl Rng {
     }
 }
 
-fn batch(rng: &mut Rng, second: i64, n: usize) -> Vec<FlowRow> {
+fn batch(rng: &mut Rng, second: i64, n: usize, low: bool) -> Vec<FlowRow> {
     let exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let (locals, remotes, ephemerals, first) = if low {
+        (50, 500, 100, 1024)
+    } else {
+        (5_000, 50_000, 28_000, 32768)
+    };
     (0..n)
         .map(|_| {
-            let local = rng.below(5_000) as u32;
-            let remote = rng.below(50_000) as u32;
+            let local = rng.below(locals) as u32;
+            let remote = rng.below(remotes) as u32;
             let server_port = [443, 80, 53, 123, 22][rng.below(5) as usize];
-            let ephemeral = 32768 + rng.below(28_000) as u16;
+            let ephemeral = first + rng.below(ephemerals) as u16;
             let up = rng.below(2) == 0;
             let (l, r) = (
                 IpAddr::V4(Ipv4Addr::from(0x6440_0000 | local)),
@@ -78,6 +85,7 @@ fn main() {
     };
     let batches = env("TOLLGATE_BENCH_FLOW_BATCHES", 10);
     let per = env("TOLLGATE_BENCH_FLOW_BATCH", 200_000);
+    let low = std::env::var("TOLLGATE_BENCH_FLOW_SPREAD").as_deref() == Ok("low");
     let server = history_clickhouse::testing::Server::start();
     let store = ClickHouseStore::open(&ClickHouseOptions {
         url: server.url.clone(),
@@ -87,10 +95,11 @@ fn main() {
     .expect("open ClickHouse");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let data: Vec<Vec<FlowRow>> = (0..batches)
-        .map(|i| batch(&mut rng, BASE + i as i64, per))
+        .map(|i| batch(&mut rng, BASE + i as i64, per, low))
         .collect();
     println!(
-        "{batches} batches of {per} flow records from one writer, ClickHouse {}",
+        "{batches} batches of {per} flow records from one writer ({} spread), ClickHouse {}",
+        if low { "low" } else { "wide" },
         store.server_version()
     );
     // The encoding alone (records → one RowBinary row with the sums).

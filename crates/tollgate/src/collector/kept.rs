@@ -200,6 +200,7 @@ fn run(
     let mut batch: Vec<FlowRow> = Vec::with_capacity(BATCH);
     let mut first = Instant::now();
     let mut last_retention: Option<Instant> = None;
+    let mut gave_up = false;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // Fill the batch until it is full, a second old, or stopping.
@@ -222,8 +223,18 @@ fn run(
                 break;
             }
         }
-        if !batch.is_empty() {
-            write(&mut store, options, writer, &batch, counts, stopping);
+        if batch.is_empty() {
+            // Stopping and nothing more queued: done.
+            if stopping {
+                return;
+            }
+        } else if stopping && gave_up {
+            // ClickHouse already failed during this stop: what is left is
+            // counted, not tried again (a stop waits for one try at most).
+            counts.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            batch.clear();
+        } else {
+            gave_up = !write(&mut store, options, writer, &batch, counts, stopping);
             batch.clear();
         }
         if let Some((s, _)) = &store {
@@ -239,14 +250,11 @@ fn run(
                 }
             }
         }
-        if stopping && rx.try_recv().is_err() {
-            return;
-        }
     }
 }
 
 /// Writes one batch, retrying (reopening the store) until [`GIVE_UP`];
-/// when stopping, tries once.
+/// when stopping, tries once. Whether it was written.
 fn write(
     store: &mut Option<(ClickHouseStore, u64)>,
     options: &ClickHouseOptions,
@@ -254,7 +262,7 @@ fn write(
     batch: &[FlowRow],
     counts: &Counts,
     stopping: bool,
-) {
+) -> bool {
     let start = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
@@ -285,7 +293,7 @@ fn write(
                 counts.kept.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 counts.batches.fetch_add(1, Ordering::Relaxed);
                 *last_error = None;
-                return;
+                return true;
             }
             Err(e) => {
                 if last_error.is_none() {
@@ -301,7 +309,7 @@ fn write(
                         batch.len(),
                         start.elapsed().as_secs_f64()
                     );
-                    return;
+                    return false;
                 }
             }
         }
