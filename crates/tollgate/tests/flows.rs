@@ -1104,4 +1104,6 @@ fn flow_records_kept_in_clickhouse_give_the_top_talkers_sent() {
     let st = l.status();
     assert_eq!(st["kept"]["dropped"], 0, "{st}");
     assert_eq!(st["kept"]["lost"], 0, "{st}");
+    let text = l.tollgate(&["flows", "status"]);
+    assert!(text.contains("kept in ClickHouse: 90 records"), "{text}");
 }

@@ -207,6 +207,19 @@ impl Status {
             human_count(t.templates_refused),
             human_count(t.templates_evicted)
         );
+        if let Some(k) = &self.kept {
+            let _ = writeln!(
+                s,
+                "  kept in ClickHouse: {} records in {} batches; {} dropped (queue full), {} lost{}",
+                human_count(k.kept),
+                human_count(k.batches),
+                human_count(k.dropped),
+                human_count(k.lost),
+                k.last_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; FAILING: {e}"))
+            );
+        }
         let q = &self.quarantine;
         if t.quarantined > 0 || q.samples_refused > 0 {
             let _ = writeln!(
