@@ -92,8 +92,6 @@ impl Fx {
     }
 }
 
-type Sums = HashMap<Key, (u64, u64), BuildHasherDefault<Fx>>;
-
 /// The insert's id for a writer's batch.
 fn query_id(db: &str, writer: &str, sequence: u64) -> String {
     let hex: String = writer
@@ -131,39 +129,156 @@ fn time_of(r: &FlowRow) -> Result<u32, StoreError> {
     }
 }
 
-fn add(sums: &mut Sums, key: Key, bytes: u64, packets: u64) {
-    // Saturating: a sum past 2^64 bytes in one bucket is no real traffic,
-    // and must not wrap to a small figure.
-    let s = sums.entry(key).or_default();
-    s.0 = s.0.saturating_add(bytes);
-    s.1 = s.1.saturating_add(packets);
+/// Sums per value of a small dimension (ports, protocol): indexed by the
+/// value, no hashing, for the dimensions most records differ in; or, for
+/// a batch's minutes past the first few (records from long ago), a map,
+/// so that a batch spread over many minutes costs no 2 MB per minute.
+enum Dense {
+    Indexed {
+        sums: Vec<(u64, u64)>,
+        /// The values seen, in the order first seen.
+        seen: Vec<u32>,
+        marked: Vec<bool>,
+    },
+    Mapped(HashMap<u32, (u64, u64), BuildHasherDefault<Fx>>),
+}
+
+/// A batch's minutes that get indexed sums.
+const INDEXED_MINUTES: usize = 4;
+
+impl Dense {
+    fn new(size: usize, indexed: bool) -> Dense {
+        if indexed {
+            Dense::Indexed {
+                sums: vec![(0, 0); size],
+                seen: Vec::new(),
+                marked: vec![false; size],
+            }
+        } else {
+            Dense::Mapped(HashMap::default())
+        }
+    }
+
+    fn add(&mut self, v: u32, bytes: u64, packets: u64) {
+        let s = match self {
+            Dense::Indexed { sums, seen, marked } => {
+                let i = v as usize;
+                if !marked[i] {
+                    marked[i] = true;
+                    seen.push(v);
+                }
+                &mut sums[i]
+            }
+            Dense::Mapped(m) => m.entry(v).or_default(),
+        };
+        s.0 = s.0.saturating_add(bytes);
+        s.1 = s.1.saturating_add(packets);
+    }
+
+    fn into_rows(self) -> Vec<(u32, (u64, u64))> {
+        match self {
+            Dense::Indexed { sums, seen, .. } => {
+                seen.into_iter().map(|v| (v, sums[v as usize])).collect()
+            }
+            Dense::Mapped(m) => m.into_iter().collect(),
+        }
+    }
+}
+
+type Addresses = HashMap<[u8; 16], (u64, u64), BuildHasherDefault<Fx>>;
+
+/// One minute's sums, per dimension.
+struct Minute {
+    time: u32,
+    src: Addresses,
+    dst: Addresses,
+    src_port: Dense,
+    dst_port: Dense,
+    protocol: Dense,
+    src_as: HashMap<u32, (u64, u64), BuildHasherDefault<Fx>>,
+}
+
+impl Minute {
+    fn new(time: u32, indexed: bool) -> Minute {
+        Minute {
+            time,
+            src: Addresses::default(),
+            dst: Addresses::default(),
+            src_port: Dense::new(1 << 16, indexed),
+            dst_port: Dense::new(1 << 16, indexed),
+            protocol: Dense::new(1 << 8, indexed),
+            src_as: HashMap::default(),
+        }
+    }
+
+    fn add(&mut self, r: &FlowRow) {
+        let (b, p) = (r.bytes, r.packets);
+        let add = |s: &mut (u64, u64)| {
+            s.0 = s.0.saturating_add(b);
+            s.1 = s.1.saturating_add(p);
+        };
+        add(self.src.entry(address_bytes(r.src)).or_default());
+        add(self.dst.entry(address_bytes(r.dst)).or_default());
+        self.src_port.add(u32::from(r.src_port), b, p);
+        self.dst_port.add(u32::from(r.dst_port), b, p);
+        self.protocol.add(u32::from(r.protocol), b, p);
+        add(self.src_as.entry(r.src_as).or_default());
+    }
+
+    /// The minute's rows.
+    fn rows(self, out: &mut Vec<(Key, (u64, u64))>) {
+        let time = self.time;
+        let key = |dim, key, number| Key {
+            time,
+            dim,
+            key,
+            number,
+        };
+        for (dim, map) in [(0, self.src), (1, self.dst)] {
+            out.extend(map.into_iter().map(|(a, s)| (key(dim, a, 0), s)));
+        }
+        for (dim, d) in [(2, self.src_port), (3, self.dst_port), (4, self.protocol)] {
+            out.extend(
+                d.into_rows()
+                    .into_iter()
+                    .map(|(v, s)| (key(dim, [0; 16], v), s)),
+            );
+        }
+        out.extend(
+            self.src_as
+                .into_iter()
+                .map(|(v, s)| (key(5, [0; 16], v), s)),
+        );
+    }
 }
 
 /// The `flow_batches` row of a batch: its records and their sums per
 /// minute and dimension (the views derive the 5-minute and hour rows).
 pub fn batch_row(writer: &str, sequence: u64, rows: &[FlowRow]) -> Result<Vec<u8>, StoreError> {
     let mut times = Vec::with_capacity(rows.len());
-    let mut sums = Sums::default();
-    sums.reserve(rows.len());
+    // A batch is seconds of records: a minute or two, found by a short
+    // scan from the last one used.
+    let mut minutes: Vec<Minute> = Vec::new();
+    let mut last = 0;
     for r in rows {
         let time = time_of(r)?;
         times.push(time);
         let m = time - time % 60;
-        let k = |dim, key, number| Key {
-            time: m,
-            dim,
-            key,
-            number,
-        };
-        let (b, p) = (r.bytes, r.packets);
-        add(&mut sums, k(0, address_bytes(r.src), 0), b, p);
-        add(&mut sums, k(1, address_bytes(r.dst), 0), b, p);
-        add(&mut sums, k(2, [0; 16], u32::from(r.src_port)), b, p);
-        add(&mut sums, k(3, [0; 16], u32::from(r.dst_port)), b, p);
-        add(&mut sums, k(4, [0; 16], u32::from(r.protocol)), b, p);
-        add(&mut sums, k(5, [0; 16], r.src_as), b, p);
+        if minutes.get(last).is_none_or(|x| x.time != m) {
+            last = match minutes.iter().position(|x| x.time == m) {
+                Some(i) => i,
+                None => {
+                    minutes.push(Minute::new(m, minutes.len() < INDEXED_MINUTES));
+                    minutes.len() - 1
+                }
+            };
+        }
+        minutes[last].add(r);
     }
-    let sums: Vec<(Key, (u64, u64))> = sums.into_iter().collect();
+    let mut sums = Vec::new();
+    for m in minutes {
+        m.rows(&mut sums);
+    }
     Ok(encode(writer, sequence, rows, &times, &sums))
 }
 
@@ -497,5 +612,15 @@ mod tests {
         let dims: Vec<u8> = (0..r.len().unwrap()).map(|_| r.u8().unwrap()).collect();
         assert_eq!(dims.len(), 24);
         assert!(batch_row("w", 1, &[row(-1, 1, 1)]).is_err());
+        // Records over 100 minutes: the same sums, mapped past the first
+        // few minutes.
+        let spread: Vec<FlowRow> = (0..200).map(|i| row(i * 30, 1, 1)).collect();
+        let body = batch_row("w", 1, &spread).unwrap();
+        let mut r = Reader::new(&body);
+        r.bytes().unwrap();
+        r.u64().unwrap();
+        let n = r.len().unwrap();
+        let sums = (0..n).filter(|_| r.u8().unwrap() == 1).count();
+        assert_eq!(sums, 100 * 6);
     }
 }
