@@ -23,6 +23,7 @@ pub mod agents;
 pub mod auth;
 pub mod decode;
 pub mod files;
+pub mod flows;
 pub mod fuzzing;
 pub mod graph;
 pub mod guard;
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/overage/{id}/release", post(write::release))
         .route("/api/v1/routes/lookup", get(read::lookup))
         .route("/api/v1/flows/status", get(read::flows))
+        .route("/api/v1/flows/top", get(flows::top))
         .route("/api/v1/transit", get(transit::report))
         .route("/api/v1/reload", post(write::reload))
         .route("/api/v1/transit/relax", post(write::transit_relax))

@@ -275,6 +275,31 @@ const FLOW_TOTALS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The flow records kept in ClickHouse (`[history.flows]`), from the
+/// status's `kept`.
+const FLOW_KEPT: &[(&str, &str, &str)] = &[
+    (
+        "tollgate_flow_kept_records",
+        "Flow records written to ClickHouse ([history.flows]).",
+        "kept",
+    ),
+    (
+        "tollgate_flow_kept_batches",
+        "Batches of flow records written to ClickHouse.",
+        "batches",
+    ),
+    (
+        "tollgate_flow_kept_dropped",
+        "Flow records not kept because the writer's queue was full (ClickHouse slower than the exporters).",
+        "dropped",
+    ),
+    (
+        "tollgate_flow_kept_lost",
+        "Flow records of batches let go after ClickHouse failed for a minute.",
+        "lost",
+    ),
+];
+
 /// Per socket address (the workers' sockets summed).
 const FLOW_SOCKETS: &[(&str, &str, &str)] = &[
     (
@@ -339,6 +364,13 @@ fn flows(e: &mut DescriptorEncoder, files: &Files) -> std::fmt::Result {
         "Flow samples the history refused, quarantined.",
         n(&v["quarantine"]["samples_refused"]),
     )?;
+    // The records kept in ClickHouse ([history.flows]), when kept.
+    let k = &v["kept"];
+    if k.is_object() {
+        for (name, help, field) in FLOW_KEPT {
+            counter(e, name, help, n(&k[*field]))?;
+        }
+    }
     gauge(
         e,
         "tollgate_flow_template_bytes",

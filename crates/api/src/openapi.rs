@@ -47,6 +47,7 @@ impl Modify for Bearer {
         crate::guard::unban,
         crate::latency::status,
         crate::latency::history,
+        crate::flows::top,
         crate::agents::add_batch,
         crate::agents::standing,
         crate::agents::list,

@@ -311,10 +311,17 @@ async fn quarantined_records_and_worker_restarts_are_the_flow_status_figures() {
         socket("127.0.0.1:2055", 3, 1),
         socket("127.0.0.1:2055", 4, 2),
     ];
-    let v = flow_status(totals, sockets, vec![exporter], 4);
+    let mut v = flow_status(totals, sockets, vec![exporter], 4);
+    v["kept"] = serde_json::json!({
+        "taken": 100, "dropped": 5, "kept": 90, "batches": 2, "lost": 10, "last_error": null
+    });
     let st = state(&dir, Counts::default(), Some(&v));
     let samples = parse(&scrape(&st).await);
     for (series, want) in [
+        ("tollgate_flow_kept_records_total", 90.0),
+        ("tollgate_flow_kept_batches_total", 2.0),
+        ("tollgate_flow_kept_dropped_total", 5.0),
+        ("tollgate_flow_kept_lost_total", 10.0),
         ("tollgate_flow_quarantined_total", 7.0),
         ("tollgate_flow_quarantine_dropped_total", 2.0),
         ("tollgate_flow_worker_restarts_total", 3.0),
@@ -342,6 +349,7 @@ async fn quarantined_records_and_worker_restarts_are_the_flow_status_figures() {
         "tollgate_flow_quarantined",
         "tollgate_flow_worker_restarts",
         "tollgate_flow_records",
+        "tollgate_flow_kept_records",
     ] {
         assert!(!text.contains(series), "{text}");
     }

@@ -108,6 +108,8 @@ struct Shared {
     limits: RwLock<flow_wire::Limits>,
     /// The guard's tap on the decoded records, if one is set.
     tap: RwLock<Option<Arc<Tap>>>,
+    /// The history's tap (`[history.flows]`), if one is set.
+    history_tap: RwLock<Option<Arc<Tap>>>,
     outboxes: Vec<Mutex<Outbox>>,
 }
 
@@ -167,6 +169,18 @@ impl Collector {
         tables: Arc<Attribution>,
         decoder_states: &[Vec<u8>],
     ) -> io::Result<Collector> {
+        Collector::start_with_history_tap(config, tables, decoder_states, None)
+    }
+
+    /// [`Collector::start`] with the history's tap set before the workers
+    /// start, so that it has the first datagram's records too (a tap set
+    /// later is taken at a worker's next refresh).
+    pub fn start_with_history_tap(
+        config: &Config,
+        tables: Arc<Attribution>,
+        decoder_states: &[Vec<u8>],
+        history_tap: Option<Arc<Tap>>,
+    ) -> io::Result<Collector> {
         let workers = config.workers.max(1);
         let mut sockets = Vec::new();
         for addr in &config.listen {
@@ -184,6 +198,7 @@ impl Collector {
             allowed: RwLock::new(Arc::new(config.exporters.clone())),
             limits: RwLock::new(config.limits),
             tap: RwLock::new(None),
+            history_tap: RwLock::new(history_tap),
             outboxes: sockets
                 .iter()
                 .map(|_| Mutex::new(Outbox::default()))
@@ -243,6 +258,14 @@ impl Collector {
     /// a second.
     pub fn set_tap(&self, tap: Option<Arc<Tap>>) {
         write(&self.shared.tap, tap);
+    }
+
+    /// Sets (or removes) a second tap, beside the guard's: the one that
+    /// keeps the records in the history (`[history.flows]`). Each tap has
+    /// its own bounded queue and drop count, so a slow history never
+    /// takes records from the guard, nor the guard from the history.
+    pub fn set_history_tap(&self, tap: Option<Arc<Tap>>) {
+        write(&self.shared.history_tap, tap);
     }
 
     /// Replaces the exporter allowlist.

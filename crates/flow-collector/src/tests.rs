@@ -204,3 +204,35 @@ fn the_tap_gets_the_records_it_wants_and_the_tenants_still_get_theirs() {
     c.set_tap(None);
     c.stop();
 }
+
+#[test]
+fn the_history_tap_gets_every_record_beside_the_guards_and_drops_alone_when_full() {
+    let mut c = Collector::start(&config(), tables(), &[]).unwrap();
+    let to = c.local_addrs()[0];
+    let (guard, guard_rx) = crate::Tap::new(1024, Box::new(|_| true));
+    // The history's queue holds one record: the rest are dropped and
+    // counted on that tap only.
+    let (history, history_rx) = crate::Tap::new(1, Box::new(|_| true));
+    c.set_tap(Some(Arc::clone(&guard)));
+    c.set_history_tap(Some(Arc::clone(&history)));
+    let start = Instant::now();
+    while history.taken() == 0 {
+        send(to, &[v5(1000)]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(start.elapsed() < Duration::from_secs(10), "nothing tapped");
+    }
+    send(to, &[v5(2000), v5(3000)]);
+    let wait = Instant::now();
+    while history.taken() + history.dropped() < guard.taken() || guard.taken() < 3 {
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(wait.elapsed() < Duration::from_secs(10));
+    }
+    assert_eq!(history.taken(), 1);
+    assert!(history.dropped() >= 2, "{}", history.dropped());
+    assert_eq!(guard.dropped(), 0);
+    assert_eq!(history_rx.try_iter().count(), 1);
+    assert_eq!(guard_rx.try_iter().count() as u64, guard.taken());
+    c.set_history_tap(None);
+    c.set_tap(None);
+    c.stop();
+}

@@ -63,6 +63,8 @@ pub(crate) struct State {
     tables: Option<Arc<flows::Attribution>>,
     /// The guard's tap, if set.
     tap: Option<Arc<crate::Tap>>,
+    /// The history's tap, if set.
+    history_tap: Option<Arc<crate::Tap>>,
     allowed: Arc<Vec<IpAddr>>,
     socket: SocketStats,
     exporters: HashMap<IpAddr, ExporterStats>,
@@ -88,6 +90,7 @@ impl State {
             tally: Tally::new(),
             tables: None,
             tap: None,
+            history_tap: None,
             allowed: Arc::new(Vec::new()),
             socket: SocketStats {
                 local: l.local,
@@ -195,6 +198,7 @@ impl State {
             self.tables = Some(tables);
         }
         self.tap = read(&shared.tap);
+        self.history_tap = read(&shared.history_tap);
         let limits = read(&shared.limits);
         if limits != self.decoder.limits() {
             let evicted = self.decoder.set_limits(limits);
@@ -246,6 +250,7 @@ impl State {
         };
         let tally = &mut self.tally;
         let tap = self.tap.as_deref();
+        let history_tap = self.history_tap.as_deref();
         let (mut counters, mut quarantined, mut unscaled) = (0u64, 0u64, 0u64);
         let mut algorithm = None;
         let result =
@@ -254,6 +259,9 @@ impl State {
                     Item::Flow(f) => {
                         // The guard's copy, before the tenants' totals.
                         if let Some(tap) = tap {
+                            tap.offer(ip, f, tables.sampling(ip, f.sampling));
+                        }
+                        if let Some(tap) = history_tap {
                             tap.offer(ip, f, tables.sampling(ip, f.sampling));
                         }
                         match tally.record(tables, ip, now, f) {

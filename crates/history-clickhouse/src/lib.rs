@@ -28,6 +28,10 @@
 //! - `attacks` (schema 3): the guard's ended attacks, one row per
 //!   (start, target, direction): the store looks for the key before its
 //!   insert and reads keep one row per key.
+//! - `flows`, `flows_1m`, `flows_5m`, `flows_1h` (schema 4): the flow
+//!   records kept (`[history.flows]`) and their sums per minute, 5 minutes
+//!   and hour, one `flow_batches` row per batch like the samples'
+//!   (`flows.rs`); top talkers tile the range with the coarsest tables.
 //!
 //! Usage and ranking are planned exactly as in the SQLite store
 //! ([`history::planning`]): whole UTC days from `daily`, whole hours from
@@ -95,6 +99,7 @@
 
 mod attacks;
 mod client;
+mod flows;
 pub mod fuzzing;
 mod http;
 mod latency;
@@ -107,6 +112,7 @@ pub mod testing;
 mod write;
 
 pub use client::Version;
+pub use flows::FlowRetentionReport;
 pub use schema::SCHEMA_VERSION;
 pub use write::LAST_SLOT;
 
@@ -173,6 +179,32 @@ impl ClickHouseStore {
     /// The database's schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         schema::version(&self.client)
+    }
+
+    /// Keeps a batch of flow records (`[history.flows]`) once: a
+    /// `sequence` at or below `writer`'s last is refused as
+    /// [`StoreError::AlreadyAppended`] (a retry of a batch that landed).
+    pub fn keep_flows(
+        &self,
+        writer: &str,
+        sequence: u64,
+        rows: &[history::FlowRow],
+    ) -> Result<(), StoreError> {
+        flows::write(&self.client, writer, sequence, rows)
+    }
+
+    /// The last batch of flow records `writer` kept, if any.
+    pub fn flows_last_sequence(&self, writer: &str) -> Result<Option<u64>, StoreError> {
+        flows::last_sequence(&self.client, writer)
+    }
+
+    /// Drops the kept flow records' partitions older than their retention.
+    pub fn forget_flows(
+        &self,
+        now: Timestamp,
+        retention: &history::FlowRetention,
+    ) -> Result<FlowRetentionReport, StoreError> {
+        flows::forget(&self.client, now, retention)
     }
 
     /// Runs a statement (for tests and tools) and returns the answer.
@@ -318,5 +350,9 @@ impl Store for ClickHouseStore {
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
         read::top_tenants(&self.client, query)
+    }
+
+    fn flow_top(&self, query: &history::FlowTopQuery) -> Result<Vec<history::Talker>, StoreError> {
+        flows::top(&self.client, query)
     }
 }

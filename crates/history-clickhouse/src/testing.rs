@@ -137,3 +137,13 @@ impl Server {
         server
     }
 }
+
+/// The `flow_batches` row the store inserts for a batch of flow records
+/// (for the bench, which times the encoding apart from the insert).
+pub fn flow_batch_row(
+    writer: &str,
+    sequence: u64,
+    rows: &[history::FlowRow],
+) -> Result<Vec<u8>, history::StoreError> {
+    crate::flows::batch_row(writer, sequence, rows)
+}

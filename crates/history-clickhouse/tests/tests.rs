@@ -11,6 +11,8 @@ use net_types::{RealmId, TenantId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod flows;
+
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 fn options(server: &Server) -> ClickHouseOptions {

@@ -40,6 +40,7 @@
 
 pub mod attacks;
 mod error;
+pub mod flows;
 pub mod fuzzing;
 pub mod latency;
 pub mod refusal;
@@ -61,6 +62,7 @@ pub mod conformance;
 
 pub use attacks::{AttackRow, MAX_ATTACKS};
 pub use error::StoreError;
+pub use flows::{FlowBy, FlowKey, FlowRetention, FlowRow, FlowTopQuery, Talker};
 pub use latency::{LatencyQuery, LatencyRefusal, LatencyReport};
 pub use refusal::{
     Quarantine, QuarantinedSample, Refusal, RefusalReason, WriteReport, ACCOUNTANT_WRITER,

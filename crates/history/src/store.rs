@@ -467,6 +467,17 @@ pub trait Store {
     /// target).
     fn attacks(&self, since: Timestamp, limit: usize) -> Result<Vec<AttackRow>, StoreError>;
 
+    /// The top talkers of the kept flow records over the query's range
+    /// (`[history.flows]`), the largest first. Only the ClickHouse store
+    /// keeps flow records; the default says so, naming `history.flows`.
+    fn flow_top(
+        &self,
+        query: &crate::flows::FlowTopQuery,
+    ) -> Result<Vec<crate::flows::Talker>, StoreError> {
+        query.check()?;
+        Err(crate::flows::not_kept())
+    }
+
     /// The `limit` tenants with the most bytes in the range, the largest
     /// first (ties by tenant number). Tenants without traffic are not
     /// listed. Exact to the slot, like [`Store::usage`].
@@ -608,5 +619,12 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn attacks(&self, since: Timestamp, limit: usize) -> Result<Vec<AttackRow>, StoreError> {
         (**self).attacks(since, limit)
+    }
+
+    fn flow_top(
+        &self,
+        query: &crate::flows::FlowTopQuery,
+    ) -> Result<Vec<crate::flows::Talker>, StoreError> {
+        (**self).flow_top(query)
     }
 }

@@ -6,6 +6,13 @@
 //! store = "clickhouse"            # default "sqlite"
 //! url = "http://127.0.0.1:8123"
 //! database = "tollgate"
+//!
+//! [history.flows]                 # the flow records kept (ClickHouse only)
+//! keep = true
+//! raw_days = 15                   # the records themselves
+//! minute_days = 30                # sums per minute
+//! five_minute_days = 90           # sums per 5 minutes
+//! hour_days = 730                 # sums per hour
 //! ```
 
 use crate::reader::{Cx, Node};
@@ -33,11 +40,36 @@ pub enum HistoryStore {
     },
 }
 
+/// `[history.flows]`: the collector's decoded records kept in the
+/// history (ClickHouse only), with their sums per minute, 5 minutes and
+/// hour, each kept for its own number of days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryFlows {
+    /// Whether the records are kept (`keep = true`).
+    pub keep: bool,
+    /// Days the records themselves are kept (15).
+    pub raw_days: u32,
+    /// Days the per-minute sums are kept (30).
+    pub minute_days: u32,
+    /// Days the per-5-minute sums are kept (90).
+    pub five_minute_days: u32,
+    /// Days the per-hour sums are kept (730).
+    pub hour_days: u32,
+    /// Where `[history.flows]` was declared.
+    pub span: Span,
+}
+
+/// `[history.flows]`' defaults, as Akvorado's for the records (15 days),
+/// each coarser table kept at least as long as the finer one.
+pub const DEFAULT_FLOW_DAYS: [u32; 4] = [15, 30, 90, 730];
+
 /// The `[history]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct History {
     /// The store.
     pub store: HistoryStore,
+    /// `[history.flows]`, if written.
+    pub flows: Option<HistoryFlows>,
     /// Where `[history]` was declared.
     pub span: Span,
 }
@@ -84,9 +116,24 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<History> {
     };
     let url = f.get(cx, "url").map(|n| (cx.string(n), n.span));
     let database = f.get(cx, "database").map(|n| (cx.string(n), n.span));
+    let flows = f.get(cx, "flows").map(|n| history_flows(cx, n));
     let span = f.span;
     f.finish(cx);
     let clickhouse = store?;
+    if let (Some(fl), false) = (&flows, clickhouse) {
+        if let Some(fl) = fl {
+            cx.error(
+                fl.span,
+                "[history.flows] keeps flow records only in ClickHouse",
+                "add store = \"clickhouse\" (with url and database) to [history], or remove [history.flows]",
+            );
+        }
+        return None;
+    }
+    let flows = match flows {
+        Some(fl) => Some(fl?),
+        None => None,
+    };
     if !clickhouse {
         for (key, given) in [("url", &url), ("database", &database)] {
             if let Some((_, at)) = given {
@@ -102,6 +149,7 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<History> {
         }
         return Some(History {
             store: HistoryStore::Sqlite,
+            flows: None,
             span,
         });
     }
@@ -142,6 +190,67 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<History> {
             url: url?,
             database: database?,
         },
+        flows,
+        span,
+    })
+}
+
+/// Reads `[history.flows]`.
+fn history_flows(cx: &mut Cx, node: Node<'_>) -> Option<HistoryFlows> {
+    let mut f = cx.table(node, "history.flows")?;
+    let keep = match f.get(cx, "keep") {
+        Some(n) => cx.boolean(n),
+        None => Some(true),
+    };
+    let mut days = [Some(0u32); 4];
+    let mut spans = [f.span; 4];
+    for (i, key) in ["raw_days", "minute_days", "five_minute_days", "hour_days"]
+        .into_iter()
+        .enumerate()
+    {
+        days[i] = match f.get(cx, key) {
+            Some(n) => {
+                spans[i] = n.span;
+                cx.integer(n, 1, 36_500).map(|d| d as u32)
+            }
+            None => Some(DEFAULT_FLOW_DAYS[i]),
+        };
+    }
+    let span = f.span;
+    f.finish(cx);
+    // A range's edges are read from the finer tables and its middle from
+    // the coarser: a coarser table kept for less time than a finer one
+    // would make an old range's answer depend on where its edges fall.
+    // Checked between every two values that could be read.
+    let keys = ["raw_days", "minute_days", "five_minute_days", "hour_days"];
+    let mut ok = true;
+    for i in 1..4 {
+        if let (Some(value), Some(finer)) = (days[i], days[i - 1]) {
+            if value < finer {
+                cx.error(
+                    spans[i],
+                    format!(
+                        "`{}` = {value} keeps the sums for less time than `{}` = {finer}",
+                        keys[i],
+                        keys[i - 1]
+                    ),
+                    format!(
+                        "keep each coarser table at least as long: `{}` ≥ {finer}",
+                        keys[i]
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    let [raw, minute, five, hour] = days;
+    let (raw, minute, five, hour) = (raw?, minute?, five?, hour?);
+    ok.then_some(HistoryFlows {
+        keep: keep?,
+        raw_days: raw,
+        minute_days: minute,
+        five_minute_days: five,
+        hour_days: hour,
         span,
     })
 }
@@ -217,6 +326,44 @@ mod tests {
         let got = errors(&stray);
         assert_eq!((got[0].0, got[0].1), (11, 7), "{got:?}");
         assert!(got[0].2.contains("only read with store"));
+    }
+
+    #[test]
+    fn flows_are_kept_only_in_clickhouse_and_coarser_sums_longer() {
+        let ch = load("[history]\nstore = \"clickhouse\"\n[history.flows]\nkeep = true\nraw_days = 7\n[flows]\nlisten = [\"127.0.0.1:2055\"]\n");
+        assert_eq!(errors(&ch), vec![], "{}", ch.render());
+        let fl = ch.policy.unwrap().history.unwrap().flows.unwrap();
+        let no_collector =
+            load("[history]\nstore = \"clickhouse\"\n[history.flows]\nkeep = true\n");
+        let got = errors(&no_collector);
+        assert_eq!((got[0].0, got[0].1), (12, 1), "{got:?}");
+        assert!(got[0].2.contains("no [flows] collector"), "{got:?}");
+        assert!(fl.keep);
+        assert_eq!(
+            (
+                fl.raw_days,
+                fl.minute_days,
+                fl.five_minute_days,
+                fl.hour_days
+            ),
+            (7, 30, 90, 730)
+        );
+        // SITE has 9 lines: [history] is line 10, [history.flows] 11.
+        let sqlite = load("[history]\nstore = \"sqlite\"\n[history.flows]\nkeep = true\n");
+        let got = errors(&sqlite);
+        assert_eq!((got[0].0, got[0].1), (12, 1), "{got:?}");
+        assert!(got[0].2.contains("only in ClickHouse"), "{got:?}");
+        let order = load(
+            "[history]\nstore = \"clickhouse\"\n[history.flows]\nminute_days = 7\nhour_days = 0\nfive = 1\n",
+        );
+        let got = errors(&order);
+        let places: Vec<(usize, usize)> = got.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(places, vec![(13, 15), (14, 13), (15, 1)], "{got:#?}");
+        assert!(
+            got[0].2.contains("minute_days") && got[0].2.contains("raw_days"),
+            "{got:?}"
+        );
+        assert!(got[1].2.contains("hour_days"), "{got:?}");
     }
 
     #[test]

@@ -350,6 +350,18 @@ fn assemble(mut p: parse::Parsed, whole: Span, diags: &mut Vec<Diagnostic>) -> O
             );
         }
     }
+    // Flow records kept come from the collector.
+    if let Some(fl) = p.history.as_ref().and_then(|h| h.flows.as_ref()) {
+        if fl.keep && p.flows.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    Some(fl.span),
+                    "[history.flows] keeps flow records, but there is no [flows] collector",
+                )
+                .with_hint("add [flows] with the exporters, or set keep = false"),
+            );
+        }
+    }
     p.plans.sort_by(|a, b| a.name.cmp(&b.name));
     p.tenants.sort_by_key(|t| t.id);
     // Cross-item checks run even when [site] or the default realm could not

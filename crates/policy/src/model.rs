@@ -407,7 +407,8 @@ pub struct Flows {
 
 pub use crate::flows::FlowLimits;
 pub use crate::history::{
-    History, HistoryStore, DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_URL,
+    History, HistoryFlows, HistoryStore, DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_URL,
+    DEFAULT_FLOW_DAYS,
 };
 
 impl Flows {

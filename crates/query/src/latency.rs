@@ -21,6 +21,21 @@ const MAX_BACK: SignedDuration = SignedDuration::from_hours(24 * 400);
 /// `1d`), or an RFC 3339 time (`2026-12-07T04:00:00Z`; without an offset,
 /// UTC). Errors name the field.
 pub fn since(text: &str, now: Timestamp) -> Result<Timestamp, QueryError> {
+    since_within(
+        text,
+        now,
+        MAX_BACK,
+        "latency minutes are kept as long as raw samples (70 days by default)",
+    )
+}
+
+/// [`since`] reaching at most `max_back`, `kept` saying why.
+pub(crate) fn since_within(
+    text: &str,
+    now: Timestamp,
+    max_back: SignedDuration,
+    kept: &str,
+) -> Result<Timestamp, QueryError> {
     let bad = |problem: String| QueryError::Invalid {
         field: "since",
         problem,
@@ -50,9 +65,10 @@ pub fn since(text: &str, now: Timestamp) -> Result<Timestamp, QueryError> {
     if at > now {
         return Err(bad(format!("{at} is in the future")));
     }
-    if now.duration_since(at) > MAX_BACK {
+    if now.duration_since(at) > max_back {
         return Err(bad(format!(
-            "{at} is more than 400 days back; latency minutes are kept as long as raw samples (70 days by default)"
+            "{at} is more than {} days back; {kept}",
+            max_back.as_hours() / 24
         )));
     }
     Ok(at)

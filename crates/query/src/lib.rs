@@ -22,6 +22,7 @@
 //! can never be clamped on its way to a person.
 
 pub mod bills;
+pub mod flows;
 pub mod latency;
 pub mod names;
 pub mod open;

@@ -1023,3 +1023,87 @@ fn a_stop_while_the_history_is_locked_saves_what_it_holds_and_the_next_start_com
     assert!(c.stop().success());
     assert_eq!(l.recorded(), truth, "the pending samples counted twice");
 }
+
+#[test]
+fn flow_records_kept_in_clickhouse_give_the_top_talkers_sent() {
+    // Issue 16, item 2: `[history.flows]` keeps the decoded records; the
+    // top talkers `flows top` reads back are the sums of what was sent.
+    let Some(server) = history_clickhouse::testing::server(
+        "flow_records_kept_in_clickhouse_give_the_top_talkers_sent",
+    ) else {
+        return;
+    };
+    let extra = format!(
+        "[history]\nstore = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"kept\"\n\n[history.flows]\nkeep = true\n\n",
+        server.url
+    );
+    let mut l = Loop::new("kept", &extra);
+    let c = l.collector();
+    l.send(&lo::ipfix_template(0));
+    // 90 records in three datagrams, a second ago: six sources (two of
+    // them tenants', four nobody's), three destinations.
+    let at = u64::from(lo::now_secs()) * 1000 - 1000;
+    let source = |i: u64| std::net::Ipv4Addr::new(100, 64, 1 + (i % 2) as u8, 2 + (i % 3) as u8);
+    let dest = |i: u64| std::net::Ipv4Addr::new(203, 0, 113, 1 + (i % 3) as u8);
+    let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for d in 0..3u64 {
+        let records: Vec<_> = (0..30u64)
+            .map(|j| {
+                let i = d * 30 + j;
+                (source(i), dest(i / 2), 1000 + i * 37, 1 + i % 5)
+            })
+            .collect();
+        for r in &records {
+            let e = want.entry(r.0.to_string()).or_default();
+            e.0 += r.2;
+            e.1 += r.3;
+        }
+        l.send(&lo::ipfix_data(0, (d * 30) as u32, at, &records));
+    }
+    let start = Instant::now();
+    while l.status()["kept"]["kept"].as_u64() != Some(90) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the 90 records were not kept: {}\n{}",
+            l.status(),
+            std::fs::read_to_string(l.dir.join("collector.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v: serde_json::Value = serde_json::from_str(&l.tollgate(&[
+        "flows", "top", "--by", "src", "--since", "1h", "--limit", "100", "--json",
+    ]))
+    .unwrap();
+    let got: BTreeMap<String, (u64, u64)> = v["talkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["key"].as_str().unwrap().to_string(),
+                (t["bytes"].as_u64().unwrap(), t["packets"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{v}");
+    // The largest first, and the text form lists the same.
+    let bytes: Vec<u64> = v["talkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "{v}");
+    let text = l.tollgate(&["flows", "top", "--by", "dst", "--since", "1h"]);
+    assert!(
+        text.contains("203.0.113.1 ") && text.lines().count() == 5,
+        "{text}"
+    );
+    let exit = c.stop();
+    assert!(exit.success(), "SIGTERM must exit 0: {exit}");
+    let st = l.status();
+    assert_eq!(st["kept"]["dropped"], 0, "{st}");
+    assert_eq!(st["kept"]["lost"], 0, "{st}");
+    let text = l.tollgate(&["flows", "status"]);
+    assert!(text.contains("kept in ClickHouse: 90 records"), "{text}");
+}

@@ -33,6 +33,39 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+
+    /// Top talkers of the flow records kept in ClickHouse
+    /// ([history.flows]): by source, destination, port, protocol or AS
+    /// over a range.
+    #[command(
+        after_help = "Sums come from the coarsest tables that tile the range: whole \
+hours from the per-hour sums, the 5 minutes and minutes at its edges from theirs, and the \
+seconds at its very ends from the records (kept 15 days by default). Bytes and packets are the \
+exporters' with their sampling undone.
+
+Examples:
+  tollgate flows top --by dst-port --since 1h
+  tollgate flows top --by src --since 2026-12-07T04:00:00Z --limit 20
+  tollgate flows top --by proto --since 1d --json"
+    )]
+    Top(FlowTopArgs),
+}
+
+/// `tollgate flows top`'s options.
+#[derive(Args, Debug)]
+pub struct FlowTopArgs {
+    /// What talkers are: src, dst, src-port, dst-port, proto or as.
+    #[arg(long, value_name = "WHAT")]
+    pub by: String,
+    /// From when: a duration back from now (1h, 90m, 7d) or an RFC 3339 time.
+    #[arg(long, default_value = "1h", value_name = "WHEN")]
+    pub since: String,
+    /// How many talkers (1 to 10,000).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tollgate flows collect`'s options.

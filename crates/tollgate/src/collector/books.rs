@@ -46,6 +46,8 @@ pub struct FlowBooks {
     refused_samples: u64,
     /// The attribution tables the workers use.
     tables: Arc<Attribution>,
+    /// The writer of the records kept (`[history.flows]`), if any.
+    keeper: Option<super::kept::Keeper>,
 }
 
 /// What one commit wrote.
@@ -116,9 +118,21 @@ impl FlowBooks {
             .unwrap_or_else(|| saved::decode_states(&blob));
         let tables =
             Arc::new(Attribution::new(policy, route_realms, 1).map_err(|e| e.to_string())?);
-        let collector = Collector::start(&cfg, Arc::clone(&tables), &states).map_err(|e| {
+        // The writer of the records kept (`[history.flows]`) starts first,
+        // so that its tap is on the workers from their first datagram.
+        let keeper = super::kept::start(policy)?;
+        let collector = Collector::start_with_history_tap(
+            &cfg,
+            Arc::clone(&tables),
+            &states,
+            keeper.as_ref().map(super::kept::Keeper::tap),
+        )
+        .map_err(|e| {
             format!("{e}\n  hint: another collector may hold the port; check `ss -ulpn`")
         })?;
+        if keeper.is_some() {
+            tracing::info!("flow records kept in ClickHouse ([history.flows])");
+        }
         let started = Timestamp::now();
         tracing::info!(
             listen = %collector
@@ -152,6 +166,7 @@ impl FlowBooks {
             quarantine: QuarantineFile::new(state_dir),
             refused_samples: 0,
             tables,
+            keeper,
         };
         let pending = saved::read_pending(state_dir)?;
         if let Some(committed) = pending
@@ -252,6 +267,7 @@ impl FlowBooks {
         self.last_status.quarantine = self.quarantine_status();
         self.last_status.rates = rates;
         self.last_status.rate_seconds = seconds;
+        self.last_status.kept = self.keeper.as_ref().map(super::kept::Keeper::status);
         if let Err(e) = self.last_status.save(&self.status_path) {
             tracing::warn!("{e}");
         }
@@ -272,6 +288,8 @@ impl FlowBooks {
         self.save_templates();
         let mut status = Status::stopped(self.started, now, h.totals, h.sockets, h.exporters);
         status.quarantine = self.quarantine_status();
+        // The workers have stopped: the writer takes what is queued.
+        status.kept = self.keeper.take().map(super::kept::Keeper::stop);
         if let Err(e) = status.save(&self.status_path) {
             tracing::warn!("{e}");
         }

@@ -6,6 +6,8 @@
 //!   decoders' templates, quarantined records, and the status file;
 //! - [`commit`]: committing so that a sample the store refuses is set
 //!   aside and never blocks the others;
+//! - [`kept`]: the decoded records kept in ClickHouse (`[history.flows]`)
+//!   through the collector's second tap;
 //! - [`quarantine`]: the bounded file of what was set aside;
 //! - [`saved`]: the templates file and what a stop could not commit,
 //!   written crash-safe;
@@ -13,6 +15,7 @@
 
 mod books;
 mod commit;
+mod kept;
 mod quarantine;
 mod saved;
 mod status;
@@ -42,6 +45,7 @@ pub fn run(path: &Path, state: &StateDir, cmd: &FlowsCommand) -> Result<ExitCode
             }
             Ok(ExitCode::SUCCESS)
         }
+        FlowsCommand::Top(_) => Err("`flows top` reads the history, not the collector".into()),
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Status {
     /// What was set aside as implausible, and where.
     #[serde(default)]
     pub quarantine: QuarantineStatus,
+    /// The flow records kept in ClickHouse (`[history.flows]`), if kept.
+    #[serde(default)]
+    pub kept: Option<super::kept::KeptStatus>,
 }
 
 /// The quarantine: records and samples set aside as implausible.
@@ -128,6 +131,7 @@ impl Status {
             rates: Vec::new(),
             rate_seconds: 0.0,
             quarantine: QuarantineStatus::default(),
+            kept: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl Status {
             rates: Vec::new(),
             rate_seconds: 0.0,
             quarantine: QuarantineStatus::default(),
+            kept: None,
         }
     }
 
@@ -202,6 +207,19 @@ impl Status {
             human_count(t.templates_refused),
             human_count(t.templates_evicted)
         );
+        if let Some(k) = &self.kept {
+            let _ = writeln!(
+                s,
+                "  kept in ClickHouse: {} records in {} batches; {} dropped (queue full), {} lost{}",
+                human_count(k.kept),
+                human_count(k.batches),
+                human_count(k.dropped),
+                human_count(k.lost),
+                k.last_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; FAILING: {e}"))
+            );
+        }
         let q = &self.quarantine;
         if t.quarantined > 0 || q.samples_refused > 0 {
             let _ = writeln!(

@@ -12,6 +12,7 @@
 //! - a closed pipe (`tollgate plan | head`) ends the program quietly.
 
 pub mod api;
+pub mod flows;
 pub mod guard;
 pub mod history;
 pub mod import;
