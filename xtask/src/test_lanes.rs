@@ -3,7 +3,9 @@
 //! Most of the tests' wall time is the kernel tests waiting on traffic,
 //! peers and timers (a CI run spent about 15 of its 21 minutes in tests,
 //! with a core idle). The crates in [`PURE`] have tests that need no root,
-//! no namespace, no real peer and no fixed port, and measure no rate: they
+//! no namespace and no fixed port, and measure no rate (one starts a real
+//! peer: `api`'s `tests/flows.rs`, a private clickhouse-server on random
+//! ports on loopback, which only waits and answers): they
 //! run beside the others, at a lower priority, so that a rate a kernel test
 //! measures keeps the CPU it had. Once they are done, the same lane runs
 //! the few kernel tests in [`WAITING`], which mostly wait.
