@@ -1479,7 +1479,6 @@ fn guard_flows_with_the_collector_is_an_input() {
     assert!(g.flows.value && g.capture.is_none());
 }
 
-<<<<<<< HEAD
 #[test]
 fn guard_flows_beside_a_capture_are_two_inputs() {
     let text = guard_flows_policy("\n[guard.capture]\ninterfaces = [\"eth0\"]\n");
@@ -1488,7 +1487,8 @@ fn guard_flows_beside_a_capture_are_two_inputs() {
     let p = loaded.policy.unwrap();
     let g = p.guard.as_ref().unwrap();
     assert!(g.flows.value && g.capture.is_some());
-=======
+}
+
 /// `unused = "blackhole"` (either classifier) and `unused = "drop"` with
 /// the eBPF classifier hold the networks minus the tenants' prefixes as
 /// prefixes: computed, and bounded with the place named.
@@ -1527,5 +1527,4 @@ fn unused_prefixes_are_the_networks_minus_the_tenants_and_bounded() {
     assert!(r.contains(&format!("u.toml:{line}:")), "{r}");
     // The nftables classifier's drop is a rule over the networks: no bound.
     assert!(!policy::load_str("u.toml", &text("drop", 80)).has_errors());
->>>>>>> helper/xdprungs
 }
