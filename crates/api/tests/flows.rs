@@ -14,26 +14,7 @@ use std::sync::Arc;
 use tower::ServiceExt as _;
 
 fn policy() -> Arc<policy::Policy> {
-    let text = r#"[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "1gbit", up = "1gbit" }
-[realms]
-default = "world"
-[realms.world]
-id = 1
-[plans.p]
-down = { rate = "10mbit", ceil = "100mbit" }
-up = { rate = "10mbit", ceil = "100mbit" }
-[[tenants]]
-id = 1
-plan = "p"
-prefixes = ["100.64.1.0/24"]
-"#;
-    let loaded = policy::load_str("flows.toml", text);
-    let rendered = loaded.render();
-    Arc::new(loaded.policy.unwrap_or_else(|| panic!("{rendered}")))
+    common::one_tenant_policy("flows.toml")
 }
 
 struct Site {

@@ -42,26 +42,7 @@ impl Drop for Scratch {
 }
 
 fn policy() -> Arc<policy::Policy> {
-    let text = r#"[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "1gbit", up = "1gbit" }
-[realms]
-default = "world"
-[realms.world]
-id = 1
-[plans.p]
-down = { rate = "10mbit", ceil = "100mbit" }
-up = { rate = "10mbit", ceil = "100mbit" }
-[[tenants]]
-id = 1
-plan = "p"
-prefixes = ["100.64.1.0/24"]
-"#;
-    let loaded = policy::load_str("metrics.toml", text);
-    let rendered = loaded.render();
-    Arc::new(loaded.policy.unwrap_or_else(|| panic!("{rendered}")))
+    common::one_tenant_policy("metrics.toml")
 }
 
 /// The API's state as the daemon builds it, with the engine's `counts`,

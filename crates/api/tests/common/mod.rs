@@ -25,3 +25,29 @@ pub fn app_state(snapshot: Snapshot, dir: &Path, open: api::stores::Opener) -> A
         metrics_public: false,
     }
 }
+
+/// A one-tenant router policy (tenant 1 on 100.64.1.0/24, one realm),
+/// loaded as `file`.
+#[allow(dead_code)] // Not every test file that includes this module uses it.
+pub fn one_tenant_policy(file: &str) -> Arc<policy::Policy> {
+    let text = r#"[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "1gbit", up = "1gbit" }
+[realms]
+default = "world"
+[realms.world]
+id = 1
+[plans.p]
+down = { rate = "10mbit", ceil = "100mbit" }
+up = { rate = "10mbit", ceil = "100mbit" }
+[[tenants]]
+id = 1
+plan = "p"
+prefixes = ["100.64.1.0/24"]
+"#;
+    let loaded = policy::load_str(file, text);
+    let rendered = loaded.render();
+    Arc::new(loaded.policy.unwrap_or_else(|| panic!("{rendered}")))
+}
