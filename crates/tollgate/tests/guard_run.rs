@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use testkit::{sh, wait_for, Netns, Process};
 
 mod guard_site;
-use guard_site::{notify_script, Site};
+use guard_site::{daemon_recording, notify_script, Site};
 
 const VICTIM: &str = "203.0.113.10";
 /// An address banned by hand.
@@ -92,33 +92,6 @@ fn blackholes(rtr: &Netns) -> Vec<String> {
         .lines()
         .map(|l| l.trim().to_string())
         .collect()
-}
-
-/// `tollgate run` in the router, recording its inputs to `record` if
-/// given.
-fn daemon(rtr: &Netns, dir: &Path, record: Option<&Path>) -> Process {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("daemon.log"))
-        .unwrap();
-    std::fs::write(dir.join("accounting.toml"), "").unwrap();
-    Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .args(record.iter().flat_map(|r| [Path::new("--record"), r]))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
 }
 
 /// An admin token for the API (in the tokens file beside the policy).
@@ -206,7 +179,7 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     let hooks = dir.join("webhook.log");
     let _receiver = testkit::webhook_receiver(&s.rtr.0, 18088, &hooks);
     let recording = dir.join("run.jsonl");
-    let mut d = daemon(&s.rtr, dir, Some(&recording));
+    let mut d = daemon_recording(&s.rtr, dir, Some(&recording));
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     wait_for("the guard to capture", Duration::from_secs(20), || {
         log().contains("guard capturing")
@@ -291,7 +264,7 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
         "ip -n {} route del blackhole {VICTIM}/32 proto 213",
         s.rtr.0
     ));
-    let mut d = daemon(&s.rtr, dir, None);
+    let mut d = daemon_recording(&s.rtr, dir, None);
     let back = Instant::now();
     wait_for("the restored route", Duration::from_secs(20), || {
         blackholes(&s.rtr).contains(&ours)
@@ -447,7 +420,7 @@ fn the_daemon_blackholes_a_flood_keeps_the_ban_across_kill_9_and_unbans_on_reque
     // Killed again once the record is stored: it stays, once.
     d.signal_group(libc::SIGKILL);
     d.wait(Duration::from_secs(5)).expect("killed");
-    let mut d = daemon(&s.rtr, dir, None);
+    let mut d = daemon_recording(&s.rtr, dir, None);
     wait_for(
         "the guard to capture again",
         Duration::from_secs(20),
@@ -550,7 +523,7 @@ fn a_scan_of_the_protected_addresses_is_reported_with_its_source() {
     let dir = tmp.path();
     std::fs::write(dir.join("policy.toml"), policy(dir)).unwrap();
     let s = site("grs");
-    let d = daemon(&s.rtr, dir, None);
+    let d = daemon_recording(&s.rtr, dir, None);
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     wait_for("the guard to capture", Duration::from_secs(20), || {
         log().contains("guard capturing")

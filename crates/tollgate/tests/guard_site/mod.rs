@@ -82,6 +82,11 @@ pub fn notify_script(dir: &Path, keep_report: bool) -> PathBuf {
 /// folder and an empty accounting file, reading every second; its log
 /// appended to `dir/daemon.log` (a restarted daemon adds to it).
 pub fn daemon(rtr: &Netns, dir: &Path) -> Process {
+    daemon_recording(rtr, dir, None)
+}
+
+/// [`daemon`], recording its inputs to `record` if given (`--record`).
+pub fn daemon_recording(rtr: &Netns, dir: &Path, record: Option<&Path>) -> Process {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -97,6 +102,7 @@ pub fn daemon(rtr: &Netns, dir: &Path) -> Process {
             .args(["run", "--interval", "1s", "--reconcile", "1s"])
             .arg("--accounting")
             .arg(dir.join("accounting.toml"))
+            .args(record.iter().flat_map(|r| [Path::new("--record"), r]))
             .env_remove("TOLLGATE_CONFIG")
             .env_remove("TOLLGATE_STATE_DIR")
             .env("TOLLGATE_LOG", "info")
