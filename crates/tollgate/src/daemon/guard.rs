@@ -357,12 +357,14 @@ impl GuardShell {
         }
         // With flow records as well, the capture's ticks go through the
         // merging thread, which sends them on to the loop.
-        let (tx, merge) = match spec.with_flows {
-            true => match self.start_merge(&spec) {
-                Some((tx, merge)) => (tx, Some(merge)),
-                None => (self.tx.clone(), None),
-            },
-            false => (self.tx.clone(), None),
+        let merged = if spec.with_flows {
+            self.start_merge(&spec)
+        } else {
+            None
+        };
+        let (tx, merge) = match merged {
+            Some((tx, merge)) => (tx, Some(merge)),
+            None => (self.tx.clone(), None),
         };
         match spec.source {
             CaptureSource::Ebpf => self.start_counters(spec, tx),
