@@ -179,6 +179,45 @@ pub fn tollgate_in(bin: &str, dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `tollgate run` (the binary `bin`) in network namespace `netns` with the
+/// files of `dir` only, as [`tollgate_in`]: its `policy.toml`, an empty
+/// `accounting.toml` written now, and `state/`; counters read and the
+/// kernel reconciled every second; its log appended to `dir/daemon.log`,
+/// so a restarted daemon adds to it. With `record`, its inputs are
+/// recorded there (`--record`). Stopped, with its process group, when the
+/// returned process drops.
+pub fn tollgate_run(
+    bin: &str,
+    netns: &Netns,
+    dir: &std::path::Path,
+    record: Option<&std::path::Path>,
+) -> Process {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .expect("open the daemon's log");
+    std::fs::write(dir.join("accounting.toml"), "").expect("write accounting.toml");
+    let record = record.map(|r| [std::path::Path::new("--record"), r]);
+    Process::spawn(
+        Command::new(bin)
+            .args(["--netns", &netns.0, "-c"])
+            .arg(dir.join("policy.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["run", "--interval", "1s", "--reconcile", "1s"])
+            .arg("--accounting")
+            .arg(dir.join("accounting.toml"))
+            .args(record.iter().flatten())
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_STATE_DIR")
+            .env_remove("TOLLGATE_ACCOUNTING")
+            .env("TOLLGATE_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log),
+    )
+}
+
 /// `s` quoted for bash.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

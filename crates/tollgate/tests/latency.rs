@@ -147,29 +147,8 @@ timeout = "5s"
 }
 
 fn daemon(rtr: &Netns, dir: &Path) -> Process {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("daemon.log"))
-        .unwrap();
-    std::fs::write(dir.join("accounting.toml"), "").unwrap();
-    Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .arg("--record")
-            .arg(dir.join("run.jsonl"))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
+    let record = dir.join("run.jsonl");
+    testkit::tollgate_run(env!("CARGO_BIN_EXE_tollgate"), rtr, dir, Some(&record))
 }
 
 fn tollgate(dir: &Path, netns: Option<&Netns>, args: &[&str]) -> Output {

@@ -346,23 +346,7 @@ tcp_rtt = true
 }
 
 fn daemon(rtr: &Netns, dir: &Path) -> Process {
-    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    std::fs::write(dir.join("accounting.toml"), "").unwrap();
-    Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
+    testkit::tollgate_run(env!("CARGO_BIN_EXE_tollgate"), rtr, dir, None)
 }
 
 fn tollgate(dir: &Path, args: &[&str]) -> Output {

@@ -14,7 +14,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use testkit::{sh, Netns, Process};
 
@@ -87,26 +86,5 @@ pub fn daemon(rtr: &Netns, dir: &Path) -> Process {
 
 /// [`daemon`], recording its inputs to `record` if given (`--record`).
 pub fn daemon_recording(rtr: &Netns, dir: &Path, record: Option<&Path>) -> Process {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("daemon.log"))
-        .unwrap();
-    std::fs::write(dir.join("accounting.toml"), "").unwrap();
-    Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--netns", &rtr.0, "-c"])
-            .arg(dir.join("policy.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["run", "--interval", "1s", "--reconcile", "1s"])
-            .arg("--accounting")
-            .arg(dir.join("accounting.toml"))
-            .args(record.iter().flat_map(|r| [Path::new("--record"), r]))
-            .env_remove("TOLLGATE_CONFIG")
-            .env_remove("TOLLGATE_STATE_DIR")
-            .env("TOLLGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
+    testkit::tollgate_run(env!("CARGO_BIN_EXE_tollgate"), rtr, dir, record)
 }
