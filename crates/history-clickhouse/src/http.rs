@@ -66,6 +66,12 @@ impl std::error::Error for HttpError {
     }
 }
 
+/// How long a connection may take, whatever the request's timeout: a
+/// server cut off (packets dropped, no refusal) is noticed in this, not
+/// in the whole request's time (an agent shipping to it then says so
+/// and retries within seconds).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where the server is.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
@@ -109,8 +115,8 @@ impl Endpoint {
     /// POSTs `body` to `/?{query}` (already URL-encoded) and returns the
     /// answer's body; an error status becomes [`HttpError::Server`].
     pub fn post(&self, query: &str, body: &[u8]) -> Result<Vec<u8>, HttpError> {
-        let mut stream =
-            TcpStream::connect_timeout(&self.addr, self.timeout).map_err(HttpError::Io)?;
+        let mut stream = TcpStream::connect_timeout(&self.addr, self.timeout.min(CONNECT_TIMEOUT))
+            .map_err(HttpError::Io)?;
         stream
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))

@@ -15,6 +15,8 @@ pub struct Server {
     dir: PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Its HTTP port.
+    pub port: u16,
 }
 
 impl Drop for Server {
@@ -38,6 +40,15 @@ pub fn server(test: &str) -> Option<Server> {
         testkit::need("clickhouse-server", "clickhouse-server");
     }
     Some(Server::start())
+}
+
+/// [`server`] inside network namespace `netns`, listening on its
+/// loopback and on `address` (one of the namespace's own), taking the
+/// default user from `network` (a CIDR block) as well as from loopback:
+/// for agents in other namespaces that write to it directly.
+pub fn server_in(test: &str, netns: &str, address: &str, network: &str) -> Option<Server> {
+    server(test)?;
+    Some(Server::start_with(Some(netns), &[address], network))
 }
 
 /// The `batches` row the store inserts for an append of `samples` (all
@@ -68,6 +79,12 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts a server and waits until it answers (at most a minute).
     pub fn start() -> Server {
+        Server::start_with(None, &[], "127.0.0.1")
+    }
+
+    /// Starts a server, in `netns` if given, listening on 127.0.0.1 and
+    /// `listen`, taking the default user from loopback and `network`.
+    fn start_with(netns: Option<&str>, listen: &[&str], network: &str) -> Server {
         let dir = std::env::temp_dir().join(format!(
             "tollgate-clickhouse-{}-{}",
             std::process::id(),
@@ -76,13 +93,17 @@ impl Server {
         std::fs::create_dir_all(&dir).expect("the server's folder");
         let (http, tcp) = (free_port(), free_port());
         let d = dir.display();
+        let extra_listen: String = listen
+            .iter()
+            .map(|a| format!("\n  <listen_host>{a}</listen_host>"))
+            .collect();
         let config = format!(
             r#"<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog><size>10M</size><count>1</count></logger>
   <http_port>{http}</http_port>
   <tcp_port>{tcp}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
+  <listen_host>127.0.0.1</listen_host>{extra_listen}
   <path>{d}/data/</path>
   <tmp_path>{d}/tmp/</tmp_path>
   <user_files_path>{d}/user_files/</user_files_path>
@@ -97,17 +118,27 @@ impl Server {
 </yandex>
 "#
         );
-        let users = r#"<?xml version="1.0"?>
+        let users = format!(
+            r#"<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>{network}</ip></networks><profile>default</profile><quota>default</quota></default></users>
   <quotas><default></default></quotas>
 </yandex>
-"#;
+"#
+        );
         std::fs::write(dir.join("config.xml"), config).expect("write config.xml");
         std::fs::write(dir.join("users.xml"), users).expect("write users.xml");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "clickhouse-server"]);
+                c
+            }
+            None => Command::new("clickhouse-server"),
+        };
         let process = testkit::Process::spawn(
-            Command::new("clickhouse-server")
+            command
                 .arg(format!("--config-file={d}/config.xml"))
                 .current_dir(&dir)
                 .stdin(Stdio::null())
@@ -119,10 +150,19 @@ impl Server {
             _process: process,
             dir,
             url,
+            port: http,
         };
         let start = Instant::now();
         loop {
-            let ok = std::net::TcpStream::connect(("127.0.0.1", http)).is_ok();
+            let ok = match netns {
+                Some(ns) => Command::new("ip")
+                    .args(["netns", "exec", ns, "bash", "-c"])
+                    .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{http}"))
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success()),
+                None => std::net::TcpStream::connect(("127.0.0.1", http)).is_ok(),
+            };
             if ok {
                 break;
             }

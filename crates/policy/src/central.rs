@@ -1,5 +1,6 @@
 //! The `[central]` section: this daemon is an agent that ships its closed
-//! slots to a central tollgate (docs/agents.md).
+//! slots to a central tollgate, or straight into a ClickHouse history
+//! (docs/agents.md).
 //!
 //! ```toml
 //! [central]
@@ -7,6 +8,11 @@
 //! token_file = "/etc/tollgate/central.token"
 //! writer = "hv1"                          # default: this host's name
 //! ca = "/etc/tollgate/central-ca.pem"     # https only; default: the Web PKI's roots
+//!
+//! [central]                               # or: ClickHouse directly
+//! store = "clickhouse"
+//! url = "http://192.0.2.10:8123"
+//! database = "tollgate"                   # the default
 //! ```
 //!
 //! The token itself never sits in the policy (which is shown by `check`,
@@ -24,20 +30,40 @@ const RESERVED: &[&str] = &["flows"];
 /// The `[central]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Central {
-    /// The central tollgate's API, `http://host:port` or
-    /// `https://host:port`.
+    /// The central tollgate's API (`http://host:port` or
+    /// `https://host:port`), or the ClickHouse server's HTTP interface.
     pub url: String,
-    /// The file holding the bearer token (an `agent` or `admin` token of
-    /// the central), relative to the policy file's folder unless absolute.
-    pub token_file: String,
     /// This agent's name in the central history; `None` is the host name.
     pub writer: Option<String>,
-    /// With `https`, the PEM file of the certificates that may sign the
-    /// central's (relative to the policy file's folder unless absolute);
-    /// `None` trusts the Web PKI's roots.
-    pub ca: Option<String>,
+    /// What `url` is.
+    pub target: CentralTarget,
     /// Where `[central]` was declared.
     pub span: Span,
+}
+
+/// What the agent ships to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "store")]
+pub enum CentralTarget {
+    /// A central `tollgate run`, through its API.
+    Tollgate {
+        /// The file holding the bearer token (an `agent` or `admin` token
+        /// of the central), relative to the policy file's folder unless
+        /// absolute.
+        token_file: String,
+        /// With `https`, the PEM file of the certificates that may sign the
+        /// central's (relative to the policy file's folder unless
+        /// absolute); `None` trusts the Web PKI's roots.
+        ca: Option<String>,
+    },
+    /// A ClickHouse history that the agent writes itself: each batch under
+    /// its writer and sequence, so one sent twice counts once. A central
+    /// tollgate reading the same database (`[history] store =
+    /// "clickhouse"`) answers for every host.
+    ClickHouse {
+        /// The database, created if absent.
+        database: String,
+    },
 }
 
 /// Whether `url` is `http://host[:port]` or `https://host[:port]`
@@ -65,10 +91,37 @@ pub fn valid_writer(name: &str) -> bool {
 pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Central> {
     let mut f = cx.table(node, "central")?;
     let span = f.span;
+    let clickhouse = match f.get(cx, "store") {
+        Some(n) => match cx.string(n)?.as_str() {
+            "tollgate" => Some(false),
+            "clickhouse" => Some(true),
+            other => {
+                cx.error(
+                    n.span,
+                    format!("unknown central store `{other}`"),
+                    "use \"tollgate\" (a central tollgate's API, the default) or \"clickhouse\" (a ClickHouse history written directly)",
+                );
+                None
+            }
+        },
+        None => Some(false),
+    };
     let url = match f.get(cx, "url") {
         Some(n) => cx.string(n).and_then(|s| {
-            if plain_http(&s) {
+            let ok = if clickhouse == Some(true) {
+                crate::history::plain_http(&s)
+            } else {
+                plain_http(&s)
+            };
+            if ok {
                 Some(s.trim_end_matches('/').to_string())
+            } else if clickhouse == Some(true) {
+                cx.error(
+                    n.span,
+                    format!("`{s}` is not an http://host:port URL"),
+                    "write the ClickHouse server's HTTP interface, e.g. \"http://192.0.2.10:8123\" (no user, path or TLS)",
+                );
+                None
             } else {
                 cx.error(
                     n.span,
@@ -87,28 +140,23 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Central> {
             None
         }
     };
-    let token_file = match f.get(cx, "token_file") {
-        Some(n) => cx.string(n).and_then(|s| {
-            if s.is_empty() {
-                cx.error(
-                    n.span,
-                    "`token_file` is empty",
-                    "name the file holding the central's token",
-                );
-                None
-            } else {
-                Some(s)
-            }
-        }),
-        None => {
-            cx.error(
-                span,
-                "[central] needs `token_file`",
-                "add token_file = \"/etc/tollgate/central.token\", a file holding a token made on the central with `tollgate token add NAME --scope agent`",
-            );
-            None
-        }
-    };
+    let token_file = f.get(cx, "token_file").map(|n| {
+        (
+            n.span,
+            cx.string(n).and_then(|s| {
+                if s.is_empty() {
+                    cx.error(
+                        n.span,
+                        "`token_file` is empty",
+                        "name the file holding the central's token",
+                    );
+                    None
+                } else {
+                    Some(s)
+                }
+            }),
+        )
+    });
     let writer = match f.get(cx, "writer") {
         Some(n) => match cx.string(n) {
             Some(s) if valid_writer(&s) => Some(Some(s)),
@@ -124,30 +172,88 @@ pub(crate) fn section(cx: &mut Cx, node: Node<'_>) -> Option<Central> {
         },
         None => Some(None),
     };
-    let ca = match f.get(cx, "ca") {
-        Some(n) => cx.string(n).and_then(|s| {
-            if s.is_empty() {
-                cx.error(n.span, "`ca` is empty", "name a PEM file of certificates");
-                None
-            } else if url.as_ref().is_some_and(|u| u.starts_with("http://")) {
-                cx.error(
-                    n.span,
-                    "`ca` is for an https:// url",
-                    "write url = \"https://…\", or remove `ca`",
-                );
-                None
-            } else {
-                Some(Some(s))
-            }
-        }),
-        None => Some(None),
-    };
+    let ca = f.get(cx, "ca").map(|n| {
+        (
+            n.span,
+            cx.string(n).and_then(|s| {
+                if s.is_empty() {
+                    cx.error(n.span, "`ca` is empty", "name a PEM file of certificates");
+                    None
+                } else if url.as_ref().is_some_and(|u| u.starts_with("http://")) {
+                    cx.error(
+                        n.span,
+                        "`ca` is for an https:// url",
+                        "write url = \"https://…\", or remove `ca`",
+                    );
+                    None
+                } else {
+                    Some(s)
+                }
+            }),
+        )
+    });
+    let database = f.get(cx, "database").map(|n| (n.span, cx.string(n)));
     f.finish(cx);
+    let target = if clickhouse? {
+        for (key, at) in [
+            ("token_file", token_file.as_ref().map(|t| t.0)),
+            ("ca", ca.as_ref().map(|c| c.0)),
+        ] {
+            if let Some(at) = at {
+                cx.error(
+                    at,
+                    format!("`{key}` is for a central tollgate, not ClickHouse"),
+                    "remove it: the agent writes to the ClickHouse server as its default user, which the server must allow from this host",
+                );
+                return None;
+            }
+        }
+        let database = match database {
+            Some((at, name)) => {
+                let name = name?;
+                if !crate::history::plain_name(&name) {
+                    cx.error(
+                        at,
+                        format!("`{name}` is not a plain database name"),
+                        "use letters, digits and `_`, starting with a letter or `_` (at most 64)",
+                    );
+                    return None;
+                }
+                name
+            }
+            None => crate::history::DEFAULT_CLICKHOUSE_DATABASE.to_string(),
+        };
+        CentralTarget::ClickHouse { database }
+    } else {
+        if let Some((at, _)) = database {
+            cx.error(
+                at,
+                "`database` is for store = \"clickhouse\"",
+                "remove it, or add store = \"clickhouse\" to ship straight into a ClickHouse history",
+            );
+            return None;
+        }
+        let token_file = match token_file {
+            Some((_, t)) => t?,
+            None => {
+                cx.error(
+                    span,
+                    "[central] needs `token_file`",
+                    "add token_file = \"/etc/tollgate/central.token\", a file holding a token made on the central with `tollgate token add NAME --scope agent`",
+                );
+                return None;
+            }
+        };
+        let ca = match ca {
+            Some((_, c)) => Some(c?),
+            None => None,
+        };
+        CentralTarget::Tollgate { token_file, ca }
+    };
     Some(Central {
         url: url?,
-        token_file: token_file?,
         writer: writer?,
-        ca: ca?,
+        target,
         span,
     })
 }

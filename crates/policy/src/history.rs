@@ -76,7 +76,7 @@ pub struct History {
 
 /// Whether `url` is one the ClickHouse store can use: `http://host[:port]`
 /// without a path or user.
-fn plain_http(url: &str) -> bool {
+pub(crate) fn plain_http(url: &str) -> bool {
     url.strip_prefix("http://").is_some_and(|rest| {
         let rest = rest.trim_end_matches('/');
         !rest.is_empty() && !rest.contains(['/', '@', '?', '#', ' '])
@@ -84,7 +84,7 @@ fn plain_http(url: &str) -> bool {
 }
 
 /// Whether `name` is a database name ClickHouse takes unquoted.
-fn plain_name(name: &str) -> bool {
+pub(crate) fn plain_name(name: &str) -> bool {
     name.len() <= 64
         && name
             .chars()

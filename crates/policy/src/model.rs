@@ -602,7 +602,7 @@ pub struct Policy {
 }
 
 pub use crate::bgp::{Bgp, BgpFamily, BgpPeer};
-pub use crate::central::{valid_writer, Central};
+pub use crate::central::{valid_writer, Central, CentralTarget};
 pub use crate::latency::{Latency, LatencyAlarms, Probe, ProbeKind};
 
 pub use crate::guard::{

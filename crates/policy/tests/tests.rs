@@ -1167,7 +1167,13 @@ fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
     assert!(!ok.has_errors(), "{}", ok.render());
     let c = ok.policy.unwrap().central.unwrap();
     assert_eq!(c.url, "http://192.0.2.9:9188");
-    assert_eq!(c.token_file, "central.token");
+    assert_eq!(
+        c.target,
+        policy::CentralTarget::Tollgate {
+            token_file: "central.token".into(),
+            ca: None
+        }
+    );
     assert_eq!(c.writer, None);
     let named =
         billed("[central]\nurl = \"http://c:9188\"\ntoken_file = \"t\"\nwriter = \"hv-1.dc2\"\n");
@@ -1178,9 +1184,11 @@ fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
     let tls = billed("[central]\nurl = \"https://c:9188\"\ntoken_file = \"t\"\nca = \"ca.pem\"\n");
     assert!(!tls.has_errors(), "{}", tls.render());
     let c = tls.policy.unwrap().central.unwrap();
-    assert_eq!(
-        (c.url.as_str(), c.ca.as_deref()),
-        ("https://c:9188", Some("ca.pem"))
+    assert_eq!(c.url, "https://c:9188");
+    assert!(
+        matches!(&c.target, policy::CentralTarget::Tollgate { ca: Some(ca), .. } if ca == "ca.pem"),
+        "{:?}",
+        c.target
     );
     // Every mistake at once, each at its line and column.
     let extra = "[central]\nurl = \"ftp://c:9188\"\ntoken = \"secret\"\nwriter = \"flows\"\n";
@@ -1207,6 +1215,61 @@ fn central_is_read_with_its_defaults_and_its_mistakes_at_their_place() {
         billed_text("[central]\nurl = \"http://c:9188\"\ntoken_file = \"t\"\nca = \"ca.pem\"\n");
     let r = policy::load_str("p.toml", &plain).render();
     assert!(r.contains("`ca` is for an https:// url"), "{r}");
+}
+
+#[test]
+fn central_may_be_a_clickhouse_history_written_directly() {
+    let ok = billed("[central]\nstore = \"clickhouse\"\nurl = \"http://192.0.2.10:8123/\"\n");
+    assert!(!ok.has_errors(), "{}", ok.render());
+    let c = ok.policy.unwrap().central.unwrap();
+    assert_eq!(c.url, "http://192.0.2.10:8123");
+    assert_eq!(
+        c.target,
+        policy::CentralTarget::ClickHouse {
+            database: "tollgate".into()
+        }
+    );
+    let named = billed(
+        "[central]\nstore = \"clickhouse\"\nurl = \"http://c:8123\"\ndatabase = \"site_2\"\n",
+    );
+    assert_eq!(
+        named.policy.unwrap().central.unwrap().target,
+        policy::CentralTarget::ClickHouse {
+            database: "site_2".into()
+        }
+    );
+    for (extra, message) in [
+        (
+            "store = \"clickhouse\"\nurl = \"http://c:8123\"\ntoken_file = \"t\"\n",
+            "`token_file` is for a central tollgate, not ClickHouse",
+        ),
+        (
+            "store = \"clickhouse\"\nurl = \"https://c:8123\"\n",
+            "is not an http://host:port URL",
+        ),
+        (
+            "store = \"clickhouse\"\nurl = \"http://c:8123\"\ndatabase = \"a-b\"\n",
+            "`a-b` is not a plain database name",
+        ),
+        (
+            "url = \"http://c:9188\"\ntoken_file = \"t\"\ndatabase = \"x\"\n",
+            "`database` is for store = \"clickhouse\"",
+        ),
+        (
+            "store = \"kafka\"\nurl = \"http://c:8123\"\n",
+            "unknown central store `kafka`",
+        ),
+    ] {
+        let text = billed_text(&format!("[central]\n{extra}"));
+        let r = policy::load_str("p.toml", &text);
+        assert!(r.policy.is_none(), "{extra}");
+        let rendered = r.render();
+        assert!(
+            rendered.contains(message),
+            "{message} missing in\n{rendered}"
+        );
+        assert!(rendered.contains("p.toml:"), "no place in\n{rendered}");
+    }
 }
 
 #[test]

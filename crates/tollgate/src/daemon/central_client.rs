@@ -18,6 +18,28 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// no refusal) is noticed in this, not in the whole exchange's time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where an agent ships: a central tollgate's API ([`Central`]) or a
+/// ClickHouse history written directly
+/// ([`super::central_clickhouse::ClickHouseCentral`]). An `Err` is a
+/// failure worth retrying (unreachable, a server error); a batch refused
+/// for its content is `Ok(Delivery::Refused)`.
+pub trait CentralLink: Send {
+    /// Where `writer` stands: its committed sequence.
+    fn standing(&mut self, writer: &str) -> std::result::Result<Option<u64>, String>;
+    /// Delivers a batch.
+    fn post(&mut self, batch: &ShippedBatch) -> std::result::Result<Delivery, String>;
+}
+
+impl CentralLink for Central {
+    fn standing(&mut self, writer: &str) -> std::result::Result<Option<u64>, String> {
+        Central::standing(self, writer)
+    }
+
+    fn post(&mut self, batch: &ShippedBatch) -> std::result::Result<Delivery, String> {
+        Central::post(self, batch)
+    }
+}
+
 /// The central's API, as this agent reaches it.
 pub struct Central {
     url: String,

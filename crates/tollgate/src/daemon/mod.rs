@@ -19,6 +19,7 @@
 //! the same run to an engine again.
 
 mod allocator;
+mod central_clickhouse;
 mod central_client;
 pub(crate) mod clock;
 mod guard;

@@ -18,7 +18,8 @@
 //! the ledger, not sent), `ship-answered` (the central answered, the
 //! ledger not updated).
 
-use super::central_client::{Central, Delivery};
+use super::central_clickhouse::ClickHouseCentral;
+use super::central_client::{Central, CentralLink, Delivery};
 use super::clock::Clock;
 use crate::error::{Error, Result};
 use crate::shipping_status::ShippingStatus;
@@ -99,7 +100,7 @@ const _: () = assert!(
 /// books.
 struct Shell {
     store: Box<dyn Store + Send>,
-    central: Central,
+    central: Box<dyn CentralLink>,
     writer: String,
     clock: Clock,
     ledger_path: PathBuf,
@@ -125,27 +126,34 @@ pub fn start(config: &Path, state: &StateDir, policy: &policy::Policy, clock: Cl
     let Some(central) = &policy.central else {
         return Ok(());
     };
-    let token_path = beside(config, &central.token_file);
-    let token = std::fs::read_to_string(&token_path)
-        .map_err(|e| {
-            Error::invalid(format!(
-                "[central] token_file {}: {e}",
-                token_path.display()
-            ))
-            .hint("write the token made on the central (`tollgate token add NAME --scope agent`) into that file")
-        })?
-        .trim()
-        .to_string();
     let writer = match &central.writer {
         Some(w) => w.clone(),
         None => host_name()?,
     };
-    let ca = central.ca.as_deref().map(|p| beside(config, p));
-    let client = Central::new(&central.url, token, ca.as_deref())?;
+    let link: Box<dyn CentralLink> = match &central.target {
+        policy::CentralTarget::Tollgate { token_file, ca } => {
+            let token_path = beside(config, token_file);
+            let token = std::fs::read_to_string(&token_path)
+                .map_err(|e| {
+                    Error::invalid(format!(
+                        "[central] token_file {}: {e}",
+                        token_path.display()
+                    ))
+                    .hint("write the token made on the central (`tollgate token add NAME --scope agent`) into that file")
+                })?
+                .trim()
+                .to_string();
+            let ca = ca.as_deref().map(|p| beside(config, p));
+            Box::new(Central::new(&central.url, token, ca.as_deref())?)
+        }
+        policy::CentralTarget::ClickHouse { database } => {
+            Box::new(ClickHouseCentral::new(&central.url, database))
+        }
+    };
     let ledger_path = state.shipping_ledger();
     let ledger = load_ledger(&ledger_path)?;
     let store = state.history_store(policy.history.as_ref(), false)?;
-    tracing::info!(central = %central.url, writer = %writer, "shipping closed slots to the central tollgate");
+    tracing::info!(central = %central.url, writer = %writer, "shipping closed slots to the central history");
     let shell = Shell {
         store,
         status: ShippingStatus {
@@ -153,7 +161,7 @@ pub fn start(config: &Path, state: &StateDir, policy: &policy::Policy, clock: Cl
             writer: writer.clone(),
             ..ShippingStatus::default()
         },
-        central: client,
+        central: link,
         writer,
         clock,
         ledger_path,

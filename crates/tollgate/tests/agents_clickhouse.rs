@@ -1,0 +1,254 @@
+//! An agent that ships straight into a ClickHouse history (`[central]
+//! store = "clickhouse"`; issue 16, item 3; docs/agents.md), with a real
+//! daemon and a real server in namespaces:
+//!
+//! - the agent is `daemon_site`'s router with one tenant and real
+//!   traffic; `clickhouse-server` runs in a namespace of its own, on
+//!   192.0.2.10, reached over a veth pair;
+//! - slots close without waiting for the wall clock (`TOLLGATE_CLOCK_SKEW`,
+//!   the agent restarted with a later skew for each next slot, as in
+//!   `agents.rs`);
+//! - the link to the server is cut (`ip link set ctl0 down`: packets
+//!   dropped, no refusal) for two slots, which the agent records alone;
+//!   restored, the agent ships both, in order;
+//! - the ClickHouse history then holds exactly the agent's samples, to the
+//!   byte and to the datagram sent; a batch added again counts once.
+//!
+//! Needs root, iproute2, nftables, python3 and clickhouse-server.
+
+use accounting::{Sample, Slot};
+use engine::shipped::SEQUENCES_PER_SLOT;
+use history::{AddBatch, SampleQuery, SqliteOptions, SqliteStore, Store, StoreError, Tenants};
+use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod daemon_site;
+
+use daemon_site::{sh, wait_for, Daemon, Site, FRAME, NATIONAL, SENDER};
+
+const POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "200mbit", up = "200mbit" }
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24"]
+
+[realms.international]
+id = 2
+
+[plans.home]
+down = { rate = "20mbit", ceil = "50mbit" }
+up = { rate = "20mbit", ceil = "50mbit" }
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "home"
+prefixes = ["100.64.1.0/24"]
+"#;
+
+/// The skew that puts a daemon started now 12 s before the first slot
+/// boundary at least 60 s past `after` (in its skewed time), and the slot
+/// that ends at that boundary.
+fn skew_before_boundary(after: i64) -> (i64, Slot) {
+    let now = jiff::Timestamp::now().as_second();
+    let boundary = Slot::containing(jiff::Timestamp::from_second(after + 60).unwrap()).next();
+    (
+        boundary.start().as_second() - 12 - now,
+        Slot(boundary.0 - 1),
+    )
+}
+
+/// Runs `f` on the ClickHouse history from inside namespace `ns` (a
+/// thread of its own enters it: the server listens there).
+fn in_clickhouse<T: Send + 'static>(
+    ns: &str,
+    url: &str,
+    f: impl FnOnce(&mut ClickHouseStore) -> T + Send + 'static,
+) -> T {
+    let (ns, url) = (ns.to_string(), url.to_string());
+    std::thread::spawn(move || {
+        linux_dataplane::netns::enter(&ns).expect("enter the server's namespace");
+        let mut store = ClickHouseStore::open(&ClickHouseOptions {
+            url,
+            database: "tollgate".into(),
+            ..ClickHouseOptions::default()
+        })
+        .expect("open the ClickHouse history");
+        f(&mut store)
+    })
+    .join()
+    .expect("the ClickHouse reader")
+}
+
+fn all_samples(store: &dyn Store) -> Vec<Sample> {
+    store
+        .samples(&SampleQuery {
+            tenants: Tenants::All,
+            from: Slot(1),
+            to: Slot(100_000_000),
+        })
+        .unwrap()
+}
+
+fn local_samples(agent: &Site) -> Vec<Sample> {
+    let store = SqliteStore::open(
+        &agent.state_dir().join("history.sqlite"),
+        &SqliteOptions::default(),
+    )
+    .unwrap();
+    all_samples(&store)
+}
+
+fn send(agent: &Site, n: u64) {
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &agent.upstream, "python3", "-c", SENDER])
+        .args([NATIONAL, "100.64.1.2", &n.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn start_agent(agent: &Site, skew: i64) -> Daemon {
+    agent.start_daemon_env(
+        &agent.dir.join("accounting.toml"),
+        &["--no-api"],
+        &[
+            ("TOLLGATE_CLOCK_SKEW", &skew.to_string()),
+            ("RUST_LOG", "info"),
+        ],
+    )
+}
+
+#[test]
+fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
+    const TEST: &str = "an_agent_ships_into_clickhouse_directly_across_a_cut_link";
+    if !testkit::root(TEST) {
+        return;
+    }
+    for (cmd, package) in [("nft", "nftables"), ("python3", "python3")] {
+        testkit::need(cmd, package);
+    }
+    let agent = Site::build("tgchd", "a", 1);
+    let server_ns = testkit::Netns::new("chd-c");
+    sh(&format!(
+        "set -e
+        ip link add ctl0 netns {a} type veth peer name ctl0 netns {c}
+        ip -n {a} addr add 192.0.2.9/30 dev ctl0; ip -n {c} addr add 192.0.2.10/30 dev ctl0
+        ip -n {a} link set ctl0 up; ip -n {c} link set ctl0 up",
+        a = agent.host,
+        c = server_ns.0
+    ));
+    let Some(server) =
+        history_clickhouse::testing::server_in(TEST, &server_ns.0, "192.0.2.10", "192.0.2.8/30")
+    else {
+        return;
+    };
+    std::fs::write(agent.dir.join("accounting.toml"), "").unwrap();
+    std::fs::write(
+        agent.policy_path(),
+        format!(
+            "{POLICY}\n[central]\nstore = \"clickhouse\"\nurl = \"http://192.0.2.10:{}\"\nwriter = \"hv1\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let standing = |url: &str| -> Option<u64> {
+        in_clickhouse(&server_ns.0, url, |s| s.writer_state("hv1").unwrap()).map(|s| s.sequence)
+    };
+    let shipped_through =
+        |slot: Slot| standing(&server.url).is_some_and(|s| s >= slot.0 as u64 * SEQUENCES_PER_SLOT);
+
+    // Slot 1, the link up: shipped.
+    let t0 = jiff::Timestamp::now().as_second();
+    let (skew1, slot1) = skew_before_boundary(t0);
+    let d = start_agent(&agent, skew1);
+    send(&agent, 1000);
+    wait_for("slot 1 in ClickHouse", Duration::from_secs(60), || {
+        shipped_through(slot1)
+    });
+    let log = d.log();
+    assert!(d.stop().success(), "{log}");
+
+    // The link cut for slots 2 and 3: the agent records both alone.
+    sh(&format!("ip -n {} link set ctl0 down", agent.host));
+    let mut last = (skew1, slot1);
+    for (k, datagrams) in [(2, 700), (3, 500)] {
+        let (skew, slot) = skew_before_boundary(t0 + last.0 + 60);
+        assert!(slot > last.1, "slot {k}: {slot:?} after {:?}", last.1);
+        let d = start_agent(&agent, skew);
+        send(&agent, datagrams);
+        wait_for(
+            &format!("slot {k} closed locally"),
+            Duration::from_secs(60),
+            || local_samples(&agent).iter().any(|s| s.slot == slot),
+        );
+        let log = d.log();
+        assert!(
+            log.contains("cannot reach the ClickHouse history"),
+            "slot {k}: the agent does not say it cannot ship: {log}"
+        );
+        assert!(!shipped_through(slot), "slot {k} shipped over a cut link");
+        if k == 3 {
+            // The link back: both slots go, in order, from the running agent.
+            sh(&format!("ip -n {} link set ctl0 up", agent.host));
+            wait_for(
+                "slots 2 and 3 in ClickHouse",
+                Duration::from_secs(60),
+                || shipped_through(slot),
+            );
+        }
+        assert!(d.stop().success(), "{}", d_log_hint(&agent));
+        last = (skew, slot);
+    }
+
+    // To the byte: ClickHouse holds exactly the agent's closed samples,
+    // which are the datagrams sent, none lost, none doubled.
+    let local = local_samples(&agent);
+    let (central, again) = in_clickhouse(&server_ns.0, &server.url, move |s| {
+        let held = all_samples(s);
+        // The last slot's batch added again counts once.
+        let slot3: Vec<Sample> = held.iter().filter(|x| x.slot == last.1).copied().collect();
+        let again = s.add(&AddBatch {
+            writer: "hv1",
+            sequence: last.1 .0 as u64 * SEQUENCES_PER_SLOT,
+            samples: &slot3,
+            coverage: &[],
+            state: &[],
+        });
+        (
+            held,
+            matches!(again, Err(StoreError::AlreadyAppended { .. })),
+        )
+    });
+    assert!(again, "a batch added again was not refused as already held");
+    assert_eq!(
+        central, local,
+        "ClickHouse differs from the agent's history"
+    );
+    let national_down: u64 = local
+        .iter()
+        .filter(|s| s.key.realm.0 == 1 && s.key.direction == accounting::Direction::Down)
+        .map(|s| s.bytes)
+        .sum();
+    assert_eq!(national_down, 2200 * FRAME);
+    let slots: std::collections::BTreeSet<Slot> = local.iter().map(|s| s.slot).collect();
+    assert!(
+        slots.is_superset(&[slot1, last.1].into_iter().collect()),
+        "{slots:?}"
+    );
+}
+
+fn d_log_hint(agent: &Site) -> String {
+    std::fs::read_to_string(agent.dir.join("daemon.log")).unwrap_or_default()
+}
