@@ -594,15 +594,13 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_addresses_spread_over_the_hash_tables_buckets() {
-        use std::hash::{BuildHasher, Hash};
+        use std::hash::BuildHasher;
         // hashbrown takes a bucket from the hash's low bits: 4,096
         // addresses must not share a few of them.
         let buckets: std::collections::HashSet<u64> = (0..4096u32)
             .map(|i| {
                 let a = address_bytes(Some(std::net::IpAddr::V4((0xc633_0000 | i).into())));
-                let mut h = BuildHasherDefault::<Fx>::default().build_hasher();
-                a.hash(&mut h);
-                h.finish() & 0xfff
+                BuildHasherDefault::<Fx>::default().hash_one(a) & 0xfff
             })
             .collect();
         assert!(buckets.len() > 2000, "{} buckets of 4096", buckets.len());
