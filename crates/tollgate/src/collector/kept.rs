@@ -1,5 +1,5 @@
 //! Flow records kept (`[history.flows]`): the collector's second tap,
-//! read by one thread that writes the records to ClickHouse in batches.
+//! read by two threads that write the records to ClickHouse in batches.
 //!
 //! Two threads: one takes records from the tap into a batch (at most
 //! [`BATCH`] records or [`LINGER`] old: a batch is a second of records, so
