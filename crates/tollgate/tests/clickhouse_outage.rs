@@ -21,6 +21,11 @@
 //! never read is covered (the engine's `store_landed`) and can happen
 //! here.
 //!
+//! A second test loses the answers of inserts that landed (a proxy
+//! between the daemon and the server forwards each insert, reads the
+//! server's answer, and closes the daemon's connection without it) for
+//! more than a slot: each such batch counts once.
+//!
 //! Needs root, iproute2, nftables, python3, curl and clickhouse-server.
 
 use accounting::Direction;
@@ -94,6 +99,18 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes the policy with its history at `url`.
+fn write_policy(site: &Site, url: &str) {
+    std::fs::write(site.dir.join("accounting.toml"), "").unwrap();
+    std::fs::write(
+        site.policy_path(),
+        format!(
+            "{POLICY}\n[history]\nstore = \"clickhouse\"\nurl = \"{url}\"\ndatabase = \"outage\"\n"
+        ),
+    )
+    .unwrap();
 }
 
 /// `tollgate run` in the router with the faster clock: a read every 30 s
@@ -205,15 +222,7 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
     }
     let site = Site::build("chflows", "o", 1);
     let mut server = history_clickhouse::testing::Server::start_in(Some(&site.host));
-    std::fs::write(site.dir.join("accounting.toml"), "").unwrap();
-    std::fs::write(
-        site.policy_path(),
-        format!(
-            "{POLICY}\n[history]\nstore = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"outage\"\n",
-            server.url
-        ),
-    )
-    .unwrap();
+    write_policy(&site, &server.url);
     let mut daemon = start_daemon(&site);
 
     // Before: 600 datagrams, committed within a slot or two (5 s each).
@@ -298,4 +307,136 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
     for w in all.windows(2) {
         assert_eq!(w[1], w[0] + 1, "a slot is missing: {all:?}");
     }
+}
+
+/// Between the daemon and the server (argv: folder, its port, the
+/// server's port): forwards each request whole and the answer back,
+/// except that while `folder/lose` exists it forwards an insert into
+/// `batches`, reads the server's answer (the insert landed) and closes
+/// the daemon's connection without it, logging `lost`.
+const PROXY: &str = r#"
+import os, socket, sys, threading
+folder, port, up_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def serve(c):
+    try:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = 0
+        for l in lines[1:]:
+            if l.split(b":", 1)[0].strip().lower() == b"content-length":
+                length = int(l.split(b":", 1)[1])
+        while len(body) < length:
+            chunk = c.recv(65536)
+            if not chunk:
+                return
+            body += chunk
+        up = socket.create_connection(("127.0.0.1", up_port))
+        up.sendall(head + b"\r\n\r\n" + body)
+        answer = b""
+        while True:
+            chunk = up.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        up.close()
+        insert = b"INSERT" in lines[0] and b"batches" in lines[0]
+        if insert and os.path.exists(os.path.join(folder, "lose")):
+            with open(os.path.join(folder, "proxy.log"), "a") as f:
+                f.write("lost\n")
+            return
+        c.sendall(answer)
+    finally:
+        c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(64)
+open(os.path.join(folder, "proxy.ready"), "w").close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+#[test]
+fn inserts_that_landed_with_their_answers_lost_count_once() {
+    let name = "inserts_that_landed_with_their_answers_lost_count_once";
+    if !testkit::root(name) {
+        return;
+    }
+    for (cmd, package) in [
+        ("nft", "nftables"),
+        ("python3", "python3"),
+        ("curl", "curl"),
+        ("clickhouse-server", "clickhouse-server"),
+    ] {
+        testkit::need(cmd, package);
+    }
+    let site = Site::build("chflows", "l", 1);
+    let server = history_clickhouse::testing::Server::start_in(Some(&site.host));
+    let up_port = server.url.rsplit(':').next().unwrap().to_string();
+    let _proxy = testkit::Process::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &site.host, "python3", "-c", PROXY])
+            .arg(&site.dir)
+            .args(["9123", &up_port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for("the proxy", Duration::from_secs(10), || {
+        site.dir.join("proxy.ready").exists()
+    });
+    write_policy(&site, "http://127.0.0.1:9123");
+    let mut daemon = start_daemon(&site);
+    send(&site, 500);
+    let mut sent = 500;
+    wait_for(
+        "the first 500 datagrams committed",
+        Duration::from_secs(30),
+        || national_down(&server).0 == 500 * FRAME,
+    );
+
+    // For 8 wall seconds (8 minutes of the daemon's time: a slot closes
+    // at least once) every insert lands and its answer is lost, with
+    // traffic throughout.
+    let lose = site.dir.join("lose");
+    std::fs::write(&lose, "").unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        let second = Instant::now();
+        send(&site, 40);
+        sent += 40;
+        assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
+    }
+    std::fs::remove_file(&lose).unwrap();
+    send(&site, 100);
+    sent += 100;
+    wait_for("every datagram committed", Duration::from_secs(30), || {
+        national_down(&server).0 >= sent * FRAME
+    });
+    daemon.signal("-TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "SIGTERM ignored");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = daemon.log();
+    assert!(status.success(), "{status}\n{log}");
+    let lost = std::fs::read_to_string(site.dir.join("proxy.log")).unwrap_or_default();
+    assert!(lost.lines().count() >= 2, "answers lost: {lost:?}");
+    assert!(log.contains("store_landed"), "{log}");
+    assert_eq!(
+        national_down(&server),
+        (sent * FRAME, sent),
+        "the history differs from what was sent\n{log}"
+    );
 }
