@@ -433,10 +433,10 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
     assert!(status.success(), "{status}\n{log}");
     let lost = std::fs::read_to_string(site.dir.join("proxy.log")).unwrap_or_default();
     assert!(lost.lines().count() >= 2, "answers lost: {lost:?}");
-    assert!(log.contains("store_landed"), "{log}");
     assert_eq!(
         national_down(&server),
         (sent * FRAME, sent),
         "the history differs from what was sent\n{log}"
     );
+    assert!(log.contains("store_landed"), "{log}");
 }
