@@ -438,5 +438,13 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
         (sent * FRAME, sent),
         "the history differs from what was sent\n{log}"
     );
+    // And none of it was sent twice and set aside by the store as
+    // already stored (the store refuses a sample of a slot and key it
+    // holds: before the engine knew which try landed, the samples went
+    // out again and ended in the quarantine, with a false "another
+    // daemon" error).
+    let quarantined = server.query("SELECT count() FROM outage.quarantine FORMAT TSV");
+    assert_eq!(quarantined.trim(), "0", "samples sent twice\n{log}");
+    assert!(!log.contains("samples_refused"), "{log}");
     assert!(log.contains("store_landed"), "{log}");
 }
