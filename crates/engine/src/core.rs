@@ -509,7 +509,9 @@ impl Engine {
     }
 
     fn store(&mut self, out: &mut Vec<Effect>) {
-        out.push(Effect::Store(self.books.batch()));
+        let batch = self.books.batch();
+        self.books.tried(&batch);
+        out.push(Effect::Store(batch));
     }
 
     /// A reconcile round's observation: account it, compile against it,
@@ -664,7 +666,34 @@ impl Engine {
                     out.push(Effect::Exit { code: 0 });
                 }
             }
-            Stored::AlreadyAppended { last } => {
+            Stored::AlreadyAppended {
+                last,
+                state: Some(state),
+            } if self.books.committed_sequence() + 1 == last => {
+                let Some(n) = self.books.landed(last, &state) else {
+                    return self.stored(now, Stored::AlreadyAppended { last, state: None }, out);
+                };
+                self.counts.samples_written += n as u64;
+                self.counts.batches_written += 1;
+                self.counts.last_commit = Some(now);
+                self.event(
+                    out,
+                    now,
+                    Level::Warn,
+                    "store_landed",
+                    format!(
+                        "batch {last} was committed by an earlier try whose answer was lost; its {n} samples count once, the {} closed since go with the next batch",
+                        self.books.pending()
+                    ),
+                    None,
+                );
+                if self.books.pending() > 0 {
+                    self.store(out);
+                } else if self.stopping {
+                    out.push(Effect::Exit { code: 0 });
+                }
+            }
+            Stored::AlreadyAppended { last, .. } => {
                 self.books.skip_to(last);
                 self.counts.batch_failures += 1;
                 self.event(out, now, Level::Error, "store_failed", format!("the history already holds batch {last}; is another daemon writing to the same --state-dir?"), None);

@@ -154,10 +154,17 @@ pub enum Stored {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         refused: Vec<String>,
     },
-    /// Another writer already committed a later batch.
+    /// The store already holds this sequence: another writer committed
+    /// it, or an earlier try of this batch landed though its answer was
+    /// lost (a ClickHouse insert that timed out, or whose server died
+    /// before answering).
     AlreadyAppended {
         /// The store's last sequence number.
         last: u64,
+        /// The accountant's state stored with `last`, when the shell could
+        /// read it: the engine finds which of its tries landed by it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<Vec<u8>>,
     },
     /// The store refused; the samples are kept and retried.
     Failed {
@@ -361,7 +368,7 @@ pub struct Event {
     pub level: Level,
     /// What kind: `started`, `policy_applied`, `drift_repaired`,
     /// `reload`, `reload_refused`, `overage_move`, `overage_return`,
-    /// `store_failed`, `routes_unreadable`, `compile_failed`,
+    /// `store_failed`, `store_landed`, `routes_unreadable`, `compile_failed`,
     /// `apply_failed`, `api_write`, `flows_failed`, `latency_alarm`,
     /// `latency_clear`, `latency_failed`, `latency_refused`,
     /// `latency_store_failed`, `stopped`, `transit_tighten`,

@@ -1,7 +1,9 @@
 //! A private `clickhouse-server` for tests and benches: its own config in
 //! a temporary folder, listening on 127.0.0.1 only, on free ports, in a
 //! process group of its own that is killed when the [`Server`] is dropped
-//! (however the test ends).
+//! (however the test ends). It can be killed and started again on the
+//! same data ([`Server::kill`], [`Server::start_again`]), and run inside a
+//! network namespace ([`Server::start_in`]) for a daemon that lives there.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -11,8 +13,10 @@ use std::time::{Duration, Instant};
 /// A running server.
 pub struct Server {
     // Dropped first: the process group goes before its folder.
-    _process: testkit::Process,
+    process: Option<testkit::Process>,
     dir: PathBuf,
+    /// The network namespace it runs in (`None`: this process's).
+    netns: Option<String>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// Its HTTP port.
@@ -47,7 +51,10 @@ pub fn server(test: &str) -> Option<Server> {
 /// default user from `network` (a CIDR block) as well as from loopback:
 /// for agents in other namespaces that write to it directly.
 pub fn server_in(test: &str, netns: &str, address: &str, network: &str) -> Option<Server> {
-    server(test)?;
+    if !testkit::have("clickhouse-server") {
+        // Says why, and skips or fails, by the same rule.
+        return server(test);
+    }
     Some(Server::start_with(Some(netns), &[address], network))
 }
 
@@ -79,11 +86,18 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts a server and waits until it answers (at most a minute).
     pub fn start() -> Server {
-        Server::start_with(None, &[], "127.0.0.1")
+        Server::start_in(None)
     }
 
-    /// Starts a server, in `netns` if given, listening on 127.0.0.1 and
-    /// `listen`, taking the default user from loopback and `network`.
+    /// Starts a server in the network namespace `netns` (by `ip netns
+    /// exec`; `None`: this process's) and waits until it answers there.
+    pub fn start_in(netns: Option<&str>) -> Server {
+        Server::start_with(netns, &[], "127.0.0.1")
+    }
+
+    /// [`Server::start_in`], listening on `listen` (addresses of the
+    /// namespace) as well as 127.0.0.1, and taking the default user from
+    /// `network` (a CIDR block) as well as from loopback.
     fn start_with(netns: Option<&str>, listen: &[&str], network: &str) -> Server {
         let dir = std::env::temp_dir().join(format!(
             "tollgate-clickhouse-{}-{}",
@@ -129,7 +143,37 @@ impl Server {
         );
         std::fs::write(dir.join("config.xml"), config).expect("write config.xml");
         std::fs::write(dir.join("users.xml"), users).expect("write users.xml");
-        let mut command = match netns {
+        let url = format!("http://127.0.0.1:{http}");
+        let mut server = Server {
+            process: None,
+            dir,
+            netns: netns.map(str::to_string),
+            url,
+            port: http,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Kills the server's process group (SIGKILL, as a crash or an
+    /// operator's `kill -9` would) and waits for it to be gone; its data
+    /// stays.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.signal_group(SIGKILL);
+            assert!(
+                p.wait(Duration::from_secs(30)).is_some(),
+                "clickhouse-server outlived SIGKILL for 30 s"
+            );
+        }
+    }
+
+    /// Starts the server (again, on the same data and ports) and waits
+    /// until it answers (at most a minute).
+    pub fn start_again(&mut self) {
+        self.kill();
+        let d = self.dir.display();
+        let mut cmd = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns, "clickhouse-server"]);
@@ -137,33 +181,17 @@ impl Server {
             }
             None => Command::new("clickhouse-server"),
         };
-        let process = testkit::Process::spawn(
-            command
-                .arg(format!("--config-file={d}/config.xml"))
-                .current_dir(&dir)
+        self.process = Some(testkit::Process::spawn(
+            cmd.arg(format!("--config-file={d}/config.xml"))
+                .current_dir(&self.dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        );
-        let url = format!("http://127.0.0.1:{http}");
-        let server = Server {
-            _process: process,
-            dir,
-            url,
-            port: http,
-        };
+        ));
+        let server = &*self;
         let start = Instant::now();
         loop {
-            let ok = match netns {
-                Some(ns) => Command::new("ip")
-                    .args(["netns", "exec", ns, "bash", "-c"])
-                    .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{http}"))
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success()),
-                None => std::net::TcpStream::connect(("127.0.0.1", http)).is_ok(),
-            };
-            if ok {
+            if server.answers() {
                 break;
             }
             assert!(
@@ -174,9 +202,51 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        server
+    }
+
+    /// Whether it answers `/ping` (in its namespace).
+    fn answers(&self) -> bool {
+        match &self.netns {
+            None => {
+                let port = self.url.rsplit(':').next().and_then(|p| p.parse().ok());
+                port.is_some_and(|p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
+            }
+            Some(ns) => Command::new("ip")
+                .args(["netns", "exec", ns, "curl", "-sf", "-o", "/dev/null"])
+                .arg(format!("{}/ping", self.url))
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+        }
+    }
+
+    /// Runs `sql` on the server (in its namespace) and returns the answer
+    /// as text; panics, with the server's message, on an error.
+    pub fn query(&self, sql: &str) -> String {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "curl"]);
+                c
+            }
+            None => Command::new("curl"),
+        };
+        let o = cmd
+            .args(["-sS", "--fail-with-body", "--data-binary", sql, &self.url])
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "{sql}: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
     }
 }
+
+/// SIGKILL's number (9 on every Linux architecture).
+const SIGKILL: i32 = 9;
 
 /// The `flow_batches` row the store inserts for a batch of flow records
 /// (for the bench, which times the encoding apart from the insert).

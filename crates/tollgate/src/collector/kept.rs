@@ -1,10 +1,17 @@
 //! Flow records kept (`[history.flows]`): the collector's second tap,
-//! read by one thread that writes the records to ClickHouse in batches.
+//! read by two threads that write the records to ClickHouse in batches.
 //!
-//! Bounded: the tap's queue holds [`QUEUE`] records and the thread one
-//! batch of at most [`BATCH`] more. When ClickHouse is slow (or away) the
-//! thread keeps its batch and retries, the queue fills, and the workers
-//! drop the records that do not fit and count them (`dropped`,
+//! Two threads: one takes records from the tap into a batch (at most
+//! [`BATCH`] records or [`LINGER`] old: a batch is a second of records, so
+//! batches grow with the rate, and a larger batch is cheaper per record on
+//! the server, BENCHMARKS.md "Flow records kept"); the other writes the
+//! batches, so that the queue is drained while a batch is being inserted.
+//!
+//! Bounded: the tap's queue holds [`QUEUE`] records, the taker one batch
+//! and the writer one more (handed over without a queue between them).
+//! When ClickHouse is slow (or away) the writer keeps its batch and
+//! retries, the taker waits with the next one, the queue fills, and the
+//! workers drop the records that do not fit and count them (`dropped`,
 //! `tollgate_flow_kept_dropped`); they never wait. A batch that still
 //! cannot be written after [`GIVE_UP`] is let go and counted (`lost`).
 //!
@@ -17,7 +24,7 @@ use history::{FlowRetention, FlowRow, StoreError};
 use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,8 +33,10 @@ use std::time::{Duration, Instant};
 /// each: some 25 MB).
 pub const QUEUE: usize = 262_144;
 
-/// The most records in one batch (one `INSERT`).
-pub const BATCH: usize = 100_000;
+/// The most records in one batch (one `INSERT`): a second of records up
+/// to a million a second (about 80 MB as rows, 100 MB encoded, only
+/// when the rate is that high).
+pub const BATCH: usize = 1_000_000;
 
 /// The longest a record waits in a batch that is not full.
 const LINGER: Duration = Duration::from_secs(1);
@@ -187,20 +196,37 @@ pub fn start(policy: &policy::Policy) -> Result<Option<Keeper>, String> {
     Keeper::start(options, writer, retention).map(Some)
 }
 
-/// The thread: batches from the queue, written in order.
+/// The taker: batches from the queue, handed to the writer in order.
 fn run(
     rx: &Receiver<TapRecord>,
     options: &ClickHouseOptions,
     writer: &str,
     retention: &FlowRetention,
-    counts: &Counts,
-    stop: &AtomicBool,
+    counts: &Arc<Counts>,
+    stop: &Arc<AtomicBool>,
 ) {
-    let mut store: Option<(ClickHouseStore, u64)> = None;
-    let mut batch: Vec<FlowRow> = Vec::with_capacity(BATCH);
+    // A rendezvous: the taker keeps its full batch until the writer is
+    // free, so at most two batches are held.
+    let (to_writer, batches) = sync_channel::<Vec<FlowRow>>(0);
+    let (o, w, r, c, st) = (
+        options.clone(),
+        writer.to_string(),
+        *retention,
+        Arc::clone(counts),
+        Arc::clone(stop),
+    );
+    let thread = std::thread::Builder::new()
+        .name("flows-kept-write".into())
+        .spawn(move || write_batches(&batches, &o, &w, &r, &c, &st));
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("cannot start the flow records' writer: {e}");
+            return;
+        }
+    };
+    let mut batch: Vec<FlowRow> = Vec::new();
     let mut first = Instant::now();
-    let mut last_retention: Option<Instant> = None;
-    let mut gave_up = false;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // Fill the batch until it is full, a second old, or stopping.
@@ -224,19 +250,40 @@ fn run(
             }
         }
         if batch.is_empty() {
-            // Stopping and nothing more queued: done.
+            // Stopping and nothing more queued: done once the writer is.
             if stopping {
+                drop(to_writer);
+                let _ = thread.join();
                 return;
             }
-        } else if stopping && gave_up {
+        } else if to_writer.send(std::mem::take(&mut batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The writer: each batch written in turn, and retention once an hour.
+fn write_batches(
+    batches: &Receiver<Vec<FlowRow>>,
+    options: &ClickHouseOptions,
+    writer: &str,
+    retention: &FlowRetention,
+    counts: &Counts,
+    stop: &AtomicBool,
+) {
+    let mut store: Option<(ClickHouseStore, u64)> = None;
+    let mut last_retention: Option<Instant> = None;
+    let mut gave_up = false;
+    while let Ok(batch) = batches.recv() {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping && gave_up {
             // ClickHouse already failed during this stop: what is left is
             // counted, not tried again (a stop waits for one try at most).
             counts.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            batch.clear();
-        } else {
-            gave_up = !write(&mut store, options, writer, &batch, counts, stopping);
-            batch.clear();
+            continue;
         }
+        gave_up = !write(&mut store, options, writer, &batch, counts, stopping);
+        drop(batch);
         if let Some((s, _)) = &store {
             if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
                 last_retention = Some(Instant::now());

@@ -259,8 +259,14 @@ impl Shell {
                         sequence: b.sequence,
                         refused: report.refused.iter().map(ToString::to_string).collect(),
                     },
+                    // The state stored with `last` tells the engine
+                    // whether an earlier try of this batch landed.
                     Err(history::StoreError::AlreadyAppended { last, .. }) => {
-                        Stored::AlreadyAppended { last }
+                        let state = match self.store.last_state() {
+                            Ok(Some(s)) if s.sequence == last => Some(s.blob),
+                            _ => None,
+                        };
+                        Stored::AlreadyAppended { last, state }
                     }
                     Err(e) => Stored::Failed {
                         error: e.to_string(),
