@@ -13,13 +13,17 @@ pub struct Server {
     // Dropped first: the process group goes before its folder.
     _process: testkit::Process,
     dir: PathBuf,
+    /// Whether the folder stays when the server stops.
+    keep: bool,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -73,6 +77,13 @@ impl Server {
             std::process::id(),
             free_port()
         ));
+        Server::start_in(dir, false)
+    }
+
+    /// Starts a server on the data in `dir` (created if absent), kept
+    /// when the server stops if `keep`: a bench that fills a large store
+    /// in several runs.
+    pub fn start_in(dir: PathBuf, keep: bool) -> Server {
         std::fs::create_dir_all(&dir).expect("the server's folder");
         let (http, tcp) = (free_port(), free_port());
         let d = dir.display();
@@ -118,6 +129,7 @@ impl Server {
         let server = Server {
             _process: process,
             dir,
+            keep,
             url,
         };
         let start = Instant::now();

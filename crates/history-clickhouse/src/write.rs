@@ -438,7 +438,22 @@ fn encode_row(
             k.source.code(),
         )
     };
-    let hourly = rollup(samples, 12);
+    // Each table's rows in its own key's order: the server then finds a
+    // block already sorted and skips sorting it before writing the part
+    // (batches of several slots arrive slot by slot).
+    let in_order =
+        |a: &Sample, b: &Sample| (a.key.tenant, a.slot, a.key) <= (b.key.tenant, b.slot, b.key);
+    let sorted;
+    let samples = if samples.is_sorted_by(in_order) {
+        samples
+    } else {
+        let mut v = samples.to_vec();
+        v.sort_unstable_by_key(|s| (s.key.tenant, s.slot, s.key));
+        sorted = v;
+        &sorted[..]
+    };
+    let mut hourly = rollup(samples, 12);
+    hourly.sort_unstable_by_key(|&((hour, tenant, realm, dir), _)| (tenant, hour, realm, dir));
     let daily = rollup(samples, 288);
     let sums: Vec<(String, String)> = kept
         .iter()
