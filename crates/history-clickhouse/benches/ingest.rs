@@ -332,6 +332,9 @@ fn sqlite(s: &Setup) -> Figures {
     }
 }
 
+/// One figure of a store's run, if it was measured.
+type Column<'a> = Box<dyn Fn(&Figures) -> Option<f64> + 'a>;
+
 fn main() {
     let tenants = env("TOLLGATE_BENCH_TENANTS", 10_000) as u32;
     let days = env("TOLLGATE_BENCH_DAYS", 1);
@@ -385,7 +388,7 @@ fn main() {
         any.samples as f64 / any.batches as f64,
         any.total
     );
-    let rows: Vec<(&str, Box<dyn Fn(&Figures) -> Option<f64>>)> = vec![
+    let rows: Vec<(&str, Column)> = vec![
         ("ingest, samples/s", Box::new(|f| Some(rate(f)))),
         (
             "one batch, ms",

@@ -8,9 +8,9 @@
 use accounting::{Band, Direction, Sample, Slot, Source, UsageKey};
 use net_types::{RealmId, TenantId};
 
-pub const REALMS: [u16; 4] = [1, 2, 3, 4];
+pub(crate) const REALMS: [u16; 4] = [1, 2, 3, 4];
 
-pub fn keys(tenants: u32) -> Vec<UsageKey> {
+pub(crate) fn keys(tenants: u32) -> Vec<UsageKey> {
     let mut out = Vec::new();
     for t in 0..tenants {
         for realm in REALMS {
@@ -30,7 +30,7 @@ pub fn keys(tenants: u32) -> Vec<UsageKey> {
 
 /// A 64-bit mix of `x` (splitmix64's finaliser): the bench's only
 /// randomness, so every run and every build stores the same data.
-pub fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 27;
@@ -39,14 +39,14 @@ pub fn mix(mut x: u64) -> u64 {
 }
 
 /// A uniform draw in `[0, 1)` from a hash.
-pub fn unit(h: u64) -> f64 {
+pub(crate) fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What a hosting provider's tenants look like at 5-minute resolution,
 /// per key, fixed for the run (drawn from a hash of the key).
 #[derive(Clone, Copy)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// Mean bytes per 5 minutes at the daily peak; 0 for a realm the
     /// tenant never reaches.
     peak: f64,
@@ -59,7 +59,7 @@ pub struct Profile {
     idle: bool,
 }
 
-pub fn profile(key: &UsageKey) -> Profile {
+pub(crate) fn profile(key: &UsageKey) -> Profile {
     let t = mix(u64::from(key.tenant.0) ^ 0x5eed);
     // Tenant sizes are heavy-tailed: a Pareto (α = 1.1) mean rate from
     // 20 kbit/s up, clamped at 2 Gbit/s; a quarter of the tenants are idle
@@ -105,7 +105,12 @@ pub fn profile(key: &UsageKey) -> Profile {
 /// key's mean packet size ±10%. Idle keys send background traffic in
 /// about one slot in three, and realms a tenant never reaches have no
 /// samples: the accountant stores no zero samples.
-pub fn realistic(slot: Slot, keys: &[UsageKey], profiles: &[Profile], out: &mut Vec<Sample>) {
+pub(crate) fn realistic(
+    slot: Slot,
+    keys: &[UsageKey],
+    profiles: &[Profile],
+    out: &mut Vec<Sample>,
+) {
     use std::f64::consts::TAU;
     let day_slot = slot.0.rem_euclid(288) as f64;
     // 1 November 2026 is a Sunday; day 0 of the epoch a Thursday.
@@ -146,14 +151,14 @@ pub fn realistic(slot: Slot, keys: &[UsageKey], profiles: &[Profile], out: &mut 
 /// `HISTORY_BENCH_DATA=uniform` asks for the data of the benches before
 /// issue 16 ([`uniform`]: every key in every slot, 2-5 MB × a tenant scale
 /// of 1-1000, uniformly random), to compare with older figures.
-pub struct Traffic {
-    pub keys: Vec<UsageKey>,
+pub(crate) struct Traffic {
+    pub(crate) keys: Vec<UsageKey>,
     profiles: Vec<Profile>,
     uniform: bool,
 }
 
 impl Traffic {
-    pub fn new(tenants: u32) -> Traffic {
+    pub(crate) fn new(tenants: u32) -> Traffic {
         let keys = keys(tenants);
         let profiles = keys.iter().map(profile).collect();
         let uniform = std::env::var("HISTORY_BENCH_DATA").is_ok_and(|v| v == "uniform");
@@ -165,7 +170,7 @@ impl Traffic {
     }
 
     /// Appends the samples of `slot`.
-    pub fn interval(&self, slot: Slot, out: &mut Vec<Sample>) {
+    pub(crate) fn interval(&self, slot: Slot, out: &mut Vec<Sample>) {
         if self.uniform {
             uniform(slot, &self.keys, out)
         } else {
@@ -179,7 +184,7 @@ impl Traffic {
 /// (a few MB to a few GB per five minutes), packets are bytes / 900. Not
 /// what traffic looks like: no idle keys, no daily curve, and 20 random
 /// bits in every value.
-pub fn uniform(slot: Slot, keys: &[UsageKey], out: &mut Vec<Sample>) {
+pub(crate) fn uniform(slot: Slot, keys: &[UsageKey], out: &mut Vec<Sample>) {
     for (i, &key) in keys.iter().enumerate() {
         let mut h = (slot.0 as u64) << 32 ^ i as u64 ^ 0x9e37_79b9_7f4a_7c15;
         h ^= h >> 33;
