@@ -76,6 +76,15 @@ pub(crate) fn truncated(place: &str) -> impl FnOnce(Truncated) -> StoreError + '
     }
 }
 
+/// What became of one insert attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// The server took it (and ran the views).
+    Yes,
+    /// An insert with the same `query_id` still runs: nothing was sent.
+    AnotherRuns,
+}
+
 /// The store's connection: the server, the database, its version.
 pub(crate) struct Client {
     endpoint: Endpoint,
@@ -137,6 +146,32 @@ impl Client {
         query_id: &str,
         context: &str,
     ) -> Result<(), StoreError> {
+        let start = Instant::now();
+        loop {
+            match self.try_insert(table, body, query_id, context)? {
+                Inserted::Yes => return Ok(()),
+                Inserted::AnotherRuns if start.elapsed() < self.timeout => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Inserted::AnotherRuns => {
+                    return Err(StoreError::Invalid {
+                        field: "insert".into(),
+                        problem: format!("an earlier insert {query_id} still runs on the server"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// One attempt at [`Client::insert`]: [`Inserted::AnotherRuns`] when
+    /// the server refused it because an insert with this id still runs.
+    pub fn try_insert(
+        &self,
+        table: &str,
+        body: &[u8],
+        query_id: &str,
+        context: &str,
+    ) -> Result<Inserted, StoreError> {
         // One block however large the batch, so that its rows and what the
         // views derive from it land in one piece.
         let params = format!(
@@ -144,16 +179,12 @@ impl Client {
             encode(&format!("INSERT INTO {}.{table} FORMAT RowBinary", self.db)),
             encode(query_id)
         );
-        let start = Instant::now();
-        loop {
-            match self.endpoint.post(&params, body) {
-                Err(HttpError::Server { code, .. })
-                    if code == QUERY_ALREADY_RUNNING && start.elapsed() < self.timeout =>
-                {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                r => return r.map(|_| ()).map_err(|e| backend(context, e)),
+        match self.endpoint.post(&params, body) {
+            Ok(_) => Ok(Inserted::Yes),
+            Err(HttpError::Server { code, .. }) if code == QUERY_ALREADY_RUNNING => {
+                Ok(Inserted::AnotherRuns)
             }
+            Err(e) => Err(backend(context, e)),
         }
     }
 

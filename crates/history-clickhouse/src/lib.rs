@@ -60,7 +60,12 @@
 //! - A batch delivered twice counts once: before inserting, the store
 //!   reads the writer's last sequence from `writers` and refuses a
 //!   sequence at or below it ([`history::StoreError::AlreadyAppended`]),
-//!   like the SQLite store.
+//!   like the SQLite store. Once the store has committed a writer's
+//!   batch itself, it knows that writer's last sequence
+//!   (`write::Sequences`) and skips this read and the running-insert
+//!   check below for the next batch: it is the only writer of its history.
+//!   If the server refuses that insert because one with the same id still
+//!   runs, the store forgets what it knew and asks the server after all.
 //! - A timeout whose insert did in fact land: every insert carries a
 //!   `query_id` derived from the database, writer and sequence. A retry
 //!   first waits until no query with that id runs on the server
@@ -161,6 +166,8 @@ impl Default for ClickHouseOptions {
 /// The ClickHouse history store.
 pub struct ClickHouseStore {
     client: client::Client,
+    /// Each writer's last sequence as this store committed it.
+    sequences: write::Sequences,
 }
 
 impl ClickHouseStore {
@@ -168,7 +175,10 @@ impl ClickHouseStore {
     pub fn open(options: &ClickHouseOptions) -> Result<ClickHouseStore, StoreError> {
         let client = client::Client::connect(&options.url, &options.database, options.timeout)?;
         schema::migrate(&client)?;
-        Ok(ClickHouseStore { client })
+        Ok(ClickHouseStore {
+            client,
+            sequences: write::Sequences::default(),
+        })
     }
 
     /// The server's version.
@@ -217,6 +227,7 @@ impl Store for ClickHouseStore {
     fn append(&mut self, b: &Batch<'_>) -> Result<WriteReport, StoreError> {
         write::write(
             &self.client,
+            &mut self.sequences,
             Kind::Append,
             ("", b.sequence),
             b.samples,
@@ -232,6 +243,7 @@ impl Store for ClickHouseStore {
     fn add(&mut self, b: &AddBatch<'_>) -> Result<WriteReport, StoreError> {
         write::write(
             &self.client,
+            &mut self.sequences,
             Kind::Add,
             (b.writer, b.sequence),
             b.samples,

@@ -17,6 +17,8 @@ pub struct Server {
     dir: PathBuf,
     /// The network namespace it runs in (`None`: this process's).
     netns: Option<String>,
+    /// Whether the folder stays when the server stops.
+    keep: bool,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// Its HTTP port.
@@ -25,7 +27,9 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -104,6 +108,23 @@ impl Server {
             std::process::id(),
             free_port()
         ));
+        Server::launch(dir, false, netns, listen, network)
+    }
+
+    /// Starts a server on the data in `dir` (created if absent), kept
+    /// when the server stops if `keep`: a bench that fills a large store
+    /// in several runs.
+    pub fn start_on(dir: PathBuf, keep: bool) -> Server {
+        Server::launch(dir, keep, None, &[], "127.0.0.1")
+    }
+
+    fn launch(
+        dir: PathBuf,
+        keep: bool,
+        netns: Option<&str>,
+        listen: &[&str],
+        network: &str,
+    ) -> Server {
         std::fs::create_dir_all(&dir).expect("the server's folder");
         let (http, tcp) = (free_port(), free_port());
         let d = dir.display();
@@ -148,6 +169,7 @@ impl Server {
             process: None,
             dir,
             netns: netns.map(str::to_string),
+            keep,
             url,
             port: http,
         };

@@ -1,7 +1,7 @@
 //! Writes: a batch (the accountant's or another writer's) as one row of
 //! `batches`, each sample accepted or refused on its own first; freezing.
 
-use crate::client::{truncated, Client};
+use crate::client::{truncated, Client, Inserted};
 use crate::rowbinary::{Reader, Writer};
 use accounting::{Sample, SlotCoverage, UsageKey};
 use history::{
@@ -210,10 +210,52 @@ fn room(client: &Client) -> Result<(u64, u64), StoreError> {
     Ok((QUARANTINE_CAP.saturating_sub(held), cleared.max(top) + 1))
 }
 
+/// The last sequence this store itself committed per writer (the
+/// accountant's under the empty name), known without asking the server.
+///
+/// The store is the only writer of its history (one daemon; a central
+/// adds its agents' batches through its own engine), so once it saw its
+/// own insert of sequence N for a writer succeed, the writer's last
+/// sequence *is* N: the next batch of that writer needs neither the
+/// running-insert check nor the read of `writers`, two round trips of the
+/// four a batch cost. An entry is dropped whenever anything about that
+/// writer's insert is unsure (an error, a timeout, another insert with the
+/// same id still running), and the next batch asks the server again.
+#[derive(Debug, Default)]
+pub struct Sequences(HashMap<String, u64>);
+
+impl Sequences {
+    /// At most this many writers are remembered (a central with more
+    /// agents asks the server for the rest).
+    const MAX: usize = 100_000;
+
+    fn get(&self, writer: &str) -> Option<u64> {
+        self.0.get(writer).copied()
+    }
+
+    fn forget(&mut self, writer: &str) {
+        self.0.remove(writer);
+    }
+
+    fn committed(&mut self, writer: &str, sequence: u64) {
+        if self.0.len() >= Self::MAX && !self.0.contains_key(writer) {
+            self.0.clear();
+        }
+        self.0.insert(writer.to_string(), sequence);
+    }
+}
+
 /// Writes one batch as one row: samples, coverage, refusals, the writer's
 /// sequence and state. See the crate's overview for why one row.
+///
+/// Round trips: when `known` holds the writer's last sequence (this store
+/// committed it), the stored samples the batch meets (skipped when no
+/// sample passed the bounds), the quarantine's room (only when something
+/// was refused) and the insert; otherwise first the running-insert check
+/// and the read of `writers`.
 pub fn write(
     client: &Client,
+    known: &mut Sequences,
     kind: Kind,
     (writer, sequence): (&str, u64),
     samples: &[Sample],
@@ -237,14 +279,60 @@ pub fn write(
             problem: format!("{sequence} is above 2^63 − 1"),
         });
     }
+    let key = writer_key(kind, writer);
+    loop {
+        let cached = known.get(key);
+        let result = attempt(
+            client,
+            cached,
+            kind,
+            (writer, sequence),
+            samples,
+            coverage,
+            state,
+        );
+        match result {
+            Ok(Some(report)) => {
+                known.committed(key, sequence);
+                return Ok(report);
+            }
+            // Another insert of this very batch runs on the server (a
+            // client that gave up on it, or another process): what this
+            // store knew is out of date. Ask the server, which waits for it.
+            Ok(None) => known.forget(key),
+            Err(e) => {
+                if !matches!(e, StoreError::AlreadyAppended { .. }) {
+                    known.forget(key);
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// One attempt at [`write`]: `Ok(None)` when `last` came from the cache and
+/// the server refused the insert because one with the same id still runs.
+fn attempt(
+    client: &Client,
+    last: Option<u64>,
+    kind: Kind,
+    (writer, sequence): (&str, u64),
+    samples: &[Sample],
+    coverage: &[SlotCoverage],
+    state: &[u8],
+) -> Result<Option<WriteReport>, StoreError> {
     let id = query_id(&client.db, kind, writer, sequence);
     if kind != Kind::Quarantine {
-        // An insert of this batch the client stopped waiting for may still
-        // run: once it is done, its sequence is visible below.
-        client.wait_for(&id)?;
-        if let Some(last) =
-            last_sequence(client, writer_key(kind, writer))?.filter(|&l| l >= sequence)
-        {
+        let last = match last {
+            Some(last) => Some(last),
+            None => {
+                // An insert of this batch the client stopped waiting for may
+                // still run: once it is done, its sequence is visible below.
+                client.wait_for(&id)?;
+                last_sequence(client, writer_key(kind, writer))?
+            }
+        };
+        if let Some(last) = last.filter(|&l| l >= sequence) {
             return Err(StoreError::AlreadyAppended { sequence, last });
         }
     }
@@ -291,8 +379,14 @@ pub fn write(
             quarantine_refused.len()
         ),
     };
+    if last.is_some() {
+        return match client.try_insert("batches", &row, &id, &what)? {
+            Inserted::Yes => Ok(Some(report)),
+            Inserted::AnotherRuns => Ok(None),
+        };
+    }
     client.insert("batches", &row, &id, &what)?;
-    Ok(report)
+    Ok(Some(report))
 }
 
 /// The `batches` row of an append whose samples are all accepted, as
@@ -344,7 +438,22 @@ fn encode_row(
             k.source.code(),
         )
     };
-    let hourly = rollup(samples, 12);
+    // Each table's rows in its own key's order: the server then finds a
+    // block already sorted and skips sorting it before writing the part
+    // (batches of several slots arrive slot by slot).
+    let in_order =
+        |a: &Sample, b: &Sample| (a.key.tenant, a.slot, a.key) <= (b.key.tenant, b.slot, b.key);
+    let sorted;
+    let samples = if samples.is_sorted_by(in_order) {
+        samples
+    } else {
+        let mut v = samples.to_vec();
+        v.sort_unstable_by_key(|s| (s.key.tenant, s.slot, s.key));
+        sorted = v;
+        &sorted[..]
+    };
+    let mut hourly = rollup(samples, 12);
+    hourly.sort_unstable_by_key(|&((hour, tenant, realm, dir), _)| (tenant, hour, realm, dir));
     let daily = rollup(samples, 288);
     let sums: Vec<(String, String)> = kept
         .iter()

@@ -106,23 +106,68 @@ fn a_retried_batch_whose_insert_landed_counts_once() {
 
 #[test]
 fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
-    let Some(server) =
-        server("a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once")
-    else {
+    retry_while_the_first_insert_runs(
+        "a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once",
+        1,
+    );
+}
+
+/// The same after the store committed batch 1 itself, so that it knows
+/// the accountant's last sequence without asking the server: the insert of
+/// batch 2 finds another insert with its id running, and the store asks
+/// the server after all (it must not insert once the other is done).
+#[test]
+fn a_store_that_knows_the_last_sequence_still_waits_for_a_running_insert() {
+    retry_while_the_first_insert_runs(
+        "a_store_that_knows_the_last_sequence_still_waits_for_a_running_insert",
+        2,
+    );
+}
+
+fn retry_while_the_first_insert_runs(test: &str, sequence: u64) {
+    let Some(server) = server(test) else {
         return;
     };
     testkit::need("curl", "curl");
     let options = options(&server);
     let mut store = ClickHouseStore::open(&options).unwrap();
     let db = options.database.clone();
-    // The first delivery of batch 1, as the store sends it but slow (two
+    let key = UsageKey {
+        tenant: TenantId(1),
+        realm: RealmId(0),
+        direction: Direction::Down,
+        band: Band::Whole,
+        source: Source::Kernel,
+    };
+    let mut expected = 1;
+    if sequence > 1 {
+        // Batches before, committed by this store: it now knows the last.
+        for s in 1..sequence {
+            let before = [Sample {
+                slot: Slot(5_800_000 + s as i64),
+                key,
+                bytes: 5,
+                packets: 1,
+            }];
+            store
+                .append(&Batch {
+                    sequence: s,
+                    samples: &before,
+                    coverage: &[],
+                    state: b"before",
+                })
+                .unwrap();
+            expected += 1;
+        }
+    }
+    // The first delivery of the batch, as the store sends it but slow (two
     // seconds on the server): the client that sent it has given up.
-    let id = history_clickhouse::batch_query_id(&db, None, 1);
+    let id = history_clickhouse::batch_query_id(&db, None, sequence);
     let insert = format!(
         "INSERT INTO {db}.batches (kind, writer, sequence, q_writer, i_what, i_time, i_tenant,
              i_realm, i_direction, i_band, i_source, i_bytes, i_packets, i_status, i_id, i_idx,
              i_text, i_sum_bytes, i_sum_packets)
-         SELECT toUInt8(0), '', toUInt64(1), 'accountant', [toUInt8(0), toUInt8(5)],
+         SELECT toUInt8(0), '', toUInt64({sequence}), 'accountant', [toUInt8(0), toUInt8(5)],
              [toInt64(5900000), toInt64(0)], [toUInt32(1), toUInt32(0)], [toUInt16(0), toUInt16(0)],
              [toUInt8(0), toUInt8(0)], [toUInt8(0), toUInt8(0)], [toUInt8(0), toUInt8(0)],
              [toUInt64(777), toUInt64(0)], [toUInt64(1), toUInt64(0)], [toUInt8(0), toUInt8(0)],
@@ -138,13 +183,6 @@ fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
     });
     std::thread::sleep(Duration::from_millis(500));
     // The retry (the same sequence, other figures: a resumed accountant).
-    let key = UsageKey {
-        tenant: TenantId(1),
-        realm: RealmId(0),
-        direction: Direction::Down,
-        band: Band::Whole,
-        source: Source::Kernel,
-    };
     let retry = [Sample {
         slot: Slot(5_900_000),
         key,
@@ -153,7 +191,7 @@ fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
     }];
     let started = std::time::Instant::now();
     let again = store.append(&Batch {
-        sequence: 1,
+        sequence,
         samples: &retry,
         coverage: &[],
         state: b"retry",
@@ -166,10 +204,8 @@ fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
     assert!(
         matches!(
             again,
-            Err(StoreError::AlreadyAppended {
-                sequence: 1,
-                last: 1
-            })
+            Err(StoreError::AlreadyAppended { sequence: s, last })
+                if s == sequence && last == sequence
         ),
         "{again:?}"
     );
@@ -182,8 +218,13 @@ fn a_retry_while_the_first_insert_still_runs_waits_for_it_and_counts_once() {
             to: Slot(1 << 30),
         })
         .unwrap();
-    assert_eq!(all.len(), 1);
-    assert_eq!(all[0].bytes, 777);
+    assert_eq!(all.len(), expected);
+    let landed: Vec<u64> = all
+        .iter()
+        .filter(|s| s.slot == Slot(5_900_000))
+        .map(|s| s.bytes)
+        .collect();
+    assert_eq!(landed, [777]);
 }
 
 #[test]
