@@ -28,6 +28,7 @@ fn compiled(p: &policy::Policy, live: &Live) -> Compiled {
         route_realms: Vec::new(),
         bridges: None,
         offline: Default::default(),
+        foreign_roots: Default::default(),
     };
     compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
 }
@@ -296,6 +297,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             route_realms: Vec::new(),
             bridges: None,
             offline: Default::default(),
+            foreign_roots: Default::default(),
         },
     )
     .unwrap_err();
@@ -312,6 +314,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             route_realms: Vec::new(),
             bridges: None,
             offline: Default::default(),
+            foreign_roots: Default::default(),
         },
     )
     .unwrap();

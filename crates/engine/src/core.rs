@@ -525,6 +525,10 @@ impl Engine {
             route_realms: self.realms.to_vec(),
             bridges: self.bridges.clone(),
             offline: self.offline.clone(),
+            // Not in the daemon's observation: an operator's root qdisc
+            // under `shape_on = "interface"` is refused by the dataplane
+            // when the round would replace it (nothing is replaced).
+            foreign_roots: Default::default(),
         };
         // The policy with the transit guard's steps in force.
         let effective = crate::transit_run::effective(&self.running.policy, &self.transit);
@@ -701,6 +705,7 @@ impl Engine {
             route_realms: self.realms.to_vec(),
             bridges: self.bridges.clone(),
             offline: self.offline.clone(),
+            foreign_roots: Default::default(),
         };
         compiler::compile(policy, &facts).map(|_| ()).map_err(|d| {
             format!(

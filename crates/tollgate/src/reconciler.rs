@@ -98,6 +98,16 @@ pub fn facts(
         route_realms,
         bridges: Some(bridges(observed)),
         offline: absent.clone(),
+        foreign_roots: observed
+            .roots
+            .iter()
+            .filter_map(|(dev, owner)| match owner {
+                linux_dataplane::root_qdisc::RootOwner::Operator(what) => {
+                    Some((*dev, what.clone()))
+                }
+                _ => None,
+            })
+            .collect(),
     }
 }
 
