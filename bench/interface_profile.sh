@@ -40,7 +40,7 @@ run() {  # $1: label
   sleep 1
   perf record -q -a -o "$W/$1.data" -- sleep "$DUR" 2>/dev/null
   wait "$c"
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["end"]["sum"]; print(f"{sys.argv[2]}: {s[\"packets\"]/s[\"seconds\"]/1e3:.0f} kpps sent")' "$W/$1.json" "$1"
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["end"]["sum"]; print("%s: %.0f kpps sent" % (sys.argv[2], s["packets"] / s["seconds"] / 1e3))' "$W/$1.json" "$1"
   perf report -q -i "$W/$1.data" --comms iperf3 --no-children --sort sym --percent-limit 0.5 2>/dev/null | head -"$TOP" > "$W/$1.top"
 }
 ip netns exec "$A" tc -batch "$W/bare.batch"
