@@ -111,7 +111,15 @@ pub fn owners(
         if skip(ifindex) {
             continue;
         }
-        let owner = classify(&qs, |h| is_marked(rtnl, ifindex, h))?;
+        // A root whose chains cannot be read is not known to be
+        // tollgate's: read as someone else's (never taken, never
+        // removed), rather than failing the whole observation.
+        let owner = classify(&qs, |h| {
+            Ok(is_marked(rtnl, ifindex, h).unwrap_or_else(|e| {
+                tracing::warn!(%dev, error = %e, "cannot read the filter chains of a root HTB; taking it for someone else's");
+                false
+            }))
+        })?;
         out.insert(dev, owner);
     }
     Ok(out)
