@@ -3,8 +3,8 @@
 //! `tollgate apply` itself, with real traffic: caps per tenant and realm
 //! in both directions, borrowing up to a parent's ceil, the interactive
 //! band's class carrying exactly the pings (eBPF and nftables
-//! classifiers); and ownership: an operator's root qdisc refused and left
-//! as it is, a partial apply and a hand-deleted root converging, a move
+//! classifiers); and ownership: an operator's root qdisc refused (by
+//! `apply` and by the daemon) and left as it is, a partial apply and a hand-deleted root converging, a move
 //! back to the IFBs, and `down` leaving the kernel's default qdisc and
 //! the operator's own clsact filter.
 //!
@@ -134,6 +134,63 @@ impl Site {
         );
         assert!(o.status.success(), "tollgate {args:?} failed:\n{text}");
         text
+    }
+
+    /// Runs `tollgate run` until its log says `needle` (at most 20 s),
+    /// stops it, and returns the log so far.
+    fn daemon_until(&self, needle: &str) -> String {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args([
+                "--netns",
+                &self.host,
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "-c",
+            ])
+            .arg(self.dir.join("policy.toml"))
+            .env("TOLLGATE_STATE_DIR", self.dir.join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tollgate run");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut log = String::new();
+        while !log.contains(needle) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // What the refusal printed after its first line.
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        assert!(
+            log.contains(needle),
+            "the daemon never said {needle:?}:\n{log}"
+        );
+        log
     }
 
     fn write(&self, policy: &str) {
@@ -418,6 +475,12 @@ fn an_operators_root_qdisc_is_refused_and_down_restores_the_default() {
         !qdiscs.contains("dev wan0 root") || qdiscs.contains("noqueue 0: dev wan0 root"),
         "nothing was changed on wan0:\n{qdiscs}"
     );
+    assert!(s.tc("class show dev lan0").is_empty(), "no class was added");
+    // The daemon refuses the same policy in its first round and changes
+    // nothing either.
+    let log = s.daemon_until("cannot be compiled for this host");
+    assert!(log.contains("htb 1:"), "{log}");
+    assert!(s.tc("qdisc show dev lan0").contains("default 0x10"));
     assert!(s.tc("class show dev lan0").is_empty(), "no class was added");
 
     // The operator gives lan0 up. A first apply that fails one change is
