@@ -25,6 +25,15 @@
 # harness with only the product mode and fresh namespaces; its rows are
 # labelled "ebpf".
 #
+# The eBPF classifier with the trees on the shaped device's own root qdisc
+# (`[site] shape_on = "interface"`: no IFB crossing, no mirred) is measured
+# in the same repetition right after "ebpf", by one more run of the harness
+# with only the product mode and fresh namespaces; its rows are labelled
+# "ebpfif", and the summary gives its ratio to "none" (bare HTB) and to
+# "ebpf" repetition by repetition. IFACE=0 leaves it out. (The harness
+# deletes the shaped device's root qdisc before the product, so tollgate
+# finds the kernel's default there and may take it.)
+#
 # With COUNTERS=1, a third run of the harness in each repetition measures
 # the eBPF classifier with the guard's per-address counters on
 # (`[guard.capture] source = "ebpf"`), labelled "ebpfcnt"; the summary then
@@ -38,7 +47,7 @@
 # debug build measures the same: TOLLGATE=target/debug/tollgate.)
 #
 # Usage: bench/classify_compare.sh N   (as root; cargo build --release -p tollgate)
-# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2"), COUNTERS (0), GUARD (0)
+# Env:   REPS (3), DUR (5), UDP_LEN (64), MODES ("noqdisc none hash2"), NFT (1), IFACE (1), COUNTERS (0), GUARD (0)
 set -euo pipefail
 N=${1:?usage: classify_compare.sh N}
 REPS=${REPS:-3}
@@ -89,11 +98,16 @@ echo \"product check: probe tenant \$N's download classes carried \$bytes bytes\
 [ \"\$bytes\" -gt 100000 ]"
 }
 for r in $(seq 1 "$REPS"); do
-  REPS=1 MODES="${MODES:-noqdisc none hash2}" SHAPER_CMD="$(shaper_cmd nftables)" \
+  # NFT=0: no nftables product (at 100,000 tenants its apply alone takes minutes).
+  REPS=1 MODES="${MODES:-noqdisc none hash2}" SHAPER_CMD="$([[ ${NFT:-1} == 1 ]] && shaper_cmd nftables)" \
     bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | tee -a "$W/runs" | grep -E "^\| (noqdisc|none|hash2|hash1|linear|product) |RTNETLINK|rror|product check" || true
   # MODES=" ": only the product mode (an empty value would mean the default list).
   REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf)" \
     bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpf /' | tee -a "$W/runs" | grep -E "^\| ebpf |RTNETLINK|rror|product check" || true
+  if [[ ${IFACE:-1} == 1 ]]; then
+    REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd ebpf '--shape-on interface')" \
+      bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| ebpfif /' | tee -a "$W/runs" | grep -E "^\| ebpfif |RTNETLINK|rror|product check" || true
+  fi
   if [[ ${GUARD:-0} == 1 ]]; then
     REPS=1 MODES=" " SHAPER_CMD="$(shaper_cmd nftables '' guard)" \
       bash "$SHARED/tc_classify_tput.sh" "$N" 2>&1 | sed 's/^| product /| guard /' | tee -a "$W/runs" | grep -E "^\| guard |RTNETLINK|rror|product check" || true
@@ -108,18 +122,30 @@ import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     f = [x.strip() for x in line.split("|")]
-    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf", "ebpfcnt", "guard"):
+    if len(f) > 5 and f[1] in ("noqdisc", "none", "hash2", "hash1", "linear", "product", "ebpf", "ebpfif", "ebpfcnt", "guard"):
         rows[f[1]].append((float(f[2]), float(f[3])))
 print(f"\nmedians over {max(len(v) for v in rows.values())} runs, N={sys.argv[2]}:")
 for m, v in rows.items():
     print(f"  {m:8} TCP {statistics.median(x[0] for x in v):.2f} Gbit/s  UDP {statistics.median(x[1] for x in v):.0f} kpps sent")
+if "none" in rows:
+    n_udp = statistics.median(x[1] for x in rows["none"]); n_tcp = statistics.median(x[0] for x in rows["none"])
 if "none" in rows and "product" in rows:
-    n_udp = statistics.median(x[1] for x in rows["none"]); p_udp = statistics.median(x[1] for x in rows["product"])
-    n_tcp = statistics.median(x[0] for x in rows["none"]); p_tcp = statistics.median(x[0] for x in rows["product"])
+    p_udp = statistics.median(x[1] for x in rows["product"]); p_tcp = statistics.median(x[0] for x in rows["product"])
     print(f"RESULT classify N={sys.argv[2]}: tollgate/bare-HTB UDP pps {p_udp/n_udp:.2f}, TCP {p_tcp/n_tcp:.2f}")
 if "none" in rows and "ebpf" in rows:
     e_udp = statistics.median(x[1] for x in rows["ebpf"]); e_tcp = statistics.median(x[0] for x in rows["ebpf"])
     print(f"RESULT classify N={sys.argv[2]}: tollgate-ebpf/bare-HTB UDP pps {e_udp/n_udp:.2f}, TCP {e_tcp/n_tcp:.2f}")
+if "none" in rows and "ebpfif" in rows:
+    i_udp = statistics.median(x[1] for x in rows["ebpfif"]); i_tcp = statistics.median(x[0] for x in rows["ebpfif"])
+    print(f"RESULT classify N={sys.argv[2]}: tollgate-ebpf-interface/bare-HTB UDP pps {i_udp/n_udp:.2f}, TCP {i_tcp/n_tcp:.2f} (medians of each column)")
+    # Same repetition: the i-th row of each was measured minutes apart.
+    for name, base in (("none", "bare HTB"), ("ebpf", "ebpf on the IFB"), ("product", "nftables on the IFB")):
+        if name not in rows:
+            continue
+        pairs = list(zip(rows[name], rows["ebpfif"]))
+        u = [i[1] / b[1] for b, i in pairs]; t = [i[0] / b[0] for b, i in pairs]
+        print(f"  ebpf+interface / {base} per repetition: UDP " + " ".join(f"{x:.2f}" for x in u) + ", TCP " + " ".join(f"{x:.2f}" for x in t))
+        print(f"RESULT classify N={sys.argv[2]}: ebpf+interface / {base} UDP pps {statistics.median(u):.2f}, TCP {statistics.median(t):.2f} (median of same-repetition ratios)")
 if "product" in rows and "guard" in rows:
     pairs = list(zip(rows["product"], rows["guard"]))
     u = [g[1] / p[1] for p, g in pairs]; t = [g[0] / p[0] for p, g in pairs]

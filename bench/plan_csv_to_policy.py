@@ -16,6 +16,9 @@ takes the realm lookup and every tenant gets a class per realm.
 With --classifier ebpf (or nftables), the site says which classifier
 puts packets into their classes.
 
+With --shape-on interface (or ifb), the site says where the HTB trees
+live: tollgate's IFBs (the default) or the shaped device's own root qdisc.
+
 With --counters, a [guard] with `[guard.capture] source = "ebpf"` makes the
 eBPF classifier count per local address too (thresholds out of reach: the
 cost of counting is what is measured).
@@ -23,7 +26,7 @@ cost of counting is what is measured).
 With --rtt, `[latency] tcp_rtt = true` makes the eBPF classifier match TCP
 timestamps (passive RTT) too.
 
-Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] [--counters] [--rtt] > policy.toml
+Usage: plan_csv_to_policy.py PLAN.csv DEV PEER [--realms] [--classifier KIND] [--shape-on WHERE] [--counters] [--rtt] > policy.toml
 """
 import csv
 import sys
@@ -35,6 +38,9 @@ rtt = "--rtt" in sys.argv[4:]
 classifier = None
 if "--classifier" in sys.argv[4:]:
     classifier = sys.argv[sys.argv.index("--classifier") + 1]
+shape_on = None
+if "--shape-on" in sys.argv[4:]:
+    shape_on = sys.argv[sys.argv.index("--shape-on") + 1]
 rows = list(csv.DictReader(open(plan)))
 parents = sorted({r["parent"] for r in rows}, key=lambda p: int(p.split(":")[1], 16))
 pid = {p: i + 1 for i, p in enumerate(parents)}
@@ -44,7 +50,9 @@ out = [
     f'uplink = "{peer}"',
     f'lan = "{dev}"',
     'capacity = { down = "100gbit", up = "100gbit" }',
-] + ([f'classifier = "{classifier}"'] if classifier else []) + [
+] + ([f'classifier = "{classifier}"'] if classifier else []) + (
+    [f'shape_on = "{shape_on}"'] if shape_on else []
+) + [
     "",
 ] + ([
     "[realms]",

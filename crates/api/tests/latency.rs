@@ -92,6 +92,7 @@ fn stall(e: &mut Engine) {
             .collect(),
         offline: Default::default(),
         bridges: Default::default(),
+        foreign_roots: Default::default(),
         live: Default::default(),
         counters: Vec::new(),
     };

@@ -44,6 +44,7 @@ fn compile_warm(b: Bencher, tenants: u32) {
         route_realms: Vec::new(),
         bridges: None,
         offline: Default::default(),
+        foreign_roots: Default::default(),
     };
     b.bench(|| compile(divan::black_box(&p), &facts).unwrap());
 }

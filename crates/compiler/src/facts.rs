@@ -33,6 +33,12 @@ pub struct HostFacts {
     /// a warning, since their VM is going.
     #[serde(default)]
     pub offline: BTreeSet<IfName>,
+    /// Interfaces whose root qdisc someone else configured (neither the
+    /// kernel's default nor tollgate's marked tree), each with what it is
+    /// (`fq_codel 8001:`). With `shape_on = "interface"` the compiler
+    /// refuses to put a tree there.
+    #[serde(default)]
+    pub foreign_roots: BTreeMap<IfName, String>,
 }
 
 /// Who a block of classes belongs to.
@@ -98,10 +104,14 @@ impl Live {
     /// from whichever tree still has its first class. So a repair recreates
     /// the missing classes with the same handles instead of moving the owner.
     pub fn from_plan(plan: &Plan) -> Live {
-        let devs = [
-            crate::ifb_name(policy::Direction::Down),
-            crate::ifb_name(policy::Direction::Up),
-        ];
+        // The devices that hold tollgate's trees: its IFBs, or the
+        // interfaces themselves with `shape_on = "interface"` (an observed
+        // plan holds only tollgate's own classes).
+        let devs: Vec<IfName> = {
+            let mut d: Vec<IfName> = plan.classes.keys().map(|k| k.dev).collect();
+            d.dedup(); // sorted by device first
+            d
+        };
         // The furthest cell-aligned child of every class, in one pass over
         // both directions' trees: a tenant's realm classes sit at the start
         // of cells right after its own.

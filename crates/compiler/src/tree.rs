@@ -100,6 +100,10 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
     }
 
     errors.extend(bridge_uplink(policy, facts));
+    let devs = tree_devices(site);
+    if site.shape_on == policy::ShapeOn::Interface {
+        errors.extend(foreign_roots(policy, &devs, facts));
+    }
 
     let realms: Vec<RealmId> = policy.realms.list.iter().map(|r| r.id).collect();
     let tenant_cells = 1 + realms.len() as u16;
@@ -199,7 +203,6 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
     for t in &policy.tenants {
         *members.entry(t.plan.as_str()).or_default() += 1;
     }
-    let devs = [Direction::Down, Direction::Up].map(ifb_name);
     // Provenance has one entry per object; sized up front, it does not
     // double past what it needs (at 100,000 tenants an entry is 70 bytes
     // and there are 2.3 million).
@@ -279,6 +282,39 @@ pub(crate) fn build(policy: &Policy, facts: &HostFacts) -> Result<Compiled, Vec<
         },
         notes,
     })
+}
+
+/// The device that holds each direction's tree, download first: the IFBs
+/// tollgate creates, or with `shape_on = "interface"` the LAN (download
+/// leaves there) and the uplink (upload leaves there). Validation keeps
+/// that option to router mode, where `lan` is always set.
+fn tree_devices(site: &policy::Site) -> [IfName; 2] {
+    match (site.shape_on, site.lan) {
+        (policy::ShapeOn::Interface, Some(lan)) => [lan, site.uplink],
+        _ => [Direction::Down, Direction::Up].map(ifb_name),
+    }
+}
+
+/// With `shape_on = "interface"`, tollgate takes the root qdisc of the
+/// LAN and the uplink. It takes one only if it is the kernel's default or
+/// tollgate's own tree; an operator's (fq_codel, a tree of their own…) is
+/// refused here, before anything is sent.
+fn foreign_roots(policy: &Policy, devs: &[IfName; 2], facts: &HostFacts) -> Vec<Diagnostic> {
+    let site = &policy.site;
+    devs.iter()
+        .filter_map(|dev| facts.foreign_roots.get(dev).map(|what| (dev, what)))
+        .map(|(dev, what)| {
+            Diagnostic::error(
+                Some(site.shape_on_span.unwrap_or(site.span)),
+                format!(
+                    "interface `{dev}` has a root qdisc tollgate did not create ({what}); shape_on = \"interface\" puts tollgate's HTB tree there and would replace it"
+                ),
+            )
+            .with_hint(format!(
+                "to let tollgate take it, remove yours (`tc qdisc del dev {dev} root`); to keep it, use shape_on = \"ifb\"; nothing was changed"
+            ))
+        })
+        .collect()
 }
 
 /// In hypervisor mode the VMs' upload is shaped where it leaves the uplink.
@@ -420,7 +456,8 @@ impl Builder<'_> {
         }
     }
 
-    /// Per direction: one IFB whose root HTB holds a class per shard, and
+    /// Per direction: one IFB (or, with `shape_on = "interface"`, the
+    /// interface itself) whose root HTB holds a class per shard, and
     /// under each of those the shard's own HTB with its root and default
     /// classes. A filter on the root HTB picks the shard class from the
     /// packet mark; inside a shard, HTB finds the class from
@@ -432,9 +469,11 @@ impl Builder<'_> {
             let dev = self.devs[dir_index(dir)];
             let cap = *site.capacity.get(dir);
             let def = *site.default_rate.get(dir);
-            self.plan.links.insert(dev, Link::Ifb);
-            self.prov
-                .add(ObjectId::Link(dev), Serves::new(Role::ShardDevice).dir(dir));
+            if site.shape_on == policy::ShapeOn::Ifb {
+                self.plan.links.insert(dev, Link::Ifb);
+                self.prov
+                    .add(ObjectId::Link(dev), Serves::new(Role::ShardDevice).dir(dir));
+            }
             let qk = QdiscKey {
                 dev,
                 attach: Attach::Root,

@@ -28,6 +28,7 @@ fn compiled(p: &policy::Policy, live: &Live) -> Compiled {
         route_realms: Vec::new(),
         bridges: None,
         offline: Default::default(),
+        foreign_roots: Default::default(),
     };
     compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
 }
@@ -296,6 +297,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             route_realms: Vec::new(),
             bridges: None,
             offline: Default::default(),
+            foreign_roots: Default::default(),
         },
     )
     .unwrap_err();
@@ -312,6 +314,7 @@ fn missing_interfaces_are_reported_and_absent_vifs_skipped() {
             route_realms: Vec::new(),
             bridges: None,
             offline: Default::default(),
+            foreign_roots: Default::default(),
         },
     )
     .unwrap();
@@ -924,4 +927,95 @@ fn ebpf_classifier_holds_the_nftables_maps_contents() {
             .filter(|f| matches!(f.select, Select::Ebpf(_)))
             .all(|f| f.redirect_to.is_some()));
     }
+}
+
+/// The router example with `[site]` lines added.
+fn router_with(site_lines: &str) -> policy::Policy {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/router.toml"
+    ));
+    let text = std::fs::read_to_string(path).unwrap().replacen(
+        "[site]\n",
+        &format!("[site]\n{site_lines}\n"),
+        1,
+    );
+    load("router.toml", &text)
+}
+
+#[test]
+fn shape_on_interface_puts_the_trees_on_the_lan_and_the_uplink() {
+    let name = |s: &str| net_types::IfName::new(s).unwrap();
+    for classifier in ["ebpf", "nftables"] {
+        let ifb = compiled(
+            &router_with(&format!("classifier = \"{classifier}\"")),
+            &Live::default(),
+        );
+        let c = compiled(
+            &router_with(&format!(
+                "classifier = \"{classifier}\"\nshape_on = \"interface\""
+            )),
+            &Live::default(),
+        );
+        // No IFB; the same trees, class for class, on lan0 (down) and wan0 (up).
+        assert!(c.plan.links.is_empty(), "{classifier}");
+        let moved: Vec<_> = ifb
+            .plan
+            .classes
+            .iter()
+            .map(|(k, v)| {
+                let dev = match k.dev.as_str() {
+                    "tg-down" => name("lan0"),
+                    "tg-up" => name("wan0"),
+                    other => panic!("a class on {other}"),
+                };
+                (plan::ClassKey { dev, ..*k }, *v)
+            })
+            .collect();
+        assert_eq!(
+            moved,
+            c.plan
+                .classes
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect::<Vec<_>>()
+        );
+        // Nothing redirects: the eBPF filters only classify; the nftables
+        // path needs no tc hook at all.
+        for (k, f) in &c.plan.filters {
+            assert_eq!(f.redirect_to, None, "{classifier} {k:?}");
+        }
+        let hooks: Vec<_> = c
+            .plan
+            .filters
+            .keys()
+            .filter(|k| k.hook == plan::Hook::Egress)
+            .collect();
+        assert_eq!(hooks.len(), if classifier == "ebpf" { 2 } else { 0 });
+        // The placements read back from the interfaces' trees.
+        assert_eq!(Live::from_plan(&c.plan), c.placements, "{classifier}");
+    }
+}
+
+#[test]
+fn shape_on_interface_refuses_an_operators_root_qdisc() {
+    let p = router_with("classifier = \"ebpf\"\nshape_on = \"interface\"");
+    let facts = HostFacts {
+        foreign_roots: [(
+            net_types::IfName::new("lan0").unwrap(),
+            "tbf 8001:".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+        ..HostFacts::default()
+    };
+    let err = compile(&p, &facts).unwrap_err();
+    assert_eq!(err.len(), 1, "{err:#?}");
+    assert!(err[0].message.contains("`lan0`"), "{}", err[0].message);
+    assert!(err[0].message.contains("tbf 8001:"), "{}", err[0].message);
+    let hint = err[0].hint.as_deref().unwrap_or_default();
+    assert!(hint.contains("tc qdisc del dev lan0 root"), "{hint}");
+    // With the IFBs, an operator's root qdisc is none of tollgate's business.
+    let ifb = router_with("classifier = \"ebpf\"");
+    assert!(compile(&ifb, &facts).is_ok());
 }

@@ -79,6 +79,9 @@ pub struct Engine {
     interfaces: Option<BTreeSet<IfName>>,
     offline: BTreeSet<IfName>,
     bridges: Option<std::collections::BTreeMap<IfName, Vec<IfName>>>,
+    /// Interfaces whose root qdisc is someone else's, from the last
+    /// observation (`shape_on = "interface"` refuses to take them).
+    foreign_roots: std::collections::BTreeMap<IfName, String>,
     live: Live,
     compiled: Option<Arc<Compiled>>,
     pub(crate) feeds: Feeds,
@@ -145,6 +148,7 @@ impl Engine {
             interfaces: None,
             offline: BTreeSet::new(),
             bridges: None,
+            foreign_roots: Default::default(),
             live: Live::default(),
             compiled: None,
             feeds: Feeds::new(),
@@ -521,12 +525,14 @@ impl Engine {
         self.live = o.live;
         self.offline = o.offline;
         self.bridges = Some(o.bridges);
+        self.foreign_roots = o.foreign_roots;
         let facts = HostFacts {
             interfaces: Some(o.interfaces),
             live: self.live.clone(),
             route_realms: self.realms.to_vec(),
             bridges: self.bridges.clone(),
             offline: self.offline.clone(),
+            foreign_roots: self.foreign_roots.clone(),
         };
         // The policy with the transit guard's steps in force.
         let effective = crate::transit_run::effective(&self.running.policy, &self.transit);
@@ -730,6 +736,7 @@ impl Engine {
             route_realms: self.realms.to_vec(),
             bridges: self.bridges.clone(),
             offline: self.offline.clone(),
+            foreign_roots: self.foreign_roots.clone(),
         };
         compiler::compile(policy, &facts).map(|_| ()).map_err(|d| {
             format!(

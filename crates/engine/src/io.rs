@@ -108,6 +108,10 @@ pub struct Observation {
     /// The host's bridges and their ports.
     #[serde(default)]
     pub bridges: BTreeMap<IfName, Vec<IfName>>,
+    /// Interfaces whose root qdisc someone else configured, with what it
+    /// is (see `compiler::HostFacts::foreign_roots`).
+    #[serde(default)]
+    pub foreign_roots: BTreeMap<IfName, String>,
     /// Where tollgate's owners' classes are now.
     pub live: Live,
     /// Every class on tollgate's devices: bytes and packets.

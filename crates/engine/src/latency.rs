@@ -585,6 +585,7 @@ target = "192.0.2.1"
                 .collect(),
             offline: Default::default(),
             bridges: Default::default(),
+            foreign_roots: Default::default(),
             live: Default::default(),
             counters: Vec::new(),
         };

@@ -115,6 +115,7 @@ impl Sim {
                     .collect(),
                 offline: Default::default(),
                 bridges: Default::default(),
+                foreign_roots: Default::default(),
                 live: self
                     .desired
                     .as_ref()

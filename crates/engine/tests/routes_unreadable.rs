@@ -77,6 +77,7 @@ impl Kernel {
                 .collect(),
             offline: Default::default(),
             bridges: Default::default(),
+            foreign_roots: Default::default(),
             live: self
                 .plan
                 .as_ref()

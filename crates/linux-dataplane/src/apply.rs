@@ -623,6 +623,16 @@ fn tc(
             });
             continue;
         }
+        if let Some(refusal) = root_check(rtnl, ifindex, c) {
+            match refusal {
+                RootCheck::Done => report.applied += 1,
+                RootCheck::Refused(message) => report.failed.push(Failure {
+                    object: c.object().to_string(),
+                    message,
+                }),
+            }
+            continue;
+        }
         if let Change::DelQdisc { key } = c {
             if key.attach == Attach::Clsact {
                 let devs = with_clsact.get_or_insert_with(|| clsact_devices(rtnl));
@@ -656,7 +666,84 @@ fn tc(
         }
     }
     let created = execute(rtnl, reqs, report);
-    mark_clsacts(rtnl, ifindex, &created, report);
+    mark_clsacts(rtnl, ifindex, &created.clsacts, report);
+    mark_roots(rtnl, ifindex, &created.roots, report);
+}
+
+/// What [`root_check`] decided instead of sending a change.
+enum RootCheck {
+    /// Nothing to send: what was wanted is already so.
+    Done,
+    /// Not sent: the root qdisc is not the kernel's default or tollgate's.
+    Refused(String),
+}
+
+/// The check before tollgate creates or removes the root qdisc of an
+/// interface that is not one of its IFBs (`shape_on = "interface"`),
+/// against the kernel as it is now, whatever the change set says: the
+/// kernel itself would replace an operator's root qdisc with a new
+/// handle, so only the kernel's default is taken, and only tollgate's
+/// marked tree is removed. `None`: send the change.
+fn root_check(rtnl: &mut Rtnl, ifindex: &HashMap<IfName, u32>, c: &Change) -> Option<RootCheck> {
+    use crate::root_qdisc::{owner_of, RootOwner};
+    let (key, adding) = match c {
+        Change::AddQdisc { key, .. } => (key, true),
+        Change::DelQdisc { key } => (key, false),
+        _ => return None,
+    };
+    if key.attach != Attach::Root || key.dev.as_str().starts_with("tg-") {
+        return None;
+    }
+    let Some(&i) = ifindex.get(&key.dev) else {
+        return (!adding).then_some(RootCheck::Done);
+    };
+    let owner = match owner_of(rtnl, i) {
+        Ok(o) => o,
+        Err(e) => {
+            return Some(RootCheck::Refused(format!(
+                "cannot read whose the root qdisc of {} is: {e}",
+                key.dev
+            )))
+        }
+    };
+    match (adding, owner) {
+        (true, RootOwner::Default) | (false, RootOwner::Tollgate) => None,
+        (true, RootOwner::Tollgate) | (false, RootOwner::Default) => Some(RootCheck::Done),
+        (_, RootOwner::Operator(what)) => Some(RootCheck::Refused(format!(
+            "interface {} has a root qdisc tollgate did not create ({what}); left as it is (remove it with `tc qdisc del dev {} root` to let tollgate shape there, or use shape_on = \"ifb\")",
+            key.dev, key.dev
+        ))),
+    }
+}
+
+/// Marks the root HTB qdiscs tollgate just created on interfaces as its
+/// own (see [`crate::root_qdisc`]).
+fn mark_roots(
+    rtnl: &mut Rtnl,
+    ifindex: &HashMap<IfName, u32>,
+    created: &[(IfName, u16)],
+    report: &mut ApplyReport,
+) {
+    let reqs: Vec<Request> = created
+        .iter()
+        .filter_map(|(d, major)| {
+            ifindex.get(d).map(|&i| Request::ChainAdd {
+                ifindex: i,
+                parent: u32::from(*major) << 16,
+                chain: MARK_CHAIN,
+            })
+        })
+        .collect();
+    for (r, (dev, _)) in rtnl.execute(&reqs).into_iter().zip(created) {
+        if let Err(e) = r {
+            // Unmarked, the tree reads as someone else's: the next round
+            // refuses to touch it, and `down` leaves it.
+            report.failed.push(Failure {
+                object: format!("the mark chain of the root qdisc on {dev}"),
+                message: format!("{e}; tollgate will not recognise this root qdisc as its own: remove it with `tc qdisc del dev {dev} root`"),
+            });
+        }
+    }
 }
 
 /// The indexes of the devices that have a clsact qdisc.
@@ -717,24 +804,40 @@ fn mark_clsacts(
     }
 }
 
-/// Sends the requests and books each result. Returns the devices whose
-/// clsact qdisc was created by these requests.
-fn execute(
-    rtnl: &mut Rtnl,
-    reqs: Vec<(&Change, Request)>,
-    report: &mut ApplyReport,
-) -> Vec<IfName> {
+/// The qdiscs a run created that get tollgate's mark.
+#[derive(Default)]
+struct Created {
+    /// Devices whose clsact qdisc was created.
+    clsacts: Vec<IfName>,
+    /// Interfaces (not tollgate's IFBs) whose root HTB was created, with
+    /// its major.
+    roots: Vec<(IfName, u16)>,
+}
+
+/// Sends the requests and books each result. Returns the qdiscs created
+/// by these requests that must be marked.
+fn execute(rtnl: &mut Rtnl, reqs: Vec<(&Change, Request)>, report: &mut ApplyReport) -> Created {
     let (changes, reqs): (Vec<&Change>, Vec<Request>) = reqs.into_iter().unzip();
-    let mut created = Vec::new();
+    let mut created = Created::default();
     for (r, c) in rtnl.execute(&reqs).into_iter().zip(changes) {
         let clsact = match c {
             Change::AddQdisc { key, .. } if key.attach == Attach::Clsact => Some(key.dev),
             _ => None,
         };
+        let root = match c {
+            Change::AddQdisc {
+                key,
+                qdisc: Qdisc::Htb { major, .. },
+            } if key.attach == Attach::Root && !key.dev.as_str().starts_with("tg-") => {
+                Some((key.dev, *major))
+            }
+            _ => None,
+        };
         match r {
             Ok(()) => {
                 report.applied += 1;
-                created.extend(clsact);
+                created.clsacts.extend(clsact);
+                created.roots.extend(root);
             }
             // Removing what is already gone is what was wanted.
             Err(e) if e.errno == libc::ENOENT && c.step() == Step::Remove => report.applied += 1,

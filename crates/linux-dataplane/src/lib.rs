@@ -10,6 +10,9 @@
 //!   `tc-netlink` crate).
 //! - [`observe`]: kernel → `Plan`.
 //! - [`clsact`]: whose a clsact qdisc is (the chain that marks tollgate's).
+//! - [`root_qdisc`]: whose an interface's root qdisc is (`shape_on =
+//!   "interface"`: the kernel's default, tollgate's marked tree, or an
+//!   operator's).
 //! - [`apply`]: `ChangeSet` → kernel.
 //! - [`nft`]: the `nft` program.
 //! - [`netns`]: entering a network namespace (the lab, tests).
@@ -27,6 +30,7 @@ pub mod netns;
 pub mod nfnl;
 pub mod nft;
 pub mod observe;
+pub mod root_qdisc;
 pub mod rtnl;
 pub mod rtt_events;
 pub mod xdp;

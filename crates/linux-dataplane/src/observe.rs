@@ -3,6 +3,9 @@
 //! What tollgate owns is recognisable by name and number alone, so that a
 //! restart needs no state file:
 //! - IFB devices named `tg-…`, and every qdisc and class on them;
+//! - with `shape_on = "interface"`, an interface's root HTB tree that
+//!   carries tollgate's mark (see [`crate::root_qdisc`]), and every qdisc
+//!   and class under it;
 //! - tc filters at priorities `FILTER_PRIO_BASE..FILTER_PRIO_BASE + 256`
 //!   in chain 0;
 //! - the clsact qdiscs it created, marked by an empty chain (see
@@ -19,6 +22,7 @@
 use crate::apply::hook_parent;
 use crate::clsact::{ClsactOwner, Hooks};
 use crate::nft::Nft;
+use crate::root_qdisc::RootOwner;
 use crate::rtnl::Rtnl;
 use crate::DataplaneError;
 use net_types::{ClassId, IfName, Rate, Size};
@@ -48,7 +52,11 @@ pub struct Observed {
     pub ifindex: HashMap<IfName, u32>,
     /// Every bridge, with the devices enslaved to it (its ports).
     pub bridges: BTreeMap<IfName, BTreeSet<IfName>>,
-    /// The counters of every class on tollgate's IFBs.
+    /// Whose each interface's root qdisc is (tollgate's IFBs left out).
+    /// Only tollgate's marked trees are in [`Observed::plan`]; an
+    /// operator's is never replaced (the compiler refuses it).
+    pub roots: BTreeMap<IfName, RootOwner>,
+    /// The counters of every class on tollgate's IFBs and trees.
     pub stats: BTreeMap<ClassKey, tc_netlink::Stats>,
     /// tollgate's filters that run an eBPF classifier program, with the
     /// program's id in the kernel.
@@ -107,12 +115,22 @@ pub fn observe(rtnl: &mut Rtnl, nft: &Nft, hint: &Plan) -> Result<Observed, Data
     let qdiscs = rtnl
         .qdiscs()
         .map_err(|e| DataplaneError::io("list qdiscs", e))?;
+    let own_ifbs: std::collections::HashSet<u32> = own.iter().map(|(i, _)| *i).collect();
+    out.roots = crate::root_qdisc::owners(rtnl, &qdiscs, &names, |i| own_ifbs.contains(&i))
+        .map_err(|e| DataplaneError::io("read whose the root qdiscs are", e))?;
+    for (dev, owner) in &out.roots {
+        if *owner == RootOwner::Tollgate {
+            if let Some(&i) = out.ifindex.get(dev) {
+                own.push((i, *dev));
+            }
+        }
+    }
     let mut clsact_devs = Vec::new();
     for q in &qdiscs {
         let Some(&dev) = names.get(&q.ifindex) else {
             continue;
         };
-        let ours = out.plan.links.contains_key(&dev);
+        let ours = own.iter().any(|(i, _)| *i == q.ifindex);
         if q.kind == "clsact" {
             clsact_devs.push((q.ifindex, dev));
             continue;

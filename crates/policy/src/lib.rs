@@ -419,6 +419,8 @@ fn placeholder_site(span: Span) -> Site {
         bill_broadcast: false,
         bill_multicast: false,
         classifier: None,
+        shape_on: ShapeOn::Ifb,
+        shape_on_span: None,
         span,
     }
 }

@@ -104,8 +104,38 @@ pub struct Site {
     /// Which classifier writes each packet's class: `classifier = "ebpf"`
     /// or `"nftables"`; `None` when the policy does not say (nftables).
     pub classifier: Option<ClassifierKind>,
+    /// Which device holds the HTB trees: tollgate's own IFBs (the default)
+    /// or the seen interfaces' root qdiscs (`shape_on = "interface"`).
+    pub shape_on: ShapeOn,
+    /// Where `shape_on` was written, if it was.
+    pub shape_on_span: Option<Span>,
     /// Where `site` was written.
     pub span: Span,
+}
+
+/// Where the HTB trees live (docs/dataplane.md, "Layout").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeOn {
+    /// On two IFB devices tollgate creates (`tg-down`, `tg-up`), reached by
+    /// a mirred redirect from the seen interfaces' clsact egress: tollgate
+    /// never replaces a root qdisc of the interfaces.
+    #[default]
+    Ifb,
+    /// On the root qdisc of the seen interfaces themselves (the LAN for
+    /// download, the uplink for upload): no IFB crossing per packet, but
+    /// tollgate owns those interfaces' root qdiscs (router mode only).
+    Interface,
+}
+
+impl ShapeOn {
+    /// The policy's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShapeOn::Ifb => "ifb",
+            ShapeOn::Interface => "interface",
+        }
+    }
 }
 
 /// The classifier that puts packets into their classes (docs/dataplane.md).

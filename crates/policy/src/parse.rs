@@ -262,10 +262,28 @@ fn site(cx: &mut Cx, node: Node<'_>) -> Option<Site> {
         }),
         None => Some(None),
     };
+    let shape_on_node = f.get(cx, "shape_on");
+    let shape_on = match shape_on_node {
+        Some(n) => cx.string(n).and_then(|s| match s.as_str() {
+            "ifb" => Some(crate::model::ShapeOn::Ifb),
+            "interface" => Some(crate::model::ShapeOn::Interface),
+            _ => {
+                cx.error(
+                    n.span,
+                    format!("unknown shape_on `{s}`"),
+                    "use \"ifb\" (tollgate's own IFB devices, the default) or \"interface\" (the LAN's and uplink's root qdiscs: faster, but tollgate owns them)",
+                );
+                None
+            }
+        }),
+        None => Some(crate::model::ShapeOn::Ifb),
+    };
     let span = f.span;
     f.finish(cx);
     Some(Site {
         classifier: classifier?,
+        shape_on: shape_on?,
+        shape_on_span: shape_on_node.map(|n| n.span),
         mode: mode?,
         uplink: uplink?,
         uplink_span: uplink_node.map_or(span, |n| n.span),

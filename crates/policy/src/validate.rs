@@ -62,6 +62,19 @@ fn site(p: &Policy, diags: &mut Vec<Diagnostic>) {
         ),
         _ => {}
     }
+    // In hypervisor mode download is shaped per VM interface and the VMs'
+    // upload (with the eBPF classifier) where it enters, on each vif's
+    // ingress: both reach one tree per direction only through the IFB.
+    // The tree on a vif's root qdisc would be one tree per VM, which HTB
+    // cannot lend across, so the option is for router mode.
+    if s.mode == Mode::Hypervisor && s.shape_on == crate::model::ShapeOn::Interface {
+        err(
+            diags,
+            s.shape_on_span.unwrap_or(s.span),
+            "shape_on = \"interface\" is for router mode: in hypervisor mode download leaves through every VM's own interface, and one HTB tree per direction can only be reached through an IFB".into(),
+            "remove shape_on (the default \"ifb\" shapes hypervisors)".into(),
+        );
+    }
     for (what, name) in
         std::iter::once(("uplink", &s.uplink)).chain(s.lan.as_ref().map(|l| ("lan", l)))
     {

@@ -1298,6 +1298,27 @@ fn the_site_chooses_its_classifier() {
 }
 
 #[test]
+fn the_site_chooses_where_to_shape() {
+    let site = |extra: &str| router_with(extra, "");
+    assert_eq!(site("").policy.unwrap().site.shape_on, policy::ShapeOn::Ifb);
+    for (text, want) in [
+        ("ifb", policy::ShapeOn::Ifb),
+        ("interface", policy::ShapeOn::Interface),
+    ] {
+        let got = site(&format!("shape_on = \"{text}\"\n"))
+            .policy
+            .unwrap()
+            .site
+            .shape_on;
+        assert_eq!(got, want);
+    }
+    let e = errors(&site("shape_on = \"ifbs\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("unknown shape_on `ifbs`"), "{e:?}");
+    assert!(e[0].contains("\"interface\""), "{e:?}");
+}
+
+#[test]
 fn an_ebpf_capture_source_needs_the_ebpf_classifier_and_no_af_packet_keys() {
     let policy = |classifier: &str, capture: &str| {
         format!(

@@ -1,4 +1,5 @@
-//! The counters of every class on tollgate's IFB devices, read in one
+//! The counters of every class on tollgate's IFB devices (or trees on
+//! interfaces), read in one
 //! pass over rtnetlink (cheaper than a full observation): what the
 //! daemon accounts between reconcile rounds, and what `top` shows.
 
@@ -7,6 +8,13 @@ use linux_dataplane::Dataplane;
 use net_types::{ClassId, IfName};
 use plan::ClassKey;
 use std::collections::HashMap;
+
+/// The devices holding tollgate's trees: its IFBs, and with `shape_on =
+/// "interface"` the interfaces whose root qdisc is its marked tree.
+fn tree_devices(dp: &mut Dataplane) -> Result<Vec<(u32, IfName)>> {
+    linux_dataplane::root_qdisc::tree_devices(&mut dp.rtnl)
+        .map_err(|e| Error::runtime(format!("cannot find tollgate's shaping devices: {e}")))
+}
 
 /// One class's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,21 +27,11 @@ pub struct Counter {
 
 /// Reads every class of tollgate's IFBs.
 pub fn read(dp: &mut Dataplane) -> Result<HashMap<ClassKey, Counter>> {
-    let links = dp
-        .rtnl
-        .links()
-        .map_err(|e| Error::runtime(format!("cannot list network devices: {e}")))?;
     let mut out = HashMap::new();
-    for l in links {
-        if !linux_dataplane::observe::is_own_link(&l.name, l.kind.as_deref()) {
-            continue;
-        }
-        let Ok(dev) = IfName::new(&l.name) else {
-            continue;
-        };
+    for (ifindex, dev) in tree_devices(dp)? {
         let classes = dp
             .rtnl
-            .classes(l.ifindex)
+            .classes(ifindex)
             .map_err(|e| Error::runtime(format!("cannot list the classes of {dev}: {e}")))?;
         for c in classes {
             let Some(s) = c.stats else { continue };
@@ -57,21 +55,11 @@ pub fn read(dp: &mut Dataplane) -> Result<HashMap<ClassKey, Counter>> {
 /// overlimits) and its rate and ceil, for latency: the same one pass
 /// over rtnetlink as [`read`], read-only.
 pub fn queues(dp: &mut Dataplane) -> Result<Vec<(ClassKey, latency::ClassSample)>> {
-    let links = dp
-        .rtnl
-        .links()
-        .map_err(|e| Error::runtime(format!("cannot list network devices: {e}")))?;
     let mut out = Vec::new();
-    for l in links {
-        if !linux_dataplane::observe::is_own_link(&l.name, l.kind.as_deref()) {
-            continue;
-        }
-        let Ok(dev) = IfName::new(&l.name) else {
-            continue;
-        };
+    for (ifindex, dev) in tree_devices(dp)? {
         let classes = dp
             .rtnl
-            .classes(l.ifindex)
+            .classes(ifindex)
             .map_err(|e| Error::runtime(format!("cannot list the classes of {dev}: {e}")))?;
         for c in classes {
             let (Some(s), Some(h)) = (c.stats, c.htb) else {

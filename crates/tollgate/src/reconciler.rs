@@ -98,7 +98,21 @@ pub fn facts(
         route_realms,
         bridges: Some(bridges(observed)),
         offline: absent.clone(),
+        foreign_roots: foreign_roots(observed),
     }
+}
+
+/// The interfaces whose root qdisc someone else configured, with what it
+/// is, as the compiler takes them.
+pub fn foreign_roots(observed: &Observed) -> std::collections::BTreeMap<IfName, String> {
+    observed
+        .roots
+        .iter()
+        .filter_map(|(dev, owner)| match owner {
+            linux_dataplane::root_qdisc::RootOwner::Operator(what) => Some((*dev, what.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The host's bridges and their ports, as the compiler takes them.

@@ -278,9 +278,18 @@ impl Builder<'_> {
             key,
             Filter {
                 select: Select::Ebpf(program),
-                redirect_to: Some(self.devs[dir_index(dir)]),
+                redirect_to: self.redirect(dir, dev),
             },
         );
+    }
+
+    /// Where a hook on `dev` sends its packets: the direction's IFB, or
+    /// nowhere when the tree is on `dev` itself (`shape_on = "interface"`:
+    /// the clsact egress hook runs before the root qdisc's enqueue, so
+    /// the class and mark it writes are what the root HTB reads).
+    fn redirect(&self, dir: Direction, dev: IfName) -> Option<IfName> {
+        let tree = self.devs[dir_index(dir)];
+        (tree != dev).then_some(tree)
     }
 
     fn classify_chain(&mut self, dir: Direction, by_vif: bool) {
@@ -375,6 +384,12 @@ impl Builder<'_> {
                 rules,
             },
         );
+        // With the tree on `dev` itself, nftables' egress hook (which runs
+        // before tc's) has written the class and the shard's mark before
+        // the root qdisc's enqueue: no clsact and no redirect are needed.
+        let Some(redirect_to) = self.redirect(dir, dev) else {
+            return;
+        };
         let qk = QdiscKey {
             dev,
             attach: Attach::Clsact,
@@ -397,7 +412,7 @@ impl Builder<'_> {
             key,
             Filter {
                 select: Select::All,
-                redirect_to: Some(self.devs[dir_index(dir)]),
+                redirect_to: Some(redirect_to),
             },
         );
     }

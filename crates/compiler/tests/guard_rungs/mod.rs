@@ -24,6 +24,7 @@ fn compiled(p: &policy::Policy) -> Compiled {
         route_realms: Vec::new(),
         bridges: None,
         offline: Default::default(),
+        foreign_roots: Default::default(),
     };
     compile(p, &facts).unwrap_or_else(|e| panic!("{e:#?}"))
 }

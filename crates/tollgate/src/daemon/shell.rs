@@ -438,6 +438,7 @@ impl Shell {
                 .copied()
                 .collect(),
             bridges: crate::reconciler::bridges(&observed),
+            foreign_roots: crate::reconciler::foreign_roots(&observed),
             offline,
             live: compiler::Live::from_plan(&observed.plan),
             counters: observed
