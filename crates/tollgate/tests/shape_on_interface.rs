@@ -8,7 +8,7 @@
 //! back to the IFBs, and `down` leaving the kernel's default qdisc and
 //! the operator's own clsact filter.
 //!
-//! Namespaces `direct-*` (suffixed with the process id): an upstream
+//! Namespaces `tgdirect-*` (suffixed with the process id): an upstream
 //! holding a national (198.51.100.1) and an international (203.0.113.1)
 //! address, the router (`wan0` toward the upstream, a bridge `lan0` toward
 //! the tenants), and one namespace per tenant k with 100.64.k.2/24. Rates
@@ -69,7 +69,7 @@ fn sh(script: &str) -> String {
 impl Site {
     fn new(tag: &str, n: u32) -> Site {
         let id = std::process::id();
-        let base = format!("direct-{tag}{id}");
+        let base = format!("tgdirect-{tag}{id}");
         let s = Site {
             host: format!("{base}-h"),
             upstream: format!("{base}-u"),
