@@ -25,47 +25,10 @@ use std::time::Duration;
 
 mod daemon_site;
 
-use daemon_site::{sh, wait_for, Daemon, Site, FRAME, NATIONAL, SENDER};
-
-const POLICY: &str = r#"
-[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "200mbit", up = "200mbit" }
-
-[realms]
-default = "international"
-
-[realms.national]
-id = 1
-prefixes = ["198.51.100.0/24"]
-
-[realms.international]
-id = 2
-
-[plans.home]
-down = { rate = "20mbit", ceil = "50mbit" }
-up = { rate = "20mbit", ceil = "50mbit" }
-
-[[tenants]]
-id = 1
-name = "t1"
-plan = "home"
-prefixes = ["100.64.1.0/24"]
-"#;
-
-/// The skew that puts a daemon started now 12 s before the first slot
-/// boundary at least 60 s past `after` (in its skewed time), and the slot
-/// that ends at that boundary.
-fn skew_before_boundary(after: i64) -> (i64, Slot) {
-    let now = jiff::Timestamp::now().as_second();
-    let boundary = Slot::containing(jiff::Timestamp::from_second(after + 60).unwrap()).next();
-    (
-        boundary.start().as_second() - 12 - now,
-        Slot(boundary.0 - 1),
-    )
-}
+use daemon_site::{
+    sh, skew_before_boundary, wait_for, Daemon, Site, FRAME, NATIONAL, ONE_TENANT_POLICY as POLICY,
+    SENDER,
+};
 
 /// Runs `f` on the ClickHouse history from inside namespace `ns` (a
 /// thread of its own enters it: the server listens there).

@@ -34,35 +34,7 @@ use std::time::{Duration, Instant};
 
 mod daemon_site;
 
-use daemon_site::{wait_for, Site, FRAME, NATIONAL, SENDER};
-
-const POLICY: &str = r#"
-[site]
-mode = "router"
-uplink = "wan0"
-lan = "lan0"
-capacity = { down = "200mbit", up = "200mbit" }
-
-[realms]
-default = "international"
-
-[realms.national]
-id = 1
-prefixes = ["198.51.100.0/24"]
-
-[realms.international]
-id = 2
-
-[plans.home]
-down = { rate = "20mbit", ceil = "50mbit" }
-up = { rate = "20mbit", ceil = "50mbit" }
-
-[[tenants]]
-id = 1
-name = "t1"
-plan = "home"
-prefixes = ["100.64.1.0/24"]
-"#;
+use daemon_site::{wait_for, Site, FRAME, NATIONAL, ONE_TENANT_POLICY as POLICY, SENDER};
 
 /// Daemon seconds per wall second.
 const RATE: u64 = 60;

@@ -19,6 +19,52 @@ pub const INTERNATIONAL: &str = "203.0.113.1";
 /// 8 UDP + 1000 payload.
 pub const FRAME: u64 = 14 + 20 + 8 + 1000;
 
+/// A router with one tenant, `t1` (100.64.1.0/24, plan `home`: 20 Mbit/s
+/// rate, 50 ceil both ways), and two realms: `national` (198.51.100.0/24,
+/// id 1) and `international` (the rest, id 2). The agents' and the
+/// ClickHouse tests' policy, to which each adds its own sections.
+pub const ONE_TENANT_POLICY: &str = r#"
+[site]
+mode = "router"
+uplink = "wan0"
+lan = "lan0"
+capacity = { down = "200mbit", up = "200mbit" }
+
+[realms]
+default = "international"
+
+[realms.national]
+id = 1
+prefixes = ["198.51.100.0/24"]
+
+[realms.international]
+id = 2
+
+[plans.home]
+down = { rate = "20mbit", ceil = "50mbit" }
+up = { rate = "20mbit", ceil = "50mbit" }
+
+[[tenants]]
+id = 1
+name = "t1"
+plan = "home"
+prefixes = ["100.64.1.0/24"]
+"#;
+
+/// The skew that puts a daemon started now 12 s before the first slot
+/// boundary at least 60 s past `after` (in its skewed time), and the slot
+/// that ends at that boundary: a slot closes without waiting for the wall
+/// clock.
+pub fn skew_before_boundary(after: i64) -> (i64, accounting::Slot) {
+    let now = jiff::Timestamp::now().as_second();
+    let boundary =
+        accounting::Slot::containing(jiff::Timestamp::from_second(after + 60).unwrap()).next();
+    (
+        boundary.start().as_second() - 12 - now,
+        accounting::Slot(boundary.0 - 1),
+    )
+}
+
 /// Sends argv[3] datagrams of 1000 bytes from argv[1] to argv[2] port 9,
 /// about 8 Mbit/s.
 pub const SENDER: &str = "import socket, sys, time
