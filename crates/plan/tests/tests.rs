@@ -704,13 +704,26 @@ fn edited(base: &Plan, edits: &[Edit]) -> Plan {
                 }
             }
             Edit::DropClass(i) => {
-                // A leaf only, as the kernel would still hold it otherwise.
+                // A leaf only, as the kernel would still hold it otherwise:
+                // no class below it, and no qdisc on it (a shard's class
+                // holds the shard's own HTB, whose classes name that
+                // qdisc's major as their parent, not the class).
                 let parents: BTreeSet<(IfName, ClassId)> =
                     p.classes.iter().map(|(k, c)| (k.dev, c.parent)).collect();
+                let holders: BTreeSet<(IfName, ClassId)> = p
+                    .qdiscs
+                    .keys()
+                    .filter_map(|q| match q.attach {
+                        Attach::Class(c) => Some((q.dev, c)),
+                        _ => None,
+                    })
+                    .collect();
                 let leaves: Vec<ClassKey> = p
                     .classes
                     .keys()
-                    .filter(|k| !parents.contains(&(k.dev, k.id)))
+                    .filter(|k| {
+                        !parents.contains(&(k.dev, k.id)) && !holders.contains(&(k.dev, k.id))
+                    })
                     .copied()
                     .collect();
                 if !leaves.is_empty() {
