@@ -21,14 +21,14 @@
 use accounting::{Sample, Slot};
 use engine::shipped::SEQUENCES_PER_SLOT;
 use history::{AddBatch, SampleQuery, SqliteOptions, SqliteStore, Store, Tenants};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod daemon_site;
 
 use daemon_site::{
-    sh, skew_before_boundary, wait_for, Daemon, Site, FRAME, NATIONAL, ONE_TENANT_POLICY as POLICY,
-    SENDER,
+    send_to_tenant, sh, skew_before_boundary, wait_for, Daemon, Site, FRAME,
+    ONE_TENANT_POLICY as POLICY,
 };
 
 const CENTRAL_API: &str = "192.0.2.10:9188";
@@ -229,30 +229,7 @@ impl Pair {
 
     /// Sends `n` datagrams to the agent's tenant from the national server.
     fn send(&self, n: u64) {
-        send_to(&self.agent, n);
-    }
-}
-
-/// Sends `n` datagrams to a site's tenant from the national server.
-fn send_to(site: &Site, n: u64) {
-    {
-        let ok = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &site.upstream,
-                "python3",
-                "-c",
-                SENDER,
-                NATIONAL,
-                "100.64.1.2",
-            ])
-            .arg(n.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        send_to_tenant(&self.agent, n);
     }
 }
 
@@ -875,8 +852,8 @@ fn a_tenant_whose_vm_moved_between_agents_gets_one_bill_on_the_central() {
         &["--no-api"],
         &[("TOLLGATE_CLOCK_SKEW", &skew_b.to_string())],
     );
-    send_to(&p.agent, 600);
-    send_to(&b, 400);
+    send_to_tenant(&p.agent, 600);
+    send_to_tenant(&b, 400);
     let standing = |writer: &str| -> Option<u64> {
         let (status, body) = p.call(
             "GET",

@@ -20,14 +20,13 @@ use accounting::{Sample, Slot};
 use engine::shipped::SEQUENCES_PER_SLOT;
 use history::{AddBatch, SampleQuery, SqliteOptions, SqliteStore, Store, StoreError, Tenants};
 use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod daemon_site;
 
 use daemon_site::{
-    sh, skew_before_boundary, wait_for, Daemon, Site, FRAME, NATIONAL, ONE_TENANT_POLICY as POLICY,
-    SENDER,
+    send_to_tenant, sh, skew_before_boundary, wait_for, Daemon, Site, FRAME,
+    ONE_TENANT_POLICY as POLICY,
 };
 
 /// Runs `f` on the ClickHouse history from inside namespace `ns` (a
@@ -69,17 +68,6 @@ fn local_samples(agent: &Site) -> Vec<Sample> {
     )
     .unwrap();
     all_samples(&store)
-}
-
-fn send(agent: &Site, n: u64) {
-    let ok = Command::new("ip")
-        .args(["netns", "exec", &agent.upstream, "python3", "-c", SENDER])
-        .args([NATIONAL, "100.64.1.2", &n.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 fn start_agent(agent: &Site, skew: i64) -> Daemon {
@@ -136,7 +124,7 @@ fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
     let t0 = jiff::Timestamp::now().as_second();
     let (skew1, slot1) = skew_before_boundary(t0);
     let d = start_agent(&agent, skew1);
-    send(&agent, 1000);
+    send_to_tenant(&agent, 1000);
     wait_for("slot 1 in ClickHouse", Duration::from_secs(60), || {
         shipped_through(slot1)
     });
@@ -150,7 +138,7 @@ fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
         let (skew, slot) = skew_before_boundary(t0 + last.0 + 60);
         assert!(slot > last.1, "slot {k}: {slot:?} after {:?}", last.1);
         let d = start_agent(&agent, skew);
-        send(&agent, datagrams);
+        send_to_tenant(&agent, datagrams);
         wait_for(
             &format!("slot {k} closed locally"),
             Duration::from_secs(60),

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 mod daemon_site;
 
-use daemon_site::{wait_for, Site, FRAME, NATIONAL, ONE_TENANT_POLICY as POLICY, SENDER};
+use daemon_site::{send_to_tenant, wait_for, Site, FRAME, ONE_TENANT_POLICY as POLICY};
 
 /// Daemon seconds per wall second.
 const RATE: u64 = 60;
@@ -126,25 +126,21 @@ fn classes(site: &Site) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("class htb"))
 }
 
-/// Sends `n` datagrams to the tenant from the national server.
-fn send(site: &Site, n: u64) {
-    let ok = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &site.upstream,
-            "python3",
-            "-c",
-            SENDER,
-            NATIONAL,
-            "100.64.1.2",
-        ])
-        .arg(n.to_string())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+/// SIGTERM, and the daemon must exit with success within 15 s (a last
+/// read, the batch committed); its log.
+fn stop_cleanly(daemon: &mut Daemon) -> String {
+    daemon.signal("-TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "SIGTERM ignored");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = daemon.log();
+    assert!(status.success(), "{status}\n{log}");
+    log
 }
 
 /// The tenant's national download in the ClickHouse history: (bytes,
@@ -198,7 +194,7 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
     let mut daemon = start_daemon(&site);
 
     // Before: 600 datagrams, committed within a slot or two (5 s each).
-    send(&site, 600);
+    send_to_tenant(&site, 600);
     wait_for(
         "the first 600 datagrams committed",
         Duration::from_secs(30),
@@ -229,7 +225,7 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
     let mut sent = 600;
     while down.elapsed() < Duration::from_secs(OUTAGE) {
         let second = Instant::now();
-        send(&site, 35);
+        send_to_tenant(&site, 35);
         sent += 35;
         assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
         assert!(classes(&site), "the classes are gone:\n{}", daemon.log());
@@ -261,22 +257,12 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
 
     // After: the server is back on the same data; 300 more datagrams.
     server.start_again();
-    send(&site, 300);
+    send_to_tenant(&site, 300);
     sent += 300;
     wait_for("every datagram committed", Duration::from_secs(40), || {
         national_down(&server).0 >= sent * FRAME
     });
-    daemon.signal("-TERM");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(15), "SIGTERM ignored");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = daemon.log();
-    assert!(status.success(), "{status}\n{log}");
+    let log = stop_cleanly(&mut daemon);
 
     // To the byte and the packet: what was sent, once.
     assert_eq!(
@@ -378,7 +364,7 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
     });
     write_policy(&site, "http://127.0.0.1:9123");
     let mut daemon = start_daemon(&site);
-    send(&site, 500);
+    send_to_tenant(&site, 500);
     let mut sent = 500;
     wait_for(
         "the first 500 datagrams committed",
@@ -394,28 +380,18 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(8) {
         let second = Instant::now();
-        send(&site, 40);
+        send_to_tenant(&site, 40);
         sent += 40;
         assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
         std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
     }
     std::fs::remove_file(&lose).unwrap();
-    send(&site, 100);
+    send_to_tenant(&site, 100);
     sent += 100;
     wait_for("every datagram committed", Duration::from_secs(30), || {
         national_down(&server).0 >= sent * FRAME
     });
-    daemon.signal("-TERM");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(15), "SIGTERM ignored");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = daemon.log();
-    assert!(status.success(), "{status}\n{log}");
+    let log = stop_cleanly(&mut daemon);
     let lost = std::fs::read_to_string(site.dir.join("proxy.log")).unwrap_or_default();
     assert!(lost.lines().count() >= 2, "answers lost: {lost:?}");
     assert_eq!(

@@ -95,6 +95,19 @@ pub fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Sends `n` datagrams of [`SENDER`] to a site's first tenant
+/// (100.64.1.2) from the national server.
+pub fn send_to_tenant(site: &Site, n: u64) {
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &site.upstream, "python3", "-c", SENDER])
+        .args([NATIONAL, "100.64.1.2", &n.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "the sender failed");
+}
+
 /// Waits until `ok` holds, checking every 100 ms, for at most `limit`.
 pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
