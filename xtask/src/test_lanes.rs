@@ -59,6 +59,7 @@ const PURE: &[&str] = &[
 /// longer waits for (a CI run took 20 min 15 s with only the first two).
 const WAITING: &[(&str, &str)] = &[
     ("tollgate", "tests/agents.rs"),
+    ("tollgate", "tests/agents_under_load.rs"),
     ("tollgate", "tests/agents_clickhouse.rs"),
     ("tollgate", "tests/clickhouse_outage.rs"),
     ("tollgate", "tests/crash.rs"),
@@ -156,12 +157,21 @@ fn lane(binaries: &[&TestBinary], nice: bool, out: &mut dyn FnMut(&str) -> Stdio
         let header = format!("     Running {} ({})\n", b.what, exe);
         let stdout = out(&header);
         let stderr = out("");
+        let started = std::time::Instant::now();
         let status = cmd
             .current_dir(&b.dir)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
             .status();
+        // The executable's whole wall time (its own `finished in` leaves
+        // out start-up and teardown), so that the lanes can be balanced.
+        let _ = out(&format!(
+            "     took {:.1} s: {} {}\n",
+            started.elapsed().as_secs_f64(),
+            b.package(),
+            b.what
+        ));
         match status {
             Ok(s) if s.success() => {}
             Ok(s) => failed.push(format!("{} {} ({s})", b.package(), b.what)),
@@ -194,6 +204,7 @@ pub fn run(root: &Path, lint: &[&str]) -> Result<(), String> {
         kernel.len(),
         log_path.display()
     );
+    let started = std::time::Instant::now();
     let failed = std::thread::scope(|s| {
         let pure_lane = s.spawn(|| -> Result<Vec<String>, String> {
             let log = std::fs::File::create(&log_path)
@@ -231,6 +242,10 @@ pub fn run(root: &Path, lint: &[&str]) -> Result<(), String> {
                 Ok(s) => failed.push(format!("cargo {} ({s})", lint.join(" "))),
                 Err(e) => failed.push(format!("cargo {}: cannot run cargo: {e}", lint.join(" "))),
             }
+            let _ = out(&format!(
+                "the lane beside took {:.0} s\n",
+                started.elapsed().as_secs_f64()
+            ));
             Ok(failed)
         });
         let mut out = |header: &str| -> Stdio {
@@ -238,6 +253,10 @@ pub fn run(root: &Path, lint: &[&str]) -> Result<(), String> {
             Stdio::inherit()
         };
         let mut failed = lane(&kernel, false, &mut out);
+        eprintln!(
+            "the kernel lane took {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         match pure_lane.join() {
             Ok(Ok(f)) => failed.extend(f),
             Ok(Err(e)) => failed.push(e),
