@@ -1,7 +1,9 @@
 //! The accountant: readings of every counter at one instant in, closed
 //! 5-minute samples out.
 
-use crate::counter::{delta, CounterEvent, CounterWidth, FirstSight, Reading, Usage};
+use crate::counter::{
+    delta, CounterEvent, CounterWidth, FirstSight, ObjectIdentity, Reading, Usage,
+};
 use crate::key::UsageKey;
 use crate::slot::{Slot, SAMPLE_MILLIS};
 use crate::spread::spread;
@@ -177,6 +179,11 @@ pub struct Accountant {
     coverage: BTreeMap<Slot, Tally>,
     /// Overflows met while resuming, reported by the next observe.
     pending_events: Vec<(UsageKey, CounterEvent)>,
+    /// Objects the caller created, with when it said so: at their first
+    /// sight their whole value is counted ([`Accountant::created`]). Not
+    /// persisted: after a restart they are a baseline again, which loses
+    /// that traffic rather than inventing any.
+    created: HashMap<ObjectIdentity, i64>,
 }
 
 /// Adds `part` to the open sample of `slot` and `key`, or, if that would
@@ -210,7 +217,20 @@ impl Accountant {
             open: BTreeMap::new(),
             coverage: BTreeMap::new(),
             pending_events: Vec::new(),
+            created: HashMap::new(),
         }
+    }
+
+    /// The caller has just created these objects (a daemon's new classes):
+    /// whatever their counters hold at their first sight passed through
+    /// them since, so it is counted from zero instead of taken as a
+    /// baseline. Without this, the traffic between a class's creation and
+    /// the first read of it was lost: a second of a new tenant's traffic,
+    /// or of every tenant's on a daemon's first start. Forgotten after
+    /// [`Config::forget_after`] if never seen.
+    pub fn created(&mut self, objects: impl IntoIterator<Item = ObjectIdentity>, now: Timestamp) {
+        let at = now.as_millisecond();
+        self.created.extend(objects.into_iter().map(|o| (o, at)));
     }
 
     /// An accountant that continues from a persisted state. Open samples
@@ -331,11 +351,15 @@ impl Accountant {
             .map(|p| Slot::containing_millis(p).start_millis());
         for (key, reading) in readings {
             let last = self.counters.get(key);
+            let first_sight = match last {
+                None if self.created.remove(&reading.object).is_some() => FirstSight::CountFromZero,
+                _ => self.config.first_sight,
+            };
             let (usage, event) = delta(
                 last.map(|l| &l.reading),
                 reading,
                 self.config.packet_width,
-                self.config.first_sight,
+                first_sight,
             );
             if let Some(e) = event {
                 closed.events.push((*key, e));
@@ -368,6 +392,7 @@ impl Accountant {
         self.last_observe_ms = Some(now_ms);
         let horizon = now_ms.saturating_sub(self.config.forget_after.as_millis() as i64);
         self.counters.retain(|_, l| l.at_ms >= horizon);
+        self.created.retain(|_, &mut at| at >= horizon);
         Ok(closed)
     }
 

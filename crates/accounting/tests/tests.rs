@@ -599,3 +599,38 @@ fn an_impossible_state_is_refused_with_the_field_named() {
     };
     assert_eq!(bad(s), "counters.at_ms");
 }
+
+/// A class the caller created is counted from zero at its first sight;
+/// one it found (a daemon's restart without state, an operator's) is a
+/// baseline, and so is a created one after a restart.
+#[test]
+fn a_created_objects_first_sight_counts_its_whole_value() {
+    let (made, found) = (key(1, 1, Direction::Down), key(2, 1, Direction::Down));
+    let mut a = Accountant::new(Config::default());
+    a.observe(at(0), &[]).unwrap();
+    a.created([ObjectIdentity(7)], at(1));
+    a.observe(
+        at(2),
+        &[(made, reading(7, 5_000, 5)), (found, reading(8, 9_000, 9))],
+    )
+    .unwrap();
+    let c = a
+        .observe(
+            at(300),
+            &[(made, reading(7, 6_000, 6)), (found, reading(8, 9_500, 10))],
+        )
+        .unwrap();
+    assert_eq!(bytes_of(&c.samples, made), 6_000);
+    assert_eq!(bytes_of(&c.samples, found), 500);
+
+    // Told, then restarted before reading it: the state does not carry it.
+    let mut b = Accountant::new(Config::default());
+    b.created([ObjectIdentity(9)], at(0));
+    let mut b = Accountant::resume(Config::default(), &b.state());
+    let other = key(3, 1, Direction::Up);
+    b.observe(at(1), &[(other, reading(9, 4_000, 4))]).unwrap();
+    let c = b
+        .observe(at(300), &[(other, reading(9, 4_100, 5))])
+        .unwrap();
+    assert_eq!(bytes_of(&c.samples, other), 100);
+}

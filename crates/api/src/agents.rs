@@ -21,6 +21,7 @@ use accounting::{Sample, SlotCoverage};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use engine::io::{Answer, Command};
+use engine::shipped::{slot_of, SEQUENCES_PER_SLOT};
 use engine::shipping::ShippedBatch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -83,8 +84,14 @@ pub struct AgentRow {
     pub last_slot_end: Option<String>,
     /// Seconds from that slot's end to now: how far behind it is.
     pub lag_seconds: Option<i64>,
-    /// When its last batch arrived (RFC 3339).
-    pub received: String,
+    /// When its last batch arrived (RFC 3339); `null` for a writer known
+    /// only from the shared store.
+    pub received: Option<String>,
+    /// How this daemon knows the writer: `api` (its batches came here)
+    /// or `store` (it writes straight into the shared ClickHouse history,
+    /// `[central] store = "clickhouse"`: its sequence and lag are read
+    /// from the store, its batches are not counted here).
+    pub via: AgentVia,
     /// Batches committed (counted across restarts).
     pub batches: u64,
     /// The bytes of their samples.
@@ -95,6 +102,16 @@ pub struct AgentRow {
     pub refused: u64,
     /// Why the last one was refused.
     pub last_refusal: Option<String>,
+}
+
+/// How a daemon knows a writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentVia {
+    /// Its batches came through this daemon's API.
+    Api,
+    /// It writes into the history this daemon reads.
+    Store,
 }
 
 /// The agents.
@@ -238,20 +255,35 @@ pub async fn list(
 ) -> Result<axum::Json<Agents>, Problem> {
     must_see_agents(&caller)?;
     let snap = st.snapshot.borrow().clone();
-    let agents = snap
+    // Agents that write straight into a shared store never reach this
+    // daemon: the store says where they stand.
+    let stored = st
+        .stores
+        .with(|s| {
+            s.writers()
+                .map_err(|e| Problem::unavailable(format!("the history: {e}")))
+        })
+        .await?;
+    let lag = |slot: Option<accounting::Slot>| {
+        let end = slot.and_then(|s| jiff::Timestamp::from_millisecond(s.end_millis()).ok());
+        (
+            end.map(|t| t.to_string()),
+            end.map(|t| snap.now.duration_since(t).as_secs().max(0)),
+        )
+    };
+    let mut agents: Vec<AgentRow> = snap
         .agents
         .iter()
         .map(|(writer, a)| {
-            let end = a
-                .last_slot
-                .and_then(|s| jiff::Timestamp::from_millisecond(s.end_millis()).ok());
+            let (last_slot_end, lag_seconds) = lag(a.last_slot);
             AgentRow {
                 writer: writer.clone(),
                 sequence: a.sequence,
                 last_slot: a.last_slot.map(|s| s.0),
-                last_slot_end: end.map(|t| t.to_string()),
-                lag_seconds: end.map(|t| snap.now.duration_since(t).as_secs().max(0)),
-                received: a.at.to_string(),
+                last_slot_end,
+                lag_seconds,
+                received: Some(a.at.to_string()),
+                via: AgentVia::Api,
                 batches: a.batches,
                 bytes: a.bytes,
                 duplicates: a.duplicates,
@@ -260,6 +292,28 @@ pub async fn list(
             }
         })
         .collect();
+    for w in stored {
+        if w.writer == "flows" || snap.agents.contains_key(&w.writer) {
+            continue;
+        }
+        let slot = (w.sequence >= SEQUENCES_PER_SLOT).then(|| slot_of(w.sequence));
+        let (last_slot_end, lag_seconds) = lag(slot);
+        agents.push(AgentRow {
+            writer: w.writer,
+            sequence: w.sequence,
+            last_slot: slot.map(|s| s.0),
+            last_slot_end,
+            lag_seconds,
+            received: None,
+            via: AgentVia::Store,
+            batches: 0,
+            bytes: 0,
+            duplicates: 0,
+            refused: 0,
+            last_refusal: None,
+        });
+    }
+    agents.sort_by(|a, b| a.writer.cmp(&b.writer));
     Ok(axum::Json(Agents { agents }))
 }
 

@@ -97,6 +97,13 @@ impl Books {
         self.account(now, &readings)
     }
 
+    /// The apply created these classes at `now`: the first read of each
+    /// counts its whole value.
+    pub fn created(&mut self, now: Timestamp, classes: &[plan::ClassKey]) {
+        self.accountant
+            .created(classes.iter().map(crate::feeds::identity), now);
+    }
+
     /// Accounts readings taken at `now`.
     pub fn account(
         &mut self,

@@ -592,6 +592,7 @@ impl Engine {
         self.counts.changes_applied += a.applied as u64;
         self.counts.changes_failed += a.failed.len() as u64;
         self.counts.round_ms = a.elapsed_ms;
+        self.books.created(now, &a.created);
         for r in &a.readings {
             if let Err(e) = self.books.account(r.at, &r.readings) {
                 self.event(out, now, Level::Warn, "read_refused", e, None);

@@ -139,6 +139,10 @@ pub struct Applied {
     pub failed: Vec<(String, String)>,
     /// Readings taken around deletions.
     pub readings: Vec<TimedReadings>,
+    /// The classes the round created: their counters' first sight counts
+    /// their whole value (everything in them passed since).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<ClassKey>,
     /// How long the round took, in milliseconds.
     pub elapsed_ms: f64,
     /// Why the round could not run at all (the kernel could not be read).

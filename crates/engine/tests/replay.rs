@@ -139,6 +139,7 @@ impl Sim {
                     applied: changes,
                     failed: Vec::new(),
                     readings: Vec::new(),
+                    created: Vec::new(),
                     elapsed_ms: 1.0,
                     error: None,
                 }))

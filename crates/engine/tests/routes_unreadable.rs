@@ -111,6 +111,7 @@ impl Kernel {
                         applied: changes,
                         failed: Vec::new(),
                         readings: Vec::new(),
+                        created: Vec::new(),
                         elapsed_ms: 1.0,
                         error: None,
                     })))

@@ -298,6 +298,10 @@ impl Store for ClickHouseStore {
         read::state(&self.client, writer)
     }
 
+    fn writers(&self) -> Result<Vec<history::WriterSequence>, StoreError> {
+        read::writers(&self.client)
+    }
+
     fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
         read::samples(&self.client, query)
     }

@@ -546,6 +546,29 @@ pub fn state(client: &Client, writer: &str) -> Result<Option<StoredState>, Store
     decode_state(&out)
 }
 
+/// Every named writer and its last sequence (the accountant's own rows
+/// carry no name).
+pub fn writers(client: &Client) -> Result<Vec<history::WriterSequence>, StoreError> {
+    let sql = format!(
+        "SELECT writer, max(sequence) FROM {}.writers WHERE writer != ''
+         GROUP BY writer ORDER BY writer FORMAT RowBinary",
+        client.db
+    );
+    let out = client.query(&sql, "read the writers")?;
+    let mut r = Reader::new(&out);
+    let place = "writers";
+    let mut found = Vec::new();
+    while !r.done() {
+        let name = r.bytes().map_err(truncated(place))?;
+        let sequence = r.u64().map_err(truncated(place))?;
+        found.push(history::WriterSequence {
+            writer: String::from_utf8_lossy(name).into_owned(),
+            sequence,
+        });
+    }
+    Ok(found)
+}
+
 /// The state's row: blob, sequence, how many rows there were.
 pub fn decode_state(out: &[u8]) -> Result<Option<StoredState>, StoreError> {
     let mut r = Reader::new(out);

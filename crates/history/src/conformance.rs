@@ -316,6 +316,14 @@ fn adds(store: &mut dyn Store) -> Vec<String> {
         .expect("state")
         .expect("a state");
     assert_eq!((st.sequence, st.blob.as_slice()), (2, &b"flows"[..]));
+    // The writers that added, each at its last sequence; the accountant's
+    // appends are no writer's.
+    let writers = store.writers().expect("writers");
+    let named: Vec<(&str, u64)> = writers
+        .iter()
+        .map(|w| (w.writer.as_str(), w.sequence))
+        .collect();
+    assert_eq!(named, vec![("flows", 2), ("other", 1)]);
     assert_eq!(
         store.last_state().expect("state").expect("state").sequence,
         1

@@ -72,5 +72,5 @@ pub use sqlite::{SqliteOptions, SqliteStore, COMPACT_GRACE, DEFAULT_PATH, SCHEMA
 pub use store::{
     latency_cutoff, AddBatch, Batch, Bucket, CompactReport, FrozenPeriod, HourTotal, HourTotals,
     RankBy, Retention, RetentionReport, SampleQuery, Store, StoredState, TenantTotal, Tenants,
-    TopQuery, UsageQuery, UsageTotal,
+    TopQuery, UsageQuery, UsageTotal, WriterSequence,
 };

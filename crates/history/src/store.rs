@@ -84,6 +84,16 @@ pub struct StoredState {
     pub blob: Vec<u8>,
 }
 
+/// A writer that added batches ([`Store::add`]) and the last sequence it
+/// committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriterSequence {
+    /// The writer's name (an agent's host, `flows`).
+    pub writer: String,
+    /// Its last committed batch.
+    pub sequence: u64,
+}
+
 /// Which tenants a query is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -400,6 +410,11 @@ pub trait Store {
     /// The state the writer committed with its last batch.
     fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError>;
 
+    /// Every writer that added batches, by name, with its last committed
+    /// sequence: where agents that write straight into a shared store
+    /// stand, though no central daemon saw their batches.
+    fn writers(&self) -> Result<Vec<WriterSequence>, StoreError>;
+
     /// Raw samples, ordered by slot then key.
     fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError>;
 
@@ -559,6 +574,10 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn writer_state(&self, writer: &str) -> Result<Option<StoredState>, StoreError> {
         (**self).writer_state(writer)
+    }
+
+    fn writers(&self) -> Result<Vec<WriterSequence>, StoreError> {
+        (**self).writers()
     }
 
     fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError> {

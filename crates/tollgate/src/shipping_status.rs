@@ -131,8 +131,12 @@ pub struct AgentLine {
     pub last_slot_end: Option<Timestamp>,
     /// Seconds from that end to now.
     pub lag_seconds: Option<i64>,
-    /// When its last batch arrived.
-    pub received: Timestamp,
+    /// When its last batch arrived (none for an agent known only from the
+    /// shared store).
+    pub received: Option<Timestamp>,
+    /// `api` (its batches came to this central) or `store` (it writes
+    /// straight into the ClickHouse history this central reads).
+    pub via: &'static str,
     /// Batches committed (counted across the central's restarts).
     pub batches: u64,
     /// Their samples' bytes.
@@ -163,7 +167,8 @@ pub fn agents(path: &Path, now: Timestamp) -> Result<Vec<AgentLine>, String> {
                 last_slot: a.last_slot.map(|s| s.0),
                 last_slot_end: end,
                 lag_seconds: end.map(|e| (now.as_second() - e.as_second()).max(0)),
-                received: a.at,
+                received: Some(a.at),
+                via: "api",
                 batches: a.batches,
                 bytes: a.bytes,
                 duplicates: a.duplicates,
@@ -174,14 +179,55 @@ pub fn agents(path: &Path, now: Timestamp) -> Result<Vec<AgentLine>, String> {
         .collect())
 }
 
+/// Adds the agents that write straight into the shared store (`stored`:
+/// the store's writers) and did not ship here, with the newest slot their
+/// sequence names and its lag at `now`; the flow collector is no agent.
+pub fn add_stored(agents: &mut Vec<AgentLine>, stored: &[history::WriterSequence], now: Timestamp) {
+    for w in stored {
+        if w.writer == "flows" || agents.iter().any(|a| a.writer == w.writer) {
+            continue;
+        }
+        let slot = (w.sequence >= engine::shipped::SEQUENCES_PER_SLOT)
+            .then(|| engine::shipped::slot_of(w.sequence));
+        let end = slot.map(|s| s.next().start());
+        agents.push(AgentLine {
+            writer: w.writer.clone(),
+            sequence: w.sequence,
+            last_slot: slot.map(|s| s.0),
+            last_slot_end: end,
+            lag_seconds: end.map(|e| (now.as_second() - e.as_second()).max(0)),
+            received: None,
+            via: "store",
+            batches: 0,
+            bytes: 0,
+            duplicates: 0,
+            refused: 0,
+            last_refusal: None,
+        });
+    }
+    agents.sort_by(|a, b| a.writer.cmp(&b.writer));
+}
+
 /// The text lines for a central's agents.
 pub fn render_agents(agents: &[AgentLine]) -> String {
     let mut out = format!("agents ({}):\n", agents.len());
     for a in agents {
+        if a.received.is_none() {
+            out.push_str(&format!(
+                "  {}: writes into the shared store, newest slot {}{}, sequence {}\n",
+                a.writer,
+                a.last_slot.map_or("-".into(), |s| s.to_string()),
+                a.lag_seconds
+                    .map(|l| format!(" ({l} s behind now)"))
+                    .unwrap_or_default(),
+                a.sequence,
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "  {}: last batch {}, newest slot {}{}, {} ({} bytes) accepted, {} sent again, {} refused\n",
             a.writer,
-            a.received,
+            a.received.map_or("-".into(), |t| t.to_string()),
             a.last_slot.map_or("-".into(), |s| s.to_string()),
             a.lag_seconds
                 .map(|l| format!(" ({l} s behind now)"))
@@ -200,17 +246,20 @@ pub fn render_agents(agents: &[AgentLine]) -> String {
 
 /// Adds the agents (on a central) and the shipping (on an agent) to
 /// `tollgate status`'s output, text or JSON (`agents`, `shipping`), with
-/// their lag at `now` (the daemon's clock).
+/// their lag at `now` (the daemon's clock); `stored` are the shared
+/// store's writers (none with a SQLite history).
 pub fn annotate_status(
     state: &crate::state_dir::StateDir,
     out: String,
     json: bool,
     now: Timestamp,
+    stored: &[history::WriterSequence],
 ) -> String {
-    let agents = agents(&state.agents_status(), now).unwrap_or_else(|e| {
+    let mut agents = agents(&state.agents_status(), now).unwrap_or_else(|e| {
         tracing::warn!("the agents' status: {e}");
         vec![]
     });
+    add_stored(&mut agents, stored, now);
     let shipping = ShippingStatus::load(&state.shipping_status()).unwrap_or_else(|e| {
         tracing::warn!("the shipping status: {e}");
         None
@@ -339,5 +388,46 @@ mod tests {
         assert!(agents(&path, now)
             .unwrap_err()
             .contains("agents-status.json"));
+    }
+
+    #[test]
+    fn agents_writing_into_the_shared_store_are_shown_with_their_lag() {
+        let slot = Slot::containing(t(0));
+        let now = slot
+            .next()
+            .start()
+            .checked_add(jiff::SignedDuration::from_secs(70))
+            .unwrap();
+        let writer = |name: &str, sequence| history::WriterSequence {
+            writer: name.into(),
+            sequence,
+        };
+        let seq = slot.0 as u64 * engine::shipped::SEQUENCES_PER_SLOT + 2;
+        let mut a = vec![];
+        add_stored(
+            &mut a,
+            &[writer("hv9", seq), writer("flows", 3), writer("hv2", 1)],
+            now,
+        );
+        // The flow collector is no agent; a sequence below a slot's names
+        // no slot.
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].writer.as_str(), a[0].last_slot), ("hv2", None));
+        assert_eq!(a[1].last_slot, Some(slot.0));
+        assert_eq!((a[1].lag_seconds, a[1].via), (Some(70), "store"));
+        let text = render_agents(&a);
+        assert!(
+            text.contains(&format!(
+                "hv9: writes into the shared store, newest slot {} (70 s behind now), sequence {seq}",
+                slot.0
+            )),
+            "{text}"
+        );
+        // One that shipped here is shown as such, once.
+        let mut b = vec![a[1].clone()];
+        b[0].via = "api";
+        add_stored(&mut b, &[writer("hv9", seq)], now);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].via, "api");
     }
 }

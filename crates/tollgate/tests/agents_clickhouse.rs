@@ -192,12 +192,64 @@ fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
         .filter(|s| s.key.realm.0 == 1 && s.key.direction == accounting::Direction::Down)
         .map(|s| s.bytes)
         .sum();
-    assert_eq!(national_down, 2200 * FRAME);
+    assert_eq!(
+        national_down,
+        2200 * FRAME,
+        "the agent's samples: {}\nits log:\n{}",
+        local
+            .iter()
+            .map(|s| format!(
+                "\n  slot {} {}: {} B {} pkts",
+                s.slot.0, s.key, s.bytes, s.packets
+            ))
+            .collect::<String>(),
+        d_log_hint(&agent)
+    );
     let slots: std::collections::BTreeSet<Slot> = local.iter().map(|s| s.slot).collect();
     assert!(
         slots.is_superset(&[slot1, last.1].into_iter().collect()),
         "{slots:?}"
     );
+
+    // A tollgate reading that history (`[history] store = "clickhouse"`)
+    // shows the agent in `status`, found in the store, with its lag.
+    let central = agent.dir.join("central.toml");
+    std::fs::write(
+        &central,
+        format!(
+            "{POLICY}\n[history]\nstore = \"clickhouse\"\nurl = \"http://192.0.2.10:{}\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "--netns",
+            &agent.host,
+            "status",
+            "--json",
+            "--interval",
+            "100ms",
+        ])
+        .env("TOLLGATE_CONFIG", &central)
+        .env("TOLLGATE_STATE_DIR", agent.dir.join("central-state"))
+        .env("TOLLGATE_CLOCK_SKEW", last.0.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let hv1 = &v["agents"][0];
+    assert_eq!(
+        (&hv1["writer"], &hv1["via"]),
+        (&"hv1".into(), &"store".into()),
+        "{v}"
+    );
+    assert_eq!(hv1["last_slot"], last.1 .0, "{v}");
+    assert!(hv1["lag_seconds"].as_i64().is_some_and(|l| l < 300), "{v}");
 }
 
 fn d_log_hint(agent: &Site) -> String {

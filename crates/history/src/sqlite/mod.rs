@@ -211,6 +211,10 @@ impl Store for SqliteStore {
         read::writer_state(&self.conn, writer)
     }
 
+    fn writers(&self) -> Result<Vec<crate::WriterSequence>, StoreError> {
+        read::writers(&self.conn)
+    }
+
     fn compact(&mut self, now: Timestamp, limit: usize) -> Result<CompactReport, StoreError> {
         compact::compact(&mut self.conn, now, limit)
     }

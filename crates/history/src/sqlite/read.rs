@@ -774,6 +774,25 @@ pub(super) fn writer_state(
     .transpose()
 }
 
+pub(super) fn writers(conn: &Connection) -> Result<Vec<crate::WriterSequence>, StoreError> {
+    let ctx = "read the writers";
+    let mut st = conn
+        .prepare("SELECT writer, sequence FROM writers ORDER BY writer")
+        .map_err(StoreError::db(ctx))?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(StoreError::db(ctx))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (writer, sequence) = row.map_err(StoreError::db(ctx))?;
+        out.push(crate::WriterSequence {
+            writer,
+            sequence: u64_of(sequence, "writers.sequence")?,
+        });
+    }
+    Ok(out)
+}
+
 pub(super) fn batch_sequences(conn: &Connection) -> Result<Vec<u64>, StoreError> {
     let ctx = "read batch sequences";
     let mut st = conn

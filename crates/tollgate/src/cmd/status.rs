@@ -67,9 +67,25 @@ pub fn run(cx: &Context, gap: Duration, json: bool) -> Result<ExitCode> {
     let out = crate::collector::annotate_status(&cx.state, out, json);
     // The daemon's clock (shifted in tests), for the agents' lag.
     let now = crate::daemon::clock::Clock::from_env()?.now();
+    // Agents writing straight into a shared ClickHouse history are seen
+    // only there.
+    let stored = match policy.history.as_ref().map(|h| &h.store) {
+        Some(policy::HistoryStore::ClickHouse { .. }) => cx
+            .state
+            .history_store(policy.history.as_ref(), false)
+            .and_then(|s| {
+                s.writers()
+                    .map_err(|e| crate::error::Error::runtime(e.to_string()))
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!("the agents in the shared history: {e}");
+                vec![]
+            }),
+        _ => vec![],
+    };
     say!(
         "{}",
-        crate::shipping_status::annotate_status(&cx.state, out, json, now)
+        crate::shipping_status::annotate_status(&cx.state, out, json, now, &stored)
     );
     Ok(ExitCode::SUCCESS)
 }

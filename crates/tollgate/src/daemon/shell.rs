@@ -463,6 +463,7 @@ impl Shell {
                 applied: 0,
                 failed: Vec::new(),
                 readings: Vec::new(),
+                created: Vec::new(),
                 elapsed_ms: 0.0,
                 error: Some("no observation to converge from".into()),
             }));
@@ -474,6 +475,7 @@ impl Shell {
             applied: 0,
             failed: Vec::new(),
             readings: Vec::<TimedReadings>::new(),
+            created: Vec::new(),
             elapsed_ms: 0.0,
             error: None,
         };
@@ -508,6 +510,23 @@ impl Shell {
                         .map(|f| (f.object.to_string(), f.message.clone()))
                         .collect();
                     applied.readings = readings;
+                    // Only the classes the kernel made: one refused (it
+                    // was there already, say) holds traffic from before.
+                    applied.created = changes
+                        .changes
+                        .iter()
+                        .filter_map(|c| match c {
+                            plan::Change::AddClass { key, .. }
+                                if !report
+                                    .failed
+                                    .iter()
+                                    .any(|f| f.object == c.object().to_string()) =>
+                            {
+                                Some(*key)
+                            }
+                            _ => None,
+                        })
+                        .collect();
                 }
                 Err(e) => applied.error = Some(e.to_string()),
             }
