@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 mod agent_pair;
 mod daemon_site;
 
-use agent_pair::{national_down, samples, tenants, tollgate_in, Pair, CENTRAL_API};
+use agent_pair::{national_down, needs, samples, tenants, tollgate_in, Pair, CENTRAL_API};
 use daemon_site::{send_to_tenant, sh, skew_before_boundary, wait_for, Daemon, Site, FRAME};
 
 #[test]
@@ -32,13 +32,7 @@ fn an_agent_ships_every_closed_slot_once_across_a_central_outage() {
     if !testkit::root("an_agent_ships_every_closed_slot_once_across_a_central_outage") {
         return;
     }
-    for (cmd, package) in [
-        ("nft", "nftables"),
-        ("python3", "python3"),
-        ("curl", "curl"),
-    ] {
-        testkit::need(cmd, package);
-    }
+    needs();
     let p = Pair::new("tgag");
     let t0 = jiff::Timestamp::now().as_second();
     let (skew1, slot1) = skew_before_boundary(t0);
@@ -181,17 +175,6 @@ fn late(local: &[Sample], slot: Slot, bytes: u64, new_key: bool) -> Sample {
     s.bytes = bytes;
     s.packets = bytes / 1000;
     s
-}
-
-fn needs() -> bool {
-    for (cmd, package) in [
-        ("nft", "nftables"),
-        ("python3", "python3"),
-        ("curl", "curl"),
-    ] {
-        testkit::need(cmd, package);
-    }
-    true
 }
 
 #[test]

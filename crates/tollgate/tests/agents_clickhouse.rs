@@ -17,11 +17,13 @@
 //! Needs root, iproute2, nftables, python3 and clickhouse-server.
 
 use accounting::{Sample, Slot};
+use agent_pair::all_samples;
 use engine::shipped::SEQUENCES_PER_SLOT;
-use history::{AddBatch, SampleQuery, SqliteOptions, SqliteStore, Store, StoreError, Tenants};
+use history::{AddBatch, Store, StoreError};
 use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
 use std::time::Duration;
 
+mod agent_pair;
 mod daemon_site;
 
 use daemon_site::{
@@ -49,25 +51,6 @@ fn in_clickhouse<T: Send + 'static>(
     })
     .join()
     .expect("the ClickHouse reader")
-}
-
-fn all_samples(store: &dyn Store) -> Vec<Sample> {
-    store
-        .samples(&SampleQuery {
-            tenants: Tenants::All,
-            from: Slot(1),
-            to: Slot(100_000_000),
-        })
-        .unwrap()
-}
-
-fn local_samples(agent: &Site) -> Vec<Sample> {
-    let store = SqliteStore::open(
-        &agent.state_dir().join("history.sqlite"),
-        &SqliteOptions::default(),
-    )
-    .unwrap();
-    all_samples(&store)
 }
 
 fn start_agent(agent: &Site, skew: i64) -> Daemon {
@@ -142,7 +125,7 @@ fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
         wait_for(
             &format!("slot {k} closed locally"),
             Duration::from_secs(60),
-            || local_samples(&agent).iter().any(|s| s.slot == slot),
+            || agent_pair::samples(&agent).iter().any(|s| s.slot == slot),
         );
         let log = d.log();
         assert!(
@@ -165,7 +148,7 @@ fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
 
     // To the byte: ClickHouse holds exactly the agent's closed samples,
     // which are the datagrams sent, none lost, none doubled.
-    let local = local_samples(&agent);
+    let local = agent_pair::samples(&agent);
     let (central, again) = in_clickhouse(&server_ns.0, &server.url, move |s| {
         let held = all_samples(s);
         // The last slot's batch added again counts once.

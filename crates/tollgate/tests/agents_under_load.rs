@@ -24,7 +24,7 @@
 use accounting::Sample;
 use engine::shipped::SEQUENCES_PER_SLOT;
 use net_types::TenantId;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,26 +44,14 @@ const PER_BATCH: u32 = 50;
 /// The agent, its clock `RATE` times as fast, reading the kernel every
 /// 30 s of its time (half a second).
 fn start_agent(p: &Pair) -> Daemon {
-    let site = &p.agent;
-    let log = site.dir.join("daemon.log");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["--netns", &site.host, "run", "--no-api"])
-        .args(["--interval", "30s", "--reconcile", "60s"])
-        .env("TOLLGATE_CONFIG", site.policy_path())
-        .env("TOLLGATE_STATE_DIR", site.state_dir())
-        .env("TOLLGATE_ACCOUNTING", site.dir.join("accounting.toml"))
-        .env("TOLLGATE_CLOCK_RATE", RATE.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("start the agent");
-    Daemon { child, log }
+    p.agent.start_daemon_args(
+        &p.agent.dir.join("accounting.toml"),
+        &["--no-api", "--interval", "30s", "--reconcile", "60s"],
+        &[
+            ("TOLLGATE_CLOCK_RATE", &RATE.to_string()),
+            ("RUST_LOG", "info"),
+        ],
+    )
 }
 
 /// Posts one batch to the central from its own namespace; the status (0
@@ -125,13 +113,7 @@ fn a_central_cut_off_restarted_and_killed_under_load_loses_nothing_and_counts_no
     ) {
         return;
     }
-    for (cmd, package) in [
-        ("nft", "nftables"),
-        ("python3", "python3"),
-        ("curl", "curl"),
-    ] {
-        testkit::need(cmd, package);
-    }
+    agent_pair::needs();
     let p = Pair::new("tgul");
     let token = std::fs::read_to_string(p.agent.dir.join("central.token")).unwrap();
     let token = token.trim();

@@ -29,49 +29,18 @@
 //! Needs root, iproute2, nftables, python3, curl and clickhouse-server.
 
 use accounting::Direction;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod daemon_site;
 
-use daemon_site::{send_to_tenant, wait_for, Site, FRAME, ONE_TENANT_POLICY as POLICY};
+use daemon_site::{send_to_tenant, wait_for, Daemon, Site, FRAME, ONE_TENANT_POLICY as POLICY};
 
 /// Daemon seconds per wall second.
 const RATE: u64 = 60;
 
 /// The outage, in wall seconds: 600 s (10 minutes) of the daemon's time.
 const OUTAGE: u64 = 600 / RATE;
-
-/// The daemon, killed on drop if the test failed before stopping it.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Writes the policy with its history at `url`.
 fn write_policy(site: &Site, url: &str) {
@@ -88,32 +57,14 @@ fn write_policy(site: &Site, url: &str) {
 /// `tollgate run` in the router with the faster clock: a read every 30 s
 /// and a reconcile every 60 s of its time (0.5 s and 1 s of the wall's).
 fn start_daemon(site: &Site) -> Daemon {
-    let log = site.dir.join("daemon.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args([
-            "--netns",
-            &site.host,
-            "run",
-            "--interval",
-            "30s",
-            "--reconcile",
-            "60s",
-        ])
-        .env("TOLLGATE_CONFIG", site.policy_path())
-        .env("TOLLGATE_STATE_DIR", site.state_dir())
-        .env("TOLLGATE_ACCOUNTING", site.dir.join("accounting.toml"))
-        .env("TOLLGATE_CLOCK_RATE", RATE.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("start the daemon");
-    let d = Daemon { child, log };
-    wait_for("the daemon's classes", Duration::from_secs(20), || {
-        classes(site)
-    });
-    d
+    site.start_daemon_args(
+        &site.dir.join("accounting.toml"),
+        &["--interval", "30s", "--reconcile", "60s"],
+        &[
+            ("TOLLGATE_CLOCK_RATE", &RATE.to_string()),
+            ("RUST_LOG", "info"),
+        ],
+    )
 }
 
 /// Whether the router's upload side has its HTB classes.

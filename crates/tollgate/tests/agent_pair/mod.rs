@@ -43,6 +43,17 @@ pub fn tollgate_in(site: &Site, args: &[&str], skew: i64) -> Output {
         .expect("run tollgate")
 }
 
+/// The commands the pair needs (root is checked by each test).
+pub fn needs() {
+    for (cmd, package) in [
+        ("nft", "nftables"),
+        ("python3", "python3"),
+        ("curl", "curl"),
+    ] {
+        testkit::need(cmd, package);
+    }
+}
+
 pub struct Pair {
     pub agent: Site,
     pub central: Site,
@@ -227,6 +238,11 @@ pub fn samples(site: &Site) -> Vec<Sample> {
         &SqliteOptions::default(),
     )
     .unwrap();
+    all_samples(&store)
+}
+
+/// Every closed sample a store holds.
+pub fn all_samples(store: &dyn Store) -> Vec<Sample> {
     store
         .samples(&SampleQuery {
             tenants: Tenants::All,

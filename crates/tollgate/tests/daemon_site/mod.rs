@@ -186,7 +186,7 @@ impl Site {
 
     /// Starts `tollgate run` in the router, reading and reconciling every
     /// second (plus `extra` arguments), with its log in the test's folder,
-    /// and waits (at most 15 s) for its first round to build the classes.
+    /// and waits (at most 20 s) for its first round to build the classes.
     pub fn start_daemon(&self, accounting: &std::path::Path, extra: &[&str]) -> Daemon {
         self.start_daemon_env(accounting, extra, &[])
     }
@@ -199,6 +199,19 @@ impl Site {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        let mut args = vec!["--interval", "1s", "--reconcile", "1s"];
+        args.extend_from_slice(extra);
+        self.start_daemon_args(accounting, &args, env)
+    }
+
+    /// `tollgate run ARGS` in the site with `env` (a daemon with a faster
+    /// clock passes its own intervals), once its classes are there.
+    pub fn start_daemon_args(
+        &self,
+        accounting: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = self.dir.join("daemon.log");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -206,16 +219,8 @@ impl Site {
             .open(&log)
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args([
-                "--netns",
-                &self.host,
-                "run",
-                "--interval",
-                "1s",
-                "--reconcile",
-                "1s",
-            ])
-            .args(extra)
+            .args(["--netns", &self.host, "run"])
+            .args(args)
             .env("TOLLGATE_CONFIG", self.policy_path())
             .env("TOLLGATE_STATE_DIR", self.state_dir())
             .env("TOLLGATE_ACCOUNTING", accounting)
@@ -226,7 +231,7 @@ impl Site {
             .expect("start the daemon");
         let d = Daemon { child, log };
         let host = self.host.clone();
-        wait_for("the daemon's classes", Duration::from_secs(15), || {
+        wait_for("the daemon's classes", Duration::from_secs(20), || {
             Command::new("ip")
                 .args([
                     "netns", "exec", &host, "tc", "class", "show", "dev", "tg-up",
