@@ -360,17 +360,19 @@ fn attempt(
         Kind::Append => ACCOUNTANT_WRITER,
         _ => writer,
     };
-    let row = encode_row(
-        kind,
-        (writer_key(kind, writer), q_writer, sequence, state),
-        &accepted,
-        coverage,
-        (
-            &quarantine_refused[..kept],
-            first_id,
-            quarantine_refused.len(),
-        ),
-    );
+    let row = || {
+        encode_row(
+            kind,
+            (writer_key(kind, writer), q_writer, sequence, state),
+            &accepted,
+            coverage,
+            (
+                &quarantine_refused[..kept],
+                first_id,
+                quarantine_refused.len(),
+            ),
+        )
+    };
     let what = match kind {
         Kind::Append => format!("append batch {sequence}"),
         Kind::Add => format!("add batch {sequence} of {writer}"),
@@ -379,20 +381,47 @@ fn attempt(
             quarantine_refused.len()
         ),
     };
+    // A batch with nothing refused (nearly every one) takes the lean row
+    // of schema 5; the others carry the quarantine's columns.
+    let lean = kind != Kind::Quarantine
+        && quarantine_refused.is_empty()
+        && coverage.iter().all(|c| (0..=LAST_SLOT).contains(&c.slot.0));
+    let (table, row) = if lean {
+        let row = encode_lean_row(
+            (writer_key(kind, writer), sequence, state),
+            &accepted,
+            coverage,
+        );
+        ("sample_batches", row)
+    } else {
+        ("batches", row())
+    };
     if last.is_some() {
-        return match client.try_insert("batches", &row, &id, &what)? {
+        return match client.try_insert(table, &row, &id, &what)? {
             Inserted::Yes => Ok(Some(report)),
             Inserted::AnotherRuns => Ok(None),
         };
     }
-    client.insert("batches", &row, &id, &what)?;
+    client.insert(table, &row, &id, &what)?;
     Ok(Some(report))
 }
 
-/// The `batches` row of an append whose samples are all accepted, as
-/// [`write`] sends it (for tests that cut it short).
+/// The `sample_batches` row of an append whose samples are all accepted,
+/// as [`write`] sends it (for tests that cut it short).
 #[cfg(feature = "testing")]
 pub fn append_row(
+    sequence: u64,
+    samples: &[Sample],
+    coverage: &[SlotCoverage],
+    state: &[u8],
+) -> Vec<u8> {
+    encode_lean_row(("", sequence, state), samples, coverage)
+}
+
+/// The schema-1 `batches` row of an append whose samples are all
+/// accepted (what builds before schema 5 sent; for the migration's test).
+#[cfg(feature = "testing")]
+pub fn batches_row(
     sequence: u64,
     samples: &[Sample],
     coverage: &[SlotCoverage],
@@ -407,7 +436,117 @@ pub fn append_row(
     )
 }
 
-/// One item of a `batches` row (see `sql/v1.sql`).
+/// Samples in the order of `samples`' key (tenant, slot, key): the server
+/// then finds a block already sorted and skips sorting it before writing
+/// the part (batches of several slots arrive slot by slot).
+fn in_key_order(samples: &[Sample]) -> std::borrow::Cow<'_, [Sample]> {
+    let in_order =
+        |a: &Sample, b: &Sample| (a.key.tenant, a.slot, a.key) <= (b.key.tenant, b.slot, b.key);
+    if samples.is_sorted_by(in_order) {
+        std::borrow::Cow::Borrowed(samples)
+    } else {
+        let mut v = samples.to_vec();
+        v.sort_unstable_by_key(|s| (s.key.tenant, s.slot, s.key));
+        std::borrow::Cow::Owned(v)
+    }
+}
+
+/// One item of a `sample_batches` row (see `sql/v5.sql`).
+#[derive(Clone, Copy)]
+struct LeanItem {
+    what: u8,
+    time: u32,
+    tenant: u32,
+    realm: u16,
+    key: u8,
+    bytes: u64,
+    packets: u64,
+}
+
+/// The writer's state as `sample_batches` items: 7 bytes each, big-endian
+/// below a leading 0x01 (so that the view's `hex` keeps leading zeros).
+fn state_items(state: &[u8]) -> impl Iterator<Item = LeanItem> + '_ {
+    let len = u32::try_from(state.len()).unwrap_or(u32::MAX);
+    state.chunks(7).map(move |chunk| {
+        let mut v: u64 = 1;
+        for i in 0..7 {
+            v = (v << 8) | u64::from(chunk.get(i).copied().unwrap_or(0));
+        }
+        LeanItem {
+            what: 5,
+            time: len,
+            tenant: 0,
+            realm: 0,
+            key: 0,
+            bytes: v,
+            packets: 0,
+        }
+    })
+}
+
+/// The `sample_batches` row of a batch with nothing refused, every slot
+/// (samples' and coverage's) in `0..=LAST_SLOT`.
+fn encode_lean_row(
+    (writer, sequence, state): (&str, u64, &[u8]),
+    samples: &[Sample],
+    coverage: &[SlotCoverage],
+) -> Vec<u8> {
+    let samples = in_key_order(samples);
+    let mut hourly = rollup(&samples, 12);
+    hourly.sort_unstable_by_key(|&((hour, tenant, realm, dir), _)| (tenant, hour, realm, dir));
+    // Slots and hours fit: the caller checked every slot is at most
+    // LAST_SLOT, below 2^32 / 300.
+    let time = |t: i64| u32::try_from(t).unwrap_or(u32::MAX);
+    let mut items: Vec<LeanItem> =
+        Vec::with_capacity(samples.len() + hourly.len() + coverage.len() + state.len() / 7 + 1);
+    items.extend(samples.iter().map(|s| LeanItem {
+        what: 0,
+        time: time(s.slot.0),
+        tenant: s.key.tenant.0,
+        realm: s.key.realm.0,
+        key: s.key.direction.code() | s.key.band.code() << 1 | s.key.source.code() << 3,
+        bytes: s.bytes,
+        packets: s.packets,
+    }));
+    items.extend(coverage.iter().map(|c| LeanItem {
+        what: 1,
+        time: time(c.slot.0),
+        tenant: 0,
+        realm: 0,
+        key: c.status.code(),
+        bytes: 0,
+        packets: 0,
+    }));
+    items.extend(
+        hourly.iter().map(
+            |&((hour, tenant, realm, direction), (bytes, packets))| LeanItem {
+                what: 2,
+                time: time(hour),
+                tenant,
+                realm,
+                key: direction,
+                bytes,
+                packets,
+            },
+        ),
+    );
+    items.extend(state_items(state));
+    let mut w = Writer::default();
+    w.buf.reserve(items.len() * 28 + writer.len() + 64);
+    w.bytes(writer.as_bytes());
+    w.u64(sequence);
+    w.array(&items, |w, i| w.u8(i.what));
+    w.array(&items, |w, i| w.u32(i.time));
+    w.array(&items, |w, i| w.u32(i.tenant));
+    w.array(&items, |w, i| w.u16(i.realm));
+    w.array(&items, |w, i| w.u8(i.key));
+    w.array(&items, |w, i| w.u64(i.bytes));
+    w.array(&items, |w, i| w.u64(i.packets));
+    w.buf
+}
+
+/// One item of a `batches` row (see `sql/v1.sql`): a batch with refusals,
+/// or the quarantine.
 #[derive(Clone, Copy, Default)]
 struct Item<'a> {
     what: u8,
@@ -438,20 +577,9 @@ fn encode_row(
             k.source.code(),
         )
     };
-    // Each table's rows in its own key's order: the server then finds a
-    // block already sorted and skips sorting it before writing the part
-    // (batches of several slots arrive slot by slot).
-    let in_order =
-        |a: &Sample, b: &Sample| (a.key.tenant, a.slot, a.key) <= (b.key.tenant, b.slot, b.key);
-    let sorted;
-    let samples = if samples.is_sorted_by(in_order) {
-        samples
-    } else {
-        let mut v = samples.to_vec();
-        v.sort_unstable_by_key(|s| (s.key.tenant, s.slot, s.key));
-        sorted = v;
-        &sorted[..]
-    };
+    // Each table's rows in its own key's order (see `in_key_order`).
+    let samples = in_key_order(samples);
+    let samples = &samples[..];
     let mut hourly = rollup(samples, 12);
     hourly.sort_unstable_by_key(|&((hour, tenant, realm, dir), _)| (tenant, hour, realm, dir));
     let daily = rollup(samples, 288);
