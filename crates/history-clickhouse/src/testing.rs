@@ -180,6 +180,10 @@ impl Server {
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>50</max_concurrent_queries>
+  <!-- Parts merged away are deleted after 10 s, not the default 8 minutes:
+       under a bench's continuous ingest they held several times the live
+       data (16 GB for 3.6 GB at 10,000 tenants × 31 days). 18.16 takes it. -->
+  <merge_tree><old_parts_lifetime>10</old_parts_lifetime></merge_tree>
 </yandex>
 "#
         );
