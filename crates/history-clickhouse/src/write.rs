@@ -147,7 +147,11 @@ fn decide(
     let mut accepted = Vec::with_capacity(candidates.len());
     for group in candidates.chunk_by(|a, b| (a.1.slot, a.1.key) == (b.1.slot, b.1.key)) {
         let at = (group[0].1.slot.0, group[0].1.key);
-        let base = stored.get(&at).copied();
+        let base = if stored.is_empty() {
+            None
+        } else {
+            stored.get(&at).copied()
+        };
         let refuse = |refused: &mut Vec<Refusal>, (index, sample): (usize, Sample), reason| {
             refused.push(Refusal {
                 index,
@@ -446,7 +450,11 @@ fn in_key_order(samples: &[Sample]) -> std::borrow::Cow<'_, [Sample]> {
         std::borrow::Cow::Borrowed(samples)
     } else {
         let mut v = samples.to_vec();
-        v.sort_unstable_by_key(|s| (s.key.tenant, s.slot, s.key));
+        // Stable: a batch of several slots arrives as one sorted run per
+        // slot, which the stable sort merges (measured: with the unstable
+        // sort, encoding an hour of 10,000 tenants took as long as its
+        // insert).
+        v.sort_by_key(|s| (s.key.tenant, s.slot, s.key));
         std::borrow::Cow::Owned(v)
     }
 }
@@ -492,8 +500,7 @@ fn encode_lean_row(
     coverage: &[SlotCoverage],
 ) -> Vec<u8> {
     let samples = in_key_order(samples);
-    let mut hourly = rollup(&samples, 12);
-    hourly.sort_unstable_by_key(|&((hour, tenant, realm, dir), _)| (tenant, hour, realm, dir));
+    let hourly = hourly_by_tenant(&samples);
     // Slots and hours fit: the caller checked every slot is at most
     // LAST_SLOT, below 2^32 / 300.
     let time = |t: i64| u32::try_from(t).unwrap_or(u32::MAX);
@@ -519,7 +526,7 @@ fn encode_lean_row(
     }));
     items.extend(
         hourly.iter().map(
-            |&((hour, tenant, realm, direction), (bytes, packets))| LeanItem {
+            |&((tenant, hour, realm, direction), (bytes, packets))| LeanItem {
                 what: 2,
                 time: time(hour),
                 tenant,
@@ -690,6 +697,38 @@ fn rollup(samples: &[Sample], per: i64) -> Vec<RollupRow> {
         })
         .collect();
     rows.sort_unstable_by_key(|r| r.0);
+    rows.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 .0 += next.1 .0;
+            kept.1 .1 += next.1 .1;
+            true
+        } else {
+            false
+        }
+    });
+    rows
+}
+
+/// The samples (in [`in_key_order`]) summed per tenant × hour × realm ×
+/// direction, in that order (`hourly`'s key). A sum stays below 2^62: at
+/// most 12 slots × 8 keys × 2^50 bytes.
+fn hourly_by_tenant(samples: &[Sample]) -> Vec<((u32, i64, u16, u8), (u64, u64))> {
+    let mut rows: Vec<((u32, i64, u16, u8), (u64, u64))> = samples
+        .iter()
+        .map(|s| {
+            let k = &s.key;
+            let at = (
+                k.tenant.0,
+                s.slot.0.div_euclid(12),
+                k.realm.0,
+                k.direction.code(),
+            );
+            (at, (s.bytes, s.packets))
+        })
+        .collect();
+    // Nearly sorted already (a run per tenant and slot): the stable sort
+    // merges the runs.
+    rows.sort_by_key(|r| r.0);
     rows.dedup_by(|next, kept| {
         if next.0 == kept.0 {
             kept.1 .0 += next.1 .0;
