@@ -709,11 +709,14 @@ fn rollup(samples: &[Sample], per: i64) -> Vec<RollupRow> {
     rows
 }
 
+/// ((tenant, hour, realm, direction), (bytes, packets)).
+type HourRow = ((u32, i64, u16, u8), (u64, u64));
+
 /// The samples (in [`in_key_order`]) summed per tenant × hour × realm ×
 /// direction, in that order (`hourly`'s key). A sum stays below 2^62: at
 /// most 12 slots × 8 keys × 2^50 bytes.
-fn hourly_by_tenant(samples: &[Sample]) -> Vec<((u32, i64, u16, u8), (u64, u64))> {
-    let mut rows: Vec<((u32, i64, u16, u8), (u64, u64))> = samples
+fn hourly_by_tenant(samples: &[Sample]) -> Vec<HourRow> {
+    let mut rows: Vec<HourRow> = samples
         .iter()
         .map(|s| {
             let k = &s.key;
