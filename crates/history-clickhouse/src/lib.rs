@@ -108,6 +108,7 @@ mod flows;
 pub mod fuzzing;
 mod http;
 mod latency;
+mod lean;
 mod read;
 mod retention;
 mod rowbinary;
