@@ -450,3 +450,151 @@ fn usage_and_bills_give_the_same_figures_on_both_stores() {
     assert_eq!(a.1, b.1, "frozen bills differ");
     assert!(a.2.contains("frozen"), "{}", a.2);
 }
+
+/// POSTs `body` to the server's HTTP interface with `query` as the URL's
+/// query; the answer's status line.
+fn post(server: &Server, query: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let port = server.url.rsplit(':').next().unwrap();
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let head = format!(
+        "POST /?{query} HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_schema_4_database_migrates_in_place_and_counts_the_same_as_sqlite() {
+    let Some(server) =
+        server("a_schema_4_database_migrates_in_place_and_counts_the_same_as_sqlite")
+    else {
+        return;
+    };
+    let options = options(&server);
+    history_clickhouse::testing::create_at_schema(&options, 4).unwrap();
+    // Every direction, band and source (packed into one byte in schema 5).
+    let keys: Vec<UsageKey> = [Direction::Down, Direction::Up]
+        .into_iter()
+        .flat_map(|direction| {
+            [Band::Whole, Band::Interactive, Band::Normal, Band::Bulk]
+                .into_iter()
+                .flat_map(move |band| {
+                    [Source::Kernel, Source::Flow].map(|source| UsageKey {
+                        tenant: TenantId(7),
+                        realm: RealmId(3),
+                        direction,
+                        band,
+                        source,
+                    })
+                })
+        })
+        .collect();
+    let day = |d: i64| Slot::containing("2026-03-01T00:00Z".parse().unwrap()).0 + d * 288;
+    let batch = |d: i64, scale: u64| -> Vec<Sample> {
+        (day(d)..day(d + 1))
+            .step_by(5)
+            .flat_map(|slot| {
+                keys.iter().enumerate().map(move |(k, &key)| Sample {
+                    slot: Slot(slot),
+                    key,
+                    bytes: scale * (slot as u64 % 1000 + k as u64),
+                    packets: slot as u64 % 7 + 1,
+                })
+            })
+            .collect()
+    };
+    let (day0, day1) = (batch(0, 3), batch(1, 5));
+    // A state of 0..=255 and a length that is not a multiple of 7 bytes.
+    let old_state: Vec<u8> = (0..=255u8).collect();
+    let new_state: Vec<u8> = (0..=255u8).rev().chain([0, 0, 0]).collect();
+    // What a schema-4 build wrote: the `batches` row of schema 1.
+    let covered = |samples: &[Sample]| {
+        [accounting::SlotCoverage {
+            slot: samples[0].slot,
+            status: accounting::SlotStatus::Estimated,
+        }]
+    };
+    let (query, row) = history_clickhouse::testing::batches_row(
+        &options.database,
+        1,
+        &day0,
+        &covered(&day0),
+        &old_state,
+    );
+    let answer = post(&server, &query, &row);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let mut clickhouse = ClickHouseStore::open(&options).unwrap();
+    assert_eq!(clickhouse.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 5);
+    let last = clickhouse.last_state().unwrap().unwrap();
+    assert_eq!((last.sequence, last.blob), (1, old_state.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = SqliteStore::open(
+        &dir.path().join("m.sqlite"),
+        &SqliteOptions { cache_mib: 16 },
+    )
+    .unwrap();
+    let append = |store: &mut dyn Store, sequence, samples: &[Sample], state: &[u8]| {
+        store.append(&Batch {
+            sequence,
+            samples,
+            coverage: &covered(samples),
+            state,
+        })
+    };
+    append(&mut sqlite, 1, &day0, &old_state).unwrap();
+    for store in [&mut sqlite as &mut dyn Store, &mut clickhouse] {
+        let report = append(store, 2, &day1, &new_state).unwrap();
+        assert_eq!((report.stored, report.refused.len()), (day1.len(), 0));
+        let again = append(store, 2, &day1, &new_state);
+        assert!(
+            matches!(again, Err(StoreError::AlreadyAppended { .. })),
+            "{again:?}"
+        );
+        let last = store.last_state().unwrap().unwrap();
+        assert_eq!((last.sequence, &last.blob), (2, &new_state));
+    }
+    let samples = |store: &dyn Store| {
+        store
+            .samples(&history::SampleQuery {
+                tenants: history::Tenants::All,
+                from: Slot(day(0)),
+                to: Slot(day(2)),
+            })
+            .unwrap()
+    };
+    assert_eq!(samples(&clickhouse).len(), day0.len() + day1.len());
+    assert_eq!(samples(&clickhouse), samples(&sqlite));
+    for bucket in [history::Bucket::Day, history::Bucket::Month] {
+        let usage = |store: &dyn Store| {
+            store
+                .usage(&history::UsageQuery {
+                    tenants: history::Tenants::All,
+                    from: "2026-03-01T00:00Z".parse().unwrap(),
+                    to: "2026-04-01T00:00Z".parse().unwrap(),
+                    bucket,
+                    zone: jiff::tz::TimeZone::UTC,
+                })
+                .unwrap()
+        };
+        assert!(!usage(&sqlite).is_empty());
+        assert_eq!(usage(&clickhouse), usage(&sqlite), "{bucket:?}");
+    }
+    let hours = day(0) / 12..day(2) / 12;
+    let hourly = |store: &dyn Store| {
+        format!(
+            "{:?}",
+            store.hourly_totals(TenantId(7), hours.clone()).unwrap()
+        )
+    };
+    assert_eq!(hourly(&clickhouse), hourly(&sqlite));
+    assert_eq!(
+        clickhouse.coverage(Slot(day(0)), Slot(day(2))).unwrap(),
+        sqlite.coverage(Slot(day(0)), Slot(day(2))).unwrap()
+    );
+}
