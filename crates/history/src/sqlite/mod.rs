@@ -135,8 +135,14 @@ impl SqliteStore {
             u64::from(options.cache_mib) * 1024
         ))
         .map_err(StoreError::db("set the connection's pragmas"))?;
+        let found = schema::version(&conn)?;
         schema::migrate(&mut conn)?;
         vacuum::incremental(&conn)?;
+        if found > 0 && found < schema::SCHEMA_VERSION {
+            // What a migration deleted (schema 10: built days' `hourly`
+            // rows) back to the file system.
+            vacuum::reclaim(&conn)?;
+        }
         Ok(SqliteStore { conn })
     }
 

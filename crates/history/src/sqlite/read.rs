@@ -270,7 +270,7 @@ pub(super) fn coverage(
 /// open-ended query does not walk through centuries of empty days.
 fn slot_range(
     conn: &Connection,
-    tables: [(&str, i64); 2],
+    tables: &[(&str, i64)],
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Option<(i64, i64)>, StoreError> {
@@ -281,7 +281,7 @@ fn slot_range(
         ("samples", SLOTS_PER_HOUR),
         ("samples_days", SLOTS_PER_HOUR * HOURS_PER_DAY),
     ];
-    for (table, slots) in tables.into_iter().chain(raw) {
+    for &(table, slots) in tables.iter().chain(&raw) {
         if let Some((lo, hi)) = stored_range(conn, table)? {
             let (lo, hi) = (lo * slots, (hi + 1) * slots);
             stored = Some(stored.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
@@ -398,8 +398,15 @@ pub(super) fn hourly_totals(
         totals: Vec::new(),
         kept_from: marks.hourly.filter(|m| *m > hours.start),
     };
-    // Only where `hourly` has rows (a graph's month may reach past now).
-    let Some((first, last)) = stored_range(conn, "hourly")? else {
+    // Only where `hourly` or `hours_by_day` has rows (a graph's month
+    // may reach past now).
+    let days = stored_range(conn, "hours_by_day")?
+        .map(|(a, b)| (a * HOURS_PER_DAY, b * HOURS_PER_DAY + HOURS_PER_DAY - 1));
+    let Some((first, last)) = [stored_range(conn, "hourly")?, days]
+        .into_iter()
+        .flatten()
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+    else {
         return Ok(out);
     };
     let from = hours.start.max(first).max(marks.hourly.unwrap_or(i64::MIN));
@@ -459,9 +466,10 @@ pub(super) fn hourly_totals(
 pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
     let tables = [
         ("hourly", SLOTS_PER_HOUR),
+        ("hours_by_day", SLOTS_PER_HOUR * HOURS_PER_DAY),
         ("daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
     ];
-    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
+    let Some((first, end)) = slot_range(conn, &tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
     let marks = marks::read(conn)?;
@@ -529,7 +537,61 @@ pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>
             }
             Ok(())
         })?;
-        i += same;
+        if !matches!(p.piece, Piece::Hour(_)) {
+            i += same;
+            continue;
+        }
+        // The hours of built tenant-days are in `hours_by_day` instead
+        // (see [`super::hours`]): the following hour pieces of the same
+        // UTC day are read from `hourly` too, then every built tenant's
+        // row of the day once for all of them.
+        let day = time.div_euclid(HOURS_PER_DAY);
+        let in_day = |u: &Planned| {
+            matches!(u.piece, Piece::Hour(h) if h.div_euclid(HOURS_PER_DAY) == day)
+        };
+        let run = i + pieces[i..].iter().take_while(|u| in_day(u)).count();
+        let mut j = i + same;
+        while j < run {
+            let Piece::Hour(hour) = pieces[j].piece else {
+                break;
+            };
+            let more = pieces[j..run]
+                .iter()
+                .take_while(|u| u.piece == pieces[j].piece)
+                .count();
+            let uses = &pieces[j..j + more];
+            each_row(conn, "hourly", "totals", hour, &q.tenants, |tenant, blob| {
+                realms.clear();
+                codec::decode_realm_totals(blob, "hourly.totals", &mut realms)?;
+                for r in &realms {
+                    for u in uses {
+                        add(u, (tenant, r.realm, r.direction), (r.bytes, r.packets))?;
+                    }
+                }
+                Ok(())
+            })?;
+            j += more;
+        }
+        let uses = &pieces[i..run];
+        let of_day = |u: &Planned| match u.piece {
+            Piece::Hour(h) => (h - day * HOURS_PER_DAY) as u8,
+            _ => 0,
+        };
+        let lo = uses.iter().map(of_day).min().unwrap_or(0);
+        let hi = uses.iter().map(of_day).max().unwrap_or(0) + 1;
+        let mut entries: Vec<DayHourTotal> = Vec::new();
+        each_row(conn, "hours_by_day", "totals", day, &q.tenants, |tenant, blob| {
+            entries.clear();
+            codec::decode_day_hours(blob, "hours_by_day.totals", lo..hi, &mut entries)?;
+            for t in &entries {
+                let r = t.total;
+                for u in uses.iter().filter(|u| of_day(u) == t.hour) {
+                    add(u, (tenant, r.realm, r.direction), (r.bytes, r.packets))?;
+                }
+            }
+            Ok(())
+        })?;
+        i = run;
     }
     for ((tenant, realm, dir), from, to) in lent {
         for (_, sum) in totals.range_mut((tenant, realm, dir, from)..=(tenant, realm, dir, to)) {
@@ -605,7 +667,7 @@ pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantT
         ("tenants_hourly", SLOTS_PER_HOUR),
         ("tenants_daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
     ];
-    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
+    let Some((first, end)) = slot_range(conn, &tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
     let marks = marks::read(conn)?;
@@ -699,6 +761,29 @@ pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u128)
             }
             Ok(())
         })?;
+        if table == "hourly" {
+            // Built tenant-days' hours (see [`super::hours`]), from the
+            // first hour retention keeps.
+            let kept = marks::read(conn)?.hourly.unwrap_or(i64::MIN);
+            let ctx = || "read every row of hours_by_day".to_string();
+            let mut st = conn
+                .prepare("SELECT id, totals FROM hours_by_day")
+                .map_err(StoreError::db(ctx()))?;
+            let mut rows = st.query([]).map_err(StoreError::db(ctx()))?;
+            let mut entries = Vec::new();
+            while let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+                let id: i64 = r.get(0).map_err(StoreError::db(ctx()))?;
+                let first = codec::split_row_id(id).0 * HOURS_PER_DAY;
+                let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?));
+                entries.clear();
+                let place = "hours_by_day.totals";
+                let blob = blob.map_err(StoreError::db(ctx()))?;
+                codec::decode_day_hours(blob, place, 0..24, &mut entries)?;
+                for t in entries.iter().filter(|t| first + i64::from(t.hour) >= kept) {
+                    bytes = checked_sum(bytes, t.total.bytes, "bytes")?;
+                }
+            }
+        }
         out.push((table, bytes));
     }
     for (table, place) in [
