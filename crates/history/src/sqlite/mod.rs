@@ -170,7 +170,9 @@ impl SqliteStore {
     }
 
     /// Bytes summed over every row of each rollup table (`hourly`,
-    /// `daily`, `tenants_hourly`, `tenants_daily`), for consistency checks:
+    /// `daily`, `tenants_hourly`, `tenants_daily`; the first and third
+    /// with the hours of built tenant-days, in `hours_by_day` instead),
+    /// for consistency checks:
     /// each equals the sum of the raw samples they were built from.
     pub fn rollup_bytes(&self) -> Result<Vec<(&'static str, u128)>, StoreError> {
         read::rollup_bytes(&self.conn)

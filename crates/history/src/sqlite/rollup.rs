@@ -2,7 +2,7 @@
 //! (`hourly`, `daily`), every tenant per hour and day (`tenants_hourly`,
 //! `tenants_daily`); a tenant-day already built into its `hours_by_day`
 //! row (see [`super::hours`]) has its hours added there instead of to
-//! `hourly`.
+//! `hourly` and `tenants_hourly`.
 //!
 //! Each row is inserted if new, else read, added to and rewritten; the
 //! blobs are small (a tenant's realms, or one entry per tenant), so the
@@ -176,10 +176,11 @@ impl Rollups {
         } else {
             let id = codec::new_row_id(hour, tenant)?;
             upsert_realm_totals(tx, &HOURLY, id, &realms, &mut self.buf)?;
+            // An append visits hours in order and a tenant once per hour,
+            // in tenant order, so each hour's list comes out sorted by
+            // tenant.
+            self.tenants_hourly.entry(hour).or_default().push(total);
         }
-        // An append visits hours in order and a tenant once per hour, in
-        // tenant order, so each hour's list comes out sorted by tenant.
-        self.tenants_hourly.entry(hour).or_default().push(total);
         self.tenants_daily.entry(day).or_default().push(total);
         Ok(())
     }

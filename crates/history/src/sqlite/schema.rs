@@ -17,7 +17,8 @@
 //!   compacted tenant's month is 31 point reads instead of 744.
 //! - `hourly`, `daily`: one row per tenant per hour (day), keyed the same
 //!   way, holding totals per realm and direction, summed over bands; a
-//!   tenant-day built into `hours_by_day` has no `hourly` rows.
+//!   tenant-day built into `hours_by_day` has no `hourly` rows (nor
+//!   entries in `tenants_hourly`).
 //! - `hours_by_day`: one row per tenant per UTC day, keyed `day << 32 |
 //!   tenant`, holding the tenant's `hourly` rows of that day in one blob,
 //!   so a tenant's month of hourly totals is 31 point reads instead of
@@ -61,10 +62,11 @@
 //! migration's one transaction; the file is then switched to
 //! `auto_vacuum = INCREMENTAL` by a `VACUUM` (see [`super::vacuum`]), so
 //! the pages compaction and retention free go back to the file system.
-//! Version 10 deletes the `hourly` rows of the tenant-days built into
-//! `hours_by_day`, which versions 6 to 9 kept beside them: a tenant-day's
-//! hours are in one table or the other since (see [`super::hours`]); the
-//! pages go back to the file system at the next compaction.
+//! Version 10 deletes the `hourly` rows and `tenants_hourly` entries of
+//! the tenant-days built into `hours_by_day`, which versions 6 to 9 kept
+//! beside them: a tenant-day's hours are in one form or the other since
+//! (see [`super::hours`]); the pages go back to the file system when the
+//! store is opened.
 
 use super::{convert, hours, marks};
 use crate::error::StoreError;
@@ -316,7 +318,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 10,
-        description: "a built tenant-day's hourly totals in hours_by_day only",
+        description: "a built tenant-day's hourly totals in hours_by_day only, not in hourly or tenants_hourly",
         before: "",
         convert: Some(|tx| hours::remove_built_hourly(tx).map(|_| ())),
         after: "",
@@ -692,6 +694,19 @@ mod tests {
             limit: 5,
         };
         writeln!(out, "{:?}", store.top_tenants(&top).unwrap()).unwrap();
+        // Whole hours and ragged ones of the built days, and of day 2.
+        for (limit, from, to) in [
+            (5, 5 * 60 + 45, 40 * 60 + 15),
+            (100, 18 * 60 + 15, 65 * 60 + 5),
+        ] {
+            let top = TopQuery {
+                from: start + jiff::SignedDuration::from_mins(from),
+                to: start + jiff::SignedDuration::from_mins(to),
+                by: RankBy::Total,
+                limit,
+            };
+            writeln!(out, "{:?}", store.top_tenants(&top).unwrap()).unwrap();
+        }
         // Two tenants' local days: hours of built days read per tenant.
         let q = UsageQuery {
             tenants: Tenants::Only(vec![TenantId(3), TenantId(7)]),
@@ -866,20 +881,21 @@ mod tests {
         assert_eq!(figures(&again), expected);
     }
 
-    /// `hourly` rows in the file, and how many of them are of the built
-    /// days (the first two of [`three_days`]).
-    fn hourly_rows(conn: &Connection) -> (i64, i64) {
+    /// `hourly` rows in the file, how many of them are of the built days
+    /// (the first two of [`three_days`]), and `tenants_hourly` rows.
+    fn hourly_rows(conn: &Connection) -> (i64, i64, i64) {
         let day2 = codec::first_row_id((20_400 + 2) * 24);
         conn.query_row(
-            "SELECT COUNT(*), IFNULL(SUM(id < ?1), 0) FROM hourly",
+            "SELECT COUNT(*), IFNULL(SUM(id < ?1), 0), (SELECT COUNT(*) FROM tenants_hourly)
+             FROM hourly",
             [day2],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap()
     }
 
     #[test]
-    fn a_version_9_database_loses_built_days_hourly_rows_and_answers_the_same() {
+    fn a_version_9_database_loses_built_days_hourly_rollups_and_answers_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let (batches, now) = three_days();
         let mut fresh = SqliteStore::open(
@@ -892,11 +908,12 @@ mod tests {
         }
         assert!(fresh.compact(now, 10_000).unwrap().done);
         let expected = figures(&fresh);
-        // This build keeps no `hourly` row of a built day: 12 tenants ×
-        // the 24 hours of day 2.
-        assert_eq!(hourly_rows(fresh.connection()), (12 * 24, 0));
+        // This build keeps no `hourly` row (nor `tenants_hourly` entry) of
+        // a built day: 12 tenants × the 24 hours of day 2.
+        assert_eq!(hourly_rows(fresh.connection()), (12 * 24, 0, 24));
         // A version 9 file as version 9 builds left it: compacted, every
-        // `hourly` row kept beside the built days' `hours_by_day` rows.
+        // `hourly` row and `tenants_hourly` entry kept beside the built
+        // days' `hours_by_day` rows.
         let path = dir.path().join("v9.sqlite");
         {
             let mut conn = Connection::open(&path).unwrap();
@@ -906,23 +923,29 @@ mod tests {
             for b in &batches {
                 write::append(&mut conn, b).unwrap();
             }
-            conn.execute_batch("CREATE TABLE hourly_kept AS SELECT id, totals FROM hourly")
-                .unwrap();
+            conn.execute_batch(
+                "CREATE TABLE hourly_kept AS SELECT id, totals FROM hourly;
+                 CREATE TABLE tenants_hourly_kept AS SELECT hour, totals FROM tenants_hourly;",
+            )
+            .unwrap();
             let compacted = super::super::compact::compact(&mut conn, now, 10_000).unwrap();
             assert!(compacted.done && compacted.hour_days == 24);
             conn.execute_batch(
                 "INSERT INTO hourly SELECT id, totals FROM hourly_kept
                      WHERE id NOT IN (SELECT id FROM hourly);
                  DROP TABLE hourly_kept;
+                 DELETE FROM tenants_hourly;
+                 INSERT INTO tenants_hourly SELECT hour, totals FROM tenants_hourly_kept;
+                 DROP TABLE tenants_hourly_kept;
                  PRAGMA wal_checkpoint(TRUNCATE);",
             )
             .unwrap();
             assert_eq!(version(&conn).unwrap(), 9);
-            assert_eq!(hourly_rows(&conn), (12 * 72, 12 * 48));
+            assert_eq!(hourly_rows(&conn), (12 * 72, 12 * 48, 72));
         }
         let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(hourly_rows(store.connection()), (12 * 24, 0));
+        assert_eq!(hourly_rows(store.connection()), (12 * 24, 0, 24));
         assert_eq!(figures(&store), expected);
         assert_eq!(store.integrity_check().unwrap(), ["ok"]);
         let free: i64 = store
