@@ -1,7 +1,7 @@
 //! Daily compaction: a tenant's 24 hour rows of a finished UTC day folded
 //! into one day row (`samples_days`), so that reading a tenant's month is
 //! 31 point reads instead of 744; then the same for its hourly rollup
-//! (`hours_by_day`, built beside the `hourly` rows, which stay: see
+//! (`hours_by_day`, whose rows replace the day's `hourly` rows: see
 //! [`super::hours`]), with what is left of the call's limit.
 //!
 //! A UTC day is compacted once it is complete and at least
@@ -67,8 +67,9 @@ pub(super) fn compact(
     let (hour_days, hours_done) = hours::build(conn, open_day, left)?;
     report.hour_days = hour_days;
     report.done = samples_done && hours_done;
-    // The deleted hour rows' pages back to the file system.
-    if report.tenant_days > 0 {
+    // The deleted hour rows' (and built days' `hourly` rows') pages back
+    // to the file system.
+    if report.tenant_days + report.hour_days > 0 {
         super::vacuum::reclaim(conn)?;
     }
     Ok(report)

@@ -10,25 +10,34 @@
 //! holds the tenant's `hourly` rows of the day's 24 hours, hour by hour
 //! ([`codec::encode_day_hours`]). Rows are built in the order of their
 //! ids (day, then tenant), and `hours_by_day_mark` holds the first id not
-//! built yet: a tenant-day below it is **built**. For a built tenant-day,
-//! the row is exactly its `hourly` rows: present, with their entries, when
-//! it has any; absent when it has none. A tenant-day at or above the mark
-//! has no row and is read from `hourly`.
+//! built yet: a tenant-day below it is **built**. A built tenant-day's
+//! hourly totals are in its row only (present when it has any, absent when
+//! it has none): it has no `hourly` rows and no entries in the day's
+//! `tenants_hourly` rows. A tenant-day at or above the mark has no row and
+//! is in `hourly` and `tenants_hourly` only. Every reader of hourly
+//! totals (a tenant's, or every tenant's for a ranking) reads both forms
+//! and counts each tenant-day from one of them.
 //!
 //! # How it stays exact
 //!
 //! - Building ([`build`], from [`crate::Store::compact`]): one transaction
 //!   gathers the `hourly` rows of the next tenants of the day at the mark
-//!   (at most [`STEP`]) into their rows and moves the mark past them. Only
+//!   (at most [`STEP`]) into their rows, deletes those `hourly` rows and
+//!   the tenants' entries in the day's 24 `tenants_hourly` rows, and
+//!   moves the mark past them, so a crash leaves either form. Only
 //!   days compaction may compact are built (a day [`super::COMPACT_GRACE`]
 //!   after its end), so late flow data has normally landed and a row is
 //!   written once. A store from before this table catches up the same way,
 //!   from its first day, a bounded number of tenant-days per call.
 //! - Writes ([`crate::Store::append`], [`crate::Store::add`]) into a built
-//!   tenant-day (late flow data) add the same totals to its row, creating
-//!   it if absent, in the transaction that adds them to `hourly` (see
-//!   [`super::rollup`]). Writes into days not built (the usual case, the
-//!   current hour) cost one read of the mark per batch.
+//!   tenant-day (late flow data) add their totals to its row, creating it
+//!   if absent, instead of to `hourly` and `tenants_hourly` (see
+//!   [`super::rollup`]). Writes into
+//!   days not built (the usual case, the current hour) cost one read of the
+//!   mark per batch.
+//! - Schema 10 deleted the `hourly` rows and `tenants_hourly` entries of
+//!   the tenant-days schemas 6 to 9 had built ([`remove_built_hourly`]):
+//!   they kept both forms.
 //! - Retention removes the rows of the days before the one its hourly cut
 //!   falls in, in the transaction that removes the `hourly` rows. The
 //!   entries of that day before the cut stay until a later pass; every read
@@ -132,6 +141,91 @@ pub(super) fn remove_before(tx: &Transaction<'_>, hour: i64) -> Result<u64, Stor
 }
 
 const CONTEXT: &str = "build hours_by_day";
+
+/// Removes the entries of `tenants` from the `tenants_hourly` rows of
+/// `day`'s hours (a row left empty is deleted).
+fn drop_from_tenants_hourly(
+    tx: &Transaction<'_>,
+    day: i64,
+    tenants: std::ops::RangeInclusive<u32>,
+) -> Result<(), StoreError> {
+    let db = || StoreError::db("remove built tenant-days from tenants_hourly");
+    let place = "tenants_hourly.totals";
+    let mut select = tx
+        .prepare_cached("SELECT totals FROM tenants_hourly WHERE hour = ?1")
+        .map_err(db())?;
+    let mut kept = Vec::new();
+    let mut blob = Vec::new();
+    for hour in day * HOURS_PER_DAY..(day + 1) * HOURS_PER_DAY {
+        let old: Option<Vec<u8>> = select
+            .query_row([hour], |r| r.get(0))
+            .optional()
+            .map_err(db())?;
+        let Some(old) = old else {
+            continue;
+        };
+        kept.clear();
+        let mut dropped = false;
+        codec::decode_tenant_totals(&old, place, |t| {
+            if tenants.contains(&t.tenant.0) {
+                dropped = true;
+            } else {
+                kept.push(t);
+            }
+        })?;
+        if !dropped {
+            continue;
+        }
+        if kept.is_empty() {
+            tx.prepare_cached("DELETE FROM tenants_hourly WHERE hour = ?1")
+                .and_then(|mut st| st.execute([hour]))
+                .map_err(db())?;
+        } else {
+            blob.clear();
+            codec::encode_tenant_totals(&kept, &mut blob);
+            tx.prepare_cached("UPDATE tenants_hourly SET totals = ?2 WHERE hour = ?1")
+                .and_then(|mut st| st.execute(params![hour, &blob[..]]))
+                .map_err(db())?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the `hourly` rows of every built tenant-day and its entries in
+/// `tenants_hourly` (schema 10: the builds of schema 6 to 9 kept them
+/// beside its `hours_by_day` row).
+pub(super) fn remove_built_hourly(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let db = || StoreError::db("remove the hourly rows of built tenant-days");
+    let Some(mark) = mark(tx)? else {
+        return Ok(0);
+    };
+    let (day, before) = codec::split_row_id(mark);
+    // Whole days before the mark's, then its tenants below the mark.
+    let mut removed = tx
+        .execute(
+            "DELETE FROM hourly WHERE id < ?1",
+            [codec::first_row_id(day * HOURS_PER_DAY)],
+        )
+        .map_err(db())?;
+    tx.execute(
+        "DELETE FROM tenants_hourly WHERE hour < ?1",
+        [day * HOURS_PER_DAY],
+    )
+    .map_err(db())?;
+    if before > 0 {
+        drop_from_tenants_hourly(tx, day, 0..=before - 1)?;
+    }
+    for hour in day * HOURS_PER_DAY..(day + 1) * HOURS_PER_DAY {
+        let lo = codec::first_row_id(hour);
+        removed += tx
+            .execute(
+                "DELETE FROM hourly WHERE id >= ?1 AND id < ?2",
+                params![lo, lo + i64::from(before)],
+            )
+            .map_err(db())?;
+    }
+    Ok(removed as u64)
+}
 
 /// The first id at or after `from` in `hourly`, if any.
 fn first_hourly_at(conn: &Connection, from: i64) -> Result<Option<i64>, StoreError> {
@@ -271,6 +365,21 @@ fn step(conn: &mut Connection, open_day: i64, chunk: usize) -> Result<Option<u64
             insert.execute(params![id, &blob[..]]).map_err(db())?;
         }
     }
+    // Their `hourly` rows and their entries in the day's `tenants_hourly`
+    // rows are in `hours_by_day` now: removed in the same transaction, so
+    // a tenant-day's hours are in one form or the other.
+    {
+        let mut delete = tx
+            .prepare_cached("DELETE FROM hourly WHERE id >= ?1 AND id <= ?2")
+            .map_err(db())?;
+        for hour in day * HOURS_PER_DAY..(day + 1) * HOURS_PER_DAY {
+            let lo = codec::first_row_id(hour);
+            delete
+                .execute(params![lo + i64::from(from), lo + i64::from(last)])
+                .map_err(db())?;
+        }
+    }
+    drop_from_tenants_hourly(&tx, day, from..=last)?;
     // Every tenant of the day up to `last` is built now, with or without
     // rows; `last` = u32::MAX moves the mark to the next day.
     let mark = codec::first_row_id(day) + i64::from(last) + 1;

@@ -270,7 +270,7 @@ pub(super) fn coverage(
 /// open-ended query does not walk through centuries of empty days.
 fn slot_range(
     conn: &Connection,
-    tables: [(&str, i64); 2],
+    tables: &[(&str, i64)],
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Option<(i64, i64)>, StoreError> {
@@ -281,7 +281,7 @@ fn slot_range(
         ("samples", SLOTS_PER_HOUR),
         ("samples_days", SLOTS_PER_HOUR * HOURS_PER_DAY),
     ];
-    for (table, slots) in tables.into_iter().chain(raw) {
+    for &(table, slots) in tables.iter().chain(&raw) {
         if let Some((lo, hi)) = stored_range(conn, table)? {
             let (lo, hi) = (lo * slots, (hi + 1) * slots);
             stored = Some(stored.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
@@ -398,8 +398,15 @@ pub(super) fn hourly_totals(
         totals: Vec::new(),
         kept_from: marks.hourly.filter(|m| *m > hours.start),
     };
-    // Only where `hourly` has rows (a graph's month may reach past now).
-    let Some((first, last)) = stored_range(conn, "hourly")? else {
+    // Only where `hourly` or `hours_by_day` has rows (a graph's month
+    // may reach past now).
+    let days = stored_range(conn, "hours_by_day")?
+        .map(|(a, b)| (a * HOURS_PER_DAY, b * HOURS_PER_DAY + HOURS_PER_DAY - 1));
+    let Some((first, last)) = [stored_range(conn, "hourly")?, days]
+        .into_iter()
+        .flatten()
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+    else {
         return Ok(out);
     };
     let from = hours.start.max(first).max(marks.hourly.unwrap_or(i64::MIN));
@@ -459,9 +466,10 @@ pub(super) fn hourly_totals(
 pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
     let tables = [
         ("hourly", SLOTS_PER_HOUR),
+        ("hours_by_day", SLOTS_PER_HOUR * HOURS_PER_DAY),
         ("daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
     ];
-    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
+    let Some((first, end)) = slot_range(conn, &tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
     let marks = marks::read(conn)?;
@@ -529,7 +537,74 @@ pub(super) fn usage(conn: &Connection, q: &UsageQuery) -> Result<Vec<UsageTotal>
             }
             Ok(())
         })?;
-        i += same;
+        if !matches!(p.piece, Piece::Hour(_)) {
+            i += same;
+            continue;
+        }
+        // The hours of built tenant-days are in `hours_by_day` instead
+        // (see [`super::hours`]): the following hour pieces of the same
+        // UTC day are read from `hourly` too, then every built tenant's
+        // row of the day once for all of them.
+        let day = time.div_euclid(HOURS_PER_DAY);
+        let in_day =
+            |u: &Planned| matches!(u.piece, Piece::Hour(h) if h.div_euclid(HOURS_PER_DAY) == day);
+        let run = i + pieces[i..].iter().take_while(|u| in_day(u)).count();
+        let mut j = i + same;
+        while j < run {
+            let Piece::Hour(hour) = pieces[j].piece else {
+                break;
+            };
+            let more = pieces[j..run]
+                .iter()
+                .take_while(|u| u.piece == pieces[j].piece)
+                .count();
+            let uses = &pieces[j..j + more];
+            each_row(
+                conn,
+                "hourly",
+                "totals",
+                hour,
+                &q.tenants,
+                |tenant, blob| {
+                    realms.clear();
+                    codec::decode_realm_totals(blob, "hourly.totals", &mut realms)?;
+                    for r in &realms {
+                        for u in uses {
+                            add(u, (tenant, r.realm, r.direction), (r.bytes, r.packets))?;
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            j += more;
+        }
+        let uses = &pieces[i..run];
+        let of_day = |u: &Planned| match u.piece {
+            Piece::Hour(h) => (h - day * HOURS_PER_DAY) as u8,
+            _ => 0,
+        };
+        let lo = uses.iter().map(of_day).min().unwrap_or(0);
+        let hi = uses.iter().map(of_day).max().unwrap_or(0) + 1;
+        let mut entries: Vec<DayHourTotal> = Vec::new();
+        each_row(
+            conn,
+            "hours_by_day",
+            "totals",
+            day,
+            &q.tenants,
+            |tenant, blob| {
+                entries.clear();
+                codec::decode_day_hours(blob, "hours_by_day.totals", lo..hi, &mut entries)?;
+                for t in &entries {
+                    let r = t.total;
+                    for u in uses.iter().filter(|u| of_day(u) == t.hour) {
+                        add(u, (tenant, r.realm, r.direction), (r.bytes, r.packets))?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        i = run;
     }
     for ((tenant, realm, dir), from, to) in lent {
         for (_, sum) in totals.range_mut((tenant, realm, dir, from)..=(tenant, realm, dir, to)) {
@@ -603,9 +678,10 @@ fn tenant_row(
 pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
     let tables = [
         ("tenants_hourly", SLOTS_PER_HOUR),
+        ("hours_by_day", SLOTS_PER_HOUR * HOURS_PER_DAY),
         ("tenants_daily", SLOTS_PER_HOUR * HOURS_PER_DAY),
     ];
-    let Some((first, end)) = slot_range(conn, tables, q.from, q.to)? else {
+    let Some((first, end)) = slot_range(conn, &tables, q.from, q.to)? else {
         return Ok(Vec::new());
     };
     let marks = marks::read(conn)?;
@@ -617,20 +693,69 @@ pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantT
     let mut ragged: Vec<(Slot, Slot)> = Vec::new();
     let mut bounded = true;
     let mut one: Vec<TenantTotal> = Vec::new();
+    // The hours read per UTC day: (hour of the day, whether it bounds a
+    // ragged piece, exact), for the built tenant-days' rows below.
+    let mut built_hours: BTreeMap<i64, Vec<(u8, bool, bool)>> = BTreeMap::new();
+    let mut read_hour = |hour: i64, bound: bool, exact: bool| {
+        built_hours
+            .entry(hour.div_euclid(HOURS_PER_DAY))
+            .or_default()
+            .push((hour.rem_euclid(HOURS_PER_DAY) as u8, bound, exact));
+    };
     for p in &pieces {
         match p.piece {
             Piece::Day(d) => tenant_row(conn, true, d, p.exact, &mut one)?,
-            Piece::Hour(h) => tenant_row(conn, false, h, p.exact, &mut one)?,
+            Piece::Hour(h) => {
+                read_hour(h, false, p.exact);
+                tenant_row(conn, false, h, p.exact, &mut one)?
+            }
             Piece::Slots(from, to) => {
                 ragged.push((from, to));
                 let hour = from.0.div_euclid(SLOTS_PER_HOUR);
                 bounded &= marks.hourly_kept(hour);
+                read_hour(hour, true, true);
                 tenant_row(conn, false, hour, true, &mut one)?;
                 codec::add_tenant_totals(&mut extra, &one)?;
                 continue;
             }
         }
         codec::add_tenant_totals(&mut lower, &one)?;
+    }
+    // `tenants_hourly` has no entry of a built tenant-day (see
+    // [`super::hours`]): its hours come from its `hours_by_day` row, every
+    // tenant's row of a day read once for all the day's hours.
+    for (day, hours) in &built_hours {
+        let lo = hours.iter().map(|h| h.0).min().unwrap_or(0);
+        let hi = hours.iter().map(|h| h.0).max().unwrap_or(0) + 1;
+        let (mut day_lower, mut day_extra) = (Vec::new(), Vec::new());
+        let mut entries: Vec<DayHourTotal> = Vec::new();
+        each_row(
+            conn,
+            "hours_by_day",
+            "totals",
+            *day,
+            &Tenants::All,
+            |tenant, blob| {
+                entries.clear();
+                codec::decode_day_hours(blob, "hours_by_day.totals", lo..hi, &mut entries)?;
+                let mut low: Option<TenantTotal> = None;
+                let mut high: Option<TenantTotal> = None;
+                for e in &entries {
+                    let Some(&(_, bound, exact)) = hours.iter().find(|h| h.0 == e.hour) else {
+                        continue;
+                    };
+                    let t = if bound { &mut high } else { &mut low };
+                    let t = t.get_or_insert(TenantTotal::new(TenantId(tenant)));
+                    t.exact &= exact;
+                    t.add(e.total.direction, e.total.bytes, e.total.packets)?;
+                }
+                day_lower.extend(low);
+                day_extra.extend(high);
+                Ok(())
+            },
+        )?;
+        codec::add_tenant_totals(&mut lower, &day_lower)?;
+        codec::add_tenant_totals(&mut extra, &day_extra)?;
     }
     if ragged.is_empty() {
         return Ok(rank(lower, q.by, q.limit));
@@ -685,8 +810,11 @@ pub(super) fn top_tenants(conn: &Connection, q: &TopQuery) -> Result<Vec<TenantT
 }
 
 /// Bytes summed over every row of each rollup table, for consistency
-/// checks: each must equal the raw samples' sum.
+/// checks: each must equal the raw samples' sum. `hourly` and
+/// `tenants_hourly` include the built tenant-days' hours, which are in
+/// `hours_by_day` instead.
 pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u128)>, StoreError> {
+    let built = built_hour_bytes(conn)?;
     let mut out = Vec::new();
     for (table, place) in [("hourly", "hourly.totals"), ("daily", "daily.totals")] {
         let mut bytes = 0u128;
@@ -699,6 +827,9 @@ pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u128)
             }
             Ok(())
         })?;
+        if table == "hourly" {
+            bytes = checked_sum(bytes, built, "bytes")?;
+        }
         out.push((table, bytes));
     }
     for (table, place) in [
@@ -715,9 +846,39 @@ pub(super) fn rollup_bytes(conn: &Connection) -> Result<Vec<(&'static str, u128)
             })
         })?;
         result?;
-        out.push((table, all.bytes(RankBy::Total)));
+        let mut bytes = all.bytes(RankBy::Total);
+        if table == "tenants_hourly" {
+            bytes = checked_sum(bytes, built, "bytes")?;
+        }
+        out.push((table, bytes));
     }
     Ok(out)
+}
+
+/// Bytes summed over the `hours_by_day` rows (the hours of built
+/// tenant-days, see [`super::hours`]), from the first hour retention
+/// keeps.
+fn built_hour_bytes(conn: &Connection) -> Result<u128, StoreError> {
+    let kept = marks::read(conn)?.hourly.unwrap_or(i64::MIN);
+    let ctx = || "read every row of hours_by_day".to_string();
+    let mut st = conn
+        .prepare("SELECT id, totals FROM hours_by_day")
+        .map_err(StoreError::db(ctx()))?;
+    let mut rows = st.query([]).map_err(StoreError::db(ctx()))?;
+    let mut entries = Vec::new();
+    let mut bytes = 0u128;
+    while let Some(r) = rows.next().map_err(StoreError::db(ctx()))? {
+        let id: i64 = r.get(0).map_err(StoreError::db(ctx()))?;
+        let first = codec::split_row_id(id).0 * HOURS_PER_DAY;
+        let blob = r.get_ref(1).and_then(|v| Ok(v.as_blob()?));
+        let blob = blob.map_err(StoreError::db(ctx()))?;
+        entries.clear();
+        codec::decode_day_hours(blob, "hours_by_day.totals", 0..24, &mut entries)?;
+        for t in entries.iter().filter(|t| first + i64::from(t.hour) >= kept) {
+            bytes = checked_sum(bytes, t.total.bytes, "bytes")?;
+        }
+    }
+    Ok(bytes)
 }
 
 fn for_each_blob(

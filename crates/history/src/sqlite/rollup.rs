@@ -1,8 +1,8 @@
 //! The rollups an append keeps up to date: per tenant per hour and day
 //! (`hourly`, `daily`), every tenant per hour and day (`tenants_hourly`,
-//! `tenants_daily`), and the `hours_by_day` rows of tenant-days already
-//! built (see [`super::hours`]), which a write into an old day changes
-//! like its `hourly` rows.
+//! `tenants_daily`); a tenant-day already built into its `hours_by_day`
+//! row (see [`super::hours`]) has its hours added there instead of to
+//! `hourly` and `tenants_hourly`.
 //!
 //! Each row is inserted if new, else read, added to and rewritten; the
 //! blobs are small (a tenant's realms, or one entry per tenant), so the
@@ -165,18 +165,22 @@ impl Rollups {
             )?;
             total.add(s.key.direction, bytes, packets)?;
         }
-        let id = codec::new_row_id(hour, tenant)?;
-        upsert_realm_totals(tx, &HOURLY, id, &realms, &mut self.buf)?;
         let day = hour.div_euclid(HOURS_PER_DAY);
         codec::add_realm_totals(self.daily.entry((day, tenant)).or_default(), &realms)?;
+        // A built tenant-day's hours live in its `hours_by_day` row only
+        // (see [`super::hours`]); any other hour in `hourly`.
         if hours::built(self.hours_mark, day, tenant) {
             let of_day = hour.rem_euclid(HOURS_PER_DAY) as u8;
             let entry = self.hours_by_day.entry((day, tenant)).or_default();
             codec::add_day_hours(entry, of_day, &realms)?;
+        } else {
+            let id = codec::new_row_id(hour, tenant)?;
+            upsert_realm_totals(tx, &HOURLY, id, &realms, &mut self.buf)?;
+            // An append visits hours in order and a tenant once per hour,
+            // in tenant order, so each hour's list comes out sorted by
+            // tenant.
+            self.tenants_hourly.entry(hour).or_default().push(total);
         }
-        // An append visits hours in order and a tenant once per hour, in
-        // tenant order, so each hour's list comes out sorted by tenant.
-        self.tenants_hourly.entry(hour).or_default().push(total);
         self.tenants_daily.entry(day).or_default().push(total);
         Ok(())
     }

@@ -16,7 +16,9 @@
 //!   deletes: a tenant's day is in one table or the other, never both. A
 //!   compacted tenant's month is 31 point reads instead of 744.
 //! - `hourly`, `daily`: one row per tenant per hour (day), keyed the same
-//!   way, holding totals per realm and direction, summed over bands.
+//!   way, holding totals per realm and direction, summed over bands; a
+//!   tenant-day built into `hours_by_day` has no `hourly` rows (nor
+//!   entries in `tenants_hourly`).
 //! - `hours_by_day`: one row per tenant per UTC day, keyed `day << 32 |
 //!   tenant`, holding the tenant's `hourly` rows of that day in one blob,
 //!   so a tenant's month of hourly totals is 31 point reads instead of
@@ -60,8 +62,13 @@
 //! migration's one transaction; the file is then switched to
 //! `auto_vacuum = INCREMENTAL` by a `VACUUM` (see [`super::vacuum`]), so
 //! the pages compaction and retention free go back to the file system.
+//! Version 10 deletes the `hourly` rows and `tenants_hourly` entries of
+//! the tenant-days built into `hours_by_day`, which versions 6 to 9 kept
+//! beside them: a tenant-day's hours are in one form or the other since
+//! (see [`super::hours`]); the pages go back to the file system when the
+//! store is opened.
 
-use super::{convert, marks};
+use super::{convert, hours, marks};
 use crate::error::StoreError;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -307,6 +314,13 @@ const MIGRATIONS: &[Migration] = &[
         // `super::vacuum::incremental`.
         before: "",
         convert: Some(convert::to_series),
+        after: "",
+    },
+    Migration {
+        version: 10,
+        description: "a built tenant-day's hourly totals in hours_by_day only, not in hourly or tenants_hourly",
+        before: "",
+        convert: Some(|tx| hours::remove_built_hourly(tx).map(|_| ())),
         after: "",
     },
 ];
@@ -638,10 +652,11 @@ mod tests {
         (batches, now)
     }
 
-    /// The bytes of the sample tables' pages.
+    /// The bytes of the sample tables' rows (not their pages: the page
+    /// size changes with the version).
     fn sample_bytes(conn: &Connection) -> i64 {
         conn.query_row(
-            "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('samples', 'samples_days')",
+            "SELECT SUM(payload) FROM dbstat WHERE name IN ('samples', 'samples_days')",
             [],
             |r| r.get(0),
         )
@@ -680,6 +695,28 @@ mod tests {
             limit: 5,
         };
         writeln!(out, "{:?}", store.top_tenants(&top).unwrap()).unwrap();
+        // Whole hours and ragged ones of the built days, and of day 2.
+        for (limit, from, to) in [
+            (5, 5 * 60 + 45, 40 * 60 + 15),
+            (100, 18 * 60 + 15, 65 * 60 + 5),
+        ] {
+            let top = TopQuery {
+                from: start + jiff::SignedDuration::from_mins(from),
+                to: start + jiff::SignedDuration::from_mins(to),
+                by: RankBy::Total,
+                limit,
+            };
+            writeln!(out, "{:?}", store.top_tenants(&top).unwrap()).unwrap();
+        }
+        // Two tenants' local days: hours of built days read per tenant.
+        let q = UsageQuery {
+            tenants: Tenants::Only(vec![TenantId(3), TenantId(7)]),
+            from: start,
+            to: end,
+            bucket: Bucket::Day,
+            zone: jiff::tz::TimeZone::get("Asia/Kathmandu").unwrap(),
+        };
+        writeln!(out, "{:?}", store.usage(&q).unwrap()).unwrap();
         for t in 0..12 {
             let hours = day0 * 24..(day0 + 3) * 24;
             writeln!(
@@ -797,9 +834,8 @@ mod tests {
             assert_eq!((version(&conn).unwrap(), auto), (8, 0));
             sample_bytes(&conn)
         };
-        let before = std::fs::metadata(&path).unwrap().len();
         let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 9);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(figures(&store), expected);
         assert_eq!(store.integrity_check().unwrap(), ["ok"]);
         let conn = store.connection();
@@ -830,15 +866,100 @@ mod tests {
         assert_eq!((auto, mode.as_str()), (2, "wal"));
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .unwrap();
-        let after = std::fs::metadata(&path).unwrap().len();
-        assert!(after < before, "{before} bytes before, {after} after");
-        // The samples' pages (16 kB each, 38 of them before): 20 random
+        // The whole file is not compared: the same open moved it to 64 kB
+        // pages, and each of its 30-odd tables and indexes takes at least
+        // one (2 MB for this small store). The samples' rows: 20 random
         // bits in every value keep format 2 at about half.
         let samples_after = sample_bytes(conn);
         assert!(
             samples_after * 3 < samples_before * 2,
             "{samples_before} → {samples_after}"
         );
+        drop(store);
+        // Opened again: nothing left to do, the same answers.
+        let again = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(figures(&again), expected);
+    }
+
+    /// `hourly` rows in the file, how many of them are of the built days
+    /// (the first two of [`three_days`]), and `tenants_hourly` rows.
+    fn hourly_rows(conn: &Connection) -> (i64, i64, i64) {
+        let day2 = codec::first_row_id((20_400 + 2) * 24);
+        conn.query_row(
+            "SELECT COUNT(*), IFNULL(SUM(id < ?1), 0), (SELECT COUNT(*) FROM tenants_hourly)
+             FROM hourly",
+            [day2],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_version_9_database_loses_built_days_hourly_rollups_and_answers_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, now) = three_days();
+        let mut fresh = SqliteStore::open(
+            &dir.path().join("new.sqlite"),
+            &SqliteOptions { cache_mib: 4 },
+        )
+        .unwrap();
+        for b in &batches {
+            fresh.append(b).unwrap();
+        }
+        assert!(fresh.compact(now, 10_000).unwrap().done);
+        let expected = figures(&fresh);
+        // This build keeps no `hourly` row (nor `tenants_hourly` entry) of
+        // a built day: 12 tenants × the 24 hours of day 2.
+        assert_eq!(hourly_rows(fresh.connection()), (12 * 24, 0, 24));
+        // A version 9 file as version 9 builds left it: compacted, every
+        // `hourly` row and `tenants_hourly` entry kept beside the built
+        // days' `hours_by_day` rows.
+        let path = dir.path().join("v9.sqlite");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL")
+                .unwrap();
+            migrate_to(&mut conn, 9).unwrap();
+            for b in &batches {
+                write::append(&mut conn, b).unwrap();
+            }
+            conn.execute_batch(
+                "CREATE TABLE hourly_kept AS SELECT id, totals FROM hourly;
+                 CREATE TABLE tenants_hourly_kept AS SELECT hour, totals FROM tenants_hourly;",
+            )
+            .unwrap();
+            let compacted = super::super::compact::compact(&mut conn, now, 10_000).unwrap();
+            assert!(compacted.done && compacted.hour_days == 24);
+            conn.execute_batch(
+                "INSERT INTO hourly SELECT id, totals FROM hourly_kept
+                     WHERE id NOT IN (SELECT id FROM hourly);
+                 DROP TABLE hourly_kept;
+                 DELETE FROM tenants_hourly;
+                 INSERT INTO tenants_hourly SELECT hour, totals FROM tenants_hourly_kept;
+                 DROP TABLE tenants_hourly_kept;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .unwrap();
+            assert_eq!(version(&conn).unwrap(), 9);
+            assert_eq!(hourly_rows(&conn), (12 * 72, 12 * 48, 72));
+        }
+        let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(hourly_rows(store.connection()), (12 * 24, 0, 24));
+        // Moved to the current page size by the same open.
+        let page: i64 = store
+            .connection()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page, i64::from(super::super::PAGE_SIZE));
+        assert_eq!(super::super::PAGE_SIZE, 65536);
+        assert_eq!(figures(&store), expected);
+        assert_eq!(store.integrity_check().unwrap(), ["ok"]);
+        let free: i64 = store
+            .connection()
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(free, 0, "the deleted rows' pages are given back");
         drop(store);
         // Opened again: nothing left to do, the same answers.
         let again = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
@@ -865,7 +986,7 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM samples", [], |r| r.get::<_, i64>(0))
             .unwrap();
         let store = SqliteStore::open(&path, &SqliteOptions { cache_mib: 4 }).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 9);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert!(!super::super::vacuum::is_incremental(store.connection()).unwrap());
         drop(store);
         drop(other);

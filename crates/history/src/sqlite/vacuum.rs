@@ -11,7 +11,9 @@
 //! A new database gets the mode when it is created ([`for_new_files`]). An
 //! older one only by a `VACUUM`, which rewrites the whole file: done once,
 //! by [`incremental`] when a store is opened, out of WAL mode because
-//! SQLite changes `auto_vacuum` only there. Its cost: a copy of the file
+//! SQLite changes `auto_vacuum` (and the page size) only there. The same
+//! `VACUUM` moves a file to the current page size (64 kB since schema 10,
+//! 16 kB before: see [`super`]). Its cost: a copy of the file
 //! (after version 9's conversion, about a quarter of the old size) written
 //! to a temporary file and back, so that much free disk space and, at the
 //! 10,000-tenant size, minutes; it needs the only open connection, so if
@@ -37,13 +39,20 @@ pub(super) fn is_incremental(conn: &Connection) -> Result<bool, StoreError> {
         .map_err(StoreError::db("read auto_vacuum"))
 }
 
-/// Switches an existing file to `auto_vacuum = INCREMENTAL` with a
-/// `VACUUM` (see the module's notes on its cost), unless it is already.
+/// The file's page size in bytes.
+pub(super) fn page_size(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(StoreError::db("read page_size"))
+}
+
+/// Switches an existing file to `auto_vacuum = INCREMENTAL` and pages of
+/// [`super::PAGE_SIZE`] with a `VACUUM` (see the module's notes on its
+/// cost), unless it is already.
 /// `false` when another connection is open, or the disk has no room for
 /// the copy, and it must wait for a later open; the file works either
 /// way.
 pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
-    if is_incremental(conn)? {
+    if is_incremental(conn)? && page_size(conn)? == i64::from(super::PAGE_SIZE) {
         return Ok(true);
     }
     let db = || StoreError::db("switch the history database to auto_vacuum = INCREMENTAL");
@@ -89,7 +98,7 @@ pub(super) fn incremental(conn: &Connection) -> Result<bool, StoreError> {
             format!("the database went back to {back}, not WAL"),
         ));
     }
-    is_incremental(conn)
+    Ok(is_incremental(conn)? && page_size(conn)? == i64::from(super::PAGE_SIZE))
 }
 
 /// Gives the file's free pages back to the file system (nothing when the

@@ -96,9 +96,10 @@ fn ids(store: &SqliteStore, table: &str) -> Vec<i64> {
     rows.map(|r| r.unwrap()).collect()
 }
 
-/// A built tenant-day with `hourly` rows from the first kept hour on has
-/// its row; no tenant-day at or above the mark has one.
-fn check_rows(store: &SqliteStore, kept: Option<i64>, at: &str) {
+/// No tenant-day at or above the mark has a row; a built tenant-day has
+/// no `hourly` row (its hours are in its row only; that it has no entry
+/// in `tenants_hourly` either, [`check_top`] sees).
+fn check_rows(store: &SqliteStore, at: &str) {
     let built = mark(store);
     let days = ids(store, "hours_by_day");
     for &id in &days {
@@ -107,13 +108,69 @@ fn check_rows(store: &SqliteStore, kept: Option<i64>, at: &str) {
             "{at}: a row at {id:#x}, mark {built:?}"
         );
     }
+    let is_built =
+        |hour: i64, tenant: i64| built.is_some_and(|m| hour.div_euclid(24) << 32 | tenant < m);
     for id in ids(store, "hourly") {
         let (hour, tenant) = (id >> 32, id & 0xffff_ffff);
-        let day_id = hour.div_euclid(24) << 32 | tenant;
-        if built.is_some_and(|m| day_id < m) && kept.is_none_or(|k| hour >= k) {
-            assert!(
-                days.binary_search(&day_id).is_ok(),
-                "{at}: no row for hour {hour} of tenant {tenant}"
+        assert!(
+            !is_built(hour, tenant),
+            "{at}: an hourly row for hour {hour} of built tenant {tenant}"
+        );
+    }
+}
+
+/// Every tenant's totals over `hours` of the model (from the first hour
+/// of the range to its end, cut at `minutes` past the hour at both ends),
+/// as `top_tenants` ranks them: (tenant, down bytes, up bytes), the
+/// tenants with traffic, sorted by tenant.
+fn expected_top(
+    model: &Model,
+    hours: std::ops::Range<i64>,
+    minutes: i64,
+) -> Vec<(u32, u128, u128)> {
+    let (from, to) = (hours.start * 12 + minutes / 5, hours.end * 12 + minutes / 5);
+    let mut sums: BTreeMap<u32, (u128, u128)> = BTreeMap::new();
+    for (&(slot, k), &(bytes, _)) in model {
+        if slot.0 >= from && slot.0 < to {
+            let e = sums.entry(k.tenant.0).or_default();
+            match k.direction {
+                Direction::Down => e.0 += u128::from(bytes),
+                Direction::Up => e.1 += u128::from(bytes),
+            }
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, (d, u))| d + u > 0)
+        .map(|(t, (d, u))| (t, d, u))
+        .collect()
+}
+
+/// `top_tenants` over `spans` (whole hours, and cut at :15 and :45 at
+/// both ends: hours of built and unbuilt tenant-days, and ragged edges)
+/// against the model, while every sample is kept.
+fn check_top(store: &SqliteStore, model: &Model, first_hour: i64, spans: &[(i64, i64)], at: &str) {
+    for &(a, n) in spans {
+        for minutes in [0, 15, 45] {
+            let hours = first_hour + a..first_hour + a + n;
+            let from = Timestamp::from_second(hours.start * 3600 + minutes * 60).unwrap();
+            let to = Timestamp::from_second(hours.end * 3600 + minutes * 60).unwrap();
+            let mut answered: Vec<(u32, u128, u128)> = store
+                .top_tenants(&TopQuery {
+                    from,
+                    to,
+                    by: RankBy::Total,
+                    limit: 1000,
+                })
+                .unwrap()
+                .into_iter()
+                .filter(|t| t.down_bytes + t.up_bytes > 0)
+                .map(|t| (t.tenant.0, t.down_bytes, t.up_bytes))
+                .collect();
+            answered.sort_unstable();
+            assert_eq!(
+                answered,
+                expected_top(model, hours.clone(), minutes),
+                "{at}: top tenants of hours {hours:?} from the first, at :{minutes:02}"
             );
         }
     }
@@ -233,7 +290,8 @@ proptest! {
         let model = h.model.clone();
         let look = |s: &SqliteStore, at: &str| {
             check(s, &model, first_hour, &spans, None, at);
-            check_rows(s, None, at);
+            check_rows(s, at);
+            check_top(s, &model, first_hour, &spans, at);
         };
         let built = compact_in_steps(&mut store, &mut rng, day_start(first, 4), &look);
         prop_assert!(built > 0);
@@ -250,12 +308,14 @@ proptest! {
         store.add(&add_batch("flow", h.added, &[newcomer], &[])).unwrap();
         h.model.insert((newcomer.slot, newcomer.key), (77, 0));
         check(&store, &h.model, first_hour, &spans, None, "after late writes");
-        check_rows(&store, None, "after late writes");
+        check_rows(&store, "after late writes");
+        check_top(&store, &h.model, first_hour, &spans, "after late writes");
         // Every day built.
         let model = h.model.clone();
         let look = |s: &SqliteStore, at: &str| {
             check(s, &model, first_hour, &spans, None, at);
-            check_rows(s, None, at);
+            check_rows(s, at);
+            check_top(s, &model, first_hour, &spans, at);
         };
         compact_in_steps(&mut store, &mut rng, day_start(first, 8), &look);
         prop_assert_eq!(count_rows(&store, "samples"), 0);
@@ -266,7 +326,7 @@ proptest! {
         let retention = Retention { raw: SignedDuration::from_hours(1), hourly, daily: SignedDuration::from_hours(24 * 3653) };
         store.apply_retention(now, &retention).unwrap();
         check(&store, &h.model, first_hour, &spans, Some(cut), "after retention");
-        check_rows(&store, Some(cut), "after retention");
+        check_rows(&store, "after retention");
         prop_assert!(ids(&store, "hours_by_day").iter().all(|id| id >> 32 > first_hour / 24));
         // Late data after retention, before and after the cut.
         for _ in 0..2 {
@@ -274,7 +334,7 @@ proptest! {
             h.write(&mut store, &mut rng, first + 200..first + 4 * 288, n);
         }
         check(&store, &h.model, first_hour, &spans, Some(cut), "after writes past retention");
-        check_rows(&store, Some(cut), "after writes past retention");
+        check_rows(&store, "after writes past retention");
     }
 }
 
@@ -299,7 +359,13 @@ fn a_store_from_before_hours_by_day_catches_up_in_bounded_steps() {
         for _ in 0..8 {
             h.write(&mut store, &mut rng, first..first + DAYS * 288, 60);
         }
-        // Days 0 to 3 compacted (as a version 5 build compacted them).
+        // Days 0 to 3 compacted (as a version 5 build compacted them),
+        // their `hourly` rows kept (this build deletes those it builds
+        // into `hours_by_day`).
+        store
+            .connection()
+            .execute_batch("CREATE TABLE hourly_kept AS SELECT id, totals FROM hourly")
+            .unwrap();
         let r = store.compact(day_start(first, 5), 1_000_000).unwrap();
         assert!(r.done && r.tenant_days > 0, "{r:?}");
         assert!(count_rows(&store, "hours_by_day") > 0);
@@ -308,7 +374,10 @@ fn a_store_from_before_hours_by_day_catches_up_in_bounded_steps() {
         store
             .connection()
             .execute_batch(
-                "DROP TABLE hours_by_day; DROP TABLE hours_by_day_mark;
+                "INSERT INTO hourly SELECT id, totals FROM hourly_kept
+                     WHERE id NOT IN (SELECT id FROM hourly);
+                 DROP TABLE hourly_kept;
+                 DROP TABLE hours_by_day; DROP TABLE hours_by_day_mark;
                  DROP TABLE latency_rtt; DROP TABLE latency_probes; DROP TABLE latency_queues;
                  DROP TABLE attacks;
                  DELETE FROM schema_migrations WHERE version >= 6;",
@@ -346,7 +415,7 @@ fn a_store_from_before_hours_by_day_catches_up_in_bounded_steps() {
         built += r.hour_days;
         let at = format!("catching up, call {call}");
         check(&store, &h.model, first_hour, &spans, None, &at);
-        check_rows(&store, None, &at);
+        check_rows(&store, &at);
         if r.done {
             break;
         }
