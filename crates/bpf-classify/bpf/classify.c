@@ -380,6 +380,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u32 fla
 // The class of the throttle rung holding the local address, 0 if none.
 static __always_inline __u32 throttle_class(struct pkt *p, int dir_up)
 {
+	// No throttle rung in the policy (the first rate word is 0): no
+	// victim can have a class, so the trie is not searched (one LPM
+	// lookup less per packet on every site without a throttle rung).
+	if (!cfg(CFG_THROTTLE))
+		return 0;
 	__u8 *local = dir_up ? p->src : p->dst;
 	__u32 *v;
 	if (p->v6) {

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod htb;
+
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
