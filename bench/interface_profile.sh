@@ -17,7 +17,7 @@ DUR=${DUR:-4}; UDP_LEN=${UDP_LEN:-64}; TOP=${TOP:-25}
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 TG=${TOLLGATE:-$ROOT/target/release/tollgate}
-A="direct-prof-$$-a"; B="direct-prof-$$-b"; W=$(mktemp -d); SRV=""
+A="tgprof-$$-a"; B="tgprof-$$-b"; W=$(mktemp -d); SRV=""
 cleanup() { [[ -n $SRV ]] && kill "$SRV" 2>/dev/null; ip netns del "$A" 2>/dev/null; ip netns del "$B" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 gen() { python3 "$SHARED/tcgen.py" "$@" --dev v0 -n "$N" --per-parent 100 --probe-rate 40gbit; }
