@@ -21,7 +21,7 @@ use accounting::{Sample, SlotCoverage};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use engine::io::{Answer, Command};
-use engine::shipped::{slot_of, SEQUENCES_PER_SLOT};
+use engine::shipped::newest_slot;
 use engine::shipping::ShippedBatch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -296,7 +296,7 @@ pub async fn list(
         if w.writer == "flows" || snap.agents.contains_key(&w.writer) {
             continue;
         }
-        let slot = (w.sequence >= SEQUENCES_PER_SLOT).then(|| slot_of(w.sequence));
+        let slot = newest_slot(w.sequence);
         let (last_slot_end, lag_seconds) = lag(slot);
         agents.push(AgentRow {
             writer: w.writer,

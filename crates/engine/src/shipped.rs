@@ -119,6 +119,13 @@ pub enum Resume {
     },
 }
 
+/// The newest slot a writer's standing (its last sequence) names, if it
+/// names one: an agent's sequences are `slot × SEQUENCES_PER_SLOT` and
+/// up; the flow collector's small ones name none.
+pub fn newest_slot(sequence: u64) -> Option<Slot> {
+    (sequence >= SEQUENCES_PER_SLOT).then(|| slot_of(sequence))
+}
+
 /// The slot a central's sequence means.
 pub fn slot_of(sequence: u64) -> Slot {
     let index = if sequence < LEGACY_BELOW {

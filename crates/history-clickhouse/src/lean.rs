@@ -4,7 +4,7 @@
 //! a number). Batches with refusals keep `batches` (`write.rs`).
 
 use crate::rowbinary::Writer;
-use crate::write::in_key_order;
+use crate::write::{in_key_order, sum_runs};
 use accounting::{Sample, SlotCoverage};
 
 /// One item of a `sample_batches` row (see `sql/v5.sql`).
@@ -123,14 +123,6 @@ fn hourly_by_tenant(samples: &[Sample]) -> Vec<HourRow> {
     // Nearly sorted already (a run per tenant and slot): the stable sort
     // merges the runs.
     rows.sort_by_key(|r| r.0);
-    rows.dedup_by(|next, kept| {
-        if next.0 == kept.0 {
-            kept.1 .0 += next.1 .0;
-            kept.1 .1 += next.1 .1;
-            true
-        } else {
-            false
-        }
-    });
+    sum_runs(&mut rows);
     rows
 }

@@ -606,6 +606,13 @@ fn rollup(samples: &[Sample], per: i64) -> Vec<RollupRow> {
         })
         .collect();
     rows.sort_unstable_by_key(|r| r.0);
+    sum_runs(&mut rows);
+    rows
+}
+
+/// Adds up the bytes and packets of neighbouring rows with the same key
+/// (rows sorted by key), leaving one row per key.
+pub(crate) fn sum_runs<K: PartialEq>(rows: &mut Vec<(K, (u64, u64))>) {
     rows.dedup_by(|next, kept| {
         if next.0 == kept.0 {
             kept.1 .0 += next.1 .0;
@@ -615,7 +622,6 @@ fn rollup(samples: &[Sample], per: i64) -> Vec<RollupRow> {
             false
         }
     });
-    rows
 }
 
 /// [`history::Store::quarantine`].

@@ -187,8 +187,7 @@ pub fn add_stored(agents: &mut Vec<AgentLine>, stored: &[history::WriterSequence
         if w.writer == "flows" || agents.iter().any(|a| a.writer == w.writer) {
             continue;
         }
-        let slot = (w.sequence >= engine::shipped::SEQUENCES_PER_SLOT)
-            .then(|| engine::shipped::slot_of(w.sequence));
+        let slot = engine::shipped::newest_slot(w.sequence);
         let end = slot.map(|s| s.next().start());
         agents.push(AgentLine {
             writer: w.writer.clone(),
