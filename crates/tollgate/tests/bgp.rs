@@ -125,6 +125,19 @@ impl Running {
         }
         out
     }
+
+    /// The realm changes received until there are at least `count`, and
+    /// any already queued behind them. Changes come on a channel of their
+    /// own, a moment after the table shows them (CI once read one of two).
+    fn changes_at_least(&mut self, count: usize, what: &str) -> Vec<routes::RealmChange> {
+        let mut out = Vec::new();
+        wait_until(what, Duration::from_secs(10), || {
+            out.extend(self.drain_changes());
+            out.len() >= count
+        });
+        out.extend(self.drain_changes());
+        out
+    }
 }
 
 impl Drop for Running {
@@ -173,7 +186,7 @@ fn bird_feeds_ipv4_and_ipv6_with_communities_then_changes_and_withdraws() {
         assert_eq!(r.class.rule, MatchedRule::LargeCommunity([65001, 1, 100]));
         assert_eq!(r.attrs.next_hop, Some("2001:db8::11".parse().unwrap()));
     });
-    let first = sp.drain_changes();
+    let first = sp.changes_at_least(4, "the first realm changes");
     assert_eq!(first.len(), 4);
     assert!(first.iter().all(|c| c.old.is_none()));
 
@@ -191,7 +204,7 @@ fn bird_feeds_ipv4_and_ipv6_with_communities_then_changes_and_withdraws() {
     wait_until("the community to move", Duration::from_secs(10), || {
         sp.realm("198.51.100.1") == Some(NATIONAL) && sp.realm("203.0.113.7") == Some(INTERNATIONAL)
     });
-    let mut moved = sp.drain_changes();
+    let mut moved = sp.changes_at_least(2, "the moved community's realm changes");
     moved.sort_by_key(|c| c.prefix);
     let expect = |prefix: &str, old, new| routes::RealmChange {
         prefix: p(prefix),
@@ -212,17 +225,7 @@ fn bird_feeds_ipv4_and_ipv6_with_communities_then_changes_and_withdraws() {
         sp.prefixes() == 2
     });
     assert_eq!(sp.realm("2001:db8:1::1"), None);
-    // The realm changes come on a channel of their own, a moment after the
-    // table counts the prefixes gone (CI once read none yet).
-    let mut gone = Vec::new();
-    wait_until(
-        "the withdrawals' realm changes",
-        Duration::from_secs(10),
-        || {
-            gone.extend(sp.drain_changes());
-            gone.len() >= 2
-        },
-    );
+    let gone = sp.changes_at_least(2, "the withdrawals' realm changes");
     assert_eq!(gone.len(), 2);
     assert!(gone
         .iter()
@@ -462,14 +465,21 @@ fn exabgp_and_bird_at_once_choose_the_best_path() {
         let (_, r) = t.route_for("203.0.113.1".parse().unwrap()).unwrap();
         assert_eq!(r.peer, ip(bird_addr));
     });
-    sp.drain_changes();
+    // Let the change that made it national arrive before counting anew.
+    let mut before = Vec::new();
+    wait_until("BIRD's realm change", Duration::from_secs(10), || {
+        before.extend(sp.drain_changes());
+        before
+            .iter()
+            .any(|c| c.prefix == p("203.0.113.0/24") && c.new == Some(RealmId(NATIONAL)))
+    });
     // Without BIRD, ExaBGP's longer path is all there is: the prefix moves
     // to the international realm.
     bird.kill();
     wait_until("the fallback route", Duration::from_secs(5), || {
         sp.realm("203.0.113.1") == Some(INTERNATIONAL)
     });
-    let changes = sp.drain_changes();
+    let changes = sp.changes_at_least(1, "the fallback's realm change");
     assert_eq!(
         changes,
         vec![routes::RealmChange {
