@@ -100,7 +100,7 @@ fn main() {
     println!(
         "{batches} batches of {per} flow records from one writer ({} spread), ClickHouse {}",
         if low { "low" } else { "wide" },
-        store.server_version()
+        store.server_version().expect("the server's version")
     );
     // The encoding alone (records → one RowBinary row with the sums).
     let start = Instant::now();

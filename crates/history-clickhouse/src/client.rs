@@ -68,6 +68,19 @@ pub(crate) fn backend(
     }
 }
 
+/// An HTTP failure as the store's error: a connection that failed is
+/// [`StoreError::Unreachable`] (nothing was sent), anything else
+/// [`StoreError::Backend`].
+pub(crate) fn from_http(context: impl Into<String>, e: HttpError) -> StoreError {
+    match e {
+        HttpError::Connect(e) => StoreError::Unreachable {
+            context: context.into(),
+            source: Box::new(e),
+        },
+        e => backend(context, e),
+    }
+}
+
 /// A truncated answer: the server's data is not what the store wrote.
 pub(crate) fn truncated(place: &str) -> impl FnOnce(Truncated) -> StoreError + '_ {
     move |t| StoreError::Corrupt {
@@ -96,7 +109,8 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn connect(url: &str, db: &str, timeout: Duration) -> Result<Client, StoreError> {
+    /// Checks the database's name and the URL without connecting.
+    pub fn check(url: &str, db: &str, timeout: Duration) -> Result<Endpoint, StoreError> {
         let ok = db
             .chars()
             .next()
@@ -108,10 +122,15 @@ impl Client {
                 problem: format!("`{db}` is not a plain name (letters, digits, _)"),
             });
         }
-        let endpoint = Endpoint::parse(url, timeout).map_err(|e| StoreError::Invalid {
+        Endpoint::parse(url, timeout).map_err(|e| StoreError::Invalid {
             field: "history.url".into(),
             problem: e.to_string(),
-        })?;
+        })
+    }
+
+    /// Connects: reads the server's version.
+    pub fn connect(url: &str, db: &str, timeout: Duration) -> Result<Client, StoreError> {
+        let endpoint = Client::check(url, db, timeout)?;
         let mut client = Client {
             endpoint,
             db: db.to_string(),
@@ -132,7 +151,7 @@ impl Client {
     pub fn query(&self, sql: &str, context: &str) -> Result<Vec<u8>, StoreError> {
         self.endpoint
             .post("", sql.as_bytes())
-            .map_err(|e| backend(format!("{context} ({})", self.db), e))
+            .map_err(|e| from_http(format!("{context} ({})", self.db), e))
     }
 
     /// Inserts a RowBinary `body` into `table` as one block, under
@@ -184,7 +203,7 @@ impl Client {
             Err(HttpError::Server { code, .. }) if code == QUERY_ALREADY_RUNNING => {
                 Ok(Inserted::AnotherRuns)
             }
-            Err(e) => Err(backend(context, e)),
+            Err(e) => Err(from_http(context, e)),
         }
     }
 

@@ -22,7 +22,10 @@ const MAX_ANSWER: usize = 1 << 32;
 pub enum HttpError {
     /// The URL is not `http://host:port[/]`.
     Url(String),
-    /// Connecting, sending or receiving failed (a timeout included).
+    /// Connecting failed (refused, unreachable, timed out): nothing was
+    /// sent.
+    Connect(std::io::Error),
+    /// Sending or receiving failed (a timeout included).
     Io(std::io::Error),
     /// The answer was not HTTP as expected.
     Protocol(String),
@@ -42,6 +45,7 @@ impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpError::Url(u) => write!(f, "{u}"),
+            HttpError::Connect(e) => write!(f, "cannot connect: {e}"),
             HttpError::Io(e) => write!(f, "{e}"),
             HttpError::Protocol(p) => write!(f, "bad HTTP answer: {p}"),
             HttpError::Server {
@@ -60,7 +64,7 @@ impl std::fmt::Display for HttpError {
 impl std::error::Error for HttpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HttpError::Io(e) => Some(e),
+            HttpError::Connect(e) | HttpError::Io(e) => Some(e),
             _ => None,
         }
     }
@@ -116,7 +120,7 @@ impl Endpoint {
     /// answer's body; an error status becomes [`HttpError::Server`].
     pub fn post(&self, query: &str, body: &[u8]) -> Result<Vec<u8>, HttpError> {
         let mut stream = TcpStream::connect_timeout(&self.addr, self.timeout.min(CONNECT_TIMEOUT))
-            .map_err(HttpError::Io)?;
+            .map_err(HttpError::Connect)?;
         stream
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))

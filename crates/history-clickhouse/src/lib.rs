@@ -132,6 +132,7 @@ use history::{
 };
 use jiff::Timestamp;
 use net_types::TenantId;
+use std::sync::OnceLock;
 use std::time::Duration;
 use write::Kind;
 
@@ -168,7 +169,11 @@ impl Default for ClickHouseOptions {
 
 /// The ClickHouse history store.
 pub struct ClickHouseStore {
-    client: client::Client,
+    options: ClickHouseOptions,
+    /// Set once the server answered and the database is migrated: at
+    /// [`ClickHouseStore::open`], or at the first call after
+    /// [`ClickHouseStore::open_lazily`].
+    client: OnceLock<client::Client>,
     /// Each writer's last sequence as this store committed it.
     sequences: write::Sequences,
 }
@@ -176,22 +181,39 @@ pub struct ClickHouseStore {
 impl ClickHouseStore {
     /// Connects, creates the database if needed and migrates it.
     pub fn open(options: &ClickHouseOptions) -> Result<ClickHouseStore, StoreError> {
-        let client = client::Client::connect(&options.url, &options.database, options.timeout)?;
-        schema::migrate(&client)?;
+        let store = ClickHouseStore::open_lazily(options)?;
+        store.client()?;
+        Ok(store)
+    }
+
+    /// Checks the options (the URL and the database's name) and leaves
+    /// connecting to the first call, which retries at every call until
+    /// the server answers; until then each call fails, with
+    /// [`StoreError::Unreachable`] while the connection is refused. For
+    /// the daemon, which must shape and account while the server is away
+    /// (docs/clickhouse.md, "When the server is away").
+    pub fn open_lazily(options: &ClickHouseOptions) -> Result<ClickHouseStore, StoreError> {
+        client::Client::check(&options.url, &options.database, options.timeout)?;
         Ok(ClickHouseStore {
-            client,
+            options: options.clone(),
+            client: OnceLock::new(),
             sequences: write::Sequences::default(),
         })
     }
 
-    /// The server's version.
-    pub fn server_version(&self) -> Version {
-        self.client.version
+    /// The connection, made (and the database migrated) on first use.
+    fn client(&self) -> Result<&client::Client, StoreError> {
+        connected(&self.client, &self.options)
+    }
+
+    /// The server's version (connecting if not yet connected).
+    pub fn server_version(&self) -> Result<Version, StoreError> {
+        Ok(self.client()?.version)
     }
 
     /// The database's schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        schema::version(&self.client)
+        schema::version(self.client()?)
     }
 
     /// Keeps a batch of flow records (`[history.flows]`) once: a
@@ -203,12 +225,12 @@ impl ClickHouseStore {
         sequence: u64,
         rows: &[history::FlowRow],
     ) -> Result<(), StoreError> {
-        flows::write(&self.client, writer, sequence, rows)
+        flows::write(self.client()?, writer, sequence, rows)
     }
 
     /// The last batch of flow records `writer` kept, if any.
     pub fn flows_last_sequence(&self, writer: &str) -> Result<Option<u64>, StoreError> {
-        flows::last_sequence(&self.client, writer)
+        flows::last_sequence(self.client()?, writer)
     }
 
     /// Drops the kept flow records' partitions older than their retention.
@@ -217,19 +239,33 @@ impl ClickHouseStore {
         now: Timestamp,
         retention: &history::FlowRetention,
     ) -> Result<FlowRetentionReport, StoreError> {
-        flows::forget(&self.client, now, retention)
+        flows::forget(self.client()?, now, retention)
     }
 
     /// Runs a statement (for tests and tools) and returns the answer.
     pub fn raw_query(&self, sql: &str) -> Result<Vec<u8>, StoreError> {
-        self.client.query(sql, "query")
+        self.client()?.query(sql, "query")
     }
+}
+
+/// `cell`'s connection, made (and the database migrated) if not yet. Two
+/// threads racing here both connect; one connection is kept.
+fn connected<'a>(
+    cell: &'a OnceLock<client::Client>,
+    options: &ClickHouseOptions,
+) -> Result<&'a client::Client, StoreError> {
+    if let Some(c) = cell.get() {
+        return Ok(c);
+    }
+    let client = client::Client::connect(&options.url, &options.database, options.timeout)?;
+    schema::migrate(&client)?;
+    Ok(cell.get_or_init(|| client))
 }
 
 impl Store for ClickHouseStore {
     fn append(&mut self, b: &Batch<'_>) -> Result<WriteReport, StoreError> {
         write::write(
-            &self.client,
+            connected(&self.client, &self.options)?,
             &mut self.sequences,
             Kind::Append,
             ("", b.sequence),
@@ -240,12 +276,12 @@ impl Store for ClickHouseStore {
     }
 
     fn last_state(&self) -> Result<Option<StoredState>, StoreError> {
-        read::state(&self.client, "")
+        read::state(self.client()?, "")
     }
 
     fn add(&mut self, b: &AddBatch<'_>) -> Result<WriteReport, StoreError> {
         write::write(
-            &self.client,
+            connected(&self.client, &self.options)?,
             &mut self.sequences,
             Kind::Add,
             (b.writer, b.sequence),
@@ -261,33 +297,33 @@ impl Store for ClickHouseStore {
         sequence: u64,
         refused: &[Refusal],
     ) -> Result<(usize, usize), StoreError> {
-        write::quarantine(&self.client, writer, sequence, refused)
+        write::quarantine(self.client()?, writer, sequence, refused)
     }
 
     fn quarantined(&self, limit: usize) -> Result<Quarantine, StoreError> {
-        read::quarantined(&self.client, limit)
+        read::quarantined(self.client()?, limit)
     }
 
     fn clear_quarantine(&mut self, through: u64) -> Result<u64, StoreError> {
-        let db = &self.client.db;
-        let cleared = read::cleared(&self.client)?;
+        let db = &self.client()?.db;
+        let cleared = read::cleared(self.client()?)?;
         if through <= cleared {
             return Ok(0);
         }
-        let out = self.client.query(
+        let out = self.client()?.query(
             &format!(
                 "SELECT count() FROM {db}.quarantine WHERE id > {cleared} AND id <= {through} FORMAT TSV"
             ),
             "clear the quarantine",
         )?;
         let n: u64 = String::from_utf8_lossy(&out).trim().parse().unwrap_or(0);
-        self.client.query(
+        self.client()?.query(
             &format!("INSERT INTO {db}.quarantine_cleared VALUES ({through})"),
             "clear the quarantine",
         )?;
         // The rows themselves go in the background (a mutation); readers
         // already skip them.
-        self.client.query(
+        self.client()?.query(
             &format!("ALTER TABLE {db}.quarantine DELETE WHERE id <= {through}"),
             "clear the quarantine",
         )?;
@@ -298,23 +334,23 @@ impl Store for ClickHouseStore {
         if writer.is_empty() {
             return Ok(None);
         }
-        read::state(&self.client, writer)
+        read::state(self.client()?, writer)
     }
 
     fn writers(&self) -> Result<Vec<history::WriterSequence>, StoreError> {
-        read::writers(&self.client)
+        read::writers(self.client()?)
     }
 
     fn samples(&self, query: &SampleQuery) -> Result<Vec<Sample>, StoreError> {
-        read::samples(&self.client, query)
+        read::samples(self.client()?, query)
     }
 
     fn coverage(&self, from: Slot, to: Slot) -> Result<Vec<SlotCoverage>, StoreError> {
-        read::coverage(&self.client, from, to)
+        read::coverage(self.client()?, from, to)
     }
 
     fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>, StoreError> {
-        read::usage(&self.client, query)
+        read::usage(self.client()?, query)
     }
 
     fn hourly_totals(
@@ -322,7 +358,7 @@ impl Store for ClickHouseStore {
         tenant: TenantId,
         hours: std::ops::Range<i64>,
     ) -> Result<HourTotals, StoreError> {
-        read::hourly_totals(&self.client, tenant, hours)
+        read::hourly_totals(self.client()?, tenant, hours)
     }
 
     fn apply_retention(
@@ -330,9 +366,9 @@ impl Store for ClickHouseStore {
         now: Timestamp,
         retention: &Retention,
     ) -> Result<RetentionReport, StoreError> {
-        let mut report = retention::apply(&self.client, now, retention)?;
+        let mut report = retention::apply(self.client()?, now, retention)?;
         let cut = history::latency_cutoff(now, retention)?;
-        report.latency_deleted = latency::forget_before(&self.client, cut)?;
+        report.latency_deleted = latency::forget_before(self.client()?, cut)?;
         Ok(report)
     }
 
@@ -340,23 +376,23 @@ impl Store for ClickHouseStore {
         &mut self,
         minutes: &::latency::Minutes,
     ) -> Result<history::LatencyReport, StoreError> {
-        latency::append(&self.client, minutes)
+        latency::append(self.client()?, minutes)
     }
 
     fn latency(&self, query: &history::LatencyQuery) -> Result<::latency::Minutes, StoreError> {
-        latency::read(&self.client, query)
+        latency::read(self.client()?, query)
     }
 
     fn freeze(&mut self, period: &FrozenPeriod) -> Result<(), StoreError> {
-        write::freeze(&self.client, period)
+        write::freeze(self.client()?, period)
     }
 
     fn frozen(&self, label: &str) -> Result<Option<FrozenPeriod>, StoreError> {
-        read::frozen(&self.client, label)
+        read::frozen(self.client()?, label)
     }
 
     fn record_attack(&mut self, attack: &history::AttackRow) -> Result<bool, StoreError> {
-        attacks::record(&self.client, attack)
+        attacks::record(self.client()?, attack)
     }
 
     fn attacks(
@@ -364,14 +400,14 @@ impl Store for ClickHouseStore {
         since: Timestamp,
         limit: usize,
     ) -> Result<Vec<history::AttackRow>, StoreError> {
-        attacks::read(&self.client, since, limit)
+        attacks::read(self.client()?, since, limit)
     }
 
     fn top_tenants(&self, query: &TopQuery) -> Result<Vec<TenantTotal>, StoreError> {
-        read::top_tenants(&self.client, query)
+        read::top_tenants(self.client()?, query)
     }
 
     fn flow_top(&self, query: &history::FlowTopQuery) -> Result<Vec<history::Talker>, StoreError> {
-        flows::top(&self.client, query)
+        flows::top(self.client()?, query)
     }
 }

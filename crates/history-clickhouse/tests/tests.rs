@@ -54,7 +54,7 @@ fn a_retried_batch_whose_insert_landed_counts_once() {
     let options = options(&server);
     let mut store = ClickHouseStore::open(&options).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert!(store.server_version().major >= 18);
+    assert!(store.server_version().unwrap().major >= 18);
     let key = UsageKey {
         tenant: TenantId(1),
         realm: RealmId(0),
@@ -597,4 +597,47 @@ fn a_schema_4_database_migrates_in_place_and_counts_the_same_as_sqlite() {
         clickhouse.coverage(Slot(day(0)), Slot(day(2))).unwrap(),
         sqlite.coverage(Slot(day(0)), Slot(day(2))).unwrap()
     );
+}
+
+#[test]
+fn a_store_opened_while_the_server_is_away_connects_when_it_is_back() {
+    let Some(mut server) =
+        server("a_store_opened_while_the_server_is_away_connects_when_it_is_back")
+    else {
+        return;
+    };
+    let options = options(&server);
+    server.kill();
+    // Eager: refused at once, as unreachable (nothing was sent).
+    let eager = ClickHouseStore::open(&options);
+    assert!(
+        matches!(eager, Err(StoreError::Unreachable { .. })),
+        "{:?}",
+        eager.err()
+    );
+    // Lazy: opens, and each call says the server is unreachable.
+    let mut store = ClickHouseStore::open_lazily(&options).expect("no connection needed");
+    let batch = Batch {
+        sequence: 1,
+        samples: &[],
+        coverage: &[],
+        state: b"first",
+    };
+    for _ in 0..2 {
+        let r = store.append(&batch);
+        assert!(matches!(r, Err(StoreError::Unreachable { .. })), "{r:?}");
+        let text = r.unwrap_err().to_string();
+        assert!(text.contains("cannot reach the server"), "{text}");
+    }
+    // Bad options are refused without a server.
+    let bad = ClickHouseStore::open_lazily(&ClickHouseOptions {
+        database: "no-dashes".into(),
+        ..options.clone()
+    });
+    assert!(matches!(bad, Err(StoreError::Invalid { .. })));
+    // Back: the next call connects, migrates and commits.
+    server.start_again();
+    store.append(&batch).expect("the server is back");
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.last_state().unwrap().unwrap().blob, b"first");
 }

@@ -21,6 +21,16 @@ pub enum StoreError {
         /// The backend's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The backend's server could not be reached: the connection failed,
+    /// so nothing was sent and nothing can have been stored. A caller may
+    /// rely on that (the daemon's local copy of its last committed batch
+    /// stays certain).
+    Unreachable {
+        /// What the store was doing.
+        context: String,
+        /// Why the connection failed.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A batch with this sequence number (or a later one) is already stored.
     AlreadyAppended {
         /// The batch's sequence number.
@@ -84,6 +94,9 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Database { context, source } => write!(f, "{context}: {source}"),
             StoreError::Backend { context, source } => write!(f, "{context}: {source}"),
+            StoreError::Unreachable { context, source } => {
+                write!(f, "{context}: cannot reach the server: {source}")
+            }
             StoreError::AlreadyAppended { sequence, last } => write!(
                 f,
                 "batch {sequence} is already stored (the last stored batch is {last})"
@@ -113,7 +126,9 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Database { source, .. } => Some(source),
-            StoreError::Backend { source, .. } => Some(source.as_ref()),
+            StoreError::Backend { source, .. } | StoreError::Unreachable { source, .. } => {
+                Some(source.as_ref())
+            }
             _ => None,
         }
     }

@@ -35,6 +35,7 @@ fn transient(e: &StoreError) -> bool {
         e,
         StoreError::Database { .. }
             | StoreError::Backend { .. }
+            | StoreError::Unreachable { .. }
             | StoreError::SchemaTooNew { .. }
             | StoreError::AlreadyAppended { .. }
     )

@@ -86,9 +86,11 @@ impl CentralLink for ClickHouseCentral {
             }
             // Already held: the answer to an earlier send was lost.
             Err(StoreError::AlreadyAppended { last, .. }) => Ok(Delivery::Acknowledged(last)),
-            Err(e @ (StoreError::Database { .. } | StoreError::Backend { .. })) => {
-                Err(self.failed(e))
-            }
+            Err(
+                e @ (StoreError::Database { .. }
+                | StoreError::Backend { .. }
+                | StoreError::Unreachable { .. }),
+            ) => Err(self.failed(e)),
             Err(e) => Ok(Delivery::Refused(e.to_string())),
         }
     }

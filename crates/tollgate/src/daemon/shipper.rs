@@ -45,7 +45,11 @@ pub fn add(store: &mut dyn Store, id: u64, batch: &ShippedBatch) -> Input {
             refused: report.refused.iter().map(ToString::to_string).collect(),
         },
         Err(StoreError::AlreadyAppended { last, .. }) => AddOutcome::AlreadyAdded { last },
-        Err(e @ (StoreError::Database { .. } | StoreError::Backend { .. })) => AddOutcome::Failed {
+        Err(
+            e @ (StoreError::Database { .. }
+            | StoreError::Backend { .. }
+            | StoreError::Unreachable { .. }),
+        ) => AddOutcome::Failed {
             error: e.to_string(),
         },
         Err(e) => AddOutcome::Invalid {
