@@ -14,6 +14,7 @@
 #[macro_use]
 mod output;
 
+mod accounting_copy;
 mod api_server;
 mod bgp_rungs;
 mod class_counters;

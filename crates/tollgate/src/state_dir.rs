@@ -162,6 +162,40 @@ impl StateDir {
         }
     }
 
+    /// The daemon's copy of the last batch a ClickHouse history committed
+    /// ([`crate::accounting_copy`]).
+    pub fn accounting_copy(&self) -> PathBuf {
+        self.root.join("accounting-copy")
+    }
+
+    /// The daemon's history: as [`StateDir::history_store`] creates it,
+    /// except that a ClickHouse store connects at its first use and again
+    /// at each use until the server answers, so that the daemon starts,
+    /// shapes and accounts while the server is away. `true` with it when
+    /// it is ClickHouse.
+    pub fn daemon_history(
+        &self,
+        history: Option<&policy::History>,
+    ) -> Result<(Box<dyn history::Store + Send>, bool)> {
+        match history.map(|h| &h.store) {
+            Some(policy::HistoryStore::ClickHouse { url, database }) => {
+                let options = history_clickhouse::ClickHouseOptions {
+                    url: url.clone(),
+                    database: database.clone(),
+                    ..history_clickhouse::ClickHouseOptions::default()
+                };
+                let store =
+                    history_clickhouse::ClickHouseStore::open_lazily(&options).map_err(|e| {
+                        Error::invalid(format!(
+                            "[history] ClickHouse at {url} (database {database}): {e}"
+                        ))
+                    })?;
+                Ok((Box::new(store), true))
+            }
+            _ => Ok((Box::new(self.open_history()?), false)),
+        }
+    }
+
     /// An agent's shipping ledger: what the central holds from it
     /// (docs/agents.md).
     pub fn shipping_ledger(&self) -> PathBuf {

@@ -71,6 +71,7 @@ fn start_input(
     state: &StateDir,
     args: &RunArgs,
     store: &dyn Store,
+    copy: Option<&Path>,
 ) -> Result<Start> {
     let policy = crate::policy_file::read_policy_text(config)?;
     let settings = match &args.settings.accounting {
@@ -89,13 +90,18 @@ fn start_input(
                 })
         }
     };
-    let resume = store
-        .last_state()
-        .runtime("cannot read the accounting state")?
-        .map(|s| Resume {
+    let resume = match store.last_state() {
+        Ok(last) => last.map(|s| Resume {
             sequence: s.sequence,
             state: s.blob,
-        });
+        }),
+        Err(e @ history::StoreError::Unreachable { .. }) => resume_from_copy(copy, &e)?,
+        Err(e) => {
+            return Err(Error::runtime(format!(
+                "cannot read the accounting state: {e}"
+            )))
+        }
+    };
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(100);
     Ok(Start {
         flows: policy.load().policy.is_some_and(|p| p.flows.is_some()),
@@ -111,6 +117,44 @@ fn start_input(
     })
 }
 
+/// The history's server is unreachable at start: resume from this host's
+/// copy of the last committed batch if it is certain (nothing can have
+/// been stored after it), so that shaping and accounting start now and
+/// the history catches up when the server is back.
+fn resume_from_copy(copy: Option<&Path>, e: &history::StoreError) -> Result<Option<Resume>> {
+    let refuse = |why: &str| {
+        Error::runtime(format!("cannot read the accounting state: {e}")).hint(format!(
+            "{why}; start the history's server (the daemon starts without it once this host has a certain copy of the last batch it committed)"
+        ))
+    };
+    let Some(path) = copy else {
+        return Err(refuse("the history is not ClickHouse"));
+    };
+    match crate::accounting_copy::load(path)? {
+        Some(c) if c.certain => {
+            tracing::warn!(
+                "{e}; resuming from this host's copy of batch {} ({}): the history catches up when the server is back",
+                c.sequence,
+                path.display()
+            );
+            Ok(Some(Resume {
+                sequence: c.sequence,
+                state: c.state,
+            }))
+        }
+        Some(c) => Err(refuse(&format!(
+            "this host's copy of batch {} ({}) is uncertain (an append after it may have landed unseen, {} says), and resuming from it could count that batch twice",
+            c.sequence,
+            path.display(),
+            crate::accounting_copy::marker(path).display()
+        ))),
+        None => Err(refuse(&format!(
+            "this host has no copy of a committed batch ({})",
+            path.display()
+        ))),
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> {
     allocator::use_few_arenas();
@@ -120,8 +164,9 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     let history = first_policy.as_ref().and_then(|p| p.history.clone());
     // The guard's BGP peers, also chosen once at start.
     let bgp = first_policy.and_then(|p| p.bgp);
-    let store = state.history_store(history.as_ref(), true)?;
-    let start = start_input(config, state, args, &store)?;
+    let (store, clickhouse) = state.daemon_history(history.as_ref())?;
+    let copy = clickhouse.then(|| state.accounting_copy());
+    let start = start_input(config, state, args, &store, copy.as_deref())?;
     let mut recorder = record::Recorder::open(args.record.as_deref())?;
     let now = clock.now();
     recorder.write(now, &Input::Start(Box::new(start.clone())))?;
@@ -129,6 +174,7 @@ pub fn run(config: &Path, state: &StateDir, args: &RunArgs) -> Result<ExitCode> 
     let (mut engine, first) = Engine::start(now, start)
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
     let mut shell = shell::Shell::open(config, state, store, clock, &engine, flows)?;
+    shell.accounting_copy = copy;
     if let Some(agents) = shipper::saved_agents(state) {
         let input = Input::AgentsRestored { agents };
         recorder.write(now, &input)?;

@@ -26,6 +26,9 @@ pub struct Shell {
     state: StateDir,
     dp: Dataplane,
     store: Box<dyn Store + Send>,
+    /// Where the copy of the last committed batch goes (a ClickHouse
+    /// history only: [`crate::accounting_copy`]).
+    pub accounting_copy: Option<PathBuf>,
     /// The last observation, for the next `Converge`.
     observed: Option<Observed>,
     offline: OfflineVifs,
@@ -80,6 +83,7 @@ impl Shell {
             state: state.clone(),
             dp: Dataplane::open()?,
             store,
+            accounting_copy: None,
             observed: None,
             offline: OfflineVifs::load(state)?,
             routes,
@@ -94,6 +98,45 @@ impl Shell {
             exit: None,
             clock,
         })
+    }
+
+    /// Before an append: marks this host's copy of the last committed
+    /// batch unsure until the outcome is known ([`crate::accounting_copy`]).
+    fn begin_copy(&self, sequence: u64) {
+        if let Some(path) = &self.accounting_copy {
+            if let Err(e) = crate::accounting_copy::begin(path, sequence) {
+                // Without its marker the copy could be taken for certain
+                // after a batch landed unseen: no copy rather than that.
+                tracing::error!("{e}");
+                if let Err(e) = crate::state_dir::remove_durably(path) {
+                    tracing::error!("{e}");
+                }
+            }
+        }
+    }
+
+    /// After an append: the batch committed is the new copy; a failure
+    /// that reached no server leaves the copy as it was; any other leaves
+    /// it unsure.
+    fn keep_copy(
+        &self,
+        r: &Result<history::WriteReport, history::StoreError>,
+        sequence: u64,
+        state: &[u8],
+    ) {
+        let Some(path) = &self.accounting_copy else {
+            return;
+        };
+        let kept = match r {
+            Ok(_) => crate::accounting_copy::committed(path, sequence, state),
+            Err(history::StoreError::Unreachable { .. }) => crate::accounting_copy::unreached(path),
+            Err(_) => Ok(()),
+        };
+        // A copy or marker not written leaves the marker (unsure) at
+        // worst: never a stale copy taken for certain.
+        if let Err(e) = kept {
+            tracing::error!("{e}");
+        }
     }
 
     /// Keeps an ended attack in the history store (besides
@@ -247,6 +290,7 @@ impl Shell {
             }
             Effect::Store(b) => {
                 crate::crash_point::reached("store-commit");
+                self.begin_copy(b.sequence);
                 let r = self.store.append(&history::Batch {
                     sequence: b.sequence,
                     samples: &b.samples,
@@ -254,6 +298,7 @@ impl Shell {
                     state: &b.state,
                 });
                 crate::crash_point::reached("store-committed");
+                self.keep_copy(&r, b.sequence, &b.state);
                 Some(Input::Stored(match r {
                     Ok(report) => Stored::Committed {
                         sequence: b.sequence,
