@@ -76,9 +76,16 @@ pub fn load(path: &Path) -> Result<Option<AccountingCopy>> {
     }
 }
 
-/// Before an append of batch `sequence`: the marker, on disk.
-pub fn begin(path: &Path, sequence: u64) -> Result<()> {
-    replace_atomically(&marker(path), format!("{sequence}\n").as_bytes())
+/// Before an append of batch `sequence`: the marker, on disk. `false`
+/// when a marker is there already: an earlier attempt's doubt (or a
+/// crash's) stands until a batch commits, whatever this attempt's outcome.
+pub fn begin(path: &Path, sequence: u64) -> Result<bool> {
+    let marker = marker(path);
+    if marker.exists() {
+        return Ok(false);
+    }
+    replace_atomically(&marker, format!("{sequence}\n").as_bytes())?;
+    Ok(true)
 }
 
 /// The batch committed: it is the copy, and certain.
@@ -89,7 +96,8 @@ pub fn committed(path: &Path, sequence: u64, state: &[u8]) -> Result<()> {
     remove_durably(&marker(path))
 }
 
-/// The append reached no server: the copy is as certain as before it.
+/// The append reached no server, and its [`begin`] made the marker: the
+/// copy is as certain as before it.
 pub fn unreached(path: &Path) -> Result<()> {
     remove_durably(&marker(path))
 }
@@ -111,15 +119,17 @@ mod tests {
         assert_eq!(copy.state, b"state\nwith\x00bytes");
         assert!(copy.certain);
         // An attempt that reached no server leaves it certain.
-        begin(&path, 43).unwrap();
+        assert!(begin(&path, 43).unwrap());
         assert!(!load(&path).unwrap().unwrap().certain, "unsure meanwhile");
         unreached(&path).unwrap();
         assert!(load(&path).unwrap().unwrap().certain);
         // Any other outcome (or a crash) leaves the marker: uncertain,
-        // with the last committed batch.
-        begin(&path, 43).unwrap();
+        // with the last committed batch; a later attempt does not make
+        // the marker its own, so reaching no server does not clear it.
+        assert!(begin(&path, 43).unwrap());
         let copy = load(&path).unwrap().unwrap();
         assert_eq!((copy.sequence, copy.certain), (42, false));
+        assert!(!begin(&path, 43).unwrap(), "the earlier doubt stands");
         committed(&path, 43, b"").unwrap();
         assert!(load(&path).unwrap().unwrap().certain);
     }

@@ -451,6 +451,10 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
         assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
         std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
     }
+    // A lost answer leaves this host's copy unsure: the batch may have
+    // landed (it did), so the copy is no ground to start from.
+    let unsure = site.state_dir().join("accounting-copy.unsure");
+    assert!(unsure.exists(), "a lost answer left the copy certain");
     std::fs::remove_file(&lose).unwrap();
     send_to_tenant(&site, 100);
     sent += 100;
@@ -458,6 +462,7 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
         national_down(&server).0 >= sent * FRAME
     });
     let log = stop_cleanly(&mut daemon);
+    assert!(!unsure.exists(), "a commit since leaves the copy certain");
     let lost = std::fs::read_to_string(site.dir.join("proxy.log")).unwrap_or_default();
     assert!(lost.lines().count() >= 2, "answers lost: {lost:?}");
     assert_eq!(

@@ -102,25 +102,32 @@ impl Shell {
 
     /// Before an append: marks this host's copy of the last committed
     /// batch unsure until the outcome is known ([`crate::accounting_copy`]).
-    fn begin_copy(&self, sequence: u64) {
-        if let Some(path) = &self.accounting_copy {
-            if let Err(e) = crate::accounting_copy::begin(path, sequence) {
+    /// Whether this attempt made the marker (none was left before).
+    fn begin_copy(&self, sequence: u64) -> bool {
+        let Some(path) = &self.accounting_copy else {
+            return false;
+        };
+        match crate::accounting_copy::begin(path, sequence) {
+            Ok(fresh) => fresh,
+            Err(e) => {
                 // Without its marker the copy could be taken for certain
                 // after a batch landed unseen: no copy rather than that.
                 tracing::error!("{e}");
                 if let Err(e) = crate::state_dir::remove_durably(path) {
                     tracing::error!("{e}");
                 }
+                false
             }
         }
     }
 
     /// After an append: the batch committed is the new copy; a failure
-    /// that reached no server leaves the copy as it was; any other leaves
-    /// it unsure.
+    /// that reached no server leaves the copy as it was (and the marker,
+    /// unless this attempt made it); any other leaves it unsure.
     fn keep_copy(
         &self,
         r: &Result<history::WriteReport, history::StoreError>,
+        fresh_marker: bool,
         sequence: u64,
         state: &[u8],
     ) {
@@ -129,7 +136,9 @@ impl Shell {
         };
         let kept = match r {
             Ok(_) => crate::accounting_copy::committed(path, sequence, state),
-            Err(history::StoreError::Unreachable { .. }) => crate::accounting_copy::unreached(path),
+            Err(history::StoreError::Unreachable { .. }) if fresh_marker => {
+                crate::accounting_copy::unreached(path)
+            }
             Err(_) => Ok(()),
         };
         // A copy or marker not written leaves the marker (unsure) at
@@ -290,7 +299,7 @@ impl Shell {
             }
             Effect::Store(b) => {
                 crate::crash_point::reached("store-commit");
-                self.begin_copy(b.sequence);
+                let fresh_marker = self.begin_copy(b.sequence);
                 let r = self.store.append(&history::Batch {
                     sequence: b.sequence,
                     samples: &b.samples,
@@ -298,7 +307,7 @@ impl Shell {
                     state: &b.state,
                 });
                 crate::crash_point::reached("store-committed");
-                self.keep_copy(&r, b.sequence, &b.state);
+                self.keep_copy(&r, fresh_marker, b.sequence, &b.state);
                 Some(Input::Stored(match r {
                     Ok(report) => Stored::Committed {
                         sequence: b.sequence,
