@@ -305,25 +305,26 @@ impl Store for ClickHouseStore {
     }
 
     fn clear_quarantine(&mut self, through: u64) -> Result<u64, StoreError> {
-        let db = &self.client()?.db;
-        let cleared = read::cleared(self.client()?)?;
+        let client = self.client()?;
+        let db = &client.db;
+        let cleared = read::cleared(client)?;
         if through <= cleared {
             return Ok(0);
         }
-        let out = self.client()?.query(
+        let out = client.query(
             &format!(
                 "SELECT count() FROM {db}.quarantine WHERE id > {cleared} AND id <= {through} FORMAT TSV"
             ),
             "clear the quarantine",
         )?;
         let n: u64 = String::from_utf8_lossy(&out).trim().parse().unwrap_or(0);
-        self.client()?.query(
+        client.query(
             &format!("INSERT INTO {db}.quarantine_cleared VALUES ({through})"),
             "clear the quarantine",
         )?;
         // The rows themselves go in the background (a mutation); readers
         // already skip them.
-        self.client()?.query(
+        client.query(
             &format!("ALTER TABLE {db}.quarantine DELETE WHERE id <= {through}"),
             "clear the quarantine",
         )?;
