@@ -143,11 +143,7 @@ impl StateDir {
     ) -> Result<Box<dyn history::Store + Send>> {
         match history.map(|h| &h.store) {
             Some(policy::HistoryStore::ClickHouse { url, database }) => {
-                let options = history_clickhouse::ClickHouseOptions {
-                    url: url.clone(),
-                    database: database.clone(),
-                    ..history_clickhouse::ClickHouseOptions::default()
-                };
+                let options = clickhouse(url, database);
                 history_clickhouse::ClickHouseStore::open(&options)
                     .map(|s| Box::new(s) as Box<dyn history::Store + Send>)
                     .map_err(|e| {
@@ -179,11 +175,7 @@ impl StateDir {
     ) -> Result<(Box<dyn history::Store + Send>, bool)> {
         match history.map(|h| &h.store) {
             Some(policy::HistoryStore::ClickHouse { url, database }) => {
-                let options = history_clickhouse::ClickHouseOptions {
-                    url: url.clone(),
-                    database: database.clone(),
-                    ..history_clickhouse::ClickHouseOptions::default()
-                };
+                let options = clickhouse(url, database);
                 let store =
                     history_clickhouse::ClickHouseStore::open_lazily(&options).map_err(|e| {
                         Error::invalid(format!(
@@ -226,6 +218,15 @@ impl StateDir {
             ))
             .hint("pass --state-dir DIR (or set TOLLGATE_STATE_DIR) for a folder you can write")
         })
+    }
+}
+
+/// The options of the ClickHouse history at `url`, database `database`.
+fn clickhouse(url: &str, database: &str) -> history_clickhouse::ClickHouseOptions {
+    history_clickhouse::ClickHouseOptions {
+        url: url.to_string(),
+        database: database.to_string(),
+        ..history_clickhouse::ClickHouseOptions::default()
     }
 }
 

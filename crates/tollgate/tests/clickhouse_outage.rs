@@ -132,11 +132,11 @@ fn daemon_queries(server: &history_clickhouse::testing::Server) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_counts_nothing_twice() {
-    let name = "clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_counts_nothing_twice";
+/// Whether test `name` runs (root, or a loud failure unless skipping is
+/// asked for), with what it needs installed.
+fn ready(name: &str) -> bool {
     if !testkit::root(name) {
-        return;
+        return false;
     }
     for (cmd, package) in [
         ("nft", "nftables"),
@@ -145,6 +145,34 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
         ("clickhouse-server", "clickhouse-server"),
     ] {
         testkit::need(cmd, package);
+    }
+    true
+}
+
+/// For `secs` wall seconds, `per_second` datagrams to the tenant every
+/// second, the daemon alive throughout (and its classes there, if
+/// `shaping`); how many were sent.
+fn send_for(site: &Site, daemon: &mut Daemon, secs: u64, per_second: u64, shaping: bool) -> u64 {
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let second = Instant::now();
+        send_to_tenant(site, per_second);
+        sent += per_second;
+        assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
+        if shaping {
+            assert!(classes(site), "the classes are gone:\n{}", daemon.log());
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
+    }
+    sent
+}
+
+#[test]
+fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_counts_nothing_twice() {
+    let name = "clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_counts_nothing_twice";
+    if !ready(name) {
+        return;
     }
     let site = Site::build("chflows", "o", 1);
     let mut server = history_clickhouse::testing::Server::start_in(Some(&site.host));
@@ -175,20 +203,11 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
     }
     server.kill();
     daemon.signal("-CONT");
-    let down = Instant::now();
 
     // During: 35 datagrams every wall second (every minute of the
     // daemon's), so every slot of the outage has traffic; the daemon goes
     // on shaping and accounting.
-    let mut sent = 600;
-    while down.elapsed() < Duration::from_secs(OUTAGE) {
-        let second = Instant::now();
-        send_to_tenant(&site, 35);
-        sent += 35;
-        assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
-        assert!(classes(&site), "the classes are gone:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
-    }
+    let mut sent = 600 + send_for(&site, &mut daemon, OUTAGE, 35, true);
     // The daemon's failed commits name how many closed slots wait; it
     // must have gone on closing slots while the store was away. Its loop
     // may log the second one a moment after the outage's 10 s on a busy
@@ -241,16 +260,8 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
 #[test]
 fn a_daemon_restarted_while_clickhouse_is_away_shapes_and_the_history_catches_up() {
     let name = "a_daemon_restarted_while_clickhouse_is_away_shapes_and_the_history_catches_up";
-    if !testkit::root(name) {
+    if !ready(name) {
         return;
-    }
-    for (cmd, package) in [
-        ("nft", "nftables"),
-        ("python3", "python3"),
-        ("curl", "curl"),
-        ("clickhouse-server", "clickhouse-server"),
-    ] {
-        testkit::need(cmd, package);
     }
     let site = Site::build("chflows", "r", 1);
     let mut server = history_clickhouse::testing::Server::start_in(Some(&site.host));
@@ -287,16 +298,7 @@ fn a_daemon_restarted_while_clickhouse_is_away_shapes_and_the_history_catches_up
             ("RUST_LOG", "info"),
         ],
     );
-    let mut sent = 600;
-    let away = Instant::now();
-    while away.elapsed() < Duration::from_secs(OUTAGE) {
-        let second = Instant::now();
-        send_to_tenant(&site, 35);
-        sent += 35;
-        assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
-        assert!(classes(&site), "the classes are gone:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
-    }
+    let mut sent = 600 + send_for(&site, &mut daemon, OUTAGE, 35, true);
     wait_for(
         "a commit to fail while the server is away",
         Duration::from_secs(20),
@@ -403,16 +405,8 @@ while True:
 #[test]
 fn inserts_that_landed_with_their_answers_lost_count_once() {
     let name = "inserts_that_landed_with_their_answers_lost_count_once";
-    if !testkit::root(name) {
+    if !ready(name) {
         return;
-    }
-    for (cmd, package) in [
-        ("nft", "nftables"),
-        ("python3", "python3"),
-        ("curl", "curl"),
-        ("clickhouse-server", "clickhouse-server"),
-    ] {
-        testkit::need(cmd, package);
     }
     let site = Site::build("chflows", "l", 1);
     let server = history_clickhouse::testing::Server::start_in(Some(&site.host));
@@ -443,14 +437,7 @@ fn inserts_that_landed_with_their_answers_lost_count_once() {
     // traffic throughout.
     let lose = site.dir.join("lose");
     std::fs::write(&lose, "").unwrap();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(8) {
-        let second = Instant::now();
-        send_to_tenant(&site, 40);
-        sent += 40;
-        assert!(daemon.running(), "the daemon died:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
-    }
+    sent += send_for(&site, &mut daemon, 8, 40, false);
     // A lost answer leaves this host's copy unsure: the batch may have
     // landed (it did), so the copy is no ground to start from.
     let unsure = site.state_dir().join("accounting-copy.unsure");
