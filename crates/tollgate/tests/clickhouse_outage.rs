@@ -149,6 +149,29 @@ fn ready(name: &str) -> bool {
     true
 }
 
+/// With the server back: 300 more datagrams, all of them committed, the
+/// daemon stopped, and the history holding exactly what was sent (`sent`
+/// before these). The total sent and the daemon's log.
+fn back_and_stopped(
+    site: &Site,
+    server: &history_clickhouse::testing::Server,
+    daemon: &mut Daemon,
+    sent: u64,
+) -> (u64, String) {
+    send_to_tenant(site, 300);
+    let sent = sent + 300;
+    wait_for("every datagram committed", Duration::from_secs(40), || {
+        national_down(server).0 >= sent * FRAME
+    });
+    let log = stop_cleanly(daemon);
+    assert_eq!(
+        national_down(server),
+        (sent * FRAME, sent),
+        "the history differs from what was sent\n{log}"
+    );
+    (sent, log)
+}
+
 /// For `secs` wall seconds, `per_second` datagrams to the tenant every
 /// second, the daemon alive throughout (and its classes there, if
 /// `shaping`); how many were sent.
@@ -207,7 +230,7 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
     // During: 35 datagrams every wall second (every minute of the
     // daemon's), so every slot of the outage has traffic; the daemon goes
     // on shaping and accounting.
-    let mut sent = 600 + send_for(&site, &mut daemon, OUTAGE, 35, true);
+    let sent = 600 + send_for(&site, &mut daemon, OUTAGE, 35, true);
     // The daemon's failed commits name how many closed slots wait; it
     // must have gone on closing slots while the store was away. Its loop
     // may log the second one a moment after the outage's 10 s on a busy
@@ -232,21 +255,11 @@ fn clickhouse_stopped_for_ten_minutes_of_slots_under_load_loses_nothing_and_coun
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // After: the server is back on the same data; 300 more datagrams.
+    // After: the server is back on the same data; 300 more datagrams,
+    // and what was sent is in the history, to the byte and the packet,
+    // once.
     server.start_again();
-    send_to_tenant(&site, 300);
-    sent += 300;
-    wait_for("every datagram committed", Duration::from_secs(40), || {
-        national_down(&server).0 >= sent * FRAME
-    });
-    let log = stop_cleanly(&mut daemon);
-
-    // To the byte and the packet: what was sent, once.
-    assert_eq!(
-        national_down(&server),
-        (sent * FRAME, sent),
-        "the history differs from what was sent\n{log}"
-    );
+    back_and_stopped(&site, &server, &mut daemon, sent);
     // Every slot from before the outage to the end, without a gap; two
     // or more of them closed while the server was away.
     let all = slots(&server);
@@ -298,7 +311,7 @@ fn a_daemon_restarted_while_clickhouse_is_away_shapes_and_the_history_catches_up
             ("RUST_LOG", "info"),
         ],
     );
-    let mut sent = 600 + send_for(&site, &mut daemon, OUTAGE, 35, true);
+    let sent = 600 + send_for(&site, &mut daemon, OUTAGE, 35, true);
     wait_for(
         "a commit to fail while the server is away",
         Duration::from_secs(20),
@@ -314,17 +327,7 @@ fn a_daemon_restarted_while_clickhouse_is_away_shapes_and_the_history_catches_up
 
     // Back: everything sent, before the restart and while away, once.
     server.start_again();
-    send_to_tenant(&site, 300);
-    sent += 300;
-    wait_for("every datagram committed", Duration::from_secs(40), || {
-        national_down(&server).0 >= sent * FRAME
-    });
-    let log = stop_cleanly(&mut daemon);
-    assert_eq!(
-        national_down(&server),
-        (sent * FRAME, sent),
-        "the history differs from what was sent\n{log}"
-    );
+    let (sent, _) = back_and_stopped(&site, &server, &mut daemon, sent);
 
     // An uncertain copy (a batch may have landed unseen) is never resumed
     // from: with the server away the daemon refuses to start, and says so.
