@@ -159,7 +159,7 @@ impl StateDir {
     }
 
     /// The daemon's copy of the last batch a ClickHouse history committed
-    /// ([`crate::accounting_copy`]).
+    /// (`accounting_copy.rs` reads and writes it).
     pub fn accounting_copy(&self) -> PathBuf {
         self.root.join("accounting-copy")
     }
