@@ -48,9 +48,12 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> D
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
+/// Sends `sig` to `pid`; a process already gone is no error (teardown
+/// signals peers that may have exited), so `kill`'s complaint is not shown.
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(std::process::Stdio::null())
         .status();
 }
 
