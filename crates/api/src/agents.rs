@@ -265,11 +265,8 @@ pub async fn list(
         })
         .await?;
     let lag = |slot: Option<accounting::Slot>| {
-        let end = slot.and_then(|s| jiff::Timestamp::from_millisecond(s.end_millis()).ok());
-        (
-            end.map(|t| t.to_string()),
-            end.map(|t| snap.now.duration_since(t).as_secs().max(0)),
-        )
+        let (end, lag) = engine::shipped::lag(slot, snap.now);
+        (end.map(|t| t.to_string()), lag)
     };
     let mut agents: Vec<AgentRow> = snap
         .agents

@@ -126,6 +126,13 @@ pub fn newest_slot(sequence: u64) -> Option<Slot> {
     (sequence >= SEQUENCES_PER_SLOT).then(|| slot_of(sequence))
 }
 
+/// When `slot` ended and how many whole seconds before `now` (never
+/// negative): a writer's lag, for the API and `tollgate status`.
+pub fn lag(slot: Option<Slot>, now: Timestamp) -> (Option<Timestamp>, Option<i64>) {
+    let end = slot.map(|s| s.next().start());
+    (end, end.map(|e| (now.as_second() - e.as_second()).max(0)))
+}
+
 /// The slot a central's sequence means.
 pub fn slot_of(sequence: u64) -> Slot {
     let index = if sequence < LEGACY_BELOW {

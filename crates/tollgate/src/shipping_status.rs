@@ -160,13 +160,13 @@ pub fn agents(path: &Path, now: Timestamp) -> Result<Vec<AgentLine>, String> {
     Ok(seen
         .into_iter()
         .map(|(writer, a)| {
-            let end = a.last_slot.map(|s| s.next().start());
+            let (end, lag) = engine::shipped::lag(a.last_slot, now);
             AgentLine {
                 writer,
                 sequence: a.sequence,
                 last_slot: a.last_slot.map(|s| s.0),
                 last_slot_end: end,
-                lag_seconds: end.map(|e| (now.as_second() - e.as_second()).max(0)),
+                lag_seconds: lag,
                 received: Some(a.at),
                 via: "api",
                 batches: a.batches,
@@ -188,13 +188,13 @@ pub fn add_stored(agents: &mut Vec<AgentLine>, stored: &[history::WriterSequence
             continue;
         }
         let slot = engine::shipped::newest_slot(w.sequence);
-        let end = slot.map(|s| s.next().start());
+        let (end, lag) = engine::shipped::lag(slot, now);
         agents.push(AgentLine {
             writer: w.writer.clone(),
             sequence: w.sequence,
             last_slot: slot.map(|s| s.0),
             last_slot_end: end,
-            lag_seconds: end.map(|e| (now.as_second() - e.as_second()).max(0)),
+            lag_seconds: lag,
             received: None,
             via: "store",
             batches: 0,

@@ -17,7 +17,7 @@
 //! Needs root, iproute2, nftables, python3 and clickhouse-server.
 
 use accounting::{Sample, Slot};
-use agent_pair::all_samples;
+use agent_pair::{all_samples, control_link};
 use engine::shipped::SEQUENCES_PER_SLOT;
 use history::{AddBatch, Store, StoreError};
 use history_clickhouse::{ClickHouseOptions, ClickHouseStore};
@@ -75,14 +75,7 @@ fn an_agent_ships_into_clickhouse_directly_across_a_cut_link() {
     }
     let agent = Site::build("tgchd", "a", 1);
     let server_ns = testkit::Netns::new("chd-c");
-    sh(&format!(
-        "set -e
-        ip link add ctl0 netns {a} type veth peer name ctl0 netns {c}
-        ip -n {a} addr add 192.0.2.9/30 dev ctl0; ip -n {c} addr add 192.0.2.10/30 dev ctl0
-        ip -n {a} link set ctl0 up; ip -n {c} link set ctl0 up",
-        a = agent.host,
-        c = server_ns.0
-    ));
+    control_link(&agent.host, &server_ns.0);
     let Some(server) =
         history_clickhouse::testing::server_in(TEST, &server_ns.0, "192.0.2.10", "192.0.2.8/30")
     else {

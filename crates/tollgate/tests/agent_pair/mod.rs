@@ -72,14 +72,7 @@ impl Pair {
     pub fn with_url(prefix: &str, url: &str) -> Pair {
         let agent = Site::build(prefix, "a", 1);
         let central = Site::build(prefix, "c", 1);
-        sh(&format!(
-            "set -e
-            ip link add ctl0 netns {a} type veth peer name ctl0 netns {c}
-            ip -n {a} addr add 192.0.2.9/30 dev ctl0; ip -n {c} addr add 192.0.2.10/30 dev ctl0
-            ip -n {a} link set ctl0 up; ip -n {c} link set ctl0 up",
-            a = agent.host,
-            c = central.host
-        ));
+        control_link(&agent.host, &central.host);
         for s in [&agent, &central] {
             std::fs::write(s.dir.join("accounting.toml"), "").unwrap();
         }
@@ -264,4 +257,16 @@ pub fn national_down(samples: &[Sample]) -> u64 {
         .filter(|s| s.key.realm.0 == 1 && s.key.direction == accounting::Direction::Down)
         .map(|s| s.bytes)
         .sum()
+}
+
+/// The control link `ctl0` between an agent's namespace (192.0.2.9/30)
+/// and its central's (192.0.2.10/30), up; cut it with `ip link set ctl0
+/// down` in either.
+pub fn control_link(agent: &str, central: &str) {
+    sh(&format!(
+        "set -e
+        ip link add ctl0 netns {agent} type veth peer name ctl0 netns {central}
+        ip -n {agent} addr add 192.0.2.9/30 dev ctl0; ip -n {central} addr add 192.0.2.10/30 dev ctl0
+        ip -n {agent} link set ctl0 up; ip -n {central} link set ctl0 up"
+    ));
 }
