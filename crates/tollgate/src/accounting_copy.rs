@@ -57,9 +57,24 @@ pub fn marker(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads the copy; none yet is `None`.
+/// The largest copy read back: far above any accounting state (tens of
+/// bytes a counter), so that a stray file cannot take the memory.
+const MAX_BYTES: u64 = 1 << 30;
+
+/// Reads the copy; none yet is `None`. Anything but a regular file of at
+/// most [`MAX_BYTES`] (a FIFO, a folder, a huge file) is refused, named.
 pub fn load(path: &Path) -> Result<Option<AccountingCopy>> {
     let certain = !marker(path).exists();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() || m.len() > MAX_BYTES => {
+            return Err(Error::runtime(format!(
+                "{} is not tollgate's copy of an accounting batch (not a regular file of at most 1 GiB)",
+                path.display()
+            ))
+            .hint("it is the daemon's own file; remove it, and start the daemon while the history's server answers"))
+        }
+        _ => {}
+    }
     match std::fs::read(path) {
         Ok(bytes) => AccountingCopy::parse(&bytes, certain).map(Some).ok_or_else(|| {
             Error::runtime(format!(
@@ -148,5 +163,18 @@ mod tests {
             let e = load(&path).unwrap_err().to_string();
             assert!(e.contains("accounting-copy"), "{e}");
         }
+        // A huge file (sparse here) is refused without being read.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_BYTES + 1)
+            .unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("at most 1 GiB"), "{e}");
+        // A FIFO is refused at once (reading it would wait for a writer).
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 }
